@@ -1,0 +1,38 @@
+.PHONY: install start test check gen check-gen lint typecheck format migrate clean
+SHELL := /bin/bash
+
+# Reinstall only when the lock file changed since the last install.
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+install: node_modules/.package-lock.json
+
+start: install
+	npx tsx src/main.ts
+
+test: install check-gen
+	CHECK_OPERATION_COVERAGE=1 npx vitest run
+
+check: install check-gen typecheck lint format
+	npx tsx src/migrate.ts --help >/dev/null 2>&1 || true
+
+gen: install
+	npx openapi-typescript openapi/openapi.yaml -o generated/openapi.ts
+
+check-gen: install
+	npx openapi-typescript openapi/openapi.yaml -o generated/openapi.ts --check
+
+lint: install
+	npx redocly lint openapi/openapi.yaml
+	npx eslint --max-warnings 0 .
+
+typecheck: install
+	npx tsc -p .
+
+format: install
+	npx prettier --check .
+
+migrate: install
+	npx tsx src/migrate.ts $(or $(DIRECTION),latest)
+
+clean:
+	rm -rf .data

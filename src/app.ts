@@ -1,0 +1,55 @@
+// Builds the Express app (no listen), so tests run it in-process against their own database.
+import express, { type Express } from 'express';
+import * as OpenApiValidator from 'express-openapi-validator';
+import swaggerUi from 'swagger-ui-express';
+import type { Db } from './db.js';
+import { notFoundHandler, problemHandler } from './errors.js';
+import { featuresRouter } from './routes/features.js';
+import { healthRouter } from './routes/health.js';
+import { subscriptionsRouter } from './routes/subscriptions.js';
+import { usersRouter } from './routes/users.js';
+import { spec, specYaml } from './spec.js';
+
+export interface AppOptions {
+  db: Db;
+  /** Check every response against the spec; a mismatch becomes a logged 500. */
+  validateResponses: boolean;
+  bodyLimit?: string;
+  log?: (message: string, error: unknown) => void;
+}
+
+export function createApp({ db, validateResponses, bodyLimit = '100kb', log = console.error }: AppOptions): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('query parser', 'extended');
+
+  // The contract itself, and its docs, are served before validation: they are not API operations.
+  app.get('/openapi.yaml', (_req, res) => {
+    res.type('application/yaml').send(specYaml);
+  });
+  app.get('/openapi.json', (_req, res) => {
+    res.json(spec);
+  });
+  app.use('/docs', swaggerUi.serve, swaggerUi.setup(spec, { customSiteTitle: 'Subscriptions API' }));
+
+  // Parse every JSON-ish type so the validator, not the parser, decides what is acceptable.
+  app.use(express.json({ limit: bodyLimit, type: ['application/json', 'application/*+json'] }));
+  app.use(
+    OpenApiValidator.middleware({
+      apiSpec: structuredClone(spec) as never,
+      validateRequests: { allErrors: true },
+      validateResponses: validateResponses ? { allErrors: true } : false,
+      validateFormats: true,
+      ajvFormats: { mode: 'full' },
+    }),
+  );
+
+  app.use(healthRouter(db));
+  app.use('/api/v1/users', usersRouter(db));
+  app.use('/api/v1/features', featuresRouter(db));
+  app.use('/api/v1/subscriptions', subscriptionsRouter(db));
+
+  app.use(notFoundHandler);
+  app.use(problemHandler(log));
+  return app;
+}

@@ -1,0 +1,47 @@
+// The only reader of process.env: everything is parsed once, here, into a frozen object.
+import path from 'node:path';
+
+export interface Config {
+  /** An external PostgreSQL server; when absent the app runs an embedded PostgreSQL 16. */
+  readonly databaseUrl: string | undefined;
+  readonly embedded: { readonly dataDir: string; readonly port: number };
+  readonly port: number;
+  readonly host: string;
+  /** Validate every response against the spec (on outside production). */
+  readonly validateResponses: boolean;
+  readonly bodyLimit: string;
+  readonly dbPoolSize: number;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new ConfigError(`${name} must be an integer from ${min} to ${max}, got "${raw}"`);
+  }
+  return value;
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const databaseUrl = env.DATABASE_URL || undefined;
+  if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    throw new ConfigError('DATABASE_URL must be a postgres:// or postgresql:// URL');
+  }
+  return Object.freeze({
+    databaseUrl,
+    embedded: Object.freeze({
+      dataDir: path.resolve(env.PGDATA_DIR || '.data/postgres'),
+      port: integer(env, 'EMBEDDED_PG_PORT', 54329, 1024, 65535),
+    }),
+    port: integer(env, 'PORT', 3000, 0, 65535),
+    host: env.HOST || '0.0.0.0',
+    validateResponses: env.NODE_ENV !== 'production',
+    bodyLimit: '100kb',
+    dbPoolSize: integer(env, 'DB_POOL_SIZE', 10, 1, 200),
+  });
+}

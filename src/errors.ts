@@ -1,0 +1,167 @@
+// One place turns every failure into an RFC 9457 application/problem+json response.
+import type { ErrorRequestHandler, RequestHandler } from 'express';
+import { error as validatorErrors } from 'express-openapi-validator';
+import pg from 'pg';
+import type { Schemas } from './contract.js';
+
+type Problem = Schemas['Problem'];
+type FieldError = NonNullable<Problem['errors']>[number];
+
+const TITLES = {
+  'validation-error': 'Invalid request',
+  'malformed-json': 'Malformed JSON',
+  'invalid-cursor': 'Invalid cursor',
+  'not-found': 'Not found',
+  'method-not-allowed': 'Method not allowed',
+  conflict: 'Conflict',
+  'payload-too-large': 'Payload too large',
+  'unsupported-media-type': 'Unsupported media type',
+  unprocessable: 'Unprocessable content',
+  'service-unavailable': 'Service unavailable',
+} as const;
+type ProblemType = keyof typeof TITLES;
+
+export class ProblemError extends Error {
+  constructor(
+    readonly status: number,
+    readonly type: ProblemType,
+    readonly detail: string,
+    readonly errors?: FieldError[],
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(detail);
+  }
+}
+
+export const notFound = (detail: string) => new ProblemError(404, 'not-found', detail);
+export const conflict = (detail: string) => new ProblemError(409, 'conflict', detail);
+export const unprocessable = (detail: string, errors?: FieldError[]) =>
+  new ProblemError(422, 'unprocessable', detail, errors);
+
+export function isPgError(error: unknown, code: string): error is pg.DatabaseError {
+  return error instanceof pg.DatabaseError && error.code === code;
+}
+
+/** What each named constraint means to a client, when a write breaks it. */
+const CONSTRAINTS: Record<string, { status: 409 | 422; detail: string; field?: string }> = {
+  users_email_key: { status: 409, detail: 'A user with this email already exists.', field: '/email' },
+  features_name_key: { status: 409, detail: 'A feature with this name already exists.', field: '/name' },
+  subscriptions_end_date_check: {
+    status: 422,
+    detail: 'end_date must be on or after start_date.',
+    field: '/end_date',
+  },
+};
+
+function fromPgError(error: pg.DatabaseError): ProblemError | undefined {
+  const known = error.constraint ? CONSTRAINTS[error.constraint] : undefined;
+  if (known) {
+    const errors = known.field ? [{ location: 'body' as const, field: known.field, message: known.detail }] : [];
+    return new ProblemError(known.status, known.status === 409 ? 'conflict' : 'unprocessable', known.detail, errors);
+  }
+  const code = error.code ?? '';
+  if (code === '23505') return conflict('A resource with these unique values already exists.');
+  if (code === '23503') return conflict('The resource is still referenced by another resource.');
+  if (code.startsWith('23')) return unprocessable('The request breaks a rule of the data.');
+  // Class 22 (data exception): a value the validator let through that PostgreSQL cannot store.
+  if (code.startsWith('22')) return new ProblemError(400, 'validation-error', 'A value is out of range.');
+  // Class 08 (connection exception) and 57P (operator intervention): the database is away.
+  if (code.startsWith('08') || code.startsWith('57P')) {
+    return new ProblemError(503, 'service-unavailable', 'The database is not reachable.');
+  }
+  return undefined;
+}
+
+// The validator names where an error is as the first segment of its path.
+const LOCATIONS: Record<string, FieldError['location']> = {
+  body: 'body',
+  params: 'path',
+  path: 'path',
+  query: 'query',
+  headers: 'headers',
+};
+
+/** '/body/email' → { location: 'body', field: '/email' }; '/query/limit' → field 'limit'. */
+function toFieldError(item: { path: string; message: string }): FieldError {
+  const [, head = '', ...rest] = item.path.split('/');
+  const location = LOCATIONS[head] ?? 'body';
+  const field = location === 'body' ? `/${rest.join('/')}`.replace(/\/$/, '') : rest.join('/');
+  return { location, ...(field ? { field } : {}), message: item.message };
+}
+
+type ValidatorError = InstanceType<(typeof validatorErrors)[keyof typeof validatorErrors]>;
+const VALIDATOR_ERRORS = Object.values(validatorErrors);
+const isValidatorError = (error: unknown): error is ValidatorError =>
+  VALIDATOR_ERRORS.some((type) => error instanceof type);
+
+function fromValidatorError(error: ValidatorError): ProblemError | undefined {
+  switch (error.status) {
+    case 400:
+      return new ProblemError(400, 'validation-error', error.message, error.errors.map(toFieldError));
+    case 404:
+      return notFound(`No route ${error.path ?? ''}.`);
+    case 405: {
+      const allow = (error.headers?.Allow ?? '').toUpperCase();
+      return new ProblemError(405, 'method-not-allowed', error.message, undefined, { Allow: allow });
+    }
+    case 413:
+      return new ProblemError(413, 'payload-too-large', error.message);
+    case 415:
+      return new ProblemError(415, 'unsupported-media-type', 'Send the body as application/json.');
+    default:
+      return undefined;
+  }
+}
+
+/** body-parser's errors carry a `type` naming what went wrong. */
+function fromBodyParserError(error: { type?: unknown; limit?: unknown }): ProblemError | undefined {
+  switch (error.type) {
+    case 'entity.parse.failed':
+      return new ProblemError(400, 'malformed-json', 'The request body is not valid JSON.');
+    case 'entity.too.large':
+      return new ProblemError(413, 'payload-too-large', `The request body is over the limit of ${String(error.limit)} bytes.`);
+    case 'encoding.unsupported':
+    case 'charset.unsupported':
+      return new ProblemError(415, 'unsupported-media-type', 'Send the body as UTF-8 application/json.');
+    default:
+      return undefined;
+  }
+}
+
+export function toProblem(error: unknown): ProblemError | undefined {
+  if (error instanceof ProblemError) return error;
+  if (error instanceof pg.DatabaseError) return fromPgError(error);
+  if (isValidatorError(error)) return fromValidatorError(error);
+  if (error !== null && typeof error === 'object' && 'type' in error) return fromBodyParserError(error);
+  return undefined;
+}
+
+export function sendProblem(res: Parameters<RequestHandler>[1], problem: Problem, headers: Record<string, string> = {}) {
+  res.status(problem.status).set(headers).type('application/problem+json').send(JSON.stringify(problem));
+}
+
+export const notFoundHandler: RequestHandler = (req) => {
+  throw notFound(`No route ${req.method} ${req.path}.`);
+};
+
+export function problemHandler(log: (message: string, error: unknown) => void): ErrorRequestHandler {
+  return (error: unknown, req, res, next) => {
+    if (res.headersSent) return next(error);
+    const problem = toProblem(error);
+    if (!problem) {
+      // Unknown: log everything, tell the client nothing it could use against us.
+      log(`${req.method} ${req.path} failed`, error);
+      sendProblem(res, { type: 'about:blank', title: 'Internal Server Error', status: 500, instance: req.path });
+      return;
+    }
+    const body: Problem = {
+      type: `/problems/${problem.type}`,
+      title: TITLES[problem.type],
+      status: problem.status,
+      detail: problem.detail,
+      instance: req.originalUrl.split('?')[0],
+      ...(problem.errors?.length ? { errors: problem.errors } : {}),
+    };
+    sendProblem(res, body, problem.headers);
+  };
+}

@@ -1,0 +1,28 @@
+// `make migrate`: tsx src/migrate.ts [latest|down|redo]
+import { loadConfig } from './config.js';
+import { openDatabase } from './database.js';
+import { createDb } from './db.js';
+import { createMigrator, unwrap } from './migrator.js';
+
+const command = process.argv[2] ?? 'latest';
+if (!['latest', 'down', 'redo'].includes(command)) {
+  console.error('usage: migrate [latest|down|redo]  (redo = down all, then up: checks every down works)');
+  process.exit(2);
+}
+
+const database = await openDatabase(loadConfig());
+const db = createDb(database.url, 1);
+try {
+  const migrator = createMigrator(db);
+  const steps: string[] = [];
+  if (command === 'down') steps.push(...unwrap(await migrator.migrateDown()));
+  if (command === 'redo') {
+    const { NO_MIGRATIONS } = await import('kysely');
+    steps.push(...unwrap(await migrator.migrateTo(NO_MIGRATIONS)));
+  }
+  if (command !== 'down') steps.push(...unwrap(await migrator.migrateToLatest()));
+  console.log(steps.length ? steps.join('\n') : 'already up to date');
+} finally {
+  await db.destroy();
+  await database.stop();
+}

@@ -1,0 +1,20 @@
+import { Migrator, type MigrationResultSet } from 'kysely';
+import { migrations } from '../db/migrations/index.js';
+import type { Db } from './db.js';
+
+export function createMigrator(db: Db): Migrator {
+  return new Migrator({ db, provider: { getMigrations: () => Promise.resolve(migrations) } });
+}
+
+/** Throws with the failing migration's name, so a bad deploy stops before serving. */
+export function unwrap({ error, results }: MigrationResultSet): string[] {
+  const failed = results?.find((r) => r.status === 'Error');
+  if (error) {
+    throw new Error(`migration ${failed?.migrationName ?? ''} failed: ${String(error)}`, { cause: error });
+  }
+  return (results ?? []).map((r) => `${r.direction === 'Up' ? 'up' : 'down'} ${r.migrationName}`);
+}
+
+export async function migrateToLatest(db: Db): Promise<string[]> {
+  return unwrap(await createMigrator(db).migrateToLatest());
+}

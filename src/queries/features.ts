@@ -1,0 +1,52 @@
+import { sql } from 'kysely';
+import type { Db } from '../db.js';
+import type { FeatureRow } from '../schema.js';
+
+export const featureColumns = ['id', 'name', 'description', 'created_at', 'updated_at'] as const;
+
+export interface FeatureFilter {
+  limit: number;
+  after?: string | undefined;
+  name?: string | undefined;
+}
+
+export function listFeatures(db: Db, { limit, after, name }: FeatureFilter): Promise<FeatureRow[]> {
+  let query = db.selectFrom('features').select(featureColumns).orderBy('id', 'desc').limit(limit + 1);
+  if (after) query = query.where('id', '<', after);
+  if (name !== undefined) query = query.where('name', '=', name);
+  return query.execute();
+}
+
+export function findFeature(db: Db, id: string): Promise<FeatureRow | undefined> {
+  return db.selectFrom('features').select(featureColumns).where('id', '=', id).executeTakeFirst();
+}
+
+export function insertFeature(
+  db: Db,
+  values: { name: string; description?: string | null | undefined },
+): Promise<FeatureRow> {
+  return db
+    .insertInto('features')
+    .values({ name: values.name, description: values.description ?? null })
+    .returning(featureColumns)
+    .executeTakeFirstOrThrow();
+}
+
+export function updateFeature(
+  db: Db,
+  id: string,
+  patch: { name?: string | undefined; description?: string | null | undefined },
+): Promise<FeatureRow | undefined> {
+  return db
+    .updateTable('features')
+    .set({ ...patch, updated_at: sql`now()` })
+    .where('id', '=', id)
+    .returning(featureColumns)
+    .executeTakeFirst();
+}
+
+/** False when there was no such feature. A linked feature raises 23503 (restrict). */
+export async function deleteFeature(db: Db, id: string): Promise<boolean> {
+  const result = await db.deleteFrom('features').where('id', '=', id).executeTakeFirst();
+  return result.numDeletedRows > 0n;
+}

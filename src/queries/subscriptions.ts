@@ -1,0 +1,124 @@
+import { sql } from 'kysely';
+import type { Db } from '../db.js';
+import type { FeatureRow, NewSubscription, SubscriptionPatch, SubscriptionRow, SubscriptionStatus } from '../schema.js';
+import { featureColumns } from './features.js';
+
+const columns = [
+  'id',
+  'user_id',
+  'status',
+  'plan_cost',
+  'billing_interval',
+  'start_date',
+  'end_date',
+  'canceled_at',
+  'created_at',
+  'updated_at',
+] as const;
+
+export interface SubscriptionFilter {
+  limit: number;
+  after?: string | undefined;
+  userId?: string | undefined;
+  statuses?: SubscriptionStatus[] | undefined;
+  startDateGte?: string | undefined;
+  startDateLte?: string | undefined;
+}
+
+/** Newest first; limit + 1 rows so the caller can tell whether another page follows. */
+export function listSubscriptions(db: Db, filter: SubscriptionFilter): Promise<SubscriptionRow[]> {
+  let query = db.selectFrom('subscriptions').select(columns).orderBy('id', 'desc').limit(filter.limit + 1);
+  if (filter.after) query = query.where('id', '<', filter.after);
+  if (filter.userId) query = query.where('user_id', '=', filter.userId);
+  if (filter.statuses?.length) query = query.where('status', 'in', filter.statuses);
+  if (filter.startDateGte) query = query.where('start_date', '>=', filter.startDateGte);
+  if (filter.startDateLte) query = query.where('start_date', '<=', filter.startDateLte);
+  return query.execute();
+}
+
+export function findSubscription(db: Db, id: string): Promise<SubscriptionRow | undefined> {
+  return db.selectFrom('subscriptions').select(columns).where('id', '=', id).executeTakeFirst();
+}
+
+/** An unknown user_id raises 23503 (foreign key). */
+export function insertSubscription(db: Db, values: NewSubscription): Promise<SubscriptionRow> {
+  return db.insertInto('subscriptions').values(values).returning(columns).executeTakeFirstOrThrow();
+}
+
+export function updateSubscription(
+  db: Db,
+  id: string,
+  patch: SubscriptionPatch,
+): Promise<SubscriptionRow | undefined> {
+  return db
+    .updateTable('subscriptions')
+    .set({ ...patch, updated_at: sql`now()` })
+    .where('id', '=', id)
+    .returning(columns)
+    .executeTakeFirst();
+}
+
+/** False when there was no such subscription; its feature links go with it (cascade). */
+export async function deleteSubscription(db: Db, id: string): Promise<boolean> {
+  const result = await db.deleteFrom('subscriptions').where('id', '=', id).executeTakeFirst();
+  return result.numDeletedRows > 0n;
+}
+
+/** The features of each given subscription, by name; subscriptions without any are absent. */
+export async function featuresOfSubscriptions(
+  db: Db,
+  subscriptionIds: readonly string[],
+): Promise<Map<string, FeatureRow[]>> {
+  const bySubscription = new Map<string, FeatureRow[]>();
+  if (subscriptionIds.length === 0) return bySubscription;
+  const rows = await db
+    .selectFrom('subscription_features as sf')
+    .innerJoin('features', 'features.id', 'sf.feature_id')
+    .select(['sf.subscription_id', ...featureColumns.map((c) => `features.${c}` as const)])
+    .where('sf.subscription_id', 'in', subscriptionIds)
+    .orderBy('features.name')
+    .execute();
+  for (const { subscription_id, ...feature } of rows) {
+    const list = bySubscription.get(subscription_id) ?? [];
+    list.push(feature);
+    bySubscription.set(subscription_id, list);
+  }
+  return bySubscription;
+}
+
+/** Links both when they exist; 'created' only when this call made the link. */
+export async function linkFeature(
+  db: Db,
+  subscriptionId: string,
+  featureId: string,
+): Promise<'created' | 'missing' | 'existed'> {
+  const inserted = await db
+    .insertInto('subscription_features')
+    .columns(['subscription_id', 'feature_id'])
+    .expression((eb) =>
+      eb
+        .selectFrom(['subscriptions as s', 'features as f'])
+        .select(['s.id as subscription_id', 'f.id as feature_id'])
+        .where('s.id', '=', subscriptionId)
+        .where('f.id', '=', featureId),
+    )
+    .onConflict((oc) => oc.doNothing())
+    .executeTakeFirst();
+  if (inserted.numInsertedOrUpdatedRows && inserted.numInsertedOrUpdatedRows > 0n) return 'created';
+  const link = await db
+    .selectFrom('subscription_features')
+    .select('subscription_id')
+    .where('subscription_id', '=', subscriptionId)
+    .where('feature_id', '=', featureId)
+    .executeTakeFirst();
+  return link ? 'existed' : 'missing';
+}
+
+export async function unlinkFeature(db: Db, subscriptionId: string, featureId: string): Promise<boolean> {
+  const result = await db
+    .deleteFrom('subscription_features')
+    .where('subscription_id', '=', subscriptionId)
+    .where('feature_id', '=', featureId)
+    .executeTakeFirst();
+  return result.numDeletedRows > 0n;
+}

@@ -1,0 +1,46 @@
+import { sql } from 'kysely';
+import type { Db } from '../db.js';
+import type { UserRow } from '../schema.js';
+
+const columns = ['id', 'name', 'email', 'created_at', 'updated_at'] as const;
+
+export interface UserFilter {
+  limit: number;
+  after?: string | undefined;
+  email?: string | undefined;
+}
+
+/** Newest first; limit + 1 rows so the caller can tell whether another page follows. */
+export function listUsers(db: Db, { limit, after, email }: UserFilter): Promise<UserRow[]> {
+  let query = db.selectFrom('users').select(columns).orderBy('id', 'desc').limit(limit + 1);
+  if (after) query = query.where('id', '<', after);
+  if (email !== undefined) query = query.where(sql`lower(email)`, '=', sql`lower(${email})`);
+  return query.execute();
+}
+
+export function findUser(db: Db, id: string): Promise<UserRow | undefined> {
+  return db.selectFrom('users').select(columns).where('id', '=', id).executeTakeFirst();
+}
+
+export function insertUser(db: Db, values: { name: string; email: string }): Promise<UserRow> {
+  return db.insertInto('users').values(values).returning(columns).executeTakeFirstOrThrow();
+}
+
+export function updateUser(
+  db: Db,
+  id: string,
+  patch: { name?: string | undefined; email?: string | undefined },
+): Promise<UserRow | undefined> {
+  return db
+    .updateTable('users')
+    .set({ ...patch, updated_at: sql`now()` })
+    .where('id', '=', id)
+    .returning(columns)
+    .executeTakeFirst();
+}
+
+/** False when there was no such user. A user with subscriptions raises 23503 (restrict). */
+export async function deleteUser(db: Db, id: string): Promise<boolean> {
+  const result = await db.deleteFrom('users').where('id', '=', id).executeTakeFirst();
+  return result.numDeletedRows > 0n;
+}

@@ -1,0 +1,37 @@
+import { describe, expect, it } from 'vitest';
+import { useTestApp } from '../helpers/app.js';
+
+const ctx = useTestApp();
+
+describe('GET /healthz', () => {
+  it('answers ok', async () => {
+    const res = await ctx.api.get('/healthz');
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({ status: 'ok' });
+  });
+});
+
+describe('GET /readyz', () => {
+  it('answers ok when the database answers', async () => {
+    const res = await ctx.api.get('/readyz');
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({ status: 'ok' });
+  });
+});
+
+describe('the published contract', () => {
+  it('serves openapi.yaml, openapi.json and Swagger UI at /docs', async () => {
+    const yaml = await ctx.api.get('/openapi.yaml');
+    expect(yaml.status).toBe(200);
+    expect(yaml.headers['content-type']).toMatch(/yaml/);
+    expect(yaml.text).toMatch(/^openapi: 3\.1\.0/);
+
+    const json = await ctx.api.get('/openapi.json');
+    expect(json.status).toBe(200);
+    expect(json.body).toMatchObject({ openapi: '3.1.0', info: { title: 'Subscriptions API' } });
+
+    const docs = await ctx.api.get('/docs/');
+    expect(docs.status).toBe(200);
+    expect(docs.text).toContain('swagger-ui');
+  });
+});

@@ -1,0 +1,33 @@
+// Maps the requests the tests made onto the operations of openapi.yaml.
+import { spec } from '../../src/spec.js';
+
+export interface RecordedRequest {
+  method: string;
+  path: string;
+  status: number;
+}
+
+const METHODS = new Set(['get', 'put', 'post', 'patch', 'delete', 'head', 'options']);
+
+export const operations = Object.entries(spec.paths).flatMap(([template, item]) =>
+  Object.entries(item)
+    .filter(([method]) => METHODS.has(method))
+    .map(([method, op]) => ({
+      method: method.toUpperCase(),
+      template,
+      operationId: (op as { operationId: string }).operationId,
+      pattern: new RegExp(`^${template.replace(/\{[^}]+\}/g, '[^/]+')}$`),
+    })),
+);
+
+/** Operations no recorded request reached with a 2xx answer. */
+export function uncoveredOperations(requests: RecordedRequest[]): string[] {
+  return operations
+    .filter(
+      (op) =>
+        !requests.some(
+          (r) => r.method === op.method && op.pattern.test(r.path) && r.status >= 200 && r.status < 300,
+        ),
+    )
+    .map((op) => `${op.operationId} (${op.method} ${op.template})`);
+}

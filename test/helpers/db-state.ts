@@ -1,0 +1,16 @@
+import { sql } from 'kysely';
+import type { Db } from '../../src/db.js';
+
+const TABLES = ['users', 'features', 'subscriptions', 'subscription_features'] as const;
+
+/** A fingerprint of every row of every table: equal fingerprints mean nothing was written. */
+export async function fingerprint(db: Db): Promise<Record<string, string>> {
+  const result: Record<string, string> = {};
+  for (const table of TABLES) {
+    const { rows } = await sql<{ digest: string }>`
+      select count(*) || ':' || coalesce(md5(string_agg(t::text, '|' order by t::text)), '') as digest
+      from ${sql.table(table)} t`.execute(db);
+    result[table] = rows[0]?.digest ?? '';
+  }
+  return result;
+}

@@ -1,0 +1,76 @@
+// Once per run: one PostgreSQL 16 server (embedded, or TEST_DATABASE_URL's), a migrated template
+// database, and at the end the check that every operation in the spec was exercised.
+import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import type { TestProject } from 'vitest/node';
+import { createDb } from '../../src/db.js';
+import { migrateToLatest } from '../../src/migrator.js';
+import { databaseUrl, dropDatabase, ensureDatabase, startEmbeddedPostgres } from '../../src/postgres.js';
+import { uncoveredOperations } from '../contract/operations.js';
+
+export const TEMPLATE = 'subscriptions_test_template';
+export const OPERATIONS_LOG = path.resolve('.data/test-operations');
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    serverUrl: string;
+    templateDatabase: string;
+  }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as net.AddressInfo;
+      probe.close(() => resolve(port));
+    });
+    probe.on('error', reject);
+  });
+}
+
+export default async function setup(project: TestProject) {
+  const external = process.env.TEST_DATABASE_URL;
+  const server = external
+    ? { url: external, stop: async () => {} }
+    : await startEmbeddedPostgres({
+        dataDir: path.resolve(`.data/test-cluster-${process.pid}`),
+        port: await freePort(),
+        ephemeral: true,
+        // Durability buys nothing for a throwaway cluster; these make writes several times faster.
+        settings: { fsync: 'off', synchronous_commit: 'off', full_page_writes: 'off' },
+      });
+
+  try {
+    await dropDatabase(server.url, TEMPLATE);
+    await ensureDatabase(server.url, TEMPLATE);
+    const db = createDb(databaseUrl(server.url, TEMPLATE), 1);
+    try {
+      await migrateToLatest(db);
+    } finally {
+      await db.destroy();
+    }
+  } catch (error) {
+    await server.stop(); // never leave an orphan server behind
+    throw error;
+  }
+
+  rmSync(OPERATIONS_LOG, { recursive: true, force: true });
+  mkdirSync(OPERATIONS_LOG, { recursive: true });
+  project.provide('serverUrl', server.url);
+  project.provide('templateDatabase', TEMPLATE);
+
+  return async () => {
+    await server.stop();
+    if (process.env.CHECK_OPERATION_COVERAGE === '1') {
+      const requests = readdirSync(OPERATIONS_LOG).flatMap((file) =>
+        readFileSync(path.join(OPERATIONS_LOG, file), 'utf8').split('\n').filter(Boolean),
+      );
+      const missing = uncoveredOperations(requests.map((line) => JSON.parse(line) as never));
+      if (missing.length > 0) {
+        throw new Error(`No test got a 2xx from these operations in openapi.yaml: ${missing.join(', ')}`);
+      }
+      console.log(`operation coverage: every operation in openapi.yaml answered 2xx in some test`);
+    }
+  };
+}
