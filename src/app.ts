@@ -18,7 +18,12 @@ export interface AppOptions {
   log?: (message: string, error: unknown) => void;
 }
 
-export function createApp({ db, validateResponses, bodyLimit = '100kb', log = console.error }: AppOptions): Express {
+export function createApp({
+  db,
+  validateResponses,
+  bodyLimit = '100kb',
+  log = console.error,
+}: AppOptions): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('query parser', 'extended');

@@ -9,7 +9,8 @@ pg.types.setTypeParser(pg.types.builtins.DATE, (value) => value);
 export type Db = Kysely<Database>;
 
 export function createDb(connectionString: string, poolSize = 10): Db {
-  return new Kysely<Database>({
-    dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString, max: poolSize }) }),
-  });
+  const pool = new pg.Pool({ connectionString, max: poolSize });
+  // An idle connection can die (server restart, shutdown); without a listener that crashes the process.
+  pool.on('error', (error) => console.error(`idle database connection lost: ${error.message}`));
+  return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
 }

@@ -56,8 +56,15 @@ const CONSTRAINTS: Record<string, { status: 409 | 422; detail: string; field?: s
 function fromPgError(error: pg.DatabaseError): ProblemError | undefined {
   const known = error.constraint ? CONSTRAINTS[error.constraint] : undefined;
   if (known) {
-    const errors = known.field ? [{ location: 'body' as const, field: known.field, message: known.detail }] : [];
-    return new ProblemError(known.status, known.status === 409 ? 'conflict' : 'unprocessable', known.detail, errors);
+    const errors = known.field
+      ? [{ location: 'body' as const, field: known.field, message: known.detail }]
+      : [];
+    return new ProblemError(
+      known.status,
+      known.status === 409 ? 'conflict' : 'unprocessable',
+      known.detail,
+      errors,
+    );
   }
   const code = error.code ?? '';
   if (code === '23505') return conflict('A resource with these unique values already exists.');
@@ -101,7 +108,7 @@ function fromValidatorError(error: ValidatorError): ProblemError | undefined {
     case 404:
       return notFound(`No route ${error.path ?? ''}.`);
     case 405: {
-      const allow = (error.headers?.Allow ?? '').toUpperCase();
+      const allow = (error.headers?.Allow ?? '').toUpperCase().split(', ').sort().join(', ');
       return new ProblemError(405, 'method-not-allowed', error.message, undefined, { Allow: allow });
     }
     case 413:
@@ -119,7 +126,11 @@ function fromBodyParserError(error: { type?: unknown; limit?: unknown }): Proble
     case 'entity.parse.failed':
       return new ProblemError(400, 'malformed-json', 'The request body is not valid JSON.');
     case 'entity.too.large':
-      return new ProblemError(413, 'payload-too-large', `The request body is over the limit of ${String(error.limit)} bytes.`);
+      return new ProblemError(
+        413,
+        'payload-too-large',
+        `The request body is over the limit of ${String(error.limit)} bytes.`,
+      );
     case 'encoding.unsupported':
     case 'charset.unsupported':
       return new ProblemError(415, 'unsupported-media-type', 'Send the body as UTF-8 application/json.');
@@ -136,7 +147,11 @@ export function toProblem(error: unknown): ProblemError | undefined {
   return undefined;
 }
 
-export function sendProblem(res: Parameters<RequestHandler>[1], problem: Problem, headers: Record<string, string> = {}) {
+export function sendProblem(
+  res: Parameters<RequestHandler>[1],
+  problem: Problem,
+  headers: Record<string, string> = {},
+) {
   res.status(problem.status).set(headers).type('application/problem+json').send(JSON.stringify(problem));
 }
 
@@ -151,7 +166,12 @@ export function problemHandler(log: (message: string, error: unknown) => void): 
     if (!problem) {
       // Unknown: log everything, tell the client nothing it could use against us.
       log(`${req.method} ${req.path} failed`, error);
-      sendProblem(res, { type: 'about:blank', title: 'Internal Server Error', status: 500, instance: req.path });
+      sendProblem(res, {
+        type: 'about:blank',
+        title: 'Internal Server Error',
+        status: 500,
+        instance: req.path,
+      });
       return;
     }
     const body: Problem = {

@@ -1,4 +1,5 @@
 // `make migrate`: tsx src/migrate.ts [latest|down|redo]
+import { NO_MIGRATIONS } from 'kysely';
 import { loadConfig } from './config.js';
 import { openDatabase } from './database.js';
 import { createDb } from './db.js';
@@ -17,7 +18,6 @@ try {
   const steps: string[] = [];
   if (command === 'down') steps.push(...unwrap(await migrator.migrateDown()));
   if (command === 'redo') {
-    const { NO_MIGRATIONS } = await import('kysely');
     steps.push(...unwrap(await migrator.migrateTo(NO_MIGRATIONS)));
   }
   if (command !== 'down') steps.push(...unwrap(await migrator.migrateToLatest()));

@@ -15,9 +15,12 @@ export function decodeCursor(cursor: string | undefined): string | undefined {
   const text = Buffer.from(cursor, 'base64url').toString('utf8');
   const id = text.slice(PREFIX.length);
   if (!text.startsWith(PREFIX) || !UUID.test(id)) {
-    throw new ProblemError(400, 'invalid-cursor', 'cursor is not a value returned as next_cursor by this API.', [
-      { location: 'query', field: 'cursor', message: 'unrecognised cursor' },
-    ]);
+    throw new ProblemError(
+      400,
+      'invalid-cursor',
+      'cursor is not a value returned as next_cursor by this API.',
+      [{ location: 'query', field: 'cursor', message: 'unrecognised cursor' }],
+    );
   }
   return id;
 }

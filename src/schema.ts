@@ -1,4 +1,4 @@
-// Kysely's view of the tables created by db/migrations; test/schema.test.ts checks the two agree.
+// Kysely's view of the tables created by db/migrations; test/db/schema.test.ts checks the two agree.
 import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
 
 type Timestamp = ColumnType<Date, never, never>;

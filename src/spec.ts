@@ -4,6 +4,11 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 
-export const SPEC_PATH = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../openapi/openapi.yaml');
+export const SPEC_PATH = path.resolve(
+  path.dirname(fileURLToPath(import.meta.url)),
+  '../openapi/openapi.yaml',
+);
 export const specYaml = readFileSync(SPEC_PATH, 'utf8');
-export const spec = parse(specYaml) as Record<string, unknown> & { paths: Record<string, Record<string, unknown>> };
+export const spec = parse(specYaml) as Record<string, unknown> & {
+  paths: Record<string, Record<string, unknown>>;
+};

@@ -20,7 +20,9 @@ export async function up(db: Kysely<any>): Promise<void> {
     .createTable('users')
     .addColumn('id', 'uuid', (c) => c.primaryKey().defaultTo(sql`uuid_generate_v7()`))
     .addColumn('name', 'text', (c) => c.notNull().check(sql`length(btrim(name)) between 1 and 200`))
-    .addColumn('email', 'text', (c) => c.notNull().check(sql`length(email) between 3 and 320 and email like '%_@_%'`))
+    .addColumn('email', 'text', (c) =>
+      c.notNull().check(sql`length(email) between 3 and 320 and email like '%_@_%'`),
+    )
     .addColumn('created_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
     .addColumn('updated_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
     .execute();
@@ -30,7 +32,12 @@ export async function up(db: Kysely<any>): Promise<void> {
   await db.schema
     .createTable('features')
     .addColumn('id', 'uuid', (c) => c.primaryKey().defaultTo(sql`uuid_generate_v7()`))
-    .addColumn('name', 'text', (c) => c.notNull().unique().check(sql`length(btrim(name)) between 1 and 200`))
+    .addColumn('name', 'text', (c) =>
+      c
+        .notNull()
+        .unique()
+        .check(sql`length(btrim(name)) between 1 and 200`),
+    )
     .addColumn('description', 'text', (c) => c.check(sql`length(description) <= 2000`))
     .addColumn('created_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
     .addColumn('updated_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
@@ -46,7 +53,10 @@ export async function up(db: Kysely<any>): Promise<void> {
     )
     .addColumn('plan_cost', sql`numeric(12, 2)`, (c) => c.notNull().check(sql`plan_cost >= 0`))
     .addColumn('billing_interval', 'text', (c) =>
-      c.notNull().defaultTo('month').check(sql`billing_interval in ('month', 'year')`),
+      c
+        .notNull()
+        .defaultTo('month')
+        .check(sql`billing_interval in ('month', 'year')`),
     )
     .addColumn('start_date', 'date', (c) => c.notNull())
     .addColumn('end_date', 'date')
@@ -54,7 +64,10 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('created_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
     .addColumn('updated_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
     .addCheckConstraint('subscriptions_end_date_check', sql`end_date >= start_date`)
-    .addCheckConstraint('subscriptions_canceled_at_check', sql`(status = 'canceled') = (canceled_at is not null)`)
+    .addCheckConstraint(
+      'subscriptions_canceled_at_check',
+      sql`(status = 'canceled') = (canceled_at is not null)`,
+    )
     .execute();
   // Serves the foreign key check on user deletion and GET /subscriptions?user_id= (newest first).
   await sql`create index subscriptions_user_id_id_idx on subscriptions (user_id, id)`.execute(db);
@@ -85,13 +98,17 @@ export async function up(db: Kysely<any>): Promise<void> {
   await db.schema
     .createTable('subscription_features')
     // A subscription's links go with it; a linked feature cannot be deleted (409).
-    .addColumn('subscription_id', 'uuid', (c) => c.notNull().references('subscriptions.id').onDelete('cascade'))
+    .addColumn('subscription_id', 'uuid', (c) =>
+      c.notNull().references('subscriptions.id').onDelete('cascade'),
+    )
     .addColumn('feature_id', 'uuid', (c) => c.notNull().references('features.id').onDelete('restrict'))
     .addColumn('created_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
     .addPrimaryKeyConstraint('subscription_features_pkey', ['subscription_id', 'feature_id'])
     .execute();
   // Serves the foreign key check when a feature is deleted.
-  await sql`create index subscription_features_feature_id_idx on subscription_features (feature_id)`.execute(db);
+  await sql`create index subscription_features_feature_id_idx on subscription_features (feature_id)`.execute(
+    db,
+  );
 }
 
 export async function down(db: Kysely<any>): Promise<void> {

@@ -1,5 +1,5 @@
 // Every migration, by name, in order. Imported statically so tsx, vitest and compiled builds all
-// load them the same way; test/migrations.test.ts fails when a file here is missing from the list.
+// load them the same way; test/db/schema.test.ts fails when a file here is missing from the list.
 import type { Migration } from 'kysely';
 import * as m202611230001 from './202611230001_initial.js';
 

@@ -11,7 +11,11 @@ export interface FeatureFilter {
 }
 
 export function listFeatures(db: Db, { limit, after, name }: FeatureFilter): Promise<FeatureRow[]> {
-  let query = db.selectFrom('features').select(featureColumns).orderBy('id', 'desc').limit(limit + 1);
+  let query = db
+    .selectFrom('features')
+    .select(featureColumns)
+    .orderBy('id', 'desc')
+    .limit(limit + 1);
   if (after) query = query.where('id', '<', after);
   if (name !== undefined) query = query.where('name', '=', name);
   return query.execute();

@@ -1,6 +1,12 @@
 import { sql } from 'kysely';
 import type { Db } from '../db.js';
-import type { FeatureRow, NewSubscription, SubscriptionPatch, SubscriptionRow, SubscriptionStatus } from '../schema.js';
+import type {
+  FeatureRow,
+  NewSubscription,
+  SubscriptionPatch,
+  SubscriptionRow,
+  SubscriptionStatus,
+} from '../schema.js';
 import { featureColumns } from './features.js';
 
 const columns = [
@@ -27,7 +33,11 @@ export interface SubscriptionFilter {
 
 /** Newest first; limit + 1 rows so the caller can tell whether another page follows. */
 export function listSubscriptions(db: Db, filter: SubscriptionFilter): Promise<SubscriptionRow[]> {
-  let query = db.selectFrom('subscriptions').select(columns).orderBy('id', 'desc').limit(filter.limit + 1);
+  let query = db
+    .selectFrom('subscriptions')
+    .select(columns)
+    .orderBy('id', 'desc')
+    .limit(filter.limit + 1);
   if (filter.after) query = query.where('id', '<', filter.after);
   if (filter.userId) query = query.where('user_id', '=', filter.userId);
   if (filter.statuses?.length) query = query.where('status', 'in', filter.statuses);

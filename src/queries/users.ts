@@ -12,7 +12,11 @@ export interface UserFilter {
 
 /** Newest first; limit + 1 rows so the caller can tell whether another page follows. */
 export function listUsers(db: Db, { limit, after, email }: UserFilter): Promise<UserRow[]> {
-  let query = db.selectFrom('users').select(columns).orderBy('id', 'desc').limit(limit + 1);
+  let query = db
+    .selectFrom('users')
+    .select(columns)
+    .orderBy('id', 'desc')
+    .limit(limit + 1);
   if (after) query = query.where('id', '<', after);
   if (email !== undefined) query = query.where(sql`lower(email)`, '=', sql`lower(${email})`);
   return query.execute();

@@ -24,7 +24,11 @@ export function featuresRouter(db: Db): Router {
   router.get('/', async (req, res) => {
     const query = req.query as Query<'listFeatures'>;
     const limit = query.limit ?? 20;
-    const rows = await features.listFeatures(db, { limit, after: decodeCursor(query.cursor), name: query.name });
+    const rows = await features.listFeatures(db, {
+      limit,
+      after: decodeCursor(query.cursor),
+      name: query.name,
+    });
     res.json(toPage(rows, limit, toFeatureResponse) satisfies Schemas['FeatureList']);
   });
 
@@ -52,7 +56,8 @@ export function featuresRouter(db: Db): Router {
 
   router.delete('/:featureId', async (req, res) => {
     try {
-      if (!(await features.deleteFeature(db, req.params.featureId))) throw noSuchFeature(req.params.featureId);
+      if (!(await features.deleteFeature(db, req.params.featureId)))
+        throw noSuchFeature(req.params.featureId);
     } catch (error) {
       if (isPgError(error, '23503')) {
         throw conflict('The feature is linked to subscriptions; unlink it from them first.');

@@ -8,7 +8,10 @@ import * as subscriptions from '../queries/subscriptions.js';
 import type { FeatureRow, SubscriptionRow } from '../schema.js';
 import { noSuchFeature, toFeatureResponse } from './features.js';
 
-export function toSubscriptionResponse(row: SubscriptionRow, features?: FeatureRow[]): Schemas['Subscription'] {
+export function toSubscriptionResponse(
+  row: SubscriptionRow,
+  features?: FeatureRow[],
+): Schemas['Subscription'] {
   return {
     id: row.id,
     user_id: row.user_id,
@@ -42,7 +45,10 @@ export function subscriptionsRouter(db: Db): Router {
     });
     const features =
       query.include === 'features'
-        ? await subscriptions.featuresOfSubscriptions(db, rows.slice(0, limit).map((r) => r.id))
+        ? await subscriptions.featuresOfSubscriptions(
+            db,
+            rows.slice(0, limit).map((r) => r.id),
+          )
         : undefined;
     const page = toPage(rows, limit, (row) =>
       toSubscriptionResponse(row, features && (features.get(row.id) ?? [])),
@@ -124,7 +130,9 @@ export function subscriptionsRouter(db: Db): Router {
   router.delete('/:subscriptionId/features/:featureId', async (req, res) => {
     const { subscriptionId, featureId } = req.params;
     if (!(await subscriptions.unlinkFeature(db, subscriptionId, featureId))) {
-      throw notFound(`Subscription ${subscriptionId} is not linked to feature ${featureId}, or either does not exist.`);
+      throw notFound(
+        `Subscription ${subscriptionId} is not linked to feature ${featureId}, or either does not exist.`,
+      );
     }
     res.status(204).end();
   });

@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest';
+import supertest from 'supertest';
+import { createApp } from '../../src/app.js';
+import { createDb } from '../../src/db.js';
 import { useTestApp } from '../helpers/app.js';
+import { expectProblem } from '../helpers/problems.js';
 
 const ctx = useTestApp();
 
@@ -16,6 +20,18 @@ describe('GET /readyz', () => {
     const res = await ctx.api.get('/readyz');
     expect(res.status).toBe(200);
     expect(res.body).toEqual({ status: 'ok' });
+  });
+
+  it('answers 503 problem+json when the database is unreachable, while /healthz stays ok', async () => {
+    // Port 1 on loopback: nothing listens there, so every connection is refused at once.
+    const db = createDb('postgres://nobody:nothing@127.0.0.1:1/none', 1);
+    const app = supertest(createApp({ db, validateResponses: true, log: () => {} }));
+    try {
+      expectProblem(await app.get('/readyz'), 503, 'service-unavailable');
+      expect((await app.get('/healthz')).status).toBe(200);
+    } finally {
+      await db.destroy();
+    }
   });
 });
 

@@ -16,7 +16,11 @@ describe('POST /api/v1/users', () => {
     expect(user).toMatchObject({ name: 'Ada Lovelace', email: 'Ada@Example.com' });
     expect(user.id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
     expect(res.headers.location).toBe(`/api/v1/users/${user.id}`);
-    const stored = await ctx.db.selectFrom('users').select(['name', 'email']).where('id', '=', user.id).execute();
+    const stored = await ctx.db
+      .selectFrom('users')
+      .select(['name', 'email'])
+      .where('id', '=', user.id)
+      .execute();
     expect(stored).toEqual([{ name: 'Ada Lovelace', email: 'Ada@Example.com' }]);
   });
 
@@ -99,7 +103,12 @@ describe('PATCH /api/v1/users/{userId}', () => {
     const res = await ctx.api.patch(`/api/v1/users/${user.id}`).send({ name: 'Renamed' });
     expect(res.status).toBe(200);
     const updated = res.body as Schemas['User'];
-    expect(updated).toMatchObject({ id: user.id, name: 'Renamed', email: user.email, created_at: user.created_at });
+    expect(updated).toMatchObject({
+      id: user.id,
+      name: 'Renamed',
+      email: user.email,
+      created_at: user.created_at,
+    });
     expect(Date.parse(updated.updated_at)).toBeGreaterThanOrEqual(Date.parse(user.updated_at));
   });
 
@@ -108,7 +117,11 @@ describe('PATCH /api/v1/users/{userId}', () => {
     const b = await createUser(ctx);
     const before = await fingerprint(ctx.db);
     expectProblem(await ctx.api.patch(`/api/v1/users/${a.id}`).send({}), 400, 'validation-error');
-    expectProblem(await ctx.api.patch(`/api/v1/users/${a.id}`).send({ email: b.email.toUpperCase() }), 409, 'conflict');
+    expectProblem(
+      await ctx.api.patch(`/api/v1/users/${a.id}`).send({ email: b.email.toUpperCase() }),
+      409,
+      'conflict',
+    );
     expectProblem(await ctx.api.patch(`/api/v1/users/${MISSING}`).send({ name: 'X' }), 404, 'not-found');
     expect(await fingerprint(ctx.db)).toEqual(before);
   });

@@ -1,5 +1,9 @@
 // Maps the requests the tests made onto the operations of openapi.yaml.
+import path from 'node:path';
 import { spec } from '../../src/spec.js';
+
+/** Each test file appends the requests it made here (see test/helpers/app.ts). */
+export const OPERATIONS_LOG = path.resolve('.data/test-operations');
 
 export interface RecordedRequest {
   method: string;

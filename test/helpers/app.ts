@@ -9,7 +9,7 @@ import { afterAll, beforeAll, inject } from 'vitest';
 import { createApp } from '../../src/app.js';
 import { createDb, type Db } from '../../src/db.js';
 import { databaseUrl, dropDatabase, ensureDatabase } from '../../src/postgres.js';
-import type { RecordedRequest } from '../contract/operations.js';
+import { OPERATIONS_LOG, type RecordedRequest } from '../contract/operations.js';
 
 export interface TestContext {
   db: Db;
@@ -34,7 +34,13 @@ export function useTestApp(): TestContext {
     });
     const recorder = express();
     recorder.use((req, res, next) => {
-      res.on('finish', () => requests.push({ method: req.method, path: req.path, status: res.statusCode }));
+      res.on('finish', () =>
+        requests.push({
+          method: req.method,
+          path: req.originalUrl.split('?')[0] ?? '',
+          status: res.statusCode,
+        }),
+      );
       next();
     });
     recorder.use(app);
@@ -42,7 +48,7 @@ export function useTestApp(): TestContext {
   });
 
   afterAll(async () => {
-    const log = path.resolve('.data/test-operations', `${process.pid}.jsonl`);
+    const log = path.join(OPERATIONS_LOG, `${process.pid}.jsonl`);
     appendFileSync(log, requests.map((r) => JSON.stringify(r) + '\n').join(''));
     await ctx.db.destroy();
     await dropDatabase(serverUrl, database);

@@ -10,7 +10,10 @@ export function expectProblem(res: Response, status: number, type: string): Sche
   expect(body).toMatchObject({ type: `/problems/${type}`, status, title: expect.any(String) });
   expect(body.detail).toEqual(expect.any(String));
   for (const error of body.errors ?? []) {
-    expect(error).toMatchObject({ location: expect.stringMatching(/^(body|path|query|headers)$/), message: expect.any(String) });
+    expect(error).toMatchObject({
+      location: expect.stringMatching(/^(body|path|query|headers)$/),
+      message: expect.any(String),
+    });
   }
   return body;
 }

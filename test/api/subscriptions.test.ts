@@ -1,0 +1,236 @@
+import { describe, expect, it } from 'vitest';
+import type { Schemas } from '../../src/contract.js';
+import { useTestApp } from '../helpers/app.js';
+import { fingerprint } from '../helpers/db-state.js';
+import { createFeature, createSubscription, createUser } from '../helpers/factories.js';
+import { expectProblem } from '../helpers/problems.js';
+
+const ctx = useTestApp();
+const MISSING = '01937f00-0000-7000-8000-000000000000';
+
+describe('POST /api/v1/subscriptions', () => {
+  it('creates a subscription with exact money, defaults and Location', async () => {
+    const user = await createUser(ctx);
+    const res = await ctx.api
+      .post('/api/v1/subscriptions')
+      .send({ user_id: user.id, status: 'trialing', plan_cost: '49.9', start_date: '2026-02-28' });
+    expect(res.status).toBe(201);
+    const subscription = res.body as Schemas['Subscription'];
+    expect(subscription).toMatchObject({
+      user_id: user.id,
+      status: 'trialing',
+      plan_cost: '49.90',
+      billing_interval: 'month',
+      start_date: '2026-02-28',
+      end_date: null,
+      canceled_at: null,
+    });
+    expect(res.headers.location).toBe(`/api/v1/subscriptions/${subscription.id}`);
+    const [stored] = await ctx.db
+      .selectFrom('subscriptions')
+      .select(['plan_cost', 'start_date'])
+      .where('id', '=', subscription.id)
+      .execute();
+    expect(stored).toEqual({ plan_cost: '49.90', start_date: '2026-02-28' });
+  });
+
+  it('keeps the largest and smallest amounts exact', async () => {
+    for (const [sent, stored] of [
+      ['9999999999.99', '9999999999.99'],
+      ['0', '0.00'],
+      ['0.1', '0.10'],
+    ] as const) {
+      const subscription = await createSubscription(ctx, { plan_cost: sent });
+      expect(subscription.plan_cost).toBe(stored);
+    }
+  });
+
+  it('stamps canceled_at when created canceled', async () => {
+    const subscription = await createSubscription(ctx, { status: 'canceled', billing_interval: 'year' });
+    expect(subscription.canceled_at).toEqual(expect.any(String));
+    expect(subscription.billing_interval).toBe('year');
+  });
+
+  it('answers 422 for an unknown user_id and writes nothing', async () => {
+    const before = await fingerprint(ctx.db);
+    const res = await ctx.api
+      .post('/api/v1/subscriptions')
+      .send({ user_id: MISSING, status: 'active', plan_cost: '10.00', start_date: '2026-01-01' });
+    const problem = expectProblem(res, 422, 'unprocessable');
+    expect(problem.errors).toEqual([{ location: 'body', field: '/user_id', message: 'no such user' }]);
+    expect(await fingerprint(ctx.db)).toEqual(before);
+  });
+
+  it('answers 422 for an end_date before start_date and writes nothing', async () => {
+    const user = await createUser(ctx);
+    const before = await fingerprint(ctx.db);
+    const res = await ctx.api.post('/api/v1/subscriptions').send({
+      user_id: user.id,
+      status: 'active',
+      plan_cost: '10.00',
+      start_date: '2026-01-10',
+      end_date: '2026-01-09',
+    });
+    const problem = expectProblem(res, 422, 'unprocessable');
+    expect(problem.errors?.[0]?.field).toBe('/end_date');
+    expect(await fingerprint(ctx.db)).toEqual(before);
+  });
+
+  it.each([
+    ['plan_cost as a JSON number', { plan_cost: 49.99 }, '/plan_cost'],
+    ['a negative plan_cost', { plan_cost: '-1.00' }, '/plan_cost'],
+    ['plan_cost with three decimals', { plan_cost: '1.005' }, '/plan_cost'],
+    ['plan_cost over numeric(12,2)', { plan_cost: '10000000000.00' }, '/plan_cost'],
+    ['plan_cost in exponent form', { plan_cost: '1e3' }, '/plan_cost'],
+    ['an unknown status', { status: 'paused' }, '/status'],
+    ['an impossible date', { start_date: '2026-02-30' }, '/start_date'],
+    ['a timestamp for a date', { start_date: '2026-01-01T00:00:00Z' }, '/start_date'],
+    ['a malformed user_id', { user_id: 'abc' }, '/user_id'],
+    ['an unknown billing_interval', { billing_interval: 'week' }, '/billing_interval'],
+  ])('rejects %s with 400 naming the field, and writes nothing', async (_case, override, field) => {
+    const user = await createUser(ctx);
+    const before = await fingerprint(ctx.db);
+    const res = await ctx.api.post('/api/v1/subscriptions').send({
+      user_id: user.id,
+      status: 'active',
+      plan_cost: '10.00',
+      start_date: '2026-01-01',
+      ...override,
+    });
+    const problem = expectProblem(res, 400, 'validation-error');
+    expect(problem.errors?.map((e) => e.field)).toContain(field);
+    expect(await fingerprint(ctx.db)).toEqual(before);
+  });
+});
+
+describe('GET /api/v1/subscriptions/{subscriptionId}', () => {
+  it('returns the subscription, with its features on include=features', async () => {
+    const subscription = await createSubscription(ctx);
+    const plain = await ctx.api.get(`/api/v1/subscriptions/${subscription.id}`);
+    expect(plain.status).toBe(200);
+    expect(plain.body).toEqual(subscription);
+
+    const b = await createFeature(ctx, { name: `b-${subscription.id}` });
+    const a = await createFeature(ctx, { name: `a-${subscription.id}` });
+    await ctx.api.put(`/api/v1/subscriptions/${subscription.id}/features/${b.id}`).expect(201);
+    await ctx.api.put(`/api/v1/subscriptions/${subscription.id}/features/${a.id}`).expect(201);
+    const withFeatures = await ctx.api.get(`/api/v1/subscriptions/${subscription.id}?include=features`);
+    expect(withFeatures.status).toBe(200);
+    expect(withFeatures.body).toEqual({ ...subscription, features: [a, b] });
+  });
+
+  it('answers 404 for an unknown id and 400 for a malformed one', async () => {
+    expectProblem(await ctx.api.get(`/api/v1/subscriptions/${MISSING}`), 404, 'not-found');
+    expectProblem(await ctx.api.get('/api/v1/subscriptions/not-a-uuid'), 400, 'validation-error');
+  });
+});
+
+describe('GET /api/v1/subscriptions', () => {
+  it('filters by user, several statuses and a start_date range', async () => {
+    const user = await createUser(ctx);
+    const active = await createSubscription(ctx, {
+      user_id: user.id,
+      status: 'active',
+      start_date: '2025-01-31',
+    });
+    const trialing = await createSubscription(ctx, {
+      user_id: user.id,
+      status: 'trialing',
+      start_date: '2025-02-01',
+    });
+    await createSubscription(ctx, { user_id: user.id, status: 'canceled', start_date: '2025-02-01' });
+    await createSubscription(ctx, { user_id: user.id, status: 'active', start_date: '2025-03-01' });
+    await createSubscription(ctx, { status: 'active', start_date: '2025-02-01' }); // another user
+
+    const res = await ctx.api.get(
+      `/api/v1/subscriptions?user_id=${user.id}&status=active&status=trialing` +
+        '&start_date_gte=2025-01-31&start_date_lte=2025-02-28',
+    );
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({ data: [trialing, active], next_cursor: null });
+  });
+
+  it('pages every subscription once and embeds features when asked', async () => {
+    const user = await createUser(ctx);
+    const created: string[] = [];
+    for (let i = 0; i < 3; i++) created.push((await createSubscription(ctx, { user_id: user.id })).id);
+    const feature = await createFeature(ctx);
+    await ctx.api.put(`/api/v1/subscriptions/${created[0]}/features/${feature.id}`).expect(201);
+
+    const seen: Schemas['Subscription'][] = [];
+    let cursor: string | null = null;
+    do {
+      const res = await ctx.api
+        .get('/api/v1/subscriptions')
+        .query({ user_id: user.id, limit: 2, include: 'features', ...(cursor ? { cursor } : {}) });
+      expect(res.status).toBe(200);
+      const page = res.body as Schemas['SubscriptionList'];
+      seen.push(...page.data);
+      cursor = page.next_cursor;
+    } while (cursor);
+    expect(seen.map((s) => s.id)).toEqual([...created].reverse());
+    expect(seen.map((s) => s.features?.map((f) => f.id))).toEqual([[], [], [feature.id]]);
+  });
+
+  it('rejects an unknown status and an unknown query parameter with 400', async () => {
+    expectProblem(await ctx.api.get('/api/v1/subscriptions?status=paused'), 400, 'validation-error');
+    expectProblem(await ctx.api.get('/api/v1/subscriptions?sort=plan_cost'), 400, 'validation-error');
+  });
+});
+
+describe('PATCH /api/v1/subscriptions/{subscriptionId}', () => {
+  it('cancels (stamping canceled_at), keeps the stamp, and clears it on reactivation', async () => {
+    const subscription = await createSubscription(ctx);
+    const canceled = await ctx.api
+      .patch(`/api/v1/subscriptions/${subscription.id}`)
+      .send({ status: 'canceled', end_date: '2026-12-01' });
+    expect(canceled.status).toBe(200);
+    expect(canceled.body).toMatchObject({ status: 'canceled', end_date: '2026-12-01' });
+    const stamp = (canceled.body as Schemas['Subscription']).canceled_at;
+    expect(stamp).toEqual(expect.any(String));
+
+    const repriced = await ctx.api
+      .patch(`/api/v1/subscriptions/${subscription.id}`)
+      .send({ plan_cost: '12.5' });
+    expect(repriced.body).toMatchObject({ plan_cost: '12.50', canceled_at: stamp });
+
+    const reactivated = await ctx.api
+      .patch(`/api/v1/subscriptions/${subscription.id}`)
+      .send({ status: 'active', end_date: null });
+    expect(reactivated.body).toMatchObject({ status: 'active', canceled_at: null, end_date: null });
+  });
+
+  it('refuses to move a subscription to another user, or its start past its end, writing nothing', async () => {
+    const subscription = await createSubscription(ctx, { start_date: '2026-01-01', end_date: '2026-06-30' });
+    const other = await createUser(ctx);
+    const before = await fingerprint(ctx.db);
+    const path = `/api/v1/subscriptions/${subscription.id}`;
+    expectProblem(await ctx.api.patch(path).send({ user_id: other.id }), 400, 'validation-error');
+    expectProblem(await ctx.api.patch(path).send({ start_date: '2026-07-01' }), 422, 'unprocessable');
+    expectProblem(await ctx.api.patch(path).send({ plan_cost: '-5' }), 400, 'validation-error');
+    expectProblem(
+      await ctx.api.patch(`/api/v1/subscriptions/${MISSING}`).send({ status: 'active' }),
+      404,
+      'not-found',
+    );
+    expect(await fingerprint(ctx.db)).toEqual(before);
+  });
+});
+
+describe('DELETE /api/v1/subscriptions/{subscriptionId}', () => {
+  it('deletes the subscription and its feature links, but not the features', async () => {
+    const subscription = await createSubscription(ctx);
+    const feature = await createFeature(ctx);
+    await ctx.api.put(`/api/v1/subscriptions/${subscription.id}/features/${feature.id}`).expect(201);
+    expect((await ctx.api.delete(`/api/v1/subscriptions/${subscription.id}`)).status).toBe(204);
+    expectProblem(await ctx.api.get(`/api/v1/subscriptions/${subscription.id}`), 404, 'not-found');
+    const links = await ctx.db
+      .selectFrom('subscription_features')
+      .select('feature_id')
+      .where('subscription_id', '=', subscription.id)
+      .execute();
+    expect(links).toEqual([]);
+    expect((await ctx.api.get(`/api/v1/features/${feature.id}`)).status).toBe(200);
+    expectProblem(await ctx.api.delete(`/api/v1/subscriptions/${subscription.id}`), 404, 'not-found');
+  });
+});
