@@ -1,4 +1,4 @@
-.PHONY: install start test check gen check-gen lint typecheck format migrate clean
+.PHONY: install start test check gen check-gen lint typecheck format migrate tenant clean
 SHELL := /bin/bash
 
 # Reinstall only when the lock file changed since the last install.
@@ -33,7 +33,11 @@ format: install
 	npx prettier --check .
 
 migrate: install
-	npx tsx src/migrate.ts $(or $(DIRECTION),latest)
+	npx tsx src/cli/migrate.ts $(or $(DIRECTION),latest)
+
+# A tenant and its first admin key: make tenant NAME="Acme Inc."
+tenant: install
+	npx tsx src/cli/create-tenant.ts "$(NAME)"
 
 clean:
 	rm -rf .data

@@ -1,19 +1,29 @@
 // Builds the Express app (no listen), so tests run it in-process against their own database.
+import cors from 'cors';
 import express, { type Express } from 'express';
 import * as OpenApiValidator from 'express-openapi-validator';
+import helmet from 'helmet';
 import swaggerUi from 'swagger-ui-express';
+import { authenticate } from './auth/authenticate.js';
+import { rateLimitPerKey } from './auth/rate-limit.js';
 import type { Db } from './db.js';
 import { notFoundHandler, problemHandler } from './errors.js';
+import { apiKeysRouter } from './routes/api-keys.js';
 import { featuresRouter } from './routes/features.js';
 import { healthRouter } from './routes/health.js';
 import { subscriptionsRouter } from './routes/subscriptions.js';
+import { tenantsRouter } from './routes/tenants.js';
 import { usersRouter } from './routes/users.js';
 import { spec, specYaml } from './spec.js';
 
 export interface AppOptions {
+  /** Connects as the app role, so row-level security applies to every request. */
   db: Db;
   /** Check every response against the spec; a mismatch becomes a logged 500. */
   validateResponses: boolean;
+  platformAdminKey?: string | undefined;
+  rateLimitPerMinute?: number;
+  corsOrigins?: readonly string[];
   bodyLimit?: string;
   log?: (message: string, error: unknown) => void;
 }
@@ -21,12 +31,20 @@ export interface AppOptions {
 export function createApp({
   db,
   validateResponses,
+  platformAdminKey,
+  rateLimitPerMinute = 600,
+  corsOrigins = [],
   bodyLimit = '100kb',
   log = console.error,
 }: AppOptions): Express {
   const app = express();
-  app.disable('x-powered-by');
   app.set('query parser', 'extended');
+  // upgrade-insecure-requests would break Swagger UI served over plain http (local development).
+  app.use(helmet({ contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } } }));
+  if (corsOrigins.length > 0) {
+    const exposedHeaders = ['Location', 'RateLimit', 'RateLimit-Policy', 'Retry-After'];
+    app.use(cors({ origin: [...corsOrigins], exposedHeaders }));
+  }
 
   // The contract itself, and its docs, are served before validation: they are not API operations.
   app.get('/openapi.yaml', (_req, res) => {
@@ -39,6 +57,9 @@ export function createApp({
 
   // Parse every JSON-ish type so the validator, not the parser, decides what is acceptable.
   app.use(express.json({ limit: bodyLimit, type: ['application/json', 'application/*+json'] }));
+  // Who is calling comes before what they sent: no key, no validation details.
+  app.use(authenticate(db, platformAdminKey));
+  app.use(rateLimitPerKey(rateLimitPerMinute));
   app.use(
     OpenApiValidator.middleware({
       apiSpec: structuredClone(spec) as never,
@@ -50,6 +71,8 @@ export function createApp({
   );
 
   app.use(healthRouter(db));
+  app.use('/api/v1/tenants', tenantsRouter(db));
+  app.use('/api/v1/api-keys', apiKeysRouter(db));
   app.use('/api/v1/users', usersRouter(db));
   app.use('/api/v1/features', featuresRouter(db));
   app.use('/api/v1/subscriptions', subscriptionsRouter(db));

@@ -11,6 +11,11 @@ export interface Config {
   readonly validateResponses: boolean;
   readonly bodyLimit: string;
   readonly dbPoolSize: number;
+  /** The platform operator's key (creates tenants); unset means no one can call POST /tenants. */
+  readonly platformAdminKey: string | undefined;
+  readonly rateLimitPerMinute: number;
+  /** Origins allowed by CORS; empty (the default) sends no CORS headers at all. */
+  readonly corsOrigins: readonly string[];
 }
 
 export class ConfigError extends Error {
@@ -32,6 +37,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
     throw new ConfigError('DATABASE_URL must be a postgres:// or postgresql:// URL');
   }
+  const platformAdminKey = env.PLATFORM_ADMIN_KEY || undefined;
+  if (platformAdminKey !== undefined && platformAdminKey.length < 32) {
+    throw new ConfigError('PLATFORM_ADMIN_KEY must be at least 32 characters (try: openssl rand -hex 32)');
+  }
   return Object.freeze({
     databaseUrl,
     embedded: Object.freeze({
@@ -43,5 +52,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     validateResponses: env.NODE_ENV !== 'production',
     bodyLimit: '100kb',
     dbPoolSize: integer(env, 'DB_POOL_SIZE', 10, 1, 200),
+    platformAdminKey,
+    rateLimitPerMinute: integer(env, 'RATE_LIMIT_PER_MINUTE', 600, 1, 1_000_000),
+    corsOrigins: Object.freeze(
+      (env.CORS_ORIGINS ?? '')
+        .split(',')
+        .map((o) => o.trim())
+        .filter(Boolean),
+    ),
   });
 }

@@ -40,11 +40,11 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<R
   });
   if (!existsSync(path.join(options.dataDir, 'PG_VERSION'))) await server.initialise();
   await server.start();
-  return {
-    url: `postgres://${USER}:${PASSWORD}@127.0.0.1:${options.port}/postgres`,
-    stop: () => server.stop(),
-  };
+  return { url: embeddedUrl(options.port), stop: () => server.stop() };
 }
+
+/** The maintenance database of an embedded server on this port. */
+export const embeddedUrl = (port: number) => `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/postgres`;
 
 /** The same server, another database. */
 export function databaseUrl(serverUrl: string, database: string): string {

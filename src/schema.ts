@@ -7,8 +7,32 @@ type UpdatedAt = ColumnType<Date, never, Date | string>;
 export type SubscriptionStatus = 'trialing' | 'active' | 'past_due' | 'canceled';
 export type BillingInterval = 'month' | 'year';
 
+/** Set by the column default from app.tenant_id, the transaction's tenant; never written by the app. */
+type TenantId = ColumnType<string, never, never>;
+
+export type ApiKeyRole = 'viewer' | 'editor' | 'analyst' | 'admin';
+
+export interface TenantsTable {
+  id: string;
+  name: string;
+  created_at: Timestamp;
+}
+
+export interface ApiKeysTable {
+  id: Generated<string>;
+  tenant_id: TenantId;
+  name: string;
+  prefix: string;
+  key_hash: Buffer;
+  role: ApiKeyRole;
+  expires_at: Date | null;
+  revoked_at: ColumnType<Date | null, never, Date>;
+  created_at: Timestamp;
+}
+
 export interface UsersTable {
   id: Generated<string>;
+  tenant_id: TenantId;
   name: string;
   email: string;
   created_at: Timestamp;
@@ -17,6 +41,7 @@ export interface UsersTable {
 
 export interface FeaturesTable {
   id: Generated<string>;
+  tenant_id: TenantId;
   name: string;
   description: string | null;
   created_at: Timestamp;
@@ -25,6 +50,7 @@ export interface FeaturesTable {
 
 export interface SubscriptionsTable {
   id: Generated<string>;
+  tenant_id: TenantId;
   user_id: ColumnType<string, string, never>;
   status: SubscriptionStatus;
   /** numeric(12,2): read as an exact decimal string. */
@@ -39,20 +65,26 @@ export interface SubscriptionsTable {
 }
 
 export interface SubscriptionFeaturesTable {
+  tenant_id: TenantId;
   subscription_id: string;
   feature_id: string;
   created_at: Timestamp;
 }
 
 export interface Database {
+  tenants: TenantsTable;
+  api_keys: ApiKeysTable;
   users: UsersTable;
   features: FeaturesTable;
   subscriptions: SubscriptionsTable;
   subscription_features: SubscriptionFeaturesTable;
 }
 
-export type UserRow = Selectable<UsersTable>;
-export type FeatureRow = Selectable<FeaturesTable>;
-export type SubscriptionRow = Selectable<SubscriptionsTable>;
+export type TenantRow = Selectable<TenantsTable>;
+export type ApiKeyRow = Omit<Selectable<ApiKeysTable>, 'tenant_id' | 'key_hash'>;
+// Rows as the API reads them: tenant_id is implied by the transaction's tenant, never selected.
+export type UserRow = Omit<Selectable<UsersTable>, 'tenant_id'>;
+export type FeatureRow = Omit<Selectable<FeaturesTable>, 'tenant_id'>;
+export type SubscriptionRow = Omit<Selectable<SubscriptionsTable>, 'tenant_id'>;
 export type NewSubscription = Insertable<SubscriptionsTable>;
 export type SubscriptionPatch = Updateable<SubscriptionsTable>;

@@ -2,7 +2,9 @@
 // load them the same way; test/db/schema.test.ts fails when a file here is missing from the list.
 import type { Migration } from 'kysely';
 import * as m202611230001 from './202611230001_initial.js';
+import * as m202611230002 from './202611230002_tenancy.js';
 
 export const migrations: Record<string, Migration> = {
   '202611230001_initial': m202611230001,
+  '202611230002_tenancy': m202611230002,
 };

@@ -1,5 +1,6 @@
 import { Router } from 'express';
 import type { Query, RequestBody, Schemas } from '../contract.js';
+import { inTenant } from '../auth/authenticate.js';
 import type { Db } from '../db.js';
 import { conflict, isPgError, notFound } from '../errors.js';
 import { decodeCursor, toPage } from '../pagination.js';
@@ -24,39 +25,45 @@ export function featuresRouter(db: Db): Router {
   router.get('/', async (req, res) => {
     const query = req.query as Query<'listFeatures'>;
     const limit = query.limit ?? 20;
-    const rows = await features.listFeatures(db, {
-      limit,
-      after: decodeCursor(query.cursor),
-      name: query.name,
-    });
+    const rows = await inTenant(db, req, (trx) =>
+      features.listFeatures(trx, {
+        limit,
+        after: decodeCursor(query.cursor),
+        name: query.name,
+      }),
+    );
     res.json(toPage(rows, limit, toFeatureResponse) satisfies Schemas['FeatureList']);
   });
 
   router.post('/', async (req, res) => {
     const body = req.body as RequestBody<'createFeature'>;
-    const feature = await features.insertFeature(db, { name: body.name, description: body.description });
+    const feature = await inTenant(db, req, (trx) =>
+      features.insertFeature(trx, { name: body.name, description: body.description }),
+    );
     res.status(201).location(`${req.baseUrl}/${feature.id}`).json(toFeatureResponse(feature));
   });
 
   router.get('/:featureId', async (req, res) => {
-    const feature = await features.findFeature(db, req.params.featureId);
+    const feature = await inTenant(db, req, (trx) => features.findFeature(trx, req.params.featureId));
     if (!feature) throw noSuchFeature(req.params.featureId);
     res.json(toFeatureResponse(feature));
   });
 
   router.patch('/:featureId', async (req, res) => {
     const body = req.body as RequestBody<'updateFeature'>;
-    const feature = await features.updateFeature(db, req.params.featureId, {
-      name: body.name,
-      description: body.description,
-    });
+    const feature = await inTenant(db, req, (trx) =>
+      features.updateFeature(trx, req.params.featureId, {
+        name: body.name,
+        description: body.description,
+      }),
+    );
     if (!feature) throw noSuchFeature(req.params.featureId);
     res.json(toFeatureResponse(feature));
   });
 
   router.delete('/:featureId', async (req, res) => {
     try {
-      if (!(await features.deleteFeature(db, req.params.featureId)))
+      if (!(await inTenant(db, req, (trx) => features.deleteFeature(trx, req.params.featureId))))
         throw noSuchFeature(req.params.featureId);
     } catch (error) {
       if (isPgError(error, '23503')) {

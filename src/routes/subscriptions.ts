@@ -1,5 +1,6 @@
 import { Router } from 'express';
 import type { Query, RequestBody, Schemas } from '../contract.js';
+import { inTenant } from '../auth/authenticate.js';
 import type { Db } from '../db.js';
 import { isPgError, notFound, unprocessable } from '../errors.js';
 import { decodeCursor, toPage } from '../pagination.js';
@@ -35,21 +36,20 @@ export function subscriptionsRouter(db: Db): Router {
   router.get('/', async (req, res) => {
     const query = req.query as Query<'listSubscriptions'>;
     const limit = query.limit ?? 20;
-    const rows = await subscriptions.listSubscriptions(db, {
-      limit,
-      after: decodeCursor(query.cursor),
-      userId: query.user_id,
-      statuses: query.status,
-      startDateGte: query.start_date_gte,
-      startDateLte: query.start_date_lte,
+    const { rows, features } = await inTenant(db, req, async (trx) => {
+      const rows = await subscriptions.listSubscriptions(trx, {
+        limit,
+        after: decodeCursor(query.cursor),
+        userId: query.user_id,
+        statuses: query.status,
+        startDateGte: query.start_date_gte,
+        startDateLte: query.start_date_lte,
+      });
+      const ids = rows.slice(0, limit).map((r) => r.id);
+      const features =
+        query.include === 'features' ? await subscriptions.featuresOfSubscriptions(trx, ids) : undefined;
+      return { rows, features };
     });
-    const features =
-      query.include === 'features'
-        ? await subscriptions.featuresOfSubscriptions(
-            db,
-            rows.slice(0, limit).map((r) => r.id),
-          )
-        : undefined;
     const page = toPage(rows, limit, (row) =>
       toSubscriptionResponse(row, features && (features.get(row.id) ?? [])),
     );
@@ -59,16 +59,19 @@ export function subscriptionsRouter(db: Db): Router {
   router.post('/', async (req, res) => {
     const body = req.body as RequestBody<'createSubscription'>;
     try {
-      const row = await subscriptions.insertSubscription(db, {
-        user_id: body.user_id,
-        status: body.status,
-        plan_cost: body.plan_cost,
-        billing_interval: body.billing_interval,
-        start_date: body.start_date,
-        end_date: body.end_date ?? null,
-      });
+      const row = await inTenant(db, req, (trx) =>
+        subscriptions.insertSubscription(trx, {
+          user_id: body.user_id,
+          status: body.status,
+          plan_cost: body.plan_cost,
+          billing_interval: body.billing_interval,
+          start_date: body.start_date,
+          end_date: body.end_date ?? null,
+        }),
+      );
       res.status(201).location(`${req.baseUrl}/${row.id}`).json(toSubscriptionResponse(row));
     } catch (error) {
+      // The foreign key includes tenant_id, so another tenant's user is as unknown as a missing one.
       if (isPgError(error, '23503')) {
         throw unprocessable('user_id does not refer to an existing user.', [
           { location: 'body', field: '/user_id', message: 'no such user' },
@@ -80,56 +83,69 @@ export function subscriptionsRouter(db: Db): Router {
 
   router.get('/:subscriptionId', async (req, res) => {
     const { subscriptionId } = req.params;
-    const row = await subscriptions.findSubscription(db, subscriptionId);
-    if (!row) throw noSuchSubscription(subscriptionId);
     const { include } = req.query as Query<'getSubscription'>;
-    const features =
-      include === 'features'
-        ? ((await subscriptions.featuresOfSubscriptions(db, [row.id])).get(row.id) ?? [])
-        : undefined;
-    res.json(toSubscriptionResponse(row, features));
+    const found = await inTenant(db, req, async (trx) => {
+      const row = await subscriptions.findSubscription(trx, subscriptionId);
+      if (!row || include !== 'features') return { row };
+      return {
+        row,
+        features: (await subscriptions.featuresOfSubscriptions(trx, [row.id])).get(row.id) ?? [],
+      };
+    });
+    if (!found.row) throw noSuchSubscription(subscriptionId);
+    res.json(toSubscriptionResponse(found.row, found.features));
   });
 
   router.patch('/:subscriptionId', async (req, res) => {
     const body = req.body as RequestBody<'updateSubscription'>;
-    const row = await subscriptions.updateSubscription(db, req.params.subscriptionId, {
-      status: body.status,
-      plan_cost: body.plan_cost,
-      billing_interval: body.billing_interval,
-      start_date: body.start_date,
-      end_date: body.end_date,
-    });
+    const row = await inTenant(db, req, (trx) =>
+      subscriptions.updateSubscription(trx, req.params.subscriptionId, {
+        status: body.status,
+        plan_cost: body.plan_cost,
+        billing_interval: body.billing_interval,
+        start_date: body.start_date,
+        end_date: body.end_date,
+      }),
+    );
     if (!row) throw noSuchSubscription(req.params.subscriptionId);
     res.json(toSubscriptionResponse(row));
   });
 
   router.delete('/:subscriptionId', async (req, res) => {
-    if (!(await subscriptions.deleteSubscription(db, req.params.subscriptionId))) {
-      throw noSuchSubscription(req.params.subscriptionId);
+    const { subscriptionId } = req.params;
+    if (!(await inTenant(db, req, (trx) => subscriptions.deleteSubscription(trx, subscriptionId)))) {
+      throw noSuchSubscription(subscriptionId);
     }
     res.status(204).end();
   });
 
   router.get('/:subscriptionId/features', async (req, res) => {
     const { subscriptionId } = req.params;
-    const row = await subscriptions.findSubscription(db, subscriptionId);
-    if (!row) throw noSuchSubscription(subscriptionId);
-    const features = (await subscriptions.featuresOfSubscriptions(db, [row.id])).get(row.id) ?? [];
+    const features = await inTenant(db, req, async (trx) => {
+      if (!(await subscriptions.findSubscription(trx, subscriptionId))) return undefined;
+      return (await subscriptions.featuresOfSubscriptions(trx, [subscriptionId])).get(subscriptionId) ?? [];
+    });
+    if (!features) throw noSuchSubscription(subscriptionId);
     res.json({ data: features.map(toFeatureResponse) } satisfies Schemas['FeatureCollection']);
   });
 
   router.put('/:subscriptionId/features/:featureId', async (req, res) => {
     const { subscriptionId, featureId } = req.params;
-    const feature = await findFeature(db, featureId);
+    const { feature, outcome } = await inTenant(db, req, async (trx) => {
+      const feature = await findFeature(trx, featureId);
+      return {
+        feature,
+        outcome: feature && (await subscriptions.linkFeature(trx, subscriptionId, featureId)),
+      };
+    });
     if (!feature) throw noSuchFeature(featureId);
-    const outcome = await subscriptions.linkFeature(db, subscriptionId, featureId);
     if (outcome === 'missing') throw noSuchSubscription(subscriptionId);
     res.status(outcome === 'created' ? 201 : 200).json(toFeatureResponse(feature));
   });
 
   router.delete('/:subscriptionId/features/:featureId', async (req, res) => {
     const { subscriptionId, featureId } = req.params;
-    if (!(await subscriptions.unlinkFeature(db, subscriptionId, featureId))) {
+    if (!(await inTenant(db, req, (trx) => subscriptions.unlinkFeature(trx, subscriptionId, featureId)))) {
       throw notFound(
         `Subscription ${subscriptionId} is not linked to feature ${featureId}, or either does not exist.`,
       );

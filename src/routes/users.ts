@@ -1,5 +1,6 @@
 import { Router } from 'express';
 import type { Query, RequestBody, Schemas } from '../contract.js';
+import { inTenant } from '../auth/authenticate.js';
 import type { Db } from '../db.js';
 import { conflict, isPgError, notFound } from '../errors.js';
 import { decodeCursor, toPage } from '../pagination.js';
@@ -24,32 +25,39 @@ export function usersRouter(db: Db): Router {
   router.get('/', async (req, res) => {
     const query = req.query as Query<'listUsers'>;
     const limit = query.limit ?? 20;
-    const rows = await users.listUsers(db, { limit, after: decodeCursor(query.cursor), email: query.email });
+    const rows = await inTenant(db, req, (trx) =>
+      users.listUsers(trx, { limit, after: decodeCursor(query.cursor), email: query.email }),
+    );
     res.json(toPage(rows, limit, toUserResponse) satisfies Schemas['UserList']);
   });
 
   router.post('/', async (req, res) => {
     const body = req.body as RequestBody<'createUser'>;
-    const user = await users.insertUser(db, { name: body.name, email: body.email });
+    const user = await inTenant(db, req, (trx) =>
+      users.insertUser(trx, { name: body.name, email: body.email }),
+    );
     res.status(201).location(`${req.baseUrl}/${user.id}`).json(toUserResponse(user));
   });
 
   router.get('/:userId', async (req, res) => {
-    const user = await users.findUser(db, req.params.userId);
+    const user = await inTenant(db, req, (trx) => users.findUser(trx, req.params.userId));
     if (!user) throw noSuchUser(req.params.userId);
     res.json(toUserResponse(user));
   });
 
   router.patch('/:userId', async (req, res) => {
     const body = req.body as RequestBody<'updateUser'>;
-    const user = await users.updateUser(db, req.params.userId, { name: body.name, email: body.email });
+    const user = await inTenant(db, req, (trx) =>
+      users.updateUser(trx, req.params.userId, { name: body.name, email: body.email }),
+    );
     if (!user) throw noSuchUser(req.params.userId);
     res.json(toUserResponse(user));
   });
 
   router.delete('/:userId', async (req, res) => {
     try {
-      if (!(await users.deleteUser(db, req.params.userId))) throw noSuchUser(req.params.userId);
+      if (!(await inTenant(db, req, (trx) => users.deleteUser(trx, req.params.userId))))
+        throw noSuchUser(req.params.userId);
     } catch (error) {
       if (isPgError(error, '23503')) {
         throw conflict('The user has subscriptions; delete them first (canceled ones too).');

@@ -1,6 +1,8 @@
 // Maps the requests the tests made onto the operations of openapi.yaml.
 import path from 'node:path';
-import { spec } from '../../src/spec.js';
+import { operations } from '../../src/operations.js';
+
+export { operations };
 
 /** Each test file appends the requests it made here (see test/helpers/app.ts). */
 export const OPERATIONS_LOG = path.resolve('.data/test-operations');
@@ -10,19 +12,6 @@ export interface RecordedRequest {
   path: string;
   status: number;
 }
-
-const METHODS = new Set(['get', 'put', 'post', 'patch', 'delete', 'head', 'options']);
-
-export const operations = Object.entries(spec.paths).flatMap(([template, item]) =>
-  Object.entries(item)
-    .filter(([method]) => METHODS.has(method))
-    .map(([method, op]) => ({
-      method: method.toUpperCase(),
-      template,
-      operationId: (op as { operationId: string }).operationId,
-      pattern: new RegExp(`^${template.replace(/\{[^}]+\}/g, '[^/]+')}$`),
-    })),
-);
 
 /** Operations no recorded request reached with a 2xx answer. */
 export function uncoveredOperations(requests: RecordedRequest[]): string[] {

@@ -15,9 +15,29 @@ const ctx = useTestApp();
 // Every table and column of src/schema.ts with its PostgreSQL type; `?` marks a nullable column.
 // The `satisfies` clause makes TypeScript reject a missing or extra column on this side.
 const EXPECTED = {
-  users: { id: 'uuid', name: 'text', email: 'text', created_at: 'timestamptz', updated_at: 'timestamptz' },
+  tenants: { id: 'uuid', name: 'text', created_at: 'timestamptz' },
+  api_keys: {
+    id: 'uuid',
+    tenant_id: 'uuid',
+    name: 'text',
+    prefix: 'text',
+    key_hash: 'bytea',
+    role: 'text',
+    expires_at: 'timestamptz?',
+    revoked_at: 'timestamptz?',
+    created_at: 'timestamptz',
+  },
+  users: {
+    id: 'uuid',
+    tenant_id: 'uuid',
+    name: 'text',
+    email: 'text',
+    created_at: 'timestamptz',
+    updated_at: 'timestamptz',
+  },
   features: {
     id: 'uuid',
+    tenant_id: 'uuid',
     name: 'text',
     description: 'text?',
     created_at: 'timestamptz',
@@ -25,6 +45,7 @@ const EXPECTED = {
   },
   subscriptions: {
     id: 'uuid',
+    tenant_id: 'uuid',
     user_id: 'uuid',
     status: 'text',
     plan_cost: 'numeric',
@@ -35,7 +56,12 @@ const EXPECTED = {
     created_at: 'timestamptz',
     updated_at: 'timestamptz',
   },
-  subscription_features: { subscription_id: 'uuid', feature_id: 'uuid', created_at: 'timestamptz' },
+  subscription_features: {
+    tenant_id: 'uuid',
+    subscription_id: 'uuid',
+    feature_id: 'uuid',
+    created_at: 'timestamptz',
+  },
 } satisfies { [T in keyof Database]: Record<keyof Database[T], string> };
 
 describe('the database schema', () => {
@@ -62,7 +88,7 @@ describe('migrations', () => {
     const serverUrl = inject('serverUrl');
     const name = `migrations_${randomUUID().replaceAll('-', '')}`;
     await ensureDatabase(serverUrl, name);
-    const db = createDb(databaseUrl(serverUrl, name), 1);
+    const db = createDb(databaseUrl(serverUrl, name), { poolSize: 1 });
     try {
       const migrator = createMigrator(db);
       const count = Object.keys(migrations).length;

@@ -5,32 +5,62 @@ import { appendFileSync } from 'node:fs';
 import path from 'node:path';
 import express from 'express';
 import supertest from 'supertest';
-import { afterAll, beforeAll, inject } from 'vitest';
-import { createApp } from '../../src/app.js';
-import { createDb, type Db } from '../../src/db.js';
+import { afterAll, beforeAll, expect, inject } from 'vitest';
+import { type AppOptions, createApp } from '../../src/app.js';
+import type { Schemas } from '../../src/contract.js';
+import { APP_ROLE, createDb, type Db } from '../../src/db.js';
 import { databaseUrl, dropDatabase, ensureDatabase } from '../../src/postgres.js';
 import { OPERATIONS_LOG, type RecordedRequest } from '../contract/operations.js';
 
+export const PLATFORM_KEY = 'test-platform-admin-key-0123456789abcdef';
+
+export type Api = ReturnType<typeof supertest.agent>;
+
+export interface TestTenant {
+  id: string;
+  /** The tenant's first (admin) key. */
+  key: string;
+  /** Requests carrying that key. */
+  api: Api;
+}
+
 export interface TestContext {
+  /** This test file's database. */
+  url: string;
+  /** The database owner's connection: sees every tenant's rows, for assertions about state. */
   db: Db;
-  api: ReturnType<typeof supertest>;
+  /** The connection the app uses: role subscriptions_app, under row-level security. */
+  appDb: Db;
+  /** Requests as tenant A's admin key. */
+  api: Api;
+  tenant: TestTenant;
+  /** Requests without credentials. */
+  anonymous: ReturnType<typeof supertest>;
+  /** Another tenant, through POST /api/v1/tenants. */
+  newTenant(name?: string): Promise<TestTenant>;
+  /** Requests carrying this Authorization key. */
+  withKey(key: string): Api;
+  /** A second app on the same database, with other options (e.g. a low rate limit). */
+  appWith(options: Partial<AppOptions>): ReturnType<typeof supertest>;
   /** Errors the app logged as unexpected (500s); tests assert it stays empty. */
   unexpectedErrors: unknown[];
 }
 
 export function useTestApp(): TestContext {
-  const ctx = { unexpectedErrors: [] as unknown[] } as TestContext;
   const database = `test_${randomUUID().replaceAll('-', '')}`;
   const serverUrl = inject('serverUrl');
   const requests: RecordedRequest[] = [];
+  const ctx = { unexpectedErrors: [] as unknown[] } as TestContext;
 
-  beforeAll(async () => {
-    await ensureDatabase(serverUrl, database, inject('templateDatabase'));
-    ctx.db = createDb(databaseUrl(serverUrl, database), 4);
+  // Records each request's operation for the coverage check in test/contract/.
+  const recorded = (options: Partial<AppOptions> = {}) => {
     const app = createApp({
-      db: ctx.db,
+      db: ctx.appDb,
       validateResponses: true,
+      platformAdminKey: PLATFORM_KEY,
+      rateLimitPerMinute: 1_000_000,
       log: (_message, error) => ctx.unexpectedErrors.push(error),
+      ...options,
     });
     const recorder = express();
     recorder.use((req, res, next) => {
@@ -44,12 +74,35 @@ export function useTestApp(): TestContext {
       next();
     });
     recorder.use(app);
-    ctx.api = supertest(recorder);
+    return recorder;
+  };
+
+  beforeAll(async () => {
+    await ensureDatabase(serverUrl, database, inject('templateDatabase'));
+    const url = databaseUrl(serverUrl, database);
+    ctx.url = url;
+    ctx.db = createDb(url, { poolSize: 2 });
+    ctx.appDb = createDb(url, { poolSize: 4, role: APP_ROLE });
+    const app = recorded();
+    ctx.anonymous = supertest(app);
+    ctx.withKey = (key) => supertest.agent(app).set('Authorization', `Bearer ${key}`);
+    ctx.appWith = (options) => supertest(recorded(options));
+    ctx.newTenant = async (name = `Tenant ${randomUUID().slice(0, 8)}`) => {
+      const res = await ctx.withKey(PLATFORM_KEY).post('/api/v1/tenants').send({ name });
+      expect(res.status, String(ctx.unexpectedErrors.at(-1))).toBe(201);
+      const created = res.body as Schemas['TenantWithKey'];
+      return { id: created.tenant.id, key: created.api_key.key, api: ctx.withKey(created.api_key.key) };
+    };
+    ctx.tenant = await ctx.newTenant('Tenant A');
+    ctx.api = ctx.tenant.api;
   });
 
   afterAll(async () => {
-    const log = path.join(OPERATIONS_LOG, `${process.pid}.jsonl`);
-    appendFileSync(log, requests.map((r) => JSON.stringify(r) + '\n').join(''));
+    appendFileSync(
+      path.join(OPERATIONS_LOG, `${process.pid}.jsonl`),
+      requests.map((r) => JSON.stringify(r) + '\n').join(''),
+    );
+    await ctx.appDb.destroy();
     await ctx.db.destroy();
     await dropDatabase(serverUrl, database);
   });

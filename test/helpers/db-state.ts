@@ -1,7 +1,14 @@
 import { sql } from 'kysely';
 import type { Db } from '../../src/db.js';
 
-const TABLES = ['users', 'features', 'subscriptions', 'subscription_features'] as const;
+const TABLES = [
+  'tenants',
+  'api_keys',
+  'users',
+  'features',
+  'subscriptions',
+  'subscription_features',
+] as const;
 
 /** A fingerprint of every row of every table: equal fingerprints mean nothing was written. */
 export async function fingerprint(db: Db): Promise<Record<string, string>> {

@@ -2,12 +2,14 @@
 import { randomUUID } from 'node:crypto';
 import { expect } from 'vitest';
 import type { RequestBody, Schemas } from '../../src/contract.js';
-import type { TestContext } from './app.js';
+import type { Api } from './app.js';
+
+type Caller = { api: Api };
 
 const unique = () => randomUUID().slice(0, 8);
 
 export async function createUser(
-  { api }: TestContext,
+  { api }: Caller,
   overrides: Partial<RequestBody<'createUser'>> = {},
 ): Promise<Schemas['User']> {
   const tag = unique();
@@ -19,7 +21,7 @@ export async function createUser(
 }
 
 export async function createFeature(
-  { api }: TestContext,
+  { api }: Caller,
   overrides: Partial<RequestBody<'createFeature'>> = {},
 ): Promise<Schemas['Feature']> {
   const res = await api.post('/api/v1/features').send({ name: `feature-${unique()}`, ...overrides });
@@ -28,7 +30,7 @@ export async function createFeature(
 }
 
 export async function createSubscription(
-  ctx: TestContext,
+  ctx: Caller,
   overrides: Partial<RequestBody<'createSubscription'>> = {},
 ): Promise<Schemas['Subscription']> {
   const userId = overrides.user_id ?? (await createUser(ctx)).id;

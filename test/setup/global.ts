@@ -43,7 +43,7 @@ export default async function setup(project: TestProject) {
   try {
     await dropDatabase(server.url, TEMPLATE);
     await ensureDatabase(server.url, TEMPLATE);
-    const db = createDb(databaseUrl(server.url, TEMPLATE), 1);
+    const db = createDb(databaseUrl(server.url, TEMPLATE), { poolSize: 1 });
     try {
       await migrateToLatest(db);
     } finally {

@@ -1,9 +1,9 @@
-// `make migrate`: tsx src/migrate.ts [latest|down|redo]
+// `make migrate`: tsx src/cli/migrate.ts [latest|down|redo]
 import { NO_MIGRATIONS } from 'kysely';
-import { loadConfig } from './config.js';
-import { openDatabase } from './database.js';
-import { createDb } from './db.js';
-import { createMigrator, unwrap } from './migrator.js';
+import { loadConfig } from '../config.js';
+import { openDatabase } from '../database.js';
+import { createDb } from '../db.js';
+import { createMigrator, unwrap } from '../migrator.js';
 
 const command = process.argv[2] ?? 'latest';
 if (!['latest', 'down', 'redo'].includes(command)) {
@@ -12,7 +12,7 @@ if (!['latest', 'down', 'redo'].includes(command)) {
 }
 
 const database = await openDatabase(loadConfig());
-const db = createDb(database.url, 1);
+const db = createDb(database.url, { poolSize: 1 });
 try {
   const migrator = createMigrator(db);
   const steps: string[] = [];

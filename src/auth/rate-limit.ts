@@ -1,0 +1,27 @@
+// Per-key request budget (in-process memory: one budget per API instance). express-rate-limit
+// keeps the window arithmetic and the IETF RateLimit / Retry-After headers right.
+import type { RequestHandler } from 'express';
+import { rateLimit } from 'express-rate-limit';
+import { ProblemError } from '../errors.js';
+
+export function rateLimitPerKey(perMinute: number): RequestHandler {
+  return rateLimit({
+    windowMs: 60_000,
+    limit: perMinute,
+    standardHeaders: 'draft-8',
+    legacyHeaders: false,
+    identifier: 'per-key',
+    skip: (req) => req.caller === undefined, // public operations
+    keyGenerator: (req) => req.caller?.keyId ?? '',
+    handler: (_req, res, next) => {
+      const retryAfter = res.getHeader('Retry-After');
+      next(
+        new ProblemError(
+          429,
+          'too-many-requests',
+          `Rate limit of ${perMinute} requests a minute exceeded; retry after ${String(retryAfter)} seconds.`,
+        ),
+      );
+    },
+  });
+}

@@ -1,0 +1,39 @@
+import { Router } from 'express';
+import { tenantOf } from '../auth/authenticate.js';
+import { issueApiKey, toApiKeyResponse } from '../auth/issue.js';
+import type { RequestBody, Schemas } from '../contract.js';
+import { type Db, withTenant } from '../db.js';
+import { notFound, unprocessable } from '../errors.js';
+import * as apiKeys from '../queries/api-keys.js';
+
+export function apiKeysRouter(db: Db): Router {
+  const router = Router();
+
+  router.get('/', async (req, res) => {
+    const rows = await withTenant(db, tenantOf(req).tenantId, (trx) => apiKeys.listApiKeys(trx));
+    res.json({ data: rows.map(toApiKeyResponse) } satisfies Schemas['ApiKeyCollection']);
+  });
+
+  router.post('/', async (req, res) => {
+    const body = req.body as RequestBody<'createApiKey'>;
+    const expiresAt = body.expires_at ? new Date(body.expires_at) : null;
+    if (expiresAt && expiresAt.getTime() <= Date.now()) {
+      throw unprocessable('expires_at must be in the future.', [
+        { location: 'body', field: '/expires_at', message: 'must be in the future' },
+      ]);
+    }
+    const created = await withTenant(db, tenantOf(req).tenantId, (trx) =>
+      issueApiKey(trx, { name: body.name, role: body.role, expiresAt }),
+    );
+    res.status(201).json(created);
+  });
+
+  router.delete('/:keyId', async (req, res) => {
+    const { keyId } = req.params;
+    const revoked = await withTenant(db, tenantOf(req).tenantId, (trx) => apiKeys.revokeApiKey(trx, keyId));
+    if (!revoked) throw notFound(`No API key with id ${keyId}.`);
+    res.status(204).end();
+  });
+
+  return router;
+}

@@ -1,0 +1,211 @@
+import { describe, expect, it } from 'vitest';
+import type { Schemas } from '../../src/contract.js';
+import { PLATFORM_KEY, useTestApp } from '../helpers/app.js';
+import { fingerprint } from '../helpers/db-state.js';
+import { expectProblem } from '../helpers/problems.js';
+
+const ctx = useTestApp();
+
+async function keyWithRole(
+  role: Schemas['ApiKeyRole'],
+  expires_at?: string,
+): Promise<Schemas['ApiKeyWithSecret']> {
+  const res = await ctx.api.post('/api/v1/api-keys').send({ name: `${role} key`, role, expires_at });
+  expect(res.status, JSON.stringify(res.body)).toBe(201);
+  return res.body as Schemas['ApiKeyWithSecret'];
+}
+
+describe('Authorization: Bearer', () => {
+  it('answers 401 with WWW-Authenticate for a missing, malformed or unknown key, writing nothing', async () => {
+    const before = await fingerprint(ctx.db);
+    for (const header of [undefined, 'Basic dXNlcjpwYXNz', 'Bearer', 'Bearer sk_00000000_nope']) {
+      const req = ctx.anonymous.post('/api/v1/users');
+      if (header) void req.set('Authorization', header);
+      const res = await req.send({ name: 'X', email: 'x@example.com' });
+      expectProblem(res, 401, 'unauthorized');
+      expect(res.headers['www-authenticate']).toBe('Bearer');
+    }
+    const forged = ctx.tenant.key.slice(0, -4) + 'AAAA';
+    expectProblem(await ctx.withKey(forged).get('/api/v1/users'), 401, 'unauthorized');
+    expect(await fingerprint(ctx.db)).toEqual(before);
+  });
+
+  it('checks the key before the body: no key and a bad body is still 401', async () => {
+    expectProblem(await ctx.anonymous.post('/api/v1/users').send({ nonsense: true }), 401, 'unauthorized');
+  });
+
+  it('answers 403 when the role lacks the scope, and lets the scope it grants through', async () => {
+    const viewer = await keyWithRole('viewer');
+    expect(viewer.scopes).toEqual(['read']);
+    const before = await fingerprint(ctx.db);
+    const denied = await ctx
+      .withKey(viewer.key)
+      .post('/api/v1/users')
+      .send({ name: 'V', email: 'v@example.com' });
+    const problem = expectProblem(denied, 403, 'forbidden');
+    expect(problem.detail).toMatch(/write/);
+    expectProblem(await ctx.withKey(viewer.key).get('/api/v1/api-keys'), 403, 'forbidden');
+    expect(await fingerprint(ctx.db)).toEqual(before);
+    expect((await ctx.withKey(viewer.key).get('/api/v1/users')).status).toBe(200);
+
+    const editor = await keyWithRole('editor');
+    const created = await ctx
+      .withKey(editor.key)
+      .post('/api/v1/users')
+      .send({ name: 'E', email: 'e@example.com' });
+    expect(created.status).toBe(201);
+  });
+
+  it('keeps the platform key to creating tenants, and tenant keys away from it', async () => {
+    expectProblem(await ctx.withKey(PLATFORM_KEY).get('/api/v1/users'), 403, 'forbidden');
+    expectProblem(await ctx.api.post('/api/v1/tenants').send({ name: 'Sneaky' }), 403, 'forbidden');
+    const app = ctx.appWith({ platformAdminKey: undefined });
+    const res = await app
+      .post('/api/v1/tenants')
+      .set('Authorization', `Bearer ${PLATFORM_KEY}`)
+      .send({ name: 'X' });
+    expectProblem(res, 401, 'unauthorized');
+  });
+
+  it('rejects an expired key with 401', async () => {
+    const key = await keyWithRole('viewer', new Date(Date.now() + 60_000).toISOString());
+    expect((await ctx.withKey(key.key).get('/api/v1/users')).status).toBe(200);
+    await ctx.db
+      .updateTable('api_keys')
+      .set({ expires_at: new Date(Date.now() - 1000) })
+      .where('id', '=', key.id)
+      .execute();
+    expectProblem(await ctx.withKey(key.key).get('/api/v1/users'), 401, 'unauthorized');
+  });
+
+  it('never echoes the key or the Authorization header in a problem', async () => {
+    const secret = 'sk_0123abcd_' + 'A'.repeat(43);
+    const res = await ctx.withKey(secret).get('/api/v1/users');
+    expectProblem(res, 401, 'unauthorized');
+    expect(res.text).not.toContain(secret);
+    const denied = await ctx.withKey(PLATFORM_KEY).get('/api/v1/users');
+    expect(denied.text).not.toContain(PLATFORM_KEY);
+  });
+});
+
+describe('POST /api/v1/tenants', () => {
+  it('creates a tenant whose first key is an admin key that works at once', async () => {
+    const res = await ctx.withKey(PLATFORM_KEY).post('/api/v1/tenants').send({ name: 'Acme' });
+    expect(res.status).toBe(201);
+    const { tenant, api_key } = res.body as Schemas['TenantWithKey'];
+    expect(tenant.name).toBe('Acme');
+    expect(api_key).toMatchObject({
+      role: 'admin',
+      scopes: ['read', 'write', 'analytics', 'keys'],
+      revoked_at: null,
+    });
+    expect(api_key.key.startsWith(`${api_key.prefix}_`)).toBe(true);
+    const [stored] = await ctx.db
+      .selectFrom('api_keys')
+      .select(['tenant_id', 'key_hash'])
+      .where('id', '=', api_key.id)
+      .execute();
+    expect(stored?.tenant_id).toBe(tenant.id);
+    expect(stored?.key_hash.toString('utf8')).not.toContain(api_key.key.slice(12));
+    expect((await ctx.withKey(api_key.key).get('/api/v1/users')).body).toEqual({
+      data: [],
+      next_cursor: null,
+    });
+  });
+
+  it('rejects a blank name with 400 and writes nothing', async () => {
+    const before = await fingerprint(ctx.db);
+    expectProblem(
+      await ctx.withKey(PLATFORM_KEY).post('/api/v1/tenants').send({ name: ' ' }),
+      400,
+      'validation-error',
+    );
+    expect(await fingerprint(ctx.db)).toEqual(before);
+  });
+});
+
+describe('GET /api/v1/api-keys', () => {
+  it("lists the tenant's keys without secrets or hashes", async () => {
+    const viewer = await keyWithRole('viewer');
+    const res = await ctx.api.get('/api/v1/api-keys');
+    expect(res.status).toBe(200);
+    const { data } = res.body as Schemas['ApiKeyCollection'];
+    expect(data.map((k) => k.id)).toContain(viewer.id);
+    expect(res.text).not.toContain(viewer.key);
+    expect(res.text).not.toContain('key_hash');
+  });
+});
+
+describe('POST /api/v1/api-keys', () => {
+  it('rejects an expiry in the past with 422 and an unknown role with 400, writing nothing', async () => {
+    const before = await fingerprint(ctx.db);
+    const past = await ctx.api
+      .post('/api/v1/api-keys')
+      .send({ name: 'old', role: 'viewer', expires_at: '2020-01-01T00:00:00Z' });
+    expectProblem(past, 422, 'unprocessable');
+    expectProblem(
+      await ctx.api.post('/api/v1/api-keys').send({ name: 'x', role: 'root' }),
+      400,
+      'validation-error',
+    );
+    expect(await fingerprint(ctx.db)).toEqual(before);
+  });
+});
+
+describe('DELETE /api/v1/api-keys/{keyId}', () => {
+  it('revokes a key: it stops working at once and stays listed', async () => {
+    const key = await keyWithRole('editor');
+    expect((await ctx.withKey(key.key).get('/api/v1/users')).status).toBe(200);
+    expect((await ctx.api.delete(`/api/v1/api-keys/${key.id}`)).status).toBe(204);
+    expectProblem(await ctx.withKey(key.key).get('/api/v1/users'), 401, 'unauthorized');
+    const listed = (await ctx.api.get('/api/v1/api-keys')).body as Schemas['ApiKeyCollection'];
+    expect(listed.data.find((k) => k.id === key.id)?.revoked_at).toEqual(expect.any(String));
+    expect((await ctx.api.delete(`/api/v1/api-keys/${key.id}`)).status).toBe(204);
+    expectProblem(
+      await ctx.api.delete('/api/v1/api-keys/01937f00-0000-7000-8000-000000000000'),
+      404,
+      'not-found',
+    );
+  });
+});
+
+describe('abuse limits and headers', () => {
+  it('answers 429 with Retry-After and RateLimit headers once a key is over its limit', async () => {
+    const app = ctx.appWith({ rateLimitPerMinute: 2 });
+    const call = () => app.get('/api/v1/users').set('Authorization', `Bearer ${ctx.tenant.key}`);
+    const first = await call();
+    expect(first.status).toBe(200);
+    expect(first.headers['ratelimit-policy']).toMatch(/q=2/);
+    expect(first.headers.ratelimit).toMatch(/r=1/);
+    expect((await call()).status).toBe(200);
+    const limited = await call();
+    expectProblem(limited, 429, 'too-many-requests');
+    expect(Number(limited.headers['retry-after'])).toBeGreaterThan(0);
+    // Another key has its own budget.
+    const other = await ctx.newTenant();
+    expect((await app.get('/api/v1/users').set('Authorization', `Bearer ${other.key}`)).status).toBe(200);
+  });
+
+  it('sends security headers and, by default, no CORS headers', async () => {
+    const res = await ctx.api.get('/api/v1/users').set('Origin', 'https://evil.example');
+    expect(res.headers['x-content-type-options']).toBe('nosniff');
+    expect(res.headers['strict-transport-security']).toBeDefined();
+    expect(res.headers['x-powered-by']).toBeUndefined();
+    expect(res.headers['access-control-allow-origin']).toBeUndefined();
+  });
+
+  it('allows configured CORS origins only', async () => {
+    const app = ctx.appWith({ corsOrigins: ['https://app.example'] });
+    const ok = await app
+      .options('/api/v1/users')
+      .set('Origin', 'https://app.example')
+      .set('Access-Control-Request-Method', 'GET');
+    expect(ok.headers['access-control-allow-origin']).toBe('https://app.example');
+    const other = await app.get('/healthz').set('Origin', 'https://evil.example');
+    expect(other.headers['access-control-allow-origin']).toBeUndefined();
+  });
+
+  it('logged no unexpected error in this file', () => {
+    expect(ctx.unexpectedErrors).toEqual([]);
+  });
+});

@@ -1,0 +1,148 @@
+// Tenant B's key never reaches tenant A's rows, through any operation; and the database enforces
+// it even for a query that forgets the tenant.
+import { sql } from 'kysely';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { Schemas } from '../../src/contract.js';
+import { APP_ROLE, createDb, withTenant } from '../../src/db.js';
+import { type TestTenant, useTestApp } from '../helpers/app.js';
+import { createFeature, createSubscription, createUser } from '../helpers/factories.js';
+import { expectProblem } from '../helpers/problems.js';
+
+const ctx = useTestApp();
+let b: TestTenant;
+let user: Schemas['User'];
+let feature: Schemas['Feature'];
+let subscription: Schemas['Subscription'];
+let keyId: string;
+
+/** Tenant A's rows as the owner sees them: must not change whatever B does. */
+async function tenantARows() {
+  const tenantId = ctx.tenant.id;
+  return Promise.all(
+    (['users', 'features', 'subscriptions', 'subscription_features', 'api_keys'] as const).map((table) =>
+      sql<{
+        row: string;
+      }>`select t::text as row from ${sql.table(table)} t where tenant_id = ${tenantId} order by 1`
+        .execute(ctx.db)
+        .then((r) => r.rows.map((x) => x.row)),
+    ),
+  );
+}
+
+beforeAll(async () => {
+  user = await createUser(ctx, { email: 'shared@example.com' });
+  feature = await createFeature(ctx, { name: 'shared-feature' });
+  subscription = await createSubscription(ctx, { user_id: user.id });
+  await ctx.api.put(`/api/v1/subscriptions/${subscription.id}/features/${feature.id}`).expect(201);
+  keyId = ((await ctx.api.get('/api/v1/api-keys')).body as Schemas['ApiKeyCollection']).data[0]!.id;
+  b = await ctx.newTenant('Tenant B');
+});
+
+describe("tenant B and tenant A's rows", () => {
+  it('cannot read, list, update, link or delete any of them: 404 or empty, exactly as if absent', async () => {
+    const before = await tenantARows();
+    const paths = [
+      `/api/v1/users/${user.id}`,
+      `/api/v1/features/${feature.id}`,
+      `/api/v1/subscriptions/${subscription.id}`,
+    ];
+    for (const path of paths) {
+      expectProblem(await b.api.get(path), 404, 'not-found');
+      expectProblem(await b.api.delete(path), 404, 'not-found');
+    }
+    expectProblem(await b.api.patch(paths[0]!).send({ name: 'Hijacked' }), 404, 'not-found');
+    expectProblem(await b.api.patch(paths[1]!).send({ name: 'hijacked' }), 404, 'not-found');
+    expectProblem(await b.api.patch(paths[2]!).send({ status: 'canceled' }), 404, 'not-found');
+
+    expect((await b.api.get('/api/v1/users')).body).toEqual({ data: [], next_cursor: null });
+    expect((await b.api.get('/api/v1/users?email=shared@example.com')).body).toEqual({
+      data: [],
+      next_cursor: null,
+    });
+    expect((await b.api.get('/api/v1/features')).body).toEqual({ data: [], next_cursor: null });
+    expect((await b.api.get(`/api/v1/subscriptions?user_id=${user.id}`)).body).toEqual({
+      data: [],
+      next_cursor: null,
+    });
+
+    const links = `/api/v1/subscriptions/${subscription.id}/features`;
+    expectProblem(await b.api.get(links), 404, 'not-found');
+    expectProblem(await b.api.put(`${links}/${feature.id}`), 404, 'not-found');
+    expectProblem(await b.api.delete(`${links}/${feature.id}`), 404, 'not-found');
+
+    const own = await createSubscription(b, { user_id: (await createUser(b)).id });
+    expectProblem(
+      await b.api.put(`/api/v1/subscriptions/${own.id}/features/${feature.id}`),
+      404,
+      'not-found',
+    );
+    const foreignUser = await b.api
+      .post('/api/v1/subscriptions')
+      .send({ user_id: user.id, status: 'active', plan_cost: '1.00', start_date: '2026-01-01' });
+    expectProblem(foreignUser, 422, 'unprocessable');
+
+    expectProblem(await b.api.delete(`/api/v1/api-keys/${keyId}`), 404, 'not-found');
+    const keys = (await b.api.get('/api/v1/api-keys')).body as Schemas['ApiKeyCollection'];
+    expect(keys.data.map((k) => k.id)).not.toContain(keyId);
+
+    expect(await tenantARows()).toEqual(before);
+  });
+
+  it('may reuse the same email and feature name: uniqueness is per tenant', async () => {
+    expect((await b.api.post('/api/v1/users').send({ name: 'B', email: 'SHARED@example.com' })).status).toBe(
+      201,
+    );
+    expect((await b.api.post('/api/v1/features').send({ name: 'shared-feature' })).status).toBe(201);
+  });
+});
+
+describe('row-level security', () => {
+  it('runs the app as a role that owns nothing and cannot bypass RLS', async () => {
+    const { rows } = await sql<{ role: string; bypass: boolean; superuser: boolean; owns: number }>`
+      select current_user as role, rolbypassrls as bypass, rolsuper as superuser,
+        (select count(*)::int from pg_class where relowner = r.oid) as owns
+      from pg_roles r where rolname = current_user`.execute(ctx.appDb);
+    expect(rows).toEqual([{ role: 'subscriptions_app', bypass: false, superuser: false, owns: 0 }]);
+  });
+
+  it("returns only the current tenant's rows to a query with no tenant filter at all", async () => {
+    const all = await ctx.db.selectFrom('users').select('id').execute();
+    expect(all.length).toBeGreaterThan(1); // the owner sees both tenants
+    const seen = await withTenant(ctx.appDb, b.id, (trx) => trx.selectFrom('users').select('id').execute());
+    const bUsers = await ctx.db.selectFrom('users').select('id').where('tenant_id', '=', b.id).execute();
+    expect(seen).toEqual(expect.arrayContaining(bUsers));
+    expect(seen).toHaveLength(bUsers.length);
+    expect(seen.map((r) => r.id)).not.toContain(user.id);
+  });
+
+  it('shows nothing, and refuses writes, outside a tenant transaction', async () => {
+    expect(await ctx.appDb.selectFrom('subscriptions').select('id').execute()).toEqual([]);
+    await expect(ctx.appDb.insertInto('features').values({ name: 'orphan' }).execute()).rejects.toThrow();
+    await expect(
+      withTenant(ctx.appDb, b.id, (trx) =>
+        sql`insert into features (tenant_id, name) values (${ctx.tenant.id}, 'planted')`.execute(trx),
+      ),
+    ).rejects.toThrow(/row-level security/);
+  });
+
+  it('never carries one tenant into the next transaction on a reused connection', async () => {
+    const one = createDb(ctx.url, { poolSize: 1, role: APP_ROLE }); // every query shares one connection
+    try {
+      const pids = new Set<number>();
+      const visible = async (tenantId: string) =>
+        withTenant(one, tenantId, async (trx) => {
+          const { rows } = await sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(trx);
+          pids.add(rows[0]!.pid);
+          return (await trx.selectFrom('users').select('id').execute()).map((r) => r.id);
+        });
+      for (let i = 0; i < 3; i++) {
+        expect(await visible(ctx.tenant.id)).toContain(user.id);
+        expect(await one.selectFrom('users').select('id').execute()).toEqual([]);
+        expect(await visible(b.id)).not.toContain(user.id);
+      }
+      expect(pids.size).toBe(1);
+    } finally {
+      await one.destroy();
+    }
+  });
+});
