@@ -1,4 +1,4 @@
-.PHONY: install start test check gen check-gen lint typecheck format migrate tenant clean
+.PHONY: install start test check gen check-gen lint typecheck format migrate tenant seed bench clean
 SHELL := /bin/bash
 
 # Reinstall only when the lock file changed since the last install.
@@ -34,6 +34,14 @@ format: install
 
 migrate: install
 	npx tsx src/cli/migrate.ts $(or $(DIRECTION),latest)
+
+# A demo tenant with ROWS subscriptions (default 500000), reproducible with SEED.
+seed: install
+	npx tsx src/cli/seed.ts
+
+# Latency and throughput of analytics and CRUD over HTTP, written to bench/results.md.
+bench: install
+	npx tsx bench/run.ts
 
 # A tenant and its first admin key: make tenant NAME="Acme Inc."
 tenant: install

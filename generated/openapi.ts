@@ -304,6 +304,73 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/analytics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Revenue and customer metrics
+         * @description Exact and current: every write is reflected in the very next response (the aggregates are
+         *     maintained in the same transaction as the write, never cached by time). Money is exact;
+         *     averages are rounded to cents, half away from zero. Months are calendar months of
+         *     `start_date`, which has no time zone.
+         */
+        get: operations["getAnalytics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/analytics/consistency": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Compare the maintained aggregates with a live recomputation
+         * @description Recomputes every aggregate of the caller's tenant from the subscriptions themselves and
+         *     lists any difference from the maintained ones. Reads every subscription of the tenant: an
+         *     operator's tool, not something to poll.
+         */
+        get: operations["checkAnalyticsConsistency"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/analytics/rebuild": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Rebuild the maintained aggregates from scratch
+         * @description Replaces the caller's tenant's aggregates with a recomputation, in one transaction that
+         *     briefly blocks writes to subscriptions. Only needed if a consistency check ever finds a
+         *     difference (for example after rows were changed with triggers disabled).
+         */
+        post: operations["rebuildAnalytics"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -477,12 +544,12 @@ export interface components {
             api_key: components["schemas"]["ApiKeyWithSecret"];
         };
         /**
-         * @description viewer: read; editor: read, write; analyst: read, analytics; admin: read, write, analytics, keys.
+         * @description viewer: read; editor: read, write; analyst: read, analytics; admin: read, write, analytics, keys, admin.
          * @enum {string}
          */
         ApiKeyRole: "viewer" | "editor" | "analyst" | "admin";
         /** @enum {string} */
-        Scope: "read" | "write" | "analytics" | "keys";
+        Scope: "read" | "write" | "analytics" | "keys" | "admin";
         ApiKey: {
             id: components["schemas"]["Id"];
             name: components["schemas"]["Name"];
@@ -525,6 +592,52 @@ export interface components {
         };
         ApiKeyCollection: {
             data: components["schemas"]["ApiKey"][];
+        };
+        Analytics: {
+            as_of: components["schemas"]["Date"];
+            /** @description Sum of `plan_cost` over subscriptions whose status is `active` (any billing interval, any start date). */
+            total_recurring_revenue: components["schemas"]["Money"];
+            /** @description Mean `plan_cost` over all subscriptions, every status; rounded to cents, half away from zero. Null when there are none. */
+            average_subscription_cost: string | null;
+            /** @description All subscriptions, every status. */
+            subscription_count: number;
+            /**
+             * @description One entry per calendar month, oldest first, ending with the month of `as_of`; months
+             *     with no new subscriptions are present with zeros. This is revenue **booked by new
+             *     subscriptions** (sum of `plan_cost` of subscriptions whose `start_date` falls in the
+             *     month, whatever their status now), not MRR.
+             */
+            monthly_revenue: components["schemas"]["MonthlyRevenue"][];
+            /** @description The users with the highest total subscription value (sum of `plan_cost` over all their subscriptions, every status), highest first; ties by user id. Users with no subscription are not listed. */
+            top_users: components["schemas"]["TopUser"][];
+        };
+        MonthlyRevenue: {
+            /** @example 2026-11 */
+            month: string;
+            revenue: components["schemas"]["Money"];
+            subscription_count: number;
+        };
+        TopUser: {
+            /** Format: uuid */
+            id: string;
+            name: string;
+            email: string;
+            total_value: components["schemas"]["Money"];
+            subscription_count: number;
+        };
+        AnalyticsConsistency: {
+            consistent: boolean;
+            /** @description Each aggregate row whose maintained value differs from the recomputation. */
+            differences: {
+                /** @enum {string} */
+                aggregate: "subscription_rollups" | "user_totals";
+                /** @description Which row: month and status, or user id. */
+                key: string;
+                /** @description count/total as maintained, or "missing". */
+                maintained: string;
+                /** @description count/total from the subscriptions, or "missing". */
+                recomputed: string;
+            }[];
         };
     };
     responses: {
@@ -1617,7 +1730,8 @@ export interface operations {
                      *           "read",
                      *           "write",
                      *           "analytics",
-                     *           "keys"
+                     *           "keys",
+                     *           "admin"
                      *         ],
                      *         "expires_at": null,
                      *         "revoked_at": null,
@@ -1662,7 +1776,8 @@ export interface operations {
                      *             "read",
                      *             "write",
                      *             "analytics",
-                     *             "keys"
+                     *             "keys",
+                     *             "admin"
                      *           ],
                      *           "expires_at": null,
                      *           "revoked_at": null,
@@ -1753,6 +1868,124 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+        };
+    };
+    getAnalytics: {
+        parameters: {
+            query?: {
+                /** @description How many calendar months `monthly_revenue` covers, ending with the month of `as_of`. */
+                months?: number;
+                /** @description How many users `top_users` lists. */
+                top?: number;
+                /** @description The reference date whose month is the last of `monthly_revenue`; defaults to today (UTC). */
+                as_of?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The metrics. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "as_of": "2026-11-23",
+                     *       "total_recurring_revenue": "1234.50",
+                     *       "average_subscription_cost": "41.15",
+                     *       "subscription_count": 30,
+                     *       "monthly_revenue": [
+                     *         {
+                     *           "month": "2026-10",
+                     *           "revenue": "99.98",
+                     *           "subscription_count": 2
+                     *         },
+                     *         {
+                     *           "month": "2026-11",
+                     *           "revenue": "0.00",
+                     *           "subscription_count": 0
+                     *         }
+                     *       ],
+                     *       "top_users": [
+                     *         {
+                     *           "id": "0193a6a2-7c4e-7d1a-9b1e-3f2c4d5e6f70",
+                     *           "name": "Ada Lovelace",
+                     *           "email": "ada@example.com",
+                     *           "total_value": "249.95",
+                     *           "subscription_count": 5
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Analytics"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["TooManyRequests"];
+        };
+    };
+    checkAnalyticsConsistency: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The comparison. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "consistent": true,
+                     *       "differences": []
+                     *     }
+                     */
+                    "application/json": components["schemas"]["AnalyticsConsistency"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["TooManyRequests"];
+        };
+    };
+    rebuildAnalytics: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Rebuilt; the result of a consistency check right after. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "consistent": true,
+                     *       "differences": []
+                     *     }
+                     */
+                    "application/json": components["schemas"]["AnalyticsConsistency"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             429: components["responses"]["TooManyRequests"];
         };
     };

@@ -8,6 +8,7 @@ import { authenticate } from './auth/authenticate.js';
 import { rateLimitPerKey } from './auth/rate-limit.js';
 import type { Db } from './db.js';
 import { notFoundHandler, problemHandler } from './errors.js';
+import { analyticsRouter } from './routes/analytics.js';
 import { apiKeysRouter } from './routes/api-keys.js';
 import { featuresRouter } from './routes/features.js';
 import { healthRouter } from './routes/health.js';
@@ -39,6 +40,10 @@ export function createApp({
 }: AppOptions): Express {
   const app = express();
   app.set('query parser', 'extended');
+  // Routes match paths exactly as src/operations.ts does: auth must never see a path that a router
+  // matches but the operation table does not (e.g. /API/v1/tenants).
+  app.set('case sensitive routing', true);
+  app.set('strict routing', false);
   // upgrade-insecure-requests would break Swagger UI served over plain http (local development).
   app.use(helmet({ contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } } }));
   if (corsOrigins.length > 0) {
@@ -64,6 +69,7 @@ export function createApp({
     OpenApiValidator.middleware({
       apiSpec: structuredClone(spec) as never,
       validateRequests: { allErrors: true },
+      validateSecurity: false, // authenticate() above owns authentication and scopes
       validateResponses: validateResponses ? { allErrors: true } : false,
       validateFormats: true,
       ajvFormats: { mode: 'full' },
@@ -76,6 +82,7 @@ export function createApp({
   app.use('/api/v1/users', usersRouter(db));
   app.use('/api/v1/features', featuresRouter(db));
   app.use('/api/v1/subscriptions', subscriptionsRouter(db));
+  app.use('/api/v1/analytics', analyticsRouter(db));
 
   app.use(notFoundHandler);
   app.use(problemHandler(log));

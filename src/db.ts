@@ -13,33 +13,26 @@ export const APP_ROLE = 'subscriptions_app';
 
 export interface DbOptions {
   poolSize?: number;
-  /** SET ROLE on every new connection, so even a superuser's URL is subject to row-level security. */
-  role?: string;
 }
 
-export function createDb(connectionString: string, { poolSize = 10, role }: DbOptions = {}): Db {
+export function createDb(connectionString: string, { poolSize = 10 }: DbOptions = {}): Db {
   const pool = new pg.Pool({ connectionString, max: poolSize });
   // An idle connection can die (server restart, shutdown); without a listener that crashes the process.
   pool.on('error', (error) => console.error(`idle database connection lost: ${error.message}`));
-  if (role) {
-    // Queued before any query the pool hands the client out for, so it always runs first.
-    pool.on('connect', (client) => {
-      client.query(`set role ${client.escapeIdentifier(role)}`).catch((error: Error) => {
-        console.error(`set role ${role} failed: ${error.message}`);
-      });
-    });
-  }
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
 }
 
 /**
- * Runs fn in a transaction whose rows are those of one tenant: app.tenant_id is set with
- * set_config(..., true), local to the transaction, so a pooled connection never carries one
- * request's tenant into the next.
+ * Runs fn in a transaction whose rows are those of one tenant. Both settings are local to the
+ * transaction (set_config(..., true)), so a pooled connection never carries one request's tenant
+ * into the next; and the role switch fails the transaction when refused, never running fn with
+ * the login user's rights (which may bypass RLS).
  */
 export function withTenant<T>(db: Db, tenantId: string, fn: (trx: Db) => Promise<T>): Promise<T> {
   return db.transaction().execute(async (trx) => {
-    await sql`select set_config('app.tenant_id', ${tenantId}, true)`.execute(trx);
+    await sql`select set_config('role', ${APP_ROLE}, true), set_config('app.tenant_id', ${tenantId}, true)`.execute(
+      trx,
+    );
     return fn(trx);
   });
 }

@@ -2,20 +2,16 @@
 import { createApp } from './app.js';
 import { loadConfig } from './config.js';
 import { openDatabase } from './database.js';
-import { APP_ROLE, createDb } from './db.js';
+import { createDb } from './db.js';
 import { migrateToLatest } from './migrator.js';
 
 const config = loadConfig();
 const database = await openDatabase(config);
 
-// Migrations run as the URL's user (the owner); requests run as the app role, under RLS.
-const owner = createDb(database.url, { poolSize: 1 });
-try {
-  for (const step of await migrateToLatest(owner)) console.log(`migrated: ${step}`);
-} finally {
-  await owner.destroy();
-}
-const db = createDb(database.url, { poolSize: config.dbPoolSize, role: APP_ROLE });
+// Migrations run as the URL's user (the owner); each request's transaction switches to the app
+// role (withTenant), under RLS.
+const db = createDb(database.url, { poolSize: config.dbPoolSize });
+for (const step of await migrateToLatest(db)) console.log(`migrated: ${step}`);
 
 const app = createApp({ db, ...config });
 const server = app.listen(config.port, config.host, () => {

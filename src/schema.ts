@@ -71,6 +71,23 @@ export interface SubscriptionFeaturesTable {
   created_at: Timestamp;
 }
 
+/** Maintained by triggers on subscriptions (db/migrations/202611230003_analytics.ts), never by the app. */
+export interface SubscriptionRollupsTable {
+  tenant_id: TenantId;
+  month: string;
+  status: SubscriptionStatus;
+  shard: number;
+  subscription_count: string;
+  plan_cost_total: string;
+}
+
+export interface UserTotalsTable {
+  tenant_id: TenantId;
+  user_id: string;
+  subscription_count: string;
+  total_value: string;
+}
+
 export interface Database {
   tenants: TenantsTable;
   api_keys: ApiKeysTable;
@@ -78,6 +95,8 @@ export interface Database {
   features: FeaturesTable;
   subscriptions: SubscriptionsTable;
   subscription_features: SubscriptionFeaturesTable;
+  subscription_rollups: SubscriptionRollupsTable;
+  user_totals: UserTotalsTable;
 }
 
 export type TenantRow = Selectable<TenantsTable>;

@@ -24,8 +24,14 @@ const unauthorized = (detail: string) =>
 
 /** The authenticated tenant caller of a route that requires a tenant scope. */
 export function tenantOf(req: Request): Extract<Caller, { kind: 'tenant' }> {
-  if (req.caller?.kind !== 'tenant') throw new Error('route reached without a tenant caller');
+  // Fails closed: a route reached without a tenant key (a routing mistake) answers 401, never data.
+  if (req.caller?.kind !== 'tenant') throw unauthorized('This operation needs a tenant API key.');
   return req.caller;
+}
+
+/** Fails closed like tenantOf, for the platform operator's routes. */
+export function requirePlatform(req: Request): void {
+  if (req.caller?.kind !== 'platform') throw unauthorized('This operation needs the platform key.');
 }
 
 async function identify(db: Db, key: string, platformKey: string | undefined): Promise<Caller | undefined> {

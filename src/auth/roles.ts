@@ -8,7 +8,7 @@ export const ROLE_SCOPES: Record<Role, readonly Scope[]> = {
   viewer: ['read'],
   editor: ['read', 'write'],
   analyst: ['read', 'analytics'],
-  admin: ['read', 'write', 'analytics', 'keys'],
+  admin: ['read', 'write', 'analytics', 'keys', 'admin'],
 };
 
 /** The platform operator's key creates tenants and nothing else. */

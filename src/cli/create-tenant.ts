@@ -1,7 +1,7 @@
 // `make tenant NAME="Acme Inc."`: creates a tenant and prints its first admin key (shown once).
 import { loadConfig } from '../config.js';
 import { openDatabase } from '../database.js';
-import { APP_ROLE, createDb } from '../db.js';
+import { createDb } from '../db.js';
 import { migrateToLatest } from '../migrator.js';
 import { createTenant } from '../routes/tenants.js';
 
@@ -12,16 +12,14 @@ if (!name || name.length > 200) {
 }
 
 const database = await openDatabase(loadConfig());
-const owner = createDb(database.url, { poolSize: 1 });
-const app = createDb(database.url, { poolSize: 1, role: APP_ROLE });
+const db = createDb(database.url, { poolSize: 1 });
 try {
-  await migrateToLatest(owner);
-  const { tenant, api_key } = await createTenant(app, name);
+  await migrateToLatest(db);
+  const { tenant, api_key } = await createTenant(db, name);
   console.log(`tenant  ${tenant.id}  ${tenant.name}`);
   console.log(`api key ${api_key.key}`);
   console.log('This is the only time the key is shown: store it now. Use it as Authorization: Bearer <key>.');
 } finally {
-  await app.destroy();
-  await owner.destroy();
+  await db.destroy();
   await database.stop();
 }

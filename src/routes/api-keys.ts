@@ -7,7 +7,7 @@ import { notFound, unprocessable } from '../errors.js';
 import * as apiKeys from '../queries/api-keys.js';
 
 export function apiKeysRouter(db: Db): Router {
-  const router = Router();
+  const router = Router({ caseSensitive: true });
 
   router.get('/', async (req, res) => {
     const rows = await withTenant(db, tenantOf(req).tenantId, (trx) => apiKeys.listApiKeys(trx));

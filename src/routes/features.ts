@@ -20,7 +20,7 @@ export function toFeatureResponse(row: FeatureRow): Schemas['Feature'] {
 export const noSuchFeature = (id: string) => notFound(`No feature with id ${id}.`);
 
 export function featuresRouter(db: Db): Router {
-  const router = Router();
+  const router = Router({ caseSensitive: true });
 
   router.get('/', async (req, res) => {
     const query = req.query as Query<'listFeatures'>;

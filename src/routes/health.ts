@@ -5,7 +5,7 @@ import type { Db } from '../db.js';
 import { ProblemError } from '../errors.js';
 
 export function healthRouter(db: Db): Router {
-  const router = Router();
+  const router = Router({ caseSensitive: true });
   const ok: Schemas['Health'] = { status: 'ok' };
 
   // Liveness never touches the database: a slow database must not get the process restarted.

@@ -31,7 +31,7 @@ export function toSubscriptionResponse(
 const noSuchSubscription = (id: string) => notFound(`No subscription with id ${id}.`);
 
 export function subscriptionsRouter(db: Db): Router {
-  const router = Router();
+  const router = Router({ caseSensitive: true });
 
   router.get('/', async (req, res) => {
     const query = req.query as Query<'listSubscriptions'>;

@@ -1,4 +1,5 @@
 import { Router } from 'express';
+import { requirePlatform } from '../auth/authenticate.js';
 import { issueApiKey } from '../auth/issue.js';
 import type { RequestBody, Schemas } from '../contract.js';
 import { type Db, withTenant } from '../db.js';
@@ -18,8 +19,9 @@ export async function createTenant(db: Db, name: string): Promise<Schemas['Tenan
 }
 
 export function tenantsRouter(db: Db): Router {
-  const router = Router();
+  const router = Router({ caseSensitive: true });
   router.post('/', async (req, res) => {
+    requirePlatform(req);
     const body = req.body as RequestBody<'createTenant'>;
     res.status(201).json(await createTenant(db, body.name));
   });

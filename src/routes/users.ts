@@ -20,7 +20,7 @@ export function toUserResponse(row: UserRow): Schemas['User'] {
 const noSuchUser = (id: string) => notFound(`No user with id ${id}.`);
 
 export function usersRouter(db: Db): Router {
-  const router = Router();
+  const router = Router({ caseSensitive: true });
 
   router.get('/', async (req, res) => {
     const query = req.query as Query<'listUsers'>;

@@ -96,7 +96,7 @@ describe('POST /api/v1/tenants', () => {
     expect(tenant.name).toBe('Acme');
     expect(api_key).toMatchObject({
       role: 'admin',
-      scopes: ['read', 'write', 'analytics', 'keys'],
+      scopes: ['read', 'write', 'analytics', 'keys', 'admin'],
       revoked_at: null,
     });
     expect(api_key.key.startsWith(`${api_key.prefix}_`)).toBe(true);

@@ -3,7 +3,7 @@
 import { sql } from 'kysely';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Schemas } from '../../src/contract.js';
-import { APP_ROLE, createDb, withTenant } from '../../src/db.js';
+import { APP_ROLE, createDb, type Db, withTenant } from '../../src/db.js';
 import { type TestTenant, useTestApp } from '../helpers/app.js';
 import { createFeature, createSubscription, createUser } from '../helpers/factories.js';
 import { expectProblem } from '../helpers/problems.js';
@@ -96,12 +96,23 @@ describe("tenant B and tenant A's rows", () => {
   });
 });
 
+/** A transaction as the app role with no tenant named: what a forgotten set_config would see. */
+function withoutTenant<T>(db: Db, fn: (trx: Db) => Promise<T>): Promise<T> {
+  return db.transaction().execute(async (trx) => {
+    await sql`select set_config('role', ${APP_ROLE}, true)`.execute(trx);
+    return fn(trx);
+  });
+}
+
 describe('row-level security', () => {
-  it('runs the app as a role that owns nothing and cannot bypass RLS', async () => {
-    const { rows } = await sql<{ role: string; bypass: boolean; superuser: boolean; owns: number }>`
-      select current_user as role, rolbypassrls as bypass, rolsuper as superuser,
-        (select count(*)::int from pg_class where relowner = r.oid) as owns
-      from pg_roles r where rolname = current_user`.execute(ctx.appDb);
+  it('runs tenant transactions as a role that owns nothing and cannot bypass RLS', async () => {
+    const rows = await withTenant(ctx.appDb, b.id, async (trx) => {
+      const result = await sql<{ role: string; bypass: boolean; superuser: boolean; owns: number }>`
+        select current_user as role, rolbypassrls as bypass, rolsuper as superuser,
+          (select count(*)::int from pg_class where relowner = r.oid) as owns
+        from pg_roles r where rolname = current_user`.execute(trx);
+      return result.rows;
+    });
     expect(rows).toEqual([{ role: 'subscriptions_app', bypass: false, superuser: false, owns: 0 }]);
   });
 
@@ -115,9 +126,13 @@ describe('row-level security', () => {
     expect(seen.map((r) => r.id)).not.toContain(user.id);
   });
 
-  it('shows nothing, and refuses writes, outside a tenant transaction', async () => {
-    expect(await ctx.appDb.selectFrom('subscriptions').select('id').execute()).toEqual([]);
-    await expect(ctx.appDb.insertInto('features').values({ name: 'orphan' }).execute()).rejects.toThrow();
+  it('shows nothing, and refuses writes, without a tenant or for another tenant', async () => {
+    expect(
+      await withoutTenant(ctx.appDb, (trx) => trx.selectFrom('subscriptions').select('id').execute()),
+    ).toEqual([]);
+    await expect(
+      withoutTenant(ctx.appDb, (trx) => trx.insertInto('features').values({ name: 'orphan' }).execute()),
+    ).rejects.toThrow();
     await expect(
       withTenant(ctx.appDb, b.id, (trx) =>
         sql`insert into features (tenant_id, name) values (${ctx.tenant.id}, 'planted')`.execute(trx),
@@ -126,7 +141,7 @@ describe('row-level security', () => {
   });
 
   it('never carries one tenant into the next transaction on a reused connection', async () => {
-    const one = createDb(ctx.url, { poolSize: 1, role: APP_ROLE }); // every query shares one connection
+    const one = createDb(ctx.url, { poolSize: 1 }); // every transaction shares one connection
     try {
       const pids = new Set<number>();
       const visible = async (tenantId: string) =>
@@ -137,12 +152,29 @@ describe('row-level security', () => {
         });
       for (let i = 0; i < 3; i++) {
         expect(await visible(ctx.tenant.id)).toContain(user.id);
-        expect(await one.selectFrom('users').select('id').execute()).toEqual([]);
+        expect(await withoutTenant(one, (trx) => trx.selectFrom('users').select('id').execute())).toEqual([]);
         expect(await visible(b.id)).not.toContain(user.id);
       }
       expect(pids.size).toBe(1);
     } finally {
       await one.destroy();
     }
+  });
+});
+
+describe('routing', () => {
+  it('treats a path in another case as unknown: 404, never a way around authentication', async () => {
+    const before = await ctx.db.selectFrom('tenants').select('id').execute();
+    for (const path of ['/API/v1/tenants', '/api/V1/tenants', '/api/v1/Tenants']) {
+      const res = await ctx.anonymous
+        .post(path)
+        .set('Authorization', 'Bearer anything')
+        .send({ name: 'Mallory' });
+      expect(res.status, path).toBeGreaterThanOrEqual(400);
+      expect(res.status, path).toBeLessThan(500);
+    }
+    expectProblem(await ctx.anonymous.get('/API/v1/users'), 404, 'not-found');
+    expect(await ctx.db.selectFrom('tenants').select('id').execute()).toEqual(before);
+    expect(ctx.unexpectedErrors).toEqual([]);
   });
 });

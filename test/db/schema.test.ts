@@ -62,6 +62,15 @@ const EXPECTED = {
     feature_id: 'uuid',
     created_at: 'timestamptz',
   },
+  subscription_rollups: {
+    tenant_id: 'uuid',
+    month: 'date',
+    status: 'text',
+    shard: 'int2',
+    subscription_count: 'int8',
+    plan_cost_total: 'numeric',
+  },
+  user_totals: { tenant_id: 'uuid', user_id: 'uuid', subscription_count: 'int8', total_value: 'numeric' },
 } satisfies { [T in keyof Database]: Record<keyof Database[T], string> };
 
 describe('the database schema', () => {

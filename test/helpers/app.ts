@@ -8,7 +8,7 @@ import supertest from 'supertest';
 import { afterAll, beforeAll, expect, inject } from 'vitest';
 import { type AppOptions, createApp } from '../../src/app.js';
 import type { Schemas } from '../../src/contract.js';
-import { APP_ROLE, createDb, type Db } from '../../src/db.js';
+import { createDb, type Db } from '../../src/db.js';
 import { databaseUrl, dropDatabase, ensureDatabase } from '../../src/postgres.js';
 import { OPERATIONS_LOG, type RecordedRequest } from '../contract/operations.js';
 
@@ -82,7 +82,7 @@ export function useTestApp(): TestContext {
     const url = databaseUrl(serverUrl, database);
     ctx.url = url;
     ctx.db = createDb(url, { poolSize: 2 });
-    ctx.appDb = createDb(url, { poolSize: 4, role: APP_ROLE });
+    ctx.appDb = createDb(url, { poolSize: 4 });
     const app = recorded();
     ctx.anonymous = supertest(app);
     ctx.withKey = (key) => supertest.agent(app).set('Authorization', `Bearer ${key}`);
