@@ -1,8 +1,11 @@
 // Every metric against an independent live recomputation, written here in plain SQL over the
 // subscriptions themselves, on a fixture full of edge cases.
 import { sql } from 'kysely';
+import supertest from 'supertest';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { createApp } from '../../src/app.js';
 import type { Schemas } from '../../src/contract.js';
+import { createDb } from '../../src/db.js';
 import { type TestTenant, useTestApp } from '../helpers/app.js';
 import { createSubscription, createUser } from '../helpers/factories.js';
 import { expectProblem } from '../helpers/problems.js';
@@ -140,9 +143,6 @@ describe('GET /api/v1/analytics', () => {
   it('answers in the same months whatever the session time zone', async () => {
     const url = new URL(ctx.url);
     url.searchParams.set('options', '-c TimeZone=Pacific/Kiritimati');
-    const { createDb } = await import('../../src/db.js');
-    const { createApp } = await import('../../src/app.js');
-    const supertest = (await import('supertest')).default;
     const db = createDb(url.toString(), { poolSize: 1 });
     try {
       const app = createApp({ db, validateResponses: true });
