@@ -108,12 +108,6 @@ function fromValidatorError(error: ValidatorError): ProblemError | undefined {
   switch (error.status) {
     case 400:
       return new ProblemError(400, 'validation-error', error.message, error.errors.map(toFieldError));
-    case 401:
-      return new ProblemError(401, 'unauthorized', error.message, undefined, {
-        'WWW-Authenticate': 'Bearer',
-      });
-    case 403:
-      return new ProblemError(403, 'forbidden', error.message);
     case 404:
       return notFound(`No route ${error.path ?? ''}.`);
     case 405: {

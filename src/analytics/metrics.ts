@@ -35,7 +35,7 @@ function monthlyRevenue(db: Db, { asOf, months }: AnalyticsParams) {
   return db
     .selectFrom(
       sql<{
-        month: Date;
+        w: Date;
       }>`generate_series(${last} - make_interval(months => ${months - 1}), ${last}, interval '1 month')`.as(
         'w',
       ), // one column, also named w

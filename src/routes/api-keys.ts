@@ -1,8 +1,8 @@
 import { Router } from 'express';
-import { tenantOf } from '../auth/authenticate.js';
+import { inTenant } from '../auth/authenticate.js';
 import { issueApiKey, toApiKeyResponse } from '../auth/issue.js';
 import type { RequestBody, Schemas } from '../contract.js';
-import { type Db, withTenant } from '../db.js';
+import type { Db } from '../db.js';
 import { notFound, unprocessable } from '../errors.js';
 import * as apiKeys from '../queries/api-keys.js';
 
@@ -10,7 +10,7 @@ export function apiKeysRouter(db: Db): Router {
   const router = Router({ caseSensitive: true });
 
   router.get('/', async (req, res) => {
-    const rows = await withTenant(db, tenantOf(req).tenantId, (trx) => apiKeys.listApiKeys(trx));
+    const rows = await inTenant(db, req, (trx) => apiKeys.listApiKeys(trx));
     res.json({ data: rows.map(toApiKeyResponse) } satisfies Schemas['ApiKeyCollection']);
   });
 
@@ -22,7 +22,7 @@ export function apiKeysRouter(db: Db): Router {
         { location: 'body', field: '/expires_at', message: 'must be in the future' },
       ]);
     }
-    const created = await withTenant(db, tenantOf(req).tenantId, (trx) =>
+    const created = await inTenant(db, req, (trx) =>
       issueApiKey(trx, { name: body.name, role: body.role, expiresAt }),
     );
     res.status(201).json(created);
@@ -30,7 +30,7 @@ export function apiKeysRouter(db: Db): Router {
 
   router.delete('/:keyId', async (req, res) => {
     const { keyId } = req.params;
-    const revoked = await withTenant(db, tenantOf(req).tenantId, (trx) => apiKeys.revokeApiKey(trx, keyId));
+    const revoked = await inTenant(db, req, (trx) => apiKeys.revokeApiKey(trx, keyId));
     if (!revoked) throw notFound(`No API key with id ${keyId}.`);
     res.status(204).end();
   });
