@@ -88,6 +88,50 @@ describe("tenant B and tenant A's rows", () => {
     expect(await tenantARows()).toEqual(before);
   });
 
+  it("sees, checks and rebuilds only its own analytics; its new keys stay out of A's list", async () => {
+    const before = await tenantARows();
+    const aggregatesOfA = () =>
+      sql<{ row: string }>`select t::text as row from (
+          select month, status, sum(subscription_count) n, sum(plan_cost_total) total
+          from subscription_rollups where tenant_id = ${ctx.tenant.id} group by 1, 2
+          union all
+          select null, user_id::text, subscription_count, total_value from user_totals where tenant_id = ${ctx.tenant.id}
+        ) t order by 1`
+        .execute(ctx.db)
+        .then((r) => r.rows.map((x) => x.row));
+    const aggregates = await aggregatesOfA();
+    expect(aggregates.length).toBeGreaterThan(0);
+
+    const analytics = (await b.api.get('/api/v1/analytics')).body as Schemas['Analytics'];
+    expect(analytics.subscription_count).toBe(
+      Number(
+        (
+          await ctx.db
+            .selectFrom('subscriptions')
+            .select(sql<string>`count(*)`.as('n'))
+            .where('tenant_id', '=', b.id)
+            .executeTakeFirstOrThrow()
+        ).n,
+      ),
+    );
+    expect(analytics.top_users.map((u) => u.id)).not.toContain(user.id);
+    expect((await b.api.post('/api/v1/analytics/rebuild')).body).toEqual({
+      consistent: true,
+      differences: [],
+    });
+    expect((await b.api.get('/api/v1/analytics/consistency')).body).toEqual({
+      consistent: true,
+      differences: [],
+    });
+    expect(await aggregatesOfA()).toEqual(aggregates);
+
+    const created = await b.api.post('/api/v1/api-keys').send({ name: 'b key', role: 'viewer' });
+    expect(created.status).toBe(201);
+    const listedForA = (await ctx.api.get('/api/v1/api-keys')).body as Schemas['ApiKeyCollection'];
+    expect(listedForA.data.map((k) => k.id)).not.toContain((created.body as Schemas['ApiKey']).id);
+    expect(await tenantARows()).toEqual(before);
+  });
+
   it('may reuse the same email and feature name: uniqueness is per tenant', async () => {
     expect((await b.api.post('/api/v1/users').send({ name: 'B', email: 'SHARED@example.com' })).status).toBe(
       201,
