@@ -411,6 +411,20 @@ export interface components {
          */
         Money: string;
         /**
+         * @description An exact non-negative sum or average of amounts, as a decimal string with exactly two
+         *     decimals and no upper bound (a sum of many `Money` values can exceed `Money`'s ten integer
+         *     digits). Parse it with a decimal type, never a float.
+         * @example 49.99
+         * @example 0.00
+         * @example 19999999999.98
+         */
+        MoneyTotal: string;
+        /**
+         * Format: int64
+         * @description An exact count. It can exceed 2^31; JSON parsers that use 32-bit integers must not be used for it.
+         */
+        Count: number;
+        /**
          * Format: date
          * @example 2026-11-01
          */
@@ -596,11 +610,11 @@ export interface components {
         Analytics: {
             as_of: components["schemas"]["Date"];
             /** @description Sum of `plan_cost` over subscriptions whose status is `active` (any billing interval, any start date). */
-            total_recurring_revenue: components["schemas"]["Money"];
+            total_recurring_revenue: components["schemas"]["MoneyTotal"];
             /** @description Mean `plan_cost` over all subscriptions, every status; rounded to cents, half away from zero. Null when there are none. */
             average_subscription_cost: string | null;
             /** @description All subscriptions, every status. */
-            subscription_count: number;
+            subscription_count: components["schemas"]["Count"];
             /**
              * @description One entry per calendar month, oldest first, ending with the month of `as_of`; months
              *     with no new subscriptions are present with zeros. This is revenue **booked by new
@@ -614,16 +628,16 @@ export interface components {
         MonthlyRevenue: {
             /** @example 2026-11 */
             month: string;
-            revenue: components["schemas"]["Money"];
-            subscription_count: number;
+            revenue: components["schemas"]["MoneyTotal"];
+            subscription_count: components["schemas"]["Count"];
         };
         TopUser: {
             /** Format: uuid */
             id: string;
             name: string;
             email: string;
-            total_value: components["schemas"]["Money"];
-            subscription_count: number;
+            total_value: components["schemas"]["MoneyTotal"];
+            subscription_count: components["schemas"]["Count"];
         };
         AnalyticsConsistency: {
             consistent: boolean;

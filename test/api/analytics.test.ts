@@ -194,6 +194,37 @@ describe('GET /api/v1/analytics', () => {
   });
 });
 
+describe('GET /api/v1/analytics for a large tenant', () => {
+  it('answers sums past the largest plan_cost exactly, and counts past 2^31', async () => {
+    const big = await ctx.newTenant();
+    const user = await createUser(big);
+    for (const start_date of ['2026-03-01', '2026-03-02']) {
+      await createSubscription(big, { user_id: user.id, plan_cost: '9999999999.99', start_date });
+    }
+    const body = await analytics(big.api, { months: 1 });
+    expect(body.total_recurring_revenue).toBe('19999999999.98');
+    expect(body.average_subscription_cost).toBe('9999999999.99');
+    expect(body.monthly_revenue).toEqual([
+      { month: '2026-03', revenue: '19999999999.98', subscription_count: 2 },
+    ]);
+    expect(body.top_users[0]).toMatchObject({ total_value: '19999999999.98', subscription_count: 2 });
+
+    // Three billion canceled subscriptions in one month: too many to insert, so the maintained
+    // aggregate is grown directly, as that many writes would have left it.
+    await sql`insert into subscription_rollups
+      (tenant_id, month, status, shard, subscription_count, plan_cost_total)
+      values (${big.id}, '2026-02-01', 'canceled', 0, 3000000000, 29999999999970000000.00)`.execute(ctx.db);
+    const huge = await analytics(big.api, { months: 2 });
+    expect(huge.subscription_count).toBe(3_000_000_002);
+    expect(huge.monthly_revenue[0]).toEqual({
+      month: '2026-02',
+      revenue: '29999999999970000000.00',
+      subscription_count: 3_000_000_000,
+    });
+    expect(huge.total_recurring_revenue).toBe('19999999999.98'); // canceled ones are not recurring
+  });
+});
+
 describe('GET /api/v1/analytics/consistency and POST /api/v1/analytics/rebuild', () => {
   it('finds no difference after ordinary writes', async () => {
     const res = await t.api.get('/api/v1/analytics/consistency');
