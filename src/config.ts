@@ -11,6 +11,8 @@ export interface Config {
   readonly validateResponses: boolean;
   readonly bodyLimit: string;
   readonly dbPoolSize: number;
+  /** How long a request waits for a database connection before answering 503. */
+  readonly dbConnectTimeoutMs: number;
   /** The platform operator's key (creates tenants); unset means no one can call POST /tenants. */
   readonly platformAdminKey: string | undefined;
   readonly rateLimitPerMinute: number;
@@ -52,6 +54,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     validateResponses: env.NODE_ENV !== 'production',
     bodyLimit: '100kb',
     dbPoolSize: integer(env, 'DB_POOL_SIZE', 10, 1, 200),
+    dbConnectTimeoutMs: integer(env, 'DB_CONNECT_TIMEOUT_MS', 5000, 100, 600_000),
     platformAdminKey,
     rateLimitPerMinute: integer(env, 'RATE_LIMIT_PER_MINUTE', 600, 1, 1_000_000),
     corsOrigins: Object.freeze(

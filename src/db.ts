@@ -13,12 +13,22 @@ export const APP_ROLE = 'subscriptions_app';
 
 export interface DbOptions {
   poolSize?: number;
+  /** How long a query may wait for a connection (a free one, or a new one) before failing: 503. */
+  connectTimeoutMs?: number;
 }
 
-export function createDb(connectionString: string, { poolSize = 10 }: DbOptions = {}): Db {
-  const pool = new pg.Pool({ connectionString, max: poolSize });
-  // An idle connection can die (server restart, shutdown); without a listener that crashes the process.
+export function createDb(
+  connectionString: string,
+  { poolSize = 10, connectTimeoutMs = 5000 }: DbOptions = {},
+): Db {
+  const pool = new pg.Pool({ connectionString, max: poolSize, connectionTimeoutMillis: connectTimeoutMs });
+  // A connection can die (server restart, shutdown, network). pg emits 'error' on its client even
+  // while a query is running, and an 'error' event without a listener crashes the process; the
+  // running query fails with the same error, which answers 503, so these listeners only report.
   pool.on('error', (error) => console.error(`idle database connection lost: ${error.message}`));
+  pool.on('connect', (client) => {
+    client.on('error', () => {});
+  });
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
 }
 

@@ -75,12 +75,54 @@ function fromPgError(error: pg.DatabaseError): ProblemError | undefined {
   if (code.startsWith('23')) return unprocessable('The request breaks a rule of the data.');
   // Class 22 (data exception): a value the validator let through that PostgreSQL cannot store.
   if (code.startsWith('22')) return new ProblemError(400, 'validation-error', 'A value is out of range.');
-  // Class 08 (connection exception) and 57P (operator intervention): the database is away.
-  if (code.startsWith('08') || code.startsWith('57P')) {
-    return new ProblemError(503, 'service-unavailable', 'The database is not reachable.');
-  }
   return undefined;
 }
+
+/** Seconds a client should wait before retrying while the database is away. */
+export const DATABASE_RETRY_AFTER_SECONDS = 5;
+
+// Socket-level failures of the database connection; they carry no SQLSTATE.
+const NETWORK_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'EHOSTDOWN',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+]);
+// What pg and pg-pool say when a connection dies, cannot be made in time, or the pool is closed.
+const UNAVAILABLE_MESSAGES =
+  /connection terminated|timeout exceeded when trying to connect|connection timeout|not queryable|cannot use a pool after calling end/i;
+
+/**
+ * True when the error means the database cannot be reached: a socket failure, a dropped or timed
+ * out connection, a closed pool, or PostgreSQL refusing work for the moment (class 08 connection
+ * exceptions, 57P01-57P03 shutdown and startup, 53300 too many connections).
+ */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  if (error instanceof pg.DatabaseError) {
+    const code = error.code ?? '';
+    return code.startsWith('08') || /^57P0[123]$/.test(code) || code === '53300';
+  }
+  if (!(error instanceof Error)) return false;
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'string' && NETWORK_CODES.has(code)) return true;
+  if (error instanceof AggregateError) return error.errors.some(isDatabaseUnavailable);
+  return UNAVAILABLE_MESSAGES.test(error.message);
+}
+
+export const databaseUnavailable = () =>
+  new ProblemError(
+    503,
+    'service-unavailable',
+    'The database is not reachable; retry later.',
+    undefined,
+    { 'Retry-After': String(DATABASE_RETRY_AFTER_SECONDS) },
+  );
 
 // The validator names where an error is as the first segment of its path.
 const LOCATIONS: Record<string, FieldError['location']> = {
@@ -144,6 +186,7 @@ function fromBodyParserError(error: { type?: unknown; limit?: unknown }): Proble
 
 export function toProblem(error: unknown): ProblemError | undefined {
   if (error instanceof ProblemError) return error;
+  if (isDatabaseUnavailable(error)) return databaseUnavailable();
   if (error instanceof pg.DatabaseError) return fromPgError(error);
   if (isValidatorError(error)) return fromValidatorError(error);
   if (error !== null && typeof error === 'object' && 'type' in error) return fromBodyParserError(error);

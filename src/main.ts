@@ -10,7 +10,10 @@ const database = await openDatabase(config);
 
 // Migrations run as the URL's user (the owner); each request's transaction switches to the app
 // role (withTenant), under RLS.
-const db = createDb(database.url, { poolSize: config.dbPoolSize });
+const db = createDb(database.url, {
+  poolSize: config.dbPoolSize,
+  connectTimeoutMs: config.dbConnectTimeoutMs,
+});
 for (const step of await migrateToLatest(db)) console.log(`migrated: ${step}`);
 
 const app = createApp({ db, ...config });

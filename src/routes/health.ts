@@ -2,7 +2,7 @@ import { Router } from 'express';
 import { sql } from 'kysely';
 import type { Schemas } from '../contract.js';
 import type { Db } from '../db.js';
-import { ProblemError } from '../errors.js';
+import { databaseUnavailable } from '../errors.js';
 
 export function healthRouter(db: Db): Router {
   const router = Router({ caseSensitive: true });
@@ -17,7 +17,7 @@ export function healthRouter(db: Db): Router {
     try {
       await sql`select 1`.execute(db);
     } catch {
-      throw new ProblemError(503, 'service-unavailable', 'The database is not reachable.');
+      throw databaseUnavailable();
     }
     res.json(ok);
   });
