@@ -8,6 +8,8 @@ import { authenticate } from './auth/authenticate.js';
 import { rateLimitPerKey } from './auth/rate-limit.js';
 import type { Db } from './db.js';
 import { notFoundHandler, problemHandler } from './errors.js';
+import { strictFormats } from './http/formats.js';
+import { rejectBadText } from './http/text.js';
 import { analyticsRouter } from './routes/analytics.js';
 import { apiKeysRouter } from './routes/api-keys.js';
 import { featuresRouter } from './routes/features.js';
@@ -65,6 +67,7 @@ export function createApp({
   // Who is calling comes before what they sent: no key, no validation details.
   app.use(authenticate(db, platformAdminKey));
   app.use(rateLimitPerKey(rateLimitPerMinute));
+  app.use(rejectBadText);
   app.use(
     OpenApiValidator.middleware({
       apiSpec: structuredClone(spec) as never,
@@ -73,6 +76,7 @@ export function createApp({
       validateResponses: validateResponses ? { allErrors: true } : false,
       validateFormats: true,
       ajvFormats: { mode: 'full' },
+      formats: strictFormats,
     }),
   );
 

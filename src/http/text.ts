@@ -1,0 +1,45 @@
+// Text PostgreSQL cannot store as sent: U+0000 (refused by text columns) and lone UTF-16
+// surrogates ("\ud800" in JSON, which would be stored silently replaced by U+FFFD). JSON Schema
+// has no way to say "well-formed Unicode", so this check runs beside the validator, over every
+// string and object key of the body and the query.
+import type { RequestHandler } from 'express';
+import { ProblemError } from '../errors.js';
+
+const BAD_TEXT = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+type FieldError = { location: 'body' | 'query'; field: string; message: string };
+
+const escapePointer = (key: string) => key.replaceAll('~', '~0').replaceAll('/', '~1');
+
+/** Every bad string under value, iteratively: bodies may nest deeper than the call stack. */
+function findBadText(value: unknown, location: FieldError['location']): FieldError[] {
+  const found: FieldError[] = [];
+  const stack: Array<[unknown, string]> = [[value, '']];
+  while (stack.length > 0 && found.length < 20) {
+    const [item, pointer] = stack.pop()!;
+    if (typeof item === 'string') {
+      if (BAD_TEXT.test(item)) found.push({ location, field: pointer, message: MESSAGE });
+    } else if (item !== null && typeof item === 'object') {
+      for (const [key, child] of Object.entries(item)) {
+        const childPointer = `${pointer}/${escapePointer(key)}`;
+        if (BAD_TEXT.test(key)) found.push({ location, field: childPointer, message: MESSAGE });
+        stack.push([child, childPointer]);
+      }
+    }
+  }
+  return found;
+}
+
+const MESSAGE = 'must be well-formed Unicode text without U+0000 or unpaired surrogates';
+
+export const rejectBadText: RequestHandler = (req, _res, next) => {
+  const errors = [
+    ...findBadText(req.body, 'body'),
+    // Query parameters are named, not pointed at: 'email', not '/email'.
+    ...findBadText(req.query, 'query').map((e) => ({ ...e, field: e.field.slice(1) })),
+  ];
+  if (errors.length > 0) {
+    throw new ProblemError(400, 'validation-error', `${errors[0]!.field || 'the body'} ${MESSAGE}.`, errors);
+  }
+  next();
+};
