@@ -21,8 +21,18 @@ const TITLES = {
   'unsupported-media-type': 'Unsupported media type',
   unprocessable: 'Unprocessable content',
   'service-unavailable': 'Service unavailable',
+  'request-aborted': 'Request aborted',
+  'malformed-request': 'Malformed request',
+  'request-header-fields-too-large': 'Request header fields too large',
+  'request-timeout': 'Request timeout',
+  'not-implemented': 'Not implemented',
 } as const;
-type ProblemType = keyof typeof TITLES;
+export type ProblemType = keyof typeof TITLES;
+
+/** The body of a problem of this type, for the few places that answer outside Express. */
+export function problemBody(status: number, type: ProblemType, detail: string): Problem {
+  return { type: `/problems/${type}`, title: TITLES[type], status, detail };
+}
 
 export class ProblemError extends Error {
   constructor(
@@ -85,7 +95,6 @@ export const DATABASE_RETRY_AFTER_SECONDS = 5;
 const NETWORK_CODES = new Set([
   'ECONNREFUSED',
   'ECONNRESET',
-  'ECONNABORTED',
   'EPIPE',
   'ETIMEDOUT',
   'EHOSTUNREACH',
@@ -116,13 +125,9 @@ export function isDatabaseUnavailable(error: unknown): boolean {
 }
 
 export const databaseUnavailable = () =>
-  new ProblemError(
-    503,
-    'service-unavailable',
-    'The database is not reachable; retry later.',
-    undefined,
-    { 'Retry-After': String(DATABASE_RETRY_AFTER_SECONDS) },
-  );
+  new ProblemError(503, 'service-unavailable', 'The database is not reachable; retry later.', undefined, {
+    'Retry-After': String(DATABASE_RETRY_AFTER_SECONDS),
+  });
 
 // The validator names where an error is as the first segment of its path.
 const LOCATIONS: Record<string, FieldError['location']> = {
@@ -179,6 +184,13 @@ function fromBodyParserError(error: { type?: unknown; limit?: unknown }): Proble
     case 'encoding.unsupported':
     case 'charset.unsupported':
       return new ProblemError(415, 'unsupported-media-type', 'Send the body as UTF-8 application/json.');
+    case 'request.aborted':
+      // The client went away mid-body: its doing, not ours; nobody is left to read the answer.
+      return new ProblemError(
+        400,
+        'request-aborted',
+        'The client closed the connection before the body ended.',
+      );
     default:
       return undefined;
   }
@@ -186,10 +198,14 @@ function fromBodyParserError(error: { type?: unknown; limit?: unknown }): Proble
 
 export function toProblem(error: unknown): ProblemError | undefined {
   if (error instanceof ProblemError) return error;
+  if (isValidatorError(error)) return fromValidatorError(error);
+  // body-parser's errors name their kind in `type`; its socket errors must not pass for the database's.
+  if (error !== null && typeof error === 'object' && 'type' in error) {
+    const problem = fromBodyParserError(error);
+    if (problem) return problem;
+  }
   if (isDatabaseUnavailable(error)) return databaseUnavailable();
   if (error instanceof pg.DatabaseError) return fromPgError(error);
-  if (isValidatorError(error)) return fromValidatorError(error);
-  if (error !== null && typeof error === 'object' && 'type' in error) return fromBodyParserError(error);
   return undefined;
 }
 

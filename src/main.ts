@@ -3,6 +3,7 @@ import { createApp } from './app.js';
 import { loadConfig } from './config.js';
 import { openDatabase } from './database.js';
 import { createDb } from './db.js';
+import { createHttpServer } from './http/server.js';
 import { migrateToLatest } from './migrator.js';
 
 const config = loadConfig();
@@ -17,7 +18,7 @@ const db = createDb(database.url, {
 for (const step of await migrateToLatest(db)) console.log(`migrated: ${step}`);
 
 const app = createApp({ db, ...config });
-const server = app.listen(config.port, config.host, () => {
+const server = createHttpServer(app).listen(config.port, config.host, () => {
   const where = config.databaseUrl ? 'DATABASE_URL' : `embedded PostgreSQL on port ${config.embedded.port}`;
   console.log(`Subscriptions API on http://localhost:${config.port} (docs: /docs, database: ${where})`);
   if (!config.platformAdminKey)

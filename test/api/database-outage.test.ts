@@ -63,14 +63,21 @@ describe('when the database is unreachable', () => {
       await held;
     });
     await isLocked;
-    const patch = api.patch(`/api/v1/users/${user.id}`).send({ name: 'Renamed' }).then((res) => res);
+    const patch = api
+      .patch(`/api/v1/users/${user.id}`)
+      .send({ name: 'Renamed' })
+      .then((res) => res);
     await new Promise((resolve) => setTimeout(resolve, 300));
     await proxy.stop();
     expectUnavailable(await patch);
     release();
     await holder;
     await proxy.start();
-    const stored = await ctx.db.selectFrom('users').select('name').where('id', '=', user.id).executeTakeFirst();
+    const stored = await ctx.db
+      .selectFrom('users')
+      .select('name')
+      .where('id', '=', user.id)
+      .executeTakeFirst();
     expect(stored?.name).toBe(user.name);
   });
 

@@ -73,15 +73,13 @@ describe('dates', () => {
   });
 
   it('accepts year 0001 and year 9999', async () => {
-    const res = await ctx.api
-      .post('/api/v1/subscriptions')
-      .send({
-        user_id: user.id,
-        status: 'active',
-        plan_cost: '1.00',
-        start_date: '0001-01-01',
-        end_date: '9999-12-31',
-      });
+    const res = await ctx.api.post('/api/v1/subscriptions').send({
+      user_id: user.id,
+      status: 'active',
+      plan_cost: '1.00',
+      start_date: '0001-01-01',
+      end_date: '9999-12-31',
+    });
     expect(res.status).toBe(201);
     expect(res.body).toMatchObject({ start_date: '0001-01-01', end_date: '9999-12-31' });
   });
@@ -108,14 +106,12 @@ describe('ids', () => {
     await expectFieldErrors(() => ctx.api.get(`/api/v1/users/urn:uuid:${user.id}`), [['path', 'userId']]);
     await expectFieldErrors(
       () =>
-        ctx.api
-          .post('/api/v1/subscriptions')
-          .send({
-            user_id: `urn:uuid:${user.id}`,
-            status: 'active',
-            plan_cost: '1.00',
-            start_date: '2026-01-01',
-          }),
+        ctx.api.post('/api/v1/subscriptions').send({
+          user_id: `urn:uuid:${user.id}`,
+          status: 'active',
+          plan_cost: '1.00',
+          start_date: '2026-01-01',
+        }),
       [['body', '/user_id']],
     );
   });

@@ -1,0 +1,60 @@
+// The HTTP server around the Express app. Some requests never reach Express: headers over the
+// size limit, malformed framing (bad chunked bodies, Content-Length with Transfer-Encoding), an
+// unknown method, a client too slow to send its headers. Node answers those with a bare status
+// line; this answers them with problem+json too, while nothing of a response has been sent yet.
+import http from 'node:http';
+import type { Socket } from 'node:net';
+import type { Express } from 'express';
+import { problemBody, type ProblemType } from '../errors.js';
+
+const STATUS_TEXT: Record<number, string> = {
+  400: 'Bad Request',
+  408: 'Request Timeout',
+  431: 'Request Header Fields Too Large',
+  501: 'Not Implemented',
+};
+
+function classify(code: string | undefined): [number, ProblemType, string] {
+  switch (code) {
+    case 'HPE_HEADER_OVERFLOW':
+      return [
+        431,
+        'request-header-fields-too-large',
+        'The request headers are over the size limit (16 KiB).',
+      ];
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return [408, 'request-timeout', 'The request was not received in time.'];
+    case 'HPE_INVALID_METHOD':
+      return [501, 'not-implemented', 'The request method is not one this server implements.'];
+    default:
+      return [
+        400,
+        'malformed-request',
+        'The request is not valid HTTP/1.1 (framing, headers or body encoding).',
+      ];
+  }
+}
+
+function answerClientError(error: Error & { code?: string }, socket: Socket): void {
+  const response = (socket as Socket & { _httpMessage?: http.ServerResponse })._httpMessage;
+  // ECONNRESET and friends: the client is gone. A response already started cannot be replaced.
+  if (error.code === 'ECONNRESET' || !socket.writable || response?.headersSent) {
+    socket.destroy();
+    return;
+  }
+  const [status, type, detail] = classify(error.code);
+  const body = JSON.stringify(problemBody(status, type, detail));
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_TEXT[status]}\r\n` +
+      'Content-Type: application/problem+json\r\n' +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+      'Connection: close\r\n\r\n' +
+      body,
+  );
+}
+
+export function createHttpServer(app: Express): http.Server {
+  const server = http.createServer(app);
+  server.on('clientError', answerClientError);
+  return server;
+}

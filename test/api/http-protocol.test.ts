@@ -1,0 +1,119 @@
+// HTTP below Express, over a real socket: requests Node itself refuses still get problem+json, and
+// a client that goes away mid-body is not an error of ours.
+import net from 'node:net';
+import type http from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApp } from '../../src/app.js';
+import { createHttpServer } from '../../src/http/server.js';
+import { useTestApp } from '../helpers/app.js';
+
+const ctx = useTestApp();
+let server: http.Server;
+let port: number;
+const unexpected: unknown[] = [];
+
+beforeAll(async () => {
+  const app = createApp({
+    db: ctx.appDb,
+    validateResponses: true,
+    log: (_m, error) => unexpected.push(error),
+  });
+  server = createHttpServer(app);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  port = (server.address() as net.AddressInfo).port;
+});
+
+afterAll(async () => {
+  server.closeAllConnections();
+  await new Promise((resolve) => server.close(resolve));
+});
+
+/** Writes raw bytes and reads until the server closes the connection. */
+function raw(request: string | Buffer): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1');
+    let text = '';
+    socket.on('data', (chunk) => (text += chunk.toString('utf8')));
+    socket.on('end', () => resolve(text));
+    socket.on('error', reject);
+    socket.setTimeout(5000, () => reject(new Error(`no answer; got so far: ${text}`)));
+    socket.write(request);
+  });
+}
+
+function parse(response: string) {
+  const [head = '', body = ''] = response.split('\r\n\r\n');
+  const [statusLine = '', ...headers] = head.split('\r\n');
+  return {
+    status: Number(statusLine.split(' ')[1]),
+    headers: Object.fromEntries(
+      headers.map((h) => [h.split(':')[0]!.toLowerCase(), h.slice(h.indexOf(':') + 2)]),
+    ),
+    body: JSON.parse(body) as { type: string; status: number; title: string; detail: string },
+  };
+}
+
+function expectRawProblem(response: string, status: number, type: string) {
+  const parsed = parse(response);
+  expect(parsed.status, response).toBe(status);
+  expect(parsed.headers['content-type']).toBe('application/problem+json');
+  expect(parsed.body).toMatchObject({ type: `/problems/${type}`, status, title: expect.any(String) });
+  expect(parsed.body.detail).toEqual(expect.any(String));
+}
+
+describe('requests Node refuses before Express', () => {
+  it('answers headers over 16 KiB with 431 problem+json', async () => {
+    const response = await raw(`GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`);
+    expectRawProblem(response, 431, 'request-header-fields-too-large');
+  });
+
+  it('answers a malformed chunked body with 400 problem+json', async () => {
+    const response = await raw(
+      'POST /api/v1/users HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\nzz\r\n{}\r\n0\r\n\r\n',
+    );
+    expectRawProblem(response, 400, 'malformed-request');
+  });
+
+  it('answers Content-Length together with Transfer-Encoding with 400 problem+json', async () => {
+    const response = await raw(
+      'POST /api/v1/users HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n',
+    );
+    expectRawProblem(response, 400, 'malformed-request');
+  });
+
+  it('answers a method HTTP does not know with 501 problem+json', async () => {
+    expectRawProblem(await raw('FROBNICATE /healthz HTTP/1.1\r\nHost: x\r\n\r\n'), 501, 'not-implemented');
+  });
+
+  it('still answers ordinary requests on the same server', async () => {
+    const response = await raw('GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    expect(response).toMatch(/^HTTP\/1\.1 200 OK/);
+  });
+});
+
+describe('a client that aborts mid-body', () => {
+  it('is not logged as an unexpected error and does not disturb the server', async () => {
+    await new Promise<void>((resolve, reject) => {
+      const socket = net.connect(port, '127.0.0.1', () => {
+        socket.write(
+          `POST /api/v1/users HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${ctx.tenant.key}\r\n` +
+            'Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"name": "half',
+        );
+        setTimeout(() => {
+          socket.destroy();
+          resolve();
+        }, 100);
+      });
+      socket.on('error', reject);
+    });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(unexpected).toEqual([]);
+    const response = await raw('GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    expect(response).toMatch(/^HTTP\/1\.1 200 OK/);
+  });
+});
+
+it('logged no unexpected error in this file', () => {
+  expect(unexpected).toEqual([]);
+  expect(ctx.unexpectedErrors).toEqual([]);
+});
