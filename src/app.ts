@@ -9,6 +9,7 @@ import { rateLimitPerKey } from './auth/rate-limit.js';
 import type { Db } from './db.js';
 import { notFoundHandler, problemHandler } from './errors.js';
 import { strictFormats } from './http/formats.js';
+import { headAsGet } from './http/head.js';
 import { rejectBadText } from './http/text.js';
 import { analyticsRouter } from './routes/analytics.js';
 import { apiKeysRouter } from './routes/api-keys.js';
@@ -62,12 +63,14 @@ export function createApp({
   });
   app.use('/docs', swaggerUi.serve, swaggerUi.setup(spec, { customSiteTitle: 'Subscriptions API' }));
 
-  // Parse every JSON-ish type so the validator, not the parser, decides what is acceptable.
-  app.use(express.json({ limit: bodyLimit, type: ['application/json', 'application/*+json'] }));
-  // Who is calling comes before what they sent: no key, no validation details.
+  // Who is calling comes before what they sent: without a valid key and scope, the body is never
+  // read, so a caller learns nothing about the API (no 400, 413 or 415 before the 401).
   app.use(authenticate(db, platformAdminKey));
   app.use(rateLimitPerKey(rateLimitPerMinute));
+  // Parse every JSON-ish type so the validator, not the parser, decides what is acceptable.
+  app.use(express.json({ limit: bodyLimit, type: ['application/json', 'application/*+json'] }));
   app.use(rejectBadText);
+  app.use(headAsGet);
   app.use(
     OpenApiValidator.middleware({
       apiSpec: structuredClone(spec) as never,

@@ -158,7 +158,10 @@ function fromValidatorError(error: ValidatorError): ProblemError | undefined {
     case 404:
       return notFound(`No route ${error.path ?? ''}.`);
     case 405: {
-      const allow = (error.headers?.Allow ?? '').toUpperCase().split(', ').sort().join(', ');
+      const methods = (error.headers?.Allow ?? '').toUpperCase().split(', ');
+      // HEAD works wherever GET does (RFC 9110), though the spec lists only GET.
+      if (methods.includes('GET')) methods.push('HEAD');
+      const allow = methods.sort().join(', ');
       return new ProblemError(405, 'method-not-allowed', error.message, undefined, { Allow: allow });
     }
     case 413:

@@ -56,10 +56,11 @@ async function identify(db: Db, key: string, platformKey: string | undefined): P
 
 export function authenticate(db: Db, platformKey: string | undefined): RequestHandler {
   return async (req, _res, next) => {
-    const operation = findOperation(req.method, req.path);
+    const operation = findOperation(req.method === 'HEAD' ? 'GET' : req.method, req.path);
     if (!operation?.scopes) return next(); // public, or no such operation (the validator answers 404/405)
 
-    const match = /^Bearer ([^\s]+)$/i.exec(req.get('authorization') ?? '');
+    // RFC 9110: one or more spaces between the scheme and the credentials.
+    const match = /^Bearer +([^\s]+)$/i.exec(req.get('authorization') ?? '');
     if (!match?.[1]) throw unauthorized('Send an API key as Authorization: Bearer <key>.');
     const caller = await identify(db, match[1], platformKey);
     if (!caller) throw unauthorized('The API key is not valid: unknown, expired or revoked.');

@@ -34,6 +34,43 @@ describe('Authorization: Bearer', () => {
     expectProblem(await ctx.anonymous.post('/api/v1/users').send({ nonsense: true }), 401, 'unauthorized');
   });
 
+  it('never reads the body of a caller without a valid key and scope: 401 or 403, not 400, 413 or 415', async () => {
+    const malformed = (api: typeof ctx.anonymous | typeof ctx.api) =>
+      api.post('/api/v1/users').set('Content-Type', 'application/json').send('{"name": ');
+    const huge = (api: typeof ctx.anonymous | typeof ctx.api) =>
+      api.post('/api/v1/features').send({ name: 'x', description: 'x'.repeat(150_000) });
+    const text = (api: typeof ctx.anonymous | typeof ctx.api) =>
+      api.post('/api/v1/users').set('Content-Type', 'text/plain').send('hello');
+    const nobody = ctx.anonymous;
+    const unknown = ctx.withKey('sk_00000000_' + 'A'.repeat(43));
+    const viewer = ctx.withKey((await keyWithRole('viewer')).key);
+    for (const send of [malformed, huge, text]) {
+      expectProblem(await send(nobody), 401, 'unauthorized');
+      expectProblem(await send(unknown), 401, 'unauthorized');
+      expectProblem(await send(viewer), 403, 'forbidden');
+    }
+    // The other order: with a valid key and scope, the body's faults are reported.
+    expectProblem(await malformed(ctx.api), 400, 'malformed-json');
+    expectProblem(await huge(ctx.api), 413, 'payload-too-large');
+    expectProblem(await text(ctx.api), 415, 'unsupported-media-type');
+  });
+
+  it('accepts one or more spaces between Bearer and the key (RFC 9110), in any case', async () => {
+    for (const header of [
+      `Bearer  ${ctx.tenant.key}`,
+      `bearer ${ctx.tenant.key}`,
+      `BEARER   ${ctx.tenant.key}`,
+    ]) {
+      const res = await ctx.anonymous.get('/api/v1/users').set('Authorization', header);
+      expect(res.status, header).toBe(200);
+    }
+    expectProblem(
+      await ctx.anonymous.get('/api/v1/users').set('Authorization', `Bearer\t${ctx.tenant.key}`),
+      401,
+      'unauthorized',
+    );
+  });
+
   it('answers 403 when the role lacks the scope, and lets the scope it grants through', async () => {
     const viewer = await keyWithRole('viewer');
     expect(viewer.scopes).toEqual(['read']);

@@ -52,7 +52,7 @@ describe('bad requests before any handler', () => {
   it('answers a known route with the wrong method with 405 and Allow', async () => {
     const res = await ctx.api.put('/api/v1/users');
     expectProblem(res, 405, 'method-not-allowed');
-    expect(res.headers.allow).toBe('GET, POST');
+    expect(res.headers.allow).toBe('GET, HEAD, POST');
   });
 
   it('logged no unexpected error in this file', () => {

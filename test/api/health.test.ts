@@ -35,6 +35,32 @@ describe('GET /readyz', () => {
   });
 });
 
+describe('HEAD', () => {
+  it('answers wherever GET does, with the GET headers and no body', async () => {
+    for (const path of ['/healthz', '/readyz', '/api/v1/users', '/openapi.json']) {
+      const get = await ctx.api.get(path);
+      const head = await ctx.api.head(path);
+      expect(head.status, path).toBe(200);
+      expect(head.text ?? '', path).toBe('');
+      expect(head.headers['content-length'], path).toBe(get.headers['content-length']);
+      expect(head.headers['content-type'], path).toBe(get.headers['content-type']);
+    }
+  });
+
+  it('needs a key where GET does, and answers 404 for what GET does not find', async () => {
+    const anonymous = await ctx.anonymous.head('/api/v1/users');
+    expect(anonymous.status).toBe(401);
+    expect(anonymous.headers['www-authenticate']).toBe('Bearer');
+    expect((await ctx.api.head('/api/v1/users/0193a6a2-7c4e-7d1a-9b1e-3f2c4d5e6f70')).status).toBe(404);
+  });
+
+  it('is listed in Allow beside GET', async () => {
+    const res = await ctx.api.delete('/healthz');
+    expectProblem(res, 405, 'method-not-allowed');
+    expect(res.headers.allow).toBe('GET, HEAD');
+  });
+});
+
 describe('the published contract', () => {
   it('serves openapi.yaml, openapi.json and Swagger UI at /docs', async () => {
     const yaml = await ctx.api.get('/openapi.yaml');
