@@ -5,6 +5,7 @@
 import type { RequestHandler } from 'express';
 import { ProblemError } from '../errors.js';
 
+// eslint-disable-next-line no-control-regex -- U+0000 is exactly what this looks for
 const BAD_TEXT = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 type FieldError = { location: 'body' | 'query'; field: string; message: string };
