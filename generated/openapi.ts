@@ -296,7 +296,10 @@ export interface paths {
         post?: never;
         /**
          * Revoke an API key
-         * @description The key stops working at once; it stays listed with `revoked_at`. Revoking a revoked key changes nothing.
+         * @description The key stops working at once; it stays listed with `revoked_at`. Revoking a revoked key
+         *     changes nothing. The tenant's last active (unrevoked, unexpired) admin key cannot be
+         *     revoked: 409, so a tenant can never lock itself out of managing its keys. Create another
+         *     admin key first.
          */
         delete: operations["revokeApiKey"];
         options?: never;
@@ -1905,6 +1908,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
             429: components["responses"]["TooManyRequests"];
             503: components["responses"]["ServiceUnavailable"];
         };

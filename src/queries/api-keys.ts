@@ -25,3 +25,16 @@ export async function revokeApiKey(db: Db, id: string): Promise<boolean> {
     .executeTakeFirst();
   return result.numUpdatedRows > 0n;
 }
+
+/** The unrevoked, unexpired admin keys, locked until the transaction ends (in id order: no deadlocks). */
+export function lockActiveAdminKeys(db: Db): Promise<Array<{ id: string }>> {
+  return db
+    .selectFrom('api_keys')
+    .select('id')
+    .where('role', '=', 'admin')
+    .where('revoked_at', 'is', null)
+    .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', sql<Date>`now()`)]))
+    .orderBy('id')
+    .forUpdate()
+    .execute();
+}

@@ -3,8 +3,9 @@ import { inTenant } from '../auth/authenticate.js';
 import { issueApiKey, toApiKeyResponse } from '../auth/issue.js';
 import type { RequestBody, Schemas } from '../contract.js';
 import type { Db } from '../db.js';
-import { notFound, unprocessable } from '../errors.js';
+import { conflict, notFound, unprocessable } from '../errors.js';
 import * as apiKeys from '../queries/api-keys.js';
+import { revokeApiKey } from '../services/api-keys.js';
 
 export function apiKeysRouter(db: Db): Router {
   const router = Router({ caseSensitive: true });
@@ -30,8 +31,13 @@ export function apiKeysRouter(db: Db): Router {
 
   router.delete('/:keyId', async (req, res) => {
     const { keyId } = req.params;
-    const revoked = await inTenant(db, req, (trx) => apiKeys.revokeApiKey(trx, keyId));
-    if (!revoked) throw notFound(`No API key with id ${keyId}.`);
+    const outcome = await inTenant(db, req, (trx) => revokeApiKey(trx, keyId));
+    if (outcome === 'missing') throw notFound(`No API key with id ${keyId}.`);
+    if (outcome === 'last-admin') {
+      throw conflict(
+        "This is the tenant's last active admin key: revoking it would leave nobody able to manage keys. Create another admin key first.",
+      );
+    }
     res.status(204).end();
   });
 

@@ -1,7 +1,9 @@
+import { sql } from 'kysely';
 import { describe, expect, it } from 'vitest';
 import type { Schemas } from '../../src/contract.js';
 import { PLATFORM_KEY, useTestApp } from '../helpers/app.js';
 import { fingerprint } from '../helpers/db-state.js';
+import { holdLocks, pause } from '../helpers/locks.js';
 import { expectProblem } from '../helpers/problems.js';
 
 const ctx = useTestApp();
@@ -203,6 +205,63 @@ describe('DELETE /api/v1/api-keys/{keyId}', () => {
       404,
       'not-found',
     );
+  });
+});
+
+describe('a tenant cannot lock itself out', () => {
+  it('refuses to revoke the last active admin key with 409, and allows it once another exists', async () => {
+    const t = await ctx.newTenant();
+    const [first] = ((await t.api.get('/api/v1/api-keys')).body as Schemas['ApiKeyCollection']).data;
+    const before = await fingerprint(ctx.db);
+    const refused = expectProblem(await t.api.delete(`/api/v1/api-keys/${first!.id}`), 409, 'conflict');
+    expect(refused.detail).toMatch(/last active admin key/);
+    expect(await fingerprint(ctx.db)).toEqual(before);
+    expect((await t.api.get('/api/v1/users')).status).toBe(200);
+
+    // An expired or revoked admin key does not count as another one.
+    const expiring = await t.api
+      .post('/api/v1/api-keys')
+      .send({ name: 'soon', role: 'admin', expires_at: new Date(Date.now() + 60_000).toISOString() });
+    await ctx.db
+      .updateTable('api_keys')
+      .set({ expires_at: new Date(Date.now() - 1000) })
+      .where('id', '=', (expiring.body as Schemas['ApiKey']).id)
+      .execute();
+    expectProblem(await t.api.delete(`/api/v1/api-keys/${first!.id}`), 409, 'conflict');
+
+    const second = (await t.api.post('/api/v1/api-keys').send({ name: 'second admin', role: 'admin' }))
+      .body as Schemas['ApiKeyWithSecret'];
+    expect((await t.api.delete(`/api/v1/api-keys/${first!.id}`)).status).toBe(204);
+    const alone = ctx.withKey(second.key);
+    expectProblem(await alone.delete(`/api/v1/api-keys/${second.id}`), 409, 'conflict');
+  });
+
+  it('lets exactly one of two admins revoking each other at the same moment succeed', async () => {
+    const t = await ctx.newTenant();
+    const [first] = ((await t.api.get('/api/v1/api-keys')).body as Schemas['ApiKeyCollection']).data;
+    const second = (await t.api.post('/api/v1/api-keys').send({ name: 'second admin', role: 'admin' }))
+      .body as Schemas['ApiKeyWithSecret'];
+    // Both requests authenticate, then queue behind this lock on the tenant's keys.
+    const held = await holdLocks(ctx.db, sql`select 1 from api_keys where tenant_id = ${t.id} for update`);
+    const requests = Promise.all([
+      t.api.delete(`/api/v1/api-keys/${second.id}`).then((r) => r),
+      ctx
+        .withKey(second.key)
+        .delete(`/api/v1/api-keys/${first!.id}`)
+        .then((r) => r),
+    ]);
+    await pause(300);
+    await held.release();
+    const results = await requests;
+    expect(results.map((r) => r.status).sort()).toEqual([204, 409]);
+    const active = await ctx.db
+      .selectFrom('api_keys')
+      .select('id')
+      .where('tenant_id', '=', t.id)
+      .where('role', '=', 'admin')
+      .where('revoked_at', 'is', null)
+      .execute();
+    expect(active).toHaveLength(1);
   });
 });
 

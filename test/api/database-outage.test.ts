@@ -8,6 +8,7 @@ import { createDb, type Db } from '../../src/db.js';
 import { useTestApp } from '../helpers/app.js';
 import { fingerprint } from '../helpers/db-state.js';
 import { createUser } from '../helpers/factories.js';
+import { holdLocks, pause } from '../helpers/locks.js';
 import { expectProblem } from '../helpers/problems.js';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
 
@@ -53,25 +54,15 @@ describe('when the database is unreachable', () => {
   it('answers 503 when the connection drops in the middle of a request', async () => {
     const user = await createUser(ctx);
     // Hold the user's row so the PATCH is in flight, waiting on the lock, when the proxy drops.
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => (release = resolve));
-    let locked!: () => void;
-    const isLocked = new Promise<void>((resolve) => (locked = resolve));
-    const holder = ctx.db.transaction().execute(async (trx) => {
-      await sql`select 1 from users where id = ${user.id} for update`.execute(trx);
-      locked();
-      await held;
-    });
-    await isLocked;
+    const held = await holdLocks(ctx.db, sql`select 1 from users where id = ${user.id} for update`);
     const patch = api
       .patch(`/api/v1/users/${user.id}`)
       .send({ name: 'Renamed' })
       .then((res) => res);
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await pause(300);
     await proxy.stop();
     expectUnavailable(await patch);
-    release();
-    await holder;
+    await held.release();
     await proxy.start();
     const stored = await ctx.db
       .selectFrom('users')
