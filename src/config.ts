@@ -18,8 +18,13 @@ export interface Config {
   readonly rateLimitPerMinute: number;
   /** Origins allowed by CORS; empty (the default) sends no CORS headers at all. */
   readonly corsOrigins: readonly string[];
+  /** On SIGTERM/SIGINT, how long in-flight requests may take to finish before they are cut. */
+  readonly drainTimeoutMs: number;
+  /** How long startup keeps retrying an external database that does not answer yet. */
+  readonly dbStartupTimeoutMs: number;
 }
 
+/** A setting is wrong: reported as one line naming it, without a stack. */
 export class ConfigError extends Error {
   override name = 'ConfigError';
 }
@@ -57,6 +62,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dbConnectTimeoutMs: integer(env, 'DB_CONNECT_TIMEOUT_MS', 5000, 100, 600_000),
     platformAdminKey,
     rateLimitPerMinute: integer(env, 'RATE_LIMIT_PER_MINUTE', 600, 1, 1_000_000),
+    drainTimeoutMs: integer(env, 'SHUTDOWN_DRAIN_SECONDS', 10, 0, 3600) * 1000,
+    dbStartupTimeoutMs: integer(env, 'DB_STARTUP_TIMEOUT_SECONDS', 30, 0, 3600) * 1000,
     corsOrigins: Object.freeze(
       (env.CORS_ORIGINS ?? '')
         .split(',')

@@ -1,39 +1,74 @@
-// config → database → migrations → app → listen; stops cleanly on SIGINT/SIGTERM.
+// config → database → migrations → app → listen. SIGTERM or SIGINT: stop accepting, let the
+// requests in flight finish (SHUTDOWN_DRAIN_SECONDS), close the pool, stop an embedded
+// database, exit 0. Any startup failure is one line on stderr and exit 1 (src/startup.ts).
+import type { AddressInfo } from 'node:net';
 import { createApp } from './app.js';
 import { loadConfig } from './config.js';
 import { openDatabase } from './database.js';
 import { createDb } from './db.js';
-import { createHttpServer } from './http/server.js';
+import { createHttpServer, drain, listen } from './http/server.js';
 import { migrateToLatest } from './migrator.js';
+import { takeOverShutdownSignals } from './postgres.js';
+import { runMain } from './startup.js';
 
-const config = loadConfig();
-const database = await openDatabase(config);
+/** Resolves when the promise does or after ms, whichever comes first. */
+const atMost = (ms: number, promise: Promise<unknown>) =>
+  Promise.race([promise, new Promise((resolve) => setTimeout(resolve, ms).unref())]);
 
-// Migrations run as the URL's user (the owner); each request's transaction switches to the app
-// role (withTenant), under RLS.
-const db = createDb(database.url, {
-  poolSize: config.dbPoolSize,
-  connectTimeoutMs: config.dbConnectTimeoutMs,
-});
-for (const step of await migrateToLatest(db)) console.log(`migrated: ${step}`);
+runMain(async () => {
+  const config = loadConfig();
+  const database = await openDatabase(config);
+  // Migrations run as the URL's user (the owner); each request's transaction switches to the
+  // app role (withTenant), under RLS.
+  const db = createDb(database.url, {
+    poolSize: config.dbPoolSize,
+    connectTimeoutMs: config.dbConnectTimeoutMs,
+  });
+  const server = createHttpServer(createApp({ db, ...config }));
+  try {
+    for (const step of await migrateToLatest(db)) console.log(`migrated: ${step}`);
+    await listen(server, config.port, config.host);
+  } catch (error) {
+    await db.destroy();
+    await database.stop();
+    throw error;
+  }
 
-const app = createApp({ db, ...config });
-const server = createHttpServer(app).listen(config.port, config.host, () => {
+  const { port } = server.address() as AddressInfo;
   const where = config.databaseUrl ? 'DATABASE_URL' : `embedded PostgreSQL on port ${config.embedded.port}`;
-  console.log(`Subscriptions API on http://localhost:${config.port} (docs: /docs, database: ${where})`);
+  console.log(
+    `Subscriptions API (pid ${process.pid}) on http://localhost:${port} (docs: /docs, database: ${where})`,
+  );
   if (!config.platformAdminKey)
     console.log('PLATFORM_ADMIN_KEY is unset: create tenants with `make tenant NAME=...`');
-});
 
-let stopping = false;
-async function shutdown(signal: string): Promise<void> {
-  if (stopping) return;
-  stopping = true;
-  console.log(`${signal}: closing`);
-  server.close();
-  await db.destroy();
-  await database.stop();
-  process.exit(0);
-}
-process.on('SIGINT', () => void shutdown('SIGINT'));
-process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) {
+      console.log(`${signal} again: cutting the requests still in flight`);
+      server.closeAllConnections();
+      return;
+    }
+    stopping = true;
+    console.log(
+      `${signal}: not accepting connections; up to ${config.drainTimeoutMs / 1000} s for requests in flight`,
+    );
+    if (!(await drain(server, config.drainTimeoutMs))) {
+      console.log('drain timeout: the requests still in flight were cut');
+    }
+    // A query cut by the drain timeout may still hold its connection; do not wait on it forever.
+    await atMost(2000, db.destroy());
+    await database.stop();
+    console.log('stopped');
+    process.exit(0);
+  };
+  takeOverShutdownSignals();
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.on(signal, () => {
+      shutdown(signal).catch((error: unknown) => {
+        console.error(`error: shutdown failed: ${error instanceof Error ? error.message : String(error)}`);
+        process.exit(1);
+      });
+    });
+  }
+});

@@ -1,6 +1,7 @@
 import { Migrator, type MigrationResultSet } from 'kysely';
 import { migrations } from '../db/migrations/index.js';
 import type { Db } from './db.js';
+import { StartupError } from './startup.js';
 
 export function createMigrator(db: Db): Migrator {
   return new Migrator({ db, provider: { getMigrations: () => Promise.resolve(migrations) } });
@@ -8,10 +9,11 @@ export function createMigrator(db: Db): Migrator {
 
 /** Throws with the failing migration's name, so a bad deploy stops before serving. */
 export function unwrap({ error, results }: MigrationResultSet): string[] {
-  const failed = results?.find((r) => r.status === 'Error');
   if (error) {
-    throw new Error(
-      `migration ${failed?.migrationName ?? ''} failed: ${error instanceof Error ? error.message : JSON.stringify(error)}`,
+    const failed = results?.find((r) => r.status === 'Error');
+    const reason = error instanceof Error ? error.message : JSON.stringify(error);
+    throw new StartupError(
+      failed ? `migration ${failed.migrationName} failed: ${reason}` : `cannot run the migrations: ${reason}`,
       { cause: error },
     );
   }

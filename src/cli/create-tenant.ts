@@ -4,6 +4,7 @@ import { openDatabase } from '../database.js';
 import { createDb } from '../db.js';
 import { migrateToLatest } from '../migrator.js';
 import { createTenant } from '../routes/tenants.js';
+import { runMain } from '../startup.js';
 
 const name = process.argv.slice(2).join(' ').trim();
 if (!name || name.length > 200) {
@@ -11,15 +12,19 @@ if (!name || name.length > 200) {
   process.exit(2);
 }
 
-const database = await openDatabase(loadConfig());
-const db = createDb(database.url, { poolSize: 1 });
-try {
-  await migrateToLatest(db);
-  const { tenant, api_key } = await createTenant(db, name);
-  console.log(`tenant  ${tenant.id}  ${tenant.name}`);
-  console.log(`api key ${api_key.key}`);
-  console.log('This is the only time the key is shown: store it now. Use it as Authorization: Bearer <key>.');
-} finally {
-  await db.destroy();
-  await database.stop();
-}
+runMain(async () => {
+  const database = await openDatabase(loadConfig());
+  const db = createDb(database.url, { poolSize: 1 });
+  try {
+    await migrateToLatest(db);
+    const { tenant, api_key } = await createTenant(db, name);
+    console.log(`tenant  ${tenant.id}  ${tenant.name}`);
+    console.log(`api key ${api_key.key}`);
+    console.log(
+      'This is the only time the key is shown: store it now. Use it as Authorization: Bearer <key>.',
+    );
+  } finally {
+    await db.destroy();
+    await database.stop();
+  }
+});

@@ -4,6 +4,7 @@ import { loadConfig } from '../config.js';
 import { openDatabase } from '../database.js';
 import { createDb } from '../db.js';
 import { createMigrator, unwrap } from '../migrator.js';
+import { runMain } from '../startup.js';
 
 const command = process.argv[2] ?? 'latest';
 if (!['latest', 'down', 'redo'].includes(command)) {
@@ -11,18 +12,20 @@ if (!['latest', 'down', 'redo'].includes(command)) {
   process.exit(2);
 }
 
-const database = await openDatabase(loadConfig());
-const db = createDb(database.url, { poolSize: 1 });
-try {
-  const migrator = createMigrator(db);
-  const steps: string[] = [];
-  if (command === 'down') steps.push(...unwrap(await migrator.migrateDown()));
-  if (command === 'redo') {
-    steps.push(...unwrap(await migrator.migrateTo(NO_MIGRATIONS)));
+runMain(async () => {
+  const database = await openDatabase(loadConfig());
+  const db = createDb(database.url, { poolSize: 1 });
+  try {
+    const migrator = createMigrator(db);
+    const steps: string[] = [];
+    if (command === 'down') steps.push(...unwrap(await migrator.migrateDown()));
+    if (command === 'redo') {
+      steps.push(...unwrap(await migrator.migrateTo(NO_MIGRATIONS)));
+    }
+    if (command !== 'down') steps.push(...unwrap(await migrator.migrateToLatest()));
+    console.log(steps.length ? steps.join('\n') : 'already up to date');
+  } finally {
+    await db.destroy();
+    await database.stop();
   }
-  if (command !== 'down') steps.push(...unwrap(await migrator.migrateToLatest()));
-  console.log(steps.length ? steps.join('\n') : 'already up to date');
-} finally {
-  await db.destroy();
-  await database.stop();
-}
+});

@@ -9,6 +9,7 @@ import { createDb, type Db, withTenant } from '../db.js';
 import { rebuildAggregates } from '../analytics/maintenance.js';
 import { migrateToLatest } from '../migrator.js';
 import { createTenant } from '../routes/tenants.js';
+import { runMain } from '../startup.js';
 
 const DEMO = 'Demo';
 const SEEDS = path.resolve(import.meta.dirname, '../../db/seeds');
@@ -54,66 +55,68 @@ async function removeDemo(owner: Db): Promise<number> {
   return old.length;
 }
 
-const total = performance.now();
-const database = await openDatabase(loadConfig());
-// One connection for every step: setseed() governs random() for the rest of this session.
-const owner = createDb(database.url, { poolSize: 1 });
-try {
-  await migrateToLatest(owner);
-  console.log(`seeding ${rows} subscriptions for ${users} users (SEED=${seed})`);
-  await step(
-    'remove the previous demo tenant',
-    () => removeDemo(owner),
-    (n) => `${n} removed`,
-  );
-  const { tenant, api_key } = await step('create the demo tenant', () => createTenant(owner, DEMO));
-
-  // The statements run as the owner, filtering on app.tenant_id themselves. As a superuser they
-  // also skip row triggers (foreign key checks, the aggregates): the data is valid by
-  // construction, and the aggregates are rebuilt in one pass at the end.
-  const fast = await owner
-    .transaction()
-    .execute((trx) => sql`set local session_replication_role = replica`.execute(trx))
-    .then(
-      () => true,
-      () => false,
-    );
-  if (!fast) console.log('(not a superuser: row triggers stay on, which is slower)');
-  await sql`select setseed(${(seed % 1_000_000) / 1_000_000})`.execute(owner);
-  for (const file of readdirSync(SEEDS)
-    .filter((f) => f.endsWith('.sql'))
-    .sort()) {
-    const statement = readFileSync(path.join(SEEDS, file), 'utf8');
+runMain(async () => {
+  const total = performance.now();
+  const database = await openDatabase(loadConfig());
+  // One connection for every step: setseed() governs random() for the rest of this session.
+  const owner = createDb(database.url, { poolSize: 1 });
+  try {
+    await migrateToLatest(owner);
+    console.log(`seeding ${rows} subscriptions for ${users} users (SEED=${seed})`);
     await step(
-      file,
-      () =>
-        owner.transaction().execute(async (trx) => {
-          // Parallel workers would draw random() in a different order each run.
-          await sql`set local max_parallel_workers_per_gather = 0`.execute(trx);
-          if (fast) await sql`set local session_replication_role = replica`.execute(trx);
-          await sql`select set_config('app.tenant_id', ${tenant.id}, true),
-            set_config('seed.rows', ${String(rows)}, true), set_config('seed.users', ${String(users)}, true)`.execute(
-            trx,
-          );
-          return sql.raw(statement).execute(trx);
-        }),
-      (result) => `${String(result.numAffectedRows ?? 0n)} rows`,
+      'remove the previous demo tenant',
+      () => removeDemo(owner),
+      (n) => `${n} removed`,
     );
-  }
-  // As the app role, under RLS: only the demo tenant's aggregates are rebuilt.
-  await step('rebuild the analytics aggregates', () =>
-    withTenant(owner, tenant.id, (trx) => rebuildAggregates(trx)),
-  );
-  await step('analyze', () =>
-    sql`analyze users, features, subscriptions, subscription_features, subscription_rollups, user_totals`.execute(
-      owner,
-    ),
-  );
+    const { tenant, api_key } = await step('create the demo tenant', () => createTenant(owner, DEMO));
 
-  console.log(`done in ${((performance.now() - total) / 1000).toFixed(1)} s`);
-  console.log(`demo tenant ${tenant.id}`);
-  console.log(`api key     ${api_key.key}   (admin; shown once)`);
-} finally {
-  await owner.destroy();
-  await database.stop();
-}
+    // The statements run as the owner, filtering on app.tenant_id themselves. As a superuser they
+    // also skip row triggers (foreign key checks, the aggregates): the data is valid by
+    // construction, and the aggregates are rebuilt in one pass at the end.
+    const fast = await owner
+      .transaction()
+      .execute((trx) => sql`set local session_replication_role = replica`.execute(trx))
+      .then(
+        () => true,
+        () => false,
+      );
+    if (!fast) console.log('(not a superuser: row triggers stay on, which is slower)');
+    await sql`select setseed(${(seed % 1_000_000) / 1_000_000})`.execute(owner);
+    for (const file of readdirSync(SEEDS)
+      .filter((f) => f.endsWith('.sql'))
+      .sort()) {
+      const statement = readFileSync(path.join(SEEDS, file), 'utf8');
+      await step(
+        file,
+        () =>
+          owner.transaction().execute(async (trx) => {
+            // Parallel workers would draw random() in a different order each run.
+            await sql`set local max_parallel_workers_per_gather = 0`.execute(trx);
+            if (fast) await sql`set local session_replication_role = replica`.execute(trx);
+            await sql`select set_config('app.tenant_id', ${tenant.id}, true),
+              set_config('seed.rows', ${String(rows)}, true), set_config('seed.users', ${String(users)}, true)`.execute(
+              trx,
+            );
+            return sql.raw(statement).execute(trx);
+          }),
+        (result) => `${String(result.numAffectedRows ?? 0n)} rows`,
+      );
+    }
+    // As the app role, under RLS: only the demo tenant's aggregates are rebuilt.
+    await step('rebuild the analytics aggregates', () =>
+      withTenant(owner, tenant.id, (trx) => rebuildAggregates(trx)),
+    );
+    await step('analyze', () =>
+      sql`analyze users, features, subscriptions, subscription_features, subscription_rollups, user_totals`.execute(
+        owner,
+      ),
+    );
+
+    console.log(`done in ${((performance.now() - total) / 1000).toFixed(1)} s`);
+    console.log(`demo tenant ${tenant.id}`);
+    console.log(`api key     ${api_key.key}   (admin; shown once)`);
+  } finally {
+    await owner.destroy();
+    await database.stop();
+  }
+});

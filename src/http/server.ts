@@ -6,6 +6,7 @@ import http from 'node:http';
 import type { Socket } from 'node:net';
 import type { Express } from 'express';
 import { problemBody, type ProblemType } from '../errors.js';
+import { StartupError } from '../startup.js';
 
 const STATUS_TEXT: Record<number, string> = {
   400: 'Bad Request',
@@ -53,8 +54,50 @@ function answerClientError(error: Error & { code?: string }, socket: Socket): vo
   );
 }
 
+const draining = new WeakSet<http.Server>();
+
 export function createHttpServer(app: Express): http.Server {
-  const server = http.createServer(app);
+  const server = http.createServer((req, res) => {
+    // While draining, every response closes its connection: keep-alive clients reconnect to
+    // another instance instead of sending more requests here.
+    if (draining.has(server)) res.setHeader('Connection', 'close');
+    app(req, res);
+  });
   server.on('clientError', answerClientError);
   return server;
+}
+
+/** Listens, or fails with one line naming the setting: a busy port must not look like a start. */
+export function listen(server: http.Server, port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', (error: NodeJS.ErrnoException) => {
+      const where = `${host}:${port} (HOST, PORT)`;
+      const reason =
+        error.code === 'EADDRINUSE'
+          ? `${where} is already in use: is another instance running?`
+          : error.code === 'EACCES'
+            ? `no permission to listen on ${where}`
+            : `cannot listen on ${where}: ${error.message}`;
+      reject(new StartupError(reason));
+    });
+    server.listen(port, host, () => resolve());
+  });
+}
+
+/**
+ * Stops accepting connections and lets the requests in flight finish, for at most timeoutMs;
+ * then cuts whatever is left. True when every request finished in time.
+ */
+export async function drain(server: http.Server, timeoutMs: number): Promise<boolean> {
+  draining.add(server);
+  const closed = new Promise<boolean>((resolve) => server.close(() => resolve(true)));
+  // A keep-alive connection whose last request just finished is idle: close it at once.
+  const sweep = setInterval(() => server.closeIdleConnections(), 50);
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)));
+  const finished = await Promise.race([closed, timedOut]);
+  clearInterval(sweep);
+  clearTimeout(timer);
+  if (!finished) server.closeAllConnections();
+  return finished;
 }

@@ -1,0 +1,198 @@
+// The server as operators run it: a separate process, started and stopped with signals.
+import net from 'node:net';
+import { sql } from 'kysely';
+import { describe, expect, inject, it } from 'vitest';
+import { useTestApp } from '../helpers/app.js';
+import { createUser } from '../helpers/factories.js';
+import { holdLocks, pause } from '../helpers/locks.js';
+import { errorLines, spawnProcess, spawnServer } from '../helpers/process.js';
+
+const ctx = useTestApp();
+
+/** Starts src/main.ts on this test file's database and a free port; resolves with its base URL. */
+async function startServer(env: Record<string, string> = {}) {
+  const server = spawnServer({ DATABASE_URL: ctx.url, PORT: '0', HOST: '127.0.0.1', ...env });
+  const [, pid, port] = await server.waitFor(/pid (\d+)\) on http:\/\/localhost:(\d+)/);
+  return { ...server, pid: Number(pid), base: `http://127.0.0.1:${port}` };
+}
+
+const refused = (base: string) =>
+  fetch(`${base}/healthz`).then(
+    () => false,
+    () => true,
+  );
+
+function busyPort(): Promise<net.Server> {
+  return new Promise((resolve) => {
+    const blocker = net.createServer().listen(0, '127.0.0.1', () => resolve(blocker));
+  });
+}
+
+describe('SIGTERM', () => {
+  it('lets a request in flight finish with 200, refuses new connections, then exits 0', async () => {
+    const user = await createUser(ctx);
+    const server = await startServer();
+    const held = await holdLocks(ctx.db, sql`select 1 from users where id = ${user.id} for update`);
+    const patch = fetch(`${server.base}/api/v1/users/${user.id}`, {
+      method: 'PATCH',
+      headers: { Authorization: `Bearer ${ctx.tenant.key}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ name: 'Finished during the drain' }),
+    });
+    await pause(300);
+    server.child.kill('SIGTERM');
+    await server.waitFor(/SIGTERM: not accepting connections/);
+    expect(await refused(server.base)).toBe(true);
+    await pause(300);
+    await held.release();
+
+    const res = await patch;
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { name: string }).name).toBe('Finished during the drain');
+    expect(await server.exited).toEqual({ code: 0, signal: null });
+    expect(server.stdout()).toMatch(/stopped/);
+    expect(errorLines(server.stderr())).toEqual([]);
+  });
+
+  it('cuts requests still running after SHUTDOWN_DRAIN_SECONDS and exits 0', async () => {
+    const user = await createUser(ctx);
+    const server = await startServer({ SHUTDOWN_DRAIN_SECONDS: '1' });
+    const held = await holdLocks(ctx.db, sql`select 1 from users where id = ${user.id} for update`);
+    const patch = fetch(`${server.base}/api/v1/users/${user.id}`, {
+      method: 'PATCH',
+      headers: { Authorization: `Bearer ${ctx.tenant.key}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ name: 'Never' }),
+    }).then(
+      (res) => res.status,
+      () => 'cut',
+    );
+    await pause(300);
+    const started = Date.now();
+    server.child.kill('SIGTERM');
+    expect(await patch).toBe('cut');
+    expect(await server.exited).toEqual({ code: 0, signal: null });
+    expect(Date.now() - started).toBeLessThan(6000);
+    expect(server.stdout()).toMatch(/drain timeout/);
+    await held.release();
+  });
+});
+
+describe('startup failures: one line, no stack, exit 1', () => {
+  const expectOneLineFailure = async (env: Record<string, string>, pattern: RegExp) => {
+    const server = spawnServer({ DATABASE_URL: ctx.url, PORT: '0', HOST: '127.0.0.1', ...env });
+    const { code } = await server.exited;
+    expect(code, server.stdout() + server.stderr()).toBe(1);
+    const lines = errorLines(server.stderr());
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^error: /);
+    expect(lines[0]).toMatch(pattern);
+    expect(server.stdout()).not.toMatch(/Subscriptions API/);
+    return lines[0]!;
+  };
+
+  it('a busy port fails fast', async () => {
+    const blocker = await busyPort();
+    const { port } = blocker.address() as net.AddressInfo;
+    try {
+      const started = Date.now();
+      await expectOneLineFailure(
+        { PORT: String(port) },
+        new RegExp(`127\\.0\\.0\\.1:${port} .*already in use`),
+      );
+      expect(Date.now() - started).toBeLessThan(10_000);
+    } finally {
+      blocker.close();
+    }
+  });
+
+  it('a bad setting names the setting', async () => {
+    await expectOneLineFailure({ PORT: 'abc' }, /PORT must be an integer/);
+    await expectOneLineFailure({ DATABASE_URL: 'mysql://x' }, /DATABASE_URL must be a postgres/);
+  });
+
+  it('an unreachable database is retried for DB_STARTUP_TIMEOUT_SECONDS, then named without its password', async () => {
+    const started = Date.now();
+    const line = await expectOneLineFailure(
+      { DATABASE_URL: 'postgres://someone:s3cret-pw@127.0.0.1:1/somewhere', DB_STARTUP_TIMEOUT_SECONDS: '1' },
+      /cannot reach the database at 127\.0\.0\.1:1\/somewhere .*after 1 s/,
+    );
+    expect(line).not.toMatch(/s3cret/);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+  });
+
+  it('a refusal that waiting cannot fix fails at once', async () => {
+    const url = new URL(ctx.url);
+    url.pathname = '/no_such_database';
+    await expectOneLineFailure(
+      { DATABASE_URL: url.toString() },
+      /refused the connection: .*no_such_database/,
+    );
+  });
+});
+
+describe('the embedded server on EMBEDDED_PG_PORT', () => {
+  // The test cluster is itself an embedded server: main.ts must reuse it only for its own data directory.
+  const port = new URL(inject('serverUrl')).port;
+  const dataDirectory = async () =>
+    (await sql<{ data_directory: string }>`show data_directory`.execute(ctx.db)).rows[0]!.data_directory;
+
+  it('is refused when it serves another data directory', async () => {
+    const theirs = await dataDirectory();
+    const server = spawnServer({
+      EMBEDDED_PG_PORT: port,
+      PGDATA_DIR: '/tmp/another-checkout/postgres',
+      PORT: '0',
+      HOST: '127.0.0.1',
+    });
+    expect((await server.exited).code).toBe(1);
+    const lines = errorLines(server.stderr());
+    expect(lines).toEqual([
+      expect.stringContaining(`data directory is ${theirs}, not PGDATA_DIR /tmp/another-checkout/postgres`),
+    ]);
+  });
+
+  it('is reused, and left running, when it serves PGDATA_DIR', async () => {
+    const server = spawnServer({
+      EMBEDDED_PG_PORT: port,
+      PGDATA_DIR: await dataDirectory(),
+      PORT: '0',
+      HOST: '127.0.0.1',
+    });
+    await server.waitFor(new RegExp(`embedded PostgreSQL on port ${port}`));
+    server.child.kill('SIGTERM');
+    expect((await server.exited).code).toBe(0);
+    expect((await sql<{ one: number }>`select 1 as one`.execute(ctx.db)).rows[0]?.one).toBe(1);
+  });
+});
+
+describe('make', () => {
+  it('start passes SIGTERM on to the server: nothing is left running', async () => {
+    const make = spawnProcess('make', ['--no-print-directory', 'start'], {
+      DATABASE_URL: ctx.url,
+      PORT: '0',
+      HOST: '127.0.0.1',
+    });
+    const [, pid, port] = await make.waitFor(/pid (\d+)\) on http:\/\/localhost:(\d+)/);
+    make.child.kill('SIGTERM');
+    await make.exited;
+    await pause(200);
+    expect(() => process.kill(Number(pid), 0)).toThrow(/ESRCH/);
+    expect(await refused(`http://127.0.0.1:${port}`)).toBe(true);
+    expect(make.stdout()).toMatch(/stopped/);
+  });
+
+  it('refuses to install with npm older than 11', async () => {
+    const fakeNpm = spawnProcess(
+      'bash',
+      ['-c', 'mkdir -p "$D" && printf "#!/bin/sh\\necho 10.9.2\\n" > "$D/npm" && chmod +x "$D/npm"'],
+      {
+        D: '.data/fake-npm',
+      },
+    );
+    expect((await fakeNpm.exited).code).toBe(0);
+    const make = spawnProcess('make', ['-B', '--no-print-directory', 'install'], {
+      PATH: `${process.cwd()}/.data/fake-npm:${process.env.PATH}`,
+    });
+    expect((await make.exited).code).not.toBe(0);
+    expect(make.stderr()).toMatch(/npm 10\.9\.2 is too old: npm 11 or later is needed/);
+  });
+});
