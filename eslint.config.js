@@ -1,6 +1,27 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
+/** A layer of src/ may not import these folders of src/ nor these packages. */
+function layer(files, folders, packages) {
+  return [
+    {
+      files: [files],
+      rules: {
+        'no-restricted-imports': [
+          'error',
+          {
+            paths: packages.map((name) => ({ name, message: `${files} must not depend on ${name}.` })),
+            patterns: folders.map((folder) => ({
+              group: [`**/${folder}/**`],
+              message: `${files} must not import src/${folder}/: imports only go down (routes → services → queries → database).`,
+            })),
+          },
+        ],
+      },
+    },
+  ];
+}
+
 export default tseslint.config(
   { ignores: ['generated/', 'node_modules/', '.data/', 'dist/', 'eslint.config.js'] },
   js.configs.recommended,
@@ -18,6 +39,26 @@ export default tseslint.config(
       ],
     },
   },
+  // Imports only go down: routes → services → queries → database (see README, Layout).
+  ...layer('src/routes/**', ['queries', 'database', 'analytics'], ['pg', 'kysely']),
+  ...layer('src/services/**', ['routes', 'http', 'responses'], ['express']),
+  ...layer('src/queries/**', ['routes', 'http', 'responses', 'services'], ['express']),
+  ...layer('src/analytics/**', ['routes', 'http', 'responses', 'services', 'queries'], ['express']),
+  ...layer(
+    'src/responses/**',
+    ['routes', 'http', 'services', 'queries', 'analytics'],
+    ['express', 'pg', 'kysely'],
+  ),
+  ...layer(
+    'src/database/**',
+    ['routes', 'http', 'responses', 'services', 'queries', 'analytics'],
+    ['express'],
+  ),
+  ...layer(
+    'src/auth/**',
+    ['routes', 'http', 'responses', 'services', 'queries', 'analytics', 'database'],
+    ['express', 'pg', 'kysely'],
+  ),
   {
     // Migrations are frozen in time: they see the database as Kysely<any>, never src/ types.
     files: ['db/migrations/**'],

@@ -9,11 +9,11 @@ import os from 'node:os';
 import { sql } from 'kysely';
 import { createApp } from '../src/app.js';
 import { rebuildAggregates } from '../src/analytics/maintenance.js';
-import { issueApiKey } from '../src/auth/issue.js';
 import { loadConfig } from '../src/config.js';
-import { openDatabase } from '../src/database.js';
-import { createDb, type Db, withTenant } from '../src/db.js';
-import { createTenant } from '../src/routes/tenants.js';
+import { createDb, type Db, withTenant } from '../src/database/connection.js';
+import { openDatabase } from '../src/database/open.js';
+import { issueApiKey } from '../src/services/api-keys.js';
+import { createTenant } from '../src/services/tenants.js';
 
 const ROWS = Number(process.env.ROWS ?? 500_000);
 const SAMPLES = Number(process.env.SAMPLES ?? 1000);
@@ -70,7 +70,7 @@ async function writeThroughput(db: Db, tenantId: string, userId: string, count: 
     Array.from({ length: 4 }, async () => {
       while (next < count) {
         const i = next++;
-        await withTenant(db, tenantId, (trx) =>
+        await withTenant(db, { tenantId }, (trx) =>
           trx
             .insertInto('subscriptions')
             .values({
@@ -111,10 +111,10 @@ try {
   const tenantId = (
     await db.selectFrom('tenants').select('id').where('name', '=', 'Demo').executeTakeFirstOrThrow()
   ).id;
-  const { key } = await withTenant(db, tenantId, (trx) =>
+  const { key } = await withTenant(db, { tenantId }, (trx) =>
     issueApiKey(trx, { name: 'bench', role: 'admin', expiresAt: null }),
   );
-  const sample = await withTenant(db, tenantId, (trx) =>
+  const sample = await withTenant(db, { tenantId }, (trx) =>
     trx
       .selectFrom('subscriptions')
       .select(['id', 'user_id'])
@@ -148,9 +148,9 @@ try {
   server.close();
 
   // Write throughput in a scratch tenant: with the aggregate triggers, then without them.
-  const scratch = await createTenant(db, 'bench scratch');
+  const scratch = await createTenant({ db }, 'bench scratch');
   const scratchId = scratch.tenant.id;
-  const user = await withTenant(db, scratchId, (trx) =>
+  const user = await withTenant(db, { tenantId: scratchId }, (trx) =>
     trx
       .insertInto('users')
       .values({ name: 'Bench', email: 'bench@example.com' })
@@ -166,14 +166,16 @@ try {
   } finally {
     await sql`alter table subscriptions enable trigger subscriptions_aggregates_insert`.execute(db);
   }
-  await withTenant(db, scratchId, (trx) => rebuildAggregates(trx));
+  await withTenant(db, { tenantId: scratchId }, (trx) => rebuildAggregates(trx));
   await db.transaction().execute(async (trx) => {
     for (const table of ['subscriptions', 'user_totals', 'users'] as const) {
       await trx.deleteFrom(table).where('tenant_id', '=', scratchId).execute();
     }
     await trx.deleteFrom('tenants').where('id', '=', scratchId).execute();
   });
-  await withTenant(db, tenantId, (trx) => trx.deleteFrom('api_keys').where('name', '=', 'bench').execute());
+  await withTenant(db, { tenantId }, (trx) =>
+    trx.deleteFrom('api_keys').where('name', '=', 'bench').execute(),
+  );
 
   const table = [
     '| call | p50 | p95 | p99 | throughput (8 in flight) |',

@@ -4,12 +4,12 @@ import express, { type Express } from 'express';
 import * as OpenApiValidator from 'express-openapi-validator';
 import helmet from 'helmet';
 import swaggerUi from 'swagger-ui-express';
-import { authenticate } from './auth/authenticate.js';
-import { rateLimitPerKey } from './auth/rate-limit.js';
-import type { Db } from './db.js';
-import { notFoundHandler, problemHandler } from './errors.js';
+import type { Db } from './database/connection.js';
+import { authenticate } from './http/authenticate.js';
 import { strictFormats } from './http/formats.js';
 import { headAsGet } from './http/head.js';
+import { notFoundHandler, problemHandler } from './http/problems.js';
+import { rateLimitPerKey } from './http/rate-limit.js';
 import { rejectBadText } from './http/text.js';
 import { analyticsRouter } from './routes/analytics.js';
 import { apiKeysRouter } from './routes/api-keys.js';
@@ -18,6 +18,7 @@ import { healthRouter } from './routes/health.js';
 import { subscriptionsRouter } from './routes/subscriptions.js';
 import { tenantsRouter } from './routes/tenants.js';
 import { usersRouter } from './routes/users.js';
+import type { ServiceContext } from './services/context.js';
 import { spec, specYaml } from './spec.js';
 
 export interface AppOptions {
@@ -41,6 +42,7 @@ export function createApp({
   bodyLimit = '100kb',
   log = console.error,
 }: AppOptions): Express {
+  const ctx: ServiceContext = { db };
   const app = express();
   app.set('query parser', 'extended');
   // Routes match paths exactly as src/operations.ts does: auth must never see a path that a router
@@ -65,7 +67,7 @@ export function createApp({
 
   // Who is calling comes before what they sent: without a valid key and scope, the body is never
   // read, so a caller learns nothing about the API (no 400, 413 or 415 before the 401).
-  app.use(authenticate(db, platformAdminKey));
+  app.use(authenticate(ctx, platformAdminKey));
   app.use(rateLimitPerKey(rateLimitPerMinute));
   // Parse every JSON-ish type so the validator, not the parser, decides what is acceptable.
   app.use(express.json({ limit: bodyLimit, type: ['application/json', 'application/*+json'] }));
@@ -83,13 +85,13 @@ export function createApp({
     }),
   );
 
-  app.use(healthRouter(db));
-  app.use('/api/v1/tenants', tenantsRouter(db));
-  app.use('/api/v1/api-keys', apiKeysRouter(db));
-  app.use('/api/v1/users', usersRouter(db));
-  app.use('/api/v1/features', featuresRouter(db));
-  app.use('/api/v1/subscriptions', subscriptionsRouter(db));
-  app.use('/api/v1/analytics', analyticsRouter(db));
+  app.use(healthRouter(ctx));
+  app.use('/api/v1/tenants', tenantsRouter(ctx));
+  app.use('/api/v1/api-keys', apiKeysRouter(ctx));
+  app.use('/api/v1/users', usersRouter(ctx));
+  app.use('/api/v1/features', featuresRouter(ctx));
+  app.use('/api/v1/subscriptions', subscriptionsRouter(ctx));
+  app.use('/api/v1/analytics', analyticsRouter(ctx));
 
   app.use(notFoundHandler);
   app.use(problemHandler(log));

@@ -4,11 +4,11 @@
 import type { AddressInfo } from 'node:net';
 import { createApp } from './app.js';
 import { loadConfig } from './config.js';
-import { openDatabase } from './database.js';
-import { createDb } from './db.js';
+import { openDatabase } from './database/open.js';
+import { createDb } from './database/connection.js';
 import { createHttpServer, drain, listen } from './http/server.js';
-import { migrateToLatest } from './migrator.js';
-import { takeOverShutdownSignals } from './postgres.js';
+import { migrateToLatest } from './database/migrator.js';
+import { takeOverShutdownSignals } from './database/embedded.js';
 import { runMain } from './startup.js';
 
 /** Resolves when the promise does or after ms, whichever comes first. */

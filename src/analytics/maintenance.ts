@@ -2,7 +2,7 @@
 // rebuilds them. Run inside withTenant: RLS limits both sides to the transaction's tenant.
 import { sql } from 'kysely';
 import type { Schemas } from '../contract.js';
-import type { Db } from '../db.js';
+import type { Db } from '../database/connection.js';
 
 type Difference = Schemas['AnalyticsConsistency']['differences'][number];
 

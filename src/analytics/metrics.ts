@@ -2,7 +2,7 @@
 // rows of one index, however many subscriptions the tenant has. Run inside withTenant (RLS).
 import { sql } from 'kysely';
 import type { Schemas } from '../contract.js';
-import type { Db } from '../db.js';
+import type { Db } from '../database/connection.js';
 
 export interface AnalyticsParams {
   /** 'YYYY-MM-DD': its month is the last of monthly_revenue. */

@@ -1,9 +1,9 @@
 // `make tenant NAME="Acme Inc."`: creates a tenant and prints its first admin key (shown once).
 import { loadConfig } from '../config.js';
-import { openDatabase } from '../database.js';
-import { createDb } from '../db.js';
-import { migrateToLatest } from '../migrator.js';
-import { createTenant } from '../routes/tenants.js';
+import { openDatabase } from '../database/open.js';
+import { createDb } from '../database/connection.js';
+import { migrateToLatest } from '../database/migrator.js';
+import { createTenant } from '../services/tenants.js';
 import { runMain } from '../startup.js';
 
 const name = process.argv.slice(2).join(' ').trim();
@@ -17,9 +17,9 @@ runMain(async () => {
   const db = createDb(database.url, { poolSize: 1 });
   try {
     await migrateToLatest(db);
-    const { tenant, api_key } = await createTenant(db, name);
+    const { tenant, apiKey } = await createTenant({ db }, name);
     console.log(`tenant  ${tenant.id}  ${tenant.name}`);
-    console.log(`api key ${api_key.key}`);
+    console.log(`api key ${apiKey.key}`);
     console.log(
       'This is the only time the key is shown: store it now. Use it as Authorization: Bearer <key>.',
     );

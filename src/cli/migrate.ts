@@ -1,9 +1,9 @@
 // `make migrate`: tsx src/cli/migrate.ts [latest|down|redo]
 import { NO_MIGRATIONS } from 'kysely';
 import { loadConfig } from '../config.js';
-import { openDatabase } from '../database.js';
-import { createDb } from '../db.js';
-import { createMigrator, unwrap } from '../migrator.js';
+import { openDatabase } from '../database/open.js';
+import { createDb } from '../database/connection.js';
+import { createMigrator, unwrap } from '../database/migrator.js';
 import { runMain } from '../startup.js';
 
 const command = process.argv[2] ?? 'latest';

@@ -4,11 +4,11 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { sql } from 'kysely';
 import { loadConfig } from '../config.js';
-import { openDatabase } from '../database.js';
-import { createDb, type Db, withTenant } from '../db.js';
-import { rebuildAggregates } from '../analytics/maintenance.js';
-import { migrateToLatest } from '../migrator.js';
-import { createTenant } from '../routes/tenants.js';
+import { openDatabase } from '../database/open.js';
+import { createDb, type Db } from '../database/connection.js';
+import { migrateToLatest } from '../database/migrator.js';
+import { rebuild } from '../services/analytics.js';
+import { createTenant } from '../services/tenants.js';
 import { runMain } from '../startup.js';
 
 const DEMO = 'Demo';
@@ -68,7 +68,7 @@ runMain(async () => {
       () => removeDemo(owner),
       (n) => `${n} removed`,
     );
-    const { tenant, api_key } = await step('create the demo tenant', () => createTenant(owner, DEMO));
+    const { tenant, apiKey } = await step('create the demo tenant', () => createTenant({ db: owner }, DEMO));
 
     // The statements run as the owner, filtering on app.tenant_id themselves. As a superuser they
     // also skip row triggers (foreign key checks, the aggregates): the data is valid by
@@ -104,7 +104,7 @@ runMain(async () => {
     }
     // As the app role, under RLS: only the demo tenant's aggregates are rebuilt.
     await step('rebuild the analytics aggregates', () =>
-      withTenant(owner, tenant.id, (trx) => rebuildAggregates(trx)),
+      rebuild({ db: owner }, { tenantId: tenant.id, keyId: 'system' }),
     );
     await step('analyze', () =>
       sql`analyze users, features, subscriptions, subscription_features, subscription_rollups, user_totals`.execute(
@@ -114,7 +114,7 @@ runMain(async () => {
 
     console.log(`done in ${((performance.now() - total) / 1000).toFixed(1)} s`);
     console.log(`demo tenant ${tenant.id}`);
-    console.log(`api key     ${api_key.key}   (admin; shown once)`);
+    console.log(`api key     ${apiKey.key}   (admin; shown once)`);
   } finally {
     await owner.destroy();
     await database.stop();

@@ -5,7 +5,7 @@
 import http from 'node:http';
 import type { Socket } from 'node:net';
 import type { Express } from 'express';
-import { problemBody, type ProblemType } from '../errors.js';
+import { problemBody, type ProblemType } from './problems.js';
 import { StartupError } from '../startup.js';
 
 const STATUS_TEXT: Record<number, string> = {

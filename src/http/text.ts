@@ -3,7 +3,7 @@
 // has no way to say "well-formed Unicode", so this check runs beside the validator, over every
 // string and object key of the body and the query.
 import type { RequestHandler } from 'express';
-import { ProblemError } from '../errors.js';
+import { ProblemError } from './problems.js';
 
 // eslint-disable-next-line no-control-regex -- U+0000 is exactly what this looks for
 const BAD_TEXT = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;

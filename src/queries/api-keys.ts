@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
-import type { Db } from '../db.js';
-import type { ApiKeyRole, ApiKeyRow } from '../schema.js';
+import type { Db } from '../database/connection.js';
+import type { ApiKeyRole, ApiKeyRow } from '../database/schema.js';
 
 // Never key_hash: it stays in the database.
 const columns = ['id', 'name', 'prefix', 'role', 'expires_at', 'revoked_at', 'created_at'] as const;
@@ -37,4 +37,18 @@ export function lockActiveAdminKeys(db: Db): Promise<Array<{ id: string }>> {
     .orderBy('id')
     .forUpdate()
     .execute();
+}
+
+/**
+ * The valid (unrevoked, unexpired) key with this prefix and hash. Runs before any tenant is
+ * known, through the SECURITY DEFINER function that is the app role's only way past RLS.
+ */
+export async function authenticateApiKey(
+  db: Db,
+  prefix: string,
+  hash: Buffer,
+): Promise<{ key_id: string; tenant_id: string; role: ApiKeyRole } | undefined> {
+  const { rows } = await sql<{ key_id: string; tenant_id: string; role: ApiKeyRole }>`
+    select key_id, tenant_id, role from authenticate_api_key(${prefix}, ${hash})`.execute(db);
+  return rows[0];
 }

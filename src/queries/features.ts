@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
-import type { Db } from '../db.js';
-import type { FeatureRow } from '../schema.js';
+import type { Db } from '../database/connection.js';
+import type { FeatureRow } from '../database/schema.js';
 
 export const featureColumns = ['id', 'name', 'description', 'created_at', 'updated_at'] as const;
 

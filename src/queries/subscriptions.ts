@@ -1,12 +1,12 @@
 import { sql } from 'kysely';
-import type { Db } from '../db.js';
+import type { Db } from '../database/connection.js';
 import type {
   FeatureRow,
   NewSubscription,
   SubscriptionPatch,
   SubscriptionRow,
   SubscriptionStatus,
-} from '../schema.js';
+} from '../database/schema.js';
 import { featureColumns } from './features.js';
 
 const columns = [

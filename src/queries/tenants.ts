@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
-import type { Db } from '../db.js';
-import type { TenantRow } from '../schema.js';
+import type { Db } from '../database/connection.js';
+import type { TenantRow } from '../database/schema.js';
 
 /** A fresh time-ordered id, so the tenant can be named in app.tenant_id before its row exists. */
 export async function newTenantId(db: Db): Promise<string> {

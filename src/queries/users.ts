@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
-import type { Db } from '../db.js';
-import type { UserRow } from '../schema.js';
+import type { Db } from '../database/connection.js';
+import type { UserRow } from '../database/schema.js';
 
 const columns = ['id', 'name', 'email', 'created_at', 'updated_at'] as const;
 

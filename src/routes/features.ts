@@ -1,75 +1,63 @@
 import { Router } from 'express';
 import type { Query, RequestBody, Schemas } from '../contract.js';
-import { inTenant } from '../auth/authenticate.js';
-import type { Db } from '../db.js';
-import { conflict, isPgError, notFound } from '../errors.js';
-import { decodeCursor, toPage } from '../pagination.js';
-import * as features from '../queries/features.js';
-import type { FeatureRow } from '../schema.js';
-
-export function toFeatureResponse(row: FeatureRow): Schemas['Feature'] {
-  return {
-    id: row.id,
-    name: row.name,
-    description: row.description,
-    created_at: row.created_at.toISOString(),
-    updated_at: row.updated_at.toISOString(),
-  };
-}
+import { actorOf } from '../http/authenticate.js';
+import { decodeCursor, toPageResponse } from '../http/pagination.js';
+import { conflict, notFound } from '../http/problems.js';
+import { toFeatureResponse } from '../responses/features.js';
+import type { ServiceContext } from '../services/context.js';
+import * as features from '../services/features.js';
 
 export const noSuchFeature = (id: string) => notFound(`No feature with id ${id}.`);
+const nameTaken = () =>
+  conflict('A feature with this name already exists.', [
+    { location: 'body', field: '/name', message: 'already taken by another feature' },
+  ]);
 
-export function featuresRouter(db: Db): Router {
+export function featuresRouter(ctx: ServiceContext): Router {
   const router = Router({ caseSensitive: true });
 
   router.get('/', async (req, res) => {
     const query = req.query as Query<'listFeatures'>;
-    const limit = query.limit ?? 20;
-    const rows = await inTenant(db, req, (trx) =>
-      features.listFeatures(trx, {
-        limit,
-        after: decodeCursor(query.cursor),
-        name: query.name,
-      }),
-    );
-    res.json(toPage(rows, limit, toFeatureResponse) satisfies Schemas['FeatureList']);
+    const page = await features.listFeatures(ctx, actorOf(req), {
+      limit: query.limit ?? 20,
+      after: decodeCursor(query.cursor),
+      name: query.name,
+    });
+    res.json(toPageResponse(page, toFeatureResponse, (f) => f.id) satisfies Schemas['FeatureList']);
   });
 
   router.post('/', async (req, res) => {
     const body = req.body as RequestBody<'createFeature'>;
-    const feature = await inTenant(db, req, (trx) =>
-      features.insertFeature(trx, { name: body.name, description: body.description }),
-    );
-    res.status(201).location(`${req.baseUrl}/${feature.id}`).json(toFeatureResponse(feature));
+    const outcome = await features.createFeature(ctx, actorOf(req), {
+      name: body.name,
+      description: body.description,
+    });
+    if (outcome.kind === 'name-taken') throw nameTaken();
+    res.status(201).location(`${req.baseUrl}/${outcome.feature.id}`).json(toFeatureResponse(outcome.feature));
   });
 
   router.get('/:featureId', async (req, res) => {
-    const feature = await inTenant(db, req, (trx) => features.findFeature(trx, req.params.featureId));
+    const feature = await features.getFeature(ctx, actorOf(req), req.params.featureId);
     if (!feature) throw noSuchFeature(req.params.featureId);
     res.json(toFeatureResponse(feature));
   });
 
   router.patch('/:featureId', async (req, res) => {
     const body = req.body as RequestBody<'updateFeature'>;
-    const feature = await inTenant(db, req, (trx) =>
-      features.updateFeature(trx, req.params.featureId, {
-        name: body.name,
-        description: body.description,
-      }),
-    );
-    if (!feature) throw noSuchFeature(req.params.featureId);
-    res.json(toFeatureResponse(feature));
+    const outcome = await features.updateFeature(ctx, actorOf(req), req.params.featureId, {
+      name: body.name,
+      description: body.description,
+    });
+    if (outcome.kind === 'missing') throw noSuchFeature(req.params.featureId);
+    if (outcome.kind === 'name-taken') throw nameTaken();
+    res.json(toFeatureResponse(outcome.feature));
   });
 
   router.delete('/:featureId', async (req, res) => {
-    try {
-      if (!(await inTenant(db, req, (trx) => features.deleteFeature(trx, req.params.featureId))))
-        throw noSuchFeature(req.params.featureId);
-    } catch (error) {
-      if (isPgError(error, '23503')) {
-        throw conflict('The feature is linked to subscriptions; unlink it from them first.');
-      }
-      throw error;
+    const outcome = await features.deleteFeature(ctx, actorOf(req), req.params.featureId);
+    if (outcome.kind === 'missing') throw noSuchFeature(req.params.featureId);
+    if (outcome.kind === 'linked') {
+      throw conflict('The feature is linked to subscriptions; unlink it from them first.');
     }
     res.status(204).end();
   });

@@ -1,10 +1,10 @@
 import { Router } from 'express';
-import { sql } from 'kysely';
 import type { Schemas } from '../contract.js';
-import type { Db } from '../db.js';
-import { databaseUnavailable } from '../errors.js';
+import { databaseUnavailable } from '../http/problems.js';
+import { isReady } from '../services/health.js';
+import type { ServiceContext } from '../services/context.js';
 
-export function healthRouter(db: Db): Router {
+export function healthRouter(ctx: ServiceContext): Router {
   const router = Router({ caseSensitive: true });
   const ok: Schemas['Health'] = { status: 'ok' };
 
@@ -14,11 +14,7 @@ export function healthRouter(db: Db): Router {
   });
 
   router.get('/readyz', async (_req, res) => {
-    try {
-      await sql`select 1`.execute(db);
-    } catch {
-      throw databaseUnavailable();
-    }
+    if (!(await isReady(ctx))) throw databaseUnavailable();
     res.json(ok);
   });
 

@@ -5,7 +5,7 @@ import supertest from 'supertest';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../src/app.js';
 import type { Schemas } from '../../src/contract.js';
-import { createDb } from '../../src/db.js';
+import { createDb } from '../../src/database/connection.js';
 import { type TestTenant, useTestApp } from '../helpers/app.js';
 import { createSubscription, createUser } from '../helpers/factories.js';
 import { expectProblem } from '../helpers/problems.js';

@@ -4,7 +4,7 @@ import { sql } from 'kysely';
 import supertest from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../src/app.js';
-import { createDb, type Db } from '../../src/db.js';
+import { createDb, type Db } from '../../src/database/connection.js';
 import { useTestApp } from '../helpers/app.js';
 import { fingerprint } from '../helpers/db-state.js';
 import { createUser } from '../helpers/factories.js';

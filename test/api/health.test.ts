@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import supertest from 'supertest';
 import { createApp } from '../../src/app.js';
-import { createDb } from '../../src/db.js';
+import { createDb } from '../../src/database/connection.js';
 import { useTestApp } from '../helpers/app.js';
 import { expectProblem } from '../helpers/problems.js';
 

@@ -3,7 +3,7 @@
 import { sql } from 'kysely';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Schemas } from '../../src/contract.js';
-import { APP_ROLE, createDb, type Db, withTenant } from '../../src/db.js';
+import { APP_ROLE, createDb, type Db, withTenant } from '../../src/database/connection.js';
 import { type TestTenant, useTestApp } from '../helpers/app.js';
 import { createFeature, createSubscription, createUser } from '../helpers/factories.js';
 import { expectProblem } from '../helpers/problems.js';
@@ -150,7 +150,7 @@ function withoutTenant<T>(db: Db, fn: (trx: Db) => Promise<T>): Promise<T> {
 
 describe('row-level security', () => {
   it('runs tenant transactions as a role that owns nothing and cannot bypass RLS', async () => {
-    const rows = await withTenant(ctx.appDb, b.id, async (trx) => {
+    const rows = await withTenant(ctx.appDb, { tenantId: b.id }, async (trx) => {
       const result = await sql<{ role: string; bypass: boolean; superuser: boolean; owns: number }>`
         select current_user as role, rolbypassrls as bypass, rolsuper as superuser,
           (select count(*)::int from pg_class where relowner = r.oid) as owns
@@ -163,7 +163,9 @@ describe('row-level security', () => {
   it("returns only the current tenant's rows to a query with no tenant filter at all", async () => {
     const all = await ctx.db.selectFrom('users').select('id').execute();
     expect(all.length).toBeGreaterThan(1); // the owner sees both tenants
-    const seen = await withTenant(ctx.appDb, b.id, (trx) => trx.selectFrom('users').select('id').execute());
+    const seen = await withTenant(ctx.appDb, { tenantId: b.id }, (trx) =>
+      trx.selectFrom('users').select('id').execute(),
+    );
     const bUsers = await ctx.db.selectFrom('users').select('id').where('tenant_id', '=', b.id).execute();
     expect(seen).toEqual(expect.arrayContaining(bUsers));
     expect(seen).toHaveLength(bUsers.length);
@@ -178,7 +180,7 @@ describe('row-level security', () => {
       withoutTenant(ctx.appDb, (trx) => trx.insertInto('features').values({ name: 'orphan' }).execute()),
     ).rejects.toThrow();
     await expect(
-      withTenant(ctx.appDb, b.id, (trx) =>
+      withTenant(ctx.appDb, { tenantId: b.id }, (trx) =>
         sql`insert into features (tenant_id, name) values (${ctx.tenant.id}, 'planted')`.execute(trx),
       ),
     ).rejects.toThrow(/row-level security/);
@@ -189,7 +191,7 @@ describe('row-level security', () => {
     try {
       const pids = new Set<number>();
       const visible = async (tenantId: string) =>
-        withTenant(one, tenantId, async (trx) => {
+        withTenant(one, { tenantId: tenantId }, async (trx) => {
           const { rows } = await sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(trx);
           pids.add(rows[0]!.pid);
           return (await trx.selectFrom('users').select('id').execute()).map((r) => r.id);

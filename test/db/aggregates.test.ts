@@ -5,7 +5,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { findDifferences } from '../../src/analytics/maintenance.js';
 import { analyticsQueries } from '../../src/analytics/metrics.js';
 import type { Schemas } from '../../src/contract.js';
-import { type Db, withTenant } from '../../src/db.js';
+import { type Db, withTenant } from '../../src/database/connection.js';
 import { type TestTenant, useTestApp } from '../helpers/app.js';
 import { createSubscription, createUser } from '../helpers/factories.js';
 
@@ -40,7 +40,7 @@ describe('concurrent writers', () => {
     await Promise.all(Array.from({ length: 8 }, (_, w) => worker(w)));
 
     expect(ctx.unexpectedErrors).toEqual([]); // a deadlock would have been a 500
-    expect(await withTenant(ctx.appDb, t.id, (trx) => findDifferences(trx))).toEqual([]);
+    expect(await withTenant(ctx.appDb, { tenantId: t.id }, (trx) => findDifferences(trx))).toEqual([]);
     const count = await ctx.db
       .selectFrom('subscriptions')
       .select(sql<number>`count(*)::int`.as('n'))
@@ -71,7 +71,7 @@ describe('query plans on a seeded tenant', () => {
 
   /** The plan of a query run as the app runs it: app role, tenant set. */
   const plan = (explain: (trx: Db) => Promise<Record<string, unknown>[]>) =>
-    withTenant(ctx.appDb, t.id, async (trx) =>
+    withTenant(ctx.appDb, { tenantId: t.id }, async (trx) =>
       (await explain(trx)).map((r) => String(r['QUERY PLAN'])).join('\n'),
     );
   const params = { asOf: '2026-11-23', months: 12, top: 5 };
@@ -93,7 +93,7 @@ describe('query plans on a seeded tenant', () => {
   });
 
   it('serves the live recomputations from the BRIN and partial indexes', async () => {
-    const month = await withTenant(ctx.appDb, t.id, async (trx) => {
+    const month = await withTenant(ctx.appDb, { tenantId: t.id }, async (trx) => {
       const { rows } = await sql<{
         'QUERY PLAN': string;
       }>`explain select count(*), sum(plan_cost) from subscriptions

@@ -4,10 +4,10 @@ import { readdirSync } from 'node:fs';
 import { NO_MIGRATIONS, sql } from 'kysely';
 import { describe, expect, inject, it } from 'vitest';
 import { migrations } from '../../db/migrations/index.js';
-import { createDb } from '../../src/db.js';
-import { createMigrator, unwrap } from '../../src/migrator.js';
-import { databaseUrl, dropDatabase, ensureDatabase } from '../../src/postgres.js';
-import type { Database } from '../../src/schema.js';
+import { createDb } from '../../src/database/connection.js';
+import { createMigrator, unwrap } from '../../src/database/migrator.js';
+import { databaseUrl, dropDatabase, ensureDatabase } from '../../src/database/embedded.js';
+import type { Database } from '../../src/database/schema.js';
 import { useTestApp } from '../helpers/app.js';
 
 const ctx = useTestApp();

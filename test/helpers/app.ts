@@ -8,8 +8,8 @@ import supertest from 'supertest';
 import { afterAll, beforeAll, expect, inject } from 'vitest';
 import { type AppOptions, createApp } from '../../src/app.js';
 import type { Schemas } from '../../src/contract.js';
-import { createDb, type Db } from '../../src/db.js';
-import { databaseUrl, dropDatabase, ensureDatabase } from '../../src/postgres.js';
+import { createDb, type Db } from '../../src/database/connection.js';
+import { databaseUrl, dropDatabase, ensureDatabase } from '../../src/database/embedded.js';
 import { OPERATIONS_LOG, type RecordedRequest } from '../contract/operations.js';
 
 export const PLATFORM_KEY = 'test-platform-admin-key-0123456789abcdef';

@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import type { Db } from '../../src/db.js';
+import type { Db } from '../../src/database/connection.js';
 
 const TABLES = [
   'tenants',

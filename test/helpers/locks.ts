@@ -1,7 +1,7 @@
 // Holds row locks in a transaction of the owner's until released, so a test can put requests in
 // flight behind them at a known point.
 import type { RawBuilder } from 'kysely';
-import type { Db } from '../../src/db.js';
+import type { Db } from '../../src/database/connection.js';
 
 export interface HeldLocks {
   release(): Promise<void>;

@@ -4,9 +4,14 @@ import { mkdirSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
-import { createDb } from '../../src/db.js';
-import { migrateToLatest } from '../../src/migrator.js';
-import { databaseUrl, dropDatabase, ensureDatabase, startEmbeddedPostgres } from '../../src/postgres.js';
+import { createDb } from '../../src/database/connection.js';
+import { migrateToLatest } from '../../src/database/migrator.js';
+import {
+  databaseUrl,
+  dropDatabase,
+  ensureDatabase,
+  startEmbeddedPostgres,
+} from '../../src/database/embedded.js';
 import { OPERATIONS_LOG } from '../contract/operations.js';
 
 export const TEMPLATE = 'subscriptions_test_template';

@@ -1,6 +1,7 @@
 // Keyset pagination over ids. Ids are UUIDv7 (time-ordered and unique), so "newest first" is
 // `order by id desc` and a page boundary is one id: stable under ties and concurrent inserts.
-import { ProblemError } from './errors.js';
+import type { Page } from '../services/context.js';
+import { ProblemError } from './problems.js';
 
 const PREFIX = 'v1:';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -25,13 +26,12 @@ export function decodeCursor(cursor: string | undefined): string | undefined {
   return id;
 }
 
-/** Queries fetch limit + 1 rows; the extra one only says whether another page exists. */
-export function toPage<Row extends { id: string }, Item>(
-  rows: Row[],
-  limit: number,
+/** A page as the API answers it: its items, and the cursor of the next page (null on the last). */
+export function toPageResponse<Row, Item>(
+  page: Page<Row>,
   map: (row: Row) => Item,
+  idOf: (row: Row) => string,
 ): { data: Item[]; next_cursor: string | null } {
-  const items = rows.slice(0, limit);
-  const last = items.at(-1);
-  return { data: items.map(map), next_cursor: rows.length > limit && last ? encodeCursor(last.id) : null };
+  const last = page.rows.at(-1);
+  return { data: page.rows.map(map), next_cursor: page.more && last ? encodeCursor(idOf(last)) : null };
 }

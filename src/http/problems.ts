@@ -2,10 +2,11 @@
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import { error as validatorErrors } from 'express-openapi-validator';
 import pg from 'pg';
-import type { Schemas } from './contract.js';
+import type { Schemas } from '../contract.js';
+import { isDatabaseUnavailable } from '../database/errors.js';
 
 type Problem = Schemas['Problem'];
-type FieldError = NonNullable<Problem['errors']>[number];
+export type FieldError = NonNullable<Problem['errors']>[number];
 
 const TITLES = {
   'validation-error': 'Invalid request',
@@ -47,38 +48,15 @@ export class ProblemError extends Error {
 }
 
 export const notFound = (detail: string) => new ProblemError(404, 'not-found', detail);
-export const conflict = (detail: string) => new ProblemError(409, 'conflict', detail);
+export const badRequest = (detail: string, errors?: FieldError[]) =>
+  new ProblemError(400, 'validation-error', detail, errors);
+export const conflict = (detail: string, errors?: FieldError[]) =>
+  new ProblemError(409, 'conflict', detail, errors);
 export const unprocessable = (detail: string, errors?: FieldError[]) =>
   new ProblemError(422, 'unprocessable', detail, errors);
 
-export function isPgError(error: unknown, code: string): error is pg.DatabaseError {
-  return error instanceof pg.DatabaseError && error.code === code;
-}
-
-/** What each named constraint means to a client, when a write breaks it. */
-const CONSTRAINTS: Record<string, { status: 409 | 422; detail: string; field?: string }> = {
-  users_email_key: { status: 409, detail: 'A user with this email already exists.', field: '/email' },
-  features_name_key: { status: 409, detail: 'A feature with this name already exists.', field: '/name' },
-  subscriptions_end_date_check: {
-    status: 422,
-    detail: 'end_date must be on or after start_date.',
-    field: '/end_date',
-  },
-};
-
+/** Constraint errors no service turned into an outcome: still the client's, never a 500. */
 function fromPgError(error: pg.DatabaseError): ProblemError | undefined {
-  const known = error.constraint ? CONSTRAINTS[error.constraint] : undefined;
-  if (known) {
-    const errors = known.field
-      ? [{ location: 'body' as const, field: known.field, message: known.detail }]
-      : [];
-    return new ProblemError(
-      known.status,
-      known.status === 409 ? 'conflict' : 'unprocessable',
-      known.detail,
-      errors,
-    );
-  }
   const code = error.code ?? '';
   if (code === '23505') return conflict('A resource with these unique values already exists.');
   if (code === '23503') return conflict('The resource is still referenced by another resource.');
@@ -90,39 +68,6 @@ function fromPgError(error: pg.DatabaseError): ProblemError | undefined {
 
 /** Seconds a client should wait before retrying while the database is away. */
 export const DATABASE_RETRY_AFTER_SECONDS = 5;
-
-// Socket-level failures of the database connection; they carry no SQLSTATE.
-const NETWORK_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'EPIPE',
-  'ETIMEDOUT',
-  'EHOSTUNREACH',
-  'EHOSTDOWN',
-  'ENETUNREACH',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-]);
-// What pg and pg-pool say when a connection dies, cannot be made in time, or the pool is closed.
-const UNAVAILABLE_MESSAGES =
-  /connection terminated|timeout exceeded when trying to connect|connection timeout|not queryable|cannot use a pool after calling end/i;
-
-/**
- * True when the error means the database cannot be reached: a socket failure, a dropped or timed
- * out connection, a closed pool, or PostgreSQL refusing work for the moment (class 08 connection
- * exceptions, 57P01-57P03 shutdown and startup, 53300 too many connections).
- */
-export function isDatabaseUnavailable(error: unknown): boolean {
-  if (error instanceof pg.DatabaseError) {
-    const code = error.code ?? '';
-    return code.startsWith('08') || /^57P0[123]$/.test(code) || code === '53300';
-  }
-  if (!(error instanceof Error)) return false;
-  const code = (error as { code?: unknown }).code;
-  if (typeof code === 'string' && NETWORK_CODES.has(code)) return true;
-  if (error instanceof AggregateError) return error.errors.some(isDatabaseUnavailable);
-  return UNAVAILABLE_MESSAGES.test(error.message);
-}
 
 export const databaseUnavailable = () =>
   new ProblemError(503, 'service-unavailable', 'The database is not reachable; retry later.', undefined, {

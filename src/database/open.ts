@@ -3,10 +3,10 @@ import { realpathSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import pg from 'pg';
-import type { Config } from './config.js';
+import type { Config } from '../config.js';
 import { isDatabaseUnavailable } from './errors.js';
-import { databaseUrl, embeddedUrl, ensureDatabase, startEmbeddedPostgres } from './postgres.js';
-import { StartupError } from './startup.js';
+import { databaseUrl, embeddedUrl, ensureDatabase, startEmbeddedPostgres } from './embedded.js';
+import { StartupError } from '../startup.js';
 
 export interface DatabaseHandle {
   readonly url: string;

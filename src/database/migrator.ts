@@ -1,7 +1,7 @@
 import { Migrator, type MigrationResultSet } from 'kysely';
-import { migrations } from '../db/migrations/index.js';
-import type { Db } from './db.js';
-import { StartupError } from './startup.js';
+import { migrations } from '../../db/migrations/index.js';
+import type { Db } from './connection.js';
+import { StartupError } from '../startup.js';
 
 export function createMigrator(db: Db): Migrator {
   return new Migrator({ db, provider: { getMigrations: () => Promise.resolve(migrations) } });

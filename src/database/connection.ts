@@ -32,15 +32,20 @@ export function createDb(
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
 }
 
+/** Whose rows a transaction sees: one tenant's. */
+export interface TenantScope {
+  readonly tenantId: string;
+}
+
 /**
  * Runs fn in a transaction whose rows are those of one tenant. Both settings are local to the
  * transaction (set_config(..., true)), so a pooled connection never carries one request's tenant
  * into the next; and the role switch fails the transaction when refused, never running fn with
  * the login user's rights (which may bypass RLS).
  */
-export function withTenant<T>(db: Db, tenantId: string, fn: (trx: Db) => Promise<T>): Promise<T> {
+export function withTenant<T>(db: Db, scope: TenantScope, fn: (trx: Db) => Promise<T>): Promise<T> {
   return db.transaction().execute(async (trx) => {
-    await sql`select set_config('role', ${APP_ROLE}, true), set_config('app.tenant_id', ${tenantId}, true)`.execute(
+    await sql`select set_config('role', ${APP_ROLE}, true), set_config('app.tenant_id', ${scope.tenantId}, true)`.execute(
       trx,
     );
     return fn(trx);

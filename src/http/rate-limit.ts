@@ -2,7 +2,7 @@
 // keeps the window arithmetic and the IETF RateLimit / Retry-After headers right.
 import type { RequestHandler } from 'express';
 import { rateLimit } from 'express-rate-limit';
-import { ProblemError } from '../errors.js';
+import { ProblemError } from './problems.js';
 
 export function rateLimitPerKey(perMinute: number): RequestHandler {
   return rateLimit({

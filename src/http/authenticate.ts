@@ -1,13 +1,13 @@
 // Bearer API key → tenant and scopes, checked against the scopes openapi.yaml gives the operation.
-// Runs before request validation, so a caller without a valid key learns nothing about the API.
+// Runs before the body is read, so a caller without a valid key learns nothing about the API.
 import type { Request, RequestHandler } from 'express';
-import { sql } from 'kysely';
-import { type Db, withTenant } from '../db.js';
-import { ProblemError } from '../errors.js';
+import { sameKey } from '../auth/keys.js';
+import { PLATFORM_SCOPE, ROLE_SCOPES } from '../auth/roles.js';
+import type { ApiKeyRole } from '../database/schema.js';
 import { findOperation } from '../operations.js';
-import type { ApiKeyRole } from '../schema.js';
-import { parseKey, sameKey } from './keys.js';
-import { PLATFORM_SCOPE, ROLE_SCOPES } from './roles.js';
+import { authenticateKey } from '../services/api-keys.js';
+import type { Actor, ServiceContext } from '../services/context.js';
+import { ProblemError } from './problems.js';
 
 export type Caller =
   | { kind: 'tenant'; tenantId: string; keyId: string; role: ApiKeyRole; scopes: readonly string[] }
@@ -22,39 +22,32 @@ declare module 'express-serve-static-core' {
 const unauthorized = (detail: string) =>
   new ProblemError(401, 'unauthorized', detail, undefined, { 'WWW-Authenticate': 'Bearer' });
 
-/** The authenticated tenant caller of a route that requires a tenant scope. */
-export function tenantOf(req: Request): Extract<Caller, { kind: 'tenant' }> {
+/** Who acts for a route that requires a tenant scope. */
+export function actorOf(req: Request): Actor {
   // Fails closed: a route reached without a tenant key (a routing mistake) answers 401, never data.
-  if (req.caller?.kind !== 'tenant') throw unauthorized('This operation needs a tenant API key.');
-  return req.caller;
+  const caller = req.caller;
+  if (caller?.kind !== 'tenant') throw unauthorized('This operation needs a tenant API key.');
+  return { tenantId: caller.tenantId, keyId: caller.keyId };
 }
 
-/** Fails closed like tenantOf, for the platform operator's routes. */
+/** Fails closed like actorOf, for the platform operator's routes. */
 export function requirePlatform(req: Request): void {
   if (req.caller?.kind !== 'platform') throw unauthorized('This operation needs the platform key.');
 }
 
-async function identify(db: Db, key: string, platformKey: string | undefined): Promise<Caller | undefined> {
+async function identify(
+  ctx: ServiceContext,
+  key: string,
+  platformKey: string | undefined,
+): Promise<Caller | undefined> {
   if (platformKey && sameKey(key, platformKey)) {
     return { kind: 'platform', keyId: 'platform', scopes: [PLATFORM_SCOPE] };
   }
-  const parsed = parseKey(key);
-  if (!parsed) return undefined;
-  const { rows } = await sql<{ key_id: string; tenant_id: string; role: ApiKeyRole }>`
-    select key_id, tenant_id, role from authenticate_api_key(${parsed.prefix}, ${parsed.hash})`.execute(db);
-  const row = rows[0];
-  return (
-    row && {
-      kind: 'tenant',
-      tenantId: row.tenant_id,
-      keyId: row.key_id,
-      role: row.role,
-      scopes: ROLE_SCOPES[row.role],
-    }
-  );
+  const holder = await authenticateKey(ctx, key);
+  return holder && { kind: 'tenant', ...holder, scopes: ROLE_SCOPES[holder.role] };
 }
 
-export function authenticate(db: Db, platformKey: string | undefined): RequestHandler {
+export function authenticate(ctx: ServiceContext, platformKey: string | undefined): RequestHandler {
   return async (req, _res, next) => {
     const operation = findOperation(req.method === 'HEAD' ? 'GET' : req.method, req.path);
     if (!operation?.scopes) return next(); // public, or no such operation (the validator answers 404/405)
@@ -62,7 +55,7 @@ export function authenticate(db: Db, platformKey: string | undefined): RequestHa
     // RFC 9110: one or more spaces between the scheme and the credentials.
     const match = /^Bearer +([^\s]+)$/i.exec(req.get('authorization') ?? '');
     if (!match?.[1]) throw unauthorized('Send an API key as Authorization: Bearer <key>.');
-    const caller = await identify(db, match[1], platformKey);
+    const caller = await identify(ctx, match[1], platformKey);
     if (!caller) throw unauthorized('The API key is not valid: unknown, expired or revoked.');
 
     const missing = operation.scopes.filter((scope) => !caller.scopes.includes(scope));
@@ -80,9 +73,4 @@ export function authenticate(db: Db, platformKey: string | undefined): RequestHa
     req.caller = caller;
     next();
   };
-}
-
-/** Runs fn in a transaction scoped to the caller's tenant (see withTenant). */
-export function inTenant<T>(db: Db, req: Request, fn: (trx: Db) => Promise<T>): Promise<T> {
-  return withTenant(db, tenantOf(req).tenantId, fn);
 }

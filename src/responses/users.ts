@@ -1,0 +1,12 @@
+import type { Schemas } from '../contract.js';
+import type { UserRow } from '../database/schema.js';
+
+export function toUserResponse(row: UserRow): Schemas['User'] {
+  return {
+    id: row.id,
+    name: row.name,
+    email: row.email,
+    created_at: row.created_at.toISOString(),
+    updated_at: row.updated_at.toISOString(),
+  };
+}
