@@ -4,6 +4,7 @@ import express, { type Express } from 'express';
 import * as OpenApiValidator from 'express-openapi-validator';
 import helmet from 'helmet';
 import swaggerUi from 'swagger-ui-express';
+import { KeyCache } from './auth/key-cache.js';
 import type { Db } from './database/connection.js';
 import { authenticate } from './http/authenticate.js';
 import { strictFormats } from './http/formats.js';
@@ -42,7 +43,7 @@ export function createApp({
   bodyLimit = '100kb',
   log = console.error,
 }: AppOptions): Express {
-  const ctx: ServiceContext = { db };
+  const ctx: ServiceContext = { db, keyCache: new KeyCache() };
   const app = express();
   app.set('query parser', 'extended');
   // Routes match paths exactly as src/operations.ts does: auth must never see a path that a router

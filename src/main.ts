@@ -18,15 +18,21 @@ const atMost = (ms: number, promise: Promise<unknown>) =>
 runMain(async () => {
   const config = loadConfig();
   const database = await openDatabase(config);
-  // Migrations run as the URL's user (the owner); each request's transaction switches to the
-  // app role (withTenant), under RLS.
+  // Migrations run as the URL's user (the owner); the app's own pool logs in as that user too but
+  // every one of its connections is the app role, under RLS.
   const db = createDb(database.url, {
     poolSize: config.dbPoolSize,
     connectTimeoutMs: config.dbConnectTimeoutMs,
+    asAppRole: true,
   });
   const server = createHttpServer(createApp({ db, ...config }));
   try {
-    for (const step of await migrateToLatest(db)) console.log(`migrated: ${step}`);
+    const owner = createDb(database.url, { poolSize: 1 });
+    try {
+      for (const step of await migrateToLatest(owner)) console.log(`migrated: ${step}`);
+    } finally {
+      await owner.destroy();
+    }
     await listen(server, config.port, config.host);
   } catch (error) {
     await db.destroy();

@@ -1,5 +1,7 @@
-import { Kysely, PostgresDialect, sql } from 'kysely';
+// The pool, and the tenant transaction every request and job runs in.
+import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
+import { isDatabaseUnavailable } from './errors.js';
 import type { Database } from './schema.js';
 
 // `date` columns stay 'YYYY-MM-DD' strings: pg would turn them into Dates at local midnight.
@@ -15,13 +17,29 @@ export interface DbOptions {
   poolSize?: number;
   /** How long a query may wait for a connection (a free one, or a new one) before failing: 503. */
   connectTimeoutMs?: number;
+  /**
+   * Every connection of the pool logs in as the URL's user and becomes the app role at once (a
+   * startup parameter, so a connection that cannot switch is never made): whatever runs on it,
+   * scoped or not, runs under RLS. Off for the owner's pool (migrations, seed, tests' checks).
+   */
+  asAppRole?: boolean;
 }
+
+const pools = new WeakMap<Db, pg.Pool>();
 
 export function createDb(
   connectionString: string,
-  { poolSize = 10, connectTimeoutMs = 5000 }: DbOptions = {},
+  { poolSize = 10, connectTimeoutMs = 5000, asAppRole = false }: DbOptions = {},
 ): Db {
-  const pool = new pg.Pool({ connectionString, max: poolSize, connectionTimeoutMillis: connectTimeoutMs });
+  const pool = new pg.Pool({
+    connectionString,
+    max: poolSize,
+    connectionTimeoutMillis: connectTimeoutMs,
+    // Queries are written to the socket without waiting for the previous answer: a tenant
+    // transaction's BEGIN, scope and first query travel together (see withTenant).
+    pipeline: true,
+    ...(asAppRole ? { options: `-c role=${APP_ROLE}` } : {}),
+  } as pg.PoolConfig);
   // A connection can die (server restart, shutdown, network). pg emits 'error' on its client even
   // while a query is running, and an 'error' event without a listener crashes the process; the
   // running query fails with the same error, which answers 503, so these listeners only report.
@@ -29,25 +47,81 @@ export function createDb(
   pool.on('connect', (client) => {
     client.on('error', () => {});
   });
-  return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  pools.set(db, pool);
+  return db;
 }
 
-/** Whose rows a transaction sees: one tenant's. */
+/** Whose rows a transaction sees: one tenant's, and, for a request, only while its key is valid. */
 export interface TenantScope {
   readonly tenantId: string;
+  /** The request's API key: checked again in the transaction, which then takes the key's tenant. */
+  readonly apiKey?: { readonly prefix: string; readonly hash: Buffer };
 }
 
+// Both settings are local to the transaction (set_config(..., true)): a pooled connection never
+// carries one request's tenant into the next. api_key_tenant() raises for a key that is no longer
+// valid, aborting the transaction, so the statements already pipelined behind it fail as well.
+const SCOPE_TO_KEY = {
+  name: 'scope_to_api_key',
+  text: `select set_config('role', '${APP_ROLE}', true), set_config('app.tenant_id', api_key_tenant($1, $2)::text, true)`,
+};
+const SCOPE_TO_TENANT = {
+  name: 'scope_to_tenant',
+  text: `select set_config('role', '${APP_ROLE}', true), set_config('app.tenant_id', $1, true)`,
+};
+
+/** One Kysely per pooled connection, so queries of a transaction run on that connection. */
+const bound = new WeakMap<pg.PoolClient, Db>();
+function kyselyOn(client: pg.PoolClient): Db {
+  let db = bound.get(client);
+  if (!db) {
+    const connection = { query: client.query.bind(client), release: () => {} };
+    const pool = { connect: () => Promise.resolve(connection), end: () => Promise.resolve() };
+    db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: pool as never }) });
+    bound.set(client, db);
+  }
+  return db;
+}
+
+const failure = (promise: Promise<unknown>): Promise<unknown> =>
+  promise.then(
+    () => undefined,
+    (error: unknown) => error,
+  );
+
 /**
- * Runs fn in a transaction whose rows are those of one tenant. Both settings are local to the
- * transaction (set_config(..., true)), so a pooled connection never carries one request's tenant
- * into the next; and the role switch fails the transaction when refused, never running fn with
- * the login user's rights (which may bypass RLS).
+ * Runs fn in one transaction whose rows are those of one tenant, and commits it. BEGIN and the
+ * scoping statement are pipelined ahead of fn's first query, so a read costs two round trips (the
+ * first query with them, then COMMIT). The connection is already the app role, and the scope sets
+ * it again: fn never runs with the login user's rights, and with no tenant set it sees no row.
  */
-export function withTenant<T>(db: Db, scope: TenantScope, fn: (trx: Db) => Promise<T>): Promise<T> {
-  return db.transaction().execute(async (trx) => {
-    await sql`select set_config('role', ${APP_ROLE}, true), set_config('app.tenant_id', ${scope.tenantId}, true)`.execute(
-      trx,
-    );
-    return fn(trx);
-  });
+export async function withTenant<T>(db: Db, scope: TenantScope, fn: (trx: Db) => Promise<T>): Promise<T> {
+  const pool = pools.get(db);
+  if (!pool) throw new Error('withTenant needs a Db made by createDb');
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  const begin = client.query('begin');
+  const scoped = scope.apiKey
+    ? client.query({ ...SCOPE_TO_KEY, values: [scope.apiKey.prefix, scope.apiKey.hash] })
+    : client.query({ ...SCOPE_TO_TENANT, values: [scope.tenantId] });
+  // Their failures are reported below, first one first; until then nobody awaits them.
+  const setup = Promise.all([failure(begin), failure(scoped)]);
+  try {
+    const result = await fn(kyselyOn(client));
+    const [beginFailed, scopeFailed] = await setup;
+    if (beginFailed ?? scopeFailed) throw beginFailed ?? scopeFailed;
+    await client.query('commit');
+    return result;
+  } catch (error) {
+    // A statement behind a failed BEGIN or scope fails only because of it: report the cause.
+    const [beginFailed, scopeFailed] = await setup;
+    const cause = beginFailed ?? scopeFailed ?? error;
+    if (isDatabaseUnavailable(cause)) broken = cause as Error;
+    else await client.query('rollback').catch((rollbackError: Error) => (broken = rollbackError));
+    throw cause;
+  } finally {
+    // A connection that failed is destroyed, not returned to the pool.
+    client.release(broken);
+  }
 }

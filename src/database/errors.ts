@@ -53,3 +53,6 @@ export function isDatabaseUnavailable(error: unknown): boolean {
   if (error instanceof AggregateError) return error.errors.some(isDatabaseUnavailable);
   return UNAVAILABLE_MESSAGES.test(error.message);
 }
+
+/** api_key_tenant() refused the request's key: revoked or expired since it was authenticated. */
+export const isKeyRejected = (error: unknown): boolean => sqlState(error) === 'KEY01';

@@ -3,14 +3,13 @@
 import type { Request, RequestHandler } from 'express';
 import { sameKey } from '../auth/keys.js';
 import { PLATFORM_SCOPE, ROLE_SCOPES } from '../auth/roles.js';
-import type { ApiKeyRole } from '../database/schema.js';
 import { findOperation } from '../operations.js';
 import { authenticateKey } from '../services/api-keys.js';
-import type { Actor, ServiceContext } from '../services/context.js';
+import type { Actor, KeyHolder, ServiceContext } from '../services/context.js';
 import { ProblemError } from './problems.js';
 
 export type Caller =
-  | { kind: 'tenant'; tenantId: string; keyId: string; role: ApiKeyRole; scopes: readonly string[] }
+  | ({ kind: 'tenant'; scopes: readonly string[] } & KeyHolder)
   | { kind: 'platform'; keyId: 'platform'; scopes: readonly string[] };
 
 declare module 'express-serve-static-core' {
@@ -27,7 +26,7 @@ export function actorOf(req: Request): Actor {
   // Fails closed: a route reached without a tenant key (a routing mistake) answers 401, never data.
   const caller = req.caller;
   if (caller?.kind !== 'tenant') throw unauthorized('This operation needs a tenant API key.');
-  return { tenantId: caller.tenantId, keyId: caller.keyId };
+  return { tenantId: caller.tenantId, keyId: caller.keyId, apiKey: caller.apiKey };
 }
 
 /** Fails closed like actorOf, for the platform operator's routes. */

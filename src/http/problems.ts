@@ -3,7 +3,7 @@ import type { ErrorRequestHandler, RequestHandler } from 'express';
 import { error as validatorErrors } from 'express-openapi-validator';
 import pg from 'pg';
 import type { Schemas } from '../contract.js';
-import { isDatabaseUnavailable } from '../database/errors.js';
+import { isDatabaseUnavailable, isKeyRejected } from '../database/errors.js';
 
 type Problem = Schemas['Problem'];
 export type FieldError = NonNullable<Problem['errors']>[number];
@@ -153,6 +153,11 @@ export function toProblem(error: unknown): ProblemError | undefined {
     if (problem) return problem;
   }
   if (isDatabaseUnavailable(error)) return databaseUnavailable();
+  if (isKeyRejected(error)) {
+    return new ProblemError(401, 'unauthorized', 'The API key is not valid: unknown, expired or revoked.', undefined, {
+      'WWW-Authenticate': 'Bearer',
+    });
+  }
   if (error instanceof pg.DatabaseError) return fromPgError(error);
   return undefined;
 }

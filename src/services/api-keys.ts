@@ -3,24 +3,23 @@ import { generateKey, parseKey } from '../auth/keys.js';
 import type { Db } from '../database/connection.js';
 import type { ApiKeyRole, ApiKeyRow } from '../database/schema.js';
 import * as apiKeys from '../queries/api-keys.js';
-import { type Actor, inTenant, type ServiceContext } from './context.js';
+import { type Actor, inTenant, type KeyHolder, type ServiceContext } from './context.js';
 
-/** A key as presented and found valid: who it acts as. */
-export interface KeyHolder {
-  keyId: string;
-  tenantId: string;
-  role: ApiKeyRole;
-}
-
-/** The holder of a presented key; undefined for a malformed, unknown, revoked or expired one. */
-export async function authenticateKey(
-  ctx: ServiceContext,
-  presented: string,
-): Promise<KeyHolder | undefined> {
+/**
+ * The holder of a presented key; undefined for a malformed, unknown, revoked or expired one.
+ * Served from the key cache when it was checked lately; the request's transaction checks again.
+ */
+export async function authenticateKey(ctx: ServiceContext, presented: string): Promise<KeyHolder | undefined> {
   const parsed = parseKey(presented);
   if (!parsed) return undefined;
+  const cacheKey = parsed.hash.toString('hex');
+  const cached = ctx.keyCache?.get(cacheKey);
+  if (cached) return cached;
   const row = await apiKeys.authenticateApiKey(ctx.db, parsed.prefix, parsed.hash);
-  return row && { keyId: row.key_id, tenantId: row.tenant_id, role: row.role };
+  if (!row) return undefined;
+  const holder = { keyId: row.key_id, tenantId: row.tenant_id, role: row.role, apiKey: parsed };
+  ctx.keyCache?.set(cacheKey, holder);
+  return holder;
 }
 
 export interface NewKeyInput {
@@ -44,13 +43,11 @@ export async function issueApiKey(trx: Db, input: NewKeyInput): Promise<{ row: A
 
 export type CreateKeyOutcome = { kind: 'created'; row: ApiKeyRow; key: string } | { kind: 'expiry-in-past' };
 
-export async function createApiKey(
-  ctx: ServiceContext,
-  actor: Actor,
-  input: NewKeyInput,
-): Promise<CreateKeyOutcome> {
-  if (input.expiresAt && input.expiresAt.getTime() <= Date.now()) return { kind: 'expiry-in-past' };
-  return { kind: 'created', ...(await inTenant(ctx, actor, (trx) => issueApiKey(trx, input))) };
+export function createApiKey(ctx: ServiceContext, actor: Actor, input: NewKeyInput): Promise<CreateKeyOutcome> {
+  return inTenant(ctx, actor, async (trx): Promise<CreateKeyOutcome> => {
+    if (input.expiresAt && input.expiresAt.getTime() <= Date.now()) return { kind: 'expiry-in-past' };
+    return { kind: 'created', ...(await issueApiKey(trx, input)) };
+  });
 }
 
 export function listApiKeys(ctx: ServiceContext, actor: Actor): Promise<ApiKeyRow[]> {
@@ -64,10 +61,14 @@ export type RevokeOutcome = 'revoked' | 'missing' | 'last-admin';
  * manage the tenant's keys again. The active admin keys are locked first, so two admins revoking
  * each other at the same moment cannot both succeed.
  */
-export function revokeApiKey(ctx: ServiceContext, actor: Actor, id: string): Promise<RevokeOutcome> {
-  return inTenant(ctx, actor, async (trx) => {
+export async function revokeApiKey(ctx: ServiceContext, actor: Actor, id: string): Promise<RevokeOutcome> {
+  const outcome = await inTenant(ctx, actor, async (trx): Promise<RevokeOutcome> => {
     const admins = await apiKeys.lockActiveAdminKeys(trx);
     if (admins.length === 1 && admins[0]?.id === id) return 'last-admin';
     return (await apiKeys.revokeApiKey(trx, id)) ? 'revoked' : 'missing';
   });
+  // Other processes may serve it from their caches for a while, but their transactions check the
+  // key again: it can do nothing anywhere from now on.
+  if (outcome === 'revoked') ctx.keyCache?.forgetKey(id);
+  return outcome;
 }

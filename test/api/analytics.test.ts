@@ -143,7 +143,7 @@ describe('GET /api/v1/analytics', () => {
   it('answers in the same months whatever the session time zone', async () => {
     const url = new URL(ctx.url);
     url.searchParams.set('options', '-c TimeZone=Pacific/Kiritimati');
-    const db = createDb(url.toString(), { poolSize: 1 });
+    const db = createDb(url.toString(), { poolSize: 1, asAppRole: true });
     try {
       const app = createApp({ db, validateResponses: true });
       const res = await supertest(app)

@@ -20,7 +20,7 @@ const unexpected: unknown[] = [];
 
 beforeAll(async () => {
   proxy = await startTcpProxy(ctx.url);
-  db = createDb(proxy.url, { poolSize: 2, connectTimeoutMs: 500 });
+  db = createDb(proxy.url, { poolSize: 2, connectTimeoutMs: 500, asAppRole: true });
   const app = createApp({ db, validateResponses: true, log: (_m, error) => unexpected.push(error) });
   api = supertest.agent(app).set('Authorization', `Bearer ${ctx.tenant.key}`);
 });
@@ -74,7 +74,7 @@ describe('when the database is unreachable', () => {
 
   it('answers 503 when connecting times out (a host that never answers)', async () => {
     await db.destroy(); // no pooled connection may hide the outage
-    db = createDb(proxy.url, { poolSize: 2, connectTimeoutMs: 500 });
+    db = createDb(proxy.url, { poolSize: 2, connectTimeoutMs: 500, asAppRole: true });
     const app = createApp({ db, validateResponses: true, log: (_m, error) => unexpected.push(error) });
     const fresh = supertest(app);
     await proxy.blackhole();

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 // Tenant B's key never reaches tenant A's rows, through any operation; and the database enforces
 // it even for a query that forgets the tenant.
 import { sql } from 'kysely';
@@ -6,6 +7,7 @@ import type { Schemas } from '../../src/contract.js';
 import { APP_ROLE, createDb, type Db, withTenant } from '../../src/database/connection.js';
 import { type TestTenant, useTestApp } from '../helpers/app.js';
 import { createFeature, createSubscription, createUser } from '../helpers/factories.js';
+import { fingerprint } from '../helpers/db-state.js';
 import { expectProblem } from '../helpers/problems.js';
 
 const ctx = useTestApp();
@@ -187,7 +189,7 @@ describe('row-level security', () => {
   });
 
   it('never carries one tenant into the next transaction on a reused connection', async () => {
-    const one = createDb(ctx.url, { poolSize: 1 }); // every transaction shares one connection
+    const one = createDb(ctx.url, { poolSize: 1, asAppRole: true }); // every transaction shares one connection
     try {
       const pids = new Set<number>();
       const visible = async (tenantId: string) =>
@@ -205,6 +207,59 @@ describe('row-level security', () => {
     } finally {
       await one.destroy();
     }
+  });
+});
+
+describe('the request pipeline', () => {
+  it("makes every connection of the app's pool the app role, even outside a tenant transaction", async () => {
+    const { rows } = await sql<{ role: string }>`select current_user as role`.execute(ctx.appDb);
+    expect(rows).toEqual([{ role: 'subscriptions_app' }]);
+    expect(await ctx.appDb.selectFrom('users').select('id').execute()).toEqual([]); // no tenant named
+  });
+
+  it('runs none of the statements pipelined behind a key that the database refuses', async () => {
+    const before = await fingerprint(ctx.db);
+    const bogus = { prefix: 'sk_00000000', hash: Buffer.alloc(32) };
+    await expect(
+      withTenant(ctx.appDb, { tenantId: ctx.tenant.id, apiKey: bogus }, async (trx) => {
+        await trx.insertInto('features').values({ name: 'smuggled' }).execute();
+        return trx.selectFrom('users').select('id').execute();
+      }),
+    ).rejects.toMatchObject({ code: 'KEY01' });
+    expect(await fingerprint(ctx.db)).toEqual(before);
+  });
+
+  it('takes the tenant from the key itself, whatever tenant the caller names', async () => {
+    const key = await ctx.api.post('/api/v1/api-keys').send({ name: 'pipeline', role: 'viewer' });
+    const secret = (key.body as { key: string }).key;
+    const { prefix, hash } = {
+      prefix: secret.slice(0, 11),
+      hash: createHash('sha256').update(secret).digest(),
+    };
+    const seen = await withTenant(ctx.appDb, { tenantId: b.id, apiKey: { prefix, hash } }, (trx) =>
+      trx.selectFrom('users').select('id').execute(),
+    );
+    expect(seen.map((r) => r.id)).toContain(user.id); // tenant A's user: the key's tenant, not b
+  });
+
+  it('refuses a key revoked through another instance at once, though that instance still caches it', async () => {
+    const other = ctx.appWith({}); // its own key cache, as another process or instance would have
+    const created = await ctx.api
+      .post('/api/v1/api-keys')
+      .send({ name: 'revoked elsewhere', role: 'editor' });
+    const { id, key } = created.body as { id: string; key: string };
+    const asOther = () => other.get('/api/v1/users').set('Authorization', `Bearer ${key}`);
+    expect((await asOther()).status).toBe(200); // now cached by the other instance
+    expect((await ctx.api.delete(`/api/v1/api-keys/${id}`)).status).toBe(204);
+
+    const before = await fingerprint(ctx.db);
+    expectProblem(await asOther(), 401, 'unauthorized');
+    const write = await other
+      .post('/api/v1/features')
+      .set('Authorization', `Bearer ${key}`)
+      .send({ name: 'after revocation' });
+    expectProblem(write, 401, 'unauthorized');
+    expect(await fingerprint(ctx.db)).toEqual(before);
   });
 });
 

@@ -82,7 +82,7 @@ export function useTestApp(): TestContext {
     const url = databaseUrl(serverUrl, database);
     ctx.url = url;
     ctx.db = createDb(url, { poolSize: 2 });
-    ctx.appDb = createDb(url, { poolSize: 4 });
+    ctx.appDb = createDb(url, { poolSize: 4, asAppRole: true });
     const app = recorded();
     ctx.anonymous = supertest(app);
     ctx.withKey = (key) => supertest.agent(app).set('Authorization', `Bearer ${key}`);
