@@ -39,7 +39,7 @@ export function createDb(
     // transaction's BEGIN, scope and first query travel together (see withTenant).
     pipeline: true,
     ...(asAppRole ? { options: `-c role=${APP_ROLE}` } : {}),
-  } as pg.PoolConfig);
+  });
   // A connection can die (server restart, shutdown, network). pg emits 'error' on its client even
   // while a query is running, and an 'error' event without a listener crashes the process; the
   // running query fails with the same error, which answers 503, so these listeners only report.
@@ -78,7 +78,7 @@ function kyselyOn(client: pg.PoolClient): Db {
   if (!db) {
     const connection = { query: client.query.bind(client), release: () => {} };
     const pool = { connect: () => Promise.resolve(connection), end: () => Promise.resolve() };
-    db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: pool as never }) });
+    db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: pool }) });
     bound.set(client, db);
   }
   return db;
