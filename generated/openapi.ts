@@ -393,6 +393,8 @@ export interface components {
             detail?: string;
             /** @description The request path. */
             instance?: string;
+            /** @description The request's `X-Request-Id` (yours when you sent a well-formed one, else generated); quote it when reporting a problem. */
+            request_id?: string;
             /** @description Each offending input, for validation problems. */
             errors?: {
                 /** @enum {string} */

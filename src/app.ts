@@ -1,17 +1,22 @@
 // Builds the Express app (no listen), so tests run it in-process against their own database.
+// The middleware order is the request's path: cheap and public things first, then who is calling,
+// then what they sent, then the operation.
 import cors from 'cors';
 import express, { type Express } from 'express';
 import * as OpenApiValidator from 'express-openapi-validator';
 import helmet from 'helmet';
 import swaggerUi from 'swagger-ui-express';
 import { KeyCache } from './auth/key-cache.js';
-import type { Db } from './database/connection.js';
+import { type Db, poolStats } from './database/connection.js';
 import { authenticate } from './http/authenticate.js';
 import { strictFormats } from './http/formats.js';
 import { headAsGet } from './http/head.js';
+import { createMetrics, type Metrics, metricsHandler } from './http/metrics.js';
+import { observe } from './http/observe.js';
 import { notFoundHandler, problemHandler } from './http/problems.js';
 import { rateLimitPerKey } from './http/rate-limit.js';
 import { rejectBadText } from './http/text.js';
+import { type Logger, silentLogger } from './logger.js';
 import { analyticsRouter } from './routes/analytics.js';
 import { apiKeysRouter } from './routes/api-keys.js';
 import { featuresRouter } from './routes/features.js';
@@ -31,7 +36,12 @@ export interface AppOptions {
   rateLimitPerMinute?: number;
   corsOrigins?: readonly string[];
   bodyLimit?: string;
-  log?: (message: string, error: unknown) => void;
+  /** Access log lines and unexpected errors; silent when absent. */
+  logger?: Logger;
+  /** GET /metrics needs `Authorization: Bearer <metricsToken>`; unset, it is not served. */
+  metricsToken?: string | undefined;
+  /** The registry /metrics reads; one per app unless given (several workers share one process' metrics). */
+  metrics?: Metrics;
 }
 
 export function createApp({
@@ -41,19 +51,31 @@ export function createApp({
   rateLimitPerMinute = 600,
   corsOrigins = [],
   bodyLimit = '100kb',
-  log = console.error,
+  logger = silentLogger(),
+  metricsToken,
+  metrics = createMetrics(() => poolStats(db)),
 }: AppOptions): Express {
   const ctx: ServiceContext = { db, keyCache: new KeyCache() };
   const app = express();
-  app.set('query parser', 'extended');
+  // Repeated parameters become arrays (status=a&status=b); nothing in the spec needs nested ones.
+  app.set('query parser', 'simple');
+  // Responses carry no computed ETag: hashing every body costs CPU on every request.
+  app.set('etag', false);
+  app.set('x-powered-by', false);
   // Routes match paths exactly as src/operations.ts does: auth must never see a path that a router
   // matches but the operation table does not (e.g. /API/v1/tenants).
   app.set('case sensitive routing', true);
   app.set('strict routing', false);
+
+  app.use(observe(logger, metrics));
+  // Probes answer before anything else: load balancers call them often, and they have no input.
+  app.use(healthRouter(ctx));
+  app.get('/metrics', metricsHandler(metrics, metricsToken));
+
   // upgrade-insecure-requests would break Swagger UI served over plain http (local development).
   app.use(helmet({ contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } } }));
   if (corsOrigins.length > 0) {
-    const exposedHeaders = ['Location', 'RateLimit', 'RateLimit-Policy', 'Retry-After'];
+    const exposedHeaders = ['Location', 'RateLimit', 'RateLimit-Policy', 'Retry-After', 'X-Request-Id'];
     app.use(cors({ origin: [...corsOrigins], exposedHeaders }));
   }
 
@@ -86,7 +108,6 @@ export function createApp({
     }),
   );
 
-  app.use(healthRouter(ctx));
   app.use('/api/v1/tenants', tenantsRouter(ctx));
   app.use('/api/v1/api-keys', apiKeysRouter(ctx));
   app.use('/api/v1/users', usersRouter(ctx));
@@ -95,6 +116,6 @@ export function createApp({
   app.use('/api/v1/analytics', analyticsRouter(ctx));
 
   app.use(notFoundHandler);
-  app.use(problemHandler(log));
+  app.use(problemHandler(logger));
   return app;
 }

@@ -22,6 +22,9 @@ export interface Config {
   readonly drainTimeoutMs: number;
   /** How long startup keeps retrying an external database that does not answer yet. */
   readonly dbStartupTimeoutMs: number;
+  readonly logLevel: string;
+  /** GET /metrics needs it as a bearer token; unset, /metrics is not served. */
+  readonly metricsToken: string | undefined;
 }
 
 /** A setting is wrong: reported as one line naming it, without a stack. */
@@ -48,7 +51,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (platformAdminKey !== undefined && platformAdminKey.length < 32) {
     throw new ConfigError('PLATFORM_ADMIN_KEY must be at least 32 characters (try: openssl rand -hex 32)');
   }
+  const logLevel = env.LOG_LEVEL || 'info';
+  if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) {
+    throw new ConfigError(
+      `LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent; got "${logLevel}"`,
+    );
+  }
+  const metricsToken = env.METRICS_TOKEN || undefined;
+  if (metricsToken !== undefined && metricsToken.length < 16) {
+    throw new ConfigError('METRICS_TOKEN must be at least 16 characters (try: openssl rand -hex 16)');
+  }
   return Object.freeze({
+    logLevel,
+    metricsToken,
     databaseUrl,
     embedded: Object.freeze({
       dataDir: path.resolve(env.PGDATA_DIR || '.data/postgres'),

@@ -4,6 +4,7 @@
 import type { AddressInfo } from 'node:net';
 import { createApp } from './app.js';
 import { loadConfig } from './config.js';
+import { createLogger } from './logger.js';
 import { openDatabase } from './database/open.js';
 import { createDb } from './database/connection.js';
 import { createHttpServer, drain, listen } from './http/server.js';
@@ -17,6 +18,8 @@ const atMost = (ms: number, promise: Promise<unknown>) =>
 
 runMain(async () => {
   const config = loadConfig();
+  // JSON lines for machines; readable lines when a person watches a terminal (make start).
+  const logger = createLogger({ level: config.logLevel, pretty: process.stdout.isTTY });
   const database = await openDatabase(config);
   // Migrations run as the URL's user (the owner); the app's own pool logs in as that user too but
   // every one of its connections is the app role, under RLS.
@@ -25,11 +28,11 @@ runMain(async () => {
     connectTimeoutMs: config.dbConnectTimeoutMs,
     asAppRole: true,
   });
-  const server = createHttpServer(createApp({ db, ...config }));
+  const server = createHttpServer(createApp({ db, logger, ...config }));
   try {
     const owner = createDb(database.url, { poolSize: 1 });
     try {
-      for (const step of await migrateToLatest(owner)) console.log(`migrated: ${step}`);
+      for (const step of await migrateToLatest(owner)) logger.info(`migrated: ${step}`);
     } finally {
       await owner.destroy();
     }
@@ -42,30 +45,31 @@ runMain(async () => {
 
   const { port } = server.address() as AddressInfo;
   const where = config.databaseUrl ? 'DATABASE_URL' : `embedded PostgreSQL on port ${config.embedded.port}`;
-  console.log(
+  logger.info(
     `Subscriptions API (pid ${process.pid}) on http://localhost:${port} (docs: /docs, database: ${where})`,
   );
   if (!config.platformAdminKey)
-    console.log('PLATFORM_ADMIN_KEY is unset: create tenants with `make tenant NAME=...`');
+    logger.info('PLATFORM_ADMIN_KEY is unset: create tenants with `make tenant NAME=...`');
 
   let stopping = false;
   const shutdown = async (signal: string) => {
     if (stopping) {
-      console.log(`${signal} again: cutting the requests still in flight`);
+      logger.info(`${signal} again: cutting the requests still in flight`);
       server.closeAllConnections();
       return;
     }
     stopping = true;
-    console.log(
+    logger.info(
       `${signal}: not accepting connections; up to ${config.drainTimeoutMs / 1000} s for requests in flight`,
     );
     if (!(await drain(server, config.drainTimeoutMs))) {
-      console.log('drain timeout: the requests still in flight were cut');
+      logger.info('drain timeout: the requests still in flight were cut');
     }
     // A query cut by the drain timeout may still hold its connection; do not wait on it forever.
     await atMost(2000, db.destroy());
     await database.stop();
-    console.log('stopped');
+    logger.info('stopped');
+    await new Promise<void>((resolve) => logger.flush(() => resolve()));
     process.exit(0);
   };
   takeOverShutdownSignals();

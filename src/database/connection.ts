@@ -125,3 +125,9 @@ export async function withTenant<T>(db: Db, scope: TenantScope, fn: (trx: Db) =>
     client.release(broken);
   }
 }
+
+/** The pool's connections: open, idle, and callers waiting for one (for metrics). */
+export function poolStats(db: Db): { total: number; idle: number; waiting: number } | undefined {
+  const pool = pools.get(db);
+  return pool && { total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount };
+}

@@ -49,6 +49,7 @@ async function identify(
 export function authenticate(ctx: ServiceContext, platformKey: string | undefined): RequestHandler {
   return async (req, _res, next) => {
     const operation = findOperation(req.method === 'HEAD' ? 'GET' : req.method, req.path);
+    req.operation = operation;
     if (!operation?.scopes) return next(); // public, or no such operation (the validator answers 404/405)
 
     // RFC 9110: one or more spaces between the scheme and the credentials.

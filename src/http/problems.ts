@@ -4,6 +4,7 @@ import { error as validatorErrors } from 'express-openapi-validator';
 import pg from 'pg';
 import type { Schemas } from '../contract.js';
 import { isDatabaseUnavailable, isKeyRejected } from '../database/errors.js';
+import type { Logger } from '../logger.js';
 
 type Problem = Schemas['Problem'];
 export type FieldError = NonNullable<Problem['errors']>[number];
@@ -154,9 +155,15 @@ export function toProblem(error: unknown): ProblemError | undefined {
   }
   if (isDatabaseUnavailable(error)) return databaseUnavailable();
   if (isKeyRejected(error)) {
-    return new ProblemError(401, 'unauthorized', 'The API key is not valid: unknown, expired or revoked.', undefined, {
-      'WWW-Authenticate': 'Bearer',
-    });
+    return new ProblemError(
+      401,
+      'unauthorized',
+      'The API key is not valid: unknown, expired or revoked.',
+      undefined,
+      {
+        'WWW-Authenticate': 'Bearer',
+      },
+    );
   }
   if (error instanceof pg.DatabaseError) return fromPgError(error);
   return undefined;
@@ -174,27 +181,40 @@ export const notFoundHandler: RequestHandler = (req) => {
   throw notFound(`No route ${req.method} ${req.path}.`);
 };
 
-export function problemHandler(log: (message: string, error: unknown) => void): ErrorRequestHandler {
+export function problemHandler(logger: Logger): ErrorRequestHandler {
   return (error: unknown, req, res, next) => {
-    if (res.headersSent) return next(error);
+    const instance = req.originalUrl.split('?')[0];
+    if (res.headersSent) {
+      logger.error({ request_id: req.id, err: error }, 'error after the response started');
+      return next(error);
+    }
     const problem = toProblem(error);
     if (!problem) {
       // Unknown: log everything, tell the client nothing it could use against us.
-      log(`${req.method} ${req.path} failed`, error);
+      logger.error(
+        { request_id: req.id, method: req.method, path: instance, err: error },
+        'unexpected error',
+      );
       sendProblem(res, {
         type: 'about:blank',
         title: 'Internal Server Error',
         status: 500,
-        instance: req.path,
+        instance,
+        request_id: req.id,
       });
       return;
+    }
+    if (problem.status === 503) {
+      const reason = error instanceof Error ? error.message : String(error);
+      logger.warn({ request_id: req.id, reason }, 'database unavailable');
     }
     const body: Problem = {
       type: `/problems/${problem.type}`,
       title: TITLES[problem.type],
       status: problem.status,
       detail: problem.detail,
-      instance: req.originalUrl.split('?')[0],
+      instance,
+      request_id: req.id,
       ...(problem.errors?.length ? { errors: problem.errors } : {}),
     };
     sendProblem(res, body, problem.headers);

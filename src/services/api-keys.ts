@@ -9,7 +9,10 @@ import { type Actor, inTenant, type KeyHolder, type ServiceContext } from './con
  * The holder of a presented key; undefined for a malformed, unknown, revoked or expired one.
  * Served from the key cache when it was checked lately; the request's transaction checks again.
  */
-export async function authenticateKey(ctx: ServiceContext, presented: string): Promise<KeyHolder | undefined> {
+export async function authenticateKey(
+  ctx: ServiceContext,
+  presented: string,
+): Promise<KeyHolder | undefined> {
   const parsed = parseKey(presented);
   if (!parsed) return undefined;
   const cacheKey = parsed.hash.toString('hex');
@@ -43,7 +46,11 @@ export async function issueApiKey(trx: Db, input: NewKeyInput): Promise<{ row: A
 
 export type CreateKeyOutcome = { kind: 'created'; row: ApiKeyRow; key: string } | { kind: 'expiry-in-past' };
 
-export function createApiKey(ctx: ServiceContext, actor: Actor, input: NewKeyInput): Promise<CreateKeyOutcome> {
+export function createApiKey(
+  ctx: ServiceContext,
+  actor: Actor,
+  input: NewKeyInput,
+): Promise<CreateKeyOutcome> {
   return inTenant(ctx, actor, async (trx): Promise<CreateKeyOutcome> => {
     if (input.expiresAt && input.expiresAt.getTime() <= Date.now()) return { kind: 'expiry-in-past' };
     return { kind: 'created', ...(await issueApiKey(trx, input)) };

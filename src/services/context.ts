@@ -26,7 +26,11 @@ export interface Actor extends TenantScope {
 }
 
 /** One transaction, scoped to the actor's tenant: whatever must be true together commits together. */
-export async function inTenant<T>(ctx: ServiceContext, actor: Actor, fn: (trx: Db) => Promise<T>): Promise<T> {
+export async function inTenant<T>(
+  ctx: ServiceContext,
+  actor: Actor,
+  fn: (trx: Db) => Promise<T>,
+): Promise<T> {
   try {
     return await withTenant(ctx.db, actor, fn);
   } catch (error) {

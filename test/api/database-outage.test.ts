@@ -9,6 +9,7 @@ import { useTestApp } from '../helpers/app.js';
 import { fingerprint } from '../helpers/db-state.js';
 import { createUser } from '../helpers/factories.js';
 import { holdLocks, pause } from '../helpers/locks.js';
+import { captureLogs } from '../helpers/logs.js';
 import { expectProblem } from '../helpers/problems.js';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
 
@@ -16,12 +17,13 @@ const ctx = useTestApp();
 let proxy: TcpProxy;
 let db: Db;
 let api: supertest.Agent;
-const unexpected: unknown[] = [];
+const captured = captureLogs();
+const unexpected = captured.errors;
 
 beforeAll(async () => {
   proxy = await startTcpProxy(ctx.url);
   db = createDb(proxy.url, { poolSize: 2, connectTimeoutMs: 500, asAppRole: true });
-  const app = createApp({ db, validateResponses: true, log: (_m, error) => unexpected.push(error) });
+  const app = createApp({ db, validateResponses: true, logger: captured.logger });
   api = supertest.agent(app).set('Authorization', `Bearer ${ctx.tenant.key}`);
 });
 
@@ -75,7 +77,7 @@ describe('when the database is unreachable', () => {
   it('answers 503 when connecting times out (a host that never answers)', async () => {
     await db.destroy(); // no pooled connection may hide the outage
     db = createDb(proxy.url, { poolSize: 2, connectTimeoutMs: 500, asAppRole: true });
-    const app = createApp({ db, validateResponses: true, log: (_m, error) => unexpected.push(error) });
+    const app = createApp({ db, validateResponses: true, logger: captured.logger });
     const fresh = supertest(app);
     await proxy.blackhole();
     const started = Date.now();

@@ -25,7 +25,7 @@ describe('GET /readyz', () => {
   it('answers 503 problem+json when the database is unreachable, while /healthz stays ok', async () => {
     // Port 1 on loopback: nothing listens there, so every connection is refused at once.
     const db = createDb('postgres://nobody:nothing@127.0.0.1:1/none', { poolSize: 1 });
-    const app = supertest(createApp({ db, validateResponses: true, log: () => {} }));
+    const app = supertest(createApp({ db, validateResponses: true }));
     try {
       expectProblem(await app.get('/readyz'), 503, 'service-unavailable');
       expect((await app.get('/healthz')).status).toBe(200);

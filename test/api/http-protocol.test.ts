@@ -6,17 +6,19 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../src/app.js';
 import { createHttpServer } from '../../src/http/server.js';
 import { useTestApp } from '../helpers/app.js';
+import { captureLogs } from '../helpers/logs.js';
 
 const ctx = useTestApp();
 let server: http.Server;
 let port: number;
-const unexpected: unknown[] = [];
+const captured = captureLogs();
+const unexpected = captured.errors;
 
 beforeAll(async () => {
   const app = createApp({
     db: ctx.appDb,
     validateResponses: true,
-    log: (_m, error) => unexpected.push(error),
+    logger: captured.logger,
   });
   server = createHttpServer(app);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

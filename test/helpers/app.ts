@@ -11,6 +11,7 @@ import type { Schemas } from '../../src/contract.js';
 import { createDb, type Db } from '../../src/database/connection.js';
 import { databaseUrl, dropDatabase, ensureDatabase } from '../../src/database/embedded.js';
 import { OPERATIONS_LOG, type RecordedRequest } from '../contract/operations.js';
+import { captureLogs, type LogLine } from './logs.js';
 
 export const PLATFORM_KEY = 'test-platform-admin-key-0123456789abcdef';
 
@@ -44,13 +45,16 @@ export interface TestContext {
   appWith(options: Partial<AppOptions>): ReturnType<typeof supertest>;
   /** Errors the app logged as unexpected (500s); tests assert it stays empty. */
   unexpectedErrors: unknown[];
+  /** Every line the app logged (access log, warnings, errors). */
+  logs: LogLine[];
 }
 
 export function useTestApp(): TestContext {
   const database = `test_${randomUUID().replaceAll('-', '')}`;
   const serverUrl = inject('serverUrl');
   const requests: RecordedRequest[] = [];
-  const ctx = { unexpectedErrors: [] as unknown[] } as TestContext;
+  const captured = captureLogs();
+  const ctx = { unexpectedErrors: captured.errors, logs: captured.lines } as TestContext;
 
   // Records each request's operation for the coverage check in test/contract/.
   const recorded = (options: Partial<AppOptions> = {}) => {
@@ -59,7 +63,7 @@ export function useTestApp(): TestContext {
       validateResponses: true,
       platformAdminKey: PLATFORM_KEY,
       rateLimitPerMinute: 1_000_000,
-      log: (_message, error) => ctx.unexpectedErrors.push(error),
+      logger: captured.logger,
       ...options,
     });
     const recorder = express();

@@ -1,0 +1,78 @@
+// Prometheus metrics: requests by operation and status, their latency, the database pool, and
+// the process (prom-client's defaults). Served at /metrics to holders of METRICS_TOKEN.
+import { timingSafeEqual } from 'node:crypto';
+import type { RequestHandler } from 'express';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+export interface PoolStats {
+  total: number;
+  idle: number;
+  waiting: number;
+}
+
+export interface Metrics {
+  readonly registry: Registry;
+  observe(operation: string, method: string, status: number, seconds: number): void;
+}
+
+export function createMetrics(poolStats: () => PoolStats | undefined): Metrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const labelNames = ['operation', 'method', 'status'] as const;
+  const requests = new Counter({
+    name: 'http_requests_total',
+    help: 'HTTP requests answered, by operationId of openapi.yaml (or "none"), method and status.',
+    labelNames,
+    registers: [registry],
+  });
+  const duration = new Histogram({
+    name: 'http_request_duration_seconds',
+    help: 'Time from the request arriving to the response being sent.',
+    labelNames,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [registry],
+  });
+  const pool = new Gauge({
+    name: 'db_pool_connections',
+    help: 'Database pool connections: total open, idle, and requests waiting for one.',
+    labelNames: ['state'] as const,
+    registers: [registry],
+    collect() {
+      const stats = poolStats();
+      if (!stats) return;
+      this.set({ state: 'total' }, stats.total);
+      this.set({ state: 'idle' }, stats.idle);
+      this.set({ state: 'waiting' }, stats.waiting);
+    },
+  });
+  void pool;
+  return {
+    registry,
+    observe(operation, method, status, seconds) {
+      const labels = { operation, method, status: String(status) };
+      requests.inc(labels);
+      duration.observe(labels, seconds);
+    },
+  };
+}
+
+/**
+ * GET /metrics, for a scraper presenting `Authorization: Bearer <token>`. Without a token
+ * configured it answers 404 like any unknown path: metrics are off.
+ */
+export function metricsHandler(metrics: Metrics, token: string | undefined): RequestHandler {
+  const expected = token && Buffer.from(`Bearer ${token}`);
+  return async (req, res, next) => {
+    if (!expected) return next();
+    const presented = Buffer.from(req.get('authorization') ?? '');
+    if (presented.length !== expected.length || !timingSafeEqual(presented, expected)) {
+      res
+        .status(401)
+        .set('WWW-Authenticate', 'Bearer')
+        .type('text/plain')
+        .send('metrics need the metrics token\n');
+      return;
+    }
+    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  };
+}
