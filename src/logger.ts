@@ -29,10 +29,20 @@ export function createLogger({ level = 'info', pretty = false, destination }: Lo
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
     },
-    // Buffered: a write per line would cost a system call per request.
-    destination ?? pino.destination({ sync: false }),
+    destination ?? bufferedStdout(),
   );
 }
 
 /** Logs nothing: for tests and tools that do not want the output. */
 export const silentLogger = (): Logger => pino({ level: 'silent' });
+
+/**
+ * stdout in 4 KiB writes: a write per line would cost a system call per request. A line waits at
+ * most a second for the buffer to fill, and everything is flushed before the process exits.
+ */
+function bufferedStdout(): pino.DestinationStream {
+  const stream = pino.destination({ sync: false, minLength: 4096 });
+  setInterval(() => stream.flush(), 1000).unref();
+  process.once('exit', () => stream.flushSync());
+  return stream;
+}

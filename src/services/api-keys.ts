@@ -13,15 +13,15 @@ export async function authenticateKey(
   ctx: ServiceContext,
   presented: string,
 ): Promise<KeyHolder | undefined> {
+  // Cached by the key as presented: a hit costs no hashing either.
+  const cached = ctx.keyCache?.get(presented);
+  if (cached) return cached;
   const parsed = parseKey(presented);
   if (!parsed) return undefined;
-  const cacheKey = parsed.hash.toString('hex');
-  const cached = ctx.keyCache?.get(cacheKey);
-  if (cached) return cached;
   const row = await apiKeys.authenticateApiKey(ctx.db, parsed.prefix, parsed.hash);
   if (!row) return undefined;
   const holder = { keyId: row.key_id, tenantId: row.tenant_id, role: row.role, apiKey: parsed };
-  ctx.keyCache?.set(cacheKey, holder);
+  ctx.keyCache?.set(presented, holder);
   return holder;
 }
 

@@ -35,7 +35,7 @@ export async function inTenant<T>(
     return await withTenant(ctx.db, actor, fn);
   } catch (error) {
     // Revoked or expired since it was cached: the next request checks the database first.
-    if (isKeyRejected(error) && actor.apiKey) ctx.keyCache?.forgetHash(actor.apiKey.hash.toString('hex'));
+    if (isKeyRejected(error)) ctx.keyCache?.forgetKey(actor.keyId);
     throw error;
   }
 }
