@@ -25,6 +25,7 @@ import { subscriptionsRouter } from './routes/subscriptions.js';
 import { tenantsRouter } from './routes/tenants.js';
 import { usersRouter } from './routes/users.js';
 import type { ServiceContext } from './services/context.js';
+import { SharedRateLimitStore } from './services/rate-limits.js';
 import { spec, specYaml } from './spec.js';
 
 export interface AppOptions {
@@ -40,8 +41,10 @@ export interface AppOptions {
   logger?: Logger;
   /** GET /metrics needs `Authorization: Bearer <metricsToken>`; unset, it is not served. */
   metricsToken?: string | undefined;
-  /** The registry /metrics reads; one per app unless given (several workers share one process' metrics). */
+  /** The registry /metrics reads; one per app unless given. */
   metrics?: Metrics;
+  /** How often rate-limit counts are shared with the other processes (see services/rate-limits.ts). */
+  rateLimitSyncMs?: number;
 }
 
 export function createApp({
@@ -54,6 +57,7 @@ export function createApp({
   logger = silentLogger(),
   metricsToken,
   metrics = createMetrics(() => poolStats(db)),
+  rateLimitSyncMs = 500,
 }: AppOptions): Express {
   const ctx: ServiceContext = { db, keyCache: new KeyCache() };
   const app = express();
@@ -91,7 +95,7 @@ export function createApp({
   // Who is calling comes before what they sent: without a valid key and scope, the body is never
   // read, so a caller learns nothing about the API (no 400, 413 or 415 before the 401).
   app.use(authenticate(ctx, platformAdminKey));
-  app.use(rateLimitPerKey(rateLimitPerMinute));
+  app.use(rateLimitPerKey(rateLimitPerMinute, new SharedRateLimitStore(ctx, rateLimitSyncMs)));
   // Parse every JSON-ish type so the validator, not the parser, decides what is acceptable.
   app.use(express.json({ limit: bodyLimit, type: ['application/json', 'application/*+json'] }));
   app.use(rejectBadText);

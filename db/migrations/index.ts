@@ -5,10 +5,12 @@ import * as m202611230001 from './202611230001_initial.js';
 import * as m202611230002 from './202611230002_tenancy.js';
 import * as m202611230003 from './202611230003_analytics.js';
 import * as m202611240001 from './202611240001_request_scope.js';
+import * as m202611240002 from './202611240002_rate_limits.js';
 
 export const migrations: Record<string, Migration> = {
   '202611230001_initial': m202611230001,
   '202611230002_tenancy': m202611230002,
   '202611230003_analytics': m202611230003,
   '202611240001_request_scope': m202611240001,
+  '202611240002_rate_limits': m202611240002,
 };

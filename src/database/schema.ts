@@ -88,6 +88,14 @@ export interface UserTotalsTable {
   total_value: string;
 }
 
+/** Rate-limit counts (db/migrations/202611240002_rate_limits.ts); not tenant data. */
+export interface RateLimitHitsTable {
+  key: string;
+  window_start: Date;
+  instance: string;
+  hits: string;
+}
+
 export interface Database {
   tenants: TenantsTable;
   api_keys: ApiKeysTable;
@@ -97,6 +105,7 @@ export interface Database {
   subscription_features: SubscriptionFeaturesTable;
   subscription_rollups: SubscriptionRollupsTable;
   user_totals: UserTotalsTable;
+  rate_limit_hits: RateLimitHitsTable;
 }
 
 export type TenantRow = Selectable<TenantsTable>;

@@ -1,11 +1,12 @@
-// Per-key request budget (in-process memory: one budget per API instance). express-rate-limit
-// keeps the window arithmetic and the IETF RateLimit / Retry-After headers right.
+// Per-key request budget, counted across every process and instance (services/rate-limits.ts).
+// express-rate-limit keeps the window arithmetic and the IETF RateLimit / Retry-After headers right.
 import type { RequestHandler } from 'express';
-import { rateLimit } from 'express-rate-limit';
+import { rateLimit, type Store } from 'express-rate-limit';
 import { ProblemError } from './problems.js';
 
-export function rateLimitPerKey(perMinute: number): RequestHandler {
+export function rateLimitPerKey(perMinute: number, store: Store): RequestHandler {
   return rateLimit({
+    store,
     windowMs: 60_000,
     limit: perMinute,
     standardHeaders: 'draft-8',

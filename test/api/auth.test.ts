@@ -282,6 +282,27 @@ describe('abuse limits and headers', () => {
     expect((await app.get('/api/v1/users').set('Authorization', `Bearer ${other.key}`)).status).toBe(200);
   });
 
+  it('counts a key across processes: two app instances share one budget', async () => {
+    // Counts are per clock minute: start the test well inside one.
+    const intoMinute = Date.now() % 60_000;
+    if (intoMinute > 55_000) await pause(60_500 - intoMinute);
+    const one = ctx.appWith({ rateLimitPerMinute: 4, rateLimitSyncMs: 20 });
+    const two = ctx.appWith({ rateLimitPerMinute: 4, rateLimitSyncMs: 20 });
+    const { id, key } = await keyWithRole('viewer');
+    const call = (app: typeof one) => app.get('/api/v1/users').set('Authorization', `Bearer ${key}`);
+    for (const app of [one, two, one, two]) expect((await call(app)).status).toBe(200);
+    await pause(200); // both have shared their counts
+    expectProblem(await call(one), 429, 'too-many-requests');
+    expectProblem(await call(two), 429, 'too-many-requests');
+    // Each instance keeps its own row of the key's hits; their sum is the key's count.
+    const stored = await sql<{ instances: number; hits: number }>`
+      select count(*)::int as instances, sum(hits)::int as hits from rate_limit_hits where key = ${id}`.execute(
+      ctx.db,
+    );
+    expect(stored.rows[0]?.instances).toBe(2);
+    expect(stored.rows[0]?.hits).toBeGreaterThanOrEqual(4);
+  });
+
   it('sends security headers and, by default, no CORS headers', async () => {
     const res = await ctx.api.get('/api/v1/users').set('Origin', 'https://evil.example');
     expect(res.headers['x-content-type-options']).toBe('nosniff');

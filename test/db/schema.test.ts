@@ -71,6 +71,7 @@ const EXPECTED = {
     plan_cost_total: 'numeric',
   },
   user_totals: { tenant_id: 'uuid', user_id: 'uuid', subscription_count: 'int8', total_value: 'numeric' },
+  rate_limit_hits: { key: 'text', window_start: 'timestamptz', instance: 'uuid', hits: 'int8' },
 } satisfies { [T in keyof Database]: Record<keyof Database[T], string> };
 
 describe('the database schema', () => {
