@@ -1,4 +1,5 @@
 // The only reader of process.env: everything is parsed once, here, into a frozen object.
+import os from 'node:os';
 import path from 'node:path';
 
 export interface Config {
@@ -25,6 +26,8 @@ export interface Config {
   readonly logLevel: string;
   /** GET /metrics needs it as a bearer token; unset, /metrics is not served. */
   readonly metricsToken: string | undefined;
+  /** Server processes (node:cluster) sharing the port: 1 in development, one per core in production. */
+  readonly workers: number;
 }
 
 /** A setting is wrong: reported as one line naming it, without a stack. */
@@ -61,7 +64,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (metricsToken !== undefined && metricsToken.length < 16) {
     throw new ConfigError('METRICS_TOKEN must be at least 16 characters (try: openssl rand -hex 16)');
   }
+  const production = env.NODE_ENV === 'production';
   return Object.freeze({
+    workers: integer(env, 'WORKERS', production ? os.availableParallelism() : 1, 1, 64),
     logLevel,
     metricsToken,
     databaseUrl,
@@ -71,7 +76,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     }),
     port: integer(env, 'PORT', 3000, 0, 65535),
     host: env.HOST || '0.0.0.0',
-    validateResponses: env.NODE_ENV !== 'production',
+    validateResponses: !production,
     bodyLimit: '100kb',
     dbPoolSize: integer(env, 'DB_POOL_SIZE', 10, 1, 200),
     dbConnectTimeoutMs: integer(env, 'DB_CONNECT_TIMEOUT_MS', 5000, 100, 600_000),

@@ -1,84 +1,108 @@
-// config → database → migrations → app → listen. SIGTERM or SIGINT: stop accepting, let the
-// requests in flight finish (SHUTDOWN_DRAIN_SECONDS), close the pool, stop an embedded
-// database, exit 0. Any startup failure is one line on stderr and exit 1 (src/startup.ts).
-import type { AddressInfo } from 'node:net';
-import { createApp } from './app.js';
+// config → database → migrations → one server (WORKERS=1) or a cluster of them → listen.
+// SIGTERM or SIGINT: stop accepting, let the requests in flight finish (SHUTDOWN_DRAIN_SECONDS),
+// close the pool, stop an embedded database, exit 0. Any startup failure is one line on stderr
+// and exit 1 (src/startup.ts).
+import cluster from 'node:cluster';
+import { startPrimary } from './cluster.js';
 import { loadConfig } from './config.js';
-import { createLogger } from './logger.js';
-import { openDatabase } from './database/open.js';
 import { createDb } from './database/connection.js';
-import { createHttpServer, drain, listen } from './http/server.js';
-import { migrateToLatest } from './database/migrator.js';
 import { takeOverShutdownSignals } from './database/embedded.js';
+import { migrateToLatest } from './database/migrator.js';
+import { openDatabase } from './database/open.js';
+import { createLogger, type Logger } from './logger.js';
+import { startServer } from './server.js';
 import { runMain } from './startup.js';
 
-/** Resolves when the promise does or after ms, whichever comes first. */
-const atMost = (ms: number, promise: Promise<unknown>) =>
-  Promise.race([promise, new Promise((resolve) => setTimeout(resolve, ms).unref())]);
+/** Runs stop on the first SIGTERM/SIGINT, cut on another one a second or more later. */
+function onShutdownSignal(logger: Logger, stop: (signal: NodeJS.Signals) => Promise<void>, cut: () => void) {
+  let first: number | undefined;
+  takeOverShutdownSignals();
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.on(signal, () => {
+      // Ctrl-C reaches a cluster's workers twice (from the terminal and from the primary).
+      if (first !== undefined) {
+        if (Date.now() - first > 1000) {
+          logger.info(`${signal} again: cutting the requests still in flight`);
+          cut();
+        }
+        return;
+      }
+      first = Date.now();
+      stop(signal)
+        .then(async () => {
+          logger.info('stopped');
+          await new Promise<void>((resolve) => logger.flush(() => resolve()));
+          process.exit(0);
+        })
+        .catch((error: unknown) => {
+          console.error(`error: shutdown failed: ${error instanceof Error ? error.message : String(error)}`);
+          process.exit(1);
+        });
+    });
+  }
+}
 
 runMain(async () => {
   const config = loadConfig();
   // JSON lines for machines; readable lines when a person watches a terminal (make start).
   const logger = createLogger({ level: config.logLevel, pretty: process.stdout.isTTY });
+
+  if (cluster.isWorker) {
+    // The primary passed its database as DATABASE_URL and migrated it already.
+    const server = await startServer(config, config.databaseUrl!, logger);
+    onShutdownSignal(
+      logger,
+      () => server.stop(),
+      () => server.cut(),
+    );
+    return;
+  }
+
   const database = await openDatabase(config);
-  // Migrations run as the URL's user (the owner); the app's own pool logs in as that user too but
-  // every one of its connections is the app role, under RLS.
-  const db = createDb(database.url, {
-    poolSize: config.dbPoolSize,
-    connectTimeoutMs: config.dbConnectTimeoutMs,
-    asAppRole: true,
-  });
-  const server = createHttpServer(createApp({ db, logger, ...config }));
+  let port: number;
+  let stop: (signal: NodeJS.Signals) => Promise<void>;
+  let cut: () => void;
   try {
+    // Migrations run as the URL's user (the owner).
     const owner = createDb(database.url, { poolSize: 1 });
     try {
       for (const step of await migrateToLatest(owner)) logger.info(`migrated: ${step}`);
     } finally {
       await owner.destroy();
     }
-    await listen(server, config.port, config.host);
+    if (config.workers === 1) {
+      const server = await startServer(config, database.url, logger);
+      port = server.port;
+      stop = () => server.stop();
+      cut = () => server.cut();
+    } else {
+      const primary = startPrimary(config, database.url, logger);
+      port = await primary.ready;
+      stop = (signal) => primary.stop(signal);
+      cut = () => primary.cut();
+    }
   } catch (error) {
-    await db.destroy();
     await database.stop();
     throw error;
   }
 
-  const { port } = server.address() as AddressInfo;
   const where = config.databaseUrl ? 'DATABASE_URL' : `embedded PostgreSQL on port ${config.embedded.port}`;
+  const processes = config.workers === 1 ? '' : `, ${config.workers} worker processes`;
   logger.info(
-    `Subscriptions API (pid ${process.pid}) on http://localhost:${port} (docs: /docs, database: ${where})`,
+    `Subscriptions API (pid ${process.pid}) on http://localhost:${port} (docs: /docs, database: ${where}${processes})`,
   );
   if (!config.platformAdminKey)
     logger.info('PLATFORM_ADMIN_KEY is unset: create tenants with `make tenant NAME=...`');
 
-  let stopping = false;
-  const shutdown = async (signal: string) => {
-    if (stopping) {
-      logger.info(`${signal} again: cutting the requests still in flight`);
-      server.closeAllConnections();
-      return;
-    }
-    stopping = true;
-    logger.info(
-      `${signal}: not accepting connections; up to ${config.drainTimeoutMs / 1000} s for requests in flight`,
-    );
-    if (!(await drain(server, config.drainTimeoutMs))) {
-      logger.info('drain timeout: the requests still in flight were cut');
-    }
-    // A query cut by the drain timeout may still hold its connection; do not wait on it forever.
-    await atMost(2000, db.destroy());
-    await database.stop();
-    logger.info('stopped');
-    await new Promise<void>((resolve) => logger.flush(() => resolve()));
-    process.exit(0);
-  };
-  takeOverShutdownSignals();
-  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-    process.on(signal, () => {
-      shutdown(signal).catch((error: unknown) => {
-        console.error(`error: shutdown failed: ${error instanceof Error ? error.message : String(error)}`);
-        process.exit(1);
-      });
-    });
-  }
+  onShutdownSignal(
+    logger,
+    async (signal) => {
+      logger.info(
+        `${signal}: not accepting connections; up to ${config.drainTimeoutMs / 1000} s for requests in flight`,
+      );
+      await stop(signal);
+      await database.stop();
+    },
+    () => cut(),
+  );
 });

@@ -1,8 +1,9 @@
 // Prometheus metrics: requests by operation and status, their latency, the database pool, and
 // the process (prom-client's defaults). Served at /metrics to holders of METRICS_TOKEN.
-import { timingSafeEqual } from 'node:crypto';
+import cluster from 'node:cluster';
+import { randomUUID, timingSafeEqual } from 'node:crypto';
 import type { RequestHandler } from 'express';
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { AggregatorRegistry, Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
 export interface PoolStats {
   total: number;
@@ -18,6 +19,12 @@ export interface Metrics {
 export function createMetrics(poolStats: () => PoolStats | undefined): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
+  // In a cluster worker, the primary collects this registry from every worker (see below).
+  // (Constructing an AggregatorRegistry is what makes a worker answer the primary's requests.)
+  if (cluster.isWorker) {
+    AggregatorRegistry.setRegistries([registry]);
+    new AggregatorRegistry();
+  }
   const labelNames = ['operation', 'method', 'status'] as const;
   type Label = (typeof labelNames)[number];
   const requests = new Counter({
@@ -82,6 +89,43 @@ export function metricsHandler(metrics: Metrics, token: string | undefined): Req
         .send('metrics need the metrics token\n');
       return;
     }
-    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+    const text = cluster.isWorker ? await askPrimary() : await metrics.registry.metrics();
+    res.type(metrics.registry.contentType).send(text);
   };
+}
+
+// With WORKERS > 1 a scrape reaches one worker, which asks the primary for every worker's
+// metrics, summed by prom-client's AggregatorRegistry.
+const REQUEST = 'subscriptions:metrics-request';
+const REPLY = 'subscriptions:metrics-reply';
+type Message = { type?: string; id?: string; text?: string };
+
+function askPrimary(): Promise<string> {
+  const id = randomUUID();
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      process.off('message', onMessage);
+      reject(new Error('the cluster primary did not answer with metrics within 5 s'));
+    }, 5000);
+    const onMessage = (message: Message) => {
+      if (message?.type !== REPLY || message.id !== id) return;
+      clearTimeout(timer);
+      process.off('message', onMessage);
+      resolve(message.text ?? '');
+    };
+    process.on('message', onMessage);
+    process.send!({ type: REQUEST, id });
+  });
+}
+
+/** In the cluster primary: answers workers' requests for the cluster's metrics. */
+export function serveClusterMetrics(): void {
+  const aggregator = new AggregatorRegistry();
+  cluster.on('message', (worker, message: Message) => {
+    if (message?.type !== REQUEST) return;
+    void aggregator.clusterMetrics().then(
+      (text) => worker.send({ type: REPLY, id: message.id, text }),
+      (error: unknown) => worker.send({ type: REPLY, id: message.id, text: `# ${String(error)}\n` }),
+    );
+  });
 }

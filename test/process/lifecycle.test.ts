@@ -76,6 +76,46 @@ describe('SIGTERM', () => {
   });
 });
 
+describe('WORKERS=2', () => {
+  it('serves from two processes, replaces one that dies, sums their metrics, and stops them all', async () => {
+    const token = 'cluster-metrics-token-0123';
+    const server = await startServer({ WORKERS: '2', METRICS_TOKEN: token });
+    expect(server.stdout()).toMatch(/2 worker processes/);
+    const pidsServing = async (requests: number) => {
+      const before = server.stdout().length;
+      for (let i = 0; i < requests; i++) expect((await fetch(`${server.base}/healthz`)).status).toBe(200);
+      await pause(1500); // access log lines are flushed within a second
+      return new Set(
+        server
+          .stdout()
+          .slice(before)
+          .split('\n')
+          .filter((line) => line.includes('"path":"/healthz"'))
+          .map((line) => (JSON.parse(line) as { pid: number }).pid),
+      );
+    };
+    const workers = [...(await pidsServing(10))];
+    expect(workers).toHaveLength(2);
+    expect(workers).not.toContain(server.pid);
+
+    const metrics = await fetch(`${server.base}/metrics`, { headers: { Authorization: `Bearer ${token}` } });
+    expect(await metrics.text()).toMatch(
+      /^http_requests_total\{operation="none",method="GET",status="200"\} 10$/m,
+    );
+
+    process.kill(workers[0]!, 'SIGKILL');
+    await server.waitFor(/worker died; starting another/);
+    await pause(3000);
+    const after = await pidsServing(10);
+    expect(after.size).toBe(2);
+    expect(after.has(workers[0]!)).toBe(false);
+
+    server.child.kill('SIGTERM');
+    expect(await server.exited).toEqual({ code: 0, signal: null });
+    for (const pid of [...after]) expect(() => process.kill(pid, 0)).toThrow(/ESRCH/);
+  });
+});
+
 describe('startup failures: one line, no stack, exit 1', () => {
   const expectOneLineFailure = async (env: Record<string, string>, pattern: RegExp) => {
     const server = spawnServer({ DATABASE_URL: ctx.url, PORT: '0', HOST: '127.0.0.1', ...env });

@@ -1,0 +1,51 @@
+// One serving process: the app's pool, the Express app and the HTTP server, listening. Used by
+// main.ts directly (WORKERS=1) or in each cluster worker (cluster.ts).
+import type { AddressInfo } from 'node:net';
+import { createApp } from './app.js';
+import type { Config } from './config.js';
+import { createDb } from './database/connection.js';
+import { createHttpServer, drain, listen } from './http/server.js';
+import type { Logger } from './logger.js';
+
+export interface RunningServer {
+  readonly port: number;
+  /** Stops accepting, lets requests in flight finish (drainTimeoutMs), closes the pool. */
+  stop(): Promise<void>;
+  /** Cuts the requests still in flight (a second signal). */
+  cut(): void;
+}
+
+/** Resolves when the promise does or after ms, whichever comes first. */
+const atMost = (ms: number, promise: Promise<unknown>) =>
+  Promise.race([promise, new Promise((resolve) => setTimeout(resolve, ms).unref())]);
+
+export async function startServer(
+  config: Config,
+  databaseUrl: string,
+  logger: Logger,
+): Promise<RunningServer> {
+  // The pool logs in as the URL's user, but every one of its connections is the app role (RLS).
+  const db = createDb(databaseUrl, {
+    poolSize: config.dbPoolSize,
+    connectTimeoutMs: config.dbConnectTimeoutMs,
+    asAppRole: true,
+  });
+  const server = createHttpServer(createApp({ db, logger, ...config }));
+  try {
+    await listen(server, config.port, config.host);
+  } catch (error) {
+    await db.destroy();
+    throw error;
+  }
+  return {
+    port: (server.address() as AddressInfo).port,
+    async stop() {
+      if (!(await drain(server, config.drainTimeoutMs))) {
+        logger.info('drain timeout: the requests still in flight were cut');
+      }
+      // A query cut by the drain timeout may still hold its connection; do not wait on it forever.
+      await atMost(2000, db.destroy());
+    },
+    cut: () => server.closeAllConnections(),
+  };
+}
