@@ -21,11 +21,15 @@ test: install check-gen
 # Everything CI checks besides the tests: contract drift, types, lint (spec and code), formatting.
 check: check-gen typecheck lint format
 
+# Everything generated from a source of truth: API types from openapi.yaml; table types and the
+# SQL of every query (db/sql/) from the migrations and src/ (runs a throwaway PostgreSQL).
 gen: install
 	npx openapi-typescript openapi/openapi.yaml -o generated/openapi.ts
+	node --import tsx src/cli/db-snapshots.ts
 
 check-gen: install
 	npx openapi-typescript openapi/openapi.yaml -o generated/openapi.ts --check
+	node --import tsx src/cli/db-snapshots.ts --check
 
 lint: install
 	npx redocly lint openapi/openapi.yaml

@@ -23,13 +23,15 @@ export interface DbOptions {
    * scoped or not, runs under RLS. Off for the owner's pool (migrations, seed, tests' checks).
    */
   asAppRole?: boolean;
+  /** Called with the SQL of every query Kysely runs (db/sql snapshots). */
+  onQuery?: (sql: string) => void;
 }
 
 const pools = new WeakMap<Db, pg.Pool>();
 
 export function createDb(
   connectionString: string,
-  { poolSize = 10, connectTimeoutMs = 5000, asAppRole = false }: DbOptions = {},
+  { poolSize = 10, connectTimeoutMs = 5000, asAppRole = false, onQuery }: DbOptions = {},
 ): Db {
   const pool = new pg.Pool({
     connectionString,
@@ -47,7 +49,10 @@ export function createDb(
   pool.on('connect', (client) => {
     client.on('error', () => {});
   });
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  const db = new Kysely<Database>({
+    dialect: new PostgresDialect({ pool }),
+    ...(onQuery ? { log: (event) => onQuery(event.query.sql) } : {}),
+  });
   pools.set(db, pool);
   return db;
 }

@@ -1,0 +1,281 @@
+// `make gen` / `make check-gen`: what the code asks of the database, checked in so review sees it.
+//   generated/database.ts  the tables as the migrations create them (kysely-codegen)
+//   db/sql/<module>.sql    the SQL every query function compiles to, run once with placeholder
+//                          values in a rolled-back transaction against the migrated schema
+// Runs a throwaway embedded PostgreSQL. With --check, writes nothing and fails on any difference.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { sql } from 'kysely';
+import * as maintenance from '../analytics/maintenance.js';
+import * as metrics from '../analytics/metrics.js';
+import { APP_ROLE, createDb, type Db } from '../database/connection.js';
+import { databaseUrl, ensureDatabase, startEmbeddedPostgres } from '../database/embedded.js';
+import { sqlState } from '../database/errors.js';
+import { migrateToLatest } from '../database/migrator.js';
+import * as apiKeys from '../queries/api-keys.js';
+import * as features from '../queries/features.js';
+import * as rateLimits from '../queries/rate-limits.js';
+import * as subscriptions from '../queries/subscriptions.js';
+import * as tenants from '../queries/tenants.js';
+import * as users from '../queries/users.js';
+import { runMain, StartupError } from '../startup.js';
+
+const check = process.argv.includes('--check');
+const SQL_DIR = 'db/sql';
+const TYPES_FILE = 'generated/database.ts';
+
+// Placeholder rows, created before the calls: the calls find, link and reference them.
+const TENANT = '01900000-0000-7000-8000-000000000001';
+const USER = '01900000-0000-7000-8000-000000000002';
+const FEATURE = '01900000-0000-7000-8000-000000000003';
+const SUBSCRIPTION = '01900000-0000-7000-8000-000000000004';
+const KEY = '01900000-0000-7000-8000-000000000005';
+/** A tenant not created yet: insertTenant runs in a transaction that names the new tenant. */
+const NEW_TENANT = '01900000-0000-7000-8000-000000000006';
+const TENANT_OF: Record<string, string> = { 'tenants.insertTenant': NEW_TENANT };
+
+type Call = (db: Db) => Promise<unknown>;
+
+/** Every exported query function, with placeholder arguments; a new one must be added here. */
+const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<string, Call> }> = {
+  'api-keys': {
+    module: apiKeys,
+    calls: {
+      listApiKeys: (db) => apiKeys.listApiKeys(db),
+      insertApiKey: (db) =>
+        apiKeys.insertApiKey(db, {
+          name: 'k',
+          prefix: 'sk_00000000',
+          key_hash: Buffer.alloc(32),
+          role: 'viewer',
+          expires_at: null,
+        }),
+      revokeApiKey: (db) => apiKeys.revokeApiKey(db, KEY),
+      lockActiveAdminKeys: (db) => apiKeys.lockActiveAdminKeys(db),
+      authenticateApiKey: (db) => apiKeys.authenticateApiKey(db, 'sk_00000000', Buffer.alloc(32)),
+    },
+  },
+  features: {
+    module: features,
+    calls: {
+      listFeatures: (db) => features.listFeatures(db, { limit: 20, after: FEATURE, name: 'pro' }),
+      findFeature: (db) => features.findFeature(db, FEATURE),
+      insertFeature: (db) => features.insertFeature(db, { name: 'new', description: null }),
+      updateFeature: (db) => features.updateFeature(db, FEATURE, { name: 'renamed', description: 'd' }),
+      deleteFeature: (db) => features.deleteFeature(db, FEATURE),
+    },
+  },
+  'rate-limits': {
+    module: rateLimits,
+    calls: {
+      addHits: (db) => rateLimits.addHits(db, KEY, [{ key: KEY, windowStart: new Date(0), hits: 1 }]),
+      purgeHits: (db) => rateLimits.purgeHits(db, new Date(0)),
+    },
+  },
+  subscriptions: {
+    module: subscriptions,
+    calls: {
+      listSubscriptions: (db) =>
+        subscriptions.listSubscriptions(db, {
+          limit: 20,
+          after: SUBSCRIPTION,
+          userId: USER,
+          statuses: ['active', 'trialing'],
+          startDateGte: '2026-01-01',
+          startDateLte: '2026-12-31',
+        }),
+      findSubscription: (db) => subscriptions.findSubscription(db, SUBSCRIPTION),
+      insertSubscription: (db) =>
+        subscriptions.insertSubscription(db, {
+          user_id: USER,
+          status: 'active',
+          plan_cost: '9.99',
+          billing_interval: 'month',
+          start_date: '2026-01-01',
+          end_date: null,
+        }),
+      updateSubscription: (db) =>
+        subscriptions.updateSubscription(db, SUBSCRIPTION, { status: 'canceled', plan_cost: '1.00' }),
+      deleteSubscription: (db) => subscriptions.deleteSubscription(db, SUBSCRIPTION),
+      featuresOfSubscriptions: (db) => subscriptions.featuresOfSubscriptions(db, [SUBSCRIPTION]),
+      // Twice: the first links, the second finds the link made.
+      linkFeature: async (db) => {
+        await subscriptions.linkFeature(db, SUBSCRIPTION, FEATURE);
+        await subscriptions.linkFeature(db, SUBSCRIPTION, FEATURE);
+      },
+      unlinkFeature: (db) => subscriptions.unlinkFeature(db, SUBSCRIPTION, FEATURE),
+    },
+  },
+  tenants: {
+    module: tenants,
+    calls: {
+      newTenantId: (db) => tenants.newTenantId(db),
+      insertTenant: (db) => tenants.insertTenant(db, { id: NEW_TENANT, name: 'new' }),
+    },
+  },
+  users: {
+    module: users,
+    calls: {
+      listUsers: (db) => users.listUsers(db, { limit: 20, after: USER, email: 'ada@example.com' }),
+      findUser: (db) => users.findUser(db, USER),
+      insertUser: (db) => users.insertUser(db, { name: 'Ada', email: 'new@example.com' }),
+      updateUser: (db) => users.updateUser(db, USER, { name: 'Ada L.', email: 'ada.l@example.com' }),
+      deleteUser: (db) => users.deleteUser(db, USER),
+    },
+  },
+  'analytics-metrics': {
+    module: metrics,
+    calls: { readAnalytics: (db) => metrics.readAnalytics(db, { asOf: '2026-11-23', months: 12, top: 5 }) },
+  },
+  'analytics-maintenance': {
+    module: maintenance,
+    calls: {
+      findDifferences: (db) => maintenance.findDifferences(db),
+      rebuildAggregates: (db) => maintenance.rebuildAggregates(db),
+    },
+  },
+};
+
+class Rollback extends Error {}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as net.AddressInfo;
+      probe.close(() => resolve(port));
+    });
+    probe.on('error', reject);
+  });
+}
+
+/** Writes the file, or in check mode reports whether it differs. */
+function emit(file: string, content: string, drift: string[]): void {
+  if (!check) return writeFileSync(file, content);
+  let current: string | undefined;
+  try {
+    current = readFileSync(file, 'utf8');
+  } catch {
+    current = undefined;
+  }
+  if (current !== content) drift.push(file);
+}
+
+runMain(async () => {
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'db-snapshots-'));
+  rmSync(dataDir, { recursive: true });
+  const server = await startEmbeddedPostgres({
+    dataDir,
+    port: await freePort(),
+    ephemeral: true,
+    settings: { fsync: 'off' },
+  });
+  const drift: string[] = [];
+  try {
+    await ensureDatabase(server.url, 'snapshots');
+    const url = databaseUrl(server.url, 'snapshots');
+    let recorded: string[] = [];
+    const db = createDb(url, { poolSize: 1, onQuery: (text) => recorded.push(text) });
+    try {
+      await migrateToLatest(db);
+
+      // 1. The tables, as kysely-codegen reads them (int8 and numeric stay exact strings, dates strings).
+      const generated = execFileSync(
+        'npx',
+        [
+          'kysely-codegen',
+          '--url',
+          url,
+          '--print',
+          '--exclude-pattern',
+          'kysely_*',
+          '--numeric-parser',
+          'string',
+          '--date-parser',
+          'string',
+          '--log-level',
+          'error',
+        ],
+        { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] },
+      );
+      emit(
+        TYPES_FILE,
+        `// Generated by \`make gen\` (src/cli/db-snapshots.ts) from the migrated schema: never edit.\n${generated}`,
+        drift,
+      );
+
+      // 2. The SQL of every query function.
+      await sql`insert into tenants (id, name) values (${TENANT}, 'snapshots')`.execute(db);
+      await db.transaction().execute(async (trx) => {
+        await sql`select set_config('app.tenant_id', ${TENANT}, true)`.execute(trx);
+        await sql`insert into users (id, name, email) values (${USER}, 'Ada', 'ada@example.com')`.execute(
+          trx,
+        );
+        await sql`insert into features (id, name) values (${FEATURE}, 'pro')`.execute(trx);
+        await sql`insert into subscriptions (id, user_id, status, plan_cost, start_date)
+          values (${SUBSCRIPTION}, ${USER}, 'active', 9.99, '2026-01-01')`.execute(trx);
+        await sql`insert into api_keys (id, name, prefix, key_hash, role)
+          values (${KEY}, 'k', 'sk_11111111', ${Buffer.alloc(32)}, 'admin')`.execute(trx);
+      });
+      mkdirSync(SQL_DIR, { recursive: true });
+      const files = new Set<string>();
+      for (const [name, { module, calls }] of Object.entries(CALLS)) {
+        const exported = Object.entries(module)
+          .filter(([, value]) => typeof value === 'function')
+          .map(([key]) => key);
+        const missing = exported.filter((fn) => !(fn in calls));
+        if (missing.length > 0) {
+          throw new StartupError(`add ${missing.join(', ')} of ${name} to CALLS in src/cli/db-snapshots.ts`);
+        }
+        const sections: string[] = [];
+        for (const [fn, call] of Object.entries(calls)) {
+          recorded = [];
+          // As the app role in the placeholder tenant, like a request; nothing is kept.
+          await db
+            .transaction()
+            .execute(async (trx) => {
+              const tenant = TENANT_OF[`${name}.${fn}`] ?? TENANT;
+              await sql`select set_config('role', ${APP_ROLE}, true), set_config('app.tenant_id', ${tenant}, true)`.execute(
+                trx,
+              );
+              recorded = [];
+              await call(trx);
+              throw new Rollback();
+            })
+            .catch((error: unknown) => {
+              // A constraint refusing the placeholder values still means PostgreSQL took the SQL.
+              if (error instanceof Rollback || sqlState(error)?.startsWith('23')) return;
+              throw new StartupError(`${name}.${fn} failed: ${String(error)}`);
+            });
+          const statements = recorded.filter((text) => !/^(begin|commit|rollback)$/i.test(text.trim()));
+          sections.push(`-- ${fn}\n${statements.map((text) => `${text.trim()};`).join('\n')}\n`);
+        }
+        const file = path.join(SQL_DIR, `${name}.sql`);
+        files.add(file);
+        emit(
+          file,
+          `-- Generated by \`make gen\` from src/ (src/cli/db-snapshots.ts): never edit.\n\n${sections.join('\n')}`,
+          drift,
+        );
+      }
+      for (const file of readdirSync(SQL_DIR).map((f) => path.join(SQL_DIR, f))) {
+        if (!files.has(file)) {
+          if (check) drift.push(`${file} (no longer generated)`);
+          else rmSync(file);
+        }
+      }
+    } finally {
+      await db.destroy();
+    }
+  } finally {
+    await server.stop();
+  }
+  if (drift.length > 0) {
+    throw new StartupError(`out of date, run make gen: ${drift.join(', ')}`);
+  }
+  console.log(
+    check ? 'db/sql and generated/database.ts are up to date' : `wrote ${TYPES_FILE} and ${SQL_DIR}/`,
+  );
+});
