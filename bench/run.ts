@@ -1,65 +1,98 @@
-// `make bench` (ROWS=500000): seeds the demo tenant unless it already has ROWS subscriptions,
-// then measures the analytics endpoint and representative CRUD calls over HTTP on loopback, and
-// the write throughput with and without the maintained aggregates. Prints a table and writes it
-// to bench/results.md.
-import { execFileSync } from 'node:child_process';
+// `make bench` (ROWS=500000): seeds the demo tenant unless it already has ROWS subscriptions, then
+// measures, on the same database in one run:
+//   1. this API (its own process, NODE_ENV=production: response validation off) against the floor
+//      (bench/floor.ts: node:http + pg, one query per request) under the same load (autocannon,
+//      32 connections), and prints each ratio;
+//   2. GET /analytics under that load;
+//   3. the API again with WORKERS=2;
+//   4. single-row insert throughput with and without the maintained analytics aggregates.
+// Prints the tables and writes them to bench/results.md (bench/results-<ROWS>.md for other sizes).
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
+import net from 'node:net';
 import os from 'node:os';
 import { sql } from 'kysely';
-import { createApp } from '../src/app.js';
-import { rebuildAggregates } from '../src/analytics/maintenance.js';
 import { loadConfig } from '../src/config.js';
 import { createDb, type Db, withTenant } from '../src/database/connection.js';
 import { openDatabase } from '../src/database/open.js';
 import { issueApiKey } from '../src/services/api-keys.js';
+import { rebuild } from '../src/services/analytics.js';
 import { createTenant } from '../src/services/tenants.js';
+import { runMain } from '../src/startup.js';
+import { formatLoad, type LoadOptions, type LoadResult, runLoad } from './load.js';
 
 const ROWS = Number(process.env.ROWS ?? 500_000);
-const SAMPLES = Number(process.env.SAMPLES ?? 1000);
+const DURATION = Number(process.env.BENCH_SECONDS ?? 10);
+const CONNECTIONS = 32;
 
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as net.AddressInfo;
+      probe.close(() => resolve(port));
+    });
+    probe.on('error', reject);
+  });
 }
 
-interface Row {
-  what: string;
-  p50: string;
-  p95: string;
-  p99: string;
-  rate: string;
-}
-
-/** Sequential latency of SAMPLES requests after a warm-up, then requests/second with 8 in flight. */
-async function measure(what: string, call: () => Promise<Response>): Promise<Row> {
-  for (let i = 0; i < 100; i++) await (await call()).arrayBuffer();
-  const times: number[] = [];
-  for (let i = 0; i < SAMPLES; i++) {
-    const start = performance.now();
-    const res = await call();
-    await res.arrayBuffer();
-    if (!res.ok) throw new Error(`${what}: HTTP ${res.status}`);
-    times.push(performance.now() - start);
+/** Starts a server process and waits until it answers on its port. */
+async function startServer(
+  script: string,
+  env: Record<string, string>,
+): Promise<{ base: string; stop(): Promise<void> }> {
+  const port = await freePort();
+  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', script], {
+    env: { ...process.env, ...env, PORT: String(port), FLOOR_PORT: String(port), HOST: '127.0.0.1' },
+    // Output goes nowhere, as a production log shipper's pipe would cost about the same.
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const base = `http://127.0.0.1:${port}`;
+  for (let i = 0; ; i++) {
+    if (child.exitCode !== null) throw new Error(`${script} exited with ${child.exitCode}`);
+    const up = await fetch(`${base}/healthz`).then(
+      () => true,
+      () => false,
+    );
+    if (up) break;
+    if (i > 200) throw new Error(`${script} did not start`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
   }
-  times.sort((a, b) => a - b);
-  let done = 0;
-  const until = performance.now() + 3000;
-  await Promise.all(
-    Array.from({ length: 8 }, async () => {
-      while (performance.now() < until) {
-        await (await call()).arrayBuffer();
-        done++;
-      }
-    }),
-  );
-  const ms = (v: number) => `${v.toFixed(2)} ms`;
   return {
-    what,
-    p50: ms(percentile(times, 50)),
-    p95: ms(percentile(times, 95)),
-    p99: ms(percentile(times, 99)),
-    rate: `${Math.round(done / 3)} req/s`,
+    base,
+    stop: () =>
+      new Promise((resolve) => {
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+      }),
   };
+}
+
+const load = (options: LoadOptions) =>
+  runLoad({ connections: CONNECTIONS, durationSeconds: DURATION, ...options });
+
+interface Crud {
+  getById: LoadResult;
+  list: LoadResult;
+  create: LoadResult;
+}
+
+async function crud(
+  base: string,
+  paths: { user: string; list: string; create: string },
+  headers: Record<string, string>,
+) {
+  const result: Crud = {
+    getById: await load({ url: base + paths.user, headers }),
+    list: await load({ url: base + paths.list, headers }),
+    create: await load({
+      url: base + paths.create,
+      method: 'POST',
+      headers,
+      body: '{"name": "Bench User", "email": "bench-[<id>]@example.com"}',
+      idReplacement: true,
+    }),
+  };
+  return result;
 }
 
 /** Single-row inserts, each in its own tenant transaction, from 4 connections at once. */
@@ -87,110 +120,153 @@ async function writeThroughput(db: Db, tenantId: string, userId: string, count: 
   return count / ((performance.now() - start) / 1000);
 }
 
-const config = loadConfig();
-const database = await openDatabase(config);
-const db = createDb(database.url, { poolSize: 8 });
-try {
-  const demo = await db.selectFrom('tenants').select('id').where('name', '=', 'Demo').executeTakeFirst();
-  const have = demo
-    ? Number(
-        (
-          await sql<{
-            n: string;
-          }>`select count(*) as n from subscriptions where tenant_id = ${demo.id}`.execute(db)
-        ).rows[0]?.n,
-      )
-    : 0;
-  if (have !== ROWS) {
-    console.log(`seeding ${ROWS} subscriptions (found ${have})…`);
-    execFileSync('npx', ['tsx', 'src/cli/seed.ts'], {
-      stdio: 'inherit',
-      env: { ...process.env, ROWS: String(ROWS) },
-    });
-  }
-  const tenantId = (
-    await db.selectFrom('tenants').select('id').where('name', '=', 'Demo').executeTakeFirstOrThrow()
-  ).id;
-  const { key } = await withTenant(db, { tenantId }, (trx) =>
-    issueApiKey(trx, { name: 'bench', role: 'admin', expiresAt: null }),
-  );
-  const sample = await withTenant(db, { tenantId }, (trx) =>
-    trx
-      .selectFrom('subscriptions')
-      .select(['id', 'user_id'])
-      .orderBy('id', 'desc')
-      .limit(1)
-      .executeTakeFirstOrThrow(),
-  );
-
-  const app = createApp({ db, validateResponses: false, rateLimitPerMinute: 1_000_000_000 });
-  const server = app.listen(0, '127.0.0.1');
-  await new Promise((resolve) => server.once('listening', resolve));
-  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/api/v1`;
-  const headers = { authorization: `Bearer ${key}`, 'content-type': 'application/json' };
-  const get = (path: string) => () => fetch(base + path, { headers });
-
-  const rows: Row[] = [];
-  rows.push(await measure('GET /analytics', get('/analytics')));
-  rows.push(await measure('GET /analytics?months=36&top=20', get('/analytics?months=36&top=20')));
-  rows.push(await measure('GET /subscriptions/{id}', get(`/subscriptions/${sample.id}`)));
-  rows.push(await measure('GET /subscriptions?limit=20', get('/subscriptions?limit=20')));
-  rows.push(await measure(`GET /subscriptions?user_id=…`, get(`/subscriptions?user_id=${sample.user_id}`)));
-  rows.push(
-    await measure('PATCH /subscriptions/{id}', () =>
-      fetch(`${base}/subscriptions/${sample.id}`, {
-        method: 'PATCH',
-        headers,
-        body: JSON.stringify({ plan_cost: '49.99' }),
-      }),
-    ),
-  );
-  server.close();
-
-  // Write throughput in a scratch tenant: with the aggregate triggers, then without them.
-  const scratch = await createTenant({ db }, 'bench scratch');
-  const scratchId = scratch.tenant.id;
-  const user = await withTenant(db, { tenantId: scratchId }, (trx) =>
-    trx
-      .insertInto('users')
-      .values({ name: 'Bench', email: 'bench@example.com' })
-      .returning('id')
-      .executeTakeFirstOrThrow(),
-  );
-  const writes = 4000;
-  const withAggregates = await writeThroughput(db, scratchId, user.id, writes);
-  await sql`alter table subscriptions disable trigger subscriptions_aggregates_insert`.execute(db);
-  let withoutAggregates: number;
+runMain(async () => {
+  const config = loadConfig();
+  const database = await openDatabase(config);
+  const owner = createDb(database.url, { poolSize: 4 });
   try {
-    withoutAggregates = await writeThroughput(db, scratchId, user.id, writes);
-  } finally {
-    await sql`alter table subscriptions enable trigger subscriptions_aggregates_insert`.execute(db);
-  }
-  await withTenant(db, { tenantId: scratchId }, (trx) => rebuildAggregates(trx));
-  await db.transaction().execute(async (trx) => {
-    for (const table of ['subscriptions', 'user_totals', 'users'] as const) {
-      await trx.deleteFrom(table).where('tenant_id', '=', scratchId).execute();
+    const count = async () => {
+      const demo = await owner
+        .selectFrom('tenants')
+        .select('id')
+        .where('name', '=', 'Demo')
+        .executeTakeFirst();
+      if (!demo) return { tenantId: undefined, have: 0 };
+      const { rows } = await sql<{
+        n: string;
+      }>`select count(*) as n from subscriptions where tenant_id = ${demo.id}`.execute(owner);
+      return { tenantId: demo.id, have: Number(rows[0]?.n) };
+    };
+    if ((await count()).have !== ROWS) {
+      console.log(`seeding ${ROWS} subscriptions…`);
+      execFileSync(process.execPath, ['--import', 'tsx', 'src/cli/seed.ts'], {
+        stdio: 'inherit',
+        env: { ...process.env, ROWS: String(ROWS) },
+      });
     }
-    await trx.deleteFrom('tenants').where('id', '=', scratchId).execute();
-  });
-  await withTenant(db, { tenantId }, (trx) =>
-    trx.deleteFrom('api_keys').where('name', '=', 'bench').execute(),
-  );
+    const tenantId = (await count()).tenantId!;
+    const system = { tenantId, keyId: 'system' };
+    const { key } = await withTenant(owner, system, (trx) =>
+      issueApiKey(trx, { name: 'bench', role: 'admin', expiresAt: null }),
+    );
+    const sample = await withTenant(owner, system, (trx) =>
+      trx.selectFrom('users').select('id').orderBy('id', 'desc').limit(1).executeTakeFirstOrThrow(),
+    );
+    const auth = { authorization: `Bearer ${key}` };
 
-  const table = [
-    '| call | p50 | p95 | p99 | throughput (8 in flight) |',
-    '| --- | --- | --- | --- | --- |',
-    ...rows.map((r) => `| ${r.what} | ${r.p50} | ${r.p95} | ${r.p99} | ${r.rate} |`),
-    '',
-    '| single-row inserts, 4 connections | rows/s |',
-    '| --- | --- |',
-    `| with the maintained aggregates | ${Math.round(withAggregates)} |`,
-    `| without (aggregate trigger disabled) | ${Math.round(withoutAggregates)} |`,
-  ].join('\n');
-  const report = `# Benchmark\n\n\`make bench\` with ROWS=${ROWS} subscriptions in the demo tenant, ${SAMPLES} sequential requests per call over HTTP on loopback (after 100 warm-up), then 3 s with 8 requests in flight. ${os.cpus().length} cores, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}.\n\n${table}\n`;
-  console.log(`\n${table}`);
-  writeFileSync(`bench/results${ROWS === 500_000 ? '' : `-${ROWS}`}.md`, report);
-} finally {
-  await db.destroy();
-  await database.stop();
-}
+    // 1. The floor and the API, one after the other, under the same load.
+    const floor = await startServer('bench/floor.ts', {
+      FLOOR_DATABASE_URL: database.url,
+      FLOOR_TENANT_ID: tenantId,
+    });
+    const floorResult = await crud(
+      floor.base,
+      { user: `/users/${sample.id}`, list: '/subscriptions?limit=20', create: '/users' },
+      {},
+    );
+    await floor.stop();
+
+    const apiEnv = {
+      DATABASE_URL: database.url,
+      NODE_ENV: 'production',
+      WORKERS: '1',
+      RATE_LIMIT_PER_MINUTE: '1000000',
+    };
+    const apiPaths = {
+      user: `/api/v1/users/${sample.id}`,
+      list: '/api/v1/subscriptions?limit=20',
+      create: '/api/v1/users',
+    };
+    const api = await startServer('src/main.ts', apiEnv);
+    const apiResult = await crud(api.base, apiPaths, auth);
+    // 2. Analytics: latency one request at a time, throughput under the same load.
+    const analyticsAlone = await load({ url: `${api.base}/api/v1/analytics`, headers: auth, connections: 1 });
+    const analytics = await load({ url: `${api.base}/api/v1/analytics`, headers: auth });
+    await api.stop();
+
+    // 3. Two server processes.
+    const two = await startServer('src/main.ts', { ...apiEnv, WORKERS: '2' });
+    const twoResult = await crud(two.base, apiPaths, auth);
+    await two.stop();
+
+    // 4. Write throughput in a scratch tenant: with the aggregate triggers, then without them.
+    const scratch = await createTenant({ db: owner }, 'bench scratch');
+    const scratchId = scratch.tenant.id;
+    const user = await withTenant(owner, { tenantId: scratchId }, (trx) =>
+      trx
+        .insertInto('users')
+        .values({ name: 'Bench', email: 'bench@example.com' })
+        .returning('id')
+        .executeTakeFirstOrThrow(),
+    );
+    const writes = 4000;
+    const withAggregates = await writeThroughput(owner, scratchId, user.id, writes);
+    await sql`alter table subscriptions disable trigger subscriptions_aggregates_insert`.execute(owner);
+    let withoutAggregates: number;
+    try {
+      withoutAggregates = await writeThroughput(owner, scratchId, user.id, writes);
+    } finally {
+      await sql`alter table subscriptions enable trigger subscriptions_aggregates_insert`.execute(owner);
+    }
+    await rebuild({ db: owner }, { tenantId: scratchId, keyId: 'system' });
+
+    // Leave the demo tenant as the seed made it.
+    await owner.transaction().execute(async (trx) => {
+      for (const table of ['subscriptions', 'user_totals', 'users'] as const) {
+        await trx.deleteFrom(table).where('tenant_id', '=', scratchId).execute();
+      }
+      await trx.deleteFrom('tenants').where('id', '=', scratchId).execute();
+      await trx
+        .deleteFrom('users')
+        .where('tenant_id', '=', tenantId)
+        .where('email', 'like', 'bench-%@example.com')
+        .execute();
+      await trx
+        .deleteFrom('api_keys')
+        .where('tenant_id', '=', tenantId)
+        .where('name', '=', 'bench')
+        .execute();
+    });
+
+    const ratio = (a: LoadResult, b: LoadResult) =>
+      `${Math.round((100 * a.requestsPerSecond) / b.requestsPerSecond)}%`;
+    const growth = (a: LoadResult, b: LoadResult) =>
+      `${(a.requestsPerSecond / b.requestsPerSecond).toFixed(2)}×`;
+    const rows: Array<[string, keyof Crud]> = [
+      ['GET user by id', 'getById'],
+      ['GET page of 20 subscriptions', 'list'],
+      ['POST create user', 'create'],
+    ];
+    const table = [
+      `| ${CONNECTIONS} connections, ${DURATION} s each | floor | this API, 1 process | API ÷ floor | this API, WORKERS=2 | 2 ÷ 1 |`,
+      '| --- | --- | --- | --- | --- | --- |',
+      ...rows.map(
+        ([label, k]) =>
+          `| ${label} | ${formatLoad(floorResult[k])} | ${formatLoad(apiResult[k])} | ${ratio(apiResult[k], floorResult[k])} | ${formatLoad(twoResult[k])} | ${growth(twoResult[k], apiResult[k])} |`,
+      ),
+      '',
+      '| GET /api/v1/analytics, 1 process |  |',
+      '| --- | --- |',
+      `| 1 connection, ${DURATION} s | ${formatLoad(analyticsAlone)} |`,
+      `| ${CONNECTIONS} connections, ${DURATION} s | ${formatLoad(analytics)} |`,
+      '',
+      '| single-row inserts, 4 connections | rows/s |',
+      '| --- | --- |',
+      `| with the maintained aggregates | ${Math.round(withAggregates)} |`,
+      `| without (aggregate trigger disabled) | ${Math.round(withoutAggregates)} |`,
+    ].join('\n');
+    const report = [
+      '# Benchmark',
+      '',
+      `\`make bench\` with ROWS=${ROWS} subscriptions in the demo tenant; ${os.cpus().length} cores shared by PostgreSQL, the server under test and the load generator (autocannon, its own process); Node ${process.version}; ${new Date().toISOString().slice(0, 10)}. Throughput counts 2xx answers only; latencies are of 2xx answers.`,
+      '',
+      table,
+      '',
+    ].join('\n');
+    console.log(`\n${table}`);
+    writeFileSync(`bench/results${ROWS === 500_000 ? '' : `-${ROWS}`}.md`, report);
+  } finally {
+    await owner.destroy();
+    await database.stop();
+  }
+});
