@@ -41,7 +41,7 @@ export default tseslint.config(
   },
   // Imports only go down: routes → services → queries → database (see README, Layout).
   ...layer('src/routes/**', ['queries', 'database', 'analytics'], ['pg', 'kysely']),
-  ...layer('src/services/**', ['routes', 'http', 'responses'], ['express']),
+  ...layer('src/services/**', ['routes', 'http'], ['express']),
   ...layer('src/queries/**', ['routes', 'http', 'responses', 'services'], ['express']),
   ...layer('src/analytics/**', ['routes', 'http', 'responses', 'services', 'queries'], ['express']),
   ...layer(

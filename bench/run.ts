@@ -15,7 +15,10 @@ import { sql } from 'kysely';
 import { loadConfig } from '../src/config.js';
 import { createDb, type Db, withTenant } from '../src/database/connection.js';
 import { openDatabase } from '../src/database/open.js';
-import { issueApiKey } from '../src/services/api-keys.js';
+import { insertUser } from '../src/queries/users.js';
+import { authenticateKey, issueApiKey } from '../src/services/api-keys.js';
+import { createUser } from '../src/services/users.js';
+import { inTenant } from '../src/services/context.js';
 import { rebuild } from '../src/services/analytics.js';
 import { createTenant } from '../src/services/tenants.js';
 import { runMain } from '../src/startup.js';
@@ -95,6 +98,62 @@ async function crud(
   return result;
 }
 
+const SERVICE_SECONDS = 5;
+
+/** Runs `write` from 8 loops for SERVICE_SECONDS; returns completed writes per second. */
+async function writesPerSecond(write: (i: number) => Promise<unknown>): Promise<number> {
+  let done = 0;
+  const until = performance.now() + SERVICE_SECONDS * 1000;
+  await Promise.all(
+    Array.from({ length: 8 }, async (_, loop) => {
+      for (let i = 0; performance.now() < until; i++) {
+        await write(loop * 1_000_000 + i);
+        done++;
+      }
+    }),
+  );
+  return done / SERVICE_SECONDS;
+}
+
+/**
+ * The same user insert three ways, on the app role's pool like a request: as a bare tenant
+ * transaction (no event), through the service (insert + event), and through the service with an
+ * idempotency key (+ the key's lock, lookup and stored reply).
+ */
+async function serviceWriteCosts(url: string, tenantId: string, apiKey: string) {
+  const db = createDb(url, { poolSize: 8, asAppRole: true });
+  const ctx = { db };
+  const holder = await authenticateKey(ctx, apiKey);
+  const actor = { tenantId, keyId: holder!.keyId, apiKey: holder!.apiKey };
+  const run = Date.now();
+  const email = (i: number) => `bench-svc-${run}-${i}@example.com`;
+  try {
+    const bare = await writesPerSecond((i) =>
+      withTenant(db, actor, (trx) => insertUser(trx, { name: 'Bench', email: `${email(i)}.bare` })),
+    );
+    const events = await writesPerSecond((i) =>
+      createUser(ctx, actor, { name: 'Bench', email: `${email(i)}.events` }),
+    );
+    const idempotent = await writesPerSecond((i) =>
+      createUser(
+        ctx,
+        {
+          ...actor,
+          idempotency: {
+            key: `bench-${run}-${i}`,
+            fingerprint: String(i),
+            reply: () => ({ status: 201, headers: {}, body: '{}' }),
+          },
+        },
+        { name: 'Bench', email: `${email(i)}.keyed` },
+      ),
+    );
+    return { bare, events, idempotent };
+  } finally {
+    await db.destroy();
+  }
+}
+
 /** Single-row inserts, each in its own tenant transaction, from 4 connections at once. */
 async function writeThroughput(db: Db, tenantId: string, userId: string, count: number): Promise<number> {
   const start = performance.now();
@@ -146,8 +205,8 @@ runMain(async () => {
     }
     const tenantId = (await count()).tenantId!;
     const system = { tenantId, keyId: 'system' };
-    const { key } = await withTenant(owner, system, (trx) =>
-      issueApiKey(trx, { name: 'bench', role: 'admin', expiresAt: null }),
+    const { key } = await inTenant({ db: owner }, system, (tx) =>
+      issueApiKey(tx, { name: 'bench', role: 'admin', expiresAt: null }),
     );
     const sample = await withTenant(owner, system, (trx) =>
       trx.selectFrom('users').select('id').orderBy('id', 'desc').limit(1).executeTakeFirstOrThrow(),
@@ -182,7 +241,18 @@ runMain(async () => {
     // 2. Analytics: latency one request at a time, throughput under the same load.
     const analyticsAlone = await load({ url: `${api.base}/api/v1/analytics`, headers: auth, connections: 1 });
     const analytics = await load({ url: `${api.base}/api/v1/analytics`, headers: auth });
+    // POST with a unique Idempotency-Key per request (autocannon replaces [<id>] in headers too).
+    const createIdempotent = await load({
+      url: api.base + apiPaths.create,
+      method: 'POST',
+      headers: { ...auth, 'idempotency-key': 'bench-[<id>]' },
+      body: '{"name": "Bench User", "email": "bench-[<id>]@example.com"}',
+      idReplacement: true,
+    });
     await api.stop();
+
+    // The write path without HTTP: what events and idempotency records cost a write.
+    const writeCosts = await serviceWriteCosts(database.url, tenantId, key);
 
     // 3. Two server processes.
     const two = await startServer('src/main.ts', { ...apiEnv, WORKERS: '2' });
@@ -219,7 +289,7 @@ runMain(async () => {
       await trx
         .deleteFrom('users')
         .where('tenant_id', '=', tenantId)
-        .where('email', 'like', 'bench-%@example.com')
+        .where('email', 'like', 'bench-%')
         .execute();
       await trx
         .deleteFrom('api_keys')
@@ -228,6 +298,7 @@ runMain(async () => {
         .execute();
     });
 
+    const pct = (a: number, b: number) => `${Math.round((100 * a) / b)}%`;
     const ratio = (a: LoadResult, b: LoadResult) =>
       `${Math.round((100 * a.requestsPerSecond) / b.requestsPerSecond)}%`;
     const growth = (a: LoadResult, b: LoadResult) =>
@@ -249,6 +320,17 @@ runMain(async () => {
       '| --- | --- |',
       `| 1 connection, ${DURATION} s | ${formatLoad(analyticsAlone)} |`,
       `| ${CONNECTIONS} connections, ${DURATION} s | ${formatLoad(analytics)} |`,
+      '',
+      '| POST create user, 1 process, 32 connections | req/s | ÷ without a key |',
+      '| --- | --- | --- |',
+      `| with events (every write records one) | ${formatLoad(apiResult.create)} | |`,
+      `| with events and an Idempotency-Key each | ${formatLoad(createIdempotent)} | ${ratio(createIdempotent, apiResult.create)} |`,
+      '',
+      `| one user insert per transaction, in process, 8 at once, ${SERVICE_SECONDS} s | writes/s | ÷ insert only |`,
+      '| --- | --- | --- |',
+      `| the insert only (the write path before events) | ${Math.round(writeCosts.bare)} | 100% |`,
+      `| createUser: the insert and its event | ${Math.round(writeCosts.events)} | ${pct(writeCosts.events, writeCosts.bare)} |`,
+      `| createUser with an Idempotency-Key | ${Math.round(writeCosts.idempotent)} | ${pct(writeCosts.idempotent, writeCosts.bare)} |`,
       '',
       '| single-row inserts, 4 connections | rows/s |',
       '| --- | --- |',

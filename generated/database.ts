@@ -13,6 +13,18 @@ export type Generated<T> = T extends ColumnType<infer S, infer I, infer U>
 
 export type Int8 = ColumnType<string, bigint | number | string, bigint | number | string>;
 
+export type Json = JsonValue;
+
+export type JsonArray = JsonValue[];
+
+export type JsonObject = {
+  [x: string]: JsonValue | undefined;
+};
+
+export type JsonPrimitive = boolean | number | string | null;
+
+export type JsonValue = JsonArray | JsonObject | JsonPrimitive;
+
 export type Numeric = ColumnType<string, number | string, number | string>;
 
 export type Timestamp = ColumnType<Date, Date | string, Date | string>;
@@ -29,6 +41,21 @@ export interface ApiKeys {
   tenant_id: Generated<string>;
 }
 
+export interface Events {
+  actor: string;
+  data: Json;
+  id: Generated<string>;
+  occurred_at: Generated<Timestamp>;
+  previous: Json | null;
+  request_id: string | null;
+  resource_id: string;
+  resource_type: string;
+  seq: Generated<Int8>;
+  tenant_id: Generated<string>;
+  type: string;
+  xid: Generated<string>;
+}
+
 export interface Features {
   created_at: Generated<Timestamp>;
   description: string | null;
@@ -36,6 +63,18 @@ export interface Features {
   name: string;
   tenant_id: Generated<string>;
   updated_at: Generated<Timestamp>;
+  version: Generated<number>;
+}
+
+export interface IdempotencyKeys {
+  api_key_id: string;
+  body: string;
+  created_at: Generated<Timestamp>;
+  fingerprint: string;
+  headers: Json;
+  key: string;
+  status: number;
+  tenant_id: Generated<string>;
 }
 
 export interface RateLimitHits {
@@ -63,6 +102,8 @@ export interface SubscriptionRollups {
 
 export interface Subscriptions {
   billing_interval: Generated<string>;
+  cancel_at: Timestamp | null;
+  cancel_reason: string | null;
   canceled_at: Timestamp | null;
   created_at: Generated<Timestamp>;
   end_date: string | null;
@@ -73,6 +114,7 @@ export interface Subscriptions {
   tenant_id: Generated<string>;
   updated_at: Generated<Timestamp>;
   user_id: string;
+  version: Generated<number>;
 }
 
 export interface Tenants {
@@ -88,6 +130,7 @@ export interface Users {
   name: string;
   tenant_id: Generated<string>;
   updated_at: Generated<Timestamp>;
+  version: Generated<number>;
 }
 
 export interface UserTotals {
@@ -99,7 +142,9 @@ export interface UserTotals {
 
 export interface DB {
   api_keys: ApiKeys;
+  events: Events;
   features: Features;
+  idempotency_keys: IdempotencyKeys;
   rate_limit_hits: RateLimitHits;
   subscription_features: SubscriptionFeatures;
   subscription_rollups: SubscriptionRollups;

@@ -185,6 +185,55 @@ export interface paths {
         patch: operations["updateSubscription"];
         trace?: never;
     };
+    "/api/v1/subscriptions/{subscriptionId}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @example 0193a6a2-9e11-7f00-a000-00000000beef */
+                subscriptionId: components["parameters"]["SubscriptionId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Cancel a subscription, now or at the end of its period
+         * @description `at: now` cancels at once (`status` canceled, `canceled_at` now). `at: period_end` sets
+         *     `cancel_at` to the end of the current billing period; the subscription stays as it is
+         *     until then, and is canceled from that moment on (`canceled_at` = `cancel_at`), with a
+         *     `subscription.canceled` event by the system. Canceling a canceled subscription is 409.
+         */
+        post: operations["cancelSubscription"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/subscriptions/{subscriptionId}/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @example 0193a6a2-9e11-7f00-a000-00000000beef */
+                subscriptionId: components["parameters"]["SubscriptionId"];
+            };
+            cookie?: never;
+        };
+        /**
+         * A subscription's history
+         * @description Every event of the subscription, oldest first, also after it was deleted (404 only when there never was one).
+         */
+        get: operations["listSubscriptionEvents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/subscriptions/{subscriptionId}/features": {
         parameters: {
             query?: never;
@@ -232,6 +281,30 @@ export interface paths {
          * @description 404 when the subscription or feature does not exist, or they are not linked.
          */
         delete: operations["unlinkSubscriptionFeature"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The event feed
+         * @description Every change in the tenant, oldest first. Poll it with the last `next_cursor` and you get
+         *     each event exactly once, even when transactions commit in another order than they
+         *     started: the feed hands out only events of transactions older than every transaction
+         *     still running, so the newest events appear once the writes around them have finished
+         *     (usually milliseconds).
+         */
+        get: operations["listEvents"];
+        put?: never;
+        post?: never;
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -408,6 +481,8 @@ export interface components {
         Id: string;
         /** Format: date-time */
         Timestamp: string;
+        /** @description Incremented by every change; the resource's ETag is this number in quotes. */
+        Version: number;
         /**
          * @description An exact non-negative amount with at most two decimals, as a string. Responses always carry two decimals.
          * @example 49.99
@@ -444,6 +519,7 @@ export interface components {
             id: components["schemas"]["Id"];
             name: components["schemas"]["Name"];
             email: components["schemas"]["Email"];
+            version: components["schemas"]["Version"];
             created_at: components["schemas"]["Timestamp"];
             updated_at: components["schemas"]["Timestamp"];
         };
@@ -464,6 +540,7 @@ export interface components {
             id: components["schemas"]["Id"];
             name: components["schemas"]["Name"];
             description: string | null;
+            version: components["schemas"]["Version"];
             created_at: components["schemas"]["Timestamp"];
             updated_at: components["schemas"]["Timestamp"];
         };
@@ -485,7 +562,10 @@ export interface components {
         };
         /**
          * @description `trialing`: in a free trial; `active`: paid and current; `past_due`: a payment failed and is
-         *     being retried; `canceled`: ended (see `canceled_at` and `end_date`).
+         *     being retried; `canceled`: ended (see `canceled_at` and `end_date`). A change of status
+         *     must follow the lifecycle: `trialing → active`, `active ⇄ past_due`, and
+         *     `trialing | active | past_due → canceled`; `canceled` is final (409 otherwise, naming the
+         *     statuses allowed next).
          * @enum {string}
          */
         SubscriptionStatus: "trialing" | "active" | "past_due" | "canceled";
@@ -510,9 +590,19 @@ export interface components {
             end_date: string | null;
             /**
              * Format: date-time
-             * @description When the status became `canceled`; set and cleared by the server.
+             * @description When the status became `canceled`; set by the server.
              */
             readonly canceled_at: string | null;
+            /**
+             * Format: date-time
+             * @description A cancellation scheduled with `POST .../cancel` and `at: period_end`: the subscription
+             *     keeps its status until this moment, then is `canceled` with `canceled_at` equal to it
+             *     (every read and the analytics see it from that moment on).
+             */
+            readonly cancel_at: string | null;
+            /** @description Why it was canceled, as given to `POST .../cancel`. */
+            readonly cancel_reason: string | null;
+            version: components["schemas"]["Version"];
             created_at: components["schemas"]["Timestamp"];
             updated_at: components["schemas"]["Timestamp"];
             /** @description Present only with `include=features`. */
@@ -549,6 +639,50 @@ export interface components {
         SubscriptionList: {
             data: components["schemas"]["Subscription"][];
             next_cursor: components["schemas"]["NextCursor"];
+        };
+        SubscriptionCancel: {
+            /**
+             * @description `now`, or the end of the current billing period (the subscription stays as it is until then).
+             * @enum {string}
+             */
+            at: "now" | "period_end";
+            reason?: string;
+        };
+        Event: {
+            id: components["schemas"]["Id"];
+            /**
+             * @description `<resource>.<change>`: `user.created|updated|deleted`, `feature.created|updated|deleted`,
+             *     `subscription.created|updated|canceled|cancellation_scheduled|deleted`,
+             *     `subscription_feature.linked|unlinked`, `api_key.created|revoked`, `tenant.created`.
+             * @example subscription.updated
+             */
+            type: string;
+            /** @enum {string} */
+            resource_type: "user" | "feature" | "subscription" | "api_key" | "tenant";
+            /** Format: uuid */
+            resource_id: string;
+            /** @description Who made the change, an API key or the system (a scheduled cancellation, a job). */
+            actor: {
+                /** @enum {string} */
+                type: "api_key" | "system";
+                /** Format: uuid */
+                id: string | null;
+            };
+            /** @description The X-Request-Id of the request that made the change. */
+            request_id: string | null;
+            occurred_at: components["schemas"]["Timestamp"];
+            /** @description The resource after the change (before it, for a deletion), as this API shows it; for links, the subscription id and the feature. */
+            data: Record<string, never>;
+            /** @description For updates, each changed field with its value before the change; null otherwise. */
+            previous: Record<string, never> | null;
+        };
+        EventList: {
+            data: components["schemas"]["Event"][];
+            /**
+             * @description Where to continue, oldest first. Unlike other lists, it is never null once you have
+             *     read to the end: poll with the last `next_cursor` to get only newer events.
+             */
+            next_cursor: string | null;
         };
         Tenant: {
             id: components["schemas"]["Id"];
@@ -831,6 +965,32 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
+        /** @description The resource is unchanged since the version named in `If-None-Match`; no body. */
+        NotModified: {
+            headers: {
+                ETag: components["headers"]["ETag"];
+                [name: string]: unknown;
+            };
+            content?: never;
+        };
+        /** @description `If-Match` does not name the current version; nothing changed. `ETag` names the current one. */
+        PreconditionFailed: {
+            headers: {
+                ETag: components["headers"]["ETag"];
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "/problems/precondition-failed",
+                 *       "title": "Precondition failed",
+                 *       "status": 412,
+                 *       "detail": "The subscription is at version 4, not \"3\"; read it again and retry."
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
         /** @description The database cannot be reached (refused, dropped or timed out connection, or the server is shutting down); retry after `Retry-After` seconds. */
         ServiceUnavailable: {
             headers: {
@@ -862,6 +1022,22 @@ export interface components {
         Limit: number;
         /** @description The `next_cursor` of the previous page. */
         Cursor: string;
+        /**
+         * @description Makes the request safe to retry: it runs at most once for this key (see the description
+         *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+         * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
+         */
+        IdempotencyKey: string;
+        /**
+         * @description Change only if the resource's current ETag is one of these (or `*`, any existing version); else 412.
+         * @example "3"
+         */
+        IfMatch: string;
+        /**
+         * @description Answer 304 with no body when the current ETag is one of these (or `*`).
+         * @example "3"
+         */
+        IfNoneMatch: string;
         /** @description `features` embeds each subscription's features (ordered by name). */
         Include: "features";
     };
@@ -869,6 +1045,10 @@ export interface components {
     headers: {
         /** @description Path of the created resource. */
         Location: string;
+        /** @description The resource's version as a strong entity tag, e.g. `"3"`; send it back in `If-Match` or `If-None-Match`. */
+        ETag: string;
+        /** @description `true` when this is the stored answer to an earlier request with the same Idempotency-Key. */
+        "Idempotent-Replayed": "true";
     };
     pathItems: never;
 }
@@ -957,6 +1137,7 @@ export interface operations {
                      *           "id": "0193a6a2-7c4e-7d1a-9b1e-3f2c4d5e6f70",
                      *           "name": "Ada Lovelace",
                      *           "email": "ada@example.com",
+                     *           "version": 1,
                      *           "created_at": "2026-11-23T09:00:00.000Z",
                      *           "updated_at": "2026-11-23T09:00:00.000Z"
                      *         }
@@ -977,7 +1158,14 @@ export interface operations {
     createUser: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Makes the request safe to retry: it runs at most once for this key (see the description
+                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -997,6 +1185,8 @@ export interface operations {
             201: {
                 headers: {
                     Location: components["headers"]["Location"];
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    ETag: components["headers"]["ETag"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1005,6 +1195,7 @@ export interface operations {
                      *       "id": "0193a6a2-7c4e-7d1a-9b1e-3f2c4d5e6f70",
                      *       "name": "Ada Lovelace",
                      *       "email": "ada@example.com",
+                     *       "version": 1,
                      *       "created_at": "2026-11-23T09:00:00.000Z",
                      *       "updated_at": "2026-11-23T09:00:00.000Z"
                      *     }
@@ -1018,6 +1209,7 @@ export interface operations {
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["Unprocessable"];
             429: components["responses"]["TooManyRequests"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -1025,7 +1217,13 @@ export interface operations {
     getUser: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Answer 304 with no body when the current ETag is one of these (or `*`).
+                 * @example "3"
+                 */
+                "If-None-Match"?: components["parameters"]["IfNoneMatch"];
+            };
             path: {
                 /** @example 0193a6a2-7c4e-7d1a-9b1e-3f2c4d5e6f70 */
                 userId: components["parameters"]["UserId"];
@@ -1037,6 +1235,7 @@ export interface operations {
             /** @description The user. */
             200: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1045,6 +1244,7 @@ export interface operations {
                      *       "id": "0193a6a2-7c4e-7d1a-9b1e-3f2c4d5e6f70",
                      *       "name": "Ada Lovelace",
                      *       "email": "ada@example.com",
+                     *       "version": 1,
                      *       "created_at": "2026-11-23T09:00:00.000Z",
                      *       "updated_at": "2026-11-23T09:00:00.000Z"
                      *     }
@@ -1052,6 +1252,7 @@ export interface operations {
                     "application/json": components["schemas"]["User"];
                 };
             };
+            304: components["responses"]["NotModified"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
@@ -1063,7 +1264,19 @@ export interface operations {
     deleteUser: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Makes the request safe to retry: it runs at most once for this key (see the description
+                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+                /**
+                 * @description Change only if the resource's current ETag is one of these (or `*`, any existing version); else 412.
+                 * @example "3"
+                 */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
             path: {
                 /** @example 0193a6a2-7c4e-7d1a-9b1e-3f2c4d5e6f70 */
                 userId: components["parameters"]["UserId"];
@@ -1075,6 +1288,7 @@ export interface operations {
             /** @description Deleted. */
             204: {
                 headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -1084,6 +1298,8 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
+            412: components["responses"]["PreconditionFailed"];
+            422: components["responses"]["Unprocessable"];
             429: components["responses"]["TooManyRequests"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -1091,7 +1307,19 @@ export interface operations {
     updateUser: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Makes the request safe to retry: it runs at most once for this key (see the description
+                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+                /**
+                 * @description Change only if the resource's current ETag is one of these (or `*`, any existing version); else 412.
+                 * @example "3"
+                 */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
             path: {
                 /** @example 0193a6a2-7c4e-7d1a-9b1e-3f2c4d5e6f70 */
                 userId: components["parameters"]["UserId"];
@@ -1112,6 +1340,8 @@ export interface operations {
             /** @description The updated user. */
             200: {
                 headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    ETag: components["headers"]["ETag"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1120,6 +1350,7 @@ export interface operations {
                      *       "id": "0193a6a2-7c4e-7d1a-9b1e-3f2c4d5e6f70",
                      *       "name": "Ada Lovelace",
                      *       "email": "ada.lovelace@example.com",
+                     *       "version": 1,
                      *       "created_at": "2026-11-23T09:00:00.000Z",
                      *       "updated_at": "2026-11-23T10:00:00.000Z"
                      *     }
@@ -1132,8 +1363,10 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
+            412: components["responses"]["PreconditionFailed"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["Unprocessable"];
             429: components["responses"]["TooManyRequests"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -1167,6 +1400,7 @@ export interface operations {
                      *           "id": "0193a6a2-8d00-7abc-8def-0123456789ab",
                      *           "name": "priority-support",
                      *           "description": "Answers within one business hour.",
+                     *           "version": 1,
                      *           "created_at": "2026-11-23T09:00:00.000Z",
                      *           "updated_at": "2026-11-23T09:00:00.000Z"
                      *         }
@@ -1187,7 +1421,14 @@ export interface operations {
     createFeature: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Makes the request safe to retry: it runs at most once for this key (see the description
+                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -1207,6 +1448,8 @@ export interface operations {
             201: {
                 headers: {
                     Location: components["headers"]["Location"];
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    ETag: components["headers"]["ETag"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1215,6 +1458,7 @@ export interface operations {
                      *       "id": "0193a6a2-8d00-7abc-8def-0123456789ab",
                      *       "name": "priority-support",
                      *       "description": "Answers within one business hour.",
+                     *       "version": 1,
                      *       "created_at": "2026-11-23T09:00:00.000Z",
                      *       "updated_at": "2026-11-23T09:00:00.000Z"
                      *     }
@@ -1228,6 +1472,7 @@ export interface operations {
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["Unprocessable"];
             429: components["responses"]["TooManyRequests"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -1235,7 +1480,13 @@ export interface operations {
     getFeature: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Answer 304 with no body when the current ETag is one of these (or `*`).
+                 * @example "3"
+                 */
+                "If-None-Match"?: components["parameters"]["IfNoneMatch"];
+            };
             path: {
                 /** @example 0193a6a2-8d00-7abc-8def-0123456789ab */
                 featureId: components["parameters"]["FeatureId"];
@@ -1247,6 +1498,7 @@ export interface operations {
             /** @description The feature. */
             200: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1255,6 +1507,7 @@ export interface operations {
                      *       "id": "0193a6a2-8d00-7abc-8def-0123456789ab",
                      *       "name": "priority-support",
                      *       "description": "Answers within one business hour.",
+                     *       "version": 1,
                      *       "created_at": "2026-11-23T09:00:00.000Z",
                      *       "updated_at": "2026-11-23T09:00:00.000Z"
                      *     }
@@ -1262,6 +1515,7 @@ export interface operations {
                     "application/json": components["schemas"]["Feature"];
                 };
             };
+            304: components["responses"]["NotModified"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
@@ -1273,7 +1527,19 @@ export interface operations {
     deleteFeature: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Makes the request safe to retry: it runs at most once for this key (see the description
+                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+                /**
+                 * @description Change only if the resource's current ETag is one of these (or `*`, any existing version); else 412.
+                 * @example "3"
+                 */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
             path: {
                 /** @example 0193a6a2-8d00-7abc-8def-0123456789ab */
                 featureId: components["parameters"]["FeatureId"];
@@ -1285,6 +1551,7 @@ export interface operations {
             /** @description Deleted. */
             204: {
                 headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -1294,6 +1561,8 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
+            412: components["responses"]["PreconditionFailed"];
+            422: components["responses"]["Unprocessable"];
             429: components["responses"]["TooManyRequests"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -1301,7 +1570,19 @@ export interface operations {
     updateFeature: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Makes the request safe to retry: it runs at most once for this key (see the description
+                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+                /**
+                 * @description Change only if the resource's current ETag is one of these (or `*`, any existing version); else 412.
+                 * @example "3"
+                 */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
             path: {
                 /** @example 0193a6a2-8d00-7abc-8def-0123456789ab */
                 featureId: components["parameters"]["FeatureId"];
@@ -1322,6 +1603,8 @@ export interface operations {
             /** @description The updated feature. */
             200: {
                 headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    ETag: components["headers"]["ETag"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1330,6 +1613,7 @@ export interface operations {
                      *       "id": "0193a6a2-8d00-7abc-8def-0123456789ab",
                      *       "name": "priority-support",
                      *       "description": null,
+                     *       "version": 1,
                      *       "created_at": "2026-11-23T09:00:00.000Z",
                      *       "updated_at": "2026-11-23T10:00:00.000Z"
                      *     }
@@ -1342,8 +1626,10 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
+            412: components["responses"]["PreconditionFailed"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["Unprocessable"];
             429: components["responses"]["TooManyRequests"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -1390,6 +1676,9 @@ export interface operations {
                      *           "start_date": "2026-11-01",
                      *           "end_date": null,
                      *           "canceled_at": null,
+                     *           "cancel_at": null,
+                     *           "cancel_reason": null,
+                     *           "version": 1,
                      *           "created_at": "2026-11-23T09:00:00.000Z",
                      *           "updated_at": "2026-11-23T09:00:00.000Z"
                      *         }
@@ -1410,7 +1699,14 @@ export interface operations {
     createSubscription: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Makes the request safe to retry: it runs at most once for this key (see the description
+                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -1432,6 +1728,8 @@ export interface operations {
             201: {
                 headers: {
                     Location: components["headers"]["Location"];
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    ETag: components["headers"]["ETag"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1445,6 +1743,9 @@ export interface operations {
                      *       "start_date": "2026-11-01",
                      *       "end_date": null,
                      *       "canceled_at": null,
+                     *       "cancel_at": null,
+                     *       "cancel_reason": null,
+                     *       "version": 1,
                      *       "created_at": "2026-11-23T09:00:00.000Z",
                      *       "updated_at": "2026-11-23T09:00:00.000Z"
                      *     }
@@ -1455,6 +1756,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["Unprocessable"];
@@ -1468,7 +1770,13 @@ export interface operations {
                 /** @description `features` embeds each subscription's features (ordered by name). */
                 include?: components["parameters"]["Include"];
             };
-            header?: never;
+            header?: {
+                /**
+                 * @description Answer 304 with no body when the current ETag is one of these (or `*`).
+                 * @example "3"
+                 */
+                "If-None-Match"?: components["parameters"]["IfNoneMatch"];
+            };
             path: {
                 /** @example 0193a6a2-9e11-7f00-a000-00000000beef */
                 subscriptionId: components["parameters"]["SubscriptionId"];
@@ -1480,6 +1788,7 @@ export interface operations {
             /** @description The subscription; with `include=features`, also its features. */
             200: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1493,6 +1802,9 @@ export interface operations {
                      *       "start_date": "2026-11-01",
                      *       "end_date": null,
                      *       "canceled_at": null,
+                     *       "cancel_at": null,
+                     *       "cancel_reason": null,
+                     *       "version": 1,
                      *       "created_at": "2026-11-23T09:00:00.000Z",
                      *       "updated_at": "2026-11-23T09:00:00.000Z",
                      *       "features": [
@@ -1500,6 +1812,7 @@ export interface operations {
                      *           "id": "0193a6a2-8d00-7abc-8def-0123456789ab",
                      *           "name": "priority-support",
                      *           "description": "Answers within one business hour.",
+                     *           "version": 1,
                      *           "created_at": "2026-11-23T09:00:00.000Z",
                      *           "updated_at": "2026-11-23T09:00:00.000Z"
                      *         }
@@ -1509,6 +1822,7 @@ export interface operations {
                     "application/json": components["schemas"]["Subscription"];
                 };
             };
+            304: components["responses"]["NotModified"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
@@ -1520,7 +1834,19 @@ export interface operations {
     deleteSubscription: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Makes the request safe to retry: it runs at most once for this key (see the description
+                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+                /**
+                 * @description Change only if the resource's current ETag is one of these (or `*`, any existing version); else 412.
+                 * @example "3"
+                 */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
             path: {
                 /** @example 0193a6a2-9e11-7f00-a000-00000000beef */
                 subscriptionId: components["parameters"]["SubscriptionId"];
@@ -1532,6 +1858,7 @@ export interface operations {
             /** @description Deleted. */
             204: {
                 headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -1540,6 +1867,9 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            412: components["responses"]["PreconditionFailed"];
+            422: components["responses"]["Unprocessable"];
             429: components["responses"]["TooManyRequests"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -1547,7 +1877,19 @@ export interface operations {
     updateSubscription: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Makes the request safe to retry: it runs at most once for this key (see the description
+                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+                /**
+                 * @description Change only if the resource's current ETag is one of these (or `*`, any existing version); else 412.
+                 * @example "3"
+                 */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
             path: {
                 /** @example 0193a6a2-9e11-7f00-a000-00000000beef */
                 subscriptionId: components["parameters"]["SubscriptionId"];
@@ -1569,6 +1911,8 @@ export interface operations {
             /** @description The updated subscription. */
             200: {
                 headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    ETag: components["headers"]["ETag"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1582,6 +1926,9 @@ export interface operations {
                      *       "start_date": "2026-11-01",
                      *       "end_date": "2026-12-01",
                      *       "canceled_at": "2026-11-23T10:00:00.000Z",
+                     *       "cancel_at": null,
+                     *       "cancel_reason": null,
+                     *       "version": 1,
                      *       "created_at": "2026-11-23T09:00:00.000Z",
                      *       "updated_at": "2026-11-23T10:00:00.000Z"
                      *     }
@@ -1593,9 +1940,153 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            412: components["responses"]["PreconditionFailed"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["Unprocessable"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    cancelSubscription: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Makes the request safe to retry: it runs at most once for this key (see the description
+                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+                /**
+                 * @description Change only if the resource's current ETag is one of these (or `*`, any existing version); else 412.
+                 * @example "3"
+                 */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
+            path: {
+                /** @example 0193a6a2-9e11-7f00-a000-00000000beef */
+                subscriptionId: components["parameters"]["SubscriptionId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "at": "period_end",
+                 *       "reason": "Switching providers"
+                 *     }
+                 */
+                "application/json": components["schemas"]["SubscriptionCancel"];
+            };
+        };
+        responses: {
+            /** @description Canceled, or its cancellation scheduled. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a6a2-9e11-7f00-a000-00000000beef",
+                     *       "user_id": "0193a6a2-7c4e-7d1a-9b1e-3f2c4d5e6f70",
+                     *       "status": "active",
+                     *       "plan_cost": "49.99",
+                     *       "billing_interval": "month",
+                     *       "start_date": "2026-11-01",
+                     *       "end_date": null,
+                     *       "canceled_at": null,
+                     *       "cancel_at": "2026-12-01T00:00:00.000Z",
+                     *       "cancel_reason": "Switching providers",
+                     *       "version": 2,
+                     *       "created_at": "2026-11-23T09:00:00.000Z",
+                     *       "updated_at": "2026-11-23T10:00:00.000Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Subscription"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            412: components["responses"]["PreconditionFailed"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["Unprocessable"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    listSubscriptionEvents: {
+        parameters: {
+            query?: {
+                /** @description Page size. */
+                limit?: components["parameters"]["Limit"];
+                /** @description The `next_cursor` of the previous page, or of the last poll. */
+                cursor?: string;
+                /** @description Only these event types; repeat for several (`type=user.created&type=user.deleted`). */
+                type?: string[];
+                /** @description Only events that occurred after this instant. */
+                after?: string;
+                /** @description Only events that occurred before this instant. */
+                before?: string;
+            };
+            header?: never;
+            path: {
+                /** @example 0193a6a2-9e11-7f00-a000-00000000beef */
+                subscriptionId: components["parameters"]["SubscriptionId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of the subscription's events. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "data": [
+                     *         {
+                     *           "id": "0193a6a3-0000-7000-8000-00000000e001",
+                     *           "type": "subscription.updated",
+                     *           "resource_type": "subscription",
+                     *           "resource_id": "0193a6a2-9e11-7f00-a000-00000000beef",
+                     *           "actor": {
+                     *             "type": "api_key",
+                     *             "id": "0193a6a2-0001-7000-8000-0000000000a1"
+                     *           },
+                     *           "request_id": "3c7d0c9e-1b2a-4f4e-9e6b-1a2b3c4d5e6f",
+                     *           "occurred_at": "2026-11-23T10:00:00.000Z",
+                     *           "data": {
+                     *             "id": "0193a6a2-9e11-7f00-a000-00000000beef",
+                     *             "plan_cost": "59.99",
+                     *             "version": 2
+                     *           },
+                     *           "previous": {
+                     *             "plan_cost": "49.99"
+                     *           }
+                     *         }
+                     *       ],
+                     *       "next_cursor": "ZTE6NzY1OjEy"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["EventList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
             429: components["responses"]["TooManyRequests"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -1625,6 +2116,7 @@ export interface operations {
                      *           "id": "0193a6a2-8d00-7abc-8def-0123456789ab",
                      *           "name": "priority-support",
                      *           "description": "Answers within one business hour.",
+                     *           "version": 1,
                      *           "created_at": "2026-11-23T09:00:00.000Z",
                      *           "updated_at": "2026-11-23T09:00:00.000Z"
                      *         }
@@ -1645,7 +2137,19 @@ export interface operations {
     linkSubscriptionFeature: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Makes the request safe to retry: it runs at most once for this key (see the description
+                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+                /**
+                 * @description Change only if the resource's current ETag is one of these (or `*`, any existing version); else 412.
+                 * @example "3"
+                 */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
             path: {
                 /** @example 0193a6a2-9e11-7f00-a000-00000000beef */
                 subscriptionId: components["parameters"]["SubscriptionId"];
@@ -1659,6 +2163,7 @@ export interface operations {
             /** @description Already linked; nothing changed. */
             200: {
                 headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1667,6 +2172,7 @@ export interface operations {
                      *       "id": "0193a6a2-8d00-7abc-8def-0123456789ab",
                      *       "name": "priority-support",
                      *       "description": "Answers within one business hour.",
+                     *       "version": 1,
                      *       "created_at": "2026-11-23T09:00:00.000Z",
                      *       "updated_at": "2026-11-23T09:00:00.000Z"
                      *     }
@@ -1677,6 +2183,7 @@ export interface operations {
             /** @description Linked. */
             201: {
                 headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1685,6 +2192,7 @@ export interface operations {
                      *       "id": "0193a6a2-8d00-7abc-8def-0123456789ab",
                      *       "name": "priority-support",
                      *       "description": "Answers within one business hour.",
+                     *       "version": 1,
                      *       "created_at": "2026-11-23T09:00:00.000Z",
                      *       "updated_at": "2026-11-23T09:00:00.000Z"
                      *     }
@@ -1696,6 +2204,9 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            412: components["responses"]["PreconditionFailed"];
+            422: components["responses"]["Unprocessable"];
             429: components["responses"]["TooManyRequests"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -1703,7 +2214,19 @@ export interface operations {
     unlinkSubscriptionFeature: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Makes the request safe to retry: it runs at most once for this key (see the description
+                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+                /**
+                 * @description Change only if the resource's current ETag is one of these (or `*`, any existing version); else 412.
+                 * @example "3"
+                 */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
             path: {
                 /** @example 0193a6a2-9e11-7f00-a000-00000000beef */
                 subscriptionId: components["parameters"]["SubscriptionId"];
@@ -1717,6 +2240,7 @@ export interface operations {
             /** @description Unlinked. */
             204: {
                 headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -1725,6 +2249,74 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            412: components["responses"]["PreconditionFailed"];
+            422: components["responses"]["Unprocessable"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    listEvents: {
+        parameters: {
+            query?: {
+                /** @description Page size. */
+                limit?: components["parameters"]["Limit"];
+                /** @description The `next_cursor` of the previous page, or of the last poll. */
+                cursor?: string;
+                /** @description Only these event types; repeat for several (`type=user.created&type=user.deleted`). */
+                type?: string[];
+                /** @description Only events that occurred after this instant. */
+                after?: string;
+                /** @description Only events that occurred before this instant. */
+                before?: string;
+                /** @description Only events of this resource. */
+                resource_id?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of events. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "data": [
+                     *         {
+                     *           "id": "0193a6a3-0000-7000-8000-00000000e001",
+                     *           "type": "subscription.updated",
+                     *           "resource_type": "subscription",
+                     *           "resource_id": "0193a6a2-9e11-7f00-a000-00000000beef",
+                     *           "actor": {
+                     *             "type": "api_key",
+                     *             "id": "0193a6a2-0001-7000-8000-0000000000a1"
+                     *           },
+                     *           "request_id": "3c7d0c9e-1b2a-4f4e-9e6b-1a2b3c4d5e6f",
+                     *           "occurred_at": "2026-11-23T10:00:00.000Z",
+                     *           "data": {
+                     *             "id": "0193a6a2-9e11-7f00-a000-00000000beef",
+                     *             "plan_cost": "59.99",
+                     *             "version": 2
+                     *           },
+                     *           "previous": {
+                     *             "plan_cost": "49.99"
+                     *           }
+                     *         }
+                     *       ],
+                     *       "next_cursor": "ZTE6NzY1OjEy"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["EventList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             429: components["responses"]["TooManyRequests"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -1890,7 +2482,14 @@ export interface operations {
     revokeApiKey: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Makes the request safe to retry: it runs at most once for this key (see the description
+                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path: {
                 /** @example 0193a6a2-0002-7000-8000-0000000000a2 */
                 keyId: string;
@@ -1902,6 +2501,7 @@ export interface operations {
             /** @description Revoked. */
             204: {
                 headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -1911,6 +2511,7 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
+            422: components["responses"]["Unprocessable"];
             429: components["responses"]["TooManyRequests"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -2009,7 +2610,14 @@ export interface operations {
     rebuildAnalytics: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Makes the request safe to retry: it runs at most once for this key (see the description
+                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -2018,6 +2626,7 @@ export interface operations {
             /** @description Rebuilt; the result of a consistency check right after. */
             200: {
                 headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2032,6 +2641,8 @@ export interface operations {
             };
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["Unprocessable"];
             429: components["responses"]["TooManyRequests"];
             503: components["responses"]["ServiceUnavailable"];
         };

@@ -19,6 +19,7 @@ import { rejectBadText } from './http/text.js';
 import { type Logger, silentLogger } from './logger.js';
 import { analyticsRouter } from './routes/analytics.js';
 import { apiKeysRouter } from './routes/api-keys.js';
+import { eventsRouter } from './routes/events.js';
 import { featuresRouter } from './routes/features.js';
 import { healthRouter } from './routes/health.js';
 import { subscriptionsRouter } from './routes/subscriptions.js';
@@ -45,6 +46,8 @@ export interface AppOptions {
   metrics?: Metrics;
   /** How often rate-limit counts are shared with the other processes (see services/rate-limits.ts). */
   rateLimitSyncMs?: number;
+  /** Tests only: see ServiceContext.faults. */
+  faults?: ServiceContext['faults'];
 }
 
 export function createApp({
@@ -58,8 +61,9 @@ export function createApp({
   metricsToken,
   metrics = createMetrics(() => poolStats(db)),
   rateLimitSyncMs = 500,
+  faults,
 }: AppOptions): Express {
-  const ctx: ServiceContext = { db, keyCache: new KeyCache() };
+  const ctx: ServiceContext = { db, keyCache: new KeyCache(), ...(faults ? { faults } : {}) };
   const app = express();
   // Repeated parameters become arrays (status=a&status=b); nothing in the spec needs nested ones.
   app.set('query parser', 'simple');
@@ -118,6 +122,7 @@ export function createApp({
   app.use('/api/v1/features', featuresRouter(ctx));
   app.use('/api/v1/subscriptions', subscriptionsRouter(ctx));
   app.use('/api/v1/analytics', analyticsRouter(ctx));
+  app.use('/api/v1/events', eventsRouter(ctx));
 
   app.use(notFoundHandler);
   app.use(problemHandler(logger));

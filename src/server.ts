@@ -6,6 +6,7 @@ import type { Config } from './config.js';
 import { createDb } from './database/connection.js';
 import { createHttpServer, drain, listen } from './http/server.js';
 import type { Logger } from './logger.js';
+import { purgeExpiredIdempotencyKeys } from './services/maintenance.js';
 
 export interface RunningServer {
   readonly port: number;
@@ -37,9 +38,19 @@ export async function startServer(
     await db.destroy();
     throw error;
   }
+  // Expired idempotency keys go once an hour (every process does it; it is idempotent).
+  const purge = () =>
+    purgeExpiredIdempotencyKeys({ db }).then(
+      (n) => n > 0 && logger.info({ deleted: n }, 'purged expired idempotency keys'),
+      (error: unknown) => logger.warn({ err: error }, 'could not purge idempotency keys'),
+    );
+  const purging = setInterval(() => void purge(), 60 * 60 * 1000);
+  purging.unref();
+  void purge();
   return {
     port: (server.address() as AddressInfo).port,
     async stop() {
+      clearInterval(purging);
       if (!(await drain(server, config.drainTimeoutMs))) {
         logger.info('drain timeout: the requests still in flight were cut');
       }

@@ -6,6 +6,7 @@ import * as m202611230002 from './202611230002_tenancy.js';
 import * as m202611230003 from './202611230003_analytics.js';
 import * as m202611240001 from './202611240001_request_scope.js';
 import * as m202611240002 from './202611240002_rate_limits.js';
+import * as m202611240003 from './202611240003_safe_writes.js';
 
 export const migrations: Record<string, Migration> = {
   '202611230001_initial': m202611230001,
@@ -13,4 +14,5 @@ export const migrations: Record<string, Migration> = {
   '202611230003_analytics': m202611230003,
   '202611240001_request_scope': m202611240001,
   '202611240002_rate_limits': m202611240002,
+  '202611240003_safe_writes': m202611240003,
 };

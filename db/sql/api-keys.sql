@@ -7,7 +7,7 @@ select "id", "name", "prefix", "role", "expires_at", "revoked_at", "created_at" 
 insert into "api_keys" ("name", "prefix", "key_hash", "role", "expires_at") values ($1, $2, $3, $4, $5) returning "id", "name", "prefix", "role", "expires_at", "revoked_at", "created_at";
 
 -- revokeApiKey
-update "api_keys" set "revoked_at" = coalesce(revoked_at, now()) where "id" = $1;
+update "api_keys" set "revoked_at" = coalesce(revoked_at, now()) where "id" = $1 returning "id", "name", "prefix", "role", "expires_at", "revoked_at", "created_at";
 
 -- lockActiveAdminKeys
 select "id" from "api_keys" where "role" = $1 and "revoked_at" is null and ("expires_at" is null or "expires_at" > now()) order by "id" for update;

@@ -16,7 +16,9 @@ import { databaseUrl, ensureDatabase, startEmbeddedPostgres } from '../database/
 import { sqlState } from '../database/errors.js';
 import { migrateToLatest } from '../database/migrator.js';
 import * as apiKeys from '../queries/api-keys.js';
+import * as events from '../queries/events.js';
 import * as features from '../queries/features.js';
+import * as idempotencyKeys from '../queries/idempotency-keys.js';
 import * as rateLimits from '../queries/rate-limits.js';
 import * as subscriptions from '../queries/subscriptions.js';
 import * as tenants from '../queries/tenants.js';
@@ -58,11 +60,58 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
       authenticateApiKey: (db) => apiKeys.authenticateApiKey(db, 'sk_00000000', Buffer.alloc(32)),
     },
   },
+  events: {
+    module: events,
+    calls: {
+      insertEvents: (db) =>
+        Promise.all(
+          events
+            .insertEvents(db, [
+              {
+                type: 'user.created',
+                resource_type: 'user',
+                resource_id: USER,
+                actor: KEY,
+                request_id: 'r',
+                data: {},
+              },
+            ])
+            .map((query) => db.executeQuery(query)),
+        ),
+      listEvents: (db) =>
+        events.listEvents(db, {
+          limit: 20,
+          after: { xid: '1', seq: '1' },
+          types: ['user.created', 'user.updated'],
+          resourceId: USER,
+          occurredFrom: '2026-01-01T00:00:00Z',
+          occurredBefore: '2027-01-01T00:00:00Z',
+        }),
+      hasEvents: (db) => events.hasEvents(db, USER),
+    },
+  },
+  'idempotency-keys': {
+    module: idempotencyKeys,
+    calls: {
+      claim: (db) => idempotencyKeys.claim(db, KEY, 'retry-1'),
+      store: (db) =>
+        db.executeQuery(
+          idempotencyKeys.store(
+            db,
+            KEY,
+            { key: 'retry-1', fingerprint: 'f' },
+            { status: 201, headers: {}, body: '{}' },
+          ),
+        ),
+      purgeExpired: (db) => idempotencyKeys.purgeExpired(db),
+    },
+  },
   features: {
     module: features,
     calls: {
       listFeatures: (db) => features.listFeatures(db, { limit: 20, after: FEATURE, name: 'pro' }),
       findFeature: (db) => features.findFeature(db, FEATURE),
+      lockFeature: (db) => features.lockFeature(db, FEATURE),
       insertFeature: (db) => features.insertFeature(db, { name: 'new', description: null }),
       updateFeature: (db) => features.updateFeature(db, FEATURE, { name: 'renamed', description: 'd' }),
       deleteFeature: (db) => features.deleteFeature(db, FEATURE),
@@ -88,6 +137,8 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
           startDateLte: '2026-12-31',
         }),
       findSubscription: (db) => subscriptions.findSubscription(db, SUBSCRIPTION),
+      lockSubscription: (db) => subscriptions.lockSubscription(db, SUBSCRIPTION),
+      performDueCancellations: (db) => subscriptions.performDueCancellations(db),
       insertSubscription: (db) =>
         subscriptions.insertSubscription(db, {
           user_id: USER,
@@ -121,6 +172,7 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
     calls: {
       listUsers: (db) => users.listUsers(db, { limit: 20, after: USER, email: 'ada@example.com' }),
       findUser: (db) => users.findUser(db, USER),
+      lockUser: (db) => users.lockUser(db, USER),
       insertUser: (db) => users.insertUser(db, { name: 'Ada', email: 'new@example.com' }),
       updateUser: (db) => users.updateUser(db, USER, { name: 'Ada L.', email: 'ada.l@example.com' }),
       deleteUser: (db) => users.deleteUser(db, USER),

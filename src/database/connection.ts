@@ -1,5 +1,5 @@
 // The pool, and the tenant transaction every request and job runs in.
-import { Kysely, PostgresDialect } from 'kysely';
+import { type CompiledQuery, Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { isDatabaseUnavailable } from './errors.js';
 import type { Database } from './schema.js';
@@ -101,7 +101,12 @@ const failure = (promise: Promise<unknown>): Promise<unknown> =>
  * first query with them, then COMMIT). The connection is already the app role, and the scope sets
  * it again: fn never runs with the login user's rights, and with no tenant set it sees no row.
  */
-export async function withTenant<T>(db: Db, scope: TenantScope, fn: (trx: Db) => Promise<T>): Promise<T> {
+export async function withTenant<T>(
+  db: Db,
+  scope: TenantScope,
+  fn: (trx: Db) => Promise<T>,
+  finish?: (trx: Db) => CompiledQuery[],
+): Promise<T> {
   const pool = pools.get(db);
   if (!pool) throw new Error('withTenant needs a Db made by createDb');
   const client = await pool.connect();
@@ -119,10 +124,20 @@ export async function withTenant<T>(db: Db, scope: TenantScope, fn: (trx: Db) =>
   // Their failures are reported below, first one first; until then nobody awaits them.
   const setup = Promise.all([failure(begin), failure(scoped)]);
   try {
-    const result = await fn(kyselyOn(client));
+    const trx = kyselyOn(client);
+    const result = await fn(trx);
+    // The closing statements go out with COMMIT, in one write: queued here, in order.
+    const closing = (finish?.(trx) ?? []).map((query) =>
+      failure(client.query(query.sql, [...query.parameters])),
+    );
+    const committed = client.query('commit');
     const [beginFailed, scopeFailed] = await setup;
-    if (beginFailed ?? scopeFailed) throw beginFailed ?? scopeFailed;
-    await client.query('commit');
+    const closingFailed = (await Promise.all(closing)).find((error) => error !== undefined);
+    if (beginFailed ?? scopeFailed ?? closingFailed) {
+      await committed.catch(() => {}); // COMMIT of an aborted transaction rolls it back
+      throw (beginFailed ?? scopeFailed ?? closingFailed) as Error;
+    }
+    if ((await committed).command !== 'COMMIT') throw new Error('the transaction was rolled back at COMMIT');
     return result;
   } catch (error) {
     // A statement behind a failed BEGIN or scope fails only because of it: report the cause.

@@ -16,6 +16,8 @@ type Timestamp = ColumnType<Date, never, never>;
 type UpdatedAt = ColumnType<Date, never, Date | string>;
 /** Set by the column default from app.tenant_id, the transaction's tenant; never written by the app. */
 type TenantId = ColumnType<string, never, never>;
+/** Bumped by a trigger on every update (db/migrations/202611240003_safe_writes.ts). */
+type Version = ColumnType<number, never, never>;
 
 type Override<Table, Columns> = Omit<Table, keyof Columns> & Columns;
 
@@ -32,11 +34,11 @@ export type ApiKeysTable = Override<
 >;
 export type UsersTable = Override<
   G.Users,
-  { tenant_id: TenantId; created_at: Timestamp; updated_at: UpdatedAt }
+  { tenant_id: TenantId; created_at: Timestamp; updated_at: UpdatedAt; version: Version }
 >;
 export type FeaturesTable = Override<
   G.Features,
-  { tenant_id: TenantId; created_at: Timestamp; updated_at: UpdatedAt }
+  { tenant_id: TenantId; created_at: Timestamp; updated_at: UpdatedAt; version: Version }
 >;
 export type SubscriptionsTable = Override<
   G.Subscriptions,
@@ -45,9 +47,11 @@ export type SubscriptionsTable = Override<
     user_id: ColumnType<string, string, never>;
     status: SubscriptionStatus;
     billing_interval: ColumnType<BillingInterval, BillingInterval | undefined, BillingInterval>;
-    canceled_at: ColumnType<Date | null, never, never>;
+    canceled_at: ColumnType<Date | null, never, Date | null>;
+    cancel_at: Date | null;
     created_at: Timestamp;
     updated_at: UpdatedAt;
+    version: Version;
   }
 >;
 export type SubscriptionFeaturesTable = Override<
@@ -60,6 +64,27 @@ export type SubscriptionRollupsTable = Override<
   { tenant_id: TenantId; status: SubscriptionStatus }
 >;
 export type UserTotalsTable = Override<G.UserTotals, { tenant_id: TenantId }>;
+/** Append-only: the app role may insert and select, a trigger refuses updates and deletes. */
+export type EventsTable = Override<
+  G.Events,
+  {
+    tenant_id: TenantId;
+    seq: ColumnType<string, never, never>;
+    id: ColumnType<string, never, never>;
+    xid: ColumnType<string, never, never>;
+    occurred_at: Timestamp;
+    data: ColumnType<G.JsonValue, string, never>;
+    previous: ColumnType<G.JsonValue | null, string | null, never>;
+  }
+>;
+export type IdempotencyKeysTable = Override<
+  G.IdempotencyKeys,
+  {
+    tenant_id: TenantId;
+    headers: ColumnType<Record<string, string>, string, string>;
+    created_at: ColumnType<Date, never, Date | string>;
+  }
+>;
 /** Rate-limit counts (db/migrations/202611240002_rate_limits.ts); not tenant data. */
 export type RateLimitHitsTable = G.RateLimitHits;
 
@@ -73,6 +98,8 @@ export interface Database {
   subscription_rollups: SubscriptionRollupsTable;
   user_totals: UserTotalsTable;
   rate_limit_hits: RateLimitHitsTable;
+  events: EventsTable;
+  idempotency_keys: IdempotencyKeysTable;
 }
 
 export type TenantRow = Selectable<TenantsTable>;
@@ -82,6 +109,7 @@ export type UserRow = Omit<Selectable<UsersTable>, 'tenant_id'>;
 export type FeatureRow = Omit<Selectable<FeaturesTable>, 'tenant_id'>;
 export type SubscriptionRow = Omit<Selectable<SubscriptionsTable>, 'tenant_id'>;
 export type NewSubscription = Insertable<SubscriptionsTable>;
+export type EventRow = Omit<Selectable<EventsTable>, 'tenant_id'>;
 export type SubscriptionPatch = Updateable<SubscriptionsTable>;
 
 // The overrides agree with the generated tables: the same tables, the same columns, and each

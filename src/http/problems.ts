@@ -5,6 +5,8 @@ import pg from 'pg';
 import type { Schemas } from '../contract.js';
 import { isDatabaseUnavailable, isKeyRejected } from '../database/errors.js';
 import type { Logger } from '../logger.js';
+import { IdempotencyStop } from '../services/context.js';
+import { sendStored } from './replies.js';
 
 type Problem = Schemas['Problem'];
 export type FieldError = NonNullable<Problem['errors']>[number];
@@ -28,6 +30,9 @@ const TITLES = {
   'request-header-fields-too-large': 'Request header fields too large',
   'request-timeout': 'Request timeout',
   'not-implemented': 'Not implemented',
+  'precondition-failed': 'Precondition failed',
+  'idempotency-in-progress': 'Request in progress',
+  'idempotency-key-reused': 'Idempotency key reused',
 } as const;
 export type ProblemType = keyof typeof TITLES;
 
@@ -53,6 +58,15 @@ export const badRequest = (detail: string, errors?: FieldError[]) =>
   new ProblemError(400, 'validation-error', detail, errors);
 export const conflict = (detail: string, errors?: FieldError[]) =>
   new ProblemError(409, 'conflict', detail, errors);
+/** If-Match named another version: the current one is in the ETag header. */
+export const preconditionFailed = (resource: string, current: number) =>
+  new ProblemError(
+    412,
+    'precondition-failed',
+    `The ${resource} is at version ${current}, not the one If-Match names: read it again and retry.`,
+    undefined,
+    { ETag: `"${current}"` },
+  );
 export const unprocessable = (detail: string, errors?: FieldError[]) =>
   new ProblemError(422, 'unprocessable', detail, errors);
 
@@ -153,6 +167,25 @@ export function toProblem(error: unknown): ProblemError | undefined {
     const problem = fromBodyParserError(error);
     if (problem) return problem;
   }
+  if (error instanceof IdempotencyStop) {
+    if (error.stop.kind === 'in-progress') {
+      return new ProblemError(
+        409,
+        'idempotency-in-progress',
+        'A request with this Idempotency-Key is still running; retry in a moment to get its answer.',
+        undefined,
+        { 'Retry-After': '1' },
+      );
+    }
+    if (error.stop.kind === 'key-reused') {
+      return new ProblemError(
+        422,
+        'idempotency-key-reused',
+        'This Idempotency-Key was used for a different request (method, path or body); use a new key for a new request.',
+        [{ location: 'headers', field: 'idempotency-key', message: 'used for a different request' }],
+      );
+    }
+  }
   if (isDatabaseUnavailable(error)) return databaseUnavailable();
   if (isKeyRejected(error)) {
     return new ProblemError(
@@ -188,6 +221,8 @@ export function problemHandler(logger: Logger): ErrorRequestHandler {
       logger.error({ request_id: req.id, err: error }, 'error after the response started');
       return next(error);
     }
+    if (error instanceof IdempotencyStop && error.stop.kind === 'replay')
+      return sendStored(res, error.stop.reply);
     const problem = toProblem(error);
     if (!problem) {
       // Unknown: log everything, tell the client nothing it could use against us.

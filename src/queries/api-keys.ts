@@ -16,14 +16,14 @@ export function insertApiKey(
   return db.insertInto('api_keys').values(values).returning(columns).executeTakeFirstOrThrow();
 }
 
-/** False when there is no such key; revoking a revoked key keeps its first revoked_at. */
-export async function revokeApiKey(db: Db, id: string): Promise<boolean> {
-  const result = await db
+/** The key after revocation, undefined when there is no such key; a revoked key keeps its first revoked_at. */
+export function revokeApiKey(db: Db, id: string): Promise<ApiKeyRow | undefined> {
+  return db
     .updateTable('api_keys')
     .set({ revoked_at: sql`coalesce(revoked_at, now())` })
     .where('id', '=', id)
+    .returning(columns)
     .executeTakeFirst();
-  return result.numUpdatedRows > 0n;
 }
 
 /** The unrevoked, unexpired admin keys, locked until the transaction ends (in id order: no deadlocks). */

@@ -2,7 +2,7 @@ import { sql } from 'kysely';
 import type { Db } from '../database/connection.js';
 import type { FeatureRow } from '../database/schema.js';
 
-export const featureColumns = ['id', 'name', 'description', 'created_at', 'updated_at'] as const;
+export const featureColumns = ['id', 'name', 'description', 'version', 'created_at', 'updated_at'] as const;
 
 export interface FeatureFilter {
   limit: number;
@@ -25,6 +25,11 @@ export function findFeature(db: Db, id: string): Promise<FeatureRow | undefined>
   return db.selectFrom('features').select(featureColumns).where('id', '=', id).executeTakeFirst();
 }
 
+/** The feature, locked until the transaction ends: what an update starts from. */
+export function lockFeature(db: Db, id: string): Promise<FeatureRow | undefined> {
+  return db.selectFrom('features').select(featureColumns).where('id', '=', id).forUpdate().executeTakeFirst();
+}
+
 export function insertFeature(
   db: Db,
   values: { name: string; description?: string | null | undefined },
@@ -36,21 +41,21 @@ export function insertFeature(
     .executeTakeFirstOrThrow();
 }
 
+/** Run on a locked row (lockFeature): the version trigger bumps `version`. */
 export function updateFeature(
   db: Db,
   id: string,
   patch: { name?: string | undefined; description?: string | null | undefined },
-): Promise<FeatureRow | undefined> {
+): Promise<FeatureRow> {
   return db
     .updateTable('features')
     .set({ ...patch, updated_at: sql`now()` })
     .where('id', '=', id)
     .returning(featureColumns)
-    .executeTakeFirst();
+    .executeTakeFirstOrThrow();
 }
 
-/** False when there was no such feature. A linked feature raises 23503 (restrict). */
-export async function deleteFeature(db: Db, id: string): Promise<boolean> {
-  const result = await db.deleteFrom('features').where('id', '=', id).executeTakeFirst();
-  return result.numDeletedRows > 0n;
+/** The deleted feature, undefined when there was none. A linked feature raises 23503 (restrict). */
+export function deleteFeature(db: Db, id: string): Promise<FeatureRow | undefined> {
+  return db.deleteFrom('features').where('id', '=', id).returning(featureColumns).executeTakeFirst();
 }

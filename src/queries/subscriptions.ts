@@ -18,6 +18,9 @@ const columns = [
   'start_date',
   'end_date',
   'canceled_at',
+  'cancel_at',
+  'cancel_reason',
+  'version',
   'created_at',
   'updated_at',
 ] as const;
@@ -50,28 +53,51 @@ export function findSubscription(db: Db, id: string): Promise<SubscriptionRow | 
   return db.selectFrom('subscriptions').select(columns).where('id', '=', id).executeTakeFirst();
 }
 
+/** The subscription, locked until the transaction ends: what a change starts from. */
+export function lockSubscription(db: Db, id: string): Promise<SubscriptionRow | undefined> {
+  return db.selectFrom('subscriptions').select(columns).where('id', '=', id).forUpdate().executeTakeFirst();
+}
+
 /** An unknown user_id raises 23503 (foreign key). */
 export function insertSubscription(db: Db, values: NewSubscription): Promise<SubscriptionRow> {
   return db.insertInto('subscriptions').values(values).returning(columns).executeTakeFirstOrThrow();
 }
 
-export function updateSubscription(
-  db: Db,
-  id: string,
-  patch: SubscriptionPatch,
-): Promise<SubscriptionRow | undefined> {
+/** Run on a locked row (lockSubscription): the version trigger bumps `version`. */
+export function updateSubscription(db: Db, id: string, patch: SubscriptionPatch): Promise<SubscriptionRow> {
   return db
     .updateTable('subscriptions')
     .set({ ...patch, updated_at: sql`now()` })
     .where('id', '=', id)
     .returning(columns)
-    .executeTakeFirst();
+    .executeTakeFirstOrThrow();
 }
 
-/** False when there was no such subscription; its feature links go with it (cascade). */
-export async function deleteSubscription(db: Db, id: string): Promise<boolean> {
-  const result = await db.deleteFrom('subscriptions').where('id', '=', id).executeTakeFirst();
-  return result.numDeletedRows > 0n;
+/**
+ * Cancellations scheduled for now or earlier, performed: canceled_at is the scheduled time.
+ * Returns the canceled subscriptions with the status each had before.
+ */
+export async function performDueCancellations(
+  db: Db,
+): Promise<Array<SubscriptionRow & { previous_status: SubscriptionStatus }>> {
+  const { rows } = await sql<SubscriptionRow & { previous_status: SubscriptionStatus }>`
+    with due as (
+      select id, status from subscriptions
+      where cancel_at <= now() and status <> 'canceled'
+      order by id
+      for update
+    )
+    update subscriptions as s set status = 'canceled', canceled_at = s.cancel_at, updated_at = now()
+    from due where s.id = due.id
+    returning ${sql.join(columns.map((column) => sql.ref(`s.${column}`)))}, due.status as previous_status`.execute(
+    db,
+  );
+  return rows;
+}
+
+/** The deleted subscription, undefined when there was none; its feature links go with it (cascade). */
+export function deleteSubscription(db: Db, id: string): Promise<SubscriptionRow | undefined> {
+  return db.deleteFrom('subscriptions').where('id', '=', id).returning(columns).executeTakeFirst();
 }
 
 /** The features of each given subscription, by name; subscriptions without any are absent. */
@@ -96,7 +122,7 @@ export async function featuresOfSubscriptions(
   return bySubscription;
 }
 
-/** Links both when they exist; 'created' only when this call made the link. */
+/** Links both when they exist; 'created' only when this call made the link. Run on a locked subscription. */
 export async function linkFeature(
   db: Db,
   subscriptionId: string,

@@ -2,7 +2,7 @@ import { sql } from 'kysely';
 import type { Db } from '../database/connection.js';
 import type { UserRow } from '../database/schema.js';
 
-const columns = ['id', 'name', 'email', 'created_at', 'updated_at'] as const;
+const columns = ['id', 'name', 'email', 'version', 'created_at', 'updated_at'] as const;
 
 export interface UserFilter {
   limit: number;
@@ -26,25 +26,30 @@ export function findUser(db: Db, id: string): Promise<UserRow | undefined> {
   return db.selectFrom('users').select(columns).where('id', '=', id).executeTakeFirst();
 }
 
+/** The user, locked until the transaction ends: what an update starts from. */
+export function lockUser(db: Db, id: string): Promise<UserRow | undefined> {
+  return db.selectFrom('users').select(columns).where('id', '=', id).forUpdate().executeTakeFirst();
+}
+
 export function insertUser(db: Db, values: { name: string; email: string }): Promise<UserRow> {
   return db.insertInto('users').values(values).returning(columns).executeTakeFirstOrThrow();
 }
 
+/** Run on a locked row (lockUser): the version trigger bumps `version`. */
 export function updateUser(
   db: Db,
   id: string,
   patch: { name?: string | undefined; email?: string | undefined },
-): Promise<UserRow | undefined> {
+): Promise<UserRow> {
   return db
     .updateTable('users')
     .set({ ...patch, updated_at: sql`now()` })
     .where('id', '=', id)
     .returning(columns)
-    .executeTakeFirst();
+    .executeTakeFirstOrThrow();
 }
 
-/** False when there was no such user. A user with subscriptions raises 23503 (restrict). */
-export async function deleteUser(db: Db, id: string): Promise<boolean> {
-  const result = await db.deleteFrom('users').where('id', '=', id).executeTakeFirst();
-  return result.numDeletedRows > 0n;
+/** The deleted user, undefined when there was none. A user with subscriptions raises 23503 (restrict). */
+export function deleteUser(db: Db, id: string): Promise<UserRow | undefined> {
+  return db.deleteFrom('users').where('id', '=', id).returning(columns).executeTakeFirst();
 }

@@ -6,6 +6,7 @@ export function toFeatureResponse(row: FeatureRow): Schemas['Feature'] {
     id: row.id,
     name: row.name,
     description: row.description,
+    version: row.version,
     created_at: row.created_at.toISOString(),
     updated_at: row.updated_at.toISOString(),
   };

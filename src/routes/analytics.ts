@@ -1,7 +1,9 @@
 import { Router } from 'express';
 import type { Query, Schemas } from '../contract.js';
 import { actorOf } from '../http/authenticate.js';
+import { idempotent } from '../http/idempotency.js';
 import { badRequest } from '../http/problems.js';
+import { ok, send } from '../http/replies.js';
 import * as analytics from '../services/analytics.js';
 import type { ServiceContext } from '../services/context.js';
 
@@ -34,7 +36,9 @@ export function analyticsRouter(ctx: ServiceContext): Router {
   });
 
   router.post('/rebuild', async (req, res) => {
-    res.json(consistency(await analytics.rebuild(ctx, actorOf(req))));
+    const reply = (differences: Schemas['AnalyticsConsistency']['differences']) =>
+      ok(consistency(differences));
+    send(res, reply(await analytics.rebuild(ctx, idempotent(req, actorOf(req), reply))));
   });
 
   return router;

@@ -1,7 +1,9 @@
 import { Router } from 'express';
 import type { RequestBody, Schemas } from '../contract.js';
 import { actorOf } from '../http/authenticate.js';
+import { idempotencyKey, idempotent } from '../http/idempotency.js';
 import { conflict, notFound, unprocessable } from '../http/problems.js';
+import { noContent, send } from '../http/replies.js';
 import { toApiKeyResponse, toApiKeyWithSecretResponse } from '../responses/api-keys.js';
 import * as apiKeys from '../services/api-keys.js';
 import type { ServiceContext } from '../services/context.js';
@@ -15,6 +17,7 @@ export function apiKeysRouter(ctx: ServiceContext): Router {
   });
 
   router.post('/', async (req, res) => {
+    idempotencyKey(req); // refused here: the answer carries the key's secret, which is never stored
     const body = req.body as RequestBody<'createApiKey'>;
     const outcome = await apiKeys.createApiKey(ctx, actorOf(req), {
       name: body.name,
@@ -31,14 +34,15 @@ export function apiKeysRouter(ctx: ServiceContext): Router {
 
   router.delete('/:keyId', async (req, res) => {
     const { keyId } = req.params;
-    const outcome = await apiKeys.revokeApiKey(ctx, actorOf(req), keyId);
+    const reply = (o: apiKeys.RevokeOutcome) => (o === 'revoked' ? noContent() : undefined);
+    const outcome = await apiKeys.revokeApiKey(ctx, idempotent(req, actorOf(req), reply), keyId);
     if (outcome === 'missing') throw notFound(`No API key with id ${keyId}.`);
     if (outcome === 'last-admin') {
       throw conflict(
         "This is the tenant's last active admin key: revoking it would leave nobody able to manage keys. Create another admin key first.",
       );
     }
-    res.status(204).end();
+    send(res, reply(outcome)!);
   });
 
   return router;

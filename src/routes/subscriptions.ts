@@ -1,12 +1,16 @@
 import { Router } from 'express';
 import type { Query, RequestBody, Schemas } from '../contract.js';
 import { actorOf } from '../http/authenticate.js';
+import { idempotent } from '../http/idempotency.js';
 import { decodeCursor, toPageResponse } from '../http/pagination.js';
-import { notFound, unprocessable } from '../http/problems.js';
+import { ifMatch, notModified } from '../http/preconditions.js';
+import { conflict, notFound, preconditionFailed, unprocessable } from '../http/problems.js';
+import { created, etag, noContent, ok, send } from '../http/replies.js';
 import { toFeatureResponse } from '../responses/features.js';
 import { toSubscriptionResponse } from '../responses/subscriptions.js';
 import type { ServiceContext } from '../services/context.js';
 import * as subscriptions from '../services/subscriptions.js';
+import { listEventsPage } from './events.js';
 import { noSuchFeature } from './features.js';
 
 const noSuchSubscription = (id: string) => notFound(`No subscription with id ${id}.`);
@@ -14,6 +18,13 @@ const endBeforeStart = () =>
   unprocessable('end_date must be on or after start_date.', [
     { location: 'body', field: '/end_date', message: 'must be on or after start_date' },
   ]);
+const stale = (current: { version: number }) => preconditionFailed('subscription', current.version);
+const illegal = ({ from, to, allowed }: subscriptions.IllegalTransition) =>
+  conflict(
+    `A ${from} subscription cannot become ${to}; from ${from} it can become ${allowed.length ? allowed.join(' or ') : 'nothing (canceled is final)'}.`,
+    [{ location: 'body', field: '/status', message: `not allowed after ${from}` }],
+  );
+const withEtag = (subscription: { version: number }) => ({ ETag: etag(subscription.version) });
 const withFeatures = ({ subscription, features }: subscriptions.WithFeatures) =>
   toSubscriptionResponse(subscription, features);
 
@@ -42,7 +53,15 @@ export function subscriptionsRouter(ctx: ServiceContext): Router {
 
   router.post('/', async (req, res) => {
     const body = req.body as RequestBody<'createSubscription'>;
-    const outcome = await subscriptions.createSubscription(ctx, actorOf(req), {
+    const reply = (o: subscriptions.CreateSubscriptionOutcome) =>
+      o.kind === 'created'
+        ? created(
+            `${req.baseUrl}/${o.subscription.id}`,
+            toSubscriptionResponse(o.subscription),
+            withEtag(o.subscription),
+          )
+        : undefined;
+    const outcome = await subscriptions.createSubscription(ctx, idempotent(req, actorOf(req), reply), {
       user_id: body.user_id,
       status: body.status,
       plan_cost: body.plan_cost,
@@ -56,10 +75,7 @@ export function subscriptionsRouter(ctx: ServiceContext): Router {
       ]);
     }
     if (outcome.kind === 'end-before-start') throw endBeforeStart();
-    res
-      .status(201)
-      .location(`${req.baseUrl}/${outcome.subscription.id}`)
-      .json(toSubscriptionResponse(outcome.subscription));
+    send(res, reply(outcome)!);
   });
 
   router.get('/:subscriptionId', async (req, res) => {
@@ -72,29 +88,75 @@ export function subscriptionsRouter(ctx: ServiceContext): Router {
       include === 'features',
     );
     if (!found) throw noSuchSubscription(subscriptionId);
-    res.json(withFeatures(found));
+    // The representation with features embeds other resources' versions too: no ETag for it.
+    if (include === 'features') return send(res, ok(withFeatures(found)));
+    if (notModified(req, res, found.subscription.version)) return;
+    send(res, ok(withFeatures(found), withEtag(found.subscription)));
   });
 
   router.patch('/:subscriptionId', async (req, res) => {
     const body = req.body as RequestBody<'updateSubscription'>;
-    const outcome = await subscriptions.updateSubscription(ctx, actorOf(req), req.params.subscriptionId, {
-      status: body.status,
-      plan_cost: body.plan_cost,
-      billing_interval: body.billing_interval,
-      start_date: body.start_date,
-      end_date: body.end_date,
-    });
+    const reply = (o: subscriptions.UpdateSubscriptionOutcome) =>
+      o.kind === 'updated' ? ok(toSubscriptionResponse(o.subscription), withEtag(o.subscription)) : undefined;
+    const outcome = await subscriptions.updateSubscription(
+      ctx,
+      idempotent(req, actorOf(req), reply),
+      req.params.subscriptionId,
+      {
+        status: body.status,
+        plan_cost: body.plan_cost,
+        billing_interval: body.billing_interval,
+        start_date: body.start_date,
+        end_date: body.end_date,
+      },
+      ifMatch(req),
+    );
     if (outcome.kind === 'missing') throw noSuchSubscription(req.params.subscriptionId);
+    if (outcome.kind === 'stale') throw stale(outcome.current);
+    if (outcome.kind === 'illegal-transition') throw illegal(outcome);
     if (outcome.kind === 'end-before-start') throw endBeforeStart();
-    res.json(toSubscriptionResponse(outcome.subscription));
+    send(res, reply(outcome)!);
+  });
+
+  router.post('/:subscriptionId/cancel', async (req, res) => {
+    const body = req.body as RequestBody<'cancelSubscription'>;
+    const reply = (o: subscriptions.CancelOutcome) =>
+      o.kind === 'canceled' || o.kind === 'scheduled'
+        ? ok(toSubscriptionResponse(o.subscription), withEtag(o.subscription))
+        : undefined;
+    const outcome = await subscriptions.cancelSubscription(
+      ctx,
+      idempotent(req, actorOf(req), reply),
+      req.params.subscriptionId,
+      { at: body.at, reason: body.reason },
+      ifMatch(req),
+    );
+    if (outcome.kind === 'missing') throw noSuchSubscription(req.params.subscriptionId);
+    if (outcome.kind === 'stale') throw stale(outcome.current);
+    if (outcome.kind === 'already-canceled')
+      throw conflict('The subscription is already canceled; canceled is final.');
+    send(res, reply(outcome)!);
   });
 
   router.delete('/:subscriptionId', async (req, res) => {
     const { subscriptionId } = req.params;
-    if (!(await subscriptions.deleteSubscription(ctx, actorOf(req), subscriptionId))) {
-      throw noSuchSubscription(subscriptionId);
-    }
-    res.status(204).end();
+    const reply = (o: subscriptions.DeleteSubscriptionOutcome) =>
+      o.kind === 'deleted' ? noContent() : undefined;
+    const outcome = await subscriptions.deleteSubscription(
+      ctx,
+      idempotent(req, actorOf(req), reply),
+      subscriptionId,
+      ifMatch(req),
+    );
+    if (outcome.kind === 'missing') throw noSuchSubscription(subscriptionId);
+    if (outcome.kind === 'stale') throw stale(outcome.current);
+    send(res, reply(outcome)!);
+  });
+
+  router.get('/:subscriptionId/events', async (req, res) => {
+    const page = await listEventsPage(ctx, req, req.params.subscriptionId);
+    if (!page) throw noSuchSubscription(req.params.subscriptionId);
+    res.json(page);
   });
 
   router.get('/:subscriptionId/features', async (req, res) => {
@@ -106,20 +168,40 @@ export function subscriptionsRouter(ctx: ServiceContext): Router {
 
   router.put('/:subscriptionId/features/:featureId', async (req, res) => {
     const { subscriptionId, featureId } = req.params;
-    const outcome = await subscriptions.linkFeature(ctx, actorOf(req), subscriptionId, featureId);
+    const reply = (o: subscriptions.LinkOutcome) =>
+      o.kind === 'linked' || o.kind === 'already-linked'
+        ? { ...ok(toFeatureResponse(o.feature)), status: o.kind === 'linked' ? 201 : 200 }
+        : undefined;
+    const outcome = await subscriptions.linkFeature(
+      ctx,
+      idempotent(req, actorOf(req), reply),
+      subscriptionId,
+      featureId,
+      ifMatch(req),
+    );
     if (outcome.kind === 'no-feature') throw noSuchFeature(featureId);
     if (outcome.kind === 'no-subscription') throw noSuchSubscription(subscriptionId);
-    res.status(outcome.kind === 'linked' ? 201 : 200).json(toFeatureResponse(outcome.feature));
+    if (outcome.kind === 'stale') throw stale(outcome.current);
+    send(res, reply(outcome)!);
   });
 
   router.delete('/:subscriptionId/features/:featureId', async (req, res) => {
     const { subscriptionId, featureId } = req.params;
-    if (!(await subscriptions.unlinkFeature(ctx, actorOf(req), subscriptionId, featureId))) {
+    const reply = (o: subscriptions.UnlinkOutcome) => (o.kind === 'unlinked' ? noContent() : undefined);
+    const outcome = await subscriptions.unlinkFeature(
+      ctx,
+      idempotent(req, actorOf(req), reply),
+      subscriptionId,
+      featureId,
+      ifMatch(req),
+    );
+    if (outcome.kind === 'stale') throw stale(outcome.current);
+    if (outcome.kind === 'not-linked') {
       throw notFound(
         `Subscription ${subscriptionId} is not linked to feature ${featureId}, or either does not exist.`,
       );
     }
-    res.status(204).end();
+    send(res, reply(outcome)!);
   });
 
   return router;

@@ -1,8 +1,11 @@
 import { Router } from 'express';
 import type { Query, RequestBody, Schemas } from '../contract.js';
 import { actorOf } from '../http/authenticate.js';
+import { idempotent } from '../http/idempotency.js';
 import { decodeCursor, toPageResponse } from '../http/pagination.js';
-import { conflict, notFound } from '../http/problems.js';
+import { ifMatch, notModified } from '../http/preconditions.js';
+import { conflict, notFound, preconditionFailed } from '../http/problems.js';
+import { created, etag, noContent, ok, send } from '../http/replies.js';
 import { toUserResponse } from '../responses/users.js';
 import type { ServiceContext } from '../services/context.js';
 import * as users from '../services/users.js';
@@ -12,15 +15,16 @@ const emailTaken = () =>
   conflict('A user with this email already exists.', [
     { location: 'body', field: '/email', message: 'already taken by another user' },
   ]);
+const stale = (current: { version: number }) => preconditionFailed('user', current.version);
+const withEtag = (user: { version: number }) => ({ ETag: etag(user.version) });
 
 export function usersRouter(ctx: ServiceContext): Router {
   const router = Router({ caseSensitive: true });
 
   router.get('/', async (req, res) => {
     const query = req.query as Query<'listUsers'>;
-    const limit = query.limit ?? 20;
     const page = await users.listUsers(ctx, actorOf(req), {
-      limit,
+      limit: query.limit ?? 20,
       after: decodeCursor(query.cursor),
       email: query.email,
     });
@@ -29,35 +33,56 @@ export function usersRouter(ctx: ServiceContext): Router {
 
   router.post('/', async (req, res) => {
     const body = req.body as RequestBody<'createUser'>;
-    const outcome = await users.createUser(ctx, actorOf(req), { name: body.name, email: body.email });
+    const reply = (o: users.CreateUserOutcome) =>
+      o.kind === 'created'
+        ? created(`${req.baseUrl}/${o.user.id}`, toUserResponse(o.user), withEtag(o.user))
+        : undefined;
+    const outcome = await users.createUser(ctx, idempotent(req, actorOf(req), reply), {
+      name: body.name,
+      email: body.email,
+    });
     if (outcome.kind === 'email-taken') throw emailTaken();
-    res.status(201).location(`${req.baseUrl}/${outcome.user.id}`).json(toUserResponse(outcome.user));
+    send(res, reply(outcome)!);
   });
 
   router.get('/:userId', async (req, res) => {
     const user = await users.getUser(ctx, actorOf(req), req.params.userId);
     if (!user) throw noSuchUser(req.params.userId);
-    res.json(toUserResponse(user));
+    if (notModified(req, res, user.version)) return;
+    send(res, ok(toUserResponse(user), withEtag(user)));
   });
 
   router.patch('/:userId', async (req, res) => {
     const body = req.body as RequestBody<'updateUser'>;
-    const outcome = await users.updateUser(ctx, actorOf(req), req.params.userId, {
-      name: body.name,
-      email: body.email,
-    });
+    const reply = (o: users.UpdateUserOutcome) =>
+      o.kind === 'updated' ? ok(toUserResponse(o.user), withEtag(o.user)) : undefined;
+    const outcome = await users.updateUser(
+      ctx,
+      idempotent(req, actorOf(req), reply),
+      req.params.userId,
+      { name: body.name, email: body.email },
+      ifMatch(req),
+    );
     if (outcome.kind === 'missing') throw noSuchUser(req.params.userId);
+    if (outcome.kind === 'stale') throw stale(outcome.current);
     if (outcome.kind === 'email-taken') throw emailTaken();
-    res.json(toUserResponse(outcome.user));
+    send(res, reply(outcome)!);
   });
 
   router.delete('/:userId', async (req, res) => {
-    const outcome = await users.deleteUser(ctx, actorOf(req), req.params.userId);
+    const reply = (o: users.DeleteUserOutcome) => (o.kind === 'deleted' ? noContent() : undefined);
+    const outcome = await users.deleteUser(
+      ctx,
+      idempotent(req, actorOf(req), reply),
+      req.params.userId,
+      ifMatch(req),
+    );
     if (outcome.kind === 'missing') throw noSuchUser(req.params.userId);
+    if (outcome.kind === 'stale') throw stale(outcome.current);
     if (outcome.kind === 'has-subscriptions') {
       throw conflict('The user has subscriptions; delete them first (canceled ones too).');
     }
-    res.status(204).end();
+    send(res, reply(outcome)!);
   });
 
   return router;

@@ -1,9 +1,9 @@
 // A tenant's API keys: issuing, listing, revoking, and recognising a presented key.
 import { generateKey, parseKey } from '../auth/keys.js';
-import type { Db } from '../database/connection.js';
 import type { ApiKeyRole, ApiKeyRow } from '../database/schema.js';
 import * as apiKeys from '../queries/api-keys.js';
-import { type Actor, inTenant, type KeyHolder, type ServiceContext } from './context.js';
+import { toApiKeyResponse } from '../responses/api-keys.js';
+import { type Actor, inTenant, type KeyHolder, type ServiceContext, type Tx } from './context.js';
 
 /**
  * The holder of a presented key; undefined for a malformed, unknown, revoked or expired one.
@@ -32,14 +32,21 @@ export interface NewKeyInput {
 }
 
 /** Creates a key in the transaction's tenant; the only time its secret exists outside a hash. */
-export async function issueApiKey(trx: Db, input: NewKeyInput): Promise<{ row: ApiKeyRow; key: string }> {
+export async function issueApiKey(tx: Tx, input: NewKeyInput): Promise<{ row: ApiKeyRow; key: string }> {
   const { key, prefix, hash } = generateKey();
-  const row = await apiKeys.insertApiKey(trx, {
+  const row = await apiKeys.insertApiKey(tx.db, {
     name: input.name,
     role: input.role,
     prefix,
     key_hash: hash,
     expires_at: input.expiresAt,
+  });
+  // The event carries the key as listed, never its secret.
+  tx.emit({
+    type: 'api_key.created',
+    resource_type: 'api_key',
+    resource_id: row.id,
+    data: toApiKeyResponse(row),
   });
   return { row, key };
 }
@@ -51,14 +58,14 @@ export function createApiKey(
   actor: Actor,
   input: NewKeyInput,
 ): Promise<CreateKeyOutcome> {
-  return inTenant(ctx, actor, async (trx): Promise<CreateKeyOutcome> => {
+  return inTenant(ctx, actor, async (tx): Promise<CreateKeyOutcome> => {
     if (input.expiresAt && input.expiresAt.getTime() <= Date.now()) return { kind: 'expiry-in-past' };
-    return { kind: 'created', ...(await issueApiKey(trx, input)) };
+    return { kind: 'created', ...(await issueApiKey(tx, input)) };
   });
 }
 
 export function listApiKeys(ctx: ServiceContext, actor: Actor): Promise<ApiKeyRow[]> {
-  return inTenant(ctx, actor, (trx) => apiKeys.listApiKeys(trx));
+  return inTenant(ctx, actor, (tx) => apiKeys.listApiKeys(tx.db));
 }
 
 export type RevokeOutcome = 'revoked' | 'missing' | 'last-admin';
@@ -69,10 +76,18 @@ export type RevokeOutcome = 'revoked' | 'missing' | 'last-admin';
  * each other at the same moment cannot both succeed.
  */
 export async function revokeApiKey(ctx: ServiceContext, actor: Actor, id: string): Promise<RevokeOutcome> {
-  const outcome = await inTenant(ctx, actor, async (trx): Promise<RevokeOutcome> => {
-    const admins = await apiKeys.lockActiveAdminKeys(trx);
+  const outcome = await inTenant(ctx, actor, async (tx): Promise<RevokeOutcome> => {
+    const admins = await apiKeys.lockActiveAdminKeys(tx.db);
     if (admins.length === 1 && admins[0]?.id === id) return 'last-admin';
-    return (await apiKeys.revokeApiKey(trx, id)) ? 'revoked' : 'missing';
+    const revoked = await apiKeys.revokeApiKey(tx.db, id);
+    if (!revoked) return 'missing';
+    tx.emit({
+      type: 'api_key.revoked',
+      resource_type: 'api_key',
+      resource_id: id,
+      data: toApiKeyResponse(revoked),
+    });
+    return 'revoked';
   });
   // Other processes may serve it from their caches for a while, but their transactions check the
   // key again: it can do nothing anywhere from now on.

@@ -1,8 +1,12 @@
-// What every service function receives: the connections it may use, and who is acting.
+// What every service function receives (the connections, and who is acting), and the one way a
+// service writes: inTenant, a transaction in which the change, its events and its idempotency
+// record commit together or not at all.
 import type { KeyCache } from '../auth/key-cache.js';
 import { type Db, type TenantScope, withTenant } from '../database/connection.js';
 import { isKeyRejected } from '../database/errors.js';
 import type { ApiKeyRole } from '../database/schema.js';
+import * as events from '../queries/events.js';
+import * as idempotencyKeys from '../queries/idempotency-keys.js';
 
 /** A presented key found valid: who it acts as. */
 export interface KeyHolder {
@@ -17,22 +21,102 @@ export interface ServiceContext {
   readonly db: Db;
   /** Keys authenticated lately (see auth/key-cache.ts); absent where nothing authenticates keys. */
   readonly keyCache?: KeyCache<KeyHolder>;
+  /** Tests only: runs after a service's work, before its events and records are written (a fault, a pause). */
+  readonly faults?: { beforeCommit?: () => void | Promise<void> };
+}
+
+/** What a retry with the same idempotency key gets back, byte for byte. */
+export interface StoredReply {
+  status: number;
+  headers: Record<string, string>;
+  /** The body exactly as sent ('' for none). */
+  body: string;
+}
+
+/** A request carrying an Idempotency-Key (see http/idempotency.ts). */
+export interface IdempotentRequest {
+  key: string;
+  /** Of the method, the path and the canonical body: the same key with another request is refused. */
+  fingerprint: string;
+  /** The reply for the work's result, to store with it; undefined when the result is a refusal. */
+  reply(result: unknown): StoredReply | undefined;
 }
 
 /** Who acts, in which tenant: an API key over HTTP, or the system (CLI, seed, jobs). */
 export interface Actor extends TenantScope {
   /** The API key's id, or 'system'. */
   readonly keyId: string;
+  /** The HTTP request's id, recorded with its events. */
+  readonly requestId?: string;
+  readonly idempotency?: IdempotentRequest;
 }
 
-/** One transaction, scoped to the actor's tenant: whatever must be true together commits together. */
-export async function inTenant<T>(
-  ctx: ServiceContext,
-  actor: Actor,
-  fn: (trx: Db) => Promise<T>,
-): Promise<T> {
+/** An idempotency key that cannot run now: the HTTP layer answers these (http/problems.ts). */
+export class IdempotencyStop extends Error {
+  constructor(
+    readonly stop: { kind: 'replay'; reply: StoredReply } | { kind: 'in-progress' } | { kind: 'key-reused' },
+  ) {
+    super(`idempotency: ${stop.kind}`);
+  }
+}
+
+export type NewEvent = Omit<events.EventInput, 'actor' | 'request_id'> & {
+  /** 'system' for changes the system makes on its own (a scheduled cancellation). */
+  actor?: 'system';
+};
+
+/** A service's transaction: its connection, and the events of its changes. */
+export interface Tx {
+  readonly db: Db;
+  /** Records an event; written with the transaction's last statements, just before COMMIT. */
+  emit(event: NewEvent): void;
+}
+
+/**
+ * One transaction, scoped to the actor's tenant. With an idempotency key, a retry of a finished
+ * request gets its stored reply instead of a second run (and the work of the first is locked
+ * against a concurrent second); the reply is stored in the same transaction as the work.
+ */
+export async function inTenant<T>(ctx: ServiceContext, actor: Actor, fn: (tx: Tx) => Promise<T>): Promise<T> {
+  const pending: events.EventInput[] = [];
+  let reply: StoredReply | undefined;
   try {
-    return await withTenant(ctx.db, actor, fn);
+    return await withTenant(
+      ctx.db,
+      actor,
+      async (db) => {
+        if (actor.idempotency) {
+          const claim = await idempotencyKeys.claim(db, actor.keyId, actor.idempotency.key);
+          if (!claim.locked) throw new IdempotencyStop({ kind: 'in-progress' });
+          if (claim.stored) {
+            if (claim.stored.fingerprint !== actor.idempotency.fingerprint)
+              throw new IdempotencyStop({ kind: 'key-reused' });
+            throw new IdempotencyStop({ kind: 'replay', reply: claim.stored });
+          }
+        }
+        const result = await fn({
+          db,
+          emit: (event) =>
+            pending.push({
+              ...event,
+              actor: event.actor ?? actor.keyId,
+              request_id: event.actor === 'system' ? null : (actor.requestId ?? null),
+            }),
+        });
+        // Refusals (a 4xx outcome) wrote nothing and store nothing: a corrected retry can run.
+        reply = actor.idempotency?.reply(result);
+        if (reply && reply.status >= 400) reply = undefined;
+        await ctx.faults?.beforeCommit?.();
+        return result;
+      },
+      // Sent together with COMMIT, in one round trip.
+      (db) => [
+        ...events.insertEvents(db, pending),
+        ...(reply && actor.idempotency
+          ? [idempotencyKeys.store(db, actor.keyId, actor.idempotency, reply)]
+          : []),
+      ],
+    );
   } catch (error) {
     // Revoked or expired since it was cached: the next request checks the database first.
     if (isKeyRejected(error)) ctx.keyCache?.forgetKey(actor.keyId);
@@ -48,4 +132,27 @@ export interface Page<Row> {
 
 export function toPage<Row>(rows: Row[], limit: number): Page<Row> {
   return { rows: rows.slice(0, limit), more: rows.length > limit };
+}
+
+/** If-Match: '*' (any version) or the versions the client has seen; absent, no condition. */
+export type VersionCondition = '*' | readonly number[] | undefined;
+
+export const satisfies = (condition: VersionCondition, version: number): boolean =>
+  condition === undefined || condition === '*' || condition.includes(version);
+
+/** The fields whose values differ, with their values before: an update event's `previous`. */
+export function previousValues(before: object, after: object): Record<string, unknown> {
+  const previous: Record<string, unknown> = {};
+  const a = before as Record<string, unknown>;
+  const b = after as Record<string, unknown>;
+  for (const key of Object.keys(b)) {
+    if (key === 'updated_at' || key === 'version') continue;
+    if (JSON.stringify(a[key]) !== JSON.stringify(b[key])) previous[key] = a[key] ?? null;
+  }
+  return previous;
+}
+
+/** The fields a PATCH sets (undefined means "not sent"). */
+export function defined<T extends object>(patch: T): Partial<T> {
+  return Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined)) as Partial<T>;
 }

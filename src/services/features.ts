@@ -2,7 +2,18 @@
 import type { FeatureRow } from '../database/schema.js';
 import { isForeignKeyViolation, isUniqueViolation } from '../database/errors.js';
 import * as features from '../queries/features.js';
-import { type Actor, inTenant, type Page, type ServiceContext, toPage } from './context.js';
+import { toFeatureResponse } from '../responses/features.js';
+import {
+  type Actor,
+  defined,
+  inTenant,
+  type Page,
+  previousValues,
+  type ServiceContext,
+  satisfies,
+  toPage,
+  type VersionCondition,
+} from './context.js';
 
 export interface FeatureInput {
   name: string;
@@ -14,11 +25,11 @@ export async function listFeatures(
   actor: Actor,
   filter: features.FeatureFilter,
 ): Promise<Page<FeatureRow>> {
-  return toPage(await inTenant(ctx, actor, (trx) => features.listFeatures(trx, filter)), filter.limit);
+  return toPage(await inTenant(ctx, actor, (tx) => features.listFeatures(tx.db, filter)), filter.limit);
 }
 
 export function getFeature(ctx: ServiceContext, actor: Actor, id: string): Promise<FeatureRow | undefined> {
-  return inTenant(ctx, actor, (trx) => features.findFeature(trx, id));
+  return inTenant(ctx, actor, (tx) => features.findFeature(tx.db, id));
 }
 
 export type CreateFeatureOutcome = { kind: 'created'; feature: FeatureRow } | { kind: 'name-taken' };
@@ -29,10 +40,16 @@ export async function createFeature(
   input: FeatureInput,
 ): Promise<CreateFeatureOutcome> {
   try {
-    return {
-      kind: 'created',
-      feature: await inTenant(ctx, actor, (trx) => features.insertFeature(trx, input)),
-    };
+    return await inTenant(ctx, actor, async (tx): Promise<CreateFeatureOutcome> => {
+      const feature = await features.insertFeature(tx.db, input);
+      tx.emit({
+        type: 'feature.created',
+        resource_type: 'feature',
+        resource_id: feature.id,
+        data: toFeatureResponse(feature),
+      });
+      return { kind: 'created', feature };
+    });
   } catch (error) {
     if (isUniqueViolation(error, 'features_name_key')) return { kind: 'name-taken' };
     throw error;
@@ -40,33 +57,69 @@ export async function createFeature(
 }
 
 export type UpdateFeatureOutcome =
-  { kind: 'updated'; feature: FeatureRow } | { kind: 'missing' } | { kind: 'name-taken' };
+  | { kind: 'updated'; feature: FeatureRow }
+  | { kind: 'missing' }
+  | { kind: 'stale'; current: FeatureRow }
+  | { kind: 'name-taken' };
 
+/** Changes only what differs; a PATCH that changes nothing writes nothing and keeps the version. */
 export async function updateFeature(
   ctx: ServiceContext,
   actor: Actor,
   id: string,
   patch: Partial<FeatureInput>,
+  ifMatch?: VersionCondition,
 ): Promise<UpdateFeatureOutcome> {
   try {
-    const feature = await inTenant(ctx, actor, (trx) => features.updateFeature(trx, id, patch));
-    return feature ? { kind: 'updated', feature } : { kind: 'missing' };
+    return await inTenant(ctx, actor, async (tx): Promise<UpdateFeatureOutcome> => {
+      const before = await features.lockFeature(tx.db, id);
+      if (!before) return { kind: 'missing' };
+      if (!satisfies(ifMatch, before.version)) return { kind: 'stale', current: before };
+      if (Object.keys(previousValues(before, { ...before, ...defined(patch) })).length === 0) {
+        return { kind: 'updated', feature: before };
+      }
+      const after = await features.updateFeature(tx.db, id, patch);
+      const data = toFeatureResponse(after);
+      tx.emit({
+        type: 'feature.updated',
+        resource_type: 'feature',
+        resource_id: id,
+        data,
+        previous: previousValues(toFeatureResponse(before), data),
+      });
+      return { kind: 'updated', feature: after };
+    });
   } catch (error) {
     if (isUniqueViolation(error, 'features_name_key')) return { kind: 'name-taken' };
     throw error;
   }
 }
 
-export type DeleteFeatureOutcome = { kind: 'deleted' } | { kind: 'missing' } | { kind: 'linked' };
+export type DeleteFeatureOutcome =
+  { kind: 'deleted' } | { kind: 'missing' } | { kind: 'stale'; current: FeatureRow } | { kind: 'linked' };
 
 export async function deleteFeature(
   ctx: ServiceContext,
   actor: Actor,
   id: string,
+  ifMatch?: VersionCondition,
 ): Promise<DeleteFeatureOutcome> {
   try {
-    const deleted = await inTenant(ctx, actor, (trx) => features.deleteFeature(trx, id));
-    return deleted ? { kind: 'deleted' } : { kind: 'missing' };
+    return await inTenant(ctx, actor, async (tx): Promise<DeleteFeatureOutcome> => {
+      if (ifMatch !== undefined) {
+        const current = await features.lockFeature(tx.db, id);
+        if (current && !satisfies(ifMatch, current.version)) return { kind: 'stale', current };
+      }
+      const deleted = await features.deleteFeature(tx.db, id);
+      if (!deleted) return { kind: 'missing' };
+      tx.emit({
+        type: 'feature.deleted',
+        resource_type: 'feature',
+        resource_id: id,
+        data: toFeatureResponse(deleted),
+      });
+      return { kind: 'deleted' };
+    });
   } catch (error) {
     if (isForeignKeyViolation(error)) return { kind: 'linked' };
     throw error;

@@ -1,9 +1,56 @@
-// Subscriptions and the features linked to them.
-import type { FeatureRow, NewSubscription, SubscriptionPatch, SubscriptionRow } from '../database/schema.js';
+// Subscriptions, their lifecycle and the features linked to them.
+import { periodContaining } from '../billing/periods.js';
+import type {
+  FeatureRow,
+  NewSubscription,
+  SubscriptionPatch,
+  SubscriptionRow,
+  SubscriptionStatus,
+} from '../database/schema.js';
 import { isCheckViolation, isForeignKeyViolation } from '../database/errors.js';
 import { findFeature } from '../queries/features.js';
 import * as subscriptions from '../queries/subscriptions.js';
-import { type Actor, inTenant, type Page, type ServiceContext, toPage } from './context.js';
+import { toFeatureResponse } from '../responses/features.js';
+import { toSubscriptionResponse } from '../responses/subscriptions.js';
+import {
+  type Actor,
+  defined,
+  inTenant,
+  type Page,
+  previousValues,
+  type ServiceContext,
+  satisfies,
+  toPage,
+  type Tx,
+  type VersionCondition,
+} from './context.js';
+
+/** The lifecycle: which status may follow which. `canceled` is final. */
+export const NEXT_STATUSES: Record<SubscriptionStatus, readonly SubscriptionStatus[]> = {
+  trialing: ['active', 'canceled'],
+  active: ['past_due', 'canceled'],
+  past_due: ['active', 'canceled'],
+  canceled: [],
+};
+
+/**
+ * Performs the cancellations scheduled for now or earlier (`cancel` with at=period_end), as the
+ * system, so that every read and every aggregate sees them the moment they are due. Runs first in
+ * every subscription and analytics transaction; an index on pending cancellations makes it a
+ * single index probe when none is due. (The background worker will also run it on a schedule.)
+ */
+export async function performDueCancellations(tx: Tx): Promise<void> {
+  for (const { previous_status, ...row } of await subscriptions.performDueCancellations(tx.db)) {
+    tx.emit({
+      type: 'subscription.canceled',
+      resource_type: 'subscription',
+      resource_id: row.id,
+      actor: 'system',
+      data: toSubscriptionResponse(row),
+      previous: { status: previous_status, canceled_at: null },
+    });
+  }
+}
 
 export interface WithFeatures {
   subscription: SubscriptionRow;
@@ -11,17 +58,22 @@ export interface WithFeatures {
   features?: FeatureRow[];
 }
 
-export async function listSubscriptions(
+export function listSubscriptions(
   ctx: ServiceContext,
   actor: Actor,
   filter: subscriptions.SubscriptionFilter,
   includeFeatures: boolean,
 ): Promise<Page<WithFeatures>> {
-  return inTenant(ctx, actor, async (trx) => {
-    const page = toPage(await subscriptions.listSubscriptions(trx, filter), filter.limit);
+  return inTenant(ctx, actor, async (tx) => {
+    // Sent together: the list reads what the cancellations wrote (same transaction, in order).
+    const [, rows] = await Promise.all([
+      performDueCancellations(tx),
+      subscriptions.listSubscriptions(tx.db, filter),
+    ]);
+    const page = toPage(rows, filter.limit);
     const features = includeFeatures
       ? await subscriptions.featuresOfSubscriptions(
-          trx,
+          tx.db,
           page.rows.map((r) => r.id),
         )
       : undefined;
@@ -41,11 +93,14 @@ export function getSubscription(
   id: string,
   includeFeatures: boolean,
 ): Promise<WithFeatures | undefined> {
-  return inTenant(ctx, actor, async (trx) => {
-    const subscription = await subscriptions.findSubscription(trx, id);
-    if (!subscription || !includeFeatures) return subscription && { subscription };
-    const features = (await subscriptions.featuresOfSubscriptions(trx, [id])).get(id) ?? [];
-    return { subscription, features };
+  return inTenant(ctx, actor, async (tx) => {
+    const [, subscription, features] = await Promise.all([
+      performDueCancellations(tx),
+      subscriptions.findSubscription(tx.db, id),
+      includeFeatures ? subscriptions.featuresOfSubscriptions(tx.db, [id]) : undefined,
+    ]);
+    if (!subscription) return undefined;
+    return features ? { subscription, features: features.get(id) ?? [] } : { subscription };
   });
 }
 
@@ -63,8 +118,16 @@ export async function createSubscription(
   input: NewSubscription,
 ): Promise<CreateSubscriptionOutcome> {
   try {
-    const subscription = await inTenant(ctx, actor, (trx) => subscriptions.insertSubscription(trx, input));
-    return { kind: 'created', subscription };
+    return await inTenant(ctx, actor, async (tx): Promise<CreateSubscriptionOutcome> => {
+      const subscription = await subscriptions.insertSubscription(tx.db, input);
+      tx.emit({
+        type: 'subscription.created',
+        resource_type: 'subscription',
+        resource_id: subscription.id,
+        data: toSubscriptionResponse(subscription),
+      });
+      return { kind: 'created', subscription };
+    });
   } catch (error) {
     // The foreign key includes tenant_id, so another tenant's user is as unknown as a missing one.
     if (isForeignKeyViolation(error)) return { kind: 'unknown-user' };
@@ -73,28 +136,156 @@ export async function createSubscription(
   }
 }
 
-export type UpdateSubscriptionOutcome =
-  { kind: 'updated'; subscription: SubscriptionRow } | { kind: 'missing' } | { kind: 'end-before-start' };
+/** A change refused because the lifecycle does not allow it. */
+export interface IllegalTransition {
+  kind: 'illegal-transition';
+  from: SubscriptionStatus;
+  to: SubscriptionStatus;
+  allowed: readonly SubscriptionStatus[];
+}
 
+export type UpdateSubscriptionOutcome =
+  | { kind: 'updated'; subscription: SubscriptionRow }
+  | { kind: 'missing' }
+  | { kind: 'stale'; current: SubscriptionRow }
+  | IllegalTransition
+  | { kind: 'end-before-start' };
+
+/** Records a change of a subscription: `subscription.canceled` when it ends, else `.updated`. */
+function emitChange(tx: Tx, before: SubscriptionRow, after: SubscriptionRow, type?: string): void {
+  const data = toSubscriptionResponse(after);
+  tx.emit({
+    type:
+      type ??
+      (after.status === 'canceled' && before.status !== 'canceled'
+        ? 'subscription.canceled'
+        : 'subscription.updated'),
+    resource_type: 'subscription',
+    resource_id: after.id,
+    data,
+    previous: previousValues(toSubscriptionResponse(before), data),
+  });
+}
+
+/**
+ * Changes only what differs. A status change must follow the lifecycle (NEXT_STATUSES); becoming
+ * `canceled` stamps canceled_at and drops a scheduled cancellation.
+ */
 export async function updateSubscription(
   ctx: ServiceContext,
   actor: Actor,
   id: string,
   patch: SubscriptionPatch,
+  ifMatch?: VersionCondition,
 ): Promise<UpdateSubscriptionOutcome> {
   try {
-    const subscription = await inTenant(ctx, actor, (trx) =>
-      subscriptions.updateSubscription(trx, id, patch),
-    );
-    return subscription ? { kind: 'updated', subscription } : { kind: 'missing' };
+    return await inTenant(ctx, actor, async (tx): Promise<UpdateSubscriptionOutcome> => {
+      await performDueCancellations(tx);
+      const before = await subscriptions.lockSubscription(tx.db, id);
+      if (!before) return { kind: 'missing' };
+      if (!satisfies(ifMatch, before.version)) return { kind: 'stale', current: before };
+      const to = patch.status;
+      if (to !== undefined && to !== before.status && !NEXT_STATUSES[before.status].includes(to)) {
+        return { kind: 'illegal-transition', from: before.status, to, allowed: NEXT_STATUSES[before.status] };
+      }
+      const changes = defined(patch);
+      if (Object.keys(previousValues(before, { ...before, ...changes })).length === 0) {
+        return { kind: 'updated', subscription: before };
+      }
+      const after = await subscriptions.updateSubscription(tx.db, id, {
+        ...changes,
+        ...(to === 'canceled' && before.status !== 'canceled' ? { cancel_at: null } : {}),
+      });
+      emitChange(tx, before, after);
+      return { kind: 'updated', subscription: after };
+    });
   } catch (error) {
     if (isCheckViolation(error, END_BEFORE_START)) return { kind: 'end-before-start' };
     throw error;
   }
 }
 
-export async function deleteSubscription(ctx: ServiceContext, actor: Actor, id: string): Promise<boolean> {
-  return inTenant(ctx, actor, (trx) => subscriptions.deleteSubscription(trx, id));
+export interface CancelInput {
+  /** `now`, or the end of the current billing period. */
+  at: 'now' | 'period_end';
+  reason?: string | undefined;
+}
+
+export type CancelOutcome =
+  | { kind: 'canceled' | 'scheduled'; subscription: SubscriptionRow }
+  | { kind: 'missing' }
+  | { kind: 'stale'; current: SubscriptionRow }
+  | { kind: 'already-canceled'; current: SubscriptionRow };
+
+/**
+ * Cancels now (status canceled, canceled_at now), or at the end of the current billing period:
+ * then `cancel_at` is set and the subscription stays as it is until that moment, when it becomes
+ * canceled with canceled_at = cancel_at (see performDueCancellations).
+ */
+export function cancelSubscription(
+  ctx: ServiceContext,
+  actor: Actor,
+  id: string,
+  input: CancelInput,
+  ifMatch?: VersionCondition,
+  today: string = new Date().toISOString().slice(0, 10),
+): Promise<CancelOutcome> {
+  return inTenant(ctx, actor, async (tx): Promise<CancelOutcome> => {
+    await performDueCancellations(tx);
+    const before = await subscriptions.lockSubscription(tx.db, id);
+    if (!before) return { kind: 'missing' };
+    if (!satisfies(ifMatch, before.version)) return { kind: 'stale', current: before };
+    if (before.status === 'canceled') return { kind: 'already-canceled', current: before };
+    const reason = input.reason ?? before.cancel_reason;
+    if (input.at === 'now') {
+      const after = await subscriptions.updateSubscription(tx.db, id, {
+        status: 'canceled',
+        cancel_at: null,
+        cancel_reason: reason,
+      });
+      emitChange(tx, before, after, 'subscription.canceled');
+      return { kind: 'canceled', subscription: after };
+    }
+    // The period containing today, or the first one for a subscription that has not started.
+    const from = before.start_date > today ? before.start_date : today;
+    const { end } = periodContaining(before.start_date, before.billing_interval, 1, from);
+    const cancelAt = new Date(`${end}T00:00:00.000Z`);
+    if (before.cancel_at?.getTime() === cancelAt.getTime() && before.cancel_reason === reason) {
+      return { kind: 'scheduled', subscription: before };
+    }
+    const after = await subscriptions.updateSubscription(tx.db, id, {
+      cancel_at: cancelAt,
+      cancel_reason: reason,
+    });
+    emitChange(tx, before, after, 'subscription.cancellation_scheduled');
+    return { kind: 'scheduled', subscription: after };
+  });
+}
+
+export type DeleteSubscriptionOutcome =
+  { kind: 'deleted' } | { kind: 'missing' } | { kind: 'stale'; current: SubscriptionRow };
+
+export function deleteSubscription(
+  ctx: ServiceContext,
+  actor: Actor,
+  id: string,
+  ifMatch?: VersionCondition,
+): Promise<DeleteSubscriptionOutcome> {
+  return inTenant(ctx, actor, async (tx): Promise<DeleteSubscriptionOutcome> => {
+    if (ifMatch !== undefined) {
+      const current = await subscriptions.lockSubscription(tx.db, id);
+      if (current && !satisfies(ifMatch, current.version)) return { kind: 'stale', current };
+    }
+    const deleted = await subscriptions.deleteSubscription(tx.db, id);
+    if (!deleted) return { kind: 'missing' };
+    tx.emit({
+      type: 'subscription.deleted',
+      resource_type: 'subscription',
+      resource_id: id,
+      data: toSubscriptionResponse(deleted),
+    });
+    return { kind: 'deleted' };
+  });
 }
 
 /** The subscription's features by name; undefined when there is no such subscription. */
@@ -103,39 +294,79 @@ export function listSubscriptionFeatures(
   actor: Actor,
   id: string,
 ): Promise<FeatureRow[] | undefined> {
-  return inTenant(ctx, actor, async (trx) => {
-    if (!(await subscriptions.findSubscription(trx, id))) return undefined;
-    return (await subscriptions.featuresOfSubscriptions(trx, [id])).get(id) ?? [];
+  return inTenant(ctx, actor, async (tx) => {
+    const [subscription, features] = await Promise.all([
+      subscriptions.findSubscription(tx.db, id),
+      subscriptions.featuresOfSubscriptions(tx.db, [id]),
+    ]);
+    return subscription && (features.get(id) ?? []);
   });
 }
 
 export type LinkOutcome =
   | { kind: 'linked' | 'already-linked'; feature: FeatureRow }
   | { kind: 'no-feature' }
-  | { kind: 'no-subscription' };
+  | { kind: 'no-subscription' }
+  | { kind: 'stale'; current: SubscriptionRow };
 
-/** Idempotent: the state afterwards is the same whether or not the link existed. */
+/**
+ * Idempotent: the state afterwards is the same whether or not the link existed. A new link is a
+ * change of the subscription: its version moves and `subscription_feature.linked` is recorded.
+ */
 export function linkFeature(
   ctx: ServiceContext,
   actor: Actor,
   subscriptionId: string,
   featureId: string,
+  ifMatch?: VersionCondition,
 ): Promise<LinkOutcome> {
-  return inTenant(ctx, actor, async (trx) => {
-    const feature = await findFeature(trx, featureId);
+  return inTenant(ctx, actor, async (tx): Promise<LinkOutcome> => {
+    const [subscription, feature] = await Promise.all([
+      subscriptions.lockSubscription(tx.db, subscriptionId),
+      findFeature(tx.db, featureId),
+    ]);
     if (!feature) return { kind: 'no-feature' };
-    const outcome = await subscriptions.linkFeature(trx, subscriptionId, featureId);
-    if (outcome === 'missing') return { kind: 'no-subscription' };
-    return { kind: outcome === 'created' ? 'linked' : 'already-linked', feature };
+    if (!subscription) return { kind: 'no-subscription' };
+    if (!satisfies(ifMatch, subscription.version)) return { kind: 'stale', current: subscription };
+    if ((await subscriptions.linkFeature(tx.db, subscriptionId, featureId)) !== 'created') {
+      return { kind: 'already-linked', feature };
+    }
+    await subscriptions.updateSubscription(tx.db, subscriptionId, {});
+    tx.emit({
+      type: 'subscription_feature.linked',
+      resource_type: 'subscription',
+      resource_id: subscriptionId,
+      data: { subscription_id: subscriptionId, feature: toFeatureResponse(feature) },
+    });
+    return { kind: 'linked', feature };
   });
 }
 
-/** False when they were not linked (or either does not exist). */
+export type UnlinkOutcome =
+  { kind: 'unlinked' } | { kind: 'not-linked' } | { kind: 'stale'; current: SubscriptionRow };
+
 export function unlinkFeature(
   ctx: ServiceContext,
   actor: Actor,
   subscriptionId: string,
   featureId: string,
-): Promise<boolean> {
-  return inTenant(ctx, actor, (trx) => subscriptions.unlinkFeature(trx, subscriptionId, featureId));
+  ifMatch?: VersionCondition,
+): Promise<UnlinkOutcome> {
+  return inTenant(ctx, actor, async (tx): Promise<UnlinkOutcome> => {
+    const subscription = await subscriptions.lockSubscription(tx.db, subscriptionId);
+    if (subscription && !satisfies(ifMatch, subscription.version))
+      return { kind: 'stale', current: subscription };
+    const feature = await findFeature(tx.db, featureId);
+    if (!subscription || !feature || !(await subscriptions.unlinkFeature(tx.db, subscriptionId, featureId))) {
+      return { kind: 'not-linked' };
+    }
+    await subscriptions.updateSubscription(tx.db, subscriptionId, {});
+    tx.emit({
+      type: 'subscription_feature.unlinked',
+      resource_type: 'subscription',
+      resource_id: subscriptionId,
+      data: { subscription_id: subscriptionId, feature: toFeatureResponse(feature) },
+    });
+    return { kind: 'unlinked' };
+  });
 }

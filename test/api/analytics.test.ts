@@ -73,7 +73,7 @@ beforeAll(async () => {
     start_date: '2020-06-30',
     status: 'past_due',
   });
-  // A status change, a price change, a cancel and reactivation, a deletion.
+  // A status change, a price change, a move to another month and back to active, a deletion.
   const changed = await createSubscription(t, {
     user_id: cy.id,
     plan_cost: '99.99',
@@ -84,7 +84,7 @@ beforeAll(async () => {
   const moved = await createSubscription(t, { user_id: cy.id, plan_cost: '1.00', start_date: '2026-03-01' });
   await t.api
     .patch(`/api/v1/subscriptions/${moved.id}`)
-    .send({ start_date: '2026-02-28', status: 'canceled' })
+    .send({ start_date: '2026-02-28', status: 'past_due' })
     .expect(200);
   await t.api.patch(`/api/v1/subscriptions/${moved.id}`).send({ status: 'active' }).expect(200);
   const gone = await createSubscription(t, {

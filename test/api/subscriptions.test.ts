@@ -116,7 +116,15 @@ describe('GET /api/v1/subscriptions/{subscriptionId}', () => {
     await ctx.api.put(`/api/v1/subscriptions/${subscription.id}/features/${a.id}`).expect(201);
     const withFeatures = await ctx.api.get(`/api/v1/subscriptions/${subscription.id}?include=features`);
     expect(withFeatures.status).toBe(200);
-    expect(withFeatures.body).toEqual({ ...subscription, features: [a, b] });
+    // Each new link is a change of the subscription: two links, two versions more.
+    const { updated_at, version, ...unchanged } = subscription;
+    expect(withFeatures.body).toEqual({
+      ...unchanged,
+      version: version + 2,
+      updated_at: expect.any(String),
+      features: [a, b],
+    });
+    expect((withFeatures.body as Schemas['Subscription']).updated_at > updated_at).toBe(true);
   });
 
   it('answers 404 for an unknown id and 400 for a malformed one', async () => {
@@ -179,7 +187,7 @@ describe('GET /api/v1/subscriptions', () => {
 });
 
 describe('PATCH /api/v1/subscriptions/{subscriptionId}', () => {
-  it('cancels (stamping canceled_at), keeps the stamp, and clears it on reactivation', async () => {
+  it('cancels (stamping canceled_at), keeps the stamp, and refuses to reactivate: canceled is final', async () => {
     const subscription = await createSubscription(ctx);
     const canceled = await ctx.api
       .patch(`/api/v1/subscriptions/${subscription.id}`)
@@ -194,10 +202,14 @@ describe('PATCH /api/v1/subscriptions/{subscriptionId}', () => {
       .send({ plan_cost: '12.5' });
     expect(repriced.body).toMatchObject({ plan_cost: '12.50', canceled_at: stamp });
 
+    const before = await fingerprint(ctx.db);
     const reactivated = await ctx.api
       .patch(`/api/v1/subscriptions/${subscription.id}`)
       .send({ status: 'active', end_date: null });
-    expect(reactivated.body).toMatchObject({ status: 'active', canceled_at: null, end_date: null });
+    expect(expectProblem(reactivated, 409, 'conflict').detail).toMatch(
+      /canceled subscription cannot become active/,
+    );
+    expect(await fingerprint(ctx.db)).toEqual(before);
   });
 
   it('refuses to move a subscription to another user, or its start past its end, writing nothing', async () => {

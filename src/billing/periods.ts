@@ -1,0 +1,62 @@
+// Billing periods: pure date arithmetic, no I/O. A subscription's periods are anchored on its
+// start date: each period starts on an anniversary of it (every `count` months or years), clamped
+// to the end of shorter months. Started on Jan 31 (monthly): periods start Jan 31, Feb 28 (29 in a
+// leap year), Mar 31, Apr 30, ... Dates are 'YYYY-MM-DD' calendar dates; a period is
+// [start, end): `end` is the first day of the next period.
+
+export type Interval = 'month' | 'year';
+
+export interface Period {
+  /** First day of the period. */
+  start: string;
+  /** First day of the next period (exclusive end). */
+  end: string;
+}
+
+interface Ymd {
+  y: number;
+  m: number; // 1-12
+  d: number;
+}
+
+const parse = (date: string): Ymd => {
+  const [y = NaN, m = NaN, d = NaN] = date.split('-').map(Number);
+  return { y, m, d };
+};
+
+const format = ({ y, m, d }: Ymd): string =>
+  `${String(y).padStart(4, '0')}-${String(m).padStart(2, '0')}-${String(d).padStart(2, '0')}`;
+
+export function daysInMonth(y: number, m: number): number {
+  if (m === 2) return (y % 4 === 0 && y % 100 !== 0) || y % 400 === 0 ? 29 : 28;
+  return [4, 6, 9, 11].includes(m) ? 30 : 31;
+}
+
+/** The n-th anniversary of the anchor (n whole intervals later), clamped to the month's end. */
+export function anniversary(anchor: string, interval: Interval, count: number, n: number): string {
+  const { y, m, d } = parse(anchor);
+  const months = (interval === 'year' ? 12 : 1) * count * n;
+  const index = y * 12 + (m - 1) + months;
+  const year = Math.floor(index / 12);
+  const month = (index % 12) + 1;
+  return format({ y: year, m: month, d: Math.min(d, daysInMonth(year, month)) });
+}
+
+/** Whole months from a to b, counting a month only once its day is reached (as anniversaries do). */
+function monthsBetween(a: Ymd, b: Ymd): number {
+  return (b.y - a.y) * 12 + (b.m - a.m);
+}
+
+/**
+ * The period containing `date`, for a subscription started on `anchor`; periods before the
+ * anchor extend the same rhythm backwards (so every date has exactly one period).
+ */
+export function periodContaining(anchor: string, interval: Interval, count: number, date: string): Period {
+  if (!Number.isInteger(count) || count < 1) throw new RangeError('count must be a positive integer');
+  const step = (interval === 'year' ? 12 : 1) * count;
+  // An estimate of the number of periods from the anchor, then corrected by at most one step.
+  let n = Math.floor(monthsBetween(parse(anchor), parse(date)) / step);
+  while (anniversary(anchor, interval, count, n) > date) n--;
+  while (anniversary(anchor, interval, count, n + 1) <= date) n++;
+  return { start: anniversary(anchor, interval, count, n), end: anniversary(anchor, interval, count, n + 1) };
+}

@@ -1,0 +1,62 @@
+import { type Request, Router } from 'express';
+import type { Query, Schemas } from '../contract.js';
+import { actorOf } from '../http/authenticate.js';
+import { ProblemError } from '../http/problems.js';
+import { toEventResponse } from '../responses/events.js';
+import type { ServiceContext } from '../services/context.js';
+import * as events from '../services/events.js';
+
+// The feed's cursor is a position, (xid, seq) of the last event read: opaque to clients.
+const PREFIX = 'e1:';
+
+function decodePosition(cursor: string | undefined): { xid: string; seq: string } | undefined {
+  if (cursor === undefined) return undefined;
+  const match = /^e1:(\d{1,20}):(\d{1,20})$/.exec(Buffer.from(cursor, 'base64url').toString('utf8'));
+  if (!match) {
+    throw new ProblemError(
+      400,
+      'invalid-cursor',
+      'cursor is not a value returned as next_cursor by this API.',
+      [{ location: 'query', field: 'cursor', message: 'unrecognised cursor' }],
+    );
+  }
+  return { xid: match[1]!, seq: match[2]! };
+}
+
+const encodePosition = (xid: string, seq: string) =>
+  Buffer.from(`${PREFIX}${xid}:${seq}`).toString('base64url');
+
+/** A page of the feed, of one subscription when given (undefined: no such subscription, ever). */
+export async function listEventsPage(
+  ctx: ServiceContext,
+  req: Request,
+  subscriptionId?: string,
+): Promise<Schemas['EventList'] | undefined> {
+  const query = req.query as Query<'listEvents'>;
+  const filter = {
+    limit: query.limit ?? 20,
+    after: decodePosition(query.cursor),
+    types: query.type,
+    resourceId: query.resource_id,
+    occurredFrom: query.after,
+    occurredBefore: query.before,
+  };
+  const page = subscriptionId
+    ? await events.listSubscriptionEvents(ctx, actorOf(req), subscriptionId, filter)
+    : await events.listEvents(ctx, actorOf(req), filter);
+  if (!page) return undefined;
+  const last = page.rows.at(-1);
+  // Past the newest event the cursor stays put: polling with it returns only newer events.
+  return {
+    data: page.rows.map(toEventResponse),
+    next_cursor: last ? encodePosition(last.xid, last.seq) : (query.cursor ?? null),
+  };
+}
+
+export function eventsRouter(ctx: ServiceContext): Router {
+  const router = Router({ caseSensitive: true });
+  router.get('/', async (req, res) => {
+    res.json(await listEventsPage(ctx, req));
+  });
+  return router;
+}

@@ -1,0 +1,237 @@
+// The event log: every change recorded with who, when, what; immutable for everyone; and a feed
+// that a poller reads gap-free even when transactions commit out of order.
+import { randomUUID } from 'node:crypto';
+import { sql } from 'kysely';
+import { describe, expect, it } from 'vitest';
+import type { Schemas } from '../../src/contract.js';
+import { withTenant } from '../../src/database/connection.js';
+import { useTestApp } from '../helpers/app.js';
+import { createFeature, createSubscription, createUser } from '../helpers/factories.js';
+import { pause } from '../helpers/locks.js';
+import { expectProblem } from '../helpers/problems.js';
+
+const ctx = useTestApp();
+type Api = typeof ctx.api;
+
+/** Reads the feed from `cursor` to its current end. */
+async function readFeed(
+  api: Api,
+  cursor: string | null,
+  query = '',
+): Promise<{ events: Schemas['Event'][]; cursor: string | null }> {
+  const events: Schemas['Event'][] = [];
+  for (;;) {
+    const res = await api.get(`/api/v1/events?limit=100${cursor ? `&cursor=${cursor}` : ''}${query}`);
+    expect(res.status, res.text).toBe(200);
+    const page = res.body as Schemas['EventList'];
+    events.push(...page.data);
+    if (page.data.length === 0) return { events, cursor: page.next_cursor };
+    cursor = page.next_cursor;
+  }
+}
+
+describe('every change is an event', () => {
+  it('records creates, updates with previous values, links, cancellations and deletes, with actor and request id', async () => {
+    const t = await ctx.newTenant();
+    const keys = (await t.api.get('/api/v1/api-keys')).body as Schemas['ApiKeyCollection'];
+    const keyId = keys.data[0]!.id;
+    const user = await createUser(t);
+    const feature = await createFeature(t);
+    const subscription = await createSubscription(t, { user_id: user.id, plan_cost: '10.00' });
+    const requestId = `req-${randomUUID()}`;
+    await t.api
+      .patch(`/api/v1/subscriptions/${subscription.id}`)
+      .set('X-Request-Id', requestId)
+      .send({ plan_cost: '12.00' })
+      .expect(200);
+    await t.api.put(`/api/v1/subscriptions/${subscription.id}/features/${feature.id}`).expect(201);
+    await t.api
+      .post(`/api/v1/subscriptions/${subscription.id}/cancel`)
+      .send({ at: 'now', reason: 'too expensive' })
+      .expect(200);
+    await t.api.delete(`/api/v1/subscriptions/${subscription.id}`).expect(204);
+
+    const { events } = await readFeed(t.api, null);
+    expect(events.map((e) => e.type)).toEqual([
+      'tenant.created',
+      'api_key.created',
+      'user.created',
+      'feature.created',
+      'subscription.created',
+      'subscription.updated',
+      'subscription_feature.linked',
+      'subscription.canceled',
+      'subscription.deleted',
+    ]);
+    const updated = events.find((e) => e.type === 'subscription.updated')!;
+    expect(updated).toMatchObject({
+      resource_type: 'subscription',
+      resource_id: subscription.id,
+      actor: { type: 'api_key', id: keyId },
+      request_id: requestId,
+      previous: { plan_cost: '10.00' },
+      data: { id: subscription.id, plan_cost: '12.00', version: 2 },
+    });
+    expect(events.find((e) => e.type === 'subscription.canceled')).toMatchObject({
+      previous: { status: 'active', canceled_at: null, cancel_reason: null },
+      data: { status: 'canceled', cancel_reason: 'too expensive' },
+    });
+    expect(events[0]).toMatchObject({ actor: { type: 'system', id: null }, request_id: null });
+    // The key's secret is never in an event.
+    expect(JSON.stringify(events)).not.toContain(t.key);
+
+    // The subscription's history outlives it, in order.
+    const history = await t.api.get(`/api/v1/subscriptions/${subscription.id}/events`);
+    expect(history.status).toBe(200);
+    expect((history.body as Schemas['EventList']).data.map((e) => e.type)).toEqual([
+      'subscription.created',
+      'subscription.updated',
+      'subscription_feature.linked',
+      'subscription.canceled',
+      'subscription.deleted',
+    ]);
+    expectProblem(await t.api.get(`/api/v1/subscriptions/${randomUUID()}/events`), 404, 'not-found');
+  });
+
+  it('filters by type (repeated), resource and time', async () => {
+    const t = await ctx.newTenant();
+    const start = new Date().toISOString();
+    const a = await createUser(t);
+    await createUser(t);
+    await t.api.patch(`/api/v1/users/${a.id}`).send({ name: 'Renamed' }).expect(200);
+    const byType = await readFeed(t.api, null, '&type=user.updated&type=user.deleted');
+    expect(byType.events.map((e) => e.type)).toEqual(['user.updated']);
+    const byResource = await readFeed(t.api, null, `&resource_id=${a.id}`);
+    expect(byResource.events.map((e) => e.type)).toEqual(['user.created', 'user.updated']);
+    const before = await readFeed(t.api, null, `&before=${encodeURIComponent(start)}`);
+    expect(before.events.map((e) => e.type)).toEqual(['tenant.created', 'api_key.created']);
+    const after = await readFeed(t.api, null, `&after=${encodeURIComponent(start)}&type=user.created`);
+    expect(after.events).toHaveLength(2);
+    expectProblem(await t.api.get('/api/v1/events?cursor=bm9wZQ'), 400, 'invalid-cursor');
+  });
+});
+
+describe('events are immutable', () => {
+  it('refuses update, delete and truncate to the app role and to the owner', async () => {
+    await createUser(ctx);
+    const attempts = [
+      sql`update events set type = 'user.forged'`,
+      sql`delete from events`,
+      sql`truncate events`,
+    ];
+    for (const attempt of attempts) {
+      await expect(
+        withTenant(ctx.appDb, { tenantId: ctx.tenant.id }, (trx) => attempt.execute(trx)),
+      ).rejects.toThrow(/permission denied|immutable/);
+      await expect(attempt.execute(ctx.db)).rejects.toThrow(/immutable/);
+    }
+    const { rows } = await sql<{
+      n: number;
+    }>`select count(*)::int as n from events where type = 'user.forged'`.execute(ctx.db);
+    expect(rows[0]?.n).toBe(0);
+  });
+
+  it('go only with their tenant', async () => {
+    const t = await ctx.newTenant();
+    await createUser(t);
+    await ctx.db.transaction().execute(async (trx) => {
+      await trx.deleteFrom('users').where('tenant_id', '=', t.id).execute();
+      await trx.deleteFrom('tenants').where('id', '=', t.id).execute();
+    });
+    const { rows } = await sql<{
+      n: number;
+    }>`select count(*)::int as n from events where tenant_id = ${t.id}`.execute(ctx.db);
+    expect(rows[0]?.n).toBe(0);
+  });
+});
+
+describe('the feed, polled while transactions commit out of order', () => {
+  it('hands a poller every event exactly once when a slow writer commits after a fast one', async () => {
+    const t = await ctx.newTenant();
+    let { cursor } = await readFeed(t.api, null);
+    const seen: string[] = [];
+    let polling = true;
+    const poller = (async () => {
+      while (polling) {
+        const page = await readFeed(t.api, cursor);
+        seen.push(...page.events.map((e) => e.id));
+        cursor = page.cursor;
+        await pause(10);
+      }
+    })();
+
+    // The slow writer: its event is written (its sequence number taken) first, its commit comes last.
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let written!: () => void;
+    const isWritten = new Promise<void>((resolve) => (written = resolve));
+    const slow = withTenant(ctx.appDb, { tenantId: t.id }, async (trx) => {
+      await sql`insert into events (type, resource_type, resource_id, actor, data)
+        values ('user.created', 'user', ${randomUUID()}, 'system', '{"slow": true}')`.execute(trx);
+      written();
+      await gate;
+    });
+    await isWritten;
+    // The fast writer commits while the slow one is open, and the poller keeps reading.
+    const fast = await createUser(t);
+    await pause(200);
+    release();
+    await slow;
+    await pause(200);
+    polling = false;
+    await poller;
+    const final = await readFeed(t.api, cursor);
+    seen.push(...final.events.map((e) => e.id));
+
+    const all = await sql<{ id: string; data: unknown }>`
+      select id, data from events where tenant_id = ${t.id} and type = 'user.created'`.execute(ctx.db);
+    expect(all.rows).toHaveLength(2);
+    for (const { id } of all.rows) expect(seen.filter((s) => s === id)).toHaveLength(1);
+    expect(all.rows.map((r) => r.data)).toContainEqual(expect.objectContaining({ id: fast.id }));
+  });
+
+  it('agrees with the tables after a random concurrent workload, read by a poller throughout', async () => {
+    const t = await ctx.newTenant();
+    let { cursor } = await readFeed(t.api, null);
+    const seen: Schemas['Event'][] = [];
+    let polling = true;
+    const poller = (async () => {
+      while (polling) {
+        const page = await readFeed(t.api, cursor);
+        seen.push(...page.events);
+        cursor = page.cursor;
+        await pause(5);
+      }
+    })();
+    const worker = async (w: number) => {
+      for (let i = 0; i < 12; i++) {
+        const user = await createUser(t);
+        if ((i + w) % 3 === 0)
+          await t.api
+            .patch(`/api/v1/users/${user.id}`)
+            .send({ name: `W${w} ${i}` })
+            .expect(200);
+        if ((i + w) % 4 === 0) await t.api.delete(`/api/v1/users/${user.id}`).expect(204);
+      }
+    };
+    await Promise.all(Array.from({ length: 6 }, (_, w) => worker(w)));
+    polling = false;
+    await poller;
+    seen.push(...(await readFeed(t.api, cursor)).events);
+
+    const ids = seen.map((e) => e.id);
+    expect(new Set(ids).size).toBe(ids.length); // nothing twice
+    const stored = await sql<{
+      n: number;
+    }>`select count(*)::int as n from events where tenant_id = ${t.id}`.execute(ctx.db);
+    expect(seen.length + 2).toBe(stored.rows[0]!.n); // + tenant.created and api_key.created, read before
+    const created = new Set(seen.filter((e) => e.type === 'user.created').map((e) => e.resource_id));
+    const deleted = new Set(seen.filter((e) => e.type === 'user.deleted').map((e) => e.resource_id));
+    const users = await ctx.db.selectFrom('users').select('id').where('tenant_id', '=', t.id).execute();
+    expect(new Set(users.map((u) => u.id))).toEqual(new Set([...created].filter((id) => !deleted.has(id))));
+  });
+});
+
+it('logged no unexpected error in this file', () => {
+  expect(ctx.unexpectedErrors).toEqual([]);
+});

@@ -1,0 +1,233 @@
+// Idempotency-Key: a retried write runs once, replays byte for byte, and a crash in the middle
+// leaves nothing behind.
+import { randomUUID } from 'node:crypto';
+import { sql } from 'kysely';
+import { describe, expect, it } from 'vitest';
+import type { Schemas } from '../../src/contract.js';
+import { useTestApp } from '../helpers/app.js';
+import { createSubscription, createUser } from '../helpers/factories.js';
+import { expectProblem } from '../helpers/problems.js';
+
+const ctx = useTestApp();
+
+const count = async (table: 'users' | 'events' | 'idempotency_keys', where: string) => {
+  const { rows } = await sql<{
+    n: number;
+  }>`select count(*)::int as n from ${sql.table(table)} where ${sql.raw(where)}`.execute(ctx.db);
+  return rows[0]!.n;
+};
+const usersWithEmail = (email: string) => count('users', `email = '${email}'`);
+const eventsOfEmail = (email: string) =>
+  count('events', `type = 'user.created' and data->>'email' = '${email}'`);
+
+describe('Idempotency-Key on writes', () => {
+  it('runs a POST once and replays its answer byte for byte, marked Idempotent-Replayed', async () => {
+    const key = randomUUID();
+    const email = `once-${key}@example.com`;
+    const send = () =>
+      ctx.api.post('/api/v1/users').set('Idempotency-Key', key).send({ name: 'Once', email });
+    const first = await send();
+    expect(first.status).toBe(201);
+    expect(first.headers['idempotent-replayed']).toBeUndefined();
+    const again = await send();
+    expect(again.status).toBe(201);
+    expect(again.text).toBe(first.text);
+    expect(again.headers.location).toBe(first.headers.location);
+    expect(again.headers.etag).toBe(first.headers.etag);
+    expect(again.headers['idempotent-replayed']).toBe('true');
+    expect(await usersWithEmail(email)).toBe(1);
+    expect(await eventsOfEmail(email)).toBe(1);
+  });
+
+  it('refuses the same key with another body or path (422), and writes nothing', async () => {
+    const key = randomUUID();
+    const email = `reuse-${key}@example.com`;
+    expect(
+      (await ctx.api.post('/api/v1/users').set('Idempotency-Key', key).send({ name: 'A', email })).status,
+    ).toBe(201);
+    const otherBody = await ctx.api
+      .post('/api/v1/users')
+      .set('Idempotency-Key', key)
+      .send({ name: 'B', email });
+    expectProblem(otherBody, 422, 'idempotency-key-reused');
+    const otherPath = await ctx.api
+      .post('/api/v1/features')
+      .set('Idempotency-Key', key)
+      .send({ name: `f-${key}` });
+    expectProblem(otherPath, 422, 'idempotency-key-reused');
+    expect(await usersWithEmail(email)).toBe(1);
+    // The same body with keys in another order is the same request.
+    const reordered = await ctx.api
+      .post('/api/v1/users')
+      .set('Idempotency-Key', key)
+      .send({ email, name: 'A' });
+    expect(reordered.headers['idempotent-replayed']).toBe('true');
+  });
+
+  it('executes exactly once for 50 concurrent requests with one key: the rest replay or get 409', async () => {
+    const key = randomUUID();
+    const email = `race-${key}@example.com`;
+    const responses = await Promise.all(
+      Array.from({ length: 50 }, () =>
+        ctx.api
+          .post('/api/v1/users')
+          .set('Idempotency-Key', key)
+          .send({ name: 'Race', email })
+          .then((r) => r),
+      ),
+    );
+    const created = responses.filter((r) => r.status === 201);
+    const busy = responses.filter((r) => r.status === 409);
+    expect(created.length + busy.length).toBe(50);
+    expect(created.length).toBeGreaterThanOrEqual(1);
+    expect(new Set(created.map((r) => r.text)).size).toBe(1);
+    expect(created.filter((r) => r.headers['idempotent-replayed'] !== 'true')).toHaveLength(1);
+    for (const r of busy) {
+      expectProblem(r, 409, 'idempotency-in-progress');
+      expect(r.headers['retry-after']).toBe('1');
+    }
+    expect(await usersWithEmail(email)).toBe(1);
+    expect(await eventsOfEmail(email)).toBe(1);
+  });
+
+  it('stores no failure: after a 409 or a 400 the corrected retry with the same key runs', async () => {
+    const taken = await createUser(ctx);
+    const key = randomUUID();
+    const conflict = await ctx.api
+      .post('/api/v1/users')
+      .set('Idempotency-Key', key)
+      .send({ name: 'Dup', email: taken.email });
+    expectProblem(conflict, 409, 'conflict');
+    const invalid = await ctx.api.post('/api/v1/users').set('Idempotency-Key', key).send({ name: 'Dup' });
+    expectProblem(invalid, 400, 'validation-error');
+    expect(await count('idempotency_keys', `key = '${key}'`)).toBe(0);
+    const fixed = await ctx.api
+      .post('/api/v1/users')
+      .set('Idempotency-Key', key)
+      .send({ name: 'Dup', email: `fixed-${key}@example.com` });
+    expect(fixed.status).toBe(201);
+  });
+
+  it('keeps keys per API key: another key may use the same value for its own request', async () => {
+    const other = await ctx.api.post('/api/v1/api-keys').send({ name: 'second', role: 'editor' });
+    const secondKey = (other.body as Schemas['ApiKeyWithSecret']).key;
+    const key = randomUUID();
+    const a = await ctx.api
+      .post('/api/v1/users')
+      .set('Idempotency-Key', key)
+      .send({ name: 'A', email: `a-${key}@example.com` });
+    const b = await ctx
+      .withKey(secondKey)
+      .post('/api/v1/users')
+      .set('Idempotency-Key', key)
+      .send({ name: 'B', email: `b-${key}@example.com` });
+    expect([a.status, b.status]).toEqual([201, 201]);
+    expect(b.headers['idempotent-replayed']).toBeUndefined();
+  });
+
+  it('replays after a restart, and makes PATCH and DELETE safe to retry too', async () => {
+    const user = await createUser(ctx);
+    const key = randomUUID();
+    const patch = () =>
+      ctx.api.patch(`/api/v1/users/${user.id}`).set('Idempotency-Key', key).send({ name: 'Renamed once' });
+    const first = await patch();
+    expect(first.status).toBe(200);
+    // A new app on the same database: nothing in memory, the answer comes from PostgreSQL.
+    const restarted = ctx.appWith({});
+    const replay = await restarted
+      .patch(`/api/v1/users/${user.id}`)
+      .set('Authorization', `Bearer ${ctx.tenant.key}`)
+      .set('Idempotency-Key', key)
+      .send({ name: 'Renamed once' });
+    expect(replay.text).toBe(first.text);
+    expect(replay.headers['idempotent-replayed']).toBe('true');
+    expect(await count('events', `type = 'user.updated' and resource_id = '${user.id}'`)).toBe(1);
+
+    const subscription = await createSubscription(ctx);
+    const deleteKey = randomUUID();
+    const del = () =>
+      ctx.api.delete(`/api/v1/subscriptions/${subscription.id}`).set('Idempotency-Key', deleteKey);
+    expect((await del()).status).toBe(204);
+    const again = await del();
+    expect(again.status).toBe(204); // not 404: the first answer, replayed
+    expect(again.headers['idempotent-replayed']).toBe('true');
+  });
+
+  it('refuses keys it cannot honour: too long, not ASCII, or on operations whose answer holds a secret', async () => {
+    expectProblem(
+      await ctx.api
+        .post('/api/v1/users')
+        .set('Idempotency-Key', 'k'.repeat(256))
+        .send({ name: 'X', email: 'x@example.com' }),
+      400,
+      'validation-error',
+    );
+    expectProblem(
+      await ctx.api
+        .post('/api/v1/api-keys')
+        .set('Idempotency-Key', randomUUID())
+        .send({ name: 'k', role: 'viewer' }),
+      400,
+      'validation-error',
+    );
+    const quoted = await ctx.api
+      .post('/api/v1/features')
+      .set('Idempotency-Key', `"${randomUUID()}"`)
+      .send({ name: `quoted-${randomUUID()}` });
+    expect(quoted.status).toBe(201);
+  });
+
+  it('treats a key older than 24 hours as new, and the purge deletes it', async () => {
+    const key = randomUUID();
+    const body = { name: 'Old', email: `old-${key}@example.com` };
+    expect((await ctx.api.post('/api/v1/users').set('Idempotency-Key', key).send(body)).status).toBe(201);
+    await sql`update idempotency_keys set created_at = now() - interval '25 hours' where key = ${key}`.execute(
+      ctx.db,
+    );
+    // Runs again (and finds the email taken: a new execution, not a replay).
+    expectProblem(
+      await ctx.api.post('/api/v1/users').set('Idempotency-Key', key).send(body),
+      409,
+      'conflict',
+    );
+    const { purgeExpiredIdempotencyKeys } = await import('../../src/services/maintenance.js');
+    expect(await purgeExpiredIdempotencyKeys({ db: ctx.appDb })).toBeGreaterThanOrEqual(1);
+    expect(await count('idempotency_keys', `key = '${key}'`)).toBe(0);
+  });
+});
+
+describe('a fault between the write and the key record', () => {
+  it('leaves nothing of either, and the retry runs', async () => {
+    const faulty = ctx.appWith({
+      faults: {
+        beforeCommit: () => {
+          throw new Error('injected fault');
+        },
+      },
+    });
+    const key = randomUUID();
+    const email = `fault-${key}@example.com`;
+    const res = await faulty
+      .post('/api/v1/users')
+      .set('Authorization', `Bearer ${ctx.tenant.key}`)
+      .set('Idempotency-Key', key)
+      .send({ name: 'Fault', email });
+    expect(res.status).toBe(500);
+    expect(await usersWithEmail(email)).toBe(0);
+    expect(await eventsOfEmail(email)).toBe(0);
+    expect(await count('idempotency_keys', `key = '${key}'`)).toBe(0);
+    ctx.unexpectedErrors.length = 0; // the injected fault was logged, as any 500 is
+
+    const retry = await ctx.api
+      .post('/api/v1/users')
+      .set('Idempotency-Key', key)
+      .send({ name: 'Fault', email });
+    expect(retry.status).toBe(201);
+    expect(retry.headers['idempotent-replayed']).toBeUndefined();
+    expect(await usersWithEmail(email)).toBe(1);
+  });
+});
+
+it('logged no unexpected error in this file', () => {
+  expect(ctx.unexpectedErrors).toEqual([]);
+});
