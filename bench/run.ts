@@ -14,6 +14,7 @@ import os from 'node:os';
 import { sql } from 'kysely';
 import { loadConfig } from '../src/config.js';
 import { createDb, type Db, withTenant } from '../src/database/connection.js';
+import { migrateToLatest } from '../src/database/migrator.js';
 import { openDatabase } from '../src/database/open.js';
 import { insertUser } from '../src/queries/users.js';
 import { authenticateKey, issueApiKey } from '../src/services/api-keys.js';
@@ -184,6 +185,7 @@ runMain(async () => {
   const database = await openDatabase(config);
   const owner = createDb(database.url, { poolSize: 4 });
   try {
+    await migrateToLatest(owner);
     const count = async () => {
       const demo = await owner
         .selectFrom('tenants')

@@ -63,19 +63,29 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
   events: {
     module: events,
     calls: {
+      // With an idempotency key's record, in one statement.
       insertEvents: (db) =>
         Promise.all(
           events
-            .insertEvents(db, [
+            .insertEvents(
+              db,
+              [
+                {
+                  type: 'user.created',
+                  resource_type: 'user',
+                  resource_id: USER,
+                  actor: KEY,
+                  request_id: 'r',
+                  data: {},
+                },
+              ],
               {
-                type: 'user.created',
-                resource_type: 'user',
-                resource_id: USER,
-                actor: KEY,
-                request_id: 'r',
-                data: {},
+                apiKeyId: KEY,
+                key: 'retry-1',
+                fingerprint: 'f',
+                reply: { status: 201, headers: {}, body: '{}' },
               },
-            ])
+            )
             .map((query) => db.executeQuery(query)),
         ),
       listEvents: (db) =>
@@ -94,15 +104,6 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
     module: idempotencyKeys,
     calls: {
       claim: (db) => idempotencyKeys.claim(db, KEY, 'retry-1'),
-      store: (db) =>
-        db.executeQuery(
-          idempotencyKeys.store(
-            db,
-            KEY,
-            { key: 'retry-1', fingerprint: 'f' },
-            { status: 201, headers: {}, body: '{}' },
-          ),
-        ),
       purgeExpired: (db) => idempotencyKeys.purgeExpired(db),
     },
   },

@@ -1,5 +1,6 @@
 // The pool, and the tenant transaction every request and job runs in.
 import { type CompiledQuery, Kysely, PostgresDialect } from 'kysely';
+import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { isDatabaseUnavailable } from './errors.js';
 import type { Database } from './schema.js';
@@ -76,14 +77,32 @@ const SCOPE_TO_TENANT = {
   text: `select set_config('role', '${APP_ROLE}', true), set_config('app.tenant_id', $1, true)`,
 };
 
+/**
+ * A name for each distinct SQL text, so that every connection prepares a statement once and then
+ * only binds and executes it: PostgreSQL skips parsing and planning, and reuses the plan.
+ * (Statements are built by code, not from input, so there are a few hundred at most.)
+ */
+const statementNames = new Map<string, string>();
+function statementName(text: string): string {
+  let name = statementNames.get(text);
+  if (name === undefined) {
+    name = `q${createHash('sha1').update(text).digest('hex').slice(0, 20)}`;
+    statementNames.set(text, name);
+  }
+  return name;
+}
+
 /** One Kysely per pooled connection, so queries of a transaction run on that connection. */
 const bound = new WeakMap<pg.PoolClient, Db>();
 function kyselyOn(client: pg.PoolClient): Db {
   let db = bound.get(client);
   if (!db) {
-    const connection = { query: client.query.bind(client), release: () => {} };
+    const connection = {
+      query: (text: string, values: unknown[]) => client.query({ name: statementName(text), text, values }),
+      release: () => {},
+    };
     const pool = { connect: () => Promise.resolve(connection), end: () => Promise.resolve() };
-    db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: pool }) });
+    db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: pool as never }) });
     bound.set(client, db);
   }
   return db;

@@ -12,25 +12,59 @@ export interface EventInput {
   previous?: unknown;
 }
 
-/** The insert of a transaction's events, compiled, for withTenant to send with COMMIT. */
-export function insertEvents(db: Db, events: readonly EventInput[]): CompiledQuery[] {
-  if (events.length === 0) return [];
-  return [
-    db
-      .insertInto('events')
-      .values(
-        events.map((e) => ({
-          type: e.type,
-          resource_type: e.resource_type,
-          resource_id: e.resource_id,
-          actor: e.actor,
-          request_id: e.request_id,
-          data: JSON.stringify(e.data),
-          previous: e.previous === undefined ? null : JSON.stringify(e.previous),
-        })),
-      )
-      .compile(),
-  ];
+/** A finished request's reply, to keep for retries with its idempotency key. */
+export interface KeyRecord {
+  apiKeyId: string;
+  key: string;
+  fingerprint: string;
+  reply: { status: number; headers: Record<string, string>; body: string };
+}
+
+/**
+ * The closing statement of a write: its events and, with an idempotency key, the key's record,
+ * in one statement (a data-modifying CTE), compiled for withTenant to send with COMMIT.
+ */
+export function insertEvents(db: Db, events: readonly EventInput[], record?: KeyRecord): CompiledQuery[] {
+  const written =
+    events.length === 0
+      ? undefined
+      : db.insertInto('events').values(
+          events.map((e) => ({
+            type: e.type,
+            resource_type: e.resource_type,
+            resource_id: e.resource_id,
+            actor: e.actor,
+            request_id: e.request_id,
+            data: JSON.stringify(e.data),
+            previous: e.previous === undefined ? null : JSON.stringify(e.previous),
+          })),
+        );
+  if (!record) return written ? [written.compile()] : [];
+  const values = {
+    api_key_id: record.apiKeyId,
+    key: record.key,
+    fingerprint: record.fingerprint,
+    status: record.reply.status,
+    headers: JSON.stringify(record.reply.headers),
+    body: record.reply.body,
+  };
+  // With events, the key's record is written by the same statement, behind a CTE that inserts
+  // them (typed as plain Db: the CTE adds a name the insert does not use).
+  const creator: Db = written ? (db.with('written_events', () => written) as unknown as Db) : db;
+  const kept = creator
+    .insertInto('idempotency_keys')
+    .values(values)
+    // Over an expired record of the same key (a live one is locked by the claim).
+    .onConflict((oc) =>
+      oc.columns(['tenant_id', 'api_key_id', 'key']).doUpdateSet((eb) => ({
+        fingerprint: eb.ref('excluded.fingerprint'),
+        status: eb.ref('excluded.status'),
+        headers: eb.ref('excluded.headers'),
+        body: eb.ref('excluded.body'),
+        created_at: sql`now()`,
+      })),
+    );
+  return [kept.compile()];
 }
 
 const columns = [

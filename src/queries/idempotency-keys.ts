@@ -1,4 +1,4 @@
-import { type CompiledQuery, sql } from 'kysely';
+import { sql } from 'kysely';
 import type { Db } from '../database/connection.js';
 
 /** Keys are kept, and honoured, for at least this long; purgeExpired deletes them after it. */
@@ -12,53 +12,20 @@ export interface Claim {
 
 /**
  * Takes the key's lock for the rest of the transaction (without waiting: a request still running
- * with it holds it) and reads what a finished request stored for it.
+ * with it holds it) and reads what a finished request stored for it, in one statement.
  */
 export async function claim(db: Db, apiKeyId: string, key: string): Promise<Claim> {
-  const [lock, stored] = await Promise.all([
-    sql<{ locked: boolean }>`
-      select pg_try_advisory_xact_lock(
-        hashtextextended(current_setting('app.tenant_id') || ' ' || ${apiKeyId} || ' ' || ${key}, 0)) as locked`.execute(
-      db,
-    ),
-    db
-      .selectFrom('idempotency_keys')
-      .select(['fingerprint', 'status', 'headers', 'body'])
-      .where('api_key_id', '=', apiKeyId)
-      .where('key', '=', key)
-      .where('created_at', '>', sql<Date>`now() - ${RETENTION}::interval`)
-      .executeTakeFirst(),
-  ]);
-  return { locked: lock.rows[0]?.locked === true, ...(stored ? { stored } : {}) };
-}
-
-/** The insert of a finished request's reply (over an expired record of the same key), compiled. */
-export function store(
-  db: Db,
-  apiKeyId: string,
-  request: { key: string; fingerprint: string },
-  reply: { status: number; headers: Record<string, string>; body: string },
-): CompiledQuery {
-  return db
-    .insertInto('idempotency_keys')
-    .values({
-      api_key_id: apiKeyId,
-      key: request.key,
-      fingerprint: request.fingerprint,
-      status: reply.status,
-      headers: JSON.stringify(reply.headers),
-      body: reply.body,
-    })
-    .onConflict((oc) =>
-      oc.columns(['tenant_id', 'api_key_id', 'key']).doUpdateSet((eb) => ({
-        fingerprint: eb.ref('excluded.fingerprint'),
-        status: eb.ref('excluded.status'),
-        headers: eb.ref('excluded.headers'),
-        body: eb.ref('excluded.body'),
-        created_at: sql`now()`,
-      })),
-    )
-    .compile();
+  const { rows } = await sql<{ locked: boolean; stored: Claim['stored'] | null }>`
+    select
+      pg_try_advisory_xact_lock(
+        hashtextextended(current_setting('app.tenant_id') || ' ' || ${apiKeyId} || ' ' || ${key}, 0)) as locked,
+      (select json_build_object('fingerprint', fingerprint, 'status', status, 'headers', headers, 'body', body)
+       from idempotency_keys
+       where api_key_id = ${apiKeyId} and key = ${key} and created_at > now() - ${RETENTION}::interval) as stored`.execute(
+    db,
+  );
+  const row = rows[0];
+  return { locked: row?.locked === true, ...(row?.stored ? { stored: row.stored } : {}) };
 }
 
 /** Deletes keys older than the retention, across tenants (a SECURITY DEFINER function). */

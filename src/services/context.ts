@@ -85,37 +85,55 @@ export async function inTenant<T>(ctx: ServiceContext, actor: Actor, fn: (tx: Tx
       ctx.db,
       actor,
       async (db) => {
-        if (actor.idempotency) {
-          const claim = await idempotencyKeys.claim(db, actor.keyId, actor.idempotency.key);
-          if (!claim.locked) throw new IdempotencyStop({ kind: 'in-progress' });
-          if (claim.stored) {
-            if (claim.stored.fingerprint !== actor.idempotency.fingerprint)
-              throw new IdempotencyStop({ kind: 'key-reused' });
-            throw new IdempotencyStop({ kind: 'replay', reply: claim.stored });
-          }
+        // The key's claim goes out together with the work's first statement (one round trip).
+        // The work runs optimistically: when the claim says the key cannot run, whatever the work
+        // did is rolled back with the transaction, and its errors are not the answer.
+        const claim = actor.idempotency && idempotencyKeys.claim(db, actor.keyId, actor.idempotency.key);
+        const stopped = async () => {
+          const claimed = await claim;
+          if (!claimed || !actor.idempotency) return undefined;
+          if (!claimed.locked) return new IdempotencyStop({ kind: 'in-progress' });
+          if (!claimed.stored) return undefined;
+          if (claimed.stored.fingerprint !== actor.idempotency.fingerprint)
+            return new IdempotencyStop({ kind: 'key-reused' });
+          return new IdempotencyStop({ kind: 'replay', reply: claimed.stored });
+        };
+        let result: T;
+        try {
+          result = await fn({
+            db,
+            emit: (event) =>
+              pending.push({
+                ...event,
+                actor: event.actor ?? actor.keyId,
+                request_id: event.actor === 'system' ? null : (actor.requestId ?? null),
+              }),
+          });
+        } catch (error) {
+          throw (await stopped()) ?? error;
         }
-        const result = await fn({
-          db,
-          emit: (event) =>
-            pending.push({
-              ...event,
-              actor: event.actor ?? actor.keyId,
-              request_id: event.actor === 'system' ? null : (actor.requestId ?? null),
-            }),
-        });
+        const stop = await stopped();
+        if (stop) throw stop;
         // Refusals (a 4xx outcome) wrote nothing and store nothing: a corrected retry can run.
         reply = actor.idempotency?.reply(result);
         if (reply && reply.status >= 400) reply = undefined;
         await ctx.faults?.beforeCommit?.();
         return result;
       },
-      // Sent together with COMMIT, in one round trip.
-      (db) => [
-        ...events.insertEvents(db, pending),
-        ...(reply && actor.idempotency
-          ? [idempotencyKeys.store(db, actor.keyId, actor.idempotency, reply)]
-          : []),
-      ],
+      // One statement, sent together with COMMIT, in one round trip.
+      (db) =>
+        events.insertEvents(
+          db,
+          pending,
+          reply && actor.idempotency
+            ? {
+                apiKeyId: actor.keyId,
+                key: actor.idempotency.key,
+                fingerprint: actor.idempotency.fingerprint,
+                reply,
+              }
+            : undefined,
+        ),
     );
   } catch (error) {
     // Revoked or expired since it was cached: the next request checks the database first.
