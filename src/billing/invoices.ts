@@ -1,0 +1,60 @@
+// An invoice's amounts: pure and exact. One line per charge, rounded to the cent (half up); the
+// subtotal is their sum; each tax rate in force is applied to the subtotal and rounded to the cent
+// (half up); the total is the subtotal plus the taxes.
+import { formatCents, parseAmount, percentOf } from './money.js';
+import type { BreakdownLine } from './pricing.js';
+
+export interface Charge {
+  description: string;
+  /** The charge's amount for the period, exact ("49.99", "12.3456"). */
+  amount: string;
+  quantity: number;
+  breakdown: BreakdownLine[];
+}
+
+export interface Rate {
+  id: string;
+  code: string;
+  name: string;
+  /** Percent, up to four decimals: "8.8750". */
+  percentage: string;
+  region: string;
+}
+
+export interface InvoiceAmounts {
+  lines: Array<Charge & { amount: string }>;
+  subtotal: string;
+  taxes: Array<{
+    tax_rate_id: string;
+    code: string;
+    name: string;
+    percentage: string;
+    region: string;
+    taxable_amount: string;
+    amount: string;
+  }>;
+  tax_total: string;
+  total: string;
+}
+
+export function invoiceAmounts(charges: readonly Charge[], rates: readonly Rate[]): InvoiceAmounts {
+  const lines = charges.map((charge) => ({ ...charge, amount: formatCents(parseAmount(charge.amount)) }));
+  const subtotal = lines.reduce((sum, l) => sum + parseAmount(l.amount), 0n);
+  const taxes = rates.map((rate) => ({
+    tax_rate_id: rate.id,
+    code: rate.code,
+    name: rate.name,
+    percentage: rate.percentage,
+    region: rate.region,
+    taxable_amount: formatCents(subtotal),
+    amount: formatCents(percentOf(subtotal, rate.percentage)),
+  }));
+  const taxTotal = taxes.reduce((sum, t) => sum + parseAmount(t.amount), 0n);
+  return {
+    lines,
+    subtotal: formatCents(subtotal),
+    taxes,
+    tax_total: formatCents(taxTotal),
+    total: formatCents(subtotal + taxTotal),
+  };
+}
