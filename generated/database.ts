@@ -77,6 +77,61 @@ export interface IdempotencyKeys {
   tenant_id: Generated<string>;
 }
 
+export interface InvoiceCounters {
+  last_number: Int8;
+  tenant_id: Generated<string>;
+}
+
+export interface Invoices {
+  created_at: Generated<Timestamp>;
+  finalized_at: Timestamp | null;
+  id: Generated<string>;
+  invoice_date: string;
+  lines: Json;
+  number: Int8 | null;
+  paid_at: Timestamp | null;
+  period_end: string;
+  period_start: string;
+  region: string | null;
+  status: Generated<string>;
+  subscription_id: string;
+  subtotal: Numeric;
+  tax_total: Numeric;
+  taxes: Json;
+  tenant_id: Generated<string>;
+  total: Numeric;
+  uncollectible_at: Timestamp | null;
+  updated_at: Generated<Timestamp>;
+  user_id: string;
+  version: Generated<number>;
+  voided_at: Timestamp | null;
+}
+
+export interface Plans {
+  archived_at: Timestamp | null;
+  code: string;
+  created_at: Generated<Timestamp>;
+  current_version: Generated<number>;
+  id: Generated<string>;
+  interval: string;
+  interval_count: Generated<number>;
+  name: string;
+  tenant_id: Generated<string>;
+  updated_at: Generated<Timestamp>;
+  version: Generated<number>;
+}
+
+export interface PlanVersions {
+  amount: Numeric | null;
+  created_at: Generated<Timestamp>;
+  id: Generated<string>;
+  number: number;
+  plan_id: string;
+  price_model: string;
+  tenant_id: Generated<string>;
+  tiers: Json | null;
+}
+
 export interface RateLimitHits {
   hits: Int8;
   instance: string;
@@ -108,13 +163,30 @@ export interface Subscriptions {
   created_at: Generated<Timestamp>;
   end_date: string | null;
   id: Generated<string>;
+  interval_count: Generated<number>;
   plan_cost: Numeric;
+  plan_id: string | null;
+  plan_version_id: string | null;
+  price_breakdown: Json | null;
+  quantity: Generated<number>;
   start_date: string;
   status: string;
   tenant_id: Generated<string>;
   updated_at: Generated<Timestamp>;
   user_id: string;
   version: Generated<number>;
+}
+
+export interface TaxRates {
+  code: string;
+  created_at: Generated<Timestamp>;
+  effective_from: string;
+  effective_until: string | null;
+  id: Generated<string>;
+  name: string;
+  percentage: Numeric;
+  region: string;
+  tenant_id: Generated<string>;
 }
 
 export interface Tenants {
@@ -128,6 +200,7 @@ export interface Users {
   email: string;
   id: Generated<string>;
   name: string;
+  region: string | null;
   tenant_id: Generated<string>;
   updated_at: Generated<Timestamp>;
   version: Generated<number>;
@@ -145,10 +218,15 @@ export interface DB {
   events: Events;
   features: Features;
   idempotency_keys: IdempotencyKeys;
+  invoice_counters: InvoiceCounters;
+  invoices: Invoices;
+  plan_versions: PlanVersions;
+  plans: Plans;
   rate_limit_hits: RateLimitHits;
   subscription_features: SubscriptionFeatures;
   subscription_rollups: SubscriptionRollups;
   subscriptions: Subscriptions;
+  tax_rates: TaxRates;
   tenants: Tenants;
   user_totals: UserTotals;
   users: Users;

@@ -286,6 +286,277 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/plans": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List plans */
+        get: operations["listPlans"];
+        put?: never;
+        /** Create a plan */
+        post: operations["createPlan"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/plans/{planId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @example 0193a6a2-5000-7000-8000-000000000001 */
+                planId: components["parameters"]["PlanId"];
+            };
+            cookie?: never;
+        };
+        /** Get a plan */
+        get: operations["getPlan"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete a plan
+         * @description Refused with 409 while any subscription is on any version of it; archive it instead.
+         */
+        delete: operations["deletePlan"];
+        options?: never;
+        head?: never;
+        /**
+         * Update a plan
+         * @description Changes only the fields sent. A new `price` adds a price version that new subscriptions
+         *     get; subscriptions already on the plan keep their price until moved (PATCH the
+         *     subscription with the plan's `plan_id`). `archived: true` keeps the plan and its
+         *     subscriptions and refuses new ones.
+         */
+        patch: operations["updatePlan"];
+        trace?: never;
+    };
+    "/api/v1/plans/{planId}/quote": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @example 0193a6a2-5000-7000-8000-000000000001 */
+                planId: components["parameters"]["PlanId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Price a quantity of a plan
+         * @description What `quantity` units cost now, with the breakdown by tier. Creates nothing.
+         */
+        post: operations["quotePlan"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tax-rates": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List tax rates */
+        get: operations["listTaxRates"];
+        put?: never;
+        /**
+         * Create a tax rate
+         * @description A rate of the same code and region whose dates overlap is 409.
+         */
+        post: operations["createTaxRate"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tax-rates/{taxRateId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @example 0193a6a2-6000-7000-8000-000000000001 */
+                taxRateId: components["parameters"]["TaxRateId"];
+            };
+            cookie?: never;
+        };
+        /** Get a tax rate */
+        get: operations["getTaxRate"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tax-rates/{taxRateId}/supersede": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @example 0193a6a2-6000-7000-8000-000000000001 */
+                taxRateId: components["parameters"]["TaxRateId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Change a tax rate from a date
+         * @description Closes this rate on `effective_from` and opens its successor (same code and region) from
+         *     that day, in one transaction. A rate is never edited in place: invoices issued before keep
+         *     the rate they were issued with. A closed rate is 409.
+         */
+        post: operations["supersedeTaxRate"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/subscriptions/{subscriptionId}/invoices": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @example 0193a6a2-9e11-7f00-a000-00000000beef */
+                subscriptionId: components["parameters"]["SubscriptionId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Invoice a billing period
+         * @description Creates the draft invoice of the subscription's billing period containing `date` (today
+         *     when absent): its price for the period (with the tier breakdown), and each tax rate in
+         *     force on the period's first day in the customer's region. The same period again answers
+         *     the same invoice with 200, also for concurrent requests.
+         */
+        post: operations["createInvoice"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/invoices": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List invoices */
+        get: operations["listInvoices"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/invoices/{invoiceId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @example 0193a6a2-7000-7000-8000-000000000001 */
+                invoiceId: components["parameters"]["InvoiceId"];
+            };
+            cookie?: never;
+        };
+        /** Get an invoice */
+        get: operations["getInvoice"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/invoices/{invoiceId}/finalize": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @example 0193a6a2-7000-7000-8000-000000000001 */
+                invoiceId: components["parameters"]["InvoiceId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Issue a draft invoice
+         * @description `draft → open`: gives it the tenant's next number, gapless and unique. From then on its
+         *     amounts, lines, taxes and number never change (the database refuses it, whoever asks).
+         *     Not a draft: 409.
+         */
+        post: operations["finalizeInvoice"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/invoices/{invoiceId}/void": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @example 0193a6a2-7000-7000-8000-000000000001 */
+                invoiceId: components["parameters"]["InvoiceId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Void an invoice
+         * @description A draft, open or uncollectible invoice is voided; it stays (with its number) and is owed no more. Paid or void already is 409.
+         */
+        post: operations["voidInvoice"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/reports/taxes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Taxes per month
+         * @description The total of each tax code (and region) per month of invoice date, from the issued
+         *     invoices' tax snapshots: a rate changed later changes nothing here. Drafts and voided
+         *     invoices are left out. At most 120 months.
+         */
+        get: operations["getTaxReport"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/events": {
         parameters: {
             query?: never;
@@ -481,6 +752,29 @@ export interface components {
         Id: string;
         /** Format: date-time */
         Timestamp: string;
+        /**
+         * @description An ISO 3166-1 alpha-2 country (`DE`) or ISO 3166-2 subdivision (`US-CA`). A subdivision also pays its country's rates.
+         * @example DE
+         * @example US-CA
+         */
+        Region: string;
+        /** @description Units of the plan (seats, say); 1 when absent. */
+        Quantity: number;
+        /**
+         * @description An exact non-negative price per unit with up to four decimals, as a string.
+         * @example 0.0025
+         * @example 12
+         * @example 49.99
+         */
+        UnitAmount: string;
+        /**
+         * @description A percentage with up to four decimals, from 0 to 100, as a string.
+         * @example 19
+         * @example 8.8750
+         */
+        Percentage: string;
+        /** @example 2026-11 */
+        Month: string;
         /** @description Incremented by every change; the resource's ETag is this number in quotes. */
         Version: number;
         /**
@@ -519,6 +813,7 @@ export interface components {
             id: components["schemas"]["Id"];
             name: components["schemas"]["Name"];
             email: components["schemas"]["Email"];
+            region: null | components["schemas"]["Region"];
             version: components["schemas"]["Version"];
             created_at: components["schemas"]["Timestamp"];
             updated_at: components["schemas"]["Timestamp"];
@@ -527,10 +822,13 @@ export interface components {
             name: components["schemas"]["Name"];
             /** @description Unique among users, compared case-insensitively; stored as sent. */
             email: components["schemas"]["Email"];
+            /** @description Where the user is billed; decides which tax rates apply. */
+            region?: null | components["schemas"]["Region"];
         };
         UserUpdate: {
             name?: components["schemas"]["Name"];
             email?: components["schemas"]["Email"];
+            region?: null | components["schemas"]["Region"];
         };
         UserList: {
             data: components["schemas"]["User"][];
@@ -602,12 +900,34 @@ export interface components {
             readonly cancel_at: string | null;
             /** @description Why it was canceled, as given to `POST .../cancel`. */
             readonly cancel_reason: string | null;
+            /**
+             * Format: uuid
+             * @description The plan it is on; null for a custom price.
+             */
+            plan_id: string | null;
+            /** @description The plan price version it is priced by. */
+            plan_version: number | null;
+            quantity: components["schemas"]["Quantity"];
+            /** @description Billed every `interval_count` `billing_interval`s. */
+            interval_count: number;
+            /** @description How the server computed `plan_cost` (null for a custom price). */
+            price_breakdown: null | components["schemas"]["PriceSnapshot"];
+            /** @description First day of the billing period containing today (or of the first period, before the start). */
+            current_period_start: components["schemas"]["Date"];
+            /** @description First day of the next period (the current one ends the day before). Periods are anchored on `start_date`, clamped at month ends. */
+            current_period_end: components["schemas"]["Date"];
             version: components["schemas"]["Version"];
             created_at: components["schemas"]["Timestamp"];
             updated_at: components["schemas"]["Timestamp"];
             /** @description Present only with `include=features`. */
             features?: components["schemas"]["Feature"][];
         };
+        /**
+         * @description Either on a plan (`plan_id`, optionally `quantity`): the server computes `plan_cost` from
+         *     the plan's current price, and `plan_cost` or `billing_interval` sent with `plan_id` is
+         *     422. Or at a custom price (`plan_cost`, `billing_interval` defaulting to `month`), which
+         *     needs an `admin` key (403 otherwise).
+         */
         SubscriptionCreate: {
             /**
              * Format: uuid
@@ -615,9 +935,14 @@ export interface components {
              */
             user_id: string;
             status: components["schemas"]["SubscriptionStatus"];
-            plan_cost: components["schemas"]["Money"];
-            /** @default month */
-            billing_interval: components["schemas"]["BillingInterval"];
+            /**
+             * Format: uuid
+             * @description An unarchived plan of the tenant; an unknown or archived one gets 422.
+             */
+            plan_id?: string;
+            quantity?: components["schemas"]["Quantity"];
+            plan_cost?: components["schemas"]["Money"];
+            billing_interval?: components["schemas"]["BillingInterval"];
             start_date: components["schemas"]["Date"];
             /**
              * Format: date
@@ -625,8 +950,17 @@ export interface components {
              */
             end_date?: string | null;
         };
+        /**
+         * @description `plan_id` moves the subscription to the plan's current price (the same plan: to its newest
+         *     version); `quantity` reprices it at its plan version. `plan_cost` and `billing_interval`
+         *     are for subscriptions at a custom price only (422 on a plan), and changing `plan_cost`
+         *     needs an `admin` key.
+         */
         SubscriptionUpdate: {
             status?: components["schemas"]["SubscriptionStatus"];
+            /** Format: uuid */
+            plan_id?: string;
+            quantity?: components["schemas"]["Quantity"];
             plan_cost?: components["schemas"]["Money"];
             billing_interval?: components["schemas"]["BillingInterval"];
             start_date?: components["schemas"]["Date"];
@@ -683,6 +1017,216 @@ export interface components {
              *     read to the end: poll with the last `next_cursor` to get only newer events.
              */
             next_cursor: string | null;
+        };
+        PlanTier: {
+            /** @description The last unit of the tier; null for the last, open tier. */
+            up_to: number | null;
+            unit_amount: components["schemas"]["UnitAmount"];
+            flat_amount: components["schemas"]["UnitAmount"];
+        };
+        /**
+         * @description `flat`: `amount` per period, whatever the quantity. `per_unit`: quantity × `amount`.
+         *     `tiered` (graduated): each unit at the price of the tier it falls in, plus the flat amount
+         *     of every tier reached. `volume`: every unit at the tier the quantity reaches, plus that
+         *     tier's flat amount. Tiers have increasing `up_to`, the last one null (422 otherwise).
+         */
+        PlanPrice: {
+            /** @enum {string} */
+            model: "flat" | "per_unit" | "tiered" | "volume";
+            /** @description For `flat` and `per_unit`. */
+            amount?: null | components["schemas"]["UnitAmount"];
+            /** @description For `tiered` and `volume`. */
+            tiers?: components["schemas"]["PlanTier"][] | null;
+        };
+        Plan: {
+            id: components["schemas"]["Id"];
+            code: components["schemas"]["Code"];
+            name: components["schemas"]["Name"];
+            interval: components["schemas"]["BillingInterval"];
+            interval_count: number;
+            price: components["schemas"]["PlanPrice"];
+            /** @description The number of the price new subscriptions get; each price change adds one. */
+            price_version: number;
+            /** @description An archived plan keeps its subscriptions and takes no new ones. */
+            archived: boolean;
+            /** Format: date-time */
+            archived_at: string | null;
+            version: components["schemas"]["Version"];
+            created_at: components["schemas"]["Timestamp"];
+            updated_at: components["schemas"]["Timestamp"];
+        };
+        /**
+         * @description Unique in the tenant; letters, digits, `_`, `.`, `-`.
+         * @example pro-monthly
+         */
+        Code: string;
+        PlanCreate: {
+            code: components["schemas"]["Code"];
+            name: components["schemas"]["Name"];
+            interval: components["schemas"]["BillingInterval"];
+            /** @default 1 */
+            interval_count: number;
+            price: components["schemas"]["PlanPrice"];
+        };
+        /** @description A new `price` adds a price version; subscriptions on the plan keep theirs until moved. */
+        PlanUpdate: {
+            code?: components["schemas"]["Code"];
+            name?: components["schemas"]["Name"];
+            archived?: boolean;
+            price?: components["schemas"]["PlanPrice"];
+        };
+        PlanList: {
+            data: components["schemas"]["Plan"][];
+            next_cursor: components["schemas"]["NextCursor"];
+        };
+        QuoteRequest: {
+            quantity: components["schemas"]["Quantity"];
+        };
+        BreakdownLine: {
+            /** @description Which tier (1-based); null for flat and per-unit prices. */
+            tier: number | null;
+            quantity: number;
+            unit_amount: components["schemas"]["UnitAmount"];
+            flat_amount: components["schemas"]["UnitAmount"];
+            /** @description quantity × unit_amount + flat_amount, exact. */
+            amount: components["schemas"]["UnitAmount"];
+        };
+        Quote: {
+            /** Format: uuid */
+            plan_id: string;
+            price_version: number;
+            quantity: components["schemas"]["Quantity"];
+            /** @description The sum of the breakdown, rounded half up to the cent. */
+            amount: components["schemas"]["MoneyTotal"];
+            breakdown: components["schemas"]["BreakdownLine"][];
+        };
+        /** @description The price a subscription on a plan was given, frozen when it was computed. */
+        PriceSnapshot: {
+            /** Format: uuid */
+            plan_id: string;
+            plan_version: number;
+            price: components["schemas"]["PlanPrice"];
+            quantity: components["schemas"]["Quantity"];
+            amount: components["schemas"]["MoneyTotal"];
+            breakdown: components["schemas"]["BreakdownLine"][];
+        };
+        TaxRate: {
+            id: components["schemas"]["Id"];
+            /** @example VAT */
+            code: string;
+            name: components["schemas"]["Name"];
+            percentage: components["schemas"]["Percentage"];
+            region: components["schemas"]["Region"];
+            effective_from: components["schemas"]["Date"];
+            /**
+             * Format: date
+             * @description The first day it no longer applies; null while open.
+             */
+            effective_until: string | null;
+            created_at: components["schemas"]["Timestamp"];
+        };
+        TaxRateCreate: {
+            code: string;
+            name: components["schemas"]["Name"];
+            percentage: components["schemas"]["Percentage"];
+            region: components["schemas"]["Region"];
+            effective_from: components["schemas"]["Date"];
+            /** Format: date */
+            effective_until?: string | null;
+        };
+        TaxRateSupersede: {
+            percentage: components["schemas"]["Percentage"];
+            name?: components["schemas"]["Name"];
+            /** @description The first day of the new rate, and the day the old one stops; after the old one's start. */
+            effective_from: components["schemas"]["Date"];
+        };
+        TaxRateSuperseded: {
+            closed: components["schemas"]["TaxRate"];
+            rate: components["schemas"]["TaxRate"];
+        };
+        TaxRateList: {
+            data: components["schemas"]["TaxRate"][];
+            next_cursor: components["schemas"]["NextCursor"];
+        };
+        /**
+         * @description `draft → open` (finalize, which numbers it), `open → paid | void | uncollectible`, `uncollectible → paid | void`, `draft → void`.
+         * @enum {string}
+         */
+        InvoiceStatus: "draft" | "open" | "paid" | "void" | "uncollectible";
+        InvoiceLine: {
+            description: string;
+            quantity: components["schemas"]["Quantity"];
+            amount: components["schemas"]["MoneyTotal"];
+            breakdown: components["schemas"]["BreakdownLine"][];
+        };
+        /** @description A rate in force on the invoice date in the customer's region, as it was then. */
+        InvoiceTax: {
+            /** Format: uuid */
+            tax_rate_id: string;
+            code: string;
+            name: string;
+            percentage: components["schemas"]["Percentage"];
+            region: components["schemas"]["Region"];
+            taxable_amount: components["schemas"]["MoneyTotal"];
+            amount: components["schemas"]["MoneyTotal"];
+        };
+        Invoice: {
+            id: components["schemas"]["Id"];
+            /** Format: uuid */
+            subscription_id: string;
+            /** Format: uuid */
+            user_id: string;
+            status: components["schemas"]["InvoiceStatus"];
+            /**
+             * Format: int64
+             * @description Given at finalization: gapless and unique in the tenant.
+             */
+            number: number | null;
+            period_start: components["schemas"]["Date"];
+            /** @description The first day after the period. */
+            period_end: components["schemas"]["Date"];
+            /** @description The period start: the rates in force on this day apply. */
+            invoice_date: components["schemas"]["Date"];
+            region: null | components["schemas"]["Region"];
+            lines: components["schemas"]["InvoiceLine"][];
+            subtotal: components["schemas"]["MoneyTotal"];
+            taxes: components["schemas"]["InvoiceTax"][];
+            tax_total: components["schemas"]["MoneyTotal"];
+            total: components["schemas"]["MoneyTotal"];
+            /** Format: date-time */
+            finalized_at: string | null;
+            /** Format: date-time */
+            paid_at: string | null;
+            /** Format: date-time */
+            voided_at: string | null;
+            /** Format: date-time */
+            uncollectible_at: string | null;
+            version: components["schemas"]["Version"];
+            created_at: components["schemas"]["Timestamp"];
+            updated_at: components["schemas"]["Timestamp"];
+        };
+        InvoiceCreate: {
+            /** @description Any day of the billing period to invoice; today when absent. */
+            date?: components["schemas"]["Date"];
+        };
+        InvoiceList: {
+            data: components["schemas"]["Invoice"][];
+            next_cursor: components["schemas"]["NextCursor"];
+        };
+        TaxReport: {
+            from: components["schemas"]["Month"];
+            to: components["schemas"]["Month"];
+            /** @description Every month from `from` to `to`, with the taxes of the invoices dated in it (issued ones only, not drafts or voided). */
+            months: {
+                month: components["schemas"]["Month"];
+                taxes: {
+                    code: string;
+                    region: components["schemas"]["Region"];
+                    taxable_amount: components["schemas"]["MoneyTotal"];
+                    tax_amount: components["schemas"]["MoneyTotal"];
+                    invoice_count: components["schemas"]["Count"];
+                }[];
+            }[];
         };
         Tenant: {
             id: components["schemas"]["Id"];
@@ -1022,6 +1566,12 @@ export interface components {
         Limit: number;
         /** @description The `next_cursor` of the previous page. */
         Cursor: string;
+        /** @example 0193a6a2-5000-7000-8000-000000000001 */
+        PlanId: string;
+        /** @example 0193a6a2-6000-7000-8000-000000000001 */
+        TaxRateId: string;
+        /** @example 0193a6a2-7000-7000-8000-000000000001 */
+        InvoiceId: string;
         /**
          * @description Makes the request safe to retry: it runs at most once for this key (see the description
          *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
@@ -1137,6 +1687,7 @@ export interface operations {
                      *           "id": "0193a6a2-7c4e-7d1a-9b1e-3f2c4d5e6f70",
                      *           "name": "Ada Lovelace",
                      *           "email": "ada@example.com",
+                     *           "region": null,
                      *           "version": 1,
                      *           "created_at": "2026-11-23T09:00:00.000Z",
                      *           "updated_at": "2026-11-23T09:00:00.000Z"
@@ -1195,6 +1746,7 @@ export interface operations {
                      *       "id": "0193a6a2-7c4e-7d1a-9b1e-3f2c4d5e6f70",
                      *       "name": "Ada Lovelace",
                      *       "email": "ada@example.com",
+                     *       "region": null,
                      *       "version": 1,
                      *       "created_at": "2026-11-23T09:00:00.000Z",
                      *       "updated_at": "2026-11-23T09:00:00.000Z"
@@ -1244,6 +1796,7 @@ export interface operations {
                      *       "id": "0193a6a2-7c4e-7d1a-9b1e-3f2c4d5e6f70",
                      *       "name": "Ada Lovelace",
                      *       "email": "ada@example.com",
+                     *       "region": null,
                      *       "version": 1,
                      *       "created_at": "2026-11-23T09:00:00.000Z",
                      *       "updated_at": "2026-11-23T09:00:00.000Z"
@@ -1350,6 +1903,7 @@ export interface operations {
                      *       "id": "0193a6a2-7c4e-7d1a-9b1e-3f2c4d5e6f70",
                      *       "name": "Ada Lovelace",
                      *       "email": "ada.lovelace@example.com",
+                     *       "region": null,
                      *       "version": 1,
                      *       "created_at": "2026-11-23T09:00:00.000Z",
                      *       "updated_at": "2026-11-23T10:00:00.000Z"
@@ -1678,6 +2232,13 @@ export interface operations {
                      *           "canceled_at": null,
                      *           "cancel_at": null,
                      *           "cancel_reason": null,
+                     *           "plan_id": null,
+                     *           "plan_version": null,
+                     *           "quantity": 1,
+                     *           "interval_count": 1,
+                     *           "price_breakdown": null,
+                     *           "current_period_start": "2026-11-01",
+                     *           "current_period_end": "2026-12-01",
                      *           "version": 1,
                      *           "created_at": "2026-11-23T09:00:00.000Z",
                      *           "updated_at": "2026-11-23T09:00:00.000Z"
@@ -1745,6 +2306,13 @@ export interface operations {
                      *       "canceled_at": null,
                      *       "cancel_at": null,
                      *       "cancel_reason": null,
+                     *       "plan_id": null,
+                     *       "plan_version": null,
+                     *       "quantity": 1,
+                     *       "interval_count": 1,
+                     *       "price_breakdown": null,
+                     *       "current_period_start": "2026-11-01",
+                     *       "current_period_end": "2026-12-01",
                      *       "version": 1,
                      *       "created_at": "2026-11-23T09:00:00.000Z",
                      *       "updated_at": "2026-11-23T09:00:00.000Z"
@@ -1804,6 +2372,13 @@ export interface operations {
                      *       "canceled_at": null,
                      *       "cancel_at": null,
                      *       "cancel_reason": null,
+                     *       "plan_id": null,
+                     *       "plan_version": null,
+                     *       "quantity": 1,
+                     *       "interval_count": 1,
+                     *       "price_breakdown": null,
+                     *       "current_period_start": "2026-11-01",
+                     *       "current_period_end": "2026-12-01",
                      *       "version": 1,
                      *       "created_at": "2026-11-23T09:00:00.000Z",
                      *       "updated_at": "2026-11-23T09:00:00.000Z",
@@ -1928,6 +2503,13 @@ export interface operations {
                      *       "canceled_at": "2026-11-23T10:00:00.000Z",
                      *       "cancel_at": null,
                      *       "cancel_reason": null,
+                     *       "plan_id": null,
+                     *       "plan_version": null,
+                     *       "quantity": 1,
+                     *       "interval_count": 1,
+                     *       "price_breakdown": null,
+                     *       "current_period_start": "2026-11-01",
+                     *       "current_period_end": "2026-12-01",
                      *       "version": 1,
                      *       "created_at": "2026-11-23T09:00:00.000Z",
                      *       "updated_at": "2026-11-23T10:00:00.000Z"
@@ -2003,6 +2585,13 @@ export interface operations {
                      *       "canceled_at": null,
                      *       "cancel_at": "2026-12-01T00:00:00.000Z",
                      *       "cancel_reason": "Switching providers",
+                     *       "plan_id": null,
+                     *       "plan_version": null,
+                     *       "quantity": 1,
+                     *       "interval_count": 1,
+                     *       "price_breakdown": null,
+                     *       "current_period_start": "2026-11-01",
+                     *       "current_period_end": "2026-12-01",
                      *       "version": 2,
                      *       "created_at": "2026-11-23T09:00:00.000Z",
                      *       "updated_at": "2026-11-23T10:00:00.000Z"
@@ -2252,6 +2841,1259 @@ export interface operations {
             409: components["responses"]["Conflict"];
             412: components["responses"]["PreconditionFailed"];
             422: components["responses"]["Unprocessable"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    listPlans: {
+        parameters: {
+            query?: {
+                /** @description Page size. */
+                limit?: components["parameters"]["Limit"];
+                /** @description The `next_cursor` of the previous page. */
+                cursor?: components["parameters"]["Cursor"];
+                /** @description Only the plan with this code. */
+                code?: string;
+                /** @description Only archived (true) or only live (false) plans. */
+                archived?: boolean;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of plans, newest first. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "next_cursor": null,
+                     *       "data": [
+                     *         {
+                     *           "id": "0193a6a2-5000-7000-8000-000000000001",
+                     *           "code": "pro-monthly",
+                     *           "name": "Pro",
+                     *           "interval": "month",
+                     *           "interval_count": 1,
+                     *           "price": {
+                     *             "model": "tiered",
+                     *             "amount": null,
+                     *             "tiers": [
+                     *               {
+                     *                 "up_to": 10,
+                     *                 "unit_amount": "5.00",
+                     *                 "flat_amount": "0.00"
+                     *               },
+                     *               {
+                     *                 "up_to": null,
+                     *                 "unit_amount": "4.00",
+                     *                 "flat_amount": "10.00"
+                     *               }
+                     *             ]
+                     *           },
+                     *           "price_version": 1,
+                     *           "archived": false,
+                     *           "archived_at": null,
+                     *           "version": 1,
+                     *           "created_at": "2026-11-23T09:00:00.000Z",
+                     *           "updated_at": "2026-11-23T09:00:00.000Z"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": components["schemas"]["PlanList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    createPlan: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Makes the request safe to retry: it runs at most once for this key (see the description
+                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "code": "pro-monthly",
+                 *       "name": "Pro",
+                 *       "interval": "month",
+                 *       "price": {
+                 *         "model": "tiered",
+                 *         "tiers": [
+                 *           {
+                 *             "up_to": 10,
+                 *             "unit_amount": "5.00",
+                 *             "flat_amount": "0"
+                 *           },
+                 *           {
+                 *             "up_to": null,
+                 *             "unit_amount": "4.00",
+                 *             "flat_amount": "10.00"
+                 *           }
+                 *         ]
+                 *       }
+                 *     }
+                 */
+                "application/json": components["schemas"]["PlanCreate"];
+            };
+        };
+        responses: {
+            /** @description Created. */
+            201: {
+                headers: {
+                    Location: components["headers"]["Location"];
+                    ETag: components["headers"]["ETag"];
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a6a2-5000-7000-8000-000000000001",
+                     *       "code": "pro-monthly",
+                     *       "name": "Pro",
+                     *       "interval": "month",
+                     *       "interval_count": 1,
+                     *       "price": {
+                     *         "model": "tiered",
+                     *         "amount": null,
+                     *         "tiers": [
+                     *           {
+                     *             "up_to": 10,
+                     *             "unit_amount": "5.00",
+                     *             "flat_amount": "0.00"
+                     *           },
+                     *           {
+                     *             "up_to": null,
+                     *             "unit_amount": "4.00",
+                     *             "flat_amount": "10.00"
+                     *           }
+                     *         ]
+                     *       },
+                     *       "price_version": 1,
+                     *       "archived": false,
+                     *       "archived_at": null,
+                     *       "version": 1,
+                     *       "created_at": "2026-11-23T09:00:00.000Z",
+                     *       "updated_at": "2026-11-23T09:00:00.000Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Plan"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["Unprocessable"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getPlan: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Answer 304 with no body when the current ETag is one of these (or `*`).
+                 * @example "3"
+                 */
+                "If-None-Match"?: components["parameters"]["IfNoneMatch"];
+            };
+            path: {
+                /** @example 0193a6a2-5000-7000-8000-000000000001 */
+                planId: components["parameters"]["PlanId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The plan, with the price new subscriptions get. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a6a2-5000-7000-8000-000000000001",
+                     *       "code": "pro-monthly",
+                     *       "name": "Pro",
+                     *       "interval": "month",
+                     *       "interval_count": 1,
+                     *       "price": {
+                     *         "model": "tiered",
+                     *         "amount": null,
+                     *         "tiers": [
+                     *           {
+                     *             "up_to": 10,
+                     *             "unit_amount": "5.00",
+                     *             "flat_amount": "0.00"
+                     *           },
+                     *           {
+                     *             "up_to": null,
+                     *             "unit_amount": "4.00",
+                     *             "flat_amount": "10.00"
+                     *           }
+                     *         ]
+                     *       },
+                     *       "price_version": 1,
+                     *       "archived": false,
+                     *       "archived_at": null,
+                     *       "version": 1,
+                     *       "created_at": "2026-11-23T09:00:00.000Z",
+                     *       "updated_at": "2026-11-23T09:00:00.000Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Plan"];
+                };
+            };
+            304: components["responses"]["NotModified"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    deletePlan: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Makes the request safe to retry: it runs at most once for this key (see the description
+                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+                /**
+                 * @description Change only if the resource's current ETag is one of these (or `*`, any existing version); else 412.
+                 * @example "3"
+                 */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
+            path: {
+                /** @example 0193a6a2-5000-7000-8000-000000000001 */
+                planId: components["parameters"]["PlanId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted. */
+            204: {
+                headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            412: components["responses"]["PreconditionFailed"];
+            422: components["responses"]["Unprocessable"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    updatePlan: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Makes the request safe to retry: it runs at most once for this key (see the description
+                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+                /**
+                 * @description Change only if the resource's current ETag is one of these (or `*`, any existing version); else 412.
+                 * @example "3"
+                 */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
+            path: {
+                /** @example 0193a6a2-5000-7000-8000-000000000001 */
+                planId: components["parameters"]["PlanId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "price": {
+                 *         "model": "per_unit",
+                 *         "amount": "6.00"
+                 *       }
+                 *     }
+                 */
+                "application/json": components["schemas"]["PlanUpdate"];
+            };
+        };
+        responses: {
+            /** @description The updated plan. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a6a2-5000-7000-8000-000000000001",
+                     *       "code": "pro-monthly",
+                     *       "name": "Pro",
+                     *       "interval": "month",
+                     *       "interval_count": 1,
+                     *       "price": {
+                     *         "model": "tiered",
+                     *         "amount": null,
+                     *         "tiers": [
+                     *           {
+                     *             "up_to": 10,
+                     *             "unit_amount": "5.00",
+                     *             "flat_amount": "0.00"
+                     *           },
+                     *           {
+                     *             "up_to": null,
+                     *             "unit_amount": "4.00",
+                     *             "flat_amount": "10.00"
+                     *           }
+                     *         ]
+                     *       },
+                     *       "price_version": 1,
+                     *       "archived": false,
+                     *       "archived_at": null,
+                     *       "version": 1,
+                     *       "created_at": "2026-11-23T09:00:00.000Z",
+                     *       "updated_at": "2026-11-23T09:00:00.000Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Plan"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            412: components["responses"]["PreconditionFailed"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["Unprocessable"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    quotePlan: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @example 0193a6a2-5000-7000-8000-000000000001 */
+                planId: components["parameters"]["PlanId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "quantity": 12
+                 *     }
+                 */
+                "application/json": components["schemas"]["QuoteRequest"];
+            };
+        };
+        responses: {
+            /** @description The amount and its breakdown. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "plan_id": "0193a6a2-5000-7000-8000-000000000001",
+                     *       "price_version": 1,
+                     *       "quantity": 12,
+                     *       "amount": "68.00",
+                     *       "breakdown": [
+                     *         {
+                     *           "tier": 1,
+                     *           "quantity": 10,
+                     *           "unit_amount": "5.0000",
+                     *           "flat_amount": "0.0000",
+                     *           "amount": "50.0000"
+                     *         },
+                     *         {
+                     *           "tier": 2,
+                     *           "quantity": 2,
+                     *           "unit_amount": "4.0000",
+                     *           "flat_amount": "10.0000",
+                     *           "amount": "18.0000"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Quote"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    listTaxRates: {
+        parameters: {
+            query?: {
+                /** @description Page size. */
+                limit?: components["parameters"]["Limit"];
+                /** @description The `next_cursor` of the previous page. */
+                cursor?: components["parameters"]["Cursor"];
+                /** @description Only this code. */
+                code?: string;
+                /** @description Only this region. */
+                region?: components["schemas"]["Region"];
+                /** @description Only the rates in force on this date. */
+                on?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of tax rates, newest first. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "next_cursor": null,
+                     *       "data": [
+                     *         {
+                     *           "id": "0193a6a2-6000-7000-8000-000000000001",
+                     *           "code": "VAT",
+                     *           "name": "German VAT",
+                     *           "percentage": "19.0000",
+                     *           "region": "DE",
+                     *           "effective_from": "2024-01-01",
+                     *           "effective_until": null,
+                     *           "created_at": "2026-11-23T09:00:00.000Z"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": components["schemas"]["TaxRateList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    createTaxRate: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Makes the request safe to retry: it runs at most once for this key (see the description
+                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "code": "VAT",
+                 *       "name": "German VAT",
+                 *       "percentage": "19",
+                 *       "region": "DE",
+                 *       "effective_from": "2024-01-01"
+                 *     }
+                 */
+                "application/json": components["schemas"]["TaxRateCreate"];
+            };
+        };
+        responses: {
+            /** @description Created. */
+            201: {
+                headers: {
+                    Location: components["headers"]["Location"];
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a6a2-6000-7000-8000-000000000001",
+                     *       "code": "VAT",
+                     *       "name": "German VAT",
+                     *       "percentage": "19.0000",
+                     *       "region": "DE",
+                     *       "effective_from": "2024-01-01",
+                     *       "effective_until": null,
+                     *       "created_at": "2026-11-23T09:00:00.000Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["TaxRate"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["Unprocessable"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getTaxRate: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @example 0193a6a2-6000-7000-8000-000000000001 */
+                taxRateId: components["parameters"]["TaxRateId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The tax rate. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a6a2-6000-7000-8000-000000000001",
+                     *       "code": "VAT",
+                     *       "name": "German VAT",
+                     *       "percentage": "19.0000",
+                     *       "region": "DE",
+                     *       "effective_from": "2024-01-01",
+                     *       "effective_until": null,
+                     *       "created_at": "2026-11-23T09:00:00.000Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["TaxRate"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    supersedeTaxRate: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Makes the request safe to retry: it runs at most once for this key (see the description
+                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path: {
+                /** @example 0193a6a2-6000-7000-8000-000000000001 */
+                taxRateId: components["parameters"]["TaxRateId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "percentage": "20",
+                 *       "effective_from": "2027-01-01"
+                 *     }
+                 */
+                "application/json": components["schemas"]["TaxRateSupersede"];
+            };
+        };
+        responses: {
+            /** @description The closed rate and its successor. */
+            200: {
+                headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "closed": {
+                     *         "id": "0193a6a2-6000-7000-8000-000000000001",
+                     *         "code": "VAT",
+                     *         "name": "German VAT",
+                     *         "percentage": "19.0000",
+                     *         "region": "DE",
+                     *         "effective_from": "2024-01-01",
+                     *         "effective_until": "2027-01-01",
+                     *         "created_at": "2026-11-23T09:00:00.000Z"
+                     *       },
+                     *       "rate": {
+                     *         "id": "0193a6a2-6000-7000-8000-000000000002",
+                     *         "code": "VAT",
+                     *         "name": "German VAT",
+                     *         "percentage": "20.0000",
+                     *         "region": "DE",
+                     *         "effective_from": "2027-01-01",
+                     *         "effective_until": null,
+                     *         "created_at": "2026-11-23T10:00:00.000Z"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["TaxRateSuperseded"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["Unprocessable"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    createInvoice: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Makes the request safe to retry: it runs at most once for this key (see the description
+                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path: {
+                /** @example 0193a6a2-9e11-7f00-a000-00000000beef */
+                subscriptionId: components["parameters"]["SubscriptionId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                /**
+                 * @example {
+                 *       "date": "2026-11-15"
+                 *     }
+                 */
+                "application/json": components["schemas"]["InvoiceCreate"];
+            };
+        };
+        responses: {
+            /** @description The period's invoice, made before. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a6a2-7000-7000-8000-000000000001",
+                     *       "subscription_id": "0193a6a2-9e11-7f00-a000-00000000beef",
+                     *       "user_id": "0193a6a2-7c4e-7d1a-9b1e-3f2c4d5e6f70",
+                     *       "status": "draft",
+                     *       "number": null,
+                     *       "period_start": "2026-11-01",
+                     *       "period_end": "2026-12-01",
+                     *       "invoice_date": "2026-11-01",
+                     *       "region": "DE",
+                     *       "lines": [
+                     *         {
+                     *           "description": "Pro (pro-monthly, price version 1), 2026-11-01 to 2026-12-01",
+                     *           "quantity": 3,
+                     *           "amount": "15.00",
+                     *           "breakdown": [
+                     *             {
+                     *               "tier": 1,
+                     *               "quantity": 3,
+                     *               "unit_amount": "5.0000",
+                     *               "flat_amount": "0.0000",
+                     *               "amount": "15.0000"
+                     *             }
+                     *           ]
+                     *         }
+                     *       ],
+                     *       "subtotal": "15.00",
+                     *       "taxes": [
+                     *         {
+                     *           "tax_rate_id": "0193a6a2-6000-7000-8000-000000000001",
+                     *           "code": "VAT",
+                     *           "name": "German VAT",
+                     *           "percentage": "19.0000",
+                     *           "region": "DE",
+                     *           "taxable_amount": "15.00",
+                     *           "amount": "2.85"
+                     *         }
+                     *       ],
+                     *       "tax_total": "2.85",
+                     *       "total": "17.85",
+                     *       "finalized_at": null,
+                     *       "paid_at": null,
+                     *       "voided_at": null,
+                     *       "uncollectible_at": null,
+                     *       "version": 1,
+                     *       "created_at": "2026-11-23T09:00:00.000Z",
+                     *       "updated_at": "2026-11-23T09:00:00.000Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Invoice"];
+                };
+            };
+            /** @description Created, as a draft. */
+            201: {
+                headers: {
+                    Location: components["headers"]["Location"];
+                    ETag: components["headers"]["ETag"];
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a6a2-7000-7000-8000-000000000001",
+                     *       "subscription_id": "0193a6a2-9e11-7f00-a000-00000000beef",
+                     *       "user_id": "0193a6a2-7c4e-7d1a-9b1e-3f2c4d5e6f70",
+                     *       "status": "draft",
+                     *       "number": null,
+                     *       "period_start": "2026-11-01",
+                     *       "period_end": "2026-12-01",
+                     *       "invoice_date": "2026-11-01",
+                     *       "region": "DE",
+                     *       "lines": [
+                     *         {
+                     *           "description": "Pro (pro-monthly, price version 1), 2026-11-01 to 2026-12-01",
+                     *           "quantity": 3,
+                     *           "amount": "15.00",
+                     *           "breakdown": [
+                     *             {
+                     *               "tier": 1,
+                     *               "quantity": 3,
+                     *               "unit_amount": "5.0000",
+                     *               "flat_amount": "0.0000",
+                     *               "amount": "15.0000"
+                     *             }
+                     *           ]
+                     *         }
+                     *       ],
+                     *       "subtotal": "15.00",
+                     *       "taxes": [
+                     *         {
+                     *           "tax_rate_id": "0193a6a2-6000-7000-8000-000000000001",
+                     *           "code": "VAT",
+                     *           "name": "German VAT",
+                     *           "percentage": "19.0000",
+                     *           "region": "DE",
+                     *           "taxable_amount": "15.00",
+                     *           "amount": "2.85"
+                     *         }
+                     *       ],
+                     *       "tax_total": "2.85",
+                     *       "total": "17.85",
+                     *       "finalized_at": null,
+                     *       "paid_at": null,
+                     *       "voided_at": null,
+                     *       "uncollectible_at": null,
+                     *       "version": 1,
+                     *       "created_at": "2026-11-23T09:00:00.000Z",
+                     *       "updated_at": "2026-11-23T09:00:00.000Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Invoice"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["Unprocessable"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    listInvoices: {
+        parameters: {
+            query?: {
+                /** @description Page size. */
+                limit?: components["parameters"]["Limit"];
+                /** @description The `next_cursor` of the previous page. */
+                cursor?: components["parameters"]["Cursor"];
+                /** @description Only this subscription. */
+                subscription_id?: string;
+                /** @description Only this customer. */
+                user_id?: string;
+                /** @description Only these statuses; repeat for several. */
+                status?: components["schemas"]["InvoiceStatus"][];
+                /** @description Only the invoices whose period contains this date. */
+                period?: string;
+                /** @description Only the invoice with this number. */
+                number?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of invoices, newest first. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "next_cursor": null,
+                     *       "data": [
+                     *         {
+                     *           "id": "0193a6a2-7000-7000-8000-000000000001",
+                     *           "subscription_id": "0193a6a2-9e11-7f00-a000-00000000beef",
+                     *           "user_id": "0193a6a2-7c4e-7d1a-9b1e-3f2c4d5e6f70",
+                     *           "status": "draft",
+                     *           "number": null,
+                     *           "period_start": "2026-11-01",
+                     *           "period_end": "2026-12-01",
+                     *           "invoice_date": "2026-11-01",
+                     *           "region": "DE",
+                     *           "lines": [
+                     *             {
+                     *               "description": "Pro (pro-monthly, price version 1), 2026-11-01 to 2026-12-01",
+                     *               "quantity": 3,
+                     *               "amount": "15.00",
+                     *               "breakdown": [
+                     *                 {
+                     *                   "tier": 1,
+                     *                   "quantity": 3,
+                     *                   "unit_amount": "5.0000",
+                     *                   "flat_amount": "0.0000",
+                     *                   "amount": "15.0000"
+                     *                 }
+                     *               ]
+                     *             }
+                     *           ],
+                     *           "subtotal": "15.00",
+                     *           "taxes": [
+                     *             {
+                     *               "tax_rate_id": "0193a6a2-6000-7000-8000-000000000001",
+                     *               "code": "VAT",
+                     *               "name": "German VAT",
+                     *               "percentage": "19.0000",
+                     *               "region": "DE",
+                     *               "taxable_amount": "15.00",
+                     *               "amount": "2.85"
+                     *             }
+                     *           ],
+                     *           "tax_total": "2.85",
+                     *           "total": "17.85",
+                     *           "finalized_at": null,
+                     *           "paid_at": null,
+                     *           "voided_at": null,
+                     *           "uncollectible_at": null,
+                     *           "version": 1,
+                     *           "created_at": "2026-11-23T09:00:00.000Z",
+                     *           "updated_at": "2026-11-23T09:00:00.000Z"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": components["schemas"]["InvoiceList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getInvoice: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Answer 304 with no body when the current ETag is one of these (or `*`).
+                 * @example "3"
+                 */
+                "If-None-Match"?: components["parameters"]["IfNoneMatch"];
+            };
+            path: {
+                /** @example 0193a6a2-7000-7000-8000-000000000001 */
+                invoiceId: components["parameters"]["InvoiceId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The invoice. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a6a2-7000-7000-8000-000000000001",
+                     *       "subscription_id": "0193a6a2-9e11-7f00-a000-00000000beef",
+                     *       "user_id": "0193a6a2-7c4e-7d1a-9b1e-3f2c4d5e6f70",
+                     *       "status": "draft",
+                     *       "number": null,
+                     *       "period_start": "2026-11-01",
+                     *       "period_end": "2026-12-01",
+                     *       "invoice_date": "2026-11-01",
+                     *       "region": "DE",
+                     *       "lines": [
+                     *         {
+                     *           "description": "Pro (pro-monthly, price version 1), 2026-11-01 to 2026-12-01",
+                     *           "quantity": 3,
+                     *           "amount": "15.00",
+                     *           "breakdown": [
+                     *             {
+                     *               "tier": 1,
+                     *               "quantity": 3,
+                     *               "unit_amount": "5.0000",
+                     *               "flat_amount": "0.0000",
+                     *               "amount": "15.0000"
+                     *             }
+                     *           ]
+                     *         }
+                     *       ],
+                     *       "subtotal": "15.00",
+                     *       "taxes": [
+                     *         {
+                     *           "tax_rate_id": "0193a6a2-6000-7000-8000-000000000001",
+                     *           "code": "VAT",
+                     *           "name": "German VAT",
+                     *           "percentage": "19.0000",
+                     *           "region": "DE",
+                     *           "taxable_amount": "15.00",
+                     *           "amount": "2.85"
+                     *         }
+                     *       ],
+                     *       "tax_total": "2.85",
+                     *       "total": "17.85",
+                     *       "finalized_at": null,
+                     *       "paid_at": null,
+                     *       "voided_at": null,
+                     *       "uncollectible_at": null,
+                     *       "version": 1,
+                     *       "created_at": "2026-11-23T09:00:00.000Z",
+                     *       "updated_at": "2026-11-23T09:00:00.000Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Invoice"];
+                };
+            };
+            304: components["responses"]["NotModified"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    finalizeInvoice: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Makes the request safe to retry: it runs at most once for this key (see the description
+                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+                /**
+                 * @description Change only if the resource's current ETag is one of these (or `*`, any existing version); else 412.
+                 * @example "3"
+                 */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
+            path: {
+                /** @example 0193a6a2-7000-7000-8000-000000000001 */
+                invoiceId: components["parameters"]["InvoiceId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The issued invoice. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a6a2-7000-7000-8000-000000000001",
+                     *       "subscription_id": "0193a6a2-9e11-7f00-a000-00000000beef",
+                     *       "user_id": "0193a6a2-7c4e-7d1a-9b1e-3f2c4d5e6f70",
+                     *       "status": "open",
+                     *       "number": 1042,
+                     *       "period_start": "2026-11-01",
+                     *       "period_end": "2026-12-01",
+                     *       "invoice_date": "2026-11-01",
+                     *       "region": "DE",
+                     *       "lines": [
+                     *         {
+                     *           "description": "Pro (pro-monthly, price version 1), 2026-11-01 to 2026-12-01",
+                     *           "quantity": 3,
+                     *           "amount": "15.00",
+                     *           "breakdown": [
+                     *             {
+                     *               "tier": 1,
+                     *               "quantity": 3,
+                     *               "unit_amount": "5.0000",
+                     *               "flat_amount": "0.0000",
+                     *               "amount": "15.0000"
+                     *             }
+                     *           ]
+                     *         }
+                     *       ],
+                     *       "subtotal": "15.00",
+                     *       "taxes": [
+                     *         {
+                     *           "tax_rate_id": "0193a6a2-6000-7000-8000-000000000001",
+                     *           "code": "VAT",
+                     *           "name": "German VAT",
+                     *           "percentage": "19.0000",
+                     *           "region": "DE",
+                     *           "taxable_amount": "15.00",
+                     *           "amount": "2.85"
+                     *         }
+                     *       ],
+                     *       "tax_total": "2.85",
+                     *       "total": "17.85",
+                     *       "finalized_at": "2026-11-23T10:00:00.000Z",
+                     *       "paid_at": null,
+                     *       "voided_at": null,
+                     *       "uncollectible_at": null,
+                     *       "version": 1,
+                     *       "created_at": "2026-11-23T09:00:00.000Z",
+                     *       "updated_at": "2026-11-23T09:00:00.000Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Invoice"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            412: components["responses"]["PreconditionFailed"];
+            422: components["responses"]["Unprocessable"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    voidInvoice: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Makes the request safe to retry: it runs at most once for this key (see the description
+                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+                /**
+                 * @description Change only if the resource's current ETag is one of these (or `*`, any existing version); else 412.
+                 * @example "3"
+                 */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
+            path: {
+                /** @example 0193a6a2-7000-7000-8000-000000000001 */
+                invoiceId: components["parameters"]["InvoiceId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The voided invoice. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a6a2-7000-7000-8000-000000000001",
+                     *       "subscription_id": "0193a6a2-9e11-7f00-a000-00000000beef",
+                     *       "user_id": "0193a6a2-7c4e-7d1a-9b1e-3f2c4d5e6f70",
+                     *       "status": "void",
+                     *       "number": null,
+                     *       "period_start": "2026-11-01",
+                     *       "period_end": "2026-12-01",
+                     *       "invoice_date": "2026-11-01",
+                     *       "region": "DE",
+                     *       "lines": [
+                     *         {
+                     *           "description": "Pro (pro-monthly, price version 1), 2026-11-01 to 2026-12-01",
+                     *           "quantity": 3,
+                     *           "amount": "15.00",
+                     *           "breakdown": [
+                     *             {
+                     *               "tier": 1,
+                     *               "quantity": 3,
+                     *               "unit_amount": "5.0000",
+                     *               "flat_amount": "0.0000",
+                     *               "amount": "15.0000"
+                     *             }
+                     *           ]
+                     *         }
+                     *       ],
+                     *       "subtotal": "15.00",
+                     *       "taxes": [
+                     *         {
+                     *           "tax_rate_id": "0193a6a2-6000-7000-8000-000000000001",
+                     *           "code": "VAT",
+                     *           "name": "German VAT",
+                     *           "percentage": "19.0000",
+                     *           "region": "DE",
+                     *           "taxable_amount": "15.00",
+                     *           "amount": "2.85"
+                     *         }
+                     *       ],
+                     *       "tax_total": "2.85",
+                     *       "total": "17.85",
+                     *       "finalized_at": null,
+                     *       "paid_at": null,
+                     *       "voided_at": "2026-11-23T10:00:00.000Z",
+                     *       "uncollectible_at": null,
+                     *       "version": 1,
+                     *       "created_at": "2026-11-23T09:00:00.000Z",
+                     *       "updated_at": "2026-11-23T09:00:00.000Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Invoice"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            412: components["responses"]["PreconditionFailed"];
+            422: components["responses"]["Unprocessable"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getTaxReport: {
+        parameters: {
+            query: {
+                from: components["schemas"]["Month"];
+                to: components["schemas"]["Month"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Every month from `from` to `to`. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "from": "2026-10",
+                     *       "to": "2026-11",
+                     *       "months": [
+                     *         {
+                     *           "month": "2026-10",
+                     *           "taxes": []
+                     *         },
+                     *         {
+                     *           "month": "2026-11",
+                     *           "taxes": [
+                     *             {
+                     *               "code": "VAT",
+                     *               "region": "DE",
+                     *               "taxable_amount": "15.00",
+                     *               "tax_amount": "2.85",
+                     *               "invoice_count": 1
+                     *             }
+                     *           ]
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": components["schemas"]["TaxReport"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             429: components["responses"]["TooManyRequests"];
             503: components["responses"]["ServiceUnavailable"];
         };

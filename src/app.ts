@@ -22,7 +22,10 @@ import { apiKeysRouter } from './routes/api-keys.js';
 import { eventsRouter } from './routes/events.js';
 import { featuresRouter } from './routes/features.js';
 import { healthRouter } from './routes/health.js';
+import { invoicesRouter, reportsRouter } from './routes/invoices.js';
+import { plansRouter } from './routes/plans.js';
 import { subscriptionsRouter } from './routes/subscriptions.js';
+import { taxRatesRouter } from './routes/tax-rates.js';
 import { tenantsRouter } from './routes/tenants.js';
 import { usersRouter } from './routes/users.js';
 import type { ServiceContext } from './services/context.js';
@@ -123,6 +126,10 @@ export function createApp({
   app.use('/api/v1/subscriptions', subscriptionsRouter(ctx));
   app.use('/api/v1/analytics', analyticsRouter(ctx));
   app.use('/api/v1/events', eventsRouter(ctx));
+  app.use('/api/v1/plans', plansRouter(ctx));
+  app.use('/api/v1/tax-rates', taxRatesRouter(ctx));
+  app.use('/api/v1/invoices', invoicesRouter(ctx));
+  app.use('/api/v1/reports', reportsRouter(ctx));
 
   app.use(notFoundHandler);
   app.use(problemHandler(logger));

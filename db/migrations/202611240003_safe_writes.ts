@@ -85,7 +85,9 @@ export async function up(db: Kysely<any>): Promise<void> {
     )`.execute(db);
   // Serves the purge of keys older than a day: rows arrive in created_at order, so a BRIN index
   // finds the old ones while costing next to nothing on each insert.
-  await sql`create index idempotency_keys_created_at_brin on idempotency_keys using brin (created_at)`.execute(db);
+  await sql`create index idempotency_keys_created_at_brin on idempotency_keys using brin (created_at)`.execute(
+    db,
+  );
 
   for (const table of ['events', 'idempotency_keys']) {
     await sql`alter table ${sql.table(table)} enable row level security, force row level security`.execute(

@@ -40,3 +40,9 @@ export function percentOf(amount: Micros, percentage: string): Micros {
   // amount [1e-4] × rate [1e-4 %] = tax in 1e-10 of the unit = cents × 1e8.
   return ((amount * rate + 50_000_000n) / 100_000_000n) * 100n;
 }
+
+/** A price as shown: at least two decimals, up to four when they matter ("49.99", "0.0025"). */
+export function formatPrice(value: Micros): string {
+  const exact = formatMicros(value);
+  return exact.endsWith('00') ? exact.slice(0, -2) : exact;
+}

@@ -19,8 +19,11 @@ import * as apiKeys from '../queries/api-keys.js';
 import * as events from '../queries/events.js';
 import * as features from '../queries/features.js';
 import * as idempotencyKeys from '../queries/idempotency-keys.js';
+import * as invoices from '../queries/invoices.js';
+import * as plans from '../queries/plans.js';
 import * as rateLimits from '../queries/rate-limits.js';
 import * as subscriptions from '../queries/subscriptions.js';
+import * as taxRates from '../queries/tax-rates.js';
 import * as tenants from '../queries/tenants.js';
 import * as users from '../queries/users.js';
 import { runMain, StartupError } from '../startup.js';
@@ -38,6 +41,10 @@ const KEY = '01900000-0000-7000-8000-000000000005';
 /** A tenant not created yet: insertTenant runs in a transaction that names the new tenant. */
 const NEW_TENANT = '01900000-0000-7000-8000-000000000006';
 const TENANT_OF: Record<string, string> = { 'tenants.insertTenant': NEW_TENANT };
+const PLAN = '01900000-0000-7000-8000-000000000007';
+const PLAN_VERSION = '01900000-0000-7000-8000-000000000008';
+const TAX_RATE = '01900000-0000-7000-8000-000000000009';
+const INVOICE = '01900000-0000-7000-8000-00000000000a';
 
 type Call = (db: Db) => Promise<unknown>;
 
@@ -118,6 +125,85 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
       deleteFeature: (db) => features.deleteFeature(db, FEATURE),
     },
   },
+  invoices: {
+    module: invoices,
+    calls: {
+      listInvoices: (db) =>
+        invoices.listInvoices(db, {
+          limit: 20,
+          after: INVOICE,
+          subscriptionId: SUBSCRIPTION,
+          userId: USER,
+          statuses: ['open', 'paid'],
+          periodOn: '2026-01-15',
+          number: 7,
+        }),
+      findInvoice: (db) => invoices.findInvoice(db, INVOICE),
+      lockInvoice: (db) => invoices.lockInvoice(db, INVOICE),
+      findInvoiceForPeriod: (db) => invoices.findInvoiceForPeriod(db, SUBSCRIPTION, '2026-01-01'),
+      insertInvoice: (db) =>
+        invoices.insertInvoice(db, {
+          subscription_id: SUBSCRIPTION,
+          user_id: USER,
+          period_start: '2026-02-01',
+          period_end: '2026-03-01',
+          invoice_date: '2026-02-01',
+          region: 'DE',
+          lines: [],
+          subtotal: '9.99',
+          taxes: [],
+          tax_total: '0.00',
+          total: '9.99',
+        }),
+      nextInvoiceNumber: (db) => invoices.nextInvoiceNumber(db),
+      updateInvoice: (db) =>
+        invoices.updateInvoice(db, INVOICE, { status: 'open', number: '1', finalized_at: new Date(0) }),
+      taxReport: (db) => invoices.taxReport(db, '2026-01-01', '2027-01-01'),
+    },
+  },
+  plans: {
+    module: plans,
+    calls: {
+      listPlans: (db) => plans.listPlans(db, { limit: 20, after: PLAN, code: 'pro', archived: false }),
+      planVersions: (db) => plans.planVersions(db, [PLAN]),
+      findPlan: (db) => plans.findPlan(db, PLAN),
+      lockPlan: (db) => plans.lockPlan(db, PLAN),
+      findPlanWithPrice: (db) => plans.findPlanWithPrice(db, PLAN),
+      findPlanVersion: (db) => plans.findPlanVersion(db, PLAN_VERSION),
+      insertPlan: (db) =>
+        plans.insertPlan(db, { code: 'new', name: 'New', interval: 'year', interval_count: 1 }),
+      insertPlanVersion: (db) =>
+        plans.insertPlanVersion(db, PLAN, 2, { price_model: 'per_unit', amount: '2.50', tiers: null }),
+      updatePlan: (db) =>
+        plans.updatePlan(db, PLAN, { name: 'Renamed', current_version: 1, archived_at: null }),
+      deletePlan: (db) => plans.deletePlan(db, PLAN),
+    },
+  },
+  'tax-rates': {
+    module: taxRates,
+    calls: {
+      listTaxRates: (db) =>
+        taxRates.listTaxRates(db, {
+          limit: 20,
+          after: TAX_RATE,
+          code: 'VAT',
+          region: 'DE',
+          on: '2026-01-01',
+        }),
+      findTaxRate: (db) => taxRates.findTaxRate(db, TAX_RATE),
+      lockTaxRate: (db) => taxRates.lockTaxRate(db, TAX_RATE),
+      insertTaxRate: (db) =>
+        taxRates.insertTaxRate(db, {
+          code: 'GST',
+          name: 'GST',
+          percentage: '10',
+          region: 'AU',
+          effective_from: '2026-01-01',
+        }),
+      closeTaxRate: (db) => taxRates.closeTaxRate(db, TAX_RATE, '2027-01-01'),
+      ratesInForce: (db) => taxRates.ratesInForce(db, 'DE-BY', '2026-06-01'),
+    },
+  },
   'rate-limits': {
     module: rateLimits,
     calls: {
@@ -140,6 +226,7 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
       findSubscription: (db) => subscriptions.findSubscription(db, SUBSCRIPTION),
       lockSubscription: (db) => subscriptions.lockSubscription(db, SUBSCRIPTION),
       performDueCancellations: (db) => subscriptions.performDueCancellations(db),
+      planInUse: (db) => subscriptions.planInUse(db, PLAN),
       insertSubscription: (db) =>
         subscriptions.insertSubscription(db, {
           user_id: USER,
@@ -269,6 +356,18 @@ runMain(async () => {
         await sql`insert into features (id, name) values (${FEATURE}, 'pro')`.execute(trx);
         await sql`insert into subscriptions (id, user_id, status, plan_cost, start_date)
           values (${SUBSCRIPTION}, ${USER}, 'active', 9.99, '2026-01-01')`.execute(trx);
+        await sql`insert into plans (id, code, name, interval) values (${PLAN}, 'pro', 'Pro', 'month')`.execute(
+          trx,
+        );
+        await sql`insert into plan_versions (id, plan_id, number, price_model, amount)
+          values (${PLAN_VERSION}, ${PLAN}, 1, 'flat', 9.99)`.execute(trx);
+        await sql`insert into tax_rates (id, code, name, percentage, region, effective_from)
+          values (${TAX_RATE}, 'VAT', 'VAT', 19, 'DE', '2020-01-01')`.execute(trx);
+        await sql`insert into invoices (id, subscription_id, user_id, period_start, period_end, invoice_date,
+          lines, subtotal, taxes, tax_total, total)
+          values (${INVOICE}, ${SUBSCRIPTION}, ${USER}, '2026-01-01', '2026-02-01', '2026-01-01', '[]', 9.99, '[]', 0, 9.99)`.execute(
+          trx,
+        );
         await sql`insert into api_keys (id, name, prefix, key_hash, role)
           values (${KEY}, 'k', 'sk_11111111', ${Buffer.alloc(32)}, 'admin')`.execute(trx);
       });

@@ -11,6 +11,8 @@ import type * as G from '../../generated/database.js';
 export type SubscriptionStatus = 'trialing' | 'active' | 'past_due' | 'canceled';
 export type BillingInterval = 'month' | 'year';
 export type ApiKeyRole = 'viewer' | 'editor' | 'analyst' | 'admin';
+export type PriceModel = 'flat' | 'per_unit' | 'tiered' | 'volume';
+export type InvoiceStatus = 'draft' | 'open' | 'paid' | 'void' | 'uncollectible';
 
 type Timestamp = ColumnType<Date, never, never>;
 type UpdatedAt = ColumnType<Date, never, Date | string>;
@@ -34,7 +36,13 @@ export type ApiKeysTable = Override<
 >;
 export type UsersTable = Override<
   G.Users,
-  { tenant_id: TenantId; created_at: Timestamp; updated_at: UpdatedAt; version: Version }
+  {
+    tenant_id: TenantId;
+    created_at: Timestamp;
+    updated_at: UpdatedAt;
+    version: Version;
+    region: string | null;
+  }
 >;
 export type FeaturesTable = Override<
   G.Features,
@@ -49,6 +57,7 @@ export type SubscriptionsTable = Override<
     billing_interval: ColumnType<BillingInterval, BillingInterval | undefined, BillingInterval>;
     canceled_at: ColumnType<Date | null, never, Date | null>;
     cancel_at: Date | null;
+    price_breakdown: ColumnType<G.JsonValue | null, string | null, string | null>;
     created_at: Timestamp;
     updated_at: UpdatedAt;
     version: Version;
@@ -85,6 +94,43 @@ export type IdempotencyKeysTable = Override<
     created_at: ColumnType<Date, never, Date | string>;
   }
 >;
+export type PlansTable = Override<
+  G.Plans,
+  {
+    tenant_id: TenantId;
+    interval: BillingInterval;
+    archived_at: Date | null;
+    created_at: Timestamp;
+    updated_at: UpdatedAt;
+    version: Version;
+  }
+>;
+/** Frozen: a trigger refuses updates (db/migrations/202611240004_billing.ts). */
+export type PlanVersionsTable = Override<
+  G.PlanVersions,
+  {
+    tenant_id: TenantId;
+    price_model: PriceModel;
+    tiers: ColumnType<G.JsonValue | null, string | null, never>;
+    created_at: Timestamp;
+  }
+>;
+/** Closed, never edited (a trigger allows only setting effective_until once). */
+export type TaxRatesTable = Override<G.TaxRates, { tenant_id: TenantId; created_at: Timestamp }>;
+/** Final once issued (a trigger): only the status and its time move on. */
+export type InvoicesTable = Override<
+  G.Invoices,
+  {
+    tenant_id: TenantId;
+    status: ColumnType<InvoiceStatus, InvoiceStatus | undefined, InvoiceStatus>;
+    lines: ColumnType<G.JsonValue, string, string>;
+    taxes: ColumnType<G.JsonValue, string, string>;
+    created_at: Timestamp;
+    updated_at: UpdatedAt;
+    version: Version;
+  }
+>;
+export type InvoiceCountersTable = Override<G.InvoiceCounters, { tenant_id: TenantId }>;
 /** Rate-limit counts (db/migrations/202611240002_rate_limits.ts); not tenant data. */
 export type RateLimitHitsTable = G.RateLimitHits;
 
@@ -100,6 +146,11 @@ export interface Database {
   rate_limit_hits: RateLimitHitsTable;
   events: EventsTable;
   idempotency_keys: IdempotencyKeysTable;
+  plans: PlansTable;
+  plan_versions: PlanVersionsTable;
+  tax_rates: TaxRatesTable;
+  invoices: InvoicesTable;
+  invoice_counters: InvoiceCountersTable;
 }
 
 export type TenantRow = Selectable<TenantsTable>;
@@ -110,6 +161,10 @@ export type FeatureRow = Omit<Selectable<FeaturesTable>, 'tenant_id'>;
 export type SubscriptionRow = Omit<Selectable<SubscriptionsTable>, 'tenant_id'>;
 export type NewSubscription = Insertable<SubscriptionsTable>;
 export type EventRow = Omit<Selectable<EventsTable>, 'tenant_id'>;
+export type PlanRow = Omit<Selectable<PlansTable>, 'tenant_id'>;
+export type PlanVersionRow = Omit<Selectable<PlanVersionsTable>, 'tenant_id'>;
+export type TaxRateRow = Omit<Selectable<TaxRatesTable>, 'tenant_id'>;
+export type InvoiceRow = Omit<Selectable<InvoicesTable>, 'tenant_id'>;
 export type SubscriptionPatch = Updateable<SubscriptionsTable>;
 
 // The overrides agree with the generated tables: the same tables, the same columns, and each

@@ -26,7 +26,13 @@ export function actorOf(req: Request): Actor {
   // Fails closed: a route reached without a tenant key (a routing mistake) answers 401, never data.
   const caller = req.caller;
   if (caller?.kind !== 'tenant') throw unauthorized('This operation needs a tenant API key.');
-  return { tenantId: caller.tenantId, keyId: caller.keyId, apiKey: caller.apiKey, requestId: req.id };
+  return {
+    tenantId: caller.tenantId,
+    keyId: caller.keyId,
+    role: caller.role,
+    apiKey: caller.apiKey,
+    requestId: req.id,
+  };
 }
 
 /** Fails closed like actorOf, for the platform operator's routes. */

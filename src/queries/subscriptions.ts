@@ -20,6 +20,11 @@ const columns = [
   'canceled_at',
   'cancel_at',
   'cancel_reason',
+  'plan_id',
+  'plan_version_id',
+  'quantity',
+  'interval_count',
+  'price_breakdown',
   'version',
   'created_at',
   'updated_at',
@@ -157,4 +162,15 @@ export async function unlinkFeature(db: Db, subscriptionId: string, featureId: s
     .where('feature_id', '=', featureId)
     .executeTakeFirst();
   return result.numDeletedRows > 0n;
+}
+
+/** Whether any subscription is on a version of this plan. */
+export async function planInUse(db: Db, planId: string): Promise<boolean> {
+  const row = await db
+    .selectFrom('subscriptions')
+    .select('id')
+    .where('plan_id', '=', planId)
+    .limit(1)
+    .executeTakeFirst();
+  return row !== undefined;
 }

@@ -2,7 +2,7 @@ import { sql } from 'kysely';
 import type { Db } from '../database/connection.js';
 import type { UserRow } from '../database/schema.js';
 
-const columns = ['id', 'name', 'email', 'version', 'created_at', 'updated_at'] as const;
+const columns = ['id', 'name', 'email', 'region', 'version', 'created_at', 'updated_at'] as const;
 
 export interface UserFilter {
   limit: number;
@@ -31,7 +31,10 @@ export function lockUser(db: Db, id: string): Promise<UserRow | undefined> {
   return db.selectFrom('users').select(columns).where('id', '=', id).forUpdate().executeTakeFirst();
 }
 
-export function insertUser(db: Db, values: { name: string; email: string }): Promise<UserRow> {
+export function insertUser(
+  db: Db,
+  values: { name: string; email: string; region?: string | null | undefined },
+): Promise<UserRow> {
   return db.insertInto('users').values(values).returning(columns).executeTakeFirstOrThrow();
 }
 
@@ -39,7 +42,7 @@ export function insertUser(db: Db, values: { name: string; email: string }): Pro
 export function updateUser(
   db: Db,
   id: string,
-  patch: { name?: string | undefined; email?: string | undefined },
+  patch: { name?: string | undefined; email?: string | undefined; region?: string | null | undefined },
 ): Promise<UserRow> {
   return db
     .updateTable('users')

@@ -1,11 +1,23 @@
+import { periodContaining } from '../billing/periods.js';
 import type { Schemas } from '../contract.js';
 import type { FeatureRow, SubscriptionRow } from '../database/schema.js';
 import { toFeatureResponse } from './features.js';
 
+type Snapshot = Schemas['PriceSnapshot'];
+
 export function toSubscriptionResponse(
   row: SubscriptionRow,
   features?: FeatureRow[],
+  today: string = new Date().toISOString().slice(0, 10),
 ): Schemas['Subscription'] {
+  const snapshot = row.price_breakdown as Snapshot | null;
+  // The period containing today, or the first one of a subscription that has not started.
+  const period = periodContaining(
+    row.start_date,
+    row.billing_interval,
+    row.interval_count,
+    today > row.start_date ? today : row.start_date,
+  );
   return {
     id: row.id,
     user_id: row.user_id,
@@ -17,6 +29,13 @@ export function toSubscriptionResponse(
     canceled_at: row.canceled_at?.toISOString() ?? null,
     cancel_at: row.cancel_at?.toISOString() ?? null,
     cancel_reason: row.cancel_reason,
+    plan_id: row.plan_id,
+    plan_version: snapshot?.plan_version ?? null,
+    quantity: row.quantity,
+    interval_count: row.interval_count,
+    price_breakdown: snapshot,
+    current_period_start: period.start,
+    current_period_end: period.end,
     version: row.version,
     created_at: row.created_at.toISOString(),
     updated_at: row.updated_at.toISOString(),

@@ -6,6 +6,7 @@ export function toUserResponse(row: UserRow): Schemas['User'] {
     id: row.id,
     name: row.name,
     email: row.email,
+    region: row.region,
     version: row.version,
     created_at: row.created_at.toISOString(),
     updated_at: row.updated_at.toISOString(),

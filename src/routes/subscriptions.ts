@@ -4,11 +4,13 @@ import { actorOf } from '../http/authenticate.js';
 import { idempotent } from '../http/idempotency.js';
 import { decodeCursor, toPageResponse } from '../http/pagination.js';
 import { ifMatch, notModified } from '../http/preconditions.js';
-import { conflict, notFound, preconditionFailed, unprocessable } from '../http/problems.js';
+import { conflict, notFound, preconditionFailed, ProblemError, unprocessable } from '../http/problems.js';
 import { created, etag, noContent, ok, send } from '../http/replies.js';
 import { toFeatureResponse } from '../responses/features.js';
+import { toInvoiceResponse } from '../responses/invoices.js';
 import { toSubscriptionResponse } from '../responses/subscriptions.js';
 import type { ServiceContext } from '../services/context.js';
+import * as invoices from '../services/invoices.js';
 import * as subscriptions from '../services/subscriptions.js';
 import { listEventsPage } from './events.js';
 import { noSuchFeature } from './features.js';
@@ -24,6 +26,31 @@ const illegal = ({ from, to, allowed }: subscriptions.IllegalTransition) =>
     `A ${from} subscription cannot become ${to}; from ${from} it can become ${allowed.length ? allowed.join(' or ') : 'nothing (canceled is final)'}.`,
     [{ location: 'body', field: '/status', message: `not allowed after ${from}` }],
   );
+/** The answer to a price the server refuses to take from the client. */
+function pricingProblem(refusal: subscriptions.PricingRefusal): ProblemError {
+  switch (refusal.kind) {
+    case 'invalid':
+      return unprocessable(
+        refusal.errors.map((e) => `${e.field.slice(1)} ${e.message}`).join('; ') + '.',
+        refusal.errors.map((e) => ({ location: 'body' as const, ...e })),
+      );
+    case 'unknown-plan':
+      return unprocessable('plan_id does not refer to a plan of this tenant.', [
+        { location: 'body', field: '/plan_id', message: 'no such plan' },
+      ]);
+    case 'plan-archived':
+      return unprocessable('The plan is archived: it takes no new subscriptions.', [
+        { location: 'body', field: '/plan_id', message: 'archived' },
+      ]);
+    case 'needs-admin':
+      return new ProblemError(
+        403,
+        'forbidden',
+        'A custom price (plan_cost without a plan) needs an admin key; put the subscription on a plan instead.',
+      );
+  }
+}
+
 const withEtag = (subscription: { version: number }) => ({ ETag: etag(subscription.version) });
 const withFeatures = ({ subscription, features }: subscriptions.WithFeatures) =>
   toSubscriptionResponse(subscription, features);
@@ -64,6 +91,8 @@ export function subscriptionsRouter(ctx: ServiceContext): Router {
     const outcome = await subscriptions.createSubscription(ctx, idempotent(req, actorOf(req), reply), {
       user_id: body.user_id,
       status: body.status,
+      plan_id: body.plan_id,
+      quantity: body.quantity,
       plan_cost: body.plan_cost,
       billing_interval: body.billing_interval,
       start_date: body.start_date,
@@ -75,6 +104,7 @@ export function subscriptionsRouter(ctx: ServiceContext): Router {
       ]);
     }
     if (outcome.kind === 'end-before-start') throw endBeforeStart();
+    if (outcome.kind !== 'created') throw pricingProblem(outcome);
     send(res, reply(outcome)!);
   });
 
@@ -104,6 +134,8 @@ export function subscriptionsRouter(ctx: ServiceContext): Router {
       req.params.subscriptionId,
       {
         status: body.status,
+        plan_id: body.plan_id,
+        quantity: body.quantity,
         plan_cost: body.plan_cost,
         billing_interval: body.billing_interval,
         start_date: body.start_date,
@@ -115,6 +147,7 @@ export function subscriptionsRouter(ctx: ServiceContext): Router {
     if (outcome.kind === 'stale') throw stale(outcome.current);
     if (outcome.kind === 'illegal-transition') throw illegal(outcome);
     if (outcome.kind === 'end-before-start') throw endBeforeStart();
+    if (outcome.kind !== 'updated') throw pricingProblem(outcome);
     send(res, reply(outcome)!);
   });
 
@@ -150,6 +183,35 @@ export function subscriptionsRouter(ctx: ServiceContext): Router {
     );
     if (outcome.kind === 'missing') throw noSuchSubscription(subscriptionId);
     if (outcome.kind === 'stale') throw stale(outcome.current);
+    if (outcome.kind === 'has-invoices') {
+      throw conflict('The subscription has invoices, which must stay with it: cancel it instead.');
+    }
+    send(res, reply(outcome)!);
+  });
+
+  router.post('/:subscriptionId/invoices', async (req, res) => {
+    const { subscriptionId } = req.params;
+    const body = (req.body ?? {}) as RequestBody<'createInvoice'>;
+    const location = (id: string) => `${req.baseUrl.replace(/\/subscriptions$/, '')}/invoices/${id}`;
+    const reply = (o: invoices.CreateInvoiceOutcome) =>
+      o.kind === 'created'
+        ? created(location(o.invoice.id), toInvoiceResponse(o.invoice), withEtag(o.invoice))
+        : o.kind === 'existing'
+          ? ok(toInvoiceResponse(o.invoice), withEtag(o.invoice))
+          : undefined;
+    const outcome = await invoices.createInvoice(
+      ctx,
+      idempotent(req, actorOf(req), reply),
+      subscriptionId,
+      body.date,
+    );
+    if (outcome.kind === 'no-subscription') throw noSuchSubscription(subscriptionId);
+    if (outcome.kind === 'before-start') {
+      throw unprocessable(
+        `The subscription starts on ${outcome.startDate}: there is no period to invoice before it.`,
+        [{ location: 'body', field: '/date', message: `before the start date ${outcome.startDate}` }],
+      );
+    }
     send(res, reply(outcome)!);
   });
 

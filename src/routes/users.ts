@@ -40,6 +40,7 @@ export function usersRouter(ctx: ServiceContext): Router {
     const outcome = await users.createUser(ctx, idempotent(req, actorOf(req), reply), {
       name: body.name,
       email: body.email,
+      region: body.region ?? null,
     });
     if (outcome.kind === 'email-taken') throw emailTaken();
     send(res, reply(outcome)!);
@@ -60,7 +61,7 @@ export function usersRouter(ctx: ServiceContext): Router {
       ctx,
       idempotent(req, actorOf(req), reply),
       req.params.userId,
-      { name: body.name, email: body.email },
+      { name: body.name, email: body.email, region: body.region },
       ifMatch(req),
     );
     if (outcome.kind === 'missing') throw noSuchUser(req.params.userId);

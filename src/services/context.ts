@@ -46,6 +46,8 @@ export interface IdempotentRequest {
 export interface Actor extends TenantScope {
   /** The API key's id, or 'system'. */
   readonly keyId: string;
+  /** The API key's role; absent for the system, which may do anything. */
+  readonly role?: ApiKeyRole;
   /** The HTTP request's id, recorded with its events. */
   readonly requestId?: string;
   readonly idempotency?: IdempotentRequest;

@@ -1,6 +1,7 @@
 // Subscriptions, their lifecycle and the features linked to them.
 import { periodContaining } from '../billing/periods.js';
 import type {
+  BillingInterval,
   FeatureRow,
   NewSubscription,
   SubscriptionPatch,
@@ -9,9 +10,11 @@ import type {
 } from '../database/schema.js';
 import { isCheckViolation, isForeignKeyViolation } from '../database/errors.js';
 import { findFeature } from '../queries/features.js';
+import { findPlanVersion, findPlanWithPrice, type PlanWithPrice } from '../queries/plans.js';
 import * as subscriptions from '../queries/subscriptions.js';
 import { toFeatureResponse } from '../responses/features.js';
 import { toSubscriptionResponse } from '../responses/subscriptions.js';
+import { priceSubscription } from './plans.js';
 import {
   type Actor,
   defined,
@@ -107,19 +110,83 @@ export function getSubscription(
 /** end_date before start_date (checked by the database, whichever write caused it). */
 const END_BEFORE_START = 'subscriptions_end_date_check';
 
+/** A custom price (no plan) may be set only by an admin key, or by the system. */
+const mayPriceByHand = (actor: Actor) => actor.role === undefined || actor.role === 'admin';
+
+type FieldErrors = Array<{ field: string; message: string }>;
+
+export interface SubscriptionInput {
+  user_id: string;
+  status: SubscriptionStatus;
+  start_date: string;
+  end_date?: string | null | undefined;
+  plan_id?: string | undefined;
+  quantity?: number | undefined;
+  plan_cost?: string | undefined;
+  billing_interval?: BillingInterval | undefined;
+}
+
+/** Refusals shared by create and update: prices are the server's to compute. */
+export type PricingRefusal =
+  | { kind: 'invalid'; errors: FieldErrors }
+  | { kind: 'unknown-plan' }
+  | { kind: 'plan-archived' }
+  | { kind: 'needs-admin' };
+
 export type CreateSubscriptionOutcome =
   | { kind: 'created'; subscription: SubscriptionRow }
   | { kind: 'unknown-user' }
-  | { kind: 'end-before-start' };
+  | { kind: 'end-before-start' }
+  | PricingRefusal;
+
+/** The plan to price a subscription with, and its current price; or why not. */
+async function livePlan(tx: Tx, planId: string): Promise<PlanWithPrice | PricingRefusal> {
+  const plan = await findPlanWithPrice(tx.db, planId);
+  if (!plan) return { kind: 'unknown-plan' };
+  if (plan.plan.archived_at !== null) return { kind: 'plan-archived' };
+  return plan;
+}
 
 export async function createSubscription(
   ctx: ServiceContext,
   actor: Actor,
-  input: NewSubscription,
+  input: SubscriptionInput,
 ): Promise<CreateSubscriptionOutcome> {
+  const { plan_id, quantity, plan_cost, billing_interval, ...common } = input;
+  if (plan_id) {
+    const errors: FieldErrors = [];
+    if (plan_cost !== undefined) {
+      errors.push({
+        field: '/plan_cost',
+        message: 'is computed from the plan: send plan_id and quantity only',
+      });
+    }
+    if (billing_interval !== undefined)
+      errors.push({ field: '/billing_interval', message: "comes from the plan's interval" });
+    if (errors.length > 0) return { kind: 'invalid', errors };
+  } else {
+    if (plan_cost === undefined)
+      return { kind: 'invalid', errors: [{ field: '/plan_cost', message: 'is required without plan_id' }] };
+    if (quantity !== undefined)
+      return { kind: 'invalid', errors: [{ field: '/quantity', message: 'needs a plan_id' }] };
+    if (!mayPriceByHand(actor)) return { kind: 'needs-admin' };
+  }
   try {
     return await inTenant(ctx, actor, async (tx): Promise<CreateSubscriptionOutcome> => {
-      const subscription = await subscriptions.insertSubscription(tx.db, input);
+      let priced: Partial<NewSubscription> = { plan_cost, billing_interval: billing_interval ?? 'month' };
+      if (plan_id) {
+        const plan = await livePlan(tx, plan_id);
+        if ('kind' in plan) return plan;
+        priced = {
+          ...priceSubscription(plan_id, plan.price, quantity ?? 1),
+          billing_interval: plan.plan.interval,
+          interval_count: plan.plan.interval_count,
+        };
+      }
+      const subscription = await subscriptions.insertSubscription(tx.db, {
+        ...common,
+        ...priced,
+      } as NewSubscription);
       tx.emit({
         type: 'subscription.created',
         resource_type: 'subscription',
@@ -130,7 +197,7 @@ export async function createSubscription(
     });
   } catch (error) {
     // The foreign key includes tenant_id, so another tenant's user is as unknown as a missing one.
-    if (isForeignKeyViolation(error)) return { kind: 'unknown-user' };
+    if (isForeignKeyViolation(error, 'subscriptions_user_id_fkey')) return { kind: 'unknown-user' };
     if (isCheckViolation(error, END_BEFORE_START)) return { kind: 'end-before-start' };
     throw error;
   }
@@ -149,7 +216,56 @@ export type UpdateSubscriptionOutcome =
   | { kind: 'missing' }
   | { kind: 'stale'; current: SubscriptionRow }
   | IllegalTransition
-  | { kind: 'end-before-start' };
+  | { kind: 'end-before-start' }
+  | PricingRefusal;
+
+export interface SubscriptionPatchInput {
+  status?: SubscriptionStatus | undefined;
+  plan_id?: string | undefined;
+  quantity?: number | undefined;
+  plan_cost?: string | undefined;
+  billing_interval?: BillingInterval | undefined;
+  start_date?: string | undefined;
+  end_date?: string | null | undefined;
+}
+
+/**
+ * The columns a price change sets: moving to a plan (its current version), a new quantity (at
+ * the version the subscription is on), or a custom price (admins only).
+ */
+async function repricing(
+  tx: Tx,
+  actor: Actor,
+  before: SubscriptionRow,
+  patch: SubscriptionPatchInput,
+): Promise<SubscriptionPatch | PricingRefusal> {
+  const { plan_id, quantity, plan_cost, billing_interval } = patch;
+  if (plan_id === undefined && before.plan_id === null) {
+    if (quantity !== undefined)
+      return { kind: 'invalid', errors: [{ field: '/quantity', message: 'needs a plan_id' }] };
+    if (plan_cost !== undefined && plan_cost !== before.plan_cost && !mayPriceByHand(actor))
+      return { kind: 'needs-admin' };
+    return defined({ plan_cost, billing_interval });
+  }
+  const errors: FieldErrors = [];
+  if (plan_cost !== undefined)
+    errors.push({ field: '/plan_cost', message: 'is computed from the plan: change plan_id or quantity' });
+  if (billing_interval !== undefined)
+    errors.push({ field: '/billing_interval', message: "comes from the plan's interval" });
+  if (errors.length > 0) return { kind: 'invalid', errors };
+  if (plan_id !== undefined) {
+    const plan = await livePlan(tx, plan_id);
+    if ('kind' in plan) return plan;
+    return {
+      ...priceSubscription(plan_id, plan.price, quantity ?? before.quantity),
+      billing_interval: plan.plan.interval,
+      interval_count: plan.plan.interval_count,
+    };
+  }
+  if (quantity === undefined || quantity === before.quantity) return {};
+  const version = (await findPlanVersion(tx.db, before.plan_version_id!))!;
+  return priceSubscription(before.plan_id!, version, quantity);
+}
 
 /** Records a change of a subscription: `subscription.canceled` when it ends, else `.updated`. */
 function emitChange(tx: Tx, before: SubscriptionRow, after: SubscriptionRow, type?: string): void {
@@ -175,7 +291,7 @@ export async function updateSubscription(
   ctx: ServiceContext,
   actor: Actor,
   id: string,
-  patch: SubscriptionPatch,
+  patch: SubscriptionPatchInput,
   ifMatch?: VersionCondition,
 ): Promise<UpdateSubscriptionOutcome> {
   try {
@@ -188,8 +304,15 @@ export async function updateSubscription(
       if (to !== undefined && to !== before.status && !NEXT_STATUSES[before.status].includes(to)) {
         return { kind: 'illegal-transition', from: before.status, to, allowed: NEXT_STATUSES[before.status] };
       }
-      const changes = defined(patch);
-      if (Object.keys(previousValues(before, { ...before, ...changes })).length === 0) {
+      const priced = await repricing(tx, actor, before, patch);
+      if ('kind' in priced) return priced;
+      const changes = {
+        ...defined({ status: to, start_date: patch.start_date, end_date: patch.end_date }),
+        ...priced,
+      };
+      // Unchanged when the columns are (the breakdown follows plan, version and quantity).
+      const compared = { ...before, ...changes, price_breakdown: before.price_breakdown };
+      if (Object.keys(previousValues(before, compared)).length === 0) {
         return { kind: 'updated', subscription: before };
       }
       const after = await subscriptions.updateSubscription(tx.db, id, {
@@ -263,9 +386,28 @@ export function cancelSubscription(
 }
 
 export type DeleteSubscriptionOutcome =
-  { kind: 'deleted' } | { kind: 'missing' } | { kind: 'stale'; current: SubscriptionRow };
+  | { kind: 'deleted' }
+  | { kind: 'missing' }
+  | { kind: 'stale'; current: SubscriptionRow }
+  | { kind: 'has-invoices' };
 
-export function deleteSubscription(
+/** Invoices keep a subscription: a subscription that was ever invoiced is canceled, not deleted. */
+export async function deleteSubscription(
+  ctx: ServiceContext,
+  actor: Actor,
+  id: string,
+  ifMatch?: VersionCondition,
+): Promise<DeleteSubscriptionOutcome> {
+  try {
+    return await deleteUnlessInvoiced(ctx, actor, id, ifMatch);
+  } catch (error) {
+    if (isForeignKeyViolation(error, 'invoices_tenant_id_subscription_id_fkey'))
+      return { kind: 'has-invoices' };
+    throw error;
+  }
+}
+
+function deleteUnlessInvoiced(
   ctx: ServiceContext,
   actor: Actor,
   id: string,

@@ -18,6 +18,8 @@ import {
 export interface UserInput {
   name: string;
   email: string;
+  /** Where the user is billed: decides the tax rates on their invoices. */
+  region?: string | null | undefined;
 }
 
 export async function listUsers(

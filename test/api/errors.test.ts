@@ -45,7 +45,7 @@ describe('bad requests before any handler', () => {
   });
 
   it('answers an unknown route with 404 not-found', async () => {
-    expectProblem(await ctx.api.get('/api/v1/invoices'), 404, 'not-found');
+    expectProblem(await ctx.api.get('/api/v1/nowhere'), 404, 'not-found');
     expectProblem(await ctx.api.get('/nope'), 404, 'not-found');
   });
 

@@ -1,0 +1,155 @@
+import { sql } from 'kysely';
+import type { Db } from '../database/connection.js';
+import type { InvoiceRow, InvoiceStatus } from '../database/schema.js';
+
+const columns = [
+  'id',
+  'subscription_id',
+  'user_id',
+  'status',
+  'number',
+  'period_start',
+  'period_end',
+  'invoice_date',
+  'region',
+  'lines',
+  'subtotal',
+  'taxes',
+  'tax_total',
+  'total',
+  'finalized_at',
+  'paid_at',
+  'voided_at',
+  'uncollectible_at',
+  'version',
+  'created_at',
+  'updated_at',
+] as const;
+
+export interface InvoiceFilter {
+  limit: number;
+  after?: string | undefined;
+  subscriptionId?: string | undefined;
+  userId?: string | undefined;
+  statuses?: readonly InvoiceStatus[] | undefined;
+  /** Invoices whose period contains this date. */
+  periodOn?: string | undefined;
+  number?: number | undefined;
+}
+
+export function listInvoices(db: Db, filter: InvoiceFilter): Promise<InvoiceRow[]> {
+  let query = db
+    .selectFrom('invoices')
+    .select(columns)
+    .orderBy('id', 'desc')
+    .limit(filter.limit + 1);
+  if (filter.after) query = query.where('id', '<', filter.after);
+  if (filter.subscriptionId) query = query.where('subscription_id', '=', filter.subscriptionId);
+  if (filter.userId) query = query.where('user_id', '=', filter.userId);
+  if (filter.statuses?.length) query = query.where('status', 'in', filter.statuses);
+  if (filter.periodOn) {
+    query = query.where('period_start', '<=', filter.periodOn).where('period_end', '>', filter.periodOn);
+  }
+  if (filter.number !== undefined) query = query.where('number', '=', String(filter.number));
+  return query.execute();
+}
+
+export function findInvoice(db: Db, id: string): Promise<InvoiceRow | undefined> {
+  return db.selectFrom('invoices').select(columns).where('id', '=', id).executeTakeFirst();
+}
+
+export function lockInvoice(db: Db, id: string): Promise<InvoiceRow | undefined> {
+  return db.selectFrom('invoices').select(columns).where('id', '=', id).forUpdate().executeTakeFirst();
+}
+
+export function findInvoiceForPeriod(
+  db: Db,
+  subscriptionId: string,
+  periodStart: string,
+): Promise<InvoiceRow | undefined> {
+  return db
+    .selectFrom('invoices')
+    .select(columns)
+    .where('subscription_id', '=', subscriptionId)
+    .where('period_start', '=', periodStart)
+    .executeTakeFirst();
+}
+
+export interface NewInvoice {
+  subscription_id: string;
+  user_id: string;
+  period_start: string;
+  period_end: string;
+  invoice_date: string;
+  region: string | null;
+  lines: unknown;
+  subtotal: string;
+  taxes: unknown;
+  tax_total: string;
+  total: string;
+}
+
+/** The new draft, or undefined when the period already has an invoice (made concurrently too). */
+export function insertInvoice(db: Db, values: NewInvoice): Promise<InvoiceRow | undefined> {
+  return db
+    .insertInto('invoices')
+    .values({ ...values, lines: JSON.stringify(values.lines), taxes: JSON.stringify(values.taxes) })
+    .onConflict((oc) => oc.columns(['tenant_id', 'subscription_id', 'period_start']).doNothing())
+    .returning(columns)
+    .executeTakeFirst();
+}
+
+/** The tenant's next invoice number, taken under the counter row's lock until the transaction ends. */
+export async function nextInvoiceNumber(db: Db): Promise<number> {
+  const { rows } = await sql<{ last_number: string }>`
+    insert into invoice_counters as c (last_number) values (1)
+    on conflict (tenant_id) do update set last_number = c.last_number + 1
+    returning last_number`.execute(db);
+  return Number(rows[0]!.last_number);
+}
+
+/** Run on a locked invoice; the trigger refuses what an issued invoice may not change. */
+export function updateInvoice(
+  db: Db,
+  id: string,
+  patch: {
+    status: InvoiceStatus;
+    number?: string;
+    finalized_at?: Date;
+    voided_at?: Date;
+    paid_at?: Date;
+    uncollectible_at?: Date;
+  },
+): Promise<InvoiceRow> {
+  return db
+    .updateTable('invoices')
+    .set({ ...patch, updated_at: sql`now()` })
+    .where('id', '=', id)
+    .returning(columns)
+    .executeTakeFirstOrThrow();
+}
+
+export interface TaxReportRow {
+  month: string;
+  code: string;
+  region: string;
+  taxable_amount: string;
+  tax_amount: string;
+  invoice_count: string;
+}
+
+/** Each tax code's totals per month of invoice date, from the issued invoices' snapshots. */
+export async function taxReport(db: Db, from: string, to: string): Promise<TaxReportRow[]> {
+  const { rows } = await sql<TaxReportRow>`
+    select to_char(date_trunc('month', i.invoice_date::timestamp), 'YYYY-MM') as month,
+           t->>'code' as code, t->>'region' as region,
+           sum((t->>'taxable_amount')::numeric)::text as taxable_amount,
+           sum((t->>'amount')::numeric)::text as tax_amount,
+           count(*)::text as invoice_count
+    from invoices i, jsonb_array_elements(i.taxes) t
+    where i.status in ('open', 'paid', 'uncollectible')
+      and i.invoice_date >= ${from}::date and i.invoice_date < ${to}::date
+    group by 1, 2, 3
+    order by 1, 2, 3`.execute(db);
+  return rows;
+}

@@ -1,0 +1,144 @@
+import { sql } from 'kysely';
+import type { Db } from '../database/connection.js';
+import type { BillingInterval, PlanRow, PlanVersionRow, PriceModel } from '../database/schema.js';
+
+const planColumns = [
+  'id',
+  'code',
+  'name',
+  'interval',
+  'interval_count',
+  'current_version',
+  'archived_at',
+  'version',
+  'created_at',
+  'updated_at',
+] as const;
+const versionColumns = ['id', 'plan_id', 'number', 'price_model', 'amount', 'tiers', 'created_at'] as const;
+
+/** A plan with the price new subscriptions get (its current version). */
+export interface PlanWithPrice {
+  plan: PlanRow;
+  price: PlanVersionRow;
+}
+
+export interface PlanFilter {
+  limit: number;
+  after?: string | undefined;
+  code?: string | undefined;
+  archived?: boolean | undefined;
+}
+
+export function listPlans(db: Db, filter: PlanFilter): Promise<PlanRow[]> {
+  let query = db
+    .selectFrom('plans')
+    .select(planColumns)
+    .orderBy('id', 'desc')
+    .limit(filter.limit + 1);
+  if (filter.after) query = query.where('id', '<', filter.after);
+  if (filter.code !== undefined) query = query.where('code', '=', filter.code);
+  if (filter.archived !== undefined) {
+    query = query.where('archived_at', filter.archived ? 'is not' : 'is', null);
+  }
+  return query.execute();
+}
+
+/** The versions of these plans, by plan id and number. */
+export async function planVersions(db: Db, planIds: readonly string[]): Promise<PlanVersionRow[]> {
+  if (planIds.length === 0) return [];
+  return db
+    .selectFrom('plan_versions')
+    .select(versionColumns)
+    .where('plan_id', 'in', planIds)
+    .orderBy('number')
+    .execute();
+}
+
+export function findPlan(db: Db, id: string): Promise<PlanRow | undefined> {
+  return db.selectFrom('plans').select(planColumns).where('id', '=', id).executeTakeFirst();
+}
+
+/** The plan, locked until the transaction ends: what a change starts from. */
+export function lockPlan(db: Db, id: string): Promise<PlanRow | undefined> {
+  return db.selectFrom('plans').select(planColumns).where('id', '=', id).forUpdate().executeTakeFirst();
+}
+
+/** The plan and its current price, in one query. */
+export async function findPlanWithPrice(db: Db, id: string): Promise<PlanWithPrice | undefined> {
+  const row = await db
+    .selectFrom('plans as p')
+    .innerJoin('plan_versions as v', (join) =>
+      join.onRef('v.plan_id', '=', 'p.id').onRef('v.number', '=', 'p.current_version'),
+    )
+    .select([
+      ...planColumns.map((c) => `p.${c}` as const),
+      sql<PlanVersionRow>`json_build_object('id', v.id, 'plan_id', v.plan_id, 'number', v.number,
+        'price_model', v.price_model, 'amount', v.amount::text, 'tiers', v.tiers, 'created_at', v.created_at)`.as(
+        'price',
+      ),
+    ])
+    .where('p.id', '=', id)
+    .executeTakeFirst();
+  if (!row) return undefined;
+  const { price, ...plan } = row;
+  return { plan, price: { ...price, created_at: new Date(price.created_at) } };
+}
+
+export function findPlanVersion(db: Db, id: string): Promise<PlanVersionRow | undefined> {
+  return db.selectFrom('plan_versions').select(versionColumns).where('id', '=', id).executeTakeFirst();
+}
+
+export interface NewPlan {
+  code: string;
+  name: string;
+  interval: BillingInterval;
+  interval_count: number;
+}
+
+export function insertPlan(db: Db, values: NewPlan): Promise<PlanRow> {
+  return db.insertInto('plans').values(values).returning(planColumns).executeTakeFirstOrThrow();
+}
+
+export interface NewPrice {
+  price_model: PriceModel;
+  amount: string | null;
+  tiers: unknown;
+}
+
+export function insertPlanVersion(
+  db: Db,
+  planId: string,
+  number: number,
+  price: NewPrice,
+): Promise<PlanVersionRow> {
+  return db
+    .insertInto('plan_versions')
+    .values({
+      plan_id: planId,
+      number,
+      price_model: price.price_model,
+      amount: price.amount,
+      tiers: price.tiers === null ? null : JSON.stringify(price.tiers),
+    })
+    .returning(versionColumns)
+    .executeTakeFirstOrThrow();
+}
+
+/** Run on a locked plan (lockPlan); the version trigger bumps `version`. */
+export function updatePlan(
+  db: Db,
+  id: string,
+  patch: { code?: string; name?: string; current_version?: number; archived_at?: Date | null },
+): Promise<PlanRow> {
+  return db
+    .updateTable('plans')
+    .set({ ...patch, updated_at: sql`now()` })
+    .where('id', '=', id)
+    .returning(planColumns)
+    .executeTakeFirstOrThrow();
+}
+
+/** The deleted plan (its versions go with it); 23503 while a subscription uses a version. */
+export function deletePlan(db: Db, id: string): Promise<PlanRow | undefined> {
+  return db.deleteFrom('plans').where('id', '=', id).returning(planColumns).executeTakeFirst();
+}

@@ -1,0 +1,28 @@
+import type { Schemas } from '../contract.js';
+import type { InvoiceRow } from '../database/schema.js';
+
+export function toInvoiceResponse(row: InvoiceRow): Schemas['Invoice'] {
+  return {
+    id: row.id,
+    subscription_id: row.subscription_id,
+    user_id: row.user_id,
+    status: row.status,
+    number: row.number === null ? null : Number(row.number),
+    period_start: row.period_start,
+    period_end: row.period_end,
+    invoice_date: row.invoice_date,
+    region: row.region,
+    lines: row.lines as Schemas['Invoice']['lines'],
+    subtotal: row.subtotal,
+    taxes: row.taxes as Schemas['Invoice']['taxes'],
+    tax_total: row.tax_total,
+    total: row.total,
+    finalized_at: row.finalized_at?.toISOString() ?? null,
+    paid_at: row.paid_at?.toISOString() ?? null,
+    voided_at: row.voided_at?.toISOString() ?? null,
+    uncollectible_at: row.uncollectible_at?.toISOString() ?? null,
+    version: row.version,
+    created_at: row.created_at.toISOString(),
+    updated_at: row.updated_at.toISOString(),
+  };
+}

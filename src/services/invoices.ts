@@ -1,0 +1,194 @@
+// Invoices: one per subscription and billing period, priced from the subscription and taxed with
+// the rates in force on the invoice date in the customer's region. Drafts get a number when
+// finalized (gapless per tenant); from then on the database refuses any change but the status.
+import { invoiceAmounts } from '../billing/invoices.js';
+import { periodContaining } from '../billing/periods.js';
+import type { BreakdownLine } from '../billing/pricing.js';
+import type { InvoiceRow, InvoiceStatus } from '../database/schema.js';
+import * as invoices from '../queries/invoices.js';
+import { findPlan } from '../queries/plans.js';
+import { findSubscription } from '../queries/subscriptions.js';
+import { ratesInForce } from '../queries/tax-rates.js';
+import { findUser } from '../queries/users.js';
+import { toInvoiceResponse } from '../responses/invoices.js';
+import {
+  type Actor,
+  inTenant,
+  type Page,
+  type ServiceContext,
+  satisfies,
+  toPage,
+  type Tx,
+  type VersionCondition,
+} from './context.js';
+
+export function listInvoices(
+  ctx: ServiceContext,
+  actor: Actor,
+  filter: invoices.InvoiceFilter,
+): Promise<Page<InvoiceRow>> {
+  return inTenant(ctx, actor, async (tx) => toPage(await invoices.listInvoices(tx.db, filter), filter.limit));
+}
+
+export function getInvoice(ctx: ServiceContext, actor: Actor, id: string): Promise<InvoiceRow | undefined> {
+  return inTenant(ctx, actor, (tx) => invoices.findInvoice(tx.db, id));
+}
+
+export type CreateInvoiceOutcome =
+  | { kind: 'created' | 'existing'; invoice: InvoiceRow }
+  | { kind: 'no-subscription' }
+  | { kind: 'before-start'; startDate: string };
+
+/**
+ * The invoice of the subscription's billing period containing `date` (default today): created
+ * as a draft the first time, the same invoice every time after (also for concurrent requests).
+ */
+export function createInvoice(
+  ctx: ServiceContext,
+  actor: Actor,
+  subscriptionId: string,
+  date: string = new Date().toISOString().slice(0, 10),
+): Promise<CreateInvoiceOutcome> {
+  return inTenant(ctx, actor, (tx) => invoiceForPeriod(tx, subscriptionId, date));
+}
+
+/** Used by the API and by renewals: the draft invoice of a subscription's period. */
+export async function invoiceForPeriod(
+  tx: Tx,
+  subscriptionId: string,
+  date: string,
+): Promise<CreateInvoiceOutcome> {
+  const subscription = await findSubscription(tx.db, subscriptionId);
+  if (!subscription) return { kind: 'no-subscription' };
+  if (date < subscription.start_date) return { kind: 'before-start', startDate: subscription.start_date };
+  const period = periodContaining(
+    subscription.start_date,
+    subscription.billing_interval,
+    subscription.interval_count,
+    date,
+  );
+  const existing = await invoices.findInvoiceForPeriod(tx.db, subscriptionId, period.start);
+  if (existing) return { kind: 'existing', invoice: existing };
+
+  const [user, plan] = await Promise.all([
+    findUser(tx.db, subscription.user_id),
+    subscription.plan_id ? findPlan(tx.db, subscription.plan_id) : undefined,
+  ]);
+  const region = user?.region ?? null;
+  // The invoice date is the first day of the period, billed in advance: its rates apply, forever.
+  const rates = region ? await ratesInForce(tx.db, region, period.start) : [];
+  const snapshot = subscription.price_breakdown as {
+    breakdown?: BreakdownLine[];
+    plan_version?: number;
+  } | null;
+  const amounts = invoiceAmounts(
+    [
+      {
+        description: plan
+          ? `${plan.name} (${plan.code}, price version ${snapshot?.plan_version ?? '?'}), ${period.start} to ${period.end}`
+          : `Subscription, ${period.start} to ${period.end}`,
+        amount: subscription.plan_cost,
+        quantity: subscription.quantity,
+        breakdown: snapshot?.breakdown ?? [],
+      },
+    ],
+    rates.map((r) => ({ id: r.id, code: r.code, name: r.name, percentage: r.percentage, region: r.region })),
+  );
+  const created = await invoices.insertInvoice(tx.db, {
+    subscription_id: subscriptionId,
+    user_id: subscription.user_id,
+    period_start: period.start,
+    period_end: period.end,
+    invoice_date: period.start,
+    region,
+    ...amounts,
+  });
+  // Made by a concurrent request between our look and our insert: that one is the invoice.
+  if (!created)
+    return {
+      kind: 'existing',
+      invoice: (await invoices.findInvoiceForPeriod(tx.db, subscriptionId, period.start))!,
+    };
+  tx.emit({
+    type: 'invoice.created',
+    resource_type: 'invoice',
+    resource_id: created.id,
+    data: toInvoiceResponse(created),
+  });
+  return { kind: 'created', invoice: created };
+}
+
+export type InvoiceChangeOutcome =
+  | { kind: 'changed'; invoice: InvoiceRow }
+  | { kind: 'missing' }
+  | { kind: 'stale'; current: InvoiceRow }
+  | { kind: 'wrong-status'; current: InvoiceRow; allowedFrom: readonly InvoiceStatus[] };
+
+/** draft → open, with the tenant's next invoice number (gapless: taken under a row lock). */
+export function finalizeInvoice(
+  ctx: ServiceContext,
+  actor: Actor,
+  id: string,
+  ifMatch?: VersionCondition,
+): Promise<InvoiceChangeOutcome> {
+  return inTenant(ctx, actor, async (tx): Promise<InvoiceChangeOutcome> => {
+    const current = await invoices.lockInvoice(tx.db, id);
+    if (!current) return { kind: 'missing' };
+    if (!satisfies(ifMatch, current.version)) return { kind: 'stale', current };
+    if (current.status !== 'draft') return { kind: 'wrong-status', current, allowedFrom: ['draft'] };
+    const number = await invoices.nextInvoiceNumber(tx.db);
+    const invoice = await invoices.updateInvoice(tx.db, id, {
+      status: 'open',
+      number: String(number),
+      finalized_at: new Date(),
+    });
+    tx.emit({
+      type: 'invoice.finalized',
+      resource_type: 'invoice',
+      resource_id: id,
+      data: toInvoiceResponse(invoice),
+      previous: { status: 'draft', number: null, finalized_at: null },
+    });
+    return { kind: 'changed', invoice };
+  });
+}
+
+/** A draft or open invoice is voided: it stays, with its number, and is owed no more. */
+export function voidInvoice(
+  ctx: ServiceContext,
+  actor: Actor,
+  id: string,
+  ifMatch?: VersionCondition,
+): Promise<InvoiceChangeOutcome> {
+  return inTenant(ctx, actor, async (tx): Promise<InvoiceChangeOutcome> => {
+    const current = await invoices.lockInvoice(tx.db, id);
+    if (!current) return { kind: 'missing' };
+    if (!satisfies(ifMatch, current.version)) return { kind: 'stale', current };
+    const allowedFrom: InvoiceStatus[] = ['draft', 'open', 'uncollectible'];
+    if (!allowedFrom.includes(current.status)) return { kind: 'wrong-status', current, allowedFrom };
+    const invoice = await invoices.updateInvoice(tx.db, id, { status: 'void', voided_at: new Date() });
+    tx.emit({
+      type: 'invoice.voided',
+      resource_type: 'invoice',
+      resource_id: id,
+      data: toInvoiceResponse(invoice),
+      previous: { status: current.status, voided_at: null },
+    });
+    return { kind: 'changed', invoice };
+  });
+}
+
+/** Each tax code's totals per month of invoice date ('YYYY-MM' from and to, inclusive). */
+export function taxReport(
+  ctx: ServiceContext,
+  actor: Actor,
+  from: string,
+  to: string,
+): Promise<invoices.TaxReportRow[]> {
+  const [y, m] = to.split('-').map(Number) as [number, number];
+  const end =
+    m === 12
+      ? `${String(y + 1).padStart(4, '0')}-01-01`
+      : `${to.slice(0, 4)}-${String(m + 1).padStart(2, '0')}-01`;
+  return inTenant(ctx, actor, (tx) => invoices.taxReport(tx.db, `${from}-01`, end));
+}

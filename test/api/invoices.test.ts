@@ -1,0 +1,295 @@
+// Tax rates with history, invoices priced and taxed once and never changed after issue, gapless
+// numbers under concurrency, and the tax report.
+import { sql } from 'kysely';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { Schemas } from '../../src/contract.js';
+import { withTenant } from '../../src/database/connection.js';
+import { type TestTenant, useTestApp } from '../helpers/app.js';
+import { fingerprint } from '../helpers/db-state.js';
+import { createUser } from '../helpers/factories.js';
+import { expectProblem } from '../helpers/problems.js';
+
+const ctx = useTestApp();
+let t: TestTenant;
+let plan: Schemas['Plan'];
+
+async function subscribe(region: string | null, start = '2026-01-31', quantity = 3) {
+  const user = await createUser(t, { region });
+  const res = await t.api
+    .post('/api/v1/subscriptions')
+    .send({ user_id: user.id, status: 'active', start_date: start, plan_id: plan.id, quantity });
+  expect(res.status, res.text).toBe(201);
+  return res.body as Schemas['Subscription'];
+}
+
+async function invoice(subscriptionId: string, date?: string) {
+  const res = await t.api.post(`/api/v1/subscriptions/${subscriptionId}/invoices`).send(date ? { date } : {});
+  expect([200, 201], res.text).toContain(res.status);
+  return res;
+}
+
+beforeAll(async () => {
+  t = await ctx.newTenant();
+  plan = (
+    await t.api.post('/api/v1/plans').send({
+      code: 'seats',
+      name: 'Seats',
+      interval: 'month',
+      price: { model: 'per_unit', amount: '3.33' },
+    })
+  ).body as Schemas['Plan'];
+  for (const rate of [
+    { code: 'VAT', name: 'German VAT', percentage: '19', region: 'DE', effective_from: '2020-01-01' },
+    {
+      code: 'SALES',
+      name: 'US federal (example)',
+      percentage: '1.5',
+      region: 'US',
+      effective_from: '2020-01-01',
+    },
+    { code: 'STATE', name: 'California', percentage: '7.25', region: 'US-CA', effective_from: '2020-01-01' },
+  ]) {
+    expect((await t.api.post('/api/v1/tax-rates').send(rate)).status).toBe(201);
+  }
+});
+
+describe('tax rates', () => {
+  it('refuses overlapping rates of one code and region, and changes a rate only by superseding it', async () => {
+    const other = await ctx.newTenant();
+    const first = await other.api
+      .post('/api/v1/tax-rates')
+      .send({ code: 'GST', name: 'GST', percentage: '10', region: 'AU', effective_from: '2024-01-01' });
+    const id = (first.body as Schemas['TaxRate']).id;
+    const before = await fingerprint(ctx.db);
+    expectProblem(
+      await other.api
+        .post('/api/v1/tax-rates')
+        .send({ code: 'GST', name: 'GST', percentage: '12', region: 'AU', effective_from: '2025-06-01' }),
+      409,
+      'conflict',
+    );
+    expect(await fingerprint(ctx.db)).toEqual(before);
+
+    const changed = await other.api
+      .post(`/api/v1/tax-rates/${id}/supersede`)
+      .send({ percentage: '12.5', effective_from: '2027-01-01' });
+    expect(changed.status).toBe(200);
+    expect(changed.body).toMatchObject({
+      closed: { id, percentage: '10.0000', effective_until: '2027-01-01' },
+      rate: {
+        code: 'GST',
+        region: 'AU',
+        percentage: '12.5000',
+        effective_from: '2027-01-01',
+        effective_until: null,
+      },
+    });
+    expectProblem(
+      await other.api
+        .post(`/api/v1/tax-rates/${id}/supersede`)
+        .send({ percentage: '1', effective_from: '2028-01-01' }),
+      409,
+      'conflict',
+    );
+    const onDate = (await other.api.get('/api/v1/tax-rates?region=AU&on=2026-12-31'))
+      .body as Schemas['TaxRateList'];
+    expect(onDate.data.map((r) => r.percentage)).toEqual(['10.0000']);
+    // The database refuses an edit in place, to the app role and to the owner.
+    await expect(
+      withTenant(ctx.appDb, { tenantId: other.id }, (trx) =>
+        sql`update tax_rates set percentage = 99 where id = ${id}`.execute(trx),
+      ),
+    ).rejects.toThrow(/never edited/);
+    await expect(sql`update tax_rates set percentage = 99 where id = ${id}`.execute(ctx.db)).rejects.toThrow(
+      /never edited/,
+    );
+  });
+});
+
+describe('POST /subscriptions/{id}/invoices', () => {
+  it('invoices a period with its price and the taxes of the region and its country', async () => {
+    const s = await subscribe('US-CA');
+    const res = await invoice(s.id, '2026-03-15');
+    expect(res.status).toBe(201);
+    expect(res.headers.location).toBe(`/api/v1/invoices/${(res.body as Schemas['Invoice']).id}`);
+    expect(res.body).toMatchObject({
+      status: 'draft',
+      number: null,
+      period_start: '2026-02-28',
+      period_end: '2026-03-31',
+      invoice_date: '2026-02-28',
+      region: 'US-CA',
+      subtotal: '9.99',
+      tax_total: '0.87', // 0.14985 → 0.15, 0.7242... → 0.72
+      total: '10.86',
+      lines: [
+        { quantity: 3, amount: '9.99', breakdown: [{ tier: null, quantity: 3, unit_amount: '3.3300' }] },
+      ],
+    });
+    expect((res.body as Schemas['Invoice']).taxes.map((x) => [x.code, x.region, x.amount])).toEqual([
+      ['SALES', 'US', '0.15'],
+      ['STATE', 'US-CA', '0.72'],
+    ]);
+  });
+
+  it('answers the same invoice for the same period, also for 10 concurrent requests', async () => {
+    const s = await subscribe('DE');
+    const results = await Promise.all(
+      Array.from({ length: 10 }, () =>
+        t.api
+          .post(`/api/v1/subscriptions/${s.id}/invoices`)
+          .send({ date: '2026-05-01' })
+          .then((r) => r),
+      ),
+    );
+    expect(results.filter((r) => r.status === 201)).toHaveLength(1);
+    expect(results.filter((r) => r.status === 200)).toHaveLength(9);
+    expect(new Set(results.map((r) => (r.body as Schemas['Invoice']).id)).size).toBe(1);
+    const { rows } = await sql<{
+      n: number;
+    }>`select count(*)::int as n from invoices where subscription_id = ${s.id}`.execute(ctx.db);
+    expect(rows[0]?.n).toBe(1);
+  });
+
+  it('refuses a date before the subscription starts, and deleting an invoiced subscription', async () => {
+    const s = await subscribe(null, '2026-06-10');
+    expectProblem(
+      await t.api.post(`/api/v1/subscriptions/${s.id}/invoices`).send({ date: '2026-06-01' }),
+      422,
+      'unprocessable',
+    );
+    const created = await invoice(s.id, '2026-06-10');
+    expect((created.body as Schemas['Invoice']).taxes).toEqual([]); // no region, no tax
+    expectProblem(await t.api.delete(`/api/v1/subscriptions/${s.id}`), 409, 'conflict');
+  });
+});
+
+describe('issued invoices', () => {
+  it('numbers 16 concurrent finalizations without gaps or duplicates', async () => {
+    const fresh = await ctx.newTenant();
+    const freshPlan = (
+      await fresh.api
+        .post('/api/v1/plans')
+        .send({ code: 'p', name: 'P', interval: 'month', price: { model: 'flat', amount: '1' } })
+    ).body as Schemas['Plan'];
+    const user = await createUser(fresh);
+    const drafts: string[] = [];
+    for (let i = 0; i < 16; i++) {
+      const s = await fresh.api
+        .post('/api/v1/subscriptions')
+        .send({ user_id: user.id, status: 'active', start_date: '2026-01-01', plan_id: freshPlan.id });
+      const inv = await fresh.api
+        .post(`/api/v1/subscriptions/${(s.body as Schemas['Subscription']).id}/invoices`)
+        .send({});
+      drafts.push((inv.body as Schemas['Invoice']).id);
+    }
+    const finalized = await Promise.all(
+      drafts.map((id) => fresh.api.post(`/api/v1/invoices/${id}/finalize`).then((r) => r)),
+    );
+    expect(finalized.map((r) => r.status)).toEqual(Array(16).fill(200));
+    const numbers = finalized.map((r) => (r.body as Schemas['Invoice']).number!).sort((a, b) => a - b);
+    expect(numbers).toEqual(Array.from({ length: 16 }, (_, i) => i + 1));
+    expectProblem(await fresh.api.post(`/api/v1/invoices/${drafts[0]}/finalize`), 409, 'conflict');
+  });
+
+  it('cannot be changed by any role, even with SQL as the app role or the owner; voiding keeps the number', async () => {
+    const s = await subscribe('DE');
+    const draft = (await invoice(s.id, '2026-08-01')).body as Schemas['Invoice'];
+    const open = (await t.api.post(`/api/v1/invoices/${draft.id}/finalize`)).body as Schemas['Invoice'];
+    expect(open).toMatchObject({ status: 'open', number: expect.any(Number) });
+    const attempts = [
+      sql`update invoices set total = 0 where id = ${draft.id}`,
+      sql`update invoices set number = number + 1000 where id = ${draft.id}`,
+      sql`update invoices set taxes = '[]' where id = ${draft.id}`,
+      sql`update invoices set status = 'draft' where id = ${draft.id}`,
+      sql`delete from invoices where id = ${draft.id}`,
+    ];
+    for (const attempt of attempts) {
+      await expect(withTenant(ctx.appDb, { tenantId: t.id }, (trx) => attempt.execute(trx))).rejects.toThrow(
+        /invoice/,
+      );
+      await expect(attempt.execute(ctx.db)).rejects.toThrow(/invoice/);
+    }
+    const voided = await t.api.post(`/api/v1/invoices/${draft.id}/void`);
+    expect(voided.body).toMatchObject({ status: 'void', number: open.number, total: open.total });
+    expectProblem(await t.api.post(`/api/v1/invoices/${draft.id}/void`), 409, 'conflict');
+  });
+
+  it('keep the taxes they were issued with when a rate changes; the tax report follows the invoices', async () => {
+    const fresh = await ctx.newTenant();
+    const vat = (
+      await fresh.api
+        .post('/api/v1/tax-rates')
+        .send({ code: 'VAT', name: 'VAT', percentage: '19', region: 'DE', effective_from: '2020-01-01' })
+    ).body as Schemas['TaxRate'];
+    const freshPlan = (
+      await fresh.api
+        .post('/api/v1/plans')
+        .send({ code: 'p', name: 'P', interval: 'month', price: { model: 'flat', amount: '100' } })
+    ).body as Schemas['Plan'];
+    const user = await createUser(fresh, { region: 'DE' });
+    const s = (
+      await fresh.api
+        .post('/api/v1/subscriptions')
+        .send({ user_id: user.id, status: 'active', start_date: '2026-01-01', plan_id: freshPlan.id })
+    ).body as Schemas['Subscription'];
+    const march = (
+      await fresh.api.post(`/api/v1/subscriptions/${s.id}/invoices`).send({ date: '2026-03-01' })
+    ).body as Schemas['Invoice'];
+    await fresh.api.post(`/api/v1/invoices/${march.id}/finalize`).expect(200);
+    const report = async () =>
+      ((await fresh.api.get('/api/v1/reports/taxes?from=2026-02&to=2026-05')).body as Schemas['TaxReport'])
+        .months;
+    const before = await report();
+    expect(before.find((m) => m.month === '2026-03')?.taxes).toEqual([
+      { code: 'VAT', region: 'DE', taxable_amount: '100.00', tax_amount: '19.00', invoice_count: 1 },
+    ]);
+
+    await fresh.api
+      .post(`/api/v1/tax-rates/${vat.id}/supersede`)
+      .send({ percentage: '21', effective_from: '2026-04-01' })
+      .expect(200);
+    const after = (await fresh.api.get(`/api/v1/invoices/${march.id}`)).body as Schemas['Invoice'];
+    expect(after).toMatchObject({ tax_total: '19.00', total: '119.00' });
+    expect(await report()).toEqual(before);
+    const april = (
+      await fresh.api.post(`/api/v1/subscriptions/${s.id}/invoices`).send({ date: '2026-04-01' })
+    ).body as Schemas['Invoice'];
+    expect(april).toMatchObject({ tax_total: '21.00', total: '121.00' });
+    await fresh.api.post(`/api/v1/invoices/${april.id}/finalize`).expect(200);
+    const months = await report();
+    expect(months.map((m) => m.month)).toEqual(['2026-02', '2026-03', '2026-04', '2026-05']);
+    expect(months.find((m) => m.month === '2026-04')?.taxes[0]).toMatchObject({ tax_amount: '21.00' });
+    expectProblem(
+      await fresh.api.get('/api/v1/reports/taxes?from=2026-05&to=2026-02'),
+      400,
+      'validation-error',
+    );
+  });
+
+  it('lists and filters invoices', async () => {
+    const s = await subscribe('DE');
+    const a = (await invoice(s.id, '2026-02-01')).body as Schemas['Invoice'];
+    await invoice(s.id, '2026-03-01');
+    const bySubscription = (await t.api.get(`/api/v1/invoices?subscription_id=${s.id}`))
+      .body as Schemas['InvoiceList'];
+    expect(bySubscription.data).toHaveLength(2);
+    const byPeriod = (await t.api.get(`/api/v1/invoices?subscription_id=${s.id}&period=2026-02-15`))
+      .body as Schemas['InvoiceList'];
+    expect(byPeriod.data.map((i) => i.id)).toEqual([a.id]);
+    const byStatus = (await t.api.get(`/api/v1/invoices?user_id=${s.user_id}&status=open&status=paid`))
+      .body as Schemas['InvoiceList'];
+    expect(byStatus.data).toEqual([]);
+    const open = (await t.api.post(`/api/v1/invoices/${a.id}/finalize`)).body as Schemas['Invoice'];
+    const byNumber = (await t.api.get(`/api/v1/invoices?number=${open.number}`))
+      .body as Schemas['InvoiceList'];
+    expect(byNumber.data.map((i) => i.id)).toEqual([a.id]);
+    expect(
+      (await t.api.get(`/api/v1/invoices/${a.id}`).set('If-None-Match', `"${open.version}"`)).status,
+    ).toBe(304);
+  });
+});
+
+it('logged no unexpected error in this file', () => {
+  expect(ctx.unexpectedErrors).toEqual([]);
+});
