@@ -91,6 +91,9 @@ describe('tax rates', () => {
       409,
       'conflict',
     );
+    const got = await other.api.get(`/api/v1/tax-rates/${id}`);
+    expect(got.body).toMatchObject({ id, effective_until: '2027-01-01' });
+    expectProblem(await t.api.get(`/api/v1/tax-rates/${id}`), 404, 'not-found'); // another tenant's
     const onDate = (await other.api.get('/api/v1/tax-rates?region=AU&on=2026-12-31'))
       .body as Schemas['TaxRateList'];
     expect(onDate.data.map((r) => r.percentage)).toEqual(['10.0000']);
