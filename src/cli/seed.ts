@@ -1,5 +1,5 @@
 // `make seed` (ROWS=500000 SEED=42): a demo tenant with users, features, subscriptions and links,
-// built inside PostgreSQL by the generate_series statements in db/seeds/, in file order.
+// built inside PostgreSQL by the generate_series statements in db/seeds/, by their leading number.
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { sql } from 'kysely';
@@ -7,7 +7,7 @@ import { loadConfig } from '../config.js';
 import { openDatabase } from '../database/open.js';
 import { createDb, type Db } from '../database/connection.js';
 import { migrateToLatest } from '../database/migrator.js';
-import { rebuild } from '../services/analytics.js';
+import { rebuildUnchecked } from '../services/analytics.js';
 import { createTenant } from '../services/tenants.js';
 import { runMain } from '../startup.js';
 
@@ -35,81 +35,141 @@ async function step<T>(label: string, work: () => Promise<T>, count?: (result: T
   return result;
 }
 
-/** Removes an earlier demo tenant and everything it owns, so re-running replaces it. */
-async function removeDemo(owner: Db): Promise<number> {
+/**
+ * Removes an earlier demo tenant and everything it owns, so re-running replaces it. Issued
+ * invoices are final (a trigger refuses their deletion, the owner's too), so this needs a
+ * superuser, whose replica mode skips the triggers; anyone else retires the old demo tenant
+ * instead: renamed, its keys revoked, its data kept.
+ */
+async function removeDemo(owner: Db, superuser: boolean): Promise<string> {
   const old = await owner.selectFrom('tenants').select('id').where('name', '=', DEMO).execute();
-  for (const { id } of old) {
+  if (old.length === 0) return '0 removed';
+  const ids = old.map((t) => t.id);
+  if (!superuser) {
     await owner.transaction().execute(async (trx) => {
-      for (const table of [
-        'subscription_features',
-        'subscriptions',
-        'features',
-        'user_totals',
-        'users',
-      ] as const) {
-        await trx.deleteFrom(table).where('tenant_id', '=', id).execute();
-      }
-      await trx.deleteFrom('tenants').where('id', '=', id).execute(); // keys and rollups cascade
+      await trx
+        .updateTable('tenants')
+        .set({ name: sql`name || ' (replaced ' || now()::timestamp(0) || ')'` })
+        .where('id', 'in', ids)
+        .execute();
+      await trx
+        .updateTable('api_keys')
+        .set({ revoked_at: sql`now()` })
+        .where('tenant_id', 'in', ids)
+        .where('revoked_at', 'is', null)
+        .execute();
     });
+    return `${old.length} retired`;
   }
-  return old.length;
+  const tables = await sql<{ table_name: string }>`
+    select c.table_name from information_schema.columns c
+    join information_schema.tables t using (table_schema, table_name)
+    where c.table_schema = current_schema() and c.column_name = 'tenant_id' and t.table_type = 'BASE TABLE'
+    order by c.table_name`.execute(owner);
+  const others = await owner.selectFrom('tenants').select('id').where('name', '<>', DEMO).limit(1).execute();
+  await owner.transaction().execute(async (trx) => {
+    await sql`set local session_replication_role = replica`.execute(trx);
+    if (others.length === 0) {
+      // Nobody else's data here: emptying the tables is instant, and leaves no dead rows to slow
+      // down the inserts that follow.
+      const all = [...tables.rows.map((t) => t.table_name), 'tenants'];
+      await sql`truncate ${sql.join(all.map((t) => sql.table(t)))}`.execute(trx);
+      return;
+    }
+    for (const { table_name } of tables.rows) {
+      await sql`delete from ${sql.table(table_name)} where tenant_id = any(${ids}::uuid[])`.execute(trx);
+    }
+    await trx.deleteFrom('tenants').where('id', 'in', ids).execute();
+  });
+  return `${old.length} removed`;
+}
+
+/** Whether this connection may skip row triggers (replica mode): superusers only. */
+function canSkipTriggers(owner: Db): Promise<boolean> {
+  return owner
+    .transaction()
+    .execute((trx) => sql`set local session_replication_role = replica`.execute(trx))
+    .then(
+      () => true,
+      () => false,
+    );
+}
+
+/** One file of db/seeds in one transaction, random() seeded from SEED and the file's name. */
+function runSeedFile(owner: Db, file: string, options: { tenantId: string; fast: boolean }) {
+  const statement = readFileSync(path.join(SEEDS, file), 'utf8');
+  const fileSeed =
+    ([...file].reduce((h, c) => (h * 31 + c.charCodeAt(0)) % 1_000_003, seed) % 1_000_000) / 1_000_000;
+  return owner.transaction().execute(async (trx) => {
+    // Parallel workers would draw random() in a different order each run.
+    await sql`set local max_parallel_workers_per_gather = 0`.execute(trx);
+    if (options.fast) await sql`set local session_replication_role = replica`.execute(trx);
+    await sql`select setseed(${fileSeed}), set_config('app.tenant_id', ${options.tenantId}, true),
+      set_config('seed.rows', ${String(rows)}, true), set_config('seed.users', ${String(users)}, true)`.execute(
+      trx,
+    );
+    return sql.raw(statement).execute(trx);
+  });
 }
 
 runMain(async () => {
   const total = performance.now();
   const database = await openDatabase(loadConfig());
-  // One connection for every step: setseed() governs random() for the rest of this session.
-  const owner = createDb(database.url, { poolSize: 1 });
+  const owner = createDb(database.url, { poolSize: 2 });
   try {
     await migrateToLatest(owner);
     console.log(`seeding ${rows} subscriptions for ${users} users (SEED=${seed})`);
-    await step(
-      'remove the previous demo tenant',
-      () => removeDemo(owner),
-      (n) => `${n} removed`,
-    );
-    const { tenant, apiKey } = await step('create the demo tenant', () => createTenant({ db: owner }, DEMO));
-
     // The statements run as the owner, filtering on app.tenant_id themselves. As a superuser they
     // also skip row triggers (foreign key checks, the aggregates): the data is valid by
     // construction, and the aggregates are rebuilt in one pass at the end.
-    const fast = await owner
-      .transaction()
-      .execute((trx) => sql`set local session_replication_role = replica`.execute(trx))
-      .then(
-        () => true,
-        () => false,
-      );
+    const fast = await canSkipTriggers(owner);
     if (!fast) console.log('(not a superuser: row triggers stay on, which is slower)');
-    await sql`select setseed(${(seed % 1_000_000) / 1_000_000})`.execute(owner);
-    for (const file of readdirSync(SEEDS)
-      .filter((f) => f.endsWith('.sql'))
-      .sort()) {
-      const statement = readFileSync(path.join(SEEDS, file), 'utf8');
-      await step(
-        file,
-        () =>
-          owner.transaction().execute(async (trx) => {
-            // Parallel workers would draw random() in a different order each run.
-            await sql`set local max_parallel_workers_per_gather = 0`.execute(trx);
-            if (fast) await sql`set local session_replication_role = replica`.execute(trx);
-            await sql`select set_config('app.tenant_id', ${tenant.id}, true),
-              set_config('seed.rows', ${String(rows)}, true), set_config('seed.users', ${String(users)}, true)`.execute(
-              trx,
-            );
-            return sql.raw(statement).execute(trx);
-          }),
-        (result) => `${String(result.numAffectedRows ?? 0n)} rows`,
-      );
-    }
-    // As the app role, under RLS: only the demo tenant's aggregates are rebuilt.
-    await step('rebuild the analytics aggregates', () =>
-      rebuild({ db: owner }, { tenantId: tenant.id, keyId: 'system' }),
+    await step(
+      'remove the previous demo tenant',
+      () => removeDemo(owner, fast),
+      (outcome) => outcome,
     );
+    const { tenant, apiKey } = await step('create the demo tenant', () => createTenant({ db: owner }, DEMO));
+
+    // Files run by their leading number: those sharing one run side by side (two cores do twice
+    // the work), each on its own connection with its own random seed, so the data does not depend
+    // on which finishes first.
+    const phases = new Map<string, string[]>();
+    for (const file of readdirSync(SEEDS).filter((f) => f.endsWith('.sql'))) {
+      const phase = file.split('-')[0]!;
+      phases.set(phase, [...(phases.get(phase) ?? []), file]);
+    }
+    const order = [...phases.keys()].sort((a, b) => Number(a) - Number(b));
+    for (const phase of order) {
+      const files = phases.get(phase)!.sort();
+      const work: Array<Promise<unknown>> = files.map((file) =>
+        step(
+          file,
+          () => runSeedFile(owner, file, { tenantId: tenant.id, fast }),
+          (result) => `${String(result.numAffectedRows ?? 0n)} rows`,
+        ),
+      );
+      // The aggregates read only the subscriptions, all written before the last phase: rebuilt
+      // alongside it (as the app role, under RLS: only the demo tenant's), once a file of the
+      // phase has finished and freed its connection.
+      if (phase === order.at(-1)) {
+        work.push(
+          Promise.race(work).then(() =>
+            step('rebuild the analytics aggregates', () =>
+              rebuildUnchecked({ db: owner }, { tenantId: tenant.id, keyId: 'system' }),
+            ),
+          ),
+        );
+      }
+      await Promise.all(work);
+    }
+    // Fresh statistics for the planner, the two big tables on one connection, the rest on the other.
     await step('analyze', () =>
-      sql`analyze users, features, subscriptions, subscription_features, subscription_rollups, user_totals`.execute(
-        owner,
-      ),
+      Promise.all([
+        sql`analyze subscriptions, invoices`.execute(owner),
+        sql`analyze users, features, plans, plan_versions, subscription_features, tax_rates,
+          subscription_rollups, user_totals`.execute(owner),
+      ]),
     );
 
     console.log(`done in ${((performance.now() - total) / 1000).toFixed(1)} s`);

@@ -1,0 +1,184 @@
+// The demo data of db/seeds is made in SQL for speed; these check that it is what the API itself
+// would have made: prices from the plan versions, periods, invoice amounts and taxes, numbers.
+import { readdirSync, readFileSync } from 'node:fs';
+import { sql } from 'kysely';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { invoiceAmounts } from '../../src/billing/invoices.js';
+import { periodContaining } from '../../src/billing/periods.js';
+import type { Schemas } from '../../src/contract.js';
+import { withTenant } from '../../src/database/connection.js';
+import { planVersions } from '../../src/queries/plans.js';
+import { ratesInForce } from '../../src/queries/tax-rates.js';
+import { priceSubscription } from '../../src/services/plans.js';
+import { type TestTenant, useTestApp } from '../helpers/app.js';
+
+const ctx = useTestApp();
+let t: TestTenant;
+const ROWS = 6000;
+
+beforeAll(async () => {
+  t = await ctx.newTenant();
+  for (const file of readdirSync('db/seeds')
+    .filter((f) => f.endsWith('.sql'))
+    .sort()) {
+    await ctx.db.transaction().execute(async (trx) => {
+      await sql`select set_config('app.tenant_id', ${t.id}, true), set_config('seed.rows', ${String(ROWS)}, true),
+        set_config('seed.users', ${String(ROWS / 3)}, true)`.execute(trx);
+      await sql.raw(readFileSync(`db/seeds/${file}`, 'utf8')).execute(trx);
+    });
+  }
+});
+
+const inTenant = <T>(work: Parameters<typeof withTenant<T>>[2]) =>
+  withTenant(ctx.appDb, { tenantId: t.id }, work);
+
+describe('the seeded plans and subscriptions', () => {
+  it('price every plan subscription as the API does, from the version in force on its start date', async () => {
+    const { subscriptions, versions } = await inTenant(async (db) => {
+      const subscriptions = await db
+        .selectFrom('subscriptions')
+        .select([
+          'id',
+          'plan_id',
+          'plan_version_id',
+          'quantity',
+          'plan_cost',
+          'price_breakdown',
+          'start_date',
+        ])
+        .where('plan_id', 'is not', null)
+        .execute();
+      const plans = await db.selectFrom('plans').select('id').execute();
+      return {
+        subscriptions,
+        versions: await planVersions(
+          db,
+          plans.map((p) => p.id),
+        ),
+      };
+    });
+    expect(subscriptions.length).toBeGreaterThan(ROWS * 0.8);
+    const byId = new Map(versions.map((v) => [v.id, v]));
+    const models = new Set<string>();
+    for (const s of subscriptions) {
+      const version = byId.get(s.plan_version_id!)!;
+      models.add(version.price_model);
+      const expected = priceSubscription(s.plan_id!, version, s.quantity);
+      expect(s.plan_cost).toBe(expected.plan_cost);
+      expect(s.price_breakdown).toEqual(JSON.parse(expected.price_breakdown));
+      // The version in force on the start date: the newest one created on or before it.
+      const inForce = versions
+        .filter((v) => v.plan_id === s.plan_id && v.created_at.toISOString().slice(0, 10) <= s.start_date)
+        .sort((a, b) => b.number - a.number)[0];
+      expect(version.id).toBe(inForce?.id);
+    }
+    expect([...models].sort()).toEqual(['flat', 'tiered']);
+    // Every version prices some: standard-monthly's version 1 the subscriptions from before its
+    // price rise, version 2 the newer ones.
+    expect(new Set(subscriptions.map((s) => s.plan_version_id)).size).toBe(versions.length);
+    expect(versions.filter((v) => v.number === 2).map((v) => v.amount)).toEqual(['21.9900']);
+  });
+
+  it('serve through the API, valid against the spec', async () => {
+    const res = await t.api.get('/api/v1/plans?limit=100');
+    expect(res.status).toBe(200);
+    const plans = (res.body as Schemas['PlanList']).data;
+    expect(plans.map((p) => p.code)).toContain('team-seats');
+    expect(plans.find((p) => p.code === 'standard-monthly')?.price_version).toBe(2);
+  });
+});
+
+describe('the seeded invoices', () => {
+  it('carry the amounts, taxes and periods the API would have computed, numbered without gaps', async () => {
+    const { invoices, counter } = await inTenant(async (db) => ({
+      invoices: await db
+        .selectFrom('invoices as i')
+        .innerJoin('subscriptions as s', 's.id', 'i.subscription_id')
+        .select([
+          'i.number',
+          'i.status',
+          'i.period_start',
+          'i.period_end',
+          'i.region',
+          'i.lines',
+          'i.subtotal',
+          'i.taxes',
+          'i.tax_total',
+          'i.total',
+          's.start_date',
+          's.billing_interval',
+          's.interval_count',
+          's.plan_cost',
+          's.quantity',
+          's.price_breakdown',
+        ])
+        .orderBy('i.number')
+        .execute(),
+      counter: await db.selectFrom('invoice_counters').select('last_number').executeTakeFirst(),
+    }));
+    expect(invoices.length).toBeGreaterThan(100);
+    expect(invoices.map((i) => Number(i.number))).toEqual(invoices.map((_, n) => n + 1));
+    expect(Number(counter?.last_number)).toBe(invoices.length);
+
+    const regions = new Set<string | null>();
+    for (const i of invoices) {
+      regions.add(i.region);
+      expect(periodContaining(i.start_date, i.billing_interval, i.interval_count, i.period_start)).toEqual({
+        start: i.period_start,
+        end: i.period_end,
+      });
+      const rates = i.region ? await inTenant((db) => ratesInForce(db, i.region!, i.period_start)) : [];
+      const snapshot = i.price_breakdown as { breakdown?: unknown[] } | null;
+      const expected = invoiceAmounts(
+        [
+          {
+            description: '',
+            amount: i.plan_cost,
+            quantity: i.quantity,
+            breakdown: (snapshot?.breakdown ?? []) as never,
+          },
+        ],
+        rates,
+      );
+      const [line] = i.lines as Array<{ description: string }>;
+      expect(line?.description).toContain(`${i.period_start} to ${i.period_end}`);
+      expect(i.lines).toEqual(expected.lines.map((l) => ({ ...l, description: line?.description })));
+      expect(i.taxes).toEqual(expected.taxes);
+      expect([i.subtotal, i.tax_total, i.total]).toEqual([
+        expected.subtotal,
+        expected.tax_total,
+        expected.total,
+      ]);
+    }
+    expect([...regions].sort()).toEqual(['DE', 'GB', 'US-CA', null]);
+  });
+
+  it('show the historical rate change in the tax report, month by month', async () => {
+    const month = (d: Date) => `${d.getUTCFullYear()}-${String(d.getUTCMonth() + 1).padStart(2, '0')}`;
+    const now = new Date();
+    const to = month(now);
+    const from = month(new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - 12, 1)));
+    const res = await t.api.get(`/api/v1/reports/taxes?from=${from}&to=${to}`);
+    expect(res.status).toBe(200);
+    const report = res.body as Schemas['TaxReport'];
+    // The rate each month's California invoices carry, and their tax, straight from the snapshots.
+    const { rows } = await inTenant((db) =>
+      sql<{ month: string; percentages: string[]; tax: string; n: number }>`
+        select to_char(invoice_date, 'YYYY-MM') as month, array_agg(distinct t->>'percentage') as percentages,
+               sum((t->>'amount')::numeric)::text as tax, count(*)::int as n
+        from invoices, jsonb_array_elements(taxes) t
+        where region = 'US-CA' and status <> 'void' group by 1 order by 1`.execute(db),
+    );
+    expect(rows.length).toBeGreaterThan(6);
+    for (const row of rows) {
+      expect(row.percentages).toHaveLength(1); // the change falls on the first of a month
+      const reported = report.months
+        .find((m) => m.month === row.month)
+        ?.taxes.find((x) => x.region === 'US-CA');
+      expect(reported).toMatchObject({ code: 'SALES', tax_amount: row.tax, invoice_count: row.n });
+    }
+    const rates = rows.map((r) => r.percentages[0]);
+    expect(new Set(rates)).toEqual(new Set(['7.2500', '7.5000']));
+    expect(rates).toEqual([...rates].sort()); // the old rate before the new one
+  });
+});
