@@ -1,4 +1,4 @@
-.PHONY: install start test check gen check-gen lint typecheck format migrate tenant seed bench clean
+.PHONY: install start worker test check gen check-gen lint typecheck format migrate tenant seed bench clean
 SHELL := /bin/bash
 
 # Reinstall only when the lock file changed since the last install. npm 11 is required: it honours
@@ -13,6 +13,10 @@ install: node_modules/.package-lock.json
 # the server, which drains and stops cleanly. Operators may signal either process.
 start: install
 	node --import tsx src/main.ts
+
+# The background worker alone (renewals, payments, dunning, webhooks); run the API with JOBS=off.
+worker: install
+	node --import tsx src/worker-main.ts
 
 test: install check-gen
 	npx vitest run

@@ -41,6 +41,14 @@ export interface ApiKeys {
   tenant_id: Generated<string>;
 }
 
+export interface BillingSettings {
+  dunning_final_action: Generated<string>;
+  dunning_retry_days: Generated<number[]>;
+  tenant_id: Generated<string>;
+  updated_at: Generated<Timestamp>;
+  version: Generated<number>;
+}
+
 export interface Events {
   actor: string;
   data: Json;
@@ -83,11 +91,13 @@ export interface InvoiceCounters {
 }
 
 export interface Invoices {
+  collection_failed_at: Timestamp | null;
   created_at: Generated<Timestamp>;
   finalized_at: Timestamp | null;
   id: Generated<string>;
   invoice_date: string;
   lines: Json;
+  next_collection_at: Timestamp | null;
   number: Int8 | null;
   paid_at: Timestamp | null;
   period_end: string;
@@ -105,6 +115,29 @@ export interface Invoices {
   user_id: string;
   version: Generated<number>;
   voided_at: Timestamp | null;
+}
+
+export interface Payments {
+  amount: Numeric;
+  attempt: Generated<number>;
+  created_at: Generated<Timestamp>;
+  failure_reason: string | null;
+  gateway_reference: string | null;
+  id: Generated<string>;
+  initiated_by: string;
+  invoice_id: string;
+  payment_method: string;
+  rail: string;
+  settled_at: Timestamp | null;
+  settles_at: Timestamp | null;
+  status: Generated<string>;
+  submit_after: Timestamp;
+  submit_attempts: Generated<number>;
+  submitted_at: Timestamp | null;
+  subscription_id: string;
+  tenant_id: Generated<string>;
+  updated_at: Generated<Timestamp>;
+  version: Generated<number>;
 }
 
 export interface Plans {
@@ -156,6 +189,7 @@ export interface SubscriptionRollups {
 }
 
 export interface Subscriptions {
+  billed_until: string | null;
   billing_interval: Generated<string>;
   cancel_at: Timestamp | null;
   cancel_reason: string | null;
@@ -164,6 +198,8 @@ export interface Subscriptions {
   end_date: string | null;
   id: Generated<string>;
   interval_count: Generated<number>;
+  payment_method: string | null;
+  payment_rail: string | null;
   plan_cost: Numeric;
   plan_id: string | null;
   plan_version_id: string | null;
@@ -172,6 +208,7 @@ export interface Subscriptions {
   start_date: string;
   status: string;
   tenant_id: Generated<string>;
+  test_clock_id: string | null;
   updated_at: Generated<Timestamp>;
   user_id: string;
   version: Generated<number>;
@@ -195,6 +232,17 @@ export interface Tenants {
   name: string;
 }
 
+export interface TestClocks {
+  created_at: Generated<Timestamp>;
+  frozen_time: Timestamp;
+  id: Generated<string>;
+  name: string;
+  status: Generated<string>;
+  tenant_id: Generated<string>;
+  updated_at: Generated<Timestamp>;
+  version: Generated<number>;
+}
+
 export interface Users {
   created_at: Generated<Timestamp>;
   email: string;
@@ -215,11 +263,13 @@ export interface UserTotals {
 
 export interface DB {
   api_keys: ApiKeys;
+  billing_settings: BillingSettings;
   events: Events;
   features: Features;
   idempotency_keys: IdempotencyKeys;
   invoice_counters: InvoiceCounters;
   invoices: Invoices;
+  payments: Payments;
   plan_versions: PlanVersions;
   plans: Plans;
   rate_limit_hits: RateLimitHits;
@@ -228,6 +278,7 @@ export interface DB {
   subscriptions: Subscriptions;
   tax_rates: TaxRates;
   tenants: Tenants;
+  test_clocks: TestClocks;
   user_totals: UserTotals;
   users: Users;
 }

@@ -535,6 +535,168 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/invoices/{invoiceId}/payments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @example 0193a6a2-7000-7000-8000-000000000001 */
+                invoiceId: components["parameters"]["InvoiceId"];
+            };
+            cookie?: never;
+        };
+        /**
+         * List an invoice's payments
+         * @description Every payment attempt of the invoice (collection, dunning retries, payments made through the API), newest first.
+         */
+        get: operations["listInvoicePayments"];
+        put?: never;
+        /**
+         * Pay an invoice
+         * @description Answers 202 at once with a `pending` payment; the worker submits it to the payment
+         *     gateway and settles it after the rail's delay (`pending → processing → succeeded |
+         *     failed`, an event each). Send an `Idempotency-Key`: a retry then answers the same payment.
+         *
+         *     The amount must equal the invoice's balance (its `total`; partial payments are not
+         *     supported): else 422. The invoice must be `open` or `uncollectible`: else 409. An invoice is
+         *     never paid twice and never has two payments in flight (the database enforces both, also
+         *     for concurrent requests with different keys): 409.
+         */
+        post: operations["createPayment"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/payments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List payments */
+        get: operations["listPayments"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/payments/{paymentId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @example 0193a6a2-8000-7000-8000-000000000001 */
+                paymentId: components["parameters"]["PaymentId"];
+            };
+            cookie?: never;
+        };
+        /** Get a payment */
+        get: operations["getPayment"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/test-clocks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List test clocks */
+        get: operations["listTestClocks"];
+        put?: never;
+        /**
+         * Create a test clock
+         * @description Simulated time for testing billing: subscriptions created with its `test_clock_id` renew,
+         *     collect, settle and go through dunning by this clock instead of real time. Advance it to
+         *     watch months of billing in seconds.
+         */
+        post: operations["createTestClock"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/test-clocks/{testClockId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @example 0193a6a2-9000-7000-8000-000000000001 */
+                testClockId: components["parameters"]["TestClockId"];
+            };
+            cookie?: never;
+        };
+        /**
+         * Get a test clock
+         * @description `status` is `advancing` while the worker catches its subscriptions up, `ready` after.
+         */
+        get: operations["getTestClock"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/test-clocks/{testClockId}/advance": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @example 0193a6a2-9000-7000-8000-000000000001 */
+                testClockId: components["parameters"]["TestClockId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Advance a test clock
+         * @description Moves the clock forward to `frozen_time` and answers 202 with `status: advancing`. The
+         *     worker then performs, in time order, everything due up to it for the clock's
+         *     subscriptions: scheduled cancellations, renewal invoices, payment submissions and
+         *     settlements, dunning retries (each stamped with its simulated time), and sets `status`
+         *     back to `ready`. Not later than now on the clock: 422. Still advancing: 409.
+         */
+        post: operations["advanceTestClock"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/billing-settings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get the tenant's billing settings */
+        get: operations["getBillingSettings"];
+        /** Change the tenant's billing settings */
+        put: operations["putBillingSettings"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/reports/taxes": {
         parameters: {
             query?: never;
@@ -916,6 +1078,24 @@ export interface components {
             current_period_start: components["schemas"]["Date"];
             /** @description First day of the next period (the current one ends the day before). Periods are anchored on `start_date`, clamped at month ends. */
             current_period_end: components["schemas"]["Date"];
+            /**
+             * Format: date
+             * @description Renewals have invoiced every period starting before this day; the worker issues the
+             *     invoice of the period starting on it once that day has come (and catches up on every
+             *     period missed while it was stopped). Set at creation to the start of the current
+             *     period; null for subscriptions made before renewals existed, which are not renewed
+             *     automatically.
+             */
+            readonly billed_until: string | null;
+            /**
+             * Format: uuid
+             * @description The test clock it runs on (renewals, payments and dunning follow it); null for real time.
+             */
+            test_clock_id: string | null;
+            /** @description Renewal invoices are collected from it automatically; null for none (invoices stay open). */
+            payment_method: null | components["schemas"]["PaymentMethod"];
+            /** @description The rail of automatic collection; set together with `payment_method`. */
+            payment_rail: null | components["schemas"]["PaymentRail"];
             version: components["schemas"]["Version"];
             created_at: components["schemas"]["Timestamp"];
             updated_at: components["schemas"]["Timestamp"];
@@ -949,6 +1129,13 @@ export interface components {
              * @description On or after `start_date`, or 422.
              */
             end_date?: string | null;
+            /**
+             * Format: uuid
+             * @description Run it on this test clock (an unknown one gets 422); it cannot be changed later.
+             */
+            test_clock_id?: string;
+            payment_method?: components["schemas"]["PaymentMethod"];
+            payment_rail?: components["schemas"]["PaymentRail"];
         };
         /**
          * @description `plan_id` moves the subscription to the plan's current price (the same plan: to its newest
@@ -969,6 +1156,9 @@ export interface components {
              * @description On or after `start_date`, or 422; null clears it.
              */
             end_date?: string | null;
+            /** @description Set with `payment_rail` (both or neither), or null to stop automatic collection. */
+            payment_method?: null | components["schemas"]["PaymentMethod"];
+            payment_rail?: null | components["schemas"]["PaymentRail"];
         };
         SubscriptionList: {
             data: components["schemas"]["Subscription"][];
@@ -987,12 +1177,15 @@ export interface components {
             /**
              * @description `<resource>.<change>`: `user.created|updated|deleted`, `feature.created|updated|deleted`,
              *     `subscription.created|updated|canceled|cancellation_scheduled|deleted`,
-             *     `subscription_feature.linked|unlinked`, `api_key.created|revoked`, `tenant.created`.
+             *     `subscription_feature.linked|unlinked`, `api_key.created|revoked`, `tenant.created`,
+             *     `invoice.created|finalized|voided|paid|payment_failed|uncollectible`,
+             *     `payment.created|processing|succeeded|failed`, `subscription.renewed|past_due|recovered`,
+             *     `test_clock.created|advancing|advanced`, `billing_settings.updated`.
              * @example subscription.updated
              */
             type: string;
             /** @enum {string} */
-            resource_type: "user" | "feature" | "subscription" | "api_key" | "tenant";
+            resource_type: "user" | "feature" | "subscription" | "api_key" | "tenant" | "plan" | "tax_rate" | "invoice" | "payment" | "test_clock" | "billing_settings" | "webhook_endpoint";
             /** Format: uuid */
             resource_id: string;
             /** @description Who made the change, an API key or the system (a scheduled cancellation, a job). */
@@ -1201,6 +1394,11 @@ export interface components {
             voided_at: string | null;
             /** Format: date-time */
             uncollectible_at: string | null;
+            /**
+             * Format: date-time
+             * @description When dunning retries collecting it (on the subscription's clock); null when no retry is scheduled.
+             */
+            next_payment_attempt_at: string | null;
             version: components["schemas"]["Version"];
             created_at: components["schemas"]["Timestamp"];
             updated_at: components["schemas"]["Timestamp"];
@@ -1212,6 +1410,127 @@ export interface components {
         InvoiceList: {
             data: components["schemas"]["Invoice"][];
             next_cursor: components["schemas"]["NextCursor"];
+        };
+        /**
+         * @description How the money moves, and so how long it takes to settle (business days skip Saturday and
+         *     Sunday): `card` and `instant` settle when accepted, `wire` 4 hours later,
+         *     `ach_same_day` 8 hours later, `ach_standard` 2 business days later.
+         * @enum {string}
+         */
+        PaymentRail: "card" | "ach_standard" | "ach_same_day" | "wire" | "instant";
+        /**
+         * @description A reference to the customer's payment method at the gateway. With the built-in simulator,
+         *     `pm_card_declined` fails when submitted (`card_declined`), `pm_insufficient_funds` fails
+         *     at settlement (`insufficient_funds`), `pm_gateway_timeout` times out at every submission
+         *     (after 3 tries: `gateway_timeout`); any other `pm_...` succeeds.
+         * @example pm_card_visa
+         */
+        PaymentMethod: string;
+        /** @enum {string} */
+        PaymentStatus: "pending" | "processing" | "succeeded" | "failed";
+        Payment: {
+            id: components["schemas"]["Id"];
+            /** Format: uuid */
+            invoice_id: string;
+            /** Format: uuid */
+            subscription_id: string;
+            amount: components["schemas"]["MoneyTotal"];
+            rail: components["schemas"]["PaymentRail"];
+            payment_method: components["schemas"]["PaymentMethod"];
+            status: components["schemas"]["PaymentStatus"];
+            /** @description Set when `failed`, e.g. `card_declined`, `insufficient_funds`, `gateway_timeout`. */
+            failure_reason: string | null;
+            /**
+             * @description A request, the automatic collection of a renewal invoice, or a dunning retry.
+             * @enum {string}
+             */
+            initiated_by: "api" | "renewal" | "dunning";
+            /** @description Which collection attempt of the invoice this is. */
+            attempt: number;
+            /**
+             * Format: date-time
+             * @description When the gateway accepted it (on the subscription's test clock, if any).
+             */
+            submitted_at: string | null;
+            /**
+             * Format: date-time
+             * @description When the rail will settle it.
+             */
+            settles_at: string | null;
+            /**
+             * Format: date-time
+             * @description When it succeeded or failed.
+             */
+            settled_at: string | null;
+            gateway_reference: string | null;
+            version: components["schemas"]["Version"];
+            created_at: components["schemas"]["Timestamp"];
+            updated_at: components["schemas"]["Timestamp"];
+        };
+        PaymentCreate: {
+            /** @description Must equal the invoice's balance (its total). */
+            amount: components["schemas"]["MoneyTotal"];
+            payment_method: components["schemas"]["PaymentMethod"];
+            rail: components["schemas"]["PaymentRail"];
+        };
+        PaymentList: {
+            data: components["schemas"]["Payment"][];
+            next_cursor: components["schemas"]["NextCursor"];
+        };
+        TestClock: {
+            id: components["schemas"]["Id"];
+            name: components["schemas"]["Name"];
+            /**
+             * Format: date-time
+             * @description Now, for the clock's subscriptions.
+             */
+            frozen_time: string;
+            /** @enum {string} */
+            status: "ready" | "advancing";
+            version: components["schemas"]["Version"];
+            created_at: components["schemas"]["Timestamp"];
+            updated_at: components["schemas"]["Timestamp"];
+        };
+        TestClockCreate: {
+            name: components["schemas"]["Name"];
+            /**
+             * Format: date-time
+             * @description Where the clock starts (years 2000 to 2100); now when absent.
+             */
+            frozen_time?: string;
+        };
+        TestClockAdvance: {
+            /**
+             * Format: date-time
+             * @description Later than the clock's time, and at most 5 years later.
+             */
+            frozen_time: string;
+        };
+        TestClockList: {
+            data: components["schemas"]["TestClock"][];
+            next_cursor: components["schemas"]["NextCursor"];
+        };
+        BillingSettings: {
+            /**
+             * @description After a renewal payment fails, it is retried this many days after the first failure
+             *     (ascending); the subscription is `past_due` meanwhile and `active` again when one
+             *     succeeds. Empty: no retries.
+             */
+            dunning_retry_days: number[];
+            /**
+             * @description When the last retry fails, the invoice becomes `uncollectible` and the subscription is
+             *     either canceled (`cancel`) or left `past_due` and no longer collected automatically
+             *     (`mark_unpaid`: its payment method is removed; set one again to resume).
+             * @enum {string}
+             */
+            dunning_final_action: "cancel" | "mark_unpaid";
+            version: components["schemas"]["Version"];
+        };
+        BillingSettingsUpdate: {
+            /** @description Ascending, or 422. */
+            dunning_retry_days: number[];
+            /** @enum {string} */
+            dunning_final_action: "cancel" | "mark_unpaid";
         };
         TaxReport: {
             from: components["schemas"]["Month"];
@@ -1572,6 +1891,10 @@ export interface components {
         TaxRateId: string;
         /** @example 0193a6a2-7000-7000-8000-000000000001 */
         InvoiceId: string;
+        /** @example 0193a6a2-8000-7000-8000-000000000001 */
+        PaymentId: string;
+        /** @example 0193a6a2-9000-7000-8000-000000000001 */
+        TestClockId: string;
         /**
          * @description Makes the request safe to retry: it runs at most once for this key (see the description
          *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
@@ -2239,6 +2562,10 @@ export interface operations {
                      *           "price_breakdown": null,
                      *           "current_period_start": "2026-11-01",
                      *           "current_period_end": "2026-12-01",
+                     *           "billed_until": "2026-12-01",
+                     *           "test_clock_id": null,
+                     *           "payment_method": "pm_card_visa",
+                     *           "payment_rail": "card",
                      *           "version": 1,
                      *           "created_at": "2026-11-23T09:00:00.000Z",
                      *           "updated_at": "2026-11-23T09:00:00.000Z"
@@ -2313,6 +2640,10 @@ export interface operations {
                      *       "price_breakdown": null,
                      *       "current_period_start": "2026-11-01",
                      *       "current_period_end": "2026-12-01",
+                     *       "billed_until": "2026-12-01",
+                     *       "test_clock_id": null,
+                     *       "payment_method": "pm_card_visa",
+                     *       "payment_rail": "card",
                      *       "version": 1,
                      *       "created_at": "2026-11-23T09:00:00.000Z",
                      *       "updated_at": "2026-11-23T09:00:00.000Z"
@@ -2379,6 +2710,10 @@ export interface operations {
                      *       "price_breakdown": null,
                      *       "current_period_start": "2026-11-01",
                      *       "current_period_end": "2026-12-01",
+                     *       "billed_until": "2026-12-01",
+                     *       "test_clock_id": null,
+                     *       "payment_method": "pm_card_visa",
+                     *       "payment_rail": "card",
                      *       "version": 1,
                      *       "created_at": "2026-11-23T09:00:00.000Z",
                      *       "updated_at": "2026-11-23T09:00:00.000Z",
@@ -2510,6 +2845,10 @@ export interface operations {
                      *       "price_breakdown": null,
                      *       "current_period_start": "2026-11-01",
                      *       "current_period_end": "2026-12-01",
+                     *       "billed_until": "2026-12-01",
+                     *       "test_clock_id": null,
+                     *       "payment_method": "pm_card_visa",
+                     *       "payment_rail": "card",
                      *       "version": 1,
                      *       "created_at": "2026-11-23T09:00:00.000Z",
                      *       "updated_at": "2026-11-23T10:00:00.000Z"
@@ -2592,6 +2931,10 @@ export interface operations {
                      *       "price_breakdown": null,
                      *       "current_period_start": "2026-11-01",
                      *       "current_period_end": "2026-12-01",
+                     *       "billed_until": "2026-12-01",
+                     *       "test_clock_id": null,
+                     *       "payment_method": "pm_card_visa",
+                     *       "payment_rail": "card",
                      *       "version": 2,
                      *       "created_at": "2026-11-23T09:00:00.000Z",
                      *       "updated_at": "2026-11-23T10:00:00.000Z"
@@ -3590,6 +3933,7 @@ export interface operations {
                      *       "paid_at": null,
                      *       "voided_at": null,
                      *       "uncollectible_at": null,
+                     *       "next_payment_attempt_at": null,
                      *       "version": 1,
                      *       "created_at": "2026-11-23T09:00:00.000Z",
                      *       "updated_at": "2026-11-23T09:00:00.000Z"
@@ -3652,6 +3996,7 @@ export interface operations {
                      *       "paid_at": null,
                      *       "voided_at": null,
                      *       "uncollectible_at": null,
+                     *       "next_payment_attempt_at": null,
                      *       "version": 1,
                      *       "created_at": "2026-11-23T09:00:00.000Z",
                      *       "updated_at": "2026-11-23T09:00:00.000Z"
@@ -3750,6 +4095,7 @@ export interface operations {
                      *           "paid_at": null,
                      *           "voided_at": null,
                      *           "uncollectible_at": null,
+                     *           "next_payment_attempt_at": null,
                      *           "version": 1,
                      *           "created_at": "2026-11-23T09:00:00.000Z",
                      *           "updated_at": "2026-11-23T09:00:00.000Z"
@@ -3837,6 +4183,7 @@ export interface operations {
                      *       "paid_at": null,
                      *       "voided_at": null,
                      *       "uncollectible_at": null,
+                     *       "next_payment_attempt_at": null,
                      *       "version": 1,
                      *       "created_at": "2026-11-23T09:00:00.000Z",
                      *       "updated_at": "2026-11-23T09:00:00.000Z"
@@ -3931,6 +4278,7 @@ export interface operations {
                      *       "paid_at": null,
                      *       "voided_at": null,
                      *       "uncollectible_at": null,
+                     *       "next_payment_attempt_at": null,
                      *       "version": 1,
                      *       "created_at": "2026-11-23T09:00:00.000Z",
                      *       "updated_at": "2026-11-23T09:00:00.000Z"
@@ -4027,6 +4375,7 @@ export interface operations {
                      *       "paid_at": null,
                      *       "voided_at": "2026-11-23T10:00:00.000Z",
                      *       "uncollectible_at": null,
+                     *       "next_payment_attempt_at": null,
                      *       "version": 1,
                      *       "created_at": "2026-11-23T09:00:00.000Z",
                      *       "updated_at": "2026-11-23T09:00:00.000Z"
@@ -4041,6 +4390,555 @@ export interface operations {
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             412: components["responses"]["PreconditionFailed"];
+            422: components["responses"]["Unprocessable"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    listInvoicePayments: {
+        parameters: {
+            query?: {
+                /** @description Page size. */
+                limit?: components["parameters"]["Limit"];
+                /** @description The `next_cursor` of the previous page. */
+                cursor?: components["parameters"]["Cursor"];
+            };
+            header?: never;
+            path: {
+                /** @example 0193a6a2-7000-7000-8000-000000000001 */
+                invoiceId: components["parameters"]["InvoiceId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of payments. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "next_cursor": null,
+                     *       "data": [
+                     *         {
+                     *           "id": "0193a6a2-8000-7000-8000-000000000001",
+                     *           "invoice_id": "0193a6a2-7000-7000-8000-000000000001",
+                     *           "subscription_id": "0193a6a2-9e11-7f00-a000-00000000beef",
+                     *           "amount": "17.85",
+                     *           "rail": "ach_standard",
+                     *           "payment_method": "pm_us_bank_account",
+                     *           "status": "processing",
+                     *           "failure_reason": null,
+                     *           "initiated_by": "api",
+                     *           "attempt": 1,
+                     *           "submitted_at": "2026-11-23T10:00:01.000Z",
+                     *           "settles_at": "2026-11-25T10:00:01.000Z",
+                     *           "settled_at": null,
+                     *           "gateway_reference": "sim_0193a6a2-8000-7000-8000-000000000001",
+                     *           "version": 2,
+                     *           "created_at": "2026-11-23T10:00:00.000Z",
+                     *           "updated_at": "2026-11-23T10:00:01.000Z"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": components["schemas"]["PaymentList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    createPayment: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Makes the request safe to retry: it runs at most once for this key (see the description
+                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path: {
+                /** @example 0193a6a2-7000-7000-8000-000000000001 */
+                invoiceId: components["parameters"]["InvoiceId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "amount": "17.85",
+                 *       "payment_method": "pm_us_bank_account",
+                 *       "rail": "ach_standard"
+                 *     }
+                 */
+                "application/json": components["schemas"]["PaymentCreate"];
+            };
+        };
+        responses: {
+            /** @description Accepted; it settles in the background. */
+            202: {
+                headers: {
+                    Location: components["headers"]["Location"];
+                    ETag: components["headers"]["ETag"];
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a6a2-8000-7000-8000-000000000001",
+                     *       "invoice_id": "0193a6a2-7000-7000-8000-000000000001",
+                     *       "subscription_id": "0193a6a2-9e11-7f00-a000-00000000beef",
+                     *       "amount": "17.85",
+                     *       "rail": "ach_standard",
+                     *       "payment_method": "pm_us_bank_account",
+                     *       "status": "pending",
+                     *       "failure_reason": null,
+                     *       "initiated_by": "api",
+                     *       "attempt": 1,
+                     *       "submitted_at": null,
+                     *       "settles_at": null,
+                     *       "settled_at": null,
+                     *       "gateway_reference": null,
+                     *       "version": 1,
+                     *       "created_at": "2026-11-23T10:00:00.000Z",
+                     *       "updated_at": "2026-11-23T10:00:00.000Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Payment"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["Unprocessable"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    listPayments: {
+        parameters: {
+            query?: {
+                /** @description Page size. */
+                limit?: components["parameters"]["Limit"];
+                /** @description The `next_cursor` of the previous page. */
+                cursor?: components["parameters"]["Cursor"];
+                /** @description Only this invoice's. */
+                invoice_id?: string;
+                /** @description Only this subscription's. */
+                subscription_id?: string;
+                /** @description Only these statuses; repeat for several. */
+                status?: components["schemas"]["PaymentStatus"][];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of payments, newest first. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "next_cursor": null,
+                     *       "data": []
+                     *     }
+                     */
+                    "application/json": components["schemas"]["PaymentList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getPayment: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Answer 304 with no body when the current ETag is one of these (or `*`).
+                 * @example "3"
+                 */
+                "If-None-Match"?: components["parameters"]["IfNoneMatch"];
+            };
+            path: {
+                /** @example 0193a6a2-8000-7000-8000-000000000001 */
+                paymentId: components["parameters"]["PaymentId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The payment. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a6a2-8000-7000-8000-000000000001",
+                     *       "invoice_id": "0193a6a2-7000-7000-8000-000000000001",
+                     *       "subscription_id": "0193a6a2-9e11-7f00-a000-00000000beef",
+                     *       "amount": "17.85",
+                     *       "rail": "card",
+                     *       "payment_method": "pm_card_declined",
+                     *       "status": "failed",
+                     *       "failure_reason": "card_declined",
+                     *       "initiated_by": "renewal",
+                     *       "attempt": 1,
+                     *       "submitted_at": "2026-11-23T10:00:01.000Z",
+                     *       "settles_at": null,
+                     *       "settled_at": "2026-11-23T10:00:01.000Z",
+                     *       "gateway_reference": "sim_0193a6a2-8000-7000-8000-000000000001",
+                     *       "version": 2,
+                     *       "created_at": "2026-11-23T10:00:00.000Z",
+                     *       "updated_at": "2026-11-23T10:00:01.000Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Payment"];
+                };
+            };
+            304: components["responses"]["NotModified"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    listTestClocks: {
+        parameters: {
+            query?: {
+                /** @description Page size. */
+                limit?: components["parameters"]["Limit"];
+                /** @description The `next_cursor` of the previous page. */
+                cursor?: components["parameters"]["Cursor"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of test clocks, newest first. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "next_cursor": null,
+                     *       "data": []
+                     *     }
+                     */
+                    "application/json": components["schemas"]["TestClockList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    createTestClock: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Makes the request safe to retry: it runs at most once for this key (see the description
+                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "name": "One year of Pro",
+                 *       "frozen_time": "2026-01-01T00:00:00Z"
+                 *     }
+                 */
+                "application/json": components["schemas"]["TestClockCreate"];
+            };
+        };
+        responses: {
+            /** @description Created. */
+            201: {
+                headers: {
+                    Location: components["headers"]["Location"];
+                    ETag: components["headers"]["ETag"];
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a6a2-9000-7000-8000-000000000001",
+                     *       "name": "One year of Pro",
+                     *       "frozen_time": "2026-01-01T00:00:00.000Z",
+                     *       "status": "ready",
+                     *       "version": 1,
+                     *       "created_at": "2026-11-23T10:00:00.000Z",
+                     *       "updated_at": "2026-11-23T10:00:00.000Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["TestClock"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["Unprocessable"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getTestClock: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Answer 304 with no body when the current ETag is one of these (or `*`).
+                 * @example "3"
+                 */
+                "If-None-Match"?: components["parameters"]["IfNoneMatch"];
+            };
+            path: {
+                /** @example 0193a6a2-9000-7000-8000-000000000001 */
+                testClockId: components["parameters"]["TestClockId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The test clock. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a6a2-9000-7000-8000-000000000001",
+                     *       "name": "One year of Pro",
+                     *       "frozen_time": "2027-01-01T00:00:00.000Z",
+                     *       "status": "ready",
+                     *       "version": 3,
+                     *       "created_at": "2026-11-23T10:00:00.000Z",
+                     *       "updated_at": "2026-11-23T10:00:09.000Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["TestClock"];
+                };
+            };
+            304: components["responses"]["NotModified"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    advanceTestClock: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Makes the request safe to retry: it runs at most once for this key (see the description
+                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+                /**
+                 * @description Change only if the resource's current ETag is one of these (or `*`, any existing version); else 412.
+                 * @example "3"
+                 */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
+            path: {
+                /** @example 0193a6a2-9000-7000-8000-000000000001 */
+                testClockId: components["parameters"]["TestClockId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "frozen_time": "2027-01-01T00:00:00Z"
+                 *     }
+                 */
+                "application/json": components["schemas"]["TestClockAdvance"];
+            };
+        };
+        responses: {
+            /** @description Accepted; poll the clock until `ready`. */
+            202: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a6a2-9000-7000-8000-000000000001",
+                     *       "name": "One year of Pro",
+                     *       "frozen_time": "2027-01-01T00:00:00.000Z",
+                     *       "status": "advancing",
+                     *       "version": 2,
+                     *       "created_at": "2026-11-23T10:00:00.000Z",
+                     *       "updated_at": "2026-11-23T10:00:05.000Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["TestClock"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            412: components["responses"]["PreconditionFailed"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["Unprocessable"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getBillingSettings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The settings (the defaults until changed). */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "dunning_retry_days": [
+                     *         1,
+                     *         3,
+                     *         5
+                     *       ],
+                     *       "dunning_final_action": "cancel",
+                     *       "version": 1
+                     *     }
+                     */
+                    "application/json": components["schemas"]["BillingSettings"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    putBillingSettings: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Makes the request safe to retry: it runs at most once for this key (see the description
+                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+                /**
+                 * @description Change only if the resource's current ETag is one of these (or `*`, any existing version); else 412.
+                 * @example "3"
+                 */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "dunning_retry_days": [
+                 *         2,
+                 *         4
+                 *       ],
+                 *       "dunning_final_action": "mark_unpaid"
+                 *     }
+                 */
+                "application/json": components["schemas"]["BillingSettingsUpdate"];
+            };
+        };
+        responses: {
+            /** @description The settings now. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "dunning_retry_days": [
+                     *         2,
+                     *         4
+                     *       ],
+                     *       "dunning_final_action": "mark_unpaid",
+                     *       "version": 2
+                     *     }
+                     */
+                    "application/json": components["schemas"]["BillingSettings"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            412: components["responses"]["PreconditionFailed"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["Unprocessable"];
             429: components["responses"]["TooManyRequests"];
             503: components["responses"]["ServiceUnavailable"];

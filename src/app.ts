@@ -24,6 +24,12 @@ import { featuresRouter } from './routes/features.js';
 import { healthRouter } from './routes/health.js';
 import { invoicesRouter, reportsRouter } from './routes/invoices.js';
 import { plansRouter } from './routes/plans.js';
+import {
+  billingSettingsRouter,
+  invoicePaymentsRouter,
+  paymentsRouter,
+  testClocksRouter,
+} from './routes/payments.js';
 import { subscriptionsRouter } from './routes/subscriptions.js';
 import { taxRatesRouter } from './routes/tax-rates.js';
 import { tenantsRouter } from './routes/tenants.js';
@@ -129,6 +135,10 @@ export function createApp({
   app.use('/api/v1/plans', plansRouter(ctx));
   app.use('/api/v1/tax-rates', taxRatesRouter(ctx));
   app.use('/api/v1/invoices', invoicesRouter(ctx));
+  app.use('/api/v1/invoices', invoicePaymentsRouter(ctx));
+  app.use('/api/v1/payments', paymentsRouter(ctx));
+  app.use('/api/v1/test-clocks', testClocksRouter(ctx));
+  app.use('/api/v1/billing-settings', billingSettingsRouter(ctx));
   app.use('/api/v1/reports', reportsRouter(ctx));
 
   app.use(notFoundHandler);

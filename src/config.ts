@@ -28,6 +28,17 @@ export interface Config {
   readonly metricsToken: string | undefined;
   /** Server processes (node:cluster) sharing the port: 1 in development, one per core in production. */
   readonly workers: number;
+  /** The background worker (jobs: renewals, payments, dunning, webhooks) and its settings. */
+  readonly jobs: {
+    /** Run the worker inside `make start`'s process (JOBS=off: run `make worker` separately). */
+    readonly inProcess: boolean;
+    /** A job running longer is taken for dead (a crashed worker) and run again. */
+    readonly timeoutSeconds: number;
+    /** How often an idle worker looks for jobs. */
+    readonly pollSeconds: number;
+    /** Real-time rail settlement delays are multiplied by this (demos: 0.001). */
+    readonly settlementDelayScale: number;
+  };
 }
 
 /** A setting is wrong: reported as one line naming it, without a stack. */
@@ -65,8 +76,23 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError('METRICS_TOKEN must be at least 16 characters (try: openssl rand -hex 16)');
   }
   const production = env.NODE_ENV === 'production';
+  const jobsSetting = env.JOBS || 'on';
+  if (!['on', 'off'].includes(jobsSetting))
+    throw new ConfigError(`JOBS must be on or off, got "${jobsSetting}"`);
+  const scale = Number(env.SETTLEMENT_DELAY_SCALE || '1');
+  if (!Number.isFinite(scale) || scale < 0 || scale > 1) {
+    throw new ConfigError(
+      `SETTLEMENT_DELAY_SCALE must be a number from 0 to 1, got "${env.SETTLEMENT_DELAY_SCALE}"`,
+    );
+  }
   return Object.freeze({
     workers: integer(env, 'WORKERS', production ? os.availableParallelism() : 1, 1, 64),
+    jobs: Object.freeze({
+      inProcess: jobsSetting === 'on',
+      timeoutSeconds: integer(env, 'JOB_TIMEOUT_SECONDS', 300, 1, 86_400),
+      pollSeconds: integer(env, 'JOB_POLL_SECONDS', 2, 1, 60),
+      settlementDelayScale: scale,
+    }),
     logLevel,
     metricsToken,
     databaseUrl,

@@ -12,6 +12,7 @@ import { openDatabase } from './database/open.js';
 import { createLogger, type Logger } from './logger.js';
 import { startServer } from './server.js';
 import { runMain } from './startup.js';
+import { installQueue, type RunningWorker, startWorker } from './worker.js';
 
 /** Runs stop on the first SIGTERM/SIGINT, cut on another one a second or more later. */
 function onShutdownSignal(logger: Logger, stop: (signal: NodeJS.Signals) => Promise<void>, cut: () => void) {
@@ -62,6 +63,7 @@ runMain(async () => {
   let port: number;
   let stop: (signal: NodeJS.Signals) => Promise<void>;
   let cut: () => void;
+  let worker: RunningWorker | undefined;
   try {
     // Migrations run as the URL's user (the owner).
     const owner = createDb(database.url, { poolSize: 1 });
@@ -70,6 +72,10 @@ runMain(async () => {
     } finally {
       await owner.destroy();
     }
+    await installQueue(database.url, config.jobs);
+    // With WORKERS > 1 the primary only supervises; run `make worker` for background jobs then.
+    if (config.jobs.inProcess && config.workers === 1)
+      worker = await startWorker(database.url, logger, { jobs: config.jobs });
     if (config.workers === 1) {
       const server = await startServer(config, database.url, logger);
       port = server.port;
@@ -82,12 +88,17 @@ runMain(async () => {
       cut = () => primary.cut();
     }
   } catch (error) {
+    await worker?.stop(0);
     await database.stop();
     throw error;
   }
 
   const where = config.databaseUrl ? 'DATABASE_URL' : `embedded PostgreSQL on port ${config.embedded.port}`;
-  const processes = config.workers === 1 ? '' : `, ${config.workers} worker processes`;
+  const processes =
+    (config.workers === 1 ? '' : `, ${config.workers} server processes`) +
+    (config.jobs.inProcess && config.workers === 1
+      ? ', background jobs on'
+      : ', background jobs off (run make worker)');
   logger.info(
     `Subscriptions API (pid ${process.pid}) on http://localhost:${port} (docs: /docs, database: ${where}${processes})`,
   );
@@ -100,7 +111,7 @@ runMain(async () => {
       logger.info(
         `${signal}: not accepting connections; up to ${config.drainTimeoutMs / 1000} s for requests in flight`,
       );
-      await stop(signal);
+      await Promise.all([stop(signal), worker?.stop(config.drainTimeoutMs)]);
       await database.stop();
     },
     () => cut(),

@@ -26,6 +26,10 @@ import * as subscriptions from '../queries/subscriptions.js';
 import * as taxRates from '../queries/tax-rates.js';
 import * as tenants from '../queries/tenants.js';
 import * as users from '../queries/users.js';
+import * as billingSettings from '../queries/billing-settings.js';
+import * as dueWork from '../queries/due-work.js';
+import * as payments from '../queries/payments.js';
+import * as testClocks from '../queries/test-clocks.js';
 import { runMain, StartupError } from '../startup.js';
 
 const check = process.argv.includes('--check');
@@ -45,6 +49,8 @@ const PLAN = '01900000-0000-7000-8000-000000000007';
 const PLAN_VERSION = '01900000-0000-7000-8000-000000000008';
 const TAX_RATE = '01900000-0000-7000-8000-000000000009';
 const INVOICE = '01900000-0000-7000-8000-00000000000a';
+const CLOCK = '01900000-0000-7000-8000-00000000000b';
+const PAYMENT = '01900000-0000-7000-8000-00000000000c';
 
 type Call = (db: Db) => Promise<unknown>;
 
@@ -246,6 +252,84 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
         await subscriptions.linkFeature(db, SUBSCRIPTION, FEATURE);
       },
       unlinkFeature: (db) => subscriptions.unlinkFeature(db, SUBSCRIPTION, FEATURE),
+    },
+  },
+  'billing-settings': {
+    module: billingSettings,
+    calls: {
+      billingSettings: (db) => billingSettings.billingSettings(db),
+      lockBillingSettings: (db) => billingSettings.lockBillingSettings(db),
+      // After the row exists (the first read makes it).
+      updateBillingSettings: async (db) => {
+        await billingSettings.billingSettings(db);
+        await billingSettings.updateBillingSettings(db, {
+          dunning_retry_days: [1, 3],
+          dunning_final_action: 'cancel',
+        });
+      },
+    },
+  },
+  'due-work': {
+    module: dueWork,
+    calls: {
+      findDueWork: async (db) => {
+        await dueWork.findDueWork(db, {}, 10);
+        await dueWork.findDueWork(db, { tenantId: TENANT }, 10);
+        await dueWork.findDueWork(db, { tenantId: TENANT, clockId: CLOCK }, 10);
+      },
+    },
+  },
+  payments: {
+    module: payments,
+    calls: {
+      listPayments: (db) =>
+        payments.listPayments(db, {
+          limit: 20,
+          after: PAYMENT,
+          invoiceId: INVOICE,
+          subscriptionId: SUBSCRIPTION,
+          statuses: ['pending'],
+        }),
+      findPayment: (db) => payments.findPayment(db, PAYMENT),
+      lockPayment: (db) => payments.lockPayment(db, PAYMENT),
+      countPayments: (db) => payments.countPayments(db, INVOICE),
+      insertPayment: (db) =>
+        payments.insertPayment(db, {
+          invoice_id: INVOICE,
+          subscription_id: SUBSCRIPTION,
+          amount: '9.99',
+          rail: 'card',
+          payment_method: 'pm_card_visa',
+          initiated_by: 'api',
+          attempt: 1,
+          submit_after: new Date(0),
+        }),
+      updatePayment: async (db) => {
+        const made = await payments.insertPayment(db, {
+          invoice_id: INVOICE,
+          subscription_id: SUBSCRIPTION,
+          amount: '9.99',
+          rail: 'card',
+          payment_method: 'pm_card_visa',
+          initiated_by: 'api',
+          attempt: 1,
+          submit_after: new Date(0),
+        });
+        await payments.updatePayment(db, made!.id, { status: 'processing', settles_at: new Date(0) });
+      },
+    },
+  },
+  'test-clocks': {
+    module: testClocks,
+    calls: {
+      listTestClocks: (db) => testClocks.listTestClocks(db, 20, CLOCK),
+      findTestClock: (db) => testClocks.findTestClock(db, CLOCK),
+      lockTestClock: (db) => testClocks.lockTestClock(db, CLOCK),
+      insertTestClock: (db) => testClocks.insertTestClock(db, { name: 'c', frozen_time: new Date(0) }),
+      updateTestClock: async (db) => {
+        const made = await testClocks.insertTestClock(db, { name: 'c', frozen_time: new Date(0) });
+        await testClocks.updateTestClock(db, made.id, { status: 'ready' });
+      },
     },
   },
   tenants: {

@@ -13,6 +13,9 @@ export type BillingInterval = 'month' | 'year';
 export type ApiKeyRole = 'viewer' | 'editor' | 'analyst' | 'admin';
 export type PriceModel = 'flat' | 'per_unit' | 'tiered' | 'volume';
 export type InvoiceStatus = 'draft' | 'open' | 'paid' | 'void' | 'uncollectible';
+export type PaymentRail = 'card' | 'ach_standard' | 'ach_same_day' | 'wire' | 'instant';
+export type PaymentStatus = 'pending' | 'processing' | 'succeeded' | 'failed';
+export type DunningFinalAction = 'cancel' | 'mark_unpaid';
 
 type Timestamp = ColumnType<Date, never, never>;
 type UpdatedAt = ColumnType<Date, never, Date | string>;
@@ -57,6 +60,7 @@ export type SubscriptionsTable = Override<
     billing_interval: ColumnType<BillingInterval, BillingInterval | undefined, BillingInterval>;
     canceled_at: ColumnType<Date | null, never, Date | null>;
     cancel_at: Date | null;
+    payment_rail: PaymentRail | null;
     price_breakdown: ColumnType<G.JsonValue | null, string | null, string | null>;
     created_at: Timestamp;
     updated_at: UpdatedAt;
@@ -131,6 +135,39 @@ export type InvoicesTable = Override<
   }
 >;
 export type InvoiceCountersTable = Override<G.InvoiceCounters, { tenant_id: TenantId }>;
+/** Simulated time for a tenant's subscriptions (db/migrations/202611240005_payments.ts). */
+export type TestClocksTable = Override<
+  G.TestClocks,
+  {
+    tenant_id: TenantId;
+    status: ColumnType<'ready' | 'advancing', 'ready' | 'advancing' | undefined, 'ready' | 'advancing'>;
+    created_at: Timestamp;
+    updated_at: UpdatedAt;
+    version: Version;
+  }
+>;
+/** Moves only forward along its lifecycle; amount and invoice never change (a trigger). */
+export type PaymentsTable = Override<
+  G.Payments,
+  {
+    tenant_id: TenantId;
+    rail: PaymentRail;
+    status: ColumnType<PaymentStatus, PaymentStatus | undefined, PaymentStatus>;
+    initiated_by: 'api' | 'renewal' | 'dunning';
+    created_at: Timestamp;
+    updated_at: UpdatedAt;
+    version: Version;
+  }
+>;
+export type BillingSettingsTable = Override<
+  G.BillingSettings,
+  {
+    tenant_id: TenantId;
+    dunning_final_action: ColumnType<DunningFinalAction, DunningFinalAction | undefined, DunningFinalAction>;
+    updated_at: UpdatedAt;
+    version: Version;
+  }
+>;
 /** Rate-limit counts (db/migrations/202611240002_rate_limits.ts); not tenant data. */
 export type RateLimitHitsTable = G.RateLimitHits;
 
@@ -151,6 +188,9 @@ export interface Database {
   tax_rates: TaxRatesTable;
   invoices: InvoicesTable;
   invoice_counters: InvoiceCountersTable;
+  test_clocks: TestClocksTable;
+  payments: PaymentsTable;
+  billing_settings: BillingSettingsTable;
 }
 
 export type TenantRow = Selectable<TenantsTable>;
@@ -165,6 +205,9 @@ export type PlanRow = Omit<Selectable<PlansTable>, 'tenant_id'>;
 export type PlanVersionRow = Omit<Selectable<PlanVersionsTable>, 'tenant_id'>;
 export type TaxRateRow = Omit<Selectable<TaxRatesTable>, 'tenant_id'>;
 export type InvoiceRow = Omit<Selectable<InvoicesTable>, 'tenant_id'>;
+export type TestClockRow = Omit<Selectable<TestClocksTable>, 'tenant_id'>;
+export type PaymentRow = Omit<Selectable<PaymentsTable>, 'tenant_id'>;
+export type BillingSettingsRow = Omit<Selectable<BillingSettingsTable>, 'tenant_id'>;
 export type SubscriptionPatch = Updateable<SubscriptionsTable>;
 
 // The overrides agree with the generated tables: the same tables, the same columns, and each

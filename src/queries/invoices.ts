@@ -21,6 +21,8 @@ const columns = [
   'paid_at',
   'voided_at',
   'uncollectible_at',
+  'collection_failed_at',
+  'next_collection_at',
   'version',
   'created_at',
   'updated_at',
@@ -113,12 +115,14 @@ export function updateInvoice(
   db: Db,
   id: string,
   patch: {
-    status: InvoiceStatus;
+    status?: InvoiceStatus;
     number?: string;
     finalized_at?: Date;
     voided_at?: Date;
     paid_at?: Date;
     uncollectible_at?: Date;
+    collection_failed_at?: Date | null;
+    next_collection_at?: Date | null;
   },
 ): Promise<InvoiceRow> {
   return db

@@ -25,6 +25,10 @@ const columns = [
   'quantity',
   'interval_count',
   'price_breakdown',
+  'billed_until',
+  'test_clock_id',
+  'payment_method',
+  'payment_rail',
   'version',
   'created_at',
   'updated_at',
@@ -88,7 +92,8 @@ export async function performDueCancellations(
   const { rows } = await sql<SubscriptionRow & { previous_status: SubscriptionStatus }>`
     with due as (
       select id, status from subscriptions
-      where cancel_at <= now() and status <> 'canceled'
+      -- Subscriptions on a test clock are canceled by the clock's time (billing/due-work.ts).
+      where cancel_at <= now() and status <> 'canceled' and test_clock_id is null
       order by id
       for update
     )

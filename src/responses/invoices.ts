@@ -21,6 +21,7 @@ export function toInvoiceResponse(row: InvoiceRow): Schemas['Invoice'] {
     paid_at: row.paid_at?.toISOString() ?? null,
     voided_at: row.voided_at?.toISOString() ?? null,
     uncollectible_at: row.uncollectible_at?.toISOString() ?? null,
+    next_payment_attempt_at: row.next_collection_at?.toISOString() ?? null,
     version: row.version,
     created_at: row.created_at.toISOString(),
     updated_at: row.updated_at.toISOString(),

@@ -97,6 +97,9 @@ export function subscriptionsRouter(ctx: ServiceContext): Router {
       billing_interval: body.billing_interval,
       start_date: body.start_date,
       end_date: body.end_date ?? null,
+      test_clock_id: body.test_clock_id,
+      payment_method: body.payment_method,
+      payment_rail: body.payment_rail,
     });
     if (outcome.kind === 'unknown-user') {
       throw unprocessable('user_id does not refer to an existing user.', [
@@ -140,6 +143,8 @@ export function subscriptionsRouter(ctx: ServiceContext): Router {
         billing_interval: body.billing_interval,
         start_date: body.start_date,
         end_date: body.end_date,
+        payment_method: body.payment_method,
+        payment_rail: body.payment_rail,
       },
       ifMatch(req),
     );

@@ -136,21 +136,26 @@ export function finalizeInvoice(
     if (!current) return { kind: 'missing' };
     if (!satisfies(ifMatch, current.version)) return { kind: 'stale', current };
     if (current.status !== 'draft') return { kind: 'wrong-status', current, allowedFrom: ['draft'] };
-    const number = await invoices.nextInvoiceNumber(tx.db);
-    const invoice = await invoices.updateInvoice(tx.db, id, {
-      status: 'open',
-      number: String(number),
-      finalized_at: new Date(),
-    });
-    tx.emit({
-      type: 'invoice.finalized',
-      resource_type: 'invoice',
-      resource_id: id,
-      data: toInvoiceResponse(invoice),
-      previous: { status: 'draft', number: null, finalized_at: null },
-    });
-    return { kind: 'changed', invoice };
+    return { kind: 'changed', invoice: await issue(tx, id) };
   });
+}
+
+/** draft → open on a locked draft, in the caller's transaction (the API, and renewals). */
+export async function issue(tx: Tx, id: string, at: Date = new Date()): Promise<InvoiceRow> {
+  const number = await invoices.nextInvoiceNumber(tx.db);
+  const invoice = await invoices.updateInvoice(tx.db, id, {
+    status: 'open',
+    number: String(number),
+    finalized_at: at,
+  });
+  tx.emit({
+    type: 'invoice.finalized',
+    resource_type: 'invoice',
+    resource_id: id,
+    data: toInvoiceResponse(invoice),
+    previous: { status: 'draft', number: null, finalized_at: null },
+  });
+  return invoice;
 }
 
 /** A draft or open invoice is voided: it stays, with its number, and is owed no more. */

@@ -7,11 +7,13 @@ import type {
   SubscriptionPatch,
   SubscriptionRow,
   SubscriptionStatus,
+  PaymentRail,
 } from '../database/schema.js';
 import { isCheckViolation, isForeignKeyViolation } from '../database/errors.js';
 import { findFeature } from '../queries/features.js';
 import { findPlanVersion, findPlanWithPrice, type PlanWithPrice } from '../queries/plans.js';
 import * as subscriptions from '../queries/subscriptions.js';
+import { findTestClock } from '../queries/test-clocks.js';
 import { toFeatureResponse } from '../responses/features.js';
 import { toSubscriptionResponse } from '../responses/subscriptions.js';
 import { priceSubscription } from './plans.js';
@@ -124,6 +126,20 @@ export interface SubscriptionInput {
   quantity?: number | undefined;
   plan_cost?: string | undefined;
   billing_interval?: BillingInterval | undefined;
+  test_clock_id?: string | undefined;
+  payment_method?: string | undefined;
+  payment_rail?: PaymentRail | undefined;
+}
+
+/** payment_method and payment_rail go together: both set, or both null. */
+function collectionErrors(
+  method: string | null | undefined,
+  rail: PaymentRail | null | undefined,
+): FieldErrors {
+  if ((method ?? null) === null && (rail ?? null) === null) return [];
+  if (method && rail) return [];
+  const missing = method ? '/payment_rail' : '/payment_method';
+  return [{ field: missing, message: 'is required with ' + (method ? 'payment_method' : 'payment_rail') }];
 }
 
 /** Refusals shared by create and update: prices are the server's to compute. */
@@ -152,7 +168,9 @@ export async function createSubscription(
   actor: Actor,
   input: SubscriptionInput,
 ): Promise<CreateSubscriptionOutcome> {
-  const { plan_id, quantity, plan_cost, billing_interval, ...common } = input;
+  const { plan_id, quantity, plan_cost, billing_interval, test_clock_id, ...common } = input;
+  const collection = collectionErrors(common.payment_method, common.payment_rail);
+  if (collection.length > 0) return { kind: 'invalid', errors: collection };
   if (plan_id) {
     const errors: FieldErrors = [];
     if (plan_cost !== undefined) {
@@ -183,9 +201,27 @@ export async function createSubscription(
           interval_count: plan.plan.interval_count,
         };
       }
+      // Renewals start with the current period (the clock's, on a test clock): a subscription
+      // dated in the past is not billed for the periods before today.
+      let today = new Date().toISOString().slice(0, 10);
+      if (test_clock_id) {
+        const clock = await findTestClock(tx.db, test_clock_id);
+        if (!clock)
+          return { kind: 'invalid', errors: [{ field: '/test_clock_id', message: 'no such test clock' }] };
+        today = clock.frozen_time.toISOString().slice(0, 10);
+      }
+      const interval = priced.billing_interval ?? 'month';
+      const billedUntil = periodContaining(
+        common.start_date,
+        interval,
+        priced.interval_count ?? 1,
+        today > common.start_date ? today : common.start_date,
+      ).start;
       const subscription = await subscriptions.insertSubscription(tx.db, {
         ...common,
         ...priced,
+        test_clock_id: test_clock_id ?? null,
+        billed_until: billedUntil,
       } as NewSubscription);
       tx.emit({
         type: 'subscription.created',
@@ -227,6 +263,8 @@ export interface SubscriptionPatchInput {
   billing_interval?: BillingInterval | undefined;
   start_date?: string | undefined;
   end_date?: string | null | undefined;
+  payment_method?: string | null | undefined;
+  payment_rail?: PaymentRail | null | undefined;
 }
 
 /**
@@ -268,7 +306,7 @@ async function repricing(
 }
 
 /** Records a change of a subscription: `subscription.canceled` when it ends, else `.updated`. */
-function emitChange(tx: Tx, before: SubscriptionRow, after: SubscriptionRow, type?: string): void {
+export function emitChange(tx: Tx, before: SubscriptionRow, after: SubscriptionRow, type?: string): void {
   const data = toSubscriptionResponse(after);
   tx.emit({
     type:
@@ -306,8 +344,15 @@ export async function updateSubscription(
       }
       const priced = await repricing(tx, actor, before, patch);
       if ('kind' in priced) return priced;
+      const collection = defined({ payment_method: patch.payment_method, payment_rail: patch.payment_rail });
+      const errors = collectionErrors(
+        collection.payment_method === undefined ? before.payment_method : collection.payment_method,
+        collection.payment_rail === undefined ? before.payment_rail : collection.payment_rail,
+      );
+      if (errors.length > 0) return { kind: 'invalid', errors };
       const changes = {
         ...defined({ status: to, start_date: patch.start_date, end_date: patch.end_date }),
+        ...collection,
         ...priced,
       };
       // Unchanged when the columns are (the breakdown follows plan, version and quantity).

@@ -80,7 +80,7 @@ describe('WORKERS=2', () => {
   it('serves from two processes, replaces one that dies, sums their metrics, and stops them all', async () => {
     const token = 'cluster-metrics-token-0123';
     const server = await startServer({ WORKERS: '2', METRICS_TOKEN: token });
-    expect(server.stdout()).toMatch(/2 worker processes/);
+    expect(server.stdout()).toMatch(/2 server processes/);
     const pidsServing = async (requests: number) => {
       const before = server.stdout().length;
       for (let i = 0; i < requests; i++) expect((await fetch(`${server.base}/healthz`)).status).toBe(200);

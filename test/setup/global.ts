@@ -6,6 +6,7 @@ import path from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { createDb } from '../../src/database/connection.js';
 import { migrateToLatest } from '../../src/database/migrator.js';
+import { installQueue } from '../../src/worker.js';
 import {
   databaseUrl,
   dropDatabase,
@@ -54,6 +55,13 @@ export default async function setup(project: TestProject) {
     } finally {
       await db.destroy();
     }
+    // pg-boss's schema and queue, cloned into every test database with the rest.
+    await installQueue(databaseUrl(server.url, TEMPLATE), {
+      inProcess: false,
+      timeoutSeconds: 300,
+      pollSeconds: 1,
+      settlementDelayScale: 1,
+    });
   } catch (error) {
     await server.stop(); // never leave an orphan server behind
     throw error;

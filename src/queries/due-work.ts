@@ -1,0 +1,63 @@
+// What billing work is due, across tenants (run by the worker as the owner: ids only, no data;
+// each item is then performed in its tenant's transaction).
+import { sql } from 'kysely';
+import type { Db } from '../database/connection.js';
+
+export type DueKind = 'cancel' | 'settle' | 'submit' | 'retry' | 'renew';
+
+export interface DueItem {
+  kind: DueKind;
+  tenant_id: string;
+  subscription_id: string;
+  /** The subscription, payment or invoice to act on. */
+  target_id: string;
+  due_at: Date;
+}
+
+/**
+ * The earliest due item of each subscription (so one subscription's steps happen in time order:
+ * its next item is looked for again after this one is done), earliest first. On a test clock,
+ * due means at or before the clock's time; in real time, at or before now.
+ */
+export async function findDueWork(
+  db: Db,
+  scope: { tenantId?: string | undefined; clockId?: string | undefined },
+  limit: number,
+): Promise<DueItem[]> {
+  const now = scope.clockId
+    ? sql`(select frozen_time from test_clocks where id = ${scope.clockId})`
+    : sql`now()`;
+  const onClock = scope.clockId ? sql`s.test_clock_id = ${scope.clockId}` : sql`s.test_clock_id is null`;
+  const inTenant = scope.tenantId ? sql`and s.tenant_id = ${scope.tenantId}` : sql``;
+  const { rows } = await sql<DueItem>`
+    with clock as (select ${now} as now),
+    items as (
+      select 1 as rank, 'cancel' as kind, s.tenant_id, s.id as subscription_id, s.id as target_id, s.cancel_at as due_at
+      from subscriptions s, clock
+      where s.cancel_at is not null and s.status <> 'canceled' and s.cancel_at <= clock.now and ${onClock} ${inTenant}
+      union all
+      select 2, 'settle', p.tenant_id, p.subscription_id, p.id, p.settles_at
+      from payments p join subscriptions s on s.tenant_id = p.tenant_id and s.id = p.subscription_id, clock
+      where p.status = 'processing' and p.settles_at <= clock.now and ${onClock} ${inTenant}
+      union all
+      select 3, 'submit', p.tenant_id, p.subscription_id, p.id, p.submit_after
+      from payments p join subscriptions s on s.tenant_id = p.tenant_id and s.id = p.subscription_id, clock
+      where p.status = 'pending' and p.submit_after <= clock.now and ${onClock} ${inTenant}
+      union all
+      select 4, 'retry', i.tenant_id, i.subscription_id, i.id, i.next_collection_at
+      from invoices i join subscriptions s on s.tenant_id = i.tenant_id and s.id = i.subscription_id, clock
+      where i.next_collection_at <= clock.now and ${onClock} ${inTenant}
+      union all
+      select 5, 'renew', s.tenant_id, s.id, s.id, s.billed_until::timestamp at time zone 'UTC'
+      from subscriptions s, clock
+      where s.billed_until is not null and s.status <> 'canceled'
+        and s.billed_until <= (clock.now at time zone 'UTC')::date and ${onClock} ${inTenant}
+    ),
+    first as (
+      select distinct on (subscription_id) * from items order by subscription_id, due_at, rank
+    )
+    select kind, tenant_id, subscription_id, target_id, due_at from first
+    order by due_at, rank, subscription_id
+    limit ${limit}`.execute(db);
+  return rows;
+}

@@ -1,0 +1,331 @@
+// The billing steps the worker performs (src/services/due-work.ts finds them): renewals,
+// payment submission and settlement, dunning retries, scheduled cancellations. Each step is one
+// tenant transaction that re-reads and locks what it changes and does nothing when the step was
+// done already, so running a step twice (a retried job, two workers) has its effect once.
+import { periodContaining } from '../billing/periods.js';
+import type { PaymentGateway } from '../billing/gateway.js';
+import type { PaymentRow, SubscriptionRow } from '../database/schema.js';
+import { billingSettings } from '../queries/billing-settings.js';
+import * as invoices from '../queries/invoices.js';
+import { enqueueDue } from '../queries/jobs.js';
+import * as payments from '../queries/payments.js';
+import * as subscriptions from '../queries/subscriptions.js';
+import { toInvoiceResponse } from '../responses/invoices.js';
+import { toPaymentResponse } from '../responses/payments.js';
+import { type Actor, inTenant, type ServiceContext, type Tx } from './context.js';
+import { invoiceForPeriod, issue } from './invoices.js';
+import { emitChange } from './subscriptions.js';
+
+export interface CollectionContext extends ServiceContext {
+  readonly gateway: PaymentGateway;
+  /** Real-time settlement delays are multiplied by this (1 in production; small for demos). */
+  readonly settlementDelayScale: number;
+}
+
+const system = (tenantId: string): Actor => ({ tenantId, keyId: 'system' });
+const DAY = 86_400_000;
+/** Submissions that time out are tried again after 1, 2, 4 minutes, then fail. */
+const SUBMIT_TRIES = 3;
+
+function emitPayment(tx: Tx, type: string, payment: PaymentRow, previous?: Record<string, unknown>) {
+  tx.emit({
+    type,
+    resource_type: 'payment',
+    resource_id: payment.id,
+    data: toPaymentResponse(payment),
+    ...(previous ? { previous } : {}),
+  });
+}
+
+/** A new payment of an invoice, to be submitted by the worker from `at` on. */
+export async function startPayment(
+  tx: Tx,
+  values: payments.NewPayment,
+  onClock: { tenantId: string; clockId: string | null },
+): Promise<PaymentRow | undefined> {
+  const payment = await payments.insertPayment(tx.db, values);
+  if (!payment) return undefined;
+  emitPayment(tx, 'payment.created', payment);
+  await enqueueDue(
+    tx.db,
+    onClock.clockId
+      ? { tenantId: onClock.tenantId, clockId: onClock.clockId }
+      : { tenantId: onClock.tenantId },
+  );
+  return payment;
+}
+
+/** A subscription's cancellation scheduled for `at` or earlier. */
+export function cancelDue(ctx: ServiceContext, tenantId: string, subscriptionId: string, at: Date) {
+  return inTenant(ctx, system(tenantId), async (tx) => {
+    const before = await subscriptions.lockSubscription(tx.db, subscriptionId);
+    if (!before || before.status === 'canceled' || !before.cancel_at || before.cancel_at > at) return;
+    const after = await subscriptions.updateSubscription(tx.db, subscriptionId, {
+      status: 'canceled',
+      canceled_at: before.cancel_at,
+    });
+    emitChange(tx, before, after, 'subscription.canceled');
+  });
+}
+
+const ends = (s: SubscriptionRow) =>
+  (s.end_date !== null && s.billed_until! > s.end_date) ||
+  (s.cancel_at !== null && new Date(`${s.billed_until}T00:00:00Z`) >= s.cancel_at);
+
+/**
+ * The period starting on billed_until has begun: invoice it (the same invoice on a rerun), issue
+ * it, collect it from the payment method if there is one, and move billed_until to the next
+ * period. Periods that begin while trialing are free: billed_until moves on without an invoice.
+ */
+export function renewDue(ctx: CollectionContext, tenantId: string, subscriptionId: string, at: Date) {
+  return inTenant(ctx, system(tenantId), async (tx) => {
+    const before = await subscriptions.lockSubscription(tx.db, subscriptionId);
+    if (!before || before.status === 'canceled' || !before.billed_until) return;
+    if (new Date(`${before.billed_until}T00:00:00Z`) > at) return;
+    if (ends(before)) {
+      // Nothing more to bill: the subscription ends before this period.
+      const after = await subscriptions.updateSubscription(tx.db, subscriptionId, { billed_until: null });
+      emitChange(tx, before, after);
+      return;
+    }
+    const period = periodContaining(
+      before.start_date,
+      before.billing_interval,
+      before.interval_count,
+      before.billed_until,
+    );
+    if (before.status !== 'trialing') {
+      const outcome = await invoiceForPeriod(tx, subscriptionId, before.billed_until);
+      if (outcome.kind !== 'created' && outcome.kind !== 'existing') return;
+      let invoice = outcome.invoice;
+      if (invoice.status === 'draft') {
+        await invoices.lockInvoice(tx.db, invoice.id);
+        invoice = await issue(tx, invoice.id, at);
+      }
+      if (invoice.status === 'open' && /^0+(\.0+)?$/.test(invoice.total)) {
+        invoice = await invoices.updateInvoice(tx.db, invoice.id, { status: 'paid', paid_at: at });
+        tx.emit({
+          type: 'invoice.paid',
+          resource_type: 'invoice',
+          resource_id: invoice.id,
+          data: toInvoiceResponse(invoice),
+          previous: { status: 'open', paid_at: null },
+        });
+      } else if (invoice.status === 'open' && before.payment_method && before.payment_rail) {
+        await startPayment(
+          tx,
+          {
+            invoice_id: invoice.id,
+            subscription_id: subscriptionId,
+            amount: invoice.total,
+            rail: before.payment_rail,
+            payment_method: before.payment_method,
+            initiated_by: 'renewal',
+            attempt: (await payments.countPayments(tx.db, invoice.id)) + 1,
+            submit_after: at,
+          },
+          { tenantId, clockId: before.test_clock_id },
+        );
+      }
+    }
+    const after = await subscriptions.updateSubscription(tx.db, subscriptionId, { billed_until: period.end });
+    emitChange(tx, before, after, 'subscription.renewed');
+  });
+}
+
+const gatewayPayment = (p: PaymentRow, at: Date) => ({
+  paymentId: p.id,
+  paymentMethod: p.payment_method,
+  rail: p.rail,
+  amount: p.amount,
+  at,
+});
+
+/** A pending payment goes to the gateway: accepted (processing), declined, or timed out. */
+export async function submitDue(ctx: CollectionContext, tenantId: string, paymentId: string, at: Date) {
+  const seen = await inTenant(ctx, system(tenantId), (tx) => payments.findPayment(tx.db, paymentId));
+  if (!seen || seen.status !== 'pending' || seen.submit_after > at) return;
+  // Outside the transaction: a gateway call may be slow, and it is idempotent per payment id.
+  const result = await ctx.gateway.submit(gatewayPayment(seen, at));
+  await inTenant(ctx, system(tenantId), async (tx) => {
+    const before = await payments.lockPayment(tx.db, paymentId);
+    if (!before || before.status !== 'pending' || before.submit_after > at) return;
+    const subscription = (await subscriptions.findSubscription(tx.db, before.subscription_id))!;
+    if (result.kind === 'timeout') {
+      const tries = before.submit_attempts + 1;
+      if (tries < SUBMIT_TRIES) {
+        const retryAt = new Date(at.getTime() + 60_000 * 2 ** (tries - 1));
+        await payments.updatePayment(tx.db, paymentId, { submit_attempts: tries, submit_after: retryAt });
+        if (!subscription.test_clock_id) await enqueueDue(tx.db, { tenantId }, retryAt);
+        return;
+      }
+      const failed = await payments.updatePayment(tx.db, paymentId, {
+        submit_attempts: tries,
+        status: 'failed',
+        failure_reason: 'gateway_timeout',
+        settled_at: at,
+      });
+      await paymentFailed(tx, tenantId, failed, 'pending', subscription, at);
+      return;
+    }
+    if (result.kind === 'declined') {
+      const failed = await payments.updatePayment(tx.db, paymentId, {
+        status: 'failed',
+        failure_reason: result.reason,
+        submitted_at: at,
+        settled_at: at,
+        gateway_reference: result.reference,
+      });
+      await paymentFailed(tx, tenantId, failed, 'pending', subscription, at);
+      return;
+    }
+    // Real time runs the rail's delay scaled (SETTLEMENT_DELAY_SCALE); a test clock, as it is.
+    const delay = result.settlesAt.getTime() - at.getTime();
+    const settlesAt = subscription.test_clock_id
+      ? result.settlesAt
+      : new Date(at.getTime() + Math.round(delay * ctx.settlementDelayScale));
+    const processing = await payments.updatePayment(tx.db, paymentId, {
+      status: 'processing',
+      submitted_at: at,
+      settles_at: settlesAt,
+      gateway_reference: result.reference,
+    });
+    emitPayment(tx, 'payment.processing', processing, { status: 'pending' });
+    if (!subscription.test_clock_id) await enqueueDue(tx.db, { tenantId }, settlesAt);
+  });
+}
+
+/** A processing payment whose settlement time has come: succeeded (the invoice is paid) or failed. */
+export async function settleDue(ctx: CollectionContext, tenantId: string, paymentId: string, at: Date) {
+  const seen = await inTenant(ctx, system(tenantId), (tx) => payments.findPayment(tx.db, paymentId));
+  if (!seen || seen.status !== 'processing' || !seen.settles_at || seen.settles_at > at) return;
+  const result = await ctx.gateway.settle(gatewayPayment(seen, at));
+  await inTenant(ctx, system(tenantId), async (tx) => {
+    const before = await payments.lockPayment(tx.db, paymentId);
+    if (!before || before.status !== 'processing') return;
+    const subscription = (await subscriptions.findSubscription(tx.db, before.subscription_id))!;
+    if (result.kind === 'failed') {
+      const failed = await payments.updatePayment(tx.db, paymentId, {
+        status: 'failed',
+        failure_reason: result.reason,
+        settled_at: at,
+      });
+      await paymentFailed(tx, tenantId, failed, 'processing', subscription, at);
+      return;
+    }
+    const succeeded = await payments.updatePayment(tx.db, paymentId, { status: 'succeeded', settled_at: at });
+    emitPayment(tx, 'payment.succeeded', succeeded, { status: 'processing', settled_at: null });
+    const invoice = (await invoices.lockInvoice(tx.db, before.invoice_id))!;
+    if (invoice.status === 'open' || invoice.status === 'uncollectible') {
+      const paid = await invoices.updateInvoice(tx.db, invoice.id, {
+        status: 'paid',
+        paid_at: at,
+        next_collection_at: null,
+      });
+      tx.emit({
+        type: 'invoice.paid',
+        resource_type: 'invoice',
+        resource_id: invoice.id,
+        data: toInvoiceResponse(paid),
+        previous: { status: invoice.status, paid_at: null },
+      });
+    }
+    if (subscription.status === 'past_due') {
+      const sub = (await subscriptions.lockSubscription(tx.db, subscription.id))!;
+      const after = await subscriptions.updateSubscription(tx.db, sub.id, { status: 'active' });
+      emitChange(tx, sub, after, 'subscription.recovered');
+    }
+  });
+}
+
+/**
+ * A failed payment. A failed collection of a renewal invoice starts or continues dunning: the
+ * subscription is past_due and a retry is scheduled (dunning_retry_days after the first failure);
+ * after the last one the invoice is uncollectible and the subscription canceled, or left
+ * past_due without automatic collection (dunning_final_action).
+ */
+async function paymentFailed(
+  tx: Tx,
+  tenantId: string,
+  payment: PaymentRow,
+  from: PaymentRow['status'],
+  subscription: SubscriptionRow,
+  at: Date,
+) {
+  emitPayment(tx, 'payment.failed', payment, { status: from });
+  const invoice = (await invoices.lockInvoice(tx.db, payment.invoice_id))!;
+  tx.emit({
+    type: 'invoice.payment_failed',
+    resource_type: 'invoice',
+    resource_id: invoice.id,
+    data: toInvoiceResponse(invoice),
+  });
+  if (payment.initiated_by === 'api' || invoice.status !== 'open') return;
+  const settings = await billingSettings(tx.db);
+  const first = invoice.collection_failed_at ?? at;
+  const retriesDone = payment.attempt - 1;
+  const sub = (await subscriptions.lockSubscription(tx.db, subscription.id))!;
+  if (retriesDone < settings.dunning_retry_days.length) {
+    const next = new Date(first.getTime() + settings.dunning_retry_days[retriesDone]! * DAY);
+    await invoices.updateInvoice(tx.db, invoice.id, {
+      collection_failed_at: first,
+      next_collection_at: next,
+    });
+    if (sub.status === 'active') {
+      const after = await subscriptions.updateSubscription(tx.db, sub.id, { status: 'past_due' });
+      emitChange(tx, sub, after, 'subscription.past_due');
+    }
+    if (!sub.test_clock_id) await enqueueDue(tx.db, { tenantId }, next);
+    return;
+  }
+  const uncollectible = await invoices.updateInvoice(tx.db, invoice.id, {
+    status: 'uncollectible',
+    uncollectible_at: at,
+    collection_failed_at: first,
+    next_collection_at: null,
+  });
+  tx.emit({
+    type: 'invoice.uncollectible',
+    resource_type: 'invoice',
+    resource_id: invoice.id,
+    data: toInvoiceResponse(uncollectible),
+    previous: { status: 'open', uncollectible_at: null },
+  });
+  if (sub.status === 'canceled') return;
+  const after =
+    settings.dunning_final_action === 'cancel'
+      ? await subscriptions.updateSubscription(tx.db, sub.id, {
+          status: 'canceled',
+          canceled_at: at,
+          cancel_at: null,
+          cancel_reason: 'dunning: every collection attempt failed',
+        })
+      : await subscriptions.updateSubscription(tx.db, sub.id, { payment_method: null, payment_rail: null });
+  emitChange(tx, sub, after);
+}
+
+/** A dunning retry whose time has come: a new payment of the open invoice. */
+export function retryDue(ctx: CollectionContext, tenantId: string, invoiceId: string, at: Date) {
+  return inTenant(ctx, system(tenantId), async (tx) => {
+    const invoice = await invoices.lockInvoice(tx.db, invoiceId);
+    if (!invoice?.next_collection_at || invoice.next_collection_at > at) return;
+    await invoices.updateInvoice(tx.db, invoiceId, { next_collection_at: null });
+    if (invoice.status !== 'open') return;
+    const sub = (await subscriptions.findSubscription(tx.db, invoice.subscription_id))!;
+    if (!sub.payment_method || !sub.payment_rail || sub.status === 'canceled') return;
+    await startPayment(
+      tx,
+      {
+        invoice_id: invoiceId,
+        subscription_id: sub.id,
+        amount: invoice.total,
+        rail: sub.payment_rail,
+        payment_method: sub.payment_method,
+        initiated_by: 'dunning',
+        attempt: (await payments.countPayments(tx.db, invoiceId)) + 1,
+        submit_after: at,
+      },
+      { tenantId, clockId: sub.test_clock_id },
+    );
+  });
+}

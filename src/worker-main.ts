@@ -1,0 +1,46 @@
+// `make worker`: the background worker alone (for operators who scale it apart from the API; run
+// the API with JOBS=off then). Same database settings as the server; SIGTERM or SIGINT finishes
+// the running job (up to SHUTDOWN_DRAIN_SECONDS; a job cut off is run again later) and exits 0.
+import { loadConfig } from './config.js';
+import { createDb } from './database/connection.js';
+import { takeOverShutdownSignals } from './database/embedded.js';
+import { migrateToLatest } from './database/migrator.js';
+import { openDatabase } from './database/open.js';
+import { createLogger } from './logger.js';
+import { runMain } from './startup.js';
+import { startWorker } from './worker.js';
+
+runMain(async () => {
+  const config = loadConfig();
+  const logger = createLogger({ level: config.logLevel, pretty: process.stdout.isTTY });
+  const database = await openDatabase(config);
+  const owner = createDb(database.url, { poolSize: 1 });
+  try {
+    for (const step of await migrateToLatest(owner)) logger.info(`migrated: ${step}`);
+  } finally {
+    await owner.destroy();
+  }
+  const worker = await startWorker(database.url, logger, { jobs: config.jobs });
+  logger.info(`Subscriptions API worker (pid ${process.pid})`);
+  takeOverShutdownSignals();
+  let stopping = false;
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.on(signal, () => {
+      if (stopping) return;
+      stopping = true;
+      logger.info(`${signal}: finishing the running job`);
+      void worker
+        .stop(config.drainTimeoutMs)
+        .then(() => database.stop())
+        .then(
+          () => process.exit(0),
+          (error: unknown) => {
+            console.error(
+              `error: shutdown failed: ${error instanceof Error ? error.message : String(error)}`,
+            );
+            process.exit(1);
+          },
+        );
+    });
+  }
+});

@@ -1,0 +1,145 @@
+// The background worker: pg-boss jobs, run through the same services and tenant transactions as
+// requests. Started inside `make start` (JOBS=on, the default) or alone (`make worker`,
+// src/worker-main.ts). pg-boss was chosen over graphile-worker because a job that a SIGKILLed
+// worker held comes back by itself (its expiry, JOB_TIMEOUT_SECONDS), and it runs on Node 20;
+// both can enqueue inside our own transaction.
+import { sql } from 'kysely';
+import { Counter, Gauge, register } from 'prom-client';
+import PgBoss from 'pg-boss';
+import { type PaymentGateway, simulatedGateway } from './billing/gateway.js';
+import type { Config } from './config.js';
+import { APP_ROLE, createDb, type Db } from './database/connection.js';
+import type { Logger } from './logger.js';
+import { DUE_QUEUE, type DueScope } from './queries/jobs.js';
+import { performDueWork } from './services/due-work.js';
+
+export interface WorkerOptions {
+  jobs: Config['jobs'];
+  dbPoolSize?: number;
+  gateway?: PaymentGateway;
+  /** Tests: poll more often than the setting allows (seconds, at least 0.5). */
+  pollSeconds?: number;
+  /** Tests: how often expired jobs (a killed worker's) are noticed (seconds). */
+  maintenanceSeconds?: number;
+}
+
+export interface RunningWorker {
+  /** Stops taking jobs and waits for the running one (up to timeoutMs), then closes the pools. */
+  stop(timeoutMs?: number): Promise<void>;
+}
+
+const jobsTotal = new Counter({
+  name: 'jobs_total',
+  help: 'Background jobs finished, by queue and outcome (completed or failed; a failed job is retried).',
+  labelNames: ['queue', 'outcome'] as const,
+});
+const stepsTotal = new Counter({
+  name: 'billing_steps_total',
+  help: 'Billing steps performed by jobs (renewals, submissions, settlements, retries, cancellations).',
+});
+
+/** pg-boss's schema and our queue; the app role may enqueue (from inside its transactions). */
+export async function installQueue(ownerUrl: string, jobs: Config['jobs']): Promise<void> {
+  const boss = new PgBoss({ connectionString: ownerUrl, max: 1, supervise: false, schedule: false });
+  boss.on('error', () => {});
+  await boss.start();
+  try {
+    await createQueue(boss, jobs);
+  } finally {
+    await boss.stop({ graceful: false, wait: true });
+  }
+  const owner = createDb(ownerUrl, { poolSize: 1 });
+  try {
+    await sql
+      .raw(
+        `grant usage on schema pgboss to ${APP_ROLE}; grant select on pgboss.queue to ${APP_ROLE}; grant insert, select (id) on pgboss.job to ${APP_ROLE}`,
+      )
+      .execute(owner);
+  } finally {
+    await owner.destroy();
+  }
+}
+
+async function createQueue(boss: PgBoss, jobs: Config['jobs']) {
+  // Retried with exponential backoff and jitter (2 s doubling, at most 10 times); a job still
+  // failing then stays `failed` in pgboss.job with its last error.
+  const options = {
+    name: DUE_QUEUE,
+    policy: 'stately' as const,
+    retryLimit: 10,
+    retryDelay: 2,
+    retryBackoff: true,
+    expireInSeconds: jobs.timeoutSeconds,
+  };
+  if (await boss.getQueue(DUE_QUEUE)) await boss.updateQueue(DUE_QUEUE, options);
+  else await boss.createQueue(DUE_QUEUE, options);
+}
+
+export async function startWorker(
+  ownerUrl: string,
+  logger: Logger,
+  options: WorkerOptions,
+): Promise<RunningWorker> {
+  const { jobs } = options;
+  const boss = new PgBoss({
+    connectionString: ownerUrl,
+    max: 2,
+    ...(options.maintenanceSeconds ? { maintenanceIntervalSeconds: options.maintenanceSeconds } : {}),
+  });
+  boss.on('error', (error) => logger.warn({ err: error }, 'job queue error'));
+  await installQueue(ownerUrl, jobs);
+  await boss.start();
+  const poolSize = options.dbPoolSize ?? 4;
+  const db: Db = createDb(ownerUrl, { poolSize, asAppRole: true });
+  const ownerDb: Db = createDb(ownerUrl, { poolSize: 1 });
+  const ctx = {
+    db,
+    ownerDb,
+    gateway: options.gateway ?? simulatedGateway,
+    settlementDelayScale: jobs.settlementDelayScale,
+  };
+
+  const depth = new Gauge({
+    name: 'job_queue_depth',
+    help: 'Jobs in the queue by state (created = waiting, active = running, failed = gave up).',
+    labelNames: ['queue', 'state'] as const,
+    registers: [],
+    async collect() {
+      const queued = await boss.getQueueSize(DUE_QUEUE);
+      this.set({ queue: DUE_QUEUE, state: 'created' }, queued);
+    },
+  });
+  register.registerMetric(depth);
+
+  // Real time is looked at every minute, whatever else happens; writes add wake-ups.
+  await boss.schedule(DUE_QUEUE, '* * * * *', {}, { singletonKey: 'real:*' });
+  await boss.work<DueScope>(
+    DUE_QUEUE,
+    { batchSize: 1, pollingIntervalSeconds: options.pollSeconds ?? jobs.pollSeconds },
+    async ([job]) => {
+      const started = Date.now();
+      try {
+        const steps = await performDueWork(ctx, job!.data);
+        stepsTotal.inc(steps);
+        jobsTotal.inc({ queue: DUE_QUEUE, outcome: 'completed' });
+        if (steps > 0)
+          logger.info(
+            { job: job!.id, scope: job!.data, steps, ms: Date.now() - started },
+            'billing work done',
+          );
+      } catch (error) {
+        jobsTotal.inc({ queue: DUE_QUEUE, outcome: 'failed' });
+        logger.warn({ err: error, job: job!.id, scope: job!.data }, 'billing job failed; it will be retried');
+        throw error;
+      }
+    },
+  );
+  logger.info('worker started');
+  return {
+    async stop(timeoutMs = 10_000) {
+      register.removeSingleMetric('job_queue_depth');
+      await boss.stop({ graceful: true, wait: true, timeout: Math.max(timeoutMs, 1000) });
+      await Promise.all([db.destroy(), ownerDb.destroy()]);
+    },
+  };
+}
