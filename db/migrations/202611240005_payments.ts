@@ -140,7 +140,9 @@ export async function down(db: Kysely<any>): Promise<void> {
   await sql`drop table payments`.execute(db);
   await sql`drop function payments_follow_lifecycle()`.execute(db);
   await sql`drop index invoices_next_collection_idx`.execute(db);
-  await sql`alter table invoices drop column collection_failed_at, drop column next_collection_at`.execute(db);
+  await sql`alter table invoices drop column collection_failed_at, drop column next_collection_at`.execute(
+    db,
+  );
   await sql`drop index subscriptions_test_clock_idx`.execute(db);
   await sql`drop index subscriptions_billed_until_idx`.execute(db);
   await sql`alter table subscriptions
