@@ -261,6 +261,55 @@ export interface UserTotals {
   user_id: string;
 }
 
+export interface WebhookAttempts {
+  attempted_at: Timestamp;
+  delivery_id: string;
+  duration_ms: number;
+  error: string | null;
+  id: Generated<string>;
+  number: number;
+  status_code: number | null;
+  tenant_id: Generated<string>;
+}
+
+export interface WebhookDeliveries {
+  attempts: Generated<number>;
+  created_at: Generated<Timestamp>;
+  endpoint_id: string;
+  event_id: string;
+  event_seq: Int8;
+  event_type: string;
+  event_xid: string;
+  first_attempted_at: Timestamp | null;
+  id: Generated<string>;
+  last_attempted_at: Timestamp | null;
+  last_error: string | null;
+  last_status_code: number | null;
+  lease_token: string | null;
+  leased_until: Timestamp | null;
+  next_attempt_at: Generated<Timestamp | null>;
+  status: Generated<string>;
+  tenant_id: Generated<string>;
+  updated_at: Generated<Timestamp>;
+}
+
+export interface WebhookEndpoints {
+  created_at: Generated<Timestamp>;
+  description: string | null;
+  disabled_reason: string | null;
+  enabled_events: string[];
+  failing_since: Timestamp | null;
+  id: Generated<string>;
+  previous_secret: string | null;
+  previous_secret_expires_at: Timestamp | null;
+  secret: string;
+  status: Generated<string>;
+  tenant_id: Generated<string>;
+  updated_at: Generated<Timestamp>;
+  url: string;
+  version: Generated<number>;
+}
+
 export interface DB {
   api_keys: ApiKeys;
   billing_settings: BillingSettings;
@@ -281,5 +330,8 @@ export interface DB {
   test_clocks: TestClocks;
   user_totals: UserTotals;
   users: Users;
+  webhook_attempts: WebhookAttempts;
+  webhook_deliveries: WebhookDeliveries;
+  webhook_endpoints: WebhookEndpoints;
 }
 

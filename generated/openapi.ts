@@ -743,6 +743,137 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/webhook-endpoints": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List webhook endpoints
+         * @description The tenant's endpoints, newest first. Never their secrets.
+         */
+        get: operations["listWebhookEndpoints"];
+        put?: never;
+        /**
+         * Register a webhook endpoint
+         * @description Events of the listed types (`["*"]`: all) are POSTed to `url` from now on, signed with
+         *     the endpoint's secret. The secret is in this response and in that of
+         *     `rotate-secret`, nowhere else: store it now. The URL must be `https:` and must not name or
+         *     resolve to a loopback, private, link-local, metadata or otherwise internal address (422;
+         *     see the `webhooks` tag).
+         */
+        post: operations["createWebhookEndpoint"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/webhook-endpoints/{webhookEndpointId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @example 0193a6a2-a000-7000-8000-000000000001 */
+                webhookEndpointId: components["parameters"]["WebhookEndpointId"];
+            };
+            cookie?: never;
+        };
+        /** Get a webhook endpoint */
+        get: operations["getWebhookEndpoint"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete a webhook endpoint
+         * @description Nothing more is sent to it; its deliveries and their attempts are deleted with it.
+         */
+        delete: operations["deleteWebhookEndpoint"];
+        options?: never;
+        head?: never;
+        /**
+         * Update a webhook endpoint
+         * @description Changes only the fields sent. `status: disabled` stops deliveries (events meanwhile are
+         *     not queued for it); `status: enabled` re-enables an endpoint, also one the system
+         *     disabled, and its deliveries still pending resume. A new `url` is checked like at
+         *     registration.
+         */
+        patch: operations["updateWebhookEndpoint"];
+        trace?: never;
+    };
+    "/api/v1/webhook-endpoints/{webhookEndpointId}/rotate-secret": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @example 0193a6a2-a000-7000-8000-000000000001 */
+                webhookEndpointId: components["parameters"]["WebhookEndpointId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Rotate an endpoint's signing secret
+         * @description Makes a new secret, shown in this response only. The current one keeps signing for
+         *     `grace_period_seconds` (default 24 hours; 0 ends it now): meanwhile every delivery carries
+         *     two `v1=` signatures, one per secret, so receivers can switch at their pace. Rotating
+         *     again during a grace period ends the older secret's at once: at most two secrets sign.
+         */
+        post: operations["rotateWebhookEndpointSecret"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/webhook-endpoints/{webhookEndpointId}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @example 0193a6a2-a000-7000-8000-000000000001 */
+                webhookEndpointId: components["parameters"]["WebhookEndpointId"];
+            };
+            cookie?: never;
+        };
+        /**
+         * List an endpoint's deliveries
+         * @description One delivery per event sent to the endpoint, newest first, each with its attempts.
+         */
+        get: operations["listWebhookDeliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/webhook-deliveries/{webhookDeliveryId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @example 0193a6a2-b000-7000-8000-000000000001 */
+                webhookDeliveryId: string;
+            };
+            cookie?: never;
+        };
+        /**
+         * Get a webhook delivery
+         * @description The delivery of one event to one endpoint, with every attempt so far.
+         */
+        get: operations["getWebhookDelivery"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/tenants": {
         parameters: {
             query?: never;
@@ -1180,7 +1311,8 @@ export interface components {
              *     `subscription_feature.linked|unlinked`, `api_key.created|revoked`, `tenant.created`,
              *     `invoice.created|finalized|voided|paid|payment_failed|uncollectible`,
              *     `payment.created|processing|succeeded|failed`, `subscription.renewed|past_due|recovered`,
-             *     `test_clock.created|advancing|advanced`, `billing_settings.updated`.
+             *     `test_clock.created|advancing|advanced`, `billing_settings.updated`,
+             *     `webhook_endpoint.created|updated|disabled|secret_rotated|deleted`.
              * @example subscription.updated
              */
             type: string;
@@ -1547,6 +1679,122 @@ export interface components {
                 }[];
             }[];
         };
+        /**
+         * @description An event type (see `Event.type`), or `*` for every type, present and future.
+         * @enum {string}
+         */
+        WebhookEventType: "*" | "api_key.created" | "api_key.revoked" | "billing_settings.updated" | "feature.created" | "feature.updated" | "feature.deleted" | "invoice.created" | "invoice.finalized" | "invoice.voided" | "invoice.paid" | "invoice.payment_failed" | "invoice.uncollectible" | "payment.created" | "payment.processing" | "payment.succeeded" | "payment.failed" | "plan.created" | "plan.updated" | "plan.archived" | "plan.deleted" | "subscription.created" | "subscription.updated" | "subscription.canceled" | "subscription.cancellation_scheduled" | "subscription.deleted" | "subscription.renewed" | "subscription.past_due" | "subscription.recovered" | "subscription_feature.linked" | "subscription_feature.unlinked" | "tax_rate.created" | "tax_rate.superseded" | "test_clock.created" | "test_clock.advancing" | "test_clock.advanced" | "user.created" | "user.updated" | "user.deleted" | "webhook_endpoint.created" | "webhook_endpoint.updated" | "webhook_endpoint.disabled" | "webhook_endpoint.secret_rotated" | "webhook_endpoint.deleted";
+        /** @enum {string} */
+        WebhookEndpointStatus: "enabled" | "disabled";
+        /**
+         * Format: uri
+         * @description Where events are POSTed: an absolute `https:` URL without user name or password, whose host
+         *     is neither an internal name (`localhost`, a single label, `.local`, `.internal`) nor an
+         *     address, or a name resolving to an address, that is loopback, private, link-local,
+         *     shared (100.64.0.0/10), multicast, reserved or unspecified.
+         * @example https://hooks.example.com/subscriptions
+         */
+        WebhookUrl: string;
+        /** @description The event types sent to the endpoint; `["*"]` sends every type. */
+        WebhookEnabledEvents: components["schemas"]["WebhookEventType"][];
+        WebhookEndpoint: {
+            id: components["schemas"]["Id"];
+            url: components["schemas"]["WebhookUrl"];
+            description: string | null;
+            enabled_events: components["schemas"]["WebhookEnabledEvents"];
+            status: components["schemas"]["WebhookEndpointStatus"];
+            /** @description Why the system disabled the endpoint (every attempt failed for 3 days); null when enabled or disabled through the API. */
+            disabled_reason: string | null;
+            /**
+             * Format: date-time
+             * @description Until when the secret before the last rotation still signs deliveries; null when only one secret signs.
+             */
+            previous_secret_expires_at: string | null;
+            version: components["schemas"]["Version"];
+            created_at: components["schemas"]["Timestamp"];
+            updated_at: components["schemas"]["Timestamp"];
+        };
+        /** @description A WebhookEndpoint and, this once, its signing secret. */
+        WebhookEndpointWithSecret: {
+            id: components["schemas"]["Id"];
+            url: components["schemas"]["WebhookUrl"];
+            description: string | null;
+            enabled_events: components["schemas"]["WebhookEnabledEvents"];
+            status: components["schemas"]["WebhookEndpointStatus"];
+            disabled_reason: string | null;
+            /** Format: date-time */
+            previous_secret_expires_at: string | null;
+            version: components["schemas"]["Version"];
+            created_at: components["schemas"]["Timestamp"];
+            updated_at: components["schemas"]["Timestamp"];
+            /** @description The signing secret. The HMAC key is this whole string as UTF-8, `whsec_` included. */
+            secret: string;
+        };
+        WebhookEndpointCreate: {
+            url: components["schemas"]["WebhookUrl"];
+            description?: string | null;
+            enabled_events: components["schemas"]["WebhookEnabledEvents"];
+        };
+        WebhookEndpointUpdate: {
+            url?: components["schemas"]["WebhookUrl"];
+            description?: string | null;
+            enabled_events?: components["schemas"]["WebhookEnabledEvents"];
+            status?: components["schemas"]["WebhookEndpointStatus"];
+        };
+        WebhookSecretRotation: {
+            /**
+             * @description How long the current secret keeps signing, up to 7 days; 0 ends it now.
+             * @default 86400
+             */
+            grace_period_seconds: number;
+        };
+        WebhookEndpointList: {
+            data: components["schemas"]["WebhookEndpoint"][];
+            next_cursor: components["schemas"]["NextCursor"];
+        };
+        /**
+         * @description `pending` until an attempt gets a 2xx (`succeeded`) or retries end after 3 days (`failed`).
+         * @enum {string}
+         */
+        WebhookDeliveryStatus: "pending" | "succeeded" | "failed";
+        WebhookAttempt: {
+            number: number;
+            attempted_at: components["schemas"]["Timestamp"];
+            /** @description The HTTP status the endpoint answered; null when it gave none (see `error`). */
+            status_code: number | null;
+            /** @description Why no status came back (refused address, connection error, timeout); null when one did. */
+            error: string | null;
+            duration_ms: number;
+        };
+        WebhookDelivery: {
+            id: components["schemas"]["Id"];
+            /** Format: uuid */
+            endpoint_id: string;
+            /**
+             * Format: uuid
+             * @description The event sent, also in the `Subscriptions-Event-Id` header; deduplicate on it.
+             */
+            event_id: string;
+            event_type: string;
+            status: components["schemas"]["WebhookDeliveryStatus"];
+            attempt_count: number;
+            /**
+             * Format: date-time
+             * @description When the next attempt is due; null once succeeded or failed.
+             */
+            next_attempt_at: string | null;
+            /** Format: date-time */
+            last_attempted_at: string | null;
+            last_status_code: number | null;
+            last_error: string | null;
+            created_at: components["schemas"]["Timestamp"];
+            /** @description Every attempt, oldest first. */
+            attempts: components["schemas"]["WebhookAttempt"][];
+        };
+        WebhookDeliveryList: {
+            data: components["schemas"]["WebhookDelivery"][];
+            next_cursor: components["schemas"]["NextCursor"];
+        };
         Tenant: {
             id: components["schemas"]["Id"];
             name: components["schemas"]["Name"];
@@ -1895,6 +2143,8 @@ export interface components {
         PaymentId: string;
         /** @example 0193a6a2-9000-7000-8000-000000000001 */
         TestClockId: string;
+        /** @example 0193a6a2-a000-7000-8000-000000000001 */
+        WebhookEndpointId: string;
         /**
          * @description Makes the request safe to retry: it runs at most once for this key (see the description
          *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
@@ -5057,6 +5307,498 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    listWebhookEndpoints: {
+        parameters: {
+            query?: {
+                /** @description Page size. */
+                limit?: components["parameters"]["Limit"];
+                /** @description The `next_cursor` of the previous page. */
+                cursor?: components["parameters"]["Cursor"];
+                /** @description Only enabled or only disabled endpoints. */
+                status?: components["schemas"]["WebhookEndpointStatus"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of endpoints, newest first. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "next_cursor": null,
+                     *       "data": [
+                     *         {
+                     *           "id": "0193a6a2-a000-7000-8000-000000000001",
+                     *           "url": "https://hooks.example.com/subscriptions",
+                     *           "description": "Billing system",
+                     *           "enabled_events": [
+                     *             "invoice.paid",
+                     *             "invoice.payment_failed"
+                     *           ],
+                     *           "status": "enabled",
+                     *           "disabled_reason": null,
+                     *           "previous_secret_expires_at": null,
+                     *           "version": 1,
+                     *           "created_at": "2026-11-24T09:00:00.000Z",
+                     *           "updated_at": "2026-11-24T09:00:00.000Z"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": components["schemas"]["WebhookEndpointList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    createWebhookEndpoint: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Makes the request safe to retry: it runs at most once for this key (see the description
+                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "url": "https://hooks.example.com/subscriptions",
+                 *       "description": "Billing system",
+                 *       "enabled_events": [
+                 *         "invoice.paid",
+                 *         "invoice.payment_failed"
+                 *       ]
+                 *     }
+                 */
+                "application/json": components["schemas"]["WebhookEndpointCreate"];
+            };
+        };
+        responses: {
+            /** @description Registered; `secret` is shown only here (and when rotated). */
+            201: {
+                headers: {
+                    Location: components["headers"]["Location"];
+                    ETag: components["headers"]["ETag"];
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a6a2-a000-7000-8000-000000000001",
+                     *       "url": "https://hooks.example.com/subscriptions",
+                     *       "description": "Billing system",
+                     *       "enabled_events": [
+                     *         "invoice.paid",
+                     *         "invoice.payment_failed"
+                     *       ],
+                     *       "status": "enabled",
+                     *       "disabled_reason": null,
+                     *       "previous_secret_expires_at": null,
+                     *       "version": 1,
+                     *       "created_at": "2026-11-24T09:00:00.000Z",
+                     *       "updated_at": "2026-11-24T09:00:00.000Z",
+                     *       "secret": "whsec_RXhhbXBsZSBvbmx5OyBub3QgYSByZWFsIHNlY3JldCE"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["WebhookEndpointWithSecret"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["Unprocessable"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getWebhookEndpoint: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Answer 304 with no body when the current ETag is one of these (or `*`).
+                 * @example "3"
+                 */
+                "If-None-Match"?: components["parameters"]["IfNoneMatch"];
+            };
+            path: {
+                /** @example 0193a6a2-a000-7000-8000-000000000001 */
+                webhookEndpointId: components["parameters"]["WebhookEndpointId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The endpoint, without its secret. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a6a2-a000-7000-8000-000000000001",
+                     *       "url": "https://hooks.example.com/subscriptions",
+                     *       "description": "Billing system",
+                     *       "enabled_events": [
+                     *         "*"
+                     *       ],
+                     *       "status": "disabled",
+                     *       "disabled_reason": "Every delivery attempt failed for 3 days (last error, HTTP 503).",
+                     *       "previous_secret_expires_at": null,
+                     *       "version": 2,
+                     *       "created_at": "2026-11-24T09:00:00.000Z",
+                     *       "updated_at": "2026-11-27T09:00:00.000Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["WebhookEndpoint"];
+                };
+            };
+            304: components["responses"]["NotModified"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    deleteWebhookEndpoint: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Makes the request safe to retry: it runs at most once for this key (see the description
+                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+                /**
+                 * @description Change only if the resource's current ETag is one of these (or `*`, any existing version); else 412.
+                 * @example "3"
+                 */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
+            path: {
+                /** @example 0193a6a2-a000-7000-8000-000000000001 */
+                webhookEndpointId: components["parameters"]["WebhookEndpointId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted. */
+            204: {
+                headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            412: components["responses"]["PreconditionFailed"];
+            422: components["responses"]["Unprocessable"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    updateWebhookEndpoint: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Makes the request safe to retry: it runs at most once for this key (see the description
+                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+                /**
+                 * @description Change only if the resource's current ETag is one of these (or `*`, any existing version); else 412.
+                 * @example "3"
+                 */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
+            path: {
+                /** @example 0193a6a2-a000-7000-8000-000000000001 */
+                webhookEndpointId: components["parameters"]["WebhookEndpointId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "status": "enabled"
+                 *     }
+                 */
+                "application/json": components["schemas"]["WebhookEndpointUpdate"];
+            };
+        };
+        responses: {
+            /** @description The updated endpoint. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a6a2-a000-7000-8000-000000000001",
+                     *       "url": "https://hooks.example.com/subscriptions",
+                     *       "description": "Billing system",
+                     *       "enabled_events": [
+                     *         "*"
+                     *       ],
+                     *       "status": "enabled",
+                     *       "disabled_reason": null,
+                     *       "previous_secret_expires_at": null,
+                     *       "version": 3,
+                     *       "created_at": "2026-11-24T09:00:00.000Z",
+                     *       "updated_at": "2026-11-28T09:00:00.000Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["WebhookEndpoint"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            412: components["responses"]["PreconditionFailed"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["Unprocessable"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    rotateWebhookEndpointSecret: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Makes the request safe to retry: it runs at most once for this key (see the description
+                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+                /**
+                 * @description Change only if the resource's current ETag is one of these (or `*`, any existing version); else 412.
+                 * @example "3"
+                 */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
+            path: {
+                /** @example 0193a6a2-a000-7000-8000-000000000001 */
+                webhookEndpointId: components["parameters"]["WebhookEndpointId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                /**
+                 * @example {
+                 *       "grace_period_seconds": 3600
+                 *     }
+                 */
+                "application/json": components["schemas"]["WebhookSecretRotation"];
+            };
+        };
+        responses: {
+            /** @description The endpoint with its new secret, shown only here. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a6a2-a000-7000-8000-000000000001",
+                     *       "url": "https://hooks.example.com/subscriptions",
+                     *       "description": "Billing system",
+                     *       "enabled_events": [
+                     *         "invoice.paid",
+                     *         "invoice.payment_failed"
+                     *       ],
+                     *       "status": "enabled",
+                     *       "disabled_reason": null,
+                     *       "previous_secret_expires_at": "2026-11-24T10:00:00.000Z",
+                     *       "version": 2,
+                     *       "created_at": "2026-11-24T09:00:00.000Z",
+                     *       "updated_at": "2026-11-24T09:00:00.000Z",
+                     *       "secret": "whsec_QW5vdGhlciBleGFtcGxlOyBub3QgYSByZWFsIHNlY3JldA"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["WebhookEndpointWithSecret"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            412: components["responses"]["PreconditionFailed"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["Unprocessable"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    listWebhookDeliveries: {
+        parameters: {
+            query?: {
+                /** @description Page size. */
+                limit?: components["parameters"]["Limit"];
+                /** @description The `next_cursor` of the previous page. */
+                cursor?: components["parameters"]["Cursor"];
+                /** @description Only deliveries in this state. */
+                status?: components["schemas"]["WebhookDeliveryStatus"];
+                /** @description Only the delivery of this event. */
+                event_id?: string;
+            };
+            header?: never;
+            path: {
+                /** @example 0193a6a2-a000-7000-8000-000000000001 */
+                webhookEndpointId: components["parameters"]["WebhookEndpointId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of deliveries, newest first. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "next_cursor": null,
+                     *       "data": [
+                     *         {
+                     *           "id": "0193a6a2-b000-7000-8000-000000000001",
+                     *           "endpoint_id": "0193a6a2-a000-7000-8000-000000000001",
+                     *           "event_id": "5f0c6a8e-2f39-4c1b-9d35-0d6f7a0c1e21",
+                     *           "event_type": "invoice.paid",
+                     *           "status": "pending",
+                     *           "attempt_count": 1,
+                     *           "next_attempt_at": "2026-11-24T09:00:42.000Z",
+                     *           "last_attempted_at": "2026-11-24T09:00:01.000Z",
+                     *           "last_status_code": 503,
+                     *           "last_error": null,
+                     *           "created_at": "2026-11-24T09:00:00.000Z",
+                     *           "attempts": [
+                     *             {
+                     *               "number": 1,
+                     *               "attempted_at": "2026-11-24T09:00:01.000Z",
+                     *               "status_code": 503,
+                     *               "error": null,
+                     *               "duration_ms": 87
+                     *             }
+                     *           ]
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": components["schemas"]["WebhookDeliveryList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getWebhookDelivery: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @example 0193a6a2-b000-7000-8000-000000000001 */
+                webhookDeliveryId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The delivery and its attempts, oldest attempt first. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a6a2-b000-7000-8000-000000000001",
+                     *       "endpoint_id": "0193a6a2-a000-7000-8000-000000000001",
+                     *       "event_id": "5f0c6a8e-2f39-4c1b-9d35-0d6f7a0c1e21",
+                     *       "event_type": "invoice.paid",
+                     *       "status": "succeeded",
+                     *       "attempt_count": 2,
+                     *       "next_attempt_at": null,
+                     *       "last_attempted_at": "2026-11-24T09:00:43.000Z",
+                     *       "last_status_code": 200,
+                     *       "last_error": null,
+                     *       "created_at": "2026-11-24T09:00:00.000Z",
+                     *       "attempts": [
+                     *         {
+                     *           "number": 1,
+                     *           "attempted_at": "2026-11-24T09:00:01.000Z",
+                     *           "status_code": null,
+                     *           "error": "timed out after 10000 ms",
+                     *           "duration_ms": 10000
+                     *         },
+                     *         {
+                     *           "number": 2,
+                     *           "attempted_at": "2026-11-24T09:00:43.000Z",
+                     *           "status_code": 200,
+                     *           "error": null,
+                     *           "duration_ms": 64
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": components["schemas"]["WebhookDelivery"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
             429: components["responses"]["TooManyRequests"];
             503: components["responses"]["ServiceUnavailable"];
         };

@@ -34,9 +34,11 @@ import { subscriptionsRouter } from './routes/subscriptions.js';
 import { taxRatesRouter } from './routes/tax-rates.js';
 import { tenantsRouter } from './routes/tenants.js';
 import { usersRouter } from './routes/users.js';
+import { webhookDeliveriesRouter, webhookEndpointsRouter } from './routes/webhook-endpoints.js';
 import type { ServiceContext } from './services/context.js';
 import { SharedRateLimitStore } from './services/rate-limits.js';
 import { spec, specYaml } from './spec.js';
+import type { UrlPolicy } from './webhooks/ssrf.js';
 
 export interface AppOptions {
   /** Connects as the app role, so row-level security applies to every request. */
@@ -57,6 +59,8 @@ export interface AppOptions {
   rateLimitSyncMs?: number;
   /** Tests only: see ServiceContext.faults. */
   faults?: ServiceContext['faults'];
+  /** Which webhook URLs are accepted (WEBHOOKS_ALLOW_PRIVATE_URLS); private ones are refused by default. */
+  webhooks?: UrlPolicy;
 }
 
 export function createApp({
@@ -71,6 +75,7 @@ export function createApp({
   metrics = createMetrics(() => poolStats(db)),
   rateLimitSyncMs = 500,
   faults,
+  webhooks = { allowPrivateUrls: false },
 }: AppOptions): Express {
   const ctx: ServiceContext = { db, keyCache: new KeyCache(), ...(faults ? { faults } : {}) };
   const app = express();
@@ -140,6 +145,8 @@ export function createApp({
   app.use('/api/v1/test-clocks', testClocksRouter(ctx));
   app.use('/api/v1/billing-settings', billingSettingsRouter(ctx));
   app.use('/api/v1/reports', reportsRouter(ctx));
+  app.use('/api/v1/webhook-endpoints', webhookEndpointsRouter(ctx, webhooks));
+  app.use('/api/v1/webhook-deliveries', webhookDeliveriesRouter(ctx));
 
   app.use(notFoundHandler);
   app.use(problemHandler(logger));

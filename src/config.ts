@@ -39,6 +39,17 @@ export interface Config {
     /** Real-time rail settlement delays are multiplied by this (demos: 0.001). */
     readonly settlementDelayScale: number;
   };
+  /** Webhook deliveries (src/webhooks/). */
+  readonly webhooks: {
+    /** Accept http: and private, loopback and link-local addresses (local development and tests only). */
+    readonly allowPrivateUrls: boolean;
+    /** The first retry waits up to this; each next one up to twice as long (full jitter, 6 h at most). */
+    readonly retryBaseSeconds: number;
+    /** Retries end this long after a delivery's first attempt; an endpoint failing this long is disabled. */
+    readonly retryForSeconds: number;
+    /** One attempt's time limit. */
+    readonly timeoutSeconds: number;
+  };
 }
 
 /** A setting is wrong: reported as one line naming it, without a stack. */
@@ -85,7 +96,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       `SETTLEMENT_DELAY_SCALE must be a number from 0 to 1, got "${env.SETTLEMENT_DELAY_SCALE}"`,
     );
   }
+  const allowPrivate = env.WEBHOOKS_ALLOW_PRIVATE_URLS || 'false';
+  if (!['true', 'false'].includes(allowPrivate)) {
+    throw new ConfigError(`WEBHOOKS_ALLOW_PRIVATE_URLS must be true or false, got "${allowPrivate}"`);
+  }
   return Object.freeze({
+    webhooks: Object.freeze({
+      allowPrivateUrls: allowPrivate === 'true',
+      retryBaseSeconds: integer(env, 'WEBHOOK_RETRY_BASE_SECONDS', 30, 1, 86_400),
+      retryForSeconds: integer(env, 'WEBHOOK_RETRY_FOR_SECONDS', 259_200, 1, 2_592_000),
+      timeoutSeconds: integer(env, 'WEBHOOK_TIMEOUT_SECONDS', 10, 1, 60),
+    }),
     workers: integer(env, 'WORKERS', production ? os.availableParallelism() : 1, 1, 64),
     jobs: Object.freeze({
       inProcess: jobsSetting === 'on',

@@ -9,6 +9,7 @@ import * as m202611240002 from './202611240002_rate_limits.js';
 import * as m202611240003 from './202611240003_safe_writes.js';
 import * as m202611240004 from './202611240004_billing.js';
 import * as m202611240005 from './202611240005_payments.js';
+import * as m202611240006 from './202611240006_webhooks.js';
 
 export const migrations: Record<string, Migration> = {
   '202611230001_initial': m202611230001,
@@ -19,4 +20,5 @@ export const migrations: Record<string, Migration> = {
   '202611240003_safe_writes': m202611240003,
   '202611240004_billing': m202611240004,
   '202611240005_payments': m202611240005,
+  '202611240006_webhooks': m202611240006,
 };

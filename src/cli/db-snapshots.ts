@@ -30,6 +30,7 @@ import * as billingSettings from '../queries/billing-settings.js';
 import * as dueWork from '../queries/due-work.js';
 import * as payments from '../queries/payments.js';
 import * as testClocks from '../queries/test-clocks.js';
+import * as webhooks from '../queries/webhooks.js';
 import { runMain, StartupError } from '../startup.js';
 
 const check = process.argv.includes('--check');
@@ -51,6 +52,8 @@ const TAX_RATE = '01900000-0000-7000-8000-000000000009';
 const INVOICE = '01900000-0000-7000-8000-00000000000a';
 const CLOCK = '01900000-0000-7000-8000-00000000000b';
 const PAYMENT = '01900000-0000-7000-8000-00000000000c';
+const WEBHOOK_ENDPOINT = '01900000-0000-7000-8000-00000000000d';
+const WEBHOOK_DELIVERY = '01900000-0000-7000-8000-00000000000e';
 
 type Call = (db: Db) => Promise<unknown>;
 
@@ -332,6 +335,53 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
       },
     },
   },
+  webhooks: {
+    module: webhooks,
+    calls: {
+      listWebhookEndpoints: (db) =>
+        webhooks.listWebhookEndpoints(db, { limit: 20, after: WEBHOOK_ENDPOINT, status: 'enabled' }),
+      findWebhookEndpoint: (db) => webhooks.findWebhookEndpoint(db, WEBHOOK_ENDPOINT),
+      lockWebhookEndpoint: (db) => webhooks.lockWebhookEndpoint(db, WEBHOOK_ENDPOINT),
+      insertWebhookEndpoint: (db) =>
+        webhooks.insertWebhookEndpoint(db, {
+          url: 'https://hooks.example.com/',
+          description: 'd',
+          enabled_events: ['invoice.paid'],
+          secret: `whsec_${'0'.repeat(43)}`,
+        }),
+      updateWebhookEndpoint: async (db) => {
+        const { endpointId } = await claimedWebhookDelivery(db);
+        await webhooks.updateWebhookEndpoint(db, endpointId, { status: 'disabled', disabled_reason: 'r' });
+      },
+      currentSecret: async (db) => webhooks.currentSecret(db, (await claimedWebhookDelivery(db)).endpointId),
+      deleteWebhookEndpoint: (db) => webhooks.deleteWebhookEndpoint(db, WEBHOOK_ENDPOINT),
+      listWebhookDeliveries: (db) =>
+        webhooks.listWebhookDeliveries(db, WEBHOOK_ENDPOINT, {
+          limit: 20,
+          after: WEBHOOK_DELIVERY,
+          status: 'pending',
+          eventId: WEBHOOK_DELIVERY,
+        }),
+      findWebhookDelivery: (db) => webhooks.findWebhookDelivery(db, WEBHOOK_DELIVERY),
+      attemptsOf: (db) => webhooks.attemptsOf(db, [WEBHOOK_DELIVERY]),
+      claimDueDeliveries: (db) => webhooks.claimDueDeliveries(db, 20, 40_000),
+      nextDueAt: (db) => webhooks.nextDueAt(db),
+      findDeliveryToSend: (db) => webhooks.findDeliveryToSend(db, WEBHOOK_DELIVERY, WEBHOOK_ENDPOINT),
+      recordAttempt: async (db) => {
+        const claimed = await claimedWebhookDelivery(db);
+        await webhooks.recordAttempt(db, claimed.id, claimed.lease_token, {
+          status: 'pending',
+          next_attempt_at: new Date(0),
+          attempted_at: new Date(0),
+          status_code: 503,
+          error: null,
+          duration_ms: 12,
+        });
+      },
+      endpointSucceeded: (db) => webhooks.endpointSucceeded(db, WEBHOOK_ENDPOINT),
+      endpointFailed: (db) => webhooks.endpointFailed(db, WEBHOOK_ENDPOINT, new Date(0)),
+    },
+  },
   tenants: {
     module: tenants,
     calls: {
@@ -364,6 +414,27 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
 };
 
 class Rollback extends Error {}
+
+/** A webhook endpoint for every event, an event, and the delivery the trigger made, claimed. */
+async function claimedWebhookDelivery(db: Db): Promise<webhooks.ClaimedDelivery & { endpointId: string }> {
+  const endpoint = await webhooks.insertWebhookEndpoint(db, {
+    url: 'https://hooks.example.com/',
+    description: null,
+    enabled_events: ['*'],
+    secret: `whsec_${'0'.repeat(43)}`,
+  });
+  const event = {
+    type: 'user.created',
+    resource_type: 'user',
+    resource_id: USER,
+    actor: KEY,
+    request_id: null,
+  };
+  for (const query of events.insertEvents(db, [{ ...event, data: {} }])) await db.executeQuery(query);
+  const [claimed] = await webhooks.claimDueDeliveries(db, 1, 60_000);
+  if (!claimed) throw new Error(`no delivery was made for webhook endpoint ${endpoint.id}`);
+  return { ...claimed, endpointId: endpoint.id };
+}
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

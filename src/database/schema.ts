@@ -168,6 +168,36 @@ export type BillingSettingsTable = Override<
     version: Version;
   }
 >;
+export type WebhookEndpointStatus = 'enabled' | 'disabled';
+export type WebhookDeliveryStatus = 'pending' | 'succeeded' | 'failed';
+/** Webhooks (db/migrations/202611240006_webhooks.ts); the version moves only with what the API shows. */
+export type WebhookEndpointsTable = Override<
+  G.WebhookEndpoints,
+  {
+    tenant_id: TenantId;
+    status: ColumnType<WebhookEndpointStatus, WebhookEndpointStatus | undefined, WebhookEndpointStatus>;
+    created_at: Timestamp;
+    updated_at: UpdatedAt;
+    version: Version;
+  }
+>;
+/** Made by a trigger on events (the outbox), never inserted by the app. */
+export type WebhookDeliveriesTable = Override<
+  G.WebhookDeliveries,
+  {
+    tenant_id: TenantId;
+    endpoint_id: ColumnType<string, never, never>;
+    event_id: ColumnType<string, never, never>;
+    event_xid: ColumnType<string, never, never>;
+    event_seq: ColumnType<string, never, never>;
+    event_type: ColumnType<string, never, never>;
+    status: ColumnType<WebhookDeliveryStatus, never, WebhookDeliveryStatus>;
+    created_at: Timestamp;
+    updated_at: UpdatedAt;
+  }
+>;
+/** Append-only: the app role may insert and select. */
+export type WebhookAttemptsTable = Override<G.WebhookAttempts, { tenant_id: TenantId }>;
 /** Rate-limit counts (db/migrations/202611240002_rate_limits.ts); not tenant data. */
 export type RateLimitHitsTable = G.RateLimitHits;
 
@@ -191,6 +221,9 @@ export interface Database {
   test_clocks: TestClocksTable;
   payments: PaymentsTable;
   billing_settings: BillingSettingsTable;
+  webhook_endpoints: WebhookEndpointsTable;
+  webhook_deliveries: WebhookDeliveriesTable;
+  webhook_attempts: WebhookAttemptsTable;
 }
 
 export type TenantRow = Selectable<TenantsTable>;
@@ -208,6 +241,9 @@ export type InvoiceRow = Omit<Selectable<InvoicesTable>, 'tenant_id'>;
 export type TestClockRow = Omit<Selectable<TestClocksTable>, 'tenant_id'>;
 export type PaymentRow = Omit<Selectable<PaymentsTable>, 'tenant_id'>;
 export type BillingSettingsRow = Omit<Selectable<BillingSettingsTable>, 'tenant_id'>;
+export type WebhookEndpointRow = Omit<Selectable<WebhookEndpointsTable>, 'tenant_id'>;
+export type WebhookDeliveryRow = Omit<Selectable<WebhookDeliveriesTable>, 'tenant_id'>;
+export type WebhookAttemptRow = Omit<Selectable<WebhookAttemptsTable>, 'tenant_id'>;
 export type SubscriptionPatch = Updateable<SubscriptionsTable>;
 
 // The overrides agree with the generated tables: the same tables, the same columns, and each

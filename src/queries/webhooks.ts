@@ -1,0 +1,360 @@
+// Webhook endpoints, their deliveries (made by a trigger on events: the outbox) and attempts.
+// The claim reads across tenants and runs as the owner (ids only); everything else runs in the
+// tenant's transaction, under RLS.
+import { sql } from 'kysely';
+import type { Db } from '../database/connection.js';
+import type {
+  EventRow,
+  WebhookAttemptRow,
+  WebhookDeliveryRow,
+  WebhookDeliveryStatus,
+  WebhookEndpointRow,
+  WebhookEndpointStatus,
+} from '../database/schema.js';
+
+/** What the API shows of an endpoint: never its secrets. */
+const endpointColumns = [
+  'id',
+  'url',
+  'description',
+  'enabled_events',
+  'status',
+  'disabled_reason',
+  'previous_secret_expires_at',
+  'version',
+  'created_at',
+  'updated_at',
+] as const;
+export type WebhookEndpoint = Pick<WebhookEndpointRow, (typeof endpointColumns)[number]>;
+
+const deliveryColumns = [
+  'id',
+  'endpoint_id',
+  'event_id',
+  'event_type',
+  'status',
+  'attempts',
+  'first_attempted_at',
+  'next_attempt_at',
+  'last_attempted_at',
+  'last_status_code',
+  'last_error',
+  'created_at',
+] as const;
+export type WebhookDelivery = Pick<WebhookDeliveryRow, (typeof deliveryColumns)[number]>;
+
+const attemptColumns = [
+  'delivery_id',
+  'number',
+  'attempted_at',
+  'status_code',
+  'error',
+  'duration_ms',
+] as const;
+export type WebhookAttempt = Pick<WebhookAttemptRow, (typeof attemptColumns)[number]>;
+
+export interface EndpointFilter {
+  limit: number;
+  after?: string | undefined;
+  status?: WebhookEndpointStatus | undefined;
+}
+
+export function listWebhookEndpoints(db: Db, filter: EndpointFilter): Promise<WebhookEndpoint[]> {
+  let query = db
+    .selectFrom('webhook_endpoints')
+    .select(endpointColumns)
+    .orderBy('id', 'desc')
+    .limit(filter.limit + 1);
+  if (filter.after) query = query.where('id', '<', filter.after);
+  if (filter.status) query = query.where('status', '=', filter.status);
+  return query.execute();
+}
+
+export function findWebhookEndpoint(db: Db, id: string): Promise<WebhookEndpoint | undefined> {
+  return db.selectFrom('webhook_endpoints').select(endpointColumns).where('id', '=', id).executeTakeFirst();
+}
+
+/** The endpoint, locked until the transaction ends: what a change starts from. */
+export function lockWebhookEndpoint(db: Db, id: string): Promise<WebhookEndpoint | undefined> {
+  return db
+    .selectFrom('webhook_endpoints')
+    .select(endpointColumns)
+    .where('id', '=', id)
+    .forUpdate()
+    .executeTakeFirst();
+}
+
+export interface NewWebhookEndpoint {
+  url: string;
+  description: string | null;
+  enabled_events: string[];
+  secret: string;
+}
+
+export function insertWebhookEndpoint(db: Db, values: NewWebhookEndpoint): Promise<WebhookEndpoint> {
+  return db
+    .insertInto('webhook_endpoints')
+    .values(values)
+    .returning(endpointColumns)
+    .executeTakeFirstOrThrow();
+}
+
+export interface WebhookEndpointPatch {
+  url?: string;
+  description?: string | null;
+  enabled_events?: string[];
+  status?: WebhookEndpointStatus;
+  disabled_reason?: string | null;
+  secret?: string;
+  previous_secret?: string | null;
+  previous_secret_expires_at?: Date | null;
+  failing_since?: Date | null;
+}
+
+/** Run on a locked endpoint (lockWebhookEndpoint); the version trigger bumps `version`. */
+export function updateWebhookEndpoint(
+  db: Db,
+  id: string,
+  patch: WebhookEndpointPatch,
+): Promise<WebhookEndpoint> {
+  return db
+    .updateTable('webhook_endpoints')
+    .set({ ...patch, updated_at: sql`now()` })
+    .where('id', '=', id)
+    .returning(endpointColumns)
+    .executeTakeFirstOrThrow();
+}
+
+/** The endpoint's signing secret (read only to rotate it). */
+export async function currentSecret(db: Db, id: string): Promise<string> {
+  const row = await db
+    .selectFrom('webhook_endpoints')
+    .select('secret')
+    .where('id', '=', id)
+    .executeTakeFirstOrThrow();
+  return row.secret;
+}
+
+/** The deleted endpoint; its deliveries and attempts go with it. */
+export function deleteWebhookEndpoint(db: Db, id: string): Promise<WebhookEndpoint | undefined> {
+  return db
+    .deleteFrom('webhook_endpoints')
+    .where('id', '=', id)
+    .returning(endpointColumns)
+    .executeTakeFirst();
+}
+
+export interface DeliveryFilter {
+  limit: number;
+  after?: string | undefined;
+  status?: WebhookDeliveryStatus | undefined;
+  eventId?: string | undefined;
+}
+
+/** An endpoint's deliveries, newest first. */
+export function listWebhookDeliveries(
+  db: Db,
+  endpointId: string,
+  filter: DeliveryFilter,
+): Promise<WebhookDelivery[]> {
+  let query = db
+    .selectFrom('webhook_deliveries')
+    .select(deliveryColumns)
+    .where('endpoint_id', '=', endpointId)
+    .orderBy('id', 'desc')
+    .limit(filter.limit + 1);
+  if (filter.after) query = query.where('id', '<', filter.after);
+  if (filter.status) query = query.where('status', '=', filter.status);
+  if (filter.eventId) query = query.where('event_id', '=', filter.eventId);
+  return query.execute();
+}
+
+export function findWebhookDelivery(db: Db, id: string): Promise<WebhookDelivery | undefined> {
+  return db.selectFrom('webhook_deliveries').select(deliveryColumns).where('id', '=', id).executeTakeFirst();
+}
+
+/** The attempts of these deliveries, oldest first. */
+export async function attemptsOf(db: Db, deliveryIds: readonly string[]): Promise<WebhookAttempt[]> {
+  if (deliveryIds.length === 0) return [];
+  return db
+    .selectFrom('webhook_attempts')
+    .select(attemptColumns)
+    .where('delivery_id', 'in', deliveryIds)
+    .orderBy('delivery_id')
+    .orderBy('number')
+    .execute();
+}
+
+export interface ClaimedDelivery {
+  id: string;
+  tenant_id: string;
+  lease_token: string;
+}
+
+/**
+ * Takes up to `limit` due deliveries of enabled endpoints, across tenants, for leaseMs: SKIP
+ * LOCKED lets concurrent dispatchers take different ones, and the lease keeps a claimed delivery
+ * from being claimed again until it runs out (a crashed dispatcher's then come back).
+ */
+export async function claimDueDeliveries(db: Db, limit: number, leaseMs: number): Promise<ClaimedDelivery[]> {
+  const { rows } = await sql<ClaimedDelivery>`
+    with due as (
+      select d.id from webhook_deliveries d
+      join webhook_endpoints w on w.tenant_id = d.tenant_id and w.id = d.endpoint_id
+      where d.status = 'pending' and d.next_attempt_at <= now()
+        and (d.leased_until is null or d.leased_until <= now())
+        and w.status = 'enabled'
+      order by d.next_attempt_at
+      limit ${limit}
+      for update of d skip locked
+    )
+    update webhook_deliveries d
+    set lease_token = gen_random_uuid(), leased_until = now() + ${leaseMs} * interval '1 millisecond'
+    from due where d.id = due.id
+    returning d.id, d.tenant_id, d.lease_token`.execute(db);
+  return rows;
+}
+
+/** When the earliest pending delivery is due (across tenants), for the dispatcher's next wake-up. */
+export async function nextDueAt(db: Db): Promise<Date | undefined> {
+  const { rows } = await sql<{ at: Date | null }>`
+    select min(greatest(next_attempt_at, leased_until)) as at from webhook_deliveries
+    where status = 'pending'`.execute(db);
+  return rows[0]?.at ?? undefined;
+}
+
+/** What one attempt needs: the delivery (still leased with this token), its endpoint and event. */
+export interface DeliveryToSend {
+  delivery: WebhookDelivery;
+  url: string;
+  /** The secrets that sign now, newest first. */
+  secrets: string[];
+  event: EventRow;
+}
+
+export async function findDeliveryToSend(
+  db: Db,
+  id: string,
+  leaseToken: string,
+): Promise<DeliveryToSend | undefined> {
+  const row = await db
+    .selectFrom('webhook_deliveries as d')
+    .innerJoin('webhook_endpoints as w', (join) =>
+      join.onRef('w.tenant_id', '=', 'd.tenant_id').onRef('w.id', '=', 'd.endpoint_id'),
+    )
+    .innerJoin('events as e', (join) =>
+      join
+        .onRef('e.tenant_id', '=', 'd.tenant_id')
+        .onRef('e.xid', '=', 'd.event_xid')
+        .onRef('e.seq', '=', 'd.event_seq'),
+    )
+    .select([
+      ...deliveryColumns.map((c) => `d.${c}` as const),
+      'w.url',
+      'w.secret',
+      sql<string | null>`case when w.previous_secret_expires_at > now() then w.previous_secret end`.as(
+        'previous_secret',
+      ),
+      sql<EventRow>`json_build_object('seq', e.seq::text, 'id', e.id, 'xid', e.xid::text, 'type', e.type,
+        'resource_type', e.resource_type, 'resource_id', e.resource_id, 'actor', e.actor,
+        'request_id', e.request_id, 'occurred_at', e.occurred_at, 'data', e.data, 'previous', e.previous)`.as(
+        'event',
+      ),
+    ])
+    .where('d.id', '=', id)
+    .where('d.lease_token', '=', leaseToken)
+    .where('d.status', '=', 'pending')
+    .executeTakeFirst();
+  if (!row) return undefined;
+  const { url, secret, previous_secret, event, ...delivery } = row;
+  return {
+    delivery,
+    url,
+    secrets: previous_secret ? [secret, previous_secret] : [secret],
+    event: { ...event, occurred_at: new Date(event.occurred_at) },
+  };
+}
+
+export interface AttemptOutcome {
+  status: WebhookDeliveryStatus;
+  next_attempt_at: Date | null;
+  attempted_at: Date;
+  status_code: number | null;
+  error: string | null;
+  duration_ms: number;
+}
+
+/**
+ * The attempt's outcome, on the delivery and in its attempts; undefined when the lease was lost
+ * (it ran out and another dispatcher claimed the delivery: that one records its own attempt).
+ */
+export async function recordAttempt(
+  db: Db,
+  id: string,
+  leaseToken: string,
+  outcome: AttemptOutcome,
+): Promise<WebhookDelivery | undefined> {
+  const delivery = await db
+    .updateTable('webhook_deliveries')
+    .set({
+      status: outcome.status,
+      attempts: sql`attempts + 1`,
+      first_attempted_at: sql`coalesce(first_attempted_at, ${outcome.attempted_at})`,
+      last_attempted_at: outcome.attempted_at,
+      last_status_code: outcome.status_code,
+      last_error: outcome.error,
+      next_attempt_at: outcome.next_attempt_at,
+      lease_token: null,
+      leased_until: null,
+      updated_at: sql`now()`,
+    })
+    .where('id', '=', id)
+    .where('lease_token', '=', leaseToken)
+    .returning(deliveryColumns)
+    .executeTakeFirst();
+  if (!delivery) return undefined;
+  await db
+    .insertInto('webhook_attempts')
+    .values({
+      delivery_id: id,
+      number: delivery.attempts,
+      attempted_at: outcome.attempted_at,
+      status_code: outcome.status_code,
+      error: outcome.error,
+      duration_ms: outcome.duration_ms,
+    })
+    .execute();
+  return delivery;
+}
+
+/** A success ends the endpoint's failing streak (a write only when there was one). */
+export async function endpointSucceeded(db: Db, endpointId: string): Promise<void> {
+  await db
+    .updateTable('webhook_endpoints')
+    .set({ failing_since: null })
+    .where('id', '=', endpointId)
+    .where('failing_since', 'is not', null)
+    .execute();
+}
+
+/**
+ * A failure starts the endpoint's failing streak, or continues it (a write only when it starts).
+ * Returns the endpoint with since when it has been failing.
+ */
+export async function endpointFailed(
+  db: Db,
+  endpointId: string,
+  at: Date,
+): Promise<(WebhookEndpoint & { failing_since: Date | null }) | undefined> {
+  await db
+    .updateTable('webhook_endpoints')
+    .set({ failing_since: at })
+    .where('id', '=', endpointId)
+    .where('failing_since', 'is', null)
+    .execute();
+  return db
+    .selectFrom('webhook_endpoints')
+    .select([...endpointColumns, 'failing_since'])
+    .where('id', '=', endpointId)
+    .executeTakeFirst();
+}

@@ -1,0 +1,152 @@
+// The dispatcher's steps (src/webhooks/dispatcher.ts): claim due deliveries across tenants (as
+// the owner, ids only), read what to send in the delivery's tenant, and record each attempt there,
+// with its consequences: the next attempt's time, the delivery's end, the endpoint disabled.
+import type { Db } from '../database/connection.js';
+import type { WebhookDeliveryStatus } from '../database/schema.js';
+import * as webhooks from '../queries/webhooks.js';
+import { toEventResponse } from '../responses/events.js';
+import { toWebhookEndpointResponse } from '../responses/webhooks.js';
+import { type Actor, inTenant, type ServiceContext } from './context.js';
+
+export interface DeliveryContext extends ServiceContext {
+  /** The owner's pool: claims due deliveries across tenants. */
+  readonly ownerDb: Db;
+}
+
+export interface RetrySettings {
+  /** The first retry waits up to this; each later one up to twice the one before (then 6 h at most). */
+  readonly retryBaseMs: number;
+  /** Retries end this long after the first attempt; an endpoint failing this long is disabled. */
+  readonly retryForMs: number;
+  /** Tests: replaces Math.random for the jitter. */
+  readonly random?: () => number;
+}
+
+const MAX_DELAY_MS = 6 * 3600 * 1000;
+const system = (tenantId: string): Actor => ({ tenantId, keyId: 'system' });
+
+/**
+ * The wait before the attempt after attempt `made`: exponential, with full jitter (a random
+ * point in [0, base × 2^(made−1)], capped at 6 h), so that receivers coming back from an outage
+ * are not hit by every sender's retries in the same second.
+ */
+export function retryDelayMs(made: number, settings: RetrySettings): number {
+  const ceiling = Math.min(settings.retryBaseMs * 2 ** Math.min(made - 1, 30), MAX_DELAY_MS);
+  return Math.floor((settings.random ?? Math.random)() * ceiling);
+}
+
+export function claimDueDeliveries(
+  ctx: DeliveryContext,
+  limit: number,
+  leaseMs: number,
+): Promise<webhooks.ClaimedDelivery[]> {
+  return webhooks.claimDueDeliveries(ctx.ownerDb, limit, leaseMs);
+}
+
+export function nextDueAt(ctx: DeliveryContext): Promise<Date | undefined> {
+  return webhooks.nextDueAt(ctx.ownerDb);
+}
+
+export interface Sendable {
+  url: string;
+  secrets: string[];
+  /** The event exactly as GET /api/v1/events shows it. */
+  event: ReturnType<typeof toEventResponse>;
+  /** Attempts made before this one, and when the first was (the retries' limit runs from it). */
+  attempts: number;
+  firstAttemptedAt: Date | null;
+}
+
+/** What to send for a claimed delivery; undefined when the claim is no longer this one's. */
+export async function loadSendable(
+  ctx: DeliveryContext,
+  claimed: webhooks.ClaimedDelivery,
+): Promise<Sendable | undefined> {
+  const found = await inTenant(ctx, system(claimed.tenant_id), (tx) =>
+    webhooks.findDeliveryToSend(tx.db, claimed.id, claimed.lease_token),
+  );
+  return (
+    found && {
+      url: found.url,
+      secrets: found.secrets,
+      event: toEventResponse(found.event),
+      attempts: found.delivery.attempts,
+      firstAttemptedAt: found.delivery.first_attempted_at,
+    }
+  );
+}
+
+export interface AttemptResult {
+  attemptedAt: Date;
+  durationMs: number;
+  /** The HTTP status the endpoint answered, if it answered. */
+  statusCode: number | null;
+  /** Why there is no status (refused address, connection error, timeout). */
+  error: string | null;
+}
+
+export type RecordedOutcome =
+  { kind: 'recorded'; status: WebhookDeliveryStatus; endpointDisabled: boolean } | { kind: 'lease-lost' };
+
+/**
+ * One attempt's record, in the delivery's tenant: 2xx succeeds; anything else is retried after
+ * retryDelayMs, until retryForMs after the first attempt (the last try falls on that limit), then
+ * fails. An endpoint whose every attempt failed for retryForMs is disabled, with an event.
+ */
+export function recordAttempt(
+  ctx: DeliveryContext,
+  claimed: webhooks.ClaimedDelivery,
+  sent: Pick<Sendable, 'attempts' | 'firstAttemptedAt'>,
+  result: AttemptResult,
+  settings: RetrySettings,
+): Promise<RecordedOutcome> {
+  const succeeded = result.statusCode !== null && result.statusCode >= 200 && result.statusCode < 300;
+  const now = new Date();
+  const deadline = (sent.firstAttemptedAt ?? result.attemptedAt).getTime() + settings.retryForMs;
+  const retry = !succeeded && now.getTime() < deadline;
+  const next = Math.min(now.getTime() + retryDelayMs(sent.attempts + 1, settings), deadline);
+  return inTenant(ctx, system(claimed.tenant_id), async (tx): Promise<RecordedOutcome> => {
+    const made = await webhooks.recordAttempt(tx.db, claimed.id, claimed.lease_token, {
+      status: succeeded ? 'succeeded' : retry ? 'pending' : 'failed',
+      next_attempt_at: retry ? new Date(next) : null,
+      attempted_at: result.attemptedAt,
+      status_code: result.statusCode,
+      error: result.error?.slice(0, 1000) ?? null,
+      duration_ms: Math.max(0, Math.round(result.durationMs)),
+    });
+    if (!made) return { kind: 'lease-lost' };
+    if (succeeded) {
+      await webhooks.endpointSucceeded(tx.db, made.endpoint_id);
+      return { kind: 'recorded', status: made.status, endpointDisabled: false };
+    }
+    const endpoint = await webhooks.endpointFailed(tx.db, made.endpoint_id, result.attemptedAt);
+    const failingFor = endpoint?.failing_since ? now.getTime() - endpoint.failing_since.getTime() : 0;
+    if (!endpoint || endpoint.status !== 'enabled' || failingFor < settings.retryForMs) {
+      return { kind: 'recorded', status: made.status, endpointDisabled: false };
+    }
+    const last = result.statusCode === null ? result.error : `HTTP ${result.statusCode}`;
+    const disabled = await webhooks.updateWebhookEndpoint(tx.db, endpoint.id, {
+      status: 'disabled',
+      disabled_reason: `Every delivery attempt failed for ${describe(settings.retryForMs)} (last: ${last}).`,
+    });
+    const data = toWebhookEndpointResponse(disabled);
+    tx.emit({
+      type: 'webhook_endpoint.disabled',
+      resource_type: 'webhook_endpoint',
+      resource_id: endpoint.id,
+      actor: 'system',
+      data,
+      previous: { status: 'enabled', disabled_reason: null },
+    });
+    return { kind: 'recorded', status: made.status, endpointDisabled: true };
+  });
+}
+
+/** "3 days", "90 seconds", "400 ms": how long, for a person. */
+function describe(ms: number): string {
+  if (ms % 1000 !== 0) return `${ms} ms`;
+  const seconds = ms / 1000;
+  if (seconds % 86_400 === 0) return `${seconds / 86_400} day${seconds === 86_400 ? '' : 's'}`;
+  if (seconds % 3600 === 0) return `${seconds / 3600} hour${seconds === 3600 ? '' : 's'}`;
+  return `${seconds} second${seconds === 1 ? '' : 's'}`;
+}

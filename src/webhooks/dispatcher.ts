@@ -1,0 +1,268 @@
+// Sends webhook deliveries. Deliveries are rows (written with their events by a trigger, see
+// db/migrations/202611240006_webhooks.ts), so nothing is lost while no dispatcher runs; a
+// dispatcher wakes on the trigger's NOTIFY, polls as well (a notification can be missed while
+// it reconnects), claims due deliveries with a lease, POSTs them and records each attempt in its
+// tenant. Any number of dispatchers may run: a claim is one dispatcher's until its lease ends.
+import http from 'node:http';
+import https from 'node:https';
+import pg from 'pg';
+import { Counter } from 'prom-client';
+import type { Db } from '../database/connection.js';
+import type { Logger } from '../logger.js';
+import {
+  type AttemptResult,
+  claimDueDeliveries,
+  type DeliveryContext,
+  loadSendable,
+  nextDueAt,
+  recordAttempt,
+  type RetrySettings,
+} from '../services/webhook-deliveries.js';
+import { signedRequest } from './sign.js';
+import { type LookupFunction, pinnedLookup, RefusedAddressError, urlProblem } from './ssrf.js';
+
+export const NOTIFY_CHANNEL = 'webhook_deliveries';
+
+const attemptsTotal = new Counter({
+  name: 'webhook_delivery_attempts_total',
+  help: 'Webhook delivery attempts, by outcome: succeeded (2xx), http_error (another status), timeout, network_error, refused (a forbidden address).',
+  labelNames: ['outcome'] as const,
+});
+const finishedTotal = new Counter({
+  name: 'webhook_deliveries_finished_total',
+  help: 'Webhook deliveries that ended, by status (succeeded, or failed after retrying for the retry limit).',
+  labelNames: ['status'] as const,
+});
+
+export interface DeliverOptions extends RetrySettings {
+  /** The owner's pool: claims across tenants (ids only). */
+  ownerDb: Db;
+  /** The app role's pool: each delivery is read and recorded in its tenant, under RLS. */
+  appDb: Db;
+  logger: Logger;
+  /** WEBHOOKS_ALLOW_PRIVATE_URLS: plain http and private addresses (development and tests only). */
+  allowPrivate: boolean;
+  /** Per attempt, connecting to the last byte of the status line (default 10 s). */
+  timeoutMs?: number;
+  /** How long a claim lasts before another dispatcher may take it (default timeoutMs + 30 s). */
+  leaseMs?: number;
+  /** Deliveries claimed (and sent concurrently) at a time (default 20). */
+  batchSize?: number;
+  /** Tests: resolves names instead of the system resolver. */
+  lookup?: LookupFunction;
+}
+
+export interface DeliverySummary {
+  /** Deliveries claimed and attempted. */
+  attempted: number;
+  succeeded: number;
+  /** Attempts that did not succeed (the delivery is retried, or failed for good). */
+  failed: number;
+}
+
+/** POSTs the body, resolving to a status or an error; never rejects. */
+function post(
+  url: string,
+  body: string,
+  headers: Record<string, string>,
+  options: { timeoutMs: number; allowPrivate: boolean; lookup?: LookupFunction | undefined },
+): Promise<Omit<AttemptResult, 'attemptedAt' | 'durationMs'> & { outcome: string }> {
+  // Checked again at delivery: the setting may have changed, or the row been written otherwise.
+  const problem = urlProblem(url, { allowPrivateUrls: options.allowPrivate });
+  if (problem)
+    return Promise.resolve({ statusCode: null, error: `refused: the URL ${problem}`, outcome: 'refused' });
+  return new Promise((resolve) => {
+    let settled = false;
+    const finish = (result: { statusCode: number | null; error: string | null; outcome: string }) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      request.destroy();
+      resolve(result);
+    };
+    const target = new URL(url);
+    const client = target.protocol === 'https:' ? https : http;
+    const request = client.request(target, {
+      method: 'POST',
+      headers: { ...headers, 'Content-Length': String(Buffer.byteLength(body)) },
+      // Every address the name resolves to is checked, and the socket connects only to those.
+      lookup: pinnedLookup({ allowPrivateUrls: options.allowPrivate, lookup: options.lookup }),
+      // A fresh connection each time: a pooled socket would skip the lookup (and its check).
+      agent: false,
+    });
+    const timer = setTimeout(
+      () =>
+        finish({ statusCode: null, error: `timed out after ${options.timeoutMs} ms`, outcome: 'timeout' }),
+      options.timeoutMs,
+    );
+    request.on('response', (response) => {
+      // The status is the answer; the body is not read (nor waited for).
+      const statusCode = response.statusCode ?? 0;
+      const ok = statusCode >= 200 && statusCode < 300;
+      finish({ statusCode, error: null, outcome: ok ? 'succeeded' : 'http_error' });
+    });
+    request.on('error', (error: NodeJS.ErrnoException) => {
+      if (error instanceof RefusedAddressError) {
+        finish({ statusCode: null, error: `refused: ${error.message}`, outcome: 'refused' });
+      } else {
+        const code = error.code ? `${error.code}: ` : '';
+        finish({ statusCode: null, error: `${code}${error.message}`, outcome: 'network_error' });
+      }
+    });
+    request.end(body);
+  });
+}
+
+/**
+ * One round: claims up to batchSize due deliveries, sends them concurrently and records each
+ * attempt. Returns what it did; a full batch means more may be due.
+ */
+export async function deliverDue(options: DeliverOptions): Promise<DeliverySummary> {
+  const timeoutMs = options.timeoutMs ?? 10_000;
+  const leaseMs = options.leaseMs ?? timeoutMs + 30_000;
+  const ctx: DeliveryContext = { db: options.appDb, ownerDb: options.ownerDb };
+  const claimed = await claimDueDeliveries(ctx, options.batchSize ?? 20, leaseMs);
+  const summary: DeliverySummary = { attempted: 0, succeeded: 0, failed: 0 };
+  await Promise.all(
+    claimed.map(async (claim) => {
+      try {
+        const sendable = await loadSendable(ctx, claim);
+        if (!sendable) return;
+        const attemptedAt = new Date();
+        const started = performance.now();
+        const request = signedRequest(sendable.event, claim.id, sendable.secrets, attemptedAt);
+        const sent = await post(sendable.url, request.body, request.headers, {
+          timeoutMs,
+          allowPrivate: options.allowPrivate,
+          lookup: options.lookup,
+        });
+        const durationMs = performance.now() - started;
+        const recorded = await recordAttempt(
+          ctx,
+          claim,
+          sendable,
+          { attemptedAt, durationMs, statusCode: sent.statusCode, error: sent.error },
+          options,
+        );
+        if (recorded.kind === 'lease-lost') {
+          options.logger.warn(
+            { delivery: claim.id },
+            'webhook lease ran out during the attempt; not recorded',
+          );
+          return;
+        }
+        attemptsTotal.inc({ outcome: sent.outcome });
+        summary.attempted++;
+        if (sent.outcome === 'succeeded') summary.succeeded++;
+        else summary.failed++;
+        if (recorded.status !== 'pending') finishedTotal.inc({ status: recorded.status });
+        if (recorded.endpointDisabled) {
+          options.logger.warn(
+            { delivery: claim.id, tenant: claim.tenant_id },
+            'webhook endpoint disabled: every attempt failed for the retry limit',
+          );
+        }
+      } catch (error) {
+        // The claim's lease runs out and the delivery is tried again: nothing is lost.
+        options.logger.error({ err: error, delivery: claim.id }, 'webhook delivery failed unexpectedly');
+      }
+    }),
+  );
+  return summary;
+}
+
+export interface DispatcherOptions extends DeliverOptions {
+  /** The owner's connection string: a dedicated connection LISTENs for new deliveries. */
+  ownerUrl: string;
+  /** How often to look for due deliveries without a notification (default 5 s). */
+  pollMs?: number;
+}
+
+export interface RunningDispatcher {
+  /** Stops claiming, waits for the attempts in flight (each ends within timeoutMs), and closes the listener. */
+  stop(): Promise<void>;
+}
+
+/** Runs deliverDue whenever deliveries may be due: on NOTIFY, at the next due time, and every pollMs. */
+export async function startWebhookDispatcher(options: DispatcherOptions): Promise<RunningDispatcher> {
+  const pollMs = options.pollMs ?? 5000;
+  const { logger } = options;
+  let stopping = false;
+  let running: Promise<void> | undefined;
+  let again = false;
+  let timer: NodeJS.Timeout | undefined;
+  let listener: pg.Client | undefined;
+
+  const schedule = (ms: number) => {
+    if (stopping) return;
+    clearTimeout(timer);
+    timer = setTimeout(wake, Math.max(0, ms));
+  };
+
+  async function round(): Promise<void> {
+    for (;;) {
+      again = false;
+      const summary = await deliverDue(options);
+      if (stopping) return;
+      // A full batch, or a notification meanwhile: more may be due now.
+      if (summary.attempted < (options.batchSize ?? 20) && !again) break;
+    }
+    const next = await nextDueAt({ db: options.appDb, ownerDb: options.ownerDb });
+    schedule(next ? Math.min(pollMs, next.getTime() - Date.now()) : pollMs);
+  }
+
+  function wake(): void {
+    if (stopping) return;
+    if (running) {
+      again = true;
+      return;
+    }
+    running = round()
+      .catch((error: unknown) => {
+        logger.warn({ err: error }, 'webhook dispatch round failed; retrying at the next poll');
+        schedule(pollMs);
+      })
+      .finally(() => {
+        running = undefined;
+      });
+  }
+
+  // Until it (re)connects, polling alone finds the deliveries: later, never lost.
+  const relisten = () => {
+    if (!stopping) setTimeout(() => void listen(), pollMs).unref();
+  };
+  async function listen(): Promise<void> {
+    const client = new pg.Client({ connectionString: options.ownerUrl });
+    client.on('notification', wake);
+    client.on('error', (error) => {
+      logger.warn({ err: error }, 'webhook listener connection lost; reconnecting, polling meanwhile');
+      if (listener === client) listener = undefined;
+      void client.end().catch(() => {});
+      relisten();
+    });
+    try {
+      await client.connect();
+      await client.query(`listen ${NOTIFY_CHANNEL}`);
+    } catch (error) {
+      logger.warn({ err: error }, 'webhook listener could not connect; retrying, polling meanwhile');
+      await client.end().catch(() => {});
+      relisten();
+      return;
+    }
+    if (stopping) await client.end();
+    else listener = client;
+    wake(); // whatever was notified while it was not listening
+  }
+
+  await listen();
+  if (!listener) wake(); // listening wakes it; without a listener, polling starts now
+  return {
+    async stop() {
+      stopping = true;
+      clearTimeout(timer);
+      await running;
+      await listener?.end().catch(() => {});
+      listener = undefined;
+    },
+  };
+}

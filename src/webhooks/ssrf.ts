@@ -1,0 +1,214 @@
+// Server-side request forgery: a webhook URL is the tenant's to choose, so without these checks it
+// could make our servers POST to our own network (a database's HTTP port, a cloud metadata
+// service). URLs are checked at registration and again at delivery, where the connection is
+// pinned to the addresses checked (see pinnedLookup): a DNS answer that changes in between
+// (DNS rebinding) is checked again, not trusted.
+import dns from 'node:dns';
+import net from 'node:net';
+
+/** Whether private addresses and plain http are allowed (WEBHOOKS_ALLOW_PRIVATE_URLS). */
+export interface UrlPolicy {
+  readonly allowPrivateUrls: boolean;
+  /** Tests: resolves names instead of the system resolver (dns.lookup's signature). */
+  readonly lookup?: LookupFunction | undefined;
+}
+
+export type LookupFunction = (
+  hostname: string,
+  options: { all: true },
+  callback: (error: NodeJS.ErrnoException | null, addresses: dns.LookupAddress[]) => void,
+) => void;
+
+// [first address, prefix length, class]; IPv4 as a.b.c.d, IPv6 in any valid form.
+const V4_RANGES: Array<[string, number, string]> = [
+  ['0.0.0.0', 8, 'unspecified'],
+  ['10.0.0.0', 8, 'private'],
+  ['100.64.0.0', 10, 'shared (carrier-grade NAT)'],
+  ['127.0.0.0', 8, 'loopback'],
+  ['169.254.0.0', 16, 'link-local (cloud metadata)'],
+  ['172.16.0.0', 12, 'private'],
+  ['192.0.0.0', 24, 'reserved'],
+  ['192.0.2.0', 24, 'documentation'],
+  ['192.88.99.0', 24, 'reserved'],
+  ['192.168.0.0', 16, 'private'],
+  ['198.18.0.0', 15, 'reserved'],
+  ['198.51.100.0', 24, 'documentation'],
+  ['203.0.113.0', 24, 'documentation'],
+  ['224.0.0.0', 4, 'multicast'],
+  ['240.0.0.0', 4, 'reserved'],
+];
+const V6_RANGES: Array<[string, number, string]> = [
+  ['::', 128, 'unspecified'],
+  ['::1', 128, 'loopback'],
+  ['::', 96, 'reserved'], // IPv4-compatible, deprecated
+  ['64:ff9b:1::', 48, 'reserved'],
+  ['100::', 64, 'reserved'],
+  ['2001::', 32, 'reserved'], // Teredo: an IPv4 address in disguise
+  ['2001:db8::', 32, 'documentation'],
+  ['fc00::', 7, 'private (unique local)'],
+  ['fe80::', 10, 'link-local'],
+  ['fec0::', 10, 'reserved'],
+  ['ff00::', 8, 'multicast'],
+];
+
+/** The 16 bytes of an IPv6 address (a valid one: net.isIPv6 said so). */
+function v6Bytes(address: string): number[] {
+  let text = address.split('%')[0]!; // a zone id does not change the class
+  const bytes: number[] = [];
+  const dotted = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
+  let tail: number[] = [];
+  if (dotted) {
+    tail = dotted[1]!.split('.').map(Number);
+    text = text.slice(0, -dotted[1]!.length) + '0:0';
+  }
+  const [head = '', rest] = text.split('::');
+  const groups = (part: string) => (part === '' ? [] : part.split(':').map((g) => parseInt(g, 16)));
+  const front = groups(head);
+  const back = rest === undefined ? [] : groups(rest);
+  const all = [...front, ...new Array<number>(8 - front.length - back.length).fill(0), ...back];
+  for (const group of all) bytes.push(group >> 8, group & 0xff);
+  if (dotted) bytes.splice(12, 4, ...tail);
+  return bytes;
+}
+
+const v4Bytes = (address: string) => address.split('.').map(Number);
+
+function inRange(bytes: number[], first: number[], prefix: number): boolean {
+  for (let bit = 0; bit < prefix; bit++) {
+    const mask = 0x80 >> (bit % 8);
+    if ((bytes[bit >> 3]! & mask) !== (first[bit >> 3]! & mask)) return false;
+  }
+  return true;
+}
+
+/** Why an IP address may not be the target of a webhook; undefined for a public unicast address. */
+export function forbiddenAddressClass(address: string): string | undefined {
+  if (net.isIPv4(address)) {
+    const bytes = v4Bytes(address);
+    if (address === '255.255.255.255') return 'broadcast';
+    return V4_RANGES.find(([first, prefix]) => inRange(bytes, v4Bytes(first), prefix))?.[2];
+  }
+  if (!net.isIPv6(address)) return 'not an IP address';
+  const bytes = v6Bytes(address);
+  // Addresses that carry an IPv4 address are what that address is: mapped (::ffff:0:0/96),
+  // NAT64 (64:ff9b::/96) and 6to4 (2002::/16, the IPv4 address in bytes 2 to 5).
+  const embedded = (from: number) => bytes.slice(from, from + 4).join('.');
+  if (inRange(bytes, v6Bytes('::ffff:0:0'), 96)) return forbiddenAddressClass(embedded(12));
+  if (inRange(bytes, v6Bytes('64:ff9b::'), 96)) return forbiddenAddressClass(embedded(12));
+  if (inRange(bytes, v6Bytes('2002::'), 16)) return forbiddenAddressClass(embedded(2));
+  return V6_RANGES.find(([first, prefix]) => inRange(bytes, v6Bytes(first), prefix))?.[2];
+}
+
+/** Names that always mean "inside": loopback, mDNS, private-use TLDs, cloud metadata, bare labels. */
+function forbiddenName(hostname: string): string | undefined {
+  const name = hostname.toLowerCase().replace(/\.$/, '');
+  if (name === 'localhost' || name.endsWith('.localhost')) return 'a loopback name';
+  if (name === 'metadata.google.internal' || name === 'metadata' || name === 'instance-data')
+    return 'a cloud metadata name';
+  if (/\.(local|internal|localdomain|home\.arpa|intranet|lan)$/.test(name)) return 'an internal name';
+  if (!name.includes('.')) return 'a single-label (internal) name';
+  return undefined;
+}
+
+/** The URL's host as an IP address (brackets removed), or undefined for a name. */
+function ipOf(url: URL): string | undefined {
+  const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+  return net.isIP(host) ? host : undefined;
+}
+
+export class RefusedAddressError extends Error {
+  override name = 'RefusedAddressError';
+  readonly code = 'EWEBHOOKADDRESS';
+}
+
+/**
+ * What is wrong with a webhook URL before any DNS lookup (scheme, credentials, internal names,
+ * forbidden IP literals); undefined when nothing is.
+ */
+export function urlProblem(text: string, policy: UrlPolicy): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return 'is not an absolute URL';
+  }
+  const schemes = policy.allowPrivateUrls ? ['https:', 'http:'] : ['https:'];
+  if (!schemes.includes(url.protocol)) return `must use ${schemes.join(' or ')}`;
+  if (url.username || url.password) return 'must not contain a user name or password';
+  if (url.hostname === '') return 'has no host';
+  if (policy.allowPrivateUrls) return undefined;
+  const ip = ipOf(url);
+  if (ip) {
+    const forbidden = forbiddenAddressClass(ip);
+    return forbidden && `names a ${forbidden} address (${ip})`;
+  }
+  const name = forbiddenName(url.hostname);
+  return name && `names ${name} (${url.hostname})`;
+}
+
+/** Resolves a name with every address checked; fails with RefusedAddressError if any is forbidden. */
+function resolveChecked(
+  hostname: string,
+  policy: UrlPolicy,
+  callback: (error: NodeJS.ErrnoException | null, addresses: dns.LookupAddress[]) => void,
+): void {
+  const lookup: LookupFunction = policy.lookup ?? dns.lookup;
+  lookup(hostname, { all: true }, (error, addresses) => {
+    if (error) return callback(error, []);
+    if (addresses.length === 0) return callback(new Error(`${hostname} has no address`), []);
+    if (!policy.allowPrivateUrls) {
+      // One bad address refuses the name: the connection could otherwise be steered to it.
+      for (const { address } of addresses) {
+        const forbidden = forbiddenAddressClass(address);
+        if (forbidden) {
+          return callback(
+            new RefusedAddressError(`${hostname} resolves to a ${forbidden} address (${address})`),
+            [],
+          );
+        }
+      }
+    }
+    callback(null, addresses);
+  });
+}
+
+/**
+ * The whole check of a URL at registration: its form, then what its name resolves to now. A name
+ * that does not resolve (yet) is accepted: the check at delivery stands guard either way.
+ */
+export async function checkWebhookUrl(
+  text: string,
+  policy: UrlPolicy,
+  timeoutMs = 3000,
+): Promise<string | undefined> {
+  const problem = urlProblem(text, policy);
+  if (problem || policy.allowPrivateUrls) return problem;
+  const url = new URL(text);
+  if (ipOf(url)) return undefined;
+  const refused = await new Promise<string | undefined>((resolve) => {
+    const timer = setTimeout(() => resolve(undefined), timeoutMs);
+    resolveChecked(url.hostname, policy, (error) => {
+      clearTimeout(timer);
+      resolve(error instanceof RefusedAddressError ? error.message : undefined);
+    });
+  });
+  return refused;
+}
+
+/**
+ * A `lookup` for http(s).request: the socket connects only to addresses this function checked,
+ * so what was checked is what is connected to.
+ */
+export function pinnedLookup(policy: UrlPolicy): net.LookupFunction {
+  return (hostname, options, callback) => {
+    resolveChecked(hostname, policy, (error, addresses) => {
+      if (error) return callback(error, []);
+      const wanted = options.family === 'IPv4' ? 4 : options.family === 'IPv6' ? 6 : (options.family ?? 0);
+      const usable = addresses.filter((a) => wanted === 0 || a.family === wanted);
+      const first = usable[0];
+      if (!first) return callback(new Error(`${hostname} has no IPv${wanted} address`), []);
+      if (options.all) return callback(null, usable);
+      callback(null, first.address, first.family);
+    });
+  };
+}
