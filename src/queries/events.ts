@@ -103,8 +103,9 @@ export function listEvents(db: Db, filter: EventFilter): Promise<EventRow[]> {
     .selectFrom('events')
     .select(columns)
     .where(sql<boolean>`xid < pg_snapshot_xmin(pg_current_snapshot())`)
-    .orderBy('xid')
-    .orderBy('seq')
+    // Qualified: a bare "xid" would sort by the text column of the select list ('1000' < '999').
+    .orderBy('events.xid')
+    .orderBy('events.seq')
     .limit(filter.limit + 1);
   if (filter.after) {
     query = query.where(sql<boolean>`(xid, seq) > (${filter.after.xid}::xid8, ${filter.after.seq}::bigint)`);
