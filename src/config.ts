@@ -38,6 +38,10 @@ export interface Config {
     readonly pollSeconds: number;
     /** Real-time rail settlement delays are multiplied by this (demos: 0.001). */
     readonly settlementDelayScale: number;
+    /** How often a worker looks for expired jobs (a killed worker's) to run again. */
+    readonly maintenanceSeconds: number;
+    /** `make worker` serves GET /metrics here (when METRICS_TOKEN is set; 0: any free port). */
+    readonly metricsPort: number;
   };
   /** Webhook deliveries (src/webhooks/). */
   readonly webhooks: {
@@ -113,6 +117,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       timeoutSeconds: integer(env, 'JOB_TIMEOUT_SECONDS', 300, 1, 86_400),
       pollSeconds: integer(env, 'JOB_POLL_SECONDS', 2, 1, 60),
       settlementDelayScale: scale,
+      maintenanceSeconds: integer(env, 'JOB_MAINTENANCE_SECONDS', 60, 1, 3600),
+      metricsPort: integer(env, 'WORKER_METRICS_PORT', 9464, 0, 65535),
     }),
     logLevel,
     metricsToken,

@@ -73,9 +73,9 @@ runMain(async () => {
       await owner.destroy();
     }
     await installQueue(database.url, config.jobs);
-    // With WORKERS > 1 the primary only supervises; run `make worker` for background jobs then.
-    if (config.jobs.inProcess && config.workers === 1)
-      worker = await startWorker(database.url, logger, { jobs: config.jobs });
+    // In this process (the cluster's primary when WORKERS > 1), beside the servers.
+    if (config.jobs.inProcess)
+      worker = await startWorker(database.url, logger, { jobs: config.jobs, webhooks: config.webhooks });
     if (config.workers === 1) {
       const server = await startServer(config, database.url, logger);
       port = server.port;
@@ -96,9 +96,7 @@ runMain(async () => {
   const where = config.databaseUrl ? 'DATABASE_URL' : `embedded PostgreSQL on port ${config.embedded.port}`;
   const processes =
     (config.workers === 1 ? '' : `, ${config.workers} server processes`) +
-    (config.jobs.inProcess && config.workers === 1
-      ? ', background jobs on'
-      : ', background jobs off (run make worker)');
+    (config.jobs.inProcess ? ', background jobs on' : ', background jobs off (run make worker)');
   logger.info(
     `Subscriptions API (pid ${process.pid}) on http://localhost:${port} (docs: /docs, database: ${where}${processes})`,
   );

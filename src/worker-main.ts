@@ -1,11 +1,13 @@
 // `make worker`: the background worker alone (for operators who scale it apart from the API; run
-// the API with JOBS=off then). Same database settings as the server; SIGTERM or SIGINT finishes
+// the API with JOBS=off then). Same database settings as the server; with METRICS_TOKEN set it
+// serves GET /metrics on WORKER_METRICS_PORT (default 9464); SIGTERM or SIGINT finishes
 // the running job (up to SHUTDOWN_DRAIN_SECONDS; a job cut off is run again later) and exits 0.
 import { loadConfig } from './config.js';
 import { createDb } from './database/connection.js';
 import { takeOverShutdownSignals } from './database/embedded.js';
 import { migrateToLatest } from './database/migrator.js';
 import { openDatabase } from './database/open.js';
+import { startWorkerMetricsServer } from './http/metrics.js';
 import { createLogger } from './logger.js';
 import { runMain } from './startup.js';
 import { startWorker } from './worker.js';
@@ -20,8 +22,17 @@ runMain(async () => {
   } finally {
     await owner.destroy();
   }
-  const worker = await startWorker(database.url, logger, { jobs: config.jobs });
-  logger.info(`Subscriptions API worker (pid ${process.pid})`);
+  const worker = await startWorker(database.url, logger, { jobs: config.jobs, webhooks: config.webhooks });
+  const metrics =
+    config.metricsToken === undefined
+      ? undefined
+      : await startWorkerMetricsServer(config.jobs.metricsPort, config.host, config.metricsToken);
+  logger.info(
+    `Subscriptions API worker (pid ${process.pid})` +
+      (metrics
+        ? `, metrics on http://localhost:${metrics.port}/metrics`
+        : ', metrics off (set METRICS_TOKEN)'),
+  );
   takeOverShutdownSignals();
   let stopping = false;
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
@@ -29,8 +40,7 @@ runMain(async () => {
       if (stopping) return;
       stopping = true;
       logger.info(`${signal}: finishing the running job`);
-      void worker
-        .stop(config.drainTimeoutMs)
+      void Promise.all([worker.stop(config.drainTimeoutMs), metrics?.close()])
         .then(() => database.stop())
         .then(
           () => process.exit(0),

@@ -2,7 +2,9 @@
 // requests. Started inside `make start` (JOBS=on, the default) or alone (`make worker`,
 // src/worker-main.ts). pg-boss was chosen over graphile-worker because a job that a SIGKILLed
 // worker held comes back by itself (its expiry, JOB_TIMEOUT_SECONDS), and it runs on Node 20;
-// both can enqueue inside our own transaction.
+// both can enqueue inside our own transaction. The webhook dispatcher (src/webhooks/) runs here
+// too. Every metric of the worker is in prom-client's default registry: /metrics of the API
+// process that runs the worker shows them, and `make worker` serves them itself.
 import { sql } from 'kysely';
 import { Counter, Gauge, register } from 'prom-client';
 import PgBoss from 'pg-boss';
@@ -11,16 +13,22 @@ import type { Config } from './config.js';
 import { APP_ROLE, createDb, type Db } from './database/connection.js';
 import type { Logger } from './logger.js';
 import { DUE_QUEUE, type DueScope } from './queries/jobs.js';
+import { countPendingDeliveries } from './queries/webhooks.js';
 import { performDueWork } from './services/due-work.js';
+import { startWebhookDispatcher } from './webhooks/dispatcher.js';
+
+/** The job settings the worker itself uses (the metrics port is make worker's). */
+export type WorkerJobSettings = Omit<Config['jobs'], 'metricsPort' | 'maintenanceSeconds'> &
+  Partial<Pick<Config['jobs'], 'maintenanceSeconds'>>;
 
 export interface WorkerOptions {
-  jobs: Config['jobs'];
+  jobs: WorkerJobSettings;
+  /** Webhook delivery settings; without them no dispatcher runs (tests that drive it themselves). */
+  webhooks?: Config['webhooks'];
   dbPoolSize?: number;
   gateway?: PaymentGateway;
   /** Tests: poll more often than the setting allows (seconds, at least 0.5). */
   pollSeconds?: number;
-  /** Tests: how often expired jobs (a killed worker's) are noticed (seconds). */
-  maintenanceSeconds?: number;
 }
 
 export interface RunningWorker {
@@ -39,7 +47,7 @@ const stepsTotal = new Counter({
 });
 
 /** pg-boss's schema and our queue; the app role may enqueue (from inside its transactions). */
-export async function installQueue(ownerUrl: string, jobs: Config['jobs']): Promise<void> {
+export async function installQueue(ownerUrl: string, jobs: WorkerJobSettings): Promise<void> {
   const boss = new PgBoss({ connectionString: ownerUrl, max: 1, supervise: false, schedule: false });
   boss.on('error', () => {});
   await boss.start();
@@ -60,7 +68,7 @@ export async function installQueue(ownerUrl: string, jobs: Config['jobs']): Prom
   }
 }
 
-async function createQueue(boss: PgBoss, jobs: Config['jobs']) {
+async function createQueue(boss: PgBoss, jobs: WorkerJobSettings) {
   // Retried with exponential backoff and jitter (2 s doubling, at most 10 times); a job still
   // failing then stays `failed` in pgboss.job with its last error.
   const options = {
@@ -84,7 +92,7 @@ export async function startWorker(
   const boss = new PgBoss({
     connectionString: ownerUrl,
     max: 2,
-    ...(options.maintenanceSeconds ? { maintenanceIntervalSeconds: options.maintenanceSeconds } : {}),
+    ...(jobs.maintenanceSeconds ? { maintenanceIntervalSeconds: jobs.maintenanceSeconds } : {}),
   });
   boss.on('error', (error) => logger.warn({ err: error }, 'job queue error'));
   await installQueue(ownerUrl, jobs);
@@ -99,17 +107,34 @@ export async function startWorker(
     settlementDelayScale: jobs.settlementDelayScale,
   };
 
+  // pg-boss's states: created (waiting), retry (failed, to be retried), active (running),
+  // completed, cancelled, failed (gave up; the row keeps its last error in `output`).
   const depth = new Gauge({
     name: 'job_queue_depth',
-    help: 'Jobs in the queue by state (created = waiting, active = running, failed = gave up).',
+    help: 'Jobs in pg-boss by queue and state (created = waiting, retry = waiting after a failure, active = running, failed = gave up).',
     labelNames: ['queue', 'state'] as const,
     registers: [],
     async collect() {
-      const queued = await boss.getQueueSize(DUE_QUEUE);
-      this.set({ queue: DUE_QUEUE, state: 'created' }, queued);
+      const { rows } = await sql<{ state: string; count: string }>`
+        select state, count(*) as count from pgboss.job where name = ${DUE_QUEUE}
+        and state in ('created', 'retry', 'active', 'failed') group by state`.execute(ownerDb);
+      this.reset();
+      for (const state of ['created', 'retry', 'active', 'failed']) {
+        const found = rows.find((row) => row.state === state);
+        this.set({ queue: DUE_QUEUE, state }, Number(found?.count ?? 0));
+      }
+    },
+  });
+  const pending = new Gauge({
+    name: 'webhook_deliveries_pending',
+    help: 'Webhook deliveries not yet succeeded or given up (waiting for their first attempt or a retry).',
+    registers: [],
+    async collect() {
+      this.set(await countPendingDeliveries(ownerDb));
     },
   });
   register.registerMetric(depth);
+  register.registerMetric(pending);
 
   // Real time is looked at every minute, whatever else happens; writes add wake-ups.
   await boss.schedule(DUE_QUEUE, '* * * * *', {}, { singletonKey: 'real:*' });
@@ -134,11 +159,27 @@ export async function startWorker(
       }
     },
   );
+  const dispatcher =
+    options.webhooks &&
+    (await startWebhookDispatcher({
+      ownerUrl,
+      ownerDb,
+      appDb: db,
+      logger,
+      allowPrivate: options.webhooks.allowPrivateUrls,
+      timeoutMs: options.webhooks.timeoutSeconds * 1000,
+      retryBaseMs: options.webhooks.retryBaseSeconds * 1000,
+      retryForMs: options.webhooks.retryForSeconds * 1000,
+    }));
   logger.info('worker started');
   return {
     async stop(timeoutMs = 10_000) {
       register.removeSingleMetric('job_queue_depth');
-      await boss.stop({ graceful: true, wait: true, timeout: Math.max(timeoutMs, 1000) });
+      register.removeSingleMetric('webhook_deliveries_pending');
+      await Promise.all([
+        boss.stop({ graceful: true, wait: true, timeout: Math.max(timeoutMs, 1000) }),
+        dispatcher?.stop(),
+      ]);
       await Promise.all([db.destroy(), ownerDb.destroy()]);
     },
   };

@@ -82,6 +82,9 @@ with due as (
 select min(greatest(next_attempt_at, leased_until)) as at from webhook_deliveries
     where status = 'pending';
 
+-- countPendingDeliveries
+select count(*) as count from webhook_deliveries where status = 'pending';
+
 -- findDeliveryToSend
 select "d"."id", "d"."endpoint_id", "d"."event_id", "d"."event_type", "d"."status", "d"."attempts", "d"."first_attempted_at", "d"."next_attempt_at", "d"."last_attempted_at", "d"."last_status_code", "d"."last_error", "d"."created_at", "w"."url", "w"."secret", case when w.previous_secret_expires_at > now() then w.previous_secret end as "previous_secret", json_build_object('seq', e.seq::text, 'id', e.id, 'xid', e.xid::text, 'type', e.type,
         'resource_type', e.resource_type, 'resource_id', e.resource_id, 'actor', e.actor,

@@ -366,6 +366,7 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
       attemptsOf: (db) => webhooks.attemptsOf(db, [WEBHOOK_DELIVERY]),
       claimDueDeliveries: (db) => webhooks.claimDueDeliveries(db, 20, 40_000),
       nextDueAt: (db) => webhooks.nextDueAt(db),
+      countPendingDeliveries: (db) => webhooks.countPendingDeliveries(db),
       findDeliveryToSend: (db) => webhooks.findDeliveryToSend(db, WEBHOOK_DELIVERY, WEBHOOK_ENDPOINT),
       recordAttempt: async (db) => {
         const claimed = await claimedWebhookDelivery(db);

@@ -1,9 +1,20 @@
 // Prometheus metrics: requests by operation and status, their latency, the database pool, and
-// the process (prom-client's defaults). Served at /metrics to holders of METRICS_TOKEN.
+// the process (prom-client's defaults). Served at /metrics to holders of METRICS_TOKEN, with the
+// background worker's (jobs, queue depth, webhook deliveries: prom-client's default registry)
+// when this process runs it.
 import cluster from 'node:cluster';
 import { randomUUID, timingSafeEqual } from 'node:crypto';
+import http from 'node:http';
 import type { RequestHandler } from 'express';
-import { AggregatorRegistry, Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import {
+  AggregatorRegistry,
+  Counter,
+  collectDefaultMetrics,
+  Gauge,
+  Histogram,
+  Registry,
+  register as workerRegistry,
+} from 'prom-client';
 
 export interface PoolStats {
   total: number;
@@ -89,7 +100,9 @@ export function metricsHandler(metrics: Metrics, token: string | undefined): Req
         .send('metrics need the metrics token\n');
       return;
     }
-    const text = cluster.isWorker ? await askPrimary() : await metrics.registry.metrics();
+    const text = cluster.isWorker
+      ? await askPrimary()
+      : await Registry.merge([metrics.registry, workerRegistry]).metrics();
     res.type(metrics.registry.contentType).send(text);
   };
 }
@@ -121,11 +134,50 @@ function askPrimary(): Promise<string> {
 /** In the cluster primary: answers workers' requests for the cluster's metrics. */
 export function serveClusterMetrics(): void {
   const aggregator = new AggregatorRegistry();
-  cluster.on('message', (worker, message: Message) => {
+  cluster.on('message', (server, message: Message) => {
     if (message?.type !== REQUEST) return;
-    void aggregator.clusterMetrics().then(
-      (text) => worker.send({ type: REPLY, id: message.id, text }),
-      (error: unknown) => worker.send({ type: REPLY, id: message.id, text: `# ${String(error)}\n` }),
+    // The servers' metrics, summed, then the background worker's (it runs in the primary).
+    void Promise.all([aggregator.clusterMetrics(), workerRegistry.metrics()]).then(
+      ([servers, jobs]) => server.send({ type: REPLY, id: message.id, text: servers + jobs }),
+      (error: unknown) => server.send({ type: REPLY, id: message.id, text: `# ${String(error)}\n` }),
     );
   });
+}
+
+/**
+ * `make worker`'s own GET /metrics (the worker's registry), for the same bearer token, on its
+ * own port: a worker process has no API server to serve them. Resolves once listening.
+ */
+export async function startWorkerMetricsServer(
+  port: number,
+  host: string,
+  token: string,
+): Promise<{ port: number; close(): Promise<void> }> {
+  const expected = Buffer.from(`Bearer ${token}`);
+  const server = http.createServer((req, res) => {
+    const path = (req.url ?? '').split('?')[0];
+    if (req.method !== 'GET' || path !== '/metrics') {
+      res.writeHead(404, { 'Content-Type': 'text/plain' }).end('only GET /metrics here\n');
+      return;
+    }
+    const presented = Buffer.from(req.headers.authorization ?? '');
+    if (presented.length !== expected.length || !timingSafeEqual(presented, expected)) {
+      res
+        .writeHead(401, { 'Content-Type': 'text/plain', 'WWW-Authenticate': 'Bearer' })
+        .end('metrics need the metrics token\n');
+      return;
+    }
+    workerRegistry.metrics().then(
+      (text) => res.writeHead(200, { 'Content-Type': workerRegistry.contentType }).end(text),
+      (error: unknown) => res.writeHead(500, { 'Content-Type': 'text/plain' }).end(`${String(error)}\n`),
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  return {
+    port: (server.address() as { port: number }).port,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
 }

@@ -215,6 +215,13 @@ export async function claimDueDeliveries(db: Db, limit: number, leaseMs: number)
   return rows;
 }
 
+/** Deliveries still to make, in every tenant (the owner's connection): the metrics' gauge. */
+export async function countPendingDeliveries(db: Db): Promise<number> {
+  const { rows } = await sql<{ count: string }>`
+    select count(*) as count from webhook_deliveries where status = 'pending'`.execute(db);
+  return Number(rows[0]!.count);
+}
+
 /** When the earliest pending delivery is due (across tenants), for the dispatcher's next wake-up. */
 export async function nextDueAt(db: Db): Promise<Date | undefined> {
   const { rows } = await sql<{ at: Date | null }>`

@@ -40,7 +40,12 @@ export async function performDueWork(ctx: DueWorkContext, scope: DueScope): Prom
   // and a loop that never ends: fail the job instead (it is retried, and visible if it stays).
   const done = new Set<string>();
   for (;;) {
-    const items = await findDueWork(ctx.ownerDb, scope, BATCH);
+    // On a test clock, one step at a time, the earliest due: a step can make another one due
+    // before the rest (a renewal's payment, a dunning retry), and choosing each step from the
+    // state the last one left makes the order the same on every run, however often a worker
+    // was killed (a batch would be cut at a different place). In real time every due step
+    // happens now anyway, so batches are fine.
+    const items = await findDueWork(ctx.ownerDb, scope, scope.clockId ? 1 : BATCH);
     if (items.length === 0) break;
     for (const item of items) {
       const key = `${item.kind}:${item.target_id}:${item.due_at.toISOString()}`;

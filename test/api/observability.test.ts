@@ -2,6 +2,8 @@
 import { sql } from 'kysely';
 import { describe, expect, it } from 'vitest';
 import type { Schemas } from '../../src/contract.js';
+import { createLogger } from '../../src/logger.js';
+import { startWorker } from '../../src/worker.js';
 import { useTestApp } from '../helpers/app.js';
 import { createUser } from '../helpers/factories.js';
 import { expectProblem } from '../helpers/problems.js';
@@ -109,6 +111,34 @@ describe('GET /metrics', () => {
     expect(res.text).toMatch(/^db_pool_connections\{state="total"\} \d+$/m);
     expect(res.text).toMatch(/^db_pool_connections\{state="waiting"\} 0$/m);
     expect(res.text).toMatch(/^process_cpu_seconds_total \d/m);
+  });
+
+  it('shows the background worker of this process: queue depth, job outcomes, webhook deliveries', async () => {
+    const worker = await startWorker(ctx.url, createLogger({ level: 'warn' }), {
+      jobs: { inProcess: true, timeoutSeconds: 60, pollSeconds: 1, settlementDelayScale: 1 },
+      pollSeconds: 0.5,
+      dbPoolSize: 2,
+    });
+    try {
+      const clock = await ctx.api
+        .post('/api/v1/test-clocks')
+        .send({ name: 'metrics', frozen_time: '2026-01-01T00:00:00Z' });
+      expect(clock.status, clock.text).toBe(201);
+      const id = (clock.body as Schemas['TestClock']).id;
+      await ctx.api.post(`/api/v1/test-clocks/${id}/advance`).send({ frozen_time: '2026-02-01T00:00:00Z' });
+      const app = ctx.appWith({ metricsToken: METRICS_TOKEN });
+      let text = '';
+      for (let i = 0; i < 100 && !/^jobs_total\{.*outcome="completed"\} [1-9]/m.test(text); i++) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        text = (await app.get('/metrics').set('Authorization', `Bearer ${METRICS_TOKEN}`)).text;
+      }
+      expect(text).toMatch(/^jobs_total\{queue="billing\.due",outcome="completed"\} [1-9]\d*$/m);
+      expect(text).toMatch(/^job_queue_depth\{queue="billing\.due",state="active"\} \d+$/m);
+      expect(text).toMatch(/^job_queue_depth\{queue="billing\.due",state="failed"\} 0$/m);
+      expect(text).toMatch(/^webhook_deliveries_pending 0$/m);
+    } finally {
+      await worker.stop(1000);
+    }
   });
 });
 
