@@ -5,7 +5,8 @@
 //      32 connections), and prints each ratio;
 //   2. GET /analytics under that load;
 //   3. the API again with WORKERS=2;
-//   4. single-row insert throughput with and without the maintained analytics aggregates.
+//   4. single-row insert throughput with and without the maintained analytics aggregates;
+//   5. the worker with 1,000 renewals due at once (bench/renewals.ts, in a scratch database).
 // Prints the tables and writes them to bench/results.md (bench/results-<ROWS>.md for other sizes).
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -24,6 +25,7 @@ import { rebuild } from '../src/services/analytics.js';
 import { createTenant } from '../src/services/tenants.js';
 import { runMain } from '../src/startup.js';
 import { formatLoad, type LoadOptions, type LoadResult, runLoad } from './load.js';
+import { benchRenewals, formatRenewals } from './renewals.js';
 
 const ROWS = Number(process.env.ROWS ?? 500_000);
 const DURATION = Number(process.env.BENCH_SECONDS ?? 10);
@@ -300,6 +302,9 @@ runMain(async () => {
         .execute();
     });
 
+    // 5. The background worker.
+    const renewals = await benchRenewals(database.url, 1000);
+
     const pct = (a: number, b: number) => `${Math.round((100 * a) / b)}%`;
     const ratio = (a: LoadResult, b: LoadResult) =>
       `${Math.round((100 * a.requestsPerSecond) / b.requestsPerSecond)}%`;
@@ -338,6 +343,8 @@ runMain(async () => {
       '| --- | --- |',
       `| with the maintained aggregates | ${Math.round(withAggregates)} |`,
       `| without (aggregate trigger disabled) | ${Math.round(withoutAggregates)} |`,
+      '',
+      formatRenewals(renewals),
     ].join('\n');
     const report = [
       '# Benchmark',

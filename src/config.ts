@@ -42,6 +42,10 @@ export interface Config {
     readonly maintenanceSeconds: number;
     /** `make worker` serves GET /metrics here (when METRICS_TOKEN is set; 0: any free port). */
     readonly metricsPort: number;
+    /** A failing job is retried this often, then stays failed with its last error. */
+    readonly retryLimit: number;
+    /** The first retry's delay; each later one doubles it (with jitter). */
+    readonly retryDelaySeconds: number;
   };
   /** Webhook deliveries (src/webhooks/). */
   readonly webhooks: {
@@ -119,6 +123,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       settlementDelayScale: scale,
       maintenanceSeconds: integer(env, 'JOB_MAINTENANCE_SECONDS', 60, 1, 3600),
       metricsPort: integer(env, 'WORKER_METRICS_PORT', 9464, 0, 65535),
+      retryLimit: integer(env, 'JOB_RETRY_LIMIT', 10, 0, 100),
+      retryDelaySeconds: integer(env, 'JOB_RETRY_DELAY_SECONDS', 2, 1, 3600),
     }),
     logLevel,
     metricsToken,

@@ -7,19 +7,19 @@ with clock as (select now() as now),
       from subscriptions s, clock
       where s.cancel_at is not null and s.status <> 'canceled' and s.cancel_at <= clock.now and s.test_clock_id is null 
       union all
-      select 2, 'settle', p.tenant_id, p.subscription_id, p.id, p.settles_at
+      select 5, 'settle', p.tenant_id, p.subscription_id, p.id, p.settles_at
       from payments p join subscriptions s on s.tenant_id = p.tenant_id and s.id = p.subscription_id, clock
       where p.status = 'processing' and p.settles_at <= clock.now and s.test_clock_id is null 
       union all
-      select 3, 'submit', p.tenant_id, p.subscription_id, p.id, p.submit_after
+      select 4, 'submit', p.tenant_id, p.subscription_id, p.id, p.submit_after
       from payments p join subscriptions s on s.tenant_id = p.tenant_id and s.id = p.subscription_id, clock
       where p.status = 'pending' and p.submit_after <= clock.now and s.test_clock_id is null 
       union all
-      select 4, 'retry', i.tenant_id, i.subscription_id, i.id, i.next_collection_at
+      select 3, 'retry', i.tenant_id, i.subscription_id, i.id, i.next_collection_at
       from invoices i join subscriptions s on s.tenant_id = i.tenant_id and s.id = i.subscription_id, clock
       where i.next_collection_at <= clock.now and s.test_clock_id is null 
       union all
-      select 5, 'renew', s.tenant_id, s.id, s.id, s.billed_until::timestamp at time zone 'UTC'
+      select 2, 'renew', s.tenant_id, s.id, s.id, s.billed_until::timestamp at time zone 'UTC'
       from subscriptions s, clock
       where s.billed_until is not null and s.status <> 'canceled'
         and s.billed_until <= (clock.now at time zone 'UTC')::date and s.test_clock_id is null 
@@ -36,19 +36,19 @@ with clock as (select now() as now),
       from subscriptions s, clock
       where s.cancel_at is not null and s.status <> 'canceled' and s.cancel_at <= clock.now and s.test_clock_id is null and s.tenant_id = $1
       union all
-      select 2, 'settle', p.tenant_id, p.subscription_id, p.id, p.settles_at
+      select 5, 'settle', p.tenant_id, p.subscription_id, p.id, p.settles_at
       from payments p join subscriptions s on s.tenant_id = p.tenant_id and s.id = p.subscription_id, clock
       where p.status = 'processing' and p.settles_at <= clock.now and s.test_clock_id is null and s.tenant_id = $2
       union all
-      select 3, 'submit', p.tenant_id, p.subscription_id, p.id, p.submit_after
+      select 4, 'submit', p.tenant_id, p.subscription_id, p.id, p.submit_after
       from payments p join subscriptions s on s.tenant_id = p.tenant_id and s.id = p.subscription_id, clock
       where p.status = 'pending' and p.submit_after <= clock.now and s.test_clock_id is null and s.tenant_id = $3
       union all
-      select 4, 'retry', i.tenant_id, i.subscription_id, i.id, i.next_collection_at
+      select 3, 'retry', i.tenant_id, i.subscription_id, i.id, i.next_collection_at
       from invoices i join subscriptions s on s.tenant_id = i.tenant_id and s.id = i.subscription_id, clock
       where i.next_collection_at <= clock.now and s.test_clock_id is null and s.tenant_id = $4
       union all
-      select 5, 'renew', s.tenant_id, s.id, s.id, s.billed_until::timestamp at time zone 'UTC'
+      select 2, 'renew', s.tenant_id, s.id, s.id, s.billed_until::timestamp at time zone 'UTC'
       from subscriptions s, clock
       where s.billed_until is not null and s.status <> 'canceled'
         and s.billed_until <= (clock.now at time zone 'UTC')::date and s.test_clock_id is null and s.tenant_id = $5
@@ -65,19 +65,19 @@ with clock as (select (select frozen_time from test_clocks where id = $1) as now
       from subscriptions s, clock
       where s.cancel_at is not null and s.status <> 'canceled' and s.cancel_at <= clock.now and s.test_clock_id = $2 and s.tenant_id = $3
       union all
-      select 2, 'settle', p.tenant_id, p.subscription_id, p.id, p.settles_at
+      select 5, 'settle', p.tenant_id, p.subscription_id, p.id, p.settles_at
       from payments p join subscriptions s on s.tenant_id = p.tenant_id and s.id = p.subscription_id, clock
       where p.status = 'processing' and p.settles_at <= clock.now and s.test_clock_id = $4 and s.tenant_id = $5
       union all
-      select 3, 'submit', p.tenant_id, p.subscription_id, p.id, p.submit_after
+      select 4, 'submit', p.tenant_id, p.subscription_id, p.id, p.submit_after
       from payments p join subscriptions s on s.tenant_id = p.tenant_id and s.id = p.subscription_id, clock
       where p.status = 'pending' and p.submit_after <= clock.now and s.test_clock_id = $6 and s.tenant_id = $7
       union all
-      select 4, 'retry', i.tenant_id, i.subscription_id, i.id, i.next_collection_at
+      select 3, 'retry', i.tenant_id, i.subscription_id, i.id, i.next_collection_at
       from invoices i join subscriptions s on s.tenant_id = i.tenant_id and s.id = i.subscription_id, clock
       where i.next_collection_at <= clock.now and s.test_clock_id = $8 and s.tenant_id = $9
       union all
-      select 5, 'renew', s.tenant_id, s.id, s.id, s.billed_until::timestamp at time zone 'UTC'
+      select 2, 'renew', s.tenant_id, s.id, s.id, s.billed_until::timestamp at time zone 'UTC'
       from subscriptions s, clock
       where s.billed_until is not null and s.status <> 'canceled'
         and s.billed_until <= (clock.now at time zone 'UTC')::date and s.test_clock_id = $10 and s.tenant_id = $11

@@ -16,8 +16,11 @@ export interface DueItem {
 
 /**
  * The earliest due item of each subscription (so one subscription's steps happen in time order:
- * its next item is looked for again after this one is done), earliest first. On a test clock,
- * due means at or before the clock's time; in real time, at or before now.
+ * its next item is looked for again after this one is done), earliest first, then by rank. The
+ * ranks follow a renewal's life: a step only makes steps due later, or at the same time with a
+ * higher rank (renew → submit → settle; a failed settlement → a retry days later → submit), and
+ * a scheduled cancellation goes before the renewal it prevents. On a test clock, due means at or
+ * before the clock's time; in real time, at or before now.
  */
 export async function findDueWork(
   db: Db,
@@ -36,19 +39,19 @@ export async function findDueWork(
       from subscriptions s, clock
       where s.cancel_at is not null and s.status <> 'canceled' and s.cancel_at <= clock.now and ${onClock} ${inTenant}
       union all
-      select 2, 'settle', p.tenant_id, p.subscription_id, p.id, p.settles_at
+      select 5, 'settle', p.tenant_id, p.subscription_id, p.id, p.settles_at
       from payments p join subscriptions s on s.tenant_id = p.tenant_id and s.id = p.subscription_id, clock
       where p.status = 'processing' and p.settles_at <= clock.now and ${onClock} ${inTenant}
       union all
-      select 3, 'submit', p.tenant_id, p.subscription_id, p.id, p.submit_after
+      select 4, 'submit', p.tenant_id, p.subscription_id, p.id, p.submit_after
       from payments p join subscriptions s on s.tenant_id = p.tenant_id and s.id = p.subscription_id, clock
       where p.status = 'pending' and p.submit_after <= clock.now and ${onClock} ${inTenant}
       union all
-      select 4, 'retry', i.tenant_id, i.subscription_id, i.id, i.next_collection_at
+      select 3, 'retry', i.tenant_id, i.subscription_id, i.id, i.next_collection_at
       from invoices i join subscriptions s on s.tenant_id = i.tenant_id and s.id = i.subscription_id, clock
       where i.next_collection_at <= clock.now and ${onClock} ${inTenant}
       union all
-      select 5, 'renew', s.tenant_id, s.id, s.id, s.billed_until::timestamp at time zone 'UTC'
+      select 2, 'renew', s.tenant_id, s.id, s.id, s.billed_until::timestamp at time zone 'UTC'
       from subscriptions s, clock
       where s.billed_until is not null and s.status <> 'canceled'
         and s.billed_until <= (clock.now at time zone 'UTC')::date and ${onClock} ${inTenant}
