@@ -1152,14 +1152,17 @@ export interface components {
             data: components["schemas"]["Feature"][];
         };
         /**
-         * @description `trialing`: in a free trial; `active`: paid and current; `past_due`: a payment failed and is
-         *     being retried; `canceled`: ended (see `canceled_at` and `end_date`). A change of status
-         *     must follow the lifecycle: `trialing → active`, `active ⇄ past_due`, and
-         *     `trialing | active | past_due → canceled`; `canceled` is final (409 otherwise, naming the
-         *     statuses allowed next).
+         * @description `trialing`: in a free trial; `active`: paid and current; `past_due`: a renewal payment
+         *     failed and is being retried; `unpaid`: every retry failed and the tenant's
+         *     `dunning_final_action` is `mark_unpaid`: new periods are still invoiced but nothing is
+         *     collected automatically until it is `active` again (a successful payment of its failed
+         *     invoices does that); `canceled`: ended (see `canceled_at` and `end_date`). A change of
+         *     status must follow the lifecycle: `trialing → active`, `active ⇄ past_due`,
+         *     `past_due → unpaid`, `unpaid → active`, and `trialing | active | past_due | unpaid →
+         *     canceled`; `canceled` is final (409 otherwise, naming the statuses allowed next).
          * @enum {string}
          */
-        SubscriptionStatus: "trialing" | "active" | "past_due" | "canceled";
+        SubscriptionStatus: "trialing" | "active" | "past_due" | "unpaid" | "canceled";
         /**
          * @description How often `plan_cost` is charged.
          * @enum {string}
@@ -1310,7 +1313,8 @@ export interface components {
              *     `subscription.created|updated|canceled|cancellation_scheduled|deleted`,
              *     `subscription_feature.linked|unlinked`, `api_key.created|revoked`, `tenant.created`,
              *     `invoice.created|finalized|voided|paid|payment_failed|uncollectible`,
-             *     `payment.created|processing|succeeded|failed`, `subscription.renewed|past_due|recovered`,
+             *     `payment.created|processing|succeeded|failed`,
+             *     `subscription.renewed|past_due|unpaid|recovered`,
              *     `test_clock.created|advancing|advanced`, `billing_settings.updated`,
              *     `webhook_endpoint.created|updated|disabled|secret_rotated|deleted`.
              * @example subscription.updated
@@ -1651,8 +1655,9 @@ export interface components {
             dunning_retry_days: number[];
             /**
              * @description When the last retry fails, the invoice becomes `uncollectible` and the subscription is
-             *     either canceled (`cancel`) or left `past_due` and no longer collected automatically
-             *     (`mark_unpaid`: its payment method is removed; set one again to resume).
+             *     either canceled (`cancel`) or `unpaid` (`mark_unpaid`): still invoiced each period,
+             *     never collected automatically, and `active` again once a payment of its failed
+             *     invoices succeeds (`POST /invoices/{id}/payments`).
              * @enum {string}
              */
             dunning_final_action: "cancel" | "mark_unpaid";
@@ -1683,7 +1688,7 @@ export interface components {
          * @description An event type (see `Event.type`), or `*` for every type, present and future.
          * @enum {string}
          */
-        WebhookEventType: "*" | "api_key.created" | "api_key.revoked" | "billing_settings.updated" | "feature.created" | "feature.updated" | "feature.deleted" | "invoice.created" | "invoice.finalized" | "invoice.voided" | "invoice.paid" | "invoice.payment_failed" | "invoice.uncollectible" | "payment.created" | "payment.processing" | "payment.succeeded" | "payment.failed" | "plan.created" | "plan.updated" | "plan.archived" | "plan.deleted" | "subscription.created" | "subscription.updated" | "subscription.canceled" | "subscription.cancellation_scheduled" | "subscription.deleted" | "subscription.renewed" | "subscription.past_due" | "subscription.recovered" | "subscription_feature.linked" | "subscription_feature.unlinked" | "tax_rate.created" | "tax_rate.superseded" | "test_clock.created" | "test_clock.advancing" | "test_clock.advanced" | "user.created" | "user.updated" | "user.deleted" | "webhook_endpoint.created" | "webhook_endpoint.updated" | "webhook_endpoint.disabled" | "webhook_endpoint.secret_rotated" | "webhook_endpoint.deleted";
+        WebhookEventType: "*" | "api_key.created" | "api_key.revoked" | "billing_settings.updated" | "feature.created" | "feature.updated" | "feature.deleted" | "invoice.created" | "invoice.finalized" | "invoice.voided" | "invoice.paid" | "invoice.payment_failed" | "invoice.uncollectible" | "payment.created" | "payment.processing" | "payment.succeeded" | "payment.failed" | "plan.created" | "plan.updated" | "plan.archived" | "plan.deleted" | "subscription.created" | "subscription.updated" | "subscription.canceled" | "subscription.cancellation_scheduled" | "subscription.deleted" | "subscription.renewed" | "subscription.past_due" | "subscription.unpaid" | "subscription.recovered" | "subscription_feature.linked" | "subscription_feature.unlinked" | "tax_rate.created" | "tax_rate.superseded" | "test_clock.created" | "test_clock.advancing" | "test_clock.advanced" | "user.created" | "user.updated" | "user.deleted" | "webhook_endpoint.created" | "webhook_endpoint.updated" | "webhook_endpoint.disabled" | "webhook_endpoint.secret_rotated" | "webhook_endpoint.deleted";
         /** @enum {string} */
         WebhookEndpointStatus: "enabled" | "disabled";
         /**

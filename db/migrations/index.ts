@@ -10,6 +10,7 @@ import * as m202611240003 from './202611240003_safe_writes.js';
 import * as m202611240004 from './202611240004_billing.js';
 import * as m202611240005 from './202611240005_payments.js';
 import * as m202611240006 from './202611240006_webhooks.js';
+import * as m202612010001 from './202612010001_unpaid.js';
 
 export const migrations: Record<string, Migration> = {
   '202611230001_initial': m202611230001,
@@ -21,4 +22,5 @@ export const migrations: Record<string, Migration> = {
   '202611240004_billing': m202611240004,
   '202611240005_payments': m202611240005,
   '202611240006_webhooks': m202611240006,
+  '202612010001_unpaid': m202612010001,
 };

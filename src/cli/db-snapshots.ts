@@ -150,6 +150,7 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
       findInvoice: (db) => invoices.findInvoice(db, INVOICE),
       lockInvoice: (db) => invoices.lockInvoice(db, INVOICE),
       findInvoiceForPeriod: (db) => invoices.findInvoiceForPeriod(db, SUBSCRIPTION, '2026-01-01'),
+      hasFailingInvoice: (db) => invoices.hasFailingInvoice(db, SUBSCRIPTION),
       insertInvoice: (db) =>
         invoices.insertInvoice(db, {
           subscription_id: SUBSCRIPTION,

@@ -110,6 +110,19 @@ export async function nextInvoiceNumber(db: Db): Promise<number> {
   return Number(rows[0]!.last_number);
 }
 
+/** Whether a subscription has an invoice whose automatic collection failed and that is still unpaid. */
+export async function hasFailingInvoice(db: Db, subscriptionId: string): Promise<boolean> {
+  const row = await db
+    .selectFrom('invoices')
+    .select('id')
+    .where('subscription_id', '=', subscriptionId)
+    .where('status', 'in', ['open', 'uncollectible'])
+    .where('collection_failed_at', 'is not', null)
+    .limit(1)
+    .executeTakeFirst();
+  return row !== undefined;
+}
+
 /** Run on a locked invoice; the trigger refuses what an issued invoice may not change. */
 export function updateInvoice(
   db: Db,

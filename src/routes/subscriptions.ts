@@ -23,7 +23,7 @@ const endBeforeStart = () =>
 const stale = (current: { version: number }) => preconditionFailed('subscription', current.version);
 const illegal = ({ from, to, allowed }: subscriptions.IllegalTransition) =>
   conflict(
-    `A ${from} subscription cannot become ${to}; from ${from} it can become ${allowed.length ? allowed.join(' or ') : 'nothing (canceled is final)'}.`,
+    `${/^[aeiou]/.test(from) ? 'An' : 'A'} ${from} subscription cannot become ${to}; from ${from} it can become ${allowed.length ? allowed.join(' or ') : 'nothing (canceled is final)'}.`,
     [{ location: 'body', field: '/status', message: `not allowed after ${from}` }],
   );
 /** The answer to a price the server refuses to take from the client. */

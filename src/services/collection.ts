@@ -37,6 +37,22 @@ function emitPayment(tx: Tx, type: string, payment: PaymentRow, previous?: Recor
   });
 }
 
+/**
+ * In real time, a job for when a step falls due later, rounded up to the second so that the
+ * payments settling together share one. Nothing for a step due now (the running job's loop
+ * does it next) or on a test clock (its job performs everything up to the clock's time).
+ */
+async function wakeUpAt(
+  tx: Tx,
+  tenantId: string,
+  subscription: Pick<SubscriptionRow, 'test_clock_id'>,
+  due: Date,
+  now: Date,
+): Promise<void> {
+  if (subscription.test_clock_id || due <= now) return;
+  await enqueueDue(tx.db, { tenantId }, new Date(Math.ceil(due.getTime() / 1000) * 1000));
+}
+
 /** A new payment of an invoice, to be submitted by the worker from `at` on. */
 export async function startPayment(
   tx: Tx,
@@ -111,7 +127,12 @@ export function renewDue(ctx: CollectionContext, tenantId: string, subscriptionI
           data: toInvoiceResponse(invoice),
           previous: { status: 'open', paid_at: null },
         });
-      } else if (invoice.status === 'open' && before.payment_method && before.payment_rail) {
+      } else if (
+        invoice.status === 'open' &&
+        before.status !== 'unpaid' &&
+        before.payment_method &&
+        before.payment_rail
+      ) {
         await startPayment(
           tx,
           {
@@ -156,7 +177,7 @@ export async function submitDue(ctx: CollectionContext, tenantId: string, paymen
       if (tries < SUBMIT_TRIES) {
         const retryAt = new Date(at.getTime() + 60_000 * 2 ** (tries - 1));
         await payments.updatePayment(tx.db, paymentId, { submit_attempts: tries, submit_after: retryAt });
-        if (!subscription.test_clock_id) await enqueueDue(tx.db, { tenantId }, retryAt);
+        await wakeUpAt(tx, tenantId, subscription, retryAt, at);
         return;
       }
       const failed = await payments.updatePayment(tx.db, paymentId, {
@@ -191,7 +212,7 @@ export async function submitDue(ctx: CollectionContext, tenantId: string, paymen
       gateway_reference: result.reference,
     });
     emitPayment(tx, 'payment.processing', processing, { status: 'pending' });
-    if (!subscription.test_clock_id) await enqueueDue(tx.db, { tenantId }, settlesAt);
+    await wakeUpAt(tx, tenantId, subscription, settlesAt, at);
   });
 }
 
@@ -230,8 +251,13 @@ export async function settleDue(ctx: CollectionContext, tenantId: string, paymen
         previous: { status: invoice.status, paid_at: null },
       });
     }
-    if (subscription.status === 'past_due') {
-      const sub = (await subscriptions.lockSubscription(tx.db, subscription.id))!;
+    // Dunning ends when nothing of the subscription is left failing (another period's invoice
+    // may still be in its retries).
+    const sub = (await subscriptions.lockSubscription(tx.db, subscription.id))!;
+    if (
+      (sub.status === 'past_due' || sub.status === 'unpaid') &&
+      !(await invoices.hasFailingInvoice(tx.db, sub.id))
+    ) {
       const after = await subscriptions.updateSubscription(tx.db, sub.id, { status: 'active' });
       emitChange(tx, sub, after, 'subscription.recovered');
     }
@@ -241,8 +267,8 @@ export async function settleDue(ctx: CollectionContext, tenantId: string, paymen
 /**
  * A failed payment. A failed collection of a renewal invoice starts or continues dunning: the
  * subscription is past_due and a retry is scheduled (dunning_retry_days after the first failure);
- * after the last one the invoice is uncollectible and the subscription canceled, or left
- * past_due without automatic collection (dunning_final_action).
+ * after the last one the invoice is uncollectible and the subscription canceled, or unpaid: still
+ * invoiced, never collected automatically (dunning_final_action).
  */
 async function paymentFailed(
   tx: Tx,
@@ -275,7 +301,7 @@ async function paymentFailed(
       const after = await subscriptions.updateSubscription(tx.db, sub.id, { status: 'past_due' });
       emitChange(tx, sub, after, 'subscription.past_due');
     }
-    if (!sub.test_clock_id) await enqueueDue(tx.db, { tenantId }, next);
+    await wakeUpAt(tx, tenantId, sub, next, at);
     return;
   }
   const uncollectible = await invoices.updateInvoice(tx.db, invoice.id, {
@@ -291,17 +317,19 @@ async function paymentFailed(
     data: toInvoiceResponse(uncollectible),
     previous: { status: 'open', uncollectible_at: null },
   });
-  if (sub.status === 'canceled') return;
-  const after =
-    settings.dunning_final_action === 'cancel'
-      ? await subscriptions.updateSubscription(tx.db, sub.id, {
-          status: 'canceled',
-          canceled_at: at,
-          cancel_at: null,
-          cancel_reason: 'dunning: every collection attempt failed',
-        })
-      : await subscriptions.updateSubscription(tx.db, sub.id, { payment_method: null, payment_rail: null });
-  emitChange(tx, sub, after);
+  if (sub.status === 'canceled' || sub.status === 'unpaid') return;
+  if (settings.dunning_final_action === 'cancel') {
+    const after = await subscriptions.updateSubscription(tx.db, sub.id, {
+      status: 'canceled',
+      canceled_at: at,
+      cancel_at: null,
+      cancel_reason: 'dunning: every collection attempt failed',
+    });
+    emitChange(tx, sub, after);
+  } else {
+    const after = await subscriptions.updateSubscription(tx.db, sub.id, { status: 'unpaid' });
+    emitChange(tx, sub, after, 'subscription.unpaid');
+  }
 }
 
 /** A dunning retry whose time has come: a new payment of the open invoice. */
@@ -312,7 +340,8 @@ export function retryDue(ctx: CollectionContext, tenantId: string, invoiceId: st
     await invoices.updateInvoice(tx.db, invoiceId, { next_collection_at: null });
     if (invoice.status !== 'open') return;
     const sub = (await subscriptions.findSubscription(tx.db, invoice.subscription_id))!;
-    if (!sub.payment_method || !sub.payment_rail || sub.status === 'canceled') return;
+    if (!sub.payment_method || !sub.payment_rail || sub.status === 'canceled' || sub.status === 'unpaid')
+      return;
     await startPayment(
       tx,
       {

@@ -34,7 +34,8 @@ import {
 export const NEXT_STATUSES: Record<SubscriptionStatus, readonly SubscriptionStatus[]> = {
   trialing: ['active', 'canceled'],
   active: ['past_due', 'canceled'],
-  past_due: ['active', 'canceled'],
+  past_due: ['active', 'unpaid', 'canceled'],
+  unpaid: ['active', 'canceled'],
   canceled: [],
 };
 

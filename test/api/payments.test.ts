@@ -1,6 +1,7 @@
 // Background billing: payments on rails through the API, test clocks, renewals and dunning
 // performed by the real pg-boss worker, and the tenant's dunning settings.
 import { randomUUID } from 'node:crypto';
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Schemas } from '../../src/contract.js';
 import { simulatedGateway } from '../../src/billing/gateway.js';
@@ -141,6 +142,300 @@ describe('billing settings', () => {
   });
 });
 
+/** A clock on `at` in the tenant, and a way to advance it with the worker's job run right here. */
+async function testClock(tenant: TestTenant, at = '2026-01-01T00:00:00Z') {
+  const res = await tenant.api.post('/api/v1/test-clocks').send({ name: 'dunning', frozen_time: at });
+  expect(res.status, res.text).toBe(201);
+  const clock = res.body as Schemas['TestClock'];
+  return {
+    id: clock.id,
+    async advance(to: string) {
+      const advanced = await tenant.api
+        .post(`/api/v1/test-clocks/${clock.id}/advance`)
+        .send({ frozen_time: to });
+      expect(advanced.status, advanced.text).toBe(202);
+      await performDueWork(dueCtx(), { tenantId: tenant.id, clockId: clock.id });
+    },
+  };
+}
+
+async function subscribeIn(tenant: TestTenant, planId: string, extra: Record<string, unknown>) {
+  const user = await createUser(tenant);
+  const res = await tenant.api
+    .post('/api/v1/subscriptions')
+    .send({ user_id: user.id, status: 'active', start_date: '2026-01-01', plan_id: planId, ...extra });
+  expect(res.status, res.text).toBe(201);
+  return res.body as Schemas['Subscription'];
+}
+
+const invoicesOf = async (tenant: TestTenant, subscriptionId: string) =>
+  (
+    (await tenant.api.get('/api/v1/invoices').query({ subscription_id: subscriptionId, limit: 100 }))
+      .body as Schemas['InvoiceList']
+  ).data.reverse();
+const paymentsOf = async (tenant: TestTenant, invoiceId: string) =>
+  (
+    (await tenant.api.get(`/api/v1/invoices/${invoiceId}/payments`)).body as Schemas['PaymentList']
+  ).data.reverse();
+const statusOf = async (tenant: TestTenant, subscriptionId: string) =>
+  ((await tenant.api.get(`/api/v1/subscriptions/${subscriptionId}`)).body as Schemas['Subscription']).status;
+const eventTypes = async (tenant: TestTenant, subscriptionId: string) =>
+  (
+    (await tenant.api.get(`/api/v1/subscriptions/${subscriptionId}/events`).query({ limit: 100 }))
+      .body as Schemas['EventList']
+  ).data.map((e) => e.type);
+
+describe('gateway outcomes and dunning, on a test clock', () => {
+  it('fails a declined card at submission, and a gateway that times out after 3 tries, 1 and 2 minutes apart', async () => {
+    const clock = await testClock(t);
+    const declined = await subscribeIn(t, plan.id, {
+      test_clock_id: clock.id,
+      payment_method: 'pm_card_declined',
+      payment_rail: 'card',
+    });
+    const silent = await subscribeIn(t, plan.id, {
+      test_clock_id: clock.id,
+      payment_method: 'pm_gateway_timeout',
+      payment_rail: 'card',
+    });
+    await clock.advance('2026-01-01T00:10:00Z');
+
+    const [card] = await paymentsOf(t, (await invoicesOf(t, declined.id))[0]!.id);
+    expect(card).toMatchObject({
+      status: 'failed',
+      failure_reason: 'card_declined',
+      settled_at: '2026-01-01T00:00:00.000Z',
+      initiated_by: 'renewal',
+    });
+    const [timedOut] = await paymentsOf(t, (await invoicesOf(t, silent.id))[0]!.id);
+    expect(timedOut).toMatchObject({
+      status: 'failed',
+      failure_reason: 'gateway_timeout',
+      submitted_at: null,
+      settled_at: '2026-01-01T00:03:00.000Z',
+    });
+    // Both renewals failed: dunning has begun.
+    expect([await statusOf(t, declined.id), await statusOf(t, silent.id)]).toEqual(['past_due', 'past_due']);
+  });
+
+  it('retries with the payment method the subscription has by then, and recovers it to active', async () => {
+    const clock = await testClock(t);
+    const sub = await subscribeIn(t, plan.id, {
+      test_clock_id: clock.id,
+      payment_method: 'pm_insufficient_funds',
+      payment_rail: 'card',
+    });
+    await clock.advance('2026-01-01T12:00:00Z');
+    expect(await statusOf(t, sub.id)).toBe('past_due');
+    const [invoice] = await invoicesOf(t, sub.id);
+    expect(invoice).toMatchObject({ status: 'open', next_payment_attempt_at: '2026-01-02T00:00:00.000Z' });
+
+    // The customer updates the card before the first retry.
+    const updated = await t.api
+      .patch(`/api/v1/subscriptions/${sub.id}`)
+      .send({ payment_method: 'pm_card_visa' });
+    expect(updated.status, updated.text).toBe(200);
+    await clock.advance('2026-01-03T00:00:00Z');
+
+    expect(
+      (await paymentsOf(t, invoice!.id)).map((p) => [p.attempt, p.payment_method, p.status, p.initiated_by]),
+    ).toEqual([
+      [1, 'pm_insufficient_funds', 'failed', 'renewal'],
+      [2, 'pm_card_visa', 'succeeded', 'dunning'],
+    ]);
+    expect((await invoicesOf(t, sub.id))[0]).toMatchObject({
+      status: 'paid',
+      paid_at: '2026-01-02T00:00:00.000Z',
+    });
+    expect(await statusOf(t, sub.id)).toBe('active');
+    const types = await eventTypes(t, sub.id);
+    expect(
+      types.filter((type) => type === 'subscription.past_due' || type === 'subscription.recovered'),
+    ).toEqual(['subscription.past_due', 'subscription.recovered']);
+  });
+
+  it('marks it unpaid after the last retry (mark_unpaid): invoiced, never collected, active once paid', async () => {
+    const tenant = await ctx.newTenant();
+    const settings = await tenant.api
+      .put('/api/v1/billing-settings')
+      .send({ dunning_retry_days: [1], dunning_final_action: 'mark_unpaid' });
+    expect(settings.status, settings.text).toBe(200);
+    const monthly = await tenant.api
+      .post('/api/v1/plans')
+      .send({ code: 'basic', name: 'Basic', interval: 'month', price: { model: 'flat', amount: '7.00' } });
+    expect(monthly.status, monthly.text).toBe(201);
+    const clock = await testClock(tenant);
+    const sub = await subscribeIn(tenant, (monthly.body as Schemas['Plan']).id, {
+      test_clock_id: clock.id,
+      payment_method: 'pm_insufficient_funds',
+      payment_rail: 'card',
+    });
+    await clock.advance('2026-02-15T00:00:00Z');
+
+    const [january, february] = await invoicesOf(tenant, sub.id);
+    expect(january).toMatchObject({ status: 'uncollectible', uncollectible_at: '2026-01-02T00:00:00.000Z' });
+    expect((await paymentsOf(tenant, january!.id)).map((p) => p.status)).toEqual(['failed', 'failed']);
+    // Still invoiced each period, and no longer collected.
+    expect(february).toMatchObject({ status: 'open', period_start: '2026-02-01' });
+    expect(await paymentsOf(tenant, february!.id)).toEqual([]);
+    expect(await statusOf(tenant, sub.id)).toBe('unpaid');
+    expect(await eventTypes(tenant, sub.id)).toContain('subscription.unpaid');
+    // The payment method stays: it is the customer's, and paying by hand can use another.
+    expect((await tenant.api.get(`/api/v1/subscriptions/${sub.id}`)).body).toMatchObject({
+      payment_method: 'pm_insufficient_funds',
+    });
+
+    const paid = await tenant.api
+      .post(`/api/v1/invoices/${january!.id}/payments`)
+      .send({ amount: '7.00', payment_method: 'pm_card_visa', rail: 'card' });
+    expect(paid.status, paid.text).toBe(202);
+    await performDueWork(dueCtx(), { tenantId: tenant.id, clockId: clock.id });
+    expect((await invoicesOf(tenant, sub.id))[0]).toMatchObject({
+      status: 'paid',
+      paid_at: '2026-02-15T00:00:00.000Z',
+    });
+    expect(await statusOf(tenant, sub.id)).toBe('active');
+    expect((await eventTypes(tenant, sub.id)).at(-1)).toBe('subscription.recovered');
+  });
+
+  it('keeps a subscription past_due while another period’s invoice is still failing', async () => {
+    const tenant = await ctx.newTenant();
+    await tenant.api
+      .put('/api/v1/billing-settings')
+      .send({ dunning_retry_days: [40], dunning_final_action: 'cancel' })
+      .expect(200);
+    const monthly = await tenant.api
+      .post('/api/v1/plans')
+      .send({ code: 'basic', name: 'Basic', interval: 'month', price: { model: 'flat', amount: '7.00' } });
+    const clock = await testClock(tenant);
+    const sub = await subscribeIn(tenant, (monthly.body as Schemas['Plan']).id, {
+      test_clock_id: clock.id,
+      payment_method: 'pm_insufficient_funds',
+      payment_rail: 'card',
+    });
+    // January's and February's collections fail; their retries are 40 days after each.
+    await clock.advance('2026-02-02T00:00:00Z');
+    const [january, february] = await invoicesOf(tenant, sub.id);
+    expect([january!.status, february!.status]).toEqual(['open', 'open']);
+    const pay = await tenant.api
+      .post(`/api/v1/invoices/${january!.id}/payments`)
+      .send({ amount: '7.00', payment_method: 'pm_card_visa', rail: 'card' });
+    expect(pay.status, pay.text).toBe(202);
+    await performDueWork(dueCtx(), { tenantId: tenant.id, clockId: clock.id });
+    expect((await invoicesOf(tenant, sub.id)).map((i) => i.status)).toEqual(['paid', 'open']);
+    expect(await statusOf(tenant, sub.id)).toBe('past_due');
+  });
+});
+
+describe('renewals in real time', () => {
+  it('catches up after downtime: each missed period invoiced once, in order, and a rerun adds nothing', async () => {
+    const tenant = await ctx.newTenant();
+    const monthly = await tenant.api
+      .post('/api/v1/plans')
+      .send({ code: 'basic', name: 'Basic', interval: 'month', price: { model: 'flat', amount: '7.00' } });
+    expect(monthly.status, monthly.text).toBe(201);
+    const month = (offset: number) => {
+      const now = new Date();
+      return new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + offset, 1))
+        .toISOString()
+        .slice(0, 10);
+    };
+    const user = await createUser(tenant);
+    const created = await tenant.api.post('/api/v1/subscriptions').send({
+      user_id: user.id,
+      status: 'active',
+      start_date: month(-4),
+      plan_id: (monthly.body as Schemas['Plan']).id,
+    });
+    expect(created.status, created.text).toBe(201);
+    const sub = created.body as Schemas['Subscription'];
+    expect(sub.billed_until).toBe(month(0));
+    // As a worker stopped for three periods leaves it: billed until three months ago.
+    await sql`update subscriptions set billed_until = ${month(-3)} where id = ${sub.id}`.execute(ctx.db);
+
+    const work = { ...dueCtx(), ownerDb: ctx.db };
+    await performDueWork(work, { tenantId: tenant.id });
+    await performDueWork(work, { tenantId: tenant.id });
+
+    const invoices = await invoicesOf(tenant, sub.id);
+    expect(invoices.map((i) => [i.period_start, i.number, i.status])).toEqual([
+      [month(-3), 1, 'open'],
+      [month(-2), 2, 'open'],
+      [month(-1), 3, 'open'],
+      [month(0), 4, 'open'],
+    ]);
+    expect(
+      ((await tenant.api.get(`/api/v1/subscriptions/${sub.id}`)).body as Schemas['Subscription'])
+        .billed_until,
+    ).toBe(month(1));
+  });
+});
+
+describe('a job that keeps failing', () => {
+  it('is retried with backoff, then stays failed with its last error, and its work waits undone', async () => {
+    const tenant = await ctx.newTenant();
+    const monthly = await tenant.api
+      .post('/api/v1/plans')
+      .send({ code: 'basic', name: 'Basic', interval: 'month', price: { model: 'flat', amount: '7.00' } });
+    const user = await createUser(tenant);
+    const sub = await tenant.api.post('/api/v1/subscriptions').send({
+      user_id: user.id,
+      status: 'active',
+      start_date: new Date().toISOString().slice(0, 10),
+      plan_id: (monthly.body as Schemas['Plan']).id,
+    });
+    const invoice = await tenant.api
+      .post(`/api/v1/subscriptions/${(sub.body as Schemas['Subscription']).id}/invoices`)
+      .send({});
+    await tenant.api.post(`/api/v1/invoices/${(invoice.body as Schemas['Invoice']).id}/finalize`).expect(200);
+
+    const outage = {
+      submit: () => Promise.reject(new Error('the gateway is unreachable')),
+      settle: () => Promise.reject(new Error('the gateway is unreachable')),
+    };
+    // Its warnings are this test's point: not shown.
+    const worker = await startWorker(ctx.url, createLogger({ level: 'error' }), {
+      jobs: {
+        inProcess: true,
+        timeoutSeconds: 60,
+        pollSeconds: 1,
+        settlementDelayScale: 1,
+        retryLimit: 1,
+        retryDelaySeconds: 1,
+      },
+      pollSeconds: 0.5,
+      dbPoolSize: 2,
+      gateway: outage,
+    });
+    try {
+      const paid = await tenant.api
+        .post(`/api/v1/invoices/${(invoice.body as Schemas['Invoice']).id}/payments`)
+        .send({ amount: '7.00', payment_method: 'pm_card_visa', rail: 'card' });
+      expect(paid.status, paid.text).toBe(202);
+      const job = async () =>
+        (
+          await sql<{ state: string; retry_count: number; output: { message?: string } | null }>`
+            select state, retry_count, output from pgboss.job where singleton_key = ${`real:${tenant.id}`}
+            order by created_on desc limit 1`.execute(ctx.db)
+        ).rows[0];
+      for (let i = 0; (await job())?.state !== 'failed'; i++) {
+        expect(i, `the job did not fail for good: ${JSON.stringify(await job())}`).toBeLessThan(100);
+        await sleep(100);
+      }
+      expect(await job()).toMatchObject({
+        state: 'failed',
+        retry_count: 1,
+        output: { message: 'the gateway is unreachable' },
+      });
+      // Nothing half done: the payment waits to be submitted by a later job.
+      const payment = await tenant.api.get(`/api/v1/payments/${(paid.body as Schemas['Payment']).id}`);
+      expect(payment.body).toMatchObject({ status: 'pending', submitted_at: null });
+    } finally {
+      await worker.stop(1000);
+    }
+  });
+});
+
 describe('a year on a test clock, run by the worker', () => {
   let worker: RunningWorker;
 
@@ -161,7 +456,8 @@ describe('a year on a test clock, run by the worker', () => {
       .send({ name: 'a year', frozen_time: '2026-01-01T00:00:00Z' });
     expect(clockRes.status, clockRes.text).toBe(201);
     const clock = clockRes.body as Schemas['TestClock'];
-    expect((await t.api.get('/api/v1/test-clocks')).body).toMatchObject({ data: [{ id: clock.id }] });
+    const listed = (await t.api.get('/api/v1/test-clocks')).body as Schemas['TestClockList'];
+    expect(listed.data[0]).toMatchObject({ id: clock.id, status: 'ready' });
 
     const card = await subscribe({
       test_clock_id: clock.id,

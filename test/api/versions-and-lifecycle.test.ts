@@ -91,6 +91,20 @@ describe('the subscription lifecycle', () => {
     }
   });
 
+  it('allows past_due → unpaid → active, and unpaid → canceled; not unpaid → past_due', async () => {
+    const s = await createSubscription(ctx, { status: 'past_due' });
+    const path = `/api/v1/subscriptions/${s.id}`;
+    for (const status of ['unpaid', 'active', 'past_due', 'unpaid'] as const) {
+      const res = await ctx.api.patch(path).send({ status });
+      expect(res.status, `→ ${status}: ${res.text}`).toBe(200);
+    }
+    const back = expectProblem(await ctx.api.patch(path).send({ status: 'past_due' }), 409, 'conflict');
+    expect(back.detail).toBe(
+      'An unpaid subscription cannot become past_due; from unpaid it can become active or canceled.',
+    );
+    expect((await ctx.api.patch(path).send({ status: 'canceled' })).status).toBe(200);
+  });
+
   it('refuses an illegal transition with 409 naming the current status and the allowed ones', async () => {
     const trialing = await createSubscription(ctx, { status: 'trialing' });
     const before = await fingerprint(ctx.db);
