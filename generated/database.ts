@@ -117,6 +117,45 @@ export interface Invoices {
   voided_at: Timestamp | null;
 }
 
+export interface MrrBuckets {
+  churn_amount: Numeric;
+  churn_count: Int8;
+  contraction_amount: Numeric;
+  contraction_count: Int8;
+  customers: Int8;
+  day: string;
+  dim_id: string;
+  dim_kind: number;
+  expansion_amount: Numeric;
+  expansion_count: Int8;
+  mrr: Numeric;
+  new_amount: Numeric;
+  new_count: Int8;
+  nrr_base: Numeric;
+  nrr_num: Numeric;
+  reactivation_amount: Numeric;
+  reactivation_count: Int8;
+  region: string;
+  shard: number;
+  tenant_id: Generated<string>;
+}
+
+export interface MrrDirty {
+  marked_at: Generated<Timestamp>;
+  tenant_id: Generated<string>;
+  user_id: string;
+}
+
+export interface MrrSeries {
+  dim_id: string;
+  dim_kind: number;
+  mrr: Numeric;
+  region: string;
+  t: Timestamp;
+  tenant_id: Generated<string>;
+  user_id: string;
+}
+
 export interface Payments {
   amount: Numeric;
   attempt: Generated<number>;
@@ -212,6 +251,15 @@ export interface Subscriptions {
   updated_at: Generated<Timestamp>;
   user_id: string;
   version: Generated<number>;
+}
+
+export interface SubscriptionVersions {
+  monthly_amount: Numeric;
+  plan_id: string | null;
+  status: string;
+  subscription_id: string;
+  tenant_id: Generated<string>;
+  valid_from: Timestamp;
 }
 
 export interface TaxRates {
@@ -318,12 +366,16 @@ export interface DB {
   idempotency_keys: IdempotencyKeys;
   invoice_counters: InvoiceCounters;
   invoices: Invoices;
+  mrr_buckets: MrrBuckets;
+  mrr_dirty: MrrDirty;
+  mrr_series: MrrSeries;
   payments: Payments;
   plan_versions: PlanVersions;
   plans: Plans;
   rate_limit_hits: RateLimitHits;
   subscription_features: SubscriptionFeatures;
   subscription_rollups: SubscriptionRollups;
+  subscription_versions: SubscriptionVersions;
   subscriptions: Subscriptions;
   tax_rates: TaxRates;
   tenants: Tenants;

@@ -1011,6 +1011,62 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/metrics/mrr": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * MRR, ARR, customers, ARPA and MRR movements per month
+         * @description One entry per month from `from` to `to` (at most 120). `starting_mrr` is the MRR at the
+         *     month's first instant (00:00 UTC on the 1st), `mrr` at its end, or now for the current
+         *     month (`complete: false`, measured at `as_of`); each customer's change between the two is
+         *     one movement: `new` (from zero, never had MRR before), `reactivation` (from zero, had MRR
+         *     before), `expansion`, `contraction` or `churn` (to zero), with contraction and churn
+         *     amounts negative, so that `starting_mrr` + the movements = `mrr` exactly. The filters
+         *     combine (all of them at once is computed live, and is slower). A `to` after the current
+         *     month, a `from` after `to` or more than 120 months is 422.
+         */
+        get: operations["getMrrMetrics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/metrics/churn": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Churn, net revenue retention and LTV per month
+         * @description Per month: customer churn rate (customers who churned ÷ customers at the month's start),
+         *     gross MRR churn rate ((churn + contraction) ÷ starting MRR), net revenue retention
+         *     ((starting MRR + expansion + contraction + churn) ÷ starting MRR: what the month's
+         *     starting customers pay at its end), trailing-12-month net revenue retention (the MRR at
+         *     the month's end of the customers who had MRR when the 12 months began, on the 1st of the
+         *     month 11 months before, ÷ their MRR then), ARPA and LTV (ARPA ÷ customer churn rate,
+         *     exact, then rounded to cents). Rates
+         *     are decimal fractions rounded half-up to 4 places (`0.0525` = 5.25%); null when their
+         *     denominator is zero (LTV: when nobody churned). Same months, filters and rules as
+         *     `GET /metrics/mrr`.
+         */
+        get: operations["getChurnMetrics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1864,7 +1920,18 @@ export interface components {
         };
         Analytics: {
             as_of: components["schemas"]["Date"];
-            /** @description Sum of `plan_cost` over subscriptions whose status is `active` (any billing interval, any start date). */
+            /**
+             * @description Monthly recurring revenue now (not as of `as_of`): what `GET /metrics/mrr` reports for
+             *     the current month. Use this (or `arr`) for revenue; see README, "Subscription metrics".
+             */
+            mrr: components["schemas"]["MoneyTotal"];
+            /** @description 12 × `mrr`. */
+            arr: components["schemas"]["MoneyTotal"];
+            /**
+             * @description Kept for compatibility: the sum of `plan_cost` over subscriptions whose status is
+             *     `active`, whatever their billing interval (a yearly plan's whole price next to monthly
+             *     ones), start or end date. It is neither MRR nor ARR: use `mrr` and `arr`.
+             */
             total_recurring_revenue: components["schemas"]["MoneyTotal"];
             /** @description Mean `plan_cost` over all subscriptions, every status; rounded to cents, half away from zero. Null when there are none. */
             average_subscription_cost: string | null;
@@ -1879,6 +1946,93 @@ export interface components {
             monthly_revenue: components["schemas"]["MonthlyRevenue"][];
             /** @description The users with the highest total subscription value (sum of `plan_cost` over all their subscriptions, every status), highest first; ties by user id. Users with no subscription are not listed. */
             top_users: components["schemas"]["TopUser"][];
+        };
+        /**
+         * @description An exact amount that may be negative (a contraction, a churn), as a decimal string with two decimals.
+         * @example -49.99
+         * @example 0.00
+         * @example 120.00
+         */
+        SignedMoney: string;
+        /**
+         * @description A ratio as a decimal fraction rounded half-up to 4 places (`0.0525` = 5.25%; NRR can exceed 1); null when its denominator is zero.
+         * @example 0.0525
+         * @example 1.0312
+         */
+        Rate: string | null;
+        /** @description The filters applied; null where not filtered. */
+        MetricsFilters: {
+            /** Format: uuid */
+            plan_id: string | null;
+            /** Format: uuid */
+            feature_id: string | null;
+            region: string | null;
+        };
+        MrrMovement: {
+            amount: components["schemas"]["SignedMoney"];
+            customers: components["schemas"]["Count"];
+        };
+        MrrMonth: {
+            month: components["schemas"]["Month"];
+            /** @description False for the current month, whose end values are those of `as_of`. */
+            complete: boolean;
+            /** @description MRR at 00:00 UTC on the month's first day. */
+            starting_mrr: components["schemas"]["MoneyTotal"];
+            /** @description MRR at the month's end (00:00 UTC on the next month's first day), or at `as_of`. */
+            mrr: components["schemas"]["MoneyTotal"];
+            /** @description 12 × `mrr`. */
+            arr: components["schemas"]["MoneyTotal"];
+            /** @description Customers (users with MRR > 0) at the month's start. */
+            starting_customers: components["schemas"]["Count"];
+            /** @description Customers at the month's end. */
+            customers: components["schemas"]["Count"];
+            /** @description `mrr` ÷ `customers`, rounded half-up to cents; null without customers. */
+            arpa: string | null;
+            /** @description The sum of the movements, = `mrr` − `starting_mrr`. */
+            net_new_mrr: components["schemas"]["SignedMoney"];
+            /** @description Each customer whose MRR differs between the month's start and end, once, by kind. */
+            movements: {
+                new: components["schemas"]["MrrMovement"];
+                reactivation: components["schemas"]["MrrMovement"];
+                expansion: components["schemas"]["MrrMovement"];
+                contraction: components["schemas"]["MrrMovement"];
+                churn: components["schemas"]["MrrMovement"];
+            };
+        };
+        MrrMetrics: {
+            from: components["schemas"]["Month"];
+            to: components["schemas"]["Month"];
+            /** @description The instant the current month is measured at (the request's). */
+            as_of: components["schemas"]["Timestamp"];
+            filters: components["schemas"]["MetricsFilters"];
+            months: components["schemas"]["MrrMonth"][];
+        };
+        ChurnMonth: {
+            month: components["schemas"]["Month"];
+            /** @description False for the current month (measured at `as_of`). */
+            complete: boolean;
+            starting_customers: components["schemas"]["Count"];
+            churned_customers: components["schemas"]["Count"];
+            customer_churn_rate: components["schemas"]["Rate"];
+            starting_mrr: components["schemas"]["MoneyTotal"];
+            /** @description The MRR lost to churn (positive). */
+            churned_mrr: components["schemas"]["MoneyTotal"];
+            /** @description The MRR lost to contraction (positive). */
+            contraction_mrr: components["schemas"]["MoneyTotal"];
+            gross_mrr_churn_rate: components["schemas"]["Rate"];
+            net_revenue_retention: components["schemas"]["Rate"];
+            trailing_12m_net_revenue_retention: components["schemas"]["Rate"];
+            /** @description MRR ÷ customers at the month's end; null without customers. */
+            arpa: string | null;
+            /** @description ARPA ÷ customer churn rate, rounded half-up to cents; null when nobody churned or there are no customers. */
+            ltv: string | null;
+        };
+        ChurnMetrics: {
+            from: components["schemas"]["Month"];
+            to: components["schemas"]["Month"];
+            as_of: components["schemas"]["Timestamp"];
+            filters: components["schemas"]["MetricsFilters"];
+            months: components["schemas"]["ChurnMonth"][];
         };
         MonthlyRevenue: {
             /** @example 2026-11 */
@@ -1899,8 +2053,8 @@ export interface components {
             /** @description Each aggregate row whose maintained value differs from the recomputation. */
             differences: {
                 /** @enum {string} */
-                aggregate: "subscription_rollups" | "user_totals";
-                /** @description Which row: month and status, or user id. */
+                aggregate: "subscription_rollups" | "user_totals" | "mrr_buckets" | "mrr_series";
+                /** @description Which row: month and status; user id; dimension, region, day and phase (mrr_buckets); user and dimension (mrr_series). */
                 key: string;
                 /** @description count/total as maintained, or "missing". */
                 maintained: string;
@@ -6028,6 +6182,8 @@ export interface operations {
                     /**
                      * @example {
                      *       "as_of": "2026-11-23",
+                     *       "mrr": "1034.50",
+                     *       "arr": "12414.00",
                      *       "total_recurring_revenue": "1234.50",
                      *       "average_subscription_cost": "41.15",
                      *       "subscription_count": 30,
@@ -6129,6 +6285,189 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             409: components["responses"]["Conflict"];
+            422: components["responses"]["Unprocessable"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getMrrMetrics: {
+        parameters: {
+            query?: {
+                /** @description The first month (UTC calendar months); default 11 months before `to`. */
+                from?: components["schemas"]["Month"];
+                /** @description The last month, at most the current one; default the current month. */
+                to?: components["schemas"]["Month"];
+                /** @description Only subscriptions on this plan (the plan they were on at each moment). */
+                plan_id?: string;
+                /** @description Only subscriptions linked to this feature (their links today). */
+                feature_id?: string;
+                /** @description Only customers whose billing region is this one (today's). */
+                region?: components["schemas"]["Region"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The months, oldest first. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "from": "2026-04",
+                     *       "to": "2026-05",
+                     *       "as_of": "2026-05-21T09:30:00.000Z",
+                     *       "filters": {
+                     *         "plan_id": null,
+                     *         "feature_id": null,
+                     *         "region": null
+                     *       },
+                     *       "months": [
+                     *         {
+                     *           "month": "2026-04",
+                     *           "complete": true,
+                     *           "starting_mrr": "150.00",
+                     *           "mrr": "190.00",
+                     *           "arr": "2280.00",
+                     *           "starting_customers": 2,
+                     *           "customers": 3,
+                     *           "arpa": "63.33",
+                     *           "net_new_mrr": "40.00",
+                     *           "movements": {
+                     *             "new": {
+                     *               "amount": "40.00",
+                     *               "customers": 1
+                     *             },
+                     *             "reactivation": {
+                     *               "amount": "0.00",
+                     *               "customers": 0
+                     *             },
+                     *             "expansion": {
+                     *               "amount": "0.00",
+                     *               "customers": 0
+                     *             },
+                     *             "contraction": {
+                     *               "amount": "0.00",
+                     *               "customers": 0
+                     *             },
+                     *             "churn": {
+                     *               "amount": "0.00",
+                     *               "customers": 0
+                     *             }
+                     *           }
+                     *         },
+                     *         {
+                     *           "month": "2026-05",
+                     *           "complete": false,
+                     *           "starting_mrr": "190.00",
+                     *           "mrr": "140.00",
+                     *           "arr": "1680.00",
+                     *           "starting_customers": 3,
+                     *           "customers": 2,
+                     *           "arpa": "70.00",
+                     *           "net_new_mrr": "-50.00",
+                     *           "movements": {
+                     *             "new": {
+                     *               "amount": "0.00",
+                     *               "customers": 0
+                     *             },
+                     *             "reactivation": {
+                     *               "amount": "0.00",
+                     *               "customers": 0
+                     *             },
+                     *             "expansion": {
+                     *               "amount": "0.00",
+                     *               "customers": 0
+                     *             },
+                     *             "contraction": {
+                     *               "amount": "0.00",
+                     *               "customers": 0
+                     *             },
+                     *             "churn": {
+                     *               "amount": "-50.00",
+                     *               "customers": 1
+                     *             }
+                     *           }
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": components["schemas"]["MrrMetrics"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            422: components["responses"]["Unprocessable"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getChurnMetrics: {
+        parameters: {
+            query?: {
+                /** @description The first month (UTC calendar months); default 11 months before `to`. */
+                from?: components["schemas"]["Month"];
+                /** @description The last month, at most the current one; default the current month. */
+                to?: components["schemas"]["Month"];
+                /** @description Only subscriptions on this plan (the plan they were on at each moment). */
+                plan_id?: string;
+                /** @description Only subscriptions linked to this feature (their links today). */
+                feature_id?: string;
+                /** @description Only customers whose billing region is this one (today's). */
+                region?: components["schemas"]["Region"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The months, oldest first. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "from": "2026-05",
+                     *       "to": "2026-05",
+                     *       "as_of": "2026-06-02T09:30:00.000Z",
+                     *       "filters": {
+                     *         "plan_id": null,
+                     *         "feature_id": null,
+                     *         "region": null
+                     *       },
+                     *       "months": [
+                     *         {
+                     *           "month": "2026-05",
+                     *           "complete": true,
+                     *           "starting_customers": 3,
+                     *           "churned_customers": 1,
+                     *           "customer_churn_rate": "0.3333",
+                     *           "starting_mrr": "190.00",
+                     *           "churned_mrr": "50.00",
+                     *           "contraction_mrr": "0.00",
+                     *           "gross_mrr_churn_rate": "0.2632",
+                     *           "net_revenue_retention": "0.7368",
+                     *           "trailing_12m_net_revenue_retention": null,
+                     *           "arpa": "70.00",
+                     *           "ltv": "210.00"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ChurnMetrics"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             422: components["responses"]["Unprocessable"];
             429: components["responses"]["TooManyRequests"];
             503: components["responses"]["ServiceUnavailable"];

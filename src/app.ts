@@ -23,6 +23,7 @@ import { eventsRouter } from './routes/events.js';
 import { featuresRouter } from './routes/features.js';
 import { healthRouter } from './routes/health.js';
 import { invoicesRouter, reportsRouter } from './routes/invoices.js';
+import { metricsRouter } from './routes/metrics.js';
 import { plansRouter } from './routes/plans.js';
 import {
   billingSettingsRouter,
@@ -136,6 +137,7 @@ export function createApp({
   app.use('/api/v1/features', featuresRouter(ctx));
   app.use('/api/v1/subscriptions', subscriptionsRouter(ctx));
   app.use('/api/v1/analytics', analyticsRouter(ctx));
+  app.use('/api/v1/metrics', metricsRouter(ctx));
   app.use('/api/v1/events', eventsRouter(ctx));
   app.use('/api/v1/plans', plansRouter(ctx));
   app.use('/api/v1/tax-rates', taxRatesRouter(ctx));

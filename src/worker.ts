@@ -2,8 +2,8 @@
 // requests. Started inside `make start` (JOBS=on, the default) or alone (`make worker`,
 // src/worker-main.ts). pg-boss was chosen over graphile-worker because a job that a SIGKILLed
 // worker held comes back by itself (its expiry, JOB_TIMEOUT_SECONDS), and it runs on Node 20;
-// both can enqueue inside our own transaction. The webhook dispatcher (src/webhooks/) runs here
-// too. Every metric of the worker is in prom-client's default registry: /metrics of the API
+// both can enqueue inside our own transaction. The webhook dispatcher (src/webhooks/) and the
+// MRR compaction (src/jobs/mrr-compaction.ts) run here too. Every metric of the worker is in prom-client's default registry: /metrics of the API
 // process that runs the worker shows them, and `make worker` serves them itself.
 import { sql } from 'kysely';
 import { Counter, Gauge, register } from 'prom-client';
@@ -15,6 +15,7 @@ import type { Logger } from './logger.js';
 import { DUE_QUEUE, type DueScope } from './queries/jobs.js';
 import { countPendingDeliveries } from './queries/webhooks.js';
 import { performDueWork } from './services/due-work.js';
+import { startMrrCompaction } from './jobs/mrr-compaction.js';
 import { startWebhookDispatcher } from './webhooks/dispatcher.js';
 
 /** The job settings the worker itself uses (the metrics port is make worker's); defaults as in config.ts. */
@@ -194,6 +195,7 @@ export async function startWorker(
       retryBaseMs: options.webhooks.retryBaseSeconds * 1000,
       retryForMs: options.webhooks.retryForSeconds * 1000,
     }));
+  const compaction = startMrrCompaction({ db, ownerDb }, logger);
   logger.info('worker started');
   return {
     async stop(timeoutMs = 10_000) {
@@ -202,6 +204,7 @@ export async function startWorker(
       await Promise.all([
         boss.stop({ graceful: true, wait: true, timeout: Math.max(timeoutMs, 1000) }),
         dispatcher?.stop(),
+        compaction.stop(),
       ]);
       await Promise.all([db.destroy(), ownerDb.destroy()]);
     },

@@ -11,6 +11,7 @@ import * as m202611240004 from './202611240004_billing.js';
 import * as m202611240005 from './202611240005_payments.js';
 import * as m202611240006 from './202611240006_webhooks.js';
 import * as m202612010001 from './202612010001_unpaid.js';
+import * as m202612010002 from './202612010002_mrr.js';
 
 export const migrations: Record<string, Migration> = {
   '202611230001_initial': m202611230001,
@@ -23,4 +24,5 @@ export const migrations: Record<string, Migration> = {
   '202611240005_payments': m202611240005,
   '202611240006_webhooks': m202611240006,
   '202612010001_unpaid': m202612010001,
+  '202612010002_mrr': m202612010002,
 };

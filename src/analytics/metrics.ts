@@ -3,6 +3,7 @@
 import { sql } from 'kysely';
 import type { Schemas } from '../contract.js';
 import type { Db } from '../database/connection.js';
+import { currentMrr } from './mrr.js';
 
 export interface AnalyticsParams {
   /** 'YYYY-MM-DD': its month is the last of monthly_revenue. */
@@ -72,13 +73,16 @@ export const analyticsQueries = { totals, monthlyRevenue, topUsers };
 
 export async function readAnalytics(db: Db, params: AnalyticsParams): Promise<Schemas['Analytics']> {
   // Sent together: the connection is pipelined, so the three cost one round trip.
-  const [sums, months, users] = await Promise.all([
+  const [sums, months, users, recurring] = await Promise.all([
     totals(db).executeTakeFirstOrThrow(),
     monthlyRevenue(db, params).execute(),
     topUsers(db, params).execute(),
+    currentMrr(db),
   ]);
   return {
     as_of: params.asOf,
+    mrr: recurring.mrr,
+    arr: recurring.arr,
     total_recurring_revenue: sums.total_recurring_revenue,
     average_subscription_cost: sums.average_subscription_cost,
     subscription_count: Number(sums.subscription_count),

@@ -11,6 +11,7 @@ import path from 'node:path';
 import { sql } from 'kysely';
 import * as maintenance from '../analytics/maintenance.js';
 import * as metrics from '../analytics/metrics.js';
+import * as mrr from '../analytics/mrr.js';
 import { APP_ROLE, createDb, type Db } from '../database/connection.js';
 import { databaseUrl, ensureDatabase, startEmbeddedPostgres } from '../database/embedded.js';
 import { sqlState } from '../database/errors.js';
@@ -405,6 +406,31 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
   'analytics-metrics': {
     module: metrics,
     calls: { readAnalytics: (db) => metrics.readAnalytics(db, { asOf: '2026-11-23', months: 12, top: 5 }) },
+  },
+  'analytics-mrr': {
+    module: mrr,
+    calls: {
+      metricsMonths: (db) => mrr.metricsMonths(db, {}, { from: '2026-01-01', to: '2026-12-01' }),
+      readMetricsMonths: (db) => mrr.readMetricsMonths(db, {}, { from: '2026-01-01', to: '2026-12-01' }),
+      currentMrr: (db) => mrr.currentMrr(db),
+      countDirty: (db) => mrr.countDirty(db, 500),
+      compact: (db) => mrr.compact(db, 1000),
+      tenantsToCompact: (db) => mrr.tenantsToCompact(db, 100),
+    },
+  },
+  'analytics-mrr-filtered': {
+    module: { metricsMonths: mrr.metricsMonths },
+    calls: {
+      metricsMonths: (db) =>
+        mrr.metricsMonths(db, { planId: PLAN, region: 'DE' }, { from: '2026-01-01', to: '2026-12-01' }),
+    },
+  },
+  'analytics-mrr-live': {
+    module: { metricsMonths: mrr.metricsMonths },
+    calls: {
+      metricsMonths: (db) =>
+        mrr.metricsMonths(db, { planId: PLAN, featureId: FEATURE }, { from: '2026-01-01', to: '2026-12-01' }),
+    },
   },
   'analytics-maintenance': {
     module: maintenance,

@@ -198,6 +198,11 @@ export type WebhookDeliveriesTable = Override<
 >;
 /** Append-only: the app role may insert and select. */
 export type WebhookAttemptsTable = Override<G.WebhookAttempts, { tenant_id: TenantId }>;
+/** Written only by triggers (db/migrations/202612010002_mrr.ts); the app reads them. */
+export type SubscriptionVersionsTable = Override<G.SubscriptionVersions, { tenant_id: TenantId }>;
+export type MrrSeriesTable = Override<G.MrrSeries, { tenant_id: TenantId }>;
+export type MrrBucketsTable = Override<G.MrrBuckets, { tenant_id: TenantId }>;
+export type MrrDirtyTable = Override<G.MrrDirty, { tenant_id: TenantId }>;
 /** Rate-limit counts (db/migrations/202611240002_rate_limits.ts); not tenant data. */
 export type RateLimitHitsTable = G.RateLimitHits;
 
@@ -224,6 +229,10 @@ export interface Database {
   webhook_endpoints: WebhookEndpointsTable;
   webhook_deliveries: WebhookDeliveriesTable;
   webhook_attempts: WebhookAttemptsTable;
+  subscription_versions: SubscriptionVersionsTable;
+  mrr_series: MrrSeriesTable;
+  mrr_buckets: MrrBucketsTable;
+  mrr_dirty: MrrDirtyTable;
 }
 
 export type TenantRow = Selectable<TenantsTable>;

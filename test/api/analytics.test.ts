@@ -8,6 +8,7 @@ import type { Schemas } from '../../src/contract.js';
 import { createDb } from '../../src/database/connection.js';
 import { type TestTenant, useTestApp } from '../helpers/app.js';
 import { createSubscription, createUser } from '../helpers/factories.js';
+import { loadTenant, recompute as recomputeMetrics } from '../helpers/mrr-reference.js';
 import { expectProblem } from '../helpers/problems.js';
 
 const ctx = useTestApp();
@@ -33,8 +34,13 @@ async function recompute(tenantId: string, asOf: string, months: number, top: nu
     from subscriptions s join users u on u.id = s.user_id
     where s.tenant_id = ${tenantId}
     group by u.id order by sum(s.plan_cost) desc, u.id limit ${top}`.execute(ctx.db);
+  // MRR now, from the independent recomputation of the subscription metrics.
+  const month = new Date().toISOString().slice(0, 7);
+  const now = recomputeMetrics(await loadTenant(ctx.db, tenantId), {}, month, month, new Date()).mrr[0]!;
   return {
     as_of: asOf,
+    mrr: now.mrr,
+    arr: now.arr,
     total_recurring_revenue: totals.rows[0]!.revenue,
     average_subscription_cost: totals.rows[0]!.average,
     subscription_count: totals.rows[0]!.n,
@@ -172,6 +178,8 @@ describe('GET /api/v1/analytics', () => {
     const body = await analytics(empty.api, { months: 2 });
     expect(body).toEqual({
       as_of: AS_OF,
+      mrr: '0.00',
+      arr: '0.00',
       total_recurring_revenue: '0.00',
       average_subscription_cost: null,
       subscription_count: 0,

@@ -1,0 +1,62 @@
+// Keeps the MRR aggregates compact: every second, the tenants with customers marked dirty by
+// writes have them brought up to date (src/services/metrics.ts, compactMetrics), in batches.
+// Reads are exact either way (they correct for what is still dirty); this keeps them cheap.
+import { Counter } from 'prom-client';
+import { tenantsToCompact } from '../analytics/mrr.js';
+import type { Db } from '../database/connection.js';
+import type { Logger } from '../logger.js';
+import { compactMetrics } from '../services/metrics.js';
+
+const BATCH = 1000;
+
+const compactedTotal = new Counter({
+  name: 'mrr_customers_compacted_total',
+  help: 'Customers whose MRR series the worker brought up to date after writes marked them.',
+});
+
+export interface RunningCompaction {
+  stop(): Promise<void>;
+}
+
+export function startMrrCompaction(
+  ctx: { db: Db; ownerDb: Db },
+  logger: Logger,
+  intervalMs = 1000,
+): RunningCompaction {
+  let stopping = false;
+  let timer: NodeJS.Timeout | undefined;
+  let wake: (() => void) | undefined;
+
+  async function round(): Promise<void> {
+    for (const tenantId of await tenantsToCompact(ctx.ownerDb, 100)) {
+      for (let done = BATCH; done === BATCH && !stopping;) {
+        done = await compactMetrics(ctx, tenantId, BATCH);
+        if (done > 0) compactedTotal.inc(done);
+      }
+      if (stopping) return;
+    }
+  }
+
+  const loop = (async () => {
+    while (!stopping) {
+      try {
+        await round();
+      } catch (error) {
+        logger.warn({ err: error }, 'MRR compaction failed; retrying in a moment');
+      }
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+        timer = setTimeout(resolve, intervalMs);
+      });
+    }
+  })();
+
+  return {
+    async stop() {
+      stopping = true;
+      clearTimeout(timer);
+      wake?.();
+      await loop;
+    },
+  };
+}
