@@ -370,7 +370,10 @@ export async function up(db: Kysely<any>): Promise<void> {
       perform pg_advisory_xact_lock(${LOCK});
       delete from mrr_dirty where tenant_id = p_tenant;
       insert into subscription_versions (tenant_id, subscription_id, valid_from, status, monthly_amount, plan_id)
-      select s.tenant_id, s.id, s.created_at, s.status, ${MONTHLY}, s.plan_id
+      -- Without history, a subscription had its status since it started, but a canceled one was
+      -- active until canceled_at.
+      select s.tenant_id, s.id, s.created_at,
+             case s.status when 'canceled' then 'active' else s.status end, ${MONTHLY}, s.plan_id
       from subscriptions s
       where s.tenant_id = p_tenant and s.test_clock_id is null
         and not exists (select from subscription_versions v where v.tenant_id = s.tenant_id and v.subscription_id = s.id);
@@ -463,9 +466,10 @@ export async function up(db: Kysely<any>): Promise<void> {
     .execute(db);
 
   // Triggers: record versions, then refresh the customers each statement touched.
-  const versionsOf = (rows: string) => `
+  // A subscription created canceled (a past one, recorded late) was active until canceled_at.
+  const versionsOf = (rows: string, status = 'status') => `
     insert into subscription_versions as v (tenant_id, subscription_id, valid_from, status, monthly_amount, plan_id)
-    select tenant_id, id, now(), status, ${MONTHLY}, plan_id from ${rows}
+    select tenant_id, id, now(), ${status}, ${MONTHLY}, plan_id from ${rows}
     on conflict (tenant_id, subscription_id, valid_from) do update
       set status = excluded.status, monthly_amount = excluded.monthly_amount, plan_id = excluded.plan_id`;
   // The customers a statement touched are marked dirty. An update, not "do nothing", on a mark
@@ -477,7 +481,7 @@ export async function up(db: Kysely<any>): Promise<void> {
   const changed = (cols: string[]) => cols.map((col) => `o.${col} is distinct from n.${col}`).join(' or ');
   const bodies: Record<(typeof OPERATIONS)[number], string> = {
     insert: `
-      ${versionsOf('new_rows where test_clock_id is null')};
+      ${versionsOf('new_rows where test_clock_id is null', "case status when 'canceled' then 'active' else status end")};
       ${refreshEach('select tenant_id, user_id from new_rows where test_clock_id is null')};`,
     update: `
       ${versionsOf(`(select n.* from new_rows n join old_rows o on o.id = n.id

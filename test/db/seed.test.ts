@@ -11,6 +11,7 @@ import { planVersions } from '../../src/queries/plans.js';
 import { ratesInForce } from '../../src/queries/tax-rates.js';
 import { priceSubscription } from '../../src/services/plans.js';
 import { type TestTenant, useTestApp } from '../helpers/app.js';
+import { loadTenant, recompute } from '../helpers/mrr-reference.js';
 
 const ctx = useTestApp();
 let t: TestTenant;
@@ -180,5 +181,45 @@ describe('the seeded invoices', () => {
     const rates = rows.map((r) => r.percentages[0]);
     expect(new Set(rates)).toEqual(new Set(['7.2500', '7.5000']));
     expect(rates).toEqual([...rates].sort()); // the old rate before the new one
+  });
+});
+
+describe('the seeded subscription metrics', () => {
+  it('equal an independent recomputation over three years, for every kind of filter', async () => {
+    const month = (offset: number) => {
+      const now = new Date();
+      return new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + offset, 1))
+        .toISOString()
+        .slice(0, 7);
+    };
+    const [from, to] = [month(-36), month(0)];
+    const plans = (await t.api.get('/api/v1/plans?limit=100')).body as Schemas['PlanList'];
+    const features = (await t.api.get('/api/v1/features?limit=1')).body as Schemas['FeatureList'];
+    const subscriptions = await loadTenant(ctx.db, t.id);
+    for (const filter of [
+      {},
+      { plan_id: plans.data.find((p) => p.code === 'standard-monthly')!.id },
+      { plan_id: plans.data.find((p) => p.interval === 'year')!.id },
+      { feature_id: features.data[0]!.id },
+      { region: 'DE' },
+    ]) {
+      const res = await t.api.get('/api/v1/metrics/mrr').query({ ...filter, from, to });
+      expect(res.status, res.text).toBe(200);
+      const body = res.body as Schemas['MrrMetrics'];
+      const reference = recompute(subscriptions, filter, from, to, new Date(body.as_of));
+      expect(body.months, JSON.stringify(filter)).toEqual(reference.mrr);
+      const churn = await t.api.get('/api/v1/metrics/churn').query({ ...filter, from, to });
+      expect((churn.body as Schemas['ChurnMetrics']).months, JSON.stringify(filter)).toEqual(reference.churn);
+    }
+    // Three years of a real-looking business: customers, every kind of movement.
+    const all = (await t.api.get('/api/v1/metrics/mrr').query({ from, to })).body as Schemas['MrrMetrics'];
+    expect(all.months.at(-1)!.customers).toBeGreaterThan(100);
+    for (const kind of ['new', 'churn'] as const)
+      expect(
+        all.months.some((m) => m.movements[kind].customers > 0),
+        kind,
+      ).toBe(true);
+    const consistency = await t.api.get('/api/v1/analytics/consistency');
+    expect(consistency.body).toEqual({ consistent: true, differences: [] });
   });
 });

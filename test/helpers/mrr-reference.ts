@@ -102,7 +102,8 @@ export async function loadTenant(db: Db, tenantId: string): Promise<Sub[]> {
     const list = history.get(e.resource_id) ?? [];
     list.push({
       at: e.occurred_at.getTime(),
-      status: e.data.status,
+      // Created canceled (a past subscription recorded late): active until canceled_at.
+      status: list.length === 0 && e.data.status === 'canceled' ? 'active' : e.data.status,
       cents: monthly(e.data.plan_cost, e.data.billing_interval, e.data.interval_count),
       planId: e.data.plan_id ?? null,
     });
@@ -119,7 +120,8 @@ export async function loadTenant(db: Db, tenantId: string): Promise<Sub[]> {
     history: history.get(s.id) ?? [
       {
         at: s.created_at.getTime(),
-        status: s.status,
+        // No history: its status since it started, but a canceled one was active until canceled.
+        status: s.status === 'canceled' ? 'active' : s.status,
         cents: monthly(s.plan_cost, s.billing_interval, s.interval_count),
         planId: s.plan_id,
       },
