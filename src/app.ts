@@ -1,6 +1,9 @@
 // Builds the Express app (no listen), so tests run it in-process against their own database.
 // The middleware order is the request's path: cheap and public things first, then who is calling,
 // then what they sent, then the operation.
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import cors from 'cors';
 import express, { type Express } from 'express';
 import * as OpenApiValidator from 'express-openapi-validator';
@@ -40,6 +43,9 @@ import type { ServiceContext } from './services/context.js';
 import { SharedRateLimitStore } from './services/rate-limits.js';
 import { spec, specYaml } from './spec.js';
 import type { UrlPolicy } from './webhooks/ssrf.js';
+
+const DASHBOARD_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'dashboard');
+const UPLOT_DIST = path.dirname(createRequire(import.meta.url).resolve('uplot/dist/uPlot.esm.js'));
 
 export interface AppOptions {
   /** Connects as the app role, so row-level security applies to every request. */
@@ -110,6 +116,10 @@ export function createApp({
     res.json(spec);
   });
   app.use('/docs', swaggerUi.serve, swaggerUi.setup(spec, { customSiteTitle: 'Subscriptions API' }));
+  // The metrics dashboard: static files only (its data comes from the API with the user's key).
+  // The chart library is served from our own origin, as the CSP allows no other script source.
+  app.use('/dashboard/vendor', express.static(UPLOT_DIST, { index: false }));
+  app.use('/dashboard', express.static(DASHBOARD_DIR));
 
   // Who is calling comes before what they sent: without a valid key and scope, the body is never
   // read, so a caller learns nothing about the API (no 400, 413 or 415 before the 401).

@@ -1,0 +1,296 @@
+// The dashboard (/dashboard) and Swagger UI (/docs) in a real browser: Debian's chromium driven by
+// playwright-core, against the app listening on a real port (the same app and HTTP server
+// src/server.ts runs) on this test file's database. Skipped where /usr/bin/chromium is missing.
+import { existsSync, mkdirSync } from 'node:fs';
+import type http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { type Browser, chromium, type Page, type Response } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApp } from '../../src/app.js';
+import type { Schemas } from '../../src/contract.js';
+import { createHttpServer, drain, listen } from '../../src/http/server.js';
+import { type TestTenant, useTestApp } from '../helpers/app.js';
+import { createFeature, createUser } from '../helpers/factories.js';
+import { captureLogs } from '../helpers/logs.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const ARTIFACTS = 'test-artifacts';
+
+const ctx = useTestApp();
+
+/** The UTC date of `day` in the month n months before the current one. */
+function monthsAgo(n: number, day = 5): string {
+  const now = new Date();
+  return new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - n, day)).toISOString().slice(0, 10);
+}
+
+async function createPlan(tenant: TestTenant, name: string, amount: string): Promise<Schemas['Plan']> {
+  const res = await tenant.api
+    .post('/api/v1/plans')
+    .send({ code: name.toLowerCase(), name, interval: 'month', price: { model: 'flat', amount } });
+  expect(res.status, res.text).toBe(201);
+  return res.body as Schemas['Plan'];
+}
+
+/** A tenant whose last twelve months have new, expansion, churn and reactivation, on two plans. */
+async function seedTenant() {
+  const tenant = await ctx.newTenant('Dashboard Co');
+  const basic = await createPlan(tenant, 'Basic', '30.00');
+  const pro = await createPlan(tenant, 'Pro', '99.00');
+  const sso = await createFeature(tenant, { name: 'sso' });
+  const [ada, bob, cy, dee] = [
+    await createUser(tenant, { name: 'Ada', region: 'DE' }),
+    await createUser(tenant, { name: 'Bob', region: 'US-CA' }),
+    await createUser(tenant, { name: 'Cy', region: 'DE' }),
+    await createUser(tenant, { name: 'Dee', region: 'FR' }),
+  ];
+  // Posted directly: the factory's default plan_cost would contradict plan_id.
+  const subscribe = async (user: Schemas['User'], fields: Record<string, string>) => {
+    const res = await tenant.api
+      .post('/api/v1/subscriptions')
+      .send({ user_id: user.id, status: 'active', ...fields });
+    expect(res.status, res.text).toBe(201);
+    return res.body as Schemas['Subscription'];
+  };
+  const adaBasic = await subscribe(ada, { plan_id: basic.id, start_date: monthsAgo(10) });
+  await subscribe(bob, { plan_id: pro.id, start_date: monthsAgo(8), end_date: monthsAgo(3, 20) });
+  await subscribe(cy, { plan_cost: '1200.00', billing_interval: 'year', start_date: monthsAgo(6) });
+  const cyPro = await subscribe(cy, { plan_id: pro.id, start_date: monthsAgo(2, 12) });
+  await subscribe(dee, { plan_id: basic.id, start_date: monthsAgo(5), end_date: monthsAgo(4, 15) });
+  await subscribe(dee, { plan_id: basic.id, start_date: monthsAgo(1, 8) });
+  for (const sub of [adaBasic, cyPro]) {
+    const res = await tenant.api.put(`/api/v1/subscriptions/${sub.id}/features/${sso.id}`);
+    expect(res.status, res.text).toBe(201);
+  }
+  return { tenant, basic, pro, sso };
+}
+
+/** What the dashboard shows, read from its data-testid elements. */
+function readDashboard(page: Page) {
+  return page.evaluate(() => {
+    const text = (selector: string, root: ParentNode = document) =>
+      root.querySelector(selector)?.textContent ?? null;
+    const cell = (row: Element, name: string) => text(`[data-testid="month-${name}"]`, row);
+    return {
+      from: document.querySelector<HTMLInputElement>('#from')?.value,
+      to: document.querySelector<HTMLInputElement>('#to')?.value,
+      kpis: {
+        mrr: text('[data-testid="mrr"]'),
+        arr: text('[data-testid="arr"]'),
+        customers: text('[data-testid="customers"]'),
+        arpa: text('[data-testid="arpa"]'),
+      },
+      months: [...document.querySelectorAll('[data-testid="month-row"]')].map((row) => ({
+        month: row.getAttribute('data-month'),
+        mrr: cell(row, 'mrr'),
+        customers: cell(row, 'customers'),
+        new: cell(row, 'new'),
+        reactivation: cell(row, 'reactivation'),
+        expansion: cell(row, 'expansion'),
+        contraction: cell(row, 'contraction'),
+        churn: cell(row, 'churn'),
+        net_new: cell(row, 'net-new'),
+      })),
+    };
+  });
+}
+
+/** The same view, computed from an API answer: the strings exactly as the API sent them. */
+function expectedView(metrics: Schemas['MrrMetrics']) {
+  const last = metrics.months.at(-1)!;
+  return {
+    from: metrics.from,
+    to: metrics.to,
+    kpis: { mrr: last.mrr, arr: last.arr, customers: String(last.customers), arpa: last.arpa ?? '—' },
+    months: metrics.months.map((m) => ({
+      month: m.month,
+      mrr: m.mrr,
+      customers: String(m.customers),
+      new: m.movements.new.amount,
+      reactivation: m.movements.reactivation.amount,
+      expansion: m.movements.expansion.amount,
+      contraction: m.movements.contraction.amount,
+      churn: m.movements.churn.amount,
+      net_new: m.net_new_mrr,
+    })),
+  };
+}
+
+describe.skipIf(!existsSync(CHROMIUM))('in a browser', () => {
+  const logs = captureLogs();
+  let server: http.Server;
+  let base: string;
+  let browser: Browser;
+
+  beforeAll(async () => {
+    mkdirSync(ARTIFACTS, { recursive: true });
+    server = createHttpServer(createApp({ db: ctx.appDb, validateResponses: true, logger: logs.logger }));
+    await listen(server, 0, '127.0.0.1');
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
+    });
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    if (server) await drain(server, 1000);
+    expect(logs.errors).toEqual([]);
+  });
+
+  /** A fresh page that records console errors, uncaught exceptions and CSP violations. */
+  async function openPage() {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const page = await context.newPage();
+    const problems: string[] = [];
+    page.on('console', (message) => {
+      if (message.type() === 'error') problems.push(`console: ${message.text()}`);
+    });
+    page.on('pageerror', (error) => problems.push(`pageerror: ${error.message}`));
+    // Chromium logs CSP violations to the console too; the event also catches report-only ones.
+    await page.addInitScript(() =>
+      document.addEventListener('securitypolicyviolation', (e) =>
+        console.error(`CSP violation: ${e.violatedDirective} ${e.blockedURI}`),
+      ),
+    );
+    return { page, problems };
+  }
+
+  /** Runs action, waits for the API answer it causes and for the dashboard to finish drawing. */
+  async function reloads(page: Page, action: () => Promise<unknown>, isRequest: (url: URL) => boolean) {
+    const [response] = await Promise.all([
+      page.waitForResponse((r: Response) => isRequest(new URL(r.url()))),
+      action(),
+    ]);
+    await page.waitForSelector('[data-testid="dashboard"][aria-busy="false"]');
+    return response;
+  }
+
+  const isMrr = (url: URL) => url.pathname === '/api/v1/metrics/mrr';
+
+  it('shows the API metrics, redraws on a filter, keeps the key in sessionStorage only', async () => {
+    const { tenant, pro } = await seedTenant();
+    const api = ctx.withKey(tenant.key);
+    const all = (await api.get('/api/v1/metrics/mrr')).body as Schemas['MrrMetrics'];
+    const onPro = (await api.get('/api/v1/metrics/mrr').query({ plan_id: pro.id }))
+      .body as Schemas['MrrMetrics'];
+    expect(onPro.months.at(-1)!.mrr).not.toBe(all.months.at(-1)!.mrr); // the filter must show
+
+    const { page, problems } = await openPage();
+    const landing = await page.goto(`${base}/dashboard`);
+    expect(landing?.status()).toBe(200);
+    expect(landing?.headers()['content-security-policy']).toContain("script-src 'self'");
+
+    // A key the API does not know: its 401 problem is shown, and the key is not kept.
+    await page.fill('#api-key', 'sk_unknown_key');
+    await page.click('#key-form button[type="submit"]');
+    const message = page.locator('[data-testid="message"]');
+    await message.waitFor();
+    expect(await message.textContent()).toMatch(/^Unauthorized: The API key is not valid/);
+    expect(await page.evaluate(() => sessionStorage.length)).toBe(0);
+    expect(problems.every((p) => p.includes('status of 401'))).toBe(true);
+    problems.length = 0;
+
+    await page.fill('#api-key', tenant.key);
+    await reloads(page, () => page.click('#key-form button[type="submit"]'), isMrr);
+
+    // The default range is the API's default: the last 12 months, the current one included.
+    expect(await readDashboard(page)).toEqual(expectedView(all));
+    expect(await page.locator('.chart canvas').count()).toBe(3);
+    expect(await page.locator('#plan option').allTextContents()).toEqual(['All plans', 'Pro', 'Basic']);
+    expect(await page.locator('#feature option').allTextContents()).toEqual(['All features', 'sso']);
+    const top = (await api.get('/api/v1/analytics').query({ top: 10 })).body as Schemas['Analytics'];
+    expect(await page.locator('[data-testid="top-customer-row"] td:first-child').allTextContents()).toEqual(
+      top.top_users.map((u) => u.name),
+    );
+
+    const response = await reloads(
+      page,
+      () => page.selectOption('#plan', pro.id),
+      (url) => isMrr(url) && url.searchParams.get('plan_id') === pro.id,
+    );
+    expect(response.status()).toBe(200);
+    expect(await readDashboard(page)).toEqual(expectedView(onPro));
+
+    // Filters combine; the region is typed (any case) and applied with Enter.
+    const onProInDe = (await api.get('/api/v1/metrics/mrr').query({ plan_id: pro.id, region: 'DE' }))
+      .body as Schemas['MrrMetrics'];
+    await page.fill('#region', 'de');
+    await reloads(
+      page,
+      () => page.press('#region', 'Enter'),
+      (url) => isMrr(url) && url.searchParams.get('region') === 'DE' && url.searchParams.has('plan_id'),
+    );
+    expect(await readDashboard(page)).toEqual(expectedView(onProInDe));
+
+    const storage = await page.evaluate(() => ({
+      session: Object.values(sessionStorage),
+      local: Object.keys(localStorage),
+      cookie: document.cookie,
+    }));
+    expect(storage).toEqual({ session: [tenant.key], local: [], cookie: '' });
+    expect(await page.context().cookies()).toEqual([]);
+    await page.screenshot({ path: `${ARTIFACTS}/dashboard.png`, fullPage: true });
+    expect(problems).toEqual([]);
+
+    // A range the API refuses (`to` before `from`): its problem+json is shown, and the browser
+    // logs nothing but the failed loads.
+    const to = monthsAgo(12).slice(0, 7);
+    const refused = await api.get('/api/v1/metrics/mrr').query({ from: all.from, to, plan_id: pro.id });
+    expect(refused.status).toBe(422);
+    const problem = refused.body as Schemas['Problem'];
+    await reloads(page, () => page.fill('#to', to), isMrr);
+    expect(await message.textContent()).toContain(`${problem.title}: ${problem.detail}`);
+    expect(await message.isVisible()).toBe(true);
+    expect(await page.locator('[data-testid="mrr"]').isVisible()).toBe(false); // no stale numbers
+    expect(problems.every((p) => p.includes('status of 422'))).toBe(true);
+
+    await page.click('#forget-key');
+    expect(await page.evaluate(() => sessionStorage.length)).toBe(0);
+    expect(await page.locator('#api-key').isVisible()).toBe(true);
+    await page.context().close();
+  });
+
+  it('serves Swagger UI at /docs, whose Try it out reaches the running server with the key', async () => {
+    const user = await createUser(ctx);
+    const { page, problems } = await openPage();
+    await page.goto(`${base}/docs`);
+    await page.waitForSelector('#operations-users-listUsers');
+
+    await page.click('.auth-wrapper button.authorize');
+    await page.fill('input[aria-label="auth-bearer-value"]', ctx.tenant.key);
+    await page.click('.auth-btn-wrapper button.authorize');
+    await page.click('.auth-btn-wrapper button.btn-done');
+
+    await page.click('#operations-users-listUsers .opblock-summary-control');
+    await page.click('#operations-users-listUsers .try-out__btn');
+    // Swagger UI fills the email filter with the spec's example; list everyone instead.
+    await page.fill('#operations-users-listUsers input[placeholder="email"]', '');
+    const [response] = await Promise.all([
+      page.waitForResponse((r) => new URL(r.url()).pathname === '/api/v1/users'),
+      page.click('#operations-users-listUsers .execute'),
+    ]);
+    expect(response.status()).toBe(200);
+    expect(response.request().headers()['authorization']).toBe(`Bearer ${ctx.tenant.key}`);
+    expect(((await response.json()) as Schemas['UserList']).data.map((u) => u.id)).toContain(user.id);
+    const status = page.locator(
+      '#operations-users-listUsers .live-responses-table tbody .response-col_status',
+    );
+    await status.waitFor();
+    expect((await status.textContent())?.trim()).toBe('200');
+    // The operation with its live response, not the whole (very long) page.
+    await page.locator('#operations-users-listUsers').screenshot({ path: `${ARTIFACTS}/docs.png` });
+    expect(problems).toEqual([]);
+    await page.context().close();
+  });
+});
