@@ -25,6 +25,13 @@ import { rebuild } from '../src/services/analytics.js';
 import { createTenant } from '../src/services/tenants.js';
 import { runMain } from '../src/startup.js';
 import { formatLoad, type LoadOptions, type LoadResult, runLoad } from './load.js';
+import {
+  compactionRate,
+  formatMetricsLatencies,
+  formatWriteCosts,
+  metricsLatencies,
+  subscriptionWriteCosts,
+} from './metrics.js';
 import { benchRenewals, formatRenewals } from './renewals.js';
 
 const ROWS = Number(process.env.ROWS ?? 500_000);
@@ -245,6 +252,8 @@ runMain(async () => {
     // 2. Analytics: latency one request at a time, throughput under the same load.
     const analyticsAlone = await load({ url: `${api.base}/api/v1/analytics`, headers: auth, connections: 1 });
     const analytics = await load({ url: `${api.base}/api/v1/analytics`, headers: auth });
+    // The subscription metrics over 24 months, each kind of filter.
+    const metricsLatency = await metricsLatencies(api.base, auth, owner, tenantId);
     // POST with a unique Idempotency-Key per request (autocannon replaces [<id>] in headers too).
     const createIdempotent = await load({
       url: api.base + apiPaths.create,
@@ -284,9 +293,33 @@ runMain(async () => {
     }
     await rebuild({ db: owner }, { tenantId: scratchId, keyId: 'system' });
 
+    // What maintaining the metrics costs a subscription's write, and compaction's pace.
+    const customers = await withTenant(owner, { tenantId: scratchId }, async (trx) => {
+      await sql`insert into users (name, email)
+        select 'Customer ' || i, 'customer-' || i || '@example.com' from generate_series(1, 10000) i`.execute(
+        trx,
+      );
+      return (await trx.selectFrom('users').select('id').where('email', 'like', 'customer-%').execute()).map(
+        (u) => u.id,
+      );
+    });
+    const appDb = createDb(database.url, { poolSize: 8, asAppRole: true });
+    let subscriptionCosts: Awaited<ReturnType<typeof subscriptionWriteCosts>>;
+    try {
+      subscriptionCosts = await subscriptionWriteCosts(
+        owner,
+        appDb,
+        { tenantId: scratchId, keyId: 'system' },
+        customers,
+      );
+    } finally {
+      await appDb.destroy();
+    }
+    const compacted = await compactionRate(owner, scratchId);
+
     // Leave the demo tenant as the seed made it.
     await owner.transaction().execute(async (trx) => {
-      for (const table of ['subscriptions', 'user_totals', 'users'] as const) {
+      for (const table of ['subscriptions', 'user_totals', 'mrr_series', 'mrr_dirty', 'users'] as const) {
         await trx.deleteFrom(table).where('tenant_id', '=', scratchId).execute();
       }
       await trx.deleteFrom('tenants').where('id', '=', scratchId).execute();
@@ -328,6 +361,8 @@ runMain(async () => {
       `| 1 connection, ${DURATION} s | ${formatLoad(analyticsAlone)} |`,
       `| ${CONNECTIONS} connections, ${DURATION} s | ${formatLoad(analytics)} |`,
       '',
+      formatMetricsLatencies(metricsLatency),
+      '',
       '| POST create user, 1 process, 32 connections | req/s | ÷ without a key |',
       '| --- | --- | --- |',
       `| with events (every write records one) | ${formatLoad(apiResult.create)} | |`,
@@ -343,6 +378,8 @@ runMain(async () => {
       '| --- | --- |',
       `| with the maintained aggregates | ${Math.round(withAggregates)} |`,
       `| without (aggregate trigger disabled) | ${Math.round(withoutAggregates)} |`,
+      '',
+      formatWriteCosts(subscriptionCosts, compacted),
       '',
       formatRenewals(renewals),
     ].join('\n');

@@ -64,8 +64,22 @@ const COLUMNS = [
 /** A subscription row's monthly amount, exact to the cent (half-up). */
 const MONTHLY = `round(plan_cost / (interval_count * case billing_interval when 'year' then 12 else 1 end), 2)`;
 
+/**
+ * How the series points read the tables: for a few customers (p_users), every lookup by key, a
+ * nested loop per customer and per subscription, whatever the planner believes of the tenant's
+ * size (statistics that have not seen a new tenant's rows yet turned joins into scans of the
+ * whole tenant for each row); for all of a tenant's customers, joins.
+ */
+type Scope = 'some' | 'all';
+
+const SUB_FIELDS = `s.id, s.user_id,
+    coalesce((select u.region from users u where u.tenant_id = p_tenant and u.id = s.user_id), '') as region,
+    s.start_date::timestamp at time zone 'UTC' as start_t,
+    (s.end_date + 1)::timestamp at time zone 'UTC' as end_t,
+    s.canceled_at`;
+
 /** Each subscription's changes, as changes of its customer's series in each dimension. */
-const DIMENSIONS = `
+const dimensions = (scope: Scope) => `
     select user_id, region, 0::smallint as dim_kind, ${ALL} as dim_id, t, g - g_before as delta from steps
     union all
     select user_id, region, 1::smallint, plan_id, t, g from steps where plan_id is not null
@@ -73,8 +87,12 @@ const DIMENSIONS = `
     select user_id, region, 1::smallint, plan_before, t, -g_before from steps where plan_before is not null
     union all
     select st.user_id, st.region, 2::smallint, sf.feature_id, st.t, st.g - st.g_before
-    from steps st join subscription_features sf
-      on sf.tenant_id = p_tenant and sf.subscription_id = st.id`;
+    from steps st ${
+      scope === 'some'
+        ? `cross join lateral (select feature_id from subscription_features sf
+             where sf.tenant_id = p_tenant and sf.subscription_id = st.id) sf`
+        : 'join subscription_features sf on sf.tenant_id = p_tenant and sf.subscription_id = st.id'
+    }`;
 /** One plan and one feature at once (dimension 3): computed live, never stored. */
 const PLAN_AND_FEATURE = `
     select user_id, region, 3::smallint as dim_kind, ${ALL} as dim_id, t, g as delta from steps where plan_id = p_plan
@@ -82,33 +100,44 @@ const PLAN_AND_FEATURE = `
     select user_id, region, 3::smallint, ${ALL}, t, -g_before from steps where plan_before = p_plan`;
 
 /**
- * The series points of the tenant's customers (those `which` selects) from the tables:
- * (user_id, dim_kind 0 all | 1 plan | 2 feature, dim_id, region, t, mrr), mrr from t on.
+ * The series points of the tenant's customers, from the tables: (user_id, dim_kind 0 all | 1
+ * plan | 2 feature, dim_id, region, t, mrr), mrr from t on. `some`: the customers p_users;
+ * `all`: every one (`which` narrows the subscriptions).
  */
-const points = (which: string, dimensions = DIMENSIONS) => `
+const points = (scope: Scope, which = '', deltas = dimensions(scope)) => `
   with subs as (
-    -- The region by a lookup per subscription on users' key: a join, planned from statistics
-    -- that have not seen a new tenant's rows yet, can scan the tenant's users for each one.
-    select s.id, s.user_id,
-           coalesce((select u.region from users u where u.tenant_id = p_tenant and u.id = s.user_id), '') as region,
-           s.start_date::timestamp at time zone 'UTC' as start_t,
-           (s.end_date + 1)::timestamp at time zone 'UTC' as end_t,
-           s.canceled_at
-    from subscriptions s
-    where s.tenant_id = p_tenant and s.test_clock_id is null ${which}
+    ${
+      scope === 'some'
+        ? `select ${SUB_FIELDS} from unnest(p_users) as pu (user_id)
+           cross join lateral (select * from subscriptions s
+             where s.tenant_id = p_tenant and s.user_id = pu.user_id and s.test_clock_id is null) s`
+        : `select ${SUB_FIELDS} from subscriptions s
+           where s.tenant_id = p_tenant and s.test_clock_id is null ${which}`
+    }
+  ),
+  versions as (
+    select subs.*, v.valid_from, v.status, v.monthly_amount, v.plan_id,
+           row_number() over (partition by subs.id order by v.valid_from) as rn
+    from subs ${
+      scope === 'some'
+        ? `cross join lateral (select valid_from, status, monthly_amount, plan_id from subscription_versions v
+             where v.tenant_id = p_tenant and v.subscription_id = subs.id) v`
+        : 'join subscription_versions v on v.tenant_id = p_tenant and v.subscription_id = subs.id'
+    }
   ),
   -- The moments a subscription's amount may change: its versions (the first from -infinity),
-  -- its start, its end and its cancellation. Versions sort first at equal times.
+  -- its start, its end and its cancellation, each row with what it needs of the subscription.
+  -- Versions sort first at equal times.
   marks as (
-    select v.subscription_id as id,
-           case when row_number() over (partition by v.subscription_id order by v.valid_from) = 1
-                then '-infinity'::timestamptz else v.valid_from end as t,
-           0 as kind, v.status, v.monthly_amount, v.plan_id
-    from subscription_versions v join subs on subs.id = v.subscription_id
-    where v.tenant_id = p_tenant
-    union all select id, start_t, 1, null, null, null from subs
-    union all select id, end_t, 1, null, null, null from subs where end_t is not null
-    union all select id, canceled_at, 1, null, null, null from subs where canceled_at is not null
+    select id, user_id, region, start_t, end_t, canceled_at,
+           case when rn = 1 then '-infinity'::timestamptz else valid_from end as t,
+           0 as kind, status, monthly_amount, plan_id
+    from versions
+    union all select id, user_id, region, start_t, end_t, canceled_at, start_t, 1, null, null, null from subs
+    union all select id, user_id, region, start_t, end_t, canceled_at, end_t, 1, null, null, null
+      from subs where end_t is not null
+    union all select id, user_id, region, start_t, end_t, canceled_at, canceled_at, 1, null, null, null
+      from subs where canceled_at is not null
   ),
   grouped as (
     select m.*, count(m.status) over (partition by m.id order by m.t, m.kind
@@ -116,17 +145,18 @@ const points = (which: string, dimensions = DIMENSIONS) => `
     from marks m
   ),
   versioned as (
-    select g.id, g.t, first_value(g.status) over w as status,
-           first_value(g.monthly_amount) over w as amount, first_value(g.plan_id) over w as plan_id
+    select g.id, g.user_id, g.region, g.start_t, g.end_t, g.canceled_at, g.t,
+           first_value(g.status) over w as status, first_value(g.monthly_amount) over w as amount,
+           first_value(g.plan_id) over w as plan_id
     from grouped g
     window w as (partition by g.id, g.grp order by g.t, g.kind)
   ),
   valued as (
-    select v.id, s.user_id, s.region, v.t, v.plan_id,
-           case when v.t < s.start_t or v.t >= s.end_t or v.t >= s.canceled_at
-                  or v.status not in ('active', 'past_due') then 0::numeric
-                else v.amount end as g
-    from versioned v join subs s on s.id = v.id
+    select id, user_id, region, t, plan_id,
+           case when t < start_t or t >= end_t or t >= canceled_at
+                  or status not in ('active', 'past_due') then 0::numeric
+                else amount end as g
+    from versioned
   ),
   steps as (
     select id, user_id, region, t, plan_id, g,
@@ -134,7 +164,7 @@ const points = (which: string, dimensions = DIMENSIONS) => `
     from valued
     window w as (partition by id order by t)
   ),
-  deltas as (${dimensions}),
+  deltas as (${deltas}),
   points as (
     select user_id, region, dim_kind, dim_id, t, sum(delta) as delta
     from deltas where t > '-infinity'
@@ -319,7 +349,7 @@ export async function up(db: Kysely<any>): Promise<void> {
     language plpgsql stable as $$
     #variable_conflict use_column
     begin
-      return query ${points('and s.user_id = any (p_users)')};
+      return query ${points('some')};
     end $$`,
     )
     .execute(db);
@@ -328,7 +358,7 @@ export async function up(db: Kysely<any>): Promise<void> {
       `
     create function mrr_points_all(p_tenant uuid)
     returns table (user_id uuid, dim_kind smallint, dim_id uuid, region text, t timestamptz, mrr numeric)
-    language sql stable as $$ ${points('')} $$`,
+    language sql stable as $$ ${points('all')} $$`,
     )
     .execute(db);
 
@@ -402,14 +432,10 @@ export async function up(db: Kysely<any>): Promise<void> {
     declare v_users uuid[];
     begin
       if not pg_try_advisory_xact_lock(${LOCK}) then return -1; end if;
-      with picked as (
+      select array_agg(user_id) into v_users from (
         select user_id from mrr_dirty where tenant_id = p_tenant
-        order by user_id limit p_limit for update skip locked
-      ), taken as (
-        delete from mrr_dirty d using picked
-        where d.tenant_id = p_tenant and d.user_id = picked.user_id
-        returning d.user_id)
-      select array_agg(user_id) into v_users from taken;
+        order by user_id limit p_limit for update skip locked) picked;
+      delete from mrr_dirty where tenant_id = p_tenant and user_id = any (v_users);
       perform mrr_refresh(p_tenant, v_users);
       return coalesce(cardinality(v_users), 0);
     end $$`,
@@ -440,8 +466,10 @@ export async function up(db: Kysely<any>): Promise<void> {
 
   // Planned for each call's own customers: a generic plan, made for no tenant in particular,
   // scans every subscription of the database for a few customers of a small tenant.
+  // And joined by hashing, not by loops: a loop is only as good as the planner's row counts.
   for (const fn of ['mrr_points_of(uuid, uuid[])', 'mrr_refresh(uuid, uuid[])', 'mrr_correction(uuid)']) {
     await sql.raw(`alter function ${fn} set plan_cache_mode = force_custom_plan`).execute(db);
+    await sql.raw(`alter function ${fn} set enable_nestloop = off`).execute(db);
   }
 
   // What the buckets should hold, recomputed from the tables (the consistency check).
@@ -467,6 +495,7 @@ export async function up(db: Kysely<any>): Promise<void> {
     language sql stable as $$
       ${contributions(
         `select 1 as sign, ${SERIES_COLUMNS} from (${points(
+          'all',
           `and exists (select from subscription_features sf
                      where sf.tenant_id = p_tenant and sf.subscription_id = s.id and sf.feature_id = p_feature)`,
           PLAN_AND_FEATURE,

@@ -1,0 +1,162 @@
+// The subscription metrics in `make bench`: latency of GET /metrics/mrr and /metrics/churn over
+// a 24-month window, one request at a time, unfiltered and with each kind of filter, on the demo
+// tenant; what maintaining them costs writes; and how fast compaction catches up.
+import { sql } from 'kysely';
+import { type Db, withTenant } from '../src/database/connection.js';
+import { createSubscription } from '../src/services/subscriptions.js';
+import { formatLoad, type LoadResult, runLoad } from './load.js';
+
+export interface MetricsLatency {
+  label: string;
+  result: LoadResult;
+}
+
+const month = (offset: number) => {
+  const now = new Date();
+  return new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + offset, 1)).toISOString().slice(0, 7);
+};
+
+/** One connection, 5 s per case, against a running server. */
+export async function metricsLatencies(
+  base: string,
+  headers: Record<string, string>,
+  owner: Db,
+  tenantId: string,
+): Promise<MetricsLatency[]> {
+  const pick = async (query: ReturnType<typeof sql<{ id: string }>>) =>
+    (await withTenant(owner, { tenantId }, (trx) => query.execute(trx))).rows[0]!.id;
+  const plan = await pick(sql`select id from plans where code = 'standard-monthly'`);
+  const feature = await pick(sql`select id from features order by name limit 1`);
+  const window = `from=${month(-23)}&to=${month(0)}`;
+  const cases: Array<[string, string]> = [
+    ['MRR, no filter', `/api/v1/metrics/mrr?${window}`],
+    ['MRR, plan_id', `/api/v1/metrics/mrr?${window}&plan_id=${plan}`],
+    ['MRR, feature_id', `/api/v1/metrics/mrr?${window}&feature_id=${feature}`],
+    ['MRR, region', `/api/v1/metrics/mrr?${window}&region=DE`],
+    ['MRR, plan_id and region', `/api/v1/metrics/mrr?${window}&plan_id=${plan}&region=US-CA`],
+    ['churn, no filter', `/api/v1/metrics/churn?${window}`],
+    ['churn, feature_id and region', `/api/v1/metrics/churn?${window}&feature_id=${feature}&region=DE`],
+    [
+      'MRR, plan_id and feature_id (computed live)',
+      `/api/v1/metrics/mrr?${window}&plan_id=${plan}&feature_id=${feature}`,
+    ],
+  ];
+  const results: MetricsLatency[] = [];
+  for (const [label, path] of cases) {
+    const result = await runLoad({
+      url: base + path,
+      headers,
+      connections: 1,
+      durationSeconds: 5,
+      warmupSeconds: 1,
+    });
+    if (result.non2xx > 0 || result.errors > 0) throw new Error(`${label}: ${formatLoad(result)}`);
+    results.push({ label, result });
+  }
+  return results;
+}
+
+/** Compaction's pace: every customer of the tenant marked dirty, compacted in the worker's batches. */
+export async function compactionRate(owner: Db, tenantId: string): Promise<number> {
+  const start = performance.now();
+  let count = 0;
+  for (;;) {
+    const { rows } = await withTenant(owner, { tenantId }, (trx) =>
+      sql<{ n: number }>`select mrr_compact(${tenantId}::uuid, 1000) as n`.execute(trx),
+    );
+    count += rows[0]!.n;
+    if (rows[0]!.n < 1000) break;
+  }
+  return count / ((performance.now() - start) / 1000);
+}
+
+export function formatMetricsLatencies(latencies: MetricsLatency[]): string {
+  return [
+    '| GET /metrics, 24 months, 1 connection, 5 s each | |',
+    '| --- | --- |',
+    ...latencies.map(({ label, result }) => `| ${label} | ${formatLoad(result)} |`),
+  ].join('\n');
+}
+
+export interface WriteCosts {
+  all: number;
+  withoutMrr: number;
+  withoutAggregates: number;
+}
+
+/**
+ * POST /subscriptions' write path without HTTP (the service: the insert, its event, every
+ * trigger), 8 at once for `seconds`, for customers drawn from `users`: with every aggregate, then
+ * without the MRR triggers, then without any aggregate trigger. Writes per second.
+ */
+export async function subscriptionWriteCosts(
+  owner: Db,
+  app: Db,
+  actor: { tenantId: string; keyId: string },
+  users: string[],
+  seconds = 4,
+): Promise<WriteCosts> {
+  const run = async () => {
+    let done = 0;
+    const until = performance.now() + seconds * 1000;
+    await Promise.all(
+      Array.from({ length: 8 }, async (_, loop) => {
+        for (let i = 0; performance.now() < until; i++) {
+          const outcome = await createSubscription({ db: app }, actor, {
+            user_id: users[(loop * 7919 + i * 104_729) % users.length]!,
+            status: 'active',
+            plan_cost: `${10 + (i % 90)}.00`,
+            start_date: '2026-01-15',
+          });
+          if (outcome.kind !== 'created') throw new Error(`create: ${outcome.kind}`);
+          done++;
+        }
+      }),
+    );
+    return done / seconds;
+  };
+  const triggers = async (action: 'enable' | 'disable', names: string[]) => {
+    for (const name of names)
+      await sql.raw(`alter table subscriptions ${action} trigger ${name}`).execute(owner);
+  };
+  const mrr = ['mrr_subscriptions_insert'];
+  const aggregates = ['subscriptions_aggregates_insert'];
+  const configs = {
+    all: async () => run(),
+    withoutMrr: async () => {
+      await triggers('disable', mrr);
+      try {
+        return await run();
+      } finally {
+        await triggers('enable', mrr);
+      }
+    },
+    withoutAggregates: async () => {
+      await triggers('disable', [...mrr, ...aggregates]);
+      try {
+        return await run();
+      } finally {
+        await triggers('enable', [...mrr, ...aggregates]);
+      }
+    },
+  };
+  // In the order A B C C B A, averaged: a drift of the machine's speed during the runs weighs on
+  // every configuration alike.
+  const order = ['all', 'withoutMrr', 'withoutAggregates', 'withoutAggregates', 'withoutMrr', 'all'] as const;
+  const sums = { all: 0, withoutMrr: 0, withoutAggregates: 0 };
+  for (const name of order) sums[name] += (await configs[name]()) / 2;
+  return sums;
+}
+
+export function formatWriteCosts(costs: WriteCosts, compacted: number): string {
+  const pct = (a: number) =>
+    `${Math.round((100 * (costs.withoutAggregates - a)) / costs.withoutAggregates)}%`;
+  return [
+    '| create a subscription (the service, 8 at once, 2 × 4 s each), 10,000 customers | writes/s | cost vs no aggregates |',
+    '| --- | --- | --- |',
+    `| no aggregate triggers | ${Math.round(costs.withoutAggregates)} | |`,
+    `| GET /analytics aggregates only (before the metrics) | ${Math.round(costs.withoutMrr)} | ${pct(costs.withoutMrr)} |`,
+    `| every aggregate (analytics + MRR marks) | ${Math.round(costs.all)} | ${pct(costs.all)} |`,
+    `| compaction of marked customers, worker-side (customers/s) | ${Math.round(compacted)} | |`,
+  ].join('\n');
+}
