@@ -33,7 +33,7 @@ async function recompute(tenantId: string, asOf: string, months: number, top: nu
     select u.id, u.name, u.email, round(sum(s.plan_cost), 2)::text as total_value, count(*)::int as subscription_count
     from subscriptions s join users u on u.id = s.user_id
     where s.tenant_id = ${tenantId}
-    group by u.id order by sum(s.plan_cost) desc, u.id limit ${top}`.execute(ctx.db);
+    group by u.id, u.name, u.email order by sum(s.plan_cost) desc, u.id limit ${top}`.execute(ctx.db);
   // MRR now, from the independent recomputation of the subscription metrics.
   const month = new Date().toISOString().slice(0, 7);
   const now = recomputeMetrics(await loadTenant(ctx.db, tenantId), {}, month, month, new Date()).mrr[0]!;
