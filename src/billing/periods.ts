@@ -42,6 +42,16 @@ export function anniversary(anchor: string, interval: Interval, count: number, n
   return format({ y: year, m: month, d: Math.min(d, daysInMonth(year, month)) });
 }
 
+/** The last calendar date the API can carry: JSON dates (RFC 3339 full-date) have four-digit years. */
+export const LAST_DATE = '9999-12-31';
+
+/** A billing period that would end after LAST_DATE: such a subscription or invoice is refused. */
+export class PeriodBeyondCalendarError extends RangeError {
+  constructor(readonly period: Period) {
+    super(`a billing period starting ${period.start} would end after ${LAST_DATE}`);
+  }
+}
+
 /** Whole months from a to b, counting a month only once its day is reached (as anniversaries do). */
 function monthsBetween(a: Ymd, b: Ymd): number {
   return (b.y - a.y) * 12 + (b.m - a.m);
@@ -56,7 +66,18 @@ export function periodContaining(anchor: string, interval: Interval, count: numb
   const step = (interval === 'year' ? 12 : 1) * count;
   // An estimate of the number of periods from the anchor, then corrected by at most one step.
   let n = Math.floor(monthsBetween(parse(anchor), parse(date)) / step);
-  while (anniversary(anchor, interval, count, n) > date) n--;
-  while (anniversary(anchor, interval, count, n + 1) <= date) n++;
-  return { start: anniversary(anchor, interval, count, n), end: anniversary(anchor, interval, count, n + 1) };
+  // Compared as numbers, not strings: '10000-01-01' sorts before '9999-12-31'.
+  const day = (d: string) => {
+    const { y, m, d: dd } = parse(d);
+    return (y * 12 + m) * 32 + dd;
+  };
+  const target = day(date);
+  while (day(anniversary(anchor, interval, count, n)) > target) n--;
+  while (day(anniversary(anchor, interval, count, n + 1)) <= target) n++;
+  const period = {
+    start: anniversary(anchor, interval, count, n),
+    end: anniversary(anchor, interval, count, n + 1),
+  };
+  if (parse(period.end).y > 9999) throw new PeriodBeyondCalendarError(period);
+  return period;
 }

@@ -5,6 +5,7 @@ import pg from 'pg';
 import type { Schemas } from '../contract.js';
 import { isDatabaseUnavailable, isKeyRejected } from '../database/errors.js';
 import type { Logger } from '../logger.js';
+import { PeriodBeyondCalendarError } from '../billing/periods.js';
 import { IdempotencyStop } from '../services/context.js';
 import { sendStored } from './replies.js';
 
@@ -185,6 +186,11 @@ export function toProblem(error: unknown): ProblemError | undefined {
         [{ location: 'headers', field: 'idempotency-key', message: 'used for a different request' }],
       );
     }
+  }
+  if (error instanceof PeriodBeyondCalendarError) {
+    return unprocessable(
+      `${error.message}: dates in this API have four-digit years. Choose an earlier date or a shorter interval.`,
+    );
   }
   if (isDatabaseUnavailable(error)) return databaseUnavailable();
   if (isKeyRejected(error)) {

@@ -61,6 +61,22 @@ describe('POST /api/v1/subscriptions', () => {
     expect(await fingerprint(ctx.db)).toEqual(before);
   });
 
+  it('answers 422 for a start date whose first billing period would end after 9999-12-31', async () => {
+    const user = await createUser(ctx);
+    const before = await fingerprint(ctx.db);
+    const body = { user_id: user.id, status: 'active', plan_cost: '10.00', start_date: '9999-12-15' };
+    const problem = expectProblem(
+      await ctx.api.post('/api/v1/subscriptions').send(body),
+      422,
+      'unprocessable',
+    );
+    expect(problem.detail).toMatch(/would end after 9999-12-31/);
+    expect(await fingerprint(ctx.db)).toEqual(before);
+    const last = await ctx.api.post('/api/v1/subscriptions').send({ ...body, start_date: '9999-11-30' });
+    expect(last.status, last.text).toBe(201);
+    expect((last.body as Schemas['Subscription']).start_date).toBe('9999-11-30');
+  });
+
   it('answers 422 for an end_date before start_date and writes nothing', async () => {
     const user = await createUser(ctx);
     const before = await fingerprint(ctx.db);

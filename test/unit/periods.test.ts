@@ -2,7 +2,7 @@
 // time, with no gap and no overlap, whatever the anchor.
 import { fc, test } from '@fast-check/vitest';
 import { describe, expect, it } from 'vitest';
-import { anniversary, periodContaining } from '../../src/billing/periods.js';
+import { anniversary, PeriodBeyondCalendarError, periodContaining } from '../../src/billing/periods.js';
 
 describe('periodContaining', () => {
   it('clamps a Jan 31 anchor to each month end, and returns to the 31st when it can', () => {
@@ -28,6 +28,15 @@ describe('periodContaining', () => {
       start: '2026-02-28',
       end: '2026-03-31',
     });
+  });
+
+  it('refuses a period that would end after 9999-12-31, and reaches the last one that does not', () => {
+    expect(periodContaining('9990-01-01', 'year', 9, '9998-06-01')).toEqual({
+      start: '9990-01-01',
+      end: '9999-01-01',
+    });
+    expect(() => periodContaining('9990-01-01', 'year', 36, '9990-01-01')).toThrow(PeriodBeyondCalendarError);
+    expect(() => periodContaining('9999-12-01', 'month', 1, '9999-12-15')).toThrow(PeriodBeyondCalendarError);
   });
 
   it('handles yearly intervals from Feb 29', () => {
