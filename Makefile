@@ -1,4 +1,4 @@
-.PHONY: install start worker test check gen check-gen lint typecheck format migrate tenant seed bench clean
+.PHONY: install start worker build bundle test check spec-diff gen check-gen lint typecheck format migrate tenant seed bench clean
 SHELL := /bin/bash
 
 # Reinstall only when the lock file changed since the last install. npm 11 is required: it honours
@@ -18,6 +18,13 @@ start: install
 worker: install
 	node --import tsx src/worker-main.ts
 
+# dist/ for production (node dist/main.js, dist/worker-main.js): tsc, then the files read at run time; the Dockerfile runs this.
+build: install
+	rm -rf dist && npx tsc -p tsconfig.build.json
+	mkdir -p dist/openapi dist/src/dashboard dist/db/seeds
+	cp openapi/openapi.yaml dist/openapi/ && cp src/dashboard/* dist/src/dashboard/ && cp db/seeds/*.sql dist/db/seeds/
+	echo "import './src/main.js';" > dist/main.js && echo "import './src/worker-main.js';" > dist/worker-main.js
+
 test: install check-gen
 	npx vitest run
 	npx tsx test/contract/check-coverage.ts
@@ -25,18 +32,33 @@ test: install check-gen
 # Everything CI checks besides the tests: contract drift, types, lint (spec and code), formatting.
 check: check-gen typecheck lint format
 
-# Everything generated from a source of truth: API types from openapi.yaml; table types and the
-# SQL of every query (db/sql/) from the migrations and src/ (runs a throwaway PostgreSQL).
+# Breaking changes of openapi.yaml against BASE (default: the newest v* tag, else HEAD~1); fails
+# unless info.version's major (its minor while 0.x) went up. make spec-diff BASE=<ref>
+spec-diff: install
+	node --import tsx src/cli/spec-diff.ts $(BASE)
+
+# Everything generated from a source of truth: API types from openapi.yaml (for the server and for
+# the SDK); table types and the SQL of every query (db/sql/) from the migrations and src/ (runs a
+# throwaway PostgreSQL).
 gen: install
 	npx openapi-typescript openapi/openapi.yaml -o generated/openapi.ts
+	npx openapi-typescript openapi/openapi.yaml -o clients/typescript/src/generated/openapi.ts
+	node --import tsx clients/typescript/gen/idempotent-writes.ts
 	node --import tsx src/cli/db-snapshots.ts
 
 check-gen: install
 	npx openapi-typescript openapi/openapi.yaml -o generated/openapi.ts --check
+	npx openapi-typescript openapi/openapi.yaml -o clients/typescript/src/generated/openapi.ts --check
+	node --import tsx clients/typescript/gen/idempotent-writes.ts --check
 	node --import tsx src/cli/db-snapshots.ts --check
 
+# The contract as one self-contained file for other tools (dist/openapi.yaml), linted strictly.
+bundle: install
+	npx redocly bundle openapi/openapi.yaml -o dist/openapi.yaml
+	npx redocly lint --extends recommended-strict dist/openapi.yaml
+
 lint: install
-	npx redocly lint openapi/openapi.yaml
+	npx redocly lint --extends recommended-strict openapi/openapi.yaml
 	npx eslint --max-warnings 0 .
 
 typecheck: install

@@ -1117,6 +1117,13 @@ export interface components {
          */
         UnitAmount: string;
         /**
+         * @description An exact non-negative product of a quantity and a unit amount, with four decimals and no
+         *     upper bound (a quantity up to 10^9 times a unit amount up to 10^10), as a string.
+         * @example 50.0000
+         * @example 0.0025
+         */
+        LineAmount: string;
+        /**
          * @description A percentage with up to four decimals, from 0 to 100, as a string.
          * @example 19
          * @example 8.8750
@@ -1474,7 +1481,7 @@ export interface components {
             unit_amount: components["schemas"]["UnitAmount"];
             flat_amount: components["schemas"]["UnitAmount"];
             /** @description quantity × unit_amount + flat_amount, exact. */
-            amount: components["schemas"]["UnitAmount"];
+            amount: components["schemas"]["LineAmount"];
         };
         Quote: {
             /** Format: uuid */
@@ -5281,6 +5288,7 @@ export interface operations {
                     "application/json": components["schemas"]["BillingSettings"];
                 };
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             429: components["responses"]["TooManyRequests"];
@@ -6018,6 +6026,8 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -6062,6 +6072,7 @@ export interface operations {
                     "application/json": components["schemas"]["ApiKeyCollection"];
                 };
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             429: components["responses"]["TooManyRequests"];
@@ -6115,6 +6126,8 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["Unprocessable"];
             429: components["responses"]["TooManyRequests"];
             503: components["responses"]["ServiceUnavailable"];
@@ -6244,6 +6257,7 @@ export interface operations {
                     "application/json": components["schemas"]["AnalyticsConsistency"];
                 };
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             429: components["responses"]["TooManyRequests"];
@@ -6282,6 +6296,7 @@ export interface operations {
                     "application/json": components["schemas"]["AnalyticsConsistency"];
                 };
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             409: components["responses"]["Conflict"];

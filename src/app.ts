@@ -115,7 +115,9 @@ export function createApp({
   app.get('/openapi.json', (_req, res) => {
     res.json(spec);
   });
-  app.use('/docs', swaggerUi.serve, swaggerUi.setup(spec, { customSiteTitle: 'Subscriptions API' }));
+  // Swagger UI's "Try it out" calls this server first (the contract's own entry is a template).
+  const docsSpec = { ...spec, servers: [{ url: '/', description: 'This server' }, ...spec.servers] };
+  app.use('/docs', swaggerUi.serve, swaggerUi.setup(docsSpec, { customSiteTitle: 'Subscriptions API' }));
   // The metrics dashboard: static files only (its data comes from the API with the user's key).
   // The chart library is served from our own origin, as the CSP allows no other script source.
   app.use('/dashboard/vendor', express.static(UPLOT_DIST, { index: false }));

@@ -11,4 +11,5 @@ export const SPEC_PATH = path.resolve(
 export const specYaml = readFileSync(SPEC_PATH, 'utf8');
 export const spec = parse(specYaml) as Record<string, unknown> & {
   paths: Record<string, Record<string, unknown>>;
+  servers: Array<Record<string, unknown>>;
 };

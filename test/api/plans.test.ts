@@ -110,6 +110,15 @@ describe('plans', () => {
     expect(await fingerprint(ctx.db)).toEqual(before);
   });
 
+  it('quotes the largest price for the largest quantity exactly, past ten integer digits', async () => {
+    const plan = await createPlan({ price: { model: 'per_unit', amount: '9999999999.9999' } });
+    const res = await t.api.post(`/api/v1/plans/${plan.id}/quote`).send({ quantity: 1_000_000_000 });
+    expect(res.status, res.text).toBe(200);
+    const quote = res.body as Schemas['Quote'];
+    expect(quote.breakdown[0]!.amount).toBe('9999999999999900000.0000');
+    expect(quote.amount).toBe('9999999999999900000.00');
+  });
+
   it('quotes every model at its tier boundaries, creating nothing', async () => {
     const tiered = await createPlan({ price: { model: 'tiered', tiers: TIERS } });
     const volume = await createPlan({ price: { model: 'volume', tiers: TIERS } });

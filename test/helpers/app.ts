@@ -2,6 +2,8 @@
 // with response validation on: a response that breaks openapi.yaml fails the test that caused it.
 import { randomUUID } from 'node:crypto';
 import { appendFileSync } from 'node:fs';
+import type http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import express from 'express';
 import supertest from 'supertest';
@@ -10,6 +12,8 @@ import { type AppOptions, createApp } from '../../src/app.js';
 import type { Schemas } from '../../src/contract.js';
 import { createDb, type Db } from '../../src/database/connection.js';
 import { databaseUrl, dropDatabase, ensureDatabase } from '../../src/database/embedded.js';
+import { createHttpServer, drain, listen } from '../../src/http/server.js';
+import { createClient, type SubscriptionsClient } from '../../clients/typescript/src/index.js';
 import { OPERATIONS_LOG, type RecordedRequest } from '../contract/operations.js';
 import { captureLogs, type LogLine } from './logs.js';
 
@@ -47,6 +51,10 @@ export interface TestContext {
   unexpectedErrors: unknown[];
   /** Every line the app logged (access log, warnings, errors). */
   logs: LogLine[];
+  /** The same app listening on a real port (started on first use): its base URL. */
+  baseUrl(): Promise<string>;
+  /** The typed SDK (clients/typescript) with this key, against that real port. */
+  sdk(key: string): Promise<SubscriptionsClient>;
 }
 
 export function useTestApp(): TestContext {
@@ -55,6 +63,7 @@ export function useTestApp(): TestContext {
   const requests: RecordedRequest[] = [];
   const captured = captureLogs();
   const ctx = { unexpectedErrors: captured.errors, logs: captured.lines } as TestContext;
+  let server: http.Server | undefined;
 
   // Records each request's operation for the coverage check in test/contract/.
   const recorded = (options: Partial<AppOptions> = {}) => {
@@ -99,9 +108,18 @@ export function useTestApp(): TestContext {
     };
     ctx.tenant = await ctx.newTenant('Tenant A');
     ctx.api = ctx.tenant.api;
+    let listening: Promise<string> | undefined;
+    ctx.baseUrl = () =>
+      (listening ??= (async () => {
+        server = createHttpServer(app);
+        await listen(server, 0, '127.0.0.1');
+        return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      })());
+    ctx.sdk = async (key) => createClient({ baseUrl: await ctx.baseUrl(), apiKey: key, retryBaseMs: 20 });
   });
 
   afterAll(async () => {
+    if (server) await drain(server, 1000);
     appendFileSync(
       path.join(OPERATIONS_LOG, `${process.pid}.jsonl`),
       requests.map((r) => JSON.stringify(r) + '\n').join(''),

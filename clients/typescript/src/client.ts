@@ -1,0 +1,145 @@
+// The typed client: openapi-fetch over the API's own types (generated from openapi.yaml), with
+// what a partner would otherwise write by hand: the key on every request, an Idempotency-Key on
+// every write, safe retries, and problem+json errors thrown as ProblemError.
+import createFetchClient, { type Client, type Middleware } from 'openapi-fetch';
+import { IDEMPOTENT_WRITES } from './generated/idempotent-writes.js';
+import type { paths } from './generated/openapi.js';
+import { problemOf } from './problems.js';
+
+export interface ClientOptions {
+  /** Where the API is, e.g. `https://api.example.com` (the spec's `servers` entry). */
+  baseUrl: string;
+  /** An API key, `sk_<prefix>_<secret>`. */
+  apiKey: string;
+  /** Attempts after the first for a request that may be retried (default 3). */
+  maxRetries?: number;
+  /** The first retry's delay before jitter (default 500 ms); each later one doubles it. */
+  retryBaseMs?: number;
+  /** No wait is longer than this, Retry-After included (default 30 s). */
+  maxRetryDelayMs?: number;
+  /** The fetch to use (default: the global one). */
+  fetch?: (request: Request) => Promise<Response>;
+  /** Throw a ProblemError for every non-2xx answer (default true); false returns `{ error }` as openapi-fetch does. */
+  throwOnError?: boolean;
+}
+
+export type SubscriptionsClient = Client<paths>;
+
+const READS = new Set(['GET', 'HEAD']);
+/** Answers after which the same request may succeed: overload, unavailability, a key still in use. */
+const RETRYABLE = new Set([429, 502, 503, 504]);
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Retry-After in milliseconds: seconds, or an HTTP date; undefined when absent or unreadable. */
+export function retryAfterMs(header: string | null, now = Date.now()): number | undefined {
+  if (header === null || header.trim() === '') return undefined;
+  const seconds = Number(header);
+  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
+  const date = Date.parse(header);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
+}
+
+/** Exponential backoff with full jitter: a random wait up to base × 2^attempt, capped. */
+export function backoffMs(attempt: number, baseMs: number, maxMs: number, random = Math.random): number {
+  return Math.floor(random() * Math.min(maxMs, baseMs * 2 ** attempt));
+}
+
+/** Whether the API accepts an Idempotency-Key on this write (the spec says; see gen/). */
+export function acceptsIdempotencyKey(method: string, url: string): boolean {
+  const path = new URL(url).pathname;
+  return IDEMPOTENT_WRITES.some(([m, pattern]) => m === method && pattern.test(path));
+}
+
+/**
+ * A fetch that retries what is safe to retry: reads (GET, HEAD) always, writes that carry an
+ * Idempotency-Key (added here where the API accepts one and the caller set none; the same key on
+ * every attempt, so the API performs the write once and replays its answer). Retried: network
+ * failures, 429, 502, 503, 504, and 409 `idempotency-in-progress` (the first attempt still
+ * running), waiting as long as Retry-After says when the API says it. A write without a key (the
+ * two whose answer carries a secret: creating a tenant or an API key) is retried only after a 429,
+ * which the API sends before doing anything.
+ */
+export function retryingFetch(
+  options: Required<Pick<ClientOptions, 'maxRetries' | 'retryBaseMs' | 'maxRetryDelayMs'>> & {
+    fetch: (request: Request) => Promise<Response>;
+  },
+) {
+  return async (request: Request): Promise<Response> => {
+    let prepared = request;
+    if (
+      !READS.has(request.method) &&
+      !request.headers.has('idempotency-key') &&
+      acceptsIdempotencyKey(request.method, request.url)
+    ) {
+      const headers = new Headers(request.headers);
+      headers.set('Idempotency-Key', crypto.randomUUID());
+      prepared = new Request(request, { headers });
+    }
+    const repeatable = READS.has(request.method) || prepared.headers.has('idempotency-key');
+    for (let attempt = 0; ; attempt++) {
+      // Each attempt sends its own copy: a body can be read once.
+      const copy = prepared.clone();
+      let response: Response | undefined;
+      try {
+        response = await options.fetch(copy);
+      } catch (error) {
+        if (attempt >= options.maxRetries || prepared.signal.aborted || !repeatable) throw error;
+        await sleep(backoffMs(attempt, options.retryBaseMs, options.maxRetryDelayMs));
+        continue;
+      }
+      if (attempt >= options.maxRetries || !(await retryable(response, repeatable))) return response;
+      const wait = retryAfterMs(response.headers.get('retry-after'));
+      await response.body?.cancel();
+      await sleep(
+        Math.min(
+          wait ?? backoffMs(attempt, options.retryBaseMs, options.maxRetryDelayMs),
+          options.maxRetryDelayMs,
+        ),
+      );
+    }
+  };
+}
+
+async function retryable(response: Response, repeatable: boolean): Promise<boolean> {
+  if (response.status === 429) return true;
+  if (!repeatable) return false;
+  if (RETRYABLE.has(response.status)) return true;
+  if (response.status !== 409) return false;
+  const problem = (await response
+    .clone()
+    .json()
+    .catch(() => undefined)) as { type?: string } | undefined;
+  return problem?.type === '/problems/idempotency-in-progress';
+}
+
+/**
+ * A client for the API. Every method is typed from the spec:
+ *
+ *   const api = createClient({ baseUrl: 'https://api.example.com', apiKey: process.env.KEY! });
+ *   const { data: user } = await api.GET('/api/v1/users/{userId}', { params: { path: { userId } } });
+ *
+ * Non-2xx answers throw a ProblemError (unless throwOnError is false).
+ */
+export function createClient(options: ClientOptions): SubscriptionsClient {
+  const base = options.fetch ?? ((request: Request) => globalThis.fetch(request));
+  const client = createFetchClient<paths>({
+    baseUrl: options.baseUrl.replace(/\/+$/, ''),
+    headers: { Authorization: `Bearer ${options.apiKey}` },
+    fetch: retryingFetch({
+      fetch: base,
+      maxRetries: options.maxRetries ?? 3,
+      retryBaseMs: options.retryBaseMs ?? 500,
+      maxRetryDelayMs: options.maxRetryDelayMs ?? 30_000,
+    }),
+  });
+  if (options.throwOnError ?? true) client.use(throwProblems);
+  return client;
+}
+
+const throwProblems: Middleware = {
+  async onResponse({ response }) {
+    if (!response.ok && response.status !== 304) throw await problemOf(response);
+    return undefined;
+  },
+};

@@ -1,0 +1,34 @@
+// Generated from openapi/openapi.yaml by `make gen` (gen/idempotent-writes.ts): do not edit.
+// The writes that accept an Idempotency-Key, as [method, a pattern of the URL path's end].
+export const IDEMPOTENT_WRITES: ReadonlyArray<readonly [string, RegExp]> = [
+  ['POST', /\/api\/v1\/users$/], // createUser
+  ['PATCH', /\/api\/v1\/users\/[^/]+$/], // updateUser
+  ['DELETE', /\/api\/v1\/users\/[^/]+$/], // deleteUser
+  ['POST', /\/api\/v1\/features$/], // createFeature
+  ['PATCH', /\/api\/v1\/features\/[^/]+$/], // updateFeature
+  ['DELETE', /\/api\/v1\/features\/[^/]+$/], // deleteFeature
+  ['POST', /\/api\/v1\/subscriptions$/], // createSubscription
+  ['PATCH', /\/api\/v1\/subscriptions\/[^/]+$/], // updateSubscription
+  ['DELETE', /\/api\/v1\/subscriptions\/[^/]+$/], // deleteSubscription
+  ['POST', /\/api\/v1\/subscriptions\/[^/]+\/cancel$/], // cancelSubscription
+  ['PUT', /\/api\/v1\/subscriptions\/[^/]+\/features\/[^/]+$/], // linkSubscriptionFeature
+  ['DELETE', /\/api\/v1\/subscriptions\/[^/]+\/features\/[^/]+$/], // unlinkSubscriptionFeature
+  ['POST', /\/api\/v1\/plans$/], // createPlan
+  ['PATCH', /\/api\/v1\/plans\/[^/]+$/], // updatePlan
+  ['DELETE', /\/api\/v1\/plans\/[^/]+$/], // deletePlan
+  ['POST', /\/api\/v1\/tax-rates$/], // createTaxRate
+  ['POST', /\/api\/v1\/tax-rates\/[^/]+\/supersede$/], // supersedeTaxRate
+  ['POST', /\/api\/v1\/subscriptions\/[^/]+\/invoices$/], // createInvoice
+  ['POST', /\/api\/v1\/invoices\/[^/]+\/finalize$/], // finalizeInvoice
+  ['POST', /\/api\/v1\/invoices\/[^/]+\/void$/], // voidInvoice
+  ['POST', /\/api\/v1\/invoices\/[^/]+\/payments$/], // createPayment
+  ['POST', /\/api\/v1\/test-clocks$/], // createTestClock
+  ['POST', /\/api\/v1\/test-clocks\/[^/]+\/advance$/], // advanceTestClock
+  ['PUT', /\/api\/v1\/billing-settings$/], // putBillingSettings
+  ['POST', /\/api\/v1\/webhook-endpoints$/], // createWebhookEndpoint
+  ['PATCH', /\/api\/v1\/webhook-endpoints\/[^/]+$/], // updateWebhookEndpoint
+  ['DELETE', /\/api\/v1\/webhook-endpoints\/[^/]+$/], // deleteWebhookEndpoint
+  ['POST', /\/api\/v1\/webhook-endpoints\/[^/]+\/rotate-secret$/], // rotateWebhookEndpointSecret
+  ['DELETE', /\/api\/v1\/api-keys\/[^/]+$/], // revokeApiKey
+  ['POST', /\/api\/v1\/analytics\/rebuild$/], // rebuildAnalytics
+];

@@ -1,0 +1,19 @@
+// @subscriptions-api/sdk: a typed client for the Subscriptions API (see README.md).
+export {
+  backoffMs,
+  type ClientOptions,
+  createClient,
+  retryAfterMs,
+  type SubscriptionsClient,
+} from './client.js';
+export type { components, operations, paths } from './generated/openapi.js';
+export { type ItemOf, type ListPath, paginate } from './pagination.js';
+export { type Problem, ProblemError } from './problems.js';
+export {
+  EVENT_ID_HEADER,
+  SIGNATURE_HEADER,
+  type VerifyOptions,
+  type WebhookEvent,
+  WebhookSignatureError,
+  verifyWebhook,
+} from './webhooks.js';

@@ -1,0 +1,221 @@
+// The typed SDK (clients/typescript) against the real server on a real port: pagination, the
+// Idempotency-Key it adds and reuses across its retries, Retry-After, problem errors, and
+// webhook verification against the API's own signatures.
+import { randomUUID } from 'node:crypto';
+import { sql } from 'kysely';
+import { describe, expect, it } from 'vitest';
+import {
+  backoffMs,
+  createClient,
+  paginate,
+  ProblemError,
+  retryAfterMs,
+  verifyWebhook,
+  WebhookSignatureError,
+} from '../../clients/typescript/src/index.js';
+import { signatureHeader } from '../../src/webhooks/sign.js';
+import { useTestApp } from '../helpers/app.js';
+
+const ctx = useTestApp();
+
+/** A fetch that records what it sends and answers the first `failures` attempts itself. */
+function flaky(failures: Array<'network' | Response>) {
+  const sent: Request[] = [];
+  return {
+    sent,
+    fetch: async (request: Request) => {
+      sent.push(request.clone());
+      const failure = failures.shift();
+      if (failure === 'network') throw new TypeError('fetch failed: connection reset');
+      if (failure) return failure;
+      return fetch(request);
+    },
+  };
+}
+
+const unavailable = (retryAfter = '0') =>
+  new Response(
+    JSON.stringify({ type: '/problems/service-unavailable', title: 'Service unavailable', status: 503 }),
+    {
+      status: 503,
+      headers: { 'content-type': 'application/problem+json', 'retry-after': retryAfter },
+    },
+  );
+
+describe('the SDK', () => {
+  it('pages through a whole list, and the event feed to its newest event', async () => {
+    const t = await ctx.newTenant();
+    const api = await ctx.sdk(t.key);
+    const created: string[] = [];
+    for (let i = 0; i < 23; i++) {
+      const { data } = await api.POST('/api/v1/users', {
+        body: { name: `User ${i}`, email: `u${i}@example.com` },
+      });
+      created.push(data!.id);
+    }
+    const seen: string[] = [];
+    for await (const user of paginate(api, '/api/v1/users', { params: { query: { limit: 5 } } }))
+      seen.push(user.id);
+    expect(seen).toEqual([...created].reverse()); // newest first, every one once
+    const events: string[] = [];
+    for await (const event of paginate(api, '/api/v1/events', { params: { query: { limit: 10 } } }))
+      events.push(event.type);
+    expect(events.filter((type) => type === 'user.created')).toHaveLength(23);
+  });
+
+  it('adds one Idempotency-Key to a write and keeps it across retries: the write happens once', async () => {
+    const t = await ctx.newTenant();
+    const network = flaky(['network', unavailable()]);
+    const api = createClient({
+      baseUrl: await ctx.baseUrl(),
+      apiKey: t.key,
+      fetch: network.fetch,
+      retryBaseMs: 1,
+    });
+    const { data: user } = await api.POST('/api/v1/users', {
+      body: { name: 'Ada', email: 'ada@example.com' },
+    });
+    expect(network.sent).toHaveLength(3);
+    const keys = network.sent.map((r) => r.headers.get('idempotency-key'));
+    expect(keys[0]).toMatch(/^[0-9a-f-]{36}$/);
+    expect(new Set(keys).size).toBe(1);
+    const { rows } = await sql<{ n: number }>`
+      select count(*)::int as n from users where tenant_id = ${t.id} and email = 'ada@example.com'`.execute(
+      ctx.db,
+    );
+    expect(rows[0]!.n).toBe(1);
+    // Sent again with that key, the API replays the first answer.
+    const again = await api.POST('/api/v1/users', {
+      params: { header: { 'Idempotency-Key': keys[0]! } },
+      body: { name: 'Ada', email: 'ada@example.com' },
+    });
+    expect(again.data!.id).toBe(user!.id);
+    expect(again.response.headers.get('idempotent-replayed')).toBe('true');
+  });
+
+  it('sends no Idempotency-Key where the API refuses one, and does not repeat such a write after a lost answer', async () => {
+    const t = await ctx.newTenant();
+    const network = flaky(['network']);
+    const api = createClient({
+      baseUrl: await ctx.baseUrl(),
+      apiKey: t.key,
+      fetch: network.fetch,
+      retryBaseMs: 1,
+    });
+    const lost = await api.POST('/api/v1/api-keys', { body: { name: 'reporting', role: 'viewer' } }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(lost).toBeInstanceOf(Error);
+    expect(network.sent).toHaveLength(1); // creating a key twice would leave one nobody holds
+    const { data: key } = await api.POST('/api/v1/api-keys', { body: { name: 'reporting', role: 'viewer' } });
+    expect(key!.key).toMatch(/^sk_/);
+    expect(network.sent.map((r) => r.headers.get('idempotency-key'))).toEqual([null, null]);
+  });
+
+  it('waits as long as Retry-After says, retries a 429, and never retries a 4xx that will not change', async () => {
+    const t = await ctx.newTenant();
+    const limited = new Response(
+      JSON.stringify({ type: '/problems/too-many-requests', title: 'Too many', status: 429 }),
+      {
+        status: 429,
+        headers: { 'content-type': 'application/problem+json', 'retry-after': '1' },
+      },
+    );
+    const network = flaky([limited]);
+    const api = createClient({ baseUrl: await ctx.baseUrl(), apiKey: t.key, fetch: network.fetch });
+    const started = Date.now();
+    await api.GET('/api/v1/users');
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1000);
+    expect(network.sent).toHaveLength(2);
+
+    const strict = flaky([]);
+    const client = createClient({ baseUrl: await ctx.baseUrl(), apiKey: t.key, fetch: strict.fetch });
+    const refused = await client.POST('/api/v1/users', { body: { name: 'No email' } as never }).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(strict.sent).toHaveLength(1);
+    expect(refused).toBeInstanceOf(ProblemError);
+    expect(refused).toMatchObject({ status: 400, type: '/problems/validation-error' });
+    expect((refused as ProblemError).errors.length).toBeGreaterThan(0);
+  });
+
+  it('gives up after maxRetries with the last answer, as a ProblemError', async () => {
+    const t = await ctx.newTenant();
+    const network = flaky([unavailable(), unavailable(), unavailable()]);
+    const api = createClient({
+      baseUrl: await ctx.baseUrl(),
+      apiKey: t.key,
+      fetch: network.fetch,
+      maxRetries: 2,
+      retryBaseMs: 1,
+    });
+    const error = await api.GET('/api/v1/users').then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toMatchObject({ status: 503, type: '/problems/service-unavailable' });
+    expect(network.sent).toHaveLength(3);
+  });
+
+  it('throws problems as typed errors, with the request id; or returns them when asked', async () => {
+    const t = await ctx.newTenant();
+    const api = await ctx.sdk(t.key);
+    const missing = randomUUID();
+    const error = await api.GET('/api/v1/users/{userId}', { params: { path: { userId: missing } } }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(ProblemError);
+    expect(error).toMatchObject({ status: 404, type: '/problems/not-found', title: 'Not found' });
+    expect((error as ProblemError).requestId).toMatch(/.+/);
+    const quiet = createClient({ baseUrl: await ctx.baseUrl(), apiKey: t.key, throwOnError: false });
+    const answer = await quiet.GET('/api/v1/users/{userId}', { params: { path: { userId: missing } } });
+    expect(answer.response.status).toBe(404);
+    expect(answer.error).toMatchObject({ type: '/problems/not-found' });
+  });
+});
+
+describe('retry timing', () => {
+  it('reads Retry-After as seconds or a date, and backs off with full jitter under a cap', () => {
+    expect(retryAfterMs('2')).toBe(2000);
+    expect(retryAfterMs(new Date(Date.now() + 5000).toUTCString())).toBeGreaterThan(3000);
+    expect(retryAfterMs('soon')).toBeUndefined();
+    expect(retryAfterMs(null)).toBeUndefined();
+    expect(backoffMs(3, 500, 30_000, () => 0.999)).toBe(3996);
+    expect(backoffMs(20, 500, 30_000, () => 0.999)).toBe(29_970);
+    expect(backoffMs(0, 500, 30_000, () => 0)).toBe(0);
+  });
+});
+
+describe('verifyWebhook', () => {
+  const secret = `whsec_${'a'.repeat(43)}`;
+  const body = JSON.stringify({ id: randomUUID(), type: 'invoice.paid' });
+
+  it('accepts the API’s own signature and returns the event; refuses a changed body, an old one, another secret', async () => {
+    const now = new Date();
+    const header = signatureHeader(body, [secret], now);
+    expect(await verifyWebhook(body, header, secret, { now })).toMatchObject({ type: 'invoice.paid' });
+    expect(await verifyWebhook(new TextEncoder().encode(body), header, secret, { now })).toMatchObject({
+      type: 'invoice.paid',
+    });
+    await expect(verifyWebhook(body.replace('paid', 'void'), header, secret, { now })).rejects.toThrow(
+      WebhookSignatureError,
+    );
+    await expect(
+      verifyWebhook(body, header, secret, { now: new Date(now.getTime() + 301_000) }),
+    ).rejects.toThrow(/tolerance/);
+    await expect(verifyWebhook(body, header, `whsec_${'b'.repeat(43)}`, { now })).rejects.toThrow(
+      WebhookSignatureError,
+    );
+    await expect(verifyWebhook(body, undefined, secret)).rejects.toThrow(/timestamp/);
+  });
+
+  it('accepts either secret during a rotation (two v1 signatures)', async () => {
+    const old = `whsec_${'c'.repeat(43)}`;
+    const now = new Date();
+    const header = signatureHeader(body, [secret, old], now);
+    for (const key of [secret, old]) expect(await verifyWebhook(body, header, key, { now })).toBeTruthy();
+  });
+});
