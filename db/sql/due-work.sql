@@ -59,32 +59,32 @@ with clock as (select now() as now),
     select kind, tenant_id, subscription_id, target_id, due_at from first
     order by due_at, rank, subscription_id
     limit $6;
-with clock as (select (select frozen_time from test_clocks where id = $1) as now),
+with clock as (select (select frozen_time from test_clocks where id = $1 and tenant_id = $2) as now),
     items as (
       select 1 as rank, 'cancel' as kind, s.tenant_id, s.id as subscription_id, s.id as target_id, s.cancel_at as due_at
       from subscriptions s, clock
-      where s.cancel_at is not null and s.status <> 'canceled' and s.cancel_at <= clock.now and s.test_clock_id = $2 and s.tenant_id = $3
+      where s.cancel_at is not null and s.status <> 'canceled' and s.cancel_at <= clock.now and s.test_clock_id = $3 and s.tenant_id = $4
       union all
       select 5, 'settle', p.tenant_id, p.subscription_id, p.id, p.settles_at
       from payments p join subscriptions s on s.tenant_id = p.tenant_id and s.id = p.subscription_id, clock
-      where p.status = 'processing' and p.settles_at <= clock.now and s.test_clock_id = $4 and s.tenant_id = $5
+      where p.status = 'processing' and p.settles_at <= clock.now and s.test_clock_id = $5 and s.tenant_id = $6
       union all
       select 4, 'submit', p.tenant_id, p.subscription_id, p.id, p.submit_after
       from payments p join subscriptions s on s.tenant_id = p.tenant_id and s.id = p.subscription_id, clock
-      where p.status = 'pending' and p.submit_after <= clock.now and s.test_clock_id = $6 and s.tenant_id = $7
+      where p.status = 'pending' and p.submit_after <= clock.now and s.test_clock_id = $7 and s.tenant_id = $8
       union all
       select 3, 'retry', i.tenant_id, i.subscription_id, i.id, i.next_collection_at
       from invoices i join subscriptions s on s.tenant_id = i.tenant_id and s.id = i.subscription_id, clock
-      where i.next_collection_at <= clock.now and s.test_clock_id = $8 and s.tenant_id = $9
+      where i.next_collection_at <= clock.now and s.test_clock_id = $9 and s.tenant_id = $10
       union all
       select 2, 'renew', s.tenant_id, s.id, s.id, s.billed_until::timestamp at time zone 'UTC'
       from subscriptions s, clock
       where s.billed_until is not null and s.status <> 'canceled'
-        and s.billed_until <= (clock.now at time zone 'UTC')::date and s.test_clock_id = $10 and s.tenant_id = $11
+        and s.billed_until <= (clock.now at time zone 'UTC')::date and s.test_clock_id = $11 and s.tenant_id = $12
     ),
     first as (
       select distinct on (subscription_id) * from items order by subscription_id, due_at, rank
     )
     select kind, tenant_id, subscription_id, target_id, due_at from first
     order by due_at, rank, subscription_id
-    limit $12;
+    limit $13;

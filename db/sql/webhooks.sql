@@ -16,7 +16,7 @@ insert into "webhook_endpoints" ("url", "description", "enabled_events", "secret
 insert into "webhook_endpoints" ("url", "description", "enabled_events", "secret") values ($1, $2, $3, $4) returning "id", "url", "description", "enabled_events", "status", "disabled_reason", "previous_secret_expires_at", "version", "created_at", "updated_at";
 insert into "events" ("type", "resource_type", "resource_id", "actor", "request_id", "data", "previous") values ($1, $2, $3, $4, $5, $6, $7);
 with due as (
-      select d.id from webhook_deliveries d
+      select d.tenant_id, d.id from webhook_deliveries d
       join webhook_endpoints w on w.tenant_id = d.tenant_id and w.id = d.endpoint_id
       where d.status = 'pending' and d.next_attempt_at <= now()
         and (d.leased_until is null or d.leased_until <= now())
@@ -27,7 +27,8 @@ with due as (
     )
     update webhook_deliveries d
     set lease_token = gen_random_uuid(), leased_until = now() + $2 * interval '1 millisecond'
-    from due where d.id = due.id
+    -- By the whole key: the owner is not scoped to a tenant, and the primary key starts with it.
+    from due where d.tenant_id = due.tenant_id and d.id = due.id
     returning d.id, d.tenant_id, d.lease_token;
 update "webhook_endpoints" set "status" = $1, "disabled_reason" = $2, "updated_at" = now() where "id" = $3 returning "id", "url", "description", "enabled_events", "status", "disabled_reason", "previous_secret_expires_at", "version", "created_at", "updated_at";
 
@@ -35,7 +36,7 @@ update "webhook_endpoints" set "status" = $1, "disabled_reason" = $2, "updated_a
 insert into "webhook_endpoints" ("url", "description", "enabled_events", "secret") values ($1, $2, $3, $4) returning "id", "url", "description", "enabled_events", "status", "disabled_reason", "previous_secret_expires_at", "version", "created_at", "updated_at";
 insert into "events" ("type", "resource_type", "resource_id", "actor", "request_id", "data", "previous") values ($1, $2, $3, $4, $5, $6, $7);
 with due as (
-      select d.id from webhook_deliveries d
+      select d.tenant_id, d.id from webhook_deliveries d
       join webhook_endpoints w on w.tenant_id = d.tenant_id and w.id = d.endpoint_id
       where d.status = 'pending' and d.next_attempt_at <= now()
         and (d.leased_until is null or d.leased_until <= now())
@@ -46,7 +47,8 @@ with due as (
     )
     update webhook_deliveries d
     set lease_token = gen_random_uuid(), leased_until = now() + $2 * interval '1 millisecond'
-    from due where d.id = due.id
+    -- By the whole key: the owner is not scoped to a tenant, and the primary key starts with it.
+    from due where d.tenant_id = due.tenant_id and d.id = due.id
     returning d.id, d.tenant_id, d.lease_token;
 select "secret" from "webhook_endpoints" where "id" = $1;
 
@@ -64,7 +66,7 @@ select "delivery_id", "number", "attempted_at", "status_code", "error", "duratio
 
 -- claimDueDeliveries
 with due as (
-      select d.id from webhook_deliveries d
+      select d.tenant_id, d.id from webhook_deliveries d
       join webhook_endpoints w on w.tenant_id = d.tenant_id and w.id = d.endpoint_id
       where d.status = 'pending' and d.next_attempt_at <= now()
         and (d.leased_until is null or d.leased_until <= now())
@@ -75,7 +77,8 @@ with due as (
     )
     update webhook_deliveries d
     set lease_token = gen_random_uuid(), leased_until = now() + $2 * interval '1 millisecond'
-    from due where d.id = due.id
+    -- By the whole key: the owner is not scoped to a tenant, and the primary key starts with it.
+    from due where d.tenant_id = due.tenant_id and d.id = due.id
     returning d.id, d.tenant_id, d.lease_token;
 
 -- nextDueAt
@@ -94,7 +97,7 @@ select "d"."id", "d"."endpoint_id", "d"."event_id", "d"."event_type", "d"."statu
 insert into "webhook_endpoints" ("url", "description", "enabled_events", "secret") values ($1, $2, $3, $4) returning "id", "url", "description", "enabled_events", "status", "disabled_reason", "previous_secret_expires_at", "version", "created_at", "updated_at";
 insert into "events" ("type", "resource_type", "resource_id", "actor", "request_id", "data", "previous") values ($1, $2, $3, $4, $5, $6, $7);
 with due as (
-      select d.id from webhook_deliveries d
+      select d.tenant_id, d.id from webhook_deliveries d
       join webhook_endpoints w on w.tenant_id = d.tenant_id and w.id = d.endpoint_id
       where d.status = 'pending' and d.next_attempt_at <= now()
         and (d.leased_until is null or d.leased_until <= now())
@@ -105,7 +108,8 @@ with due as (
     )
     update webhook_deliveries d
     set lease_token = gen_random_uuid(), leased_until = now() + $2 * interval '1 millisecond'
-    from due where d.id = due.id
+    -- By the whole key: the owner is not scoped to a tenant, and the primary key starts with it.
+    from due where d.tenant_id = due.tenant_id and d.id = due.id
     returning d.id, d.tenant_id, d.lease_token;
 update "webhook_deliveries" set "status" = $1, "attempts" = attempts + 1, "first_attempted_at" = coalesce(first_attempted_at, $2), "last_attempted_at" = $3, "last_status_code" = $4, "last_error" = $5, "next_attempt_at" = $6, "lease_token" = $7, "leased_until" = $8, "updated_at" = now() where "id" = $9 and "lease_token" = $10 returning "id", "endpoint_id", "event_id", "event_type", "status", "attempts", "first_attempted_at", "next_attempt_at", "last_attempted_at", "last_status_code", "last_error", "created_at";
 insert into "webhook_attempts" ("delivery_id", "number", "attempted_at", "status_code", "error", "duration_ms") values ($1, $2, $3, $4, $5, $6);

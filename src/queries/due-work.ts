@@ -28,7 +28,7 @@ export async function findDueWork(
   limit: number,
 ): Promise<DueItem[]> {
   const now = scope.clockId
-    ? sql`(select frozen_time from test_clocks where id = ${scope.clockId})`
+    ? sql`(select frozen_time from test_clocks where id = ${scope.clockId} ${scope.tenantId ? sql`and tenant_id = ${scope.tenantId}` : sql``})`
     : sql`now()`;
   const onClock = scope.clockId ? sql`s.test_clock_id = ${scope.clockId}` : sql`s.test_clock_id is null`;
   const inTenant = scope.tenantId ? sql`and s.tenant_id = ${scope.tenantId}` : sql``;

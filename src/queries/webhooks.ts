@@ -199,7 +199,7 @@ export interface ClaimedDelivery {
 export async function claimDueDeliveries(db: Db, limit: number, leaseMs: number): Promise<ClaimedDelivery[]> {
   const { rows } = await sql<ClaimedDelivery>`
     with due as (
-      select d.id from webhook_deliveries d
+      select d.tenant_id, d.id from webhook_deliveries d
       join webhook_endpoints w on w.tenant_id = d.tenant_id and w.id = d.endpoint_id
       where d.status = 'pending' and d.next_attempt_at <= now()
         and (d.leased_until is null or d.leased_until <= now())
@@ -210,7 +210,8 @@ export async function claimDueDeliveries(db: Db, limit: number, leaseMs: number)
     )
     update webhook_deliveries d
     set lease_token = gen_random_uuid(), leased_until = now() + ${leaseMs} * interval '1 millisecond'
-    from due where d.id = due.id
+    -- By the whole key: the owner is not scoped to a tenant, and the primary key starts with it.
+    from due where d.tenant_id = due.tenant_id and d.id = due.id
     returning d.id, d.tenant_id, d.lease_token`.execute(db);
   return rows;
 }
