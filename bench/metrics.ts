@@ -56,6 +56,41 @@ export async function metricsLatencies(
   return results;
 }
 
+/**
+ * GET /metrics/mrr (24 months, no filter) while `dirty` customers await compaction, so every
+ * read adds their correction (mrr_correction): against a server with JOBS=off, so nothing
+ * compacts them meanwhile. Compacted afterwards.
+ */
+export async function metricsWhileDirty(
+  base: string,
+  headers: Record<string, string>,
+  owner: Db,
+  tenantId: string,
+  dirty: number,
+): Promise<MetricsLatency> {
+  await withTenant(owner, { tenantId }, (trx) =>
+    sql`insert into mrr_dirty (tenant_id, user_id)
+      select ${tenantId}::uuid, user_id from (select distinct user_id from subscriptions tablesample system (1)) s
+      order by random() limit ${dirty}
+      on conflict do nothing`.execute(trx),
+  );
+  try {
+    const result = await runLoad({
+      url: `${base}/api/v1/metrics/mrr?from=${month(-23)}&to=${month(0)}`,
+      headers,
+      connections: 1,
+      durationSeconds: 5,
+      warmupSeconds: 1,
+    });
+    if (result.non2xx > 0 || result.errors > 0) throw new Error(`dirty: ${formatLoad(result)}`);
+    return { label: `MRR, no filter, ${dirty} customers awaiting compaction`, result };
+  } finally {
+    await withTenant(owner, { tenantId }, (trx) =>
+      sql`select mrr_compact(${tenantId}::uuid, 100000)`.execute(trx),
+    );
+  }
+}
+
 /** Compaction's pace: every customer of the tenant marked dirty, compacted in the worker's batches. */
 export async function compactionRate(owner: Db, tenantId: string): Promise<number> {
   const start = performance.now();

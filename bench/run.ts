@@ -30,6 +30,7 @@ import {
   formatMetricsLatencies,
   formatWriteCosts,
   metricsLatencies,
+  metricsWhileDirty,
   subscriptionWriteCosts,
 } from './metrics.js';
 import { benchRenewals, formatRenewals } from './renewals.js';
@@ -263,6 +264,9 @@ runMain(async () => {
       idReplacement: true,
     });
     await api.stop();
+    const quiet = await startServer('src/main.ts', { ...apiEnv, JOBS: 'off' });
+    metricsLatency.push(await metricsWhileDirty(quiet.base, auth, owner, tenantId, 100));
+    await quiet.stop();
 
     // The write path without HTTP: what events and idempotency records cost a write.
     const writeCosts = await serviceWriteCosts(database.url, tenantId, key);
