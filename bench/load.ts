@@ -17,6 +17,8 @@ export interface LoadOptions {
   body?: string;
   /** Replace every `[<id>]` in `body` with a unique id per request. */
   idReplacement?: boolean;
+  /** A request unanswered this long counts as an error; default 10 (autocannon's). */
+  timeoutSeconds?: number;
   /** Concurrent connections, each with one request in flight; default 32. */
   connections?: number;
   /** Length of the measured run; default 10. */
@@ -81,6 +83,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     pipelining: 1,
     duration: options.durationSeconds ?? 10,
     warmup: options.warmupSeconds ?? 2,
+    timeout: options.timeoutSeconds ?? 10,
   };
   const autocannonPath = createRequire(import.meta.url).resolve('autocannon');
   const child = spawn(process.execPath, ['-e', CHILD, autocannonPath, JSON.stringify(childOptions)], {
