@@ -283,32 +283,6 @@ const VERSIONED = ['status', 'plan_cost', 'billing_interval', 'interval_count', 
 /** The columns whose change can change a customer's MRR at some time. */
 const RELEVANT = [...VERSIONED, 'start_date', 'end_date', 'canceled_at', 'user_id', 'test_clock_id'];
 
-/**
- * mrr_rebuild as this migration made it: every series from one query over the whole tenant
- * (202612010004 replaced it by batches of customers; kept for its down).
- */
-export const REBUILD_AT_ONCE = `
-function mrr_rebuild(p_tenant uuid) returns void language plpgsql as $$
-    begin
-      perform pg_advisory_xact_lock(${LOCK});
-      delete from mrr_dirty where tenant_id = p_tenant;
-      insert into subscription_versions (tenant_id, subscription_id, valid_from, status, monthly_amount, plan_id)
-      -- Without history, a subscription had its status since it started, but a canceled one was
-      -- active until canceled_at.
-      select s.tenant_id, s.id, s.created_at,
-             case s.status when 'canceled' then 'active' else s.status end, ${MONTHLY}, s.plan_id
-      from subscriptions s
-      where s.tenant_id = p_tenant and s.test_clock_id is null
-        and not exists (select from subscription_versions v where v.tenant_id = s.tenant_id and v.subscription_id = s.id);
-      delete from mrr_buckets where tenant_id = p_tenant;
-      delete from mrr_series where tenant_id = p_tenant;
-      insert into mrr_series (tenant_id, ${SERIES_COLUMNS})
-      select p_tenant, ${SERIES_COLUMNS} from mrr_points_all(p_tenant);
-      insert into mrr_buckets (${BUCKET_KEY}, ${COLUMNS.join(', ')})
-      select p_tenant, x.dim_kind, x.dim_id, x.region, x.day, 0, ${COLUMNS.map((col) => `x.${col}`).join(', ')}
-      from (${contributions(`select 1 as sign, ${SERIES_COLUMNS} from mrr_series where tenant_id = p_tenant`)}) x;
-    end $$`;
-
 export async function up(db: Kysely<any>): Promise<void> {
   await sql`
     create table subscription_versions (
@@ -422,7 +396,31 @@ export async function up(db: Kysely<any>): Promise<void> {
     .execute(db);
 
   // Everything of one tenant from scratch (versions first, for subscriptions written without them).
-  await sql.raw(`create ${REBUILD_AT_ONCE}`).execute(db);
+  await sql
+    .raw(
+      `
+    create function mrr_rebuild(p_tenant uuid) returns void language plpgsql as $$
+    begin
+      perform pg_advisory_xact_lock(${LOCK});
+      delete from mrr_dirty where tenant_id = p_tenant;
+      insert into subscription_versions (tenant_id, subscription_id, valid_from, status, monthly_amount, plan_id)
+      -- Without history, a subscription had its status since it started, but a canceled one was
+      -- active until canceled_at.
+      select s.tenant_id, s.id, s.created_at,
+             case s.status when 'canceled' then 'active' else s.status end, ${MONTHLY}, s.plan_id
+      from subscriptions s
+      where s.tenant_id = p_tenant and s.test_clock_id is null
+        and not exists (select from subscription_versions v where v.tenant_id = s.tenant_id and v.subscription_id = s.id);
+      delete from mrr_buckets where tenant_id = p_tenant;
+      delete from mrr_series where tenant_id = p_tenant;
+      insert into mrr_series (tenant_id, ${SERIES_COLUMNS})
+      select p_tenant, ${SERIES_COLUMNS} from mrr_points_all(p_tenant);
+      insert into mrr_buckets (${BUCKET_KEY}, ${COLUMNS.join(', ')})
+      select p_tenant, x.dim_kind, x.dim_id, x.region, x.day, 0, ${COLUMNS.map((col) => `x.${col}`).join(', ')}
+      from (${contributions(`select 1 as sign, ${SERIES_COLUMNS} from mrr_series where tenant_id = p_tenant`)}) x;
+    end $$`,
+    )
+    .execute(db);
 
   // Up to p_limit dirty customers of the tenant brought up to date; -1 when another compaction of
   // the tenant is running. Customers whose writers have not committed yet (their mark is locked)

@@ -13,7 +13,6 @@ import * as m202611240006 from './202611240006_webhooks.js';
 import * as m202612010001 from './202612010001_unpaid.js';
 import * as m202612010002 from './202612010002_mrr.js';
 import * as m202612010003 from './202612010003_tenant_keys.js';
-import * as m202612010004 from './202612010004_mrr_rebuild_in_batches.js';
 import * as m202612010005 from './202612010005_mrr_key_lookups.js';
 
 export const migrations: Record<string, Migration> = {
@@ -29,6 +28,5 @@ export const migrations: Record<string, Migration> = {
   '202612010001_unpaid': m202612010001,
   '202612010002_mrr': m202612010002,
   '202612010003_tenant_keys': m202612010003,
-  '202612010004_mrr_rebuild_in_batches': m202612010004,
   '202612010005_mrr_key_lookups': m202612010005,
 };

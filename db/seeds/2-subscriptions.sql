@@ -12,7 +12,7 @@ with numbered_users as (
   select p.id as plan_id, p.code, p.interval, v.id as version_id, v.number, v.price_model, v.amount, v.tiers,
          v.created_at::date as valid_from,
          coalesce(lead(v.created_at::date) over (partition by p.id order by v.number), 'infinity') as valid_until
-  from plans p join plan_versions v on v.plan_id = p.id
+  from plans p join plan_versions v on v.tenant_id = p.tenant_id and v.plan_id = p.id
   where p.tenant_id = current_setting('app.tenant_id')::uuid
 ), tiers as (
   select v.version_id, t.i::int as tier, (t.tier->>'up_to')::int as up_to,

@@ -13,7 +13,7 @@ with sampled as (
          s.start_date, s.canceled_at, s.price_breakdown->'breakdown' as breakdown,
          s.price_breakdown->>'plan_version' as plan_version,
          (case when s.billing_interval = 'year' then 12 else 1 end) * s.interval_count as step
-  from subscriptions s join users u on u.id = s.user_id
+  from subscriptions s join users u on u.tenant_id = s.tenant_id and u.id = s.user_id
   where s.tenant_id = current_setting('app.tenant_id')::uuid and s.status <> 'trialing'
     and abs(hashtext(u.email || s.start_date || s.plan_cost || s.status) % 40) = 0
 ), periods as (
@@ -74,4 +74,4 @@ select n.id, n.user_id, n.invoice_status, n.number, n.period_start, n.period_end
        case when n.invoice_status = 'void' then n.period_start + interval '2 days' end,
        case when n.invoice_status = 'uncollectible' then n.period_start + interval '30 days' end,
        n.period_start, n.period_start
-from numbered n left join plans pl on pl.id = n.plan_id
+from numbered n left join plans pl on pl.tenant_id = current_setting('app.tenant_id')::uuid and pl.id = n.plan_id
