@@ -24,7 +24,7 @@ function layer(files, folders, packages) {
 }
 
 export default tseslint.config(
-  { ignores: ['generated/', 'node_modules/', '.data/', 'dist/', 'eslint.config.js'] },
+  { ignores: ['generated/', 'node_modules/', '.data/', '**/dist/', 'eslint.config.js'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
