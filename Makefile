@@ -1,4 +1,4 @@
-.PHONY: install start worker build bundle test check spec-diff gen check-gen lint typecheck format migrate tenant seed bench clean
+.PHONY: install start worker build bundle test canary check spec-diff gen check-gen lint typecheck format migrate tenant seed bench clean
 SHELL := /bin/bash
 
 # Reinstall only when the lock file changed since the last install. npm 11 is required: it honours
@@ -28,6 +28,10 @@ build: install
 test: install check-gen
 	npx vitest run
 	npx tsx test/contract/check-coverage.ts
+
+# Proves that a failing test fails the run (and a passing one passes it): test/canary/.
+canary: install
+	test/canary/run.sh
 
 # Everything CI checks besides the tests: contract drift, types, lint (spec and code), formatting.
 check: check-gen typecheck lint format

