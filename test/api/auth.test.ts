@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import type { Schemas } from '../../src/contract.js';
 import { PLATFORM_KEY, useTestApp } from '../helpers/app.js';
 import { fingerprint } from '../helpers/db-state.js';
-import { holdLocks, pause } from '../helpers/locks.js';
+import { holdLocks, pause, waitForLockWaiters } from '../helpers/locks.js';
 import { expectProblem } from '../helpers/problems.js';
 
 const ctx = useTestApp();
@@ -250,7 +250,7 @@ describe('a tenant cannot lock itself out', () => {
         .delete(`/api/v1/api-keys/${first!.id}`)
         .then((r) => r),
     ]);
-    await pause(300);
+    await waitForLockWaiters(ctx.db, 2);
     await held.release();
     const results = await requests;
     expect(results.map((r) => r.status).sort()).toEqual([204, 409]);
@@ -267,8 +267,13 @@ describe('a tenant cannot lock itself out', () => {
 
 describe('abuse limits and headers', () => {
   it('answers 429 with Retry-After and RateLimit headers once a key is over its limit', async () => {
+    // Counts are per clock minute and shared by every app on the database: a key of its own, and
+    // a start well inside one minute, so that neither another test nor a new window moves them.
+    const intoMinute = Date.now() % 60_000;
+    if (intoMinute > 50_000) await pause(60_500 - intoMinute);
     const app = ctx.appWith({ rateLimitPerMinute: 2 });
-    const call = () => app.get('/api/v1/users').set('Authorization', `Bearer ${ctx.tenant.key}`);
+    const { key } = await keyWithRole('viewer');
+    const call = () => app.get('/api/v1/users').set('Authorization', `Bearer ${key}`);
     const first = await call();
     expect(first.status).toBe(200);
     expect(first.headers['ratelimit-policy']).toMatch(/q=2/);
@@ -280,7 +285,7 @@ describe('abuse limits and headers', () => {
     // Another key has its own budget.
     const other = await ctx.newTenant();
     expect((await app.get('/api/v1/users').set('Authorization', `Bearer ${other.key}`)).status).toBe(200);
-  });
+  }, 90_000);
 
   it('counts a key across processes: two app instances share one budget', async () => {
     // Counts are per clock minute: start the test well inside one.
@@ -291,7 +296,15 @@ describe('abuse limits and headers', () => {
     const { id, key } = await keyWithRole('viewer');
     const call = (app: typeof one) => app.get('/api/v1/users').set('Authorization', `Bearer ${key}`);
     for (const app of [one, two, one, two]) expect((await call(app)).status).toBe(200);
-    await pause(200); // both have shared their counts
+    // Both have flushed their hits; then a few more sync rounds, in which each reads the total back.
+    for (let i = 0; ; i++) {
+      const flushed = await sql<{ hits: number }>`
+        select coalesce(sum(hits), 0)::int as hits from rate_limit_hits where key = ${id}`.execute(ctx.db);
+      if (flushed.rows[0]!.hits >= 4) break;
+      expect(i, 'the two instances never flushed their hits').toBeLessThan(600);
+      await pause(20);
+    }
+    await pause(200);
     expectProblem(await call(one), 429, 'too-many-requests');
     expectProblem(await call(two), 429, 'too-many-requests');
     // Each instance keeps its own row of the key's hits; their sum is the key's count.

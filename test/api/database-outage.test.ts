@@ -8,7 +8,7 @@ import { createDb, type Db } from '../../src/database/connection.js';
 import { useTestApp } from '../helpers/app.js';
 import { fingerprint } from '../helpers/db-state.js';
 import { createUser } from '../helpers/factories.js';
-import { holdLocks, pause } from '../helpers/locks.js';
+import { holdLocks, waitForLockWaiters } from '../helpers/locks.js';
 import { captureLogs } from '../helpers/logs.js';
 import { expectProblem } from '../helpers/problems.js';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
@@ -61,7 +61,7 @@ describe('when the database is unreachable', () => {
       .patch(`/api/v1/users/${user.id}`)
       .send({ name: 'Renamed' })
       .then((res) => res);
-    await pause(300);
+    await waitForLockWaiters(ctx.db);
     await proxy.stop();
     expectUnavailable(await patch);
     await held.release();

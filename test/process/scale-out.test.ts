@@ -2,6 +2,7 @@
 // sees at once (rows, idempotency keys, rate limits, revocations): nothing that matters lives in
 // one process's memory. They use the typed SDK, as a partner would.
 import { setTimeout as sleep } from 'node:timers/promises';
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient, ProblemError } from '../../clients/typescript/src/index.js';
 import { useTestApp } from '../helpers/app.js';
@@ -84,6 +85,16 @@ describe('two API processes on one database', () => {
     const first: number[] = [];
     for (let i = 0; i < 4; i++) first.push(await hit(a), await hit(b));
     expect(first).toEqual(Array(8).fill(200));
+    // Both have flushed their hits; then a few sync rounds (500 ms each), in which each reads the total back.
+    for (let i = 0; ; i++) {
+      const flushed = await sql<{ hits: number }>`
+        select coalesce(sum(hits), 0)::int as hits from rate_limit_hits where key = ${fresh.data!.id}`.execute(
+        ctx.db,
+      );
+      if (flushed.rows[0]!.hits >= 8) break;
+      expect(i, 'the two servers never flushed their hits').toBeLessThan(600);
+      await sleep(50);
+    }
     await sleep(1_500);
     const after: number[] = [];
     for (let i = 0; i < 2; i++) after.push(await hit(a), await hit(b));
