@@ -6,6 +6,7 @@ import cluster from 'node:cluster';
 import { startPrimary } from './cluster.js';
 import { loadConfig } from './config.js';
 import { createDb } from './database/connection.js';
+import { ensurePortFree } from './http/server.js';
 import { takeOverShutdownSignals } from './database/embedded.js';
 import { migrateToLatest } from './database/migrator.js';
 import { openDatabase } from './database/open.js';
@@ -59,6 +60,7 @@ runMain(async () => {
     return;
   }
 
+  await ensurePortFree(config.port, config.host);
   const database = await openDatabase(config);
   let port: number;
   let stop: (signal: NodeJS.Signals) => Promise<void>;

@@ -50,23 +50,34 @@ const stepsTotal = new Counter({
   help: 'Billing steps performed by jobs (renewals, submissions, settlements, retries, cancellations).',
 });
 
-/** pg-boss's schema and our queue; the app role may enqueue (from inside its transactions). */
+/**
+ * pg-boss's schema and our queue; the app role may enqueue (from inside its transactions).
+ * Serialized across processes by an advisory lock: replicas that start together would otherwise
+ * race on the same catalog rows (GRANT fails with "tuple concurrently updated").
+ */
 export async function installQueue(ownerUrl: string, jobs: WorkerJobSettings): Promise<void> {
-  const boss = new PgBoss({ connectionString: ownerUrl, max: 1, supervise: false, schedule: false });
-  boss.on('error', () => {});
-  await boss.start();
-  try {
-    await createQueue(boss, jobs);
-  } finally {
-    await boss.stop({ graceful: false, wait: true });
-  }
   const owner = createDb(ownerUrl, { poolSize: 1 });
   try {
-    await sql
-      .raw(
-        `grant usage on schema pgboss to ${APP_ROLE}; grant select on pgboss.queue to ${APP_ROLE}; grant insert, select (id) on pgboss.job to ${APP_ROLE}`,
-      )
-      .execute(owner);
+    await owner.connection().execute(async (conn) => {
+      await sql`select pg_advisory_lock(hashtext('subscriptions-api:install-queue'))`.execute(conn);
+      try {
+        const boss = new PgBoss({ connectionString: ownerUrl, max: 1, supervise: false, schedule: false });
+        boss.on('error', () => {});
+        await boss.start();
+        try {
+          await createQueue(boss, jobs);
+        } finally {
+          await boss.stop({ graceful: false, wait: true });
+        }
+        await sql
+          .raw(
+            `grant usage on schema pgboss to ${APP_ROLE}; grant select on pgboss.queue to ${APP_ROLE}; grant insert, select (id) on pgboss.job to ${APP_ROLE}`,
+          )
+          .execute(conn);
+      } finally {
+        await sql`select pg_advisory_unlock(hashtext('subscriptions-api:install-queue'))`.execute(conn);
+      }
+    });
   } finally {
     await owner.destroy();
   }

@@ -85,6 +85,17 @@ export function listen(server: http.Server, port: number, host: string): Promise
 }
 
 /**
+ * Fails at once, with listen's one line, when host:port is taken: before a slow start (an
+ * embedded database, migrations) that would only end in the same failure. Port 0 always passes.
+ */
+export async function ensurePortFree(port: number, host: string): Promise<void> {
+  if (port === 0) return;
+  const probe = http.createServer();
+  await listen(probe, port, host);
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+}
+
+/**
  * Stops accepting connections and lets the requests in flight finish, for at most timeoutMs;
  * then cuts whatever is left. True when every request finished in time.
  */
