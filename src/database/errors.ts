@@ -54,5 +54,11 @@ export function isDatabaseUnavailable(error: unknown): boolean {
   return UNAVAILABLE_MESSAGES.test(error.message);
 }
 
+/** A deadlock or a serialization failure: the transaction was rolled back and may simply run again. */
+export const isTransientConflict = (error: unknown): boolean => {
+  const state = sqlState(error);
+  return state === '40P01' || state === '40001';
+};
+
 /** api_key_tenant() refused the request's key: revoked or expired since it was authenticated. */
 export const isKeyRejected = (error: unknown): boolean => sqlState(error) === 'KEY01';

@@ -53,6 +53,19 @@ export function lockPayment(db: Db, id: string): Promise<PaymentRow | undefined>
   return db.selectFrom('payments').select(columns).where('id', '=', id).forUpdate().executeTakeFirst();
 }
 
+/** The invoice's payment still pending or processing, if any (there is at most one). */
+export function findPaymentInFlight(
+  db: Db,
+  invoiceId: string,
+): Promise<Pick<PaymentRow, 'id' | 'status'> | undefined> {
+  return db
+    .selectFrom('payments')
+    .select(['id', 'status'])
+    .where('invoice_id', '=', invoiceId)
+    .where('status', 'in', ['pending', 'processing'])
+    .executeTakeFirst();
+}
+
 /** How many payments the invoice had (the next attempt's number is one more). */
 export async function countPayments(db: Db, invoiceId: string): Promise<number> {
   const row = await db

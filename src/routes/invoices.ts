@@ -51,6 +51,11 @@ export function invoicesRouter(ctx: ServiceContext): Router {
           `The invoice is ${outcome.current.status}; only a ${outcome.allowedFrom.join(', ')} invoice can be ${name === 'void' ? 'voided' : 'finalized'}.`,
         );
       }
+      if (outcome.kind === 'payment-in-flight') {
+        throw conflict(
+          `Payment ${outcome.payment.id} of this invoice is ${outcome.payment.status}: an invoice cannot be voided while a payment of it may still move money. Wait until it has succeeded or failed.`,
+        );
+      }
       send(res, reply(outcome)!);
     });
   change('finalize', invoices.finalizeInvoice);

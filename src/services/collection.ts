@@ -2,9 +2,16 @@
 // payment submission and settlement, dunning retries, scheduled cancellations. Each step is one
 // tenant transaction that re-reads and locks what it changes and does nothing when the step was
 // done already, so running a step twice (a retried job, two workers) has its effect once.
+//
+// Lock order, everywhere (here, services/payments.ts, services/invoices.ts): a subscription, then
+// its invoice, then the invoice's payment. A transaction that needs a later one never waits for
+// an earlier one while holding it, so steps and requests on one invoice queue instead of
+// deadlocking. (Inserting a payment can wait on the payments index for a transaction that changes
+// the invoice's payment: that one holds the invoice lock too, so it is never waited for the
+// other way round.) inTenant retries the rare deadlock that remains possible anyway.
 import { periodContaining } from '../billing/periods.js';
 import type { PaymentGateway } from '../billing/gateway.js';
-import type { PaymentRow, SubscriptionRow } from '../database/schema.js';
+import type { InvoiceRow, PaymentRow, SubscriptionRow } from '../database/schema.js';
 import { billingSettings } from '../queries/billing-settings.js';
 import * as invoices from '../queries/invoices.js';
 import { enqueueDue } from '../queries/jobs.js';
@@ -162,16 +169,58 @@ const gatewayPayment = (p: PaymentRow, at: Date) => ({
   at,
 });
 
+/** An invoice that a payment may still pay: open, or uncollectible (dunning gave up). */
+const payable = (invoice: InvoiceRow) => invoice.status === 'open' || invoice.status === 'uncollectible';
+
+/** The payment, its invoice and its subscription, locked in the lock order (see the top). */
+async function lockForPayment(tx: Tx, paymentId: string) {
+  const seen = await payments.findPayment(tx.db, paymentId);
+  if (!seen) return undefined;
+  const subscription = (await subscriptions.lockSubscription(tx.db, seen.subscription_id))!;
+  const invoice = (await invoices.lockInvoice(tx.db, seen.invoice_id))!;
+  const payment = (await payments.lockPayment(tx.db, paymentId))!;
+  return { subscription, invoice, payment };
+}
+
+/**
+ * A payment whose invoice stopped being payable before the money moved (voided, or paid by
+ * other means): it fails with `invoice_not_payable`, and the gateway is never asked to collect.
+ */
+async function failNotPayable(
+  tx: Tx,
+  tenantId: string,
+  locked: { subscription: SubscriptionRow; invoice: InvoiceRow; payment: PaymentRow },
+  at: Date,
+) {
+  const { payment, invoice, subscription } = locked;
+  const failed = await payments.updatePayment(tx.db, payment.id, {
+    status: 'failed',
+    failure_reason: 'invoice_not_payable',
+    settles_at: null,
+    settled_at: at,
+  });
+  await paymentFailed(tx, tenantId, failed, payment.status, subscription, invoice, at);
+}
+
 /** A pending payment goes to the gateway: accepted (processing), declined, or timed out. */
 export async function submitDue(ctx: CollectionContext, tenantId: string, paymentId: string, at: Date) {
-  const seen = await inTenant(ctx, system(tenantId), (tx) => payments.findPayment(tx.db, paymentId));
-  if (!seen || seen.status !== 'pending' || seen.submit_after > at) return;
+  const seen = await inTenant(ctx, system(tenantId), async (tx) => {
+    const payment = await payments.findPayment(tx.db, paymentId);
+    const invoice = payment && (await invoices.findInvoice(tx.db, payment.invoice_id));
+    return payment && invoice && { payment, invoice };
+  });
+  if (!seen || seen.payment.status !== 'pending' || seen.payment.submit_after > at) return;
   // Outside the transaction: a gateway call may be slow, and it is idempotent per payment id.
-  const result = await ctx.gateway.submit(gatewayPayment(seen, at));
+  // An invoice that is not payable any more is never submitted (checked again under the locks).
+  const result = payable(seen.invoice)
+    ? await ctx.gateway.submit(gatewayPayment(seen.payment, at))
+    : undefined;
   await inTenant(ctx, system(tenantId), async (tx) => {
-    const before = await payments.lockPayment(tx.db, paymentId);
-    if (!before || before.status !== 'pending' || before.submit_after > at) return;
-    const subscription = (await subscriptions.findSubscription(tx.db, before.subscription_id))!;
+    const locked = await lockForPayment(tx, paymentId);
+    if (!locked) return;
+    const { subscription, invoice, payment: before } = locked;
+    if (before.status !== 'pending' || before.submit_after > at) return;
+    if (!result || !payable(invoice)) return failNotPayable(tx, tenantId, locked, at);
     if (result.kind === 'timeout') {
       const tries = before.submit_attempts + 1;
       if (tries < SUBMIT_TRIES) {
@@ -186,7 +235,7 @@ export async function submitDue(ctx: CollectionContext, tenantId: string, paymen
         failure_reason: 'gateway_timeout',
         settled_at: at,
       });
-      await paymentFailed(tx, tenantId, failed, 'pending', subscription, at);
+      await paymentFailed(tx, tenantId, failed, 'pending', subscription, invoice, at);
       return;
     }
     if (result.kind === 'declined') {
@@ -197,7 +246,7 @@ export async function submitDue(ctx: CollectionContext, tenantId: string, paymen
         settled_at: at,
         gateway_reference: result.reference,
       });
-      await paymentFailed(tx, tenantId, failed, 'pending', subscription, at);
+      await paymentFailed(tx, tenantId, failed, 'pending', subscription, invoice, at);
       return;
     }
     // Real time runs the rail's delay scaled (SETTLEMENT_DELAY_SCALE); a test clock, as it is.
@@ -216,50 +265,56 @@ export async function submitDue(ctx: CollectionContext, tenantId: string, paymen
   });
 }
 
-/** A processing payment whose settlement time has come: succeeded (the invoice is paid) or failed. */
+/**
+ * A processing payment whose settlement time has come: succeeded (the invoice is paid) or failed.
+ * Its invoice must still be payable: a payment never succeeds against a void or already paid
+ * invoice (it fails with `invoice_not_payable`, and the gateway does not collect).
+ */
 export async function settleDue(ctx: CollectionContext, tenantId: string, paymentId: string, at: Date) {
-  const seen = await inTenant(ctx, system(tenantId), (tx) => payments.findPayment(tx.db, paymentId));
-  if (!seen || seen.status !== 'processing' || !seen.settles_at || seen.settles_at > at) return;
-  const result = await ctx.gateway.settle(gatewayPayment(seen, at));
+  const seen = await inTenant(ctx, system(tenantId), async (tx) => {
+    const payment = await payments.findPayment(tx.db, paymentId);
+    const invoice = payment && (await invoices.findInvoice(tx.db, payment.invoice_id));
+    return payment && invoice && { payment, invoice };
+  });
+  const payment = seen?.payment;
+  if (!payment || payment.status !== 'processing' || !payment.settles_at || payment.settles_at > at) return;
+  const result = payable(seen.invoice) ? await ctx.gateway.settle(gatewayPayment(payment, at)) : undefined;
   await inTenant(ctx, system(tenantId), async (tx) => {
-    const before = await payments.lockPayment(tx.db, paymentId);
-    if (!before || before.status !== 'processing') return;
-    const subscription = (await subscriptions.findSubscription(tx.db, before.subscription_id))!;
+    const locked = await lockForPayment(tx, paymentId);
+    if (!locked || locked.payment.status !== 'processing') return;
+    const { subscription, invoice } = locked;
+    if (!result || !payable(invoice)) return failNotPayable(tx, tenantId, locked, at);
     if (result.kind === 'failed') {
       const failed = await payments.updatePayment(tx.db, paymentId, {
         status: 'failed',
         failure_reason: result.reason,
         settled_at: at,
       });
-      await paymentFailed(tx, tenantId, failed, 'processing', subscription, at);
+      await paymentFailed(tx, tenantId, failed, 'processing', subscription, invoice, at);
       return;
     }
     const succeeded = await payments.updatePayment(tx.db, paymentId, { status: 'succeeded', settled_at: at });
     emitPayment(tx, 'payment.succeeded', succeeded, { status: 'processing', settled_at: null });
-    const invoice = (await invoices.lockInvoice(tx.db, before.invoice_id))!;
-    if (invoice.status === 'open' || invoice.status === 'uncollectible') {
-      const paid = await invoices.updateInvoice(tx.db, invoice.id, {
-        status: 'paid',
-        paid_at: at,
-        next_collection_at: null,
-      });
-      tx.emit({
-        type: 'invoice.paid',
-        resource_type: 'invoice',
-        resource_id: invoice.id,
-        data: toInvoiceResponse(paid),
-        previous: { status: invoice.status, paid_at: null },
-      });
-    }
+    const paid = await invoices.updateInvoice(tx.db, invoice.id, {
+      status: 'paid',
+      paid_at: at,
+      next_collection_at: null,
+    });
+    tx.emit({
+      type: 'invoice.paid',
+      resource_type: 'invoice',
+      resource_id: invoice.id,
+      data: toInvoiceResponse(paid),
+      previous: { status: invoice.status, paid_at: null },
+    });
     // Dunning ends when nothing of the subscription is left failing (another period's invoice
     // may still be in its retries).
-    const sub = (await subscriptions.lockSubscription(tx.db, subscription.id))!;
     if (
-      (sub.status === 'past_due' || sub.status === 'unpaid') &&
-      !(await invoices.hasFailingInvoice(tx.db, sub.id))
+      (subscription.status === 'past_due' || subscription.status === 'unpaid') &&
+      !(await invoices.hasFailingInvoice(tx.db, subscription.id))
     ) {
-      const after = await subscriptions.updateSubscription(tx.db, sub.id, { status: 'active' });
-      emitChange(tx, sub, after, 'subscription.recovered');
+      const after = await subscriptions.updateSubscription(tx.db, subscription.id, { status: 'active' });
+      emitChange(tx, subscription, after, 'subscription.recovered');
     }
   });
 }
@@ -275,11 +330,11 @@ async function paymentFailed(
   tenantId: string,
   payment: PaymentRow,
   from: PaymentRow['status'],
-  subscription: SubscriptionRow,
+  sub: SubscriptionRow,
+  invoice: InvoiceRow,
   at: Date,
 ) {
   emitPayment(tx, 'payment.failed', payment, { status: from });
-  const invoice = (await invoices.lockInvoice(tx.db, payment.invoice_id))!;
   tx.emit({
     type: 'invoice.payment_failed',
     resource_type: 'invoice',
@@ -290,7 +345,6 @@ async function paymentFailed(
   const settings = await billingSettings(tx.db);
   const first = invoice.collection_failed_at ?? at;
   const retriesDone = payment.attempt - 1;
-  const sub = (await subscriptions.lockSubscription(tx.db, subscription.id))!;
   if (retriesDone < settings.dunning_retry_days.length) {
     const next = new Date(first.getTime() + settings.dunning_retry_days[retriesDone]! * DAY);
     await invoices.updateInvoice(tx.db, invoice.id, {

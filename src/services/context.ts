@@ -3,7 +3,7 @@
 // record commit together or not at all.
 import type { KeyCache } from '../auth/key-cache.js';
 import { type Db, type TenantScope, withTenant } from '../database/connection.js';
-import { isKeyRejected } from '../database/errors.js';
+import { isKeyRejected, isTransientConflict } from '../database/errors.js';
 import type { ApiKeyRole } from '../database/schema.js';
 import * as events from '../queries/events.js';
 import * as idempotencyKeys from '../queries/idempotency-keys.js';
@@ -80,6 +80,25 @@ export interface Tx {
  * against a concurrent second); the reply is stored in the same transaction as the work.
  */
 export async function inTenant<T>(ctx: ServiceContext, actor: Actor, fn: (tx: Tx) => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await inTenantOnce(ctx, actor, fn);
+    } catch (error) {
+      if (!isTransientConflict(error) || attempt >= CONFLICT_ATTEMPTS) throw error;
+      await new Promise((resolve) => setTimeout(resolve, conflictBackoffMs(attempt)));
+    }
+  }
+}
+
+/**
+ * A deadlock (40P01) or serialization failure (40001) rolled the whole transaction back, so it can
+ * run again from the start; a client never sees one. Lock order keeps them rare (see
+ * services/collection.ts): these retries are the safety net, bounded, with full jitter.
+ */
+const CONFLICT_ATTEMPTS = 5;
+export const conflictBackoffMs = (attempt: number) => Math.random() * Math.min(200, 10 * 2 ** attempt);
+
+async function inTenantOnce<T>(ctx: ServiceContext, actor: Actor, fn: (tx: Tx) => Promise<T>): Promise<T> {
   const pending: events.EventInput[] = [];
   let reply: StoredReply | undefined;
   try {

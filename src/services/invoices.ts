@@ -4,8 +4,9 @@
 import { invoiceAmounts } from '../billing/invoices.js';
 import { periodContaining } from '../billing/periods.js';
 import type { BreakdownLine } from '../billing/pricing.js';
-import type { InvoiceRow, InvoiceStatus } from '../database/schema.js';
+import type { InvoiceRow, InvoiceStatus, PaymentRow } from '../database/schema.js';
 import * as invoices from '../queries/invoices.js';
+import { findPaymentInFlight } from '../queries/payments.js';
 import { findPlan } from '../queries/plans.js';
 import { findSubscription } from '../queries/subscriptions.js';
 import { ratesInForce } from '../queries/tax-rates.js';
@@ -122,7 +123,8 @@ export type InvoiceChangeOutcome =
   | { kind: 'changed'; invoice: InvoiceRow }
   | { kind: 'missing' }
   | { kind: 'stale'; current: InvoiceRow }
-  | { kind: 'wrong-status'; current: InvoiceRow; allowedFrom: readonly InvoiceStatus[] };
+  | { kind: 'wrong-status'; current: InvoiceRow; allowedFrom: readonly InvoiceStatus[] }
+  | { kind: 'payment-in-flight'; current: InvoiceRow; payment: Pick<PaymentRow, 'id' | 'status'> };
 
 /** draft → open, with the tenant's next invoice number (gapless: taken under a row lock). */
 export function finalizeInvoice(
@@ -158,7 +160,11 @@ export async function issue(tx: Tx, id: string, at: Date = new Date()): Promise<
   return invoice;
 }
 
-/** A draft or open invoice is voided: it stays, with its number, and is owed no more. */
+/**
+ * A draft, open or uncollectible invoice is voided: it stays, with its number, and is owed no
+ * more. Not while a payment of it is pending or processing: that money may be moving (payments
+ * are created under the same invoice lock, so none can start in between).
+ */
 export function voidInvoice(
   ctx: ServiceContext,
   actor: Actor,
@@ -171,6 +177,8 @@ export function voidInvoice(
     if (!satisfies(ifMatch, current.version)) return { kind: 'stale', current };
     const allowedFrom: InvoiceStatus[] = ['draft', 'open', 'uncollectible'];
     if (!allowedFrom.includes(current.status)) return { kind: 'wrong-status', current, allowedFrom };
+    const payment = await findPaymentInFlight(tx.db, id);
+    if (payment) return { kind: 'payment-in-flight', current, payment };
     const invoice = await invoices.updateInvoice(tx.db, id, { status: 'void', voided_at: new Date() });
     tx.emit({
       type: 'invoice.voided',

@@ -1,6 +1,7 @@
 // Idempotency-Key: a retried write runs once, replays byte for byte, and a crash in the middle
 // leaves nothing behind.
 import { randomUUID } from 'node:crypto';
+import pg from 'pg';
 import { sql } from 'kysely';
 import { describe, expect, it } from 'vitest';
 import type { Schemas } from '../../src/contract.js';
@@ -225,6 +226,60 @@ describe('a fault between the write and the key record', () => {
     expect(retry.status).toBe(201);
     expect(retry.headers['idempotent-replayed']).toBeUndefined();
     expect(await usersWithEmail(email)).toBe(1);
+  });
+});
+
+describe('a deadlock or serialization failure', () => {
+  it.each([
+    ['40P01', 'deadlock detected'],
+    ['40001', 'could not serialize access due to concurrent update'],
+  ])('(%s) is retried: the client gets the one outcome, written once', async (code, message) => {
+    let failures = 2;
+    const conflicted = ctx.appWith({
+      faults: {
+        beforeCommit: () => {
+          if (failures-- <= 0) return;
+          const error = new pg.DatabaseError(message, 0, 'error');
+          error.code = code;
+          throw error;
+        },
+      },
+    });
+    const key = randomUUID();
+    const email = `retried-${key}@example.com`;
+    const res = await conflicted
+      .post('/api/v1/users')
+      .set('Authorization', `Bearer ${ctx.tenant.key}`)
+      .set('Idempotency-Key', key)
+      .send({ name: 'Retried', email });
+    expect(res.status, res.text).toBe(201);
+    expect(failures).toBe(-1); // failed twice, then committed on the third run
+    expect(await usersWithEmail(email)).toBe(1);
+    expect(await eventsOfEmail(email)).toBe(1);
+    expect(await count('idempotency_keys', `key = '${key}'`)).toBe(1);
+  });
+
+  it('that keeps happening ends as a 500 after a bounded number of runs', async () => {
+    let runs = 0;
+    const stuck = ctx.appWith({
+      faults: {
+        beforeCommit: () => {
+          runs++;
+          const error = new pg.DatabaseError('deadlock detected', 0, 'error');
+          error.code = '40P01';
+          throw error;
+        },
+      },
+    });
+    const email = `stuck-${randomUUID()}@example.com`;
+    const res = await stuck
+      .post('/api/v1/users')
+      .set('Authorization', `Bearer ${ctx.tenant.key}`)
+      .send({ name: 'Stuck', email });
+    expect(res.status).toBe(500);
+    expect(runs).toBe(5);
+    expect(await usersWithEmail(email)).toBe(0);
+    ctx.unexpectedErrors.length = 0; // logged, as any 500 is
   });
 });
 
