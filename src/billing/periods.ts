@@ -81,3 +81,20 @@ export function periodContaining(anchor: string, interval: Interval, count: numb
   if (parse(period.end).y > 9999) throw new PeriodBeyondCalendarError(period);
   return period;
 }
+
+/**
+ * Where billing resumes after a subscription's schedule changed (its start date or interval):
+ * the first period start of the new schedule on or after `from`, the first day not billed yet.
+ * A later start date is itself that period start. No day is ever billed twice; days between
+ * `from` and the next period start of the new schedule are not billed.
+ */
+export function firstPeriodStartFrom(
+  anchor: string,
+  interval: Interval,
+  count: number,
+  from: string,
+): string {
+  if (from <= anchor) return anchor;
+  const period = periodContaining(anchor, interval, count, from);
+  return period.start === from ? from : period.end;
+}

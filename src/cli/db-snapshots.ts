@@ -298,6 +298,7 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
       findPayment: (db) => payments.findPayment(db, PAYMENT),
       lockPayment: (db) => payments.lockPayment(db, PAYMENT),
       countPayments: (db) => payments.countPayments(db, INVOICE),
+      findPaymentInFlight: (db) => payments.findPaymentInFlight(db, INVOICE),
       insertPayment: (db) =>
         payments.insertPayment(db, {
           invoice_id: INVOICE,

@@ -240,7 +240,8 @@ export type ApiKeyRow = Omit<Selectable<ApiKeysTable>, 'tenant_id' | 'key_hash'>
 // Rows as the API reads them: tenant_id is implied by the transaction's tenant, never selected.
 export type UserRow = Omit<Selectable<UsersTable>, 'tenant_id'>;
 export type FeatureRow = Omit<Selectable<FeaturesTable>, 'tenant_id'>;
-export type SubscriptionRow = Omit<Selectable<SubscriptionsTable>, 'tenant_id'>;
+/** A subscription as read, with its test clock's time (null in real time). */
+export type SubscriptionRow = Omit<Selectable<SubscriptionsTable>, 'tenant_id'> & { clock_time: Date | null };
 export type NewSubscription = Insertable<SubscriptionsTable>;
 export type EventRow = Omit<Selectable<EventsTable>, 'tenant_id'>;
 export type PlanRow = Omit<Selectable<PlansTable>, 'tenant_id'>;

@@ -10,6 +10,8 @@ export interface EventInput {
   request_id: string | null;
   data: unknown;
   previous?: unknown;
+  /** When it happened, if not now: a test clock's time for its subscriptions' events. */
+  occurred_at?: Date | undefined;
 }
 
 /** A finished request's reply, to keep for retries with its idempotency key. */
@@ -37,6 +39,7 @@ export function insertEvents(db: Db, events: readonly EventInput[], record?: Key
             request_id: e.request_id,
             data: JSON.stringify(e.data),
             previous: e.previous === undefined ? null : JSON.stringify(e.previous),
+            occurred_at: e.occurred_at ?? sql<Date>`now()`,
           })),
         );
   if (!record) return written ? [written.compile()] : [];

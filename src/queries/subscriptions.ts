@@ -9,7 +9,7 @@ import type {
 } from '../database/schema.js';
 import { featureColumns } from './features.js';
 
-const columns = [
+const tableColumns = [
   'id',
   'user_id',
   'status',
@@ -33,6 +33,15 @@ const columns = [
   'created_at',
   'updated_at',
 ] as const;
+
+/**
+ * The time of the subscription's test clock (null in real time): every date derived for a
+ * subscription on a clock (its current period, a cancellation, the default invoice date) uses it.
+ */
+const clockTime = sql<Date | null>`case when subscriptions.test_clock_id is null then null else (
+  select c.frozen_time from test_clocks c
+  where c.tenant_id = subscriptions.tenant_id and c.id = subscriptions.test_clock_id) end`.as('clock_time');
+const columns = [...tableColumns, clockTime] as const;
 
 export interface SubscriptionFilter {
   limit: number;
@@ -99,9 +108,8 @@ export async function performDueCancellations(
     )
     update subscriptions as s set status = 'canceled', canceled_at = s.cancel_at, updated_at = now()
     from due where s.id = due.id
-    returning ${sql.join(columns.map((column) => sql.ref(`s.${column}`)))}, due.status as previous_status`.execute(
-    db,
-  );
+    returning ${sql.join(tableColumns.map((column) => sql.ref(`s.${column}`)))}, null::timestamptz as clock_time,
+      due.status as previous_status`.execute(db);
   return rows;
 }
 

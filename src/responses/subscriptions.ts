@@ -1,4 +1,5 @@
 import { periodContaining } from '../billing/periods.js';
+import { currentPeriodDay } from '../billing/subscription-time.js';
 import type { Schemas } from '../contract.js';
 import type { FeatureRow, SubscriptionRow } from '../database/schema.js';
 import { toFeatureResponse } from './features.js';
@@ -8,15 +9,14 @@ type Snapshot = Schemas['PriceSnapshot'];
 export function toSubscriptionResponse(
   row: SubscriptionRow,
   features?: FeatureRow[],
-  today: string = new Date().toISOString().slice(0, 10),
+  now: Date = new Date(),
 ): Schemas['Subscription'] {
   const snapshot = row.price_breakdown as Snapshot | null;
-  // The period containing today, or the first one of a subscription that has not started.
   const period = periodContaining(
     row.start_date,
     row.billing_interval,
     row.interval_count,
-    today > row.start_date ? today : row.start_date,
+    currentPeriodDay(row, now),
   );
   return {
     id: row.id,

@@ -217,6 +217,18 @@ export function subscriptionsRouter(ctx: ServiceContext): Router {
         [{ location: 'body', field: '/date', message: `before the start date ${outcome.startDate}` }],
       );
     }
+    if (outcome.kind === 'after-end') {
+      const why = {
+        end_date: 'its end_date',
+        canceled: 'the day it was canceled',
+        cancel_at: 'the day before its scheduled cancellation',
+      }[outcome.why];
+      const message = `after ${outcome.lastDay}, the last day served`;
+      throw unprocessable(
+        `The subscription is served until ${outcome.lastDay} (${why}): nothing after it is invoiced.`,
+        body.date ? [{ location: 'body', field: '/date', message }] : undefined,
+      );
+    }
     send(res, reply(outcome)!);
   });
 

@@ -60,6 +60,14 @@ async function wakeUpAt(
   await enqueueDue(tx.db, { tenantId }, new Date(Math.ceil(due.getTime() / 1000) * 1000));
 }
 
+/**
+ * A step for a subscription on a test clock happens at its own due time on the clock (`at`): its
+ * events say so. In real time they occur now.
+ */
+function atStep(tx: Tx, subscription: SubscriptionRow, at: Date): void {
+  if (subscription.test_clock_id) tx.occurAt(at);
+}
+
 /** A new payment of an invoice, to be submitted by the worker from `at` on. */
 export async function startPayment(
   tx: Tx,
@@ -83,6 +91,7 @@ export function cancelDue(ctx: ServiceContext, tenantId: string, subscriptionId:
   return inTenant(ctx, system(tenantId), async (tx) => {
     const before = await subscriptions.lockSubscription(tx.db, subscriptionId);
     if (!before || before.status === 'canceled' || !before.cancel_at || before.cancel_at > at) return;
+    atStep(tx, before, at);
     const after = await subscriptions.updateSubscription(tx.db, subscriptionId, {
       status: 'canceled',
       canceled_at: before.cancel_at,
@@ -99,15 +108,27 @@ const ends = (s: SubscriptionRow) =>
  * The period starting on billed_until has begun: invoice it (the same invoice on a rerun), issue
  * it, collect it from the payment method if there is one, and move billed_until to the next
  * period. Periods that begin while trialing are free: billed_until moves on without an invoice.
+ * Every run that finds the renewal due moves billed_until forward or ends billing, so the worker
+ * never finds the same renewal again (performDueWork fails a step that made no progress).
  */
 export function renewDue(ctx: CollectionContext, tenantId: string, subscriptionId: string, at: Date) {
   return inTenant(ctx, system(tenantId), async (tx) => {
     const before = await subscriptions.lockSubscription(tx.db, subscriptionId);
     if (!before || before.status === 'canceled' || !before.billed_until) return;
     if (new Date(`${before.billed_until}T00:00:00Z`) > at) return;
-    if (ends(before)) {
+    atStep(tx, before, at);
+    const stopBilling = async () => {
       // Nothing more to bill: the subscription ends before this period.
       const after = await subscriptions.updateSubscription(tx.db, subscriptionId, { billed_until: null });
+      emitChange(tx, before, after);
+    };
+    if (ends(before)) return stopBilling();
+    if (before.billed_until < before.start_date) {
+      // The start date moved past the next renewal (written before updates kept billed_until on
+      // the schedule): billing resumes with the first period.
+      const after = await subscriptions.updateSubscription(tx.db, subscriptionId, {
+        billed_until: before.start_date,
+      });
       emitChange(tx, before, after);
       return;
     }
@@ -119,7 +140,9 @@ export function renewDue(ctx: CollectionContext, tenantId: string, subscriptionI
     );
     if (before.status !== 'trialing') {
       const outcome = await invoiceForPeriod(tx, subscriptionId, before.billed_until);
-      if (outcome.kind !== 'created' && outcome.kind !== 'existing') return;
+      if (outcome.kind === 'after-end') return stopBilling();
+      if (outcome.kind !== 'created' && outcome.kind !== 'existing')
+        throw new Error(`renewal of ${subscriptionId}: unexpected ${outcome.kind}`);
       let invoice = outcome.invoice;
       if (invoice.status === 'draft') {
         await invoices.lockInvoice(tx.db, invoice.id);
@@ -220,6 +243,7 @@ export async function submitDue(ctx: CollectionContext, tenantId: string, paymen
     if (!locked) return;
     const { subscription, invoice, payment: before } = locked;
     if (before.status !== 'pending' || before.submit_after > at) return;
+    atStep(tx, subscription, at);
     if (!result || !payable(invoice)) return failNotPayable(tx, tenantId, locked, at);
     if (result.kind === 'timeout') {
       const tries = before.submit_attempts + 1;
@@ -283,6 +307,7 @@ export async function settleDue(ctx: CollectionContext, tenantId: string, paymen
     const locked = await lockForPayment(tx, paymentId);
     if (!locked || locked.payment.status !== 'processing') return;
     const { subscription, invoice } = locked;
+    atStep(tx, subscription, at);
     if (!result || !payable(invoice)) return failNotPayable(tx, tenantId, locked, at);
     if (result.kind === 'failed') {
       const failed = await payments.updatePayment(tx.db, paymentId, {
@@ -396,6 +421,7 @@ export function retryDue(ctx: CollectionContext, tenantId: string, invoiceId: st
     const sub = (await subscriptions.findSubscription(tx.db, invoice.subscription_id))!;
     if (!sub.payment_method || !sub.payment_rail || sub.status === 'canceled' || sub.status === 'unpaid')
       return;
+    atStep(tx, sub, at);
     await startPayment(
       tx,
       {

@@ -72,6 +72,13 @@ export interface Tx {
   readonly db: Db;
   /** Records an event; written with the transaction's last statements, just before COMMIT. */
   emit(event: NewEvent): void;
+  /**
+   * The time the transaction's events occurred at, when not now: a test clock's (its
+   * subscriptions live in the clock's time), for every event of the transaction. The first call
+   * wins: a worker step sets its due time before the code it shares with requests sets the
+   * clock's now.
+   */
+  occurAt(at: Date): void;
 }
 
 /**
@@ -101,6 +108,7 @@ export const conflictBackoffMs = (attempt: number) => Math.random() * Math.min(2
 async function inTenantOnce<T>(ctx: ServiceContext, actor: Actor, fn: (tx: Tx) => Promise<T>): Promise<T> {
   const pending: events.EventInput[] = [];
   let reply: StoredReply | undefined;
+  let occurredAt: Date | undefined;
   try {
     return await withTenant(
       ctx.db,
@@ -129,6 +137,7 @@ async function inTenantOnce<T>(ctx: ServiceContext, actor: Actor, fn: (tx: Tx) =
                 actor: event.actor ?? actor.keyId,
                 request_id: event.actor === 'system' ? null : (actor.requestId ?? null),
               }),
+            occurAt: (at) => (occurredAt ??= at),
           });
         } catch (error) {
           throw (await stopped()) ?? error;
@@ -145,7 +154,7 @@ async function inTenantOnce<T>(ctx: ServiceContext, actor: Actor, fn: (tx: Tx) =
       (db) =>
         events.insertEvents(
           db,
-          pending,
+          occurredAt ? pending.map((event) => ({ ...event, occurred_at: occurredAt })) : pending,
           reply && actor.idempotency
             ? {
                 apiKeyId: actor.keyId,

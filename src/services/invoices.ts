@@ -3,8 +3,9 @@
 // finalized (gapless per tenant); from then on the database refuses any change but the status.
 import { invoiceAmounts } from '../billing/invoices.js';
 import { periodContaining } from '../billing/periods.js';
+import { dayOf, subscriptionNow } from '../billing/subscription-time.js';
 import type { BreakdownLine } from '../billing/pricing.js';
-import type { InvoiceRow, InvoiceStatus, PaymentRow } from '../database/schema.js';
+import type { InvoiceRow, InvoiceStatus, PaymentRow, SubscriptionRow } from '../database/schema.js';
 import * as invoices from '../queries/invoices.js';
 import { findPaymentInFlight } from '../queries/payments.js';
 import { findPlan } from '../queries/plans.js';
@@ -12,6 +13,7 @@ import { findSubscription } from '../queries/subscriptions.js';
 import { ratesInForce } from '../queries/tax-rates.js';
 import { findUser } from '../queries/users.js';
 import { toInvoiceResponse } from '../responses/invoices.js';
+import { onClockOf } from './subscriptions.js';
 import {
   type Actor,
   inTenant,
@@ -38,30 +40,51 @@ export function getInvoice(ctx: ServiceContext, actor: Actor, id: string): Promi
 export type CreateInvoiceOutcome =
   | { kind: 'created' | 'existing'; invoice: InvoiceRow }
   | { kind: 'no-subscription' }
-  | { kind: 'before-start'; startDate: string };
+  | { kind: 'before-start'; startDate: string }
+  | { kind: 'after-end'; lastDay: string; why: 'end_date' | 'canceled' | 'cancel_at' };
 
 /**
- * The invoice of the subscription's billing period containing `date` (default today): created
- * as a draft the first time, the same invoice every time after (also for concurrent requests).
+ * The invoice of the subscription's billing period containing `date` (default today, on the
+ * subscription's test clock if it has one): created as a draft the first time, the same invoice
+ * every time after (also for concurrent requests).
  */
 export function createInvoice(
   ctx: ServiceContext,
   actor: Actor,
   subscriptionId: string,
-  date: string = new Date().toISOString().slice(0, 10),
+  date?: string,
 ): Promise<CreateInvoiceOutcome> {
   return inTenant(ctx, actor, (tx) => invoiceForPeriod(tx, subscriptionId, date));
+}
+
+/**
+ * The last day a subscription is served, if its service ends: its end_date, the day it was
+ * canceled, or the day before a scheduled cancellation takes effect (at 00:00 UTC of cancel_at's
+ * day). Nothing after it is ever invoiced.
+ */
+export function lastDayServed(
+  s: Pick<SubscriptionRow, 'end_date' | 'canceled_at' | 'cancel_at'>,
+): { lastDay: string; why: 'end_date' | 'canceled' | 'cancel_at' } | undefined {
+  const candidates: Array<{ lastDay: string; why: 'end_date' | 'canceled' | 'cancel_at' }> = [];
+  if (s.end_date !== null) candidates.push({ lastDay: s.end_date, why: 'end_date' });
+  if (s.canceled_at) candidates.push({ lastDay: dayOf(s.canceled_at), why: 'canceled' });
+  if (s.cancel_at) candidates.push({ lastDay: dayOf(new Date(s.cancel_at.getTime() - 1)), why: 'cancel_at' });
+  return candidates.sort((a, b) => (a.lastDay < b.lastDay ? -1 : 1))[0];
 }
 
 /** Used by the API and by renewals: the draft invoice of a subscription's period. */
 export async function invoiceForPeriod(
   tx: Tx,
   subscriptionId: string,
-  date: string,
+  date?: string,
 ): Promise<CreateInvoiceOutcome> {
   const subscription = await findSubscription(tx.db, subscriptionId);
   if (!subscription) return { kind: 'no-subscription' };
+  onClockOf(tx, subscription);
+  date ??= dayOf(subscriptionNow(subscription));
   if (date < subscription.start_date) return { kind: 'before-start', startDate: subscription.start_date };
+  const ended = lastDayServed(subscription);
+  if (ended && date > ended.lastDay) return { kind: 'after-end', ...ended };
   const period = periodContaining(
     subscription.start_date,
     subscription.billing_interval,
@@ -138,8 +161,16 @@ export function finalizeInvoice(
     if (!current) return { kind: 'missing' };
     if (!satisfies(ifMatch, current.version)) return { kind: 'stale', current };
     if (current.status !== 'draft') return { kind: 'wrong-status', current, allowedFrom: ['draft'] };
-    return { kind: 'changed', invoice: await issue(tx, id) };
+    return { kind: 'changed', invoice: await issue(tx, id, await invoiceNow(tx, current)) };
   });
+}
+
+/** Now for an invoice: its subscription's test clock's time (which its events then carry), or now. */
+async function invoiceNow(tx: Tx, invoice: InvoiceRow): Promise<Date> {
+  const subscription = await findSubscription(tx.db, invoice.subscription_id);
+  if (!subscription) return new Date();
+  onClockOf(tx, subscription);
+  return subscriptionNow(subscription);
 }
 
 /** draft → open on a locked draft, in the caller's transaction (the API, and renewals). */
@@ -179,7 +210,10 @@ export function voidInvoice(
     if (!allowedFrom.includes(current.status)) return { kind: 'wrong-status', current, allowedFrom };
     const payment = await findPaymentInFlight(tx.db, id);
     if (payment) return { kind: 'payment-in-flight', current, payment };
-    const invoice = await invoices.updateInvoice(tx.db, id, { status: 'void', voided_at: new Date() });
+    const invoice = await invoices.updateInvoice(tx.db, id, {
+      status: 'void',
+      voided_at: await invoiceNow(tx, current),
+    });
     tx.emit({
       type: 'invoice.voided',
       resource_type: 'invoice',

@@ -69,6 +69,7 @@ export function createPayment(
     const clock = subscription.test_clock_id
       ? await clocks.findTestClock(tx.db, subscription.test_clock_id)
       : undefined;
+    if (clock) tx.occurAt(clock.frozen_time);
     const payment = await startPayment(
       tx,
       {

@@ -1,5 +1,6 @@
 // Subscriptions, their lifecycle and the features linked to them.
-import { periodContaining } from '../billing/periods.js';
+import { firstPeriodStartFrom, periodContaining } from '../billing/periods.js';
+import { dayOf, subscriptionNow } from '../billing/subscription-time.js';
 import type {
   BillingInterval,
   FeatureRow,
@@ -210,6 +211,7 @@ export async function createSubscription(
         if (!clock)
           return { kind: 'invalid', errors: [{ field: '/test_clock_id', message: 'no such test clock' }] };
         today = clock.frozen_time.toISOString().slice(0, 10);
+        tx.occurAt(clock.frozen_time);
       }
       const interval = priced.billing_interval ?? 'month';
       const billedUntil = periodContaining(
@@ -306,6 +308,21 @@ async function repricing(
   return priceSubscription(before.plan_id!, version, quantity);
 }
 
+/**
+ * billed_until (the first day not billed yet) on the new schedule when the start date or the
+ * interval changes: renewals would otherwise look for a period that the new schedule does not
+ * have (a start date moved past it stopped billing for good). Unchanged when billing had ended.
+ */
+function rescheduledBilling(before: SubscriptionRow, changes: SubscriptionPatch): string | null {
+  if (before.billed_until === null) return null;
+  const anchor = changes.start_date ?? before.start_date;
+  const interval = changes.billing_interval ?? before.billing_interval;
+  const count = changes.interval_count ?? before.interval_count;
+  if (anchor === before.start_date && interval === before.billing_interval && count === before.interval_count)
+    return before.billed_until;
+  return firstPeriodStartFrom(anchor, interval, count, before.billed_until);
+}
+
 /** Records a change of a subscription: `subscription.canceled` when it ends, else `.updated`. */
 export function emitChange(tx: Tx, before: SubscriptionRow, after: SubscriptionRow, type?: string): void {
   const data = toSubscriptionResponse(after);
@@ -339,6 +356,7 @@ export async function updateSubscription(
       const before = await subscriptions.lockSubscription(tx.db, id);
       if (!before) return { kind: 'missing' };
       if (!satisfies(ifMatch, before.version)) return { kind: 'stale', current: before };
+      onClockOf(tx, before);
       const to = patch.status;
       if (to !== undefined && to !== before.status && !NEXT_STATUSES[before.status].includes(to)) {
         return { kind: 'illegal-transition', from: before.status, to, allowed: NEXT_STATUSES[before.status] };
@@ -351,19 +369,23 @@ export async function updateSubscription(
         collection.payment_rail === undefined ? before.payment_rail : collection.payment_rail,
       );
       if (errors.length > 0) return { kind: 'invalid', errors };
-      const changes = {
+      const changes: SubscriptionPatch = {
         ...defined({ status: to, start_date: patch.start_date, end_date: patch.end_date }),
         ...collection,
         ...priced,
       };
+      const billedUntil = rescheduledBilling(before, changes);
+      if (billedUntil !== before.billed_until) changes.billed_until = billedUntil;
       // Unchanged when the columns are (the breakdown follows plan, version and quantity).
       const compared = { ...before, ...changes, price_breakdown: before.price_breakdown };
       if (Object.keys(previousValues(before, compared)).length === 0) {
         return { kind: 'updated', subscription: before };
       }
+      const canceling = to === 'canceled' && before.status !== 'canceled';
       const after = await subscriptions.updateSubscription(tx.db, id, {
         ...changes,
-        ...(to === 'canceled' && before.status !== 'canceled' ? { cancel_at: null } : {}),
+        // On a clock, canceled at the clock's time (in real time the database stamps now()).
+        ...(canceling ? { cancel_at: null, canceled_at: before.clock_time ?? undefined } : {}),
       });
       emitChange(tx, before, after);
       return { kind: 'updated', subscription: after };
@@ -389,7 +411,8 @@ export type CancelOutcome =
 /**
  * Cancels now (status canceled, canceled_at now), or at the end of the current billing period:
  * then `cancel_at` is set and the subscription stays as it is until that moment, when it becomes
- * canceled with canceled_at = cancel_at (see performDueCancellations).
+ * canceled with canceled_at = cancel_at (see performDueCancellations). On a test clock, "now" and
+ * the current period are the clock's.
  */
 export function cancelSubscription(
   ctx: ServiceContext,
@@ -397,7 +420,6 @@ export function cancelSubscription(
   id: string,
   input: CancelInput,
   ifMatch?: VersionCondition,
-  today: string = new Date().toISOString().slice(0, 10),
 ): Promise<CancelOutcome> {
   return inTenant(ctx, actor, async (tx): Promise<CancelOutcome> => {
     await performDueCancellations(tx);
@@ -405,19 +427,27 @@ export function cancelSubscription(
     if (!before) return { kind: 'missing' };
     if (!satisfies(ifMatch, before.version)) return { kind: 'stale', current: before };
     if (before.status === 'canceled') return { kind: 'already-canceled', current: before };
+    onClockOf(tx, before);
     const reason = input.reason ?? before.cancel_reason;
     if (input.at === 'now') {
       const after = await subscriptions.updateSubscription(tx.db, id, {
         status: 'canceled',
+        canceled_at: before.clock_time ?? undefined, // the database stamps now() in real time
         cancel_at: null,
         cancel_reason: reason,
       });
       emitChange(tx, before, after, 'subscription.canceled');
       return { kind: 'canceled', subscription: after };
     }
-    // The period containing today, or the first one for a subscription that has not started.
-    const from = before.start_date > today ? before.start_date : today;
-    const { end } = periodContaining(before.start_date, before.billing_interval, 1, from);
+    // The end of the period containing today (on its clock), or of the first one for a
+    // subscription that has not started.
+    const today = dayOf(subscriptionNow(before));
+    const { end } = periodContaining(
+      before.start_date,
+      before.billing_interval,
+      before.interval_count,
+      before.start_date > today ? before.start_date : today,
+    );
     const cancelAt = new Date(`${end}T00:00:00.000Z`);
     if (before.cancel_at?.getTime() === cancelAt.getTime() && before.cancel_reason === reason) {
       return { kind: 'scheduled', subscription: before };
@@ -429,6 +459,11 @@ export function cancelSubscription(
     emitChange(tx, before, after, 'subscription.cancellation_scheduled');
     return { kind: 'scheduled', subscription: after };
   });
+}
+
+/** Events of a change to a subscription on a test clock happen at the clock's time. */
+export function onClockOf(tx: Tx, subscription: SubscriptionRow): void {
+  if (subscription.clock_time) tx.occurAt(subscription.clock_time);
 }
 
 export type DeleteSubscriptionOutcome =
@@ -466,6 +501,7 @@ function deleteUnlessInvoiced(
     }
     const deleted = await subscriptions.deleteSubscription(tx.db, id);
     if (!deleted) return { kind: 'missing' };
+    onClockOf(tx, deleted);
     tx.emit({
       type: 'subscription.deleted',
       resource_type: 'subscription',
@@ -516,6 +552,7 @@ export function linkFeature(
     if (!feature) return { kind: 'no-feature' };
     if (!subscription) return { kind: 'no-subscription' };
     if (!satisfies(ifMatch, subscription.version)) return { kind: 'stale', current: subscription };
+    onClockOf(tx, subscription);
     if ((await subscriptions.linkFeature(tx.db, subscriptionId, featureId)) !== 'created') {
       return { kind: 'already-linked', feature };
     }
@@ -548,6 +585,7 @@ export function unlinkFeature(
     if (!subscription || !feature || !(await subscriptions.unlinkFeature(tx.db, subscriptionId, featureId))) {
       return { kind: 'not-linked' };
     }
+    onClockOf(tx, subscription);
     await subscriptions.updateSubscription(tx.db, subscriptionId, {});
     tx.emit({
       type: 'subscription_feature.unlinked',

@@ -1,0 +1,28 @@
+// What "now" and "today" are for a subscription: its test clock's time when it is on one (the
+// clock is the only time it knows), else the real time. Pure: no I/O.
+
+export interface Clocked {
+  /** The test clock's time; null in real time. */
+  clock_time: Date | null;
+}
+
+/** Now, for this subscription. */
+export const subscriptionNow = (s: Clocked, real: Date = new Date()): Date => s.clock_time ?? real;
+
+/** The UTC calendar day of an instant. */
+export const dayOf = (at: Date): string => at.toISOString().slice(0, 10);
+
+/**
+ * The day whose billing period is the subscription's current one: today on its clock, but not
+ * after the day its service ended (the day it was canceled, or its end_date, the last day served),
+ * nor before its start (a subscription that has not started shows its first period).
+ */
+export function currentPeriodDay(
+  s: Clocked & { start_date: string; end_date: string | null; canceled_at: Date | null },
+  real: Date = new Date(),
+): string {
+  let day = dayOf(subscriptionNow(s, real));
+  if (s.canceled_at && dayOf(s.canceled_at) < day) day = dayOf(s.canceled_at);
+  if (s.end_date !== null && s.end_date < day) day = s.end_date;
+  return day > s.start_date ? day : s.start_date;
+}

@@ -1,0 +1,263 @@
+// A subscription on a test clock lives in the clock's time: its current period, its cancellation,
+// the default date of its invoices and the time of its events all come from the clock, never
+// from the wall clock. And the edges of a billing schedule: cancellations at the end of
+// multi-month periods, start dates moved past the next renewal, invoices after the end.
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { Schemas } from '../../src/contract.js';
+import { simulatedGateway } from '../../src/billing/gateway.js';
+import { performDueWork } from '../../src/services/due-work.js';
+import { type TestTenant, useTestApp } from '../helpers/app.js';
+import { createUser } from '../helpers/factories.js';
+import { expectProblem } from '../helpers/problems.js';
+
+const ctx = useTestApp();
+let t: TestTenant;
+
+beforeAll(async () => {
+  t = await ctx.newTenant();
+});
+
+const work = (clockId?: string) =>
+  performDueWork(
+    { db: ctx.appDb, ownerDb: ctx.db, gateway: simulatedGateway, settlementDelayScale: 0 },
+    clockId ? { tenantId: t.id, clockId } : { tenantId: t.id },
+  );
+
+async function plan(interval: 'month' | 'year', interval_count = 1, amount = '30.00') {
+  const code = `p-${interval}-${interval_count}-${Math.random().toString(36).slice(2, 8)}`;
+  const res = await t.api
+    .post('/api/v1/plans')
+    .send({ code, name: code, interval, interval_count, price: { model: 'flat', amount } });
+  expect(res.status, res.text).toBe(201);
+  return res.body as Schemas['Plan'];
+}
+
+async function clock(at: string) {
+  const res = await t.api.post('/api/v1/test-clocks').send({ name: 'clock', frozen_time: at });
+  expect(res.status, res.text).toBe(201);
+  const id = (res.body as Schemas['TestClock']).id;
+  return {
+    id,
+    async advance(to: string) {
+      const advanced = await t.api.post(`/api/v1/test-clocks/${id}/advance`).send({ frozen_time: to });
+      expect(advanced.status, advanced.text).toBe(202);
+      await work(id);
+      const after = await t.api.get(`/api/v1/test-clocks/${id}`);
+      expect((after.body as Schemas['TestClock']).status).toBe('ready');
+    },
+  };
+}
+
+async function subscribe(body: Record<string, unknown>) {
+  const user = await createUser(t);
+  const res = await t.api.post('/api/v1/subscriptions').send({ user_id: user.id, status: 'active', ...body });
+  expect(res.status, res.text).toBe(201);
+  return res.body as Schemas['Subscription'];
+}
+
+const get = async (id: string) =>
+  (await t.api.get(`/api/v1/subscriptions/${id}`)).body as Schemas['Subscription'];
+const invoicesOf = async (id: string) =>
+  (
+    (await t.api.get('/api/v1/invoices').query({ subscription_id: id, limit: 100 }))
+      .body as Schemas['InvoiceList']
+  ).data
+    .map((i) => i.period_start)
+    .sort();
+const eventsOf = async (resourceId: string) =>
+  (
+    (await t.api.get('/api/v1/events').query({ resource_id: resourceId, limit: 100 }))
+      .body as Schemas['EventList']
+  ).data;
+
+describe('the current period of a subscription on a test clock', () => {
+  it("is the clock's, not today's", async () => {
+    const c = await clock('2026-01-01T00:00:00Z');
+    const p = await plan('month');
+    const sub = await subscribe({ plan_id: p.id, start_date: '2025-11-15', test_clock_id: c.id });
+    expect(sub).toMatchObject({ current_period_start: '2025-12-15', current_period_end: '2026-01-15' });
+    const list = (await t.api.get('/api/v1/subscriptions').query({ limit: 100 }))
+      .body as Schemas['SubscriptionList'];
+    expect(list.data.find((s) => s.id === sub.id)).toMatchObject({ current_period_start: '2025-12-15' });
+  });
+
+  it('stays the period it was canceled in, on a clock and in real time', async () => {
+    const c = await clock('2026-01-13T10:00:00Z');
+    const p = await plan('month');
+    const onClock = await subscribe({ plan_id: p.id, start_date: '2026-01-01', test_clock_id: c.id });
+    const canceled = await t.api.post(`/api/v1/subscriptions/${onClock.id}/cancel`).send({ at: 'now' });
+    expect(canceled.status, canceled.text).toBe(200);
+    expect(canceled.body).toMatchObject({
+      status: 'canceled',
+      canceled_at: '2026-01-13T10:00:00.000Z',
+      current_period_start: '2026-01-01',
+      current_period_end: '2026-02-01',
+    });
+    await c.advance('2026-06-01T00:00:00Z');
+    expect(await get(onClock.id)).toMatchObject({ current_period_start: '2026-01-01' });
+
+    // In real time: canceled at a past moment, its last period is the one that contained it.
+    const real = await subscribe({ plan_id: p.id, start_date: '2024-01-01' });
+    const patched = await t.api.patch(`/api/v1/subscriptions/${real.id}`).send({ status: 'canceled' });
+    expect(patched.status).toBe(200);
+    await ctx.db
+      .updateTable('subscriptions')
+      .set({ canceled_at: new Date('2024-03-10T12:00:00Z') })
+      .where('id', '=', real.id)
+      .execute();
+    expect(await get(real.id)).toMatchObject({
+      current_period_start: '2024-03-01',
+      current_period_end: '2024-04-01',
+    });
+  });
+
+  it('ends at its end_date', async () => {
+    const p = await plan('month');
+    const ended = await subscribe({ plan_id: p.id, start_date: '2024-01-01', end_date: '2024-05-20' });
+    expect(ended).toMatchObject({ current_period_start: '2024-05-01', current_period_end: '2024-06-01' });
+  });
+
+  it("is canceled at the clock's time by a PATCH too", async () => {
+    const c = await clock('2026-03-03T03:03:03Z');
+    const sub = await subscribe({ plan_cost: '5.00', start_date: '2026-01-01', test_clock_id: c.id });
+    const res = await t.api.patch(`/api/v1/subscriptions/${sub.id}`).send({ status: 'canceled' });
+    expect(res.body).toMatchObject({ canceled_at: '2026-03-03T03:03:03.000Z' });
+  });
+});
+
+describe('events of a subscription on a test clock', () => {
+  it("occur at the clock's time: requests at the clock's now, the worker's steps at their due time", async () => {
+    const c = await clock('2026-01-10T08:00:00Z');
+    const p = await plan('month', 1, '10.00');
+    const sub = await subscribe({
+      plan_id: p.id,
+      start_date: '2026-01-10',
+      test_clock_id: c.id,
+      payment_method: 'pm_card_visa',
+      payment_rail: 'wire',
+    });
+    await c.advance('2026-02-20T00:00:00Z');
+    const invoice = (
+      (await t.api.get('/api/v1/invoices').query({ subscription_id: sub.id, period: '2026-02-10' }))
+        .body as Schemas['InvoiceList']
+    ).data[0]!;
+    expect(invoice.finalized_at).toBe('2026-02-10T00:00:00.000Z');
+    const [payment] = (
+      (await t.api.get(`/api/v1/invoices/${invoice.id}/payments`)).body as Schemas['PaymentList']
+    ).data;
+    // A wire settles 4 hours after it is submitted, at the renewal.
+    expect((await eventsOf(payment!.id)).map((e) => [e.type, e.occurred_at])).toEqual([
+      ['payment.created', '2026-02-10T00:00:00.000Z'],
+      ['payment.processing', '2026-02-10T00:00:00.000Z'],
+      ['payment.succeeded', '2026-02-10T04:00:00.000Z'],
+    ]);
+    const created = (await eventsOf(sub.id)).find((e) => e.type === 'subscription.created');
+    expect(created?.occurred_at).toBe('2026-01-10T08:00:00.000Z');
+
+    // An API request on the clock's subscription happens at the clock's now.
+    const draft = await t.api.post(`/api/v1/subscriptions/${sub.id}/invoices`);
+    expect(draft.status, draft.text).toBe(200); // today on the clock is in the February period, invoiced already
+    const canceled = await t.api.post(`/api/v1/subscriptions/${sub.id}/cancel`).send({ at: 'now' });
+    expect(canceled.status).toBe(200);
+    const cancelEvent = (await eventsOf(sub.id)).find((e) => e.type === 'subscription.canceled');
+    expect(cancelEvent?.occurred_at).toBe('2026-02-20T00:00:00.000Z');
+  });
+});
+
+describe('cancel at the end of the period', () => {
+  it.each([
+    ['month', 3, '2024-11-30', '2027-02-28'],
+    ['month', 6, '2024-11-30', '2027-05-30'],
+    ['year', 2, '2024-11-30', '2028-11-30'],
+    ['month', 1, '2024-11-30', '2026-12-30'],
+  ] as const)(
+    'of a plan every %s × %i started %s, canceled on 2026-12-02: %s',
+    async (interval, count, start, end) => {
+      const c = await clock('2026-12-02T12:00:00Z');
+      const p = await plan(interval, count);
+      const sub = await subscribe({ plan_id: p.id, start_date: start, test_clock_id: c.id });
+      expect(sub.current_period_end).toBe(end);
+      const res = await t.api.post(`/api/v1/subscriptions/${sub.id}/cancel`).send({ at: 'period_end' });
+      expect(res.status, res.text).toBe(200);
+      expect(res.body).toMatchObject({ status: 'active', cancel_at: `${end}T00:00:00.000Z` });
+    },
+  );
+});
+
+describe('moving the start date', () => {
+  it('past the next renewal: billing resumes on the new start date, on a clock', async () => {
+    const c = await clock('2026-01-01T00:00:00Z');
+    const p = await plan('month', 1, '10.00');
+    const sub = await subscribe({ plan_id: p.id, start_date: '2026-01-01', test_clock_id: c.id });
+    await c.advance('2026-03-10T00:00:00Z');
+    expect(await invoicesOf(sub.id)).toEqual(['2026-01-01', '2026-02-01', '2026-03-01']);
+
+    const moved = await t.api.patch(`/api/v1/subscriptions/${sub.id}`).send({ start_date: '2026-04-15' });
+    expect(moved.status, moved.text).toBe(200);
+    expect(moved.body).toMatchObject({ start_date: '2026-04-15', billed_until: '2026-04-15' });
+    await c.advance('2026-06-30T00:00:00Z'); // asserts the clock is ready again
+    expect(await invoicesOf(sub.id)).toEqual([
+      '2026-01-01',
+      '2026-02-01',
+      '2026-03-01',
+      '2026-04-15',
+      '2026-05-15',
+      '2026-06-15',
+    ]);
+  });
+
+  it('earlier: no day is billed twice', async () => {
+    const c = await clock('2026-03-10T00:00:00Z');
+    const p = await plan('month', 1, '10.00');
+    const sub = await subscribe({ plan_id: p.id, start_date: '2026-03-01', test_clock_id: c.id });
+    await c.advance('2026-03-11T00:00:00Z');
+    expect(await invoicesOf(sub.id)).toEqual(['2026-03-01']);
+    const moved = await t.api.patch(`/api/v1/subscriptions/${sub.id}`).send({ start_date: '2026-02-15' });
+    // March 1 to April 1 is billed: the new schedule resumes with its first period after it.
+    expect(moved.body).toMatchObject({ billed_until: '2026-04-15' });
+    await c.advance('2026-05-20T00:00:00Z');
+    expect(await invoicesOf(sub.id)).toEqual(['2026-03-01', '2026-04-15', '2026-05-15']);
+  });
+
+  it('past the next renewal in real time: the renewal resumes instead of failing', async () => {
+    const p = await plan('month', 1, '10.00');
+    const sub = await subscribe({ plan_id: p.id, start_date: '2025-01-01' });
+    const future = new Date(Date.now() + 40 * 86_400_000).toISOString().slice(0, 10);
+    const moved = await t.api.patch(`/api/v1/subscriptions/${sub.id}`).send({ start_date: future });
+    expect(moved.body).toMatchObject({ billed_until: future });
+    await work(); // nothing due, nothing failing
+    expect(await invoicesOf(sub.id)).toEqual([]);
+  });
+});
+
+describe('invoices after the end', () => {
+  it('are refused with 422 after end_date, after a cancellation, and on or after a scheduled cancellation', async () => {
+    const p = await plan('month', 1, '10.00');
+    const ended = await subscribe({ plan_id: p.id, start_date: '2026-01-01', end_date: '2026-03-10' });
+    const invoice = (date: string, id = ended.id) =>
+      t.api.post(`/api/v1/subscriptions/${id}/invoices`).send({ date });
+    expect((await invoice('2026-03-10')).status).toBe(201); // the last day served is billed
+    const after = await invoice('2026-03-11');
+    expectProblem(after, 422, 'unprocessable');
+    expect((after.body as Schemas['Problem']).detail).toMatch(/served until 2026-03-10/);
+    expect((after.body as Schemas['Problem']).errors).toMatchObject([{ field: '/date' }]);
+
+    const c = await clock('2026-01-13T10:00:00Z');
+    const canceled = await subscribe({ plan_id: p.id, start_date: '2026-01-01', test_clock_id: c.id });
+    await t.api.post(`/api/v1/subscriptions/${canceled.id}/cancel`).send({ at: 'now' }).expect(200);
+    expect((await invoice('2026-01-13', canceled.id)).status).toBe(201);
+    expectProblem(await invoice('2026-02-01', canceled.id), 422, 'unprocessable');
+    // Without a date: today on its clock is 2026-01-13, still served.
+    expect((await t.api.post(`/api/v1/subscriptions/${canceled.id}/invoices`)).status).toBe(200);
+
+    const scheduled = await subscribe({ plan_id: p.id, start_date: '2026-01-01', test_clock_id: c.id });
+    await t.api.post(`/api/v1/subscriptions/${scheduled.id}/cancel`).send({ at: 'period_end' }).expect(200);
+    expect((await invoice('2026-01-31', scheduled.id)).status).toBe(201);
+    expectProblem(await invoice('2026-02-01', scheduled.id), 422, 'unprocessable');
+    expect(await invoicesOf(scheduled.id)).toEqual(['2026-01-01']);
+  });
+
+  it('logged no unexpected error in this file', () => {
+    expect(ctx.unexpectedErrors).toEqual([]);
+  });
+});
