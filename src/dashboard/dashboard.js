@@ -1,7 +1,11 @@
 // The metrics dashboard: an API key kept in sessionStorage, a range and filters, then the API's
-// numbers as text, tables and uPlot charts. Money arrives as decimal strings and is shown as sent;
-// only the charts convert it to numbers.
+// numbers as text, tables and uPlot charts. Money arrives as decimal strings and is shown with
+// thousands separators (format.js, exact: string arithmetic), the value as sent in its title and
+// data-value; only the charts convert it to numbers.
+import { formatCount, formatMoney, pageCurrency } from './format.js';
 import uPlot from './vendor/uPlot.esm.js';
+
+const CURRENCY = pageCurrency(location.search);
 
 const API = new URL('../api/v1/', location.href);
 // sessionStorage: the key lives as long as this tab, never in localStorage or a cookie.
@@ -109,9 +113,27 @@ function percent(rate) {
   return `${hundredths / 100n}.${String(hundredths % 100n).padStart(2, '0')}%`;
 }
 
-/** A money cell: the decimal string as sent, marked when negative. */
+/** A money cell: formatted for people, the decimal string as sent on hover; marked when negative. */
 function moneyCell(testid, amount) {
-  return el('td', { 'data-testid': testid, class: amount.startsWith('-') ? 'negative' : '' }, amount);
+  return el(
+    'td',
+    {
+      'data-testid': testid,
+      'data-value': amount,
+      title: amount,
+      class: amount.startsWith('-') ? 'negative' : '',
+    },
+    formatMoney(amount, CURRENCY),
+  );
+}
+
+/** A count cell: with thousands separators, the exact count on hover. */
+function countCell(testid, count) {
+  return el(
+    'td',
+    { 'data-testid': testid, 'data-value': String(count), title: String(count) },
+    formatCount(count),
+  );
 }
 
 // ---- the key
@@ -237,13 +259,16 @@ function render(months, churnMonths, topUsers) {
 
 function renderKpis(last) {
   ui.kpiMonth.textContent = last ? `${last.month}${last.complete ? '' : ' (month to date)'}` : '—';
-  for (const [testid, value] of [
-    ['mrr', last?.mrr],
-    ['arr', last?.arr],
-    ['customers', last?.customers],
-    ['arpa', last?.arpa],
+  for (const [testid, value, format] of [
+    ['mrr', last?.mrr, (v) => formatMoney(v, CURRENCY)],
+    ['arr', last?.arr, (v) => formatMoney(v, CURRENCY)],
+    ['customers', last?.customers, formatCount],
+    ['arpa', last?.arpa, (v) => formatMoney(v, CURRENCY)],
   ]) {
-    document.querySelector(`[data-testid="${testid}"]`).textContent = value == null ? '—' : String(value);
+    const node = document.querySelector(`[data-testid="${testid}"]`);
+    node.textContent = value == null ? '—' : format(value);
+    node.title = value == null ? '' : String(value);
+    node.dataset.value = value == null ? '' : String(value);
   }
 }
 
@@ -258,7 +283,7 @@ function renderMonthTable(months, churnByMonth) {
         { 'data-testid': 'month-row', 'data-month': m.month },
         el('td', { 'data-testid': 'month-month' }, m.month),
         moneyCell('month-mrr', m.mrr),
-        el('td', { 'data-testid': 'month-customers' }, String(m.customers)),
+        countCell('month-customers', m.customers),
         ...MOVEMENTS.map((kind) => moneyCell(`month-${kind}`, m.movements[kind].amount)),
         moneyCell('month-net-new', m.net_new_mrr),
         el('td', { 'data-testid': 'month-churn-rate' }, percent(c?.customer_churn_rate)),
@@ -276,8 +301,8 @@ function renderTopUsers(users) {
       { 'data-testid': 'top-customer-row' },
       el('td', { class: 'text' }, u.name),
       el('td', { class: 'text' }, u.email),
-      el('td', {}, u.total_value),
-      el('td', {}, String(u.subscription_count)),
+      moneyCell('top-total-value', u.total_value),
+      countCell('top-subscriptions', u.subscription_count),
     ),
   );
   if (rows.length === 0)
@@ -294,7 +319,11 @@ function destroyCharts() {
   charts.clear();
 }
 
-const money = (value) => (value == null ? '—' : value.toLocaleString('en', { maximumFractionDigits: 2 }));
+const chartMoney = new Intl.NumberFormat(
+  'en-US',
+  CURRENCY ? { style: 'currency', currency: CURRENCY } : { maximumFractionDigits: 2 },
+);
+const money = (value) => (value == null ? '—' : chartMoney.format(value));
 const compact = (value) => value.toLocaleString('en', { notation: 'compact', maximumFractionDigits: 1 });
 const pct = (value) => (value == null ? '—' : `${value.toFixed(2)}%`);
 

@@ -65,23 +65,29 @@ async function seedTenant() {
   return { tenant, basic, pro, sso };
 }
 
-/** What the dashboard shows, read from its data-testid elements. */
-function readDashboard(page: Page) {
-  return page.evaluate(() => {
-    const text = (selector: string, root: ParentNode = document) =>
-      root.querySelector(selector)?.textContent ?? null;
-    const cell = (row: Element, name: string) => text(`[data-testid="month-${name}"]`, row);
+/**
+ * What the dashboard shows, read from its data-testid elements: each number's exact value (its
+ * data-value, the string the API sent), and the text a person reads, checked here to be that
+ * value with thousands separators.
+ */
+async function readDashboard(page: Page) {
+  const read = await page.evaluate(() => {
+    const shown = (selector: string, root: ParentNode = document) => {
+      const node = root.querySelector<HTMLElement>(selector);
+      return { value: node?.dataset.value || node?.textContent || null, text: node?.textContent ?? null };
+    };
+    const cell = (row: Element, name: string) => shown(`[data-testid="month-${name}"]`, row);
     return {
       from: document.querySelector<HTMLInputElement>('#from')?.value,
       to: document.querySelector<HTMLInputElement>('#to')?.value,
       kpis: {
-        mrr: text('[data-testid="mrr"]'),
-        arr: text('[data-testid="arr"]'),
-        customers: text('[data-testid="customers"]'),
-        arpa: text('[data-testid="arpa"]'),
+        mrr: shown('[data-testid="mrr"]'),
+        arr: shown('[data-testid="arr"]'),
+        customers: shown('[data-testid="customers"]'),
+        arpa: shown('[data-testid="arpa"]'),
       },
       months: [...document.querySelectorAll('[data-testid="month-row"]')].map((row) => ({
-        month: row.getAttribute('data-month'),
+        month: { value: row.getAttribute('data-month'), text: row.getAttribute('data-month') },
         mrr: cell(row, 'mrr'),
         customers: cell(row, 'customers'),
         new: cell(row, 'new'),
@@ -93,6 +99,21 @@ function readDashboard(page: Page) {
       })),
     };
   });
+  const values = <K extends string>(fields: Record<K, { value: string | null; text: string | null }>) => {
+    for (const { value, text } of Object.values<{ value: string | null; text: string | null }>(fields)) {
+      // For people: thousands separators, nothing else changed (the API sends two decimals).
+      if (value !== null && value !== '—') expect(text?.replaceAll(',', '')).toBe(value);
+    }
+    return Object.fromEntries(
+      Object.entries(fields).map(([k, v]) => [k, (v as { value: string }).value]),
+    ) as Record<K, string | null>;
+  };
+  return {
+    from: read.from,
+    to: read.to,
+    kpis: values(read.kpis),
+    months: read.months.map((m) => values(m)),
+  };
 }
 
 /** The same view, computed from an API answer: the strings exactly as the API sent them. */

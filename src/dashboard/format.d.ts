@@ -1,0 +1,4 @@
+// Types of format.js, for the tests that import it (the dashboard itself is plain JavaScript).
+export function formatMoney(amount: string, currency?: string): string;
+export function formatCount(count: number | string): string;
+export function pageCurrency(search: string): string | undefined;

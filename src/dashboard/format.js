@@ -1,0 +1,51 @@
+// Numbers for people: money and counts with thousands separators (and a currency symbol when the
+// page is opened with ?currency=EUR, say: the API itself has one currency per deployment and does
+// not name it). Money is formatted from its decimal string, exactly: no float ever rounds it. The
+// exact value stays in the element's title and data-value.
+
+/** "22762888.8" → "22,762,888.80"; with currency "EUR", "€22,762,888.80"; negative: "-€1,200.00". */
+export function formatMoney(amount, currency) {
+  const negative = amount.startsWith('-');
+  const [whole, fraction = ''] = (negative ? amount.slice(1) : amount).split('.');
+  const grouped = whole.replace(/^0+(?=\d)/, '').replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+  const cents = fraction.length >= 2 ? fraction : fraction.padEnd(2, '0');
+  const { prefix, suffix } = currencyAffixes(currency);
+  return `${negative ? '-' : ''}${prefix}${grouped}.${cents}${suffix}`;
+}
+
+/** 1234567 → "1,234,567". */
+export function formatCount(count) {
+  return Number(count).toLocaleString('en-US');
+}
+
+/** The symbol around an amount in this currency, e.g. { prefix: '€', suffix: '' }; none for none. */
+function currencyAffixes(currency) {
+  if (!currency) return { prefix: '', suffix: '' };
+  const parts = new Intl.NumberFormat('en-US', { style: 'currency', currency }).formatToParts(1);
+  const at = parts.findIndex((p) => p.type === 'integer');
+  const last = parts.findLastIndex(
+    (p) => p.type === 'integer' || p.type === 'fraction' || p.type === 'decimal',
+  );
+  return {
+    prefix: parts
+      .slice(0, at)
+      .map((p) => p.value)
+      .join(''),
+    suffix: parts
+      .slice(last + 1)
+      .map((p) => p.value)
+      .join(''),
+  };
+}
+
+/** The page's ?currency=, if it names a currency Intl knows (ISO 4217); undefined otherwise. */
+export function pageCurrency(search) {
+  const code = new URLSearchParams(search).get('currency')?.toUpperCase();
+  if (!code || !/^[A-Z]{3}$/.test(code)) return undefined;
+  try {
+    new Intl.NumberFormat('en-US', { style: 'currency', currency: code });
+    return code;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,32 @@
+// The dashboard's number formatting: thousands separators and a currency, exactly from the
+// decimal strings the API sends (no float rounding, however large the amount).
+import { describe, expect, it } from 'vitest';
+import { formatCount, formatMoney, pageCurrency } from '../../src/dashboard/format.js';
+
+describe('formatMoney', () => {
+  it.each([
+    ['22762888.80', undefined, '22,762,888.80'],
+    ['22762888.8', undefined, '22,762,888.80'],
+    ['0.00', undefined, '0.00'],
+    ['999.99', undefined, '999.99'],
+    ['1000', undefined, '1,000.00'],
+    ['-1200.5', undefined, '-1,200.50'],
+    ['12345678901234567890.12', undefined, '12,345,678,901,234,567,890.12'],
+    ['0.1234', undefined, '0.1234'],
+    ['22762888.80', 'EUR', '€22,762,888.80'],
+    ['-5.00', 'USD', '-$5.00'],
+    ['1234.5', 'CHF', 'CHF\u00a01,234.50'], // Intl puts a no-break space there
+  ])('%s in %s is %s', (amount, currency, shown) => {
+    expect(formatMoney(amount, currency)).toBe(shown);
+  });
+});
+
+describe('formatCount and pageCurrency', () => {
+  it('groups counts, and takes only a currency Intl knows from the page URL', () => {
+    expect(formatCount(1234567)).toBe('1,234,567');
+    expect(formatCount(12)).toBe('12');
+    expect(pageCurrency('?currency=eur')).toBe('EUR');
+    expect(pageCurrency('?currency=E1R')).toBeUndefined();
+    expect(pageCurrency('')).toBeUndefined();
+  });
+});
