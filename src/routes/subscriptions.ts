@@ -46,7 +46,7 @@ function pricingProblem(refusal: subscriptions.PricingRefusal): ProblemError {
       return new ProblemError(
         403,
         'forbidden',
-        'A custom price (plan_cost without a plan) needs an admin key; put the subscription on a plan instead.',
+        'A custom price (plan_cost and billing_interval without a plan) is set by an admin key only; put the subscription on a plan instead.',
       );
   }
 }

@@ -284,8 +284,11 @@ async function repricing(
   if (plan_id === undefined && before.plan_id === null) {
     if (quantity !== undefined)
       return { kind: 'invalid', errors: [{ field: '/quantity', message: 'needs a plan_id' }] };
-    if (plan_cost !== undefined && plan_cost !== before.plan_cost && !mayPriceByHand(actor))
-      return { kind: 'needs-admin' };
+    // A custom price is an amount per interval: changing either one sets a new price.
+    const repriced =
+      (plan_cost !== undefined && plan_cost !== before.plan_cost) ||
+      (billing_interval !== undefined && billing_interval !== before.billing_interval);
+    if (repriced && !mayPriceByHand(actor)) return { kind: 'needs-admin' };
     return defined({ plan_cost, billing_interval });
   }
   const errors: FieldErrors = [];
