@@ -1,6 +1,7 @@
 // Writes the list of operations that accept an Idempotency-Key (src/generated/idempotent-writes.ts)
-// from the contract (generated/openapi.yaml, the bundle of openapi/), so the client adds a key, and retries a write, only where the API
-// honours one. Run by `make gen`; `--check` fails when the committed file is out of date.
+// from the contract (generated/openapi.yaml, the bundle of openapi/), so the client adds a key, and
+// retries a write, only where the API honours one. Run by `make gen`; `--check` fails when the
+// committed file is out of date.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parse } from 'yaml';
 
