@@ -15,12 +15,12 @@ COPY package.json package-lock.json ./
 COPY clients/typescript/package.json clients/typescript/
 
 # Every dependency (TypeScript, and embedded-postgres whose types tsc reads), then make build: tsc to
-# dist/ and the files the code reads at run time (openapi.yaml, the dashboard, the seeds).
+# dist/ and the files the code reads at run time (the bundled contract generated/openapi.yaml, the
+# dashboard, the seeds). openapi/, the contract's sources, is not needed: make gen bundled it.
 FROM manifests AS build
 RUN apt-get update && apt-get install -y --no-install-recommends make && rm -rf /var/lib/apt/lists/*
 RUN npm ci --no-audit --no-fund
 COPY Makefile tsconfig.json tsconfig.build.json ./
-COPY openapi openapi
 COPY generated generated
 COPY db db
 COPY src src

@@ -1,6 +1,9 @@
 .PHONY: install start worker build bundle test canary check spec-diff gen check-gen lint typecheck format migrate tenant seed bench clean
 SHELL := /bin/bash
 
+# The contract is written in openapi/ (openapi.yaml and the files it $refs); this makes it one document.
+BUNDLE_SPEC := npx redocly bundle openapi/openapi.yaml
+
 # Reinstall only when the lock file changed since the last install. npm 11 is required: it honours
 # allowScripts in package.json, where npm 10 would run every dependency's install script.
 node_modules/.package-lock.json: package.json package-lock.json
@@ -21,8 +24,8 @@ worker: install
 # dist/ for production (node dist/main.js, dist/worker-main.js): tsc, then the files read at run time; the Dockerfile runs this.
 build: install
 	rm -rf dist && npx tsc -p tsconfig.build.json
-	mkdir -p dist/openapi dist/src/dashboard dist/db/seeds
-	cp openapi/openapi.yaml dist/openapi/ && cp src/dashboard/* dist/src/dashboard/ && cp db/seeds/*.sql dist/db/seeds/
+	mkdir -p dist/generated dist/src/dashboard dist/db/seeds
+	cp generated/openapi.yaml dist/generated/ && cp src/dashboard/* dist/src/dashboard/ && cp db/seeds/*.sql dist/db/seeds/
 	echo "import './src/main.js';" > dist/main.js && echo "import './src/worker-main.js';" > dist/worker-main.js
 
 test: install check-gen
@@ -36,29 +39,34 @@ canary: install
 # Everything CI checks besides the tests: contract drift, types, lint (spec and code), formatting.
 check: check-gen typecheck lint format
 
-# Breaking changes of openapi.yaml against BASE (default: the newest v* tag, else HEAD~1); fails
+# Breaking changes of the contract against BASE (default: the newest v* tag, else HEAD~1); fails
 # unless info.version's major (its minor while 0.x) went up. make spec-diff BASE=<ref>
 spec-diff: install
 	node --import tsx src/cli/spec-diff.ts $(BASE)
 
-# Everything generated from a source of truth: API types from openapi.yaml (for the server and for
-# the SDK); table types and the SQL of every query (db/sql/) from the migrations and src/ (runs a
-# throwaway PostgreSQL).
+# Everything generated from a source of truth: the contract as one document (generated/openapi.yaml,
+# bundled from openapi/, and what the server, the types and the SDK read); API types from it (for the
+# server and for the SDK); table types and the SQL of every query (db/sql/) from the migrations and
+# src/ (runs a throwaway PostgreSQL).
 gen: install
-	npx openapi-typescript openapi/openapi.yaml -o generated/openapi.ts
-	npx openapi-typescript openapi/openapi.yaml -o clients/typescript/src/generated/openapi.ts
+	$(BUNDLE_SPEC) -o generated/openapi.yaml
+	npx openapi-typescript generated/openapi.yaml -o generated/openapi.ts
+	npx openapi-typescript generated/openapi.yaml -o clients/typescript/src/generated/openapi.ts
 	node --import tsx clients/typescript/gen/idempotent-writes.ts
 	node --import tsx src/cli/db-snapshots.ts
 
 check-gen: install
-	npx openapi-typescript openapi/openapi.yaml -o generated/openapi.ts --check
-	npx openapi-typescript openapi/openapi.yaml -o clients/typescript/src/generated/openapi.ts --check
+	mkdir -p .data && $(BUNDLE_SPEC) -o .data/openapi.bundle.yaml
+	@cmp -s .data/openapi.bundle.yaml generated/openapi.yaml || \
+	  { echo "generated/openapi.yaml is out of date with openapi/: run make gen" >&2; exit 1; }
+	npx openapi-typescript generated/openapi.yaml -o generated/openapi.ts --check
+	npx openapi-typescript generated/openapi.yaml -o clients/typescript/src/generated/openapi.ts --check
 	node --import tsx clients/typescript/gen/idempotent-writes.ts --check
 	node --import tsx src/cli/db-snapshots.ts --check
 
 # The contract as one self-contained file for other tools (dist/openapi.yaml), linted strictly.
 bundle: install
-	npx redocly bundle openapi/openapi.yaml -o dist/openapi.yaml
+	$(BUNDLE_SPEC) -o dist/openapi.yaml
 	npx redocly lint --extends recommended-strict dist/openapi.yaml
 
 lint: install

@@ -1,4 +1,4 @@
-// Short names for the types openapi-typescript generates from openapi/openapi.yaml.
+// Short names for the types openapi-typescript generates from the contract (generated/openapi.yaml).
 import type { components, operations } from '../generated/openapi.js';
 
 export type Schemas = components['schemas'];

@@ -1,4 +1,5 @@
-// openapi/openapi.yaml, read once: the validator, /docs and the raw documents all serve this copy.
+// The contract as one document (generated/openapi.yaml, bundled from openapi/ by make gen), read
+// once: the validator, /docs and the raw documents all serve this copy.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -6,7 +7,7 @@ import { parse } from 'yaml';
 
 export const SPEC_PATH = path.resolve(
   path.dirname(fileURLToPath(import.meta.url)),
-  '../openapi/openapi.yaml',
+  '../generated/openapi.yaml',
 );
 export const specYaml = readFileSync(SPEC_PATH, 'utf8');
 export const spec = parse(specYaml) as Record<string, unknown> & {

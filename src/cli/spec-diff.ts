@@ -1,18 +1,25 @@
 // `make spec-diff [BASE=<ref>]`: node --import tsx src/cli/spec-diff.ts [base-ref]
-// Compares openapi/openapi.yaml in the working tree with the same file at a base revision: the one
-// given, else the newest release tag (v1.2.3) reachable from HEAD, else HEAD~1 (what CI compares
-// against). Prints each breaking change (`breaking: <location>: <what>`) and the other changes, and
-// exits 1 on a breaking change unless info.version announces it (a new major; a new minor while the
-// major is 0). Exits 0 with a message when there is nothing to compare against (no parent, a shallow
-// clone, a base without the file), 2 on a usage or git error. Rules: ./spec-diff/compare.ts.
+// Compares the contract in the working tree with the contract at a base revision: the one given,
+// else the newest release tag (v1.2.3) reachable from HEAD, else HEAD~1 (what CI compares against).
+// Both sides are whole documents: the working tree's openapi/openapi.yaml bundled with what it $refs
+// (what make gen writes to generated/openapi.yaml); the base's committed generated/openapi.yaml, or,
+// at a revision from before the split, its one-file openapi/openapi.yaml. Prints each breaking change
+// (`breaking: <location>: <what>`) and the other changes, and exits 1 on a breaking change unless
+// info.version announces it (a new major; a new minor while the major is 0). Exits 0 with a message
+// when there is nothing to compare against (no parent, a shallow clone, a base without the contract),
+// 2 on a usage or git error. Rules: ./spec-diff/compare.ts.
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { parse } from 'yaml';
 import { compareSpecs, isMajorBump, type Change } from './spec-diff/compare.js';
 
+/** The hand-written contract: one file before the split, the root of the split files since. */
 const SPEC = 'openapi/openapi.yaml';
+/** Its bundle, committed since the split (make gen). */
+const BUNDLE = 'generated/openapi.yaml';
 const USAGE = 'usage: spec-diff [base-ref]   (default: the newest v* tag reachable from HEAD, else HEAD~1)';
 
 const execFileAsync = promisify(execFile);
@@ -43,6 +50,37 @@ function parseSpec(text: string, where: string): unknown {
   } catch (error) {
     throw new UsageError(`${where} is not valid YAML: ${(error as Error).message}`);
   }
+}
+
+/** Whether a document $refs another file, so that it is only part of the contract. */
+function refsOtherFiles(node: unknown): boolean {
+  if (Array.isArray(node)) return node.some(refsOtherFiles);
+  if (node === null || typeof node !== 'object') return false;
+  return Object.entries(node).some(([key, value]) =>
+    key === '$ref' ? typeof value === 'string' && !value.startsWith('#') : refsOtherFiles(value),
+  );
+}
+
+/** The working tree's contract as one document: its root file, bundled when it $refs others. */
+async function workingTreeSpec(root: string): Promise<unknown> {
+  const file = path.join(root, SPEC);
+  const text = await readFile(file, 'utf8').catch(() => {
+    throw new UsageError(`${file} cannot be read`);
+  });
+  const spec = parseSpec(text, SPEC);
+  if (!refsOtherFiles(spec)) return spec;
+  // make gen's bundler (a devDependency, resolved only here: a one-file contract needs none).
+  const redocly = createRequire(import.meta.url).resolve('@redocly/cli/bin/cli.js');
+  const env = { ...process.env, REDOCLY_TELEMETRY: 'off', REDOCLY_SUPPRESS_UPDATE_NOTICE: 'true' };
+  const bundled = await execFileAsync(process.execPath, [redocly, 'bundle', SPEC], {
+    cwd: root,
+    env,
+    encoding: 'utf8',
+    maxBuffer: 256 * 1024 * 1024,
+  }).catch((error: Error & { stderr?: string }) => {
+    throw new UsageError(`${SPEC} cannot be bundled (redocly bundle):\n${error.stderr || error.message}`);
+  });
+  return parseSpec(bundled.stdout, `the bundle of ${SPEC}`);
 }
 
 function versionOf(spec: unknown): string {
@@ -81,10 +119,7 @@ async function main(args: string[]): Promise<number> {
 
   const root = await tryGit(process.cwd(), ['rev-parse', '--show-toplevel']);
   if (root === undefined) throw new UsageError('not inside a git repository');
-  const specPath = path.join(root, SPEC);
-  const afterText = await readFile(specPath, 'utf8').catch(() => {
-    throw new UsageError(`${specPath} cannot be read`);
-  });
+  const after = await workingTreeSpec(root);
 
   let base = args[0];
   let why: string;
@@ -113,18 +148,24 @@ async function main(args: string[]): Promise<number> {
     }
   }
 
-  if ((await tryGit(root, ['cat-file', '-e', `${base}:${SPEC}`])) === undefined) {
+  const exists = async (file: string) =>
+    (await tryGit(root, ['cat-file', '-e', `${base}:${file}`])) !== undefined;
+  const baseFile = (await exists(BUNDLE)) ? BUNDLE : (await exists(SPEC)) ? SPEC : undefined;
+  if (baseFile === undefined) {
     console.log(`spec-diff: skipped: ${base} has no ${SPEC}: nothing to compare against`);
     return 0;
   }
-  const before = parseSpec(await git(root, ['show', `${base}:${SPEC}`]), `${base}:${SPEC}`);
-  const after = parseSpec(afterText, SPEC);
+  const before = parseSpec(await git(root, ['show', `${base}:${baseFile}`]), `${base}:${baseFile}`);
+  if (refsOtherFiles(before))
+    throw new UsageError(`${base}:${baseFile} $refs other files, and ${base} has no ${BUNDLE} to compare`);
 
   const changes = compareSpecs(before, after);
   const breaking = changes.filter((c) => c.severity === 'breaking');
   const others = changes.filter((c) => c.severity !== 'breaking');
   const [from, to] = [versionOf(before), versionOf(after)];
-  console.log(`spec-diff: ${SPEC}, working tree against ${base} (${why}); info.version ${from} -> ${to}`);
+  console.log(
+    `spec-diff: ${SPEC}, working tree against ${base}:${baseFile} (${why}); info.version ${from} -> ${to}`,
+  );
   for (const c of breaking) console.log(`breaking: ${c.location}: ${c.message}`);
   for (const line of briefly(others)) console.log(`non-breaking: ${line}`);
   console.log(`${breaking.length} breaking, ${others.length} non-breaking change(s)`);

@@ -677,8 +677,8 @@ describe('the version rule', () => {
   });
 });
 
-it("this repository's openapi.yaml compared with itself has no change", () => {
-  const current = parse(readFileSync('openapi/openapi.yaml', 'utf8')) as unknown;
+it("this repository's contract compared with itself has no change", () => {
+  const current = parse(readFileSync('generated/openapi.yaml', 'utf8')) as unknown;
   expect(compareSpecs(current, current)).toEqual([]);
 });
 
@@ -802,5 +802,38 @@ describe('the CLI against a throwaway git repository', () => {
     expect(unknown.code).toBe(2);
     expect((await specDiff('--frobnicate')).code).toBe(2);
     expect((await specDiff('a', 'b')).code).toBe(2);
+  });
+
+  it("split by tag: bundles the working tree, and reads a base's committed bundle", async () => {
+    // The same contract as HEAD's one file (v1.0.0 tags it), split: the root $refs a path file.
+    const write = (file: string, doc: unknown) => {
+      mkdirSync(path.dirname(path.join(repo, file)), { recursive: true });
+      writeFileSync(path.join(repo, file), stringify(doc));
+    };
+    const { paths, ...rest } = baseSpec as { paths: Record<string, Obj> };
+    const split = { ...rest, info: { title: 'Things', version: '1.0.0' } };
+    write('openapi/openapi.yaml', { ...split, paths: { '/things': { $ref: 'paths/things.yaml#/things' } } });
+    write('openapi/paths/things.yaml', { things: paths['/things'] });
+    const unchanged = await specDiff('v1.0.0');
+    expect(unchanged.stdout).toContain('against v1.0.0:openapi/openapi.yaml'); // before the split
+    expect(unchanged.stdout).toContain('0 breaking, 0 non-breaking change(s)');
+    expect(unchanged.code).toBe(0);
+
+    // Since the split, a revision's contract is its generated/openapi.yaml (its root alone is a part).
+    write('generated/openapi.yaml', { ...split, paths });
+    await git('add', '.');
+    await git('commit', '-q', '-m', 'split the spec');
+    const removed = structuredClone(paths['/things']) as Obj;
+    delete removed.get;
+    write('openapi/paths/things.yaml', { things: removed });
+    const breaking = await specDiff('HEAD');
+    expect(breaking.stdout).toContain('against HEAD:generated/openapi.yaml');
+    expect(breaking.stdout).toContain('breaking: GET /things: operation removed');
+    expect(breaking.code).toBe(1);
+
+    write('openapi/openapi.yaml', { ...split, paths: { '/things': { $ref: 'paths/nothing.yaml#/things' } } });
+    const unresolved = await specDiff('HEAD');
+    expect(unresolved.stderr).toMatch(/cannot be bundled[^]*paths\/nothing\.yaml/);
+    expect(unresolved.code).toBe(2);
   });
 });

@@ -1,6 +1,7 @@
 // Writes the list of operations that accept an Idempotency-Key (src/generated/idempotent-writes.ts)
-// from openapi/openapi.yaml, so the client adds a key, and retries a write, only where the API
-// honours one. Run by `make gen`; `--check` fails when the committed file is out of date.
+// from the contract (generated/openapi.yaml, the bundle of openapi/), so the client adds a key, and
+// retries a write, only where the API honours one. Run by `make gen`; `--check` fails when the
+// committed file is out of date.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parse } from 'yaml';
 
@@ -11,7 +12,7 @@ type Spec = {
   components: { parameters: Record<string, Parameter> };
 };
 
-const SPEC = new URL('../../../openapi/openapi.yaml', import.meta.url);
+const SPEC = new URL('../../../generated/openapi.yaml', import.meta.url);
 const OUT = new URL('../src/generated/idempotent-writes.ts', import.meta.url);
 
 const spec = parse(readFileSync(SPEC, 'utf8')) as Spec;
@@ -32,7 +33,7 @@ for (const [path, item] of Object.entries(spec.paths)) {
   }
 }
 
-const text = `// Generated from openapi/openapi.yaml by \`make gen\` (gen/idempotent-writes.ts): do not edit.
+const text = `// Generated from the contract (generated/openapi.yaml) by \`make gen\` (gen/idempotent-writes.ts): do not edit.
 // The writes that accept an Idempotency-Key, as [method, a pattern of the URL path's end].
 export const IDEMPOTENT_WRITES: ReadonlyArray<readonly [string, RegExp]> = [
 ${entries.join('\n')}
@@ -47,7 +48,7 @@ if (process.argv.includes('--check')) {
     // missing: out of date
   }
   if (current !== text) {
-    console.error(`${OUT.pathname} is out of date with openapi/openapi.yaml: run make gen`);
+    console.error(`${OUT.pathname} is out of date with generated/openapi.yaml: run make gen`);
     process.exit(1);
   }
 } else {

@@ -1,4 +1,4 @@
-// Generated from openapi/openapi.yaml by `make gen` (gen/idempotent-writes.ts): do not edit.
+// Generated from the contract (generated/openapi.yaml) by `make gen` (gen/idempotent-writes.ts): do not edit.
 // The writes that accept an Idempotency-Key, as [method, a pattern of the URL path's end].
 export const IDEMPOTENT_WRITES: ReadonlyArray<readonly [string, RegExp]> = [
   ['POST', /\/api\/v1\/users$/], // createUser

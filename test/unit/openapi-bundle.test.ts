@@ -1,0 +1,43 @@
+// The contract is written split by tag under openapi/ and published as one bundle,
+// generated/openapi.yaml (make gen; make check-gen fails when the committed bundle differs from a
+// fresh one). Everything reads the bundle, so it must stand alone, and its component names (the
+// SDK's type names) must be the ones the root declares, not names the bundler made up.
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+
+type Doc = { paths: Record<string, unknown>; components: Record<string, Record<string, unknown>> };
+const root = parse(readFileSync('openapi/openapi.yaml', 'utf8')) as Doc;
+const bundle = parse(readFileSync('generated/openapi.yaml', 'utf8')) as Doc;
+
+function refs(node: unknown, found: string[] = []): string[] {
+  if (Array.isArray(node)) node.forEach((item) => refs(item, found));
+  else if (node !== null && typeof node === 'object')
+    for (const [key, value] of Object.entries(node)) {
+      if (key === '$ref' && typeof value === 'string') found.push(value);
+      else refs(value, found);
+    }
+  return found;
+}
+
+describe('generated/openapi.yaml, the bundle of openapi/', () => {
+  it('stands alone: every $ref points inside it, at something that exists', () => {
+    const all = refs(bundle);
+    expect(all.length).toBeGreaterThan(100);
+    const dangling = all.filter((ref) => {
+      const [, kind, name] = /^#\/components\/(\w+)\/([^/]+)$/.exec(ref) ?? [];
+      return !kind || !name || bundle.components[kind]?.[name] === undefined;
+    });
+    expect(dangling).toEqual([]);
+  });
+
+  it("has the root's paths and components, by the root's names and in its order", () => {
+    expect(Object.keys(bundle.paths)).toEqual(Object.keys(root.paths));
+    const names = (doc: Doc) =>
+      Object.entries(doc.components).flatMap(([kind, entries]) =>
+        Object.keys(entries).map((name) => `${kind}/${name}`),
+      );
+    // A component only $ref'd from a file, not declared in the root, would show up here last.
+    expect(names(bundle)).toEqual(names(root));
+  });
+});
