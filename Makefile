@@ -1,4 +1,4 @@
-.PHONY: install start worker build bundle test canary check spec-diff gen check-gen lint typecheck format docs docs-check migrate tenant seed bench clean
+.PHONY: install start worker build bundle sdk test canary check spec-diff gen check-gen lint typecheck format docs docs-check migrate tenant seed bench clean
 SHELL := /bin/bash
 
 # Reinstall only when the lock file changed since the last install. npm 11 is required: it honours
@@ -66,6 +66,10 @@ check-gen: install
 	npx openapi-typescript openapi/openapi.yaml -o clients/typescript/src/generated/openapi.ts --check
 	node --import tsx clients/typescript/gen/idempotent-writes.ts --check
 	node --import tsx src/cli/db-snapshots.ts --check
+
+# The SDK as a tarball for partners: dist/subscriptions-api-sdk-<version>.tgz (npm install <it>).
+sdk: install
+	mkdir -p dist && npm pack -w clients/typescript --pack-destination dist
 
 # The contract as one self-contained file for other tools (dist/openapi.yaml), linted strictly.
 bundle: install
