@@ -1,4 +1,4 @@
-.PHONY: install start worker build bundle test canary check spec-diff gen check-gen lint typecheck format migrate tenant seed bench clean
+.PHONY: install start worker build bundle sdk test canary check spec-diff gen check-gen lint typecheck format docs docs-check migrate tenant seed bench clean
 SHELL := /bin/bash
 
 # The contract is written in openapi/ (openapi.yaml and the files it $refs); this makes it one document.
@@ -36,8 +36,19 @@ test: install check-gen
 canary: install
 	test/canary/run.sh
 
-# Everything CI checks besides the tests: contract drift, types, lint (spec and code), formatting.
-check: check-gen typecheck lint format
+# Everything CI checks besides the tests: contract drift, types, lint (spec and code), formatting,
+# and the docs showing their examples as they are.
+check: check-gen typecheck lint format docs-check
+
+# The examples of the docs (docs/examples/*.sh): run against a test server, their output recorded
+# (docs/examples/output/), then each example and its output written into the pages that show it.
+docs: install
+	RECORD_EXAMPLES=1 npx vitest run test/docs/examples.test.ts
+	node --import tsx src/cli/docs.ts
+
+# Fails if a page does not show an example, or its recorded output, exactly as the files are.
+docs-check: install
+	node --import tsx src/cli/docs.ts --check
 
 # Breaking changes of the contract against BASE (default: the newest v* tag, else HEAD~1); fails
 # unless info.version's major (its minor while 0.x) went up. make spec-diff BASE=<ref>
@@ -63,6 +74,10 @@ check-gen: install
 	npx openapi-typescript generated/openapi.yaml -o clients/typescript/src/generated/openapi.ts --check
 	node --import tsx clients/typescript/gen/idempotent-writes.ts --check
 	node --import tsx src/cli/db-snapshots.ts --check
+
+# The SDK as a tarball for partners: dist/subscriptions-api-sdk-<version>.tgz (npm install <it>).
+sdk: install
+	mkdir -p dist && npm pack -w clients/typescript --pack-destination dist
 
 # The contract as one self-contained file for other tools (dist/openapi.yaml), linted strictly.
 bundle: install

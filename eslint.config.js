@@ -73,6 +73,13 @@ export default tseslint.config(
     languageOptions: { globals: globals.browser },
   },
   {
+    // The docs' example programs are plain Node JavaScript that readers copy: lint them with Node
+    // globals and without the rules that need type information (they are outside the TS project).
+    files: ['docs/examples/**/*.mjs'],
+    extends: [tseslint.configs.disableTypeChecked],
+    languageOptions: { globals: globals.node },
+  },
+  {
     // Matchers such as expect.any() are typed any by design.
     files: ['test/**'],
     rules: { '@typescript-eslint/no-unsafe-assignment': 'off' },

@@ -57,7 +57,8 @@ export interface TestContext {
   sdk(key: string): Promise<SubscriptionsClient>;
 }
 
-export function useTestApp(): TestContext {
+/** appOptions: for the app that ctx.api and ctx.baseUrl() reach (e.g. the webhook URL policy). */
+export function useTestApp(appOptions: Partial<AppOptions> = {}): TestContext {
   const database = `test_${randomUUID().replaceAll('-', '')}`;
   const serverUrl = inject('serverUrl');
   const requests: RecordedRequest[] = [];
@@ -96,7 +97,7 @@ export function useTestApp(): TestContext {
     ctx.url = url;
     ctx.db = createDb(url, { poolSize: 2 });
     ctx.appDb = createDb(url, { poolSize: 4, asAppRole: true });
-    const app = recorded();
+    const app = recorded(appOptions);
     ctx.anonymous = supertest(app);
     ctx.withKey = (key) => supertest.agent(app).set('Authorization', `Bearer ${key}`);
     ctx.appWith = (options) => supertest(recorded(options));
