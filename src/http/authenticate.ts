@@ -6,6 +6,7 @@ import { PLATFORM_SCOPE, ROLE_SCOPES } from '../auth/roles.js';
 import { findOperation } from '../operations.js';
 import { authenticateKey } from '../services/api-keys.js';
 import type { Actor, KeyHolder, ServiceContext } from '../services/context.js';
+import { bearerToken } from './bearer.js';
 import { ProblemError } from './problems.js';
 
 export type Caller =
@@ -58,10 +59,9 @@ export function authenticate(ctx: ServiceContext, platformKey: string | undefine
     req.operation = operation;
     if (!operation?.scopes) return next(); // public, or no such operation (the validator answers 404/405)
 
-    // RFC 9110: one or more spaces between the scheme and the credentials.
-    const match = /^Bearer +([^\s]+)$/i.exec(req.get('authorization') ?? '');
-    if (!match?.[1]) throw unauthorized('Send an API key as Authorization: Bearer <key>.');
-    const caller = await identify(ctx, match[1], platformKey);
+    const key = bearerToken(req.get('authorization'));
+    if (!key) throw unauthorized('Send an API key as Authorization: Bearer <key>.');
+    const caller = await identify(ctx, key, platformKey);
     if (!caller) throw unauthorized('The API key is not valid: unknown, expired or revoked.');
 
     const missing = operation.scopes.filter((scope) => !caller.scopes.includes(scope));
