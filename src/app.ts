@@ -14,6 +14,7 @@ import { authenticate } from './http/authenticate.js';
 import { strictFormats } from './http/formats.js';
 import { headAsGet } from './http/head.js';
 import { createMetrics, type Metrics, metricsHandler } from './http/metrics.js';
+import { requireDeclaredMediaType } from './http/media-type.js';
 import { observe } from './http/observe.js';
 import { notFoundHandler, problemHandler } from './http/problems.js';
 import { rateLimitPerKey } from './http/rate-limit.js';
@@ -99,7 +100,7 @@ export function createApp({
   app.use(observe(logger, metrics));
   // Before anything that answers: every response carries them, the probes' and /metrics' too.
   app.use(securityHeaders);
-  // Probes answer before anything else: load balancers call them often, and they have no input.
+  // Probes answer before anything else: load balancers call them often, and they take no input.
   app.use(healthRouter(ctx));
   app.get('/metrics', metricsHandler(metrics, metricsToken));
 
@@ -127,7 +128,9 @@ export function createApp({
   // read, so a caller learns nothing about the API (no 400, 413 or 415 before the 401).
   app.use(authenticate(ctx, platformAdminKey));
   app.use(rateLimitPerKey(rateLimitPerMinute, new SharedRateLimitStore(ctx, rateLimitSyncMs)));
-  // Parse every JSON-ish type so the validator, not the parser, decides what is acceptable.
+  // Content in a media type the operation does not declare (or none) is refused, never ignored.
+  app.use(requireDeclaredMediaType);
+  // Every JSON media type an operation may declare (application/json, application/merge-patch+json).
   app.use(express.json({ limit: bodyLimit, type: ['application/json', 'application/*+json'] }));
   app.use(rejectBadText);
   app.use(headAsGet);

@@ -3,7 +3,6 @@
 import type { Request, RequestHandler } from 'express';
 import { sameKey } from '../auth/keys.js';
 import { PLATFORM_SCOPE, ROLE_SCOPES } from '../auth/roles.js';
-import { findOperation } from '../operations.js';
 import { authenticateKey } from '../services/api-keys.js';
 import type { Actor, KeyHolder, ServiceContext } from '../services/context.js';
 import { bearerToken } from './bearer.js';
@@ -55,8 +54,7 @@ async function identify(
 
 export function authenticate(ctx: ServiceContext, platformKey: string | undefined): RequestHandler {
   return async (req, _res, next) => {
-    const operation = findOperation(req.method === 'HEAD' ? 'GET' : req.method, req.path);
-    req.operation = operation;
+    const operation = req.operation; // matched by observe()
     if (!operation?.scopes) return next(); // public, or no such operation (the validator answers 404/405)
 
     const key = bearerToken(req.get('authorization'));
