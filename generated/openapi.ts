@@ -670,7 +670,8 @@ export interface paths {
          *     worker then performs, in time order, everything due up to it for the clock's
          *     subscriptions: scheduled cancellations, renewal invoices, payment submissions and
          *     settlements, dunning retries (each stamped with its simulated time), and sets `status`
-         *     back to `ready`. Not later than now on the clock: 422. Still advancing: 409.
+         *     back to `ready`. Not later than now on the clock, or more than 5 calendar years later: 422.
+         *     Still advancing: 409.
          */
         post: operations["advanceTestClock"];
         delete?: never;
@@ -1701,7 +1702,8 @@ export interface components {
         TestClockAdvance: {
             /**
              * Format: date-time
-             * @description Later than the clock's time, and at most 5 years later.
+             * @description Later than the clock's time, and at most 5 calendar years later: the same date and time
+             *     of day (UTC) 5 years on (from 29 February, 28 February), to the millisecond. Otherwise 422.
              */
             frozen_time: string;
         };
