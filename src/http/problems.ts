@@ -34,6 +34,7 @@ const TITLES = {
   'precondition-failed': 'Precondition failed',
   'idempotency-in-progress': 'Request in progress',
   'idempotency-key-reused': 'Idempotency key reused',
+  'idempotency-replay-withheld': 'Replay withheld',
 } as const;
 export type ProblemType = keyof typeof TITLES;
 
@@ -176,6 +177,15 @@ export function toProblem(error: unknown): ProblemError | undefined {
         'A request with this Idempotency-Key is still running; retry in a moment to get its answer.',
         undefined,
         { 'Retry-After': '1' },
+      );
+    }
+    if (error.stop.kind === 'withheld') {
+      return new ProblemError(
+        409,
+        'idempotency-replay-withheld',
+        'The request with this Idempotency-Key succeeded, but the secret its answer carried has been ' +
+          'rotated since (or the resource deleted), and a secret is never handed out again. Read the ' +
+          'resource with GET; rotate its secret for a new one.',
       );
     }
     if (error.stop.kind === 'key-reused') {

@@ -763,7 +763,8 @@ export interface paths {
          *     the endpoint's secret. The secret is in this response and in that of
          *     `rotate-secret`, nowhere else: store it now. The URL must be `https:` and must not name or
          *     resolve to a loopback, private, link-local, metadata or otherwise internal address (422;
-         *     see the `webhooks` tag).
+         *     see the `webhooks` tag). A retry with the same `Idempotency-Key` gets the secret again only
+         *     while it is the endpoint's current secret: 409 once it was rotated out.
          */
         post: operations["createWebhookEndpoint"];
         delete?: never;
@@ -820,7 +821,9 @@ export interface paths {
          * @description Makes a new secret, shown in this response only. The current one keeps signing for
          *     `grace_period_seconds` (default 24 hours; 0 ends it now): meanwhile every delivery carries
          *     two `v1=` signatures, one per secret, so receivers can switch at their pace. Rotating
-         *     again during a grace period ends the older secret's at once: at most two secrets sign.
+         *     again during a grace period ends the older secret's at once: at most two secrets sign. A
+         *     retry with the same `Idempotency-Key` gets the new secret again only while it is current:
+         *     409 once it was rotated out.
          */
         post: operations["rotateWebhookEndpointSecret"];
         delete?: never;
@@ -5597,6 +5600,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["Unprocessable"];
@@ -5837,6 +5841,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
             412: components["responses"]["PreconditionFailed"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
