@@ -1111,7 +1111,10 @@ export interface components {
          * @example US-CA
          */
         Region: string;
-        /** @description Units of the plan (seats, say); 1 when absent. */
+        /**
+         * @description Units of the plan (seats, say); 1 when absent. A subscription's price for them (its
+         *     `plan_cost`) is at most 9999999999.99 a period: a quantity priced higher is 422.
+         */
         Quantity: number;
         /**
          * @description An exact non-negative price per unit with up to four decimals, as a string.
@@ -1415,7 +1418,7 @@ export interface components {
             next_cursor: string | null;
         };
         PlanTier: {
-            /** @description The last unit of the tier; null for the last, open tier. */
+            /** @description The last unit of the tier (at most the largest quantity); null for the last, open tier. */
             up_to: number | null;
             unit_amount: components["schemas"]["UnitAmount"];
             flat_amount: components["schemas"]["UnitAmount"];

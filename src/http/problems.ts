@@ -6,6 +6,7 @@ import type { Schemas } from '../contract.js';
 import { isDatabaseUnavailable, isKeyRejected } from '../database/errors.js';
 import type { Logger } from '../logger.js';
 import { PeriodBeyondCalendarError } from '../billing/periods.js';
+import { MAX_PERIOD_AMOUNT, PriceTooHighError } from '../billing/pricing.js';
 import { IdempotencyStop } from '../services/context.js';
 import { sendStored } from './replies.js';
 
@@ -78,10 +79,15 @@ function fromPgError(error: pg.DatabaseError): ProblemError | undefined {
   if (code === '23505') return conflict('A resource with these unique values already exists.');
   if (code === '23503') return conflict('The resource is still referenced by another resource.');
   if (code.startsWith('23')) return unprocessable('The request breaks a rule of the data.');
-  // Class 22 (data exception): a value the validator let through that PostgreSQL cannot store.
-  if (code.startsWith('22')) return new ProblemError(400, 'validation-error', 'A value is out of range.');
+  // Class 22 (data exception): a valid request whose value PostgreSQL cannot store. Every such
+  // limit is stated in openapi.yaml or checked by a service, so this is a gap (logged as an
+  // error by problemHandler); the client still gets what it is: a valid request breaking a rule.
+  if (isDataException(error)) return unprocessable('A value is out of range for what this API can store.');
   return undefined;
 }
+
+const isDataException = (error: unknown): error is pg.DatabaseError =>
+  error instanceof pg.DatabaseError && (error.code ?? '').startsWith('22');
 
 /** Seconds a client should wait before retrying while the database is away. */
 export const DATABASE_RETRY_AFTER_SECONDS = 5;
@@ -197,6 +203,15 @@ export function toProblem(error: unknown): ProblemError | undefined {
       );
     }
   }
+  if (error instanceof PriceTooHighError) {
+    return unprocessable(`${error.message}: choose a smaller quantity or another plan.`, [
+      {
+        location: 'body',
+        field: '/quantity',
+        message: `prices the subscription at ${error.amount} a period; at most ${MAX_PERIOD_AMOUNT} is allowed`,
+      },
+    ]);
+  }
   if (error instanceof PeriodBeyondCalendarError) {
     return unprocessable(
       `${error.message}: dates in this API have four-digit years. Choose an earlier date or a shorter interval.`,
@@ -254,6 +269,12 @@ export function problemHandler(logger: Logger): ErrorRequestHandler {
         request_id: req.id,
       });
       return;
+    }
+    if (isDataException(error)) {
+      logger.error(
+        { request_id: req.id, method: req.method, path: instance, err: error },
+        'a valid request overflowed the database: state the limit in openapi.yaml or check it in a service',
+      );
     }
     if (problem.status === 503) {
       const reason = error instanceof Error ? error.message : String(error);
