@@ -1418,7 +1418,7 @@ export interface components {
             next_cursor: string | null;
         };
         PlanTier: {
-            /** @description The last unit of the tier (at most the largest quantity); null for the last, open tier. */
+            /** @description The last unit of the tier (at most 2^53 - 1, which JSON parsers hold exactly); null for the last, open tier. */
             up_to: number | null;
             unit_amount: components["schemas"]["UnitAmount"];
             flat_amount: components["schemas"]["UnitAmount"];
