@@ -7,7 +7,6 @@ import { fileURLToPath } from 'node:url';
 import cors from 'cors';
 import express, { type Express } from 'express';
 import * as OpenApiValidator from 'express-openapi-validator';
-import helmet from 'helmet';
 import swaggerUi from 'swagger-ui-express';
 import { KeyCache } from './auth/key-cache.js';
 import { type Db, poolStats } from './database/connection.js';
@@ -15,9 +14,11 @@ import { authenticate } from './http/authenticate.js';
 import { strictFormats } from './http/formats.js';
 import { headAsGet } from './http/head.js';
 import { createMetrics, type Metrics, metricsHandler } from './http/metrics.js';
+import { requireDeclaredMediaType } from './http/media-type.js';
 import { observe } from './http/observe.js';
 import { notFoundHandler, problemHandler } from './http/problems.js';
 import { rateLimitPerKey } from './http/rate-limit.js';
+import { securityHeaders } from './http/security-headers.js';
 import { rejectBadText } from './http/text.js';
 import { type Logger, silentLogger } from './logger.js';
 import { analyticsRouter } from './routes/analytics.js';
@@ -97,12 +98,12 @@ export function createApp({
   app.set('strict routing', false);
 
   app.use(observe(logger, metrics));
-  // Probes answer before anything else: load balancers call them often, and they have no input.
+  // Before anything that answers: every response carries them, the probes' and /metrics' too.
+  app.use(securityHeaders);
+  // Probes answer before anything else: load balancers call them often, and they take no input.
   app.use(healthRouter(ctx));
   app.get('/metrics', metricsHandler(metrics, metricsToken));
 
-  // upgrade-insecure-requests would break Swagger UI served over plain http (local development).
-  app.use(helmet({ contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } } }));
   if (corsOrigins.length > 0) {
     const exposedHeaders = ['Location', 'RateLimit', 'RateLimit-Policy', 'Retry-After', 'X-Request-Id'];
     app.use(cors({ origin: [...corsOrigins], exposedHeaders }));
@@ -127,7 +128,9 @@ export function createApp({
   // read, so a caller learns nothing about the API (no 400, 413 or 415 before the 401).
   app.use(authenticate(ctx, platformAdminKey));
   app.use(rateLimitPerKey(rateLimitPerMinute, new SharedRateLimitStore(ctx, rateLimitSyncMs)));
-  // Parse every JSON-ish type so the validator, not the parser, decides what is acceptable.
+  // Content in a media type the operation does not declare (or none) is refused, never ignored.
+  app.use(requireDeclaredMediaType);
+  // Every JSON media type an operation may declare (application/json, application/merge-patch+json).
   app.use(express.json({ limit: bodyLimit, type: ['application/json', 'application/*+json'] }));
   app.use(rejectBadText);
   app.use(headAsGet);

@@ -8,6 +8,8 @@ export interface Operation {
   operationId: string;
   /** Scopes a key needs, from the operation's `security`; null for a public operation. */
   scopes: string[] | null;
+  /** The media types its request body may have; empty when it takes no body. */
+  mediaTypes: string[];
   pattern: RegExp;
 }
 
@@ -18,13 +20,18 @@ export const operations: Operation[] = Object.entries(spec.paths).flatMap(([temp
   Object.entries(item)
     .filter(([method]) => METHODS.has(method))
     .map(([method, raw]) => {
-      const op = raw as { operationId: string; security?: SecurityRequirement[] };
+      const op = raw as {
+        operationId: string;
+        security?: SecurityRequirement[];
+        requestBody?: { content?: Record<string, unknown> };
+      };
       const security = op.security ?? (spec.security as SecurityRequirement[]);
       return {
         method: method.toUpperCase(),
         template,
         operationId: op.operationId,
         scopes: security.length ? Object.values(security[0] ?? {}).flat() : null,
+        mediaTypes: Object.keys(op.requestBody?.content ?? {}),
         pattern: new RegExp(`^${template.replace(/\{[^}]+\}/g, '[^/]+')}/?$`),
       };
     }),

@@ -67,7 +67,8 @@ select u.id, r.status,
          * case when r.billing_interval = 'year' then 9 else 0.9 end, 2)),
        case when r.kind = 'seats' then 'month' else r.billing_interval end,
        r.start_date,
-       case when r.status = 'canceled' then r.start_date + interval '30 days' end,
+       -- 30 days after the start, or today for the younger ones: never in the future.
+       case when r.status = 'canceled' then r.start_date + least(30, current_date - r.start_date) * interval '1 day' end,
        r.start_date, r.start_date, p.plan_id, p.version_id, r.quantity, p.snapshot
 from rows r
 join numbered_users u on u.n = r.user_n

@@ -72,6 +72,7 @@ select n.id, n.user_id, n.invoice_status, n.number, n.period_start, n.period_end
        n.period_start,
        case when n.invoice_status = 'paid' then n.period_start + (1 + floor(n.r_status * 1000)::int % 10) * interval '1 day' end,
        case when n.invoice_status = 'void' then n.period_start + interval '2 days' end,
-       case when n.invoice_status = 'uncollectible' then n.period_start + interval '30 days' end,
+       -- A month after the invoice date, but never after its period ended (before today).
+       case when n.invoice_status = 'uncollectible' then least(n.period_start + interval '30 days', n.period_end) end,
        n.period_start, n.period_start
 from numbered n left join plans pl on pl.tenant_id = current_setting('app.tenant_id')::uuid and pl.id = n.plan_id

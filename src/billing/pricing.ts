@@ -34,6 +34,24 @@ export interface BreakdownLine {
   amount: string;
 }
 
+/**
+ * The most a subscription may cost a period: its plan_cost is Money, ten integer digits and two
+ * decimals (numeric(12, 2)). A quote may exceed it; a subscription may not.
+ */
+export const MAX_PERIOD_AMOUNT = '9999999999.99';
+
+/** A subscription priced over MAX_PERIOD_AMOUNT (a quantity too large for its plan's price). */
+export class PriceTooHighError extends RangeError {
+  constructor(
+    readonly quantity: number,
+    readonly amount: string,
+  ) {
+    super(
+      `${quantity} units of this plan cost ${amount} a period, over the most a subscription may cost, ${MAX_PERIOD_AMOUNT}`,
+    );
+  }
+}
+
 export interface Quote {
   /** The total, rounded to the cent. */
   amount: string;

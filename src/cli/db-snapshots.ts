@@ -110,11 +110,12 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
           limit: 20,
           after: { xid: '1', seq: '1' },
           types: ['user.created', 'user.updated'],
+          resourceType: 'user',
           resourceId: USER,
           occurredFrom: '2026-01-01T00:00:00Z',
           occurredBefore: '2027-01-01T00:00:00Z',
         }),
-      hasEvents: (db) => events.hasEvents(db, USER),
+      hasEvents: (db) => events.hasEvents(db, 'user', USER),
     },
   },
   'idempotency-keys': {

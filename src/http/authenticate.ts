@@ -3,9 +3,9 @@
 import type { Request, RequestHandler } from 'express';
 import { sameKey } from '../auth/keys.js';
 import { PLATFORM_SCOPE, ROLE_SCOPES } from '../auth/roles.js';
-import { findOperation } from '../operations.js';
 import { authenticateKey } from '../services/api-keys.js';
 import type { Actor, KeyHolder, ServiceContext } from '../services/context.js';
+import { bearerToken } from './bearer.js';
 import { ProblemError } from './problems.js';
 
 export type Caller =
@@ -54,14 +54,12 @@ async function identify(
 
 export function authenticate(ctx: ServiceContext, platformKey: string | undefined): RequestHandler {
   return async (req, _res, next) => {
-    const operation = findOperation(req.method === 'HEAD' ? 'GET' : req.method, req.path);
-    req.operation = operation;
+    const operation = req.operation; // matched by observe()
     if (!operation?.scopes) return next(); // public, or no such operation (the validator answers 404/405)
 
-    // RFC 9110: one or more spaces between the scheme and the credentials.
-    const match = /^Bearer +([^\s]+)$/i.exec(req.get('authorization') ?? '');
-    if (!match?.[1]) throw unauthorized('Send an API key as Authorization: Bearer <key>.');
-    const caller = await identify(ctx, match[1], platformKey);
+    const key = bearerToken(req.get('authorization'));
+    if (!key) throw unauthorized('Send an API key as Authorization: Bearer <key>.');
+    const caller = await identify(ctx, key, platformKey);
     if (!caller) throw unauthorized('The API key is not valid: unknown, expired or revoked.');
 
     const missing = operation.scopes.filter((scope) => !caller.scopes.includes(scope));

@@ -3,7 +3,7 @@
 // background worker's (jobs, queue depth, webhook deliveries: prom-client's default registry)
 // when this process runs it.
 import cluster from 'node:cluster';
-import { randomUUID, timingSafeEqual } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { RequestHandler } from 'express';
 import {
@@ -15,6 +15,10 @@ import {
   Registry,
   register as workerRegistry,
 } from 'prom-client';
+import { sameKey } from '../auth/keys.js';
+import { bearerToken } from './bearer.js';
+import { problemBody, ProblemError, type ProblemType } from './problems.js';
+import { SECURITY_HEADERS } from './security-headers.js';
 
 export interface PoolStats {
   total: number;
@@ -83,22 +87,23 @@ export function createMetrics(poolStats: () => PoolStats | undefined): Metrics {
   };
 }
 
+/** Whether an Authorization header carries the metrics token, read as API keys are read. */
+function presentsToken(header: string | undefined, token: string): boolean {
+  const presented = bearerToken(header);
+  return presented !== undefined && sameKey(presented, token);
+}
+
+const NEEDS_TOKEN = 'Metrics need the metrics token: Authorization: Bearer <METRICS_TOKEN>.';
+
 /**
  * GET /metrics, for a scraper presenting `Authorization: Bearer <token>`. Without a token
  * configured it answers 404 like any unknown path: metrics are off.
  */
 export function metricsHandler(metrics: Metrics, token: string | undefined): RequestHandler {
-  const expected = token && Buffer.from(`Bearer ${token}`);
   return async (req, res, next) => {
-    if (!expected) return next();
-    const presented = Buffer.from(req.get('authorization') ?? '');
-    if (presented.length !== expected.length || !timingSafeEqual(presented, expected)) {
-      res
-        .status(401)
-        .set('WWW-Authenticate', 'Bearer')
-        .type('text/plain')
-        .send('metrics need the metrics token\n');
-      return;
+    if (!token) return next();
+    if (!presentsToken(req.get('authorization'), token)) {
+      throw new ProblemError(401, 'unauthorized', NEEDS_TOKEN, undefined, { 'WWW-Authenticate': 'Bearer' });
     }
     const text = cluster.isWorker
       ? await askPrimary()
@@ -153,23 +158,31 @@ export async function startWorkerMetricsServer(
   host: string,
   token: string,
 ): Promise<{ port: number; close(): Promise<void> }> {
-  const expected = Buffer.from(`Bearer ${token}`);
+  const problem = (
+    res: http.ServerResponse,
+    [status, type, detail]: [number, ProblemType, string],
+    headers: Record<string, string> = {},
+  ) =>
+    res
+      .writeHead(status, { ...SECURITY_HEADERS, ...headers, 'Content-Type': 'application/problem+json' })
+      .end(JSON.stringify(problemBody(status, type, detail)));
   const server = http.createServer((req, res) => {
     const path = (req.url ?? '').split('?')[0];
-    if (req.method !== 'GET' || path !== '/metrics') {
-      res.writeHead(404, { 'Content-Type': 'text/plain' }).end('only GET /metrics here\n');
-      return;
+    if (path !== '/metrics') return problem(res, [404, 'not-found', 'Only /metrics is served here.']);
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      return problem(res, [405, 'method-not-allowed', 'Use GET.'], { Allow: 'GET, HEAD' });
     }
-    const presented = Buffer.from(req.headers.authorization ?? '');
-    if (presented.length !== expected.length || !timingSafeEqual(presented, expected)) {
-      res
-        .writeHead(401, { 'Content-Type': 'text/plain', 'WWW-Authenticate': 'Bearer' })
-        .end('metrics need the metrics token\n');
-      return;
+    if (!presentsToken(req.headers.authorization, token)) {
+      return problem(res, [401, 'unauthorized', NEEDS_TOKEN], { 'WWW-Authenticate': 'Bearer' });
     }
     workerRegistry.metrics().then(
-      (text) => res.writeHead(200, { 'Content-Type': workerRegistry.contentType }).end(text),
-      (error: unknown) => res.writeHead(500, { 'Content-Type': 'text/plain' }).end(`${String(error)}\n`),
+      (text) =>
+        res.writeHead(200, { ...SECURITY_HEADERS, 'Content-Type': workerRegistry.contentType }).end(text),
+      // A collector failed: nothing a scraper could act on, so a bare 500 as the API answers it.
+      () =>
+        res
+          .writeHead(500, { ...SECURITY_HEADERS, 'Content-Type': 'application/problem+json' })
+          .end(JSON.stringify({ type: 'about:blank', title: 'Internal Server Error', status: 500 })),
     );
   });
   await new Promise<void>((resolve, reject) => {

@@ -1,16 +1,17 @@
-// The first middleware: gives every request an id, and when its response is done writes one
-// access log line and records it in the metrics. Never logs the body, the query string or the key.
+// The first middleware: gives every request an id and its operation of openapi.yaml, and when its
+// response is done writes one access log line and records it in the metrics. Never logs the
+// body, the query string or the key.
 import { randomUUID } from 'node:crypto';
 import type { RequestHandler } from 'express';
 import type { Logger } from '../logger.js';
-import type { Operation } from '../operations.js';
+import { findOperation, type Operation } from '../operations.js';
 import type { Metrics } from './metrics.js';
 
 declare module 'express-serve-static-core' {
   interface Request {
     /** X-Request-Id: the caller's when well-formed, else generated. */
     id: string;
-    /** The operation of openapi.yaml this request is for, once authenticate has matched it. */
+    /** The operation of openapi.yaml this request is for; undefined for other paths. */
     operation?: Operation;
   }
 }
@@ -24,6 +25,8 @@ export function observe(logger: Logger, metrics: Metrics): RequestHandler {
     const given = req.headers['x-request-id'];
     req.id = typeof given === 'string' && WELL_FORMED.test(given) ? given : randomUUID();
     res.setHeader('X-Request-Id', req.id);
+    // HEAD works wherever GET does (http/head.ts).
+    req.operation = findOperation(req.method === 'HEAD' ? 'GET' : req.method, req.path);
     res.once('close', () => {
       const ms = performance.now() - started;
       const operation = req.operation?.operationId ?? 'none';

@@ -6,6 +6,7 @@ import type { Schemas } from '../contract.js';
 import { isDatabaseUnavailable, isKeyRejected } from '../database/errors.js';
 import type { Logger } from '../logger.js';
 import { PeriodBeyondCalendarError } from '../billing/periods.js';
+import { MAX_PERIOD_AMOUNT, PriceTooHighError } from '../billing/pricing.js';
 import { IdempotencyStop } from '../services/context.js';
 import { sendStored } from './replies.js';
 
@@ -34,6 +35,7 @@ const TITLES = {
   'precondition-failed': 'Precondition failed',
   'idempotency-in-progress': 'Request in progress',
   'idempotency-key-reused': 'Idempotency key reused',
+  'idempotency-replay-withheld': 'Replay withheld',
 } as const;
 export type ProblemType = keyof typeof TITLES;
 
@@ -77,10 +79,15 @@ function fromPgError(error: pg.DatabaseError): ProblemError | undefined {
   if (code === '23505') return conflict('A resource with these unique values already exists.');
   if (code === '23503') return conflict('The resource is still referenced by another resource.');
   if (code.startsWith('23')) return unprocessable('The request breaks a rule of the data.');
-  // Class 22 (data exception): a value the validator let through that PostgreSQL cannot store.
-  if (code.startsWith('22')) return new ProblemError(400, 'validation-error', 'A value is out of range.');
+  // Class 22 (data exception): a valid request whose value PostgreSQL cannot store. Every such
+  // limit is stated in openapi.yaml or checked by a service, so this is a gap (logged as an
+  // error by problemHandler); the client still gets what it is: a valid request breaking a rule.
+  if (isDataException(error)) return unprocessable('A value is out of range for what this API can store.');
   return undefined;
 }
+
+const isDataException = (error: unknown): error is pg.DatabaseError =>
+  error instanceof pg.DatabaseError && (error.code ?? '').startsWith('22');
 
 /** Seconds a client should wait before retrying while the database is away. */
 export const DATABASE_RETRY_AFTER_SECONDS = 5;
@@ -178,6 +185,15 @@ export function toProblem(error: unknown): ProblemError | undefined {
         { 'Retry-After': '1' },
       );
     }
+    if (error.stop.kind === 'withheld') {
+      return new ProblemError(
+        409,
+        'idempotency-replay-withheld',
+        'The request with this Idempotency-Key succeeded, but the secret its answer carried has been ' +
+          'rotated since (or the resource deleted), and a secret is never handed out again. Read the ' +
+          'resource with GET; rotate its secret for a new one.',
+      );
+    }
     if (error.stop.kind === 'key-reused') {
       return new ProblemError(
         422,
@@ -186,6 +202,15 @@ export function toProblem(error: unknown): ProblemError | undefined {
         [{ location: 'headers', field: 'idempotency-key', message: 'used for a different request' }],
       );
     }
+  }
+  if (error instanceof PriceTooHighError) {
+    return unprocessable(`${error.message}: choose a smaller quantity or another plan.`, [
+      {
+        location: 'body',
+        field: '/quantity',
+        message: `prices the subscription at ${error.amount} a period; at most ${MAX_PERIOD_AMOUNT} is allowed`,
+      },
+    ]);
   }
   if (error instanceof PeriodBeyondCalendarError) {
     return unprocessable(
@@ -244,6 +269,12 @@ export function problemHandler(logger: Logger): ErrorRequestHandler {
         request_id: req.id,
       });
       return;
+    }
+    if (isDataException(error)) {
+      logger.error(
+        { request_id: req.id, method: req.method, path: instance, err: error },
+        'a valid request overflowed the database: state the limit in openapi.yaml or check it in a service',
+      );
     }
     if (problem.status === 503) {
       const reason = error instanceof Error ? error.message : String(error);

@@ -6,6 +6,7 @@ import http from 'node:http';
 import type { Socket } from 'node:net';
 import type { Express } from 'express';
 import { problemBody, type ProblemType } from './problems.js';
+import { SECURITY_HEADERS } from './security-headers.js';
 import { StartupError } from '../startup.js';
 
 const STATUS_TEXT: Record<number, string> = {
@@ -48,6 +49,9 @@ function answerClientError(error: Error & { code?: string }, socket: Socket): vo
   socket.end(
     `HTTP/1.1 ${status} ${STATUS_TEXT[status]}\r\n` +
       'Content-Type: application/problem+json\r\n' +
+      Object.entries(SECURITY_HEADERS)
+        .map(([name, value]) => `${name}: ${value}\r\n`)
+        .join('') +
       `Content-Length: ${Buffer.byteLength(body)}\r\n` +
       'Connection: close\r\n\r\n' +
       body,

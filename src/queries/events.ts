@@ -89,6 +89,8 @@ export interface EventFilter {
   /** The feed position after which to start: (xid, seq) of the last event seen. */
   after?: { xid: string; seq: string } | undefined;
   types?: readonly string[] | undefined;
+  /** With resourceId: the events of that resource as this type ('subscription'). */
+  resourceType?: string | undefined;
   resourceId?: string | undefined;
   occurredFrom?: string | undefined;
   occurredBefore?: string | undefined;
@@ -114,18 +116,20 @@ export function listEvents(db: Db, filter: EventFilter): Promise<EventRow[]> {
     query = query.where(sql<boolean>`(xid, seq) > (${filter.after.xid}::xid8, ${filter.after.seq}::bigint)`);
   }
   if (filter.types?.length) query = query.where('type', 'in', filter.types);
+  if (filter.resourceType) query = query.where('resource_type', '=', filter.resourceType);
   if (filter.resourceId) query = query.where('resource_id', '=', filter.resourceId);
   if (filter.occurredFrom) query = query.where('occurred_at', '>=', new Date(filter.occurredFrom));
   if (filter.occurredBefore) query = query.where('occurred_at', '<', new Date(filter.occurredBefore));
   return query.execute();
 }
 
-/** Whether any event names this resource (its history outlives the resource). */
-export async function hasEvents(db: Db, resourceId: string): Promise<boolean> {
+/** Whether any event names this resource, of this type (its history outlives the resource). */
+export async function hasEvents(db: Db, resourceType: string, resourceId: string): Promise<boolean> {
   const row = await db
     .selectFrom('events')
     .select('seq')
     .where('resource_id', '=', resourceId)
+    .where('resource_type', '=', resourceType)
     .limit(1)
     .executeTakeFirst();
   return row !== undefined;

@@ -125,14 +125,14 @@ export function updateWebhookEndpoint(
     .executeTakeFirstOrThrow();
 }
 
-/** The endpoint's signing secret (read only to rotate it). */
-export async function currentSecret(db: Db, id: string): Promise<string> {
+/** The endpoint's signing secret (read to rotate it, and to check a replay); undefined when gone. */
+export async function currentSecret(db: Db, id: string): Promise<string | undefined> {
   const row = await db
     .selectFrom('webhook_endpoints')
     .select('secret')
     .where('id', '=', id)
-    .executeTakeFirstOrThrow();
-  return row.secret;
+    .executeTakeFirst();
+  return row?.secret;
 }
 
 /** The deleted endpoint; its deliveries and attempts go with it. */

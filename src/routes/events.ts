@@ -8,11 +8,14 @@ import * as events from '../services/events.js';
 
 // The feed's cursor is a position, (xid, seq) of the last event read: opaque to clients.
 const PREFIX = 'e1:';
+/** The largest xid8 (unsigned 64-bit) and seq (bigint) a position can hold. */
+const MAX_XID = 2n ** 64n - 1n;
+const MAX_SEQ = 2n ** 63n - 1n;
 
 function decodePosition(cursor: string | undefined): { xid: string; seq: string } | undefined {
   if (cursor === undefined) return undefined;
   const match = /^e1:(\d{1,20}):(\d{1,20})$/.exec(Buffer.from(cursor, 'base64url').toString('utf8'));
-  if (!match) {
+  if (!match || BigInt(match[1]!) > MAX_XID || BigInt(match[2]!) > MAX_SEQ) {
     throw new ProblemError(
       400,
       'invalid-cursor',

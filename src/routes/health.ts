@@ -1,5 +1,6 @@
 import { Router } from 'express';
 import type { Schemas } from '../contract.js';
+import { requireDeclaredMediaType } from '../http/media-type.js';
 import { databaseUnavailable } from '../http/problems.js';
 import { isReady } from '../services/health.js';
 import type { ServiceContext } from '../services/context.js';
@@ -9,11 +10,12 @@ export function healthRouter(ctx: ServiceContext): Router {
   const ok: Schemas['Health'] = { status: 'ok' };
 
   // Liveness never touches the database: a slow database must not get the process restarted.
-  router.get('/healthz', (_req, res) => {
+  // They take no body: one sent is refused, as on every operation (the others check after auth).
+  router.get('/healthz', requireDeclaredMediaType, (_req, res) => {
     res.json(ok);
   });
 
-  router.get('/readyz', async (_req, res) => {
+  router.get('/readyz', requireDeclaredMediaType, async (_req, res) => {
     if (!(await isReady(ctx))) throw databaseUnavailable();
     res.json(ok);
   });

@@ -155,7 +155,8 @@ export function testClocksRouter(ctx: ServiceContext): Router {
         const message =
           outcome.kind === 'not-later'
             ? `must be later than the clock's time, ${outcome.current.frozen_time.toISOString()}`
-            : 'must be at most 5 years after the clock\u2019s time';
+            : `must be at most ${payments.MAX_ADVANCE_YEARS} years after the clock's time, ` +
+              `${outcome.latest.toISOString()} at the latest`;
         throw unprocessable(`frozen_time ${message}.`, [
           { location: 'body', field: '/frozen_time', message },
         ]);

@@ -40,6 +40,11 @@ export interface IdempotentRequest {
   fingerprint: string;
   /** The reply for the work's result, to store with it; undefined when the result is a refusal. */
   reply(result: unknown): StoredReply | undefined;
+  /**
+   * For stored replies that may not hold today what they held then (a secret since rotated): the
+   * reply to replay, read in a transaction of its own; undefined withholds it (409).
+   */
+  replay?(tx: Tx, stored: StoredReply): Promise<StoredReply | undefined>;
 }
 
 /** Who acts, in which tenant: an API key over HTTP, or the system (CLI, seed, jobs). */
@@ -56,7 +61,11 @@ export interface Actor extends TenantScope {
 /** An idempotency key that cannot run now: the HTTP layer answers these (http/problems.ts). */
 export class IdempotencyStop extends Error {
   constructor(
-    readonly stop: { kind: 'replay'; reply: StoredReply } | { kind: 'in-progress' } | { kind: 'key-reused' },
+    readonly stop:
+      | { kind: 'replay'; reply: StoredReply }
+      | { kind: 'in-progress' }
+      | { kind: 'key-reused' }
+      | { kind: 'withheld' },
   ) {
     super(`idempotency: ${stop.kind}`);
   }
@@ -168,8 +177,22 @@ async function inTenantOnce<T>(ctx: ServiceContext, actor: Actor, fn: (tx: Tx) =
   } catch (error) {
     // Revoked or expired since it was cached: the next request checks the database first.
     if (isKeyRejected(error)) ctx.keyCache?.forgetKey(actor.keyId);
+    if (error instanceof IdempotencyStop && error.stop.kind === 'replay' && actor.idempotency?.replay) {
+      throw await checkedReplay(ctx, actor, error.stop.reply);
+    }
     throw error;
   }
+}
+
+/** A stored reply that needs checking before a replay, checked after the work rolled back. */
+async function checkedReplay(
+  ctx: ServiceContext,
+  actor: Actor,
+  stored: StoredReply,
+): Promise<IdempotencyStop> {
+  const { idempotency, ...reader } = actor;
+  const reply = await inTenant(ctx, reader, (tx) => idempotency!.replay!(tx, stored));
+  return new IdempotencyStop(reply ? { kind: 'replay', reply } : { kind: 'withheld' });
 }
 
 /** A page of rows: the query fetched limit + 1, so `more` says whether another page follows. */

@@ -13,7 +13,10 @@ export function listEvents(
   return inTenant(ctx, actor, async (tx) => toPage(await events.listEvents(tx.db, filter), filter.limit));
 }
 
-/** A subscription's history; undefined when there never was such a subscription. */
+/**
+ * A subscription's history; undefined when there never was such a subscription. Only events of
+ * resource type subscription count: another resource's id (a user's, a plan's) is no subscription.
+ */
 export function listSubscriptionEvents(
   ctx: ServiceContext,
   actor: Actor,
@@ -23,9 +26,9 @@ export function listSubscriptionEvents(
   return inTenant(ctx, actor, async (tx) => {
     const [, page, exists, hasHistory] = await Promise.all([
       performDueCancellations(tx),
-      events.listEvents(tx.db, { ...filter, resourceId: subscriptionId }),
+      events.listEvents(tx.db, { ...filter, resourceType: 'subscription', resourceId: subscriptionId }),
       findSubscription(tx.db, subscriptionId),
-      events.hasEvents(tx.db, subscriptionId),
+      events.hasEvents(tx.db, 'subscription', subscriptionId),
     ]);
     return exists || hasHistory ? toPage(page, filter.limit) : undefined;
   });

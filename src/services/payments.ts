@@ -1,4 +1,5 @@
 // Payments of invoices through the API, test clocks, and the tenant's billing settings.
+import { anniversary } from '../billing/periods.js';
 import type { DunningFinalAction, PaymentRail, PaymentRow, TestClockRow } from '../database/schema.js';
 import * as settings from '../queries/billing-settings.js';
 import * as invoices from '../queries/invoices.js';
@@ -135,9 +136,19 @@ export type AdvanceOutcome =
   | { kind: 'stale'; current: TestClockRow }
   | { kind: 'busy'; current: TestClockRow }
   | { kind: 'not-later'; current: TestClockRow }
-  | { kind: 'too-far'; current: TestClockRow };
+  | { kind: 'too-far'; current: TestClockRow; latest: Date };
 
-const FIVE_YEARS_MS = 5 * 366 * 86_400_000;
+/** How far one advance may move a clock: calendar years. */
+export const MAX_ADVANCE_YEARS = 5;
+
+/**
+ * The latest time a clock at `from` may be advanced to: the same time of day (UTC), 5 calendar
+ * years on; from 29 February, 28 February.
+ */
+export function latestAdvance(from: Date): Date {
+  const iso = from.toISOString();
+  return new Date(`${anniversary(iso.slice(0, 10), 'year', MAX_ADVANCE_YEARS, 1)}${iso.slice(10)}`);
+}
 
 /** Moves the clock to `to` and enqueues the worker's catch-up (which sets it ready again). */
 export function advanceTestClock(
@@ -153,7 +164,8 @@ export function advanceTestClock(
     if (!satisfies(ifMatch, current.version)) return { kind: 'stale', current };
     if (current.status === 'advancing') return { kind: 'busy', current };
     if (to <= current.frozen_time) return { kind: 'not-later', current };
-    if (to.getTime() - current.frozen_time.getTime() > FIVE_YEARS_MS) return { kind: 'too-far', current };
+    const latest = latestAdvance(current.frozen_time);
+    if (to > latest) return { kind: 'too-far', current, latest };
     const clock = await clocks.updateTestClock(tx.db, id, { frozen_time: to, status: 'advancing' });
     tx.emit({
       type: 'test_clock.advancing',

@@ -2,8 +2,10 @@
 // changing it adds a plan version; subscriptions keep the version they are on until moved.
 import { formatPrice, parseAmount } from '../billing/money.js';
 import {
+  MAX_PERIOD_AMOUNT,
   type Price,
   type PriceModel,
+  PriceTooHighError,
   priceErrors,
   type Quote,
   quote,
@@ -249,9 +251,15 @@ export function quotePlan(
   });
 }
 
-/** What a subscription on this plan version costs for `quantity`, and the snapshot that explains it. */
+/**
+ * What a subscription on this plan version costs for `quantity`, and the snapshot that explains it.
+ * Over MAX_PERIOD_AMOUNT it throws PriceTooHighError (answered 422, naming the quantity).
+ */
 export function priceSubscription(planId: string, version: PlanVersionRow, quantity: number) {
   const priced = quote(priceOf(version), quantity);
+  if (parseAmount(priced.amount) > parseAmount(MAX_PERIOD_AMOUNT)) {
+    throw new PriceTooHighError(quantity, priced.amount);
+  }
   return {
     plan_id: planId,
     plan_version_id: version.id,

@@ -1,6 +1,7 @@
 // Webhook endpoints: where a tenant wants its events POSTed, and the deliveries made to them.
 // Every change is an event (which other endpoints may in turn receive); secrets appear only in
-// the answers that create or rotate them, never in events or reads.
+// the answers that create or rotate them, never in events, reads or idempotency records.
+import { createHash } from 'node:crypto';
 import type { WebhookEndpointStatus } from '../database/schema.js';
 import * as webhooks from '../queries/webhooks.js';
 import { toWebhookEndpointResponse } from '../responses/webhooks.js';
@@ -14,6 +15,7 @@ import {
   type ServiceContext,
   satisfies,
   toPage,
+  type StoredReply,
   type Tx,
   type VersionCondition,
 } from './context.js';
@@ -52,6 +54,41 @@ export function getWebhookEndpoint(
   return inTenant(ctx, actor, (tx) => webhooks.findWebhookEndpoint(tx.db, id));
 }
 
+const digest = (secret: string) => `sha256:${createHash('sha256').update(secret).digest('hex')}`;
+
+/** The stored reply with its body's `secret` replaced. */
+function withSecret(stored: StoredReply, secret: string): StoredReply {
+  const body = JSON.parse(stored.body) as Record<string, unknown>;
+  return { ...stored, body: JSON.stringify({ ...body, secret }) };
+}
+
+/**
+ * The answers that carry a secret (create, rotate-secret) are replayable, but keep no secret: the
+ * idempotency record holds the secret's SHA-256, and a replay puts the secret back only while it
+ * is still the endpoint's current one. Once rotated out (or the endpoint deleted) it is never
+ * handed out again: the replay is withheld (409).
+ */
+function keepingSecretsOut(actor: Actor): Actor {
+  const request = actor.idempotency;
+  if (!request) return actor;
+  return {
+    ...actor,
+    idempotency: {
+      ...request,
+      reply: (result) => {
+        const stored = request.reply(result);
+        return stored && withSecret(stored, digest((JSON.parse(stored.body) as { secret: string }).secret));
+      },
+      replay: async (tx, stored) => {
+        const { id, secret: kept } = JSON.parse(stored.body) as { id: string; secret: string };
+        const current = await webhooks.currentSecret(tx.db, id);
+        if (current === undefined || kept !== digest(current)) return undefined;
+        return withSecret(stored, current);
+      },
+    },
+  };
+}
+
 export interface NewEndpointInput {
   url: string;
   description?: string | null | undefined;
@@ -71,7 +108,7 @@ export async function createWebhookEndpoint(
   const refused = await checkWebhookUrl(input.url, policy);
   if (refused) return { kind: 'invalid-url', message: refused };
   const secret = newSecret();
-  return inTenant(ctx, actor, async (tx): Promise<CreateEndpointOutcome> => {
+  return inTenant(ctx, keepingSecretsOut(actor), async (tx): Promise<CreateEndpointOutcome> => {
     const endpoint = await webhooks.insertWebhookEndpoint(tx.db, {
       url: input.url,
       description: input.description ?? null,
@@ -177,11 +214,11 @@ export function rotateWebhookEndpointSecret(
   ifMatch?: VersionCondition,
 ): Promise<RotateSecretOutcome> {
   const secret = newSecret();
-  return inTenant(ctx, actor, async (tx): Promise<RotateSecretOutcome> => {
+  return inTenant(ctx, keepingSecretsOut(actor), async (tx): Promise<RotateSecretOutcome> => {
     const before = await webhooks.lockWebhookEndpoint(tx.db, id);
     if (!before) return { kind: 'missing' };
     if (!satisfies(ifMatch, before.version)) return { kind: 'stale', current: before };
-    const current = await webhooks.currentSecret(tx.db, id);
+    const current = (await webhooks.currentSecret(tx.db, id))!; // locked above
     const endpoint = await webhooks.updateWebhookEndpoint(tx.db, id, {
       secret,
       ...(graceSeconds > 0

@@ -38,17 +38,40 @@ const V4_RANGES: Array<[string, number, string]> = [
   ['240.0.0.0', 4, 'reserved'],
 ];
 const V6_RANGES: Array<[string, number, string]> = [
-  ['::', 128, 'unspecified'],
-  ['::1', 128, 'loopback'],
-  ['::', 96, 'reserved'], // IPv4-compatible, deprecated
-  ['64:ff9b:1::', 48, 'reserved'],
   ['100::', 64, 'reserved'],
-  ['2001::', 32, 'reserved'], // Teredo: an IPv4 address in disguise
   ['2001:db8::', 32, 'documentation'],
   ['fc00::', 7, 'private (unique local)'],
   ['fe80::', 10, 'link-local'],
   ['fec0::', 10, 'reserved'],
   ['ff00::', 8, 'multicast'],
+];
+
+/**
+ * IPv6 addresses that carry an IPv4 address: the range, where the IPv4 address is (a function of
+ * the 16 bytes; Teredo's client address is stored inverted), and the class of the form itself
+ * when the IPv4 address is public: undefined where the form reaches that address over the public
+ * internet, a class for the deprecated and local-use forms, which a webhook never needs.
+ */
+const EMBEDDING: Array<{ range: [string, number]; v4: (b: number[]) => number[][]; own?: string }> = [
+  // RFC 4291 §2.5.5.2: IPv4-mapped, ::ffff:a.b.c.d: the socket connects to the IPv4 address itself.
+  { range: ['::ffff:0:0', 96], v4: (b) => [b.slice(12)] },
+  // RFC 6145 (SIIT): IPv4-translated, ::ffff:0:a.b.c.d.
+  { range: ['::ffff:0:0:0', 96], v4: (b) => [b.slice(12)], own: 'reserved (IPv4-translated)' },
+  // RFC 4291 §2.5.5.1: IPv4-compatible, ::a.b.c.d (deprecated; :: and ::1 are checked first).
+  { range: ['::', 96], v4: (b) => [b.slice(12)], own: 'reserved (IPv4-compatible)' },
+  // RFC 6052: NAT64 well-known prefix, 64:ff9b::a.b.c.d (what DNS64 answers on IPv6-only networks).
+  { range: ['64:ff9b::', 96], v4: (b) => [b.slice(12)] },
+  // RFC 8215: local-use NAT64, a network's own translator; where the IPv4 address sits depends on
+  // that network's prefix length, and the form is never public: refused whatever it carries.
+  { range: ['64:ff9b:1::', 48], v4: () => [], own: 'private (local-use NAT64)' },
+  // RFC 3056: 6to4, 2002:AABB:CCDD::/48 for the IPv4 address AA.BB.CC.DD.
+  { range: ['2002::', 16], v4: (b) => [b.slice(2, 6)] },
+  // RFC 4380: Teredo, 2001:0:<server IPv4>:<flags>:<port>:<client IPv4, every bit inverted>.
+  {
+    range: ['2001::', 32],
+    v4: (b) => [b.slice(12).map((x) => x ^ 0xff), b.slice(4, 8)],
+    own: 'reserved (Teredo)',
+  },
 ];
 
 /** The 16 bytes of an IPv6 address (a valid one: net.isIPv6 said so). */
@@ -90,12 +113,14 @@ export function forbiddenAddressClass(address: string): string | undefined {
   }
   if (!net.isIPv6(address)) return 'not an IP address';
   const bytes = v6Bytes(address);
-  // Addresses that carry an IPv4 address are what that address is: mapped (::ffff:0:0/96),
-  // NAT64 (64:ff9b::/96) and 6to4 (2002::/16, the IPv4 address in bytes 2 to 5).
-  const embedded = (from: number) => bytes.slice(from, from + 4).join('.');
-  if (inRange(bytes, v6Bytes('::ffff:0:0'), 96)) return forbiddenAddressClass(embedded(12));
-  if (inRange(bytes, v6Bytes('64:ff9b::'), 96)) return forbiddenAddressClass(embedded(12));
-  if (inRange(bytes, v6Bytes('2002::'), 16)) return forbiddenAddressClass(embedded(2));
+  if (bytes.every((b, i) => b === (i === 15 ? 1 : 0))) return 'loopback';
+  if (bytes.every((b) => b === 0)) return 'unspecified';
+  // An address that carries an IPv4 address is what that address is, or its form's own class.
+  const form = EMBEDDING.find(({ range: [first, prefix] }) => inRange(bytes, v6Bytes(first), prefix));
+  if (form) {
+    const carried = form.v4(bytes).map((v4) => forbiddenAddressClass(v4.join('.')));
+    return carried.find((c) => c !== undefined) ?? form.own;
+  }
   return V6_RANGES.find(([first, prefix]) => inRange(bytes, v6Bytes(first), prefix))?.[2];
 }
 

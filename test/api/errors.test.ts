@@ -1,7 +1,11 @@
 // Requests that never reach a handler still get RFC 9457 problems, and write nothing.
+import http from 'node:http';
 import { describe, expect, it } from 'vitest';
-import { useTestApp } from '../helpers/app.js';
+import type { Schemas } from '../../src/contract.js';
+import { operations } from '../../src/operations.js';
+import { PLATFORM_KEY, useTestApp } from '../helpers/app.js';
 import { fingerprint } from '../helpers/db-state.js';
+import { createSubscription } from '../helpers/factories.js';
 import { expectProblem } from '../helpers/problems.js';
 
 const ctx = useTestApp();
@@ -35,6 +39,112 @@ describe('bad requests before any handler', () => {
     expectProblem(await ctx.api.post('/api/v1/users'), 415, 'unsupported-media-type');
   });
 
+  it('logged no unexpected error so far', () => {
+    expect(ctx.unexpectedErrors).toEqual([]);
+  });
+});
+
+/** A request over a real socket with exactly these headers (a GET with a body too). */
+async function raw(method: string, path: string, key: string, body?: string, type?: string) {
+  const headers: Record<string, string> = { Authorization: `Bearer ${key}` };
+  if (type !== undefined) headers['Content-Type'] = type;
+  if (body !== undefined) headers['Content-Length'] = String(Buffer.byteLength(body));
+  const url = new URL(path, await ctx.baseUrl());
+  return new Promise<{ status: number; type: string; text: string }>((resolve, reject) => {
+    const req = http.request(url, { method, headers }, (res) => {
+      let text = '';
+      res.on('data', (chunk: Buffer) => (text += chunk.toString('utf8')));
+      res.on('end', () =>
+        resolve({ status: res.statusCode!, type: String(res.headers['content-type']).split(';')[0]!, text }),
+      );
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+describe('a body in no media type the operation declares', () => {
+  it('is refused with 415 where the body is optional, not ignored: rotate-secret keeps nothing of it', async () => {
+    const endpoint = (
+      await ctx.api
+        .post('/api/v1/webhook-endpoints')
+        .send({ url: 'https://hooks.example.com/media', enabled_events: ['user.created'] })
+    ).body as Schemas['WebhookEndpointWithSecret'];
+    const path = `/api/v1/webhook-endpoints/${endpoint.id}/rotate-secret`;
+    const before = await fingerprint(ctx.db);
+    for (const type of [undefined, 'text/plain', 'application/x-www-form-urlencoded']) {
+      const res = await raw('POST', path, ctx.tenant.key, '{"grace_period_seconds":0}', type);
+      expect([type, res.status, res.type]).toEqual([type, 415, 'application/problem+json']);
+      expect(JSON.parse(res.text)).toMatchObject({ type: '/problems/unsupported-media-type' });
+    }
+    expect(await fingerprint(ctx.db)).toEqual(before);
+    // The same body as JSON is read: no grace period.
+    const json = await raw('POST', path, ctx.tenant.key, '{"grace_period_seconds":0}', 'application/json');
+    expect(json.status, json.text).toBe(200);
+    expect(JSON.parse(json.text)).toMatchObject({ previous_secret_expires_at: null });
+  });
+
+  it('is refused with 415 by POST /subscriptions/{id}/invoices instead of billing the current period', async () => {
+    const subscription = await createSubscription(ctx, { start_date: '2026-01-01' });
+    const path = `/api/v1/subscriptions/${subscription.id}/invoices`;
+    const before = await fingerprint(ctx.db);
+    const res = await raw('POST', path, ctx.tenant.key, '{"date":"2026-03-15"}');
+    expect([res.status, res.type]).toEqual([415, 'application/problem+json']);
+    expect(JSON.parse(res.text)).toMatchObject({ detail: expect.stringContaining('no Content-Type') });
+    expect(await fingerprint(ctx.db)).toEqual(before);
+    const json = await raw('POST', path, ctx.tenant.key, '{"date":"2026-03-15"}', 'application/json');
+    expect(json.status, json.text).toBe(201);
+    expect(JSON.parse(json.text)).toMatchObject({ period_start: '2026-03-01' });
+  });
+
+  it('is refused with 415 on every operation, before anything is written', async () => {
+    const id = '0193a6a2-7c4e-7d1a-9b1e-3f2c4d5e6f70';
+    const before = await fingerprint(ctx.db);
+    for (const op of operations) {
+      const path = op.template.replace(/\{[^}]+\}/g, id);
+      const key = op.scopes?.includes('platform') ? PLATFORM_KEY : ctx.tenant.key;
+      for (const type of [undefined, 'text/plain']) {
+        const res = await raw(op.method, path, key, '{"x":1}', type);
+        expect([op.operationId, type, res.status, res.type]).toEqual([
+          op.operationId,
+          type,
+          415,
+          'application/problem+json',
+        ]);
+      }
+      if (op.mediaTypes.length === 0) {
+        // An operation without a body refuses JSON too: nothing of it would be read.
+        const res = await raw(op.method, path, key, '{}', 'application/json');
+        expect([op.operationId, res.status]).toEqual([op.operationId, 415]);
+      }
+    }
+    expect(await fingerprint(ctx.db)).toEqual(before);
+  });
+
+  it('leaves an empty body alone where the body is optional: no Content-Length, or 0', async () => {
+    const endpoint = (
+      await ctx.api
+        .post('/api/v1/webhook-endpoints')
+        .send({ url: 'https://hooks.example.com/empty', enabled_events: ['user.created'] })
+    ).body as Schemas['WebhookEndpointWithSecret'];
+    const path = `/api/v1/webhook-endpoints/${endpoint.id}/rotate-secret`;
+    for (const [body, type] of [
+      [undefined, undefined],
+      ['', undefined],
+      ['', 'application/json'],
+    ] as const) {
+      const res = await raw('POST', path, ctx.tenant.key, body, type);
+      expect([body, type, res.status]).toEqual([body, type, 200]);
+      // The default grace period: a day.
+      const expires = (JSON.parse(res.text) as Schemas['WebhookEndpoint']).previous_secret_expires_at;
+      expect(Date.parse(expires!) - Date.now()).toBeGreaterThan(86_000_000);
+    }
+    const finalize = await raw('POST', `/api/v1/invoices/${endpoint.id}/finalize`, ctx.tenant.key, '');
+    expect(finalize.status).toBe(404);
+  });
+});
+
+describe('more bad requests', () => {
   it('answers a body over 100kb with 413', async () => {
     const before = await fingerprint(ctx.db);
     const res = await ctx.api

@@ -93,6 +93,28 @@ describe('every change is an event', () => {
     expectProblem(await t.api.get(`/api/v1/subscriptions/${randomUUID()}/events`), 404, 'not-found');
   });
 
+  it("answers a subscription's history only for a subscription id: another resource's id is 404", async () => {
+    const t = await ctx.newTenant();
+    const user = await createUser(t);
+    const feature = await createFeature(t);
+    const plan = await t.api
+      .post('/api/v1/plans')
+      .send({ code: 'p', name: 'P', interval: 'month', price: { model: 'flat', amount: '5' } });
+    expect(plan.status, plan.text).toBe(201);
+    const subscription = await createSubscription(t, { user_id: user.id });
+    const ids = { user: user.id, feature: feature.id, plan: (plan.body as Schemas['Plan']).id, tenant: t.id };
+    for (const [kind, id] of Object.entries(ids)) {
+      // Each has events of its own in the feed...
+      expect((await readFeed(t.api, null, `&resource_id=${id}`)).events.length, kind).toBeGreaterThan(0);
+      // ...but is no subscription.
+      const res = await t.api.get(`/api/v1/subscriptions/${id}/events`);
+      expect([kind, res.status]).toEqual([kind, 404]);
+      expectProblem(res, 404, 'not-found');
+    }
+    const history = await t.api.get(`/api/v1/subscriptions/${subscription.id}/events`);
+    expect((history.body as Schemas['EventList']).data.map((e) => e.resource_type)).toEqual(['subscription']);
+  });
+
   it('filters by type (repeated), resource and time', async () => {
     const t = await ctx.newTenant();
     const start = new Date().toISOString();

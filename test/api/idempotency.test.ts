@@ -5,7 +5,8 @@ import pg from 'pg';
 import { sql } from 'kysely';
 import { describe, expect, it } from 'vitest';
 import type { Schemas } from '../../src/contract.js';
-import { useTestApp } from '../helpers/app.js';
+import { PLATFORM_KEY, useTestApp } from '../helpers/app.js';
+import { fingerprint } from '../helpers/db-state.js';
 import { createSubscription, createUser } from '../helpers/factories.js';
 import { expectProblem } from '../helpers/problems.js';
 
@@ -178,6 +179,24 @@ describe('Idempotency-Key on writes', () => {
     expect(quoted.status).toBe(201);
   });
 
+  it('refuses a key on the operations whose answer holds a key: POST /api-keys and POST /tenants', async () => {
+    const before = await fingerprint(ctx.db);
+    for (const request of [
+      ctx.api.post('/api/v1/api-keys').send({ name: 'k', role: 'viewer' }),
+      ctx.withKey(PLATFORM_KEY).post('/api/v1/tenants').send({ name: 'Keyed' }),
+    ]) {
+      const problem = expectProblem(
+        await request.set('Idempotency-Key', randomUUID()),
+        400,
+        'validation-error',
+      );
+      expect(problem.errors).toEqual([
+        { location: 'headers', field: 'idempotency-key', message: expect.stringContaining('secret') },
+      ]);
+    }
+    expect(await fingerprint(ctx.db)).toEqual(before);
+  });
+
   it('treats a key older than 24 hours as new, and the purge deletes it', async () => {
     const key = randomUUID();
     const body = { name: 'Old', email: `old-${key}@example.com` };
@@ -280,6 +299,81 @@ describe('a deadlock or serialization failure', () => {
     expect(runs).toBe(5);
     expect(await usersWithEmail(email)).toBe(0);
     ctx.unexpectedErrors.length = 0; // logged, as any 500 is
+  });
+});
+
+describe('Idempotency-Key on answers that carry a webhook secret', () => {
+  type Endpoint = Schemas['WebhookEndpointWithSecret'];
+  const create = (key: string) =>
+    ctx.api
+      .post('/api/v1/webhook-endpoints')
+      .set('Idempotency-Key', key)
+      .send({ url: 'https://hooks.example.com/replays', enabled_events: ['user.created'] });
+  const rotate = (id: string, key?: string) => {
+    const req = ctx.api.post(`/api/v1/webhook-endpoints/${id}/rotate-secret`);
+    return (key ? req.set('Idempotency-Key', key) : req).send({ grace_period_seconds: 3600 });
+  };
+  const stored = async (key: string) => {
+    const { rows } = await sql<{
+      body: string;
+    }>`select body from idempotency_keys where key = ${key}`.execute(ctx.db);
+    return rows[0]!.body;
+  };
+
+  it('replays a creation byte for byte while its secret is current, and keeps no secret in the record', async () => {
+    const key = randomUUID();
+    const first = await create(key);
+    expect(first.status, first.text).toBe(201);
+    const { secret } = first.body as Endpoint;
+    const again = await create(key);
+    expect([again.status, again.headers['idempotent-replayed']]).toEqual([201, 'true']);
+    expect(again.text).toBe(first.text);
+    expect(again.headers.location).toBe(first.headers.location);
+    const record = await stored(key);
+    expect(record).not.toContain(secret);
+    expect(record).not.toContain('whsec_');
+  });
+
+  it('never hands a rotated-out secret out again: the replay of its creation is 409, and writes nothing', async () => {
+    const key = randomUUID();
+    const first = await create(key);
+    const endpoint = first.body as Endpoint;
+    expect((await rotate(endpoint.id)).status).toBe(200);
+    const before = await fingerprint(ctx.db);
+    const replay = await create(key);
+    const problem = expectProblem(replay, 409, 'idempotency-replay-withheld');
+    expect(problem.detail).toContain('rotated');
+    expect(replay.text).not.toContain(endpoint.secret);
+    expect(await fingerprint(ctx.db)).toEqual(before);
+  });
+
+  it('replays a rotation while its secret is current, and withholds it once rotated again', async () => {
+    const endpoint = (await create(randomUUID())).body as Endpoint;
+    const key = randomUUID();
+    const rotated = await rotate(endpoint.id, key);
+    expect(rotated.status, rotated.text).toBe(200);
+    const secret = (rotated.body as Endpoint).secret;
+    const again = await rotate(endpoint.id, key);
+    expect([again.status, again.headers['idempotent-replayed'], again.text]).toEqual([
+      200,
+      'true',
+      rotated.text,
+    ]);
+    expect(await stored(key)).not.toContain(secret);
+
+    expect((await rotate(endpoint.id)).status).toBe(200);
+    const withheld = await rotate(endpoint.id, key);
+    expectProblem(withheld, 409, 'idempotency-replay-withheld');
+    expect(withheld.text).not.toContain(secret);
+  });
+
+  it("withholds a creation's replay once the endpoint is deleted", async () => {
+    const key = randomUUID();
+    const endpoint = (await create(key)).body as Endpoint;
+    expect((await ctx.api.delete(`/api/v1/webhook-endpoints/${endpoint.id}`)).status).toBe(204);
+    const replay = await create(key);
+    expectProblem(replay, 409, 'idempotency-replay-withheld');
+    expect(replay.text).not.toContain(endpoint.secret);
   });
 });
 

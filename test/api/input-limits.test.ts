@@ -1,5 +1,7 @@
 // Values JSON Schema formats accept but PostgreSQL or JavaScript cannot hold: each gets a 400
-// field error naming the input, and nothing is written.
+// field error naming the input, and nothing is written. Numbers too large for a column or an exact
+// computation: the schema states the limit (400), or the rule answers 422 naming the field; never
+// a 400 "out of range" from the database.
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Schemas } from '../../src/contract.js';
 import { useTestApp } from '../helpers/app.js';
@@ -152,6 +154,131 @@ describe('text', () => {
       .where('id', '=', created.id)
       .executeTakeFirst();
     expect(stored?.name).toBe('Ada 🚀');
+  });
+});
+
+describe('numbers', () => {
+  async function perUnitPlan(amount: string): Promise<Schemas['Plan']> {
+    const res = await ctx.api.post('/api/v1/plans').send({
+      code: `unit-${Date.now()}-${Math.random()}`.replace('.', ''),
+      name: 'Per unit',
+      interval: 'month',
+      price: { model: 'per_unit', amount },
+    });
+    expect(res.status, res.text).toBe(201);
+    return res.body as Schemas['Plan'];
+  }
+
+  it('quotes 10^9 units at 12.00 exactly: a quote has no upper bound', async () => {
+    const plan = await perUnitPlan('12.00');
+    const res = await ctx.api.post(`/api/v1/plans/${plan.id}/quote`).send({ quantity: 1_000_000_000 });
+    expect(res.status, res.text).toBe(200);
+    expect(res.body).toMatchObject({ amount: '12000000000.00' });
+  });
+
+  it('refuses with 422 naming quantity a subscription priced over 9999999999.99 a period, and writes nothing', async () => {
+    const plan = await perUnitPlan('12.00');
+    const before = await fingerprint(ctx.db);
+    const created = await ctx.api.post('/api/v1/subscriptions').send({
+      user_id: user.id,
+      status: 'active',
+      start_date: '2026-01-01',
+      plan_id: plan.id,
+      quantity: 1_000_000_000,
+    });
+    const problem = expectProblem(created, 422, 'unprocessable');
+    expect(problem.errors).toEqual([
+      {
+        location: 'body',
+        field: '/quantity',
+        message: 'prices the subscription at 12000000000.00 a period; at most 9999999999.99 is allowed',
+      },
+    ]);
+    expect(await fingerprint(ctx.db)).toEqual(before);
+
+    // At the limit exactly: 833333333 × 12.00 = 9999999996.00 is fine; one more unit is not.
+    const ok = await ctx.api.post('/api/v1/subscriptions').send({
+      user_id: user.id,
+      status: 'active',
+      start_date: '2026-01-01',
+      plan_id: plan.id,
+      quantity: 833_333_333,
+    });
+    expect(ok.status, ok.text).toBe(201);
+    const subscription = ok.body as Schemas['Subscription'];
+    expect(subscription.plan_cost).toBe('9999999996.00');
+    const afterCreate = await fingerprint(ctx.db);
+    const patched = await ctx.api
+      .patch(`/api/v1/subscriptions/${subscription.id}`)
+      .send({ quantity: 833_333_334 });
+    expectProblem(patched, 422, 'unprocessable');
+    // Moving it to a dearer plan at its quantity: the same rule.
+    const dearer = await perUnitPlan('12.0001');
+    expectProblem(
+      await ctx.api.patch(`/api/v1/subscriptions/${subscription.id}`).send({ plan_id: dearer.id }),
+      422,
+      'unprocessable',
+    );
+    expect(await fingerprint(ctx.db)).toEqual(afterCreate);
+  });
+
+  it('states the largest tier boundary, 2^53 - 1, so that no boundary loses precision (400)', async () => {
+    const tiers = (upTo: number) => [
+      { up_to: upTo, unit_amount: '1', flat_amount: '0' },
+      { up_to: null, unit_amount: '2', flat_amount: '0' },
+    ];
+    // 2^53 + 1 arrives as 2^53 in JavaScript: refused, not stored altered.
+    await expectFieldErrors(
+      () =>
+        json(
+          '/api/v1/plans',
+          'post',
+          '{"code":"tiers-2-53","name":"T","interval":"month","price":{"model":"tiered","tiers":[{"up_to":9007199254740993,"unit_amount":"1","flat_amount":"0"},{"up_to":null,"unit_amount":"2","flat_amount":"0"}]}}',
+        ),
+      [['body', '/price/tiers/0/up_to']],
+    );
+    const largest = await ctx.api.post('/api/v1/plans').send({
+      code: 'tiers-largest',
+      name: 'T',
+      interval: 'month',
+      price: { model: 'tiered', tiers: tiers(Number.MAX_SAFE_INTEGER) },
+    });
+    expect(largest.status, largest.text).toBe(201);
+    expect((largest.body as Schemas['Plan']).price.tiers?.[0]?.up_to).toBe(Number.MAX_SAFE_INTEGER);
+  });
+
+  it('states the largest invoice number a filter may name (400), past which the database would overflow', async () => {
+    await expectFieldErrors(
+      () => ctx.api.get('/api/v1/invoices?number=9223372036854775808'),
+      [['query', 'number']],
+    );
+    await expectFieldErrors(
+      () => ctx.api.get('/api/v1/invoices?number=9007199254740992'),
+      [['query', 'number']],
+    );
+    const largest = await ctx.api.get('/api/v1/invoices?number=9007199254740991');
+    expect(largest.status, largest.text).toBe(200);
+  });
+
+  it('answers a forged event cursor past the largest position with 400 invalid-cursor', async () => {
+    const subscription = await ctx.api.post('/api/v1/subscriptions').send({
+      user_id: user.id,
+      status: 'active',
+      start_date: '2026-01-01',
+      plan_cost: '1.00',
+    });
+    expect(subscription.status, subscription.text).toBe(201);
+    const forged = (xid: string, seq: string) => Buffer.from(`e1:${xid}:${seq}`).toString('base64url');
+    for (const cursor of [forged('99999999999999999999', '1'), forged('1', '9223372036854775808')]) {
+      for (const path of [
+        '/api/v1/events',
+        `/api/v1/subscriptions/${(subscription.body as Schemas['Subscription']).id}/events`,
+      ]) {
+        expectProblem(await ctx.api.get(`${path}?cursor=${cursor}`), 400, 'invalid-cursor');
+      }
+    }
+    const largest = forged('18446744073709551615', '9223372036854775807');
+    expect((await ctx.api.get(`/api/v1/events?cursor=${largest}`)).status).toBe(200);
   });
 });
 

@@ -2,6 +2,7 @@
 import { sql } from 'kysely';
 import { describe, expect, it } from 'vitest';
 import type { Schemas } from '../../src/contract.js';
+import { startWorkerMetricsServer } from '../../src/http/metrics.js';
 import { createLogger } from '../../src/logger.js';
 import { startWorker } from '../../src/worker.js';
 import { useTestApp } from '../helpers/app.js';
@@ -111,6 +112,58 @@ describe('GET /metrics', () => {
     expect(res.text).toMatch(/^db_pool_connections\{state="total"\} \d+$/m);
     expect(res.text).toMatch(/^db_pool_connections\{state="waiting"\} 0$/m);
     expect(res.text).toMatch(/^process_cpu_seconds_total \d/m);
+  });
+
+  it('reads the token as the API reads keys, and refuses with a 401 problem+json', async () => {
+    const app = ctx.appWith({ metricsToken: METRICS_TOKEN });
+    for (const header of [`bearer ${METRICS_TOKEN}`, `Bearer  ${METRICS_TOKEN}`, `BEARER ${METRICS_TOKEN}`]) {
+      expect((await app.get('/metrics').set('Authorization', header)).status, header).toBe(200);
+    }
+    for (const header of [
+      undefined,
+      `Bearer\t${METRICS_TOKEN}`,
+      `Bearer ${METRICS_TOKEN}x`,
+      `Basic ${METRICS_TOKEN}`,
+      METRICS_TOKEN,
+    ]) {
+      const req = app.get('/metrics');
+      const res = await (header === undefined ? req : req.set('Authorization', header));
+      expect(expectProblem(res, 401, 'unauthorized').request_id, header).toBe(res.headers['x-request-id']);
+      expect(res.headers['www-authenticate']).toBe('Bearer');
+    }
+  });
+
+  it("reads the worker metrics server's token the same way, and answers problem+json", async () => {
+    const server = await startWorkerMetricsServer(0, '127.0.0.1', METRICS_TOKEN);
+    try {
+      const get = (authorization?: string, path = '/metrics') =>
+        fetch(`http://127.0.0.1:${server.port}${path}`, {
+          headers: authorization === undefined ? {} : { Authorization: authorization },
+        });
+      for (const header of [`bearer ${METRICS_TOKEN}`, `Bearer  ${METRICS_TOKEN}`]) {
+        const res = await get(header);
+        expect(res.status, header).toBe(200);
+        expect(await res.text()).toMatch(/^# HELP /m);
+      }
+      for (const header of [undefined, `Bearer\t${METRICS_TOKEN}`, 'Bearer wrong-token-0123456789']) {
+        const res = await get(header);
+        expect([header, res.status, res.headers.get('content-type')]).toEqual([
+          header,
+          401,
+          'application/problem+json',
+        ]);
+        expect(res.headers.get('www-authenticate')).toBe('Bearer');
+        expect(await res.json()).toMatchObject({ type: '/problems/unauthorized', status: 401 });
+      }
+      const elsewhere = await get(`Bearer ${METRICS_TOKEN}`, '/other');
+      expect([elsewhere.status, elsewhere.headers.get('content-type')]).toEqual([
+        404,
+        'application/problem+json',
+      ]);
+      await elsewhere.arrayBuffer();
+    } finally {
+      await server.close();
+    }
   });
 
   it('shows the background worker of this process: queue depth, job outcomes, webhook deliveries', async () => {

@@ -184,6 +184,48 @@ describe('the seeded invoices', () => {
   });
 });
 
+describe('the seeded rows', () => {
+  it('obey the rules the API enforces on the rows it writes', async () => {
+    // Each rule: how many rows break it. The API stamps times with now(), in the order things
+    // happen: nothing lies in the future, nothing ends before it began, nothing is billed after
+    // its cancellation.
+    const rules = {
+      'subscription canceled in the future': sql`select count(*) from subscriptions where canceled_at > now()`,
+      'subscription canceled before it was created': sql`select count(*) from subscriptions where canceled_at < created_at`,
+      'subscription created or updated in the future': sql`select count(*) from subscriptions where greatest(created_at, updated_at) > now()`,
+      'subscription updated before it was created': sql`select count(*) from subscriptions where updated_at < created_at`,
+      'subscription created before its user': sql`select count(*) from subscriptions s join users u on u.id = s.user_id where s.created_at < u.created_at`,
+      'subscription priced by a plan version made after it': sql`select count(*) from subscriptions s join plan_versions v on v.id = s.plan_version_id where s.created_at < v.created_at`,
+      'subscription ending before it starts': sql`select count(*) from subscriptions where end_date < start_date`,
+      'user, feature, plan or tax rate created in the future': sql`select (select count(*) from users where greatest(created_at, updated_at) > now())
+        + (select count(*) from features where greatest(created_at, updated_at) > now())
+        + (select count(*) from plans where greatest(created_at, updated_at) > now())
+        + (select count(*) from plan_versions where created_at > now())
+        + (select count(*) from tax_rates where created_at > now())`,
+      'invoice dated, finalized, paid, voided or made uncollectible in the future': sql`select count(*) from invoices
+        where invoice_date > current_date
+           or greatest(created_at, updated_at, finalized_at, paid_at, voided_at, uncollectible_at) > now()`,
+      'invoice paid or made uncollectible before it was finalized': sql`select count(*) from invoices
+        where paid_at < finalized_at or uncollectible_at < finalized_at`,
+      'invoice for a period starting after its subscription was canceled': sql`select count(*) from invoices i
+        join subscriptions s on s.id = i.subscription_id where i.period_start >= s.canceled_at::date`,
+      'invoice of another user than its subscription': sql`select count(*) from invoices i
+        join subscriptions s on s.id = i.subscription_id where i.user_id <> s.user_id`,
+      'invoice made before its subscription': sql`select count(*) from invoices i
+        join subscriptions s on s.id = i.subscription_id where i.created_at < s.created_at`,
+    };
+    const broken = await inTenant(async (db) => {
+      const counts: Record<string, number> = {};
+      for (const [rule, query] of Object.entries(rules)) {
+        const { rows } = await sql<{ count: string }>`select (${query}) as count`.execute(db);
+        counts[rule] = Number(rows[0]!.count);
+      }
+      return counts;
+    });
+    expect(broken).toEqual(Object.fromEntries(Object.keys(rules).map((rule) => [rule, 0])));
+  });
+});
+
 describe('the seeded subscription metrics', () => {
   it('equal an independent recomputation over three years, for every kind of filter', async () => {
     const month = (offset: number) => {

@@ -117,7 +117,7 @@ describe('WORKERS=2', () => {
 
     const metrics = await fetch(`${server.base}/metrics`, { headers: { Authorization: `Bearer ${token}` } });
     expect(await metrics.text()).toMatch(
-      /^http_requests_total\{operation="none",method="GET",status="200"\} 10$/m,
+      /^http_requests_total\{operation="getHealth",method="GET",status="200"\} 10$/m,
     );
 
     process.kill(workers[0]!, 'SIGKILL');

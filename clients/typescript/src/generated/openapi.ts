@@ -670,7 +670,8 @@ export interface paths {
          *     worker then performs, in time order, everything due up to it for the clock's
          *     subscriptions: scheduled cancellations, renewal invoices, payment submissions and
          *     settlements, dunning retries (each stamped with its simulated time), and sets `status`
-         *     back to `ready`. Not later than now on the clock: 422. Still advancing: 409.
+         *     back to `ready`. Not later than now on the clock, or more than 5 calendar years later: 422.
+         *     Still advancing: 409.
          */
         post: operations["advanceTestClock"];
         delete?: never;
@@ -762,7 +763,8 @@ export interface paths {
          *     the endpoint's secret. The secret is in this response and in that of
          *     `rotate-secret`, nowhere else: store it now. The URL must be `https:` and must not name or
          *     resolve to a loopback, private, link-local, metadata or otherwise internal address (422;
-         *     see the `webhooks` tag).
+         *     see the `webhooks` tag). A retry with the same `Idempotency-Key` gets the secret again only
+         *     while it is the endpoint's current secret: 409 once it was rotated out.
          */
         post: operations["createWebhookEndpoint"];
         delete?: never;
@@ -819,7 +821,9 @@ export interface paths {
          * @description Makes a new secret, shown in this response only. The current one keeps signing for
          *     `grace_period_seconds` (default 24 hours; 0 ends it now): meanwhile every delivery carries
          *     two `v1=` signatures, one per secret, so receivers can switch at their pace. Rotating
-         *     again during a grace period ends the older secret's at once: at most two secrets sign.
+         *     again during a grace period ends the older secret's at once: at most two secrets sign. A
+         *     retry with the same `Idempotency-Key` gets the new secret again only while it is current:
+         *     409 once it was rotated out.
          */
         post: operations["rotateWebhookEndpointSecret"];
         delete?: never;
@@ -1107,7 +1111,10 @@ export interface components {
          * @example US-CA
          */
         Region: string;
-        /** @description Units of the plan (seats, say); 1 when absent. */
+        /**
+         * @description Units of the plan (seats, say); 1 when absent. A subscription's price for them (its
+         *     `plan_cost`) is at most 9999999999.99 a period: a quantity priced higher is 422.
+         */
         Quantity: number;
         /**
          * @description An exact non-negative price per unit with up to four decimals, as a string.
@@ -1411,7 +1418,7 @@ export interface components {
             next_cursor: string | null;
         };
         PlanTier: {
-            /** @description The last unit of the tier; null for the last, open tier. */
+            /** @description The last unit of the tier (at most 2^53 - 1, which JSON parsers hold exactly); null for the last, open tier. */
             up_to: number | null;
             unit_amount: components["schemas"]["UnitAmount"];
             flat_amount: components["schemas"]["UnitAmount"];
@@ -1701,7 +1708,8 @@ export interface components {
         TestClockAdvance: {
             /**
              * Format: date-time
-             * @description Later than the clock's time, and at most 5 years later.
+             * @description Later than the clock's time, and at most 5 calendar years later: the same date and time
+             *     of day (UTC) 5 years on (from 29 February, 28 February), to the millisecond. Otherwise 422.
              */
             frozen_time: string;
         };
@@ -5595,6 +5603,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["Unprocessable"];
@@ -5835,6 +5844,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
             412: components["responses"]["PreconditionFailed"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
