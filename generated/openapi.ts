@@ -439,9 +439,11 @@ export interface paths {
         /**
          * Invoice a billing period
          * @description Creates the draft invoice of the subscription's billing period containing `date` (today
-         *     when absent): its price for the period (with the tier breakdown), and each tax rate in
-         *     force on the period's first day in the customer's region. The same period again answers
-         *     the same invoice with 200, also for concurrent requests.
+         *     when absent; on a test clock, the clock's today): its price for the period (with the tier
+         *     breakdown), and each tax rate in force on the period's first day in the customer's region.
+         *     The same period again answers the same invoice with 200, also for concurrent requests. A
+         *     date before `start_date`, or after the last day served (its `end_date`, the day it was
+         *     canceled, or the day before a scheduled `cancel_at`), is 422: nothing is invoiced then.
          */
         post: operations["createInvoice"];
         delete?: never;
@@ -526,7 +528,9 @@ export interface paths {
         put?: never;
         /**
          * Void an invoice
-         * @description A draft, open or uncollectible invoice is voided; it stays (with its number) and is owed no more. Paid or void already is 409.
+         * @description A draft, open or uncollectible invoice is voided; it stays (with its number) and is owed no
+         *     more. Paid or void already is 409, and so is an invoice with a payment `pending` or
+         *     `processing`: its money may still move, so wait until that payment has succeeded or failed.
          */
         post: operations["voidInvoice"];
         delete?: never;
@@ -1254,7 +1258,7 @@ export interface components {
             end_date: string | null;
             /**
              * Format: date-time
-             * @description When the status became `canceled`; set by the server.
+             * @description When the status became `canceled`; set by the server (on a test clock, the clock's time).
              */
             readonly canceled_at: string | null;
             /**
@@ -1278,7 +1282,12 @@ export interface components {
             interval_count: number;
             /** @description How the server computed `plan_cost` (null for a custom price). */
             price_breakdown: null | components["schemas"]["PriceSnapshot"];
-            /** @description First day of the billing period containing today (or of the first period, before the start). */
+            /**
+             * @description First day of the billing period containing today (on a test clock, the clock's today), but
+             *     no later than the day its service ended (the day it was canceled, or `end_date`): a
+             *     canceled or ended subscription shows the period it ended in. Before the start, the first
+             *     period.
+             */
             current_period_start: components["schemas"]["Date"];
             /** @description First day of the next period (the current one ends the day before). Periods are anchored on `start_date`, clamped at month ends. */
             current_period_end: components["schemas"]["Date"];
@@ -1288,7 +1297,9 @@ export interface components {
              *     invoice of the period starting on it once that day has come (and catches up on every
              *     period missed while it was stopped). Set at creation to the start of the current
              *     period; null for subscriptions made before renewals existed, which are not renewed
-             *     automatically.
+             *     automatically, and once billing ended. A change of `start_date` or of the interval moves
+             *     it onto the new schedule: the first period of the new schedule starting on or after the
+             *     first day not billed yet (a later start date is itself that day), so no day is billed twice.
              */
             readonly billed_until: string | null;
             /**
@@ -1344,8 +1355,8 @@ export interface components {
         /**
          * @description `plan_id` moves the subscription to the plan's current price (the same plan: to its newest
          *     version); `quantity` reprices it at its plan version. `plan_cost` and `billing_interval`
-         *     are for subscriptions at a custom price only (422 on a plan), and changing `plan_cost`
-         *     needs an `admin` key.
+         *     are for subscriptions at a custom price only (422 on a plan), and changing either one sets a
+         *     new price: it needs an `admin` key (403 otherwise).
          */
         SubscriptionUpdate: {
             status?: components["schemas"]["SubscriptionStatus"];
@@ -1403,6 +1414,10 @@ export interface components {
             };
             /** @description The X-Request-Id of the request that made the change. */
             request_id: string | null;
+            /**
+             * @description When it happened. For a subscription on a test clock (and its invoices and payments), the
+             *     clock's time: a request at the clock's now, a step of the worker at its due time on the clock.
+             */
             occurred_at: components["schemas"]["Timestamp"];
             /** @description The resource after the change (before it, for a deletion), as this API shows it; for links, the subscription id and the feature. */
             data: Record<string, never>;
@@ -1592,7 +1607,10 @@ export interface components {
             taxes: components["schemas"]["InvoiceTax"][];
             tax_total: components["schemas"]["MoneyTotal"];
             total: components["schemas"]["MoneyTotal"];
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When it was issued (on a test clock, the clock's time; so is `voided_at`).
+             */
             finalized_at: string | null;
             /** Format: date-time */
             paid_at: string | null;
@@ -1644,7 +1662,11 @@ export interface components {
             rail: components["schemas"]["PaymentRail"];
             payment_method: components["schemas"]["PaymentMethod"];
             status: components["schemas"]["PaymentStatus"];
-            /** @description Set when `failed`, e.g. `card_declined`, `insufficient_funds`, `gateway_timeout`. */
+            /**
+             * @description Set when `failed`, e.g. `card_declined`, `insufficient_funds`, `gateway_timeout`, or
+             *     `invoice_not_payable`: the invoice was no longer payable (void, or paid otherwise) when the
+             *     payment was to be submitted or settled, so the gateway collected nothing.
+             */
             failure_reason: string | null;
             /**
              * @description A request, the automatic collection of a renewal invoice, or a dunning retry.

@@ -8,6 +8,11 @@ const TABLES = [
   'features',
   'subscriptions',
   'subscription_features',
+  'plans',
+  'plan_versions',
+  'tax_rates',
+  'invoices',
+  'payments',
 ] as const;
 
 /** A fingerprint of every row of every table: equal fingerprints mean nothing was written. */
