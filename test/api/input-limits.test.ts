@@ -207,13 +207,13 @@ describe('numbers', () => {
     expect(ok.status, ok.text).toBe(201);
     const subscription = ok.body as Schemas['Subscription'];
     expect(subscription.plan_cost).toBe('9999999996.00');
+    const dearer = await perUnitPlan('12.0001');
     const afterCreate = await fingerprint(ctx.db);
     const patched = await ctx.api
       .patch(`/api/v1/subscriptions/${subscription.id}`)
       .send({ quantity: 833_333_334 });
     expectProblem(patched, 422, 'unprocessable');
     // Moving it to a dearer plan at its quantity: the same rule.
-    const dearer = await perUnitPlan('12.0001');
     expectProblem(
       await ctx.api.patch(`/api/v1/subscriptions/${subscription.id}`).send({ plan_id: dearer.id }),
       422,
