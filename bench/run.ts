@@ -6,10 +6,13 @@
 //   2. GET /analytics under that load;
 //   3. the API again with WORKERS=2;
 //   4. single-row insert throughput with and without the maintained analytics aggregates;
-//   5. the worker with 1,000 renewals due at once (bench/renewals.ts, in a scratch database).
-// Prints the tables and writes them to bench/results.md (bench/results-<ROWS>.md for other sizes).
+//   5. the worker with 1,000 renewals due at once (bench/renewals.ts, in a scratch database);
+//   6. GET /analytics and GET /metrics/mrr timed throughout 60 s of concurrent writes and after
+//      them (bench/write-load.ts); BENCH_ONLY=write-load runs this step alone.
+// Prints the tables and writes them to bench/results.md (bench/results-<ROWS>.md for other sizes);
+// a step run alone replaces its own section there.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import { sql } from 'kysely';
@@ -34,10 +37,17 @@ import {
   subscriptionWriteCosts,
 } from './metrics.js';
 import { benchRenewals, formatRenewals } from './renewals.js';
+import { benchWriteLoad, formatWriteLoad, type WriteLoadResult } from './write-load.js';
 
 const ROWS = Number(process.env.ROWS ?? 500_000);
 const DURATION = Number(process.env.BENCH_SECONDS ?? 10);
 const CONNECTIONS = 32;
+const ONLY = process.env.BENCH_ONLY;
+if (ONLY !== undefined && ONLY !== 'write-load') {
+  console.error(`BENCH_ONLY must be write-load (or unset for every step), got "${ONLY}"`);
+  process.exit(2);
+}
+const RESULTS = `bench/results${ROWS === 500_000 ? '' : `-${ROWS}`}.md`;
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -190,6 +200,41 @@ async function writeThroughput(db: Db, tenantId: string, userId: string, count: 
   return count / ((performance.now() - start) / 1000);
 }
 
+/** Step 6: a server of its own (production mode, worker in process, as `make start` runs it). */
+async function writeLoad(
+  env: Record<string, string>,
+  auth: Record<string, string>,
+  owner: Db,
+  tenantId: string,
+): Promise<WriteLoadResult> {
+  const server = await startServer('src/main.ts', env);
+  try {
+    return await benchWriteLoad({
+      base: server.base,
+      headers: auth,
+      owner,
+      tenantId,
+      writers: Number(process.env.BENCH_WRITERS ?? 12),
+      writeSeconds: Number(process.env.BENCH_WRITE_SECONDS ?? 60),
+      afterSeconds: Number(process.env.BENCH_AFTER_SECONDS ?? 20),
+    });
+  } finally {
+    await server.stop();
+  }
+}
+
+const SECTION = { start: '<!-- write-load -->', end: '<!-- /write-load -->' };
+const section = (table: string) => `${SECTION.start}\n${table}\n${SECTION.end}`;
+
+/** The results file with the write-load section replaced (or added), the rest as it was. */
+function withWriteLoadSection(table: string): string {
+  const previous = existsSync(RESULTS) ? readFileSync(RESULTS, 'utf8') : '# Benchmark\n';
+  const from = previous.indexOf(SECTION.start);
+  const to = previous.indexOf(SECTION.end);
+  if (from < 0 || to < 0) return `${previous.trimEnd()}\n\n${section(table)}\n`;
+  return previous.slice(0, from) + section(table) + previous.slice(to + SECTION.end.length);
+}
+
 runMain(async () => {
   const config = loadConfig();
   const database = await openDatabase(config);
@@ -224,6 +269,22 @@ runMain(async () => {
       trx.selectFrom('users').select('id').orderBy('id', 'desc').limit(1).executeTakeFirstOrThrow(),
     );
     const auth = { authorization: `Bearer ${key}` };
+    const apiEnv = {
+      DATABASE_URL: database.url,
+      NODE_ENV: 'production',
+      WORKERS: '1',
+      RATE_LIMIT_PER_MINUTE: '1000000',
+    };
+    const revokeBenchKey = () =>
+      owner.deleteFrom('api_keys').where('tenant_id', '=', tenantId).where('name', '=', 'bench').execute();
+
+    if (ONLY === 'write-load') {
+      const table = formatWriteLoad(await writeLoad(apiEnv, auth, owner, tenantId));
+      await revokeBenchKey();
+      console.log(`\n${table}`);
+      writeFileSync(RESULTS, withWriteLoadSection(table));
+      return;
+    }
 
     // 1. The floor and the API, one after the other, under the same load.
     const floor = await startServer('bench/floor.ts', {
@@ -237,12 +298,6 @@ runMain(async () => {
     );
     await floor.stop();
 
-    const apiEnv = {
-      DATABASE_URL: database.url,
-      NODE_ENV: 'production',
-      WORKERS: '1',
-      RATE_LIMIT_PER_MINUTE: '1000000',
-    };
     const apiPaths = {
       user: `/api/v1/users/${sample.id}`,
       list: '/api/v1/subscriptions?limit=20',
@@ -275,6 +330,9 @@ runMain(async () => {
     const two = await startServer('src/main.ts', { ...apiEnv, WORKERS: '2' });
     const twoResult = await crud(two.base, apiPaths, auth);
     await two.stop();
+
+    // 6. Reads while writers change the demo tenant (before the clean-up revokes the bench key).
+    const writeLoadTable = formatWriteLoad(await writeLoad(apiEnv, auth, owner, tenantId));
 
     // 4. Write throughput in a scratch tenant: with the aggregate triggers, then without them.
     const scratch = await createTenant({ db: owner }, 'bench scratch');
@@ -332,12 +390,8 @@ runMain(async () => {
         .where('tenant_id', '=', tenantId)
         .where('email', 'like', 'bench-%')
         .execute();
-      await trx
-        .deleteFrom('api_keys')
-        .where('tenant_id', '=', tenantId)
-        .where('name', '=', 'bench')
-        .execute();
     });
+    await revokeBenchKey();
 
     // 5. The background worker.
     const renewals = await benchRenewals(database.url, 1000);
@@ -386,6 +440,8 @@ runMain(async () => {
       formatWriteCosts(subscriptionCosts, compacted),
       '',
       formatRenewals(renewals),
+      '',
+      section(writeLoadTable),
     ].join('\n');
     const report = [
       '# Benchmark',
@@ -396,7 +452,7 @@ runMain(async () => {
       '',
     ].join('\n');
     console.log(`\n${table}`);
-    writeFileSync(`bench/results${ROWS === 500_000 ? '' : `-${ROWS}`}.md`, report);
+    writeFileSync(RESULTS, report);
   } finally {
     await owner.destroy();
     await database.stop();
