@@ -51,11 +51,18 @@ function monthlyRevenue(db: Db, { asOf, months }: AnalyticsParams) {
     .orderBy(sql`w.w`);
 }
 
-/** Highest total first, ties by user id; served in order by user_totals_top_idx. */
+/**
+ * Highest total first, ties by user id; served in order by user_totals_top_idx. Its predicate is
+ * written out, not bound: a prepared statement's generic plan cannot prove a partial index's
+ * condition from a parameter, and would sort every user of the tenant instead. The join names the
+ * tenant, as the users' primary key (tenant_id, id) does.
+ */
 function topUsers(db: Db, { top }: AnalyticsParams) {
   return db
     .selectFrom('user_totals as t')
-    .innerJoin('users as u', 'u.id', 't.user_id')
+    .innerJoin('users as u', (join) =>
+      join.onRef('u.tenant_id', '=', 't.tenant_id').onRef('u.id', '=', 't.user_id'),
+    )
     .select([
       'u.id',
       'u.name',
@@ -63,7 +70,7 @@ function topUsers(db: Db, { top }: AnalyticsParams) {
       cents(sql`t.total_value`).as('total_value'),
       't.subscription_count',
     ])
-    .where('t.subscription_count', '>', '0')
+    .where('t.subscription_count', '>', sql<string>`0`)
     .orderBy('t.total_value', 'desc')
     .orderBy('t.user_id')
     .limit(top);
