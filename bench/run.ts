@@ -208,9 +208,14 @@ async function writeLoad(
   tenantId: string,
 ): Promise<WriteLoadResult> {
   const server = await startServer('src/main.ts', env);
+  let stopped = false;
+  const stop = async () => {
+    if (!stopped) await server.stop();
+    stopped = true;
+  };
   try {
     return await benchWriteLoad({
-      base: server.base,
+      server: { base: server.base, stop },
       headers: auth,
       owner,
       tenantId,
@@ -219,7 +224,7 @@ async function writeLoad(
       afterSeconds: Number(process.env.BENCH_AFTER_SECONDS ?? 20),
     });
   } finally {
-    await server.stop();
+    await stop();
   }
 }
 

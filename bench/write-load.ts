@@ -8,7 +8,8 @@ import { sql } from 'kysely';
 import { type Db, withTenant } from '../src/database/connection.js';
 
 export interface WriteLoadOptions {
-  base: string;
+  /** The server under test; stopped before the clean-up, so its worker invoices nothing meanwhile. */
+  server: { base: string; stop(): Promise<void> };
   headers: Record<string, string>;
   owner: Db;
   tenantId: string;
@@ -109,7 +110,8 @@ async function removeCreated(owner: Db, tenantId: string, subscriptions: string[
 }
 
 export async function benchWriteLoad(options: WriteLoadOptions): Promise<WriteLoadResult> {
-  const { base, headers, writers, writeSeconds, afterSeconds } = options;
+  const { headers, writers, writeSeconds, afterSeconds } = options;
+  const { base } = options.server;
   const { users, custom, cancelable } = await targets(options.owner, options.tenantId);
   const json = { ...headers, 'content-type': 'application/json' };
   const run = Date.now();
@@ -206,6 +208,7 @@ export async function benchWriteLoad(options: WriteLoadOptions): Promise<WriteLo
   reading = false;
   await reading$;
 
+  await options.server.stop();
   await removeCreated(options.owner, options.tenantId, created, `write-load-${run}-%`);
 
   return {
