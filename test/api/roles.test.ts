@@ -69,17 +69,20 @@ const unique = () => Math.random().toString(36).slice(2, 8);
 const decisions: Array<[string, Decision]> = [
   [
     'create a plan (a free one, say)',
-    async () => (api) =>
-      api.post('/api/v1/plans').send({
-        code: `free-${unique()}`,
-        name: 'Free',
-        interval: 'month',
-        price: { model: 'flat', amount: '0.00' },
-      }),
+    () =>
+      Promise.resolve((api: Api) =>
+        api.post('/api/v1/plans').send({
+          code: `free-${unique()}`,
+          name: 'Free',
+          interval: 'month',
+          price: { model: 'flat', amount: '0.00' },
+        }),
+      ),
   ],
   [
     'change a plan',
-    async () => (api) => api.patch(`/api/v1/plans/${plan.id}`).send({ name: `Pro ${unique()}` }),
+    () =>
+      Promise.resolve((api: Api) => api.patch(`/api/v1/plans/${plan.id}`).send({ name: `Pro ${unique()}` })),
   ],
   [
     'archive or delete a plan',
@@ -95,21 +98,25 @@ const decisions: Array<[string, Decision]> = [
   ],
   [
     'create a tax rate',
-    async () => (api) =>
-      api.post('/api/v1/tax-rates').send({
-        code: `T${unique()}`,
-        name: 'Tax',
-        percentage: '1.0000',
-        region: 'FR',
-        effective_from: '2020-01-01',
-      }),
+    () =>
+      Promise.resolve((api: Api) =>
+        api.post('/api/v1/tax-rates').send({
+          code: `T${unique()}`,
+          name: 'Tax',
+          percentage: '1.0000',
+          region: 'FR',
+          effective_from: '2020-01-01',
+        }),
+      ),
   ],
   [
     'supersede a tax rate',
-    async () => (api) =>
-      api
-        .post(`/api/v1/tax-rates/${taxRate.id}/supersede`)
-        .send({ percentage: '0.0000', effective_from: `20${30 + Math.floor(Math.random() * 60)}-01-01` }),
+    () =>
+      Promise.resolve((api: Api) =>
+        api
+          .post(`/api/v1/tax-rates/${taxRate.id}/supersede`)
+          .send({ percentage: '0.0000', effective_from: `20${30 + Math.floor(Math.random() * 60)}-01-01` }),
+      ),
   ],
   [
     'subscribe at a custom price',
@@ -180,13 +187,11 @@ describe('within the catalog, an editor', () => {
     expect(invoice.status).toBe(201);
     const invoiceId = (invoice.body as Schemas['Invoice']).id;
     expect((await editor.post(`/api/v1/invoices/${invoiceId}/finalize`)).status).toBe(200);
-    const pay = await editor
-      .post(`/api/v1/invoices/${invoiceId}/payments`)
-      .send({
-        amount: (invoice.body as Schemas['Invoice']).total,
-        payment_method: 'pm_card_visa',
-        rail: 'card',
-      });
+    const pay = await editor.post(`/api/v1/invoices/${invoiceId}/payments`).send({
+      amount: (invoice.body as Schemas['Invoice']).total,
+      payment_method: 'pm_card_visa',
+      rail: 'card',
+    });
     expect(pay.status, pay.text).toBe(202);
     expect((await editor.post(`/api/v1/subscriptions/${id}/cancel`).send({ at: 'now' })).status).toBe(200);
   });
