@@ -3,6 +3,7 @@
 // tenant; what maintaining them costs writes; and how fast compaction catches up.
 import { sql } from 'kysely';
 import { type Db, withTenant } from '../src/database/connection.js';
+import { compactMetrics } from '../src/services/metrics.js';
 import { createSubscription } from '../src/services/subscriptions.js';
 import { formatLoad, type LoadResult, runLoad } from './load.js';
 
@@ -60,7 +61,7 @@ export async function metricsLatencies(
 
 /**
  * GET /metrics/mrr (24 months, no filter) while `dirty` customers await compaction, so every
- * read adds their correction (mrr_correction): against a server with JOBS=off, so nothing
+ * read adds the engine's correction for them: against a server with JOBS=off, so nothing
  * compacts them meanwhile. Compacted afterwards.
  */
 export async function metricsWhileDirty(
@@ -87,23 +88,24 @@ export async function metricsWhileDirty(
     if (result.non2xx > 0 || result.errors > 0) throw new Error(`dirty: ${formatLoad(result)}`);
     return { label: `MRR, no filter, ${dirty} customers awaiting compaction`, result };
   } finally {
-    await withTenant(owner, { tenantId }, (trx) =>
-      sql`select mrr_compact(${tenantId}::uuid, 100000)`.execute(trx),
-    );
+    await compactAll(owner, tenantId);
   }
+}
+
+/** Compacts the tenant in the worker's batches until no customer waits; how many it counted. */
+export async function compactAll(owner: Db, tenantId: string): Promise<number> {
+  let count = 0;
+  for (let done = -1; done !== 0;) {
+    done = await compactMetrics({ db: owner }, tenantId, 1000);
+    if (done > 0) count += done;
+  }
+  return count;
 }
 
 /** Compaction's pace: every customer of the tenant marked dirty, compacted in the worker's batches. */
 export async function compactionRate(owner: Db, tenantId: string): Promise<number> {
   const start = performance.now();
-  let count = 0;
-  for (;;) {
-    const { rows } = await withTenant(owner, { tenantId }, (trx) =>
-      sql<{ n: number }>`select mrr_compact(${tenantId}::uuid, 1000) as n`.execute(trx),
-    );
-    count += rows[0]!.n;
-    if (rows[0]!.n < 1000) break;
-  }
+  const count = await compactAll(owner, tenantId);
   return count / ((performance.now() - start) / 1000);
 }
 

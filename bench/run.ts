@@ -386,7 +386,14 @@ runMain(async () => {
 
     // Leave the demo tenant as the seed made it.
     await owner.transaction().execute(async (trx) => {
-      for (const table of ['subscriptions', 'user_totals', 'mrr_series', 'mrr_dirty', 'users'] as const) {
+      for (const table of [
+        'subscriptions',
+        'user_totals',
+        'mrr_counted',
+        'mrr_days',
+        'mrr_dirty',
+        'users',
+      ] as const) {
         await trx.deleteFrom(table).where('tenant_id', '=', scratchId).execute();
       }
       await trx.deleteFrom('tenants').where('id', '=', scratchId).execute();

@@ -117,41 +117,37 @@ export interface Invoices {
   voided_at: Timestamp | null;
 }
 
-export interface MrrBuckets {
-  churn_amount: Numeric;
+export interface MrrCounted {
+  digest: Generated<string | null>;
+  input: Json;
+  tenant_id: Generated<string>;
+  user_id: string;
+}
+
+export interface MrrDays {
+  churn_amount: Int8;
   churn_count: Int8;
-  contraction_amount: Numeric;
+  contraction_amount: Int8;
   contraction_count: Int8;
   customers: Int8;
   day: string;
-  dim_id: string;
-  dim_kind: number;
-  expansion_amount: Numeric;
+  expansion_amount: Int8;
   expansion_count: Int8;
-  mrr: Numeric;
-  new_amount: Numeric;
+  feature_id: string;
+  mrr: Int8;
+  new_amount: Int8;
   new_count: Int8;
-  nrr_base: Numeric;
-  nrr_num: Numeric;
-  reactivation_amount: Numeric;
+  nrr_base: Int8;
+  nrr_num: Int8;
+  plan_id: string;
+  reactivation_amount: Int8;
   reactivation_count: Int8;
   region: string;
-  shard: number;
   tenant_id: Generated<string>;
 }
 
 export interface MrrDirty {
   marked_at: Generated<Timestamp>;
-  tenant_id: Generated<string>;
-  user_id: string;
-}
-
-export interface MrrSeries {
-  dim_id: string;
-  dim_kind: number;
-  mrr: Numeric;
-  region: string;
-  t: Timestamp;
   tenant_id: Generated<string>;
   user_id: string;
 }
@@ -366,9 +362,9 @@ export interface DB {
   idempotency_keys: IdempotencyKeys;
   invoice_counters: InvoiceCounters;
   invoices: Invoices;
-  mrr_buckets: MrrBuckets;
+  mrr_counted: MrrCounted;
+  mrr_days: MrrDays;
   mrr_dirty: MrrDirty;
-  mrr_series: MrrSeries;
   payments: Payments;
   plan_versions: PlanVersions;
   plans: Plans;

@@ -14,6 +14,8 @@ import * as m202612010001 from './202612010001_unpaid.js';
 import * as m202612010002 from './202612010002_mrr.js';
 import * as m202612010003 from './202612010003_tenant_keys.js';
 import * as m202612010005 from './202612010005_mrr_key_lookups.js';
+import * as m202612030001 from './202612030001_mrr_engine.js';
+import * as m202612030002 from './202612030002_analytics_without_test_clocks.js';
 
 export const migrations: Record<string, Migration> = {
   '202611230001_initial': m202611230001,
@@ -29,4 +31,6 @@ export const migrations: Record<string, Migration> = {
   '202612010002_mrr': m202612010002,
   '202612010003_tenant_keys': m202612010003,
   '202612010005_mrr_key_lookups': m202612010005,
+  '202612030001_mrr_engine': m202612030001,
+  '202612030002_analytics_without_test_clocks': m202612030002,
 };

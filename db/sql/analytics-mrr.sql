@@ -4,16 +4,17 @@
 with b as (
       select date_trunc('month', s.day::timestamp)::date as mv,
              sum(s."mrr") as "mrr", sum(s."customers") as "customers", sum(s."new_amount") as "new_amount", sum(s."new_count") as "new_count", sum(s."reactivation_amount") as "reactivation_amount", sum(s."reactivation_count") as "reactivation_count", sum(s."expansion_amount") as "expansion_amount", sum(s."expansion_count") as "expansion_count", sum(s."contraction_amount") as "contraction_amount", sum(s."contraction_count") as "contraction_count", sum(s."churn_amount") as "churn_amount", sum(s."churn_count") as "churn_count", sum(s."nrr_base") as "nrr_base", sum(s."nrr_num") as "nrr_num"
-      from (select "day", "mrr", "customers", "new_amount", "new_count", "reactivation_amount", "reactivation_count", "expansion_amount", "expansion_count", "contraction_amount", "contraction_count", "churn_amount", "churn_count", "nrr_base", "nrr_num" from mrr_buckets where dim_kind = $1 and dim_id = $2::uuid and region = $3
-      union all select "day", "mrr", "customers", "new_amount", "new_count", "reactivation_amount", "reactivation_count", "expansion_amount", "expansion_count", "contraction_amount", "contraction_count", "churn_amount", "churn_count", "nrr_base", "nrr_num" from mrr_correction(current_setting('app.tenant_id')::uuid) where dim_kind = $4 and dim_id = $5::uuid and region = $6) s
+      from (select "day", "mrr", "customers", "new_amount", "new_count", "reactivation_amount", "reactivation_count", "expansion_amount", "expansion_count", "contraction_amount", "contraction_count", "churn_amount", "churn_count", "nrr_base", "nrr_num" from mrr_days
+    where plan_id = $1::uuid and feature_id = $2::uuid
+      and region = $3) s
       where s.day <= (now() at time zone 'UTC')::date
       group by 1
     ),
     months as (
       select m::date as mv
       from generate_series(
-        least((select min(mv) from b), $7::date - interval '12 months')::timestamp,
-        $8::timestamp, interval '1 month') as m
+        least((select min(mv) from b), $4::date - interval '12 months')::timestamp,
+        $5::timestamp, interval '1 month') as m
     ),
     cum as (
       select months.mv,
@@ -35,35 +36,36 @@ with b as (
     )
     select to_char(r.mv, 'YYYY-MM') as month,
            r.mv < date_trunc('month', now() at time zone 'UTC') as complete,
-           round("r"."starting_mrr", 2)::text as starting_mrr, round("r"."mrr_end", 2)::text as mrr,
+           round(("r"."starting_mrr") / 100.0, 2)::text as starting_mrr, round(("r"."mrr_end") / 100.0, 2)::text as mrr,
            r.starting_customers::text as starting_customers, r.customers_end::text as customers,
-           round("r"."new_amount", 2)::text as "new_amount", "r"."new_count"::text as "new_count", round("r"."reactivation_amount", 2)::text as "reactivation_amount", "r"."reactivation_count"::text as "reactivation_count", round("r"."expansion_amount", 2)::text as "expansion_amount", "r"."expansion_count"::text as "expansion_count", round("r"."contraction_amount", 2)::text as "contraction_amount", "r"."contraction_count"::text as "contraction_count", round("r"."churn_amount", 2)::text as "churn_amount", "r"."churn_count"::text as "churn_count",
-           round(r.mrr_end - r.starting_mrr, 2)::text as net_new_mrr,
-           round(r.mrr_end / nullif(r.customers_end, 0), 2)::text as arpa,
+           round(("r"."new_amount") / 100.0, 2)::text as "new_amount", "r"."new_count"::text as "new_count", round(("r"."reactivation_amount") / 100.0, 2)::text as "reactivation_amount", "r"."reactivation_count"::text as "reactivation_count", round(("r"."expansion_amount") / 100.0, 2)::text as "expansion_amount", "r"."expansion_count"::text as "expansion_count", round(("r"."contraction_amount") / 100.0, 2)::text as "contraction_amount", "r"."contraction_count"::text as "contraction_count", round(("r"."churn_amount") / 100.0, 2)::text as "churn_amount", "r"."churn_count"::text as "churn_count",
+           round((r.mrr_end - r.starting_mrr) / 100.0, 2)::text as net_new_mrr,
+           round(r.mrr_end / 100.0 / nullif(r.customers_end, 0), 2)::text as arpa,
            round((r.churn_count) / nullif(r.starting_customers, 0), 4)::text as customer_churn_rate,
            round((-(r.churn_amount + r.contraction_amount)) / nullif(r.starting_mrr, 0), 4)::text as gross_mrr_churn_rate,
            round((r.starting_mrr + r.expansion_amount + r.contraction_amount + r.churn_amount) / nullif(r.starting_mrr, 0), 4)::text
              as net_revenue_retention,
            round((r.retained_12m) / nullif(r.base_12m, 0), 4)::text as trailing_12m_net_revenue_retention,
-           round(r.mrr_end * r.starting_customers / nullif(r.customers_end * r.churn_count, 0), 2)::text as ltv
+           round(r.mrr_end / 100.0 * r.starting_customers / nullif(r.customers_end * r.churn_count, 0), 2)::text as ltv
     from r
-    where r.mv >= $9::date
+    where r.mv >= $6::date
     order by r.mv;
 
 -- readMetricsMonths
 with b as (
       select date_trunc('month', s.day::timestamp)::date as mv,
              sum(s."mrr") as "mrr", sum(s."customers") as "customers", sum(s."new_amount") as "new_amount", sum(s."new_count") as "new_count", sum(s."reactivation_amount") as "reactivation_amount", sum(s."reactivation_count") as "reactivation_count", sum(s."expansion_amount") as "expansion_amount", sum(s."expansion_count") as "expansion_count", sum(s."contraction_amount") as "contraction_amount", sum(s."contraction_count") as "contraction_count", sum(s."churn_amount") as "churn_amount", sum(s."churn_count") as "churn_count", sum(s."nrr_base") as "nrr_base", sum(s."nrr_num") as "nrr_num"
-      from (select "day", "mrr", "customers", "new_amount", "new_count", "reactivation_amount", "reactivation_count", "expansion_amount", "expansion_count", "contraction_amount", "contraction_count", "churn_amount", "churn_count", "nrr_base", "nrr_num" from mrr_buckets where dim_kind = $1 and dim_id = $2::uuid and region = $3
-      union all select "day", "mrr", "customers", "new_amount", "new_count", "reactivation_amount", "reactivation_count", "expansion_amount", "expansion_count", "contraction_amount", "contraction_count", "churn_amount", "churn_count", "nrr_base", "nrr_num" from mrr_correction(current_setting('app.tenant_id')::uuid) where dim_kind = $4 and dim_id = $5::uuid and region = $6) s
+      from (select "day", "mrr", "customers", "new_amount", "new_count", "reactivation_amount", "reactivation_count", "expansion_amount", "expansion_count", "contraction_amount", "contraction_count", "churn_amount", "churn_count", "nrr_base", "nrr_num" from mrr_days
+    where plan_id = $1::uuid and feature_id = $2::uuid
+      and region = $3) s
       where s.day <= (now() at time zone 'UTC')::date
       group by 1
     ),
     months as (
       select m::date as mv
       from generate_series(
-        least((select min(mv) from b), $7::date - interval '12 months')::timestamp,
-        $8::timestamp, interval '1 month') as m
+        least((select min(mv) from b), $4::date - interval '12 months')::timestamp,
+        $5::timestamp, interval '1 month') as m
     ),
     cum as (
       select months.mv,
@@ -85,32 +87,27 @@ with b as (
     )
     select to_char(r.mv, 'YYYY-MM') as month,
            r.mv < date_trunc('month', now() at time zone 'UTC') as complete,
-           round("r"."starting_mrr", 2)::text as starting_mrr, round("r"."mrr_end", 2)::text as mrr,
+           round(("r"."starting_mrr") / 100.0, 2)::text as starting_mrr, round(("r"."mrr_end") / 100.0, 2)::text as mrr,
            r.starting_customers::text as starting_customers, r.customers_end::text as customers,
-           round("r"."new_amount", 2)::text as "new_amount", "r"."new_count"::text as "new_count", round("r"."reactivation_amount", 2)::text as "reactivation_amount", "r"."reactivation_count"::text as "reactivation_count", round("r"."expansion_amount", 2)::text as "expansion_amount", "r"."expansion_count"::text as "expansion_count", round("r"."contraction_amount", 2)::text as "contraction_amount", "r"."contraction_count"::text as "contraction_count", round("r"."churn_amount", 2)::text as "churn_amount", "r"."churn_count"::text as "churn_count",
-           round(r.mrr_end - r.starting_mrr, 2)::text as net_new_mrr,
-           round(r.mrr_end / nullif(r.customers_end, 0), 2)::text as arpa,
+           round(("r"."new_amount") / 100.0, 2)::text as "new_amount", "r"."new_count"::text as "new_count", round(("r"."reactivation_amount") / 100.0, 2)::text as "reactivation_amount", "r"."reactivation_count"::text as "reactivation_count", round(("r"."expansion_amount") / 100.0, 2)::text as "expansion_amount", "r"."expansion_count"::text as "expansion_count", round(("r"."contraction_amount") / 100.0, 2)::text as "contraction_amount", "r"."contraction_count"::text as "contraction_count", round(("r"."churn_amount") / 100.0, 2)::text as "churn_amount", "r"."churn_count"::text as "churn_count",
+           round((r.mrr_end - r.starting_mrr) / 100.0, 2)::text as net_new_mrr,
+           round(r.mrr_end / 100.0 / nullif(r.customers_end, 0), 2)::text as arpa,
            round((r.churn_count) / nullif(r.starting_customers, 0), 4)::text as customer_churn_rate,
            round((-(r.churn_amount + r.contraction_amount)) / nullif(r.starting_mrr, 0), 4)::text as gross_mrr_churn_rate,
            round((r.starting_mrr + r.expansion_amount + r.contraction_amount + r.churn_amount) / nullif(r.starting_mrr, 0), 4)::text
              as net_revenue_retention,
            round((r.retained_12m) / nullif(r.base_12m, 0), 4)::text as trailing_12m_net_revenue_retention,
-           round(r.mrr_end * r.starting_customers / nullif(r.customers_end * r.churn_count, 0), 2)::text as ltv
+           round(r.mrr_end / 100.0 * r.starting_customers / nullif(r.customers_end * r.churn_count, 0), 2)::text as ltv
     from r
-    where r.mv >= $9::date
+    where r.mv >= $6::date
     order by r.mv;
 
 -- currentMrr
 with total as (
-      select coalesce(sum(s.mrr), 0) as mrr from (select "day", "mrr", "customers", "new_amount", "new_count", "reactivation_amount", "reactivation_count", "expansion_amount", "expansion_count", "contraction_amount", "contraction_count", "churn_amount", "churn_count", "nrr_base", "nrr_num" from mrr_buckets where dim_kind = $1 and dim_id = $2::uuid and region = $3
-      union all select "day", "mrr", "customers", "new_amount", "new_count", "reactivation_amount", "reactivation_count", "expansion_amount", "expansion_count", "contraction_amount", "contraction_count", "churn_amount", "churn_count", "nrr_base", "nrr_num" from mrr_correction(current_setting('app.tenant_id')::uuid) where dim_kind = $4 and dim_id = $5::uuid and region = $6) s where s.day <= (now() at time zone 'UTC')::date)
-    select round(mrr, 2)::text as mrr, round(12 * mrr, 2)::text as arr from total;
-
--- countDirty
-select count(*)::int as n from (select 1 from mrr_dirty limit $1) d;
-
--- compact
-select mrr_compact(current_setting('app.tenant_id')::uuid, $1) as n;
+      select coalesce(sum(s.mrr), 0) as mrr from (select "day", "mrr", "customers", "new_amount", "new_count", "reactivation_amount", "reactivation_count", "expansion_amount", "expansion_count", "contraction_amount", "contraction_count", "churn_amount", "churn_count", "nrr_base", "nrr_num" from mrr_days
+    where plan_id = $1::uuid and feature_id = $2::uuid
+      and region = $3) s where s.day <= (now() at time zone 'UTC')::date)
+    select round((mrr) / 100.0, 2)::text as mrr, round((12 * mrr) / 100.0, 2)::text as arr from total;
 
 -- tenantsToCompact
 select distinct tenant_id from mrr_dirty limit $1;

@@ -4,6 +4,7 @@ import { sql } from 'kysely';
 import type { Schemas } from '../contract.js';
 import type { Db } from '../database/connection.js';
 import { currentMrr } from './mrr.js';
+import type { DayRows } from './mrr-engine.js';
 
 export interface AnalyticsParams {
   /** 'YYYY-MM-DD': its month is the last of monthly_revenue. */
@@ -78,13 +79,17 @@ function topUsers(db: Db, { top }: AnalyticsParams) {
 
 export const analyticsQueries = { totals, monthlyRevenue, topUsers };
 
-export async function readAnalytics(db: Db, params: AnalyticsParams): Promise<Schemas['Analytics']> {
+export async function readAnalytics(
+  db: Db,
+  params: AnalyticsParams,
+  correction?: DayRows,
+): Promise<Schemas['Analytics']> {
   // Sent together: the connection is pipelined, so the three cost one round trip.
   const [sums, months, users, recurring] = await Promise.all([
     totals(db).executeTakeFirstOrThrow(),
     monthlyRevenue(db, params).execute(),
     topUsers(db, params).execute(),
-    currentMrr(db),
+    currentMrr(db, correction),
   ]);
   return {
     as_of: params.asOf,

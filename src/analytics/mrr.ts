@@ -1,10 +1,15 @@
-// GET /metrics/mrr, /metrics/churn and the MRR of GET /analytics, from mrr_buckets (see
-// db/migrations/202612010002_mrr.ts for what its rows mean): the rows of one dimension and
-// region up to today, summed per month, then running sums for the levels. A few
+// GET /metrics/mrr, /metrics/churn and the MRR of GET /analytics, from mrr_days (see
+// src/analytics/mrr-engine.ts for what its rows mean): the rows of one dimension and region up
+// to today, plus the correction for customers waiting for compaction, summed per month, then
+// running sums for the levels. A few
 // thousand rows at most, however many subscriptions the tenant has. Run inside withTenant (RLS).
 import { type RawBuilder, sql } from 'kysely';
 import type { Schemas } from '../contract.js';
 import type { Db } from '../database/connection.js';
+import { wantedBy } from './mrr-counting.js';
+import { ANY } from './mrr-engine.js';
+import type { DayRows } from './mrr-engine.js';
+import { daysRelation } from './mrr-store.js';
 
 /** Which subscriptions and customers count. */
 export interface MetricsFilter {
@@ -45,7 +50,6 @@ interface MetricsMonthRow {
   ltv: string | null;
 }
 
-const ALL = '00000000-0000-0000-0000-000000000000';
 const MOVEMENTS = ['new', 'reactivation', 'expansion', 'contraction', 'churn'] as const;
 const SUMMED = [
   'mrr',
@@ -55,37 +59,25 @@ const SUMMED = [
   'nrr_num',
 ] as const;
 
-/** The stored dimension a filter reads; undefined for plan and feature together (computed live). */
-function dimension(filter: MetricsFilter): { kind: number; id: string; region: string } | undefined {
-  const region = filter.region ?? '*';
-  if (filter.planId && filter.featureId) return undefined;
-  if (filter.planId) return { kind: 1, id: filter.planId, region };
-  if (filter.featureId) return { kind: 2, id: filter.featureId, region };
-  return { kind: 0, id: ALL, region };
-}
-
-const TENANT = sql`current_setting('app.tenant_id')::uuid`;
-const BUCKET_COLUMNS = sql.join([sql.ref('day'), ...SUMMED.map((col) => sql.ref(col))]);
+const DAY_COLUMNS = sql.join([sql.ref('day'), ...SUMMED.map((col) => sql.ref(col))]);
 
 /**
- * The rows that count: one dimension's buckets plus what its dirty customers change (see the
- * migration), or, for plan and feature together, rows computed live from the tables.
+ * The rows that count: one slot of mrr_days, plus what its customers waiting for compaction
+ * change (the correction, computed by the engine in the same transaction).
  */
-function source(filter: MetricsFilter): RawBuilder<unknown> {
-  const dim = dimension(filter);
-  if (dim) {
-    const of = sql`dim_kind = ${dim.kind} and dim_id = ${dim.id}::uuid and region = ${dim.region}`;
-    return sql`select ${BUCKET_COLUMNS} from mrr_buckets where ${of}
-      union all select ${BUCKET_COLUMNS} from mrr_correction(${TENANT}) where ${of}`;
-  }
-  return sql`select ${BUCKET_COLUMNS} from mrr_live(${TENANT}, ${filter.planId}::uuid, ${filter.featureId}::uuid)
-    where region = ${filter.region ?? '*'}`;
+function source(filter: MetricsFilter, correction: DayRows | undefined): RawBuilder<unknown> {
+  const wanted = wantedBy(filter);
+  const days = sql`select ${DAY_COLUMNS} from mrr_days
+    where plan_id = ${wanted.planId ?? ANY}::uuid and feature_id = ${wanted.featureId ?? ANY}::uuid
+      and region = ${wanted.region}`;
+  return correction && correction.day.length > 0 ? sql`${days} union all ${daysRelation(correction)}` : days;
 }
 
 /** Today (UTC): the buckets up to it are everything that has happened (see the migration). */
 const TODAY = sql`(now() at time zone 'UTC')::date`;
 
-const money = (value: RawBuilder<unknown>) => sql`round(${value}, 2)::text`;
+/** An amount in cents as money: '12.34'. */
+const money = (value: RawBuilder<unknown>) => sql`round((${value}) / 100.0, 2)::text`;
 const rate = (numerator: RawBuilder<unknown>, denominator: RawBuilder<unknown>) =>
   sql`round((${numerator}) / nullif(${denominator}, 0), 4)::text`;
 
@@ -93,13 +85,13 @@ const rate = (numerator: RawBuilder<unknown>, denominator: RawBuilder<unknown>) 
  * Every month of the window, oldest first, measured now: complete months at their end, the
  * current one up to now. `to` must not be after the current month.
  */
-export function metricsMonths(db: Db, filter: MetricsFilter, window: MonthWindow) {
+export function metricsMonths(db: Db, filter: MetricsFilter, window: MonthWindow, correction?: DayRows) {
   const c = (name: string) => sql.ref(`r.${name}`);
   return sql<MetricsMonthRow>`
     with b as (
       select date_trunc('month', s.day::timestamp)::date as mv,
              ${sql.join(SUMMED.map((col) => sql`sum(s.${sql.ref(col)}) as ${sql.ref(col)}`))}
-      from (${source(filter)}) s
+      from (${source(filter, correction)}) s
       where s.day <= ${TODAY}
       group by 1
     ),
@@ -138,41 +130,28 @@ export function metricsMonths(db: Db, filter: MetricsFilter, window: MonthWindow
              ]),
            )},
            ${money(sql`r.mrr_end - r.starting_mrr`)} as net_new_mrr,
-           round(r.mrr_end / nullif(r.customers_end, 0), 2)::text as arpa,
+           round(r.mrr_end / 100.0 / nullif(r.customers_end, 0), 2)::text as arpa,
            ${rate(sql`r.churn_count`, sql`r.starting_customers`)} as customer_churn_rate,
            ${rate(sql`-(r.churn_amount + r.contraction_amount)`, sql`r.starting_mrr`)} as gross_mrr_churn_rate,
            ${rate(sql`r.starting_mrr + r.expansion_amount + r.contraction_amount + r.churn_amount`, sql`r.starting_mrr`)}
              as net_revenue_retention,
            ${rate(sql`r.retained_12m`, sql`r.base_12m`)} as trailing_12m_net_revenue_retention,
-           round(r.mrr_end * r.starting_customers / nullif(r.customers_end * r.churn_count, 0), 2)::text as ltv
+           round(r.mrr_end / 100.0 * r.starting_customers / nullif(r.customers_end * r.churn_count, 0), 2)::text as ltv
     from r
     where r.mv >= ${window.from}::date
     order by r.mv`.execute(db);
 }
 
-/** MRR and ARR now, of the whole tenant (GET /analytics). */
-export async function currentMrr(db: Db): Promise<{ mrr: string; arr: string }> {
+/** MRR and ARR now, of the whole tenant (GET /analytics), with the correction for all of it. */
+export async function currentMrr(db: Db, correction?: DayRows): Promise<{ mrr: string; arr: string }> {
   const { rows } = await sql<{ mrr: string; arr: string }>`
     with total as (
-      select coalesce(sum(s.mrr), 0) as mrr from (${source({})}) s where s.day <= ${TODAY})
-    select round(mrr, 2)::text as mrr, round(12 * mrr, 2)::text as arr from total`.execute(db);
+      select coalesce(sum(s.mrr), 0) as mrr from (${source({}, correction)}) s where s.day <= ${TODAY})
+    select ${money(sql`mrr`)} as mrr, ${money(sql`12 * mrr`)} as arr from total`.execute(db);
   return rows[0]!;
 }
 
-/** How many customers of the tenant wait for compaction, counting up to `max`. */
-export async function countDirty(db: Db, max: number): Promise<number> {
-  const { rows } = await sql<{ n: number }>`
-    select count(*)::int as n from (select 1 from mrr_dirty limit ${max}) d`.execute(db);
-  return rows[0]!.n;
-}
-
-/** Brings up to `limit` dirty customers up to date; -1 when another compaction of the tenant runs. */
-export async function compact(db: Db, limit: number): Promise<number> {
-  const { rows } = await sql<{ n: number }>`select mrr_compact(${TENANT}, ${limit}) as n`.execute(db);
-  return rows[0]!.n;
-}
-
-/** Tenants with dirty customers (the owner's connection: across tenants, ids only). */
+/** Tenants with customers waiting for compaction (the owner's connection: across tenants, ids only). */
 export async function tenantsToCompact(ownerDb: Db, limit: number): Promise<string[]> {
   const { rows } = await sql<{ tenant_id: string }>`
     select distinct tenant_id from mrr_dirty limit ${limit}`.execute(ownerDb);
@@ -201,8 +180,9 @@ export async function readMetricsMonths(
   db: Db,
   filter: MetricsFilter,
   window: MonthWindow,
+  correction?: DayRows,
 ): Promise<MetricsMonths> {
-  const { rows } = await metricsMonths(db, filter, window);
+  const { rows } = await metricsMonths(db, filter, window, correction);
   return {
     mrr: rows.map((m) => ({
       month: m.month,

@@ -12,6 +12,9 @@ import { sql } from 'kysely';
 import * as maintenance from '../analytics/maintenance.js';
 import * as metrics from '../analytics/metrics.js';
 import * as mrr from '../analytics/mrr.js';
+import { COLUMNS as MRR_COLUMNS } from '../analytics/mrr-engine.js';
+import * as mrrInput from '../analytics/mrr-input.js';
+import * as mrrStore from '../analytics/mrr-store.js';
 import { APP_ROLE, createDb, type Db } from '../database/connection.js';
 import { databaseUrl, ensureDatabase, startEmbeddedPostgres } from '../database/embedded.js';
 import { sqlState } from '../database/errors.js';
@@ -415,8 +418,6 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
       metricsMonths: (db) => mrr.metricsMonths(db, {}, { from: '2026-01-01', to: '2026-12-01' }),
       readMetricsMonths: (db) => mrr.readMetricsMonths(db, {}, { from: '2026-01-01', to: '2026-12-01' }),
       currentMrr: (db) => mrr.currentMrr(db),
-      countDirty: (db) => mrr.countDirty(db, 500),
-      compact: (db) => mrr.compact(db, 1000),
       tenantsToCompact: (db) => mrr.tenantsToCompact(db, 100),
     },
   },
@@ -427,11 +428,60 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
         mrr.metricsMonths(db, { planId: PLAN, region: 'DE' }, { from: '2026-01-01', to: '2026-12-01' }),
     },
   },
-  'analytics-mrr-live': {
+  'analytics-mrr-corrected': {
     module: { metricsMonths: mrr.metricsMonths },
     calls: {
       metricsMonths: (db) =>
-        mrr.metricsMonths(db, { planId: PLAN, featureId: FEATURE }, { from: '2026-01-01', to: '2026-12-01' }),
+        mrr.metricsMonths(
+          db,
+          { planId: PLAN, featureId: FEATURE },
+          { from: '2026-01-01', to: '2026-12-01' },
+          {
+            plan: [PLAN],
+            feature: [FEATURE],
+            region: ['*'],
+            day: ['2026-02-01'],
+            columns: MRR_COLUMNS.map(() => ['1']),
+          },
+        ),
+    },
+  },
+  'analytics-mrr-store': {
+    module: {
+      tryMrrLock: mrrStore.tryMrrLock,
+      dirtyCustomers: mrrStore.dirtyCustomers,
+      takeDirtyCustomers: mrrStore.takeDirtyCustomers,
+      clearMarks: mrrStore.clearMarks,
+      loadCounted: mrrStore.loadCounted,
+      saveCounted: mrrStore.saveCounted,
+      addDays: mrrStore.addDays,
+    },
+    calls: {
+      tryMrrLock: (db) => mrrStore.tryMrrLock(db),
+      dirtyCustomers: (db) => mrrStore.dirtyCustomers(db),
+      takeDirtyCustomers: (db) => mrrStore.takeDirtyCustomers(db, 1000),
+      clearMarks: (db) => mrrStore.clearMarks(db, [USER]),
+      loadCounted: (db) => mrrStore.loadCounted(db, [USER]),
+      saveCounted: (db) =>
+        mrrStore.saveCounted(db, [
+          [USER, '{"r":"","s":[]}'],
+          [SUBSCRIPTION, null],
+        ]),
+      addDays: (db) =>
+        mrrStore.addDays(db, {
+          plan: [PLAN],
+          feature: [FEATURE],
+          region: ['*'],
+          day: ['2026-02-01'],
+          columns: MRR_COLUMNS.map(() => ['1']),
+        }),
+    },
+  },
+  'analytics-mrr-input': {
+    module: { loadCustomers: mrrInput.loadCustomers, loadCustomerRange: mrrInput.loadCustomerRange },
+    calls: {
+      loadCustomers: (db) => mrrInput.loadCustomers(db, [USER]),
+      loadCustomerRange: (db) => mrrInput.loadCustomerRange(db, TENANT, null, 5000),
     },
   },
   'analytics-maintenance': {

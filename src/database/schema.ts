@@ -200,9 +200,10 @@ export type WebhookDeliveriesTable = Override<
 export type WebhookAttemptsTable = Override<G.WebhookAttempts, { tenant_id: TenantId }>;
 /** Written only by triggers (db/migrations/202612010002_mrr.ts); the app reads them. */
 export type SubscriptionVersionsTable = Override<G.SubscriptionVersions, { tenant_id: TenantId }>;
-export type MrrSeriesTable = Override<G.MrrSeries, { tenant_id: TenantId }>;
-export type MrrBucketsTable = Override<G.MrrBuckets, { tenant_id: TenantId }>;
 export type MrrDirtyTable = Override<G.MrrDirty, { tenant_id: TenantId }>;
+/** Written by the MRR engine only (db/migrations/202612030001_mrr_engine.ts). */
+export type MrrDaysTable = Override<G.MrrDays, { tenant_id: TenantId }>;
+export type MrrCountedTable = Override<G.MrrCounted, { tenant_id: TenantId }>;
 /** Rate-limit counts (db/migrations/202611240002_rate_limits.ts); not tenant data. */
 export type RateLimitHitsTable = G.RateLimitHits;
 
@@ -230,9 +231,9 @@ export interface Database {
   webhook_deliveries: WebhookDeliveriesTable;
   webhook_attempts: WebhookAttemptsTable;
   subscription_versions: SubscriptionVersionsTable;
-  mrr_series: MrrSeriesTable;
-  mrr_buckets: MrrBucketsTable;
   mrr_dirty: MrrDirtyTable;
+  mrr_days: MrrDaysTable;
+  mrr_counted: MrrCountedTable;
 }
 
 export type TenantRow = Selectable<TenantsTable>;

@@ -3,6 +3,8 @@ import type { Schemas } from '../contract.js';
 import { findDifferences, rebuildAggregates } from '../analytics/maintenance.js';
 import { type AnalyticsParams, readAnalytics } from '../analytics/metrics.js';
 import { type Actor, inTenant, type ServiceContext } from './context.js';
+import { checkMrr, type CountProgress, rebuildMrr } from './mrr-rebuild.js';
+import { correctionFor } from './metrics.js';
 import { performDueCancellations } from './subscriptions.js';
 
 type Differences = Schemas['AnalyticsConsistency']['differences'];
@@ -20,23 +22,40 @@ export async function getAnalytics(
   if (year * 12 + (month - 1) - (params.months - 1) < 12) return { kind: 'window-before-year-1' };
   return inTenant(ctx, actor, async (tx) => {
     await performDueCancellations(tx);
-    return { kind: 'ok', analytics: await readAnalytics(tx.db, params) };
+    const correction = await correctionFor(tx.db, { region: '*' });
+    return { kind: 'ok', analytics: await readAnalytics(tx.db, params, correction) };
   });
 }
 
-export function checkConsistency(ctx: ServiceContext, actor: Actor): Promise<Differences> {
-  return inTenant(ctx, actor, (tx) => findDifferences(tx.db));
+/**
+ * Every aggregate checked against a recount from the tables: GET /analytics's in the tenant's
+ * transaction, the MRR sums and counted inputs in one snapshot on a few connections.
+ */
+export async function checkConsistency(ctx: ServiceContext, actor: Actor): Promise<Differences> {
+  const analytics = await inTenant(ctx, actor, (tx) => findDifferences(tx.db));
+  return [...analytics, ...(await checkMrr(ctx.db, actor.tenantId))];
 }
 
-/** Rebuilds, then checks in the same transaction, while the rebuild's lock still keeps writers out. */
-export function rebuild(ctx: ServiceContext, actor: Actor): Promise<Differences> {
-  return inTenant(ctx, actor, async (tx) => {
-    await rebuildAggregates(tx.db);
-    return findDifferences(tx.db);
-  });
+/**
+ * Rebuilds every aggregate of the tenant, then checks them. GET /analytics's aggregates are
+ * recounted under a lock that holds writers for that recount (seconds); the MRR sums are rebuilt
+ * without stopping writers (services/mrr-rebuild.ts).
+ */
+export async function rebuild(
+  ctx: ServiceContext,
+  actor: Actor,
+  progress?: CountProgress,
+): Promise<Differences> {
+  await rebuildUnchecked(ctx, actor, progress);
+  return checkConsistency(ctx, actor);
 }
 
 /** Rebuilds without the check, for data valid by construction (the seed, which the tests check). */
-export function rebuildUnchecked(ctx: ServiceContext, actor: Actor): Promise<void> {
-  return inTenant(ctx, actor, (tx) => rebuildAggregates(tx.db));
+export async function rebuildUnchecked(
+  ctx: ServiceContext,
+  actor: Actor,
+  progress?: CountProgress,
+): Promise<void> {
+  await inTenant(ctx, actor, (tx) => rebuildAggregates(tx.db));
+  await rebuildMrr(ctx.db, actor.tenantId, progress ? { progress } : {});
 }

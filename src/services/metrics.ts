@@ -1,24 +1,31 @@
 // Subscription metrics (GET /metrics/mrr, /metrics/churn): the window's rules, then one read of
-// the maintained MRR aggregates in the tenant's transaction, after the cancellations now due.
+// the MRR engine's daily sums in the tenant's transaction, after the cancellations now due, with
+// the correction for the customers waiting for compaction; and the compaction itself.
 import { sql } from 'kysely';
+import { recount, type Wanted, wantedBy } from '../analytics/mrr-counting.js';
+import { encodeInput } from '../analytics/mrr-input.js';
 import {
-  compact,
-  countDirty,
-  type MetricsFilter,
-  type MetricsMonths,
-  readMetricsMonths,
-} from '../analytics/mrr.js';
+  addDays,
+  clearMarks,
+  dirtyCustomers,
+  saveCounted,
+  takeDirtyCustomers,
+  tryMrrLock,
+} from '../analytics/mrr-store.js';
+import { type MetricsFilter, type MetricsMonths, readMetricsMonths } from '../analytics/mrr.js';
+import type { Db } from '../database/connection.js';
 import { type Actor, inTenant, type ServiceContext } from './context.js';
 import { performDueCancellations } from './subscriptions.js';
 
 export type { MetricsFilter };
 
 export const MAX_MONTHS = 120;
-/**
- * A read corrects for the customers still waiting for compaction; past this many it compacts
- * them first (the worker normally keeps up; without one, reads do it).
- */
-const COMPACT_BEFORE_READING = 500;
+
+/** What the customers waiting for compaction change in one slot of the sums, now. */
+export async function correctionFor(db: Db, wanted: Wanted) {
+  const dirty = await dirtyCustomers(db);
+  return dirty.length === 0 ? undefined : (await recount(db, dirty, wanted)).rows;
+}
 
 /** Query parameters that break a rule, each with why. */
 export type FieldErrors = Array<{ field: 'from' | 'to'; message: string }>;
@@ -61,23 +68,42 @@ export function getMetrics(
 ): Promise<MetricsOutcome> {
   return inTenant(ctx, actor, async (tx): Promise<MetricsOutcome> => {
     await performDueCancellations(tx);
-    if ((await countDirty(tx.db, COMPACT_BEFORE_READING)) >= COMPACT_BEFORE_READING) {
-      await compact(tx.db, 1_000_000);
-    }
     // The window is judged by the database's clock, the one the metrics are measured by.
     const { rows } = await sql<{ now: Date }>`select now() as now`.execute(tx.db);
     const asOf = rows[0]!.now;
     const window = metricsWindow(query, asOf);
     if ('errors' in window) return { kind: 'invalid', errors: window.errors };
-    const months = await readMetricsMonths(tx.db, filter, {
-      from: `${window.from}-01`,
-      to: `${window.to}-01`,
-    });
+    const correction = await correctionFor(tx.db, wantedBy(filter));
+    const months = await readMetricsMonths(
+      tx.db,
+      filter,
+      { from: `${window.from}-01`, to: `${window.to}-01` },
+      correction,
+    );
     return { kind: 'ok', ...window, asOf, months };
   });
 }
 
-/** The worker's compaction of one tenant: up to `limit` dirty customers; -1 if one runs already. */
+/**
+ * The worker's compaction of one tenant: up to `limit` customers waiting (none a writer still
+ * holds) are counted again: the difference goes into the sums, their new input into mrr_counted,
+ * their marks go. -1 when a compaction or rebuild of the tenant runs already.
+ */
 export function compactMetrics(ctx: ServiceContext, tenantId: string, limit: number): Promise<number> {
-  return inTenant(ctx, { tenantId, keyId: 'system' }, (tx) => compact(tx.db, limit));
+  return inTenant(ctx, { tenantId, keyId: 'system' }, async (tx) => {
+    if (!(await tryMrrLock(tx.db))) return -1;
+    const users = await takeDirtyCustomers(tx.db, limit);
+    if (users.length === 0) return 0;
+    const { rows, current } = await recount(tx.db, users);
+    await addDays(tx.db, rows);
+    await saveCounted(
+      tx.db,
+      users.map((user) => {
+        const input = current.get(user);
+        return [user, input ? encodeInput(input) : null];
+      }),
+    );
+    await clearMarks(tx.db, users);
+    return users.length;
+  });
 }

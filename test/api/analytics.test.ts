@@ -20,19 +20,19 @@ async function recompute(tenantId: string, asOf: string, months: number, top: nu
   const totals = await sql<{ revenue: string; average: string | null; n: number }>`
     select round(coalesce(sum(plan_cost) filter (where status = 'active'), 0), 2)::text as revenue,
            round(avg(plan_cost), 2)::text as average, count(*)::int as n
-    from subscriptions where tenant_id = ${tenantId}`.execute(ctx.db);
+    from subscriptions where tenant_id = ${tenantId} and test_clock_id is null`.execute(ctx.db);
   const monthly = await sql<{ month: string; revenue: string; subscription_count: number }>`
     select to_char(m, 'YYYY-MM') as month, round(coalesce(sum(s.plan_cost), 0), 2)::text as revenue,
            count(s.id)::int as subscription_count
     from generate_series(date_trunc('month', ${asOf}::date::timestamp) - make_interval(months => ${months - 1}),
                          date_trunc('month', ${asOf}::date::timestamp), interval '1 month') m
-    left join subscriptions s on s.tenant_id = ${tenantId}
+    left join subscriptions s on s.tenant_id = ${tenantId} and s.test_clock_id is null
       and s.start_date >= m::date and s.start_date < (m + interval '1 month')::date
     group by m order by m`.execute(ctx.db);
   const users = await sql<Schemas['TopUser']>`
     select u.id, u.name, u.email, round(sum(s.plan_cost), 2)::text as total_value, count(*)::int as subscription_count
     from subscriptions s join users u on u.id = s.user_id
-    where s.tenant_id = ${tenantId}
+    where s.tenant_id = ${tenantId} and s.test_clock_id is null
     group by u.id, u.name, u.email order by sum(s.plan_cost) desc, u.id limit ${top}`.execute(ctx.db);
   // MRR now, from the independent recomputation of the subscription metrics.
   const month = new Date().toISOString().slice(0, 7);
@@ -111,6 +111,17 @@ beforeAll(async () => {
   const eves = await createSubscription(t, { user_id: eve.id, plan_cost: '42.00', start_date: '2026-03-03' });
   await t.api.delete(`/api/v1/subscriptions/${eves.id}`).expect(204);
   await t.api.delete(`/api/v1/users/${eve.id}`).expect(204);
+  // A subscription on a test clock is a simulation: it counts nowhere.
+  const clock = await t.api
+    .post('/api/v1/test-clocks')
+    .send({ name: 'sim', frozen_time: '2026-03-01T00:00:00Z' });
+  expect(clock.status).toBe(201);
+  await createSubscription(t, {
+    user_id: dee.id,
+    plan_cost: '777.00',
+    start_date: '2026-03-01',
+    test_clock_id: (clock.body as Schemas['TestClock']).id,
+  });
   // Another tenant's data must not count.
   await createSubscription(ctx, { plan_cost: '1000.00', start_date: '2026-03-05' });
 });

@@ -2090,8 +2090,8 @@ export interface components {
             /** @description Each aggregate row whose maintained value differs from the recomputation. */
             differences: {
                 /** @enum {string} */
-                aggregate: "subscription_rollups" | "user_totals" | "mrr_buckets" | "mrr_series";
-                /** @description Which row: month and status; user id; dimension, region, day and phase (mrr_buckets); user and dimension (mrr_series). */
+                aggregate: "subscription_rollups" | "user_totals" | "mrr_days" | "mrr_counted";
+                /** @description Which row: month and status; user id; plan, feature, region and day (mrr_days: the MRR sums, all zeros for "any"); user id (mrr_counted: the input a customer is counted with). */
                 key: string;
                 /** @description count/total as maintained, or "missing". */
                 maintained: string;

@@ -1,0 +1,451 @@
+// The MRR engine: from one customer's subscriptions to what that customer adds to the daily MRR
+// aggregates (mrr_days). Pure and exact: money in integer cents, no I/O. The rebuild, the
+// compaction of changed customers, the correction a read adds for customers not compacted yet,
+// and the consistency check all count a customer with this one function, so they agree by
+// construction; test/unit/mrr-engine.test.ts checks it against an independent recomputation.
+//
+// The model (docs/metrics.md). A subscription's monthly amount is its price ÷ the months of its
+// interval, rounded half-up to the cent (subscription_versions.monthly_amount). Its MRR at instant
+// t is that amount while it counts: from start_date 00:00 UTC, before end_date + 1 day and before
+// canceled_at, while its status (of the version in force at t) is active or past_due. A
+// customer's MRR is a step function of time per dimension: every subscription; those on a plan
+// (by the plan of the version in force); those linked to a feature (today's links); those on a
+// plan and linked to a feature. The customer's region (today's) tags all of it.
+//
+// What a customer adds to a day of a dimension and region (and to region '*'), as 14 deltas:
+//   mrr, customers             level changes on that day (running sums are MRR and customers);
+//   <kind>_amount, _count      movement changes within that day's month, comparing the
+//                              customer's MRR at the month's start with its MRR at each point
+//                              (summed over a month's days up to today: its movements so far);
+//   nrr_base, nrr_num          trailing-12-month retention: nrr_base's running sum is, at the start
+//                              of month m, the MRR then of the customers who had MRR at the start
+//                              of month m-11 (the cohort); nrr_num, what changes for them during m.
+
+/** The dimension for "any plan" or "any feature". */
+export const ANY = '00000000-0000-0000-0000-000000000000';
+
+export const COLUMNS = [
+  'mrr',
+  'customers',
+  'new_amount',
+  'new_count',
+  'reactivation_amount',
+  'reactivation_count',
+  'expansion_amount',
+  'expansion_count',
+  'contraction_amount',
+  'contraction_count',
+  'churn_amount',
+  'churn_count',
+  'nrr_base',
+  'nrr_num',
+] as const;
+export const WIDTH = COLUMNS.length;
+
+export interface Version {
+  /** valid_from, ms; the first version also stands for every time before it. */
+  at: number;
+  /** Status active or past_due: it counts. */
+  counts: boolean;
+  /** Monthly amount in cents. */
+  cents: number;
+  planId: string | null;
+}
+
+export interface EngineSubscription {
+  /** start_date 00:00 UTC, ms. */
+  start: number;
+  /** end_date + 1 day 00:00 UTC, ms (end_date is the last day served); null when open. */
+  end: number | null;
+  canceledAt: number | null;
+  /** By `at`, at least one. */
+  versions: Version[];
+  /** Feature ids linked today. */
+  features: string[];
+}
+
+export interface CustomerInput {
+  /** Today's region; '' when none. */
+  region: string;
+  subscriptions: EngineSubscription[];
+}
+
+/**
+ * Small integer ids for plans, features and regions, so that a dimension (a plan or any, and a
+ * feature or any) and a bucket key are numbers, not strings: the engine's hot loop allocates
+ * nothing per point. One registry per run (a rebuild, a compaction, a read).
+ */
+export class Dimensions {
+  readonly plans: string[] = [ANY];
+  readonly features: string[] = [ANY];
+  readonly regions: string[] = ['*'];
+  readonly #plans = new Map<string, number>([[ANY, 0]]);
+  readonly #features = new Map<string, number>([[ANY, 0]]);
+  readonly #regions = new Map<string, number>([['*', 0]]);
+
+  plan(id: string): number {
+    return intern(id, this.#plans, this.plans);
+  }
+  feature(id: string): number {
+    return intern(id, this.#features, this.features);
+  }
+  region(name: string): number {
+    return intern(name, this.#regions, this.regions);
+  }
+}
+
+function intern(value: string, ids: Map<string, number>, values: string[]): number {
+  let id = ids.get(value);
+  if (id === undefined) {
+    id = values.length;
+    values.push(value);
+    ids.set(value, id);
+  }
+  return id;
+}
+
+/** Where a series' contributions go: one (dimension, region) of a Sink. */
+export interface Slot {
+  /** Adds sign × the 14 deltas to a day. */
+  add(day: number, deltas: Float64Array, sign: number): void;
+}
+
+/** Receives a customer's contributions, per dimension (plan or any, feature or any) and region. */
+export interface Sink {
+  slot(plan: number, feature: number, region: number): Slot;
+}
+
+const DAY_MS = 86_400_000;
+
+/** Days since 1970-01-01 of an instant (its UTC date). */
+export const dayOf = (ms: number): number => Math.floor(ms / DAY_MS);
+
+/** Months since 1970-01 (0 = January 1970) of a day (civil-from-days arithmetic: no Date object). */
+function monthOfDay(day: number): number {
+  const z = day + 719_468;
+  const era = Math.floor(z / 146_097);
+  const doe = z - era * 146_097;
+  const yoe = Math.floor(
+    (doe - Math.floor(doe / 1460) + Math.floor(doe / 36_524) - Math.floor(doe / 146_096)) / 365,
+  );
+  const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100));
+  const mp = Math.floor((5 * doy + 2) / 153);
+  const month = mp < 10 ? mp + 3 : mp - 9; // 1-12
+  const year = yoe + era * 400 + (month <= 2 ? 1 : 0);
+  return (year - 1970) * 12 + month - 1;
+}
+/** The first day of a month (as monthOfDay counts months). */
+function firstDayOfMonth(month: number): number {
+  return Date.UTC(1970 + Math.floor(month / 12), ((month % 12) + 12) % 12, 1) / DAY_MS;
+}
+
+// The engine is synchronous and never re-entered, so these buffers are reused from customer to
+// customer: the hot path allocates almost nothing (garbage collection was a third of the time).
+/** A customer's MRR deltas, one per change of a subscription in a dimension, not yet grouped. */
+const deltaPlan: number[] = [];
+const deltaFeature: number[] = [];
+const deltaT: number[] = [];
+const deltaValue: number[] = [];
+let deltaCount = 0;
+function pushDelta(plan: number, feature: number, t: number, delta: number) {
+  if (delta === 0 || t === -Infinity) return;
+  deltaPlan[deltaCount] = plan;
+  deltaFeature[deltaCount] = feature;
+  deltaT[deltaCount] = t;
+  deltaValue[deltaCount] = delta;
+  deltaCount++;
+}
+
+/** A subscription's marks: the moments its amount may change (versions first at equal times). */
+const markT: number[] = [];
+const markVersion: number[] = [];
+const markOrder: number[] = [];
+const featureIds: number[] = [];
+
+/** Each subscription's changes of amount (g) and plan, as changes of its customer's dimensions. */
+function deltasOf(input: CustomerInput, dims: Dimensions): void {
+  deltaCount = 0;
+  for (const s of input.subscriptions) {
+    let marks = 0;
+    for (let i = 0; i < s.versions.length; i++) {
+      markT[marks] = i === 0 ? -Infinity : s.versions[i]!.at;
+      markVersion[marks++] = i;
+    }
+    markT[marks] = s.start;
+    markVersion[marks++] = -1;
+    if (s.end !== null) {
+      markT[marks] = s.end;
+      markVersion[marks++] = -1;
+    }
+    if (s.canceledAt !== null) {
+      markT[marks] = s.canceledAt;
+      markVersion[marks++] = -1;
+    }
+    markOrder.length = marks;
+    for (let i = 0; i < marks; i++) markOrder[i] = i;
+    markOrder.sort(
+      (a, b) =>
+        markT[a]! - markT[b]! ||
+        (markVersion[b]! >= 0 ? 1 : 0) - (markVersion[a]! >= 0 ? 1 : 0) ||
+        markVersion[a]! - markVersion[b]!,
+    );
+    featureIds.length = s.features.length;
+    for (let i = 0; i < s.features.length; i++) featureIds[i] = dims.feature(s.features[i]!);
+    let current = s.versions[0]!;
+    let gBefore = 0;
+    let planBefore = -1;
+    for (let m = 0; m < marks; m++) {
+      const mark = markOrder[m]!;
+      if (markVersion[mark]! >= 0) current = s.versions[markVersion[mark]!]!;
+      const t = markT[mark]!;
+      const off =
+        t < s.start ||
+        (s.end !== null && t >= s.end) ||
+        (s.canceledAt !== null && t >= s.canceledAt) ||
+        !current.counts;
+      const g = off ? 0 : current.cents;
+      const plan = current.planId === null ? -1 : dims.plan(current.planId);
+      pushDelta(0, 0, t, g - gBefore);
+      if (plan >= 0) pushDelta(plan, 0, t, g);
+      if (planBefore >= 0) pushDelta(planBefore, 0, t, -gBefore);
+      for (const f of featureIds) {
+        pushDelta(0, f, t, g - gBefore);
+        if (plan >= 0) pushDelta(plan, f, t, g);
+        if (planBefore >= 0) pushDelta(planBefore, f, t, -gBefore);
+      }
+      gBefore = g;
+      planBefore = plan;
+    }
+  }
+}
+
+/** A movement's contribution as of a customer's MRR `e` in a month that began at `s0`. */
+function movements(out: Float64Array, sign: number, e: number, s0: number, paid: boolean) {
+  // new, reactivation, expansion, contraction, churn: amount and count each (columns 2 to 11).
+  if (s0 === 0) {
+    if (e > 0) {
+      const at = paid ? 4 : 2;
+      out[at]! += sign * e;
+      out[at + 1]! += sign;
+    }
+  } else if (e > s0) {
+    out[6]! += sign * (e - s0);
+    out[7]! += sign;
+  } else if (e > 0 && e < s0) {
+    out[8]! += sign * (e - s0);
+    out[9]! += sign;
+  } else if (e === 0) {
+    out[10]! += sign * -s0;
+    out[11]! += sign;
+  }
+}
+
+const scratch = new Float64Array(WIDTH);
+/** One series: its points' times, values (the MRR from then on), months; its months with points. */
+const seriesT: number[] = [];
+const seriesValue: number[] = [];
+const seriesMonth: number[] = [];
+const withPoints: number[] = [];
+const endValue: number[] = [];
+const timeline: number[] = [];
+const cohortFlags: boolean[] = [];
+
+/** What the series in seriesT/seriesValue adds to each day: emit(day, deltas) (a scratch buffer). */
+function contributeSeries(n: number, emit: (day: number, deltas: Float64Array) => void): void {
+  withPoints.length = 0;
+  endValue.length = 0;
+  for (let i = 0; i < n; i++) {
+    const month = monthOfDay(dayOf(seriesT[i]!));
+    seriesMonth[i] = month;
+    if (i === 0 || month !== seriesMonth[i - 1]) {
+      withPoints.push(month);
+      endValue.push(seriesValue[i]!);
+    } else endValue[endValue.length - 1] = seriesValue[i]!;
+  }
+  // The 12-month retention timeline: the months where the value at a month's start (E) or the
+  // cohort flag (E eleven months earlier > 0) can change: m, m + 1 and m + 12 for each month m
+  // with points. E(m) = the end value of the last month with points before m; the cohort flag of
+  // m = the end value of the last month with points at or before m - 12 is > 0; the base is E(m)
+  // for the cohort. nrr_base gets each change of the base on the last day before its month.
+  timeline.length = 0;
+  for (const m of withPoints) timeline.push(m, m + 1, m + 12);
+  timeline.sort((a, b) => a - b);
+  let previousBase = 0;
+  let k = 0;
+  let j = 0;
+  let p = 0; // index into withPoints for the cohort flags of months with points
+  for (let x = 0; x < timeline.length; x++) {
+    const m = timeline[x]!;
+    if (x > 0 && m === timeline[x - 1]) continue;
+    while (k < withPoints.length && withPoints[k]! < m) k++;
+    while (j < withPoints.length && withPoints[j]! <= m - 12) j++;
+    const start = k === 0 ? 0 : endValue[k - 1]!;
+    const inCohort = j > 0 && endValue[j - 1]! > 0;
+    if (p < withPoints.length && withPoints[p] === m) cohortFlags[p++] = inCohort;
+    const base = inCohort ? start : 0;
+    if (base !== previousBase) {
+      scratch.fill(0);
+      scratch[12] = base - previousBase;
+      emit(firstDayOfMonth(m) - 1, scratch);
+      previousBase = base;
+    }
+  }
+  let paidEarlier = false;
+  let s0 = 0;
+  let paid = false;
+  let monthIndex = -1;
+  for (let i = 0; i < n; i++) {
+    const before = i === 0 ? 0 : seriesValue[i - 1]!;
+    const value = seriesValue[i]!;
+    if (i === 0 || seriesMonth[i] !== seriesMonth[i - 1]) {
+      s0 = before;
+      paid = paidEarlier;
+      monthIndex++;
+    }
+    scratch.fill(0);
+    scratch[0] = value - before;
+    scratch[1] = (value > 0 ? 1 : 0) - (before > 0 ? 1 : 0);
+    movements(scratch, 1, value, s0, paid);
+    movements(scratch, -1, before, s0, paid);
+    if (cohortFlags[monthIndex]) scratch[13] = value - before;
+    emit(dayOf(seriesT[i]!), scratch);
+    if (value > 0) paidEarlier = true;
+  }
+}
+
+const order: number[] = [];
+
+/** Adds sign × everything this customer contributes to the sink (its region and region '*'). */
+export function contribute(input: CustomerInput, dims: Dimensions, sink: Sink, sign: 1 | -1): void {
+  deltasOf(input, dims);
+  const n = deltaCount;
+  if (n === 0) return;
+  order.length = n;
+  for (let i = 0; i < n; i++) order[i] = i;
+  order.sort(
+    (a, b) => deltaPlan[a]! - deltaPlan[b]! || deltaFeature[a]! - deltaFeature[b]! || deltaT[a]! - deltaT[b]!,
+  );
+  const region = dims.region(input.region);
+  let own: Slot;
+  let all: Slot;
+  const emit = (day: number, deltas: Float64Array) => {
+    own.add(day, deltas, sign);
+    all.add(day, deltas, sign);
+  };
+  for (let at = 0; at < n;) {
+    const plan = deltaPlan[order[at]!]!;
+    const feature = deltaFeature[order[at]!]!;
+    let points = 0;
+    let level = 0;
+    while (at < n && deltaPlan[order[at]!] === plan && deltaFeature[order[at]!] === feature) {
+      const t = deltaT[order[at]!]!;
+      let delta = 0;
+      while (
+        at < n &&
+        deltaPlan[order[at]!] === plan &&
+        deltaFeature[order[at]!] === feature &&
+        deltaT[order[at]!] === t
+      )
+        delta += deltaValue[order[at++]!]!;
+      if (delta === 0) continue;
+      level += delta;
+      seriesT[points] = t;
+      seriesValue[points++] = level;
+    }
+    if (points === 0) continue;
+    own = sink.slot(plan, feature, region);
+    all = sink.slot(plan, feature, 0);
+    contributeSeries(points, emit);
+  }
+}
+
+/** Days from 1970-01-01 plus this are non-negative back to 1790: the block index of a day. */
+const DAY_OFFSET = 65_536;
+const BLOCK_DAYS = 256;
+
+/**
+ * Sums of contributions per dimension, region and day, exact: cents and counts as integers in
+ * doubles, checked to stay within 2^53 (a sum beyond it throws rather than rounds). Each
+ * (dimension, region) has blocks of 256 days × 14 sums, allocated where days have data: a series
+ * finds its slot once, then adding is array indexing.
+ */
+export class Buckets implements Sink {
+  /** (plan × 4096 + feature) × 1024 + region → the slot. */
+  readonly #slots = new Map<number, BucketSlot>();
+
+  slot(plan: number, feature: number, region: number): BucketSlot {
+    const key = (plan * 4096 + feature) * 1024 + region;
+    let slot = this.#slots.get(key);
+    if (!slot) this.#slots.set(key, (slot = new BucketSlot(plan, feature, region)));
+    return slot;
+  }
+
+  /** Every cell that is not all zeros: (plan, feature, region, day) and its 14 sums. */
+  *cells(): Generator<{ plan: number; feature: number; region: number; day: number; values: Float64Array }> {
+    for (const slot of this.#slots.values()) {
+      for (let b = 0; b < slot.blocks.length; b++) {
+        const block = slot.blocks[b];
+        if (!block) continue;
+        for (let i = 0; i < BLOCK_DAYS; i++) {
+          const values = block.subarray(i * WIDTH, (i + 1) * WIDTH);
+          if (values.every((v) => v === 0)) continue;
+          yield {
+            plan: slot.plan,
+            feature: slot.feature,
+            region: slot.region,
+            day: b * BLOCK_DAYS + i - DAY_OFFSET,
+            values,
+          };
+        }
+      }
+    }
+  }
+}
+
+/** One dimension and region: blocks of 256 days × 14 sums, by (day + DAY_OFFSET) / 256. */
+class BucketSlot implements Slot {
+  readonly blocks: Array<Float64Array | undefined> = [];
+  constructor(
+    readonly plan: number,
+    readonly feature: number,
+    readonly region: number,
+  ) {}
+
+  add(day: number, deltas: Float64Array, sign: number): void {
+    const d = day + DAY_OFFSET;
+    const b = d >> 8;
+    let block = this.blocks[b];
+    if (!block) this.blocks[b] = block = new Float64Array(BLOCK_DAYS * WIDTH);
+    const at = (d & (BLOCK_DAYS - 1)) * WIDTH;
+    for (let i = 0; i < WIDTH; i++) {
+      const delta = deltas[i]!;
+      if (delta !== 0) {
+        const sum = block[at + i]! + sign * delta;
+        if (!Number.isSafeInteger(sum)) throw new RangeError('an MRR aggregate went beyond 2^53 cents');
+        block[at + i] = sum;
+      }
+    }
+  }
+}
+
+/** mrr_days cells as parallel arrays (one per column), for unnest. */
+export interface DayRows {
+  plan: string[];
+  feature: string[];
+  region: string[];
+  day: string[];
+  columns: string[][];
+}
+
+/** The buckets' non-zero cells, as rows: ids and names from the run's dimensions, days as dates. */
+export function toDayRows(buckets: Buckets, dims: Dimensions): DayRows {
+  const rows: DayRows = { plan: [], feature: [], region: [], day: [], columns: COLUMNS.map(() => []) };
+  for (const cell of buckets.cells()) {
+    rows.plan.push(dims.plans[cell.plan]!);
+    rows.feature.push(dims.features[cell.feature]!);
+    rows.region.push(dims.regions[cell.region]!);
+    rows.day.push(new Date(cell.day * 86_400_000).toISOString().slice(0, 10));
+    for (let i = 0; i < COLUMNS.length; i++) rows.columns[i]!.push(String(cell.values[i]));
+  }
+  return rows;
+}

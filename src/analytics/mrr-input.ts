@@ -1,0 +1,131 @@
+// What the MRR engine counts a customer from, read from the tables: the customer's region and
+// subscriptions (not those on a test clock), each with its versions and today's feature links. By
+// customer (compaction, corrections) or by ranges of customers in id order (rebuild, check).
+// Also the encoding of that input as stored in mrr_counted: what each customer is counted with.
+import { sql } from 'kysely';
+import type { Db } from '../database/connection.js';
+import type { CustomerInput, EngineSubscription } from './mrr-engine.js';
+
+/** One subscription per row, its versions and features aggregated: the rows of a customer together. */
+interface SubscriptionRow {
+  user_id: string;
+  region: string;
+  start_ms: number;
+  end_ms: number | null;
+  canceled_ms: number | null;
+  /** [valid_from ms, counts (1/0), cents, plan id or null] per version, in time order. */
+  versions: Array<[number, number, number, string | null]>;
+  features: string[] | null;
+}
+
+const subscriptionColumns = sql`s.user_id, coalesce(u.region, '') as region,
+  extract(epoch from s.start_date::timestamp)::float8 * 1000 as start_ms,
+  extract(epoch from (s.end_date + 1)::timestamp)::float8 * 1000 as end_ms,
+  extract(epoch from s.canceled_at)::float8 * 1000 as canceled_ms,
+  (select json_agg(json_build_array(extract(epoch from v.valid_from)::float8 * 1000,
+                                    (v.status in ('active', 'past_due'))::int,
+                                    (v.monthly_amount * 100)::bigint, v.plan_id) order by v.valid_from)
+   from subscription_versions v where v.tenant_id = s.tenant_id and v.subscription_id = s.id) as versions,
+  (select array_agg(f.feature_id order by f.feature_id) from subscription_features f
+   where f.tenant_id = s.tenant_id and f.subscription_id = s.id) as features`;
+
+function toSubscription(row: SubscriptionRow): EngineSubscription {
+  return {
+    start: row.start_ms,
+    end: row.end_ms,
+    canceledAt: row.canceled_ms,
+    versions: row.versions.map(([at, counts, cents, planId]) => ({
+      at,
+      counts: counts === 1,
+      cents: Number(cents),
+      planId,
+    })),
+    features: row.features ?? [],
+  };
+}
+
+function group(rows: SubscriptionRow[], into: Map<string, CustomerInput>): void {
+  for (const row of rows) {
+    // A subscription without versions was written with its triggers off (the seed): the rebuild
+    // records its first version before reading; until then it counts nowhere.
+    if (!row.versions) continue;
+    let customer = into.get(row.user_id);
+    if (!customer) into.set(row.user_id, (customer = { region: row.region, subscriptions: [] }));
+    customer.subscriptions.push(toSubscription(row));
+  }
+}
+
+/** These customers' inputs (absent: no subscription that counts). Inside the tenant's transaction. */
+export async function loadCustomers(db: Db, userIds: readonly string[]): Promise<Map<string, CustomerInput>> {
+  const customers = new Map<string, CustomerInput>();
+  if (userIds.length === 0) return customers;
+  const { rows } = await sql<SubscriptionRow>`
+    select ${subscriptionColumns}
+    from unnest(${userIds}::uuid[]) as wanted (user_id)
+    join subscriptions s on s.tenant_id = current_setting('app.tenant_id')::uuid and s.user_id = wanted.user_id
+    join users u on u.tenant_id = s.tenant_id and u.id = s.user_id
+    where s.test_clock_id is null`.execute(db);
+  group(rows, customers);
+  return customers;
+}
+
+/**
+ * The next customers in id order after `after` (null: from the first), at most `limit` of them:
+ * their inputs and the last user id of the range (null when there are no more).
+ */
+export async function loadCustomerRange(
+  db: Db,
+  tenantId: string,
+  after: string | null,
+  limit: number,
+): Promise<{ customers: Map<string, CustomerInput>; last: string | null; users: number }> {
+  const { rows: users } = await sql<{ id: string }>`
+    select id from users where tenant_id = ${tenantId} and id > ${after ?? '00000000-0000-0000-0000-000000000000'}::uuid
+    order by id limit ${limit}`.execute(db);
+  const customers = new Map<string, CustomerInput>();
+  if (users.length === 0) return { customers, last: null, users: 0 };
+  const first = users[0]!.id;
+  const last = users.at(-1)!.id;
+  const { rows } = await sql<SubscriptionRow>`
+    select ${subscriptionColumns}
+    from subscriptions s join users u on u.tenant_id = s.tenant_id and u.id = s.user_id
+    where s.tenant_id = ${tenantId} and s.user_id >= ${first}::uuid and s.user_id <= ${last}::uuid
+      and s.test_clock_id is null`.execute(db);
+  group(rows, customers);
+  return { customers, last, users: users.length };
+}
+
+/**
+ * A customer's input as stored in mrr_counted: JSON, subscriptions in a fixed order (by start,
+ * then the rest), so that equal inputs encode equally.
+ */
+export function encodeInput(input: CustomerInput): string {
+  const subscriptions = input.subscriptions
+    .map((s) => [
+      s.start,
+      s.end,
+      s.canceledAt,
+      s.versions.map((v) => [v.at, v.counts ? 1 : 0, v.cents, v.planId]),
+      s.features,
+    ])
+    .map((s) => JSON.stringify(s))
+    .sort();
+  return `{"r":${JSON.stringify(input.region)},"s":[${subscriptions.join(',')}]}`;
+}
+
+export function decodeInput(text: string): CustomerInput {
+  const { r, s } = JSON.parse(text) as {
+    r: string;
+    s: Array<[number, number | null, number | null, Array<[number, 0 | 1, number, string | null]>, string[]]>;
+  };
+  return {
+    region: r,
+    subscriptions: s.map(([start, end, canceledAt, versions, features]) => ({
+      start,
+      end,
+      canceledAt,
+      versions: versions.map(([at, counts, cents, planId]) => ({ at, counts: counts === 1, cents, planId })),
+      features,
+    })),
+  };
+}

@@ -1,0 +1,106 @@
+// The MRR engine's tables (db/migrations/202612030001_mrr_engine.ts): the daily sums it writes
+// (mrr_days), what each customer is counted with (mrr_counted), and the customers waiting for
+// compaction (mrr_dirty). Run inside the tenant's transaction (RLS), or on a connection scoped
+// to the tenant (the rebuild).
+import { sql } from 'kysely';
+import type { Db } from '../database/connection.js';
+import { COLUMNS, type CustomerInput, type DayRows } from './mrr-engine.js';
+import { decodeInput } from './mrr-input.js';
+
+const TENANT = sql`current_setting('app.tenant_id')::uuid`;
+
+/** The tenant's MRR lock: compaction and rebuild count one tenant at a time. */
+export const MRR_LOCK = sql`hashtextextended('mrr:' || current_setting('app.tenant_id'), 0)`;
+
+/** Takes the tenant's MRR lock for the transaction, or answers false at once if it is taken. */
+export async function tryMrrLock(db: Db): Promise<boolean> {
+  const { rows } = await sql<{
+    locked: boolean;
+  }>`select pg_try_advisory_xact_lock(${MRR_LOCK}) as locked`.execute(db);
+  return rows[0]!.locked;
+}
+
+/** Customers waiting for compaction, in id order, at most `limit` (all without one). */
+export async function dirtyCustomers(db: Db, limit?: number): Promise<string[]> {
+  const { rows } = await sql<{ user_id: string }>`
+    select user_id from mrr_dirty order by user_id ${limit === undefined ? sql`` : sql`limit ${limit}`}`.execute(
+    db,
+  );
+  return rows.map((r) => r.user_id);
+}
+
+/** Up to `limit` marks no writer holds, locked until the transaction ends (compaction takes them). */
+export async function takeDirtyCustomers(db: Db, limit: number): Promise<string[]> {
+  const { rows } = await sql<{ user_id: string }>`
+    select user_id from mrr_dirty order by user_id limit ${limit} for update skip locked`.execute(db);
+  return rows.map((r) => r.user_id);
+}
+
+export async function clearMarks(db: Db, userIds: readonly string[]): Promise<void> {
+  if (userIds.length === 0) return;
+  await sql`delete from mrr_dirty where tenant_id = ${TENANT} and user_id = any (${userIds}::uuid[])`.execute(
+    db,
+  );
+}
+
+/** What these customers are counted with now (absent: not counted). */
+export async function loadCounted(db: Db, userIds: readonly string[]): Promise<Map<string, CustomerInput>> {
+  const counted = new Map<string, CustomerInput>();
+  if (userIds.length === 0) return counted;
+  const { rows } = await sql<{ user_id: string; input: string }>`
+    select user_id, input::text as input from mrr_counted
+    where tenant_id = ${TENANT} and user_id = any (${userIds}::uuid[])`.execute(db);
+  for (const row of rows) counted.set(row.user_id, decodeInput(row.input));
+  return counted;
+}
+
+const BATCH = 5_000;
+
+/** Sets what customers are counted with: an encoded input, or null for no longer counted. */
+export async function saveCounted(db: Db, entries: ReadonlyArray<[string, string | null]>): Promise<void> {
+  const gone = entries.filter(([, input]) => input === null).map(([user]) => user);
+  for (let i = 0; i < gone.length; i += BATCH) {
+    await sql`delete from mrr_counted where tenant_id = ${TENANT}
+      and user_id = any (${gone.slice(i, i + BATCH)}::uuid[])`.execute(db);
+  }
+  const kept = entries.filter((entry): entry is [string, string] => entry[1] !== null);
+  for (let i = 0; i < kept.length; i += BATCH) {
+    const batch = kept.slice(i, i + BATCH);
+    await sql`
+      insert into mrr_counted (user_id, input)
+      select * from unnest(${batch.map(([user]) => user)}::uuid[], ${batch.map(([, input]) => input)}::json[])
+      on conflict (tenant_id, user_id) do update set input = excluded.input`.execute(db);
+  }
+}
+
+const slice = (rows: DayRows, from: number, to: number) => ({
+  plan: rows.plan.slice(from, to),
+  feature: rows.feature.slice(from, to),
+  region: rows.region.slice(from, to),
+  day: rows.day.slice(from, to),
+  columns: rows.columns.map((c) => c.slice(from, to)),
+});
+
+const unnestDays = (rows: DayRows) => sql`unnest(${rows.plan}::uuid[], ${rows.feature}::uuid[],
+  ${rows.region}::text[], ${rows.day}::date[], ${sql.join(rows.columns.map((c) => sql`${c}::bigint[]`))})`;
+
+/** Adds the rows to mrr_days (a compaction's differences, or a rebuild's sums on emptied days). */
+export async function addDays(db: Db, rows: DayRows): Promise<void> {
+  const names = sql.join(COLUMNS.map((c) => sql.ref(c)));
+  for (let i = 0; i < rows.day.length; i += BATCH) {
+    const batch = slice(rows, i, i + BATCH);
+    await sql`
+      insert into mrr_days as d (plan_id, feature_id, region, day, ${names})
+      select * from ${unnestDays(batch)}
+      on conflict (tenant_id, plan_id, feature_id, region, day) do update set
+        ${sql.join(COLUMNS.map((c) => sql`${sql.ref(c)} = ${sql.ref(`d.${c}`)} + ${sql.ref(`excluded.${c}`)}`))}`.execute(
+      db,
+    );
+  }
+}
+
+/** The rows as a relation for a read: (day, the 14 columns), to union with mrr_days. */
+export function daysRelation(rows: DayRows) {
+  return sql`select day, ${sql.join(COLUMNS.map((c) => sql.ref(c)))} from ${unnestDays(rows)}
+    as c (plan_id, feature_id, region, day, ${sql.join(COLUMNS.map((c) => sql.ref(c)))})`;
+}
