@@ -1,4 +1,4 @@
-.PHONY: install start worker build bundle sdk test canary check spec-diff gen check-gen lint typecheck format docs docs-check migrate tenant seed bench clean
+.PHONY: install start worker build bundle sdk test canary check spec-diff gen check-gen lint typecheck format docs docs-check migrate tenant seed rebuild bench clean
 SHELL := /bin/bash
 
 # The contract is written in openapi/ (openapi.yaml and the files it $refs); this makes it one document.
@@ -100,6 +100,10 @@ migrate: install
 # A demo tenant with ROWS subscriptions (default 500000), reproducible with SEED.
 seed: install
 	node --import tsx src/cli/seed.ts
+
+# Rebuilds and checks one tenant's analytics aggregates: make rebuild TENANT=<id or name>
+rebuild: install
+	node --import tsx src/cli/rebuild.ts
 
 # Latency and throughput of analytics and CRUD over HTTP, written to bench/results.md.
 bench: install

@@ -10,6 +10,7 @@ import { migrateToLatest } from '../database/migrator.js';
 import { rebuildUnchecked } from '../services/analytics.js';
 import { createTenant } from '../services/tenants.js';
 import { runMain } from '../startup.js';
+import { startProgress } from './progress.js';
 
 const DEMO = 'Demo';
 const SEEDS = path.resolve(import.meta.dirname, '../../db/seeds');
@@ -29,7 +30,17 @@ const users = Math.max(1, Math.floor(rows / 3));
 
 async function step<T>(label: string, work: () => Promise<T>, count?: (result: T) => string): Promise<T> {
   const started = performance.now();
-  const result = await work();
+  // A statement that runs long says so (one SQL statement has no finer progress to report).
+  const heartbeat = setInterval(
+    () => console.log(`  ... ${label} still running, ${((performance.now() - started) / 1000).toFixed(0)} s`),
+    15_000,
+  );
+  let result: T;
+  try {
+    result = await work();
+  } finally {
+    clearInterval(heartbeat);
+  }
   const seconds = ((performance.now() - started) / 1000).toFixed(2);
   console.log(`${label.padEnd(34)} ${(count ? count(result) : '').padStart(12)}  ${seconds.padStart(6)} s`);
   return result;
@@ -115,7 +126,7 @@ function runSeedFile(owner: Db, file: string, options: { tenantId: string; fast:
 runMain(async () => {
   const total = performance.now();
   const database = await openDatabase(loadConfig());
-  const owner = createDb(database.url, { poolSize: 2 });
+  const owner = createDb(database.url, { poolSize: 3 });
   try {
     await migrateToLatest(owner);
     console.log(`seeding ${rows} subscriptions for ${users} users (SEED=${seed})`);
@@ -149,18 +160,6 @@ runMain(async () => {
           (result) => `${String(result.numAffectedRows ?? 0n)} rows`,
         ),
       );
-      // The aggregates read only the subscriptions, all written before the last phase: rebuilt
-      // alongside it (as the app role, under RLS: only the demo tenant's), once a file of the
-      // phase has finished and freed its connection.
-      if (phase === order.at(-1)) {
-        work.push(
-          Promise.race(work).then(() =>
-            step('rebuild the analytics aggregates', () =>
-              rebuildUnchecked({ db: owner }, { tenantId: tenant.id, keyId: 'system' }),
-            ),
-          ),
-        );
-      }
       await Promise.all(work);
       // Statistics of what this phase wrote, before the next phase joins it: planned on a freshly
       // emptied table's estimate of one row, 3-invoices.sql joined users to subscriptions in a loop
@@ -174,11 +173,27 @@ runMain(async () => {
     await step('analyze', () =>
       Promise.all([
         sql`analyze subscriptions, invoices`.execute(owner),
-        sql`analyze users, features, plans, plan_versions, subscription_features, tax_rates,
-          subscription_rollups, user_totals`.execute(owner),
+        sql`analyze users, features, plans, plan_versions, subscription_features, tax_rates`.execute(owner),
       ]),
     );
 
+    // The aggregates, in one pass over the finished data (as the app role, under RLS: only the
+    // demo tenant's); the MRR count reads on two connections while a third writes.
+    await step('rebuild the analytics aggregates', async () => {
+      const progress = startProgress('  customers counted');
+      try {
+        await rebuildUnchecked({ db: owner }, { tenantId: tenant.id, keyId: 'system' }, (done, all) =>
+          progress.update(done, all),
+        );
+      } finally {
+        progress.finish();
+      }
+    });
+    await step('analyze the aggregates', () =>
+      sql`analyze subscription_rollups, user_totals, subscription_versions, mrr_days, mrr_counted`.execute(
+        owner,
+      ),
+    );
     console.log(`done in ${((performance.now() - total) / 1000).toFixed(1)} s`);
     console.log(`demo tenant ${tenant.id}`);
     console.log(`api key     ${apiKey.key}   (admin; shown once)`);

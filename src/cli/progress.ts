@@ -1,0 +1,44 @@
+// Progress of a long command (the seed, the rebuild): on a terminal, one line redrawn in place;
+// otherwise (CI, a log file) a plain line at most every 5 seconds, so a slow step is never silent.
+
+export interface Progress {
+  /** Where the work stands: `done` of `total` (total may grow while counting). */
+  update(done: number, total: number): void;
+  /** Ends the line (and prints the last figures when nothing was printed for them). */
+  finish(): void;
+}
+
+const PLAIN_EVERY_MS = 5_000;
+
+export function startProgress(label: string, stream: NodeJS.WriteStream = process.stderr): Progress {
+  const started = performance.now();
+  const tty = stream.isTTY === true;
+  let last = { done: 0, total: 0 };
+  let printedAt = started;
+  let printed = '';
+  const line = () => {
+    const seconds = (performance.now() - started) / 1000;
+    const percent = last.total > 0 ? Math.floor((100 * last.done) / last.total) : 0;
+    const rate = seconds > 0 ? Math.round(last.done / seconds) : 0;
+    return `${label}: ${last.done.toLocaleString('en')} of ${last.total.toLocaleString('en')} (${percent}%), ${rate.toLocaleString('en')}/s, ${seconds.toFixed(0)} s`;
+  };
+  return {
+    update(done, total) {
+      last = { done, total };
+      const now = performance.now();
+      if (tty) {
+        if (now - printedAt < 100 && done < total) return;
+        stream.write(`\r\x1b[K${line()}`);
+      } else {
+        if (now - printedAt < PLAIN_EVERY_MS) return;
+        printed = line();
+        stream.write(`${printed}\n`);
+      }
+      printedAt = now;
+    },
+    finish() {
+      if (tty) stream.write(`\r\x1b[K`);
+      else if (printed !== '' && printed !== line()) stream.write(`${line()}\n`);
+    },
+  };
+}
