@@ -136,7 +136,10 @@ function monthOfDay(day: number): number {
 }
 /** The first day of a month (as monthOfDay counts months). */
 function firstDayOfMonth(month: number): number {
-  return Date.UTC(1970 + Math.floor(month / 12), ((month % 12) + 12) % 12, 1) / DAY_MS;
+  // setUTCFullYear, not Date.UTC: Date.UTC reads years 0 to 99 as 1900 to 1999.
+  const date = new Date(0);
+  date.setUTCFullYear(1970 + Math.floor(month / 12), ((month % 12) + 12) % 12, 1);
+  return date.getTime() / DAY_MS;
 }
 
 // The engine is synchronous and never re-entered, so these buffers are reused from customer to
@@ -359,8 +362,11 @@ export function contribute(input: CustomerInput, dims: Dimensions, sink: Sink, s
   }
 }
 
-/** Days from 1970-01-01 plus this are non-negative back to 1790: the block index of a day. */
-const DAY_OFFSET = 65_536;
+/**
+ * Days from 1970-01-01 plus this are non-negative back to 0001-01-01 (719,162 days before), the
+ * earliest date the API takes, and the one before it: the block index of a day. A multiple of 256.
+ */
+const DAY_OFFSET = 2_817 * 256;
 const BLOCK_DAYS = 256;
 
 /**
@@ -437,6 +443,16 @@ export interface DayRows {
   columns: string[][];
 }
 
+/**
+ * A day as PostgreSQL reads a date: 'YYYY-MM-DD', and five digits past 9999 (the day after an
+ * end_date of 9999-12-31), where toISOString would write '+010000-01-01'.
+ */
+export function isoDate(day: number): string {
+  const date = new Date(day * DAY_MS);
+  const pad = (n: number) => String(n).padStart(2, '0');
+  return `${String(date.getUTCFullYear()).padStart(4, '0')}-${pad(date.getUTCMonth() + 1)}-${pad(date.getUTCDate())}`;
+}
+
 /** The buckets' non-zero cells, as rows: ids and names from the run's dimensions, days as dates. */
 export function toDayRows(buckets: Buckets, dims: Dimensions): DayRows {
   const rows: DayRows = { plan: [], feature: [], region: [], day: [], columns: COLUMNS.map(() => []) };
@@ -444,7 +460,7 @@ export function toDayRows(buckets: Buckets, dims: Dimensions): DayRows {
     rows.plan.push(dims.plans[cell.plan]!);
     rows.feature.push(dims.features[cell.feature]!);
     rows.region.push(dims.regions[cell.region]!);
-    rows.day.push(new Date(cell.day * 86_400_000).toISOString().slice(0, 10));
+    rows.day.push(isoDate(cell.day));
     for (let i = 0; i < COLUMNS.length; i++) rows.columns[i]!.push(String(cell.values[i]));
   }
   return rows;

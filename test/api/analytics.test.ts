@@ -267,6 +267,17 @@ describe('GET /api/v1/analytics/consistency and POST /api/v1/analytics/rebuild',
     expect(await analytics(t.api)).toEqual(await recompute(t.id, AS_OF, 12, 5));
   });
 
+  it('takes an Idempotency-Key: a retry gets the first reply, marked replayed', async () => {
+    const key = `rebuild-${Date.now()}`;
+    const first = await t.api.post('/api/v1/analytics/rebuild').set('Idempotency-Key', key);
+    expect(first.status, first.text).toBe(200);
+    expect(first.body).toEqual({ consistent: true, differences: [] });
+    const retry = await t.api.post('/api/v1/analytics/rebuild').set('Idempotency-Key', key);
+    expect(retry.status).toBe(200);
+    expect(retry.body).toEqual(first.body);
+    expect(retry.headers['idempotent-replayed']).toBe('true');
+  });
+
   it('logged no unexpected error in this file', () => {
     expect(ctx.unexpectedErrors).toEqual([]);
   });
