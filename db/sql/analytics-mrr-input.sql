@@ -9,7 +9,7 @@ select s.user_id, coalesce(u.region, '') as region,
                                     (v.status in ('active', 'past_due'))::int,
                                     (v.monthly_amount * 100)::bigint, v.plan_id) order by v.valid_from)
    from subscription_versions v where v.tenant_id = s.tenant_id and v.subscription_id = s.id) as versions,
-  (select array_agg(f.feature_id order by f.feature_id) from subscription_features f
+  (select string_agg(f.feature_id::text, ',' order by f.feature_id) from subscription_features f
    where f.tenant_id = s.tenant_id and f.subscription_id = s.id) as features
     from unnest($1::uuid[]) as wanted (user_id)
     join subscriptions s on s.tenant_id = current_setting('app.tenant_id')::uuid and s.user_id = wanted.user_id
@@ -27,7 +27,7 @@ select s.user_id, coalesce(u.region, '') as region,
                                     (v.status in ('active', 'past_due'))::int,
                                     (v.monthly_amount * 100)::bigint, v.plan_id) order by v.valid_from)
    from subscription_versions v where v.tenant_id = s.tenant_id and v.subscription_id = s.id) as versions,
-  (select array_agg(f.feature_id order by f.feature_id) from subscription_features f
+  (select string_agg(f.feature_id::text, ',' order by f.feature_id) from subscription_features f
    where f.tenant_id = s.tenant_id and f.subscription_id = s.id) as features
     from subscriptions s join users u on u.tenant_id = s.tenant_id and u.id = s.user_id
     where s.tenant_id = $1 and s.user_id >= $2::uuid and s.user_id <= $3::uuid

@@ -453,15 +453,64 @@ export function isoDate(day: number): string {
   return `${String(date.getUTCFullYear()).padStart(4, '0')}-${pad(date.getUTCMonth() + 1)}-${pad(date.getUTCDate())}`;
 }
 
-/** The buckets' non-zero cells, as rows: ids and names from the run's dimensions, days as dates. */
-export function toDayRows(buckets: Buckets, dims: Dimensions): DayRows {
+/** The day of a 'YYYY-MM-DD' date (five-digit years too). */
+export function dayFromIso(date: string): number {
+  const [year, month, day] = date.split('-').map(Number) as [number, number, number];
+  const at = new Date(0);
+  at.setUTCFullYear(year, month - 1, day);
+  return at.getTime() / DAY_MS;
+}
+
+/**
+ * The first day of the month before the current one (UTC). Reads sum whole months before the
+ * current one, so a cell of an earlier month can move to its month's first day: a month of daily
+ * rows becomes one, and the sums a read sees stay the same. The month before the current one stays
+ * daily, so that a clock that is a little ahead of the database's never moves a day of the
+ * current month.
+ */
+export function collapseCutoff(now = Date.now()): number {
+  return firstDayOfMonth(monthOfDay(dayOf(now)) - 1);
+}
+
+/** Where a day's cell goes in the rows: its month's first day before the cutoff, itself after. */
+export const storedDay = (day: number, cutoff: number): number =>
+  day < cutoff ? firstDayOfMonth(monthOfDay(day)) : day;
+
+/**
+ * The buckets' non-zero cells, as rows: ids and names from the run's dimensions, days as dates,
+ * the days of months before `cutoff` summed on their month's first day (see collapseCutoff).
+ */
+export function toDayRows(buckets: Buckets, dims: Dimensions, cutoff = collapseCutoff()): DayRows {
   const rows: DayRows = { plan: [], feature: [], region: [], day: [], columns: COLUMNS.map(() => []) };
+  const sum = new Float64Array(WIDTH);
+  let open: { plan: number; feature: number; region: number; day: number } | undefined;
+  const flush = () => {
+    if (!open || sum.every((v) => v === 0)) return;
+    rows.plan.push(dims.plans[open.plan]!);
+    rows.feature.push(dims.features[open.feature]!);
+    rows.region.push(dims.regions[open.region]!);
+    rows.day.push(isoDate(open.day));
+    for (let i = 0; i < WIDTH; i++) {
+      if (!Number.isSafeInteger(sum[i])) throw new RangeError('an MRR aggregate went beyond 2^53 cents');
+      rows.columns[i]!.push(String(sum[i]));
+    }
+  };
+  // Cells come slot by slot, each slot's days in order: a run of one slot and stored day is summed.
   for (const cell of buckets.cells()) {
-    rows.plan.push(dims.plans[cell.plan]!);
-    rows.feature.push(dims.features[cell.feature]!);
-    rows.region.push(dims.regions[cell.region]!);
-    rows.day.push(isoDate(cell.day));
-    for (let i = 0; i < COLUMNS.length; i++) rows.columns[i]!.push(String(cell.values[i]));
+    const day = storedDay(cell.day, cutoff);
+    if (
+      !open ||
+      open.plan !== cell.plan ||
+      open.feature !== cell.feature ||
+      open.region !== cell.region ||
+      open.day !== day
+    ) {
+      flush();
+      open = { plan: cell.plan, feature: cell.feature, region: cell.region, day };
+      sum.fill(0);
+    }
+    for (let i = 0; i < WIDTH; i++) sum[i]! += cell.values[i]!;
   }
+  flush();
   return rows;
 }

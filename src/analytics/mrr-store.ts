@@ -55,6 +55,8 @@ export async function loadCounted(db: Db, userIds: readonly string[]): Promise<M
 }
 
 const BATCH = 5_000;
+/** Plain inserts take larger batches: no conflict to resolve. */
+const INSERT_BATCH = 20_000;
 
 /** Sets what customers are counted with: an encoded input, or null for no longer counted. */
 export async function saveCounted(db: Db, entries: ReadonlyArray<[string, string | null]>): Promise<void> {
@@ -94,6 +96,17 @@ export async function addDays(db: Db, rows: DayRows): Promise<void> {
       select * from ${unnestDays(batch)}
       on conflict (tenant_id, plan_id, feature_id, region, day) do update set
         ${sql.join(COLUMNS.map((c) => sql`${sql.ref(c)} = ${sql.ref(`d.${c}`)} + ${sql.ref(`excluded.${c}`)}`))}`.execute(
+      db,
+    );
+  }
+}
+
+/** Inserts the rows into mrr_days, whose cells they must not have (a rebuild, after emptying). */
+export async function insertDays(db: Db, rows: DayRows): Promise<void> {
+  const names = sql.join(COLUMNS.map((c) => sql.ref(c)));
+  for (let i = 0; i < rows.day.length; i += INSERT_BATCH) {
+    const batch = slice(rows, i, i + INSERT_BATCH);
+    await sql`insert into mrr_days (plan_id, feature_id, region, day, ${names}) select * from ${unnestDays(batch)}`.execute(
       db,
     );
   }

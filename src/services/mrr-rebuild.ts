@@ -10,14 +10,26 @@
 import { sql } from 'kysely';
 import type { Schemas } from '../contract.js';
 import { APP_ROLE, type Db } from '../database/connection.js';
-import { Buckets, type CustomerInput, contribute, Dimensions, toDayRows } from '../analytics/mrr-engine.js';
+import {
+  Buckets,
+  collapseCutoff,
+  contribute,
+  type CustomerInput,
+  dayFromIso,
+  Dimensions,
+  isoDate,
+  storedDay,
+  toDayRows,
+} from '../analytics/mrr-engine.js';
 import { encodeInput, loadCustomerRange } from '../analytics/mrr-input.js';
-import { addDays, MRR_LOCK, saveCounted } from '../analytics/mrr-store.js';
+import { insertDays, MRR_LOCK, saveCounted } from '../analytics/mrr-store.js';
 import { recount } from '../analytics/mrr-counting.js';
 import { createHash } from 'node:crypto';
 
 /** Customers per range read: large enough to amortize a query, small enough to keep both busy. */
 const RANGE = 5_000;
+/** Ranges the readers may count ahead of the writer storing their inputs. */
+const STORE_AHEAD = 4;
 
 export interface CountProgress {
   (customersDone: number, customersTotal: number): void;
@@ -170,8 +182,10 @@ export async function rebuildMrr(
           select user_id, xmin::text as version from mrr_dirty where tenant_id = ${tenantId}`.execute(
           readers[0]!,
         );
-        // The writer stores each range's inputs while the readers go on (one statement at a time).
+        // The writer stores each range's inputs (one statement at a time) while the readers go on,
+        // up to a few ranges ahead of it: a reader waits only when the writer falls behind.
         let storing: Promise<void> = Promise.resolve();
+        const pending: Array<Promise<void>> = [];
         const counted = await countTenant(
           readers,
           tenantId,
@@ -183,7 +197,9 @@ export async function rebuildMrr(
               encodeInput(input),
             ]);
             storing = storing.then(() => saveCounted(writer, entries));
-            return storing;
+            storing.catch(() => {}); // awaited at the end; meanwhile not an unhandled rejection
+            pending.push(storing);
+            return pending.length > STORE_AHEAD ? pending[pending.length - 1 - STORE_AHEAD] : undefined;
           },
           options.progress,
         );
@@ -192,7 +208,7 @@ export async function rebuildMrr(
       });
       await sql`delete from mrr_days where tenant_id = ${tenantId}`.execute(writer);
       const rows = toDayRows(buckets, dims);
-      await addDays(writer, rows);
+      await insertDays(writer, rows);
       const { rows: left } = await sql<{ left: number }>`
         with cleared as (
           delete from mrr_dirty d
@@ -268,8 +284,10 @@ export async function checkMrr(
 
     // The sums as a read sees them: mrr_days, plus the correction for the dirty customers.
     const maintained = new Map<string, string>();
+    // Keys by stored day: compaction adds daily rows where the rebuild stored a month's sum.
+    const cutoff = collapseCutoff();
     const key = (plan: string, feature: string, region: string, day: string) =>
-      `${plan} ${feature} ${region} ${day}`;
+      `${plan} ${feature} ${region} ${isoDate(storedDay(dayFromIso(day), cutoff))}`;
     const add = (k: string, values: string[]) => {
       const before = maintained.get(k)?.split('/').map(BigInt);
       maintained.set(k, values.map((v, i) => String(BigInt(v) + (before?.[i] ?? 0n))).join('/'));
@@ -288,7 +306,7 @@ export async function checkMrr(
         correction.columns.map((c) => c[i]!),
       );
     const zero = (v: string) => v.split('/').every((x) => x === '0');
-    const rows = toDayRows(expected, expectedDims);
+    const rows = toDayRows(expected, expectedDims, cutoff);
     for (let i = 0; i < rows.day.length; i++) {
       const k = key(rows.plan[i]!, rows.feature[i]!, rows.region[i]!, rows.day[i]!);
       const recomputed = rows.columns.map((c) => c[i]!).join('/');

@@ -2,12 +2,19 @@
 // its sums: what the metrics tests check against the independent recomputation, here for dates no
 // realistic tenant has.
 import { describe, expect, it } from 'vitest';
-import { Buckets, contribute, Dimensions, isoDate, toDayRows } from '../../src/analytics/mrr-engine.js';
+import {
+  Buckets,
+  collapseCutoff,
+  contribute,
+  Dimensions,
+  isoDate,
+  toDayRows,
+} from '../../src/analytics/mrr-engine.js';
 
 const DAY = 86_400_000;
 const at = (date: string) => Date.parse(`${date}T00:00:00Z`);
 
-function rowsOf(start: string, endDate: string | null, cents = 1000) {
+function rowsOf(start: string, endDate: string | null, cutoff = -Infinity) {
   const dims = new Dimensions();
   const buckets = new Buckets();
   contribute(
@@ -18,7 +25,7 @@ function rowsOf(start: string, endDate: string | null, cents = 1000) {
           start: at(start),
           end: endDate === null ? null : at(endDate) + DAY,
           canceledAt: null,
-          versions: [{ at: at('2020-01-01'), counts: true, cents, planId: null }],
+          versions: [{ at: at('2020-01-01'), counts: true, cents: 1000, planId: null }],
           features: [],
         },
       ],
@@ -27,7 +34,7 @@ function rowsOf(start: string, endDate: string | null, cents = 1000) {
     buckets,
     1,
   );
-  const rows = toDayRows(buckets, dims);
+  const rows = toDayRows(buckets, dims, cutoff);
   return rows.day.map((day, i) => ({
     region: rows.region[i],
     day,
@@ -59,6 +66,16 @@ describe('the MRR engine', () => {
       { region: '*', day: '0001-03-15', mrr: '1000', customers: '1', new: '1', nrrBase: '0' },
       // The base of trailing-12-month retention from 0002-03 (the cohort of 0001-04's start).
       { region: '*', day: '0002-02-28', mrr: '0', customers: '0', new: '0', nrrBase: '1000' },
+    ]);
+  });
+
+  it('sums the days of months before the previous one on their first day, and keeps later days', () => {
+    const cutoff = collapseCutoff(at('0001-06-20'));
+    expect(isoDate(cutoff)).toBe('0001-05-01');
+    const rows = rowsOf('0001-03-15', '0001-05-09', cutoff).filter((r) => r.region === '*');
+    expect(rows.map((r) => [r.day, r.mrr, r.customers])).toEqual([
+      ['0001-03-01', '1000', '1'],
+      ['0001-05-10', '-1000', '-1'],
     ]);
   });
 
