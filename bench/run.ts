@@ -8,7 +8,11 @@
 //   4. single-row insert throughput with and without the maintained analytics aggregates;
 //   5. the worker with 1,000 renewals due at once (bench/renewals.ts, in a scratch database);
 //   6. GET /analytics and GET /metrics/mrr timed throughout 60 s of concurrent writes and after
-//      them (bench/write-load.ts); BENCH_ONLY=write-load runs this step alone.
+//      them (bench/write-load.ts); BENCH_ONLY=write-load runs this step alone;
+//   7. BENCH_ONLY=metrics: the MRR engine's targets (issue 21) alone: reads for every filter, with
+//      1,000 customers awaiting compaction, the check, the rebuild under writes, a 100,000
+//      subscription import, write costs, and a recomputation (bench/metrics-scale.ts).
+// BENCH_ROWS (or ROWS) sets the demo tenant's size: BENCH_ROWS=5000000 for the 5M mode.
 // Prints the tables and writes them to bench/results.md (bench/results-<ROWS>.md for other sizes);
 // a step run alone replaces its own section there.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
@@ -36,15 +40,16 @@ import {
   metricsWhileDirty,
   subscriptionWriteCosts,
 } from './metrics.js';
+import { benchImport, benchRebuild, benchRecompute } from './metrics-scale.js';
 import { benchRenewals, formatRenewals } from './renewals.js';
 import { benchWriteLoad, formatWriteLoad, type WriteLoadResult } from './write-load.js';
 
-const ROWS = Number(process.env.ROWS ?? 500_000);
+const ROWS = Number(process.env.BENCH_ROWS ?? process.env.ROWS ?? 500_000);
 const DURATION = Number(process.env.BENCH_SECONDS ?? 10);
 const CONNECTIONS = 32;
 const ONLY = process.env.BENCH_ONLY;
-if (ONLY !== undefined && ONLY !== 'write-load') {
-  console.error(`BENCH_ONLY must be write-load (or unset for every step), got "${ONLY}"`);
+if (ONLY !== undefined && ONLY !== 'write-load' && ONLY !== 'metrics') {
+  console.error(`BENCH_ONLY must be write-load or metrics (or unset for every step), got "${ONLY}"`);
   process.exit(2);
 }
 const RESULTS = `bench/results${ROWS === 500_000 ? '' : `-${ROWS}`}.md`;
@@ -228,16 +233,114 @@ async function writeLoad(
   }
 }
 
-const SECTION = { start: '<!-- write-load -->', end: '<!-- /write-load -->' };
-const section = (table: string) => `${SECTION.start}\n${table}\n${SECTION.end}`;
+/** A section of the results file that a step run alone (BENCH_ONLY) replaces. */
+const section = (name: string, table: string) => `<!-- ${name} -->\n${table}\n<!-- /${name} -->`;
 
-/** The results file with the write-load section replaced (or added), the rest as it was. */
-function withWriteLoadSection(table: string): string {
+/** The results file with the named section replaced (or added), the rest as it was. */
+function withSection(name: string, table: string): string {
   const previous = existsSync(RESULTS) ? readFileSync(RESULTS, 'utf8') : '# Benchmark\n';
-  const from = previous.indexOf(SECTION.start);
-  const to = previous.indexOf(SECTION.end);
-  if (from < 0 || to < 0) return `${previous.trimEnd()}\n\n${section(table)}\n`;
-  return previous.slice(0, from) + section(table) + previous.slice(to + SECTION.end.length);
+  const [start, end] = [`<!-- ${name} -->`, `<!-- /${name} -->`];
+  const from = previous.indexOf(start);
+  const to = previous.indexOf(end);
+  if (from < 0 || to < 0) return `${previous.trimEnd()}\n\n${section(name, table)}\n`;
+  return previous.slice(0, from) + section(name, table) + previous.slice(to + end.length);
+}
+
+/**
+ * What maintaining the metrics costs a subscription's write, and compaction's pace, in a scratch
+ * tenant of 10,000 customers (removed afterwards).
+ */
+async function metricsWriteCosts(owner: Db, url: string): Promise<string> {
+  const scratch = await createTenant({ db: owner }, 'bench scratch');
+  const scratchId = scratch.tenant.id;
+  try {
+    const customers = await withTenant(owner, { tenantId: scratchId }, async (trx) => {
+      await sql`insert into users (name, email)
+        select 'Customer ' || i, 'customer-' || i || '@example.com' from generate_series(1, 10000) i`.execute(
+        trx,
+      );
+      return (await trx.selectFrom('users').select('id').execute()).map((u) => u.id);
+    });
+    const appDb = createDb(url, { poolSize: 8, asAppRole: true });
+    let costs: Awaited<ReturnType<typeof subscriptionWriteCosts>>;
+    try {
+      costs = await subscriptionWriteCosts(owner, appDb, { tenantId: scratchId, keyId: 'system' }, customers);
+    } finally {
+      await appDb.destroy();
+    }
+    return formatWriteCosts(costs, await compactionRate(owner, scratchId));
+  } finally {
+    await owner.transaction().execute(async (trx) => {
+      for (const table of [
+        'subscriptions',
+        'user_totals',
+        'mrr_counted',
+        'mrr_days',
+        'mrr_dirty',
+        'users',
+      ] as const) {
+        await trx.deleteFrom(table).where('tenant_id', '=', scratchId).execute();
+      }
+      await trx.deleteFrom('tenants').where('id', '=', scratchId).execute();
+    });
+  }
+}
+
+/** Step 7 (BENCH_ONLY=metrics). */
+async function metricsAtScale(
+  env: Record<string, string>,
+  auth: Record<string, string>,
+  owner: Db,
+  url: string,
+  tenantId: string,
+): Promise<string> {
+  // Each step's lines are printed as soon as it ends: a later step's failure keeps them.
+  const show = (lines: string[]) => {
+    console.log(lines.join('\n'));
+    return lines;
+  };
+  console.log('metrics: reads');
+  const quiet = await startServer('src/main.ts', { ...env, JOBS: 'off' });
+  const latencies = await metricsLatencies(quiet.base, auth, owner, tenantId);
+  latencies.push(await metricsWhileDirty(quiet.base, auth, owner, tenantId, 1000));
+  await quiet.stop();
+  show([formatMetricsLatencies(latencies)]);
+  console.log('metrics: consistency check and rebuild');
+  const app = createDb(url, { poolSize: 8, asAppRole: true });
+  let rebuildLines: string[];
+  try {
+    rebuildLines = show(await benchRebuild(owner, app, tenantId));
+  } finally {
+    await app.destroy();
+  }
+  console.log('metrics: import of 100,000 subscriptions');
+  const server = await startServer('src/main.ts', env);
+  let importLines: string[];
+  let recomputeLines: string[] = [];
+  try {
+    importLines = show(await benchImport(server.base, auth, owner, tenantId));
+    if (process.env.BENCH_RECOMPUTE !== '0') {
+      console.log('metrics: recomputation from the base tables');
+      recomputeLines = show(await benchRecompute(server.base, auth, owner, tenantId));
+    }
+  } finally {
+    await server.stop();
+  }
+  console.log('metrics: write costs');
+  const costs = await metricsWriteCosts(owner, url);
+  return [
+    `MRR engine, ROWS=${ROWS}, ${new Date().toISOString().slice(0, 10)}, ${os.cpus().length} cores (\`BENCH_ONLY=metrics BENCH_ROWS=${ROWS} make bench\`)`,
+    '',
+    formatMetricsLatencies(latencies),
+    '',
+    '| check, rebuild, import | |',
+    '| --- | --- |',
+    ...rebuildLines,
+    ...importLines,
+    ...recomputeLines,
+    '',
+    costs,
+  ].join('\n');
 }
 
 runMain(async () => {
@@ -287,7 +390,15 @@ runMain(async () => {
       const table = formatWriteLoad(await writeLoad(apiEnv, auth, owner, tenantId));
       await revokeBenchKey();
       console.log(`\n${table}`);
-      writeFileSync(RESULTS, withWriteLoadSection(table));
+      writeFileSync(RESULTS, withSection('write-load', table));
+      return;
+    }
+
+    if (ONLY === 'metrics') {
+      const table = await metricsAtScale(apiEnv, auth, owner, database.url, tenantId);
+      await revokeBenchKey();
+      console.log(`\n${table}`);
+      writeFileSync(RESULTS, withSection('metrics', table));
       return;
     }
 
@@ -360,29 +471,7 @@ runMain(async () => {
     }
     await rebuild({ db: owner }, { tenantId: scratchId, keyId: 'system' });
 
-    // What maintaining the metrics costs a subscription's write, and compaction's pace.
-    const customers = await withTenant(owner, { tenantId: scratchId }, async (trx) => {
-      await sql`insert into users (name, email)
-        select 'Customer ' || i, 'customer-' || i || '@example.com' from generate_series(1, 10000) i`.execute(
-        trx,
-      );
-      return (await trx.selectFrom('users').select('id').where('email', 'like', 'customer-%').execute()).map(
-        (u) => u.id,
-      );
-    });
-    const appDb = createDb(database.url, { poolSize: 8, asAppRole: true });
-    let subscriptionCosts: Awaited<ReturnType<typeof subscriptionWriteCosts>>;
-    try {
-      subscriptionCosts = await subscriptionWriteCosts(
-        owner,
-        appDb,
-        { tenantId: scratchId, keyId: 'system' },
-        customers,
-      );
-    } finally {
-      await appDb.destroy();
-    }
-    const compacted = await compactionRate(owner, scratchId);
+    const subscriptionCostsTable = await metricsWriteCosts(owner, database.url);
 
     // Leave the demo tenant as the seed made it.
     await owner.transaction().execute(async (trx) => {
@@ -449,11 +538,11 @@ runMain(async () => {
       `| with the maintained aggregates | ${Math.round(withAggregates)} |`,
       `| without (aggregate trigger disabled) | ${Math.round(withoutAggregates)} |`,
       '',
-      formatWriteCosts(subscriptionCosts, compacted),
+      subscriptionCostsTable,
       '',
       formatRenewals(renewals),
       '',
-      section(writeLoadTable),
+      section('write-load', writeLoadTable),
     ].join('\n');
     const report = [
       '# Benchmark',

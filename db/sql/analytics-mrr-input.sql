@@ -12,9 +12,12 @@ select s.user_id, coalesce(u.region, '') as region,
   (select string_agg(f.feature_id::text, ',' order by f.feature_id) from subscription_features f
    where f.tenant_id = s.tenant_id and f.subscription_id = s.id) as features
     from unnest($1::uuid[]) as wanted (user_id)
-    join subscriptions s on s.tenant_id = current_setting('app.tenant_id')::uuid and s.user_id = wanted.user_id
-    join users u on u.tenant_id = s.tenant_id and u.id = s.user_id
-    where s.test_clock_id is null;
+    cross join lateral (
+      select * from subscriptions s
+      where s.tenant_id = current_setting('app.tenant_id')::uuid and s.user_id = wanted.user_id
+        and s.test_clock_id is null) s
+    cross join lateral (
+      select u.region from users u where u.tenant_id = s.tenant_id and u.id = wanted.user_id) u;
 
 -- loadCustomerRange
 select id from users where tenant_id = $1 and id > $2::uuid

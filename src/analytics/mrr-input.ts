@@ -60,12 +60,17 @@ function group(rows: SubscriptionRow[], into: Map<string, CustomerInput>): void 
 export async function loadCustomers(db: Db, userIds: readonly string[]): Promise<Map<string, CustomerInput>> {
   const customers = new Map<string, CustomerInput>();
   if (userIds.length === 0) return customers;
+  // Lateral: key lookups per customer, whatever the tenant's size. As joins, the planner chose to
+  // hash the tenant's whole subscriptions and users for a thousand customers (0.5 s at 500k).
   const { rows } = await sql<SubscriptionRow>`
     select ${subscriptionColumns}
     from unnest(${userIds}::uuid[]) as wanted (user_id)
-    join subscriptions s on s.tenant_id = current_setting('app.tenant_id')::uuid and s.user_id = wanted.user_id
-    join users u on u.tenant_id = s.tenant_id and u.id = s.user_id
-    where s.test_clock_id is null`.execute(db);
+    cross join lateral (
+      select * from subscriptions s
+      where s.tenant_id = current_setting('app.tenant_id')::uuid and s.user_id = wanted.user_id
+        and s.test_clock_id is null) s
+    cross join lateral (
+      select u.region from users u where u.tenant_id = s.tenant_id and u.id = wanted.user_id) u`.execute(db);
   group(rows, customers);
   return customers;
 }
