@@ -44,7 +44,6 @@ export async function metricsLatencies(
     // The live case reads every subscription of the filter: slow, and slower with the tenant.
     const result = await runLoad({
       url: base + path,
-      headers,
       connections: 1,
       durationSeconds: 5,
       warmupSeconds: 1,
