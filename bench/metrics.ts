@@ -41,9 +41,9 @@ export async function metricsLatencies(
   ];
   const results: MetricsLatency[] = [];
   for (const [label, path] of cases) {
-    // The live case reads every subscription of the filter: slow, and slower with the tenant.
     const result = await runLoad({
       url: base + path,
+      headers,
       connections: 1,
       durationSeconds: 5,
       warmupSeconds: 1,
