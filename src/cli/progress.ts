@@ -20,7 +20,11 @@ export function startProgress(label: string, stream: NodeJS.WriteStream = proces
     const seconds = (performance.now() - started) / 1000;
     const percent = last.total > 0 ? Math.floor((100 * last.done) / last.total) : 0;
     const rate = seconds > 0 ? Math.round(last.done / seconds) : 0;
-    return `${label}: ${last.done.toLocaleString('en')} of ${last.total.toLocaleString('en')} (${percent}%), ${rate.toLocaleString('en')}/s, ${seconds.toFixed(0)} s`;
+    const left =
+      rate > 0 && last.total > last.done
+        ? `, about ${Math.ceil((last.total - last.done) / rate)} s left`
+        : '';
+    return `${label}: ${last.done.toLocaleString('en')} of ${last.total.toLocaleString('en')} (${percent}%), ${rate.toLocaleString('en')}/s, ${seconds.toFixed(0)} s${left}`;
   };
   return {
     update(done, total) {

@@ -44,7 +44,7 @@ describe('startProgress', () => {
       progress.update(100, 100);
       progress.finish();
       expect(written).toHaveLength(2);
-      expect(written[0]).toMatch(/^counting: 40 of 100 \(40%\), \d+\/s, 5 s\n$/);
+      expect(written[0]).toMatch(/^counting: 40 of 100 \(40%\), \d+\/s, 5 s, about \d+ s left\n$/);
       expect(written[1]).toMatch(/^counting: 100 of 100 \(100%\)/);
     } finally {
       vi.useRealTimers();
