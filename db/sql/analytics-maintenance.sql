@@ -25,12 +25,40 @@ with maintained as (
     where m.n is distinct from l.n or m.total is distinct from l.total
     order by 1;
 
--- rebuildAggregates
-lock table subscriptions in share row exclusive mode;
-delete from "subscription_rollups";
-delete from "user_totals";
-insert into subscription_rollups (month, status, shard, subscription_count, plan_cost_total)
-    select date_trunc('month', start_date::timestamp)::date, status, 0, count(*), sum(plan_cost)
-    from subscriptions where test_clock_id is null group by 1, 2;
-insert into user_totals (user_id, subscription_count, total_value)
-    select user_id, count(*), sum(plan_cost) from subscriptions where test_clock_id is null group by 1;
+-- aggregateCorrections
+with maintained as (
+      select month, status, sum(subscription_count) as n, sum(plan_cost_total) as total
+      from subscription_rollups group by 1, 2
+    ), live as (
+      select date_trunc('month', start_date::timestamp)::date as month, status, count(*) as n, sum(plan_cost) as total
+      from subscriptions where test_clock_id is null group by 1, 2
+    )
+    select coalesce(l.month, m.month) as month, coalesce(l.status, m.status) as status,
+           (coalesce(l.n, 0) - coalesce(m.n, 0))::text as count, (coalesce(l.total, 0) - coalesce(m.total, 0))::text as total
+    from maintained m full join live l on l.month = m.month and l.status = m.status
+    where coalesce(l.n, 0) <> coalesce(m.n, 0) or coalesce(l.total, 0) <> coalesce(m.total, 0);
+with live as (
+      select user_id, count(*) as n, sum(plan_cost) as total from subscriptions where test_clock_id is null group by 1
+    )
+    select coalesce(l.user_id, m.user_id) as user_id,
+           (coalesce(l.n, 0) - coalesce(m.subscription_count, 0))::text as count,
+           (coalesce(l.total, 0) - coalesce(m.total_value, 0))::text as total
+    from user_totals m full join live l on l.user_id = m.user_id
+    where coalesce(l.n, 0) <> coalesce(m.subscription_count, 0) or coalesce(l.total, 0) <> coalesce(m.total_value, 0);
+
+-- applyCorrections
+insert into subscription_rollups as r (month, status, shard, subscription_count, plan_cost_total)
+      select month, status, 0, count, total
+      from unnest($1::date[], $2::text[], $3::bigint[],
+                  $4::numeric[]) as d (month, status, count, total)
+      on conflict (tenant_id, month, status, shard) do update set
+        subscription_count = r.subscription_count + excluded.subscription_count,
+        plan_cost_total = r.plan_cost_total + excluded.plan_cost_total;
+insert into user_totals as t (user_id, subscription_count, total_value)
+      select d.user_id, d.count, d.total
+      from unnest($1::uuid[], $2::bigint[], $3::numeric[])
+        as d (user_id, count, total)
+      where exists (select from users u where u.tenant_id = current_setting('app.tenant_id')::uuid and u.id = d.user_id)
+      on conflict (tenant_id, user_id) do update set
+        subscription_count = t.subscription_count + excluded.subscription_count,
+        total_value = t.total_value + excluded.total_value;

@@ -43,23 +43,79 @@ export async function findDifferences(db: Db): Promise<Difference[]> {
   return [...rollups.rows.map(describe('subscription_rollups')), ...users.rows.map(describe('user_totals'))];
 }
 
+/** What to add to each aggregate row for it to equal the recount (zero: nothing). */
+export interface Corrections {
+  rollups: { month: string[]; status: string[]; count: string[]; total: string[] };
+  users: { user: string[]; count: string[]; total: string[] };
+}
+
 /**
- * Replaces the tenant's subscription_rollups and user_totals with a recount. The lock keeps
- * writers out until the transaction ends (one grouped scan of the tenant's subscriptions: seconds
- * at millions), so no write can fall between the recount and the swap. (The MRR sums are rebuilt
- * without stopping writers: services/mrr-rebuild.ts.)
+ * The recount minus the maintained rows, per row, in one snapshot (the caller's transaction must
+ * be repeatable read). Exact numeric and bigint differences, as strings.
  */
-export async function rebuildAggregates(db: Db): Promise<void> {
-  await sql`lock table subscriptions in share row exclusive mode`.execute(db);
-  await db.deleteFrom('subscription_rollups').execute();
-  await db.deleteFrom('user_totals').execute();
-  await sql`
-    insert into subscription_rollups (month, status, shard, subscription_count, plan_cost_total)
-    select date_trunc('month', start_date::timestamp)::date, status, 0, count(*), sum(plan_cost)
-    from subscriptions where test_clock_id is null group by 1, 2`.execute(db);
-  await sql`
-    insert into user_totals (user_id, subscription_count, total_value)
-    select user_id, count(*), sum(plan_cost) from subscriptions where test_clock_id is null group by 1`.execute(
+export async function aggregateCorrections(db: Db): Promise<Corrections> {
+  const { rows: rollups } = await sql<{ month: string; status: string; count: string; total: string }>`
+    with maintained as (
+      select month, status, sum(subscription_count) as n, sum(plan_cost_total) as total
+      from subscription_rollups group by 1, 2
+    ), live as (
+      select date_trunc('month', start_date::timestamp)::date as month, status, count(*) as n, sum(plan_cost) as total
+      from subscriptions where test_clock_id is null group by 1, 2
+    )
+    select coalesce(l.month, m.month) as month, coalesce(l.status, m.status) as status,
+           (coalesce(l.n, 0) - coalesce(m.n, 0))::text as count, (coalesce(l.total, 0) - coalesce(m.total, 0))::text as total
+    from maintained m full join live l on l.month = m.month and l.status = m.status
+    where coalesce(l.n, 0) <> coalesce(m.n, 0) or coalesce(l.total, 0) <> coalesce(m.total, 0)`.execute(db);
+  const { rows: users } = await sql<{ user_id: string; count: string; total: string }>`
+    with live as (
+      select user_id, count(*) as n, sum(plan_cost) as total from subscriptions where test_clock_id is null group by 1
+    )
+    select coalesce(l.user_id, m.user_id) as user_id,
+           (coalesce(l.n, 0) - coalesce(m.subscription_count, 0))::text as count,
+           (coalesce(l.total, 0) - coalesce(m.total_value, 0))::text as total
+    from user_totals m full join live l on l.user_id = m.user_id
+    where coalesce(l.n, 0) <> coalesce(m.subscription_count, 0) or coalesce(l.total, 0) <> coalesce(m.total_value, 0)`.execute(
     db,
   );
+  return {
+    rollups: {
+      month: rollups.map((r) => r.month),
+      status: rollups.map((r) => r.status),
+      count: rollups.map((r) => r.count),
+      total: rollups.map((r) => r.total),
+    },
+    users: {
+      user: users.map((r) => r.user_id),
+      count: users.map((r) => r.count),
+      total: users.map((r) => r.total),
+    },
+  };
+}
+
+/**
+ * Adds the corrections to the rows as they are now. The triggers only ever add deltas, so the
+ * rows now are the snapshot's plus what writers committed since, and adding the snapshot's
+ * correction makes them the recount plus those same writes: exact, and no writer waits. A
+ * customer deleted since has no row to correct (its totals went with it).
+ */
+export async function applyCorrections(db: Db, c: Corrections): Promise<void> {
+  if (c.rollups.month.length > 0)
+    await sql`
+      insert into subscription_rollups as r (month, status, shard, subscription_count, plan_cost_total)
+      select month, status, 0, count, total
+      from unnest(${c.rollups.month}::date[], ${c.rollups.status}::text[], ${c.rollups.count}::bigint[],
+                  ${c.rollups.total}::numeric[]) as d (month, status, count, total)
+      on conflict (tenant_id, month, status, shard) do update set
+        subscription_count = r.subscription_count + excluded.subscription_count,
+        plan_cost_total = r.plan_cost_total + excluded.plan_cost_total`.execute(db);
+  if (c.users.user.length > 0)
+    await sql`
+      insert into user_totals as t (user_id, subscription_count, total_value)
+      select d.user_id, d.count, d.total
+      from unnest(${c.users.user}::uuid[], ${c.users.count}::bigint[], ${c.users.total}::numeric[])
+        as d (user_id, count, total)
+      where exists (select from users u where u.tenant_id = current_setting('app.tenant_id')::uuid and u.id = d.user_id)
+      on conflict (tenant_id, user_id) do update set
+        subscription_count = t.subscription_count + excluded.subscription_count,
+        total_value = t.total_value + excluded.total_value`.execute(db);
 }

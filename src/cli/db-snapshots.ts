@@ -488,7 +488,12 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
     module: maintenance,
     calls: {
       findDifferences: (db) => maintenance.findDifferences(db),
-      rebuildAggregates: (db) => maintenance.rebuildAggregates(db),
+      aggregateCorrections: (db) => maintenance.aggregateCorrections(db),
+      applyCorrections: (db) =>
+        maintenance.applyCorrections(db, {
+          rollups: { month: ['2026-01-01'], status: ['active'], count: ['1'], total: ['1.00'] },
+          users: { user: [USER], count: ['1'], total: ['1.00'] },
+        }),
     },
   },
 };

@@ -1,6 +1,8 @@
 // Revenue and customer metrics from the maintained aggregates, and their consistency check.
 import type { Schemas } from '../contract.js';
-import { findDifferences, rebuildAggregates } from '../analytics/maintenance.js';
+import { sql } from 'kysely';
+import { aggregateCorrections, applyCorrections, findDifferences } from '../analytics/maintenance.js';
+import { APP_ROLE } from '../database/connection.js';
 import { type AnalyticsParams, readAnalytics } from '../analytics/metrics.js';
 import { type Actor, inTenant, type ServiceContext } from './context.js';
 import { checkMrr, type CountProgress, rebuildMrr } from './mrr-rebuild.js';
@@ -37,9 +39,9 @@ export async function checkConsistency(ctx: ServiceContext, actor: Actor): Promi
 }
 
 /**
- * Rebuilds every aggregate of the tenant, then checks them. GET /analytics's aggregates are
- * recounted under a lock that holds writers for that recount (seconds); the MRR sums are rebuilt
- * without stopping writers (services/mrr-rebuild.ts).
+ * Rebuilds every aggregate of the tenant, then checks them, without stopping writers: GET
+ * /analytics's aggregates are corrected by difference, the MRR sums rebuilt from one snapshot
+ * (services/mrr-rebuild.ts).
  */
 export async function rebuild(
   ctx: ServiceContext,
@@ -60,6 +62,17 @@ export async function rebuildUnchecked(
   actor: Actor,
   progress?: CountProgress,
 ): Promise<void> {
-  await inTenant(ctx, actor, (tx) => rebuildAggregates(tx.db));
+  // GET /analytics's aggregates: the correction of each row is measured in one snapshot, then
+  // added to the rows as they are by then (maintenance.ts, applyCorrections): no writer waits.
+  const corrections = await ctx.db
+    .transaction()
+    .setIsolationLevel('repeatable read')
+    .execute(async (trx) => {
+      await sql`select set_config('role', ${APP_ROLE}, true), set_config('app.tenant_id', ${actor.tenantId}, true)`.execute(
+        trx,
+      );
+      return aggregateCorrections(trx);
+    });
+  await inTenant(ctx, actor, (tx) => applyCorrections(tx.db, corrections));
   await rebuildMrr(ctx.db, actor.tenantId, progress ? { progress } : {});
 }

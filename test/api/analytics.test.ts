@@ -267,6 +267,36 @@ describe('GET /api/v1/analytics/consistency and POST /api/v1/analytics/rebuild',
     expect(await analytics(t.api)).toEqual(await recompute(t.id, AS_OF, 12, 5));
   });
 
+  it('rebuilds without waiting for a writer, and counts its write once it commits', async () => {
+    const [ada, bob] = await Promise.all([
+      createUser(t, { name: 'Writer' }),
+      createUser(t, { name: 'Other' }),
+    ]);
+    await createSubscription(t, { user_id: bob.id, plan_cost: '3.00', start_date: '2026-01-10' });
+    await ctx.db
+      .updateTable('user_totals')
+      .set({ total_value: sql`total_value + 7` })
+      .where('tenant_id', '=', t.id)
+      .where('user_id', '=', bob.id)
+      .execute();
+    await ctx.db.connection().execute(async (writer) => {
+      await sql`begin`.execute(writer);
+      await sql`select set_config('app.tenant_id', ${t.id}, true)`.execute(writer);
+      await sql`insert into subscriptions (user_id, status, plan_cost, start_date)
+        values (${ada.id}, 'active', 12.34, '2026-02-03')`.execute(writer);
+      // The writer holds its rows (and its aggregate rows) while the rebuild runs to its end.
+      const rebuilt = await t.api.post('/api/v1/analytics/rebuild');
+      expect(rebuilt.status).toBe(200);
+      expect(rebuilt.body).toEqual({ consistent: true, differences: [] });
+      await sql`commit`.execute(writer);
+    });
+    expect((await t.api.get('/api/v1/analytics/consistency')).body).toEqual({
+      consistent: true,
+      differences: [],
+    });
+    expect(await analytics(t.api)).toEqual(await recompute(t.id, AS_OF, 12, 5));
+  });
+
   it('takes an Idempotency-Key: a retry gets the first reply, marked replayed', async () => {
     const key = `rebuild-${Date.now()}`;
     const first = await t.api.post('/api/v1/analytics/rebuild').set('Idempotency-Key', key);
