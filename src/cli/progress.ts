@@ -14,12 +14,16 @@ export function startProgress(label: string, stream: NodeJS.WriteStream = proces
   const started = performance.now();
   const tty = stream.isTTY === true;
   let last = { done: 0, total: 0 };
+  let first: { at: number; done: number } = { at: started, done: 0 };
+  let reported = false;
   let printedAt = started;
   let printed = '';
   const line = () => {
     const seconds = (performance.now() - started) / 1000;
     const percent = last.total > 0 ? Math.floor((100 * last.done) / last.total) : 0;
-    const rate = seconds > 0 ? Math.round(last.done / seconds) : 0;
+    // The pace since the first report: what ran before it (preparing, say) is not counting.
+    const counting = (performance.now() - first.at) / 1000;
+    const rate = counting > 0 ? Math.round((last.done - first.done) / counting) : 0;
     const left =
       rate > 0 && last.total > last.done
         ? `, about ${Math.ceil((last.total - last.done) / rate)} s left`
@@ -28,6 +32,10 @@ export function startProgress(label: string, stream: NodeJS.WriteStream = proces
   };
   return {
     update(done, total) {
+      if (!reported) {
+        first = { at: performance.now(), done };
+        reported = true;
+      }
       last = { done, total };
       const now = performance.now();
       if (tty) {
