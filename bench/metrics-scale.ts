@@ -6,7 +6,8 @@
 //     server's worker compacting: GET /metrics/mrr timed one request after another during the
 //     import and until every customer is compacted; how long absorbing took;
 //   - the API's answers for 24 months against the independent recomputation from the base tables
-//     (test/helpers/mrr-reference.ts), unfiltered and for one plan (BENCH_RECOMPUTE=0 skips it).
+//     (test/helpers/mrr-reference.ts), unfiltered and for one plan.
+// BENCH_STEPS picks some of them (bench/run.ts).
 import { sql } from 'kysely';
 import { type Db, withTenant } from '../src/database/connection.js';
 import { checkConsistency, rebuildUnchecked } from '../src/services/analytics.js';

@@ -34,6 +34,7 @@ import { runMain } from '../src/startup.js';
 import { formatLoad, type LoadOptions, type LoadResult, runLoad } from './load.js';
 import {
   compactionRate,
+  type MetricsLatency,
   formatMetricsLatencies,
   formatWriteCosts,
   metricsLatencies,
@@ -299,39 +300,52 @@ async function metricsAtScale(
     console.log(lines.join('\n'));
     return lines;
   };
-  console.log('metrics: reads');
-  const quiet = await startServer('src/main.ts', { ...env, JOBS: 'off' });
-  const latencies = await metricsLatencies(quiet.base, auth, owner, tenantId);
-  latencies.push(await metricsWhileDirty(quiet.base, auth, owner, tenantId, 1000));
-  await quiet.stop();
-  show([formatMetricsLatencies(latencies)]);
-  console.log('metrics: consistency check and rebuild');
-  const app = createDb(url, { poolSize: 8, asAppRole: true });
-  let rebuildLines: string[];
-  try {
-    rebuildLines = show(await benchRebuild(owner, app, tenantId));
-  } finally {
-    await app.destroy();
-  }
-  console.log('metrics: import of 100,000 subscriptions');
-  const server = await startServer('src/main.ts', env);
-  let importLines: string[];
+  // BENCH_STEPS=reads,rebuild,costs,import,recompute (default: all) runs some of them.
+  const steps = new Set((process.env.BENCH_STEPS ?? 'reads,rebuild,costs,import,recompute').split(','));
+  const latencies: MetricsLatency[] = [];
+  let rebuildLines: string[] = [];
+  let costs: string[] = [];
+  let importLines: string[] = [];
   let recomputeLines: string[] = [];
+  if (steps.has('reads')) {
+    console.log('metrics: reads');
+    const quiet = await startServer('src/main.ts', { ...env, JOBS: 'off' });
+    latencies.push(...(await metricsLatencies(quiet.base, auth, owner, tenantId)));
+    latencies.push(await metricsWhileDirty(quiet.base, auth, owner, tenantId, 1000));
+    await quiet.stop();
+    show([formatMetricsLatencies(latencies)]);
+  }
+  if (steps.has('rebuild')) {
+    console.log('metrics: consistency check and rebuild');
+    const app = createDb(url, { poolSize: 8, asAppRole: true });
+    try {
+      rebuildLines = show(await benchRebuild(owner, app, tenantId));
+    } finally {
+      await app.destroy();
+    }
+  }
+  if (steps.has('costs')) {
+    console.log('metrics: write costs');
+    costs = show([await metricsWriteCosts(owner, url)]);
+  }
+  const server = await startServer('src/main.ts', env);
   try {
-    importLines = show(await benchImport(server.base, auth, owner, tenantId));
-    if (process.env.BENCH_RECOMPUTE !== '0') {
+    if (steps.has('import')) {
+      console.log('metrics: import of 100,000 subscriptions');
+      importLines = show(await benchImport(server.base, auth, owner, tenantId));
+    }
+    // Last: it holds every subscription of the tenant in memory.
+    if (steps.has('recompute')) {
       console.log('metrics: recomputation from the base tables');
       recomputeLines = show(await benchRecompute(server.base, auth, owner, tenantId));
     }
   } finally {
     await server.stop();
   }
-  console.log('metrics: write costs');
-  const costs = await metricsWriteCosts(owner, url);
   return [
     `MRR engine, ROWS=${ROWS}, ${new Date().toISOString().slice(0, 10)}, ${os.cpus().length} cores (\`BENCH_ONLY=metrics BENCH_ROWS=${ROWS} make bench\`)`,
     '',
-    formatMetricsLatencies(latencies),
+    latencies.length > 0 ? formatMetricsLatencies(latencies) : '(reads not run: BENCH_STEPS)',
     '',
     '| check, rebuild, import | |',
     '| --- | --- |',
@@ -339,7 +353,7 @@ async function metricsAtScale(
     ...importLines,
     ...recomputeLines,
     '',
-    costs,
+    ...costs,
   ].join('\n');
 }
 
