@@ -63,6 +63,11 @@ export interface TenantScope {
   readonly tenantId: string;
   /** The request's API key: checked again in the transaction, which then takes the key's tenant. */
   readonly apiKey?: { readonly prefix: string; readonly hash: Buffer };
+  /**
+   * One snapshot for every statement (repeatable read), for reads that combine several statements
+   * which a concurrent commit must not fall between (the MRR sums and their correction).
+   */
+  readonly snapshot?: boolean;
 }
 
 // Both settings are local to the transaction (set_config(..., true)): a pooled connection never
@@ -136,7 +141,7 @@ export async function withTenant<T>(
     .stream;
   socket.cork();
   setImmediate(() => socket.uncork());
-  const begin = client.query('begin');
+  const begin = client.query(scope.snapshot ? 'begin isolation level repeatable read' : 'begin');
   const scoped = scope.apiKey
     ? client.query({ ...SCOPE_TO_KEY, values: [scope.apiKey.prefix, scope.apiKey.hash] })
     : client.query({ ...SCOPE_TO_TENANT, values: [scope.tenantId] });

@@ -22,7 +22,8 @@ export async function getAnalytics(
   // The window of months must not reach before January of year 1, which has no 'YYYY-MM' label.
   const [year = 0, month = 0] = params.asOf.split('-').map(Number);
   if (year * 12 + (month - 1) - (params.months - 1) < 12) return { kind: 'window-before-year-1' };
-  return inTenant(ctx, actor, async (tx) => {
+  // One snapshot, as for GET /metrics: the MRR sums and their correction must agree.
+  return inTenant(ctx, { ...actor, snapshot: true }, async (tx) => {
     await performDueCancellations(tx);
     const correction = await correctionFor(tx.db, { region: '*' });
     return { kind: 'ok', analytics: await readAnalytics(tx.db, params, correction) };

@@ -66,7 +66,9 @@ export function getMetrics(
   filter: MetricsFilter,
   query: { from?: string | undefined; to?: string | undefined },
 ): Promise<MetricsOutcome> {
-  return inTenant(ctx, actor, async (tx): Promise<MetricsOutcome> => {
+  // One snapshot: a compaction committing between the correction and the read of the sums would
+  // otherwise be counted twice.
+  return inTenant(ctx, { ...actor, snapshot: true }, async (tx): Promise<MetricsOutcome> => {
     await performDueCancellations(tx);
     // The window is judged by the database's clock, the one the metrics are measured by.
     const { rows } = await sql<{ now: Date }>`select now() as now`.execute(tx.db);
