@@ -41,6 +41,21 @@ export interface ApiKeys {
   tenant_id: Generated<string>;
 }
 
+export interface BillableMetrics {
+  aggregation: string;
+  archived_at: Timestamp | null;
+  code: string;
+  created_at: Generated<Timestamp>;
+  field: string | null;
+  filters: Generated<Json>;
+  group_by: string | null;
+  id: Generated<string>;
+  name: string;
+  tenant_id: Generated<string>;
+  updated_at: Generated<Timestamp>;
+  version: Generated<number>;
+}
+
 export interface BillingSettings {
   dunning_final_action: Generated<string>;
   dunning_retry_days: Generated<number[]>;
@@ -186,6 +201,7 @@ export interface Plans {
   name: string;
   tenant_id: Generated<string>;
   updated_at: Generated<Timestamp>;
+  usage_charges: Generated<Json>;
   version: Generated<number>;
 }
 
@@ -245,6 +261,7 @@ export interface Subscriptions {
   tenant_id: Generated<string>;
   test_clock_id: string | null;
   updated_at: Generated<Timestamp>;
+  usage_invoiced_until: string | null;
   user_id: string;
   version: Generated<number>;
 }
@@ -285,6 +302,47 @@ export interface TestClocks {
   tenant_id: Generated<string>;
   updated_at: Generated<Timestamp>;
   version: Generated<number>;
+}
+
+export interface UsageEvents {
+  billable_metric_id: string;
+  cost: Numeric | null;
+  counted: boolean;
+  dimension: string | null;
+  event_id: string;
+  id: Generated<string>;
+  period_start: string | null;
+  properties: Generated<Json>;
+  received_at: Generated<Timestamp>;
+  subscription_id: string | null;
+  tenant_id: Generated<string>;
+  timestamp: Timestamp;
+  user_id: string;
+  value: string | null;
+}
+
+export interface UsageTotals {
+  billable_metric_id: string;
+  dimension: string | null;
+  events: Generated<Int8>;
+  latest_at: Timestamp | null;
+  latest_event_id: string | null;
+  latest_value: Numeric | null;
+  max_value: Numeric | null;
+  period_start: string;
+  subscription_id: string;
+  tenant_id: Generated<string>;
+  total: Generated<Numeric>;
+  unique_values: Generated<Int8>;
+}
+
+export interface UsageUniqueValues {
+  billable_metric_id: string;
+  dimension: string | null;
+  period_start: string;
+  subscription_id: string;
+  tenant_id: Generated<string>;
+  value: string;
 }
 
 export interface Users {
@@ -356,6 +414,7 @@ export interface WebhookEndpoints {
 
 export interface DB {
   api_keys: ApiKeys;
+  billable_metrics: BillableMetrics;
   billing_settings: BillingSettings;
   events: Events;
   features: Features;
@@ -376,6 +435,9 @@ export interface DB {
   tax_rates: TaxRates;
   tenants: Tenants;
   test_clocks: TestClocks;
+  usage_events: UsageEvents;
+  usage_totals: UsageTotals;
+  usage_unique_values: UsageUniqueValues;
   user_totals: UserTotals;
   users: Users;
   webhook_attempts: WebhookAttempts;

@@ -1079,6 +1079,155 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/billable-metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List billable metrics */
+        get: operations["listBillableMetrics"];
+        put?: never;
+        /**
+         * Create a billable metric
+         * @description What usage events count, and how. Part of the catalog (scope `admin`).
+         */
+        post: operations["createBillableMetric"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/billable-metrics/{billableMetricId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @example 0193a6a2-6000-7000-8000-000000000001 */
+                billableMetricId: components["parameters"]["BillableMetricId"];
+            };
+            cookie?: never;
+        };
+        /** Get a billable metric */
+        get: operations["getBillableMetric"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete a billable metric never used
+         * @description Only a metric with no events and no charge on any plan; one that was used is archived instead (409).
+         */
+        delete: operations["deleteBillableMetric"];
+        options?: never;
+        head?: never;
+        /**
+         * Rename or archive a billable metric
+         * @description Archived, a metric refuses new events (422) and new charges; its events, totals and the charges that use it stay. Unarchiving takes events again.
+         */
+        patch: operations["updateBillableMetric"];
+        trace?: never;
+    };
+    "/api/v1/usage-events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List usage events
+         * @description Newest received first.
+         */
+        get: operations["listUsageEvents"];
+        put?: never;
+        /**
+         * Record a usage event
+         * @description Recorded once, forever: an `event_id` recorded before (by any request, however long ago)
+         *     answers 200 with the original event and counts nothing again. Acknowledged only once
+         *     committed. Refused with 422, writing nothing: an unknown or archived metric, an unknown
+         *     customer or subscription, several subscriptions charging the metric (name one), a
+         *     `timestamp` more than 5 minutes ahead, before the subscription started or after it ended,
+         *     in a period whose usage is invoiced already (the error names the period), or a `field` value that is
+         *     not a non-negative decimal (up to 6 decimals, 18 integer digits).
+         */
+        post: operations["createUsageEvent"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/usage-events/batch": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Record up to 1,000 usage events at once
+         * @description All or nothing: when any event breaks a rule (the same rules as for one event), the answer is
+         *     422 naming each offending event by its index (`/events/3/metric`) and nothing is recorded.
+         *     Otherwise every event is recorded once, forever: those whose `event_id` was recorded before,
+         *     or earlier in the same batch, answer as `duplicate` with the original event. The body may be
+         *     up to 1 MB.
+         */
+        post: operations["createUsageEvents"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/usage-events/{usageEventId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @example 0193a6a2-6100-7000-8000-000000000001 */
+                usageEventId: components["parameters"]["UsageEventId"];
+            };
+            cookie?: never;
+        };
+        /** Get a usage event */
+        get: operations["getUsageEvent"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/subscriptions/{subscriptionId}/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @example 0193a6a2-9e11-7f00-a000-00000000beef */
+                subscriptionId: components["parameters"]["SubscriptionId"];
+            };
+            cookie?: never;
+        };
+        /**
+         * A subscription's usage in a period, priced
+         * @description The current billing period (on the subscription's test clock, if any), or the one starting
+         *     on `period_start`: per usage charge of its plan, the period's quantity and what it bills.
+         *     Exact and current: it includes every event committed before the request. Read from totals
+         *     kept as events are recorded, never by scanning events.
+         */
+        get: operations["getSubscriptionUsage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1401,12 +1550,14 @@ export interface components {
              *     `payment.created|processing|succeeded|failed`,
              *     `subscription.renewed|past_due|unpaid|recovered`,
              *     `test_clock.created|advancing|advanced`, `billing_settings.updated`,
-             *     `webhook_endpoint.created|updated|disabled|secret_rotated|deleted`.
+             *     `webhook_endpoint.created|updated|disabled|secret_rotated|deleted`,
+             *     `billable_metric.created|updated|deleted`. Usage events are not in the log (one entry
+             *     per usage event would flood it): list them with `GET /usage-events`.
              * @example subscription.updated
              */
             type: string;
             /** @enum {string} */
-            resource_type: "user" | "feature" | "subscription" | "api_key" | "tenant" | "plan" | "tax_rate" | "invoice" | "payment" | "test_clock" | "billing_settings" | "webhook_endpoint";
+            resource_type: "user" | "feature" | "subscription" | "api_key" | "tenant" | "plan" | "tax_rate" | "invoice" | "payment" | "test_clock" | "billing_settings" | "webhook_endpoint" | "billable_metric";
             /** Format: uuid */
             resource_id: string;
             /** @description Who made the change, an API key or the system (a scheduled cancellation, a job). */
@@ -1465,6 +1616,7 @@ export interface components {
             price: components["schemas"]["PlanPrice"];
             /** @description The number of the price new subscriptions get; each price change adds one. */
             price_version: number;
+            usage_charges: components["schemas"]["UsageCharges"];
             /** @description An archived plan keeps its subscriptions and takes no new ones. */
             archived: boolean;
             /** Format: date-time */
@@ -1485,6 +1637,7 @@ export interface components {
             /** @default 1 */
             interval_count: number;
             price: components["schemas"]["PlanPrice"];
+            usage_charges?: components["schemas"]["UsageCharges"];
         };
         /** @description A new `price` adds a price version; subscriptions on the plan keep theirs until moved. */
         PlanUpdate: {
@@ -1492,6 +1645,8 @@ export interface components {
             name?: components["schemas"]["Name"];
             archived?: boolean;
             price?: components["schemas"]["PlanPrice"];
+            /** @description The plan's whole list of usage charges, replacing the one it has. It prices every period whose usage is invoiced from then on, including the current ones. */
+            usage_charges?: components["schemas"]["UsageCharges"];
         };
         PlanList: {
             data: components["schemas"]["Plan"][];
@@ -1528,6 +1683,222 @@ export interface components {
             amount: components["schemas"]["MoneyTotal"];
             breakdown: components["schemas"]["BreakdownLine"][];
         };
+        /**
+         * @description An exact non-negative decimal with up to 6 decimals and up to 18 integer digits, as a string
+         *     (`"12.5"`, `"3"`). Sums of many events may exceed 18 integer digits.
+         * @example 12.5
+         * @example 1200
+         */
+        UsageQuantity: string;
+        /**
+         * @description An exact non-negative amount with 4 to 10 decimals (a decimal quantity times a unit amount), as a string.
+         * @example 1.2500
+         * @example 0.0000125
+         */
+        ExactAmount: string;
+        /**
+         * @description How a period's events make its quantity: `count` (events), `sum`, `max` or `latest` (by
+         *     `timestamp`; ties by `event_id`) of the numeric property `field`, `unique_count` (distinct
+         *     values of `field`, compared as text).
+         * @enum {string}
+         */
+        Aggregation: "count" | "sum" | "max" | "unique_count" | "latest";
+        PropertyName: string;
+        /**
+         * @description Property values an event must carry to count: for each property named, one of the values
+         *     listed (compared as text: `1` and `"1"` match). Events that do not match are kept and listed,
+         *     and count nowhere.
+         */
+        MetricFilters: {
+            [key: string]: string[];
+        };
+        BillableMetric: {
+            id: components["schemas"]["Id"];
+            code: components["schemas"]["Code"];
+            name: components["schemas"]["Name"];
+            aggregation: components["schemas"]["Aggregation"];
+            /** @description The property aggregated; null for `count`. */
+            field: null | components["schemas"]["PropertyName"];
+            /** @description A property whose values split the metric into dimensions that charges can price apart (`model`: `cheap`, `advanced`). */
+            group_by: null | components["schemas"]["PropertyName"];
+            filters: components["schemas"]["MetricFilters"];
+            /** @description An archived metric takes no new events and no new charges; what it counted stays. */
+            archived: boolean;
+            /** Format: date-time */
+            archived_at: string | null;
+            version: components["schemas"]["Version"];
+            created_at: components["schemas"]["Timestamp"];
+            updated_at: components["schemas"]["Timestamp"];
+        };
+        /** @description `field` is required for every aggregation but `count`, where it must be absent (422). */
+        BillableMetricCreate: {
+            code: components["schemas"]["Code"];
+            name: components["schemas"]["Name"];
+            aggregation: components["schemas"]["Aggregation"];
+            field?: components["schemas"]["PropertyName"];
+            group_by?: components["schemas"]["PropertyName"];
+            filters?: components["schemas"]["MetricFilters"];
+        };
+        /** @description What a metric counts never changes once created (its aggregation, field, grouping and filters); create another metric instead. */
+        BillableMetricUpdate: {
+            name?: components["schemas"]["Name"];
+            archived?: boolean;
+        };
+        BillableMetricList: {
+            data: components["schemas"]["BillableMetric"][];
+            next_cursor: components["schemas"]["NextCursor"];
+        };
+        /**
+         * @description `per_unit`: billable quantity × `amount`. `graduated`: each unit at the price of the tier it
+         *     falls in, plus the flat amount of every tier reached. `volume`: every unit at the tier the
+         *     billable quantity reaches, plus that tier's flat amount. `package`: `amount` per block of
+         *     `package_size` units, a started block counting whole.
+         * @enum {string}
+         */
+        UsageChargeModel: "per_unit" | "graduated" | "volume" | "package";
+        /**
+         * @description What a plan bills in arrears, each period, for the usage of one billable metric (or of one
+         *     value of its `group_by` property). `free_units` are taken off the period's quantity first;
+         *     `minimum_amount` is the least the charge bills a period, usage or not. A plan has at most one
+         *     charge per metric and dimension value.
+         */
+        UsageCharge: {
+            /** @description The billable metric's code. */
+            metric: components["schemas"]["Code"];
+            /** Format: uuid */
+            readonly billable_metric_id?: string;
+            /** @description Only the events whose `group_by` property has this value (the metric must have a `group_by`); null for all of the metric's events. */
+            dimension_value?: string | null;
+            model: components["schemas"]["UsageChargeModel"];
+            /** @description `per_unit`: the price of one unit; `package`: the price of one package. */
+            amount?: null | components["schemas"]["UnitAmount"];
+            package_size?: number | null;
+            /** @description For `graduated` and `volume`; `up_to` in whole units. */
+            tiers?: components["schemas"]["PlanTier"][] | null;
+            free_units?: components["schemas"]["UsageQuantity"];
+            minimum_amount?: null | components["schemas"]["Money"];
+        };
+        /** @description Free-form properties (the metric's `field`, `group_by` and `filters` read them). Values are strings, numbers, booleans or null. */
+        UsageEventProperties: {
+            [key: string]: string | number | boolean | null;
+        };
+        UsageEventCreate: {
+            /** @description Your id for the event, unique in the tenant forever. Sent again, the event is not counted again. */
+            event_id: string;
+            /** Format: uuid */
+            user_id: string;
+            /**
+             * Format: uuid
+             * @description The customer's subscription that the event is billed to. Needed only when several of the customer's subscriptions charge the metric at the event's time.
+             */
+            subscription_id?: string;
+            metric: components["schemas"]["Code"];
+            /**
+             * Format: date-time
+             * @description When the usage happened; now when absent (the subscription's test-clock time on a clock). At most 5 minutes ahead of now (or of the clock).
+             */
+            timestamp?: string;
+            properties?: components["schemas"]["UsageEventProperties"];
+            /** @description What this usage cost you (for margins); not billed. */
+            cost?: components["schemas"]["UnitAmount"];
+        };
+        UsageEvent: {
+            id: components["schemas"]["Id"];
+            event_id: string;
+            /** Format: uuid */
+            user_id: string;
+            /**
+             * Format: uuid
+             * @description The subscription the event is billed to; null when none of the customer's subscriptions charged the metric at its time (it is kept, and billed nowhere).
+             */
+            subscription_id: string | null;
+            metric: components["schemas"]["Code"];
+            /** Format: uuid */
+            billable_metric_id: string;
+            /** Format: date-time */
+            timestamp: string;
+            properties: components["schemas"]["UsageEventProperties"];
+            cost: null | components["schemas"]["UnitAmount"];
+            /** @description What the event adds to the metric (its `field`, as text for `unique_count`); null for `count`. */
+            value: string | null;
+            /** @description The value of the metric's `group_by` property, if any. */
+            dimension_value: string | null;
+            /** @description Whether it counts in a period's usage (false when it does not match the metric's filters or has no subscription). */
+            counted: boolean;
+            /** @description The subscription's billing period the event belongs to. */
+            period_start: null | components["schemas"]["Date"];
+            received_at: components["schemas"]["Timestamp"];
+        };
+        UsageEventBatch: {
+            events: components["schemas"]["UsageEventCreate"][];
+        };
+        UsageEventBatchResult: {
+            /** @description Events recorded by this request. */
+            created: number;
+            /** @description Events whose event_id was recorded already (earlier or earlier in this batch). */
+            duplicates: number;
+            /** @description One entry per event sent, in order. */
+            data: {
+                index: number;
+                /** @enum {string} */
+                status: "created" | "duplicate";
+                /** @description The recorded event (for a duplicate */
+                event: components["schemas"]["UsageEvent"];
+            }[];
+        };
+        UsageEventList: {
+            data: components["schemas"]["UsageEvent"][];
+            next_cursor: components["schemas"]["NextCursor"];
+        };
+        UsageBreakdownLine: {
+            /**
+             * @description `free`: units taken off by `free_units`; `package`: `quantity` is whole packages; `minimum`: what brings the charge up to its minimum.
+             * @enum {string}
+             */
+            kind: "free" | "unit" | "tier" | "package" | "minimum";
+            tier: number | null;
+            quantity: components["schemas"]["UsageQuantity"];
+            unit_amount: components["schemas"]["ExactAmount"];
+            flat_amount: components["schemas"]["ExactAmount"];
+            amount: components["schemas"]["ExactAmount"];
+        };
+        UsageChargeAmount: {
+            metric: components["schemas"]["Code"];
+            /** Format: uuid */
+            billable_metric_id: string;
+            dimension_value: string | null;
+            aggregation: components["schemas"]["Aggregation"];
+            /** @description The period's aggregated quantity. */
+            quantity: components["schemas"]["UsageQuantity"];
+            /** @description The quantity less the free units. */
+            billable_quantity: components["schemas"]["UsageQuantity"];
+            /** @description The sum of the breakdown, rounded half up to the cent. */
+            amount: components["schemas"]["MoneyTotal"];
+            breakdown: components["schemas"]["UsageBreakdownLine"][];
+        };
+        SubscriptionUsage: {
+            /** Format: uuid */
+            subscription_id: string;
+            period_start: components["schemas"]["Date"];
+            /** @description The first day after the period. */
+            period_end: components["schemas"]["Date"];
+            /** @description Whether the period's usage was invoiced (then it takes no more events, and the amounts are those billed, priced by the charges of today). */
+            invoiced: boolean;
+            charges: components["schemas"]["UsageChargeAmount"][];
+            /** @description The sum of the charges, before taxes. */
+            amount: components["schemas"]["MoneyTotal"];
+        };
+        InvoiceLineUsage: {
+            metric: components["schemas"]["Code"];
+            /** Format: uuid */
+            billable_metric_id: string;
+            dimension_value: string | null;
+            quantity: components["schemas"]["UsageQuantity"];
+            billable_quantity: components["schemas"]["UsageQuantity"];
+            breakdown: components["schemas"]["UsageBreakdownLine"][];
+        };
+        /** @description What the plan bills for usage, in arrears, each period (empty for none). See `UsageCharge`. */
+        UsageCharges: components["schemas"]["UsageCharge"][];
         TaxRate: {
             id: components["schemas"]["Id"];
             /** @example VAT */
@@ -1571,11 +1942,24 @@ export interface components {
          * @enum {string}
          */
         InvoiceStatus: "draft" | "open" | "paid" | "void" | "uncollectible";
+        /**
+         * @description A `subscription` line bills the plan's price for the invoice's period, in advance. A `usage`
+         *     line bills one usage charge for the period before it, in arrears (its own `period_start` and
+         *     `period_end`); its exact quantity and breakdown are in `usage`, and `quantity` is 1.
+         */
         InvoiceLine: {
+            /** @enum {string} */
+            type: "subscription" | "usage";
             description: string;
             quantity: components["schemas"]["Quantity"];
             amount: components["schemas"]["MoneyTotal"];
+            /** @description The subscription price's breakdown; empty for usage lines. */
             breakdown: components["schemas"]["BreakdownLine"][];
+            period_start: components["schemas"]["Date"];
+            /** @description The first day after the line's period. */
+            period_end: components["schemas"]["Date"];
+            /** @description For usage lines, what was counted and how it was priced; null otherwise. */
+            usage: null | components["schemas"]["InvoiceLineUsage"];
         };
         /** @description A rate in force on the invoice date in the customer's region, as it was then. */
         InvoiceTax: {
@@ -1785,7 +2169,7 @@ export interface components {
          * @description An event type (see `Event.type`), or `*` for every type, present and future.
          * @enum {string}
          */
-        WebhookEventType: "*" | "api_key.created" | "api_key.revoked" | "billing_settings.updated" | "feature.created" | "feature.updated" | "feature.deleted" | "invoice.created" | "invoice.finalized" | "invoice.voided" | "invoice.paid" | "invoice.payment_failed" | "invoice.uncollectible" | "payment.created" | "payment.processing" | "payment.succeeded" | "payment.failed" | "plan.created" | "plan.updated" | "plan.archived" | "plan.deleted" | "subscription.created" | "subscription.updated" | "subscription.canceled" | "subscription.cancellation_scheduled" | "subscription.deleted" | "subscription.renewed" | "subscription.past_due" | "subscription.unpaid" | "subscription.recovered" | "subscription_feature.linked" | "subscription_feature.unlinked" | "tax_rate.created" | "tax_rate.superseded" | "test_clock.created" | "test_clock.advancing" | "test_clock.advanced" | "user.created" | "user.updated" | "user.deleted" | "webhook_endpoint.created" | "webhook_endpoint.updated" | "webhook_endpoint.disabled" | "webhook_endpoint.secret_rotated" | "webhook_endpoint.deleted";
+        WebhookEventType: "*" | "api_key.created" | "api_key.revoked" | "billable_metric.created" | "billable_metric.updated" | "billable_metric.deleted" | "billing_settings.updated" | "feature.created" | "feature.updated" | "feature.deleted" | "invoice.created" | "invoice.finalized" | "invoice.voided" | "invoice.paid" | "invoice.payment_failed" | "invoice.uncollectible" | "payment.created" | "payment.processing" | "payment.succeeded" | "payment.failed" | "plan.created" | "plan.updated" | "plan.archived" | "plan.deleted" | "subscription.created" | "subscription.updated" | "subscription.canceled" | "subscription.cancellation_scheduled" | "subscription.deleted" | "subscription.renewed" | "subscription.past_due" | "subscription.unpaid" | "subscription.recovered" | "subscription_feature.linked" | "subscription_feature.unlinked" | "tax_rate.created" | "tax_rate.superseded" | "test_clock.created" | "test_clock.advancing" | "test_clock.advanced" | "user.created" | "user.updated" | "user.deleted" | "webhook_endpoint.created" | "webhook_endpoint.updated" | "webhook_endpoint.disabled" | "webhook_endpoint.secret_rotated" | "webhook_endpoint.deleted";
         /** @enum {string} */
         WebhookEndpointStatus: "enabled" | "disabled";
         /**
@@ -2343,6 +2727,10 @@ export interface components {
         PaymentId: string;
         /** @example 0193a6a2-9000-7000-8000-000000000001 */
         TestClockId: string;
+        /** @example 0193a6a2-6000-7000-8000-000000000001 */
+        BillableMetricId: string;
+        /** @example 0193a6a2-6100-7000-8000-000000000001 */
+        UsageEventId: string;
         /** @example 0193a6a2-a000-7000-8000-000000000001 */
         WebhookEndpointId: string;
         /**
@@ -3689,6 +4077,7 @@ export interface operations {
                      *             ]
                      *           },
                      *           "price_version": 1,
+                     *           "usage_charges": [],
                      *           "archived": false,
                      *           "archived_at": null,
                      *           "version": 1,
@@ -3783,6 +4172,7 @@ export interface operations {
                      *         ]
                      *       },
                      *       "price_version": 1,
+                     *       "usage_charges": [],
                      *       "archived": false,
                      *       "archived_at": null,
                      *       "version": 1,
@@ -3853,6 +4243,7 @@ export interface operations {
                      *         ]
                      *       },
                      *       "price_version": 1,
+                     *       "usage_charges": [],
                      *       "archived": false,
                      *       "archived_at": null,
                      *       "version": 1,
@@ -3983,6 +4374,7 @@ export interface operations {
                      *         ]
                      *       },
                      *       "price_version": 1,
+                     *       "usage_charges": [],
                      *       "archived": false,
                      *       "archived_at": null,
                      *       "version": 1,
@@ -4351,7 +4743,11 @@ export interface operations {
                      *       "region": "DE",
                      *       "lines": [
                      *         {
+                     *           "type": "subscription",
                      *           "description": "Pro (pro-monthly, price version 1), 2026-11-01 to 2026-12-01",
+                     *           "period_start": "2026-11-01",
+                     *           "period_end": "2026-12-01",
+                     *           "usage": null,
                      *           "quantity": 3,
                      *           "amount": "15.00",
                      *           "breakdown": [
@@ -4414,7 +4810,11 @@ export interface operations {
                      *       "region": "DE",
                      *       "lines": [
                      *         {
+                     *           "type": "subscription",
                      *           "description": "Pro (pro-monthly, price version 1), 2026-11-01 to 2026-12-01",
+                     *           "period_start": "2026-11-01",
+                     *           "period_end": "2026-12-01",
+                     *           "usage": null,
                      *           "quantity": 3,
                      *           "amount": "15.00",
                      *           "breakdown": [
@@ -4513,7 +4913,11 @@ export interface operations {
                      *           "region": "DE",
                      *           "lines": [
                      *             {
+                     *               "type": "subscription",
                      *               "description": "Pro (pro-monthly, price version 1), 2026-11-01 to 2026-12-01",
+                     *               "period_start": "2026-11-01",
+                     *               "period_end": "2026-12-01",
+                     *               "usage": null,
                      *               "quantity": 3,
                      *               "amount": "15.00",
                      *               "breakdown": [
@@ -4601,7 +5005,11 @@ export interface operations {
                      *       "region": "DE",
                      *       "lines": [
                      *         {
+                     *           "type": "subscription",
                      *           "description": "Pro (pro-monthly, price version 1), 2026-11-01 to 2026-12-01",
+                     *           "period_start": "2026-11-01",
+                     *           "period_end": "2026-12-01",
+                     *           "usage": null,
                      *           "quantity": 3,
                      *           "amount": "15.00",
                      *           "breakdown": [
@@ -4696,7 +5104,11 @@ export interface operations {
                      *       "region": "DE",
                      *       "lines": [
                      *         {
+                     *           "type": "subscription",
                      *           "description": "Pro (pro-monthly, price version 1), 2026-11-01 to 2026-12-01",
+                     *           "period_start": "2026-11-01",
+                     *           "period_end": "2026-12-01",
+                     *           "usage": null,
                      *           "quantity": 3,
                      *           "amount": "15.00",
                      *           "breakdown": [
@@ -4793,7 +5205,11 @@ export interface operations {
                      *       "region": "DE",
                      *       "lines": [
                      *         {
+                     *           "type": "subscription",
                      *           "description": "Pro (pro-monthly, price version 1), 2026-11-01 to 2026-12-01",
+                     *           "period_start": "2026-11-01",
+                     *           "period_end": "2026-12-01",
+                     *           "usage": null,
                      *           "quantity": 3,
                      *           "amount": "15.00",
                      *           "breakdown": [
@@ -6519,6 +6935,409 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            422: components["responses"]["Unprocessable"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    listBillableMetrics: {
+        parameters: {
+            query?: {
+                /** @description Page size. */
+                limit?: components["parameters"]["Limit"];
+                /** @description The `next_cursor` of the previous page. */
+                cursor?: components["parameters"]["Cursor"];
+                /** @description Only the metric with this code. */
+                code?: string;
+                /** @description Only archived (true) or only live (false) metrics. */
+                archived?: boolean;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of billable metrics, newest first. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BillableMetricList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    createBillableMetric: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Makes the request safe to retry: it runs at most once for this key (see the description
+                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "code": "ai-tokens",
+                 *       "name": "AI tokens",
+                 *       "aggregation": "sum",
+                 *       "field": "tokens",
+                 *       "group_by": "model"
+                 *     }
+                 */
+                "application/json": components["schemas"]["BillableMetricCreate"];
+            };
+        };
+        responses: {
+            /** @description Created. */
+            201: {
+                headers: {
+                    Location: components["headers"]["Location"];
+                    ETag: components["headers"]["ETag"];
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BillableMetric"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["Unprocessable"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getBillableMetric: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @example 0193a6a2-6000-7000-8000-000000000001 */
+                billableMetricId: components["parameters"]["BillableMetricId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The metric. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BillableMetric"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    deleteBillableMetric: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Makes the request safe to retry: it runs at most once for this key (see the description
+                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+                /**
+                 * @description Change only if the resource's current ETag is one of these (or `*`, any existing version); else 412.
+                 * @example "3"
+                 */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
+            path: {
+                /** @example 0193a6a2-6000-7000-8000-000000000001 */
+                billableMetricId: components["parameters"]["BillableMetricId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            412: components["responses"]["PreconditionFailed"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    updateBillableMetric: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Makes the request safe to retry: it runs at most once for this key (see the description
+                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+                /**
+                 * @description Change only if the resource's current ETag is one of these (or `*`, any existing version); else 412.
+                 * @example "3"
+                 */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
+            path: {
+                /** @example 0193a6a2-6000-7000-8000-000000000001 */
+                billableMetricId: components["parameters"]["BillableMetricId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "archived": true
+                 *     }
+                 */
+                "application/json": components["schemas"]["BillableMetricUpdate"];
+            };
+        };
+        responses: {
+            /** @description The metric as changed. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BillableMetric"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            412: components["responses"]["PreconditionFailed"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    listUsageEvents: {
+        parameters: {
+            query?: {
+                /** @description Page size. */
+                limit?: components["parameters"]["Limit"];
+                /** @description The `next_cursor` of the previous page. */
+                cursor?: components["parameters"]["Cursor"];
+                /** @description Only this customer's events. */
+                user_id?: string;
+                /** @description Only the events billed to this subscription. */
+                subscription_id?: string;
+                /** @description Only events of the metric with this code. */
+                metric?: string;
+                /** @description Only the event with this event_id. */
+                event_id?: string;
+                /** @description Only events whose `timestamp` is at or after this time. */
+                from?: string;
+                /** @description Only events whose `timestamp` is before this time. */
+                to?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of usage events. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UsageEventList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    createUsageEvent: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "event_id": "req-7f3a9c",
+                 *       "user_id": "0193a6a2-7c00-7abc-8def-0123456789ab",
+                 *       "metric": "ai-tokens",
+                 *       "timestamp": "2026-12-03T10:00:00Z",
+                 *       "properties": {
+                 *         "tokens": 1200,
+                 *         "model": "advanced"
+                 *       },
+                 *       "cost": "0.0180"
+                 *     }
+                 */
+                "application/json": components["schemas"]["UsageEventCreate"];
+            };
+        };
+        responses: {
+            /** @description A duplicate of an event recorded before; the original event, counted once. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UsageEvent"];
+                };
+            };
+            /** @description Recorded. */
+            201: {
+                headers: {
+                    Location: components["headers"]["Location"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UsageEvent"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["Unprocessable"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    createUsageEvents: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UsageEventBatch"];
+            };
+        };
+        responses: {
+            /** @description Every event recorded (or found recorded already), in the order sent. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UsageEventBatchResult"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["Unprocessable"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getUsageEvent: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @example 0193a6a2-6100-7000-8000-000000000001 */
+                usageEventId: components["parameters"]["UsageEventId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The event. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UsageEvent"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getSubscriptionUsage: {
+        parameters: {
+            query?: {
+                /** @description A past or current period, by its first day (422 if no period starts that day). */
+                period_start?: components["schemas"]["Date"];
+            };
+            header?: never;
+            path: {
+                /** @example 0193a6a2-9e11-7f00-a000-00000000beef */
+                subscriptionId: components["parameters"]["SubscriptionId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The period's usage. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SubscriptionUsage"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
             422: components["responses"]["Unprocessable"];
             429: components["responses"]["TooManyRequests"];
             503: components["responses"]["ServiceUnavailable"];

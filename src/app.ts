@@ -38,12 +38,17 @@ import {
 import { subscriptionsRouter } from './routes/subscriptions.js';
 import { taxRatesRouter } from './routes/tax-rates.js';
 import { tenantsRouter } from './routes/tenants.js';
+import { billableMetricsRouter, subscriptionUsageRouter, usageEventsRouter } from './routes/usage.js';
+
 import { usersRouter } from './routes/users.js';
 import { webhookDeliveriesRouter, webhookEndpointsRouter } from './routes/webhook-endpoints.js';
 import type { ServiceContext } from './services/context.js';
 import { SharedRateLimitStore } from './services/rate-limits.js';
 import { spec, specYaml } from './spec.js';
 import type { UrlPolicy } from './webhooks/ssrf.js';
+
+/** The body limit of POST /usage-events/batch (1,000 events). */
+const USAGE_BATCH_LIMIT = '1mb';
 
 const DASHBOARD_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'dashboard');
 const UPLOT_DIST = path.dirname(createRequire(import.meta.url).resolve('uplot/dist/uPlot.esm.js'));
@@ -131,6 +136,11 @@ export function createApp({
   // Content in a media type the operation does not declare (or none) is refused, never ignored.
   app.use(requireDeclaredMediaType);
   // Every JSON media type an operation may declare (application/json, application/merge-patch+json).
+  // A batch of up to 1,000 usage events needs more room than any other body.
+  app.use(
+    '/api/v1/usage-events/batch',
+    express.json({ limit: USAGE_BATCH_LIMIT, type: ['application/json', 'application/*+json'] }),
+  );
   app.use(express.json({ limit: bodyLimit, type: ['application/json', 'application/*+json'] }));
   app.use(rejectBadText);
   app.use(headAsGet);
@@ -164,6 +174,9 @@ export function createApp({
   app.use('/api/v1/reports', reportsRouter(ctx));
   app.use('/api/v1/webhook-endpoints', webhookEndpointsRouter(ctx, webhooks));
   app.use('/api/v1/webhook-deliveries', webhookDeliveriesRouter(ctx));
+  app.use('/api/v1/billable-metrics', billableMetricsRouter(ctx));
+  app.use('/api/v1/usage-events', usageEventsRouter(ctx));
+  app.use('/api/v1/subscriptions', subscriptionUsageRouter(ctx));
 
   app.use(notFoundHandler);
   app.use(problemHandler(logger));

@@ -17,6 +17,7 @@ import * as m202612010005 from './202612010005_mrr_key_lookups.js';
 import * as m202612030001 from './202612030001_mrr_engine.js';
 import * as m202612030002 from './202612030002_analytics_without_test_clocks.js';
 import * as m202612030003 from './202612030003_versions_in_write_order.js';
+import * as m202612030004 from './202612030004_usage.js';
 
 export const migrations: Record<string, Migration> = {
   '202611230001_initial': m202611230001,
@@ -35,4 +36,5 @@ export const migrations: Record<string, Migration> = {
   '202612030001_mrr_engine': m202612030001,
   '202612030002_analytics_without_test_clocks': m202612030002,
   '202612030003_versions_in_write_order': m202612030003,
+  '202612030004_usage': m202612030004,
 };

@@ -64,6 +64,7 @@ insert into invoices (subscription_id, user_id, status, number, period_start, pe
   lines, subtotal, taxes, tax_total, total, finalized_at, paid_at, voided_at, uncollectible_at, created_at, updated_at)
 select n.id, n.user_id, n.invoice_status, n.number, n.period_start, n.period_end, n.period_start, n.region,
        jsonb_build_array(jsonb_build_object(
+         'type', 'subscription', 'period_start', n.period_start, 'period_end', n.period_end, 'usage', null,
          'description', case when n.plan_id is null then 'Subscription, ' || n.period_start || ' to ' || n.period_end
            else pl.name || ' (' || pl.code || ', price version ' || n.plan_version || '), '
                 || n.period_start || ' to ' || n.period_end end,

@@ -21,7 +21,10 @@ with clock as (select now() as now),
       union all
       select 2, 'renew', s.tenant_id, s.id, s.id, s.billed_until::timestamp at time zone 'UTC'
       from subscriptions s, clock
-      where s.billed_until is not null and s.status <> 'canceled'
+      where s.billed_until is not null
+        -- A canceled subscription has one step left when its plan charges usage: its last usage.
+        and (s.status <> 'canceled' or exists (select from plans p where p.tenant_id = s.tenant_id
+             and p.id = s.plan_id and p.usage_charges <> '[]'::jsonb))
         and s.billed_until <= (clock.now at time zone 'UTC')::date and s.test_clock_id is null 
     ),
     first as (
@@ -50,7 +53,10 @@ with clock as (select now() as now),
       union all
       select 2, 'renew', s.tenant_id, s.id, s.id, s.billed_until::timestamp at time zone 'UTC'
       from subscriptions s, clock
-      where s.billed_until is not null and s.status <> 'canceled'
+      where s.billed_until is not null
+        -- A canceled subscription has one step left when its plan charges usage: its last usage.
+        and (s.status <> 'canceled' or exists (select from plans p where p.tenant_id = s.tenant_id
+             and p.id = s.plan_id and p.usage_charges <> '[]'::jsonb))
         and s.billed_until <= (clock.now at time zone 'UTC')::date and s.test_clock_id is null and s.tenant_id = $5
     ),
     first as (
@@ -79,7 +85,10 @@ with clock as (select (select frozen_time from test_clocks where id = $1 and ten
       union all
       select 2, 'renew', s.tenant_id, s.id, s.id, s.billed_until::timestamp at time zone 'UTC'
       from subscriptions s, clock
-      where s.billed_until is not null and s.status <> 'canceled'
+      where s.billed_until is not null
+        -- A canceled subscription has one step left when its plan charges usage: its last usage.
+        and (s.status <> 'canceled' or exists (select from plans p where p.tenant_id = s.tenant_id
+             and p.id = s.plan_id and p.usage_charges <> '[]'::jsonb))
         and s.billed_until <= (clock.now at time zone 'UTC')::date and s.test_clock_id = $11 and s.tenant_id = $12
     ),
     first as (

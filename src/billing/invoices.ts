@@ -3,13 +3,28 @@
 // (half up); the total is the subtotal plus the taxes.
 import { formatCents, parseAmount, percentOf } from './money.js';
 import type { BreakdownLine } from './pricing.js';
+import type { UsageBreakdownLine } from './usage-pricing.js';
 
 export interface Charge {
+  /** A subscription's price for the invoice's period, or a usage charge for the one before. */
+  type: 'subscription' | 'usage';
   description: string;
   /** The charge's amount for the period, exact ("49.99", "12.3456"). */
   amount: string;
   quantity: number;
   breakdown: BreakdownLine[];
+  /** The period the line bills: [period_start, period_end). */
+  period_start: string;
+  period_end: string;
+  /** For usage lines: what was counted and how it was priced (the line's quantity is 1). */
+  usage: {
+    metric: string;
+    billable_metric_id: string;
+    dimension_value: string | null;
+    quantity: string;
+    billable_quantity: string;
+    breakdown: UsageBreakdownLine[];
+  } | null;
 }
 
 export interface Rate {

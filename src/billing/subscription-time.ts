@@ -26,3 +26,20 @@ export function currentPeriodDay(
   if (s.end_date !== null && s.end_date < day) day = s.end_date;
   return day > s.start_date ? day : s.start_date;
 }
+
+/**
+ * The last day a subscription is served, if its service ends: its end_date, the day it was
+ * canceled, or the day before a scheduled cancellation takes effect (at 00:00 UTC of cancel_at's
+ * day). Nothing after it is ever invoiced.
+ */
+export function lastDayServed(s: {
+  end_date: string | null;
+  canceled_at: Date | null;
+  cancel_at: Date | null;
+}): { lastDay: string; why: 'end_date' | 'canceled' | 'cancel_at' } | undefined {
+  const candidates: Array<{ lastDay: string; why: 'end_date' | 'canceled' | 'cancel_at' }> = [];
+  if (s.end_date !== null) candidates.push({ lastDay: s.end_date, why: 'end_date' });
+  if (s.canceled_at) candidates.push({ lastDay: dayOf(s.canceled_at), why: 'canceled' });
+  if (s.cancel_at) candidates.push({ lastDay: dayOf(new Date(s.cancel_at.getTime() - 1)), why: 'cancel_at' });
+  return candidates.sort((a, b) => (a.lastDay < b.lastDay ? -1 : 1))[0];
+}

@@ -35,6 +35,8 @@ import * as dueWork from '../queries/due-work.js';
 import * as payments from '../queries/payments.js';
 import * as testClocks from '../queries/test-clocks.js';
 import * as webhooks from '../queries/webhooks.js';
+import * as billableMetrics from '../queries/billable-metrics.js';
+import * as usage from '../queries/usage.js';
 import { runMain, StartupError } from '../startup.js';
 
 const check = process.argv.includes('--check');
@@ -58,6 +60,8 @@ const CLOCK = '01900000-0000-7000-8000-00000000000b';
 const PAYMENT = '01900000-0000-7000-8000-00000000000c';
 const WEBHOOK_ENDPOINT = '01900000-0000-7000-8000-00000000000d';
 const WEBHOOK_DELIVERY = '01900000-0000-7000-8000-00000000000e';
+const BILLABLE_METRIC = '01900000-0000-7000-8000-00000000000f';
+const USAGE_EVENT = '01900000-0000-7000-8000-000000000010';
 
 type Call = (db: Db) => Promise<unknown>;
 
@@ -186,12 +190,19 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
       findPlanWithPrice: (db) => plans.findPlanWithPrice(db, PLAN),
       findPlanVersion: (db) => plans.findPlanVersion(db, PLAN_VERSION),
       insertPlan: (db) =>
-        plans.insertPlan(db, { code: 'new', name: 'New', interval: 'year', interval_count: 1 }),
+        plans.insertPlan(db, {
+          code: 'new',
+          name: 'New',
+          interval: 'year',
+          interval_count: 1,
+          usage_charges: [],
+        }),
       insertPlanVersion: (db) =>
         plans.insertPlanVersion(db, PLAN, 2, { price_model: 'per_unit', amount: '2.50', tiers: null }),
       updatePlan: (db) =>
         plans.updatePlan(db, PLAN, { name: 'Renamed', current_version: 1, archived_at: null }),
       deletePlan: (db) => plans.deletePlan(db, PLAN),
+      usageChargesOf: (db) => plans.usageChargesOf(db, [PLAN]),
     },
   },
   'tax-rates': {
@@ -219,6 +230,109 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
       ratesInForce: (db) => taxRates.ratesInForce(db, 'DE-BY', '2026-06-01'),
     },
   },
+  'billable-metrics': {
+    module: billableMetrics,
+    calls: {
+      listBillableMetrics: (db) =>
+        billableMetrics.listBillableMetrics(db, {
+          limit: 20,
+          after: BILLABLE_METRIC,
+          code: 'calls',
+          archived: false,
+        }),
+      findBillableMetric: (db) => billableMetrics.findBillableMetric(db, BILLABLE_METRIC),
+      findBillableMetricsByCode: (db) => billableMetrics.findBillableMetricsByCode(db, ['calls']),
+      lockBillableMetric: (db) => billableMetrics.lockBillableMetric(db, BILLABLE_METRIC),
+      insertBillableMetric: (db) =>
+        billableMetrics.insertBillableMetric(db, {
+          code: 'tokens',
+          name: 'Tokens',
+          aggregation: 'sum',
+          field: 'tokens',
+          group_by: 'model',
+          filters: { region: ['eu'] },
+        }),
+      updateBillableMetric: (db) =>
+        billableMetrics.updateBillableMetric(db, BILLABLE_METRIC, { name: 'Calls', archived_at: null }),
+      billableMetricInUse: (db) => billableMetrics.billableMetricInUse(db, BILLABLE_METRIC),
+      deleteBillableMetric: (db) => billableMetrics.deleteBillableMetric(db, BILLABLE_METRIC),
+    },
+  },
+  usage: {
+    module: usage,
+    calls: {
+      insertNewEvents: (db) =>
+        usage.insertNewEvents(db, [
+          {
+            event_id: 'e-1',
+            user_id: USER,
+            subscription_id: SUBSCRIPTION,
+            billable_metric_id: BILLABLE_METRIC,
+            timestamp: new Date('2026-01-02T00:00:00Z'),
+            properties: '{}',
+            cost: null,
+            value: null,
+            dimension: null,
+            counted: true,
+            period_start: '2026-01-01',
+          },
+        ]),
+      findEventsByEventId: (db) => usage.findEventsByEventId(db, ['e-1']),
+      findEvent: (db) => usage.findEvent(db, USAGE_EVENT),
+      listEvents: (db) =>
+        usage.listEvents(db, {
+          limit: 20,
+          after: USAGE_EVENT,
+          userId: USER,
+          subscriptionId: SUBSCRIPTION,
+          billableMetricId: BILLABLE_METRIC,
+          eventId: 'e-1',
+          from: new Date('2026-01-01T00:00:00Z'),
+          to: new Date('2026-02-01T00:00:00Z'),
+        }),
+      insertUniqueValues: (db) =>
+        usage.insertUniqueValues(db, [
+          {
+            ...{
+              subscription_id: SUBSCRIPTION,
+              billable_metric_id: BILLABLE_METRIC,
+              period_start: '2026-01-01',
+              dimension: null,
+            },
+            value: 'a',
+          },
+        ]),
+      addToTotals: (db) =>
+        usage.addToTotals(db, [
+          {
+            ...{
+              subscription_id: SUBSCRIPTION,
+              billable_metric_id: BILLABLE_METRIC,
+              period_start: '2026-01-01',
+              dimension: null,
+            },
+            events: 1,
+            total: '1',
+            max_value: null,
+            latest_value: null,
+            latest_at: null,
+            latest_event_id: null,
+            unique_values: 0,
+          },
+        ]),
+      periodTotals: (db) => usage.periodTotals(db, SUBSCRIPTION, '2026-01-01'),
+      // No SQL: the key order the two writers above sort by.
+      totalKeyText: () =>
+        Promise.resolve(
+          usage.totalKeyText({
+            subscription_id: SUBSCRIPTION,
+            billable_metric_id: BILLABLE_METRIC,
+            period_start: '2026-01-01',
+            dimension: null,
+          }),
+        ),
+    },
+  },
   'rate-limits': {
     module: rateLimits,
     calls: {
@@ -240,6 +354,7 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
         }),
       findSubscription: (db) => subscriptions.findSubscription(db, SUBSCRIPTION),
       lockSubscription: (db) => subscriptions.lockSubscription(db, SUBSCRIPTION),
+      shareLockSubscriptionsOf: (db) => subscriptions.shareLockSubscriptionsOf(db, [USER]),
       performDueCancellations: (db) => subscriptions.performDueCancellations(db),
       planInUse: (db) => subscriptions.planInUse(db, PLAN),
       insertSubscription: (db) =>
@@ -610,6 +725,8 @@ runMain(async () => {
         );
         await sql`insert into api_keys (id, name, prefix, key_hash, role)
           values (${KEY}, 'k', 'sk_11111111', ${Buffer.alloc(32)}, 'admin')`.execute(trx);
+        await sql`insert into billable_metrics (id, code, name, aggregation)
+          values (${BILLABLE_METRIC}, 'calls', 'Calls', 'count')`.execute(trx);
       });
       mkdirSync(SQL_DIR, { recursive: true });
       const files = new Set<string>();

@@ -103,6 +103,7 @@ export type PlansTable = Override<
   {
     tenant_id: TenantId;
     interval: BillingInterval;
+    usage_charges: ColumnType<StoredUsageCharge[], string | undefined, string>;
     archived_at: Date | null;
     created_at: Timestamp;
     updated_at: UpdatedAt;
@@ -204,6 +205,44 @@ export type MrrDirtyTable = Override<G.MrrDirty, { tenant_id: TenantId }>;
 /** Written by the MRR engine only (db/migrations/202612030001_mrr_engine.ts). */
 export type MrrDaysTable = Override<G.MrrDays, { tenant_id: TenantId }>;
 export type MrrCountedTable = Override<G.MrrCounted, { tenant_id: TenantId }>;
+export type Aggregation = 'count' | 'sum' | 'max' | 'unique_count' | 'latest';
+/** A plan's usage charge as stored (plans.usage_charges), amounts canonical. */
+export type StoredUsageCharge = {
+  metric: string;
+  billable_metric_id: string;
+  dimension_value: string | null;
+  model: 'per_unit' | 'graduated' | 'volume' | 'package';
+  amount: string | null;
+  package_size: number | null;
+  tiers: Array<{ up_to: number | null; unit_amount: string; flat_amount: string }> | null;
+  free_units: string;
+  minimum_amount: string | null;
+};
+/** Usage (db/migrations/202612030004_usage.ts). */
+export type BillableMetricsTable = Override<
+  G.BillableMetrics,
+  {
+    tenant_id: TenantId;
+    aggregation: ColumnType<Aggregation, Aggregation, never>;
+    filters: ColumnType<Record<string, string[]>, string | undefined, never>;
+    archived_at: Date | null;
+    created_at: Timestamp;
+    updated_at: UpdatedAt;
+    version: Version;
+  }
+>;
+/** Append-only: the app role may insert and select, a trigger refuses updates and deletes. */
+export type UsageEventsTable = Override<
+  G.UsageEvents,
+  {
+    tenant_id: TenantId;
+    id: ColumnType<string, never, never>;
+    properties: ColumnType<G.JsonObject, string, never>;
+    received_at: Timestamp;
+  }
+>;
+export type UsageTotalsTable = Override<G.UsageTotals, { tenant_id: TenantId }>;
+export type UsageUniqueValuesTable = Override<G.UsageUniqueValues, { tenant_id: TenantId }>;
 /** Rate-limit counts (db/migrations/202611240002_rate_limits.ts); not tenant data. */
 export type RateLimitHitsTable = G.RateLimitHits;
 
@@ -234,6 +273,10 @@ export interface Database {
   mrr_dirty: MrrDirtyTable;
   mrr_days: MrrDaysTable;
   mrr_counted: MrrCountedTable;
+  billable_metrics: BillableMetricsTable;
+  usage_events: UsageEventsTable;
+  usage_totals: UsageTotalsTable;
+  usage_unique_values: UsageUniqueValuesTable;
 }
 
 export type TenantRow = Selectable<TenantsTable>;
@@ -256,6 +299,8 @@ export type WebhookEndpointRow = Omit<Selectable<WebhookEndpointsTable>, 'tenant
 export type WebhookDeliveryRow = Omit<Selectable<WebhookDeliveriesTable>, 'tenant_id'>;
 export type WebhookAttemptRow = Omit<Selectable<WebhookAttemptsTable>, 'tenant_id'>;
 export type SubscriptionPatch = Updateable<SubscriptionsTable>;
+export type BillableMetricRow = Omit<Selectable<BillableMetricsTable>, 'tenant_id'>;
+export type UsageEventRow = Omit<Selectable<UsageEventsTable>, 'tenant_id'>;
 
 // The overrides agree with the generated tables: the same tables, the same columns, and each
 // column reads as (a narrowing of) what the database returns. A mismatch is a compile error here.

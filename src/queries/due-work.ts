@@ -19,7 +19,8 @@ export interface DueItem {
  * its next item is looked for again after this one is done), earliest first, then by rank. The
  * ranks follow a renewal's life: a step only makes steps due later, or at the same time with a
  * higher rank (renew → submit → settle; a failed settlement → a retry days later → submit), and
- * a scheduled cancellation goes before the renewal it prevents. On a test clock, due means at or
+ * a scheduled cancellation goes before the renewal it prevents (a canceled subscription still has
+ * its "renewal" when its plan charges usage: the closing invoice of its last period's usage). On a test clock, due means at or
  * before the clock's time; in real time, at or before now.
  */
 export async function findDueWork(
@@ -53,7 +54,10 @@ export async function findDueWork(
       union all
       select 2, 'renew', s.tenant_id, s.id, s.id, s.billed_until::timestamp at time zone 'UTC'
       from subscriptions s, clock
-      where s.billed_until is not null and s.status <> 'canceled'
+      where s.billed_until is not null
+        -- A canceled subscription has one step left when its plan charges usage: its last usage.
+        and (s.status <> 'canceled' or exists (select from plans p where p.tenant_id = s.tenant_id
+             and p.id = s.plan_id and p.usage_charges <> '[]'::jsonb))
         and s.billed_until <= (clock.now at time zone 'UTC')::date and ${onClock} ${inTenant}
     ),
     first as (

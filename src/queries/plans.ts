@@ -1,6 +1,12 @@
 import { sql } from 'kysely';
 import type { Db } from '../database/connection.js';
-import type { BillingInterval, PlanRow, PlanVersionRow, PriceModel } from '../database/schema.js';
+import type {
+  BillingInterval,
+  PlanRow,
+  PlanVersionRow,
+  PriceModel,
+  StoredUsageCharge,
+} from '../database/schema.js';
 
 const planColumns = [
   'id',
@@ -9,6 +15,7 @@ const planColumns = [
   'interval',
   'interval_count',
   'current_version',
+  'usage_charges',
   'archived_at',
   'version',
   'created_at',
@@ -93,10 +100,29 @@ export interface NewPlan {
   name: string;
   interval: BillingInterval;
   interval_count: number;
+  usage_charges: StoredUsageCharge[];
 }
 
 export function insertPlan(db: Db, values: NewPlan): Promise<PlanRow> {
-  return db.insertInto('plans').values(values).returning(planColumns).executeTakeFirstOrThrow();
+  return db
+    .insertInto('plans')
+    .values({ ...values, usage_charges: JSON.stringify(values.usage_charges) })
+    .returning(planColumns)
+    .executeTakeFirstOrThrow();
+}
+
+/** The plans' usage charges, by plan id. */
+export async function usageChargesOf(
+  db: Db,
+  planIds: readonly string[],
+): Promise<Map<string, StoredUsageCharge[]>> {
+  if (planIds.length === 0) return new Map();
+  const rows = await db
+    .selectFrom('plans')
+    .select(['id', 'usage_charges'])
+    .where('id', 'in', [...new Set(planIds)])
+    .execute();
+  return new Map(rows.map((r) => [r.id, r.usage_charges]));
 }
 
 export interface NewPrice {
@@ -128,11 +154,22 @@ export function insertPlanVersion(
 export function updatePlan(
   db: Db,
   id: string,
-  patch: { code?: string; name?: string; current_version?: number; archived_at?: Date | null },
+  patch: {
+    code?: string;
+    name?: string;
+    current_version?: number;
+    archived_at?: Date | null;
+    usage_charges?: StoredUsageCharge[];
+  },
 ): Promise<PlanRow> {
+  const { usage_charges, ...rest } = patch;
   return db
     .updateTable('plans')
-    .set({ ...patch, updated_at: sql`now()` })
+    .set({
+      ...rest,
+      ...(usage_charges ? { usage_charges: JSON.stringify(usage_charges) } : {}),
+      updated_at: sql`now()`,
+    })
     .where('id', '=', id)
     .returning(planColumns)
     .executeTakeFirstOrThrow();

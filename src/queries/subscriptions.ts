@@ -26,6 +26,7 @@ const tableColumns = [
   'interval_count',
   'price_breakdown',
   'billed_until',
+  'usage_invoiced_until',
   'test_clock_id',
   'payment_method',
   'payment_rail',
@@ -69,6 +70,21 @@ export function listSubscriptions(db: Db, filter: SubscriptionFilter): Promise<S
 
 export function findSubscription(db: Db, id: string): Promise<SubscriptionRow | undefined> {
   return db.selectFrom('subscriptions').select(columns).where('id', '=', id).executeTakeFirst();
+}
+
+/**
+ * The customers' subscriptions, locked in share mode in id order until the transaction ends:
+ * recording usage against them, while a renewal (which locks one for update) waits or is waited for.
+ */
+export function shareLockSubscriptionsOf(db: Db, userIds: readonly string[]): Promise<SubscriptionRow[]> {
+  if (userIds.length === 0) return Promise.resolve([]);
+  return db
+    .selectFrom('subscriptions')
+    .select(columns)
+    .where('user_id', 'in', [...userIds])
+    .orderBy('id')
+    .forShare()
+    .execute();
 }
 
 /** The subscription, locked until the transaction ends: what a change starts from. */

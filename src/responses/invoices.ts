@@ -12,7 +12,14 @@ export function toInvoiceResponse(row: InvoiceRow): Schemas['Invoice'] {
     period_end: row.period_end,
     invoice_date: row.invoice_date,
     region: row.region,
-    lines: row.lines as Schemas['Invoice']['lines'],
+    // Lines stored before usage billing have no type or period: they bill the invoice's period.
+    lines: (row.lines as Array<Partial<Schemas['InvoiceLine']>>).map((line) => ({
+      type: 'subscription',
+      period_start: row.period_start,
+      period_end: row.period_end,
+      usage: null,
+      ...line,
+    })) as Schemas['Invoice']['lines'],
     subtotal: row.subtotal,
     taxes: row.taxes as Schemas['Invoice']['taxes'],
     tax_total: row.tax_total,

@@ -20,6 +20,7 @@ export function toPlanResponse(plan: PlanRow, price: PlanVersionRow): Schemas['P
     interval_count: plan.interval_count,
     price: toPriceResponse(price),
     price_version: plan.current_version,
+    usage_charges: plan.usage_charges,
     archived: plan.archived_at !== null,
     archived_at: plan.archived_at?.toISOString() ?? null,
     version: plan.version,

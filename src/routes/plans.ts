@@ -20,6 +20,11 @@ const invalidPrice = (errors: Array<{ field: string; message: string }>) =>
     `The price is not valid: ${errors.map((e) => `${e.field} ${e.message}`).join('; ')}.`,
     errors.map((e) => ({ location: 'body' as const, ...e })),
   );
+const invalidCharges = (errors: Array<{ field: string; message: string }>) =>
+  unprocessable(
+    `The usage charges are not valid: ${errors.map((e) => `${e.field} ${e.message}`).join('; ')}.`,
+    errors.map((e) => ({ location: 'body' as const, ...e })),
+  );
 const withEtag = (plan: { version: number }) => ({ ETag: etag(plan.version) });
 const toResponse = ({ plan, price }: plans.PlanWithPrice) => toPlanResponse(plan, price);
 
@@ -49,8 +54,10 @@ export function plansRouter(ctx: ServiceContext): Router {
       interval: body.interval,
       interval_count: body.interval_count,
       price: { model: body.price.model, amount: body.price.amount, tiers: body.price.tiers },
+      usage_charges: body.usage_charges,
     });
     if (outcome.kind === 'code-taken') throw codeTaken();
+    if (outcome.kind === 'invalid-charges') throw invalidCharges(outcome.errors);
     if (outcome.kind === 'invalid-price')
       throw invalidPrice(outcome.errors.map((e) => ({ ...e, field: `/price${e.field}` })));
     send(res, reply(outcome)!);
@@ -76,6 +83,7 @@ export function plansRouter(ctx: ServiceContext): Router {
         name: body.name,
         archived: body.archived,
         price: body.price && { model: body.price.model, amount: body.price.amount, tiers: body.price.tiers },
+        usage_charges: body.usage_charges,
       },
       ifMatch(req),
     );
@@ -83,6 +91,7 @@ export function plansRouter(ctx: ServiceContext): Router {
     if (outcome.kind === 'stale') throw preconditionFailed('plan', outcome.current.version);
     if (outcome.kind === 'code-taken') throw codeTaken();
     if (outcome.kind === 'invalid-price') throw invalidPrice(outcome.errors);
+    if (outcome.kind === 'invalid-charges') throw invalidCharges(outcome.errors);
     send(res, reply(outcome)!);
   });
 

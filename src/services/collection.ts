@@ -20,7 +20,7 @@ import * as subscriptions from '../queries/subscriptions.js';
 import { toInvoiceResponse } from '../responses/invoices.js';
 import { toPaymentResponse } from '../responses/payments.js';
 import { type Actor, inTenant, type ServiceContext, type Tx } from './context.js';
-import { invoiceForPeriod, issue } from './invoices.js';
+import { closingUsageInvoice, invoiceForPeriod, issue } from './invoices.js';
 import { emitChange } from './subscriptions.js';
 
 export interface CollectionContext extends ServiceContext {
@@ -114,15 +114,18 @@ const ends = (s: SubscriptionRow) =>
 export function renewDue(ctx: CollectionContext, tenantId: string, subscriptionId: string, at: Date) {
   return inTenant(ctx, system(tenantId), async (tx) => {
     const before = await subscriptions.lockSubscription(tx.db, subscriptionId);
-    if (!before || before.status === 'canceled' || !before.billed_until) return;
+    if (!before || !before.billed_until) return;
     if (new Date(`${before.billed_until}T00:00:00Z`) > at) return;
     atStep(tx, before, at);
     const stopBilling = async () => {
-      // Nothing more to bill: the subscription ends before this period.
+      // Nothing more to bill: the subscription ends before this period. Its last period's usage
+      // is billed now, on an invoice of its own (issued and collected like a renewal's).
+      const closing = await closingUsageInvoice(tx, before, before.billed_until!);
+      if (closing?.kind === 'created') await issueAndCollect(tx, before, closing.invoice, at, tenantId);
       const after = await subscriptions.updateSubscription(tx.db, subscriptionId, { billed_until: null });
       emitChange(tx, before, after);
     };
-    if (ends(before)) return stopBilling();
+    if (before.status === 'canceled' || ends(before)) return stopBilling();
     if (before.billed_until < before.start_date) {
       // The start date moved past the next renewal (written before updates kept billed_until on
       // the schedule): billing resumes with the first period.
@@ -143,45 +146,60 @@ export function renewDue(ctx: CollectionContext, tenantId: string, subscriptionI
       if (outcome.kind === 'after-end') return stopBilling();
       if (outcome.kind !== 'created' && outcome.kind !== 'existing')
         throw new Error(`renewal of ${subscriptionId}: unexpected ${outcome.kind}`);
-      let invoice = outcome.invoice;
-      if (invoice.status === 'draft') {
-        await invoices.lockInvoice(tx.db, invoice.id);
-        invoice = await issue(tx, invoice.id, at);
-      }
-      if (invoice.status === 'open' && /^0+(\.0+)?$/.test(invoice.total)) {
-        invoice = await invoices.updateInvoice(tx.db, invoice.id, { status: 'paid', paid_at: at });
-        tx.emit({
-          type: 'invoice.paid',
-          resource_type: 'invoice',
-          resource_id: invoice.id,
-          data: toInvoiceResponse(invoice),
-          previous: { status: 'open', paid_at: null },
-        });
-      } else if (
-        invoice.status === 'open' &&
-        before.status !== 'unpaid' &&
-        before.payment_method &&
-        before.payment_rail
-      ) {
-        await startPayment(
-          tx,
-          {
-            invoice_id: invoice.id,
-            subscription_id: subscriptionId,
-            amount: invoice.total,
-            rail: before.payment_rail,
-            payment_method: before.payment_method,
-            initiated_by: 'renewal',
-            attempt: (await payments.countPayments(tx.db, invoice.id)) + 1,
-            submit_after: at,
-          },
-          { tenantId, clockId: before.test_clock_id },
-        );
-      }
+      await issueAndCollect(tx, before, outcome.invoice, at, tenantId);
     }
     const after = await subscriptions.updateSubscription(tx.db, subscriptionId, { billed_until: period.end });
     emitChange(tx, before, after, 'subscription.renewed');
   });
+}
+
+/**
+ * A renewal's (or a closing usage) invoice: issued if still a draft, paid at once when it is
+ * zero, else collected from the subscription's payment method if it has one.
+ */
+async function issueAndCollect(
+  tx: Tx,
+  before: SubscriptionRow,
+  draft: InvoiceRow,
+  at: Date,
+  tenantId: string,
+) {
+  const subscriptionId = before.id;
+  let invoice = draft;
+  if (invoice.status === 'draft') {
+    await invoices.lockInvoice(tx.db, invoice.id);
+    invoice = await issue(tx, invoice.id, at);
+  }
+  if (invoice.status === 'open' && /^0+(\.0+)?$/.test(invoice.total)) {
+    invoice = await invoices.updateInvoice(tx.db, invoice.id, { status: 'paid', paid_at: at });
+    tx.emit({
+      type: 'invoice.paid',
+      resource_type: 'invoice',
+      resource_id: invoice.id,
+      data: toInvoiceResponse(invoice),
+      previous: { status: 'open', paid_at: null },
+    });
+  } else if (
+    invoice.status === 'open' &&
+    before.status !== 'unpaid' &&
+    before.payment_method &&
+    before.payment_rail
+  ) {
+    await startPayment(
+      tx,
+      {
+        invoice_id: invoice.id,
+        subscription_id: subscriptionId,
+        amount: invoice.total,
+        rail: before.payment_rail,
+        payment_method: before.payment_method,
+        initiated_by: 'renewal',
+        attempt: (await payments.countPayments(tx.db, invoice.id)) + 1,
+        submit_after: at,
+      },
+      { tenantId, clockId: before.test_clock_id },
+    );
+  }
 }
 
 const gatewayPayment = (p: PaymentRow, at: Date) => ({

@@ -3,17 +3,20 @@
 // finalized (gapless per tenant); from then on the database refuses any change but the status.
 import { invoiceAmounts } from '../billing/invoices.js';
 import { periodContaining } from '../billing/periods.js';
-import { dayOf, subscriptionNow } from '../billing/subscription-time.js';
+import { dayOf, lastDayServed, subscriptionNow } from '../billing/subscription-time.js';
 import type { BreakdownLine } from '../billing/pricing.js';
 import type { InvoiceRow, InvoiceStatus, PaymentRow, SubscriptionRow } from '../database/schema.js';
 import * as invoices from '../queries/invoices.js';
 import { findPaymentInFlight } from '../queries/payments.js';
 import { findPlan } from '../queries/plans.js';
-import { findSubscription } from '../queries/subscriptions.js';
+import { findSubscription, lockSubscription } from '../queries/subscriptions.js';
 import { ratesInForce } from '../queries/tax-rates.js';
 import { findUser } from '../queries/users.js';
 import { toInvoiceResponse } from '../responses/invoices.js';
 import { onClockOf } from './subscriptions.js';
+import { closeUsageBefore } from './usage.js';
+
+export { lastDayServed };
 import {
   type Actor,
   inTenant,
@@ -58,27 +61,17 @@ export function createInvoice(
 }
 
 /**
- * The last day a subscription is served, if its service ends: its end_date, the day it was
- * canceled, or the day before a scheduled cancellation takes effect (at 00:00 UTC of cancel_at's
- * day). Nothing after it is ever invoiced.
+ * Used by the API and by renewals: the draft invoice of a subscription's period. It bills the
+ * plan's price for the period (in advance) and the usage of the period before it (in arrears),
+ * which closes that period's usage: the subscription is locked for update, so usage being
+ * recorded commits before (and is billed) or is refused after.
  */
-export function lastDayServed(
-  s: Pick<SubscriptionRow, 'end_date' | 'canceled_at' | 'cancel_at'>,
-): { lastDay: string; why: 'end_date' | 'canceled' | 'cancel_at' } | undefined {
-  const candidates: Array<{ lastDay: string; why: 'end_date' | 'canceled' | 'cancel_at' }> = [];
-  if (s.end_date !== null) candidates.push({ lastDay: s.end_date, why: 'end_date' });
-  if (s.canceled_at) candidates.push({ lastDay: dayOf(s.canceled_at), why: 'canceled' });
-  if (s.cancel_at) candidates.push({ lastDay: dayOf(new Date(s.cancel_at.getTime() - 1)), why: 'cancel_at' });
-  return candidates.sort((a, b) => (a.lastDay < b.lastDay ? -1 : 1))[0];
-}
-
-/** Used by the API and by renewals: the draft invoice of a subscription's period. */
 export async function invoiceForPeriod(
   tx: Tx,
   subscriptionId: string,
   date?: string,
 ): Promise<CreateInvoiceOutcome> {
-  const subscription = await findSubscription(tx.db, subscriptionId);
+  const subscription = await lockSubscription(tx.db, subscriptionId);
   if (!subscription) return { kind: 'no-subscription' };
   onClockOf(tx, subscription);
   date ??= dayOf(subscriptionNow(subscription));
@@ -94,32 +87,65 @@ export async function invoiceForPeriod(
   const existing = await invoices.findInvoiceForPeriod(tx.db, subscriptionId, period.start);
   if (existing) return { kind: 'existing', invoice: existing };
 
-  const [user, plan] = await Promise.all([
-    findUser(tx.db, subscription.user_id),
-    subscription.plan_id ? findPlan(tx.db, subscription.plan_id) : undefined,
-  ]);
-  const region = user?.region ?? null;
-  // The invoice date is the first day of the period, billed in advance: its rates apply, forever.
-  const rates = region ? await ratesInForce(tx.db, region, period.start) : [];
+  const plan = subscription.plan_id ? await findPlan(tx.db, subscription.plan_id) : undefined;
   const snapshot = subscription.price_breakdown as {
     breakdown?: BreakdownLine[];
     plan_version?: number;
   } | null;
+  const priceLine: InvoiceCharge = {
+    type: 'subscription',
+    description: plan
+      ? `${plan.name} (${plan.code}, price version ${snapshot?.plan_version ?? '?'}), ${period.start} to ${period.end}`
+      : `Subscription, ${period.start} to ${period.end}`,
+    amount: subscription.plan_cost,
+    quantity: subscription.quantity,
+    breakdown: snapshot?.breakdown ?? [],
+    period_start: period.start,
+    period_end: period.end,
+    usage: null,
+  };
+  const usageLines = await closeUsageBefore(tx, subscription, period.start);
+  return insertInvoice(tx, subscription, period, [priceLine, ...usageLines]);
+}
+
+/**
+ * A subscription whose service ended: the invoice of the period after its last one (whose start
+ * is `billedUntil`), with only the usage of the last period, when its plan charges usage. None
+ * when there is nothing to bill or the invoice exists already.
+ */
+export async function closingUsageInvoice(tx: Tx, subscription: SubscriptionRow, billedUntil: string) {
+  if (subscription.usage_invoiced_until !== null && subscription.usage_invoiced_until >= billedUntil) return;
+  const existing = await invoices.findInvoiceForPeriod(tx.db, subscription.id, billedUntil);
+  if (existing) return;
+  const usageLines = await closeUsageBefore(tx, subscription, billedUntil);
+  if (usageLines.length === 0) return;
+  const period = periodContaining(
+    subscription.start_date,
+    subscription.billing_interval,
+    subscription.interval_count,
+    billedUntil,
+  );
+  return insertInvoice(tx, subscription, period, usageLines);
+}
+
+type InvoiceCharge = Parameters<typeof invoiceAmounts>[0][number];
+
+async function insertInvoice(
+  tx: Tx,
+  subscription: SubscriptionRow,
+  period: { start: string; end: string },
+  lines: InvoiceCharge[],
+): Promise<CreateInvoiceOutcome> {
+  const user = await findUser(tx.db, subscription.user_id);
+  const region = user?.region ?? null;
+  // The invoice date is the first day of the period, billed in advance: its rates apply, forever.
+  const rates = region ? await ratesInForce(tx.db, region, period.start) : [];
   const amounts = invoiceAmounts(
-    [
-      {
-        description: plan
-          ? `${plan.name} (${plan.code}, price version ${snapshot?.plan_version ?? '?'}), ${period.start} to ${period.end}`
-          : `Subscription, ${period.start} to ${period.end}`,
-        amount: subscription.plan_cost,
-        quantity: subscription.quantity,
-        breakdown: snapshot?.breakdown ?? [],
-      },
-    ],
+    lines,
     rates.map((r) => ({ id: r.id, code: r.code, name: r.name, percentage: r.percentage, region: r.region })),
   );
   const created = await invoices.insertInvoice(tx.db, {
-    subscription_id: subscriptionId,
+    subscription_id: subscription.id,
     user_id: subscription.user_id,
     period_start: period.start,
     period_end: period.end,
@@ -131,7 +157,7 @@ export async function invoiceForPeriod(
   if (!created)
     return {
       kind: 'existing',
-      invoice: (await invoices.findInvoiceForPeriod(tx.db, subscriptionId, period.start))!,
+      invoice: (await invoices.findInvoiceForPeriod(tx.db, subscription.id, period.start))!,
     };
   tx.emit({
     type: 'invoice.created',

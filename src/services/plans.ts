@@ -16,6 +16,7 @@ import { isForeignKeyViolation, isUniqueViolation } from '../database/errors.js'
 import * as plans from '../queries/plans.js';
 import { planInUse } from '../queries/subscriptions.js';
 import { toPlanResponse, toPriceResponse } from '../responses/plans.js';
+import { resolveUsageCharges, type UsageChargeInput } from './usage-charges.js';
 import {
   type Actor,
   inTenant,
@@ -88,11 +89,13 @@ export interface NewPlanInput {
   interval: BillingInterval;
   interval_count?: number | undefined;
   price: PriceInput;
+  usage_charges?: readonly UsageChargeInput[] | undefined;
 }
 
 export type CreatePlanOutcome =
   | { kind: 'created'; plan: PlanWithPrice }
   | { kind: 'invalid-price'; errors: PriceErrors }
+  | { kind: 'invalid-charges'; errors: PriceErrors }
   | { kind: 'code-taken' };
 
 export async function createPlan(
@@ -104,11 +107,14 @@ export async function createPlan(
   if (errors.length > 0) return { kind: 'invalid-price', errors };
   try {
     return await inTenant(ctx, actor, async (tx): Promise<CreatePlanOutcome> => {
+      const charges = await resolveUsageCharges(tx.db, input.usage_charges ?? []);
+      if ('errors' in charges) return { kind: 'invalid-charges', errors: charges.errors };
       const plan = await plans.insertPlan(tx.db, {
         code: input.code,
         name: input.name,
         interval: input.interval,
         interval_count: input.interval_count ?? 1,
+        usage_charges: charges.charges,
       });
       const price = await plans.insertPlanVersion(tx.db, plan.id, 1, canonical(input.price));
       tx.emit({
@@ -130,6 +136,7 @@ export interface PlanPatch {
   name?: string | undefined;
   archived?: boolean | undefined;
   price?: PriceInput | undefined;
+  usage_charges?: readonly UsageChargeInput[] | undefined;
 }
 
 export type UpdatePlanOutcome =
@@ -137,6 +144,7 @@ export type UpdatePlanOutcome =
   | { kind: 'missing' }
   | { kind: 'stale'; current: PlanRow }
   | { kind: 'invalid-price'; errors: PriceErrors }
+  | { kind: 'invalid-charges'; errors: PriceErrors }
   | { kind: 'code-taken' };
 
 /**
@@ -162,6 +170,13 @@ export async function updatePlan(
       if (!locked) return { kind: 'missing' };
       if (!satisfies(ifMatch, locked.version)) return { kind: 'stale', current: locked };
       const before = (await plans.findPlanWithPrice(tx.db, id))!;
+      let usageCharges: plans.NewPlan['usage_charges'] | undefined;
+      if (patch.usage_charges) {
+        const resolved = await resolveUsageCharges(tx.db, patch.usage_charges, locked.usage_charges);
+        if ('errors' in resolved) return { kind: 'invalid-charges', errors: resolved.errors };
+        if (JSON.stringify(resolved.charges) !== JSON.stringify(locked.usage_charges))
+          usageCharges = resolved.charges;
+      }
       const newPrice = patch.price && canonical(patch.price);
       const priceChanged =
         newPrice !== undefined &&
@@ -177,6 +192,7 @@ export async function updatePlan(
         ...(patch.archived !== undefined && patch.archived !== (locked.archived_at !== null)
           ? { archived_at: patch.archived ? new Date() : null }
           : {}),
+        ...(usageCharges ? { usage_charges: usageCharges } : {}),
       };
       if (!priceChanged && Object.keys(changes).length === 0) return { kind: 'updated', plan: before };
       const price = priceChanged

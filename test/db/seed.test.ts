@@ -133,10 +133,14 @@ describe('the seeded invoices', () => {
       const expected = invoiceAmounts(
         [
           {
+            type: 'subscription',
             description: '',
             amount: i.plan_cost,
             quantity: i.quantity,
             breakdown: (snapshot?.breakdown ?? []) as never,
+            period_start: i.period_start,
+            period_end: i.period_end,
+            usage: null,
           },
         ],
         rates,

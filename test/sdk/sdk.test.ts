@@ -9,6 +9,7 @@ import {
   createClient,
   paginate,
   ProblemError,
+  recordUsage,
   retryAfterMs,
   verifyWebhook,
   WebhookSignatureError,
@@ -111,6 +112,56 @@ describe('the SDK', () => {
     const { data: key } = await api.POST('/api/v1/api-keys', { body: { name: 'reporting', role: 'viewer' } });
     expect(key!.key).toMatch(/^sk_/);
     expect(network.sent.map((r) => r.headers.get('idempotency-key'))).toEqual([null, null]);
+  });
+
+  it('records usage in batches of 1,000 and resends a batch after a lost answer: each event counted once', async () => {
+    const t = await ctx.newTenant();
+    const admin = await ctx.sdk(t.key);
+    const { data: metric } = await admin.POST('/api/v1/billable-metrics', {
+      body: { code: 'calls', name: 'API calls', aggregation: 'count' },
+    });
+    const { data: plan } = await admin.POST('/api/v1/plans', {
+      body: {
+        code: 'metered',
+        name: 'Metered',
+        interval: 'month',
+        interval_count: 1,
+        price: { model: 'flat', amount: '0' },
+        usage_charges: [{ metric: metric!.code, model: 'per_unit', amount: '0.001' }],
+      },
+    });
+    const { data: user } = await admin.POST('/api/v1/users', {
+      body: { name: 'Ada', email: 'ada@example.com' },
+    });
+    const { data: sub } = await admin.POST('/api/v1/subscriptions', {
+      body: { user_id: user!.id, plan_id: plan!.id, status: 'active', start_date: '2026-01-01' },
+    });
+    // The second batch's answer is lost after the server recorded it: the SDK sends it again.
+    let posts = 0;
+    const api = createClient({
+      baseUrl: await ctx.baseUrl(),
+      apiKey: t.key,
+      retryBaseMs: 1,
+      fetch: async (request) => {
+        const response = await fetch(request);
+        if (request.method === 'POST' && ++posts === 2) throw new TypeError('fetch failed: socket hang up');
+        return response;
+      },
+    });
+    const events = Array.from({ length: 2500 }, (_, i) => ({
+      event_id: `call-${i % 2400}`, // the last 100 repeat earlier ids
+      user_id: user!.id,
+      metric: 'calls',
+    }));
+    const result = await recordUsage(api, events);
+    expect(posts).toBe(4); // three batches, the second sent twice
+    expect(result).toMatchObject({ created: 1400, duplicates: 1100 }); // the resent batch: 1,000 duplicates
+    expect(result.data.map((d) => d.index)).toEqual(events.map((_, i) => i));
+    const { data: usage } = await admin.GET('/api/v1/subscriptions/{subscriptionId}/usage', {
+      params: { path: { subscriptionId: sub!.id } },
+    });
+    expect(usage!.charges[0]).toMatchObject({ quantity: '2400', amount: '2.40' });
+    await expect(recordUsage(api, events, { batchSize: 1001 })).rejects.toThrow(RangeError);
   });
 
   it('waits as long as Retry-After says, retries a 429, and never retries a 4xx that will not change', async () => {

@@ -79,11 +79,19 @@ describe('priceErrors', () => {
 });
 
 describe('invoice amounts', () => {
+  const line = {
+    type: 'subscription' as const,
+    quantity: 1,
+    breakdown: [],
+    period_start: '2026-01-01',
+    period_end: '2026-02-01',
+    usage: null,
+  };
   it('rounds each line and each tax half up to the cent, on the subtotal', () => {
     const amounts = invoiceAmounts(
       [
-        { description: 'a', amount: '10.005', quantity: 1, breakdown: [] },
-        { description: 'b', amount: '0.004', quantity: 1, breakdown: [] },
+        { ...line, description: 'a', amount: '10.005' },
+        { ...line, description: 'b', amount: '0.004' },
       ],
       [
         { id: 'r1', code: 'VAT', name: 'VAT', percentage: '19', region: 'DE' },

@@ -2,7 +2,7 @@
 // what a partner would otherwise write by hand: the key on every request, an Idempotency-Key on
 // every write, safe retries, and problem+json errors thrown as ProblemError.
 import createFetchClient, { type Client, type Middleware } from 'openapi-fetch';
-import { IDEMPOTENT_WRITES } from './generated/idempotent-writes.js';
+import { IDEMPOTENT_WRITES, RETRY_SAFE_WRITES } from './generated/idempotent-writes.js';
 import type { paths } from './generated/openapi.js';
 import { problemOf } from './problems.js';
 
@@ -51,10 +51,17 @@ export function acceptsIdempotencyKey(method: string, url: string): boolean {
   return IDEMPOTENT_WRITES.some(([m, pattern]) => m === method && pattern.test(path));
 }
 
+/** Whether the write is idempotent by its body (usage events, by event_id): safe to send again. */
+export function retrySafeWrite(method: string, url: string): boolean {
+  const path = new URL(url).pathname;
+  return RETRY_SAFE_WRITES.some(([m, pattern]) => m === method && pattern.test(path));
+}
+
 /**
  * A fetch that retries what is safe to retry: reads (GET, HEAD) always, writes that carry an
  * Idempotency-Key (added here where the API accepts one and the caller set none; the same key on
- * every attempt, so the API performs the write once and replays its answer). Retried: network
+ * every attempt, so the API performs the write once and replays its answer), and writes the API
+ * makes idempotent by their body (usage events: an event_id is counted once). Retried: network
  * failures, 429, 502, 503, 504, and 409 `idempotency-in-progress` (the first attempt still
  * running), waiting as long as Retry-After says when the API says it. A write without a key (the
  * two whose answer carries a secret: creating a tenant or an API key) is retried only after a 429,
@@ -76,7 +83,10 @@ export function retryingFetch(
       headers.set('Idempotency-Key', crypto.randomUUID());
       prepared = new Request(request, { headers });
     }
-    const repeatable = READS.has(request.method) || prepared.headers.has('idempotency-key');
+    const repeatable =
+      READS.has(request.method) ||
+      prepared.headers.has('idempotency-key') ||
+      retrySafeWrite(request.method, request.url);
     for (let attempt = 0; ; attempt++) {
       // Each attempt sends its own copy: a body can be read once.
       const copy = prepared.clone();

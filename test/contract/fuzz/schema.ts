@@ -23,6 +23,7 @@ export interface Schema {
   required?: string[];
   additionalProperties?: boolean | Schema;
   minProperties?: number;
+  maxProperties?: number;
   oneOf?: Schema[];
   anyOf?: Schema[];
   allOf?: Schema[];
@@ -80,7 +81,16 @@ export function resolve(schema: Schema): Schema {
 const SUPPORTED = new Set([
   ...['$ref', 'type', 'enum', 'const', 'format', 'pattern', 'minLength', 'maxLength', 'minimum'],
   ...['maximum', 'items', 'minItems', 'maxItems', 'uniqueItems', 'properties', 'required'],
-  ...['additionalProperties', 'minProperties', 'oneOf', 'anyOf', 'allOf', 'default', 'examples'],
+  ...[
+    'additionalProperties',
+    'minProperties',
+    'maxProperties',
+    'oneOf',
+    'anyOf',
+    'allOf',
+    'default',
+    'examples',
+  ],
   ...['example', 'readOnly', 'description', 'title'],
 ]);
 const FORMATS = new Set(['uuid', 'date', 'date-time', 'email', 'uri', 'int64', 'int32']);
@@ -257,7 +267,9 @@ function validObject(s: Schema, ids: IdHints, without?: string): fc.Arbitrary<Re
       .map(([key, p]) => [key, valid(p, key, ids)]),
   );
   return someOf(model, s.required ?? []).filter(
-    (o) => Object.keys(o).length >= (s.minProperties ?? 0) - (without ? 1 : 0),
+    (o) =>
+      Object.keys(o).length >= (s.minProperties ?? 0) - (without ? 1 : 0) &&
+      Object.keys(o).length <= (s.maxProperties ?? Infinity),
   );
 }
 
@@ -422,6 +434,14 @@ function objectViolations(s: Schema, ids: IdHints): Violation[] {
   }
   if (s.minProperties && !(s.required ?? []).length) {
     found.push(constant(`fewer than minProperties ${s.minProperties}`, {}));
+  }
+  const extra = s.additionalProperties;
+  if (s.maxProperties !== undefined && typeof extra === 'object') {
+    // One more property than allowed, each of them valid.
+    const many = fc
+      .array(valid(extra, 'extra', ids), { minLength: s.maxProperties + 1, maxLength: s.maxProperties + 1 })
+      .map((values) => Object.fromEntries(values.map((v, i) => [`p${i}`, v])));
+    found.push({ why: `more than maxProperties ${s.maxProperties}`, value: many });
   }
   for (const [key, p] of writable(s)) {
     for (const v of violations(p, key, ids)) {

@@ -31,4 +31,13 @@ export const IDEMPOTENT_WRITES: ReadonlyArray<readonly [string, RegExp]> = [
   ['POST', /\/api\/v1\/webhook-endpoints\/[^/]+\/rotate-secret$/], // rotateWebhookEndpointSecret
   ['DELETE', /\/api\/v1\/api-keys\/[^/]+$/], // revokeApiKey
   ['POST', /\/api\/v1\/analytics\/rebuild$/], // rebuildAnalytics
+  ['POST', /\/api\/v1\/billable-metrics$/], // createBillableMetric
+  ['PATCH', /\/api\/v1\/billable-metrics\/[^/]+$/], // updateBillableMetric
+  ['DELETE', /\/api\/v1\/billable-metrics\/[^/]+$/], // deleteBillableMetric
+];
+
+// The writes that are safe to send again without a key: the body itself makes them idempotent.
+export const RETRY_SAFE_WRITES: ReadonlyArray<readonly [string, RegExp]> = [
+  ['POST', /\/api\/v1\/usage-events$/], // createUsageEvent
+  ['POST', /\/api\/v1\/usage-events\/batch$/], // createUsageEvents
 ];

@@ -1,0 +1,45 @@
+// Recording usage in bulk: any number of events, sent in batches of up to 1,000 (the API's limit),
+// one batch after another. Safe to call again with the same events after a failure or a crash:
+// an event_id the API recorded before answers as a duplicate and is never counted twice.
+import type { SubscriptionsClient } from './client.js';
+import type { components } from './generated/openapi.js';
+
+type UsageEventCreate = components['schemas']['UsageEventCreate'];
+type BatchEntry = components['schemas']['UsageEventBatchResult']['data'][number];
+
+export interface RecordUsageResult {
+  /** Events recorded by this call. */
+  created: number;
+  /** Events whose event_id was recorded already (before, or earlier in this call). */
+  duplicates: number;
+  /** One entry per event given, in order; `index` is its position in `events`. */
+  data: BatchEntry[];
+}
+
+/** The API's largest batch. */
+export const MAX_USAGE_BATCH = 1000;
+
+/**
+ * Records the events, `batchSize` (at most 1,000) at a time. A batch the API refuses (422, an
+ * event breaking a rule) throws a ProblemError whose `errors` name events by their index within
+ * that batch; the batches before it are recorded, the rest are not sent.
+ */
+export async function recordUsage(
+  api: SubscriptionsClient,
+  events: readonly UsageEventCreate[],
+  { batchSize = MAX_USAGE_BATCH }: { batchSize?: number } = {},
+): Promise<RecordUsageResult> {
+  if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > MAX_USAGE_BATCH)
+    throw new RangeError(`batchSize must be an integer from 1 to ${MAX_USAGE_BATCH}`);
+  const result: RecordUsageResult = { created: 0, duplicates: 0, data: [] };
+  for (let start = 0; start < events.length; start += batchSize) {
+    const { data } = await api.POST('/api/v1/usage-events/batch', {
+      body: { events: events.slice(start, start + batchSize) },
+    });
+    if (!data) throw new Error('the API answered a usage batch without a body');
+    result.created += data.created;
+    result.duplicates += data.duplicates;
+    for (const entry of data.data) result.data.push({ ...entry, index: start + entry.index });
+  }
+  return result;
+}

@@ -1,0 +1,202 @@
+// Usage events and the totals kept as they are recorded (db/migrations/202612030004_usage.ts).
+// Batches travel as arrays (unnest): one statement per table, whatever the batch size.
+import { sql } from 'kysely';
+import type { Db } from '../database/connection.js';
+import type { UsageEventRow } from '../database/schema.js';
+
+export const usageEventColumns = [
+  'id',
+  'event_id',
+  'user_id',
+  'subscription_id',
+  'billable_metric_id',
+  'timestamp',
+  'properties',
+  'cost',
+  'value',
+  'dimension',
+  'counted',
+  'period_start',
+  'received_at',
+] as const;
+
+const selectEvents = sql.join(usageEventColumns.map((c) => sql.ref(`e.${c}`)));
+
+export interface NewUsageEvent {
+  event_id: string;
+  user_id: string;
+  subscription_id: string | null;
+  billable_metric_id: string;
+  timestamp: Date;
+  properties: string;
+  cost: string | null;
+  value: string | null;
+  dimension: string | null;
+  counted: boolean;
+  period_start: string | null;
+}
+
+/**
+ * Inserts the events whose event_id the tenant has not recorded yet, in event_id order (so that
+ * two batches sharing ids wait for each other in one order, never in a cycle). Returns those
+ * inserted; an event_id recorded before (or by a concurrent transaction that commits) is skipped.
+ */
+export async function insertNewEvents(db: Db, events: readonly NewUsageEvent[]): Promise<UsageEventRow[]> {
+  if (events.length === 0) return [];
+  const sorted = [...events].sort((a, b) => (a.event_id < b.event_id ? -1 : a.event_id > b.event_id ? 1 : 0));
+  const col = <K extends keyof NewUsageEvent>(k: K) => sorted.map((e) => e[k]);
+  const { rows } = await sql<UsageEventRow>`
+    insert into usage_events as e (event_id, user_id, subscription_id, billable_metric_id, timestamp,
+      properties, cost, value, dimension, counted, period_start)
+    select a, b, c, d, t, p, co, v, di, cn, ps
+    from unnest(${col('event_id')}::text[], ${col('user_id')}::uuid[], ${col('subscription_id')}::uuid[],
+      ${col('billable_metric_id')}::uuid[], ${col('timestamp')}::timestamptz[], ${col('properties')}::jsonb[],
+      ${col('cost')}::numeric[], ${col('value')}::text[], ${col('dimension')}::text[], ${col('counted')}::boolean[],
+      ${col('period_start')}::date[]) with ordinality as u (a, b, c, d, t, p, co, v, di, cn, ps, n)
+    order by n
+    on conflict (tenant_id, event_id) do nothing
+    returning ${selectEvents}`.execute(db);
+  return rows;
+}
+
+/** The recorded events with these event_ids. */
+export async function findEventsByEventId(db: Db, eventIds: readonly string[]): Promise<UsageEventRow[]> {
+  if (eventIds.length === 0) return [];
+  const { rows } = await sql<UsageEventRow>`
+    select ${selectEvents} from usage_events e
+    where e.tenant_id = current_setting('app.tenant_id')::uuid and e.event_id = any(${[...eventIds]}::text[])`.execute(
+    db,
+  );
+  return rows;
+}
+
+export function findEvent(db: Db, id: string): Promise<UsageEventRow | undefined> {
+  return db.selectFrom('usage_events').select(usageEventColumns).where('id', '=', id).executeTakeFirst();
+}
+
+export interface UsageEventFilter {
+  limit: number;
+  after?: string | undefined;
+  userId?: string | undefined;
+  subscriptionId?: string | undefined;
+  billableMetricId?: string | undefined;
+  eventId?: string | undefined;
+  from?: Date | undefined;
+  to?: Date | undefined;
+}
+
+/** Newest first (by id, which is time-ordered); limit + 1 rows. */
+export function listEvents(db: Db, filter: UsageEventFilter): Promise<UsageEventRow[]> {
+  let query = db
+    .selectFrom('usage_events')
+    .select(usageEventColumns)
+    .orderBy('id', 'desc')
+    .limit(filter.limit + 1);
+  if (filter.after) query = query.where('id', '<', filter.after);
+  if (filter.userId) query = query.where('user_id', '=', filter.userId);
+  if (filter.subscriptionId) query = query.where('subscription_id', '=', filter.subscriptionId);
+  if (filter.billableMetricId) query = query.where('billable_metric_id', '=', filter.billableMetricId);
+  if (filter.eventId !== undefined) query = query.where('event_id', '=', filter.eventId);
+  if (filter.from) query = query.where('timestamp', '>=', filter.from);
+  if (filter.to) query = query.where('timestamp', '<', filter.to);
+  return query.execute();
+}
+
+/** Where a total is kept: a subscription's period of one metric, all its events or one dimension. */
+export interface TotalKey {
+  subscription_id: string;
+  billable_metric_id: string;
+  period_start: string;
+  /** null: every event of the metric; else the events with this group_by value. */
+  dimension: string | null;
+}
+
+/** What new events add to a total. */
+export interface TotalDelta extends TotalKey {
+  events: number;
+  total: string;
+  max_value: string | null;
+  latest_value: string | null;
+  latest_at: Date | null;
+  latest_event_id: string | null;
+  unique_values: number;
+}
+
+export const totalKeyText = (k: TotalKey) =>
+  `${k.subscription_id}|${k.billable_metric_id}|${k.period_start}|${k.dimension === null ? '' : `=${k.dimension}`}`;
+
+/**
+ * Records values for unique_count totals; returns those not seen before in their total (a value
+ * seen again adds nothing). In key order.
+ */
+export async function insertUniqueValues(
+  db: Db,
+  values: ReadonlyArray<TotalKey & { value: string }>,
+): Promise<Array<TotalKey & { value: string }>> {
+  if (values.length === 0) return [];
+  const sorted = [...values].sort((a, b) => {
+    const ka = `${totalKeyText(a)}|${a.value}`;
+    const kb = `${totalKeyText(b)}|${b.value}`;
+    return ka < kb ? -1 : ka > kb ? 1 : 0;
+  });
+  const col = <K extends keyof (TotalKey & { value: string })>(k: K) => sorted.map((v) => v[k]);
+  const { rows } = await sql<TotalKey & { value: string }>`
+    insert into usage_unique_values (subscription_id, billable_metric_id, period_start, dimension, value)
+    select s, m, p, d, v from unnest(${col('subscription_id')}::uuid[], ${col('billable_metric_id')}::uuid[],
+      ${col('period_start')}::date[], ${col('dimension')}::text[], ${col('value')}::text[]) with ordinality as u (s, m, p, d, v, n)
+    order by n
+    on conflict do nothing
+    returning subscription_id, billable_metric_id, period_start::text as period_start, dimension, value`.execute(
+    db,
+  );
+  return rows;
+}
+
+/** Adds the deltas to their totals (one per key), in key order. */
+export async function addToTotals(db: Db, deltas: readonly TotalDelta[]): Promise<void> {
+  if (deltas.length === 0) return;
+  const sorted = [...deltas].sort((a, b) => (totalKeyText(a) < totalKeyText(b) ? -1 : 1));
+  const col = <K extends keyof TotalDelta>(k: K) => sorted.map((d) => d[k]);
+  await sql`
+    insert into usage_totals as t (subscription_id, billable_metric_id, period_start, dimension, events, total,
+      max_value, latest_value, latest_at, latest_event_id, unique_values)
+    select s, m, p, d, ev, tot, mx, lv, la, le, uv
+    from unnest(${col('subscription_id')}::uuid[], ${col('billable_metric_id')}::uuid[], ${col('period_start')}::date[],
+      ${col('dimension')}::text[], ${col('events')}::bigint[], ${col('total')}::numeric[], ${col('max_value')}::numeric[],
+      ${col('latest_value')}::numeric[], ${col('latest_at')}::timestamptz[], ${col('latest_event_id')}::text[],
+      ${col('unique_values')}::bigint[]) with ordinality as u (s, m, p, d, ev, tot, mx, lv, la, le, uv, n)
+    order by n
+    on conflict (tenant_id, subscription_id, billable_metric_id, period_start, dimension) do update set
+      events = t.events + excluded.events,
+      total = t.total + excluded.total,
+      max_value = greatest(t.max_value, excluded.max_value),
+      unique_values = t.unique_values + excluded.unique_values,
+      latest_value = case when ${newerLatest} then excluded.latest_value else t.latest_value end,
+      latest_event_id = case when ${newerLatest} then excluded.latest_event_id else t.latest_event_id end,
+      latest_at = case when ${newerLatest} then excluded.latest_at else t.latest_at end`.execute(db);
+}
+
+/** The latest value is the one with the greatest (timestamp, event_id). */
+const newerLatest = sql`excluded.latest_at is not null and (t.latest_at is null
+  or (excluded.latest_at, excluded.latest_event_id) > (t.latest_at, t.latest_event_id))`;
+
+export interface TotalRow {
+  billable_metric_id: string;
+  dimension: string | null;
+  events: string;
+  total: string;
+  max_value: string | null;
+  latest_value: string | null;
+  unique_values: string;
+}
+
+/** A subscription period's totals. */
+export async function periodTotals(db: Db, subscriptionId: string, periodStart: string): Promise<TotalRow[]> {
+  const { rows } = await sql<TotalRow>`
+    select billable_metric_id, dimension, events::text as events, total::text as total,
+      max_value::text as max_value, latest_value::text as latest_value, unique_values::text as unique_values
+    from usage_totals
+    where tenant_id = current_setting('app.tenant_id')::uuid and subscription_id = ${subscriptionId}::uuid
+      and period_start = ${periodStart}::date`.execute(db);
+  return rows;
+}

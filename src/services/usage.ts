@@ -1,0 +1,555 @@
+// Usage events, recorded exactly once, and what a subscription's usage bills (docs/usage.md).
+//
+// Recording a batch is one transaction: the events that were recorded before are answered as
+// duplicates (and never checked again: a retry a month later still gets its original event);
+// the others are checked, and any that breaks a rule refuses the whole batch. The new ones are
+// inserted in event_id order (a concurrent batch sharing ids waits on the primary key, then
+// skips them), and only the events this transaction inserted are added to the totals. The
+// customers' subscriptions are read in share mode first: a renewal closing a period's usage
+// (for update) waits for recordings in flight, and recordings after it see the period closed.
+import { periodContaining } from '../billing/periods.js';
+import { dayOf, lastDayServed, subscriptionNow } from '../billing/subscription-time.js';
+import { formatCents, parseAmount } from '../billing/money.js';
+import {
+  formatQuantity,
+  parseQuantity,
+  priceUsage,
+  type UsageBreakdownLine,
+} from '../billing/usage-pricing.js';
+import type {
+  BillableMetricRow,
+  StoredUsageCharge,
+  SubscriptionRow,
+  UsageEventRow,
+} from '../database/schema.js';
+import { findBillableMetricsByCode } from '../queries/billable-metrics.js';
+import { usageChargesOf } from '../queries/plans.js';
+import { findSubscription, shareLockSubscriptionsOf, updateSubscription } from '../queries/subscriptions.js';
+import type { Charge } from '../billing/invoices.js';
+import * as usage from '../queries/usage.js';
+import { sql } from 'kysely';
+import { type Actor, inTenant, type Page, type ServiceContext, toPage, type Tx } from './context.js';
+import { usagePriceOf } from './usage-charges.js';
+
+/** How far ahead of now (or of the subscription's clock) an event's timestamp may be. */
+export const MAX_FUTURE_MS = 5 * 60 * 1000;
+
+export interface UsageEventInput {
+  event_id: string;
+  user_id: string;
+  subscription_id?: string | undefined;
+  metric: string;
+  timestamp?: string | undefined;
+  properties?: Record<string, unknown> | undefined;
+  cost?: string | undefined;
+}
+
+/** What is wrong with one event of the request: its index and a pointer into it ('/metric'). */
+export interface EventError {
+  index: number;
+  field: string;
+  message: string;
+}
+
+export interface RecordedEvent {
+  status: 'created' | 'duplicate';
+  event: UsageEventRow;
+  metric: string;
+}
+
+export type RecordOutcome =
+  { kind: 'recorded'; results: RecordedEvent[] } | { kind: 'invalid'; errors: EventError[] };
+
+/** The text a property value is compared and counted as (filters, group_by, unique_count). */
+const asText = (value: unknown): string | null =>
+  value === undefined || value === null ? null : typeof value === 'string' ? value : JSON.stringify(value);
+
+/** A numeric property as an exact non-negative decimal with up to 6 places, or why not. */
+function decimalValue(value: unknown): { value: string } | { error: string } {
+  const text = typeof value === 'number' ? (Number.isFinite(value) ? String(value) : '') : value;
+  if (typeof text !== 'string') return { error: 'must be a number or a decimal string' };
+  try {
+    return { value: formatQuantity(parseQuantity(text)) };
+  } catch {
+    return { error: 'must be a non-negative decimal with at most 6 decimals and 18 integer digits' };
+  }
+}
+
+const matchesFilters = (metric: BillableMetricRow, properties: Record<string, unknown>) =>
+  Object.entries(metric.filters).every(([property, values]) => {
+    const text = asText(properties[property]);
+    return text !== null && values.includes(text);
+  });
+
+/** Whether the subscription serves the day: started, and not ended before it. */
+function serves(subscription: SubscriptionRow, day: string): boolean {
+  if (day < subscription.start_date) return false;
+  const ended = lastDayServed(subscription);
+  return !ended || day <= ended.lastDay;
+}
+
+export function recordUsageEvents(
+  ctx: ServiceContext,
+  actor: Actor,
+  inputs: readonly UsageEventInput[],
+): Promise<RecordOutcome> {
+  return inTenant(ctx, actor, async (tx): Promise<RecordOutcome> => {
+    const recorded = new Map(
+      (await usage.findEventsByEventId(tx.db, [...new Set(inputs.map((e) => e.event_id))])).map((e) => [
+        e.event_id,
+        e,
+      ]),
+    );
+    // The first occurrence of each event_id not recorded yet is the one to record.
+    const firsts = new Map<string, number>();
+    inputs.forEach((e, i) => {
+      if (!recorded.has(e.event_id) && !firsts.has(e.event_id)) firsts.set(e.event_id, i);
+    });
+    const toRecord = [...firsts.values()];
+    const prepared = await prepareEvents(tx, inputs, toRecord);
+    if ('errors' in prepared) return { kind: 'invalid', errors: prepared.errors };
+
+    const inserted = await usage.insertNewEvents(tx.db, prepared.events);
+    await addToTotals(tx, inserted, prepared.metricsById);
+    for (const event of inserted) recorded.set(event.event_id, event);
+    // Recorded by a concurrent transaction between our look and our insert: duplicates too.
+    const missing = toRecord.map((i) => inputs[i]!.event_id).filter((id) => !recorded.has(id));
+    for (const event of await usage.findEventsByEventId(tx.db, missing)) recorded.set(event.event_id, event);
+
+    const codes = await metricCodes(tx, [...recorded.values()], prepared.metricsById);
+    const created = new Set(inserted.map((e) => e.event_id));
+    const results = inputs.map((input, i): RecordedEvent => {
+      const event = recorded.get(input.event_id)!;
+      const isNew = created.has(input.event_id) && firsts.get(input.event_id) === i;
+      return { status: isNew ? 'created' : 'duplicate', event, metric: codes.get(event.billable_metric_id)! };
+    });
+    return { kind: 'recorded', results };
+  });
+}
+
+/** The events to insert, checked, or every error (with the event's index). */
+async function prepareEvents(
+  tx: Tx,
+  inputs: readonly UsageEventInput[],
+  indexes: readonly number[],
+): Promise<
+  { events: usage.NewUsageEvent[]; metricsById: Map<string, BillableMetricRow> } | { errors: EventError[] }
+> {
+  const errors: EventError[] = [];
+  const wanted = indexes.map((i) => inputs[i]!);
+  const metrics = new Map(
+    (await findBillableMetricsByCode(tx.db, [...new Set(wanted.map((e) => e.metric))])).map((m) => [
+      m.code,
+      m,
+    ]),
+  );
+  const userIds = [...new Set(wanted.map((e) => e.user_id))];
+  const { rows: users } = await sql<{
+    id: string;
+  }>`select id from users where id = any(${userIds}::uuid[])`.execute(tx.db);
+  const knownUsers = new Set(users.map((u) => u.id));
+  // Share mode: a renewal that closes a period's usage waits for this transaction, or we for it
+  // (and then see the period closed).
+  const subscriptions = await shareLockSubscriptionsOf(tx.db, [...knownUsers]);
+  const charges = await usageChargesOf(
+    tx.db,
+    subscriptions.flatMap((s) => (s.plan_id ? [s.plan_id] : [])),
+  );
+  const charging = (s: SubscriptionRow, metricId: string) =>
+    s.plan_id !== null && (charges.get(s.plan_id) ?? []).some((c) => c.billable_metric_id === metricId);
+  const realNow = new Date();
+
+  const events: usage.NewUsageEvent[] = [];
+  for (const index of indexes) {
+    const input = inputs[index]!;
+    const fail = (field: string, message: string) => errors.push({ index, field, message });
+    const metric = metrics.get(input.metric);
+    if (!metric) fail('/metric', `no billable metric has the code ${input.metric}`);
+    else if (metric.archived_at !== null) fail('/metric', `the billable metric ${input.metric} is archived`);
+    if (!knownUsers.has(input.user_id)) fail('/user_id', `no customer has the id ${input.user_id}`);
+    if (!metric || metric.archived_at !== null || !knownUsers.has(input.user_id)) continue;
+
+    const own = subscriptions.filter((s) => s.user_id === input.user_id);
+    const at = (s: SubscriptionRow | undefined) =>
+      input.timestamp ? new Date(input.timestamp) : s ? subscriptionNow(s, realNow) : realNow;
+    let subscription: SubscriptionRow | undefined;
+    if (input.subscription_id !== undefined) {
+      subscription = own.find((s) => s.id === input.subscription_id);
+      if (!subscription) {
+        fail('/subscription_id', `the customer has no subscription with the id ${input.subscription_id}`);
+        continue;
+      }
+    } else {
+      const candidates = own.filter((s) => charging(s, metric.id) && serves(s, dayOf(at(s))));
+      if (candidates.length > 1) {
+        fail(
+          '/subscription_id',
+          `${candidates.length} of the customer's subscriptions charge ${metric.code} at this time: name one`,
+        );
+        continue;
+      }
+      subscription = candidates[0];
+    }
+    const timestamp = at(subscription);
+    const now = subscription ? subscriptionNow(subscription, realNow) : realNow;
+    if (timestamp.getTime() > now.getTime() + MAX_FUTURE_MS) {
+      fail('/timestamp', `is more than 5 minutes ahead of now (${now.toISOString()})`);
+      continue;
+    }
+    let periodStart: string | null = null;
+    if (subscription) {
+      const day = dayOf(timestamp);
+      if (!serves(subscription, day)) {
+        fail(
+          '/timestamp',
+          day < subscription.start_date
+            ? `is before the subscription starts (${subscription.start_date})`
+            : `is after the subscription's last day of service (${lastDayServed(subscription)!.lastDay})`,
+        );
+        continue;
+      }
+      const period = periodContaining(
+        subscription.start_date,
+        subscription.billing_interval,
+        subscription.interval_count,
+        day,
+      );
+      if (subscription.usage_invoiced_until !== null && period.start < subscription.usage_invoiced_until) {
+        fail(
+          '/timestamp',
+          `falls in the period ${period.start} to ${period.end}, whose usage is invoiced already: record it in a later period as an adjustment`,
+        );
+        continue;
+      }
+      periodStart = period.start;
+    }
+    const properties = input.properties ?? {};
+    let value: string | null = null;
+    if (metric.field !== null) {
+      const raw = properties[metric.field];
+      if (raw === undefined || raw === null) {
+        fail(
+          `/properties/${metric.field}`,
+          `is required by the metric ${metric.code} (${metric.aggregation})`,
+        );
+        continue;
+      }
+      if (metric.aggregation === 'unique_count') value = asText(raw);
+      else {
+        const parsed = decimalValue(raw);
+        if ('error' in parsed) {
+          fail(`/properties/${metric.field}`, parsed.error);
+          continue;
+        }
+        value = parsed.value;
+      }
+    }
+    events.push({
+      event_id: input.event_id,
+      user_id: input.user_id,
+      subscription_id: subscription?.id ?? null,
+      billable_metric_id: metric.id,
+      timestamp,
+      properties: JSON.stringify(properties),
+      cost: input.cost ?? null,
+      value,
+      dimension: metric.group_by === null ? null : asText(properties[metric.group_by]),
+      counted: subscription !== undefined && matchesFilters(metric, properties),
+      period_start: periodStart,
+    });
+  }
+  if (errors.length > 0) return { errors };
+  return { events, metricsById: new Map([...metrics.values()].map((m) => [m.id, m])) };
+}
+
+/** Adds what the newly inserted events count to their totals: all of the metric, and their dimension. */
+async function addToTotals(
+  tx: Tx,
+  inserted: readonly UsageEventRow[],
+  metrics: Map<string, BillableMetricRow>,
+) {
+  const counted = inserted.filter((e) => e.counted);
+  const keysOf = (e: UsageEventRow): usage.TotalKey[] => {
+    const key = {
+      subscription_id: e.subscription_id!,
+      billable_metric_id: e.billable_metric_id,
+      period_start: e.period_start!,
+    };
+    return e.dimension === null
+      ? [{ ...key, dimension: null }]
+      : [
+          { ...key, dimension: null },
+          { ...key, dimension: e.dimension },
+        ];
+  };
+  const uniques = counted.flatMap((e) =>
+    metrics.get(e.billable_metric_id)!.aggregation === 'unique_count'
+      ? keysOf(e).map((k) => ({ ...k, value: e.value! }))
+      : [],
+  );
+  const distinct = new Map(uniques.map((u) => [`${usage.totalKeyText(u)}|${u.value}`, u]));
+  const fresh = await usage.insertUniqueValues(tx.db, [...distinct.values()]);
+  const deltas = new Map<string, usage.TotalDelta>();
+  const delta = (key: usage.TotalKey) => {
+    const text = usage.totalKeyText(key);
+    let d = deltas.get(text);
+    if (!d) {
+      d = {
+        ...key,
+        events: 0,
+        total: '0',
+        max_value: null,
+        latest_value: null,
+        latest_at: null,
+        latest_event_id: null,
+        unique_values: 0,
+      };
+      deltas.set(text, d);
+    }
+    return d;
+  };
+  for (const e of counted) {
+    const aggregation = metrics.get(e.billable_metric_id)!.aggregation;
+    for (const key of keysOf(e)) {
+      const d = delta(key);
+      d.events += 1;
+      if (aggregation === 'sum') d.total = formatQuantity(parseQuantity(d.total) + parseQuantity(e.value!));
+      if (
+        aggregation === 'max' &&
+        (d.max_value === null || parseQuantity(e.value!) > parseQuantity(d.max_value))
+      )
+        d.max_value = e.value;
+      if (
+        aggregation === 'latest' &&
+        (d.latest_at === null ||
+          e.timestamp > d.latest_at ||
+          (e.timestamp.getTime() === d.latest_at.getTime() && e.event_id > d.latest_event_id!))
+      ) {
+        d.latest_at = e.timestamp;
+        d.latest_value = e.value;
+        d.latest_event_id = e.event_id;
+      }
+    }
+  }
+  for (const u of fresh) delta(u).unique_values += 1;
+  await usage.addToTotals(tx.db, [...deltas.values()]);
+}
+
+/** The codes of the events' metrics (codes never change). */
+async function metricCodes(
+  tx: Tx,
+  events: readonly UsageEventRow[],
+  known: Map<string, BillableMetricRow>,
+): Promise<Map<string, string>> {
+  const codes = new Map([...known.values()].map((m) => [m.id, m.code]));
+  const missing = [...new Set(events.map((e) => e.billable_metric_id))].filter((id) => !codes.has(id));
+  if (missing.length > 0) {
+    const { rows } = await sql<{ id: string; code: string }>`
+      select id, code from billable_metrics where id = any(${missing}::uuid[])`.execute(tx.db);
+    for (const row of rows) codes.set(row.id, row.code);
+  }
+  return codes;
+}
+
+export interface UsageEventWithMetric {
+  event: UsageEventRow;
+  metric: string;
+}
+
+export function getUsageEvent(ctx: ServiceContext, actor: Actor, id: string) {
+  return inTenant(ctx, actor, async (tx): Promise<UsageEventWithMetric | undefined> => {
+    const event = await usage.findEvent(tx.db, id);
+    if (!event) return undefined;
+    const codes = await metricCodes(tx, [event], new Map());
+    return { event, metric: codes.get(event.billable_metric_id)! };
+  });
+}
+
+export type ListUsageEventsOutcome =
+  | { kind: 'page'; page: Page<UsageEventWithMetric> }
+  /** A metric filter naming no metric: nothing can match. */
+  | { kind: 'empty' };
+
+export function listUsageEvents(
+  ctx: ServiceContext,
+  actor: Actor,
+  filter: Omit<usage.UsageEventFilter, 'billableMetricId'> & { metric?: string | undefined },
+): Promise<Page<UsageEventWithMetric>> {
+  return inTenant(ctx, actor, async (tx) => {
+    let billableMetricId: string | undefined;
+    if (filter.metric !== undefined) {
+      const [metric] = await findBillableMetricsByCode(tx.db, [filter.metric]);
+      if (!metric) return { rows: [], more: false };
+      billableMetricId = metric.id;
+    }
+    const page = toPage(await usage.listEvents(tx.db, { ...filter, billableMetricId }), filter.limit);
+    const codes = await metricCodes(tx, page.rows, new Map());
+    return {
+      more: page.more,
+      rows: page.rows.map((event) => ({ event, metric: codes.get(event.billable_metric_id)! })),
+    };
+  });
+}
+
+/** One charge's usage in a period, priced. */
+export interface ChargeUsage {
+  charge: StoredUsageCharge;
+  aggregation: BillableMetricRow['aggregation'];
+  quantity: string;
+  billable_quantity: string;
+  amount: string;
+  breakdown: UsageBreakdownLine[];
+}
+
+/** What each of the plan's usage charges bills for the subscription's period starting on `periodStart`. */
+export async function periodUsage(
+  tx: Tx,
+  subscription: SubscriptionRow,
+  periodStart: string,
+): Promise<ChargeUsage[]> {
+  if (!subscription.plan_id) return [];
+  const charges = (await usageChargesOf(tx.db, [subscription.plan_id])).get(subscription.plan_id) ?? [];
+  if (charges.length === 0) return [];
+  const totals = await usage.periodTotals(tx.db, subscription.id, periodStart);
+  const { rows: aggregations } = await sql<{ id: string; aggregation: BillableMetricRow['aggregation'] }>`
+    select id, aggregation from billable_metrics
+    where id = any(${charges.map((c) => c.billable_metric_id)}::uuid[])`.execute(tx.db);
+  const aggregationOf = new Map(aggregations.map((a) => [a.id, a.aggregation]));
+  return charges.map((charge) => {
+    const aggregation = aggregationOf.get(charge.billable_metric_id)!;
+    const total = totals.find(
+      (t) => t.billable_metric_id === charge.billable_metric_id && t.dimension === charge.dimension_value,
+    );
+    const quantity = total ? quantityOf(aggregation, total) : '0';
+    const priced = priceUsage(usagePriceOf(charge), quantity);
+    return {
+      charge,
+      aggregation,
+      quantity: priced.quantity,
+      billable_quantity: priced.billable_quantity,
+      amount: priced.amount,
+      breakdown: priced.breakdown,
+    };
+  });
+}
+
+/** A total's quantity under the metric's aggregation, as an exact decimal. */
+function quantityOf(aggregation: BillableMetricRow['aggregation'], total: usage.TotalRow): string {
+  switch (aggregation) {
+    case 'count':
+      return total.events;
+    case 'sum':
+      return formatQuantity(parseQuantity(trimNumeric(total.total)));
+    case 'max':
+      return total.max_value === null ? '0' : formatQuantity(parseQuantity(trimNumeric(total.max_value)));
+    case 'latest':
+      return total.latest_value === null
+        ? '0'
+        : formatQuantity(parseQuantity(trimNumeric(total.latest_value)));
+    case 'unique_count':
+      return total.unique_values;
+  }
+}
+
+/** numeric as text may carry more than 6 trailing zeros ("12.5000000"): the value has at most 6 decimals. */
+const trimNumeric = (text: string) =>
+  text.includes('.') ? text.replace(/0+$/, '').replace(/\.$/, '') : text;
+
+export type SubscriptionUsageOutcome =
+  | {
+      kind: 'usage';
+      subscription: SubscriptionRow;
+      period: { start: string; end: string };
+      invoiced: boolean;
+      charges: ChargeUsage[];
+      amount: string;
+    }
+  | { kind: 'missing' }
+  | { kind: 'no-such-period'; message: string };
+
+/** A subscription's usage in its current period (on its clock), or the one starting on `periodStart`. */
+export function getSubscriptionUsage(
+  ctx: ServiceContext,
+  actor: Actor,
+  subscriptionId: string,
+  periodStart?: string,
+): Promise<SubscriptionUsageOutcome> {
+  return inTenant(ctx, actor, async (tx): Promise<SubscriptionUsageOutcome> => {
+    const subscription = await findSubscription(tx.db, subscriptionId);
+    if (!subscription) return { kind: 'missing' };
+    const today = dayOf(subscriptionNow(subscription));
+    const { start_date: start, billing_interval: interval, interval_count: count } = subscription;
+    let day = periodStart ?? today;
+    if (periodStart === undefined) {
+      // The current period; for an ended subscription its last one, before its start its first.
+      const ended = lastDayServed(subscription);
+      if (ended && ended.lastDay < day) day = ended.lastDay;
+      if (day < start) day = start;
+    } else if (periodStart < start) {
+      return { kind: 'no-such-period', message: `the subscription starts on ${start}` };
+    } else if (periodStart > today) {
+      return { kind: 'no-such-period', message: `${periodStart} is in the future (today is ${today})` };
+    }
+    const period = periodContaining(start, interval, count, day);
+    if (periodStart !== undefined && period.start !== periodStart) {
+      return {
+        kind: 'no-such-period',
+        message: `no billing period starts on ${periodStart}; the one containing it starts on ${period.start}`,
+      };
+    }
+    const charges = await periodUsage(tx, subscription, period.start);
+    const total = charges.reduce((sum, c) => sum + parseAmount(c.amount), 0n);
+    return {
+      kind: 'usage',
+      subscription,
+      period,
+      invoiced:
+        subscription.usage_invoiced_until !== null && period.start < subscription.usage_invoiced_until,
+      charges,
+      amount: formatCents(total),
+    };
+  });
+}
+
+/**
+ * The invoice lines of the usage of the period before the one starting on `periodStart` (none for
+ * the first period, or a plan without usage charges), and that period's usage closed: events for
+ * it are refused from now on. On a subscription locked for update (invoiceForPeriod).
+ */
+export async function closeUsageBefore(
+  tx: Tx,
+  subscription: SubscriptionRow,
+  periodStart: string,
+): Promise<Charge[]> {
+  if (periodStart <= subscription.start_date || !subscription.plan_id) return [];
+  const previous = periodContaining(
+    subscription.start_date,
+    subscription.billing_interval,
+    subscription.interval_count,
+    dayBefore(periodStart),
+  );
+  const charges = await periodUsage(tx, subscription, previous.start);
+  if (charges.length === 0) return [];
+  if (subscription.usage_invoiced_until === null || subscription.usage_invoiced_until < periodStart) {
+    await updateSubscription(tx.db, subscription.id, { usage_invoiced_until: periodStart });
+  }
+  return charges.map((c) => ({
+    type: 'usage' as const,
+    description: `${c.charge.metric}${c.charge.dimension_value === null ? '' : ` (${c.charge.dimension_value})`} usage, ${previous.start} to ${previous.end}`,
+    amount: c.amount,
+    quantity: 1,
+    breakdown: [],
+    period_start: previous.start,
+    period_end: previous.end,
+    usage: {
+      metric: c.charge.metric,
+      billable_metric_id: c.charge.billable_metric_id,
+      dimension_value: c.charge.dimension_value,
+      quantity: c.quantity,
+      billable_quantity: c.billable_quantity,
+      breakdown: c.breakdown,
+    },
+  }));
+}
+
+const dayBefore = (date: string) => dayOf(new Date(new Date(`${date}T00:00:00Z`).getTime() - 86_400_000));

@@ -1,0 +1,289 @@
+// Usage-based billing through the API: billable metrics, events recorded exactly once, usage
+// charges on plans, the usage now, and the usage invoiced in arrears by renewals on a test clock.
+import { beforeAll, describe, expect, it } from 'vitest';
+import { simulatedGateway } from '../../src/billing/gateway.js';
+import type { Schemas } from '../../src/contract.js';
+import { performDueWork } from '../../src/services/due-work.js';
+import { type TestTenant, useTestApp } from '../helpers/app.js';
+import { fingerprint } from '../helpers/db-state.js';
+import { createUser } from '../helpers/factories.js';
+import { expectProblem } from '../helpers/problems.js';
+
+const ctx = useTestApp();
+let t: TestTenant;
+
+beforeAll(async () => {
+  t = await ctx.newTenant();
+});
+
+const tag = () => Math.random().toString(36).slice(2, 10);
+
+async function metric(body: Partial<Schemas['BillableMetricCreate']> = {}) {
+  const res = await t.api
+    .post('/api/v1/billable-metrics')
+    .send({ code: `m-${tag()}`, name: 'A metric', aggregation: 'count', ...body });
+  expect(res.status, res.text).toBe(201);
+  return res.body as Schemas['BillableMetric'];
+}
+
+async function plan(usage_charges: unknown[], price = { model: 'flat', amount: '10.00' }) {
+  const res = await t.api
+    .post('/api/v1/plans')
+    .send({ code: `p-${tag()}`, name: 'Usage plan', interval: 'month', price, usage_charges });
+  expect(res.status, res.text).toBe(201);
+  return res.body as Schemas['Plan'];
+}
+
+async function subscribe(planId: string, extra: Record<string, unknown> = {}) {
+  const user = await createUser(t);
+  const res = await t.api
+    .post('/api/v1/subscriptions')
+    .send({ user_id: user.id, status: 'active', plan_id: planId, start_date: '2026-01-01', ...extra });
+  expect(res.status, res.text).toBe(201);
+  return res.body as Schemas['Subscription'];
+}
+
+const send = (event: Record<string, unknown>) => t.api.post('/api/v1/usage-events').send(event);
+const batch = (events: Array<Record<string, unknown>>) =>
+  t.api.post('/api/v1/usage-events/batch').send({ events });
+const usageOf = async (id: string, query: Record<string, string> = {}) => {
+  const res = await t.api.get(`/api/v1/subscriptions/${id}/usage`).query(query);
+  expect(res.status, res.text).toBe(200);
+  return res.body as Schemas['SubscriptionUsage'];
+};
+
+describe('billable metrics', () => {
+  it('creates, reads, lists, renames, archives and deletes a metric', async () => {
+    const m = await metric({
+      aggregation: 'sum',
+      field: 'tokens',
+      group_by: 'model',
+      filters: { region: ['eu'] },
+    });
+    expect(m).toMatchObject({
+      aggregation: 'sum',
+      field: 'tokens',
+      group_by: 'model',
+      archived: false,
+      version: 1,
+    });
+    expect((await t.api.get(`/api/v1/billable-metrics/${m.id}`)).body).toEqual(m);
+    const listed = (await t.api.get('/api/v1/billable-metrics').query({ code: m.code }))
+      .body as Schemas['BillableMetricList'];
+    expect(listed.data.map((x) => x.id)).toEqual([m.id]);
+    const archived = await t.api
+      .patch(`/api/v1/billable-metrics/${m.id}`)
+      .send({ archived: true, name: 'Tokens' });
+    expect(archived.body).toMatchObject({ archived: true, name: 'Tokens', version: 2 });
+    expect((await t.api.delete(`/api/v1/billable-metrics/${m.id}`)).status).toBe(204);
+    expectProblem(await t.api.get(`/api/v1/billable-metrics/${m.id}`), 404, 'not-found');
+  });
+
+  it('refuses a field for count and none for sum, with 422, writing nothing', async () => {
+    const before = await fingerprint(ctx.db);
+    const a = expectProblem(
+      await t.api
+        .post('/api/v1/billable-metrics')
+        .send({ code: 'x1', name: 'x', aggregation: 'count', field: 'f' }),
+      422,
+      'unprocessable',
+    );
+    expect(a.errors).toEqual([expect.objectContaining({ field: '/field' })]);
+    expectProblem(
+      await t.api.post('/api/v1/billable-metrics').send({ code: 'x2', name: 'x', aggregation: 'sum' }),
+      422,
+      'unprocessable',
+    );
+    expect(await fingerprint(ctx.db)).toEqual(before);
+  });
+
+  it('refuses to delete a metric that was used (409) and keeps it', async () => {
+    const m = await metric();
+    await plan([{ metric: m.code, model: 'per_unit', amount: '1' }]);
+    expectProblem(await t.api.delete(`/api/v1/billable-metrics/${m.id}`), 409, 'conflict');
+  });
+});
+
+describe('usage events', () => {
+  it('counts an event once, however often it is sent, and says which were duplicates', async () => {
+    const m = await metric({ aggregation: 'sum', field: 'n' });
+    const p = await plan([{ metric: m.code, model: 'per_unit', amount: '0.5' }]);
+    const sub = await subscribe(p.id);
+    const event = { event_id: `e-${tag()}`, user_id: sub.user_id, metric: m.code, properties: { n: 3 } };
+    const first = await send(event);
+    expect(first.status, first.text).toBe(201);
+    expect(first.body).toMatchObject({ subscription_id: sub.id, value: '3', counted: true });
+    const again = await send({ ...event, properties: { n: 100 } });
+    expect(again.status).toBe(200);
+    expect(again.body).toEqual(first.body);
+    const b = await batch([
+      event,
+      { ...event, event_id: `e-${tag()}` },
+      { ...event, event_id: 'same' },
+      { ...event, event_id: 'same' },
+    ]);
+    expect(b.status, b.text).toBe(200);
+    expect((b.body as Schemas['UsageEventBatchResult']).data.map((d) => d.status)).toEqual([
+      'duplicate',
+      'created',
+      'created',
+      'duplicate',
+    ]);
+    expect(b.body).toMatchObject({ created: 2, duplicates: 2 });
+    const now = await usageOf(sub.id);
+    expect(now.charges).toEqual([expect.objectContaining({ quantity: '9', amount: '4.50' })]);
+  });
+
+  it('refuses a batch with any bad event, naming its index, and records none of it', async () => {
+    const m = await metric({ aggregation: 'sum', field: 'n' });
+    const p = await plan([{ metric: m.code, model: 'per_unit', amount: '1' }]);
+    const sub = await subscribe(p.id);
+    const before = await fingerprint(ctx.db);
+    const good = { event_id: `ok-${tag()}`, user_id: sub.user_id, metric: m.code, properties: { n: 1 } };
+    const res = await batch([
+      good,
+      { ...good, event_id: `a-${tag()}`, metric: 'no-such-metric' },
+      { ...good, event_id: `b-${tag()}`, properties: { n: -1 } },
+      { ...good, event_id: `c-${tag()}`, timestamp: new Date(Date.now() + 3_600_000).toISOString() },
+      { ...good, event_id: `d-${tag()}`, user_id: '0193a6a2-0000-7000-8000-000000000000' },
+    ]);
+    const problem = expectProblem(res, 422, 'unprocessable');
+    expect(problem.errors?.map((e) => e.field)).toEqual([
+      '/events/1/metric',
+      '/events/2/properties/n',
+      '/events/3/timestamp',
+      '/events/4/user_id',
+    ]);
+    expect(await fingerprint(ctx.db)).toEqual(before);
+  });
+
+  it('lists events by customer, metric and time, and reads one', async () => {
+    const m = await metric();
+    const p = await plan([{ metric: m.code, model: 'per_unit', amount: '1' }]);
+    const sub = await subscribe(p.id);
+    const ids = [];
+    for (const hour of [1, 2, 3]) {
+      const res = await send({
+        event_id: `l-${tag()}`,
+        user_id: sub.user_id,
+        metric: m.code,
+        timestamp: `2026-01-05T0${hour}:00:00Z`,
+      });
+      expect(res.status, res.text).toBe(201);
+      ids.push((res.body as Schemas['UsageEvent']).id);
+    }
+    const page = (
+      await t.api
+        .get('/api/v1/usage-events')
+        .query({ user_id: sub.user_id, metric: m.code, from: '2026-01-05T02:00:00Z', limit: 1 })
+    ).body as Schemas['UsageEventList'];
+    expect(page.data.map((e) => e.id)).toEqual([ids[2]]);
+    const next = (
+      await t.api.get('/api/v1/usage-events').query({
+        user_id: sub.user_id,
+        metric: m.code,
+        from: '2026-01-05T02:00:00Z',
+        cursor: page.next_cursor,
+      })
+    ).body as Schemas['UsageEventList'];
+    expect(next.data.map((e) => e.id)).toEqual([ids[1]]);
+    expect((await t.api.get(`/api/v1/usage-events/${ids[0]}`)).body).toMatchObject({
+      id: ids[0],
+      metric: m.code,
+    });
+  });
+});
+
+describe('usage billed in arrears on a test clock', () => {
+  it('bills each period its exact usage, one invoice per period, and refuses late events', async () => {
+    const clockRes = await t.api
+      .post('/api/v1/test-clocks')
+      .send({ name: 'usage', frozen_time: '2026-01-01T00:00:00Z' });
+    const clock = clockRes.body as Schemas['TestClock'];
+    const tokens = await metric({ aggregation: 'sum', field: 'tokens', group_by: 'model' });
+    const users = await metric({ aggregation: 'unique_count', field: 'user' });
+    const p = await plan([
+      { metric: tokens.code, dimension_value: 'advanced', model: 'per_unit', amount: '0.002' },
+      { metric: tokens.code, dimension_value: 'cheap', model: 'package', amount: '1', package_size: 1000 },
+      {
+        metric: users.code,
+        model: 'graduated',
+        tiers: [
+          { up_to: 2, unit_amount: '0', flat_amount: '0' },
+          { up_to: null, unit_amount: '5', flat_amount: '0' },
+        ],
+      },
+    ]);
+    const sub = await subscribe(p.id, { test_clock_id: clock.id });
+    const ev = (n: number, props: Record<string, unknown>, metricCode: string, at: string) => ({
+      event_id: `c-${n}-${tag()}`,
+      user_id: sub.user_id,
+      metric: metricCode,
+      timestamp: at,
+      properties: props,
+    });
+    const january = await batch([
+      ev(1, { tokens: 1500, model: 'advanced' }, tokens.code, '2026-01-02T00:00:00Z'),
+      ev(2, { tokens: 1001, model: 'cheap' }, tokens.code, '2026-01-03T00:00:00Z'),
+      ev(3, { user: 'a' }, users.code, '2026-01-01T00:00:00Z'),
+      ev(4, { user: 'b' }, users.code, '2026-01-01T00:00:00Z'),
+      ev(5, { user: 'a' }, users.code, '2026-01-01T00:00:00Z'),
+      ev(6, { user: 'c' }, users.code, '2026-01-01T00:00:00Z'),
+    ]);
+    // Ahead of the clock's time (2026-01-01T00:00): refused.
+    expectProblem(january, 422, 'unprocessable');
+    const advance = async (to: string) => {
+      expect(
+        (await t.api.post(`/api/v1/test-clocks/${clock.id}/advance`).send({ frozen_time: to })).status,
+      ).toBe(202);
+      await performDueWork(
+        { db: ctx.appDb, ownerDb: ctx.db, gateway: simulatedGateway, settlementDelayScale: 0 },
+        { tenantId: t.id, clockId: clock.id },
+      );
+    };
+    await advance('2026-01-20T00:00:00Z');
+    const recorded = await batch([
+      ev(1, { tokens: 1500, model: 'advanced' }, tokens.code, '2026-01-02T00:00:00Z'),
+      ev(2, { tokens: 1001, model: 'cheap' }, tokens.code, '2026-01-03T00:00:00Z'),
+      ev(3, { user: 'a' }, users.code, '2026-01-04T00:00:00Z'),
+      ev(4, { user: 'b' }, users.code, '2026-01-05T00:00:00Z'),
+      ev(5, { user: 'a' }, users.code, '2026-01-06T00:00:00Z'),
+      ev(6, { user: 'c' }, users.code, '2026-01-07T00:00:00Z'),
+    ]);
+    expect(recorded.status, recorded.text).toBe(200);
+    const now = await usageOf(sub.id);
+    expect(now).toMatchObject({
+      period_start: '2026-01-01',
+      period_end: '2026-02-01',
+      invoiced: false,
+      amount: '10.00',
+    });
+    expect(now.charges.map((c) => [c.quantity, c.amount])).toEqual([
+      ['1500', '3.00'],
+      ['1001', '2.00'],
+      ['3', '5.00'],
+    ]);
+
+    await advance('2026-02-10T00:00:00Z');
+    const late = await send(ev(7, { user: 'z' }, users.code, '2026-01-30T00:00:00Z'));
+    expect(expectProblem(late, 422, 'unprocessable').errors).toEqual([
+      expect.objectContaining({ field: '/timestamp', message: expect.stringContaining('invoiced already') }),
+    ]);
+    expect((await usageOf(sub.id, { period_start: '2026-01-01' })).invoiced).toBe(true);
+    const invoices = (await t.api.get('/api/v1/invoices').query({ subscription_id: sub.id }))
+      .body as Schemas['InvoiceList'];
+    const feb = invoices.data.find((i) => i.period_start === '2026-02-01')!;
+    expect(feb.lines.map((l) => [l.type, l.period_start, l.amount])).toEqual([
+      ['subscription', '2026-02-01', '10.00'],
+      ['usage', '2026-01-01', '3.00'],
+      ['usage', '2026-01-01', '2.00'],
+      ['usage', '2026-01-01', '5.00'],
+    ]);
+    expect(feb.subtotal).toBe('20.00');
+    expect(invoices.data.filter((i) => i.period_start === '2026-01-01')[0]!.lines).toHaveLength(1);
+  });
+});
+
+it('logged no unexpected error in this file', () => {
+  expect(ctx.unexpectedErrors).toEqual([]);
+});
