@@ -1148,8 +1148,10 @@ export interface paths {
          *     committed. Refused with 422, writing nothing: an unknown or archived metric, an unknown
          *     customer or subscription, several subscriptions charging the metric (name one), a
          *     `timestamp` more than 5 minutes ahead, before the subscription started or after it ended,
-         *     in a period whose usage is invoiced already (the error names the period), or a `field` value that is
-         *     not a non-negative decimal (up to 6 decimals, 18 integer digits).
+         *     in a period whose usage is invoiced already (the error names the period), a `field` value that is
+         *     not a non-negative decimal (up to 6 decimals, 18 integer digits; a JSON number over 2^53 is
+         *     refused: send it as a string), or events that would make one usage charge bill a period more
+         *     than 9999999999.99 (what an invoice line may carry).
          */
         post: operations["createUsageEvent"];
         delete?: never;

@@ -45,11 +45,17 @@ insert into usage_totals as t (subscription_id, billable_metric_id, period_start
       max_value = greatest(t.max_value, excluded.max_value),
       unique_values = t.unique_values + excluded.unique_values,
       latest_value = case when excluded.latest_at is not null and (t.latest_at is null
-  or (excluded.latest_at, excluded.latest_event_id) > (t.latest_at, t.latest_event_id)) then excluded.latest_value else t.latest_value end,
+  or excluded.latest_at > t.latest_at
+  or (excluded.latest_at = t.latest_at and excluded.latest_event_id collate "C" > t.latest_event_id collate "C")) then excluded.latest_value else t.latest_value end,
       latest_event_id = case when excluded.latest_at is not null and (t.latest_at is null
-  or (excluded.latest_at, excluded.latest_event_id) > (t.latest_at, t.latest_event_id)) then excluded.latest_event_id else t.latest_event_id end,
+  or excluded.latest_at > t.latest_at
+  or (excluded.latest_at = t.latest_at and excluded.latest_event_id collate "C" > t.latest_event_id collate "C")) then excluded.latest_event_id else t.latest_event_id end,
       latest_at = case when excluded.latest_at is not null and (t.latest_at is null
-  or (excluded.latest_at, excluded.latest_event_id) > (t.latest_at, t.latest_event_id)) then excluded.latest_at else t.latest_at end;
+  or excluded.latest_at > t.latest_at
+  or (excluded.latest_at = t.latest_at and excluded.latest_event_id collate "C" > t.latest_event_id collate "C")) then excluded.latest_at else t.latest_at end
+    returning t.subscription_id, t.billable_metric_id, t.period_start::text as period_start, t.dimension,
+      t.events::text as events, t.total::text as total, t.max_value::text as max_value,
+      t.latest_value::text as latest_value, t.unique_values::text as unique_values;
 
 -- periodTotals
 select billable_metric_id, dimension, events::text as events, total::text as total,

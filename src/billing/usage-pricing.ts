@@ -68,13 +68,25 @@ const QUANTITY_SCALE = 1_000_000n;
 const EXACT_PER_MICRO = QUANTITY_SCALE;
 const EXACT_PER_CENT = 100_000_000n;
 const QUANTITY = /^(\d{1,18})(?:\.(\d{1,6}))?$/;
+const TOTAL = /^(\d+)(?:\.(\d{1,6}))?$/;
 const MONEY = /^(0|[1-9][0-9]{0,9})(\.[0-9]{1,2})?$/;
 const MAX_TIERS = 50;
 
-/** "12.5" → 12_500_000n. Throws RangeError on anything but a non-negative decimal with ≤ 6 places. */
+/**
+ * "12.5" → 12_500_000n. Throws RangeError on anything but a non-negative decimal with ≤ 6 places
+ * and at most 18 integer digits: what one event or a price may carry. A period's quantity, a sum
+ * of many events, may be longer: parseTotal.
+ */
 export function parseQuantity(text: string): bigint {
   // typeof guards values straight from JSON: the regex would happily coerce the number 5.
   const match = typeof text === 'string' ? QUANTITY.exec(text) : null;
+  if (!match) throw new RangeError(`not a quantity: ${String(text)}`);
+  return BigInt(match[1]!) * QUANTITY_SCALE + BigInt((match[2] ?? '').padEnd(6, '0'));
+}
+
+/** A period's quantity (a sum of events): as parseQuantity, with any number of integer digits. */
+export function parseTotal(text: string): bigint {
+  const match = typeof text === 'string' ? TOTAL.exec(text) : null;
   if (!match) throw new RangeError(`not a quantity: ${String(text)}`);
   return BigInt(match[1]!) * QUANTITY_SCALE + BigInt((match[2] ?? '').padEnd(6, '0'));
 }
@@ -218,7 +230,7 @@ export function priceUsage(price: UsagePrice, quantity: string): UsageQuote {
   const errors = usagePriceErrors(price);
   if (errors.length > 0)
     throw new RangeError(`invalid usage price: ${errors.map((e) => `${e.field} ${e.message}`).join('; ')}`);
-  const used = parseQuantity(quantity);
+  const used = parseTotal(quantity);
   const free = parseQuantity(price.free_units ?? '0');
   const billable = used > free ? used - free : 0n;
 

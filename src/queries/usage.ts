@@ -152,12 +152,15 @@ export async function insertUniqueValues(
   return rows;
 }
 
-/** Adds the deltas to their totals (one per key), in key order. */
-export async function addToTotals(db: Db, deltas: readonly TotalDelta[]): Promise<void> {
-  if (deltas.length === 0) return;
+/** Adds the deltas to their totals (one per key), in key order; returns the totals as they are now. */
+export async function addToTotals(
+  db: Db,
+  deltas: readonly TotalDelta[],
+): Promise<Array<TotalKey & TotalRow>> {
+  if (deltas.length === 0) return [];
   const sorted = [...deltas].sort((a, b) => (totalKeyText(a) < totalKeyText(b) ? -1 : 1));
   const col = <K extends keyof TotalDelta>(k: K) => sorted.map((d) => d[k]);
-  await sql`
+  const { rows } = await sql<TotalKey & TotalRow>`
     insert into usage_totals as t (subscription_id, billable_metric_id, period_start, dimension, events, total,
       max_value, latest_value, latest_at, latest_event_id, unique_values)
     select s, m, p, d, ev, tot, mx, lv, la, le, uv
@@ -173,12 +176,20 @@ export async function addToTotals(db: Db, deltas: readonly TotalDelta[]): Promis
       unique_values = t.unique_values + excluded.unique_values,
       latest_value = case when ${newerLatest} then excluded.latest_value else t.latest_value end,
       latest_event_id = case when ${newerLatest} then excluded.latest_event_id else t.latest_event_id end,
-      latest_at = case when ${newerLatest} then excluded.latest_at else t.latest_at end`.execute(db);
+      latest_at = case when ${newerLatest} then excluded.latest_at else t.latest_at end
+    returning t.subscription_id, t.billable_metric_id, t.period_start::text as period_start, t.dimension,
+      t.events::text as events, t.total::text as total, t.max_value::text as max_value,
+      t.latest_value::text as latest_value, t.unique_values::text as unique_values`.execute(db);
+  return rows;
 }
 
-/** The latest value is the one with the greatest (timestamp, event_id). */
+/**
+ * The latest value is the one with the greatest (timestamp, event_id), event_ids compared byte by
+ * byte (collate "C", as the service compares them within a batch), whatever the database's collation.
+ */
 const newerLatest = sql`excluded.latest_at is not null and (t.latest_at is null
-  or (excluded.latest_at, excluded.latest_event_id) > (t.latest_at, t.latest_event_id))`;
+  or excluded.latest_at > t.latest_at
+  or (excluded.latest_at = t.latest_at and excluded.latest_event_id collate "C" > t.latest_event_id collate "C"))`;
 
 export interface TotalRow {
   billable_metric_id: string;

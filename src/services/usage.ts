@@ -13,6 +13,7 @@ import { formatCents, parseAmount } from '../billing/money.js';
 import {
   formatQuantity,
   parseQuantity,
+  parseTotal,
   priceUsage,
   type UsageBreakdownLine,
 } from '../billing/usage-pricing.js';
@@ -66,6 +67,9 @@ const asText = (value: unknown): string | null =>
 
 /** A numeric property as an exact non-negative decimal with up to 6 places, or why not. */
 function decimalValue(value: unknown): { value: string } | { error: string } {
+  // A JSON number past 2^53 was rounded by the parser before we saw it: refuse it, not its rounding.
+  if (typeof value === 'number' && Math.abs(value) > Number.MAX_SAFE_INTEGER)
+    return { error: 'is a number too large to be exact in JSON (over 2^53): send it as a decimal string' };
   const text = typeof value === 'number' ? (Number.isFinite(value) ? String(value) : '') : value;
   if (typeof text !== 'string') return { error: 'must be a number or a decimal string' };
   try {
@@ -88,11 +92,27 @@ function serves(subscription: SubscriptionRow, day: string): boolean {
   return !ended || day <= ended.lastDay;
 }
 
-export function recordUsageEvents(
+export async function recordUsageEvents(
   ctx: ServiceContext,
   actor: Actor,
   inputs: readonly UsageEventInput[],
 ): Promise<RecordOutcome> {
+  try {
+    return await recordInTransaction(ctx, actor, inputs);
+  } catch (error) {
+    // Refused after writing (a charge over its limit): the transaction rolled back, nothing stays.
+    if (error instanceof UsageRefused) return { kind: 'invalid', errors: error.errors };
+    throw error;
+  }
+}
+
+class UsageRefused extends Error {
+  constructor(readonly errors: EventError[]) {
+    super('usage refused');
+  }
+}
+
+function recordInTransaction(ctx: ServiceContext, actor: Actor, inputs: readonly UsageEventInput[]) {
   return inTenant(ctx, actor, async (tx): Promise<RecordOutcome> => {
     const recorded = new Map(
       (await usage.findEventsByEventId(tx.db, [...new Set(inputs.map((e) => e.event_id))])).map((e) => [
@@ -110,7 +130,22 @@ export function recordUsageEvents(
     if ('errors' in prepared) return { kind: 'invalid', errors: prepared.errors };
 
     const inserted = await usage.insertNewEvents(tx.db, prepared.events);
-    await addToTotals(tx, inserted, prepared.metricsById);
+    const totals = await addToTotals(tx, inserted, prepared.metricsById);
+    const over = chargesOverLimit(totals, prepared.charges, prepared.metricsById);
+    if (over.length > 0) {
+      const indexOf = new Map(prepared.events.map((e, i) => [e.event_id, prepared.indexes[i]!]));
+      throw new UsageRefused(
+        inserted
+          .filter((e) =>
+            over.some((o) => o.subscription_id === e.subscription_id && o.period_start === e.period_start),
+          )
+          .map((e) => ({
+            index: indexOf.get(e.event_id)!,
+            field: '',
+            message: `the usage of the period starting ${e.period_start} would bill more than ${MAX_CHARGE_AMOUNT} for one charge of the plan, the most a charge bills a period`,
+          })),
+      );
+    }
     for (const event of inserted) recorded.set(event.event_id, event);
     // Recorded by a concurrent transaction between our look and our insert: duplicates too.
     const missing = toRecord.map((i) => inputs[i]!.event_id).filter((id) => !recorded.has(id));
@@ -133,7 +168,15 @@ async function prepareEvents(
   inputs: readonly UsageEventInput[],
   indexes: readonly number[],
 ): Promise<
-  { events: usage.NewUsageEvent[]; metricsById: Map<string, BillableMetricRow> } | { errors: EventError[] }
+  | {
+      events: usage.NewUsageEvent[];
+      /** Each event's index in the request. */
+      indexes: number[];
+      metricsById: Map<string, BillableMetricRow>;
+      /** The usage charges of each subscription's plan, by subscription id. */
+      charges: Map<string, StoredUsageCharge[]>;
+    }
+  | { errors: EventError[] }
 > {
   const errors: EventError[] = [];
   const wanted = indexes.map((i) => inputs[i]!);
@@ -160,6 +203,7 @@ async function prepareEvents(
   const realNow = new Date();
 
   const events: usage.NewUsageEvent[] = [];
+  const eventIndexes: number[] = [];
   for (const index of indexes) {
     const input = inputs[index]!;
     const fail = (field: string, message: string) => errors.push({ index, field, message });
@@ -257,9 +301,17 @@ async function prepareEvents(
       counted: subscription !== undefined && matchesFilters(metric, properties),
       period_start: periodStart,
     });
+    eventIndexes.push(index);
   }
   if (errors.length > 0) return { errors };
-  return { events, metricsById: new Map([...metrics.values()].map((m) => [m.id, m])) };
+  return {
+    events,
+    indexes: eventIndexes,
+    metricsById: new Map([...metrics.values()].map((m) => [m.id, m])),
+    charges: new Map(
+      subscriptions.map((s) => [s.id, s.plan_id === null ? [] : (charges.get(s.plan_id) ?? [])]),
+    ),
+  };
 }
 
 /** Adds what the newly inserted events count to their totals: all of the metric, and their dimension. */
@@ -313,7 +365,7 @@ async function addToTotals(
     for (const key of keysOf(e)) {
       const d = delta(key);
       d.events += 1;
-      if (aggregation === 'sum') d.total = formatQuantity(parseQuantity(d.total) + parseQuantity(e.value!));
+      if (aggregation === 'sum') d.total = formatQuantity(parseTotal(d.total) + parseQuantity(e.value!));
       if (
         aggregation === 'max' &&
         (d.max_value === null || parseQuantity(e.value!) > parseQuantity(d.max_value))
@@ -332,7 +384,30 @@ async function addToTotals(
     }
   }
   for (const u of fresh) delta(u).unique_values += 1;
-  await usage.addToTotals(tx.db, [...deltas.values()]);
+  return usage.addToTotals(tx.db, [...deltas.values()]);
+}
+
+/** The most one usage charge bills a period: its line must fit an invoice, as a subscription's price does. */
+export const MAX_CHARGE_AMOUNT = '9999999999.99';
+
+/** The totals whose charge would now bill a period more than MAX_CHARGE_AMOUNT. */
+function chargesOverLimit(
+  totals: ReadonlyArray<usage.TotalKey & usage.TotalRow>,
+  charges: Map<string, StoredUsageCharge[]>,
+  metrics: Map<string, BillableMetricRow>,
+): Array<usage.TotalKey> {
+  const limit = parseAmount(MAX_CHARGE_AMOUNT);
+  return totals.filter((total) =>
+    (charges.get(total.subscription_id) ?? []).some((charge) => {
+      if (
+        charge.billable_metric_id !== total.billable_metric_id ||
+        charge.dimension_value !== total.dimension
+      )
+        return false;
+      const quantity = quantityOf(metrics.get(total.billable_metric_id)!.aggregation, total);
+      return parseAmount(priceUsage(usagePriceOf(charge), quantity).amount) > limit;
+    }),
+  );
 }
 
 /** The codes of the events' metrics (codes never change). */
@@ -439,7 +514,7 @@ function quantityOf(aggregation: BillableMetricRow['aggregation'], total: usage.
     case 'count':
       return total.events;
     case 'sum':
-      return formatQuantity(parseQuantity(trimNumeric(total.total)));
+      return formatQuantity(parseTotal(trimNumeric(total.total)));
     case 'max':
       return total.max_value === null ? '0' : formatQuantity(parseQuantity(trimNumeric(total.max_value)));
     case 'latest':
