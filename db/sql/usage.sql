@@ -10,7 +10,7 @@ insert into usage_events as e (event_id, user_id, subscription_id, billable_metr
       $11::date[]) with ordinality as u (a, b, c, d, t, p, co, v, di, cn, ps, n)
     order by n
     on conflict (tenant_id, event_id) do nothing
-    returning "e"."id", "e"."event_id", "e"."user_id", "e"."subscription_id", "e"."billable_metric_id", "e"."timestamp", "e"."properties", "e"."cost", "e"."value", "e"."dimension", "e"."counted", "e"."period_start", "e"."received_at";
+    returning e.event_id, e.id, e.received_at;
 
 -- findEventsByEventId
 select "e"."id", "e"."event_id", "e"."user_id", "e"."subscription_id", "e"."billable_metric_id", "e"."timestamp", "e"."properties", "e"."cost", "e"."value", "e"."dimension", "e"."counted", "e"."period_start", "e"."received_at" from usage_events e

@@ -41,11 +41,15 @@ export interface NewUsageEvent {
  * two batches sharing ids wait for each other in one order, never in a cycle). Returns those
  * inserted; an event_id recorded before (or by a concurrent transaction that commits) is skipped.
  */
-export async function insertNewEvents(db: Db, events: readonly NewUsageEvent[]): Promise<UsageEventRow[]> {
+export async function insertNewEvents(
+  db: Db,
+  events: readonly NewUsageEvent[],
+): Promise<Array<{ event_id: string; id: string; received_at: Date }>> {
   if (events.length === 0) return [];
   const sorted = [...events].sort((a, b) => (a.event_id < b.event_id ? -1 : a.event_id > b.event_id ? 1 : 0));
   const col = <K extends keyof NewUsageEvent>(k: K) => sorted.map((e) => e[k]);
-  const { rows } = await sql<UsageEventRow>`
+  // Only what the database made: the caller has the rest (rows of 13 columns cost to parse).
+  const { rows } = await sql<{ event_id: string; id: string; received_at: Date }>`
     insert into usage_events as e (event_id, user_id, subscription_id, billable_metric_id, timestamp,
       properties, cost, value, dimension, counted, period_start)
     select a, b, c, d, t, p, co, v, di, cn, ps
@@ -55,7 +59,7 @@ export async function insertNewEvents(db: Db, events: readonly NewUsageEvent[]):
       ${col('period_start')}::date[]) with ordinality as u (a, b, c, d, t, p, co, v, di, cn, ps, n)
     order by n
     on conflict (tenant_id, event_id) do nothing
-    returning ${selectEvents}`.execute(db);
+    returning e.event_id, e.id, e.received_at`.execute(db);
   return rows;
 }
 

@@ -9,7 +9,7 @@
 // (for update) waits for recordings in flight, and recordings after it see the period closed.
 import { periodContaining } from '../billing/periods.js';
 import { dayOf, lastDayServed, subscriptionNow } from '../billing/subscription-time.js';
-import { formatCents, parseAmount } from '../billing/money.js';
+import { formatCents, formatMicros, parseAmount } from '../billing/money.js';
 import {
   formatQuantity,
   parseQuantity,
@@ -129,7 +129,18 @@ function recordInTransaction(ctx: ServiceContext, actor: Actor, inputs: readonly
     const prepared = await prepareEvents(tx, inputs, toRecord);
     if ('errors' in prepared) return { kind: 'invalid', errors: prepared.errors };
 
-    const inserted = await usage.insertNewEvents(tx.db, prepared.events);
+    const byEventId = new Map(prepared.events.map((e, i) => [e.event_id, i]));
+    const inserted = (await usage.insertNewEvents(tx.db, prepared.events)).map((made): UsageEventRow => {
+      const i = byEventId.get(made.event_id)!;
+      const { properties: _, cost, ...event } = prepared.events[i]!;
+      return {
+        ...event,
+        ...made,
+        properties: (inputs[prepared.indexes[i]!]!.properties ?? {}) as UsageEventRow['properties'],
+        // As numeric(14, 4) writes it, so that a duplicate's answer reads the same.
+        cost: cost === null ? null : formatMicros(parseAmount(cost)),
+      };
+    });
     const totals = await addToTotals(tx, inserted, prepared.metricsById);
     const over = chargesOverLimit(totals, prepared.charges, prepared.metricsById);
     if (over.length > 0) {
@@ -201,6 +212,20 @@ async function prepareEvents(
   const charging = (s: SubscriptionRow, metricId: string) =>
     s.plan_id !== null && (charges.get(s.plan_id) ?? []).some((c) => c.billable_metric_id === metricId);
   const realNow = new Date();
+  const subscriptionsOf = new Map<string, SubscriptionRow[]>();
+  for (const s of subscriptions)
+    subscriptionsOf.set(s.user_id, [...(subscriptionsOf.get(s.user_id) ?? []), s]);
+  // Events of one subscription and day share their period: computed once.
+  const periods = new Map<string, { start: string; end: string }>();
+  const periodOf = (s: SubscriptionRow, day: string) => {
+    const key = `${s.id}|${day}`;
+    let period = periods.get(key);
+    if (!period) {
+      period = periodContaining(s.start_date, s.billing_interval, s.interval_count, day);
+      periods.set(key, period);
+    }
+    return period;
+  };
 
   const events: usage.NewUsageEvent[] = [];
   const eventIndexes: number[] = [];
@@ -213,7 +238,7 @@ async function prepareEvents(
     if (!knownUsers.has(input.user_id)) fail('/user_id', `no customer has the id ${input.user_id}`);
     if (!metric || metric.archived_at !== null || !knownUsers.has(input.user_id)) continue;
 
-    const own = subscriptions.filter((s) => s.user_id === input.user_id);
+    const own = subscriptionsOf.get(input.user_id) ?? [];
     const at = (s: SubscriptionRow | undefined) =>
       input.timestamp ? new Date(input.timestamp) : s ? subscriptionNow(s, realNow) : realNow;
     let subscription: SubscriptionRow | undefined;
@@ -252,12 +277,7 @@ async function prepareEvents(
         );
         continue;
       }
-      const period = periodContaining(
-        subscription.start_date,
-        subscription.billing_interval,
-        subscription.interval_count,
-        day,
-      );
+      const period = periodOf(subscription, day);
       if (subscription.usage_invoiced_until !== null && period.start < subscription.usage_invoiced_until) {
         fail(
           '/timestamp',
