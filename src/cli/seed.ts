@@ -190,7 +190,7 @@ runMain(async () => {
       }
     });
     await step('analyze the aggregates', () =>
-      sql`analyze subscription_rollups, user_totals, subscription_versions, mrr_days, mrr_counted`.execute(
+      sql`analyze subscription_rollups, user_totals, subscription_versions, mrr_days, mrr_counted, usage_events, usage_totals`.execute(
         owner,
       ),
     );

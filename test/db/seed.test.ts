@@ -269,3 +269,61 @@ describe('the seeded subscription metrics', () => {
     expect(consistency.body).toEqual({ consistent: true, differences: [] });
   });
 });
+
+describe('the seeded usage', () => {
+  it('keeps totals that equal the events, priced by the API, with the earlier periods invoiced', async () => {
+    const { rows: events } = await ctx.db.executeQuery<{ subscription_id: string; n: string }>(
+      sql`select subscription_id, count(*)::text as n from usage_events where tenant_id = ${t.id}
+          group by subscription_id order by count(*) desc`.compile(ctx.db),
+    );
+    expect(events.length).toBeGreaterThan(10);
+    // Every total is what its events add up to (recomputed here independently): one total of all
+    // a metric's events per period, and one per value of its group_by.
+    const key = (r: { subscription_id: string; billable_metric_id: string; dimension: string | null }) =>
+      `${r.subscription_id}|${r.billable_metric_id}|${r.dimension ?? '*'}`;
+    type Total = {
+      subscription_id: string;
+      billable_metric_id: string;
+      dimension: string | null;
+      events: string;
+      total: string;
+    };
+    const { rows: totals } = await ctx.db.executeQuery<Total>(
+      sql`select subscription_id, billable_metric_id, dimension, events::text, total::numeric(30, 6)::text as total
+          from usage_totals where tenant_id = ${t.id}`.compile(ctx.db),
+    );
+    const { rows: all } = await ctx.db.executeQuery<
+      Omit<Total, 'events' | 'total'> & { value: string | null }
+    >(
+      sql`select subscription_id, billable_metric_id, dimension, value from usage_events
+          where tenant_id = ${t.id} and counted`.compile(ctx.db),
+    );
+    const expected = new Map<string, { events: number; total: number }>();
+    for (const e of all) {
+      for (const k of [key({ ...e, dimension: null }), ...(e.dimension === null ? [] : [key(e)])]) {
+        const x = expected.get(k) ?? { events: 0, total: 0 };
+        expected.set(k, { events: x.events + 1, total: x.total + Number(e.value ?? 0) });
+      }
+    }
+    expect(
+      new Map(totals.map((r) => [key(r), { events: Number(r.events), total: Number(r.total) }])),
+    ).toEqual(expected);
+    const busiest = events[0]!.subscription_id;
+    const usage = await t.api.get(`/api/v1/subscriptions/${busiest}/usage`);
+    expect(usage.status, usage.text).toBe(200);
+    const body = usage.body as Schemas['SubscriptionUsage'];
+    expect(body.invoiced).toBe(false);
+    expect(body.charges.map((c) => c.metric).sort()).toEqual(['ai-tokens', 'ai-tokens', 'api-calls']);
+    const events_ = body.charges.find((c) => c.metric === 'api-calls')!;
+    expect(Number(events_.quantity)).toBeGreaterThan(0);
+    // The period before the current one is invoiced: an event for it is refused.
+    const sub = (await t.api.get(`/api/v1/subscriptions/${busiest}`)).body as Schemas['Subscription'];
+    const late = await t.api.post('/api/v1/usage-events').send({
+      event_id: 'late-seed-event',
+      user_id: sub.user_id,
+      metric: 'api-calls',
+      timestamp: `${new Date(Date.parse(`${body.period_start}T00:00:00Z`) - 3_600_000).toISOString()}`,
+    });
+    expect(late.status, late.text).toBe(422);
+  });
+});
