@@ -119,7 +119,12 @@ function runSeedFile(owner: Db, file: string, options: { tenantId: string; fast:
       set_config('seed.rows', ${String(rows)}, true), set_config('seed.users', ${String(users)}, true)`.execute(
       trx,
     );
-    return sql.raw(statement).execute(trx);
+    // A file may hold several statements (4-usage.sql): run one by one, the rows they wrote summed.
+    let written = 0n;
+    for (const one of statement.split(/;\s*$/m).filter((s) => s.replace(/--.*$/gm, '').trim() !== '')) {
+      written += (await sql.raw(one).execute(trx)).numAffectedRows ?? 0n;
+    }
+    return { numAffectedRows: written };
   });
 }
 
