@@ -2,6 +2,7 @@
 // charges on plans, the usage now, and the usage invoiced in arrears by renewals on a test clock.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { simulatedGateway } from '../../src/billing/gateway.js';
+import { anniversary } from '../../src/billing/periods.js';
 import type { Schemas } from '../../src/contract.js';
 import { performDueWork } from '../../src/services/due-work.js';
 import { type TestTenant, useTestApp } from '../helpers/app.js';
@@ -281,6 +282,55 @@ describe('usage billed in arrears on a test clock', () => {
     ]);
     expect(feb.subtotal).toBe('20.00');
     expect(invoices.data.filter((i) => i.period_start === '2026-01-01')[0]!.lines).toHaveLength(1);
+  });
+});
+
+describe('a year of usage on a test clock', () => {
+  it('issues one invoice a month, each with the exact usage of the month before', async () => {
+    const clock = (
+      await t.api.post('/api/v1/test-clocks').send({ name: 'year', frozen_time: '2026-01-01T00:00:00Z' })
+    ).body as Schemas['TestClock'];
+    const calls = await metric();
+    const p = await plan([{ metric: calls.code, model: 'per_unit', amount: '0.01', free_units: '2' }]);
+    const sub = await subscribe(p.id, { test_clock_id: clock.id });
+    const advance = async (to: string) => {
+      const res = await t.api.post(`/api/v1/test-clocks/${clock.id}/advance`).send({ frozen_time: to });
+      expect(res.status, res.text).toBe(202);
+      await performDueWork(
+        { db: ctx.appDb, ownerDb: ctx.db, gateway: simulatedGateway, settlementDelayScale: 0 },
+        { tenantId: t.id, clockId: clock.id },
+      );
+    };
+    // Month m (1..12) gets m * 3 events, sent mid-month in simulated time (no timestamp: the clock's now).
+    const sent = new Map<string, number>();
+    for (let m = 1; m <= 12; m++) {
+      const month = `2026-${String(m).padStart(2, '0')}`;
+      await advance(`${month}-15T12:00:00Z`);
+      const events = Array.from({ length: m * 3 }, (_, k) => ({
+        event_id: `year-${tag()}-${month}-${k}`,
+        user_id: sub.user_id,
+        metric: calls.code,
+      }));
+      const res = await batch(events);
+      expect(res.status, res.text).toBe(200);
+      expect((res.body as Schemas['UsageEventBatchResult']).data[0]!.event.timestamp).toBe(
+        `${month}-15T12:00:00.000Z`,
+      );
+      sent.set(`${month}-01`, m * 3);
+    }
+    await advance('2027-01-02T00:00:00Z');
+    const invoices = (await t.api.get('/api/v1/invoices').query({ subscription_id: sub.id, limit: 100 }))
+      .body as Schemas['InvoiceList'];
+    const byPeriod = new Map(invoices.data.map((i) => [i.period_start, i]));
+    expect(byPeriod.size).toBe(13); // 2026-01 … 2027-01, one each
+    for (const [periodStart, count] of sent) {
+      const next = anniversary(periodStart, 'month', 1, 1);
+      const lines = byPeriod.get(next)!.lines.filter((l) => l.type === 'usage');
+      expect(lines.map((l) => [l.period_start, l.usage!.quantity, l.amount])).toEqual([
+        [periodStart, String(count), (Math.max(0, count - 2) / 100).toFixed(2)],
+      ]);
+    }
+    expect(byPeriod.get('2026-01-01')!.lines.filter((l) => l.type === 'usage')).toEqual([]);
   });
 });
 
