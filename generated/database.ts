@@ -363,6 +363,65 @@ export interface UserTotals {
   user_id: string;
 }
 
+export interface WalletGrants {
+  created_at: Generated<Timestamp>;
+  credits: Numeric;
+  expired_at: Timestamp | null;
+  expires_at: Timestamp | null;
+  id: Generated<string>;
+  kind: string;
+  priority: Generated<number>;
+  remaining: Numeric;
+  reserved: Generated<Numeric>;
+  tenant_id: Generated<string>;
+  wallet_id: string;
+}
+
+export interface WalletHoldParts {
+  credits: Numeric;
+  grant_id: string;
+  hold_id: string;
+  tenant_id: Generated<string>;
+}
+
+export interface WalletHolds {
+  captured: Numeric | null;
+  created_at: Generated<Timestamp>;
+  credits: Numeric;
+  expires_at: Timestamp;
+  id: Generated<string>;
+  settled_at: Timestamp | null;
+  status: Generated<string>;
+  tenant_id: Generated<string>;
+  wallet_id: string;
+}
+
+export interface WalletLedger {
+  api_key_id: string | null;
+  available_after: Numeric;
+  created_at: Generated<Timestamp>;
+  credits: Numeric;
+  grant_id: string | null;
+  held_after: Numeric;
+  hold_id: string | null;
+  id: Generated<string>;
+  seq: Generated<Int8>;
+  tenant_id: Generated<string>;
+  type: string;
+  wallet_id: string;
+}
+
+export interface Wallets {
+  created_at: Generated<Timestamp>;
+  id: Generated<string>;
+  name: string;
+  rate: Numeric;
+  tenant_id: Generated<string>;
+  updated_at: Generated<Timestamp>;
+  user_id: string;
+  version: Generated<number>;
+}
+
 export interface WebhookAttempts {
   attempted_at: Timestamp;
   delivery_id: string;
@@ -440,6 +499,11 @@ export interface DB {
   usage_unique_values: UsageUniqueValues;
   user_totals: UserTotals;
   users: Users;
+  wallet_grants: WalletGrants;
+  wallet_hold_parts: WalletHoldParts;
+  wallet_holds: WalletHolds;
+  wallet_ledger: WalletLedger;
+  wallets: Wallets;
   webhook_attempts: WebhookAttempts;
   webhook_deliveries: WebhookDeliveries;
   webhook_endpoints: WebhookEndpoints;

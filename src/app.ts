@@ -39,6 +39,7 @@ import { subscriptionsRouter } from './routes/subscriptions.js';
 import { taxRatesRouter } from './routes/tax-rates.js';
 import { tenantsRouter } from './routes/tenants.js';
 import { billableMetricsRouter, subscriptionUsageRouter, usageEventsRouter } from './routes/usage.js';
+import { holdsRouter, walletsRouter } from './routes/wallets.js';
 
 import { usersRouter } from './routes/users.js';
 import { webhookDeliveriesRouter, webhookEndpointsRouter } from './routes/webhook-endpoints.js';
@@ -177,6 +178,8 @@ export function createApp({
   app.use('/api/v1/billable-metrics', billableMetricsRouter(ctx));
   app.use('/api/v1/usage-events', usageEventsRouter(ctx));
   app.use('/api/v1/subscriptions', subscriptionUsageRouter(ctx));
+  app.use('/api/v1/wallets', walletsRouter(ctx));
+  app.use('/api/v1/holds', holdsRouter(ctx));
 
   app.use(notFoundHandler);
   app.use(problemHandler(logger));

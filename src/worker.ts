@@ -3,7 +3,8 @@
 // src/worker-main.ts). pg-boss was chosen over graphile-worker because a job that a SIGKILLed
 // worker held comes back by itself (its expiry, JOB_TIMEOUT_SECONDS), and it runs on Node 20;
 // both can enqueue inside our own transaction. The webhook dispatcher (src/webhooks/) and the
-// MRR compaction (src/jobs/mrr-compaction.ts) run here too. Every metric of the worker is in prom-client's default registry: /metrics of the API
+// MRR compaction (src/jobs/mrr-compaction.ts) and the wallet expiry sweep (src/jobs/wallet-expiry.ts)
+// run here too. Every metric of the worker is in prom-client's default registry: /metrics of the API
 // process that runs the worker shows them, and `make worker` serves them itself.
 import { sql } from 'kysely';
 import { Counter, Gauge, register } from 'prom-client';
@@ -16,6 +17,7 @@ import { DUE_QUEUE, type DueScope } from './queries/jobs.js';
 import { countPendingDeliveries } from './queries/webhooks.js';
 import { performDueWork } from './services/due-work.js';
 import { startMrrCompaction } from './jobs/mrr-compaction.js';
+import { startWalletExpiry } from './jobs/wallet-expiry.js';
 import { startWebhookDispatcher } from './webhooks/dispatcher.js';
 
 /** The job settings the worker itself uses (the metrics port is make worker's); defaults as in config.ts. */
@@ -207,6 +209,7 @@ export async function startWorker(
       retryForMs: options.webhooks.retryForSeconds * 1000,
     }));
   const compaction = startMrrCompaction({ db, ownerDb }, logger);
+  const walletExpiry = startWalletExpiry({ db, ownerDb }, logger);
   logger.info('worker started');
   return {
     async stop(timeoutMs = 10_000) {
@@ -216,6 +219,7 @@ export async function startWorker(
         boss.stop({ graceful: true, wait: true, timeout: Math.max(timeoutMs, 1000) }),
         dispatcher?.stop(),
         compaction.stop(),
+        walletExpiry.stop(),
       ]);
       await Promise.all([db.destroy(), ownerDb.destroy()]);
     },

@@ -19,6 +19,7 @@ import * as m202612030002 from './202612030002_analytics_without_test_clocks.js'
 import * as m202612030003 from './202612030003_versions_in_write_order.js';
 import * as m202612030004 from './202612030004_usage.js';
 import * as m202612030005 from './202612030005_usage_totals_hot.js';
+import * as m202612030006 from './202612030006_wallets.js';
 
 export const migrations: Record<string, Migration> = {
   '202611230001_initial': m202611230001,
@@ -39,4 +40,5 @@ export const migrations: Record<string, Migration> = {
   '202612030003_versions_in_write_order': m202612030003,
   '202612030004_usage': m202612030004,
   '202612030005_usage_totals_hot': m202612030005,
+  '202612030006_wallets': m202612030006,
 };

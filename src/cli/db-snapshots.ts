@@ -37,6 +37,7 @@ import * as testClocks from '../queries/test-clocks.js';
 import * as webhooks from '../queries/webhooks.js';
 import * as billableMetrics from '../queries/billable-metrics.js';
 import * as usage from '../queries/usage.js';
+import * as wallets from '../queries/wallets.js';
 import { runMain, StartupError } from '../startup.js';
 
 const check = process.argv.includes('--check');
@@ -62,6 +63,9 @@ const WEBHOOK_ENDPOINT = '01900000-0000-7000-8000-00000000000d';
 const WEBHOOK_DELIVERY = '01900000-0000-7000-8000-00000000000e';
 const BILLABLE_METRIC = '01900000-0000-7000-8000-00000000000f';
 const USAGE_EVENT = '01900000-0000-7000-8000-000000000010';
+const WALLET = '01900000-0000-7000-8000-000000000011';
+const GRANT = '01900000-0000-7000-8000-000000000012';
+const HOLD = '01900000-0000-7000-8000-000000000013';
 
 type Call = (db: Db) => Promise<unknown>;
 
@@ -331,6 +335,51 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
             dimension: null,
           }),
         ),
+    },
+  },
+  wallets: {
+    module: wallets,
+    calls: {
+      insertWallet: (db) => wallets.insertWallet(db, { user_id: USER, name: 'Credits', rate: '100' }),
+      findWallet: (db) => wallets.findWallet(db, WALLET),
+      lockWallet: (db) => wallets.lockWallet(db, WALLET),
+      listWallets: (db) => wallets.listWallets(db, { limit: 20, after: WALLET, userId: USER }),
+      balances: (db) => wallets.balances(db, [WALLET], new Date('2026-01-01T00:00:00Z')),
+      insertGrant: (db) =>
+        wallets.insertGrant(db, { wallet_id: WALLET, credits: '10', priority: 1, expires_at: null }),
+      liveGrants: (db) => wallets.liveGrants(db, WALLET),
+      updateGrants: (db) =>
+        wallets.updateGrants(db, [{ id: GRANT, remaining: '5', reserved: '1', expired_at: null }]),
+      insertHold: (db) =>
+        wallets.insertHold(
+          db,
+          { wallet_id: WALLET, credits: '1', expires_at: new Date('2026-01-01T00:05:00Z') },
+          [{ grant_id: GRANT, credits: '1' }],
+        ),
+      findHold: (db) => wallets.findHold(db, HOLD),
+      holdParts: (db) => wallets.holdParts(db, HOLD),
+      lapsedHolds: (db) => wallets.lapsedHolds(db, WALLET, new Date('2026-01-01T00:00:00Z')),
+      settleHold: (db) =>
+        wallets.settleHold(db, HOLD, {
+          status: 'released',
+          captured: null,
+          at: new Date('2026-01-01T00:00:00Z'),
+        }),
+      insertLedger: (db) =>
+        wallets.insertLedger(db, [
+          {
+            wallet_id: WALLET,
+            type: 'grant',
+            credits: '10',
+            available_after: '10',
+            held_after: '0',
+            grant_id: GRANT,
+            hold_id: null,
+            api_key_id: KEY,
+          },
+        ]),
+      listLedger: (db) => wallets.listLedger(db, WALLET, { limit: 20, after: WALLET }),
+      walletsWithExpiryDue: (db) => wallets.walletsWithExpiryDue(db, new Date('2026-01-01T00:00:00Z'), 100),
     },
   },
   'rate-limits': {
@@ -727,6 +776,13 @@ runMain(async () => {
           values (${KEY}, 'k', 'sk_11111111', ${Buffer.alloc(32)}, 'admin')`.execute(trx);
         await sql`insert into billable_metrics (id, code, name, aggregation)
           values (${BILLABLE_METRIC}, 'calls', 'Calls', 'count')`.execute(trx);
+        await sql`insert into wallets (id, user_id, name, rate) values (${WALLET}, ${USER}, 'Credits', 1)`.execute(
+          trx,
+        );
+        await sql`insert into wallet_grants (id, wallet_id, kind, credits, remaining)
+          values (${GRANT}, ${WALLET}, 'free', 10, 10)`.execute(trx);
+        await sql`insert into wallet_holds (id, wallet_id, credits, expires_at)
+          values (${HOLD}, ${WALLET}, 1, '2026-01-01T00:05:00Z')`.execute(trx);
       });
       mkdirSync(SQL_DIR, { recursive: true });
       const files = new Set<string>();

@@ -243,6 +243,60 @@ export type UsageEventsTable = Override<
 >;
 export type UsageTotalsTable = Override<G.UsageTotals, { tenant_id: TenantId }>;
 export type UsageUniqueValuesTable = Override<G.UsageUniqueValues, { tenant_id: TenantId }>;
+/** Prepaid credits (db/migrations/202612030006_wallets.ts); the queries are raw SQL (src/queries/wallets.ts). */
+export type WalletsTable = Override<G.Wallets, { tenant_id: TenantId }>;
+export type WalletGrantsTable = Override<G.WalletGrants, { tenant_id: TenantId }>;
+export type WalletHoldsTable = Override<G.WalletHolds, { tenant_id: TenantId }>;
+export type WalletHoldPartsTable = Override<G.WalletHoldParts, { tenant_id: TenantId }>;
+/** Append-only: the app role may insert and select, a trigger refuses updates and deletes. */
+export type WalletLedgerTable = Override<G.WalletLedger, { tenant_id: TenantId }>;
+
+/** A wallet as read (credits as exact decimal text). */
+export interface WalletRow {
+  id: string;
+  user_id: string;
+  name: string;
+  rate: string;
+  version: number;
+  created_at: Date;
+  updated_at: Date;
+}
+export interface GrantRow {
+  id: string;
+  wallet_id: string;
+  kind: 'free';
+  credits: string;
+  remaining: string;
+  reserved: string;
+  priority: number;
+  expires_at: Date | null;
+  expired_at: Date | null;
+  created_at: Date;
+}
+export interface HoldRow {
+  id: string;
+  wallet_id: string;
+  status: 'pending' | 'captured' | 'released' | 'expired';
+  credits: string;
+  captured: string | null;
+  expires_at: Date;
+  settled_at: Date | null;
+  created_at: Date;
+}
+export interface LedgerRow {
+  id: string;
+  wallet_id: string;
+  type: 'grant' | 'hold' | 'capture' | 'release' | 'expiry';
+  credits: string;
+  available_after: string;
+  held_after: string;
+  grant_id: string | null;
+  hold_id: string | null;
+  /** An API key's id, or null for the system. */
+  api_key_id: string | null;
+  created_at: Date;
+}
+
 /** Rate-limit counts (db/migrations/202611240002_rate_limits.ts); not tenant data. */
 export type RateLimitHitsTable = G.RateLimitHits;
 
@@ -277,6 +331,11 @@ export interface Database {
   usage_events: UsageEventsTable;
   usage_totals: UsageTotalsTable;
   usage_unique_values: UsageUniqueValuesTable;
+  wallets: WalletsTable;
+  wallet_grants: WalletGrantsTable;
+  wallet_holds: WalletHoldsTable;
+  wallet_hold_parts: WalletHoldPartsTable;
+  wallet_ledger: WalletLedgerTable;
 }
 
 export type TenantRow = Selectable<TenantsTable>;

@@ -36,6 +36,7 @@ const TITLES = {
   'idempotency-in-progress': 'Request in progress',
   'idempotency-key-reused': 'Idempotency key reused',
   'idempotency-replay-withheld': 'Replay withheld',
+  'insufficient-credits': 'Insufficient credits',
 } as const;
 export type ProblemType = keyof typeof TITLES;
 

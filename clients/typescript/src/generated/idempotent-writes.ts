@@ -34,6 +34,11 @@ export const IDEMPOTENT_WRITES: ReadonlyArray<readonly [string, RegExp]> = [
   ['POST', /\/api\/v1\/billable-metrics$/], // createBillableMetric
   ['PATCH', /\/api\/v1\/billable-metrics\/[^/]+$/], // updateBillableMetric
   ['DELETE', /\/api\/v1\/billable-metrics\/[^/]+$/], // deleteBillableMetric
+  ['POST', /\/api\/v1\/wallets$/], // createWallet
+  ['POST', /\/api\/v1\/wallets\/[^/]+\/grants$/], // createGrant
+  ['POST', /\/api\/v1\/wallets\/[^/]+\/holds$/], // createHold
+  ['POST', /\/api\/v1\/holds\/[^/]+\/capture$/], // captureHold
+  ['POST', /\/api\/v1\/holds\/[^/]+\/release$/], // releaseHold
 ];
 
 // The writes that are safe to send again without a key: the body itself makes them idempotent.

@@ -1230,6 +1230,182 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/wallets": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List credit wallets */
+        get: operations["listWallets"];
+        put?: never;
+        /**
+         * Create a credit wallet for a customer
+         * @description Empty; credits come from grants. A customer may have several wallets (promotional and paid, say).
+         */
+        post: operations["createWallet"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/wallets/{walletId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @example 0193a6a2-6200-7000-8000-000000000001 */
+                walletId: components["parameters"]["WalletId"];
+            };
+            cookie?: never;
+        };
+        /** A wallet and its balances, exact and current */
+        get: operations["getWallet"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/wallets/{walletId}/grants": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @example 0193a6a2-6200-7000-8000-000000000001 */
+                walletId: components["parameters"]["WalletId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Add credits to a wallet
+         * @description A `free` grant (scope `admin`, as it gives value away), available at once, optionally expiring. What is left of it when it expires is removed by an `expiry` entry of the ledger.
+         */
+        post: operations["createGrant"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/wallets/{walletId}/holds": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @example 0193a6a2-6200-7000-8000-000000000001 */
+                walletId: components["parameters"]["WalletId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Reserve credits before an operation whose cost is not known yet
+         * @description Refused with 409 `insufficient-credits` when the available balance is below `credits`; the balance never goes below zero, whatever runs concurrently.
+         */
+        post: operations["createHold"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/wallets/{walletId}/transactions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @example 0193a6a2-6200-7000-8000-000000000001 */
+                walletId: components["parameters"]["WalletId"];
+            };
+            cookie?: never;
+        };
+        /**
+         * The wallet's ledger, newest first
+         * @description Append-only (the database refuses any change); each entry has the balances after it.
+         */
+        get: operations["listWalletTransactions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/holds/{holdId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @example 0193a6a2-6300-7000-8000-000000000001 */
+                holdId: components["parameters"]["HoldId"];
+            };
+            cookie?: never;
+        };
+        /** Get a hold */
+        get: operations["getHold"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/holds/{holdId}/capture": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @example 0193a6a2-6300-7000-8000-000000000001 */
+                holdId: components["parameters"]["HoldId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Consume what the operation cost, releasing the rest of the hold
+         * @description Only a pending hold (409 otherwise). With the same Idempotency-Key, a retry gets the same answer.
+         */
+        post: operations["captureHold"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/holds/{holdId}/release": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @example 0193a6a2-6300-7000-8000-000000000001 */
+                holdId: components["parameters"]["HoldId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Release a hold
+         * @description Only a pending hold (409 otherwise).
+         */
+        post: operations["releaseHold"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1901,6 +2077,155 @@ export interface components {
         };
         /** @description What the plan bills for usage, in arrears, each period (empty for none). See `UsageCharge`. */
         UsageCharges: components["schemas"]["UsageCharge"][];
+        /**
+         * @description An exact non-negative number of credits with up to 6 decimals and 18 integer digits, as a string.
+         * @example 1000
+         * @example 2.5
+         */
+        Credits: string;
+        /**
+         * @description An exact positive number of credits with up to 6 decimals and 18 integer digits, as a string (0 is refused with 422).
+         * @example 250
+         * @example 0.5
+         */
+        PositiveCredits: string;
+        Wallet: {
+            id: components["schemas"]["Id"];
+            /** Format: uuid */
+            user_id: string;
+            name: components["schemas"]["Name"];
+            /** @description Credits per currency unit (what a purchase of 1.00 buys). */
+            rate: components["schemas"]["Credits"];
+            /** @description What a hold may reserve now; live grants' remaining credits less what holds reserve. Never below zero. */
+            available: components["schemas"]["Credits"];
+            /** @description What pending holds reserve. */
+            held: components["schemas"]["Credits"];
+            /** @description available + held: the unexpired credits not consumed. */
+            total: components["schemas"]["Credits"];
+            version: components["schemas"]["Version"];
+            created_at: components["schemas"]["Timestamp"];
+            updated_at: components["schemas"]["Timestamp"];
+        };
+        WalletCreate: {
+            /** Format: uuid */
+            user_id: string;
+            name: components["schemas"]["Name"];
+            /** @description Credits per currency unit; 1 when absent. */
+            rate?: components["schemas"]["PositiveCredits"];
+        };
+        WalletList: {
+            data: components["schemas"]["Wallet"][];
+            next_cursor: components["schemas"]["NextCursor"];
+        };
+        Grant: {
+            id: components["schemas"]["Id"];
+            /** Format: uuid */
+            wallet_id: string;
+            /**
+             * @description `free`: given, not bought.
+             * @enum {string}
+             */
+            kind: "free";
+            /** @description What the grant gave. */
+            credits: components["schemas"]["Credits"];
+            /** @description What is left of it: not consumed, not expired. */
+            remaining: components["schemas"]["Credits"];
+            /** @description Consumption takes from the highest priority first, then the soonest to expire, then the oldest. */
+            priority: number;
+            /** Format: date-time */
+            expires_at: string | null;
+            /**
+             * Format: date-time
+             * @description When the rest of it was removed (an `expiry` entry of the ledger); null while live.
+             */
+            expired_at: string | null;
+            created_at: components["schemas"]["Timestamp"];
+        };
+        GrantCreate: {
+            credits: components["schemas"]["PositiveCredits"];
+            /**
+             * @default free
+             * @enum {string}
+             */
+            kind: "free";
+            /** @default 0 */
+            priority: number;
+            /**
+             * Format: date-time
+             * @description In the future (422 otherwise).
+             */
+            expires_at?: string;
+        };
+        /** @enum {string} */
+        HoldStatus: "pending" | "captured" | "released" | "expired";
+        Hold: {
+            id: components["schemas"]["Id"];
+            /** Format: uuid */
+            wallet_id: string;
+            status: components["schemas"]["HoldStatus"];
+            /** @description What the hold reserved. */
+            credits: components["schemas"]["Credits"];
+            /** @description What its capture consumed. */
+            captured: null | components["schemas"]["Credits"];
+            /**
+             * Format: date-time
+             * @description A pending hold past this time is released (status `expired`).
+             */
+            expires_at: string;
+            /**
+             * Format: date-time
+             * @description When it was captured, released or expired.
+             */
+            settled_at: string | null;
+            created_at: components["schemas"]["Timestamp"];
+        };
+        HoldCreate: {
+            credits: components["schemas"]["PositiveCredits"];
+            /** @description Seconds until it is released unless captured (at most 30 days). */
+            expires_in: number;
+        };
+        HoldCapture: {
+            /**
+             * @description What the operation actually cost. Up to the hold, it is taken from the credits held; above
+             *     it, the excess is taken from the available balance, and the capture is refused (409
+             *     `insufficient-credits`, nothing changes) when that is too low. Whatever the hold reserved
+             *     beyond the capture is released.
+             */
+            credits: components["schemas"]["Credits"];
+        };
+        LedgerEntry: {
+            id: components["schemas"]["Id"];
+            /** Format: uuid */
+            wallet_id: string;
+            /**
+             * @description `grant`: credits added. `hold`: credits moved from available to held. `capture`: credits
+             *     consumed (from the hold, and any excess from available). `release`: held credits back to
+             *     available (a release, an expired hold, or what a capture left). `expiry`: what was left of
+             *     an expired grant removed.
+             * @enum {string}
+             */
+            type: "grant" | "hold" | "capture" | "release" | "expiry";
+            /** @description How many credits the entry moved. */
+            credits: components["schemas"]["Credits"];
+            available_after: components["schemas"]["Credits"];
+            held_after: components["schemas"]["Credits"];
+            /** Format: uuid */
+            grant_id: string | null;
+            /** Format: uuid */
+            hold_id: string | null;
+            /** @description Who caused it, an API key or the system (an expiry). */
+            actor: {
+                /** @enum {string} */
+                type: "api_key" | "system";
+                /** Format: uuid */
+                id: string | null;
+            };
+            created_at: components["schemas"]["Timestamp"];
+        };
+        LedgerPage: {
+            data: components["schemas"]["LedgerEntry"][];
+            next_cursor: components["schemas"]["NextCursor"];
+        };
         TaxRate: {
             id: components["schemas"]["Id"];
             /** @example VAT */
@@ -2733,6 +3058,10 @@ export interface components {
         BillableMetricId: string;
         /** @example 0193a6a2-6100-7000-8000-000000000001 */
         UsageEventId: string;
+        /** @example 0193a6a2-6200-7000-8000-000000000001 */
+        WalletId: string;
+        /** @example 0193a6a2-6300-7000-8000-000000000001 */
+        HoldId: string;
         /** @example 0193a6a2-a000-7000-8000-000000000001 */
         WebhookEndpointId: string;
         /**
@@ -7341,6 +7670,369 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             422: components["responses"]["Unprocessable"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    listWallets: {
+        parameters: {
+            query?: {
+                /** @description Page size. */
+                limit?: components["parameters"]["Limit"];
+                /** @description The `next_cursor` of the previous page. */
+                cursor?: components["parameters"]["Cursor"];
+                /** @description Only this customer's wallets. */
+                user_id?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of wallets, newest first. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WalletList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    createWallet: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Makes the request safe to retry: it runs at most once for this key (see the description
+                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "user_id": "0193a6a2-7c00-7abc-8def-0123456789ab",
+                 *       "name": "AI credits",
+                 *       "rate": "100"
+                 *     }
+                 */
+                "application/json": components["schemas"]["WalletCreate"];
+            };
+        };
+        responses: {
+            /** @description Created. */
+            201: {
+                headers: {
+                    Location: components["headers"]["Location"];
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Wallet"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["Unprocessable"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getWallet: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @example 0193a6a2-6200-7000-8000-000000000001 */
+                walletId: components["parameters"]["WalletId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The wallet. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Wallet"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    createGrant: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Makes the request safe to retry: it runs at most once for this key (see the description
+                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path: {
+                /** @example 0193a6a2-6200-7000-8000-000000000001 */
+                walletId: components["parameters"]["WalletId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "credits": "5000",
+                 *       "priority": 10,
+                 *       "expires_at": "2027-01-01T00:00:00Z"
+                 *     }
+                 */
+                "application/json": components["schemas"]["GrantCreate"];
+            };
+        };
+        responses: {
+            /** @description Granted. */
+            201: {
+                headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Grant"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["Unprocessable"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    createHold: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Makes the request safe to retry: it runs at most once for this key (see the description
+                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path: {
+                /** @example 0193a6a2-6200-7000-8000-000000000001 */
+                walletId: components["parameters"]["WalletId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "credits": "120",
+                 *       "expires_in": 300
+                 *     }
+                 */
+                "application/json": components["schemas"]["HoldCreate"];
+            };
+        };
+        responses: {
+            /** @description Held. */
+            201: {
+                headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Hold"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["Unprocessable"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    listWalletTransactions: {
+        parameters: {
+            query?: {
+                /** @description Page size. */
+                limit?: components["parameters"]["Limit"];
+                /** @description The `next_cursor` of the previous page. */
+                cursor?: components["parameters"]["Cursor"];
+            };
+            header?: never;
+            path: {
+                /** @example 0193a6a2-6200-7000-8000-000000000001 */
+                walletId: components["parameters"]["WalletId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of ledger entries. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LedgerPage"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getHold: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @example 0193a6a2-6300-7000-8000-000000000001 */
+                holdId: components["parameters"]["HoldId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The hold. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Hold"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    captureHold: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Makes the request safe to retry: it runs at most once for this key (see the description
+                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path: {
+                /** @example 0193a6a2-6300-7000-8000-000000000001 */
+                holdId: components["parameters"]["HoldId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "credits": "97.5"
+                 *     }
+                 */
+                "application/json": components["schemas"]["HoldCapture"];
+            };
+        };
+        responses: {
+            /** @description Captured. */
+            200: {
+                headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Hold"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["Unprocessable"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    releaseHold: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Makes the request safe to retry: it runs at most once for this key (see the description
+                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path: {
+                /** @example 0193a6a2-6300-7000-8000-000000000001 */
+                holdId: components["parameters"]["HoldId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Released. */
+            200: {
+                headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Hold"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
             503: components["responses"]["ServiceUnavailable"];
         };

@@ -1,0 +1,233 @@
+// Wallets, their grants and holds, and the ledger (db/migrations/202612030006_wallets.ts). Every
+// function that changes credits runs on a wallet locked by lockWallet (the caller's transaction).
+import { sql } from 'kysely';
+import type { Db } from '../database/connection.js';
+import type { GrantRow, HoldRow, LedgerRow, WalletRow } from '../database/schema.js';
+
+export type { GrantRow, HoldRow, LedgerRow, WalletRow };
+
+export interface Balances {
+  available: string;
+  held: string;
+}
+
+const TENANT = sql`current_setting('app.tenant_id')::uuid`;
+const walletColumns = sql`w.id, w.user_id, w.name, trim_scale(w.rate)::text as rate, w.version, w.created_at, w.updated_at`;
+const grantColumns = sql`g.id, g.wallet_id, g.kind, trim_scale(g.credits)::text as credits, trim_scale(g.remaining)::text as remaining,
+  trim_scale(g.reserved)::text as reserved, g.priority, g.expires_at, g.expired_at, g.created_at`;
+const holdColumns = sql`h.id, h.wallet_id, h.status, trim_scale(h.credits)::text as credits, trim_scale(h.captured)::text as captured,
+  h.expires_at, h.settled_at, h.created_at`;
+const ledgerColumns = sql`l.id, l.wallet_id, l.type, trim_scale(l.credits)::text as credits,
+  trim_scale(l.available_after)::text as available_after, trim_scale(l.held_after)::text as held_after, l.grant_id, l.hold_id,
+  l.api_key_id, l.created_at`;
+
+export async function insertWallet(
+  db: Db,
+  values: { user_id: string; name: string; rate: string },
+): Promise<WalletRow> {
+  const { rows } = await sql<WalletRow>`
+    insert into wallets as w (user_id, name, rate) values (${values.user_id}, ${values.name}, ${values.rate})
+    returning ${walletColumns}`.execute(db);
+  return rows[0]!;
+}
+
+export async function findWallet(db: Db, id: string): Promise<WalletRow | undefined> {
+  const { rows } = await sql<WalletRow>`select ${walletColumns} from wallets w
+    where w.tenant_id = ${TENANT} and w.id = ${id}::uuid`.execute(db);
+  return rows[0];
+}
+
+/** The wallet, locked until the transaction ends: every change to its credits starts here. */
+export async function lockWallet(db: Db, id: string): Promise<WalletRow | undefined> {
+  const { rows } = await sql<WalletRow>`select ${walletColumns} from wallets w
+    where w.tenant_id = ${TENANT} and w.id = ${id}::uuid for update`.execute(db);
+  return rows[0];
+}
+
+/** Newest first; limit + 1 rows. */
+export async function listWallets(
+  db: Db,
+  filter: { limit: number; after?: string | undefined; userId?: string | undefined },
+): Promise<WalletRow[]> {
+  const { rows } = await sql<WalletRow>`select ${walletColumns} from wallets w
+    where w.tenant_id = ${TENANT}
+      ${filter.after ? sql`and w.id < ${filter.after}::uuid` : sql``}
+      ${filter.userId ? sql`and w.user_id = ${filter.userId}::uuid` : sql``}
+    order by w.id desc limit ${filter.limit + 1}`.execute(db);
+  return rows;
+}
+
+/**
+ * The wallets' balances as of `at`, exact without any write: what the expiry job will sweep is
+ * counted as swept (a grant past its expiry holds only what pending holds reserve of it; a hold
+ * past its expiry holds nothing, its parts back on their grants or expired with them).
+ */
+export async function balances(
+  db: Db,
+  walletIds: readonly string[],
+  at: Date,
+): Promise<Map<string, Balances>> {
+  if (walletIds.length === 0) return new Map();
+  const { rows } = await sql<Balances & { wallet_id: string }>`
+    with wanted as (select unnest(${[...walletIds]}::uuid[]) as wallet_id),
+    live_grants as (
+      select g.wallet_id, sum(g.remaining - g.reserved) as free from wallet_grants g
+      where g.tenant_id = ${TENANT} and g.wallet_id in (select wallet_id from wanted) and g.remaining > 0
+        and (g.expires_at is null or g.expires_at > ${at})
+      group by g.wallet_id),
+    lapsed_parts as (
+      select h.wallet_id, sum(p.credits) as back from wallet_holds h
+      join wallet_hold_parts p on p.tenant_id = h.tenant_id and p.hold_id = h.id
+      join wallet_grants g on g.tenant_id = p.tenant_id and g.id = p.grant_id
+      where h.tenant_id = ${TENANT} and h.wallet_id in (select wallet_id from wanted) and h.status = 'pending'
+        and h.expires_at <= ${at} and (g.expires_at is null or g.expires_at > ${at})
+      group by h.wallet_id),
+    holding as (
+      select h.wallet_id, sum(h.credits) as held from wallet_holds h
+      where h.tenant_id = ${TENANT} and h.wallet_id in (select wallet_id from wanted) and h.status = 'pending'
+        and h.expires_at > ${at}
+      group by h.wallet_id)
+    select w.wallet_id, trim_scale(coalesce(g.free, 0) + coalesce(l.back, 0))::text as available,
+           trim_scale(coalesce(h.held, 0))::text as held
+    from wanted w left join live_grants g using (wallet_id) left join lapsed_parts l using (wallet_id)
+      left join holding h using (wallet_id)`.execute(db);
+  return new Map(rows.map((r) => [r.wallet_id, { available: r.available, held: r.held }]));
+}
+
+export async function insertGrant(
+  db: Db,
+  values: { wallet_id: string; credits: string; priority: number; expires_at: Date | null },
+): Promise<GrantRow> {
+  const { rows } = await sql<GrantRow>`
+    insert into wallet_grants as g (wallet_id, kind, credits, remaining, priority, expires_at)
+    values (${values.wallet_id}, 'free', ${values.credits}, ${values.credits}, ${values.priority}, ${values.expires_at})
+    returning ${grantColumns}`.execute(db);
+  return rows[0]!;
+}
+
+/**
+ * The wallet's grants with credits left, in consumption order: highest priority, soonest to
+ * expire (never last), oldest. Locked with the wallet (the caller holds its lock).
+ */
+export async function liveGrants(db: Db, walletId: string): Promise<GrantRow[]> {
+  const { rows } = await sql<GrantRow>`select ${grantColumns} from wallet_grants g
+    where g.tenant_id = ${TENANT} and g.wallet_id = ${walletId}::uuid and g.remaining > 0
+    order by g.priority desc, g.expires_at asc nulls last, g.id`.execute(db);
+  return rows;
+}
+
+/** Sets grants' remaining and reserved credits (and expired_at), one statement. */
+export async function updateGrants(
+  db: Db,
+  changes: ReadonlyArray<{ id: string; remaining: string; reserved: string; expired_at: Date | null }>,
+): Promise<void> {
+  if (changes.length === 0) return;
+  await sql`
+    update wallet_grants g set remaining = c.remaining, reserved = c.reserved, expired_at = coalesce(g.expired_at, c.expired_at)
+    from unnest(${changes.map((c) => c.id)}::uuid[], ${changes.map((c) => c.remaining)}::numeric[],
+                ${changes.map((c) => c.reserved)}::numeric[], ${changes.map((c) => c.expired_at)}::timestamptz[])
+      as c (id, remaining, reserved, expired_at)
+    where g.tenant_id = ${TENANT} and g.id = c.id`.execute(db);
+}
+
+export async function insertHold(
+  db: Db,
+  values: { wallet_id: string; credits: string; expires_at: Date },
+  parts: ReadonlyArray<{ grant_id: string; credits: string }>,
+): Promise<HoldRow> {
+  const { rows } = await sql<HoldRow>`
+    insert into wallet_holds as h (wallet_id, credits, expires_at)
+    values (${values.wallet_id}, ${values.credits}, ${values.expires_at})
+    returning ${holdColumns}`.execute(db);
+  const hold = rows[0]!;
+  await sql`insert into wallet_hold_parts (hold_id, grant_id, credits)
+    select ${hold.id}, * from unnest(${parts.map((p) => p.grant_id)}::uuid[], ${parts.map((p) => p.credits)}::numeric[])`.execute(
+    db,
+  );
+  return hold;
+}
+
+export async function findHold(db: Db, id: string): Promise<HoldRow | undefined> {
+  const { rows } = await sql<HoldRow>`select ${holdColumns} from wallet_holds h
+    where h.tenant_id = ${TENANT} and h.id = ${id}::uuid`.execute(db);
+  return rows[0];
+}
+
+/** A hold's parts: how many of its credits each grant reserves. */
+export async function holdParts(
+  db: Db,
+  holdId: string,
+): Promise<Array<{ grant_id: string; credits: string }>> {
+  const { rows } = await sql<{ grant_id: string; credits: string }>`
+    select grant_id, trim_scale(credits)::text as credits from wallet_hold_parts
+    where tenant_id = ${TENANT} and hold_id = ${holdId}::uuid`.execute(db);
+  return rows;
+}
+
+/** The wallet's pending holds past their expiry at `at` (the caller holds the wallet's lock). */
+export async function lapsedHolds(db: Db, walletId: string, at: Date): Promise<HoldRow[]> {
+  const { rows } = await sql<HoldRow>`select ${holdColumns} from wallet_holds h
+    where h.tenant_id = ${TENANT} and h.wallet_id = ${walletId}::uuid and h.status = 'pending'
+      and h.expires_at <= ${at} order by h.expires_at, h.id`.execute(db);
+  return rows;
+}
+
+export async function settleHold(
+  db: Db,
+  id: string,
+  values: { status: 'captured' | 'released' | 'expired'; captured: string | null; at: Date },
+): Promise<HoldRow> {
+  const { rows } = await sql<HoldRow>`
+    update wallet_holds h set status = ${values.status}, captured = ${values.captured}, settled_at = ${values.at}
+    where h.tenant_id = ${TENANT} and h.id = ${id}::uuid
+    returning ${holdColumns}`.execute(db);
+  return rows[0]!;
+}
+
+export async function insertLedger(
+  db: Db,
+  entries: ReadonlyArray<Omit<LedgerRow, 'id' | 'created_at'>>,
+): Promise<void> {
+  if (entries.length === 0) return;
+  const col = <K extends keyof (typeof entries)[number]>(k: K) => entries.map((e) => e[k]);
+  await sql`
+    insert into wallet_ledger (wallet_id, type, credits, available_after, held_after, grant_id, hold_id, api_key_id)
+    select w, t, c, a, h, g, ho, k from unnest(${col('wallet_id')}::uuid[], ${col('type')}::text[],
+      ${col('credits')}::numeric[], ${col('available_after')}::numeric[], ${col('held_after')}::numeric[],
+      ${col('grant_id')}::uuid[], ${col('hold_id')}::uuid[], ${col('api_key_id')}::uuid[])
+      with ordinality as u (w, t, c, a, h, g, ho, k, n)
+    order by n`.execute(db);
+}
+
+/** Newest first (in the order written); limit + 1 rows; `after`: the id of the last entry seen. */
+export async function listLedger(
+  db: Db,
+  walletId: string,
+  filter: { limit: number; after?: string | undefined },
+): Promise<LedgerRow[]> {
+  const { rows } = await sql<LedgerRow>`select ${ledgerColumns} from wallet_ledger l
+    where l.tenant_id = ${TENANT} and l.wallet_id = ${walletId}::uuid
+      ${
+        filter.after
+          ? sql`and l.seq < (select a.seq from wallet_ledger a where a.tenant_id = ${TENANT} and a.id = ${filter.after}::uuid)`
+          : sql``
+      }
+    order by l.seq desc limit ${filter.limit + 1}`.execute(db);
+  return rows;
+}
+
+/** Wallets with an expiry due at `at`, across tenants (the worker, as the owner). */
+export async function walletsWithExpiryDue(
+  db: Db,
+  at: Date,
+  limit: number,
+): Promise<Array<{ tenant_id: string; wallet_id: string }>> {
+  const { rows } = await sql<{ tenant_id: string; wallet_id: string }>`
+    select distinct tenant_id, wallet_id from (
+      (select tenant_id, wallet_id from wallet_grants
+       where remaining > reserved and expires_at is not null and expires_at <= ${at} limit ${limit})
+      union all
+      (select tenant_id, wallet_id from wallet_holds where status = 'pending' and expires_at <= ${at} limit ${limit})
+    ) due limit ${limit}`.execute(db);
+  return rows;
+}

@@ -1,0 +1,65 @@
+import type { Schemas } from '../contract.js';
+import type { GrantRow, HoldRow, LedgerRow, WalletRow } from '../database/schema.js';
+
+/** A wallet with its balances. */
+export function toWalletResponse(v: {
+  wallet: WalletRow;
+  available: string;
+  held: string;
+  total: string;
+}): Schemas['Wallet'] {
+  return {
+    id: v.wallet.id,
+    user_id: v.wallet.user_id,
+    name: v.wallet.name,
+    rate: v.wallet.rate,
+    available: v.available,
+    held: v.held,
+    total: v.total,
+    version: v.wallet.version,
+    created_at: v.wallet.created_at.toISOString(),
+    updated_at: v.wallet.updated_at.toISOString(),
+  };
+}
+
+export function toGrantResponse(g: GrantRow): Schemas['Grant'] {
+  return {
+    id: g.id,
+    wallet_id: g.wallet_id,
+    kind: g.kind,
+    credits: g.credits,
+    remaining: g.remaining,
+    priority: g.priority,
+    expires_at: g.expires_at?.toISOString() ?? null,
+    expired_at: g.expired_at?.toISOString() ?? null,
+    created_at: g.created_at.toISOString(),
+  };
+}
+
+export function toHoldResponse(h: HoldRow): Schemas['Hold'] {
+  return {
+    id: h.id,
+    wallet_id: h.wallet_id,
+    status: h.status,
+    credits: h.credits,
+    captured: h.captured,
+    expires_at: h.expires_at.toISOString(),
+    settled_at: h.settled_at?.toISOString() ?? null,
+    created_at: h.created_at.toISOString(),
+  };
+}
+
+export function toLedgerResponse(l: LedgerRow): Schemas['LedgerEntry'] {
+  return {
+    id: l.id,
+    wallet_id: l.wallet_id,
+    type: l.type,
+    credits: l.credits,
+    available_after: l.available_after,
+    held_after: l.held_after,
+    grant_id: l.grant_id,
+    hold_id: l.hold_id,
+    actor: l.api_key_id === null ? { type: 'system', id: null } : { type: 'api_key', id: l.api_key_id },
+    created_at: l.created_at.toISOString(),
+  };
+}

@@ -1,0 +1,147 @@
+import { Router } from 'express';
+import type { Query, RequestBody, Schemas } from '../contract.js';
+import { actorOf } from '../http/authenticate.js';
+import { idempotent } from '../http/idempotency.js';
+import { decodeCursor, toPageResponse } from '../http/pagination.js';
+import { conflict, notFound, ProblemError, unprocessable } from '../http/problems.js';
+import { created, ok, send } from '../http/replies.js';
+import { toGrantResponse, toHoldResponse, toLedgerResponse, toWalletResponse } from '../responses/wallets.js';
+import type { ServiceContext } from '../services/context.js';
+import * as wallets from '../services/wallets.js';
+
+const noSuchWallet = (id: string) => notFound(`No wallet with id ${id}.`);
+const noSuchHold = (id: string) => notFound(`No hold with id ${id}.`);
+const invalid = (errors: Array<{ field: string; message: string }>) =>
+  unprocessable(
+    `The request breaks a rule: ${errors.map((e) => `${e.field} ${e.message}`).join('; ')}.`,
+    errors.map((e) => ({ location: 'body' as const, ...e })),
+  );
+const insufficient = (detail: string) => new ProblemError(409, 'insufficient-credits', detail);
+
+export function walletsRouter(ctx: ServiceContext): Router {
+  const router = Router({ caseSensitive: true });
+
+  router.get('/', async (req, res) => {
+    const query = req.query as Query<'listWallets'>;
+    const page = await wallets.listWallets(ctx, actorOf(req), {
+      limit: query.limit ?? 20,
+      after: decodeCursor(query.cursor),
+      userId: query.user_id,
+    });
+    res.json(toPageResponse(page, toWalletResponse, (w) => w.wallet.id) satisfies Schemas['WalletList']);
+  });
+
+  router.post('/', async (req, res) => {
+    const body = req.body as RequestBody<'createWallet'>;
+    const reply = (o: wallets.CreateWalletOutcome) =>
+      o.kind === 'created'
+        ? created(`${req.baseUrl}/${o.wallet.wallet.id}`, toWalletResponse(o.wallet))
+        : undefined;
+    const outcome = await wallets.createWallet(ctx, idempotent(req, actorOf(req), reply), body);
+    if (outcome.kind === 'no-user') {
+      throw unprocessable(`user_id does not refer to an existing user.`, [
+        { location: 'body', field: '/user_id', message: 'no such user' },
+      ]);
+    }
+    send(res, reply(outcome)!);
+  });
+
+  router.get('/:walletId', async (req, res) => {
+    const wallet = await wallets.getWallet(ctx, actorOf(req), req.params.walletId);
+    if (!wallet) throw noSuchWallet(req.params.walletId);
+    res.json(toWalletResponse(wallet) satisfies Schemas['Wallet']);
+  });
+
+  router.post('/:walletId/grants', async (req, res) => {
+    const body = req.body as RequestBody<'createGrant'>;
+    const reply = (o: wallets.GrantOutcome) =>
+      o.kind === 'granted' ? ok(toGrantResponse(o.grant)) : undefined;
+    const outcome = await wallets.createGrant(
+      ctx,
+      idempotent(req, actorOf(req), reply),
+      req.params.walletId,
+      body,
+    );
+    if (outcome.kind === 'missing') throw noSuchWallet(req.params.walletId);
+    if (outcome.kind === 'invalid') throw invalid(outcome.errors);
+    send(res, { ...reply(outcome)!, status: 201 });
+  });
+
+  router.post('/:walletId/holds', async (req, res) => {
+    const body = req.body as RequestBody<'createHold'>;
+    const reply = (o: wallets.HoldOutcome) =>
+      o.kind === 'held' ? { ...ok(toHoldResponse(o.hold)), status: 201 } : undefined;
+    const outcome = await wallets.createHold(
+      ctx,
+      idempotent(req, actorOf(req), reply),
+      req.params.walletId,
+      body,
+    );
+    if (outcome.kind === 'missing') throw noSuchWallet(req.params.walletId);
+    if (outcome.kind === 'invalid') throw invalid(outcome.errors);
+    if (outcome.kind === 'insufficient') {
+      throw insufficient(
+        `The wallet has ${outcome.available} credits available, fewer than ${body.credits}.`,
+      );
+    }
+    send(res, reply(outcome)!);
+  });
+
+  router.get('/:walletId/transactions', async (req, res) => {
+    const query = req.query as Query<'listWalletTransactions'>;
+    const page = await wallets.listLedger(ctx, actorOf(req), req.params.walletId, {
+      limit: query.limit ?? 20,
+      after: decodeCursor(query.cursor),
+    });
+    if (!page) throw noSuchWallet(req.params.walletId);
+    res.json(toPageResponse(page, toLedgerResponse, (l) => l.id) satisfies Schemas['LedgerPage']);
+  });
+
+  return router;
+}
+
+export function holdsRouter(ctx: ServiceContext): Router {
+  const router = Router({ caseSensitive: true });
+
+  router.get('/:holdId', async (req, res) => {
+    const hold = await wallets.getHold(ctx, actorOf(req), req.params.holdId);
+    if (!hold) throw noSuchHold(req.params.holdId);
+    res.json(toHoldResponse(hold) satisfies Schemas['Hold']);
+  });
+
+  const settled = (req: { params: { holdId: string } }, o: wallets.SettleOutcome) => {
+    if (o.kind === 'missing') throw noSuchHold(req.params.holdId);
+    if (o.kind === 'not-pending') {
+      throw conflict(`The hold is ${o.hold.status}: only a pending hold can be captured or released.`);
+    }
+    if (o.kind === 'insufficient') {
+      throw insufficient(
+        `The capture is ${o.excess} credits over the hold, and the wallet has ${o.available} available: nothing was captured.`,
+      );
+    }
+  };
+
+  router.post('/:holdId/capture', async (req, res) => {
+    const body = req.body as RequestBody<'captureHold'>;
+    const reply = (o: wallets.SettleOutcome) =>
+      o.kind === 'settled' ? ok(toHoldResponse(o.hold)) : undefined;
+    const outcome = await wallets.captureHold(
+      ctx,
+      idempotent(req, actorOf(req), reply),
+      req.params.holdId,
+      body.credits,
+    );
+    settled(req, outcome);
+    send(res, reply(outcome)!);
+  });
+
+  router.post('/:holdId/release', async (req, res) => {
+    const reply = (o: wallets.SettleOutcome) =>
+      o.kind === 'settled' ? ok(toHoldResponse(o.hold)) : undefined;
+    const outcome = await wallets.releaseHold(ctx, idempotent(req, actorOf(req), reply), req.params.holdId);
+    settled(req, outcome);
+    send(res, reply(outcome)!);
+  });
+
+  return router;
+}
