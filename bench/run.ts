@@ -13,7 +13,8 @@
 //      1,000 customers awaiting compaction, the check, the rebuild under writes, a 100,000
 //      subscription import, write costs, and a recomputation (bench/metrics-scale.ts);
 //   8. BENCH_ONLY=usage: usage billing (issue 22) in a scratch database: batch and single-event
-//      ingestion, GET /usage with 10,000,000 events, 10,000 usage invoices (bench/usage.ts).
+//      ingestion, GET /usage with 10,000,000 events, 10,000 usage invoices (bench/usage.ts);
+//   9. BENCH_ONLY=wallets: hold + capture pairs on one hot wallet and on 32 (bench/wallets.ts).
 // BENCH_ROWS (or ROWS) sets the demo tenant's size: BENCH_ROWS=5000000 for the 5M mode.
 // Prints the tables and writes them to bench/results.md (bench/results-<ROWS>.md for other sizes);
 // a step run alone replaces its own section there.
@@ -46,14 +47,17 @@ import {
 import { benchImport, benchRebuild, benchRecompute } from './metrics-scale.js';
 import { benchRenewals, formatRenewals } from './renewals.js';
 import { benchUsage } from './usage.js';
+import { benchWallets } from './wallets.js';
 import { benchWriteLoad, formatWriteLoad, type WriteLoadResult } from './write-load.js';
 
 const ROWS = Number(process.env.BENCH_ROWS ?? process.env.ROWS ?? 500_000);
 const DURATION = Number(process.env.BENCH_SECONDS ?? 10);
 const CONNECTIONS = 32;
 const ONLY = process.env.BENCH_ONLY;
-if (ONLY !== undefined && ONLY !== 'write-load' && ONLY !== 'metrics' && ONLY !== 'usage') {
-  console.error(`BENCH_ONLY must be write-load, metrics or usage (or unset for every step), got "${ONLY}"`);
+if (ONLY !== undefined && !['write-load', 'metrics', 'usage', 'wallets'].includes(ONLY)) {
+  console.error(
+    `BENCH_ONLY must be write-load, metrics, usage or wallets (or unset for every step), got "${ONLY}"`,
+  );
   process.exit(2);
 }
 const RESULTS = `bench/results${ROWS === 500_000 ? '' : `-${ROWS}`}.md`;
@@ -366,6 +370,12 @@ runMain(async () => {
   const owner = createDb(database.url, { poolSize: 4 });
   try {
     await migrateToLatest(owner);
+    if (ONLY === 'wallets') {
+      const table = await benchWallets(database.url, startServer, Number(process.env.BENCH_SECONDS ?? 10));
+      console.log(`\n${table}`);
+      writeFileSync(RESULTS, withSection('wallets', table));
+      return;
+    }
     if (ONLY === 'usage') {
       const table = await benchUsage(database.url, startServer, {
         subscriptions: Number(process.env.BENCH_USAGE_SUBSCRIPTIONS ?? 10_000),
