@@ -148,7 +148,12 @@ function recordInTransaction(ctx: ServiceContext, actor: Actor, inputs: readonly
       throw new UsageRefused(
         inserted
           .filter((e) =>
-            over.some((o) => o.subscription_id === e.subscription_id && o.period_start === e.period_start),
+            over.some(
+              (o) =>
+                o.subscription_id === e.subscription_id &&
+                o.period_start === e.period_start &&
+                o.billable_metric_id === e.billable_metric_id,
+            ),
           )
           .map((e) => ({
             index: indexOf.get(e.event_id)!,
