@@ -105,6 +105,60 @@ describe('billable metrics', () => {
   });
 });
 
+describe('usage charges on plans', () => {
+  it('refuses unknown or archived metrics, dimensions without group_by, duplicates and bad prices, naming each', async () => {
+    const plain = await metric();
+    const archived = await metric();
+    await t.api.patch(`/api/v1/billable-metrics/${archived.id}`).send({ archived: true });
+    const before = await fingerprint(ctx.db);
+    const res = await t.api.post('/api/v1/plans').send({
+      code: `p-${tag()}`,
+      name: 'Bad charges',
+      interval: 'month',
+      price: { model: 'flat', amount: '1' },
+      usage_charges: [
+        { metric: 'no-such-metric', model: 'per_unit', amount: '1' },
+        { metric: archived.code, model: 'per_unit', amount: '1' },
+        { metric: plain.code, dimension_value: 'x', model: 'per_unit', amount: '1' },
+        { metric: plain.code, model: 'package', amount: '1' },
+        { metric: plain.code, model: 'per_unit', amount: '1' },
+        { metric: plain.code, model: 'per_unit', amount: '2' },
+      ],
+    });
+    const problem = expectProblem(res, 422, 'unprocessable');
+    expect(problem.errors?.map((e) => e.field)).toEqual([
+      '/usage_charges/0/metric',
+      '/usage_charges/1/metric',
+      '/usage_charges/2/dimension_value',
+      '/usage_charges/3/package_size',
+      // 3, 4 and 5 all charge the metric's events at large: each after the first is a duplicate.
+      '/usage_charges/4/dimension_value',
+      '/usage_charges/5/dimension_value',
+    ]);
+    expect(await fingerprint(ctx.db)).toEqual(before);
+  });
+
+  it('answers 412 to a stale If-Match on a metric, and 422 for a day that starts no period', async () => {
+    const m = await metric();
+    expectProblem(
+      await t.api.patch(`/api/v1/billable-metrics/${m.id}`).set('If-Match', '"9"').send({ name: 'x' }),
+      412,
+      'precondition-failed',
+    );
+    const p = await plan([{ metric: m.code, model: 'per_unit', amount: '1' }]);
+    const sub = await subscribe(p.id);
+    const bad = await t.api
+      .get(`/api/v1/subscriptions/${sub.id}/usage`)
+      .query({ period_start: '2026-01-15' });
+    expect(expectProblem(bad, 422, 'unprocessable').detail).toContain('2026-01-01');
+    const before = await t.api
+      .get(`/api/v1/subscriptions/${sub.id}/usage`)
+      .query({ period_start: '2025-12-01' });
+    expectProblem(before, 422, 'unprocessable');
+    expect((await usageOf(sub.id, { period_start: '2026-01-01' })).period_end).toBe('2026-02-01');
+  });
+});
+
 describe('usage events', () => {
   it('counts an event once, however often it is sent, and says which were duplicates', async () => {
     const m = await metric({ aggregation: 'sum', field: 'n' });
