@@ -55,20 +55,17 @@ select g.id, g.wallet_id, g.kind, trim_scale(g.credits)::text as credits, trim_s
     where g.tenant_id = current_setting('app.tenant_id')::uuid and g.wallet_id = $1::uuid and g.remaining > 0
     order by g.priority desc, g.expires_at asc nulls last, g.id;
 
--- updateGrants
-update wallet_grants g set remaining = c.remaining, reserved = c.reserved, expired_at = coalesce(g.expired_at, c.expired_at)
-    from unnest($1::uuid[], $2::numeric[],
-                $3::numeric[], $4::timestamptz[])
-      as c (id, remaining, reserved, expired_at)
-    where g.tenant_id = current_setting('app.tenant_id')::uuid and g.id = c.id;
-
 -- insertHold
-insert into wallet_holds as h (wallet_id, credits, expires_at)
-    values ($1, $2, $3)
-    returning h.id, h.wallet_id, h.status, trim_scale(h.credits)::text as credits, trim_scale(h.captured)::text as captured,
-  h.expires_at, h.settled_at, h.created_at;
-insert into wallet_hold_parts (hold_id, grant_id, credits)
-    select $1, * from unnest($2::uuid[], $3::numeric[]);
+with h as (
+      insert into wallet_holds as h (wallet_id, credits, expires_at)
+      values ($1, $2, $3)
+      returning h.id, h.wallet_id, h.status, trim_scale(h.credits)::text as credits, trim_scale(h.captured)::text as captured,
+  h.expires_at, h.settled_at, h.created_at),
+    parts as (
+      insert into wallet_hold_parts (hold_id, grant_id, credits)
+      select h.id, p.grant_id, p.credits from h,
+        unnest($4::uuid[], $5::numeric[]) as p (grant_id, credits))
+    select * from h;
 
 -- findHold
 select h.id, h.wallet_id, h.status, trim_scale(h.credits)::text as credits, trim_scale(h.captured)::text as captured,
@@ -91,11 +88,18 @@ update wallet_holds h set status = $1, captured = $2, settled_at = $3
     returning h.id, h.wallet_id, h.status, trim_scale(h.credits)::text as credits, trim_scale(h.captured)::text as captured,
   h.expires_at, h.settled_at, h.created_at;
 
--- insertLedger
-insert into wallet_ledger (wallet_id, type, credits, available_after, held_after, grant_id, hold_id, api_key_id)
-    select w, t, c, a, h, g, ho, k from unnest($1::uuid[], $2::text[],
-      $3::numeric[], $4::numeric[], $5::numeric[],
-      $6::uuid[], $7::uuid[], $8::uuid[])
+-- saveChanges
+with changed as (
+      update wallet_grants g set remaining = c.remaining, reserved = c.reserved,
+        expired_at = coalesce(g.expired_at, c.expired_at)
+      from unnest($1::uuid[], $2::numeric[],
+                  $3::numeric[], $4::timestamptz[])
+        as c (id, remaining, reserved, expired_at)
+      where g.tenant_id = current_setting('app.tenant_id')::uuid and g.id = c.id)
+    insert into wallet_ledger (wallet_id, type, credits, available_after, held_after, grant_id, hold_id, api_key_id)
+    select w, t, c, a, h, g, ho, k from unnest($5::uuid[], $6::text[],
+      $7::numeric[], $8::numeric[], $9::numeric[],
+      $10::uuid[], $11::uuid[], $12::uuid[])
       with ordinality as u (w, t, c, a, h, g, ho, k, n)
     order by n;
 

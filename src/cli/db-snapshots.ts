@@ -348,8 +348,6 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
       insertGrant: (db) =>
         wallets.insertGrant(db, { wallet_id: WALLET, credits: '10', priority: 1, expires_at: null }),
       liveGrants: (db) => wallets.liveGrants(db, WALLET),
-      updateGrants: (db) =>
-        wallets.updateGrants(db, [{ id: GRANT, remaining: '5', reserved: '1', expired_at: null }]),
       insertHold: (db) =>
         wallets.insertHold(
           db,
@@ -365,19 +363,23 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
           captured: null,
           at: new Date('2026-01-01T00:00:00Z'),
         }),
-      insertLedger: (db) =>
-        wallets.insertLedger(db, [
-          {
-            wallet_id: WALLET,
-            type: 'grant',
-            credits: '10',
-            available_after: '10',
-            held_after: '0',
-            grant_id: GRANT,
-            hold_id: null,
-            api_key_id: KEY,
-          },
-        ]),
+      saveChanges: (db) =>
+        wallets.saveChanges(
+          db,
+          [{ id: GRANT, remaining: '5', reserved: '1', expired_at: null }],
+          [
+            {
+              wallet_id: WALLET,
+              type: 'grant',
+              credits: '10',
+              available_after: '10',
+              held_after: '0',
+              grant_id: GRANT,
+              hold_id: null,
+              api_key_id: KEY,
+            },
+          ],
+        ),
       listLedger: (db) => wallets.listLedger(db, WALLET, { limit: 20, after: WALLET }),
       walletsWithExpiryDue: (db) => wallets.walletsWithExpiryDue(db, new Date('2026-01-01T00:00:00Z'), 100),
     },

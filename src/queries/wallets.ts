@@ -116,35 +116,23 @@ export async function liveGrants(db: Db, walletId: string): Promise<GrantRow[]> 
   return rows;
 }
 
-/** Sets grants' remaining and reserved credits (and expired_at), one statement. */
-export async function updateGrants(
-  db: Db,
-  changes: ReadonlyArray<{ id: string; remaining: string; reserved: string; expired_at: Date | null }>,
-): Promise<void> {
-  if (changes.length === 0) return;
-  await sql`
-    update wallet_grants g set remaining = c.remaining, reserved = c.reserved, expired_at = coalesce(g.expired_at, c.expired_at)
-    from unnest(${changes.map((c) => c.id)}::uuid[], ${changes.map((c) => c.remaining)}::numeric[],
-                ${changes.map((c) => c.reserved)}::numeric[], ${changes.map((c) => c.expired_at)}::timestamptz[])
-      as c (id, remaining, reserved, expired_at)
-    where g.tenant_id = ${TENANT} and g.id = c.id`.execute(db);
-}
-
 export async function insertHold(
   db: Db,
   values: { wallet_id: string; credits: string; expires_at: Date },
   parts: ReadonlyArray<{ grant_id: string; credits: string }>,
 ): Promise<HoldRow> {
+  // One statement, the hold and its parts: one round trip fewer under the wallet's lock.
   const { rows } = await sql<HoldRow>`
-    insert into wallet_holds as h (wallet_id, credits, expires_at)
-    values (${values.wallet_id}, ${values.credits}, ${values.expires_at})
-    returning ${holdColumns}`.execute(db);
-  const hold = rows[0]!;
-  await sql`insert into wallet_hold_parts (hold_id, grant_id, credits)
-    select ${hold.id}, * from unnest(${parts.map((p) => p.grant_id)}::uuid[], ${parts.map((p) => p.credits)}::numeric[])`.execute(
-    db,
-  );
-  return hold;
+    with h as (
+      insert into wallet_holds as h (wallet_id, credits, expires_at)
+      values (${values.wallet_id}, ${values.credits}, ${values.expires_at})
+      returning ${holdColumns}),
+    parts as (
+      insert into wallet_hold_parts (hold_id, grant_id, credits)
+      select h.id, p.grant_id, p.credits from h,
+        unnest(${parts.map((p) => p.grant_id)}::uuid[], ${parts.map((p) => p.credits)}::numeric[]) as p (grant_id, credits))
+    select * from h`.execute(db);
+  return rows[0]!;
 }
 
 export async function findHold(db: Db, id: string): Promise<HoldRow | undefined> {
@@ -184,13 +172,25 @@ export async function settleHold(
   return rows[0]!;
 }
 
-export async function insertLedger(
+/**
+ * Writes grants' remaining and reserved credits (and expired_at) and appends ledger entries, in one
+ * statement: the end of every change to a wallet, under its lock.
+ */
+export async function saveChanges(
   db: Db,
+  grants: ReadonlyArray<{ id: string; remaining: string; reserved: string; expired_at: Date | null }>,
   entries: ReadonlyArray<Omit<LedgerRow, 'id' | 'created_at'>>,
 ): Promise<void> {
-  if (entries.length === 0) return;
+  if (grants.length === 0 && entries.length === 0) return;
   const col = <K extends keyof (typeof entries)[number]>(k: K) => entries.map((e) => e[k]);
   await sql`
+    with changed as (
+      update wallet_grants g set remaining = c.remaining, reserved = c.reserved,
+        expired_at = coalesce(g.expired_at, c.expired_at)
+      from unnest(${grants.map((c) => c.id)}::uuid[], ${grants.map((c) => c.remaining)}::numeric[],
+                  ${grants.map((c) => c.reserved)}::numeric[], ${grants.map((c) => c.expired_at)}::timestamptz[])
+        as c (id, remaining, reserved, expired_at)
+      where g.tenant_id = ${TENANT} and g.id = c.id)
     insert into wallet_ledger (wallet_id, type, credits, available_after, held_after, grant_id, hold_id, api_key_id)
     select w, t, c, a, h, g, ho, k from unnest(${col('wallet_id')}::uuid[], ${col('type')}::text[],
       ${col('credits')}::numeric[], ${col('available_after')}::numeric[], ${col('held_after')}::numeric[],

@@ -246,7 +246,7 @@ class LockedWallet {
       if (credits(g.reserved) === 0n) g.expired_at = this.now;
       this.record('expiry', free, { grant_id: g.id });
     }
-    await wallets.updateGrants(
+    await wallets.saveChanges(
       this.tx.db,
       [...this.changed].map((g) => ({
         id: g.id,
@@ -254,8 +254,8 @@ class LockedWallet {
         reserved: g.reserved,
         expired_at: g.expired_at,
       })),
+      this.entries,
     );
-    await wallets.insertLedger(this.tx.db, this.entries);
   }
 }
 
