@@ -15,6 +15,7 @@ export const MAX_CREDITS = 10n ** 18n * 1_000_000n - 1n;
 
 const credits = (text: string) => parseTotal(text);
 const text = (millionths: bigint) => formatQuantity(millionths);
+const min = (a: bigint, b: bigint) => (a < b ? a : b);
 const keyOf = (actor: Actor) => (actor.keyId === 'system' ? null : actor.keyId);
 
 export interface WalletView {
@@ -162,6 +163,14 @@ class LockedWallet {
       await wallets.settleHold(this.tx.db, hold.id, { status: 'expired', captured: null, at: this.now });
       this.record('release', credits(hold.credits), { hold_id: hold.id });
     }
+    this.expireLapsedGrants();
+  }
+
+  /**
+   * What is free on grants past their expiry is removed (an `expiry` entry each); what pending
+   * holds reserve of them stays, and is removed when they give it back.
+   */
+  private expireLapsedGrants(): void {
     for (const g of this.grants) {
       const free = credits(g.remaining) - credits(g.reserved);
       if (this.live(g) || free === 0n) continue;
@@ -178,7 +187,7 @@ class LockedWallet {
     let left = amount;
     for (const g of this.grants.filter(this.live)) {
       if (left === 0n) break;
-      const take = [credits(g.remaining) - credits(g.reserved), left].reduce((a, b) => (a < b ? a : b));
+      const take = min(credits(g.remaining) - credits(g.reserved), left);
       if (take === 0n) continue;
       this.set(g, credits(g.remaining), credits(g.reserved) + take);
       parts.push({ grant_id: g.id, credits: text(take) });
@@ -203,7 +212,7 @@ class LockedWallet {
     const parts = await this.partsOf(hold);
     let left = release;
     for (const part of [...parts].reverse()) {
-      const back = part.reserved < left ? part.reserved : left;
+      const back = min(part.reserved, left);
       if (back === 0n) continue;
       this.set(part.grant, credits(part.grant.remaining), credits(part.grant.reserved) - back);
       part.reserved -= back;
@@ -211,7 +220,7 @@ class LockedWallet {
     }
     left = consume;
     for (const part of parts) {
-      const take = part.reserved < left ? part.reserved : left;
+      const take = min(part.reserved, left);
       if (take === 0n) continue;
       this.set(part.grant, credits(part.grant.remaining) - take, credits(part.grant.reserved) - take);
       part.reserved -= take;
@@ -225,7 +234,7 @@ class LockedWallet {
     for (const g of this.grants.filter(this.live)) {
       if (left === 0n) break;
       const free = credits(g.remaining) - credits(g.reserved);
-      const take = free < left ? free : left;
+      const take = min(free, left);
       if (take === 0n) continue;
       this.set(g, credits(g.remaining) - take, credits(g.reserved));
       left -= take;
@@ -239,13 +248,7 @@ class LockedWallet {
 
   /** Writes the grants changed and the ledger entries. Grants that expired while held expire now. */
   async save(): Promise<void> {
-    for (const g of this.grants) {
-      const free = credits(g.remaining) - credits(g.reserved);
-      if (this.live(g) || free === 0n) continue;
-      this.set(g, credits(g.reserved), credits(g.reserved));
-      if (credits(g.reserved) === 0n) g.expired_at = this.now;
-      this.record('expiry', free, { grant_id: g.id });
-    }
+    this.expireLapsedGrants();
     await wallets.saveChanges(
       this.tx.db,
       [...this.changed].map((g) => ({
