@@ -6,6 +6,7 @@ import { tenantsToCompact } from '../analytics/mrr.js';
 import type { Db } from '../database/connection.js';
 import type { Logger } from '../logger.js';
 import { compactMetrics } from '../services/metrics.js';
+import { type RunningJob, startPeriodic } from './periodic.js';
 
 const BATCH = 1000;
 
@@ -14,49 +15,21 @@ const compactedTotal = new Counter({
   help: 'Customers whose MRR series the worker brought up to date after writes marked them.',
 });
 
-export interface RunningCompaction {
-  stop(): Promise<void>;
-}
-
 export function startMrrCompaction(
   ctx: { db: Db; ownerDb: Db },
   logger: Logger,
   intervalMs = 1000,
-): RunningCompaction {
-  let stopping = false;
-  let timer: NodeJS.Timeout | undefined;
-  let wake: (() => void) | undefined;
-
-  async function round(): Promise<void> {
-    for (const tenantId of await tenantsToCompact(ctx.ownerDb, 100)) {
-      for (let done = BATCH; done === BATCH && !stopping;) {
-        done = await compactMetrics(ctx, tenantId, BATCH);
-        if (done > 0) compactedTotal.inc(done);
+): RunningJob {
+  return startPeriodic(
+    async (stopping) => {
+      for (const tenantId of await tenantsToCompact(ctx.ownerDb, 100)) {
+        for (let done = BATCH; done === BATCH && !stopping();) {
+          done = await compactMetrics(ctx, tenantId, BATCH);
+          if (done > 0) compactedTotal.inc(done);
+        }
+        if (stopping()) return;
       }
-      if (stopping) return;
-    }
-  }
-
-  const loop = (async () => {
-    while (!stopping) {
-      try {
-        await round();
-      } catch (error) {
-        logger.warn({ err: error }, 'MRR compaction failed; retrying in a moment');
-      }
-      await new Promise<void>((resolve) => {
-        wake = resolve;
-        timer = setTimeout(resolve, intervalMs);
-      });
-    }
-  })();
-
-  return {
-    async stop() {
-      stopping = true;
-      clearTimeout(timer);
-      wake?.();
-      await loop;
     },
-  };
+    { intervalMs, logger, failure: 'MRR compaction failed; retrying in a moment' },
+  );
 }

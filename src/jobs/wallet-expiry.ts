@@ -7,6 +7,7 @@ import type { Db } from '../database/connection.js';
 import type { Logger } from '../logger.js';
 import { walletsWithExpiryDue } from '../queries/wallets.js';
 import { sweepWallet } from '../services/wallets.js';
+import { type RunningJob, startPeriodic } from './periodic.js';
 
 const BATCH = 500;
 
@@ -15,52 +16,24 @@ const sweptTotal = new Counter({
   help: 'Wallets whose expired holds and grants the worker swept into the ledger.',
 });
 
-export interface RunningWalletExpiry {
-  stop(): Promise<void>;
-}
-
 export function startWalletExpiry(
   ctx: { db: Db; ownerDb: Db },
   logger: Logger,
   intervalMs = 5000,
-): RunningWalletExpiry {
-  let stopping = false;
-  let timer: NodeJS.Timeout | undefined;
-  let wake: (() => void) | undefined;
-
-  /** One pass over the wallets with something due; how many were swept. */
-  async function round(): Promise<number> {
-    let swept = 0;
-    for (const due of await walletsWithExpiryDue(ctx.ownerDb, new Date(), BATCH)) {
-      if (stopping) break;
-      await sweepWallet(ctx, due.tenant_id, due.wallet_id);
-      sweptTotal.inc();
-      swept++;
-    }
-    return swept;
-  }
-
-  const loop = (async () => {
-    while (!stopping) {
-      try {
-        // A full batch means more may be due: go again at once.
-        while ((await round()) === BATCH && !stopping);
-      } catch (error) {
-        logger.warn({ err: error }, 'wallet expiry failed; retrying in a moment');
+): RunningJob {
+  return startPeriodic(
+    async (stopping) => {
+      // A full batch means more may be due: go again at once.
+      for (let swept = BATCH; swept === BATCH && !stopping();) {
+        swept = 0;
+        for (const due of await walletsWithExpiryDue(ctx.ownerDb, new Date(), BATCH)) {
+          if (stopping()) return;
+          await sweepWallet(ctx, due.tenant_id, due.wallet_id);
+          sweptTotal.inc();
+          swept++;
+        }
       }
-      await new Promise<void>((resolve) => {
-        wake = resolve;
-        timer = setTimeout(resolve, intervalMs);
-      });
-    }
-  })();
-
-  return {
-    async stop() {
-      stopping = true;
-      clearTimeout(timer);
-      wake?.();
-      await loop;
     },
-  };
+    { intervalMs, logger, failure: 'wallet expiry failed; retrying in a moment' },
+  );
 }

@@ -1,0 +1,40 @@
+// The loop of a job the worker runs every few milliseconds (MRR compaction, wallet expiry): a
+// round, then a pause; a failed round is logged and the next one tries again; stop() ends the
+// pause at once and waits for a round in progress.
+import type { Logger } from '../logger.js';
+
+export interface RunningJob {
+  stop(): Promise<void>;
+}
+
+export function startPeriodic(
+  round: (stopping: () => boolean) => Promise<void>,
+  options: { intervalMs: number; logger: Logger; failure: string },
+): RunningJob {
+  let stopping = false;
+  let timer: NodeJS.Timeout | undefined;
+  let wake: (() => void) | undefined;
+
+  const loop = (async () => {
+    while (!stopping) {
+      try {
+        await round(() => stopping);
+      } catch (error) {
+        options.logger.warn({ err: error }, options.failure);
+      }
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+        timer = setTimeout(resolve, options.intervalMs);
+      });
+    }
+  })();
+
+  return {
+    async stop() {
+      stopping = true;
+      clearTimeout(timer);
+      wake?.();
+      await loop;
+    },
+  };
+}
