@@ -405,6 +405,7 @@ export interface WalletLedger {
   held_after: Numeric;
   hold_id: string | null;
   id: Generated<string>;
+  invoice_id: string | null;
   seq: Generated<Int8>;
   tenant_id: Generated<string>;
   type: string;
@@ -414,7 +415,9 @@ export interface WalletLedger {
 export interface Wallets {
   created_at: Generated<Timestamp>;
   id: Generated<string>;
+  low_balance_threshold: Numeric | null;
   name: string;
+  pays_usage: Generated<boolean>;
   rate: Numeric;
   tenant_id: Generated<string>;
   updated_at: Generated<Timestamp>;

@@ -1268,7 +1268,11 @@ export interface paths {
         delete?: never;
         options?: never;
         head?: never;
-        patch?: never;
+        /**
+         * Rename a wallet or change its settings
+         * @description Sets its name, its low balance threshold (the `wallet.balance_low` webhook) and whether it pays its customer's usage charges. The credits change only through grants, holds and usage.
+         */
+        patch: operations["updateWallet"];
         trace?: never;
     };
     "/api/v1/wallets/{walletId}/grants": {
@@ -1729,13 +1733,18 @@ export interface components {
              *     `subscription.renewed|past_due|unpaid|recovered`,
              *     `test_clock.created|advancing|advanced`, `billing_settings.updated`,
              *     `webhook_endpoint.created|updated|disabled|secret_rotated|deleted`,
-             *     `billable_metric.created|updated|deleted`. Usage events are not in the log (one entry
+             *     `billable_metric.created|updated|deleted`, `wallet.created|updated`,
+             *     `wallet.balance_low` (the available balance went below the wallet's
+             *     `low_balance_threshold`: once per crossing), `wallet.depleted` (it went from above zero
+             *     to zero), `wallet.grant_expired` (a grant's rest was removed by an `expiry` entry; its
+             *     data is the grant, its resource_type `wallet_grant`). Holds and captures are not in the
+             *     log: a wallet's ledger (`GET /wallets/{id}/transactions`) has them. Usage events are not in the log (one entry
              *     per usage event would flood it): list them with `GET /usage-events`.
              * @example subscription.updated
              */
             type: string;
             /** @enum {string} */
-            resource_type: "user" | "feature" | "subscription" | "api_key" | "tenant" | "plan" | "tax_rate" | "invoice" | "payment" | "test_clock" | "billing_settings" | "webhook_endpoint" | "billable_metric";
+            resource_type: "user" | "feature" | "subscription" | "api_key" | "tenant" | "plan" | "tax_rate" | "invoice" | "payment" | "test_clock" | "billing_settings" | "webhook_endpoint" | "billable_metric" | "wallet" | "wallet_grant";
             /** Format: uuid */
             resource_id: string;
             /** @description Who made the change, an API key or the system (a scheduled cancellation, a job). */
@@ -2102,6 +2111,8 @@ export interface components {
             held: components["schemas"]["Credits"];
             /** @description available + held: the unexpired credits not consumed. */
             total: components["schemas"]["Credits"];
+            low_balance_threshold: components["schemas"]["LowBalanceThreshold"];
+            pays_usage: components["schemas"]["PaysUsage"];
             version: components["schemas"]["Version"];
             created_at: components["schemas"]["Timestamp"];
             updated_at: components["schemas"]["Timestamp"];
@@ -2112,6 +2123,9 @@ export interface components {
             name: components["schemas"]["Name"];
             /** @description Credits per currency unit; 1 when absent. */
             rate?: components["schemas"]["PositiveCredits"];
+            low_balance_threshold?: components["schemas"]["LowBalanceThreshold"];
+            /** @default false */
+            pays_usage: components["schemas"]["PaysUsage"];
         };
         WalletList: {
             data: components["schemas"]["Wallet"][];
@@ -2122,10 +2136,10 @@ export interface components {
             /** Format: uuid */
             wallet_id: string;
             /**
-             * @description `free`: given, not bought.
+             * @description `free`: given, not bought. `refund`: credits that paid usage on an invoice since voided, given back (without expiry).
              * @enum {string}
              */
-            kind: "free";
+            kind: "free" | "refund";
             /** @description What the grant gave. */
             credits: components["schemas"]["Credits"];
             /** @description What is left of it: not consumed, not expired. */
@@ -2201,10 +2215,12 @@ export interface components {
              * @description `grant`: credits added. `hold`: credits moved from available to held. `capture`: credits
              *     consumed (from the hold, and any excess from available). `release`: held credits back to
              *     available (a release, an expired hold, or what a capture left). `expiry`: what was left of
-             *     an expired grant removed.
+             *     an expired grant removed. `usage`: available credits consumed to pay an invoice's usage
+             *     line (`invoice_id`). `refund`: those credits given back when that invoice is voided (a
+             *     `refund` grant, without expiry).
              * @enum {string}
              */
-            type: "grant" | "hold" | "capture" | "release" | "expiry";
+            type: "grant" | "hold" | "capture" | "release" | "expiry" | "usage" | "refund";
             /** @description How many credits the entry moved. */
             credits: components["schemas"]["Credits"];
             available_after: components["schemas"]["Credits"];
@@ -2213,7 +2229,12 @@ export interface components {
             grant_id: string | null;
             /** Format: uuid */
             hold_id: string | null;
-            /** @description Who caused it, an API key or the system (an expiry). */
+            /**
+             * Format: uuid
+             * @description For a `usage` or `refund` entry, the invoice whose usage lines the credits paid.
+             */
+            invoice_id: string | null;
+            /** @description Who caused it, an API key or the system (an expiry, a renewal's invoice). */
             actor: {
                 /** @enum {string} */
                 type: "api_key" | "system";
@@ -2287,6 +2308,8 @@ export interface components {
             period_end: components["schemas"]["Date"];
             /** @description For usage lines, what was counted and how it was priced; null otherwise. */
             usage: null | components["schemas"]["InvoiceLineUsage"];
+            /** @description For a usage line paid (in part or whole) from prepaid credits, what they paid; null otherwise. */
+            credits_applied: null | components["schemas"]["CreditsApplied"];
         };
         /** @description A rate in force on the invoice date in the customer's region, as it was then. */
         InvoiceTax: {
@@ -2496,7 +2519,7 @@ export interface components {
          * @description An event type (see `Event.type`), or `*` for every type, present and future.
          * @enum {string}
          */
-        WebhookEventType: "*" | "api_key.created" | "api_key.revoked" | "billable_metric.created" | "billable_metric.updated" | "billable_metric.deleted" | "billing_settings.updated" | "feature.created" | "feature.updated" | "feature.deleted" | "invoice.created" | "invoice.finalized" | "invoice.voided" | "invoice.paid" | "invoice.payment_failed" | "invoice.uncollectible" | "payment.created" | "payment.processing" | "payment.succeeded" | "payment.failed" | "plan.created" | "plan.updated" | "plan.archived" | "plan.deleted" | "subscription.created" | "subscription.updated" | "subscription.canceled" | "subscription.cancellation_scheduled" | "subscription.deleted" | "subscription.renewed" | "subscription.past_due" | "subscription.unpaid" | "subscription.recovered" | "subscription_feature.linked" | "subscription_feature.unlinked" | "tax_rate.created" | "tax_rate.superseded" | "test_clock.created" | "test_clock.advancing" | "test_clock.advanced" | "user.created" | "user.updated" | "user.deleted" | "webhook_endpoint.created" | "webhook_endpoint.updated" | "webhook_endpoint.disabled" | "webhook_endpoint.secret_rotated" | "webhook_endpoint.deleted";
+        WebhookEventType: "*" | "api_key.created" | "api_key.revoked" | "billable_metric.created" | "billable_metric.updated" | "billable_metric.deleted" | "billing_settings.updated" | "feature.created" | "feature.updated" | "feature.deleted" | "invoice.created" | "invoice.finalized" | "invoice.voided" | "invoice.paid" | "invoice.payment_failed" | "invoice.uncollectible" | "payment.created" | "payment.processing" | "payment.succeeded" | "payment.failed" | "plan.created" | "plan.updated" | "plan.archived" | "plan.deleted" | "subscription.created" | "subscription.updated" | "subscription.canceled" | "subscription.cancellation_scheduled" | "subscription.deleted" | "subscription.renewed" | "subscription.past_due" | "subscription.unpaid" | "subscription.recovered" | "subscription_feature.linked" | "subscription_feature.unlinked" | "tax_rate.created" | "tax_rate.superseded" | "test_clock.created" | "test_clock.advancing" | "test_clock.advanced" | "user.created" | "user.updated" | "user.deleted" | "webhook_endpoint.created" | "webhook_endpoint.updated" | "webhook_endpoint.disabled" | "webhook_endpoint.secret_rotated" | "webhook_endpoint.deleted" | "wallet.created" | "wallet.updated" | "wallet.balance_low" | "wallet.depleted" | "wallet.grant_expired";
         /** @enum {string} */
         WebhookEndpointStatus: "enabled" | "disabled";
         /**
@@ -2813,6 +2836,40 @@ export interface components {
                 /** @description count/total from the subscriptions, or "missing". */
                 recomputed: string;
             }[];
+        };
+        /**
+         * @description What prepaid credits paid of a usage line. The line's `amount` is what is billed: the charge
+         *     less `amount` here. So the charge was `amount` (the line's) plus `amount` (these credits').
+         */
+        CreditsApplied: {
+            /** @description The part of the charge the credits paid. */
+            amount: components["schemas"]["MoneyTotal"];
+            wallets: {
+                /** Format: uuid */
+                wallet_id: string;
+                /** @description The credits consumed: amount × the wallet's rate, rounded up to 6 decimals. */
+                credits: components["schemas"]["Credits"];
+                amount: components["schemas"]["MoneyTotal"];
+            }[];
+        };
+        /**
+         * @description When the available balance goes from at least this to below it, a `wallet.balance_low` event
+         *     (and webhook) is sent: once per crossing, again only after the balance went back up to it.
+         *     Null (the default): none. A `wallet.depleted` event is sent whenever the available balance
+         *     goes from above zero to zero, whatever the threshold.
+         */
+        LowBalanceThreshold: null | components["schemas"]["PositiveCredits"];
+        /**
+         * @description Whether the wallet's credits pay its customer's usage charges. When an invoice bills usage,
+         *     each usage line is paid from the customer's wallets that pay usage (oldest first), at each
+         *     wallet's rate, as far as their available credits go (a `usage` entry of the ledger); the line
+         *     shows the credits applied, and only the rest is billed. Credits never go below zero for it.
+         */
+        PaysUsage: boolean;
+        WalletUpdate: {
+            name?: components["schemas"]["Name"];
+            low_balance_threshold?: components["schemas"]["LowBalanceThreshold"];
+            pays_usage?: components["schemas"]["PaysUsage"];
         };
     };
     responses: {
@@ -5079,6 +5136,7 @@ export interface operations {
                      *           "period_start": "2026-11-01",
                      *           "period_end": "2026-12-01",
                      *           "usage": null,
+                     *           "credits_applied": null,
                      *           "quantity": 3,
                      *           "amount": "15.00",
                      *           "breakdown": [
@@ -5146,6 +5204,7 @@ export interface operations {
                      *           "period_start": "2026-11-01",
                      *           "period_end": "2026-12-01",
                      *           "usage": null,
+                     *           "credits_applied": null,
                      *           "quantity": 3,
                      *           "amount": "15.00",
                      *           "breakdown": [
@@ -5249,6 +5308,7 @@ export interface operations {
                      *               "period_start": "2026-11-01",
                      *               "period_end": "2026-12-01",
                      *               "usage": null,
+                     *               "credits_applied": null,
                      *               "quantity": 3,
                      *               "amount": "15.00",
                      *               "breakdown": [
@@ -5341,6 +5401,7 @@ export interface operations {
                      *           "period_start": "2026-11-01",
                      *           "period_end": "2026-12-01",
                      *           "usage": null,
+                     *           "credits_applied": null,
                      *           "quantity": 3,
                      *           "amount": "15.00",
                      *           "breakdown": [
@@ -5440,6 +5501,7 @@ export interface operations {
                      *           "period_start": "2026-11-01",
                      *           "period_end": "2026-12-01",
                      *           "usage": null,
+                     *           "credits_applied": null,
                      *           "quantity": 3,
                      *           "amount": "15.00",
                      *           "breakdown": [
@@ -5541,6 +5603,7 @@ export interface operations {
                      *           "period_start": "2026-11-01",
                      *           "period_end": "2026-12-01",
                      *           "usage": null,
+                     *           "credits_applied": null,
                      *           "quantity": 3,
                      *           "amount": "15.00",
                      *           "breakdown": [
@@ -7769,6 +7832,7 @@ export interface operations {
             /** @description The wallet. */
             200: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -7779,6 +7843,62 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    updateWallet: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Makes the request safe to retry: it runs at most once for this key (see the description
+                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+                /**
+                 * @description Change only if the resource's current ETag is one of these (or `*`, any existing version); else 412.
+                 * @example "3"
+                 */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
+            path: {
+                /** @example 0193a6a2-6200-7000-8000-000000000001 */
+                walletId: components["parameters"]["WalletId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "low_balance_threshold": "500",
+                 *       "pays_usage": true
+                 *     }
+                 */
+                "application/json": components["schemas"]["WalletUpdate"];
+            };
+        };
+        responses: {
+            /** @description The wallet as changed. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Wallet"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            412: components["responses"]["PreconditionFailed"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
             503: components["responses"]["ServiceUnavailable"];
         };

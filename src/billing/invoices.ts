@@ -25,6 +25,11 @@ export interface Charge {
     billable_quantity: string;
     breakdown: UsageBreakdownLine[];
   } | null;
+  /** For usage lines paid from prepaid credits: what they paid (the line's amount is the rest). */
+  credits_applied?: {
+    amount: string;
+    wallets: Array<{ wallet_id: string; credits: string; amount: string }>;
+  } | null;
 }
 
 export interface Rate {

@@ -340,13 +340,29 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
   wallets: {
     module: wallets,
     calls: {
-      insertWallet: (db) => wallets.insertWallet(db, { user_id: USER, name: 'Credits', rate: '100' }),
+      insertWallet: (db) =>
+        wallets.insertWallet(db, {
+          user_id: USER,
+          name: 'Credits',
+          rate: '100',
+          low_balance_threshold: '50',
+          pays_usage: true,
+        }),
+      updateWallet: (db) =>
+        wallets.updateWallet(db, WALLET, { name: 'Credits', low_balance_threshold: null, pays_usage: false }),
+      lockUsageWallets: (db) => wallets.lockUsageWallets(db, USER),
       findWallet: (db) => wallets.findWallet(db, WALLET),
       lockWallet: (db) => wallets.lockWallet(db, WALLET),
       listWallets: (db) => wallets.listWallets(db, { limit: 20, after: WALLET, userId: USER }),
       balances: (db) => wallets.balances(db, [WALLET], new Date('2026-01-01T00:00:00Z')),
       insertGrant: (db) =>
-        wallets.insertGrant(db, { wallet_id: WALLET, credits: '10', priority: 1, expires_at: null }),
+        wallets.insertGrant(db, {
+          wallet_id: WALLET,
+          kind: 'free',
+          credits: '10',
+          priority: 1,
+          expires_at: null,
+        }),
       liveGrants: (db) => wallets.liveGrants(db, WALLET),
       insertHold: (db) =>
         wallets.insertHold(
@@ -376,6 +392,7 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
               held_after: '0',
               grant_id: GRANT,
               hold_id: null,
+              invoice_id: null,
               api_key_id: KEY,
             },
           ],

@@ -257,6 +257,8 @@ export interface WalletRow {
   user_id: string;
   name: string;
   rate: string;
+  low_balance_threshold: string | null;
+  pays_usage: boolean;
   version: number;
   created_at: Date;
   updated_at: Date;
@@ -264,7 +266,7 @@ export interface WalletRow {
 export interface GrantRow {
   id: string;
   wallet_id: string;
-  kind: 'free';
+  kind: 'free' | 'refund';
   credits: string;
   remaining: string;
   reserved: string;
@@ -286,12 +288,13 @@ export interface HoldRow {
 export interface LedgerRow {
   id: string;
   wallet_id: string;
-  type: 'grant' | 'hold' | 'capture' | 'release' | 'expiry';
+  type: 'grant' | 'hold' | 'capture' | 'release' | 'expiry' | 'usage' | 'refund';
   credits: string;
   available_after: string;
   held_after: string;
   grant_id: string | null;
   hold_id: string | null;
+  invoice_id: string | null;
   /** An API key's id, or null for the system. */
   api_key_id: string | null;
   created_at: Date;

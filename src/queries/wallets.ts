@@ -12,23 +12,48 @@ export interface Balances {
 }
 
 const TENANT = sql`current_setting('app.tenant_id')::uuid`;
-const walletColumns = sql`w.id, w.user_id, w.name, trim_scale(w.rate)::text as rate, w.version, w.created_at, w.updated_at`;
+const walletColumns = sql`w.id, w.user_id, w.name, trim_scale(w.rate)::text as rate,
+  trim_scale(w.low_balance_threshold)::text as low_balance_threshold, w.pays_usage, w.version, w.created_at, w.updated_at`;
 const grantColumns = sql`g.id, g.wallet_id, g.kind, trim_scale(g.credits)::text as credits, trim_scale(g.remaining)::text as remaining,
   trim_scale(g.reserved)::text as reserved, g.priority, g.expires_at, g.expired_at, g.created_at`;
 const holdColumns = sql`h.id, h.wallet_id, h.status, trim_scale(h.credits)::text as credits, trim_scale(h.captured)::text as captured,
   h.expires_at, h.settled_at, h.created_at`;
 const ledgerColumns = sql`l.id, l.wallet_id, l.type, trim_scale(l.credits)::text as credits,
   trim_scale(l.available_after)::text as available_after, trim_scale(l.held_after)::text as held_after, l.grant_id, l.hold_id,
-  l.api_key_id, l.created_at`;
+  l.invoice_id, l.api_key_id, l.created_at`;
+
+export interface WalletSettings {
+  name: string;
+  low_balance_threshold: string | null;
+  pays_usage: boolean;
+}
 
 export async function insertWallet(
   db: Db,
-  values: { user_id: string; name: string; rate: string },
+  values: WalletSettings & { user_id: string; rate: string },
 ): Promise<WalletRow> {
   const { rows } = await sql<WalletRow>`
-    insert into wallets as w (user_id, name, rate) values (${values.user_id}, ${values.name}, ${values.rate})
+    insert into wallets as w (user_id, name, rate, low_balance_threshold, pays_usage)
+    values (${values.user_id}, ${values.name}, ${values.rate}, ${values.low_balance_threshold}, ${values.pays_usage})
     returning ${walletColumns}`.execute(db);
   return rows[0]!;
+}
+
+export async function updateWallet(db: Db, id: string, values: WalletSettings): Promise<WalletRow> {
+  const { rows } = await sql<WalletRow>`
+    update wallets w set name = ${values.name}, low_balance_threshold = ${values.low_balance_threshold},
+      pays_usage = ${values.pays_usage}, updated_at = now()
+    where w.tenant_id = ${TENANT} and w.id = ${id}::uuid
+    returning ${walletColumns}`.execute(db);
+  return rows[0]!;
+}
+
+/** A customer's wallets that pay usage charges, oldest first, locked (after the subscription). */
+export async function lockUsageWallets(db: Db, userId: string): Promise<WalletRow[]> {
+  const { rows } = await sql<WalletRow>`select ${walletColumns} from wallets w
+    where w.tenant_id = ${TENANT} and w.user_id = ${userId}::uuid and w.pays_usage
+    order by w.id for update`.execute(db);
+  return rows;
 }
 
 export async function findWallet(db: Db, id: string): Promise<WalletRow | undefined> {
@@ -96,11 +121,17 @@ export async function balances(
 
 export async function insertGrant(
   db: Db,
-  values: { wallet_id: string; credits: string; priority: number; expires_at: Date | null },
+  values: {
+    wallet_id: string;
+    kind: GrantRow['kind'];
+    credits: string;
+    priority: number;
+    expires_at: Date | null;
+  },
 ): Promise<GrantRow> {
   const { rows } = await sql<GrantRow>`
     insert into wallet_grants as g (wallet_id, kind, credits, remaining, priority, expires_at)
-    values (${values.wallet_id}, 'free', ${values.credits}, ${values.credits}, ${values.priority}, ${values.expires_at})
+    values (${values.wallet_id}, ${values.kind}, ${values.credits}, ${values.credits}, ${values.priority}, ${values.expires_at})
     returning ${grantColumns}`.execute(db);
   return rows[0]!;
 }
@@ -191,11 +222,12 @@ export async function saveChanges(
                   ${grants.map((c) => c.reserved)}::numeric[], ${grants.map((c) => c.expired_at)}::timestamptz[])
         as c (id, remaining, reserved, expired_at)
       where g.tenant_id = ${TENANT} and g.id = c.id)
-    insert into wallet_ledger (wallet_id, type, credits, available_after, held_after, grant_id, hold_id, api_key_id)
-    select w, t, c, a, h, g, ho, k from unnest(${col('wallet_id')}::uuid[], ${col('type')}::text[],
+    insert into wallet_ledger (wallet_id, type, credits, available_after, held_after, grant_id, hold_id, invoice_id,
+      api_key_id)
+    select w, t, c, a, h, g, ho, i, k from unnest(${col('wallet_id')}::uuid[], ${col('type')}::text[],
       ${col('credits')}::numeric[], ${col('available_after')}::numeric[], ${col('held_after')}::numeric[],
-      ${col('grant_id')}::uuid[], ${col('hold_id')}::uuid[], ${col('api_key_id')}::uuid[])
-      with ordinality as u (w, t, c, a, h, g, ho, k, n)
+      ${col('grant_id')}::uuid[], ${col('hold_id')}::uuid[], ${col('invoice_id')}::uuid[], ${col('api_key_id')}::uuid[])
+      with ordinality as u (w, t, c, a, h, g, ho, i, k, n)
     order by n`.execute(db);
 }
 

@@ -13,11 +13,13 @@ export function toInvoiceResponse(row: InvoiceRow): Schemas['Invoice'] {
     invoice_date: row.invoice_date,
     region: row.region,
     // Lines stored before usage billing have no type or period: they bill the invoice's period.
+    // Lines stored before wallets paid usage have no credits_applied: none were.
     lines: (row.lines as Array<Partial<Schemas['InvoiceLine']>>).map((line) => ({
       type: 'subscription',
       period_start: row.period_start,
       period_end: row.period_end,
       usage: null,
+      credits_applied: null,
       ...line,
     })) as Schemas['Invoice']['lines'],
     subtotal: row.subtotal,

@@ -13,6 +13,8 @@ export function toWalletResponse(v: {
     user_id: v.wallet.user_id,
     name: v.wallet.name,
     rate: v.wallet.rate,
+    low_balance_threshold: v.wallet.low_balance_threshold,
+    pays_usage: v.wallet.pays_usage,
     available: v.available,
     held: v.held,
     total: v.total,
@@ -59,6 +61,7 @@ export function toLedgerResponse(l: LedgerRow): Schemas['LedgerEntry'] {
     held_after: l.held_after,
     grant_id: l.grant_id,
     hold_id: l.hold_id,
+    invoice_id: l.invoice_id,
     actor: l.api_key_id === null ? { type: 'system', id: null } : { type: 'api_key', id: l.api_key_id },
     created_at: l.created_at.toISOString(),
   };

@@ -3,8 +3,9 @@ import type { Query, RequestBody, Schemas } from '../contract.js';
 import { actorOf } from '../http/authenticate.js';
 import { idempotent } from '../http/idempotency.js';
 import { decodeCursor, toPageResponse } from '../http/pagination.js';
-import { conflict, notFound, ProblemError, unprocessable } from '../http/problems.js';
-import { created, ok, send } from '../http/replies.js';
+import { ifMatch } from '../http/preconditions.js';
+import { conflict, notFound, preconditionFailed, ProblemError, unprocessable } from '../http/problems.js';
+import { created, etag, ok, send } from '../http/replies.js';
 import { toGrantResponse, toHoldResponse, toLedgerResponse, toWalletResponse } from '../responses/wallets.js';
 import type { ServiceContext } from '../services/context.js';
 import * as wallets from '../services/wallets.js';
@@ -16,6 +17,7 @@ const invalid = (errors: Array<{ field: string; message: string }>) =>
     `The request breaks a rule: ${errors.map((e) => `${e.field} ${e.message}`).join('; ')}.`,
     errors.map((e) => ({ location: 'body' as const, ...e })),
   );
+const withEtag = (v: { wallet: { version: number } }) => ({ ETag: etag(v.wallet.version) });
 const insufficient = (detail: string) => new ProblemError(409, 'insufficient-credits', detail);
 
 export function walletsRouter(ctx: ServiceContext): Router {
@@ -49,7 +51,23 @@ export function walletsRouter(ctx: ServiceContext): Router {
   router.get('/:walletId', async (req, res) => {
     const wallet = await wallets.getWallet(ctx, actorOf(req), req.params.walletId);
     if (!wallet) throw noSuchWallet(req.params.walletId);
-    res.json(toWalletResponse(wallet) satisfies Schemas['Wallet']);
+    send(res, ok(toWalletResponse(wallet) satisfies Schemas['Wallet'], withEtag(wallet)));
+  });
+
+  router.patch('/:walletId', async (req, res) => {
+    const body = req.body as RequestBody<'updateWallet'>;
+    const reply = (o: wallets.UpdateWalletOutcome) =>
+      o.kind === 'updated' ? ok(toWalletResponse(o.wallet), withEtag(o.wallet)) : undefined;
+    const outcome = await wallets.updateWallet(
+      ctx,
+      idempotent(req, actorOf(req), reply),
+      req.params.walletId,
+      body,
+      ifMatch(req),
+    );
+    if (outcome.kind === 'missing') throw noSuchWallet(req.params.walletId);
+    if (outcome.kind === 'stale') throw preconditionFailed('wallet', outcome.current.version);
+    send(res, reply(outcome)!);
   });
 
   router.post('/:walletId/grants', async (req, res) => {

@@ -1,7 +1,7 @@
 // Invoices: one per subscription and billing period, priced from the subscription and taxed with
 // the rates in force on the invoice date in the customer's region. Drafts get a number when
 // finalized (gapless per tenant); from then on the database refuses any change but the status.
-import { invoiceAmounts } from '../billing/invoices.js';
+import { type Charge, invoiceAmounts } from '../billing/invoices.js';
 import { periodContaining } from '../billing/periods.js';
 import { dayOf, lastDayServed, subscriptionNow } from '../billing/subscription-time.js';
 import type { BreakdownLine } from '../billing/pricing.js';
@@ -15,6 +15,7 @@ import { findUser } from '../queries/users.js';
 import { toInvoiceResponse } from '../responses/invoices.js';
 import { onClockOf } from './subscriptions.js';
 import { closeUsageBefore } from './usage.js';
+import { payUsageFromWallets, refundUsageCredits } from './wallets.js';
 
 export { lastDayServed };
 import {
@@ -103,6 +104,7 @@ export async function invoiceForPeriod(
     period_start: period.start,
     period_end: period.end,
     usage: null,
+    credits_applied: null,
   };
   const usageLines = await closeUsageBefore(tx, subscription, period.start);
   return insertInvoice(tx, subscription, period, [priceLine, ...usageLines]);
@@ -140,8 +142,10 @@ async function insertInvoice(
   const region = user?.region ?? null;
   // The invoice date is the first day of the period, billed in advance: its rates apply, forever.
   const rates = region ? await ratesInForce(tx.db, region, period.start) : [];
+  // Usage paid from the customer's prepaid credits first: only the rest is billed (and taxed).
+  const payment = await payUsageFromWallets(tx, subscription.user_id, lines, subscriptionNow(subscription));
   const amounts = invoiceAmounts(
-    lines,
+    payment.lines,
     rates.map((r) => ({ id: r.id, code: r.code, name: r.name, percentage: r.percentage, region: r.region })),
   );
   const created = await invoices.insertInvoice(tx.db, {
@@ -159,6 +163,7 @@ async function insertInvoice(
       kind: 'existing',
       invoice: (await invoices.findInvoiceForPeriod(tx.db, subscription.id, period.start))!,
     };
+  await payment.finish(created.id);
   tx.emit({
     type: 'invoice.created',
     resource_type: 'invoice',
@@ -236,10 +241,9 @@ export function voidInvoice(
     if (!allowedFrom.includes(current.status)) return { kind: 'wrong-status', current, allowedFrom };
     const payment = await findPaymentInFlight(tx.db, id);
     if (payment) return { kind: 'payment-in-flight', current, payment };
-    const invoice = await invoices.updateInvoice(tx.db, id, {
-      status: 'void',
-      voided_at: await invoiceNow(tx, current),
-    });
+    const voidedAt = await invoiceNow(tx, current);
+    const invoice = await invoices.updateInvoice(tx.db, id, { status: 'void', voided_at: voidedAt });
+    await refundUsageCredits(tx, actor, { id, lines: current.lines as unknown as Charge[] }, voidedAt);
     tx.emit({
       type: 'invoice.voided',
       resource_type: 'invoice',

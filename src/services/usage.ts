@@ -649,6 +649,7 @@ export async function closeUsageBefore(
       billable_quantity: c.billable_quantity,
       breakdown: c.breakdown,
     },
+    credits_applied: null,
   }));
 }
 

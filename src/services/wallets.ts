@@ -4,11 +4,24 @@
 // one at a time per wallet. So the available balance is checked where it is spent, and never goes
 // below zero whatever runs concurrently; the ledger records the balances after each entry.
 // Credits are exact: BigInt millionths in here, numeric(24, 6) in the database.
+import type { Charge } from '../billing/invoices.js';
+import { formatCents, type Micros, parseAmount, roundToCents } from '../billing/money.js';
 import { formatQuantity, parseTotal } from '../billing/usage-pricing.js';
 import { isForeignKeyViolation } from '../database/errors.js';
 import * as wallets from '../queries/wallets.js';
 import type { GrantRow, HoldRow, LedgerRow, WalletRow } from '../database/schema.js';
-import { type Actor, inTenant, type Page, type ServiceContext, toPage, type Tx } from './context.js';
+import { toGrantResponse, toWalletResponse } from '../responses/wallets.js';
+import {
+  type Actor,
+  inTenant,
+  type Page,
+  previousValues,
+  type ServiceContext,
+  satisfies,
+  toPage,
+  type Tx,
+  type VersionCondition,
+} from './context.js';
 
 /** The most credits a wallet may hold: what numeric(24, 6), and the API's Credits, carry. */
 export const MAX_CREDITS = 10n ** 18n * 1_000_000n - 1n;
@@ -36,10 +49,18 @@ async function view(tx: Tx, wallet: WalletRow, at: Date): Promise<WalletView> {
 
 export type CreateWalletOutcome = { kind: 'created'; wallet: WalletView } | { kind: 'no-user' };
 
+const threshold = (value: string | null | undefined) => (value == null ? null : text(credits(value)));
+
 export async function createWallet(
   ctx: ServiceContext,
   actor: Actor,
-  input: { user_id: string; name: string; rate?: string | undefined },
+  input: {
+    user_id: string;
+    name: string;
+    rate?: string | undefined;
+    low_balance_threshold?: string | null | undefined;
+    pays_usage?: boolean | undefined;
+  },
 ): Promise<CreateWalletOutcome> {
   try {
     return await inTenant(ctx, actor, async (tx): Promise<CreateWalletOutcome> => {
@@ -47,13 +68,67 @@ export async function createWallet(
         user_id: input.user_id,
         name: input.name,
         rate: text(credits(input.rate ?? '1')),
+        low_balance_threshold: threshold(input.low_balance_threshold),
+        pays_usage: input.pays_usage ?? false,
       });
-      return { kind: 'created', wallet: { wallet, available: '0', held: '0', total: '0' } };
+      const created = { wallet, available: '0', held: '0', total: '0' };
+      tx.emit({
+        type: 'wallet.created',
+        resource_type: 'wallet',
+        resource_id: wallet.id,
+        data: toWalletResponse(created),
+      });
+      return { kind: 'created', wallet: created };
     });
   } catch (error) {
     if (isForeignKeyViolation(error)) return { kind: 'no-user' };
     throw error;
   }
+}
+
+export type UpdateWalletOutcome =
+  { kind: 'updated'; wallet: WalletView } | { kind: 'missing' } | { kind: 'stale'; current: WalletRow };
+
+/** Its name and settings; a PATCH that changes nothing writes nothing. */
+export function updateWallet(
+  ctx: ServiceContext,
+  actor: Actor,
+  id: string,
+  patch: {
+    name?: string | undefined;
+    low_balance_threshold?: string | null | undefined;
+    pays_usage?: boolean | undefined;
+  },
+  ifMatch?: VersionCondition,
+): Promise<UpdateWalletOutcome> {
+  return inTenant(ctx, actor, async (tx): Promise<UpdateWalletOutcome> => {
+    const before = await wallets.lockWallet(tx.db, id);
+    if (!before) return { kind: 'missing' };
+    if (!satisfies(ifMatch, before.version)) return { kind: 'stale', current: before };
+    const settings = {
+      name: patch.name ?? before.name,
+      low_balance_threshold:
+        patch.low_balance_threshold === undefined
+          ? before.low_balance_threshold
+          : threshold(patch.low_balance_threshold),
+      pays_usage: patch.pays_usage ?? before.pays_usage,
+    };
+    const unchanged =
+      settings.name === before.name &&
+      settings.low_balance_threshold === before.low_balance_threshold &&
+      settings.pays_usage === before.pays_usage;
+    if (unchanged) return { kind: 'updated', wallet: await view(tx, before, new Date()) };
+    const after = await view(tx, await wallets.updateWallet(tx.db, id, settings), new Date());
+    const data = toWalletResponse(after);
+    tx.emit({
+      type: 'wallet.updated',
+      resource_type: 'wallet',
+      resource_id: id,
+      data,
+      previous: previousValues(toWalletResponse({ ...after, wallet: before }), data),
+    });
+    return { kind: 'updated', wallet: after };
+  });
 }
 
 export function getWallet(ctx: ServiceContext, actor: Actor, id: string): Promise<WalletView | undefined> {
@@ -93,6 +168,9 @@ export function listWallets(
 class LockedWallet {
   private readonly changed = new Set<GrantRow>();
   private readonly entries: Array<Omit<LedgerRow, 'id' | 'created_at'>> = [];
+  private readonly expiredGrants = new Set<GrantRow>();
+  /** The available balance when the lock was taken: what the balance events compare with. */
+  private readonly availableBefore: bigint;
 
   private constructor(
     private readonly tx: Tx,
@@ -100,17 +178,29 @@ class LockedWallet {
     private readonly grants: GrantRow[],
     private readonly apiKeyId: string | null,
     readonly now: Date,
-  ) {}
+  ) {
+    this.availableBefore = this.available;
+  }
 
-  static async open(tx: Tx, walletId: string, actor: Actor): Promise<LockedWallet | undefined> {
+  /** The wallet locked, its due expiries swept as of `now` (a test clock's time, or now). */
+  static async open(
+    tx: Tx,
+    walletId: string,
+    actor: Actor,
+    now = new Date(),
+  ): Promise<LockedWallet | undefined> {
     const wallet = await wallets.lockWallet(tx.db, walletId);
-    if (!wallet) return undefined;
+    return wallet && LockedWallet.opened(tx, wallet, actor, now);
+  }
+
+  /** A wallet the caller has just locked. */
+  static async opened(tx: Tx, wallet: WalletRow, actor: Actor, now: Date): Promise<LockedWallet> {
     const locked = new LockedWallet(
       tx,
       wallet,
-      await wallets.liveGrants(tx.db, walletId),
+      await wallets.liveGrants(tx.db, wallet.id),
       keyOf(actor),
-      new Date(),
+      now,
     );
     await locked.sweep();
     return locked;
@@ -143,7 +233,11 @@ class LockedWallet {
     this.changed.add(g);
   }
 
-  record(type: LedgerRow['type'], amount: bigint, ids: { grant_id?: string; hold_id?: string } = {}) {
+  record(
+    type: LedgerRow['type'],
+    amount: bigint,
+    ids: { grant_id?: string; hold_id?: string; invoice_id?: string } = {},
+  ) {
     this.entries.push({
       wallet_id: this.wallet.id,
       type,
@@ -152,6 +246,7 @@ class LockedWallet {
       held_after: text(this.held),
       grant_id: ids.grant_id ?? null,
       hold_id: ids.hold_id ?? null,
+      invoice_id: ids.invoice_id ?? null,
       api_key_id: this.apiKeyId,
     });
   }
@@ -177,6 +272,7 @@ class LockedWallet {
       this.set(g, credits(g.reserved), credits(g.reserved));
       if (credits(g.reserved) === 0n) g.expired_at = this.now;
       this.record('expiry', free, { grant_id: g.id });
+      this.expiredGrants.add(g);
     }
   }
 
@@ -242,11 +338,31 @@ class LockedWallet {
     if (left > 0n) throw new Error('consumeAvailable: not enough available credits (checked before)');
   }
 
+  /**
+   * Pays up to `cents` (money, in ten-thousandths, whole cents) from the available credits at the
+   * wallet's rate, as far as they go: what it paid, and the credits it consumed (the money times
+   * the rate, rounded up to 6 decimals). Ledger entries are the caller's.
+   */
+  payMoney(cents: Micros): { paid: Micros; credits: bigint } {
+    const rate = credits(this.wallet.rate); // credits per unit, in millionths
+    // money [1e-4 units] × rate [1e-6 credits per unit] = credits × 1e-10; in millionths ÷ 1e4.
+    const creditsFor = (money: Micros) => (money * rate + 9_999n) / 10_000n;
+    // The most whole cents the credits cover: creditsFor(paid) <= spendable, as spendable is whole.
+    const paid = min(cents, ((this.spendable * 10_000n) / rate / 100n) * 100n);
+    const used = creditsFor(paid);
+    if (used > 0n) this.consumeAvailable(used);
+    return { paid, credits: used };
+  }
+
   addGrant(g: GrantRow) {
     this.grants.push(g);
   }
 
-  /** Writes the grants changed and the ledger entries. Grants that expired while held expire now. */
+  /**
+   * Writes the grants changed and the ledger entries, and emits the events of what changed: a
+   * grant expired, the available balance crossing the wallet's low balance threshold downwards,
+   * or reaching zero. Grants that expired while held expire now.
+   */
   async save(): Promise<void> {
     this.expireLapsedGrants();
     await wallets.saveChanges(
@@ -259,6 +375,49 @@ class LockedWallet {
       })),
       this.entries,
     );
+    this.emitEvents();
+  }
+
+  /** Sets the invoice of the `usage` entries recorded without one (written before the invoice). */
+  usageOfInvoice(invoiceId: string): void {
+    for (const e of this.entries) if (e.type === 'usage' && e.invoice_id === null) e.invoice_id = invoiceId;
+  }
+
+  private emitEvents(): void {
+    const actor = this.apiKeyId === null ? ({ actor: 'system' } as const) : {};
+    for (const g of this.expiredGrants) {
+      this.tx.emit({
+        type: 'wallet.grant_expired',
+        resource_type: 'wallet_grant',
+        resource_id: g.id,
+        data: toGrantResponse(g),
+        ...actor,
+      });
+    }
+    const before = this.availableBefore;
+    const after = this.available;
+    const low =
+      this.wallet.low_balance_threshold === null ? null : credits(this.wallet.low_balance_threshold);
+    const crossed: Array<'wallet.balance_low' | 'wallet.depleted'> = [];
+    if (low !== null && before >= low && after < low) crossed.push('wallet.balance_low');
+    if (before > 0n && after === 0n) crossed.push('wallet.depleted');
+    if (crossed.length === 0) return;
+    const data = toWalletResponse({
+      wallet: this.wallet,
+      available: text(after),
+      held: text(this.held),
+      total: text(after + this.held),
+    });
+    for (const type of crossed) {
+      this.tx.emit({
+        type,
+        resource_type: 'wallet',
+        resource_id: this.wallet.id,
+        data,
+        previous: { available: text(before) },
+        ...actor,
+      });
+    }
   }
 }
 
@@ -291,6 +450,7 @@ export function createGrant(
     if (errors.length > 0) return { kind: 'invalid', errors };
     const grant = await wallets.insertGrant(tx.db, {
       wallet_id: walletId,
+      kind: 'free',
       credits: text(amount),
       priority: input.priority ?? 0,
       expires_at: expiresAt,
@@ -440,4 +600,91 @@ export function sweepWallet(ctx: ServiceContext, tenantId: string, walletId: str
     const locked = await LockedWallet.open(tx, walletId, actor);
     await locked?.save();
   });
+}
+
+/** How an invoice's usage lines are paid from the customer's wallets: written with the invoice. */
+export interface UsagePayment {
+  lines: Charge[];
+  /** Writes the wallets' changes, their `usage` entries naming the invoice, once it exists. */
+  finish(invoiceId: string): Promise<void>;
+}
+
+/**
+ * Pays the usage lines of an invoice being made from the customer's wallets that pay usage
+ * (oldest first), as far as their available credits go: each line's `credits_applied` says what
+ * the credits paid, and its amount becomes the rest. The wallets are locked after the
+ * subscription (the lock order of services/collection.ts), swept as of `now` (the subscription's
+ * time). Nothing is written until `finish`: an invoice that is not made consumes nothing.
+ */
+export async function payUsageFromWallets(
+  tx: Tx,
+  userId: string,
+  lines: readonly Charge[],
+  now: Date,
+): Promise<UsagePayment> {
+  const unchanged = { lines: [...lines], finish: async () => {} };
+  const owed = (line: Charge) => (line.type === 'usage' ? roundToCents(parseAmount(line.amount)) : 0n);
+  if (!lines.some((line) => owed(line) > 0n)) return unchanged;
+  const rows = await wallets.lockUsageWallets(tx.db, userId);
+  if (rows.length === 0) return unchanged;
+  const system = { tenantId: '', keyId: 'system' };
+  const locked: LockedWallet[] = [];
+  for (const row of rows) locked.push(await LockedWallet.opened(tx, row, system, now));
+  const paidLines = lines.map((line): Charge => {
+    let rest = owed(line);
+    if (rest === 0n) return line;
+    const applied: Array<{ wallet_id: string; credits: string; amount: string }> = [];
+    for (const wallet of locked) {
+      const { paid, credits: used } = wallet.payMoney(rest);
+      if (paid === 0n) continue;
+      wallet.record('usage', used);
+      applied.push({ wallet_id: wallet.wallet.id, credits: text(used), amount: formatCents(paid) });
+      rest -= paid;
+    }
+    if (applied.length === 0) return line;
+    return {
+      ...line,
+      amount: formatCents(rest),
+      credits_applied: { amount: formatCents(owed(line) - rest), wallets: applied },
+    };
+  });
+  return {
+    lines: paidLines,
+    finish: async (invoiceId) => {
+      for (const wallet of locked) {
+        wallet.usageOfInvoice(invoiceId);
+        await wallet.save();
+      }
+    },
+  };
+}
+
+/**
+ * A voided invoice's usage lines paid from credits: the credits go back to each wallet that paid,
+ * as a `refund` grant (no expiry, priority 0) and entry naming the invoice. Under the invoice's
+ * lock, then each wallet's (the lock order of services/collection.ts).
+ */
+export async function refundUsageCredits(
+  tx: Tx,
+  actor: Actor,
+  invoice: { id: string; lines: readonly Charge[] },
+  now: Date,
+): Promise<void> {
+  const owed = new Map<string, bigint>();
+  for (const line of invoice.lines)
+    for (const paid of line.credits_applied?.wallets ?? [])
+      owed.set(paid.wallet_id, (owed.get(paid.wallet_id) ?? 0n) + credits(paid.credits));
+  for (const [walletId, amount] of [...owed].sort(([a], [b]) => (a < b ? -1 : 1))) {
+    const locked = (await LockedWallet.open(tx, walletId, actor, now))!;
+    const grant = await wallets.insertGrant(tx.db, {
+      wallet_id: walletId,
+      kind: 'refund',
+      credits: text(amount),
+      priority: 0,
+      expires_at: null,
+    });
+    locked.addGrant(grant);
+    locked.record('refund', amount, { grant_id: grant.id, invoice_id: invoice.id });
+    await locked.save();
+  }
 }

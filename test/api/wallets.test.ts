@@ -22,11 +22,15 @@ type Wallet = Schemas['Wallet'];
 type Hold = Schemas['Hold'];
 type Entry = Schemas['LedgerEntry'];
 
-async function wallet(rate?: string): Promise<Wallet> {
-  const user = await createUser(t);
-  const res = await t.api.post('/api/v1/wallets').send({ user_id: user.id, name: 'AI credits', rate });
+async function walletOf(userId: string, body: Record<string, unknown>): Promise<Wallet> {
+  const res = await t.api.post('/api/v1/wallets').send({ user_id: userId, ...body });
   expect(res.status, res.text).toBe(201);
   return res.body as Wallet;
+}
+
+async function wallet(rate?: string): Promise<Wallet> {
+  const user = await createUser(t);
+  return walletOf(user.id, { name: 'AI credits', rate });
 }
 
 async function grant(w: Wallet, body: Record<string, unknown>) {
@@ -71,6 +75,8 @@ function expectLedgerAddsUp(entries: Entry[], now: Wallet) {
     hold: (c) => ((available -= c), (held += c)),
     release: (c) => ((available += c), (held -= c)),
     expiry: (c) => (available -= c),
+    usage: (c) => (available -= c),
+    refund: (c) => (available += c),
     // A capture consumes from the hold (held) and any excess from available: its total drops by c.
     capture: (c, e) => {
       const fromHeld = held - m(e.held_after);
@@ -269,6 +275,217 @@ describe('50 concurrent clients holding, capturing and releasing at random', () 
     );
     expect(rows[0]!.negative).toBe(0);
   }, 120_000);
+});
+
+const eventsOf = async (resourceId: string) => {
+  const res = await t.api.get('/api/v1/events').query({ resource_id: resourceId, limit: 100 });
+  expect(res.status, res.text).toBe(200);
+  return (res.body as Schemas['EventList']).data; // oldest first
+};
+
+describe('settings and balance events', () => {
+  it('changes the name and settings with PATCH under If-Match; a PATCH that changes nothing writes nothing', async () => {
+    const w = await wallet();
+    const read = await t.api.get(`/api/v1/wallets/${w.id}`);
+    expect(read.headers.etag).toBe('"1"');
+    expect(read.body).toMatchObject({ low_balance_threshold: null, pays_usage: false });
+    const patched = await t.api
+      .patch(`/api/v1/wallets/${w.id}`)
+      .set('If-Match', '"1"')
+      .send({ name: 'Promo', low_balance_threshold: '12.50', pays_usage: true });
+    expect(patched.status, patched.text).toBe(200);
+    expect(patched.body).toMatchObject({
+      name: 'Promo',
+      low_balance_threshold: '12.5',
+      pays_usage: true,
+      version: 2,
+    });
+    expectProblem(
+      await t.api.patch(`/api/v1/wallets/${w.id}`).set('If-Match', '"1"').send({ name: 'Late' }),
+      412,
+      'precondition-failed',
+    );
+    const before = await fingerprint(ctx.db);
+    const same = await t.api.patch(`/api/v1/wallets/${w.id}`).send({ pays_usage: true });
+    expect(same.body).toMatchObject({ version: 2 });
+    expect(await fingerprint(ctx.db)).toEqual(before);
+    for (const body of [{}, { low_balance_threshold: '0' }, { pays_usage: 'yes' }, { rate: '2' }])
+      expect([400, 422]).toContain((await t.api.patch(`/api/v1/wallets/${w.id}`).send(body)).status);
+    const cleared = await t.api.patch(`/api/v1/wallets/${w.id}`).send({ low_balance_threshold: null });
+    expect(cleared.body).toMatchObject({ low_balance_threshold: null, version: 3 });
+    const events = await eventsOf(w.id);
+    expect(events.map((e) => e.type)).toEqual(['wallet.created', 'wallet.updated', 'wallet.updated']);
+    expect(events[1]!.previous).toEqual({
+      name: 'AI credits',
+      low_balance_threshold: null,
+      pays_usage: false,
+    });
+  });
+
+  it('sends wallet.balance_low once per downward crossing of the threshold, and wallet.depleted at zero', async () => {
+    const user = await createUser(t);
+    const w = await walletOf(user.id, { name: 'Low', low_balance_threshold: '100' });
+    await grant(w, { credits: '300' });
+    const big = (await hold(w, '250')).body as Hold; // 300 → 50: crossed
+    const small = (await hold(w, '10')).body as Hold; // 50 → 40: still below, nothing
+    expect((await release(big)).status).toBe(200); // 40 → 290: back above
+    const again = (await hold(w, '200')).body as Hold; // 290 → 90: crossed again
+    expect((await capture(small, '10')).status).toBe(200); // held credits consumed: available stays 90
+    expect((await hold(w, '90')).status).toBe(201); // 90 → 0: depleted (already low)
+    expect((await release(again)).status).toBe(200); // 0 → 200
+    expect((await capture(again, '1')).status).toBe(409);
+    const events = (await eventsOf(w.id)).filter((e) => e.type !== 'wallet.created');
+    expect(events.map((e) => [e.type, e.previous, (e.data as unknown as Wallet).available])).toEqual([
+      ['wallet.balance_low', { available: '300' }, '50'],
+      ['wallet.balance_low', { available: '290' }, '90'],
+      ['wallet.depleted', { available: '90' }, '0'],
+    ]);
+  });
+
+  it('sends wallet.grant_expired with the grant when the worker removes its rest', async () => {
+    const w = await wallet();
+    const g = await grant(w, { credits: '3', expires_at: new Date(Date.now() + 300).toISOString() });
+    await new Promise((r) => setTimeout(r, 400));
+    await sweepWallet({ db: ctx.appDb }, t.id, w.id);
+    const events = await eventsOf(g.id);
+    expect(
+      events.map((e) => [
+        e.type,
+        e.resource_type,
+        e.actor.type,
+        (e.data as unknown as Schemas['Grant']).remaining,
+      ]),
+    ).toEqual([['wallet.grant_expired', 'wallet_grant', 'system', '0']]);
+    // And the wallet, from 3 to 0: depleted, by the system.
+    expect((await eventsOf(w.id)).map((e) => [e.type, e.actor.type])).toEqual([
+      ['wallet.created', 'api_key'],
+      ['wallet.depleted', 'system'],
+    ]);
+  });
+});
+
+describe('usage paid from wallets', () => {
+  const tag = () => Math.random().toString(36).slice(2, 10);
+
+  async function usageCustomer(unitAmount: string) {
+    const code = `calls-${tag()}`;
+    const metric = await t.api
+      .post('/api/v1/billable-metrics')
+      .send({ code, name: 'API calls', aggregation: 'count' });
+    expect(metric.status, metric.text).toBe(201);
+    const plan = await t.api.post('/api/v1/plans').send({
+      code: `p-${tag()}`,
+      name: 'Usage plan',
+      interval: 'month',
+      price: { model: 'flat', amount: '10.00' },
+      usage_charges: [{ metric: code, model: 'per_unit', amount: unitAmount }],
+    });
+    expect(plan.status, plan.text).toBe(201);
+    const user = await createUser(t);
+    const sub = await t.api.post('/api/v1/subscriptions').send({
+      user_id: user.id,
+      status: 'active',
+      plan_id: (plan.body as Schemas['Plan']).id,
+      start_date: '2026-01-01',
+    });
+    expect(sub.status, sub.text).toBe(201);
+    const events = Array.from({ length: 7 }, (_, i) => ({
+      event_id: `w-${tag()}-${i}`,
+      user_id: user.id,
+      metric: code,
+      timestamp: `2026-01-0${i + 1}T12:00:00Z`,
+    }));
+    const recorded = await t.api.post('/api/v1/usage-events/batch').send({ events });
+    expect(recorded.status, recorded.text).toBe(200);
+    return { user, subscription: sub.body as Schemas['Subscription'] };
+  }
+
+  const invoiceFebruary = async (subscriptionId: string) => {
+    const res = await t.api
+      .post(`/api/v1/subscriptions/${subscriptionId}/invoices`)
+      .send({ date: '2026-02-01' });
+    expect(res.status, res.text).toBe(201);
+    return res.body as Schemas['Invoice'];
+  };
+
+  it('pays usage lines from credits at each wallet rate, oldest wallet first, and bills only the rest', async () => {
+    // 7 calls at 1.43 = 10.01 of usage. Wallet A (rate 3): 12 credits pay 4.00 (12 credits);
+    // wallet B (rate 0.5): 2.5 credits pay 5.00 (2.5 credits); 1.01 is billed.
+    const { user, subscription } = await usageCustomer('1.43');
+    const a = await walletOf(user.id, { name: 'A', rate: '3', pays_usage: true });
+    const b = await walletOf(user.id, { name: 'B', rate: '0.5', pays_usage: true });
+    const other = await walletOf(user.id, { name: 'not for usage' });
+    await grant(a, { credits: '12.000001' });
+    await grant(b, { credits: '2.5' });
+    await grant(other, { credits: '1000' });
+    const invoice = await invoiceFebruary(subscription.id);
+    const usage = invoice.lines.find((l) => l.type === 'usage')!;
+    expect(usage.amount).toBe('1.01');
+    expect(usage.credits_applied).toEqual({
+      amount: '9.00',
+      wallets: [
+        { wallet_id: a.id, credits: '12', amount: '4.00' },
+        { wallet_id: b.id, credits: '2.5', amount: '5.00' },
+      ],
+    });
+    expect(invoice.subtotal).toBe('11.01'); // the plan's 10.00 and the rest of the usage
+    expect(await get(a)).toMatchObject({ available: '0.000001' });
+    expect(await get(b)).toMatchObject({ available: '0' });
+    expect(await get(other)).toMatchObject({ available: '1000' });
+    for (const w of [a, b]) {
+      const entries = await ledger(w);
+      expect(entries.at(-1)).toMatchObject({
+        type: 'usage',
+        invoice_id: invoice.id,
+        actor: { type: 'system', id: null },
+      });
+      expectLedgerAddsUp(entries, await get(w));
+    }
+    // The same invoice again: nothing consumed twice.
+    const again = await t.api
+      .post(`/api/v1/subscriptions/${subscription.id}/invoices`)
+      .send({ date: '2026-02-01' });
+    expect(again.status).toBe(200);
+    expect((await ledger(a)).filter((e) => e.type === 'usage')).toHaveLength(1);
+
+    // Voided, the invoice gives the credits back: a refund grant and entry naming it, per wallet.
+    expect((await t.api.post(`/api/v1/invoices/${invoice.id}/void`)).status).toBe(200);
+    expect(await get(a)).toMatchObject({ available: '12.000001' });
+    expect(await get(b)).toMatchObject({ available: '2.5' });
+    for (const [w, credits] of [
+      [a, '12'],
+      [b, '2.5'],
+    ] as const) {
+      const entries = await ledger(w);
+      expect(entries.at(-1)).toMatchObject({ type: 'refund', credits, invoice_id: invoice.id });
+      expectLedgerAddsUp(entries, await get(w));
+    }
+  });
+
+  it('pays a whole line when the credits cover it, rounding the credits up to 6 decimals', async () => {
+    // 7 calls at 0.1234 = 0.8638, billed 0.86; at a rate of 1.234567 credits per unit that is
+    // 1.06172762 credits, consumed as 1.061728.
+    const { user, subscription } = await usageCustomer('0.1234');
+    const w = await walletOf(user.id, { name: 'W', rate: '1.234567', pays_usage: true });
+    await grant(w, { credits: '5' });
+    const invoice = await invoiceFebruary(subscription.id);
+    const usage = invoice.lines.find((l) => l.type === 'usage')!;
+    expect([usage.amount, usage.credits_applied]).toEqual([
+      '0.00',
+      { amount: '0.86', wallets: [{ wallet_id: w.id, credits: '1.061728', amount: '0.86' }] },
+    ]);
+    expect(await get(w)).toMatchObject({ available: '3.938272' });
+  });
+
+  it('bills usage in full when the customer has no wallet paying usage, or it is empty', async () => {
+    const { user, subscription } = await usageCustomer('2');
+    await walletOf(user.id, { name: 'Empty', pays_usage: true });
+    const invoice = await invoiceFebruary(subscription.id);
+    expect(invoice.lines.map((l) => [l.type, l.amount, l.credits_applied])).toEqual([
+      ['subscription', '10.00', null],
+      ['usage', '14.00', null],
+    ]);
+  });
 });
 
 describe('the ledger', () => {

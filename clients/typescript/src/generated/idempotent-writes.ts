@@ -35,6 +35,7 @@ export const IDEMPOTENT_WRITES: ReadonlyArray<readonly [string, RegExp]> = [
   ['PATCH', /\/api\/v1\/billable-metrics\/[^/]+$/], // updateBillableMetric
   ['DELETE', /\/api\/v1\/billable-metrics\/[^/]+$/], // deleteBillableMetric
   ['POST', /\/api\/v1\/wallets$/], // createWallet
+  ['PATCH', /\/api\/v1\/wallets\/[^/]+$/], // updateWallet
   ['POST', /\/api\/v1\/wallets\/[^/]+\/grants$/], // createGrant
   ['POST', /\/api\/v1\/wallets\/[^/]+\/holds$/], // createHold
   ['POST', /\/api\/v1\/holds\/[^/]+\/capture$/], // captureHold
