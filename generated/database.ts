@@ -111,6 +111,7 @@ export interface Invoices {
   finalized_at: Timestamp | null;
   id: Generated<string>;
   invoice_date: string;
+  kind: Generated<string>;
   lines: Json;
   next_collection_at: Timestamp | null;
   number: Int8 | null;
@@ -364,11 +365,15 @@ export interface UserTotals {
 }
 
 export interface WalletGrants {
+  amount: Numeric | null;
+  available_at: Generated<Timestamp | null>;
+  canceled_at: Timestamp | null;
   created_at: Generated<Timestamp>;
   credits: Numeric;
   expired_at: Timestamp | null;
   expires_at: Timestamp | null;
   id: Generated<string>;
+  invoice_id: string | null;
   kind: string;
   priority: Generated<number>;
   remaining: Numeric;

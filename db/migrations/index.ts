@@ -21,6 +21,7 @@ import * as m202612030004 from './202612030004_usage.js';
 import * as m202612030005 from './202612030005_usage_totals_hot.js';
 import * as m202612030006 from './202612030006_wallets.js';
 import * as m202612030008 from './202612030008_wallet_settings.js';
+import * as m202612030009 from './202612030009_paid_grants.js';
 
 export const migrations: Record<string, Migration> = {
   '202611230001_initial': m202611230001,
@@ -43,4 +44,5 @@ export const migrations: Record<string, Migration> = {
   '202612030005_usage_totals_hot': m202612030005,
   '202612030006_wallets': m202612030006,
   '202612030008_wallet_settings': m202612030008,
+  '202612030009_paid_grants': m202612030009,
 };

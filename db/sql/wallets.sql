@@ -62,16 +62,34 @@ with wanted as (select unnest($1::uuid[]) as wallet_id),
       left join holding h using (wallet_id);
 
 -- insertGrant
-insert into wallet_grants as g (wallet_id, kind, credits, remaining, priority, expires_at)
-    values ($1, $2, $3, $4, $5, $6)
+insert into wallet_grants as g (wallet_id, kind, credits, remaining, priority, expires_at, invoice_id, amount,
+      available_at)
+    values ($1, $2, $3, $4,
+      $5, $6, $7, $8,
+      now())
     returning g.id, g.wallet_id, g.kind, trim_scale(g.credits)::text as credits, trim_scale(g.remaining)::text as remaining,
-  trim_scale(g.reserved)::text as reserved, g.priority, g.expires_at, g.expired_at, g.created_at;
+  trim_scale(g.reserved)::text as reserved, g.priority, g.expires_at, g.expired_at, g.amount::text as amount, g.invoice_id,
+  g.available_at, g.canceled_at, g.created_at;
 
 -- liveGrants
 select g.id, g.wallet_id, g.kind, trim_scale(g.credits)::text as credits, trim_scale(g.remaining)::text as remaining,
-  trim_scale(g.reserved)::text as reserved, g.priority, g.expires_at, g.expired_at, g.created_at from wallet_grants g
+  trim_scale(g.reserved)::text as reserved, g.priority, g.expires_at, g.expired_at, g.amount::text as amount, g.invoice_id,
+  g.available_at, g.canceled_at, g.created_at from wallet_grants g
     where g.tenant_id = current_setting('app.tenant_id')::uuid and g.wallet_id = $1::uuid and g.remaining > 0
     order by g.priority desc, g.expires_at asc nulls last, g.id;
+
+-- findGrantOfInvoice
+select g.id, g.wallet_id, g.kind, trim_scale(g.credits)::text as credits, trim_scale(g.remaining)::text as remaining,
+  trim_scale(g.reserved)::text as reserved, g.priority, g.expires_at, g.expired_at, g.amount::text as amount, g.invoice_id,
+  g.available_at, g.canceled_at, g.created_at from wallet_grants g
+    where g.tenant_id = current_setting('app.tenant_id')::uuid and g.invoice_id = $1::uuid;
+
+-- settleGrant
+update wallet_grants g set remaining = g.credits, available_at = $1
+    where g.tenant_id = current_setting('app.tenant_id')::uuid and g.id = $2::uuid and g.available_at is null and g.canceled_at is null
+    returning g.id, g.wallet_id, g.kind, trim_scale(g.credits)::text as credits, trim_scale(g.remaining)::text as remaining,
+  trim_scale(g.reserved)::text as reserved, g.priority, g.expires_at, g.expired_at, g.amount::text as amount, g.invoice_id,
+  g.available_at, g.canceled_at, g.created_at;
 
 -- insertHold
 with h as (

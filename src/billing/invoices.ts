@@ -6,8 +6,11 @@ import type { BreakdownLine } from './pricing.js';
 import type { UsageBreakdownLine } from './usage-pricing.js';
 
 export interface Charge {
-  /** A subscription's price for the invoice's period, or a usage charge for the one before. */
-  type: 'subscription' | 'usage';
+  /**
+   * A subscription's price for the invoice's period, a usage charge for the one before, or the
+   * credits a purchase invoice sells.
+   */
+  type: 'subscription' | 'usage' | 'credits';
   description: string;
   /** The charge's amount for the period, exact ("49.99", "12.3456"). */
   amount: string;

@@ -364,6 +364,8 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
           expires_at: null,
         }),
       liveGrants: (db) => wallets.liveGrants(db, WALLET),
+      findGrantOfInvoice: (db) => wallets.findGrantOfInvoice(db, INVOICE),
+      settleGrant: (db) => wallets.settleGrant(db, GRANT, { available_at: new Date('2026-01-01T00:00:00Z') }),
       insertHold: (db) =>
         wallets.insertHold(
           db,

@@ -128,6 +128,7 @@ export type InvoicesTable = Override<
   {
     tenant_id: TenantId;
     status: ColumnType<InvoiceStatus, InvoiceStatus | undefined, InvoiceStatus>;
+    kind: ColumnType<'period' | 'purchase', 'period' | 'purchase' | undefined, never>;
     lines: ColumnType<G.JsonValue, string, string>;
     taxes: ColumnType<G.JsonValue, string, string>;
     created_at: Timestamp;
@@ -154,7 +155,7 @@ export type PaymentsTable = Override<
     tenant_id: TenantId;
     rail: PaymentRail;
     status: ColumnType<PaymentStatus, PaymentStatus | undefined, PaymentStatus>;
-    initiated_by: 'api' | 'renewal' | 'dunning';
+    initiated_by: 'api' | 'renewal' | 'dunning' | 'purchase';
     created_at: Timestamp;
     updated_at: UpdatedAt;
     version: Version;
@@ -266,13 +267,20 @@ export interface WalletRow {
 export interface GrantRow {
   id: string;
   wallet_id: string;
-  kind: 'free' | 'refund';
+  kind: 'free' | 'refund' | 'paid';
   credits: string;
   remaining: string;
   reserved: string;
   priority: number;
   expires_at: Date | null;
   expired_at: Date | null;
+  /** A paid grant's invoice and price; null for others. */
+  invoice_id: string | null;
+  amount: string | null;
+  /** When its credits became available: null while a paid grant's invoice is unpaid. */
+  available_at: Date | null;
+  /** When a paid grant was canceled, its invoice voided unpaid. */
+  canceled_at: Date | null;
   created_at: Date;
 }
 export interface HoldRow {

@@ -4,6 +4,7 @@ import type { InvoiceRow, InvoiceStatus } from '../database/schema.js';
 
 const columns = [
   'id',
+  'kind',
   'subscription_id',
   'user_id',
   'status',
@@ -74,10 +75,13 @@ export function findInvoiceForPeriod(
     .select(columns)
     .where('subscription_id', '=', subscriptionId)
     .where('period_start', '=', periodStart)
+    .where('kind', '=', 'period')
     .executeTakeFirst();
 }
 
 export interface NewInvoice {
+  /** `period` when absent. */
+  kind?: 'period' | 'purchase';
   subscription_id: string;
   user_id: string;
   period_start: string;
@@ -91,12 +95,21 @@ export interface NewInvoice {
   total: string;
 }
 
-/** The new draft, or undefined when the period already has an invoice (made concurrently too). */
+/**
+ * The new draft, or undefined when the period already has an invoice (made concurrently too). A
+ * purchase invoice is always new.
+ */
 export function insertInvoice(db: Db, values: NewInvoice): Promise<InvoiceRow | undefined> {
   return db
     .insertInto('invoices')
     .values({ ...values, lines: JSON.stringify(values.lines), taxes: JSON.stringify(values.taxes) })
-    .onConflict((oc) => oc.columns(['tenant_id', 'subscription_id', 'period_start']).doNothing())
+    .onConflict((oc) =>
+      oc
+        .columns(['tenant_id', 'subscription_id', 'period_start'])
+        // A literal: the index's predicate must be provable from it (a parameter is not).
+        .where(sql<boolean>`kind = 'period'`)
+        .doNothing(),
+    )
     .returning(columns)
     .executeTakeFirst();
 }

@@ -82,7 +82,7 @@ export interface NewPayment {
   amount: string;
   rail: PaymentRail;
   payment_method: string;
-  initiated_by: 'api' | 'renewal' | 'dunning';
+  initiated_by: 'api' | 'renewal' | 'dunning' | 'purchase';
   attempt: number;
   submit_after: Date;
 }

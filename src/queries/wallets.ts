@@ -15,7 +15,8 @@ const TENANT = sql`current_setting('app.tenant_id')::uuid`;
 const walletColumns = sql`w.id, w.user_id, w.name, trim_scale(w.rate)::text as rate,
   trim_scale(w.low_balance_threshold)::text as low_balance_threshold, w.pays_usage, w.version, w.created_at, w.updated_at`;
 const grantColumns = sql`g.id, g.wallet_id, g.kind, trim_scale(g.credits)::text as credits, trim_scale(g.remaining)::text as remaining,
-  trim_scale(g.reserved)::text as reserved, g.priority, g.expires_at, g.expired_at, g.created_at`;
+  trim_scale(g.reserved)::text as reserved, g.priority, g.expires_at, g.expired_at, g.amount::text as amount, g.invoice_id,
+  g.available_at, g.canceled_at, g.created_at`;
 const holdColumns = sql`h.id, h.wallet_id, h.status, trim_scale(h.credits)::text as credits, trim_scale(h.captured)::text as captured,
   h.expires_at, h.settled_at, h.created_at`;
 const ledgerColumns = sql`l.id, l.wallet_id, l.type, trim_scale(l.credits)::text as credits,
@@ -127,13 +128,43 @@ export async function insertGrant(
     credits: string;
     priority: number;
     expires_at: Date | null;
+    /** A paid grant's purchase: pending (nothing left, not available) until its invoice is paid. */
+    purchase?: { invoice_id: string; amount: string };
   },
 ): Promise<GrantRow> {
+  const pending = values.purchase !== undefined;
   const { rows } = await sql<GrantRow>`
-    insert into wallet_grants as g (wallet_id, kind, credits, remaining, priority, expires_at)
-    values (${values.wallet_id}, ${values.kind}, ${values.credits}, ${values.credits}, ${values.priority}, ${values.expires_at})
+    insert into wallet_grants as g (wallet_id, kind, credits, remaining, priority, expires_at, invoice_id, amount,
+      available_at)
+    values (${values.wallet_id}, ${values.kind}, ${values.credits}, ${pending ? '0' : values.credits},
+      ${values.priority}, ${values.expires_at}, ${values.purchase?.invoice_id ?? null}, ${values.purchase?.amount ?? null},
+      ${pending ? null : sql`now()`})
     returning ${grantColumns}`.execute(db);
   return rows[0]!;
+}
+
+/** The paid grant of a purchase invoice. */
+export async function findGrantOfInvoice(db: Db, invoiceId: string): Promise<GrantRow | undefined> {
+  const { rows } = await sql<GrantRow>`select ${grantColumns} from wallet_grants g
+    where g.tenant_id = ${TENANT} and g.invoice_id = ${invoiceId}::uuid`.execute(db);
+  return rows[0];
+}
+
+/** A pending paid grant's credits made available (its invoice was paid), or it is canceled. */
+export async function settleGrant(
+  db: Db,
+  id: string,
+  outcome: { available_at: Date } | { canceled_at: Date },
+): Promise<GrantRow | undefined> {
+  const { rows } = await sql<GrantRow>`
+    update wallet_grants g set ${
+      'available_at' in outcome
+        ? sql`remaining = g.credits, available_at = ${outcome.available_at}`
+        : sql`canceled_at = ${outcome.canceled_at}`
+    }
+    where g.tenant_id = ${TENANT} and g.id = ${id}::uuid and g.available_at is null and g.canceled_at is null
+    returning ${grantColumns}`.execute(db);
+  return rows[0];
 }
 
 /**

@@ -4,6 +4,7 @@ import type { InvoiceRow } from '../database/schema.js';
 export function toInvoiceResponse(row: InvoiceRow): Schemas['Invoice'] {
   return {
     id: row.id,
+    kind: row.kind,
     subscription_id: row.subscription_id,
     user_id: row.user_id,
     status: row.status,

@@ -29,11 +29,16 @@ export function toGrantResponse(g: GrantRow): Schemas['Grant'] {
     id: g.id,
     wallet_id: g.wallet_id,
     kind: g.kind,
+    status: g.canceled_at ? 'canceled' : g.available_at ? 'available' : 'pending',
     credits: g.credits,
     remaining: g.remaining,
     priority: g.priority,
     expires_at: g.expires_at?.toISOString() ?? null,
     expired_at: g.expired_at?.toISOString() ?? null,
+    amount: g.amount,
+    invoice_id: g.invoice_id,
+    available_at: g.available_at?.toISOString() ?? null,
+    canceled_at: g.canceled_at?.toISOString() ?? null,
     created_at: g.created_at.toISOString(),
   };
 }

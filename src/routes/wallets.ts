@@ -8,6 +8,7 @@ import { conflict, notFound, preconditionFailed, ProblemError, unprocessable } f
 import { created, etag, ok, send } from '../http/replies.js';
 import { toGrantResponse, toHoldResponse, toLedgerResponse, toWalletResponse } from '../responses/wallets.js';
 import type { ServiceContext } from '../services/context.js';
+import { buyCredits, type PurchaseOutcome } from '../services/credit-purchases.js';
 import * as wallets from '../services/wallets.js';
 
 const noSuchWallet = (id: string) => notFound(`No wallet with id ${id}.`);
@@ -72,14 +73,13 @@ export function walletsRouter(ctx: ServiceContext): Router {
 
   router.post('/:walletId/grants', async (req, res) => {
     const body = req.body as RequestBody<'createGrant'>;
-    const reply = (o: wallets.GrantOutcome) =>
+    const reply = (o: wallets.GrantOutcome | PurchaseOutcome) =>
       o.kind === 'granted' ? ok(toGrantResponse(o.grant)) : undefined;
-    const outcome = await wallets.createGrant(
-      ctx,
-      idempotent(req, actorOf(req), reply),
-      req.params.walletId,
-      body,
-    );
+    const actor = idempotent(req, actorOf(req), reply);
+    const outcome =
+      body.kind === 'paid'
+        ? await buyCredits(ctx, actor, req.params.walletId, body)
+        : await wallets.createGrant(ctx, actor, req.params.walletId, body);
     if (outcome.kind === 'missing') throw noSuchWallet(req.params.walletId);
     if (outcome.kind === 'invalid') throw invalid(outcome.errors);
     send(res, { ...reply(outcome)!, status: 201 });

@@ -22,6 +22,7 @@ import { toPaymentResponse } from '../responses/payments.js';
 import { type Actor, inTenant, type ServiceContext, type Tx } from './context.js';
 import { closingUsageInvoice, invoiceForPeriod, issue } from './invoices.js';
 import { emitChange } from './subscriptions.js';
+import { creditPaidGrant } from './wallets.js';
 
 export interface CollectionContext extends ServiceContext {
   readonly gateway: PaymentGateway;
@@ -350,6 +351,7 @@ export async function settleDue(ctx: CollectionContext, tenantId: string, paymen
       data: toInvoiceResponse(paid),
       previous: { status: invoice.status, paid_at: null },
     });
+    if (invoice.kind === 'purchase') await creditPaidGrant(tx, invoice.id, at);
     // Dunning ends when nothing of the subscription is left failing (another period's invoice
     // may still be in its retries).
     if (
@@ -384,7 +386,8 @@ async function paymentFailed(
     resource_id: invoice.id,
     data: toInvoiceResponse(invoice),
   });
-  if (payment.initiated_by === 'api' || invoice.status !== 'open') return;
+  // A payment asked for through the API, or of a purchase, is the caller's to retry: no dunning.
+  if (payment.initiated_by === 'api' || invoice.kind === 'purchase' || invoice.status !== 'open') return;
   const settings = await billingSettings(tx.db);
   const first = invoice.collection_failed_at ?? at;
   const retriesDone = payment.attempt - 1;

@@ -15,7 +15,7 @@ import { findUser } from '../queries/users.js';
 import { toInvoiceResponse } from '../responses/invoices.js';
 import { onClockOf } from './subscriptions.js';
 import { closeUsageBefore } from './usage.js';
-import { payUsageFromWallets, refundUsageCredits } from './wallets.js';
+import { cancelPaidGrant, payUsageFromWallets, refundUsageCredits } from './wallets.js';
 
 export { lastDayServed };
 import {
@@ -132,6 +132,58 @@ export async function closingUsageInvoice(tx: Tx, subscription: SubscriptionRow,
 
 type InvoiceCharge = Parameters<typeof invoiceAmounts>[0][number];
 
+/**
+ * A purchase invoice (a paid grant's) on the subscription, dated today on its time (its test
+ * clock's, if any), with one `credits` line, taxed as its period invoices are, and issued at once.
+ * On a subscription locked for update.
+ */
+export async function purchaseInvoice(
+  tx: Tx,
+  subscription: SubscriptionRow,
+  line: { description: string; amount: string },
+): Promise<InvoiceRow> {
+  onClockOf(tx, subscription);
+  const now = subscriptionNow(subscription);
+  const day = dayOf(now);
+  const next = dayOf(new Date(new Date(`${day}T00:00:00Z`).getTime() + 86_400_000));
+  const user = await findUser(tx.db, subscription.user_id);
+  const region = user?.region ?? null;
+  const rates = region ? await ratesInForce(tx.db, region, day) : [];
+  const amounts = invoiceAmounts(
+    [
+      {
+        type: 'credits',
+        description: line.description,
+        amount: line.amount,
+        quantity: 1,
+        breakdown: [],
+        period_start: day,
+        period_end: next,
+        usage: null,
+        credits_applied: null,
+      },
+    ],
+    rates.map((r) => ({ id: r.id, code: r.code, name: r.name, percentage: r.percentage, region: r.region })),
+  );
+  const draft = (await invoices.insertInvoice(tx.db, {
+    kind: 'purchase',
+    subscription_id: subscription.id,
+    user_id: subscription.user_id,
+    period_start: day,
+    period_end: next,
+    invoice_date: day,
+    region,
+    ...amounts,
+  }))!;
+  tx.emit({
+    type: 'invoice.created',
+    resource_type: 'invoice',
+    resource_id: draft.id,
+    data: toInvoiceResponse(draft),
+  });
+  return issue(tx, draft.id, now);
+}
+
 async function insertInvoice(
   tx: Tx,
   subscription: SubscriptionRow,
@@ -244,6 +296,7 @@ export function voidInvoice(
     const voidedAt = await invoiceNow(tx, current);
     const invoice = await invoices.updateInvoice(tx.db, id, { status: 'void', voided_at: voidedAt });
     await refundUsageCredits(tx, actor, { id, lines: current.lines as unknown as Charge[] }, voidedAt);
+    if (current.kind === 'purchase') await cancelPaidGrant(tx, id, voidedAt);
     tx.emit({
       type: 'invoice.voided',
       resource_type: 'invoice',

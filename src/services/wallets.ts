@@ -30,6 +30,8 @@ const credits = (text: string) => parseTotal(text);
 const text = (millionths: bigint) => formatQuantity(millionths);
 const min = (a: bigint, b: bigint) => (a < b ? a : b);
 const keyOf = (actor: Actor) => (actor.keyId === 'system' ? null : actor.keyId);
+/** The system as the actor of ledger entries: expiries, and what invoices and payments do. */
+const SYSTEM: Actor = { tenantId: '', keyId: 'system' };
 
 export interface WalletView {
   wallet: WalletRow;
@@ -165,7 +167,7 @@ export function listWallets(
  * memory and written back once, and the ledger entries of the changes, each with the balances
  * after it.
  */
-class LockedWallet {
+export class LockedWallet {
   private readonly changed = new Set<GrantRow>();
   private readonly entries: Array<Omit<LedgerRow, 'id' | 'created_at'>> = [];
   private readonly expiredGrants = new Set<GrantRow>();
@@ -431,14 +433,26 @@ export function createGrant(
   ctx: ServiceContext,
   actor: Actor,
   walletId: string,
-  input: { credits: string; priority?: number | undefined; expires_at?: string | undefined },
+  input: {
+    credits?: string | undefined;
+    amount?: string | undefined;
+    subscription_id?: string | undefined;
+    priority?: number | undefined;
+    expires_at?: string | undefined;
+  },
 ): Promise<GrantOutcome> {
   return inTenant(ctx, actor, async (tx): Promise<GrantOutcome> => {
     const locked = await LockedWallet.open(tx, walletId, actor);
     if (!locked) return { kind: 'missing' };
-    const amount = credits(input.credits);
     const errors: Array<{ field: string; message: string }> = [];
-    if (amount === 0n) errors.push({ field: '/credits', message: 'must be more than 0' });
+    for (const field of ['amount', 'subscription_id'] as const)
+      if (input[field] !== undefined)
+        errors.push({ field: `/${field}`, message: 'is for a paid grant only' });
+    if (input.credits === undefined)
+      errors.push({ field: '/credits', message: 'is required for a free grant' });
+    const amount = credits(input.credits ?? '0');
+    if (input.credits !== undefined && amount === 0n)
+      errors.push({ field: '/credits', message: 'must be more than 0' });
     const expiresAt = input.expires_at === undefined ? null : new Date(input.expires_at);
     if (expiresAt && expiresAt <= locked.now)
       errors.push({
@@ -627,9 +641,8 @@ export async function payUsageFromWallets(
   if (!lines.some((line) => owed(line) > 0n)) return unchanged;
   const rows = await wallets.lockUsageWallets(tx.db, userId);
   if (rows.length === 0) return unchanged;
-  const system = { tenantId: '', keyId: 'system' };
   const locked: LockedWallet[] = [];
-  for (const row of rows) locked.push(await LockedWallet.opened(tx, row, system, now));
+  for (const row of rows) locked.push(await LockedWallet.opened(tx, row, SYSTEM, now));
   const paidLines = lines.map((line): Charge => {
     let rest = owed(line);
     if (rest === 0n) return line;
@@ -687,4 +700,25 @@ export async function refundUsageCredits(
     locked.record('refund', amount, { grant_id: grant.id, invoice_id: invoice.id });
     await locked.save();
   }
+}
+
+/**
+ * A purchase invoice paid: its paid grant's credits become available, with a `grant` entry naming
+ * the invoice, under the wallet's lock (after the invoice's: the lock order of collection.ts).
+ */
+export async function creditPaidGrant(tx: Tx, invoiceId: string, at: Date): Promise<void> {
+  const seen = await wallets.findGrantOfInvoice(tx.db, invoiceId);
+  if (!seen || seen.available_at || seen.canceled_at) return;
+  const locked = (await LockedWallet.open(tx, seen.wallet_id, SYSTEM, at))!;
+  const grant = await wallets.settleGrant(tx.db, seen.id, { available_at: at });
+  if (!grant) return;
+  locked.addGrant(grant);
+  locked.record('grant', credits(grant.credits), { grant_id: grant.id, invoice_id: invoiceId });
+  await locked.save();
+}
+
+/** A purchase invoice voided unpaid: its grant is canceled (no credits ever moved: no entry). */
+export async function cancelPaidGrant(tx: Tx, invoiceId: string, at: Date): Promise<void> {
+  const seen = await wallets.findGrantOfInvoice(tx.db, invoiceId);
+  if (seen && !seen.available_at) await wallets.settleGrant(tx.db, seen.id, { canceled_at: at });
 }

@@ -3,7 +3,9 @@
 import { sql } from 'kysely';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Schemas } from '../../src/contract.js';
+import { simulatedGateway } from '../../src/billing/gateway.js';
 import { startWalletExpiry } from '../../src/jobs/wallet-expiry.js';
+import { performDueWork } from '../../src/services/due-work.js';
 import { silentLogger } from '../../src/logger.js';
 import { sweepWallet } from '../../src/services/wallets.js';
 import { type TestTenant, useTestApp } from '../helpers/app.js';
@@ -485,6 +487,159 @@ describe('usage paid from wallets', () => {
       ['subscription', '10.00', null],
       ['usage', '14.00', null],
     ]);
+  });
+});
+
+describe('paid grants', () => {
+  const dueCtx = () => ({
+    db: ctx.appDb,
+    ownerDb: ctx.db,
+    gateway: simulatedGateway,
+    settlementDelayScale: 0,
+  });
+  let planId: string;
+
+  beforeAll(async () => {
+    const res = await t.api.post('/api/v1/plans').send({
+      code: `credits-${Math.random().toString(36).slice(2, 8)}`,
+      name: 'Base',
+      interval: 'month',
+      price: { model: 'flat', amount: '5.00' },
+    });
+    expect(res.status, res.text).toBe(201);
+    planId = (res.body as Schemas['Plan']).id;
+  });
+
+  const tomorrow = new Date(Date.now() + 86_400_000).toISOString().slice(0, 10);
+
+  /** A customer with a subscription (paying with `payment_method`, if any) and a wallet at `rate`. */
+  async function customer(rate: string, payment: Record<string, string> = {}) {
+    const user = await createUser(t);
+    const sub = await t.api.post('/api/v1/subscriptions').send({
+      user_id: user.id,
+      status: 'active',
+      plan_id: planId,
+      start_date: tomorrow, // no period invoice due yet: the purchases are the only ones
+      ...payment,
+    });
+    expect(sub.status, sub.text).toBe(201);
+    return {
+      subscription: sub.body as Schemas['Subscription'],
+      wallet: await walletOf(user.id, { name: 'Paid', rate }),
+    };
+  }
+
+  const buy = (w: Wallet, body: Record<string, unknown>) =>
+    t.api.post(`/api/v1/wallets/${w.id}/grants`).send({ kind: 'paid', ...body });
+  const invoice = async (id: string) =>
+    (await t.api.get(`/api/v1/invoices/${id}`)).body as Schemas['Invoice'];
+  const settleAll = async () => {
+    for (let i = 0; i < 3; i++) await performDueWork(dueCtx(), { tenantId: t.id });
+  };
+
+  it('bills a purchase invoice, collects it by card, and makes the credits available when it is paid', async () => {
+    const { subscription, wallet: w } = await customer('100', {
+      payment_method: 'pm_card_visa',
+      payment_rail: 'card',
+    });
+    const res = await buy(w, { amount: '20.00', subscription_id: subscription.id, priority: 5 });
+    expect(res.status, res.text).toBe(201);
+    const g = res.body as Schemas['Grant'];
+    expect(g).toMatchObject({
+      kind: 'paid',
+      status: 'pending',
+      credits: '2000',
+      remaining: '0',
+      amount: '20.00',
+      available_at: null,
+    });
+    expect(await get(w)).toMatchObject({ available: '0', total: '0' });
+    const bill = await invoice(g.invoice_id!);
+    expect(bill).toMatchObject({
+      kind: 'purchase',
+      status: 'open',
+      subscription_id: subscription.id,
+      total: '20.00',
+    });
+    expect(bill.number).toBeGreaterThan(0);
+    expect(bill.lines.map((l) => [l.type, l.amount, l.period_start, l.period_end])).toEqual([
+      ['credits', '20.00', bill.period_start, bill.period_end],
+    ]);
+    expect((await ledger(w)).length).toBe(0); // nothing moved yet
+
+    await settleAll();
+    expect(await invoice(g.invoice_id!)).toMatchObject({ status: 'paid' });
+    expect(await get(w)).toMatchObject({ available: '2000', total: '2000' });
+    const entries = await ledger(w);
+    expect(entries.map((e) => [e.type, e.credits, e.grant_id, e.invoice_id, e.actor.type])).toEqual([
+      ['grant', '2000', g.id, g.invoice_id, 'system'],
+    ]);
+    const payments = (await t.api.get(`/api/v1/invoices/${g.invoice_id}/payments`))
+      .body as Schemas['PaymentList'];
+    expect(payments.data.map((p) => [p.initiated_by, p.status])).toEqual([['purchase', 'succeeded']]);
+    // Purchases are not in the way of each other, nor of a period invoice starting on their day.
+    expect((await buy(w, { amount: '0.01', subscription_id: subscription.id })).status).toBe(201);
+    const period = await t.api
+      .post(`/api/v1/subscriptions/${subscription.id}/invoices`)
+      .send({ date: bill.period_end });
+    expect(period.status, period.text).toBe(201);
+    expect((period.body as Schemas['Invoice']).kind).toBe('period');
+  });
+
+  it('leaves the grant pending when the card is declined (no dunning), and cancels it when the invoice is voided', async () => {
+    const { subscription, wallet: w } = await customer('1', {
+      payment_method: 'pm_card_declined',
+      payment_rail: 'card',
+    });
+    const g = (await buy(w, { amount: '7.50', subscription_id: subscription.id })).body as Schemas['Grant'];
+    await settleAll();
+    expect(await invoice(g.invoice_id!)).toMatchObject({ status: 'open', next_payment_attempt_at: null });
+    const sub = (await t.api.get(`/api/v1/subscriptions/${subscription.id}`)).body as Schemas['Subscription'];
+    expect(sub.status).toBe('active');
+    expect((await t.api.post(`/api/v1/invoices/${g.invoice_id}/void`)).status).toBe(200);
+    const grants = await sql<{
+      status: string;
+    }>`select canceled_at is not null as status from wallet_grants where id = ${g.id}`.execute(ctx.db);
+    expect(grants.rows[0]!.status).toBe(true);
+    expect(await get(w)).toMatchObject({ available: '0' });
+    expect(await ledger(w)).toEqual([]);
+  });
+
+  it('is paid through the API when the subscription has no payment method; credits round down to 6 decimals', async () => {
+    const { subscription, wallet: w } = await customer('0.333333');
+    const g = (await buy(w, { amount: '10.01', subscription_id: subscription.id })).body as Schemas['Grant'];
+    expect(g.credits).toBe('3.336663'); // 10.01 × 0.333333 = 3.33666333
+    const pay = await t.api
+      .post(`/api/v1/invoices/${g.invoice_id}/payments`)
+      .send({ amount: '10.01', payment_method: 'pm_card_visa', rail: 'card' });
+    expect(pay.status, pay.text).toBe(202);
+    await settleAll();
+    expect(await get(w)).toMatchObject({ available: '3.336663' });
+  });
+
+  it('refuses bad purchases with 422, writing nothing', async () => {
+    const { subscription, wallet: w } = await customer('1');
+    const other = await customer('1');
+    const before = await fingerprint(ctx.db);
+    for (const [body, fields] of [
+      [{}, ['/amount', '/subscription_id']],
+      [{ amount: '0', subscription_id: subscription.id }, ['/amount']],
+      [{ amount: '1.00', subscription_id: other.subscription.id }, ['/subscription_id']],
+      [{ amount: '1.00', subscription_id: subscription.id, credits: '5' }, ['/credits']],
+      [
+        { amount: '1.00', subscription_id: subscription.id, expires_at: '2020-01-01T00:00:00Z' },
+        ['/expires_at'],
+      ],
+    ] as const) {
+      const problem = expectProblem(await buy(w, body), 422, 'unprocessable');
+      expect(problem.errors!.map((e) => e.field)).toEqual(fields);
+    }
+    const free = await t.api.post(`/api/v1/wallets/${w.id}/grants`).send({ amount: '1.00' });
+    expect(expectProblem(free, 422, 'unprocessable').errors!.map((e) => e.field)).toEqual([
+      '/amount',
+      '/credits',
+    ]);
+    expect(await fingerprint(ctx.db)).toEqual(before);
   });
 });
 

@@ -1289,7 +1289,10 @@ export interface paths {
         put?: never;
         /**
          * Add credits to a wallet
-         * @description A `free` grant (scope `admin`, as it gives value away), available at once, optionally expiring. What is left of it when it expires is removed by an `expiry` entry of the ledger.
+         * @description A `free` grant, available at once, or a `paid` one, available when its purchase invoice is
+         *     paid (see GrantCreate). Scope `admin`: a grant gives value away or bills the customer. Either
+         *     may expire; what is left of it then is removed by an `expiry` entry of the ledger. A paid
+         *     grant's `grant` entry is written when its credits become available.
          */
         post: operations["createGrant"];
         delete?: never;
@@ -2136,10 +2139,29 @@ export interface components {
             /** Format: uuid */
             wallet_id: string;
             /**
-             * @description `free`: given, not bought. `refund`: credits that paid usage on an invoice since voided, given back (without expiry).
+             * @description `free`: given, not bought. `paid`: bought, available once its invoice is paid. `refund`: credits that paid usage on an invoice since voided, given back (without expiry).
              * @enum {string}
              */
-            kind: "free" | "refund";
+            kind: "free" | "paid" | "refund";
+            /**
+             * @description `pending`: a paid grant whose invoice is not paid yet (its credits are not available). `canceled`: its invoice was voided unpaid. `available` otherwise (also once used up or expired).
+             * @enum {string}
+             */
+            status: "pending" | "available" | "canceled";
+            /** @description What a paid grant costs before taxes (its invoice's line); null for others. */
+            amount: null | components["schemas"]["MoneyTotal"];
+            /**
+             * Format: uuid
+             * @description A paid grant's purchase invoice.
+             */
+            invoice_id: string | null;
+            /**
+             * Format: date-time
+             * @description When its credits became available (a paid grant: when its invoice was paid).
+             */
+            available_at: string | null;
+            /** Format: date-time */
+            canceled_at: string | null;
             /** @description What the grant gave. */
             credits: components["schemas"]["Credits"];
             /** @description What is left of it: not consumed, not expired. */
@@ -2155,13 +2177,29 @@ export interface components {
             expired_at: string | null;
             created_at: components["schemas"]["Timestamp"];
         };
+        /**
+         * @description A `free` grant gives `credits`. A `paid` grant buys `amount` worth of credits (amount × the
+         *     wallet's rate, rounded down to 6 decimals): a `purchase` invoice for `amount` (plus the taxes in
+         *     force in the customer's region) is issued on `subscription_id`, a subscription of the wallet's
+         *     customer, and collected from its payment method if it has one, else paid through
+         *     `POST /invoices/{id}/payments`. The credits become available when the invoice is paid; voided
+         *     unpaid, the grant is canceled.
+         */
         GrantCreate: {
-            credits: components["schemas"]["PositiveCredits"];
+            /** @description Required for a free grant; not for a paid one. */
+            credits?: components["schemas"]["PositiveCredits"];
+            /** @description Required for a paid grant: its price before taxes (more than 0). */
+            amount?: components["schemas"]["Money"];
+            /**
+             * Format: uuid
+             * @description Required for a paid grant: the subscription that bills it.
+             */
+            subscription_id?: string;
             /**
              * @default free
              * @enum {string}
              */
-            kind: "free";
+            kind: "free" | "paid";
             /** @default 0 */
             priority: number;
             /**
@@ -2296,8 +2334,11 @@ export interface components {
          *     `period_end`); its exact quantity and breakdown are in `usage`, and `quantity` is 1.
          */
         InvoiceLine: {
-            /** @enum {string} */
-            type: "subscription" | "usage";
+            /**
+             * @description `credits`: the credits of a paid grant (a purchase invoice's only line).
+             * @enum {string}
+             */
+            type: "subscription" | "usage" | "credits";
             description: string;
             quantity: components["schemas"]["Quantity"];
             amount: components["schemas"]["MoneyTotal"];
@@ -2324,6 +2365,14 @@ export interface components {
         };
         Invoice: {
             id: components["schemas"]["Id"];
+            /**
+             * @description `period`: a subscription's billing period (one per period). `purchase`: credits bought for
+             *     a wallet (a paid grant), billed on one of the customer's subscriptions; its period is the
+             *     day of the purchase, and it is collected from the subscription's payment method without
+             *     dunning: a failed payment leaves it open, to be paid through the API or voided.
+             * @enum {string}
+             */
+            kind: "period" | "purchase";
             /** Format: uuid */
             subscription_id: string;
             /** Format: uuid */
@@ -2407,10 +2456,10 @@ export interface components {
              */
             failure_reason: string | null;
             /**
-             * @description A request, the automatic collection of a renewal invoice, or a dunning retry.
+             * @description A request, the automatic collection of a renewal invoice, a dunning retry, or the automatic collection of a purchase invoice (a paid grant's).
              * @enum {string}
              */
-            initiated_by: "api" | "renewal" | "dunning";
+            initiated_by: "api" | "renewal" | "dunning" | "purchase";
             /** @description Which collection attempt of the invoice this is. */
             attempt: number;
             /**
@@ -5121,6 +5170,7 @@ export interface operations {
                     /**
                      * @example {
                      *       "id": "0193a6a2-7000-7000-8000-000000000001",
+                     *       "kind": "period",
                      *       "subscription_id": "0193a6a2-9e11-7f00-a000-00000000beef",
                      *       "user_id": "0193a6a2-7c4e-7d1a-9b1e-3f2c4d5e6f70",
                      *       "status": "draft",
@@ -5189,6 +5239,7 @@ export interface operations {
                     /**
                      * @example {
                      *       "id": "0193a6a2-7000-7000-8000-000000000001",
+                     *       "kind": "period",
                      *       "subscription_id": "0193a6a2-9e11-7f00-a000-00000000beef",
                      *       "user_id": "0193a6a2-7c4e-7d1a-9b1e-3f2c4d5e6f70",
                      *       "status": "draft",
@@ -5293,6 +5344,7 @@ export interface operations {
                      *       "data": [
                      *         {
                      *           "id": "0193a6a2-7000-7000-8000-000000000001",
+                     *           "kind": "period",
                      *           "subscription_id": "0193a6a2-9e11-7f00-a000-00000000beef",
                      *           "user_id": "0193a6a2-7c4e-7d1a-9b1e-3f2c4d5e6f70",
                      *           "status": "draft",
@@ -5386,6 +5438,7 @@ export interface operations {
                     /**
                      * @example {
                      *       "id": "0193a6a2-7000-7000-8000-000000000001",
+                     *       "kind": "period",
                      *       "subscription_id": "0193a6a2-9e11-7f00-a000-00000000beef",
                      *       "user_id": "0193a6a2-7c4e-7d1a-9b1e-3f2c4d5e6f70",
                      *       "status": "draft",
@@ -5486,6 +5539,7 @@ export interface operations {
                     /**
                      * @example {
                      *       "id": "0193a6a2-7000-7000-8000-000000000001",
+                     *       "kind": "period",
                      *       "subscription_id": "0193a6a2-9e11-7f00-a000-00000000beef",
                      *       "user_id": "0193a6a2-7c4e-7d1a-9b1e-3f2c4d5e6f70",
                      *       "status": "open",
@@ -5588,6 +5642,7 @@ export interface operations {
                     /**
                      * @example {
                      *       "id": "0193a6a2-7000-7000-8000-000000000001",
+                     *       "kind": "period",
                      *       "subscription_id": "0193a6a2-9e11-7f00-a000-00000000beef",
                      *       "user_id": "0193a6a2-7c4e-7d1a-9b1e-3f2c4d5e6f70",
                      *       "status": "void",

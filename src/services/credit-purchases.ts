@@ -1,0 +1,106 @@
+// Paid grants (docs/wallets.md, "Buying credits"): credits bought on a purchase invoice, billed on
+// one of the wallet's customer's subscriptions, and available once that invoice is paid
+// (services/wallets.ts creditPaidGrant, called by the payment's settlement).
+import { formatCents, parseAmount } from '../billing/money.js';
+import { formatQuantity, parseTotal } from '../billing/usage-pricing.js';
+import type { GrantRow, InvoiceRow } from '../database/schema.js';
+import * as payments from '../queries/payments.js';
+import { lockSubscription } from '../queries/subscriptions.js';
+import * as wallets from '../queries/wallets.js';
+import { startPayment } from './collection.js';
+import { type Actor, inTenant, type ServiceContext } from './context.js';
+import { purchaseInvoice } from './invoices.js';
+import { subscriptionNow } from '../billing/subscription-time.js';
+import { LockedWallet, MAX_CREDITS } from './wallets.js';
+
+export type PurchaseOutcome =
+  | { kind: 'granted'; grant: GrantRow; invoice: InvoiceRow }
+  | { kind: 'missing' }
+  | { kind: 'invalid'; errors: Array<{ field: string; message: string }> };
+
+/**
+ * Credits for `amount` (× the wallet's rate, rounded down to 6 decimals): a pending paid grant
+ * and its purchase invoice, issued at once and collected from the subscription's payment method
+ * if it has one. Locks the subscription, then the wallet (the lock order of collection.ts).
+ */
+export function buyCredits(
+  ctx: ServiceContext,
+  actor: Actor,
+  walletId: string,
+  input: {
+    amount?: string | undefined;
+    subscription_id?: string | undefined;
+    credits?: string | undefined;
+    priority?: number | undefined;
+    expires_at?: string | undefined;
+  },
+): Promise<PurchaseOutcome> {
+  const errors: Array<{ field: string; message: string }> = [];
+  if (input.credits !== undefined)
+    errors.push({ field: '/credits', message: 'is not for a paid grant: send amount, the price' });
+  if (input.amount === undefined) errors.push({ field: '/amount', message: 'is required for a paid grant' });
+  else if (parseAmount(input.amount) === 0n)
+    errors.push({ field: '/amount', message: 'must be more than 0' });
+  if (input.subscription_id === undefined)
+    errors.push({
+      field: '/subscription_id',
+      message: 'is required for a paid grant: the subscription that bills it',
+    });
+  return inTenant(ctx, actor, async (tx): Promise<PurchaseOutcome> => {
+    const seen = await wallets.findWallet(tx.db, walletId);
+    if (!seen) return { kind: 'missing' };
+    if (errors.length > 0) return { kind: 'invalid', errors };
+    const subscription = await lockSubscription(tx.db, input.subscription_id!);
+    if (!subscription || subscription.user_id !== seen.user_id) {
+      return {
+        kind: 'invalid',
+        errors: [{ field: '/subscription_id', message: "is not a subscription of the wallet's customer" }],
+      };
+    }
+    const now = subscriptionNow(subscription);
+    const locked = (await LockedWallet.open(tx, walletId, actor, now))!;
+    const amount = formatCents(parseAmount(input.amount!));
+    // amount [cents] × rate [millionths of credits per unit] ÷ 100 = millionths of credits.
+    const bought = ((parseAmount(amount) / 100n) * parseTotal(locked.wallet.rate)) / 100n;
+    const expiresAt = input.expires_at === undefined ? null : new Date(input.expires_at);
+    if (bought === 0n)
+      errors.push({ field: '/amount', message: 'buys less than 0.000001 credits at the rate' });
+    if (expiresAt && expiresAt <= now)
+      errors.push({ field: '/expires_at', message: `must be in the future (now is ${now.toISOString()})` });
+    if (locked.available + locked.held + bought > MAX_CREDITS)
+      errors.push({ field: '/amount', message: 'would take the wallet over 10^18 credits' });
+    if (errors.length > 0) return { kind: 'invalid', errors };
+
+    const credits = formatQuantity(bought);
+    const invoice = await purchaseInvoice(tx, subscription, {
+      description: `${credits} credits for the wallet ${locked.wallet.name} (${walletId})`,
+      amount,
+    });
+    const grant = await wallets.insertGrant(tx.db, {
+      wallet_id: walletId,
+      kind: 'paid',
+      credits,
+      priority: input.priority ?? 0,
+      expires_at: expiresAt,
+      purchase: { invoice_id: invoice.id, amount },
+    });
+    await locked.save(); // what the sweep found due
+    if (subscription.payment_method && subscription.payment_rail && subscription.status !== 'unpaid') {
+      await startPayment(
+        tx,
+        {
+          invoice_id: invoice.id,
+          subscription_id: subscription.id,
+          amount: invoice.total,
+          rail: subscription.payment_rail,
+          payment_method: subscription.payment_method,
+          initiated_by: 'purchase',
+          attempt: (await payments.countPayments(tx.db, invoice.id)) + 1,
+          submit_after: now,
+        },
+        { tenantId: actor.tenantId, clockId: subscription.test_clock_id },
+      );
+    }
+    return { kind: 'granted', grant, invoice };
+  });
+}
