@@ -323,6 +323,7 @@ export interface UsageEvents {
 
 export interface UsageTotals {
   billable_metric_id: string;
+  cost: Generated<Numeric>;
   dimension: string | null;
   events: Generated<Int8>;
   latest_at: Timestamp | null;

@@ -322,6 +322,7 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
             latest_at: null,
             latest_event_id: null,
             unique_values: 0,
+            cost: '0.0250',
           },
         ]),
       periodTotals: (db) => usage.periodTotals(db, SUBSCRIPTION, '2026-01-01'),
