@@ -4,25 +4,15 @@
 set local work_mem = '64MB';
 with facts as materialized (
       
-    select s.user_id, t.billable_metric_id, t.dimension as dimension, sum(t.events) as events,
-      0::numeric as revenue,
-      coalesce(sum(t.cost) filter (where s.usage_invoiced_until is not null and t.period_start < s.usage_invoiced_until), 0) as cost,
-      coalesce(sum(t.cost) filter (where not (s.usage_invoiced_until is not null and t.period_start < s.usage_invoiced_until)), 0) as unbilled_cost
+    select s.user_id, t.billable_metric_id, d.dimension as dimension,
+      sum(d.sign * t.events) as events, 0::numeric as revenue,
+      coalesce(sum(d.sign * t.cost) filter (where s.usage_invoiced_until is not null and t.period_start < s.usage_invoiced_until), 0) as cost,
+      coalesce(sum(d.sign * t.cost) filter (where not (s.usage_invoiced_until is not null and t.period_start < s.usage_invoiced_until)), 0) as unbilled_cost
     from usage_totals t
     join subscriptions s on s.tenant_id = t.tenant_id and s.id = t.subscription_id
+    cross join lateral (values (t.dimension, 1), (null, -1)) d (dimension, sign)
     where t.tenant_id = current_setting('app.tenant_id')::uuid and t.period_start >= $1::date and t.period_start < $2::date
-      
-    group by 1, 2, 3
-      union all
-
-    select s.user_id, t.billable_metric_id, null::text as dimension, -sum(t.events) as events,
-      0::numeric as revenue,
-      -coalesce(sum(t.cost) filter (where s.usage_invoiced_until is not null and t.period_start < s.usage_invoiced_until), 0) as cost,
-      -coalesce(sum(t.cost) filter (where not (s.usage_invoiced_until is not null and t.period_start < s.usage_invoiced_until)), 0) as unbilled_cost
-    from usage_totals t
-    join subscriptions s on s.tenant_id = t.tenant_id and s.id = t.subscription_id
-    where t.tenant_id = current_setting('app.tenant_id')::uuid and t.period_start >= $3::date and t.period_start < $4::date
-      and t.dimension is not null
+      and (d.sign = 1 or t.dimension is not null)
     group by 1, 2, 3
       union all
 
@@ -31,9 +21,9 @@ with facts as materialized (
       0::numeric as cost, 0::numeric as unbilled_cost
     from invoices i cross join lateral jsonb_array_elements(i.lines) l
     where i.tenant_id = current_setting('app.tenant_id')::uuid and i.status in ('open', 'paid', 'uncollectible')
-      and i.period_start > $5::date
-      and l->>'type' = 'usage' and (l->>'period_start')::date >= $6::date
-      and (l->>'period_start')::date < $7::date
+      and i.period_start > $3::date
+      and l->>'type' = 'usage' and (l->>'period_start')::date >= $4::date
+      and (l->>'period_start')::date < $5::date
     group by 1, 2, 3
     ),
     by_user as (
@@ -59,7 +49,7 @@ with facts as materialized (
       select 'loss', null, null, null, null, u.id, u.name, u.email, b.revenue, b.cost, b.unbilled_cost, null,
         row_number() over (order by b.revenue - b.cost, b.user_id)
       from (select * from by_user where cost > revenue order by revenue - cost, user_id
-            limit $8) b
+            limit $6) b
       join users u on u.tenant_id = current_setting('app.tenant_id')::uuid and u.id = b.user_id
       union all
       select 'total', null, null, null, null, null, null, null,

@@ -34,33 +34,30 @@ const TENANT = sql`current_setting('app.tenant_id')::uuid`;
 /**
  * Cost: the usage totals of the periods in range, never the events (usage_totals.cost is kept by
  * each recording). A period whose usage is invoiced (it starts before the subscription's
- * usage_invoiced_until) counts in cost; a later one, not billed yet, in unbilled_cost. Each branch
- * adds up its rows per customer, metric and dimension first: what is grouped after is small.
+ * usage_invoiced_until) counts in cost; a later one, not billed yet, in unbilled_cost. Added up
+ * per customer, metric and dimension here already: what is grouped after is small.
  *
  * A total's row with dimension null holds all of the metric's events; the other rows, those with
  * each group_by value. Grouped by metric or by customer, only the all-events rows are read. Grouped
- * by dimension, every row is read, and each dimension row is also taken off the metric's null row
- * (the second branch): what stays under null is the events that carry no value. So each metric's
- * dimension rows add up to its metric row.
+ * by dimension, every row is read once, and each dimension row counts twice: for its value, and
+ * negated under null (the lateral VALUES), so that what stays under null is the events that carry
+ * no value. Each metric's dimension rows thus add up to its metric row.
  */
-function costSources({ from, to, groupBy }: UsageMarginParams): RawBuilder<unknown>[] {
-  const branch = (
-    dimension: RawBuilder<unknown>,
-    sign: RawBuilder<unknown>,
-    rows?: RawBuilder<unknown>,
-  ) => sql`
-    select s.user_id, t.billable_metric_id, ${dimension} as dimension, ${sign}sum(t.events) as events,
-      0::numeric as revenue,
-      ${sign}coalesce(sum(t.cost) filter (where ${closed}), 0) as cost,
-      ${sign}coalesce(sum(t.cost) filter (where not (${closed})), 0) as unbilled_cost
+function costSource({ from, to, groupBy }: UsageMarginParams): RawBuilder<unknown> {
+  const split = groupBy === 'dimension';
+  const closed = sql`s.usage_invoiced_until is not null and t.period_start < s.usage_invoiced_until`;
+  const signed = (value: RawBuilder<unknown>) => (split ? sql`d.sign * ${value}` : value);
+  return sql`
+    select s.user_id, t.billable_metric_id, ${split ? sql`d.dimension` : sql`null::text`} as dimension,
+      sum(${signed(sql`t.events`)}) as events, 0::numeric as revenue,
+      coalesce(sum(${signed(sql`t.cost`)}) filter (where ${closed}), 0) as cost,
+      coalesce(sum(${signed(sql`t.cost`)}) filter (where not (${closed})), 0) as unbilled_cost
     from usage_totals t
     join subscriptions s on s.tenant_id = t.tenant_id and s.id = t.subscription_id
+    ${split ? sql`cross join lateral (values (t.dimension, 1), (null, -1)) d (dimension, sign)` : sql``}
     where t.tenant_id = ${TENANT} and t.period_start >= ${from}::date and t.period_start < ${to}::date
-      ${rows ? sql`and ${rows}` : sql``}
+      and ${split ? sql`(d.sign = 1 or t.dimension is not null)` : sql`t.dimension is null`}
     group by 1, 2, 3`;
-  const closed = sql`s.usage_invoiced_until is not null and t.period_start < s.usage_invoiced_until`;
-  if (groupBy !== 'dimension') return [branch(sql`null::text`, sql``, sql`t.dimension is null`)];
-  return [branch(sql`t.dimension`, sql``), branch(sql`null::text`, sql`-`, sql`t.dimension is not null`)];
 }
 
 /**
@@ -82,7 +79,7 @@ function invoicedRevenue({ from, to }: UsageMarginParams): RawBuilder<unknown> {
 }
 
 /** Every source of facts. Another source of revenue (wallet credits) is one more entry here. */
-const sources = (params: UsageMarginParams) => [...costSources(params), invoicedRevenue(params)];
+const sources = (params: UsageMarginParams) => [costSource(params), invoicedRevenue(params)];
 
 /** A row of the statement's answer: a group, a loss leader, or the totals. */
 interface UsageMarginSqlRow {
