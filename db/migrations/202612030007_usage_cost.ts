@@ -38,6 +38,7 @@ export async function up(db: Kysely<any>): Promise<void> {
   // together. EXPLAIN ANALYZE on 10,000 subscriptions with a year of history (bench/usage-margin.ts),
   // a month's report: its totals in 5 ms instead of 45 to 75 ms scanning every total, its invoices
   // in 30 ms instead of 40 to 70 ms walking the whole (tenant, subscription, period) index.
+  // Recording events never changes a total's tenant or period: its updates stay HOT (202612030005).
   await sql`create index usage_totals_period_idx on usage_totals (tenant_id, period_start)`.execute(db);
   await sql`create index invoices_issued_period_idx on invoices (tenant_id, period_start)
     where status in ('open', 'paid', 'uncollectible')`.execute(db);
