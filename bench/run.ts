@@ -15,6 +15,8 @@
 //   8. BENCH_ONLY=usage: usage billing (issue 22) in a scratch database: batch and single-event
 //      ingestion, GET /usage with 10,000,000 events, 10,000 usage invoices (bench/usage.ts);
 //   9. BENCH_ONLY=wallets: hold + capture pairs on one hot wallet and on 32 (bench/wallets.ts).
+//  10. BENCH_ONLY=usage-margin: GET /reports/usage-margin over a year of usage totals and usage
+//      invoices of 10,000 subscriptions, in a scratch database (bench/usage-margin.ts).
 // BENCH_ROWS (or ROWS) sets the demo tenant's size: BENCH_ROWS=5000000 for the 5M mode.
 // Prints the tables and writes them to bench/results.md (bench/results-<ROWS>.md for other sizes);
 // a step run alone replaces its own section there.
@@ -47,6 +49,7 @@ import {
 import { benchImport, benchRebuild, benchRecompute } from './metrics-scale.js';
 import { benchRenewals, formatRenewals } from './renewals.js';
 import { benchUsage } from './usage.js';
+import { benchUsageMargin } from './usage-margin.js';
 import { benchWallets } from './wallets.js';
 import { benchWriteLoad, formatWriteLoad, type WriteLoadResult } from './write-load.js';
 
@@ -54,9 +57,9 @@ const ROWS = Number(process.env.BENCH_ROWS ?? process.env.ROWS ?? 500_000);
 const DURATION = Number(process.env.BENCH_SECONDS ?? 10);
 const CONNECTIONS = 32;
 const ONLY = process.env.BENCH_ONLY;
-if (ONLY !== undefined && !['write-load', 'metrics', 'usage', 'wallets'].includes(ONLY)) {
+if (ONLY !== undefined && !['write-load', 'metrics', 'usage', 'usage-margin', 'wallets'].includes(ONLY)) {
   console.error(
-    `BENCH_ONLY must be write-load, metrics, usage or wallets (or unset for every step), got "${ONLY}"`,
+    `BENCH_ONLY must be write-load, metrics, usage, usage-margin or wallets (or unset for every step), got "${ONLY}"`,
   );
   process.exit(2);
 }
@@ -374,6 +377,15 @@ runMain(async () => {
       const table = await benchWallets(database.url, startServer, Number(process.env.BENCH_SECONDS ?? 10));
       console.log(`\n${table}`);
       writeFileSync(RESULTS, withSection('wallets', table));
+      return;
+    }
+    if (ONLY === 'usage-margin') {
+      const table = await benchUsageMargin(database.url, startServer, {
+        subscriptions: Number(process.env.BENCH_MARGIN_SUBSCRIPTIONS ?? 10_000),
+        requests: Number(process.env.BENCH_MARGIN_REQUESTS ?? 20),
+      });
+      console.log(`\n${table}`);
+      writeFileSync(RESULTS, withSection('usage-margin', table));
       return;
     }
     if (ONLY === 'usage') {

@@ -324,6 +324,7 @@ export interface UsageEvents {
 
 export interface UsageTotals {
   billable_metric_id: string;
+  cost: Generated<Numeric>;
   dimension: string | null;
   events: Generated<Int8>;
   latest_at: Timestamp | null;
@@ -390,9 +391,11 @@ export interface WalletHoldParts {
 }
 
 export interface WalletHolds {
+  billable_metric_id: string | null;
   captured: Numeric | null;
   created_at: Generated<Timestamp>;
   credits: Numeric;
+  dimension: string | null;
   expires_at: Timestamp;
   id: Generated<string>;
   settled_at: Timestamp | null;

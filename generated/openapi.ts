@@ -1023,6 +1023,42 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/reports/usage-margin": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Usage revenue, cost and margin, and the customers who cost more than they pay
+         * @description For the usage periods that start in [`from`, `to`): what their usage was billed (revenue),
+         *     what it cost you (the `cost` of their usage events), the margin and the margin percentage,
+         *     per metric, per metric and dimension value, or per customer; and the **loss leaders**, the
+         *     customers whose cost exceeds their revenue, whatever `group_by` is.
+         *
+         *     - **Revenue** is the `amount` (before tax) of the `usage` lines that bill those periods, on
+         *       issued invoices (`open`, `paid`, `uncollectible`; not drafts, not voided ones).
+         *     - **Cost** is the cost of the counted events of those periods whose usage is invoiced
+         *       already (the period closed by its invoice). Margin compares it with revenue.
+         *     - **Unbilled cost** is the cost of the periods whose usage is not invoiced yet (the current
+         *       one, say): kept apart, out of the margin, so that a period still running does not show as
+         *       a loss.
+         *     - `margin` = `revenue` − `cost`; `margin_percent` = 100 × `margin` / `revenue`, rounded half
+         *       away from zero to two decimals, null when revenue is 0.
+         *
+         *     Amounts are exact, with four decimals (costs have up to four). Reads the usage totals kept
+         *     as events are recorded, never the events. At most 366 days. Guide: docs/usage.md, "Margins".
+         */
+        get: operations["getUsageMarginReport"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/metrics/mrr": {
         parameters: {
             query?: never;
@@ -2220,6 +2256,12 @@ export interface components {
             /** @description What its capture consumed. */
             captured: null | components["schemas"]["Credits"];
             /**
+             * Format: uuid
+             * @description The metric its capture named (see HoldCapture), for the usage margin report.
+             */
+            billable_metric_id: string | null;
+            dimension_value: string | null;
+            /**
              * Format: date-time
              * @description A pending hold past this time is released (status `expired`).
              */
@@ -2244,6 +2286,14 @@ export interface components {
              *     beyond the capture is released.
              */
             credits: components["schemas"]["Credits"];
+            /**
+             * @description The billable metric (its code) the operation was usage of: the usage margin report then
+             *     counts the credits captured, ÷ the wallet's rate, as this metric's revenue. Without it, they
+             *     count only for the customer (group_by=user, the totals and the loss leaders).
+             */
+            metric?: components["schemas"]["Code"];
+            /** @description The value of the metric's group_by the operation had (with `metric` only). */
+            dimension_value?: string | null;
         };
         LedgerEntry: {
             id: components["schemas"]["Id"];
@@ -2886,6 +2936,101 @@ export interface components {
                 recomputed: string;
             }[];
         };
+        UsageMarginReport: {
+            from: components["schemas"]["Date"];
+            to: components["schemas"]["Date"];
+            /** @enum {string} */
+            group_by: "metric" | "dimension" | "user";
+            /**
+             * @description Every customer's figures added up: the rows added up, but for credits captured from
+             *     wallets by captures that named no metric, which are in the totals (and the customer's row
+             *     when grouping by user) and in no metric row.
+             */
+            totals: components["schemas"]["UsageMarginFigures"];
+            /**
+             * @description One per metric (ordered by code), per metric and dimension value (by code, then value,
+             *     null first), or per customer (largest loss first, i.e. by margin, then by id): each one
+             *     with some usage or revenue in the range.
+             */
+            rows: (components["schemas"]["UsageMarginMetricRow"] | components["schemas"]["UsageMarginDimensionRow"] | components["schemas"]["UsageMarginUserRow"])[];
+            /**
+             * @description The customers whose cost exceeds their revenue over the range, largest loss first (then
+             *     by id); at most 100. Unbilled cost does not make a loss leader.
+             */
+            loss_leaders: components["schemas"]["UsageMarginUserRow"][];
+            /** @description How many customers are loss leaders, including those past the first 100. */
+            loss_leader_count: components["schemas"]["Count"];
+        };
+        UsageMarginFigures: {
+            /** @description The usage lines billing the periods, on issued invoices (before tax). */
+            revenue: components["schemas"]["MarginAmount"];
+            /** @description The cost of the usage of the periods whose usage is invoiced. */
+            cost: components["schemas"]["MarginAmount"];
+            /** @description `revenue` − `cost`. */
+            margin: components["schemas"]["SignedMarginAmount"];
+            margin_percent: components["schemas"]["MarginPercent"];
+            /** @description The cost of the usage of the periods not invoiced yet; not in `cost` nor in the margin. */
+            unbilled_cost: components["schemas"]["MarginAmount"];
+        };
+        UsageMarginMetricRow: {
+            metric: components["schemas"]["UsageMarginMetric"];
+            revenue: components["schemas"]["MarginAmount"];
+            cost: components["schemas"]["MarginAmount"];
+            margin: components["schemas"]["SignedMarginAmount"];
+            margin_percent: components["schemas"]["MarginPercent"];
+            unbilled_cost: components["schemas"]["MarginAmount"];
+        };
+        UsageMarginDimensionRow: {
+            metric: components["schemas"]["UsageMarginMetric"];
+            /**
+             * @description A value of the metric's `group_by`. Null: the events that carry no value (every event of a
+             *     metric without `group_by`), and the charges on the metric as a whole (without a
+             *     `dimension_value`).
+             */
+            dimension_value: string | null;
+            revenue: components["schemas"]["MarginAmount"];
+            cost: components["schemas"]["MarginAmount"];
+            margin: components["schemas"]["SignedMarginAmount"];
+            margin_percent: components["schemas"]["MarginPercent"];
+            unbilled_cost: components["schemas"]["MarginAmount"];
+        };
+        UsageMarginUserRow: {
+            user: {
+                /** Format: uuid */
+                id: string;
+                name: string;
+                email: string;
+            };
+            revenue: components["schemas"]["MarginAmount"];
+            cost: components["schemas"]["MarginAmount"];
+            margin: components["schemas"]["SignedMarginAmount"];
+            margin_percent: components["schemas"]["MarginPercent"];
+            unbilled_cost: components["schemas"]["MarginAmount"];
+        };
+        UsageMarginMetric: {
+            /** Format: uuid */
+            id: string;
+            code: string;
+            name: string;
+        };
+        /**
+         * @description An exact non-negative sum with four decimals and no upper bound, as a string.
+         * @example 120.0000
+         * @example 0.0000
+         */
+        MarginAmount: string;
+        /**
+         * @description An exact amount that may be negative (a loss), with four decimals, as a string.
+         * @example -10.5000
+         * @example 0.0000
+         */
+        SignedMarginAmount: string;
+        /**
+         * @description 100 × `margin` / `revenue`, rounded half away from zero to two decimals; null when `revenue` is 0.
+         * @example 37.50
+         * @example -125.00
+         */
+        MarginPercent: string | null;
         /**
          * @description What prepaid credits paid of a usage line. The line's `amount` is what is billed: the charge
          *     less `amount` here. So the charge was `amount` (the line's) plus `amount` (these credits').
@@ -7202,6 +7347,84 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             409: components["responses"]["Conflict"];
             422: components["responses"]["Unprocessable"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getUsageMarginReport: {
+        parameters: {
+            query: {
+                /** @description The first day whose usage periods are reported (periods starting on or after it). */
+                from: components["schemas"]["Date"];
+                /** @description The day after the range (periods starting before it); after `from`, at most 366 days later. */
+                to: components["schemas"]["Date"];
+                /**
+                 * @description `metric`: a row per billable metric; `dimension`: a row per metric and value of its
+                 *     `group_by` (each metric's rows add up to its `metric` row); `user`: a row per customer.
+                 */
+                group_by?: "metric" | "dimension" | "user";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The report. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "from": "2026-10-01",
+                     *       "to": "2026-11-01",
+                     *       "group_by": "metric",
+                     *       "totals": {
+                     *         "revenue": "120.0000",
+                     *         "cost": "130.5000",
+                     *         "margin": "-10.5000",
+                     *         "margin_percent": "-8.75",
+                     *         "unbilled_cost": "0.0000"
+                     *       },
+                     *       "rows": [
+                     *         {
+                     *           "metric": {
+                     *             "id": "0193a6a2-7000-7000-8000-00000000000f",
+                     *             "code": "ai-tokens",
+                     *             "name": "AI tokens"
+                     *           },
+                     *           "revenue": "120.0000",
+                     *           "cost": "130.5000",
+                     *           "margin": "-10.5000",
+                     *           "margin_percent": "-8.75",
+                     *           "unbilled_cost": "0.0000"
+                     *         }
+                     *       ],
+                     *       "loss_leaders": [
+                     *         {
+                     *           "user": {
+                     *             "id": "0193a6a2-7c4e-7d1a-9b1e-3f2c4d5e6f70",
+                     *             "name": "Ada Lovelace",
+                     *             "email": "ada@example.com"
+                     *           },
+                     *           "revenue": "20.0000",
+                     *           "cost": "45.0000",
+                     *           "margin": "-25.0000",
+                     *           "margin_percent": "-125.00",
+                     *           "unbilled_cost": "0.0000"
+                     *         }
+                     *       ],
+                     *       "loss_leader_count": 1
+                     *     }
+                     */
+                    "application/json": components["schemas"]["UsageMarginReport"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             429: components["responses"]["TooManyRequests"];
             503: components["responses"]["ServiceUnavailable"];
         };

@@ -41,6 +41,7 @@ import { tenantsRouter } from './routes/tenants.js';
 import { billableMetricsRouter, subscriptionUsageRouter, usageEventsRouter } from './routes/usage.js';
 import { holdsRouter, walletsRouter } from './routes/wallets.js';
 
+import { usageMarginRouter } from './routes/usage-margin.js';
 import { usersRouter } from './routes/users.js';
 import { webhookDeliveriesRouter, webhookEndpointsRouter } from './routes/webhook-endpoints.js';
 import type { ServiceContext } from './services/context.js';
@@ -173,6 +174,7 @@ export function createApp({
   app.use('/api/v1/test-clocks', testClocksRouter(ctx));
   app.use('/api/v1/billing-settings', billingSettingsRouter(ctx));
   app.use('/api/v1/reports', reportsRouter(ctx));
+  app.use('/api/v1/reports', usageMarginRouter(ctx));
   app.use('/api/v1/webhook-endpoints', webhookEndpointsRouter(ctx, webhooks));
   app.use('/api/v1/webhook-deliveries', webhookDeliveriesRouter(ctx));
   app.use('/api/v1/billable-metrics', billableMetricsRouter(ctx));

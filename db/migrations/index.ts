@@ -20,8 +20,10 @@ import * as m202612030003 from './202612030003_versions_in_write_order.js';
 import * as m202612030004 from './202612030004_usage.js';
 import * as m202612030005 from './202612030005_usage_totals_hot.js';
 import * as m202612030006 from './202612030006_wallets.js';
+import * as m202612030007 from './202612030007_usage_cost.js';
 import * as m202612030008 from './202612030008_wallet_settings.js';
 import * as m202612030009 from './202612030009_paid_grants.js';
+import * as m202612030010 from './202612030010_captured_usage.js';
 
 export const migrations: Record<string, Migration> = {
   '202611230001_initial': m202611230001,
@@ -43,6 +45,8 @@ export const migrations: Record<string, Migration> = {
   '202612030004_usage': m202612030004,
   '202612030005_usage_totals_hot': m202612030005,
   '202612030006_wallets': m202612030006,
+  '202612030007_usage_cost': m202612030007,
   '202612030008_wallet_settings': m202612030008,
   '202612030009_paid_grants': m202612030009,
+  '202612030010_captured_usage': m202612030010,
 };

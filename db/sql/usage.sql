@@ -32,16 +32,17 @@ insert into usage_unique_values (subscription_id, billable_metric_id, period_sta
 
 -- addToTotals
 insert into usage_totals as t (subscription_id, billable_metric_id, period_start, dimension, events, total,
-      max_value, latest_value, latest_at, latest_event_id, unique_values)
-    select s, m, p, d, ev, tot, mx, lv, la, le, uv
+      max_value, latest_value, latest_at, latest_event_id, unique_values, cost)
+    select s, m, p, d, ev, tot, mx, lv, la, le, uv, co
     from unnest($1::uuid[], $2::uuid[], $3::date[],
       $4::text[], $5::bigint[], $6::numeric[], $7::numeric[],
       $8::numeric[], $9::timestamptz[], $10::text[],
-      $11::bigint[]) with ordinality as u (s, m, p, d, ev, tot, mx, lv, la, le, uv, n)
+      $11::bigint[], $12::numeric[]) with ordinality as u (s, m, p, d, ev, tot, mx, lv, la, le, uv, co, n)
     order by n
     on conflict (tenant_id, subscription_id, billable_metric_id, period_start, dimension) do update set
       events = t.events + excluded.events,
       total = t.total + excluded.total,
+      cost = t.cost + excluded.cost,
       max_value = greatest(t.max_value, excluded.max_value),
       unique_values = t.unique_values + excluded.unique_values,
       latest_value = case when excluded.latest_at is not null and (t.latest_at is null

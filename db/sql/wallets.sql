@@ -96,7 +96,7 @@ with h as (
       insert into wallet_holds as h (wallet_id, credits, expires_at)
       values ($1, $2, $3)
       returning h.id, h.wallet_id, h.status, trim_scale(h.credits)::text as credits, trim_scale(h.captured)::text as captured,
-  h.expires_at, h.settled_at, h.created_at),
+  h.billable_metric_id, h.dimension, h.expires_at, h.settled_at, h.created_at),
     parts as (
       insert into wallet_hold_parts (hold_id, grant_id, credits)
       select h.id, p.grant_id, p.credits from h,
@@ -105,7 +105,7 @@ with h as (
 
 -- findHold
 select h.id, h.wallet_id, h.status, trim_scale(h.credits)::text as credits, trim_scale(h.captured)::text as captured,
-  h.expires_at, h.settled_at, h.created_at from wallet_holds h
+  h.billable_metric_id, h.dimension, h.expires_at, h.settled_at, h.created_at from wallet_holds h
     where h.tenant_id = current_setting('app.tenant_id')::uuid and h.id = $1::uuid;
 
 -- holdParts
@@ -114,15 +114,16 @@ select grant_id, trim_scale(credits)::text as credits from wallet_hold_parts
 
 -- lapsedHolds
 select h.id, h.wallet_id, h.status, trim_scale(h.credits)::text as credits, trim_scale(h.captured)::text as captured,
-  h.expires_at, h.settled_at, h.created_at from wallet_holds h
+  h.billable_metric_id, h.dimension, h.expires_at, h.settled_at, h.created_at from wallet_holds h
     where h.tenant_id = current_setting('app.tenant_id')::uuid and h.wallet_id = $1::uuid and h.status = 'pending'
       and h.expires_at <= $2 order by h.expires_at, h.id;
 
 -- settleHold
-update wallet_holds h set status = $1, captured = $2, settled_at = $3
-    where h.tenant_id = current_setting('app.tenant_id')::uuid and h.id = $4::uuid
+update wallet_holds h set status = $1, captured = $2, settled_at = $3,
+      billable_metric_id = $4, dimension = $5
+    where h.tenant_id = current_setting('app.tenant_id')::uuid and h.id = $6::uuid
     returning h.id, h.wallet_id, h.status, trim_scale(h.credits)::text as credits, trim_scale(h.captured)::text as captured,
-  h.expires_at, h.settled_at, h.created_at;
+  h.billable_metric_id, h.dimension, h.expires_at, h.settled_at, h.created_at;
 
 -- saveChanges
 with changed as (

@@ -15,6 +15,7 @@ import * as mrr from '../analytics/mrr.js';
 import { COLUMNS as MRR_COLUMNS } from '../analytics/mrr-engine.js';
 import * as mrrInput from '../analytics/mrr-input.js';
 import * as mrrStore from '../analytics/mrr-store.js';
+import * as usageMargin from '../analytics/usage-margin.js';
 import { APP_ROLE, createDb, type Db } from '../database/connection.js';
 import { databaseUrl, ensureDatabase, startEmbeddedPostgres } from '../database/embedded.js';
 import { sqlState } from '../database/errors.js';
@@ -322,6 +323,7 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
             latest_at: null,
             latest_event_id: null,
             unique_values: 0,
+            cost: '0.0250',
           },
         ]),
       periodTotals: (db) => usage.periodTotals(db, SUBSCRIPTION, '2026-01-01'),
@@ -667,6 +669,42 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
     calls: {
       loadCustomers: (db) => mrrInput.loadCustomers(db, [USER]),
       loadCustomerRange: (db) => mrrInput.loadCustomerRange(db, TENANT, null, 5000),
+    },
+  },
+  'analytics-usage-margin': {
+    module: { readUsageMargin: usageMargin.readUsageMargin },
+    calls: {
+      readUsageMargin: (db) =>
+        usageMargin.readUsageMargin(db, {
+          from: '2026-01-01',
+          to: '2027-01-01',
+          groupBy: 'metric',
+          lossLeaders: 100,
+        }),
+    },
+  },
+  'analytics-usage-margin-dimension': {
+    module: { readUsageMargin: usageMargin.readUsageMargin },
+    calls: {
+      readUsageMargin: (db) =>
+        usageMargin.readUsageMargin(db, {
+          from: '2026-01-01',
+          to: '2027-01-01',
+          groupBy: 'dimension',
+          lossLeaders: 100,
+        }),
+    },
+  },
+  'analytics-usage-margin-user': {
+    module: { readUsageMargin: usageMargin.readUsageMargin },
+    calls: {
+      readUsageMargin: (db) =>
+        usageMargin.readUsageMargin(db, {
+          from: '2026-01-01',
+          to: '2027-01-01',
+          groupBy: 'user',
+          lossLeaders: 100,
+        }),
     },
   },
   'analytics-maintenance': {

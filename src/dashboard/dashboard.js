@@ -2,7 +2,7 @@
 // numbers as text, tables and uPlot charts. Money arrives as decimal strings and is shown with
 // thousands separators (format.js, exact: string arithmetic), the value as sent in its title and
 // data-value; only the charts convert it to numbers.
-import { formatCount, formatMoney, pageCurrency } from './format.js';
+import { formatCount, formatMoney, pageCurrency, trimAmount } from './format.js';
 import uPlot from './vendor/uPlot.esm.js';
 
 const CURRENCY = pageCurrency(location.search);
@@ -44,6 +44,11 @@ const ui = {
   kpiMonth: $('kpi-month'),
   months: $('months-body'),
   top: $('top-body'),
+  marginMessage: $('margin-message'),
+  marginResults: $('margin-results'),
+  marginRows: $('margin-body'),
+  lossCount: $('loss-count'),
+  lossRows: $('loss-body'),
 };
 
 /** An API answer that was not 2xx, with its problem+json body when there is one. */
@@ -80,17 +85,17 @@ async function listAll(path) {
 
 // ---- messages and elements
 
-function showError(error) {
-  ui.message.replaceChildren();
-  ui.message.append(error.message);
+function showError(error, target = ui.message) {
+  target.replaceChildren();
+  target.append(error.message);
   // Validation problems name each offending input.
   const details = error.problem?.errors ?? [];
   if (details.length > 0) {
     const list = document.createElement('ul');
     for (const e of details) list.append(el('li', {}, `${e.field ?? e.location}: ${e.message}`));
-    ui.message.append(list);
+    target.append(list);
   }
-  ui.message.hidden = false;
+  target.hidden = false;
 }
 
 function clearError() {
@@ -126,6 +131,26 @@ function moneyCell(testid, amount) {
     formatMoney(amount, CURRENCY),
   );
 }
+
+/** An amount with up to four decimals (usage costs): no zeros past the cents, nothing rounded. */
+const amount = (value) => formatMoney(trimAmount(value), CURRENCY);
+
+/** A usage margin cell: the amount for people, the exact string in title and data-value. */
+function amountCell(testid, value) {
+  return el(
+    'td',
+    {
+      'data-testid': testid,
+      'data-value': value,
+      title: value,
+      class: value.startsWith('-') ? 'negative' : '',
+    },
+    amount(value),
+  );
+}
+
+/** A percentage as sent ("37.50"), or a dash when there is none (no revenue). */
+const marginPercent = (value) => (value == null ? '—' : `${value}%`);
 
 /** A count cell: with thousands separators, the exact count on hover. */
 function countCell(testid, count) {
@@ -212,6 +237,17 @@ async function loadFilterOptions() {
   fillSelect(ui.feature, features, 'All features');
 }
 
+/**
+ * The usage margin report's range for the months chosen: from the first day of `from` to the first
+ * day of the month after `to` (its `to` is exclusive).
+ */
+function marginRange() {
+  const [year, month] = ui.to.value.split('-').map(Number);
+  if (!year || !month) return { from: ui.from.value, to: '' }; // the API says what is missing
+  const after = new Date(Date.UTC(year, month, 1)).toISOString().slice(0, 10);
+  return { from: `${ui.from.value}-01`, to: after };
+}
+
 function filterParams() {
   return {
     from: ui.from.value,
@@ -232,14 +268,22 @@ async function loadMetrics() {
   const params = filterParams();
   ui.dashboard.setAttribute('aria-busy', 'true');
   try {
-    const [mrr, churn, analytics] = await Promise.all([
+    // The margin report fails on its own (a range over 366 days, say): its panel says so, and the
+    // rest of the dashboard still shows.
+    const margin = api('reports/usage-margin', marginRange(), controller.signal).then(
+      (report) => ({ report }),
+      (error) => ({ error }),
+    );
+    const [mrr, churn, analytics, usage] = await Promise.all([
       api('metrics/mrr', params, controller.signal),
       api('metrics/churn', params, controller.signal),
       api('analytics', { top: '10' }, controller.signal),
+      margin,
     ]);
     clearError();
     ui.results.hidden = false;
     render(mrr.months, churn.months, analytics.top_users);
+    renderMargin(usage);
   } catch (error) {
     if (controller.signal.aborted) return; // superseded by a newer load
     ui.results.hidden = true;
@@ -308,6 +352,68 @@ function renderTopUsers(users) {
   if (rows.length === 0)
     rows.push(el('tr', {}, el('td', { colspan: '4', class: 'empty' }, 'No customers yet')));
   ui.top.replaceChildren(...rows);
+}
+
+function renderMargin({ report, error }) {
+  if (error) {
+    ui.marginResults.hidden = true;
+    return showError(error, ui.marginMessage);
+  }
+  ui.marginMessage.hidden = true;
+  ui.marginResults.hidden = false;
+  const { totals } = report;
+  for (const [testid, value] of [
+    ['margin-revenue', totals.revenue],
+    ['margin-cost', totals.cost],
+    ['margin-margin', totals.margin],
+    ['margin-unbilled', totals.unbilled_cost],
+  ]) {
+    const node = document.querySelector(`[data-testid="${testid}"]`);
+    node.textContent = amount(value);
+    node.title = value;
+    node.dataset.value = value;
+  }
+  const percentNode = document.querySelector('[data-testid="margin-percent"]');
+  percentNode.textContent = marginPercent(totals.margin_percent);
+  percentNode.dataset.value = totals.margin_percent ?? '';
+
+  const rows = report.rows.map((r) =>
+    el(
+      'tr',
+      { 'data-testid': 'margin-row', 'data-metric': r.metric.code },
+      el('td', { class: 'text', title: r.metric.code }, r.metric.name),
+      amountCell('margin-row-revenue', r.revenue),
+      amountCell('margin-row-cost', r.cost),
+      amountCell('margin-row-margin', r.margin),
+      el('td', { 'data-testid': 'margin-row-percent' }, marginPercent(r.margin_percent)),
+      amountCell('margin-row-unbilled', r.unbilled_cost),
+    ),
+  );
+  if (rows.length === 0)
+    rows.push(el('tr', {}, el('td', { colspan: '6', class: 'empty' }, 'No usage in this range')));
+  ui.marginRows.replaceChildren(...rows);
+
+  const count = report.loss_leader_count;
+  ui.lossCount.dataset.value = String(count);
+  ui.lossCount.textContent =
+    count === 0
+      ? 'No customer cost more than they paid.'
+      : `${formatCount(count)} ${count === 1 ? 'customer' : 'customers'} cost more than they paid` +
+        (count > report.loss_leaders.length ? `; the ${report.loss_leaders.length} largest losses:` : ':');
+  ui.lossRows.replaceChildren(
+    ...report.loss_leaders.map((l) =>
+      el(
+        'tr',
+        { 'data-testid': 'loss-leader-row' },
+        el('td', { class: 'text' }, l.user.name),
+        el('td', { class: 'text' }, l.user.email),
+        amountCell('loss-revenue', l.revenue),
+        amountCell('loss-cost', l.cost),
+        amountCell('loss-margin', l.margin),
+        el('td', { 'data-testid': 'loss-percent' }, marginPercent(l.margin_percent)),
+      ),
+    ),
+  );
 }
 
 // ---- charts (x is the month's index; the axis labels it with the month)

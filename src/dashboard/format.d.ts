@@ -1,4 +1,5 @@
 // Types of format.js, for the tests that import it (the dashboard itself is plain JavaScript).
 export function formatMoney(amount: string, currency?: string): string;
+export function trimAmount(amount: string): string;
 export function formatCount(count: number | string): string;
 export function pageCurrency(search: string): string | undefined;

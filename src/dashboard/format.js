@@ -13,6 +13,14 @@ export function formatMoney(amount, currency) {
   return `${negative ? '-' : ''}${prefix}${grouped}.${cents}${suffix}`;
 }
 
+/** An exact amount with no zeros past the cents: "10.2000" → "10.20", "0.0371" stays, "-5" → "-5.00". */
+export function trimAmount(amount) {
+  const [whole, fraction = ''] = amount.split('.');
+  let digits = fraction.padEnd(2, '0');
+  while (digits.length > 2 && digits.endsWith('0')) digits = digits.slice(0, -1);
+  return `${whole}.${digits}`;
+}
+
 /** 1234567 → "1,234,567". */
 export function formatCount(count) {
   return Number(count).toLocaleString('en-US');

@@ -289,6 +289,9 @@ export interface HoldRow {
   status: 'pending' | 'captured' | 'released' | 'expired';
   credits: string;
   captured: string | null;
+  /** What a capture said its operation was: a billable metric and dimension value, or null. */
+  billable_metric_id: string | null;
+  dimension: string | null;
   expires_at: Date;
   settled_at: Date | null;
   created_at: Date;

@@ -124,6 +124,8 @@ export interface TotalDelta extends TotalKey {
   latest_at: Date | null;
   latest_event_id: string | null;
   unique_values: number;
+  /** What the new events cost (the sum of their `cost`, those without one adding 0): for margins. */
+  cost: string;
 }
 
 export const totalKeyText = (k: TotalKey) =>
@@ -166,16 +168,17 @@ export async function addToTotals(
   const col = <K extends keyof TotalDelta>(k: K) => sorted.map((d) => d[k]);
   const { rows } = await sql<TotalKey & TotalRow>`
     insert into usage_totals as t (subscription_id, billable_metric_id, period_start, dimension, events, total,
-      max_value, latest_value, latest_at, latest_event_id, unique_values)
-    select s, m, p, d, ev, tot, mx, lv, la, le, uv
+      max_value, latest_value, latest_at, latest_event_id, unique_values, cost)
+    select s, m, p, d, ev, tot, mx, lv, la, le, uv, co
     from unnest(${col('subscription_id')}::uuid[], ${col('billable_metric_id')}::uuid[], ${col('period_start')}::date[],
       ${col('dimension')}::text[], ${col('events')}::bigint[], ${col('total')}::numeric[], ${col('max_value')}::numeric[],
       ${col('latest_value')}::numeric[], ${col('latest_at')}::timestamptz[], ${col('latest_event_id')}::text[],
-      ${col('unique_values')}::bigint[]) with ordinality as u (s, m, p, d, ev, tot, mx, lv, la, le, uv, n)
+      ${col('unique_values')}::bigint[], ${col('cost')}::numeric[]) with ordinality as u (s, m, p, d, ev, tot, mx, lv, la, le, uv, co, n)
     order by n
     on conflict (tenant_id, subscription_id, billable_metric_id, period_start, dimension) do update set
       events = t.events + excluded.events,
       total = t.total + excluded.total,
+      cost = t.cost + excluded.cost,
       max_value = greatest(t.max_value, excluded.max_value),
       unique_values = t.unique_values + excluded.unique_values,
       latest_value = case when ${newerLatest} then excluded.latest_value else t.latest_value end,

@@ -18,7 +18,7 @@ const grantColumns = sql`g.id, g.wallet_id, g.kind, trim_scale(g.credits)::text 
   trim_scale(g.reserved)::text as reserved, g.priority, g.expires_at, g.expired_at, g.amount::text as amount, g.invoice_id,
   g.available_at, g.canceled_at, g.created_at`;
 const holdColumns = sql`h.id, h.wallet_id, h.status, trim_scale(h.credits)::text as credits, trim_scale(h.captured)::text as captured,
-  h.expires_at, h.settled_at, h.created_at`;
+  h.billable_metric_id, h.dimension, h.expires_at, h.settled_at, h.created_at`;
 const ledgerColumns = sql`l.id, l.wallet_id, l.type, trim_scale(l.credits)::text as credits,
   trim_scale(l.available_after)::text as available_after, trim_scale(l.held_after)::text as held_after, l.grant_id, l.hold_id,
   l.invoice_id, l.api_key_id, l.created_at`;
@@ -225,10 +225,16 @@ export async function lapsedHolds(db: Db, walletId: string, at: Date): Promise<H
 export async function settleHold(
   db: Db,
   id: string,
-  values: { status: 'captured' | 'released' | 'expired'; captured: string | null; at: Date },
+  values: {
+    status: 'captured' | 'released' | 'expired';
+    captured: string | null;
+    at: Date;
+    usage?: { billable_metric_id: string; dimension: string | null } | undefined;
+  },
 ): Promise<HoldRow> {
   const { rows } = await sql<HoldRow>`
-    update wallet_holds h set status = ${values.status}, captured = ${values.captured}, settled_at = ${values.at}
+    update wallet_holds h set status = ${values.status}, captured = ${values.captured}, settled_at = ${values.at},
+      billable_metric_id = ${values.usage?.billable_metric_id ?? null}, dimension = ${values.usage?.dimension ?? null}
     where h.tenant_id = ${TENANT} and h.id = ${id}::uuid
     returning ${holdColumns}`.execute(db);
   return rows[0]!;

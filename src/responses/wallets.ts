@@ -50,6 +50,8 @@ export function toHoldResponse(h: HoldRow): Schemas['Hold'] {
     status: h.status,
     credits: h.credits,
     captured: h.captured,
+    billable_metric_id: h.billable_metric_id,
+    dimension_value: h.dimension,
     expires_at: h.expires_at.toISOString(),
     settled_at: h.settled_at?.toISOString() ?? null,
     created_at: h.created_at.toISOString(),

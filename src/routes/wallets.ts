@@ -129,6 +129,7 @@ export function holdsRouter(ctx: ServiceContext): Router {
 
   const settled = (req: { params: { holdId: string } }, o: wallets.SettleOutcome) => {
     if (o.kind === 'missing') throw noSuchHold(req.params.holdId);
+    if (o.kind === 'invalid') throw invalid(o.errors);
     if (o.kind === 'not-pending') {
       throw conflict(`The hold is ${o.hold.status}: only a pending hold can be captured or released.`);
     }
@@ -147,7 +148,7 @@ export function holdsRouter(ctx: ServiceContext): Router {
       ctx,
       idempotent(req, actorOf(req), reply),
       req.params.holdId,
-      body.credits,
+      body,
     );
     settled(req, outcome);
     send(res, reply(outcome)!);

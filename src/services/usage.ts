@@ -380,6 +380,7 @@ async function addToTotals(
         latest_at: null,
         latest_event_id: null,
         unique_values: 0,
+        cost: '0.0000',
       };
       deltas.set(text, d);
     }
@@ -390,6 +391,7 @@ async function addToTotals(
     for (const key of keysOf(e)) {
       const d = delta(key);
       d.events += 1;
+      if (e.cost !== null) d.cost = formatMicros(parseAmount(d.cost) + parseAmount(e.cost));
       if (aggregation === 'sum') d.total = formatQuantity(parseTotal(d.total) + parseQuantity(e.value!));
       if (
         aggregation === 'max' &&

@@ -8,6 +8,7 @@ import type { Charge } from '../billing/invoices.js';
 import { formatCents, type Micros, parseAmount, roundToCents } from '../billing/money.js';
 import { formatQuantity, parseTotal } from '../billing/usage-pricing.js';
 import { isForeignKeyViolation } from '../database/errors.js';
+import { findBillableMetricsByCode } from '../queries/billable-metrics.js';
 import * as wallets from '../queries/wallets.js';
 import type { GrantRow, HoldRow, LedgerRow, WalletRow } from '../database/schema.js';
 import { toGrantResponse, toWalletResponse } from '../responses/wallets.js';
@@ -528,15 +529,33 @@ export type SettleOutcome =
   | { kind: 'settled'; hold: HoldRow }
   | { kind: 'missing' }
   | { kind: 'not-pending'; hold: HoldRow }
+  | { kind: 'invalid'; errors: Array<{ field: string; message: string }> }
   | { kind: 'insufficient'; available: string; excess: string };
 
 /**
  * Captures `amount` of a pending hold: up to the hold from its credits, any excess from the
  * available balance (refused, changing nothing, when that is too low); the rest is released.
  */
-export function captureHold(ctx: ServiceContext, actor: Actor, holdId: string, amountText: string) {
+export function captureHold(
+  ctx: ServiceContext,
+  actor: Actor,
+  holdId: string,
+  input: { credits: string; metric?: string | undefined; dimension_value?: string | null | undefined },
+) {
   return settle(ctx, actor, holdId, async (tx, locked, hold): Promise<SettleOutcome> => {
-    const amount = credits(amountText);
+    let usage: { billable_metric_id: string; dimension: string | null } | undefined;
+    if (input.metric !== undefined) {
+      const [metric] = await findBillableMetricsByCode(tx.db, [input.metric]);
+      if (!metric)
+        return {
+          kind: 'invalid',
+          errors: [{ field: '/metric', message: `no billable metric has the code ${input.metric}` }],
+        };
+      usage = { billable_metric_id: metric.id, dimension: input.dimension_value ?? null };
+    } else if (input.dimension_value != null) {
+      return { kind: 'invalid', errors: [{ field: '/dimension_value', message: 'needs metric' }] };
+    }
+    const amount = credits(input.credits);
     const held = credits(hold.credits);
     const excess = amount > held ? amount - held : 0n;
     if (excess > locked.spendable) {
@@ -556,6 +575,7 @@ export function captureHold(ctx: ServiceContext, actor: Actor, holdId: string, a
       status: 'captured',
       captured: text(amount),
       at: locked.now,
+      usage,
     });
     return { kind: 'settled', hold: settled };
   });

@@ -643,6 +643,57 @@ describe('paid grants', () => {
   });
 });
 
+describe('credits captured in the usage margin report', () => {
+  it('counts captured credits ÷ the rate as revenue: for the metric a capture names, else for the customer only', async () => {
+    const code = `ai-${Math.random().toString(36).slice(2, 8)}`;
+    expect(
+      (await t.api.post('/api/v1/billable-metrics').send({ code, name: 'AI', aggregation: 'count' })).status,
+    ).toBe(201);
+    const w = await wallet('3');
+    await grant(w, { credits: '100' });
+    const a = (await hold(w, '50')).body as Hold;
+    const b = (await hold(w, '20')).body as Hold;
+    const c = (await hold(w, '5')).body as Hold;
+    expectProblem(
+      await t.api.post(`/api/v1/holds/${a.id}/capture`).send({ credits: '1', metric: 'nope' }),
+      422,
+      'unprocessable',
+    );
+    expectProblem(
+      await t.api.post(`/api/v1/holds/${a.id}/capture`).send({ credits: '1', dimension_value: 'x' }),
+      422,
+      'unprocessable',
+    );
+    const captured = await t.api
+      .post(`/api/v1/holds/${a.id}/capture`)
+      .send({ credits: '10', metric: code, dimension_value: 'gpt' });
+    expect(captured.body).toMatchObject({ status: 'captured', captured: '10', dimension_value: 'gpt' });
+    expect((await capture(b, '7')).status).toBe(200);
+    expect((await release(c)).status).toBe(200);
+    const today = new Date().toISOString().slice(0, 10);
+    const tomorrow = new Date(Date.now() + 86_400_000).toISOString().slice(0, 10);
+    const report = async (group_by: string) => {
+      const res = await t.api
+        .get('/api/v1/reports/usage-margin')
+        .query({ from: today, to: tomorrow, group_by });
+      expect(res.status, res.text).toBe(200);
+      return res.body as Schemas['UsageMarginReport'];
+    };
+    // 10 / 3 = 3.3333 for the metric; 7 / 3 = 2.3333 for the customer only.
+    const byMetric = await report('metric');
+    const row = byMetric.rows.find((r) => 'metric' in r && r.metric.code === code)!;
+    expect(row).toMatchObject({ revenue: '3.3333', cost: '0.0000' });
+    const byDimension = await report('dimension');
+    expect(byDimension.rows.filter((r) => 'metric' in r && r.metric.code === code)).toEqual([
+      expect.objectContaining({ dimension_value: 'gpt', revenue: '3.3333' }),
+    ]);
+    const byUser = await report('user');
+    expect(byUser.rows.find((r) => 'user' in r && r.user.id === w.user_id)).toMatchObject({
+      revenue: '5.6666',
+    });
+  });
+});
+
 describe('the ledger', () => {
   it('is append-only in the database', async () => {
     const w = await wallet();

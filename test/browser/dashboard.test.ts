@@ -10,6 +10,7 @@ import { createApp } from '../../src/app.js';
 import type { Schemas } from '../../src/contract.js';
 import { createHttpServer, drain, listen } from '../../src/http/server.js';
 import { type TestTenant, useTestApp } from '../helpers/app.js';
+import { trimAmount } from '../../src/dashboard/format.js';
 import { createFeature, createUser } from '../helpers/factories.js';
 import { captureLogs } from '../helpers/logs.js';
 
@@ -63,6 +64,162 @@ async function seedTenant() {
     expect(res.status, res.text).toBe(201);
   }
   return { tenant, basic, pro, sso };
+}
+
+/**
+ * A tenant whose customers' usage has a cost: Ada's usage pays for itself, Bob's costs more than
+ * it bills. The period three months ago is invoiced; last month's usage is not (unbilled cost).
+ */
+async function seedUsageTenant() {
+  const tenant = await ctx.newTenant('Margins Co');
+  const post = async (path: string, body?: object, status = 201) => {
+    const res = await (body ? tenant.api.post(path).send(body) : tenant.api.post(path));
+    expect(res.status, res.text).toBe(status);
+    return res.body as Record<string, unknown>;
+  };
+  await post('/api/v1/billable-metrics', {
+    code: 'tokens',
+    name: 'AI tokens',
+    aggregation: 'sum',
+    field: 'tokens',
+    group_by: 'model',
+  });
+  const plan = await post('/api/v1/plans', {
+    code: 'ai',
+    name: 'AI',
+    interval: 'month',
+    price: { model: 'flat', amount: '20.00' },
+    usage_charges: [
+      { metric: 'tokens', dimension_value: 'advanced', model: 'per_unit', amount: '0.002' },
+      { metric: 'tokens', dimension_value: 'cheap', model: 'per_unit', amount: '0.0002' },
+    ],
+  });
+  const start = monthsAgo(3, 1);
+  const at = (n: number, day: number) => `${monthsAgo(n, day)}T12:00:00Z`;
+  let n = 0;
+  for (const [name, events] of [
+    [
+      'Ada',
+      [
+        [3, 2000, 'advanced', '1.2000'],
+        [3, 10000, 'cheap', '0.5000'],
+        [1, 1000, 'advanced', '0.6000'],
+      ],
+    ],
+    [
+      'Bob',
+      [
+        [3, 3000, 'advanced', '9.0000'],
+        [3, 5000, 'cheap', '0.2500'],
+      ],
+    ],
+  ] as const) {
+    const user = await createUser(tenant, { name });
+    const sub = await post('/api/v1/subscriptions', {
+      user_id: user.id,
+      status: 'active',
+      plan_id: plan.id,
+      start_date: start,
+    });
+    await post(
+      '/api/v1/usage-events/batch',
+      {
+        events: events.map(([ago, tokens, model, cost]) => ({
+          event_id: `e-${n++}`,
+          user_id: user.id,
+          metric: 'tokens',
+          timestamp: at(ago, 10),
+          properties: { tokens, model },
+          cost,
+        })),
+      },
+      200,
+    );
+    // The invoice of the period two months ago bills the usage of three months ago.
+    const invoice = await post(`/api/v1/subscriptions/${sub.id as string}/invoices`, {
+      date: monthsAgo(2, 5),
+    });
+    await post(`/api/v1/invoices/${invoice.id as string}/finalize`, undefined, 200);
+  }
+  return tenant;
+}
+
+/** The usage and margin panel: each figure's exact value (data-value) and the text shown. */
+async function readMarginPanel(page: Page) {
+  const read = await page.evaluate(() => {
+    const shown = (node: Element | null) => ({
+      value: (node as HTMLElement | null)?.dataset.value ?? null,
+      text: node?.textContent ?? null,
+    });
+    const one = (testid: string, root: ParentNode = document) =>
+      shown(root.querySelector(`[data-testid="${testid}"]`));
+    return {
+      totals: {
+        revenue: one('margin-revenue'),
+        cost: one('margin-cost'),
+        margin: one('margin-margin'),
+        unbilled_cost: one('margin-unbilled'),
+      },
+      percent: one('margin-percent').text,
+      rows: [...document.querySelectorAll('[data-testid="margin-row"]')].map((row) => ({
+        metric: row.getAttribute('data-metric'),
+        revenue: one('margin-row-revenue', row),
+        cost: one('margin-row-cost', row),
+        margin: one('margin-row-margin', row),
+        percent: one('margin-row-percent', row).text,
+        unbilled_cost: one('margin-row-unbilled', row),
+      })),
+      losers: [...document.querySelectorAll('[data-testid="loss-leader-row"]')].map((row) => ({
+        name: row.querySelector('td')?.textContent,
+        revenue: one('loss-revenue', row),
+        cost: one('loss-cost', row),
+        margin: one('loss-margin', row),
+        percent: one('loss-percent', row).text,
+      })),
+      count: one('loss-leader-count').value,
+    };
+  });
+  // Each figure reads as its exact value, with thousands separators and no zeros past the cents.
+  const exact = (cell: { value: string | null; text: string | null }) => {
+    expect(cell.text?.replaceAll(',', '')).toBe(trimAmount(cell.value!));
+    return cell.value;
+  };
+  const figures = <T extends Record<string, { value: string | null; text: string | null }>>(cells: T) =>
+    Object.fromEntries(Object.entries(cells).map(([k, v]) => [k, exact(v)]));
+  return {
+    totals: { ...figures(read.totals), percent: read.percent },
+    rows: read.rows.map(({ metric, percent, ...cells }) => ({ metric, ...figures(cells), percent })),
+    losers: read.losers.map(({ name, percent, ...cells }) => ({ name, ...figures(cells), percent })),
+    count: read.count,
+  };
+}
+
+/** The same panel, from the API's report. */
+function expectedMarginPanel(report: Schemas['UsageMarginReport']) {
+  const percent = (p: string | null) => (p === null ? '—' : `${p}%`);
+  const { revenue, cost, margin, unbilled_cost } = report.totals;
+  return {
+    totals: { revenue, cost, margin, unbilled_cost, percent: percent(report.totals.margin_percent) },
+    rows: report.rows.map((r) => {
+      if (!('metric' in r) || 'dimension_value' in r) throw new Error('a metric row');
+      return {
+        metric: r.metric.code,
+        revenue: r.revenue,
+        cost: r.cost,
+        margin: r.margin,
+        unbilled_cost: r.unbilled_cost,
+        percent: percent(r.margin_percent),
+      };
+    }),
+    losers: report.loss_leaders.map((l) => ({
+      name: l.user.name,
+      revenue: l.revenue,
+      cost: l.cost,
+      margin: l.margin,
+      percent: percent(l.margin_percent),
+    })),
+    count: String(report.loss_leader_count),
+  };
 }
 
 /**
@@ -274,11 +431,49 @@ describe.skipIf(!existsSync(CHROMIUM))('in a browser', () => {
     expect(await message.textContent()).toContain(`${problem.title}: ${problem.detail}`);
     expect(await message.isVisible()).toBe(true);
     expect(await page.locator('[data-testid="mrr"]').isVisible()).toBe(false); // no stale numbers
-    expect(problems.every((p) => p.includes('status of 422'))).toBe(true);
+    // The usage margin report refuses it too (400), in the panel hidden with the rest.
+    expect(problems.every((p) => p.includes('status of 422') || p.includes('status of 400'))).toBe(true);
 
     await page.click('#forget-key');
     expect(await page.evaluate(() => sessionStorage.length)).toBe(0);
     expect(await page.locator('#api-key').isVisible()).toBe(true);
+    await page.context().close();
+  });
+
+  it('shows the usage margin report in its panel, and its own refusal of a range without hiding the rest', async () => {
+    const tenant = await seedUsageTenant();
+    const api = ctx.withKey(tenant.key);
+    // The dashboard's default range: the last 12 months, the current one included.
+    const range = { from: monthsAgo(11, 1), to: monthsAgo(-1, 1) };
+    const report = (await api.get('/api/v1/reports/usage-margin').query(range))
+      .body as Schemas['UsageMarginReport'];
+    expect(report.loss_leader_count).toBe(1); // Bob
+    expect(report.totals.unbilled_cost).toBe('0.6000'); // Ada's usage of last month
+
+    const { page, problems } = await openPage();
+    await page.goto(`${base}/dashboard`);
+    await page.fill('#api-key', tenant.key);
+    const isMargin = (url: URL) => url.pathname === '/api/v1/reports/usage-margin';
+    const response = await reloads(page, () => page.click('#key-form button[type="submit"]'), isMargin);
+    expect(new URL(response.url()).searchParams.toString()).toBe(new URLSearchParams(range).toString());
+    expect(await readMarginPanel(page)).toEqual(expectedMarginPanel(report));
+    await page
+      .locator('[data-testid="usage-margin"]')
+      .screenshot({ path: `${ARTIFACTS}/dashboard-margin.png` });
+    expect(problems).toEqual([]);
+
+    // Thirteen months: the MRR metrics still show, the panel shows the report's 400 problem.
+    const from = monthsAgo(12, 1);
+    const refused = await api.get('/api/v1/reports/usage-margin').query({ ...range, from });
+    expect(refused.status).toBe(400);
+    const problem = refused.body as Schemas['Problem'];
+    await reloads(page, () => page.fill('#from', from.slice(0, 7)), isMargin);
+    const panelMessage = page.locator('[data-testid="margin-message"]');
+    expect(await panelMessage.textContent()).toContain(`${problem.title}: ${problem.detail}`);
+    expect(await page.locator('[data-testid="margin-revenue"]').isVisible()).toBe(false);
+    expect(await page.locator('[data-testid="mrr"]').isVisible()).toBe(true);
+    expect(await page.locator('[data-testid="message"]').isVisible()).toBe(false);
+    expect(problems.every((p) => p.includes('status of 400'))).toBe(true);
     await page.context().close();
   });
 

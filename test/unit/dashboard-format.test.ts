@@ -1,7 +1,7 @@
 // The dashboard's number formatting: thousands separators and a currency, exactly from the
 // decimal strings the API sends (no float rounding, however large the amount).
 import { describe, expect, it } from 'vitest';
-import { formatCount, formatMoney, pageCurrency } from '../../src/dashboard/format.js';
+import { formatCount, formatMoney, pageCurrency, trimAmount } from '../../src/dashboard/format.js';
 
 describe('formatMoney', () => {
   it.each([
@@ -28,5 +28,18 @@ describe('formatCount and pageCurrency', () => {
     expect(pageCurrency('?currency=eur')).toBe('EUR');
     expect(pageCurrency('?currency=E1R')).toBeUndefined();
     expect(pageCurrency('')).toBeUndefined();
+  });
+});
+
+describe('trimAmount', () => {
+  it.each([
+    ['10.2000', '10.20'],
+    ['0.0371', '0.0371'],
+    ['-0.5000', '-0.50'],
+    ['12.3450', '12.345'],
+    ['0.0000', '0.00'],
+    ['-5', '-5.00'],
+  ])('%s shows as %s: no zero past the cents, no digit lost', (amount, shown) => {
+    expect(trimAmount(amount)).toBe(shown);
   });
 });
