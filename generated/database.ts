@@ -428,6 +428,7 @@ export interface Wallets {
   pays_usage: Generated<boolean>;
   rate: Numeric;
   tenant_id: Generated<string>;
+  test_clock_id: string | null;
   updated_at: Generated<Timestamp>;
   user_id: string;
   version: Generated<number>;

@@ -24,6 +24,7 @@ import * as m202612030007 from './202612030007_usage_cost.js';
 import * as m202612030008 from './202612030008_wallet_settings.js';
 import * as m202612030009 from './202612030009_paid_grants.js';
 import * as m202612030010 from './202612030010_captured_usage.js';
+import * as m202612030011 from './202612030011_wallet_test_clocks.js';
 
 export const migrations: Record<string, Migration> = {
   '202611230001_initial': m202611230001,
@@ -49,4 +50,5 @@ export const migrations: Record<string, Migration> = {
   '202612030008_wallet_settings': m202612030008,
   '202612030009_paid_grants': m202612030009,
   '202612030010_captured_usage': m202612030010,
+  '202612030011_wallet_test_clocks': m202612030011,
 };

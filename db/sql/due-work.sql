@@ -26,6 +26,7 @@ with clock as (select now() as now),
         and (s.status <> 'canceled' or exists (select from plans p where p.tenant_id = s.tenant_id
              and p.id = s.plan_id and p.usage_charges <> '[]'::jsonb))
         and s.billed_until <= (clock.now at time zone 'UTC')::date and s.test_clock_id is null 
+    
     ),
     first as (
       select distinct on (subscription_id) * from items order by subscription_id, due_at, rank
@@ -58,6 +59,7 @@ with clock as (select now() as now),
         and (s.status <> 'canceled' or exists (select from plans p where p.tenant_id = s.tenant_id
              and p.id = s.plan_id and p.usage_charges <> '[]'::jsonb))
         and s.billed_until <= (clock.now at time zone 'UTC')::date and s.test_clock_id is null and s.tenant_id = $5
+    
     ),
     first as (
       select distinct on (subscription_id) * from items order by subscription_id, due_at, rank
@@ -90,10 +92,23 @@ with clock as (select (select frozen_time from test_clocks where id = $1 and ten
         and (s.status <> 'canceled' or exists (select from plans p where p.tenant_id = s.tenant_id
              and p.id = s.plan_id and p.usage_charges <> '[]'::jsonb))
         and s.billed_until <= (clock.now at time zone 'UTC')::date and s.test_clock_id = $11 and s.tenant_id = $12
+    union all
+      -- A wallet on the clock whose holds or grants expire: swept at the earliest such time.
+      select 0, 'expire', w.tenant_id, w.id, w.id, e.due_at
+      from wallets w, clock, lateral (
+        select min(t) as due_at from (
+          select g.expires_at as t from wallet_grants g
+          where g.tenant_id = w.tenant_id and g.wallet_id = w.id and g.remaining > g.reserved and g.expires_at <= clock.now
+          union all
+          select h.expires_at from wallet_holds h
+          where h.tenant_id = w.tenant_id and h.wallet_id = w.id and h.status = 'pending' and h.expires_at <= clock.now
+        ) x) e
+      where e.due_at is not null and w.test_clock_id = $13
+        and w.tenant_id = $14
     ),
     first as (
       select distinct on (subscription_id) * from items order by subscription_id, due_at, rank
     )
     select kind, tenant_id, subscription_id, target_id, due_at from first
     order by due_at, rank, subscription_id
-    limit $13;
+    limit $15;

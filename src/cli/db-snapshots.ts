@@ -349,6 +349,7 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
           rate: '100',
           low_balance_threshold: '50',
           pays_usage: true,
+          test_clock_id: CLOCK,
         }),
       updateWallet: (db) =>
         wallets.updateWallet(db, WALLET, { name: 'Credits', low_balance_threshold: null, pays_usage: false }),
@@ -400,6 +401,7 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
               api_key_id: KEY,
             },
           ],
+          new Date('2026-01-01T00:00:00Z'),
         ),
       listLedger: (db) => wallets.listLedger(db, WALLET, { limit: 20, after: WALLET }),
       walletsWithExpiryDue: (db) => wallets.walletsWithExpiryDue(db, new Date('2026-01-01T00:00:00Z'), 100),

@@ -3,13 +3,13 @@
 import { sql } from 'kysely';
 import type { Db } from '../database/connection.js';
 
-export type DueKind = 'cancel' | 'settle' | 'submit' | 'retry' | 'renew';
+export type DueKind = 'cancel' | 'settle' | 'submit' | 'retry' | 'renew' | 'expire';
 
 export interface DueItem {
   kind: DueKind;
   tenant_id: string;
   subscription_id: string;
-  /** The subscription, payment or invoice to act on. */
+  /** The subscription, payment, invoice or wallet (an `expire` step, whose subscription_id is the wallet's id) to act on. */
   target_id: string;
   due_at: Date;
 }
@@ -59,6 +59,23 @@ export async function findDueWork(
         and (s.status <> 'canceled' or exists (select from plans p where p.tenant_id = s.tenant_id
              and p.id = s.plan_id and p.usage_charges <> '[]'::jsonb))
         and s.billed_until <= (clock.now at time zone 'UTC')::date and ${onClock} ${inTenant}
+    ${
+      scope.clockId
+        ? sql`union all
+      -- A wallet on the clock whose holds or grants expire: swept at the earliest such time.
+      select 0, 'expire', w.tenant_id, w.id, w.id, e.due_at
+      from wallets w, clock, lateral (
+        select min(t) as due_at from (
+          select g.expires_at as t from wallet_grants g
+          where g.tenant_id = w.tenant_id and g.wallet_id = w.id and g.remaining > g.reserved and g.expires_at <= clock.now
+          union all
+          select h.expires_at from wallet_holds h
+          where h.tenant_id = w.tenant_id and h.wallet_id = w.id and h.status = 'pending' and h.expires_at <= clock.now
+        ) x) e
+      where e.due_at is not null and w.test_clock_id = ${scope.clockId}
+        ${scope.tenantId ? sql`and w.tenant_id = ${scope.tenantId}` : sql``}`
+        : sql``
+    }
     ),
     first as (
       select distinct on (subscription_id) * from items order by subscription_id, due_at, rank

@@ -13,7 +13,8 @@ export interface Balances {
 
 const TENANT = sql`current_setting('app.tenant_id')::uuid`;
 const walletColumns = sql`w.id, w.user_id, w.name, trim_scale(w.rate)::text as rate,
-  trim_scale(w.low_balance_threshold)::text as low_balance_threshold, w.pays_usage, w.version, w.created_at, w.updated_at`;
+  trim_scale(w.low_balance_threshold)::text as low_balance_threshold, w.pays_usage, w.test_clock_id, w.version, w.created_at,
+  w.updated_at`;
 const grantColumns = sql`g.id, g.wallet_id, g.kind, trim_scale(g.credits)::text as credits, trim_scale(g.remaining)::text as remaining,
   trim_scale(g.reserved)::text as reserved, g.priority, g.expires_at, g.expired_at, g.amount::text as amount, g.invoice_id,
   g.available_at, g.canceled_at, g.created_at`;
@@ -31,11 +32,12 @@ export interface WalletSettings {
 
 export async function insertWallet(
   db: Db,
-  values: WalletSettings & { user_id: string; rate: string },
+  values: WalletSettings & { user_id: string; rate: string; test_clock_id: string | null },
 ): Promise<WalletRow> {
   const { rows } = await sql<WalletRow>`
-    insert into wallets as w (user_id, name, rate, low_balance_threshold, pays_usage)
-    values (${values.user_id}, ${values.name}, ${values.rate}, ${values.low_balance_threshold}, ${values.pays_usage})
+    insert into wallets as w (user_id, name, rate, low_balance_threshold, pays_usage, test_clock_id)
+    values (${values.user_id}, ${values.name}, ${values.rate}, ${values.low_balance_threshold}, ${values.pays_usage},
+      ${values.test_clock_id})
     returning ${walletColumns}`.execute(db);
   return rows[0]!;
 }
@@ -248,6 +250,8 @@ export async function saveChanges(
   db: Db,
   grants: ReadonlyArray<{ id: string; remaining: string; reserved: string; expired_at: Date | null }>,
   entries: ReadonlyArray<Omit<LedgerRow, 'id' | 'created_at'>>,
+  /** The entries' time: the wallet's (a test clock's, or now). */
+  at: Date,
 ): Promise<void> {
   if (grants.length === 0 && entries.length === 0) return;
   const col = <K extends keyof (typeof entries)[number]>(k: K) => entries.map((e) => e[k]);
@@ -260,8 +264,8 @@ export async function saveChanges(
         as c (id, remaining, reserved, expired_at)
       where g.tenant_id = ${TENANT} and g.id = c.id)
     insert into wallet_ledger (wallet_id, type, credits, available_after, held_after, grant_id, hold_id, invoice_id,
-      api_key_id)
-    select w, t, c, a, h, g, ho, i, k from unnest(${col('wallet_id')}::uuid[], ${col('type')}::text[],
+      api_key_id, created_at)
+    select w, t, c, a, h, g, ho, i, k, ${at}::timestamptz from unnest(${col('wallet_id')}::uuid[], ${col('type')}::text[],
       ${col('credits')}::numeric[], ${col('available_after')}::numeric[], ${col('held_after')}::numeric[],
       ${col('grant_id')}::uuid[], ${col('hold_id')}::uuid[], ${col('invoice_id')}::uuid[], ${col('api_key_id')}::uuid[])
       with ordinality as u (w, t, c, a, h, g, ho, i, k, n)
@@ -285,7 +289,10 @@ export async function listLedger(
   return rows;
 }
 
-/** Wallets with an expiry due at `at`, across tenants (the worker, as the owner). */
+/**
+ * Wallets in real time with an expiry due at `at`, across tenants (the worker, as the owner). A
+ * wallet on a test clock expires in the clock's time: its advance sweeps it (queries/due-work.ts).
+ */
 export async function walletsWithExpiryDue(
   db: Db,
   at: Date,
@@ -293,10 +300,15 @@ export async function walletsWithExpiryDue(
 ): Promise<Array<{ tenant_id: string; wallet_id: string }>> {
   const { rows } = await sql<{ tenant_id: string; wallet_id: string }>`
     select distinct tenant_id, wallet_id from (
-      (select tenant_id, wallet_id from wallet_grants
-       where remaining > reserved and expires_at is not null and expires_at <= ${at} limit ${limit})
+      (select g.tenant_id, g.wallet_id from wallet_grants g
+       join wallets w on w.tenant_id = g.tenant_id and w.id = g.wallet_id
+       where g.remaining > g.reserved and g.expires_at is not null and g.expires_at <= ${at}
+         and w.test_clock_id is null limit ${limit})
       union all
-      (select tenant_id, wallet_id from wallet_holds where status = 'pending' and expires_at <= ${at} limit ${limit})
-    ) due limit ${limit}`.execute(db);
+      (select h.tenant_id, h.wallet_id from wallet_holds h
+       join wallets w on w.tenant_id = h.tenant_id and w.id = h.wallet_id
+       where h.status = 'pending' and h.expires_at <= ${at} and w.test_clock_id is null limit ${limit})
+    ) due
+    limit ${limit}`.execute(db);
   return rows;
 }

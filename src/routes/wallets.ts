@@ -41,6 +41,11 @@ export function walletsRouter(ctx: ServiceContext): Router {
         ? created(`${req.baseUrl}/${o.wallet.wallet.id}`, toWalletResponse(o.wallet))
         : undefined;
     const outcome = await wallets.createWallet(ctx, idempotent(req, actorOf(req), reply), body);
+    if (outcome.kind === 'no-clock') {
+      throw unprocessable(`test_clock_id does not refer to an existing test clock.`, [
+        { location: 'body', field: '/test_clock_id', message: 'no such test clock' },
+      ]);
+    }
     if (outcome.kind === 'no-user') {
       throw unprocessable(`user_id does not refer to an existing user.`, [
         { location: 'body', field: '/user_id', message: 'no such user' },

@@ -57,6 +57,14 @@ export function buyCredits(
         errors: [{ field: '/subscription_id', message: "is not a subscription of the wallet's customer" }],
       };
     }
+    if (subscription.test_clock_id !== seen.test_clock_id) {
+      return {
+        kind: 'invalid',
+        errors: [
+          { field: '/subscription_id', message: "is not in the wallet's time: not on the same test clock" },
+        ],
+      };
+    }
     const now = subscriptionNow(subscription);
     const locked = (await LockedWallet.open(tx, walletId, actor, now))!;
     const amount = formatCents(parseAmount(input.amount!));

@@ -6,6 +6,7 @@ import { type DueItem, findDueWork } from '../queries/due-work.js';
 import type { DueScope } from '../queries/jobs.js';
 import { type CollectionContext, cancelDue, renewDue, retryDue, settleDue, submitDue } from './collection.js';
 import { testClockReady } from './payments.js';
+import { sweepWallet } from './wallets.js';
 
 export interface DueWorkContext extends CollectionContext {
   /** The owner's pool: finds due work across tenants (ids only). */
@@ -28,6 +29,8 @@ function perform(ctx: CollectionContext, item: DueItem, at: Date): Promise<void>
       return settleDue(ctx, item.tenant_id, item.target_id, at);
     case 'retry':
       return retryDue(ctx, item.tenant_id, item.target_id, at);
+    case 'expire':
+      return sweepWallet(ctx, item.tenant_id, item.target_id, at);
   }
 }
 

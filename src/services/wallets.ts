@@ -9,6 +9,7 @@ import { formatCents, type Micros, parseAmount, roundToCents } from '../billing/
 import { formatQuantity, parseTotal } from '../billing/usage-pricing.js';
 import { isForeignKeyViolation } from '../database/errors.js';
 import { findBillableMetricsByCode } from '../queries/billable-metrics.js';
+import { findTestClock } from '../queries/test-clocks.js';
 import * as wallets from '../queries/wallets.js';
 import type { GrantRow, HoldRow, LedgerRow, WalletRow } from '../database/schema.js';
 import { toGrantResponse, toWalletResponse } from '../responses/wallets.js';
@@ -41,6 +42,14 @@ export interface WalletView {
   total: string;
 }
 
+/** Now for a wallet: its test clock's time (which the transaction's events then carry), or now. */
+async function walletNow(tx: Tx, wallet: Pick<WalletRow, 'test_clock_id'>): Promise<Date> {
+  if (!wallet.test_clock_id) return new Date();
+  const clock = (await findTestClock(tx.db, wallet.test_clock_id))!;
+  tx.occurAt(clock.frozen_time);
+  return clock.frozen_time;
+}
+
 async function view(tx: Tx, wallet: WalletRow, at: Date): Promise<WalletView> {
   const balance = (await wallets.balances(tx.db, [wallet.id], at)).get(wallet.id)!;
   return {
@@ -50,7 +59,8 @@ async function view(tx: Tx, wallet: WalletRow, at: Date): Promise<WalletView> {
   };
 }
 
-export type CreateWalletOutcome = { kind: 'created'; wallet: WalletView } | { kind: 'no-user' };
+export type CreateWalletOutcome =
+  { kind: 'created'; wallet: WalletView } | { kind: 'no-user' } | { kind: 'no-clock' };
 
 const threshold = (value: string | null | undefined) => (value == null ? null : text(credits(value)));
 
@@ -63,6 +73,7 @@ export async function createWallet(
     rate?: string | undefined;
     low_balance_threshold?: string | null | undefined;
     pays_usage?: boolean | undefined;
+    test_clock_id?: string | null | undefined;
   },
 ): Promise<CreateWalletOutcome> {
   try {
@@ -73,7 +84,9 @@ export async function createWallet(
         rate: text(credits(input.rate ?? '1')),
         low_balance_threshold: threshold(input.low_balance_threshold),
         pays_usage: input.pays_usage ?? false,
+        test_clock_id: input.test_clock_id ?? null,
       });
+      await walletNow(tx, wallet); // its events occur in its time
       const created = { wallet, available: '0', held: '0', total: '0' };
       tx.emit({
         type: 'wallet.created',
@@ -84,6 +97,7 @@ export async function createWallet(
       return { kind: 'created', wallet: created };
     });
   } catch (error) {
+    if (isForeignKeyViolation(error, 'wallets_test_clock_fkey')) return { kind: 'no-clock' };
     if (isForeignKeyViolation(error)) return { kind: 'no-user' };
     throw error;
   }
@@ -120,8 +134,9 @@ export function updateWallet(
       settings.name === before.name &&
       settings.low_balance_threshold === before.low_balance_threshold &&
       settings.pays_usage === before.pays_usage;
-    if (unchanged) return { kind: 'updated', wallet: await view(tx, before, new Date()) };
-    const after = await view(tx, await wallets.updateWallet(tx.db, id, settings), new Date());
+    const now = await walletNow(tx, before);
+    if (unchanged) return { kind: 'updated', wallet: await view(tx, before, now) };
+    const after = await view(tx, await wallets.updateWallet(tx.db, id, settings), now);
     const data = toWalletResponse(after);
     tx.emit({
       type: 'wallet.updated',
@@ -137,7 +152,7 @@ export function updateWallet(
 export function getWallet(ctx: ServiceContext, actor: Actor, id: string): Promise<WalletView | undefined> {
   return inTenant(ctx, { ...actor, snapshot: true }, async (tx) => {
     const wallet = await wallets.findWallet(tx.db, id);
-    return wallet && view(tx, wallet, new Date());
+    return wallet && view(tx, wallet, await walletNow(tx, wallet));
   });
 }
 
@@ -148,18 +163,23 @@ export function listWallets(
 ): Promise<Page<WalletView>> {
   return inTenant(ctx, { ...actor, snapshot: true }, async (tx) => {
     const page = toPage(await wallets.listWallets(tx.db, filter), filter.limit);
+    // Each wallet's balances in its time: real-time ones at once, those on test clocks one by one.
+    const real = page.rows.filter((w) => !w.test_clock_id);
     const all = await wallets.balances(
       tx.db,
-      page.rows.map((w) => w.id),
+      real.map((w) => w.id),
       new Date(),
     );
-    return {
-      more: page.more,
-      rows: page.rows.map((wallet) => {
-        const b = all.get(wallet.id)!;
-        return { wallet, ...b, total: text(credits(b.available) + credits(b.held)) };
-      }),
-    };
+    const rows: WalletView[] = [];
+    for (const wallet of page.rows) {
+      const b = all.get(wallet.id);
+      rows.push(
+        b
+          ? { wallet, ...b, total: text(credits(b.available) + credits(b.held)) }
+          : await view(tx, wallet, (await findTestClock(tx.db, wallet.test_clock_id!))!.frozen_time),
+      );
+    }
+    return { more: page.more, rows };
   });
 }
 
@@ -185,15 +205,13 @@ export class LockedWallet {
     this.availableBefore = this.available;
   }
 
-  /** The wallet locked, its due expiries swept as of `now` (a test clock's time, or now). */
-  static async open(
-    tx: Tx,
-    walletId: string,
-    actor: Actor,
-    now = new Date(),
-  ): Promise<LockedWallet | undefined> {
+  /**
+   * The wallet locked, its due expiries swept as of `now`: the caller's time (a subscription's,
+   * a worker step's), else the wallet's (its test clock's, or now).
+   */
+  static async open(tx: Tx, walletId: string, actor: Actor, now?: Date): Promise<LockedWallet | undefined> {
     const wallet = await wallets.lockWallet(tx.db, walletId);
-    return wallet && LockedWallet.opened(tx, wallet, actor, now);
+    return wallet && LockedWallet.opened(tx, wallet, actor, now ?? (await walletNow(tx, wallet)));
   }
 
   /** A wallet the caller has just locked. */
@@ -377,6 +395,7 @@ export class LockedWallet {
         expired_at: g.expired_at,
       })),
       this.entries,
+      this.now,
     );
     this.emitEvents();
   }
@@ -518,8 +537,9 @@ export function createHold(
 export function getHold(ctx: ServiceContext, actor: Actor, id: string): Promise<HoldRow | undefined> {
   return inTenant(ctx, actor, async (tx) => {
     const hold = await wallets.findHold(tx.db, id);
+    const now = hold && (await walletNow(tx, (await wallets.findWallet(tx.db, hold.wallet_id))!));
     // A pending hold past its expiry is released already, for every purpose: shown as such.
-    if (hold?.status === 'pending' && hold.expires_at <= new Date())
+    if (hold?.status === 'pending' && hold.expires_at <= now!)
       return { ...hold, status: 'expired' as const, settled_at: hold.expires_at };
     return hold;
   });
@@ -627,11 +647,20 @@ export function listLedger(
   });
 }
 
-/** The expiry job: what is due in one wallet, swept (ledger entries by the system). */
-export function sweepWallet(ctx: ServiceContext, tenantId: string, walletId: string): Promise<void> {
+/**
+ * The expiry job: what is due in one wallet, swept (ledger entries by the system), as of now, or
+ * `at` (a test clock's due work: the step's time on the clock).
+ */
+export function sweepWallet(
+  ctx: ServiceContext,
+  tenantId: string,
+  walletId: string,
+  at?: Date,
+): Promise<void> {
   const actor = { tenantId, keyId: 'system' };
   return inTenant(ctx, actor, async (tx) => {
-    const locked = await LockedWallet.open(tx, walletId, actor);
+    if (at) tx.occurAt(at);
+    const locked = await LockedWallet.open(tx, walletId, actor, at);
     await locked?.save();
   });
 }

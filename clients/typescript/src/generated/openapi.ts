@@ -2152,6 +2152,7 @@ export interface components {
             total: components["schemas"]["Credits"];
             low_balance_threshold: components["schemas"]["LowBalanceThreshold"];
             pays_usage: components["schemas"]["PaysUsage"];
+            test_clock_id: components["schemas"]["WalletTestClock"];
             version: components["schemas"]["Version"];
             created_at: components["schemas"]["Timestamp"];
             updated_at: components["schemas"]["Timestamp"];
@@ -2165,6 +2166,7 @@ export interface components {
             low_balance_threshold?: components["schemas"]["LowBalanceThreshold"];
             /** @default false */
             pays_usage: components["schemas"]["PaysUsage"];
+            test_clock_id?: components["schemas"]["WalletTestClock"];
         };
         WalletList: {
             data: components["schemas"]["Wallet"][];
@@ -3060,6 +3062,13 @@ export interface components {
          *     shows the credits applied, and only the rest is billed. Credits never go below zero for it.
          */
         PaysUsage: boolean;
+        /**
+         * Format: uuid
+         * @description The test clock whose time the wallet lives in (set at creation, never changed), as a
+         *     subscription may: its holds and grants are created and expire in the clock's time, its events
+         *     occur then, and advancing the clock sweeps what expires on the way. Null: real time.
+         */
+        WalletTestClock: string | null;
         WalletUpdate: {
             name?: components["schemas"]["Name"];
             low_balance_threshold?: components["schemas"]["LowBalanceThreshold"];
