@@ -421,6 +421,7 @@ export interface WalletLedger {
 }
 
 export interface Wallets {
+  blocks_usage: Generated<boolean>;
   created_at: Generated<Timestamp>;
   id: Generated<string>;
   low_balance_threshold: Numeric | null;

@@ -2152,6 +2152,7 @@ export interface components {
             total: components["schemas"]["Credits"];
             low_balance_threshold: components["schemas"]["LowBalanceThreshold"];
             pays_usage: components["schemas"]["PaysUsage"];
+            blocks_usage: components["schemas"]["BlocksUsage"];
             test_clock_id: components["schemas"]["WalletTestClock"];
             version: components["schemas"]["Version"];
             created_at: components["schemas"]["Timestamp"];
@@ -2166,6 +2167,8 @@ export interface components {
             low_balance_threshold?: components["schemas"]["LowBalanceThreshold"];
             /** @default false */
             pays_usage: components["schemas"]["PaysUsage"];
+            /** @default false */
+            blocks_usage: components["schemas"]["BlocksUsage"];
             test_clock_id?: components["schemas"]["WalletTestClock"];
         };
         WalletList: {
@@ -3063,6 +3066,13 @@ export interface components {
          */
         PaysUsage: boolean;
         /**
+         * @description With `pays_usage` only (422 otherwise): while the customer's wallets that pay usage have no
+         *     available credits, the customer's usage events are refused (422, naming each event), instead of
+         *     being billed. Checked when events are recorded: an event recorded while credits were left is
+         *     billed as usual, and what the credits do not cover is billed.
+         */
+        BlocksUsage: boolean;
+        /**
          * Format: uuid
          * @description The test clock whose time the wallet lives in (set at creation, never changed), as a
          *     subscription may: its holds and grants are created and expire in the clock's time, its events
@@ -3073,6 +3083,7 @@ export interface components {
             name?: components["schemas"]["Name"];
             low_balance_threshold?: components["schemas"]["LowBalanceThreshold"];
             pays_usage?: components["schemas"]["PaysUsage"];
+            blocks_usage?: components["schemas"]["BlocksUsage"];
         };
     };
     responses: {

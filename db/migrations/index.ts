@@ -25,6 +25,7 @@ import * as m202612030008 from './202612030008_wallet_settings.js';
 import * as m202612030009 from './202612030009_paid_grants.js';
 import * as m202612030010 from './202612030010_captured_usage.js';
 import * as m202612030011 from './202612030011_wallet_test_clocks.js';
+import * as m202612030012 from './202612030012_wallets_block_usage.js';
 
 export const migrations: Record<string, Migration> = {
   '202611230001_initial': m202611230001,
@@ -51,4 +52,5 @@ export const migrations: Record<string, Migration> = {
   '202612030009_paid_grants': m202612030009,
   '202612030010_captured_usage': m202612030010,
   '202612030011_wallet_test_clocks': m202612030011,
+  '202612030012_wallets_block_usage': m202612030012,
 };

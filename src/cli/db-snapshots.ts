@@ -349,10 +349,17 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
           rate: '100',
           low_balance_threshold: '50',
           pays_usage: true,
+          blocks_usage: false,
           test_clock_id: CLOCK,
         }),
       updateWallet: (db) =>
-        wallets.updateWallet(db, WALLET, { name: 'Credits', low_balance_threshold: null, pays_usage: false }),
+        wallets.updateWallet(db, WALLET, {
+          name: 'Credits',
+          low_balance_threshold: null,
+          pays_usage: false,
+          blocks_usage: false,
+        }),
+      usageWalletsOf: (db) => wallets.usageWalletsOf(db, [USER]),
       lockUsageWallets: (db) => wallets.lockUsageWallets(db, USER),
       findWallet: (db) => wallets.findWallet(db, WALLET),
       lockWallet: (db) => wallets.lockWallet(db, WALLET),

@@ -260,6 +260,7 @@ export interface WalletRow {
   rate: string;
   low_balance_threshold: string | null;
   pays_usage: boolean;
+  blocks_usage: boolean;
   test_clock_id: string | null;
   version: number;
   created_at: Date;

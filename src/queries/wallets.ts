@@ -13,7 +13,7 @@ export interface Balances {
 
 const TENANT = sql`current_setting('app.tenant_id')::uuid`;
 const walletColumns = sql`w.id, w.user_id, w.name, trim_scale(w.rate)::text as rate,
-  trim_scale(w.low_balance_threshold)::text as low_balance_threshold, w.pays_usage, w.test_clock_id, w.version, w.created_at,
+  trim_scale(w.low_balance_threshold)::text as low_balance_threshold, w.pays_usage, w.blocks_usage, w.test_clock_id, w.version, w.created_at,
   w.updated_at`;
 const grantColumns = sql`g.id, g.wallet_id, g.kind, trim_scale(g.credits)::text as credits, trim_scale(g.remaining)::text as remaining,
   trim_scale(g.reserved)::text as reserved, g.priority, g.expires_at, g.expired_at, g.amount::text as amount, g.invoice_id,
@@ -28,6 +28,7 @@ export interface WalletSettings {
   name: string;
   low_balance_threshold: string | null;
   pays_usage: boolean;
+  blocks_usage: boolean;
 }
 
 export async function insertWallet(
@@ -35,9 +36,9 @@ export async function insertWallet(
   values: WalletSettings & { user_id: string; rate: string; test_clock_id: string | null },
 ): Promise<WalletRow> {
   const { rows } = await sql<WalletRow>`
-    insert into wallets as w (user_id, name, rate, low_balance_threshold, pays_usage, test_clock_id)
+    insert into wallets as w (user_id, name, rate, low_balance_threshold, pays_usage, blocks_usage, test_clock_id)
     values (${values.user_id}, ${values.name}, ${values.rate}, ${values.low_balance_threshold}, ${values.pays_usage},
-      ${values.test_clock_id})
+      ${values.blocks_usage}, ${values.test_clock_id})
     returning ${walletColumns}`.execute(db);
   return rows[0]!;
 }
@@ -45,10 +46,17 @@ export async function insertWallet(
 export async function updateWallet(db: Db, id: string, values: WalletSettings): Promise<WalletRow> {
   const { rows } = await sql<WalletRow>`
     update wallets w set name = ${values.name}, low_balance_threshold = ${values.low_balance_threshold},
-      pays_usage = ${values.pays_usage}, updated_at = now()
+      pays_usage = ${values.pays_usage}, blocks_usage = ${values.blocks_usage}, updated_at = now()
     where w.tenant_id = ${TENANT} and w.id = ${id}::uuid
     returning ${walletColumns}`.execute(db);
   return rows[0]!;
+}
+
+/** The wallets that pay these customers' usage (read, not locked): for the usage that they block. */
+export async function usageWalletsOf(db: Db, userIds: readonly string[]): Promise<WalletRow[]> {
+  const { rows } = await sql<WalletRow>`select ${walletColumns} from wallets w
+    where w.tenant_id = ${TENANT} and w.user_id = any(${[...userIds]}::uuid[]) and w.pays_usage`.execute(db);
+  return rows;
 }
 
 /** A customer's wallets that pay usage charges, oldest first, locked (after the subscription). */

@@ -15,6 +15,7 @@ export function toWalletResponse(v: {
     rate: v.wallet.rate,
     low_balance_threshold: v.wallet.low_balance_threshold,
     pays_usage: v.wallet.pays_usage,
+    blocks_usage: v.wallet.blocks_usage,
     test_clock_id: v.wallet.test_clock_id,
     available: v.available,
     held: v.held,

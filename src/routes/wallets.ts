@@ -41,6 +41,7 @@ export function walletsRouter(ctx: ServiceContext): Router {
         ? created(`${req.baseUrl}/${o.wallet.wallet.id}`, toWalletResponse(o.wallet))
         : undefined;
     const outcome = await wallets.createWallet(ctx, idempotent(req, actorOf(req), reply), body);
+    if (outcome.kind === 'invalid') throw invalid(outcome.errors);
     if (outcome.kind === 'no-clock') {
       throw unprocessable(`test_clock_id does not refer to an existing test clock.`, [
         { location: 'body', field: '/test_clock_id', message: 'no such test clock' },
@@ -73,6 +74,7 @@ export function walletsRouter(ctx: ServiceContext): Router {
     );
     if (outcome.kind === 'missing') throw noSuchWallet(req.params.walletId);
     if (outcome.kind === 'stale') throw preconditionFailed('wallet', outcome.current.version);
+    if (outcome.kind === 'invalid') throw invalid(outcome.errors);
     send(res, reply(outcome)!);
   });
 

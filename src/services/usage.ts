@@ -29,6 +29,7 @@ import { findSubscription, shareLockSubscriptionsOf, updateSubscription } from '
 import type { Charge } from '../billing/invoices.js';
 import * as usage from '../queries/usage.js';
 import { sql } from 'kysely';
+import { usageBlocked } from './wallets.js';
 import { type Actor, inTenant, type Page, type ServiceContext, toPage, type Tx } from './context.js';
 import { usagePriceOf } from './usage-charges.js';
 
@@ -128,6 +129,24 @@ function recordInTransaction(ctx: ServiceContext, actor: Actor, inputs: readonly
     const toRecord = [...firsts.values()];
     const prepared = await prepareEvents(tx, inputs, toRecord);
     if ('errors' in prepared) return { kind: 'invalid', errors: prepared.errors };
+    // Customers whose prepaid credits are used up, in a wallet that blocks their usage: refused.
+    const blocked = await usageBlocked(tx, [...new Set(prepared.events.map((e) => e.user_id))]);
+    if (blocked.size > 0) {
+      return {
+        kind: 'invalid',
+        errors: prepared.events.flatMap((e, i) =>
+          blocked.has(e.user_id)
+            ? [
+                {
+                  index: prepared.indexes[i]!,
+                  field: '/user_id',
+                  message: `the customer's prepaid credits are used up, and their wallet ${blocked.get(e.user_id)} blocks usage until credits are added`,
+                },
+              ]
+            : [],
+        ),
+      };
+    }
 
     const byEventId = new Map(prepared.events.map((e, i) => [e.event_id, i]));
     const inserted = (await usage.insertNewEvents(tx.db, prepared.events)).map((made): UsageEventRow => {

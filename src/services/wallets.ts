@@ -60,7 +60,14 @@ async function view(tx: Tx, wallet: WalletRow, at: Date): Promise<WalletView> {
 }
 
 export type CreateWalletOutcome =
-  { kind: 'created'; wallet: WalletView } | { kind: 'no-user' } | { kind: 'no-clock' };
+  | { kind: 'created'; wallet: WalletView }
+  | { kind: 'no-user' }
+  | { kind: 'no-clock' }
+  | { kind: 'invalid'; errors: Array<{ field: string; message: string }> };
+
+const BLOCKS_WITHOUT_PAYING = [
+  { field: '/blocks_usage', message: 'needs pays_usage: a wallet blocks the usage it pays' },
+];
 
 const threshold = (value: string | null | undefined) => (value == null ? null : text(credits(value)));
 
@@ -73,9 +80,11 @@ export async function createWallet(
     rate?: string | undefined;
     low_balance_threshold?: string | null | undefined;
     pays_usage?: boolean | undefined;
+    blocks_usage?: boolean | undefined;
     test_clock_id?: string | null | undefined;
   },
 ): Promise<CreateWalletOutcome> {
+  if (input.blocks_usage && !input.pays_usage) return { kind: 'invalid', errors: BLOCKS_WITHOUT_PAYING };
   try {
     return await inTenant(ctx, actor, async (tx): Promise<CreateWalletOutcome> => {
       const wallet = await wallets.insertWallet(tx.db, {
@@ -84,6 +93,7 @@ export async function createWallet(
         rate: text(credits(input.rate ?? '1')),
         low_balance_threshold: threshold(input.low_balance_threshold),
         pays_usage: input.pays_usage ?? false,
+        blocks_usage: input.blocks_usage ?? false,
         test_clock_id: input.test_clock_id ?? null,
       });
       await walletNow(tx, wallet); // its events occur in its time
@@ -104,7 +114,10 @@ export async function createWallet(
 }
 
 export type UpdateWalletOutcome =
-  { kind: 'updated'; wallet: WalletView } | { kind: 'missing' } | { kind: 'stale'; current: WalletRow };
+  | { kind: 'updated'; wallet: WalletView }
+  | { kind: 'missing' }
+  | { kind: 'stale'; current: WalletRow }
+  | { kind: 'invalid'; errors: Array<{ field: string; message: string }> };
 
 /** Its name and settings; a PATCH that changes nothing writes nothing. */
 export function updateWallet(
@@ -115,6 +128,7 @@ export function updateWallet(
     name?: string | undefined;
     low_balance_threshold?: string | null | undefined;
     pays_usage?: boolean | undefined;
+    blocks_usage?: boolean | undefined;
   },
   ifMatch?: VersionCondition,
 ): Promise<UpdateWalletOutcome> {
@@ -129,11 +143,15 @@ export function updateWallet(
           ? before.low_balance_threshold
           : threshold(patch.low_balance_threshold),
       pays_usage: patch.pays_usage ?? before.pays_usage,
+      blocks_usage: patch.blocks_usage ?? before.blocks_usage,
     };
+    if (settings.blocks_usage && !settings.pays_usage)
+      return { kind: 'invalid', errors: BLOCKS_WITHOUT_PAYING };
     const unchanged =
       settings.name === before.name &&
       settings.low_balance_threshold === before.low_balance_threshold &&
-      settings.pays_usage === before.pays_usage;
+      settings.pays_usage === before.pays_usage &&
+      settings.blocks_usage === before.blocks_usage;
     const now = await walletNow(tx, before);
     if (unchanged) return { kind: 'updated', wallet: await view(tx, before, now) };
     const after = await view(tx, await wallets.updateWallet(tx.db, id, settings), now);
@@ -770,4 +788,35 @@ export async function creditPaidGrant(tx: Tx, invoiceId: string, at: Date): Prom
 export async function cancelPaidGrant(tx: Tx, invoiceId: string, at: Date): Promise<void> {
   const seen = await wallets.findGrantOfInvoice(tx.db, invoiceId);
   if (seen && !seen.available_at) await wallets.settleGrant(tx.db, seen.id, { canceled_at: at });
+}
+
+/**
+ * The customers whose usage is blocked now: a wallet of theirs that pays usage blocks it, and none
+ * of their wallets that pay usage has available credits. Each with the blocking wallet's id.
+ */
+export async function usageBlocked(tx: Tx, userIds: readonly string[]): Promise<Map<string, string>> {
+  const blocked = new Map<string, string>();
+  if (userIds.length === 0) return blocked;
+  const paying = await wallets.usageWalletsOf(tx.db, userIds);
+  const blocking = paying.filter((w) => w.blocks_usage);
+  if (blocking.length === 0) return blocked;
+  const users = new Set(blocking.map((w) => w.user_id));
+  const relevant = paying.filter((w) => users.has(w.user_id));
+  const real = await wallets.balances(
+    tx.db,
+    relevant.filter((w) => !w.test_clock_id).map((w) => w.id),
+    new Date(),
+  );
+  const available = new Map<string, bigint>();
+  for (const w of relevant) {
+    const b =
+      real.get(w.id) ??
+      (
+        await wallets.balances(tx.db, [w.id], (await findTestClock(tx.db, w.test_clock_id!))!.frozen_time)
+      ).get(w.id)!;
+    available.set(w.user_id, (available.get(w.user_id) ?? 0n) + credits(b.available));
+  }
+  for (const w of blocking)
+    if (available.get(w.user_id) === 0n && !blocked.has(w.user_id)) blocked.set(w.user_id, w.id);
+  return blocked;
 }

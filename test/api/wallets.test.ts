@@ -399,7 +399,7 @@ describe('usage paid from wallets', () => {
     }));
     const recorded = await t.api.post('/api/v1/usage-events/batch').send({ events });
     expect(recorded.status, recorded.text).toBe(200);
-    return { user, subscription: sub.body as Schemas['Subscription'] };
+    return { user, subscription: sub.body as Schemas['Subscription'], metric: code };
   }
 
   const invoiceFebruary = async (subscriptionId: string) => {
@@ -477,6 +477,41 @@ describe('usage paid from wallets', () => {
       { amount: '0.86', wallets: [{ wallet_id: w.id, credits: '1.061728', amount: '0.86' }] },
     ]);
     expect(await get(w)).toMatchObject({ available: '3.938272' });
+  });
+
+  it('refuses the usage of a customer whose wallet blocks it once the credits are used up', async () => {
+    const { user, subscription, metric } = await usageCustomer('1');
+    expectProblem(
+      await t.api.post('/api/v1/wallets').send({ user_id: user.id, name: 'B', blocks_usage: true }),
+      422,
+      'unprocessable',
+    );
+    const w = await walletOf(user.id, { name: 'Blocking', pays_usage: true, blocks_usage: true });
+    const event = (id: string) => ({
+      event_id: `${id}-${subscription.id}`,
+      user_id: user.id,
+      metric,
+      timestamp: new Date().toISOString(),
+    });
+    // Empty: refused, naming each event of the customer; nothing recorded.
+    const refused = await t.api.post('/api/v1/usage-events/batch').send({ events: [event('a'), event('b')] });
+    const problem = expectProblem(refused, 422, 'unprocessable');
+    expect(problem.errors).toEqual([
+      expect.objectContaining({ field: '/events/0/user_id', message: expect.stringContaining(w.id) }),
+      expect.objectContaining({
+        field: '/events/1/user_id',
+        message: expect.stringContaining('blocks usage'),
+      }),
+    ]);
+    await grant(w, { credits: '1' });
+    const held = (await hold(w, '1')).body as Hold; // all of it held: none available
+    expectProblem(await t.api.post('/api/v1/usage-events').send(event('c')), 422, 'unprocessable');
+    expect((await release(held)).status).toBe(200);
+    const accepted = await t.api.post('/api/v1/usage-events/batch').send({ events: [event('a')] });
+    expect(accepted.status, accepted.text).not.toBe(422);
+    // No longer blocking: PATCH blocks_usage false.
+    const patched = await t.api.patch(`/api/v1/wallets/${w.id}`).send({ pays_usage: false });
+    expectProblem(patched, 422, 'unprocessable');
   });
 
   it('bills usage in full when the customer has no wallet paying usage, or it is empty', async () => {
