@@ -2171,6 +2171,40 @@ export interface components {
             blocks_usage: components["schemas"]["BlocksUsage"];
             test_clock_id?: components["schemas"]["WalletTestClock"];
         };
+        WalletUpdate: {
+            name?: components["schemas"]["Name"];
+            low_balance_threshold?: components["schemas"]["LowBalanceThreshold"];
+            pays_usage?: components["schemas"]["PaysUsage"];
+            blocks_usage?: components["schemas"]["BlocksUsage"];
+        };
+        /**
+         * @description When the available balance goes from at least this to below it, a `wallet.balance_low` event
+         *     (and webhook) is sent: once per crossing, again only after the balance went back up to it.
+         *     Null (the default): none. A `wallet.depleted` event is sent whenever the available balance
+         *     goes from above zero to zero, whatever the threshold.
+         */
+        LowBalanceThreshold: null | components["schemas"]["PositiveCredits"];
+        /**
+         * @description Whether the wallet's credits pay its customer's usage charges. When an invoice bills usage,
+         *     each usage line is paid from the customer's wallets that pay usage (oldest first), at each
+         *     wallet's rate, as far as their available credits go (a `usage` entry of the ledger); the line
+         *     shows the credits applied, and only the rest is billed. Credits never go below zero for it.
+         */
+        PaysUsage: boolean;
+        /**
+         * @description With `pays_usage` only (422 otherwise): while the customer's wallets that pay usage have no
+         *     available credits, the customer's usage events are refused (422, naming each event), instead of
+         *     being billed. Checked when events are recorded: an event recorded while credits were left is
+         *     billed as usual, and what the credits do not cover is billed.
+         */
+        BlocksUsage: boolean;
+        /**
+         * Format: uuid
+         * @description The test clock whose time the wallet lives in (set at creation, never changed), as a
+         *     subscription may: its holds and grants are created and expire in the clock's time, its events
+         *     occur then, and advancing the clock sweeps what expires on the way. Null: real time.
+         */
+        WalletTestClock: string | null;
         WalletList: {
             data: components["schemas"]["Wallet"][];
             next_cursor: components["schemas"]["NextCursor"];
@@ -2406,6 +2440,21 @@ export interface components {
             usage: null | components["schemas"]["InvoiceLineUsage"];
             /** @description For a usage line paid (in part or whole) from prepaid credits, what they paid; null otherwise. */
             credits_applied: null | components["schemas"]["CreditsApplied"];
+        };
+        /**
+         * @description What prepaid credits paid of a usage line. The line's `amount` is what is billed: the charge
+         *     less `amount` here. So the charge was `amount` (the line's) plus `amount` (these credits').
+         */
+        CreditsApplied: {
+            /** @description The part of the charge the credits paid. */
+            amount: components["schemas"]["MoneyTotal"];
+            wallets: {
+                /** Format: uuid */
+                wallet_id: string;
+                /** @description The credits consumed: amount × the wallet's rate, rounded up to 6 decimals. */
+                credits: components["schemas"]["Credits"];
+                amount: components["schemas"]["MoneyTotal"];
+            }[];
         };
         /** @description A rate in force on the invoice date in the customer's region, as it was then. */
         InvoiceTax: {
@@ -3036,55 +3085,6 @@ export interface components {
          * @example -125.00
          */
         MarginPercent: string | null;
-        /**
-         * @description What prepaid credits paid of a usage line. The line's `amount` is what is billed: the charge
-         *     less `amount` here. So the charge was `amount` (the line's) plus `amount` (these credits').
-         */
-        CreditsApplied: {
-            /** @description The part of the charge the credits paid. */
-            amount: components["schemas"]["MoneyTotal"];
-            wallets: {
-                /** Format: uuid */
-                wallet_id: string;
-                /** @description The credits consumed: amount × the wallet's rate, rounded up to 6 decimals. */
-                credits: components["schemas"]["Credits"];
-                amount: components["schemas"]["MoneyTotal"];
-            }[];
-        };
-        /**
-         * @description When the available balance goes from at least this to below it, a `wallet.balance_low` event
-         *     (and webhook) is sent: once per crossing, again only after the balance went back up to it.
-         *     Null (the default): none. A `wallet.depleted` event is sent whenever the available balance
-         *     goes from above zero to zero, whatever the threshold.
-         */
-        LowBalanceThreshold: null | components["schemas"]["PositiveCredits"];
-        /**
-         * @description Whether the wallet's credits pay its customer's usage charges. When an invoice bills usage,
-         *     each usage line is paid from the customer's wallets that pay usage (oldest first), at each
-         *     wallet's rate, as far as their available credits go (a `usage` entry of the ledger); the line
-         *     shows the credits applied, and only the rest is billed. Credits never go below zero for it.
-         */
-        PaysUsage: boolean;
-        /**
-         * @description With `pays_usage` only (422 otherwise): while the customer's wallets that pay usage have no
-         *     available credits, the customer's usage events are refused (422, naming each event), instead of
-         *     being billed. Checked when events are recorded: an event recorded while credits were left is
-         *     billed as usual, and what the credits do not cover is billed.
-         */
-        BlocksUsage: boolean;
-        /**
-         * Format: uuid
-         * @description The test clock whose time the wallet lives in (set at creation, never changed), as a
-         *     subscription may: its holds and grants are created and expire in the clock's time, its events
-         *     occur then, and advancing the clock sweeps what expires on the way. Null: real time.
-         */
-        WalletTestClock: string | null;
-        WalletUpdate: {
-            name?: components["schemas"]["Name"];
-            low_balance_threshold?: components["schemas"]["LowBalanceThreshold"];
-            pays_usage?: components["schemas"]["PaysUsage"];
-            blocks_usage?: components["schemas"]["BlocksUsage"];
-        };
     };
     responses: {
         /** @description The request does not match this document (see `errors`), or its JSON is malformed. */
