@@ -57,9 +57,12 @@ const ROWS = Number(process.env.BENCH_ROWS ?? process.env.ROWS ?? 500_000);
 const DURATION = Number(process.env.BENCH_SECONDS ?? 10);
 const CONNECTIONS = 32;
 const ONLY = process.env.BENCH_ONLY;
-if (ONLY !== undefined && !['write-load', 'metrics', 'usage', 'usage-margin', 'wallets'].includes(ONLY)) {
+if (
+  ONLY !== undefined &&
+  !['crud', 'write-load', 'metrics', 'usage', 'usage-margin', 'wallets'].includes(ONLY)
+) {
   console.error(
-    `BENCH_ONLY must be write-load, metrics, usage, usage-margin or wallets (or unset for every step), got "${ONLY}"`,
+    `BENCH_ONLY must be crud, write-load, metrics, usage, usage-margin or wallets (or unset for every step), got "${ONLY}"`,
   );
   process.exit(2);
 }
@@ -75,13 +78,25 @@ function freePort(): Promise<number> {
   });
 }
 
+/**
+ * The API runs as production runs it: compiled JavaScript (dist/, `make build`, which `make bench`
+ * runs first), not TypeScript through tsx's loader. BENCH_TSX=1 serves src/main.ts through tsx
+ * instead (as `make start` does), to compare.
+ */
+const API_TSX = process.env.BENCH_TSX === '1';
+if (!API_TSX && !existsSync('dist/main.js')) {
+  console.error('dist/main.js is missing: run make build first (make bench does), or set BENCH_TSX=1');
+  process.exit(2);
+}
+
 /** Starts a server process and waits until it answers on its port. */
 async function startServer(
   script: string,
   env: Record<string, string>,
 ): Promise<{ base: string; stop(): Promise<void> }> {
   const port = await freePort();
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', script], {
+  const args = script === 'src/main.ts' && !API_TSX ? ['dist/main.js'] : ['--import', 'tsx', script];
+  const child: ChildProcess = spawn(process.execPath, args, {
     env: { ...process.env, ...env, PORT: String(port), FLOOR_PORT: String(port), HOST: '127.0.0.1' },
     // Output goes nowhere, as a production log shipper's pipe would cost about the same.
     stdio: ['ignore', 'ignore', 'inherit'],
@@ -133,6 +148,31 @@ async function crud(
     }),
   };
   return result;
+}
+
+const crudRatio = (a: LoadResult, b: LoadResult) =>
+  `${Math.round((100 * a.requestsPerSecond) / b.requestsPerSecond)}%`;
+
+/** BENCH_ONLY=crud: the floor and the API side by side, from one run. */
+function formatCrud(floor: Crud, one: Crud, two: Crud | undefined): string {
+  const rows: Array<[string, keyof Crud]> = [
+    ['GET user by id', 'getById'],
+    ['GET page of 20 subscriptions', 'list'],
+    ['POST create user', 'create'],
+  ];
+  return [
+    `CRUD against the floor, ${new Date().toISOString().slice(0, 10)}, ${os.cpus().length} cores, ROWS=${ROWS} (\`BENCH_ONLY=crud make bench\`): the API in production mode, ${API_TSX ? 'TypeScript through tsx (BENCH_TSX=1)' : 'compiled JavaScript (dist/)'}`,
+    '',
+    `| ${CONNECTIONS} connections, ${DURATION} s each | floor | this API, 1 process | API ÷ floor |${two ? ' this API, WORKERS=2 | 2 ÷ 1 |' : ''}`,
+    `| --- | --- | --- | --- |${two ? ' --- | --- |' : ''}`,
+    ...rows.map(
+      ([label, k]) =>
+        `| ${label} | ${formatLoad(floor[k])} | ${formatLoad(one[k])} | ${crudRatio(one[k], floor[k])} |` +
+        (two
+          ? ` ${formatLoad(two[k])} | ${(two[k].requestsPerSecond / one[k].requestsPerSecond).toFixed(2)}× |`
+          : ''),
+    ),
+  ].join('\n');
 }
 
 const SERVICE_SECONDS = 5;
@@ -452,22 +492,49 @@ runMain(async () => {
     }
 
     // 1. The floor and the API, one after the other, under the same load.
-    const floor = await startServer('bench/floor.ts', {
-      FLOOR_DATABASE_URL: database.url,
-      FLOOR_TENANT_ID: tenantId,
-    });
-    const floorResult = await crud(
-      floor.base,
-      { user: `/users/${sample.id}`, list: '/subscriptions?limit=20', create: '/users' },
-      {},
-    );
-    await floor.stop();
+    const runFloor = async () => {
+      const floor = await startServer('bench/floor.ts', {
+        FLOOR_DATABASE_URL: database.url,
+        FLOOR_TENANT_ID: tenantId,
+      });
+      try {
+        return await crud(
+          floor.base,
+          { user: `/users/${sample.id}`, list: '/subscriptions?limit=20', create: '/users' },
+          {},
+        );
+      } finally {
+        await floor.stop();
+      }
+    };
+    const floorResult = await runFloor();
 
     const apiPaths = {
       user: `/api/v1/users/${sample.id}`,
       list: '/api/v1/subscriptions?limit=20',
       create: '/api/v1/users',
     };
+
+    if (ONLY === 'crud') {
+      // Step 1 alone: the floor, then the API (1 process, and WORKERS=2 unless BENCH_CRUD_WORKERS=1).
+      const api = await startServer('src/main.ts', apiEnv);
+      const one = await crud(api.base, apiPaths, auth).finally(() => api.stop());
+      let two: Crud | undefined;
+      if (process.env.BENCH_CRUD_WORKERS !== '1') {
+        const server = await startServer('src/main.ts', { ...apiEnv, WORKERS: '2' });
+        two = await crud(server.base, apiPaths, auth).finally(() => server.stop());
+      }
+      await owner
+        .deleteFrom('users')
+        .where('tenant_id', '=', tenantId)
+        .where('email', 'like', 'bench-%')
+        .execute();
+      await revokeBenchKey();
+      const table = formatCrud(floorResult, one, two);
+      console.log(`\n${table}`);
+      writeFileSync(RESULTS, withSection('crud', table));
+      return;
+    }
     const api = await startServer('src/main.ts', apiEnv);
     const apiResult = await crud(api.base, apiPaths, auth);
     // 2. Analytics: latency one request at a time, throughput under the same load.
