@@ -9,6 +9,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Response } from 'supertest';
+import { sql } from 'kysely';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { withTenant } from '../../src/database/connection.js';
 import { useTestApp } from '../helpers/app.js';
@@ -28,7 +29,8 @@ const VOLATILE = new Set(['date', 'x-request-id', 'ratelimit', 'connection', 'ke
 
 /** The answer as text: status, the stable headers in the order sent, a blank line, the body. */
 function transcript(res: Response): string {
-  const raw = res.res.rawHeaders;
+  // The headers as sent, in their order (supertest's typings leave the raw response out).
+  const raw = (res as unknown as { res: { rawHeaders: string[] } }).res.rawHeaders;
   const headers: string[] = [];
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!.toLowerCase();
@@ -41,17 +43,10 @@ function transcript(res: Response): string {
 
 beforeAll(async () => {
   await withTenant(ctx.db, { tenantId: ctx.tenant.id }, async (db) => {
-    await db
-      .insertInto('users')
-      .values({
-        id: USER_ID,
-        name: 'Ada "Countess" Lovelace \u00e9\u4e2d',
-        email: 'ada@example.com',
-        region: 'DE',
-        created_at: new Date('2026-01-02T03:04:05.678Z'),
-        updated_at: new Date('2026-02-03T04:05:06.789Z'),
-      })
-      .execute();
+    // Its times are fixed too (the insert types leave them to the database: raw SQL sets them).
+    await sql`insert into users (id, name, email, region, created_at, updated_at)
+      values (${USER_ID}, ${'Ada "Countess" Lovelace \u00e9\u4e2d'}, 'ada@example.com', 'DE',
+              '2026-01-02T03:04:05.678Z', '2026-02-03T04:05:06.789Z')`.execute(db);
     await db
       .insertInto('test_clocks')
       .values({ id: CLOCK_ID, name: 'clock', frozen_time: new Date('2027-03-31T10:00:00Z') })
