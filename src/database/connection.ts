@@ -97,6 +97,9 @@ function statementName(text: string): string {
   return name;
 }
 
+/** Closing statements with at most this many parameters are prepared (a few events' worth). */
+const PREPARED_CLOSING_PARAMETERS = 64;
+
 /** A one-statement transaction's COMMIT, sent right behind its statement (see withTenant). */
 interface OneStatement {
   committed?: Promise<pg.QueryResult>;
@@ -193,7 +196,19 @@ export async function withTenant<T>(
     if (one?.committed && closingQueries.length > 0) {
       throw new Error('a one-statement transaction has no closing statements');
     }
-    const closing = closingQueries.map((query) => failure(client.query(query.sql, [...query.parameters])));
+    // A few events (the usual write) are prepared statements like fn's; a bulk write's one-off
+    // statement is not, so that each connection does not keep a plan for every batch size.
+    const closing = closingQueries.map((query) =>
+      failure(
+        client.query({
+          ...(query.parameters.length <= PREPARED_CLOSING_PARAMETERS
+            ? { name: statementName(query.sql) }
+            : {}),
+          text: query.sql,
+          values: [...query.parameters],
+        }),
+      ),
+    );
     const committed = one?.committed ?? client.query('commit');
     const [beginFailed, scopeFailed] = await setup;
     const closingFailed = (await Promise.all(closing)).find((error) => error !== undefined);
