@@ -550,8 +550,8 @@ runMain(async () => {
           const floor = {} as Crud;
           const one = {} as Crud;
           for (const kind of ['getById', 'list', 'create'] as const) {
-            floor[kind] = (await crudOne(floorServer.base, floorPaths, {}, kind));
-            one[kind] = (await crudOne(api.base, apiPaths, auth, kind));
+            floor[kind] = await crudOne(floorServer.base, floorPaths, {}, kind);
+            one[kind] = await crudOne(api.base, apiPaths, auth, kind);
           }
           turns.push({ floor, api: one });
         }
