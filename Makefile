@@ -105,8 +105,9 @@ seed: install
 rebuild: install
 	node --import tsx src/cli/rebuild.ts
 
-# Latency and throughput of analytics and CRUD over HTTP, written to bench/results.md.
-bench: install
+# Latency and throughput of analytics and CRUD over HTTP, written to bench/results.md. The API runs
+# compiled (dist/, as in production); BENCH_TSX=1 serves it through tsx instead.
+bench: build
 	node --import tsx bench/run.ts
 
 # A tenant and its first admin key: make tenant NAME="Acme Inc."

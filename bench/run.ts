@@ -57,9 +57,12 @@ const ROWS = Number(process.env.BENCH_ROWS ?? process.env.ROWS ?? 500_000);
 const DURATION = Number(process.env.BENCH_SECONDS ?? 10);
 const CONNECTIONS = 32;
 const ONLY = process.env.BENCH_ONLY;
-if (ONLY !== undefined && !['write-load', 'metrics', 'usage', 'usage-margin', 'wallets'].includes(ONLY)) {
+if (
+  ONLY !== undefined &&
+  !['crud', 'write-load', 'metrics', 'usage', 'usage-margin', 'wallets'].includes(ONLY)
+) {
   console.error(
-    `BENCH_ONLY must be write-load, metrics, usage, usage-margin or wallets (or unset for every step), got "${ONLY}"`,
+    `BENCH_ONLY must be crud, write-load, metrics, usage, usage-margin or wallets (or unset for every step), got "${ONLY}"`,
   );
   process.exit(2);
 }
@@ -75,13 +78,25 @@ function freePort(): Promise<number> {
   });
 }
 
+/**
+ * The API runs as production runs it: compiled JavaScript (dist/, `make build`, which `make bench`
+ * runs first), not TypeScript through tsx's loader. BENCH_TSX=1 serves src/main.ts through tsx
+ * instead (as `make start` does), to compare.
+ */
+const API_TSX = process.env.BENCH_TSX === '1';
+if (!API_TSX && !existsSync('dist/main.js')) {
+  console.error('dist/main.js is missing: run make build first (make bench does), or set BENCH_TSX=1');
+  process.exit(2);
+}
+
 /** Starts a server process and waits until it answers on its port. */
 async function startServer(
   script: string,
   env: Record<string, string>,
 ): Promise<{ base: string; stop(): Promise<void> }> {
   const port = await freePort();
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', script], {
+  const args = script === 'src/main.ts' && !API_TSX ? ['dist/main.js'] : ['--import', 'tsx', script];
+  const child: ChildProcess = spawn(process.execPath, args, {
     env: { ...process.env, ...env, PORT: String(port), FLOOR_PORT: String(port), HOST: '127.0.0.1' },
     // Output goes nowhere, as a production log shipper's pipe would cost about the same.
     stdio: ['ignore', 'ignore', 'inherit'],
@@ -116,23 +131,68 @@ interface Crud {
   create: LoadResult;
 }
 
-async function crud(
-  base: string,
-  paths: { user: string; list: string; create: string },
-  headers: Record<string, string>,
-) {
-  const result: Crud = {
-    getById: await load({ url: base + paths.user, headers }),
-    list: await load({ url: base + paths.list, headers }),
-    create: await load({
+const crudLoad = (base: string, paths: CrudPaths, headers: Record<string, string>) => ({
+  getById: () => load({ url: base + paths.user, headers }),
+  list: () => load({ url: base + paths.list, headers }),
+  create: () =>
+    load({
       url: base + paths.create,
       method: 'POST',
       headers,
       body: '{"name": "Bench User", "email": "bench-[<id>]@example.com"}',
       idReplacement: true,
     }),
-  };
-  return result;
+});
+
+interface CrudPaths {
+  user: string;
+  list: string;
+  create: string;
+}
+
+async function crud(base: string, paths: CrudPaths, headers: Record<string, string>): Promise<Crud> {
+  const run = crudLoad(base, paths, headers);
+  return { getById: await run.getById(), list: await run.list(), create: await run.create() };
+}
+
+function crudOne(
+  base: string,
+  paths: CrudPaths,
+  headers: Record<string, string>,
+  kind: keyof Crud,
+): Promise<LoadResult> {
+  return crudLoad(base, paths, headers)[kind]();
+}
+
+const median = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+};
+
+/** BENCH_ONLY=crud: the floor and the API taking turns, round by round, from one run. */
+function formatCrud(turns: Array<{ floor: Crud; api: Crud }>, two: Crud | undefined): string {
+  const rows: Array<[string, keyof Crud]> = [
+    ['GET user by id', 'getById'],
+    ['GET page of 20 subscriptions', 'list'],
+    ['POST create user', 'create'],
+  ];
+  const last = turns.at(-1)!;
+  return [
+    `CRUD against the floor, ${new Date().toISOString().slice(0, 10)}, ${os.cpus().length} cores, ROWS=${ROWS} (\`BENCH_ONLY=crud make bench\`): the API in production mode, ${API_TSX ? 'TypeScript through tsx (BENCH_TSX=1)' : 'compiled JavaScript (dist/)'}; the floor and the API take turns, ${turns.length} rounds of ${DURATION} s each; the ratio is the median of the rounds' ratios, the figures are of the last round`,
+    '',
+    `| ${CONNECTIONS} connections | floor | this API, 1 process | API ÷ floor, each round | median |${two ? ' this API, WORKERS=2 | 2 ÷ 1 |' : ''}`,
+    `| --- | --- | --- | --- | --- |${two ? ' --- | --- |' : ''}`,
+    ...rows.map(([label, k]) => {
+      const ratios = turns.map((t) => t.api[k].requestsPerSecond / t.floor[k].requestsPerSecond);
+      return (
+        `| ${label} | ${formatLoad(last.floor[k])} | ${formatLoad(last.api[k])} | ${ratios.map((r) => `${Math.round(100 * r)}%`).join(', ')} | ${Math.round(100 * median(ratios))}% |` +
+        (two
+          ? ` ${formatLoad(two[k])} | ${(two[k].requestsPerSecond / last.api[k].requestsPerSecond).toFixed(2)}× |`
+          : '')
+      );
+    }),
+  ].join('\n');
 }
 
 const SERVICE_SECONDS = 5;
@@ -452,22 +512,71 @@ runMain(async () => {
     }
 
     // 1. The floor and the API, one after the other, under the same load.
-    const floor = await startServer('bench/floor.ts', {
-      FLOOR_DATABASE_URL: database.url,
-      FLOOR_TENANT_ID: tenantId,
-    });
-    const floorResult = await crud(
-      floor.base,
-      { user: `/users/${sample.id}`, list: '/subscriptions?limit=20', create: '/users' },
-      {},
-    );
-    await floor.stop();
-
+    const runFloor = async () => {
+      const floor = await startServer('bench/floor.ts', {
+        FLOOR_DATABASE_URL: database.url,
+        FLOOR_TENANT_ID: tenantId,
+      });
+      try {
+        return await crud(
+          floor.base,
+          { user: `/users/${sample.id}`, list: '/subscriptions?limit=20', create: '/users' },
+          {},
+        );
+      } finally {
+        await floor.stop();
+      }
+    };
     const apiPaths = {
       user: `/api/v1/users/${sample.id}`,
       list: '/api/v1/subscriptions?limit=20',
       create: '/api/v1/users',
     };
+
+    if (ONLY === 'crud') {
+      // Step 1 alone. The floor and the API run side by side and take turns under the load,
+      // BENCH_ROUNDS times per request (default 3): each ratio is the median of its rounds, so a
+      // machine busy with other work for a while moves both sides of a round alike.
+      const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
+      const floorServer = await startServer('bench/floor.ts', {
+        FLOOR_DATABASE_URL: database.url,
+        FLOOR_TENANT_ID: tenantId,
+      });
+      const api = await startServer('src/main.ts', apiEnv);
+      const floorPaths = { user: `/users/${sample.id}`, list: '/subscriptions?limit=20', create: '/users' };
+      const turns: Array<{ floor: Crud; api: Crud }> = [];
+      try {
+        for (let round = 0; round < rounds; round++) {
+          const floor = {} as Crud;
+          const one = {} as Crud;
+          for (const kind of ['getById', 'list', 'create'] as const) {
+            floor[kind] = await crudOne(floorServer.base, floorPaths, {}, kind);
+            one[kind] = await crudOne(api.base, apiPaths, auth, kind);
+          }
+          turns.push({ floor, api: one });
+        }
+      } finally {
+        await api.stop();
+        await floorServer.stop();
+      }
+      let two: Crud | undefined;
+      if (process.env.BENCH_CRUD_WORKERS !== '1') {
+        const server = await startServer('src/main.ts', { ...apiEnv, WORKERS: '2' });
+        two = await crud(server.base, apiPaths, auth).finally(() => server.stop());
+      }
+      await owner
+        .deleteFrom('users')
+        .where('tenant_id', '=', tenantId)
+        .where('email', 'like', 'bench-%')
+        .execute();
+      await revokeBenchKey();
+      const table = formatCrud(turns, two);
+      console.log(`\n${table}`);
+      writeFileSync(RESULTS, withSection('crud', table));
+      return;
+    }
+
+    const floorResult = await runFloor();
     const api = await startServer('src/main.ts', apiEnv);
     const apiResult = await crud(api.base, apiPaths, auth);
     // 2. Analytics: latency one request at a time, throughput under the same load.

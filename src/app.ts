@@ -18,8 +18,9 @@ import { requireDeclaredMediaType } from './http/media-type.js';
 import { observe } from './http/observe.js';
 import { notFoundHandler, problemHandler } from './http/problems.js';
 import { rateLimitPerKey } from './http/rate-limit.js';
-import { securityHeaders } from './http/security-headers.js';
+import { setSecurityHeaders } from './http/security-headers.js';
 import { rejectBadText } from './http/text.js';
+import { memoizeValidatorRouteMatching } from './http/route-matching.js';
 import { type Logger, silentLogger } from './logger.js';
 import { analyticsRouter } from './routes/analytics.js';
 import { apiKeysRouter } from './routes/api-keys.js';
@@ -106,7 +107,7 @@ export function createApp({
 
   app.use(observe(logger, metrics));
   // Before anything that answers: every response carries them, the probes' and /metrics' too.
-  app.use(securityHeaders);
+  app.use(setSecurityHeaders);
   // Probes answer before anything else: load balancers call them often, and they take no input.
   app.use(healthRouter(ctx));
   app.get('/metrics', metricsHandler(metrics, metricsToken));
@@ -146,6 +147,8 @@ export function createApp({
   app.use(express.json({ limit: bodyLimit, type: ['application/json', 'application/*+json'] }));
   app.use(rejectBadText);
   app.use(headAsGet);
+  // The validator's route lookup compiles each route pattern once, not on every request.
+  memoizeValidatorRouteMatching();
   app.use(
     OpenApiValidator.middleware({
       apiSpec: structuredClone(spec) as never,

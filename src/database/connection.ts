@@ -97,20 +97,47 @@ function statementName(text: string): string {
   return name;
 }
 
+/** Closing statements with at most this many parameters are prepared (a few events' worth). */
+const PREPARED_CLOSING_PARAMETERS = 64;
+
+/** A one-statement transaction's COMMIT, sent right behind its statement (see withTenant). */
+interface OneStatement {
+  committed?: Promise<pg.QueryResult>;
+}
+
 /** One Kysely per pooled connection, so queries of a transaction run on that connection. */
-const bound = new WeakMap<pg.PoolClient, Db>();
-function kyselyOn(client: pg.PoolClient): Db {
-  let db = bound.get(client);
-  if (!db) {
+interface Bound {
+  db: Db;
+  /** Set while a one-statement transaction runs on the connection. */
+  oneStatement?: OneStatement | undefined;
+}
+const bound = new WeakMap<pg.PoolClient, Bound>();
+function kyselyOn(client: pg.PoolClient): Bound {
+  let on = bound.get(client);
+  if (!on) {
+    const holder = {} as Bound;
     const connection = {
-      query: (text: string, values: unknown[]) => client.query({ name: statementName(text), text, values }),
+      query: (text: string, values: unknown[]) => {
+        const one = holder.oneStatement;
+        if (one?.committed) {
+          // Its transaction is over: a second statement would run outside the tenant's scope.
+          return Promise.reject(new Error('a one-statement transaction ran a second statement'));
+        }
+        const result = client.query({ name: statementName(text), text, values });
+        if (one) {
+          one.committed = client.query('commit');
+          one.committed.catch(() => {}); // awaited (and its failure reported) by withTenant
+        }
+        return result;
+      },
       release: () => {},
     };
     const pool = { connect: () => Promise.resolve(connection), end: () => Promise.resolve() };
-    db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: pool as never }) });
-    bound.set(client, db);
+    holder.db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: pool as never }) });
+    bound.set(client, holder);
+    on = holder;
   }
-  return db;
+  return on;
 }
 
 const failure = (promise: Promise<unknown>): Promise<unknown> =>
@@ -119,10 +146,20 @@ const failure = (promise: Promise<unknown>): Promise<unknown> =>
     (error: unknown) => error,
   );
 
+export interface WithTenantOptions {
+  /**
+   * fn runs exactly one statement (a read): COMMIT is sent right behind it, in the same write, so
+   * the whole transaction (BEGIN, scope, statement, COMMIT) costs one round trip. A second
+   * statement fails; closing statements are refused.
+   */
+  oneStatement?: boolean;
+}
+
 /**
  * Runs fn in one transaction whose rows are those of one tenant, and commits it. BEGIN and the
  * scoping statement are pipelined ahead of fn's first query, so a read costs two round trips (the
- * first query with them, then COMMIT). The connection is already the app role, and the scope sets
+ * first query with them, then COMMIT; one with `oneStatement`, COMMIT travelling with them too). The
+ * connection is already the app role, and the scope sets
  * it again: fn never runs with the login user's rights, and with no tenant set it sees no row.
  */
 export async function withTenant<T>(
@@ -130,6 +167,7 @@ export async function withTenant<T>(
   scope: TenantScope,
   fn: (trx: Db) => Promise<T>,
   finish?: (trx: Db) => CompiledQuery[],
+  { oneStatement = false }: WithTenantOptions = {},
 ): Promise<T> {
   const pool = pools.get(db);
   if (!pool) throw new Error('withTenant needs a Db made by createDb');
@@ -147,14 +185,31 @@ export async function withTenant<T>(
     : client.query({ ...SCOPE_TO_TENANT, values: [scope.tenantId] });
   // Their failures are reported below, first one first; until then nobody awaits them.
   const setup = Promise.all([failure(begin), failure(scoped)]);
+  const on = kyselyOn(client);
+  const one: OneStatement | undefined = oneStatement ? {} : undefined;
+  on.oneStatement = one;
   try {
-    const trx = kyselyOn(client);
+    const trx = on.db;
     const result = await fn(trx);
     // The closing statements go out with COMMIT, in one write: queued here, in order.
-    const closing = (finish?.(trx) ?? []).map((query) =>
-      failure(client.query(query.sql, [...query.parameters])),
+    const closingQueries = finish?.(trx) ?? [];
+    if (one?.committed && closingQueries.length > 0) {
+      throw new Error('a one-statement transaction has no closing statements');
+    }
+    // A few events (the usual write) are prepared statements like fn's; a bulk write's one-off
+    // statement is not, so that each connection does not keep a plan for every batch size.
+    const closing = closingQueries.map((query) =>
+      failure(
+        client.query({
+          ...(query.parameters.length <= PREPARED_CLOSING_PARAMETERS
+            ? { name: statementName(query.sql) }
+            : {}),
+          text: query.sql,
+          values: [...query.parameters],
+        }),
+      ),
     );
-    const committed = client.query('commit');
+    const committed = one?.committed ?? client.query('commit');
     const [beginFailed, scopeFailed] = await setup;
     const closingFailed = (await Promise.all(closing)).find((error) => error !== undefined);
     if (beginFailed ?? scopeFailed ?? closingFailed) {
@@ -171,6 +226,8 @@ export async function withTenant<T>(
     else await client.query('rollback').catch((rollbackError: Error) => (broken = rollbackError));
     throw cause;
   } finally {
+    on.oneStatement = undefined;
+    if (one?.committed) await one.committed.catch(() => {}); // settled before the connection is reused
     // A connection that failed is destroyed, not returned to the pool.
     client.release(broken);
   }

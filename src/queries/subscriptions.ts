@@ -1,4 +1,5 @@
 import { sql } from 'kysely';
+import { runCompiled } from '../database/compiled.js';
 import type { Db } from '../database/connection.js';
 import type {
   FeatureRow,
@@ -55,21 +56,36 @@ export interface SubscriptionFilter {
 
 /** Newest first; limit + 1 rows so the caller can tell whether another page follows. */
 export function listSubscriptions(db: Db, filter: SubscriptionFilter): Promise<SubscriptionRow[]> {
-  let query = db
-    .selectFrom('subscriptions')
-    .select(columns)
-    .orderBy('id', 'desc')
-    .limit(filter.limit + 1);
-  if (filter.after) query = query.where('id', '<', filter.after);
-  if (filter.userId) query = query.where('user_id', '=', filter.userId);
-  if (filter.statuses?.length) query = query.where('status', 'in', filter.statuses);
-  if (filter.startDateGte) query = query.where('start_date', '>=', filter.startDateGte);
-  if (filter.startDateLte) query = query.where('start_date', '<=', filter.startDateLte);
-  return query.execute();
+  // Compiled once per combination of filters (and number of statuses); the values in query order.
+  const statuses = filter.statuses?.length ?? 0;
+  const shape = [filter.after, filter.userId, filter.startDateGte, filter.startDateLte].map(Boolean);
+  const values: unknown[] = [filter.limit + 1];
+  if (filter.after) values.push(filter.after);
+  if (filter.userId) values.push(filter.userId);
+  if (statuses) values.push(...filter.statuses!);
+  if (filter.startDateGte) values.push(filter.startDateGte);
+  if (filter.startDateLte) values.push(filter.startDateLte);
+  return runCompiled(db, `subscriptions.listSubscriptions:${shape.join(':')}:${statuses}`, values, (...v) => {
+    let next = 0;
+    const take = <T>() => v[next++] as T;
+    let query = db.selectFrom('subscriptions').select(columns).orderBy('id', 'desc').limit(take<number>());
+    if (filter.after) query = query.where('id', '<', take<string>());
+    if (filter.userId) query = query.where('user_id', '=', take<string>());
+    if (statuses) {
+      const listed = Array.from({ length: statuses }, () => take<SubscriptionStatus>());
+      query = query.where('status', 'in', listed);
+    }
+    if (filter.startDateGte) query = query.where('start_date', '>=', take<string>());
+    if (filter.startDateLte) query = query.where('start_date', '<=', take<string>());
+    return query;
+  });
 }
 
-export function findSubscription(db: Db, id: string): Promise<SubscriptionRow | undefined> {
-  return db.selectFrom('subscriptions').select(columns).where('id', '=', id).executeTakeFirst();
+export async function findSubscription(db: Db, id: string): Promise<SubscriptionRow | undefined> {
+  const [row] = await runCompiled(db, 'subscriptions.findSubscription', [id] as const, (id) =>
+    db.selectFrom('subscriptions').select(columns).where('id', '=', id),
+  );
+  return row;
 }
 
 /**

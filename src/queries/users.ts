@@ -1,4 +1,5 @@
 import { sql } from 'kysely';
+import { runCompiled } from '../database/compiled.js';
 import type { Db } from '../database/connection.js';
 import type { UserRow } from '../database/schema.js';
 
@@ -12,18 +13,28 @@ export interface UserFilter {
 
 /** Newest first; limit + 1 rows so the caller can tell whether another page follows. */
 export function listUsers(db: Db, { limit, after, email }: UserFilter): Promise<UserRow[]> {
-  let query = db
-    .selectFrom('users')
-    .select(columns)
-    .orderBy('id', 'desc')
-    .limit(limit + 1);
-  if (after) query = query.where('id', '<', after);
-  if (email !== undefined) query = query.where(sql`lower(email)`, '=', sql`lower(${email})`);
-  return query.execute();
+  // Compiled once per combination of filters; the values in the order the query uses them.
+  const values: unknown[] = [limit + 1];
+  if (after) values.push(after);
+  if (email !== undefined) values.push(email);
+  return runCompiled(db, `users.listUsers:${Boolean(after)}:${email !== undefined}`, values, (...v) => {
+    let query = db
+      .selectFrom('users')
+      .select(columns)
+      .orderBy('id', 'desc')
+      .limit(v[0] as number);
+    if (after) query = query.where('id', '<', v[1] as string);
+    if (email !== undefined) query = query.where(sql`lower(email)`, '=', sql`lower(${v.at(-1)})`);
+    return query;
+  });
 }
 
-export function findUser(db: Db, id: string): Promise<UserRow | undefined> {
-  return db.selectFrom('users').select(columns).where('id', '=', id).executeTakeFirst();
+/** The user with this id, or undefined (compiled once). */
+export async function findUser(db: Db, id: string): Promise<UserRow | undefined> {
+  const [row] = await runCompiled(db, 'users.findUser', [id] as const, (id) =>
+    db.selectFrom('users').select(columns).where('id', '=', id),
+  );
+  return row;
 }
 
 /** The user, locked until the transaction ends: what an update starts from. */
@@ -31,11 +42,28 @@ export function lockUser(db: Db, id: string): Promise<UserRow | undefined> {
   return db.selectFrom('users').select(columns).where('id', '=', id).forUpdate().executeTakeFirst();
 }
 
-export function insertUser(
+export async function insertUser(
   db: Db,
   values: { name: string; email: string; region?: string | null | undefined },
 ): Promise<UserRow> {
-  return db.insertInto('users').values(values).returning(columns).executeTakeFirstOrThrow();
+  // Compiled once per set of columns given (region may be left out).
+  const region = values.region !== undefined;
+  const [row] = await runCompiled(
+    db,
+    `users.insertUser:${region}`,
+    region ? [values.name, values.email, values.region] : [values.name, values.email],
+    (name, email, ...rest) =>
+      db
+        .insertInto('users')
+        .values({
+          name: name as string,
+          email: email as string,
+          ...(region ? { region: rest[0] as string | null } : {}),
+        })
+        .returning(columns),
+  );
+  if (!row) throw new Error('insert into users returned no row');
+  return row;
 }
 
 /** Run on a locked row (lockUser): the version trigger bumps `version`. */

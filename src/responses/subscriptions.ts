@@ -1,4 +1,4 @@
-import { periodContaining } from '../billing/periods.js';
+import { type Period, periodContaining } from '../billing/periods.js';
 import { currentPeriodDay } from '../billing/subscription-time.js';
 import type { Schemas } from '../contract.js';
 import type { FeatureRow, SubscriptionRow } from '../database/schema.js';
@@ -6,18 +6,32 @@ import { toFeatureResponse } from './features.js';
 
 type Snapshot = Schemas['PriceSnapshot'];
 
+/**
+ * Periods computed lately, by anchor, interval, count and day: a page of subscriptions shares a
+ * few (anchor, interval) pairs and one day, so each is computed once, not once per row.
+ * periodContaining is pure, so a remembered period is the one it would compute again.
+ */
+const periods = new Map<string, Period>();
+const MAX_PERIODS = 10_000;
+
+function currentPeriod(row: SubscriptionRow, day: string): Period {
+  const key = `${row.start_date}|${row.billing_interval}|${row.interval_count}|${day}`;
+  let period = periods.get(key);
+  if (period === undefined) {
+    period = periodContaining(row.start_date, row.billing_interval, row.interval_count, day);
+    if (periods.size >= MAX_PERIODS) periods.clear();
+    periods.set(key, period);
+  }
+  return period;
+}
+
 export function toSubscriptionResponse(
   row: SubscriptionRow,
   features?: FeatureRow[],
   now: Date = new Date(),
 ): Schemas['Subscription'] {
   const snapshot = row.price_breakdown as Snapshot | null;
-  const period = periodContaining(
-    row.start_date,
-    row.billing_interval,
-    row.interval_count,
-    currentPeriodDay(row, now),
-  );
+  const period = currentPeriod(row, currentPeriodDay(row, now));
   return {
     id: row.id,
     user_id: row.user_id,

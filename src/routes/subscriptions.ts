@@ -52,8 +52,8 @@ function pricingProblem(refusal: subscriptions.PricingRefusal): ProblemError {
 }
 
 const withEtag = (subscription: { version: number }) => ({ ETag: etag(subscription.version) });
-const withFeatures = ({ subscription, features }: subscriptions.WithFeatures) =>
-  toSubscriptionResponse(subscription, features);
+const withFeatures = ({ subscription, features }: subscriptions.WithFeatures, now?: Date) =>
+  toSubscriptionResponse(subscription, features, now);
 
 export function subscriptionsRouter(ctx: ServiceContext): Router {
   const router = Router({ caseSensitive: true });
@@ -73,8 +73,14 @@ export function subscriptionsRouter(ctx: ServiceContext): Router {
       },
       query.include === 'features',
     );
+    // One "now" for the whole page: every row's current period is of the same instant.
+    const now = new Date();
     res.json(
-      toPageResponse(page, withFeatures, (s) => s.subscription.id) satisfies Schemas['SubscriptionList'],
+      toPageResponse(
+        page,
+        (s) => withFeatures(s, now),
+        (s) => s.subscription.id,
+      ) satisfies Schemas['SubscriptionList'],
     );
   });
 

@@ -2,7 +2,7 @@
 // service writes: inTenant, a transaction in which the change, its events and its idempotency
 // record commit together or not at all.
 import type { KeyCache } from '../auth/key-cache.js';
-import { type Db, type TenantScope, withTenant } from '../database/connection.js';
+import { type Db, type TenantScope, withTenant, type WithTenantOptions } from '../database/connection.js';
 import { isKeyRejected, isTransientConflict } from '../database/errors.js';
 import type { ApiKeyRole } from '../database/schema.js';
 import * as events from '../queries/events.js';
@@ -91,14 +91,20 @@ export interface Tx {
 }
 
 /**
- * One transaction, scoped to the actor's tenant. With an idempotency key, a retry of a finished
+ * One transaction, scoped to the actor's tenant (`oneStatement`: a read of one statement, committed
+ * in the same round trip, see withTenant). With an idempotency key, a retry of a finished
  * request gets its stored reply instead of a second run (and the work of the first is locked
  * against a concurrent second); the reply is stored in the same transaction as the work.
  */
-export async function inTenant<T>(ctx: ServiceContext, actor: Actor, fn: (tx: Tx) => Promise<T>): Promise<T> {
+export async function inTenant<T>(
+  ctx: ServiceContext,
+  actor: Actor,
+  fn: (tx: Tx) => Promise<T>,
+  options: WithTenantOptions = {},
+): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await inTenantOnce(ctx, actor, fn);
+      return await inTenantOnce(ctx, actor, fn, options);
     } catch (error) {
       if (!isTransientConflict(error) || attempt >= CONFLICT_ATTEMPTS) throw error;
       await new Promise((resolve) => setTimeout(resolve, conflictBackoffMs(attempt)));
@@ -114,7 +120,16 @@ export async function inTenant<T>(ctx: ServiceContext, actor: Actor, fn: (tx: Tx
 const CONFLICT_ATTEMPTS = 5;
 export const conflictBackoffMs = (attempt: number) => Math.random() * Math.min(200, 10 * 2 ** attempt);
 
-async function inTenantOnce<T>(ctx: ServiceContext, actor: Actor, fn: (tx: Tx) => Promise<T>): Promise<T> {
+async function inTenantOnce<T>(
+  ctx: ServiceContext,
+  actor: Actor,
+  fn: (tx: Tx) => Promise<T>,
+  options: WithTenantOptions,
+): Promise<T> {
+  // A one-statement read commits right behind its statement: it has no events and no key to store.
+  if (options.oneStatement && actor.idempotency) {
+    throw new Error('a one-statement read takes no idempotency key');
+  }
   const pending: events.EventInput[] = [];
   let reply: StoredReply | undefined;
   let occurredAt: Date | undefined;
@@ -140,12 +155,14 @@ async function inTenantOnce<T>(ctx: ServiceContext, actor: Actor, fn: (tx: Tx) =
         try {
           result = await fn({
             db,
-            emit: (event) =>
+            emit: (event) => {
+              if (options.oneStatement) throw new Error('a one-statement read records no event');
               pending.push({
                 ...event,
                 actor: event.actor ?? actor.keyId,
                 request_id: event.actor === 'system' ? null : (actor.requestId ?? null),
-              }),
+              });
+            },
             occurAt: (at) => (occurredAt ??= at),
           });
         } catch (error) {
@@ -173,6 +190,7 @@ async function inTenantOnce<T>(ctx: ServiceContext, actor: Actor, fn: (tx: Tx) =
               }
             : undefined,
         ),
+      options,
     );
   } catch (error) {
     // Revoked or expired since it was cached: the next request checks the database first.

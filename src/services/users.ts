@@ -27,11 +27,14 @@ export async function listUsers(
   actor: Actor,
   filter: users.UserFilter,
 ): Promise<Page<UserRow>> {
-  return toPage(await inTenant(ctx, actor, (tx) => users.listUsers(tx.db, filter)), filter.limit);
+  return toPage(
+    await inTenant(ctx, actor, (tx) => users.listUsers(tx.db, filter), { oneStatement: true }),
+    filter.limit,
+  );
 }
 
 export function getUser(ctx: ServiceContext, actor: Actor, id: string): Promise<UserRow | undefined> {
-  return inTenant(ctx, actor, (tx) => users.findUser(tx.db, id));
+  return inTenant(ctx, actor, (tx) => users.findUser(tx.db, id), { oneStatement: true });
 }
 
 export type CreateUserOutcome = { kind: 'created'; user: UserRow } | { kind: 'email-taken' };
