@@ -95,7 +95,14 @@ async function startServer(
   env: Record<string, string>,
 ): Promise<{ base: string; stop(): Promise<void> }> {
   const port = await freePort();
-  const args = script === 'src/main.ts' && !API_TSX ? ['dist/main.js'] : ['--import', 'tsx', script];
+  // BENCH_CPU_PROF=<dir>: each server writes a CPU profile there when it stops (node --cpu-prof).
+  const profile = process.env.BENCH_CPU_PROF
+    ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`]
+    : [];
+  const args = [
+    ...profile,
+    ...(script === 'src/main.ts' && !API_TSX ? ['dist/main.js'] : ['--import', 'tsx', script]),
+  ];
   const child: ChildProcess = spawn(process.execPath, args, {
     env: { ...process.env, ...env, PORT: String(port), FLOOR_PORT: String(port), HOST: '127.0.0.1' },
     // Output goes nowhere, as a production log shipper's pipe would cost about the same.
@@ -296,6 +303,7 @@ async function writeLoad(
       owner,
       tenantId,
       writers: Number(process.env.BENCH_WRITERS ?? 12),
+      rate: Number(process.env.BENCH_WRITE_RATE ?? 0),
       writeSeconds: Number(process.env.BENCH_WRITE_SECONDS ?? 60),
       afterSeconds: Number(process.env.BENCH_AFTER_SECONDS ?? 20),
     });

@@ -14,6 +14,8 @@ export interface WriteLoadOptions {
   owner: Db;
   tenantId: string;
   writers: number;
+  /** Writes per second for all writers together; 0: as fast as they are answered. */
+  rate: number;
   writeSeconds: number;
   afterSeconds: number;
 }
@@ -29,6 +31,7 @@ export interface Timings {
 
 export interface WriteLoadResult {
   writers: number;
+  rate: number;
   writeSeconds: number;
   afterSeconds: number;
   /** Writes answered 2xx per second, and the others (409 for a subscription canceled twice, say). */
@@ -110,7 +113,7 @@ async function removeCreated(owner: Db, tenantId: string, subscriptions: string[
 }
 
 export async function benchWriteLoad(options: WriteLoadOptions): Promise<WriteLoadResult> {
-  const { headers, writers, writeSeconds, afterSeconds } = options;
+  const { headers, writers, rate, writeSeconds, afterSeconds } = options;
   const { base } = options.server;
   const { users, custom, cancelable } = await targets(options.owner, options.tenantId);
   const json = { ...headers, 'content-type': 'application/json' };
@@ -165,7 +168,16 @@ export async function benchWriteLoad(options: WriteLoadOptions): Promise<WriteLo
   const writeStart = performance.now();
   const writing$ = Promise.all(
     Array.from({ length: writers }, async (_, writer) => {
+      // Paced: each writer starts a write every writers/rate seconds (or as soon as its last one
+      // is answered, when that is later).
+      const interval = rate > 0 ? (writers * 1000) / rate : 0;
+      let next = performance.now() + (interval * writer) / writers;
       for (let i = writer; writing; i++) {
+        if (interval > 0) {
+          await sleep(Math.max(0, next - performance.now()));
+          next = Math.max(next + interval, performance.now());
+          if (!writing) break;
+        }
         const outcome = await operations[i % operations.length]!(writer, i).catch(() => ({ ok: false }));
         if (outcome.ok) writesDone++;
         else writesRefused++;
@@ -213,6 +225,7 @@ export async function benchWriteLoad(options: WriteLoadOptions): Promise<WriteLo
 
   return {
     writers,
+    rate,
     writeSeconds,
     afterSeconds,
     writesPerSecond: writesDone / writeElapsed,

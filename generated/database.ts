@@ -166,6 +166,13 @@ export interface MrrDirty {
   marked_at: Generated<Timestamp>;
   tenant_id: Generated<string>;
   user_id: string;
+  whole: Generated<boolean>;
+}
+
+export interface MrrDirtySubscriptions {
+  subscription_id: string;
+  tenant_id: Generated<string>;
+  user_id: string;
 }
 
 export interface Payments {
@@ -496,6 +503,7 @@ export interface DB {
   mrr_counted: MrrCounted;
   mrr_days: MrrDays;
   mrr_dirty: MrrDirty;
+  mrr_dirty_subscriptions: MrrDirtySubscriptions;
   payments: Payments;
   plan_versions: PlanVersions;
   plans: Plans;

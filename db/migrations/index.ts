@@ -26,6 +26,7 @@ import * as m202612030009 from './202612030009_paid_grants.js';
 import * as m202612030010 from './202612030010_captured_usage.js';
 import * as m202612030011 from './202612030011_wallet_test_clocks.js';
 import * as m202612030012 from './202612030012_wallets_block_usage.js';
+import * as m202612030013 from './202612030013_mrr_changed_subscriptions.js';
 
 export const migrations: Record<string, Migration> = {
   '202611230001_initial': m202611230001,
@@ -53,4 +54,5 @@ export const migrations: Record<string, Migration> = {
   '202612030010_captured_usage': m202612030010,
   '202612030011_wallet_test_clocks': m202612030011,
   '202612030012_wallets_block_usage': m202612030012,
+  '202612030013_mrr_changed_subscriptions': m202612030013,
 };

@@ -4,17 +4,24 @@
 select pg_try_advisory_xact_lock(hashtextextended('mrr:' || current_setting('app.tenant_id'), 0)) as locked;
 
 -- dirtyCustomers
-select user_id from mrr_dirty order by user_id;
+select d.user_id, d.whole, coalesce((select array_agg(m.subscription_id::text)
+  from mrr_dirty_subscriptions m where m.tenant_id = d.tenant_id and m.user_id = d.user_id), '{}') as subscriptions from mrr_dirty d
+    order by d.user_id;
 
 -- takeDirtyCustomers
-select user_id from mrr_dirty order by user_id limit $1 for update skip locked;
+select d.user_id, d.whole, coalesce((select array_agg(m.subscription_id::text)
+  from mrr_dirty_subscriptions m where m.tenant_id = d.tenant_id and m.user_id = d.user_id), '{}') as subscriptions from mrr_dirty d
+    order by d.user_id limit $1 for update of d skip locked;
 
 -- clearMarks
+delete from mrr_dirty_subscriptions where tenant_id = current_setting('app.tenant_id')::uuid and user_id = any ($1::uuid[]);
 delete from mrr_dirty where tenant_id = current_setting('app.tenant_id')::uuid and user_id = any ($1::uuid[]);
 
 -- loadCounted
-select user_id, input::text as input from mrr_counted
-    where tenant_id = current_setting('app.tenant_id')::uuid and user_id = any ($1::uuid[]);
+select user_id, digest, case when digest = any ($1::text[]) then null
+                                 else input::text end as input
+    from mrr_counted
+    where tenant_id = current_setting('app.tenant_id')::uuid and user_id = any ($2::uuid[]);
 
 -- saveCounted
 delete from mrr_counted where tenant_id = current_setting('app.tenant_id')::uuid

@@ -2,11 +2,18 @@
 // data changed since they were counted (mrr_dirty): their current contribution minus the one they
 // are counted with (mrr_counted). Compaction writes that difference; a read adds it, so it is
 // exact before compaction catches up. Inside the tenant's transaction: one snapshot for both.
+// A customer marked by subscription is counted again from what changed only (patchMarked).
 import type { Db } from '../database/connection.js';
 import {
   ANY,
   Buckets,
-  contribute,
+  contributeSeries,
+  type CustomerSeries,
+  dimensionsOf,
+  type EngineSubscription,
+  patchSeries,
+  seriesKey,
+  seriesOf,
   type CustomerInput,
   type DayRows,
   Dimensions,
@@ -14,8 +21,8 @@ import {
   type Slot,
   toDayRows,
 } from './mrr-engine.js';
-import { loadCustomers } from './mrr-input.js';
-import { loadCounted } from './mrr-store.js';
+import { loadCustomers, loadRegions, loadSubscriptions } from './mrr-input.js';
+import { type DirtyCustomer, loadCounted } from './mrr-store.js';
 
 /** One dimension and region of the sums: what a read needs. */
 export interface Wanted {
@@ -60,21 +67,161 @@ class OneSlot implements Sink {
 export interface Recount {
   /** The difference, as mrr_days rows. */
   rows: DayRows;
-  /** Each customer's current input (absent: nothing of theirs counts any more). */
+  /**
+   * Each customer's current input (absent: nothing of theirs counts any more); empty for a read
+   * of one slot (`wanted`), which needs none.
+   */
   current: Map<string, CustomerInput>;
 }
 
-/** What these customers change in the sums now (only the `wanted` slot, if given). */
-export async function recount(db: Db, userIds: readonly string[], wanted?: Wanted): Promise<Recount> {
-  const [current, counted] = await Promise.all([loadCustomers(db, userIds), loadCounted(db, userIds)]);
+/**
+ * Each input's series, built once: a counted input kept decoded (mrr-store's cache) keeps its
+ * series with it, so counting a large customer again patches them instead of deriving them.
+ */
+const seriesMemo = new WeakMap<CustomerInput, CustomerSeries>();
+function seriesFor(input: CustomerInput): CustomerSeries {
+  let series = seriesMemo.get(input);
+  if (!series) seriesMemo.set(input, (series = seriesOf(input)));
+  return series;
+}
+
+/** Each input's subscriptions by id, built once (a marked customer's are looked up by id). */
+const byIdMemo = new WeakMap<CustomerInput, Map<string, EngineSubscription>>();
+function byId(input: CustomerInput): Map<string, EngineSubscription> {
+  let map = byIdMemo.get(input);
+  if (!map) byIdMemo.set(input, (map = new Map(input.subscriptions.map((s) => [s.id!, s]))));
+  return map;
+}
+
+/**
+ * A dirty customer now: its region and series (absent: nothing of theirs counts), its input if
+ * asked for (compaction stores it), and the dimensions where it may differ from the counted one
+ * (undefined: all of them).
+ */
+interface Changed {
+  now: { region: string; series: CustomerSeries; input: CustomerInput | undefined } | undefined;
+  dimensions: Set<string> | undefined;
+}
+
+/**
+ * Customers marked by subscription, now: the counted input with the marked subscriptions read
+ * again, and the region read again; their series patched from the counted ones. Only the
+ * dimensions of the marked subscriptions (as counted and as now) can change, unless the region
+ * did. What this costs grows with the marked subscriptions, not with the customer.
+ */
+function patchMarked(
+  marked: readonly DirtyCustomer[],
+  read: {
+    counted: Map<string, CustomerInput>;
+    regions: Map<string, string>;
+    loaded: Map<string, Map<string, EngineSubscription>>;
+  },
+  withInputs: boolean,
+  changed: Map<string, Changed>,
+): void {
+  const { counted, regions, loaded } = read;
+  for (const { user, subscriptions } of marked) {
+    const before = counted.get(user);
+    const stale: EngineSubscription[] = [];
+    if (before) {
+      const counts = byId(before);
+      for (const id of subscriptions) {
+        const s = counts.get(id);
+        if (s) stale.push(s);
+      }
+    }
+    const fresh = [...(loaded.get(user)?.values() ?? [])];
+    const region = regions.get(user);
+    const left = (before?.subscriptions.length ?? 0) - stale.length + fresh.length;
+    let now: Changed['now'];
+    if (region !== undefined && left > 0) {
+      const series = before
+        ? patchSeries(seriesFor(before), stale, fresh)
+        : seriesOf({ subscriptions: fresh });
+      let input: CustomerInput | undefined;
+      if (withInputs) {
+        const ids = new Set(subscriptions);
+        const kept = before?.subscriptions.filter((s) => !ids.has(s.id!)) ?? [];
+        input = { region, subscriptions: [...kept, ...fresh] };
+        seriesMemo.set(input, series);
+      }
+      now = { region, series, input };
+    }
+    let dimensions: Set<string> | undefined;
+    if (before && now && before.region === now.region) {
+      dimensions = new Set();
+      for (const s of stale) dimensionsOf(s, dimensions);
+      for (const s of fresh) dimensionsOf(s, dimensions);
+    }
+    changed.set(user, { now, dimensions });
+  }
+}
+
+/**
+ * What these customers change in the sums now (only the `wanted` slot, if given). A customer
+ * marked by subscription costs what changed: only those subscriptions are read, only their
+ * dimensions counted again; a customer marked whole (or counted before subscriptions had ids) is
+ * read and counted whole.
+ */
+export async function recount(db: Db, dirty: readonly DirtyCustomer[], wanted?: Wanted): Promise<Recount> {
+  // One round trip: the counted inputs, the marked subscriptions and regions, and the customers
+  // marked whole, sent together.
+  const marked = dirty.filter((d) => !d.whole);
+  const whole = dirty.filter((d) => d.whole).map((d) => d.user);
+  const [counted, regions, loaded, wholeNow] = await Promise.all([
+    loadCounted(
+      db,
+      dirty.map((d) => d.user),
+    ),
+    loadRegions(
+      db,
+      marked.map((d) => d.user),
+    ),
+    loadSubscriptions(db, marked),
+    loadCustomers(db, whole),
+  ]);
+  // Counted before subscriptions had ids: read whole too (once: compaction stores ids).
+  const unnamed = marked.filter((d) => counted.get(d.user)?.subscriptions.some((s) => s.id === undefined));
+  if (unnamed.length > 0) {
+    whole.push(...unnamed.map((d) => d.user));
+    for (const [user, input] of await loadCustomers(
+      db,
+      unnamed.map((d) => d.user),
+    ))
+      wholeNow.set(user, input);
+  }
+  const changed = new Map<string, Changed>();
+  // A read needs the series only; compaction and the check need the inputs too.
+  patchMarked(
+    marked.filter((d) => !unnamed.includes(d)),
+    { counted, regions, loaded },
+    wanted === undefined,
+    changed,
+  );
+  for (const user of whole) {
+    const input = wholeNow.get(user);
+    changed.set(user, {
+      now: input && { region: input.region, series: seriesFor(input), input },
+      dimensions: undefined,
+    });
+  }
+
   const dims = new Dimensions();
   const buckets = new Buckets();
   const sink = wanted ? new OneSlot(buckets, dims, wanted) : buckets;
-  for (const user of userIds) {
+  const wantedKey = wanted ? seriesKey(wanted.planId ?? ANY, wanted.featureId ?? ANY) : undefined;
+  const current = new Map<string, CustomerInput>();
+  for (const { user } of dirty) {
+    const { now, dimensions } = changed.get(user)!;
+    if (now?.input) current.set(user, now.input);
+    let only: ReadonlySet<string> | undefined = dimensions;
+    if (wantedKey !== undefined) {
+      if (dimensions && !dimensions.has(wantedKey)) continue;
+      only = new Set([wantedKey]);
+    }
     const before = counted.get(user);
-    if (before) contribute(before, dims, sink, -1);
-    const now = current.get(user);
-    if (now) contribute(now, dims, sink, 1);
+    if (before) contributeSeries(seriesFor(before), before.region, dims, sink, -1, only);
+    if (now) contributeSeries(now.series, now.region, dims, sink, 1, only);
   }
   return { rows: toDayRows(buckets, dims), current };
 }

@@ -53,6 +53,8 @@ export interface Version {
 }
 
 export interface EngineSubscription {
+  /** The subscription's id: absent in inputs counted before 202612030013 (counted again whole). */
+  id?: string;
   /** start_date 00:00 UTC, ms. */
   start: number;
   /** end_date + 1 day 00:00 UTC, ms (end_date is the last day served); null when open. */
@@ -166,7 +168,7 @@ const markOrder: number[] = [];
 const featureIds: number[] = [];
 
 /** Each subscription's changes of amount (g) and plan, as changes of its customer's dimensions. */
-function deltasOf(input: CustomerInput, dims: Dimensions): void {
+function deltasOf(input: { subscriptions: readonly EngineSubscription[] }, dims: Dimensions): void {
   deltaCount = 0;
   for (const s of input.subscriptions) {
     let marks = 0;
@@ -254,7 +256,7 @@ const timeline: number[] = [];
 const cohortFlags: boolean[] = [];
 
 /** What the series in seriesT/seriesValue adds to each day: emit(day, deltas) (a scratch buffer). */
-function contributeSeries(n: number, emit: (day: number, deltas: Float64Array) => void): void {
+function contributePoints(n: number, emit: (day: number, deltas: Float64Array) => void): void {
   withPoints.length = 0;
   endValue.length = 0;
   for (let i = 0; i < n; i++) {
@@ -318,23 +320,18 @@ function contributeSeries(n: number, emit: (day: number, deltas: Float64Array) =
 
 const order: number[] = [];
 
-/** Adds sign × everything this customer contributes to the sink (its region and region '*'). */
-export function contribute(input: CustomerInput, dims: Dimensions, sink: Sink, sign: 1 | -1): void {
-  deltasOf(input, dims);
+/**
+ * The deltas of deltasOf as series, one per dimension (plan, feature) with points: each in
+ * seriesT/seriesValue (the level from then on), handed to onSeries with its length. Deltas at one
+ * time add up; a time where they cancel out is no point.
+ */
+function groupDeltas(onSeries: (plan: number, feature: number, points: number) => void): void {
   const n = deltaCount;
-  if (n === 0) return;
   order.length = n;
   for (let i = 0; i < n; i++) order[i] = i;
   order.sort(
     (a, b) => deltaPlan[a]! - deltaPlan[b]! || deltaFeature[a]! - deltaFeature[b]! || deltaT[a]! - deltaT[b]!,
   );
-  const region = dims.region(input.region);
-  let own: Slot;
-  let all: Slot;
-  const emit = (day: number, deltas: Float64Array) => {
-    own.add(day, deltas, sign);
-    all.add(day, deltas, sign);
-  };
   for (let at = 0; at < n;) {
     const plan = deltaPlan[order[at]!]!;
     const feature = deltaFeature[order[at]!]!;
@@ -355,11 +352,172 @@ export function contribute(input: CustomerInput, dims: Dimensions, sink: Sink, s
       seriesT[points] = t;
       seriesValue[points++] = level;
     }
-    if (points === 0) continue;
+    if (points > 0) onSeries(plan, feature, points);
+  }
+}
+
+/** Adds sign × everything this customer contributes to the sink (its region and region '*'). */
+export function contribute(input: CustomerInput, dims: Dimensions, sink: Sink, sign: 1 | -1): void {
+  deltasOf(input, dims);
+  if (deltaCount === 0) return;
+  const region = dims.region(input.region);
+  let own: Slot;
+  let all: Slot;
+  const emit = (day: number, deltas: Float64Array) => {
+    own.add(day, deltas, sign);
+    all.add(day, deltas, sign);
+  };
+  groupDeltas((plan, feature, points) => {
     own = sink.slot(plan, feature, region);
     all = sink.slot(plan, feature, 0);
-    contributeSeries(points, emit);
+    contributePoints(points, emit);
+  });
+}
+
+// A customer's MRR as step functions, one per dimension, kept between runs: counting a customer
+// again after a few of its subscriptions changed patches these (patchSeries) instead of deriving
+// every subscription's changes again, and counts only the dimensions those subscriptions touch.
+
+/** One dimension of a customer's MRR: at each t (ms, ascending) the level from then on. */
+export interface Series {
+  plan: string;
+  feature: string;
+  t: number[];
+  level: number[];
+}
+
+/** A customer's series by dimension (seriesKey); never changed once built (patches copy). */
+export type CustomerSeries = ReadonlyMap<string, Series>;
+
+/** A dimension's key: a plan id or ANY, a feature id or ANY. */
+export const seriesKey = (plan: string, feature: string): string => `${plan} ${feature}`;
+
+/** The customer's series in every dimension. */
+export function seriesOf(input: { subscriptions: readonly EngineSubscription[] }): CustomerSeries {
+  const dims = new Dimensions();
+  deltasOf(input, dims);
+  const series = new Map<string, Series>();
+  groupDeltas((plan, feature, points) => {
+    const planId = dims.plans[plan]!;
+    const featureId = dims.features[feature]!;
+    series.set(seriesKey(planId, featureId), {
+      plan: planId,
+      feature: featureId,
+      t: seriesT.slice(0, points),
+      level: seriesValue.slice(0, points),
+    });
+  });
+  return series;
+}
+
+/**
+ * The dimensions a subscription counts in (seriesKey): any plan and each plan of its versions,
+ * each by any feature and by each of its features. A change of the subscription changes nothing
+ * in the customer's other dimensions.
+ */
+export function dimensionsOf(subscription: EngineSubscription, into: Set<string>): void {
+  const plans = [ANY];
+  for (const v of subscription.versions) if (v.planId !== null) plans.push(v.planId);
+  const features = [ANY, ...subscription.features];
+  for (const plan of plans) for (const feature of features) into.add(seriesKey(plan, feature));
+}
+
+/**
+ * The series once `removed` subscriptions (as they were counted) are taken out and `added` ones
+ * put in: their deltas merged into the affected dimensions, the same points a count of the
+ * changed input would give (deltas at one time add up, and cancelled ones are no point).
+ */
+export function patchSeries(
+  before: CustomerSeries,
+  removed: readonly EngineSubscription[],
+  added: readonly EngineSubscription[],
+): CustomerSeries {
+  const changes = new Map<string, { plan: string; feature: string; t: number[]; delta: number[] }>();
+  const dims = new Dimensions();
+  for (const [subscriptions, sign] of [
+    [removed, -1],
+    [added, 1],
+  ] as const) {
+    deltasOf({ subscriptions }, dims);
+    for (let i = 0; i < deltaCount; i++) {
+      const plan = dims.plans[deltaPlan[i]!]!;
+      const feature = dims.features[deltaFeature[i]!]!;
+      const key = seriesKey(plan, feature);
+      let change = changes.get(key);
+      if (!change) changes.set(key, (change = { plan, feature, t: [], delta: [] }));
+      change.t.push(deltaT[i]!);
+      change.delta.push(sign * deltaValue[i]!);
+    }
   }
+  const after = new Map(before);
+  for (const [key, change] of changes) {
+    const old = before.get(key);
+    const byTime = change.t.map((_, i) => i).sort((a, b) => change.t[a]! - change.t[b]!);
+    const t: number[] = [];
+    const level: number[] = [];
+    let current = 0;
+    // Merge the old points (as deltas) with the changes, both in time order.
+    let i = 0;
+    let j = 0;
+    const oldLength = old?.t.length ?? 0;
+    while (i < oldLength || j < byTime.length) {
+      const at = Math.min(
+        i < oldLength ? old!.t[i]! : Infinity,
+        j < byTime.length ? change.t[byTime[j]!]! : Infinity,
+      );
+      let delta = 0;
+      while (i < oldLength && old!.t[i] === at) {
+        delta += old!.level[i]! - (i === 0 ? 0 : old!.level[i - 1]!);
+        i++;
+      }
+      while (j < byTime.length && change.t[byTime[j]!] === at) delta += change.delta[byTime[j++]!]!;
+      if (delta === 0) continue;
+      current += delta;
+      t.push(at);
+      level.push(current);
+    }
+    if (t.length > 0) after.set(key, { plan: change.plan, feature: change.feature, t, level });
+    else after.delete(key);
+  }
+  return after;
+}
+
+/**
+ * Adds sign × what these series contribute to the sink, as `contribute` does for the input they
+ * were built from: in every dimension, or only in `only` (seriesKey).
+ */
+export function contributeSeries(
+  series: CustomerSeries,
+  region: string,
+  dims: Dimensions,
+  sink: Sink,
+  sign: 1 | -1,
+  only?: ReadonlySet<string>,
+): void {
+  const own = dims.region(region);
+  let mine: Slot;
+  let all: Slot;
+  const emit = (day: number, deltas: Float64Array) => {
+    mine.add(day, deltas, sign);
+    all.add(day, deltas, sign);
+  };
+  const each = (s: Series) => {
+    const plan = dims.plan(s.plan);
+    const feature = dims.feature(s.feature);
+    mine = sink.slot(plan, feature, own);
+    all = sink.slot(plan, feature, 0);
+    for (let i = 0; i < s.t.length; i++) {
+      seriesT[i] = s.t[i]!;
+      seriesValue[i] = s.level[i]!;
+    }
+    contributePoints(s.t.length, emit);
+  };
+  if (only) {
+    for (const key of only) {
+      const s = series.get(key);
+      if (s) each(s);
+    }
+  } else for (const s of series.values()) each(s);
 }
 
 /**
@@ -389,18 +547,21 @@ export class Buckets implements Sink {
   /** Every cell that is not all zeros: (plan, feature, region, day) and its 14 sums. */
   *cells(): Generator<{ plan: number; feature: number; region: number; day: number; values: Float64Array }> {
     for (const slot of this.#slots.values()) {
-      for (let b = 0; b < slot.blocks.length; b++) {
-        const block = slot.blocks[b];
-        if (!block) continue;
+      // The blocks a slot has, in day order: its array of blocks is sparse (indexed from year 1).
+      for (const b of slot.used.sort((x, y) => x - y)) {
+        const block = slot.blocks[b]!;
+        const touched = slot.touched[b]!;
         for (let i = 0; i < BLOCK_DAYS; i++) {
-          const values = block.subarray(i * WIDTH, (i + 1) * WIDTH);
-          if (values.every((v) => v === 0)) continue;
+          if (touched[i] === 0) continue;
+          let empty = true;
+          for (let c = i * WIDTH; c < (i + 1) * WIDTH && empty; c++) empty = block[c] === 0;
+          if (empty) continue;
           yield {
             plan: slot.plan,
             feature: slot.feature,
             region: slot.region,
             day: b * BLOCK_DAYS + i - DAY_OFFSET,
-            values,
+            values: block.subarray(i * WIDTH, (i + 1) * WIDTH),
           };
         }
       }
@@ -411,6 +572,9 @@ export class Buckets implements Sink {
 /** One dimension and region: blocks of 256 days × 14 sums, by (day + DAY_OFFSET) / 256. */
 class BucketSlot implements Slot {
   readonly blocks: Array<Float64Array | undefined> = [];
+  /** Per block, the days something was added to (1); and the blocks allocated. */
+  readonly touched: Array<Uint8Array | undefined> = [];
+  readonly used: number[] = [];
   constructor(
     readonly plan: number,
     readonly feature: number,
@@ -421,7 +585,12 @@ class BucketSlot implements Slot {
     const d = day + DAY_OFFSET;
     const b = d >> 8;
     let block = this.blocks[b];
-    if (!block) this.blocks[b] = block = new Float64Array(BLOCK_DAYS * WIDTH);
+    if (!block) {
+      this.blocks[b] = block = new Float64Array(BLOCK_DAYS * WIDTH);
+      this.touched[b] = new Uint8Array(BLOCK_DAYS);
+      this.used.push(b);
+    }
+    this.touched[b]![d & (BLOCK_DAYS - 1)] = 1;
     const at = (d & (BLOCK_DAYS - 1)) * WIDTH;
     for (let i = 0; i < WIDTH; i++) {
       const delta = deltas[i]!;

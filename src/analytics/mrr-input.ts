@@ -8,6 +8,7 @@ import type { CustomerInput, EngineSubscription } from './mrr-engine.js';
 
 /** One subscription per row, its versions and features aggregated: the rows of a customer together. */
 interface SubscriptionRow {
+  id: string;
   user_id: string;
   region: string;
   start_ms: number;
@@ -19,7 +20,7 @@ interface SubscriptionRow {
   features: string | null;
 }
 
-const subscriptionColumns = sql`s.user_id, coalesce(u.region, '') as region,
+const subscriptionColumns = sql`s.id, s.user_id, coalesce(u.region, '') as region,
   extract(epoch from s.start_date::timestamp)::float8 * 1000 as start_ms,
   extract(epoch from (s.end_date + 1)::timestamp)::float8 * 1000 as end_ms,
   extract(epoch from s.canceled_at)::float8 * 1000 as canceled_ms,
@@ -32,6 +33,7 @@ const subscriptionColumns = sql`s.user_id, coalesce(u.region, '') as region,
 
 function toSubscription(row: SubscriptionRow): EngineSubscription {
   return {
+    id: row.id,
     start: row.start_ms,
     end: row.end_ms,
     canceledAt: row.canceled_ms,
@@ -75,6 +77,43 @@ export async function loadCustomers(db: Db, userIds: readonly string[]): Promise
   return customers;
 }
 
+/** Each customer's region now ('' when none). */
+export async function loadRegions(db: Db, userIds: readonly string[]): Promise<Map<string, string>> {
+  if (userIds.length === 0) return new Map();
+  const { rows } = await sql<{ id: string; region: string }>`
+    select id, coalesce(region, '') as region from users
+    where tenant_id = current_setting('app.tenant_id')::uuid and id = any (${userIds}::uuid[])`.execute(db);
+  return new Map(rows.map((r) => [r.id, r.region]));
+}
+
+/**
+ * These subscriptions as they count now, each for the customer that names it (a subscription
+ * moved to another customer, deleted or put on a test clock is absent for the customer that
+ * marked it): per customer, by subscription id.
+ */
+export async function loadSubscriptions(
+  db: Db,
+  marks: ReadonlyArray<{ user: string; subscriptions: readonly string[] }>,
+): Promise<Map<string, Map<string, EngineSubscription>>> {
+  const users = marks.flatMap((m) => m.subscriptions.map(() => m.user));
+  const ids = marks.flatMap((m) => m.subscriptions);
+  const found = new Map<string, Map<string, EngineSubscription>>();
+  if (ids.length === 0) return found;
+  const { rows } = await sql<SubscriptionRow>`
+    select ${subscriptionColumns}
+    from unnest(${users}::uuid[], ${ids}::uuid[]) as wanted (user_id, id)
+    join subscriptions s on s.tenant_id = current_setting('app.tenant_id')::uuid and s.id = wanted.id
+      and s.user_id = wanted.user_id and s.test_clock_id is null
+    join users u on u.tenant_id = s.tenant_id and u.id = s.user_id`.execute(db);
+  for (const row of rows) {
+    if (!row.versions) continue;
+    let mine = found.get(row.user_id);
+    if (!mine) found.set(row.user_id, (mine = new Map<string, EngineSubscription>()));
+    mine.set(row.id, toSubscription(row));
+  }
+  return found;
+}
+
 /**
  * The next customers in id order after `after` (null: from the first), at most `limit` of them:
  * their inputs and the last user id of the range (null when there are no more).
@@ -102,36 +141,66 @@ export async function loadCustomerRange(
 }
 
 /**
- * A customer's input as stored in mrr_counted: JSON, subscriptions in a fixed order (by start,
- * then the rest), so that equal inputs encode equally.
+ * A customer's input as stored in mrr_counted: JSON, subscriptions in a fixed order (by id; by
+ * start, then the rest, for inputs counted before ids were stored), so that equal inputs encode
+ * equally.
  */
 export function encodeInput(input: CustomerInput): string {
-  const subscriptions = input.subscriptions
-    .map((s) => [
+  const subscriptions = input.subscriptions.map(encodeSubscription).sort();
+  return `{"r":${JSON.stringify(input.region)},"s":[${subscriptions.join(',')}]}`;
+}
+
+/** Subscriptions are never changed once read: a large customer's unchanged ones encode once. */
+const encoded = new WeakMap<EngineSubscription, string>();
+function encodeSubscription(s: EngineSubscription): string {
+  let text = encoded.get(s);
+  if (text === undefined) {
+    text = JSON.stringify([
+      ...(s.id === undefined ? [] : [s.id]),
       s.start,
       s.end,
       s.canceledAt,
       s.versions.map((v) => [v.at, v.counts ? 1 : 0, v.cents, v.planId]),
       s.features,
-    ])
-    .map((s) => JSON.stringify(s))
-    .sort();
-  return `{"r":${JSON.stringify(input.region)},"s":[${subscriptions.join(',')}]}`;
+    ]);
+    encoded.set(s, text);
+  }
+  return text;
 }
+
+type EncodedSubscription = [
+  number,
+  number | null,
+  number | null,
+  Array<[number, 0 | 1, number, string | null]>,
+  string[],
+];
 
 export function decodeInput(text: string): CustomerInput {
   const { r, s } = JSON.parse(text) as {
     r: string;
-    s: Array<[number, number | null, number | null, Array<[number, 0 | 1, number, string | null]>, string[]]>;
+    s: Array<EncodedSubscription | [string, ...EncodedSubscription]>;
   };
   return {
     region: r,
-    subscriptions: s.map(([start, end, canceledAt, versions, features]) => ({
-      start,
-      end,
-      canceledAt,
-      versions: versions.map(([at, counts, cents, planId]) => ({ at, counts: counts === 1, cents, planId })),
-      features,
-    })),
+    subscriptions: s.map((encoded) => {
+      const id = typeof encoded[0] === 'string' ? encoded[0] : undefined;
+      const [start, end, canceledAt, versions, features] = (
+        id === undefined ? encoded : encoded.slice(1)
+      ) as EncodedSubscription;
+      return {
+        ...(id === undefined ? {} : { id }),
+        start,
+        end,
+        canceledAt,
+        versions: versions.map(([at, counts, cents, planId]) => ({
+          at,
+          counts: counts === 1,
+          cents,
+          planId,
+        })),
+        features,
+      };
+    }),
   };
 }

@@ -2,6 +2,7 @@
 // (mrr_days), what each customer is counted with (mrr_counted), and the customers waiting for
 // compaction (mrr_dirty). Run inside the tenant's transaction (RLS), or on a connection scoped
 // to the tenant (the rebuild).
+import { createHash } from 'node:crypto';
 import { sql } from 'kysely';
 import type { Db } from '../database/connection.js';
 import { COLUMNS, type CustomerInput, type DayRows } from './mrr-engine.js';
@@ -20,37 +21,110 @@ export async function tryMrrLock(db: Db): Promise<boolean> {
   return rows[0]!.locked;
 }
 
+/**
+ * A customer waiting for compaction: the subscriptions whose change marked it, or whole when it
+ * must be counted again from all of its rows (db/migrations/202612030013).
+ */
+export interface DirtyCustomer {
+  user: string;
+  whole: boolean;
+  subscriptions: string[];
+}
+
+const markColumns = sql`d.user_id, d.whole, coalesce((select array_agg(m.subscription_id::text)
+  from mrr_dirty_subscriptions m where m.tenant_id = d.tenant_id and m.user_id = d.user_id), '{}') as subscriptions`;
+type MarkRow = { user_id: string; whole: boolean; subscriptions: string[] };
+const toDirty = (rows: MarkRow[]): DirtyCustomer[] =>
+  rows.map((r) => ({ user: r.user_id, whole: r.whole, subscriptions: r.subscriptions }));
+
 /** Customers waiting for compaction, in id order, at most `limit` (all without one). */
-export async function dirtyCustomers(db: Db, limit?: number): Promise<string[]> {
-  const { rows } = await sql<{ user_id: string }>`
-    select user_id from mrr_dirty order by user_id ${limit === undefined ? sql`` : sql`limit ${limit}`}`.execute(
-    db,
-  );
-  return rows.map((r) => r.user_id);
+export async function dirtyCustomers(db: Db, limit?: number): Promise<DirtyCustomer[]> {
+  const { rows } = await sql<MarkRow>`
+    select ${markColumns} from mrr_dirty d
+    order by d.user_id ${limit === undefined ? sql`` : sql`limit ${limit}`}`.execute(db);
+  return toDirty(rows);
 }
 
 /** Up to `limit` marks no writer holds, locked until the transaction ends (compaction takes them). */
-export async function takeDirtyCustomers(db: Db, limit: number): Promise<string[]> {
-  const { rows } = await sql<{ user_id: string }>`
-    select user_id from mrr_dirty order by user_id limit ${limit} for update skip locked`.execute(db);
-  return rows.map((r) => r.user_id);
+export async function takeDirtyCustomers(db: Db, limit: number): Promise<DirtyCustomer[]> {
+  // A writer holds its customer's mark from its change to its commit, so no subscription mark of
+  // a taken customer can commit before this transaction ends.
+  const { rows } = await sql<MarkRow>`
+    select ${markColumns} from mrr_dirty d
+    order by d.user_id limit ${limit} for update of d skip locked`.execute(db);
+  return toDirty(rows);
 }
 
 export async function clearMarks(db: Db, userIds: readonly string[]): Promise<void> {
   if (userIds.length === 0) return;
+  await sql`delete from mrr_dirty_subscriptions where tenant_id = ${TENANT} and user_id = any (${userIds}::uuid[])`.execute(
+    db,
+  );
   await sql`delete from mrr_dirty where tenant_id = ${TENANT} and user_id = any (${userIds}::uuid[])`.execute(
     db,
   );
+}
+
+/**
+ * Decoded counted inputs of large customers, by digest (md5 of the stored text, so never stale):
+ * parsing a customer with thousands of subscriptions costs more than the rest of a read.
+ * Least recently used first out; callers never change what it holds.
+ */
+const countedCache = new Map<string, CustomerInput>();
+/** Inputs with fewer subscriptions are parsed each time; the cache holds at most CACHED_TOTAL. */
+const CACHE_FROM = 10;
+const CACHED_TOTAL = 100_000;
+let cachedSubscriptions = 0;
+
+export const digestOf = (encoded: string) => createHash('md5').update(encoded).digest('hex');
+
+/** Keeps a decoded input under its digest, if it is large enough to be worth it. */
+export function rememberCounted(digest: string, input: CustomerInput): void {
+  const size = input.subscriptions.length;
+  if (size < CACHE_FROM || size > CACHED_TOTAL || countedCache.has(digest)) return;
+  countedCache.set(digest, input);
+  cachedSubscriptions += size;
+  for (const [key, old] of countedCache) {
+    if (cachedSubscriptions <= CACHED_TOTAL) break;
+    countedCache.delete(key);
+    cachedSubscriptions -= old.subscriptions.length;
+  }
+}
+
+function recall(digest: string): CustomerInput | undefined {
+  const input = countedCache.get(digest);
+  if (input) {
+    countedCache.delete(digest);
+    countedCache.set(digest, input);
+  }
+  return input;
 }
 
 /** What these customers are counted with now (absent: not counted). */
 export async function loadCounted(db: Db, userIds: readonly string[]): Promise<Map<string, CustomerInput>> {
   const counted = new Map<string, CustomerInput>();
   if (userIds.length === 0) return counted;
-  const { rows } = await sql<{ user_id: string; input: string }>`
-    select user_id, input::text as input from mrr_counted
+  // The text only of inputs not in the cache.
+  const { rows } = await sql<{ user_id: string; digest: string; input: string | null }>`
+    select user_id, digest, case when digest = any (${[...countedCache.keys()]}::text[]) then null
+                                 else input::text end as input
+    from mrr_counted
     where tenant_id = ${TENANT} and user_id = any (${userIds}::uuid[])`.execute(db);
-  for (const row of rows) counted.set(row.user_id, decodeInput(row.input));
+  for (const row of rows) {
+    let input = row.input === null ? recall(row.digest) : undefined;
+    if (!input) {
+      // Evicted between the query and here: read alone.
+      const text =
+        row.input ??
+        (
+          await sql<{ input: string }>`select input::text as input from mrr_counted
+            where tenant_id = ${TENANT} and user_id = ${row.user_id}::uuid`.execute(db)
+        ).rows[0]!.input;
+      input = decodeInput(text);
+      rememberCounted(row.digest, input);
+    }
+    counted.set(row.user_id, input);
+  }
   return counted;
 }
 

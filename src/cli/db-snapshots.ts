@@ -674,9 +674,16 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
     },
   },
   'analytics-mrr-input': {
-    module: { loadCustomers: mrrInput.loadCustomers, loadCustomerRange: mrrInput.loadCustomerRange },
+    module: {
+      loadCustomers: mrrInput.loadCustomers,
+      loadCustomerRange: mrrInput.loadCustomerRange,
+      loadRegions: mrrInput.loadRegions,
+      loadSubscriptions: mrrInput.loadSubscriptions,
+    },
     calls: {
       loadCustomers: (db) => mrrInput.loadCustomers(db, [USER]),
+      loadRegions: (db) => mrrInput.loadRegions(db, [USER]),
+      loadSubscriptions: (db) => mrrInput.loadSubscriptions(db, [{ user: USER, subscriptions: [USER] }]),
       loadCustomerRange: (db) => mrrInput.loadCustomerRange(db, TENANT, null, 5000),
     },
   },

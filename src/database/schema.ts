@@ -203,6 +203,7 @@ export type WebhookAttemptsTable = Override<G.WebhookAttempts, { tenant_id: Tena
 /** Written only by triggers (db/migrations/202612010002_mrr.ts); the app reads them. */
 export type SubscriptionVersionsTable = Override<G.SubscriptionVersions, { tenant_id: TenantId }>;
 export type MrrDirtyTable = Override<G.MrrDirty, { tenant_id: TenantId }>;
+export type MrrDirtySubscriptionsTable = Override<G.MrrDirtySubscriptions, { tenant_id: TenantId }>;
 /** Written by the MRR engine only (db/migrations/202612030001_mrr_engine.ts). */
 export type MrrDaysTable = Override<G.MrrDays, { tenant_id: TenantId }>;
 export type MrrCountedTable = Override<G.MrrCounted, { tenant_id: TenantId }>;
@@ -341,6 +342,7 @@ export interface Database {
   webhook_attempts: WebhookAttemptsTable;
   subscription_versions: SubscriptionVersionsTable;
   mrr_dirty: MrrDirtyTable;
+  mrr_dirty_subscriptions: MrrDirtySubscriptionsTable;
   mrr_days: MrrDaysTable;
   mrr_counted: MrrCountedTable;
   billable_metrics: BillableMetricsTable;

@@ -7,6 +7,7 @@ import { type AnalyticsParams, readAnalytics } from '../analytics/metrics.js';
 import { type Actor, inTenant, type ServiceContext } from './context.js';
 import { checkMrr, type CountProgress, rebuildMrr } from './mrr-rebuild.js';
 import { correctionFor } from './metrics.js';
+import { dirtyCustomers } from '../analytics/mrr-store.js';
 import { performDueCancellations } from './subscriptions.js';
 
 type Differences = Schemas['AnalyticsConsistency']['differences'];
@@ -25,7 +26,8 @@ export async function getAnalytics(
   // One snapshot, as for GET /metrics: the MRR sums and their correction must agree.
   return inTenant(ctx, { ...actor, snapshot: true }, async (tx) => {
     await performDueCancellations(tx);
-    const correction = await correctionFor(tx.db, { region: '*' });
+    // After the cancellations: their marks are among those read.
+    const correction = await correctionFor(tx.db, { region: '*' }, await dirtyCustomers(tx.db));
     return { kind: 'ok', analytics: await readAnalytics(tx.db, params, correction) };
   });
 }

@@ -7,7 +7,10 @@ import { encodeInput } from '../analytics/mrr-input.js';
 import {
   addDays,
   clearMarks,
+  digestOf,
+  type DirtyCustomer,
   dirtyCustomers,
+  rememberCounted,
   saveCounted,
   takeDirtyCustomers,
   tryMrrLock,
@@ -21,9 +24,11 @@ export type { MetricsFilter };
 
 export const MAX_MONTHS = 120;
 
-/** What the customers waiting for compaction change in one slot of the sums, now. */
-export async function correctionFor(db: Db, wanted: Wanted) {
-  const dirty = await dirtyCustomers(db);
+/**
+ * What the customers waiting for compaction (as `dirtyCustomers` read them, in this transaction)
+ * change in one slot of the sums, now.
+ */
+export async function correctionFor(db: Db, wanted: Wanted, dirty: readonly DirtyCustomer[]) {
   return dirty.length === 0 ? undefined : (await recount(db, dirty, wanted)).rows;
 }
 
@@ -69,13 +74,17 @@ export function getMetrics(
   // One snapshot: a compaction committing between the correction and the read of the sums would
   // otherwise be counted twice.
   return inTenant(ctx, { ...actor, snapshot: true }, async (tx): Promise<MetricsOutcome> => {
-    await performDueCancellations(tx);
     // The window is judged by the database's clock, the one the metrics are measured by.
-    const { rows } = await sql<{ now: Date }>`select now() as now`.execute(tx.db);
+    const [, { rows }] = await Promise.all([
+      performDueCancellations(tx),
+      sql<{ now: Date }>`select now() as now`.execute(tx.db),
+    ]);
+    // After the cancellations: their marks are among those read.
+    const dirty = await dirtyCustomers(tx.db);
     const asOf = rows[0]!.now;
     const window = metricsWindow(query, asOf);
     if ('errors' in window) return { kind: 'invalid', errors: window.errors };
-    const correction = await correctionFor(tx.db, wantedBy(filter));
+    const correction = await correctionFor(tx.db, wantedBy(filter), dirty);
     const months = await readMetricsMonths(
       tx.db,
       filter,
@@ -94,15 +103,20 @@ export function getMetrics(
 export function compactMetrics(ctx: ServiceContext, tenantId: string, limit: number): Promise<number> {
   return inTenant(ctx, { tenantId, keyId: 'system' }, async (tx) => {
     if (!(await tryMrrLock(tx.db))) return -1;
-    const users = await takeDirtyCustomers(tx.db, limit);
-    if (users.length === 0) return 0;
-    const { rows, current } = await recount(tx.db, users);
+    const dirty = await takeDirtyCustomers(tx.db, limit);
+    if (dirty.length === 0) return 0;
+    const users = dirty.map((d) => d.user);
+    const { rows, current } = await recount(tx.db, dirty);
     await addDays(tx.db, rows);
     await saveCounted(
       tx.db,
       users.map((user) => {
         const input = current.get(user);
-        return [user, input ? encodeInput(input) : null];
+        if (!input) return [user, null];
+        const encoded = encodeInput(input);
+        // This process's next read of the customer finds it decoded (stored as this digest).
+        rememberCounted(digestOf(encoded), input);
+        return [user, encoded];
       }),
     );
     await clearMarks(tx.db, users);

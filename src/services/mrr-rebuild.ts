@@ -22,7 +22,7 @@ import {
   toDayRows,
 } from '../analytics/mrr-engine.js';
 import { encodeInput, loadCustomerRange } from '../analytics/mrr-input.js';
-import { insertDays, MRR_LOCK, saveCounted } from '../analytics/mrr-store.js';
+import { dirtyCustomers, insertDays, MRR_LOCK, saveCounted } from '../analytics/mrr-store.js';
 import { recount } from '../analytics/mrr-counting.js';
 import { createHash } from 'node:crypto';
 
@@ -215,7 +215,10 @@ export async function rebuildMrr(
           using unnest(${result.seen.map((s) => s.user_id)}::uuid[], ${result.seen.map((s) => s.version)}::text[])
             as seen (user_id, version)
           where d.tenant_id = ${tenantId} and d.user_id = seen.user_id and d.xmin::text = seen.version
-          returning 1)
+          returning d.user_id),
+        cleared_subscriptions as (
+          delete from mrr_dirty_subscriptions m using cleared
+          where m.tenant_id = ${tenantId} and m.user_id = cleared.user_id)
         select (select count(*)::int from mrr_dirty where tenant_id = ${tenantId}) - (select count(*)::int from cleared)
           as left`.execute(writer);
       await sql`commit`.execute(writer);
@@ -247,9 +250,10 @@ export async function checkMrr(
 ): Promise<Difference[]> {
   return inSnapshot(db, tenantId, options.readers ?? 2, async (readers) => {
     const first = readers[0]!;
-    const { rows: dirtyRows } = await sql<{ user_id: string }>`
-      select user_id from mrr_dirty where tenant_id = ${tenantId}`.execute(first);
-    const dirty = new Set(dirtyRows.map((r) => r.user_id));
+    const marks = await dirtyCustomers(first);
+    const dirty = new Set(marks.map((m) => m.user));
+    // The inputs now of dirty customers, read whole, against what reads patch from their marks.
+    const dirtyNow = new Map<string, string>();
     const { rows: digests } = await sql<{ user_id: string; digest: string }>`
       select user_id, digest from mrr_counted where tenant_id = ${tenantId}`.execute(first);
     const stored = new Map(digests.map((r) => [r.user_id, r.digest]));
@@ -265,8 +269,11 @@ export async function checkMrr(
         for (const [user, input] of customers) {
           const was = stored.get(user);
           stored.delete(user);
-          if (dirty.has(user)) continue;
           const now = digest(encodeInput(input));
+          if (dirty.has(user)) {
+            dirtyNow.set(user, now);
+            continue;
+          }
           if (was !== now)
             differences.push({
               aggregate: 'mrr_counted',
@@ -299,7 +306,15 @@ export async function checkMrr(
                        churn_amount, churn_count, nrr_base, nrr_num) as v
       from mrr_days where tenant_id = ${tenantId}`.execute(first);
     for (const d of days) add(key(d.plan_id!, d.feature_id!, d.region!, d.day!), d.v!.split('/'));
-    const correction = (await recount(first, [...dirty])).rows;
+    // The correction as reads compute it: a change the marks missed shows as a difference.
+    const { rows: correction, current } = await recount(first, marks);
+    for (const user of dirty) {
+      const patched = current.get(user);
+      const was = patched ? digest(encodeInput(patched)) : 'missing';
+      const now = dirtyNow.get(user) ?? 'missing';
+      if (was !== now)
+        differences.push({ aggregate: 'mrr_counted', key: user, maintained: was, recomputed: now });
+    }
     for (let i = 0; i < correction.day.length; i++)
       add(
         key(correction.plan[i]!, correction.feature[i]!, correction.region[i]!, correction.day[i]!),

@@ -360,6 +360,72 @@ describe('the metrics against an independent recomputation', () => {
 });
 
 describe('compaction', () => {
+  it('counts a changed customer again from the subscriptions that changed, exactly', async () => {
+    const t = await ctx.newTenant();
+    const plans: string[] = [];
+    for (const code of ['small', 'large']) {
+      const res = await t.api.post('/api/v1/plans').send({
+        code,
+        name: code,
+        interval: 'month',
+        price: { model: 'flat', amount: code === 'small' ? '9.00' : '90.00' },
+      });
+      plans.push((res.body as Schemas['Plan']).id);
+    }
+    const features = [await createFeature(t), await createFeature(t)];
+    const big = await createUser(t, { region: 'DE' });
+    const other = await createUser(t, { region: 'FR' });
+    const subs: string[] = [];
+    for (let i = 0; i < 24; i++) {
+      const res = await t.api.post('/api/v1/subscriptions').send({
+        user_id: big.id,
+        status: 'active',
+        start_date: `2025-${String((i % 12) + 1).padStart(2, '0')}-0${(i % 9) + 1}`,
+        ...(i % 3 === 0 ? { plan_cost: `${10 + i}.50` } : { plan_id: plans[i % 2]! }),
+      });
+      expect(res.status, res.text).toBe(201);
+      const id = (res.body as Schemas['Subscription']).id;
+      subs.push(id);
+      if (i % 4 === 0)
+        await t.api.put(`/api/v1/subscriptions/${id}/features/${features[i % 8 === 0 ? 0 : 1]!.id}`);
+    }
+    await createSubscription(t, { user_id: other.id, start_date: '2025-06-01' });
+    while ((await compactMetrics({ db: ctx.appDb }, t.id, 1000)) > 0);
+
+    // Three of the big customer's subscriptions change: a plan, a cancellation, a feature link.
+    expect((await t.api.patch(`/api/v1/subscriptions/${subs[1]}`).send({ plan_id: plans[0] })).status).toBe(
+      200,
+    );
+    await t.api.post(`/api/v1/subscriptions/${subs[5]}/cancel`).send({ at: 'now' });
+    await t.api.put(`/api/v1/subscriptions/${subs[7]}/features/${features[0]!.id}`);
+    const marks = await sql<{ whole: boolean; subscription_id: string }>`
+      select d.whole, m.subscription_id from mrr_dirty d
+      join mrr_dirty_subscriptions m on m.tenant_id = d.tenant_id and m.user_id = d.user_id
+      where d.tenant_id = ${t.id} and d.user_id = ${big.id} order by m.subscription_id`.execute(ctx.db);
+    expect(marks.rows).toEqual(
+      [subs[1]!, subs[5]!, subs[7]!].sort().map((id) => ({ whole: false, subscription_id: id })),
+    );
+    const filters: Filter[] = [
+      {},
+      ...plans.map((plan_id) => ({ plan_id })),
+      ...features.map((f) => ({ feature_id: f.id })),
+      { region: 'DE' },
+      { region: 'FR' },
+      { plan_id: plans[1]!, feature_id: features[0]!.id },
+    ];
+    for (const filter of filters) await expectAgreement(t, filter, '2025-01');
+    await consistent(t);
+
+    // A region change moves every dimension of the customer: still exact, then compacted.
+    await t.api.patch(`/api/v1/users/${big.id}`).send({ region: 'FR' });
+    for (const filter of filters) await expectAgreement(t, filter, '2025-01');
+    await consistent(t);
+    while ((await compactMetrics({ db: ctx.appDb }, t.id, 1000)) > 0);
+    expect(await dirty(t.id)).toBe(0);
+    for (const filter of filters) await expectAgreement(t, filter, '2025-01');
+    await consistent(t);
+  });
+
   it('leaves reads exact while many customers wait, and changes none of the numbers', async () => {
     const t = await ctx.newTenant();
     // 600 customers at once, straight into the tables (a bulk load): each is marked dirty.

@@ -6,8 +6,14 @@ import {
   Buckets,
   collapseCutoff,
   contribute,
+  contributeSeries,
+  type CustomerInput,
   Dimensions,
+  dimensionsOf,
+  type EngineSubscription,
   isoDate,
+  patchSeries,
+  seriesOf,
   toDayRows,
 } from '../../src/analytics/mrr-engine.js';
 
@@ -83,5 +89,82 @@ describe('the MRR engine', () => {
     expect(isoDate(at('0001-01-01') / DAY)).toBe('0001-01-01');
     expect(isoDate(at('0999-12-31') / DAY)).toBe('0999-12-31');
     expect(isoDate(at('9999-12-31') / DAY + 1)).toBe('10000-01-01');
+  });
+});
+
+describe('patched series', () => {
+  // Random customers: subscriptions on two plans or none, with features, several versions, ends
+  // and cancellations, many sharing times (so deltas add up and cancel out at one time).
+  const PLANS = ['00000000-0000-0000-0000-0000000000a1', '00000000-0000-0000-0000-0000000000a2', null];
+  const FEATURES = ['00000000-0000-0000-0000-0000000000f1', '00000000-0000-0000-0000-0000000000f2'];
+  let seed = 7;
+  const random = (n: number) => {
+    seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
+    return seed % n;
+  };
+  const day = () => at('2024-01-01') + random(40) * 15 * DAY;
+  let ids = 0;
+  const subscription = (): EngineSubscription => {
+    const start = day();
+    const versions = Array.from({ length: 1 + random(3) }, (_, i) => ({
+      at: i === 0 ? start : start + random(20) * 15 * DAY,
+      counts: random(5) > 0,
+      cents: 100 * (1 + random(4)),
+      planId: PLANS[random(3)]!,
+    })).sort((a, b) => a.at - b.at);
+    return {
+      id: `s${ids++}`,
+      start,
+      end: random(3) === 0 ? start + random(30) * 15 * DAY : null,
+      canceledAt: random(4) === 0 ? start + random(30) * 15 * DAY : null,
+      versions,
+      features: FEATURES.filter(() => random(2) === 0),
+    };
+  };
+  const sums = (count: (dims: Dimensions, buckets: Buckets) => void) => {
+    const dims = new Dimensions();
+    const buckets = new Buckets();
+    count(dims, buckets);
+    const rows = toDayRows(buckets, dims, -Infinity);
+    return rows.day
+      .map(
+        (d, i) =>
+          `${rows.plan[i]} ${rows.feature[i]} ${rows.region[i]} ${d} ${rows.columns.map((c) => c[i]).join('/')}`,
+      )
+      .sort();
+  };
+
+  it('are the series of the changed input, and count the same in the dimensions they touch', () => {
+    for (let round = 0; round < 200; round++) {
+      const before: CustomerInput = {
+        region: 'DE',
+        subscriptions: Array.from({ length: 1 + random(12) }, subscription),
+      };
+      // Some subscriptions change or go, some come.
+      const stale = before.subscriptions.filter(() => random(3) === 0);
+      const fresh = [
+        ...stale.filter(() => random(2) === 0).map((s) => ({ ...subscription(), id: s.id })),
+        ...Array.from({ length: random(3) }, subscription),
+      ];
+      const now: CustomerInput = {
+        region: 'DE',
+        subscriptions: [...before.subscriptions.filter((s) => !stale.includes(s)), ...fresh],
+      };
+      const patched = patchSeries(seriesOf(before), stale, fresh);
+      expect(new Map([...patched].sort())).toEqual(new Map([...seriesOf(now)].sort()));
+
+      // The difference counted in the touched dimensions only is the whole difference.
+      const touched = new Set<string>();
+      for (const s of [...stale, ...fresh]) dimensionsOf(s, touched);
+      const whole = sums((dims, buckets) => {
+        contribute(before, dims, buckets, -1);
+        contribute(now, dims, buckets, 1);
+      });
+      const onlyTouched = sums((dims, buckets) => {
+        contributeSeries(seriesOf(before), 'DE', dims, buckets, -1, touched);
+        contributeSeries(patched, 'DE', dims, buckets, 1, touched);
+      });
+      expect(onlyTouched).toEqual(whole);
+    }
   });
 });
