@@ -53,12 +53,18 @@ export async function findDueWork(
       where i.next_collection_at <= clock.now and ${onClock} ${inTenant}
       union all
       select 2, 'renew', s.tenant_id, s.id, s.id, s.billed_until::timestamp at time zone 'UTC'
-      from subscriptions s, clock
-      where s.billed_until is not null
-        -- A canceled subscription has one step left when its plan charges usage: its last usage.
-        and (s.status <> 'canceled' or exists (select from plans p where p.tenant_id = s.tenant_id
-             and p.id = s.plan_id and p.usage_charges <> '[]'::jsonb))
-        and s.billed_until <= (clock.now at time zone 'UTC')::date and ${onClock} ${inTenant}
+      from subscriptions s
+      where s.billed_until is not null and s.status <> 'canceled'
+        and s.billed_until <= (select (now at time zone 'UTC')::date from clock) and ${onClock} ${inTenant}
+      union all
+      -- A canceled subscription has one step left when its plan charges usage: its last usage.
+      -- Found from those plans (each branch has an index of its own: one scan with an "or" read
+      -- every subscription, 200 ms at 500,000, each time the worker looked). The day is a value (a
+      -- subquery), not a join, so that it bounds the index scans.
+      select 2, 'renew', s.tenant_id, s.id, s.id, s.billed_until::timestamp at time zone 'UTC'
+      from plans p join subscriptions s on s.tenant_id = p.tenant_id and s.plan_id = p.id
+      where p.usage_charges <> '[]'::jsonb and s.status = 'canceled' and s.billed_until is not null
+        and s.billed_until <= (select (now at time zone 'UTC')::date from clock) and ${onClock} ${inTenant}
     ${
       scope.clockId
         ? sql`union all
