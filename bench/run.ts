@@ -7,8 +7,10 @@
 //   3. the API again with WORKERS=2;
 //   4. single-row insert throughput with and without the maintained analytics aggregates;
 //   5. the worker with 1,000 renewals due at once (bench/renewals.ts, in a scratch database);
-//   6. GET /analytics and GET /metrics/mrr timed throughout 60 s of concurrent writes and after
-//      them (bench/write-load.ts); BENCH_ONLY=write-load runs this step alone;
+//   6. GET /analytics and GET /metrics/mrr timed throughout 60 s of concurrent writes (after 10 s
+//      of the same load unmeasured) and after them (bench/write-load.ts): 12 writers as fast as
+//      they are answered, then paced at 50 writes/s (BENCH_WRITE_RATES=0,50; 0 = unpaced);
+//      BENCH_ONLY=write-load runs this step alone;
 //   7. BENCH_ONLY=metrics: the MRR engine's targets (issue 21) alone: reads for every filter, with
 //      1,000 customers awaiting compaction, the check, the rebuild under writes, a 100,000
 //      subscription import, write costs, and a recomputation (bench/metrics-scale.ts);
@@ -284,32 +286,43 @@ async function writeThroughput(db: Db, tenantId: string, userId: string, count: 
 }
 
 /** Step 6: a server of its own (production mode, worker in process, as `make start` runs it). */
-async function writeLoad(
+/** The write loads of step 6: as fast as 12 writers are answered, then paced (BENCH_WRITE_RATES). */
+const WRITE_RATES = (process.env.BENCH_WRITE_RATES ?? '0,50').split(',').map(Number);
+
+async function writeLoads(
   env: Record<string, string>,
   auth: Record<string, string>,
   owner: Db,
   tenantId: string,
-): Promise<WriteLoadResult> {
-  const server = await startServer('src/main.ts', env);
-  let stopped = false;
-  const stop = async () => {
-    if (!stopped) await server.stop();
-    stopped = true;
-  };
-  try {
-    return await benchWriteLoad({
-      server: { base: server.base, stop },
-      headers: auth,
-      owner,
-      tenantId,
-      writers: Number(process.env.BENCH_WRITERS ?? 12),
-      rate: Number(process.env.BENCH_WRITE_RATE ?? 0),
-      writeSeconds: Number(process.env.BENCH_WRITE_SECONDS ?? 60),
-      afterSeconds: Number(process.env.BENCH_AFTER_SECONDS ?? 20),
-    });
-  } finally {
-    await stop();
+): Promise<WriteLoadResult[]> {
+  const results: WriteLoadResult[] = [];
+  for (const rate of WRITE_RATES) {
+    // A server of its own for each load: none inherits another's backlog.
+    const server = await startServer('src/main.ts', env);
+    let stopped = false;
+    const stop = async () => {
+      if (!stopped) await server.stop();
+      stopped = true;
+    };
+    try {
+      results.push(
+        await benchWriteLoad({
+          server: { base: server.base, stop },
+          headers: auth,
+          owner,
+          tenantId,
+          writers: Number(process.env.BENCH_WRITERS ?? 12),
+          rate,
+          warmupSeconds: Number(process.env.BENCH_WARMUP_SECONDS ?? 10),
+          writeSeconds: Number(process.env.BENCH_WRITE_SECONDS ?? 60),
+          afterSeconds: Number(process.env.BENCH_AFTER_SECONDS ?? 20),
+        }),
+      );
+    } finally {
+      await stop();
+    }
   }
+  return results;
 }
 
 /** A section of the results file that a step run alone (BENCH_ONLY) replaces. */
@@ -504,7 +517,7 @@ runMain(async () => {
       owner.deleteFrom('api_keys').where('tenant_id', '=', tenantId).where('name', '=', 'bench').execute();
 
     if (ONLY === 'write-load') {
-      const table = formatWriteLoad(await writeLoad(apiEnv, auth, owner, tenantId));
+      const table = formatWriteLoad(await writeLoads(apiEnv, auth, owner, tenantId));
       await revokeBenchKey();
       console.log(`\n${table}`);
       writeFileSync(RESULTS, withSection('write-load', table));
@@ -614,7 +627,7 @@ runMain(async () => {
     await two.stop();
 
     // 6. Reads while writers change the demo tenant (before the clean-up revokes the bench key).
-    const writeLoadTable = formatWriteLoad(await writeLoad(apiEnv, auth, owner, tenantId));
+    const writeLoadTable = formatWriteLoad(await writeLoads(apiEnv, auth, owner, tenantId));
 
     // 4. Write throughput in a scratch tenant: with the aggregate triggers, then without them.
     const scratch = await createTenant({ db: owner }, 'bench scratch');
