@@ -4,6 +4,7 @@
 // another, throughout the writes and for AFTER_SECONDS after them. The writers touch the demo
 // tenant as customers would: a subscription picked at random belongs, more often than not, to one
 // of the few customers who hold many (the seed skews them), the rows at the top of top_users.
+import os from 'node:os';
 import { sql } from 'kysely';
 import { type Db, withTenant } from '../src/database/connection.js';
 
@@ -278,7 +279,7 @@ export function formatWriteLoad(results: WriteLoadResult[]): string {
   const load = (r: WriteLoadResult) =>
     `**${r.writers} writers, ${r.rate > 0 ? `paced at ${r.rate} writes/s together` : 'each as fast as it is answered'}**: ${Math.round(r.writesPerSecond)} writes/s${r.writesRefused > 0 ? ` (${r.writesRefused} not 2xx)` : ''}; target ${meetsTarget(r) ? 'met' : '**missed**'}`;
   return [
-    `Reads under write load (\`BENCH_ONLY=write-load make bench\`): writers create, re-price and cancel subscriptions and create and move users for ${first.writeSeconds} s after ${first.warmupSeconds} s of the same load unmeasured (a warm server), then ${first.afterSeconds} s quiet; GET /analytics and GET /metrics/mrr are each read one request after another throughout. Target during the writes: p95 ≤ ${TARGET.p95} ms and max ≤ ${TARGET.max} ms.`,
+    `Reads under write load, ${new Date().toISOString().slice(0, 10)}, ${os.cpus().length} cores (\`BENCH_ONLY=write-load make bench\`): writers create, re-price and cancel subscriptions and create and move users for ${first.writeSeconds} s after ${first.warmupSeconds} s of the same load unmeasured (a warm server), then ${first.afterSeconds} s quiet; GET /analytics and GET /metrics/mrr are each read one request after another throughout. Target during the writes: p95 ≤ ${TARGET.p95} ms and max ≤ ${TARGET.max} ms.`,
     '',
     '| load and read | during the writes | after them |',
     '| --- | --- | --- |',
