@@ -68,8 +68,8 @@ export interface Recount {
   /** The difference, as mrr_days rows. */
   rows: DayRows;
   /**
-   * Each customer's current input (absent: nothing of theirs counts any more); empty for a read
-   * of one slot (`wanted`), which needs none.
+   * Each customer's current input (absent: nothing of theirs counts any more). A read of one slot
+   * (`wanted`) needs none: it has only those of the customers it read whole.
    */
   current: Map<string, CustomerInput>;
 }
