@@ -154,7 +154,7 @@ export async function subscriptionWriteCosts(
     for (const name of names)
       await sql.raw(`alter table subscriptions ${action} trigger ${name}`).execute(owner);
   };
-  const mrr = ['mrr_subscriptions_insert'];
+  const mrr = ['mrr_subscriptions_insert', 'mrr_subscriptions_insert_then_subscriptions'];
   const aggregates = ['subscriptions_aggregates_insert'];
   const configs = {
     all: async () => run(),

@@ -369,6 +369,7 @@ async function metricsWriteCosts(owner: Db, url: string): Promise<string> {
         'mrr_counted',
         'mrr_days',
         'mrr_dirty',
+        'mrr_dirty_subscriptions',
         'users',
       ] as const) {
         await trx.deleteFrom(table).where('tenant_id', '=', scratchId).execute();
@@ -660,6 +661,7 @@ runMain(async () => {
         'mrr_counted',
         'mrr_days',
         'mrr_dirty',
+        'mrr_dirty_subscriptions',
         'users',
       ] as const) {
         await trx.deleteFrom(table).where('tenant_id', '=', scratchId).execute();

@@ -4,24 +4,29 @@
 select pg_try_advisory_xact_lock(hashtextextended('mrr:' || current_setting('app.tenant_id'), 0)) as locked;
 
 -- dirtyCustomers
-select d.user_id, d.whole, coalesce((select array_agg(m.subscription_id::text)
-  from mrr_dirty_subscriptions m where m.tenant_id = d.tenant_id and m.user_id = d.user_id), '{}') as subscriptions from mrr_dirty d
-    order by d.user_id;
+with marks as (select user_id, whole from mrr_dirty order by user_id )
+  select marks.user_id, marks.whole,
+         coalesce(array_agg(m.subscription_id::text) filter (where m.subscription_id is not null), '{}') as subscriptions
+  from marks left join mrr_dirty_subscriptions m on m.tenant_id = current_setting('app.tenant_id')::uuid and m.user_id = marks.user_id
+  group by marks.user_id, marks.whole
+  order by marks.user_id;
 
 -- takeDirtyCustomers
-select d.user_id, d.whole, coalesce((select array_agg(m.subscription_id::text)
-  from mrr_dirty_subscriptions m where m.tenant_id = d.tenant_id and m.user_id = d.user_id), '{}') as subscriptions from mrr_dirty d
-    order by d.user_id limit $1 for update of d skip locked;
+with marks as (select user_id, whole from mrr_dirty order by user_id limit $1 for update skip locked)
+  select marks.user_id, marks.whole,
+         coalesce(array_agg(m.subscription_id::text) filter (where m.subscription_id is not null), '{}') as subscriptions
+  from marks left join mrr_dirty_subscriptions m on m.tenant_id = current_setting('app.tenant_id')::uuid and m.user_id = marks.user_id
+  group by marks.user_id, marks.whole
+  order by marks.user_id;
 
 -- clearMarks
 delete from mrr_dirty_subscriptions where tenant_id = current_setting('app.tenant_id')::uuid and user_id = any ($1::uuid[]);
 delete from mrr_dirty where tenant_id = current_setting('app.tenant_id')::uuid and user_id = any ($1::uuid[]);
 
 -- loadCounted
-select user_id, digest, case when digest = any ($1::text[]) then null
-                                 else input::text end as input
-    from mrr_counted
-    where tenant_id = current_setting('app.tenant_id')::uuid and user_id = any ($2::uuid[]);
+select c.user_id, c.digest, case when c.digest = k.digest then null else c.input::text end as input
+    from unnest($1::uuid[], $2::text[]) as k (user_id, digest)
+    join mrr_counted c on c.tenant_id = current_setting('app.tenant_id')::uuid and c.user_id = k.user_id;
 
 -- saveCounted
 delete from mrr_counted where tenant_id = current_setting('app.tenant_id')::uuid

@@ -31,17 +31,27 @@ export interface DirtyCustomer {
   subscriptions: string[];
 }
 
-const markColumns = sql`d.user_id, d.whole, coalesce((select array_agg(m.subscription_id::text)
-  from mrr_dirty_subscriptions m where m.tenant_id = d.tenant_id and m.user_id = d.user_id), '{}') as subscriptions`;
 type MarkRow = { user_id: string; whole: boolean; subscriptions: string[] };
 const toDirty = (rows: MarkRow[]): DirtyCustomer[] =>
   rows.map((r) => ({ user: r.user_id, whole: r.whole, subscriptions: r.subscriptions }));
 
+/**
+ * The marks, with their subscriptions joined in one pass: a lookup per mark could be planned as
+ * a scan of the whole (busy, often just emptied) table per customer.
+ */
+const withSubscriptions = (marks: ReturnType<typeof sql>) => sql<MarkRow>`
+  with marks as (${marks})
+  select marks.user_id, marks.whole,
+         coalesce(array_agg(m.subscription_id::text) filter (where m.subscription_id is not null), '{}') as subscriptions
+  from marks left join mrr_dirty_subscriptions m on m.tenant_id = ${TENANT} and m.user_id = marks.user_id
+  group by marks.user_id, marks.whole
+  order by marks.user_id`;
+
 /** Customers waiting for compaction, in id order, at most `limit` (all without one). */
 export async function dirtyCustomers(db: Db, limit?: number): Promise<DirtyCustomer[]> {
-  const { rows } = await sql<MarkRow>`
-    select ${markColumns} from mrr_dirty d
-    order by d.user_id ${limit === undefined ? sql`` : sql`limit ${limit}`}`.execute(db);
+  const { rows } = await withSubscriptions(
+    sql`select user_id, whole from mrr_dirty order by user_id ${limit === undefined ? sql`` : sql`limit ${limit}`}`,
+  ).execute(db);
   return toDirty(rows);
 }
 
@@ -49,9 +59,9 @@ export async function dirtyCustomers(db: Db, limit?: number): Promise<DirtyCusto
 export async function takeDirtyCustomers(db: Db, limit: number): Promise<DirtyCustomer[]> {
   // A writer holds its customer's mark from its change to its commit, so no subscription mark of
   // a taken customer can commit before this transaction ends.
-  const { rows } = await sql<MarkRow>`
-    select ${markColumns} from mrr_dirty d
-    order by d.user_id limit ${limit} for update of d skip locked`.execute(db);
+  const { rows } = await withSubscriptions(
+    sql`select user_id, whole from mrr_dirty order by user_id limit ${limit} for update skip locked`,
+  ).execute(db);
   return toDirty(rows);
 }
 
@@ -67,10 +77,12 @@ export async function clearMarks(db: Db, userIds: readonly string[]): Promise<vo
 
 /**
  * Decoded counted inputs of large customers, by digest (md5 of the stored text, so never stale):
- * parsing a customer with thousands of subscriptions costs more than the rest of a read.
- * Least recently used first out; callers never change what it holds.
+ * parsing a customer with thousands of subscriptions costs more than the rest of a read. With
+ * each, the customer it was stored for, whose latest digest `cachedFor` holds. Least recently
+ * used first out; callers never change what it holds.
  */
-const countedCache = new Map<string, CustomerInput>();
+const countedCache = new Map<string, { user: string; input: CustomerInput }>();
+const cachedFor = new Map<string, string>();
 /** Inputs with fewer subscriptions are parsed each time; the cache holds at most CACHED_TOTAL. */
 const CACHE_FROM = 10;
 const CACHED_TOTAL = 100_000;
@@ -78,38 +90,40 @@ let cachedSubscriptions = 0;
 
 export const digestOf = (encoded: string) => createHash('md5').update(encoded).digest('hex');
 
-/** Keeps a decoded input under its digest, if it is large enough to be worth it. */
-export function rememberCounted(digest: string, input: CustomerInput): void {
+/** Keeps a customer's decoded input under its digest, if it is large enough to be worth it. */
+export function rememberCounted(user: string, digest: string, input: CustomerInput): void {
   const size = input.subscriptions.length;
   if (size < CACHE_FROM || size > CACHED_TOTAL || countedCache.has(digest)) return;
-  countedCache.set(digest, input);
+  countedCache.set(digest, { user, input });
+  cachedFor.set(user, digest);
   cachedSubscriptions += size;
   for (const [key, old] of countedCache) {
     if (cachedSubscriptions <= CACHED_TOTAL) break;
     countedCache.delete(key);
-    cachedSubscriptions -= old.subscriptions.length;
+    if (cachedFor.get(old.user) === key) cachedFor.delete(old.user);
+    cachedSubscriptions -= old.input.subscriptions.length;
   }
 }
 
 function recall(digest: string): CustomerInput | undefined {
-  const input = countedCache.get(digest);
-  if (input) {
+  const entry = countedCache.get(digest);
+  if (entry) {
     countedCache.delete(digest);
-    countedCache.set(digest, input);
+    countedCache.set(digest, entry);
   }
-  return input;
+  return entry?.input;
 }
 
 /** What these customers are counted with now (absent: not counted). */
 export async function loadCounted(db: Db, userIds: readonly string[]): Promise<Map<string, CustomerInput>> {
   const counted = new Map<string, CustomerInput>();
   if (userIds.length === 0) return counted;
-  // The text only of inputs not in the cache.
+  // The text only where the digest is not the one cached for the customer (joined, not "= any"
+  // over every cached digest: that compared each row with the whole cache).
   const { rows } = await sql<{ user_id: string; digest: string; input: string | null }>`
-    select user_id, digest, case when digest = any (${[...countedCache.keys()]}::text[]) then null
-                                 else input::text end as input
-    from mrr_counted
-    where tenant_id = ${TENANT} and user_id = any (${userIds}::uuid[])`.execute(db);
+    select c.user_id, c.digest, case when c.digest = k.digest then null else c.input::text end as input
+    from unnest(${userIds}::uuid[], ${userIds.map((u) => cachedFor.get(u) ?? '')}::text[]) as k (user_id, digest)
+    join mrr_counted c on c.tenant_id = ${TENANT} and c.user_id = k.user_id`.execute(db);
   for (const row of rows) {
     let input = row.input === null ? recall(row.digest) : undefined;
     if (!input) {
@@ -121,7 +135,7 @@ export async function loadCounted(db: Db, userIds: readonly string[]): Promise<M
             where tenant_id = ${TENANT} and user_id = ${row.user_id}::uuid`.execute(db)
         ).rows[0]!.input;
       input = decodeInput(text);
-      rememberCounted(row.digest, input);
+      rememberCounted(row.user_id, row.digest, input);
     }
     counted.set(row.user_id, input);
   }

@@ -115,7 +115,7 @@ export function compactMetrics(ctx: ServiceContext, tenantId: string, limit: num
         if (!input) return [user, null];
         const encoded = encodeInput(input);
         // This process's next read of the customer finds it decoded (stored as this digest).
-        rememberCounted(digestOf(encoded), input);
+        rememberCounted(user, digestOf(encoded), input);
         return [user, encoded];
       }),
     );
