@@ -105,6 +105,19 @@ export interface InvoiceCounters {
   tenant_id: Generated<string>;
 }
 
+export interface InvoiceItems {
+  amount: Numeric;
+  created_at: Generated<Timestamp>;
+  description: string;
+  id: Generated<string>;
+  invoice_id: string | null;
+  kind: string;
+  period_end: string;
+  period_start: string;
+  subscription_id: string;
+  tenant_id: Generated<string>;
+}
+
 export interface Invoices {
   collection_failed_at: Timestamp | null;
   created_at: Generated<Timestamp>;
@@ -249,6 +262,7 @@ export interface SubscriptionRollups {
 
 export interface Subscriptions {
   billed_until: string | null;
+  billing_anchor: string | null;
   billing_interval: Generated<string>;
   cancel_at: Timestamp | null;
   cancel_reason: string | null;
@@ -499,6 +513,7 @@ export interface DB {
   features: Features;
   idempotency_keys: IdempotencyKeys;
   invoice_counters: InvoiceCounters;
+  invoice_items: InvoiceItems;
   invoices: Invoices;
   mrr_counted: MrrCounted;
   mrr_days: MrrDays;

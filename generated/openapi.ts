@@ -181,6 +181,10 @@ export interface paths {
          * Update a subscription
          * @description Changes only the fields sent. A subscription cannot move to another user.
          *     Setting `status` to `canceled` stamps `canceled_at`; moving it out of `canceled` clears it.
+         *     A price change in a period already invoiced is prorated by the day, as
+         *     `proration_behavior` says (see `ProrationBehavior`; `POST .../preview-change` shows what a
+         *     change would bill before making it); `proration_behavior` without a price change is
+         *     ignored.
          */
         patch: operations["updateSubscription"];
         trace?: never;
@@ -205,6 +209,56 @@ export interface paths {
          *     `subscription.canceled` event by the system. Canceling a canceled subscription is 409.
          */
         post: operations["cancelSubscription"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/subscriptions/{subscriptionId}/preview-change": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @example 0193a6a2-9e11-7f00-a000-00000000beef */
+                subscriptionId: components["parameters"]["SubscriptionId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Preview a price change and its proration
+         * @description What `PATCH` with the same price fields would do now: the subscription after it, the
+         *     invoice items it would leave pending and the invoice it would issue at once (see
+         *     `ProrationBehavior`). Writes nothing: the change is made in a transaction that is rolled
+         *     back, so it is computed by the same code as the change itself. Refused as `PATCH` would
+         *     refuse it (403, 409, 422).
+         */
+        post: operations["previewSubscriptionChange"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/subscriptions/{subscriptionId}/invoice-items": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @example 0193a6a2-9e11-7f00-a000-00000000beef */
+                subscriptionId: components["parameters"]["SubscriptionId"];
+            };
+            cookie?: never;
+        };
+        /**
+         * List a subscription's invoice items
+         * @description Its prorations, pending (`invoice_id` null) and billed, newest first.
+         */
+        get: operations["listInvoiceItems"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1535,6 +1589,13 @@ export interface components {
          */
         MoneyTotal: string;
         /**
+         * @description An exact amount that may be negative (a credit), as a decimal string with exactly two
+         *     decimals: `MoneyTotal` with an optional leading `-`.
+         * @example -12.90
+         * @example 49.99
+         */
+        SignedMoneyTotal: string;
+        /**
          * Format: int64
          * @description An exact count. It can exceed 2^31; JSON parsers that use 32-bit integers must not be used for it.
          */
@@ -1663,8 +1724,14 @@ export interface components {
              *     period.
              */
             current_period_start: components["schemas"]["Date"];
-            /** @description First day of the next period (the current one ends the day before). Periods are anchored on `start_date`, clamped at month ends. */
+            /** @description First day of the next period (the current one ends the day before). Periods are anchored on `billing_anchor`, clamped at month ends. */
             current_period_end: components["schemas"]["Date"];
+            /**
+             * @description The day its billing periods are anchored on: `start_date`, until a change of billing
+             *     interval (or `interval_count`) starts a new schedule on the day of the change (see
+             *     `PATCH`). A change of `start_date` anchors it on the new start date again.
+             */
+            readonly billing_anchor: components["schemas"]["Date"];
             /**
              * Format: date
              * @description Renewals have invoiced every period starting before this day; the worker issues the
@@ -1748,6 +1815,7 @@ export interface components {
             /** @description Set with `payment_rail` (both or neither), or null to stop automatic collection. */
             payment_method?: null | components["schemas"]["PaymentMethod"];
             payment_rail?: null | components["schemas"]["PaymentRail"];
+            proration_behavior?: components["schemas"]["ProrationBehavior"];
         };
         SubscriptionList: {
             data: components["schemas"]["Subscription"][];
@@ -1761,6 +1829,52 @@ export interface components {
             at: "now" | "period_end";
             reason?: string;
         };
+        /**
+         * @description How a price change (`plan_id`, `quantity`, or a custom `plan_cost` or `billing_interval`) in
+         *     a billing period already invoiced is billed. Proration is **by the day**: a change on day D
+         *     of the period [S, E) credits the old price and charges the new one for the days D to E − 1,
+         *     each `price × (E − D) / (E − S)`, rounded to the cent half up (one invoice item each).
+         *     `create_prorations` (the default): the two items wait for the subscription's next invoice.
+         *     `always_invoice`: they are invoiced (a `proration` invoice for [D, E)), issued and collected
+         *     at once; a change whose items add up to a credit waits for the next invoice instead (an
+         *     invoice is never negative). `none`: nothing is credited or charged for the rest of the
+         *     period. D is the subscription's today (its test clock's). A period not invoiced yet is priced
+         *     anew as a whole by its invoice, and trialing or canceled subscriptions are never prorated.
+         *     A change of billing interval starts a new schedule on D (`billing_anchor`): the unused time
+         *     of the old period is credited (not with `none`) and the new schedule's first period is
+         *     invoiced at once with that credit, issued and collected like a renewal
+         *     (`always_invoice` and `create_prorations` do the same). When the current period was not
+         *     invoiced, the new schedule is anchored on its start instead and nothing is credited.
+         * @default create_prorations
+         * @enum {string}
+         */
+        ProrationBehavior: "create_prorations" | "always_invoice" | "none";
+        /** @description The price fields of `SubscriptionUpdate`, with the same rules. */
+        SubscriptionChange: {
+            /** Format: uuid */
+            plan_id?: string;
+            quantity?: components["schemas"]["Quantity"];
+            plan_cost?: components["schemas"]["Money"];
+            billing_interval?: components["schemas"]["BillingInterval"];
+            proration_behavior?: components["schemas"]["ProrationBehavior"];
+        };
+        /**
+         * @description What the same change made with `PATCH` now would do, computed by making it in a transaction
+         *     that is then rolled back: the same code, so the change made right after gives exactly these
+         *     items and this invoice (unless something else changed in between: the prices, the tax rates
+         *     or the day).
+         */
+        SubscriptionChangePreview: {
+            /** @description The day of the change (D). */
+            proration_date: components["schemas"]["Date"];
+            proration_behavior: components["schemas"]["ProrationBehavior"];
+            /** @description The subscription as it would be (its `version` and `updated_at` as they would be too). */
+            subscription: components["schemas"]["Subscription"];
+            /** @description The invoice items it would leave pending for the next invoice. */
+            items: components["schemas"]["InvoiceItemPreview"][];
+            /** @description The invoice it would issue now (`always_invoice`, or a change of interval); null for none. */
+            invoice: null | components["schemas"]["InvoicePreview"];
+        };
         Event: {
             id: components["schemas"]["Id"];
             /**
@@ -1769,7 +1883,9 @@ export interface components {
              *     `subscription_feature.linked|unlinked`, `api_key.created|revoked`, `tenant.created`,
              *     `invoice.created|finalized|voided|paid|payment_failed|uncollectible`,
              *     `payment.created|processing|succeeded|failed`,
-             *     `subscription.renewed|past_due|unpaid|recovered`,
+             *     `subscription.renewed|past_due|unpaid|recovered`, `invoice_item.created` (a proration
+             *     of a mid-period change, waiting for the subscription's next invoice; its resource_type
+             *     `invoice_item`),
              *     `test_clock.created|advancing|advanced`, `billing_settings.updated`,
              *     `webhook_endpoint.created|updated|disabled|secret_rotated|deleted`,
              *     `billable_metric.created|updated|deleted`, `wallet.created|updated`,
@@ -1783,7 +1899,7 @@ export interface components {
              */
             type: string;
             /** @enum {string} */
-            resource_type: "user" | "feature" | "subscription" | "api_key" | "tenant" | "plan" | "tax_rate" | "invoice" | "payment" | "test_clock" | "billing_settings" | "webhook_endpoint" | "billable_metric" | "wallet" | "wallet_grant";
+            resource_type: "user" | "feature" | "subscription" | "api_key" | "tenant" | "plan" | "tax_rate" | "invoice" | "payment" | "test_clock" | "billing_settings" | "webhook_endpoint" | "billable_metric" | "wallet" | "wallet_grant" | "invoice_item";
             /** Format: uuid */
             resource_id: string;
             /** @description Who made the change, an API key or the system (a scheduled cancellation, a job). */
@@ -2420,17 +2536,26 @@ export interface components {
         /**
          * @description A `subscription` line bills the plan's price for the invoice's period, in advance. A `usage`
          *     line bills one usage charge for the period before it, in arrears (its own `period_start` and
-         *     `period_end`); its exact quantity and breakdown are in `usage`, and `quantity` is 1.
+         *     `period_end`); its exact quantity and breakdown are in `usage`, and `quantity` is 1. A
+         *     `proration` line bills an invoice item of a mid-period change (see `InvoiceItem`): a credit
+         *     (negative) for the unused time at the old price or a charge for it at the new one, for its own
+         *     period.
          */
         InvoiceLine: {
             /**
              * @description `credits`: the credits of a paid grant (a purchase invoice's only line).
              * @enum {string}
              */
-            type: "subscription" | "usage" | "credits";
+            type: "subscription" | "usage" | "credits" | "proration";
             description: string;
             quantity: components["schemas"]["Quantity"];
-            amount: components["schemas"]["MoneyTotal"];
+            /** @description Never negative but on a `proration` line that credits. */
+            amount: components["schemas"]["SignedMoneyTotal"];
+            /**
+             * Format: uuid
+             * @description On a `proration` line, the invoice item it bills.
+             */
+            invoice_item_id?: string;
             /** @description The subscription price's breakdown; empty for usage lines. */
             breakdown: components["schemas"]["BreakdownLine"][];
             period_start: components["schemas"]["Date"];
@@ -2470,13 +2595,15 @@ export interface components {
         Invoice: {
             id: components["schemas"]["Id"];
             /**
-             * @description `period`: a subscription's billing period (one per period). `purchase`: credits bought for
+             * @description `period`: a subscription's billing period (one per period). `proration`: the items of a
+             *     mid-period change made with `proration_behavior: always_invoice`, issued and collected at
+             *     once; its period is the rest of the billing period from the day of the change. `purchase`: credits bought for
              *     a wallet (a paid grant), billed on one of the customer's subscriptions; its period is the
              *     day of the purchase, and it is collected from the subscription's payment method without
              *     dunning: a failed payment leaves it open, to be paid through the API or voided.
              * @enum {string}
              */
-            kind: "period" | "purchase";
+            kind: "period" | "purchase" | "proration";
             /** Format: uuid */
             subscription_id: string;
             /** Format: uuid */
@@ -2525,6 +2652,61 @@ export interface components {
         InvoiceList: {
             data: components["schemas"]["Invoice"][];
             next_cursor: components["schemas"]["NextCursor"];
+        };
+        /**
+         * @description `proration_credit`: the unused time of a period already invoiced, at the price before a
+         *     change (negative). `proration_charge`: the same time at the price after it.
+         * @enum {string}
+         */
+        InvoiceItemKind: "proration_credit" | "proration_charge";
+        InvoiceItemPreview: {
+            kind: components["schemas"]["InvoiceItemKind"];
+            description: string;
+            /** @description The price × (period_end − period_start) / the days of its billing period, rounded to the cent, half up. */
+            amount: components["schemas"]["SignedMoneyTotal"];
+            /** @description The day of the change. */
+            period_start: components["schemas"]["Date"];
+            /** @description The end of the billing period it falls in. */
+            period_end: components["schemas"]["Date"];
+        };
+        /**
+         * @description A charge or credit waiting for an invoice: the subscription's next invoice bills every pending
+         *     item as a `proration` line, after its price and usage lines. A credit that would take that
+         *     invoice below zero is applied up to zero, and what is left of it stays pending as an item of
+         *     its own (carried forward). Billed items never change.
+         */
+        InvoiceItem: {
+            id: components["schemas"]["Id"];
+            /** Format: uuid */
+            subscription_id: string;
+            kind: components["schemas"]["InvoiceItemKind"];
+            description: string;
+            amount: components["schemas"]["SignedMoneyTotal"];
+            period_start: components["schemas"]["Date"];
+            period_end: components["schemas"]["Date"];
+            /**
+             * Format: uuid
+             * @description The invoice that billed it; null while pending.
+             */
+            invoice_id: string | null;
+            created_at: components["schemas"]["Timestamp"];
+        };
+        InvoiceItemList: {
+            data: components["schemas"]["InvoiceItem"][];
+            next_cursor: components["schemas"]["NextCursor"];
+        };
+        /** @description An invoice a change would issue, exactly as it would be issued (without id or number). */
+        InvoicePreview: {
+            /** @enum {string} */
+            kind: "period" | "proration";
+            period_start: components["schemas"]["Date"];
+            period_end: components["schemas"]["Date"];
+            invoice_date: components["schemas"]["Date"];
+            lines: components["schemas"]["InvoiceLine"][];
+            subtotal: components["schemas"]["MoneyTotal"];
+            taxes: components["schemas"]["InvoiceTax"][];
+            tax_total: components["schemas"]["MoneyTotal"];
+            total: components["schemas"]["MoneyTotal"];
         };
         /**
          * @description How the money moves, and so how long it takes to settle (business days skip Saturday and
@@ -2672,7 +2854,7 @@ export interface components {
          * @description An event type (see `Event.type`), or `*` for every type, present and future.
          * @enum {string}
          */
-        WebhookEventType: "*" | "api_key.created" | "api_key.revoked" | "billable_metric.created" | "billable_metric.updated" | "billable_metric.deleted" | "billing_settings.updated" | "feature.created" | "feature.updated" | "feature.deleted" | "invoice.created" | "invoice.finalized" | "invoice.voided" | "invoice.paid" | "invoice.payment_failed" | "invoice.uncollectible" | "payment.created" | "payment.processing" | "payment.succeeded" | "payment.failed" | "plan.created" | "plan.updated" | "plan.archived" | "plan.deleted" | "subscription.created" | "subscription.updated" | "subscription.canceled" | "subscription.cancellation_scheduled" | "subscription.deleted" | "subscription.renewed" | "subscription.past_due" | "subscription.unpaid" | "subscription.recovered" | "subscription_feature.linked" | "subscription_feature.unlinked" | "tax_rate.created" | "tax_rate.superseded" | "test_clock.created" | "test_clock.advancing" | "test_clock.advanced" | "user.created" | "user.updated" | "user.deleted" | "webhook_endpoint.created" | "webhook_endpoint.updated" | "webhook_endpoint.disabled" | "webhook_endpoint.secret_rotated" | "webhook_endpoint.deleted" | "wallet.created" | "wallet.updated" | "wallet.balance_low" | "wallet.depleted" | "wallet.grant_expired";
+        WebhookEventType: "*" | "api_key.created" | "api_key.revoked" | "billable_metric.created" | "billable_metric.updated" | "billable_metric.deleted" | "billing_settings.updated" | "feature.created" | "feature.updated" | "feature.deleted" | "invoice.created" | "invoice.finalized" | "invoice.voided" | "invoice.paid" | "invoice.payment_failed" | "invoice.uncollectible" | "invoice_item.created" | "payment.created" | "payment.processing" | "payment.succeeded" | "payment.failed" | "plan.created" | "plan.updated" | "plan.archived" | "plan.deleted" | "subscription.created" | "subscription.updated" | "subscription.canceled" | "subscription.cancellation_scheduled" | "subscription.deleted" | "subscription.renewed" | "subscription.past_due" | "subscription.unpaid" | "subscription.recovered" | "subscription_feature.linked" | "subscription_feature.unlinked" | "tax_rate.created" | "tax_rate.superseded" | "test_clock.created" | "test_clock.advancing" | "test_clock.advanced" | "user.created" | "user.updated" | "user.deleted" | "webhook_endpoint.created" | "webhook_endpoint.updated" | "webhook_endpoint.disabled" | "webhook_endpoint.secret_rotated" | "webhook_endpoint.deleted" | "wallet.created" | "wallet.updated" | "wallet.balance_low" | "wallet.depleted" | "wallet.grant_expired";
         /** @enum {string} */
         WebhookEndpointStatus: "enabled" | "disabled";
         /**
@@ -4002,6 +4184,7 @@ export interface operations {
                      *           "price_breakdown": null,
                      *           "current_period_start": "2026-11-01",
                      *           "current_period_end": "2026-12-01",
+                     *           "billing_anchor": "2026-11-01",
                      *           "billed_until": "2026-12-01",
                      *           "test_clock_id": null,
                      *           "payment_method": "pm_card_visa",
@@ -4080,6 +4263,7 @@ export interface operations {
                      *       "price_breakdown": null,
                      *       "current_period_start": "2026-11-01",
                      *       "current_period_end": "2026-12-01",
+                     *       "billing_anchor": "2026-11-01",
                      *       "billed_until": "2026-12-01",
                      *       "test_clock_id": null,
                      *       "payment_method": "pm_card_visa",
@@ -4150,6 +4334,7 @@ export interface operations {
                      *       "price_breakdown": null,
                      *       "current_period_start": "2026-11-01",
                      *       "current_period_end": "2026-12-01",
+                     *       "billing_anchor": "2026-11-01",
                      *       "billed_until": "2026-12-01",
                      *       "test_clock_id": null,
                      *       "payment_method": "pm_card_visa",
@@ -4285,6 +4470,7 @@ export interface operations {
                      *       "price_breakdown": null,
                      *       "current_period_start": "2026-11-01",
                      *       "current_period_end": "2026-12-01",
+                     *       "billing_anchor": "2026-11-01",
                      *       "billed_until": "2026-12-01",
                      *       "test_clock_id": null,
                      *       "payment_method": "pm_card_visa",
@@ -4371,6 +4557,7 @@ export interface operations {
                      *       "price_breakdown": null,
                      *       "current_period_start": "2026-11-01",
                      *       "current_period_end": "2026-12-01",
+                     *       "billing_anchor": "2026-11-01",
                      *       "billed_until": "2026-12-01",
                      *       "test_clock_id": null,
                      *       "payment_method": "pm_card_visa",
@@ -4392,6 +4579,85 @@ export interface operations {
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["Unprocessable"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    previewSubscriptionChange: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @example 0193a6a2-9e11-7f00-a000-00000000beef */
+                subscriptionId: components["parameters"]["SubscriptionId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "plan_id": "0193a6a2-5000-7000-8000-000000000002",
+                 *       "proration_behavior": "create_prorations"
+                 *     }
+                 */
+                "application/json": components["schemas"]["SubscriptionChange"];
+            };
+        };
+        responses: {
+            /** @description What the change would do. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SubscriptionChangePreview"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["Unprocessable"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    listInvoiceItems: {
+        parameters: {
+            query?: {
+                /** @description Page size. */
+                limit?: components["parameters"]["Limit"];
+                /** @description The `next_cursor` of the previous page. */
+                cursor?: components["parameters"]["Cursor"];
+                /** @description Only the pending items (true) or only the billed ones (false). */
+                pending?: boolean;
+            };
+            header?: never;
+            path: {
+                /** @example 0193a6a2-9e11-7f00-a000-00000000beef */
+                subscriptionId: components["parameters"]["SubscriptionId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of invoice items. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvoiceItemList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
             429: components["responses"]["TooManyRequests"];
             503: components["responses"]["ServiceUnavailable"];
         };

@@ -10,13 +10,13 @@ select "id", "kind", "subscription_id", "user_id", "status", "number", "period_s
 select "id", "kind", "subscription_id", "user_id", "status", "number", "period_start", "period_end", "invoice_date", "region", "lines", "subtotal", "taxes", "tax_total", "total", "finalized_at", "paid_at", "voided_at", "uncollectible_at", "collection_failed_at", "next_collection_at", "version", "created_at", "updated_at" from "invoices" where "id" = $1 for update;
 
 -- findInvoiceForPeriod
-select "id", "kind", "subscription_id", "user_id", "status", "number", "period_start", "period_end", "invoice_date", "region", "lines", "subtotal", "taxes", "tax_total", "total", "finalized_at", "paid_at", "voided_at", "uncollectible_at", "collection_failed_at", "next_collection_at", "version", "created_at", "updated_at" from "invoices" where "subscription_id" = $1 and "period_start" = $2 and "kind" = $3;
+select "id", "kind", "subscription_id", "user_id", "status", "number", "period_start", "period_end", "invoice_date", "region", "lines", "subtotal", "taxes", "tax_total", "total", "finalized_at", "paid_at", "voided_at", "uncollectible_at", "collection_failed_at", "next_collection_at", "version", "created_at", "updated_at" from "invoices" where "subscription_id" = $1 and "period_start" = $2 and "period_end" = $3 and "kind" = $4;
 
 -- hasFailingInvoice
 select "id" from "invoices" where "subscription_id" = $1 and "status" in ($2, $3) and "collection_failed_at" is not null limit $4;
 
 -- insertInvoice
-insert into "invoices" ("subscription_id", "user_id", "period_start", "period_end", "invoice_date", "region", "lines", "subtotal", "taxes", "tax_total", "total") values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) on conflict ("tenant_id", "subscription_id", "period_start") where kind = 'period' do nothing returning "id", "kind", "subscription_id", "user_id", "status", "number", "period_start", "period_end", "invoice_date", "region", "lines", "subtotal", "taxes", "tax_total", "total", "finalized_at", "paid_at", "voided_at", "uncollectible_at", "collection_failed_at", "next_collection_at", "version", "created_at", "updated_at";
+insert into "invoices" ("subscription_id", "user_id", "period_start", "period_end", "invoice_date", "region", "lines", "subtotal", "taxes", "tax_total", "total") values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) on conflict ("tenant_id", "subscription_id", "period_start", "period_end") where kind = 'period' do nothing returning "id", "kind", "subscription_id", "user_id", "status", "number", "period_start", "period_end", "invoice_date", "region", "lines", "subtotal", "taxes", "tax_total", "total", "finalized_at", "paid_at", "voided_at", "uncollectible_at", "collection_failed_at", "next_collection_at", "version", "created_at", "updated_at";
 
 -- nextInvoiceNumber
 insert into invoice_counters as c (last_number) values (1)

@@ -1,7 +1,7 @@
 // An invoice's amounts: pure and exact. One line per charge, rounded to the cent (half up); the
 // subtotal is their sum; each tax rate in force is applied to the subtotal and rounded to the cent
 // (half up); the total is the subtotal plus the taxes.
-import { formatCents, parseAmount, percentOf } from './money.js';
+import { formatCents, formatSignedCents, parseAmount, parseSignedAmount, percentOf } from './money.js';
 import type { BreakdownLine } from './pricing.js';
 import type { UsageBreakdownLine } from './usage-pricing.js';
 
@@ -10,10 +10,12 @@ export interface Charge {
    * A subscription's price for the invoice's period, a usage charge for the one before, or the
    * credits a purchase invoice sells.
    */
-  type: 'subscription' | 'usage' | 'credits';
+  type: 'subscription' | 'usage' | 'credits' | 'proration';
   description: string;
-  /** The charge's amount for the period, exact ("49.99", "12.3456"). */
+  /** The charge's amount for the period, exact ("49.99", "12.3456"); negative for a credit. */
   amount: string;
+  /** For proration lines: the invoice item billed. */
+  invoice_item_id?: string;
   quantity: number;
   breakdown: BreakdownLine[];
   /** The period the line bills: [period_start, period_end). */
@@ -61,8 +63,12 @@ export interface InvoiceAmounts {
 }
 
 export function invoiceAmounts(charges: readonly Charge[], rates: readonly Rate[]): InvoiceAmounts {
-  const lines = charges.map((charge) => ({ ...charge, amount: formatCents(parseAmount(charge.amount)) }));
-  const subtotal = lines.reduce((sum, l) => sum + parseAmount(l.amount), 0n);
+  const lines = charges.map((charge) => ({
+    ...charge,
+    amount: formatSignedCents(parseSignedAmount(charge.amount)),
+  }));
+  const subtotal = lines.reduce((sum, l) => sum + parseSignedAmount(l.amount), 0n);
+  if (subtotal < 0n) throw new RangeError('an invoice cannot be negative: credits are applied up to zero');
   const taxes = rates.map((rate) => ({
     tax_rate_id: rate.id,
     code: rate.code,

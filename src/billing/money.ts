@@ -25,6 +25,16 @@ export function formatCents(value: Micros): string {
   return `${cents / 100n}.${String(cents % 100n).padStart(2, '0')}`;
 }
 
+/** parseAmount with an optional leading minus: "-12.35" → -123500n (credits). */
+export function parseSignedAmount(text: string): Micros {
+  return text.startsWith('-') ? -parseAmount(text.slice(1)) : parseAmount(text);
+}
+
+/** formatCents for an amount that may be negative: -123456n → "-12.35" (rounded half away from zero). */
+export function formatSignedCents(value: Micros): string {
+  return value < 0n ? `-${formatCents(-value)}` : formatCents(value);
+}
+
 /** 123456n → "12.3456", exactly (for unit prices). */
 export function formatMicros(value: Micros): string {
   const digits = String(value % SCALE).padStart(4, '0');

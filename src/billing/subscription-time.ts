@@ -43,3 +43,10 @@ export function lastDayServed(s: {
   if (s.cancel_at) candidates.push({ lastDay: dayOf(new Date(s.cancel_at.getTime() - 1)), why: 'cancel_at' });
   return candidates.sort((a, b) => (a.lastDay < b.lastDay ? -1 : 1))[0];
 }
+
+/**
+ * The day a subscription's billing periods are anchored on: its start date, until a change of
+ * interval started a new schedule (billing_anchor).
+ */
+export const billingAnchor = (s: { start_date: string; billing_anchor: string | null }): string =>
+  s.billing_anchor ?? s.start_date;

@@ -24,6 +24,7 @@ import * as apiKeys from '../queries/api-keys.js';
 import * as events from '../queries/events.js';
 import * as features from '../queries/features.js';
 import * as idempotencyKeys from '../queries/idempotency-keys.js';
+import * as invoiceItems from '../queries/invoice-items.js';
 import * as invoices from '../queries/invoices.js';
 import * as plans from '../queries/plans.js';
 import * as rateLimits from '../queries/rate-limits.js';
@@ -163,7 +164,8 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
         }),
       findInvoice: (db) => invoices.findInvoice(db, INVOICE),
       lockInvoice: (db) => invoices.lockInvoice(db, INVOICE),
-      findInvoiceForPeriod: (db) => invoices.findInvoiceForPeriod(db, SUBSCRIPTION, '2026-01-01'),
+      findInvoiceForPeriod: (db) =>
+        invoices.findInvoiceForPeriod(db, SUBSCRIPTION, { start: '2026-01-01', end: '2026-02-01' }),
       hasFailingInvoice: (db) => invoices.hasFailingInvoice(db, SUBSCRIPTION),
       insertInvoice: (db) =>
         invoices.insertInvoice(db, {
@@ -183,6 +185,32 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
       updateInvoice: (db) =>
         invoices.updateInvoice(db, INVOICE, { status: 'open', number: '1', finalized_at: new Date(0) }),
       taxReport: (db) => invoices.taxReport(db, '2026-01-01', '2027-01-01'),
+    },
+  },
+  'invoice-items': {
+    module: invoiceItems,
+    calls: {
+      insertInvoiceItems: (db) =>
+        invoiceItems.insertInvoiceItems(db, [
+          {
+            subscription_id: SUBSCRIPTION,
+            kind: 'proration_credit',
+            description: 'Unused time',
+            amount: '-4.50',
+            period_start: '2026-01-16',
+            period_end: '2026-02-01',
+          },
+        ]),
+      pendingInvoiceItems: (db) => invoiceItems.pendingInvoiceItems(db, SUBSCRIPTION),
+      billInvoiceItems: (db) => invoiceItems.billInvoiceItems(db, [SUBSCRIPTION], INVOICE),
+      reducePendingItem: (db) => invoiceItems.reducePendingItem(db, SUBSCRIPTION, '-1.00'),
+      listInvoiceItems: (db) =>
+        invoiceItems.listInvoiceItems(db, {
+          subscriptionId: SUBSCRIPTION,
+          limit: 20,
+          after: USER,
+          pending: true,
+        }),
     },
   },
   plans: {

@@ -13,6 +13,8 @@ export type BillingInterval = 'month' | 'year';
 export type ApiKeyRole = 'viewer' | 'editor' | 'analyst' | 'admin';
 export type PriceModel = 'flat' | 'per_unit' | 'tiered' | 'volume';
 export type InvoiceStatus = 'draft' | 'open' | 'paid' | 'void' | 'uncollectible';
+export type InvoiceKind = 'period' | 'purchase' | 'proration';
+export type InvoiceItemKind = 'proration_credit' | 'proration_charge';
 export type PaymentRail = 'card' | 'ach_standard' | 'ach_same_day' | 'wire' | 'instant';
 export type PaymentStatus = 'pending' | 'processing' | 'succeeded' | 'failed';
 export type DunningFinalAction = 'cancel' | 'mark_unpaid';
@@ -128,12 +130,22 @@ export type InvoicesTable = Override<
   {
     tenant_id: TenantId;
     status: ColumnType<InvoiceStatus, InvoiceStatus | undefined, InvoiceStatus>;
-    kind: ColumnType<'period' | 'purchase', 'period' | 'purchase' | undefined, never>;
+    kind: ColumnType<InvoiceKind, InvoiceKind | undefined, never>;
     lines: ColumnType<G.JsonValue, string, string>;
     taxes: ColumnType<G.JsonValue, string, string>;
     created_at: Timestamp;
     updated_at: UpdatedAt;
     version: Version;
+  }
+>;
+/** Charges and credits waiting for an invoice; final once billed (a trigger). */
+export type InvoiceItemsTable = Override<
+  G.InvoiceItems,
+  {
+    tenant_id: TenantId;
+    id: ColumnType<string, never, never>;
+    kind: InvoiceItemKind;
+    created_at: Timestamp;
   }
 >;
 export type InvoiceCountersTable = Override<G.InvoiceCounters, { tenant_id: TenantId }>;
@@ -334,6 +346,7 @@ export interface Database {
   tax_rates: TaxRatesTable;
   invoices: InvoicesTable;
   invoice_counters: InvoiceCountersTable;
+  invoice_items: InvoiceItemsTable;
   test_clocks: TestClocksTable;
   payments: PaymentsTable;
   billing_settings: BillingSettingsTable;
@@ -369,6 +382,7 @@ export type PlanRow = Omit<Selectable<PlansTable>, 'tenant_id'>;
 export type PlanVersionRow = Omit<Selectable<PlanVersionsTable>, 'tenant_id'>;
 export type TaxRateRow = Omit<Selectable<TaxRatesTable>, 'tenant_id'>;
 export type InvoiceRow = Omit<Selectable<InvoicesTable>, 'tenant_id'>;
+export type InvoiceItemRow = Omit<Selectable<InvoiceItemsTable>, 'tenant_id'>;
 export type TestClockRow = Omit<Selectable<TestClocksTable>, 'tenant_id'>;
 export type PaymentRow = Omit<Selectable<PaymentsTable>, 'tenant_id'>;
 export type BillingSettingsRow = Omit<Selectable<BillingSettingsTable>, 'tenant_id'>;

@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import type { Db } from '../database/connection.js';
-import type { InvoiceRow, InvoiceStatus } from '../database/schema.js';
+import type { InvoiceKind, InvoiceRow, InvoiceStatus } from '../database/schema.js';
 
 const columns = [
   'id',
@@ -65,23 +65,25 @@ export function lockInvoice(db: Db, id: string): Promise<InvoiceRow | undefined>
   return db.selectFrom('invoices').select(columns).where('id', '=', id).forUpdate().executeTakeFirst();
 }
 
+/** The period invoice of a subscription's period (one per period: a unique index). */
 export function findInvoiceForPeriod(
   db: Db,
   subscriptionId: string,
-  periodStart: string,
+  period: { start: string; end: string },
 ): Promise<InvoiceRow | undefined> {
   return db
     .selectFrom('invoices')
     .select(columns)
     .where('subscription_id', '=', subscriptionId)
-    .where('period_start', '=', periodStart)
+    .where('period_start', '=', period.start)
+    .where('period_end', '=', period.end)
     .where('kind', '=', 'period')
     .executeTakeFirst();
 }
 
 export interface NewInvoice {
   /** `period` when absent. */
-  kind?: 'period' | 'purchase';
+  kind?: InvoiceKind;
   subscription_id: string;
   user_id: string;
   period_start: string;
@@ -105,7 +107,7 @@ export function insertInvoice(db: Db, values: NewInvoice): Promise<InvoiceRow | 
     .values({ ...values, lines: JSON.stringify(values.lines), taxes: JSON.stringify(values.taxes) })
     .onConflict((oc) =>
       oc
-        .columns(['tenant_id', 'subscription_id', 'period_start'])
+        .columns(['tenant_id', 'subscription_id', 'period_start', 'period_end'])
         // A literal: the index's predicate must be provable from it (a parameter is not).
         .where(sql<boolean>`kind = 'period'`)
         .doNothing(),

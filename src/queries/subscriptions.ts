@@ -27,6 +27,7 @@ const tableColumns = [
   'interval_count',
   'price_breakdown',
   'billed_until',
+  'billing_anchor',
   'usage_invoiced_until',
   'test_clock_id',
   'payment_method',

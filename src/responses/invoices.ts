@@ -1,5 +1,5 @@
 import type { Schemas } from '../contract.js';
-import type { InvoiceRow } from '../database/schema.js';
+import type { InvoiceItemRow, InvoiceRow } from '../database/schema.js';
 
 export function toInvoiceResponse(row: InvoiceRow): Schemas['Invoice'] {
   return {
@@ -35,5 +35,19 @@ export function toInvoiceResponse(row: InvoiceRow): Schemas['Invoice'] {
     version: row.version,
     created_at: row.created_at.toISOString(),
     updated_at: row.updated_at.toISOString(),
+  };
+}
+
+export function toInvoiceItemResponse(row: InvoiceItemRow): Schemas['InvoiceItem'] {
+  return {
+    id: row.id,
+    subscription_id: row.subscription_id,
+    kind: row.kind,
+    description: row.description,
+    amount: row.amount,
+    period_start: row.period_start,
+    period_end: row.period_end,
+    invoice_id: row.invoice_id,
+    created_at: row.created_at.toISOString(),
   };
 }

@@ -1,5 +1,5 @@
 import { type Period, periodContaining } from '../billing/periods.js';
-import { currentPeriodDay } from '../billing/subscription-time.js';
+import { billingAnchor, currentPeriodDay } from '../billing/subscription-time.js';
 import type { Schemas } from '../contract.js';
 import type { FeatureRow, SubscriptionRow } from '../database/schema.js';
 import { toFeatureResponse } from './features.js';
@@ -15,10 +15,11 @@ const periods = new Map<string, Period>();
 const MAX_PERIODS = 10_000;
 
 function currentPeriod(row: SubscriptionRow, day: string): Period {
-  const key = `${row.start_date}|${row.billing_interval}|${row.interval_count}|${day}`;
+  const anchor = billingAnchor(row);
+  const key = `${anchor}|${row.billing_interval}|${row.interval_count}|${day}`;
   let period = periods.get(key);
   if (period === undefined) {
-    period = periodContaining(row.start_date, row.billing_interval, row.interval_count, day);
+    period = periodContaining(anchor, row.billing_interval, row.interval_count, day);
     if (periods.size >= MAX_PERIODS) periods.clear();
     periods.set(key, period);
   }
@@ -50,6 +51,7 @@ export function toSubscriptionResponse(
     price_breakdown: snapshot,
     current_period_start: period.start,
     current_period_end: period.end,
+    billing_anchor: billingAnchor(row),
     billed_until: row.billed_until,
     test_clock_id: row.test_clock_id,
     payment_method: row.payment_method,

@@ -7,9 +7,10 @@ import { ifMatch, notModified } from '../http/preconditions.js';
 import { conflict, notFound, preconditionFailed, ProblemError, unprocessable } from '../http/problems.js';
 import { created, etag, noContent, ok, send } from '../http/replies.js';
 import { toFeatureResponse } from '../responses/features.js';
-import { toInvoiceResponse } from '../responses/invoices.js';
+import { toInvoiceItemResponse, toInvoiceResponse } from '../responses/invoices.js';
 import { toSubscriptionResponse } from '../responses/subscriptions.js';
 import type { ServiceContext } from '../services/context.js';
+import type { ProrationRefusal } from '../services/prorations.js';
 import * as invoices from '../services/invoices.js';
 import * as subscriptions from '../services/subscriptions.js';
 import { listEventsPage } from './events.js';
@@ -27,8 +28,19 @@ const illegal = ({ from, to, allowed }: subscriptions.IllegalTransition) =>
     [{ location: 'body', field: '/status', message: `not allowed after ${from}` }],
   );
 /** The answer to a price the server refuses to take from the client. */
-function pricingProblem(refusal: subscriptions.PricingRefusal): ProblemError {
+function pricingProblem(refusal: subscriptions.PricingRefusal | ProrationRefusal): ProblemError {
   switch (refusal.kind) {
+    case 'interval-change-with-usage':
+      return unprocessable(
+        "The plan charges usage, which is counted by billing period: its interval cannot change in the middle of a period already invoiced. Schedule it for the period's end (cancel and subscribe anew) instead.",
+        [
+          {
+            location: 'body',
+            field: '/plan_id',
+            message: 'changes the billing interval of a usage plan mid-period',
+          },
+        ],
+      );
     case 'invalid':
       return unprocessable(
         refusal.errors.map((e) => `${e.field.slice(1)} ${e.message}`).join('; ') + '.',
@@ -151,6 +163,7 @@ export function subscriptionsRouter(ctx: ServiceContext): Router {
         end_date: body.end_date,
         payment_method: body.payment_method,
         payment_rail: body.payment_rail,
+        proration_behavior: body.proration_behavior,
       },
       ifMatch(req),
     );
@@ -160,6 +173,61 @@ export function subscriptionsRouter(ctx: ServiceContext): Router {
     if (outcome.kind === 'end-before-start') throw endBeforeStart();
     if (outcome.kind !== 'updated') throw pricingProblem(outcome);
     send(res, reply(outcome)!);
+  });
+
+  router.post('/:subscriptionId/preview-change', async (req, res) => {
+    const body = req.body as RequestBody<'previewSubscriptionChange'>;
+    const outcome = await subscriptions.previewChange(ctx, actorOf(req), req.params.subscriptionId, {
+      plan_id: body.plan_id,
+      quantity: body.quantity,
+      plan_cost: body.plan_cost,
+      billing_interval: body.billing_interval,
+      proration_behavior: body.proration_behavior,
+    });
+    if (outcome.kind === 'missing') throw noSuchSubscription(req.params.subscriptionId);
+    if (outcome.kind === 'stale') throw stale(outcome.current);
+    if (outcome.kind === 'illegal-transition') throw illegal(outcome);
+    if (outcome.kind === 'end-before-start') throw endBeforeStart();
+    if (outcome.kind !== 'preview') throw pricingProblem(outcome);
+    const { invoice } = outcome;
+    res.json({
+      proration_date: outcome.day,
+      proration_behavior: body.proration_behavior ?? 'create_prorations',
+      subscription: toSubscriptionResponse(outcome.subscription),
+      items: outcome.items.map((item) => ({
+        kind: item.kind,
+        description: item.description,
+        amount: item.amount,
+        period_start: item.period_start,
+        period_end: item.period_end,
+      })),
+      invoice: invoice
+        ? (({ kind, period_start, period_end, invoice_date, lines, subtotal, taxes, tax_total, total }) => ({
+            kind: kind as 'period' | 'proration',
+            period_start,
+            period_end,
+            invoice_date,
+            // The items the lines bill were rolled back with the preview: no ids to show.
+            lines: lines.map(({ invoice_item_id: _, ...line }) => line),
+            subtotal,
+            taxes,
+            tax_total,
+            total,
+          }))(toInvoiceResponse(invoice))
+        : null,
+    } satisfies Schemas['SubscriptionChangePreview']);
+  });
+
+  router.get('/:subscriptionId/invoice-items', async (req, res) => {
+    const query = req.query as Query<'listInvoiceItems'>;
+    const page = await invoices.listInvoiceItems(ctx, actorOf(req), {
+      subscriptionId: req.params.subscriptionId,
+      limit: query.limit ?? 20,
+      after: decodeCursor(query.cursor),
+      pending: query.pending,
+    });
+    if (!page) throw noSuchSubscription(req.params.subscriptionId);
+    res.json(toPageResponse(page, toInvoiceItemResponse, (i) => i.id) satisfies Schemas['InvoiceItemList']);
   });
 
   router.post('/:subscriptionId/cancel', async (req, res) => {

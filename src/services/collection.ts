@@ -10,6 +10,7 @@
 // the invoice's payment: that one holds the invoice lock too, so it is never waited for the
 // other way round.) inTenant retries the rare deadlock that remains possible anyway.
 import { periodContaining } from '../billing/periods.js';
+import { billingAnchor } from '../billing/subscription-time.js';
 import type { PaymentGateway } from '../billing/gateway.js';
 import type { InvoiceRow, PaymentRow, SubscriptionRow } from '../database/schema.js';
 import { billingSettings } from '../queries/billing-settings.js';
@@ -127,17 +128,17 @@ export function renewDue(ctx: CollectionContext, tenantId: string, subscriptionI
       emitChange(tx, before, after);
     };
     if (before.status === 'canceled' || ends(before)) return stopBilling();
-    if (before.billed_until < before.start_date) {
+    if (before.billed_until < billingAnchor(before)) {
       // The start date moved past the next renewal (written before updates kept billed_until on
       // the schedule): billing resumes with the first period.
       const after = await subscriptions.updateSubscription(tx.db, subscriptionId, {
-        billed_until: before.start_date,
+        billed_until: billingAnchor(before),
       });
       emitChange(tx, before, after);
       return;
     }
     const period = periodContaining(
-      before.start_date,
+      billingAnchor(before),
       before.billing_interval,
       before.interval_count,
       before.billed_until,
@@ -155,16 +156,17 @@ export function renewDue(ctx: CollectionContext, tenantId: string, subscriptionI
 }
 
 /**
- * A renewal's (or a closing usage) invoice: issued if still a draft, paid at once when it is
- * zero, else collected from the subscription's payment method if it has one.
+ * A renewal's (or a closing usage, or a change's) invoice: issued if still a draft, paid at once
+ * when it is zero, else collected from the subscription's payment method if it has one. Returns
+ * the invoice as it is then.
  */
-async function issueAndCollect(
+export async function issueAndCollect(
   tx: Tx,
   before: SubscriptionRow,
   draft: InvoiceRow,
   at: Date,
   tenantId: string,
-) {
+): Promise<InvoiceRow> {
   const subscriptionId = before.id;
   let invoice = draft;
   if (invoice.status === 'draft') {
@@ -201,6 +203,7 @@ async function issueAndCollect(
       { tenantId, clockId: before.test_clock_id },
     );
   }
+  return invoice;
 }
 
 const gatewayPayment = (p: PaymentRow, at: Date) => ({

@@ -3,16 +3,32 @@
 // finalized (gapless per tenant); from then on the database refuses any change but the status.
 import { type Charge, invoiceAmounts } from '../billing/invoices.js';
 import { periodContaining } from '../billing/periods.js';
-import { dayOf, lastDayServed, subscriptionNow } from '../billing/subscription-time.js';
+import { billingAnchor, dayOf, lastDayServed, subscriptionNow } from '../billing/subscription-time.js';
 import type { BreakdownLine } from '../billing/pricing.js';
-import type { InvoiceRow, InvoiceStatus, PaymentRow, SubscriptionRow } from '../database/schema.js';
+import type {
+  InvoiceItemRow,
+  InvoiceRow,
+  InvoiceStatus,
+  PaymentRow,
+  SubscriptionRow,
+} from '../database/schema.js';
 import * as invoices from '../queries/invoices.js';
 import { findPaymentInFlight } from '../queries/payments.js';
 import { findPlan } from '../queries/plans.js';
 import { findSubscription, lockSubscription } from '../queries/subscriptions.js';
 import { ratesInForce } from '../queries/tax-rates.js';
 import { findUser } from '../queries/users.js';
-import { toInvoiceResponse } from '../responses/invoices.js';
+import { toInvoiceItemResponse, toInvoiceResponse } from '../responses/invoices.js';
+import { applyItems, type AppliedItems } from '../billing/proration.js';
+import { parseSignedAmount } from '../billing/money.js';
+import {
+  billInvoiceItems,
+  type InvoiceItemFilter,
+  insertInvoiceItems,
+  listInvoiceItems as queryInvoiceItems,
+  pendingInvoiceItems,
+  reducePendingItem,
+} from '../queries/invoice-items.js';
 import { onClockOf } from './subscriptions.js';
 import { closeUsageBefore } from './usage.js';
 import { cancelPaidGrant, payUsageFromWallets, refundUsageCredits } from './wallets.js';
@@ -35,6 +51,21 @@ export function listInvoices(
   filter: invoices.InvoiceFilter,
 ): Promise<Page<InvoiceRow>> {
   return inTenant(ctx, actor, async (tx) => toPage(await invoices.listInvoices(tx.db, filter), filter.limit));
+}
+
+/** A subscription's invoice items, newest first; undefined when there is no such subscription. */
+export function listInvoiceItems(
+  ctx: ServiceContext,
+  actor: Actor,
+  filter: InvoiceItemFilter,
+): Promise<Page<InvoiceItemRow> | undefined> {
+  return inTenant(ctx, actor, async (tx) => {
+    const [subscription, rows] = await Promise.all([
+      findSubscription(tx.db, filter.subscriptionId),
+      queryInvoiceItems(tx.db, filter),
+    ]);
+    return subscription && toPage(rows, filter.limit);
+  });
 }
 
 export function getInvoice(ctx: ServiceContext, actor: Actor, id: string): Promise<InvoiceRow | undefined> {
@@ -80,12 +111,12 @@ export async function invoiceForPeriod(
   const ended = lastDayServed(subscription);
   if (ended && date > ended.lastDay) return { kind: 'after-end', ...ended };
   const period = periodContaining(
-    subscription.start_date,
+    billingAnchor(subscription),
     subscription.billing_interval,
     subscription.interval_count,
     date,
   );
-  const existing = await invoices.findInvoiceForPeriod(tx.db, subscriptionId, period.start);
+  const existing = await invoices.findInvoiceForPeriod(tx.db, subscriptionId, period);
   if (existing) return { kind: 'existing', invoice: existing };
 
   const plan = subscription.plan_id ? await findPlan(tx.db, subscription.plan_id) : undefined;
@@ -117,20 +148,74 @@ export async function invoiceForPeriod(
  */
 export async function closingUsageInvoice(tx: Tx, subscription: SubscriptionRow, billedUntil: string) {
   if (subscription.usage_invoiced_until !== null && subscription.usage_invoiced_until >= billedUntil) return;
-  const existing = await invoices.findInvoiceForPeriod(tx.db, subscription.id, billedUntil);
-  if (existing) return;
-  const usageLines = await closeUsageBefore(tx, subscription, billedUntil);
-  if (usageLines.length === 0) return;
   const period = periodContaining(
-    subscription.start_date,
+    billingAnchor(subscription),
     subscription.billing_interval,
     subscription.interval_count,
     billedUntil,
   );
+  const existing = await invoices.findInvoiceForPeriod(tx.db, subscription.id, period);
+  if (existing) return;
+  const usageLines = await closeUsageBefore(tx, subscription, billedUntil);
+  if (usageLines.length === 0) return;
   return insertInvoice(tx, subscription, period, usageLines);
 }
 
 type InvoiceCharge = Parameters<typeof invoiceAmounts>[0][number];
+
+/**
+ * Items applied to an invoice become final with it; a credit billed in part keeps the part billed
+ * and leaves the rest pending as an item of its own.
+ */
+async function billItems(tx: Tx, applied: AppliedItems<InvoiceItemRow>, invoiceId: string): Promise<void> {
+  const { carried } = applied;
+  if (carried && carried.amount !== carried.item.amount) {
+    const part = applied.billed.find(({ item }) => item.id === carried.item.id);
+    if (part) await reducePendingItem(tx.db, carried.item.id, part.amount);
+    const [rest] = await insertInvoiceItems(tx.db, [
+      {
+        subscription_id: carried.item.subscription_id,
+        kind: carried.item.kind,
+        description: `${carried.item.description}, carried forward`,
+        amount: carried.amount,
+        period_start: carried.item.period_start,
+        period_end: carried.item.period_end,
+      },
+    ]);
+    emitItem(tx, rest!);
+  }
+  await billInvoiceItems(
+    tx.db,
+    applied.billed.map(({ item }) => item.id),
+    invoiceId,
+  );
+}
+
+/** `invoice_item.created`, for an item pending from now on. */
+export function emitItem(tx: Tx, item: InvoiceItemRow): void {
+  tx.emit({
+    type: 'invoice_item.created',
+    resource_type: 'invoice_item',
+    resource_id: item.id,
+    data: toInvoiceItemResponse(item),
+  });
+}
+
+/**
+ * The items of a change made with proration_behavior always_invoice, and any others pending, on
+ * an invoice of their own for [day, end of the period), issued at once; none when they add up to
+ * a credit or to nothing (they wait for the next invoice then).
+ */
+export async function prorationInvoice(
+  tx: Tx,
+  subscription: SubscriptionRow,
+  period: { start: string; end: string },
+): Promise<InvoiceRow | undefined> {
+  const pending = await pendingInvoiceItems(tx.db, subscription.id);
+  if (pending.reduce((sum, item) => sum + parseSignedAmount(item.amount), 0n) <= 0n) return undefined;
+  const outcome = await insertInvoice(tx, subscription, period, [], 'proration');
+  return outcome.kind === 'created' ? outcome.invoice : undefined;
+}
 
 /**
  * A purchase invoice (a paid grant's) on the subscription, dated today on its time (its test
@@ -184,11 +269,17 @@ export async function purchaseInvoice(
   return issue(tx, draft.id, now);
 }
 
+/**
+ * A subscription's new draft invoice for `period`: the lines given, then every pending invoice
+ * item (billing/proration.ts, applyItems: credits up to the invoice's zero, the rest carried).
+ * On a subscription locked for update, so no other invoice takes the same items.
+ */
 async function insertInvoice(
   tx: Tx,
   subscription: SubscriptionRow,
   period: { start: string; end: string },
   lines: InvoiceCharge[],
+  kind: 'period' | 'proration' = 'period',
 ): Promise<CreateInvoiceOutcome> {
   const user = await findUser(tx.db, subscription.user_id);
   const region = user?.region ?? null;
@@ -196,11 +287,29 @@ async function insertInvoice(
   const rates = region ? await ratesInForce(tx.db, region, period.start) : [];
   // Usage paid from the customer's prepaid credits first: only the rest is billed (and taxed).
   const payment = await payUsageFromWallets(tx, subscription.user_id, lines, subscriptionNow(subscription));
+  const pending = await pendingInvoiceItems(tx.db, subscription.id);
+  const applied = applyItems(
+    payment.lines.reduce((sum, line) => sum + parseSignedAmount(line.amount), 0n),
+    pending,
+  );
+  const itemLines = applied.billed.map(({ item, amount }): InvoiceCharge => ({
+    type: 'proration',
+    description: item.description,
+    amount,
+    quantity: 1,
+    breakdown: [],
+    period_start: item.period_start,
+    period_end: item.period_end,
+    usage: null,
+    credits_applied: null,
+    invoice_item_id: item.id,
+  }));
   const amounts = invoiceAmounts(
-    payment.lines,
+    [...payment.lines, ...itemLines],
     rates.map((r) => ({ id: r.id, code: r.code, name: r.name, percentage: r.percentage, region: r.region })),
   );
   const created = await invoices.insertInvoice(tx.db, {
+    kind,
     subscription_id: subscription.id,
     user_id: subscription.user_id,
     period_start: period.start,
@@ -213,9 +322,10 @@ async function insertInvoice(
   if (!created)
     return {
       kind: 'existing',
-      invoice: (await invoices.findInvoiceForPeriod(tx.db, subscription.id, period.start))!,
+      invoice: (await invoices.findInvoiceForPeriod(tx.db, subscription.id, period))!,
     };
   await payment.finish(created.id);
+  await billItems(tx, applied, created.id);
   tx.emit({
     type: 'invoice.created',
     resource_type: 'invoice',

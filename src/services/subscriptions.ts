@@ -1,9 +1,11 @@
 // Subscriptions, their lifecycle and the features linked to them.
 import { firstPeriodStartFrom, periodContaining } from '../billing/periods.js';
-import { dayOf, subscriptionNow } from '../billing/subscription-time.js';
+import { billingAnchor, dayOf, subscriptionNow } from '../billing/subscription-time.js';
 import type {
   BillingInterval,
   FeatureRow,
+  InvoiceItemRow,
+  InvoiceRow,
   NewSubscription,
   SubscriptionPatch,
   SubscriptionRow,
@@ -18,6 +20,13 @@ import { findTestClock } from '../queries/test-clocks.js';
 import { toFeatureResponse } from '../responses/features.js';
 import { toSubscriptionResponse } from '../responses/subscriptions.js';
 import { priceSubscription } from './plans.js';
+import { pendingInvoiceItems } from '../queries/invoice-items.js';
+import {
+  planProration,
+  performProration,
+  type ProrationBehavior,
+  type ProrationRefusal,
+} from './prorations.js';
 import {
   type Actor,
   defined,
@@ -251,7 +260,9 @@ export interface IllegalTransition {
 }
 
 export type UpdateSubscriptionOutcome =
-  | { kind: 'updated'; subscription: SubscriptionRow }
+  /** With the invoice the change issued, if any (always_invoice, a new schedule). */
+  | { kind: 'updated'; subscription: SubscriptionRow; invoice: InvoiceRow | undefined }
+  | ProrationRefusal
   | { kind: 'missing' }
   | { kind: 'stale'; current: SubscriptionRow }
   | IllegalTransition
@@ -268,6 +279,7 @@ export interface SubscriptionPatchInput {
   end_date?: string | null | undefined;
   payment_method?: string | null | undefined;
   payment_rail?: PaymentRail | null | undefined;
+  proration_behavior?: ProrationBehavior | undefined;
 }
 
 /**
@@ -318,10 +330,14 @@ async function repricing(
  */
 function rescheduledBilling(before: SubscriptionRow, changes: SubscriptionPatch): string | null {
   if (before.billed_until === null) return null;
-  const anchor = changes.start_date ?? before.start_date;
+  const anchor = changes.billing_anchor ?? changes.start_date ?? billingAnchor(before);
   const interval = changes.billing_interval ?? before.billing_interval;
   const count = changes.interval_count ?? before.interval_count;
-  if (anchor === before.start_date && interval === before.billing_interval && count === before.interval_count)
+  if (
+    anchor === billingAnchor(before) &&
+    interval === before.billing_interval &&
+    count === before.interval_count
+  )
     return before.billed_until;
   return firstPeriodStartFrom(anchor, interval, count, before.billed_until);
 }
@@ -344,7 +360,8 @@ export function emitChange(tx: Tx, before: SubscriptionRow, after: SubscriptionR
 
 /**
  * Changes only what differs. A status change must follow the lifecycle (NEXT_STATUSES); becoming
- * `canceled` stamps canceled_at and drops a scheduled cancellation.
+ * `canceled` stamps canceled_at and drops a scheduled cancellation. A price change is prorated as
+ * `proration_behavior` says (services/prorations.ts).
  */
 export async function updateSubscription(
   ctx: ServiceContext,
@@ -354,49 +371,115 @@ export async function updateSubscription(
   ifMatch?: VersionCondition,
 ): Promise<UpdateSubscriptionOutcome> {
   try {
-    return await inTenant(ctx, actor, async (tx): Promise<UpdateSubscriptionOutcome> => {
-      await performDueCancellations(tx);
-      const before = await subscriptions.lockSubscription(tx.db, id);
-      if (!before) return { kind: 'missing' };
-      if (!satisfies(ifMatch, before.version)) return { kind: 'stale', current: before };
-      onClockOf(tx, before);
-      const to = patch.status;
-      if (to !== undefined && to !== before.status && !NEXT_STATUSES[before.status].includes(to)) {
-        return { kind: 'illegal-transition', from: before.status, to, allowed: NEXT_STATUSES[before.status] };
-      }
-      const priced = await repricing(tx, actor, before, patch);
-      if ('kind' in priced) return priced;
-      const collection = defined({ payment_method: patch.payment_method, payment_rail: patch.payment_rail });
-      const errors = collectionErrors(
-        collection.payment_method === undefined ? before.payment_method : collection.payment_method,
-        collection.payment_rail === undefined ? before.payment_rail : collection.payment_rail,
-      );
-      if (errors.length > 0) return { kind: 'invalid', errors };
-      const changes: SubscriptionPatch = {
-        ...defined({ status: to, start_date: patch.start_date, end_date: patch.end_date }),
-        ...collection,
-        ...priced,
-      };
-      const billedUntil = rescheduledBilling(before, changes);
-      if (billedUntil !== before.billed_until) changes.billed_until = billedUntil;
-      // Unchanged when the columns are (the breakdown follows plan, version and quantity).
-      const compared = { ...before, ...changes, price_breakdown: before.price_breakdown };
-      if (Object.keys(previousValues(before, compared)).length === 0) {
-        return { kind: 'updated', subscription: before };
-      }
-      const canceling = to === 'canceled' && before.status !== 'canceled';
-      const after = await subscriptions.updateSubscription(tx.db, id, {
-        ...changes,
-        // On a clock, canceled at the clock's time (in real time the database stamps now()).
-        ...(canceling ? { cancel_at: null, canceled_at: before.clock_time ?? undefined } : {}),
-      });
-      emitChange(tx, before, after);
-      return { kind: 'updated', subscription: after };
-    });
+    return await inTenant(ctx, actor, (tx) => changeSubscription(tx, actor, id, patch, ifMatch));
   } catch (error) {
     if (isCheckViolation(error, END_BEFORE_START)) return { kind: 'end-before-start' };
     throw error;
   }
+}
+
+export type ChangePreviewOutcome =
+  | {
+      kind: 'preview';
+      day: string;
+      subscription: SubscriptionRow;
+      items: InvoiceItemRow[];
+      invoice: InvoiceRow | undefined;
+    }
+  | Exclude<UpdateSubscriptionOutcome, { kind: 'updated' }>;
+
+/** Carries a preview out of the transaction it rolls back. */
+class PreviewRollback extends Error {
+  constructor(readonly preview: ChangePreviewOutcome) {
+    super('preview: rolled back');
+  }
+}
+
+/**
+ * What the same change made by PATCH now would do: made in a transaction that is rolled back,
+ * so it is computed by the very code that makes it. The items are those it would leave pending.
+ */
+export async function previewChange(
+  ctx: ServiceContext,
+  actor: Actor,
+  id: string,
+  patch: SubscriptionPatchInput,
+): Promise<ChangePreviewOutcome> {
+  try {
+    return await inTenant(ctx, actor, async (tx): Promise<ChangePreviewOutcome> => {
+      const before = await subscriptions.findSubscription(tx.db, id);
+      const pendingBefore = new Set(before ? (await pendingInvoiceItems(tx.db, id)).map((i) => i.id) : []);
+      const outcome = await changeSubscription(tx, actor, id, patch);
+      if (outcome.kind !== 'updated') return outcome;
+      const items = (await pendingInvoiceItems(tx.db, id)).filter((item) => !pendingBefore.has(item.id));
+      throw new PreviewRollback({
+        kind: 'preview',
+        day: dayOf(subscriptionNow(outcome.subscription)),
+        subscription: outcome.subscription,
+        items,
+        invoice: outcome.invoice,
+      });
+    });
+  } catch (error) {
+    if (error instanceof PreviewRollback) return error.preview;
+    if (isCheckViolation(error, END_BEFORE_START)) return { kind: 'end-before-start' };
+    throw error;
+  }
+}
+
+async function changeSubscription(
+  tx: Tx,
+  actor: Actor,
+  id: string,
+  patch: SubscriptionPatchInput,
+  ifMatch?: VersionCondition,
+): Promise<UpdateSubscriptionOutcome> {
+  await performDueCancellations(tx);
+  const before = await subscriptions.lockSubscription(tx.db, id);
+  if (!before) return { kind: 'missing' };
+  if (!satisfies(ifMatch, before.version)) return { kind: 'stale', current: before };
+  onClockOf(tx, before);
+  const to = patch.status;
+  if (to !== undefined && to !== before.status && !NEXT_STATUSES[before.status].includes(to)) {
+    return { kind: 'illegal-transition', from: before.status, to, allowed: NEXT_STATUSES[before.status] };
+  }
+  const priced = await repricing(tx, actor, before, patch);
+  if ('kind' in priced) return priced;
+  const collection = defined({ payment_method: patch.payment_method, payment_rail: patch.payment_rail });
+  const errors = collectionErrors(
+    collection.payment_method === undefined ? before.payment_method : collection.payment_method,
+    collection.payment_rail === undefined ? before.payment_rail : collection.payment_rail,
+  );
+  if (errors.length > 0) return { kind: 'invalid', errors };
+  const changes: SubscriptionPatch = {
+    ...defined({ status: to, start_date: patch.start_date, end_date: patch.end_date }),
+    ...collection,
+    ...priced,
+  };
+  // A new start date anchors billing on it again.
+  if (changes.start_date !== undefined && changes.start_date !== before.start_date && before.billing_anchor)
+    changes.billing_anchor = null;
+  const proration = await planProration(tx, before, changes, patch.proration_behavior ?? 'create_prorations');
+  if ('kind' in proration) return proration;
+  Object.assign(changes, proration.set);
+  if (changes.billed_until === undefined) {
+    const billedUntil = rescheduledBilling(before, changes);
+    if (billedUntil !== before.billed_until) changes.billed_until = billedUntil;
+  }
+  // Unchanged when the columns are (the breakdown follows plan, version and quantity).
+  const compared = { ...before, ...changes, price_breakdown: before.price_breakdown };
+  if (Object.keys(previousValues(before, compared)).length === 0) {
+    return { kind: 'updated', subscription: before, invoice: undefined };
+  }
+  const canceling = to === 'canceled' && before.status !== 'canceled';
+  const after = await subscriptions.updateSubscription(tx.db, id, {
+    ...changes,
+    // On a clock, canceled at the clock's time (in real time the database stamps now()).
+    ...(canceling ? { cancel_at: null, canceled_at: before.clock_time ?? undefined } : {}),
+  });
+  emitChange(tx, before, after);
+  const billed = await performProration(tx, actor.tenantId, after, proration.plan);
+  return { kind: 'updated', ...billed };
 }
 
 export interface CancelInput {
@@ -446,7 +529,7 @@ export function cancelSubscription(
     // subscription that has not started.
     const today = dayOf(subscriptionNow(before));
     const { end } = periodContaining(
-      before.start_date,
+      billingAnchor(before),
       before.billing_interval,
       before.interval_count,
       before.start_date > today ? before.start_date : today,

@@ -8,7 +8,7 @@
 // customers' subscriptions are read in share mode first: a renewal closing a period's usage
 // (for update) waits for recordings in flight, and recordings after it see the period closed.
 import { periodContaining } from '../billing/periods.js';
-import { dayOf, lastDayServed, subscriptionNow } from '../billing/subscription-time.js';
+import { billingAnchor, dayOf, lastDayServed, subscriptionNow } from '../billing/subscription-time.js';
 import { formatCents, formatMicros, parseAmount } from '../billing/money.js';
 import {
   formatQuantity,
@@ -245,7 +245,7 @@ async function prepareEvents(
     const key = `${s.id}|${day}`;
     let period = periods.get(key);
     if (!period) {
-      period = periodContaining(s.start_date, s.billing_interval, s.interval_count, day);
+      period = periodContaining(billingAnchor(s), s.billing_interval, s.interval_count, day);
       periods.set(key, period);
     }
     return period;
@@ -611,7 +611,7 @@ export function getSubscriptionUsage(
     } else if (periodStart > today) {
       return { kind: 'no-such-period', message: `${periodStart} is in the future (today is ${today})` };
     }
-    const period = periodContaining(start, interval, count, day);
+    const period = periodContaining(billingAnchor(subscription), interval, count, day);
     if (periodStart !== undefined && period.start !== periodStart) {
       return {
         kind: 'no-such-period',
@@ -644,7 +644,7 @@ export async function closeUsageBefore(
 ): Promise<Charge[]> {
   if (periodStart <= subscription.start_date || !subscription.plan_id) return [];
   const previous = periodContaining(
-    subscription.start_date,
+    billingAnchor(subscription),
     subscription.billing_interval,
     subscription.interval_count,
     dayBefore(periodStart),

@@ -1,0 +1,85 @@
+import type { Db } from '../database/connection.js';
+import type { InvoiceItemKind, InvoiceItemRow } from '../database/schema.js';
+
+const columns = [
+  'id',
+  'subscription_id',
+  'kind',
+  'description',
+  'amount',
+  'period_start',
+  'period_end',
+  'invoice_id',
+  'created_at',
+] as const;
+
+export interface NewInvoiceItem {
+  subscription_id: string;
+  kind: InvoiceItemKind;
+  description: string;
+  amount: string;
+  period_start: string;
+  period_end: string;
+}
+
+export function insertInvoiceItems(db: Db, items: readonly NewInvoiceItem[]): Promise<InvoiceItemRow[]> {
+  if (items.length === 0) return Promise.resolve([]);
+  return db.insertInto('invoice_items').values(items).returning(columns).execute();
+}
+
+/**
+ * A subscription's items waiting for an invoice, oldest first, a change's credit before its
+ * charge (its lock serializes their use).
+ */
+export function pendingInvoiceItems(db: Db, subscriptionId: string): Promise<InvoiceItemRow[]> {
+  return db
+    .selectFrom('invoice_items')
+    .select(columns)
+    .where('subscription_id', '=', subscriptionId)
+    .where('invoice_id', 'is', null)
+    .orderBy('created_at')
+    .orderBy('kind', 'desc')
+    .orderBy('id')
+    .execute();
+}
+
+/** Billed by an invoice: from now on final (a trigger). */
+export async function billInvoiceItems(db: Db, ids: readonly string[], invoiceId: string): Promise<void> {
+  if (ids.length === 0) return;
+  await db
+    .updateTable('invoice_items')
+    .set({ invoice_id: invoiceId })
+    .where('id', 'in', ids)
+    .where('invoice_id', 'is', null)
+    .execute();
+}
+
+/** A pending item's amount, when an invoice applies only part of a credit. */
+export async function reducePendingItem(db: Db, id: string, amount: string): Promise<void> {
+  await db
+    .updateTable('invoice_items')
+    .set({ amount })
+    .where('id', '=', id)
+    .where('invoice_id', 'is', null)
+    .execute();
+}
+
+export interface InvoiceItemFilter {
+  subscriptionId: string;
+  limit: number;
+  after?: string | undefined;
+  pending?: boolean | undefined;
+}
+
+/** Newest first; limit + 1 rows so the caller can tell whether another page follows. */
+export function listInvoiceItems(db: Db, filter: InvoiceItemFilter): Promise<InvoiceItemRow[]> {
+  let query = db
+    .selectFrom('invoice_items')
+    .select(columns)
+    .where('subscription_id', '=', filter.subscriptionId)
+    .orderBy('id', 'desc')
+    .limit(filter.limit + 1);
+  if (filter.after) query = query.where('id', '<', filter.after);
+  if (filter.pending !== undefined) query = query.where('invoice_id', filter.pending ? 'is' : 'is not', null);
+  return query.execute();
+}

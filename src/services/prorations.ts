@@ -1,0 +1,153 @@
+// Mid-period price changes (a PATCH of plan_id, quantity, plan_cost or billing_interval), billed
+// by the day as proration_behavior says (see ProrationBehavior in the contract, and
+// billing/proration.ts for the arithmetic). Planned before the subscription is written (what the
+// change sets besides the price: a new billing anchor), performed after it (the items and the
+// invoices, which read the subscription as changed).
+import { parseSignedAmount } from '../billing/money.js';
+import { type Period, periodContaining } from '../billing/periods.js';
+import { type ProrationItem, prorationItems } from '../billing/proration.js';
+import { billingAnchor, dayOf, lastDayServed, subscriptionNow } from '../billing/subscription-time.js';
+import type { InvoiceRow, SubscriptionPatch, SubscriptionRow } from '../database/schema.js';
+import { insertInvoiceItems } from '../queries/invoice-items.js';
+import { findInvoiceForPeriod } from '../queries/invoices.js';
+import { findPlan } from '../queries/plans.js';
+import * as subscriptions from '../queries/subscriptions.js';
+import { issueAndCollect } from './collection.js';
+import type { Tx } from './context.js';
+import { emitItem, invoiceForPeriod, prorationInvoice } from './invoices.js';
+import { emitChange } from './subscriptions.js';
+
+export type ProrationBehavior = 'create_prorations' | 'always_invoice' | 'none';
+
+/** What a change bills besides changing the subscription. */
+export type ProrationPlan =
+  | { mode: 'nothing' }
+  /** Items for the rest of the period: pending, or invoiced now (always_invoice). */
+  | { mode: 'items'; items: ProrationItem[]; invoiceNow: boolean; period: Period; day: string }
+  /** A new schedule from `day`: the old period's credit, then the new first period invoiced now. */
+  | { mode: 'new-schedule'; items: ProrationItem[]; day: string };
+
+export type ProrationRefusal = { kind: 'interval-change-with-usage' };
+
+const PRORATED: ReadonlySet<SubscriptionRow['status']> = new Set(['active', 'past_due', 'unpaid']);
+
+/** How a price reads on an item: "Pro (pro) × 3 at 30.00 a month". */
+async function priceLabel(
+  tx: Tx,
+  s: Pick<SubscriptionRow, 'plan_id' | 'quantity' | 'plan_cost' | 'billing_interval' | 'interval_count'>,
+): Promise<string> {
+  const every =
+    s.interval_count === 1 ? `a ${s.billing_interval}` : `every ${s.interval_count} ${s.billing_interval}s`;
+  if (!s.plan_id) return `a custom price of ${s.plan_cost} ${every}`;
+  const plan = await findPlan(tx.db, s.plan_id);
+  return `${plan?.name ?? 'plan'} (${plan?.code ?? s.plan_id}) × ${s.quantity} at ${s.plan_cost} ${every}`;
+}
+
+const hasUsageCharges = async (tx: Tx, planId: string | null | undefined) =>
+  planId ? ((await findPlan(tx.db, planId))?.usage_charges.length ?? 0) > 0 : false;
+
+/**
+ * What the change from `before` to `changes` bills, and what it sets besides (returned in
+ * `set`): on a locked subscription, before it is written.
+ */
+export async function planProration(
+  tx: Tx,
+  before: SubscriptionRow,
+  changes: SubscriptionPatch,
+  behavior: ProrationBehavior,
+): Promise<{ plan: ProrationPlan; set: SubscriptionPatch } | ProrationRefusal> {
+  const nothing = { plan: { mode: 'nothing' } as const, set: {} };
+  const after = { ...before, ...changes } as SubscriptionRow;
+  const scheduleChanged =
+    after.billing_interval !== before.billing_interval || after.interval_count !== before.interval_count;
+  const priceChanged = after.plan_cost !== before.plan_cost;
+  if (!scheduleChanged && !priceChanged) return nothing;
+  // Not prorated: a trial (free), a cancellation (nothing is billed after it), a new start date
+  // (billing is rescheduled instead), a subscription not started or already ended.
+  const day = dayOf(subscriptionNow(before));
+  const ended = lastDayServed(before);
+  if (
+    !PRORATED.has(before.status) ||
+    after.status === 'canceled' ||
+    after.start_date !== before.start_date ||
+    day < before.start_date ||
+    (ended && ended.lastDay < day)
+  )
+    return nothing;
+  const period = periodContaining(billingAnchor(before), before.billing_interval, before.interval_count, day);
+  const invoice = await findInvoiceForPeriod(tx.db, before.id, period);
+  const invoiced = invoice !== undefined && invoice.status !== 'void';
+  if (!scheduleChanged) {
+    if (!invoiced || behavior === 'none') return nothing;
+    const items = prorationItems(
+      period,
+      day,
+      { amount: before.plan_cost, label: await priceLabel(tx, before) },
+      { amount: after.plan_cost, label: await priceLabel(tx, after) },
+    );
+    return {
+      plan: { mode: 'items', items, invoiceNow: behavior === 'always_invoice', period, day },
+      set: {},
+    };
+  }
+  if (!invoiced) {
+    // Nothing of this period was billed: the new schedule starts with it, priced anew as a whole.
+    return { plan: { mode: 'nothing' }, set: { billing_anchor: period.start } };
+  }
+  // Usage is counted by the periods of the schedule it was recorded in: a new schedule in the
+  // middle of one would leave the usage since its start unbilled. Refused rather than lost.
+  if ((await hasUsageCharges(tx, before.plan_id)) || (await hasUsageCharges(tx, after.plan_id)))
+    return { kind: 'interval-change-with-usage' };
+  const items =
+    behavior === 'none'
+      ? []
+      : prorationItems(
+          period,
+          day,
+          { amount: before.plan_cost, label: await priceLabel(tx, before) },
+          undefined,
+        );
+  return {
+    plan: { mode: 'new-schedule', items, day },
+    set: { billing_anchor: day, ...(before.billed_until === null ? {} : { billed_until: day }) },
+  };
+}
+
+/**
+ * Bills a planned change on the subscription as changed (`after`, locked): its items, and the
+ * invoice issued now if any (collected like a renewal's). Returns the subscription as it is then.
+ */
+export async function performProration(
+  tx: Tx,
+  tenantId: string,
+  after: SubscriptionRow,
+  plan: ProrationPlan,
+): Promise<{ subscription: SubscriptionRow; invoice: InvoiceRow | undefined }> {
+  if (plan.mode === 'nothing') return { subscription: after, invoice: undefined };
+  const rows = await insertInvoiceItems(
+    tx.db,
+    plan.items.map((item) => ({ subscription_id: after.id, ...item })),
+  );
+  for (const row of rows) emitItem(tx, row);
+  const now = subscriptionNow(after);
+  if (plan.mode === 'items') {
+    const net = plan.items.reduce((sum, item) => sum + parseSignedAmount(item.amount), 0n);
+    const invoice =
+      plan.invoiceNow && net > 0n
+        ? await prorationInvoice(tx, after, { start: plan.day, end: plan.period.end })
+        : undefined;
+    const issued = invoice && (await issueAndCollect(tx, after, invoice, now, tenantId));
+    return { subscription: after, invoice: issued };
+  }
+  // The new schedule's first period, invoiced now with the credit (as its renewal would be).
+  const outcome = await invoiceForPeriod(tx, after.id, plan.day);
+  if (outcome.kind !== 'created' && outcome.kind !== 'existing')
+    throw new Error(`new schedule of ${after.id}: unexpected ${outcome.kind}`);
+  const issued = await issueAndCollect(tx, after, outcome.invoice, now, tenantId);
+  if (after.billed_until === null) return { subscription: after, invoice: issued };
+  const renewed = await subscriptions.updateSubscription(tx.db, after.id, {
+    billed_until: outcome.invoice.period_end,
+  });
+  emitChange(tx, after, renewed, 'subscription.renewed');
+  return { subscription: renewed, invoice: issued };
+}

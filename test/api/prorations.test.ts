@@ -1,0 +1,437 @@
+// Mid-period price changes on test clocks: upgrades, quantity changes and downgrades prorated by
+// the day (create_prorations, always_invoice, none), changes of interval that start a new
+// schedule, and the preview that shows exactly what the change then does, writing nothing.
+import { beforeAll, describe, expect, it } from 'vitest';
+import { simulatedGateway } from '../../src/billing/gateway.js';
+import type { Schemas } from '../../src/contract.js';
+import { performDueWork } from '../../src/services/due-work.js';
+import { type TestTenant, useTestApp } from '../helpers/app.js';
+import { createUser } from '../helpers/factories.js';
+import { expectProblem } from '../helpers/problems.js';
+
+const ctx = useTestApp();
+let t: TestTenant;
+
+type Subscription = Schemas['Subscription'];
+type Invoice = Schemas['Invoice'];
+type Item = Schemas['InvoiceItem'];
+type Preview = Schemas['SubscriptionChangePreview'];
+
+let tag = 0;
+async function plan(
+  name: string,
+  price: Record<string, unknown>,
+  interval: 'month' | 'year' = 'month',
+  extra = {},
+) {
+  const res = await t.api
+    .post('/api/v1/plans')
+    .send({ code: `${name.toLowerCase()}-${++tag}`, name, interval, price, ...extra });
+  expect(res.status, res.text).toBe(201);
+  return res.body as Schemas['Plan'];
+}
+
+beforeAll(async () => {
+  t = await ctx.newTenant();
+  const vat = {
+    code: 'VAT',
+    name: 'German VAT',
+    percentage: '19',
+    region: 'DE',
+    effective_from: '2020-01-01',
+  };
+  expect((await t.api.post('/api/v1/tax-rates').send(vat)).status).toBe(201);
+});
+
+/** A customer in DE (19% VAT) on `planId` from 2026-01-01, on a new clock at `at`. */
+async function subscribed(planId: string, at = '2026-01-01T00:00:00Z', extra: Record<string, unknown> = {}) {
+  const clock = (await t.api.post('/api/v1/test-clocks').send({ name: 'proration', frozen_time: at }))
+    .body as Schemas['TestClock'];
+  const user = await createUser(t, { region: 'DE' });
+  const res = await t.api.post('/api/v1/subscriptions').send({
+    user_id: user.id,
+    status: 'active',
+    plan_id: planId,
+    start_date: '2026-01-01',
+    test_clock_id: clock.id,
+    ...extra,
+  });
+  expect(res.status, res.text).toBe(201);
+  const sub = res.body as Subscription;
+  const work = () =>
+    performDueWork(
+      { db: ctx.appDb, ownerDb: ctx.db, gateway: simulatedGateway, settlementDelayScale: 0 },
+      { tenantId: t.id, clockId: clock.id },
+    );
+  return {
+    sub,
+    work,
+    async advance(to: string) {
+      const advanced = await t.api.post(`/api/v1/test-clocks/${clock.id}/advance`).send({ frozen_time: to });
+      expect(advanced.status, advanced.text).toBe(202);
+      await work();
+    },
+    async get() {
+      return (await t.api.get(`/api/v1/subscriptions/${sub.id}`)).body as Subscription;
+    },
+    async invoices() {
+      const res = await t.api.get('/api/v1/invoices').query({ subscription_id: sub.id, limit: 100 });
+      expect(res.status, res.text).toBe(200);
+      return (res.body as Schemas['InvoiceList']).data.reverse(); // oldest first
+    },
+    async items(pending?: boolean) {
+      const res = await t.api
+        .get(`/api/v1/subscriptions/${sub.id}/invoice-items`)
+        .query(pending === undefined ? {} : { pending });
+      expect(res.status, res.text).toBe(200);
+      return (res.body as Schemas['InvoiceItemList']).data.reverse();
+    },
+    async preview(change: Record<string, unknown>) {
+      const res = await t.api.post(`/api/v1/subscriptions/${sub.id}/preview-change`).send(change);
+      expect(res.status, res.text).toBe(200);
+      return res.body as Preview;
+    },
+    async change(change: Record<string, unknown>) {
+      const res = await t.api.patch(`/api/v1/subscriptions/${sub.id}`).send(change);
+      expect(res.status, res.text).toBe(200);
+      return res.body as Subscription;
+    },
+  };
+}
+
+/** An item or line as the preview shows it, without what only the real one has. */
+const itemShape = (i: Item | Schemas['InvoiceItemPreview']) => ({
+  kind: i.kind,
+  description: i.description,
+  amount: i.amount,
+  period_start: i.period_start,
+  period_end: i.period_end,
+});
+const invoiceShape = (i: Invoice | Schemas['InvoicePreview']) => ({
+  kind: i.kind,
+  period_start: i.period_start,
+  period_end: i.period_end,
+  invoice_date: i.invoice_date,
+  lines: i.lines.map(({ invoice_item_id: _, ...line }) => line),
+  subtotal: i.subtotal,
+  taxes: i.taxes,
+  tax_total: i.tax_total,
+  total: i.total,
+});
+
+describe('a plan change in a period already invoiced (create_prorations, the default)', () => {
+  it('previews, then leaves exactly those items for the next invoice, which bills them', async () => {
+    const basic = await plan('Basic', { model: 'flat', amount: '30.00' });
+    const pro = await plan('Pro', { model: 'flat', amount: '60.00' });
+    const s = await subscribed(basic.id);
+    await s.advance('2026-01-11T12:00:00Z'); // January is invoiced by its renewal
+    const [january] = await s.invoices();
+    expect(january).toMatchObject({ period_start: '2026-01-01', subtotal: '30.00', total: '35.70' });
+    const before = await s.get();
+    const eventsBefore = (await t.api.get('/api/v1/events').query({ limit: 100 }))
+      .body as Schemas['EventList'];
+
+    const preview = await s.preview({ plan_id: pro.id });
+    expect(preview).toMatchObject({
+      proration_date: '2026-01-11',
+      proration_behavior: 'create_prorations',
+      invoice: null,
+      subscription: { plan_id: pro.id, plan_cost: '60.00', version: before.version + 1 },
+    });
+    // 21 of January's 31 days remain: 30.00 × 21/31 = 20.3225… and 60.00 × 21/31 = 40.6451…
+    expect(preview.items).toEqual([
+      {
+        kind: 'proration_credit',
+        description: `Unused time on Basic (${basic.code}) × 1 at 30.00 a month from 2026-01-11 to 2026-02-01 (21 of 31 days)`,
+        amount: '-20.32',
+        period_start: '2026-01-11',
+        period_end: '2026-02-01',
+      },
+      {
+        kind: 'proration_charge',
+        description: `Remaining time on Pro (${pro.code}) × 1 at 60.00 a month from 2026-01-11 to 2026-02-01 (21 of 31 days)`,
+        amount: '40.65',
+        period_start: '2026-01-11',
+        period_end: '2026-02-01',
+      },
+    ]);
+    // The preview wrote nothing: no change, no item, no invoice, no event.
+    expect(await s.get()).toEqual(before);
+    expect(await s.items()).toEqual([]);
+    expect(await s.invoices()).toHaveLength(1);
+    const eventsAfter = (await t.api.get('/api/v1/events').query({ limit: 100 }))
+      .body as Schemas['EventList'];
+    expect(eventsAfter.data[0]!.id).toBe(eventsBefore.data[0]!.id);
+
+    const changed = await s.change({ plan_id: pro.id });
+    expect(changed).toMatchObject({ plan_id: pro.id, plan_cost: '60.00', billed_until: '2026-02-01' });
+    const pending = await s.items(true);
+    const byAmount = (a: { amount: string }, b: { amount: string }) => Number(a.amount) - Number(b.amount);
+    expect(pending.map(itemShape).sort(byAmount)).toEqual(preview.items);
+    expect(pending.every((i) => i.invoice_id === null && i.subscription_id === s.sub.id)).toBe(true);
+    const created = (await t.api.get('/api/v1/events').query({ type: 'invoice_item.created' }))
+      .body as Schemas['EventList'];
+    expect(created.data.map((e) => e.resource_id).sort()).toEqual(
+      expect.arrayContaining(pending.map((i) => i.id).sort()),
+    );
+
+    await s.advance('2026-02-01T00:00:00Z');
+    const february = (await s.invoices())[1]!;
+    expect(february).toMatchObject({ kind: 'period', period_start: '2026-02-01', status: 'open' });
+    expect(february.lines.map((l) => [l.type, l.amount, l.period_start, l.period_end])).toEqual([
+      ['subscription', '60.00', '2026-02-01', '2026-03-01'],
+      ['proration', '-20.32', '2026-01-11', '2026-02-01'],
+      ['proration', '40.65', '2026-01-11', '2026-02-01'],
+    ]);
+    // 80.33 taxed: 19% is 15.2627, 15.26.
+    expect(february).toMatchObject({ subtotal: '80.33', tax_total: '15.26', total: '95.59' });
+    expect(await s.items(true)).toEqual([]);
+    const billed = await s.items(false);
+    expect(billed.map((i) => i.invoice_id)).toEqual([february.id, february.id]);
+    expect(billed.map(itemShape).sort(byAmount)).toEqual(preview.items);
+    expect(
+      february.lines
+        .slice(1)
+        .map((l) => l.invoice_item_id)
+        .sort(),
+    ).toEqual(billed.map((i) => i.id).sort());
+  });
+});
+
+describe('always_invoice', () => {
+  it('invoices a quantity change at once, as previewed, and collects it', async () => {
+    const seats = await plan('Seats', { model: 'per_unit', amount: '10.00' });
+    const s = await subscribed(seats.id, '2026-01-01T00:00:00Z', {
+      quantity: 2,
+      payment_method: 'pm_card_visa',
+      payment_rail: 'card',
+    });
+    await s.advance('2026-01-11T08:00:00Z');
+    expect((await s.invoices())[0]).toMatchObject({ status: 'paid', total: '23.80' });
+
+    const preview = await s.preview({ quantity: 5, proration_behavior: 'always_invoice' });
+    // 20.00 × 21/31 = 13.548…; 50.00 × 21/31 = 33.870…
+    expect(preview.items).toEqual([]);
+    expect(preview.invoice).toMatchObject({
+      kind: 'proration',
+      period_start: '2026-01-11',
+      period_end: '2026-02-01',
+      invoice_date: '2026-01-11',
+      subtotal: '20.32',
+      tax_total: '3.86',
+      total: '24.18',
+    });
+    expect(preview.invoice!.lines.map((l) => [l.type, l.amount])).toEqual([
+      ['proration', '-13.55'],
+      ['proration', '33.87'],
+    ]);
+    expect(preview.invoice!.lines.every((l) => l.invoice_item_id === undefined)).toBe(true);
+
+    const changed = await s.change({ quantity: 5, proration_behavior: 'always_invoice' });
+    expect(changed).toMatchObject({ quantity: 5, plan_cost: '50.00' });
+    const [, proration] = await s.invoices();
+    expect(invoiceShape(proration!)).toEqual(invoiceShape(preview.invoice!));
+    expect(proration).toMatchObject({ status: 'open', number: expect.any(Number) });
+    expect(await s.items(true)).toEqual([]);
+    await s.work(); // the card payment settles
+    expect((await s.invoices())[1]).toMatchObject({ id: proration!.id, status: 'paid' });
+    // February bills the new quantity only: the change was invoiced already.
+    await s.advance('2026-02-01T00:00:00Z');
+    expect((await s.invoices())[2]!.lines.map((l) => [l.type, l.amount])).toEqual([
+      ['subscription', '50.00'],
+    ]);
+  });
+
+  it('leaves a change that adds up to a credit for the next invoice: an invoice is never negative', async () => {
+    const seats = await plan('Seats', { model: 'per_unit', amount: '10.00' });
+    const s = await subscribed(seats.id, '2026-01-01T00:00:00Z', { quantity: 4 });
+    await s.advance('2026-01-17T00:00:00Z'); // 15 of 31 days left
+    const preview = await s.preview({ quantity: 1, proration_behavior: 'always_invoice' });
+    expect(preview.invoice).toBeNull();
+    expect(preview.items.map((i) => i.amount)).toEqual(['-19.35', '4.84']); // 40 × 15/31, 10 × 15/31
+    await s.change({ quantity: 1, proration_behavior: 'always_invoice' });
+    expect(await s.invoices()).toHaveLength(1);
+    expect((await s.items(true)).map((i) => i.amount).sort()).toEqual(['-19.35', '4.84']);
+  });
+});
+
+describe('none, downgrades and credits larger than an invoice', () => {
+  it('bills nothing for the rest of the period with none', async () => {
+    const basic = await plan('Basic', { model: 'flat', amount: '30.00' });
+    const pro = await plan('Pro', { model: 'flat', amount: '60.00' });
+    const s = await subscribed(pro.id);
+    await s.advance('2026-01-20T00:00:00Z');
+    const preview = await s.preview({ plan_id: basic.id, proration_behavior: 'none' });
+    expect(preview).toMatchObject({ items: [], invoice: null, subscription: { plan_cost: '30.00' } });
+    await s.change({ plan_id: basic.id, proration_behavior: 'none' });
+    expect(await s.items()).toEqual([]);
+    await s.advance('2026-02-01T00:00:00Z');
+    expect((await s.invoices())[1]!.lines.map((l) => l.amount)).toEqual(['30.00']);
+  });
+
+  it('applies a credit up to zero and carries the rest to the next invoices', async () => {
+    const big = await plan('Big', { model: 'flat', amount: '100.00' });
+    const small = await plan('Small', { model: 'flat', amount: '1.00' });
+    const s = await subscribed(big.id);
+    await s.advance('2026-01-02T00:00:00Z'); // 30 of 31 days left
+    await s.change({ plan_id: small.id });
+    expect((await s.items(true)).map((i) => i.amount).sort()).toEqual(['-96.77', '0.97']);
+
+    await s.advance('2026-02-01T00:00:00Z');
+    const february = (await s.invoices())[1]!;
+    expect(february.lines.map((l) => [l.type, l.amount])).toEqual([
+      ['subscription', '1.00'],
+      ['proration', '-1.97'],
+      ['proration', '0.97'],
+    ]);
+    // Nothing to pay: a zero invoice is paid when issued.
+    expect(february).toMatchObject({ subtotal: '0.00', total: '0.00', status: 'paid' });
+    const [carried] = await s.items(true);
+    expect(carried).toMatchObject({
+      kind: 'proration_credit',
+      amount: '-94.80',
+      description: expect.stringMatching(/, carried forward$/),
+    });
+    // The billed part of the credit stays as billed; nothing is lost.
+    const billed = await s.items(false);
+    expect(billed.map((i) => i.amount).sort()).toEqual(['-1.97', '0.97']);
+
+    await s.advance('2026-03-01T00:00:00Z');
+    const march = (await s.invoices())[2]!;
+    expect(march.lines.map((l) => l.amount)).toEqual(['1.00', '-1.00']);
+    expect((await s.items(true)).map((i) => i.amount)).toEqual(['-93.80']);
+  });
+});
+
+describe('a change of interval', () => {
+  it('starts a new schedule on the day of the change and invoices its first period with the credit', async () => {
+    const monthly = await plan('Monthly', { model: 'flat', amount: '10.00' });
+    const yearly = await plan('Yearly', { model: 'flat', amount: '100.00' }, 'year');
+    const s = await subscribed(monthly.id);
+    await s.advance('2026-01-11T00:00:00Z');
+    const preview = await s.preview({ plan_id: yearly.id });
+    expect(preview.items).toEqual([]); // the credit is on the invoice
+    expect(preview.invoice).toMatchObject({
+      kind: 'period',
+      period_start: '2026-01-11',
+      period_end: '2027-01-11',
+      subtotal: '93.23', // 100.00 − 10.00 × 21/31 (6.774…)
+      tax_total: '17.71',
+      total: '110.94',
+    });
+    expect(preview.subscription).toMatchObject({
+      billing_interval: 'year',
+      billing_anchor: '2026-01-11',
+      current_period_start: '2026-01-11',
+      current_period_end: '2027-01-11',
+      billed_until: '2027-01-11',
+    });
+
+    const changed = await s.change({ plan_id: yearly.id });
+    const { version: _v, updated_at: _u, ...expected } = preview.subscription;
+    expect(changed).toMatchObject(expected);
+    const invoices = await s.invoices();
+    expect(invoices.map((i) => [i.period_start, i.period_end, i.total])).toEqual([
+      ['2026-01-01', '2026-02-01', '11.90'],
+      ['2026-01-11', '2027-01-11', '110.94'],
+    ]);
+    expect(invoiceShape(invoices[1]!)).toEqual(invoiceShape(preview.invoice!));
+    expect(invoices[1]!.lines.map((l) => [l.type, l.amount])).toEqual([
+      ['subscription', '100.00'],
+      ['proration', '-6.77'],
+    ]);
+
+    // Nothing is billed until the new schedule's next period, a year on.
+    await s.advance('2026-12-31T00:00:00Z');
+    expect(await s.invoices()).toHaveLength(2);
+    await s.advance('2027-01-11T00:00:00Z');
+    const next = (await s.invoices())[2]!;
+    expect(next).toMatchObject({ period_start: '2027-01-11', period_end: '2028-01-11', subtotal: '100.00' });
+  });
+
+  it('anchors on the current period when it was not invoiced yet, crediting nothing', async () => {
+    const monthly = await plan('Monthly', { model: 'flat', amount: '10.00' });
+    const yearly = await plan('Yearly', { model: 'flat', amount: '100.00' }, 'year');
+    const s = await subscribed(monthly.id, '2026-01-05T00:00:00Z'); // not renewed yet: no work done
+    const changed = await s.change({ plan_id: yearly.id });
+    expect(changed).toMatchObject({ billing_anchor: '2026-01-01', billed_until: '2026-01-01' });
+    expect(await s.items()).toEqual([]);
+    await s.work();
+    expect((await s.invoices()).map((i) => [i.period_start, i.period_end, i.subtotal])).toEqual([
+      ['2026-01-01', '2027-01-01', '100.00'],
+    ]);
+  });
+
+  it('is refused mid-period for a plan that charges usage, writing nothing', async () => {
+    const metric = await t.api
+      .post('/api/v1/billable-metrics')
+      .send({ code: `calls-${++tag}`, name: 'Calls', aggregation: 'count' });
+    expect(metric.status, metric.text).toBe(201);
+    const metered = await plan('Metered', { model: 'flat', amount: '10.00' }, 'month', {
+      usage_charges: [
+        { metric: (metric.body as Schemas['BillableMetric']).code, model: 'per_unit', amount: '0.01' },
+      ],
+    });
+    const yearly = await plan('Yearly', { model: 'flat', amount: '100.00' }, 'year');
+    const s = await subscribed(metered.id);
+    await s.advance('2026-01-11T00:00:00Z');
+    const before = await s.get();
+    for (const send of [
+      t.api.post(`/api/v1/subscriptions/${s.sub.id}/preview-change`).send({ plan_id: yearly.id }),
+      t.api.patch(`/api/v1/subscriptions/${s.sub.id}`).send({ plan_id: yearly.id }),
+    ]) {
+      const problem = expectProblem(await send, 422, 'unprocessable');
+      expect(problem.errors?.[0]?.field).toBe('/plan_id');
+    }
+    expect(await s.get()).toEqual(before);
+  });
+});
+
+describe('changes that are not prorated', () => {
+  it('prices a period not invoiced yet anew as a whole', async () => {
+    const basic = await plan('Basic', { model: 'flat', amount: '30.00' });
+    const pro = await plan('Pro', { model: 'flat', amount: '60.00' });
+    const s = await subscribed(basic.id, '2026-01-10T00:00:00Z');
+    const preview = await s.preview({ plan_id: pro.id });
+    expect(preview).toMatchObject({ items: [], invoice: null });
+    await s.change({ plan_id: pro.id });
+    await s.work();
+    expect((await s.invoices()).map((i) => i.subtotal)).toEqual(['60.00']);
+  });
+
+  it('never prorates a trial', async () => {
+    const basic = await plan('Basic', { model: 'flat', amount: '30.00' });
+    const pro = await plan('Pro', { model: 'flat', amount: '60.00' });
+    const s = await subscribed(basic.id, '2026-01-01T00:00:00Z', { status: 'trialing' });
+    await s.advance('2026-01-15T00:00:00Z');
+    await s.change({ plan_id: pro.id });
+    expect(await s.items()).toEqual([]);
+    expect(await s.invoices()).toEqual([]);
+  });
+
+  it('answers 404 for an unknown subscription and 422 for an unknown plan', async () => {
+    const missing = '01900000-0000-7000-8000-0000000000ff';
+    expectProblem(
+      await t.api.post(`/api/v1/subscriptions/${missing}/preview-change`).send({ quantity: 2 }),
+      404,
+      'not-found',
+    );
+    expectProblem(await t.api.get(`/api/v1/subscriptions/${missing}/invoice-items`), 404, 'not-found');
+    const basic = await plan('Basic', { model: 'flat', amount: '30.00' });
+    const s = await subscribed(basic.id);
+    expectProblem(
+      await t.api.post(`/api/v1/subscriptions/${s.sub.id}/preview-change`).send({ plan_id: missing }),
+      422,
+      'unprocessable',
+    );
+    expectProblem(
+      await t.api.post(`/api/v1/subscriptions/${s.sub.id}/preview-change`).send({}),
+      400,
+      'validation-error',
+    );
+  });
+});
+
+it('logged no unexpected error in this file', () => {
+  expect(ctx.unexpectedErrors).toEqual([]);
+});
