@@ -278,6 +278,7 @@ export interface Subscriptions {
   plan_version_id: string | null;
   price_breakdown: Json | null;
   quantity: Generated<number>;
+  scheduled_change: Json | null;
   start_date: string;
   status: string;
   tenant_id: Generated<string>;

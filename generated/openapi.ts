@@ -242,6 +242,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/subscriptions/{subscriptionId}/scheduled-change": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @example 0193a6a2-9e11-7f00-a000-00000000beef */
+                subscriptionId: components["parameters"]["SubscriptionId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Schedule a price change for the end of the current period
+         * @description Typical for a downgrade: the customer keeps what they paid for until the period ends, and
+         *     the next period is invoiced at the new price. Replaces a change scheduled before. The
+         *     subscription shows it as `scheduled_change` until the worker makes it at that renewal (on
+         *     its test clock's time, on a clock), with a `subscription.scheduled_change_applied` event.
+         *     Refused (409) for a canceled subscription, one whose cancellation is scheduled, or one
+         *     without renewals (`billed_until` null); validated as `PATCH` validates a price change (403,
+         *     422). Scheduling is a `subscription.change_scheduled` event.
+         */
+        post: operations["scheduleSubscriptionChange"];
+        /**
+         * Cancel the scheduled change
+         * @description Drops the change waiting for the period's end (a `subscription.scheduled_change_canceled`
+         *     event); 404 when none is scheduled.
+         */
+        delete: operations["cancelScheduledChange"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/subscriptions/{subscriptionId}/invoice-items": {
         parameters: {
             query?: never;
@@ -1743,6 +1777,8 @@ export interface components {
              *     first day not billed yet (a later start date is itself that day), so no day is billed twice.
              */
             readonly billed_until: string | null;
+            /** @description A price change waiting for the end of the current period (`POST .../scheduled-change`); null for none. */
+            scheduled_change: null | components["schemas"]["ScheduledChange"];
             /**
              * Format: uuid
              * @description The test clock it runs on (renewals, payments and dunning follow it); null for real time.
@@ -1849,6 +1885,31 @@ export interface components {
          * @enum {string}
          */
         ProrationBehavior: "create_prorations" | "always_invoice" | "none";
+        /**
+         * @description A change of price made by the worker when the period ending on `effective_date` has ended:
+         *     at that renewal, before its invoice, so the new period is invoiced at the new price (nothing
+         *     to prorate). The fields are those sent (null when not sent); a plan is priced at its version
+         *     current on that day. If the change cannot be made then (its plan was deleted), it is dropped
+         *     with a `subscription.scheduled_change_canceled` event.
+         */
+        ScheduledChange: {
+            /** Format: uuid */
+            plan_id: string | null;
+            quantity: number | null;
+            plan_cost: null | components["schemas"]["Money"];
+            billing_interval: null | components["schemas"]["BillingInterval"];
+            /** @description The end of the period it was scheduled in, the first day of the new price (and, for a new interval, the new `billing_anchor`). */
+            effective_date: components["schemas"]["Date"];
+            scheduled_at: components["schemas"]["Timestamp"];
+        };
+        /** @description The price fields of `SubscriptionUpdate`, with the same rules (and roles). */
+        ScheduledChangeCreate: {
+            /** Format: uuid */
+            plan_id?: string;
+            quantity?: components["schemas"]["Quantity"];
+            plan_cost?: components["schemas"]["Money"];
+            billing_interval?: components["schemas"]["BillingInterval"];
+        };
         /** @description The price fields of `SubscriptionUpdate`, with the same rules. */
         SubscriptionChange: {
             /** Format: uuid */
@@ -1883,7 +1944,8 @@ export interface components {
              *     `subscription_feature.linked|unlinked`, `api_key.created|revoked`, `tenant.created`,
              *     `invoice.created|finalized|voided|paid|payment_failed|uncollectible`,
              *     `payment.created|processing|succeeded|failed`,
-             *     `subscription.renewed|past_due|unpaid|recovered`, `invoice_item.created` (a proration
+             *     `subscription.renewed|past_due|unpaid|recovered`,
+             *     `subscription.change_scheduled|scheduled_change_applied|scheduled_change_canceled`, `invoice_item.created` (a proration
              *     of a mid-period change, waiting for the subscription's next invoice; its resource_type
              *     `invoice_item`),
              *     `test_clock.created|advancing|advanced`, `billing_settings.updated`,
@@ -2854,7 +2916,7 @@ export interface components {
          * @description An event type (see `Event.type`), or `*` for every type, present and future.
          * @enum {string}
          */
-        WebhookEventType: "*" | "api_key.created" | "api_key.revoked" | "billable_metric.created" | "billable_metric.updated" | "billable_metric.deleted" | "billing_settings.updated" | "feature.created" | "feature.updated" | "feature.deleted" | "invoice.created" | "invoice.finalized" | "invoice.voided" | "invoice.paid" | "invoice.payment_failed" | "invoice.uncollectible" | "invoice_item.created" | "payment.created" | "payment.processing" | "payment.succeeded" | "payment.failed" | "plan.created" | "plan.updated" | "plan.archived" | "plan.deleted" | "subscription.created" | "subscription.updated" | "subscription.canceled" | "subscription.cancellation_scheduled" | "subscription.deleted" | "subscription.renewed" | "subscription.past_due" | "subscription.unpaid" | "subscription.recovered" | "subscription_feature.linked" | "subscription_feature.unlinked" | "tax_rate.created" | "tax_rate.superseded" | "test_clock.created" | "test_clock.advancing" | "test_clock.advanced" | "user.created" | "user.updated" | "user.deleted" | "webhook_endpoint.created" | "webhook_endpoint.updated" | "webhook_endpoint.disabled" | "webhook_endpoint.secret_rotated" | "webhook_endpoint.deleted" | "wallet.created" | "wallet.updated" | "wallet.balance_low" | "wallet.depleted" | "wallet.grant_expired";
+        WebhookEventType: "*" | "api_key.created" | "api_key.revoked" | "billable_metric.created" | "billable_metric.updated" | "billable_metric.deleted" | "billing_settings.updated" | "feature.created" | "feature.updated" | "feature.deleted" | "invoice.created" | "invoice.finalized" | "invoice.voided" | "invoice.paid" | "invoice.payment_failed" | "invoice.uncollectible" | "invoice_item.created" | "payment.created" | "payment.processing" | "payment.succeeded" | "payment.failed" | "plan.created" | "plan.updated" | "plan.archived" | "plan.deleted" | "subscription.created" | "subscription.updated" | "subscription.canceled" | "subscription.cancellation_scheduled" | "subscription.change_scheduled" | "subscription.scheduled_change_applied" | "subscription.scheduled_change_canceled" | "subscription.deleted" | "subscription.renewed" | "subscription.past_due" | "subscription.unpaid" | "subscription.recovered" | "subscription_feature.linked" | "subscription_feature.unlinked" | "tax_rate.created" | "tax_rate.superseded" | "test_clock.created" | "test_clock.advancing" | "test_clock.advanced" | "user.created" | "user.updated" | "user.deleted" | "webhook_endpoint.created" | "webhook_endpoint.updated" | "webhook_endpoint.disabled" | "webhook_endpoint.secret_rotated" | "webhook_endpoint.deleted" | "wallet.created" | "wallet.updated" | "wallet.balance_low" | "wallet.depleted" | "wallet.grant_expired";
         /** @enum {string} */
         WebhookEndpointStatus: "enabled" | "disabled";
         /**
@@ -4186,6 +4248,7 @@ export interface operations {
                      *           "current_period_end": "2026-12-01",
                      *           "billing_anchor": "2026-11-01",
                      *           "billed_until": "2026-12-01",
+                     *           "scheduled_change": null,
                      *           "test_clock_id": null,
                      *           "payment_method": "pm_card_visa",
                      *           "payment_rail": "card",
@@ -4265,6 +4328,7 @@ export interface operations {
                      *       "current_period_end": "2026-12-01",
                      *       "billing_anchor": "2026-11-01",
                      *       "billed_until": "2026-12-01",
+                     *       "scheduled_change": null,
                      *       "test_clock_id": null,
                      *       "payment_method": "pm_card_visa",
                      *       "payment_rail": "card",
@@ -4336,6 +4400,7 @@ export interface operations {
                      *       "current_period_end": "2026-12-01",
                      *       "billing_anchor": "2026-11-01",
                      *       "billed_until": "2026-12-01",
+                     *       "scheduled_change": null,
                      *       "test_clock_id": null,
                      *       "payment_method": "pm_card_visa",
                      *       "payment_rail": "card",
@@ -4472,6 +4537,7 @@ export interface operations {
                      *       "current_period_end": "2026-12-01",
                      *       "billing_anchor": "2026-11-01",
                      *       "billed_until": "2026-12-01",
+                     *       "scheduled_change": null,
                      *       "test_clock_id": null,
                      *       "payment_method": "pm_card_visa",
                      *       "payment_rail": "card",
@@ -4559,6 +4625,7 @@ export interface operations {
                      *       "current_period_end": "2026-12-01",
                      *       "billing_anchor": "2026-11-01",
                      *       "billed_until": "2026-12-01",
+                     *       "scheduled_change": null,
                      *       "test_clock_id": null,
                      *       "payment_method": "pm_card_visa",
                      *       "payment_rail": "card",
@@ -4622,6 +4689,107 @@ export interface operations {
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["Unprocessable"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    scheduleSubscriptionChange: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Makes the request safe to retry: it runs at most once for this key (see the description
+                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+                /**
+                 * @description Change only if the resource's current ETag is one of these (or `*`, any existing version); else 412.
+                 * @example "3"
+                 */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
+            path: {
+                /** @example 0193a6a2-9e11-7f00-a000-00000000beef */
+                subscriptionId: components["parameters"]["SubscriptionId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "plan_id": "0193a6a2-5000-7000-8000-000000000001"
+                 *     }
+                 */
+                "application/json": components["schemas"]["ScheduledChangeCreate"];
+            };
+        };
+        responses: {
+            /** @description The subscription with its scheduled change. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Subscription"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            412: components["responses"]["PreconditionFailed"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["Unprocessable"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    cancelScheduledChange: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Makes the request safe to retry: it runs at most once for this key (see the description
+                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+                /**
+                 * @description Change only if the resource's current ETag is one of these (or `*`, any existing version); else 412.
+                 * @example "3"
+                 */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
+            path: {
+                /** @example 0193a6a2-9e11-7f00-a000-00000000beef */
+                subscriptionId: components["parameters"]["SubscriptionId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The subscription, without a scheduled change. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Subscription"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            412: components["responses"]["PreconditionFailed"];
             429: components["responses"]["TooManyRequests"];
             503: components["responses"]["ServiceUnavailable"];
         };

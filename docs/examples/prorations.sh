@@ -64,3 +64,11 @@ echo "== February 1: February's invoice bills Pro and the proration"
 advance 2026-02-01T09:00:00Z
 api -G "$API/invoices" --data-urlencode "subscription_id=$sub_id" --data-urlencode period=2026-02-01 |
   jq '.data[0] | {period_start, lines: [.lines[] | {type, amount, period_start, period_end}], subtotal, total}'
+
+echo '== A downgrade back to Basic, scheduled for the end of the period: nothing to prorate'
+api -X POST "$API/subscriptions/$sub_id/scheduled-change" -d "{\"plan_id\": \"$basic\"}" |
+  jq -c '{plan_cost, scheduled_change: (.scheduled_change | {plan_id: (.plan_id != null), effective_date})}'
+advance 2026-03-01T09:00:00Z
+api "$API/subscriptions/$sub_id" | jq -c '{plan_cost, scheduled_change}'
+api -G "$API/invoices" --data-urlencode "subscription_id=$sub_id" --data-urlencode period=2026-03-01 |
+  jq -c '.data[0] | {period_start, lines: [.lines[] | {type, amount}], total}'

@@ -13,6 +13,15 @@ export type BillingInterval = 'month' | 'year';
 export type ApiKeyRole = 'viewer' | 'editor' | 'analyst' | 'admin';
 export type PriceModel = 'flat' | 'per_unit' | 'tiered' | 'volume';
 export type InvoiceStatus = 'draft' | 'open' | 'paid' | 'void' | 'uncollectible';
+/** A price change waiting for the end of the period (subscriptions.scheduled_change). */
+export type ScheduledChange = {
+  plan_id: string | null;
+  quantity: number | null;
+  plan_cost: string | null;
+  billing_interval: BillingInterval | null;
+  effective_date: string;
+  scheduled_at: string;
+};
 export type InvoiceKind = 'period' | 'purchase' | 'proration';
 export type InvoiceItemKind = 'proration_credit' | 'proration_charge';
 export type PaymentRail = 'card' | 'ach_standard' | 'ach_same_day' | 'wire' | 'instant';
@@ -64,6 +73,7 @@ export type SubscriptionsTable = Override<
     cancel_at: Date | null;
     payment_rail: PaymentRail | null;
     price_breakdown: ColumnType<G.JsonValue | null, string | null, string | null>;
+    scheduled_change: ColumnType<ScheduledChange | null, string | null, string | null>;
     created_at: Timestamp;
     updated_at: UpdatedAt;
     version: Version;

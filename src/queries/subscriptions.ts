@@ -28,6 +28,7 @@ const tableColumns = [
   'price_breakdown',
   'billed_until',
   'billing_anchor',
+  'scheduled_change',
   'usage_invoiced_until',
   'test_clock_id',
   'payment_method',

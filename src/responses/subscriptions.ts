@@ -53,6 +53,7 @@ export function toSubscriptionResponse(
     current_period_end: period.end,
     billing_anchor: billingAnchor(row),
     billed_until: row.billed_until,
+    scheduled_change: row.scheduled_change,
     test_clock_id: row.test_clock_id,
     payment_method: row.payment_method,
     payment_rail: row.payment_rail,

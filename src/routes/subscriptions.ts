@@ -11,6 +11,11 @@ import { toInvoiceItemResponse, toInvoiceResponse } from '../responses/invoices.
 import { toSubscriptionResponse } from '../responses/subscriptions.js';
 import type { ServiceContext } from '../services/context.js';
 import type { ProrationRefusal } from '../services/prorations.js';
+import {
+  cancelScheduledChange,
+  type ScheduleOutcome,
+  scheduleChange,
+} from '../services/scheduled-changes.js';
 import * as invoices from '../services/invoices.js';
 import * as subscriptions from '../services/subscriptions.js';
 import { listEventsPage } from './events.js';
@@ -216,6 +221,60 @@ export function subscriptionsRouter(ctx: ServiceContext): Router {
           }))(toInvoiceResponse(invoice))
         : null,
     } satisfies Schemas['SubscriptionChangePreview']);
+  });
+
+  /** Scheduling and canceling a change answer the same way. */
+  const scheduledChangeReply = (o: ScheduleOutcome) =>
+    o.kind === 'scheduled' || o.kind === 'canceled'
+      ? ok(toSubscriptionResponse(o.subscription), withEtag(o.subscription))
+      : undefined;
+  const scheduledChangeProblem = (
+    id: string,
+    outcome: Exclude<ScheduleOutcome, { kind: 'scheduled' | 'canceled' }>,
+  ) => {
+    if (outcome.kind === 'missing') return noSuchSubscription(id);
+    if (outcome.kind === 'stale') return stale(outcome.current);
+    if (outcome.kind === 'not-scheduled') return notFound(`Subscription ${id} has no scheduled change.`);
+    if (outcome.kind === 'not-renewing') {
+      const why = {
+        canceled: 'it is canceled',
+        cancel_at: 'its cancellation is scheduled (cancel it with at=now and subscribe anew instead)',
+        'no-renewals': 'it is not renewed automatically (billed_until is null)',
+      }[outcome.why];
+      return conflict(`A change cannot be scheduled for the end of the period: ${why}.`);
+    }
+    return pricingProblem(outcome);
+  };
+
+  router.post('/:subscriptionId/scheduled-change', async (req, res) => {
+    const body = req.body as RequestBody<'scheduleSubscriptionChange'>;
+    const outcome = await scheduleChange(
+      ctx,
+      idempotent(req, actorOf(req), scheduledChangeReply),
+      req.params.subscriptionId,
+      {
+        plan_id: body.plan_id,
+        quantity: body.quantity,
+        plan_cost: body.plan_cost,
+        billing_interval: body.billing_interval,
+      },
+      ifMatch(req),
+    );
+    if (outcome.kind !== 'scheduled')
+      throw scheduledChangeProblem(req.params.subscriptionId, outcome as never);
+    send(res, scheduledChangeReply(outcome)!);
+  });
+
+  router.delete('/:subscriptionId/scheduled-change', async (req, res) => {
+    const outcome = await cancelScheduledChange(
+      ctx,
+      idempotent(req, actorOf(req), scheduledChangeReply),
+      req.params.subscriptionId,
+      ifMatch(req),
+    );
+    if (outcome.kind !== 'canceled')
+      throw scheduledChangeProblem(req.params.subscriptionId, outcome as never);
+    send(res, scheduledChangeReply(outcome)!);
   });
 
   router.get('/:subscriptionId/invoice-items', async (req, res) => {

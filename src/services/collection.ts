@@ -23,6 +23,7 @@ import { toPaymentResponse } from '../responses/payments.js';
 import { type Actor, inTenant, type ServiceContext, type Tx } from './context.js';
 import { closingUsageInvoice, invoiceForPeriod, issue } from './invoices.js';
 import { emitChange } from './subscriptions.js';
+import { applyScheduledChange } from './scheduled-changes.js';
 import { creditPaidGrant } from './wallets.js';
 
 export interface CollectionContext extends ServiceContext {
@@ -115,20 +116,26 @@ const ends = (s: SubscriptionRow) =>
  */
 export function renewDue(ctx: CollectionContext, tenantId: string, subscriptionId: string, at: Date) {
   return inTenant(ctx, system(tenantId), async (tx) => {
-    const before = await subscriptions.lockSubscription(tx.db, subscriptionId);
-    if (!before || !before.billed_until) return;
-    if (new Date(`${before.billed_until}T00:00:00Z`) > at) return;
-    atStep(tx, before, at);
+    const locked = await subscriptions.lockSubscription(tx.db, subscriptionId);
+    if (!locked || !locked.billed_until) return;
+    if (new Date(`${locked.billed_until}T00:00:00Z`) > at) return;
+    atStep(tx, locked, at);
+    // A change scheduled for this period's start is made first: the period is billed at its price.
+    const before =
+      locked.status === 'canceled' || ends(locked)
+        ? locked
+        : await applyScheduledChange(tx, tenantId, locked);
+    const billedUntil = locked.billed_until; // a scheduled change leaves it as it is
     const stopBilling = async () => {
       // Nothing more to bill: the subscription ends before this period. Its last period's usage
       // is billed now, on an invoice of its own (issued and collected like a renewal's).
-      const closing = await closingUsageInvoice(tx, before, before.billed_until!);
+      const closing = await closingUsageInvoice(tx, before, billedUntil);
       if (closing?.kind === 'created') await issueAndCollect(tx, before, closing.invoice, at, tenantId);
       const after = await subscriptions.updateSubscription(tx.db, subscriptionId, { billed_until: null });
       emitChange(tx, before, after);
     };
     if (before.status === 'canceled' || ends(before)) return stopBilling();
-    if (before.billed_until < billingAnchor(before)) {
+    if (billedUntil < billingAnchor(before)) {
       // The start date moved past the next renewal (written before updates kept billed_until on
       // the schedule): billing resumes with the first period.
       const after = await subscriptions.updateSubscription(tx.db, subscriptionId, {
@@ -141,10 +148,10 @@ export function renewDue(ctx: CollectionContext, tenantId: string, subscriptionI
       billingAnchor(before),
       before.billing_interval,
       before.interval_count,
-      before.billed_until,
+      billedUntil,
     );
     if (before.status !== 'trialing') {
-      const outcome = await invoiceForPeriod(tx, subscriptionId, before.billed_until);
+      const outcome = await invoiceForPeriod(tx, subscriptionId, billedUntil);
       if (outcome.kind === 'after-end') return stopBilling();
       if (outcome.kind !== 'created' && outcome.kind !== 'existing')
         throw new Error(`renewal of ${subscriptionId}: unexpected ${outcome.kind}`);

@@ -286,7 +286,7 @@ export interface SubscriptionPatchInput {
  * The columns a price change sets: moving to a plan (its current version), a new quantity (at
  * the version the subscription is on), or a custom price (admins only).
  */
-async function repricing(
+export async function repricing(
   tx: Tx,
   actor: Actor,
   before: SubscriptionRow,

@@ -128,8 +128,18 @@ describe('a plan change in a period already invoiced (create_prorations, the def
     const [january] = await s.invoices();
     expect(january).toMatchObject({ period_start: '2026-01-01', subtotal: '30.00', total: '35.70' });
     const before = await s.get();
-    const eventsBefore = (await t.api.get('/api/v1/events').query({ limit: 100 }))
-      .body as Schemas['EventList'];
+    // The feed, oldest first: this subscription's events and every item's.
+    const feed = async () => [
+      ...(
+        (await t.api.get('/api/v1/events').query({ resource_id: s.sub.id, limit: 100 }))
+          .body as Schemas['EventList']
+      ).data,
+      ...(
+        (await t.api.get('/api/v1/events').query({ type: 'invoice_item.created', limit: 100 }))
+          .body as Schemas['EventList']
+      ).data,
+    ];
+    const eventsBefore = await feed();
 
     const preview = await s.preview({ plan_id: pro.id });
     expect(preview).toMatchObject({
@@ -159,9 +169,7 @@ describe('a plan change in a period already invoiced (create_prorations, the def
     expect(await s.get()).toEqual(before);
     expect(await s.items()).toEqual([]);
     expect(await s.invoices()).toHaveLength(1);
-    const eventsAfter = (await t.api.get('/api/v1/events').query({ limit: 100 }))
-      .body as Schemas['EventList'];
-    expect(eventsAfter.data[0]!.id).toBe(eventsBefore.data[0]!.id);
+    expect(await feed()).toEqual(eventsBefore);
 
     const changed = await s.change({ plan_id: pro.id });
     expect(changed).toMatchObject({ plan_id: pro.id, plan_cost: '60.00', billed_until: '2026-02-01' });
@@ -384,6 +392,92 @@ describe('a change of interval', () => {
       expect(problem.errors?.[0]?.field).toBe('/plan_id');
     }
     expect(await s.get()).toEqual(before);
+  });
+});
+
+describe('a change scheduled for the end of the period', () => {
+  const schedule = (id: string, body: Record<string, unknown>) =>
+    t.api.post(`/api/v1/subscriptions/${id}/scheduled-change`).send(body);
+
+  it('waits on the subscription, can be canceled, and is made at the renewal before its invoice', async () => {
+    const basic = await plan('Basic', { model: 'flat', amount: '30.00' });
+    const pro = await plan('Pro', { model: 'flat', amount: '60.00' });
+    const s = await subscribed(pro.id);
+    await s.advance('2026-01-11T10:00:00Z');
+    const res = await schedule(s.sub.id, { plan_id: basic.id });
+    expect(res.status, res.text).toBe(200);
+    expect(res.body).toMatchObject({
+      plan_id: pro.id,
+      plan_cost: '60.00',
+      scheduled_change: {
+        plan_id: basic.id,
+        quantity: null,
+        plan_cost: null,
+        billing_interval: null,
+        effective_date: '2026-02-01',
+        scheduled_at: '2026-01-11T10:00:00.000Z',
+      },
+    });
+    expect(await s.items()).toEqual([]); // nothing to prorate: it waits for the period's end
+
+    const canceled = await t.api.delete(`/api/v1/subscriptions/${s.sub.id}/scheduled-change`);
+    expect(canceled.status, canceled.text).toBe(200);
+    expect((canceled.body as Subscription).scheduled_change).toBeNull();
+    expectProblem(await t.api.delete(`/api/v1/subscriptions/${s.sub.id}/scheduled-change`), 404, 'not-found');
+
+    expect((await schedule(s.sub.id, { plan_id: basic.id })).status).toBe(200);
+    await s.advance('2026-02-01T06:00:00Z');
+    expect(await s.get()).toMatchObject({ plan_id: basic.id, plan_cost: '30.00', scheduled_change: null });
+    expect((await s.invoices()).map((i) => [i.period_start, i.subtotal])).toEqual([
+      ['2026-01-01', '60.00'],
+      ['2026-02-01', '30.00'],
+    ]);
+    const events = (await t.api.get('/api/v1/events').query({ resource_id: s.sub.id, limit: 100 }))
+      .body as Schemas['EventList'];
+    const steps = events.data.filter((e) => /change/.test(e.type)).map((e) => [e.type, e.occurred_at]);
+    expect(steps).toEqual([
+      ['subscription.change_scheduled', '2026-01-11T10:00:00.000Z'],
+      ['subscription.scheduled_change_canceled', '2026-01-11T10:00:00.000Z'],
+      ['subscription.change_scheduled', '2026-01-11T10:00:00.000Z'],
+      ['subscription.scheduled_change_applied', '2026-02-01T00:00:00.000Z'],
+    ]);
+  });
+
+  it('starts a new schedule on the day it takes effect when it changes the interval', async () => {
+    const monthly = await plan('Monthly', { model: 'flat', amount: '10.00' });
+    const yearly = await plan('Yearly', { model: 'flat', amount: '100.00' }, 'year');
+    const s = await subscribed(monthly.id);
+    await s.advance('2026-02-20T00:00:00Z');
+    expect((await schedule(s.sub.id, { plan_id: yearly.id })).body).toMatchObject({
+      scheduled_change: { effective_date: '2026-03-01' },
+    });
+    await s.advance('2027-02-01T00:00:00Z');
+    expect(await s.get()).toMatchObject({
+      billing_interval: 'year',
+      billing_anchor: '2026-03-01',
+      current_period_start: '2026-03-01',
+      current_period_end: '2027-03-01',
+    });
+    expect((await s.invoices()).map((i) => [i.period_start, i.period_end, i.subtotal])).toEqual([
+      ['2026-01-01', '2026-02-01', '10.00'],
+      ['2026-02-01', '2026-03-01', '10.00'],
+      ['2026-03-01', '2027-03-01', '100.00'],
+    ]);
+  });
+
+  it('is refused for a subscription that will not renew, and validated as PATCH validates', async () => {
+    const basic = await plan('Basic', { model: 'flat', amount: '30.00' });
+    const s = await subscribed(basic.id);
+    await s.advance('2026-01-05T00:00:00Z');
+    const missingPlan = '01900000-0000-7000-8000-0000000000fe';
+    expectProblem(await schedule(s.sub.id, { plan_id: missingPlan }), 422, 'unprocessable');
+    expectProblem(await schedule(s.sub.id, { plan_cost: '5.00' }), 422, 'unprocessable');
+    const ending = await t.api.post(`/api/v1/subscriptions/${s.sub.id}/cancel`).send({ at: 'period_end' });
+    expect(ending.status, ending.text).toBe(200);
+    expectProblem(await schedule(s.sub.id, { quantity: 2 }), 409, 'conflict');
+    await t.api.post(`/api/v1/subscriptions/${s.sub.id}/cancel`).send({ at: 'now' });
+    expectProblem(await schedule(s.sub.id, { quantity: 2 }), 409, 'conflict');
+    expect((await s.get()).scheduled_change).toBeNull();
   });
 });
 

@@ -11,6 +11,8 @@ export const IDEMPOTENT_WRITES: ReadonlyArray<readonly [string, RegExp]> = [
   ['PATCH', /\/api\/v1\/subscriptions\/[^/]+$/], // updateSubscription
   ['DELETE', /\/api\/v1\/subscriptions\/[^/]+$/], // deleteSubscription
   ['POST', /\/api\/v1\/subscriptions\/[^/]+\/cancel$/], // cancelSubscription
+  ['POST', /\/api\/v1\/subscriptions\/[^/]+\/scheduled-change$/], // scheduleSubscriptionChange
+  ['DELETE', /\/api\/v1\/subscriptions\/[^/]+\/scheduled-change$/], // cancelScheduledChange
   ['PUT', /\/api\/v1\/subscriptions\/[^/]+\/features\/[^/]+$/], // linkSubscriptionFeature
   ['DELETE', /\/api\/v1\/subscriptions\/[^/]+\/features\/[^/]+$/], // unlinkSubscriptionFeature
   ['POST', /\/api\/v1\/plans$/], // createPlan

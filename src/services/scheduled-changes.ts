@@ -1,0 +1,132 @@
+// Price changes scheduled for the end of the current period (typical for downgrades): kept on the
+// subscription, made by the worker at the renewal that starts the next period, before its invoice
+// (services/collection.ts, renewDue), so the new period is invoiced at the new price.
+import { periodContaining } from '../billing/periods.js';
+import { billingAnchor, dayOf, subscriptionNow } from '../billing/subscription-time.js';
+import type { ScheduledChange, SubscriptionRow } from '../database/schema.js';
+import * as subscriptions from '../queries/subscriptions.js';
+import {
+  type Actor,
+  inTenant,
+  type ServiceContext,
+  satisfies,
+  type Tx,
+  type VersionCondition,
+} from './context.js';
+import {
+  emitChange,
+  onClockOf,
+  performDueCancellations,
+  type PricingRefusal,
+  repricing,
+  type SubscriptionPatchInput,
+} from './subscriptions.js';
+
+export type ScheduleOutcome =
+  | { kind: 'scheduled' | 'canceled'; subscription: SubscriptionRow }
+  | { kind: 'missing' }
+  | { kind: 'stale'; current: SubscriptionRow }
+  | { kind: 'not-scheduled' }
+  | { kind: 'not-renewing'; why: 'canceled' | 'cancel_at' | 'no-renewals' }
+  | PricingRefusal;
+
+type ChangeInput = Pick<SubscriptionPatchInput, 'plan_id' | 'quantity' | 'plan_cost' | 'billing_interval'>;
+
+/** Schedules `input` for the end of the current period (replacing a change scheduled before). */
+export function scheduleChange(
+  ctx: ServiceContext,
+  actor: Actor,
+  id: string,
+  input: ChangeInput,
+  ifMatch?: VersionCondition,
+): Promise<ScheduleOutcome> {
+  return inTenant(ctx, actor, async (tx): Promise<ScheduleOutcome> => {
+    await performDueCancellations(tx);
+    const before = await subscriptions.lockSubscription(tx.db, id);
+    if (!before) return { kind: 'missing' };
+    if (!satisfies(ifMatch, before.version)) return { kind: 'stale', current: before };
+    if (before.status === 'canceled') return { kind: 'not-renewing', why: 'canceled' };
+    if (before.cancel_at) return { kind: 'not-renewing', why: 'cancel_at' };
+    if (before.billed_until === null) return { kind: 'not-renewing', why: 'no-renewals' };
+    // Validated now as PATCH validates it (roles, plan, fields); priced when it is made.
+    const priced = await repricing(tx, actor, before, input);
+    if ('kind' in priced) return priced;
+    onClockOf(tx, before);
+    const today = dayOf(subscriptionNow(before));
+    const { end } = periodContaining(
+      billingAnchor(before),
+      before.billing_interval,
+      before.interval_count,
+      before.start_date > today ? before.start_date : today,
+    );
+    const change: ScheduledChange = {
+      plan_id: input.plan_id ?? null,
+      quantity: input.quantity ?? null,
+      plan_cost: input.plan_cost ?? null,
+      billing_interval: input.billing_interval ?? null,
+      effective_date: end,
+      scheduled_at: subscriptionNow(before).toISOString(),
+    };
+    const after = await subscriptions.updateSubscription(tx.db, id, {
+      scheduled_change: JSON.stringify(change),
+    });
+    emitChange(tx, before, after, 'subscription.change_scheduled');
+    return { kind: 'scheduled', subscription: after };
+  });
+}
+
+export function cancelScheduledChange(
+  ctx: ServiceContext,
+  actor: Actor,
+  id: string,
+  ifMatch?: VersionCondition,
+): Promise<ScheduleOutcome> {
+  return inTenant(ctx, actor, async (tx): Promise<ScheduleOutcome> => {
+    const before = await subscriptions.lockSubscription(tx.db, id);
+    if (!before) return { kind: 'missing' };
+    if (!satisfies(ifMatch, before.version)) return { kind: 'stale', current: before };
+    if (!before.scheduled_change) return { kind: 'not-scheduled' };
+    onClockOf(tx, before);
+    const after = await subscriptions.updateSubscription(tx.db, id, { scheduled_change: null });
+    emitChange(tx, before, after, 'subscription.scheduled_change_canceled');
+    return { kind: 'canceled', subscription: after };
+  });
+}
+
+/**
+ * At the renewal of the period starting on billed_until, on a locked subscription: the change
+ * scheduled for that day or earlier, made as the system (admin rights: it was authorized when
+ * scheduled), priced at its plan's current version. A new interval starts its schedule on that
+ * day. Dropped, with an event, when it cannot be made any more (its plan was deleted). Returns the
+ * subscription as it is then.
+ */
+export async function applyScheduledChange(
+  tx: Tx,
+  tenantId: string,
+  before: SubscriptionRow,
+): Promise<SubscriptionRow> {
+  const change = before.scheduled_change;
+  if (!change || before.billed_until === null || change.effective_date > before.billed_until) return before;
+  const system: Actor = { tenantId, keyId: 'system' };
+  const priced = await repricing(tx, system, before, {
+    plan_id: change.plan_id ?? undefined,
+    quantity: change.quantity ?? undefined,
+    plan_cost: change.plan_cost ?? undefined,
+    billing_interval: change.billing_interval ?? undefined,
+  });
+  if ('kind' in priced) {
+    const after = await subscriptions.updateSubscription(tx.db, before.id, { scheduled_change: null });
+    emitChange(tx, before, after, 'subscription.scheduled_change_canceled');
+    return after;
+  }
+  const interval = priced.billing_interval ?? before.billing_interval;
+  const count = priced.interval_count ?? before.interval_count;
+  const newSchedule = interval !== before.billing_interval || count !== before.interval_count;
+  const after = await subscriptions.updateSubscription(tx.db, before.id, {
+    ...priced,
+    ...(newSchedule ? { billing_anchor: before.billed_until } : {}),
+    scheduled_change: null,
+  });
+  emitChange(tx, before, after, 'subscription.scheduled_change_applied');
+  return after;
+}
