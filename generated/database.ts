@@ -221,6 +221,7 @@ export interface Plans {
   interval_count: Generated<number>;
   name: string;
   tenant_id: Generated<string>;
+  trial_days: number | null;
   updated_at: Generated<Timestamp>;
   usage_charges: Generated<Json>;
   version: Generated<number>;
@@ -283,6 +284,8 @@ export interface Subscriptions {
   status: string;
   tenant_id: Generated<string>;
   test_clock_id: string | null;
+  trial_end: string | null;
+  trial_notified_at: Timestamp | null;
   updated_at: Generated<Timestamp>;
   usage_invoiced_until: string | null;
   user_id: string;

@@ -1755,7 +1755,7 @@ export interface components {
              * @description First day of the billing period containing today (on a test clock, the clock's today), but
              *     no later than the day its service ended (the day it was canceled, or `end_date`): a
              *     canceled or ended subscription shows the period it ended in. Before the start, the first
-             *     period.
+             *     period. During a trial with an end, the trial: `start_date` to `trial_end`.
              */
             current_period_start: components["schemas"]["Date"];
             /** @description First day of the next period (the current one ends the day before). Periods are anchored on `billing_anchor`, clamped at month ends. */
@@ -1777,6 +1777,15 @@ export interface components {
              *     first day not billed yet (a later start date is itself that day), so no day is billed twice.
              */
             readonly billed_until: string | null;
+            /**
+             * Format: date
+             * @description The first day after its free trial, for a trial with an end: the worker makes it
+             *     `active` on that day (its test clock's, on a clock) and invoices its first period, which
+             *     starts then (`billing_anchor`). A `subscription.trial_will_end` event (and webhook) comes
+             *     3 days before (at once for a shorter trial). Null for no trial, or a trial ended by
+             *     hand (`PATCH status`).
+             */
+            trial_end: string | null;
             /** @description A price change waiting for the end of the current period (`POST .../scheduled-change`); null for none. */
             scheduled_change: null | components["schemas"]["ScheduledChange"];
             /**
@@ -1826,6 +1835,14 @@ export interface components {
              * @description Run it on this test clock (an unknown one gets 422); it cannot be changed later.
              */
             test_clock_id?: string;
+            /**
+             * Format: date
+             * @description A free trial until this day (exclusive): needs `status` `trialing`, and must be after
+             *     `start_date` and after today (its clock's today, on a clock), or 422. Without it, a
+             *     `trialing` subscription on a plan with `trial_days` gets `start_date + trial_days` (if
+             *     that is after today). Trial periods are free and count zero in MRR.
+             */
+            trial_end?: string;
             payment_method?: components["schemas"]["PaymentMethod"];
             payment_rail?: components["schemas"]["PaymentRail"];
         };
@@ -1848,6 +1865,14 @@ export interface components {
              * @description On or after `start_date`, or 422; null clears it.
              */
             end_date?: string | null;
+            /**
+             * Format: date
+             * @description Moves the end of a trial that has one (422 otherwise, or when not after today): its
+             *     first invoice moves with it, so no period is skipped or billed twice, and
+             *     `subscription.trial_will_end` is sent again 3 days before the new end. Ending a trial
+             *     early is `status: active`: its first period then starts today.
+             */
+            trial_end?: string;
             /** @description Set with `payment_rail` (both or neither), or null to stop automatic collection. */
             payment_method?: null | components["schemas"]["PaymentMethod"];
             payment_rail?: null | components["schemas"]["PaymentRail"];
@@ -1945,7 +1970,8 @@ export interface components {
              *     `invoice.created|finalized|voided|paid|payment_failed|uncollectible`,
              *     `payment.created|processing|succeeded|failed`,
              *     `subscription.renewed|past_due|unpaid|recovered`,
-             *     `subscription.change_scheduled|scheduled_change_applied|scheduled_change_canceled`, `invoice_item.created` (a proration
+             *     `subscription.change_scheduled|scheduled_change_applied|scheduled_change_canceled`,
+             *     `subscription.trial_will_end` (3 days before `trial_end`), `invoice_item.created` (a proration
              *     of a mid-period change, waiting for the subscription's next invoice; its resource_type
              *     `invoice_item`),
              *     `test_clock.created|advancing|advanced`, `billing_settings.updated`,
@@ -2021,6 +2047,7 @@ export interface components {
             /** @description The number of the price new subscriptions get; each price change adds one. */
             price_version: number;
             usage_charges: components["schemas"]["UsageCharges"];
+            trial_days: components["schemas"]["TrialDays"];
             /** @description An archived plan keeps its subscriptions and takes no new ones. */
             archived: boolean;
             /** Format: date-time */
@@ -2042,12 +2069,15 @@ export interface components {
             interval_count: number;
             price: components["schemas"]["PlanPrice"];
             usage_charges?: components["schemas"]["UsageCharges"];
+            trial_days?: components["schemas"]["TrialDays"];
         };
         /** @description A new `price` adds a price version; subscriptions on the plan keep theirs until moved. */
         PlanUpdate: {
             code?: components["schemas"]["Code"];
             name?: components["schemas"]["Name"];
             archived?: boolean;
+            /** @description For subscriptions created from then on; existing trials keep their `trial_end`. */
+            trial_days?: components["schemas"]["TrialDays"];
             price?: components["schemas"]["PlanPrice"];
             /** @description The plan's whole list of usage charges, replacing the one it has. It prices every period whose usage is invoiced from then on, including the current ones. */
             usage_charges?: components["schemas"]["UsageCharges"];
@@ -2916,7 +2946,7 @@ export interface components {
          * @description An event type (see `Event.type`), or `*` for every type, present and future.
          * @enum {string}
          */
-        WebhookEventType: "*" | "api_key.created" | "api_key.revoked" | "billable_metric.created" | "billable_metric.updated" | "billable_metric.deleted" | "billing_settings.updated" | "feature.created" | "feature.updated" | "feature.deleted" | "invoice.created" | "invoice.finalized" | "invoice.voided" | "invoice.paid" | "invoice.payment_failed" | "invoice.uncollectible" | "invoice_item.created" | "payment.created" | "payment.processing" | "payment.succeeded" | "payment.failed" | "plan.created" | "plan.updated" | "plan.archived" | "plan.deleted" | "subscription.created" | "subscription.updated" | "subscription.canceled" | "subscription.cancellation_scheduled" | "subscription.change_scheduled" | "subscription.scheduled_change_applied" | "subscription.scheduled_change_canceled" | "subscription.deleted" | "subscription.renewed" | "subscription.past_due" | "subscription.unpaid" | "subscription.recovered" | "subscription_feature.linked" | "subscription_feature.unlinked" | "tax_rate.created" | "tax_rate.superseded" | "test_clock.created" | "test_clock.advancing" | "test_clock.advanced" | "user.created" | "user.updated" | "user.deleted" | "webhook_endpoint.created" | "webhook_endpoint.updated" | "webhook_endpoint.disabled" | "webhook_endpoint.secret_rotated" | "webhook_endpoint.deleted" | "wallet.created" | "wallet.updated" | "wallet.balance_low" | "wallet.depleted" | "wallet.grant_expired";
+        WebhookEventType: "*" | "api_key.created" | "api_key.revoked" | "billable_metric.created" | "billable_metric.updated" | "billable_metric.deleted" | "billing_settings.updated" | "feature.created" | "feature.updated" | "feature.deleted" | "invoice.created" | "invoice.finalized" | "invoice.voided" | "invoice.paid" | "invoice.payment_failed" | "invoice.uncollectible" | "invoice_item.created" | "payment.created" | "payment.processing" | "payment.succeeded" | "payment.failed" | "plan.created" | "plan.updated" | "plan.archived" | "plan.deleted" | "subscription.created" | "subscription.updated" | "subscription.canceled" | "subscription.cancellation_scheduled" | "subscription.change_scheduled" | "subscription.scheduled_change_applied" | "subscription.scheduled_change_canceled" | "subscription.trial_will_end" | "subscription.deleted" | "subscription.renewed" | "subscription.past_due" | "subscription.unpaid" | "subscription.recovered" | "subscription_feature.linked" | "subscription_feature.unlinked" | "tax_rate.created" | "tax_rate.superseded" | "test_clock.created" | "test_clock.advancing" | "test_clock.advanced" | "user.created" | "user.updated" | "user.deleted" | "webhook_endpoint.created" | "webhook_endpoint.updated" | "webhook_endpoint.disabled" | "webhook_endpoint.secret_rotated" | "webhook_endpoint.deleted" | "wallet.created" | "wallet.updated" | "wallet.balance_low" | "wallet.depleted" | "wallet.grant_expired";
         /** @enum {string} */
         WebhookEndpointStatus: "enabled" | "disabled";
         /**
@@ -3329,6 +3359,12 @@ export interface components {
          * @example -125.00
          */
         MarginPercent: string | null;
+        /**
+         * @description The free trial of a subscription created `trialing` on the plan without a `trial_end`: it
+         *     ends this many days after its `start_date`. Null for none (a trialing subscription without
+         *     `trial_end` then stays trialing until changed).
+         */
+        TrialDays: number | null;
     };
     responses: {
         /** @description The request does not match this document (see `errors`), or its JSON is malformed. */
@@ -4249,6 +4285,7 @@ export interface operations {
                      *           "billing_anchor": "2026-11-01",
                      *           "billed_until": "2026-12-01",
                      *           "scheduled_change": null,
+                     *           "trial_end": null,
                      *           "test_clock_id": null,
                      *           "payment_method": "pm_card_visa",
                      *           "payment_rail": "card",
@@ -4329,6 +4366,7 @@ export interface operations {
                      *       "billing_anchor": "2026-11-01",
                      *       "billed_until": "2026-12-01",
                      *       "scheduled_change": null,
+                     *       "trial_end": null,
                      *       "test_clock_id": null,
                      *       "payment_method": "pm_card_visa",
                      *       "payment_rail": "card",
@@ -4401,6 +4439,7 @@ export interface operations {
                      *       "billing_anchor": "2026-11-01",
                      *       "billed_until": "2026-12-01",
                      *       "scheduled_change": null,
+                     *       "trial_end": null,
                      *       "test_clock_id": null,
                      *       "payment_method": "pm_card_visa",
                      *       "payment_rail": "card",
@@ -4538,6 +4577,7 @@ export interface operations {
                      *       "billing_anchor": "2026-11-01",
                      *       "billed_until": "2026-12-01",
                      *       "scheduled_change": null,
+                     *       "trial_end": null,
                      *       "test_clock_id": null,
                      *       "payment_method": "pm_card_visa",
                      *       "payment_rail": "card",
@@ -4626,6 +4666,7 @@ export interface operations {
                      *       "billing_anchor": "2026-11-01",
                      *       "billed_until": "2026-12-01",
                      *       "scheduled_change": null,
+                     *       "trial_end": null,
                      *       "test_clock_id": null,
                      *       "payment_method": "pm_card_visa",
                      *       "payment_rail": "card",
@@ -5114,6 +5155,7 @@ export interface operations {
                      *           },
                      *           "price_version": 1,
                      *           "usage_charges": [],
+                     *           "trial_days": null,
                      *           "archived": false,
                      *           "archived_at": null,
                      *           "version": 1,
@@ -5209,6 +5251,7 @@ export interface operations {
                      *       },
                      *       "price_version": 1,
                      *       "usage_charges": [],
+                     *       "trial_days": null,
                      *       "archived": false,
                      *       "archived_at": null,
                      *       "version": 1,
@@ -5280,6 +5323,7 @@ export interface operations {
                      *       },
                      *       "price_version": 1,
                      *       "usage_charges": [],
+                     *       "trial_days": null,
                      *       "archived": false,
                      *       "archived_at": null,
                      *       "version": 1,
@@ -5411,6 +5455,7 @@ export interface operations {
                      *       },
                      *       "price_version": 1,
                      *       "usage_charges": [],
+                     *       "trial_days": null,
                      *       "archived": false,
                      *       "archived_at": null,
                      *       "version": 1,

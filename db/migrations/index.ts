@@ -30,6 +30,7 @@ import * as m202612030013 from './202612030013_mrr_changed_subscriptions.js';
 import * as m202612030014 from './202612030014_due_renewals_by_index.js';
 import * as m202612030015 from './202612030015_prorations.js';
 import * as m202612030016 from './202612030016_scheduled_changes.js';
+import * as m202612030017 from './202612030017_trials.js';
 
 export const migrations: Record<string, Migration> = {
   '202611230001_initial': m202611230001,
@@ -61,4 +62,5 @@ export const migrations: Record<string, Migration> = {
   '202612030014_due_renewals_by_index': m202612030014,
   '202612030015_prorations': m202612030015,
   '202612030016_scheduled_changes': m202612030016,
+  '202612030017_trials': m202612030017,
 };

@@ -7,6 +7,12 @@ with clock as (select now() as now),
       from subscriptions s, clock
       where s.cancel_at is not null and s.status <> 'canceled' and s.cancel_at <= clock.now and s.test_clock_id is null 
       union all
+      -- A trial's end announced 3 days before (not before the trial started: a shorter trial at once).
+      select 0, 'trial', s.tenant_id, s.id, s.id, greatest(s.trial_end - 3, s.start_date)::timestamp at time zone 'UTC'
+      from subscriptions s
+      where s.status = 'trialing' and s.trial_end is not null and s.trial_notified_at is null
+        and s.trial_end <= (select (now at time zone 'UTC')::date + 3 from clock) and s.test_clock_id is null 
+      union all
       select 5, 'settle', p.tenant_id, p.subscription_id, p.id, p.settles_at
       from payments p join subscriptions s on s.tenant_id = p.tenant_id and s.id = p.subscription_id, clock
       where p.status = 'processing' and p.settles_at <= clock.now and s.test_clock_id is null 
@@ -46,22 +52,28 @@ with clock as (select now() as now),
       from subscriptions s, clock
       where s.cancel_at is not null and s.status <> 'canceled' and s.cancel_at <= clock.now and s.test_clock_id is null and s.tenant_id = $1
       union all
+      -- A trial's end announced 3 days before (not before the trial started: a shorter trial at once).
+      select 0, 'trial', s.tenant_id, s.id, s.id, greatest(s.trial_end - 3, s.start_date)::timestamp at time zone 'UTC'
+      from subscriptions s
+      where s.status = 'trialing' and s.trial_end is not null and s.trial_notified_at is null
+        and s.trial_end <= (select (now at time zone 'UTC')::date + 3 from clock) and s.test_clock_id is null and s.tenant_id = $2
+      union all
       select 5, 'settle', p.tenant_id, p.subscription_id, p.id, p.settles_at
       from payments p join subscriptions s on s.tenant_id = p.tenant_id and s.id = p.subscription_id, clock
-      where p.status = 'processing' and p.settles_at <= clock.now and s.test_clock_id is null and s.tenant_id = $2
+      where p.status = 'processing' and p.settles_at <= clock.now and s.test_clock_id is null and s.tenant_id = $3
       union all
       select 4, 'submit', p.tenant_id, p.subscription_id, p.id, p.submit_after
       from payments p join subscriptions s on s.tenant_id = p.tenant_id and s.id = p.subscription_id, clock
-      where p.status = 'pending' and p.submit_after <= clock.now and s.test_clock_id is null and s.tenant_id = $3
+      where p.status = 'pending' and p.submit_after <= clock.now and s.test_clock_id is null and s.tenant_id = $4
       union all
       select 3, 'retry', i.tenant_id, i.subscription_id, i.id, i.next_collection_at
       from invoices i join subscriptions s on s.tenant_id = i.tenant_id and s.id = i.subscription_id, clock
-      where i.next_collection_at <= clock.now and s.test_clock_id is null and s.tenant_id = $4
+      where i.next_collection_at <= clock.now and s.test_clock_id is null and s.tenant_id = $5
       union all
       select 2, 'renew', s.tenant_id, s.id, s.id, s.billed_until::timestamp at time zone 'UTC'
       from subscriptions s
       where s.billed_until is not null and s.status <> 'canceled'
-        and s.billed_until <= (select (now at time zone 'UTC')::date from clock) and s.test_clock_id is null and s.tenant_id = $5
+        and s.billed_until <= (select (now at time zone 'UTC')::date from clock) and s.test_clock_id is null and s.tenant_id = $6
       union all
       -- A canceled subscription has one step left when its plan charges usage: its last usage.
       -- Found from those plans (each branch has an index of its own: one scan with an "or" read
@@ -70,7 +82,7 @@ with clock as (select now() as now),
       select 2, 'renew', s.tenant_id, s.id, s.id, s.billed_until::timestamp at time zone 'UTC'
       from plans p join subscriptions s on s.tenant_id = p.tenant_id and s.plan_id = p.id
       where p.usage_charges <> '[]'::jsonb and s.status = 'canceled' and s.billed_until is not null
-        and s.billed_until <= (select (now at time zone 'UTC')::date from clock) and s.test_clock_id is null and s.tenant_id = $6
+        and s.billed_until <= (select (now at time zone 'UTC')::date from clock) and s.test_clock_id is null and s.tenant_id = $7
     
     ),
     first as (
@@ -78,29 +90,35 @@ with clock as (select now() as now),
     )
     select kind, tenant_id, subscription_id, target_id, due_at from first
     order by due_at, rank, subscription_id
-    limit $7;
+    limit $8;
 with clock as (select (select frozen_time from test_clocks where id = $1 and tenant_id = $2) as now),
     items as (
       select 1 as rank, 'cancel' as kind, s.tenant_id, s.id as subscription_id, s.id as target_id, s.cancel_at as due_at
       from subscriptions s, clock
       where s.cancel_at is not null and s.status <> 'canceled' and s.cancel_at <= clock.now and s.test_clock_id = $3 and s.tenant_id = $4
       union all
+      -- A trial's end announced 3 days before (not before the trial started: a shorter trial at once).
+      select 0, 'trial', s.tenant_id, s.id, s.id, greatest(s.trial_end - 3, s.start_date)::timestamp at time zone 'UTC'
+      from subscriptions s
+      where s.status = 'trialing' and s.trial_end is not null and s.trial_notified_at is null
+        and s.trial_end <= (select (now at time zone 'UTC')::date + 3 from clock) and s.test_clock_id = $5 and s.tenant_id = $6
+      union all
       select 5, 'settle', p.tenant_id, p.subscription_id, p.id, p.settles_at
       from payments p join subscriptions s on s.tenant_id = p.tenant_id and s.id = p.subscription_id, clock
-      where p.status = 'processing' and p.settles_at <= clock.now and s.test_clock_id = $5 and s.tenant_id = $6
+      where p.status = 'processing' and p.settles_at <= clock.now and s.test_clock_id = $7 and s.tenant_id = $8
       union all
       select 4, 'submit', p.tenant_id, p.subscription_id, p.id, p.submit_after
       from payments p join subscriptions s on s.tenant_id = p.tenant_id and s.id = p.subscription_id, clock
-      where p.status = 'pending' and p.submit_after <= clock.now and s.test_clock_id = $7 and s.tenant_id = $8
+      where p.status = 'pending' and p.submit_after <= clock.now and s.test_clock_id = $9 and s.tenant_id = $10
       union all
       select 3, 'retry', i.tenant_id, i.subscription_id, i.id, i.next_collection_at
       from invoices i join subscriptions s on s.tenant_id = i.tenant_id and s.id = i.subscription_id, clock
-      where i.next_collection_at <= clock.now and s.test_clock_id = $9 and s.tenant_id = $10
+      where i.next_collection_at <= clock.now and s.test_clock_id = $11 and s.tenant_id = $12
       union all
       select 2, 'renew', s.tenant_id, s.id, s.id, s.billed_until::timestamp at time zone 'UTC'
       from subscriptions s
       where s.billed_until is not null and s.status <> 'canceled'
-        and s.billed_until <= (select (now at time zone 'UTC')::date from clock) and s.test_clock_id = $11 and s.tenant_id = $12
+        and s.billed_until <= (select (now at time zone 'UTC')::date from clock) and s.test_clock_id = $13 and s.tenant_id = $14
       union all
       -- A canceled subscription has one step left when its plan charges usage: its last usage.
       -- Found from those plans (each branch has an index of its own: one scan with an "or" read
@@ -109,7 +127,7 @@ with clock as (select (select frozen_time from test_clocks where id = $1 and ten
       select 2, 'renew', s.tenant_id, s.id, s.id, s.billed_until::timestamp at time zone 'UTC'
       from plans p join subscriptions s on s.tenant_id = p.tenant_id and s.plan_id = p.id
       where p.usage_charges <> '[]'::jsonb and s.status = 'canceled' and s.billed_until is not null
-        and s.billed_until <= (select (now at time zone 'UTC')::date from clock) and s.test_clock_id = $13 and s.tenant_id = $14
+        and s.billed_until <= (select (now at time zone 'UTC')::date from clock) and s.test_clock_id = $15 and s.tenant_id = $16
     union all
       -- A wallet on the clock whose holds or grants expire: swept at the earliest such time.
       select 0, 'expire', w.tenant_id, w.id, w.id, e.due_at
@@ -121,12 +139,12 @@ with clock as (select (select frozen_time from test_clocks where id = $1 and ten
           select h.expires_at from wallet_holds h
           where h.tenant_id = w.tenant_id and h.wallet_id = w.id and h.status = 'pending' and h.expires_at <= clock.now
         ) x) e
-      where e.due_at is not null and w.test_clock_id = $15
-        and w.tenant_id = $16
+      where e.due_at is not null and w.test_clock_id = $17
+        and w.tenant_id = $18
     ),
     first as (
       select distinct on (subscription_id) * from items order by subscription_id, due_at, rank
     )
     select kind, tenant_id, subscription_id, target_id, due_at from first
     order by due_at, rank, subscription_id
-    limit $17;
+    limit $19;

@@ -228,6 +228,7 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
           name: 'New',
           interval: 'year',
           interval_count: 1,
+          trial_days: null,
           usage_charges: [],
         }),
       insertPlanVersion: (db) =>

@@ -3,7 +3,7 @@
 import { sql } from 'kysely';
 import type { Db } from '../database/connection.js';
 
-export type DueKind = 'cancel' | 'settle' | 'submit' | 'retry' | 'renew' | 'expire';
+export type DueKind = 'cancel' | 'settle' | 'submit' | 'retry' | 'renew' | 'expire' | 'trial';
 
 export interface DueItem {
   kind: DueKind;
@@ -39,6 +39,12 @@ export async function findDueWork(
       select 1 as rank, 'cancel' as kind, s.tenant_id, s.id as subscription_id, s.id as target_id, s.cancel_at as due_at
       from subscriptions s, clock
       where s.cancel_at is not null and s.status <> 'canceled' and s.cancel_at <= clock.now and ${onClock} ${inTenant}
+      union all
+      -- A trial's end announced 3 days before (not before the trial started: a shorter trial at once).
+      select 0, 'trial', s.tenant_id, s.id, s.id, greatest(s.trial_end - 3, s.start_date)::timestamp at time zone 'UTC'
+      from subscriptions s
+      where s.status = 'trialing' and s.trial_end is not null and s.trial_notified_at is null
+        and s.trial_end <= (select (now at time zone 'UTC')::date + 3 from clock) and ${onClock} ${inTenant}
       union all
       select 5, 'settle', p.tenant_id, p.subscription_id, p.id, p.settles_at
       from payments p join subscriptions s on s.tenant_id = p.tenant_id and s.id = p.subscription_id, clock

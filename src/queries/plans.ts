@@ -16,6 +16,7 @@ const planColumns = [
   'interval_count',
   'current_version',
   'usage_charges',
+  'trial_days',
   'archived_at',
   'version',
   'created_at',
@@ -101,6 +102,7 @@ export interface NewPlan {
   interval: BillingInterval;
   interval_count: number;
   usage_charges: StoredUsageCharge[];
+  trial_days: number | null;
 }
 
 export function insertPlan(db: Db, values: NewPlan): Promise<PlanRow> {
@@ -160,6 +162,7 @@ export function updatePlan(
     current_version?: number;
     archived_at?: Date | null;
     usage_charges?: StoredUsageCharge[];
+    trial_days?: number | null;
   },
 ): Promise<PlanRow> {
   const { usage_charges, ...rest } = patch;

@@ -29,6 +29,8 @@ const tableColumns = [
   'billed_until',
   'billing_anchor',
   'scheduled_change',
+  'trial_end',
+  'trial_notified_at',
   'usage_invoiced_until',
   'test_clock_id',
   'payment_method',

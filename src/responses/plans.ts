@@ -18,6 +18,7 @@ export function toPlanResponse(plan: PlanRow, price: PlanVersionRow): Schemas['P
     name: plan.name,
     interval: plan.interval,
     interval_count: plan.interval_count,
+    trial_days: plan.trial_days,
     price: toPriceResponse(price),
     price_version: plan.current_version,
     usage_charges: plan.usage_charges,

@@ -32,7 +32,12 @@ export function toSubscriptionResponse(
   now: Date = new Date(),
 ): Schemas['Subscription'] {
   const snapshot = row.price_breakdown as Snapshot | null;
-  const period = currentPeriod(row, currentPeriodDay(row, now));
+  const day = currentPeriodDay(row, now);
+  // A trial with an end is a period of its own, before the first one it bills.
+  const period =
+    row.status === 'trialing' && row.trial_end !== null && day < row.trial_end
+      ? { start: row.start_date, end: row.trial_end }
+      : currentPeriod(row, day);
   return {
     id: row.id,
     user_id: row.user_id,
@@ -54,6 +59,7 @@ export function toSubscriptionResponse(
     billing_anchor: billingAnchor(row),
     billed_until: row.billed_until,
     scheduled_change: row.scheduled_change,
+    trial_end: row.trial_end,
     test_clock_id: row.test_clock_id,
     payment_method: row.payment_method,
     payment_rail: row.payment_rail,

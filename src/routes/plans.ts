@@ -55,6 +55,7 @@ export function plansRouter(ctx: ServiceContext): Router {
       interval_count: body.interval_count,
       price: { model: body.price.model, amount: body.price.amount, tiers: body.price.tiers },
       usage_charges: body.usage_charges,
+      trial_days: body.trial_days,
     });
     if (outcome.kind === 'code-taken') throw codeTaken();
     if (outcome.kind === 'invalid-charges') throw invalidCharges(outcome.errors);
@@ -84,6 +85,7 @@ export function plansRouter(ctx: ServiceContext): Router {
         archived: body.archived,
         price: body.price && { model: body.price.model, amount: body.price.amount, tiers: body.price.tiers },
         usage_charges: body.usage_charges,
+        trial_days: body.trial_days,
       },
       ifMatch(req),
     );

@@ -123,6 +123,7 @@ export function subscriptionsRouter(ctx: ServiceContext): Router {
       test_clock_id: body.test_clock_id,
       payment_method: body.payment_method,
       payment_rail: body.payment_rail,
+      trial_end: body.trial_end,
     });
     if (outcome.kind === 'unknown-user') {
       throw unprocessable('user_id does not refer to an existing user.', [
@@ -168,6 +169,7 @@ export function subscriptionsRouter(ctx: ServiceContext): Router {
         end_date: body.end_date,
         payment_method: body.payment_method,
         payment_rail: body.payment_rail,
+        trial_end: body.trial_end,
         proration_behavior: body.proration_behavior,
       },
       ifMatch(req),

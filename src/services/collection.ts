@@ -20,6 +20,7 @@ import * as payments from '../queries/payments.js';
 import * as subscriptions from '../queries/subscriptions.js';
 import { toInvoiceResponse } from '../responses/invoices.js';
 import { toPaymentResponse } from '../responses/payments.js';
+import { toSubscriptionResponse } from '../responses/subscriptions.js';
 import { type Actor, inTenant, type ServiceContext, type Tx } from './context.js';
 import { closingUsageInvoice, invoiceForPeriod, issue } from './invoices.js';
 import { emitChange } from './subscriptions.js';
@@ -89,6 +90,34 @@ export async function startPayment(
   return payment;
 }
 
+/**
+ * A trial whose end has come (billed_until reached trial_end): the subscription becomes active,
+ * and the renewal then invoices its first period. On a locked subscription.
+ */
+async function endTrial(tx: Tx, before: SubscriptionRow): Promise<SubscriptionRow> {
+  if (before.status !== 'trialing' || before.trial_end === null || before.billed_until! < before.trial_end)
+    return before;
+  const after = await subscriptions.updateSubscription(tx.db, before.id, { status: 'active' });
+  emitChange(tx, before, after);
+  return after;
+}
+
+/** `subscription.trial_will_end`, 3 days before a trial's end (once per end: a moved end again). */
+export function announceTrialEnd(ctx: ServiceContext, tenantId: string, subscriptionId: string, at: Date) {
+  return inTenant(ctx, system(tenantId), async (tx) => {
+    const before = await subscriptions.lockSubscription(tx.db, subscriptionId);
+    if (!before || before.status !== 'trialing' || !before.trial_end || before.trial_notified_at) return;
+    atStep(tx, before, at);
+    const after = await subscriptions.updateSubscription(tx.db, subscriptionId, { trial_notified_at: at });
+    tx.emit({
+      type: 'subscription.trial_will_end',
+      resource_type: 'subscription',
+      resource_id: subscriptionId,
+      data: toSubscriptionResponse(after),
+    });
+  });
+}
+
 /** A subscription's cancellation scheduled for `at` or earlier. */
 export function cancelDue(ctx: ServiceContext, tenantId: string, subscriptionId: string, at: Date) {
   return inTenant(ctx, system(tenantId), async (tx) => {
@@ -120,11 +149,12 @@ export function renewDue(ctx: CollectionContext, tenantId: string, subscriptionI
     if (!locked || !locked.billed_until) return;
     if (new Date(`${locked.billed_until}T00:00:00Z`) > at) return;
     atStep(tx, locked, at);
-    // A change scheduled for this period's start is made first: the period is billed at its price.
+    // A trial ending and a change scheduled for this period's start come first: the period is
+    // billed as they leave it.
     const before =
       locked.status === 'canceled' || ends(locked)
         ? locked
-        : await applyScheduledChange(tx, tenantId, locked);
+        : await applyScheduledChange(tx, tenantId, await endTrial(tx, locked));
     const billedUntil = locked.billed_until; // a scheduled change leaves it as it is
     const stopBilling = async () => {
       // Nothing more to bill: the subscription ends before this period. Its last period's usage

@@ -4,7 +4,15 @@
 import type { Db } from '../database/connection.js';
 import { type DueItem, findDueWork } from '../queries/due-work.js';
 import type { DueScope } from '../queries/jobs.js';
-import { type CollectionContext, cancelDue, renewDue, retryDue, settleDue, submitDue } from './collection.js';
+import {
+  announceTrialEnd,
+  type CollectionContext,
+  cancelDue,
+  renewDue,
+  retryDue,
+  settleDue,
+  submitDue,
+} from './collection.js';
 import { testClockReady } from './payments.js';
 import { sweepWallet } from './wallets.js';
 
@@ -31,6 +39,8 @@ function perform(ctx: CollectionContext, item: DueItem, at: Date): Promise<void>
       return retryDue(ctx, item.tenant_id, item.target_id, at);
     case 'expire':
       return sweepWallet(ctx, item.tenant_id, item.target_id, at);
+    case 'trial':
+      return announceTrialEnd(ctx, item.tenant_id, item.target_id, at);
   }
 }
 

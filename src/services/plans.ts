@@ -90,6 +90,7 @@ export interface NewPlanInput {
   interval_count?: number | undefined;
   price: PriceInput;
   usage_charges?: readonly UsageChargeInput[] | undefined;
+  trial_days?: number | null | undefined;
 }
 
 export type CreatePlanOutcome =
@@ -115,6 +116,7 @@ export async function createPlan(
         interval: input.interval,
         interval_count: input.interval_count ?? 1,
         usage_charges: charges.charges,
+        trial_days: input.trial_days ?? null,
       });
       const price = await plans.insertPlanVersion(tx.db, plan.id, 1, canonical(input.price));
       tx.emit({
@@ -137,6 +139,7 @@ export interface PlanPatch {
   archived?: boolean | undefined;
   price?: PriceInput | undefined;
   usage_charges?: readonly UsageChargeInput[] | undefined;
+  trial_days?: number | null | undefined;
 }
 
 export type UpdatePlanOutcome =
@@ -193,6 +196,9 @@ export async function updatePlan(
           ? { archived_at: patch.archived ? new Date() : null }
           : {}),
         ...(usageCharges ? { usage_charges: usageCharges } : {}),
+        ...(patch.trial_days !== undefined && patch.trial_days !== locked.trial_days
+          ? { trial_days: patch.trial_days }
+          : {}),
       };
       if (!priceChanged && Object.keys(changes).length === 0) return { kind: 'updated', plan: before };
       const price = priceChanged

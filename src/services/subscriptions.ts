@@ -120,6 +120,9 @@ export function getSubscription(
   });
 }
 
+const addDays = (day: string, n: number) =>
+  new Date(Date.parse(`${day}T00:00:00Z`) + n * 86_400_000).toISOString().slice(0, 10);
+
 /** end_date before start_date (checked by the database, whichever write caused it). */
 const END_BEFORE_START = 'subscriptions_end_date_check';
 
@@ -140,6 +143,7 @@ export interface SubscriptionInput {
   test_clock_id?: string | undefined;
   payment_method?: string | undefined;
   payment_rail?: PaymentRail | undefined;
+  trial_end?: string | undefined;
 }
 
 /** payment_method and payment_rail go together: both set, or both null. */
@@ -179,9 +183,13 @@ export async function createSubscription(
   actor: Actor,
   input: SubscriptionInput,
 ): Promise<CreateSubscriptionOutcome> {
-  const { plan_id, quantity, plan_cost, billing_interval, test_clock_id, ...common } = input;
+  const { plan_id, quantity, plan_cost, billing_interval, test_clock_id, trial_end, ...common } = input;
   const collection = collectionErrors(common.payment_method, common.payment_rail);
   if (collection.length > 0) return { kind: 'invalid', errors: collection };
+  if (trial_end !== undefined && common.status !== 'trialing')
+    return { kind: 'invalid', errors: [{ field: '/trial_end', message: 'needs status trialing' }] };
+  if (trial_end !== undefined && trial_end <= common.start_date)
+    return { kind: 'invalid', errors: [{ field: '/trial_end', message: 'must be after start_date' }] };
   if (plan_id) {
     const errors: FieldErrors = [];
     if (plan_cost !== undefined) {
@@ -203,9 +211,11 @@ export async function createSubscription(
   try {
     return await inTenant(ctx, actor, async (tx): Promise<CreateSubscriptionOutcome> => {
       let priced: Partial<NewSubscription> = { plan_cost, billing_interval: billing_interval ?? 'month' };
+      let trialDays: number | null = null;
       if (plan_id) {
         const plan = await livePlan(tx, plan_id);
         if ('kind' in plan) return plan;
+        trialDays = plan.plan.trial_days;
         priced = {
           ...priceSubscription(plan_id, plan.price, quantity ?? 1),
           billing_interval: plan.plan.interval,
@@ -223,17 +233,30 @@ export async function createSubscription(
         tx.occurAt(clock.frozen_time);
       }
       const interval = priced.billing_interval ?? 'month';
-      const billedUntil = periodContaining(
-        common.start_date,
-        interval,
-        priced.interval_count ?? 1,
-        today > common.start_date ? today : common.start_date,
-      ).start;
+      // A trial with an end: its first period starts on that day, billed then by the worker.
+      const trialEnd =
+        trial_end ??
+        (common.status === 'trialing' && trialDays ? addDays(common.start_date, trialDays) : undefined);
+      if (trial_end !== undefined && trial_end <= today)
+        return {
+          kind: 'invalid',
+          errors: [{ field: '/trial_end', message: `must be after today (${today})` }],
+        };
+      const trial = trialEnd !== undefined && trialEnd > today ? trialEnd : undefined;
+      const billedUntil =
+        trial ??
+        periodContaining(
+          common.start_date,
+          interval,
+          priced.interval_count ?? 1,
+          today > common.start_date ? today : common.start_date,
+        ).start;
       const subscription = await subscriptions.insertSubscription(tx.db, {
         ...common,
         ...priced,
         test_clock_id: test_clock_id ?? null,
         billed_until: billedUntil,
+        ...(trial ? { trial_end: trial, billing_anchor: trial } : {}),
       } as NewSubscription);
       tx.emit({
         type: 'subscription.created',
@@ -279,6 +302,7 @@ export interface SubscriptionPatchInput {
   end_date?: string | null | undefined;
   payment_method?: string | null | undefined;
   payment_rail?: PaymentRail | null | undefined;
+  trial_end?: string | undefined;
   proration_behavior?: ProrationBehavior | undefined;
 }
 
@@ -340,6 +364,49 @@ function rescheduledBilling(before: SubscriptionRow, changes: SubscriptionPatch)
   )
     return before.billed_until;
   return firstPeriodStartFrom(anchor, interval, count, before.billed_until);
+}
+
+/**
+ * A trial with an end, moved (its first period moves with it, and its trial_will_end notice is
+ * due again) or ended by hand (status active: billing starts today, on a schedule anchored today).
+ */
+function trialChanges(
+  before: SubscriptionRow,
+  patch: SubscriptionPatchInput,
+): SubscriptionPatch | { kind: 'invalid'; errors: FieldErrors } {
+  const today = dayOf(subscriptionNow(before));
+  if (patch.trial_end !== undefined && patch.trial_end !== before.trial_end) {
+    if (before.status !== 'trialing' || before.trial_end === null || patch.status === 'active')
+      return {
+        kind: 'invalid',
+        errors: [{ field: '/trial_end', message: 'moves only a trial that has an end' }],
+      };
+    if (patch.trial_end <= today || patch.trial_end <= before.start_date)
+      return {
+        kind: 'invalid',
+        errors: [{ field: '/trial_end', message: `must be after today (${today}) and after start_date` }],
+      };
+    return {
+      trial_end: patch.trial_end,
+      trial_notified_at: null,
+      billing_anchor: patch.trial_end,
+      ...(before.billed_until === null ? {} : { billed_until: patch.trial_end }),
+    };
+  }
+  if (
+    patch.status === 'active' &&
+    before.status === 'trialing' &&
+    before.trial_end !== null &&
+    before.trial_end > today
+  ) {
+    const start = today > before.start_date ? today : before.start_date;
+    return {
+      trial_end: null,
+      billing_anchor: start,
+      ...(before.billed_until === null ? {} : { billed_until: start }),
+    };
+  }
+  return {};
 }
 
 /** Records a change of a subscription: `subscription.canceled` when it ends, else `.updated`. */
@@ -459,6 +526,9 @@ async function changeSubscription(
   // A new start date anchors billing on it again.
   if (changes.start_date !== undefined && changes.start_date !== before.start_date && before.billing_anchor)
     changes.billing_anchor = null;
+  const trial = trialChanges(before, patch);
+  if ('kind' in trial) return trial;
+  Object.assign(changes, trial);
   const proration = await planProration(tx, before, changes, patch.proration_behavior ?? 'create_prorations');
   if ('kind' in proration) return proration;
   Object.assign(changes, proration.set);

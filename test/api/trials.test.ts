@@ -1,0 +1,184 @@
+// Trials with an end, on test clocks: the plan's trial_days or an explicit trial_end, the
+// trial_will_end notice 3 days before, the first invoice on the trial's end, a trial moved (no
+// period skipped or billed twice) and a trial ended early.
+import { beforeAll, describe, expect, it } from 'vitest';
+import { simulatedGateway } from '../../src/billing/gateway.js';
+import type { Schemas } from '../../src/contract.js';
+import { performDueWork } from '../../src/services/due-work.js';
+import { type TestTenant, useTestApp } from '../helpers/app.js';
+import { createUser } from '../helpers/factories.js';
+import { expectProblem } from '../helpers/problems.js';
+
+const ctx = useTestApp();
+let t: TestTenant;
+let plan: Schemas['Plan'];
+
+type Subscription = Schemas['Subscription'];
+
+beforeAll(async () => {
+  t = await ctx.newTenant();
+  const res = await t.api.post('/api/v1/plans').send({
+    code: 'trial-pro',
+    name: 'Pro',
+    interval: 'month',
+    price: { model: 'flat', amount: '20.00' },
+    trial_days: 14,
+  });
+  expect(res.status, res.text).toBe(201);
+  plan = res.body as Schemas['Plan'];
+});
+
+async function onClock(body: Record<string, unknown>, at = '2026-01-01T00:00:00Z') {
+  const clock = (await t.api.post('/api/v1/test-clocks').send({ name: 'trial', frozen_time: at }))
+    .body as Schemas['TestClock'];
+  const user = await createUser(t);
+  const res = await t.api.post('/api/v1/subscriptions').send({
+    user_id: user.id,
+    status: 'trialing',
+    plan_id: plan.id,
+    start_date: '2026-01-01',
+    test_clock_id: clock.id,
+    ...body,
+  });
+  const work = () =>
+    performDueWork(
+      { db: ctx.appDb, ownerDb: ctx.db, gateway: simulatedGateway, settlementDelayScale: 0 },
+      { tenantId: t.id, clockId: clock.id },
+    );
+  const sub = res.body as Subscription;
+  return {
+    res,
+    sub,
+    work,
+    async advance(to: string) {
+      const advanced = await t.api.post(`/api/v1/test-clocks/${clock.id}/advance`).send({ frozen_time: to });
+      expect(advanced.status, advanced.text).toBe(202);
+      await work();
+    },
+    async get() {
+      return (await t.api.get(`/api/v1/subscriptions/${sub.id}`)).body as Subscription;
+    },
+    async invoices() {
+      const res = await t.api.get('/api/v1/invoices').query({ subscription_id: sub.id, limit: 100 });
+      return (res.body as Schemas['InvoiceList']).data.reverse();
+    },
+    async events() {
+      const res = await t.api.get('/api/v1/events').query({ resource_id: sub.id, limit: 100 });
+      return (res.body as Schemas['EventList']).data;
+    },
+  };
+}
+
+describe('a trial with an end', () => {
+  it("takes the plan's trial_days, announces its end 3 days before, then bills its first period", async () => {
+    expect(plan.trial_days).toBe(14);
+    const s = await onClock({});
+    expect(s.res.status, s.res.text).toBe(201);
+    expect(s.sub).toMatchObject({
+      status: 'trialing',
+      trial_end: '2026-01-15',
+      billing_anchor: '2026-01-15',
+      billed_until: '2026-01-15',
+      current_period_start: '2026-01-01',
+      current_period_end: '2026-01-15',
+    });
+
+    await s.advance('2026-01-11T12:00:00Z');
+    expect((await s.events()).map((e) => e.type)).toEqual(['subscription.created']);
+    await s.advance('2026-01-12T00:00:00Z');
+    const notice = (await s.events()).filter((e) => e.type === 'subscription.trial_will_end');
+    expect(notice).toHaveLength(1);
+    expect(notice[0]).toMatchObject({
+      occurred_at: '2026-01-12T00:00:00.000Z',
+      actor: { type: 'system', id: null },
+      data: { status: 'trialing', trial_end: '2026-01-15' },
+    });
+    expect(await s.invoices()).toEqual([]); // the trial is free
+
+    await s.advance('2026-01-15T00:00:00Z');
+    expect(await s.get()).toMatchObject({
+      status: 'active',
+      trial_end: '2026-01-15',
+      current_period_start: '2026-01-15',
+      current_period_end: '2026-02-15',
+      billed_until: '2026-02-15',
+    });
+    await s.advance('2026-02-15T00:00:00Z');
+    expect((await s.invoices()).map((i) => [i.period_start, i.period_end, i.subtotal])).toEqual([
+      ['2026-01-15', '2026-02-15', '20.00'],
+      ['2026-02-15', '2026-03-15', '20.00'],
+    ]);
+    const types = (await s.events()).map((e) => e.type);
+    expect(types.filter((type) => type === 'subscription.trial_will_end')).toHaveLength(1);
+    expect(types.slice(0, 4)).toEqual([
+      'subscription.created',
+      'subscription.trial_will_end',
+      'subscription.updated', // trialing → active
+      'subscription.renewed',
+    ]);
+  });
+
+  it('moves with its first invoice when extended: nothing skipped, nothing billed twice, announced again', async () => {
+    const s = await onClock({ trial_end: '2026-01-20' });
+    await s.advance('2026-01-18T00:00:00Z'); // announced on the 17th
+    const moved = await t.api.patch(`/api/v1/subscriptions/${s.sub.id}`).send({ trial_end: '2026-02-01' });
+    expect(moved.status, moved.text).toBe(200);
+    expect(moved.body).toMatchObject({
+      status: 'trialing',
+      trial_end: '2026-02-01',
+      billing_anchor: '2026-02-01',
+      billed_until: '2026-02-01',
+    });
+    await s.advance('2026-01-31T00:00:00Z');
+    expect(await s.invoices()).toEqual([]);
+    await s.advance('2026-03-01T00:00:00Z');
+    expect((await s.invoices()).map((i) => [i.period_start, i.period_end])).toEqual([
+      ['2026-02-01', '2026-03-01'],
+      ['2026-03-01', '2026-04-01'],
+    ]);
+    const notices = (await s.events()).filter((e) => e.type === 'subscription.trial_will_end');
+    expect(notices.map((e) => e.occurred_at)).toEqual([
+      '2026-01-17T00:00:00.000Z',
+      '2026-01-29T00:00:00.000Z',
+    ]);
+  });
+
+  it('ended early by making it active: its first period starts that day', async () => {
+    const s = await onClock({});
+    await s.advance('2026-01-05T10:00:00Z');
+    const active = await t.api.patch(`/api/v1/subscriptions/${s.sub.id}`).send({ status: 'active' });
+    expect(active.status, active.text).toBe(200);
+    expect(active.body).toMatchObject({ status: 'active', trial_end: null, billing_anchor: '2026-01-05' });
+    await s.work();
+    expect((await s.invoices()).map((i) => [i.period_start, i.period_end])).toEqual([
+      ['2026-01-05', '2026-02-05'],
+    ]);
+    expect((await s.events()).some((e) => e.type === 'subscription.trial_will_end')).toBe(false);
+  });
+
+  it('announces a trial shorter than 3 days at once', async () => {
+    const s = await onClock({ trial_end: '2026-01-03' });
+    await s.work();
+    const notice = (await s.events()).find((e) => e.type === 'subscription.trial_will_end');
+    expect(notice?.occurred_at).toBe('2026-01-01T00:00:00.000Z');
+  });
+
+  it('refuses a trial_end without trialing, not after the start, in the past, or moved on no trial', async () => {
+    expectProblem((await onClock({ status: 'active', trial_end: '2026-02-01' })).res, 422, 'unprocessable');
+    expectProblem((await onClock({ trial_end: '2026-01-01' })).res, 422, 'unprocessable');
+    const past = await onClock({ trial_end: '2026-01-10' }, '2026-01-12T00:00:00Z');
+    expect(past.res.body).toMatchObject({
+      errors: [{ field: '/trial_end', message: 'must be after today (2026-01-12)' }],
+    });
+    const active = await onClock({ status: 'active' });
+    expectProblem(
+      await t.api.patch(`/api/v1/subscriptions/${active.sub.id}`).send({ trial_end: '2026-03-01' }),
+      422,
+      'unprocessable',
+    );
+  });
+});
+
+it('logged no unexpected error in this file', () => {
+  expect(ctx.unexpectedErrors).toEqual([]);
+});
