@@ -288,11 +288,17 @@ export interface paths {
         };
         /**
          * List a subscription's invoice items
-         * @description Its prorations, pending (`invoice_id` null) and billed, newest first.
+         * @description Its prorations and one-off charges, pending (`invoice_id` null) and billed, newest first.
          */
         get: operations["listInvoiceItems"];
         put?: never;
-        post?: never;
+        /**
+         * Add a one-off charge to the next invoice
+         * @description A pending invoice item (`kind: one_off`) that the subscription's next invoice bills, as a
+         *     `one_off` line, taxed with it (`invoice_item.created`). Setting an amount by hand needs an
+         *     `admin` key (403 otherwise); a canceled subscription, which has no next invoice, is 409.
+         */
+        post: operations["createInvoiceItem"];
         delete?: never;
         options?: never;
         head?: never;
@@ -550,7 +556,16 @@ export interface paths {
         /** List invoices */
         get: operations["listInvoices"];
         put?: never;
-        post?: never;
+        /**
+         * Create a one-off invoice with custom lines
+         * @description A draft invoice (`kind: one_off`) billing the lines given, on a subscription's account:
+         *     its customer and region, taxed with the rates in force today (its test clock's today, on a
+         *     clock), dated today. Finalize it (`POST /invoices/{id}/finalize`) to issue it, and collect
+         *     it as any invoice (`POST /invoices/{id}/payments`). It bills only its own lines: pending
+         *     invoice items wait for the subscription's next invoice. Setting amounts by hand needs an
+         *     `admin` key (403 otherwise); a canceled subscription is 409.
+         */
+        post: operations["createOneOffInvoice"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2635,10 +2650,10 @@ export interface components {
          */
         InvoiceLine: {
             /**
-             * @description `credits`: the credits of a paid grant (a purchase invoice's only line).
+             * @description `credits`: the credits of a paid grant (a purchase invoice's only line). `one_off`: a one-off charge (an invoice item of kind `one_off`, or a line of a one-off invoice).
              * @enum {string}
              */
-            type: "subscription" | "usage" | "credits" | "proration";
+            type: "subscription" | "usage" | "credits" | "proration" | "one_off";
             description: string;
             quantity: components["schemas"]["Quantity"];
             /** @description Never negative but on a `proration` line that credits. */
@@ -2689,13 +2704,14 @@ export interface components {
             /**
              * @description `period`: a subscription's billing period (one per period). `proration`: the items of a
              *     mid-period change made with `proration_behavior: always_invoice`, issued and collected at
-             *     once; its period is the rest of the billing period from the day of the change. `purchase`: credits bought for
+             *     once; its period is the rest of the billing period from the day of the change.
+             *     `one_off`: made by `POST /invoices` with custom lines, as a draft; its period is its day. `purchase`: credits bought for
              *     a wallet (a paid grant), billed on one of the customer's subscriptions; its period is the
              *     day of the purchase, and it is collected from the subscription's payment method without
              *     dunning: a failed payment leaves it open, to be paid through the API or voided.
              * @enum {string}
              */
-            kind: "period" | "purchase" | "proration";
+            kind: "period" | "purchase" | "proration" | "one_off";
             /** Format: uuid */
             subscription_id: string;
             /** Format: uuid */
@@ -2747,10 +2763,11 @@ export interface components {
         };
         /**
          * @description `proration_credit`: the unused time of a period already invoiced, at the price before a
-         *     change (negative). `proration_charge`: the same time at the price after it.
+         *     change (negative). `proration_charge`: the same time at the price after it. `one_off`: a
+         *     charge added by `POST /subscriptions/{id}/invoice-items`.
          * @enum {string}
          */
-        InvoiceItemKind: "proration_credit" | "proration_charge";
+        InvoiceItemKind: "proration_credit" | "proration_charge" | "one_off";
         InvoiceItemPreview: {
             kind: components["schemas"]["InvoiceItemKind"];
             description: string;
@@ -2799,6 +2816,25 @@ export interface components {
             taxes: components["schemas"]["InvoiceTax"][];
             tax_total: components["schemas"]["MoneyTotal"];
             total: components["schemas"]["MoneyTotal"];
+        };
+        OneOffCharge: {
+            description: string;
+            /** @description More than zero; a credit is a credit note's, not a charge's. */
+            amount: components["schemas"]["Money"];
+        };
+        /** @description A one-off charge for the subscription's next invoice. */
+        InvoiceItemCreate: {
+            description: string;
+            /** @description More than zero. */
+            amount: components["schemas"]["Money"];
+        };
+        OneOffInvoiceCreate: {
+            /**
+             * Format: uuid
+             * @description The account billed (its customer, region and taxes, test clock); an unknown one gets 422.
+             */
+            subscription_id: string;
+            lines: components["schemas"]["OneOffCharge"][];
         };
         /**
          * @description How the money moves, and so how long it takes to settle (business days skip Saturday and
@@ -4871,6 +4907,57 @@ export interface operations {
             503: components["responses"]["ServiceUnavailable"];
         };
     };
+    createInvoiceItem: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Makes the request safe to retry: it runs at most once for this key (see the description
+                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path: {
+                /** @example 0193a6a2-9e11-7f00-a000-00000000beef */
+                subscriptionId: components["parameters"]["SubscriptionId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "description": "Extra seats setup",
+                 *       "amount": "25.00"
+                 *     }
+                 */
+                "application/json": components["schemas"]["InvoiceItemCreate"];
+            };
+        };
+        responses: {
+            /** @description The pending item. */
+            201: {
+                headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvoiceItem"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["Unprocessable"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
     listSubscriptionEvents: {
         parameters: {
             query?: {
@@ -6050,6 +6137,60 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    createOneOffInvoice: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Makes the request safe to retry: it runs at most once for this key (see the description
+                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "subscription_id": "0193a6a2-9e11-7f00-a000-00000000beef",
+                 *       "lines": [
+                 *         {
+                 *           "description": "Onboarding workshop",
+                 *           "amount": "450.00"
+                 *         }
+                 *       ]
+                 *     }
+                 */
+                "application/json": components["schemas"]["OneOffInvoiceCreate"];
+            };
+        };
+        responses: {
+            /** @description Created, as a draft. */
+            201: {
+                headers: {
+                    Location: components["headers"]["Location"];
+                    ETag: components["headers"]["ETag"];
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Invoice"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["Unprocessable"];
             429: components["responses"]["TooManyRequests"];
             503: components["responses"]["ServiceUnavailable"];
         };

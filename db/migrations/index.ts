@@ -31,6 +31,7 @@ import * as m202612030014 from './202612030014_due_renewals_by_index.js';
 import * as m202612030015 from './202612030015_prorations.js';
 import * as m202612030016 from './202612030016_scheduled_changes.js';
 import * as m202612030017 from './202612030017_trials.js';
+import * as m202612030018 from './202612030018_one_off_charges.js';
 
 export const migrations: Record<string, Migration> = {
   '202611230001_initial': m202611230001,
@@ -63,4 +64,5 @@ export const migrations: Record<string, Migration> = {
   '202612030015_prorations': m202612030015,
   '202612030016_scheduled_changes': m202612030016,
   '202612030017_trials': m202612030017,
+  '202612030018_one_off_charges': m202612030018,
 };

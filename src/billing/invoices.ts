@@ -10,7 +10,7 @@ export interface Charge {
    * A subscription's price for the invoice's period, a usage charge for the one before, or the
    * credits a purchase invoice sells.
    */
-  type: 'subscription' | 'usage' | 'credits' | 'proration';
+  type: 'subscription' | 'usage' | 'credits' | 'proration' | 'one_off';
   description: string;
   /** The charge's amount for the period, exact ("49.99", "12.3456"); negative for a credit. */
   amount: string;

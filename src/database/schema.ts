@@ -22,8 +22,8 @@ export type ScheduledChange = {
   effective_date: string;
   scheduled_at: string;
 };
-export type InvoiceKind = 'period' | 'purchase' | 'proration';
-export type InvoiceItemKind = 'proration_credit' | 'proration_charge';
+export type InvoiceKind = 'period' | 'purchase' | 'proration' | 'one_off';
+export type InvoiceItemKind = 'proration_credit' | 'proration_charge' | 'one_off';
 export type PaymentRail = 'card' | 'ach_standard' | 'ach_same_day' | 'wire' | 'instant';
 export type PaymentStatus = 'pending' | 'processing' | 'succeeded' | 'failed';
 export type DunningFinalAction = 'cancel' | 'mark_unpaid';

@@ -1,16 +1,45 @@
 import { Router } from 'express';
-import type { Query, Schemas } from '../contract.js';
+import type { Query, RequestBody, Schemas } from '../contract.js';
 import { actorOf } from '../http/authenticate.js';
 import { idempotent } from '../http/idempotency.js';
 import { decodeCursor, toPageResponse } from '../http/pagination.js';
 import { ifMatch, notModified } from '../http/preconditions.js';
-import { badRequest, conflict, notFound, preconditionFailed } from '../http/problems.js';
-import { etag, ok, send } from '../http/replies.js';
+import {
+  badRequest,
+  conflict,
+  notFound,
+  preconditionFailed,
+  ProblemError,
+  unprocessable,
+} from '../http/problems.js';
+import { created, etag, ok, send } from '../http/replies.js';
 import { toInvoiceResponse } from '../responses/invoices.js';
 import type { ServiceContext } from '../services/context.js';
 import * as invoices from '../services/invoices.js';
 
 const noSuchInvoice = (id: string) => notFound(`No invoice with id ${id}.`);
+
+/** Amounts of one-off charges: more than zero (a credit is a credit note's), as JSON pointers. */
+export function zeroAmounts(amounts: readonly string[], field: (i: number) => string) {
+  return amounts.flatMap((amount, i) =>
+    /^0*(\.0*)?$/.test(amount)
+      ? [{ location: 'body' as const, field: field(i), message: 'must be more than zero' }]
+      : [],
+  );
+}
+
+/** Refusals of a one-off charge or invoice. */
+export function oneOffProblem(
+  outcome: { kind: 'no-subscription' | 'canceled' | 'needs-admin' },
+  subscriptionId: string,
+  unknownSubscription: () => ProblemError,
+): ProblemError {
+  if (outcome.kind === 'needs-admin')
+    return new ProblemError(403, 'forbidden', 'Amounts set by hand (one-off charges) need an admin key.');
+  if (outcome.kind === 'canceled')
+    return conflict(`Subscription ${subscriptionId} is canceled: nothing more is billed on it.`);
+  return unknownSubscription();
+}
 const withEtag = (invoice: { version: number }) => ({ ETag: etag(invoice.version) });
 
 export function invoicesRouter(ctx: ServiceContext): Router {
@@ -28,6 +57,32 @@ export function invoicesRouter(ctx: ServiceContext): Router {
       number: query.number,
     });
     res.json(toPageResponse(page, toInvoiceResponse, (i) => i.id) satisfies Schemas['InvoiceList']);
+  });
+
+  router.post('/', async (req, res) => {
+    const body = req.body as RequestBody<'createOneOffInvoice'>;
+    const zero = zeroAmounts(
+      body.lines.map((line) => line.amount),
+      (i) => `/lines/${i}/amount`,
+    );
+    if (zero.length > 0) throw unprocessable('A one-off line must charge more than zero.', zero);
+    const reply = (o: invoices.OneOffOutcome<Parameters<typeof toInvoiceResponse>[0]>) =>
+      o.kind === 'created'
+        ? created(`${req.baseUrl}/${o.value.id}`, toInvoiceResponse(o.value), withEtag(o.value))
+        : undefined;
+    const outcome = await invoices.createOneOffInvoice(
+      ctx,
+      idempotent(req, actorOf(req), reply),
+      body.subscription_id,
+      body.lines.map((line) => ({ description: line.description, amount: line.amount })),
+    );
+    if (outcome.kind !== 'created')
+      throw oneOffProblem(outcome, body.subscription_id, () =>
+        unprocessable('subscription_id does not refer to a subscription of this tenant.', [
+          { location: 'body', field: '/subscription_id', message: 'no such subscription' },
+        ]),
+      );
+    send(res, reply(outcome)!);
   });
 
   router.get('/:invoiceId', async (req, res) => {

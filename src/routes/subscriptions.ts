@@ -19,6 +19,7 @@ import {
 import * as invoices from '../services/invoices.js';
 import * as subscriptions from '../services/subscriptions.js';
 import { listEventsPage } from './events.js';
+import { oneOffProblem, zeroAmounts } from './invoices.js';
 import { noSuchFeature } from './features.js';
 
 const noSuchSubscription = (id: string) => notFound(`No subscription with id ${id}.`);
@@ -277,6 +278,27 @@ export function subscriptionsRouter(ctx: ServiceContext): Router {
     if (outcome.kind !== 'canceled')
       throw scheduledChangeProblem(req.params.subscriptionId, outcome as never);
     send(res, scheduledChangeReply(outcome)!);
+  });
+
+  router.post('/:subscriptionId/invoice-items', async (req, res) => {
+    const { subscriptionId } = req.params;
+    const body = req.body as RequestBody<'createInvoiceItem'>;
+    const zero = zeroAmounts([body.amount], () => '/amount');
+    if (zero.length > 0) throw unprocessable('A one-off charge must be more than zero.', zero);
+    const reply = (o: invoices.OneOffOutcome<Parameters<typeof toInvoiceItemResponse>[0]>) =>
+      o.kind === 'created' ? { ...ok(toInvoiceItemResponse(o.value)), status: 201 } : undefined;
+    const outcome = await invoices.createOneOffItem(
+      ctx,
+      idempotent(req, actorOf(req), reply),
+      subscriptionId,
+      {
+        description: body.description,
+        amount: body.amount,
+      },
+    );
+    if (outcome.kind !== 'created')
+      throw oneOffProblem(outcome, subscriptionId, () => noSuchSubscription(subscriptionId));
+    send(res, reply(outcome)!);
   });
 
   router.get('/:subscriptionId/invoice-items', async (req, res) => {

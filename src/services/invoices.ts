@@ -20,7 +20,7 @@ import { ratesInForce } from '../queries/tax-rates.js';
 import { findUser } from '../queries/users.js';
 import { toInvoiceItemResponse, toInvoiceResponse } from '../responses/invoices.js';
 import { applyItems, type AppliedItems } from '../billing/proration.js';
-import { parseSignedAmount } from '../billing/money.js';
+import { formatCents, parseAmount, parseSignedAmount } from '../billing/money.js';
 import {
   billInvoiceItems,
   type InvoiceItemFilter,
@@ -218,40 +218,36 @@ export async function prorationInvoice(
 }
 
 /**
- * A purchase invoice (a paid grant's) on the subscription, dated today on its time (its test
- * clock's, if any), with one `credits` line, taxed as its period invoices are, and issued at once.
- * On a subscription locked for update.
+ * A draft invoice of the day on the subscription's account, dated today on its time (its test
+ * clock's, if any), with the lines given and taxed as its period invoices are. Purchase and
+ * one-off invoices. On a subscription locked for update.
  */
-export async function purchaseInvoice(
+async function invoiceOfTheDay(
   tx: Tx,
   subscription: SubscriptionRow,
-  line: { description: string; amount: string },
+  kind: 'purchase' | 'one_off',
+  lines: ReadonlyArray<{ type: 'credits' | 'one_off'; description: string; amount: string }>,
 ): Promise<InvoiceRow> {
   onClockOf(tx, subscription);
-  const now = subscriptionNow(subscription);
-  const day = dayOf(now);
+  const day = dayOf(subscriptionNow(subscription));
   const next = dayOf(new Date(new Date(`${day}T00:00:00Z`).getTime() + 86_400_000));
   const user = await findUser(tx.db, subscription.user_id);
   const region = user?.region ?? null;
   const rates = region ? await ratesInForce(tx.db, region, day) : [];
   const amounts = invoiceAmounts(
-    [
-      {
-        type: 'credits',
-        description: line.description,
-        amount: line.amount,
-        quantity: 1,
-        breakdown: [],
-        period_start: day,
-        period_end: next,
-        usage: null,
-        credits_applied: null,
-      },
-    ],
+    lines.map((line) => ({
+      ...line,
+      quantity: 1,
+      breakdown: [],
+      period_start: day,
+      period_end: next,
+      usage: null,
+      credits_applied: null,
+    })),
     rates.map((r) => ({ id: r.id, code: r.code, name: r.name, percentage: r.percentage, region: r.region })),
   );
   const draft = (await invoices.insertInvoice(tx.db, {
-    kind: 'purchase',
+    kind,
     subscription_id: subscription.id,
     user_id: subscription.user_id,
     period_start: day,
@@ -266,7 +262,80 @@ export async function purchaseInvoice(
     resource_id: draft.id,
     data: toInvoiceResponse(draft),
   });
-  return issue(tx, draft.id, now);
+  return draft;
+}
+
+/**
+ * A purchase invoice (a paid grant's) on the subscription, with one `credits` line, issued at
+ * once. On a subscription locked for update.
+ */
+export async function purchaseInvoice(
+  tx: Tx,
+  subscription: SubscriptionRow,
+  line: { description: string; amount: string },
+): Promise<InvoiceRow> {
+  const draft = await invoiceOfTheDay(tx, subscription, 'purchase', [{ type: 'credits', ...line }]);
+  return issue(tx, draft.id, subscriptionNow(subscription));
+}
+
+export type OneOffOutcome<T> =
+  | { kind: 'created'; value: T }
+  | { kind: 'no-subscription' }
+  | { kind: 'canceled' }
+  | { kind: 'needs-admin' };
+
+/** Amounts set by hand are an admin's (or the system's), as custom prices are. */
+const mayChargeByHand = (actor: Actor) => actor.role === undefined || actor.role === 'admin';
+
+/** A one-off invoice with custom lines, as a draft, dated today on the subscription's time. */
+export function createOneOffInvoice(
+  ctx: ServiceContext,
+  actor: Actor,
+  subscriptionId: string,
+  lines: ReadonlyArray<{ description: string; amount: string }>,
+): Promise<OneOffOutcome<InvoiceRow>> {
+  if (!mayChargeByHand(actor)) return Promise.resolve({ kind: 'needs-admin' });
+  return inTenant(ctx, actor, async (tx): Promise<OneOffOutcome<InvoiceRow>> => {
+    const subscription = await lockSubscription(tx.db, subscriptionId);
+    if (!subscription) return { kind: 'no-subscription' };
+    if (subscription.status === 'canceled') return { kind: 'canceled' };
+    const draft = await invoiceOfTheDay(
+      tx,
+      subscription,
+      'one_off',
+      lines.map((line) => ({ type: 'one_off' as const, ...line })),
+    );
+    return { kind: 'created', value: draft };
+  });
+}
+
+/** A one-off charge waiting for the subscription's next invoice, dated today on its time. */
+export function createOneOffItem(
+  ctx: ServiceContext,
+  actor: Actor,
+  subscriptionId: string,
+  charge: { description: string; amount: string },
+): Promise<OneOffOutcome<InvoiceItemRow>> {
+  if (!mayChargeByHand(actor)) return Promise.resolve({ kind: 'needs-admin' });
+  return inTenant(ctx, actor, async (tx): Promise<OneOffOutcome<InvoiceItemRow>> => {
+    const subscription = await lockSubscription(tx.db, subscriptionId);
+    if (!subscription) return { kind: 'no-subscription' };
+    if (subscription.status === 'canceled') return { kind: 'canceled' };
+    onClockOf(tx, subscription);
+    const day = dayOf(subscriptionNow(subscription));
+    const [item] = await insertInvoiceItems(tx.db, [
+      {
+        subscription_id: subscriptionId,
+        kind: 'one_off',
+        description: charge.description,
+        amount: formatCents(parseAmount(charge.amount)),
+        period_start: day,
+        period_end: dayOf(new Date(Date.parse(`${day}T00:00:00Z`) + 86_400_000)),
+      },
+    ]);
+    emitItem(tx, item!);
+    return { kind: 'created', value: item! };
+  });
 }
 
 /**
@@ -293,7 +362,7 @@ async function insertInvoice(
     pending,
   );
   const itemLines = applied.billed.map(({ item, amount }): InvoiceCharge => ({
-    type: 'proration',
+    type: item.kind === 'one_off' ? 'one_off' : 'proration',
     description: item.description,
     amount,
     quantity: 1,

@@ -143,6 +143,31 @@ const decisions: Array<[string, Decision]> = [
     },
   ],
   [
+    'schedule a custom price for the end of the period',
+    async () => {
+      const { id } = await customPriced();
+      return (api) => api.post(`/api/v1/subscriptions/${id}/scheduled-change`).send({ plan_cost: '0.01' });
+    },
+  ],
+  [
+    'add a one-off charge to the next invoice',
+    async () => {
+      const { id } = await customPriced();
+      return (api) =>
+        api.post(`/api/v1/subscriptions/${id}/invoice-items`).send({ description: 'x', amount: '9.00' });
+    },
+  ],
+  [
+    'create a one-off invoice',
+    async () => {
+      const { id } = await customPriced();
+      return (api) =>
+        api
+          .post('/api/v1/invoices')
+          .send({ subscription_id: id, lines: [{ description: 'x', amount: '9.00' }] });
+    },
+  ],
+  [
     'void an invoice',
     async () => {
       const id = await openInvoice();

@@ -13,6 +13,7 @@ export const IDEMPOTENT_WRITES: ReadonlyArray<readonly [string, RegExp]> = [
   ['POST', /\/api\/v1\/subscriptions\/[^/]+\/cancel$/], // cancelSubscription
   ['POST', /\/api\/v1\/subscriptions\/[^/]+\/scheduled-change$/], // scheduleSubscriptionChange
   ['DELETE', /\/api\/v1\/subscriptions\/[^/]+\/scheduled-change$/], // cancelScheduledChange
+  ['POST', /\/api\/v1\/subscriptions\/[^/]+\/invoice-items$/], // createInvoiceItem
   ['PUT', /\/api\/v1\/subscriptions\/[^/]+\/features\/[^/]+$/], // linkSubscriptionFeature
   ['DELETE', /\/api\/v1\/subscriptions\/[^/]+\/features\/[^/]+$/], // unlinkSubscriptionFeature
   ['POST', /\/api\/v1\/plans$/], // createPlan
@@ -21,6 +22,7 @@ export const IDEMPOTENT_WRITES: ReadonlyArray<readonly [string, RegExp]> = [
   ['POST', /\/api\/v1\/tax-rates$/], // createTaxRate
   ['POST', /\/api\/v1\/tax-rates\/[^/]+\/supersede$/], // supersedeTaxRate
   ['POST', /\/api\/v1\/subscriptions\/[^/]+\/invoices$/], // createInvoice
+  ['POST', /\/api\/v1\/invoices$/], // createOneOffInvoice
   ['POST', /\/api\/v1\/invoices\/[^/]+\/finalize$/], // finalizeInvoice
   ['POST', /\/api\/v1\/invoices\/[^/]+\/void$/], // voidInvoice
   ['POST', /\/api\/v1\/invoices\/[^/]+\/payments$/], // createPayment
