@@ -374,6 +374,15 @@ export function subscriptionsRouter(ctx: ServiceContext): Router {
         [{ location: 'body', field: '/date', message: `before the start date ${outcome.startDate}` }],
       );
     }
+    if (outcome.kind === 'before-anchor') {
+      const message = `before ${outcome.anchor}, where its billing periods start`;
+      throw unprocessable(
+        outcome.why === 'trial'
+          ? `The subscription is in a free trial until ${outcome.anchor}: nothing before it is invoiced.`
+          : `The subscription's billing periods start on ${outcome.anchor} (a change of interval): the days before were billed on its former schedule.`,
+        body.date ? [{ location: 'body', field: '/date', message }] : undefined,
+      );
+    }
     if (outcome.kind === 'after-end') {
       const why = {
         end_date: 'its end_date',

@@ -76,6 +76,8 @@ export type CreateInvoiceOutcome =
   | { kind: 'created' | 'existing'; invoice: InvoiceRow }
   | { kind: 'no-subscription' }
   | { kind: 'before-start'; startDate: string }
+  /** Before a trial's end, or before a new schedule began (billed on the old one). */
+  | { kind: 'before-anchor'; anchor: string; why: 'trial' | 'schedule' }
   | { kind: 'after-end'; lastDay: string; why: 'end_date' | 'canceled' | 'cancel_at' };
 
 /**
@@ -108,6 +110,10 @@ export async function invoiceForPeriod(
   onClockOf(tx, subscription);
   date ??= dayOf(subscriptionNow(subscription));
   if (date < subscription.start_date) return { kind: 'before-start', startDate: subscription.start_date };
+  if (subscription.billing_anchor !== null && date < subscription.billing_anchor) {
+    const trial = subscription.trial_end !== null && subscription.trial_end === subscription.billing_anchor;
+    return { kind: 'before-anchor', anchor: subscription.billing_anchor, why: trial ? 'trial' : 'schedule' };
+  }
   const ended = lastDayServed(subscription);
   if (ended && date > ended.lastDay) return { kind: 'after-end', ...ended };
   const period = periodContaining(

@@ -349,6 +349,11 @@ describe('a change of interval', () => {
       ['proration', '-6.77'],
     ]);
 
+    // The days before the new schedule were billed on the old one: not again by hand either.
+    const before = await t.api
+      .post(`/api/v1/subscriptions/${s.sub.id}/invoices`)
+      .send({ date: '2026-01-05' });
+    expectProblem(before, 422, 'unprocessable');
     // Nothing is billed until the new schedule's next period, a year on.
     await s.advance('2026-12-31T00:00:00Z');
     expect(await s.invoices()).toHaveLength(2);

@@ -94,6 +94,10 @@ describe('a trial with an end', () => {
       data: { status: 'trialing', trial_end: '2026-01-15' },
     });
     expect(await s.invoices()).toEqual([]); // the trial is free
+    const during = await t.api
+      .post(`/api/v1/subscriptions/${s.sub.id}/invoices`)
+      .send({ date: '2026-01-10' });
+    expect(expectProblem(during, 422, 'unprocessable').detail).toMatch(/free trial until 2026-01-15/);
 
     await s.advance('2026-01-15T00:00:00Z');
     expect(await s.get()).toMatchObject({

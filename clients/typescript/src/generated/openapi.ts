@@ -537,7 +537,9 @@ export interface paths {
          *     breakdown), and each tax rate in force on the period's first day in the customer's region.
          *     The same period again answers the same invoice with 200, also for concurrent requests. A
          *     date before `start_date`, or after the last day served (its `end_date`, the day it was
-         *     canceled, or the day before a scheduled `cancel_at`), is 422: nothing is invoiced then.
+         *     canceled, or the day before a scheduled `cancel_at`), is 422: nothing is invoiced then. So
+         *     is a date before `billing_anchor` when it is not `start_date`: the days of a free trial, or
+         *     those billed on the schedule before a change of interval.
          */
         post: operations["createInvoice"];
         delete?: never;
