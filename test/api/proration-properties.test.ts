@@ -1,0 +1,173 @@
+// Random sequences of mid-period changes on a test clock, checked against a model: for each
+// billing period, what its invoice and the prorations of the changes in it charge equals each
+// price × the share of the period it was in force, to within half a cent per line; no period is
+// billed twice or skipped; and every pending item is billed by the next invoice. Plans of each
+// price model, monthly periods over a leap February and month ends (started on Jan 31).
+import fc from 'fast-check';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { simulatedGateway } from '../../src/billing/gateway.js';
+import { parseSignedAmount } from '../../src/billing/money.js';
+import { daysBetween } from '../../src/billing/proration.js';
+import { quote } from '../../src/billing/pricing.js';
+import type { Schemas } from '../../src/contract.js';
+import { performDueWork } from '../../src/services/due-work.js';
+import { type TestTenant, useTestApp } from '../helpers/app.js';
+import { createUser } from '../helpers/factories.js';
+
+const ctx = useTestApp();
+let t: TestTenant;
+const SEED = process.env.PRORATION_PROPERTY_SEED ? Number(process.env.PRORATION_PROPERTY_SEED) : undefined;
+
+const PRICES = [
+  { model: 'flat', amount: '19.99' },
+  { model: 'per_unit', amount: '7.25' },
+  {
+    model: 'tiered',
+    tiers: [
+      { up_to: 3, unit_amount: '10.00', flat_amount: '5.00' },
+      { up_to: null, unit_amount: '4.50', flat_amount: '0.00' },
+    ],
+  },
+  {
+    model: 'volume',
+    tiers: [
+      { up_to: 5, unit_amount: '9.00', flat_amount: '0.00' },
+      { up_to: null, unit_amount: '6.10', flat_amount: '2.00' },
+    ],
+  },
+] as const;
+let plans: Schemas['Plan'][] = [];
+
+beforeAll(async () => {
+  t = await ctx.newTenant();
+  plans = [];
+  for (const [i, price] of PRICES.entries()) {
+    const res = await t.api
+      .post('/api/v1/plans')
+      .send({ code: `model-${i}`, name: `Model ${i}`, interval: 'month', price });
+    expect(res.status, res.text).toBe(201);
+    plans.push(res.body as Schemas['Plan']);
+  }
+});
+
+/** A change: on the day `offset` days after the start, to a plan and quantity. */
+const change = fc.record({
+  offset: fc.integer({ min: 1, max: 88 }),
+  plan: fc.integer({ min: 0, max: PRICES.length - 1 }),
+  quantity: fc.integer({ min: 1, max: 9 }),
+  behavior: fc.constantFrom('create_prorations', 'always_invoice'),
+});
+
+const addDays = (day: string, n: number) =>
+  new Date(Date.parse(`${day}T00:00:00Z`) + n * 86_400_000).toISOString().slice(0, 10);
+const cents = (amount: string) => parseSignedAmount(amount);
+
+describe('a period costs each price for its share of it, whatever changes happen in it', () => {
+  it('for random sequences of plan and quantity changes', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 0, max: PRICES.length - 1 }),
+        fc.integer({ min: 1, max: 9 }),
+        fc.uniqueArray(change, { minLength: 1, maxLength: 5, selector: (c) => c.offset }),
+        async (firstPlan, firstQuantity, changes) => {
+          const start = '2028-01-31'; // month ends and a leap February
+          const clock = (
+            await t.api
+              .post('/api/v1/test-clocks')
+              .send({ name: 'property', frozen_time: `${start}T00:00:00Z` })
+          ).body as Schemas['TestClock'];
+          const user = await createUser(t);
+          const made = await t.api.post('/api/v1/subscriptions').send({
+            user_id: user.id,
+            status: 'active',
+            plan_id: plans[firstPlan]!.id,
+            quantity: firstQuantity,
+            start_date: start,
+            test_clock_id: clock.id,
+          });
+          expect(made.status, made.text).toBe(201);
+          const sub = made.body as Schemas['Subscription'];
+          const advance = async (to: string) => {
+            const res = await t.api.post(`/api/v1/test-clocks/${clock.id}/advance`).send({ frozen_time: to });
+            expect(res.status, res.text).toBe(202);
+            await performDueWork(
+              { db: ctx.appDb, ownerDb: ctx.db, gateway: simulatedGateway, settlementDelayScale: 0 },
+              { tenantId: t.id, clockId: clock.id },
+            );
+          };
+          // The model: the price per period in force from each day on.
+          const priceOf = (plan: number, quantity: number) => {
+            const p = PRICES[plan]!;
+            return quote(p, quantity).amount;
+          };
+          const inForce: Array<{ day: string; price: string }> = [
+            { day: start, price: priceOf(firstPlan, firstQuantity) },
+          ];
+          await advance(`${start}T01:00:00Z`);
+          for (const c of [...changes].sort((a, b) => a.offset - b.offset)) {
+            const day = addDays(start, c.offset);
+            await advance(`${day}T12:00:00Z`);
+            const res = await t.api
+              .patch(`/api/v1/subscriptions/${sub.id}`)
+              .send({ plan_id: plans[c.plan]!.id, quantity: c.quantity, proration_behavior: c.behavior });
+            expect(res.status, res.text).toBe(200);
+            inForce.push({ day, price: priceOf(c.plan, c.quantity) });
+          }
+          const end = '2028-05-31';
+          await advance(`${end}T00:00:00Z`);
+
+          const invoices = (
+            (await t.api.get('/api/v1/invoices').query({ subscription_id: sub.id, limit: 100 }))
+              .body as Schemas['InvoiceList']
+          ).data.reverse();
+          const periods = invoices.filter((i) => i.kind === 'period');
+          // One invoice per period, back to back: none billed twice, none skipped.
+          expect(periods.map((i) => i.period_start)).toEqual([
+            '2028-01-31',
+            '2028-02-29',
+            '2028-03-31',
+            '2028-04-30',
+            '2028-05-31',
+          ]);
+          for (let i = 1; i < periods.length; i++)
+            expect(periods[i]!.period_start).toBe(periods[i - 1]!.period_end);
+          // Nothing left pending: the last period's invoice billed every item.
+          const pending = (
+            await t.api
+              .get(`/api/v1/subscriptions/${sub.id}/invoice-items`)
+              .query({ pending: true, limit: 100 })
+          ).body as Schemas['InvoiceItemList'];
+          expect(pending.data).toEqual([]);
+
+          // Each period but the last (changes stop before it): charged = its price line + every
+          // line, on any invoice, for days inside it.
+          const lines = invoices.flatMap((i) => i.lines);
+          for (const period of periods.slice(0, -1)) {
+            const inside = (l: Schemas['InvoiceLine']) =>
+              l.period_start >= period.period_start && l.period_end <= period.period_end;
+            const charged = lines.filter(inside);
+            const billed = charged.reduce((sum, l) => sum + cents(l.amount), 0n);
+            const periodDays = daysBetween(period.period_start, period.period_end);
+            let exact = 0n; // ten-thousandths × days
+            for (let d = 0; d < periodDays; d++) {
+              const day = addDays(period.period_start, d);
+              const price = [...inForce].reverse().find((p) => p.day <= day)!.price;
+              exact += cents(price);
+            }
+            const error = billed * BigInt(periodDays) - exact;
+            const bound = 50n * BigInt(charged.length) * BigInt(periodDays);
+            expect(
+              error <= bound && error >= -bound,
+              `${period.period_start}: ${billed} vs ${exact}/${periodDays}`,
+            ).toBe(true);
+          }
+        },
+      ),
+      { numRuns: 6, seed: SEED, interruptAfterTimeLimit: 60_000 },
+    );
+  }, 180_000);
+});
+
+it('logged no unexpected error in this file', () => {
+  expect(ctx.unexpectedErrors).toEqual([]);
+});
