@@ -64,6 +64,28 @@ export interface BillingSettings {
   version: Generated<number>;
 }
 
+export interface CreditNoteCounters {
+  last_number: Int8;
+  tenant_id: Generated<string>;
+}
+
+export interface CreditNotes {
+  created_at: Generated<Timestamp>;
+  id: Generated<string>;
+  invoice_id: string;
+  issued_at: Timestamp;
+  lines: Json;
+  number: Int8;
+  reason: string;
+  subscription_id: string;
+  subtotal: Numeric;
+  tax_total: Numeric;
+  taxes: Json;
+  tenant_id: Generated<string>;
+  total: Numeric;
+  user_id: string;
+}
+
 export interface Events {
   actor: string;
   data: Json;
@@ -119,6 +141,7 @@ export interface InvoiceItems {
 }
 
 export interface Invoices {
+  amount_credited: Generated<Numeric>;
   collection_failed_at: Timestamp | null;
   created_at: Generated<Timestamp>;
   finalized_at: Timestamp | null;
@@ -513,6 +536,8 @@ export interface DB {
   api_keys: ApiKeys;
   billable_metrics: BillableMetrics;
   billing_settings: BillingSettings;
+  credit_note_counters: CreditNoteCounters;
+  credit_notes: CreditNotes;
   events: Events;
   features: Features;
   idempotency_keys: IdempotencyKeys;

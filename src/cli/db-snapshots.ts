@@ -24,6 +24,7 @@ import * as apiKeys from '../queries/api-keys.js';
 import * as events from '../queries/events.js';
 import * as features from '../queries/features.js';
 import * as idempotencyKeys from '../queries/idempotency-keys.js';
+import * as creditNotes from '../queries/credit-notes.js';
 import * as invoiceItems from '../queries/invoice-items.js';
 import * as invoices from '../queries/invoices.js';
 import * as plans from '../queries/plans.js';
@@ -185,6 +186,27 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
       updateInvoice: (db) =>
         invoices.updateInvoice(db, INVOICE, { status: 'open', number: '1', finalized_at: new Date(0) }),
       taxReport: (db) => invoices.taxReport(db, '2026-01-01', '2027-01-01'),
+    },
+  },
+  'credit-notes': {
+    module: creditNotes,
+    calls: {
+      listCreditNotes: (db) => creditNotes.listCreditNotes(db, INVOICE),
+      nextCreditNoteNumber: (db) => creditNotes.nextCreditNoteNumber(db),
+      insertCreditNote: (db) =>
+        creditNotes.insertCreditNote(db, {
+          number: 1,
+          invoice_id: INVOICE,
+          subscription_id: SUBSCRIPTION,
+          user_id: USER,
+          reason: 'Outage',
+          lines: [],
+          subtotal: '1.00',
+          taxes: [],
+          tax_total: '0.00',
+          total: '1.00',
+          issued_at: new Date(0),
+        }),
     },
   },
   'invoice-items': {

@@ -158,6 +158,18 @@ export type InvoiceItemsTable = Override<
     created_at: Timestamp;
   }
 >;
+/** Final: a trigger refuses any update or delete (db/migrations/202612030019_credit_notes.ts). */
+export type CreditNotesTable = Override<
+  G.CreditNotes,
+  {
+    tenant_id: TenantId;
+    id: ColumnType<string, never, never>;
+    lines: ColumnType<G.JsonValue, string, never>;
+    taxes: ColumnType<G.JsonValue, string, never>;
+    created_at: Timestamp;
+  }
+>;
+export type CreditNoteCountersTable = Override<G.CreditNoteCounters, { tenant_id: TenantId }>;
 export type InvoiceCountersTable = Override<G.InvoiceCounters, { tenant_id: TenantId }>;
 /** Simulated time for a tenant's subscriptions (db/migrations/202611240005_payments.ts). */
 export type TestClocksTable = Override<
@@ -357,6 +369,8 @@ export interface Database {
   invoices: InvoicesTable;
   invoice_counters: InvoiceCountersTable;
   invoice_items: InvoiceItemsTable;
+  credit_notes: CreditNotesTable;
+  credit_note_counters: CreditNoteCountersTable;
   test_clocks: TestClocksTable;
   payments: PaymentsTable;
   billing_settings: BillingSettingsTable;
@@ -393,6 +407,7 @@ export type PlanVersionRow = Omit<Selectable<PlanVersionsTable>, 'tenant_id'>;
 export type TaxRateRow = Omit<Selectable<TaxRatesTable>, 'tenant_id'>;
 export type InvoiceRow = Omit<Selectable<InvoicesTable>, 'tenant_id'>;
 export type InvoiceItemRow = Omit<Selectable<InvoiceItemsTable>, 'tenant_id'>;
+export type CreditNoteRow = Omit<Selectable<CreditNotesTable>, 'tenant_id'>;
 export type TestClockRow = Omit<Selectable<TestClocksTable>, 'tenant_id'>;
 export type PaymentRow = Omit<Selectable<PaymentsTable>, 'tenant_id'>;
 export type BillingSettingsRow = Omit<Selectable<BillingSettingsTable>, 'tenant_id'>;

@@ -24,6 +24,7 @@ const columns = [
   'uncollectible_at',
   'collection_failed_at',
   'next_collection_at',
+  'amount_credited',
   'version',
   'created_at',
   'updated_at',
@@ -151,6 +152,7 @@ export function updateInvoice(
     uncollectible_at?: Date;
     collection_failed_at?: Date | null;
     next_collection_at?: Date | null;
+    amount_credited?: string;
   },
 ): Promise<InvoiceRow> {
   return db
@@ -168,19 +170,32 @@ export interface TaxReportRow {
   taxable_amount: string;
   tax_amount: string;
   invoice_count: string;
+  credit_note_count: string;
 }
 
-/** Each tax code's totals per month of invoice date, from the issued invoices' snapshots. */
+/**
+ * Each tax code's totals per month: the issued invoices' snapshots by invoice date, less the
+ * credit notes' by day of issue.
+ */
 export async function taxReport(db: Db, from: string, to: string): Promise<TaxReportRow[]> {
   const { rows } = await sql<TaxReportRow>`
-    select to_char(date_trunc('month', i.invoice_date::timestamp), 'YYYY-MM') as month,
+    with entries as (
+      select i.invoice_date as day, t, 1 as sign
+      from invoices i, jsonb_array_elements(i.taxes) t
+      where i.status in ('open', 'paid', 'uncollectible')
+        and i.invoice_date >= ${from}::date and i.invoice_date < ${to}::date
+      union all
+      select (c.issued_at at time zone 'UTC')::date, t, -1
+      from credit_notes c, jsonb_array_elements(c.taxes) t
+      where c.issued_at >= ${from}::date at time zone 'UTC' and c.issued_at < ${to}::date at time zone 'UTC'
+    )
+    select to_char(date_trunc('month', day::timestamp), 'YYYY-MM') as month,
            t->>'code' as code, t->>'region' as region,
-           sum((t->>'taxable_amount')::numeric)::text as taxable_amount,
-           sum((t->>'amount')::numeric)::text as tax_amount,
-           count(*)::text as invoice_count
-    from invoices i, jsonb_array_elements(i.taxes) t
-    where i.status in ('open', 'paid', 'uncollectible')
-      and i.invoice_date >= ${from}::date and i.invoice_date < ${to}::date
+           sum(sign * (t->>'taxable_amount')::numeric)::text as taxable_amount,
+           sum(sign * (t->>'amount')::numeric)::text as tax_amount,
+           count(*) filter (where sign = 1)::text as invoice_count,
+           count(*) filter (where sign = -1)::text as credit_note_count
+    from entries
     group by 1, 2, 3
     order by 1, 2, 3`.execute(db);
   return rows;

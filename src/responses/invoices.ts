@@ -1,5 +1,12 @@
 import type { Schemas } from '../contract.js';
-import type { InvoiceItemRow, InvoiceRow } from '../database/schema.js';
+import { formatCents, parseAmount } from '../billing/money.js';
+import type { CreditNoteRow, InvoiceItemRow, InvoiceRow } from '../database/schema.js';
+
+/** What a payment must equal: total less credit notes while owed, 0.00 once paid or void. */
+export function amountDue(row: Pick<InvoiceRow, 'status' | 'total' | 'amount_credited'>): string {
+  if (row.status === 'paid' || row.status === 'void') return '0.00';
+  return formatCents(parseAmount(row.total) - parseAmount(row.amount_credited));
+}
 
 export function toInvoiceResponse(row: InvoiceRow): Schemas['Invoice'] {
   return {
@@ -32,6 +39,8 @@ export function toInvoiceResponse(row: InvoiceRow): Schemas['Invoice'] {
     voided_at: row.voided_at?.toISOString() ?? null,
     uncollectible_at: row.uncollectible_at?.toISOString() ?? null,
     next_payment_attempt_at: row.next_collection_at?.toISOString() ?? null,
+    amount_credited: row.amount_credited,
+    amount_due: amountDue(row),
     version: row.version,
     created_at: row.created_at.toISOString(),
     updated_at: row.updated_at.toISOString(),
@@ -48,6 +57,24 @@ export function toInvoiceItemResponse(row: InvoiceItemRow): Schemas['InvoiceItem
     period_start: row.period_start,
     period_end: row.period_end,
     invoice_id: row.invoice_id,
+    created_at: row.created_at.toISOString(),
+  };
+}
+
+export function toCreditNoteResponse(row: CreditNoteRow): Schemas['CreditNote'] {
+  return {
+    id: row.id,
+    number: Number(row.number),
+    invoice_id: row.invoice_id,
+    subscription_id: row.subscription_id,
+    user_id: row.user_id,
+    reason: row.reason,
+    lines: row.lines as Schemas['CreditNote']['lines'],
+    subtotal: row.subtotal,
+    taxes: row.taxes as Schemas['CreditNote']['taxes'],
+    tax_total: row.tax_total,
+    total: row.total,
+    issued_at: row.issued_at.toISOString(),
     created_at: row.created_at.toISOString(),
   };
 }

@@ -13,7 +13,8 @@ import {
   unprocessable,
 } from '../http/problems.js';
 import { created, etag, ok, send } from '../http/replies.js';
-import { toInvoiceResponse } from '../responses/invoices.js';
+import { toCreditNoteResponse, toInvoiceResponse } from '../responses/invoices.js';
+import { type CreditNoteOutcome, createCreditNote, listCreditNotes } from '../services/credit-notes.js';
 import type { ServiceContext } from '../services/context.js';
 import * as invoices from '../services/invoices.js';
 
@@ -85,6 +86,60 @@ export function invoicesRouter(ctx: ServiceContext): Router {
     send(res, reply(outcome)!);
   });
 
+  router.post('/:invoiceId/credit-notes', async (req, res) => {
+    const { invoiceId } = req.params;
+    const body = req.body as RequestBody<'createCreditNote'>;
+    if ((body.amount === undefined) === (body.lines === undefined)) {
+      const message = 'send either amount or lines';
+      throw unprocessable(`A credit note credits an amount or lines: ${message}.`, [
+        { location: 'body', field: body.amount === undefined ? '/amount' : '/lines', message },
+      ]);
+    }
+    const reply = (o: CreditNoteOutcome) =>
+      o.kind === 'created' ? { ...ok(toCreditNoteResponse(o.creditNote)), status: 201 } : undefined;
+    const outcome = await createCreditNote(
+      ctx,
+      idempotent(req, actorOf(req), reply),
+      invoiceId,
+      body.amount !== undefined
+        ? { reason: body.reason, amount: body.amount }
+        : { reason: body.reason, lines: body.lines! },
+    );
+    if (outcome.kind === 'missing') throw noSuchInvoice(invoiceId);
+    if (outcome.kind === 'needs-admin')
+      throw new ProblemError(
+        403,
+        'forbidden',
+        'Crediting an invoice forgives an amount: it needs an admin key.',
+      );
+    if (outcome.kind === 'wrong-status') {
+      const why = {
+        draft: 'a draft is changed by voiding it and invoicing again, or finalized first',
+        void: 'it is void: nothing is owed',
+        paid: 'it is paid: refunds and customer balances are not built yet',
+        open: '',
+        uncollectible: '',
+      }[outcome.status];
+      throw conflict(`The invoice cannot be credited: ${why}.`);
+    }
+    if (outcome.kind === 'payment-in-flight')
+      throw conflict(
+        `Payment ${outcome.payment.id} of this invoice is ${outcome.payment.status}: it cannot be credited while a payment of it may still move money.`,
+      );
+    if (outcome.kind === 'invalid')
+      throw unprocessable(
+        outcome.errors.map((e) => `${e.field.slice(1)} ${e.message}`).join('; ') + '.',
+        outcome.errors.map((e) => ({ location: 'body' as const, ...e })),
+      );
+    send(res, reply(outcome)!);
+  });
+
+  router.get('/:invoiceId/credit-notes', async (req, res) => {
+    const notes = await listCreditNotes(ctx, actorOf(req), req.params.invoiceId);
+    if (!notes) throw noSuchInvoice(req.params.invoiceId);
+    res.json({ data: notes.map(toCreditNoteResponse) } satisfies Schemas['CreditNoteList']);
+  });
+
   router.get('/:invoiceId', async (req, res) => {
     const invoice = await invoices.getInvoice(ctx, actorOf(req), req.params.invoiceId);
     if (!invoice) throw noSuchInvoice(req.params.invoiceId);
@@ -142,6 +197,7 @@ export function reportsRouter(ctx: ServiceContext): Router {
             taxable_amount: r.taxable_amount,
             tax_amount: r.tax_amount,
             invoice_count: Number(r.invoice_count),
+            credit_note_count: Number(r.credit_note_count),
           })),
       })),
     } satisfies Schemas['TaxReport']);

@@ -20,6 +20,7 @@ import * as payments from '../queries/payments.js';
 import * as subscriptions from '../queries/subscriptions.js';
 import { toInvoiceResponse } from '../responses/invoices.js';
 import { toPaymentResponse } from '../responses/payments.js';
+import { amountDue } from '../responses/invoices.js';
 import { toSubscriptionResponse } from '../responses/subscriptions.js';
 import { type Actor, inTenant, type ServiceContext, type Tx } from './context.js';
 import { closingUsageInvoice, invoiceForPeriod, issue } from './invoices.js';
@@ -210,7 +211,7 @@ export async function issueAndCollect(
     await invoices.lockInvoice(tx.db, invoice.id);
     invoice = await issue(tx, invoice.id, at);
   }
-  if (invoice.status === 'open' && /^0+(\.0+)?$/.test(invoice.total)) {
+  if (invoice.status === 'open' && /^0+(\.0+)?$/.test(amountDue(invoice))) {
     invoice = await invoices.updateInvoice(tx.db, invoice.id, { status: 'paid', paid_at: at });
     tx.emit({
       type: 'invoice.paid',
@@ -230,7 +231,7 @@ export async function issueAndCollect(
       {
         invoice_id: invoice.id,
         subscription_id: subscriptionId,
-        amount: invoice.total,
+        amount: amountDue(invoice),
         rail: before.payment_rail,
         payment_method: before.payment_method,
         initiated_by: 'renewal',
@@ -379,29 +380,37 @@ export async function settleDue(ctx: CollectionContext, tenantId: string, paymen
     }
     const succeeded = await payments.updatePayment(tx.db, paymentId, { status: 'succeeded', settled_at: at });
     emitPayment(tx, 'payment.succeeded', succeeded, { status: 'processing', settled_at: null });
-    const paid = await invoices.updateInvoice(tx.db, invoice.id, {
-      status: 'paid',
-      paid_at: at,
-      next_collection_at: null,
-    });
-    tx.emit({
-      type: 'invoice.paid',
-      resource_type: 'invoice',
-      resource_id: invoice.id,
-      data: toInvoiceResponse(paid),
-      previous: { status: invoice.status, paid_at: null },
-    });
-    if (invoice.kind === 'purchase') await creditPaidGrant(tx, invoice.id, at);
-    // Dunning ends when nothing of the subscription is left failing (another period's invoice
-    // may still be in its retries).
-    if (
-      (subscription.status === 'past_due' || subscription.status === 'unpaid') &&
-      !(await invoices.hasFailingInvoice(tx.db, subscription.id))
-    ) {
-      const after = await subscriptions.updateSubscription(tx.db, subscription.id, { status: 'active' });
-      emitChange(tx, subscription, after, 'subscription.recovered');
-    }
+    await markPaid(tx, subscription, invoice, at);
   });
+}
+
+/**
+ * An open or uncollectible invoice paid (by a payment, or credited down to zero): its purchase's
+ * credits become available, and dunning ends when nothing of the subscription is left failing
+ * (another period's invoice may still be in its retries). On the locked subscription and invoice.
+ */
+export async function markPaid(tx: Tx, subscription: SubscriptionRow, invoice: InvoiceRow, at: Date) {
+  const paid = await invoices.updateInvoice(tx.db, invoice.id, {
+    status: 'paid',
+    paid_at: at,
+    next_collection_at: null,
+  });
+  tx.emit({
+    type: 'invoice.paid',
+    resource_type: 'invoice',
+    resource_id: invoice.id,
+    data: toInvoiceResponse(paid),
+    previous: { status: invoice.status, paid_at: null },
+  });
+  if (invoice.kind === 'purchase') await creditPaidGrant(tx, invoice.id, at);
+  if (
+    (subscription.status === 'past_due' || subscription.status === 'unpaid') &&
+    !(await invoices.hasFailingInvoice(tx.db, subscription.id))
+  ) {
+    const after = await subscriptions.updateSubscription(tx.db, subscription.id, { status: 'active' });
+    emitChange(tx, subscription, after, 'subscription.recovered');
+  }
+  return paid;
 }
 
 /**
@@ -488,7 +497,7 @@ export function retryDue(ctx: CollectionContext, tenantId: string, invoiceId: st
       {
         invoice_id: invoiceId,
         subscription_id: sub.id,
-        amount: invoice.total,
+        amount: amountDue(invoice),
         rail: sub.payment_rail,
         payment_method: sub.payment_method,
         initiated_by: 'dunning',

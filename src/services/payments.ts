@@ -1,4 +1,5 @@
 // Payments of invoices through the API, test clocks, and the tenant's billing settings.
+import { amountDue } from '../responses/invoices.js';
 import { anniversary } from '../billing/periods.js';
 import type { DunningFinalAction, PaymentRail, PaymentRow, TestClockRow } from '../database/schema.js';
 import * as settings from '../queries/billing-settings.js';
@@ -65,7 +66,8 @@ export function createPayment(
     if (!invoice) return { kind: 'missing' };
     if (invoice.status !== 'open' && invoice.status !== 'uncollectible')
       return { kind: 'wrong-status', status: invoice.status };
-    if (!sameMoney(input.amount, invoice.total)) return { kind: 'wrong-amount', balance: invoice.total };
+    const due = amountDue(invoice);
+    if (!sameMoney(input.amount, due)) return { kind: 'wrong-amount', balance: due };
     const subscription = (await findSubscription(tx.db, invoice.subscription_id))!;
     const clock = subscription.test_clock_id
       ? await clocks.findTestClock(tx.db, subscription.test_clock_id)
@@ -76,7 +78,7 @@ export function createPayment(
       {
         invoice_id: invoiceId,
         subscription_id: invoice.subscription_id,
-        amount: invoice.total,
+        amount: due,
         rail: input.rail,
         payment_method: input.payment_method,
         initiated_by: 'api',

@@ -245,7 +245,14 @@ describe('issued invoices', () => {
         .months;
     const before = await report();
     expect(before.find((m) => m.month === '2026-03')?.taxes).toEqual([
-      { code: 'VAT', region: 'DE', taxable_amount: '100.00', tax_amount: '19.00', invoice_count: 1 },
+      {
+        code: 'VAT',
+        region: 'DE',
+        taxable_amount: '100.00',
+        tax_amount: '19.00',
+        invoice_count: 1,
+        credit_note_count: 0,
+      },
     ]);
 
     await fresh.api

@@ -25,6 +25,7 @@ export const IDEMPOTENT_WRITES: ReadonlyArray<readonly [string, RegExp]> = [
   ['POST', /\/api\/v1\/invoices$/], // createOneOffInvoice
   ['POST', /\/api\/v1\/invoices\/[^/]+\/finalize$/], // finalizeInvoice
   ['POST', /\/api\/v1\/invoices\/[^/]+\/void$/], // voidInvoice
+  ['POST', /\/api\/v1\/invoices\/[^/]+\/credit-notes$/], // createCreditNote
   ['POST', /\/api\/v1\/invoices\/[^/]+\/payments$/], // createPayment
   ['POST', /\/api\/v1\/test-clocks$/], // createTestClock
   ['POST', /\/api\/v1\/test-clocks\/[^/]+\/advance$/], // advanceTestClock

@@ -644,6 +644,37 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/invoices/{invoiceId}/credit-notes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @example 0193a6a2-7000-7000-8000-000000000001 */
+                invoiceId: components["parameters"]["InvoiceId"];
+            };
+            cookie?: never;
+        };
+        /** An invoice's credit notes */
+        get: operations["listCreditNotes"];
+        put?: never;
+        /**
+         * Credit an invoice, in full or in part
+         * @description A credit note against an open or uncollectible invoice, by amount or by lines, with a
+         *     reason: it takes the tenant's next credit note number (gapless, a sequence of its own),
+         *     reverses the invoice's taxes in proportion, lowers the invoice's `amount_due` (an invoice
+         *     credited down to zero is paid: `invoice.paid`), and counts in the taxes report in the month
+         *     of its issue (`credit_note.created`). Credits never exceed what was invoiced (422). A draft
+         *     (finalize or void it instead), a void or a paid invoice is 409: refunds of paid invoices and
+         *     customer balances are not built yet. While a payment of the invoice is pending or
+         *     processing, 409. Forgiving an amount needs an `admin` key (403).
+         */
+        post: operations["createCreditNote"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/invoices/{invoiceId}/payments": {
         parameters: {
             query?: never;
@@ -1988,7 +2019,7 @@ export interface components {
              *     `payment.created|processing|succeeded|failed`,
              *     `subscription.renewed|past_due|unpaid|recovered`,
              *     `subscription.change_scheduled|scheduled_change_applied|scheduled_change_canceled`,
-             *     `subscription.trial_will_end` (3 days before `trial_end`), `invoice_item.created` (a proration
+             *     `subscription.trial_will_end` (3 days before `trial_end`), `credit_note.created` (its resource_type `credit_note`), `invoice_item.created` (a proration
              *     of a mid-period change, waiting for the subscription's next invoice; its resource_type
              *     `invoice_item`),
              *     `test_clock.created|advancing|advanced`, `billing_settings.updated`,
@@ -2004,7 +2035,7 @@ export interface components {
              */
             type: string;
             /** @enum {string} */
-            resource_type: "user" | "feature" | "subscription" | "api_key" | "tenant" | "plan" | "tax_rate" | "invoice" | "payment" | "test_clock" | "billing_settings" | "webhook_endpoint" | "billable_metric" | "wallet" | "wallet_grant" | "invoice_item";
+            resource_type: "user" | "feature" | "subscription" | "api_key" | "tenant" | "plan" | "tax_rate" | "invoice" | "payment" | "test_clock" | "billing_settings" | "webhook_endpoint" | "billable_metric" | "wallet" | "wallet_grant" | "invoice_item" | "credit_note";
             /** Format: uuid */
             resource_id: string;
             /** @description Who made the change, an API key or the system (a scheduled cancellation, a job). */
@@ -2099,6 +2130,12 @@ export interface components {
             /** @description The plan's whole list of usage charges, replacing the one it has. It prices every period whose usage is invoiced from then on, including the current ones. */
             usage_charges?: components["schemas"]["UsageCharges"];
         };
+        /**
+         * @description The free trial of a subscription created `trialing` on the plan without a `trial_end`: it
+         *     ends this many days after its `start_date`. Null for none (a trialing subscription without
+         *     `trial_end` then stays trialing until changed).
+         */
+        TrialDays: number | null;
         PlanList: {
             data: components["schemas"]["Plan"][];
             next_cursor: components["schemas"]["NextCursor"];
@@ -2751,6 +2788,13 @@ export interface components {
              * @description When dunning retries collecting it (on the subscription's clock); null when no retry is scheduled.
              */
             next_payment_attempt_at: string | null;
+            /** @description The total of its credit notes. */
+            amount_credited: components["schemas"]["MoneyTotal"];
+            /**
+             * @description What a payment must equal: `total − amount_credited` while it is a draft, open or
+             *     uncollectible; 0.00 once paid or void. An invoice credited down to zero is paid.
+             */
+            amount_due: components["schemas"]["MoneyTotal"];
             version: components["schemas"]["Version"];
             created_at: components["schemas"]["Timestamp"];
             updated_at: components["schemas"]["Timestamp"];
@@ -2837,6 +2881,56 @@ export interface components {
              */
             subscription_id: string;
             lines: components["schemas"]["OneOffCharge"][];
+        };
+        /**
+         * @description Either `amount` (a credit of the invoice as a whole, before tax) or `lines` (credits of some
+         *     of its lines), not both (422).
+         */
+        CreditNoteCreate: {
+            reason: string;
+            /** @description Before tax; at most what is left to credit of the invoice's subtotal (422). */
+            amount?: components["schemas"]["Money"];
+            lines?: {
+                /** @description The invoice line credited (0-based), a line with a positive amount. */
+                line_index: number;
+                /** @description At most what is left to credit of that line's amount (422). */
+                amount: components["schemas"]["Money"];
+            }[];
+        };
+        /**
+         * @description A credit against an issued invoice: immutable, numbered gapless per tenant in its own
+         *     sequence. Its taxes are the invoice's reversed in proportion (each tax × subtotal credited /
+         *     the invoice's subtotal, half up to the cent; the credit note that completes the invoice's
+         *     subtotal takes exactly what is left of each tax), so credits never exceed what was invoiced.
+         */
+        CreditNote: {
+            id: components["schemas"]["Id"];
+            /** Format: int64 */
+            number: number;
+            /** Format: uuid */
+            invoice_id: string;
+            /** Format: uuid */
+            subscription_id: string;
+            /** Format: uuid */
+            user_id: string;
+            reason: string;
+            lines: {
+                /** @description The invoice line credited; null for a credit of the whole invoice. */
+                line_index: number | null;
+                description: string;
+                amount: components["schemas"]["MoneyTotal"];
+            }[];
+            subtotal: components["schemas"]["MoneyTotal"];
+            taxes: components["schemas"]["InvoiceTax"][];
+            tax_total: components["schemas"]["MoneyTotal"];
+            total: components["schemas"]["MoneyTotal"];
+            /** @description On a test clock */
+            issued_at: components["schemas"]["Timestamp"];
+            created_at: components["schemas"]["Timestamp"];
+        };
+        CreditNoteList: {
+            /** @description Oldest first. */
+            data: components["schemas"]["CreditNote"][];
         };
         /**
          * @description How the money moves, and so how long it takes to settle (business days skip Saturday and
@@ -2968,15 +3062,20 @@ export interface components {
         TaxReport: {
             from: components["schemas"]["Month"];
             to: components["schemas"]["Month"];
-            /** @description Every month from `from` to `to`, with the taxes of the invoices dated in it (issued ones only, not drafts or voided). */
+            /**
+             * @description Every month from `from` to `to`, with the taxes of the invoices dated in it (issued ones
+             *     only, not drafts or voided), net of the taxes of the credit notes issued in it (so a month
+             *     can be negative when it credits an earlier month's invoices).
+             */
             months: {
                 month: components["schemas"]["Month"];
                 taxes: {
                     code: string;
                     region: components["schemas"]["Region"];
-                    taxable_amount: components["schemas"]["MoneyTotal"];
-                    tax_amount: components["schemas"]["MoneyTotal"];
+                    taxable_amount: components["schemas"]["SignedMoneyTotal"];
+                    tax_amount: components["schemas"]["SignedMoneyTotal"];
                     invoice_count: components["schemas"]["Count"];
+                    credit_note_count: components["schemas"]["Count"];
                 }[];
             }[];
         };
@@ -2984,7 +3083,7 @@ export interface components {
          * @description An event type (see `Event.type`), or `*` for every type, present and future.
          * @enum {string}
          */
-        WebhookEventType: "*" | "api_key.created" | "api_key.revoked" | "billable_metric.created" | "billable_metric.updated" | "billable_metric.deleted" | "billing_settings.updated" | "feature.created" | "feature.updated" | "feature.deleted" | "invoice.created" | "invoice.finalized" | "invoice.voided" | "invoice.paid" | "invoice.payment_failed" | "invoice.uncollectible" | "invoice_item.created" | "payment.created" | "payment.processing" | "payment.succeeded" | "payment.failed" | "plan.created" | "plan.updated" | "plan.archived" | "plan.deleted" | "subscription.created" | "subscription.updated" | "subscription.canceled" | "subscription.cancellation_scheduled" | "subscription.change_scheduled" | "subscription.scheduled_change_applied" | "subscription.scheduled_change_canceled" | "subscription.trial_will_end" | "subscription.deleted" | "subscription.renewed" | "subscription.past_due" | "subscription.unpaid" | "subscription.recovered" | "subscription_feature.linked" | "subscription_feature.unlinked" | "tax_rate.created" | "tax_rate.superseded" | "test_clock.created" | "test_clock.advancing" | "test_clock.advanced" | "user.created" | "user.updated" | "user.deleted" | "webhook_endpoint.created" | "webhook_endpoint.updated" | "webhook_endpoint.disabled" | "webhook_endpoint.secret_rotated" | "webhook_endpoint.deleted" | "wallet.created" | "wallet.updated" | "wallet.balance_low" | "wallet.depleted" | "wallet.grant_expired";
+        WebhookEventType: "*" | "api_key.created" | "api_key.revoked" | "billable_metric.created" | "billable_metric.updated" | "billable_metric.deleted" | "billing_settings.updated" | "feature.created" | "feature.updated" | "feature.deleted" | "invoice.created" | "invoice.finalized" | "invoice.voided" | "invoice.paid" | "invoice.payment_failed" | "invoice.uncollectible" | "invoice_item.created" | "credit_note.created" | "payment.created" | "payment.processing" | "payment.succeeded" | "payment.failed" | "plan.created" | "plan.updated" | "plan.archived" | "plan.deleted" | "subscription.created" | "subscription.updated" | "subscription.canceled" | "subscription.cancellation_scheduled" | "subscription.change_scheduled" | "subscription.scheduled_change_applied" | "subscription.scheduled_change_canceled" | "subscription.trial_will_end" | "subscription.deleted" | "subscription.renewed" | "subscription.past_due" | "subscription.unpaid" | "subscription.recovered" | "subscription_feature.linked" | "subscription_feature.unlinked" | "tax_rate.created" | "tax_rate.superseded" | "test_clock.created" | "test_clock.advancing" | "test_clock.advanced" | "user.created" | "user.updated" | "user.deleted" | "webhook_endpoint.created" | "webhook_endpoint.updated" | "webhook_endpoint.disabled" | "webhook_endpoint.secret_rotated" | "webhook_endpoint.deleted" | "wallet.created" | "wallet.updated" | "wallet.balance_low" | "wallet.depleted" | "wallet.grant_expired";
         /** @enum {string} */
         WebhookEndpointStatus: "enabled" | "disabled";
         /**
@@ -3397,12 +3496,6 @@ export interface components {
          * @example -125.00
          */
         MarginPercent: string | null;
-        /**
-         * @description The free trial of a subscription created `trialing` on the plan without a `trial_end`: it
-         *     ends this many days after its `start_date`. Null for none (a trialing subscription without
-         *     `trial_end` then stays trialing until changed).
-         */
-        TrialDays: number | null;
     };
     responses: {
         /** @description The request does not match this document (see `errors`), or its JSON is malformed. */
@@ -5952,6 +6045,8 @@ export interface operations {
                      *       "voided_at": null,
                      *       "uncollectible_at": null,
                      *       "next_payment_attempt_at": null,
+                     *       "amount_credited": "0.00",
+                     *       "amount_due": "17.85",
                      *       "version": 1,
                      *       "created_at": "2026-11-23T09:00:00.000Z",
                      *       "updated_at": "2026-11-23T09:00:00.000Z"
@@ -6021,6 +6116,8 @@ export interface operations {
                      *       "voided_at": null,
                      *       "uncollectible_at": null,
                      *       "next_payment_attempt_at": null,
+                     *       "amount_credited": "0.00",
+                     *       "amount_due": "17.85",
                      *       "version": 1,
                      *       "created_at": "2026-11-23T09:00:00.000Z",
                      *       "updated_at": "2026-11-23T09:00:00.000Z"
@@ -6126,6 +6223,8 @@ export interface operations {
                      *           "voided_at": null,
                      *           "uncollectible_at": null,
                      *           "next_payment_attempt_at": null,
+                     *           "amount_credited": "0.00",
+                     *           "amount_due": "17.85",
                      *           "version": 1,
                      *           "created_at": "2026-11-23T09:00:00.000Z",
                      *           "updated_at": "2026-11-23T09:00:00.000Z"
@@ -6274,6 +6373,8 @@ export interface operations {
                      *       "voided_at": null,
                      *       "uncollectible_at": null,
                      *       "next_payment_attempt_at": null,
+                     *       "amount_credited": "0.00",
+                     *       "amount_due": "17.85",
                      *       "version": 1,
                      *       "created_at": "2026-11-23T09:00:00.000Z",
                      *       "updated_at": "2026-11-23T09:00:00.000Z"
@@ -6375,6 +6476,8 @@ export interface operations {
                      *       "voided_at": null,
                      *       "uncollectible_at": null,
                      *       "next_payment_attempt_at": null,
+                     *       "amount_credited": "0.00",
+                     *       "amount_due": "17.85",
                      *       "version": 1,
                      *       "created_at": "2026-11-23T09:00:00.000Z",
                      *       "updated_at": "2026-11-23T09:00:00.000Z"
@@ -6478,6 +6581,8 @@ export interface operations {
                      *       "voided_at": "2026-11-23T10:00:00.000Z",
                      *       "uncollectible_at": null,
                      *       "next_payment_attempt_at": null,
+                     *       "amount_credited": "0.00",
+                     *       "amount_due": "0.00",
                      *       "version": 1,
                      *       "created_at": "2026-11-23T09:00:00.000Z",
                      *       "updated_at": "2026-11-23T09:00:00.000Z"
@@ -6492,6 +6597,86 @@ export interface operations {
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             412: components["responses"]["PreconditionFailed"];
+            422: components["responses"]["Unprocessable"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    listCreditNotes: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @example 0193a6a2-7000-7000-8000-000000000001 */
+                invoiceId: components["parameters"]["InvoiceId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Its credit notes, oldest first. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreditNoteList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    createCreditNote: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Makes the request safe to retry: it runs at most once for this key (see the description
+                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path: {
+                /** @example 0193a6a2-7000-7000-8000-000000000001 */
+                invoiceId: components["parameters"]["InvoiceId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "reason": "Service outage for a week",
+                 *       "amount": "10.00"
+                 *     }
+                 */
+                "application/json": components["schemas"]["CreditNoteCreate"];
+            };
+        };
+        responses: {
+            /** @description The credit note. */
+            201: {
+                headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreditNote"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["Unprocessable"];
             429: components["responses"]["TooManyRequests"];
             503: components["responses"]["ServiceUnavailable"];
@@ -7082,7 +7267,8 @@ export interface operations {
                      *               "region": "DE",
                      *               "taxable_amount": "15.00",
                      *               "tax_amount": "2.85",
-                     *               "invoice_count": 1
+                     *               "invoice_count": 1,
+                     *               "credit_note_count": 0
                      *             }
                      *           ]
                      *         }

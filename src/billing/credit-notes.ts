@@ -1,0 +1,136 @@
+// A credit note's amounts against an invoice: pure and exact. Credited lines (or the invoice as a
+// whole) add up to the subtotal credited, never more than is left to credit of each line and of
+// the invoice. Each of the invoice's taxes is reversed in proportion, tax × credited / the
+// invoice's subtotal, rounded half up to the cent, but never more than is left of it; the credit
+// note that completes the subtotal takes exactly what is left of each tax. So the credit notes of
+// an invoice never exceed it, line by line, tax by tax, in total.
+import { formatCents, parseAmount } from './money.js';
+
+export interface InvoiceTaxLine {
+  tax_rate_id: string;
+  code: string;
+  name: string;
+  percentage: string;
+  region: string;
+  taxable_amount: string;
+  amount: string;
+}
+
+export interface CreditedLine {
+  line_index: number | null;
+  description: string;
+  amount: string;
+}
+
+export interface CreditNoteAmounts {
+  lines: CreditedLine[];
+  subtotal: string;
+  taxes: InvoiceTaxLine[];
+  tax_total: string;
+  total: string;
+}
+
+export type CreditRequest =
+  | { amount: string; reason: string }
+  | { lines: ReadonlyArray<{ line_index: number; amount: string }>; reason: string };
+
+type FieldError = { field: string; message: string };
+
+const sum = (amounts: readonly string[]) => amounts.reduce((s, a) => s + parseAmount(a), 0n);
+
+export function creditNoteAmounts(
+  invoice: {
+    subtotal: string;
+    taxes: readonly InvoiceTaxLine[];
+    lines: ReadonlyArray<{ description: string; amount: string }>;
+  },
+  earlier: ReadonlyArray<{
+    subtotal: string;
+    lines: readonly CreditedLine[];
+    taxes: readonly InvoiceTaxLine[];
+  }>,
+  request: CreditRequest,
+): CreditNoteAmounts | { errors: FieldError[] } {
+  const errors: FieldError[] = [];
+  let lines: CreditedLine[];
+  if ('amount' in request) {
+    lines = [
+      {
+        line_index: null,
+        description: `Credit: ${request.reason}`,
+        amount: formatCents(parseAmount(request.amount)),
+      },
+    ];
+    if (parseAmount(request.amount) === 0n)
+      errors.push({ field: '/amount', message: 'must be more than zero' });
+  } else {
+    const taken = new Map<number, bigint>();
+    for (const note of earlier)
+      for (const line of note.lines)
+        if (line.line_index !== null)
+          taken.set(line.line_index, (taken.get(line.line_index) ?? 0n) + parseAmount(line.amount));
+    lines = [];
+    request.lines.forEach(({ line_index, amount }, i) => {
+      const line = invoice.lines[line_index];
+      const wanted = parseAmount(amount);
+      if (!line) {
+        errors.push({
+          field: `/lines/${i}/line_index`,
+          message: `no such line (the invoice has ${invoice.lines.length})`,
+        });
+        return;
+      }
+      if (line.amount.startsWith('-') || parseAmount(line.amount) === 0n) {
+        errors.push({
+          field: `/lines/${i}/line_index`,
+          message: 'credits or charges nothing: it cannot be credited',
+        });
+        return;
+      }
+      const left = parseAmount(line.amount) - (taken.get(line_index) ?? 0n);
+      if (wanted === 0n) errors.push({ field: `/lines/${i}/amount`, message: 'must be more than zero' });
+      else if (wanted > left)
+        errors.push({
+          field: `/lines/${i}/amount`,
+          message: `more than is left to credit of the line (${formatCents(left)})`,
+        });
+      taken.set(line_index, (taken.get(line_index) ?? 0n) + wanted);
+      lines.push({ line_index, description: line.description, amount: formatCents(wanted) });
+    });
+  }
+  if (errors.length > 0) return { errors };
+
+  const invoiceSubtotal = parseAmount(invoice.subtotal);
+  const left = invoiceSubtotal - sum(earlier.map((note) => note.subtotal));
+  const credited = sum(lines.map((line) => line.amount));
+  if (credited > left) {
+    const field = 'amount' in request ? '/amount' : '/lines';
+    return {
+      errors: [
+        { field, message: `more than is left to credit of the invoice (${formatCents(left)} before tax)` },
+      ],
+    };
+  }
+  const completes = credited === left;
+  const taxes = invoice.taxes.map((tax) => {
+    const reversed = sum(
+      earlier.flatMap((note) =>
+        note.taxes.filter((t) => t.tax_rate_id === tax.tax_rate_id).map((t) => t.amount),
+      ),
+    );
+    const rest = parseAmount(tax.amount) - reversed;
+    // In cents: tax × credited / subtotal, half up.
+    const [t, c, s] = [parseAmount(tax.amount) / 100n, credited / 100n, invoiceSubtotal / 100n];
+    const share = ((2n * t * c + s) / (2n * s)) * 100n;
+    const amount = completes ? rest : share < rest ? share : rest;
+    return { ...tax, taxable_amount: formatCents(credited), amount: formatCents(amount) };
+  });
+  const taxTotal = sum(taxes.map((t) => t.amount));
+  return {
+    lines,
+    subtotal: formatCents(credited),
+    taxes,
+    tax_total: formatCents(taxTotal),
+    total: formatCents(credited + taxTotal),
+  };
+}

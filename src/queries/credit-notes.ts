@@ -1,0 +1,65 @@
+import { sql } from 'kysely';
+import type { Db } from '../database/connection.js';
+import type { CreditNoteRow } from '../database/schema.js';
+
+const columns = [
+  'id',
+  'number',
+  'invoice_id',
+  'subscription_id',
+  'user_id',
+  'reason',
+  'lines',
+  'subtotal',
+  'taxes',
+  'tax_total',
+  'total',
+  'issued_at',
+  'created_at',
+] as const;
+
+/** An invoice's credit notes, oldest first. */
+export function listCreditNotes(db: Db, invoiceId: string): Promise<CreditNoteRow[]> {
+  return db
+    .selectFrom('credit_notes')
+    .select(columns)
+    .where('invoice_id', '=', invoiceId)
+    .orderBy('number')
+    .execute();
+}
+
+/** The tenant's next credit note number, under the counter row's lock until the transaction ends. */
+export async function nextCreditNoteNumber(db: Db): Promise<number> {
+  const { rows } = await sql<{ last_number: string }>`
+    insert into credit_note_counters as c (last_number) values (1)
+    on conflict (tenant_id) do update set last_number = c.last_number + 1
+    returning last_number`.execute(db);
+  return Number(rows[0]!.last_number);
+}
+
+export interface NewCreditNote {
+  number: number;
+  invoice_id: string;
+  subscription_id: string;
+  user_id: string;
+  reason: string;
+  lines: unknown;
+  subtotal: string;
+  taxes: unknown;
+  tax_total: string;
+  total: string;
+  issued_at: Date;
+}
+
+export function insertCreditNote(db: Db, values: NewCreditNote): Promise<CreditNoteRow> {
+  return db
+    .insertInto('credit_notes')
+    .values({
+      ...values,
+      number: String(values.number),
+      lines: JSON.stringify(values.lines),
+      taxes: JSON.stringify(values.taxes),
+    })
+    .returning(columns)
+    .executeTakeFirstOrThrow();
+}
