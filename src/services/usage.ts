@@ -643,6 +643,8 @@ export async function closeUsageBefore(
   periodStart: string,
 ): Promise<Charge[]> {
   if (periodStart <= subscription.start_date || !subscription.plan_id) return [];
+  // The period before a trial's end is the trial: free, its usage too.
+  if (subscription.trial_end !== null && periodStart <= subscription.trial_end) return [];
   const previous = periodContaining(
     billingAnchor(subscription),
     subscription.billing_interval,

@@ -167,6 +167,45 @@ describe('a trial with an end', () => {
     expect(notice?.occurred_at).toBe('2026-01-01T00:00:00.000Z');
   });
 
+  it('bills no usage of the trial: the trial is free, usage included', async () => {
+    const metric = await t.api
+      .post('/api/v1/billable-metrics')
+      .send({ code: `trial-calls-${Date.now()}`, name: 'Calls', aggregation: 'count' });
+    expect(metric.status, metric.text).toBe(201);
+    const code = (metric.body as Schemas['BillableMetric']).code;
+    const metered = await t.api.post('/api/v1/plans').send({
+      code: `trial-metered-${Date.now()}`,
+      name: 'Metered',
+      interval: 'month',
+      price: { model: 'flat', amount: '20.00' },
+      usage_charges: [{ metric: code, model: 'per_unit', amount: '1.00' }],
+    });
+    expect(metered.status, metered.text).toBe(201);
+    const s = await onClock({ plan_id: (metered.body as Schemas['Plan']).id, trial_end: '2026-01-15' });
+    await s.advance('2026-01-10T00:00:00Z');
+    const sent = await t.api.post('/api/v1/usage-events').send({
+      event_id: `trial-${s.sub.id}`,
+      user_id: s.sub.user_id,
+      metric: code,
+      timestamp: '2026-01-09T00:00:00Z',
+    });
+    expect(sent.status, sent.text).toBe(201);
+    await s.advance('2026-02-20T00:00:00Z');
+    expect((await s.invoices()).map((i) => [i.period_start, i.lines.map((l) => [l.type, l.amount])])).toEqual(
+      [
+        ['2026-01-15', [['subscription', '20.00']]],
+        // The first paid period's usage (none) is billed in arrears as usual.
+        [
+          '2026-02-15',
+          [
+            ['subscription', '20.00'],
+            ['usage', '0.00'],
+          ],
+        ],
+      ],
+    );
+  });
+
   it('refuses a trial_end without trialing, not after the start, in the past, or moved on no trial', async () => {
     expectProblem((await onClock({ status: 'active', trial_end: '2026-02-01' })).res, 422, 'unprocessable');
     expectProblem((await onClock({ trial_end: '2026-01-01' })).res, 422, 'unprocessable');
