@@ -1,8 +1,12 @@
-// Invoices: one per subscription and billing period, priced from the subscription and taxed with
-// the rates in force on the invoice date in the customer's region. Drafts get a number when
-// finalized (gapless per tenant); from then on the database refuses any change but the status.
+// Invoices: one per subscription and billing period, priced from the subscription (with its
+// pending invoice items) and taxed with the rates in force on the invoice date in the customer's
+// region; and invoices of a day (purchases, one-off charges) or of a change (prorations). Drafts
+// get a number when finalized (gapless per tenant); from then on the database refuses any change
+// but the status.
 import { type Charge, invoiceAmounts } from '../billing/invoices.js';
+import { formatCents, parseAmount, parseSignedAmount } from '../billing/money.js';
 import { periodContaining } from '../billing/periods.js';
+import { applyItems, type AppliedItems } from '../billing/proration.js';
 import { billingAnchor, dayOf, lastDayServed, subscriptionNow } from '../billing/subscription-time.js';
 import type { BreakdownLine } from '../billing/pricing.js';
 import type {
@@ -19,8 +23,6 @@ import { findSubscription, lockSubscription } from '../queries/subscriptions.js'
 import { ratesInForce } from '../queries/tax-rates.js';
 import { findUser } from '../queries/users.js';
 import { toInvoiceItemResponse, toInvoiceResponse } from '../responses/invoices.js';
-import { applyItems, type AppliedItems } from '../billing/proration.js';
-import { formatCents, parseAmount, parseSignedAmount } from '../billing/money.js';
 import {
   billInvoiceItems,
   type InvoiceItemFilter,

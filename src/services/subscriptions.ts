@@ -14,13 +14,13 @@ import type {
 } from '../database/schema.js';
 import { isCheckViolation, isForeignKeyViolation } from '../database/errors.js';
 import { findFeature } from '../queries/features.js';
+import { pendingInvoiceItems } from '../queries/invoice-items.js';
 import { findPlanVersion, findPlanWithPrice, type PlanWithPrice } from '../queries/plans.js';
 import * as subscriptions from '../queries/subscriptions.js';
 import { findTestClock } from '../queries/test-clocks.js';
 import { toFeatureResponse } from '../responses/features.js';
 import { toSubscriptionResponse } from '../responses/subscriptions.js';
 import { priceSubscription } from './plans.js';
-import { pendingInvoiceItems } from '../queries/invoice-items.js';
 import {
   planProration,
   performProration,
