@@ -64,6 +64,22 @@ export interface BillingSettings {
   version: Generated<number>;
 }
 
+export interface Coupons {
+  amount_off: Numeric | null;
+  created_at: Generated<Timestamp>;
+  deleted_at: Timestamp | null;
+  duration: string;
+  duration_in_months: number | null;
+  id: Generated<string>;
+  max_redemptions: number | null;
+  name: string;
+  percent_off: Numeric | null;
+  plan_ids: Generated<string[]>;
+  redeem_by: Timestamp | null;
+  tenant_id: Generated<string>;
+  times_redeemed: Generated<number>;
+}
+
 export interface CreditNoteCounters {
   last_number: Int8;
   tenant_id: Generated<string>;
@@ -292,6 +308,7 @@ export interface Subscriptions {
   cancel_reason: string | null;
   canceled_at: Timestamp | null;
   created_at: Generated<Timestamp>;
+  discount: Json | null;
   end_date: string | null;
   id: Generated<string>;
   interval_count: Generated<number>;
@@ -536,6 +553,7 @@ export interface DB {
   api_keys: ApiKeys;
   billable_metrics: BillableMetrics;
   billing_settings: BillingSettings;
+  coupons: Coupons;
   credit_note_counters: CreditNoteCounters;
   credit_notes: CreditNotes;
   events: Events;

@@ -276,6 +276,38 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/subscriptions/{subscriptionId}/discount": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @example 0193a6a2-9e11-7f00-a000-00000000beef */
+                subscriptionId: components["parameters"]["SubscriptionId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Apply a coupon
+         * @description The subscription's `discount` becomes the coupon's, from now (its test clock's time, on a
+         *     clock), replacing any discount it had; see `Discount` for the invoices it reduces. Counts
+         *     one redemption of the coupon. 422 when the coupon cannot be applied: unknown, deleted,
+         *     past `redeem_by`, at `max_redemptions`, or for plans the subscription is not on. 409 for a
+         *     canceled subscription. A `subscription.updated` event.
+         */
+        post: operations["applySubscriptionDiscount"];
+        /**
+         * Remove the discount
+         * @description Invoices created from now on are not discounted (a `subscription.updated` event); 404 when
+         *     the subscription has no discount.
+         */
+        delete: operations["removeSubscriptionDiscount"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/subscriptions/{subscriptionId}/invoice-items": {
         parameters: {
             query?: never;
@@ -447,6 +479,54 @@ export interface paths {
          */
         post: operations["quotePlan"];
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/coupons": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List coupons */
+        get: operations["listCoupons"];
+        put?: never;
+        /**
+         * Create a coupon
+         * @description Its terms are final: a coupon is never edited (delete it and create another). A
+         *     `coupon.created` event.
+         */
+        post: operations["createCoupon"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/coupons/{couponId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @example 0193a6a2-7000-7000-8000-000000000001 */
+                couponId: components["parameters"]["CouponId"];
+            };
+            cookie?: never;
+        };
+        /** Get a coupon */
+        get: operations["getCoupon"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete a coupon
+         * @description It can no longer be applied; the discounts made from it keep running until they end, so it
+         *     stays readable, with `deleted_at` (a `coupon.deleted` event). Deleting it again changes
+         *     nothing.
+         */
+        delete: operations["deleteCoupon"];
         options?: never;
         head?: never;
         patch?: never;
@@ -1836,6 +1916,8 @@ export interface components {
             trial_end: string | null;
             /** @description A price change waiting for the end of the current period (`POST .../scheduled-change`); null for none. */
             scheduled_change: null | components["schemas"]["ScheduledChange"];
+            /** @description The coupon applied to it (`POST .../discount`, or `coupon_id` at creation); null for none. */
+            discount: null | components["schemas"]["Discount"];
             /**
              * Format: uuid
              * @description The test clock it runs on (renewals, payments and dunning follow it); null for real time.
@@ -1893,6 +1975,11 @@ export interface components {
             trial_end?: string;
             payment_method?: components["schemas"]["PaymentMethod"];
             payment_rail?: components["schemas"]["PaymentRail"];
+            /**
+             * Format: uuid
+             * @description Apply this coupon from the start, as `POST .../discount` does (422 when it cannot be applied).
+             */
+            coupon_id?: string;
         };
         /**
          * @description `plan_id` moves the subscription to the plan's current price (the same plan: to its newest
@@ -2019,7 +2106,7 @@ export interface components {
              *     `payment.created|processing|succeeded|failed`,
              *     `subscription.renewed|past_due|unpaid|recovered`,
              *     `subscription.change_scheduled|scheduled_change_applied|scheduled_change_canceled`,
-             *     `subscription.trial_will_end` (3 days before `trial_end`), `credit_note.created` (its resource_type `credit_note`), `invoice_item.created` (a proration
+             *     `subscription.trial_will_end` (3 days before `trial_end`), `credit_note.created` (its resource_type `credit_note`), `coupon.created|deleted`, `invoice_item.created` (a proration
              *     of a mid-period change, waiting for the subscription's next invoice; its resource_type
              *     `invoice_item`),
              *     `test_clock.created|advancing|advanced`, `billing_settings.updated`,
@@ -2035,7 +2122,7 @@ export interface components {
              */
             type: string;
             /** @enum {string} */
-            resource_type: "user" | "feature" | "subscription" | "api_key" | "tenant" | "plan" | "tax_rate" | "invoice" | "payment" | "test_clock" | "billing_settings" | "webhook_endpoint" | "billable_metric" | "wallet" | "wallet_grant" | "invoice_item" | "credit_note";
+            resource_type: "user" | "feature" | "subscription" | "api_key" | "tenant" | "plan" | "tax_rate" | "invoice" | "payment" | "test_clock" | "billing_settings" | "webhook_endpoint" | "billable_metric" | "wallet" | "wallet_grant" | "invoice_item" | "credit_note" | "coupon";
             /** Format: uuid */
             resource_id: string;
             /** @description Who made the change, an API key or the system (a scheduled cancellation, a job). */
@@ -2651,6 +2738,120 @@ export interface components {
             effective_until: string | null;
             created_at: components["schemas"]["Timestamp"];
         };
+        /**
+         * @description A discount a tenant offers: `percent_off` or `amount_off` (one of them) of each invoice it
+         *     applies to, for one invoice (`once`), for `duration_in_months` months from when it is applied
+         *     (`repeating`) or for as long as the subscription has it (`forever`). Its terms never change;
+         *     `POST /subscriptions/{id}/discount` applies it. See `Discount` for which invoices it reduces.
+         */
+        Coupon: {
+            id: components["schemas"]["Id"];
+            name: components["schemas"]["Name"];
+            /** @description The percentage taken off; null for an `amount_off` coupon. */
+            percent_off: null | components["schemas"]["PercentOff"];
+            /** @description The amount taken off each invoice it applies to (never more than that invoice's subtotal); null for a `percent_off` coupon. */
+            amount_off: null | components["schemas"]["Money"];
+            duration: components["schemas"]["CouponDuration"];
+            /** @description For `repeating`, how many months from when it is applied; null otherwise. */
+            duration_in_months: number | null;
+            /** @description How many times it can be applied in all; null for no limit. */
+            max_redemptions: number | null;
+            /**
+             * Format: date-time
+             * @description The last moment it can be applied; null for no limit. Discounts applied before keep running.
+             */
+            redeem_by: string | null;
+            /**
+             * @description The plans it applies to; empty for every subscription (custom prices too). A coupon
+             *     with plans can only be applied to a subscription on one of them, and reduces nothing
+             *     (invoices and MRR) while the subscription is on another plan.
+             */
+            plan_ids: string[];
+            /** @description How many times it was applied (a discount removed later still counts). */
+            readonly times_redeemed: number;
+            /** @description Whether it can be applied now (not deleted, not past `redeem_by`, not at `max_redemptions`). */
+            readonly valid: boolean;
+            /**
+             * Format: date-time
+             * @description When it was deleted (`DELETE /coupons/{id}`); null while it can be applied. Discounts applied before keep running.
+             */
+            readonly deleted_at: string | null;
+            created_at: components["schemas"]["Timestamp"];
+        };
+        /**
+         * @description Exactly one of `percent_off` and `amount_off`; `duration_in_months` with `repeating` only
+         *     (and required with it). 422 otherwise, naming the field.
+         */
+        CouponCreate: {
+            name: components["schemas"]["Name"];
+            percent_off?: components["schemas"]["PercentOff"];
+            /** @description Above zero. */
+            amount_off?: components["schemas"]["Money"];
+            duration: components["schemas"]["CouponDuration"];
+            duration_in_months?: number;
+            max_redemptions?: number;
+            /**
+             * Format: date-time
+             * @description In the future.
+             */
+            redeem_by?: string;
+            /** @description Plans of this tenant (422 naming an unknown one). */
+            plan_ids?: string[];
+        };
+        CouponList: {
+            data: components["schemas"]["Coupon"][];
+            next_cursor: components["schemas"]["NextCursor"];
+        };
+        /**
+         * @description `once`: the first invoice it applies to; `repeating`: the invoices of periods starting
+         *     within `duration_in_months` months of the day it is applied; `forever`: every invoice while
+         *     the subscription has it.
+         * @enum {string}
+         */
+        CouponDuration: "once" | "repeating" | "forever";
+        /**
+         * @description A percentage above 0 and at most 100, with up to two decimals, as a string.
+         * @example 25
+         * @example 12.5
+         * @example 100
+         */
+        PercentOff: string;
+        /**
+         * @description A coupon applied to a subscription: its terms as they were when applied, and the time it
+         *     runs. It reduces the subscription's **period invoices** (and the invoices of mid-period
+         *     changes made with `always_invoice`) created from `start` on whose period starts before
+         *     `end`: a `discount` line, before tax, of `percent_off` of the invoice's subtotal (every
+         *     line: the period's price, usage, pending prorations and one-off charges) rounded half up
+         *     to the cent, or `amount_off` (never more than the subtotal). Taxes are then computed on the
+         *     discounted subtotal. A `once` discount is removed by the first invoice it reduces; a
+         *     `repeating` one by the first period invoice whose period starts on or after `end`
+         *     (`subscription.updated` events). MRR is net of `repeating` and `forever` discounts while
+         *     the subscription has them (see docs/metrics.md).
+         */
+        Discount: {
+            /** Format: uuid */
+            coupon_id: string;
+            name: components["schemas"]["Name"];
+            percent_off: null | components["schemas"]["PercentOff"];
+            amount_off: null | components["schemas"]["Money"];
+            duration: components["schemas"]["CouponDuration"];
+            duration_in_months: number | null;
+            plan_ids: string[];
+            /** @description When it was applied (on a test clock, the clock's time). */
+            start: components["schemas"]["Timestamp"];
+            /**
+             * Format: date-time
+             * @description For `repeating`, 00:00 UTC of the day it was applied, `duration_in_months` months later (clamped to the month's last day); null otherwise.
+             */
+            end: string | null;
+        };
+        DiscountCreate: {
+            /**
+             * Format: uuid
+             * @description A valid coupon of this tenant (422 otherwise, saying why).
+             */
+            coupon_id: string;
+        };
         TaxRateCreate: {
             code: string;
             name: components["schemas"]["Name"];
@@ -2689,19 +2890,24 @@ export interface components {
          */
         InvoiceLine: {
             /**
-             * @description `credits`: the credits of a paid grant (a purchase invoice's only line). `one_off`: a one-off charge (an invoice item of kind `one_off`, or a line of a one-off invoice).
+             * @description `credits`: the credits of a paid grant (a purchase invoice's only line). `one_off`: a one-off charge (an invoice item of kind `one_off`, or a line of a one-off invoice). `discount`: the subscription's discount (see `Discount`), negative, the last line, before tax.
              * @enum {string}
              */
-            type: "subscription" | "usage" | "credits" | "proration" | "one_off";
+            type: "subscription" | "usage" | "credits" | "proration" | "one_off" | "discount";
             description: string;
             quantity: components["schemas"]["Quantity"];
-            /** @description Never negative but on a `proration` line that credits. */
+            /** @description Never negative but on a `proration` line that credits and a `discount` line. */
             amount: components["schemas"]["SignedMoneyTotal"];
             /**
              * Format: uuid
              * @description On a `proration` line, the invoice item it bills.
              */
             invoice_item_id?: string;
+            /**
+             * Format: uuid
+             * @description On a `discount` line, the coupon of the discount.
+             */
+            coupon_id?: string;
             /** @description The subscription price's breakdown; empty for usage lines. */
             breakdown: components["schemas"]["BreakdownLine"][];
             period_start: components["schemas"]["Date"];
@@ -3083,7 +3289,7 @@ export interface components {
          * @description An event type (see `Event.type`), or `*` for every type, present and future.
          * @enum {string}
          */
-        WebhookEventType: "*" | "api_key.created" | "api_key.revoked" | "billable_metric.created" | "billable_metric.updated" | "billable_metric.deleted" | "billing_settings.updated" | "feature.created" | "feature.updated" | "feature.deleted" | "invoice.created" | "invoice.finalized" | "invoice.voided" | "invoice.paid" | "invoice.payment_failed" | "invoice.uncollectible" | "invoice_item.created" | "credit_note.created" | "payment.created" | "payment.processing" | "payment.succeeded" | "payment.failed" | "plan.created" | "plan.updated" | "plan.archived" | "plan.deleted" | "subscription.created" | "subscription.updated" | "subscription.canceled" | "subscription.cancellation_scheduled" | "subscription.change_scheduled" | "subscription.scheduled_change_applied" | "subscription.scheduled_change_canceled" | "subscription.trial_will_end" | "subscription.deleted" | "subscription.renewed" | "subscription.past_due" | "subscription.unpaid" | "subscription.recovered" | "subscription_feature.linked" | "subscription_feature.unlinked" | "tax_rate.created" | "tax_rate.superseded" | "test_clock.created" | "test_clock.advancing" | "test_clock.advanced" | "user.created" | "user.updated" | "user.deleted" | "webhook_endpoint.created" | "webhook_endpoint.updated" | "webhook_endpoint.disabled" | "webhook_endpoint.secret_rotated" | "webhook_endpoint.deleted" | "wallet.created" | "wallet.updated" | "wallet.balance_low" | "wallet.depleted" | "wallet.grant_expired";
+        WebhookEventType: "*" | "api_key.created" | "api_key.revoked" | "billable_metric.created" | "billable_metric.updated" | "billable_metric.deleted" | "billing_settings.updated" | "feature.created" | "feature.updated" | "feature.deleted" | "invoice.created" | "invoice.finalized" | "invoice.voided" | "invoice.paid" | "invoice.payment_failed" | "invoice.uncollectible" | "invoice_item.created" | "credit_note.created" | "coupon.created" | "coupon.deleted" | "payment.created" | "payment.processing" | "payment.succeeded" | "payment.failed" | "plan.created" | "plan.updated" | "plan.archived" | "plan.deleted" | "subscription.created" | "subscription.updated" | "subscription.canceled" | "subscription.cancellation_scheduled" | "subscription.change_scheduled" | "subscription.scheduled_change_applied" | "subscription.scheduled_change_canceled" | "subscription.trial_will_end" | "subscription.deleted" | "subscription.renewed" | "subscription.past_due" | "subscription.unpaid" | "subscription.recovered" | "subscription_feature.linked" | "subscription_feature.unlinked" | "tax_rate.created" | "tax_rate.superseded" | "test_clock.created" | "test_clock.advancing" | "test_clock.advanced" | "user.created" | "user.updated" | "user.deleted" | "webhook_endpoint.created" | "webhook_endpoint.updated" | "webhook_endpoint.disabled" | "webhook_endpoint.secret_rotated" | "webhook_endpoint.deleted" | "wallet.created" | "wallet.updated" | "wallet.balance_low" | "wallet.depleted" | "wallet.grant_expired";
         /** @enum {string} */
         WebhookEndpointStatus: "enabled" | "disabled";
         /**
@@ -3730,6 +3936,8 @@ export interface components {
         PlanId: string;
         /** @example 0193a6a2-6000-7000-8000-000000000001 */
         TaxRateId: string;
+        /** @example 0193a6a2-7000-7000-8000-000000000001 */
+        CouponId: string;
         /** @example 0193a6a2-7000-7000-8000-000000000001 */
         InvoiceId: string;
         /** @example 0193a6a2-8000-7000-8000-000000000001 */
@@ -4417,6 +4625,7 @@ export interface operations {
                      *           "billed_until": "2026-12-01",
                      *           "scheduled_change": null,
                      *           "trial_end": null,
+                     *           "discount": null,
                      *           "test_clock_id": null,
                      *           "payment_method": "pm_card_visa",
                      *           "payment_rail": "card",
@@ -4498,6 +4707,7 @@ export interface operations {
                      *       "billed_until": "2026-12-01",
                      *       "scheduled_change": null,
                      *       "trial_end": null,
+                     *       "discount": null,
                      *       "test_clock_id": null,
                      *       "payment_method": "pm_card_visa",
                      *       "payment_rail": "card",
@@ -4571,6 +4781,7 @@ export interface operations {
                      *       "billed_until": "2026-12-01",
                      *       "scheduled_change": null,
                      *       "trial_end": null,
+                     *       "discount": null,
                      *       "test_clock_id": null,
                      *       "payment_method": "pm_card_visa",
                      *       "payment_rail": "card",
@@ -4709,6 +4920,7 @@ export interface operations {
                      *       "billed_until": "2026-12-01",
                      *       "scheduled_change": null,
                      *       "trial_end": null,
+                     *       "discount": null,
                      *       "test_clock_id": null,
                      *       "payment_method": "pm_card_visa",
                      *       "payment_rail": "card",
@@ -4798,6 +5010,7 @@ export interface operations {
                      *       "billed_until": "2026-12-01",
                      *       "scheduled_change": null,
                      *       "trial_end": null,
+                     *       "discount": null,
                      *       "test_clock_id": null,
                      *       "payment_method": "pm_card_visa",
                      *       "payment_rail": "card",
@@ -4947,6 +5160,107 @@ export interface operations {
         requestBody?: never;
         responses: {
             /** @description The subscription, without a scheduled change. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Subscription"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            412: components["responses"]["PreconditionFailed"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    applySubscriptionDiscount: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Makes the request safe to retry: it runs at most once for this key (see the description
+                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+                /**
+                 * @description Change only if the resource's current ETag is one of these (or `*`, any existing version); else 412.
+                 * @example "3"
+                 */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
+            path: {
+                /** @example 0193a6a2-9e11-7f00-a000-00000000beef */
+                subscriptionId: components["parameters"]["SubscriptionId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "coupon_id": "0193a6a2-7000-7000-8000-000000000001"
+                 *     }
+                 */
+                "application/json": components["schemas"]["DiscountCreate"];
+            };
+        };
+        responses: {
+            /** @description The subscription with its discount. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Subscription"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            412: components["responses"]["PreconditionFailed"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["Unprocessable"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    removeSubscriptionDiscount: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Makes the request safe to retry: it runs at most once for this key (see the description
+                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+                /**
+                 * @description Change only if the resource's current ETag is one of these (or `*`, any existing version); else 412.
+                 * @example "3"
+                 */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
+            path: {
+                /** @example 0193a6a2-9e11-7f00-a000-00000000beef */
+                subscriptionId: components["parameters"]["SubscriptionId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The subscription, without a discount. */
             200: {
                 headers: {
                     ETag: components["headers"]["ETag"];
@@ -5721,6 +6035,182 @@ export interface operations {
             404: components["responses"]["NotFound"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    listCoupons: {
+        parameters: {
+            query?: {
+                /** @description Page size. */
+                limit?: components["parameters"]["Limit"];
+                /** @description The `next_cursor` of the previous page. */
+                cursor?: components["parameters"]["Cursor"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of coupons, newest first (deleted ones too). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "next_cursor": null,
+                     *       "data": [
+                     *         {
+                     *           "id": "0193a6a2-7000-7000-8000-000000000001",
+                     *           "name": "Launch, 25% off for 3 months",
+                     *           "percent_off": "25.00",
+                     *           "amount_off": null,
+                     *           "duration": "repeating",
+                     *           "duration_in_months": 3,
+                     *           "max_redemptions": 100,
+                     *           "redeem_by": null,
+                     *           "plan_ids": [],
+                     *           "times_redeemed": 1,
+                     *           "valid": true,
+                     *           "deleted_at": null,
+                     *           "created_at": "2026-11-23T09:00:00.000Z"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": components["schemas"]["CouponList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    createCoupon: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Makes the request safe to retry: it runs at most once for this key (see the description
+                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "name": "Launch, 25% off for 3 months",
+                 *       "percent_off": "25",
+                 *       "duration": "repeating",
+                 *       "duration_in_months": 3
+                 *     }
+                 */
+                "application/json": components["schemas"]["CouponCreate"];
+            };
+        };
+        responses: {
+            /** @description Created. */
+            201: {
+                headers: {
+                    Location: components["headers"]["Location"];
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a6a2-7000-7000-8000-000000000001",
+                     *       "name": "Launch, 25% off for 3 months",
+                     *       "percent_off": "25.00",
+                     *       "amount_off": null,
+                     *       "duration": "repeating",
+                     *       "duration_in_months": 3,
+                     *       "max_redemptions": null,
+                     *       "redeem_by": null,
+                     *       "plan_ids": [],
+                     *       "times_redeemed": 0,
+                     *       "valid": true,
+                     *       "deleted_at": null,
+                     *       "created_at": "2026-11-23T09:00:00.000Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Coupon"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["Unprocessable"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getCoupon: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @example 0193a6a2-7000-7000-8000-000000000001 */
+                couponId: components["parameters"]["CouponId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The coupon (a deleted one too, with `deleted_at`). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Coupon"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    deleteCoupon: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @example 0193a6a2-7000-7000-8000-000000000001 */
+                couponId: components["parameters"]["CouponId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The coupon, deleted. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Coupon"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
             429: components["responses"]["TooManyRequests"];
             503: components["responses"]["ServiceUnavailable"];
         };

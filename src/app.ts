@@ -38,6 +38,7 @@ import {
 } from './routes/payments.js';
 import { subscriptionsRouter } from './routes/subscriptions.js';
 import { taxRatesRouter } from './routes/tax-rates.js';
+import { couponsRouter } from './routes/coupons.js';
 import { tenantsRouter } from './routes/tenants.js';
 import { billableMetricsRouter, subscriptionUsageRouter, usageEventsRouter } from './routes/usage.js';
 import { holdsRouter, walletsRouter } from './routes/wallets.js';
@@ -171,6 +172,7 @@ export function createApp({
   app.use('/api/v1/events', eventsRouter(ctx));
   app.use('/api/v1/plans', plansRouter(ctx));
   app.use('/api/v1/tax-rates', taxRatesRouter(ctx));
+  app.use('/api/v1/coupons', couponsRouter(ctx));
   app.use('/api/v1/invoices', invoicesRouter(ctx));
   app.use('/api/v1/invoices', invoicePaymentsRouter(ctx));
   app.use('/api/v1/payments', paymentsRouter(ctx));

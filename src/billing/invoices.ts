@@ -10,12 +10,14 @@ export interface Charge {
    * A subscription's price for the invoice's period, a usage charge for the one before, or the
    * credits a purchase invoice sells.
    */
-  type: 'subscription' | 'usage' | 'credits' | 'proration' | 'one_off';
+  type: 'subscription' | 'usage' | 'credits' | 'proration' | 'one_off' | 'discount';
   description: string;
   /** The charge's amount for the period, exact ("49.99", "12.3456"); negative for a credit. */
   amount: string;
   /** For proration lines: the invoice item billed. */
   invoice_item_id?: string;
+  /** For a discount line: the coupon of the discount. */
+  coupon_id?: string;
   quantity: number;
   breakdown: BreakdownLine[];
   /** The period the line bills: [period_start, period_end). */

@@ -24,6 +24,7 @@ import * as apiKeys from '../queries/api-keys.js';
 import * as events from '../queries/events.js';
 import * as features from '../queries/features.js';
 import * as idempotencyKeys from '../queries/idempotency-keys.js';
+import * as coupons from '../queries/coupons.js';
 import * as creditNotes from '../queries/credit-notes.js';
 import * as invoiceItems from '../queries/invoice-items.js';
 import * as invoices from '../queries/invoices.js';
@@ -69,6 +70,7 @@ const USAGE_EVENT = '01900000-0000-7000-8000-000000000010';
 const WALLET = '01900000-0000-7000-8000-000000000011';
 const GRANT = '01900000-0000-7000-8000-000000000012';
 const HOLD = '01900000-0000-7000-8000-000000000013';
+const COUPON = '01900000-0000-7000-8000-000000000014';
 
 type Call = (db: Db) => Promise<unknown>;
 
@@ -259,6 +261,28 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
         plans.updatePlan(db, PLAN, { name: 'Renamed', current_version: 1, archived_at: null }),
       deletePlan: (db) => plans.deletePlan(db, PLAN),
       usageChargesOf: (db) => plans.usageChargesOf(db, [PLAN]),
+    },
+  },
+  coupons: {
+    module: coupons,
+    calls: {
+      listCoupons: (db) => coupons.listCoupons(db, { limit: 20, after: COUPON }),
+      findCoupon: (db) => coupons.findCoupon(db, COUPON),
+      lockCoupon: (db) => coupons.lockCoupon(db, COUPON),
+      insertCoupon: (db) =>
+        coupons.insertCoupon(db, {
+          name: 'Launch',
+          percent_off: '25',
+          amount_off: null,
+          duration: 'repeating',
+          duration_in_months: 3,
+          max_redemptions: null,
+          redeem_by: null,
+          plan_ids: [PLAN],
+        }),
+      countRedemption: (db) => coupons.countRedemption(db, COUPON),
+      markCouponDeleted: (db) => coupons.markCouponDeleted(db, COUPON, new Date('2026-01-01T00:00:00Z')),
+      existingPlanIds: (db) => coupons.existingPlanIds(db, [PLAN]),
     },
   },
   'tax-rates': {
@@ -891,6 +915,9 @@ runMain(async () => {
         );
         await sql`insert into plan_versions (id, plan_id, number, price_model, amount)
           values (${PLAN_VERSION}, ${PLAN}, 1, 'flat', 9.99)`.execute(trx);
+        await sql`insert into coupons (id, name, amount_off, duration) values (${COUPON}, 'Welcome', 10, 'once')`.execute(
+          trx,
+        );
         await sql`insert into tax_rates (id, code, name, percentage, region, effective_from)
           values (${TAX_RATE}, 'VAT', 'VAT', 19, 'DE', '2020-01-01')`.execute(trx);
         await sql`insert into invoices (id, subscription_id, user_id, period_start, period_end, invoice_date,

@@ -22,6 +22,19 @@ export type ScheduledChange = {
   effective_date: string;
   scheduled_at: string;
 };
+export type CouponDuration = 'once' | 'repeating' | 'forever';
+/** A coupon applied to a subscription: its terms when applied, and when it runs (subscriptions.discount). */
+export type Discount = {
+  coupon_id: string;
+  name: string;
+  percent_off: string | null;
+  amount_off: string | null;
+  duration: CouponDuration;
+  duration_in_months: number | null;
+  plan_ids: string[];
+  start: string;
+  end: string | null;
+};
 export type InvoiceKind = 'period' | 'purchase' | 'proration' | 'one_off';
 export type InvoiceItemKind = 'proration_credit' | 'proration_charge' | 'one_off';
 export type PaymentRail = 'card' | 'ach_standard' | 'ach_same_day' | 'wire' | 'instant';
@@ -74,6 +87,7 @@ export type SubscriptionsTable = Override<
     payment_rail: PaymentRail | null;
     price_breakdown: ColumnType<G.JsonValue | null, string | null, string | null>;
     scheduled_change: ColumnType<ScheduledChange | null, string | null, string | null>;
+    discount: ColumnType<Discount | null, string | null, string | null>;
     created_at: Timestamp;
     updated_at: UpdatedAt;
     version: Version;
@@ -134,6 +148,16 @@ export type PlanVersionsTable = Override<
 >;
 /** Closed, never edited (a trigger allows only setting effective_until once). */
 export type TaxRatesTable = Override<G.TaxRates, { tenant_id: TenantId; created_at: Timestamp }>;
+/** Terms final once created; deleted_at and times_redeemed are the only changes. */
+export type CouponsTable = Override<
+  G.Coupons,
+  {
+    tenant_id: TenantId;
+    id: ColumnType<string, never, never>;
+    duration: CouponDuration;
+    created_at: Timestamp;
+  }
+>;
 /** Final once issued (a trigger): only the status and its time move on. */
 export type InvoicesTable = Override<
   G.Invoices,
@@ -366,6 +390,7 @@ export interface Database {
   plans: PlansTable;
   plan_versions: PlanVersionsTable;
   tax_rates: TaxRatesTable;
+  coupons: CouponsTable;
   invoices: InvoicesTable;
   invoice_counters: InvoiceCountersTable;
   invoice_items: InvoiceItemsTable;
@@ -405,6 +430,7 @@ export type EventRow = Omit<Selectable<EventsTable>, 'tenant_id'>;
 export type PlanRow = Omit<Selectable<PlansTable>, 'tenant_id'>;
 export type PlanVersionRow = Omit<Selectable<PlanVersionsTable>, 'tenant_id'>;
 export type TaxRateRow = Omit<Selectable<TaxRatesTable>, 'tenant_id'>;
+export type CouponRow = Omit<Selectable<CouponsTable>, 'tenant_id'>;
 export type InvoiceRow = Omit<Selectable<InvoicesTable>, 'tenant_id'>;
 export type InvoiceItemRow = Omit<Selectable<InvoiceItemsTable>, 'tenant_id'>;
 export type CreditNoteRow = Omit<Selectable<CreditNotesTable>, 'tenant_id'>;

@@ -31,6 +31,7 @@ const tableColumns = [
   'scheduled_change',
   'trial_end',
   'trial_notified_at',
+  'discount',
   'usage_invoiced_until',
   'test_clock_id',
   'payment_method',

@@ -60,6 +60,7 @@ export function toSubscriptionResponse(
     billed_until: row.billed_until,
     scheduled_change: row.scheduled_change,
     trial_end: row.trial_end,
+    discount: row.discount,
     test_clock_id: row.test_clock_id,
     payment_method: row.payment_method,
     payment_rail: row.payment_rail,

@@ -16,6 +16,7 @@ import {
   type ScheduleOutcome,
   scheduleChange,
 } from '../services/scheduled-changes.js';
+import * as coupons from '../services/coupons.js';
 import * as invoices from '../services/invoices.js';
 import * as subscriptions from '../services/subscriptions.js';
 import { listEventsPage } from './events.js';
@@ -125,6 +126,7 @@ export function subscriptionsRouter(ctx: ServiceContext): Router {
       payment_method: body.payment_method,
       payment_rail: body.payment_rail,
       trial_end: body.trial_end,
+      coupon_id: body.coupon_id,
     });
     if (outcome.kind === 'unknown-user') {
       throw unprocessable('user_id does not refer to an existing user.', [
@@ -278,6 +280,47 @@ export function subscriptionsRouter(ctx: ServiceContext): Router {
     if (outcome.kind !== 'canceled')
       throw scheduledChangeProblem(req.params.subscriptionId, outcome as never);
     send(res, scheduledChangeReply(outcome)!);
+  });
+
+  const discountReply = (o: coupons.DiscountOutcome) =>
+    o.kind === 'changed' ? ok(toSubscriptionResponse(o.subscription), withEtag(o.subscription)) : undefined;
+  const discountProblem = (id: string, outcome: Exclude<coupons.DiscountOutcome, { kind: 'changed' }>) => {
+    switch (outcome.kind) {
+      case 'missing':
+        return noSuchSubscription(id);
+      case 'stale':
+        return stale(outcome.current);
+      case 'canceled':
+        return conflict(`Subscription ${id} is canceled: a coupon would discount nothing.`);
+      case 'no-discount':
+        return notFound(`Subscription ${id} has no discount.`);
+      case 'invalid':
+        return pricingProblem(outcome);
+    }
+  };
+
+  router.post('/:subscriptionId/discount', async (req, res) => {
+    const body = req.body as RequestBody<'applySubscriptionDiscount'>;
+    const outcome = await coupons.applyDiscount(
+      ctx,
+      idempotent(req, actorOf(req), discountReply),
+      req.params.subscriptionId,
+      body.coupon_id,
+      ifMatch(req),
+    );
+    if (outcome.kind !== 'changed') throw discountProblem(req.params.subscriptionId, outcome);
+    send(res, discountReply(outcome)!);
+  });
+
+  router.delete('/:subscriptionId/discount', async (req, res) => {
+    const outcome = await coupons.removeDiscount(
+      ctx,
+      idempotent(req, actorOf(req), discountReply),
+      req.params.subscriptionId,
+      ifMatch(req),
+    );
+    if (outcome.kind !== 'changed') throw discountProblem(req.params.subscriptionId, outcome);
+    send(res, discountReply(outcome)!);
   });
 
   router.post('/:subscriptionId/invoice-items', async (req, res) => {

@@ -5,6 +5,7 @@
 // but the status.
 import { type Charge, invoiceAmounts } from '../billing/invoices.js';
 import { formatCents, parseAmount, parseSignedAmount } from '../billing/money.js';
+import { discountFor, discountLabel } from '../billing/discounts.js';
 import { periodContaining } from '../billing/periods.js';
 import { applyItems, type AppliedItems } from '../billing/proration.js';
 import { billingAnchor, dayOf, lastDayServed, subscriptionNow } from '../billing/subscription-time.js';
@@ -31,6 +32,7 @@ import {
   pendingInvoiceItems,
   reducePendingItem,
 } from '../queries/invoice-items.js';
+import { endDiscount } from './coupons.js';
 import { onClockOf } from './subscriptions.js';
 import { closeUsageBefore } from './usage.js';
 import { cancelPaidGrant, payUsageFromWallets, refundUsageCredits } from './wallets.js';
@@ -381,8 +383,10 @@ async function insertInvoice(
     credits_applied: null,
     invoice_item_id: item.id,
   }));
+  const charges = [...payment.lines, ...itemLines];
+  const discount = await discountLine(tx, subscription, period, charges);
   const amounts = invoiceAmounts(
-    [...payment.lines, ...itemLines],
+    discount ? [...charges, discount] : charges,
     rates.map((r) => ({ id: r.id, code: r.code, name: r.name, percentage: r.percentage, region: r.region })),
   );
   const created = await invoices.insertInvoice(tx.db, {
@@ -403,6 +407,8 @@ async function insertInvoice(
     };
   await payment.finish(created.id);
   await billItems(tx, applied, created.id);
+  // A once discount is used up by the first invoice it reduces.
+  if (discount && subscription.discount?.duration === 'once') await endDiscount(tx, subscription);
   tx.emit({
     type: 'invoice.created',
     resource_type: 'invoice',
@@ -410,6 +416,43 @@ async function insertInvoice(
     data: toInvoiceResponse(created),
   });
   return { kind: 'created', invoice: created };
+}
+
+/**
+ * The subscription's discount on an invoice of these charges for `period`, as its last line;
+ * none when it has none, or it reduces nothing. A discount run out (the period starts at or after
+ * its end) is removed now. On a subscription locked for update.
+ */
+async function discountLine(
+  tx: Tx,
+  subscription: SubscriptionRow,
+  period: { start: string; end: string },
+  charges: readonly InvoiceCharge[],
+): Promise<InvoiceCharge | undefined> {
+  const { discount } = subscription;
+  if (discount === null) return undefined;
+  const subtotal = charges.reduce((sum, line) => sum + parseSignedAmount(line.amount), 0n);
+  const verdict = discountFor(
+    discount,
+    subscription.plan_id,
+    period.start,
+    subscriptionNow(subscription),
+    subtotal,
+  );
+  if (verdict.kind === 'ended') await endDiscount(tx, subscription);
+  if (verdict.kind !== 'applies' || verdict.amount === 0n) return undefined;
+  return {
+    type: 'discount',
+    description: discountLabel(discount),
+    amount: `-${formatCents(verdict.amount)}`,
+    quantity: 1,
+    breakdown: [],
+    period_start: period.start,
+    period_end: period.end,
+    usage: null,
+    credits_applied: null,
+    coupon_id: discount.coupon_id,
+  };
 }
 
 export type InvoiceChangeOutcome =

@@ -138,7 +138,7 @@ async function recordMissingVersions(db: Db, tenantId: string): Promise<void> {
     await sql`
       insert into subscription_versions (subscription_id, valid_from, status, monthly_amount, plan_id)
       select s.id, s.created_at, case s.status when 'canceled' then 'active' else s.status end,
-             round(s.plan_cost / (s.interval_count * case s.billing_interval when 'year' then 12 else 1 end), 2),
+             subscription_monthly_amount(s.plan_cost, s.billing_interval, s.interval_count, s.discount, s.plan_id),
              s.plan_id
       from subscriptions s
       where s.tenant_id = ${tenantId} and s.test_clock_id is null

@@ -17,6 +17,7 @@ import { findFeature } from '../queries/features.js';
 import { pendingInvoiceItems } from '../queries/invoice-items.js';
 import { findPlanVersion, findPlanWithPrice, type PlanWithPrice } from '../queries/plans.js';
 import * as subscriptions from '../queries/subscriptions.js';
+import { redeem } from './coupons.js';
 import { findTestClock } from '../queries/test-clocks.js';
 import { toFeatureResponse } from '../responses/features.js';
 import { toSubscriptionResponse } from '../responses/subscriptions.js';
@@ -144,6 +145,7 @@ export interface SubscriptionInput {
   payment_method?: string | undefined;
   payment_rail?: PaymentRail | undefined;
   trial_end?: string | undefined;
+  coupon_id?: string | undefined;
 }
 
 /** payment_method and payment_rail go together: both set, or both null. */
@@ -183,7 +185,8 @@ export async function createSubscription(
   actor: Actor,
   input: SubscriptionInput,
 ): Promise<CreateSubscriptionOutcome> {
-  const { plan_id, quantity, plan_cost, billing_interval, test_clock_id, trial_end, ...common } = input;
+  const { plan_id, quantity, plan_cost, billing_interval, test_clock_id, trial_end, coupon_id, ...common } =
+    input;
   const collection = collectionErrors(common.payment_method, common.payment_rail);
   if (collection.length > 0) return { kind: 'invalid', errors: collection };
   if (trial_end !== undefined && common.status !== 'trialing')
@@ -224,14 +227,17 @@ export async function createSubscription(
       }
       // Renewals start with the current period (the clock's, on a test clock): a subscription
       // dated in the past is not billed for the periods before today.
-      let today = new Date().toISOString().slice(0, 10);
+      let now = new Date();
       if (test_clock_id) {
         const clock = await findTestClock(tx.db, test_clock_id);
         if (!clock)
           return { kind: 'invalid', errors: [{ field: '/test_clock_id', message: 'no such test clock' }] };
-        today = clock.frozen_time.toISOString().slice(0, 10);
+        now = clock.frozen_time;
         tx.occurAt(clock.frozen_time);
       }
+      const today = now.toISOString().slice(0, 10);
+      const discount = coupon_id ? await redeem(tx, coupon_id, plan_id ?? null, now, '/coupon_id') : null;
+      if (discount && 'kind' in discount) return discount;
       const interval = priced.billing_interval ?? 'month';
       // A trial with an end: its first period starts on that day, billed then by the worker.
       const trialEnd =
@@ -257,6 +263,7 @@ export async function createSubscription(
         test_clock_id: test_clock_id ?? null,
         billed_until: billedUntil,
         ...(trial ? { trial_end: trial, billing_anchor: trial } : {}),
+        ...(discount ? { discount: JSON.stringify(discount) } : {}),
       } as NewSubscription);
       tx.emit({
         type: 'subscription.created',

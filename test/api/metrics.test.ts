@@ -213,6 +213,36 @@ describe('the metrics against an independent recomputation', () => {
     const u13 = await user();
     await sub(u13.id, { plan_id: monthly, start_date: '2024-02-01' });
     await sub(u13.id, { plan_id: cheaper, start_date: '2024-02-01', end_date: '2024-08-31' });
+    // Discounts: MRR is net of recurring ones (applied now), not of a once one, and of a coupon
+    // for some plans only while the subscription is on one of them (then moved off it).
+    const coupon = async (body: Record<string, unknown>) => {
+      const res = await t.api.post('/api/v1/coupons').send({ name: 'c', ...body });
+      expect(res.status, res.text).toBe(201);
+      return (res.body as Schemas['Coupon']).id;
+    };
+    const u14 = await user('DE');
+    await sub(u14.id, {
+      plan_id: monthly,
+      start_date: '2024-04-01',
+      coupon_id: await coupon({ percent_off: '33.33', duration: 'forever' }),
+    });
+    const s14 = await sub(u14.id, { plan_id: yearly, start_date: '2024-04-01' });
+    await t.api
+      .post(`/api/v1/subscriptions/${s14.id}/discount`)
+      .send({ coupon_id: await coupon({ amount_off: '7.00', duration: 'repeating', duration_in_months: 2 }) })
+      .expect(200);
+    const u15 = await user();
+    await sub(u15.id, {
+      plan_id: cheaper,
+      start_date: '2024-04-01',
+      coupon_id: await coupon({ amount_off: '5.00', duration: 'once' }),
+    });
+    const s16 = await sub(u15.id, {
+      plan_id: monthly,
+      start_date: '2024-04-01',
+      coupon_id: await coupon({ amount_off: '50.00', duration: 'forever', plan_ids: [monthly] }),
+    });
+    await patch(s16.id, { plan_id: cheaper });
     // A subscription on a test clock counts nowhere.
     const clock = await t.api
       .post('/api/v1/test-clocks')

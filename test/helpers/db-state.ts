@@ -13,6 +13,7 @@ const TABLES = [
   'tax_rates',
   'invoices',
   'payments',
+  'coupons',
 ] as const;
 
 /** A fingerprint of every row of every table: equal fingerprints mean nothing was written. */

@@ -56,9 +56,38 @@ const ratio = (n: bigint, d: bigint): string | null => {
   return `${r.slice(0, -4)}.${r.slice(-4)}`;
 };
 
-/** A price per period as cents per month, rounded half-up. */
-const monthly = (planCost: string, interval: string, count: number) =>
-  divide(cents(planCost), BigInt(count * (interval === 'year' ? 12 : 1)));
+type Discount = Schemas['Discount'] | null;
+
+/**
+ * A price per period as cents per month, rounded half-up: net of a recurring discount (repeating
+ * or forever; a once discount reduces one invoice, not the price), of the subscription's plan or
+ * for any plan. A percentage is taken of the price, half up to the cent; an amount, at most it.
+ */
+const monthly = (
+  planCost: string,
+  interval: string,
+  count: number,
+  discount: Discount,
+  planId: string | null,
+) => {
+  const price = cents(planCost);
+  let off = 0n;
+  if (
+    discount &&
+    discount.duration !== 'once' &&
+    (discount.plan_ids.length === 0 || (planId !== null && discount.plan_ids.includes(planId)))
+  ) {
+    if (discount.percent_off !== null) {
+      const [whole = '0', fraction = ''] = discount.percent_off.split('.');
+      const basisPoints = BigInt(whole) * 100n + BigInt((fraction + '00').slice(0, 2));
+      off = divide(price * basisPoints, 10_000n);
+    } else {
+      off = cents(discount.amount_off!);
+    }
+    if (off > price) off = price;
+  }
+  return divide(price - off, BigInt(count * (interval === 'year' ? 12 : 1)));
+};
 
 /** Everything the recomputation needs, read from the tables (as the owner, one tenant). */
 export async function loadTenant(db: Db, tenantId: string): Promise<Sub[]> {
@@ -79,6 +108,7 @@ export async function loadTenant(db: Db, tenantId: string): Promise<Sub[]> {
       's.billing_interval',
       's.interval_count',
       's.plan_id',
+      's.discount',
       's.created_at',
     ])
     .where('s.tenant_id', '=', tenantId)
@@ -111,7 +141,13 @@ export async function loadTenant(db: Db, tenantId: string): Promise<Sub[]> {
       at: e.occurred_at.getTime(),
       // Created canceled (a past subscription recorded late): active until canceled_at.
       status: list.length === 0 && e.data.status === 'canceled' ? 'active' : e.data.status,
-      cents: monthly(e.data.plan_cost, e.data.billing_interval, e.data.interval_count),
+      cents: monthly(
+        e.data.plan_cost,
+        e.data.billing_interval,
+        e.data.interval_count,
+        e.data.discount,
+        e.data.plan_id ?? null,
+      ),
       planId: e.data.plan_id ?? null,
     });
     history.set(e.resource_id, list);
@@ -129,7 +165,7 @@ export async function loadTenant(db: Db, tenantId: string): Promise<Sub[]> {
         at: s.created_at.getTime(),
         // No history: its status since it started, but a canceled one was active until canceled.
         status: s.status === 'canceled' ? 'active' : s.status,
-        cents: monthly(s.plan_cost, s.billing_interval, s.interval_count),
+        cents: monthly(s.plan_cost, s.billing_interval, s.interval_count, s.discount, s.plan_id),
         planId: s.plan_id,
       },
     ],

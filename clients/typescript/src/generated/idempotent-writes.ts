@@ -13,12 +13,15 @@ export const IDEMPOTENT_WRITES: ReadonlyArray<readonly [string, RegExp]> = [
   ['POST', /\/api\/v1\/subscriptions\/[^/]+\/cancel$/], // cancelSubscription
   ['POST', /\/api\/v1\/subscriptions\/[^/]+\/scheduled-change$/], // scheduleSubscriptionChange
   ['DELETE', /\/api\/v1\/subscriptions\/[^/]+\/scheduled-change$/], // cancelScheduledChange
+  ['POST', /\/api\/v1\/subscriptions\/[^/]+\/discount$/], // applySubscriptionDiscount
+  ['DELETE', /\/api\/v1\/subscriptions\/[^/]+\/discount$/], // removeSubscriptionDiscount
   ['POST', /\/api\/v1\/subscriptions\/[^/]+\/invoice-items$/], // createInvoiceItem
   ['PUT', /\/api\/v1\/subscriptions\/[^/]+\/features\/[^/]+$/], // linkSubscriptionFeature
   ['DELETE', /\/api\/v1\/subscriptions\/[^/]+\/features\/[^/]+$/], // unlinkSubscriptionFeature
   ['POST', /\/api\/v1\/plans$/], // createPlan
   ['PATCH', /\/api\/v1\/plans\/[^/]+$/], // updatePlan
   ['DELETE', /\/api\/v1\/plans\/[^/]+$/], // deletePlan
+  ['POST', /\/api\/v1\/coupons$/], // createCoupon
   ['POST', /\/api\/v1\/tax-rates$/], // createTaxRate
   ['POST', /\/api\/v1\/tax-rates\/[^/]+\/supersede$/], // supersedeTaxRate
   ['POST', /\/api\/v1\/subscriptions\/[^/]+\/invoices$/], // createInvoice

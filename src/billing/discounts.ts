@@ -1,0 +1,54 @@
+// Discounts (a coupon applied to a subscription): when one runs, which invoices it reduces and by
+// how much. Pure and exact: no I/O. The rules are the spec's (`Discount`) and docs/billing.md's.
+import type { Discount } from '../database/schema.js';
+import { formatCents, parseAmount, percentOf } from './money.js';
+import { anniversary } from './periods.js';
+
+type Micros = bigint;
+
+/** A repeating discount's end: 00:00 UTC of the day it started, `months` months later (clamped). */
+export function discountEnd(start: Date, months: number): Date {
+  return new Date(`${anniversary(start.toISOString().slice(0, 10), 'month', months, 1)}T00:00:00Z`);
+}
+
+export type DiscountVerdict =
+  | { kind: 'none' }
+  /** Reduces the invoice: by `amount` (positive micros, whole cents). */
+  | { kind: 'applies'; amount: Micros }
+  /** Runs no more: the invoice's period starts at or after its end. Remove it. */
+  | { kind: 'ended' }
+  /** The subscription is on a plan the coupon is not for: nothing now, it stays. */
+  | { kind: 'not-for-plan' };
+
+/**
+ * What the subscription's discount does to an invoice of `subtotal` (micros, ≥ 0) made at `now`
+ * for a period starting on `periodStart`: percent_off of the subtotal, half up to the cent, or
+ * amount_off, never more than the subtotal.
+ */
+export function discountFor(
+  discount: Discount | null,
+  planId: string | null,
+  periodStart: string,
+  now: Date,
+  subtotal: Micros,
+): DiscountVerdict {
+  if (discount === null || now < new Date(discount.start)) return { kind: 'none' };
+  if (discount.end !== null && new Date(`${periodStart}T00:00:00Z`) >= new Date(discount.end))
+    return { kind: 'ended' };
+  if (discount.plan_ids.length > 0 && (planId === null || !discount.plan_ids.includes(planId)))
+    return { kind: 'not-for-plan' };
+  const off =
+    discount.percent_off !== null
+      ? percentOf(subtotal, discount.percent_off)
+      : parseAmount(discount.amount_off!);
+  return { kind: 'applies', amount: off < subtotal ? off : subtotal };
+}
+
+/** The discount line's text: "Launch (25% off)", "Welcome (10.00 off)". */
+export function discountLabel(discount: Discount): string {
+  const off =
+    discount.percent_off !== null
+      ? `${discount.percent_off.replace(/\.?0+$/, '')}% off`
+      : `${formatCents(parseAmount(discount.amount_off!))} off`;
+  return `${discount.name} (${off})`;
+}

@@ -1,0 +1,79 @@
+import type { Db } from '../database/connection.js';
+import type { CouponDuration, CouponRow } from '../database/schema.js';
+
+const columns = [
+  'id',
+  'name',
+  'percent_off',
+  'amount_off',
+  'duration',
+  'duration_in_months',
+  'max_redemptions',
+  'redeem_by',
+  'plan_ids',
+  'times_redeemed',
+  'deleted_at',
+  'created_at',
+] as const;
+
+export function listCoupons(
+  db: Db,
+  filter: { limit: number; after?: string | undefined },
+): Promise<CouponRow[]> {
+  let query = db
+    .selectFrom('coupons')
+    .select(columns)
+    .orderBy('id', 'desc')
+    .limit(filter.limit + 1);
+  if (filter.after) query = query.where('id', '<', filter.after);
+  return query.execute();
+}
+
+export function findCoupon(db: Db, id: string): Promise<CouponRow | undefined> {
+  return db.selectFrom('coupons').select(columns).where('id', '=', id).executeTakeFirst();
+}
+
+/** For a redemption or a deletion: redemptions of one coupon are counted one at a time. */
+export function lockCoupon(db: Db, id: string): Promise<CouponRow | undefined> {
+  return db.selectFrom('coupons').select(columns).where('id', '=', id).forUpdate().executeTakeFirst();
+}
+
+export interface NewCoupon {
+  name: string;
+  percent_off: string | null;
+  amount_off: string | null;
+  duration: CouponDuration;
+  duration_in_months: number | null;
+  max_redemptions: number | null;
+  redeem_by: string | null;
+  plan_ids: string[];
+}
+
+export function insertCoupon(db: Db, values: NewCoupon): Promise<CouponRow> {
+  return db.insertInto('coupons').values(values).returning(columns).executeTakeFirstOrThrow();
+}
+
+export function countRedemption(db: Db, id: string): Promise<CouponRow> {
+  return db
+    .updateTable('coupons')
+    .set((eb) => ({ times_redeemed: eb('times_redeemed', '+', 1) }))
+    .where('id', '=', id)
+    .returning(columns)
+    .executeTakeFirstOrThrow();
+}
+
+export function markCouponDeleted(db: Db, id: string, at: Date): Promise<CouponRow> {
+  return db
+    .updateTable('coupons')
+    .set({ deleted_at: at })
+    .where('id', '=', id)
+    .returning(columns)
+    .executeTakeFirstOrThrow();
+}
+
+/** Which of these plan ids are the tenant's. */
+export async function existingPlanIds(db: Db, ids: readonly string[]): Promise<Set<string>> {
+  if (ids.length === 0) return new Set();
+  const rows = await db.selectFrom('plans').select('id').where('id', 'in', ids).execute();
+  return new Set(rows.map((r) => r.id));
+}

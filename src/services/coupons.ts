@@ -1,0 +1,214 @@
+// Coupons, and discounts: a coupon applied to a subscription (billing/discounts.ts for what a
+// discount does to an invoice; services/invoices.ts applies it). A coupon's terms are final; a
+// redemption is counted under the coupon's row lock, so max_redemptions holds however many
+// subscriptions redeem it at once.
+import { discountEnd } from '../billing/discounts.js';
+import { subscriptionNow } from '../billing/subscription-time.js';
+import type { CouponDuration, CouponRow, Discount, SubscriptionRow } from '../database/schema.js';
+import * as coupons from '../queries/coupons.js';
+import * as subscriptions from '../queries/subscriptions.js';
+import { couponValid, toCouponResponse } from '../responses/coupons.js';
+import {
+  type Actor,
+  inTenant,
+  type Page,
+  type ServiceContext,
+  satisfies,
+  toPage,
+  type Tx,
+  type VersionCondition,
+} from './context.js';
+import { emitChange, onClockOf, performDueCancellations } from './subscriptions.js';
+
+type FieldErrors = Array<{ field: string; message: string }>;
+
+export interface CouponInput {
+  name: string;
+  percent_off?: string | undefined;
+  amount_off?: string | undefined;
+  duration: CouponDuration;
+  duration_in_months?: number | undefined;
+  max_redemptions?: number | undefined;
+  redeem_by?: string | undefined;
+  plan_ids?: string[] | undefined;
+}
+
+export type CreateCouponOutcome =
+  { kind: 'created'; coupon: CouponRow } | { kind: 'invalid'; errors: FieldErrors };
+
+/** The rules the schema cannot say: one kind of amount, months with repeating only, a future redeem_by. */
+function couponErrors(input: CouponInput, now: Date): FieldErrors {
+  const errors: FieldErrors = [];
+  if ((input.percent_off === undefined) === (input.amount_off === undefined))
+    errors.push({ field: '/percent_off', message: 'exactly one of percent_off and amount_off is required' });
+  if (input.percent_off !== undefined && Number(input.percent_off) === 0)
+    errors.push({ field: '/percent_off', message: 'must be above 0' });
+  if (input.amount_off !== undefined && Number(input.amount_off) === 0)
+    errors.push({ field: '/amount_off', message: 'must be above 0' });
+  if (input.duration === 'repeating' && input.duration_in_months === undefined)
+    errors.push({ field: '/duration_in_months', message: 'is required with duration repeating' });
+  if (input.duration !== 'repeating' && input.duration_in_months !== undefined)
+    errors.push({ field: '/duration_in_months', message: 'is only for duration repeating' });
+  if (input.redeem_by !== undefined && new Date(input.redeem_by) <= now)
+    errors.push({ field: '/redeem_by', message: 'must be in the future' });
+  return errors;
+}
+
+export function createCoupon(
+  ctx: ServiceContext,
+  actor: Actor,
+  input: CouponInput,
+): Promise<CreateCouponOutcome> {
+  const errors = couponErrors(input, new Date());
+  if (errors.length > 0) return Promise.resolve({ kind: 'invalid', errors });
+  return inTenant(ctx, actor, async (tx): Promise<CreateCouponOutcome> => {
+    const planIds = input.plan_ids ?? [];
+    const known = await coupons.existingPlanIds(tx.db, planIds);
+    const unknown = planIds.findIndex((id) => !known.has(id));
+    if (unknown >= 0)
+      return { kind: 'invalid', errors: [{ field: `/plan_ids/${unknown}`, message: 'no such plan' }] };
+    const coupon = await coupons.insertCoupon(tx.db, {
+      name: input.name,
+      percent_off: input.percent_off ?? null,
+      amount_off: input.amount_off ?? null,
+      duration: input.duration,
+      duration_in_months: input.duration_in_months ?? null,
+      max_redemptions: input.max_redemptions ?? null,
+      redeem_by: input.redeem_by ?? null,
+      plan_ids: planIds,
+    });
+    tx.emit({
+      type: 'coupon.created',
+      resource_type: 'coupon',
+      resource_id: coupon.id,
+      data: toCouponResponse(coupon),
+    });
+    return { kind: 'created', coupon };
+  });
+}
+
+export function listCoupons(
+  ctx: ServiceContext,
+  actor: Actor,
+  filter: { limit: number; after?: string | undefined },
+): Promise<Page<CouponRow>> {
+  return inTenant(ctx, actor, async (tx) => toPage(await coupons.listCoupons(tx.db, filter), filter.limit));
+}
+
+export function getCoupon(ctx: ServiceContext, actor: Actor, id: string): Promise<CouponRow | undefined> {
+  return inTenant(ctx, actor, (tx) => coupons.findCoupon(tx.db, id));
+}
+
+/** No more redemptions; its discounts keep running. Deleting it again changes nothing. */
+export function deleteCoupon(ctx: ServiceContext, actor: Actor, id: string): Promise<CouponRow | undefined> {
+  return inTenant(ctx, actor, async (tx) => {
+    const coupon = await coupons.lockCoupon(tx.db, id);
+    if (!coupon || coupon.deleted_at !== null) return coupon;
+    const deleted = await coupons.markCouponDeleted(tx.db, id, new Date());
+    tx.emit({
+      type: 'coupon.deleted',
+      resource_type: 'coupon',
+      resource_id: id,
+      data: toCouponResponse(deleted),
+      previous: { deleted_at: null, valid: couponValid(coupon, new Date()) },
+    });
+    return deleted;
+  });
+}
+
+export type RedeemRefusal = { kind: 'invalid'; errors: FieldErrors };
+
+/**
+ * The discount `couponId` gives a subscription on `planId` from `at`, its redemption counted; or
+ * why it cannot be applied (reported at `field`).
+ */
+export async function redeem(
+  tx: Tx,
+  couponId: string,
+  planId: string | null,
+  at: Date,
+  field: string,
+): Promise<Discount | RedeemRefusal> {
+  const refuse = (message: string): RedeemRefusal => ({ kind: 'invalid', errors: [{ field, message }] });
+  const coupon = await coupons.lockCoupon(tx.db, couponId);
+  if (!coupon) return refuse('no such coupon');
+  if (coupon.deleted_at !== null) return refuse('the coupon was deleted');
+  // redeem_by is a real moment (not a clock's): a coupon offered until a date is closed after it.
+  if (coupon.redeem_by !== null && new Date() > coupon.redeem_by)
+    return refuse(`the coupon could be applied until ${coupon.redeem_by.toISOString()}`);
+  if (coupon.max_redemptions !== null && coupon.times_redeemed >= coupon.max_redemptions)
+    return refuse(`the coupon was applied its maximum of ${coupon.max_redemptions} times`);
+  if (coupon.plan_ids.length > 0 && (planId === null || !coupon.plan_ids.includes(planId)))
+    return refuse("the coupon is for other plans than the subscription's");
+  const redeemed = await coupons.countRedemption(tx.db, couponId);
+  return {
+    coupon_id: redeemed.id,
+    name: redeemed.name,
+    percent_off: redeemed.percent_off,
+    amount_off: redeemed.amount_off,
+    duration: redeemed.duration,
+    duration_in_months: redeemed.duration_in_months,
+    plan_ids: redeemed.plan_ids,
+    start: at.toISOString(),
+    end:
+      redeemed.duration_in_months === null
+        ? null
+        : discountEnd(at, redeemed.duration_in_months).toISOString(),
+  };
+}
+
+export type DiscountOutcome =
+  | { kind: 'changed'; subscription: SubscriptionRow }
+  | { kind: 'missing' }
+  | { kind: 'stale'; current: SubscriptionRow }
+  | { kind: 'canceled' }
+  | { kind: 'no-discount' }
+  | RedeemRefusal;
+
+/** Applies a coupon to a subscription from now (its clock's), replacing its discount. */
+export function applyDiscount(
+  ctx: ServiceContext,
+  actor: Actor,
+  id: string,
+  couponId: string,
+  ifMatch?: VersionCondition,
+): Promise<DiscountOutcome> {
+  return inTenant(ctx, actor, async (tx): Promise<DiscountOutcome> => {
+    await performDueCancellations(tx);
+    const before = await subscriptions.lockSubscription(tx.db, id);
+    if (!before) return { kind: 'missing' };
+    if (!satisfies(ifMatch, before.version)) return { kind: 'stale', current: before };
+    if (before.status === 'canceled') return { kind: 'canceled' };
+    onClockOf(tx, before);
+    const discount = await redeem(tx, couponId, before.plan_id, subscriptionNow(before), '/coupon_id');
+    if ('kind' in discount) return discount;
+    const after = await subscriptions.updateSubscription(tx.db, id, { discount: JSON.stringify(discount) });
+    emitChange(tx, before, after);
+    return { kind: 'changed', subscription: after };
+  });
+}
+
+/** Invoices made from now on are not discounted. */
+export function removeDiscount(
+  ctx: ServiceContext,
+  actor: Actor,
+  id: string,
+  ifMatch?: VersionCondition,
+): Promise<DiscountOutcome> {
+  return inTenant(ctx, actor, async (tx): Promise<DiscountOutcome> => {
+    const before = await subscriptions.lockSubscription(tx.db, id);
+    if (!before) return { kind: 'missing' };
+    if (!satisfies(ifMatch, before.version)) return { kind: 'stale', current: before };
+    if (before.discount === null) return { kind: 'no-discount' };
+    onClockOf(tx, before);
+    const after = await endDiscount(tx, before);
+    return { kind: 'changed', subscription: after };
+  });
+}
+
+/** Removes a locked subscription's discount (by hand, used once, or run out). */
+export async function endDiscount(tx: Tx, before: SubscriptionRow): Promise<SubscriptionRow> {
+  const after = await subscriptions.updateSubscription(tx.db, before.id, { discount: null });
+  emitChange(tx, before, after);
+  return after;
+}

@@ -1,0 +1,385 @@
+// Coupons and discounts: a coupon's terms and redemption rules, the discount line of the invoices
+// it reduces (percent half up, amount capped at the subtotal, before tax), its end (once, after
+// its months), and MRR net of recurring discounts.
+import { beforeAll, describe, expect, it } from 'vitest';
+import { simulatedGateway } from '../../src/billing/gateway.js';
+import type { Schemas } from '../../src/contract.js';
+import { performDueWork } from '../../src/services/due-work.js';
+import { fingerprint } from '../helpers/db-state.js';
+import { type TestTenant, useTestApp } from '../helpers/app.js';
+import { createUser } from '../helpers/factories.js';
+import { expectProblem } from '../helpers/problems.js';
+
+const ctx = useTestApp();
+let t: TestTenant;
+
+type Coupon = Schemas['Coupon'];
+type Subscription = Schemas['Subscription'];
+type Invoice = Schemas['Invoice'];
+
+let tag = 0;
+async function plan(amount: string, interval: 'month' | 'year' = 'month') {
+  const res = await t.api
+    .post('/api/v1/plans')
+    .send({ code: `plan-${++tag}`, name: `Plan ${tag}`, interval, price: { model: 'flat', amount } });
+  expect(res.status, res.text).toBe(201);
+  return res.body as Schemas['Plan'];
+}
+
+async function coupon(body: Record<string, unknown>) {
+  const res = await t.api.post('/api/v1/coupons').send({ name: `Coupon ${++tag}`, ...body });
+  expect(res.status, res.text).toBe(201);
+  return res.body as Coupon;
+}
+
+beforeAll(async () => {
+  t = await ctx.newTenant();
+  const vat = {
+    code: 'VAT',
+    name: 'German VAT',
+    percentage: '19',
+    region: 'DE',
+    effective_from: '2020-01-01',
+  };
+  expect((await t.api.post('/api/v1/tax-rates').send(vat)).status).toBe(201);
+});
+
+/** A customer in DE (19% VAT) on `planId` from 2026-01-01, on a clock, with `extra` at creation. */
+async function subscribed(planId: string, extra: Record<string, unknown> = {}) {
+  const clock = (
+    await t.api.post('/api/v1/test-clocks').send({ name: 'coupons', frozen_time: '2026-01-01T00:00:00Z' })
+  ).body as Schemas['TestClock'];
+  const user = await createUser(t, { region: 'DE' });
+  const res = await t.api.post('/api/v1/subscriptions').send({
+    user_id: user.id,
+    status: 'active',
+    plan_id: planId,
+    start_date: '2026-01-01',
+    test_clock_id: clock.id,
+    ...extra,
+  });
+  expect(res.status, res.text).toBe(201);
+  const sub = res.body as Subscription;
+  const work = () =>
+    performDueWork(
+      { db: ctx.appDb, ownerDb: ctx.db, gateway: simulatedGateway, settlementDelayScale: 0 },
+      { tenantId: t.id, clockId: clock.id },
+    );
+  await work();
+  return {
+    sub,
+    async advance(to: string) {
+      const advanced = await t.api.post(`/api/v1/test-clocks/${clock.id}/advance`).send({ frozen_time: to });
+      expect(advanced.status, advanced.text).toBe(202);
+      await work();
+    },
+    async get() {
+      return (await t.api.get(`/api/v1/subscriptions/${sub.id}`)).body as Subscription;
+    },
+    async invoices() {
+      const res = await t.api.get('/api/v1/invoices').query({ subscription_id: sub.id, limit: 100 });
+      expect(res.status, res.text).toBe(200);
+      return (res.body as Schemas['InvoiceList']).data.reverse(); // oldest first
+    },
+  };
+}
+
+const amounts = (i: Invoice) => ({
+  period_start: i.period_start,
+  lines: i.lines.map((l) => [l.type, l.amount]),
+  subtotal: i.subtotal,
+  tax_total: i.tax_total,
+  total: i.total,
+});
+
+describe('coupons', () => {
+  it('are created with final terms, listed, read and deleted (still readable, no longer valid)', async () => {
+    const p = await plan('10.00');
+    const created = await coupon({
+      name: 'Launch',
+      percent_off: '12.5',
+      duration: 'repeating',
+      duration_in_months: 3,
+      max_redemptions: 5,
+      plan_ids: [p.id],
+    });
+    expect(created).toMatchObject({
+      name: 'Launch',
+      percent_off: '12.50',
+      amount_off: null,
+      duration: 'repeating',
+      duration_in_months: 3,
+      max_redemptions: 5,
+      redeem_by: null,
+      plan_ids: [p.id],
+      times_redeemed: 0,
+      valid: true,
+      deleted_at: null,
+    });
+    expect((await t.api.get(`/api/v1/coupons/${created.id}`)).body).toEqual(created);
+    const list = (await t.api.get('/api/v1/coupons').query({ limit: 100 })).body as Schemas['CouponList'];
+    expect(list.data.map((c) => c.id)).toContain(created.id);
+
+    const deleted = await t.api.delete(`/api/v1/coupons/${created.id}`);
+    expect(deleted.status, deleted.text).toBe(200);
+    expect(deleted.body).toMatchObject({ valid: false, deleted_at: expect.any(String) });
+    const again = await t.api.delete(`/api/v1/coupons/${created.id}`);
+    expect(again.body).toEqual(deleted.body);
+    const events = (await t.api.get('/api/v1/events').query({ resource_id: created.id }))
+      .body as Schemas['EventList'];
+    expect(events.data.map((e) => e.type)).toEqual(['coupon.created', 'coupon.deleted']);
+    expectProblem(await t.api.get('/api/v1/coupons/0193a6a2-7000-7000-8000-00000000dead'), 404, 'not-found');
+  });
+
+  it('refuses impossible terms with 422 naming the field, and editors with 403, writing nothing', async () => {
+    const editorKey = await t.api.post('/api/v1/api-keys').send({ name: 'editor', role: 'editor' });
+    const editor = ctx.withKey((editorKey.body as Schemas['ApiKeyWithSecret']).key);
+    const before = await fingerprint(ctx.db);
+    const refused = async (body: Record<string, unknown>, field: string) => {
+      const res = await t.api.post('/api/v1/coupons').send({ name: 'x', ...body });
+      const problem = expectProblem(res, 422, 'unprocessable');
+      expect(problem.errors?.map((e) => e.field)).toContain(field);
+    };
+    await refused({ percent_off: '10', amount_off: '5', duration: 'once' }, '/percent_off');
+    await refused({ duration: 'once' }, '/percent_off');
+    await refused({ percent_off: '0', duration: 'once' }, '/percent_off');
+    await refused({ amount_off: '0.00', duration: 'forever' }, '/amount_off');
+    await refused({ percent_off: '10', duration: 'repeating' }, '/duration_in_months');
+    await refused({ percent_off: '10', duration: 'once', duration_in_months: 2 }, '/duration_in_months');
+    await refused({ percent_off: '10', duration: 'once', redeem_by: '2020-01-01T00:00:00Z' }, '/redeem_by');
+    await refused(
+      { percent_off: '10', duration: 'once', plan_ids: ['0193a6a2-5000-7000-8000-00000000dead'] },
+      '/plan_ids/0',
+    );
+    expectProblem(
+      await t.api.post('/api/v1/coupons').send({ name: 'x', percent_off: '100.5', duration: 'once' }),
+      400,
+      'validation-error',
+    );
+    expectProblem(
+      await editor.post('/api/v1/coupons').send({ name: 'x', percent_off: '10', duration: 'once' }),
+      403,
+      'forbidden',
+    );
+    expect(await fingerprint(ctx.db)).toEqual(before);
+  });
+});
+
+describe('a discount', () => {
+  it('repeating: takes 25% off, before tax, of the periods starting within its months, then ends', async () => {
+    const p = await plan('100.00');
+    const c = await coupon({ percent_off: '25', duration: 'repeating', duration_in_months: 3 });
+    const s = await subscribed(p.id, { coupon_id: c.id });
+    expect(s.sub.discount).toEqual({
+      coupon_id: c.id,
+      name: c.name,
+      percent_off: '25.00',
+      amount_off: null,
+      duration: 'repeating',
+      duration_in_months: 3,
+      plan_ids: [],
+      start: '2026-01-01T00:00:00.000Z',
+      end: '2026-04-01T00:00:00.000Z',
+    });
+    await s.advance('2026-04-15T00:00:00Z');
+    const invoices = await s.invoices();
+    const discounted = {
+      lines: [
+        ['subscription', '100.00'],
+        ['discount', '-25.00'],
+      ],
+      subtotal: '75.00',
+      tax_total: '14.25',
+      total: '89.25',
+    };
+    expect(invoices.map(amounts)).toEqual([
+      { period_start: '2026-01-01', ...discounted },
+      { period_start: '2026-02-01', ...discounted },
+      { period_start: '2026-03-01', ...discounted },
+      {
+        period_start: '2026-04-01',
+        lines: [['subscription', '100.00']],
+        subtotal: '100.00',
+        tax_total: '19.00',
+        total: '119.00',
+      },
+    ]);
+    expect(invoices[0]!.lines[1]).toMatchObject({ coupon_id: c.id, description: `${c.name} (25% off)` });
+    expect(invoices[0]!.taxes[0]).toMatchObject({ taxable_amount: '75.00', amount: '14.25' });
+    expect((await s.get()).discount).toBeNull();
+    expect((await t.api.get(`/api/v1/coupons/${c.id}`)).body).toMatchObject({ times_redeemed: 1 });
+    const events = (await t.api.get('/api/v1/events').query({ resource_id: s.sub.id, limit: 100 }))
+      .body as Schemas['EventList'];
+    const ended = events.data.filter(
+      (e) =>
+        e.type === 'subscription.updated' &&
+        e.previous &&
+        'discount' in e.previous &&
+        (e.data as unknown as Subscription).discount === null,
+    );
+    expect(ended).toHaveLength(1);
+  });
+
+  it('once: takes an amount off the first invoice only, never more than its subtotal', async () => {
+    const p = await plan('8.00');
+    const c = await coupon({ amount_off: '10', duration: 'once' });
+    const s = await subscribed(p.id, { coupon_id: c.id });
+    await s.advance('2026-02-15T00:00:00Z');
+    const invoices = await s.invoices();
+    expect(invoices.map(amounts)).toEqual([
+      {
+        period_start: '2026-01-01',
+        lines: [
+          ['subscription', '8.00'],
+          ['discount', '-8.00'],
+        ],
+        subtotal: '0.00',
+        tax_total: '0.00',
+        total: '0.00',
+      },
+      {
+        period_start: '2026-02-01',
+        lines: [['subscription', '8.00']],
+        subtotal: '8.00',
+        tax_total: '1.52',
+        total: '9.52',
+      },
+    ]);
+    expect(invoices[0]!.status).toBe('paid'); // nothing to pay
+    expect((await s.get()).discount).toBeNull();
+  });
+
+  it('forever, applied mid-period: from the next invoice on, half up to the cent', async () => {
+    const p = await plan('33.33');
+    const c = await coupon({ percent_off: '15', duration: 'forever' });
+    const s = await subscribed(p.id);
+    await s.advance('2026-01-20T00:00:00Z');
+    const applied = await t.api.post(`/api/v1/subscriptions/${s.sub.id}/discount`).send({ coupon_id: c.id });
+    expect(applied.status, applied.text).toBe(200);
+    expect((applied.body as Subscription).discount).toMatchObject({
+      start: '2026-01-20T00:00:00.000Z',
+      end: null,
+    });
+    await s.advance('2026-03-15T00:00:00Z');
+    // 15% of 33.33 is 4.9995: 5.00.
+    expect((await s.invoices()).map((i) => [i.period_start, i.subtotal])).toEqual([
+      ['2026-01-01', '33.33'],
+      ['2026-02-01', '28.33'],
+      ['2026-03-01', '28.33'],
+    ]);
+    expect((await s.get()).discount).not.toBeNull();
+
+    const removed = await t.api.delete(`/api/v1/subscriptions/${s.sub.id}/discount`);
+    expect(removed.status, removed.text).toBe(200);
+    expect((removed.body as Subscription).discount).toBeNull();
+    expectProblem(await t.api.delete(`/api/v1/subscriptions/${s.sub.id}/discount`), 404, 'not-found');
+    await s.advance('2026-04-02T00:00:00Z');
+    expect((await s.invoices()).at(-1)!.subtotal).toBe('33.33');
+  });
+
+  it('is refused for a coupon deleted, past redeem_by, used up or for other plans (422), a canceled subscription (409)', async () => {
+    const p = await plan('20.00');
+    const other = await plan('30.00');
+    const s = await subscribed(p.id);
+    const apply = (couponId: string, id = s.sub.id) =>
+      t.api.post(`/api/v1/subscriptions/${id}/discount`).send({ coupon_id: couponId });
+    const reason = async (couponId: string) =>
+      expectProblem(await apply(couponId), 422, 'unprocessable').errors![0]!.message;
+
+    const deleted = await coupon({ percent_off: '10', duration: 'once' });
+    await t.api.delete(`/api/v1/coupons/${deleted.id}`);
+    expect(await reason(deleted.id)).toBe('the coupon was deleted');
+    expect(await reason('0193a6a2-7000-7000-8000-00000000dead')).toBe('no such coupon');
+    const forOther = await coupon({ percent_off: '10', duration: 'once', plan_ids: [other.id] });
+    expect(await reason(forOther.id)).toBe("the coupon is for other plans than the subscription's");
+    const single = await coupon({ percent_off: '10', duration: 'once', max_redemptions: 1 });
+    expect((await apply(single.id)).status).toBe(200);
+    const second = await subscribed(p.id);
+    expect(
+      expectProblem(await apply(single.id, second.sub.id), 422, 'unprocessable').errors![0]!.message,
+    ).toBe('the coupon was applied its maximum of 1 times');
+    expect((await t.api.get(`/api/v1/coupons/${single.id}`)).body).toMatchObject({
+      times_redeemed: 1,
+      valid: false,
+    });
+    // At creation too, naming coupon_id.
+    const user = await createUser(t);
+    const create = await t.api.post('/api/v1/subscriptions').send({
+      user_id: user.id,
+      status: 'active',
+      plan_id: p.id,
+      start_date: '2026-01-01',
+      coupon_id: single.id,
+    });
+    expect(expectProblem(create, 422, 'unprocessable').errors![0]).toMatchObject({ field: '/coupon_id' });
+
+    const canceled = await subscribed(p.id);
+    expect(
+      (await t.api.post(`/api/v1/subscriptions/${canceled.sub.id}/cancel`).send({ at: 'now' })).status,
+    ).toBe(200);
+    const ok = await coupon({ percent_off: '10', duration: 'once' });
+    expectProblem(await apply(ok.id, canceled.sub.id), 409, 'conflict');
+    expectProblem(
+      await t.api
+        .post(`/api/v1/subscriptions/${s.sub.id}/discount`)
+        .set('If-Match', '"999"')
+        .send({ coupon_id: ok.id }),
+      412,
+      'precondition-failed',
+    );
+  });
+
+  it('takes max_redemptions exactly with concurrent redemptions', async () => {
+    const p = await plan('5.00');
+    const c = await coupon({ percent_off: '50', duration: 'forever', max_redemptions: 3 });
+    const subs = await Promise.all(Array.from({ length: 6 }, () => subscribed(p.id)));
+    const answers = await Promise.all(
+      subs.map((s) => t.api.post(`/api/v1/subscriptions/${s.sub.id}/discount`).send({ coupon_id: c.id })),
+    );
+    expect(answers.map((a) => a.status).sort()).toEqual([200, 200, 200, 422, 422, 422]);
+    expect((await t.api.get(`/api/v1/coupons/${c.id}`)).body).toMatchObject({ times_redeemed: 3 });
+  });
+});
+
+describe('MRR', () => {
+  it('is net of recurring discounts while the subscription has them, not of once discounts', async () => {
+    const m = await ctx.newTenant();
+    const user = await createUser(m);
+    const post = async (path: string, body: Record<string, unknown>) => {
+      const res = await m.api.post(path).send(body);
+      expect(res.status, res.text).toBeLessThan(300);
+      return res.body as { id: string };
+    };
+    const forever = await post('/api/v1/coupons', { name: 'f', percent_off: '20', duration: 'forever' });
+    const once = await post('/api/v1/coupons', { name: 'o', amount_off: '50', duration: 'once' });
+    const yearly = await post('/api/v1/coupons', {
+      name: 'y',
+      amount_off: '120',
+      duration: 'repeating',
+      duration_in_months: 12,
+    });
+    const today = new Date().toISOString().slice(0, 10);
+    const month = today.slice(0, 7);
+    const sub = (cost: string, interval: string, couponId: string) =>
+      post('/api/v1/subscriptions', {
+        user_id: user.id,
+        status: 'active',
+        plan_cost: cost,
+        billing_interval: interval,
+        start_date: today,
+        coupon_id: couponId,
+      });
+    const a = await sub('100.00', 'month', forever.id); // 80.00 a month
+    await sub('100.00', 'month', once.id); // 100.00: a once discount is not recurring
+    await sub('1200.00', 'year', yearly.id); // (1200 - 120) / 12 = 90.00
+    const mrr = async () =>
+      (
+        (await m.api.get('/api/v1/metrics/mrr').query({ from: month, to: month }))
+          .body as Schemas['MrrMetrics']
+      ).months[0]!;
+    expect((await mrr()).mrr).toBe('270.00');
+    await m.api.delete(`/api/v1/subscriptions/${a.id}/discount`);
+    const after = await mrr();
+    expect(after.mrr).toBe('290.00');
+  });
+});
