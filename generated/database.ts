@@ -312,6 +312,7 @@ export interface Subscriptions {
   end_date: string | null;
   id: Generated<string>;
   interval_count: Generated<number>;
+  paused_at: Timestamp | null;
   payment_method: string | null;
   payment_rail: string | null;
   plan_cost: Numeric;
@@ -319,6 +320,7 @@ export interface Subscriptions {
   plan_version_id: string | null;
   price_breakdown: Json | null;
   quantity: Generated<number>;
+  resumes_at: string | null;
   scheduled_change: Json | null;
   start_date: string;
   status: string;

@@ -34,6 +34,7 @@ import * as m202612030017 from './202612030017_trials.js';
 import * as m202612030018 from './202612030018_one_off_charges.js';
 import * as m202612030019 from './202612030019_credit_notes.js';
 import * as m202612030020 from './202612030020_coupons.js';
+import * as m202612030021 from './202612030021_pauses.js';
 
 export const migrations: Record<string, Migration> = {
   '202611230001_initial': m202611230001,
@@ -69,4 +70,5 @@ export const migrations: Record<string, Migration> = {
   '202612030018_one_off_charges': m202612030018,
   '202612030019_credit_notes': m202612030019,
   '202612030020_coupons': m202612030020,
+  '202612030021_pauses': m202612030021,
 };

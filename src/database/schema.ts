@@ -8,7 +8,7 @@ import type * as G from '../../generated/database.js';
 //  - text columns that a CHECK limits to a few values are unions;
 //  - columns filled by defaults or triggers (tenant_id from app.tenant_id, timestamps,
 //    canceled_at) are never written by the app, and user_id never changes after insert.
-export type SubscriptionStatus = 'trialing' | 'active' | 'past_due' | 'unpaid' | 'canceled';
+export type SubscriptionStatus = 'trialing' | 'active' | 'past_due' | 'unpaid' | 'paused' | 'canceled';
 export type BillingInterval = 'month' | 'year';
 export type ApiKeyRole = 'viewer' | 'editor' | 'analyst' | 'admin';
 export type PriceModel = 'flat' | 'per_unit' | 'tiered' | 'volume';

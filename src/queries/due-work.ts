@@ -3,7 +3,7 @@
 import { sql } from 'kysely';
 import type { Db } from '../database/connection.js';
 
-export type DueKind = 'cancel' | 'settle' | 'submit' | 'retry' | 'renew' | 'expire' | 'trial';
+export type DueKind = 'cancel' | 'settle' | 'submit' | 'retry' | 'renew' | 'expire' | 'trial' | 'resume';
 
 export interface DueItem {
   kind: DueKind;
@@ -45,6 +45,12 @@ export async function findDueWork(
       from subscriptions s
       where s.status = 'trialing' and s.trial_end is not null and s.trial_notified_at is null
         and s.trial_end <= (select (now at time zone 'UTC')::date + 3 from clock) and ${onClock} ${inTenant}
+      union all
+      -- A pause that ends today: before the day's renewal, which then finds the period billed.
+      select 1, 'resume', s.tenant_id, s.id, s.id, s.resumes_at::timestamp at time zone 'UTC'
+      from subscriptions s
+      where s.status = 'paused' and s.resumes_at is not null
+        and s.resumes_at <= (select (now at time zone 'UTC')::date from clock) and ${onClock} ${inTenant}
       union all
       select 5, 'settle', p.tenant_id, p.subscription_id, p.id, p.settles_at
       from payments p join subscriptions s on s.tenant_id = p.tenant_id and s.id = p.subscription_id, clock

@@ -32,6 +32,8 @@ const tableColumns = [
   'trial_end',
   'trial_notified_at',
   'discount',
+  'paused_at',
+  'resumes_at',
   'usage_invoiced_until',
   'test_clock_id',
   'payment_method',

@@ -60,6 +60,8 @@ export function toSubscriptionResponse(
     billed_until: row.billed_until,
     scheduled_change: row.scheduled_change,
     trial_end: row.trial_end,
+    paused_at: row.paused_at?.toISOString() ?? null,
+    resumes_at: row.resumes_at,
     discount: row.discount,
     test_clock_id: row.test_clock_id,
     payment_method: row.payment_method,

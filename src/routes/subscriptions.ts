@@ -18,6 +18,7 @@ import {
 } from '../services/scheduled-changes.js';
 import * as coupons from '../services/coupons.js';
 import * as invoices from '../services/invoices.js';
+import * as pauses from '../services/pauses.js';
 import * as subscriptions from '../services/subscriptions.js';
 import { listEventsPage } from './events.js';
 import { oneOffProblem, zeroAmounts } from './invoices.js';
@@ -321,6 +322,53 @@ export function subscriptionsRouter(ctx: ServiceContext): Router {
     );
     if (outcome.kind !== 'changed') throw discountProblem(req.params.subscriptionId, outcome);
     send(res, discountReply(outcome)!);
+  });
+
+  const pauseReply = (o: pauses.PauseOutcome) =>
+    o.kind === 'changed' ? ok(toSubscriptionResponse(o.subscription), withEtag(o.subscription)) : undefined;
+  const pauseProblem = (id: string, outcome: Exclude<pauses.PauseOutcome, { kind: 'changed' }>) => {
+    switch (outcome.kind) {
+      case 'missing':
+        return noSuchSubscription(id);
+      case 'stale':
+        return stale(outcome.current);
+      case 'wrong-status':
+        return conflict(
+          outcome.allowed === 'active'
+            ? `Only an active subscription can be paused; this one is ${outcome.status}.`
+            : `Only a paused subscription can be resumed; this one is ${outcome.status}.`,
+        );
+      case 'cancellation-scheduled':
+        return conflict(
+          `Subscription ${id} is canceled at the end of its period: cancel it now instead of pausing it.`,
+        );
+      case 'invalid':
+        return pricingProblem(outcome);
+    }
+  };
+
+  router.post('/:subscriptionId/pause', async (req, res) => {
+    const body = (req.body ?? {}) as RequestBody<'pauseSubscription'>;
+    const outcome = await pauses.pauseSubscription(
+      ctx,
+      idempotent(req, actorOf(req), pauseReply),
+      req.params.subscriptionId,
+      { resumes_at: body.resumes_at },
+      ifMatch(req),
+    );
+    if (outcome.kind !== 'changed') throw pauseProblem(req.params.subscriptionId, outcome);
+    send(res, pauseReply(outcome)!);
+  });
+
+  router.post('/:subscriptionId/resume', async (req, res) => {
+    const outcome = await pauses.resumeSubscription(
+      ctx,
+      idempotent(req, actorOf(req), pauseReply),
+      req.params.subscriptionId,
+      ifMatch(req),
+    );
+    if (outcome.kind !== 'changed') throw pauseProblem(req.params.subscriptionId, outcome);
+    send(res, pauseReply(outcome)!);
   });
 
   router.post('/:subscriptionId/invoice-items', async (req, res) => {

@@ -140,7 +140,8 @@ const ends = (s: SubscriptionRow) =>
 /**
  * The period starting on billed_until has begun: invoice it (the same invoice on a rerun), issue
  * it, collect it from the payment method if there is one, and move billed_until to the next
- * period. Periods that begin while trialing are free: billed_until moves on without an invoice.
+ * period. Periods that begin while trialing or paused are free: billed_until moves on without an
+ * invoice (but the usage of the period before a pause).
  * Every run that finds the renewal due moves billed_until forward or ends billing, so the worker
  * never finds the same renewal again (performDueWork fails a step that made no progress).
  */
@@ -181,7 +182,12 @@ export function renewDue(ctx: CollectionContext, tenantId: string, subscriptionI
       before.interval_count,
       billedUntil,
     );
-    if (before.status !== 'trialing') {
+    if (before.status === 'paused') {
+      // Nothing is invoiced for time paused; the usage of the period before (recorded before the
+      // pause) is billed in arrears as always, on an invoice of its own.
+      const closing = await closingUsageInvoice(tx, before, billedUntil);
+      if (closing?.kind === 'created') await issueAndCollect(tx, before, closing.invoice, at, tenantId);
+    } else if (before.status !== 'trialing') {
       const outcome = await invoiceForPeriod(tx, subscriptionId, billedUntil);
       if (outcome.kind === 'after-end') return stopBilling();
       if (outcome.kind !== 'created' && outcome.kind !== 'existing')

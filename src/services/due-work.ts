@@ -13,6 +13,7 @@ import {
   settleDue,
   submitDue,
 } from './collection.js';
+import { resumeDue } from './pauses.js';
 import { testClockReady } from './payments.js';
 import { sweepWallet } from './wallets.js';
 
@@ -41,6 +42,8 @@ function perform(ctx: CollectionContext, item: DueItem, at: Date): Promise<void>
       return sweepWallet(ctx, item.tenant_id, item.target_id, at);
     case 'trial':
       return announceTrialEnd(ctx, item.tenant_id, item.target_id, at);
+    case 'resume':
+      return resumeDue(ctx, item.tenant_id, item.target_id, at);
   }
 }
 

@@ -32,7 +32,7 @@ export type ProrationRefusal = { kind: 'interval-change-with-usage' };
 const PRORATED: ReadonlySet<SubscriptionRow['status']> = new Set(['active', 'past_due', 'unpaid']);
 
 /** How a price reads on an item: "Pro (pro) × 3 at 30.00 a month". */
-async function priceLabel(
+export async function priceLabel(
   tx: Tx,
   s: Pick<SubscriptionRow, 'plan_id' | 'quantity' | 'plan_cost' | 'billing_interval' | 'interval_count'>,
 ): Promise<string> {

@@ -47,6 +47,8 @@ export const NEXT_STATUSES: Record<SubscriptionStatus, readonly SubscriptionStat
   active: ['past_due', 'canceled'],
   past_due: ['active', 'unpaid', 'canceled'],
   unpaid: ['active', 'canceled'],
+  // Paused and resumed by their own operations (services/pauses.ts), which bill the pause.
+  paused: ['canceled'],
   canceled: [],
 };
 
@@ -189,6 +191,11 @@ export async function createSubscription(
     input;
   const collection = collectionErrors(common.payment_method, common.payment_rail);
   if (collection.length > 0) return { kind: 'invalid', errors: collection };
+  if (common.status === 'paused')
+    return {
+      kind: 'invalid',
+      errors: [{ field: '/status', message: 'is set by POST /subscriptions/{id}/pause, once created' }],
+    };
   if (trial_end !== undefined && common.status !== 'trialing')
     return { kind: 'invalid', errors: [{ field: '/trial_end', message: 'needs status trialing' }] };
   if (trial_end !== undefined && trial_end <= common.start_date)
@@ -552,7 +559,9 @@ async function changeSubscription(
   const after = await subscriptions.updateSubscription(tx.db, id, {
     ...changes,
     // On a clock, canceled at the clock's time (in real time the database stamps now()).
-    ...(canceling ? { cancel_at: null, canceled_at: before.clock_time ?? undefined } : {}),
+    ...(canceling
+      ? { cancel_at: null, canceled_at: before.clock_time ?? undefined, paused_at: null, resumes_at: null }
+      : {}),
   });
   emitChange(tx, before, after);
   const billed = await performProration(tx, actor.tenantId, after, proration.plan);
@@ -592,12 +601,15 @@ export function cancelSubscription(
     if (before.status === 'canceled') return { kind: 'already-canceled', current: before };
     onClockOf(tx, before);
     const reason = input.reason ?? before.cancel_reason;
-    if (input.at === 'now') {
+    // A paused subscription has no period being served (the pause credited it): it ends now.
+    if (input.at === 'now' || before.status === 'paused') {
       const after = await subscriptions.updateSubscription(tx.db, id, {
         status: 'canceled',
         canceled_at: before.clock_time ?? undefined, // the database stamps now() in real time
         cancel_at: null,
         cancel_reason: reason,
+        paused_at: null,
+        resumes_at: null,
       });
       emitChange(tx, before, after, 'subscription.canceled');
       return { kind: 'canceled', subscription: after };

@@ -243,6 +243,13 @@ describe('the metrics against an independent recomputation', () => {
       coupon_id: await coupon({ amount_off: '50.00', duration: 'forever', plan_ids: [monthly] }),
     });
     await patch(s16.id, { plan_id: cheaper });
+    // Paused now (counts zero: a churn this month), and one paused and resumed.
+    const u17 = await user('DE');
+    const s17 = await sub(u17.id, { plan_id: monthly, start_date: '2024-10-01' });
+    await t.api.post(`/api/v1/subscriptions/${s17.id}/pause`).expect(200);
+    const s18 = await sub(u17.id, { plan_id: cheaper, start_date: '2024-10-01' });
+    await t.api.post(`/api/v1/subscriptions/${s18.id}/pause`).expect(200);
+    await t.api.post(`/api/v1/subscriptions/${s18.id}/resume`).expect(200);
     // A subscription on a test clock counts nowhere.
     const clock = await t.api
       .post('/api/v1/test-clocks')

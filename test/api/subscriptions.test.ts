@@ -98,7 +98,7 @@ describe('POST /api/v1/subscriptions', () => {
     ['plan_cost with three decimals', { plan_cost: '1.005' }, '/plan_cost'],
     ['plan_cost over numeric(12,2)', { plan_cost: '10000000000.00' }, '/plan_cost'],
     ['plan_cost in exponent form', { plan_cost: '1e3' }, '/plan_cost'],
-    ['an unknown status', { status: 'paused' }, '/status'],
+    ['an unknown status', { status: 'suspended' }, '/status'],
     ['an impossible date', { start_date: '2026-02-30' }, '/start_date'],
     ['a timestamp for a date', { start_date: '2026-01-01T00:00:00Z' }, '/start_date'],
     ['a malformed user_id', { user_id: 'abc' }, '/user_id'],
@@ -197,7 +197,7 @@ describe('GET /api/v1/subscriptions', () => {
   });
 
   it('rejects an unknown status and an unknown query parameter with 400', async () => {
-    expectProblem(await ctx.api.get('/api/v1/subscriptions?status=paused'), 400, 'validation-error');
+    expectProblem(await ctx.api.get('/api/v1/subscriptions?status=suspended'), 400, 'validation-error');
     expectProblem(await ctx.api.get('/api/v1/subscriptions?sort=plan_cost'), 400, 'validation-error');
   });
 });

@@ -15,6 +15,8 @@ export const IDEMPOTENT_WRITES: ReadonlyArray<readonly [string, RegExp]> = [
   ['DELETE', /\/api\/v1\/subscriptions\/[^/]+\/scheduled-change$/], // cancelScheduledChange
   ['POST', /\/api\/v1\/subscriptions\/[^/]+\/discount$/], // applySubscriptionDiscount
   ['DELETE', /\/api\/v1\/subscriptions\/[^/]+\/discount$/], // removeSubscriptionDiscount
+  ['POST', /\/api\/v1\/subscriptions\/[^/]+\/pause$/], // pauseSubscription
+  ['POST', /\/api\/v1\/subscriptions\/[^/]+\/resume$/], // resumeSubscription
   ['POST', /\/api\/v1\/subscriptions\/[^/]+\/invoice-items$/], // createInvoiceItem
   ['PUT', /\/api\/v1\/subscriptions\/[^/]+\/features\/[^/]+$/], // linkSubscriptionFeature
   ['DELETE', /\/api\/v1\/subscriptions\/[^/]+\/features\/[^/]+$/], // unlinkSubscriptionFeature

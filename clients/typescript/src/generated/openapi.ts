@@ -308,6 +308,63 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/subscriptions/{subscriptionId}/pause": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @example 0193a6a2-9e11-7f00-a000-00000000beef */
+                subscriptionId: components["parameters"]["SubscriptionId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Pause a subscription
+         * @description From now (its test clock's now, on a clock), an `active` subscription is `paused`: nothing
+         *     is invoiced for the time it is paused. The unused days of the period already invoiced
+         *     (from today to the period's end, by the day, as a proration) become a pending credit on its
+         *     next invoice; renewals that fall during the pause invoice nothing (a plan's usage of the
+         *     period before the pause is still billed in arrears at that period's end). MRR counts a
+         *     paused subscription as zero: a customer paused whole churns, and comes back as a
+         *     reactivation (docs/metrics.md). Refused (409) for a subscription that is not `active`, or
+         *     whose cancellation is scheduled. A `subscription.paused` event.
+         */
+        post: operations["pauseSubscription"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/subscriptions/{subscriptionId}/resume": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @example 0193a6a2-9e11-7f00-a000-00000000beef */
+                subscriptionId: components["parameters"]["SubscriptionId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Resume a paused subscription
+         * @description From now (its clock's), it is `active` again, on the same billing schedule: the rest of the
+         *     current period (from today to its end, by the day) is charged and invoiced at once with
+         *     any pending items (the pause's credit among them), and collected like a renewal; a net
+         *     credit waits for the next invoice instead. The worker does the same on `resumes_at`. 409
+         *     when it is not paused. A `subscription.resumed` event.
+         */
+        post: operations["resumeSubscription"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/subscriptions/{subscriptionId}/invoice-items": {
         parameters: {
             query?: never;
@@ -1827,13 +1884,15 @@ export interface components {
          *     failed and is being retried; `unpaid`: every retry failed and the tenant's
          *     `dunning_final_action` is `mark_unpaid`: new periods are still invoiced but nothing is
          *     collected automatically until it is `active` again (a successful payment of its failed
-         *     invoices does that); `canceled`: ended (see `canceled_at` and `end_date`). A change of
-         *     status must follow the lifecycle: `trialing → active`, `active ⇄ past_due`,
-         *     `past_due → unpaid`, `unpaid → active`, and `trialing | active | past_due | unpaid →
-         *     canceled`; `canceled` is final (409 otherwise, naming the statuses allowed next).
+         *     invoices does that); `paused`: paused by `POST .../pause` (nothing is invoiced for the time
+         *     paused) until `POST .../resume` or `resumes_at`; `canceled`: ended (see `canceled_at` and
+         *     `end_date`). A change of status by `PATCH` must follow the lifecycle: `trialing → active`,
+         *     `active ⇄ past_due`, `past_due → unpaid`, `unpaid → active`, and `trialing | active |
+         *     past_due | unpaid | paused → canceled`; `canceled` is final (409 otherwise, naming the
+         *     statuses allowed next). `active → paused → active` is the pause and resume operations'.
          * @enum {string}
          */
-        SubscriptionStatus: "trialing" | "active" | "past_due" | "unpaid" | "canceled";
+        SubscriptionStatus: "trialing" | "active" | "past_due" | "unpaid" | "paused" | "canceled";
         /**
          * @description How often `plan_cost` is charged.
          * @enum {string}
@@ -1916,6 +1975,16 @@ export interface components {
             trial_end: string | null;
             /** @description A price change waiting for the end of the current period (`POST .../scheduled-change`); null for none. */
             scheduled_change: null | components["schemas"]["ScheduledChange"];
+            /**
+             * Format: date-time
+             * @description When the current pause began (on a test clock, the clock's time); null when not paused.
+             */
+            readonly paused_at: string | null;
+            /**
+             * Format: date
+             * @description The day the worker resumes it (at 00:00 UTC, on its clock's time), if the pause was given one; null otherwise.
+             */
+            readonly resumes_at: string | null;
             /** @description The coupon applied to it (`POST .../discount`, or `coupon_id` at creation); null for none. */
             discount: null | components["schemas"]["Discount"];
             /**
@@ -2062,6 +2131,13 @@ export interface components {
             effective_date: components["schemas"]["Date"];
             scheduled_at: components["schemas"]["Timestamp"];
         };
+        SubscriptionPause: {
+            /**
+             * Format: date
+             * @description Resume it automatically on this day (after today, on its clock; 422 otherwise). Without it, it stays paused until `POST .../resume`.
+             */
+            resumes_at?: string;
+        };
         /** @description The price fields of `SubscriptionUpdate`, with the same rules (and roles). */
         ScheduledChangeCreate: {
             /** Format: uuid */
@@ -2106,7 +2182,7 @@ export interface components {
              *     `payment.created|processing|succeeded|failed`,
              *     `subscription.renewed|past_due|unpaid|recovered`,
              *     `subscription.change_scheduled|scheduled_change_applied|scheduled_change_canceled`,
-             *     `subscription.trial_will_end` (3 days before `trial_end`), `credit_note.created` (its resource_type `credit_note`), `coupon.created|deleted`, `invoice_item.created` (a proration
+             *     `subscription.trial_will_end` (3 days before `trial_end`), `subscription.paused|resumed`, `credit_note.created` (its resource_type `credit_note`), `coupon.created|deleted`, `invoice_item.created` (a proration
              *     of a mid-period change, waiting for the subscription's next invoice; its resource_type
              *     `invoice_item`),
              *     `test_clock.created|advancing|advanced`, `billing_settings.updated`,
@@ -3289,7 +3365,7 @@ export interface components {
          * @description An event type (see `Event.type`), or `*` for every type, present and future.
          * @enum {string}
          */
-        WebhookEventType: "*" | "api_key.created" | "api_key.revoked" | "billable_metric.created" | "billable_metric.updated" | "billable_metric.deleted" | "billing_settings.updated" | "feature.created" | "feature.updated" | "feature.deleted" | "invoice.created" | "invoice.finalized" | "invoice.voided" | "invoice.paid" | "invoice.payment_failed" | "invoice.uncollectible" | "invoice_item.created" | "credit_note.created" | "coupon.created" | "coupon.deleted" | "payment.created" | "payment.processing" | "payment.succeeded" | "payment.failed" | "plan.created" | "plan.updated" | "plan.archived" | "plan.deleted" | "subscription.created" | "subscription.updated" | "subscription.canceled" | "subscription.cancellation_scheduled" | "subscription.change_scheduled" | "subscription.scheduled_change_applied" | "subscription.scheduled_change_canceled" | "subscription.trial_will_end" | "subscription.deleted" | "subscription.renewed" | "subscription.past_due" | "subscription.unpaid" | "subscription.recovered" | "subscription_feature.linked" | "subscription_feature.unlinked" | "tax_rate.created" | "tax_rate.superseded" | "test_clock.created" | "test_clock.advancing" | "test_clock.advanced" | "user.created" | "user.updated" | "user.deleted" | "webhook_endpoint.created" | "webhook_endpoint.updated" | "webhook_endpoint.disabled" | "webhook_endpoint.secret_rotated" | "webhook_endpoint.deleted" | "wallet.created" | "wallet.updated" | "wallet.balance_low" | "wallet.depleted" | "wallet.grant_expired";
+        WebhookEventType: "*" | "api_key.created" | "api_key.revoked" | "billable_metric.created" | "billable_metric.updated" | "billable_metric.deleted" | "billing_settings.updated" | "feature.created" | "feature.updated" | "feature.deleted" | "invoice.created" | "invoice.finalized" | "invoice.voided" | "invoice.paid" | "invoice.payment_failed" | "invoice.uncollectible" | "invoice_item.created" | "credit_note.created" | "coupon.created" | "coupon.deleted" | "payment.created" | "payment.processing" | "payment.succeeded" | "payment.failed" | "plan.created" | "plan.updated" | "plan.archived" | "plan.deleted" | "subscription.created" | "subscription.updated" | "subscription.canceled" | "subscription.cancellation_scheduled" | "subscription.change_scheduled" | "subscription.scheduled_change_applied" | "subscription.scheduled_change_canceled" | "subscription.trial_will_end" | "subscription.paused" | "subscription.resumed" | "subscription.deleted" | "subscription.renewed" | "subscription.past_due" | "subscription.unpaid" | "subscription.recovered" | "subscription_feature.linked" | "subscription_feature.unlinked" | "tax_rate.created" | "tax_rate.superseded" | "test_clock.created" | "test_clock.advancing" | "test_clock.advanced" | "user.created" | "user.updated" | "user.deleted" | "webhook_endpoint.created" | "webhook_endpoint.updated" | "webhook_endpoint.disabled" | "webhook_endpoint.secret_rotated" | "webhook_endpoint.deleted" | "wallet.created" | "wallet.updated" | "wallet.balance_low" | "wallet.depleted" | "wallet.grant_expired";
         /** @enum {string} */
         WebhookEndpointStatus: "enabled" | "disabled";
         /**
@@ -4625,6 +4701,8 @@ export interface operations {
                      *           "billed_until": "2026-12-01",
                      *           "scheduled_change": null,
                      *           "trial_end": null,
+                     *           "paused_at": null,
+                     *           "resumes_at": null,
                      *           "discount": null,
                      *           "test_clock_id": null,
                      *           "payment_method": "pm_card_visa",
@@ -4707,6 +4785,8 @@ export interface operations {
                      *       "billed_until": "2026-12-01",
                      *       "scheduled_change": null,
                      *       "trial_end": null,
+                     *       "paused_at": null,
+                     *       "resumes_at": null,
                      *       "discount": null,
                      *       "test_clock_id": null,
                      *       "payment_method": "pm_card_visa",
@@ -4781,6 +4861,8 @@ export interface operations {
                      *       "billed_until": "2026-12-01",
                      *       "scheduled_change": null,
                      *       "trial_end": null,
+                     *       "paused_at": null,
+                     *       "resumes_at": null,
                      *       "discount": null,
                      *       "test_clock_id": null,
                      *       "payment_method": "pm_card_visa",
@@ -4920,6 +5002,8 @@ export interface operations {
                      *       "billed_until": "2026-12-01",
                      *       "scheduled_change": null,
                      *       "trial_end": null,
+                     *       "paused_at": null,
+                     *       "resumes_at": null,
                      *       "discount": null,
                      *       "test_clock_id": null,
                      *       "payment_method": "pm_card_visa",
@@ -5010,6 +5094,8 @@ export interface operations {
                      *       "billed_until": "2026-12-01",
                      *       "scheduled_change": null,
                      *       "trial_end": null,
+                     *       "paused_at": null,
+                     *       "resumes_at": null,
                      *       "discount": null,
                      *       "test_clock_id": null,
                      *       "payment_method": "pm_card_visa",
@@ -5275,6 +5361,108 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            412: components["responses"]["PreconditionFailed"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    pauseSubscription: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Makes the request safe to retry: it runs at most once for this key (see the description
+                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+                /**
+                 * @description Change only if the resource's current ETag is one of these (or `*`, any existing version); else 412.
+                 * @example "3"
+                 */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
+            path: {
+                /** @example 0193a6a2-9e11-7f00-a000-00000000beef */
+                subscriptionId: components["parameters"]["SubscriptionId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                /**
+                 * @example {
+                 *       "resumes_at": "2026-09-01"
+                 *     }
+                 */
+                "application/json": components["schemas"]["SubscriptionPause"];
+            };
+        };
+        responses: {
+            /** @description The subscription, paused. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Subscription"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            412: components["responses"]["PreconditionFailed"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["Unprocessable"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    resumeSubscription: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Makes the request safe to retry: it runs at most once for this key (see the description
+                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+                /**
+                 * @description Change only if the resource's current ETag is one of these (or `*`, any existing version); else 412.
+                 * @example "3"
+                 */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
+            path: {
+                /** @example 0193a6a2-9e11-7f00-a000-00000000beef */
+                subscriptionId: components["parameters"]["SubscriptionId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The subscription, active. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Subscription"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
             412: components["responses"]["PreconditionFailed"];
             429: components["responses"]["TooManyRequests"];
             503: components["responses"]["ServiceUnavailable"];

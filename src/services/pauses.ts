@@ -1,0 +1,159 @@
+// Pauses: nothing is invoiced for the time a subscription is paused. Pausing on day D of a period
+// [S, E) already invoiced credits its unused days [D, E) (a pending proration credit, by the day);
+// renewals during the pause invoice nothing (services/collection.ts); resuming on day R of the
+// period [S', E') then in force charges [R, E') and invoices it at once with what is pending, on
+// the same schedule. A paused subscription counts zero in MRR (its status, in its versions).
+import { periodContaining } from '../billing/periods.js';
+import { prorationItems } from '../billing/proration.js';
+import { billingAnchor, dayOf, lastDayServed, subscriptionNow } from '../billing/subscription-time.js';
+import type { InvoiceRow, SubscriptionRow } from '../database/schema.js';
+import { findInvoiceForPeriod } from '../queries/invoices.js';
+import * as subscriptions from '../queries/subscriptions.js';
+import {
+  type Actor,
+  inTenant,
+  type ServiceContext,
+  satisfies,
+  type Tx,
+  type VersionCondition,
+} from './context.js';
+import { issueAndCollect } from './collection.js';
+import { invoiceForPeriod } from './invoices.js';
+import { performProration, priceLabel } from './prorations.js';
+import { emitChange, onClockOf, performDueCancellations } from './subscriptions.js';
+
+export type PauseOutcome =
+  | { kind: 'changed'; subscription: SubscriptionRow; invoice?: InvoiceRow | undefined }
+  | { kind: 'missing' }
+  | { kind: 'stale'; current: SubscriptionRow }
+  | { kind: 'wrong-status'; status: SubscriptionRow['status']; allowed: 'active' | 'paused' }
+  | { kind: 'cancellation-scheduled' }
+  | { kind: 'invalid'; errors: Array<{ field: string; message: string }> };
+
+const system = (tenantId: string): Actor => ({ tenantId, keyId: 'system' });
+
+/** The period containing `day` on the subscription's schedule. */
+const periodOf = (s: SubscriptionRow, day: string) =>
+  periodContaining(billingAnchor(s), s.billing_interval, s.interval_count, day);
+
+export function pauseSubscription(
+  ctx: ServiceContext,
+  actor: Actor,
+  id: string,
+  input: { resumes_at?: string | undefined },
+  ifMatch?: VersionCondition,
+): Promise<PauseOutcome> {
+  return inTenant(ctx, actor, async (tx): Promise<PauseOutcome> => {
+    await performDueCancellations(tx);
+    const before = await subscriptions.lockSubscription(tx.db, id);
+    if (!before) return { kind: 'missing' };
+    if (!satisfies(ifMatch, before.version)) return { kind: 'stale', current: before };
+    if (before.status !== 'active') return { kind: 'wrong-status', status: before.status, allowed: 'active' };
+    if (before.cancel_at !== null) return { kind: 'cancellation-scheduled' };
+    onClockOf(tx, before);
+    const now = subscriptionNow(before);
+    const today = dayOf(now);
+    if (input.resumes_at !== undefined && input.resumes_at <= today)
+      return {
+        kind: 'invalid',
+        errors: [{ field: '/resumes_at', message: `must be after today (${today})` }],
+      };
+    const after = await subscriptions.updateSubscription(tx.db, id, {
+      status: 'paused',
+      paused_at: now,
+      resumes_at: input.resumes_at ?? null,
+    });
+    emitChange(tx, before, after, 'subscription.paused');
+    // The unused days of a period already invoiced (and served), credited on the next invoice.
+    const ended = lastDayServed(before);
+    if (today >= before.start_date && !(ended && ended.lastDay < today)) {
+      const period = periodOf(before, today);
+      const invoice = await findInvoiceForPeriod(tx.db, id, period);
+      if (invoice && invoice.status !== 'void') {
+        const items = prorationItems(
+          period,
+          today,
+          { amount: before.plan_cost, label: await priceLabel(tx, before) },
+          undefined,
+        );
+        await performProration(tx, actor.tenantId, after, {
+          mode: 'items',
+          items,
+          invoiceNow: false,
+          period,
+          day: today,
+        });
+      }
+    }
+    return { kind: 'changed', subscription: after };
+  });
+}
+
+export function resumeSubscription(
+  ctx: ServiceContext,
+  actor: Actor,
+  id: string,
+  ifMatch?: VersionCondition,
+): Promise<PauseOutcome> {
+  return inTenant(ctx, actor, async (tx): Promise<PauseOutcome> => {
+    const before = await subscriptions.lockSubscription(tx.db, id);
+    if (!before) return { kind: 'missing' };
+    if (!satisfies(ifMatch, before.version)) return { kind: 'stale', current: before };
+    if (before.status !== 'paused') return { kind: 'wrong-status', status: before.status, allowed: 'paused' };
+    onClockOf(tx, before);
+    return { kind: 'changed', ...(await resume(tx, actor.tenantId, before, subscriptionNow(before))) };
+  });
+}
+
+/** The worker's resume on `resumes_at` (its clock's day, on a clock). */
+export function resumeDue(ctx: ServiceContext, tenantId: string, subscriptionId: string, at: Date) {
+  return inTenant(ctx, system(tenantId), async (tx) => {
+    const before = await subscriptions.lockSubscription(tx.db, subscriptionId);
+    if (!before || before.status !== 'paused' || before.resumes_at === null) return;
+    if (new Date(`${before.resumes_at}T00:00:00Z`) > at) return;
+    // On a test clock the step happens at its due time on the clock; in real time, now.
+    if (before.test_clock_id) tx.occurAt(at);
+    else onClockOf(tx, before);
+    await resume(tx, tenantId, before, before.test_clock_id ? at : new Date());
+  });
+}
+
+/**
+ * A locked paused subscription active again from `now` (its clock's now, or the worker's due
+ * time): the rest of the period in force is
+ * charged and invoiced now with what is pending (renewals during the pause billed nothing, and
+ * the next renewal is that period's end).
+ */
+async function resume(
+  tx: Tx,
+  tenantId: string,
+  before: SubscriptionRow,
+  now: Date,
+): Promise<{ subscription: SubscriptionRow; invoice: InvoiceRow | undefined }> {
+  const today = dayOf(now);
+  const day = today > before.start_date ? today : before.start_date;
+  const period = periodOf(before, day);
+  const renewing = before.billed_until !== null;
+  const after = await subscriptions.updateSubscription(tx.db, before.id, {
+    status: 'active',
+    paused_at: null,
+    resumes_at: null,
+    ...(renewing ? { billed_until: period.end } : {}),
+  });
+  emitChange(tx, before, after, 'subscription.resumed');
+  if (!renewing) return { subscription: after, invoice: undefined }; // not billed automatically
+  const invoiced = await findInvoiceForPeriod(tx.db, before.id, period);
+  if (day === period.start && !invoiced) {
+    // Resumed on a period's first day: that period is invoiced whole, as its renewal would be.
+    const outcome = await invoiceForPeriod(tx, before.id, day);
+    if (outcome.kind !== 'created' && outcome.kind !== 'existing')
+      throw new Error(`resume of ${before.id}: unexpected ${outcome.kind}`);
+    const invoice = await issueAndCollect(tx, after, outcome.invoice, now, tenantId);
+    return { subscription: after, invoice };
+  }
+  const items = prorationItems(period, day, undefined, {
+    amount: after.plan_cost,
+    label: await priceLabel(tx, after),
+  });
+  return performProration(tx, tenantId, after, { mode: 'items', items, invoiceNow: true, period, day });
+}

@@ -1,0 +1,241 @@
+// Pauses on test clocks: nothing is invoiced for time paused (the unused days of a period paid
+// are credited, renewals during the pause bill nothing, a resume charges the rest of its period),
+// the worker resumes on resumes_at, and MRR counts a paused subscription as zero.
+import { beforeAll, describe, expect, it } from 'vitest';
+import { simulatedGateway } from '../../src/billing/gateway.js';
+import type { Schemas } from '../../src/contract.js';
+import { performDueWork } from '../../src/services/due-work.js';
+import { type TestTenant, useTestApp } from '../helpers/app.js';
+import { createUser } from '../helpers/factories.js';
+import { expectProblem } from '../helpers/problems.js';
+
+const ctx = useTestApp();
+let t: TestTenant;
+let planId: string;
+
+type Subscription = Schemas['Subscription'];
+
+beforeAll(async () => {
+  t = await ctx.newTenant();
+  const vat = {
+    code: 'VAT',
+    name: 'German VAT',
+    percentage: '19',
+    region: 'DE',
+    effective_from: '2020-01-01',
+  };
+  expect((await t.api.post('/api/v1/tax-rates').send(vat)).status).toBe(201);
+  const plan = await t.api
+    .post('/api/v1/plans')
+    .send({ code: 'basic', name: 'Basic', interval: 'month', price: { model: 'flat', amount: '30.00' } });
+  planId = (plan.body as Schemas['Plan']).id;
+});
+
+/** A customer in DE on Basic (30.00 a month) from 2026-01-01, on a clock; January invoiced. */
+async function subscribed() {
+  const clock = (
+    await t.api.post('/api/v1/test-clocks').send({ name: 'pauses', frozen_time: '2026-01-01T00:00:00Z' })
+  ).body as Schemas['TestClock'];
+  const user = await createUser(t, { region: 'DE' });
+  const res = await t.api.post('/api/v1/subscriptions').send({
+    user_id: user.id,
+    status: 'active',
+    plan_id: planId,
+    start_date: '2026-01-01',
+    test_clock_id: clock.id,
+  });
+  expect(res.status, res.text).toBe(201);
+  const sub = res.body as Subscription;
+  const work = () =>
+    performDueWork(
+      { db: ctx.appDb, ownerDb: ctx.db, gateway: simulatedGateway, settlementDelayScale: 0 },
+      { tenantId: t.id, clockId: clock.id },
+    );
+  await work();
+  return {
+    sub,
+    async advance(to: string) {
+      const advanced = await t.api.post(`/api/v1/test-clocks/${clock.id}/advance`).send({ frozen_time: to });
+      expect(advanced.status, advanced.text).toBe(202);
+      await work();
+    },
+    async get() {
+      return (await t.api.get(`/api/v1/subscriptions/${sub.id}`)).body as Subscription;
+    },
+    async invoices() {
+      const res = await t.api.get('/api/v1/invoices').query({ subscription_id: sub.id, limit: 100 });
+      return (res.body as Schemas['InvoiceList']).data.reverse(); // oldest first
+    },
+    async pause(body?: Record<string, unknown>) {
+      const req = t.api.post(`/api/v1/subscriptions/${sub.id}/pause`);
+      const res = body ? await req.send(body) : await req;
+      expect(res.status, res.text).toBe(200);
+      return res.body as Subscription;
+    },
+    async resume() {
+      const res = await t.api.post(`/api/v1/subscriptions/${sub.id}/resume`);
+      expect(res.status, res.text).toBe(200);
+      return res.body as Subscription;
+    },
+    async events() {
+      const res = await t.api.get('/api/v1/events').query({ resource_id: sub.id, limit: 100 });
+      return (res.body as Schemas['EventList']).data.map((e) => e.type);
+    },
+  };
+}
+
+const lines = (i: Schemas['Invoice']) => i.lines.map((l) => [l.type, l.amount, l.period_start, l.period_end]);
+
+describe('a pause', () => {
+  it('credits the unused days, invoices nothing while paused, and the worker resumes it on resumes_at', async () => {
+    const s = await subscribed();
+    await s.advance('2026-01-11T09:00:00Z');
+    const paused = await s.pause({ resumes_at: '2026-03-16' });
+    expect(paused).toMatchObject({
+      status: 'paused',
+      paused_at: '2026-01-11T09:00:00.000Z',
+      resumes_at: '2026-03-16',
+    });
+    // 21 of January's 31 days: 30.00 × 21 / 31 = 20.32 (20.3225...).
+    const pending = (
+      await t.api.get(`/api/v1/subscriptions/${s.sub.id}/invoice-items`).query({ pending: true })
+    ).body as Schemas['InvoiceItemList'];
+    expect(pending.data.map((i) => [i.kind, i.amount, i.period_start, i.period_end])).toEqual([
+      ['proration_credit', '-20.32', '2026-01-11', '2026-02-01'],
+    ]);
+
+    await s.advance('2026-03-20T00:00:00Z');
+    // February and March 1-15 invoiced nothing; resumed on March 16: 16 of 31 days is 15.48,
+    // less the credit, is a credit still: no invoice now, both wait for April's.
+    expect((await s.invoices()).map((i) => i.period_start)).toEqual(['2026-01-01']);
+    expect(await s.get()).toMatchObject({
+      status: 'active',
+      paused_at: null,
+      resumes_at: null,
+      billed_until: '2026-04-01',
+    });
+    await s.advance('2026-04-02T00:00:00Z');
+    const april = (await s.invoices()).at(-1)!;
+    expect(lines(april)).toEqual([
+      ['subscription', '30.00', '2026-04-01', '2026-05-01'],
+      ['proration', '-20.32', '2026-01-11', '2026-02-01'],
+      ['proration', '15.48', '2026-03-16', '2026-04-01'],
+    ]);
+    expect(april).toMatchObject({ subtotal: '25.16', tax_total: '4.78', total: '29.94' });
+    const events = await s.events();
+    expect(events).toContain('subscription.paused');
+    expect(events).toContain('subscription.resumed');
+    expect(events.filter((e) => e === 'subscription.renewed').length).toBeGreaterThanOrEqual(3);
+  });
+
+  it('resumed by hand mid-period: the rest of the period is invoiced at once with the credit', async () => {
+    const s = await subscribed();
+    await s.advance('2026-01-25T00:00:00Z');
+    await s.pause();
+    await s.advance('2026-02-15T00:00:00Z');
+    expect((await s.invoices()).length).toBe(1);
+    const resumed = await s.resume();
+    expect(resumed).toMatchObject({ status: 'active', billed_until: '2026-03-01' });
+    const invoices = await s.invoices();
+    expect(invoices.length).toBe(2);
+    // 7 of 31 days credited (6.77); 14 of February's 28 charged (15.00).
+    expect(lines(invoices[1]!)).toEqual([
+      ['proration', '-6.77', '2026-01-25', '2026-02-01'],
+      ['proration', '15.00', '2026-02-15', '2026-03-01'],
+    ]);
+    expect(invoices[1]).toMatchObject({
+      kind: 'proration',
+      subtotal: '8.23',
+      tax_total: '1.56',
+      total: '9.79',
+    });
+    await s.advance('2026-03-01T00:00:00Z');
+    expect((await s.invoices()).map((i) => [i.period_start, i.subtotal])).toEqual([
+      ['2026-01-01', '30.00'],
+      ['2026-02-15', '8.23'],
+      ['2026-03-01', '30.00'],
+    ]);
+  });
+
+  it('resumed on a period’s first day: that period is invoiced whole, once', async () => {
+    const s = await subscribed();
+    await s.advance('2026-01-15T00:00:00Z');
+    await s.pause({ resumes_at: '2026-03-01' });
+    await s.advance('2026-03-02T00:00:00Z');
+    const invoices = await s.invoices();
+    expect(invoices.map((i) => i.period_start)).toEqual(['2026-01-01', '2026-03-01']);
+    // March whole, and the 17 of 31 January days credited: 30.00 − 16.45.
+    expect(lines(invoices[1]!)).toEqual([
+      ['subscription', '30.00', '2026-03-01', '2026-04-01'],
+      ['proration', '-16.45', '2026-01-15', '2026-02-01'],
+    ]);
+  });
+
+  it('is refused unless active (409), with a past resumes_at (422); a paused subscription cancels at once', async () => {
+    const s = await subscribed();
+    const pause = (body: Record<string, unknown> = {}, id = s.sub.id) =>
+      t.api.post(`/api/v1/subscriptions/${id}/pause`).send(body);
+    expectProblem(await t.api.post(`/api/v1/subscriptions/${s.sub.id}/resume`), 409, 'conflict');
+    expectProblem(await pause({ resumes_at: '2026-01-01' }), 422, 'unprocessable');
+    expectProblem(
+      await t.api.patch(`/api/v1/subscriptions/${s.sub.id}`).send({ status: 'paused' }),
+      409,
+      'conflict',
+    );
+    const user = await createUser(t);
+    const createdPaused = await t.api
+      .post('/api/v1/subscriptions')
+      .send({ user_id: user.id, status: 'paused', plan_id: planId, start_date: '2026-01-01' });
+    expect(expectProblem(createdPaused, 422, 'unprocessable').errors?.[0]?.field).toBe('/status');
+    await s.pause();
+    expectProblem(await pause(), 409, 'conflict');
+    expectProblem(
+      await t.api.post('/api/v1/subscriptions/0193a6a2-9e11-7f00-a000-00000000dead/pause').send({}),
+      404,
+      'not-found',
+    );
+    const canceled = await t.api.post(`/api/v1/subscriptions/${s.sub.id}/cancel`).send({ at: 'period_end' });
+    expect(canceled.status, canceled.text).toBe(200);
+    expect(canceled.body).toMatchObject({
+      status: 'canceled',
+      paused_at: null,
+      resumes_at: null,
+      cancel_at: null,
+    });
+    expectProblem(await t.api.post(`/api/v1/subscriptions/${s.sub.id}/resume`), 409, 'conflict');
+    expect(ctx.unexpectedErrors).toEqual([]);
+  });
+});
+
+describe('MRR', () => {
+  it('counts a paused subscription as zero: a churn when paused whole, and it comes back on resume', async () => {
+    const m = await ctx.newTenant();
+    const user = await createUser(m);
+    const now = new Date();
+    const lastMonth = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - 1, 1));
+    const month = now.toISOString().slice(0, 7);
+    const created = await m.api.post('/api/v1/subscriptions').send({
+      user_id: user.id,
+      status: 'active',
+      plan_cost: '30.00',
+      start_date: lastMonth.toISOString().slice(0, 10),
+    });
+    expect(created.status, created.text).toBe(201);
+    const id = (created.body as Subscription).id;
+    const read = async () =>
+      (
+        (await m.api.get('/api/v1/metrics/mrr').query({ from: month, to: month }))
+          .body as Schemas['MrrMetrics']
+      ).months[0]!;
+    expect((await m.api.post(`/api/v1/subscriptions/${id}/pause`)).status).toBe(200);
+    const paused = await read();
+    expect([paused.starting_mrr, paused.mrr, paused.movements.churn]).toEqual([
+      '30.00',
+      '0.00',
+      { amount: '-30.00', customers: 1 },
+    ]);
+    expect((await m.api.post(`/api/v1/subscriptions/${id}/resume`)).status).toBe(200);
+    const resumed = await read();
+    expect([resumed.mrr, resumed.movements.churn.customers]).toEqual(['30.00', 0]);
+  });
+});
