@@ -33,6 +33,8 @@ import * as m202612030016 from './202612030016_scheduled_changes.js';
 import * as m202612030017 from './202612030017_trials.js';
 import * as m202612030018 from './202612030018_one_off_charges.js';
 import * as m202612030019 from './202612030019_credit_notes.js';
+import * as m202612030030 from './202612030030_customer_balance.js';
+import * as m202612030031 from './202612030031_refunds.js';
 
 export const migrations: Record<string, Migration> = {
   '202611230001_initial': m202611230001,
@@ -67,4 +69,6 @@ export const migrations: Record<string, Migration> = {
   '202612030017_trials': m202612030017,
   '202612030018_one_off_charges': m202612030018,
   '202612030019_credit_notes': m202612030019,
+  '202612030030_customer_balance': m202612030030,
+  '202612030031_refunds': m202612030031,
 };

@@ -14,6 +14,7 @@ import {
   submitDue,
 } from './collection.js';
 import { testClockReady } from './payments.js';
+import { settleRefundDue, submitRefundDue } from './refunds.js';
 import { sweepWallet } from './wallets.js';
 
 export interface DueWorkContext extends CollectionContext {
@@ -41,6 +42,10 @@ function perform(ctx: CollectionContext, item: DueItem, at: Date): Promise<void>
       return sweepWallet(ctx, item.tenant_id, item.target_id, at);
     case 'trial':
       return announceTrialEnd(ctx, item.tenant_id, item.target_id, at);
+    case 'refund':
+      return submitRefundDue(ctx, item.tenant_id, item.target_id, at);
+    case 'refund_settle':
+      return settleRefundDue(ctx, item.tenant_id, item.target_id, at);
   }
 }
 

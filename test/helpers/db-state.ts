@@ -13,6 +13,9 @@ const TABLES = [
   'tax_rates',
   'invoices',
   'payments',
+  'credit_notes',
+  'refunds',
+  'customer_balance_transactions',
 ] as const;
 
 /** A fingerprint of every row of every table: equal fingerprints mean nothing was written. */
