@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { simulatedGateway } from '../../src/billing/gateway.js';
+import { parseAmount } from '../../src/billing/money.js';
 import type { Schemas } from '../../src/contract.js';
 import { performDueWork } from '../../src/services/due-work.js';
 import { type TestTenant, useTestApp } from '../helpers/app.js';
@@ -196,6 +197,26 @@ describe('refunds through the gateway', () => {
     });
     const [succeeded] = await eventsOf({ resource_id: note.refund_id!, type: 'refund.succeeded' });
     expect(succeeded?.occurred_at).toBe('2026-01-08T00:00:00.000Z');
+  });
+
+  it('refunds once when two credit notes race for more than is left', async () => {
+    const { invoice } = await paidCustomer();
+    const [payment] = await paymentsOf(invoice.id);
+    // 60.00 (65.25 with tax) each, of 99.99: under the invoice's lock one is made, the other is 422.
+    const results = await Promise.all(
+      ['a', 'b'].map((key) =>
+        t.api
+          .post(`/api/v1/invoices/${invoice.id}/credit-notes`)
+          .set('Idempotency-Key', `race-${invoice.id}-${key}`)
+          .send({ reason: 'Race', amount: '60.00', refund_to: 'payment' }),
+      ),
+    );
+    expect(results.map((r) => r.status).sort()).toEqual([201, 422]);
+    const refunds = (
+      (await t.api.get(`/api/v1/invoices/${invoice.id}/refunds`)).body as Schemas['RefundList']
+    ).data;
+    expect(refunds.map((r) => r.amount)).toEqual(['65.25']);
+    expect(parseAmount(refunds[0]!.amount) <= parseAmount(payment!.amount)).toBe(true);
   });
 
   it('credits the balance with a refund that fails: the money is never lost', async () => {
