@@ -87,18 +87,34 @@ export interface CreditNoteCounters {
 
 export interface CreditNotes {
   created_at: Generated<Timestamp>;
+  credit_amount: Generated<Numeric>;
   id: Generated<string>;
   invoice_id: string;
   issued_at: Timestamp;
   lines: Json;
   number: Int8;
   reason: string;
+  refund_amount: Generated<Numeric>;
+  refund_to: string | null;
   subscription_id: string;
   subtotal: Numeric;
   tax_total: Numeric;
   taxes: Json;
   tenant_id: Generated<string>;
   total: Numeric;
+  user_id: string;
+}
+
+export interface CustomerBalanceTransactions {
+  amount: Numeric;
+  balance_after: Numeric;
+  created_at: Timestamp;
+  credit_note_id: string | null;
+  id: Generated<string>;
+  invoice_id: string | null;
+  refund_id: string | null;
+  tenant_id: Generated<string>;
+  type: string;
   user_id: string;
 }
 
@@ -158,6 +174,7 @@ export interface InvoiceItems {
 
 export interface Invoices {
   amount_credited: Generated<Numeric>;
+  amount_from_balance: Generated<Numeric>;
   collection_failed_at: Timestamp | null;
   created_at: Generated<Timestamp>;
   finalized_at: Timestamp | null;
@@ -282,6 +299,29 @@ export interface RateLimitHits {
   instance: string;
   key: string;
   window_start: Timestamp;
+}
+
+export interface Refunds {
+  amount: Numeric;
+  created_at: Generated<Timestamp>;
+  credit_note_id: string;
+  failure_reason: string | null;
+  gateway_reference: string | null;
+  id: Generated<string>;
+  invoice_id: string;
+  payment_id: string;
+  payment_method: string;
+  rail: string;
+  settled_at: Timestamp | null;
+  settles_at: Timestamp | null;
+  status: Generated<string>;
+  submit_after: Timestamp;
+  submitted_at: Timestamp | null;
+  subscription_id: string;
+  tenant_id: Generated<string>;
+  updated_at: Generated<Timestamp>;
+  user_id: string;
+  version: Generated<number>;
 }
 
 export interface SubscriptionFeatures {
@@ -415,6 +455,7 @@ export interface UsageUniqueValues {
 }
 
 export interface Users {
+  balance: Generated<Numeric>;
   created_at: Generated<Timestamp>;
   email: string;
   id: Generated<string>;
@@ -558,6 +599,7 @@ export interface DB {
   coupons: Coupons;
   credit_note_counters: CreditNoteCounters;
   credit_notes: CreditNotes;
+  customer_balance_transactions: CustomerBalanceTransactions;
   events: Events;
   features: Features;
   idempotency_keys: IdempotencyKeys;
@@ -572,6 +614,7 @@ export interface DB {
   plan_versions: PlanVersions;
   plans: Plans;
   rate_limit_hits: RateLimitHits;
+  refunds: Refunds;
   subscription_features: SubscriptionFeatures;
   subscription_rollups: SubscriptionRollups;
   subscription_versions: SubscriptionVersions;

@@ -91,6 +91,33 @@ export interface paths {
         patch: operations["updateUser"];
         trace?: never;
     };
+    "/api/v1/users/{userId}/balance-transactions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @example 0193a6a2-7c4e-7d1a-9b1e-3f2c4d5e6f70 */
+                userId: components["parameters"]["UserId"];
+            };
+            cookie?: never;
+        };
+        /**
+         * A customer's balance transactions
+         * @description The append-only ledger of the user's customer balance (`User.balance`), newest first: what
+         *     credit notes credited (`credit_note`), what issued invoices took (`invoice`, negative), what
+         *     voided invoices gave back (`invoice_voided`) and what failed refunds credited instead
+         *     (`refund_failed`). Each entry shows the balance after it. Guide: docs/billing.md,
+         *     "Customer balance".
+         */
+        get: operations["listBalanceTransactions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/features": {
         parameters: {
             query?: never;
@@ -796,14 +823,18 @@ export interface paths {
         put?: never;
         /**
          * Credit an invoice, in full or in part
-         * @description A credit note against an open or uncollectible invoice, by amount or by lines, with a
+         * @description A credit note against an open, uncollectible or paid invoice, by amount or by lines, with a
          *     reason: it takes the tenant's next credit note number (gapless, a sequence of its own),
-         *     reverses the invoice's taxes in proportion, lowers the invoice's `amount_due` (an invoice
-         *     credited down to zero is paid: `invoice.paid`), and counts in the taxes report in the month
-         *     of its issue (`credit_note.created`). Credits never exceed what was invoiced (422). A draft
-         *     (finalize or void it instead), a void or a paid invoice is 409: refunds of paid invoices and
-         *     customer balances are not built yet. While a payment of the invoice is pending or
-         *     processing, 409. Forgiving an amount needs an `admin` key (403).
+         *     reverses the invoice's taxes in proportion, and counts in the taxes report in the month of
+         *     its issue (`credit_note.created`). Credits never exceed what was invoiced (422). On an open
+         *     or uncollectible invoice it lowers the `amount_due` (an invoice credited down to zero is
+         *     paid: `invoice.paid`); what it takes beyond what is due (what the customer's balance paid
+         *     of the invoice) goes back to the balance. On a paid invoice, `refund_to` (required, 422)
+         *     says where the money goes: `payment` makes a `pending` refund through the gateway on the
+         *     rail of the invoice's payment (`refund.created`; at most what it paid less earlier refunds,
+         *     422), `balance` credits the customer's balance. A draft (finalize or void it instead) or a
+         *     void invoice is 409, and so is any invoice while a payment of it is pending or processing.
+         *     Forgiving an amount needs an `admin` key (403). Guide: docs/billing.md, "Credit notes".
          */
         post: operations["createCreditNote"];
         delete?: never;
@@ -875,6 +906,52 @@ export interface paths {
         };
         /** Get a payment */
         get: operations["getPayment"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/invoices/{invoiceId}/refunds": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @example 0193a6a2-7000-7000-8000-000000000001 */
+                invoiceId: components["parameters"]["InvoiceId"];
+            };
+            cookie?: never;
+        };
+        /**
+         * List an invoice's refunds
+         * @description The refunds made by the invoice's credit notes (`refund_to: payment`), newest first.
+         */
+        get: operations["listInvoiceRefunds"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/refunds/{refundId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @example 0193a6a2-8800-7000-8000-000000000001 */
+                refundId: components["parameters"]["RefundId"];
+            };
+            cookie?: never;
+        };
+        /**
+         * Get a refund
+         * @description Where a refund is (`pending` until its rail settles it, then `succeeded` or `failed`).
+         */
+        get: operations["getRefund"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1835,6 +1912,14 @@ export interface components {
             name: components["schemas"]["Name"];
             email: components["schemas"]["Email"];
             region: null | components["schemas"]["Region"];
+            /**
+             * @description The customer balance: money owed back to the customer (credited by credit notes with
+             *     `refund_to: balance`, and by refunds that failed), which pays the customer's next invoices
+             *     when they are issued, after tax (`Invoice.amount_from_balance`). Never below zero. Its
+             *     changes are in `GET /users/{id}/balance-transactions` (not in the event log), and move
+             *     the user's `version`.
+             */
+            balance: components["schemas"]["MoneyTotal"];
             version: components["schemas"]["Version"];
             created_at: components["schemas"]["Timestamp"];
             updated_at: components["schemas"]["Timestamp"];
@@ -1853,6 +1938,36 @@ export interface components {
         };
         UserList: {
             data: components["schemas"]["User"][];
+            next_cursor: components["schemas"]["NextCursor"];
+        };
+        /** @description An entry of a customer's balance ledger (append-only). */
+        BalanceTransaction: {
+            id: components["schemas"]["Id"];
+            /** Format: uuid */
+            user_id: string;
+            /**
+             * @description `credit_note`: a credit note credited the balance (`credit_note_id`); `invoice`: an invoice
+             *     took it when issued (a negative amount, `invoice_id`); `invoice_voided`: a voided invoice
+             *     gave back what it took; `refund_failed`: a refund failed, and its amount was credited
+             *     instead (`refund_id`).
+             * @enum {string}
+             */
+            type: "credit_note" | "invoice" | "invoice_voided" | "refund_failed";
+            /** @description More than zero credits the customer; less, pays an invoice. */
+            amount: components["schemas"]["SignedMoneyTotal"];
+            balance_after: components["schemas"]["MoneyTotal"];
+            /** Format: uuid */
+            invoice_id: string | null;
+            /** Format: uuid */
+            credit_note_id: string | null;
+            /** Format: uuid */
+            refund_id: string | null;
+            /** @description When it happened (on a test clock, the clock's time). */
+            created_at: components["schemas"]["Timestamp"];
+        };
+        BalanceTransactionList: {
+            /** @description Newest first. */
+            data: components["schemas"]["BalanceTransaction"][];
             next_cursor: components["schemas"]["NextCursor"];
         };
         Feature: {
@@ -2180,6 +2295,7 @@ export interface components {
              *     `subscription_feature.linked|unlinked`, `api_key.created|revoked`, `tenant.created`,
              *     `invoice.created|finalized|voided|paid|payment_failed|uncollectible`,
              *     `payment.created|processing|succeeded|failed`,
+             *     `refund.created|succeeded|failed` (its resource_type `refund`),
              *     `subscription.renewed|past_due|unpaid|recovered`,
              *     `subscription.change_scheduled|scheduled_change_applied|scheduled_change_canceled`,
              *     `subscription.trial_will_end` (3 days before `trial_end`), `subscription.paused|resumed`, `credit_note.created` (its resource_type `credit_note`), `coupon.created|deleted`, `invoice_item.created` (a proration
@@ -2198,7 +2314,7 @@ export interface components {
              */
             type: string;
             /** @enum {string} */
-            resource_type: "user" | "feature" | "subscription" | "api_key" | "tenant" | "plan" | "tax_rate" | "invoice" | "payment" | "test_clock" | "billing_settings" | "webhook_endpoint" | "billable_metric" | "wallet" | "wallet_grant" | "invoice_item" | "credit_note" | "coupon";
+            resource_type: "user" | "feature" | "subscription" | "api_key" | "tenant" | "plan" | "tax_rate" | "invoice" | "payment" | "test_clock" | "billing_settings" | "webhook_endpoint" | "billable_metric" | "wallet" | "wallet_grant" | "invoice_item" | "credit_note" | "coupon" | "refund";
             /** Format: uuid */
             resource_id: string;
             /** @description Who made the change, an API key or the system (a scheduled cancellation, a job). */
@@ -3070,11 +3186,20 @@ export interface components {
              * @description When dunning retries collecting it (on the subscription's clock); null when no retry is scheduled.
              */
             next_payment_attempt_at: string | null;
-            /** @description The total of its credit notes. */
+            /** @description The total of its credit notes (also those made after it was paid). */
             amount_credited: components["schemas"]["MoneyTotal"];
             /**
-             * @description What a payment must equal: `total − amount_credited` while it is a draft, open or
-             *     uncollectible; 0.00 once paid or void. An invoice credited down to zero is paid.
+             * @description What the customer's balance (`User.balance`) paid of it when it was issued: as much of
+             *     its amount due as the balance held, after tax (it is money owed back, not a discount:
+             *     subtotal and taxes are unchanged). A voided invoice gives it back to the balance.
+             *     Purchases of wallet credits do not take from the balance.
+             */
+            amount_from_balance: components["schemas"]["MoneyTotal"];
+            /**
+             * @description What a payment must equal, and what renewals and dunning collect: `total −
+             *     amount_credited − amount_from_balance` (never below zero) while it is a draft, open or
+             *     uncollectible; 0.00 once paid or void. An invoice whose amount due reaches zero by
+             *     credit notes or by the balance is paid at once.
              */
             amount_due: components["schemas"]["MoneyTotal"];
             version: components["schemas"]["Version"];
@@ -3166,10 +3291,23 @@ export interface components {
         };
         /**
          * @description Either `amount` (a credit of the invoice as a whole, before tax) or `lines` (credits of some
-         *     of its lines), not both (422).
+         *     of its lines), not both (422). On a paid invoice, `refund_to` says where the money goes.
          */
         CreditNoteCreate: {
             reason: string;
+            /**
+             * @description Where the money goes that was paid already (the credit note's total, tax included, beyond
+             *     what is still due on the invoice). Required on a `paid` invoice (422 without it).
+             *     `payment`: a refund through the gateway, on the rail and to the method of the payment that
+             *     paid the invoice (`Refund`), at most what that payment paid less its earlier refunds (422
+             *     beyond it: credit the rest to the balance with another credit note); not on an unpaid
+             *     invoice (422). `balance`: credited to the customer's balance (`User.balance`), which
+             *     pays the customer's next invoices. On an open or uncollectible invoice the credit note
+             *     first lowers what is due; what it takes beyond that (what the balance paid of the
+             *     invoice) goes back to the balance.
+             * @enum {string}
+             */
+            refund_to?: "payment" | "balance";
             /** @description Before tax; at most what is left to credit of the invoice's subtotal (422). */
             amount?: components["schemas"]["Money"];
             lines?: {
@@ -3184,6 +3322,8 @@ export interface components {
          *     sequence. Its taxes are the invoice's reversed in proportion (each tax × subtotal credited /
          *     the invoice's subtotal, half up to the cent; the credit note that completes the invoice's
          *     subtotal takes exactly what is left of each tax), so credits never exceed what was invoiced.
+         *     Its `total` first lowers what was still due on the invoice; the rest (`refund_amount +
+         *     credit_amount`) was paid already and went back where `refund_to` says.
          */
         CreditNote: {
             id: components["schemas"]["Id"];
@@ -3206,6 +3346,20 @@ export interface components {
             taxes: components["schemas"]["InvoiceTax"][];
             tax_total: components["schemas"]["MoneyTotal"];
             total: components["schemas"]["MoneyTotal"];
+            /**
+             * @description Where the money beyond what was due went; null when all of it lowered what was due.
+             * @enum {string|null}
+             */
+            refund_to: "payment" | "balance" | null;
+            /** @description Refunded through the gateway (`refund_id`); 0.00 unless `refund_to` is `payment`. */
+            refund_amount: components["schemas"]["MoneyTotal"];
+            /** @description Credited to the customer's balance; 0.00 unless `refund_to` is `balance`. */
+            credit_amount: components["schemas"]["MoneyTotal"];
+            /**
+             * Format: uuid
+             * @description The refund it made (`GET /refunds/{id}`), when `refund_to` is `payment`.
+             */
+            refund_id: string | null;
             /** @description On a test clock */
             issued_at: components["schemas"]["Timestamp"];
             created_at: components["schemas"]["Timestamp"];
@@ -3225,7 +3379,9 @@ export interface components {
          * @description A reference to the customer's payment method at the gateway. With the built-in simulator,
          *     `pm_card_declined` fails when submitted (`card_declined`), `pm_insufficient_funds` fails
          *     at settlement (`insufficient_funds`), `pm_gateway_timeout` times out at every submission
-         *     (after 3 tries: `gateway_timeout`); any other `pm_...` succeeds.
+         *     (after 3 tries: `gateway_timeout`); any other `pm_...` succeeds. Refunds go back to the
+         *     method of the payment they refund and succeed, except to `pm_refund_fails`, which pays as
+         *     any method but whose refunds fail at settlement (`account_closed`).
          * @example pm_card_visa
          */
         PaymentMethod: string;
@@ -3282,6 +3438,65 @@ export interface components {
         };
         PaymentList: {
             data: components["schemas"]["Payment"][];
+            next_cursor: components["schemas"]["NextCursor"];
+        };
+        /**
+         * @description `pending` from its credit note until the rail settles it (the worker submits it to the
+         *     gateway, which accepts it, then settles it after the rail's delay, as a payment of that
+         *     rail); then `succeeded`, or `failed` with a reason, and then its amount is credited to the
+         *     customer's balance instead (a `refund_failed` balance transaction): no money is lost.
+         * @enum {string}
+         */
+        RefundStatus: "pending" | "succeeded" | "failed";
+        /**
+         * @description Money of a credit note on a paid invoice (`refund_to: payment`) sent back to the customer
+         *     through the gateway, on the rail and to the method of the payment that paid the invoice.
+         *     Events `refund.created`, `refund.succeeded`, `refund.failed`.
+         */
+        Refund: {
+            id: components["schemas"]["Id"];
+            /** Format: uuid */
+            credit_note_id: string;
+            /** Format: uuid */
+            invoice_id: string;
+            /**
+             * Format: uuid
+             * @description The payment refunded.
+             */
+            payment_id: string;
+            /** Format: uuid */
+            subscription_id: string;
+            /** Format: uuid */
+            user_id: string;
+            /** @description Tax included: the credit note's refund_amount. */
+            amount: components["schemas"]["MoneyTotal"];
+            rail: components["schemas"]["PaymentRail"];
+            payment_method: components["schemas"]["PaymentMethod"];
+            status: components["schemas"]["RefundStatus"];
+            /** @description Set when `failed`, e.g. `account_closed`; the amount was credited to the customer's balance. */
+            failure_reason: string | null;
+            /**
+             * Format: date-time
+             * @description When the gateway accepted it (on the subscription's test clock, if any).
+             */
+            submitted_at: string | null;
+            /**
+             * Format: date-time
+             * @description When the rail will settle it.
+             */
+            settles_at: string | null;
+            /**
+             * Format: date-time
+             * @description When it succeeded or failed.
+             */
+            settled_at: string | null;
+            gateway_reference: string | null;
+            version: components["schemas"]["Version"];
+            created_at: components["schemas"]["Timestamp"];
+            updated_at: components["schemas"]["Timestamp"];
+        };
+        RefundList: {
+            data: components["schemas"]["Refund"][];
             next_cursor: components["schemas"]["NextCursor"];
         };
         TestClock: {
@@ -3365,7 +3580,7 @@ export interface components {
          * @description An event type (see `Event.type`), or `*` for every type, present and future.
          * @enum {string}
          */
-        WebhookEventType: "*" | "api_key.created" | "api_key.revoked" | "billable_metric.created" | "billable_metric.updated" | "billable_metric.deleted" | "billing_settings.updated" | "feature.created" | "feature.updated" | "feature.deleted" | "invoice.created" | "invoice.finalized" | "invoice.voided" | "invoice.paid" | "invoice.payment_failed" | "invoice.uncollectible" | "invoice_item.created" | "credit_note.created" | "coupon.created" | "coupon.deleted" | "payment.created" | "payment.processing" | "payment.succeeded" | "payment.failed" | "plan.created" | "plan.updated" | "plan.archived" | "plan.deleted" | "subscription.created" | "subscription.updated" | "subscription.canceled" | "subscription.cancellation_scheduled" | "subscription.change_scheduled" | "subscription.scheduled_change_applied" | "subscription.scheduled_change_canceled" | "subscription.trial_will_end" | "subscription.paused" | "subscription.resumed" | "subscription.deleted" | "subscription.renewed" | "subscription.past_due" | "subscription.unpaid" | "subscription.recovered" | "subscription_feature.linked" | "subscription_feature.unlinked" | "tax_rate.created" | "tax_rate.superseded" | "test_clock.created" | "test_clock.advancing" | "test_clock.advanced" | "user.created" | "user.updated" | "user.deleted" | "webhook_endpoint.created" | "webhook_endpoint.updated" | "webhook_endpoint.disabled" | "webhook_endpoint.secret_rotated" | "webhook_endpoint.deleted" | "wallet.created" | "wallet.updated" | "wallet.balance_low" | "wallet.depleted" | "wallet.grant_expired";
+        WebhookEventType: "*" | "api_key.created" | "api_key.revoked" | "billable_metric.created" | "billable_metric.updated" | "billable_metric.deleted" | "billing_settings.updated" | "feature.created" | "feature.updated" | "feature.deleted" | "invoice.created" | "invoice.finalized" | "invoice.voided" | "invoice.paid" | "invoice.payment_failed" | "invoice.uncollectible" | "invoice_item.created" | "credit_note.created" | "coupon.created" | "coupon.deleted" | "payment.created" | "payment.processing" | "payment.succeeded" | "payment.failed" | "refund.created" | "refund.succeeded" | "refund.failed" | "plan.created" | "plan.updated" | "plan.archived" | "plan.deleted" | "subscription.created" | "subscription.updated" | "subscription.canceled" | "subscription.cancellation_scheduled" | "subscription.change_scheduled" | "subscription.scheduled_change_applied" | "subscription.scheduled_change_canceled" | "subscription.trial_will_end" | "subscription.paused" | "subscription.resumed" | "subscription.deleted" | "subscription.renewed" | "subscription.past_due" | "subscription.unpaid" | "subscription.recovered" | "subscription_feature.linked" | "subscription_feature.unlinked" | "tax_rate.created" | "tax_rate.superseded" | "test_clock.created" | "test_clock.advancing" | "test_clock.advanced" | "user.created" | "user.updated" | "user.deleted" | "webhook_endpoint.created" | "webhook_endpoint.updated" | "webhook_endpoint.disabled" | "webhook_endpoint.secret_rotated" | "webhook_endpoint.deleted" | "wallet.created" | "wallet.updated" | "wallet.balance_low" | "wallet.depleted" | "wallet.grant_expired";
         /** @enum {string} */
         WebhookEndpointStatus: "enabled" | "disabled";
         /**
@@ -4018,6 +4233,8 @@ export interface components {
         InvoiceId: string;
         /** @example 0193a6a2-8000-7000-8000-000000000001 */
         PaymentId: string;
+        /** @example 0193a6a2-8800-7000-8000-000000000001 */
+        RefundId: string;
         /** @example 0193a6a2-9000-7000-8000-000000000001 */
         TestClockId: string;
         /** @example 0193a6a2-6000-7000-8000-000000000001 */
@@ -4146,6 +4363,7 @@ export interface operations {
                      *           "name": "Ada Lovelace",
                      *           "email": "ada@example.com",
                      *           "region": null,
+                     *           "balance": "0.00",
                      *           "version": 1,
                      *           "created_at": "2026-11-23T09:00:00.000Z",
                      *           "updated_at": "2026-11-23T09:00:00.000Z"
@@ -4205,6 +4423,7 @@ export interface operations {
                      *       "name": "Ada Lovelace",
                      *       "email": "ada@example.com",
                      *       "region": null,
+                     *       "balance": "0.00",
                      *       "version": 1,
                      *       "created_at": "2026-11-23T09:00:00.000Z",
                      *       "updated_at": "2026-11-23T09:00:00.000Z"
@@ -4255,6 +4474,7 @@ export interface operations {
                      *       "name": "Ada Lovelace",
                      *       "email": "ada@example.com",
                      *       "region": null,
+                     *       "balance": "0.00",
                      *       "version": 1,
                      *       "created_at": "2026-11-23T09:00:00.000Z",
                      *       "updated_at": "2026-11-23T09:00:00.000Z"
@@ -4362,6 +4582,7 @@ export interface operations {
                      *       "name": "Ada Lovelace",
                      *       "email": "ada.lovelace@example.com",
                      *       "region": null,
+                     *       "balance": "0.00",
                      *       "version": 1,
                      *       "created_at": "2026-11-23T09:00:00.000Z",
                      *       "updated_at": "2026-11-23T10:00:00.000Z"
@@ -4379,6 +4600,69 @@ export interface operations {
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["Unprocessable"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    listBalanceTransactions: {
+        parameters: {
+            query?: {
+                /** @description Page size. */
+                limit?: components["parameters"]["Limit"];
+                /** @description The `next_cursor` of the previous page. */
+                cursor?: components["parameters"]["Cursor"];
+            };
+            header?: never;
+            path: {
+                /** @example 0193a6a2-7c4e-7d1a-9b1e-3f2c4d5e6f70 */
+                userId: components["parameters"]["UserId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of balance transactions. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "next_cursor": null,
+                     *       "data": [
+                     *         {
+                     *           "id": "0193a6a2-b000-7000-8000-000000000002",
+                     *           "user_id": "0193a6a2-7c4e-7d1a-9b1e-3f2c4d5e6f70",
+                     *           "type": "invoice",
+                     *           "amount": "-10.00",
+                     *           "balance_after": "5.00",
+                     *           "invoice_id": "0193a6a2-7000-7000-8000-000000000002",
+                     *           "credit_note_id": null,
+                     *           "refund_id": null,
+                     *           "created_at": "2026-12-01T00:00:00.000Z"
+                     *         },
+                     *         {
+                     *           "id": "0193a6a2-b000-7000-8000-000000000001",
+                     *           "user_id": "0193a6a2-7c4e-7d1a-9b1e-3f2c4d5e6f70",
+                     *           "type": "credit_note",
+                     *           "amount": "15.00",
+                     *           "balance_after": "15.00",
+                     *           "invoice_id": "0193a6a2-7000-7000-8000-000000000001",
+                     *           "credit_note_id": "0193a6a2-a000-7000-8000-000000000001",
+                     *           "refund_id": null,
+                     *           "created_at": "2026-11-23T10:00:00.000Z"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": components["schemas"]["BalanceTransactionList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
             429: components["responses"]["TooManyRequests"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -6724,6 +7008,7 @@ export interface operations {
                      *       "uncollectible_at": null,
                      *       "next_payment_attempt_at": null,
                      *       "amount_credited": "0.00",
+                     *       "amount_from_balance": "0.00",
                      *       "amount_due": "17.85",
                      *       "version": 1,
                      *       "created_at": "2026-11-23T09:00:00.000Z",
@@ -6795,6 +7080,7 @@ export interface operations {
                      *       "uncollectible_at": null,
                      *       "next_payment_attempt_at": null,
                      *       "amount_credited": "0.00",
+                     *       "amount_from_balance": "0.00",
                      *       "amount_due": "17.85",
                      *       "version": 1,
                      *       "created_at": "2026-11-23T09:00:00.000Z",
@@ -6902,6 +7188,7 @@ export interface operations {
                      *           "uncollectible_at": null,
                      *           "next_payment_attempt_at": null,
                      *           "amount_credited": "0.00",
+                     *           "amount_from_balance": "0.00",
                      *           "amount_due": "17.85",
                      *           "version": 1,
                      *           "created_at": "2026-11-23T09:00:00.000Z",
@@ -7052,6 +7339,7 @@ export interface operations {
                      *       "uncollectible_at": null,
                      *       "next_payment_attempt_at": null,
                      *       "amount_credited": "0.00",
+                     *       "amount_from_balance": "0.00",
                      *       "amount_due": "17.85",
                      *       "version": 1,
                      *       "created_at": "2026-11-23T09:00:00.000Z",
@@ -7155,6 +7443,7 @@ export interface operations {
                      *       "uncollectible_at": null,
                      *       "next_payment_attempt_at": null,
                      *       "amount_credited": "0.00",
+                     *       "amount_from_balance": "0.00",
                      *       "amount_due": "17.85",
                      *       "version": 1,
                      *       "created_at": "2026-11-23T09:00:00.000Z",
@@ -7260,6 +7549,7 @@ export interface operations {
                      *       "uncollectible_at": null,
                      *       "next_payment_attempt_at": null,
                      *       "amount_credited": "0.00",
+                     *       "amount_from_balance": "0.00",
                      *       "amount_due": "0.00",
                      *       "version": 1,
                      *       "created_at": "2026-11-23T09:00:00.000Z",
@@ -7328,12 +7618,6 @@ export interface operations {
         };
         requestBody: {
             content: {
-                /**
-                 * @example {
-                 *       "reason": "Service outage for a week",
-                 *       "amount": "10.00"
-                 *     }
-                 */
                 "application/json": components["schemas"]["CreditNoteCreate"];
             };
         };
@@ -7584,6 +7868,126 @@ export interface operations {
                      *     }
                      */
                     "application/json": components["schemas"]["Payment"];
+                };
+            };
+            304: components["responses"]["NotModified"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    listInvoiceRefunds: {
+        parameters: {
+            query?: {
+                /** @description Page size. */
+                limit?: components["parameters"]["Limit"];
+                /** @description The `next_cursor` of the previous page. */
+                cursor?: components["parameters"]["Cursor"];
+            };
+            header?: never;
+            path: {
+                /** @example 0193a6a2-7000-7000-8000-000000000001 */
+                invoiceId: components["parameters"]["InvoiceId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of refunds. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "next_cursor": null,
+                     *       "data": [
+                     *         {
+                     *           "id": "0193a6a2-8800-7000-8000-000000000001",
+                     *           "credit_note_id": "0193a6a2-a000-7000-8000-000000000001",
+                     *           "invoice_id": "0193a6a2-7000-7000-8000-000000000001",
+                     *           "payment_id": "0193a6a2-8000-7000-8000-000000000001",
+                     *           "subscription_id": "0193a6a2-9e11-7f00-a000-00000000beef",
+                     *           "user_id": "0193a6a2-7c4e-7d1a-9b1e-3f2c4d5e6f70",
+                     *           "amount": "17.85",
+                     *           "rail": "ach_standard",
+                     *           "payment_method": "pm_us_bank_account",
+                     *           "status": "pending",
+                     *           "failure_reason": null,
+                     *           "submitted_at": "2026-11-23T10:00:01.000Z",
+                     *           "settles_at": "2026-11-25T10:00:01.000Z",
+                     *           "settled_at": null,
+                     *           "gateway_reference": "sim_0193a6a2-8800-7000-8000-000000000001",
+                     *           "version": 2,
+                     *           "created_at": "2026-11-23T10:00:00.000Z",
+                     *           "updated_at": "2026-11-23T10:00:01.000Z"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": components["schemas"]["RefundList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getRefund: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Answer 304 with no body when the current ETag is one of these (or `*`).
+                 * @example "3"
+                 */
+                "If-None-Match"?: components["parameters"]["IfNoneMatch"];
+            };
+            path: {
+                /** @example 0193a6a2-8800-7000-8000-000000000001 */
+                refundId: components["parameters"]["RefundId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The refund. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a6a2-8800-7000-8000-000000000001",
+                     *       "credit_note_id": "0193a6a2-a000-7000-8000-000000000001",
+                     *       "invoice_id": "0193a6a2-7000-7000-8000-000000000001",
+                     *       "payment_id": "0193a6a2-8000-7000-8000-000000000001",
+                     *       "subscription_id": "0193a6a2-9e11-7f00-a000-00000000beef",
+                     *       "user_id": "0193a6a2-7c4e-7d1a-9b1e-3f2c4d5e6f70",
+                     *       "amount": "17.85",
+                     *       "rail": "ach_standard",
+                     *       "payment_method": "pm_us_bank_account",
+                     *       "status": "pending",
+                     *       "failure_reason": null,
+                     *       "submitted_at": "2026-11-23T10:00:01.000Z",
+                     *       "settles_at": "2026-11-25T10:00:01.000Z",
+                     *       "settled_at": null,
+                     *       "gateway_reference": "sim_0193a6a2-8800-7000-8000-000000000001",
+                     *       "version": 2,
+                     *       "created_at": "2026-11-23T10:00:00.000Z",
+                     *       "updated_at": "2026-11-23T10:00:01.000Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Refund"];
                 };
             };
             304: components["responses"]["NotModified"];

@@ -34,6 +34,7 @@ import {
   billingSettingsRouter,
   invoicePaymentsRouter,
   paymentsRouter,
+  refundsRouter,
   testClocksRouter,
 } from './routes/payments.js';
 import { subscriptionsRouter } from './routes/subscriptions.js';
@@ -176,6 +177,7 @@ export function createApp({
   app.use('/api/v1/invoices', invoicesRouter(ctx));
   app.use('/api/v1/invoices', invoicePaymentsRouter(ctx));
   app.use('/api/v1/payments', paymentsRouter(ctx));
+  app.use('/api/v1/refunds', refundsRouter(ctx));
   app.use('/api/v1/test-clocks', testClocksRouter(ctx));
   app.use('/api/v1/billing-settings', billingSettingsRouter(ctx));
   app.use('/api/v1/reports', reportsRouter(ctx));

@@ -35,6 +35,8 @@ import * as m202612030018 from './202612030018_one_off_charges.js';
 import * as m202612030019 from './202612030019_credit_notes.js';
 import * as m202612030020 from './202612030020_coupons.js';
 import * as m202612030021 from './202612030021_pauses.js';
+import * as m202612030030 from './202612030030_customer_balance.js';
+import * as m202612030031 from './202612030031_refunds.js';
 
 export const migrations: Record<string, Migration> = {
   '202611230001_initial': m202611230001,
@@ -71,4 +73,6 @@ export const migrations: Record<string, Migration> = {
   '202612030019_credit_notes': m202612030019,
   '202612030020_coupons': m202612030020,
   '202612030021_pauses': m202612030021,
+  '202612030030_customer_balance': m202612030030,
+  '202612030031_refunds': m202612030031,
 };

@@ -27,6 +27,17 @@ with clock as (select now() as now),
       from payments p join subscriptions s on s.tenant_id = p.tenant_id and s.id = p.subscription_id, clock
       where p.status = 'pending' and p.submit_after <= clock.now and s.test_clock_id is null 
       union all
+      -- Refunds (made by credit notes, never by a step): submitted, then settled after the rail's delay.
+      select 6, 'refund', r.tenant_id, r.subscription_id, r.id, r.submit_after
+      from refunds r join subscriptions s on s.tenant_id = r.tenant_id and s.id = r.subscription_id, clock
+      where r.status = 'pending' and r.submitted_at is null
+        and coalesce(r.settles_at, r.submit_after) <= clock.now and s.test_clock_id is null 
+      union all
+      select 7, 'refund_settle', r.tenant_id, r.subscription_id, r.id, r.settles_at
+      from refunds r join subscriptions s on s.tenant_id = r.tenant_id and s.id = r.subscription_id, clock
+      where r.status = 'pending' and r.submitted_at is not null
+        and coalesce(r.settles_at, r.submit_after) <= clock.now and s.test_clock_id is null 
+      union all
       select 3, 'retry', i.tenant_id, i.subscription_id, i.id, i.next_collection_at
       from invoices i join subscriptions s on s.tenant_id = i.tenant_id and s.id = i.subscription_id, clock
       where i.next_collection_at <= clock.now and s.test_clock_id is null 
@@ -78,14 +89,25 @@ with clock as (select now() as now),
       from payments p join subscriptions s on s.tenant_id = p.tenant_id and s.id = p.subscription_id, clock
       where p.status = 'pending' and p.submit_after <= clock.now and s.test_clock_id is null and s.tenant_id = $5
       union all
+      -- Refunds (made by credit notes, never by a step): submitted, then settled after the rail's delay.
+      select 6, 'refund', r.tenant_id, r.subscription_id, r.id, r.submit_after
+      from refunds r join subscriptions s on s.tenant_id = r.tenant_id and s.id = r.subscription_id, clock
+      where r.status = 'pending' and r.submitted_at is null
+        and coalesce(r.settles_at, r.submit_after) <= clock.now and s.test_clock_id is null and s.tenant_id = $6
+      union all
+      select 7, 'refund_settle', r.tenant_id, r.subscription_id, r.id, r.settles_at
+      from refunds r join subscriptions s on s.tenant_id = r.tenant_id and s.id = r.subscription_id, clock
+      where r.status = 'pending' and r.submitted_at is not null
+        and coalesce(r.settles_at, r.submit_after) <= clock.now and s.test_clock_id is null and s.tenant_id = $7
+      union all
       select 3, 'retry', i.tenant_id, i.subscription_id, i.id, i.next_collection_at
       from invoices i join subscriptions s on s.tenant_id = i.tenant_id and s.id = i.subscription_id, clock
-      where i.next_collection_at <= clock.now and s.test_clock_id is null and s.tenant_id = $6
+      where i.next_collection_at <= clock.now and s.test_clock_id is null and s.tenant_id = $8
       union all
       select 2, 'renew', s.tenant_id, s.id, s.id, s.billed_until::timestamp at time zone 'UTC'
       from subscriptions s
       where s.billed_until is not null and s.status <> 'canceled'
-        and s.billed_until <= (select (now at time zone 'UTC')::date from clock) and s.test_clock_id is null and s.tenant_id = $7
+        and s.billed_until <= (select (now at time zone 'UTC')::date from clock) and s.test_clock_id is null and s.tenant_id = $9
       union all
       -- A canceled subscription has one step left when its plan charges usage: its last usage.
       -- Found from those plans (each branch has an index of its own: one scan with an "or" read
@@ -94,7 +116,7 @@ with clock as (select now() as now),
       select 2, 'renew', s.tenant_id, s.id, s.id, s.billed_until::timestamp at time zone 'UTC'
       from plans p join subscriptions s on s.tenant_id = p.tenant_id and s.plan_id = p.id
       where p.usage_charges <> '[]'::jsonb and s.status = 'canceled' and s.billed_until is not null
-        and s.billed_until <= (select (now at time zone 'UTC')::date from clock) and s.test_clock_id is null and s.tenant_id = $8
+        and s.billed_until <= (select (now at time zone 'UTC')::date from clock) and s.test_clock_id is null and s.tenant_id = $10
     
     ),
     first as (
@@ -102,7 +124,7 @@ with clock as (select now() as now),
     )
     select kind, tenant_id, subscription_id, target_id, due_at from first
     order by due_at, rank, subscription_id
-    limit $9;
+    limit $11;
 with clock as (select (select frozen_time from test_clocks where id = $1 and tenant_id = $2) as now),
     items as (
       select 1 as rank, 'cancel' as kind, s.tenant_id, s.id as subscription_id, s.id as target_id, s.cancel_at as due_at
@@ -129,14 +151,25 @@ with clock as (select (select frozen_time from test_clocks where id = $1 and ten
       from payments p join subscriptions s on s.tenant_id = p.tenant_id and s.id = p.subscription_id, clock
       where p.status = 'pending' and p.submit_after <= clock.now and s.test_clock_id = $11 and s.tenant_id = $12
       union all
+      -- Refunds (made by credit notes, never by a step): submitted, then settled after the rail's delay.
+      select 6, 'refund', r.tenant_id, r.subscription_id, r.id, r.submit_after
+      from refunds r join subscriptions s on s.tenant_id = r.tenant_id and s.id = r.subscription_id, clock
+      where r.status = 'pending' and r.submitted_at is null
+        and coalesce(r.settles_at, r.submit_after) <= clock.now and s.test_clock_id = $13 and s.tenant_id = $14
+      union all
+      select 7, 'refund_settle', r.tenant_id, r.subscription_id, r.id, r.settles_at
+      from refunds r join subscriptions s on s.tenant_id = r.tenant_id and s.id = r.subscription_id, clock
+      where r.status = 'pending' and r.submitted_at is not null
+        and coalesce(r.settles_at, r.submit_after) <= clock.now and s.test_clock_id = $15 and s.tenant_id = $16
+      union all
       select 3, 'retry', i.tenant_id, i.subscription_id, i.id, i.next_collection_at
       from invoices i join subscriptions s on s.tenant_id = i.tenant_id and s.id = i.subscription_id, clock
-      where i.next_collection_at <= clock.now and s.test_clock_id = $13 and s.tenant_id = $14
+      where i.next_collection_at <= clock.now and s.test_clock_id = $17 and s.tenant_id = $18
       union all
       select 2, 'renew', s.tenant_id, s.id, s.id, s.billed_until::timestamp at time zone 'UTC'
       from subscriptions s
       where s.billed_until is not null and s.status <> 'canceled'
-        and s.billed_until <= (select (now at time zone 'UTC')::date from clock) and s.test_clock_id = $15 and s.tenant_id = $16
+        and s.billed_until <= (select (now at time zone 'UTC')::date from clock) and s.test_clock_id = $19 and s.tenant_id = $20
       union all
       -- A canceled subscription has one step left when its plan charges usage: its last usage.
       -- Found from those plans (each branch has an index of its own: one scan with an "or" read
@@ -145,7 +178,7 @@ with clock as (select (select frozen_time from test_clocks where id = $1 and ten
       select 2, 'renew', s.tenant_id, s.id, s.id, s.billed_until::timestamp at time zone 'UTC'
       from plans p join subscriptions s on s.tenant_id = p.tenant_id and s.plan_id = p.id
       where p.usage_charges <> '[]'::jsonb and s.status = 'canceled' and s.billed_until is not null
-        and s.billed_until <= (select (now at time zone 'UTC')::date from clock) and s.test_clock_id = $17 and s.tenant_id = $18
+        and s.billed_until <= (select (now at time zone 'UTC')::date from clock) and s.test_clock_id = $21 and s.tenant_id = $22
     union all
       -- A wallet on the clock whose holds or grants expire: swept at the earliest such time.
       select 0, 'expire', w.tenant_id, w.id, w.id, e.due_at
@@ -157,12 +190,12 @@ with clock as (select (select frozen_time from test_clocks where id = $1 and ten
           select h.expires_at from wallet_holds h
           where h.tenant_id = w.tenant_id and h.wallet_id = w.id and h.status = 'pending' and h.expires_at <= clock.now
         ) x) e
-      where e.due_at is not null and w.test_clock_id = $19
-        and w.tenant_id = $20
+      where e.due_at is not null and w.test_clock_id = $23
+        and w.tenant_id = $24
     ),
     first as (
       select distinct on (subscription_id) * from items order by subscription_id, due_at, rank
     )
     select kind, tenant_id, subscription_id, target_id, due_at from first
     order by due_at, rank, subscription_id
-    limit $21;
+    limit $25;

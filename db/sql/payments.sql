@@ -15,6 +15,9 @@ select count(*) as "count" from "payments" where "invoice_id" = $1;
 -- findPaymentInFlight
 select "id", "status" from "payments" where "invoice_id" = $1 and "status" in ($2, $3);
 
+-- findSucceededPayment
+select "id", "invoice_id", "subscription_id", "amount", "rail", "payment_method", "status", "failure_reason", "initiated_by", "attempt", "submit_after", "submit_attempts", "submitted_at", "settles_at", "settled_at", "gateway_reference", "version", "created_at", "updated_at" from "payments" where "invoice_id" = $1 and "status" = $2;
+
 -- insertPayment
 insert into "payments" ("invoice_id", "subscription_id", "amount", "rail", "payment_method", "initiated_by", "attempt", "submit_after") values ($1, $2, $3, $4, $5, $6, $7, $8) on conflict ("tenant_id", "invoice_id") where status in ('pending', 'processing') do nothing returning "id", "invoice_id", "subscription_id", "amount", "rail", "payment_method", "status", "failure_reason", "initiated_by", "attempt", "submit_after", "submit_attempts", "submitted_at", "settles_at", "settled_at", "gateway_reference", "version", "created_at", "updated_at";
 

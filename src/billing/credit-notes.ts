@@ -134,3 +134,71 @@ export function creditNoteAmounts(
     total: formatCents(credited + taxTotal),
   };
 }
+
+/** Where the money of a credit note goes beyond what is still due on its invoice. */
+export type RefundTo = 'payment' | 'balance';
+
+export interface CreditNoteMoney {
+  /** What lowers the invoice's amount due (what was still owed). */
+  off_due: string;
+  /** Where the rest goes: null when there is no rest. */
+  refund_to: RefundTo | null;
+  /** Refunded through the gateway, on the rail of the payment that paid the invoice. */
+  refund_amount: string;
+  /** Credited to the customer's balance. */
+  credit_amount: string;
+}
+
+/**
+ * The money of a credit note of `total` (tax included): first what is still due on the invoice
+ * is lowered; the rest was paid already (by a payment, or by the customer's balance) and goes
+ * back where the request says. A paid invoice must say (`refund_to`); a refund is never more than
+ * the invoice's payment paid less its earlier refunds (`refundable`). An unpaid invoice has no
+ * payment to refund: what its credit notes take beyond what is due (what the balance paid of it)
+ * goes back to the balance.
+ */
+export function creditNoteMoney(
+  total: string,
+  invoice: { paid: boolean; amountDue: string; refundable: string },
+  refundTo: RefundTo | undefined,
+  amountField: string,
+): CreditNoteMoney | { errors: FieldError[] } {
+  const due = parseAmount(invoice.amountDue);
+  const credited = parseAmount(total);
+  const offDue = credited < due ? credited : due;
+  const rest = credited - offDue;
+  if (refundTo === 'payment' && !invoice.paid)
+    return {
+      errors: [
+        {
+          field: '/refund_to',
+          message: 'the invoice is not paid: nothing to refund (a credit note lowers what is due)',
+        },
+      ],
+    };
+  if (invoice.paid && refundTo === undefined)
+    return {
+      errors: [
+        {
+          field: '/refund_to',
+          message: 'required for a paid invoice: payment (a refund) or balance (the customer balance)',
+        },
+      ],
+    };
+  if (refundTo === 'payment' && rest > parseAmount(invoice.refundable))
+    return {
+      errors: [
+        {
+          field: amountField,
+          message: `refunds ${formatCents(rest)} with tax, more than can be refunded (${formatCents(parseAmount(invoice.refundable))}: what the payment paid less earlier refunds); credit the rest to the balance`,
+        },
+      ],
+    };
+  const to = rest === 0n ? null : (refundTo ?? 'balance');
+  return {
+    off_due: formatCents(offDue),
+    refund_to: to,
+    refund_amount: formatCents(to === 'payment' ? rest : 0n),
+    credit_amount: formatCents(to === 'balance' ? rest : 0n),
+  };
+}

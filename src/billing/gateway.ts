@@ -19,9 +19,28 @@ export type SubmitResult =
 
 export type SettleResult = { kind: 'succeeded' } | { kind: 'failed'; reason: string };
 
+/** Money sent back to the payment method that paid (a refund of part or all of a payment). */
+export interface GatewayRefund {
+  refundId: string;
+  /** The payment refunded: its method and rail are the refund's. */
+  paymentId: string;
+  paymentMethod: string;
+  rail: PaymentRail;
+  amount: string;
+  /** Now, on the subscription's clock. */
+  at: Date;
+}
+
+export type RefundSubmitResult =
+  | { kind: 'accepted'; reference: string; settlesAt: Date }
+  | { kind: 'declined'; reference: string; reason: string };
+
 export interface PaymentGateway {
   submit(payment: GatewayPayment): Promise<SubmitResult>;
   settle(payment: GatewayPayment): Promise<SettleResult>;
+  /** Idempotent per refund id, like submit per payment id. */
+  refund(refund: GatewayRefund): Promise<RefundSubmitResult>;
+  settleRefund(refund: GatewayRefund): Promise<SettleResult>;
 }
 
 const HOUR = 3600_000;
@@ -69,6 +88,21 @@ export const simulatedGateway: PaymentGateway = {
   settle(payment) {
     if (payment.paymentMethod === 'pm_insufficient_funds')
       return Promise.resolve({ kind: 'failed', reason: 'insufficient_funds' });
+    return Promise.resolve({ kind: 'succeeded' });
+  },
+  // A refund travels the rail of its payment, as slowly: accepted at once, settled after the
+  // rail's delay. pm_refund_fails pays as any method, but its refunds fail at settlement (the
+  // account the money would go back to is closed).
+  refund(refund) {
+    return Promise.resolve({
+      kind: 'accepted',
+      reference: `sim_${refund.refundId}`,
+      settlesAt: settlementTime(refund.rail, refund.at),
+    });
+  },
+  settleRefund(refund) {
+    if (refund.paymentMethod === 'pm_refund_fails')
+      return Promise.resolve({ kind: 'failed', reason: 'account_closed' });
     return Promise.resolve({ kind: 'succeeded' });
   },
 };

@@ -8,7 +8,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { sql } from 'kysely';
+import { NoResultError, sql } from 'kysely';
 import * as maintenance from '../analytics/maintenance.js';
 import * as metrics from '../analytics/metrics.js';
 import * as mrr from '../analytics/mrr.js';
@@ -26,6 +26,8 @@ import * as features from '../queries/features.js';
 import * as idempotencyKeys from '../queries/idempotency-keys.js';
 import * as coupons from '../queries/coupons.js';
 import * as creditNotes from '../queries/credit-notes.js';
+import * as customerBalance from '../queries/customer-balance.js';
+import * as refunds from '../queries/refunds.js';
 import * as invoiceItems from '../queries/invoice-items.js';
 import * as invoices from '../queries/invoices.js';
 import * as plans from '../queries/plans.js';
@@ -70,7 +72,9 @@ const USAGE_EVENT = '01900000-0000-7000-8000-000000000010';
 const WALLET = '01900000-0000-7000-8000-000000000011';
 const GRANT = '01900000-0000-7000-8000-000000000012';
 const HOLD = '01900000-0000-7000-8000-000000000013';
-const COUPON = '01900000-0000-7000-8000-000000000014';
+const COUPON = '01900000-0000-7000-8000-000000000016';
+const CREDIT_NOTE = '01900000-0000-7000-8000-000000000014';
+const REFUND = '01900000-0000-7000-8000-000000000015';
 
 type Call = (db: Db) => Promise<unknown>;
 
@@ -207,7 +211,53 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
           taxes: [],
           tax_total: '0.00',
           total: '1.00',
+          refund_to: 'balance',
+          refund_amount: '0.00',
+          credit_amount: '1.00',
           issued_at: new Date(0),
+        }),
+    },
+  },
+  'customer-balance': {
+    module: customerBalance,
+    calls: {
+      lockBalance: (db) => customerBalance.lockBalance(db, USER),
+      addBalanceTransaction: (db) =>
+        customerBalance.addBalanceTransaction(db, {
+          user_id: USER,
+          type: 'credit_note',
+          amount: '1.00',
+          invoice_id: INVOICE,
+          credit_note_id: CREDIT_NOTE,
+          created_at: new Date(0),
+        }),
+      listBalanceTransactions: (db) =>
+        customerBalance.listBalanceTransactions(db, { userId: USER, limit: 20, after: CREDIT_NOTE }),
+    },
+  },
+  refunds: {
+    module: refunds,
+    calls: {
+      listRefunds: (db) => refunds.listRefunds(db, { invoiceId: INVOICE, limit: 20, after: REFUND }),
+      findRefund: (db) => refunds.findRefund(db, REFUND),
+      lockRefund: (db) => refunds.lockRefund(db, REFUND),
+      refundedOfInvoice: (db) => refunds.refundedOfInvoice(db, INVOICE),
+      insertRefund: (db) =>
+        refunds.insertRefund(db, {
+          credit_note_id: CREDIT_NOTE,
+          invoice_id: INVOICE,
+          payment_id: PAYMENT,
+          subscription_id: SUBSCRIPTION,
+          user_id: USER,
+          amount: '1.00',
+          rail: 'card',
+          payment_method: 'pm_card_visa',
+          submit_after: new Date(0),
+        }),
+      // No such refund (it needs a payment and a credit note): the statement runs, updating nothing.
+      updateRefund: (db) =>
+        refunds.updateRefund(db, REFUND, { status: 'succeeded', settled_at: new Date(0) }).catch((error) => {
+          if (!(error instanceof NoResultError)) throw error;
         }),
     },
   },
@@ -574,6 +624,7 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
       lockPayment: (db) => payments.lockPayment(db, PAYMENT),
       countPayments: (db) => payments.countPayments(db, INVOICE),
       findPaymentInFlight: (db) => payments.findPaymentInFlight(db, INVOICE),
+      findSucceededPayment: (db) => payments.findSucceededPayment(db, INVOICE),
       insertPayment: (db) =>
         payments.insertPayment(db, {
           invoice_id: INVOICE,

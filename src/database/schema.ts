@@ -40,6 +40,10 @@ export type InvoiceItemKind = 'proration_credit' | 'proration_charge' | 'one_off
 export type PaymentRail = 'card' | 'ach_standard' | 'ach_same_day' | 'wire' | 'instant';
 export type PaymentStatus = 'pending' | 'processing' | 'succeeded' | 'failed';
 export type DunningFinalAction = 'cancel' | 'mark_unpaid';
+/** Where the money of a credit note went beyond what was still due on its invoice. */
+export type RefundTo = 'payment' | 'balance';
+export type RefundStatus = 'pending' | 'succeeded' | 'failed';
+export type BalanceTransactionType = 'credit_note' | 'invoice' | 'invoice_voided' | 'refund_failed';
 
 type Timestamp = ColumnType<Date, never, never>;
 type UpdatedAt = ColumnType<Date, never, Date | string>;
@@ -190,7 +194,30 @@ export type CreditNotesTable = Override<
     id: ColumnType<string, never, never>;
     lines: ColumnType<G.JsonValue, string, never>;
     taxes: ColumnType<G.JsonValue, string, never>;
+    refund_to: ColumnType<RefundTo | null, RefundTo | null, never>;
     created_at: Timestamp;
+  }
+>;
+/** Append-only, like credit notes (db/migrations/202612030030_customer_balance.ts). */
+export type CustomerBalanceTransactionsTable = Override<
+  G.CustomerBalanceTransactions,
+  {
+    tenant_id: TenantId;
+    id: ColumnType<string, never, never>;
+    type: ColumnType<BalanceTransactionType, BalanceTransactionType, never>;
+  }
+>;
+/** pending → succeeded | failed; amount, payment and invoice never change (a trigger). */
+export type RefundsTable = Override<
+  G.Refunds,
+  {
+    tenant_id: TenantId;
+    id: ColumnType<string, never, never>;
+    rail: ColumnType<PaymentRail, PaymentRail, never>;
+    status: ColumnType<RefundStatus, RefundStatus | undefined, RefundStatus>;
+    created_at: Timestamp;
+    updated_at: UpdatedAt;
+    version: Version;
   }
 >;
 export type CreditNoteCountersTable = Override<G.CreditNoteCounters, { tenant_id: TenantId }>;
@@ -396,6 +423,8 @@ export interface Database {
   invoice_items: InvoiceItemsTable;
   credit_notes: CreditNotesTable;
   credit_note_counters: CreditNoteCountersTable;
+  customer_balance_transactions: CustomerBalanceTransactionsTable;
+  refunds: RefundsTable;
   test_clocks: TestClocksTable;
   payments: PaymentsTable;
   billing_settings: BillingSettingsTable;
@@ -434,6 +463,10 @@ export type CouponRow = Omit<Selectable<CouponsTable>, 'tenant_id'>;
 export type InvoiceRow = Omit<Selectable<InvoicesTable>, 'tenant_id'>;
 export type InvoiceItemRow = Omit<Selectable<InvoiceItemsTable>, 'tenant_id'>;
 export type CreditNoteRow = Omit<Selectable<CreditNotesTable>, 'tenant_id'>;
+/** A credit note with the id of the refund it made, if any. */
+export type CreditNoteView = CreditNoteRow & { refund_id: string | null };
+export type BalanceTransactionRow = Omit<Selectable<CustomerBalanceTransactionsTable>, 'tenant_id'>;
+export type RefundRow = Omit<Selectable<RefundsTable>, 'tenant_id'>;
 export type TestClockRow = Omit<Selectable<TestClocksTable>, 'tenant_id'>;
 export type PaymentRow = Omit<Selectable<PaymentsTable>, 'tenant_id'>;
 export type BillingSettingsRow = Omit<Selectable<BillingSettingsTable>, 'tenant_id'>;

@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import type { Db } from '../database/connection.js';
-import type { CreditNoteRow } from '../database/schema.js';
+import type { CreditNoteRow, CreditNoteView, RefundTo } from '../database/schema.js';
 
 const columns = [
   'id',
@@ -14,17 +14,23 @@ const columns = [
   'taxes',
   'tax_total',
   'total',
+  'refund_to',
+  'refund_amount',
+  'credit_amount',
   'issued_at',
   'created_at',
 ] as const;
 
-/** An invoice's credit notes, oldest first. */
-export function listCreditNotes(db: Db, invoiceId: string): Promise<CreditNoteRow[]> {
+/** An invoice's credit notes, oldest first, each with its refund's id. */
+export function listCreditNotes(db: Db, invoiceId: string): Promise<CreditNoteView[]> {
   return db
-    .selectFrom('credit_notes')
-    .select(columns)
-    .where('invoice_id', '=', invoiceId)
-    .orderBy('number')
+    .selectFrom('credit_notes as c')
+    .select(columns.map((column) => `c.${column}` as const))
+    .select((eb) =>
+      eb.selectFrom('refunds as r').select('r.id').whereRef('r.credit_note_id', '=', 'c.id').as('refund_id'),
+    )
+    .where('c.invoice_id', '=', invoiceId)
+    .orderBy('c.number')
     .execute();
 }
 
@@ -48,6 +54,9 @@ export interface NewCreditNote {
   taxes: unknown;
   tax_total: string;
   total: string;
+  refund_to: RefundTo | null;
+  refund_amount: string;
+  credit_amount: string;
   issued_at: Date;
 }
 

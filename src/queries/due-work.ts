@@ -3,13 +3,23 @@
 import { sql } from 'kysely';
 import type { Db } from '../database/connection.js';
 
-export type DueKind = 'cancel' | 'settle' | 'submit' | 'retry' | 'renew' | 'expire' | 'trial' | 'resume';
+export type DueKind =
+  | 'cancel'
+  | 'settle'
+  | 'submit'
+  | 'retry'
+  | 'renew'
+  | 'expire'
+  | 'trial'
+  | 'resume'
+  | 'refund'
+  | 'refund_settle';
 
 export interface DueItem {
   kind: DueKind;
   tenant_id: string;
   subscription_id: string;
-  /** The subscription, payment, invoice or wallet (an `expire` step, whose subscription_id is the wallet's id) to act on. */
+  /** The subscription, payment, invoice, refund or wallet (an `expire` step, whose subscription_id is the wallet's id) to act on. */
   target_id: string;
   due_at: Date;
 }
@@ -18,7 +28,8 @@ export interface DueItem {
  * The earliest due item of each subscription (so one subscription's steps happen in time order:
  * its next item is looked for again after this one is done), earliest first, then by rank. The
  * ranks follow a renewal's life: a step only makes steps due later, or at the same time with a
- * higher rank (renew → submit → settle; a failed settlement → a retry days later → submit), and
+ * higher rank (renew → submit → settle; a failed settlement → a retry days later → submit; a
+ * refund's submission → its settlement), and
  * a scheduled cancellation goes before the renewal it prevents (a canceled subscription still has
  * its "renewal" when its plan charges usage: the closing invoice of its last period's usage). On a test clock, due means at or
  * before the clock's time; in real time, at or before now.
@@ -59,6 +70,17 @@ export async function findDueWork(
       select 4, 'submit', p.tenant_id, p.subscription_id, p.id, p.submit_after
       from payments p join subscriptions s on s.tenant_id = p.tenant_id and s.id = p.subscription_id, clock
       where p.status = 'pending' and p.submit_after <= clock.now and ${onClock} ${inTenant}
+      union all
+      -- Refunds (made by credit notes, never by a step): submitted, then settled after the rail's delay.
+      select 6, 'refund', r.tenant_id, r.subscription_id, r.id, r.submit_after
+      from refunds r join subscriptions s on s.tenant_id = r.tenant_id and s.id = r.subscription_id, clock
+      where r.status = 'pending' and r.submitted_at is null
+        and coalesce(r.settles_at, r.submit_after) <= clock.now and ${onClock} ${inTenant}
+      union all
+      select 7, 'refund_settle', r.tenant_id, r.subscription_id, r.id, r.settles_at
+      from refunds r join subscriptions s on s.tenant_id = r.tenant_id and s.id = r.subscription_id, clock
+      where r.status = 'pending' and r.submitted_at is not null
+        and coalesce(r.settles_at, r.submit_after) <= clock.now and ${onClock} ${inTenant}
       union all
       select 3, 'retry', i.tenant_id, i.subscription_id, i.id, i.next_collection_at
       from invoices i join subscriptions s on s.tenant_id = i.tenant_id and s.id = i.subscription_id, clock

@@ -25,6 +25,7 @@ const columns = [
   'collection_failed_at',
   'next_collection_at',
   'amount_credited',
+  'amount_from_balance',
   'version',
   'created_at',
   'updated_at',
@@ -153,6 +154,7 @@ export function updateInvoice(
     collection_failed_at?: Date | null;
     next_collection_at?: Date | null;
     amount_credited?: string;
+    amount_from_balance?: string;
   },
 ): Promise<InvoiceRow> {
   return db

@@ -66,6 +66,16 @@ export function findPaymentInFlight(
     .executeTakeFirst();
 }
 
+/** The invoice's successful payment, if any (there is at most one: a unique index). */
+export function findSucceededPayment(db: Db, invoiceId: string): Promise<PaymentRow | undefined> {
+  return db
+    .selectFrom('payments')
+    .select(columns)
+    .where('invoice_id', '=', invoiceId)
+    .where('status', '=', 'succeeded')
+    .executeTakeFirst();
+}
+
 /** How many payments the invoice had (the next attempt's number is one more). */
 export async function countPayments(db: Db, invoiceId: string): Promise<number> {
   const row = await db

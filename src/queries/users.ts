@@ -3,7 +3,7 @@ import { runCompiled } from '../database/compiled.js';
 import type { Db } from '../database/connection.js';
 import type { UserRow } from '../database/schema.js';
 
-const columns = ['id', 'name', 'email', 'region', 'version', 'created_at', 'updated_at'] as const;
+const columns = ['id', 'name', 'email', 'region', 'balance', 'version', 'created_at', 'updated_at'] as const;
 
 export interface UserFilter {
   limit: number;

@@ -1,11 +1,18 @@
 import type { Schemas } from '../contract.js';
 import { formatCents, parseAmount } from '../billing/money.js';
-import type { CreditNoteRow, InvoiceItemRow, InvoiceRow } from '../database/schema.js';
+import type { CreditNoteView, InvoiceItemRow, InvoiceRow } from '../database/schema.js';
 
-/** What a payment must equal: total less credit notes while owed, 0.00 once paid or void. */
-export function amountDue(row: Pick<InvoiceRow, 'status' | 'total' | 'amount_credited'>): string {
+/**
+ * What a payment must equal: total less credit notes and what the customer's balance paid, while
+ * owed (never below zero: credit notes beyond it gave the balance's part back); 0.00 once paid or void.
+ */
+export function amountDue(
+  row: Pick<InvoiceRow, 'status' | 'total' | 'amount_credited' | 'amount_from_balance'>,
+): string {
   if (row.status === 'paid' || row.status === 'void') return '0.00';
-  return formatCents(parseAmount(row.total) - parseAmount(row.amount_credited));
+  const due =
+    parseAmount(row.total) - parseAmount(row.amount_credited) - parseAmount(row.amount_from_balance);
+  return formatCents(due > 0n ? due : 0n);
 }
 
 export function toInvoiceResponse(row: InvoiceRow): Schemas['Invoice'] {
@@ -40,6 +47,7 @@ export function toInvoiceResponse(row: InvoiceRow): Schemas['Invoice'] {
     uncollectible_at: row.uncollectible_at?.toISOString() ?? null,
     next_payment_attempt_at: row.next_collection_at?.toISOString() ?? null,
     amount_credited: row.amount_credited,
+    amount_from_balance: row.amount_from_balance,
     amount_due: amountDue(row),
     version: row.version,
     created_at: row.created_at.toISOString(),
@@ -61,7 +69,7 @@ export function toInvoiceItemResponse(row: InvoiceItemRow): Schemas['InvoiceItem
   };
 }
 
-export function toCreditNoteResponse(row: CreditNoteRow): Schemas['CreditNote'] {
+export function toCreditNoteResponse(row: CreditNoteView): Schemas['CreditNote'] {
   return {
     id: row.id,
     number: Number(row.number),
@@ -74,6 +82,10 @@ export function toCreditNoteResponse(row: CreditNoteRow): Schemas['CreditNote'] 
     taxes: row.taxes as Schemas['CreditNote']['taxes'],
     tax_total: row.tax_total,
     total: row.total,
+    refund_to: row.refund_to,
+    refund_amount: row.refund_amount,
+    credit_amount: row.credit_amount,
+    refund_id: row.refund_id,
     issued_at: row.issued_at.toISOString(),
     created_at: row.created_at.toISOString(),
   };

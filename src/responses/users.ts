@@ -7,6 +7,7 @@ export function toUserResponse(row: UserRow): Schemas['User'] {
     name: row.name,
     email: row.email,
     region: row.region,
+    balance: row.balance,
     version: row.version,
     created_at: row.created_at.toISOString(),
     updated_at: row.updated_at.toISOString(),

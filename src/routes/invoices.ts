@@ -102,8 +102,8 @@ export function invoicesRouter(ctx: ServiceContext): Router {
       idempotent(req, actorOf(req), reply),
       invoiceId,
       body.amount !== undefined
-        ? { reason: body.reason, amount: body.amount }
-        : { reason: body.reason, lines: body.lines! },
+        ? { reason: body.reason, amount: body.amount, refund_to: body.refund_to }
+        : { reason: body.reason, lines: body.lines!, refund_to: body.refund_to },
     );
     if (outcome.kind === 'missing') throw noSuchInvoice(invoiceId);
     if (outcome.kind === 'needs-admin')
@@ -116,7 +116,7 @@ export function invoicesRouter(ctx: ServiceContext): Router {
       const why = {
         draft: 'a draft is changed by voiding it and invoicing again, or finalized first',
         void: 'it is void: nothing is owed',
-        paid: 'it is paid: refunds and customer balances are not built yet',
+        paid: '',
         open: '',
         uncollectible: '',
       }[outcome.status];

@@ -7,8 +7,10 @@ import { ifMatch, notModified } from '../http/preconditions.js';
 import { conflict, notFound, preconditionFailed, unprocessable } from '../http/problems.js';
 import { etag, ok, type Reply, send } from '../http/replies.js';
 import { toBillingSettingsResponse, toPaymentResponse, toTestClockResponse } from '../responses/payments.js';
+import { toRefundResponse } from '../responses/refunds.js';
 import type { ServiceContext } from '../services/context.js';
 import * as payments from '../services/payments.js';
+import * as refunds from '../services/refunds.js';
 
 const withEtag = (row: { version: number }) => ({ ETag: etag(row.version) });
 const accepted = (location: string, body: unknown, headers: Record<string, string>): Reply => ({
@@ -60,6 +62,29 @@ export function invoicePaymentsRouter(ctx: ServiceContext): Router {
     }
   });
 
+  router.get('/:invoiceId/refunds', async (req, res) => {
+    const query = req.query as Query<'listInvoiceRefunds'>;
+    const page = await refunds.listInvoiceRefunds(ctx, actorOf(req), {
+      invoiceId: req.params.invoiceId,
+      limit: query.limit ?? 20,
+      after: decodeCursor(query.cursor),
+    });
+    if (!page) throw notFound(`No invoice with id ${req.params.invoiceId}.`);
+    res.json(toPageResponse(page, toRefundResponse, (r) => r.id) satisfies Schemas['RefundList']);
+  });
+
+  return router;
+}
+
+/** Mounted at /api/v1/refunds. */
+export function refundsRouter(ctx: ServiceContext): Router {
+  const router = Router({ caseSensitive: true });
+  router.get('/:refundId', async (req, res) => {
+    const refund = await refunds.getRefund(ctx, actorOf(req), req.params.refundId);
+    if (!refund) throw notFound(`No refund with id ${req.params.refundId}.`);
+    if (notModified(req, res, refund.version)) return;
+    send(res, ok(toRefundResponse(refund), withEtag(refund)));
+  });
   return router;
 }
 

@@ -6,8 +6,10 @@ import { decodeCursor, toPageResponse } from '../http/pagination.js';
 import { ifMatch, notModified } from '../http/preconditions.js';
 import { conflict, notFound, preconditionFailed } from '../http/problems.js';
 import { created, etag, noContent, ok, send } from '../http/replies.js';
+import { toBalanceTransactionResponse } from '../responses/customer-balance.js';
 import { toUserResponse } from '../responses/users.js';
 import type { ServiceContext } from '../services/context.js';
+import { listBalanceTransactions } from '../services/customer-balance.js';
 import * as users from '../services/users.js';
 
 const noSuchUser = (id: string) => notFound(`No user with id ${id}.`);
@@ -51,6 +53,23 @@ export function usersRouter(ctx: ServiceContext): Router {
     if (!user) throw noSuchUser(req.params.userId);
     if (notModified(req, res, user.version)) return;
     send(res, ok(toUserResponse(user), withEtag(user)));
+  });
+
+  router.get('/:userId/balance-transactions', async (req, res) => {
+    const query = req.query as Query<'listBalanceTransactions'>;
+    const page = await listBalanceTransactions(ctx, actorOf(req), {
+      userId: req.params.userId,
+      limit: query.limit ?? 20,
+      after: decodeCursor(query.cursor),
+    });
+    if (!page) throw noSuchUser(req.params.userId);
+    res.json(
+      toPageResponse(
+        page,
+        toBalanceTransactionResponse,
+        (t) => t.id,
+      ) satisfies Schemas['BalanceTransactionList'],
+    );
   });
 
   router.patch('/:userId', async (req, res) => {

@@ -34,7 +34,7 @@ export interface CollectionContext extends ServiceContext {
   readonly settlementDelayScale: number;
 }
 
-const system = (tenantId: string): Actor => ({ tenantId, keyId: 'system' });
+export const system = (tenantId: string): Actor => ({ tenantId, keyId: 'system' });
 const DAY = 86_400_000;
 /** Submissions that time out are tried again after 1, 2, 4 minutes, then fail. */
 const SUBMIT_TRIES = 3;
@@ -54,7 +54,7 @@ function emitPayment(tx: Tx, type: string, payment: PaymentRow, previous?: Recor
  * payments settling together share one. Nothing for a step due now (the running job's loop
  * does it next) or on a test clock (its job performs everything up to the clock's time).
  */
-async function wakeUpAt(
+export async function wakeUpAt(
   tx: Tx,
   tenantId: string,
   subscription: Pick<SubscriptionRow, 'test_clock_id'>,
@@ -69,7 +69,7 @@ async function wakeUpAt(
  * A step for a subscription on a test clock happens at its own due time on the clock (`at`): its
  * events say so. In real time they occur now.
  */
-function atStep(tx: Tx, subscription: SubscriptionRow, at: Date): void {
+export function atStep(tx: Tx, subscription: SubscriptionRow, at: Date): void {
   if (subscription.test_clock_id) tx.occurAt(at);
 }
 

@@ -1,26 +1,33 @@
-// Credit notes against open or uncollectible invoices (billing/credit-notes.ts for the amounts):
-// numbered gapless per tenant in their own sequence, final once made; each lowers what is due on
-// its invoice, and one that credits it down to zero pays it.
+// Credit notes against issued invoices (billing/credit-notes.ts for the amounts and where the
+// money goes): numbered gapless per tenant in their own sequence, final once made. Each first
+// lowers what is still due on its invoice (one that credits it down to zero pays it); the rest
+// was paid already and goes back: refunded through the gateway on the rail of the invoice's
+// payment (services/refunds.ts), or credited to the customer's balance (services/customer-balance.ts).
 import {
   type CreditRequest,
   creditNoteAmounts,
+  creditNoteMoney,
   type CreditedLine,
   type InvoiceTaxLine,
+  type RefundTo,
 } from '../billing/credit-notes.js';
 import { parseAmount, formatCents } from '../billing/money.js';
 import { subscriptionNow } from '../billing/subscription-time.js';
-import type { CreditNoteRow, InvoiceRow, InvoiceStatus, PaymentRow } from '../database/schema.js';
+import type { CreditNoteView, InvoiceRow, InvoiceStatus, PaymentRow } from '../database/schema.js';
 import * as creditNotes from '../queries/credit-notes.js';
 import * as invoices from '../queries/invoices.js';
-import { findPaymentInFlight } from '../queries/payments.js';
+import { findPaymentInFlight, findSucceededPayment } from '../queries/payments.js';
+import { refundedOfInvoice } from '../queries/refunds.js';
 import { lockSubscription } from '../queries/subscriptions.js';
 import { amountDue, toCreditNoteResponse } from '../responses/invoices.js';
 import { markPaid } from './collection.js';
 import { type Actor, inTenant, type ServiceContext } from './context.js';
+import { creditBalance } from './customer-balance.js';
+import { startRefund } from './refunds.js';
 import { onClockOf } from './subscriptions.js';
 
 export type CreditNoteOutcome =
-  | { kind: 'created'; creditNote: CreditNoteRow }
+  | { kind: 'created'; creditNote: CreditNoteView }
   | { kind: 'missing' }
   | { kind: 'needs-admin' }
   | { kind: 'wrong-status'; status: InvoiceStatus }
@@ -31,7 +38,7 @@ export function createCreditNote(
   ctx: ServiceContext,
   actor: Actor,
   invoiceId: string,
-  request: CreditRequest,
+  request: CreditRequest & { refund_to?: RefundTo | undefined },
 ): Promise<CreditNoteOutcome> {
   // Forgiving an amount is an admin's decision, as voiding an invoice is.
   if (actor.role !== undefined && actor.role !== 'admin') return Promise.resolve({ kind: 'needs-admin' });
@@ -41,7 +48,7 @@ export function createCreditNote(
     if (!seen) return { kind: 'missing' };
     const subscription = (await lockSubscription(tx.db, seen.subscription_id))!;
     const invoice = (await invoices.lockInvoice(tx.db, invoiceId))!;
-    if (invoice.status !== 'open' && invoice.status !== 'uncollectible')
+    if (invoice.status === 'draft' || invoice.status === 'void')
       return { kind: 'wrong-status', status: invoice.status };
     const payment = await findPaymentInFlight(tx.db, invoiceId);
     if (payment) return { kind: 'payment-in-flight', payment };
@@ -60,9 +67,22 @@ export function createCreditNote(
       request,
     );
     if ('errors' in amounts) return { kind: 'invalid', errors: amounts.errors };
+    // A refund goes back to the invoice's one successful payment, at most what it paid less its
+    // earlier refunds (read under the invoice's lock: refunds are made under it).
+    const paidBy = invoice.status === 'paid' ? await findSucceededPayment(tx.db, invoiceId) : undefined;
+    const refundable = paidBy
+      ? parseAmount(paidBy.amount) - parseAmount(await refundedOfInvoice(tx.db, invoiceId))
+      : 0n;
+    const money = creditNoteMoney(
+      amounts.total,
+      { paid: invoice.status === 'paid', amountDue: amountDue(invoice), refundable: formatCents(refundable) },
+      request.refund_to,
+      'amount' in request ? '/amount' : '/lines',
+    );
+    if ('errors' in money) return { kind: 'invalid', errors: money.errors };
     onClockOf(tx, subscription);
     const at = subscriptionNow(subscription);
-    const creditNote = await creditNotes.insertCreditNote(tx.db, {
+    const row = await creditNotes.insertCreditNote(tx.db, {
       number: await creditNotes.nextCreditNoteNumber(tx.db),
       invoice_id: invoiceId,
       subscription_id: invoice.subscription_id,
@@ -70,17 +90,49 @@ export function createCreditNote(
       reason: request.reason,
       issued_at: at,
       ...amounts,
+      refund_to: money.refund_to,
+      refund_amount: money.refund_amount,
+      credit_amount: money.credit_amount,
     });
+    const refund =
+      paidBy && money.refund_to === 'payment'
+        ? await startRefund(
+            tx,
+            {
+              credit_note_id: row.id,
+              invoice_id: invoiceId,
+              payment_id: paidBy.id,
+              subscription_id: invoice.subscription_id,
+              user_id: invoice.user_id,
+              amount: money.refund_amount,
+              rail: paidBy.rail,
+              payment_method: paidBy.payment_method,
+              submit_after: at,
+            },
+            { tenantId: actor.tenantId, clockId: subscription.test_clock_id },
+          )
+        : undefined;
+    const creditNote: CreditNoteView = { ...row, refund_id: refund?.id ?? null };
     tx.emit({
       type: 'credit_note.created',
       resource_type: 'credit_note',
       resource_id: creditNote.id,
       data: toCreditNoteResponse(creditNote),
     });
+    if (money.refund_to === 'balance')
+      await creditBalance(tx, {
+        user_id: invoice.user_id,
+        type: 'credit_note',
+        amount: money.credit_amount,
+        invoice_id: invoiceId,
+        credit_note_id: creditNote.id,
+        created_at: at,
+      });
     const credited: InvoiceRow = await invoices.updateInvoice(tx.db, invoiceId, {
       amount_credited: formatCents(parseAmount(invoice.amount_credited) + parseAmount(creditNote.total)),
     });
-    if (parseAmount(amountDue(credited)) === 0n) await markPaid(tx, subscription, credited, at);
+    if (invoice.status !== 'paid' && parseAmount(amountDue(credited)) === 0n)
+      await markPaid(tx, subscription, credited, at);
     return { kind: 'created', creditNote };
   });
 }
@@ -90,7 +142,7 @@ export function listCreditNotes(
   ctx: ServiceContext,
   actor: Actor,
   invoiceId: string,
-): Promise<CreditNoteRow[] | undefined> {
+): Promise<CreditNoteView[] | undefined> {
   return inTenant(ctx, actor, async (tx) => {
     const [invoice, notes] = await Promise.all([
       invoices.findInvoice(tx.db, invoiceId),

@@ -7,6 +7,7 @@ import type { GrantRow, InvoiceRow } from '../database/schema.js';
 import * as payments from '../queries/payments.js';
 import { lockSubscription } from '../queries/subscriptions.js';
 import * as wallets from '../queries/wallets.js';
+import { amountDue } from '../responses/invoices.js';
 import { startPayment } from './collection.js';
 import { type Actor, inTenant, type ServiceContext } from './context.js';
 import { purchaseInvoice } from './invoices.js';
@@ -99,7 +100,7 @@ export function buyCredits(
         {
           invoice_id: invoice.id,
           subscription_id: subscription.id,
-          amount: invoice.total,
+          amount: amountDue(invoice),
           rail: subscription.payment_rail,
           payment_method: subscription.payment_method,
           initiated_by: 'purchase',

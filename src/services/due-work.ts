@@ -15,6 +15,7 @@ import {
 } from './collection.js';
 import { resumeDue } from './pauses.js';
 import { testClockReady } from './payments.js';
+import { settleRefundDue, submitRefundDue } from './refunds.js';
 import { sweepWallet } from './wallets.js';
 
 export interface DueWorkContext extends CollectionContext {
@@ -44,6 +45,10 @@ function perform(ctx: CollectionContext, item: DueItem, at: Date): Promise<void>
       return announceTrialEnd(ctx, item.tenant_id, item.target_id, at);
     case 'resume':
       return resumeDue(ctx, item.tenant_id, item.target_id, at);
+    case 'refund':
+      return submitRefundDue(ctx, item.tenant_id, item.target_id, at);
+    case 'refund_settle':
+      return settleRefundDue(ctx, item.tenant_id, item.target_id, at);
   }
 }
 

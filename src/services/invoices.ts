@@ -23,7 +23,7 @@ import { findPlan } from '../queries/plans.js';
 import { findSubscription, lockSubscription } from '../queries/subscriptions.js';
 import { ratesInForce } from '../queries/tax-rates.js';
 import { findUser } from '../queries/users.js';
-import { toInvoiceItemResponse, toInvoiceResponse } from '../responses/invoices.js';
+import { amountDue, toInvoiceItemResponse, toInvoiceResponse } from '../responses/invoices.js';
 import {
   billInvoiceItems,
   type InvoiceItemFilter,
@@ -33,6 +33,7 @@ import {
   reducePendingItem,
 } from '../queries/invoice-items.js';
 import { endDiscount } from './coupons.js';
+import { creditBalance, takeFromBalance } from './customer-balance.js';
 import { onClockOf } from './subscriptions.js';
 import { closeUsageBefore } from './usage.js';
 import { cancelPaidGrant, payUsageFromWallets, refundUsageCredits } from './wallets.js';
@@ -486,13 +487,21 @@ async function invoiceNow(tx: Tx, invoice: InvoiceRow): Promise<Date> {
   return subscriptionNow(subscription);
 }
 
-/** draft → open on a locked draft, in the caller's transaction (the API, and renewals). */
+/**
+ * draft → open on a locked draft, in the caller's transaction (the API, and renewals). The
+ * customer's balance pays what it can of the amount due, after tax (not of a purchase of
+ * credits: that invoice is its grant's, paid by its own payment); an invoice it pays in full is
+ * paid at once.
+ */
 export async function issue(tx: Tx, id: string, at: Date = new Date()): Promise<InvoiceRow> {
   const number = await invoices.nextInvoiceNumber(tx.db);
+  const draft = (await invoices.findInvoice(tx.db, id))!;
+  const fromBalance = draft.kind === 'purchase' ? '0.00' : await takeFromBalance(tx, draft, at);
   const invoice = await invoices.updateInvoice(tx.db, id, {
     status: 'open',
     number: String(number),
     finalized_at: at,
+    ...(fromBalance !== '0.00' ? { amount_from_balance: fromBalance } : {}),
   });
   tx.emit({
     type: 'invoice.finalized',
@@ -501,7 +510,16 @@ export async function issue(tx: Tx, id: string, at: Date = new Date()): Promise<
     data: toInvoiceResponse(invoice),
     previous: { status: 'draft', number: null, finalized_at: null },
   });
-  return invoice;
+  if (fromBalance === '0.00' || parseAmount(amountDue(invoice)) > 0n) return invoice;
+  const paid = await invoices.updateInvoice(tx.db, id, { status: 'paid', paid_at: at });
+  tx.emit({
+    type: 'invoice.paid',
+    resource_type: 'invoice',
+    resource_id: id,
+    data: toInvoiceResponse(paid),
+    previous: { status: 'open', paid_at: null },
+  });
+  return paid;
 }
 
 /**
@@ -525,6 +543,15 @@ export function voidInvoice(
     if (payment) return { kind: 'payment-in-flight', current, payment };
     const voidedAt = await invoiceNow(tx, current);
     const invoice = await invoices.updateInvoice(tx.db, id, { status: 'void', voided_at: voidedAt });
+    // What the customer's balance paid of it is owed back: nothing is owed any more.
+    if (parseAmount(current.amount_from_balance) > 0n)
+      await creditBalance(tx, {
+        user_id: current.user_id,
+        type: 'invoice_voided',
+        amount: current.amount_from_balance,
+        invoice_id: id,
+        created_at: voidedAt,
+      });
     await refundUsageCredits(tx, actor, { id, lines: current.lines as unknown as Charge[] }, voidedAt);
     if (current.kind === 'purchase') await cancelPaidGrant(tx, id, voidedAt);
     tx.emit({

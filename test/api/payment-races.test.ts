@@ -31,6 +31,7 @@ beforeAll(async () => {
 function countingGateway() {
   const calls = { submit: 0, settle: 0 };
   const gateway: PaymentGateway = {
+    ...simulatedGateway,
     submit: (p) => (calls.submit++, simulatedGateway.submit(p)),
     settle: (p) => (calls.settle++, simulatedGateway.settle(p)),
   };

@@ -390,6 +390,7 @@ describe('a job that keeps failing', () => {
     await tenant.api.post(`/api/v1/invoices/${(invoice.body as Schemas['Invoice']).id}/finalize`).expect(200);
 
     const outage = {
+      ...simulatedGateway,
       submit: () => Promise.reject(new Error('the gateway is unreachable')),
       settle: () => Promise.reject(new Error('the gateway is unreachable')),
     };

@@ -14,6 +14,9 @@ const TABLES = [
   'invoices',
   'payments',
   'coupons',
+  'credit_notes',
+  'refunds',
+  'customer_balance_transactions',
 ] as const;
 
 /** A fingerprint of every row of every table: equal fingerprints mean nothing was written. */

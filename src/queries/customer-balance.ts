@@ -1,0 +1,88 @@
+import { sql } from 'kysely';
+import type { Db } from '../database/connection.js';
+import type { BalanceTransactionRow, BalanceTransactionType } from '../database/schema.js';
+
+const columns = [
+  'id',
+  'user_id',
+  'type',
+  'amount',
+  'balance_after',
+  'invoice_id',
+  'credit_note_id',
+  'refund_id',
+  'created_at',
+] as const;
+
+/**
+ * The customer's balance, under the user's row lock until the transaction ends (the last lock of
+ * a money decision). FOR NO KEY UPDATE: a subscription being created for the user still may.
+ */
+export async function lockBalance(db: Db, userId: string): Promise<string | undefined> {
+  const row = await db
+    .selectFrom('users')
+    .select('balance')
+    .where('id', '=', userId)
+    .forNoKeyUpdate()
+    .executeTakeFirst();
+  return row?.balance;
+}
+
+export interface NewBalanceTransaction {
+  user_id: string;
+  type: BalanceTransactionType;
+  /** Signed: more than zero credits the customer, less than zero is applied to an invoice. */
+  amount: string;
+  invoice_id?: string | null;
+  credit_note_id?: string | null;
+  refund_id?: string | null;
+  created_at: Date;
+}
+
+/**
+ * An entry of the ledger and the balance it leaves, together: the user's balance moves by the
+ * amount (its version with it: the user shows its balance) and the entry records the balance after.
+ * On a balance locked by lockBalance; PostgreSQL refuses a balance below zero.
+ */
+export async function addBalanceTransaction(
+  db: Db,
+  entry: NewBalanceTransaction,
+): Promise<BalanceTransactionRow> {
+  const { rows } = await sql<BalanceTransactionRow>`
+    with moved as (
+      update users set balance = balance + ${entry.amount}::numeric, updated_at = now()
+      where id = ${entry.user_id}
+      returning balance
+    )
+    insert into customer_balance_transactions
+      (user_id, type, amount, balance_after, invoice_id, credit_note_id, refund_id, created_at)
+    select ${entry.user_id}, ${entry.type}, ${entry.amount}::numeric, moved.balance,
+      ${entry.invoice_id ?? null}::uuid, ${entry.credit_note_id ?? null}::uuid, ${entry.refund_id ?? null}::uuid,
+      ${entry.created_at}::timestamptz
+    from moved
+    returning ${sql.join(columns.map((c) => sql.ref(c)))}`.execute(db);
+  const row = rows[0];
+  if (!row) throw new Error(`no user ${entry.user_id} to credit`);
+  return row;
+}
+
+export interface BalanceTransactionFilter {
+  userId: string;
+  limit: number;
+  after?: string | undefined;
+}
+
+/** A customer's entries, newest first; limit + 1 rows so the caller can tell whether another page follows. */
+export function listBalanceTransactions(
+  db: Db,
+  filter: BalanceTransactionFilter,
+): Promise<BalanceTransactionRow[]> {
+  let query = db
+    .selectFrom('customer_balance_transactions')
+    .select(columns)
+    .where('user_id', '=', filter.userId)
+    .orderBy('id', 'desc')
+    .limit(filter.limit + 1);
+  if (filter.after) query = query.where('id', '<', filter.after);
+  return query.execute();
+}

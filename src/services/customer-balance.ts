@@ -1,0 +1,63 @@
+// The customer balance (docs/billing.md, "Customer balance"): money owed back to a customer,
+// credited by credit notes (and failed refunds), paid out to the customer's next invoices when
+// they are issued, after tax. Every change is an entry of the append-only ledger, written with
+// the balance it leaves under the user's row lock: the last lock of a money decision (a
+// subscription, its invoice, its payment or refund, then the customer).
+import { formatCents, parseAmount } from '../billing/money.js';
+import type { BalanceTransactionRow, InvoiceRow } from '../database/schema.js';
+import * as balances from '../queries/customer-balance.js';
+import { findUser } from '../queries/users.js';
+import { type Actor, inTenant, type Page, type ServiceContext, toPage, type Tx } from './context.js';
+
+/** Credits the customer (an amount more than zero): a credit note's money, or a failed refund's. */
+export async function creditBalance(
+  tx: Tx,
+  entry: Omit<balances.NewBalanceTransaction, 'type'> & {
+    type: 'credit_note' | 'invoice_voided' | 'refund_failed';
+  },
+): Promise<BalanceTransactionRow> {
+  await balances.lockBalance(tx.db, entry.user_id);
+  return balances.addBalanceTransaction(tx.db, entry);
+}
+
+/**
+ * What the customer's balance pays of an invoice being issued: as much of what is due as it
+ * holds (taken from the balance now), or 0.00. On a locked invoice.
+ */
+export async function takeFromBalance(
+  tx: Tx,
+  invoice: Pick<InvoiceRow, 'id' | 'user_id' | 'total' | 'amount_credited'>,
+  at: Date,
+): Promise<string> {
+  const due = parseAmount(invoice.total) - parseAmount(invoice.amount_credited);
+  if (due <= 0n) return '0.00';
+  // Most customers have no balance: only a balance seen above zero is locked (and read again).
+  const seen = await findUser(tx.db, invoice.user_id);
+  if (!seen || parseAmount(seen.balance) === 0n) return '0.00';
+  const balance = parseAmount((await balances.lockBalance(tx.db, invoice.user_id))!);
+  const taken = balance < due ? balance : due;
+  if (taken === 0n) return '0.00';
+  await balances.addBalanceTransaction(tx.db, {
+    user_id: invoice.user_id,
+    type: 'invoice',
+    amount: `-${formatCents(taken)}`,
+    invoice_id: invoice.id,
+    created_at: at,
+  });
+  return formatCents(taken);
+}
+
+/** A customer's balance transactions, newest first; undefined when there is no such user. */
+export function listBalanceTransactions(
+  ctx: ServiceContext,
+  actor: Actor,
+  filter: balances.BalanceTransactionFilter,
+): Promise<Page<BalanceTransactionRow> | undefined> {
+  return inTenant(ctx, actor, async (tx) => {
+    const [user, rows] = await Promise.all([
+      findUser(tx.db, filter.userId),
+      balances.listBalanceTransactions(tx.db, filter),
+    ]);
+    return user && toPage(rows, filter.limit);
+  });
+}

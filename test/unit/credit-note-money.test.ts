@@ -1,0 +1,62 @@
+// Where a credit note's money goes (billing/credit-notes.ts, creditNoteMoney): what is due first,
+// the rest refunded (never more than is refundable) or credited to the balance, nothing lost.
+import { fc, test } from '@fast-check/vitest';
+import { describe, expect, it } from 'vitest';
+import { creditNoteMoney } from '../../src/billing/credit-notes.js';
+import { parseAmount } from '../../src/billing/money.js';
+
+const cents = (n: number) => (n / 100).toFixed(2);
+
+describe('creditNoteMoney', () => {
+  test.prop([
+    fc.integer({ min: 1, max: 100_000 }),
+    fc.integer({ min: 0, max: 100_000 }),
+    fc.integer({ min: 0, max: 100_000 }),
+    fc.boolean(),
+    fc.constantFrom('payment' as const, 'balance' as const, undefined),
+  ])(
+    'splits the total exactly, and never refunds more than is refundable',
+    (total, due, refundable, paid, to) => {
+      const out = creditNoteMoney(
+        cents(total),
+        { paid, amountDue: paid ? '0.00' : cents(due), refundable: paid ? cents(refundable) : '0.00' },
+        to,
+        '/amount',
+      );
+      if ('errors' in out) {
+        expect(out.errors).toHaveLength(1);
+        return;
+      }
+      const parts = [out.off_due, out.refund_amount, out.credit_amount].map(parseAmount);
+      expect(parts.reduce((a, b) => a + b, 0n)).toBe(parseAmount(cents(total)));
+      expect(parts[1]! <= parseAmount(paid ? cents(refundable) : '0.00')).toBe(true);
+      if (paid) expect(out.off_due).toBe('0.00');
+      expect(out.refund_to === null).toBe(parts[1]! + parts[2]! === 0n);
+    },
+  );
+
+  it('refuses a paid invoice without refund_to, and a refund of an unpaid one', () => {
+    expect(
+      creditNoteMoney('1.00', { paid: true, amountDue: '0.00', refundable: '5.00' }, undefined, '/amount'),
+    ).toEqual({
+      errors: [
+        {
+          field: '/refund_to',
+          message: 'required for a paid invoice: payment (a refund) or balance (the customer balance)',
+        },
+      ],
+    });
+    expect(
+      creditNoteMoney('1.00', { paid: false, amountDue: '5.00', refundable: '0.00' }, 'payment', '/amount'),
+    ).toMatchObject({ errors: [{ field: '/refund_to' }] });
+    // An unpaid invoice that the balance paid in part: what goes beyond what is due goes back to it.
+    expect(
+      creditNoteMoney('8.00', { paid: false, amountDue: '5.00', refundable: '0.00' }, undefined, '/lines'),
+    ).toEqual({
+      off_due: '5.00',
+      refund_to: 'balance',
+      refund_amount: '0.00',
+      credit_amount: '3.00',
+    });
+  });
+});
