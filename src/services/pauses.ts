@@ -19,7 +19,7 @@ import {
 } from './context.js';
 import { issueAndCollect } from './collection.js';
 import { invoiceForPeriod } from './invoices.js';
-import { performProration, priceLabel } from './prorations.js';
+import { performProration, periodBilled, priceLabel } from './prorations.js';
 import { emitChange, onClockOf, performDueCancellations } from './subscriptions.js';
 
 export type PauseOutcome =
@@ -68,8 +68,7 @@ export function pauseSubscription(
     const ended = lastDayServed(before);
     if (today >= before.start_date && !(ended && ended.lastDay < today)) {
       const period = periodOf(before, today);
-      const invoice = await findInvoiceForPeriod(tx.db, id, period);
-      if (invoice && invoice.status !== 'void') {
+      if (await periodBilled(tx, before, period)) {
         const items = prorationItems(
           period,
           today,

@@ -43,6 +43,17 @@ export async function priceLabel(
   return `${plan?.name ?? 'plan'} (${plan?.code ?? s.plan_id}) × ${s.quantity} at ${s.plan_cost} ${every}`;
 }
 
+/**
+ * Whether the subscription's period was billed: by its period invoice (not voided), or, without
+ * one, by a resume that charged its rest (billed_until is then past it; a trial's or a pause's
+ * periods are never prorated, so their billed_until does not mislead).
+ */
+export async function periodBilled(tx: Tx, s: SubscriptionRow, period: Period): Promise<boolean> {
+  const invoice = await findInvoiceForPeriod(tx.db, s.id, period);
+  if (invoice) return invoice.status !== 'void';
+  return s.billed_until !== null && s.billed_until >= period.end;
+}
+
 const hasUsageCharges = async (tx: Tx, planId: string | null | undefined) =>
   planId ? ((await findPlan(tx.db, planId))?.usage_charges.length ?? 0) > 0 : false;
 
@@ -75,8 +86,7 @@ export async function planProration(
   )
     return nothing;
   const period = periodContaining(billingAnchor(before), before.billing_interval, before.interval_count, day);
-  const invoice = await findInvoiceForPeriod(tx.db, before.id, period);
-  const invoiced = invoice !== undefined && invoice.status !== 'void';
+  const invoiced = await periodBilled(tx, before, period);
   if (!scheduleChanged) {
     if (!invoiced || behavior === 'none') return nothing;
     const items = prorationItems(

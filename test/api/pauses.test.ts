@@ -157,6 +157,39 @@ describe('a pause', () => {
     ]);
   });
 
+  it('a change after a mid-period resume is prorated like any, and so is a second pause', async () => {
+    const pro = await t.api.post('/api/v1/plans').send({
+      code: 'pro-after-resume',
+      name: 'Pro',
+      interval: 'month',
+      price: { model: 'flat', amount: '60.00' },
+    });
+    const s = await subscribed();
+    await s.advance('2026-01-10T00:00:00Z');
+    await s.pause();
+    await s.advance('2026-02-15T00:00:00Z');
+    await s.resume(); // [Feb 15, Mar 1) charged 15.00: less than January's credit, both wait
+    await s.advance('2026-02-22T00:00:00Z');
+    const changed = await t.api
+      .patch(`/api/v1/subscriptions/${s.sub.id}`)
+      .send({ plan_id: (pro.body as Schemas['Plan']).id });
+    expect(changed.status, changed.text).toBe(200);
+    await s.advance('2026-02-26T00:00:00Z');
+    await s.pause();
+    const pending = (
+      await t.api.get(`/api/v1/subscriptions/${s.sub.id}/invoice-items`).query({ pending: true })
+    ).body as Schemas['InvoiceItemList'];
+    // 7 of 28 days: Basic credited 7.50, Pro charged 15.00; then 3 of 28 days of Pro credited 6.43.
+    const byDay = (a: string[], b: string[]) => a[2]!.localeCompare(b[2]!) || a[0]!.localeCompare(b[0]!);
+    expect(pending.data.map((i) => [i.kind, i.amount, i.period_start]).sort(byDay)).toEqual([
+      ['proration_credit', '-21.29', '2026-01-10'],
+      ['proration_charge', '15.00', '2026-02-15'],
+      ['proration_charge', '15.00', '2026-02-22'],
+      ['proration_credit', '-7.50', '2026-02-22'],
+      ['proration_credit', '-6.43', '2026-02-26'],
+    ]);
+  });
+
   it('resumed on a period’s first day: that period is invoiced whole, once', async () => {
     const s = await subscribed();
     await s.advance('2026-01-15T00:00:00Z');
