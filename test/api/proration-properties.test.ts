@@ -4,9 +4,10 @@
 // billed twice or skipped; and every pending item is billed by the next invoice. Plans of each
 // price model, monthly periods over a leap February and month ends (started on Jan 31).
 import fc from 'fast-check';
+import { sql } from 'kysely';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { simulatedGateway } from '../../src/billing/gateway.js';
-import { parseSignedAmount } from '../../src/billing/money.js';
+import { parseSignedAmount, percentOf } from '../../src/billing/money.js';
 import { daysBetween } from '../../src/billing/proration.js';
 import { quote } from '../../src/billing/pricing.js';
 import type { Schemas } from '../../src/contract.js';
@@ -40,6 +41,9 @@ let plans: Schemas['Plan'][] = [];
 
 beforeAll(async () => {
   t = await ctx.newTenant();
+  // Customers in DE pay 19% VAT (the pause property's); those without a region, none.
+  const vat = { code: 'VAT', name: 'VAT', percentage: '19', region: 'DE', effective_from: '2020-01-01' };
+  expect((await t.api.post('/api/v1/tax-rates').send(vat)).status).toBe(201);
   plans = [];
   for (const [i, price] of PRICES.entries()) {
     const res = await t.api
@@ -170,7 +174,7 @@ describe('a period costs each price for its share of it, whatever changes happen
 });
 
 describe('a pause', () => {
-  it('makes its days cost nothing, for random changes before, during and after it', async () => {
+  it('makes its days cost nothing, for random changes, coupons and credit notes around it', async () => {
     const pause = fc
       .record({ from: fc.integer({ min: 1, max: 80 }), days: fc.integer({ min: 1, max: 40 }) })
       .map(({ from, days }) => ({ from, to: from + days }));
@@ -180,20 +184,31 @@ describe('a pause', () => {
         fc.uniqueArray(change, { minLength: 0, maxLength: 4, selector: (c) => c.offset }),
         pause,
         fc.boolean(),
-        async (firstPlan, changes, { from, to }, byWorker) => {
+        fc.option(fc.constantFrom('10', '33.33', '50', '100')),
+        fc.record({ invoice: fc.nat(), share: fc.integer({ min: 1, max: 100 }) }),
+        async (firstPlan, changes, { from, to }, byWorker, percentOff, credit) => {
           const start = '2028-01-31';
           const clock = (
             await t.api
               .post('/api/v1/test-clocks')
               .send({ name: 'pause property', frozen_time: `${start}T00:00:00Z` })
           ).body as Schemas['TestClock'];
-          const user = await createUser(t);
+          const user = await createUser(t, { region: 'DE' });
+          const coupon =
+            percentOff === null
+              ? undefined
+              : ((
+                  await t.api
+                    .post('/api/v1/coupons')
+                    .send({ name: `${percentOff}% off`, percent_off: percentOff, duration: 'forever' })
+                ).body as Schemas['Coupon']);
           const made = await t.api.post('/api/v1/subscriptions').send({
             user_id: user.id,
             status: 'active',
             plan_id: plans[firstPlan]!.id,
             start_date: start,
             test_clock_id: clock.id,
+            ...(coupon ? { coupon_id: coupon.id } : {}),
           });
           expect(made.status, made.text).toBe(201);
           const sub = made.body as Schemas['Subscription'];
@@ -271,9 +286,20 @@ describe('a pause', () => {
               .get(`/api/v1/subscriptions/${sub.id}/invoice-items`)
               .query({ pending: true, limit: 100 })
           ).body as Schemas['InvoiceItemList'];
+          // A discount line takes its percentage of the rest of its invoice, half up to the cent.
+          for (const invoice of invoices) {
+            const discount = invoice.lines.filter((l) => l.type === 'discount');
+            const rest = invoice.lines
+              .filter((l) => l.type !== 'discount')
+              .reduce((sum, l) => sum + cents(l.amount), 0n);
+            const expected = percentOff === null || rest === 0n ? 0n : percentOf(rest, percentOff);
+            expect(discount.reduce((sum, l) => sum - cents(l.amount), 0n)).toBe(expected);
+            expect(cents(invoice.subtotal)).toBe(rest - expected);
+          }
           // What is still pending is for days already billed: the model counts it as billed.
+          // Discounts are left out: they take a share of whole invoices, checked above.
           const lines = [
-            ...invoices.flatMap((i) => i.lines),
+            ...invoices.flatMap((i) => i.lines.filter((l) => l.type !== 'discount')),
             ...pending.data.map((item) => ({ ...item, type: 'proration' as const })),
           ];
           for (const [k, periodStart] of schedule.slice(0, -1).entries()) {
@@ -294,11 +320,55 @@ describe('a pause', () => {
               `${periodStart}: ${billed} vs ${exact}/${periodDays} (pause ${pausedFrom} to ${resumedOn})`,
             ).toBe(true);
           }
+
+          // A credit note of some share of one invoice; then never more than is left of it.
+          const creditable = invoices.filter(
+            (i) => ['open', 'paid'].includes(i.status) && cents(i.subtotal) > 0n,
+          );
+          if (creditable.length > 0) {
+            const invoice = creditable[credit.invoice % creditable.length]!;
+            const amount = ((cents(invoice.subtotal) * BigInt(credit.share)) / 100n / 100n) * 100n;
+            const format = (v: bigint) => `${v / 10_000n}.${String((v % 10_000n) / 100n).padStart(2, '0')}`;
+            if (amount > 0n) {
+              const note = await t.api.post(`/api/v1/invoices/${invoice.id}/credit-notes`).send({
+                amount: format(amount),
+                reason: 'property',
+                refund_to: invoice.status === 'paid' ? 'balance' : undefined,
+              });
+              expect(note.status, note.text).toBe(201);
+            }
+            const over = await t.api.post(`/api/v1/invoices/${invoice.id}/credit-notes`).send({
+              amount: format(cents(invoice.subtotal) - amount + 100n),
+              reason: 'too much',
+              refund_to: invoice.status === 'paid' ? 'balance' : undefined,
+            });
+            expect(over.status, over.text).toBe(422);
+          }
         },
       ),
       { numRuns: 6, seed: SEED, interruptAfterTimeLimit: 60_000 },
     );
   }, 180_000);
+});
+
+it('the taxes report is what the invoices taxed less what the credit notes gave back, month by month', async () => {
+  // Every month the properties above billed in (clock time), from the tables.
+  const { rows } = await sql<{ month: string; tax: string }>`
+    select month, sum(tax)::text as tax from (
+      select to_char(invoice_date, 'YYYY-MM') as month, tax_total as tax from invoices
+      where tenant_id = ${t.id} and status in ('open', 'paid', 'uncollectible')
+      union all
+      select to_char(issued_at at time zone 'UTC', 'YYYY-MM'), -tax_total from credit_notes where tenant_id = ${t.id}
+    ) x group by month order by month`.execute(ctx.db);
+  expect(rows.length).toBeGreaterThan(0);
+  const report = (
+    await t.api.get('/api/v1/reports/taxes').query({ from: rows[0]!.month, to: rows.at(-1)!.month })
+  ).body as Schemas['TaxReport'];
+  const reported = new Map(
+    report.months.map((m) => [m.month, m.taxes.reduce((sum, x) => sum + cents(x.tax_amount), 0n)]),
+  );
+  for (const row of rows)
+    expect([row.month, reported.get(row.month) ?? 0n]).toEqual([row.month, cents(row.tax)]);
 });
 
 it('logged no unexpected error in this file', () => {
