@@ -161,6 +161,7 @@ export interface InvoiceCounters {
 
 export interface InvoiceItems {
   amount: Numeric;
+  balance_transaction_id: string | null;
   created_at: Generated<Timestamp>;
   description: string;
   id: Generated<string>;

@@ -19,6 +19,14 @@ with clock as (select now() as now),
       where s.status = 'paused' and s.resumes_at is not null
         and s.resumes_at <= (select (now at time zone 'UTC')::date from clock) and s.test_clock_id is null 
       union all
+      -- A canceled subscription with invoice items still pending: its last invoice. Found from
+      -- the pending items (an index of their own, and few), not from every canceled subscription.
+      select 3, 'close', s.tenant_id, s.id, s.id, coalesce(s.canceled_at, clock.now)
+      from (select distinct tenant_id, subscription_id from invoice_items
+            where invoice_id is null and balance_transaction_id is null) i
+      join subscriptions s on s.tenant_id = i.tenant_id and s.id = i.subscription_id, clock
+      where s.status = 'canceled' and coalesce(s.canceled_at, clock.now) <= clock.now and s.test_clock_id is null 
+      union all
       select 5, 'settle', p.tenant_id, p.subscription_id, p.id, p.settles_at
       from payments p join subscriptions s on s.tenant_id = p.tenant_id and s.id = p.subscription_id, clock
       where p.status = 'processing' and p.settles_at <= clock.now and s.test_clock_id is null 
@@ -81,33 +89,41 @@ with clock as (select now() as now),
       where s.status = 'paused' and s.resumes_at is not null
         and s.resumes_at <= (select (now at time zone 'UTC')::date from clock) and s.test_clock_id is null and s.tenant_id = $3
       union all
+      -- A canceled subscription with invoice items still pending: its last invoice. Found from
+      -- the pending items (an index of their own, and few), not from every canceled subscription.
+      select 3, 'close', s.tenant_id, s.id, s.id, coalesce(s.canceled_at, clock.now)
+      from (select distinct tenant_id, subscription_id from invoice_items
+            where invoice_id is null and balance_transaction_id is null) i
+      join subscriptions s on s.tenant_id = i.tenant_id and s.id = i.subscription_id, clock
+      where s.status = 'canceled' and coalesce(s.canceled_at, clock.now) <= clock.now and s.test_clock_id is null and s.tenant_id = $4
+      union all
       select 5, 'settle', p.tenant_id, p.subscription_id, p.id, p.settles_at
       from payments p join subscriptions s on s.tenant_id = p.tenant_id and s.id = p.subscription_id, clock
-      where p.status = 'processing' and p.settles_at <= clock.now and s.test_clock_id is null and s.tenant_id = $4
+      where p.status = 'processing' and p.settles_at <= clock.now and s.test_clock_id is null and s.tenant_id = $5
       union all
       select 4, 'submit', p.tenant_id, p.subscription_id, p.id, p.submit_after
       from payments p join subscriptions s on s.tenant_id = p.tenant_id and s.id = p.subscription_id, clock
-      where p.status = 'pending' and p.submit_after <= clock.now and s.test_clock_id is null and s.tenant_id = $5
+      where p.status = 'pending' and p.submit_after <= clock.now and s.test_clock_id is null and s.tenant_id = $6
       union all
       -- Refunds (made by credit notes, never by a step): submitted, then settled after the rail's delay.
       select 6, 'refund', r.tenant_id, r.subscription_id, r.id, r.submit_after
       from refunds r join subscriptions s on s.tenant_id = r.tenant_id and s.id = r.subscription_id, clock
       where r.status = 'pending' and r.submitted_at is null
-        and coalesce(r.settles_at, r.submit_after) <= clock.now and s.test_clock_id is null and s.tenant_id = $6
+        and coalesce(r.settles_at, r.submit_after) <= clock.now and s.test_clock_id is null and s.tenant_id = $7
       union all
       select 7, 'refund_settle', r.tenant_id, r.subscription_id, r.id, r.settles_at
       from refunds r join subscriptions s on s.tenant_id = r.tenant_id and s.id = r.subscription_id, clock
       where r.status = 'pending' and r.submitted_at is not null
-        and coalesce(r.settles_at, r.submit_after) <= clock.now and s.test_clock_id is null and s.tenant_id = $7
+        and coalesce(r.settles_at, r.submit_after) <= clock.now and s.test_clock_id is null and s.tenant_id = $8
       union all
       select 3, 'retry', i.tenant_id, i.subscription_id, i.id, i.next_collection_at
       from invoices i join subscriptions s on s.tenant_id = i.tenant_id and s.id = i.subscription_id, clock
-      where i.next_collection_at <= clock.now and s.test_clock_id is null and s.tenant_id = $8
+      where i.next_collection_at <= clock.now and s.test_clock_id is null and s.tenant_id = $9
       union all
       select 2, 'renew', s.tenant_id, s.id, s.id, s.billed_until::timestamp at time zone 'UTC'
       from subscriptions s
       where s.billed_until is not null and s.status <> 'canceled'
-        and s.billed_until <= (select (now at time zone 'UTC')::date from clock) and s.test_clock_id is null and s.tenant_id = $9
+        and s.billed_until <= (select (now at time zone 'UTC')::date from clock) and s.test_clock_id is null and s.tenant_id = $10
       union all
       -- A canceled subscription has one step left when its plan charges usage: its last usage.
       -- Found from those plans (each branch has an index of its own: one scan with an "or" read
@@ -116,7 +132,7 @@ with clock as (select now() as now),
       select 2, 'renew', s.tenant_id, s.id, s.id, s.billed_until::timestamp at time zone 'UTC'
       from plans p join subscriptions s on s.tenant_id = p.tenant_id and s.plan_id = p.id
       where p.usage_charges <> '[]'::jsonb and s.status = 'canceled' and s.billed_until is not null
-        and s.billed_until <= (select (now at time zone 'UTC')::date from clock) and s.test_clock_id is null and s.tenant_id = $10
+        and s.billed_until <= (select (now at time zone 'UTC')::date from clock) and s.test_clock_id is null and s.tenant_id = $11
     
     ),
     first as (
@@ -124,7 +140,7 @@ with clock as (select now() as now),
     )
     select kind, tenant_id, subscription_id, target_id, due_at from first
     order by due_at, rank, subscription_id
-    limit $11;
+    limit $12;
 with clock as (select (select frozen_time from test_clocks where id = $1 and tenant_id = $2) as now),
     items as (
       select 1 as rank, 'cancel' as kind, s.tenant_id, s.id as subscription_id, s.id as target_id, s.cancel_at as due_at
@@ -143,33 +159,41 @@ with clock as (select (select frozen_time from test_clocks where id = $1 and ten
       where s.status = 'paused' and s.resumes_at is not null
         and s.resumes_at <= (select (now at time zone 'UTC')::date from clock) and s.test_clock_id = $7 and s.tenant_id = $8
       union all
+      -- A canceled subscription with invoice items still pending: its last invoice. Found from
+      -- the pending items (an index of their own, and few), not from every canceled subscription.
+      select 3, 'close', s.tenant_id, s.id, s.id, coalesce(s.canceled_at, clock.now)
+      from (select distinct tenant_id, subscription_id from invoice_items
+            where invoice_id is null and balance_transaction_id is null) i
+      join subscriptions s on s.tenant_id = i.tenant_id and s.id = i.subscription_id, clock
+      where s.status = 'canceled' and coalesce(s.canceled_at, clock.now) <= clock.now and s.test_clock_id = $9 and s.tenant_id = $10
+      union all
       select 5, 'settle', p.tenant_id, p.subscription_id, p.id, p.settles_at
       from payments p join subscriptions s on s.tenant_id = p.tenant_id and s.id = p.subscription_id, clock
-      where p.status = 'processing' and p.settles_at <= clock.now and s.test_clock_id = $9 and s.tenant_id = $10
+      where p.status = 'processing' and p.settles_at <= clock.now and s.test_clock_id = $11 and s.tenant_id = $12
       union all
       select 4, 'submit', p.tenant_id, p.subscription_id, p.id, p.submit_after
       from payments p join subscriptions s on s.tenant_id = p.tenant_id and s.id = p.subscription_id, clock
-      where p.status = 'pending' and p.submit_after <= clock.now and s.test_clock_id = $11 and s.tenant_id = $12
+      where p.status = 'pending' and p.submit_after <= clock.now and s.test_clock_id = $13 and s.tenant_id = $14
       union all
       -- Refunds (made by credit notes, never by a step): submitted, then settled after the rail's delay.
       select 6, 'refund', r.tenant_id, r.subscription_id, r.id, r.submit_after
       from refunds r join subscriptions s on s.tenant_id = r.tenant_id and s.id = r.subscription_id, clock
       where r.status = 'pending' and r.submitted_at is null
-        and coalesce(r.settles_at, r.submit_after) <= clock.now and s.test_clock_id = $13 and s.tenant_id = $14
+        and coalesce(r.settles_at, r.submit_after) <= clock.now and s.test_clock_id = $15 and s.tenant_id = $16
       union all
       select 7, 'refund_settle', r.tenant_id, r.subscription_id, r.id, r.settles_at
       from refunds r join subscriptions s on s.tenant_id = r.tenant_id and s.id = r.subscription_id, clock
       where r.status = 'pending' and r.submitted_at is not null
-        and coalesce(r.settles_at, r.submit_after) <= clock.now and s.test_clock_id = $15 and s.tenant_id = $16
+        and coalesce(r.settles_at, r.submit_after) <= clock.now and s.test_clock_id = $17 and s.tenant_id = $18
       union all
       select 3, 'retry', i.tenant_id, i.subscription_id, i.id, i.next_collection_at
       from invoices i join subscriptions s on s.tenant_id = i.tenant_id and s.id = i.subscription_id, clock
-      where i.next_collection_at <= clock.now and s.test_clock_id = $17 and s.tenant_id = $18
+      where i.next_collection_at <= clock.now and s.test_clock_id = $19 and s.tenant_id = $20
       union all
       select 2, 'renew', s.tenant_id, s.id, s.id, s.billed_until::timestamp at time zone 'UTC'
       from subscriptions s
       where s.billed_until is not null and s.status <> 'canceled'
-        and s.billed_until <= (select (now at time zone 'UTC')::date from clock) and s.test_clock_id = $19 and s.tenant_id = $20
+        and s.billed_until <= (select (now at time zone 'UTC')::date from clock) and s.test_clock_id = $21 and s.tenant_id = $22
       union all
       -- A canceled subscription has one step left when its plan charges usage: its last usage.
       -- Found from those plans (each branch has an index of its own: one scan with an "or" read
@@ -178,7 +202,7 @@ with clock as (select (select frozen_time from test_clocks where id = $1 and ten
       select 2, 'renew', s.tenant_id, s.id, s.id, s.billed_until::timestamp at time zone 'UTC'
       from plans p join subscriptions s on s.tenant_id = p.tenant_id and s.plan_id = p.id
       where p.usage_charges <> '[]'::jsonb and s.status = 'canceled' and s.billed_until is not null
-        and s.billed_until <= (select (now at time zone 'UTC')::date from clock) and s.test_clock_id = $21 and s.tenant_id = $22
+        and s.billed_until <= (select (now at time zone 'UTC')::date from clock) and s.test_clock_id = $23 and s.tenant_id = $24
     union all
       -- A wallet on the clock whose holds or grants expire: swept at the earliest such time.
       select 0, 'expire', w.tenant_id, w.id, w.id, e.due_at
@@ -190,12 +214,12 @@ with clock as (select (select frozen_time from test_clocks where id = $1 and ten
           select h.expires_at from wallet_holds h
           where h.tenant_id = w.tenant_id and h.wallet_id = w.id and h.status = 'pending' and h.expires_at <= clock.now
         ) x) e
-      where e.due_at is not null and w.test_clock_id = $23
-        and w.tenant_id = $24
+      where e.due_at is not null and w.test_clock_id = $25
+        and w.tenant_id = $26
     ),
     first as (
       select distinct on (subscription_id) * from items order by subscription_id, due_at, rank
     )
     select kind, tenant_id, subscription_id, target_id, due_at from first
     order by due_at, rank, subscription_id
-    limit $25;
+    limit $27;

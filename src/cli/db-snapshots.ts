@@ -278,6 +278,8 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
       pendingInvoiceItems: (db) => invoiceItems.pendingInvoiceItems(db, SUBSCRIPTION),
       billInvoiceItems: (db) => invoiceItems.billInvoiceItems(db, [SUBSCRIPTION], INVOICE),
       reducePendingItem: (db) => invoiceItems.reducePendingItem(db, SUBSCRIPTION, '-1.00'),
+      settleInvoiceItems: (db) =>
+        invoiceItems.settleInvoiceItems(db, [SUBSCRIPTION], '01900000-0000-7000-8000-000000000017'),
       listInvoiceItems: (db) =>
         invoiceItems.listInvoiceItems(db, {
           subscriptionId: SUBSCRIPTION,

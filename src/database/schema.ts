@@ -43,7 +43,8 @@ export type DunningFinalAction = 'cancel' | 'mark_unpaid';
 /** Where the money of a credit note went beyond what was still due on its invoice. */
 export type RefundTo = 'payment' | 'balance';
 export type RefundStatus = 'pending' | 'succeeded' | 'failed';
-export type BalanceTransactionType = 'credit_note' | 'invoice' | 'invoice_voided' | 'refund_failed';
+export type BalanceTransactionType =
+  'credit_note' | 'invoice' | 'invoice_voided' | 'refund_failed' | 'subscription_ended';
 
 type Timestamp = ColumnType<Date, never, never>;
 type UpdatedAt = ColumnType<Date, never, Date | string>;

@@ -12,6 +12,7 @@ export type DueKind =
   | 'expire'
   | 'trial'
   | 'resume'
+  | 'close'
   | 'refund'
   | 'refund_settle';
 
@@ -62,6 +63,14 @@ export async function findDueWork(
       from subscriptions s
       where s.status = 'paused' and s.resumes_at is not null
         and s.resumes_at <= (select (now at time zone 'UTC')::date from clock) and ${onClock} ${inTenant}
+      union all
+      -- A canceled subscription with invoice items still pending: its last invoice. Found from
+      -- the pending items (an index of their own, and few), not from every canceled subscription.
+      select 3, 'close', s.tenant_id, s.id, s.id, coalesce(s.canceled_at, clock.now)
+      from (select distinct tenant_id, subscription_id from invoice_items
+            where invoice_id is null and balance_transaction_id is null) i
+      join subscriptions s on s.tenant_id = i.tenant_id and s.id = i.subscription_id, clock
+      where s.status = 'canceled' and coalesce(s.canceled_at, clock.now) <= clock.now and ${onClock} ${inTenant}
       union all
       select 5, 'settle', p.tenant_id, p.subscription_id, p.id, p.settles_at
       from payments p join subscriptions s on s.tenant_id = p.tenant_id and s.id = p.subscription_id, clock

@@ -10,6 +10,7 @@ const columns = [
   'period_start',
   'period_end',
   'invoice_id',
+  'balance_transaction_id',
   'created_at',
 ] as const;
 
@@ -37,6 +38,7 @@ export function pendingInvoiceItems(db: Db, subscriptionId: string): Promise<Inv
     .select(columns)
     .where('subscription_id', '=', subscriptionId)
     .where('invoice_id', 'is', null)
+    .where('balance_transaction_id', 'is', null)
     .orderBy('created_at')
     .orderBy('kind', 'desc')
     .orderBy('id')
@@ -49,6 +51,21 @@ export async function billInvoiceItems(db: Db, ids: readonly string[], invoiceId
   await db
     .updateTable('invoice_items')
     .set({ invoice_id: invoiceId })
+    .where('id', 'in', ids)
+    .where('invoice_id', 'is', null)
+    .execute();
+}
+
+/** Pending items settled by a customer balance entry (the credits left of an ended subscription). */
+export async function settleInvoiceItems(
+  db: Db,
+  ids: readonly string[],
+  balanceTransactionId: string,
+): Promise<void> {
+  if (ids.length === 0) return;
+  await db
+    .updateTable('invoice_items')
+    .set({ balance_transaction_id: balanceTransactionId })
     .where('id', 'in', ids)
     .where('invoice_id', 'is', null)
     .execute();
@@ -80,6 +97,11 @@ export function listInvoiceItems(db: Db, filter: InvoiceItemFilter): Promise<Inv
     .orderBy('id', 'desc')
     .limit(filter.limit + 1);
   if (filter.after) query = query.where('id', '<', filter.after);
-  if (filter.pending !== undefined) query = query.where('invoice_id', filter.pending ? 'is' : 'is not', null);
+  if (filter.pending === true)
+    query = query.where('invoice_id', 'is', null).where('balance_transaction_id', 'is', null);
+  if (filter.pending === false)
+    query = query.where((eb) =>
+      eb.or([eb('invoice_id', 'is not', null), eb('balance_transaction_id', 'is not', null)]),
+    );
   return query.execute();
 }

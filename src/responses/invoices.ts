@@ -65,6 +65,7 @@ export function toInvoiceItemResponse(row: InvoiceItemRow): Schemas['InvoiceItem
     period_start: row.period_start,
     period_end: row.period_end,
     invoice_id: row.invoice_id,
+    balance_transaction_id: row.balance_transaction_id,
     created_at: row.created_at.toISOString(),
   };
 }

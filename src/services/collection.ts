@@ -23,7 +23,7 @@ import { toPaymentResponse } from '../responses/payments.js';
 import { amountDue } from '../responses/invoices.js';
 import { toSubscriptionResponse } from '../responses/subscriptions.js';
 import { type Actor, inTenant, type ServiceContext, type Tx } from './context.js';
-import { closingUsageInvoice, invoiceForPeriod, issue } from './invoices.js';
+import { closeEndedItems, closingUsageInvoice, invoiceForPeriod, issue } from './invoices.js';
 import { emitChange } from './subscriptions.js';
 import { applyScheduledChange } from './scheduled-changes.js';
 import { creditPaidGrant } from './wallets.js';
@@ -119,6 +119,20 @@ export function announceTrialEnd(ctx: ServiceContext, tenantId: string, subscrip
   });
 }
 
+/**
+ * A canceled subscription's invoice items still pending: billed on a last invoice, issued and
+ * collected, and a credit left moved to the customer's balance (services/invoices.ts).
+ */
+export function closeDue(ctx: CollectionContext, tenantId: string, subscriptionId: string, at: Date) {
+  return inTenant(ctx, system(tenantId), async (tx) => {
+    const before = await subscriptions.lockSubscription(tx.db, subscriptionId);
+    if (!before || before.status !== 'canceled') return;
+    atStep(tx, before, at);
+    const last = await closeEndedItems(tx, before, at);
+    if (last) await issueAndCollect(tx, before, last, at, tenantId);
+  });
+}
+
 /** A subscription's cancellation scheduled for `at` or earlier. */
 export function cancelDue(ctx: ServiceContext, tenantId: string, subscriptionId: string, at: Date) {
   return inTenant(ctx, system(tenantId), async (tx) => {
@@ -163,6 +177,8 @@ export function renewDue(ctx: CollectionContext, tenantId: string, subscriptionI
       // is billed now, on an invoice of its own (issued and collected like a renewal's).
       const closing = await closingUsageInvoice(tx, before, billedUntil);
       if (closing?.kind === 'created') await issueAndCollect(tx, before, closing.invoice, at, tenantId);
+      const last = await closeEndedItems(tx, before, at);
+      if (last) await issueAndCollect(tx, before, last, at, tenantId);
       const after = await subscriptions.updateSubscription(tx.db, subscriptionId, { billed_until: null });
       emitChange(tx, before, after);
     };

@@ -13,7 +13,7 @@ import { type Actor, inTenant, type Page, type ServiceContext, toPage, type Tx }
 export async function creditBalance(
   tx: Tx,
   entry: Omit<balances.NewBalanceTransaction, 'type'> & {
-    type: 'credit_note' | 'invoice_voided' | 'refund_failed';
+    type: 'credit_note' | 'invoice_voided' | 'refund_failed' | 'subscription_ended';
   },
 ): Promise<BalanceTransactionRow> {
   await balances.lockBalance(tx.db, entry.user_id);

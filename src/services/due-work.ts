@@ -8,6 +8,7 @@ import {
   announceTrialEnd,
   type CollectionContext,
   cancelDue,
+  closeDue,
   renewDue,
   retryDue,
   settleDue,
@@ -43,6 +44,8 @@ function perform(ctx: CollectionContext, item: DueItem, at: Date): Promise<void>
       return sweepWallet(ctx, item.tenant_id, item.target_id, at);
     case 'trial':
       return announceTrialEnd(ctx, item.tenant_id, item.target_id, at);
+    case 'close':
+      return closeDue(ctx, item.tenant_id, item.target_id, at);
     case 'resume':
       return resumeDue(ctx, item.tenant_id, item.target_id, at);
     case 'refund':

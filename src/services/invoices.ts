@@ -31,6 +31,7 @@ import {
   listInvoiceItems as queryInvoiceItems,
   pendingInvoiceItems,
   reducePendingItem,
+  settleInvoiceItems,
 } from '../queries/invoice-items.js';
 import { endDiscount } from './coupons.js';
 import { creditBalance, takeFromBalance } from './customer-balance.js';
@@ -200,6 +201,69 @@ async function billItems(tx: Tx, applied: AppliedItems<InvoiceItemRow>, invoiceI
     applied.billed.map(({ item }) => item.id),
     invoiceId,
   );
+}
+
+/**
+ * The items still pending on a subscription whose service ended, so that none is lost: billed on
+ * a last invoice of its own (kind `proration`, for the day `at`: charges in full, credits up to
+ * zero), returned as a draft for the caller to issue and collect; and a credit left after it
+ * moved to the customer's balance with the tax it bore (the rates of the customer's region that
+ * day). On a subscription locked for update.
+ */
+export async function closeEndedItems(
+  tx: Tx,
+  subscription: SubscriptionRow,
+  at: Date,
+): Promise<InvoiceRow | undefined> {
+  const pending = await pendingInvoiceItems(tx.db, subscription.id);
+  if (pending.length === 0) return undefined;
+  const day = dayOf(at);
+  let invoice: InvoiceRow | undefined;
+  if (pending.some((item) => !item.amount.startsWith('-'))) {
+    const next = dayOf(new Date(new Date(`${day}T00:00:00Z`).getTime() + 86_400_000));
+    const outcome = await insertInvoice(tx, subscription, { start: day, end: next }, [], 'proration');
+    if (outcome.kind === 'created' || outcome.kind === 'existing') invoice = outcome.invoice;
+  }
+  const left = await pendingInvoiceItems(tx.db, subscription.id);
+  const credit = -left.reduce((sum, item) => sum + parseSignedAmount(item.amount), 0n);
+  if (left.length > 0 && credit > 0n) {
+    const user = await findUser(tx.db, subscription.user_id);
+    const rates = user?.region ? await ratesInForce(tx.db, user.region, day) : [];
+    const { total } = invoiceAmounts(
+      [
+        {
+          type: 'proration',
+          description: 'Credits left when the subscription ended',
+          amount: formatCents(credit),
+          quantity: 1,
+          breakdown: [],
+          period_start: day,
+          period_end: day,
+          usage: null,
+          credits_applied: null,
+        },
+      ],
+      rates.map((r) => ({
+        id: r.id,
+        code: r.code,
+        name: r.name,
+        percentage: r.percentage,
+        region: r.region,
+      })),
+    );
+    const entry = await creditBalance(tx, {
+      user_id: subscription.user_id,
+      type: 'subscription_ended',
+      amount: total,
+      created_at: at,
+    });
+    await settleInvoiceItems(
+      tx.db,
+      left.map((item) => item.id),
+      entry.id,
+    );
+  }
+  return invoice;
 }
 
 /** `invoice_item.created`, for an item pending from now on. */

@@ -1949,10 +1949,11 @@ export interface components {
              * @description `credit_note`: a credit note credited the balance (`credit_note_id`); `invoice`: an invoice
              *     took it when issued (a negative amount, `invoice_id`); `invoice_voided`: a voided invoice
              *     gave back what it took; `refund_failed`: a refund failed, and its amount was credited
-             *     instead (`refund_id`).
+             *     instead (`refund_id`); `subscription_ended`: the credits still pending when a subscription
+             *     ended (its invoice items, which name this entry), with the tax they bore.
              * @enum {string}
              */
-            type: "credit_note" | "invoice" | "invoice_voided" | "refund_failed";
+            type: "credit_note" | "invoice" | "invoice_voided" | "refund_failed" | "subscription_ended";
             /** @description More than zero credits the customer; less, pays an invoice. */
             amount: components["schemas"]["SignedMoneyTotal"];
             balance_after: components["schemas"]["MoneyTotal"];
@@ -3235,7 +3236,11 @@ export interface components {
          * @description A charge or credit waiting for an invoice: the subscription's next invoice bills every pending
          *     item as a `proration` line, after its price and usage lines. A credit that would take that
          *     invoice below zero is applied up to zero, and what is left of it stays pending as an item of
-         *     its own (carried forward). Billed items never change.
+         *     its own (carried forward). Billed items never change. When the subscription ends (canceled,
+         *     or past its `end_date`) with items pending, the worker bills them on a last invoice
+         *     (`proration`, dated the day it ended, issued and collected), and a credit left after it goes
+         *     to the customer's balance with the tax it bore (`balance_transaction_id`): nothing pending
+         *     is lost.
          */
         InvoiceItem: {
             id: components["schemas"]["Id"];
@@ -3251,6 +3256,11 @@ export interface components {
              * @description The invoice that billed it; null while pending.
              */
             invoice_id: string | null;
+            /**
+             * Format: uuid
+             * @description For a credit left when its subscription ended, the customer balance entry that took it; null otherwise.
+             */
+            balance_transaction_id: string | null;
             created_at: components["schemas"]["Timestamp"];
         };
         InvoiceItemList: {

@@ -1,0 +1,169 @@
+// Invoice items pending when a subscription ends are not lost: the worker bills them on a last
+// invoice, and a credit left goes to the customer's balance with the tax it bore.
+import { beforeAll, describe, expect, it } from 'vitest';
+import { simulatedGateway } from '../../src/billing/gateway.js';
+import type { Schemas } from '../../src/contract.js';
+import { performDueWork } from '../../src/services/due-work.js';
+import { type TestTenant, useTestApp } from '../helpers/app.js';
+import { createUser } from '../helpers/factories.js';
+
+const ctx = useTestApp();
+let t: TestTenant;
+const plans: Record<string, string> = {};
+
+beforeAll(async () => {
+  t = await ctx.newTenant();
+  const vat = {
+    code: 'VAT',
+    name: 'German VAT',
+    percentage: '19',
+    region: 'DE',
+    effective_from: '2020-01-01',
+  };
+  expect((await t.api.post('/api/v1/tax-rates').send(vat)).status).toBe(201);
+  for (const [code, amount] of [
+    ['basic', '30.00'],
+    ['pro', '60.00'],
+  ] as const) {
+    const res = await t.api
+      .post('/api/v1/plans')
+      .send({ code, name: code, interval: 'month', price: { model: 'flat', amount } });
+    plans[code] = (res.body as Schemas['Plan']).id;
+  }
+});
+
+/** On `plan` from 2026-01-01 on a clock, in DE, paid by card; changed on January 11 to `to`. */
+async function changedThenCanceled(plan: string, to: string, cancel: Record<string, unknown>) {
+  const clock = (
+    await t.api.post('/api/v1/test-clocks').send({ name: 'ended', frozen_time: '2026-01-01T00:00:00Z' })
+  ).body as Schemas['TestClock'];
+  const user = await createUser(t, { region: 'DE' });
+  const sub = (
+    await t.api.post('/api/v1/subscriptions').send({
+      user_id: user.id,
+      status: 'active',
+      plan_id: plans[plan],
+      start_date: '2026-01-01',
+      test_clock_id: clock.id,
+      payment_method: 'pm_card_visa',
+      payment_rail: 'card',
+    })
+  ).body as Schemas['Subscription'];
+  const advance = async (at: string) => {
+    expect(
+      (await t.api.post(`/api/v1/test-clocks/${clock.id}/advance`).send({ frozen_time: at })).status,
+    ).toBe(202);
+    await performDueWork(
+      { db: ctx.appDb, ownerDb: ctx.db, gateway: simulatedGateway, settlementDelayScale: 0 },
+      { tenantId: t.id, clockId: clock.id },
+    );
+  };
+  await advance('2026-01-11T09:00:00Z');
+  expect((await t.api.patch(`/api/v1/subscriptions/${sub.id}`).send({ plan_id: plans[to] })).status).toBe(
+    200,
+  );
+  await advance('2026-01-12T09:00:00Z');
+  const canceled = await t.api.post(`/api/v1/subscriptions/${sub.id}/cancel`).send(cancel);
+  expect(canceled.status, canceled.text).toBe(200);
+  return { sub, user, advance };
+}
+
+const itemsOf = async (id: string) =>
+  (
+    (await t.api.get(`/api/v1/subscriptions/${id}/invoice-items`).query({ limit: 100 }))
+      .body as Schemas['InvoiceItemList']
+  ).data;
+
+describe('items pending when a subscription ends', () => {
+  it('are billed on a last invoice, issued and collected, when it is canceled', async () => {
+    const { sub, advance } = await changedThenCanceled('basic', 'pro', { at: 'now' });
+    await advance('2026-01-12T10:00:00Z');
+    const invoices = (
+      (await t.api.get('/api/v1/invoices').query({ subscription_id: sub.id })).body as Schemas['InvoiceList']
+    ).data.reverse();
+    // January's, then the last: 21 of 31 days of Basic credited (20.32), of Pro charged (40.65).
+    expect(invoices.map((i) => [i.kind, i.period_start, i.subtotal, i.total, i.status])).toEqual([
+      ['period', '2026-01-01', '30.00', '35.70', 'paid'],
+      ['proration', '2026-01-12', '20.33', '24.19', 'paid'],
+    ]);
+    expect((await itemsOf(sub.id)).every((item) => item.invoice_id === invoices[1]!.id)).toBe(true);
+    expect(
+      (await t.api.get(`/api/v1/subscriptions/${sub.id}/invoice-items`).query({ pending: true })).body,
+    ).toEqual({
+      data: [],
+      next_cursor: null,
+    });
+  });
+
+  it('go to the customer balance, with their tax, when they add up to a credit', async () => {
+    const { sub, user, advance } = await changedThenCanceled('pro', 'basic', { at: 'now' });
+    await advance('2026-01-12T10:00:00Z');
+    // 21 of 31 days: Pro credited 40.65, Basic charged 20.32: 20.33 left, 24.19 with 19% VAT.
+    const balance = (await t.api.get(`/api/v1/users/${user.id}/balance-transactions`))
+      .body as Schemas['BalanceTransactionList'];
+    expect(balance.data.map((e) => [e.type, e.amount, e.balance_after])).toEqual([
+      ['subscription_ended', '24.19', '24.19'],
+    ]);
+    // The last invoice bills the charge against the credit (0.00, paid at once); the credit's
+    // rest, carried as an item of its own, is the one the balance entry settles.
+    const invoices = (
+      (await t.api.get('/api/v1/invoices').query({ subscription_id: sub.id })).body as Schemas['InvoiceList']
+    ).data.reverse();
+    expect(invoices.map((i) => [i.kind, i.subtotal, i.status])).toEqual([
+      ['period', '60.00', 'paid'],
+      ['proration', '0.00', 'paid'],
+    ]);
+    const items = await itemsOf(sub.id);
+    expect(items.every((item) => (item.invoice_id === null) !== (item.balance_transaction_id === null))).toBe(
+      true,
+    );
+    expect(
+      items.filter((item) => item.balance_transaction_id === balance.data[0]!.id).map((item) => item.amount),
+    ).toEqual(['-20.33']);
+    expect((await t.api.get(`/api/v1/users/${user.id}`)).body).toMatchObject({ balance: '24.19' });
+    // Nothing more to do: the worker finds nothing due for it again.
+    await advance('2026-02-15T00:00:00Z');
+    expect(
+      (
+        (await t.api.get(`/api/v1/users/${user.id}/balance-transactions`))
+          .body as Schemas['BalanceTransactionList']
+      ).data,
+    ).toHaveLength(1);
+    expect(ctx.unexpectedErrors).toEqual([]);
+  });
+
+  it('are billed on the last invoice when it ends by its end_date, at the renewal that finds it ended', async () => {
+    const clock = (
+      await t.api.post('/api/v1/test-clocks').send({ name: 'end date', frozen_time: '2026-01-01T00:00:00Z' })
+    ).body as Schemas['TestClock'];
+    const user = await createUser(t, { region: 'DE' });
+    const sub = (
+      await t.api.post('/api/v1/subscriptions').send({
+        user_id: user.id,
+        status: 'active',
+        plan_id: plans.basic,
+        start_date: '2026-01-01',
+        end_date: '2026-01-31',
+        test_clock_id: clock.id,
+      })
+    ).body as Schemas['Subscription'];
+    const advance = async (at: string) => {
+      await t.api.post(`/api/v1/test-clocks/${clock.id}/advance`).send({ frozen_time: at }).expect(202);
+      await performDueWork(
+        { db: ctx.appDb, ownerDb: ctx.db, gateway: simulatedGateway, settlementDelayScale: 0 },
+        { tenantId: t.id, clockId: clock.id },
+      );
+    };
+    await advance('2026-01-11T09:00:00Z');
+    await t.api.patch(`/api/v1/subscriptions/${sub.id}`).send({ plan_id: plans.pro }).expect(200);
+    await advance('2026-02-02T00:00:00Z');
+    const invoices = (
+      (await t.api.get('/api/v1/invoices').query({ subscription_id: sub.id })).body as Schemas['InvoiceList']
+    ).data.reverse();
+    expect(invoices.map((i) => [i.kind, i.period_start, i.subtotal, i.status])).toEqual([
+      ['period', '2026-01-01', '30.00', 'open'],
+      ['proration', '2026-02-01', '20.33', 'open'],
+    ]);
+    expect((await t.api.get(`/api/v1/subscriptions/${sub.id}`)).body).toMatchObject({ billed_until: null });
+  });
+});
