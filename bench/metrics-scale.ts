@@ -98,10 +98,10 @@ export async function benchRebuild(owner: Db, app: Db, tenantId: string): Promis
   const stopWriting = writeWhile(app, tenantId, users);
   at = performance.now();
   let lastPrinted = 0;
-  await rebuildUnchecked({ db: owner }, actor, (done, total) => {
+  await rebuildUnchecked({ db: owner }, actor, (stage, done, total) => {
     if (performance.now() - lastPrinted > 5000) {
       lastPrinted = performance.now();
-      console.log(`  rebuild: ${done} of ${total} customers`);
+      console.log(stage === 'reading' ? '  rebuild: reading' : `  rebuild: ${done} of ${total} customers`);
     }
   });
   const rebuilt = performance.now() - at;

@@ -38,20 +38,3 @@ select s.id, s.user_id, coalesce(u.region, '') as region,
     join subscriptions s on s.tenant_id = current_setting('app.tenant_id')::uuid and s.id = wanted.id
       and s.user_id = wanted.user_id and s.test_clock_id is null
     join users u on u.tenant_id = s.tenant_id and u.id = s.user_id;
-
--- loadCustomerRange
-select id from users where tenant_id = $1 and id > $2::uuid
-    order by id limit $3;
-select s.id, s.user_id, coalesce(u.region, '') as region,
-  extract(epoch from s.start_date::timestamp)::float8 * 1000 as start_ms,
-  extract(epoch from (s.end_date + 1)::timestamp)::float8 * 1000 as end_ms,
-  extract(epoch from s.canceled_at)::float8 * 1000 as canceled_ms,
-  (select json_agg(json_build_array(extract(epoch from v.valid_from)::float8 * 1000,
-                                    (v.status in ('active', 'past_due'))::int,
-                                    (v.monthly_amount * 100)::bigint, v.plan_id) order by v.valid_from)
-   from subscription_versions v where v.tenant_id = s.tenant_id and v.subscription_id = s.id) as versions,
-  (select string_agg(f.feature_id::text, ',' order by f.feature_id) from subscription_features f
-   where f.tenant_id = s.tenant_id and f.subscription_id = s.id) as features
-    from subscriptions s join users u on u.tenant_id = s.tenant_id and u.id = s.user_id
-    where s.tenant_id = $1 and s.user_id >= $2::uuid and s.user_id <= $3::uuid
-      and s.test_clock_id is null;

@@ -28,6 +28,38 @@ select c.user_id, c.digest, case when c.digest = k.digest then null else c.input
     from unnest($1::uuid[], $2::text[]) as k (user_id, digest)
     join mrr_counted c on c.tenant_id = current_setting('app.tenant_id')::uuid and c.user_id = k.user_id;
 
+-- replaceCounted
+delete from mrr_counted where tenant_id = current_setting('app.tenant_id')::uuid;
+with seen as (select user_id, xmin::text as version from mrr_dirty where tenant_id = current_setting('app.tenant_id')::uuid),
+    stored as (insert into mrr_counted (user_id, input) select user_id, input::json from (
+  select s.user_id,
+         '{"r":' || to_json(coalesce(u.region, ''))::text || ',"s":[' || string_agg(s.encoded, ',' order by s.id) || ']}'
+           as input
+  from (
+    select s.user_id, s.id,
+           '["' || s.id || '",' || ((s.start_date - date '1970-01-01')::bigint * 86400000)::text || ','
+             || coalesce(((s.end_date + 1 - date '1970-01-01')::bigint * 86400000)::text, 'null') || ','
+             || coalesce((extract(epoch from s.canceled_at)::float8 * 1000)::text, 'null') || ',['
+             || v.versions || '],[' || coalesce(f.features, '') || ']]' as encoded
+    from subscriptions s
+    join (
+      select subscription_id,
+             string_agg('[' || (extract(epoch from valid_from)::float8 * 1000)::text || ','
+                          || (status in ('active', 'past_due'))::int || ',' || ((monthly_amount * 100)::bigint)::text
+                          || ',' || coalesce('"' || plan_id || '"', 'null') || ']', ',' order by valid_from) as versions
+      from subscription_versions where tenant_id = current_setting('app.tenant_id')::uuid
+      group by subscription_id) v on v.subscription_id = s.id
+    left join (
+      select subscription_id, string_agg('"' || feature_id || '"', ',' order by feature_id) as features
+      from subscription_features where tenant_id = current_setting('app.tenant_id')::uuid
+      group by subscription_id) f on f.subscription_id = s.id
+    where s.tenant_id = current_setting('app.tenant_id')::uuid and s.test_clock_id is null) s
+  join users u on u.tenant_id = current_setting('app.tenant_id')::uuid and u.id = s.user_id
+  group by s.user_id, u.region) e returning 1)
+    select (select count(*)::int from stored) as customers,
+           coalesce((select array_agg(user_id::text order by user_id) from seen), '{}') as users,
+           coalesce((select array_agg(version order by user_id) from seen), '{}') as versions;
+
 -- saveCounted
 delete from mrr_counted where tenant_id = current_setting('app.tenant_id')::uuid
       and user_id = any ($1::uuid[]);

@@ -136,12 +136,17 @@ function monthOfDay(day: number): number {
   const year = yoe + era * 400 + (month <= 2 ? 1 : 0);
   return (year - 1970) * 12 + month - 1;
 }
-/** The first day of a month (as monthOfDay counts months). */
+/** The first day of a month (as monthOfDay counts months); computed once per month. */
+const firstDays = new Map<number, number>();
 function firstDayOfMonth(month: number): number {
-  // setUTCFullYear, not Date.UTC: Date.UTC reads years 0 to 99 as 1900 to 1999.
-  const date = new Date(0);
-  date.setUTCFullYear(1970 + Math.floor(month / 12), ((month % 12) + 12) % 12, 1);
-  return date.getTime() / DAY_MS;
+  let day = firstDays.get(month);
+  if (day === undefined) {
+    // setUTCFullYear, not Date.UTC: Date.UTC reads years 0 to 99 as 1900 to 1999.
+    const date = new Date(0);
+    date.setUTCFullYear(1970 + Math.floor(month / 12), ((month % 12) + 12) % 12, 1);
+    firstDays.set(month, (day = date.getTime() / DAY_MS));
+  }
+  return day;
 }
 
 // The engine is synchronous and never re-entered, so these buffers are reused from customer to
@@ -272,9 +277,20 @@ function contributePoints(n: number, emit: (day: number, deltas: Float64Array) =
   // with points. E(m) = the end value of the last month with points before m; the cohort flag of
   // m = the end value of the last month with points at or before m - 12 is > 0; the base is E(m)
   // for the cohort. nrr_base gets each change of the base on the last day before its month.
+  // withPoints ascends, so m, m + 1 and m + 12 are three ascending runs: merged, not sorted.
   timeline.length = 0;
-  for (const m of withPoints) timeline.push(m, m + 1, m + 12);
-  timeline.sort((a, b) => a - b);
+  const months = withPoints.length;
+  for (let a = 0, b = 0, c = 0; a < months || b < months || c < months;) {
+    const next = Math.min(
+      a < months ? withPoints[a]! : Infinity,
+      b < months ? withPoints[b]! + 1 : Infinity,
+      c < months ? withPoints[c]! + 12 : Infinity,
+    );
+    timeline.push(next);
+    if (a < months && withPoints[a] === next) a++;
+    else if (b < months && withPoints[b]! + 1 === next) b++;
+    else c++;
+  }
   let previousBase = 0;
   let k = 0;
   let j = 0;
@@ -525,6 +541,7 @@ export function contributeSeries(
  * earliest date the API takes, and the one before it: the block index of a day. A multiple of 256.
  */
 const DAY_OFFSET = 2_817 * 256;
+const NOWHERE: Slot = { add() {} };
 const BLOCK_DAYS = 256;
 
 /**
@@ -536,16 +553,44 @@ const BLOCK_DAYS = 256;
 export class Buckets implements Sink {
   /** (plan × 4096 + feature) × 1024 + region → the slot. */
   readonly #slots = new Map<number, BucketSlot>();
+  readonly #allFromRegions: boolean;
+  #summed = false;
 
-  slot(plan: number, feature: number, region: number): BucketSlot {
+  /**
+   * With allFromRegions, what is added to region '*' (0) is dropped, and region '*' is summed
+   * from the other regions when the cells are read: for a count of every customer, half the
+   * additions. A sink that receives only some regions (a filtered read) must not use it.
+   */
+  constructor(options: { allFromRegions?: boolean } = {}) {
+    this.#allFromRegions = options.allFromRegions === true;
+  }
+
+  slot(plan: number, feature: number, region: number): Slot {
+    if (region === 0 && this.#allFromRegions) return NOWHERE;
+    return this.#slotOf(plan, feature, region);
+  }
+
+  #slotOf(plan: number, feature: number, region: number): BucketSlot {
     const key = (plan * 4096 + feature) * 1024 + region;
     let slot = this.#slots.get(key);
     if (!slot) this.#slots.set(key, (slot = new BucketSlot(plan, feature, region)));
     return slot;
   }
 
+  /** Region '*' of every dimension, as the sum of the other regions' slots. */
+  #sumRegions(): void {
+    for (const slot of [...this.#slots.values()]) {
+      const all = this.#slotOf(slot.plan, slot.feature, 0);
+      for (const b of slot.used) all.addBlock(b, slot.blocks[b]!, slot.touched[b]!);
+    }
+  }
+
   /** Every cell that is not all zeros: (plan, feature, region, day) and its 14 sums. */
   *cells(): Generator<{ plan: number; feature: number; region: number; day: number; values: Float64Array }> {
+    if (this.#allFromRegions && !this.#summed) {
+      this.#sumRegions();
+      this.#summed = true;
+    }
     for (const slot of this.#slots.values()) {
       // The blocks a slot has, in day order: its array of blocks is sparse (indexed from year 1).
       for (const b of slot.used.sort((x, y) => x - y)) {
@@ -581,22 +626,44 @@ class BucketSlot implements Slot {
     readonly region: number,
   ) {}
 
-  add(day: number, deltas: Float64Array, sign: number): void {
-    const d = day + DAY_OFFSET;
-    const b = d >> 8;
+  #block(b: number): Float64Array {
     let block = this.blocks[b];
     if (!block) {
       this.blocks[b] = block = new Float64Array(BLOCK_DAYS * WIDTH);
       this.touched[b] = new Uint8Array(BLOCK_DAYS);
       this.used.push(b);
     }
+    return block;
+  }
+
+  /** Adds another slot's block b (its sums and the days it touched). */
+  addBlock(b: number, sums: Float64Array, touchedDays: Uint8Array): void {
+    const block = this.#block(b);
+    const touched = this.touched[b]!;
+    for (let i = 0; i < BLOCK_DAYS; i++) {
+      if (touchedDays[i] === 0) continue;
+      touched[i] = 1;
+      for (let c = i * WIDTH; c < (i + 1) * WIDTH; c++) {
+        const sum = block[c]! + sums[c]!;
+        if (!Number.isSafeInteger(sum)) throw new RangeError('an MRR aggregate went beyond 2^53 cents');
+        block[c] = sum;
+      }
+    }
+  }
+
+  add(day: number, deltas: Float64Array, sign: number): void {
+    const d = day + DAY_OFFSET;
+    const b = d >> 8;
+    const block = this.blocks[b] ?? this.#block(b);
     this.touched[b]![d & (BLOCK_DAYS - 1)] = 1;
     const at = (d & (BLOCK_DAYS - 1)) * WIDTH;
     for (let i = 0; i < WIDTH; i++) {
       const delta = deltas[i]!;
       if (delta !== 0) {
+        // Integers in, so an integer sum: only its size needs checking (cheaper than isSafeInteger).
         const sum = block[at + i]! + sign * delta;
-        if (!Number.isSafeInteger(sum)) throw new RangeError('an MRR aggregate went beyond 2^53 cents');
+        if (sum > Number.MAX_SAFE_INTEGER || sum < -Number.MAX_SAFE_INTEGER)
+          throw new RangeError('an MRR aggregate went beyond 2^53 cents');
         block[at + i] = sum;
       }
     }

@@ -1,10 +1,10 @@
 // What the MRR engine counts a customer from, read from the tables: the customer's region and
 // subscriptions (not those on a test clock), each with its versions and today's feature links. By
-// customer (compaction, corrections) or by ranges of customers in id order (rebuild, check).
+// customer (compaction, corrections), or every customer at once, encoded by PostgreSQL (rebuild, check).
 // Also the encoding of that input as stored in mrr_counted: what each customer is counted with.
 import { sql } from 'kysely';
 import type { Db } from '../database/connection.js';
-import type { CustomerInput, EngineSubscription } from './mrr-engine.js';
+import type { CustomerInput, EngineSubscription, Version } from './mrr-engine.js';
 
 /** One subscription per row, its versions and features aggregated: the rows of a customer together. */
 interface SubscriptionRow {
@@ -115,30 +115,41 @@ export async function loadSubscriptions(
 }
 
 /**
- * The next customers in id order after `after` (null: from the first), at most `limit` of them:
- * their inputs and the last user id of the range (null when there are no more).
+ * Every customer's input, as encodeInput writes it, built by PostgreSQL in one set-based statement
+ * over the tenant of the transaction: (user_id, input text), one row per customer with a
+ * subscription that counts. The rebuild stores these rows and the consistency check compares them,
+ * so a whole tenant is read in sequential passes (each table once, joined by hash or merge) instead
+ * of by key per customer, and never crosses the wire as rows to be encoded again.
+ *
+ * The text must equal encodeInput's byte for byte (test/api/metrics.test.ts checks it): numbers
+ * as JavaScript prints them (float8 prints the same shortest digits; dates are whole days of
+ * milliseconds, so integers), subscriptions by id, features by id, versions by time.
  */
-export async function loadCustomerRange(
-  db: Db,
-  tenantId: string,
-  after: string | null,
-  limit: number,
-): Promise<{ customers: Map<string, CustomerInput>; last: string | null; users: number }> {
-  const { rows: users } = await sql<{ id: string }>`
-    select id from users where tenant_id = ${tenantId} and id > ${after ?? '00000000-0000-0000-0000-000000000000'}::uuid
-    order by id limit ${limit}`.execute(db);
-  const customers = new Map<string, CustomerInput>();
-  if (users.length === 0) return { customers, last: null, users: 0 };
-  const first = users[0]!.id;
-  const last = users.at(-1)!.id;
-  const { rows } = await sql<SubscriptionRow>`
-    select ${subscriptionColumns}
-    from subscriptions s join users u on u.tenant_id = s.tenant_id and u.id = s.user_id
-    where s.tenant_id = ${tenantId} and s.user_id >= ${first}::uuid and s.user_id <= ${last}::uuid
-      and s.test_clock_id is null`.execute(db);
-  group(rows, customers);
-  return { customers, last, users: users.length };
-}
+export const everyInput = sql<{ user_id: string; input: string }>`
+  select s.user_id,
+         '{"r":' || to_json(coalesce(u.region, ''))::text || ',"s":[' || string_agg(s.encoded, ',' order by s.id) || ']}'
+           as input
+  from (
+    select s.user_id, s.id,
+           '["' || s.id || '",' || ((s.start_date - date '1970-01-01')::bigint * 86400000)::text || ','
+             || coalesce(((s.end_date + 1 - date '1970-01-01')::bigint * 86400000)::text, 'null') || ','
+             || coalesce((extract(epoch from s.canceled_at)::float8 * 1000)::text, 'null') || ',['
+             || v.versions || '],[' || coalesce(f.features, '') || ']]' as encoded
+    from subscriptions s
+    join (
+      select subscription_id,
+             string_agg('[' || (extract(epoch from valid_from)::float8 * 1000)::text || ','
+                          || (status in ('active', 'past_due'))::int || ',' || ((monthly_amount * 100)::bigint)::text
+                          || ',' || coalesce('"' || plan_id || '"', 'null') || ']', ',' order by valid_from) as versions
+      from subscription_versions where tenant_id = current_setting('app.tenant_id')::uuid
+      group by subscription_id) v on v.subscription_id = s.id
+    left join (
+      select subscription_id, string_agg('"' || feature_id || '"', ',' order by feature_id) as features
+      from subscription_features where tenant_id = current_setting('app.tenant_id')::uuid
+      group by subscription_id) f on f.subscription_id = s.id
+    where s.tenant_id = current_setting('app.tenant_id')::uuid and s.test_clock_id is null) s
+  join users u on u.tenant_id = current_setting('app.tenant_id')::uuid and u.id = s.user_id
+  group by s.user_id, u.region`;
 
 /**
  * A customer's input as stored in mrr_counted: JSON, subscriptions in a fixed order (by id; by
@@ -181,26 +192,26 @@ export function decodeInput(text: string): CustomerInput {
     r: string;
     s: Array<EncodedSubscription | [string, ...EncodedSubscription]>;
   };
-  return {
-    region: r,
-    subscriptions: s.map((encoded) => {
-      const id = typeof encoded[0] === 'string' ? encoded[0] : undefined;
-      const [start, end, canceledAt, versions, features] = (
-        id === undefined ? encoded : encoded.slice(1)
-      ) as EncodedSubscription;
-      return {
-        ...(id === undefined ? {} : { id }),
-        start,
-        end,
-        canceledAt,
-        versions: versions.map(([at, counts, cents, planId]) => ({
-          at,
-          counts: counts === 1,
-          cents,
-          planId,
-        })),
-        features,
-      };
-    }),
-  };
+  // Plain loops and no spreads: the rebuild decodes every customer of a tenant with this.
+  const subscriptions = new Array<EngineSubscription>(s.length);
+  for (let i = 0; i < s.length; i++) {
+    const encoded = s[i]!;
+    const at = typeof encoded[0] === 'string' ? 1 : 0;
+    const versions = encoded[at + 3] as EncodedSubscription[3];
+    const decoded = new Array<Version>(versions.length);
+    for (let j = 0; j < versions.length; j++) {
+      const v = versions[j]!;
+      decoded[j] = { at: v[0], counts: v[1] === 1, cents: v[2], planId: v[3] };
+    }
+    const subscription: EngineSubscription = {
+      start: encoded[at] as number,
+      end: encoded[at + 1] as number | null,
+      canceledAt: encoded[at + 2] as number | null,
+      versions: decoded,
+      features: encoded[at + 4] as string[],
+    };
+    if (at === 1) subscription.id = encoded[0] as string;
+    subscriptions[i] = subscription;
+  }
+  return { region: r, subscriptions };
 }

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { sql } from 'kysely';
 import type { Db } from '../database/connection.js';
 import { COLUMNS, type CustomerInput, type DayRows } from './mrr-engine.js';
-import { decodeInput } from './mrr-input.js';
+import { decodeInput, everyInput } from './mrr-input.js';
 
 const TENANT = sql`current_setting('app.tenant_id')::uuid`;
 
@@ -63,6 +63,25 @@ export async function takeDirtyCustomers(db: Db, limit: number): Promise<DirtyCu
     sql`select user_id, whole from mrr_dirty order by user_id limit ${limit} for update skip locked`,
   ).execute(db);
   return toDirty(rows);
+}
+
+/**
+ * Replaces every counted input of the tenant with its input now (everyInput), in one statement,
+ * and answers with the marks that statement saw: the inputs and the marks are of one snapshot.
+ * Hold the tenant's MRR lock from before it until the transaction ends.
+ */
+export async function replaceCounted(
+  db: Db,
+): Promise<{ customers: number; seen: Array<{ user: string; version: string }> }> {
+  await sql`delete from mrr_counted where tenant_id = ${TENANT}`.execute(db);
+  const { rows } = await sql<{ customers: number; users: string[]; versions: string[] }>`
+    with seen as (select user_id, xmin::text as version from mrr_dirty where tenant_id = ${TENANT}),
+    stored as (insert into mrr_counted (user_id, input) select user_id, input::json from (${everyInput}) e returning 1)
+    select (select count(*)::int from stored) as customers,
+           coalesce((select array_agg(user_id::text order by user_id) from seen), '{}') as users,
+           coalesce((select array_agg(version order by user_id) from seen), '{}') as versions`.execute(db);
+  const { customers, users, versions } = rows[0]!;
+  return { customers, seen: users.map((user, i) => ({ user, version: versions[i]! })) };
 }
 
 export async function clearMarks(db: Db, userIds: readonly string[]): Promise<void> {

@@ -779,6 +779,7 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
       loadCounted: mrrStore.loadCounted,
       saveCounted: mrrStore.saveCounted,
       addDays: mrrStore.addDays,
+      replaceCounted: mrrStore.replaceCounted,
     },
     calls: {
       tryMrrLock: (db) => mrrStore.tryMrrLock(db),
@@ -786,6 +787,7 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
       takeDirtyCustomers: (db) => mrrStore.takeDirtyCustomers(db, 1000),
       clearMarks: (db) => mrrStore.clearMarks(db, [USER]),
       loadCounted: (db) => mrrStore.loadCounted(db, [USER]),
+      replaceCounted: (db) => mrrStore.replaceCounted(db),
       saveCounted: (db) =>
         mrrStore.saveCounted(db, [
           [USER, '{"r":"","s":[]}'],
@@ -804,7 +806,6 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
   'analytics-mrr-input': {
     module: {
       loadCustomers: mrrInput.loadCustomers,
-      loadCustomerRange: mrrInput.loadCustomerRange,
       loadRegions: mrrInput.loadRegions,
       loadSubscriptions: mrrInput.loadSubscriptions,
     },
@@ -812,7 +813,6 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
       loadCustomers: (db) => mrrInput.loadCustomers(db, [USER]),
       loadRegions: (db) => mrrInput.loadRegions(db, [USER]),
       loadSubscriptions: (db) => mrrInput.loadSubscriptions(db, [{ user: USER, subscriptions: [USER] }]),
-      loadCustomerRange: (db) => mrrInput.loadCustomerRange(db, TENANT, null, 5000),
     },
   },
   'analytics-usage-margin': {

@@ -4,6 +4,11 @@
 export interface Progress {
   /** Where the work stands: `done` of `total` (total may grow while counting). */
   update(done: number, total: number): void;
+  /**
+   * A step with nothing to count (one long SQL statement): its label and how long it has run,
+   * redrawn until the next update or finish.
+   */
+  wait(label: string): void;
   /** Ends the line (and prints the last figures when nothing was printed for them). */
   finish(): void;
 }
@@ -30,8 +35,25 @@ export function startProgress(label: string, stream: NodeJS.WriteStream = proces
         : '';
     return `${label}: ${last.done.toLocaleString('en')} of ${last.total.toLocaleString('en')} (${percent}%), ${rate.toLocaleString('en')}/s, ${seconds.toFixed(0)} s${left}`;
   };
+  let waiting: NodeJS.Timeout | undefined;
+  const stopWaiting = () => {
+    clearInterval(waiting);
+    waiting = undefined;
+  };
   return {
+    wait(waitLabel) {
+      stopWaiting();
+      const since = performance.now();
+      const show = () => {
+        const text = `${waitLabel}: ${((performance.now() - since) / 1000).toFixed(0)} s`;
+        stream.write(tty ? `\r\x1b[K${text}` : `${text}\n`);
+      };
+      show();
+      waiting = setInterval(show, tty ? 1_000 : PLAIN_EVERY_MS);
+      waiting.unref();
+    },
     update(done, total) {
+      stopWaiting();
       if (!reported) {
         first = { at: performance.now(), done };
         reported = true;
@@ -49,8 +71,20 @@ export function startProgress(label: string, stream: NodeJS.WriteStream = proces
       printedAt = now;
     },
     finish() {
+      stopWaiting();
       if (tty) stream.write(`\r\x1b[K`);
       else if (printed !== '' && printed !== line()) stream.write(`${line()}\n`);
     },
+  };
+}
+
+/**
+ * The progress of a rebuild or a consistency check on one line: while PostgreSQL reads and
+ * encodes every customer's input (one statement) the time it has taken, then customers counted.
+ */
+export function countingProgress(progress: Progress, reading: string) {
+  return (stage: 'reading' | 'counting', done: number, total: number): void => {
+    if (stage === 'reading') progress.wait(reading);
+    else progress.update(done, total);
   };
 }

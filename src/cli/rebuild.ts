@@ -7,7 +7,7 @@ import { migrateToLatest } from '../database/migrator.js';
 import { openDatabase } from '../database/open.js';
 import { checkConsistency, rebuildUnchecked } from '../services/analytics.js';
 import { runMain } from '../startup.js';
-import { startProgress } from './progress.js';
+import { countingProgress, startProgress } from './progress.js';
 
 const wanted = (process.env.TENANT ?? '').trim();
 if (!wanted) {
@@ -18,8 +18,8 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 runMain(async () => {
   const database = await openDatabase(loadConfig());
-  // The MRR count reads on two connections while a third writes.
-  const db = createDb(database.url, { poolSize: 3 });
+  // One transaction at a time: the MRR count reads and writes on one connection.
+  const db = createDb(database.url, { poolSize: 1 });
   try {
     await migrateToLatest(db);
     const matches = await db
@@ -41,7 +41,7 @@ runMain(async () => {
     const started = performance.now();
     const progress = startProgress(`rebuilding ${tenant.name}: customers counted`);
     try {
-      await rebuildUnchecked({ db }, actor, (done, total) => progress.update(done, total));
+      await rebuildUnchecked({ db }, actor, countingProgress(progress, 'reading every subscription'));
     } finally {
       progress.finish();
     }

@@ -1,130 +1,74 @@
 // Counting a whole tenant with the MRR engine: the rebuild (POST /analytics/rebuild, make rebuild,
-// the seed) and the consistency check. Customers are read in ranges of ids on several connections
-// that share one snapshot (pg_export_snapshot), and counted as they arrive.
+// the seed) and the consistency check. PostgreSQL builds every customer's input in one set-based
+// statement (analytics/mrr-input.ts, everyInput: each table read once, no lookups per customer);
+// the engine counts the inputs as a cursor hands them over.
 //
-// The rebuild never stops writers. It holds the tenant's MRR lock (so no compaction runs) from
-// before its snapshot to its commit, and replaces the tenant's sums and counted inputs with those
-// of the snapshot. Writes after the snapshot marked their customers (mrr_dirty); those marks stay,
-// and compaction counts those customers again afterwards, from the inputs the rebuild stored.
-// Marks the snapshot saw are removed only if no write has touched them since (same xmin).
-import { sql } from 'kysely';
+// The rebuild never stops writers. It holds the tenant's MRR lock (so no compaction runs) for its
+// transaction, and replaces the tenant's counted inputs and sums with those of one statement's
+// snapshot. Writes after it marked their customers (mrr_dirty); those marks stay, and compaction
+// counts those customers again afterwards, from the inputs the rebuild stored. Marks the snapshot
+// saw are removed only if no write has touched them since (same xmin).
+import { type RawBuilder, sql } from 'kysely';
 import type { Schemas } from '../contract.js';
 import { APP_ROLE, type Db } from '../database/connection.js';
-import {
-  Buckets,
-  collapseCutoff,
-  contribute,
-  type CustomerInput,
-  dayFromIso,
-  Dimensions,
-  isoDate,
-  storedDay,
-  toDayRows,
-} from '../analytics/mrr-engine.js';
-import { encodeInput, loadCustomerRange } from '../analytics/mrr-input.js';
-import { dirtyCustomers, insertDays, MRR_LOCK, saveCounted } from '../analytics/mrr-store.js';
+import { forEachBatch } from '../database/cursor.js';
+import { collapseCutoff, dayFromIso, type DayRows, isoDate, storedDay } from '../analytics/mrr-engine.js';
+import { encodeInput, everyInput } from '../analytics/mrr-input.js';
+import { openCounter } from '../analytics/mrr-count-pool.js';
+import { digestOf, dirtyCustomers, insertDays, MRR_LOCK, replaceCounted } from '../analytics/mrr-store.js';
 import { recount } from '../analytics/mrr-counting.js';
-import { createHash } from 'node:crypto';
 
-/** Customers per range read: large enough to amortize a query, small enough to keep both busy. */
-const RANGE = 5_000;
-/** Ranges the readers may count ahead of the writer storing their inputs. */
-const STORE_AHEAD = 4;
+/** Inputs per fetch from the cursor. */
+const BATCH = 2_000;
 
-export interface CountProgress {
-  (customersDone: number, customersTotal: number): void;
-}
+/**
+ * Where a rebuild or a check stands: PostgreSQL reading and encoding every input (one statement,
+ * no finer progress), then the customers counted so far of about `total`.
+ */
+export type CountProgress = (stage: 'reading' | 'counting', done: number, total: number) => void;
 
 type Difference = Schemas['AnalyticsConsistency']['differences'][number];
 
-/** Runs fn with `count` connections in one repeatable-read snapshot of the tenant, read only. */
-async function inSnapshot<T>(
-  db: Db,
-  tenantId: string,
-  count: number,
-  fn: (readers: Db[]) => Promise<T>,
-): Promise<T> {
-  const releases: Array<() => void> = [];
-  const readers: Db[] = [];
-  const opened: Array<Promise<void>> = [];
-  let snapshot: string | undefined;
-  let ready!: (id: string) => void;
-  const exported = new Promise<string>((resolve) => (ready = resolve));
-  try {
-    for (let i = 0; i < count; i++) {
-      opened.push(
-        new Promise<void>((resolveOpen, rejectOpen) => {
-          void db
-            .connection()
-            .execute(async (conn) => {
-              await sql`begin isolation level repeatable read read only`.execute(conn);
-              if (i === 0) {
-                const { rows } = await sql<{ id: string }>`select pg_export_snapshot() as id`.execute(conn);
-                snapshot = rows[0]!.id;
-                ready(snapshot);
-              } else await sql`set transaction snapshot ${sql.lit(await exported)}`.execute(conn);
-              await sql`select set_config('role', ${APP_ROLE}, true), set_config('app.tenant_id', ${tenantId}, true)`.execute(
-                conn,
-              );
-              readers[i] = conn;
-              let release!: () => void;
-              const released = new Promise<void>((resolve) => (release = resolve));
-              releases.push(release);
-              resolveOpen();
-              await released;
-              await sql`commit`.execute(conn);
-            })
-            .catch(rejectOpen);
-        }),
-      );
-    }
-    await Promise.all(opened);
-    return await fn(readers);
-  } finally {
-    for (const release of releases) release();
-  }
+/** The transaction's settings for one statement over a whole tenant: memory to sort and hash in, one process. */
+async function scopeTo(db: Db, tenantId: string): Promise<void> {
+  // No parallel workers: in the merge joins of that statement each worker aggregated every
+  // version again, and the engine needs the other core meanwhile.
+  await sql`select set_config('role', ${APP_ROLE}, true), set_config('app.tenant_id', ${tenantId}, true),
+    set_config('work_mem', '256MB', true), set_config('max_parallel_workers_per_gather', '0', true)`.execute(
+    db,
+  );
 }
 
 /**
- * Every customer of the tenant, counted into `buckets`, range after range on the readers; each
- * range's inputs also go to onRange (the rebuild stores them). Returns customers and subscriptions.
+ * Counts each row's input as the cursor hands the rows over (`each` sees every row first), on
+ * threads for a large tenant: the mrr_days rows of every customer, and what was counted.
  */
-async function countTenant(
-  readers: Db[],
-  tenantId: string,
-  buckets: Buckets,
-  dims: Dimensions,
-  onRange: (customers: Map<string, CustomerInput>) => void | Promise<void>,
-  progress?: CountProgress,
-): Promise<{ customers: number; subscriptions: number }> {
-  const first = readers[0]!;
-  const { rows: starts } = await sql<{ id: string | null; total: number }>`
-    select (select count(*)::int from users where tenant_id = ${tenantId}) as total, null::uuid as id
-    union all
-    select 0, id from (select id, row_number() over (order by id) as n from users where tenant_id = ${tenantId}) x
-    where n % ${RANGE} = 0`.execute(first);
-  const total = starts[0]!.total;
-  const ranges = starts.map((r) => r.id); // null: from the first customer
-  let next = 0;
-  let customersDone = 0;
-  let subscriptions = 0;
-  let counted = 0;
-  const work = async (reader: Db) => {
-    while (next < ranges.length) {
-      const after = ranges[next++]!;
-      const range = await loadCustomerRange(reader, tenantId, after, RANGE);
-      for (const input of range.customers.values()) {
-        contribute(input, dims, buckets, 1);
-        subscriptions += input.subscriptions.length;
+async function countRows<R extends { input: string | null }>(
+  db: Db,
+  query: RawBuilder<R>,
+  total: number,
+  options: { progress?: CountProgress | undefined; threads?: number | undefined; cutoff?: number },
+  each?: (row: R) => void,
+): Promise<{ rows: DayRows; customers: number; subscriptions: number }> {
+  options.progress?.('reading', 0, total);
+  const counter = openCounter(total, options.threads);
+  try {
+    let customers = 0;
+    await forEachBatch(db, query, BATCH, async (rows) => {
+      const inputs: string[] = [];
+      for (const row of rows) {
+        each?.(row);
+        if (row.input !== null) inputs.push(row.input);
       }
-      counted += range.customers.size;
-      await onRange(range.customers);
-      customersDone += range.users;
-      progress?.(customersDone, total);
-    }
-  };
-  await Promise.all(readers.map(work));
-  return { customers: counted, subscriptions };
+      customers += inputs.length;
+      await counter.count(inputs);
+      options.progress?.('counting', customers, Math.max(total, customers));
+    });
+    const { rows, subscriptions } = await counter.finish(options.cutoff ?? collapseCutoff());
+    return { rows, customers, subscriptions };
+  } finally {
+    await counter.close();
+  }
 }
 
 /** Records a first version for subscriptions written without one (triggers off: the seed). */
@@ -156,183 +100,139 @@ export interface RebuildResult {
   leftDirty: number;
 }
 
-/**
- * Replaces the tenant's MRR sums and counted inputs with a count of every customer. `db` needs
- * `readers` + 1 free connections (the owner's pool, or the app's).
- */
+/** Replaces the tenant's MRR sums and counted inputs with a count of every customer. */
 export async function rebuildMrr(
   db: Db,
   tenantId: string,
-  options: { readers?: number; progress?: CountProgress } = {},
+  options: { progress?: CountProgress; threads?: number } = {},
 ): Promise<RebuildResult> {
   await recordMissingVersions(db, tenantId);
-  return db.connection().execute(async (writer) => {
-    await sql`begin`.execute(writer);
-    try {
-      await sql`select set_config('role', ${APP_ROLE}, true), set_config('app.tenant_id', ${tenantId}, true)`.execute(
-        writer,
-      );
-      // Before the snapshot: no compaction may commit between it and this transaction's commit.
-      await sql`select pg_advisory_xact_lock(${MRR_LOCK})`.execute(writer);
-      await sql`delete from mrr_counted where tenant_id = ${tenantId}`.execute(writer);
-      const dims = new Dimensions();
-      const buckets = new Buckets();
-      const result = await inSnapshot(db, tenantId, options.readers ?? 2, async (readers) => {
-        const { rows: seen } = await sql<{ user_id: string; version: string }>`
-          select user_id, xmin::text as version from mrr_dirty where tenant_id = ${tenantId}`.execute(
-          readers[0]!,
-        );
-        // The writer stores each range's inputs (one statement at a time) while the readers go on,
-        // up to a few ranges ahead of it: a reader waits only when the writer falls behind.
-        let storing: Promise<void> = Promise.resolve();
-        const pending: Array<Promise<void>> = [];
-        const counted = await countTenant(
-          readers,
-          tenantId,
-          buckets,
-          dims,
-          (customers) => {
-            const entries = [...customers].map(([user, input]): [string, string] => [
-              user,
-              encodeInput(input),
-            ]);
-            storing = storing.then(() => saveCounted(writer, entries));
-            storing.catch(() => {}); // awaited at the end; meanwhile not an unhandled rejection
-            pending.push(storing);
-            return pending.length > STORE_AHEAD ? pending[pending.length - 1 - STORE_AHEAD] : undefined;
-          },
-          options.progress,
-        );
-        await storing;
-        return { ...counted, seen };
-      });
-      await sql`delete from mrr_days where tenant_id = ${tenantId}`.execute(writer);
-      const rows = toDayRows(buckets, dims);
-      await insertDays(writer, rows);
-      const { rows: left } = await sql<{ left: number }>`
-        with cleared as (
-          delete from mrr_dirty d
-          using unnest(${result.seen.map((s) => s.user_id)}::uuid[], ${result.seen.map((s) => s.version)}::text[])
-            as seen (user_id, version)
-          where d.tenant_id = ${tenantId} and d.user_id = seen.user_id and d.xmin::text = seen.version
-          returning d.user_id),
-        cleared_subscriptions as (
-          delete from mrr_dirty_subscriptions m using cleared
-          where m.tenant_id = ${tenantId} and m.user_id = cleared.user_id)
-        select (select count(*)::int from mrr_dirty where tenant_id = ${tenantId}) - (select count(*)::int from cleared)
-          as left`.execute(writer);
-      await sql`commit`.execute(writer);
-      return {
-        customers: result.customers,
-        subscriptions: result.subscriptions,
-        days: rows.day.length,
-        leftDirty: left[0]!.left,
-      };
-    } catch (error) {
-      await sql`rollback`.execute(writer).catch(() => {});
-      throw error;
-    }
+  return db.transaction().execute(async (trx) => {
+    await scopeTo(trx, tenantId);
+    // Before the statement that reads: no compaction may commit between its snapshot and this
+    // transaction's commit.
+    await sql`select pg_advisory_xact_lock(${MRR_LOCK})`.execute(trx);
+    options.progress?.('reading', 0, 0);
+    const stored = await replaceCounted(trx);
+    // The inputs just stored (this transaction's rows), counted: the same text a check compares.
+    const counted = await countRows(
+      trx,
+      sql<{ input: string }>`select input::text as input from mrr_counted where tenant_id = ${tenantId}`,
+      stored.customers,
+      options,
+    );
+    await sql`delete from mrr_days where tenant_id = ${tenantId}`.execute(trx);
+    const rows = counted.rows;
+    await insertDays(trx, rows);
+    const { rows: left } = await sql<{ left: number }>`
+      with cleared as (
+        delete from mrr_dirty d
+        using unnest(${stored.seen.map((s) => s.user)}::uuid[], ${stored.seen.map((s) => s.version)}::text[])
+          as seen (user_id, version)
+        where d.tenant_id = ${tenantId} and d.user_id = seen.user_id and d.xmin::text = seen.version
+        returning d.user_id),
+      cleared_subscriptions as (
+        delete from mrr_dirty_subscriptions m using cleared
+        where m.tenant_id = ${tenantId} and m.user_id = cleared.user_id)
+      select (select count(*)::int from mrr_dirty where tenant_id = ${tenantId}) - (select count(*)::int from cleared)
+        as left`.execute(trx);
+    return {
+      customers: counted.customers,
+      subscriptions: counted.subscriptions,
+      days: rows.day.length,
+      leftDirty: left[0]!.left,
+    };
   });
 }
-
-const digest = (text: string) => createHash('md5').update(text).digest('hex');
 
 /**
  * The MRR sums and counted inputs checked against a count of every customer now, in one
  * snapshot: the sums as reads see them (with the correction for customers waiting for
  * compaction) against the engine's count; each counted input not waiting for compaction against
- * the customer's input now.
+ * the customer's input now (by digest).
  */
 export async function checkMrr(
   db: Db,
   tenantId: string,
-  options: { readers?: number; progress?: CountProgress } = {},
+  options: { progress?: CountProgress; threads?: number } = {},
 ): Promise<Difference[]> {
-  return inSnapshot(db, tenantId, options.readers ?? 2, async (readers) => {
-    const first = readers[0]!;
-    const marks = await dirtyCustomers(first);
-    const dirty = new Set(marks.map((m) => m.user));
-    // The inputs now of dirty customers, read whole, against what reads patch from their marks.
-    const dirtyNow = new Map<string, string>();
-    const { rows: digests } = await sql<{ user_id: string; digest: string }>`
-      select user_id, digest from mrr_counted where tenant_id = ${tenantId}`.execute(first);
-    const stored = new Map(digests.map((r) => [r.user_id, r.digest]));
-    const differences: Difference[] = [];
-    const expectedDims = new Dimensions();
-    const expected = new Buckets();
-    await countTenant(
-      readers,
-      tenantId,
-      expected,
-      expectedDims,
-      (customers) => {
-        for (const [user, input] of customers) {
-          const was = stored.get(user);
-          stored.delete(user);
-          const now = digest(encodeInput(input));
-          if (dirty.has(user)) {
-            dirtyNow.set(user, now);
-            continue;
-          }
-          if (was !== now)
+  return db
+    .transaction()
+    .setIsolationLevel('repeatable read')
+    .setAccessMode('read only')
+    .execute(async (first) => {
+      await scopeTo(first, tenantId);
+      const marks = await dirtyCustomers(first);
+      const dirty = new Set(marks.map((m) => m.user));
+      // The digests now of dirty customers, of their whole input, against what reads patch from their marks.
+      const dirtyNow = new Map<string, string>();
+      const differences: Difference[] = [];
+      const cutoff = collapseCutoff();
+      const { rows: sizes } = await sql<{ customers: number }>`
+      select count(*)::int as customers from mrr_counted where tenant_id = ${tenantId}`.execute(first);
+      const { rows: expected } = await countRows(
+        first,
+        sql<{ user_id: string; input: string | null; digest: string | null; stored: string | null }>`
+        select coalesce(e.user_id, c.user_id)::text as user_id, e.input, md5(e.input) as digest, c.digest as stored
+        from (${everyInput}) e
+        full join (select user_id, digest from mrr_counted where tenant_id = ${tenantId}) c on c.user_id = e.user_id`,
+        sizes[0]!.customers,
+        { ...options, cutoff },
+        (row) => {
+          if (dirty.has(row.user_id)) dirtyNow.set(row.user_id, row.digest ?? 'missing');
+          else if (row.digest !== row.stored)
             differences.push({
               aggregate: 'mrr_counted',
-              key: user,
-              maintained: was ?? 'missing',
-              recomputed: now,
+              key: row.user_id,
+              maintained: row.stored ?? 'missing',
+              recomputed: row.digest ?? 'missing',
             });
-        }
-      },
-      options.progress,
-    );
-    for (const [user, was] of stored)
-      if (!dirty.has(user))
-        differences.push({ aggregate: 'mrr_counted', key: user, maintained: was, recomputed: 'missing' });
+        },
+      );
 
-    // The sums as a read sees them: mrr_days, plus the correction for the dirty customers.
-    const maintained = new Map<string, string>();
-    // Keys by stored day: compaction adds daily rows where the rebuild stored a month's sum.
-    const cutoff = collapseCutoff();
-    const key = (plan: string, feature: string, region: string, day: string) =>
-      `${plan} ${feature} ${region} ${isoDate(storedDay(dayFromIso(day), cutoff))}`;
-    const add = (k: string, values: string[]) => {
-      const before = maintained.get(k)?.split('/').map(BigInt);
-      maintained.set(k, values.map((v, i) => String(BigInt(v) + (before?.[i] ?? 0n))).join('/'));
-    };
-    const { rows: days } = await sql<Record<string, string>>`
+      // The sums as a read sees them: mrr_days, plus the correction for the dirty customers.
+      const maintained = new Map<string, string>();
+      // Keys by stored day: compaction adds daily rows where the rebuild stored a month's sum.
+      const key = (plan: string, feature: string, region: string, day: string) =>
+        `${plan} ${feature} ${region} ${isoDate(storedDay(dayFromIso(day), cutoff))}`;
+      const add = (k: string, values: string[]) => {
+        const before = maintained.get(k)?.split('/').map(BigInt);
+        maintained.set(k, values.map((v, i) => String(BigInt(v) + (before?.[i] ?? 0n))).join('/'));
+      };
+      const { rows: days } = await sql<Record<string, string>>`
       select plan_id, feature_id, region, day::text as day,
              concat_ws('/', mrr, customers, new_amount, new_count, reactivation_amount, reactivation_count,
                        expansion_amount, expansion_count, contraction_amount, contraction_count,
                        churn_amount, churn_count, nrr_base, nrr_num) as v
       from mrr_days where tenant_id = ${tenantId}`.execute(first);
-    for (const d of days) add(key(d.plan_id!, d.feature_id!, d.region!, d.day!), d.v!.split('/'));
-    // The correction as reads compute it: a change the marks missed shows as a difference.
-    const { rows: correction, current } = await recount(first, marks);
-    for (const user of dirty) {
-      const patched = current.get(user);
-      const was = patched ? digest(encodeInput(patched)) : 'missing';
-      const now = dirtyNow.get(user) ?? 'missing';
-      if (was !== now)
-        differences.push({ aggregate: 'mrr_counted', key: user, maintained: was, recomputed: now });
-    }
-    for (let i = 0; i < correction.day.length; i++)
-      add(
-        key(correction.plan[i]!, correction.feature[i]!, correction.region[i]!, correction.day[i]!),
-        correction.columns.map((c) => c[i]!),
-      );
-    const zero = (v: string) => v.split('/').every((x) => x === '0');
-    const rows = toDayRows(expected, expectedDims, cutoff);
-    for (let i = 0; i < rows.day.length; i++) {
-      const k = key(rows.plan[i]!, rows.feature[i]!, rows.region[i]!, rows.day[i]!);
-      const recomputed = rows.columns.map((c) => c[i]!).join('/');
-      const have = maintained.get(k);
-      maintained.delete(k);
-      if (have !== recomputed && !(have === undefined && zero(recomputed)))
-        differences.push({ aggregate: 'mrr_days', key: k, maintained: have ?? 'missing', recomputed });
-    }
-    for (const [k, have] of maintained)
-      if (!zero(have))
-        differences.push({ aggregate: 'mrr_days', key: k, maintained: have, recomputed: 'missing' });
-    return differences.sort((a, b) => a.aggregate.localeCompare(b.aggregate) || a.key.localeCompare(b.key));
-  });
+      for (const d of days) add(key(d.plan_id!, d.feature_id!, d.region!, d.day!), d.v!.split('/'));
+      // The correction as reads compute it: a change the marks missed shows as a difference.
+      const { rows: correction, current } = await recount(first, marks);
+      for (const user of dirty) {
+        const patched = current.get(user);
+        const was = patched ? digestOf(encodeInput(patched)) : 'missing';
+        const now = dirtyNow.get(user) ?? 'missing';
+        if (was !== now)
+          differences.push({ aggregate: 'mrr_counted', key: user, maintained: was, recomputed: now });
+      }
+      for (let i = 0; i < correction.day.length; i++)
+        add(
+          key(correction.plan[i]!, correction.feature[i]!, correction.region[i]!, correction.day[i]!),
+          correction.columns.map((c) => c[i]!),
+        );
+      const zero = (v: string) => v.split('/').every((x) => x === '0');
+      const rows = expected;
+      for (let i = 0; i < rows.day.length; i++) {
+        const k = key(rows.plan[i]!, rows.feature[i]!, rows.region[i]!, rows.day[i]!);
+        const recomputed = rows.columns.map((c) => c[i]!).join('/');
+        const have = maintained.get(k);
+        maintained.delete(k);
+        if (have !== recomputed && !(have === undefined && zero(recomputed)))
+          differences.push({ aggregate: 'mrr_days', key: k, maintained: have ?? 'missing', recomputed });
+      }
+      for (const [k, have] of maintained)
+        if (!zero(have))
+          differences.push({ aggregate: 'mrr_days', key: k, maintained: have, recomputed: 'missing' });
+      return differences.sort((a, b) => a.aggregate.localeCompare(b.aggregate) || a.key.localeCompare(b.key));
+    });
 }

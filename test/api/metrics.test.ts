@@ -9,6 +9,9 @@ import type { Schemas } from '../../src/contract.js';
 import { startMrrCompaction } from '../../src/jobs/mrr-compaction.js';
 import { createLogger } from '../../src/logger.js';
 import { compactMetrics } from '../../src/services/metrics.js';
+import { checkMrr, rebuildMrr } from '../../src/services/mrr-rebuild.js';
+import { encodeInput, everyInput, loadCustomers } from '../../src/analytics/mrr-input.js';
+import { withTenant } from '../../src/database/connection.js';
 import { type TestTenant, useTestApp } from '../helpers/app.js';
 import { createFeature, createSubscription, createUser } from '../helpers/factories.js';
 import { type Filter, loadTenant, recompute } from '../helpers/mrr-reference.js';
@@ -485,6 +488,70 @@ describe('compaction', () => {
     const compacted = await expectAgreement(t, {}, '2025-01');
     expect(compacted.mrr.months).toEqual(waiting.mrr.months);
     await consistent(t);
+  });
+});
+
+describe('the whole-tenant count (rebuild and check)', () => {
+  it('reads every input encoded exactly as the engine encodes it, and counts the same on threads', async () => {
+    const t = await ctx.newTenant();
+    const plan = await t.api
+      .post('/api/v1/plans')
+      .send({ code: 'p', name: 'p', interval: 'year', price: { model: 'flat', amount: '100.00' } });
+    expect(plan.status, plan.text).toBe(201);
+    const planId = (plan.body as Schemas['Plan']).id;
+    const feature = await createFeature(t);
+    const users = [await createUser(t, { region: 'US-CA' }), await createUser(t), await createUser(t)];
+    const sub = async (user_id: string, body: Record<string, unknown>) => {
+      const res = await t.api.post('/api/v1/subscriptions').send({ user_id, status: 'active', ...body });
+      expect(res.status, res.text).toBe(201);
+      return (res.body as Schemas['Subscription']).id;
+    };
+    // The earliest and latest dates the API takes, a cancellation now (microseconds), a plan
+    // change and a price change (versions at microseconds), features, a trial and a free one.
+    await sub(users[0]!.id, { plan_cost: '12.34', start_date: '0001-01-01', end_date: '9999-12-31' });
+    const changed = await sub(users[0]!.id, { plan_cost: '50.00', start_date: '2024-02-29' });
+    await t.api.patch(`/api/v1/subscriptions/${changed}`).send({ plan_cost: '99.99' }).expect(200);
+    const moved = await sub(users[2]!.id, { plan_cost: '5.00', start_date: '2023-03-03' });
+    await t.api.patch(`/api/v1/subscriptions/${moved}`).send({ plan_id: planId }).expect(200);
+    await t.api.put(`/api/v1/subscriptions/${changed}/features/${feature.id}`).expect(201);
+    const canceled = await sub(users[1]!.id, { plan_cost: '7.00', start_date: '1969-12-31' });
+    await t.api.post(`/api/v1/subscriptions/${canceled}/cancel`).send({ at: 'now' }).expect(200);
+    await sub(users[1]!.id, { plan_cost: '0.00', start_date: '2025-01-01', status: 'trialing' });
+    await sub(users[2]!.id, { plan_id: planId, start_date: '2025-05-05' });
+
+    const { encoded, loaded } = await withTenant(ctx.db, { tenantId: t.id }, async (trx) => {
+      const { rows } = await everyInput.execute(trx);
+      return {
+        encoded: Object.fromEntries(rows.map((r) => [r.user_id, r.input])),
+        loaded: await loadCustomers(
+          trx,
+          users.map((u) => u.id),
+        ),
+      };
+    });
+    expect(Object.keys(encoded).sort()).toEqual(users.map((u) => u.id).sort());
+    for (const [user, input] of loaded) expect(encoded[user], user).toBe(encodeInput(input));
+
+    const sums = async () =>
+      (
+        await sql<{ row: string }>`select concat_ws(' ', plan_id, feature_id, region, day, mrr, customers,
+          new_amount, reactivation_amount, expansion_amount, contraction_amount, churn_amount, nrr_base, nrr_num) as row
+          from mrr_days where tenant_id = ${t.id} order by 1`.execute(ctx.db)
+      ).rows.map((r) => r.row);
+    await rebuildMrr(ctx.db, t.id, { threads: 1 });
+    const inThread = await sums();
+    expect(inThread.length).toBeGreaterThan(0);
+    const progress: string[] = [];
+    const rebuilt = await rebuildMrr(ctx.db, t.id, { threads: 2, progress: (stage) => progress.push(stage) });
+    expect(rebuilt).toMatchObject({ customers: 3, subscriptions: 6 });
+    expect(progress).toContain('reading');
+    expect(progress.at(-1)).toBe('counting');
+    expect(await sums()).toEqual(inThread);
+    expect(await checkMrr(ctx.db, t.id, { threads: 2 })).toEqual([]);
+    // A damaged sum is found by a check counted on threads too.
+    await sql`update mrr_days set mrr = mrr + 1 where tenant_id = ${t.id} and region = '*'
+      and day = (select min(day) from mrr_days where tenant_id = ${t.id})`.execute(ctx.db);
+    expect((await checkMrr(ctx.db, t.id, { threads: 2 })).map((d) => d.aggregate)).toContain('mrr_days');
   });
 });
 
