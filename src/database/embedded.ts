@@ -80,6 +80,18 @@ async function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgres> {
 const USER = 'postgres';
 const PASSWORD = 'postgres';
 
+/**
+ * The embedded server's settings before the caller's: PostgreSQL's defaults (128 MB of shared
+ * buffers, a checkpoint every 1 GB of WAL) are sized for a small shared machine, and a demo seed of
+ * millions of rows then spends its time evicting index pages and writing full-page images. Shared
+ * memory is only taken as it is used.
+ */
+const EMBEDDED_SETTINGS: Record<string, string> = {
+  shared_buffers: process.env.EMBEDDED_SHARED_BUFFERS ?? '1GB',
+  max_wal_size: '8GB',
+  checkpoint_timeout: '30min',
+};
+
 export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<RunningPostgres> {
   const EmbeddedPostgres = await loadEmbeddedPostgres();
   mkdirSync(path.dirname(options.dataDir), { recursive: true });
@@ -92,7 +104,10 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<R
     // PostgreSQL refuses to run as root; as root this creates (once) a system user to run it.
     createPostgresUser: true,
     initdbFlags: ['--encoding=UTF8', '--locale=C'],
-    postgresFlags: Object.entries(options.settings ?? {}).flatMap(([k, v]) => ['-c', `${k}=${v}`]),
+    postgresFlags: Object.entries({ ...EMBEDDED_SETTINGS, ...options.settings }).flatMap(([k, v]) => [
+      '-c',
+      `${k}=${v}`,
+    ]),
     onLog: options.log ?? (() => {}),
     onError: (e) => (options.log ?? console.error)(String(e)),
   });
