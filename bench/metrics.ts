@@ -58,7 +58,10 @@ export async function metricsLatencies(
 /**
  * GET /metrics/mrr (24 months, no filter) while `dirty` customers await compaction, so every
  * read adds the engine's correction for them: against a server with JOBS=off, so nothing
- * compacts them meanwhile. Compacted afterwards.
+ * compacts them meanwhile. Compacted afterwards. `whole`: the customers are marked whole (a mark
+ * made by hand: each read counts them again from all their rows, the worst case); otherwise one
+ * subscription of each is re-priced, so they are marked as writes mark them (the read counts
+ * again what changed), and put back afterwards.
  */
 export async function metricsWhileDirty(
   base: string,
@@ -66,13 +69,33 @@ export async function metricsWhileDirty(
   owner: Db,
   tenantId: string,
   dirty: number,
+  how: 'whole' | 'written' = 'whole',
 ): Promise<MetricsLatency> {
-  await withTenant(owner, { tenantId }, (trx) =>
-    sql`insert into mrr_dirty (tenant_id, user_id)
-      select ${tenantId}::uuid, user_id from (select distinct user_id from subscriptions tablesample system (1)) s
-      order by random() limit ${dirty}
-      on conflict do nothing`.execute(trx),
-  );
+  const reprice = (by: number, ids: string[]) =>
+    withTenant(owner, { tenantId }, (trx) =>
+      sql`update subscriptions set plan_cost = plan_cost + ${by} where id = any (${ids}::uuid[])`.execute(
+        trx,
+      ),
+    );
+  let repriced: string[] = [];
+  if (how === 'whole')
+    await withTenant(owner, { tenantId }, (trx) =>
+      sql`insert into mrr_dirty (tenant_id, user_id)
+        select ${tenantId}::uuid, user_id from (select distinct user_id from subscriptions tablesample system (1)) s
+        order by random() limit ${dirty}
+        on conflict do nothing`.execute(trx),
+    );
+  else {
+    repriced = await withTenant(owner, { tenantId }, async (trx) =>
+      (
+        await sql<{ id: string }>`
+          select id from (select distinct on (user_id) id from subscriptions tablesample system (1)
+                          where test_clock_id is null order by user_id, id) s
+          order by random() limit ${dirty}`.execute(trx)
+      ).rows.map((r) => r.id),
+    );
+    await reprice(1, repriced);
+  }
   try {
     const result = await runLoad({
       url: `${base}/api/v1/metrics/mrr?from=${month(-23)}&to=${month(0)}`,
@@ -82,8 +105,13 @@ export async function metricsWhileDirty(
       warmupSeconds: 1,
     });
     if (result.non2xx > 0 || result.errors > 0) throw new Error(`dirty: ${formatLoad(result)}`);
-    return { label: `MRR, no filter, ${dirty} customers awaiting compaction`, result };
+    const label =
+      how === 'whole'
+        ? `MRR, no filter, ${dirty} customers awaiting compaction, marked whole (by hand)`
+        : `MRR, no filter, ${dirty} customers awaiting compaction, each with a subscription re-priced`;
+    return { label, result };
   } finally {
+    if (repriced.length > 0) await reprice(-1, repriced);
     await compactAll(owner, tenantId);
   }
 }

@@ -403,7 +403,8 @@ async function metricsAtScale(
     console.log('metrics: reads');
     const quiet = await startServer('src/main.ts', { ...env, JOBS: 'off' });
     latencies.push(...(await metricsLatencies(quiet.base, auth, owner, tenantId)));
-    latencies.push(await metricsWhileDirty(quiet.base, auth, owner, tenantId, 1000));
+    latencies.push(await metricsWhileDirty(quiet.base, auth, owner, tenantId, 1000, 'written'));
+    latencies.push(await metricsWhileDirty(quiet.base, auth, owner, tenantId, 1000, 'whole'));
     await quiet.stop();
     show([formatMetricsLatencies(latencies)]);
   }
