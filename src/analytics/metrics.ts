@@ -3,8 +3,6 @@
 import { sql } from 'kysely';
 import type { Schemas } from '../contract.js';
 import type { Db } from '../database/connection.js';
-import { currentMrr } from './mrr.js';
-import type { DayRows } from './mrr-engine.js';
 
 export interface AnalyticsParams {
   /** 'YYYY-MM-DD': its month is the last of monthly_revenue. */
@@ -79,22 +77,19 @@ function topUsers(db: Db, { top }: AnalyticsParams) {
 
 export const analyticsQueries = { totals, monthlyRevenue, topUsers };
 
-export async function readAnalytics(
+/** Everything of GET /analytics but the MRR (analytics/mrr.ts, currentMrr). */
+export async function readRollups(
   db: Db,
   params: AnalyticsParams,
-  correction?: DayRows,
-): Promise<Schemas['Analytics']> {
+): Promise<Omit<Schemas['Analytics'], 'mrr' | 'arr'>> {
   // Sent together: the connection is pipelined, so the three cost one round trip.
-  const [sums, months, users, recurring] = await Promise.all([
+  const [sums, months, users] = await Promise.all([
     totals(db).executeTakeFirstOrThrow(),
     monthlyRevenue(db, params).execute(),
     topUsers(db, params).execute(),
-    currentMrr(db, correction),
   ]);
   return {
     as_of: params.asOf,
-    mrr: recurring.mrr,
-    arr: recurring.arr,
     total_recurring_revenue: sums.total_recurring_revenue,
     average_subscription_cost: sums.average_subscription_cost,
     subscription_count: Number(sums.subscription_count),

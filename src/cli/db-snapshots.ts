@@ -734,7 +734,7 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
   },
   'analytics-metrics': {
     module: metrics,
-    calls: { readAnalytics: (db) => metrics.readAnalytics(db, { asOf: '2026-11-23', months: 12, top: 5 }) },
+    calls: { readRollups: (db) => metrics.readRollups(db, { asOf: '2026-11-23', months: 12, top: 5 }) },
   },
   'analytics-mrr': {
     module: mrr,

@@ -74,13 +74,13 @@ export function getMetrics(
   // One snapshot: a compaction committing between the correction and the read of the sums would
   // otherwise be counted twice.
   return inTenant(ctx, { ...actor, snapshot: true }, async (tx): Promise<MetricsOutcome> => {
-    // The window is judged by the database's clock, the one the metrics are measured by.
-    const [, { rows }] = await Promise.all([
+    // The window is judged by the database's clock, the one the metrics are measured by. Sent
+    // together, in this order, with BEGIN: the marks are read after the cancellations now due.
+    const [, { rows }, dirty] = await Promise.all([
       performDueCancellations(tx),
       sql<{ now: Date }>`select now() as now`.execute(tx.db),
+      dirtyCustomers(tx.db),
     ]);
-    // After the cancellations: their marks are among those read.
-    const dirty = await dirtyCustomers(tx.db);
     const asOf = rows[0]!.now;
     const window = metricsWindow(query, asOf);
     if ('errors' in window) return { kind: 'invalid', errors: window.errors };
