@@ -38,6 +38,7 @@ import * as m202612030021 from './202612030021_pauses.js';
 import * as m202612030030 from './202612030030_customer_balance.js';
 import * as m202612030031 from './202612030031_refunds.js';
 import * as m202612030032 from './202612030032_ended_subscription_items.js';
+import * as m202612040001 from './202612040001_tenant_policies_once.js';
 
 export const migrations: Record<string, Migration> = {
   '202611230001_initial': m202611230001,
@@ -77,4 +78,5 @@ export const migrations: Record<string, Migration> = {
   '202612030030_customer_balance': m202612030030,
   '202612030031_refunds': m202612030031,
   '202612030032_ended_subscription_items': m202612030032,
+  '202612040001_tenant_policies_once': m202612040001,
 };

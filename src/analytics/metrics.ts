@@ -32,22 +32,29 @@ function totals(db: Db) {
 function monthlyRevenue(db: Db, { asOf, months }: AnalyticsParams) {
   // timestamp, not timestamptz: months of a date must not depend on the session's TimeZone.
   const last = sql`date_trunc('month', ${asOf}::timestamp)`;
-  return db
-    .selectFrom(
-      sql<{
-        w: Date;
-      }>`generate_series(${last} - make_interval(months => ${months - 1}), ${last}, interval '1 month')`.as(
-        'w',
-      ), // one column, also named w
-    )
-    .leftJoin('subscription_rollups as r', (join) => join.onRef('r.month', '=', sql`w.w::date`))
-    .select([
-      sql<string>`to_char(w.w, 'YYYY-MM')`.as('month'),
-      cents(sql`coalesce(sum(r.plan_cost_total), 0)`).as('revenue'),
-      sql<string>`coalesce(sum(r.subscription_count), 0)::text`.as('subscription_count'),
-    ])
-    .groupBy(sql`w.w`)
-    .orderBy(sql`w.w`);
+  const first = sql`${last} - make_interval(months => ${months - 1})`;
+  return (
+    db
+      .selectFrom(
+        sql<{
+          w: Date;
+        }>`generate_series(${first}, ${last}, interval '1 month')`.as('w'), // one column, also named w
+      )
+      // The window's months only, by the primary key: not every month of the tenant's history.
+      .leftJoin('subscription_rollups as r', (join) =>
+        join
+          .onRef('r.month', '=', sql`w.w::date`)
+          .on('r.month', '>=', sql<string>`(${first})::date`)
+          .on('r.month', '<=', sql<string>`(${last})::date`),
+      )
+      .select([
+        sql<string>`to_char(w.w, 'YYYY-MM')`.as('month'),
+        cents(sql`coalesce(sum(r.plan_cost_total), 0)`).as('revenue'),
+        sql<string>`coalesce(sum(r.subscription_count), 0)::text`.as('subscription_count'),
+      ])
+      .groupBy(sql`w.w`)
+      .orderBy(sql`w.w`)
+  );
 }
 
 /**

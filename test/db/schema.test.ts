@@ -28,6 +28,17 @@ describe('migrations', () => {
       const migrator = createMigrator(db);
       const count = Object.keys(migrations).length;
       expect(unwrap(await migrator.migrateToLatest())).toHaveLength(count);
+      // Every policy reads the tenant once per statement (an InitPlan), not once per row.
+      const policies = await sql<{ table: string; qual: string; check: string | null }>`
+        select tablename as table, qual, with_check as check from pg_policies
+        where schemaname = 'public' and qual is not null order by tablename`.execute(db);
+      expect(policies.rows.length).toBeGreaterThan(40);
+      const once =
+        /^\((tenant_)?id = \( SELECT \(NULLIF\(current_setting\('app\.tenant_id'::text, true\), ''::text\)\)::uuid AS "nullif"\)\)$/;
+      for (const policy of policies.rows) {
+        expect(policy.qual, policy.table).toMatch(once);
+        if (policy.check !== null) expect(policy.check, policy.table).toBe(policy.qual);
+      }
       unwrap(await migrator.migrateTo(NO_MIGRATIONS));
       const left = await sql<{ n: number }>`
         select count(*)::int as n from pg_class c join pg_namespace n on n.oid = c.relnamespace
