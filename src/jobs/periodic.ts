@@ -1,6 +1,7 @@
 // The loop of a job the worker runs every few milliseconds (MRR compaction, wallet expiry): a
-// round, then a pause; a failed round is logged and the next one tries again; stop() ends the
-// pause at once and waits for a round in progress.
+// round, then a pause (a shorter one, busyIntervalMs, after a round that found work); a failed
+// round is logged and the next one tries again; stop() ends the pause at once and waits for a
+// round in progress.
 import type { Logger } from '../logger.js';
 
 export interface RunningJob {
@@ -8,8 +9,9 @@ export interface RunningJob {
 }
 
 export function startPeriodic(
-  round: (stopping: () => boolean) => Promise<void>,
-  options: { intervalMs: number; logger: Logger; failure: string },
+  /** Answers true when it found work: the next round then comes after busyIntervalMs. */
+  round: (stopping: () => boolean) => Promise<boolean | void>,
+  options: { intervalMs: number; busyIntervalMs?: number; logger: Logger; failure: string },
 ): RunningJob {
   let stopping = false;
   let timer: NodeJS.Timeout | undefined;
@@ -17,14 +19,18 @@ export function startPeriodic(
 
   const loop = (async () => {
     while (!stopping) {
+      let busy = false;
       try {
-        await round(() => stopping);
+        busy = (await round(() => stopping)) === true;
       } catch (error) {
         options.logger.warn({ err: error }, options.failure);
       }
       await new Promise<void>((resolve) => {
         wake = resolve;
-        timer = setTimeout(resolve, options.intervalMs);
+        timer = setTimeout(
+          resolve,
+          busy ? (options.busyIntervalMs ?? options.intervalMs) : options.intervalMs,
+        );
       });
     }
   })();
