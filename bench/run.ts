@@ -9,8 +9,9 @@
 //   5. the worker with 1,000 renewals due at once (bench/renewals.ts, in a scratch database);
 //   6. GET /analytics and GET /metrics/mrr timed throughout 60 s of concurrent writes (after 10 s
 //      of the same load unmeasured) and after them (bench/write-load.ts): 12 writers as fast as
-//      they are answered, then paced at 50 writes/s (BENCH_WRITE_RATES=0,50; 0 = unpaced);
-//      BENCH_ONLY=write-load runs this step alone;
+//      they are answered, then paced at 50 writes/s (BENCH_WRITE_RATES=0,50; 0 = unpaced), each
+//      against a server as deployed (one process per core) and one of WORKERS=1
+//      (BENCH_WRITE_WORKERS=<cores>,1); BENCH_ONLY=write-load runs this step alone;
 //   7. BENCH_ONLY=metrics: the MRR engine's targets (issue 21) alone: reads for every filter, with
 //      1,000 customers awaiting compaction, the check, the rebuild under writes, a 100,000
 //      subscription import, write costs, and a recomputation (bench/metrics-scale.ts);
@@ -288,6 +289,13 @@ async function writeThroughput(db: Db, tenantId: string, userId: string, count: 
 /** Step 6: a server of its own (production mode, worker in process, as `make start` runs it). */
 /** The write loads of step 6: as fast as 12 writers are answered, then paced (BENCH_WRITE_RATES). */
 const WRITE_RATES = (process.env.BENCH_WRITE_RATES ?? '0,50').split(',').map(Number);
+/**
+ * The server processes of each load (BENCH_WRITE_WORKERS): as deployed (NODE_ENV=production runs
+ * one per core, the worker in the primary), then one, as the other steps measure per process.
+ */
+const WRITE_PROCESSES = [
+  ...new Set((process.env.BENCH_WRITE_WORKERS ?? `${os.availableParallelism()},1`).split(',').map(Number)),
+];
 
 async function writeLoads(
   env: Record<string, string>,
@@ -296,9 +304,11 @@ async function writeLoads(
   tenantId: string,
 ): Promise<WriteLoadResult[]> {
   const results: WriteLoadResult[] = [];
-  for (const rate of WRITE_RATES) {
+  for (const [rate, processes] of WRITE_RATES.flatMap((rate) =>
+    WRITE_PROCESSES.map((p) => [rate, p] as const),
+  )) {
     // A server of its own for each load: none inherits another's backlog.
-    const server = await startServer('src/main.ts', env);
+    const server = await startServer('src/main.ts', { ...env, WORKERS: String(processes) });
     let stopped = false;
     const stop = async () => {
       if (!stopped) await server.stop();
@@ -313,6 +323,7 @@ async function writeLoads(
           tenantId,
           writers: Number(process.env.BENCH_WRITERS ?? 12),
           rate,
+          processes,
           warmupSeconds: Number(process.env.BENCH_WARMUP_SECONDS ?? 10),
           writeSeconds: Number(process.env.BENCH_WRITE_SECONDS ?? 60),
           afterSeconds: Number(process.env.BENCH_AFTER_SECONDS ?? 20),

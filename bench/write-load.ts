@@ -17,6 +17,8 @@ export interface WriteLoadOptions {
   writers: number;
   /** Writes per second for all writers together; 0: as fast as they are answered. */
   rate: number;
+  /** The server's processes (WORKERS). */
+  processes: number;
   /** The same load before the measured writes: a server in production is warm. */
   warmupSeconds: number;
   writeSeconds: number;
@@ -35,6 +37,7 @@ export interface Timings {
 export interface WriteLoadResult {
   writers: number;
   rate: number;
+  processes: number;
   warmupSeconds: number;
   /** The slowest read of the warm-up (cold caches, new connections): shown, not judged. */
   warmupMax: number;
@@ -119,7 +122,7 @@ async function removeCreated(owner: Db, tenantId: string, subscriptions: string[
 }
 
 export async function benchWriteLoad(options: WriteLoadOptions): Promise<WriteLoadResult> {
-  const { headers, writers, rate, warmupSeconds, writeSeconds, afterSeconds } = options;
+  const { headers, writers, rate, processes, warmupSeconds, writeSeconds, afterSeconds } = options;
   const { base } = options.server;
   const { users, custom, cancelable } = await targets(options.owner, options.tenantId);
   const json = { ...headers, 'content-type': 'application/json' };
@@ -249,6 +252,7 @@ export async function benchWriteLoad(options: WriteLoadOptions): Promise<WriteLo
   return {
     writers,
     rate,
+    processes,
     warmupSeconds,
     warmupMax: Math.max(0, ...samples.flatMap((s) => s.warmup.map((x) => x.ms))),
     writeSeconds,
@@ -277,9 +281,9 @@ export function formatWriteLoad(results: WriteLoadResult[]): string {
     `${t.count} reads, p50 ${ms(t.p50)}, p95 ${ms(t.p95)}, max ${ms(t.max)}${t.failed > 0 ? `, ${t.failed} failed` : ''}`;
   const first = results[0]!;
   const load = (r: WriteLoadResult) =>
-    `**${r.writers} writers, ${r.rate > 0 ? `paced at ${r.rate} writes/s together` : 'each as fast as it is answered'}**: ${Math.round(r.writesPerSecond)} writes/s${r.writesRefused > 0 ? ` (${r.writesRefused} not 2xx)` : ''}; target ${meetsTarget(r) ? 'met' : '**missed**'}`;
+    `**${r.writers} writers, ${r.rate > 0 ? `paced at ${r.rate} writes/s together` : 'each as fast as it is answered'}, ${r.processes === 1 ? '1 server process (WORKERS=1)' : `${r.processes} server processes (as deployed: one per core)`}**: ${Math.round(r.writesPerSecond)} writes/s${r.writesRefused > 0 ? ` (${r.writesRefused} not 2xx)` : ''}; target ${meetsTarget(r) ? 'met' : '**missed**'}`;
   return [
-    `Reads under write load, ${new Date().toISOString().slice(0, 10)}, ${os.cpus().length} cores (\`BENCH_ONLY=write-load make bench\`): writers create, re-price and cancel subscriptions and create and move users for ${first.writeSeconds} s after ${first.warmupSeconds} s of the same load unmeasured (a warm server), then ${first.afterSeconds} s quiet; GET /analytics and GET /metrics/mrr are each read one request after another throughout. Target during the writes: p95 ≤ ${TARGET.p95} ms and max ≤ ${TARGET.max} ms.`,
+    `Reads under write load, ${new Date().toISOString().slice(0, 10)}, ${os.cpus().length} cores (\`BENCH_ONLY=write-load make bench\`): writers create, re-price and cancel subscriptions and create and move users for ${first.writeSeconds} s after ${first.warmupSeconds} s of the same load unmeasured (a warm server), then ${first.afterSeconds} s quiet; GET /analytics and GET /metrics/mrr are each read one request after another throughout. Target during the writes: p95 ≤ ${TARGET.p95} ms and max ≤ ${TARGET.max} ms, at the load of the audit that set it (12 writers, 52 writes/s); writers as fast as they are answered saturate this machine, which PostgreSQL, the server and the load generator share, and show what an overload costs.`,
     '',
     '| load and read | during the writes | after them |',
     '| --- | --- | --- |',
