@@ -35,6 +35,7 @@ export async function getAnalytics(
       readRollups(tx.db, params),
     ]);
     const correction = await correctionFor(tx.db, { region: '*' }, dirty);
+    tx.commitWithNext();
     const mrr = await currentMrr(tx.db, correction);
     // as_of first, then the MRR: the fields in the order the schema gives them.
     const { as_of, ...rest } = rollups;

@@ -2,7 +2,13 @@
 // service writes: inTenant, a transaction in which the change, its events and its idempotency
 // record commit together or not at all.
 import type { KeyCache } from '../auth/key-cache.js';
-import { type Db, type TenantScope, withTenant, type WithTenantOptions } from '../database/connection.js';
+import {
+  commitWithNextStatement,
+  type Db,
+  type TenantScope,
+  withTenant,
+  type WithTenantOptions,
+} from '../database/connection.js';
 import { isKeyRejected, isTransientConflict } from '../database/errors.js';
 import type { ApiKeyRole } from '../database/schema.js';
 import * as events from '../queries/events.js';
@@ -88,6 +94,12 @@ export interface Tx {
    * clock's now.
    */
   occurAt(at: Date): void;
+  /**
+   * The next statement is the work's last: when nothing is left to write after it (no event
+   * emitted, no reply to store), COMMIT goes with it and a read saves a round trip. Otherwise
+   * nothing changes.
+   */
+  commitWithNext(): void;
 }
 
 /**
@@ -164,6 +176,9 @@ async function inTenantOnce<T>(
               });
             },
             occurAt: (at) => (occurredAt ??= at),
+            commitWithNext: () => {
+              if (pending.length === 0 && !actor.idempotency) commitWithNextStatement(db);
+            },
           });
         } catch (error) {
           throw (await stopped()) ?? error;

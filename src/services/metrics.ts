@@ -85,6 +85,7 @@ export function getMetrics(
     const window = metricsWindow(query, asOf);
     if ('errors' in window) return { kind: 'invalid', errors: window.errors };
     const correction = await correctionFor(tx.db, wantedBy(filter), dirty);
+    tx.commitWithNext();
     const months = await readMetricsMonths(
       tx.db,
       filter,

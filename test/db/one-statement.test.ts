@@ -82,3 +82,46 @@ describe('a one-statement tenant transaction', () => {
     ).rejects.toThrow('a one-statement read takes no idempotency key');
   });
 });
+
+describe('commitWithNext: the last statement of a transaction carries COMMIT', () => {
+  const actor = () => ({ tenantId: ctx.tenant.id, keyId: 'system' });
+  const countEvents = async (userId: string) =>
+    Number(
+      (
+        await sql<{ n: string }>`select count(*) as n from events where tenant_id = ${ctx.tenant.id}
+          and type = 'user.updated' and resource_id = ${userId}`.execute(ctx.db)
+      ).rows[0]!.n,
+    );
+
+  it('commits what the work wrote, with its last statement, and refuses a statement after it', async () => {
+    const email = `last-${Date.now()}@example.com`;
+    const found = await inTenant({ db: ctx.appDb }, actor(), async (tx) => {
+      await tx.db.insertInto('users').values({ name: 'Last', email }).execute();
+      tx.commitWithNext();
+      return tx.db.selectFrom('users').select('email').where('email', '=', email).execute();
+    });
+    expect(found).toEqual([{ email }]);
+    const stored =
+      await sql`select 1 from users where tenant_id = ${ctx.tenant.id} and email = ${email}`.execute(ctx.db);
+    expect(stored.rows).toHaveLength(1);
+    await expect(
+      inTenant({ db: ctx.appDb }, actor(), async (tx) => {
+        tx.commitWithNext();
+        await tx.db.selectFrom('users').select('id').execute();
+        return tx.db.selectFrom('users').select('id').execute();
+      }),
+    ).rejects.toThrow('a one-statement transaction ran a second statement');
+  });
+
+  it('changes nothing when an event waits to be written: it goes out before COMMIT', async () => {
+    const user = await createUser(ctx);
+    const rows = await inTenant({ db: ctx.appDb }, actor(), async (tx) => {
+      tx.emit({ type: 'user.updated', resource_type: 'user', resource_id: user.id, data: {} });
+      tx.commitWithNext();
+      await tx.db.selectFrom('users').select('id').execute();
+      return tx.db.selectFrom('users').select('id').execute();
+    });
+    expect(Array.isArray(rows)).toBe(true);
+    expect(await countEvents(user.id)).toBe(1);
+  });
+});
