@@ -34,7 +34,7 @@ describe('startPeriodic', () => {
       let calls = 0;
       const warnings: unknown[] = [];
       const logger = createLogger({ level: 'silent' });
-      logger.warn = ((...args: unknown[]) => warnings.push(args)) as typeof logger.warn;
+      logger.warn = (...args: unknown[]) => void warnings.push(args);
       const job = startPeriodic(
         () => {
           calls++;
