@@ -40,6 +40,7 @@ import * as m202612030031 from './202612030031_refunds.js';
 import * as m202612030032 from './202612030032_ended_subscription_items.js';
 import * as m202612040001 from './202612040001_tenant_policies_once.js';
 import * as m202612040002 from './202612040002_foreign_key_indexes.js';
+import * as m202612040003 from './202612040003_due_cancellations.js';
 
 export const migrations: Record<string, Migration> = {
   '202611230001_initial': m202611230001,
@@ -81,4 +82,5 @@ export const migrations: Record<string, Migration> = {
   '202612030032_ended_subscription_items': m202612030032,
   '202612040001_tenant_policies_once': m202612040001,
   '202612040002_foreign_key_indexes': m202612040002,
+  '202612040003_due_cancellations': m202612040003,
 };

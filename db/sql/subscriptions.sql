@@ -21,17 +21,9 @@ select "id", "user_id", "status", "plan_cost", "billing_interval", "start_date",
   where c.tenant_id = subscriptions.tenant_id and c.id = subscriptions.test_clock_id) end as "clock_time" from "subscriptions" where "user_id" in ($1) order by "id" for share;
 
 -- performDueCancellations
-with due as (
-      select id, status from subscriptions
-      -- Subscriptions on a test clock are canceled by the clock's time (billing/due-work.ts).
-      where cancel_at <= now() and status <> 'canceled' and test_clock_id is null
-      order by id
-      for update
-    )
-    update subscriptions as s set status = 'canceled', canceled_at = s.cancel_at, updated_at = now()
-    from due where s.id = due.id
-    returning "s"."id", "s"."user_id", "s"."status", "s"."plan_cost", "s"."billing_interval", "s"."start_date", "s"."end_date", "s"."canceled_at", "s"."cancel_at", "s"."cancel_reason", "s"."plan_id", "s"."plan_version_id", "s"."quantity", "s"."interval_count", "s"."price_breakdown", "s"."billed_until", "s"."billing_anchor", "s"."scheduled_change", "s"."trial_end", "s"."trial_notified_at", "s"."discount", "s"."paused_at", "s"."resumes_at", "s"."usage_invoiced_until", "s"."test_clock_id", "s"."payment_method", "s"."payment_rail", "s"."version", "s"."created_at", "s"."updated_at", null::timestamptz as clock_time,
-      due.status as previous_status;
+select (c.subscription)."id", (c.subscription)."user_id", (c.subscription)."status", (c.subscription)."plan_cost", (c.subscription)."billing_interval", (c.subscription)."start_date", (c.subscription)."end_date", (c.subscription)."canceled_at", (c.subscription)."cancel_at", (c.subscription)."cancel_reason", (c.subscription)."plan_id", (c.subscription)."plan_version_id", (c.subscription)."quantity", (c.subscription)."interval_count", (c.subscription)."price_breakdown", (c.subscription)."billed_until", (c.subscription)."billing_anchor", (c.subscription)."scheduled_change", (c.subscription)."trial_end", (c.subscription)."trial_notified_at", (c.subscription)."discount", (c.subscription)."paused_at", (c.subscription)."resumes_at", (c.subscription)."usage_invoiced_until", (c.subscription)."test_clock_id", (c.subscription)."payment_method", (c.subscription)."payment_rail", (c.subscription)."version", (c.subscription)."created_at", (c.subscription)."updated_at",
+        null::timestamptz as clock_time, c.previous_status
+      from perform_due_cancellations() c;
 
 -- planInUse
 select "id" from "subscriptions" where "plan_id" = $1 limit $2;

@@ -3,7 +3,7 @@
 // time. Placeholders (slots) stand for the values while it compiles; the compiled query keeps the
 // SQL and swaps the slots in its parameters for the call's values. The SQL is exactly what the
 // builder makes (db/sql snapshots it), and so are the parameters: the values pass through as is.
-import type { Compilable, CompiledQuery } from 'kysely';
+import type { Compilable, CompiledQuery, RawBuilder } from 'kysely';
 import type { Db } from './connection.js';
 
 /** Stands for the index-th value while the query compiles. */
@@ -19,13 +19,18 @@ interface Template {
 
 const templates = new Map<string, Template>();
 
+/** What a query function may build: a Kysely query, or a sql`` template (compiled with the Db). */
+type Buildable<Row> = Compilable<Row> | RawBuilder<Row>;
+
 function compileTemplate(
+  db: Db,
   name: string,
   count: number,
-  build: (...slots: never[]) => Compilable<unknown>,
+  build: (...slots: never[]) => Buildable<unknown>,
 ): Template {
   const slots = Array.from({ length: count }, (_, i) => new Slot(i));
-  const compiled = build(...(slots as never[])).compile();
+  const built = build(...(slots as never[]));
+  const compiled = 'isRawBuilder' in built ? built.compile(db) : built.compile();
   const seen = new Set<number>();
   const parameters = compiled.parameters.map((value) => {
     if (!(value instanceof Slot)) return { constant: value };
@@ -45,14 +50,15 @@ export async function runCompiled<Row, V extends readonly unknown[]>(
   db: Db,
   name: string,
   values: V,
-  build: (...values: V) => Compilable<Row>,
+  build: (...values: V) => Buildable<Row>,
 ): Promise<Row[]> {
   let template = templates.get(name);
   if (template === undefined) {
     template = compileTemplate(
+      db,
       name,
       values.length,
-      build as unknown as (...slots: never[]) => Compilable<unknown>,
+      build as unknown as (...slots: never[]) => Buildable<unknown>,
     );
     templates.set(name, template);
   }

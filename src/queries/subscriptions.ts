@@ -132,24 +132,21 @@ export function updateSubscription(db: Db, id: string, patch: SubscriptionPatch)
 
 /**
  * Cancellations scheduled for now or earlier, performed: canceled_at is the scheduled time.
- * Returns the canceled subscriptions with the status each had before.
+ * Returns the canceled subscriptions with the status each had before. The database function
+ * (db/migrations/202612040003) checks first and updates only when one is due, as it rarely is.
  */
-export async function performDueCancellations(
+export function performDueCancellations(
   db: Db,
 ): Promise<Array<SubscriptionRow & { previous_status: SubscriptionStatus }>> {
-  const { rows } = await sql<SubscriptionRow & { previous_status: SubscriptionStatus }>`
-    with due as (
-      select id, status from subscriptions
-      -- Subscriptions on a test clock are canceled by the clock's time (billing/due-work.ts).
-      where cancel_at <= now() and status <> 'canceled' and test_clock_id is null
-      order by id
-      for update
-    )
-    update subscriptions as s set status = 'canceled', canceled_at = s.cancel_at, updated_at = now()
-    from due where s.id = due.id
-    returning ${sql.join(tableColumns.map((column) => sql.ref(`s.${column}`)))}, null::timestamptz as clock_time,
-      due.status as previous_status`.execute(db);
-  return rows;
+  return runCompiled(
+    db,
+    'subscriptions.performDueCancellations',
+    [],
+    () => sql<SubscriptionRow & { previous_status: SubscriptionStatus }>`
+      select ${sql.join(tableColumns.map((column) => sql`(c.subscription).${sql.id(column)}`))},
+        null::timestamptz as clock_time, c.previous_status
+      from perform_due_cancellations() c`,
+  );
 }
 
 /** The deleted subscription, undefined when there was none; its feature links go with it (cascade). */
