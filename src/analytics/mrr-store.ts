@@ -86,12 +86,13 @@ export async function replaceCounted(
 
 export async function clearMarks(db: Db, userIds: readonly string[]): Promise<void> {
   if (userIds.length === 0) return;
-  await sql`delete from mrr_dirty_subscriptions where tenant_id = ${TENANT} and user_id = any (${userIds}::uuid[])`.execute(
-    db,
-  );
-  await sql`delete from mrr_dirty where tenant_id = ${TENANT} and user_id = any (${userIds}::uuid[])`.execute(
-    db,
-  );
+  // Sent together (the connection is pipelined): one round trip.
+  await Promise.all([
+    sql`delete from mrr_dirty_subscriptions where tenant_id = ${TENANT} and user_id = any (${userIds}::uuid[])`.execute(
+      db,
+    ),
+    sql`delete from mrr_dirty where tenant_id = ${TENANT} and user_id = any (${userIds}::uuid[])`.execute(db),
+  ]);
 }
 
 /**

@@ -18,7 +18,7 @@ import {
   type Tx,
   type VersionCondition,
 } from './context.js';
-import { emitChange, onClockOf, performDueCancellations } from './subscriptions.js';
+import { emitChange, lockAfterDueCancellations, onClockOf } from './subscriptions.js';
 
 type FieldErrors = Array<{ field: string; message: string }>;
 
@@ -174,8 +174,7 @@ export function applyDiscount(
   ifMatch?: VersionCondition,
 ): Promise<DiscountOutcome> {
   return inTenant(ctx, actor, async (tx): Promise<DiscountOutcome> => {
-    await performDueCancellations(tx);
-    const before = await subscriptions.lockSubscription(tx.db, id);
+    const before = await lockAfterDueCancellations(tx, id);
     if (!before) return { kind: 'missing' };
     if (!satisfies(ifMatch, before.version)) return { kind: 'stale', current: before };
     if (before.status === 'canceled') return { kind: 'canceled' };

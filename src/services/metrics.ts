@@ -108,19 +108,17 @@ export function compactMetrics(ctx: ServiceContext, tenantId: string, limit: num
     if (dirty.length === 0) return 0;
     const users = dirty.map((d) => d.user);
     const { rows, current } = await recount(tx.db, dirty);
-    await addDays(tx.db, rows);
-    await saveCounted(
-      tx.db,
-      users.map((user) => {
-        const input = current.get(user);
-        if (!input) return [user, null];
-        const encoded = encodeInput(input);
-        // This process's next read of the customer finds it decoded (stored as this digest).
-        rememberCounted(user, digestOf(encoded), input);
-        return [user, encoded];
-      }),
-    );
-    await clearMarks(tx.db, users);
+    const counted = users.map((user): [string, string | null] => {
+      const input = current.get(user);
+      if (!input) return [user, null];
+      const encoded = encodeInput(input);
+      // This process's next read of the customer finds it decoded (stored as this digest).
+      rememberCounted(user, digestOf(encoded), input);
+      return [user, encoded];
+    });
+    // Three tables, no statement depending on another's result: sent together, one round trip
+    // for the usual small compaction instead of four.
+    await Promise.all([addDays(tx.db, rows), saveCounted(tx.db, counted), clearMarks(tx.db, users)]);
     return users.length;
   });
 }

@@ -20,7 +20,7 @@ import {
 import { issueAndCollect } from './collection.js';
 import { invoiceForPeriod } from './invoices.js';
 import { performProration, periodBilled, priceLabel } from './prorations.js';
-import { emitChange, onClockOf, performDueCancellations } from './subscriptions.js';
+import { emitChange, lockAfterDueCancellations, onClockOf } from './subscriptions.js';
 
 export type PauseOutcome =
   | { kind: 'changed'; subscription: SubscriptionRow; invoice?: InvoiceRow | undefined }
@@ -44,8 +44,7 @@ export function pauseSubscription(
   ifMatch?: VersionCondition,
 ): Promise<PauseOutcome> {
   return inTenant(ctx, actor, async (tx): Promise<PauseOutcome> => {
-    await performDueCancellations(tx);
-    const before = await subscriptions.lockSubscription(tx.db, id);
+    const before = await lockAfterDueCancellations(tx, id);
     if (!before) return { kind: 'missing' };
     if (!satisfies(ifMatch, before.version)) return { kind: 'stale', current: before };
     if (before.status !== 'active') return { kind: 'wrong-status', status: before.status, allowed: 'active' };

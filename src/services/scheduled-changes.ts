@@ -16,7 +16,7 @@ import {
 import {
   emitChange,
   onClockOf,
-  performDueCancellations,
+  lockAfterDueCancellations,
   type PricingRefusal,
   repricing,
   type SubscriptionPatchInput,
@@ -41,8 +41,7 @@ export function scheduleChange(
   ifMatch?: VersionCondition,
 ): Promise<ScheduleOutcome> {
   return inTenant(ctx, actor, async (tx): Promise<ScheduleOutcome> => {
-    await performDueCancellations(tx);
-    const before = await subscriptions.lockSubscription(tx.db, id);
+    const before = await lockAfterDueCancellations(tx, id);
     if (!before) return { kind: 'missing' };
     if (!satisfies(ifMatch, before.version)) return { kind: 'stale', current: before };
     if (before.status === 'canceled') return { kind: 'not-renewing', why: 'canceled' };

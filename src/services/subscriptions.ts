@@ -71,6 +71,15 @@ export async function performDueCancellations(tx: Tx): Promise<void> {
   }
 }
 
+/**
+ * The subscription, locked for this transaction's change, after the cancellations now due (it
+ * may be one of them). Sent together, in this order: one round trip, and the lock sees them.
+ */
+export async function lockAfterDueCancellations(tx: Tx, id: string): Promise<SubscriptionRow | undefined> {
+  const [, row] = await Promise.all([performDueCancellations(tx), subscriptions.lockSubscription(tx.db, id)]);
+  return row;
+}
+
 export interface WithFeatures {
   subscription: SubscriptionRow;
   /** Present when asked for: the linked features, by name. */
@@ -515,8 +524,7 @@ async function changeSubscription(
   patch: SubscriptionPatchInput,
   ifMatch?: VersionCondition,
 ): Promise<UpdateSubscriptionOutcome> {
-  await performDueCancellations(tx);
-  const before = await subscriptions.lockSubscription(tx.db, id);
+  const before = await lockAfterDueCancellations(tx, id);
   if (!before) return { kind: 'missing' };
   if (!satisfies(ifMatch, before.version)) return { kind: 'stale', current: before };
   onClockOf(tx, before);
@@ -594,8 +602,7 @@ export function cancelSubscription(
   ifMatch?: VersionCondition,
 ): Promise<CancelOutcome> {
   return inTenant(ctx, actor, async (tx): Promise<CancelOutcome> => {
-    await performDueCancellations(tx);
-    const before = await subscriptions.lockSubscription(tx.db, id);
+    const before = await lockAfterDueCancellations(tx, id);
     if (!before) return { kind: 'missing' };
     if (!satisfies(ifMatch, before.version)) return { kind: 'stale', current: before };
     if (before.status === 'canceled') return { kind: 'already-canceled', current: before };
