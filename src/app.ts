@@ -15,6 +15,7 @@ import { strictFormats } from './http/formats.js';
 import { headAsGet } from './http/head.js';
 import { createMetrics, type Metrics, metricsHandler } from './http/metrics.js';
 import { requireDeclaredMediaType } from './http/media-type.js';
+import { limitConcurrentWrites } from './http/write-gate.js';
 import { observe } from './http/observe.js';
 import { notFoundHandler, problemHandler } from './http/problems.js';
 import { rateLimitPerKey } from './http/rate-limit.js';
@@ -75,6 +76,8 @@ export interface AppOptions {
   metrics?: Metrics;
   /** How often rate-limit counts are shared with the other processes (see services/rate-limits.ts). */
   rateLimitSyncMs?: number;
+  /** Requests that write running at once in this process (WRITE_CONCURRENCY); unset: no bound. */
+  writeConcurrency?: number | undefined;
   /** Tests only: see ServiceContext.faults. */
   faults?: ServiceContext['faults'];
   /** Which webhook URLs are accepted (WEBHOOKS_ALLOW_PRIVATE_URLS); private ones are refused by default. */
@@ -92,6 +95,7 @@ export function createApp({
   metricsToken,
   metrics = createMetrics(() => poolStats(db)),
   rateLimitSyncMs = 500,
+  writeConcurrency,
   faults,
   webhooks = { allowPrivateUrls: false },
 }: AppOptions): Express {
@@ -138,6 +142,8 @@ export function createApp({
   // read, so a caller learns nothing about the API (no 400, 413 or 415 before the 401).
   app.use(authenticate(ctx, platformAdminKey));
   app.use(rateLimitPerKey(rateLimitPerMinute, new SharedRateLimitStore(ctx, rateLimitSyncMs)));
+  // Admitted requests that write run a few at a time (http/write-gate.ts); tests run unbounded.
+  if (writeConcurrency !== undefined) app.use(limitConcurrentWrites(writeConcurrency));
   // Content in a media type the operation does not declare (or none) is refused, never ignored.
   app.use(requireDeclaredMediaType);
   // Every JSON media type an operation may declare (application/json, application/merge-patch+json).

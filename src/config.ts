@@ -17,6 +17,8 @@ export interface Config {
   /** The platform operator's key (creates tenants); unset means no one can call POST /tenants. */
   readonly platformAdminKey: string | undefined;
   readonly rateLimitPerMinute: number;
+  /** Requests that write running at once in each server process; the others wait their turn. */
+  readonly writeConcurrency: number;
   /** Origins allowed by CORS; empty (the default) sends no CORS headers at all. */
   readonly corsOrigins: readonly string[];
   /** On SIGTERM/SIGINT, how long in-flight requests may take to finish before they are cut. */
@@ -95,6 +97,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError('METRICS_TOKEN must be at least 16 characters (try: openssl rand -hex 16)');
   }
   const production = env.NODE_ENV === 'production';
+  const workers = integer(env, 'WORKERS', production ? os.availableParallelism() : 1, 1, 64);
   const jobsSetting = env.JOBS || 'on';
   if (!['on', 'off'].includes(jobsSetting))
     throw new ConfigError(`JOBS must be on or off, got "${jobsSetting}"`);
@@ -115,7 +118,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       retryForSeconds: integer(env, 'WEBHOOK_RETRY_FOR_SECONDS', 259_200, 1, 2_592_000),
       timeoutSeconds: integer(env, 'WEBHOOK_TIMEOUT_SECONDS', 10, 1, 60),
     }),
-    workers: integer(env, 'WORKERS', production ? os.availableParallelism() : 1, 1, 64),
+    workers,
     jobs: Object.freeze({
       inProcess: jobsSetting === 'on',
       timeoutSeconds: integer(env, 'JOB_TIMEOUT_SECONDS', 300, 1, 86_400),
@@ -141,6 +144,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dbConnectTimeoutMs: integer(env, 'DB_CONNECT_TIMEOUT_MS', 5000, 100, 600_000),
     platformAdminKey,
     rateLimitPerMinute: integer(env, 'RATE_LIMIT_PER_MINUTE', 600, 1, 1_000_000),
+    writeConcurrency: integer(
+      env,
+      'WRITE_CONCURRENCY',
+      Math.max(2, Math.round((2 * os.availableParallelism()) / workers)),
+      1,
+      10_000,
+    ),
     drainTimeoutMs: integer(env, 'SHUTDOWN_DRAIN_SECONDS', 10, 0, 3600) * 1000,
     dbStartupTimeoutMs: integer(env, 'DB_STARTUP_TIMEOUT_SECONDS', 30, 0, 3600) * 1000,
     corsOrigins: Object.freeze(

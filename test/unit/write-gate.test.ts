@@ -1,0 +1,98 @@
+// The write gate (src/http/write-gate.ts): writes beyond the limit wait in order, reads and
+// long-running maintenance never wait, and a client that leaves while waiting gives up its turn.
+import express from 'express';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { limitConcurrentWrites } from '../../src/http/write-gate.js';
+
+/** A server whose POST /w/:name handlers finish only when the test releases them. */
+async function gated(limit: number) {
+  const started: string[] = [];
+  const release = new Map<string, () => void>();
+  const app = express();
+  app.use((req, _res, next) => {
+    if (req.path === '/rebuild') req.operation = { operationId: 'rebuildAnalytics' } as never;
+    next();
+  });
+  app.use(limitConcurrentWrites(limit));
+  const hold = (name: string, res: express.Response) => {
+    started.push(name);
+    release.set(name, () => res.json({ name }));
+  };
+  app.post('/w/:name', (req, res) => hold(req.params.name, res));
+  app.post('/rebuild', (_req, res) => hold('rebuild', res));
+  app.get('/r', (_req, res) => res.json({ read: true }));
+  const server = http.createServer(app);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return { base, started, release, close: () => new Promise((resolve) => server.close(resolve)) };
+}
+
+const until = async (condition: () => boolean) => {
+  for (let i = 0; i < 500 && !condition(); i++) await new Promise((resolve) => setTimeout(resolve, 10));
+  expect(condition()).toBe(true);
+};
+
+let close: (() => Promise<unknown>) | undefined;
+afterEach(async () => {
+  await close?.();
+  close = undefined;
+});
+
+describe('limitConcurrentWrites', () => {
+  it('runs writes up to the limit, the next in order of arrival as each one ends', async () => {
+    const s = await gated(2);
+    close = s.close;
+    const answers = ['a', 'b', 'c', 'd'].map((name) => fetch(`${s.base}/w/${name}`, { method: 'POST' }));
+    await until(() => s.started.length === 2);
+    // Still two: the others wait, however long the first take.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(s.started).toHaveLength(2);
+    const first = s.started[0]!;
+    s.release.get(first)!();
+    await until(() => s.started.length === 3);
+    for (const name of s.started.slice(1)) s.release.get(name)!();
+    await until(() => s.started.length === 4);
+    s.release.get(s.started[3]!)!();
+    const bodies = await Promise.all(answers.map(async (a) => (await (await a).json()) as { name: string }));
+    expect(bodies.map((b) => b.name)).toEqual(['a', 'b', 'c', 'd']);
+    expect(new Set(s.started)).toEqual(new Set(['a', 'b', 'c', 'd']));
+  });
+
+  it('never holds back a read or a rebuild', async () => {
+    const s = await gated(1);
+    close = s.close;
+    const write = fetch(`${s.base}/w/a`, { method: 'POST' });
+    await until(() => s.started.length === 1);
+    const read = await fetch(`${s.base}/r`);
+    expect(await read.json()).toEqual({ read: true });
+    const rebuild = fetch(`${s.base}/rebuild`, { method: 'POST' });
+    await until(() => s.started.includes('rebuild'));
+    s.release.get('rebuild')!();
+    s.release.get('a')!();
+    expect((await rebuild).status).toBe(200);
+    expect((await write).status).toBe(200);
+  });
+
+  it('skips a waiting request whose client left, and the place goes to the next', async () => {
+    const s = await gated(1);
+    close = s.close;
+    const first = fetch(`${s.base}/w/a`, { method: 'POST' });
+    await until(() => s.started.length === 1);
+    const leaving = new AbortController();
+    const left = fetch(`${s.base}/w/b`, { method: 'POST', signal: leaving.signal }).catch(() => 'aborted');
+    // Queued behind a, then gone.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    leaving.abort();
+    expect(await left).toBe('aborted');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const third = fetch(`${s.base}/w/c`, { method: 'POST' });
+    s.release.get('a')!();
+    await until(() => s.started.includes('c'));
+    s.release.get('c')!();
+    expect((await first).status).toBe(200);
+    expect((await third).status).toBe(200);
+    expect(s.started).toEqual(['a', 'c']);
+  });
+});
