@@ -12,7 +12,9 @@ with marks as (select user_id, whole from mrr_dirty order by user_id )
   order by marks.user_id;
 
 -- takeDirtyCustomers
-with marks as (select user_id, whole from mrr_dirty order by user_id limit $1 for update skip locked)
+select user_id, whole from mrr_dirty order by user_id limit $1 for update skip locked;
+with marks as (select * from unnest($1::uuid[], $2::boolean[])
+      as taken (user_id, whole))
   select marks.user_id, marks.whole,
          coalesce(array_agg(m.subscription_id::text) filter (where m.subscription_id is not null), '{}') as subscriptions
   from marks left join mrr_dirty_subscriptions m on m.tenant_id = current_setting('app.tenant_id')::uuid and m.user_id = marks.user_id

@@ -59,8 +59,15 @@ export async function dirtyCustomers(db: Db, limit?: number): Promise<DirtyCusto
 export async function takeDirtyCustomers(db: Db, limit: number): Promise<DirtyCustomer[]> {
   // A writer holds its customer's mark from its change to its commit, so no subscription mark of
   // a taken customer can commit before this transaction ends.
+  const { rows: taken } = await sql<{ user_id: string; whole: boolean }>`
+    select user_id, whole from mrr_dirty order by user_id limit ${limit} for update skip locked`.execute(db);
+  if (taken.length === 0) return [];
+  // The marked subscriptions in a statement of their own, after the locks: one that commits
+  // between a statement's snapshot and its lock is locked (the lock follows the writer's update of
+  // the mark) but invisible to that snapshot, and clearMarks would delete it unread.
   const { rows } = await withSubscriptions(
-    sql`select user_id, whole from mrr_dirty order by user_id limit ${limit} for update skip locked`,
+    sql`select * from unnest(${taken.map((t) => t.user_id)}::uuid[], ${taken.map((t) => t.whole)}::boolean[])
+      as taken (user_id, whole)`,
   ).execute(db);
   return toDirty(rows);
 }
