@@ -192,6 +192,18 @@ function validString(s: Schema, name: string, ids: IdHints): fc.Arbitrary<string
   });
 }
 
+/**
+ * One arbitrary per pattern: building fc.stringMatching prepares its quantified parts' strings
+ * anew each time, and broken requests build their schemas' arbitraries again and again (most of
+ * the fuzz file's time before this).
+ */
+const byPattern = new Map<string, fc.Arbitrary<string>>();
+function matching(pattern: string): fc.Arbitrary<string> {
+  let arbitrary = byPattern.get(pattern);
+  if (!arbitrary) byPattern.set(pattern, (arbitrary = fc.stringMatching(new RegExp(pattern, 'u'))));
+  return arbitrary;
+}
+
 function generatedString(s: Schema): fc.Arbitrary<string> {
   const min = s.minLength ?? 0;
   const max = s.maxLength ?? Math.max(min, 64);
@@ -202,7 +214,7 @@ function generatedString(s: Schema): fc.Arbitrary<string> {
     const pattern = new RegExp(s.pattern, 'u');
     // An anchored pattern describes the whole string; an unanchored one only something in it.
     return s.pattern.startsWith('^') && s.pattern.endsWith('$')
-      ? fc.stringMatching(pattern).filter(fitting)
+      ? matching(s.pattern).filter(fitting)
       : text(min, max).filter((t) => pattern.test(t));
   }
   return text(min, max);
