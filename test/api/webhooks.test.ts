@@ -7,7 +7,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { NO_MIGRATIONS, sql } from 'kysely';
 import { register } from 'prom-client';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrations } from '../../db/migrations/index.js';
 import type { Schemas } from '../../src/contract.js';
 import { createDb } from '../../src/database/connection.js';
@@ -17,7 +17,7 @@ import { silentLogger } from '../../src/logger.js';
 import { claimDueDeliveries, retryDelayMs } from '../../src/services/webhook-deliveries.js';
 import { type DeliverOptions, deliverDue, startWebhookDispatcher } from '../../src/webhooks/dispatcher.js';
 import { forbiddenAddressClass, type LookupFunction } from '../../src/webhooks/ssrf.js';
-import { type TestTenant, useTestApp } from '../helpers/app.js';
+import { type TestTenant, testServerUrl, useTestApp } from '../helpers/app.js';
 import { createUser } from '../helpers/factories.js';
 import { expectProblem } from '../helpers/problems.js';
 
@@ -821,7 +821,7 @@ describe('webhook delivery', () => {
 
 describe('the webhooks migration', () => {
   it('goes down, leaving events writable without the trigger, and up again', async () => {
-    const serverUrl = inject('serverUrl');
+    const serverUrl = testServerUrl();
     const name = `webhooks_${randomUUID().replaceAll('-', '')}`;
     await ensureDatabase(serverUrl, name);
     const db = createDb(databaseUrl(serverUrl, name), { poolSize: 1 });

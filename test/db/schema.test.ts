@@ -3,11 +3,12 @@
 import { randomUUID } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { NO_MIGRATIONS, sql } from 'kysely';
-import { describe, expect, inject, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { migrations } from '../../db/migrations/index.js';
 import { createDb, type Db } from '../../src/database/connection.js';
 import { createMigrator, unwrap } from '../../src/database/migrator.js';
 import { databaseUrl, dropDatabase, ensureDatabase } from '../../src/database/embedded.js';
+import { testServerUrl } from '../helpers/app.js';
 
 describe('the database schema', () => {
   it('lists every migration file in db/migrations/index.ts', () => {
@@ -53,7 +54,7 @@ async function unindexedForeignKeys(db: Db): Promise<string[]> {
 
 describe('migrations', () => {
   it('go up, all the way down, and up again', async () => {
-    const serverUrl = inject('serverUrl');
+    const serverUrl = testServerUrl();
     const name = `migrations_${randomUUID().replaceAll('-', '')}`;
     await ensureDatabase(serverUrl, name);
     const db = createDb(databaseUrl(serverUrl, name), { poolSize: 1 });

@@ -57,10 +57,16 @@ export interface TestContext {
   sdk(key: string): Promise<SubscriptionsClient>;
 }
 
+/** This test worker's PostgreSQL server (test/setup/global.ts starts one per worker). */
+export function testServerUrl(): string {
+  const urls = inject('serverUrls');
+  return urls[(Number(process.env.VITEST_POOL_ID ?? 1) - 1) % urls.length]!;
+}
+
 /** appOptions: for the app that ctx.api and ctx.baseUrl() reach (e.g. the webhook URL policy). */
 export function useTestApp(appOptions: Partial<AppOptions> = {}): TestContext {
   const database = `test_${randomUUID().replaceAll('-', '')}`;
-  const serverUrl = inject('serverUrl');
+  const serverUrl = testServerUrl();
   const requests: RecordedRequest[] = [];
   const captured = captureLogs();
   const ctx = { unexpectedErrors: captured.errors, logs: captured.lines } as TestContext;

@@ -2,8 +2,8 @@
 import http from 'node:http';
 import net from 'node:net';
 import { sql } from 'kysely';
-import { describe, expect, inject, it } from 'vitest';
-import { useTestApp } from '../helpers/app.js';
+import { describe, expect, it } from 'vitest';
+import { testServerUrl, useTestApp } from '../helpers/app.js';
 import { createUser } from '../helpers/factories.js';
 import { holdLocks, waitForLockWaiters } from '../helpers/locks.js';
 import { errorLines, spawnProcess, spawnServer, waitUntil } from '../helpers/process.js';
@@ -196,7 +196,7 @@ describe('startup failures: one line, no stack, exit 1', () => {
 
 describe('the embedded server on EMBEDDED_PG_PORT', () => {
   // The test cluster is itself an embedded server: main.ts must reuse it only for its own data directory.
-  const port = new URL(inject('serverUrl')).port;
+  const port = new URL(testServerUrl()).port;
   const dataDirectory = async () =>
     (await sql<{ data_directory: string }>`show data_directory`.execute(ctx.db)).rows[0]!.data_directory;
 

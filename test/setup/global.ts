@@ -1,5 +1,6 @@
-// Once per run: one PostgreSQL 16 server (embedded, or TEST_DATABASE_URL's), a migrated template
-// database, and an empty log for the requests each test file makes (see test/contract/).
+// Once per run: a PostgreSQL 16 server per test worker (embedded; or TEST_DATABASE_URL's, one), a
+// migrated template database in each, and an empty log for the requests each test file makes (see test/contract/).
+import { randomUUID } from 'node:crypto';
 import { mkdirSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -19,7 +20,8 @@ export const TEMPLATE = 'subscriptions_test_template';
 
 declare module 'vitest' {
   export interface ProvidedContext {
-    serverUrl: string;
+    /** One PostgreSQL server per test worker (testServerUrl picks this worker's). */
+    serverUrls: string[];
     templateDatabase: string;
   }
 }
@@ -34,18 +36,17 @@ function freePort(): Promise<number> {
   });
 }
 
-export default async function setup(project: TestProject) {
-  const external = process.env.TEST_DATABASE_URL;
+/** One cluster, with the migrated template database and pg-boss's queue in it. */
+async function startCluster(external: string | undefined): Promise<{ url: string; stop(): Promise<void> }> {
   const server = external
     ? { url: external, stop: async () => {} }
     : await startEmbeddedPostgres({
-        dataDir: path.resolve(`.data/test-cluster-${process.pid}`),
+        dataDir: path.resolve(`.data/test-cluster-${process.pid}-${randomUUID().slice(0, 8)}`),
         port: await freePort(),
         ephemeral: true,
         // Durability buys nothing for a throwaway cluster; these make writes several times faster.
         settings: { fsync: 'off', synchronous_commit: 'off', full_page_writes: 'off' },
       });
-
   try {
     await dropDatabase(server.url, TEMPLATE);
     await ensureDatabase(server.url, TEMPLATE);
@@ -62,17 +63,36 @@ export default async function setup(project: TestProject) {
       pollSeconds: 1,
       settlementDelayScale: 1,
     });
+    return server;
   } catch (error) {
     await server.stop(); // never leave an orphan server behind
     throw error;
   }
+}
+
+export default async function setup(project: TestProject) {
+  const external = process.env.TEST_DATABASE_URL;
+  // One embedded cluster per test worker: the event feed hands out events of transactions older
+  // than every transaction running in the cluster (pg_snapshot_xmin), so a file holding a
+  // transaction open would hold back the feed of a file running beside it in the same cluster.
+  const count = external ? 1 : Math.max(1, Number(project.config.maxWorkers) || 1);
+  const started = await Promise.allSettled(Array.from({ length: count }, () => startCluster(external)));
+  const servers = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+  const failed = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+  if (failed) {
+    await Promise.all(servers.map((s) => s.stop()));
+    throw failed.reason;
+  }
 
   rmSync(OPERATIONS_LOG, { recursive: true, force: true });
   mkdirSync(OPERATIONS_LOG, { recursive: true });
-  project.provide('serverUrl', server.url);
+  project.provide(
+    'serverUrls',
+    servers.map((s) => s.url),
+  );
   project.provide('templateDatabase', TEMPLATE);
 
   return async () => {
-    await server.stop();
+    await Promise.all(servers.map((s) => s.stop()));
   };
 }
