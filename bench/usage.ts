@@ -58,10 +58,6 @@ export async function benchUsage(
       WORKERS: '1',
       JOBS: 'off',
       RATE_LIMIT_PER_MINUTE: '1000000',
-      // e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof": to see where the server's time goes.
-      ...(process.env.BENCH_SERVER_NODE_OPTIONS
-        ? { NODE_OPTIONS: process.env.BENCH_SERVER_NODE_OPTIONS }
-        : {}),
     });
     let batch: Throughput;
     let single: Throughput;
