@@ -224,7 +224,8 @@ describe('expiry', () => {
 describe('the worker', () => {
   it('sweeps expired grants into the ledger by itself', async () => {
     const w = await wallet();
-    const g = await grant(w, { credits: '7', expires_at: new Date(Date.now() + 300).toISOString() });
+    // Far enough ahead that a slow request still creates it before then.
+    const g = await grant(w, { credits: '7', expires_at: new Date(Date.now() + 2000).toISOString() });
     const job = startWalletExpiry({ db: ctx.appDb, ownerDb: ctx.db }, silentLogger(), 50);
     try {
       let entries = await ledger(w);
@@ -346,8 +347,9 @@ describe('settings and balance events', () => {
 
   it('sends wallet.grant_expired with the grant when the worker removes its rest', async () => {
     const w = await wallet();
-    const g = await grant(w, { credits: '3', expires_at: new Date(Date.now() + 300).toISOString() });
-    await new Promise((r) => setTimeout(r, 400));
+    // Far enough ahead that a slow request still creates it before then; swept once it is past.
+    const g = await grant(w, { credits: '3', expires_at: new Date(Date.now() + 2000).toISOString() });
+    while (Date.now() <= Date.parse(g.expires_at!)) await new Promise((r) => setTimeout(r, 50));
     await sweepWallet({ db: ctx.appDb }, t.id, w.id);
     const events = await eventsOf(g.id);
     expect(
