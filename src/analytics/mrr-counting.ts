@@ -8,6 +8,7 @@ import {
   ANY,
   Buckets,
   contributeSeries,
+  countsIn,
   type CustomerSeries,
   dimensionsOf,
   type EngineSubscription,
@@ -107,7 +108,8 @@ interface Changed {
  * Customers marked by subscription, now: the counted input with the marked subscriptions read
  * again, and the region read again; their series patched from the counted ones. Only the
  * dimensions of the marked subscriptions (as counted and as now) can change, unless the region
- * did. What this costs grows with the marked subscriptions, not with the customer.
+ * did. What this costs grows with the marked subscriptions, not with the customer. A read of one
+ * dimension (`wanted`) patches that dimension alone and builds no input.
  */
 function patchMarked(
   marked: readonly DirtyCustomer[],
@@ -116,7 +118,7 @@ function patchMarked(
     regions: Map<string, string>;
     loaded: Map<string, Map<string, EngineSubscription>>;
   },
-  withInputs: boolean,
+  wanted: { plan: string; feature: string } | undefined,
   changed: Map<string, Changed>,
 ): void {
   const { counted, regions, loaded } = read;
@@ -136,10 +138,10 @@ function patchMarked(
     let now: Changed['now'];
     if (region !== undefined && left > 0) {
       const series = before
-        ? patchSeries(seriesFor(before), stale, fresh)
+        ? patchSeries(seriesFor(before), stale, fresh, wanted)
         : seriesOf({ subscriptions: fresh });
       let input: CustomerInput | undefined;
-      if (withInputs) {
+      if (!wanted) {
         const ids = new Set(subscriptions);
         const kept = before?.subscriptions.filter((s) => !ids.has(s.id!)) ?? [];
         input = { region, subscriptions: [...kept, ...fresh] };
@@ -150,8 +152,15 @@ function patchMarked(
     let dimensions: Set<string> | undefined;
     if (before && now && before.region === now.region) {
       dimensions = new Set();
-      for (const s of stale) dimensionsOf(s, dimensions);
-      for (const s of fresh) dimensionsOf(s, dimensions);
+      if (wanted) {
+        // A read needs only whether its dimension is touched.
+        const touched = (s: EngineSubscription) => countsIn(s, wanted.plan, wanted.feature);
+        if (stale.some(touched) || fresh.some(touched))
+          dimensions.add(seriesKey(wanted.plan, wanted.feature));
+      } else {
+        for (const s of stale) dimensionsOf(s, dimensions);
+        for (const s of fresh) dimensionsOf(s, dimensions);
+      }
     }
     changed.set(user, { now, dimensions });
   }
@@ -191,11 +200,11 @@ export async function recount(db: Db, dirty: readonly DirtyCustomer[], wanted?: 
       wholeNow.set(user, input);
   }
   const changed = new Map<string, Changed>();
-  // A read needs the series only; compaction and the check need the inputs too.
+  // A read needs one dimension's series only; compaction and the check need every one, and the inputs.
   patchMarked(
     marked.filter((d) => !unnamed.includes(d)),
     { counted, regions, loaded },
-    wanted === undefined,
+    wanted && { plan: wanted.planId ?? ANY, feature: wanted.featureId ?? ANY },
     changed,
   );
   for (const user of whole) {

@@ -438,15 +438,25 @@ export function dimensionsOf(subscription: EngineSubscription, into: Set<string>
   for (const plan of plans) for (const feature of features) into.add(seriesKey(plan, feature));
 }
 
+/** Whether a subscription counts in a dimension (dimensionsOf, for one dimension, allocating nothing). */
+export function countsIn(subscription: EngineSubscription, plan: string, feature: string): boolean {
+  return (
+    (plan === ANY || subscription.versions.some((v) => v.planId === plan)) &&
+    (feature === ANY || subscription.features.includes(feature))
+  );
+}
+
 /**
  * The series once `removed` subscriptions (as they were counted) are taken out and `added` ones
  * put in: their deltas merged into the affected dimensions, the same points a count of the
- * changed input would give (deltas at one time add up, and cancelled ones are no point).
+ * changed input would give (deltas at one time add up, and cancelled ones are no point). With
+ * `only` (a read of one dimension), the answer has that dimension's series alone.
  */
 export function patchSeries(
   before: CustomerSeries,
   removed: readonly EngineSubscription[],
   added: readonly EngineSubscription[],
+  only?: { plan: string; feature: string },
 ): CustomerSeries {
   const changes = new Map<string, { plan: string; feature: string; t: number[]; delta: number[] }>();
   const dims = new Dimensions();
@@ -458,6 +468,7 @@ export function patchSeries(
     for (let i = 0; i < deltaCount; i++) {
       const plan = dims.plans[deltaPlan[i]!]!;
       const feature = dims.features[deltaFeature[i]!]!;
+      if (only && (plan !== only.plan || feature !== only.feature)) continue;
       const key = seriesKey(plan, feature);
       let change = changes.get(key);
       if (!change) changes.set(key, (change = { plan, feature, t: [], delta: [] }));
@@ -465,7 +476,12 @@ export function patchSeries(
       change.delta.push(sign * deltaValue[i]!);
     }
   }
-  const after = new Map(before);
+  let after: Map<string, Series>;
+  if (only) {
+    const key = seriesKey(only.plan, only.feature);
+    const kept = before.get(key);
+    after = new Map(kept ? [[key, kept]] : []);
+  } else after = new Map(before);
   for (const [key, change] of changes) {
     const old = before.get(key);
     const byTime = change.t.map((_, i) => i).sort((a, b) => change.t[a]! - change.t[b]!);

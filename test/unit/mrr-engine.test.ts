@@ -3,16 +3,19 @@
 // realistic tenant has.
 import { describe, expect, it } from 'vitest';
 import {
+  ANY,
   Buckets,
   collapseCutoff,
   contribute,
   contributeSeries,
+  countsIn,
   type CustomerInput,
   Dimensions,
   dimensionsOf,
   type EngineSubscription,
   isoDate,
   patchSeries,
+  seriesKey,
   seriesOf,
   toDayRows,
 } from '../../src/analytics/mrr-engine.js';
@@ -165,6 +168,18 @@ describe('patched series', () => {
         contributeSeries(patched, 'DE', dims, buckets, 1, touched);
       });
       expect(onlyTouched).toEqual(whole);
+
+      // A read of one dimension: that dimension's series alone, the same as the whole patch's,
+      // and touched exactly when dimensionsOf says so.
+      for (const plan of [ANY, ...PLANS.filter((p) => p !== null)]) {
+        for (const feature of [ANY, ...FEATURES]) {
+          const key = seriesKey(plan, feature);
+          const one = patchSeries(seriesOf(before), stale, fresh, { plan, feature });
+          expect([...one.keys()]).toEqual(patched.has(key) ? [key] : []);
+          expect(one.get(key)).toEqual(patched.get(key));
+          expect([...stale, ...fresh].some((s) => countsIn(s, plan, feature))).toBe(touched.has(key));
+        }
+      }
     }
   });
 });
