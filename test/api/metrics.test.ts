@@ -491,6 +491,27 @@ describe('compaction', () => {
   });
 });
 
+describe('subscriptions written without events (as the seed writes them)', () => {
+  it('keep their price before a later change through the API, in the API and the recomputation', async () => {
+    const t = await ctx.newTenant();
+    const [row] = await ctx.db.transaction().execute(async (trx) => {
+      await sql`select set_config('app.tenant_id', ${t.id}, true)`.execute(trx);
+      const { rows } = await sql<{ id: string }>`
+        with u as (insert into users (name, email) values ('Seeded', 'seeded@example.com') returning id)
+        insert into subscriptions (user_id, status, plan_cost, start_date)
+        select id, 'active', 40.00, date '2025-01-01' from u returning id`.execute(trx);
+      return rows;
+    });
+    const other = await createSubscription(t, { start_date: '2025-03-01' });
+    const patched = await t.api.patch(`/api/v1/subscriptions/${row!.id}`).send({ plan_cost: '10.00' });
+    expect(patched.status, patched.text).toBe(200);
+    await t.api.post(`/api/v1/subscriptions/${other.id}/cancel`).send({ at: 'now' });
+    const api = await expectAgreement(t, {}, '2025-01');
+    // The seeded price counted until the change: 40.00 in a month before it.
+    expect(api.mrr.months.find((m) => m.month === '2025-02')!.mrr).toBe('40.00');
+  });
+});
+
 describe('the whole-tenant count (rebuild and check)', () => {
   it('reads every input encoded exactly as the engine encodes it, and counts the same on threads', async () => {
     const t = await ctx.newTenant();

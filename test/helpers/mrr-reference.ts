@@ -120,11 +120,13 @@ export async function loadTenant(db: Db, tenantId: string): Promise<Sub[]> {
     .where('tenant_id', '=', tenantId)
     .execute();
   const { rows: events } = await sql<{
+    type: string;
     resource_id: string;
     occurred_at: Date;
     data: Schemas['Subscription'];
+    previous: Partial<Schemas['Subscription']> | null;
   }>`
-    select resource_id, occurred_at, data from events
+    select type, resource_id, occurred_at, data, previous from events
     where tenant_id = ${tenantId} and type like 'subscription.%' and type <> 'subscription.deleted'
     order by xid, seq`.execute(db);
   // By subscription, so that loading stays linear (the bench recomputes 5,000,000 subscriptions).
@@ -134,22 +136,29 @@ export async function loadTenant(db: Db, tenantId: string): Promise<Sub[]> {
     if (list) list.push(l.feature_id);
     else linked.set(l.subscription_id, [l.feature_id]);
   }
+  const createdAt = new Map(subs.map((s) => [s.id, s.created_at.getTime()]));
+  const version = (at: number, data: Schemas['Subscription'], first: boolean): Version => ({
+    at,
+    // Created canceled (a past subscription recorded late): active until canceled_at.
+    status: first && data.status === 'canceled' ? 'active' : data.status,
+    cents: monthly(
+      data.plan_cost,
+      data.billing_interval,
+      data.interval_count,
+      data.discount,
+      data.plan_id ?? null,
+    ),
+    planId: data.plan_id ?? null,
+  });
   const history = new Map<string, Version[]>();
   for (const e of events) {
     const list = history.get(e.resource_id) ?? [];
-    list.push({
-      at: e.occurred_at.getTime(),
-      // Created canceled (a past subscription recorded late): active until canceled_at.
-      status: list.length === 0 && e.data.status === 'canceled' ? 'active' : e.data.status,
-      cents: monthly(
-        e.data.plan_cost,
-        e.data.billing_interval,
-        e.data.interval_count,
-        e.data.discount,
-        e.data.plan_id ?? null,
-      ),
-      planId: e.data.plan_id ?? null,
-    });
+    // A subscription written without events (the seed's) and changed through the API since: the
+    // first event's `previous` is what it was from its creation until then.
+    const created = createdAt.get(e.resource_id);
+    if (list.length === 0 && e.type !== 'subscription.created' && created !== undefined)
+      list.push(version(created, { ...e.data, ...e.previous }, true));
+    list.push(version(e.occurred_at.getTime(), e.data, list.length === 0));
     history.set(e.resource_id, list);
   }
   return subs.map((s) => ({
