@@ -181,6 +181,7 @@ export async function recount(db: Db, dirty: readonly DirtyCustomer[], wanted?: 
     loadCounted(
       db,
       dirty.map((d) => d.user),
+      wanted !== undefined,
     ),
     loadRegions(
       db,

@@ -103,24 +103,33 @@ export async function clearMarks(db: Db, userIds: readonly string[]): Promise<vo
 }
 
 /**
- * Decoded counted inputs of large customers, by digest (md5 of the stored text, so never stale):
- * parsing a customer with thousands of subscriptions costs more than the rest of a read. With
- * each, the customer it was stored for, whose latest digest `cachedFor` holds. Least recently
- * used first out; callers never change what it holds.
+ * Decoded counted inputs, by digest (md5 of the stored text, so never stale): parsing a customer
+ * with thousands of subscriptions costs more than the rest of a read, and a read corrects for the
+ * same waiting customers again and again until they are compacted (with their series, memoized on
+ * the input, parsing and deriving them again was a third of such a read). With each, the customer
+ * it was stored for, whose latest digest `cachedFor` holds. Least recently used first out; callers
+ * never change what it holds.
  */
 const countedCache = new Map<string, { user: string; input: CustomerInput }>();
 const cachedFor = new Map<string, string>();
-/** Inputs with fewer subscriptions are parsed each time; the cache holds at most CACHED_TOTAL. */
+/**
+ * Compaction keeps only inputs of at least CACHE_FROM subscriptions (compacting an import would
+ * otherwise push every large one out for customers nobody reads); reads keep every one. The cache
+ * holds at most CACHED_TOTAL subscriptions.
+ */
 const CACHE_FROM = 10;
 const CACHED_TOTAL = 100_000;
 let cachedSubscriptions = 0;
 
 export const digestOf = (encoded: string) => createHash('md5').update(encoded).digest('hex');
 
-/** Keeps a customer's decoded input under its digest, if it is large enough to be worth it. */
-export function rememberCounted(user: string, digest: string, input: CustomerInput): void {
+/**
+ * Keeps a customer's decoded input under its digest: any input for a read (`anySize`), else one
+ * large enough to be worth it.
+ */
+export function rememberCounted(user: string, digest: string, input: CustomerInput, anySize = false): void {
   const size = input.subscriptions.length;
-  if (size < CACHE_FROM || size > CACHED_TOTAL || countedCache.has(digest)) return;
+  if ((size < CACHE_FROM && !anySize) || size > CACHED_TOTAL || countedCache.has(digest)) return;
   countedCache.set(digest, { user, input });
   cachedFor.set(user, digest);
   cachedSubscriptions += size;
@@ -141,8 +150,15 @@ function recall(digest: string): CustomerInput | undefined {
   return entry?.input;
 }
 
-/** What these customers are counted with now (absent: not counted). */
-export async function loadCounted(db: Db, userIds: readonly string[]): Promise<Map<string, CustomerInput>> {
+/**
+ * What these customers are counted with now (absent: not counted). `forRead`: every input parsed
+ * is kept (rememberCounted's anySize).
+ */
+export async function loadCounted(
+  db: Db,
+  userIds: readonly string[],
+  forRead = false,
+): Promise<Map<string, CustomerInput>> {
   const counted = new Map<string, CustomerInput>();
   if (userIds.length === 0) return counted;
   // The text only where the digest is not the one cached for the customer (joined, not "= any"
@@ -162,7 +178,7 @@ export async function loadCounted(db: Db, userIds: readonly string[]): Promise<M
             where tenant_id = ${TENANT} and user_id = ${row.user_id}::uuid`.execute(db)
         ).rows[0]!.input;
       input = decodeInput(text);
-      rememberCounted(row.user_id, row.digest, input);
+      rememberCounted(row.user_id, row.digest, input, forRead);
     }
     counted.set(row.user_id, input);
   }
