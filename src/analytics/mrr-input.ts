@@ -20,7 +20,8 @@ interface SubscriptionRow {
   features: string | null;
 }
 
-const subscriptionColumns = sql`s.id, s.user_id, coalesce(u.region, '') as region,
+/** A subscription's columns (SubscriptionRow but region, which the caller adds where it needs it). */
+const subscriptionColumns = sql`s.id, s.user_id,
   extract(epoch from s.start_date::timestamp)::float8 * 1000 as start_ms,
   extract(epoch from (s.end_date + 1)::timestamp)::float8 * 1000 as end_ms,
   extract(epoch from s.canceled_at)::float8 * 1000 as canceled_ms,
@@ -31,7 +32,7 @@ const subscriptionColumns = sql`s.id, s.user_id, coalesce(u.region, '') as regio
   (select string_agg(f.feature_id::text, ',' order by f.feature_id) from subscription_features f
    where f.tenant_id = s.tenant_id and f.subscription_id = s.id) as features`;
 
-function toSubscription(row: SubscriptionRow): EngineSubscription {
+function toSubscription(row: Omit<SubscriptionRow, 'region'>): EngineSubscription {
   return {
     id: row.id,
     start: row.start_ms,
@@ -65,7 +66,7 @@ export async function loadCustomers(db: Db, userIds: readonly string[]): Promise
   // Lateral: key lookups per customer, whatever the tenant's size. As joins, the planner chose to
   // hash the tenant's whole subscriptions and users for a thousand customers (0.5 s at 500k).
   const { rows } = await sql<SubscriptionRow>`
-    select ${subscriptionColumns}
+    select coalesce(u.region, '') as region, ${subscriptionColumns}
     from unnest(${userIds}::uuid[]) as wanted (user_id)
     cross join lateral (
       select * from subscriptions s
@@ -99,12 +100,12 @@ export async function loadSubscriptions(
   const ids = marks.flatMap((m) => m.subscriptions);
   const found = new Map<string, Map<string, EngineSubscription>>();
   if (ids.length === 0) return found;
-  const { rows } = await sql<SubscriptionRow>`
+  // The customers' regions are read apart (loadRegions): no lookup of the user per subscription.
+  const { rows } = await sql<Omit<SubscriptionRow, 'region'>>`
     select ${subscriptionColumns}
     from unnest(${users}::uuid[], ${ids}::uuid[]) as wanted (user_id, id)
     join subscriptions s on s.tenant_id = current_setting('app.tenant_id')::uuid and s.id = wanted.id
-      and s.user_id = wanted.user_id and s.test_clock_id is null
-    join users u on u.tenant_id = s.tenant_id and u.id = s.user_id`.execute(db);
+      and s.user_id = wanted.user_id and s.test_clock_id is null`.execute(db);
   for (const row of rows) {
     if (!row.versions) continue;
     let mine = found.get(row.user_id);
