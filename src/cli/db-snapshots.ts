@@ -313,6 +313,7 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
         plans.updatePlan(db, PLAN, { name: 'Renamed', current_version: 1, archived_at: null }),
       deletePlan: (db) => plans.deletePlan(db, PLAN),
       usageChargesOf: (db) => plans.usageChargesOf(db, [PLAN]),
+      usageChargesOfCustomers: (db) => plans.usageChargesOfCustomers(db, [USER]),
     },
   },
   coupons: {

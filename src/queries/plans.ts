@@ -127,6 +127,28 @@ export async function usageChargesOf(
   return new Map(rows.map((r) => [r.id, r.usage_charges]));
 }
 
+/**
+ * The usage charges of the plans of these customers' subscriptions (any of them: a superset of
+ * what their usage may need), by plan id: independent of any other read, so it travels with them.
+ */
+export async function usageChargesOfCustomers(
+  db: Db,
+  userIds: readonly string[],
+): Promise<Map<string, StoredUsageCharge[]>> {
+  if (userIds.length === 0) return new Map();
+  const rows = await db
+    .selectFrom('plans')
+    .select(['id', 'usage_charges'])
+    .where('id', 'in', (qb) =>
+      qb
+        .selectFrom('subscriptions')
+        .select('plan_id')
+        .where('user_id', '=', (eb) => eb.fn.any(eb.val([...userIds]))),
+    )
+    .execute();
+  return new Map(rows.map((r) => [r.id, r.usage_charges]));
+}
+
 export interface NewPrice {
   price_model: PriceModel;
   amount: string | null;

@@ -24,11 +24,12 @@ import type {
   UsageEventRow,
 } from '../database/schema.js';
 import { findBillableMetricsByCode } from '../queries/billable-metrics.js';
-import { usageChargesOf } from '../queries/plans.js';
+import { usageChargesOf, usageChargesOfCustomers } from '../queries/plans.js';
 import { findSubscription, shareLockSubscriptionsOf, updateSubscription } from '../queries/subscriptions.js';
 import type { Charge } from '../billing/invoices.js';
 import * as usage from '../queries/usage.js';
 import { sql } from 'kysely';
+import { usageWalletsOf } from '../queries/wallets.js';
 import { usageBlocked } from './wallets.js';
 import { type Actor, inTenant, type Page, type ServiceContext, toPage, type Tx } from './context.js';
 import { usagePriceOf } from './usage-charges.js';
@@ -119,13 +120,15 @@ function recordInTransaction(ctx: ServiceContext, actor: Actor, inputs: readonly
     // Independent reads, sent together: one round trip instead of four (most requests carry one
     // event, so these round trips were most of its time). They cover every event of the request,
     // duplicates too; only the new ones use them.
-    const [found, metrics, users, subscriptions] = await Promise.all([
+    const [found, metrics, users, subscriptions, charges, paying] = await Promise.all([
       usage.findEventsByEventId(tx.db, [...new Set(inputs.map((e) => e.event_id))]),
       findBillableMetricsByCode(tx.db, [...new Set(inputs.map((e) => e.metric))]),
       sql<{ id: string }>`select id from users where id = any(${userIds}::uuid[])`.execute(tx.db),
       // Share mode: a renewal that closes a period's usage waits for this transaction, or we for
       // it (and then see the period closed).
       shareLockSubscriptionsOf(tx.db, userIds),
+      usageChargesOfCustomers(tx.db, userIds),
+      usageWalletsOf(tx.db, userIds),
     ]);
     const recorded = new Map(found.map((e) => [e.event_id, e]));
     // The first occurrence of each event_id not recorded yet is the one to record.
@@ -135,11 +138,9 @@ function recordInTransaction(ctx: ServiceContext, actor: Actor, inputs: readonly
     });
     const toRecord = [...firsts.values()];
     const knownUsers = new Set(users.rows.map((u) => u.id));
-    const [prepared, blocked] = await Promise.all([
-      prepareEvents(tx, { metrics, knownUsers, subscriptions }, inputs, toRecord),
-      // Customers whose prepaid credits are used up, in a wallet that blocks their usage: refused.
-      usageBlocked(tx, [...knownUsers]),
-    ]);
+    const prepared = prepareEvents({ metrics, knownUsers, subscriptions, charges }, inputs, toRecord);
+    // Customers whose prepaid credits are used up, in a wallet that blocks their usage: refused.
+    const blocked = await usageBlocked(tx, paying);
     if ('errors' in prepared) return { kind: 'invalid', errors: prepared.errors };
     if (prepared.events.some((e) => blocked.has(e.user_id))) {
       return {
@@ -208,12 +209,17 @@ function recordInTransaction(ctx: ServiceContext, actor: Actor, inputs: readonly
 }
 
 /** The events to insert, checked, or every error (with the event's index). */
-async function prepareEvents(
-  tx: Tx,
-  read: { metrics: BillableMetricRow[]; knownUsers: Set<string>; subscriptions: SubscriptionRow[] },
+function prepareEvents(
+  read: {
+    metrics: BillableMetricRow[];
+    knownUsers: Set<string>;
+    subscriptions: SubscriptionRow[];
+    /** The usage charges of (at least) the plans of these subscriptions, by plan id. */
+    charges: Map<string, StoredUsageCharge[]>;
+  },
   inputs: readonly UsageEventInput[],
   indexes: readonly number[],
-): Promise<
+):
   | {
       events: usage.NewUsageEvent[];
       /** Each event's index in the request. */
@@ -222,15 +228,10 @@ async function prepareEvents(
       /** The usage charges of each subscription's plan, by subscription id. */
       charges: Map<string, StoredUsageCharge[]>;
     }
-  | { errors: EventError[] }
-> {
+  | { errors: EventError[] } {
   const errors: EventError[] = [];
   const metrics = new Map(read.metrics.map((m) => [m.code, m]));
-  const { knownUsers, subscriptions } = read;
-  const charges = await usageChargesOf(
-    tx.db,
-    subscriptions.flatMap((s) => (s.plan_id ? [s.plan_id] : [])),
-  );
+  const { knownUsers, subscriptions, charges } = read;
   const charging = (s: SubscriptionRow, metricId: string) =>
     s.plan_id !== null && (charges.get(s.plan_id) ?? []).some((c) => c.billable_metric_id === metricId);
   const realNow = new Date();

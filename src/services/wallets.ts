@@ -791,13 +791,12 @@ export async function cancelPaidGrant(tx: Tx, invoiceId: string, at: Date): Prom
 }
 
 /**
- * The customers whose usage is blocked now: a wallet of theirs that pays usage blocks it, and none
- * of their wallets that pay usage has available credits. Each with the blocking wallet's id.
+ * The customers whose usage is blocked now, from their wallets that pay usage (read by the caller
+ * with its other reads: wallets.usageWalletsOf): a wallet of theirs that pays usage blocks it, and
+ * none of them has available credits. Each with the blocking wallet's id.
  */
-export async function usageBlocked(tx: Tx, userIds: readonly string[]): Promise<Map<string, string>> {
+export async function usageBlocked(tx: Tx, paying: readonly WalletRow[]): Promise<Map<string, string>> {
   const blocked = new Map<string, string>();
-  if (userIds.length === 0) return blocked;
-  const paying = await wallets.usageWalletsOf(tx.db, userIds);
   const blocking = paying.filter((w) => w.blocks_usage);
   if (blocking.length === 0) return blocked;
   const users = new Set(blocking.map((w) => w.user_id));
