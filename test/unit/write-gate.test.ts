@@ -1,5 +1,6 @@
-// The write gate (src/http/write-gate.ts): writes beyond the limit wait in order, reads and
-// long-running maintenance never wait, and a client that leaves while waiting gives up its turn.
+// The write gate (src/http/write-gate.ts): writes beyond the limit wait in order, one at a time
+// while a read runs, reads and long-running maintenance never wait, and a client that leaves
+// while waiting gives up its turn.
 import express from 'express';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -23,6 +24,7 @@ async function gated(limit: number) {
   app.post('/w/:name', (req, res) => hold(req.params.name, res));
   app.post('/rebuild', (_req, res) => hold('rebuild', res));
   app.get('/r', (_req, res) => res.json({ read: true }));
+  app.get('/r/:name', (req, res) => hold(req.params.name, res));
   const server = http.createServer(app);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -73,6 +75,32 @@ describe('limitConcurrentWrites', () => {
     s.release.get('a')!();
     expect((await rebuild).status).toBe(200);
     expect((await write).status).toBe(200);
+  });
+
+  it('runs one write at a time while a read runs, and up to the limit again after it', async () => {
+    const s = await gated(3);
+    close = s.close;
+    const read = fetch(`${s.base}/r/slow`);
+    await until(() => s.started.includes('slow'));
+    const writes = ['a', 'b', 'c', 'd'].map((name) => fetch(`${s.base}/w/${name}`, { method: 'POST' }));
+    await until(() => s.started.length === 2);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(s.started).toEqual(['slow', 'a']);
+    // A write ends while the read still runs: the next one alone.
+    s.release.get('a')!();
+    await until(() => s.started.length === 3);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(s.started).toEqual(['slow', 'a', 'b']);
+    // The read ends, and the reads stay quiet a moment: the limit (3) holds again.
+    s.release.get('slow')!();
+    expect((await read).status).toBe(200);
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    s.release.get('b')!();
+    await until(() => s.started.length === 5);
+    expect(s.started.slice(3)).toEqual(['c', 'd']);
+    s.release.get('c')!();
+    s.release.get('d')!();
+    expect((await Promise.all(writes)).map((w) => w.status)).toEqual([200, 200, 200, 200]);
   });
 
   it('skips a waiting request whose client left, and the place goes to the next', async () => {
