@@ -46,6 +46,8 @@ export interface WriteLoadResult {
   /** Writes answered 2xx per second, and the others (409 for a subscription canceled twice, say). */
   writesPerSecond: number;
   writesRefused: number;
+  /** How long the counted writes took to answer, waiting for their turn included. */
+  writes: Timings;
   reads: Array<{ label: string; during: Timings; after: Timings }>;
 }
 
@@ -175,6 +177,7 @@ export async function benchWriteLoad(options: WriteLoadOptions): Promise<WriteLo
   let reading = true;
   let writesDone = 0;
   let writesRefused = 0;
+  const writeSamples: Array<{ ms: number; ok: boolean }> = [];
   let writeStart = performance.now();
   const writing$ = Promise.all(
     Array.from({ length: writers }, async (_, writer) => {
@@ -189,8 +192,10 @@ export async function benchWriteLoad(options: WriteLoadOptions): Promise<WriteLo
           if (!writing) break;
         }
         const counted = !warming;
+        const started = performance.now();
         const outcome = await operations[i % operations.length]!(writer, i).catch(() => ({ ok: false }));
         if (!counted) continue;
+        writeSamples.push({ ms: performance.now() - started, ok: outcome.ok });
         if (outcome.ok) writesDone++;
         else writesRefused++;
       }
@@ -259,6 +264,7 @@ export async function benchWriteLoad(options: WriteLoadOptions): Promise<WriteLo
     afterSeconds,
     writesPerSecond: writesDone / writeElapsed,
     writesRefused,
+    writes: timings(writeSamples),
     reads: reads.map(([label], r) => ({
       label,
       during: timings(samples[r]!.during),
@@ -281,7 +287,7 @@ export function formatWriteLoad(results: WriteLoadResult[]): string {
     `${t.count} reads, p50 ${ms(t.p50)}, p95 ${ms(t.p95)}, max ${ms(t.max)}${t.failed > 0 ? `, ${t.failed} failed` : ''}`;
   const first = results[0]!;
   const load = (r: WriteLoadResult) =>
-    `**${r.writers} writers, ${r.rate > 0 ? `paced at ${r.rate} writes/s together` : 'each as fast as it is answered'}, ${r.processes === 1 ? '1 server process (WORKERS=1)' : `${r.processes} server processes (as deployed: one per core)`}**: ${Math.round(r.writesPerSecond)} writes/s${r.writesRefused > 0 ? ` (${r.writesRefused} not 2xx)` : ''}; target ${meetsTarget(r) ? 'met' : '**missed**'}`;
+    `**${r.writers} writers, ${r.rate > 0 ? `paced at ${r.rate} writes/s together` : 'each as fast as it is answered'}, ${r.processes === 1 ? '1 server process (WORKERS=1)' : `${r.processes} server processes (as deployed: one per core)`}**: ${Math.round(r.writesPerSecond)} writes/s${r.writesRefused > 0 ? ` (${r.writesRefused} not 2xx)` : ''}, each answered in p50 ${r.writes.p50.toFixed(1)} ms, p95 ${r.writes.p95.toFixed(1)} ms; target ${meetsTarget(r) ? 'met' : '**missed**'}`;
   return [
     `Reads under write load, ${new Date().toISOString().slice(0, 10)}, ${os.cpus().length} cores (\`BENCH_ONLY=write-load make bench\`): writers create, re-price and cancel subscriptions and create and move users for ${first.writeSeconds} s after ${first.warmupSeconds} s of the same load unmeasured (a warm server), then ${first.afterSeconds} s quiet; GET /analytics and GET /metrics/mrr are each read one request after another throughout. Target during the writes: p95 ≤ ${TARGET.p95} ms and max ≤ ${TARGET.max} ms, at the load of the audit that set it (12 writers, 52 writes/s); writers as fast as they are answered saturate this machine, which PostgreSQL, the server and the load generator share, and show what an overload costs.`,
     '',

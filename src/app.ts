@@ -15,7 +15,7 @@ import { strictFormats } from './http/formats.js';
 import { headAsGet } from './http/head.js';
 import { createMetrics, type Metrics, metricsHandler } from './http/metrics.js';
 import { requireDeclaredMediaType } from './http/media-type.js';
-import { limitConcurrentWrites } from './http/write-gate.js';
+import { limitConcurrentWrites, type Turns } from './http/write-gate.js';
 import { observe } from './http/observe.js';
 import { notFoundHandler, problemHandler } from './http/problems.js';
 import { rateLimitPerKey } from './http/rate-limit.js';
@@ -76,8 +76,11 @@ export interface AppOptions {
   metrics?: Metrics;
   /** How often rate-limit counts are shared with the other processes (see services/rate-limits.ts). */
   rateLimitSyncMs?: number;
-  /** Requests that write running at once in this process (WRITE_CONCURRENCY); unset: no bound. */
-  writeConcurrency?: number | undefined;
+  /**
+   * Requests that write running at once in this process (WRITE_CONCURRENCY), or the cluster's
+   * turns (http/cluster-write-turns.ts); unset: no bound.
+   */
+  writeConcurrency?: Turns | number | undefined;
   /** Tests only: see ServiceContext.faults. */
   faults?: ServiceContext['faults'];
   /** Which webhook URLs are accepted (WEBHOOKS_ALLOW_PRIVATE_URLS); private ones are refused by default. */

@@ -4,6 +4,7 @@
 // the primary exits once they all have, after stopping an embedded database.
 import cluster, { type Worker } from 'node:cluster';
 import type { Config } from './config.js';
+import { serveClusterWriteTurns } from './http/cluster-write-turns.js';
 import { serveClusterMetrics } from './http/metrics.js';
 import type { Logger } from './logger.js';
 import { StartupError } from './startup.js';
@@ -19,6 +20,8 @@ export interface Primary {
 
 export function startPrimary(config: Config, databaseUrl: string, logger: Logger): Primary {
   serveClusterMetrics();
+  // One gate for the writes of every worker: reads anywhere hold them back (write-gate.ts).
+  serveClusterWriteTurns(config.writeConcurrency * config.workers);
   // A worker that fails while starting (a busy port, say) has said why on stderr: give up then.
   let started = false;
   let stopping = false;

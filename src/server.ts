@@ -1,9 +1,11 @@
 // One serving process: the app's pool, the Express app and the HTTP server, listening. Used by
 // main.ts directly (WORKERS=1) or in each cluster worker (cluster.ts).
+import cluster from 'node:cluster';
 import type { AddressInfo } from 'node:net';
 import { createApp } from './app.js';
 import type { Config } from './config.js';
 import { createDb } from './database/connection.js';
+import { clusterWriteTurns } from './http/cluster-write-turns.js';
 import { createHttpServer, drain, listen } from './http/server.js';
 import type { Logger } from './logger.js';
 import { purgeExpiredIdempotencyKeys } from './services/maintenance.js';
@@ -31,7 +33,9 @@ export async function startServer(
     connectTimeoutMs: config.dbConnectTimeoutMs,
     asAppRole: true,
   });
-  const server = createHttpServer(createApp({ db, logger, ...config }));
+  // A cluster's workers take their writes' turns from the primary (http/cluster-write-turns.ts).
+  const writeConcurrency = cluster.isWorker ? clusterWriteTurns() : config.writeConcurrency;
+  const server = createHttpServer(createApp({ db, logger, ...config, writeConcurrency }));
   try {
     await listen(server, config.port, config.host);
   } catch (error) {
