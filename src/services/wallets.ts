@@ -225,23 +225,45 @@ export class LockedWallet {
 
   /**
    * The wallet locked, its due expiries swept as of `now`: the caller's time (a subscription's,
-   * a worker step's), else the wallet's (its test clock's, or now).
+   * a worker step's), else the wallet's (its test clock's, or now). The lock, the grants and the
+   * lapsed holds are asked for in one round trip (pipelined: each runs after the one before, so
+   * the reads see what the lock's holder before committed). Every round trip under the lock makes
+   * the next request on a busy wallet wait longer.
    */
   static async open(tx: Tx, walletId: string, actor: Actor, now?: Date): Promise<LockedWallet | undefined> {
-    const wallet = await wallets.lockWallet(tx.db, walletId);
-    return wallet && LockedWallet.opened(tx, wallet, actor, now ?? (await walletNow(tx, wallet)));
+    const at = now ?? new Date();
+    const [wallet, grants, lapsed] = await Promise.all([
+      wallets.lockWallet(tx.db, walletId),
+      wallets.liveGrants(tx.db, walletId),
+      wallets.lapsedHolds(tx.db, walletId, at),
+    ]);
+    if (!wallet) return undefined;
+    if (now || !wallet.test_clock_id) return LockedWallet.swept(tx, wallet, grants, lapsed, actor, at);
+    // On a test clock: what lapsed by the clock's time instead.
+    const clockNow = await walletNow(tx, wallet);
+    const lapsedThen = await wallets.lapsedHolds(tx.db, walletId, clockNow);
+    return LockedWallet.swept(tx, wallet, grants, lapsedThen, actor, clockNow);
   }
 
   /** A wallet the caller has just locked. */
   static async opened(tx: Tx, wallet: WalletRow, actor: Actor, now: Date): Promise<LockedWallet> {
-    const locked = new LockedWallet(
-      tx,
-      wallet,
-      await wallets.liveGrants(tx.db, wallet.id),
-      keyOf(actor),
-      now,
-    );
-    await locked.sweep();
+    const [grants, lapsed] = await Promise.all([
+      wallets.liveGrants(tx.db, wallet.id),
+      wallets.lapsedHolds(tx.db, wallet.id, now),
+    ]);
+    return LockedWallet.swept(tx, wallet, grants, lapsed, actor, now);
+  }
+
+  private static async swept(
+    tx: Tx,
+    wallet: WalletRow,
+    grants: GrantRow[],
+    lapsed: HoldRow[],
+    actor: Actor,
+    now: Date,
+  ): Promise<LockedWallet> {
+    const locked = new LockedWallet(tx, wallet, grants, keyOf(actor), now);
+    await locked.sweep(lapsed);
     return locked;
   }
 
@@ -291,8 +313,8 @@ export class LockedWallet {
   }
 
   /** Holds past their expiry are released; what is left of grants past theirs is removed. */
-  async sweep(): Promise<void> {
-    for (const hold of await wallets.lapsedHolds(this.tx.db, this.wallet.id, this.now)) {
+  private async sweep(lapsed: HoldRow[]): Promise<void> {
+    for (const hold of lapsed) {
       await this.settleParts(hold, credits(hold.credits), 0n);
       await wallets.settleHold(this.tx.db, hold.id, { status: 'expired', captured: null, at: this.now });
       this.record('release', credits(hold.credits), { hold_id: hold.id });
@@ -331,10 +353,21 @@ export class LockedWallet {
     return parts;
   }
 
+  /** Parts of holds read ahead (settle reads them with the lock), by hold id. */
+  private readonly knownParts = new Map<string, Array<{ grant_id: string; credits: string }>>();
+
+  /** A hold's parts as read under the lock, so that settling it needs no other round trip. */
+  knowParts(holdId: string, parts: Array<{ grant_id: string; credits: string }>): void {
+    this.knownParts.set(holdId, parts);
+  }
+
   /** A hold's parts, in the grants' consumption order, with what each still reserves. */
   private async partsOf(hold: HoldRow): Promise<Array<{ grant: GrantRow; reserved: bigint }>> {
     const order = (id: string) => this.grants.findIndex((g) => g.id === id);
-    return (await wallets.holdParts(this.tx.db, hold.id))
+    // Read once: settling changes the grants in memory, never the parts.
+    const parts = this.knownParts.get(hold.id) ?? (await wallets.holdParts(this.tx.db, hold.id));
+    this.knownParts.set(hold.id, parts);
+    return parts
       .sort((a, b) => order(a.grant_id) - order(b.grant_id))
       .map((p) => ({ grant: this.grant(p.grant_id)!, reserved: credits(p.credits) }));
   }
@@ -570,6 +603,12 @@ export type SettleOutcome =
   | { kind: 'invalid'; errors: Array<{ field: string; message: string }> }
   | { kind: 'insufficient'; available: string; excess: string };
 
+/** A hold settled in memory (its parts and ledger entries), to be written with the wallet's changes. */
+interface Settlement {
+  kind: 'settle';
+  values: Parameters<typeof wallets.settleHold>[2];
+}
+
 /**
  * Captures `amount` of a pending hold: up to the hold from its credits, any excess from the
  * available balance (refused, changing nothing, when that is too low); the rest is released.
@@ -580,7 +619,7 @@ export function captureHold(
   holdId: string,
   input: { credits: string; metric?: string | undefined; dimension_value?: string | null | undefined },
 ) {
-  return settle(ctx, actor, holdId, async (tx, locked, hold): Promise<SettleOutcome> => {
+  return settle(ctx, actor, holdId, async (tx, locked, hold): Promise<SettleOutcome | Settlement> => {
     let usage: { billable_metric_id: string; dimension: string | null } | undefined;
     if (input.metric !== undefined) {
       const [metric] = await findBillableMetricsByCode(tx.db, [input.metric]);
@@ -609,26 +648,15 @@ export function captureHold(
     await locked.settleParts(hold, 0n, held - leftover);
     if (excess > 0n) locked.consumeAvailable(excess);
     locked.record('capture', amount, { hold_id: hold.id });
-    const settled = await wallets.settleHold(tx.db, hold.id, {
-      status: 'captured',
-      captured: text(amount),
-      at: locked.now,
-      usage,
-    });
-    return { kind: 'settled', hold: settled };
+    return { kind: 'settle', values: { status: 'captured', captured: text(amount), at: locked.now, usage } };
   });
 }
 
 export function releaseHold(ctx: ServiceContext, actor: Actor, holdId: string) {
-  return settle(ctx, actor, holdId, async (tx, locked, hold): Promise<SettleOutcome> => {
+  return settle(ctx, actor, holdId, async (tx, locked, hold): Promise<SettleOutcome | Settlement> => {
     await locked.settleParts(hold, credits(hold.credits), 0n);
-    const settled = await wallets.settleHold(tx.db, hold.id, {
-      status: 'released',
-      captured: null,
-      at: locked.now,
-    });
     locked.record('release', credits(hold.credits), { hold_id: hold.id });
-    return { kind: 'settled', hold: settled };
+    return { kind: 'settle', values: { status: 'released', captured: null, at: locked.now } };
   });
 }
 
@@ -637,19 +665,34 @@ function settle(
   ctx: ServiceContext,
   actor: Actor,
   holdId: string,
-  act: (tx: Tx, locked: LockedWallet, hold: HoldRow) => Promise<SettleOutcome>,
+  act: (tx: Tx, locked: LockedWallet, hold: HoldRow) => Promise<SettleOutcome | Settlement>,
 ): Promise<SettleOutcome> {
   return inTenant(ctx, actor, async (tx): Promise<SettleOutcome> => {
     const seen = await wallets.findHold(tx.db, holdId);
     if (!seen) return { kind: 'missing' };
-    // A wallet is never deleted: it is there.
-    const locked = (await LockedWallet.open(tx, seen.wallet_id, actor))!;
-    // Read again under the lock (the sweep may have expired it).
-    const hold = (await wallets.findHold(tx.db, holdId))!;
+    // The hold and its parts read again under the lock, in the same round trip as the lock (they
+    // are sent behind it). A wallet is never deleted: it is there.
+    const [opened, current, parts] = await Promise.all([
+      LockedWallet.open(tx, seen.wallet_id, actor),
+      wallets.findHold(tx.db, holdId),
+      wallets.holdParts(tx.db, holdId),
+    ]);
+    const locked = opened!;
+    locked.knowParts(holdId, parts);
+    // The sweep may have expired it since: then it is read again.
+    const hold =
+      current!.status === 'pending' && current!.expires_at <= locked.now
+        ? (await wallets.findHold(tx.db, holdId))!
+        : current!;
     const outcome =
       hold.status === 'pending' ? await act(tx, locked, hold) : { kind: 'not-pending' as const, hold };
-    await locked.save();
-    return outcome;
+    if (outcome.kind !== 'settle') {
+      await locked.save();
+      return outcome;
+    }
+    // The hold's new state and the wallet's changes leave together: one round trip under the lock.
+    const [settled] = await Promise.all([wallets.settleHold(tx.db, hold.id, outcome.values), locked.save()]);
+    return { kind: 'settled', hold: settled };
   });
 }
 

@@ -10,6 +10,7 @@ import { silentLogger } from '../../src/logger.js';
 import { sweepWallet } from '../../src/services/wallets.js';
 import { type TestTenant, useTestApp } from '../helpers/app.js';
 import { fingerprint } from '../helpers/db-state.js';
+import { holdLocks, waitForLockWaiters } from '../helpers/locks.js';
 import { createUser } from '../helpers/factories.js';
 import { expectProblem } from '../helpers/problems.js';
 
@@ -240,6 +241,28 @@ describe('the worker', () => {
     } finally {
       await job.stop();
     }
+  });
+});
+
+describe('settlements waiting on a wallet', () => {
+  // A settlement reads the hold and the grants in the same round trip as the wallet's lock, sent
+  // behind it: they must be read once the lock is held, never before.
+  it('read the hold after the lock: of a capture and a release queued on it, one settles it', async () => {
+    const w = await wallet();
+    await grant(w, { credits: '100' });
+    const h = (await hold(w, '60')).body as Hold;
+    const held = await holdLocks(ctx.db, sql`select 1 from wallets where id = ${w.id} for update`);
+    const captured = capture(h, '60').then((res) => res);
+    const released = release(h).then((res) => res);
+    await waitForLockWaiters(ctx.db, 2);
+    await held.release();
+    const outcomes = await Promise.all([captured, released]);
+    expect(outcomes.map((res) => res.status).sort()).toEqual([200, 409]);
+    const after = await get(w);
+    const won = outcomes.find((res) => res.status === 200)!.body as Hold;
+    expect(after.available).toBe(won.status === 'captured' ? '40' : '100');
+    expect(after.held).toBe('0');
+    expectLedgerAddsUp(await ledger(w), after);
   });
 });
 
