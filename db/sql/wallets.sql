@@ -106,14 +106,14 @@ update wallet_grants g set remaining = g.credits, available_at = $1
 
 -- insertHold
 with h as (
-      insert into wallet_holds as h (wallet_id, credits, expires_at)
-      values ($1, $2, $3)
+      insert into wallet_holds as h (id, wallet_id, credits, expires_at)
+      values ($1::uuid, $2, $3, $4)
       returning h.id, h.wallet_id, h.status, trim_scale(h.credits)::text as credits, trim_scale(h.captured)::text as captured,
   h.billable_metric_id, h.dimension, h.expires_at, h.settled_at, h.created_at),
     parts as (
       insert into wallet_hold_parts (hold_id, grant_id, credits)
       select h.id, p.grant_id, p.credits from h,
-        unnest($4::uuid[], $5::numeric[]) as p (grant_id, credits))
+        unnest($5::uuid[], $6::numeric[]) as p (grant_id, credits))
     select * from h;
 
 -- findHold

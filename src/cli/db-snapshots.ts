@@ -507,7 +507,7 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
       insertHold: (db) =>
         wallets.insertHold(
           db,
-          { wallet_id: WALLET, credits: '1', expires_at: new Date('2026-01-01T00:05:00Z') },
+          { id: HOLD, wallet_id: WALLET, credits: '1', expires_at: new Date('2026-01-01T00:05:00Z') },
           [{ grant_id: GRANT, credits: '1' }],
         ),
       findHold: (db) => wallets.findHold(db, HOLD),

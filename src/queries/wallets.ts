@@ -190,14 +190,14 @@ export async function liveGrants(db: Db, walletId: string): Promise<GrantRow[]> 
 
 export async function insertHold(
   db: Db,
-  values: { wallet_id: string; credits: string; expires_at: Date },
+  values: { id: string; wallet_id: string; credits: string; expires_at: Date },
   parts: ReadonlyArray<{ grant_id: string; credits: string }>,
 ): Promise<HoldRow> {
   // One statement, the hold and its parts: one round trip fewer under the wallet's lock.
   const { rows } = await sql<HoldRow>`
     with h as (
-      insert into wallet_holds as h (wallet_id, credits, expires_at)
-      values (${values.wallet_id}, ${values.credits}, ${values.expires_at})
+      insert into wallet_holds as h (id, wallet_id, credits, expires_at)
+      values (${values.id}::uuid, ${values.wallet_id}, ${values.credits}, ${values.expires_at})
       returning ${holdColumns}),
     parts as (
       insert into wallet_hold_parts (hold_id, grant_id, credits)

@@ -10,6 +10,7 @@ import { formatQuantity, parseTotal } from '../billing/usage-pricing.js';
 import { isForeignKeyViolation } from '../database/errors.js';
 import { findBillableMetricsByCode } from '../queries/billable-metrics.js';
 import { findTestClock } from '../queries/test-clocks.js';
+import { uuidV7 } from '../database/uuid-v7.js';
 import * as wallets from '../queries/wallets.js';
 import type { GrantRow, HoldRow, LedgerRow, WalletRow } from '../database/schema.js';
 import { toGrantResponse, toWalletResponse } from '../responses/wallets.js';
@@ -570,17 +571,22 @@ export function createHold(
       await locked.save(); // what the sweep found due is recorded even so
       return { kind: 'insufficient', available: text(locked.spendable) };
     }
-    const hold = await wallets.insertHold(
-      tx.db,
-      {
-        wallet_id: walletId,
-        credits: text(amount),
-        expires_at: new Date(locked.now.getTime() + input.expires_in * 1000),
-      },
-      parts,
-    );
-    locked.record('hold', amount, { hold_id: hold.id });
-    await locked.save();
+    // Its id made here, so that the hold, the grants and the ledger leave in one round trip.
+    const id = uuidV7();
+    locked.record('hold', amount, { hold_id: id });
+    const [hold] = await Promise.all([
+      wallets.insertHold(
+        tx.db,
+        {
+          id,
+          wallet_id: walletId,
+          credits: text(amount),
+          expires_at: new Date(locked.now.getTime() + input.expires_in * 1000),
+        },
+        parts,
+      ),
+      locked.save(),
+    ]);
     return { kind: 'held', hold };
   });
 }
