@@ -21,7 +21,7 @@ import { notFoundHandler, problemHandler } from './http/problems.js';
 import { rateLimitPerKey } from './http/rate-limit.js';
 import { setSecurityHeaders } from './http/security-headers.js';
 import { rejectBadText } from './http/text.js';
-import { memoizeValidatorRouteMatching } from './http/route-matching.js';
+import { prepareValidatorRouteMatching } from './http/route-matching.js';
 import { type Logger, silentLogger } from './logger.js';
 import { analyticsRouter } from './routes/analytics.js';
 import { apiKeysRouter } from './routes/api-keys.js';
@@ -158,8 +158,8 @@ export function createApp({
   app.use(express.json({ limit: bodyLimit, type: ['application/json', 'application/*+json'] }));
   app.use(rejectBadText);
   app.use(headAsGet);
-  // The validator's route lookup compiles each route pattern once, not on every request.
-  memoizeValidatorRouteMatching();
+  // The validator finds each request's operation among routes prepared once (http/route-matching.ts).
+  prepareValidatorRouteMatching();
   app.use(
     OpenApiValidator.middleware({
       apiSpec: structuredClone(spec) as never,
