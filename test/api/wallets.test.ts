@@ -140,10 +140,14 @@ describe('holds', () => {
     expect(refused.detail).toContain('100');
     const h = (await hold(w, '60')).body as Hold;
     expect(h).toMatchObject({ status: 'pending', credits: '60', captured: null });
+    // The answers are made before COMMIT, from what is written: the hold reads back the same.
+    const readBack = async (id: string) => (await t.api.get(`/api/v1/holds/${id}`).expect(200)).text;
+    expect(await readBack(h.id)).toBe(JSON.stringify(h));
     expect(await get(w)).toMatchObject({ available: '40', held: '60', total: '100' });
-    const captured = await capture(h, '45.5');
+    const captured = await capture(h, '45.500000');
     expect(captured.status, captured.text).toBe(200);
     expect(captured.body).toMatchObject({ status: 'captured', captured: '45.5' });
+    expect(await readBack(h.id)).toBe(captured.text);
     expect(await get(w)).toMatchObject({ available: '54.5', held: '0', total: '54.5' });
     expectProblem(await capture(h, '1'), 409, 'conflict');
 
@@ -156,7 +160,9 @@ describe('holds', () => {
     expect(await get(w)).toMatchObject({ available: '24.5', held: '0' });
 
     const r = (await hold(w, '20')).body as Hold;
-    expect((await release(r)).body).toMatchObject({ status: 'released' });
+    const released = await release(r);
+    expect(released.body).toMatchObject({ status: 'released' });
+    expect(await readBack(r.id)).toBe(released.text);
     expectProblem(await release(r), 409, 'conflict');
     expect(await get(w)).toMatchObject({ available: '24.5', held: '0' });
     expectLedgerAddsUp(await ledger(w), await get(w));
