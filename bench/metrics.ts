@@ -142,22 +142,26 @@ export function formatMetricsLatencies(latencies: MetricsLatency[]): string {
 }
 
 export interface WriteCosts {
-  all: number;
-  withoutMrr: number;
-  withoutAggregates: number;
+  /** Writes per second in each configuration, per round. */
+  all: number[];
+  withoutMrr: number[];
+  withoutAggregates: number[];
 }
+
+/** Rounds of the three configurations, each round in the reverse order of the one before. */
+const COST_ROUNDS = 6;
 
 /**
  * POST /subscriptions' write path without HTTP (the service: the insert, its event, every
  * trigger), 8 at once for `seconds`, for customers drawn from `users`: with every aggregate, then
- * without the MRR triggers, then without any aggregate trigger. Writes per second.
+ * without the MRR triggers, then without any aggregate trigger, in rounds. Writes per second.
  */
 export async function subscriptionWriteCosts(
   owner: Db,
   app: Db,
   actor: { tenantId: string; keyId: string },
   users: string[],
-  seconds = 4,
+  seconds = 2,
 ): Promise<WriteCosts> {
   const run = async () => {
     let done = 0;
@@ -184,42 +188,49 @@ export async function subscriptionWriteCosts(
   };
   const mrr = ['mrr_subscriptions_insert', 'mrr_subscriptions_insert_then_subscriptions'];
   const aggregates = ['subscriptions_aggregates_insert'];
-  const configs = {
-    all: async () => run(),
-    withoutMrr: async () => {
-      await triggers('disable', mrr);
-      try {
-        return await run();
-      } finally {
-        await triggers('enable', mrr);
-      }
-    },
-    withoutAggregates: async () => {
-      await triggers('disable', [...mrr, ...aggregates]);
-      try {
-        return await run();
-      } finally {
-        await triggers('enable', [...mrr, ...aggregates]);
-      }
-    },
+  const off: Record<keyof WriteCosts, string[]> = {
+    all: [],
+    withoutMrr: mrr,
+    withoutAggregates: [...mrr, ...aggregates],
   };
-  // In the order A B C C B A, averaged: a drift of the machine's speed during the runs weighs on
-  // every configuration alike.
-  const order = ['all', 'withoutMrr', 'withoutAggregates', 'withoutAggregates', 'withoutMrr', 'all'] as const;
-  const sums = { all: 0, withoutMrr: 0, withoutAggregates: 0 };
-  for (const name of order) sums[name] += (await configs[name]()) / 2;
-  return sums;
+  const measure = async (name: keyof WriteCosts) => {
+    await triggers('disable', off[name]);
+    try {
+      return await run();
+    } finally {
+      await triggers('enable', off[name]);
+    }
+  };
+  // This machine's speed drifts by ±20% within a minute: each round compares the three side by
+  // side, in an order that alternates (A B C, then C B A), and the costs are the rounds' median.
+  const names = ['all', 'withoutMrr', 'withoutAggregates'] as const;
+  const rates: WriteCosts = { all: [], withoutMrr: [], withoutAggregates: [] };
+  await run(); // warm-up: plans prepared, pages cached
+  for (let round = 0; round < COST_ROUNDS; round++)
+    for (const name of round % 2 === 0 ? names : [...names].reverse()) rates[name].push(await measure(name));
+  return rates;
 }
 
+const median = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+};
+
 export function formatWriteCosts(costs: WriteCosts, compacted: number): string {
-  const pct = (a: number) =>
-    `${Math.round((100 * (costs.withoutAggregates - a)) / costs.withoutAggregates)}%`;
+  // Each round's cost against the same round without any aggregate trigger; their median, and range.
+  const cost = (name: 'all' | 'withoutMrr') => {
+    const each = costs[name].map(
+      (rate, i) => (100 * (costs.withoutAggregates[i]! - rate)) / costs.withoutAggregates[i]!,
+    );
+    return `${Math.round(median(each))}% (rounds: ${Math.round(Math.min(...each))}% to ${Math.round(Math.max(...each))}%)`;
+  };
   return [
-    '| create a subscription (the service, 8 at once, 2 × 4 s each), 10,000 customers | writes/s | cost vs no aggregates |',
+    `| create a subscription (the service, 8 at once), 10,000 customers: ${COST_ROUNDS} rounds of 2 s per configuration, alternating order; medians | writes/s | cost vs no aggregates |`,
     '| --- | --- | --- |',
-    `| no aggregate triggers | ${Math.round(costs.withoutAggregates)} | |`,
-    `| GET /analytics aggregates only (before the metrics) | ${Math.round(costs.withoutMrr)} | ${pct(costs.withoutMrr)} |`,
-    `| every aggregate (analytics + MRR marks) | ${Math.round(costs.all)} | ${pct(costs.all)} |`,
+    `| no aggregate triggers | ${Math.round(median(costs.withoutAggregates))} | |`,
+    `| GET /analytics aggregates only (before the metrics) | ${Math.round(median(costs.withoutMrr))} | ${cost('withoutMrr')} |`,
+    `| every aggregate (analytics + MRR marks) | ${Math.round(median(costs.all))} | ${cost('all')} |`,
     `| compaction of marked customers, worker-side (customers/s) | ${Math.round(compacted)} | |`,
   ].join('\n');
 }
