@@ -252,6 +252,12 @@ export async function createSubscription(
         tx.occurAt(clock.frozen_time);
       }
       const today = now.toISOString().slice(0, 10);
+      if (trial_end !== undefined && trial_end <= today)
+        return {
+          kind: 'invalid',
+          errors: [{ field: '/trial_end', message: `must be after today (${today})` }],
+        };
+      // The last check before writing: a refusal returned after it would commit the redemption.
       const discount = coupon_id ? await redeem(tx, coupon_id, plan_id ?? null, now, '/coupon_id') : null;
       if (discount && 'kind' in discount) return discount;
       const interval = priced.billing_interval ?? 'month';
@@ -259,11 +265,6 @@ export async function createSubscription(
       const trialEnd =
         trial_end ??
         (common.status === 'trialing' && trialDays ? addDays(common.start_date, trialDays) : undefined);
-      if (trial_end !== undefined && trial_end <= today)
-        return {
-          kind: 'invalid',
-          errors: [{ field: '/trial_end', message: `must be after today (${today})` }],
-        };
       const trial = trialEnd !== undefined && trialEnd > today ? trialEnd : undefined;
       const billedUntil =
         trial ??

@@ -312,6 +312,29 @@ describe('a discount', () => {
       coupon_id: single.id,
     });
     expect(expectProblem(create, 422, 'unprocessable').errors![0]).toMatchObject({ field: '/coupon_id' });
+    // A create refused for another reason redeems nothing: the count stays, the coupon still works.
+    const spare = await coupon({ percent_off: '10', duration: 'once', max_redemptions: 1 });
+    const refused = await t.api.post('/api/v1/subscriptions').send({
+      user_id: user.id,
+      status: 'trialing',
+      plan_id: p.id,
+      start_date: '2020-01-01',
+      trial_end: '2020-01-15',
+      coupon_id: spare.id,
+    });
+    expect(expectProblem(refused, 422, 'unprocessable').errors![0]).toMatchObject({ field: '/trial_end' });
+    expect((await t.api.get(`/api/v1/coupons/${spare.id}`)).body).toMatchObject({
+      times_redeemed: 0,
+      valid: true,
+    });
+    const accepted = await t.api.post('/api/v1/subscriptions').send({
+      user_id: user.id,
+      status: 'active',
+      plan_id: p.id,
+      start_date: '2026-01-01',
+      coupon_id: spare.id,
+    });
+    expect(accepted.status, accepted.text).toBe(201);
 
     const canceled = await subscribed(p.id);
     expect(
