@@ -800,6 +800,9 @@ export interface paths {
          * @description A draft, open or uncollectible invoice is voided; it stays (with its number) and is owed no
          *     more. Paid or void already is 409, and so is an invoice with a payment `pending` or
          *     `processing`: its money may still move, so wait until that payment has succeeded or failed.
+         *     An invoice with a credit note is 409 too: credit notes are final, and a void would take the
+         *     invoice out of the tax report while its credit notes stayed in it. Credit what is left with
+         *     one more credit note instead (POST /invoices/{invoiceId}/credit-notes).
          */
         post: operations["voidInvoice"];
         delete?: never;

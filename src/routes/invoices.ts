@@ -166,6 +166,11 @@ export function invoicesRouter(ctx: ServiceContext): Router {
           `Payment ${outcome.payment.id} of this invoice is ${outcome.payment.status}: an invoice cannot be voided while a payment of it may still move money. Wait until it has succeeded or failed.`,
         );
       }
+      if (outcome.kind === 'credited') {
+        throw conflict(
+          `${outcome.current.amount_credited} of this invoice is credited by credit notes, which are final: it cannot be voided. Credit what is left with another credit note instead.`,
+        );
+      }
       send(res, reply(outcome)!);
     });
   change('finalize', invoices.finalizeInvoice);

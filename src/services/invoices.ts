@@ -525,7 +525,8 @@ export type InvoiceChangeOutcome =
   | { kind: 'missing' }
   | { kind: 'stale'; current: InvoiceRow }
   | { kind: 'wrong-status'; current: InvoiceRow; allowedFrom: readonly InvoiceStatus[] }
-  | { kind: 'payment-in-flight'; current: InvoiceRow; payment: Pick<PaymentRow, 'id' | 'status'> };
+  | { kind: 'payment-in-flight'; current: InvoiceRow; payment: Pick<PaymentRow, 'id' | 'status'> }
+  | { kind: 'credited'; current: InvoiceRow };
 
 /** draft → open, with the tenant's next invoice number (gapless: taken under a row lock). */
 export function finalizeInvoice(
@@ -603,6 +604,9 @@ export function voidInvoice(
     if (!satisfies(ifMatch, current.version)) return { kind: 'stale', current };
     const allowedFrom: InvoiceStatus[] = ['draft', 'open', 'uncollectible'];
     if (!allowedFrom.includes(current.status)) return { kind: 'wrong-status', current, allowedFrom };
+    // Credit notes are final and stay in the tax report: voiding their invoice would leave them
+    // there alone, reversing tax that no invoice charges any more.
+    if (parseAmount(current.amount_credited) > 0n) return { kind: 'credited', current };
     const payment = await findPaymentInFlight(tx.db, id);
     if (payment) return { kind: 'payment-in-flight', current, payment };
     const voidedAt = await invoiceNow(tx, current);

@@ -138,6 +138,26 @@ describe('POST /invoices/{id}/credit-notes', () => {
     expect(state?.tax_amount.startsWith('-')).toBe(true);
   });
 
+  it('keeps a credited invoice from being voided: the rest is credited instead', async () => {
+    const invoice = await issued();
+    expect((await credit(invoice, { reason: 'Goodwill', amount: '50.00' })).status).toBe(201);
+    const month = new Date().toISOString().slice(0, 7);
+    const report = async () => {
+      const res = await t.api.get('/api/v1/reports/taxes').query({ from: '2026-01', to: month });
+      expect(res.status, res.text).toBe(200);
+      return res.body as Schemas['TaxReport'];
+    };
+    const before = await report();
+    const voided = expectProblem(await t.api.post(`/api/v1/invoices/${invoice.id}/void`), 409, 'conflict');
+    expect(voided.detail).toContain('credit note');
+    expect((await t.api.get(`/api/v1/invoices/${invoice.id}`)).body).toMatchObject({ status: 'open' });
+    expect(await report()).toEqual(before);
+    // What is left (amounts are before tax), credited: nothing is due any more.
+    const rest = await credit(invoice, { reason: 'Cancelled', amount: '49.99' });
+    expect(rest.status, rest.text).toBe(201);
+    expect((await t.api.get(`/api/v1/invoices/${invoice.id}`)).body).toMatchObject({ amount_due: '0.00' });
+  });
+
   it('refuses what it cannot credit, writing nothing', async () => {
     const invoice = await issued();
     const viewerKey = await t.api.post('/api/v1/api-keys').send({ name: 'editor', role: 'editor' });
