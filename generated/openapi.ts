@@ -699,7 +699,10 @@ export interface paths {
          * @description Creates the draft invoice of the subscription's billing period containing `date` (today
          *     when absent; on a test clock, the clock's today): its price for the period (with the tier
          *     breakdown), and each tax rate in force on the period's first day in the customer's region.
-         *     The same period again answers the same invoice with 200, also for concurrent requests. A
+         *     The same period again answers the same invoice with 200, also for concurrent requests,
+         *     unless that invoice was voided: then the period is invoiced again, in a new draft (void a
+         *     draft to change it, then invoice again). The new draft bills the price and the items
+         *     pending now; usage billed by the voided invoice is not billed again (voiding forgave it). A
          *     date before `start_date`, or after the last day served (its `end_date`, the day it was
          *     canceled, or the day before a scheduled `cancel_at`), is 422: nothing is invoiced then. So
          *     is a date before `billing_anchor` when it is not `start_date`: the days of a free trial, or

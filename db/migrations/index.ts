@@ -41,6 +41,7 @@ import * as m202612030032 from './202612030032_ended_subscription_items.js';
 import * as m202612040001 from './202612040001_tenant_policies_once.js';
 import * as m202612040002 from './202612040002_foreign_key_indexes.js';
 import * as m202612040003 from './202612040003_due_cancellations.js';
+import * as m202612040004 from './202612040004_reinvoice_voided_periods.js';
 
 export const migrations: Record<string, Migration> = {
   '202611230001_initial': m202611230001,
@@ -83,4 +84,5 @@ export const migrations: Record<string, Migration> = {
   '202612040001_tenant_policies_once': m202612040001,
   '202612040002_foreign_key_indexes': m202612040002,
   '202612040003_due_cancellations': m202612040003,
+  '202612040004_reinvoice_voided_periods': m202612040004,
 };

@@ -67,7 +67,10 @@ export function lockInvoice(db: Db, id: string): Promise<InvoiceRow | undefined>
   return db.selectFrom('invoices').select(columns).where('id', '=', id).forUpdate().executeTakeFirst();
 }
 
-/** The period invoice of a subscription's period (one per period: a unique index). */
+/**
+ * The period invoice of a subscription's period: the live one (one at most, a unique index), else
+ * the last voided one.
+ */
 export function findInvoiceForPeriod(
   db: Db,
   subscriptionId: string,
@@ -80,6 +83,10 @@ export function findInvoiceForPeriod(
     .where('period_start', '=', period.start)
     .where('period_end', '=', period.end)
     .where('kind', '=', 'period')
+    .orderBy(sql`status = 'void'`)
+    .orderBy('created_at', 'desc')
+    .orderBy('id', 'desc')
+    .limit(1)
     .executeTakeFirst();
 }
 
@@ -110,8 +117,8 @@ export function insertInvoice(db: Db, values: NewInvoice): Promise<InvoiceRow | 
     .onConflict((oc) =>
       oc
         .columns(['tenant_id', 'subscription_id', 'period_start', 'period_end'])
-        // A literal: the index's predicate must be provable from it (a parameter is not).
-        .where(sql<boolean>`kind = 'period'`)
+        // Literals: the index's predicate must be provable from them (a parameter is not).
+        .where(sql<boolean>`kind = 'period' and status <> 'void'`)
         .doNothing(),
     )
     .returning(columns)

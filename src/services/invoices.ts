@@ -128,8 +128,10 @@ export async function invoiceForPeriod(
     subscription.interval_count,
     date,
   );
+  // A voided invoice does not hold its period: it is invoiced again (the price and the pending
+  // items; usage the voided invoice billed is not billed again: voiding forgave it).
   const existing = await invoices.findInvoiceForPeriod(tx.db, subscriptionId, period);
-  if (existing) return { kind: 'existing', invoice: existing };
+  if (existing && existing.status !== 'void') return { kind: 'existing', invoice: existing };
 
   const plan = subscription.plan_id ? await findPlan(tx.db, subscription.plan_id) : undefined;
   const snapshot = subscription.price_breakdown as {

@@ -154,6 +154,35 @@ describe('POST /subscriptions/{id}/invoices', () => {
     expect(rows[0]?.n).toBe(1);
   });
 
+  it('invoices a voided period again, in a new draft, once also for concurrent requests', async () => {
+    const s = await subscribe('DE');
+    const first = (await invoice(s.id, '2026-05-01')).body as Schemas['Invoice'];
+    const finalized = await t.api.post(`/api/v1/invoices/${first.id}/finalize`);
+    expect(finalized.status).toBe(200);
+    expect((await t.api.post(`/api/v1/invoices/${first.id}/void`)).status).toBe(200);
+    const again = await Promise.all(
+      Array.from({ length: 5 }, () =>
+        t.api.post(`/api/v1/subscriptions/${s.id}/invoices`).send({ date: '2026-05-20' }),
+      ),
+    );
+    expect(again.map((r) => r.status).sort()).toEqual([200, 200, 200, 200, 201]);
+    const redone = again.find((r) => r.status === 201)!.body as Schemas['Invoice'];
+    expect(new Set(again.map((r) => (r.body as Schemas['Invoice']).id))).toEqual(new Set([redone.id]));
+    expect(redone).toMatchObject({
+      status: 'draft',
+      period_start: first.period_start,
+      period_end: first.period_end,
+      subtotal: first.subtotal,
+      total: first.total,
+    });
+    expect(redone.id).not.toBe(first.id);
+    // The voided invoice stays as it was.
+    expect((await t.api.get(`/api/v1/invoices/${first.id}`)).body).toMatchObject({
+      status: 'void',
+      number: 1,
+    });
+  });
+
   it('refuses a date before the subscription starts, and deleting an invoiced subscription', async () => {
     const s = await subscribe(null, '2026-06-10');
     expectProblem(
