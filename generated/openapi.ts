@@ -2160,8 +2160,9 @@ export interface components {
              * Format: date
              * @description A free trial until this day (exclusive): needs `status` `trialing`, and must be after
              *     `start_date` and after today (its clock's today, on a clock), or 422. Without it, a
-             *     `trialing` subscription on a plan with `trial_days` gets `start_date + trial_days` (if
-             *     that is after today). Trial periods are free and count zero in MRR.
+             *     `trialing` subscription on a plan with `trial_days` gets `start_date + trial_days`, which
+             *     must be after today too (422 on `status` otherwise: that trial is over, so create it
+             *     `active`). Trial periods are free and count zero in MRR.
              */
             trial_end?: string;
             payment_method?: components["schemas"]["PaymentMethod"];

@@ -257,14 +257,25 @@ export async function createSubscription(
           kind: 'invalid',
           errors: [{ field: '/trial_end', message: `must be after today (${today})` }],
         };
-      // The last check before writing: a refusal returned after it would commit the redemption.
-      const discount = coupon_id ? await redeem(tx, coupon_id, plan_id ?? null, now, '/coupon_id') : null;
-      if (discount && 'kind' in discount) return discount;
-      const interval = priced.billing_interval ?? 'month';
       // A trial with an end: its first period starts on that day, billed then by the worker.
       const trialEnd =
         trial_end ??
         (common.status === 'trialing' && trialDays ? addDays(common.start_date, trialDays) : undefined);
+      // The plan's trial, over already: it would trial without an end, never billed.
+      if (trial_end === undefined && trialEnd !== undefined && trialEnd <= today)
+        return {
+          kind: 'invalid',
+          errors: [
+            {
+              field: '/status',
+              message: `the plan's ${trialDays}-day trial from start_date ended on ${trialEnd}, not after today (${today}): create it active, or send a trial_end after today`,
+            },
+          ],
+        };
+      // The last check before writing: a refusal returned after it would commit the redemption.
+      const discount = coupon_id ? await redeem(tx, coupon_id, plan_id ?? null, now, '/coupon_id') : null;
+      if (discount && 'kind' in discount) return discount;
+      const interval = priced.billing_interval ?? 'month';
       const trial = trialEnd !== undefined && trialEnd > today ? trialEnd : undefined;
       const billedUntil =
         trial ??

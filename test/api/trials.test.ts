@@ -219,6 +219,19 @@ describe('a trial with an end', () => {
       422,
       'unprocessable',
     );
+    // The plan's 14 days from 2026-01-01 are over on the clock's 2026-01-20: trialing without an
+    // end would never be billed, so it is refused; active, the same subscription is fine.
+    const over = await onClock({}, '2026-01-20T00:00:00Z');
+    expect(expectProblem(over.res, 422, 'unprocessable').errors).toEqual([
+      {
+        location: 'body',
+        field: '/status',
+        message:
+          "the plan's 14-day trial from start_date ended on 2026-01-15, not after today (2026-01-20): create it active, or send a trial_end after today",
+      },
+    ]);
+    expect((await onClock({ status: 'active' }, '2026-01-20T00:00:00Z')).res.status).toBe(201);
+    expect((await onClock({}, '2026-01-14T00:00:00Z')).res.body).toMatchObject({ trial_end: '2026-01-15' });
   });
 });
 
