@@ -276,7 +276,7 @@ export async function createSubscription(
       const discount = coupon_id ? await redeem(tx, coupon_id, plan_id ?? null, now, '/coupon_id') : null;
       if (discount && 'kind' in discount) return discount;
       const interval = priced.billing_interval ?? 'month';
-      const trial = trialEnd !== undefined && trialEnd > today ? trialEnd : undefined;
+      const trial = trialEnd; // after today: both kinds are checked above
       const billedUntil =
         trial ??
         periodContaining(
