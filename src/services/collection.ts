@@ -10,13 +10,14 @@
 // the invoice's payment: that one holds the invoice lock too, so it is never waited for the
 // other way round.) inTenant retries the rare deadlock that remains possible anyway.
 import { periodContaining } from '../billing/periods.js';
-import { billingAnchor } from '../billing/subscription-time.js';
+import { billingAnchor, lastDayServed } from '../billing/subscription-time.js';
 import type { PaymentGateway } from '../billing/gateway.js';
 import type { InvoiceRow, PaymentRow, SubscriptionRow } from '../database/schema.js';
 import { billingSettings } from '../queries/billing-settings.js';
 import * as invoices from '../queries/invoices.js';
 import { enqueueDue } from '../queries/jobs.js';
 import * as payments from '../queries/payments.js';
+import { findPlan } from '../queries/plans.js';
 import * as subscriptions from '../queries/subscriptions.js';
 import { toInvoiceResponse } from '../responses/invoices.js';
 import { toPaymentResponse } from '../responses/payments.js';
@@ -147,6 +148,17 @@ export function cancelDue(ctx: ServiceContext, tenantId: string, subscriptionId:
   });
 }
 
+/**
+ * Whether an ended subscription served days from `billedUntil` on, on a plan that charges usage:
+ * the period starting then is its last, its usage still to bill when it ends.
+ */
+async function servedUnbilled(tx: Tx, s: SubscriptionRow, billedUntil: string): Promise<boolean> {
+  const served = lastDayServed(s);
+  if (!served || served.lastDay < billedUntil || s.plan_id === null) return false;
+  if (s.trial_end !== null && billedUntil < s.trial_end) return false; // a trial's usage is free
+  return ((await findPlan(tx.db, s.plan_id))?.usage_charges.length ?? 0) > 0;
+}
+
 const ends = (s: SubscriptionRow) =>
   (s.end_date !== null && s.billed_until! > s.end_date) ||
   (s.cancel_at !== null && new Date(`${s.billed_until}T00:00:00Z`) >= s.cancel_at);
@@ -173,6 +185,21 @@ export function renewDue(ctx: CollectionContext, tenantId: string, subscriptionI
         : await applyScheduledChange(tx, tenantId, await endTrial(tx, locked));
     const billedUntil = locked.billed_until; // a scheduled change leaves it as it is
     const stopBilling = async () => {
+      if (await servedUnbilled(tx, before, billedUntil)) {
+        // Ended within the period starting on billedUntil, before its renewal ran: that period is
+        // its last, and its usage is billed when it ends (the next step comes back then).
+        const last = periodContaining(
+          billingAnchor(before),
+          before.billing_interval,
+          before.interval_count,
+          billedUntil,
+        );
+        const after = await subscriptions.updateSubscription(tx.db, subscriptionId, {
+          billed_until: last.end,
+        });
+        emitChange(tx, before, after);
+        return;
+      }
       // Nothing more to bill: the subscription ends before this period. Its last period's usage
       // is billed now, on an invoice of its own (issued and collected like a renewal's).
       const closing = await closingUsageInvoice(tx, before, billedUntil);

@@ -1,0 +1,102 @@
+// Usage is never lost when a subscription ends before the worker's first renewal of it: the
+// period it ended in is its last, and that period's usage is billed when the period ends, as for
+// any ended subscription.
+import { beforeAll, describe, expect, it } from 'vitest';
+import { simulatedGateway } from '../../src/billing/gateway.js';
+import type { Schemas } from '../../src/contract.js';
+import { performDueWork } from '../../src/services/due-work.js';
+import { type TestTenant, useTestApp } from '../helpers/app.js';
+import { createUser } from '../helpers/factories.js';
+
+const ctx = useTestApp();
+let t: TestTenant;
+let plan: Schemas['Plan'];
+let metric: string;
+
+beforeAll(async () => {
+  t = await ctx.newTenant();
+  metric = 'api-calls';
+  const made = await t.api
+    .post('/api/v1/billable-metrics')
+    .send({ code: metric, name: 'Calls', aggregation: 'count' });
+  expect(made.status, made.text).toBe(201);
+  const res = await t.api.post('/api/v1/plans').send({
+    code: 'metered',
+    name: 'Metered',
+    interval: 'month',
+    price: { model: 'flat', amount: '10.00' },
+    usage_charges: [{ metric, model: 'per_unit', amount: '2.00' }],
+  });
+  expect(res.status, res.text).toBe(201);
+  plan = res.body as Schemas['Plan'];
+});
+
+async function onClock(frozen: string, startDate: string) {
+  const clock = (await t.api.post('/api/v1/test-clocks').send({ name: 'ended early', frozen_time: frozen }))
+    .body as Schemas['TestClock'];
+  const user = await createUser(t);
+  const made = await t.api.post('/api/v1/subscriptions').send({
+    user_id: user.id,
+    status: 'active',
+    plan_id: plan.id,
+    start_date: startDate,
+    test_clock_id: clock.id,
+  });
+  expect(made.status, made.text).toBe(201);
+  const sub = made.body as Schemas['Subscription'];
+  const record = async (id: string, at: string) => {
+    const res = await t.api
+      .post('/api/v1/usage-events')
+      .send({ event_id: `${sub.id}-${id}`, user_id: user.id, metric, timestamp: at });
+    expect(res.status, res.text).toBe(201);
+  };
+  const advance = async (at: string) => {
+    const res = await t.api.post(`/api/v1/test-clocks/${clock.id}/advance`).send({ frozen_time: at });
+    expect(res.status, res.text).toBe(202);
+    await performDueWork(
+      { db: ctx.appDb, ownerDb: ctx.db, gateway: simulatedGateway, settlementDelayScale: 0 },
+      { tenantId: t.id, clockId: clock.id },
+    );
+  };
+  const usageLines = async () => {
+    const res = await t.api.get('/api/v1/invoices').query({ subscription_id: sub.id, limit: 100 });
+    return (res.body as Schemas['InvoiceList']).data.flatMap((i) =>
+      i.lines
+        .filter((l) => l.type === 'usage')
+        .map((l) => [i.period_start, l.period_start, l.period_end, l.usage!.quantity, l.amount]),
+    );
+  };
+  return { sub, record, advance, usageLines };
+}
+
+describe('a subscription canceled before its first renewal ran', () => {
+  it('bills the usage of the period it ended in, when that period ends', async () => {
+    const s = await onClock('2026-07-01T00:00:00Z', '2026-07-01');
+    await s.record('1', '2026-07-01T00:00:00Z');
+    await s.record('2', '2026-07-01T00:00:00Z');
+    const canceled = await t.api.post(`/api/v1/subscriptions/${s.sub.id}/cancel`).send({ at: 'now' });
+    expect(canceled.status, canceled.text).toBe(200);
+    await s.advance('2026-07-20T00:00:00Z');
+    expect(await s.usageLines()).toEqual([]); // not before the period ends
+    await s.advance('2026-08-02T00:00:00Z');
+    expect(await s.usageLines()).toEqual([['2026-08-01', '2026-07-01', '2026-08-01', '2', '4.00']]);
+    const usage = await t.api.get(`/api/v1/subscriptions/${s.sub.id}/usage`);
+    expect(usage.body).toMatchObject({ invoiced: true, amount: '4.00' });
+  });
+
+  it('also when it started before the clock, in a period already under way', async () => {
+    const s = await onClock('2026-05-10T00:00:00Z', '2026-05-01');
+    await s.record('1', '2026-05-02T00:00:00Z');
+    await s.record('2', '2026-05-09T00:00:00Z');
+    await s.record('3', '2026-05-09T12:00:00Z');
+    expect((await t.api.post(`/api/v1/subscriptions/${s.sub.id}/cancel`).send({ at: 'now' })).status).toBe(
+      200,
+    );
+    await s.advance('2026-06-02T00:00:00Z');
+    expect(await s.usageLines()).toEqual([['2026-06-01', '2026-05-01', '2026-06-01', '3', '6.00']]);
+  });
+});
+
+it('logged no unexpected error in this file', () => {
+  expect(ctx.unexpectedErrors).toEqual([]);
+});
