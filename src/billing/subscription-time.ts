@@ -28,6 +28,17 @@ export function currentPeriodDay(
 }
 
 /**
+ * A trial with an end is a period of its own, before the first one billed: from start_date to
+ * trial_end. Its price and its usage are free. Undefined for a day not in such a trial.
+ */
+export function trialPeriodOf(
+  s: { start_date: string; trial_end: string | null },
+  day: string,
+): { start: string; end: string } | undefined {
+  return s.trial_end !== null && day < s.trial_end ? { start: s.start_date, end: s.trial_end } : undefined;
+}
+
+/**
  * The last day a subscription is served, if its service ends: its end_date, the day it was
  * canceled, or the day before a scheduled cancellation takes effect (at 00:00 UTC of cancel_at's
  * day). Nothing after it is ever invoiced.

@@ -207,6 +207,7 @@ export function subscriptionUsageRouter(ctx: ServiceContext): Router {
       subscription_id: outcome.subscription.id,
       period_start: outcome.period.start,
       period_end: outcome.period.end,
+      trial: outcome.trial,
       invoiced: outcome.invoiced,
       charges: outcome.charges.map((c) => ({
         metric: c.charge.metric,

@@ -8,7 +8,13 @@
 // customers' subscriptions are read in share mode first: a renewal closing a period's usage
 // (for update) waits for recordings in flight, and recordings after it see the period closed.
 import { periodContaining } from '../billing/periods.js';
-import { billingAnchor, dayOf, lastDayServed, subscriptionNow } from '../billing/subscription-time.js';
+import {
+  billingAnchor,
+  dayOf,
+  lastDayServed,
+  subscriptionNow,
+  trialPeriodOf,
+} from '../billing/subscription-time.js';
 import { formatCents, formatMicros, parseAmount } from '../billing/money.js';
 import {
   formatQuantity,
@@ -244,7 +250,9 @@ function prepareEvents(
     const key = `${s.id}|${day}`;
     let period = periods.get(key);
     if (!period) {
-      period = periodContaining(billingAnchor(s), s.billing_interval, s.interval_count, day);
+      period =
+        trialPeriodOf(s, day) ??
+        periodContaining(billingAnchor(s), s.billing_interval, s.interval_count, day);
       periods.set(key, period);
     }
     return period;
@@ -304,7 +312,9 @@ function prepareEvents(
       if (subscription.usage_invoiced_until !== null && period.start < subscription.usage_invoiced_until) {
         fail(
           '/timestamp',
-          `falls in the period ${period.start} to ${period.end}, whose usage is invoiced already: record it in a later period as an adjustment`,
+          trialPeriodOf(subscription, day)
+            ? `falls in the trial, ${period.start} to ${period.end}, whose usage is free and closed since a later period's usage was invoiced`
+            : `falls in the period ${period.start} to ${period.end}, whose usage is invoiced already: record it in a later period as an adjustment`,
         );
         continue;
       }
@@ -580,6 +590,8 @@ export type SubscriptionUsageOutcome =
       kind: 'usage';
       subscription: SubscriptionRow;
       period: { start: string; end: string };
+      /** The period is a trial with an end: its usage is free, never invoiced. */
+      trial: boolean;
       invoiced: boolean;
       charges: ChargeUsage[];
       amount: string;
@@ -610,7 +622,8 @@ export function getSubscriptionUsage(
     } else if (periodStart > today) {
       return { kind: 'no-such-period', message: `${periodStart} is in the future (today is ${today})` };
     }
-    const period = periodContaining(billingAnchor(subscription), interval, count, day);
+    const trial = trialPeriodOf(subscription, day);
+    const period = trial ?? periodContaining(billingAnchor(subscription), interval, count, day);
     if (periodStart !== undefined && period.start !== periodStart) {
       return {
         kind: 'no-such-period',
@@ -623,8 +636,11 @@ export function getSubscriptionUsage(
       kind: 'usage',
       subscription,
       period,
+      trial: trial !== undefined,
       invoiced:
-        subscription.usage_invoiced_until !== null && period.start < subscription.usage_invoiced_until,
+        trial === undefined &&
+        subscription.usage_invoiced_until !== null &&
+        period.start < subscription.usage_invoiced_until,
       charges,
       amount: formatCents(total),
     };

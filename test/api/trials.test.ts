@@ -190,6 +190,17 @@ describe('a trial with an end', () => {
       timestamp: '2026-01-09T00:00:00Z',
     });
     expect(sent.status, sent.text).toBe(201);
+    // Counted in the trial, a period of its own from the start, never before it.
+    expect(sent.body).toMatchObject({ counted: true, period_start: '2026-01-01' });
+    const during = await t.api.get(`/api/v1/subscriptions/${s.sub.id}/usage`);
+    expect(during.status, during.text).toBe(200);
+    expect(during.body).toMatchObject({
+      period_start: '2026-01-01',
+      period_end: '2026-01-15',
+      trial: true,
+      invoiced: false,
+      amount: '1.00',
+    });
     await s.advance('2026-02-20T00:00:00Z');
     expect((await s.invoices()).map((i) => [i.period_start, i.lines.map((l) => [l.type, l.amount])])).toEqual(
       [
@@ -204,6 +215,18 @@ describe('a trial with an end', () => {
         ],
       ],
     );
+    // The trial reads back as such, free and never invoiced; a late event for it is refused.
+    const trial = await t.api
+      .get(`/api/v1/subscriptions/${s.sub.id}/usage`)
+      .query({ period_start: '2026-01-01' });
+    expect(trial.body).toMatchObject({ period_end: '2026-01-15', trial: true, invoiced: false });
+    const late = await t.api.post('/api/v1/usage-events').send({
+      event_id: `trial-late-${s.sub.id}`,
+      user_id: s.sub.user_id,
+      metric: code,
+      timestamp: '2026-01-12T00:00:00Z',
+    });
+    expect(expectProblem(late, 422, 'unprocessable').errors![0]!.message).toContain('falls in the trial');
   });
 
   it('refuses a trial_end without trialing, not after the start, in the past, or moved on no trial', async () => {

@@ -2657,6 +2657,12 @@ export interface components {
             period_start: components["schemas"]["Date"];
             /** @description The first day after the period. */
             period_end: components["schemas"]["Date"];
+            /**
+             * @description Whether the period is a trial with an end (from `start_date` to `trial_end`): a period of
+             *     its own, whose usage is counted but free. It is never invoiced, and the amounts say what
+             *     the usage would have cost.
+             */
+            trial: boolean;
             /** @description Whether the period's usage was invoiced (then it takes no more events, and the amounts are those billed, priced by the charges of today). */
             invoiced: boolean;
             charges: components["schemas"]["UsageChargeAmount"][];
