@@ -634,6 +634,17 @@ export function captureHold(
           kind: 'invalid',
           errors: [{ field: '/metric', message: `no billable metric has the code ${input.metric}` }],
         };
+      // As a plan's charge: a dimension value only for a metric grouped by a property.
+      if (metric.group_by === null && input.dimension_value != null)
+        return {
+          kind: 'invalid',
+          errors: [
+            {
+              field: '/dimension_value',
+              message: `the metric ${metric.code} has no group_by, so no dimension values`,
+            },
+          ],
+        };
       usage = { billable_metric_id: metric.id, dimension: input.dimension_value ?? null };
     } else if (input.dimension_value != null) {
       return { kind: 'invalid', errors: [{ field: '/dimension_value', message: 'needs metric' }] };

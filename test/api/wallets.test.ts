@@ -713,7 +713,19 @@ describe('credits captured in the usage margin report', () => {
   it('counts captured credits ÷ the rate as revenue: for the metric a capture names, else for the customer only', async () => {
     const code = `ai-${Math.random().toString(36).slice(2, 8)}`;
     expect(
-      (await t.api.post('/api/v1/billable-metrics').send({ code, name: 'AI', aggregation: 'count' })).status,
+      (
+        await t.api
+          .post('/api/v1/billable-metrics')
+          .send({ code, name: 'AI', aggregation: 'count', group_by: 'model' })
+      ).status,
+    ).toBe(201);
+    const ungrouped = `plain-${Math.random().toString(36).slice(2, 8)}`;
+    expect(
+      (
+        await t.api
+          .post('/api/v1/billable-metrics')
+          .send({ code: ungrouped, name: 'Plain', aggregation: 'count' })
+      ).status,
     ).toBe(201);
     const w = await wallet('3');
     await grant(w, { credits: '100' });
@@ -730,6 +742,13 @@ describe('credits captured in the usage margin report', () => {
       422,
       'unprocessable',
     );
+    // A dimension value only for a metric grouped by a property, as a plan's charge.
+    const ungroupedCapture = await t.api
+      .post(`/api/v1/holds/${a.id}/capture`)
+      .send({ credits: '1', metric: ungrouped, dimension_value: 'x' });
+    expect(expectProblem(ungroupedCapture, 422, 'unprocessable').errors![0]).toMatchObject({
+      field: '/dimension_value',
+    });
     const captured = await t.api
       .post(`/api/v1/holds/${a.id}/capture`)
       .send({ credits: '10', metric: code, dimension_value: 'gpt' });

@@ -2886,7 +2886,10 @@ export interface components {
              *     count only for the customer (group_by=user, the totals and the loss leaders).
              */
             metric?: components["schemas"]["Code"];
-            /** @description The value of the metric's group_by the operation had (with `metric` only). */
+            /**
+             * @description The value of the metric's group_by the operation had (with `metric` only, and only for a
+             *     metric with a `group_by`: 422 otherwise).
+             */
             dimension_value?: string | null;
         };
         LedgerEntry: {
