@@ -121,7 +121,7 @@ const invalidEvents = (errors: usage.EventError[], batch: boolean) =>
           .slice(0, 5)
           .map((e) => `events[${e.index}]${e.field} ${e.message}`)
           .join('; ')}${errors.length > 5 ? '; …' : ''}.`
-      : `The event breaks a rule; it was not recorded: ${errors.map((e) => `${e.field} ${e.message}`).join('; ')}.`,
+      : `The event breaks a rule; it was not recorded: ${errors.map((e) => (e.field ? `${e.field} ${e.message}` : e.message)).join('; ')}.`,
     errors.map((e) => ({
       location: 'body' as const,
       field: batch ? `/events/${e.index}${e.field}` : e.field,

@@ -212,6 +212,36 @@ describe('usage events', () => {
     expect(await fingerprint(ctx.db)).toEqual(before);
   });
 
+  it('refuses usage that would bill a charge more than 9999999999.99 a period, writing nothing', async () => {
+    const m = await metric({ aggregation: 'sum', field: 'n' });
+    const p = await plan([{ metric: m.code, model: 'per_unit', amount: '1000000000.00' }]);
+    const sub = await subscribe(p.id);
+    expect(
+      (await send({ event_id: `fits-${tag()}`, user_id: sub.user_id, metric: m.code, properties: { n: 9 } }))
+        .status,
+    ).toBe(201);
+    const before = await fingerprint(ctx.db);
+    // Monthly from 2026-01-01: the current period starts on this month's first day.
+    const period = `${new Date().toISOString().slice(0, 7)}-01`;
+    const message = `the usage of the period starting ${period} would bill more than 9999999999.99 for one charge of the plan, the most a charge bills a period`;
+    const one = expectProblem(
+      await send({ event_id: `over-${tag()}`, user_id: sub.user_id, metric: m.code, properties: { n: 1 } }),
+      422,
+      'unprocessable',
+    );
+    expect(one.detail).toBe(`The event breaks a rule; it was not recorded: ${message}.`);
+    expect(one.errors).toEqual([{ location: 'body', field: '', message }]);
+    const many = expectProblem(
+      await batch([
+        { event_id: `over-${tag()}`, user_id: sub.user_id, metric: m.code, properties: { n: 1 } },
+      ]),
+      422,
+      'unprocessable',
+    );
+    expect(many.errors).toEqual([{ location: 'body', field: '/events/0', message }]);
+    expect(await fingerprint(ctx.db)).toEqual(before);
+  });
+
   it('lists events by customer, metric and time, and reads one', async () => {
     const m = await metric();
     const p = await plan([{ metric: m.code, model: 'per_unit', amount: '1' }]);
