@@ -1544,6 +1544,11 @@ export interface paths {
          *     not a non-negative decimal (up to 6 decimals, 18 integer digits; a JSON number over 2^53 is
          *     refused: send it as a string), or events that would make one usage charge bill a period more
          *     than 9999999999.99 (what an invoice line may carry).
+         *
+         *     Single events that one API key sends at the same time may be recorded together, in one
+         *     transaction (a group commit, so that many clients each sending one event are not limited by
+         *     one commit per event). Each is still answered as if it had been sent alone: an event that
+         *     breaks a rule is refused alone, and the others of its group are recorded.
          */
         post: operations["createUsageEvent"];
         delete?: never;

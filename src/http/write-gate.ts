@@ -16,6 +16,12 @@ import type { RequestHandler } from 'express';
 const READS = new Set(['GET', 'HEAD', 'OPTIONS']);
 /** Writes that may run for minutes: gated, they would hold a place that every other write needs. */
 const LONG_RUNNING = new Set(['rebuildAnalytics']);
+/**
+ * Writes that the service groups into shared transactions (single usage events: a group commit,
+ * at most two transactions of one key at once, services/usage.ts). The group is the unit of work
+ * this gate bounds; gated one request at a time, a group could never hold more than a turn's few.
+ */
+const GROUPED = new Set(['createUsageEvent']);
 /** Reads that may run for minutes: they do not hold writes to one at a time meanwhile. */
 const LONG_READS = new Set(['checkAnalyticsConsistency']);
 /** Writes running at once while a read runs, or ran in the last READ_WINDOW_MS. */
@@ -96,7 +102,7 @@ export function limitConcurrentWrites(turns: Turns | number): RequestHandler {
       next();
       return;
     }
-    if (LONG_RUNNING.has(operation)) {
+    if (LONG_RUNNING.has(operation) || GROUPED.has(operation)) {
       next();
       return;
     }

@@ -154,11 +154,11 @@ export function usageEventsRouter(ctx: ServiceContext): Router {
   });
 
   router.post('/', async (req, res) => {
-    const outcome = await usage.recordUsageEvents(ctx, actorOf(req), [toInput(req.body as EventBody)]);
+    const outcome = await usage.recordUsageEvent(ctx, actorOf(req), toInput(req.body as EventBody));
     if (outcome.kind === 'invalid') throw invalidEvents(outcome.errors, false);
-    const [result] = outcome.results;
-    const body = toUsageEventResponse(result!.event, result!.metric);
-    send(res, result!.status === 'created' ? created(`${req.baseUrl}/${body.id}`, body) : ok(body));
+    const { result } = outcome;
+    const body = toUsageEventResponse(result.event, result.metric);
+    send(res, result.status === 'created' ? created(`${req.baseUrl}/${body.id}`, body) : ok(body));
   });
 
   router.post('/batch', async (req, res) => {

@@ -35,6 +35,7 @@ import { findSubscription, shareLockSubscriptionsOf, updateSubscription } from '
 import type { Charge } from '../billing/invoices.js';
 import * as usage from '../queries/usage.js';
 import { sql } from 'kysely';
+import { isDatabaseUnavailable } from '../database/errors.js';
 import { usageWalletsOf } from '../queries/wallets.js';
 import { usageBlocked } from './wallets.js';
 import { type Actor, inTenant, type Page, type ServiceContext, toPage, type Tx } from './context.js';
@@ -106,12 +107,124 @@ export async function recordUsageEvents(
   inputs: readonly UsageEventInput[],
 ): Promise<RecordOutcome> {
   try {
-    return await recordInTransaction(ctx, actor, inputs);
+    const { results, errors } = await recordInTransaction(ctx, actor, inputs, { each: false });
+    return errors.length > 0
+      ? { kind: 'invalid', errors }
+      : { kind: 'recorded', results: results as RecordedEvent[] };
   } catch (error) {
     // Refused after writing (a charge over its limit): the transaction rolled back, nothing stays.
     if (error instanceof UsageRefused) return { kind: 'invalid', errors: error.errors };
     throw error;
   }
+}
+
+export type RecordOneOutcome =
+  { kind: 'recorded'; result: RecordedEvent } | { kind: 'invalid'; errors: EventError[] };
+
+/**
+ * Records one event, in a group commit: while recordings of the key's single events are in flight,
+ * the events that arrive for it wait, then go together in one transaction. Alone, an event goes at
+ * once; under load, the round trips and the commit of one transaction are shared by many events.
+ * Each request gets the answer it would get alone: an event refused before writing is left out
+ * of its group, and a group that fails as a whole (a charge over its limit, a conflict) is
+ * recorded again one event per transaction. An event_id already waiting in the group waits for
+ * the next one, which then answers it as the duplicate it is.
+ */
+export function recordUsageEvent(
+  ctx: ServiceContext,
+  actor: Actor,
+  input: UsageEventInput,
+): Promise<RecordOneOutcome> {
+  let byKey = groupQueues.get(ctx);
+  if (!byKey) groupQueues.set(ctx, (byKey = new Map<string, GroupQueue>()));
+  // One key is one tenant and one scope: its events can share a transaction.
+  let queue = byKey.get(actor.keyId);
+  if (!queue) byKey.set(actor.keyId, (queue = { inFlight: 0, waiting: [] }));
+  const waiting = queue;
+  return new Promise((resolve, reject) => {
+    waiting.waiting.push({ input, actor, resolve, reject });
+    startGroups(ctx, byKey, actor.keyId, waiting);
+  });
+}
+
+/** Groups of one key recorded at the same time (a second one keeps the database busy meanwhile). */
+const GROUPS_IN_FLIGHT = 2;
+/** The most events in one group: a batch's limit. */
+const GROUP_SIZE = 1000;
+
+interface WaitingEvent {
+  input: UsageEventInput;
+  actor: Actor;
+  resolve: (outcome: RecordOneOutcome) => void;
+  reject: (error: unknown) => void;
+}
+interface GroupQueue {
+  inFlight: number;
+  waiting: WaitingEvent[];
+}
+const groupQueues = new WeakMap<ServiceContext, Map<string, GroupQueue>>();
+
+function startGroups(ctx: ServiceContext, byKey: Map<string, GroupQueue>, keyId: string, queue: GroupQueue) {
+  while (queue.inFlight < GROUPS_IN_FLIGHT && queue.waiting.length > 0) {
+    const group: WaitingEvent[] = [];
+    const eventIds = new Set<string>();
+    const later: WaitingEvent[] = [];
+    for (const waiting of queue.waiting) {
+      if (group.length < GROUP_SIZE && !eventIds.has(waiting.input.event_id)) {
+        group.push(waiting);
+        eventIds.add(waiting.input.event_id);
+      } else later.push(waiting);
+    }
+    queue.waiting = later;
+    queue.inFlight += 1;
+    void recordGroup(ctx, group).finally(() => {
+      queue.inFlight -= 1;
+      if (queue.inFlight === 0 && queue.waiting.length === 0) byKey.delete(keyId);
+      else startGroups(ctx, byKey, keyId, queue);
+    });
+  }
+}
+
+async function recordGroup(ctx: ServiceContext, group: readonly WaitingEvent[]): Promise<void> {
+  if (group.length > 1) {
+    try {
+      const { results, errors } = await recordInTransaction(
+        ctx,
+        group[0]!.actor,
+        group.map((w) => w.input),
+        {
+          each: true,
+        },
+      );
+      group.forEach((waiting, i) => {
+        const result = results[i];
+        if (result) waiting.resolve({ kind: 'recorded', result });
+        else
+          waiting.resolve({
+            kind: 'invalid',
+            errors: errors.filter((e) => e.index === i).map((e) => ({ ...e, index: 0 })),
+          });
+      });
+      return;
+    } catch (error) {
+      if (isDatabaseUnavailable(error)) {
+        for (const waiting of group) waiting.reject(error);
+        return;
+      }
+      // Rolled back as a whole: one transaction per event below, as if each had come alone.
+    }
+  }
+  await Promise.all(
+    group.map((waiting) =>
+      recordUsageEvents(ctx, waiting.actor, [waiting.input]).then(
+        (outcome) =>
+          waiting.resolve(
+            outcome.kind === 'invalid' ? outcome : { kind: 'recorded', result: outcome.results[0]! },
+          ),
+        waiting.reject,
+      ),
+    ),
+  );
 }
 
 class UsageRefused extends Error {
@@ -120,8 +233,25 @@ class UsageRefused extends Error {
   }
 }
 
-function recordInTransaction(ctx: ServiceContext, actor: Actor, inputs: readonly UsageEventInput[]) {
-  return inTenant(ctx, actor, async (tx): Promise<RecordOutcome> => {
+/** What one transaction recorded: each input's result, or (with `each`) undefined for those refused. */
+interface Recording {
+  results: Array<RecordedEvent | undefined>;
+  /** Every refusal found before writing; without `each`, nothing was recorded when there is one. */
+  errors: EventError[];
+}
+
+/**
+ * Records the inputs in one transaction. Without `each`, one refusal refuses them all (a batch);
+ * with it (a group of single events, whose event_ids are distinct), the events refused before
+ * writing are left out and the others recorded. A refusal after writing throws UsageRefused.
+ */
+function recordInTransaction(
+  ctx: ServiceContext,
+  actor: Actor,
+  inputs: readonly UsageEventInput[],
+  { each }: { each: boolean },
+) {
+  return inTenant(ctx, actor, async (tx): Promise<Recording> => {
     const userIds = [...new Set(inputs.map((e) => e.user_id))];
     // Independent reads, sent together: one round trip instead of four (most requests carry one
     // event, so these round trips were most of its time). They cover every event of the request,
@@ -142,37 +272,39 @@ function recordInTransaction(ctx: ServiceContext, actor: Actor, inputs: readonly
     inputs.forEach((e, i) => {
       if (!recorded.has(e.event_id) && !firsts.has(e.event_id)) firsts.set(e.event_id, i);
     });
-    const toRecord = [...firsts.values()];
     const knownUsers = new Set(users.rows.map((u) => u.id));
-    const prepared = prepareEvents({ metrics, knownUsers, subscriptions, charges }, inputs, toRecord);
+    const prepared = prepareEvents({ metrics, knownUsers, subscriptions, charges }, inputs, [
+      ...firsts.values(),
+    ]);
     // Customers whose prepaid credits are used up, in a wallet that blocks their usage: refused.
     const blocked = await usageBlocked(tx, paying);
-    if ('errors' in prepared) return { kind: 'invalid', errors: prepared.errors };
-    if (prepared.events.some((e) => blocked.has(e.user_id))) {
-      return {
-        kind: 'invalid',
-        errors: prepared.events.flatMap((e, i) =>
-          blocked.has(e.user_id)
-            ? [
-                {
-                  index: prepared.indexes[i]!,
-                  field: '/user_id',
-                  message: `the customer's prepaid credits are used up, and their wallet ${blocked.get(e.user_id)} blocks usage until credits are added`,
-                },
-              ]
-            : [],
-        ),
-      };
-    }
+    const errors = [
+      ...prepared.errors,
+      ...prepared.events.flatMap((e, i) =>
+        blocked.has(e.user_id)
+          ? [
+              {
+                index: prepared.indexes[i]!,
+                field: '/user_id',
+                message: `the customer's prepaid credits are used up, and their wallet ${blocked.get(e.user_id)} blocks usage until credits are added`,
+              },
+            ]
+          : [],
+      ),
+    ];
+    if (errors.length > 0 && !each) return { results: [], errors };
+    const refused = new Set(errors.map((e) => e.index));
+    const toRecord = prepared.indexes.filter((index) => !refused.has(index));
+    const newEvents = prepared.events.filter((_, i) => !refused.has(prepared.indexes[i]!));
 
-    const byEventId = new Map(prepared.events.map((e, i) => [e.event_id, i]));
-    const inserted = (await usage.insertNewEvents(tx.db, prepared.events)).map((made): UsageEventRow => {
+    const byEventId = new Map(newEvents.map((e, i) => [e.event_id, i]));
+    const inserted = (await usage.insertNewEvents(tx.db, newEvents)).map((made): UsageEventRow => {
       const i = byEventId.get(made.event_id)!;
-      const { properties: _, cost, ...event } = prepared.events[i]!;
+      const { properties: _, cost, ...event } = newEvents[i]!;
       return {
         ...event,
         ...made,
-        properties: (inputs[prepared.indexes[i]!]!.properties ?? {}) as UsageEventRow['properties'],
+        properties: (inputs[toRecord[i]!]!.properties ?? {}) as UsageEventRow['properties'],
         // As numeric(14, 4) writes it, so that a duplicate's answer reads the same.
         cost: cost === null ? null : formatMicros(parseAmount(cost)),
       };
@@ -180,7 +312,7 @@ function recordInTransaction(ctx: ServiceContext, actor: Actor, inputs: readonly
     const totals = await addToTotals(tx, inserted, prepared.metricsById);
     const over = chargesOverLimit(totals, prepared.charges, prepared.metricsById);
     if (over.length > 0) {
-      const indexOf = new Map(prepared.events.map((e, i) => [e.event_id, prepared.indexes[i]!]));
+      const indexOf = new Map(newEvents.map((e, i) => [e.event_id, toRecord[i]!]));
       throw new UsageRefused(
         inserted
           .filter((e) =>
@@ -205,16 +337,17 @@ function recordInTransaction(ctx: ServiceContext, actor: Actor, inputs: readonly
 
     const codes = await metricCodes(tx, [...recorded.values()], prepared.metricsById);
     const created = new Set(inserted.map((e) => e.event_id));
-    const results = inputs.map((input, i): RecordedEvent => {
+    const results = inputs.map((input, i): RecordedEvent | undefined => {
+      if (refused.has(i)) return undefined;
       const event = recorded.get(input.event_id)!;
       const isNew = created.has(input.event_id) && firsts.get(input.event_id) === i;
       return { status: isNew ? 'created' : 'duplicate', event, metric: codes.get(event.billable_metric_id)! };
     });
-    return { kind: 'recorded', results };
+    return { results, errors };
   });
 }
 
-/** The events to insert, checked, or every error (with the event's index). */
+/** The events to insert, checked, and every refusal (with the event's index). */
 function prepareEvents(
   read: {
     metrics: BillableMetricRow[];
@@ -225,16 +358,16 @@ function prepareEvents(
   },
   inputs: readonly UsageEventInput[],
   indexes: readonly number[],
-):
-  | {
-      events: usage.NewUsageEvent[];
-      /** Each event's index in the request. */
-      indexes: number[];
-      metricsById: Map<string, BillableMetricRow>;
-      /** The usage charges of each subscription's plan, by subscription id. */
-      charges: Map<string, StoredUsageCharge[]>;
-    }
-  | { errors: EventError[] } {
+): {
+  events: usage.NewUsageEvent[];
+  /** Each event's index in the request. */
+  indexes: number[];
+  /** The events refused (none of them is in `events`). */
+  errors: EventError[];
+  metricsById: Map<string, BillableMetricRow>;
+  /** The usage charges of each subscription's plan, by subscription id. */
+  charges: Map<string, StoredUsageCharge[]>;
+} {
   const errors: EventError[] = [];
   const metrics = new Map(read.metrics.map((m) => [m.code, m]));
   const { knownUsers, subscriptions, charges } = read;
@@ -356,10 +489,10 @@ function prepareEvents(
     });
     eventIndexes.push(index);
   }
-  if (errors.length > 0) return { errors };
   return {
     events,
     indexes: eventIndexes,
+    errors,
     metricsById: new Map([...metrics.values()].map((m) => [m.id, m])),
     charges: new Map(
       subscriptions.map((s) => [s.id, s.plan_id === null ? [] : (charges.get(s.plan_id) ?? [])]),

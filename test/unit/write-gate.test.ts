@@ -1,6 +1,6 @@
 // The write gate (src/http/write-gate.ts): writes beyond the limit wait in order, one at a time
-// while a read runs, reads and long-running maintenance never wait, and a client that leaves
-// while waiting gives up its turn.
+// while a read runs; reads, long-running maintenance and single usage events (grouped by the
+// service) never wait; and a client that leaves while waiting gives up its turn.
 import express from 'express';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -14,6 +14,7 @@ async function gated(limit: number) {
   const app = express();
   app.use((req, _res, next) => {
     if (req.path === '/rebuild') req.operation = { operationId: 'rebuildAnalytics' } as never;
+    if (req.path === '/usage-event') req.operation = { operationId: 'createUsageEvent' } as never;
     next();
   });
   app.use(limitConcurrentWrites(limit));
@@ -23,6 +24,7 @@ async function gated(limit: number) {
   };
   app.post('/w/:name', (req, res) => hold(req.params.name, res));
   app.post('/rebuild', (_req, res) => hold('rebuild', res));
+  app.post('/usage-event', (_req, res) => hold('usage-event', res));
   app.get('/r', (_req, res) => res.json({ read: true }));
   app.get('/r/:name', (req, res) => hold(req.params.name, res));
   const server = http.createServer(app);
@@ -62,7 +64,7 @@ describe('limitConcurrentWrites', () => {
     expect(new Set(s.started)).toEqual(new Set(['a', 'b', 'c', 'd']));
   });
 
-  it('never holds back a read or a rebuild', async () => {
+  it('never holds back a read, a rebuild or a single usage event (grouped by the service)', async () => {
     const s = await gated(1);
     close = s.close;
     const write = fetch(`${s.base}/w/a`, { method: 'POST' });
@@ -71,9 +73,13 @@ describe('limitConcurrentWrites', () => {
     expect(await read.json()).toEqual({ read: true });
     const rebuild = fetch(`${s.base}/rebuild`, { method: 'POST' });
     await until(() => s.started.includes('rebuild'));
+    const usageEvent = fetch(`${s.base}/usage-event`, { method: 'POST' });
+    await until(() => s.started.includes('usage-event'));
     s.release.get('rebuild')!();
+    s.release.get('usage-event')!();
     s.release.get('a')!();
     expect((await rebuild).status).toBe(200);
+    expect((await usageEvent).status).toBe(200);
     expect((await write).status).toBe(200);
   });
 
