@@ -9,10 +9,10 @@
 //   5. the worker's renewals, all due now: every subscription's next invoice, with the period's
 //      usage lines (as `make start`'s worker does them: a few at once).
 // BENCH_ONLY=usage make bench (BENCH_USAGE_EVENTS, BENCH_USAGE_SUBSCRIPTIONS, BENCH_SECONDS).
-import http from 'node:http';
 import os from 'node:os';
 import { sql } from 'kysely';
 import { startProgress } from '../src/cli/progress.js';
+import { KeptAliveClient } from './http-client.js';
 import { createDb, type Db } from '../src/database/connection.js';
 import { migrateToLatest } from '../src/database/migrator.js';
 import { simulatedGateway } from '../src/billing/gateway.js';
@@ -214,22 +214,6 @@ interface Throughput {
 
 let sequence = 0;
 
-/** POSTs the body; resolves with the status once the whole response has arrived. */
-const post = (agent: http.Agent, url: URL, headers: Record<string, string>, body: string) =>
-  new Promise<number>((resolve, reject) => {
-    const req = http.request(
-      url,
-      { method: 'POST', agent, headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) } },
-      (res) => {
-        res.resume();
-        res.once('end', () => resolve(res.statusCode ?? 0));
-        res.once('error', reject);
-      },
-    );
-    req.once('error', reject);
-    req.end(body);
-  });
-
 /** `clients` loops each sending `size` new events a request (batch or single) for `seconds`. */
 async function ingest(
   base: string,
@@ -250,10 +234,8 @@ async function ingest(
       properties: { tokens: 1 + (i % 977), model: MODELS[i % 3]! },
     };
   };
-  const url = new URL(size === 1 ? `${base}/api/v1/usage-events` : `${base}/api/v1/usage-events/batch`);
-  // node:http with kept-alive connections: fetch costs the shared cores several times as much CPU
-  // per request, which the server under test would lose.
-  const agent = new http.Agent({ keepAlive: true, maxSockets: clients });
+  const path = size === 1 ? '/api/v1/usage-events' : '/api/v1/usage-events/batch';
+  const client = new KeptAliveClient(base, headers, clients);
   const deadline = performance.now() + seconds * 1000;
   let events = 0;
   let failures = 0;
@@ -267,7 +249,7 @@ async function ingest(
             ? JSON.stringify(event())
             : JSON.stringify({ events: Array.from({ length: size }, event) });
         const t0 = performance.now();
-        const status = await post(agent, url, headers, body);
+        const { status } = await client.post(path, body);
         times.push(performance.now() - t0);
         if (status >= 200 && status < 300) events += size;
         else failures += 1;
@@ -275,7 +257,7 @@ async function ingest(
     }),
   );
   const elapsed = (performance.now() - started) / 1000;
-  agent.destroy();
+  client.close();
   times.sort((a, b) => a - b);
   return { eventsPerSecond: events / elapsed, failures, p95: at(times, 95) };
 }

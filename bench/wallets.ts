@@ -3,6 +3,7 @@
 // In a scratch database of its own (the ledger can never be deleted).
 // BENCH_ONLY=wallets make bench.
 import os from 'node:os';
+import { KeptAliveClient } from './http-client.js';
 import { sql } from 'kysely';
 import { createDb } from '../src/database/connection.js';
 import { migrateToLatest } from '../src/database/migrator.js';
@@ -86,6 +87,7 @@ async function pairs(
   walletOf: (client: number) => string,
   seconds: number,
 ) {
+  const http = new KeptAliveClient(base, headers, 32);
   const deadline = performance.now() + seconds * 1000;
   const started = performance.now();
   const times: number[] = [];
@@ -95,22 +97,16 @@ async function pairs(
     Array.from({ length: 32 }, async (_, client) => {
       while (performance.now() < deadline) {
         const t0 = performance.now();
-        const held = await fetch(`${base}/api/v1/wallets/${walletOf(client)}/holds`, {
-          method: 'POST',
-          headers,
-          body: '{"credits": "10", "expires_in": 300}',
-        });
-        const hold = (await held.json()) as { id: string };
+        const held = await http.post(
+          `/api/v1/wallets/${walletOf(client)}/holds`,
+          '{"credits": "10", "expires_in": 300}',
+        );
         if (held.status !== 201) {
           failures++;
           continue;
         }
-        const captured = await fetch(`${base}/api/v1/holds/${hold.id}/capture`, {
-          method: 'POST',
-          headers,
-          body: '{"credits": "7"}',
-        });
-        await captured.arrayBuffer();
+        const hold = JSON.parse(held.body) as { id: string };
+        const captured = await http.post(`/api/v1/holds/${hold.id}/capture`, '{"credits": "7"}');
         if (captured.status !== 200) failures++;
         else {
           done++;
@@ -119,6 +115,7 @@ async function pairs(
       }
     }),
   );
+  http.close();
   times.sort((a, b) => a - b);
   return { perSecond: done / ((performance.now() - started) / 1000), p95: at(times, 95), failures };
 }
