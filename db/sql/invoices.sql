@@ -18,13 +18,20 @@ select "id" from "invoices" where "subscription_id" = $1 and "status" in ($2, $3
 -- insertInvoice
 insert into "invoices" ("subscription_id", "user_id", "period_start", "period_end", "invoice_date", "region", "lines", "subtotal", "taxes", "tax_total", "total") values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) on conflict ("tenant_id", "subscription_id", "period_start", "period_end") where kind = 'period' and status <> 'void' do nothing returning "id", "kind", "subscription_id", "user_id", "status", "number", "period_start", "period_end", "invoice_date", "region", "lines", "subtotal", "taxes", "tax_total", "total", "finalized_at", "paid_at", "voided_at", "uncollectible_at", "collection_failed_at", "next_collection_at", "amount_credited", "amount_from_balance", "version", "created_at", "updated_at";
 
--- nextInvoiceNumber
-insert into invoice_counters as c (last_number) values (1)
-    on conflict (tenant_id) do update set last_number = c.last_number + 1
-    returning last_number;
+-- openWithNextNumber
+with counter as (
+      insert into invoice_counters as c (last_number) values (1)
+      on conflict (tenant_id) do update set last_number = c.last_number + 1
+      returning last_number)
+    update invoices set status = 'open', number = (select last_number from counter),
+      finalized_at = $1,
+      amount_from_balance = coalesce($2::numeric, amount_from_balance),
+      updated_at = now()
+    where id = $3
+    returning "id", "kind", "subscription_id", "user_id", "status", "number", "period_start", "period_end", "invoice_date", "region", "lines", "subtotal", "taxes", "tax_total", "total", "finalized_at", "paid_at", "voided_at", "uncollectible_at", "collection_failed_at", "next_collection_at", "amount_credited", "amount_from_balance", "version", "created_at", "updated_at";
 
 -- updateInvoice
-update "invoices" set "status" = $1, "number" = $2, "finalized_at" = $3, "updated_at" = now() where "id" = $4 returning "id", "kind", "subscription_id", "user_id", "status", "number", "period_start", "period_end", "invoice_date", "region", "lines", "subtotal", "taxes", "tax_total", "total", "finalized_at", "paid_at", "voided_at", "uncollectible_at", "collection_failed_at", "next_collection_at", "amount_credited", "amount_from_balance", "version", "created_at", "updated_at";
+update "invoices" set "status" = $1, "voided_at" = $2, "updated_at" = now() where "id" = $3 returning "id", "kind", "subscription_id", "user_id", "status", "number", "period_start", "period_end", "invoice_date", "region", "lines", "subtotal", "taxes", "tax_total", "total", "finalized_at", "paid_at", "voided_at", "uncollectible_at", "collection_failed_at", "next_collection_at", "amount_credited", "amount_from_balance", "version", "created_at", "updated_at";
 
 -- taxReport
 with entries as (

@@ -188,9 +188,8 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
           tax_total: '0.00',
           total: '9.99',
         }),
-      nextInvoiceNumber: (db) => invoices.nextInvoiceNumber(db),
-      updateInvoice: (db) =>
-        invoices.updateInvoice(db, INVOICE, { status: 'open', number: '1', finalized_at: new Date(0) }),
+      openWithNextNumber: (db) => invoices.openWithNextNumber(db, INVOICE, { finalized_at: new Date(0) }),
+      updateInvoice: (db) => invoices.updateInvoice(db, INVOICE, { status: 'void', voided_at: new Date(0) }),
       taxReport: (db) => invoices.taxReport(db, '2026-01-01', '2027-01-01'),
     },
   },

@@ -126,12 +126,29 @@ export function insertInvoice(db: Db, values: NewInvoice): Promise<InvoiceRow | 
 }
 
 /** The tenant's next invoice number, taken under the counter row's lock until the transaction ends. */
-export async function nextInvoiceNumber(db: Db): Promise<number> {
-  const { rows } = await sql<{ last_number: string }>`
-    insert into invoice_counters as c (last_number) values (1)
-    on conflict (tenant_id) do update set last_number = c.last_number + 1
-    returning last_number`.execute(db);
-  return Number(rows[0]!.last_number);
+/**
+ * draft → open with the tenant's next invoice number, in one statement. The counter's row stays
+ * locked until COMMIT (numbers are gapless: a number rolled back is given again), so every other
+ * invoice of the tenant waits from here: the number is taken with the invoice's own update, the
+ * issuing's last step, instead of a round trip of its own at the start.
+ */
+export async function openWithNextNumber(
+  db: Db,
+  id: string,
+  patch: { finalized_at: Date; amount_from_balance?: string },
+): Promise<InvoiceRow> {
+  const { rows } = await sql<InvoiceRow>`
+    with counter as (
+      insert into invoice_counters as c (last_number) values (1)
+      on conflict (tenant_id) do update set last_number = c.last_number + 1
+      returning last_number)
+    update invoices set status = 'open', number = (select last_number from counter),
+      finalized_at = ${patch.finalized_at},
+      amount_from_balance = coalesce(${patch.amount_from_balance ?? null}::numeric, amount_from_balance),
+      updated_at = now()
+    where id = ${id}
+    returning ${sql.join(columns.map((c) => sql.ref(c)))}`.execute(db);
+  return rows[0]!;
 }
 
 /** Whether a subscription has an invoice whose automatic collection failed and that is still unpaid. */
@@ -153,7 +170,6 @@ export function updateInvoice(
   id: string,
   patch: {
     status?: InvoiceStatus;
-    number?: string;
     finalized_at?: Date;
     voided_at?: Date;
     paid_at?: Date;

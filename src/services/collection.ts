@@ -257,8 +257,7 @@ export async function issueAndCollect(
   const subscriptionId = before.id;
   let invoice = draft;
   if (invoice.status === 'draft') {
-    await invoices.lockInvoice(tx.db, invoice.id);
-    invoice = await issue(tx, invoice.id, at);
+    invoice = await issue(tx, (await invoices.lockInvoice(tx.db, invoice.id))!, at);
   }
   if (invoice.status === 'open' && /^0+(\.0+)?$/.test(amountDue(invoice))) {
     invoice = await invoices.updateInvoice(tx.db, invoice.id, { status: 'paid', paid_at: at });

@@ -352,7 +352,7 @@ export async function purchaseInvoice(
   line: { description: string; amount: string },
 ): Promise<InvoiceRow> {
   const draft = await invoiceOfTheDay(tx, subscription, 'purchase', [{ type: 'credits', ...line }]);
-  return issue(tx, draft.id, subscriptionNow(subscription));
+  return issue(tx, draft, subscriptionNow(subscription));
 }
 
 export type OneOffOutcome<T> =
@@ -542,7 +542,7 @@ export function finalizeInvoice(
     if (!current) return { kind: 'missing' };
     if (!satisfies(ifMatch, current.version)) return { kind: 'stale', current };
     if (current.status !== 'draft') return { kind: 'wrong-status', current, allowedFrom: ['draft'] };
-    return { kind: 'changed', invoice: await issue(tx, id, await invoiceNow(tx, current)) };
+    return { kind: 'changed', invoice: await issue(tx, current, await invoiceNow(tx, current)) };
   });
 }
 
@@ -555,18 +555,15 @@ async function invoiceNow(tx: Tx, invoice: InvoiceRow): Promise<Date> {
 }
 
 /**
- * draft → open on a locked draft, in the caller's transaction (the API, and renewals). The
- * customer's balance pays what it can of the amount due, after tax (not of a purchase of
- * credits: that invoice is its grant's, paid by its own payment); an invoice it pays in full is
- * paid at once.
+ * draft → open, in the caller's transaction (the API, and renewals), given the draft as read under
+ * its lock (or just made). The customer's balance pays what it can of the amount due, after tax
+ * (not of a purchase of credits: that invoice is its grant's, paid by its own payment); an
+ * invoice it pays in full is paid at once.
  */
-export async function issue(tx: Tx, id: string, at: Date = new Date()): Promise<InvoiceRow> {
-  const number = await invoices.nextInvoiceNumber(tx.db);
-  const draft = (await invoices.findInvoice(tx.db, id))!;
+export async function issue(tx: Tx, draft: InvoiceRow, at: Date = new Date()): Promise<InvoiceRow> {
+  const id = draft.id;
   const fromBalance = draft.kind === 'purchase' ? '0.00' : await takeFromBalance(tx, draft, at);
-  const invoice = await invoices.updateInvoice(tx.db, id, {
-    status: 'open',
-    number: String(number),
+  const invoice = await invoices.openWithNextNumber(tx.db, id, {
     finalized_at: at,
     ...(fromBalance !== '0.00' ? { amount_from_balance: fromBalance } : {}),
   });
