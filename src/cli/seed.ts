@@ -8,6 +8,7 @@ import { openDatabase } from '../database/open.js';
 import { createDb, type Db } from '../database/connection.js';
 import { migrateToLatest } from '../database/migrator.js';
 import { rebuildUnchecked } from '../services/analytics.js';
+import { recordMissingVersions } from '../services/mrr-rebuild.js';
 import { createTenant } from '../services/tenants.js';
 import { runMain } from '../startup.js';
 import { countingProgress, startProgress } from './progress.js';
@@ -114,12 +115,14 @@ function runSeedFile(owner: Db, file: string, options: { tenantId: string; fast:
   return owner.transaction().execute(async (trx) => {
     // Parallel workers would draw random() in a different order each run.
     await sql`set local max_parallel_workers_per_gather = 0`.execute(trx);
+    // Sorts of hundreds of megabytes (subscriptions in start_date order) in memory, not on disk.
+    await sql`set local work_mem = '256MB'`.execute(trx);
     if (options.fast) await sql`set local session_replication_role = replica`.execute(trx);
     await sql`select setseed(${fileSeed}), set_config('app.tenant_id', ${options.tenantId}, true),
       set_config('seed.rows', ${String(rows)}, true), set_config('seed.users', ${String(users)}, true)`.execute(
       trx,
     );
-    // A file may hold several statements (4-usage.sql): run one by one, the rows they wrote summed.
+    // A file may hold several statements (3-usage.sql): run one by one, the rows they wrote summed.
     let written = 0n;
     for (const one of statement.split(/;\s*$/m).filter((s) => s.replace(/--.*$/gm, '').trim() !== '')) {
       written += (await sql.raw(one).execute(trx)).numAffectedRows ?? 0n;
@@ -131,7 +134,7 @@ function runSeedFile(owner: Db, file: string, options: { tenantId: string; fast:
 runMain(async () => {
   const total = performance.now();
   const database = await openDatabase(loadConfig());
-  const owner = createDb(database.url, { poolSize: 3 });
+  const owner = createDb(database.url, { poolSize: 4 });
   try {
     await migrateToLatest(owner);
     console.log(`seeding ${rows} subscriptions for ${users} users (SEED=${seed})`);
@@ -165,6 +168,14 @@ runMain(async () => {
           (result) => `${String(result.numAffectedRows ?? 0n)} rows`,
         ),
       );
+      // With the row triggers skipped, the subscriptions (phase 2) have no first version yet: the
+      // rebuild would record them one core at a time; here they share phase 3's two.
+      if (fast && phase === '3')
+        work.push(
+          step('first subscription versions', () =>
+            recordMissingVersions(owner, tenant.id, { skipTriggers: true }),
+          ),
+        );
       await Promise.all(work);
       // Statistics of what this phase wrote, before the next phase joins it: planned on a freshly
       // emptied table's estimate of one row, 3-invoices.sql joined users to subscriptions in a loop
@@ -178,7 +189,9 @@ runMain(async () => {
     await step('analyze', () =>
       Promise.all([
         sql`analyze subscriptions, invoices`.execute(owner),
-        sql`analyze users, features, plans, plan_versions, subscription_features, tax_rates`.execute(owner),
+        sql`analyze users, features, plans, plan_versions, subscription_features, subscription_versions, tax_rates`.execute(
+          owner,
+        ),
       ]),
     );
 

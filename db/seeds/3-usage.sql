@@ -25,9 +25,11 @@ where p.tenant_id = current_setting('app.tenant_id')::uuid and p.code in ('pro-m
 
 -- The subscriptions on those (monthly) plans, live today, with the start of their current period:
 -- the last anniversary of the start date (clamped to shorter months, as src/billing/periods.ts).
--- random() drawn in id order, so that the same seed chooses the same subscriptions.
+-- random() drawn in id order, so that the same seed chooses the same subscriptions, and how many
+-- events each gets (drawn here: in the generate_series below, which refers to no column of the row,
+-- PostgreSQL would draw once for all of them).
 create temporary table seed_usage_subscriptions on commit drop as
-select id, user_id, period_start, random() < 0.2 as chosen
+select id, user_id, period_start, random() < 0.2 as chosen, 5 + floor(random() * 11)::int as events
 from (
   select s.id, s.user_id,
     case when (s.start_date + m.n * interval '1 month')::date > current_date
@@ -57,7 +59,7 @@ select 'seed-' || u.id || '-' || k, u.user_id, u.id, m.id, e.at,
   case when m.code = 'api-calls' then null else e.model end,
   true, u.period_start, e.at
 from seed_usage_subscriptions u
-cross join lateral generate_series(1, 5 + floor(random() * 11)::int) k
+cross join lateral generate_series(1, u.events) k
 -- Per event (k is referenced so that each row draws its own values).
 cross join lateral (select u.period_start + (random() * (current_date - u.period_start)) * interval '1 day' as at,
                            100 + floor(random() * 4900)::int as tokens,
