@@ -12,7 +12,7 @@
 import { periodContaining } from '../billing/periods.js';
 import { billingAnchor, lastDayServed } from '../billing/subscription-time.js';
 import type { PaymentGateway } from '../billing/gateway.js';
-import type { InvoiceRow, PaymentRow, SubscriptionRow } from '../database/schema.js';
+import type { InvoiceRow, PaymentRow, SubscriptionRow, UserRow } from '../database/schema.js';
 import { billingSettings } from '../queries/billing-settings.js';
 import * as invoices from '../queries/invoices.js';
 import { enqueueDue } from '../queries/jobs.js';
@@ -231,11 +231,18 @@ export function renewDue(ctx: CollectionContext, tenantId: string, subscriptionI
       const closing = await closingUsageInvoice(tx, before, billedUntil);
       if (closing?.kind === 'created') await issueAndCollect(tx, before, closing.invoice, at, tenantId);
     } else if (before.status !== 'trialing') {
-      const outcome = await invoiceForPeriod(tx, subscriptionId, billedUntil);
+      const outcome = await invoiceForPeriod(tx, subscriptionId, billedUntil, before);
       if (outcome.kind === 'after-end') return stopBilling();
       if (outcome.kind !== 'created' && outcome.kind !== 'existing')
         throw new Error(`renewal of ${subscriptionId}: unexpected ${outcome.kind}`);
-      await issueAndCollect(tx, before, outcome.invoice, at, tenantId);
+      await issueAndCollect(
+        tx,
+        before,
+        outcome.invoice,
+        at,
+        tenantId,
+        outcome.kind === 'created' ? { customer: outcome.customer } : undefined,
+      );
     }
     const after = await subscriptions.updateSubscription(tx.db, subscriptionId, { billed_until: period.end });
     emitChange(tx, before, after, 'subscription.renewed');
@@ -245,7 +252,8 @@ export function renewDue(ctx: CollectionContext, tenantId: string, subscriptionI
 /**
  * A renewal's (or a closing usage, or a change's) invoice: issued if still a draft, paid at once
  * when it is zero, else collected from the subscription's payment method if it has one. Returns
- * the invoice as it is then.
+ * the invoice as it is then. `created`: the draft was created by this transaction (no other can
+ * see it, so it is not locked and read again), with its customer as read then.
  */
 export async function issueAndCollect(
   tx: Tx,
@@ -253,11 +261,14 @@ export async function issueAndCollect(
   draft: InvoiceRow,
   at: Date,
   tenantId: string,
+  created?: { customer?: UserRow | undefined },
 ): Promise<InvoiceRow> {
   const subscriptionId = before.id;
   let invoice = draft;
   if (invoice.status === 'draft') {
-    invoice = await issue(tx, (await invoices.lockInvoice(tx.db, invoice.id))!, at);
+    invoice = created
+      ? await issue(tx, invoice, at, created.customer)
+      : await issue(tx, (await invoices.lockInvoice(tx.db, invoice.id))!, at);
   }
   if (invoice.status === 'open' && /^0+(\.0+)?$/.test(amountDue(invoice))) {
     invoice = await invoices.updateInvoice(tx.db, invoice.id, { status: 'paid', paid_at: at });

@@ -4,7 +4,7 @@
 // the balance it leaves under the user's row lock: the last lock of a money decision (a
 // subscription, its invoice, its payment or refund, then the customer).
 import { formatCents, parseAmount } from '../billing/money.js';
-import type { BalanceTransactionRow, InvoiceRow } from '../database/schema.js';
+import type { BalanceTransactionRow, InvoiceRow, UserRow } from '../database/schema.js';
 import * as balances from '../queries/customer-balance.js';
 import { findUser } from '../queries/users.js';
 import { type Actor, inTenant, type Page, type ServiceContext, toPage, type Tx } from './context.js';
@@ -22,17 +22,19 @@ export async function creditBalance(
 
 /**
  * What the customer's balance pays of an invoice being issued: as much of what is due as it
- * holds (taken from the balance now), or 0.00. On a locked invoice.
+ * holds (taken from the balance now), or 0.00. On a locked invoice. `customer`: the user as this
+ * transaction read it already, if it did.
  */
 export async function takeFromBalance(
   tx: Tx,
   invoice: Pick<InvoiceRow, 'id' | 'user_id' | 'total' | 'amount_credited'>,
   at: Date,
+  customer?: UserRow,
 ): Promise<string> {
   const due = parseAmount(invoice.total) - parseAmount(invoice.amount_credited);
   if (due <= 0n) return '0.00';
   // Most customers have no balance: only a balance seen above zero is locked (and read again).
-  const seen = await findUser(tx.db, invoice.user_id);
+  const seen = customer ?? (await findUser(tx.db, invoice.user_id));
   if (!seen || parseAmount(seen.balance) === 0n) return '0.00';
   const balance = parseAmount((await balances.lockBalance(tx.db, invoice.user_id))!);
   const taken = balance < due ? balance : due;

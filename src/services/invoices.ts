@@ -16,6 +16,7 @@ import type {
   InvoiceStatus,
   PaymentRow,
   SubscriptionRow,
+  UserRow,
 } from '../database/schema.js';
 import * as invoices from '../queries/invoices.js';
 import { findPaymentInFlight } from '../queries/payments.js';
@@ -79,7 +80,9 @@ export function getInvoice(ctx: ServiceContext, actor: Actor, id: string): Promi
 }
 
 export type CreateInvoiceOutcome =
-  | { kind: 'created' | 'existing'; invoice: InvoiceRow }
+  /** `customer`: the invoice's user, as read by the transaction that created it. */
+  | { kind: 'created'; invoice: InvoiceRow; customer?: UserRow | undefined }
+  | { kind: 'existing'; invoice: InvoiceRow }
   | { kind: 'no-subscription' }
   | { kind: 'before-start'; startDate: string }
   /** Before a trial's end, or before a new schedule began (billed on the old one). */
@@ -104,14 +107,16 @@ export function createInvoice(
  * Used by the API and by renewals: the draft invoice of a subscription's period. It bills the
  * plan's price for the period (in advance) and the usage of the period before it (in arrears),
  * which closes that period's usage: the subscription is locked for update, so usage being
- * recorded commits before (and is billed) or is refused after.
+ * recorded commits before (and is billed) or is refused after. `locked`: the subscription as
+ * the caller locked it in this transaction (and changed it since, if at all): not read again.
  */
 export async function invoiceForPeriod(
   tx: Tx,
   subscriptionId: string,
   date?: string,
+  locked?: SubscriptionRow,
 ): Promise<CreateInvoiceOutcome> {
-  const subscription = await lockSubscription(tx.db, subscriptionId);
+  const subscription = locked ?? (await lockSubscription(tx.db, subscriptionId));
   if (!subscription) return { kind: 'no-subscription' };
   onClockOf(tx, subscription);
   date ??= dayOf(subscriptionNow(subscription));
@@ -151,7 +156,7 @@ export async function invoiceForPeriod(
     usage: null,
     credits_applied: null,
   };
-  const usageLines = await closeUsageBefore(tx, subscription, period.start);
+  const usageLines = await closeUsageBefore(tx, subscription, period.start, plan?.usage_charges);
   return insertInvoice(tx, subscription, period, [priceLine, ...usageLines]);
 }
 
@@ -482,7 +487,7 @@ async function insertInvoice(
     resource_id: created.id,
     data: toInvoiceResponse(created),
   });
-  return { kind: 'created', invoice: created };
+  return { kind: 'created', invoice: created, customer: user };
 }
 
 /**
@@ -556,13 +561,18 @@ async function invoiceNow(tx: Tx, invoice: InvoiceRow): Promise<Date> {
 
 /**
  * draft → open, in the caller's transaction (the API, and renewals), given the draft as read under
- * its lock (or just made). The customer's balance pays what it can of the amount due, after tax
+ * its lock (or just made; `customer`: its user as this transaction read it). The customer's balance pays what it can of the amount due, after tax
  * (not of a purchase of credits: that invoice is its grant's, paid by its own payment); an
  * invoice it pays in full is paid at once.
  */
-export async function issue(tx: Tx, draft: InvoiceRow, at: Date = new Date()): Promise<InvoiceRow> {
+export async function issue(
+  tx: Tx,
+  draft: InvoiceRow,
+  at: Date = new Date(),
+  customer?: UserRow,
+): Promise<InvoiceRow> {
   const id = draft.id;
-  const fromBalance = draft.kind === 'purchase' ? '0.00' : await takeFromBalance(tx, draft, at);
+  const fromBalance = draft.kind === 'purchase' ? '0.00' : await takeFromBalance(tx, draft, at, customer);
   const invoice = await invoices.openWithNextNumber(tx.db, id, {
     finalized_at: at,
     ...(fromBalance !== '0.00' ? { amount_from_balance: fromBalance } : {}),
