@@ -47,6 +47,7 @@ import {
   type Page,
   type ServiceContext,
   satisfies,
+  sendTogether,
   toPage,
   type Tx,
   type VersionCondition,
@@ -135,10 +136,14 @@ export async function invoiceForPeriod(
   );
   // A voided invoice does not hold its period: it is invoiced again (the price and the pending
   // items; usage the voided invoice billed is not billed again: voiding forgave it).
-  const existing = await invoices.findInvoiceForPeriod(tx.db, subscriptionId, period);
+  // The period's invoice and the plan, in one write and one round trip.
+  sendTogether(tx.db);
+  const [existing, plan] = await Promise.all([
+    invoices.findInvoiceForPeriod(tx.db, subscriptionId, period),
+    subscription.plan_id ? findPlan(tx.db, subscription.plan_id) : undefined,
+  ]);
   if (existing && existing.status !== 'void') return { kind: 'existing', invoice: existing };
 
-  const plan = subscription.plan_id ? await findPlan(tx.db, subscription.plan_id) : undefined;
   const snapshot = subscription.price_breakdown as {
     breakdown?: BreakdownLine[];
     plan_version?: number;
@@ -432,13 +437,17 @@ async function insertInvoice(
   lines: InvoiceCharge[],
   kind: 'period' | 'proration' = 'period',
 ): Promise<CreateInvoiceOutcome> {
-  const user = await findUser(tx.db, subscription.user_id);
+  // Two independent reads, in one write and one round trip.
+  sendTogether(tx.db);
+  const [user, pending] = await Promise.all([
+    findUser(tx.db, subscription.user_id),
+    pendingInvoiceItems(tx.db, subscription.id),
+  ]);
   const region = user?.region ?? null;
   // The invoice date is the first day of the period, billed in advance: its rates apply, forever.
   const rates = region ? await ratesInForce(tx.db, region, period.start) : [];
   // Usage paid from the customer's prepaid credits first: only the rest is billed (and taxed).
   const payment = await payUsageFromWallets(tx, subscription.user_id, lines, subscriptionNow(subscription));
-  const pending = await pendingInvoiceItems(tx.db, subscription.id);
   const applied = applyItems(
     payment.lines.reduce((sum, line) => sum + parseSignedAmount(line.amount), 0n),
     pending,
