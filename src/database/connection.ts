@@ -129,11 +129,14 @@ function kyselyOn(client: pg.PoolClient): Bound {
         // The statement and COMMIT in one write (each query is a write of its own otherwise).
         const socket = socketOf(client);
         socket.cork();
-        const result = client.query({ name: statementName(text), text, values });
-        one.committed = client.query('commit');
-        socket.uncork();
-        one.committed.catch(() => {}); // awaited (and its failure reported) by withTenant
-        return result;
+        try {
+          const result = client.query({ name: statementName(text), text, values });
+          one.committed = client.query('commit');
+          one.committed.catch(() => {}); // awaited (and its failure reported) by withTenant
+          return result;
+        } finally {
+          socket.uncork();
+        }
       },
       release: () => {},
     };

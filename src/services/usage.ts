@@ -38,7 +38,15 @@ import { sql } from 'kysely';
 import { isDatabaseUnavailable } from '../database/errors.js';
 import { usageWalletsOf } from '../queries/wallets.js';
 import { usageBlocked } from './wallets.js';
-import { type Actor, inTenant, type Page, sendTogether, type ServiceContext, toPage, type Tx } from './context.js';
+import {
+  type Actor,
+  inTenant,
+  type Page,
+  sendTogether,
+  type ServiceContext,
+  toPage,
+  type Tx,
+} from './context.js';
 import { usagePriceOf } from './usage-charges.js';
 
 /** How far ahead of now (or of the subscription's clock) an event's timestamp may be. */
