@@ -161,22 +161,28 @@ runMain(async () => {
     const order = [...phases.keys()].sort((a, b) => Number(a) - Number(b));
     for (const phase of order) {
       const files = phases.get(phase)!.sort();
-      const work: Array<Promise<unknown>> = files.map((file) =>
+      const run = (file: string) =>
         step(
           file,
           () => runSeedFile(owner, file, { tenantId: tenant.id, fast }),
           (result) => `${String(result.numAffectedRows ?? 0n)} rows`,
-        ),
-      );
-      // With the row triggers skipped, the subscriptions (phase 2) have no first version yet: the
-      // rebuild would record them one core at a time; here they share phase 3's two.
-      if (fast && phase === '3')
-        work.push(
-          step('first subscription versions', () =>
-            recordMissingVersions(owner, tenant.id, { skipTriggers: true }),
-          ),
         );
-      await Promise.all(work);
+      if (fast) {
+        const work: Array<Promise<unknown>> = files.map(run);
+        // With the row triggers skipped, the subscriptions (phase 2) have no first version yet:
+        // the rebuild would record them one core at a time; here they share phase 3's two.
+        if (phase === '3')
+          work.push(
+            step('first subscription versions', () =>
+              recordMissingVersions(owner, tenant.id, { skipTriggers: true }),
+            ),
+          );
+        await Promise.all(work);
+      } else {
+        // With the row triggers on, the files of a phase would maintain the same aggregate rows (a
+        // customer's marks, the rollups) from two transactions, and could deadlock: one at a time.
+        for (const file of files) await run(file);
+      }
       // Statistics of what this phase wrote, before the next phase joins it: planned on a freshly
       // emptied table's estimate of one row, 3-invoices.sql joined users to subscriptions in a loop
       // that read every user for each subscription.
