@@ -10,12 +10,12 @@ import {
   type WithTenantOptions,
 } from '../database/connection.js';
 import { isKeyRejected, isTransientConflict } from '../database/errors.js';
-
-/** Statements sent in this turn leave in one write (independent reads awaited together). */
-export { sendTogether } from '../database/connection.js';
 import type { ApiKeyRole } from '../database/schema.js';
 import * as events from '../queries/events.js';
 import * as idempotencyKeys from '../queries/idempotency-keys.js';
+
+/** Statements sent in this turn leave in one write (independent reads awaited together). */
+export { sendTogether } from '../database/connection.js';
 
 /** A presented key found valid: who it acts as. */
 export interface KeyHolder {

@@ -103,7 +103,9 @@ export function recordAttempt(
   const succeeded = result.statusCode !== null && result.statusCode >= 200 && result.statusCode < 300;
   const now = new Date();
   const deadline = (sent.firstAttemptedAt ?? result.attemptedAt).getTime() + settings.retryForMs;
-  const retry = !succeeded && now.getTime() < deadline;
+  // By when the attempt began, not when its answer came: an attempt begun before the limit and
+  // answered after it is followed by one at the limit, so the last try always falls on it.
+  const retry = !succeeded && result.attemptedAt.getTime() < deadline;
   const next = Math.min(now.getTime() + retryDelayMs(sent.attempts + 1, settings), deadline);
   return inTenant(ctx, system(claimed.tenant_id), async (tx): Promise<RecordedOutcome> => {
     const made = await webhooks.recordAttempt(tx.db, claimed.id, claimed.lease_token, {
