@@ -1,7 +1,7 @@
 // A worker thread of mrr-count-pool.ts: counts the encoded inputs it is sent into its own sums,
-// and hands them over as mrr_days rows when asked.
+// and hands them over packed (packCells: one transferred buffer) when asked.
 import { parentPort } from 'node:worker_threads';
-import { Buckets, contribute, Dimensions, toDayRows } from './mrr-engine.js';
+import { Buckets, contribute, Dimensions, packCells } from './mrr-engine.js';
 import { decodeInput } from './mrr-input.js';
 import type { ToCounter } from './mrr-count-pool.js';
 
@@ -19,7 +19,10 @@ port.on('message', (message: ToCounter) => {
         subscriptions += input.subscriptions.length;
       }
       port.postMessage({ kind: 'counted' });
-    } else port.postMessage({ kind: 'rows', rows: toDayRows(buckets, dims, message.cutoff), subscriptions });
+    } else {
+      const cells = packCells(buckets, dims, message.cutoff);
+      port.postMessage({ kind: 'cells', cells, subscriptions }, [cells.cells.buffer as ArrayBuffer]);
+    }
   } catch (error) {
     port.postMessage({ kind: 'failed', message: error instanceof Error ? error.message : String(error) });
   }

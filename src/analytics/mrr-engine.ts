@@ -558,7 +558,8 @@ export function contributeSeries(
  */
 const DAY_OFFSET = 2_817 * 256;
 const NOWHERE: Slot = { add() {} };
-const BLOCK_DAYS = 256;
+const BLOCK_SHIFT = 8;
+const BLOCK_DAYS = 1 << BLOCK_SHIFT;
 
 /**
  * Sums of contributions per dimension, region and day, exact: cents and counts as integers in
@@ -570,6 +571,7 @@ export class Buckets implements Sink {
   /** (plan × 4096 + feature) × 1024 + region → the slot. */
   readonly #slots = new Map<number, BucketSlot>();
   readonly #allFromRegions: boolean;
+  readonly #arena = new BlockArena();
   #summed = false;
 
   /**
@@ -589,7 +591,7 @@ export class Buckets implements Sink {
   #slotOf(plan: number, feature: number, region: number): BucketSlot {
     const key = (plan * 4096 + feature) * 1024 + region;
     let slot = this.#slots.get(key);
-    if (!slot) this.#slots.set(key, (slot = new BucketSlot(plan, feature, region)));
+    if (!slot) this.#slots.set(key, (slot = new BucketSlot(plan, feature, region, this.#arena)));
     return slot;
   }
 
@@ -597,7 +599,7 @@ export class Buckets implements Sink {
   #sumRegions(): void {
     for (const slot of [...this.#slots.values()]) {
       const all = this.#slotOf(slot.plan, slot.feature, 0);
-      for (const b of slot.used) all.addBlock(b, slot.blocks[b]!, slot.touched[b]!);
+      for (const [b, { sums, touched }] of slot.blocks) all.addBlock(b, sums, touched);
     }
   }
 
@@ -608,10 +610,9 @@ export class Buckets implements Sink {
       this.#summed = true;
     }
     for (const slot of this.#slots.values()) {
-      // The blocks a slot has, in day order: its array of blocks is sparse (indexed from year 1).
-      for (const b of slot.used.sort((x, y) => x - y)) {
-        const block = slot.blocks[b]!;
-        const touched = slot.touched[b]!;
+      // The blocks a slot has, in day order.
+      for (const b of [...slot.blocks.keys()].sort((x, y) => x - y)) {
+        const { sums: block, touched } = slot.blocks.get(b)!;
         for (let i = 0; i < BLOCK_DAYS; i++) {
           if (touched[i] === 0) continue;
           let empty = true;
@@ -630,32 +631,72 @@ export class Buckets implements Sink {
   }
 }
 
-/** One dimension and region: blocks of 256 days × 14 sums, by (day + DAY_OFFSET) / 256. */
+const EMPTY_SUMS = new Float64Array(0);
+const EMPTY_TOUCHED = new Uint8Array(0);
+
+/**
+ * Blocks handed out from larger buffers: a whole tenant's count allocates thousands of blocks (a
+ * few per slot), and a typed array of their own each (28 KB, outside V8's heap: an allocation, and
+ * garbage collections triggered by external memory) was a tenth of the counting thread's profile.
+ */
+class BlockArena {
+  /** Blocks per buffer: doubling from 1 (a read of a few customers needs a few) up to 32. */
+  #size = 0;
+  #sums = new Float64Array(0);
+  #touched = new Uint8Array(0);
+  #next = 0;
+
+  block(): { sums: Float64Array; touched: Uint8Array } {
+    if (this.#next === this.#size) {
+      this.#size = Math.min(32, Math.max(1, this.#size * 2));
+      this.#sums = new Float64Array(this.#size * BLOCK_DAYS * WIDTH);
+      this.#touched = new Uint8Array(this.#size * BLOCK_DAYS);
+      this.#next = 0;
+    }
+    const i = this.#next++;
+    return {
+      sums: this.#sums.subarray(i * BLOCK_DAYS * WIDTH, (i + 1) * BLOCK_DAYS * WIDTH),
+      touched: this.#touched.subarray(i * BLOCK_DAYS, (i + 1) * BLOCK_DAYS),
+    };
+  }
+}
+
+/**
+ * One dimension and region: blocks of 256 days × 14 sums, by (day + DAY_OFFSET) / 256. A series
+ * adds to a few days in a row of one block, so the last block used is kept at hand; the others are
+ * in a Map (an array indexed from year 1 would be sparse, and V8 makes such an array a dictionary).
+ */
 class BucketSlot implements Slot {
-  readonly blocks: Array<Float64Array | undefined> = [];
-  /** Per block, the days something was added to (1); and the blocks allocated. */
-  readonly touched: Array<Uint8Array | undefined> = [];
-  readonly used: number[] = [];
+  /** The blocks by index: the sums, and the days something was added to (1). */
+  readonly blocks = new Map<number, { sums: Float64Array; touched: Uint8Array }>();
+  /** The block last added to: a series adds to a few days in a row, mostly of one block. */
+  #index = -1;
+  #sums: Float64Array = EMPTY_SUMS;
+  #touched: Uint8Array = EMPTY_TOUCHED;
   constructor(
     readonly plan: number,
     readonly feature: number,
     readonly region: number,
+    private readonly arena: BlockArena,
   ) {}
 
-  #block(b: number): Float64Array {
-    let block = this.blocks[b];
+  /** Makes block b the one at hand (allocated if new). */
+  #select(b: number): void {
+    let block = this.blocks.get(b);
     if (!block) {
-      this.blocks[b] = block = new Float64Array(BLOCK_DAYS * WIDTH);
-      this.touched[b] = new Uint8Array(BLOCK_DAYS);
-      this.used.push(b);
+      block = this.arena.block();
+      this.blocks.set(b, block);
     }
-    return block;
+    this.#index = b;
+    this.#sums = block.sums;
+    this.#touched = block.touched;
   }
 
   /** Adds another slot's block b (its sums and the days it touched). */
   addBlock(b: number, sums: Float64Array, touchedDays: Uint8Array): void {
-    const block = this.#block(b);
-    const touched = this.touched[b]!;
+    if (b !== this.#index) this.#select(b);
+    const block = this.#sums;
+    const touched = this.#touched;
     for (let i = 0; i < BLOCK_DAYS; i++) {
       if (touchedDays[i] === 0) continue;
       touched[i] = 1;
@@ -669,18 +710,18 @@ class BucketSlot implements Slot {
 
   add(day: number, deltas: Float64Array, sign: number): void {
     const d = day + DAY_OFFSET;
-    const b = d >> 8;
-    const block = this.blocks[b] ?? this.#block(b);
-    this.touched[b]![d & (BLOCK_DAYS - 1)] = 1;
+    if (d >> BLOCK_SHIFT !== this.#index) this.#select(d >> BLOCK_SHIFT);
+    const sums = this.#sums;
+    this.#touched[d & (BLOCK_DAYS - 1)] = 1;
     const at = (d & (BLOCK_DAYS - 1)) * WIDTH;
     for (let i = 0; i < WIDTH; i++) {
       const delta = deltas[i]!;
       if (delta !== 0) {
         // Integers in, so an integer sum: only its size needs checking (cheaper than isSafeInteger).
-        const sum = block[at + i]! + sign * delta;
+        const sum = sums[at + i]! + sign * delta;
         if (sum > Number.MAX_SAFE_INTEGER || sum < -Number.MAX_SAFE_INTEGER)
           throw new RangeError('an MRR aggregate went beyond 2^53 cents');
-        block[at + i] = sum;
+        sums[at + i] = sum;
       }
     }
   }
@@ -729,40 +770,106 @@ export const storedDay = (day: number, cutoff: number): number =>
   day < cutoff ? firstDayOfMonth(monthOfDay(day)) : day;
 
 /**
- * The buckets' non-zero cells, as rows: ids and names from the run's dimensions, days as dates,
- * the days of months before `cutoff` summed on their month's first day (see collapseCutoff).
+ * The buckets' non-zero cells with the days of months before `cutoff` summed on their month's
+ * first day (see collapseCutoff): each cell's slot and stored day, and its sums (a buffer reused
+ * from cell to cell: copy what is kept).
  */
-export function toDayRows(buckets: Buckets, dims: Dimensions, cutoff = collapseCutoff()): DayRows {
-  const rows: DayRows = { plan: [], feature: [], region: [], day: [], columns: COLUMNS.map(() => []) };
+function* collapsedCells(
+  buckets: Buckets,
+  cutoff: number,
+): Generator<{ plan: number; feature: number; region: number; day: number; values: Float64Array }> {
   const sum = new Float64Array(WIDTH);
-  let open: { plan: number; feature: number; region: number; day: number } | undefined;
-  const flush = () => {
-    if (!open || sum.every((v) => v === 0)) return;
-    rows.plan.push(dims.plans[open.plan]!);
-    rows.feature.push(dims.features[open.feature]!);
-    rows.region.push(dims.regions[open.region]!);
-    rows.day.push(isoDate(open.day));
-    for (let i = 0; i < WIDTH; i++) {
-      if (!Number.isSafeInteger(sum[i])) throw new RangeError('an MRR aggregate went beyond 2^53 cents');
-      rows.columns[i]!.push(String(sum[i]));
-    }
-  };
+  const open = { plan: 0, feature: 0, region: 0, day: 0, values: sum };
+  let any = false;
   // Cells come slot by slot, each slot's days in order: a run of one slot and stored day is summed.
   for (const cell of buckets.cells()) {
     const day = storedDay(cell.day, cutoff);
     if (
-      !open ||
+      !any ||
       open.plan !== cell.plan ||
       open.feature !== cell.feature ||
       open.region !== cell.region ||
       open.day !== day
     ) {
-      flush();
-      open = { plan: cell.plan, feature: cell.feature, region: cell.region, day };
+      if (any && !sum.every((v) => v === 0)) yield open;
+      any = true;
+      open.plan = cell.plan;
+      open.feature = cell.feature;
+      open.region = cell.region;
+      open.day = day;
       sum.fill(0);
     }
     for (let i = 0; i < WIDTH; i++) sum[i]! += cell.values[i]!;
   }
-  flush();
+  if (any && !sum.every((v) => v === 0)) yield open;
+}
+
+/**
+ * The buckets' non-zero cells, as rows: ids and names from the run's dimensions, days as dates,
+ * the days of months before `cutoff` summed on their month's first day (see collapseCutoff).
+ */
+export function toDayRows(buckets: Buckets, dims: Dimensions, cutoff = collapseCutoff()): DayRows {
+  const rows: DayRows = { plan: [], feature: [], region: [], day: [], columns: COLUMNS.map(() => []) };
+  for (const cell of collapsedCells(buckets, cutoff)) {
+    rows.plan.push(dims.plans[cell.plan]!);
+    rows.feature.push(dims.features[cell.feature]!);
+    rows.region.push(dims.regions[cell.region]!);
+    rows.day.push(isoDate(cell.day));
+    for (let i = 0; i < WIDTH; i++) {
+      if (!Number.isSafeInteger(cell.values[i]))
+        throw new RangeError('an MRR aggregate went beyond 2^53 cents');
+      rows.columns[i]!.push(String(cell.values[i]));
+    }
+  }
   return rows;
+}
+
+/**
+ * Sums packed for another thread: the run's dimension names, and per non-zero cell (collapsed as
+ * toDayRows does) plan, feature, region, day and the 14 sums in one Float64Array, which a
+ * postMessage can transfer instead of copying a row of strings per cell.
+ */
+export interface PackedCells {
+  plans: string[];
+  features: string[];
+  regions: string[];
+  cells: Float64Array;
+}
+const PACKED_WIDTH = 4 + WIDTH;
+
+export function packCells(buckets: Buckets, dims: Dimensions, cutoff: number): PackedCells {
+  let cells = new Float64Array(PACKED_WIDTH * 4096);
+  let n = 0;
+  for (const cell of collapsedCells(buckets, cutoff)) {
+    if ((n + 1) * PACKED_WIDTH > cells.length) {
+      const larger = new Float64Array(cells.length * 2);
+      larger.set(cells);
+      cells = larger;
+    }
+    const at = n++ * PACKED_WIDTH;
+    cells[at] = cell.plan;
+    cells[at + 1] = cell.feature;
+    cells[at + 2] = cell.region;
+    cells[at + 3] = cell.day;
+    cells.set(cell.values, at + 4);
+  }
+  return {
+    plans: dims.plans,
+    features: dims.features,
+    regions: dims.regions,
+    cells: cells.slice(0, n * PACKED_WIDTH),
+  };
+}
+
+/** Adds packed cells (another run's sums) into these buckets, their names mapped to these dimensions. */
+export function addPackedCells(packed: PackedCells, dims: Dimensions, buckets: Buckets): void {
+  const plans = packed.plans.map((id) => dims.plan(id));
+  const features = packed.features.map((id) => dims.feature(id));
+  const regions = packed.regions.map((name) => dims.region(name));
+  const { cells } = packed;
+  for (let at = 0; at < cells.length; at += PACKED_WIDTH) {
+    buckets
+      .slot(plans[cells[at]!]!, features[cells[at + 1]!]!, regions[cells[at + 2]!]!)
+      .add(cells[at + 3]!, cells.subarray(at + 4, at + PACKED_WIDTH), 1);
+  }
 }

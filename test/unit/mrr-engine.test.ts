@@ -10,10 +10,13 @@ import {
   contributeSeries,
   countsIn,
   type CustomerInput,
+  type DayRows,
   Dimensions,
   dimensionsOf,
   type EngineSubscription,
+  addPackedCells,
   isoDate,
+  packCells,
   patchSeries,
   seriesKey,
   seriesOf,
@@ -136,6 +139,37 @@ describe('patched series', () => {
       )
       .sort();
   };
+
+  it('packed for another thread and added up, sum as if counted in one place', () => {
+    const REGIONS = ['DE', 'FR', ''];
+    const customers: CustomerInput[] = Array.from({ length: 300 }, () => ({
+      region: REGIONS[random(3)]!,
+      subscriptions: Array.from({ length: 1 + random(4) }, subscription),
+    }));
+    const cutoff = at('2025-06-01');
+    // Two threads' counts (each sums its regions into '*' only when packing), added up in a third.
+    const parts = [customers.slice(0, 140), customers.slice(140)].map((part) => {
+      const dims = new Dimensions();
+      const buckets = new Buckets({ allFromRegions: true });
+      for (const input of part) contribute(input, dims, buckets, 1);
+      return packCells(buckets, dims, cutoff / DAY);
+    });
+    const merged = { dims: new Dimensions(), buckets: new Buckets() };
+    for (const part of parts) addPackedCells(part, merged.dims, merged.buckets);
+    const one = { dims: new Dimensions(), buckets: new Buckets() };
+    for (const input of customers) contribute(input, one.dims, one.buckets, 1);
+    // The same rows, in whatever order each run's dimensions put its slots.
+    const lines = (rows: DayRows) =>
+      rows.day
+        .map(
+          (d, i) =>
+            `${rows.plan[i]} ${rows.feature[i]} ${rows.region[i]} ${d} ${rows.columns.map((c) => c[i]).join('/')}`,
+        )
+        .sort();
+    const expected = lines(toDayRows(one.buckets, one.dims, cutoff / DAY));
+    expect(expected.length).toBeGreaterThan(500);
+    expect(lines(toDayRows(merged.buckets, merged.dims, cutoff / DAY))).toEqual(expected);
+  });
 
   it('are the series of the changed input, and count the same in the dimensions they touch', () => {
     for (let round = 0; round < 200; round++) {
