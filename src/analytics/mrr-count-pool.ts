@@ -12,6 +12,7 @@ import {
   type DayRows,
   Dimensions,
   type PackedCells,
+  packCells,
   toDayRows,
 } from './mrr-engine.js';
 import { decodeInput } from './mrr-input.js';
@@ -30,6 +31,11 @@ export interface Counter {
   count(inputs: string[]): Promise<void>;
   /** Every sum, as mrr_days rows (days before `cutoff` on their month's first day: toDayRows). */
   finish(cutoff: number): Promise<{ rows: DayRows; subscriptions: number }>;
+  /**
+   * Every sum as packed cells (collapsed as toDayRows does), a part per thread: added up, they
+   * are the count. For a caller that compares them, with no row of strings per cell.
+   */
+  finishPacked(cutoff: number): Promise<{ parts: PackedCells[]; subscriptions: number }>;
   /** Stops the threads (after finish, or on failure). */
   close(): Promise<void>;
 }
@@ -49,6 +55,7 @@ function inThread(): Counter {
       return Promise.resolve();
     },
     finish: (cutoff) => Promise.resolve({ rows: toDayRows(buckets, dims, cutoff), subscriptions }),
+    finishPacked: (cutoff) => Promise.resolve({ parts: [packCells(buckets, dims, cutoff)], subscriptions }),
     close: () => Promise.resolve(),
   };
 }
@@ -106,7 +113,7 @@ function onThreads(threads: number): Counter {
       if (least.queued > IN_FLIGHT)
         await new Promise<void>((resolve, reject) => least.waiting.push({ resolve, reject }));
     },
-    async finish(cutoff) {
+    async finishPacked(cutoff) {
       const parts = await Promise.all(
         workers.map((state) => {
           if (state.failure) return Promise.reject(state.failure);
@@ -116,13 +123,17 @@ function onThreads(threads: number): Counter {
           });
         }),
       );
-      const dims = new Dimensions();
-      const buckets = new Buckets();
-      for (const part of parts) addPackedCells(part.cells, dims, buckets);
       return {
-        rows: toDayRows(buckets, dims, cutoff),
+        parts: parts.map((p) => p.cells),
         subscriptions: parts.reduce((sum, p) => sum + p.subscriptions, 0),
       };
+    },
+    async finish(cutoff) {
+      const { parts, subscriptions } = await this.finishPacked(cutoff);
+      const dims = new Dimensions();
+      const buckets = new Buckets();
+      for (const part of parts) addPackedCells(part, dims, buckets);
+      return { rows: toDayRows(buckets, dims, cutoff), subscriptions };
     },
     async close() {
       for (const state of workers) state.worker.removeAllListeners('exit');

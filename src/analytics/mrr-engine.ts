@@ -861,6 +861,22 @@ export function packCells(buckets: Buckets, dims: Dimensions, cutoff: number): P
   };
 }
 
+/** Each packed cell: its plan, feature and region by name, its day, and its 14 sums (a view). */
+export function forEachPackedCell(
+  packed: PackedCells,
+  each: (plan: string, feature: string, region: string, day: number, values: Float64Array) => void,
+): void {
+  const { cells } = packed;
+  for (let at = 0; at < cells.length; at += PACKED_WIDTH)
+    each(
+      packed.plans[cells[at]!]!,
+      packed.features[cells[at + 1]!]!,
+      packed.regions[cells[at + 2]!]!,
+      cells[at + 3]!,
+      cells.subarray(at + 4, at + PACKED_WIDTH),
+    );
+}
+
 /** Adds packed cells (another run's sums) into these buckets, their names mapped to these dimensions. */
 export function addPackedCells(packed: PackedCells, dims: Dimensions, buckets: Buckets): void {
   const plans = packed.plans.map((id) => dims.plan(id));

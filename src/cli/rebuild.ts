@@ -18,8 +18,8 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 runMain(async () => {
   const database = await openDatabase(loadConfig());
-  // One transaction at a time: the MRR count reads and writes on one connection.
-  const db = createDb(database.url, { poolSize: 1 });
+  // The rebuild reads and writes on one connection; the check reads on two that share a snapshot.
+  const db = createDb(database.url, { poolSize: 2 });
   try {
     await migrateToLatest(db);
     const matches = await db

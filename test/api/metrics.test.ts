@@ -573,6 +573,25 @@ describe('the whole-tenant count (rebuild and check)', () => {
     await sql`update mrr_days set mrr = mrr + 1 where tenant_id = ${t.id} and region = '*'
       and day = (select min(day) from mrr_days where tenant_id = ${t.id})`.execute(ctx.db);
     expect((await checkMrr(ctx.db, t.id, { threads: 2 })).map((d) => d.aggregate)).toContain('mrr_days');
+    await rebuildMrr(ctx.db, t.id, { threads: 1 });
+
+    // A stored input that is not the customer's input now (the sums still count the right one):
+    // the check counts the stored inputs and the differing ones apart, so it reports that input
+    // and no sum, in a thread and on threads.
+    const wrong = users[2]!.id;
+    await sql`update mrr_counted set input = json_build_object('r', 'elsewhere', 's', input->'s')
+      where tenant_id = ${t.id} and user_id = ${wrong}`.execute(ctx.db);
+    for (const threads of [1, 2]) {
+      const differences = await checkMrr(ctx.db, t.id, { threads });
+      expect(differences.map((d) => `${d.aggregate} ${d.key}`)).toEqual([`mrr_counted ${wrong}`]);
+    }
+    // A customer whose stored input is gone: the sums still count it, and only the input is reported.
+    await rebuildMrr(ctx.db, t.id, { threads: 1 });
+    await sql`delete from mrr_counted where tenant_id = ${t.id} and user_id = ${wrong}`.execute(ctx.db);
+    const gone = await checkMrr(ctx.db, t.id, { threads: 2 });
+    expect(gone).toEqual([
+      { aggregate: 'mrr_counted', key: wrong, maintained: 'missing', recomputed: expect.any(String) },
+    ]);
   });
 });
 
