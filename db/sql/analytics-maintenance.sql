@@ -3,10 +3,10 @@
 -- findDifferences
 with maintained as (
       select month, status, sum(subscription_count) as n, sum(plan_cost_total) as total
-      from subscription_rollups group by 1, 2 having sum(subscription_count) <> 0 or sum(plan_cost_total) <> 0
+      from subscription_rollups where tenant_id = $1 group by 1, 2 having sum(subscription_count) <> 0 or sum(plan_cost_total) <> 0
     ), live as (
       select date_trunc('month', start_date::timestamp)::date as month, status, count(*) as n, sum(plan_cost) as total
-      from subscriptions where test_clock_id is null group by 1, 2
+      from subscriptions where tenant_id = $2 and test_clock_id is null group by 1, 2
     )
     select to_char(coalesce(m.month, l.month), 'YYYY-MM') || ' ' || coalesce(m.status, l.status) as key,
            m.n || '/' || m.total as maintained, l.n || '/' || l.total as recomputed
@@ -15,9 +15,10 @@ with maintained as (
     order by 1;
 with maintained as (
       select user_id, subscription_count as n, total_value as total
-      from user_totals where subscription_count <> 0 or total_value <> 0
+      from user_totals where tenant_id = $1 and (subscription_count <> 0 or total_value <> 0)
     ), live as (
-      select user_id, count(*) as n, sum(plan_cost) as total from subscriptions where test_clock_id is null group by 1
+      select user_id, count(*) as n, sum(plan_cost) as total from subscriptions
+      where tenant_id = $2 and test_clock_id is null group by 1
     )
     select coalesce(m.user_id, l.user_id)::text as key,
            m.n || '/' || m.total as maintained, l.n || '/' || l.total as recomputed
@@ -28,22 +29,23 @@ with maintained as (
 -- aggregateCorrections
 with maintained as (
       select month, status, sum(subscription_count) as n, sum(plan_cost_total) as total
-      from subscription_rollups group by 1, 2
+      from subscription_rollups where tenant_id = $1 group by 1, 2
     ), live as (
       select date_trunc('month', start_date::timestamp)::date as month, status, count(*) as n, sum(plan_cost) as total
-      from subscriptions where test_clock_id is null group by 1, 2
+      from subscriptions where tenant_id = $2 and test_clock_id is null group by 1, 2
     )
     select coalesce(l.month, m.month) as month, coalesce(l.status, m.status) as status,
            (coalesce(l.n, 0) - coalesce(m.n, 0))::text as count, (coalesce(l.total, 0) - coalesce(m.total, 0))::text as total
     from maintained m full join live l on l.month = m.month and l.status = m.status
     where coalesce(l.n, 0) <> coalesce(m.n, 0) or coalesce(l.total, 0) <> coalesce(m.total, 0);
 with live as (
-      select user_id, count(*) as n, sum(plan_cost) as total from subscriptions where test_clock_id is null group by 1
+      select user_id, count(*) as n, sum(plan_cost) as total from subscriptions
+      where tenant_id = $1 and test_clock_id is null group by 1
     )
     select coalesce(l.user_id, m.user_id) as user_id,
            (coalesce(l.n, 0) - coalesce(m.subscription_count, 0))::text as count,
            (coalesce(l.total, 0) - coalesce(m.total_value, 0))::text as total
-    from user_totals m full join live l on l.user_id = m.user_id
+    from (select * from user_totals where tenant_id = $2) m full join live l on l.user_id = m.user_id
     where coalesce(l.n, 0) <> coalesce(m.subscription_count, 0) or coalesce(l.total, 0) <> coalesce(m.total_value, 0);
 
 -- applyCorrections

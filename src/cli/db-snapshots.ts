@@ -854,8 +854,8 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
   'analytics-maintenance': {
     module: maintenance,
     calls: {
-      findDifferences: (db) => maintenance.findDifferences(db),
-      aggregateCorrections: (db) => maintenance.aggregateCorrections(db),
+      findDifferences: (db) => maintenance.findDifferences(db, TENANT),
+      aggregateCorrections: (db) => maintenance.aggregateCorrections(db, TENANT),
       applyCorrections: (db) =>
         maintenance.applyCorrections(db, {
           rollups: { month: ['2026-01-01'], status: ['active'], count: ['1'], total: ['1.00'] },

@@ -48,7 +48,7 @@ export async function getAnalytics(
  * transaction, the MRR sums and counted inputs in one snapshot on a few connections.
  */
 export async function checkConsistency(ctx: ServiceContext, actor: Actor): Promise<Differences> {
-  const analytics = await inTenant(ctx, actor, (tx) => findDifferences(tx.db));
+  const analytics = await inTenant(ctx, actor, (tx) => findDifferences(tx.db, actor.tenantId));
   return [...analytics, ...(await checkMrr(ctx.db, actor.tenantId))];
 }
 
@@ -85,7 +85,7 @@ export async function rebuildUnchecked(
       await sql`select set_config('role', ${APP_ROLE}, true), set_config('app.tenant_id', ${actor.tenantId}, true)`.execute(
         trx,
       );
-      return aggregateCorrections(trx);
+      return aggregateCorrections(trx, actor.tenantId);
     });
   await inTenant(ctx, actor, (tx) => applyCorrections(tx.db, corrections));
   await rebuildMrr(ctx.db, actor.tenantId, progress ? { progress } : {});

@@ -43,7 +43,7 @@ describe('concurrent writers', () => {
     await Promise.all(Array.from({ length: 8 }, (_, w) => worker(w)));
 
     expect(ctx.unexpectedErrors).toEqual([]); // a deadlock would have been a 500
-    expect(await withTenant(ctx.appDb, { tenantId: t.id }, (trx) => findDifferences(trx))).toEqual([]);
+    expect(await withTenant(ctx.appDb, { tenantId: t.id }, (trx) => findDifferences(trx, t.id))).toEqual([]);
     const count = await ctx.db
       .selectFrom('subscriptions')
       .select(sql<number>`count(*)::int`.as('n'))
