@@ -285,6 +285,11 @@ export async function withTenant<T>(
   }
 }
 
+/** How many connections the pool may open (undefined: not a pool made by createDb). */
+export function poolMax(db: Db): number | undefined {
+  return pools.get(db)?.options.max;
+}
+
 /** The pool's connections: open, idle, and callers waiting for one (for metrics). */
 export function poolStats(db: Db): { total: number; idle: number; waiting: number } | undefined {
   const pool = pools.get(db);

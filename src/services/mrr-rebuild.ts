@@ -10,7 +10,7 @@
 // saw are removed only if no write has touched them since (same xmin).
 import { type RawBuilder, sql } from 'kysely';
 import type { Schemas } from '../contract.js';
-import { APP_ROLE, type Db } from '../database/connection.js';
+import { APP_ROLE, type Db, poolMax } from '../database/connection.js';
 import { forEachBatch } from '../database/cursor.js';
 import {
   Buckets,
@@ -277,24 +277,31 @@ export async function checkMrr(
       options.progress?.('reading', 0, total);
       const counter = openCounter(total, options.threads);
       try {
-        // The stored inputs, counted on the second connection (the same snapshot)...
-        const storedCounted = db
-          .transaction()
-          .setIsolationLevel('repeatable read')
-          .setAccessMode('read only')
-          .execute(async (second) => {
-            await sql`set transaction snapshot ${sql.lit(exported[0]!.snapshot)}`.execute(second);
-            await scopeTo(second, tenantId);
-            await feed(
-              second,
-              sql<{
-                input: string;
-              }>`select input::text as input from mrr_counted where tenant_id = ${tenantId}`,
-              counter,
-              total,
-              options.progress,
-            );
-          });
+        // The stored inputs, counted on a second connection (the same snapshot)... A pool of one
+        // connection (DB_POOL_SIZE=1) counts them on this one first, which takes longer.
+        const countStored = (on: Db) =>
+          feed(
+            on,
+            sql<{
+              input: string;
+            }>`select input::text as input from mrr_counted where tenant_id = ${tenantId}`,
+            counter,
+            total,
+            options.progress,
+          );
+        const alone = (poolMax(db) ?? 2) < 2;
+        if (alone) await countStored(first);
+        const storedCounted = alone
+          ? Promise.resolve()
+          : db
+              .transaction()
+              .setIsolationLevel('repeatable read')
+              .setAccessMode('read only')
+              .execute(async (second) => {
+                await sql`set transaction snapshot ${sql.lit(exported[0]!.snapshot)}`.execute(second);
+                await scopeTo(second, tenantId);
+                await countStored(second);
+              });
         // ...while this one compares every input now with the stored one. The text of the inputs
         // that differ or wait for compaction: `null` for a customer with nothing that counts now.
         const now = new Map<string, string | null>();

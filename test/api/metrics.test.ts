@@ -11,7 +11,7 @@ import { createLogger } from '../../src/logger.js';
 import { compactMetrics } from '../../src/services/metrics.js';
 import { checkMrr, rebuildMrr } from '../../src/services/mrr-rebuild.js';
 import { encodeInput, everyInput, loadCustomers } from '../../src/analytics/mrr-input.js';
-import { withTenant } from '../../src/database/connection.js';
+import { createDb, withTenant } from '../../src/database/connection.js';
 import { type TestTenant, useTestApp } from '../helpers/app.js';
 import { createFeature, createSubscription, createUser } from '../helpers/factories.js';
 import { type Filter, loadTenant, recompute } from '../helpers/mrr-reference.js';
@@ -592,6 +592,13 @@ describe('the whole-tenant count (rebuild and check)', () => {
     expect(gone).toEqual([
       { aggregate: 'mrr_counted', key: wrong, maintained: 'missing', recomputed: expect.any(String) },
     ]);
+    // With a pool of one connection (DB_POOL_SIZE=1), the stored inputs are counted first, on it.
+    const one = createDb(ctx.url, { poolSize: 1 });
+    try {
+      expect(await checkMrr(one, t.id, { threads: 2 })).toEqual(gone);
+    } finally {
+      await one.destroy();
+    }
   });
 });
 
