@@ -69,7 +69,7 @@ const dispatch = (overrides: Partial<DeliverOptions> = {}) =>
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Runs step (no more than every 25 ms) until check passes; 10 s at most. */
+/** Runs step (no more than every 25 ms) until check passes; 30 s at most (a loaded CI machine). */
 async function until<T>(
   step: () => Promise<unknown>,
   check: () => T | undefined | Promise<T | undefined>,
@@ -79,7 +79,7 @@ async function until<T>(
     await step();
     const done = await check();
     if (done !== undefined) return done;
-    if (Date.now() - started > 10_000) throw new Error('timed out waiting for webhook deliveries');
+    if (Date.now() - started > 30_000) throw new Error('timed out waiting for webhook deliveries');
     await sleep(25);
   }
 }
@@ -682,11 +682,18 @@ describe('webhook delivery', () => {
       },
     );
     expect(failed.next_attempt_at).toBeNull();
-    expect(failed.attempt_count).toBeGreaterThan(2);
-    const span =
-      Date.parse(failed.attempts.at(-1)!.attempted_at) - Date.parse(failed.attempts[0]!.attempted_at);
-    expect(span).toBeGreaterThanOrEqual(400);
-    expect(span).toBeLessThan(2000);
+    // Retried until the limit, and the last try falls on it: every attempt but the last began
+    // within 400 ms of the first, the last at or after it. (How many fit depends on the machine's
+    // load, so their number is not asserted beyond the first and the last.)
+    expect(failed.attempt_count).toBeGreaterThanOrEqual(2);
+    const began = failed.attempts.map(
+      (a) => Date.parse(a.attempted_at) - Date.parse(failed.attempts[0]!.attempted_at),
+    );
+    expect(
+      began.slice(0, -1).every((ms) => ms < 400),
+      began.join(),
+    ).toBe(true);
+    expect(began.at(-1)).toBeGreaterThanOrEqual(400);
 
     const disabled = (await t.api.get(`/api/v1/webhook-endpoints/${endpoint.id}`)).body as Endpoint;
     expect(disabled).toMatchObject({
