@@ -4,12 +4,11 @@
 select pg_try_advisory_xact_lock(hashtextextended('mrr:' || current_setting('app.tenant_id'), 0)) as locked;
 
 -- dirtyCustomers
-with marks as (select user_id, whole from mrr_dirty order by user_id )
-  select marks.user_id, marks.whole,
-         coalesce(array_agg(m.subscription_id::text) filter (where m.subscription_id is not null), '{}') as subscriptions
-  from marks left join mrr_dirty_subscriptions m on m.tenant_id = current_setting('app.tenant_id')::uuid and m.user_id = marks.user_id
-  group by marks.user_id, marks.whole
-  order by marks.user_id;
+select d.user_id, d.whole, d.xmin::text || ' ' || d.marked_at::text as version,
+             (select c.digest from mrr_counted c where c.tenant_id = current_setting('app.tenant_id')::uuid and c.user_id = d.user_id) as digest
+      from mrr_dirty d where d.tenant_id = current_setting('app.tenant_id')::uuid order by d.user_id;
+select user_id, subscription_id::text as subscription_id from mrr_dirty_subscriptions
+      where tenant_id = current_setting('app.tenant_id')::uuid;
 
 -- takeDirtyCustomers
 select user_id, whole from mrr_dirty order by user_id limit $1 for update skip locked;

@@ -68,10 +68,7 @@ class OneSlot implements Sink {
 export interface Recount {
   /** The difference, as mrr_days rows. */
   rows: DayRows;
-  /**
-   * Each customer's current input (absent: nothing of theirs counts any more). A read of one slot
-   * (`wanted`) needs none: it has only those of the customers it read whole.
-   */
+  /** Each customer's current input (absent: nothing of theirs counts any more). */
   current: Map<string, CustomerInput>;
 }
 
@@ -167,12 +164,15 @@ function patchMarked(
 }
 
 /**
- * What these customers change in the sums now (only the `wanted` slot, if given). A customer
- * marked by subscription costs what changed: only those subscriptions are read, only their
- * dimensions counted again; a customer marked whole (or counted before subscriptions had ids) is
- * read and counted whole.
+ * The dirty customers as counted and now. A customer marked by subscription costs what changed:
+ * only those subscriptions are read, only their dimensions counted again (for a read, `wanted`'s
+ * alone); a customer marked whole (or counted before subscriptions had ids) is read whole.
  */
-export async function recount(db: Db, dirty: readonly DirtyCustomer[], wanted?: Wanted): Promise<Recount> {
+async function changesOf(
+  db: Db,
+  dirty: readonly DirtyCustomer[],
+  wanted: Wanted | undefined,
+): Promise<{ counted: Map<string, CustomerInput>; changed: Map<string, Changed> }> {
   // One round trip: the counted inputs, the marked subscriptions and regions, and the customers
   // marked whole, sent together.
   const marked = dirty.filter((d) => !d.whole);
@@ -215,23 +215,107 @@ export async function recount(db: Db, dirty: readonly DirtyCustomer[], wanted?: 
       dimensions: undefined,
     });
   }
+  return { counted, changed };
+}
 
+/**
+ * What these customers change in the sums now, in every slot, and their inputs now (compaction,
+ * the consistency check).
+ */
+export async function recount(db: Db, dirty: readonly DirtyCustomer[]): Promise<Recount> {
+  const { counted, changed } = await changesOf(db, dirty, undefined);
   const dims = new Dimensions();
   const buckets = new Buckets();
-  const sink = wanted ? new OneSlot(buckets, dims, wanted) : buckets;
-  const wantedKey = wanted ? seriesKey(wanted.planId ?? ANY, wanted.featureId ?? ANY) : undefined;
   const current = new Map<string, CustomerInput>();
   for (const { user } of dirty) {
     const { now, dimensions } = changed.get(user)!;
     if (now?.input) current.set(user, now.input);
-    let only: ReadonlySet<string> | undefined = dimensions;
-    if (wantedKey !== undefined) {
-      if (dimensions && !dimensions.has(wantedKey)) continue;
-      only = new Set([wantedKey]);
-    }
     const before = counted.get(user);
-    if (before) contributeSeries(seriesFor(before), before.region, dims, sink, -1, only);
-    if (now) contributeSeries(now.series, now.region, dims, sink, 1, only);
+    if (before) contributeSeries(seriesFor(before), before.region, dims, buckets, -1, dimensions);
+    if (now) contributeSeries(now.series, now.region, dims, buckets, 1, dimensions);
   }
   return { rows: toDayRows(buckets, dims), current };
+}
+
+/** A customer's series as counted or now, restricted to one dimension, with its region. */
+interface Side {
+  series: CustomerSeries;
+  region: string;
+}
+/** A dirty customer's part in a read of one dimension (null: it changes nothing there). */
+type ReadPart = { before: Side | undefined; now: Side | undefined } | null;
+
+/**
+ * Dirty customers' parts in reads, by tenant, customer, mark, counted input and dimension: a read
+ * while the same customers wait (compaction lagging behind a burst of writes) reads and counts
+ * again only those whose mark changed since the last read. A mark's version is the xmin of its
+ * row, which every marking transaction rewrites (on conflict do update) in the transaction that
+ * changes what the customer counts; the digest changes with what it is counted with. So a part is
+ * never stale. Least recently used out, at most READ_PARTS.
+ */
+const readParts = new Map<string, ReadPart>();
+const READ_PARTS = 50_000;
+
+/** The series of one dimension alone. */
+function onlyOne(series: CustomerSeries, key: string): CustomerSeries {
+  const one = series.get(key);
+  return new Map(one ? [[key, one]] : []);
+}
+
+/**
+ * What the customers waiting for compaction change in the slot a read wants, now, as mrr_days
+ * rows (inside the tenant's transaction, with the marks dirtyCustomers read in it).
+ */
+export async function readCorrection(
+  db: Db,
+  tenantId: string,
+  dirty: readonly DirtyCustomer[],
+  wanted: Wanted,
+): Promise<DayRows> {
+  const wantedKey = seriesKey(wanted.planId ?? ANY, wanted.featureId ?? ANY);
+  const keyOf = (d: DirtyCustomer) =>
+    d.version === undefined
+      ? undefined
+      : `${tenantId} ${d.user} ${d.version} ${d.digest ?? '-'} ${d.whole} ${wantedKey} ${d.subscriptions.join(',')}`;
+  const parts: ReadPart[] = [];
+  const missing: DirtyCustomer[] = [];
+  for (const d of dirty) {
+    const key = keyOf(d);
+    const part = key === undefined ? undefined : readParts.get(key);
+    if (part === undefined) missing.push(d);
+    else {
+      readParts.delete(key!);
+      readParts.set(key!, part);
+      parts.push(part);
+    }
+  }
+  if (missing.length > 0) {
+    const { counted, changed } = await changesOf(db, missing, wanted);
+    for (const d of missing) {
+      const { now, dimensions } = changed.get(d.user)!;
+      const before = counted.get(d.user);
+      const part: ReadPart =
+        dimensions && !dimensions.has(wantedKey)
+          ? null
+          : {
+              before: before && { series: onlyOne(seriesFor(before), wantedKey), region: before.region },
+              now: now && { series: onlyOne(now.series, wantedKey), region: now.region },
+            };
+      parts.push(part);
+      const key = keyOf(d);
+      if (key !== undefined) readParts.set(key, part);
+    }
+    for (const key of readParts.keys()) {
+      if (readParts.size <= READ_PARTS) break;
+      readParts.delete(key);
+    }
+  }
+  const dims = new Dimensions();
+  const buckets = new Buckets();
+  const sink = new OneSlot(buckets, dims, wanted);
+  for (const part of parts) {
+    if (part?.before) contributeSeries(part.before.series, part.before.region, dims, sink, -1);
+    if (part?.now) contributeSeries(part.now.series, part.now.region, dims, sink, 1);
+  }
+  return toDayRows(buckets, dims);
 }

@@ -34,7 +34,7 @@ export async function getAnalytics(
       dirtyCustomers(tx.db),
       readRollups(tx.db, params),
     ]);
-    const correction = await correctionFor(tx.db, { region: '*' }, dirty);
+    const correction = await correctionFor(tx.db, actor.tenantId, { region: '*' }, dirty);
     tx.commitWithNext();
     const mrr = await currentMrr(tx.db, correction);
     // as_of first, then the MRR: the fields in the order the schema gives them.

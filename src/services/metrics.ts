@@ -2,7 +2,7 @@
 // the MRR engine's daily sums in the tenant's transaction, after the cancellations now due, with
 // the correction for the customers waiting for compaction; and the compaction itself.
 import { sql } from 'kysely';
-import { recount, type Wanted, wantedBy } from '../analytics/mrr-counting.js';
+import { readCorrection, recount, type Wanted, wantedBy } from '../analytics/mrr-counting.js';
 import { encodeInput } from '../analytics/mrr-input.js';
 import {
   addDays,
@@ -28,8 +28,13 @@ export const MAX_MONTHS = 120;
  * What the customers waiting for compaction (as `dirtyCustomers` read them, in this transaction)
  * change in one slot of the sums, now.
  */
-export async function correctionFor(db: Db, wanted: Wanted, dirty: readonly DirtyCustomer[]) {
-  return dirty.length === 0 ? undefined : (await recount(db, dirty, wanted)).rows;
+export async function correctionFor(
+  db: Db,
+  tenantId: string,
+  wanted: Wanted,
+  dirty: readonly DirtyCustomer[],
+) {
+  return dirty.length === 0 ? undefined : readCorrection(db, tenantId, dirty, wanted);
 }
 
 /** Query parameters that break a rule, each with why. */
@@ -84,7 +89,7 @@ export function getMetrics(
     const asOf = rows[0]!.now;
     const window = metricsWindow(query, asOf);
     if ('errors' in window) return { kind: 'invalid', errors: window.errors };
-    const correction = await correctionFor(tx.db, wantedBy(filter), dirty);
+    const correction = await correctionFor(tx.db, actor.tenantId, wantedBy(filter), dirty);
     tx.commitWithNext();
     const months = await readMetricsMonths(
       tx.db,
