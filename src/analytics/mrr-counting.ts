@@ -23,7 +23,7 @@ import {
   toDayRows,
 } from './mrr-engine.js';
 import { loadCustomers, loadRegions, loadSubscriptions } from './mrr-input.js';
-import { type DirtyCustomer, loadCounted } from './mrr-store.js';
+import { digestOf, type DirtyCustomer, loadCounted } from './mrr-store.js';
 
 /** One dimension and region of the sums: what a read needs. */
 export interface Wanted {
@@ -273,10 +273,12 @@ export async function readCorrection(
   wanted: Wanted,
 ): Promise<DayRows> {
   const wantedKey = seriesKey(wanted.planId ?? ANY, wanted.featureId ?? ANY);
-  const keyOf = (d: DirtyCustomer) =>
-    d.version === undefined
-      ? undefined
-      : `${tenantId} ${d.user} ${d.version} ${d.digest ?? '-'} ${d.whole} ${wantedKey} ${d.subscriptions.join(',')}`;
+  const keyOf = (d: DirtyCustomer) => {
+    if (d.version === undefined) return undefined;
+    // A customer with thousands of marked subscriptions: their digest, not a key of megabytes.
+    const marked = d.subscriptions.join(',');
+    return `${tenantId} ${d.user} ${d.version} ${d.digest ?? '-'} ${d.whole} ${wantedKey} ${marked.length > 1000 ? digestOf(marked) : marked}`;
+  };
   const parts: ReadPart[] = [];
   const missing: DirtyCustomer[] = [];
   for (const d of dirty) {
