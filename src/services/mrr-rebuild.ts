@@ -25,7 +25,7 @@ import {
   storedDay,
   WIDTH,
 } from '../analytics/mrr-engine.js';
-import { decodeInput, encodeInput, everyInput } from '../analytics/mrr-input.js';
+import { decodeInput, encodeInput, everyInput, loadCustomers } from '../analytics/mrr-input.js';
 import { type Counter, openCounter } from '../analytics/mrr-count-pool.js';
 import {
   digestOf,
@@ -248,7 +248,7 @@ class CellComparison {
  * time PostgreSQL spends building every input (at 500,000 subscriptions, 5 s of 14): one
  * counts the stored inputs (mrr_counted, read in table order) on the counting threads, while the
  * other builds every input now and compares digests, sending the text of an input only where it
- * differs from the stored one or its customer waits for compaction. The count of every input now
+ * differs from the stored one (the inputs of customers waiting for compaction are read apart). The count of every input now
  * is then the count of the stored ones, minus those of these customers, plus their inputs now:
  * the same sums (an input whose digest is the stored one is the stored text).
  */
@@ -303,27 +303,24 @@ export async function checkMrr(
                 await countStored(second);
               });
         // ...while this one compares every input now with the stored one. The text of the inputs
-        // that differ or wait for compaction: `null` for a customer with nothing that counts now.
+        // that differ: `null` for a customer with nothing that counts now. Customers waiting for
+        // compaction are read apart below: joining their marks here made PostgreSQL scan the
+        // marks once per customer (it plans for none waiting).
         const now = new Map<string, string | null>();
         // The digests now of dirty customers, of their whole input, against what reads patch from their marks.
         const dirtyNow = new Map<string, string>();
         const compared = forEachBatch(
           first,
           sql<{ user_id: string; input: string | null; digest: string | null; stored: string | null }>`
-          select user_id, digest, stored, case when digest is distinct from stored or dirty then input end as input
+          select user_id, digest, stored, case when digest is distinct from stored then input end as input
           from (
-            select coalesce(e.user_id, c.user_id)::text as user_id, e.input, md5(e.input) as digest, c.digest as stored,
-                   d.user_id is not null as dirty
+            select coalesce(e.user_id, c.user_id)::text as user_id, e.input, md5(e.input) as digest, c.digest as stored
             from (${everyInput}) e
-            full join (select user_id, digest from mrr_counted where tenant_id = ${tenantId}) c on c.user_id = e.user_id
-            left join mrr_dirty d on d.tenant_id = ${tenantId} and d.user_id = coalesce(e.user_id, c.user_id)) compared`,
+            full join (select user_id, digest from mrr_counted where tenant_id = ${tenantId}) c on c.user_id = e.user_id) compared`,
           BATCH,
           (rows) => {
             for (const row of rows) {
-              if (dirty.has(row.user_id)) {
-                dirtyNow.set(row.user_id, row.digest ?? 'missing');
-                now.set(row.user_id, row.input);
-              } else if (row.digest !== row.stored) {
+              if (row.digest !== row.stored && !dirty.has(row.user_id)) {
                 differences.push({
                   aggregate: 'mrr_counted',
                   key: row.user_id,
@@ -334,13 +331,23 @@ export async function checkMrr(
               }
             }
           },
+          // Merge joins by subscription id, in the order of the tables' keys: hashing 5,000,000
+          // subscriptions' versions and features spilled to disk in 128 batches (74 s against 64 s
+          // with merge joins at 5,000,000; see docs/scaling.md).
+          { planWith: { enable_hashjoin: 'off' } },
         );
         // Both run to their end before the threads stop (finally): neither is left waiting on them.
         const [comparing, counting] = await Promise.allSettled([compared, storedCounted]);
         if (comparing.status === 'rejected') throw comparing.reason;
         if (counting.status === 'rejected') throw counting.reason;
-        // A dirty customer the statement did not see (nothing stored, nothing now) has no input either.
-        for (const user of dirty) if (!now.has(user)) now.set(user, null);
+        // Customers waiting for compaction: their whole inputs now (in the same snapshot).
+        const waiting = await loadCustomers(first, [...dirty]);
+        for (const user of dirty) {
+          const input = waiting.get(user);
+          const text = input ? encodeInput(input) : null;
+          dirtyNow.set(user, text === null ? 'missing' : digestOf(text));
+          now.set(user, text);
+        }
         const stored = await loadCounted(first, [...now.keys()]);
         const { parts } = await counter.finishPacked(cutoff);
         // The count of every input now: the stored inputs' count, minus those of the customers

@@ -538,6 +538,31 @@ describe('compaction', () => {
     expect(compacted.mrr.months).toEqual(waiting.mrr.months);
     await consistent(t);
   });
+
+  it('are checked whole while they wait: a change their marks missed is reported', async () => {
+    const t = await ctx.newTenant();
+    const u = await createUser(t);
+    const a = await createSubscription(t, { user_id: u.id, plan_cost: '10.00', start_date: '2025-01-01' });
+    const b = await createSubscription(t, { user_id: u.id, plan_cost: '20.00', start_date: '2025-01-01' });
+    while ((await compactMetrics({ db: ctx.appDb }, t.id, 1000)) > 0);
+    // A change through the API marks the customer, with subscription a only...
+    await t.api.patch(`/api/v1/subscriptions/${a.id}`).send({ plan_cost: '15.00' }).expect(200);
+    expect(await dirty(t.id)).toBe(1);
+    await consistent(t);
+    // ...and one behind the triggers' back (a bug the marks would hide) changes b.
+    await ctx.db.transaction().execute(async (trx) => {
+      await sql`set local session_replication_role = replica`.execute(trx);
+      await sql`update subscription_versions set monthly_amount = 25 where subscription_id = ${b.id}`.execute(
+        trx,
+      );
+    });
+    const res = await t.api.get('/api/v1/analytics/consistency').expect(200);
+    const report = res.body as Schemas['AnalyticsConsistency'];
+    expect(report.consistent).toBe(false);
+    expect(report.differences).toContainEqual(
+      expect.objectContaining({ aggregate: 'mrr_counted', key: u.id }),
+    );
+  });
 });
 
 describe('subscriptions written without events (as the seed writes them)', () => {
