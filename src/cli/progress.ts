@@ -82,9 +82,10 @@ export function startProgress(label: string, stream: NodeJS.WriteStream = proces
  * The progress of a rebuild or a consistency check on one line: while PostgreSQL reads and
  * encodes every customer's input (one statement) the time it has taken, then customers counted.
  */
-export function countingProgress(progress: Progress, reading: string) {
-  return (stage: 'reading' | 'counting', done: number, total: number): void => {
+export function countingProgress(progress: Progress, reading: string, comparing = 'comparing') {
+  return (stage: 'reading' | 'counting' | 'comparing', done: number, total: number): void => {
     if (stage === 'reading') progress.wait(reading);
+    else if (stage === 'comparing') progress.wait(comparing);
     else progress.update(done, total);
   };
 }

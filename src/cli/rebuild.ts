@@ -48,7 +48,22 @@ runMain(async () => {
     console.log(`rebuilt in ${((performance.now() - started) / 1000).toFixed(1)} s`);
     if (process.env.CHECK === '0') return;
     const checked = performance.now();
-    const differences = await checkConsistency({ db }, actor);
+    // The check takes about half as long as the rebuild: its progress too.
+    const checking = startProgress(`checking ${tenant.name}: stored customers counted`);
+    let differences: Awaited<ReturnType<typeof checkConsistency>>;
+    try {
+      differences = await checkConsistency(
+        { db },
+        actor,
+        countingProgress(
+          checking,
+          'checking: reading every subscription',
+          "checking: comparing every customer's input now with the stored one",
+        ),
+      );
+    } finally {
+      checking.finish();
+    }
     console.log(
       `checked in ${((performance.now() - checked) / 1000).toFixed(1)} s: ${differences.length === 0 ? 'consistent' : `${differences.length} differences`}`,
     );

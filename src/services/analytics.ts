@@ -47,9 +47,14 @@ export async function getAnalytics(
  * Every aggregate checked against a recount from the tables: GET /analytics's in the tenant's
  * transaction, the MRR sums and counted inputs in one snapshot on a few connections.
  */
-export async function checkConsistency(ctx: ServiceContext, actor: Actor): Promise<Differences> {
+export async function checkConsistency(
+  ctx: ServiceContext,
+  actor: Actor,
+  progress?: CountProgress,
+): Promise<Differences> {
+  progress?.('reading', 0, 0);
   const analytics = await inTenant(ctx, actor, (tx) => findDifferences(tx.db, actor.tenantId));
-  return [...analytics, ...(await checkMrr(ctx.db, actor.tenantId))];
+  return [...analytics, ...(await checkMrr(ctx.db, actor.tenantId, progress ? { progress } : {}))];
 }
 
 /**

@@ -44,7 +44,16 @@ const BATCH = 2_000;
  * Where a rebuild or a check stands: PostgreSQL reading and encoding every input (one statement,
  * no finer progress), then the customers counted so far of about `total`.
  */
-export type CountProgress = (stage: 'reading' | 'counting', done: number, total: number) => void;
+/**
+ * Where a whole-tenant count stands: reading (one long statement, nothing to count yet), counting
+ * (`done` of `total` customers), comparing (the check: counting is over, the inputs now are
+ * still being compared with the stored ones).
+ */
+export type CountProgress = (
+  stage: 'reading' | 'counting' | 'comparing',
+  done: number,
+  total: number,
+) => void;
 
 type Difference = Schemas['AnalyticsConsistency']['differences'][number];
 
@@ -336,6 +345,19 @@ export async function checkMrr(
           // with merge joins at 5,000,000; see docs/scaling.md).
           { planWith: { enable_hashjoin: 'off' } },
         );
+        if (options.progress) {
+          const progress = options.progress;
+          let comparedAll = false;
+          const over = () => {
+            comparedAll = true;
+          };
+          compared.then(over, over);
+          // The comparison usually outlasts the count (at 5,000,000, by about 20 s): say so.
+          storedCounted.then(
+            () => comparedAll || progress('comparing', 0, 0),
+            () => {},
+          );
+        }
         // Both run to their end before the threads stop (finally): neither is left waiting on them.
         const [comparing, counting] = await Promise.allSettled([compared, storedCounted]);
         if (comparing.status === 'rejected') throw comparing.reason;

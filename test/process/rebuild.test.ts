@@ -53,6 +53,9 @@ describe('make rebuild', () => {
     expect(cli.stdout()).toMatch(/checked in [\d.]+ s: consistent/);
     // Not a terminal: the progress goes to stderr as plain lines (or nothing, for a short run).
     expect(cli.stderr()).not.toContain('\u001b');
+    // The rebuild's and the check's long statements say what they are doing at once.
+    expect(cli.stderr()).toMatch(/^reading every subscription: \d+ s$/m);
+    expect(cli.stderr()).toMatch(/^checking: reading every subscription: \d+ s$/m);
     expect(await daysOf(t.id)).toEqual(good);
     expect(await daysOf(other.id)).toEqual(untouched);
     expect((await t.api.get('/api/v1/analytics/consistency').expect(200)).body).toEqual({
