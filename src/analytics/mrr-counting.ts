@@ -7,6 +7,7 @@ import type { Db } from '../database/connection.js';
 import {
   ANY,
   Buckets,
+  contributeChange,
   contributeSeries,
   countsIn,
   type CustomerSeries,
@@ -231,6 +232,10 @@ export async function recount(db: Db, dirty: readonly DirtyCustomer[]): Promise<
     const { now, dimensions } = changed.get(user)!;
     if (now?.input) current.set(user, now.input);
     const before = counted.get(user);
+    if (before && now && before.region === now.region) {
+      contributeChange(seriesFor(before), now.series, now.region, dims, buckets, dimensions);
+      continue;
+    }
     if (before) contributeSeries(seriesFor(before), before.region, dims, buckets, -1, dimensions);
     if (now) contributeSeries(now.series, now.region, dims, buckets, 1, dimensions);
   }
@@ -316,6 +321,10 @@ export async function readCorrection(
   const buckets = new Buckets();
   const sink = new OneSlot(buckets, dims, wanted);
   for (const part of parts) {
+    if (part?.before && part.now && part.before.region === part.now.region) {
+      contributeChange(part.before.series, part.now.series, part.now.region, dims, sink);
+      continue;
+    }
     if (part?.before) contributeSeries(part.before.series, part.before.region, dims, sink, -1);
     if (part?.now) contributeSeries(part.now.series, part.now.region, dims, sink, 1);
   }
