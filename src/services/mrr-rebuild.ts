@@ -42,12 +42,8 @@ const BATCH = 2_000;
 
 /**
  * Where a rebuild or a check stands: PostgreSQL reading and encoding every input (one statement,
- * no finer progress), then the customers counted so far of about `total`.
- */
-/**
- * Where a whole-tenant count stands: reading (one long statement, nothing to count yet), counting
- * (`done` of `total` customers), comparing (the check: counting is over, the inputs now are
- * still being compared with the stored ones).
+ * no finer progress), then the customers counted so far of about `total`; for the check, then
+ * comparing (the count is over, the inputs now are still being compared with the stored ones).
  */
 export type CountProgress = (
   stage: 'reading' | 'counting' | 'comparing',
@@ -257,9 +253,10 @@ class CellComparison {
  * time PostgreSQL spends building every input (at 500,000 subscriptions, 5 s of 14): one
  * counts the stored inputs (mrr_counted, read in table order) on the counting threads, while the
  * other builds every input now and compares digests, sending the text of an input only where it
- * differs from the stored one (the inputs of customers waiting for compaction are read apart). The count of every input now
- * is then the count of the stored ones, minus those of these customers, plus their inputs now:
- * the same sums (an input whose digest is the stored one is the stored text).
+ * differs from the stored one (the inputs of customers waiting for compaction are read apart).
+ * The count of every input now is then the count of the stored ones, minus those of these
+ * customers, plus their inputs now: the same sums (an input whose digest is the stored one is
+ * the stored text).
  */
 export async function checkMrr(
   db: Db,
