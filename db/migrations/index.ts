@@ -42,6 +42,7 @@ import * as m202612040001 from './202612040001_tenant_policies_once.js';
 import * as m202612040002 from './202612040002_foreign_key_indexes.js';
 import * as m202612040003 from './202612040003_due_cancellations.js';
 import * as m202612040004 from './202612040004_reinvoice_voided_periods.js';
+import * as m202612050001 from './202612050001_usage_events_by_subscription.js';
 
 export const migrations: Record<string, Migration> = {
   '202611230001_initial': m202611230001,
@@ -85,4 +86,5 @@ export const migrations: Record<string, Migration> = {
   '202612040002_foreign_key_indexes': m202612040002,
   '202612040003_due_cancellations': m202612040003,
   '202612040004_reinvoice_voided_periods': m202612040004,
+  '202612050001_usage_events_by_subscription': m202612050001,
 };

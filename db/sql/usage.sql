@@ -20,7 +20,7 @@ select "e"."id", "e"."event_id", "e"."user_id", "e"."subscription_id", "e"."bill
 select "id", "event_id", "user_id", "subscription_id", "billable_metric_id", "timestamp", "properties", "cost", "value", "dimension", "counted", "period_start", "received_at" from "usage_events" where "id" = $1;
 
 -- listEvents
-select "id", "event_id", "user_id", "subscription_id", "billable_metric_id", "timestamp", "properties", "cost", "value", "dimension", "counted", "period_start", "received_at" from "usage_events" where "id" < $1 and "user_id" = $2 and "subscription_id" = $3 and "billable_metric_id" = $4 and "event_id" = $5 and "timestamp" >= $6 and "timestamp" < $7 order by "id" desc limit $8;
+select "id", "event_id", "user_id", "subscription_id", "billable_metric_id", "timestamp", "properties", "cost", "value", "dimension", "counted", "period_start", "received_at" from "usage_events" where "id" < $1 and "user_id" = $2 and "user_id" = (select "user_id" from "subscriptions" where "subscriptions"."id" = $3) and "subscription_id" = $4 and "billable_metric_id" = $5 and "event_id" = $6 and "timestamp" >= $7 and "timestamp" < $8 order by "id" desc limit $9;
 
 -- insertUniqueValues
 insert into usage_unique_values (subscription_id, billable_metric_id, period_start, dimension, value)

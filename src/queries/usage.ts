@@ -98,7 +98,15 @@ export function listEvents(db: Db, filter: UsageEventFilter): Promise<UsageEvent
     .limit(filter.limit + 1);
   if (filter.after) query = query.where('id', '<', filter.after);
   if (filter.userId) query = query.where('user_id', '=', filter.userId);
-  if (filter.subscriptionId) query = query.where('subscription_id', '=', filter.subscriptionId);
+  if (filter.subscriptionId) {
+    // Through the customer's index (usage_events has none by subscription: each costs every insert).
+    const subscriptionId = filter.subscriptionId;
+    query = query
+      .where('user_id', '=', (eb) =>
+        eb.selectFrom('subscriptions').select('user_id').where('subscriptions.id', '=', subscriptionId),
+      )
+      .where('subscription_id', '=', subscriptionId);
+  }
   if (filter.billableMetricId) query = query.where('billable_metric_id', '=', filter.billableMetricId);
   if (filter.eventId !== undefined) query = query.where('event_id', '=', filter.eventId);
   if (filter.from) query = query.where('timestamp', '>=', filter.from);

@@ -277,6 +277,45 @@ describe('usage events', () => {
       metric: m.code,
     });
   });
+
+  it("lists one subscription's events among its customer's others", async () => {
+    const [a, b] = [await metric(), await metric()];
+    const first = await subscribe((await plan([{ metric: a.code, model: 'per_unit', amount: '1' }])).id);
+    const res = await t.api.post('/api/v1/subscriptions').send({
+      user_id: first.user_id,
+      status: 'active',
+      plan_id: (await plan([{ metric: b.code, model: 'per_unit', amount: '1' }])).id,
+      start_date: '2026-01-01',
+    });
+    expect(res.status, res.text).toBe(201);
+    const second = res.body as Schemas['Subscription'];
+    const sent = await batch(
+      [a, b, a, b, b].map((m, i) => ({
+        event_id: `s-${tag()}-${i}`,
+        user_id: first.user_id,
+        metric: m.code,
+        timestamp: `2026-01-05T0${i}:00:00Z`,
+      })),
+    );
+    expect(sent.status, sent.text).toBe(200);
+    const ids = (sent.body as Schemas['UsageEventBatchResult']).data.map((r) => r.event.id);
+    const list = async (query: Record<string, string | number>) => {
+      const page = await t.api.get('/api/v1/usage-events').query(query);
+      expect(page.status, page.text).toBe(200);
+      return (page.body as Schemas['UsageEventList']).data.map((e) => e.id);
+    };
+    // Newest first by id; the ids of one batch share their millisecond, so compared as sets here.
+    const sorted = (list: string[]) => [...list].sort();
+    expect(sorted(await list({ subscription_id: second.id }))).toEqual(sorted([ids[1]!, ids[3]!, ids[4]!]));
+    const both = sorted([ids[0]!, ids[2]!]);
+    expect(await list({ subscription_id: first.id, user_id: first.user_id })).toEqual([...both].reverse());
+    expect(await list({ subscription_id: first.id, limit: 1 })).toEqual([both[1]]);
+    // Another customer's filter, or a subscription that does not exist: nothing.
+    const stranger = await subscribe((await plan([])).id);
+    expect(await list({ subscription_id: first.id, user_id: stranger.user_id })).toEqual([]);
+    expect(await list({ subscription_id: stranger.id })).toEqual([]);
+    expect(await list({ subscription_id: '01900000-0000-7000-8000-000000000000' })).toEqual([]);
+  });
 });
 
 describe('usage billed in arrears on a test clock', () => {
