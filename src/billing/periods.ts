@@ -20,6 +20,9 @@ interface Ymd {
 }
 
 const parse = (date: string): Ymd => {
+  // 'YYYY-MM-DD' by slices: this runs for every usage event and every subscription of a page.
+  if (date.length === 10 && date[4] === '-' && date[7] === '-')
+    return { y: Number(date.slice(0, 4)), m: Number(date.slice(5, 7)), d: Number(date.slice(8)) };
   const [y = NaN, m = NaN, d = NaN] = date.split('-').map(Number);
   return { y, m, d };
 };
@@ -34,12 +37,15 @@ export function daysInMonth(y: number, m: number): number {
 
 /** The n-th anniversary of the anchor (n whole intervals later), clamped to the month's end. */
 export function anniversary(anchor: string, interval: Interval, count: number, n: number): string {
-  const { y, m, d } = parse(anchor);
-  const months = (interval === 'year' ? 12 : 1) * count * n;
+  return format(anniversaryOf(parse(anchor), (interval === 'year' ? 12 : 1) * count * n));
+}
+
+/** The anchor moved by whole months, clamped to the month's end. */
+function anniversaryOf({ y, m, d }: Ymd, months: number): Ymd {
   const index = y * 12 + (m - 1) + months;
   const year = Math.floor(index / 12);
   const month = (index % 12) + 1;
-  return format({ y: year, m: month, d: Math.min(d, daysInMonth(year, month)) });
+  return { y: year, m: month, d: Math.min(d, daysInMonth(year, month)) };
 }
 
 /** The last calendar date the API can carry: JSON dates (RFC 3339 full-date) have four-digit years. */
@@ -64,21 +70,18 @@ function monthsBetween(a: Ymd, b: Ymd): number {
 export function periodContaining(anchor: string, interval: Interval, count: number, date: string): Period {
   if (!Number.isInteger(count) || count < 1) throw new RangeError('count must be a positive integer');
   const step = (interval === 'year' ? 12 : 1) * count;
+  const from = parse(anchor);
+  const at = parse(date);
   // An estimate of the number of periods from the anchor, then corrected by at most one step.
-  let n = Math.floor(monthsBetween(parse(anchor), parse(date)) / step);
+  let n = Math.floor(monthsBetween(from, at) / step);
   // Compared as numbers, not strings: '10000-01-01' sorts before '9999-12-31'.
-  const day = (d: string) => {
-    const { y, m, d: dd } = parse(d);
-    return (y * 12 + m) * 32 + dd;
-  };
-  const target = day(date);
-  while (day(anniversary(anchor, interval, count, n)) > target) n--;
-  while (day(anniversary(anchor, interval, count, n + 1)) <= target) n++;
-  const period = {
-    start: anniversary(anchor, interval, count, n),
-    end: anniversary(anchor, interval, count, n + 1),
-  };
-  if (parse(period.end).y > 9999) throw new PeriodBeyondCalendarError(period);
+  const day = ({ y, m, d }: Ymd) => (y * 12 + m) * 32 + d;
+  const target = day(at);
+  while (day(anniversaryOf(from, step * n)) > target) n--;
+  while (day(anniversaryOf(from, step * (n + 1))) <= target) n++;
+  const end = anniversaryOf(from, step * (n + 1));
+  const period = { start: format(anniversaryOf(from, step * n)), end: format(end) };
+  if (end.y > 9999) throw new PeriodBeyondCalendarError(period);
   return period;
 }
 

@@ -308,4 +308,27 @@ export function priceUsage(price: UsagePrice, quantity: string): UsageQuote {
   };
 }
 
+/**
+ * A bound that priceUsage's exact sum (in 1/10^10 of the unit, before rounding to the cent) never
+ * exceeds, for `quantity` millionths under a valid price: the whole quantity at the largest unit
+ * price, a package more, every flat amount and the minimum. Cheap: checking many totals against a
+ * limit, only those whose bound reaches it need pricing.
+ */
+export function usageAmountBound(price: UsagePrice, quantity: bigint): bigint {
+  let unit = 0n;
+  let flat = 0n;
+  if (price.model === 'per_unit') unit = parseAmount(price.amount!);
+  else if (price.model === 'package') {
+    unit = parseAmount(price.amount!);
+    flat = unit; // The package that a remainder starts (package_size >= 1 unit).
+  } else
+    for (const tier of price.tiers!) {
+      const tierUnit = parseAmount(tier.unit_amount);
+      if (tierUnit > unit) unit = tierUnit;
+      flat += parseAmount(tier.flat_amount);
+    }
+  if (price.minimum_amount != null) flat += parseAmount(price.minimum_amount);
+  return quantity * unit + flat * EXACT_PER_MICRO;
+}
+
 const bigMin = (a: bigint, b: bigint): bigint => (a < b ? a : b);

@@ -20,6 +20,7 @@ import {
   formatQuantity,
   parseQuantity,
   parseTotal,
+  usageAmountBound,
   priceUsage,
   type UsageBreakdownLine,
 } from '../billing/usage-pricing.js';
@@ -306,15 +307,25 @@ function recordInTransaction(
     const newEvents = prepared.events.filter((_, i) => !refused.has(prepared.indexes[i]!));
 
     const byEventId = new Map(newEvents.map((e, i) => [e.event_id, i]));
+    // Rows built field by field: a batch makes a thousand of them (spreads cost several times more).
     const inserted = (await usage.insertNewEvents(tx.db, newEvents)).map((made): UsageEventRow => {
       const i = byEventId.get(made.event_id)!;
-      const { properties: _, cost, ...event } = newEvents[i]!;
+      const event = newEvents[i]!;
       return {
-        ...event,
-        ...made,
+        id: made.id,
+        event_id: event.event_id,
+        user_id: event.user_id,
+        subscription_id: event.subscription_id,
+        billable_metric_id: event.billable_metric_id,
+        timestamp: event.timestamp,
         properties: (inputs[toRecord[i]!]!.properties ?? {}) as UsageEventRow['properties'],
         // As numeric(14, 4) writes it, so that a duplicate's answer reads the same.
-        cost: cost === null ? null : formatMicros(parseAmount(cost)),
+        cost: event.cost === null ? null : formatMicros(parseAmount(event.cost)),
+        value: event.value,
+        dimension: event.dimension,
+        counted: event.counted,
+        period_start: event.period_start,
+        received_at: made.received_at,
       };
     });
     const totals = await addToTotals(tx, inserted, prepared.metricsById);
@@ -535,38 +546,63 @@ async function addToTotals(
   );
   const distinct = new Map(uniques.map((u) => [`${usage.totalKeyText(u)}|${u.value}`, u]));
   const fresh = await usage.insertUniqueValues(tx.db, [...distinct.values()]);
-  const deltas = new Map<string, usage.TotalDelta>();
-  const delta = (key: usage.TotalKey) => {
-    const text = usage.totalKeyText(key);
-    let d = deltas.get(text);
-    if (!d) {
-      d = {
-        ...key,
+  // Sums kept as BigInt while adding, written out once per total (not once per event).
+  interface Sum {
+    key: usage.TotalKey;
+    events: number;
+    total: bigint;
+    max: bigint | null;
+    max_value: string | null;
+    latest_value: string | null;
+    latest_at: Date | null;
+    latest_event_id: string | null;
+    unique_values: number;
+    cost: bigint;
+  }
+  const sums = new Map<string, Sum>();
+  // Keyed as usage.totalKeyText writes the key, built once per event.
+  const sumOf = (text: string, key: () => usage.TotalKey) => {
+    let sum = sums.get(text);
+    if (!sum) {
+      sum = {
+        key: key(),
         events: 0,
-        total: '0',
+        total: 0n,
+        max: null,
         max_value: null,
         latest_value: null,
         latest_at: null,
         latest_event_id: null,
         unique_values: 0,
-        cost: '0.0000',
+        cost: 0n,
       };
-      deltas.set(text, d);
+      sums.set(text, sum);
     }
-    return d;
+    return sum;
   };
   for (const e of counted) {
     const aggregation = metrics.get(e.billable_metric_id)!.aggregation;
-    for (const key of keysOf(e)) {
-      const d = delta(key);
+    const amount = aggregation === 'sum' || aggregation === 'max' ? parseQuantity(e.value!) : 0n;
+    const cost = e.cost === null ? 0n : parseAmount(e.cost);
+    const base = `${e.subscription_id!}|${e.billable_metric_id}|${e.period_start!}|`;
+    const all = () => ({
+      subscription_id: e.subscription_id!,
+      billable_metric_id: e.billable_metric_id,
+      period_start: e.period_start!,
+      dimension: null,
+    });
+    const targets =
+      e.dimension === null
+        ? [sumOf(base, all)]
+        : [sumOf(base, all), sumOf(`${base}=${e.dimension}`, () => ({ ...all(), dimension: e.dimension }))];
+    for (const d of targets) {
       d.events += 1;
-      if (e.cost !== null) d.cost = formatMicros(parseAmount(d.cost) + parseAmount(e.cost));
-      if (aggregation === 'sum') d.total = formatQuantity(parseTotal(d.total) + parseQuantity(e.value!));
-      if (
-        aggregation === 'max' &&
-        (d.max_value === null || parseQuantity(e.value!) > parseQuantity(d.max_value))
-      )
+      d.cost += cost;
+      if (aggregation === 'sum') d.total += amount;
+      if (aggregation === 'max' && (d.max === null || amount > d.max)) {
+        d.max = amount;
         d.max_value = e.value;
+      }
       if (
         aggregation === 'latest' &&
         (d.latest_at === null ||
@@ -579,8 +615,22 @@ async function addToTotals(
       }
     }
   }
-  for (const u of fresh) delta(u).unique_values += 1;
-  return usage.addToTotals(tx.db, [...deltas.values()]);
+  for (const u of fresh) sumOf(usage.totalKeyText(u), () => u).unique_values += 1;
+  const deltas = [...sums.values()].map((d): usage.TotalDelta => ({
+    subscription_id: d.key.subscription_id,
+    billable_metric_id: d.key.billable_metric_id,
+    period_start: d.key.period_start,
+    dimension: d.key.dimension,
+    events: d.events,
+    total: formatQuantity(d.total),
+    max_value: d.max_value,
+    latest_value: d.latest_value,
+    latest_at: d.latest_at,
+    latest_event_id: d.latest_event_id,
+    unique_values: d.unique_values,
+    cost: formatMicros(d.cost),
+  }));
+  return usage.addToTotals(tx.db, deltas);
 }
 
 /** The most one usage charge bills a period: its line must fit an invoice, as a subscription's price does. */
@@ -593,6 +643,8 @@ function chargesOverLimit(
   metrics: Map<string, BillableMetricRow>,
 ): Array<usage.TotalKey> {
   const limit = parseAmount(MAX_CHARGE_AMOUNT);
+  // The limit in exact units (1/10^10, usage-pricing.ts): an exact sum below it rounds to at most the limit.
+  const safe = limit * 1_000_000n;
   return totals.filter((total) =>
     (charges.get(total.subscription_id) ?? []).some((charge) => {
       if (
@@ -601,7 +653,10 @@ function chargesOverLimit(
       )
         return false;
       const quantity = quantityOf(metrics.get(total.billable_metric_id)!.aggregation, total);
-      return parseAmount(priceUsage(usagePriceOf(charge), quantity).amount) > limit;
+      const price = usagePriceOf(charge);
+      // Most totals are far below the limit: the bound says so without pricing them.
+      if (usageAmountBound(price, parseTotal(quantity)) < safe) return false;
+      return parseAmount(priceUsage(price, quantity).amount) > limit;
     }),
   );
 }

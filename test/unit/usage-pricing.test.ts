@@ -8,6 +8,7 @@ import {
   formatQuantity,
   parseQuantity,
   priceUsage,
+  usageAmountBound,
   type UsagePrice,
   usagePriceErrors,
   type UsageTier,
@@ -336,6 +337,49 @@ describe('priceUsage', () => {
     const perUnit = priceUsage({ model: 'per_unit', amount, ...common }, quantity.text);
     expect(graduated.amount).toBe(perUnit.amount);
     expect(graduated.billable_quantity).toBe(perUnit.billable_quantity);
+  });
+});
+
+describe('usageAmountBound', () => {
+  const priceArb: fc.Arbitrary<UsagePrice> = fc
+    .record({
+      model: fc.constantFrom('per_unit', 'package', 'graduated', 'volume'),
+      amount: amountArb,
+      package_size: fc.integer({ min: 1, max: 10_000 }),
+      tiers: tiersArb,
+      free_units: fc.option(quantityArb(1_000n), { nil: undefined }),
+      minimum_amount: fc.option(fc.constantFrom('0', '0.01', '25', '9999999999.99'), { nil: undefined }),
+    })
+    .map(({ model, amount, package_size, tiers: t, free_units, minimum_amount }) => ({
+      model,
+      amount: model === 'per_unit' || model === 'package' ? amount : null,
+      package_size: model === 'package' ? package_size : null,
+      tiers: model === 'graduated' || model === 'volume' ? t : null,
+      free_units: free_units?.text ?? null,
+      minimum_amount: minimum_amount ?? null,
+    }));
+
+  test.prop([priceArb, quantityArb(10n ** 12n)])(
+    'is never below the exact sum, so a total under it is under any limit it is checked against',
+    (price, quantity) => {
+      const bound = usageAmountBound(price, quantity.millionths);
+      const { breakdown, amount } = priceUsage(price, quantity.text);
+      expect(breakdown.reduce((s, l) => s + parseExact(l.amount), 0n)).toBeLessThanOrEqual(bound);
+      // The rounded amount exceeds the bound by less than half a cent.
+      expect(parseAmount(amount) * 1_000_000n).toBeLessThan(bound + 50_000_000n);
+    },
+  );
+
+  it('is the quantity at the largest unit price plus every flat amount and the minimum', () => {
+    expect(usageAmountBound({ model: 'per_unit', amount: '0.5' }, 3_000_000n)).toBe(15_000_000_000n);
+    expect(
+      usageAmountBound({ model: 'graduated', tiers, minimum_amount: '1' }, 20_000_000n),
+      // 20 units at 5.00, flat 10.00, minimum 1.00: 111.00.
+    ).toBe(1_110_000_000_000n);
+    expect(usageAmountBound({ model: 'package', amount: '2', package_size: 10 }, 25_000_000n)).toBe(
+      // 25 × 2 + 2: a loose bound (the exact price is 3 packages, 6.00).
+      520_000_000_000n,
+    );
   });
 });
 
