@@ -19,6 +19,7 @@ import { type DeliverOptions, deliverDue, startWebhookDispatcher } from '../../s
 import { forbiddenAddressClass, type LookupFunction } from '../../src/webhooks/ssrf.js';
 import { type TestTenant, testServerUrl, useTestApp } from '../helpers/app.js';
 import { createUser } from '../helpers/factories.js';
+import { captureLogs } from '../helpers/logs.js';
 import { expectProblem } from '../helpers/problems.js';
 
 const ctx = useTestApp();
@@ -53,11 +54,13 @@ const registrationDns = fakeDns({
 const deliveryDns = fakeDns({ 'receiver.test': '127.0.0.1', 'rebind.example.com': '127.0.0.1' });
 
 /** The dispatcher as the tests drive it: tiny backoff, deterministic full jitter (its maximum). */
+/** What the dispatcher logs: a wait that times out shows its unexpected errors. */
+const dispatchLogs = captureLogs();
 const dispatch = (overrides: Partial<DeliverOptions> = {}) =>
   deliverDue({
     ownerDb: ctx.db,
     appDb: ctx.appDb,
-    logger: silentLogger(),
+    logger: dispatchLogs.logger,
     allowPrivate: true,
     lookup: deliveryDns,
     timeoutMs: 2000,
@@ -79,7 +82,10 @@ async function until<T>(
     await step();
     const done = await check();
     if (done !== undefined) return done;
-    if (Date.now() - started > 30_000) throw new Error('timed out waiting for webhook deliveries');
+    if (Date.now() - started > 30_000)
+      throw new Error(
+        `timed out waiting for webhook deliveries; the dispatcher's last errors: ${JSON.stringify(dispatchLogs.errors.slice(-3))}`,
+      );
     await sleep(25);
   }
 }
