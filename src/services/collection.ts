@@ -225,16 +225,24 @@ export function renewDue(ctx: CollectionContext, tenantId: string, subscriptionI
       before.interval_count,
       billedUntil,
     );
+    // The subscription moves on before its invoice is issued: issuing takes the tenant's next
+    // invoice number, whose counter row stays locked until COMMIT, and every round trip after it
+    // keeps the tenant's other renewals waiting (renewals ran one at a time on that lock).
+    const renewed = () =>
+      subscriptions.updateSubscription(tx.db, subscriptionId, { billed_until: period.end });
+    let after: SubscriptionRow;
     if (before.status === 'paused') {
       // Nothing is invoiced for time paused; the usage of the period before (recorded before the
       // pause) is billed in arrears as always, on an invoice of its own.
       const closing = await closingUsageInvoice(tx, before, billedUntil);
+      after = await renewed();
       if (closing?.kind === 'created') await issueAndCollect(tx, before, closing.invoice, at, tenantId);
     } else if (before.status !== 'trialing') {
       const outcome = await invoiceForPeriod(tx, subscriptionId, billedUntil, before);
       if (outcome.kind === 'after-end') return stopBilling();
       if (outcome.kind !== 'created' && outcome.kind !== 'existing')
         throw new Error(`renewal of ${subscriptionId}: unexpected ${outcome.kind}`);
+      after = await renewed();
       await issueAndCollect(
         tx,
         before,
@@ -243,8 +251,7 @@ export function renewDue(ctx: CollectionContext, tenantId: string, subscriptionI
         tenantId,
         outcome.kind === 'created' ? { customer: outcome.customer } : undefined,
       );
-    }
-    const after = await subscriptions.updateSubscription(tx.db, subscriptionId, { billed_until: period.end });
+    } else after = await renewed();
     emitChange(tx, before, after, 'subscription.renewed');
   });
 }
@@ -294,7 +301,9 @@ export async function issueAndCollect(
         rail: before.payment_rail,
         payment_method: before.payment_method,
         initiated_by: 'renewal',
-        attempt: (await payments.countPayments(tx.db, invoice.id)) + 1,
+        // A draft this transaction made has no payments: no round trip (the invoice number's
+        // counter is locked from issue() on, so each one here keeps the tenant's renewals waiting).
+        attempt: created ? 1 : (await payments.countPayments(tx.db, invoice.id)) + 1,
         submit_after: at,
       },
       { tenantId, clockId: before.test_clock_id },
