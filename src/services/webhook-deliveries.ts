@@ -122,7 +122,13 @@ export function recordAttempt(
       return { kind: 'recorded', status: made.status, endpointDisabled: false };
     }
     const endpoint = await webhooks.endpointFailed(tx.db, made.endpoint_id, result.attemptedAt);
-    const failingFor = endpoint?.failing_since ? now.getTime() - endpoint.failing_since.getTime() : 0;
+    // Measured to when this attempt began, as the delivery's own limit is: measured to when its
+    // answer came, an attempt begun before the limit and answered after it disabled the endpoint
+    // while its delivery waited (pending) for the try at the limit, which a disabled endpoint
+    // never gets.
+    const failingFor = endpoint?.failing_since
+      ? result.attemptedAt.getTime() - endpoint.failing_since.getTime()
+      : 0;
     if (!endpoint || endpoint.status !== 'enabled' || failingFor < settings.retryForMs) {
       return { kind: 'recorded', status: made.status, endpointDisabled: false };
     }

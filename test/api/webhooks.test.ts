@@ -14,7 +14,7 @@ import { createDb } from '../../src/database/connection.js';
 import { databaseUrl, dropDatabase, ensureDatabase } from '../../src/database/embedded.js';
 import { createMigrator, unwrap } from '../../src/database/migrator.js';
 import { silentLogger } from '../../src/logger.js';
-import { claimDueDeliveries, retryDelayMs } from '../../src/services/webhook-deliveries.js';
+import { claimDueDeliveries, recordAttempt, retryDelayMs } from '../../src/services/webhook-deliveries.js';
 import { type DeliverOptions, deliverDue, startWebhookDispatcher } from '../../src/webhooks/dispatcher.js';
 import { forbiddenAddressClass, type LookupFunction } from '../../src/webhooks/ssrf.js';
 import { type TestTenant, testServerUrl, useTestApp } from '../helpers/app.js';
@@ -673,6 +673,43 @@ describe('webhook delivery', () => {
       'not-found',
     );
     await t.api.delete(`/api/v1/webhook-endpoints/${endpoint.id}`).expect(204);
+  });
+
+  it('disables an endpoint only with the attempt that ends its delivery, however late an answer comes', async () => {
+    // An attempt begun 350 ms ago, within the delivery's limit of 300 ms from it, answered only now:
+    // the delivery waits for its try at the limit, so the endpoint must stay enabled to get it.
+    // (Measured to the answer, the endpoint was disabled here, and the delivery left pending.)
+    const receiver = await startReceiver([500]);
+    const endpoint = await localEndpoint(t, receiver.url);
+    await createUser(t);
+    const [delivery] = await deliveriesOf(t, endpoint.id);
+    const { rows } = await sql<{ lease_token: string }>`
+      update webhook_deliveries set lease_token = gen_random_uuid(), leased_until = now() + interval '10 seconds'
+      where id = ${delivery!.id} returning lease_token`.execute(ctx.db);
+    const settings = { retryBaseMs: 20, retryForMs: 300, random: () => 1 };
+    const recorded = await recordAttempt(
+      { db: ctx.appDb, ownerDb: ctx.db },
+      { id: delivery!.id, tenant_id: t.id, lease_token: rows[0]!.lease_token },
+      { attempts: 0, firstAttemptedAt: null },
+      { attemptedAt: new Date(Date.now() - 350), durationMs: 350, statusCode: 500, error: null },
+      settings,
+    );
+    expect(recorded).toEqual({ kind: 'recorded', status: 'pending', endpointDisabled: false });
+    expect(((await t.api.get(`/api/v1/webhook-endpoints/${endpoint.id}`)).body as Endpoint).status).toBe(
+      'enabled',
+    );
+    // Its try at the limit is due at once, fails the delivery, and disables the endpoint with it.
+    const failed = await until(
+      () => dispatch(settings),
+      async () => {
+        const [found] = await deliveriesOf(t, endpoint.id);
+        return found?.status === 'failed' ? found : undefined;
+      },
+    );
+    expect(failed.attempt_count).toBe(2);
+    expect(((await t.api.get(`/api/v1/webhook-endpoints/${endpoint.id}`)).body as Endpoint).status).toBe(
+      'disabled',
+    );
   });
 
   it('disables an endpoint whose every attempt failed for the retry limit, with an event, and re-enables it', async () => {
