@@ -15,7 +15,7 @@ import { strictFormats } from './http/formats.js';
 import { headAsGet } from './http/head.js';
 import { createMetrics, type Metrics, metricsHandler } from './http/metrics.js';
 import { requireDeclaredMediaType } from './http/media-type.js';
-import { limitConcurrentWrites, type Turns } from './http/write-gate.js';
+import { limitConcurrentWrites, type Turns, WriteTurns, writeTurn } from './http/write-gate.js';
 import { observe } from './http/observe.js';
 import { notFoundHandler, problemHandler } from './http/problems.js';
 import { rateLimitPerKey } from './http/rate-limit.js';
@@ -102,7 +102,14 @@ export function createApp({
   faults,
   webhooks = { allowPrivateUrls: false },
 }: AppOptions): Express {
-  const ctx: ServiceContext = { db, keyCache: new KeyCache(), ...(faults ? { faults } : {}) };
+  // One set of turns for the gate and for the services that take theirs per transaction.
+  const turns = typeof writeConcurrency === 'number' ? new WriteTurns(writeConcurrency) : writeConcurrency;
+  const ctx: ServiceContext = {
+    db,
+    keyCache: new KeyCache(),
+    ...(faults ? { faults } : {}),
+    ...(turns ? { writeTurn: () => writeTurn(turns) } : {}),
+  };
   const app = express();
   // Repeated parameters become arrays (status=a&status=b); nothing in the spec needs nested ones.
   app.set('query parser', 'simple');
@@ -146,7 +153,7 @@ export function createApp({
   app.use(authenticate(ctx, platformAdminKey));
   app.use(rateLimitPerKey(rateLimitPerMinute, new SharedRateLimitStore(ctx, rateLimitSyncMs)));
   // Admitted requests that write run a few at a time (http/write-gate.ts); tests run unbounded.
-  if (writeConcurrency !== undefined) app.use(limitConcurrentWrites(writeConcurrency));
+  if (turns !== undefined) app.use(limitConcurrentWrites(turns));
   // Content in a media type the operation does not declare (or none) is refused, never ignored.
   app.use(requireDeclaredMediaType);
   // Every JSON media type an operation may declare (application/json, application/merge-patch+json).

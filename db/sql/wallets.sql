@@ -125,6 +125,15 @@ select h.id, h.wallet_id, h.status, trim_scale(h.credits)::text as credits, trim
 select grant_id, trim_scale(credits)::text as credits from wallet_hold_parts
     where tenant_id = current_setting('app.tenant_id')::uuid and hold_id = $1::uuid;
 
+-- findHolds
+select h.id, h.wallet_id, h.status, trim_scale(h.credits)::text as credits, trim_scale(h.captured)::text as captured,
+  h.billable_metric_id, h.dimension, h.expires_at, h.settled_at, h.created_at from wallet_holds h
+    where h.tenant_id = current_setting('app.tenant_id')::uuid and h.id = any($1::uuid[]);
+
+-- partsOfHolds
+select hold_id, grant_id, trim_scale(credits)::text as credits from wallet_hold_parts
+    where tenant_id = current_setting('app.tenant_id')::uuid and hold_id = any($1::uuid[]);
+
 -- lapsedHolds
 select h.id, h.wallet_id, h.status, trim_scale(h.credits)::text as credits, trim_scale(h.captured)::text as captured,
   h.billable_metric_id, h.dimension, h.expires_at, h.settled_at, h.created_at from wallet_holds h

@@ -511,6 +511,8 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
         ),
       findHold: (db) => wallets.findHold(db, HOLD),
       holdParts: (db) => wallets.holdParts(db, HOLD),
+      findHolds: (db) => wallets.findHolds(db, [HOLD]),
+      partsOfHolds: (db) => wallets.partsOfHolds(db, [HOLD]),
       lapsedHolds: (db) => wallets.lapsedHolds(db, WALLET, new Date('2026-01-01T00:00:00Z')),
       settleHold: (db) =>
         wallets.settleHold(db, HOLD, {

@@ -17,11 +17,12 @@ const READS = new Set(['GET', 'HEAD', 'OPTIONS']);
 /** Writes that may run for minutes: gated, they would hold a place that every other write needs. */
 const LONG_RUNNING = new Set(['rebuildAnalytics']);
 /**
- * Writes that the service groups into shared transactions (single usage events: a group commit,
- * at most two transactions of one key at once, services/usage.ts). The group is the unit of work
- * this gate bounds; gated one request at a time, a group could never hold more than a turn's few.
+ * Writes that the service groups into shared transactions, whose group is the unit of work: gated
+ * one request at a time, a group could never hold more than a turn's few. Single usage events (a
+ * group commit, at most two transactions of one key at once, services/usage.ts) go ungated; holds,
+ * captures and releases (services/wallet-ops.ts) take one turn per transaction (writeTurn).
  */
-const GROUPED = new Set(['createUsageEvent']);
+const GROUPED = new Set(['createUsageEvent', 'createHold', 'captureHold', 'releaseHold']);
 /** Reads that may run for minutes: they do not hold writes to one at a time meanwhile. */
 const LONG_READS = new Set(['checkAnalyticsConsistency']);
 /** Writes running at once while a read runs, or ran in the last READ_WINDOW_MS. */
@@ -87,6 +88,14 @@ export class WriteTurns implements Turns {
       turn.start();
     }
   }
+}
+
+/** A turn for work that is not one request (a group's transaction): resolves with its end. */
+export function writeTurn(turns: Turns): Promise<() => void> {
+  let end: () => void = () => {};
+  return new Promise<void>((start) => {
+    end = turns.take(start);
+  }).then(() => end);
 }
 
 /** The gate: writes wait for their turn (`turns`, or this process's own at `limit`). */

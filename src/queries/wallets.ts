@@ -320,3 +320,29 @@ export async function walletsWithExpiryDue(
     limit ${limit}`.execute(db);
   return rows;
 }
+
+/** Holds by id (the caller holds their wallets' locks). */
+export async function findHolds(db: Db, ids: readonly string[]): Promise<Map<string, HoldRow>> {
+  if (ids.length === 0) return new Map();
+  const { rows } = await sql<HoldRow>`select ${holdColumns} from wallet_holds h
+    where h.tenant_id = ${TENANT} and h.id = any(${ids}::uuid[])`.execute(db);
+  return new Map(rows.map((h) => [h.id, h]));
+}
+
+/** The parts of several holds, by hold id (see holdParts). */
+export async function partsOfHolds(
+  db: Db,
+  holdIds: readonly string[],
+): Promise<Map<string, Array<{ grant_id: string; credits: string }>>> {
+  const parts = new Map<string, Array<{ grant_id: string; credits: string }>>();
+  if (holdIds.length === 0) return parts;
+  const { rows } = await sql<{ hold_id: string; grant_id: string; credits: string }>`
+    select hold_id, grant_id, trim_scale(credits)::text as credits from wallet_hold_parts
+    where tenant_id = ${TENANT} and hold_id = any(${holdIds}::uuid[])`.execute(db);
+  for (const { hold_id, ...part } of rows) {
+    const list = parts.get(hold_id);
+    if (list) list.push(part);
+    else parts.set(hold_id, [part]);
+  }
+  return parts;
+}

@@ -9,6 +9,7 @@ import { created, etag, ok, send } from '../http/replies.js';
 import { toGrantResponse, toHoldResponse, toLedgerResponse, toWalletResponse } from '../responses/wallets.js';
 import type { ServiceContext } from '../services/context.js';
 import { buyCredits, type PurchaseOutcome } from '../services/credit-purchases.js';
+import * as holds from '../services/wallet-ops.js';
 import * as wallets from '../services/wallets.js';
 
 const noSuchWallet = (id: string) => notFound(`No wallet with id ${id}.`);
@@ -94,9 +95,9 @@ export function walletsRouter(ctx: ServiceContext): Router {
 
   router.post('/:walletId/holds', async (req, res) => {
     const body = req.body as RequestBody<'createHold'>;
-    const reply = (o: wallets.HoldOutcome) =>
+    const reply = (o: holds.HoldOutcome) =>
       o.kind === 'held' ? { ...ok(toHoldResponse(o.hold)), status: 201 } : undefined;
-    const outcome = await wallets.createHold(
+    const outcome = await holds.createHold(
       ctx,
       idempotent(req, actorOf(req), reply),
       req.params.walletId,
@@ -134,7 +135,7 @@ export function holdsRouter(ctx: ServiceContext): Router {
     res.json(toHoldResponse(hold) satisfies Schemas['Hold']);
   });
 
-  const settled = (req: { params: { holdId: string } }, o: wallets.SettleOutcome) => {
+  const settled = (req: { params: { holdId: string } }, o: holds.SettleOutcome) => {
     if (o.kind === 'missing') throw noSuchHold(req.params.holdId);
     if (o.kind === 'invalid') throw invalid(o.errors);
     if (o.kind === 'not-pending') {
@@ -149,9 +150,8 @@ export function holdsRouter(ctx: ServiceContext): Router {
 
   router.post('/:holdId/capture', async (req, res) => {
     const body = req.body as RequestBody<'captureHold'>;
-    const reply = (o: wallets.SettleOutcome) =>
-      o.kind === 'settled' ? ok(toHoldResponse(o.hold)) : undefined;
-    const outcome = await wallets.captureHold(
+    const reply = (o: holds.SettleOutcome) => (o.kind === 'settled' ? ok(toHoldResponse(o.hold)) : undefined);
+    const outcome = await holds.captureHold(
       ctx,
       idempotent(req, actorOf(req), reply),
       req.params.holdId,
@@ -162,9 +162,8 @@ export function holdsRouter(ctx: ServiceContext): Router {
   });
 
   router.post('/:holdId/release', async (req, res) => {
-    const reply = (o: wallets.SettleOutcome) =>
-      o.kind === 'settled' ? ok(toHoldResponse(o.hold)) : undefined;
-    const outcome = await wallets.releaseHold(ctx, idempotent(req, actorOf(req), reply), req.params.holdId);
+    const reply = (o: holds.SettleOutcome) => (o.kind === 'settled' ? ok(toHoldResponse(o.hold)) : undefined);
+    const outcome = await holds.releaseHold(ctx, idempotent(req, actorOf(req), reply), req.params.holdId);
     settled(req, outcome);
     send(res, reply(outcome)!);
   });

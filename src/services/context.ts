@@ -14,9 +14,6 @@ import type { ApiKeyRole } from '../database/schema.js';
 import * as events from '../queries/events.js';
 import * as idempotencyKeys from '../queries/idempotency-keys.js';
 
-/** Statements sent in this turn leave in one write (independent reads awaited together). */
-export { sendTogether } from '../database/connection.js';
-
 /** A presented key found valid: who it acts as. */
 export interface KeyHolder {
   keyId: string;
@@ -32,6 +29,12 @@ export interface ServiceContext {
   readonly keyCache?: KeyCache<KeyHolder>;
   /** Tests only: runs after a service's work, before its events and records are written (a fault, a pause). */
   readonly faults?: { beforeCommit?: () => void | Promise<void> };
+  /**
+   * Waits for a turn of the server's writes (http/write-gate.ts) and returns its end, for work
+   * that groups several requests into one transaction and so takes its turn itself, once per
+   * transaction; absent (tests, the CLI), writes do not wait.
+   */
+  readonly writeTurn?: () => Promise<() => void>;
 }
 
 /** What a retry with the same idempotency key gets back, byte for byte. */
@@ -83,6 +86,8 @@ export class IdempotencyStop extends Error {
 export type NewEvent = Omit<events.EventInput, 'actor' | 'request_id'> & {
   /** 'system' for changes the system makes on its own (a scheduled cancellation). */
   actor?: 'system';
+  /** The request the change is from, when not the transaction's actor's (a group of requests). */
+  request_id?: string | null;
 };
 
 /** A service's transaction: its connection, and the events of its changes. */
@@ -175,7 +180,12 @@ async function inTenantOnce<T>(
               pending.push({
                 ...event,
                 actor: event.actor ?? actor.keyId,
-                request_id: event.actor === 'system' ? null : (actor.requestId ?? null),
+                request_id:
+                  event.actor === 'system'
+                    ? null
+                    : event.request_id !== undefined
+                      ? event.request_id
+                      : (actor.requestId ?? null),
               });
             },
             occurAt: (at) => (occurredAt ??= at),

@@ -47,7 +47,6 @@ import {
   type Page,
   type ServiceContext,
   satisfies,
-  sendTogether,
   toPage,
   type Tx,
   type VersionCondition,
@@ -137,7 +136,6 @@ export async function invoiceForPeriod(
   // A voided invoice does not hold its period: it is invoiced again (the price and the pending
   // items; usage the voided invoice billed is not billed again: voiding forgave it).
   // The period's invoice and the plan, in one write and one round trip.
-  sendTogether(tx.db);
   const [existing, plan] = await Promise.all([
     invoices.findInvoiceForPeriod(tx.db, subscriptionId, period),
     subscription.plan_id ? findPlan(tx.db, subscription.plan_id) : undefined,
@@ -438,7 +436,6 @@ async function insertInvoice(
   kind: 'period' | 'proration' = 'period',
 ): Promise<CreateInvoiceOutcome> {
   // Two independent reads, in one write and one round trip.
-  sendTogether(tx.db);
   const [user, pending] = await Promise.all([
     findUser(tx.db, subscription.user_id),
     pendingInvoiceItems(tx.db, subscription.id),

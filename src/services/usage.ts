@@ -39,15 +39,7 @@ import { sql } from 'kysely';
 import { isDatabaseUnavailable } from '../database/errors.js';
 import { usageWalletsOf } from '../queries/wallets.js';
 import { usageBlocked } from './wallets.js';
-import {
-  type Actor,
-  inTenant,
-  type Page,
-  sendTogether,
-  type ServiceContext,
-  toPage,
-  type Tx,
-} from './context.js';
+import { type Actor, inTenant, type Page, type ServiceContext, toPage, type Tx } from './context.js';
 import { usagePriceOf } from './usage-charges.js';
 
 /** How far ahead of now (or of the subscription's clock) an event's timestamp may be. */
@@ -741,8 +733,7 @@ export async function periodUsage(
   const charges =
     planCharges ?? (await usageChargesOf(tx.db, [subscription.plan_id])).get(subscription.plan_id) ?? [];
   if (charges.length === 0) return [];
-  // Independent reads, sent together: one write, one round trip.
-  sendTogether(tx.db);
+  // Independent reads: one write, one round trip.
   const [totals, { rows: aggregations }] = await Promise.all([
     usage.periodTotals(tx.db, subscription.id, periodStart),
     sql<{ id: string; aggregation: BillableMetricRow['aggregation'] }>`

@@ -8,9 +8,7 @@ import type { Charge } from '../billing/invoices.js';
 import { formatCents, type Micros, parseAmount, roundToCents } from '../billing/money.js';
 import { formatQuantity, parseTotal } from '../billing/usage-pricing.js';
 import { isForeignKeyViolation } from '../database/errors.js';
-import { findBillableMetricsByCode } from '../queries/billable-metrics.js';
 import { findTestClock } from '../queries/test-clocks.js';
-import { uuidV7 } from '../database/uuid-v7.js';
 import * as wallets from '../queries/wallets.js';
 import type { GrantRow, HoldRow, LedgerRow, WalletRow } from '../database/schema.js';
 import { toGrantResponse, toWalletResponse } from '../responses/wallets.js';
@@ -211,8 +209,10 @@ export class LockedWallet {
   private readonly changed = new Set<GrantRow>();
   private readonly entries: Array<Omit<LedgerRow, 'id' | 'created_at'>> = [];
   private readonly expiredGrants = new Set<GrantRow>();
-  /** The available balance when the lock was taken: what the balance events compare with. */
-  private readonly availableBefore: bigint;
+  /** The available balance at the last checkpoint (at first, when the lock was taken). */
+  private availableMark: bigint;
+  /** Holds the sweep released as expired, as written. */
+  readonly swept = new Map<string, HoldRow>();
 
   private constructor(
     private readonly tx: Tx,
@@ -221,7 +221,7 @@ export class LockedWallet {
     private readonly apiKeyId: string | null,
     readonly now: Date,
   ) {
-    this.availableBefore = this.available;
+    this.availableMark = this.available;
   }
 
   /**
@@ -317,7 +317,12 @@ export class LockedWallet {
   private async sweep(lapsed: HoldRow[]): Promise<void> {
     for (const hold of lapsed) {
       await this.settleParts(hold, credits(hold.credits), 0n);
-      await wallets.settleHold(this.tx.db, hold.id, { status: 'expired', captured: null, at: this.now });
+      const expired = await wallets.settleHold(this.tx.db, hold.id, {
+        status: 'expired',
+        captured: null,
+        at: this.now,
+      });
+      this.swept.set(hold.id, expired);
       this.record('release', credits(hold.credits), { hold_id: hold.id });
     }
     this.expireLapsedGrants();
@@ -432,12 +437,11 @@ export class LockedWallet {
   }
 
   /**
-   * Writes the grants changed and the ledger entries, and emits the events of what changed: a
-   * grant expired, the available balance crossing the wallet's low balance threshold downwards,
-   * or reaching zero. Grants that expired while held expire now.
+   * Ends the changes (endChanges: grants that expired while held expire now, and the events of
+   * what changed are emitted), then writes the grants changed and the ledger entries.
    */
   async save(): Promise<void> {
-    this.expireLapsedGrants();
+    this.endChanges();
     await wallets.saveChanges(
       this.tx.db,
       [...this.changed].map((g) => ({
@@ -449,7 +453,6 @@ export class LockedWallet {
       this.entries,
       this.now,
     );
-    this.emitEvents();
   }
 
   /** Sets the invoice of the `usage` entries recorded without one (written before the invoice). */
@@ -457,8 +460,19 @@ export class LockedWallet {
     for (const e of this.entries) if (e.type === 'usage' && e.invoice_id === null) e.invoice_id = invoiceId;
   }
 
-  private emitEvents(): void {
-    const actor = this.apiKeyId === null ? ({ actor: 'system' } as const) : {};
+  /**
+   * Ends one request's changes: grants that expired while held expire now, and the events of what
+   * changed since the last end (or the lock) are emitted: a grant expired, the available balance
+   * crossing the wallet's low balance threshold downwards, or reaching zero. A transaction that
+   * changes the wallet for several requests (services/wallet-ops.ts) ends each one's changes, so
+   * every crossing is seen, with its request's id; save() ends the last.
+   */
+  endChanges(requestId?: string | null): void {
+    this.expireLapsedGrants();
+    const actor = {
+      ...(this.apiKeyId === null ? ({ actor: 'system' } as const) : {}),
+      ...(requestId === undefined ? {} : { request_id: requestId }),
+    };
     for (const g of this.expiredGrants) {
       this.tx.emit({
         type: 'wallet.grant_expired',
@@ -468,8 +482,10 @@ export class LockedWallet {
         ...actor,
       });
     }
-    const before = this.availableBefore;
+    this.expiredGrants.clear();
+    const before = this.availableMark;
     const after = this.available;
+    this.availableMark = after;
     const low =
       this.wallet.low_balance_threshold === null ? null : credits(this.wallet.low_balance_threshold);
     const crossed: Array<'wallet.balance_low' | 'wallet.depleted'> = [];
@@ -548,49 +564,6 @@ export function createGrant(
   });
 }
 
-export type HoldOutcome =
-  | { kind: 'held'; hold: HoldRow }
-  | { kind: 'missing' }
-  | { kind: 'invalid'; errors: Array<{ field: string; message: string }> }
-  | { kind: 'insufficient'; available: string };
-
-export function createHold(
-  ctx: ServiceContext,
-  actor: Actor,
-  walletId: string,
-  input: { credits: string; expires_in: number },
-): Promise<HoldOutcome> {
-  return inTenant(ctx, actor, async (tx): Promise<HoldOutcome> => {
-    const locked = await LockedWallet.open(tx, walletId, actor);
-    if (!locked) return { kind: 'missing' };
-    const amount = credits(input.credits);
-    if (amount === 0n)
-      return { kind: 'invalid', errors: [{ field: '/credits', message: 'must be more than 0' }] };
-    const parts = locked.reserve(amount);
-    if (!parts) {
-      await locked.save(); // what the sweep found due is recorded even so
-      return { kind: 'insufficient', available: text(locked.spendable) };
-    }
-    // Its id made here, so that the hold, the grants and the ledger leave in one round trip.
-    const id = uuidV7();
-    locked.record('hold', amount, { hold_id: id });
-    const [hold] = await Promise.all([
-      wallets.insertHold(
-        tx.db,
-        {
-          id,
-          wallet_id: walletId,
-          credits: text(amount),
-          expires_at: new Date(locked.now.getTime() + input.expires_in * 1000),
-        },
-        parts,
-      ),
-      locked.save(),
-    ]);
-    return { kind: 'held', hold };
-  });
-}
-
 export function getHold(ctx: ServiceContext, actor: Actor, id: string): Promise<HoldRow | undefined> {
   return inTenant(ctx, actor, async (tx) => {
     const hold = await wallets.findHold(tx.db, id);
@@ -599,117 +572,6 @@ export function getHold(ctx: ServiceContext, actor: Actor, id: string): Promise<
     if (hold?.status === 'pending' && hold.expires_at <= now!)
       return { ...hold, status: 'expired' as const, settled_at: hold.expires_at };
     return hold;
-  });
-}
-
-export type SettleOutcome =
-  | { kind: 'settled'; hold: HoldRow }
-  | { kind: 'missing' }
-  | { kind: 'not-pending'; hold: HoldRow }
-  | { kind: 'invalid'; errors: Array<{ field: string; message: string }> }
-  | { kind: 'insufficient'; available: string; excess: string };
-
-/** A hold settled in memory (its parts and ledger entries), to be written with the wallet's changes. */
-interface Settlement {
-  kind: 'settle';
-  values: Parameters<typeof wallets.settleHold>[2];
-}
-
-/**
- * Captures `amount` of a pending hold: up to the hold from its credits, any excess from the
- * available balance (refused, changing nothing, when that is too low); the rest is released.
- */
-export function captureHold(
-  ctx: ServiceContext,
-  actor: Actor,
-  holdId: string,
-  input: { credits: string; metric?: string | undefined; dimension_value?: string | null | undefined },
-) {
-  return settle(ctx, actor, holdId, async (tx, locked, hold): Promise<SettleOutcome | Settlement> => {
-    let usage: { billable_metric_id: string; dimension: string | null } | undefined;
-    if (input.metric !== undefined) {
-      const [metric] = await findBillableMetricsByCode(tx.db, [input.metric]);
-      if (!metric)
-        return {
-          kind: 'invalid',
-          errors: [{ field: '/metric', message: `no billable metric has the code ${input.metric}` }],
-        };
-      // As a plan's charge: a dimension value only for a metric grouped by a property.
-      if (metric.group_by === null && input.dimension_value != null)
-        return {
-          kind: 'invalid',
-          errors: [
-            {
-              field: '/dimension_value',
-              message: `the metric ${metric.code} has no group_by, so no dimension values`,
-            },
-          ],
-        };
-      usage = { billable_metric_id: metric.id, dimension: input.dimension_value ?? null };
-    } else if (input.dimension_value != null) {
-      return { kind: 'invalid', errors: [{ field: '/dimension_value', message: 'needs metric' }] };
-    }
-    const amount = credits(input.credits);
-    const held = credits(hold.credits);
-    const excess = amount > held ? amount - held : 0n;
-    if (excess > locked.spendable) {
-      return { kind: 'insufficient', available: text(locked.spendable), excess: text(excess) };
-    }
-    // What the capture leaves of the hold goes back first, then the rest is consumed (and any
-    // excess from available): each ledger entry's balances are those after it.
-    const leftover = held > amount ? held - amount : 0n;
-    if (leftover > 0n) {
-      await locked.settleParts(hold, leftover, 0n);
-      locked.record('release', leftover, { hold_id: hold.id });
-    }
-    await locked.settleParts(hold, 0n, held - leftover);
-    if (excess > 0n) locked.consumeAvailable(excess);
-    locked.record('capture', amount, { hold_id: hold.id });
-    return { kind: 'settle', values: { status: 'captured', captured: text(amount), at: locked.now, usage } };
-  });
-}
-
-export function releaseHold(ctx: ServiceContext, actor: Actor, holdId: string) {
-  return settle(ctx, actor, holdId, async (tx, locked, hold): Promise<SettleOutcome | Settlement> => {
-    await locked.settleParts(hold, credits(hold.credits), 0n);
-    locked.record('release', credits(hold.credits), { hold_id: hold.id });
-    return { kind: 'settle', values: { status: 'released', captured: null, at: locked.now } };
-  });
-}
-
-/** The hold's wallet locked (then the hold read again under it), due expiries swept, then `act`. */
-function settle(
-  ctx: ServiceContext,
-  actor: Actor,
-  holdId: string,
-  act: (tx: Tx, locked: LockedWallet, hold: HoldRow) => Promise<SettleOutcome | Settlement>,
-): Promise<SettleOutcome> {
-  return inTenant(ctx, actor, async (tx): Promise<SettleOutcome> => {
-    const seen = await wallets.findHold(tx.db, holdId);
-    if (!seen) return { kind: 'missing' };
-    // The hold and its parts read again under the lock, in the same round trip as the lock (they
-    // are sent behind it). A wallet is never deleted: it is there.
-    const [opened, current, parts] = await Promise.all([
-      LockedWallet.open(tx, seen.wallet_id, actor),
-      wallets.findHold(tx.db, holdId),
-      wallets.holdParts(tx.db, holdId),
-    ]);
-    const locked = opened!;
-    locked.knowParts(holdId, parts);
-    // The sweep may have expired it since: then it is read again.
-    const hold =
-      current!.status === 'pending' && current!.expires_at <= locked.now
-        ? (await wallets.findHold(tx.db, holdId))!
-        : current!;
-    const outcome =
-      hold.status === 'pending' ? await act(tx, locked, hold) : { kind: 'not-pending' as const, hold };
-    if (outcome.kind !== 'settle') {
-      await locked.save();
-      return outcome;
-    }
-    // The hold's new state and the wallet's changes leave together: one round trip under the lock.
-    const [settled] = await Promise.all([wallets.settleHold(tx.db, hold.id, outcome.values), locked.save()]);
-    return { kind: 'settled', hold: settled };
   });
 }
 

@@ -10,7 +10,7 @@ import { silentLogger } from '../../src/logger.js';
 import { sweepWallet } from '../../src/services/wallets.js';
 import { type TestTenant, useTestApp } from '../helpers/app.js';
 import { fingerprint } from '../helpers/db-state.js';
-import { holdLocks, waitForLockWaiters } from '../helpers/locks.js';
+import { holdLocks, pause, waitForLockWaiters } from '../helpers/locks.js';
 import { createUser } from '../helpers/factories.js';
 import { expectProblem } from '../helpers/problems.js';
 
@@ -252,14 +252,18 @@ describe('the worker', () => {
 
 describe('settlements waiting on a wallet', () => {
   // A settlement reads the hold and the grants in the same round trip as the wallet's lock, sent
-  // behind it: they must be read once the lock is held, never before.
+  // behind it: they must be read once the lock is held, never before. Two keys' requests go in
+  // transactions of their own (one key's wait in the server for its next transaction).
   it('read the hold after the lock: of a capture and a release queued on it, one settles it', async () => {
     const w = await wallet();
     await grant(w, { credits: '100' });
     const h = (await hold(w, '60')).body as Hold;
+    const other = await t.api.post('/api/v1/api-keys').send({ name: 'second writer', role: 'admin' });
+    expect(other.status, other.text).toBe(201);
+    const otherKey = ctx.withKey((other.body as Schemas['ApiKeyWithSecret']).key);
     const held = await holdLocks(ctx.db, sql`select 1 from wallets where id = ${w.id} for update`);
     const captured = capture(h, '60').then((res) => res);
-    const released = release(h).then((res) => res);
+    const released = otherKey.post(`/api/v1/holds/${h.id}/release`).then((res) => res);
     await waitForLockWaiters(ctx.db, 2);
     await held.release();
     const outcomes = await Promise.all([captured, released]);
@@ -269,6 +273,75 @@ describe('settlements waiting on a wallet', () => {
     expect(after.available).toBe(won.status === 'captured' ? '40' : '100');
     expect(after.held).toBe('0');
     expectLedgerAddsUp(await ledger(w), after);
+  });
+
+  it('of one key, wait in the server and go together in one transaction, each decided in order', async () => {
+    const w = await walletOf((await createUser(t)).id, { name: 'AI credits', low_balance_threshold: '50' });
+    await grant(w, { credits: '100' });
+    const first = (await hold(w, '30')).body as Hold; // 70 available
+    const held = await holdLocks(ctx.db, sql`select 1 from wallets where id = ${w.id} for update`);
+    // The first request waits on the lock in the database; the others arrive meanwhile and wait
+    // in the server for the key's next transaction, which they share.
+    const leading = hold(w, '1').then((res) => res);
+    await waitForLockWaiters(ctx.db, 1);
+    const queued = [
+      hold(w, '30').then((res) => res),
+      release(first).then((res) => res),
+      capture(first, '5').then((res) => res),
+      hold(w, '30').then((res) => res),
+      hold(w, '45').then((res) => res),
+      hold(w, '0').then((res) => res),
+    ];
+    await pause(300);
+    await held.release();
+    const [lead, ...rest] = await Promise.all([leading, ...queued]);
+    expect(lead.status).toBe(201);
+    // Whatever their order of arrival, each got the answer it would have got alone, in that order.
+    const statuses = rest.map((res) => res.status);
+    expect(statuses[5]).toBe(422);
+    expect(statuses.slice(1, 3).sort()).toEqual([200, 409]); // the hold settles once
+    const after = await get(w);
+    const entries = await ledger(w);
+    expectLedgerAddsUp(entries, after);
+    // The grant, the first hold, the leading hold, then one transaction for all the queued ones.
+    const { rows } = await sql<{ transactions: number }>`
+      select count(distinct xmin::text)::int as transactions from wallet_ledger
+      where wallet_id = ${w.id}`.execute(ctx.db);
+    expect(rows[0]!.transactions).toBe(4);
+    // A balance event for each downward crossing of 50 the ledger shows, in its order.
+    let crossings = 0;
+    let before = m('100');
+    for (const e of entries) {
+      const now = m(e.available_after);
+      if (before >= m('50') && now < m('50')) crossings++;
+      before = now;
+    }
+    expect(crossings).toBeGreaterThan(0);
+    const low = (await eventsOf(w.id)).filter((e) => e.type === 'wallet.balance_low');
+    expect(low).toHaveLength(crossings);
+  });
+
+  it('of one key on several wallets share one transaction too', async () => {
+    const [a, b] = [await wallet(), await wallet()];
+    await grant(a, { credits: '10' });
+    await grant(b, { credits: '10' });
+    const held = await holdLocks(ctx.db, sql`select 1 from wallets where id = ${a.id} for update`);
+    const leading = hold(a, '1').then((res) => res);
+    await waitForLockWaiters(ctx.db, 1);
+    const queued = [hold(b, '4'), hold(a, '4'), hold(b, '7'), hold(a, '9')].map((r) => r.then((res) => res));
+    await pause(300);
+    await held.release();
+    const [lead, ...rest] = await Promise.all([leading, ...queued]);
+    expect([lead.status, ...rest.map((res) => res.status)]).toEqual([201, 201, 201, 409, 409]);
+    const holds = rest.filter((res) => res.status === 201).map((res) => (res.body as Hold).id);
+    const { rows } = await sql<{ transactions: number }>`
+      select count(distinct xmin::text)::int as transactions from wallet_holds where id = any(${holds}::uuid[])`.execute(
+      ctx.db,
+    );
+    expect(rows[0]!.transactions).toBe(1);
+    expect([(await get(a)).available, (await get(b)).available]).toEqual(['5', '6']);
+    expectLedgerAddsUp(await ledger(a), await get(a));
+    expectLedgerAddsUp(await ledger(b), await get(b));
   });
 });
 

@@ -5,7 +5,7 @@ import express from 'express';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { limitConcurrentWrites } from '../../src/http/write-gate.js';
+import { limitConcurrentWrites, WriteTurns, writeTurn } from '../../src/http/write-gate.js';
 
 /** A server whose POST /w/:name handlers finish only when the test releases them. */
 async function gated(limit: number) {
@@ -128,5 +128,22 @@ describe('limitConcurrentWrites', () => {
     expect((await first).status).toBe(200);
     expect((await third).status).toBe(200);
     expect(s.started).toEqual(['a', 'c']);
+  });
+});
+
+describe('a turn taken by a service for a group of requests (writeTurn)', () => {
+  it('waits like a request, and its end gives the turn to the next', async () => {
+    const turns = new WriteTurns(1);
+    const order: string[] = [];
+    const first = await writeTurn(turns);
+    order.push('first');
+    const second = writeTurn(turns).then((end) => (order.push('second'), end));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(order).toEqual(['first']); // the only turn is taken
+    first();
+    (await second)();
+    expect(order).toEqual(['first', 'second']);
+    const third = await writeTurn(turns); // free again
+    third();
   });
 });
