@@ -535,6 +535,7 @@ export interface Wallets {
   id: Generated<string>;
   low_balance_threshold: Numeric | null;
   name: string;
+  overdraft_limit: Generated<Numeric>;
   pays_usage: Generated<boolean>;
   rate: Numeric;
   tenant_id: Generated<string>;

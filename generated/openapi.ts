@@ -1712,7 +1712,7 @@ export interface paths {
         put?: never;
         /**
          * Reserve credits before an operation whose cost is not known yet
-         * @description Refused with 409 `insufficient-credits` when the available balance is below `credits`; the balance never goes below zero, whatever runs concurrently.
+         * @description Refused with 409 `insufficient-credits` when the available balance (plus the wallet's `overdraft_limit`) is below `credits`; the balance never goes below zero (or below minus the overdraft limit), whatever runs concurrently.
          */
         post: operations["createHold"];
         delete?: never;
@@ -2704,13 +2704,17 @@ export interface components {
             name: components["schemas"]["Name"];
             /** @description Credits per currency unit (what a purchase of 1.00 buys). */
             rate: components["schemas"]["Credits"];
-            /** @description What a hold may reserve now; live grants' remaining credits less what holds reserve. Never below zero. */
-            available: components["schemas"]["Credits"];
+            /**
+             * @description Live grants' remaining credits less what holds reserve, less what is overdrawn. A hold may
+             *     reserve this plus `overdraft_limit`. Never below zero, or below minus `overdraft_limit`.
+             */
+            available: components["schemas"]["SignedCredits"];
             /** @description What pending holds reserve. */
             held: components["schemas"]["Credits"];
             /** @description available + held: the unexpired credits not consumed. */
-            total: components["schemas"]["Credits"];
+            total: components["schemas"]["SignedCredits"];
             low_balance_threshold: components["schemas"]["LowBalanceThreshold"];
+            overdraft_limit: components["schemas"]["OverdraftLimit"];
             pays_usage: components["schemas"]["PaysUsage"];
             blocks_usage: components["schemas"]["BlocksUsage"];
             test_clock_id: components["schemas"]["WalletTestClock"];
@@ -2725,6 +2729,8 @@ export interface components {
             /** @description Credits per currency unit; 1 when absent. */
             rate?: components["schemas"]["PositiveCredits"];
             low_balance_threshold?: components["schemas"]["LowBalanceThreshold"];
+            /** @default 0 */
+            overdraft_limit: components["schemas"]["OverdraftLimit"];
             /** @default false */
             pays_usage: components["schemas"]["PaysUsage"];
             /** @default false */
@@ -2734,6 +2740,7 @@ export interface components {
         WalletUpdate: {
             name?: components["schemas"]["Name"];
             low_balance_threshold?: components["schemas"]["LowBalanceThreshold"];
+            overdraft_limit?: components["schemas"]["OverdraftLimit"];
             pays_usage?: components["schemas"]["PaysUsage"];
             blocks_usage?: components["schemas"]["BlocksUsage"];
         };
@@ -2741,20 +2748,20 @@ export interface components {
          * @description When the available balance goes from at least this to below it, a `wallet.balance_low` event
          *     (and webhook) is sent: once per crossing, again only after the balance went back up to it.
          *     Null (the default): none. A `wallet.depleted` event is sent whenever the available balance
-         *     goes from above zero to zero, whatever the threshold.
+         *     goes from above zero to zero (or below, into an overdraft), whatever the threshold.
          */
         LowBalanceThreshold: null | components["schemas"]["PositiveCredits"];
         /**
          * @description Whether the wallet's credits pay its customer's usage charges. When an invoice bills usage,
          *     each usage line is paid from the customer's wallets that pay usage (oldest first), at each
-         *     wallet's rate, as far as their available credits go (a `usage` entry of the ledger); the line
-         *     shows the credits applied, and only the rest is billed. Credits never go below zero for it.
+         *     wallet's rate, as far as their available credits and overdrafts go (a `usage` entry of the
+         *     ledger); the line shows the credits applied, and only the rest is billed.
          */
         PaysUsage: boolean;
         /**
          * @description With `pays_usage` only (422 otherwise): while the customer's wallets that pay usage have no
-         *     available credits, the customer's usage events are refused (422, naming each event), instead of
-         *     being billed. Checked when events are recorded: an event recorded while credits were left is
+         *     credits left to spend (available credits, and what is left of their overdrafts), the customer's
+         *     usage events are refused (422, naming each event), instead of being billed. Checked when events are recorded: an event recorded while credits were left is
          *     billed as usual, and what the credits do not cover is billed.
          */
         BlocksUsage: boolean;
@@ -2913,7 +2920,7 @@ export interface components {
             type: "grant" | "hold" | "capture" | "release" | "expiry" | "usage" | "refund";
             /** @description How many credits the entry moved. */
             credits: components["schemas"]["Credits"];
-            available_after: components["schemas"]["Credits"];
+            available_after: components["schemas"]["SignedCredits"];
             held_after: components["schemas"]["Credits"];
             /** Format: uuid */
             grant_id: string | null;
@@ -4024,6 +4031,20 @@ export interface components {
          * @example -125.00
          */
         MarginPercent: string | null;
+        /**
+         * @description An exact number of credits, below zero for a wallet overdrawn, with up to 6 decimals and 18 integer digits, as a string.
+         * @example 1000
+         * @example -2.5
+         */
+        SignedCredits: string;
+        /**
+         * @description How far below zero the available balance may go: holds, captures above their hold and usage
+         *     paid from credits may spend this many credits the wallet does not have. 0 (the default): the
+         *     balance never goes below zero. Credits that become free while the wallet is overdrawn (added,
+         *     or given back by a hold) repay the overdraft first (a grant's `remaining` shows what is left). Lowering it below what is
+         *     overdrawn or held of it now is refused (409 `conflict`).
+         */
+        OverdraftLimit: components["schemas"]["Credits"];
     };
     responses: {
         /** @description The request does not match this document (see `errors`), or its JSON is malformed. */
@@ -10115,6 +10136,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
             412: components["responses"]["PreconditionFailed"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];

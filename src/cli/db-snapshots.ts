@@ -475,6 +475,7 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
           name: 'Credits',
           rate: '100',
           low_balance_threshold: '50',
+          overdraft_limit: '0',
           pays_usage: true,
           blocks_usage: false,
           test_clock_id: CLOCK,
@@ -483,6 +484,7 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
         wallets.updateWallet(db, WALLET, {
           name: 'Credits',
           low_balance_threshold: null,
+          overdraft_limit: '0',
           pays_usage: false,
           blocks_usage: false,
         }),
@@ -511,6 +513,7 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
         ),
       findHold: (db) => wallets.findHold(db, HOLD),
       holdParts: (db) => wallets.holdParts(db, HOLD),
+      resizeOverdraft: (db) => wallets.resizeOverdraft(db, GRANT, '100'),
       findHolds: (db) => wallets.findHolds(db, [HOLD]),
       partsOfHolds: (db) => wallets.partsOfHolds(db, [HOLD]),
       lapsedHolds: (db) => wallets.lapsedHolds(db, WALLET, new Date('2026-01-01T00:00:00Z')),

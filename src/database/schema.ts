@@ -346,6 +346,8 @@ export interface WalletRow {
   name: string;
   rate: string;
   low_balance_threshold: string | null;
+  /** How far below zero its available balance may go (its overdraft grant's credits). */
+  overdraft_limit: string;
   pays_usage: boolean;
   blocks_usage: boolean;
   test_clock_id: string | null;
@@ -356,7 +358,8 @@ export interface WalletRow {
 export interface GrantRow {
   id: string;
   wallet_id: string;
-  kind: 'free' | 'refund' | 'paid';
+  /** 'overdraft': the wallet's overdraft (see the migration 202612050002), never shown as a grant. */
+  kind: 'free' | 'refund' | 'paid' | 'overdraft';
   credits: string;
   remaining: string;
   reserved: string;

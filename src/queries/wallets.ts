@@ -13,7 +13,7 @@ export interface Balances {
 
 const TENANT = sql`current_setting('app.tenant_id')::uuid`;
 const walletColumns = sql`w.id, w.user_id, w.name, trim_scale(w.rate)::text as rate,
-  trim_scale(w.low_balance_threshold)::text as low_balance_threshold, w.pays_usage, w.blocks_usage, w.test_clock_id, w.version, w.created_at,
+  trim_scale(w.low_balance_threshold)::text as low_balance_threshold, trim_scale(w.overdraft_limit)::text as overdraft_limit, w.pays_usage, w.blocks_usage, w.test_clock_id, w.version, w.created_at,
   w.updated_at`;
 const grantColumns = sql`g.id, g.wallet_id, g.kind, trim_scale(g.credits)::text as credits, trim_scale(g.remaining)::text as remaining,
   trim_scale(g.reserved)::text as reserved, g.priority, g.expires_at, g.expired_at, g.amount::text as amount, g.invoice_id,
@@ -27,6 +27,7 @@ const ledgerColumns = sql`l.id, l.wallet_id, l.type, trim_scale(l.credits)::text
 export interface WalletSettings {
   name: string;
   low_balance_threshold: string | null;
+  overdraft_limit: string;
   pays_usage: boolean;
   blocks_usage: boolean;
 }
@@ -36,9 +37,10 @@ export async function insertWallet(
   values: WalletSettings & { user_id: string; rate: string; test_clock_id: string | null },
 ): Promise<WalletRow> {
   const { rows } = await sql<WalletRow>`
-    insert into wallets as w (user_id, name, rate, low_balance_threshold, pays_usage, blocks_usage, test_clock_id)
-    values (${values.user_id}, ${values.name}, ${values.rate}, ${values.low_balance_threshold}, ${values.pays_usage},
-      ${values.blocks_usage}, ${values.test_clock_id})
+    insert into wallets as w (user_id, name, rate, low_balance_threshold, overdraft_limit, pays_usage, blocks_usage,
+      test_clock_id)
+    values (${values.user_id}, ${values.name}, ${values.rate}, ${values.low_balance_threshold}, ${values.overdraft_limit},
+      ${values.pays_usage}, ${values.blocks_usage}, ${values.test_clock_id})
     returning ${walletColumns}`.execute(db);
   return rows[0]!;
 }
@@ -46,7 +48,7 @@ export async function insertWallet(
 export async function updateWallet(db: Db, id: string, values: WalletSettings): Promise<WalletRow> {
   const { rows } = await sql<WalletRow>`
     update wallets w set name = ${values.name}, low_balance_threshold = ${values.low_balance_threshold},
-      pays_usage = ${values.pays_usage}, blocks_usage = ${values.blocks_usage}, updated_at = now()
+      overdraft_limit = ${values.overdraft_limit}, pays_usage = ${values.pays_usage}, blocks_usage = ${values.blocks_usage}, updated_at = now()
     where w.tenant_id = ${TENANT} and w.id = ${id}::uuid
     returning ${walletColumns}`.execute(db);
   return rows[0]!;
@@ -123,10 +125,12 @@ export async function balances(
       where h.tenant_id = ${TENANT} and h.wallet_id in (select wallet_id from wanted) and h.status = 'pending'
         and h.expires_at > ${at}
       group by h.wallet_id)
-    select w.wallet_id, trim_scale(coalesce(g.free, 0) + coalesce(l.back, 0))::text as available,
+    select w.wallet_id,
+           trim_scale(coalesce(g.free, 0) + coalesce(l.back, 0) - coalesce(ow.overdraft_limit, 0))::text as available,
            trim_scale(coalesce(h.held, 0))::text as held
     from wanted w left join live_grants g using (wallet_id) left join lapsed_parts l using (wallet_id)
-      left join holding h using (wallet_id)`.execute(db);
+      left join holding h using (wallet_id)
+      left join wallets ow on ow.tenant_id = ${TENANT} and ow.id = w.wallet_id`.execute(db);
   return new Map(rows.map((r) => [r.wallet_id, { available: r.available, held: r.held }]));
 }
 
@@ -181,11 +185,24 @@ export async function settleGrant(
  * The wallet's grants with credits left, in consumption order: highest priority, soonest to
  * expire (never last), oldest. Locked with the wallet (the caller holds its lock).
  */
+/** The grants with credits left, in consumption order, and the wallet's overdraft (last) if any. */
 export async function liveGrants(db: Db, walletId: string): Promise<GrantRow[]> {
   const { rows } = await sql<GrantRow>`select ${grantColumns} from wallet_grants g
-    where g.tenant_id = ${TENANT} and g.wallet_id = ${walletId}::uuid and g.remaining > 0
-    order by g.priority desc, g.expires_at asc nulls last, g.id`.execute(db);
+    where g.tenant_id = ${TENANT} and g.wallet_id = ${walletId}::uuid and (g.remaining > 0 or g.kind = 'overdraft')
+    order by g.kind = 'overdraft', g.priority desc, g.expires_at asc nulls last, g.id`.execute(db);
   return rows;
+}
+
+/**
+ * The wallet's overdraft grant set to `limit` credits: what is overdrawn stays overdrawn (the
+ * caller checked that it and what is held of it fit in the new limit).
+ */
+export async function resizeOverdraft(db: Db, grantId: string, limit: string): Promise<GrantRow> {
+  const { rows } = await sql<GrantRow>`
+    update wallet_grants g set credits = ${limit}, remaining = g.remaining + (${limit}::numeric - g.credits)
+    where g.tenant_id = ${TENANT} and g.id = ${grantId}::uuid
+    returning ${grantColumns}`.execute(db);
+  return rows[0]!;
 }
 
 export async function insertHold(

@@ -14,6 +14,7 @@ export function toWalletResponse(v: {
     name: v.wallet.name,
     rate: v.wallet.rate,
     low_balance_threshold: v.wallet.low_balance_threshold,
+    overdraft_limit: v.wallet.overdraft_limit,
     pays_usage: v.wallet.pays_usage,
     blocks_usage: v.wallet.blocks_usage,
     test_clock_id: v.wallet.test_clock_id,
@@ -26,7 +27,9 @@ export function toWalletResponse(v: {
   };
 }
 
+/** A grant that credits were added with (never a wallet's overdraft, which is a setting). */
 export function toGrantResponse(g: GrantRow): Schemas['Grant'] {
+  if (g.kind === 'overdraft') throw new Error('an overdraft is not a grant of the API');
   return {
     id: g.id,
     wallet_id: g.wallet_id,

@@ -21,6 +21,8 @@ const invalid = (errors: Array<{ field: string; message: string }>) =>
   );
 const withEtag = (v: { wallet: { version: number } }) => ({ ETag: etag(v.wallet.version) });
 const insufficient = (detail: string) => new ProblemError(409, 'insufficient-credits', detail);
+const withOverdraft = (o: { overdraft: boolean }) =>
+  o.overdraft ? ', counting what is left of its overdraft' : '';
 
 export function walletsRouter(ctx: ServiceContext): Router {
   const router = Router({ caseSensitive: true });
@@ -75,6 +77,12 @@ export function walletsRouter(ctx: ServiceContext): Router {
     );
     if (outcome.kind === 'missing') throw noSuchWallet(req.params.walletId);
     if (outcome.kind === 'stale') throw preconditionFailed('wallet', outcome.current.version);
+    if (outcome.kind === 'overdraft-in-use') {
+      throw conflict(
+        `The wallet uses ${outcome.used} credits of its overdraft (overdrawn or held): its overdraft_limit cannot go below that.`,
+        [{ location: 'body', field: '/overdraft_limit', message: `must be at least ${outcome.used}` }],
+      );
+    }
     if (outcome.kind === 'invalid') throw invalid(outcome.errors);
     send(res, reply(outcome)!);
   });
@@ -107,7 +115,7 @@ export function walletsRouter(ctx: ServiceContext): Router {
     if (outcome.kind === 'invalid') throw invalid(outcome.errors);
     if (outcome.kind === 'insufficient') {
       throw insufficient(
-        `The wallet has ${outcome.available} credits available, fewer than ${body.credits}.`,
+        `The wallet has ${outcome.available} credits available${withOverdraft(outcome)}, fewer than ${body.credits}.`,
       );
     }
     send(res, reply(outcome)!);
@@ -143,7 +151,7 @@ export function holdsRouter(ctx: ServiceContext): Router {
     }
     if (o.kind === 'insufficient') {
       throw insufficient(
-        `The capture is ${o.excess} credits over the hold, and the wallet has ${o.available} available: nothing was captured.`,
+        `The capture is ${o.excess} credits over the hold, and the wallet has ${o.available} available${withOverdraft(o)}: nothing was captured.`,
       );
     }
   };

@@ -28,14 +28,14 @@ export type HoldOutcome =
   | { kind: 'held'; hold: HoldRow }
   | { kind: 'missing' }
   | { kind: 'invalid'; errors: Array<{ field: string; message: string }> }
-  | { kind: 'insufficient'; available: string };
+  | { kind: 'insufficient'; available: string; overdraft: boolean };
 
 export type SettleOutcome =
   | { kind: 'settled'; hold: HoldRow }
   | { kind: 'missing' }
   | { kind: 'not-pending'; hold: HoldRow }
   | { kind: 'invalid'; errors: Array<{ field: string; message: string }> }
-  | { kind: 'insufficient'; available: string; excess: string };
+  | { kind: 'insufficient'; available: string; overdraft: boolean; excess: string };
 
 type Op =
   | { kind: 'hold'; credits: string; expires_in: number }
@@ -288,7 +288,8 @@ async function hold(
   if (amount === 0n)
     return { kind: 'invalid', errors: [{ field: '/credits', message: 'must be more than 0' }] };
   const parts = locked.reserve(amount);
-  if (!parts) return { kind: 'insufficient', available: text(locked.spendable) };
+  if (!parts)
+    return { kind: 'insufficient', available: text(locked.spendable), overdraft: locked.hasOverdraft };
   // Its id made here, so that the hold, the grants and the ledger leave in one round trip.
   const id = uuidV7();
   locked.record('hold', amount, { hold_id: id });
@@ -344,7 +345,12 @@ async function capture(
   const held = credits(hold.credits);
   const excess = amount > held ? amount - held : 0n;
   if (excess > locked.spendable) {
-    return { kind: 'insufficient', available: text(locked.spendable), excess: text(excess) };
+    return {
+      kind: 'insufficient',
+      available: text(locked.spendable),
+      overdraft: locked.hasOverdraft,
+      excess: text(excess),
+    };
   }
   // What the capture leaves of the hold goes back first, then the rest is consumed (and any
   // excess from available): each ledger entry's balances are those after it.

@@ -27,8 +27,10 @@ import {
 /** The most credits a wallet may hold: what numeric(24, 6), and the API's Credits, carry. */
 export const MAX_CREDITS = 10n ** 18n * 1_000_000n - 1n;
 
-const credits = (text: string) => parseTotal(text);
-const text = (millionths: bigint) => formatQuantity(millionths);
+/** Credits as millionths; an available balance is below zero when the wallet is overdrawn. */
+const credits = (text: string) => (text.startsWith('-') ? -parseTotal(text.slice(1)) : parseTotal(text));
+const text = (millionths: bigint) =>
+  millionths < 0n ? `-${formatQuantity(-millionths)}` : formatQuantity(millionths);
 const min = (a: bigint, b: bigint) => (a < b ? a : b);
 const keyOf = (actor: Actor) => (actor.keyId === 'system' ? null : actor.keyId);
 /** The system as the actor of ledger entries: expiries, and what invoices and payments do. */
@@ -78,6 +80,7 @@ export async function createWallet(
     name: string;
     rate?: string | undefined;
     low_balance_threshold?: string | null | undefined;
+    overdraft_limit?: string | undefined;
     pays_usage?: boolean | undefined;
     blocks_usage?: boolean | undefined;
     test_clock_id?: string | null | undefined;
@@ -91,10 +94,12 @@ export async function createWallet(
         name: input.name,
         rate: text(credits(input.rate ?? '1')),
         low_balance_threshold: threshold(input.low_balance_threshold),
+        overdraft_limit: text(credits(input.overdraft_limit ?? '0')),
         pays_usage: input.pays_usage ?? false,
         blocks_usage: input.blocks_usage ?? false,
         test_clock_id: input.test_clock_id ?? null,
       });
+      if (credits(wallet.overdraft_limit) > 0n) await insertOverdraft(tx, wallet.id, wallet.overdraft_limit);
       await walletNow(tx, wallet); // its events occur in its time
       const created = { wallet, available: '0', held: '0', total: '0' };
       tx.emit({
@@ -112,11 +117,23 @@ export async function createWallet(
   }
 }
 
+/** A wallet's overdraft: a grant of its limit, consumed last (see the migration 202612050002). */
+function insertOverdraft(tx: Tx, walletId: string, limit: string): Promise<GrantRow> {
+  return wallets.insertGrant(tx.db, {
+    wallet_id: walletId,
+    kind: 'overdraft',
+    credits: limit,
+    priority: 0,
+    expires_at: null,
+  });
+}
+
 export type UpdateWalletOutcome =
   | { kind: 'updated'; wallet: WalletView }
   | { kind: 'missing' }
   | { kind: 'stale'; current: WalletRow }
-  | { kind: 'invalid'; errors: Array<{ field: string; message: string }> };
+  | { kind: 'invalid'; errors: Array<{ field: string; message: string }> }
+  | { kind: 'overdraft-in-use'; used: string };
 
 /** Its name and settings; a PATCH that changes nothing writes nothing. */
 export function updateWallet(
@@ -126,6 +143,7 @@ export function updateWallet(
   patch: {
     name?: string | undefined;
     low_balance_threshold?: string | null | undefined;
+    overdraft_limit?: string | undefined;
     pays_usage?: boolean | undefined;
     blocks_usage?: boolean | undefined;
   },
@@ -141,6 +159,8 @@ export function updateWallet(
         patch.low_balance_threshold === undefined
           ? before.low_balance_threshold
           : threshold(patch.low_balance_threshold),
+      overdraft_limit:
+        patch.overdraft_limit === undefined ? before.overdraft_limit : text(credits(patch.overdraft_limit)),
       pays_usage: patch.pays_usage ?? before.pays_usage,
       blocks_usage: patch.blocks_usage ?? before.blocks_usage,
     };
@@ -149,10 +169,21 @@ export function updateWallet(
     const unchanged =
       settings.name === before.name &&
       settings.low_balance_threshold === before.low_balance_threshold &&
+      settings.overdraft_limit === before.overdraft_limit &&
       settings.pays_usage === before.pays_usage &&
       settings.blocks_usage === before.blocks_usage;
     const now = await walletNow(tx, before);
     if (unchanged) return { kind: 'updated', wallet: await view(tx, before, now) };
+    if (settings.overdraft_limit !== before.overdraft_limit) {
+      const overdraft = (await wallets.liveGrants(tx.db, id)).find((g) => g.kind === 'overdraft');
+      if (!overdraft) await insertOverdraft(tx, id, settings.overdraft_limit);
+      else {
+        // What is overdrawn or held of it stays: the new limit must leave room for it.
+        const used = credits(overdraft.credits) - credits(overdraft.remaining) + credits(overdraft.reserved);
+        if (credits(settings.overdraft_limit) < used) return { kind: 'overdraft-in-use', used: text(used) };
+        await wallets.resizeOverdraft(tx.db, overdraft.id, settings.overdraft_limit);
+      }
+    }
     const after = await view(tx, await wallets.updateWallet(tx.db, id, settings), now);
     const data = toWalletResponse(after);
     tx.emit({
@@ -269,14 +300,27 @@ export class LockedWallet {
   }
 
   private live = (g: GrantRow) => g.expires_at === null || g.expires_at > this.now;
+  /** The wallet's overdraft, a grant that is always last (liveGrants), or undefined without one. */
+  private get overdraft(): GrantRow | undefined {
+    const last = this.grants.at(-1);
+    return last?.kind === 'overdraft' ? last : undefined;
+  }
+  get hasOverdraft(): boolean {
+    return this.overdraft !== undefined && credits(this.overdraft.credits) > 0n;
+  }
   /**
    * The available credits as the ledger shows them: a grant's free credits count until an expiry
-   * entry removes them (sweep and save write one as soon as a grant past its expiry has any).
+   * entry removes them (sweep and save write one as soon as a grant past its expiry has any);
+   * below zero by what is overdrawn or held of the overdraft.
    */
   get available(): bigint {
-    return this.grants.reduce((sum, g) => sum + credits(g.remaining) - credits(g.reserved), 0n);
+    const limit = this.overdraft ? credits(this.overdraft.credits) : 0n;
+    return this.grants.reduce((sum, g) => sum + credits(g.remaining) - credits(g.reserved), 0n) - limit;
   }
-  /** What may be reserved or consumed now: the free credits of grants not past their expiry. */
+  /**
+   * What may be reserved or consumed now: the free credits of grants not past their expiry, and
+   * what is left of the overdraft.
+   */
   get spendable(): bigint {
     return this.grants
       .filter(this.live)
@@ -432,8 +476,30 @@ export class LockedWallet {
     return { paid, credits: used };
   }
 
+  /** A grant whose credits were just added (ahead of the overdraft, which stays last). */
   addGrant(g: GrantRow) {
-    this.grants.push(g);
+    if (this.overdraft) this.grants.splice(this.grants.length - 1, 0, g);
+    else this.grants.push(g);
+  }
+
+  /**
+   * While the wallet is overdrawn, credits free on live grants (added, or given back by a hold)
+   * repay the overdraft, in consumption order: it is spent last and repaid first. The available
+   * balance does not change.
+   */
+  private repayOverdraft(): void {
+    const overdraft = this.overdraft;
+    if (!overdraft) return;
+    let owed = credits(overdraft.credits) - credits(overdraft.remaining);
+    for (const g of this.grants) {
+      if (owed === 0n) break;
+      if (g === overdraft || !this.live(g)) continue;
+      const repaid = min(owed, credits(g.remaining) - credits(g.reserved));
+      if (repaid === 0n) continue;
+      this.set(g, credits(g.remaining) - repaid, credits(g.reserved));
+      this.set(overdraft, credits(overdraft.remaining) + repaid, credits(overdraft.reserved));
+      owed -= repaid;
+    }
   }
 
   /**
@@ -468,6 +534,7 @@ export class LockedWallet {
    * every crossing is seen, with its request's id; save() ends the last.
    */
   endChanges(requestId?: string | null): void {
+    this.repayOverdraft();
     this.expireLapsedGrants();
     const actor = {
       ...(this.apiKeyId === null ? ({ actor: 'system' } as const) : {}),
@@ -490,7 +557,7 @@ export class LockedWallet {
       this.wallet.low_balance_threshold === null ? null : credits(this.wallet.low_balance_threshold);
     const crossed: Array<'wallet.balance_low' | 'wallet.depleted'> = [];
     if (low !== null && before >= low && after < low) crossed.push('wallet.balance_low');
-    if (before > 0n && after === 0n) crossed.push('wallet.depleted');
+    if (before > 0n && after <= 0n) crossed.push('wallet.depleted');
     if (crossed.length === 0) return;
     const data = toWalletResponse({
       wallet: this.wallet,
@@ -715,7 +782,8 @@ export async function cancelPaidGrant(tx: Tx, invoiceId: string, at: Date): Prom
 /**
  * The customers whose usage is blocked now, from their wallets that pay usage (read by the caller
  * with its other reads: wallets.usageWalletsOf): a wallet of theirs that pays usage blocks it, and
- * none of them has available credits. Each with the blocking wallet's id.
+ * none of them has credits left to spend (available, or left of an overdraft). Each with the
+ * blocking wallet's id.
  */
 export async function usageBlocked(tx: Tx, paying: readonly WalletRow[]): Promise<Map<string, string>> {
   const blocked = new Map<string, string>();
@@ -735,9 +803,10 @@ export async function usageBlocked(tx: Tx, paying: readonly WalletRow[]): Promis
       (
         await wallets.balances(tx.db, [w.id], (await findTestClock(tx.db, w.test_clock_id!))!.frozen_time)
       ).get(w.id)!;
-    available.set(w.user_id, (available.get(w.user_id) ?? 0n) + credits(b.available));
+    const spendable = credits(b.available) + credits(w.overdraft_limit);
+    available.set(w.user_id, (available.get(w.user_id) ?? 0n) + spendable);
   }
   for (const w of blocking)
-    if (available.get(w.user_id) === 0n && !blocked.has(w.user_id)) blocked.set(w.user_id, w.id);
+    if (available.get(w.user_id)! <= 0n && !blocked.has(w.user_id)) blocked.set(w.user_id, w.id);
   return blocked;
 }

@@ -63,14 +63,18 @@ async function ledger(w: Wallet): Promise<Entry[]> {
   return all.reverse(); // oldest first
 }
 
-/** Millionths, for exact sums. */
-const m = (credits: string) => {
+/** Millionths, for exact sums (an overdrawn balance is below zero). */
+const m = (credits: string): bigint => {
+  if (credits.startsWith('-')) return -m(credits.slice(1));
   const [whole, fraction = ''] = credits.split('.');
   return BigInt(whole!) * 1_000_000n + BigInt(fraction.padEnd(6, '0'));
 };
 
-/** Each entry's balances follow from the one before by what it moved; the last equal the wallet's. */
-function expectLedgerAddsUp(entries: Entry[], now: Wallet) {
+/**
+ * Each entry's balances follow from the one before by what it moved; the last equal the wallet's.
+ * The available balance never goes below minus the overdraft (none by default).
+ */
+function expectLedgerAddsUp(entries: Entry[], now: Wallet, overdraft = '0') {
   let available = 0n;
   let held = 0n;
   const moves: Record<Entry['type'], (c: bigint, e: Entry) => void> = {
@@ -91,7 +95,7 @@ function expectLedgerAddsUp(entries: Entry[], now: Wallet) {
   for (const e of entries) {
     moves[e.type](m(e.credits), e);
     expect([available, held], `${e.type} ${e.credits}`).toEqual([m(e.available_after), m(e.held_after)]);
-    expect(available >= 0n && held >= 0n).toBe(true);
+    expect(available >= -m(overdraft) && held >= 0n).toBe(true);
   }
   expect([available, held]).toEqual([m(now.available), m(now.held)]);
   expect(m(now.total)).toBe(available + held);
@@ -388,6 +392,74 @@ const eventsOf = async (resourceId: string) => {
   return (res.body as Schemas['EventList']).data; // oldest first
 };
 
+describe('overdrafts', () => {
+  it('let holds and captures take the balance below zero down to the limit; credits added repay it first', async () => {
+    const w = await walletOf((await createUser(t)).id, { name: 'AI credits', overdraft_limit: '50' });
+    expect(w.overdraft_limit).toBe('50');
+    await grant(w, { credits: '100' });
+    const first = await hold(w, '120');
+    expect(first.status, first.text).toBe(201);
+    expect(await get(w)).toMatchObject({
+      available: '-20',
+      held: '120',
+      total: '100',
+      overdraft_limit: '50',
+    });
+    const over = await hold(w, '30.000001');
+    expectProblem(over, 409, 'insufficient-credits');
+    expect((over.body as { detail: string }).detail).toBe(
+      'The wallet has 30 credits available, counting what is left of its overdraft, fewer than 30.000001.',
+    );
+    const second = (await hold(w, '30')).body as Hold;
+    expect((await get(w)).available).toBe('-50');
+    // Beyond the hold, a capture takes its excess from what is left: nothing is.
+    expectProblem(await capture(first.body as Hold, '120.5'), 409, 'insufficient-credits');
+    expect((await release(second)).status).toBe(200);
+    expect((await capture(first.body as Hold, '125')).status).toBe(200);
+    expect(await get(w)).toMatchObject({ available: '-25', held: '0', total: '-25' });
+    // The overdraft cannot shrink below what it lends.
+    const shrink = await t.api.patch(`/api/v1/wallets/${w.id}`).send({ overdraft_limit: '24.9' });
+    expectProblem(shrink, 409, 'conflict');
+    // Credits added repay what is overdrawn first: the grant keeps the rest.
+    expect((await grant(w, { credits: '10' })).remaining).toBe('0');
+    expect((await get(w)).available).toBe('-15');
+    expect((await grant(w, { credits: '100' })).remaining).toBe('85');
+    expect((await get(w)).available).toBe('85');
+    const patched = await t.api.patch(`/api/v1/wallets/${w.id}`).send({ overdraft_limit: '0' });
+    expect(patched.status, patched.text).toBe(200);
+    expect(patched.body).toMatchObject({ available: '85', overdraft_limit: '0' });
+    expectProblem(await hold(w, '85.01'), 409, 'insufficient-credits');
+    expectLedgerAddsUp(await ledger(w), await get(w), '50');
+    // From 100 to -20: depleted once, not again further down.
+    const events = (await eventsOf(w.id)).map((e) => e.type).filter((type) => type !== 'wallet.updated');
+    expect(events).toEqual(['wallet.created', 'wallet.depleted']);
+  });
+
+  it('is never exceeded by 30 concurrent clients, and the ledger adds up', async () => {
+    const w = await walletOf((await createUser(t)).id, { name: 'AI credits', overdraft_limit: '100' });
+    await grant(w, { credits: '200' });
+    let seed = 20261205;
+    const random = () => ((seed = (seed * 1103515245 + 12345) % 2147483648), seed / 2147483648);
+    const statuses = new Set<string>();
+    await Promise.all(
+      Array.from({ length: 30 }, async () => {
+        for (let i = 0; i < 5; i++) {
+          const res = await hold(w, String(1 + Math.floor(random() * 30)));
+          statuses.add(`hold ${res.status}`);
+          if (res.status !== 201) continue;
+          const done = await capture(res.body as Hold, (random() * 40).toFixed(2));
+          statuses.add(`capture ${done.status}`);
+        }
+      }),
+    );
+    expect([...statuses].every((k) => /^(hold (201|409)|capture (200|409))$/.test(k))).toBe(true);
+    expect(statuses.has('hold 409')).toBe(true); // the overdraft ran out
+    const now = await get(w);
+    expect(m(now.available) >= m('-100')).toBe(true);
+    expectLedgerAddsUp(await ledger(w), now, '100');
+  });
+});
+
 describe('settings and balance events', () => {
   it('changes the name and settings with PATCH under If-Match; a PATCH that changes nothing writes nothing', async () => {
     const w = await wallet();
@@ -616,6 +688,49 @@ describe('usage paid from wallets', () => {
     // No longer blocking: PATCH blocks_usage false.
     const patched = await t.api.patch(`/api/v1/wallets/${w.id}`).send({ pays_usage: false });
     expectProblem(patched, 422, 'unprocessable');
+  });
+
+  it('pays usage into an overdraft, down to its limit, and bills the rest', async () => {
+    // 7 calls at 1.43 = 10.01; 3 credits and an overdraft of 5 at rate 1 pay 8.00; 2.01 is billed.
+    const { user, subscription } = await usageCustomer('1.43');
+    const w = await walletOf(user.id, { name: 'W', pays_usage: true, overdraft_limit: '5' });
+    await grant(w, { credits: '3' });
+    const invoice = await invoiceFebruary(subscription.id);
+    const usage = invoice.lines.find((l) => l.type === 'usage')!;
+    expect([usage.amount, usage.credits_applied]).toEqual([
+      '2.01',
+      { amount: '8.00', wallets: [{ wallet_id: w.id, credits: '8', amount: '8.00' }] },
+    ]);
+    expect(await get(w)).toMatchObject({ available: '-5', total: '-5' });
+    expectLedgerAddsUp(await ledger(w), await get(w), '5');
+    // Voided: the refund repays the overdraft.
+    expect((await t.api.post(`/api/v1/invoices/${invoice.id}/void`)).status).toBe(200);
+    expect(await get(w)).toMatchObject({ available: '3' });
+    expectLedgerAddsUp(await ledger(w), await get(w), '5');
+  });
+
+  it('blocks usage only once the overdraft is used up too', async () => {
+    const { user, subscription, metric } = await usageCustomer('1');
+    const w = await walletOf(user.id, {
+      name: 'Blocking',
+      pays_usage: true,
+      blocks_usage: true,
+      overdraft_limit: '2',
+    });
+    const event = (id: string) => ({
+      event_id: `${id}-${subscription.id}`,
+      user_id: user.id,
+      metric,
+      timestamp: new Date().toISOString(),
+    });
+    // No credits, but 2 of overdraft: accepted.
+    const accepted = await t.api.post('/api/v1/usage-events').send(event('a'));
+    expect(accepted.status, accepted.text).not.toBe(422);
+    const held = (await hold(w, '2')).body as Hold; // the overdraft all held: nothing left
+    expect((await get(w)).available).toBe('-2');
+    expectProblem(await t.api.post('/api/v1/usage-events').send(event('b')), 422, 'unprocessable');
+    expect((await release(held)).status).toBe(200);
+    expect((await t.api.post('/api/v1/usage-events').send(event('c'))).status).not.toBe(422);
   });
 
   it('bills usage in full when the customer has no wallet paying usage, or it is empty', async () => {
