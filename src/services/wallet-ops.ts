@@ -11,7 +11,8 @@
 // writes (http/write-gate.ts).
 //
 // A request with an Idempotency-Key runs in a transaction of its own (its key is claimed and its
-// reply stored in it), and so does every request of a group that fails as a whole.
+// reply stored in it), and so does every request of a group that fails as a whole, or that spans
+// several wallets one of which is on a test clock (its events occur in the clock's time).
 import { isDatabaseUnavailable } from '../database/errors.js';
 import { uuidV7 } from '../database/uuid-v7.js';
 import type { BillableMetricRow, HoldRow } from '../database/schema.js';
@@ -234,6 +235,11 @@ async function applyOps(
   ]);
   const lockedWallets = new Map<string, LockedWallet>();
   for (const locked of opened) if (locked) lockedWallets.set(locked.wallet.id, locked);
+  // A transaction's events occur at one time: a wallet on a test clock lives in the clock's, so
+  // it shares a transaction with no other wallet (the group runs again one request at a time).
+  if (lockedWallets.size > 1 && opened.some((locked) => locked?.wallet.test_clock_id)) {
+    throw new Error('a group of wallets on different clocks');
+  }
   for (const [holdId, holdParts] of parts) {
     const walletId = holds.get(holdId)?.wallet_id;
     if (walletId) lockedWallets.get(walletId)?.knowParts(holdId, holdParts);

@@ -349,6 +349,32 @@ describe('settlements waiting on a wallet', () => {
   });
 });
 
+describe('a group of requests with a wallet on a test clock', () => {
+  it('runs each request alone, so that each event occurs in its own wallet time', async () => {
+    const clock = await t.api
+      .post('/api/v1/test-clocks')
+      .send({ name: 'wallet group', frozen_time: '2026-03-01T00:00:00Z' });
+    expect(clock.status, clock.text).toBe(201);
+    const clockId = (clock.body as Schemas['TestClock']).id;
+    const onClock = await walletOf((await createUser(t)).id, { name: 'clock', test_clock_id: clockId });
+    const [lead, real] = [await wallet(), await wallet()];
+    for (const w of [onClock, lead, real]) await grant(w, { credits: '5' });
+    const held = await holdLocks(ctx.db, sql`select 1 from wallets where id = ${lead.id} for update`);
+    const leading = hold(lead, '1').then((res) => res);
+    await waitForLockWaiters(ctx.db, 1);
+    // Each empties its wallet: wallet.depleted, at the clock's time and at now.
+    const queued = [hold(onClock, '5'), hold(real, '5')].map((r) => r.then((res) => res));
+    await pause(300);
+    await held.release();
+    const outcomes = await Promise.all([leading, ...queued]);
+    expect(outcomes.map((res) => res.status)).toEqual([201, 201, 201]);
+    const depleted = async (w: Wallet) =>
+      (await eventsOf(w.id)).find((e) => e.type === 'wallet.depleted')!.occurred_at;
+    expect(await depleted(onClock)).toBe('2026-03-01T00:00:00.000Z');
+    expect(Date.parse(await depleted(real))).toBeGreaterThan(Date.now() - 60_000);
+  });
+});
+
 describe('50 concurrent clients holding, capturing and releasing at random', () => {
   it('never take the wallet below zero, and its ledger adds up exactly', async () => {
     const w = await wallet();
