@@ -2319,7 +2319,7 @@ export interface components {
              *     `billable_metric.created|updated|deleted`, `wallet.created|updated`,
              *     `wallet.balance_low` (the available balance went below the wallet's
              *     `low_balance_threshold`: once per crossing), `wallet.depleted` (it went from above zero
-             *     to zero), `wallet.grant_expired` (a grant's rest was removed by an `expiry` entry; its
+             *     to zero, or below into an overdraft), `wallet.grant_expired` (a grant's rest was removed by an `expiry` entry; its
              *     data is the grant, its resource_type `wallet_grant`). Holds and captures are not in the
              *     log: a wallet's ledger (`GET /wallets/{id}/transactions`) has them. Usage events are not in the log (one entry
              *     per usage event would flood it): list them with `GET /usage-events`.
