@@ -20,15 +20,15 @@ export class KeptAliveClient {
     this.#agent = new http.Agent({ keepAlive: true, maxSockets: connections });
   }
 
-  /** POSTs the body; resolves once the whole response has arrived. */
-  post(path: string, body: string): Promise<Reply> {
+  /** POSTs the body (with these headers too); resolves once the whole response has arrived. */
+  post(path: string, body: string, headers: Record<string, string> = {}): Promise<Reply> {
     return new Promise((resolve, reject) => {
       const req = http.request(
         new URL(path, this.base),
         {
           method: 'POST',
           agent: this.#agent,
-          headers: { ...this.headers, 'content-length': String(Buffer.byteLength(body)) },
+          headers: { ...this.headers, ...headers, 'content-length': String(Buffer.byteLength(body)) },
         },
         (res) => {
           let text = '';

@@ -1,4 +1,4 @@
-// Prepaid credits under load (issue 23): hold + capture pairs over HTTP, 32 clients, for
+// Prepaid credits under load (issue 23): hold + capture pairs over HTTP (captures with an Idempotency-Key), 32 clients, for
 // BENCH_SECONDS (default 10) each way: all on one hot wallet, then spread over 32 wallets.
 // In a scratch database of its own (the ledger can never be deleted).
 // BENCH_ONLY=wallets make bench.
@@ -63,7 +63,7 @@ export async function benchWallets(
       console.log(`wallets: 32 clients over 32 wallets for ${seconds} s`);
       const spread = await pairs(server.base, headers, (client) => walletIds[client]!, seconds);
       return [
-        `Prepaid credits, ${new Date().toISOString().slice(0, 10)}, ${os.cpus().length} cores (\`BENCH_ONLY=wallets make bench\`): hold + capture pairs over HTTP, 32 clients, ${seconds} s each, API in production mode`,
+        `Prepaid credits, ${new Date().toISOString().slice(0, 10)}, ${os.cpus().length} cores (\`BENCH_ONLY=wallets make bench\`): hold + capture pairs over HTTP (captures with an Idempotency-Key), 32 clients, ${seconds} s each, API in production mode`,
         '',
         '| what | pairs/s | pair p95 | failed | target |',
         '| --- | --- | --- | --- | --- |',
@@ -80,7 +80,10 @@ export async function benchWallets(
   }
 }
 
-/** 32 clients each holding 10 credits and capturing 7 of them, in a loop, for `seconds`. */
+/**
+ * 32 clients each holding 10 credits and capturing 7 of them (with an Idempotency-Key), in a
+ * loop, for `seconds`.
+ */
 async function pairs(
   base: string,
   headers: Record<string, string>,
@@ -106,7 +109,10 @@ async function pairs(
           continue;
         }
         const hold = JSON.parse(held.body) as { id: string };
-        const captured = await http.post(`/api/v1/holds/${hold.id}/capture`, '{"credits": "7"}');
+        // As a client that retries safely would: the capture carries an Idempotency-Key.
+        const captured = await http.post(`/api/v1/holds/${hold.id}/capture`, '{"credits": "7"}', {
+          'idempotency-key': `capture-${hold.id}`,
+        });
         if (captured.status !== 200) failures++;
         else {
           done++;

@@ -1,6 +1,7 @@
 // What every service function receives (the connections, and who is acting), and the one way a
 // service writes: inTenant, a transaction in which the change, its events and its idempotency
 // record commit together or not at all.
+import type { CompiledQuery } from 'kysely';
 import type { KeyCache } from '../auth/key-cache.js';
 import {
   commitWithNextStatement,
@@ -83,6 +84,17 @@ export class IdempotencyStop extends Error {
   }
 }
 
+/** What a key's claim (idempotencyKeys.claim) says: undefined when the work may run. */
+export function idempotencyStop(
+  claimed: idempotencyKeys.Claim,
+  request: IdempotentRequest,
+): IdempotencyStop | undefined {
+  if (!claimed.locked) return new IdempotencyStop({ kind: 'in-progress' });
+  if (!claimed.stored) return undefined;
+  if (claimed.stored.fingerprint !== request.fingerprint) return new IdempotencyStop({ kind: 'key-reused' });
+  return new IdempotencyStop({ kind: 'replay', reply: claimed.stored });
+}
+
 export type NewEvent = Omit<events.EventInput, 'actor' | 'request_id'> & {
   /** 'system' for changes the system makes on its own (a scheduled cancellation). */
   actor?: 'system';
@@ -108,6 +120,8 @@ export interface Tx {
    * nothing changes.
    */
   commitWithNext(): void;
+  /** A statement written with the transaction's last ones, just before COMMIT (no round trip of its own). */
+  atCommit(query: CompiledQuery): void;
 }
 
 /**
@@ -151,6 +165,7 @@ async function inTenantOnce<T>(
     throw new Error('a one-statement read takes no idempotency key');
   }
   const pending: events.EventInput[] = [];
+  const closing: CompiledQuery[] = [];
   let reply: StoredReply | undefined;
   let occurredAt: Date | undefined;
   try {
@@ -164,12 +179,7 @@ async function inTenantOnce<T>(
         const claim = actor.idempotency && idempotencyKeys.claim(db, actor.keyId, actor.idempotency.key);
         const stopped = async () => {
           const claimed = await claim;
-          if (!claimed || !actor.idempotency) return undefined;
-          if (!claimed.locked) return new IdempotencyStop({ kind: 'in-progress' });
-          if (!claimed.stored) return undefined;
-          if (claimed.stored.fingerprint !== actor.idempotency.fingerprint)
-            return new IdempotencyStop({ kind: 'key-reused' });
-          return new IdempotencyStop({ kind: 'replay', reply: claimed.stored });
+          return claimed && actor.idempotency && idempotencyStop(claimed, actor.idempotency);
         };
         let result: T;
         try {
@@ -190,7 +200,12 @@ async function inTenantOnce<T>(
             },
             occurAt: (at) => (occurredAt ??= at),
             commitWithNext: () => {
-              if (pending.length === 0 && !actor.idempotency) commitWithNextStatement(db);
+              if (pending.length === 0 && closing.length === 0 && !actor.idempotency)
+                commitWithNextStatement(db);
+            },
+            atCommit: (query) => {
+              if (options.oneStatement) throw new Error('a one-statement read writes nothing at commit');
+              closing.push(query);
             },
           });
         } catch (error) {
@@ -204,9 +219,10 @@ async function inTenantOnce<T>(
         await ctx.faults?.beforeCommit?.();
         return result;
       },
-      // One statement, sent together with COMMIT, in one round trip.
-      (db) =>
-        events.insertEvents(
+      // Sent together with COMMIT, in one round trip.
+      (db) => [
+        ...closing,
+        ...events.insertEvents(
           db,
           occurredAt ? pending.map((event) => ({ ...event, occurred_at: occurredAt })) : pending,
           reply && actor.idempotency
@@ -218,6 +234,7 @@ async function inTenantOnce<T>(
               }
             : undefined,
         ),
+      ],
       options,
     );
   } catch (error) {

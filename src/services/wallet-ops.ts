@@ -10,16 +10,27 @@
 // at a time (two made both slower: bench/results.md), and each takes one turn of the server's
 // writes (http/write-gate.ts).
 //
-// A request with an Idempotency-Key runs in a transaction of its own (its key is claimed and its
-// reply stored in it), and so does every request of a group that fails as a whole, or that spans
-// several wallets one of which is on a test clock (its events occur in the clock's time).
+// A request with an Idempotency-Key has its key claimed in the group's transaction and its reply
+// stored in it, as inTenant does for one request. Every request of a group that fails as a whole,
+// or that spans several wallets one of which is on a test clock (its events occur in the clock's
+// time), runs again in a transaction of its own.
 import { isDatabaseUnavailable } from '../database/errors.js';
 import { uuidV7 } from '../database/uuid-v7.js';
 import type { BillableMetricRow, HoldRow } from '../database/schema.js';
 import { findBillableMetricsByCode } from '../queries/billable-metrics.js';
 import * as wallets from '../queries/wallets.js';
 import { formatQuantity, parseTotal } from '../billing/usage-pricing.js';
-import { type Actor, inTenant, type ServiceContext, type Tx } from './context.js';
+import { insertEvents } from '../queries/events.js';
+import * as idempotencyKeys from '../queries/idempotency-keys.js';
+import {
+  type Actor,
+  IdempotencyStop,
+  type IdempotentRequest,
+  idempotencyStop,
+  inTenant,
+  type ServiceContext,
+  type Tx,
+} from './context.js';
 import { LockedWallet } from './wallets.js';
 
 const credits = (text: string) => parseTotal(text);
@@ -142,7 +153,8 @@ function queued(ctx: ServiceContext, actor: Actor, walletId: string, op: Op): Pr
 
 /**
  * Starts the key's next transaction, unless one is in flight: the waiting requests in order,
- * except that one with an idempotency key goes alone, and two on the same hold never share one.
+ * except that two on the same hold, or with the same Idempotency-Key, never share one (the
+ * second waits for the next, and sees what the first did).
  */
 function next(ctx: ServiceContext, byKey: Map<string, Queue>, key: string, queue: Queue) {
   if (queue.running) return;
@@ -153,18 +165,19 @@ function next(ctx: ServiceContext, byKey: Map<string, Queue>, key: string, queue
   const group: Waiting[] = [];
   const later: Waiting[] = [];
   const holds = new Set<string>();
+  const idempotencyKeys = new Set<string>();
   for (const waiting of queue.waiting) {
-    const alone = waiting.actor.idempotency !== undefined;
     const holdId = waiting.op.kind === 'hold' ? undefined : waiting.op.holdId;
+    const key = waiting.actor.idempotency?.key;
     const fits =
       group.length === 0 ||
-      (!alone &&
-        group.length < GROUP_SIZE &&
-        group[0]!.actor.idempotency === undefined &&
-        (holdId === undefined || !holds.has(holdId)));
+      (group.length < GROUP_SIZE &&
+        (holdId === undefined || !holds.has(holdId)) &&
+        (key === undefined || !idempotencyKeys.has(key)));
     if (fits) {
       group.push(waiting);
       if (holdId !== undefined) holds.add(holdId);
+      if (key !== undefined) idempotencyKeys.add(key);
     } else later.push(waiting);
   }
   queue.waiting = later;
@@ -180,15 +193,26 @@ async function runGroup(ctx: ServiceContext, group: readonly Waiting[]): Promise
   try {
     if (group.length > 1) {
       try {
-        // The requests' actors are the same but for the request id, kept with each one's events.
-        const outcomes = await inTenant(ctx, group[0]!.actor, (tx) =>
+        // The requests' actors are the same but for the request id, kept with each one's events,
+        // and the idempotency key, claimed and stored for each one.
+        const { idempotency: _, ...actor } = group[0]!.actor;
+        const outcomes = await inTenant(ctx, actor, (tx) =>
           applyOps(
             tx,
-            group[0]!.actor,
-            group.map((w) => ({ walletId: w.walletId, op: w.op, requestId: w.actor.requestId ?? null })),
+            actor,
+            group.map((w) => ({
+              walletId: w.walletId,
+              op: w.op,
+              requestId: w.actor.requestId ?? null,
+              idempotency: w.actor.idempotency,
+            })),
           ),
         );
-        group.forEach((waiting, i) => waiting.resolve(outcomes[i]!));
+        group.forEach((waiting, i) => {
+          const outcome = outcomes[i]!;
+          if (outcome instanceof IdempotencyStop) waiting.reject(outcome);
+          else waiting.resolve(outcome);
+        });
         return;
       } catch (error) {
         if (isDatabaseUnavailable(error)) {
@@ -200,8 +224,9 @@ async function runGroup(ctx: ServiceContext, group: readonly Waiting[]): Promise
     }
     for (const waiting of group) {
       await inTenant(ctx, waiting.actor, async (tx) => {
-        const [outcome] = await applyOps(tx, waiting.actor, [waiting]);
-        return outcome!;
+        // Its idempotency key is claimed and stored by inTenant.
+        const [outcome] = await applyOps(tx, waiting.actor, [{ walletId: waiting.walletId, op: waiting.op }]);
+        return outcome as Outcome;
       }).then(waiting.resolve, waiting.reject);
     }
   } finally {
@@ -218,8 +243,14 @@ async function runGroup(ctx: ServiceContext, group: readonly Waiting[]): Promise
 async function applyOps(
   tx: Tx,
   actor: Actor,
-  ops: ReadonlyArray<{ walletId: string; op: Op; requestId?: string | null }>,
-): Promise<Outcome[]> {
+  ops: ReadonlyArray<{
+    walletId: string;
+    op: Op;
+    requestId?: string | null;
+    /** A request's key, claimed here (with the reads) and stored with its reply. */
+    idempotency?: IdempotentRequest | undefined;
+  }>,
+): Promise<Array<Outcome | IdempotencyStop>> {
   const walletIds = [...new Set(ops.map((o) => o.walletId))].sort();
   const holdIds = ops.flatMap(({ op }) => (op.kind === 'hold' ? [] : [op.holdId]));
   const codes = [
@@ -227,7 +258,14 @@ async function applyOps(
       ops.flatMap(({ op }) => (op.kind === 'capture' && op.metric !== undefined ? [op.metric] : [])),
     ),
   ];
-  const [opened, holds, parts, metrics] = await Promise.all([
+  const [claims, opened, holds, parts, metrics] = await Promise.all([
+    Promise.all(
+      ops.map((o) =>
+        o.idempotency
+          ? idempotencyKeys.claim(tx.db, actor.keyId, o.idempotency.key)
+          : Promise.resolve(undefined),
+      ),
+    ),
     Promise.all(walletIds.map((id) => LockedWallet.open(tx, id, actor))),
     wallets.findHolds(tx.db, holdIds),
     wallets.partsOfHolds(tx.db, holdIds),
@@ -247,8 +285,14 @@ async function applyOps(
   const byCode = new Map(metrics.map((m) => [m.code, m]));
 
   // Each request's outcome: at once, or once the write whose row completes it is done.
-  const decided: Array<Promise<Outcome>> = [];
-  for (const { walletId, op, requestId } of ops) {
+  const decided: Array<Promise<Outcome | IdempotencyStop>> = [];
+  for (const [i, { walletId, op, requestId, idempotency }] of ops.entries()) {
+    // A key that cannot run now (a replay, a key in use or reused) changes nothing.
+    const stop = claims[i] && idempotency && idempotencyStop(claims[i], idempotency);
+    if (stop) {
+      decided.push(Promise.resolve(stop));
+      continue;
+    }
     const locked = lockedWallets.get(walletId);
     if (!locked) {
       decided.push(Promise.resolve({ kind: 'missing' }));
@@ -281,6 +325,20 @@ async function applyOps(
     Promise.all(decided),
     Promise.all([...lockedWallets.values()].map((locked) => locked.save())),
   ]);
+  // The replies of the requests with a key, stored with COMMIT (refusals are not).
+  ops.forEach(({ idempotency }, i) => {
+    const outcome = outcomes[i]!;
+    if (!idempotency || outcome instanceof IdempotencyStop) return;
+    const reply = idempotency.reply(outcome);
+    if (!reply || reply.status >= 400) return;
+    const record = {
+      apiKeyId: actor.keyId,
+      key: idempotency.key,
+      fingerprint: idempotency.fingerprint,
+      reply,
+    };
+    for (const query of insertEvents(tx.db, [], record)) tx.atCommit(query);
+  });
   return outcomes;
 }
 

@@ -325,6 +325,39 @@ describe('settlements waiting on a wallet', () => {
     expect(low).toHaveLength(crossings);
   });
 
+  it('with Idempotency-Keys share a transaction too: each key claimed and its reply stored in it', async () => {
+    const w = await wallet();
+    await grant(w, { credits: '100' });
+    const [h1, h2] = [(await hold(w, '10')).body as Hold, (await hold(w, '20')).body as Hold];
+    const keyed = (h: Hold, key: string, credits: string) =>
+      t.api.post(`/api/v1/holds/${h.id}/capture`).set('Idempotency-Key', key).send({ credits });
+    const held = await holdLocks(ctx.db, sql`select 1 from wallets where id = ${w.id} for update`);
+    const leading = hold(w, '1').then((res) => res);
+    await waitForLockWaiters(ctx.db, 1);
+    const k1 = `k1-${h1.id}`;
+    const k2 = `k2-${h2.id}`;
+    const queued = [
+      keyed(h1, k1, '7'),
+      keyed(h2, k2, '20'),
+      keyed(h1, k1, '7'), // the same request again: the next transaction replays the first's answer
+      keyed(h2, k2, '19'), // the same key, another body: refused
+    ].map((r) => r.then((res) => res));
+    await pause(300);
+    await held.release();
+    const [lead, first, second, again, reused] = (await Promise.all([leading, ...queued])).map((res) => res);
+    expect([lead!.status, first!.status, second!.status]).toEqual([201, 200, 200]);
+    expect([again!.status, again!.text]).toEqual([200, first!.text]);
+    expectProblem(reused!, 422, 'idempotency-key-reused');
+    // The two captures in one transaction; one capture entry per hold.
+    const { rows } = await sql<{ transactions: number }>`
+      select count(distinct xmin::text)::int as transactions from wallet_holds
+      where id in (${h1.id}::uuid, ${h2.id}::uuid)`.execute(ctx.db);
+    expect(rows[0]!.transactions).toBe(1);
+    const entries = await ledger(w);
+    expect(entries.filter((e) => e.type === 'capture').map((e) => e.credits)).toEqual(['7', '20']);
+    expectLedgerAddsUp(entries, await get(w));
+  });
+
   it('of one key on several wallets share one transaction too', async () => {
     const [a, b] = [await wallet(), await wallet()];
     await grant(a, { credits: '10' });
