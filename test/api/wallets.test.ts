@@ -494,6 +494,25 @@ describe('overdrafts', () => {
     expect(events).toEqual(['wallet.created', 'wallet.depleted']);
   });
 
+  it('is repaid by the credits a hold gives back, before their grant expires', async () => {
+    const w = await walletOf((await createUser(t)).id, { name: 'AI credits', overdraft_limit: '50' });
+    const g = await grant(w, { credits: '100', expires_at: new Date(Date.now() + 3000).toISOString() });
+    const all = (await hold(w, '100')).body as Hold; // every credit of the grant held
+    const more = (await hold(w, '30')).body as Hold; // from the overdraft
+    expect((await capture(more, '30')).status).toBe(200);
+    expect((await get(w)).available).toBe('-30');
+    expect((await release(all)).status).toBe(200); // the grant's 100 back: 30 repay the overdraft
+    expect((await get(w)).available).toBe('70');
+    // Past its expiry, what is left of the grant (70, not 100) goes: the overdraft stays repaid.
+    for (let i = 0; i < 100 && (await get(w)).available !== '0'; i++)
+      await new Promise((r) => setTimeout(r, 100));
+    expect((await get(w)).available).toBe('0');
+    await sweepWallet({ db: ctx.appDb }, t.id, w.id);
+    const entries = await ledger(w);
+    expect(entries.at(-1)).toMatchObject({ type: 'expiry', credits: '70', grant_id: g.id });
+    expectLedgerAddsUp(entries, await get(w), '50');
+  });
+
   it('is never exceeded by 30 concurrent clients, and the ledger adds up', async () => {
     const w = await walletOf((await createUser(t)).id, { name: 'AI credits', overdraft_limit: '100' });
     await grant(w, { credits: '200' });

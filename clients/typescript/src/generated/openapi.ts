@@ -2692,6 +2692,12 @@ export interface components {
          */
         Credits: string;
         /**
+         * @description An exact number of credits, below zero for a wallet overdrawn, with up to 6 decimals and 18 integer digits, as a string.
+         * @example 1000
+         * @example -2.5
+         */
+        SignedCredits: string;
+        /**
          * @description An exact positive number of credits with up to 6 decimals and 18 integer digits, as a string (0 is refused with 422).
          * @example 250
          * @example 0.5
@@ -2751,6 +2757,14 @@ export interface components {
          *     goes from above zero to zero (or below, into an overdraft), whatever the threshold.
          */
         LowBalanceThreshold: null | components["schemas"]["PositiveCredits"];
+        /**
+         * @description How far below zero the available balance may go: holds, captures above their hold and usage
+         *     paid from credits may spend this many credits the wallet does not have. 0 (the default): the
+         *     balance never goes below zero. Credits that become free while the wallet is overdrawn (added,
+         *     or given back by a hold) repay the overdraft first (a grant's `remaining` shows what is left). Lowering it below what is
+         *     overdrawn or held of it now is refused (409 `conflict`).
+         */
+        OverdraftLimit: components["schemas"]["Credits"];
         /**
          * @description Whether the wallet's credits pay its customer's usage charges. When an invoice bills usage,
          *     each usage line is paid from the customer's wallets that pay usage (oldest first), at each
@@ -4031,20 +4045,6 @@ export interface components {
          * @example -125.00
          */
         MarginPercent: string | null;
-        /**
-         * @description An exact number of credits, below zero for a wallet overdrawn, with up to 6 decimals and 18 integer digits, as a string.
-         * @example 1000
-         * @example -2.5
-         */
-        SignedCredits: string;
-        /**
-         * @description How far below zero the available balance may go: holds, captures above their hold and usage
-         *     paid from credits may spend this many credits the wallet does not have. 0 (the default): the
-         *     balance never goes below zero. Credits that become free while the wallet is overdrawn (added,
-         *     or given back by a hold) repay the overdraft first (a grant's `remaining` shows what is left). Lowering it below what is
-         *     overdrawn or held of it now is refused (409 `conflict`).
-         */
-        OverdraftLimit: components["schemas"]["Credits"];
     };
     responses: {
         /** @description The request does not match this document (see `errors`), or its JSON is malformed. */
