@@ -4726,7 +4726,7 @@ export interface operations {
                 limit?: components["parameters"]["Limit"];
                 /** @description The `next_cursor` of the previous page. */
                 cursor?: components["parameters"]["Cursor"];
-                /** @description Only the feature with exactly this name. */
+                /** @description Only the feature with exactly this name. Characters such as `:`, `/` and `@` may be sent as is; `&`, `#`, `%` and `+` (a space in a query string) must be percent-encoded. */
                 name?: string;
             };
             header?: never;
@@ -5900,9 +5900,9 @@ export interface operations {
                 cursor?: string;
                 /** @description Only these event types; repeat for several (`type=user.created&type=user.deleted`). */
                 type?: string[];
-                /** @description Only events that occurred after this instant. */
+                /** @description Only events that occurred after this instant. Its `:` may be sent as is (the `+` of an offset as `%2B`). */
                 after?: string;
-                /** @description Only events that occurred before this instant. */
+                /** @description Only events that occurred before this instant. Its `:` may be sent as is (the `+` of an offset as `%2B`). */
                 before?: string;
             };
             header?: never;
@@ -8428,9 +8428,9 @@ export interface operations {
                 cursor?: string;
                 /** @description Only these event types; repeat for several (`type=user.created&type=user.deleted`). */
                 type?: string[];
-                /** @description Only events that occurred after this instant. */
+                /** @description Only events that occurred after this instant. Its `:` may be sent as is (the `+` of an offset as `%2B`). */
                 after?: string;
-                /** @description Only events that occurred before this instant. */
+                /** @description Only events that occurred before this instant. Its `:` may be sent as is (the `+` of an offset as `%2B`). */
                 before?: string;
                 /** @description Only events of this resource. */
                 resource_id?: string;
@@ -9799,11 +9799,11 @@ export interface operations {
                 subscription_id?: string;
                 /** @description Only events of the metric with this code. */
                 metric?: string;
-                /** @description Only the event with this event_id. */
+                /** @description Only the event with this event_id. Characters such as `:`, `/` and `@` may be sent as is; `&`, `#`, `%` and `+` (a space in a query string) must be percent-encoded. */
                 event_id?: string;
-                /** @description Only events whose `timestamp` is at or after this time. */
+                /** @description Only events whose `timestamp` is at or after this time. Its `:` may be sent as is (the `+` of an offset as `%2B`). */
                 from?: string;
-                /** @description Only events whose `timestamp` is before this time. */
+                /** @description Only events whose `timestamp` is before this time. Its `:` may be sent as is (the `+` of an offset as `%2B`). */
                 to?: string;
             };
             header?: never;

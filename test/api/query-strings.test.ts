@@ -1,0 +1,95 @@
+// Query values as people type them: `curl '...?after=2026-12-01T00:00:00Z'` sends the colons as
+// they are (RFC 3986 allows `:`, `/` and `@` in a query), and so does a browser's address bar.
+// Filters whose values hold such characters (instants, event_ids, names) accept them unencoded;
+// the validator refuses a parameter's reserved characters unless the contract says allowReserved.
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import type { Schemas } from '../../src/contract.js';
+import { useTestApp } from '../helpers/app.js';
+import { createFeature, createSubscription, createUser } from '../helpers/factories.js';
+
+const ctx = useTestApp();
+
+describe('filters sent unencoded', () => {
+  it('takes instants with their colons: the event feed and a subscription’s events', async () => {
+    const t = await ctx.newTenant();
+    const before = new Date(Date.now() - 60_000).toISOString();
+    const subscription = await createSubscription(t, { plan_cost: '10.00' });
+    const after = new Date(Date.now() + 60_000).toISOString();
+    expect(before).toMatch(/:/);
+
+    const feed = await t.api.get(`/api/v1/events?after=${before}&before=${after}&limit=100`);
+    expect(feed.status, feed.text).toBe(200);
+    const ids = (feed.body as Schemas['EventList']).data.map((e) => e.resource_id);
+    expect(ids).toContain(subscription.id);
+    // The filter applies: nothing occurred after `after`.
+    const none = await t.api.get(`/api/v1/events?after=${after}`);
+    expect(none.status, none.text).toBe(200);
+    expect((none.body as Schemas['EventList']).data).toEqual([]);
+
+    const own = await t.api.get(
+      `/api/v1/subscriptions/${subscription.id}/events?after=${before}&before=${after}`,
+    );
+    expect(own.status, own.text).toBe(200);
+    expect((own.body as Schemas['EventList']).data.length).toBeGreaterThan(0);
+  });
+
+  it('takes usage event filters: a time range and an event_id with `:`, `/` and `@`', async () => {
+    const t = await ctx.newTenant();
+    const user = await createUser(t);
+    const metric = await t.api
+      .post('/api/v1/billable-metrics')
+      .send({ code: 'calls', name: 'Calls', aggregation: 'count' });
+    expect(metric.status, metric.text).toBe(201);
+    const eventId = 'req:42/eu@edge';
+    const timestamp = new Date(Date.now() - 30_000).toISOString();
+    const sent = await t.api
+      .post('/api/v1/usage-events')
+      .send({ event_id: eventId, user_id: user.id, metric: 'calls', timestamp });
+    expect(sent.status, sent.text).toBe(201);
+    const from = new Date(Date.now() - 60_000).toISOString();
+    const to = new Date(Date.now() + 60_000).toISOString();
+
+    const found = await t.api.get(`/api/v1/usage-events?event_id=${eventId}&from=${from}&to=${to}`);
+    expect(found.status, found.text).toBe(200);
+    expect((found.body as Schemas['UsageEventList']).data.map((e) => e.event_id)).toEqual([eventId]);
+    // The range applies: the event is before `from` here.
+    const later = await t.api.get(`/api/v1/usage-events?from=${to}`);
+    expect(later.status, later.text).toBe(200);
+    expect((later.body as Schemas['UsageEventList']).data).toEqual([]);
+  });
+
+  it('takes a feature name with `:` and `/`', async () => {
+    const t = await ctx.newTenant();
+    const feature = await createFeature(t, { name: 'API:v2/exports' });
+    const res = await t.api.get('/api/v1/features?name=API:v2/exports');
+    expect(res.status, res.text).toBe(200);
+    expect((res.body as Schemas['FeatureList']).data.map((f) => f.id)).toEqual([feature.id]);
+  });
+});
+
+describe('the contract', () => {
+  it('lets every instant in a query be sent with its colons (allowReserved)', () => {
+    type Parameter = { name: string; in: string; allowReserved?: boolean; schema?: { format?: string } };
+    const spec = parse(readFileSync('generated/openapi.yaml', 'utf8')) as {
+      paths: Record<string, Record<string, { parameters?: Array<Parameter | { $ref: string }> }>>;
+      components: { parameters?: Record<string, Parameter> };
+    };
+    const resolve = (p: Parameter | { $ref: string }): Parameter =>
+      '$ref' in p ? spec.components.parameters![p.$ref.split('/').at(-1)!]! : p;
+    const instants = Object.entries(spec.paths).flatMap(([path, operations]) =>
+      Object.entries(operations).flatMap(([method, operation]) =>
+        (operation.parameters ?? [])
+          .map(resolve)
+          .filter((p) => p.in === 'query' && p.schema?.format === 'date-time')
+          .map((p) => ({
+            at: `${method.toUpperCase()} ${path} ${p.name}`,
+            allowReserved: p.allowReserved ?? false,
+          })),
+      ),
+    );
+    expect(instants.length).toBeGreaterThanOrEqual(6);
+    expect(instants.filter((p) => !p.allowReserved)).toEqual([]);
+  });
+});
