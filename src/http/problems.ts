@@ -120,10 +120,29 @@ const VALIDATOR_ERRORS = Object.values(validatorErrors);
 const isValidatorError = (error: unknown): error is ValidatorError =>
   VALIDATOR_ERRORS.some((type) => error instanceof type);
 
+/**
+ * The validator's refusal of a reserved character in a query value ("must be url encoded") says
+ * nothing of the usual cause: a list sent as `status=active,canceled`, where the contract takes
+ * one parameter per value (explode). Its own wording is kept for anything else it refuses.
+ */
+const RESERVED_IN_QUERY = /^Parameter '([^']+)' must be url encoded/;
+
+function reservedCharacterProblem(name: string): ProblemError {
+  const message =
+    "holds a character that must be percent-encoded (one of : / ? # [ ] @ ! $ & ' ( ) * + , ; =); " +
+    `a list takes one parameter per value (${name}=a&${name}=b), not values joined by commas`;
+  return new ProblemError(400, 'validation-error', `The query parameter '${name}' ${message}.`, [
+    { location: 'query', field: name, message },
+  ]);
+}
+
 function fromValidatorError(error: ValidatorError): ProblemError | undefined {
   switch (error.status) {
-    case 400:
+    case 400: {
+      const reserved = RESERVED_IN_QUERY.exec(error.message);
+      if (reserved) return reservedCharacterProblem(reserved[1]!);
       return new ProblemError(400, 'validation-error', error.message, error.errors.map(toFieldError));
+    }
     case 404:
       return notFound(`No route ${error.path ?? ''}.`);
     case 405: {

@@ -69,6 +69,23 @@ describe('filters sent unencoded', () => {
   });
 });
 
+describe('a reserved character a filter cannot take', () => {
+  it('is refused with what to send instead: a list as one parameter per value', async () => {
+    const t = await ctx.newTenant();
+    await createSubscription(t, { plan_cost: '10.00' });
+    const joined = await t.api.get('/api/v1/subscriptions?status=active,canceled');
+    expect(joined.status, joined.text).toBe(400);
+    expect(joined.body).toMatchObject({
+      type: '/problems/validation-error',
+      errors: [{ location: 'query', field: 'status' }],
+    });
+    expect((joined.body as { detail: string }).detail).toContain('status=a&status=b');
+    const repeated = await t.api.get('/api/v1/subscriptions?status=active&status=canceled');
+    expect(repeated.status, repeated.text).toBe(200);
+    expect((repeated.body as Schemas['SubscriptionList']).data).toHaveLength(1);
+  });
+});
+
 describe('the contract', () => {
   it('lets every instant in a query be sent with its colons (allowReserved)', () => {
     type Parameter = { name: string; in: string; allowReserved?: boolean; schema?: { format?: string } };
