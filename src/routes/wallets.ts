@@ -41,7 +41,7 @@ export function walletsRouter(ctx: ServiceContext): Router {
     const body = req.body as RequestBody<'createWallet'>;
     const reply = (o: wallets.CreateWalletOutcome) =>
       o.kind === 'created'
-        ? created(`${req.baseUrl}/${o.wallet.wallet.id}`, toWalletResponse(o.wallet))
+        ? created(`${req.baseUrl}/${o.wallet.wallet.id}`, toWalletResponse(o.wallet), withEtag(o.wallet))
         : undefined;
     const outcome = await wallets.createWallet(ctx, idempotent(req, actorOf(req), reply), body);
     if (outcome.kind === 'invalid') throw invalid(outcome.errors);

@@ -539,6 +539,19 @@ describe('overdrafts', () => {
 });
 
 describe('settings and balance events', () => {
+  it('answers a new wallet with its ETag, which a PATCH can name at once', async () => {
+    const user = await createUser(t);
+    const made = await t.api.post('/api/v1/wallets').send({ user_id: user.id, name: 'Paid', rate: '10' });
+    expect(made.status, made.text).toBe(201);
+    expect(made.headers.etag).toBe('"1"');
+    const patched = await t.api
+      .patch(`/api/v1/wallets/${(made.body as Wallet).id}`)
+      .set('If-Match', made.headers.etag!)
+      .send({ name: 'Paid credits' });
+    expect(patched.status, patched.text).toBe(200);
+    expect(patched.headers.etag).toBe('"2"');
+  });
+
   it('changes the name and settings with PATCH under If-Match; a PATCH that changes nothing writes nothing', async () => {
     const w = await wallet();
     const read = await t.api.get(`/api/v1/wallets/${w.id}`);

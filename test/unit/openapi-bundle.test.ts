@@ -41,3 +41,43 @@ describe('generated/openapi.yaml, the bundle of openapi/', () => {
     expect(names(bundle)).toEqual(names(root));
   });
 });
+
+describe('entity tags in the contract', () => {
+  it('are declared by every success that answers a versioned resource', () => {
+    type Node = Record<string, unknown> & { $ref?: string };
+    const doc = bundle as unknown as Node;
+    const deref = (node: Node | undefined): Node | undefined => {
+      let at = node;
+      while (at?.$ref)
+        at = at.$ref
+          .slice(2)
+          .split('/')
+          .reduce<Node | undefined>((x, k) => x?.[k] as Node | undefined, doc);
+      return at;
+    };
+    const versioned = (node: Node | undefined): boolean => {
+      const schema = deref(node);
+      if (!schema) return false;
+      if ((schema.properties as Node | undefined)?.version) return true;
+      return ['allOf', 'oneOf', 'anyOf'].some((k) =>
+        ((schema[k] as Node[] | undefined) ?? []).some(versioned),
+      );
+    };
+    const missing: string[] = [];
+    for (const [path, operations] of Object.entries(bundle.paths as Record<string, Record<string, Node>>))
+      for (const [method, operation] of Object.entries(operations)) {
+        // A link answers the linked feature, whose version is not the link's.
+        if (operation.operationId === 'linkSubscriptionFeature') continue;
+        for (const [status, response] of Object.entries(
+          (operation.responses ?? {}) as Record<string, Node>,
+        )) {
+          const answer = deref(response);
+          const content = answer?.content as Record<string, { schema?: Node }> | undefined;
+          if (!status.startsWith('2') || !versioned(content?.['application/json']?.schema)) continue;
+          if (!(answer?.headers as Node | undefined)?.ETag)
+            missing.push(`${method.toUpperCase()} ${path} ${status}`);
+        }
+      }
+    expect(missing).toEqual([]);
+  });
+});
