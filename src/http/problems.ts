@@ -121,9 +121,9 @@ const isValidatorError = (error: unknown): error is ValidatorError =>
   VALIDATOR_ERRORS.some((type) => error instanceof type);
 
 /**
- * The validator's refusal of a reserved character in a query value ("must be url encoded") says
- * nothing of the usual cause: a list sent as `status=active,canceled`, where the contract takes
- * one parameter per value (explode). Its own wording is kept for anything else it refuses.
+ * The validator refuses a reserved character in a query value with "must be url encoded", which
+ * says nothing of the usual cause: a list sent as `status=active,canceled`, where the contract
+ * takes one parameter per value (explode). The problem names the characters and a list's form.
  */
 const RESERVED_IN_QUERY = /^Parameter '([^']+)' must be url encoded/;
 
