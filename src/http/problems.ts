@@ -161,10 +161,33 @@ function fromValidatorError(error: ValidatorError): ProblemError | undefined {
   }
 }
 
-/** body-parser's errors carry a `type` naming what went wrong. */
-function fromBodyParserError(error: { type?: unknown; limit?: unknown }): ProblemError | undefined {
+/**
+ * Valid JSON that is not an object or array (`null`, `42`, `"text"`): body-parser's strict mode
+ * refuses it as a parse failure, but it is a body of the wrong type, as an array is to the
+ * validator (every request body of the contract is an object).
+ */
+function isJsonScalar(body: unknown): boolean {
+  if (typeof body !== 'string') return false;
+  try {
+    const value: unknown = JSON.parse(body);
+    return value === null || typeof value !== 'object';
+  } catch {
+    return false;
+  }
+}
+
+/** body-parser's errors carry a `type` naming what went wrong (and the raw `body` of a parse failure). */
+function fromBodyParserError(error: {
+  type?: unknown;
+  limit?: unknown;
+  body?: unknown;
+}): ProblemError | undefined {
   switch (error.type) {
     case 'entity.parse.failed':
+      if (isJsonScalar(error.body))
+        return new ProblemError(400, 'validation-error', 'request/body must be object', [
+          { location: 'body', message: 'must be object' },
+        ]);
       return new ProblemError(400, 'malformed-json', 'The request body is not valid JSON.');
     case 'entity.too.large':
       return new ProblemError(

@@ -21,6 +21,16 @@ describe('bad requests before any handler', () => {
     expect(await fingerprint(ctx.db)).toEqual(before);
   });
 
+  it('answers valid JSON that is not an object as the wrong type (validation-error), not as malformed', async () => {
+    const before = await fingerprint(ctx.db);
+    for (const body of ['null', '42', '"Ada"', 'true', ' false ', '[]']) {
+      const res = await ctx.api.post('/api/v1/users').set('Content-Type', 'application/json').send(body);
+      expectProblem(res, 400, 'validation-error');
+      expect(res.body, body).toMatchObject({ errors: [{ location: 'body', message: 'must be object' }] });
+    }
+    expect(await fingerprint(ctx.db)).toEqual(before);
+  });
+
   it('answers a body that is not JSON with 415', async () => {
     const before = await fingerprint(ctx.db);
     const res = await ctx.api
