@@ -3,24 +3,35 @@
 import type { Page } from '../services/context.js';
 import { ProblemError } from './problems.js';
 
-const PREFIX = 'v1:';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-export function encodeCursor(lastId: string): string {
-  return Buffer.from(PREFIX + lastId).toString('base64url');
+/**
+ * The list a cursor belongs to: the operation that answered it (listUsers). A cursor given to
+ * another list is refused, not read as a position in it (a client that mixed up two cursors got
+ * a page that meant nothing). Cursors issued before they named their list (`v1:<id>`) are still
+ * read, by any list, as they were.
+ */
+interface ListRequest {
+  operation?: { operationId: string } | undefined;
+}
+const listOf = (req: ListRequest) => req.operation?.operationId ?? '';
+
+export function encodeCursor(req: ListRequest, lastId: string): string {
+  return Buffer.from(`v2:${listOf(req)}:${lastId}`).toString('base64url');
 }
 
-/** The id after which the next page starts; 400 for anything this API did not issue. */
-export function decodeCursor(cursor: string | undefined): string | undefined {
+/** The id after which the next page starts; 400 for anything this list did not issue. */
+export function decodeCursor(req: ListRequest, cursor: string | undefined): string | undefined {
   if (cursor === undefined) return undefined;
   const text = Buffer.from(cursor, 'base64url').toString('utf8');
-  const id = text.slice(PREFIX.length);
-  if (!text.startsWith(PREFIX) || !UUID.test(id)) {
+  const prefix = text.startsWith('v1:') ? 'v1:' : `v2:${listOf(req)}:`;
+  const id = text.slice(prefix.length);
+  if (!text.startsWith(prefix) || !UUID.test(id)) {
     throw new ProblemError(
       400,
       'invalid-cursor',
-      'cursor is not a value returned as next_cursor by this API.',
-      [{ location: 'query', field: 'cursor', message: 'unrecognised cursor' }],
+      'cursor is not a value returned as next_cursor by this list.',
+      [{ location: 'query', field: 'cursor', message: 'unrecognised cursor, or one of another list' }],
     );
   }
   return id;
@@ -28,10 +39,11 @@ export function decodeCursor(cursor: string | undefined): string | undefined {
 
 /** A page as the API answers it: its items, and the cursor of the next page (null on the last). */
 export function toPageResponse<Row, Item>(
+  req: ListRequest,
   page: Page<Row>,
   map: (row: Row) => Item,
   idOf: (row: Row) => string,
 ): { data: Item[]; next_cursor: string | null } {
   const last = page.rows.at(-1);
-  return { data: page.rows.map(map), next_cursor: page.more && last ? encodeCursor(idOf(last)) : null };
+  return { data: page.rows.map(map), next_cursor: page.more && last ? encodeCursor(req, idOf(last)) : null };
 }

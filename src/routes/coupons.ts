@@ -18,11 +18,12 @@ export function couponsRouter(ctx: ServiceContext): Router {
     const query = req.query as Query<'listCoupons'>;
     const page = await coupons.listCoupons(ctx, actorOf(req), {
       limit: query.limit ?? 20,
-      after: decodeCursor(query.cursor),
+      after: decodeCursor(req, query.cursor),
     });
     const now = new Date();
     res.json(
       toPageResponse(
+        req,
         page,
         (c) => toCouponResponse(c, now),
         (c) => c.id,

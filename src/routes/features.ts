@@ -25,10 +25,10 @@ export function featuresRouter(ctx: ServiceContext): Router {
     const query = req.query as Query<'listFeatures'>;
     const page = await features.listFeatures(ctx, actorOf(req), {
       limit: query.limit ?? 20,
-      after: decodeCursor(query.cursor),
+      after: decodeCursor(req, query.cursor),
       name: query.name,
     });
-    res.json(toPageResponse(page, toFeatureResponse, (f) => f.id) satisfies Schemas['FeatureList']);
+    res.json(toPageResponse(req, page, toFeatureResponse, (f) => f.id) satisfies Schemas['FeatureList']);
   });
 
   router.post('/', async (req, res) => {

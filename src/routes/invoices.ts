@@ -50,14 +50,14 @@ export function invoicesRouter(ctx: ServiceContext): Router {
     const query = req.query as Query<'listInvoices'>;
     const page = await invoices.listInvoices(ctx, actorOf(req), {
       limit: query.limit ?? 20,
-      after: decodeCursor(query.cursor),
+      after: decodeCursor(req, query.cursor),
       subscriptionId: query.subscription_id,
       userId: query.user_id,
       statuses: query.status,
       periodOn: query.period,
       number: query.number,
     });
-    res.json(toPageResponse(page, toInvoiceResponse, (i) => i.id) satisfies Schemas['InvoiceList']);
+    res.json(toPageResponse(req, page, toInvoiceResponse, (i) => i.id) satisfies Schemas['InvoiceList']);
   });
 
   router.post('/', async (req, res) => {

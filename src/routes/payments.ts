@@ -28,10 +28,10 @@ export function invoicePaymentsRouter(ctx: ServiceContext): Router {
     const limit = query.limit ?? 20;
     const page = await payments.listInvoicePayments(ctx, actorOf(req), req.params.invoiceId, {
       limit,
-      after: decodeCursor(query.cursor),
+      after: decodeCursor(req, query.cursor),
     });
     if (!page) throw notFound(`No invoice with id ${req.params.invoiceId}.`);
-    res.json(toPageResponse(page, toPaymentResponse, (p) => p.id) satisfies Schemas['PaymentList']);
+    res.json(toPageResponse(req, page, toPaymentResponse, (p) => p.id) satisfies Schemas['PaymentList']);
   });
 
   router.post('/:invoiceId/payments', async (req, res) => {
@@ -67,10 +67,10 @@ export function invoicePaymentsRouter(ctx: ServiceContext): Router {
     const page = await refunds.listInvoiceRefunds(ctx, actorOf(req), {
       invoiceId: req.params.invoiceId,
       limit: query.limit ?? 20,
-      after: decodeCursor(query.cursor),
+      after: decodeCursor(req, query.cursor),
     });
     if (!page) throw notFound(`No invoice with id ${req.params.invoiceId}.`);
-    res.json(toPageResponse(page, toRefundResponse, (r) => r.id) satisfies Schemas['RefundList']);
+    res.json(toPageResponse(req, page, toRefundResponse, (r) => r.id) satisfies Schemas['RefundList']);
   });
 
   return router;
@@ -96,12 +96,12 @@ export function paymentsRouter(ctx: ServiceContext): Router {
     const query = req.query as Query<'listPayments'>;
     const page = await payments.listPayments(ctx, actorOf(req), {
       limit: query.limit ?? 20,
-      after: decodeCursor(query.cursor),
+      after: decodeCursor(req, query.cursor),
       invoiceId: query.invoice_id,
       subscriptionId: query.subscription_id,
       statuses: query.status,
     });
-    res.json(toPageResponse(page, toPaymentResponse, (p) => p.id) satisfies Schemas['PaymentList']);
+    res.json(toPageResponse(req, page, toPaymentResponse, (p) => p.id) satisfies Schemas['PaymentList']);
   });
 
   router.get('/:paymentId', async (req, res) => {
@@ -122,8 +122,8 @@ export function testClocksRouter(ctx: ServiceContext): Router {
   router.get('/', async (req, res) => {
     const query = req.query as Query<'listTestClocks'>;
     const limit = query.limit ?? 20;
-    const page = await payments.listTestClocks(ctx, actorOf(req), limit, decodeCursor(query.cursor));
-    res.json(toPageResponse(page, toTestClockResponse, (c) => c.id) satisfies Schemas['TestClockList']);
+    const page = await payments.listTestClocks(ctx, actorOf(req), limit, decodeCursor(req, query.cursor));
+    res.json(toPageResponse(req, page, toTestClockResponse, (c) => c.id) satisfies Schemas['TestClockList']);
   });
 
   router.post('/', async (req, res) => {

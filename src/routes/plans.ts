@@ -35,11 +35,11 @@ export function plansRouter(ctx: ServiceContext): Router {
     const query = req.query as Query<'listPlans'>;
     const page = await plans.listPlans(ctx, actorOf(req), {
       limit: query.limit ?? 20,
-      after: decodeCursor(query.cursor),
+      after: decodeCursor(req, query.cursor),
       code: query.code,
       archived: query.archived,
     });
-    res.json(toPageResponse(page, toResponse, (p) => p.plan.id) satisfies Schemas['PlanList']);
+    res.json(toPageResponse(req, page, toResponse, (p) => p.plan.id) satisfies Schemas['PlanList']);
   });
 
   router.post('/', async (req, res) => {

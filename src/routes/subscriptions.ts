@@ -85,7 +85,7 @@ export function subscriptionsRouter(ctx: ServiceContext): Router {
       actorOf(req),
       {
         limit: query.limit ?? 20,
-        after: decodeCursor(query.cursor),
+        after: decodeCursor(req, query.cursor),
         userId: query.user_id,
         statuses: query.status,
         startDateGte: query.start_date_gte,
@@ -97,6 +97,7 @@ export function subscriptionsRouter(ctx: ServiceContext): Router {
     const now = new Date();
     res.json(
       toPageResponse(
+        req,
         page,
         (s) => withFeatures(s, now),
         (s) => s.subscription.id,
@@ -397,11 +398,13 @@ export function subscriptionsRouter(ctx: ServiceContext): Router {
     const page = await invoices.listInvoiceItems(ctx, actorOf(req), {
       subscriptionId: req.params.subscriptionId,
       limit: query.limit ?? 20,
-      after: decodeCursor(query.cursor),
+      after: decodeCursor(req, query.cursor),
       pending: query.pending,
     });
     if (!page) throw noSuchSubscription(req.params.subscriptionId);
-    res.json(toPageResponse(page, toInvoiceItemResponse, (i) => i.id) satisfies Schemas['InvoiceItemList']);
+    res.json(
+      toPageResponse(req, page, toInvoiceItemResponse, (i) => i.id) satisfies Schemas['InvoiceItemList'],
+    );
   });
 
   router.post('/:subscriptionId/cancel', async (req, res) => {

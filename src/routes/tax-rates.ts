@@ -29,12 +29,12 @@ export function taxRatesRouter(ctx: ServiceContext): Router {
     const query = req.query as Query<'listTaxRates'>;
     const page = await taxRates.listTaxRates(ctx, actorOf(req), {
       limit: query.limit ?? 20,
-      after: decodeCursor(query.cursor),
+      after: decodeCursor(req, query.cursor),
       code: query.code,
       region: query.region,
       on: query.on,
     });
-    res.json(toPageResponse(page, toTaxRateResponse, (r) => r.id) satisfies Schemas['TaxRateList']);
+    res.json(toPageResponse(req, page, toTaxRateResponse, (r) => r.id) satisfies Schemas['TaxRateList']);
   });
 
   router.post('/', async (req, res) => {

@@ -21,12 +21,17 @@ export function billableMetricsRouter(ctx: ServiceContext): Router {
     const query = req.query as Query<'listBillableMetrics'>;
     const page = await billableMetrics.listBillableMetrics(ctx, actorOf(req), {
       limit: query.limit ?? 20,
-      after: decodeCursor(query.cursor),
+      after: decodeCursor(req, query.cursor),
       code: query.code,
       archived: query.archived,
     });
     res.json(
-      toPageResponse(page, toBillableMetricResponse, (m) => m.id) satisfies Schemas['BillableMetricList'],
+      toPageResponse(
+        req,
+        page,
+        toBillableMetricResponse,
+        (m) => m.id,
+      ) satisfies Schemas['BillableMetricList'],
     );
   });
 
@@ -136,7 +141,7 @@ export function usageEventsRouter(ctx: ServiceContext): Router {
     const query = req.query as Query<'listUsageEvents'>;
     const page = await usage.listUsageEvents(ctx, actorOf(req), {
       limit: query.limit ?? 20,
-      after: decodeCursor(query.cursor),
+      after: decodeCursor(req, query.cursor),
       userId: query.user_id,
       subscriptionId: query.subscription_id,
       metric: query.metric,
@@ -146,6 +151,7 @@ export function usageEventsRouter(ctx: ServiceContext): Router {
     });
     res.json(
       toPageResponse(
+        req,
         page,
         (r) => toUsageEventResponse(r.event, r.metric),
         (r) => r.event.id,

@@ -27,10 +27,10 @@ export function usersRouter(ctx: ServiceContext): Router {
     const query = req.query as Query<'listUsers'>;
     const page = await users.listUsers(ctx, actorOf(req), {
       limit: query.limit ?? 20,
-      after: decodeCursor(query.cursor),
+      after: decodeCursor(req, query.cursor),
       email: query.email,
     });
-    res.json(toPageResponse(page, toUserResponse, (u) => u.id) satisfies Schemas['UserList']);
+    res.json(toPageResponse(req, page, toUserResponse, (u) => u.id) satisfies Schemas['UserList']);
   });
 
   router.post('/', async (req, res) => {
@@ -60,11 +60,12 @@ export function usersRouter(ctx: ServiceContext): Router {
     const page = await listBalanceTransactions(ctx, actorOf(req), {
       userId: req.params.userId,
       limit: query.limit ?? 20,
-      after: decodeCursor(query.cursor),
+      after: decodeCursor(req, query.cursor),
     });
     if (!page) throw noSuchUser(req.params.userId);
     res.json(
       toPageResponse(
+        req,
         page,
         toBalanceTransactionResponse,
         (t) => t.id,

@@ -31,10 +31,10 @@ export function walletsRouter(ctx: ServiceContext): Router {
     const query = req.query as Query<'listWallets'>;
     const page = await wallets.listWallets(ctx, actorOf(req), {
       limit: query.limit ?? 20,
-      after: decodeCursor(query.cursor),
+      after: decodeCursor(req, query.cursor),
       userId: query.user_id,
     });
-    res.json(toPageResponse(page, toWalletResponse, (w) => w.wallet.id) satisfies Schemas['WalletList']);
+    res.json(toPageResponse(req, page, toWalletResponse, (w) => w.wallet.id) satisfies Schemas['WalletList']);
   });
 
   router.post('/', async (req, res) => {
@@ -125,10 +125,10 @@ export function walletsRouter(ctx: ServiceContext): Router {
     const query = req.query as Query<'listWalletTransactions'>;
     const page = await wallets.listLedger(ctx, actorOf(req), req.params.walletId, {
       limit: query.limit ?? 20,
-      after: decodeCursor(query.cursor),
+      after: decodeCursor(req, query.cursor),
     });
     if (!page) throw noSuchWallet(req.params.walletId);
-    res.json(toPageResponse(page, toLedgerResponse, (l) => l.id) satisfies Schemas['LedgerPage']);
+    res.json(toPageResponse(req, page, toLedgerResponse, (l) => l.id) satisfies Schemas['LedgerPage']);
   });
 
   return router;

@@ -29,11 +29,16 @@ export function webhookEndpointsRouter(ctx: ServiceContext, policy: UrlPolicy): 
     const query = req.query as Query<'listWebhookEndpoints'>;
     const page = await endpoints.listWebhookEndpoints(ctx, actorOf(req), {
       limit: query.limit ?? 20,
-      after: decodeCursor(query.cursor),
+      after: decodeCursor(req, query.cursor),
       status: query.status,
     });
     res.json(
-      toPageResponse(page, toWebhookEndpointResponse, (e) => e.id) satisfies Schemas['WebhookEndpointList'],
+      toPageResponse(
+        req,
+        page,
+        toWebhookEndpointResponse,
+        (e) => e.id,
+      ) satisfies Schemas['WebhookEndpointList'],
     );
   });
 
@@ -122,13 +127,18 @@ export function webhookEndpointsRouter(ctx: ServiceContext, policy: UrlPolicy): 
     const query = req.query as Query<'listWebhookDeliveries'>;
     const outcome = await endpoints.listWebhookDeliveries(ctx, actorOf(req), req.params.endpointId, {
       limit: query.limit ?? 20,
-      after: decodeCursor(query.cursor),
+      after: decodeCursor(req, query.cursor),
       status: query.status,
       eventId: query.event_id,
     });
     if (outcome.kind === 'missing') throw noSuchEndpoint(req.params.endpointId);
     res.json(
-      toPageResponse(outcome.page, toDelivery, (d) => d.delivery.id) satisfies Schemas['WebhookDeliveryList'],
+      toPageResponse(
+        req,
+        outcome.page,
+        toDelivery,
+        (d) => d.delivery.id,
+      ) satisfies Schemas['WebhookDeliveryList'],
     );
   });
 

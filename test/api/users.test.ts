@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { Schemas } from '../../src/contract.js';
 import { useTestApp } from '../helpers/app.js';
 import { fingerprint } from '../helpers/db-state.js';
-import { createSubscription, createUser } from '../helpers/factories.js';
+import { createFeature, createSubscription, createUser } from '../helpers/factories.js';
 import { expectProblem } from '../helpers/problems.js';
 
 const ctx = useTestApp();
@@ -88,6 +88,31 @@ describe('GET /api/v1/users', () => {
     const res = await ctx.api.get('/api/v1/users').query({ email: 'filter.me@EXAMPLE.com' });
     expect(res.status).toBe(200);
     expect(res.body).toEqual({ data: [user], next_cursor: null });
+  });
+
+  it('refuses a cursor of another list, and still reads one issued before cursors named their list', async () => {
+    for (let i = 0; i < 3; i++) await createUser(ctx);
+    await createFeature(ctx);
+    await createFeature(ctx);
+    const users = (await ctx.api.get('/api/v1/users').query({ limit: 1 })).body as Schemas['UserList'];
+    const features = (await ctx.api.get('/api/v1/features').query({ limit: 1 }))
+      .body as Schemas['FeatureList'];
+    expect(users.next_cursor).not.toBeNull();
+    expect(features.next_cursor).not.toBeNull();
+    const mixed = await ctx.api.get('/api/v1/features').query({ cursor: users.next_cursor });
+    expectProblem(mixed, 400, 'invalid-cursor');
+    expectProblem(
+      await ctx.api.get('/api/v1/users').query({ cursor: features.next_cursor }),
+      400,
+      'invalid-cursor',
+    );
+    // Its own list reads it; and an older cursor (v1:<id>) reads as it did.
+    const next = await ctx.api.get('/api/v1/users').query({ limit: 1, cursor: users.next_cursor });
+    expect(next.status, next.text).toBe(200);
+    const legacy = Buffer.from(`v1:${users.data[0]!.id}`).toString('base64url');
+    const old = await ctx.api.get('/api/v1/users').query({ limit: 1, cursor: legacy });
+    expect(old.status, old.text).toBe(200);
+    expect(old.body).toEqual(next.body);
   });
 
   it('rejects a limit out of range and a forged cursor with 400', async () => {

@@ -4273,7 +4273,7 @@ export interface components {
         SubscriptionId: string;
         /** @description Page size. */
         Limit: number;
-        /** @description The `next_cursor` of the previous page. */
+        /** @description The `next_cursor` of the previous page of the same list (a cursor of another list is a 400 invalid-cursor; filters may change between pages). */
         Cursor: string;
         /** @example 0193a6a2-5000-7000-8000-000000000001 */
         PlanId: string;
@@ -4387,7 +4387,7 @@ export interface operations {
             query?: {
                 /** @description Page size. */
                 limit?: components["parameters"]["Limit"];
-                /** @description The `next_cursor` of the previous page. */
+                /** @description The `next_cursor` of the previous page of the same list (a cursor of another list is a 400 invalid-cursor; filters may change between pages). */
                 cursor?: components["parameters"]["Cursor"];
                 /**
                  * @description Only the user with this email (compared case-insensitively). `@` may be sent as is.
@@ -4661,7 +4661,7 @@ export interface operations {
             query?: {
                 /** @description Page size. */
                 limit?: components["parameters"]["Limit"];
-                /** @description The `next_cursor` of the previous page. */
+                /** @description The `next_cursor` of the previous page of the same list (a cursor of another list is a 400 invalid-cursor; filters may change between pages). */
                 cursor?: components["parameters"]["Cursor"];
             };
             header?: never;
@@ -4724,7 +4724,7 @@ export interface operations {
             query?: {
                 /** @description Page size. */
                 limit?: components["parameters"]["Limit"];
-                /** @description The `next_cursor` of the previous page. */
+                /** @description The `next_cursor` of the previous page of the same list (a cursor of another list is a 400 invalid-cursor; filters may change between pages). */
                 cursor?: components["parameters"]["Cursor"];
                 /** @description Only the feature with exactly this name. Characters such as `:`, `/` and `@` may be sent as is; `&`, `#`, `%` and `+` (a space in a query string) must be percent-encoded. */
                 name?: string;
@@ -4987,7 +4987,7 @@ export interface operations {
             query?: {
                 /** @description Page size. */
                 limit?: components["parameters"]["Limit"];
-                /** @description The `next_cursor` of the previous page. */
+                /** @description The `next_cursor` of the previous page of the same list (a cursor of another list is a 400 invalid-cursor; filters may change between pages). */
                 cursor?: components["parameters"]["Cursor"];
                 /** @description Only this user's subscriptions. */
                 user_id?: string;
@@ -5809,7 +5809,7 @@ export interface operations {
             query?: {
                 /** @description Page size. */
                 limit?: components["parameters"]["Limit"];
-                /** @description The `next_cursor` of the previous page. */
+                /** @description The `next_cursor` of the previous page of the same list (a cursor of another list is a 400 invalid-cursor; filters may change between pages). */
                 cursor?: components["parameters"]["Cursor"];
                 /** @description Only the pending items (true) or only the billed ones (false). */
                 pending?: boolean;
@@ -6128,7 +6128,7 @@ export interface operations {
             query?: {
                 /** @description Page size. */
                 limit?: components["parameters"]["Limit"];
-                /** @description The `next_cursor` of the previous page. */
+                /** @description The `next_cursor` of the previous page of the same list (a cursor of another list is a 400 invalid-cursor; filters may change between pages). */
                 cursor?: components["parameters"]["Cursor"];
                 /** @description Only the plan with this code. */
                 code?: string;
@@ -6568,7 +6568,7 @@ export interface operations {
             query?: {
                 /** @description Page size. */
                 limit?: components["parameters"]["Limit"];
-                /** @description The `next_cursor` of the previous page. */
+                /** @description The `next_cursor` of the previous page of the same list (a cursor of another list is a 400 invalid-cursor; filters may change between pages). */
                 cursor?: components["parameters"]["Cursor"];
             };
             header?: never;
@@ -6744,7 +6744,7 @@ export interface operations {
             query?: {
                 /** @description Page size. */
                 limit?: components["parameters"]["Limit"];
-                /** @description The `next_cursor` of the previous page. */
+                /** @description The `next_cursor` of the previous page of the same list (a cursor of another list is a 400 invalid-cursor; filters may change between pages). */
                 cursor?: components["parameters"]["Cursor"];
                 /** @description Only this code. */
                 code?: string;
@@ -7159,7 +7159,7 @@ export interface operations {
             query?: {
                 /** @description Page size. */
                 limit?: components["parameters"]["Limit"];
-                /** @description The `next_cursor` of the previous page. */
+                /** @description The `next_cursor` of the previous page of the same list (a cursor of another list is a 400 invalid-cursor; filters may change between pages). */
                 cursor?: components["parameters"]["Cursor"];
                 /** @description Only this subscription. */
                 subscription_id?: string;
@@ -7701,7 +7701,7 @@ export interface operations {
             query?: {
                 /** @description Page size. */
                 limit?: components["parameters"]["Limit"];
-                /** @description The `next_cursor` of the previous page. */
+                /** @description The `next_cursor` of the previous page of the same list (a cursor of another list is a 400 invalid-cursor; filters may change between pages). */
                 cursor?: components["parameters"]["Cursor"];
             };
             header?: never;
@@ -7836,7 +7836,7 @@ export interface operations {
             query?: {
                 /** @description Page size. */
                 limit?: components["parameters"]["Limit"];
-                /** @description The `next_cursor` of the previous page. */
+                /** @description The `next_cursor` of the previous page of the same list (a cursor of another list is a 400 invalid-cursor; filters may change between pages). */
                 cursor?: components["parameters"]["Cursor"];
                 /** @description Only this invoice's. */
                 invoice_id?: string;
@@ -7936,7 +7936,7 @@ export interface operations {
             query?: {
                 /** @description Page size. */
                 limit?: components["parameters"]["Limit"];
-                /** @description The `next_cursor` of the previous page. */
+                /** @description The `next_cursor` of the previous page of the same list (a cursor of another list is a 400 invalid-cursor; filters may change between pages). */
                 cursor?: components["parameters"]["Cursor"];
             };
             header?: never;
@@ -8056,7 +8056,7 @@ export interface operations {
             query?: {
                 /** @description Page size. */
                 limit?: components["parameters"]["Limit"];
-                /** @description The `next_cursor` of the previous page. */
+                /** @description The `next_cursor` of the previous page of the same list (a cursor of another list is a 400 invalid-cursor; filters may change between pages). */
                 cursor?: components["parameters"]["Cursor"];
             };
             header?: never;
@@ -8489,7 +8489,7 @@ export interface operations {
             query?: {
                 /** @description Page size. */
                 limit?: components["parameters"]["Limit"];
-                /** @description The `next_cursor` of the previous page. */
+                /** @description The `next_cursor` of the previous page of the same list (a cursor of another list is a 400 invalid-cursor; filters may change between pages). */
                 cursor?: components["parameters"]["Cursor"];
                 /** @description Only enabled or only disabled endpoints. */
                 status?: components["schemas"]["WebhookEndpointStatus"];
@@ -8856,7 +8856,7 @@ export interface operations {
             query?: {
                 /** @description Page size. */
                 limit?: components["parameters"]["Limit"];
-                /** @description The `next_cursor` of the previous page. */
+                /** @description The `next_cursor` of the previous page of the same list (a cursor of another list is a 400 invalid-cursor; filters may change between pages). */
                 cursor?: components["parameters"]["Cursor"];
                 /** @description Only deliveries in this state. */
                 status?: components["schemas"]["WebhookDeliveryStatus"];
@@ -9579,7 +9579,7 @@ export interface operations {
             query?: {
                 /** @description Page size. */
                 limit?: components["parameters"]["Limit"];
-                /** @description The `next_cursor` of the previous page. */
+                /** @description The `next_cursor` of the previous page of the same list (a cursor of another list is a 400 invalid-cursor; filters may change between pages). */
                 cursor?: components["parameters"]["Cursor"];
                 /** @description Only the metric with this code. */
                 code?: string;
@@ -9791,7 +9791,7 @@ export interface operations {
             query?: {
                 /** @description Page size. */
                 limit?: components["parameters"]["Limit"];
-                /** @description The `next_cursor` of the previous page. */
+                /** @description The `next_cursor` of the previous page of the same list (a cursor of another list is a 400 invalid-cursor; filters may change between pages). */
                 cursor?: components["parameters"]["Cursor"];
                 /** @description Only this customer's events. */
                 user_id?: string;
@@ -9982,7 +9982,7 @@ export interface operations {
             query?: {
                 /** @description Page size. */
                 limit?: components["parameters"]["Limit"];
-                /** @description The `next_cursor` of the previous page. */
+                /** @description The `next_cursor` of the previous page of the same list (a cursor of another list is a 400 invalid-cursor; filters may change between pages). */
                 cursor?: components["parameters"]["Cursor"];
                 /** @description Only this customer's wallets. */
                 user_id?: string;
@@ -10252,7 +10252,7 @@ export interface operations {
             query?: {
                 /** @description Page size. */
                 limit?: components["parameters"]["Limit"];
-                /** @description The `next_cursor` of the previous page. */
+                /** @description The `next_cursor` of the previous page of the same list (a cursor of another list is a 400 invalid-cursor; filters may change between pages). */
                 cursor?: components["parameters"]["Cursor"];
             };
             header?: never;
