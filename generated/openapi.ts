@@ -233,7 +233,9 @@ export interface paths {
          * @description `at: now` cancels at once (`status` canceled, `canceled_at` now). `at: period_end` sets
          *     `cancel_at` to the end of the current billing period; the subscription stays as it is
          *     until then, and is canceled from that moment on (`canceled_at` = `cancel_at`), with a
-         *     `subscription.canceled` event by the system. Canceling a canceled subscription is 409.
+         *     `subscription.canceled` event by the system. A `paused` subscription is canceled at once
+         *     with either `at`: its period was credited when it paused, so none is being served.
+         *     Canceling a canceled subscription is 409.
          */
         post: operations["cancelSubscription"];
         delete?: never;
@@ -871,8 +873,9 @@ export interface paths {
          *     gateway and settles it after the rail's delay (`pending → processing → succeeded |
          *     failed`, an event each). Send an `Idempotency-Key`: a retry then answers the same payment.
          *
-         *     The amount must equal the invoice's balance (its `total`; partial payments are not
-         *     supported): else 422. The invoice must be `open` or `uncollectible`: else 409. An invoice is
+         *     The amount must equal what is due on the invoice (its `amount_due`: the total less what
+         *     credit notes and the customer's balance took off; partial payments are not supported):
+         *     else 422, naming the amount due. The invoice must be `open` or `uncollectible`: else 409. An invoice is
          *     never paid twice and never has two payments in flight (the database enforces both, also
          *     for concurrent requests with different keys): 409.
          */
@@ -3483,7 +3486,7 @@ export interface components {
             updated_at: components["schemas"]["Timestamp"];
         };
         PaymentCreate: {
-            /** @description Must equal the invoice's balance (its total). */
+            /** @description Must equal what is due on the invoice (its `amount_due`). */
             amount: components["schemas"]["MoneyTotal"];
             payment_method: components["schemas"]["PaymentMethod"];
             rail: components["schemas"]["PaymentRail"];

@@ -52,7 +52,7 @@ export function invoicePaymentsRouter(ctx: ServiceContext): Router {
             : `The invoice is ${outcome.status}; only an open or uncollectible invoice can be paid.`,
         );
       case 'wrong-amount':
-        throw unprocessable(`amount must be the invoice's balance, ${outcome.balance}.`, [
+        throw unprocessable(`amount must be what is due on the invoice (its amount_due), ${outcome.balance}.`, [
           { location: 'body', field: '/amount', message: `must be ${outcome.balance}` },
         ]);
       case 'in-flight':
