@@ -36,6 +36,6 @@ export function startMrrCompaction(
       }
       return tenants.length > 0;
     },
-    { intervalMs, busyIntervalMs, logger, failure: 'MRR compaction failed; retrying in a moment' },
+    { intervalMs, busyIntervalMs, logger, name: 'MRR compaction' },
   );
 }

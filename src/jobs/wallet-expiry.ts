@@ -34,6 +34,6 @@ export function startWalletExpiry(
         }
       }
     },
-    { intervalMs, logger, failure: 'wallet expiry failed; retrying in a moment' },
+    { intervalMs, logger, name: 'wallet expiry' },
   );
 }
