@@ -52,9 +52,10 @@ export function invoicePaymentsRouter(ctx: ServiceContext): Router {
             : `The invoice is ${outcome.status}; only an open or uncollectible invoice can be paid.`,
         );
       case 'wrong-amount':
-        throw unprocessable(`amount must be what is due on the invoice (its amount_due), ${outcome.balance}.`, [
-          { location: 'body', field: '/amount', message: `must be ${outcome.balance}` },
-        ]);
+        throw unprocessable(
+          `amount must be what is due on the invoice (its amount_due), ${outcome.balance}.`,
+          [{ location: 'body', field: '/amount', message: `must be ${outcome.balance}` }],
+        );
       case 'in-flight':
         throw conflict('A payment of this invoice is already pending or processing; wait for it to settle.');
       case 'created':
@@ -114,6 +115,11 @@ export function paymentsRouter(ctx: ServiceContext): Router {
   return router;
 }
 
+const outsideClockYears = () => {
+  const message = `must be in the years ${payments.CLOCK_YEARS.first} to ${payments.CLOCK_YEARS.last}`;
+  return unprocessable(`frozen_time ${message}.`, [{ location: 'body', field: '/frozen_time', message }]);
+};
+
 /** Mounted at /api/v1/test-clocks. */
 export function testClocksRouter(ctx: ServiceContext): Router {
   const router = Router({ caseSensitive: true });
@@ -129,12 +135,7 @@ export function testClocksRouter(ctx: ServiceContext): Router {
   router.post('/', async (req, res) => {
     const body = req.body as RequestBody<'createTestClock'>;
     const frozen = body.frozen_time ? new Date(body.frozen_time) : new Date();
-    const year = frozen.getUTCFullYear();
-    if (year < 2000 || year > 2100) {
-      throw unprocessable('frozen_time must be in the years 2000 to 2100.', [
-        { location: 'body', field: '/frozen_time', message: 'must be in the years 2000 to 2100' },
-      ]);
-    }
+    if (!payments.inClockYears(frozen)) throw outsideClockYears();
     const reply = (clock: Parameters<typeof toTestClockResponse>[0]): Reply => ({
       status: 201,
       headers: { Location: `${req.baseUrl}/${clock.id}`, ...withEtag(clock) },
@@ -175,6 +176,8 @@ export function testClocksRouter(ctx: ServiceContext): Router {
         throw preconditionFailed('test clock', outcome.current.version);
       case 'busy':
         throw conflict('The clock is still advancing; wait until its status is ready.');
+      case 'beyond-years':
+        throw outsideClockYears();
       case 'not-later':
       case 'too-far': {
         const message =

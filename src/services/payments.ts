@@ -138,10 +138,21 @@ export type AdvanceOutcome =
   | { kind: 'stale'; current: TestClockRow }
   | { kind: 'busy'; current: TestClockRow }
   | { kind: 'not-later'; current: TestClockRow }
-  | { kind: 'too-far'; current: TestClockRow; latest: Date };
+  | { kind: 'too-far'; current: TestClockRow; latest: Date }
+  | { kind: 'beyond-years'; current: TestClockRow };
 
 /** How far one advance may move a clock: calendar years. */
 export const MAX_ADVANCE_YEARS = 5;
+
+/**
+ * The years a clock's time stays in, where it starts and where it is advanced to: repeated
+ * advances of 5 years would otherwise take it, and its subscriptions' periods, past 9999, which
+ * no date in the API can write.
+ */
+export const CLOCK_YEARS = { first: 2000, last: 2100 } as const;
+
+export const inClockYears = (time: Date): boolean =>
+  time.getUTCFullYear() >= CLOCK_YEARS.first && time.getUTCFullYear() <= CLOCK_YEARS.last;
 
 /**
  * The latest time a clock at `from` may be advanced to: the same time of day (UTC), 5 calendar
@@ -168,6 +179,7 @@ export function advanceTestClock(
     if (to <= current.frozen_time) return { kind: 'not-later', current };
     const latest = latestAdvance(current.frozen_time);
     if (to > latest) return { kind: 'too-far', current, latest };
+    if (!inClockYears(to)) return { kind: 'beyond-years', current };
     const clock = await clocks.updateTestClock(tx.db, id, { frozen_time: to, status: 'advancing' });
     tx.emit({
       type: 'test_clock.advancing',

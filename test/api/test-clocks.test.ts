@@ -1,5 +1,6 @@
 // How far one advance may move a test clock: at most 5 calendar years, to the millisecond, as
-// openapi.yaml says; further is 422 problem+json naming frozen_time, and changes nothing.
+// openapi.yaml says, and never past 2100; further is 422 problem+json naming frozen_time, and
+// changes nothing.
 import { describe, expect, it } from 'vitest';
 import type { Schemas } from '../../src/contract.js';
 import { useTestApp } from '../helpers/app.js';
@@ -44,6 +45,25 @@ describe('POST /test-clocks/{id}/advance', () => {
     const accepted = await advance(await clockAt(from), latest);
     expect(accepted.status, accepted.text).toBe(202);
     expect(accepted.body).toMatchObject({ frozen_time: latest, status: 'advancing' });
+  });
+
+  it('keeps a clock within the years 2000 to 2100, where clocks start', async () => {
+    const late = await clockAt('2099-06-01T00:00:00.000Z');
+    const problem = expectProblem(await advance(late, '2101-01-01T00:00:00.000Z'), 422, 'unprocessable');
+    expect(problem.errors).toEqual([
+      { location: 'body', field: '/frozen_time', message: 'must be in the years 2000 to 2100' },
+    ]);
+    const unchanged = (await ctx.api.get(`/api/v1/test-clocks/${late.id}`)).body as Schemas['TestClock'];
+    expect(unchanged).toMatchObject({ frozen_time: '2099-06-01T00:00:00.000Z', version: 1 });
+    const lastMoment = await advance(late, '2100-12-31T23:59:59.999Z');
+    expect(lastMoment.status, lastMoment.text).toBe(202);
+    expectProblem(
+      await ctx.api
+        .post('/api/v1/test-clocks')
+        .send({ name: 'too late', frozen_time: '2101-01-01T00:00:00Z' }),
+      422,
+      'unprocessable',
+    );
   });
 
   it('logged no unexpected error in this file', () => {

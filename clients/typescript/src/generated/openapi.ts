@@ -3579,8 +3579,9 @@ export interface components {
         TestClockAdvance: {
             /**
              * Format: date-time
-             * @description Later than the clock's time, and at most 5 calendar years later: the same date and time
-             *     of day (UTC) 5 years on (from 29 February, 28 February), to the millisecond. Otherwise 422.
+             * @description Later than the clock's time, at most 5 calendar years later (the same date and time of
+             *     day, UTC, 5 years on; from 29 February, 28 February), to the millisecond, and within the
+             *     years 2000 to 2100, as where a clock starts. Otherwise 422.
              */
             frozen_time: string;
         };
