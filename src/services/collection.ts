@@ -10,7 +10,7 @@
 // the invoice's payment: that one holds the invoice lock too, so it is never waited for the
 // other way round.) inTenant retries the rare deadlock that remains possible anyway.
 import { periodContaining } from '../billing/periods.js';
-import { billingAnchor, lastDayServed } from '../billing/subscription-time.js';
+import { billingAnchor, lastDayServed, subscriptionNow } from '../billing/subscription-time.js';
 import type { PaymentGateway } from '../billing/gateway.js';
 import type { InvoiceRow, PaymentRow, SubscriptionRow, UserRow } from '../database/schema.js';
 import { billingSettings } from '../queries/billing-settings.js';
@@ -23,7 +23,14 @@ import { toInvoiceResponse } from '../responses/invoices.js';
 import { toPaymentResponse } from '../responses/payments.js';
 import { amountDue } from '../responses/invoices.js';
 import { toSubscriptionResponse } from '../responses/subscriptions.js';
-import { type Actor, inTenant, type ServiceContext, type Tx } from './context.js';
+import {
+  type Actor,
+  inTenant,
+  satisfies,
+  type ServiceContext,
+  type Tx,
+  type VersionCondition,
+} from './context.js';
 import { closeEndedItems, closingUsageInvoice, invoiceForPeriod, issue } from './invoices.js';
 import { emitChange } from './subscriptions.js';
 import { applyScheduledChange } from './scheduled-changes.js';
@@ -171,11 +178,37 @@ const ends = (s: SubscriptionRow) =>
  * Every run that finds the renewal due moves billed_until forward or ends billing, so the worker
  * never finds the same renewal again (performDueWork fails a step that made no progress).
  */
-export function renewDue(ctx: CollectionContext, tenantId: string, subscriptionId: string, at: Date) {
-  return inTenant(ctx, system(tenantId), async (tx) => {
+/** What a renewal step did: whether it renewed, and the version it found (none: no such subscription). */
+export interface Renewal {
+  renewed: boolean;
+  version?: number;
+}
+
+/** The versions a catch-up moved a subscription between. */
+export interface CaughtUp {
+  from: number;
+  to: number;
+}
+
+export function renewDue(
+  ctx: ServiceContext,
+  tenantId: string,
+  subscriptionId: string,
+  when: Date | 'if-due',
+  only?: (subscription: SubscriptionRow) => boolean,
+): Promise<Renewal> {
+  return inTenant(ctx, system(tenantId), async (tx): Promise<Renewal> => {
     const locked = await subscriptions.lockSubscription(tx.db, subscriptionId);
-    if (!locked || !locked.billed_until) return;
-    if (new Date(`${locked.billed_until}T00:00:00Z`) > at) return;
+    if (!locked) return { renewed: false };
+    const unchanged = { renewed: false, version: locked.version };
+    if (!locked.billed_until || (only && !only(locked))) return unchanged;
+    const due = new Date(`${locked.billed_until}T00:00:00Z`);
+    // 'if-due': if the renewal is due on the subscription's clock (or in real time), at the time
+    // the worker would perform it: its due time on a clock, now in real time.
+    const now = when === 'if-due' ? subscriptionNow(locked) : when;
+    if (due > now) return unchanged;
+    const done = { renewed: true, version: locked.version };
+    const at = when === 'if-due' && locked.test_clock_id ? due : now;
     atStep(tx, locked, at);
     // A trial ending and a change scheduled for this period's start come first: the period is
     // billed as they leave it.
@@ -184,7 +217,7 @@ export function renewDue(ctx: CollectionContext, tenantId: string, subscriptionI
         ? locked
         : await applyScheduledChange(tx, tenantId, await endTrial(tx, locked));
     const billedUntil = locked.billed_until; // a scheduled change leaves it as it is
-    const stopBilling = async () => {
+    const stopBilling = async (): Promise<Renewal> => {
       if (await servedUnbilled(tx, before, billedUntil)) {
         // Ended within the period starting on billedUntil, before its renewal ran: that period is
         // its last, and its usage is billed when it ends (the next step comes back then).
@@ -198,7 +231,7 @@ export function renewDue(ctx: CollectionContext, tenantId: string, subscriptionI
           billed_until: last.end,
         });
         emitChange(tx, before, after);
-        return;
+        return done;
       }
       // Nothing more to bill: the subscription ends before this period. Its last period's usage
       // is billed now, on an invoice of its own (issued and collected like a renewal's).
@@ -208,6 +241,7 @@ export function renewDue(ctx: CollectionContext, tenantId: string, subscriptionI
       if (last) await issueAndCollect(tx, before, last, at, tenantId);
       const after = await subscriptions.updateSubscription(tx.db, subscriptionId, { billed_until: null });
       emitChange(tx, before, after);
+      return done;
     };
     if (before.status === 'canceled' || ends(before)) return stopBilling();
     if (billedUntil < billingAnchor(before)) {
@@ -217,7 +251,7 @@ export function renewDue(ctx: CollectionContext, tenantId: string, subscriptionI
         billed_until: billingAnchor(before),
       });
       emitChange(tx, before, after);
-      return;
+      return done;
     }
     const period = periodContaining(
       billingAnchor(before),
@@ -253,8 +287,57 @@ export function renewDue(ctx: CollectionContext, tenantId: string, subscriptionI
       );
     } else after = await renewed();
     emitChange(tx, before, after, 'subscription.renewed');
+    return done;
   });
 }
+
+/** Renewals one catch-up performs at most: each moves billed_until on by a period. */
+const MOST_RENEWALS_AT_ONCE = 100;
+
+/**
+ * Performs the subscription's renewals that are due and not performed yet, one transaction each,
+ * as the worker would (within seconds of their day; on a clock, when it is advanced). Pausing,
+ * resuming and canceling now run them first: what those credit and bill depends on what was
+ * invoiced, and must not depend on whether the worker came first (a subscription paused or
+ * canceled before its period's renewal ran was never billed for the days it served). Returns the
+ * versions the subscription went from and to, when it renewed any: a request whose If-Match
+ * names the version before still applies (see matchesAfterRenewals).
+ */
+export async function performDueRenewals(
+  ctx: ServiceContext,
+  tenantId: string,
+  subscriptionId: string,
+  request: { ifMatch: VersionCondition; allows: (subscription: SubscriptionRow) => boolean },
+): Promise<CaughtUp | undefined> {
+  // Only for a request that will apply: one refused (412, 409) writes nothing.
+  const applies = (s: SubscriptionRow) => satisfies(request.ifMatch, s.version) && request.allows(s);
+  let from: number | undefined;
+  for (let i = 0; i < MOST_RENEWALS_AT_ONCE; i++) {
+    const renewal = await renewDue(
+      ctx,
+      tenantId,
+      subscriptionId,
+      'if-due',
+      from === undefined ? applies : undefined,
+    );
+    if (renewal.version === undefined) return undefined;
+    if (!renewal.renewed) return from === undefined ? undefined : { from, to: renewal.version };
+    from ??= renewal.version;
+  }
+  return undefined; // still renewing: the worker carries on, and If-Match applies as it is
+}
+
+/**
+ * If-Match on a subscription that performDueRenewals renewed: the version the client read still
+ * matches when those renewals are the only changes since.
+ */
+export const matchesAfterRenewals = (
+  condition: VersionCondition,
+  version: number,
+  caughtUp: CaughtUp | undefined,
+): boolean =>
+  satisfies(condition, version) ||
+  (caughtUp !== undefined && version === caughtUp.to && satisfies(condition, caughtUp.from));
 
 /**
  * A renewal's (or a closing usage, or a change's) invoice: issued if still a draft, paid at once

@@ -33,7 +33,7 @@ function perform(ctx: CollectionContext, item: DueItem, at: Date): Promise<void>
     case 'cancel':
       return cancelDue(ctx, item.tenant_id, item.target_id, at);
     case 'renew':
-      return renewDue(ctx, item.tenant_id, item.target_id, at);
+      return renewDue(ctx, item.tenant_id, item.target_id, at).then(() => undefined);
     case 'submit':
       return submitDue(ctx, item.tenant_id, item.target_id, at);
     case 'settle':

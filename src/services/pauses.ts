@@ -9,15 +9,8 @@ import { billingAnchor, dayOf, lastDayServed, subscriptionNow } from '../billing
 import type { InvoiceRow, SubscriptionRow } from '../database/schema.js';
 import { findInvoiceForPeriod } from '../queries/invoices.js';
 import * as subscriptions from '../queries/subscriptions.js';
-import {
-  type Actor,
-  inTenant,
-  type ServiceContext,
-  satisfies,
-  type Tx,
-  type VersionCondition,
-} from './context.js';
-import { issueAndCollect } from './collection.js';
+import { type Actor, inTenant, type ServiceContext, type Tx, type VersionCondition } from './context.js';
+import { issueAndCollect, matchesAfterRenewals, performDueRenewals } from './collection.js';
 import { invoiceForPeriod } from './invoices.js';
 import { performProration, periodBilled, priceLabel } from './prorations.js';
 import { emitChange, lockAfterDueCancellations, onClockOf } from './subscriptions.js';
@@ -36,17 +29,22 @@ const system = (tenantId: string): Actor => ({ tenantId, keyId: 'system' });
 const periodOf = (s: SubscriptionRow, day: string) =>
   periodContaining(billingAnchor(s), s.billing_interval, s.interval_count, day);
 
-export function pauseSubscription(
+export async function pauseSubscription(
   ctx: ServiceContext,
   actor: Actor,
   id: string,
   input: { resumes_at?: string | undefined },
   ifMatch?: VersionCondition,
 ): Promise<PauseOutcome> {
+  // The unused days credited are those of a period invoiced: its renewal first, if due.
+  const caughtUp = await performDueRenewals(ctx, actor.tenantId, id, {
+    ifMatch,
+    allows: (s) => s.status === 'active' && s.cancel_at === null,
+  });
   return inTenant(ctx, actor, async (tx): Promise<PauseOutcome> => {
     const before = await lockAfterDueCancellations(tx, id);
     if (!before) return { kind: 'missing' };
-    if (!satisfies(ifMatch, before.version)) return { kind: 'stale', current: before };
+    if (!matchesAfterRenewals(ifMatch, before.version, caughtUp)) return { kind: 'stale', current: before };
     if (before.status !== 'active') return { kind: 'wrong-status', status: before.status, allowed: 'active' };
     if (before.cancel_at !== null) return { kind: 'cancellation-scheduled' };
     onClockOf(tx, before);
@@ -87,16 +85,21 @@ export function pauseSubscription(
   });
 }
 
-export function resumeSubscription(
+export async function resumeSubscription(
   ctx: ServiceContext,
   actor: Actor,
   id: string,
   ifMatch?: VersionCondition,
 ): Promise<PauseOutcome> {
+  // Renewals that fell during the pause first: they bill the usage of the period before it.
+  const caughtUp = await performDueRenewals(ctx, actor.tenantId, id, {
+    ifMatch,
+    allows: (s) => s.status === 'paused',
+  });
   return inTenant(ctx, actor, async (tx): Promise<PauseOutcome> => {
     const before = await subscriptions.lockSubscription(tx.db, id);
     if (!before) return { kind: 'missing' };
-    if (!satisfies(ifMatch, before.version)) return { kind: 'stale', current: before };
+    if (!matchesAfterRenewals(ifMatch, before.version, caughtUp)) return { kind: 'stale', current: before };
     if (before.status !== 'paused') return { kind: 'wrong-status', status: before.status, allowed: 'paused' };
     onClockOf(tx, before);
     return { kind: 'changed', ...(await resume(tx, actor.tenantId, before, subscriptionNow(before))) };

@@ -22,6 +22,7 @@ import { findTestClock } from '../queries/test-clocks.js';
 import { toFeatureResponse } from '../responses/features.js';
 import { toSubscriptionResponse } from '../responses/subscriptions.js';
 import { priceSubscription } from './plans.js';
+import { matchesAfterRenewals, performDueRenewals } from './collection.js';
 import {
   planProration,
   performProration,
@@ -606,17 +607,23 @@ export type CancelOutcome =
  * canceled with canceled_at = cancel_at (see performDueCancellations). On a test clock, "now" and
  * the current period are the clock's.
  */
-export function cancelSubscription(
+export async function cancelSubscription(
   ctx: ServiceContext,
   actor: Actor,
   id: string,
   input: CancelInput,
   ifMatch?: VersionCondition,
 ): Promise<CancelOutcome> {
+  // Canceled now, the period being served is billed in full (no proration): its renewal first,
+  // if due and not performed yet, so that it is. (At the period's end, the renewal comes anyway.)
+  const caughtUp =
+    input.at === 'now'
+      ? await performDueRenewals(ctx, actor.tenantId, id, { ifMatch, allows: (s) => s.status !== 'canceled' })
+      : undefined;
   return inTenant(ctx, actor, async (tx): Promise<CancelOutcome> => {
     const before = await lockAfterDueCancellations(tx, id);
     if (!before) return { kind: 'missing' };
-    if (!satisfies(ifMatch, before.version)) return { kind: 'stale', current: before };
+    if (!matchesAfterRenewals(ifMatch, before.version, caughtUp)) return { kind: 'stale', current: before };
     if (before.status === 'canceled') return { kind: 'already-canceled', current: before };
     onClockOf(tx, before);
     const reason = input.reason ?? before.cancel_reason;

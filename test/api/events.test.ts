@@ -37,7 +37,14 @@ describe('every change is an event', () => {
     const keyId = keys.data[0]!.id;
     const user = await createUser(t);
     const feature = await createFeature(t);
-    const subscription = await createSubscription(t, { user_id: user.id, plan_cost: '10.00' });
+    // Starting next year: nothing is invoiced (a renewal due now would be performed by the cancel,
+    // and an invoiced subscription cannot be deleted).
+    const nextYear = `${new Date().getUTCFullYear() + 1}-01-01`;
+    const subscription = await createSubscription(t, {
+      user_id: user.id,
+      plan_cost: '10.00',
+      start_date: nextYear,
+    });
     const requestId = `req-${randomUUID()}`;
     await t.api
       .patch(`/api/v1/subscriptions/${subscription.id}`)

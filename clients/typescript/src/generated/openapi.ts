@@ -234,7 +234,10 @@ export interface paths {
          *     `cancel_at` to the end of the current billing period; the subscription stays as it is
          *     until then, and is canceled from that moment on (`canceled_at` = `cancel_at`), with a
          *     `subscription.canceled` event by the system. A `paused` subscription is canceled at once
-         *     with either `at`: its period was credited when it paused, so none is being served.
+         *     with either `at`: its period was credited when it paused, so none is being served. With
+         *     `at: now`, the subscription's renewal is first performed if it is due and the worker has
+         *     not performed it yet, so the period being served is billed (in full: a cancellation is not
+         *     prorated) whichever came first.
          *     Canceling a canceled subscription is 409.
          */
         post: operations["cancelSubscription"];
@@ -358,7 +361,9 @@ export interface paths {
          *     period before the pause is still billed in arrears at that period's end). MRR counts a
          *     paused subscription as zero: a customer paused whole churns, and comes back as a
          *     reactivation (docs/metrics.md). Refused (409) for a subscription that is not `active`, or
-         *     whose cancellation is scheduled. A `subscription.paused` event.
+         *     whose cancellation is scheduled. A `subscription.paused` event. The current period's
+         *     renewal is first performed if it is due and the worker has not performed it yet, so the
+         *     days served before the pause are billed whichever came first.
          */
         post: operations["pauseSubscription"];
         delete?: never;
@@ -385,7 +390,9 @@ export interface paths {
          *     current period (from today to its end, by the day) is charged and invoiced at once with
          *     any pending items (the pause's credit among them), and collected like a renewal; a net
          *     credit waits for the next invoice instead. The worker does the same on `resumes_at`. 409
-         *     when it is not paused. A `subscription.resumed` event.
+         *     when it is not paused. A `subscription.resumed` event. Renewals that fell due during the
+         *     pause and that the worker has not performed yet are performed first (they bill the usage
+         *     of the period before the pause).
          */
         post: operations["resumeSubscription"];
         delete?: never;
