@@ -170,14 +170,6 @@ const ends = (s: SubscriptionRow) =>
   (s.end_date !== null && s.billed_until! > s.end_date) ||
   (s.cancel_at !== null && new Date(`${s.billed_until}T00:00:00Z`) >= s.cancel_at);
 
-/**
- * The period starting on billed_until has begun: invoice it (the same invoice on a rerun), issue
- * it, collect it from the payment method if there is one, and move billed_until to the next
- * period. Periods that begin while trialing or paused are free: billed_until moves on without an
- * invoice (but the usage of the period before a pause).
- * Every run that finds the renewal due moves billed_until forward or ends billing, so the worker
- * never finds the same renewal again (performDueWork fails a step that made no progress).
- */
 /** What a renewal step did: whether it renewed, and the version it found (none: no such subscription). */
 export interface Renewal {
   renewed: boolean;
@@ -190,6 +182,16 @@ export interface CaughtUp {
   to: number;
 }
 
+/**
+ * The period starting on billed_until has begun: invoice it (the same invoice on a rerun), issue
+ * it, collect it from the payment method if there is one, and move billed_until to the next
+ * period. Periods that begin while trialing or paused are free: billed_until moves on without an
+ * invoice (but the usage of the period before a pause).
+ * Every run that finds the renewal due moves billed_until forward or ends billing, so the worker
+ * never finds the same renewal again (performDueWork fails a step that made no progress).
+ * `when`: the worker's time, or 'if-due' for performDueRenewals; `only`: renew only a
+ * subscription it accepts.
+ */
 export function renewDue(
   ctx: ServiceContext,
   tenantId: string,
