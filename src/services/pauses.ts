@@ -39,7 +39,8 @@ export async function pauseSubscription(
   // The unused days credited are those of a period invoiced: its renewal first, if due.
   const caughtUp = await performDueRenewals(ctx, actor.tenantId, id, {
     ifMatch,
-    allows: (s) => s.status === 'active' && s.cancel_at === null,
+    // Trialing too: a trial over whose renewal has not run yet is active once it has.
+    allows: (s) => (s.status === 'active' || s.status === 'trialing') && s.cancel_at === null,
   });
   return inTenant(ctx, actor, async (tx): Promise<PauseOutcome> => {
     const before = await lockAfterDueCancellations(tx, id);

@@ -107,6 +107,37 @@ describe('a change before the worker renewed the period', () => {
     expect(invoice!.finalized_at).toBe('2026-01-05T00:00:00.000Z');
   });
 
+  it('a trial that ended, its renewal not run yet, can be paused: the renewal ends it first', async () => {
+    const clock = (
+      await t.api
+        .post('/api/v1/test-clocks')
+        .send({ name: 'trial over', frozen_time: '2026-01-05T00:00:00Z' })
+    ).body as Schemas['TestClock'];
+    const user = await createUser(t);
+    const created = await t.api.post('/api/v1/subscriptions').send({
+      user_id: user.id,
+      status: 'trialing',
+      plan_id: planId,
+      start_date: '2026-01-05',
+      trial_end: '2026-01-12',
+      test_clock_id: clock.id,
+    });
+    expect(created.status, created.text).toBe(201);
+    const sub = created.body as Schemas['Subscription'];
+    // The clock moves past the trial's end; no worker performs its renewal.
+    const advanced = await t.api
+      .post(`/api/v1/test-clocks/${clock.id}/advance`)
+      .send({ frozen_time: '2026-01-20T00:00:00Z' });
+    expect(advanced.status, advanced.text).toBe(202);
+    const paused = await t.api.post(`/api/v1/subscriptions/${sub.id}/pause`);
+    expect(paused.status, paused.text).toBe(200);
+    expect(paused.body).toMatchObject({ status: 'paused', trial_end: '2026-01-12' });
+    const invoices = await invoicesOf(sub.id);
+    expect(invoices.map((i) => [i.kind, i.period_start, i.period_end, i.total])).toEqual([
+      ['period', '2026-01-12', '2026-02-12', '30.00'],
+    ]);
+  });
+
   it('nothing is billed twice: the renewal, once performed, is not performed again', async () => {
     const sub = await subscribedDaysAgo();
     expect((await t.api.post(`/api/v1/subscriptions/${sub.id}/pause`)).status).toBe(200);
