@@ -136,12 +136,35 @@ function reservedCharacterProblem(name: string): ProblemError {
   ]);
 }
 
-function fromValidatorError(error: ValidatorError): ProblemError | undefined {
+/**
+ * A parameter that takes one value, given several times (`?limit=10&limit=20`), reaches the
+ * validator as a list, which it reports as the wrong type ("must be integer"): say what happened.
+ */
+const ONE_VALUE_EXPECTED = /^must be (integer|number|string|boolean)$/;
+
+function repeatedParameter(
+  item: { path: string; message: string },
+  query: Record<string, unknown> | undefined,
+): { path: string; message: string } {
+  const name = /^\/query\/([^/]+)$/.exec(item.path)?.[1];
+  const given = name === undefined ? undefined : query?.[name];
+  if (!Array.isArray(given) || !ONE_VALUE_EXPECTED.test(item.message)) return item;
+  return { path: item.path, message: `is given ${given.length} times; it takes one value` };
+}
+
+function fromValidatorError(
+  error: ValidatorError,
+  query?: Record<string, unknown>,
+): ProblemError | undefined {
   switch (error.status) {
     case 400: {
       const reserved = RESERVED_IN_QUERY.exec(error.message);
       if (reserved) return reservedCharacterProblem(reserved[1]!);
-      return new ProblemError(400, 'validation-error', error.message, error.errors.map(toFieldError));
+      const items = error.errors.map((item) => repeatedParameter(item, query));
+      const detail = items.some((item, i) => item !== error.errors[i])
+        ? items.map((item) => `request${item.path} ${item.message}`).join(', ')
+        : error.message;
+      return new ProblemError(400, 'validation-error', detail, items.map(toFieldError));
     }
     case 404:
       return notFound(`No route ${error.path ?? ''}.`);
@@ -210,9 +233,10 @@ function fromBodyParserError(error: {
   }
 }
 
-export function toProblem(error: unknown): ProblemError | undefined {
+/** The problem an error is, if it is one a client caused (`query`: the request's, to explain it). */
+export function toProblem(error: unknown, query?: Record<string, unknown>): ProblemError | undefined {
   if (error instanceof ProblemError) return error;
-  if (isValidatorError(error)) return fromValidatorError(error);
+  if (isValidatorError(error)) return fromValidatorError(error, query);
   // body-parser's errors name their kind in `type`; its socket errors must not pass for the database's.
   if (error !== null && typeof error === 'object' && 'type' in error) {
     const problem = fromBodyParserError(error);
@@ -297,7 +321,7 @@ export function problemHandler(logger: Logger): ErrorRequestHandler {
     }
     if (error instanceof IdempotencyStop && error.stop.kind === 'replay')
       return sendStored(res, error.stop.reply);
-    const problem = toProblem(error);
+    const problem = toProblem(error, req.query);
     if (!problem) {
       // Unknown: log everything, tell the client nothing it could use against us.
       logger.error(

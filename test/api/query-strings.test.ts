@@ -84,6 +84,21 @@ describe('a reserved character a filter cannot take', () => {
     expect(repeated.status, repeated.text).toBe(200);
     expect((repeated.body as Schemas['SubscriptionList']).data).toHaveLength(1);
   });
+
+  it('says so when a parameter that takes one value is given twice', async () => {
+    const t = await ctx.newTenant();
+    const twice = await t.api.get('/api/v1/users?limit=1&limit=2');
+    expect(twice.status, twice.text).toBe(400);
+    expect(twice.body).toMatchObject({
+      type: '/problems/validation-error',
+      detail: 'request/query/limit is given 2 times; it takes one value',
+      errors: [{ location: 'query', field: 'limit', message: 'is given 2 times; it takes one value' }],
+    });
+    // Given once with the wrong type, it is the type that is wrong.
+    const once = await t.api.get('/api/v1/users?limit=many');
+    expect(once.status, once.text).toBe(400);
+    expect((once.body as { detail: string }).detail).toBe('request/query/limit must be integer');
+  });
 });
 
 describe('the contract', () => {
