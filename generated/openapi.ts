@@ -849,7 +849,10 @@ export interface paths {
          *     rail of the invoice's payment (`refund.created`; at most what it paid less earlier refunds,
          *     422), `balance` credits the customer's balance. A draft (finalize or void it instead) or a
          *     void invoice is 409, and so is any invoice while a payment of it is pending or processing.
-         *     Forgiving an amount needs an `admin` key (403). Guide: docs/billing.md, "Credit notes".
+         *     A purchase of credits (`kind: purchase`) is 409 too: crediting it would give money back
+         *     and leave the credits bought in the wallet (void it while unpaid instead, which cancels
+         *     its grant; docs/wallets.md). Forgiving an amount needs an `admin` key (403). Guide:
+         *     docs/billing.md, "Credit notes".
          */
         post: operations["createCreditNote"];
         delete?: never;

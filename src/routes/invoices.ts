@@ -126,6 +126,10 @@ export function invoicesRouter(ctx: ServiceContext): Router {
       throw conflict(
         `Payment ${outcome.payment.id} of this invoice is ${outcome.payment.status}: it cannot be credited while a payment of it may still move money.`,
       );
+    if (outcome.kind === 'purchase')
+      throw conflict(
+        'The invoice is a purchase of credits: a credit note would give the money back and leave the credits in the wallet. Void it while it is unpaid, which cancels its grant.',
+      );
     if (outcome.kind === 'invalid')
       throw unprocessable(
         outcome.errors.map((e) => `${e.field.slice(1)} ${e.message}`).join('; ') + '.',

@@ -31,6 +31,7 @@ export type CreditNoteOutcome =
   | { kind: 'missing' }
   | { kind: 'needs-admin' }
   | { kind: 'wrong-status'; status: InvoiceStatus }
+  | { kind: 'purchase' }
   | { kind: 'payment-in-flight'; payment: Pick<PaymentRow, 'id' | 'status'> }
   | { kind: 'invalid'; errors: Array<{ field: string; message: string }> };
 
@@ -50,6 +51,9 @@ export function createCreditNote(
     const invoice = (await invoices.lockInvoice(tx.db, invoiceId))!;
     if (invoice.status === 'draft' || invoice.status === 'void')
       return { kind: 'wrong-status', status: invoice.status };
+    // Its credits are the wallet's once paid (and the grant's whole, whatever was paid): money
+    // given back would leave them there. Voided unpaid, its grant is canceled instead.
+    if (invoice.kind === 'purchase') return { kind: 'purchase' };
     const payment = await findPaymentInFlight(tx.db, invoiceId);
     if (payment) return { kind: 'payment-in-flight', payment };
     const earlier = await creditNotes.listCreditNotes(tx.db, invoiceId);

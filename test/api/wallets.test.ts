@@ -962,6 +962,29 @@ describe('paid grants', () => {
     expect(await get(w)).toMatchObject({ available: '3.336663' });
   });
 
+  it('takes no credit note, open or paid: the money would go back and the credits stay', async () => {
+    const { subscription, wallet: w } = await customer('10', {
+      payment_method: 'pm_card_visa',
+      payment_rail: 'card',
+    });
+    const g = (await buy(w, { amount: '5.00', subscription_id: subscription.id })).body as Schemas['Grant'];
+    const credit = (body: Record<string, unknown>) =>
+      t.api.post(`/api/v1/invoices/${g.invoice_id}/credit-notes`).send({ reason: 'refund', ...body });
+    // Open: a partial credit would lower what is paid for the same credits.
+    const open = expectProblem(await credit({ amount: '4.00' }), 409, 'conflict');
+    expect(open.detail).toMatch(/purchase of credits/);
+    await settleAll();
+    expect(await get(w)).toMatchObject({ available: '50' });
+    // Paid: a refund would leave the 50 credits in the wallet.
+    expectProblem(await credit({ amount: '5.00', refund_to: 'payment' }), 409, 'conflict');
+    expectProblem(await credit({ amount: '5.00', refund_to: 'balance' }), 409, 'conflict');
+    expect(await invoice(g.invoice_id!)).toMatchObject({ status: 'paid', amount_credited: '0.00' });
+    const refunds = (await t.api.get(`/api/v1/invoices/${g.invoice_id}/refunds`))
+      .body as Schemas['RefundList'];
+    expect(refunds.data).toEqual([]);
+    expect(await get(w)).toMatchObject({ available: '50' });
+  });
+
   it('refuses bad purchases with 422, writing nothing', async () => {
     const { subscription, wallet: w } = await customer('1');
     const other = await customer('1');
