@@ -20,6 +20,15 @@ const emailTaken = () =>
 const stale = (current: { version: number }) => preconditionFailed('user', current.version);
 const withEtag = (user: { version: number }) => ({ ETag: etag(user.version) });
 
+/** Why a user cannot be deleted, by the table whose rows name it. */
+const WHY_KEPT: Record<string, string> = {
+  subscriptions: 'The user has subscriptions; delete them first (canceled ones too).',
+  wallets: 'The user has a wallet, whose ledger is kept for good: a user with a wallet is never deleted.',
+  usage_events: 'The user has usage events, which are kept for good: a user with usage is never deleted.',
+  customer_balance_transactions:
+    "The user's balance has transactions, which are kept for good: such a user is never deleted.",
+};
+
 export function usersRouter(ctx: ServiceContext): Router {
   const router = Router({ caseSensitive: true });
 
@@ -100,9 +109,7 @@ export function usersRouter(ctx: ServiceContext): Router {
     );
     if (outcome.kind === 'missing') throw noSuchUser(req.params.userId);
     if (outcome.kind === 'stale') throw stale(outcome.current);
-    if (outcome.kind === 'has-subscriptions') {
-      throw conflict('The user has subscriptions; delete them first (canceled ones too).');
-    }
+    if (outcome.kind === 'referenced') throw conflict(WHY_KEPT[outcome.table] ?? WHY_KEPT.subscriptions!);
     send(res, reply(outcome)!);
   });
 

@@ -1,4 +1,5 @@
 // Users: the customers of a tenant.
+import type pg from 'pg';
 import type { UserRow } from '../database/schema.js';
 import { isForeignKeyViolation, isUniqueViolation } from '../database/errors.js';
 import * as users from '../queries/users.js';
@@ -104,7 +105,8 @@ export type DeleteUserOutcome =
   | { kind: 'deleted' }
   | { kind: 'missing' }
   | { kind: 'stale'; current: UserRow }
-  | { kind: 'has-subscriptions' };
+  /** Rows of `table` name the user: its subscriptions, or history kept forever (see the route). */
+  | { kind: 'referenced'; table: string };
 
 export async function deleteUser(
   ctx: ServiceContext,
@@ -130,7 +132,8 @@ export async function deleteUser(
     });
   } catch (error) {
     // restrict: billing history never disappears as a side effect.
-    if (isForeignKeyViolation(error)) return { kind: 'has-subscriptions' };
+    if (isForeignKeyViolation(error))
+      return { kind: 'referenced', table: (error as pg.DatabaseError).table ?? '' };
     throw error;
   }
 }

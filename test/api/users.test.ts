@@ -169,6 +169,39 @@ describe('DELETE /api/v1/users/{userId}', () => {
     expect(await fingerprint(ctx.db)).toEqual(before);
   });
 
+  it('refuses with 409 naming what is kept for good: a wallet, usage events', async () => {
+    const withWallet = await createUser(ctx);
+    const wallet = await ctx.api.post('/api/v1/wallets').send({ user_id: withWallet.id, name: 'Credits' });
+    expect(wallet.status, wallet.text).toBe(201);
+    const walletProblem = expectProblem(
+      await ctx.api.delete(`/api/v1/users/${withWallet.id}`),
+      409,
+      'conflict',
+    );
+    expect(walletProblem.detail).toMatch(/wallet/);
+    expect(walletProblem.detail).not.toMatch(/subscriptions/);
+
+    const withUsage = await createUser(ctx);
+    const metric = await ctx.api
+      .post('/api/v1/billable-metrics')
+      .send({ code: `calls_${withUsage.id.slice(-8)}`, name: 'Calls', aggregation: 'count' });
+    expect(metric.status, metric.text).toBe(201);
+    const event = await ctx.api.post('/api/v1/usage-events').send({
+      event_id: `kept-${withUsage.id}`,
+      user_id: withUsage.id,
+      metric: (metric.body as Schemas['BillableMetric']).code,
+    });
+    expect(event.status, event.text).toBe(201);
+    const before = await fingerprint(ctx.db);
+    const usageProblem = expectProblem(
+      await ctx.api.delete(`/api/v1/users/${withUsage.id}`),
+      409,
+      'conflict',
+    );
+    expect(usageProblem.detail).toMatch(/usage events/);
+    expect(await fingerprint(ctx.db)).toEqual(before);
+  });
+
   it('answers 404 for an unknown id', async () => {
     expectProblem(await ctx.api.delete(`/api/v1/users/${MISSING}`), 404, 'not-found');
   });

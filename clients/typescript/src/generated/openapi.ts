@@ -79,7 +79,9 @@ export interface paths {
         /**
          * Delete a user
          * @description Refused with 409 while the user has any subscription, canceled ones included: billing
-         *     history never disappears as a side effect. Delete the subscriptions first.
+         *     history never disappears as a side effect. Delete the subscriptions first. A user with a
+         *     wallet, usage events or balance transactions is never deleted (409): those are kept for
+         *     good. The problem's detail says which of these the user has.
          */
         delete: operations["deleteUser"];
         options?: never;
