@@ -817,6 +817,10 @@ export interface paths {
          *     An invoice with a credit note is 409 too: credit notes are final, and a void would take the
          *     invoice out of the tax report while its credit notes stayed in it. Credit what is left with
          *     one more credit note instead (POST /invoices/{invoiceId}/credit-notes).
+         *
+         *     A voided invoice is never collected again, so its dunning retries stop; when it was the last
+         *     failing invoice of a `past_due` or `unpaid` subscription, the subscription is `active` again
+         *     (`subscription.recovered`), as when that invoice is paid.
          */
         post: operations["voidInvoice"];
         delete?: never;

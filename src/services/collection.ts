@@ -556,14 +556,19 @@ export async function markPaid(tx: Tx, subscription: SubscriptionRow, invoice: I
     previous: { status: invoice.status, paid_at: null },
   });
   if (invoice.kind === 'purchase') await creditPaidGrant(tx, invoice.id, at);
-  if (
-    (subscription.status === 'past_due' || subscription.status === 'unpaid') &&
-    !(await invoices.hasFailingInvoice(tx.db, subscription.id))
-  ) {
-    const after = await subscriptions.updateSubscription(tx.db, subscription.id, { status: 'active' });
-    emitChange(tx, subscription, after, 'subscription.recovered');
-  }
+  await endDunningIfSettled(tx, subscription);
   return paid;
+}
+
+/**
+ * A past_due or unpaid subscription is active again once none of its invoices is still failing:
+ * each was paid, credited down to zero or voided. On the locked subscription.
+ */
+export async function endDunningIfSettled(tx: Tx, subscription: SubscriptionRow) {
+  if (subscription.status !== 'past_due' && subscription.status !== 'unpaid') return;
+  if (await invoices.hasFailingInvoice(tx.db, subscription.id)) return;
+  const after = await subscriptions.updateSubscription(tx.db, subscription.id, { status: 'active' });
+  emitChange(tx, subscription, after, 'subscription.recovered');
 }
 
 /**

@@ -38,6 +38,7 @@ import { endDiscount } from './coupons.js';
 import { creditBalance, takeFromBalance } from './customer-balance.js';
 import { onClockOf } from './subscriptions.js';
 import { closeUsageBefore } from './usage.js';
+import { endDunningIfSettled } from './collection.js';
 import { cancelPaidGrant, payUsageFromWallets, refundUsageCredits } from './wallets.js';
 
 export { lastDayServed };
@@ -614,8 +615,11 @@ export function voidInvoice(
   ifMatch?: VersionCondition,
 ): Promise<InvoiceChangeOutcome> {
   return inTenant(ctx, actor, async (tx): Promise<InvoiceChangeOutcome> => {
-    const current = await invoices.lockInvoice(tx.db, id);
-    if (!current) return { kind: 'missing' };
+    // The lock order of every money decision: the subscription, then the invoice.
+    const seen = await invoices.findInvoice(tx.db, id);
+    if (!seen) return { kind: 'missing' };
+    const subscription = (await lockSubscription(tx.db, seen.subscription_id))!;
+    const current = (await invoices.lockInvoice(tx.db, id))!;
     if (!satisfies(ifMatch, current.version)) return { kind: 'stale', current };
     const allowedFrom: InvoiceStatus[] = ['draft', 'open', 'uncollectible'];
     if (!allowedFrom.includes(current.status)) return { kind: 'wrong-status', current, allowedFrom };
@@ -624,8 +628,13 @@ export function voidInvoice(
     if (parseAmount(current.amount_credited) > 0n) return { kind: 'credited', current };
     const payment = await findPaymentInFlight(tx.db, id);
     if (payment) return { kind: 'payment-in-flight', current, payment };
-    const voidedAt = await invoiceNow(tx, current);
-    const invoice = await invoices.updateInvoice(tx.db, id, { status: 'void', voided_at: voidedAt });
+    onClockOf(tx, subscription);
+    const voidedAt = subscriptionNow(subscription);
+    const invoice = await invoices.updateInvoice(tx.db, id, {
+      status: 'void',
+      voided_at: voidedAt,
+      next_collection_at: null,
+    });
     // What the customer's balance paid of it is owed back: nothing is owed any more.
     if (parseAmount(current.amount_from_balance) > 0n)
       await creditBalance(tx, {
@@ -644,6 +653,8 @@ export function voidInvoice(
       data: toInvoiceResponse(invoice),
       previous: { status: current.status, voided_at: null },
     });
+    // Forgiven, it fails no more: dunning ends with the subscription's last failing invoice.
+    await endDunningIfSettled(tx, subscription);
     return { kind: 'changed', invoice };
   });
 }

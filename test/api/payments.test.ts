@@ -325,6 +325,44 @@ describe('gateway outcomes and dunning, on a test clock', () => {
     expect((await invoicesOf(tenant, sub.id)).map((i) => i.status)).toEqual(['paid', 'open']);
     expect(await statusOf(tenant, sub.id)).toBe('past_due');
   });
+
+  it('ends dunning when its failing invoices are voided: active again, and never retried', async () => {
+    const tenant = await ctx.newTenant();
+    await tenant.api
+      .put('/api/v1/billing-settings')
+      .send({ dunning_retry_days: [40], dunning_final_action: 'cancel' })
+      .expect(200);
+    const monthly = await tenant.api
+      .post('/api/v1/plans')
+      .send({ code: 'basic', name: 'Basic', interval: 'month', price: { model: 'flat', amount: '7.00' } });
+    const clock = await testClock(tenant);
+    const sub = await subscribeIn(tenant, (monthly.body as Schemas['Plan']).id, {
+      test_clock_id: clock.id,
+      payment_method: 'pm_insufficient_funds',
+      payment_rail: 'card',
+    });
+    // January's and February's collections fail; their retries are 40 days after each.
+    await clock.advance('2026-02-01T12:00:00Z');
+    const [january, february] = await invoicesOf(tenant, sub.id);
+    expect([january!.status, february!.status]).toEqual(['open', 'open']);
+    expect(await statusOf(tenant, sub.id)).toBe('past_due');
+
+    // One voided, one still failing: not yet.
+    const first = await tenant.api.post(`/api/v1/invoices/${january!.id}/void`);
+    expect(first.status, first.text).toBe(200);
+    expect(await statusOf(tenant, sub.id)).toBe('past_due');
+    const last = await tenant.api.post(`/api/v1/invoices/${february!.id}/void`);
+    expect(last.status, last.text).toBe(200);
+    expect(last.body).toMatchObject({ status: 'void', next_payment_attempt_at: null });
+    expect(await statusOf(tenant, sub.id)).toBe('active');
+    expect((await eventTypes(tenant, sub.id)).at(-1)).toBe('subscription.recovered');
+
+    // January's retry day (10 February) passes without a payment; March renews and is collected.
+    await clock.advance('2026-03-01T12:00:00Z');
+    expect((await paymentsOf(tenant, january!.id)).length).toBe(1);
+    expect((await invoicesOf(tenant, sub.id)).map((i) => i.status)).toEqual(['void', 'void', 'open']);
+    expect(await statusOf(tenant, sub.id)).toBe('past_due');
+  });
 });
 
 describe('renewals in real time', () => {
