@@ -240,6 +240,9 @@ export interface paths {
          *     `at: now`, the subscription's renewal is first performed if it is due and the worker has
          *     not performed it yet, so the period being served is billed (in full: a cancellation is not
          *     prorated) whichever came first.
+         *     A canceled subscription's unpaid invoices are not retried any more (their
+         *     `next_payment_attempt_at` becomes null); they stay owed, to be paid with
+         *     POST /invoices/{invoiceId}/payments or voided.
          *     Canceling a canceled subscription is 409.
          */
         post: operations["cancelSubscription"];

@@ -15,6 +15,9 @@ select "id", "kind", "subscription_id", "user_id", "status", "number", "period_s
 -- hasFailingInvoice
 select "id" from "invoices" where "subscription_id" = $1 and "status" in ($2, $3) and "collection_failed_at" is not null limit $4;
 
+-- stopRetries
+update "invoices" set "next_collection_at" = $1, "updated_at" = now() where "subscription_id" = $2 and "next_collection_at" is not null;
+
 -- insertInvoice
 insert into "invoices" ("subscription_id", "user_id", "period_start", "period_end", "invoice_date", "region", "lines", "subtotal", "taxes", "tax_total", "total") values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) on conflict ("tenant_id", "subscription_id", "period_start", "period_end") where kind = 'period' and status <> 'void' do nothing returning "id", "kind", "subscription_id", "user_id", "status", "number", "period_start", "period_end", "invoice_date", "region", "lines", "subtotal", "taxes", "tax_total", "total", "finalized_at", "paid_at", "voided_at", "uncollectible_at", "collection_failed_at", "next_collection_at", "amount_credited", "amount_from_balance", "version", "created_at", "updated_at";
 

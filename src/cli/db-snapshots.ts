@@ -174,6 +174,7 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
       findInvoiceForPeriod: (db) =>
         invoices.findInvoiceForPeriod(db, SUBSCRIPTION, { start: '2026-01-01', end: '2026-02-01' }),
       hasFailingInvoice: (db) => invoices.hasFailingInvoice(db, SUBSCRIPTION),
+      stopRetries: (db) => invoices.stopRetries(db, SUBSCRIPTION),
       insertInvoice: (db) =>
         invoices.insertInvoice(db, {
           subscription_id: SUBSCRIPTION,

@@ -164,6 +164,16 @@ export async function hasFailingInvoice(db: Db, subscriptionId: string): Promise
   return row !== undefined;
 }
 
+/** A subscription that ended: none of its invoices is retried any more (under its lock). */
+export async function stopRetries(db: Db, subscriptionId: string): Promise<void> {
+  await db
+    .updateTable('invoices')
+    .set({ next_collection_at: null, updated_at: sql`now()` })
+    .where('subscription_id', '=', subscriptionId)
+    .where('next_collection_at', 'is not', null)
+    .execute();
+}
+
 /** Run on a locked invoice; the trigger refuses what an issued invoice may not change. */
 export function updateInvoice(
   db: Db,

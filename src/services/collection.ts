@@ -151,6 +151,7 @@ export function cancelDue(ctx: ServiceContext, tenantId: string, subscriptionId:
       status: 'canceled',
       canceled_at: before.cancel_at,
     });
+    await invoices.stopRetries(tx.db, subscriptionId);
     emitChange(tx, before, after, 'subscription.canceled');
   });
 }
@@ -632,6 +633,7 @@ async function paymentFailed(
       cancel_at: null,
       cancel_reason: 'dunning: every collection attempt failed',
     });
+    await invoices.stopRetries(tx.db, sub.id);
     emitChange(tx, sub, after);
   } else {
     const after = await subscriptions.updateSubscription(tx.db, sub.id, { status: 'unpaid' });

@@ -15,6 +15,7 @@ import type {
 import { isCheckViolation, isForeignKeyViolation } from '../database/errors.js';
 import { findFeature } from '../queries/features.js';
 import { pendingInvoiceItems } from '../queries/invoice-items.js';
+import { stopRetries } from '../queries/invoices.js';
 import { findPlanVersion, findPlanWithPrice, type PlanWithPrice } from '../queries/plans.js';
 import * as subscriptions from '../queries/subscriptions.js';
 import { redeem } from './coupons.js';
@@ -584,6 +585,7 @@ async function changeSubscription(
       ? { cancel_at: null, canceled_at: before.clock_time ?? undefined, paused_at: null, resumes_at: null }
       : {}),
   });
+  if (canceling) await stopRetries(tx.db, id);
   emitChange(tx, before, after);
   const billed = await performProration(tx, actor.tenantId, after, proration.plan);
   return { kind: 'updated', ...billed };
@@ -637,6 +639,7 @@ export async function cancelSubscription(
         paused_at: null,
         resumes_at: null,
       });
+      await stopRetries(tx.db, id);
       emitChange(tx, before, after, 'subscription.canceled');
       return { kind: 'canceled', subscription: after };
     }

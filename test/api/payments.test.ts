@@ -363,6 +363,24 @@ describe('gateway outcomes and dunning, on a test clock', () => {
     expect((await invoicesOf(tenant, sub.id)).map((i) => i.status)).toEqual(['void', 'void', 'open']);
     expect(await statusOf(tenant, sub.id)).toBe('past_due');
   });
+  it('stops retrying the invoices of a subscription canceled during dunning; they stay owed', async () => {
+    const clock = await testClock(t);
+    const sub = await subscribeIn(t, plan.id, {
+      test_clock_id: clock.id,
+      payment_method: 'pm_insufficient_funds',
+      payment_rail: 'card',
+    });
+    await clock.advance('2026-01-01T12:00:00Z');
+    const [invoice] = await invoicesOf(t, sub.id);
+    expect(invoice).toMatchObject({ status: 'open', next_payment_attempt_at: '2026-01-02T00:00:00.000Z' });
+
+    const canceled = await t.api.post(`/api/v1/subscriptions/${sub.id}/cancel`).send({ at: 'now' });
+    expect(canceled.status, canceled.text).toBe(200);
+    expect((await invoicesOf(t, sub.id))[0]).toMatchObject({ status: 'open', next_payment_attempt_at: null });
+    await clock.advance('2026-01-10T00:00:00Z');
+    expect((await paymentsOf(t, invoice!.id)).length).toBe(1);
+    expect((await invoicesOf(t, sub.id))[0]).toMatchObject({ status: 'open', amount_due: '10.00' });
+  });
 });
 
 describe('renewals in real time', () => {
