@@ -14,7 +14,7 @@ import { authenticate } from './http/authenticate.js';
 import { strictFormats } from './http/formats.js';
 import { headAsGet } from './http/head.js';
 import { createMetrics, type Metrics, metricsHandler } from './http/metrics.js';
-import { requireDeclaredMediaType } from './http/media-type.js';
+import { acceptEmptyObject, requireDeclaredMediaType } from './http/media-type.js';
 import { limitConcurrentWrites, type Turns, WriteTurns, writeTurn } from './http/write-gate.js';
 import { observe } from './http/observe.js';
 import { notFoundHandler, problemHandler } from './http/problems.js';
@@ -163,6 +163,7 @@ export function createApp({
     express.json({ limit: USAGE_BATCH_LIMIT, type: ['application/json', 'application/*+json'] }),
   );
   app.use(express.json({ limit: bodyLimit, type: ['application/json', 'application/*+json'] }));
+  app.use(acceptEmptyObject);
   app.use(rejectBadText);
   app.use(headAsGet);
   // The validator finds each request's operation among routes prepared once (http/route-matching.ts).

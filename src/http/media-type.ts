@@ -2,8 +2,9 @@
 // Content-Type (or one the JSON parser skips) reached an operation whose body is optional as no
 // body at all: `{"grace_period_seconds": 0}` silently became the default grace period. Decided from
 // the headers alone, before the body is read: content present (Transfer-Encoding, or a
-// Content-Length above 0) in no declared media type gets 415. An empty body (Content-Length 0 or
-// none) is no content: the validator decides whether the operation needs one.
+// Content-Length above 0) in no declared media type gets 415, except JSON sent to an operation
+// that writes without a body: it is parsed, and a `{}` is dropped as saying nothing. An empty body
+// (Content-Length 0 or none) is no content: the validator decides whether the operation needs one.
 import type { Request, RequestHandler } from 'express';
 import { ProblemError } from './problems.js';
 
@@ -14,6 +15,8 @@ function hasContent(req: Request): boolean {
 }
 
 const unsupported = (detail: string) => new ProblemError(415, 'unsupported-media-type', detail);
+const noBody = (req: Request) =>
+  unsupported(`${req.method} ${req.operation!.template} takes no request body; send none (or {}).`);
 
 export const requireDeclaredMediaType: RequestHandler = (req, _res, next) => {
   const operation = req.operation;
@@ -21,7 +24,10 @@ export const requireDeclaredMediaType: RequestHandler = (req, _res, next) => {
   if (!operation || !hasContent(req)) return next();
   const accepted = operation.mediaTypes;
   if (accepted.length === 0) {
-    throw unsupported(`${req.method} ${operation.template} takes no request body; send none.`);
+    // Many clients send `{}` with every POST, PUT and DELETE: JSON is parsed, and then must be
+    // that (acceptEmptyObject, after the parser). A read takes no body at all.
+    if (req.method !== 'GET' && req.method !== 'HEAD' && req.is('application/json')) return next();
+    throw noBody(req);
   }
   if (!req.is(accepted)) {
     const sent = req.get('content-type');
@@ -30,5 +36,21 @@ export const requireDeclaredMediaType: RequestHandler = (req, _res, next) => {
         `send it as ${accepted.join(' or ')}.`,
     );
   }
+  next();
+};
+
+/**
+ * After the JSON parser: an operation that takes no body got `{}` at most, which says nothing and
+ * is dropped (so the request is the same as one without a body, for idempotency keys too).
+ */
+export const acceptEmptyObject: RequestHandler = (req, _res, next) => {
+  const operation = req.operation;
+  if (!operation || operation.mediaTypes.length > 0 || !hasContent(req)) return next();
+  // (A GET or HEAD with content was refused before the parser.)
+  const body: unknown = req.body;
+  const empty =
+    typeof body === 'object' && body !== null && !Array.isArray(body) && Object.keys(body).length === 0;
+  if (!empty) throw noBody(req);
+  req.body = undefined;
   next();
 };

@@ -123,9 +123,15 @@ describe('a body in no media type the operation declares', () => {
         ]);
       }
       if (op.mediaTypes.length === 0) {
-        // An operation without a body refuses JSON too: nothing of it would be read.
-        const res = await raw(op.method, path, key, '{}', 'application/json');
+        // An operation without a body refuses JSON too: nothing of it would be read...
+        const res = await raw(op.method, path, key, '{"x":1}', 'application/json');
         expect([op.operationId, res.status]).toEqual([op.operationId, 415]);
+        // ...but `{}`, which many clients send with every POST and PUT, says nothing: it is
+        // taken as no body (here 404: the id exists nowhere). Not by a read: a GET has no body.
+        if (op.template.includes('{') && op.method !== 'GET') {
+          const empty = await raw(op.method, path, key, ' {} ', 'application/json');
+          expect([op.operationId, empty.status]).toEqual([op.operationId, 404]);
+        }
       }
     }
     expect(await fingerprint(ctx.db)).toEqual(before);
