@@ -32,7 +32,7 @@ import {
   type VersionCondition,
 } from './context.js';
 import { closeEndedItems, closingUsageInvoice, invoiceForPeriod, issue } from './invoices.js';
-import { emitChange } from './subscriptions.js';
+import { emitChange, emitScheduledChangeDropped } from './subscriptions.js';
 import { applyScheduledChange } from './scheduled-changes.js';
 import { creditPaidGrant } from './wallets.js';
 
@@ -150,9 +150,11 @@ export function cancelDue(ctx: ServiceContext, tenantId: string, subscriptionId:
     const after = await subscriptions.updateSubscription(tx.db, subscriptionId, {
       status: 'canceled',
       canceled_at: before.cancel_at,
+      scheduled_change: null,
     });
     await invoices.stopRetries(tx.db, subscriptionId);
     emitChange(tx, before, after, 'subscription.canceled');
+    emitScheduledChangeDropped(tx, before, after);
   });
 }
 
@@ -632,9 +634,11 @@ async function paymentFailed(
       canceled_at: at,
       cancel_at: null,
       cancel_reason: 'dunning: every collection attempt failed',
+      scheduled_change: null,
     });
     await invoices.stopRetries(tx.db, sub.id);
     emitChange(tx, sub, after);
+    emitScheduledChangeDropped(tx, sub, after);
   } else {
     const after = await subscriptions.updateSubscription(tx.db, sub.id, { status: 'unpaid' });
     emitChange(tx, sub, after, 'subscription.unpaid');

@@ -463,6 +463,16 @@ export function emitChange(tx: Tx, before: SubscriptionRow, after: SubscriptionR
 }
 
 /**
+ * A change scheduled for the period's end never comes once the subscription is canceled or its
+ * cancellation scheduled (for that same end): the cancellation dropped it (`scheduled_change:
+ * null` in its update); its own event says so.
+ */
+export function emitScheduledChangeDropped(tx: Tx, before: SubscriptionRow, after: SubscriptionRow): void {
+  if (before.scheduled_change && !after.scheduled_change)
+    emitChange(tx, before, after, 'subscription.scheduled_change_canceled');
+}
+
+/**
  * Changes only what differs. A status change must follow the lifecycle (NEXT_STATUSES); becoming
  * `canceled` stamps canceled_at and drops a scheduled cancellation. A price change is prorated as
  * `proration_behavior` says (services/prorations.ts).
@@ -582,11 +592,18 @@ async function changeSubscription(
     ...changes,
     // On a clock, canceled at the clock's time (in real time the database stamps now()).
     ...(canceling
-      ? { cancel_at: null, canceled_at: before.clock_time ?? undefined, paused_at: null, resumes_at: null }
+      ? {
+          cancel_at: null,
+          canceled_at: before.clock_time ?? undefined,
+          paused_at: null,
+          resumes_at: null,
+          scheduled_change: null,
+        }
       : {}),
   });
   if (canceling) await stopRetries(tx.db, id);
   emitChange(tx, before, after);
+  emitScheduledChangeDropped(tx, before, after);
   const billed = await performProration(tx, actor.tenantId, after, proration.plan);
   return { kind: 'updated', ...billed };
 }
@@ -638,9 +655,11 @@ export async function cancelSubscription(
         cancel_reason: reason,
         paused_at: null,
         resumes_at: null,
+        scheduled_change: null,
       });
       await stopRetries(tx.db, id);
       emitChange(tx, before, after, 'subscription.canceled');
+      emitScheduledChangeDropped(tx, before, after);
       return { kind: 'canceled', subscription: after };
     }
     // The end of the period containing today (on its clock), or of the first one for a
@@ -659,8 +678,10 @@ export async function cancelSubscription(
     const after = await subscriptions.updateSubscription(tx.db, id, {
       cancel_at: cancelAt,
       cancel_reason: reason,
+      scheduled_change: null,
     });
     emitChange(tx, before, after, 'subscription.cancellation_scheduled');
+    emitScheduledChangeDropped(tx, before, after);
     return { kind: 'scheduled', subscription: after };
   });
 }

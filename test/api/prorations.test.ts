@@ -470,6 +470,34 @@ describe('a change scheduled for the end of the period', () => {
     ]);
   });
 
+  it('is dropped by a cancellation, now or at the period end, with its event', async () => {
+    const basic = await plan('Basic', { model: 'flat', amount: '30.00' });
+    const pro = await plan('Pro', { model: 'flat', amount: '60.00' });
+    const types = async (id: string) =>
+      (
+        (await t.api.get('/api/v1/events').query({ resource_id: id, limit: 100 }))
+          .body as Schemas['EventList']
+      ).data
+        .map((e) => e.type)
+        .filter((type) => /cancel|change/.test(type));
+    for (const at of ['period_end', 'now'] as const) {
+      const s = await subscribed(pro.id);
+      await s.advance('2026-01-11T00:00:00Z');
+      expect((await schedule(s.sub.id, { plan_id: basic.id })).status).toBe(200);
+      const canceled = await t.api.post(`/api/v1/subscriptions/${s.sub.id}/cancel`).send({ at });
+      expect(canceled.status, canceled.text).toBe(200);
+      expect((canceled.body as Subscription).scheduled_change).toBeNull();
+      expect(await types(s.sub.id)).toEqual([
+        'subscription.change_scheduled',
+        at === 'now' ? 'subscription.canceled' : 'subscription.cancellation_scheduled',
+        'subscription.scheduled_change_canceled',
+      ]);
+      // Nothing is made at the period's end: a canceled subscription keeps its plan.
+      await s.advance('2026-02-01T06:00:00Z');
+      expect(await s.get()).toMatchObject({ status: 'canceled', plan_id: pro.id, scheduled_change: null });
+    }
+  });
+
   it('is refused for a subscription that will not renew, and validated as PATCH validates', async () => {
     const basic = await plan('Basic', { model: 'flat', amount: '30.00' });
     const s = await subscribed(basic.id);

@@ -243,6 +243,8 @@ export interface paths {
          *     `at: now`, the subscription's renewal is first performed if it is due and the worker has
          *     not performed it yet, so the period being served is billed (in full: a cancellation is not
          *     prorated) whichever came first.
+         *     A change scheduled for the period's end is dropped (it would never be made), with a
+         *     `subscription.scheduled_change_canceled` event.
          *     A canceled subscription's unpaid invoices are not retried any more (their
          *     `next_payment_attempt_at` becomes null); they stay owed, to be paid with
          *     POST /invoices/{invoiceId}/payments or voided.
@@ -302,7 +304,9 @@ export interface paths {
          *     its test clock's time, on a clock), with a `subscription.scheduled_change_applied` event.
          *     Refused (409) for a canceled subscription, one whose cancellation is scheduled, or one
          *     without renewals (`billed_until` null); validated as `PATCH` validates a price change (403,
-         *     422). Scheduling is a `subscription.change_scheduled` event.
+         *     422). Scheduling is a `subscription.change_scheduled` event. Canceling the subscription
+         *     (now, or at the period's end, when the change would have been made) drops the change, with
+         *     a `subscription.scheduled_change_canceled` event.
          */
         post: operations["scheduleSubscriptionChange"];
         /**
