@@ -168,6 +168,40 @@ async function subscribeIn(tenant: TestTenant, planId: string, extra: Record<str
   return res.body as Schemas['Subscription'];
 }
 
+/** A subscription whose first collection failed on 1 January: past_due, its retry due the next day. */
+async function pastDue() {
+  const clock = await testClock(t);
+  const sub = await subscribeIn(t, plan.id, {
+    test_clock_id: clock.id,
+    payment_method: 'pm_insufficient_funds',
+    payment_rail: 'card',
+  });
+  await clock.advance('2026-01-01T12:00:00Z');
+  expect(await statusOf(t, sub.id)).toBe('past_due');
+  const [invoice] = await invoicesOf(t, sub.id);
+  expect(invoice).toMatchObject({ status: 'open', next_payment_attempt_at: '2026-01-02T00:00:00.000Z' });
+  return { clock, sub, invoice };
+}
+
+/** A new tenant retrying a failed collection once, 40 days later, and a subscription whose card always fails. */
+async function failingEveryMonth() {
+  const tenant = await ctx.newTenant();
+  await tenant.api
+    .put('/api/v1/billing-settings')
+    .send({ dunning_retry_days: [40], dunning_final_action: 'cancel' })
+    .expect(200);
+  const monthly = await tenant.api
+    .post('/api/v1/plans')
+    .send({ code: 'basic', name: 'Basic', interval: 'month', price: { model: 'flat', amount: '7.00' } });
+  const clock = await testClock(tenant);
+  const sub = await subscribeIn(tenant, (monthly.body as Schemas['Plan']).id, {
+    test_clock_id: clock.id,
+    payment_method: 'pm_insufficient_funds',
+    payment_rail: 'card',
+  });
+  return { tenant, clock, sub };
+}
+
 const invoicesOf = async (tenant: TestTenant, subscriptionId: string) =>
   (
     (await tenant.api.get('/api/v1/invoices').query({ subscription_id: subscriptionId, limit: 100 }))
@@ -219,16 +253,7 @@ describe('gateway outcomes and dunning, on a test clock', () => {
   });
 
   it('retries with the payment method the subscription has by then, and recovers it to active', async () => {
-    const clock = await testClock(t);
-    const sub = await subscribeIn(t, plan.id, {
-      test_clock_id: clock.id,
-      payment_method: 'pm_insufficient_funds',
-      payment_rail: 'card',
-    });
-    await clock.advance('2026-01-01T12:00:00Z');
-    expect(await statusOf(t, sub.id)).toBe('past_due');
-    const [invoice] = await invoicesOf(t, sub.id);
-    expect(invoice).toMatchObject({ status: 'open', next_payment_attempt_at: '2026-01-02T00:00:00.000Z' });
+    const { clock, sub, invoice } = await pastDue();
 
     // The customer updates the card before the first retry.
     const updated = await t.api
@@ -299,21 +324,8 @@ describe('gateway outcomes and dunning, on a test clock', () => {
   });
 
   it('keeps a subscription past_due while another period’s invoice is still failing', async () => {
-    const tenant = await ctx.newTenant();
-    await tenant.api
-      .put('/api/v1/billing-settings')
-      .send({ dunning_retry_days: [40], dunning_final_action: 'cancel' })
-      .expect(200);
-    const monthly = await tenant.api
-      .post('/api/v1/plans')
-      .send({ code: 'basic', name: 'Basic', interval: 'month', price: { model: 'flat', amount: '7.00' } });
-    const clock = await testClock(tenant);
-    const sub = await subscribeIn(tenant, (monthly.body as Schemas['Plan']).id, {
-      test_clock_id: clock.id,
-      payment_method: 'pm_insufficient_funds',
-      payment_rail: 'card',
-    });
     // January's and February's collections fail; their retries are 40 days after each.
+    const { tenant, clock, sub } = await failingEveryMonth();
     await clock.advance('2026-02-02T00:00:00Z');
     const [january, february] = await invoicesOf(tenant, sub.id);
     expect([january!.status, february!.status]).toEqual(['open', 'open']);
@@ -327,21 +339,8 @@ describe('gateway outcomes and dunning, on a test clock', () => {
   });
 
   it('ends dunning when its failing invoices are voided: active again, and never retried', async () => {
-    const tenant = await ctx.newTenant();
-    await tenant.api
-      .put('/api/v1/billing-settings')
-      .send({ dunning_retry_days: [40], dunning_final_action: 'cancel' })
-      .expect(200);
-    const monthly = await tenant.api
-      .post('/api/v1/plans')
-      .send({ code: 'basic', name: 'Basic', interval: 'month', price: { model: 'flat', amount: '7.00' } });
-    const clock = await testClock(tenant);
-    const sub = await subscribeIn(tenant, (monthly.body as Schemas['Plan']).id, {
-      test_clock_id: clock.id,
-      payment_method: 'pm_insufficient_funds',
-      payment_rail: 'card',
-    });
     // January's and February's collections fail; their retries are 40 days after each.
+    const { tenant, clock, sub } = await failingEveryMonth();
     await clock.advance('2026-02-01T12:00:00Z');
     const [january, february] = await invoicesOf(tenant, sub.id);
     expect([january!.status, february!.status]).toEqual(['open', 'open']);
@@ -363,16 +362,9 @@ describe('gateway outcomes and dunning, on a test clock', () => {
     expect((await invoicesOf(tenant, sub.id)).map((i) => i.status)).toEqual(['void', 'void', 'open']);
     expect(await statusOf(tenant, sub.id)).toBe('past_due');
   });
+
   it('stops retrying the invoices of a subscription canceled during dunning; they stay owed', async () => {
-    const clock = await testClock(t);
-    const sub = await subscribeIn(t, plan.id, {
-      test_clock_id: clock.id,
-      payment_method: 'pm_insufficient_funds',
-      payment_rail: 'card',
-    });
-    await clock.advance('2026-01-01T12:00:00Z');
-    const [invoice] = await invoicesOf(t, sub.id);
-    expect(invoice).toMatchObject({ status: 'open', next_payment_attempt_at: '2026-01-02T00:00:00.000Z' });
+    const { clock, sub, invoice } = await pastDue();
 
     const canceled = await t.api.post(`/api/v1/subscriptions/${sub.id}/cancel`).send({ at: 'now' });
     expect(canceled.status, canceled.text).toBe(200);
