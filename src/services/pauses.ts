@@ -39,8 +39,12 @@ export async function pauseSubscription(
   // The unused days credited are those of a period invoiced: its renewal first, if due.
   const caughtUp = await performDueRenewals(ctx, actor.tenantId, id, {
     ifMatch,
-    // Trialing too: a trial over whose renewal has not run yet is active once it has.
-    allows: (s) => (s.status === 'active' || s.status === 'trialing') && s.cancel_at === null,
+    // Trialing too: a trial over whose renewal has not run yet is active once it has. Not for a
+    // pause refused for its resumes_at (422): that one writes nothing either.
+    allows: (s) =>
+      (s.status === 'active' || s.status === 'trialing') &&
+      s.cancel_at === null &&
+      (input.resumes_at === undefined || input.resumes_at > dayOf(subscriptionNow(s))),
   });
   return inTenant(ctx, actor, async (tx): Promise<PauseOutcome> => {
     const before = await lockAfterDueCancellations(tx, id);

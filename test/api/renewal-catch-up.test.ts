@@ -167,6 +167,18 @@ describe('a change before the worker renewed the period', () => {
     expect(await invoicesOf(other.id)).toEqual([]);
   });
 
+  it('a pause refused for its resumes_at writes nothing, not even the renewal', async () => {
+    const sub = await subscribedDaysAgo();
+    const today = isoDay(Date.now());
+    const refused = await t.api.post(`/api/v1/subscriptions/${sub.id}/pause`).send({ resumes_at: today });
+    expect(refused.status, refused.text).toBe(422);
+    expect(await invoicesOf(sub.id)).toEqual([]);
+    expect((await t.api.get(`/api/v1/subscriptions/${sub.id}`)).body).toMatchObject({
+      version: sub.version,
+      billed_until: sub.billed_until,
+    });
+  });
+
   it('logged no unexpected error in this file', () => {
     expect(ctx.unexpectedErrors).toEqual([]);
   });
