@@ -137,7 +137,9 @@ export async function redeem(
   if (coupon.redeem_by !== null && new Date() > coupon.redeem_by)
     return refuse(`the coupon could be applied until ${coupon.redeem_by.toISOString()}`);
   if (coupon.max_redemptions !== null && coupon.times_redeemed >= coupon.max_redemptions)
-    return refuse(`the coupon was applied its maximum of ${coupon.max_redemptions} times`);
+    return refuse(
+      `the coupon was used up: applied ${coupon.max_redemptions} ${coupon.max_redemptions === 1 ? 'time' : 'times'}, its max_redemptions`,
+    );
   if (coupon.plan_ids.length > 0 && (planId === null || !coupon.plan_ids.includes(planId)))
     return refuse("the coupon is for other plans than the subscription's");
   const redeemed = await coupons.countRedemption(tx.db, couponId);

@@ -297,7 +297,7 @@ describe('a discount', () => {
     const second = await subscribed(p.id);
     expect(
       expectProblem(await apply(single.id, second.sub.id), 422, 'unprocessable').errors![0]!.message,
-    ).toBe('the coupon was applied its maximum of 1 times');
+    ).toBe('the coupon was used up: applied 1 time, its max_redemptions');
     expect((await t.api.get(`/api/v1/coupons/${single.id}`)).body).toMatchObject({
       times_redeemed: 1,
       valid: false,
