@@ -2096,9 +2096,10 @@ export interface components {
             price_breakdown: null | components["schemas"]["PriceSnapshot"];
             /**
              * @description First day of the billing period containing today (on a test clock, the clock's today), but
-             *     no later than the day its service ended (the day it was canceled, or `end_date`): a
-             *     canceled or ended subscription shows the period it ended in. Before the start, the first
-             *     period. During a trial with an end, the trial: `start_date` to `trial_end`.
+             *     no later than the last day it was served (the day it was canceled, the day before a
+             *     cancellation at a period's end, or `end_date`): a canceled or ended subscription shows the
+             *     last period it served. Before the start, the first period. During a trial with an end
+             *     (and for one canceled in it), the trial: `start_date` to `trial_end`.
              */
             current_period_start: components["schemas"]["Date"];
             /** @description First day of the next period (the current one ends the day before). Periods are anchored on `billing_anchor`, clamped at month ends. */

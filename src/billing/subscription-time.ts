@@ -14,15 +14,25 @@ export const dayOf = (at: Date): string => at.toISOString().slice(0, 10);
 
 /**
  * The day whose billing period is the subscription's current one: today on its clock, but not
- * after the day its service ended (the day it was canceled, or its end_date, the last day served),
- * nor before its start (a subscription that has not started shows its first period).
+ * after the last day it was served (the day it was canceled, the day before a scheduled
+ * cancellation took effect at 00:00, or its end_date), nor before its start (a subscription that
+ * has not started shows its first period).
  */
 export function currentPeriodDay(
-  s: Clocked & { start_date: string; end_date: string | null; canceled_at: Date | null },
+  s: Clocked & {
+    start_date: string;
+    end_date: string | null;
+    canceled_at: Date | null;
+    cancel_at: Date | null;
+  },
   real: Date = new Date(),
 ): string {
   let day = dayOf(subscriptionNow(s, real));
-  if (s.canceled_at && dayOf(s.canceled_at) < day) day = dayOf(s.canceled_at);
+  if (s.canceled_at) {
+    const scheduled = s.cancel_at?.getTime() === s.canceled_at.getTime();
+    const last = dayOf(scheduled ? new Date(s.canceled_at.getTime() - 1) : s.canceled_at);
+    if (last < day) day = last;
+  }
   if (s.end_date !== null && s.end_date < day) day = s.end_date;
   return day > s.start_date ? day : s.start_date;
 }

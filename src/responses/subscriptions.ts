@@ -1,5 +1,5 @@
 import { type Period, periodContaining } from '../billing/periods.js';
-import { billingAnchor, currentPeriodDay } from '../billing/subscription-time.js';
+import { billingAnchor, currentPeriodDay, trialPeriodOf } from '../billing/subscription-time.js';
 import type { Schemas } from '../contract.js';
 import type { FeatureRow, SubscriptionRow } from '../database/schema.js';
 import { toFeatureResponse } from './features.js';
@@ -33,11 +33,9 @@ export function toSubscriptionResponse(
 ): Schemas['Subscription'] {
   const snapshot = row.price_breakdown as Snapshot | null;
   const day = currentPeriodDay(row, now);
-  // A trial with an end is a period of its own, before the first one it bills.
-  const period =
-    row.status === 'trialing' && row.trial_end !== null && day < row.trial_end
-      ? { start: row.start_date, end: row.trial_end }
-      : currentPeriod(row, day);
+  // A trial with an end is a period of its own, before the first one it bills (also for a
+  // subscription canceled during it).
+  const period = trialPeriodOf(row, day) ?? currentPeriod(row, day);
   return {
     id: row.id,
     user_id: row.user_id,

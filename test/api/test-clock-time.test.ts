@@ -111,6 +111,37 @@ describe('the current period of a subscription on a test clock', () => {
     });
   });
 
+  it('stays the last period served after a cancellation at the period end, and the trial after one in a trial', async () => {
+    const c = await clock('2026-01-13T10:00:00Z');
+    const p = await plan('month');
+    const atEnd = await subscribe({ plan_id: p.id, start_date: '2026-01-01', test_clock_id: c.id });
+    const scheduled = await t.api.post(`/api/v1/subscriptions/${atEnd.id}/cancel`).send({ at: 'period_end' });
+    expect(scheduled.body).toMatchObject({ cancel_at: '2026-02-01T00:00:00.000Z' });
+    const inTrial = await subscribe({
+      plan_id: p.id,
+      start_date: '2026-01-10',
+      status: 'trialing',
+      trial_end: '2026-01-20',
+      test_clock_id: c.id,
+    });
+    expect(inTrial).toMatchObject({ current_period_start: '2026-01-10', current_period_end: '2026-01-20' });
+    await t.api.post(`/api/v1/subscriptions/${inTrial.id}/cancel`).send({ at: 'now' }).expect(200);
+    await c.advance('2026-03-10T00:00:00Z');
+    // Canceled at 00:00 on 1 February, it served January last: February was never served.
+    expect(await get(atEnd.id)).toMatchObject({
+      status: 'canceled',
+      canceled_at: '2026-02-01T00:00:00.000Z',
+      current_period_start: '2026-01-01',
+      current_period_end: '2026-02-01',
+    });
+    // Canceled in its trial: the trial, not a period of the schedule after it (nor before the start).
+    expect(await get(inTrial.id)).toMatchObject({
+      status: 'canceled',
+      current_period_start: '2026-01-10',
+      current_period_end: '2026-01-20',
+    });
+  });
+
   it('ends at its end_date', async () => {
     const p = await plan('month');
     const ended = await subscribe({ plan_id: p.id, start_date: '2024-01-01', end_date: '2024-05-20' });
