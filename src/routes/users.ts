@@ -22,7 +22,8 @@ const withEtag = (user: { version: number }) => ({ ETag: etag(user.version) });
 
 /** Why a user cannot be deleted, by the table whose rows name it. */
 const WHY_KEPT: Record<string, string> = {
-  subscriptions: 'The user has subscriptions; delete them first (canceled ones too).',
+  subscriptions:
+    'The user has subscriptions; delete them first (canceled ones too). One that was invoiced is never deleted, and neither is its customer.',
   wallets: 'The user has a wallet, whose ledger is kept for good: a user with a wallet is never deleted.',
   usage_events: 'The user has usage events, which are kept for good: a user with usage is never deleted.',
   customer_balance_transactions:
