@@ -152,6 +152,20 @@ function repeatedParameter(
   return { path: item.path, message: `is given ${given.length} times; it takes one value` };
 }
 
+/**
+ * A nullable field is a oneOf of null and its type. A value that is not null fails the type's
+ * rules, and the validator adds "must be null" and "must match exactly one schema in oneOf" at
+ * the same path, which read as if null were wanted: keep what the type's rules said.
+ */
+const NULLABLE_NOISE = new Set(['must be null', 'must match exactly one schema in oneOf']);
+
+function withoutNullableNoise<T extends { path: string; message: string }>(items: T[]): T[] {
+  const nullable = new Set(items.filter((item) => item.message === 'must be null').map((item) => item.path));
+  if (nullable.size === 0) return items;
+  const kept = items.filter((item) => !(nullable.has(item.path) && NULLABLE_NOISE.has(item.message)));
+  return kept.length > 0 ? kept : items;
+}
+
 function fromValidatorError(
   error: ValidatorError,
   query?: Record<string, unknown>,
@@ -160,10 +174,11 @@ function fromValidatorError(
     case 400: {
       const reserved = RESERVED_IN_QUERY.exec(error.message);
       if (reserved) return reservedCharacterProblem(reserved[1]!);
-      const items = error.errors.map((item) => repeatedParameter(item, query));
-      const detail = items.some((item, i) => item !== error.errors[i])
-        ? items.map((item) => `request${item.path} ${item.message}`).join(', ')
-        : error.message;
+      const items = withoutNullableNoise(error.errors).map((item) => repeatedParameter(item, query));
+      const detail =
+        items.length !== error.errors.length || items.some((item, i) => item !== error.errors[i])
+          ? items.map((item) => `request${item.path} ${item.message}`).join(', ')
+          : error.message;
       return new ProblemError(400, 'validation-error', detail, items.map(toFieldError));
     }
     case 404:

@@ -43,6 +43,22 @@ describe('bad requests before any handler', () => {
     expect(await fingerprint(ctx.db)).toEqual(before);
   });
 
+  it('explains a wrong value of a nullable field by its own rules, not with "must be null"', async () => {
+    const subscription = await createSubscription(ctx);
+    const res = await ctx.api
+      .patch(`/api/v1/subscriptions/${subscription.id}`)
+      .send({ payment_method: 'card 4242', payment_rail: 'card' });
+    const problem = expectProblem(res, 400, 'validation-error');
+    expect(problem.errors).toEqual([
+      {
+        location: 'body',
+        field: '/payment_method',
+        message: 'must match pattern "^pm_[A-Za-z0-9_]{1,100}$"',
+      },
+    ]);
+    expect(problem.detail).toBe('request/body/payment_method must match pattern "^pm_[A-Za-z0-9_]{1,100}$"');
+  });
+
   it('answers a missing body with 400, or 415 when it has no content type either', async () => {
     const empty = await ctx.api.post('/api/v1/users').set('Content-Type', 'application/json');
     expectProblem(empty, 400, 'validation-error');
