@@ -2065,7 +2065,9 @@ export interface components {
             start_date: components["schemas"]["Date"];
             /**
              * Format: date
-             * @description The last day of service, when known; on or after `start_date`.
+             * @description The last day of service (inclusive), when known; on or after `start_date`. No period
+             *     after it is billed; the period containing it is billed whole (not prorated), so to end
+             *     with a period, give the day before its `current_period_end` (which is exclusive).
              */
             end_date: string | null;
             /**
