@@ -245,7 +245,7 @@ export function subscriptionsRouter(ctx: ServiceContext): Router {
     if (outcome.kind === 'not-renewing') {
       const why = {
         canceled: 'it is canceled',
-        cancel_at: 'its cancellation is scheduled (cancel it with at=now and subscribe anew instead)',
+        cancel_at: 'its cancellation is scheduled (withdraw it first with DELETE .../cancel)',
         'no-renewals': 'it is not renewed automatically (billed_until is null)',
       }[outcome.why];
       return conflict(`A change cannot be scheduled for the end of the period: ${why}.`);
@@ -341,7 +341,7 @@ export function subscriptionsRouter(ctx: ServiceContext): Router {
         );
       case 'cancellation-scheduled':
         return conflict(
-          `Subscription ${id} is canceled at the end of its period: cancel it now instead of pausing it.`,
+          `Subscription ${id} is canceled at the end of its period: cancel it now instead of pausing it, or withdraw the cancellation (DELETE .../cancel) first.`,
         );
       case 'invalid':
         return pricingProblem(outcome);
@@ -424,6 +424,27 @@ export function subscriptionsRouter(ctx: ServiceContext): Router {
     if (outcome.kind === 'stale') throw stale(outcome.current);
     if (outcome.kind === 'already-canceled')
       throw conflict('The subscription is already canceled; canceled is final.');
+    send(res, reply(outcome)!);
+  });
+
+  router.delete('/:subscriptionId/cancel', async (req, res) => {
+    const { subscriptionId } = req.params;
+    const reply = (o: subscriptions.WithdrawCancellationOutcome) =>
+      o.kind === 'withdrawn'
+        ? ok(toSubscriptionResponse(o.subscription), withEtag(o.subscription))
+        : undefined;
+    const outcome = await subscriptions.withdrawCancellation(
+      ctx,
+      idempotent(req, actorOf(req), reply),
+      subscriptionId,
+      ifMatch(req),
+    );
+    if (outcome.kind === 'missing') throw noSuchSubscription(subscriptionId);
+    if (outcome.kind === 'stale') throw stale(outcome.current);
+    if (outcome.kind === 'not-scheduled')
+      throw notFound(`Subscription ${subscriptionId} has no scheduled cancellation.`);
+    if (outcome.kind === 'already-canceled')
+      throw conflict('The subscription is already canceled; canceled is final: subscribe anew instead.');
     send(res, reply(outcome)!);
   });
 

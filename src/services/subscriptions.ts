@@ -686,6 +686,37 @@ export async function cancelSubscription(
   });
 }
 
+export type WithdrawCancellationOutcome =
+  | { kind: 'withdrawn'; subscription: SubscriptionRow }
+  | { kind: 'missing' }
+  | { kind: 'stale'; current: SubscriptionRow }
+  | { kind: 'not-scheduled' }
+  | { kind: 'already-canceled'; current: SubscriptionRow };
+
+/**
+ * Undoes a cancellation scheduled for the period's end, before it comes (one already due is
+ * performed first, and then it is too late: canceled is final). The change it dropped stays
+ * dropped.
+ */
+export function withdrawCancellation(
+  ctx: ServiceContext,
+  actor: Actor,
+  id: string,
+  ifMatch?: VersionCondition,
+): Promise<WithdrawCancellationOutcome> {
+  return inTenant(ctx, actor, async (tx): Promise<WithdrawCancellationOutcome> => {
+    const before = await lockAfterDueCancellations(tx, id);
+    if (!before) return { kind: 'missing' };
+    if (!satisfies(ifMatch, before.version)) return { kind: 'stale', current: before };
+    if (before.status === 'canceled') return { kind: 'already-canceled', current: before };
+    if (!before.cancel_at) return { kind: 'not-scheduled' };
+    onClockOf(tx, before);
+    const after = await subscriptions.updateSubscription(tx.db, id, { cancel_at: null, cancel_reason: null });
+    emitChange(tx, before, after, 'subscription.cancellation_withdrawn');
+    return { kind: 'withdrawn', subscription: after };
+  });
+}
+
 /** Events of a change to a subscription on a test clock happen at the clock's time. */
 export function onClockOf(tx: Tx, subscription: SubscriptionRow): void {
   if (subscription.clock_time) tx.occurAt(subscription.clock_time);

@@ -215,6 +215,64 @@ describe('cancel at the end of the period', () => {
   );
 });
 
+describe('withdrawing a scheduled cancellation', () => {
+  it('renews as if it had never been scheduled; too late once canceled', async () => {
+    const c = await clock('2026-01-13T10:00:00Z');
+    const p = await plan('month', 1, '10.00');
+    const cheaper = await plan('month', 1, '5.00');
+    const sub = await subscribe({ plan_id: p.id, start_date: '2026-01-01', test_clock_id: c.id });
+    const path = `/api/v1/subscriptions/${sub.id}/cancel`;
+    expectProblem(await t.api.delete(path), 404, 'not-found'); // nothing scheduled
+
+    await t.api
+      .post(`/api/v1/subscriptions/${sub.id}/scheduled-change`)
+      .send({ plan_id: cheaper.id })
+      .expect(200);
+    const scheduled = await t.api.post(path).send({ at: 'period_end', reason: 'too expensive' });
+    expect(scheduled.body).toMatchObject({ cancel_at: '2026-02-01T00:00:00.000Z', scheduled_change: null });
+    expectProblem(await t.api.delete(path).set('If-Match', `"${sub.version}"`), 412, 'precondition-failed');
+
+    const withdrawn = await t.api.delete(path).set('If-Match', scheduled.headers.etag as string);
+    expect(withdrawn.status, withdrawn.text).toBe(200);
+    expect(withdrawn.body).toMatchObject({
+      status: 'active',
+      cancel_at: null,
+      cancel_reason: null,
+      scheduled_change: null, // the change the cancellation dropped stays dropped
+      version: (scheduled.body as Schemas['Subscription']).version + 1,
+    });
+    expect(withdrawn.headers.etag).toBe(`"${(withdrawn.body as Schemas['Subscription']).version}"`);
+    const event = (await eventsOf(sub.id)).find((e) => e.type === 'subscription.cancellation_withdrawn');
+    expect(event).toMatchObject({
+      occurred_at: '2026-01-13T10:00:00.000Z',
+      previous: { cancel_at: '2026-02-01T00:00:00.000Z', cancel_reason: 'too expensive' },
+    });
+    expectProblem(await t.api.delete(path), 404, 'not-found'); // withdrawn already
+
+    await c.advance('2026-03-10T00:00:00Z');
+    expect(await get(sub.id)).toMatchObject({ status: 'active', canceled_at: null, plan_cost: '10.00' });
+    expect(await invoicesOf(sub.id)).toEqual(['2026-01-01', '2026-02-01', '2026-03-01']);
+    const invoices = await t.api.get('/api/v1/invoices').query({ subscription_id: sub.id });
+    expect((invoices.body as Schemas['InvoiceList']).data.map((i) => i.total)).toEqual([
+      '10.00',
+      '10.00',
+      '10.00',
+    ]);
+
+    // Scheduled again, and its moment passed before the worker performed it: canceled is final.
+    const real = await subscribe({ plan_id: p.id, start_date: '2026-01-01' });
+    await t.api.post(`/api/v1/subscriptions/${real.id}/cancel`).send({ at: 'period_end' }).expect(200);
+    await ctx.db
+      .updateTable('subscriptions')
+      .set({ cancel_at: new Date('2026-03-01T00:00:00Z') })
+      .where('id', '=', real.id)
+      .execute();
+    expectProblem(await t.api.delete(`/api/v1/subscriptions/${real.id}/cancel`), 409, 'conflict');
+    expect(await get(real.id)).toMatchObject({ status: 'canceled', canceled_at: '2026-03-01T00:00:00.000Z' });
+    expectProblem(await t.api.delete(`/api/v1/subscriptions/${c.id}/cancel`), 404, 'not-found');
+  });
+});
+
 describe('moving the start date', () => {
   it('past the next renewal: billing resumes on the new start date, on a clock', async () => {
     const c = await clock('2026-01-01T00:00:00Z');

@@ -11,6 +11,7 @@ export const IDEMPOTENT_WRITES: ReadonlyArray<readonly [string, RegExp]> = [
   ['PATCH', /\/api\/v1\/subscriptions\/[^/]+$/], // updateSubscription
   ['DELETE', /\/api\/v1\/subscriptions\/[^/]+$/], // deleteSubscription
   ['POST', /\/api\/v1\/subscriptions\/[^/]+\/cancel$/], // cancelSubscription
+  ['DELETE', /\/api\/v1\/subscriptions\/[^/]+\/cancel$/], // withdrawSubscriptionCancellation
   ['POST', /\/api\/v1\/subscriptions\/[^/]+\/scheduled-change$/], // scheduleSubscriptionChange
   ['DELETE', /\/api\/v1\/subscriptions\/[^/]+\/scheduled-change$/], // cancelScheduledChange
   ['POST', /\/api\/v1\/subscriptions\/[^/]+\/discount$/], // applySubscriptionDiscount

@@ -248,10 +248,19 @@ export interface paths {
          *     A canceled subscription's unpaid invoices are not retried any more (their
          *     `next_payment_attempt_at` becomes null); they stay owed, to be paid with
          *     POST /invoices/{invoiceId}/payments or voided.
-         *     Canceling a canceled subscription is 409.
+         *     Canceling a canceled subscription is 409. A scheduled cancellation can be withdrawn until
+         *     its moment with `DELETE .../cancel`.
          */
         post: operations["cancelSubscription"];
-        delete?: never;
+        /**
+         * Withdraw a scheduled cancellation
+         * @description Undoes `POST .../cancel` with `at: period_end` before that moment comes: `cancel_at` and
+         *     `cancel_reason` become null and the subscription renews as if it had never been scheduled
+         *     to end (a `subscription.cancellation_withdrawn` event). A change that the cancellation
+         *     dropped is not restored: schedule it again. 404 when no cancellation is scheduled; 409
+         *     once the subscription is canceled (canceled is final: subscribe anew).
+         */
+        delete: operations["withdrawSubscriptionCancellation"];
         options?: never;
         head?: never;
         patch?: never;
@@ -2079,7 +2088,8 @@ export interface components {
              * Format: date-time
              * @description A cancellation scheduled with `POST .../cancel` and `at: period_end`: the subscription
              *     keeps its status until this moment, then is `canceled` with `canceled_at` equal to it
-             *     (every read and the analytics see it from that moment on).
+             *     (every read and the analytics see it from that moment on). Until then,
+             *     `DELETE .../cancel` withdraws it.
              */
             readonly cancel_at: string | null;
             /** @description Why it was canceled, as given to `POST .../cancel`. */
@@ -2336,7 +2346,7 @@ export interface components {
             id: components["schemas"]["Id"];
             /**
              * @description `<resource>.<change>`: `user.created|updated|deleted`, `feature.created|updated|deleted`,
-             *     `subscription.created|updated|canceled|cancellation_scheduled|deleted`,
+             *     `subscription.created|updated|canceled|cancellation_scheduled|cancellation_withdrawn|deleted`,
              *     `subscription_feature.linked|unlinked`, `api_key.created|revoked`, `tenant.created`,
              *     `invoice.created|finalized|voided|paid|payment_failed|uncollectible`,
              *     `payment.created|processing|succeeded|failed`,
@@ -3665,7 +3675,7 @@ export interface components {
          * @description An event type (see `Event.type`), or `*` for every type, present and future.
          * @enum {string}
          */
-        WebhookEventType: "*" | "api_key.created" | "api_key.revoked" | "billable_metric.created" | "billable_metric.updated" | "billable_metric.deleted" | "billing_settings.updated" | "feature.created" | "feature.updated" | "feature.deleted" | "invoice.created" | "invoice.finalized" | "invoice.voided" | "invoice.paid" | "invoice.payment_failed" | "invoice.uncollectible" | "invoice_item.created" | "credit_note.created" | "coupon.created" | "coupon.deleted" | "payment.created" | "payment.processing" | "payment.succeeded" | "payment.failed" | "refund.created" | "refund.succeeded" | "refund.failed" | "plan.created" | "plan.updated" | "plan.archived" | "plan.deleted" | "subscription.created" | "subscription.updated" | "subscription.canceled" | "subscription.cancellation_scheduled" | "subscription.change_scheduled" | "subscription.scheduled_change_applied" | "subscription.scheduled_change_canceled" | "subscription.trial_will_end" | "subscription.paused" | "subscription.resumed" | "subscription.deleted" | "subscription.renewed" | "subscription.past_due" | "subscription.unpaid" | "subscription.recovered" | "subscription_feature.linked" | "subscription_feature.unlinked" | "tax_rate.created" | "tax_rate.superseded" | "test_clock.created" | "test_clock.advancing" | "test_clock.advanced" | "user.created" | "user.updated" | "user.deleted" | "webhook_endpoint.created" | "webhook_endpoint.updated" | "webhook_endpoint.disabled" | "webhook_endpoint.secret_rotated" | "webhook_endpoint.deleted" | "wallet.created" | "wallet.updated" | "wallet.balance_low" | "wallet.depleted" | "wallet.grant_expired";
+        WebhookEventType: "*" | "api_key.created" | "api_key.revoked" | "billable_metric.created" | "billable_metric.updated" | "billable_metric.deleted" | "billing_settings.updated" | "feature.created" | "feature.updated" | "feature.deleted" | "invoice.created" | "invoice.finalized" | "invoice.voided" | "invoice.paid" | "invoice.payment_failed" | "invoice.uncollectible" | "invoice_item.created" | "credit_note.created" | "coupon.created" | "coupon.deleted" | "payment.created" | "payment.processing" | "payment.succeeded" | "payment.failed" | "refund.created" | "refund.succeeded" | "refund.failed" | "plan.created" | "plan.updated" | "plan.archived" | "plan.deleted" | "subscription.created" | "subscription.updated" | "subscription.canceled" | "subscription.cancellation_scheduled" | "subscription.cancellation_withdrawn" | "subscription.change_scheduled" | "subscription.scheduled_change_applied" | "subscription.scheduled_change_canceled" | "subscription.trial_will_end" | "subscription.paused" | "subscription.resumed" | "subscription.deleted" | "subscription.renewed" | "subscription.past_due" | "subscription.unpaid" | "subscription.recovered" | "subscription_feature.linked" | "subscription_feature.unlinked" | "tax_rate.created" | "tax_rate.superseded" | "test_clock.created" | "test_clock.advancing" | "test_clock.advanced" | "user.created" | "user.updated" | "user.deleted" | "webhook_endpoint.created" | "webhook_endpoint.updated" | "webhook_endpoint.disabled" | "webhook_endpoint.secret_rotated" | "webhook_endpoint.deleted" | "wallet.created" | "wallet.updated" | "wallet.balance_low" | "wallet.depleted" | "wallet.grant_expired";
         /** @enum {string} */
         WebhookEndpointStatus: "enabled" | "disabled";
         /**
@@ -5486,6 +5496,52 @@ export interface operations {
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["Unprocessable"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    withdrawSubscriptionCancellation: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Makes the request safe to retry: it runs at most once for this key (see the description
+                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+                /**
+                 * @description Change only if the resource's current ETag is one of these (or `*`, any existing version); else 412.
+                 * @example "3"
+                 */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
+            path: {
+                /** @example 0193a6a2-9e11-7f00-a000-00000000beef */
+                subscriptionId: components["parameters"]["SubscriptionId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The subscription, no longer scheduled to end. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Subscription"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            412: components["responses"]["PreconditionFailed"];
+            415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
             503: components["responses"]["ServiceUnavailable"];
         };
