@@ -55,6 +55,28 @@ export function toInvoiceResponse(row: InvoiceRow): Schemas['Invoice'] {
   };
 }
 
+/** An invoice a renewal would issue (services/upcoming-invoice.ts): none of what exists only once made. */
+export function toUpcomingInvoiceResponse(row: InvoiceRow, issuesAt: Date): Schemas['UpcomingInvoice'] {
+  const invoice = toInvoiceResponse(row);
+  return {
+    subscription_id: invoice.subscription_id,
+    user_id: invoice.user_id,
+    kind: invoice.kind as Schemas['UpcomingInvoice']['kind'],
+    issues_at: issuesAt.toISOString(),
+    period_start: invoice.period_start,
+    period_end: invoice.period_end,
+    invoice_date: invoice.invoice_date,
+    region: invoice.region,
+    lines: invoice.lines,
+    subtotal: invoice.subtotal,
+    taxes: invoice.taxes,
+    tax_total: invoice.tax_total,
+    total: invoice.total,
+    amount_from_balance: invoice.amount_from_balance,
+    amount_due: invoice.amount_due,
+  };
+}
+
 export function toInvoiceItemResponse(row: InvoiceItemRow): Schemas['InvoiceItem'] {
   return {
     id: row.id,

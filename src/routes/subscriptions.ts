@@ -7,7 +7,11 @@ import { ifMatch, notModified } from '../http/preconditions.js';
 import { conflict, notFound, preconditionFailed, ProblemError, unprocessable } from '../http/problems.js';
 import { created, etag, noContent, ok, send } from '../http/replies.js';
 import { toFeatureResponse } from '../responses/features.js';
-import { toInvoiceItemResponse, toInvoiceResponse } from '../responses/invoices.js';
+import {
+  toInvoiceItemResponse,
+  toInvoiceResponse,
+  toUpcomingInvoiceResponse,
+} from '../responses/invoices.js';
 import { toSubscriptionResponse } from '../responses/subscriptions.js';
 import type { ServiceContext } from '../services/context.js';
 import type { ProrationRefusal } from '../services/prorations.js';
@@ -20,6 +24,7 @@ import * as coupons from '../services/coupons.js';
 import * as invoices from '../services/invoices.js';
 import * as pauses from '../services/pauses.js';
 import * as subscriptions from '../services/subscriptions.js';
+import { upcomingInvoice } from '../services/upcoming-invoice.js';
 import { listEventsPage } from './events.js';
 import { oneOffProblem, zeroAmounts } from './invoices.js';
 import { noSuchFeature } from './features.js';
@@ -511,6 +516,24 @@ export function subscriptionsRouter(ctx: ServiceContext): Router {
       );
     }
     send(res, reply(outcome)!);
+  });
+
+  router.get('/:subscriptionId/upcoming-invoice', async (req, res) => {
+    const { subscriptionId } = req.params;
+    const outcome = await upcomingInvoice(ctx, actorOf(req), subscriptionId);
+    if (outcome.kind === 'missing') throw noSuchSubscription(subscriptionId);
+    if (outcome.kind === 'none') {
+      const why = {
+        canceled: 'it is canceled and has nothing left to bill',
+        'not-renewing': 'its billing ended, or it is not renewed automatically (billed_until is null)',
+        paused: 'it is paused: nothing is invoiced for time paused',
+        'nothing-billed': 'its next renewals bill nothing',
+      }[outcome.why];
+      throw notFound(`Subscription ${subscriptionId} has no upcoming invoice: ${why}.`);
+    }
+    res.json(
+      toUpcomingInvoiceResponse(outcome.invoice, outcome.issuesAt) satisfies Schemas['UpcomingInvoice'],
+    );
   });
 
   router.get('/:subscriptionId/events', async (req, res) => {

@@ -212,88 +212,105 @@ export function renewDue(
     // the worker would perform it: its due time on a clock, now in real time.
     const now = when === 'if-due' ? subscriptionNow(locked) : when;
     if (due > now) return unchanged;
-    const done = { renewed: true, version: locked.version };
     const at = when === 'if-due' && locked.test_clock_id ? due : now;
-    atStep(tx, locked, at);
-    // A trial ending and a change scheduled for this period's start come first: the period is
-    // billed as they leave it.
-    const before =
-      locked.status === 'canceled' || ends(locked)
-        ? locked
-        : await applyScheduledChange(tx, tenantId, await endTrial(tx, locked));
-    const billedUntil = locked.billed_until; // a scheduled change leaves it as it is
-    const stopBilling = async (): Promise<Renewal> => {
-      if (await servedUnbilled(tx, before, billedUntil)) {
-        // Ended within the period starting on billedUntil, before its renewal ran: that period is
-        // its last, and its usage is billed when it ends (the next step comes back then).
-        const last = periodContaining(
-          billingAnchor(before),
-          before.billing_interval,
-          before.interval_count,
-          billedUntil,
-        );
-        const after = await subscriptions.updateSubscription(tx.db, subscriptionId, {
-          billed_until: last.end,
-        });
-        emitChange(tx, before, after);
-        return done;
-      }
-      // Nothing more to bill: the subscription ends before this period. Its last period's usage
-      // is billed now, on an invoice of its own (issued and collected like a renewal's).
-      const closing = await closingUsageInvoice(tx, before, billedUntil);
-      if (closing?.kind === 'created') await issueAndCollect(tx, before, closing.invoice, at, tenantId);
-      const last = await closeEndedItems(tx, before, at);
-      if (last) await issueAndCollect(tx, before, last, at, tenantId);
-      const after = await subscriptions.updateSubscription(tx.db, subscriptionId, { billed_until: null });
-      emitChange(tx, before, after);
-      return done;
-    };
-    if (before.status === 'canceled' || ends(before)) return stopBilling();
-    if (billedUntil < billingAnchor(before)) {
-      // The start date moved past the next renewal (written before updates kept billed_until on
-      // the schedule): billing resumes with the first period.
+    await renewLocked(tx, tenantId, locked, at, issueAndCollect);
+    return { renewed: true, version: locked.version };
+  });
+}
+
+/** What a renewal does with an invoice it made: issues and collects it, or (a preview) less. */
+export type Settle = typeof issueAndCollect;
+
+/**
+ * The renewal of the period starting on billed_until, at `at`, on a locked subscription whose
+ * renewal is due (billed_until set): see renewDue.
+ */
+export async function renewLocked(
+  tx: Tx,
+  tenantId: string,
+  locked: SubscriptionRow,
+  at: Date,
+  settle: Settle,
+): Promise<void> {
+  const subscriptionId = locked.id;
+  const billedUntil = locked.billed_until;
+  if (billedUntil === null) throw new Error(`renewal of ${subscriptionId}: not renewed automatically`);
+  atStep(tx, locked, at);
+  // A trial ending and a change scheduled for this period's start come first: the period is
+  // billed as they leave it.
+  const before =
+    locked.status === 'canceled' || ends(locked)
+      ? locked
+      : await applyScheduledChange(tx, tenantId, await endTrial(tx, locked));
+  // billedUntil is as locked: a scheduled change leaves it as it is.
+  const stopBilling = async (): Promise<void> => {
+    if (await servedUnbilled(tx, before, billedUntil)) {
+      // Ended within the period starting on billedUntil, before its renewal ran: that period is
+      // its last, and its usage is billed when it ends (the next step comes back then).
+      const last = periodContaining(
+        billingAnchor(before),
+        before.billing_interval,
+        before.interval_count,
+        billedUntil,
+      );
       const after = await subscriptions.updateSubscription(tx.db, subscriptionId, {
-        billed_until: billingAnchor(before),
+        billed_until: last.end,
       });
       emitChange(tx, before, after);
-      return done;
+      return;
     }
-    const period = periodContaining(
-      billingAnchor(before),
-      before.billing_interval,
-      before.interval_count,
-      billedUntil,
+    // Nothing more to bill: the subscription ends before this period. Its last period's usage
+    // is billed now, on an invoice of its own (issued and collected like a renewal's).
+    const closing = await closingUsageInvoice(tx, before, billedUntil);
+    if (closing?.kind === 'created') await settle(tx, before, closing.invoice, at, tenantId);
+    const last = await closeEndedItems(tx, before, at);
+    if (last) await settle(tx, before, last, at, tenantId);
+    const after = await subscriptions.updateSubscription(tx.db, subscriptionId, { billed_until: null });
+    emitChange(tx, before, after);
+  };
+  if (before.status === 'canceled' || ends(before)) return stopBilling();
+  if (billedUntil < billingAnchor(before)) {
+    // The start date moved past the next renewal (written before updates kept billed_until on
+    // the schedule): billing resumes with the first period.
+    const after = await subscriptions.updateSubscription(tx.db, subscriptionId, {
+      billed_until: billingAnchor(before),
+    });
+    emitChange(tx, before, after);
+    return;
+  }
+  const period = periodContaining(
+    billingAnchor(before),
+    before.billing_interval,
+    before.interval_count,
+    billedUntil,
+  );
+  // The subscription moves on before its invoice is issued: issuing takes the tenant's next
+  // invoice number, whose counter row stays locked until COMMIT, and every round trip after it
+  // keeps the tenant's other renewals waiting (renewals ran one at a time on that lock).
+  const renewed = () => subscriptions.updateSubscription(tx.db, subscriptionId, { billed_until: period.end });
+  let after: SubscriptionRow;
+  if (before.status === 'paused') {
+    // Nothing is invoiced for time paused; the usage of the period before (recorded before the
+    // pause) is billed in arrears as always, on an invoice of its own.
+    const closing = await closingUsageInvoice(tx, before, billedUntil);
+    after = await renewed();
+    if (closing?.kind === 'created') await settle(tx, before, closing.invoice, at, tenantId);
+  } else if (before.status !== 'trialing') {
+    const outcome = await invoiceForPeriod(tx, subscriptionId, billedUntil, before);
+    if (outcome.kind === 'after-end') return stopBilling();
+    if (outcome.kind !== 'created' && outcome.kind !== 'existing')
+      throw new Error(`renewal of ${subscriptionId}: unexpected ${outcome.kind}`);
+    after = await renewed();
+    await settle(
+      tx,
+      before,
+      outcome.invoice,
+      at,
+      tenantId,
+      outcome.kind === 'created' ? { customer: outcome.customer } : undefined,
     );
-    // The subscription moves on before its invoice is issued: issuing takes the tenant's next
-    // invoice number, whose counter row stays locked until COMMIT, and every round trip after it
-    // keeps the tenant's other renewals waiting (renewals ran one at a time on that lock).
-    const renewed = () =>
-      subscriptions.updateSubscription(tx.db, subscriptionId, { billed_until: period.end });
-    let after: SubscriptionRow;
-    if (before.status === 'paused') {
-      // Nothing is invoiced for time paused; the usage of the period before (recorded before the
-      // pause) is billed in arrears as always, on an invoice of its own.
-      const closing = await closingUsageInvoice(tx, before, billedUntil);
-      after = await renewed();
-      if (closing?.kind === 'created') await issueAndCollect(tx, before, closing.invoice, at, tenantId);
-    } else if (before.status !== 'trialing') {
-      const outcome = await invoiceForPeriod(tx, subscriptionId, billedUntil, before);
-      if (outcome.kind === 'after-end') return stopBilling();
-      if (outcome.kind !== 'created' && outcome.kind !== 'existing')
-        throw new Error(`renewal of ${subscriptionId}: unexpected ${outcome.kind}`);
-      after = await renewed();
-      await issueAndCollect(
-        tx,
-        before,
-        outcome.invoice,
-        at,
-        tenantId,
-        outcome.kind === 'created' ? { customer: outcome.customer } : undefined,
-      );
-    } else after = await renewed();
-    emitChange(tx, before, after, 'subscription.renewed');
-    return done;
-  });
+  } else after = await renewed();
+  emitChange(tx, before, after, 'subscription.renewed');
 }
 
 /** Renewals one catch-up performs at most: each moves billed_until on by a period. */

@@ -745,6 +745,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/subscriptions/{subscriptionId}/upcoming-invoice": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @example 0193a6a2-9e11-7f00-a000-00000000beef */
+                subscriptionId: components["parameters"]["SubscriptionId"];
+            };
+            cookie?: never;
+        };
+        /**
+         * The invoice the next renewal will issue, as things stand now
+         * @description What the subscription's next renewal (the period starting on `billed_until`, at 00:00 UTC
+         *     of that day, or now if it is overdue) would invoice if it ran now: the price of that period
+         *     after a trial ending or a change scheduled for it, the usage of the period before it as
+         *     recorded so far (and the prepaid credits that would pay it), the pending invoice items, the
+         *     discount, the taxes in force, and what the customer's balance would pay. Computed by the
+         *     renewal's own code in a transaction that is rolled back: it writes nothing, and it is
+         *     exactly what the renewal would issue if nothing changed before it (more usage, a price
+         *     change, a payment method). When the subscription ends before that period, the invoice
+         *     that closes its last period's usage and pending items, if any.
+         *     404 when the subscription does not exist or no invoice is upcoming: it is canceled and
+         *     has nothing left to bill, its billing ended (`billed_until` null), or its next renewal
+         *     bills nothing (a paused subscription, a trial going on, a free period without usage).
+         */
+        get: operations["getUpcomingInvoice"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/invoices": {
         parameters: {
             query?: never;
@@ -3290,6 +3324,37 @@ export interface components {
             version: components["schemas"]["Version"];
             created_at: components["schemas"]["Timestamp"];
             updated_at: components["schemas"]["Timestamp"];
+        };
+        /** @description An invoice not made yet (so without an id or a number); its fields mean what they mean on `Invoice`. */
+        UpcomingInvoice: {
+            /** Format: uuid */
+            subscription_id: string;
+            /** Format: uuid */
+            user_id: string;
+            /**
+             * @description `period`: the period starting on `billed_until`, or the last period's usage; `proration`: the pending items of a subscription that ended.
+             * @enum {string}
+             */
+            kind: "period" | "proration";
+            /**
+             * Format: date-time
+             * @description When the renewal issues it (on a test clock, the clock's time); now when it is overdue.
+             */
+            issues_at: string;
+            period_start: components["schemas"]["Date"];
+            /** @description The first day after the period. */
+            period_end: components["schemas"]["Date"];
+            invoice_date: components["schemas"]["Date"];
+            region: null | components["schemas"]["Region"];
+            lines: components["schemas"]["InvoiceLine"][];
+            subtotal: components["schemas"]["MoneyTotal"];
+            taxes: components["schemas"]["InvoiceTax"][];
+            tax_total: components["schemas"]["MoneyTotal"];
+            total: components["schemas"]["MoneyTotal"];
+            /** @description What the customer's balance would pay of it, as it holds now. */
+            amount_from_balance: components["schemas"]["MoneyTotal"];
+            /** @description What would be collected from the payment method (`total − amount_from_balance`). */
+            amount_due: components["schemas"]["MoneyTotal"];
         };
         InvoiceCreate: {
             /** @description Any day of the billing period to invoice; today when absent. */
@@ -7239,6 +7304,35 @@ export interface operations {
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["Unprocessable"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getUpcomingInvoice: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @example 0193a6a2-9e11-7f00-a000-00000000beef */
+                subscriptionId: components["parameters"]["SubscriptionId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The invoice the next renewal would issue. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UpcomingInvoice"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
             429: components["responses"]["TooManyRequests"];
             503: components["responses"]["ServiceUnavailable"];
         };

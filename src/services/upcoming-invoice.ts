@@ -1,0 +1,69 @@
+// The invoice a subscription's next renewal will issue, as things stand now (GET
+// /subscriptions/{id}/upcoming-invoice): the renewal itself, run in a transaction that is rolled
+// back, so the preview is computed by the code that bills and cannot drift from it. Neither
+// issued nor collected: no number is taken and no payment is started, not even to roll back.
+import { subscriptionNow } from '../billing/subscription-time.js';
+import type { InvoiceRow } from '../database/schema.js';
+import { lockSubscription } from '../queries/subscriptions.js';
+import { renewLocked, type Settle } from './collection.js';
+import { type Actor, inTenant, type ServiceContext } from './context.js';
+import { takeFromBalance } from './customer-balance.js';
+import { lockAfterDueCancellations } from './subscriptions.js';
+
+export type UpcomingOutcome =
+  | { kind: 'upcoming'; invoice: InvoiceRow; issuesAt: Date }
+  | { kind: 'missing' }
+  | { kind: 'none'; why: 'canceled' | 'not-renewing' | 'paused' | 'nothing-billed' };
+
+/** Carries the preview out of the transaction it rolls back. */
+class Rollback extends Error {
+  constructor(readonly outcome: UpcomingOutcome) {
+    super('upcoming invoice: rolled back');
+  }
+}
+
+/**
+ * Renewals a preview runs at most before one issues an invoice: a trial's periods and the
+ * period an ended subscription still serves before its closing invoice each take one.
+ */
+const MOST_RENEWALS = 24;
+
+export async function upcomingInvoice(
+  ctx: ServiceContext,
+  actor: Actor,
+  id: string,
+): Promise<UpcomingOutcome> {
+  try {
+    // Every outcome rolls back: the renewals run to find it wrote.
+    return await inTenant(ctx, actor, async (tx): Promise<never> => {
+      const done = (outcome: UpcomingOutcome) => new Rollback(outcome);
+      let locked = await lockAfterDueCancellations(tx, id);
+      if (!locked) throw done({ kind: 'missing' });
+      const issued: InvoiceRow[] = [];
+      // Not issued: issuing takes the tenant's next invoice number, whose lock would hold the
+      // tenant's renewals until this rolls back. What the balance would pay is all it adds.
+      const preview: Settle = async (tx, _before, draft, at, _tenantId, created) => {
+        const fromBalance =
+          draft.status === 'draft' ? await takeFromBalance(tx, draft, at, created?.customer) : '0.00';
+        const invoice = fromBalance === '0.00' ? draft : { ...draft, amount_from_balance: fromBalance };
+        issued.push(invoice);
+        return invoice;
+      };
+      for (let i = 0; i < MOST_RENEWALS; i++) {
+        if (locked.billed_until === null)
+          throw done({ kind: 'none', why: locked.status === 'canceled' ? 'canceled' : 'not-renewing' });
+        if (locked.status === 'paused') throw done({ kind: 'none', why: 'paused' });
+        const due = new Date(`${locked.billed_until}T00:00:00Z`);
+        const now = subscriptionNow(locked);
+        const at = due > now ? due : now;
+        await renewLocked(tx, actor.tenantId, locked, at, preview);
+        if (issued.length > 0) throw done({ kind: 'upcoming', invoice: issued[0]!, issuesAt: at });
+        locked = (await lockSubscription(tx.db, id))!;
+      }
+      throw done({ kind: 'none', why: 'nothing-billed' });
+    });
+  } catch (error) {
+    if (error instanceof Rollback) return error.outcome;
+    throw error;
+  }
+}

@@ -1,0 +1,268 @@
+// GET /subscriptions/{id}/upcoming-invoice: what the next renewal will issue, computed by the
+// renewal itself in a transaction rolled back. So the preview must equal the invoice the renewal
+// then issues, line for line, and must write nothing.
+import { beforeAll, describe, expect, it } from 'vitest';
+import { simulatedGateway } from '../../src/billing/gateway.js';
+import type { Schemas } from '../../src/contract.js';
+import { performDueWork } from '../../src/services/due-work.js';
+import { type TestTenant, useTestApp } from '../helpers/app.js';
+import { fingerprint } from '../helpers/db-state.js';
+import { createUser } from '../helpers/factories.js';
+import { expectProblem } from '../helpers/problems.js';
+
+const ctx = useTestApp();
+let t: TestTenant;
+let metric: string;
+
+beforeAll(async () => {
+  t = await ctx.newTenant();
+  metric = 'upcoming-calls';
+  const made = await t.api
+    .post('/api/v1/billable-metrics')
+    .send({ code: metric, name: 'Calls', aggregation: 'count' });
+  expect(made.status, made.text).toBe(201);
+  const rate = await t.api
+    .post('/api/v1/tax-rates')
+    .send({ code: 'vat-up', name: 'VAT', percentage: '19', region: 'DE', effective_from: '2020-01-01' });
+  expect(rate.status, rate.text).toBe(201);
+});
+
+async function plan(amount: string, usage = true) {
+  const code = `up-${Math.random().toString(36).slice(2, 8)}`;
+  const res = await t.api.post('/api/v1/plans').send({
+    code,
+    name: code,
+    interval: 'month',
+    price: { model: 'flat', amount },
+    ...(usage ? { usage_charges: [{ metric, model: 'per_unit', amount: '0.25' }] } : {}),
+  });
+  expect(res.status, res.text).toBe(201);
+  return res.body as Schemas['Plan'];
+}
+
+async function onClock(frozen: string, body: Record<string, unknown>) {
+  const clock = (await t.api.post('/api/v1/test-clocks').send({ name: 'upcoming', frozen_time: frozen }))
+    .body as Schemas['TestClock'];
+  const user = await createUser(t, { region: 'DE' });
+  const made = await t.api.post('/api/v1/subscriptions').send({
+    user_id: user.id,
+    status: 'active',
+    test_clock_id: clock.id,
+    payment_method: 'pm_card_visa',
+    payment_rail: 'card',
+    ...body,
+  });
+  expect(made.status, made.text).toBe(201);
+  const sub = made.body as Schemas['Subscription'];
+  const work = () =>
+    performDueWork(
+      { db: ctx.appDb, ownerDb: ctx.db, gateway: simulatedGateway, settlementDelayScale: 0 },
+      { tenantId: t.id, clockId: clock.id },
+    );
+  await work(); // the current period's renewal, as the worker makes it
+  return {
+    sub,
+    user,
+    async record(n: number, at: string) {
+      for (let i = 0; i < n; i++) {
+        const res = await t.api
+          .post('/api/v1/usage-events')
+          .send({ event_id: `${sub.id}-${at}-${i}`, user_id: user.id, metric, timestamp: at });
+        expect(res.status, res.text).toBe(201);
+      }
+    },
+    async advance(at: string) {
+      const res = await t.api.post(`/api/v1/test-clocks/${clock.id}/advance`).send({ frozen_time: at });
+      expect(res.status, res.text).toBe(202);
+      await work();
+    },
+    upcoming: () => t.api.get(`/api/v1/subscriptions/${sub.id}/upcoming-invoice`),
+    async invoiceOf(periodStart: string) {
+      const res = await t.api.get('/api/v1/invoices').query({ subscription_id: sub.id, period: periodStart });
+      return (res.body as Schemas['InvoiceList']).data.find((i) => i.period_start === periodStart);
+    },
+  };
+}
+
+/** The fields an upcoming invoice shares with the invoice made. */
+const billed = (i: Schemas['UpcomingInvoice'] | Schemas['Invoice']) => ({
+  kind: i.kind,
+  period_start: i.period_start,
+  period_end: i.period_end,
+  invoice_date: i.invoice_date,
+  region: i.region,
+  lines: i.lines,
+  subtotal: i.subtotal,
+  taxes: i.taxes,
+  tax_total: i.tax_total,
+  total: i.total,
+  amount_from_balance: i.amount_from_balance,
+});
+
+describe('the upcoming invoice', () => {
+  it('is what the renewal then issues: price, usage so far, discount, pending items and taxes', async () => {
+    const p = await plan('30.00');
+    const s = await onClock('2027-01-10T12:00:00Z', { plan_id: p.id, start_date: '2027-01-01' });
+    await s.record(6, '2027-01-10T12:00:00Z');
+    const coupon = await t.api
+      .post('/api/v1/coupons')
+      .send({ name: 'Half', percent_off: '50', duration: 'forever' });
+    expect(coupon.status, coupon.text).toBe(201);
+    const discounted = await t.api
+      .post(`/api/v1/subscriptions/${s.sub.id}/discount`)
+      .send({ coupon_id: (coupon.body as Schemas['Coupon']).id });
+    expect(discounted.status, discounted.text).toBe(200);
+    // A price change mid-period leaves two proration items pending for the next invoice.
+    const upgrade = await plan('40.00');
+    const custom = await t.api.patch(`/api/v1/subscriptions/${s.sub.id}`).send({ plan_id: upgrade.id });
+    expect(custom.status, custom.text).toBe(200);
+
+    const before = await fingerprint(ctx.db);
+    const res = await s.upcoming();
+    expect(res.status, res.text).toBe(200);
+    expect(await fingerprint(ctx.db)).toEqual(before); // nothing written, not even an event
+    const upcoming = res.body as Schemas['UpcomingInvoice'];
+    expect(upcoming).toMatchObject({
+      subscription_id: s.sub.id,
+      user_id: s.user.id,
+      kind: 'period',
+      issues_at: '2027-02-01T00:00:00.000Z',
+      period_start: '2027-02-01',
+      period_end: '2027-03-01',
+      region: 'DE',
+    });
+    // 40.00 + 6 calls at 0.25 − 30.00 × 22/31 + 40.00 × 22/31 = 48.60, half off, 19% VAT.
+    expect(upcoming.lines.map((l) => [l.type, l.amount])).toEqual([
+      ['subscription', '40.00'],
+      ['usage', '1.50'],
+      ['proration', '-21.29'],
+      ['proration', '28.39'],
+      ['discount', '-24.30'],
+    ]);
+    expect(upcoming).toMatchObject({
+      subtotal: '24.30',
+      tax_total: '4.62',
+      total: '28.92',
+      amount_due: '28.92',
+    });
+
+    // More usage is in the next preview...
+    await s.advance('2027-01-20T00:00:00Z');
+    await s.record(2, '2027-01-20T00:00:00Z');
+    const later = (await s.upcoming()).body as Schemas['UpcomingInvoice'];
+    expect(later.lines.map((l) => [l.type, l.amount])).toEqual([
+      ['subscription', '40.00'],
+      ['usage', '2.00'],
+      ['proration', '-21.29'],
+      ['proration', '28.39'],
+      ['discount', '-24.55'],
+    ]);
+    expect(later).toMatchObject({ subtotal: '24.55', tax_total: '4.66', total: '29.21' });
+    // ...and the last preview is exactly the invoice the renewal issues.
+    await s.advance('2027-02-01T00:00:00Z');
+    const made = await s.invoiceOf('2027-02-01');
+    expect(made).toBeDefined();
+    expect(billed(made!)).toEqual(billed(later));
+    expect(made!.finalized_at).toBe(later.issues_at);
+  });
+
+  it('applies the change scheduled for the renewal and the end of a trial', async () => {
+    const p = await plan('30.00', false);
+    const cheaper = await plan('12.00', false);
+    const s = await onClock('2027-03-05T00:00:00Z', { plan_id: p.id, start_date: '2027-03-01' });
+    await t.api
+      .post(`/api/v1/subscriptions/${s.sub.id}/scheduled-change`)
+      .send({ plan_id: cheaper.id })
+      .expect(200);
+    const res = await s.upcoming();
+    expect((res.body as Schemas['UpcomingInvoice']).lines.map((l) => [l.type, l.amount])).toEqual([
+      ['subscription', '12.00'],
+    ]);
+    expect(await t.api.get(`/api/v1/subscriptions/${s.sub.id}`)).toMatchObject({
+      body: { plan_id: p.id, scheduled_change: { plan_id: cheaper.id } }, // still only scheduled
+    });
+
+    // A trial over several periods: the first invoice after it.
+    const trial = await onClock('2027-03-05T00:00:00Z', {
+      plan_id: p.id,
+      status: 'trialing',
+      start_date: '2027-03-01',
+      trial_end: '2027-05-01',
+    });
+    const first = (await trial.upcoming()).body as Schemas['UpcomingInvoice'];
+    expect(first).toMatchObject({
+      issues_at: '2027-05-01T00:00:00.000Z',
+      period_start: '2027-05-01',
+      total: '35.70',
+    });
+    await trial.advance('2027-05-01T00:00:00Z');
+    expect(billed((await trial.invoiceOf('2027-05-01'))!)).toEqual(billed(first));
+  });
+
+  it("is the last period's usage for a subscription that ends, then none", async () => {
+    const p = await plan('30.00');
+    const s = await onClock('2027-06-10T00:00:00Z', { plan_id: p.id, start_date: '2027-06-01' });
+    await s.record(4, '2027-06-10T00:00:00Z');
+    await t.api.post(`/api/v1/subscriptions/${s.sub.id}/cancel`).send({ at: 'period_end' }).expect(200);
+    const closing = (await s.upcoming()).body as Schemas['UpcomingInvoice'];
+    // Usage is billed in arrears: on an invoice of the period after, which is never served.
+    expect(closing).toMatchObject({ issues_at: '2027-07-01T00:00:00.000Z', period_start: '2027-07-01' });
+    expect(closing.lines.map((l) => [l.type, l.amount, l.period_start, l.period_end])).toEqual([
+      ['usage', '1.00', '2027-06-01', '2027-07-01'],
+    ]);
+    await s.advance('2027-07-02T00:00:00Z');
+    const made = (
+      (await t.api.get('/api/v1/invoices').query({ subscription_id: s.sub.id }))
+        .body as Schemas['InvoiceList']
+    ).data.find((i) => i.lines.some((l) => l.type === 'usage'));
+    expect(billed(made!)).toEqual(billed(closing));
+    const none = await s.upcoming();
+    expectProblem(none, 404, 'not-found');
+    expect((none.body as Schemas['Problem']).detail).toMatch(/canceled and has nothing left to bill/);
+  });
+
+  it("counts what the customer's balance would pay", async () => {
+    const p = await plan('30.00', false);
+    const s = await onClock('2027-04-10T00:00:00Z', { plan_id: p.id, start_date: '2027-04-01' });
+    const april = await s.invoiceOf('2027-04-01');
+    expect(april?.status).toBe('paid');
+    const credit = await t.api
+      .post(`/api/v1/invoices/${april!.id}/credit-notes`)
+      .send({ reason: 'goodwill', amount: '10.00', refund_to: 'balance' });
+    expect(credit.status, credit.text).toBe(201);
+    const before = await fingerprint(ctx.db);
+    const upcoming = (await s.upcoming()).body as Schemas['UpcomingInvoice'];
+    expect(await fingerprint(ctx.db)).toEqual(before);
+    // 10.00 and its 19% VAT went to the balance; May's 35.70 takes all 11.90 of it.
+    expect(upcoming).toMatchObject({ total: '35.70', amount_from_balance: '11.90', amount_due: '23.80' });
+    await s.advance('2027-05-01T00:00:00Z');
+    const may = await s.invoiceOf('2027-05-01');
+    expect(billed(may!)).toEqual(billed(upcoming));
+    expect((await t.api.get(`/api/v1/users/${s.user.id}`)).body).toMatchObject({ balance: '0.00' });
+  });
+
+  it('is 404 for a paused subscription, one without renewals and an unknown one', async () => {
+    const p = await plan('30.00', false);
+    const paused = await onClock('2027-03-05T00:00:00Z', { plan_id: p.id, start_date: '2027-03-01' });
+    await t.api.post(`/api/v1/subscriptions/${paused.sub.id}/pause`).send({}).expect(200);
+    expect(((await paused.upcoming()).body as Schemas['Problem']).detail).toMatch(/paused/);
+    const user = await createUser(t);
+    const ended = await t.api.post('/api/v1/subscriptions').send({
+      user_id: user.id,
+      status: 'active',
+      plan_cost: '5.00',
+      start_date: '2020-01-01',
+      end_date: '2020-03-01',
+    });
+    expect(ended.status, ended.text).toBe(201);
+    const res = await t.api.get(
+      `/api/v1/subscriptions/${(ended.body as Schemas['Subscription']).id}/upcoming-invoice`,
+    );
+    expectProblem(res, 404, 'not-found');
+    expectProblem(await t.api.get(`/api/v1/subscriptions/${user.id}/upcoming-invoice`), 404, 'not-found');
+  });
+
+  it('logged no unexpected error in this file', () => {
+    expect(ctx.unexpectedErrors).toEqual([]);
+  });
+});
