@@ -353,6 +353,7 @@ export interface Subscriptions {
   end_date: string | null;
   id: Generated<string>;
   interval_count: Generated<number>;
+  metadata: Json | null;
   paused_at: Timestamp | null;
   payment_method: string | null;
   payment_rail: string | null;
@@ -459,7 +460,9 @@ export interface Users {
   balance: Generated<Numeric>;
   created_at: Generated<Timestamp>;
   email: string;
+  external_id: string | null;
   id: Generated<string>;
+  metadata: Json | null;
   name: string;
   region: string | null;
   tenant_id: Generated<string>;

@@ -38,6 +38,7 @@ const tableColumns = [
   'test_clock_id',
   'payment_method',
   'payment_rail',
+  'metadata',
   'version',
   'created_at',
   'updated_at',

@@ -2,29 +2,46 @@ import { sql } from 'kysely';
 import { runCompiled } from '../database/compiled.js';
 import type { Db } from '../database/connection.js';
 import type { UserRow } from '../database/schema.js';
+import type { Metadata } from '../database/metadata.js';
 
-const columns = ['id', 'name', 'email', 'region', 'balance', 'version', 'created_at', 'updated_at'] as const;
+const columns = [
+  'id',
+  'name',
+  'email',
+  'region',
+  'balance',
+  'external_id',
+  'metadata',
+  'version',
+  'created_at',
+  'updated_at',
+] as const;
 
 export interface UserFilter {
   limit: number;
   after?: string | undefined;
   email?: string | undefined;
+  externalId?: string | undefined;
 }
 
 /** Newest first; limit + 1 rows so the caller can tell whether another page follows. */
-export function listUsers(db: Db, { limit, after, email }: UserFilter): Promise<UserRow[]> {
+export function listUsers(db: Db, { limit, after, email, externalId }: UserFilter): Promise<UserRow[]> {
   // Compiled once per combination of filters; the values in the order the query uses them.
   const values: unknown[] = [limit + 1];
   if (after) values.push(after);
   if (email !== undefined) values.push(email);
-  return runCompiled(db, `users.listUsers:${Boolean(after)}:${email !== undefined}`, values, (...v) => {
+  if (externalId !== undefined) values.push(externalId);
+  const key = `users.listUsers:${Boolean(after)}:${email !== undefined}:${externalId !== undefined}`;
+  return runCompiled(db, key, values, (...v) => {
+    let at = 1;
     let query = db
       .selectFrom('users')
       .select(columns)
       .orderBy('id', 'desc')
       .limit(v[0] as number);
-    if (after) query = query.where('id', '<', v[1] as string);
-    if (email !== undefined) query = query.where(sql`lower(email)`, '=', sql`lower(${v.at(-1)})`);
+    if (after) query = query.where('id', '<', v[at++] as string);
+    if (email !== undefined) query = query.where(sql`lower(email)`, '=', sql`lower(${v[at++]})`);
+    if (externalId !== undefined) query = query.where('external_id', '=', v[at] as string);
     return query;
   });
 }
@@ -42,23 +59,32 @@ export function lockUser(db: Db, id: string): Promise<UserRow | undefined> {
   return db.selectFrom('users').select(columns).where('id', '=', id).forUpdate().executeTakeFirst();
 }
 
-export async function insertUser(
-  db: Db,
-  values: { name: string; email: string; region?: string | null | undefined },
-): Promise<UserRow> {
-  // Compiled once per set of columns given (region may be left out).
-  const region = values.region !== undefined;
+export interface NewUser {
+  name: string;
+  email: string;
+  region?: string | null | undefined;
+  external_id?: string | null | undefined;
+  metadata?: Metadata | null | undefined;
+}
+
+export async function insertUser(db: Db, values: NewUser): Promise<UserRow> {
+  // Compiled once per set of columns given (the optional ones may be left out).
+  const given = (['region', 'external_id', 'metadata'] as const).filter((c) => values[c] !== undefined);
   const [row] = await runCompiled(
     db,
-    `users.insertUser:${region}`,
-    region ? [values.name, values.email, values.region] : [values.name, values.email],
+    `users.insertUser:${given.join(',')}`,
+    [
+      values.name,
+      values.email,
+      ...given.map((c) => (c === 'metadata' ? JSON.stringify(values[c]) : values[c])),
+    ],
     (name, email, ...rest) =>
       db
         .insertInto('users')
         .values({
           name: name as string,
           email: email as string,
-          ...(region ? { region: rest[0] as string | null } : {}),
+          ...Object.fromEntries(given.map((c, i) => [c, rest[i]])),
         })
         .returning(columns),
   );
@@ -70,11 +96,16 @@ export async function insertUser(
 export function updateUser(
   db: Db,
   id: string,
-  patch: { name?: string | undefined; email?: string | undefined; region?: string | null | undefined },
+  patch: Partial<Omit<NewUser, 'metadata'>> & { metadata?: Metadata | null | undefined },
 ): Promise<UserRow> {
+  const { metadata, ...rest } = patch;
   return db
     .updateTable('users')
-    .set({ ...patch, updated_at: sql`now()` })
+    .set({
+      ...rest,
+      ...(metadata !== undefined ? { metadata: metadata === null ? null : JSON.stringify(metadata) } : {}),
+      updated_at: sql`now()`,
+    })
     .where('id', '=', id)
     .returning(columns)
     .executeTakeFirstOrThrow();

@@ -1,6 +1,7 @@
 import { type Period, periodContaining } from '../billing/periods.js';
 import { billingAnchor, currentPeriodDay, trialPeriodOf } from '../billing/subscription-time.js';
 import type { Schemas } from '../contract.js';
+import { metadataOf } from '../database/metadata.js';
 import type { FeatureRow, SubscriptionRow } from '../database/schema.js';
 import { toFeatureResponse } from './features.js';
 
@@ -64,6 +65,7 @@ export function toSubscriptionResponse(
     test_clock_id: row.test_clock_id,
     payment_method: row.payment_method,
     payment_rail: row.payment_rail,
+    metadata: metadataOf(row.metadata),
     version: row.version,
     created_at: row.created_at.toISOString(),
     updated_at: row.updated_at.toISOString(),

@@ -134,6 +134,7 @@ export function subscriptionsRouter(ctx: ServiceContext): Router {
       payment_rail: body.payment_rail,
       trial_end: body.trial_end,
       coupon_id: body.coupon_id,
+      metadata: body.metadata,
     });
     if (outcome.kind === 'unknown-user') {
       throw unprocessable('user_id does not refer to an existing user.', [
@@ -181,6 +182,7 @@ export function subscriptionsRouter(ctx: ServiceContext): Router {
         payment_rail: body.payment_rail,
         trial_end: body.trial_end,
         proration_behavior: body.proration_behavior,
+        metadata: body.metadata,
       },
       ifMatch(req),
     );

@@ -4,7 +4,7 @@ import { actorOf } from '../http/authenticate.js';
 import { idempotent } from '../http/idempotency.js';
 import { decodeCursor, toPageResponse } from '../http/pagination.js';
 import { ifMatch, notModified } from '../http/preconditions.js';
-import { conflict, notFound, preconditionFailed } from '../http/problems.js';
+import { conflict, notFound, preconditionFailed, unprocessable } from '../http/problems.js';
 import { created, etag, noContent, ok, send } from '../http/replies.js';
 import { toBalanceTransactionResponse } from '../responses/customer-balance.js';
 import { toUserResponse } from '../responses/users.js';
@@ -16,6 +16,14 @@ const noSuchUser = (id: string) => notFound(`No user with id ${id}.`);
 const emailTaken = () =>
   conflict('A user with this email already exists.', [
     { location: 'body', field: '/email', message: 'already taken by another user' },
+  ]);
+const externalIdTaken = () =>
+  conflict('A user with this external_id already exists.', [
+    { location: 'body', field: '/external_id', message: 'already taken by another user' },
+  ]);
+const tooMuchMetadata = () =>
+  unprocessable('The metadata would have more than 50 keys: remove some (set them to null) first.', [
+    { location: 'body', field: '/metadata', message: 'more than 50 keys once merged' },
   ]);
 const stale = (current: { version: number }) => preconditionFailed('user', current.version);
 const withEtag = (user: { version: number }) => ({ ETag: etag(user.version) });
@@ -39,6 +47,7 @@ export function usersRouter(ctx: ServiceContext): Router {
       limit: query.limit ?? 20,
       after: decodeCursor(req, query.cursor),
       email: query.email,
+      externalId: query.external_id,
     });
     res.json(toPageResponse(req, page, toUserResponse, (u) => u.id) satisfies Schemas['UserList']);
   });
@@ -53,8 +62,11 @@ export function usersRouter(ctx: ServiceContext): Router {
       name: body.name,
       email: body.email,
       region: body.region ?? null,
+      external_id: body.external_id,
+      metadata: body.metadata,
     });
     if (outcome.kind === 'email-taken') throw emailTaken();
+    if (outcome.kind === 'external-id-taken') throw externalIdTaken();
     send(res, reply(outcome)!);
   });
 
@@ -91,12 +103,20 @@ export function usersRouter(ctx: ServiceContext): Router {
       ctx,
       idempotent(req, actorOf(req), reply),
       req.params.userId,
-      { name: body.name, email: body.email, region: body.region },
+      {
+        name: body.name,
+        email: body.email,
+        region: body.region,
+        external_id: body.external_id,
+        metadata: body.metadata,
+      },
       ifMatch(req),
     );
     if (outcome.kind === 'missing') throw noSuchUser(req.params.userId);
     if (outcome.kind === 'stale') throw stale(outcome.current);
     if (outcome.kind === 'email-taken') throw emailTaken();
+    if (outcome.kind === 'external-id-taken') throw externalIdTaken();
+    if (outcome.kind === 'too-much-metadata') throw tooMuchMetadata();
     send(res, reply(outcome)!);
   });
 

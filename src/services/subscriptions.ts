@@ -13,6 +13,7 @@ import type {
   PaymentRail,
 } from '../database/schema.js';
 import { isCheckViolation, isForeignKeyViolation } from '../database/errors.js';
+import { mergeMetadata, type Metadata, type MetadataUpdate, storedMetadata } from '../database/metadata.js';
 import { findFeature } from '../queries/features.js';
 import { pendingInvoiceItems } from '../queries/invoice-items.js';
 import { stopRetries } from '../queries/invoices.js';
@@ -159,6 +160,7 @@ export interface SubscriptionInput {
   payment_rail?: PaymentRail | undefined;
   trial_end?: string | undefined;
   coupon_id?: string | undefined;
+  metadata?: Metadata | undefined;
 }
 
 /** payment_method and payment_rail go together: both set, or both null. */
@@ -198,8 +200,17 @@ export async function createSubscription(
   actor: Actor,
   input: SubscriptionInput,
 ): Promise<CreateSubscriptionOutcome> {
-  const { plan_id, quantity, plan_cost, billing_interval, test_clock_id, trial_end, coupon_id, ...common } =
-    input;
+  const {
+    plan_id,
+    quantity,
+    plan_cost,
+    billing_interval,
+    test_clock_id,
+    trial_end,
+    coupon_id,
+    metadata,
+    ...common
+  } = input;
   const collection = collectionErrors(common.payment_method, common.payment_rail);
   if (collection.length > 0) return { kind: 'invalid', errors: collection };
   if (common.status === 'paused')
@@ -294,6 +305,7 @@ export async function createSubscription(
         billed_until: billedUntil,
         ...(trial ? { trial_end: trial, billing_anchor: trial } : {}),
         ...(discount ? { discount: JSON.stringify(discount) } : {}),
+        ...(metadata ? { metadata: storedMetadata(metadata) } : {}),
       } as NewSubscription);
       tx.emit({
         type: 'subscription.created',
@@ -341,6 +353,8 @@ export interface SubscriptionPatchInput {
   payment_rail?: PaymentRail | null | undefined;
   trial_end?: string | undefined;
   proration_behavior?: ProrationBehavior | undefined;
+  /** Merged into the metadata it has (a null value removes its key). */
+  metadata?: MetadataUpdate | undefined;
 }
 
 /**
@@ -564,10 +578,14 @@ async function changeSubscription(
     collection.payment_rail === undefined ? before.payment_rail : collection.payment_rail,
   );
   if (errors.length > 0) return { kind: 'invalid', errors };
+  const metadata = patch.metadata && mergeMetadata(before.metadata, patch.metadata);
+  if (metadata === 'too-many')
+    return { kind: 'invalid', errors: [{ field: '/metadata', message: 'more than 50 keys once merged' }] };
   const changes: SubscriptionPatch = {
     ...defined({ status: to, start_date: patch.start_date, end_date: patch.end_date }),
     ...collection,
     ...priced,
+    ...(metadata && metadata !== before.metadata ? { metadata: storedMetadata(metadata) } : {}),
   };
   // A new start date anchors billing on it again.
   if (changes.start_date !== undefined && changes.start_date !== before.start_date && before.billing_anchor)

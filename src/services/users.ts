@@ -2,6 +2,7 @@
 import type pg from 'pg';
 import type { UserRow } from '../database/schema.js';
 import { isForeignKeyViolation, isUniqueViolation } from '../database/errors.js';
+import { mergeMetadata, type Metadata, type MetadataUpdate, storedMetadata } from '../database/metadata.js';
 import * as users from '../queries/users.js';
 import { toUserResponse } from '../responses/users.js';
 import {
@@ -21,7 +22,21 @@ export interface UserInput {
   email: string;
   /** Where the user is billed: decides the tax rates on their invoices. */
   region?: string | null | undefined;
+  /** The tenant's own id for the customer, unique in the tenant. */
+  external_id?: string | null | undefined;
+  metadata?: Metadata | undefined;
 }
+
+/** A PATCH: the fields given change; metadata is merged (a null value removes its key). */
+export type UserPatch = Partial<Omit<UserInput, 'metadata'>> & { metadata?: MetadataUpdate | undefined };
+
+/** A unique value another user has. */
+const taken = (error: unknown): 'email-taken' | 'external-id-taken' | undefined =>
+  isUniqueViolation(error, 'users_email_key')
+    ? 'email-taken'
+    : isUniqueViolation(error, 'users_external_id_key')
+      ? 'external-id-taken'
+      : undefined;
 
 export async function listUsers(
   ctx: ServiceContext,
@@ -38,7 +53,8 @@ export function getUser(ctx: ServiceContext, actor: Actor, id: string): Promise<
   return inTenant(ctx, actor, (tx) => users.findUser(tx.db, id), { oneStatement: true });
 }
 
-export type CreateUserOutcome = { kind: 'created'; user: UserRow } | { kind: 'email-taken' };
+export type CreateUserOutcome =
+  { kind: 'created'; user: UserRow } | { kind: 'email-taken' } | { kind: 'external-id-taken' };
 
 export async function createUser(
   ctx: ServiceContext,
@@ -47,7 +63,10 @@ export async function createUser(
 ): Promise<CreateUserOutcome> {
   try {
     return await inTenant(ctx, actor, async (tx): Promise<CreateUserOutcome> => {
-      const user = await users.insertUser(tx.db, input);
+      const user = await users.insertUser(tx.db, {
+        ...input,
+        metadata: input.metadata && storedMetadata(input.metadata),
+      });
       tx.emit({
         type: 'user.created',
         resource_type: 'user',
@@ -57,7 +76,8 @@ export async function createUser(
       return { kind: 'created', user };
     });
   } catch (error) {
-    if (isUniqueViolation(error, 'users_email_key')) return { kind: 'email-taken' };
+    const kind = taken(error);
+    if (kind) return { kind };
     throw error;
   }
 }
@@ -66,14 +86,16 @@ export type UpdateUserOutcome =
   | { kind: 'updated'; user: UserRow }
   | { kind: 'missing' }
   | { kind: 'stale'; current: UserRow }
-  | { kind: 'email-taken' };
+  | { kind: 'email-taken' }
+  | { kind: 'external-id-taken' }
+  | { kind: 'too-much-metadata' };
 
 /** Changes only what differs; a PATCH that changes nothing writes nothing and keeps the version. */
 export async function updateUser(
   ctx: ServiceContext,
   actor: Actor,
   id: string,
-  patch: Partial<UserInput>,
+  patch: UserPatch,
   ifMatch?: VersionCondition,
 ): Promise<UpdateUserOutcome> {
   try {
@@ -81,10 +103,21 @@ export async function updateUser(
       const before = await users.lockUser(tx.db, id);
       if (!before) return { kind: 'missing' };
       if (!satisfies(ifMatch, before.version)) return { kind: 'stale', current: before };
-      if (Object.keys(previousValues(before, { ...before, ...defined(patch) })).length === 0) {
+      const metadata = patch.metadata && mergeMetadata(before.metadata, patch.metadata);
+      if (metadata === 'too-many') return { kind: 'too-much-metadata' };
+      const changes = {
+        ...defined({
+          name: patch.name,
+          email: patch.email,
+          region: patch.region,
+          external_id: patch.external_id,
+        }),
+        ...(metadata && metadata !== before.metadata ? { metadata: storedMetadata(metadata) } : {}),
+      };
+      if (Object.keys(previousValues(before, { ...before, ...changes })).length === 0) {
         return { kind: 'updated', user: before };
       }
-      const after = await users.updateUser(tx.db, id, patch);
+      const after = await users.updateUser(tx.db, id, changes);
       const data = toUserResponse(after);
       tx.emit({
         type: 'user.updated',
@@ -96,7 +129,8 @@ export async function updateUser(
       return { kind: 'updated', user: after };
     });
   } catch (error) {
-    if (isUniqueViolation(error, 'users_email_key')) return { kind: 'email-taken' };
+    const kind = taken(error);
+    if (kind) return { kind };
     throw error;
   }
 }

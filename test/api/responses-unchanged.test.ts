@@ -107,7 +107,8 @@ async function answers(api: typeof ctx.anonymous, key: string): Promise<Record<s
     .where('id', '=', (created.body as { id: string }).id)
     .executeTakeFirstOrThrow();
   const expectedBody =
-    `{"id":"${row.id}","name":"Grace \u00e9","email":"${row.email}","region":null,"balance":"0.00","version":1,` +
+    `{"id":"${row.id}","name":"Grace \u00e9","email":"${row.email}","region":null,"balance":"0.00",` +
+    `"external_id":null,"metadata":{},"version":1,` +
     `"created_at":"${row.created_at.toISOString()}","updated_at":"${row.updated_at.toISOString()}"}`;
   expect(created.text).toBe(expectedBody);
   return {

@@ -22,6 +22,7 @@ export interface Schema {
   properties?: Record<string, Schema>;
   required?: string[];
   additionalProperties?: boolean | Schema;
+  propertyNames?: { minLength?: number; maxLength?: number };
   minProperties?: number;
   maxProperties?: number;
   oneOf?: Schema[];
@@ -85,6 +86,7 @@ const SUPPORTED = new Set([
     'additionalProperties',
     'minProperties',
     'maxProperties',
+    'propertyNames',
     'oneOf',
     'anyOf',
     'allOf',
@@ -454,6 +456,13 @@ function objectViolations(s: Schema, ids: IdHints): Violation[] {
       .array(valid(extra, 'extra', ids), { minLength: s.maxProperties + 1, maxLength: s.maxProperties + 1 })
       .map((values) => Object.fromEntries(values.map((v, i) => [`p${i}`, v])));
     found.push({ why: `more than maxProperties ${s.maxProperties}`, value: many });
+  }
+  if (s.propertyNames?.maxLength !== undefined && typeof extra === 'object') {
+    const long = 'k'.repeat(s.propertyNames.maxLength + 1);
+    found.push({
+      why: `a property name longer than ${s.propertyNames.maxLength}`,
+      value: valid(extra, 'extra', ids).map((v) => ({ [long]: v })),
+    });
   }
   for (const [key, p] of writable(s)) {
     for (const v of violations(p, key, ids)) {

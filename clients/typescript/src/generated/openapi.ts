@@ -1986,6 +1986,31 @@ export interface components {
         Date: string;
         /** Format: email */
         Email: string;
+        /**
+         * @description Your own key-value pairs (up to 50; keys up to 40 characters, values strings up to 500), kept
+         *     and returned as given: an order id, a CRM reference. Billing never reads them.
+         * @example {
+         *       "crm_id": "0061t00000AbCdE",
+         *       "segment": "enterprise"
+         *     }
+         */
+        Metadata: {
+            [key: string]: string;
+        };
+        /**
+         * @description Merged into the metadata it has: each key given is set, a key given as null is removed, and
+         *     keys not given stay (so `{}` changes nothing). 422 when the result would have more than 50
+         *     keys.
+         * @example {
+         *       "segment": "smb",
+         *       "crm_id": null
+         *     }
+         */
+        MetadataUpdate: {
+            [key: string]: string | null;
+        };
+        /** @description Your own id for the customer (printable ASCII, no spaces, such as `cus_8842`), unique in the tenant. */
+        ExternalId: string;
         /** @description Not blank. */
         Name: string;
         /** @description Pass as `cursor` for the next page; null on the last page. */
@@ -1994,6 +2019,9 @@ export interface components {
             id: components["schemas"]["Id"];
             name: components["schemas"]["Name"];
             email: components["schemas"]["Email"];
+            /** @description Your own id for the customer, unique in the tenant; null when none was given. `GET /users?external_id=` finds it. */
+            external_id: null | components["schemas"]["ExternalId"];
+            metadata: components["schemas"]["Metadata"];
             region: null | components["schemas"]["Region"];
             /**
              * @description The customer balance: money owed back to the customer (credited by credit notes with
@@ -2013,11 +2041,17 @@ export interface components {
             email: components["schemas"]["Email"];
             /** @description Where the user is billed; decides which tax rates apply. */
             region?: null | components["schemas"]["Region"];
+            /** @description Unique in the tenant (409 when another user has it). */
+            external_id?: null | components["schemas"]["ExternalId"];
+            metadata?: components["schemas"]["Metadata"];
         };
         UserUpdate: {
             name?: components["schemas"]["Name"];
             email?: components["schemas"]["Email"];
             region?: null | components["schemas"]["Region"];
+            /** @description Unique in the tenant (409 when another user has it); null removes it. */
+            external_id?: null | components["schemas"]["ExternalId"];
+            metadata?: components["schemas"]["MetadataUpdate"];
         };
         UserList: {
             data: components["schemas"]["User"][];
@@ -2199,6 +2233,7 @@ export interface components {
             payment_method: null | components["schemas"]["PaymentMethod"];
             /** @description The rail of automatic collection; set together with `payment_method`. */
             payment_rail: null | components["schemas"]["PaymentRail"];
+            metadata: components["schemas"]["Metadata"];
             version: components["schemas"]["Version"];
             created_at: components["schemas"]["Timestamp"];
             updated_at: components["schemas"]["Timestamp"];
@@ -2253,6 +2288,7 @@ export interface components {
              * @description Apply this coupon from the start, as `POST .../discount` does (422 when it cannot be applied).
              */
             coupon_id?: string;
+            metadata?: components["schemas"]["Metadata"];
         };
         /**
          * @description `plan_id` moves the subscription to the plan's current price (the same plan: to its newest
@@ -2284,6 +2320,7 @@ export interface components {
             /** @description Set with `payment_rail` (both or neither), or null to stop automatic collection. */
             payment_method?: null | components["schemas"]["PaymentMethod"];
             payment_rail?: null | components["schemas"]["PaymentRail"];
+            metadata?: components["schemas"]["MetadataUpdate"];
             proration_behavior?: components["schemas"]["ProrationBehavior"];
         };
         SubscriptionList: {
@@ -4502,6 +4539,8 @@ export interface operations {
                  * @example ada@example.com
                  */
                 email?: string;
+                /** @description Only the user with this `external_id` (exact). */
+                external_id?: components["schemas"]["ExternalId"];
             };
             header?: never;
             path?: never;
@@ -4524,6 +4563,8 @@ export interface operations {
                      *           "email": "ada@example.com",
                      *           "region": null,
                      *           "balance": "0.00",
+                     *           "external_id": null,
+                     *           "metadata": {},
                      *           "version": 1,
                      *           "created_at": "2026-11-23T09:00:00.000Z",
                      *           "updated_at": "2026-11-23T09:00:00.000Z"
@@ -4584,6 +4625,8 @@ export interface operations {
                      *       "email": "ada@example.com",
                      *       "region": null,
                      *       "balance": "0.00",
+                     *       "external_id": null,
+                     *       "metadata": {},
                      *       "version": 1,
                      *       "created_at": "2026-11-23T09:00:00.000Z",
                      *       "updated_at": "2026-11-23T09:00:00.000Z"
@@ -4635,6 +4678,8 @@ export interface operations {
                      *       "email": "ada@example.com",
                      *       "region": null,
                      *       "balance": "0.00",
+                     *       "external_id": null,
+                     *       "metadata": {},
                      *       "version": 1,
                      *       "created_at": "2026-11-23T09:00:00.000Z",
                      *       "updated_at": "2026-11-23T09:00:00.000Z"
@@ -4743,6 +4788,8 @@ export interface operations {
                      *       "email": "ada.lovelace@example.com",
                      *       "region": null,
                      *       "balance": "0.00",
+                     *       "external_id": null,
+                     *       "metadata": {},
                      *       "version": 1,
                      *       "created_at": "2026-11-23T09:00:00.000Z",
                      *       "updated_at": "2026-11-23T10:00:00.000Z"
@@ -5151,6 +5198,7 @@ export interface operations {
                      *           "test_clock_id": null,
                      *           "payment_method": "pm_card_visa",
                      *           "payment_rail": "card",
+                     *           "metadata": {},
                      *           "version": 1,
                      *           "created_at": "2026-11-23T09:00:00.000Z",
                      *           "updated_at": "2026-11-23T09:00:00.000Z"
@@ -5235,6 +5283,7 @@ export interface operations {
                      *       "test_clock_id": null,
                      *       "payment_method": "pm_card_visa",
                      *       "payment_rail": "card",
+                     *       "metadata": {},
                      *       "version": 1,
                      *       "created_at": "2026-11-23T09:00:00.000Z",
                      *       "updated_at": "2026-11-23T09:00:00.000Z"
@@ -5311,6 +5360,7 @@ export interface operations {
                      *       "test_clock_id": null,
                      *       "payment_method": "pm_card_visa",
                      *       "payment_rail": "card",
+                     *       "metadata": {},
                      *       "version": 1,
                      *       "created_at": "2026-11-23T09:00:00.000Z",
                      *       "updated_at": "2026-11-23T09:00:00.000Z",
@@ -5452,6 +5502,7 @@ export interface operations {
                      *       "test_clock_id": null,
                      *       "payment_method": "pm_card_visa",
                      *       "payment_rail": "card",
+                     *       "metadata": {},
                      *       "version": 1,
                      *       "created_at": "2026-11-23T09:00:00.000Z",
                      *       "updated_at": "2026-11-23T10:00:00.000Z"
@@ -5544,6 +5595,7 @@ export interface operations {
                      *       "test_clock_id": null,
                      *       "payment_method": "pm_card_visa",
                      *       "payment_rail": "card",
+                     *       "metadata": {},
                      *       "version": 2,
                      *       "created_at": "2026-11-23T09:00:00.000Z",
                      *       "updated_at": "2026-11-23T10:00:00.000Z"

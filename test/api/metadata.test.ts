@@ -1,0 +1,151 @@
+// A tenant's own ids and metadata on users and subscriptions: kept and answered as given, merged
+// by PATCH (null removes a key), external_id unique per tenant and searchable.
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { Schemas } from '../../src/contract.js';
+import { type TestTenant, useTestApp } from '../helpers/app.js';
+import { fingerprint } from '../helpers/db-state.js';
+import { createUser } from '../helpers/factories.js';
+import { expectProblem } from '../helpers/problems.js';
+
+const ctx = useTestApp();
+let t: TestTenant;
+
+beforeAll(async () => {
+  t = await ctx.newTenant();
+});
+
+const tag = () => Math.random().toString(36).slice(2, 10);
+const keys = (n: number, prefix = 'k') =>
+  Object.fromEntries(Array.from({ length: n }, (_, i) => [`${prefix}${i}`, 'v']));
+
+describe('users', () => {
+  it('keep an external_id, unique in the tenant, and find a user by it', async () => {
+    const id = `cus_${tag()}`;
+    const made = await createUser(t, { external_id: id, metadata: { crm: 'A-1', segment: 'smb' } });
+    expect(made).toMatchObject({ external_id: id, metadata: { crm: 'A-1', segment: 'smb' } });
+    const plain = await createUser(t);
+    expect(plain).toMatchObject({ external_id: null, metadata: {} });
+
+    const found = await t.api.get('/api/v1/users').query({ external_id: id });
+    expect((found.body as Schemas['UserList']).data.map((u) => u.id)).toEqual([made.id]);
+    const none = await t.api.get('/api/v1/users').query({ external_id: `${id}x` });
+    expect((none.body as Schemas['UserList']).data).toEqual([]);
+
+    const before = await fingerprint(ctx.db);
+    const twice = await t.api
+      .post('/api/v1/users')
+      .send({ name: 'Dup', email: `${tag()}@example.com`, external_id: id });
+    expectProblem(twice, 409, 'conflict');
+    expect((twice.body as Schemas['Problem']).errors).toMatchObject([{ field: '/external_id' }]);
+    const moved = await t.api.patch(`/api/v1/users/${plain.id}`).send({ external_id: id });
+    expectProblem(moved, 409, 'conflict');
+    expect(await fingerprint(ctx.db)).toEqual(before);
+
+    // Another tenant's ids are its own.
+    const other = await ctx.newTenant();
+    const elsewhere = await createUser(other, { external_id: id });
+    expect(elsewhere.external_id).toBe(id);
+    const theirs = await other.api.get('/api/v1/users').query({ external_id: id });
+    expect((theirs.body as Schemas['UserList']).data.map((u) => u.id)).toEqual([elsewhere.id]);
+
+    // null removes it, and frees it.
+    const cleared = await t.api.patch(`/api/v1/users/${made.id}`).send({ external_id: null });
+    expect(cleared.body).toMatchObject({ external_id: null });
+    expect((await t.api.patch(`/api/v1/users/${plain.id}`).send({ external_id: id })).status).toBe(200);
+  });
+
+  it('merge metadata on PATCH: keys given are set, null removes one, {} changes nothing', async () => {
+    const user = await createUser(t, { metadata: { a: '1', b: '2' } });
+    const merged = await t.api.patch(`/api/v1/users/${user.id}`).send({ metadata: { b: null, c: '3' } });
+    expect(merged.status, merged.text).toBe(200);
+    const after = merged.body as Schemas['User'];
+    expect(after.metadata).toEqual({ a: '1', c: '3' });
+    expect(after.version).toBe(user.version + 1);
+
+    const same = await t.api.patch(`/api/v1/users/${user.id}`).send({ metadata: { a: '1', gone: null } });
+    expect((same.body as Schemas['User']).version).toBe(after.version); // nothing changed, nothing written
+
+    const events = await t.api.get('/api/v1/events').query({ resource_id: user.id });
+    const updated = (events.body as Schemas['EventList']).data.filter((e) => e.type === 'user.updated');
+    expect(updated.map((e) => e.previous)).toEqual([{ metadata: { a: '1', b: '2' } }]);
+
+    const emptied = await t.api.patch(`/api/v1/users/${user.id}`).send({ metadata: { a: null, c: null } });
+    expect(emptied.body).toMatchObject({ metadata: {} });
+  });
+
+  it('refuse metadata past its limits, writing nothing', async () => {
+    const user = await createUser(t, { metadata: keys(50) });
+    expect(Object.keys(user.metadata)).toHaveLength(50);
+    const before = await fingerprint(ctx.db);
+    const tooMany = await t.api.patch(`/api/v1/users/${user.id}`).send({ metadata: { extra: 'x' } });
+    expectProblem(tooMany, 422, 'unprocessable');
+    expect((tooMany.body as Schemas['Problem']).errors).toMatchObject([{ field: '/metadata' }]);
+    for (const metadata of [
+      keys(51),
+      { ['k'.repeat(41)]: 'v' },
+      { k: 'v'.repeat(501) },
+      { k: 1 },
+      { '': 'v' },
+      [],
+    ]) {
+      const res = await t.api
+        .post('/api/v1/users')
+        .send({ name: 'M', email: `${tag()}@example.com`, metadata });
+      expect([JSON.stringify(metadata).slice(0, 30), res.status]).toEqual([
+        JSON.stringify(metadata).slice(0, 30),
+        400,
+      ]);
+    }
+    for (const external_id of ['', 'has space', 'x'.repeat(256), 'naïve']) {
+      const res = await t.api
+        .post('/api/v1/users')
+        .send({ name: 'M', email: `${tag()}@example.com`, external_id });
+      expect([external_id, res.status]).toEqual([external_id, 400]);
+    }
+    expect(await fingerprint(ctx.db)).toEqual(before);
+    // Swapping keys within the limit is fine: removals count first.
+    const swapped = await t.api
+      .patch(`/api/v1/users/${user.id}`)
+      .send({ metadata: { k0: null, extra: 'x' } });
+    expect(swapped.status, swapped.text).toBe(200);
+  });
+});
+
+describe('subscriptions', () => {
+  it('keep metadata, merged by PATCH, also once canceled', async () => {
+    const user = await createUser(t);
+    const made = await t.api.post('/api/v1/subscriptions').send({
+      user_id: user.id,
+      status: 'active',
+      plan_cost: '10.00',
+      start_date: '2026-01-01',
+      metadata: { order: 'SO-1' },
+    });
+    expect(made.status, made.text).toBe(201);
+    const sub = made.body as Schemas['Subscription'];
+    expect(sub.metadata).toEqual({ order: 'SO-1' });
+    const patched = await t.api
+      .patch(`/api/v1/subscriptions/${sub.id}`)
+      .send({ metadata: { seats_source: 'sso' } });
+    expect(patched.body).toMatchObject({
+      metadata: { order: 'SO-1', seats_source: 'sso' },
+      plan_cost: '10.00',
+    });
+    await t.api.post(`/api/v1/subscriptions/${sub.id}/cancel`).send({ at: 'now' }).expect(200);
+    const later = await t.api.patch(`/api/v1/subscriptions/${sub.id}`).send({ metadata: { order: null } });
+    expect(later.status, later.text).toBe(200);
+    expect(later.body).toMatchObject({ status: 'canceled', metadata: { seats_source: 'sso' } });
+    const listed = await t.api.get('/api/v1/subscriptions').query({ user_id: user.id });
+    expect((listed.body as Schemas['SubscriptionList']).data[0]!.metadata).toEqual({ seats_source: 'sso' });
+    const plain = await t.api
+      .post('/api/v1/subscriptions')
+      .send({ user_id: user.id, status: 'active', plan_cost: '1.00', start_date: '2026-01-01' });
+    expect(plain.body).toMatchObject({ metadata: {} });
+    const tooMany = await t.api.patch(`/api/v1/subscriptions/${sub.id}`).send({ metadata: keys(50, 'x') });
+    expectProblem(tooMany, 422, 'unprocessable');
+  });
+
+  it('logged no unexpected error in this file', () => {
+    expect(ctx.unexpectedErrors).toEqual([]);
+  });
+});
