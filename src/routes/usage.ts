@@ -112,6 +112,7 @@ type EventBody = RequestBody<'createUsageEvent'>;
 const toInput = (e: EventBody): usage.UsageEventInput => ({
   event_id: e.event_id,
   user_id: e.user_id,
+  external_customer_id: e.external_customer_id,
   subscription_id: e.subscription_id,
   metric: e.metric,
   timestamp: e.timestamp,

@@ -47,7 +47,9 @@ export const MAX_FUTURE_MS = 5 * 60 * 1000;
 
 export interface UsageEventInput {
   event_id: string;
-  user_id: string;
+  /** The customer: user_id, or external_customer_id (the user's external_id), one of them. */
+  user_id?: string | undefined;
+  external_customer_id?: string | undefined;
   subscription_id?: string | undefined;
   metric: string;
   timestamp?: string | undefined;
@@ -242,6 +244,55 @@ interface Recording {
 }
 
 /**
+ * Each event's customer as a user id: user_id as given, or the user whose external_id is the
+ * event's external_customer_id (one query, only when an event names one). An event naming no
+ * customer, both kinds, or an external id no user has is refused (its user_id stays unset).
+ */
+async function resolveCustomers(
+  tx: Tx,
+  inputs: readonly UsageEventInput[],
+): Promise<{ inputs: readonly UsageEventInput[]; errors: EventError[] }> {
+  const errors: EventError[] = [];
+  const external = [
+    ...new Set(inputs.flatMap((e) => (e.external_customer_id === undefined ? [] : [e.external_customer_id]))),
+  ];
+  if (external.length === 0) {
+    inputs.forEach((e, index) => {
+      if (e.user_id === undefined)
+        errors.push({ index, field: '/user_id', message: 'user_id or external_customer_id is required' });
+    });
+    return { inputs, errors };
+  }
+  const { rows } = await sql<{ id: string; external_id: string }>`
+    select id, external_id from users where external_id = any(${external}::text[])`.execute(tx.db);
+  const ids = new Map(rows.map((r) => [r.external_id, r.id]));
+  const resolved = inputs.map((e, index) => {
+    if (e.external_customer_id === undefined) {
+      if (e.user_id === undefined)
+        errors.push({ index, field: '/user_id', message: 'user_id or external_customer_id is required' });
+      return e;
+    }
+    if (e.user_id !== undefined) {
+      errors.push({
+        index,
+        field: '/external_customer_id',
+        message: 'give user_id or external_customer_id, not both',
+      });
+      return e;
+    }
+    const id = ids.get(e.external_customer_id);
+    if (id === undefined)
+      errors.push({
+        index,
+        field: '/external_customer_id',
+        message: `no customer has the external_id ${e.external_customer_id}`,
+      });
+    return { ...e, user_id: id };
+  });
+  return { inputs: resolved, errors };
+}
+
+/**
  * Records the inputs in one transaction. Without `each`, one refusal refuses them all (a batch);
  * with it (a group of single events, whose event_ids are distinct), the events refused before
  * writing are left out and the others recorded. A refusal after writing throws UsageRefused.
@@ -249,11 +300,14 @@ interface Recording {
 function recordInTransaction(
   ctx: ServiceContext,
   actor: Actor,
-  inputs: readonly UsageEventInput[],
+  given: readonly UsageEventInput[],
   { each }: { each: boolean },
 ) {
   return inTenant(ctx, actor, async (tx): Promise<Recording> => {
-    const userIds = [...new Set(inputs.map((e) => e.user_id))];
+    const { inputs: byUser, errors: customerErrors } = await resolveCustomers(tx, given);
+    const inputs = byUser as ReadonlyArray<UsageEventInput & { user_id: string }>;
+    const unresolved = new Set(customerErrors.map((e) => e.index));
+    const userIds = [...new Set(inputs.flatMap((e, i) => (unresolved.has(i) ? [] : [e.user_id])))];
     // Independent reads, sent together: one round trip instead of four (most requests carry one
     // event, so these round trips were most of its time). They cover every event of the request,
     // duplicates too; only the new ones use them.
@@ -273,13 +327,15 @@ function recordInTransaction(
     inputs.forEach((e, i) => {
       if (!recorded.has(e.event_id) && !firsts.has(e.event_id)) firsts.set(e.event_id, i);
     });
+    // A customer not found matters only for an event to record (a duplicate answers the original).
+    const firstIndexes = [...firsts.values()];
+    const toPrepare = unresolved.size ? firstIndexes.filter((i) => !unresolved.has(i)) : firstIndexes;
     const knownUsers = new Set(users.rows.map((u) => u.id));
-    const prepared = prepareEvents({ metrics, knownUsers, subscriptions, charges }, inputs, [
-      ...firsts.values(),
-    ]);
+    const prepared = prepareEvents({ metrics, knownUsers, subscriptions, charges }, inputs, toPrepare);
     // Customers whose prepaid credits are used up, in a wallet that blocks their usage: refused.
     const blocked = await usageBlocked(tx, paying);
     const errors = [
+      ...customerErrors.filter((e) => firstIndexes.includes(e.index)),
       ...prepared.errors,
       ...prepared.events.flatMap((e, i) =>
         blocked.has(e.user_id)
@@ -367,7 +423,7 @@ function prepareEvents(
     /** The usage charges of (at least) the plans of these subscriptions, by plan id. */
     charges: Map<string, StoredUsageCharge[]>;
   },
-  inputs: readonly UsageEventInput[],
+  inputs: ReadonlyArray<UsageEventInput & { user_id: string }>,
   indexes: readonly number[],
 ): {
   events: usage.NewUsageEvent[];

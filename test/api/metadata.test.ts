@@ -145,6 +145,74 @@ describe('subscriptions', () => {
     expectProblem(tooMany, 422, 'unprocessable');
   });
 
+  it("take usage events by the customer's external_id", async () => {
+    const code = `calls-${tag()}`;
+    await t.api
+      .post('/api/v1/billable-metrics')
+      .send({ code, name: 'Calls', aggregation: 'count' })
+      .expect(201);
+    const plan = await t.api.post('/api/v1/plans').send({
+      code: `metered-${tag()}`,
+      name: 'Metered',
+      interval: 'month',
+      price: { model: 'flat', amount: '0.00' },
+      usage_charges: [{ metric: code, model: 'per_unit', amount: '1.00' }],
+    });
+    expect(plan.status, plan.text).toBe(201);
+    const external = `cus_${tag()}`;
+    const user = await createUser(t, { external_id: external });
+    const today = new Date().toISOString().slice(0, 10);
+    const sub = await t.api.post('/api/v1/subscriptions').send({
+      user_id: user.id,
+      status: 'active',
+      plan_id: (plan.body as Schemas['Plan']).id,
+      start_date: today,
+    });
+    expect(sub.status, sub.text).toBe(201);
+    const subscriptionId = (sub.body as Schemas['Subscription']).id;
+
+    const one = await t.api
+      .post('/api/v1/usage-events')
+      .send({ event_id: `e1-${external}`, external_customer_id: external, metric: code });
+    expect(one.status, one.text).toBe(201);
+    expect(one.body).toMatchObject({ user_id: user.id, subscription_id: subscriptionId });
+    // The same event again, by user_id this time: a duplicate.
+    const again = await t.api
+      .post('/api/v1/usage-events')
+      .send({ event_id: `e1-${external}`, user_id: user.id, metric: code });
+    expect(again.status, again.text).toBe(200);
+
+    const before = await fingerprint(ctx.db);
+    const batch = await t.api.post('/api/v1/usage-events/batch').send({
+      events: [
+        { event_id: `e2-${external}`, external_customer_id: external, metric: code },
+        { event_id: `e3-${external}`, external_customer_id: `${external}-nobody`, metric: code },
+        { event_id: `e4-${external}`, external_customer_id: external, user_id: user.id, metric: code },
+        { event_id: `e5-${external}`, metric: code },
+      ],
+    });
+    expectProblem(batch, 422, 'unprocessable');
+    expect((batch.body as Schemas['Problem']).errors?.map((e) => e.field)).toEqual([
+      '/events/1/external_customer_id',
+      '/events/2/external_customer_id',
+      '/events/3/user_id',
+    ]);
+    expect(await fingerprint(ctx.db)).toEqual(before);
+    const ok = await t.api.post('/api/v1/usage-events/batch').send({
+      events: [
+        { event_id: `e2-${external}`, external_customer_id: external, metric: code },
+        { event_id: `e1-${external}`, external_customer_id: `${external}-nobody`, metric: code }, // recorded already
+      ],
+    });
+    expect(ok.status, ok.text).toBe(200);
+    expect(ok.body).toMatchObject({ created: 1, duplicates: 1 });
+    const usage = await t.api.get(`/api/v1/subscriptions/${subscriptionId}/usage`);
+    expect((usage.body as Schemas['SubscriptionUsage']).charges[0]).toMatchObject({
+      quantity: '2',
+      amount: '2.00',
+    });
+  });
+
   it('logged no unexpected error in this file', () => {
     expect(ctx.unexpectedErrors).toEqual([]);
   });

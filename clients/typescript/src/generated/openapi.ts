@@ -2675,11 +2675,17 @@ export interface components {
         UsageEventProperties: {
             [key: string]: string | number | boolean | null;
         };
+        /**
+         * @description The customer is `user_id` or `external_customer_id` (the user's `external_id`): exactly one
+         *     of them (422 naming the event otherwise, as for an unknown customer).
+         */
         UsageEventCreate: {
             /** @description Your id for the event, unique in the tenant forever. Sent again, the event is not counted again. */
             event_id: string;
             /** Format: uuid */
-            user_id: string;
+            user_id?: string;
+            /** @description The customer by your own id for it (`User.external_id`), instead of `user_id`. */
+            external_customer_id?: components["schemas"]["ExternalId"];
             /**
              * Format: uuid
              * @description The customer's subscription that the event is billed to. Needed only when several of the customer's subscriptions charge the metric at the event's time.
