@@ -527,7 +527,8 @@ export function subscriptionsRouter(ctx: ServiceContext): Router {
     if (outcome.kind === 'none') {
       const why = {
         canceled: 'it is canceled and has nothing left to bill',
-        'not-renewing': 'its billing ended, or it is not renewed automatically (billed_until is null)',
+        ends: 'it ends (cancel_at or end_date) before its next renewal and has nothing left to bill',
+        'not-renewing': 'it is not renewed automatically (billed_until is null)',
         paused: 'it is paused: nothing is invoiced for time paused',
         'nothing-billed': 'its next renewals bill nothing',
       }[outcome.why];

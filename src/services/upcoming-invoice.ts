@@ -13,7 +13,7 @@ import { lockAfterDueCancellations } from './subscriptions.js';
 export type UpcomingOutcome =
   | { kind: 'upcoming'; invoice: InvoiceRow; issuesAt: Date }
   | { kind: 'missing' }
-  | { kind: 'none'; why: 'canceled' | 'not-renewing' | 'paused' | 'nothing-billed' };
+  | { kind: 'none'; why: 'canceled' | 'ends' | 'not-renewing' | 'paused' | 'nothing-billed' };
 
 /** Carries the preview out of the transaction it rolls back. */
 class Rollback extends Error {
@@ -50,8 +50,13 @@ export async function upcomingInvoice(
         return invoice;
       };
       for (let i = 0; i < MOST_RENEWALS; i++) {
-        if (locked.billed_until === null)
-          throw done({ kind: 'none', why: locked.status === 'canceled' ? 'canceled' : 'not-renewing' });
+        if (locked.billed_until === null) {
+          const ends = locked.cancel_at !== null || locked.end_date !== null;
+          throw done({
+            kind: 'none',
+            why: locked.status === 'canceled' ? 'canceled' : ends ? 'ends' : 'not-renewing',
+          });
+        }
         if (locked.status === 'paused') throw done({ kind: 'none', why: 'paused' });
         const due = new Date(`${locked.billed_until}T00:00:00Z`);
         const now = subscriptionNow(locked);

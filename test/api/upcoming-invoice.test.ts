@@ -241,7 +241,7 @@ describe('the upcoming invoice', () => {
     expect((await t.api.get(`/api/v1/users/${s.user.id}`)).body).toMatchObject({ balance: '0.00' });
   });
 
-  it('is 404 for a paused subscription, one without renewals and an unknown one', async () => {
+  it('is 404 for a paused subscription, one that ends before its next renewal and an unknown one', async () => {
     const p = await plan('30.00', false);
     const paused = await onClock('2027-03-05T00:00:00Z', { plan_id: p.id, start_date: '2027-03-01' });
     await t.api.post(`/api/v1/subscriptions/${paused.sub.id}/pause`).send({}).expect(200);
@@ -258,7 +258,11 @@ describe('the upcoming invoice', () => {
     const res = await t.api.get(
       `/api/v1/subscriptions/${(ended.body as Schemas['Subscription']).id}/upcoming-invoice`,
     );
-    expectProblem(res, 404, 'not-found');
+    expect(expectProblem(res, 404, 'not-found').detail).toMatch(/ends \(cancel_at or end_date\) before/);
+    // Canceled at the end of a period, on a plan without usage: nothing comes after it.
+    const ending = await onClock('2027-03-05T00:00:00Z', { plan_id: p.id, start_date: '2027-03-01' });
+    await t.api.post(`/api/v1/subscriptions/${ending.sub.id}/cancel`).send({ at: 'period_end' }).expect(200);
+    expect(expectProblem(await ending.upcoming(), 404, 'not-found').detail).toMatch(/ends/);
     expectProblem(await t.api.get(`/api/v1/subscriptions/${user.id}/upcoming-invoice`), 404, 'not-found');
   });
 
