@@ -64,6 +64,13 @@ select "id", "endpoint_id", "event_id", "event_type", "status", "attempts", "fir
 -- attemptsOf
 select "delivery_id", "number", "attempted_at", "status_code", "error", "duration_ms" from "webhook_attempts" where "delivery_id" in ($1) order by "delivery_id", "number";
 
+-- lockWebhookDelivery
+select "id", "endpoint_id", "event_id", "event_type", "status", "attempts", "first_attempted_at", "next_attempt_at", "last_attempted_at", "last_status_code", "last_error", "created_at", "leased_until" from "webhook_deliveries" where "id" = $1 for update;
+
+-- deliverNow
+update "webhook_deliveries" set "status" = $1, "next_attempt_at" = now(), "updated_at" = now() where "id" = $2 returning "id", "endpoint_id", "event_id", "event_type", "status", "attempts", "first_attempted_at", "next_attempt_at", "last_attempted_at", "last_status_code", "last_error", "created_at";
+select pg_notify('webhook_deliveries', '1');
+
 -- claimDueDeliveries
 with due as (
       select d.tenant_id, d.id from webhook_deliveries d

@@ -701,6 +701,8 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
         }),
       findWebhookDelivery: (db) => webhooks.findWebhookDelivery(db, WEBHOOK_DELIVERY),
       attemptsOf: (db) => webhooks.attemptsOf(db, [WEBHOOK_DELIVERY]),
+      lockWebhookDelivery: (db) => webhooks.lockWebhookDelivery(db, WEBHOOK_DELIVERY),
+      deliverNow: (db) => webhooks.deliverNow(db, WEBHOOK_DELIVERY),
       claimDueDeliveries: (db) => webhooks.claimDueDeliveries(db, 20, 40_000),
       nextDueAt: (db) => webhooks.nextDueAt(db),
       countPendingDeliveries: (db) => webhooks.countPendingDeliveries(db),

@@ -173,6 +173,31 @@ export function findWebhookDelivery(db: Db, id: string): Promise<WebhookDelivery
   return db.selectFrom('webhook_deliveries').select(deliveryColumns).where('id', '=', id).executeTakeFirst();
 }
 
+/** The delivery, locked for this transaction: a retry asked for through the API starts from it. */
+export function lockWebhookDelivery(
+  db: Db,
+  id: string,
+): Promise<(WebhookDelivery & { leased_until: Date | null }) | undefined> {
+  return db
+    .selectFrom('webhook_deliveries')
+    .select([...deliveryColumns, 'leased_until'])
+    .where('id', '=', id)
+    .forUpdate()
+    .executeTakeFirst();
+}
+
+/** Due now (pending, next attempt now), and the dispatcher woken when this commits. */
+export async function deliverNow(db: Db, id: string): Promise<WebhookDelivery | undefined> {
+  const delivery = await db
+    .updateTable('webhook_deliveries')
+    .set({ status: 'pending', next_attempt_at: sql`now()`, updated_at: sql`now()` })
+    .where('id', '=', id)
+    .returning(deliveryColumns)
+    .executeTakeFirst();
+  await sql`select pg_notify('webhook_deliveries', '1')`.execute(db);
+  return delivery;
+}
+
 /** The attempts of these deliveries, oldest first. */
 export async function attemptsOf(db: Db, deliveryIds: readonly string[]): Promise<WebhookAttempt[]> {
   if (deliveryIds.length === 0) return [];

@@ -4,7 +4,7 @@ import { actorOf } from '../http/authenticate.js';
 import { idempotent } from '../http/idempotency.js';
 import { decodeCursor, toPageResponse } from '../http/pagination.js';
 import { ifMatch, notModified } from '../http/preconditions.js';
-import { notFound, preconditionFailed, unprocessable } from '../http/problems.js';
+import { conflict, notFound, preconditionFailed, unprocessable } from '../http/problems.js';
 import { created, etag, noContent, ok, send } from '../http/replies.js';
 import {
   toWebhookDeliveryResponse,
@@ -152,6 +152,25 @@ export function webhookDeliveriesRouter(ctx: ServiceContext): Router {
     const found = await endpoints.getWebhookDelivery(ctx, actorOf(req), req.params.deliveryId);
     if (!found) throw notFound(`No webhook delivery with id ${req.params.deliveryId}.`);
     res.json(toDelivery(found) satisfies Schemas['WebhookDelivery']);
+  });
+
+  router.post('/:deliveryId/retry', async (req, res) => {
+    const { deliveryId } = req.params;
+    const reply = (o: endpoints.RetryDeliveryOutcome) =>
+      o.kind === 'queued'
+        ? { status: 202, headers: {}, body: toDelivery(o.found) satisfies Schemas['WebhookDelivery'] }
+        : undefined;
+    const outcome = await endpoints.retryWebhookDelivery(
+      ctx,
+      idempotent(req, actorOf(req), reply),
+      deliveryId,
+    );
+    if (outcome.kind === 'missing') throw notFound(`No webhook delivery with id ${deliveryId}.`);
+    if (outcome.kind === 'endpoint-disabled')
+      throw conflict("The delivery's endpoint is disabled: enable it (PATCH status: enabled) first.");
+    if (outcome.kind === 'in-flight')
+      throw conflict('An attempt of this delivery is in progress: see its outcome before retrying.');
+    send(res, reply(outcome)!);
   });
 
   return router;

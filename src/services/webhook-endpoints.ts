@@ -267,3 +267,31 @@ export function getWebhookDelivery(
     return delivery && { delivery, attempts: await webhooks.attemptsOf(tx.db, [id]) };
   });
 }
+
+export type RetryDeliveryOutcome =
+  | { kind: 'queued'; found: DeliveryWithAttempts }
+  | { kind: 'missing' }
+  | { kind: 'endpoint-disabled' }
+  | { kind: 'in-flight' };
+
+/**
+ * Makes a delivery due now (POST /webhook-deliveries/{id}/retry): the dispatcher sends it as a
+ * further attempt, whose failure is retried only within the delivery's limit from its first
+ * attempt. Not while its endpoint is disabled (nothing is sent there) or an attempt holds its
+ * lease (that attempt's outcome would overwrite this).
+ */
+export function retryWebhookDelivery(
+  ctx: ServiceContext,
+  actor: Actor,
+  id: string,
+): Promise<RetryDeliveryOutcome> {
+  return inTenant(ctx, actor, async (tx): Promise<RetryDeliveryOutcome> => {
+    const before = await webhooks.lockWebhookDelivery(tx.db, id);
+    if (!before) return { kind: 'missing' };
+    const endpoint = await webhooks.findWebhookEndpoint(tx.db, before.endpoint_id);
+    if (endpoint?.status !== 'enabled') return { kind: 'endpoint-disabled' };
+    if (before.leased_until !== null && before.leased_until > new Date()) return { kind: 'in-flight' };
+    const delivery = (await webhooks.deliverNow(tx.db, id))!; // locked above
+    return { kind: 'queued', found: { delivery, attempts: await webhooks.attemptsOf(tx.db, [id]) } };
+  });
+}

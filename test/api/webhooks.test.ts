@@ -712,6 +712,53 @@ describe('webhook delivery', () => {
     );
   });
 
+  it('sends a delivery again on request: one more attempt after its retries, not to a disabled endpoint', async () => {
+    const statuses = [500];
+    const receiver = await startReceiver(statuses);
+    const endpoint = await localEndpoint(t, receiver.url);
+    await createUser(t);
+    const limits = { retryBaseMs: 20, retryForMs: 400 };
+    const failedWith = async (status: Delivery['status'], attempts?: number) =>
+      until(
+        () => dispatch(limits),
+        async () => {
+          const [found] = await deliveriesOf(t, endpoint.id);
+          return found?.status === status && (attempts === undefined || found.attempt_count === attempts)
+            ? found
+            : undefined;
+        },
+      );
+    const failed = await failedWith('failed');
+    const path = `/api/v1/webhook-deliveries/${failed.id}/retry`;
+    // Its failures disabled the endpoint too: nothing is sent there.
+    const refused = await t.api.post(path);
+    expect([refused.status, (refused.body as Schemas['Problem']).detail]).toEqual([
+      409,
+      "The delivery's endpoint is disabled: enable it (PATCH status: enabled) first.",
+    ]);
+    await t.api.patch(`/api/v1/webhook-endpoints/${endpoint.id}`).send({ status: 'enabled' }).expect(200);
+    statuses.push(200); // the receiver is back
+
+    const retried = await t.api.post(path);
+    expect(retried.status, retried.text).toBe(202);
+    expect(retried.body).toMatchObject({
+      id: failed.id,
+      status: 'pending',
+      attempt_count: failed.attempt_count,
+    });
+    const sent = await failedWith('succeeded', failed.attempt_count + 1);
+    expect(sent.attempts.at(-1)).toMatchObject({ number: failed.attempt_count + 1, status_code: 200 });
+    expect(receiver.received.at(-1)!.headers['subscriptions-delivery-id']).toBe(failed.id);
+
+    // A delivered one is sent again too, as the same delivery (receivers deduplicate by its id).
+    expect((await t.api.post(path)).status).toBe(202);
+    await failedWith('succeeded', failed.attempt_count + 2);
+    expect(receiver.received).toHaveLength(failed.attempt_count + 2);
+    const unknown = await t.api.post(`/api/v1/webhook-deliveries/${endpoint.id}/retry`);
+    expect(unknown.status).toBe(404);
+    await t.api.delete(`/api/v1/webhook-endpoints/${endpoint.id}`).expect(204);
+  });
+
   it('disables an endpoint whose every attempt failed for the retry limit, with an event, and re-enables it', async () => {
     const receiver = await startReceiver([500]);
     const endpoint = await localEndpoint(t, receiver.url);

@@ -40,6 +40,7 @@ export const IDEMPOTENT_WRITES: ReadonlyArray<readonly [string, RegExp]> = [
   ['PATCH', /\/api\/v1\/webhook-endpoints\/[^/]+$/], // updateWebhookEndpoint
   ['DELETE', /\/api\/v1\/webhook-endpoints\/[^/]+$/], // deleteWebhookEndpoint
   ['POST', /\/api\/v1\/webhook-endpoints\/[^/]+\/rotate-secret$/], // rotateWebhookEndpointSecret
+  ['POST', /\/api\/v1\/webhook-deliveries\/[^/]+\/retry$/], // retryWebhookDelivery
   ['DELETE', /\/api\/v1\/api-keys\/[^/]+$/], // revokeApiKey
   ['POST', /\/api\/v1\/analytics\/rebuild$/], // rebuildAnalytics
   ['POST', /\/api\/v1\/billable-metrics$/], // createBillableMetric
