@@ -76,7 +76,7 @@ export async function insertUser(db: Db, values: NewUser): Promise<UserRow> {
     [
       values.name,
       values.email,
-      ...given.map((c) => (c === 'metadata' ? JSON.stringify(values[c]) : values[c])),
+      ...given.map((c) => (c === 'metadata' && values[c] !== null ? JSON.stringify(values[c]) : values[c])),
     ],
     (name, email, ...rest) =>
       db

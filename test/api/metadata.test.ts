@@ -25,6 +25,7 @@ describe('users', () => {
     expect(made).toMatchObject({ external_id: id, metadata: { crm: 'A-1', segment: 'smb' } });
     const plain = await createUser(t);
     expect(plain).toMatchObject({ external_id: null, metadata: {} });
+    expect(await createUser(t, { metadata: {} })).toMatchObject({ metadata: {} });
 
     const found = await t.api.get('/api/v1/users').query({ external_id: id });
     expect((found.body as Schemas['UserList']).data.map((u) => u.id)).toEqual([made.id]);
@@ -141,6 +142,14 @@ describe('subscriptions', () => {
       .post('/api/v1/subscriptions')
       .send({ user_id: user.id, status: 'active', plan_cost: '1.00', start_date: '2026-01-01' });
     expect(plain.body).toMatchObject({ metadata: {} });
+    const empty = await t.api.post('/api/v1/subscriptions').send({
+      user_id: user.id,
+      status: 'active',
+      plan_cost: '1.00',
+      start_date: '2026-01-01',
+      metadata: {},
+    });
+    expect(empty.status, empty.text).toBe(201);
     const tooMany = await t.api.patch(`/api/v1/subscriptions/${sub.id}`).send({ metadata: keys(50, 'x') });
     expectProblem(tooMany, 422, 'unprocessable');
   });
