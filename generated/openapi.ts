@@ -5181,6 +5181,8 @@ export interface operations {
                 cursor?: components["parameters"]["Cursor"];
                 /** @description Only this user's subscriptions. */
                 user_id?: string;
+                /** @description Only subscriptions on this plan (any of its versions). */
+                plan_id?: string;
                 /** @description Only these statuses; repeat the parameter for several (`status=active&status=trialing`). */
                 status?: components["schemas"]["SubscriptionStatus"][];
                 /** @description Only subscriptions starting on or after this date. */

@@ -45,6 +45,7 @@ import * as m202612040004 from './202612040004_reinvoice_voided_periods.js';
 import * as m202612050001 from './202612050001_usage_events_by_subscription.js';
 import * as m202612050002 from './202612050002_wallet_overdrafts.js';
 import * as m202612050003 from './202612050003_metadata.js';
+import * as m202612050004 from './202612050004_subscriptions_by_plan.js';
 
 export const migrations: Record<string, Migration> = {
   '202611230001_initial': m202611230001,
@@ -91,4 +92,5 @@ export const migrations: Record<string, Migration> = {
   '202612050001_usage_events_by_subscription': m202612050001,
   '202612050002_wallet_overdrafts': m202612050002,
   '202612050003_metadata': m202612050003,
+  '202612050004_subscriptions_by_plan': m202612050004,
 };

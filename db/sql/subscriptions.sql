@@ -3,7 +3,7 @@
 -- listSubscriptions
 select "id", "user_id", "status", "plan_cost", "billing_interval", "start_date", "end_date", "canceled_at", "cancel_at", "cancel_reason", "plan_id", "plan_version_id", "quantity", "interval_count", "price_breakdown", "billed_until", "billing_anchor", "scheduled_change", "trial_end", "trial_notified_at", "discount", "paused_at", "resumes_at", "usage_invoiced_until", "test_clock_id", "payment_method", "payment_rail", "metadata", "version", "created_at", "updated_at", case when subscriptions.test_clock_id is null then null else (
   select c.frozen_time from test_clocks c
-  where c.tenant_id = subscriptions.tenant_id and c.id = subscriptions.test_clock_id) end as "clock_time" from "subscriptions" where "id" < $1 and "user_id" = $2 and "status" in ($3, $4) and "start_date" >= $5 and "start_date" <= $6 order by "id" desc limit $7;
+  where c.tenant_id = subscriptions.tenant_id and c.id = subscriptions.test_clock_id) end as "clock_time" from "subscriptions" where "id" < $1 and "user_id" = $2 and "plan_id" = $3 and "status" in ($4, $5) and "start_date" >= $6 and "start_date" <= $7 order by "id" desc limit $8;
 
 -- findSubscription
 select "id", "user_id", "status", "plan_cost", "billing_interval", "start_date", "end_date", "canceled_at", "cancel_at", "cancel_reason", "plan_id", "plan_version_id", "quantity", "interval_count", "price_breakdown", "billed_until", "billing_anchor", "scheduled_change", "trial_end", "trial_notified_at", "discount", "paused_at", "resumes_at", "usage_invoiced_until", "test_clock_id", "payment_method", "payment_rail", "metadata", "version", "created_at", "updated_at", case when subscriptions.test_clock_id is null then null else (

@@ -562,6 +562,7 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
           limit: 20,
           after: SUBSCRIPTION,
           userId: USER,
+          planId: PLAN,
           statuses: ['active', 'trialing'],
           startDateGte: '2026-01-01',
           startDateLte: '2026-12-31',

@@ -57,6 +57,7 @@ export interface SubscriptionFilter {
   limit: number;
   after?: string | undefined;
   userId?: string | undefined;
+  planId?: string | undefined;
   statuses?: SubscriptionStatus[] | undefined;
   startDateGte?: string | undefined;
   startDateLte?: string | undefined;
@@ -66,10 +67,13 @@ export interface SubscriptionFilter {
 export function listSubscriptions(db: Db, filter: SubscriptionFilter): Promise<SubscriptionRow[]> {
   // Compiled once per combination of filters (and number of statuses); the values in query order.
   const statuses = filter.statuses?.length ?? 0;
-  const shape = [filter.after, filter.userId, filter.startDateGte, filter.startDateLte].map(Boolean);
+  const shape = [filter.after, filter.userId, filter.planId, filter.startDateGte, filter.startDateLte].map(
+    Boolean,
+  );
   const values: unknown[] = [filter.limit + 1];
   if (filter.after) values.push(filter.after);
   if (filter.userId) values.push(filter.userId);
+  if (filter.planId) values.push(filter.planId);
   if (statuses) values.push(...filter.statuses!);
   if (filter.startDateGte) values.push(filter.startDateGte);
   if (filter.startDateLte) values.push(filter.startDateLte);
@@ -79,6 +83,7 @@ export function listSubscriptions(db: Db, filter: SubscriptionFilter): Promise<S
     let query = db.selectFrom('subscriptions').select(columns).orderBy('id', 'desc').limit(take<number>());
     if (filter.after) query = query.where('id', '<', take<string>());
     if (filter.userId) query = query.where('user_id', '=', take<string>());
+    if (filter.planId) query = query.where('plan_id', '=', take<string>());
     if (statuses) {
       const listed = Array.from({ length: statuses }, () => take<SubscriptionStatus>());
       query = query.where('status', 'in', listed);

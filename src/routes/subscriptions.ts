@@ -92,6 +92,7 @@ export function subscriptionsRouter(ctx: ServiceContext): Router {
         limit: query.limit ?? 20,
         after: decodeCursor(req, query.cursor),
         userId: query.user_id,
+        planId: query.plan_id,
         statuses: query.status,
         startDateGte: query.start_date_gte,
         startDateLte: query.start_date_lte,

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import type { Schemas } from '../../src/contract.js';
 import { useTestApp } from '../helpers/app.js';
@@ -172,6 +173,56 @@ describe('GET /api/v1/subscriptions', () => {
     );
     expect(res.status).toBe(200);
     expect(res.body).toEqual({ data: [trialing, active], next_cursor: null });
+  });
+
+  it('filters by plan, across its price versions, and pages them newest first', async () => {
+    const plan = async () => {
+      const tag = randomUUID().slice(0, 8);
+      const res = await ctx.api.post('/api/v1/plans').send({
+        code: `by-plan-${tag}`,
+        name: `Plan ${tag}`,
+        interval: 'month',
+        price: { model: 'flat', amount: '10' },
+      });
+      expect(res.status, res.text).toBe(201);
+      return res.body as Schemas['Plan'];
+    };
+    const [onPlan, other] = [await plan(), await plan()];
+    const subscribe = (planId: string, status: 'active' | 'trialing' = 'active') =>
+      createSubscription(ctx, { plan_id: planId, status, plan_cost: undefined });
+    const first = await subscribe(onPlan.id);
+    await subscribe(other.id);
+    await createSubscription(ctx); // on no plan
+    const trialing = await subscribe(onPlan.id, 'trialing');
+    // A new price is a new version of the same plan: still on it.
+    const repriced = await ctx.api
+      .patch(`/api/v1/plans/${onPlan.id}`)
+      .send({ price: { model: 'flat', amount: '12' } });
+    expect(repriced.status, repriced.text).toBe(200);
+    const onVersion2 = await subscribe(onPlan.id);
+    expect(onVersion2.plan_version).toBe(2);
+
+    const ids = async (query: string) => {
+      const seen: string[] = [];
+      let cursor: string | null = null;
+      do {
+        const res = await ctx.api.get(
+          `/api/v1/subscriptions?${query}&limit=2${cursor ? `&cursor=${cursor}` : ''}`,
+        );
+        expect(res.status, res.text).toBe(200);
+        const page = res.body as Schemas['SubscriptionList'];
+        expect(page.data.every((s) => s.plan_id === onPlan.id)).toBe(true);
+        seen.push(...page.data.map((s) => s.id));
+        cursor = page.next_cursor;
+      } while (cursor);
+      return seen;
+    };
+    expect(await ids(`plan_id=${onPlan.id}`)).toEqual([onVersion2.id, trialing.id, first.id]);
+    expect(await ids(`plan_id=${onPlan.id}&status=active`)).toEqual([onVersion2.id, first.id]);
+    expect(await ids(`plan_id=${onPlan.id}&user_id=${trialing.user_id}`)).toEqual([trialing.id]);
+    // No such plan: nothing, as for a user filter; not a plan id at all: 400.
+    expect(await ids(`plan_id=${MISSING}`)).toEqual([]);
+    expectProblem(await ctx.api.get('/api/v1/subscriptions?plan_id=basic'), 400, 'validation-error');
   });
 
   it('pages every subscription once and embeds features when asked', async () => {
