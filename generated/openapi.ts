@@ -216,7 +216,11 @@ export interface paths {
          *     A price change in a period already invoiced is prorated by the day, as
          *     `proration_behavior` says (see `ProrationBehavior`; `POST .../preview-change` shows what a
          *     change would bill before making it); `proration_behavior` without a price change is
-         *     ignored.
+         *     ignored. Usage is billed in arrears at the prices of the plan that counted it, so a
+         *     `plan_id` whose plan lacks one of the current plan's usage charges as it is (same metric,
+         *     dimension value and price) is refused in the middle of a period (422): schedule it for the
+         *     period's end with `POST .../scheduled-change`, which bills the period's usage on the old
+         *     plan. Adding usage charges is not refused.
          */
         patch: operations["updateSubscription"];
         trace?: never;
@@ -736,7 +740,9 @@ export interface paths {
          *     date before `start_date`, or after the last day served (its `end_date`, the day it was
          *     canceled, or the day before a scheduled `cancel_at`), is 422: nothing is invoiced then. So
          *     is a date before `billing_anchor` when it is not `start_date`: the days of a free trial, or
-         *     those billed on the schedule before a change of interval.
+         *     those billed on the schedule before a change of interval. A period whose invoice bills the
+         *     usage of the period before it (a plan with usage charges) is not invoiced before it starts
+         *     (422): that usage is still being recorded.
          */
         post: operations["createInvoice"];
         delete?: never;

@@ -45,12 +45,23 @@ function pricingProblem(refusal: subscriptions.PricingRefusal | ProrationRefusal
   switch (refusal.kind) {
     case 'interval-change-with-usage':
       return unprocessable(
-        "The plan charges usage, which is counted by billing period: its interval cannot change in the middle of a period already invoiced. Schedule it for the period's end (cancel and subscribe anew) instead.",
+        "The plan charges usage, which is counted by billing period: its interval cannot change in the middle of a period already invoiced. Schedule it for the period's end (POST /subscriptions/{id}/scheduled-change) instead.",
         [
           {
             location: 'body',
             field: '/plan_id',
             message: 'changes the billing interval of a usage plan mid-period',
+          },
+        ],
+      );
+    case 'usage-charges-change':
+      return unprocessable(
+        `The plan charges usage (${refusal.metrics.join(', ')}) that the new plan does not charge at the same price. Usage is billed when its period ends, so the usage recorded in this period would be billed at other prices or not at all: schedule the change for the period's end (POST /subscriptions/{id}/scheduled-change) instead.`,
+        [
+          {
+            location: 'body',
+            field: '/plan_id',
+            message: 'changes the usage charges in the middle of a period',
           },
         ],
       );
@@ -516,6 +527,18 @@ export function subscriptionsRouter(ctx: ServiceContext): Router {
       throw unprocessable(
         `The subscription is served until ${outcome.lastDay} (${why}): nothing after it is invoiced.`,
         body.date ? [{ location: 'body', field: '/date', message }] : undefined,
+      );
+    }
+    if (outcome.kind === 'usage-not-ended') {
+      throw unprocessable(
+        `The invoice of the period starting on ${outcome.periodStart} bills the usage of the period before it, in arrears, and that period has not ended: invoice it on or after ${outcome.periodStart}.`,
+        [
+          {
+            location: 'body',
+            field: '/date',
+            message: `in a period whose usage billing starts on ${outcome.periodStart}`,
+          },
+        ],
       );
     }
     send(res, reply(outcome)!);

@@ -238,10 +238,11 @@ export async function renewLocked(
   atStep(tx, locked, at);
   // A trial ending and a change scheduled for this period's start come first: the period is
   // billed as they leave it.
-  const before =
-    locked.status === 'canceled' || ends(locked)
-      ? locked
-      : await applyScheduledChange(tx, tenantId, await endTrial(tx, locked));
+  const stopping = locked.status === 'canceled' || ends(locked);
+  // The terms the period before was served on: its usage is billed on them, not on a change
+  // scheduled for this period's start (another plan, or another schedule of periods).
+  const served = stopping ? locked : await endTrial(tx, locked);
+  const before = stopping ? locked : await applyScheduledChange(tx, tenantId, served);
   // billedUntil is as locked: a scheduled change leaves it as it is.
   const stopBilling = async (): Promise<void> => {
     if (await servedUnbilled(tx, before, billedUntil)) {
@@ -292,11 +293,11 @@ export async function renewLocked(
   if (before.status === 'paused') {
     // Nothing is invoiced for time paused; the usage of the period before (recorded before the
     // pause) is billed in arrears as always, on an invoice of its own.
-    const closing = await closingUsageInvoice(tx, before, billedUntil);
+    const closing = await closingUsageInvoice(tx, before, billedUntil, served);
     after = await renewed();
     if (closing?.kind === 'created') await settle(tx, before, closing.invoice, at, tenantId);
   } else if (before.status !== 'trialing') {
-    const outcome = await invoiceForPeriod(tx, subscriptionId, billedUntil, before);
+    const outcome = await invoiceForPeriod(tx, subscriptionId, billedUntil, before, { served });
     if (outcome.kind === 'after-end') return stopBilling();
     if (outcome.kind !== 'created' && outcome.kind !== 'existing')
       throw new Error(`renewal of ${subscriptionId}: unexpected ${outcome.kind}`);

@@ -37,7 +37,7 @@ import {
 import { endDiscount } from './coupons.js';
 import { creditBalance, takeFromBalance } from './customer-balance.js';
 import { onClockOf } from './subscriptions.js';
-import { closeUsageBefore } from './usage.js';
+import { billsUsageBefore, closeUsageBefore } from './usage.js';
 import { endDunningIfSettled } from './collection.js';
 import { cancelPaidGrant, payUsageFromWallets, refundUsageCredits } from './wallets.js';
 
@@ -88,7 +88,9 @@ export type CreateInvoiceOutcome =
   | { kind: 'before-start'; startDate: string }
   /** Before a trial's end, or before a new schedule began (billed on the old one). */
   | { kind: 'before-anchor'; anchor: string; why: 'trial' | 'schedule' }
-  | { kind: 'after-end'; lastDay: string; why: 'end_date' | 'canceled' | 'cancel_at' };
+  | { kind: 'after-end'; lastDay: string; why: 'end_date' | 'canceled' | 'cancel_at' }
+  /** The period bills the usage of the period before it (in arrears), which has not ended. */
+  | { kind: 'usage-not-ended'; periodStart: string };
 
 /**
  * The invoice of the subscription's billing period containing `date` (default today, on the
@@ -101,7 +103,23 @@ export function createInvoice(
   subscriptionId: string,
   date?: string,
 ): Promise<CreateInvoiceOutcome> {
-  return inTenant(ctx, actor, (tx) => invoiceForPeriod(tx, subscriptionId, date));
+  return inTenant(ctx, actor, (tx) =>
+    invoiceForPeriod(tx, subscriptionId, date, undefined, { ahead: 'refuse' }),
+  );
+}
+
+export interface PeriodInvoiceOptions {
+  /**
+   * The subscription as it served the period before (its plan and schedule), when a change made
+   * at this period's start (a scheduled change) changed them: that period's usage is billed on
+   * the terms it was recorded under. Default: the subscription as it is.
+   */
+  served?: SubscriptionRow | undefined;
+  /**
+   * 'refuse' (the API): a period that would bill the usage of a period not ended yet is not
+   * invoiced ahead of its start (closing that usage early would refuse the rest of it).
+   */
+  ahead?: 'refuse' | undefined;
 }
 
 /**
@@ -116,11 +134,13 @@ export async function invoiceForPeriod(
   subscriptionId: string,
   date?: string,
   locked?: SubscriptionRow,
+  options: PeriodInvoiceOptions = {},
 ): Promise<CreateInvoiceOutcome> {
   const subscription = locked ?? (await lockSubscription(tx.db, subscriptionId));
   if (!subscription) return { kind: 'no-subscription' };
   onClockOf(tx, subscription);
-  date ??= dayOf(subscriptionNow(subscription));
+  const today = dayOf(subscriptionNow(subscription));
+  date ??= today;
   if (date < subscription.start_date) return { kind: 'before-start', startDate: subscription.start_date };
   if (subscription.billing_anchor !== null && date < subscription.billing_anchor) {
     const trial = subscription.trial_end !== null && subscription.trial_end === subscription.billing_anchor;
@@ -142,6 +162,14 @@ export async function invoiceForPeriod(
     subscription.plan_id ? findPlan(tx.db, subscription.plan_id) : undefined,
   ]);
   if (existing && existing.status !== 'void') return { kind: 'existing', invoice: existing };
+  const served = options.served ?? subscription;
+  if (
+    options.ahead === 'refuse' &&
+    period.start > today &&
+    (plan?.usage_charges.length ?? 0) > 0 &&
+    billsUsageBefore(served, period.start)
+  )
+    return { kind: 'usage-not-ended', periodStart: period.start };
 
   const snapshot = subscription.price_breakdown as {
     breakdown?: BreakdownLine[];
@@ -160,7 +188,16 @@ export async function invoiceForPeriod(
     usage: null,
     credits_applied: null,
   };
-  const usageLines = await closeUsageBefore(tx, subscription, period.start, plan?.usage_charges);
+  const forgiven =
+    existing?.status === 'void' && (existing.lines as unknown as Charge[]).some((l) => l.type === 'usage');
+  const usageLines = forgiven
+    ? []
+    : await closeUsageBefore(
+        tx,
+        served,
+        period.start,
+        served.plan_id === subscription.plan_id ? plan?.usage_charges : undefined,
+      );
   return insertInvoice(tx, subscription, period, [priceLine, ...usageLines]);
 }
 
@@ -169,7 +206,12 @@ export async function invoiceForPeriod(
  * is `billedUntil`), with only the usage of the last period, when its plan charges usage. None
  * when there is nothing to bill or the invoice exists already.
  */
-export async function closingUsageInvoice(tx: Tx, subscription: SubscriptionRow, billedUntil: string) {
+export async function closingUsageInvoice(
+  tx: Tx,
+  subscription: SubscriptionRow,
+  billedUntil: string,
+  served: SubscriptionRow = subscription,
+) {
   if (subscription.usage_invoiced_until !== null && subscription.usage_invoiced_until >= billedUntil) return;
   const period = periodContaining(
     billingAnchor(subscription),
@@ -179,7 +221,7 @@ export async function closingUsageInvoice(tx: Tx, subscription: SubscriptionRow,
   );
   const existing = await invoices.findInvoiceForPeriod(tx.db, subscription.id, period);
   if (existing) return;
-  const usageLines = await closeUsageBefore(tx, subscription, billedUntil);
+  const usageLines = await closeUsageBefore(tx, served, billedUntil);
   if (usageLines.length === 0) return;
   return insertInvoice(tx, subscription, period, usageLines);
 }

@@ -27,7 +27,18 @@ export type ProrationPlan =
   /** A new schedule from `day`: the old period's credit, then the new first period invoiced now. */
   | { mode: 'new-schedule'; items: ProrationItem[]; day: string };
 
-export type ProrationRefusal = { kind: 'interval-change-with-usage' };
+export type ProrationRefusal =
+  | { kind: 'interval-change-with-usage' }
+  /** A plan change mid-period that would bill the period's usage on other charges. */
+  | { kind: 'usage-charges-change'; metrics: string[] };
+
+/** Statuses whose current period counts usage, billed in arrears when it ends. */
+const COUNTING_USAGE: ReadonlySet<SubscriptionRow['status']> = new Set([
+  'active',
+  'past_due',
+  'unpaid',
+  'paused',
+]);
 
 const PRORATED: ReadonlySet<SubscriptionRow['status']> = new Set(['active', 'past_due', 'unpaid']);
 
@@ -54,6 +65,23 @@ export async function periodBilled(tx: Tx, s: SubscriptionRow, period: Period): 
   return s.billed_until !== null && s.billed_until >= period.end;
 }
 
+/**
+ * The usage charges of plan `from` that plan `to` does not have as they are (the same metric,
+ * dimension value and price): the metrics whose usage counted so far in the period a change from
+ * one to the other would bill on other terms, or not at all. Usage is billed in arrears, on the
+ * charges of the plan at the period's end; charges the new plan adds are harmless (what was
+ * recorded before them was not counted for them).
+ */
+async function usageChargesDropped(tx: Tx, from: string | null, to: string | null): Promise<string[]> {
+  const charges = from ? ((await findPlan(tx.db, from))?.usage_charges ?? []) : [];
+  if (charges.length === 0) return [];
+  const kept = new Set(
+    (to ? ((await findPlan(tx.db, to))?.usage_charges ?? []) : []).map((c) => JSON.stringify(c)),
+  );
+  const dropped = charges.filter((c) => !kept.has(JSON.stringify(c)));
+  return [...new Set(dropped.map((c) => c.metric))];
+}
+
 const hasUsageCharges = async (tx: Tx, planId: string | null | undefined) =>
   planId ? ((await findPlan(tx.db, planId))?.usage_charges.length ?? 0) > 0 : false;
 
@@ -69,14 +97,24 @@ export async function planProration(
 ): Promise<{ plan: ProrationPlan; set: SubscriptionPatch } | ProrationRefusal> {
   const nothing = { plan: { mode: 'nothing' } as const, set: {} };
   const after = { ...before, ...changes } as SubscriptionRow;
+  const day = dayOf(subscriptionNow(before));
+  const ended = lastDayServed(before);
+  if (
+    after.plan_id !== before.plan_id &&
+    COUNTING_USAGE.has(before.status) &&
+    after.status !== 'canceled' &&
+    day >= before.start_date &&
+    !(ended && ended.lastDay < day)
+  ) {
+    const metrics = await usageChargesDropped(tx, before.plan_id, after.plan_id);
+    if (metrics.length > 0) return { kind: 'usage-charges-change', metrics };
+  }
   const scheduleChanged =
     after.billing_interval !== before.billing_interval || after.interval_count !== before.interval_count;
   const priceChanged = after.plan_cost !== before.plan_cost;
   if (!scheduleChanged && !priceChanged) return nothing;
   // Not prorated: a trial (free), a cancellation (nothing is billed after it), a new start date
   // (billing is rescheduled instead), a subscription not started or already ended.
-  const day = dayOf(subscriptionNow(before));
-  const ended = lastDayServed(before);
   if (
     !PRORATED.has(before.status) ||
     after.status === 'canceled' ||

@@ -900,6 +900,17 @@ export function getSubscriptionUsage(
 }
 
 /**
+ * Whether the invoice of the period starting on `periodStart` bills usage of a period before it:
+ * not the first period's, nor the one after a trial (the trial's usage is free).
+ */
+export const billsUsageBefore = (
+  subscription: Pick<SubscriptionRow, 'start_date' | 'trial_end'>,
+  periodStart: string,
+): boolean =>
+  periodStart > subscription.start_date &&
+  (subscription.trial_end === null || periodStart > subscription.trial_end);
+
+/**
  * The invoice lines of the usage of the period before the one starting on `periodStart` (none for
  * the first period, or a plan without usage charges), and that period's usage closed: events for
  * it are refused from now on. On a subscription locked for update (invoiceForPeriod). `planCharges`:
@@ -911,9 +922,7 @@ export async function closeUsageBefore(
   periodStart: string,
   planCharges?: StoredUsageCharge[],
 ): Promise<Charge[]> {
-  if (periodStart <= subscription.start_date || !subscription.plan_id) return [];
-  // The period before a trial's end is the trial: free, its usage too.
-  if (subscription.trial_end !== null && periodStart <= subscription.trial_end) return [];
+  if (!billsUsageBefore(subscription, periodStart) || !subscription.plan_id) return [];
   const previous = periodContaining(
     billingAnchor(subscription),
     subscription.billing_interval,
