@@ -184,15 +184,24 @@ export async function performProration(
       plan.invoiceNow && net > 0n
         ? await prorationInvoice(tx, after, { start: plan.day, end: plan.period.end })
         : undefined;
-    const issued = invoice && (await issueAndCollect(tx, after, invoice, now, tenantId));
-    return { subscription: after, invoice: issued };
+    if (!invoice) return { subscription: after, invoice: undefined };
+    const issued = await issueAndCollect(tx, after, invoice, now, tenantId);
+    // The invoice may have used up a once discount: the subscription as it is now.
+    return {
+      subscription: (await subscriptions.findSubscription(tx.db, after.id)) ?? after,
+      invoice: issued,
+    };
   }
   // The new schedule's first period, invoiced now with the credit (as its renewal would be).
   const outcome = await invoiceForPeriod(tx, after.id, plan.day);
   if (outcome.kind !== 'created' && outcome.kind !== 'existing')
     throw new Error(`new schedule of ${after.id}: unexpected ${outcome.kind}`);
   const issued = await issueAndCollect(tx, after, outcome.invoice, now, tenantId);
-  if (after.billed_until === null) return { subscription: after, invoice: issued };
+  if (after.billed_until === null)
+    return {
+      subscription: (await subscriptions.findSubscription(tx.db, after.id)) ?? after,
+      invoice: issued,
+    };
   const renewed = await subscriptions.updateSubscription(tx.db, after.id, {
     billed_until: outcome.invoice.period_end,
   });

@@ -249,6 +249,26 @@ describe('a discount', () => {
     expect((await s.get()).discount).toBeNull();
   });
 
+  it('once, used up by the invoice a change issues: the change answers the subscription without it', async () => {
+    const [p30, p60] = [await plan('30.00'), await plan('60.00')];
+    const c = await coupon({ percent_off: '20', duration: 'once' });
+    const s = await subscribed(p30.id);
+    await s.advance('2026-01-11T00:00:00Z');
+    const applied = await t.api.post(`/api/v1/subscriptions/${s.sub.id}/discount`).send({ coupon_id: c.id });
+    expect(applied.status, applied.text).toBe(200);
+    const changed = await t.api
+      .patch(`/api/v1/subscriptions/${s.sub.id}`)
+      .set('If-Match', applied.headers.etag!)
+      .send({ plan_id: p60.id, proration_behavior: 'always_invoice' });
+    expect(changed.status, changed.text).toBe(200);
+    const after = await s.get();
+    expect(after.discount).toBeNull();
+    expect(changed.body).toEqual(after);
+    expect(changed.headers.etag).toBe(`"${after.version}"`);
+    const proration = (await s.invoices()).find((i) => i.kind === 'proration')!;
+    expect(proration.lines.map((l) => l.type)).toContain('discount');
+  });
+
   it('forever, applied mid-period: from the next invoice on, half up to the cent', async () => {
     const p = await plan('33.33');
     const c = await coupon({ percent_off: '15', duration: 'forever' });
