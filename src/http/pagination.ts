@@ -6,15 +6,21 @@ import { ProblemError } from './problems.js';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /**
- * The list a cursor belongs to: the operation that answered it (listUsers). A cursor given to
- * another list is refused, not read as a position in it (a client that mixed up two cursors got
- * a page that meant nothing). Cursors issued before they named their list (`v1:<id>`) are still
- * read, by any list, as they were.
+ * The list a cursor belongs to: the operation that answered it (listUsers), and for a list under
+ * a resource, that resource (one wallet's ledger: `listWalletTransactions(<wallet id>)`). A cursor
+ * given to another list is refused, not read as a position in it (a client that mixed up two
+ * cursors got a page that meant nothing, or an empty one). Cursors issued before they named their
+ * list (`v1:<id>`) are still read, by any list, as they were.
  */
 interface ListRequest {
   operation?: { operationId: string } | undefined;
+  params?: Record<string, string> | undefined;
 }
-const listOf = (req: ListRequest) => req.operation?.operationId ?? '';
+function listOf(req: ListRequest): string {
+  const operation = req.operation?.operationId ?? '';
+  const parent = Object.values(req.params ?? {});
+  return parent.length === 0 ? operation : `${operation}(${parent.join(',')})`;
+}
 
 export function encodeCursor(req: ListRequest, lastId: string): string {
   return Buffer.from(`v2:${listOf(req)}:${lastId}`).toString('base64url');

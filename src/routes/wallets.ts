@@ -90,7 +90,7 @@ export function walletsRouter(ctx: ServiceContext): Router {
   router.post('/:walletId/grants', async (req, res) => {
     const body = req.body as RequestBody<'createGrant'>;
     const reply = (o: wallets.GrantOutcome | PurchaseOutcome) =>
-      o.kind === 'granted' ? ok(toGrantResponse(o.grant)) : undefined;
+      o.kind === 'granted' ? { ...ok(toGrantResponse(o.grant)), status: 201 } : undefined;
     const actor = idempotent(req, actorOf(req), reply);
     const outcome =
       body.kind === 'paid'
@@ -98,7 +98,7 @@ export function walletsRouter(ctx: ServiceContext): Router {
         : await wallets.createGrant(ctx, actor, req.params.walletId, body);
     if (outcome.kind === 'missing') throw noSuchWallet(req.params.walletId);
     if (outcome.kind === 'invalid') throw invalid(outcome.errors);
-    send(res, { ...reply(outcome)!, status: 201 });
+    send(res, reply(outcome)!);
   });
 
   router.post('/:walletId/holds', async (req, res) => {

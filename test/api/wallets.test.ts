@@ -119,6 +119,38 @@ describe('wallets and grants', () => {
     expectLedgerAddsUp(entries, await get(w));
   });
 
+  it('replays a grant with the same Idempotency-Key as it answered it: 201, once', async () => {
+    const w = await wallet();
+    const key = `grant-${w.id}`;
+    const first = await t.api
+      .post(`/api/v1/wallets/${w.id}/grants`)
+      .set('Idempotency-Key', key)
+      .send({ credits: '5' });
+    const again = await t.api
+      .post(`/api/v1/wallets/${w.id}/grants`)
+      .set('Idempotency-Key', key)
+      .send({ credits: '5' });
+    expect([first.status, again.status]).toEqual([201, 201]);
+    expect(again.headers['idempotent-replayed']).toBe('true');
+    expect(again.body).toEqual(first.body);
+    expect((await get(w)).available).toBe('5');
+  });
+
+  it("refuses a ledger cursor of another wallet's ledger (400), not read as a position in it", async () => {
+    const [a, b] = [await wallet(), await wallet()];
+    for (const w of [a, b]) for (const credits of ['1', '2', '3']) await grant(w, { credits });
+    const page = await t.api.get(`/api/v1/wallets/${a.id}/transactions`).query({ limit: 2 });
+    const cursor = (page.body as Schemas['LedgerPage']).next_cursor!;
+    expect(cursor).toEqual(expect.any(String));
+    const next = await t.api.get(`/api/v1/wallets/${a.id}/transactions`).query({ limit: 2, cursor });
+    expect((next.body as Schemas['LedgerPage']).data.map((e) => e.credits)).toEqual(['1']);
+    expectProblem(
+      await t.api.get(`/api/v1/wallets/${b.id}/transactions`).query({ limit: 2, cursor }),
+      400,
+      'invalid-cursor',
+    );
+  });
+
   it('refuses bad grants with 422 and an unknown customer, writing nothing', async () => {
     const w = await wallet();
     const before = await fingerprint(ctx.db);
