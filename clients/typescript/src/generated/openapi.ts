@@ -1501,7 +1501,9 @@ export interface paths {
          *     customers whose cost exceeds their revenue, whatever `group_by` is.
          *
          *     - **Revenue** is the `amount` (before tax) of the `usage` lines that bill those periods, on
-         *       issued invoices (`open`, `paid`, `uncollectible`; not drafts, not voided ones).
+         *       issued invoices (`open`, `paid`, `uncollectible`; not drafts, not voided ones), with
+         *       what prepaid credits paid of them (`credits_applied`); plus the credits of holds captured
+         *       in [`from`, `to`), ÷ their wallet's rate, rounded half up to four decimals each.
          *     - **Cost** is the cost of the counted events of those periods whose usage is invoiced
          *       already (the period closed by its invoice). Margin compares it with revenue.
          *     - **Unbilled cost** is the cost of the periods whose usage is not invoiced yet (the current
