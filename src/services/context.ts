@@ -114,6 +114,8 @@ export interface Tx {
    * clock's now.
    */
   occurAt(at: Date): void;
+  /** The time set by occurAt, if any: a worker step's due time, or a test clock's now. */
+  occurredAt(): Date | undefined;
   /**
    * The next statement is the work's last: when nothing is left to write after it (no event
    * emitted, no reply to store), COMMIT goes with it and a read saves a round trip. Otherwise
@@ -199,6 +201,7 @@ async function inTenantOnce<T>(
               });
             },
             occurAt: (at) => (occurredAt ??= at),
+            occurredAt: () => occurredAt,
             commitWithNext: () => {
               if (pending.length === 0 && closing.length === 0 && !actor.idempotency)
                 commitWithNextStatement(db);

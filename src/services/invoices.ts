@@ -486,8 +486,15 @@ async function insertInvoice(
   const region = user?.region ?? null;
   // The invoice date is the first day of the period, billed in advance: its rates apply, forever.
   const rates = region ? await ratesInForce(tx.db, region, period.start) : [];
-  // Usage paid from the customer's prepaid credits first: only the rest is billed (and taxed).
-  const payment = await payUsageFromWallets(tx, subscription.user_id, lines, subscriptionNow(subscription));
+  // Usage paid from the customer's prepaid credits first: only the rest is billed (and taxed). At
+  // the renewal's time on a test clock (not the time the clock was advanced to): what the credits
+  // pay must not depend on how far the clock went in one step.
+  const payment = await payUsageFromWallets(
+    tx,
+    subscription.user_id,
+    lines,
+    tx.occurredAt() ?? subscriptionNow(subscription),
+  );
   const applied = applyItems(
     payment.lines.reduce((sum, line) => sum + parseSignedAmount(line.amount), 0n),
     pending,

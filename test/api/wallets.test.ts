@@ -1129,3 +1129,72 @@ describe('the ledger', () => {
 it('logged no unexpected error in this file', () => {
   expect(ctx.unexpectedErrors).toEqual([]);
 });
+
+describe('usage paid from credits at a renewal on a test clock', () => {
+  it('is paid at the renewal time, however far the clock is advanced in one step', async () => {
+    const outcomes: unknown[] = [];
+    for (const steps of [['2032-06-20T00:00:00Z'], ['2032-05-02T00:00:00Z', '2032-06-20T00:00:00Z']]) {
+      const clock = (
+        await t.api
+          .post('/api/v1/test-clocks')
+          .send({ name: 'renewal time', frozen_time: '2032-04-20T00:00:00Z' })
+      ).body as Schemas['TestClock'];
+      const units = (
+        await t.api
+          .post('/api/v1/billable-metrics')
+          .send({ code: `units-${clock.id}`, name: 'Units', aggregation: 'sum', field: 'n' })
+      ).body as Schemas['BillableMetric'];
+      const plan = await t.api.post('/api/v1/plans').send({
+        code: `usage-${clock.id}`,
+        name: 'Usage',
+        interval: 'month',
+        price: { model: 'flat', amount: '0.00' },
+        usage_charges: [{ metric: units.code, model: 'per_unit', amount: '1.00' }],
+      });
+      expect(plan.status, plan.text).toBe(201);
+      const user = await createUser(t);
+      const sub = await t.api.post('/api/v1/subscriptions').send({
+        user_id: user.id,
+        plan_id: (plan.body as Schemas['Plan']).id,
+        status: 'active',
+        start_date: '2032-04-01',
+        test_clock_id: clock.id,
+      });
+      expect(sub.status, sub.text).toBe(201);
+      const w = await walletOf(user.id, { name: 'credits', pays_usage: true, test_clock_id: clock.id });
+      await grant(w, { credits: '100', expires_at: '2032-05-15T00:00:00Z' });
+      await grant(w, { credits: '100' });
+      const event = await t.api.post('/api/v1/usage-events').send({
+        event_id: `u-${clock.id}`,
+        user_id: user.id,
+        metric: units.code,
+        timestamp: '2032-04-15T00:00:00Z',
+        properties: { n: 30 },
+      });
+      expect(event.status, event.text).toBe(201);
+      for (const to of steps) {
+        const res = await t.api.post(`/api/v1/test-clocks/${clock.id}/advance`).send({ frozen_time: to });
+        expect(res.status, res.text).toBe(202);
+        await performDueWork(
+          { db: ctx.appDb, ownerDb: ctx.db, gateway: simulatedGateway, settlementDelayScale: 0 },
+          { tenantId: t.id, clockId: clock.id },
+        );
+      }
+      const entries = await ledger(w);
+      expectLedgerAddsUp(entries, await get(w));
+      outcomes.push({
+        available: (await get(w)).available,
+        entries: entries.filter((e) => e.type !== 'grant').map((e) => [e.type, e.credits, e.created_at]),
+      });
+    }
+    // The 30 credits from the grant expiring first, at the renewal; its rest expires on its day.
+    const expected = {
+      available: '100',
+      entries: [
+        ['usage', '30', '2032-05-01T00:00:00.000Z'],
+        ['expiry', '70', '2032-05-15T00:00:00.000Z'],
+      ],
+    };
+    expect(outcomes).toEqual([expected, expected]);
+  });
+});
