@@ -740,9 +740,11 @@ export interface paths {
          *     date before `start_date`, or after the last day served (its `end_date`, the day it was
          *     canceled, or the day before a scheduled `cancel_at`), is 422: nothing is invoiced then. So
          *     is a date before `billing_anchor` when it is not `start_date`: the days of a free trial, or
-         *     those billed on the schedule before a change of interval. A period whose invoice bills the
-         *     usage of the period before it (a plan with usage charges) is not invoiced before it starts
-         *     (422): that usage is still being recorded.
+         *     those billed on the schedule before a change of interval. A period that has not started
+         *     (on the subscription's clock) is 422 too: the renewal invoices it when it starts, with the
+         *     price, items and discount in force then (`GET .../upcoming-invoice` shows what it will
+         *     bill). For a subscription not renewed automatically (`billed_until` null), only a period
+         *     whose invoice would bill usage of a period not ended is refused.
          */
         post: operations["createInvoice"];
         delete?: never;

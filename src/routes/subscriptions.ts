@@ -529,16 +529,13 @@ export function subscriptionsRouter(ctx: ServiceContext): Router {
         body.date ? [{ location: 'body', field: '/date', message }] : undefined,
       );
     }
-    if (outcome.kind === 'usage-not-ended') {
+    if (outcome.kind === 'ahead') {
+      const start = outcome.periodStart;
       throw unprocessable(
-        `The invoice of the period starting on ${outcome.periodStart} bills the usage of the period before it, in arrears, and that period has not ended: invoice it on or after ${outcome.periodStart}.`,
-        [
-          {
-            location: 'body',
-            field: '/date',
-            message: `in a period whose usage billing starts on ${outcome.periodStart}`,
-          },
-        ],
+        outcome.why === 'renewal'
+          ? `The period starting on ${start} has not started: its renewal invoices it then, at the price, with the items and the discount in force then. GET /subscriptions/${subscriptionId}/upcoming-invoice shows what it will bill.`
+          : `The invoice of the period starting on ${start} bills the usage of the period before it, in arrears, and that period has not ended: invoice it on or after ${start}.`,
+        [{ location: 'body', field: '/date', message: `in a period that starts on ${start}, after today` }],
       );
     }
     send(res, reply(outcome)!);

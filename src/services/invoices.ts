@@ -89,8 +89,11 @@ export type CreateInvoiceOutcome =
   /** Before a trial's end, or before a new schedule began (billed on the old one). */
   | { kind: 'before-anchor'; anchor: string; why: 'trial' | 'schedule' }
   | { kind: 'after-end'; lastDay: string; why: 'end_date' | 'canceled' | 'cancel_at' }
-  /** The period bills the usage of the period before it (in arrears), which has not ended. */
-  | { kind: 'usage-not-ended'; periodStart: string };
+  /**
+   * A period not started yet: the worker's renewal invoices it when it starts ('renewal'), or it
+   * bills the usage of the period before it, which has not ended ('usage').
+   */
+  | { kind: 'ahead'; periodStart: string; why: 'renewal' | 'usage' };
 
 /**
  * The invoice of the subscription's billing period containing `date` (default today, on the
@@ -116,8 +119,10 @@ export interface PeriodInvoiceOptions {
    */
   served?: SubscriptionRow | undefined;
   /**
-   * 'refuse' (the API): a period that would bill the usage of a period not ended yet is not
-   * invoiced ahead of its start (closing that usage early would refuse the rest of it).
+   * 'refuse' (the API): a period not started is not invoiced ahead of its start when the worker
+   * renews the subscription (its renewal would issue that draft as it was made, whatever changed
+   * in between: a new price, items, a discount), nor when it would bill the usage of a period not
+   * ended (closing that usage early would refuse the rest of it).
    */
   ahead?: 'refuse' | undefined;
 }
@@ -163,13 +168,12 @@ export async function invoiceForPeriod(
   ]);
   if (existing && existing.status !== 'void') return { kind: 'existing', invoice: existing };
   const served = options.served ?? subscription;
-  if (
-    options.ahead === 'refuse' &&
-    period.start > today &&
-    (plan?.usage_charges.length ?? 0) > 0 &&
-    billsUsageBefore(served, period.start)
-  )
-    return { kind: 'usage-not-ended', periodStart: period.start };
+  if (options.ahead === 'refuse' && period.start > today) {
+    if (subscription.billed_until !== null)
+      return { kind: 'ahead', periodStart: period.start, why: 'renewal' };
+    if ((plan?.usage_charges.length ?? 0) > 0 && billsUsageBefore(served, period.start))
+      return { kind: 'ahead', periodStart: period.start, why: 'usage' };
+  }
 
   const snapshot = subscription.price_breakdown as {
     breakdown?: BreakdownLine[];

@@ -194,6 +194,33 @@ describe('POST /subscriptions/{id}/invoices', () => {
     expect((created.body as Schemas['Invoice']).taxes).toEqual([]); // no region, no tax
     expectProblem(await t.api.delete(`/api/v1/subscriptions/${s.id}`), 409, 'conflict');
   });
+
+  it('refuses a period not started yet, which its renewal invoices then with what is true then', async () => {
+    const clock = (
+      await t.api.post('/api/v1/test-clocks').send({ name: 'ahead', frozen_time: '2026-01-11T00:00:00Z' })
+    ).body as Schemas['TestClock'];
+    const user = await createUser(t);
+    const res = await t.api.post('/api/v1/subscriptions').send({
+      user_id: user.id,
+      status: 'active',
+      start_date: '2026-01-01',
+      plan_id: plan.id,
+      test_clock_id: clock.id,
+    });
+    expect(res.status, res.text).toBe(201);
+    const s = res.body as Schemas['Subscription'];
+    await invoice(s.id); // January, started
+    const before = await fingerprint(ctx.db);
+    for (const date of ['2026-02-01', '2026-02-15', '2027-01-01']) {
+      const ahead = await t.api.post(`/api/v1/subscriptions/${s.id}/invoices`).send({ date });
+      const problem = expectProblem(ahead, 422, 'unprocessable');
+      expect(problem.detail).toContain('upcoming-invoice');
+      expect(problem.errors).toEqual([expect.objectContaining({ field: '/date' })]);
+    }
+    expect(await fingerprint(ctx.db)).toEqual(before);
+    // Within the period started (a later day of it, the clock's today): the same invoice.
+    expect((await invoice(s.id, '2026-01-31')).status).toBe(200);
+  });
 });
 
 describe('issued invoices', () => {
