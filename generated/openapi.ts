@@ -773,7 +773,9 @@ export interface paths {
          *     renewal's own code in a transaction that is rolled back: it writes nothing, and it is
          *     exactly what the renewal would issue if nothing changed before it (more usage, a price
          *     change, a payment method). When the subscription ends before that period, the invoice
-         *     that closes its last period's usage and pending items, if any.
+         *     that closes its last period's usage and pending items, if any. For a subscription canceled
+         *     with invoice items still pending (a change's prorations, say), the last invoice that bills
+         *     them, at the cancellation (as the worker issues it then).
          *     404 when the subscription does not exist or no invoice is upcoming: it is canceled and
          *     has nothing left to bill, its billing ended (`billed_until` null), or its next renewal
          *     bills nothing (a paused subscription, a trial going on, a free period without usage).

@@ -5,9 +5,10 @@
 import { subscriptionNow } from '../billing/subscription-time.js';
 import type { InvoiceRow } from '../database/schema.js';
 import { lockSubscription } from '../queries/subscriptions.js';
-import { renewLocked, type Settle } from './collection.js';
+import { atStep, renewLocked, type Settle } from './collection.js';
 import { type Actor, inTenant, type ServiceContext } from './context.js';
 import { takeFromBalance } from './customer-balance.js';
+import { closeEndedItems } from './invoices.js';
 import { lockAfterDueCancellations } from './subscriptions.js';
 
 export type UpcomingOutcome =
@@ -49,6 +50,20 @@ export async function upcomingInvoice(
         issued.push(invoice);
         return invoice;
       };
+      if (locked.status === 'canceled') {
+        // Items still pending when it was canceled are billed on a last invoice of their own at
+        // the cancellation (the worker's closeDue, due at canceled_at), before any renewal step.
+        const now = subscriptionNow(locked);
+        const at = locked.test_clock_id && locked.canceled_at ? locked.canceled_at : now;
+        atStep(tx, locked, at);
+        const last = await closeEndedItems(tx, locked, at);
+        if (last)
+          throw done({
+            kind: 'upcoming',
+            invoice: await preview(tx, locked, last, at, actor.tenantId),
+            issuesAt: at,
+          });
+      }
       for (let i = 0; i < MOST_RENEWALS; i++) {
         if (locked.billed_until === null) {
           const ends = locked.cancel_at !== null || locked.end_date !== null;

@@ -221,6 +221,28 @@ describe('the upcoming invoice', () => {
     expect((none.body as Schemas['Problem']).detail).toMatch(/canceled and has nothing left to bill/);
   });
 
+  it('is the last invoice of the items left pending by a cancellation now, at the cancellation', async () => {
+    const [p30, p60] = [await plan('30.00', false), await plan('60.00', false)];
+    const s = await onClock('2027-01-01T00:00:00Z', { plan_id: p30.id, start_date: '2027-01-01' });
+    await s.advance('2027-01-11T09:00:00Z');
+    await t.api.patch(`/api/v1/subscriptions/${s.sub.id}`).send({ plan_id: p60.id }).expect(200);
+    await t.api.post(`/api/v1/subscriptions/${s.sub.id}/cancel`).send({ at: 'now' }).expect(200);
+    const last = (await s.upcoming()).body as Schemas['UpcomingInvoice'];
+    expect(last).toMatchObject({
+      kind: 'proration',
+      issues_at: '2027-01-11T09:00:00.000Z',
+      period_start: '2027-01-11',
+      period_end: '2027-01-12',
+    });
+    await s.advance('2027-01-12T00:00:00Z');
+    const made = (
+      (await t.api.get('/api/v1/invoices').query({ subscription_id: s.sub.id }))
+        .body as Schemas['InvoiceList']
+    ).data.find((i) => i.kind === 'proration');
+    expect(billed(made!)).toEqual(billed(last));
+    expectProblem(await s.upcoming(), 404, 'not-found');
+  });
+
   it("counts what the customer's balance would pay", async () => {
     const p = await plan('30.00', false);
     const s = await onClock('2027-04-10T00:00:00Z', { plan_id: p.id, start_date: '2027-04-01' });
