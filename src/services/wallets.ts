@@ -343,6 +343,7 @@ export class LockedWallet {
     type: LedgerRow['type'],
     amount: bigint,
     ids: { grant_id?: string; hold_id?: string; invoice_id?: string } = {},
+    by: 'system' | 'caller' = 'caller',
   ) {
     this.entries.push({
       wallet_id: this.wallet.id,
@@ -353,7 +354,7 @@ export class LockedWallet {
       grant_id: ids.grant_id ?? null,
       hold_id: ids.hold_id ?? null,
       invoice_id: ids.invoice_id ?? null,
-      api_key_id: this.apiKeyId,
+      api_key_id: by === 'system' ? null : this.apiKeyId,
     });
   }
 
@@ -367,7 +368,8 @@ export class LockedWallet {
         at: this.now,
       });
       this.swept.set(hold.id, expired);
-      this.record('release', credits(hold.credits), { hold_id: hold.id });
+      // Expiries are the system's, whichever request's sweep came first.
+      this.record('release', credits(hold.credits), { hold_id: hold.id }, 'system');
     }
     this.expireLapsedGrants();
   }
@@ -382,7 +384,7 @@ export class LockedWallet {
       if (this.live(g) || free === 0n) continue;
       this.set(g, credits(g.reserved), credits(g.reserved));
       if (credits(g.reserved) === 0n) g.expired_at = this.now;
-      this.record('expiry', free, { grant_id: g.id });
+      this.record('expiry', free, { grant_id: g.id }, 'system');
       this.expiredGrants.add(g);
     }
   }

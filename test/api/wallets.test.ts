@@ -264,6 +264,21 @@ describe('expiry', () => {
     expectLedgerAddsUp(entries, await get(w));
     expectProblem(await capture(h, '1'), 409, 'conflict');
   });
+
+  it("is the system's in the ledger when a request's own sweep writes it", async () => {
+    const w = await wallet();
+    const g = await grant(w, { credits: '50', expires_at: new Date(Date.now() + 1500).toISOString() });
+    const h = (await hold(w, '20', 1)).body as Hold;
+    await new Promise((r) => setTimeout(r, 1600));
+    await grant(w, { credits: '5' }); // sweeps the wallet first, as every operation does
+    const entries = await ledger(w);
+    expect(entries.slice(-3).map((e) => [e.type, e.credits, e.actor.type, e.grant_id ?? e.hold_id])).toEqual([
+      ['release', '20', 'system', h.id],
+      ['expiry', '50', 'system', g.id],
+      ['grant', '5', 'api_key', expect.any(String)],
+    ]);
+    expectLedgerAddsUp(entries, await get(w));
+  });
 });
 
 describe('the worker', () => {
