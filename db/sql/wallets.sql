@@ -79,10 +79,10 @@ with wanted as (select unnest($1::uuid[]) as wallet_id),
 
 -- insertGrant
 insert into wallet_grants as g (wallet_id, kind, credits, remaining, priority, expires_at, invoice_id, amount,
-      available_at)
+      available_at, created_at)
     values ($1, $2, $3, $4,
       $5, $6, $7, $8,
-      now())
+      coalesce($9::timestamptz, now()), coalesce($10::timestamptz, now()))
     returning g.id, g.wallet_id, g.kind, trim_scale(g.credits)::text as credits, trim_scale(g.remaining)::text as remaining,
   trim_scale(g.reserved)::text as reserved, g.priority, g.expires_at, g.expired_at, g.amount::text as amount, g.invoice_id,
   g.available_at, g.canceled_at, g.created_at;
@@ -109,14 +109,15 @@ update wallet_grants g set remaining = g.credits, available_at = $1
 
 -- insertHold
 with h as (
-      insert into wallet_holds as h (id, wallet_id, credits, expires_at)
-      values ($1::uuid, $2, $3, $4)
+      insert into wallet_holds as h (id, wallet_id, credits, expires_at, created_at)
+      values ($1::uuid, $2, $3, $4,
+        coalesce($5::timestamptz, now()))
       returning h.id, h.wallet_id, h.status, trim_scale(h.credits)::text as credits, trim_scale(h.captured)::text as captured,
   h.billable_metric_id, h.dimension, h.expires_at, h.settled_at, h.created_at),
     parts as (
       insert into wallet_hold_parts (hold_id, grant_id, credits)
       select h.id, p.grant_id, p.credits from h,
-        unnest($5::uuid[], $6::numeric[]) as p (grant_id, credits))
+        unnest($6::uuid[], $7::numeric[]) as p (grant_id, credits))
     select * from h;
 
 -- findHold

@@ -144,15 +144,18 @@ export async function insertGrant(
     expires_at: Date | null;
     /** A paid grant's purchase: pending (nothing left, not available) until its invoice is paid. */
     purchase?: { invoice_id: string; amount: string };
+    /** When it is made: the wallet's test clock time, if on a clock (default now). */
+    at?: Date;
   },
 ): Promise<GrantRow> {
   const pending = values.purchase !== undefined;
+  const at = sql`coalesce(${values.at ?? null}::timestamptz, now())`;
   const { rows } = await sql<GrantRow>`
     insert into wallet_grants as g (wallet_id, kind, credits, remaining, priority, expires_at, invoice_id, amount,
-      available_at)
+      available_at, created_at)
     values (${values.wallet_id}, ${values.kind}, ${values.credits}, ${pending ? '0' : values.credits},
       ${values.priority}, ${values.expires_at}, ${values.purchase?.invoice_id ?? null}, ${values.purchase?.amount ?? null},
-      ${pending ? null : sql`now()`})
+      ${pending ? null : at}, ${at})
     returning ${grantColumns}`.execute(db);
   return rows[0]!;
 }
@@ -207,14 +210,15 @@ export async function resizeOverdraft(db: Db, grantId: string, limit: string): P
 
 export async function insertHold(
   db: Db,
-  values: { id: string; wallet_id: string; credits: string; expires_at: Date },
+  values: { id: string; wallet_id: string; credits: string; expires_at: Date; at?: Date },
   parts: ReadonlyArray<{ grant_id: string; credits: string }>,
 ): Promise<HoldRow> {
   // One statement, the hold and its parts: one round trip fewer under the wallet's lock.
   const { rows } = await sql<HoldRow>`
     with h as (
-      insert into wallet_holds as h (id, wallet_id, credits, expires_at)
-      values (${values.id}::uuid, ${values.wallet_id}, ${values.credits}, ${values.expires_at})
+      insert into wallet_holds as h (id, wallet_id, credits, expires_at, created_at)
+      values (${values.id}::uuid, ${values.wallet_id}, ${values.credits}, ${values.expires_at},
+        coalesce(${values.at ?? null}::timestamptz, now()))
       returning ${holdColumns}),
     parts as (
       insert into wallet_hold_parts (hold_id, grant_id, credits)

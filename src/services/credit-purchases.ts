@@ -92,6 +92,7 @@ export function buyCredits(
       priority: input.priority ?? 0,
       expires_at: expiresAt,
       purchase: { invoice_id: invoice.id, amount },
+      at: locked.madeAt,
     });
     await locked.save(); // what the sweep found due
     if (subscription.payment_method && subscription.payment_rail && subscription.status !== 'unpaid') {

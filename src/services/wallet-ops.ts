@@ -364,6 +364,7 @@ async function hold(
       wallet_id: locked.wallet.id,
       credits: text(amount),
       expires_at: new Date(locked.now.getTime() + input.expires_in * 1000),
+      at: locked.madeAt,
     },
     parts,
   );

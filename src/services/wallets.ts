@@ -255,6 +255,11 @@ export class LockedWallet {
     this.availableMark = this.available;
   }
 
+  /** The time grants and holds are made at: the clock's, for a wallet on a test clock; else none (now). */
+  get madeAt(): Date | undefined {
+    return this.wallet.test_clock_id ? this.now : undefined;
+  }
+
   /**
    * The wallet locked, its due expiries swept as of `now`: the caller's time (a subscription's,
    * a worker step's), else the wallet's (its test clock's, or now). The lock, the grants and the
@@ -625,6 +630,7 @@ export function createGrant(
       credits: text(amount),
       priority: input.priority ?? 0,
       expires_at: expiresAt,
+      at: locked.madeAt,
     });
     locked.addGrant(grant);
     locked.record('grant', amount, { grant_id: grant.id });
@@ -753,6 +759,7 @@ export async function refundUsageCredits(
       credits: text(amount),
       priority: 0,
       expires_at: null,
+      at: locked.madeAt,
     });
     locked.addGrant(grant);
     locked.record('refund', amount, { grant_id: grant.id, invoice_id: invoice.id });

@@ -1148,6 +1148,24 @@ it('logged no unexpected error in this file', () => {
   expect(ctx.unexpectedErrors).toEqual([]);
 });
 
+describe('a wallet on a test clock', () => {
+  it("makes its grants and holds in the clock's time", async () => {
+    const clock = (
+      await t.api.post('/api/v1/test-clocks').send({ name: 'made at', frozen_time: '2031-03-01T10:00:00Z' })
+    ).body as Schemas['TestClock'];
+    const w = await walletOf((await createUser(t)).id, { name: 'clock', test_clock_id: clock.id });
+    const g = await grant(w, { credits: '10', expires_at: '2031-04-01T00:00:00Z' });
+    expect([g.created_at, g.available_at]).toEqual(['2031-03-01T10:00:00.000Z', '2031-03-01T10:00:00.000Z']);
+    const h = (await hold(w, '4', 60)).body as Hold;
+    expect([h.created_at, h.expires_at]).toEqual(['2031-03-01T10:00:00.000Z', '2031-03-01T10:01:00.000Z']);
+    const entries = await ledger(w);
+    expect(entries.map((e) => [e.type, e.created_at])).toEqual([
+      ['grant', '2031-03-01T10:00:00.000Z'],
+      ['hold', '2031-03-01T10:00:00.000Z'],
+    ]);
+  });
+});
+
 describe('usage paid from credits at a renewal on a test clock', () => {
   it('is paid at the renewal time, however far the clock is advanced in one step', async () => {
     const outcomes: unknown[] = [];
