@@ -367,10 +367,11 @@ export class LockedWallet {
   private async sweep(lapsed: HoldRow[]): Promise<void> {
     for (const hold of lapsed) {
       await this.settleParts(hold, credits(hold.credits), 0n);
+      // Settled when it expired, as reads before this sweep already answered it.
       const expired = await wallets.settleHold(this.tx.db, hold.id, {
         status: 'expired',
         captured: null,
-        at: this.now,
+        at: hold.expires_at,
       });
       this.swept.set(hold.id, expired);
       // Expiries are the system's, whichever request's sweep came first.

@@ -256,6 +256,9 @@ describe('expiry', () => {
     expect(await get(w)).toMatchObject({ available: '5', held: '0', total: '5' });
     expect((await t.api.get(`/api/v1/holds/${h.id}`)).body).toMatchObject({ status: 'expired' });
     await sweepWallet({ db: ctx.appDb }, t.id, w.id);
+    // Settled when it expired, before the sweep and after it alike.
+    const swept = (await t.api.get(`/api/v1/holds/${h.id}`)).body as Hold;
+    expect(swept).toMatchObject({ status: 'expired', settled_at: h.expires_at });
     const entries = await ledger(w);
     expect(entries.slice(-2).map((e) => [e.type, e.credits, e.actor.type, e.grant_id ?? e.hold_id])).toEqual([
       ['release', '20', 'system', h.id],
