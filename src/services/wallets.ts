@@ -389,9 +389,13 @@ export class LockedWallet {
       const free = credits(g.remaining) - credits(g.reserved);
       if (this.live(g) || free === 0n) continue;
       this.set(g, credits(g.reserved), credits(g.reserved));
-      if (credits(g.reserved) === 0n) g.expired_at = this.now;
       this.record('expiry', free, { grant_id: g.id }, 'system');
-      this.expiredGrants.add(g);
+      // Expired when its rest is first removed: one wallet.grant_expired per grant. What pending
+      // holds reserve of it is removed later, when they give it back (entries, no event again).
+      if (g.expired_at === null) {
+        g.expired_at = this.now;
+        this.expiredGrants.add(g);
+      }
     }
   }
 

@@ -662,6 +662,26 @@ describe('settings and balance events', () => {
     ]);
   });
 
+  it('sends wallet.grant_expired once per grant, also when holds give back what they reserved of it later', async () => {
+    const w = await wallet();
+    const g = await grant(w, { credits: '10', expires_at: new Date(Date.now() + 2000).toISOString() });
+    const h = (await hold(w, '4', 600)).body as Hold;
+    while (Date.now() <= Date.parse(g.expires_at!)) await new Promise((r) => setTimeout(r, 50));
+    await sweepWallet({ db: ctx.appDb }, t.id, w.id);
+    expect((await release(h)).status).toBe(200);
+    const entries = await ledger(w);
+    expect(entries.filter((e) => e.grant_id === g.id && e.type === 'expiry').map((e) => e.credits)).toEqual([
+      '6',
+      '4',
+    ]);
+    const events = await eventsOf(g.id);
+    expect(events.map((e) => e.type)).toEqual(['wallet.grant_expired']);
+    const data = events[0]!.data as unknown as Schemas['Grant'];
+    expect(data.expired_at).toEqual(expect.any(String));
+    expect(data.remaining).toBe('4'); // still reserved by the hold then
+    expectLedgerAddsUp(entries, await get(w));
+  });
+
   it('sends wallet.grant_expired with the grant when the worker removes its rest', async () => {
     const w = await wallet();
     // Far enough ahead that a slow request still creates it before then; swept once it is past.

@@ -2988,7 +2988,7 @@ export interface components {
             expires_at: string | null;
             /**
              * Format: date-time
-             * @description When the rest of it was removed (an `expiry` entry of the ledger); null while live.
+             * @description When its rest was first removed (an `expiry` entry of the ledger), past `expires_at`; null while live. Credits pending holds still reserve of it stay theirs until they settle; what they give back is removed then, by more `expiry` entries.
              */
             expired_at: string | null;
             created_at: components["schemas"]["Timestamp"];
