@@ -193,7 +193,10 @@ export function usagePriceErrors(price: UsagePrice): Array<{ field: string; mess
     try {
       parseQuantity(price.free_units);
     } catch {
-      errors.push({ field: '/free_units', message: 'must be a non-negative decimal with at most 6 places' });
+      errors.push({
+        field: '/free_units',
+        message: 'must be a non-negative decimal with at most 18 integer digits and 6 decimals',
+      });
     }
   }
   if (price.minimum_amount != null) {
