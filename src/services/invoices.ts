@@ -226,7 +226,9 @@ export async function closingUsageInvoice(
   const existing = await invoices.findInvoiceForPeriod(tx.db, subscription.id, period);
   if (existing) return;
   const usageLines = await closeUsageBefore(tx, served, billedUntil);
-  if (usageLines.length === 0) return;
+  // Nothing to bill (no usage, or none above a cent): the period is closed all the same, without
+  // an invoice of 0.00 (a paused subscription on a usage plan got one every month).
+  if (usageLines.every((line) => parseAmount(line.amount) === 0n)) return;
   return insertInvoice(tx, subscription, period, usageLines);
 }
 

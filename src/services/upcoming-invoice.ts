@@ -72,12 +72,18 @@ export async function upcomingInvoice(
             why: locked.status === 'canceled' ? 'canceled' : ends ? 'ends' : 'not-renewing',
           });
         }
-        if (locked.status === 'paused') throw done({ kind: 'none', why: 'paused' });
+        // A pause that ends first resumes with a charge of its own (not previewed here).
+        const paused = locked.status === 'paused';
+        if (paused && locked.resumes_at !== null && locked.resumes_at <= locked.billed_until)
+          throw done({ kind: 'none', why: 'paused' });
         const due = new Date(`${locked.billed_until}T00:00:00Z`);
         const now = subscriptionNow(locked);
         const at = due > now ? due : now;
         await renewLocked(tx, actor.tenantId, locked, at, preview);
         if (issued.length > 0) throw done({ kind: 'upcoming', invoice: issued[0]!, issuesAt: at });
+        // Paused: its renewals invoice nothing for the time paused, only the usage of the period
+        // before the pause (billed above when there is any); nothing more until it resumes.
+        if (paused) throw done({ kind: 'none', why: 'paused' });
         locked = (await lockSubscription(tx.db, id))!;
       }
       throw done({ kind: 'none', why: 'nothing-billed' });

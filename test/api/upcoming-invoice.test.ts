@@ -263,6 +263,23 @@ describe('the upcoming invoice', () => {
     expect((await t.api.get(`/api/v1/users/${s.user.id}`)).body).toMatchObject({ balance: '0.00' });
   });
 
+  it("of a paused subscription is the usage recorded before the pause, with the pause's credit", async () => {
+    const p = await plan('30.00');
+    const s = await onClock('2027-01-01T00:00:00Z', { plan_id: p.id, start_date: '2027-01-01' });
+    await s.advance('2027-01-11T00:00:00Z');
+    await s.record(8, '2027-01-09T00:00:00Z');
+    await t.api.post(`/api/v1/subscriptions/${s.sub.id}/pause`).send({}).expect(200);
+    const res = await s.upcoming();
+    expect(res.status, res.text).toBe(200);
+    const upcoming = res.body as Schemas['UpcomingInvoice'];
+    expect(upcoming.issues_at).toBe('2027-02-01T00:00:00.000Z');
+    expect(upcoming.lines.map((l) => l.type)).toEqual(['usage', 'proration']);
+    await s.advance('2027-02-02T00:00:00Z');
+    expect(billed((await s.invoiceOf('2027-02-01'))!)).toEqual(billed(upcoming));
+    // Nothing more until it resumes.
+    expect(expectProblem(await s.upcoming(), 404, 'not-found').detail).toMatch(/paused/);
+  });
+
   it('is 404 for a paused subscription, one that ends before its next renewal and an unknown one', async () => {
     const p = await plan('30.00', false);
     const paused = await onClock('2027-03-05T00:00:00Z', { plan_id: p.id, start_date: '2027-03-01' });
