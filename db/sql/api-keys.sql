@@ -7,7 +7,10 @@ select "id", "name", "prefix", "role", "expires_at", "revoked_at", "created_at" 
 insert into "api_keys" ("name", "prefix", "key_hash", "role", "expires_at") values ($1, $2, $3, $4, $5) returning "id", "name", "prefix", "role", "expires_at", "revoked_at", "created_at";
 
 -- revokeApiKey
-update "api_keys" set "revoked_at" = coalesce(revoked_at, now()) where "id" = $1 returning "id", "name", "prefix", "role", "expires_at", "revoked_at", "created_at";
+update api_keys k set revoked_at = coalesce(o.revoked_at, now())
+    from api_keys o
+    where k.id = $1::uuid and o.id = k.id
+    returning "k"."id", "k"."name", "k"."prefix", "k"."role", "k"."expires_at", "k"."revoked_at", "k"."created_at", o.revoked_at is null as revoked_now;
 
 -- lockActiveAdminKeys
 select "id" from "api_keys" where "role" = $1 and "revoked_at" is null and ("expires_at" is null or "expires_at" > now()) order by "id" for update;

@@ -16,14 +16,26 @@ export function insertApiKey(
   return db.insertInto('api_keys').values(values).returning(columns).executeTakeFirstOrThrow();
 }
 
-/** The key after revocation, undefined when there is no such key; a revoked key keeps its first revoked_at. */
-export function revokeApiKey(db: Db, id: string): Promise<ApiKeyRow | undefined> {
-  return db
-    .updateTable('api_keys')
-    .set({ revoked_at: sql`coalesce(revoked_at, now())` })
-    .where('id', '=', id)
-    .returning(columns)
-    .executeTakeFirst();
+/**
+ * The key after revocation, and whether this revoked it (false: it was revoked already, and
+ * keeps its first revoked_at); undefined when there is no such key.
+ */
+export async function revokeApiKey(
+  db: Db,
+  id: string,
+): Promise<{ key: ApiKeyRow; revokedNow: boolean } | undefined> {
+  // The self-join reads the row as it was before the update.
+  const { rows } = await sql<ApiKeyRow & { revoked_now: boolean }>`
+    update api_keys k set revoked_at = coalesce(o.revoked_at, now())
+    from api_keys o
+    where k.id = ${id}::uuid and o.id = k.id
+    returning ${sql.join(columns.map((c) => sql.ref(`k.${c}`)))}, o.revoked_at is null as revoked_now`.execute(
+    db,
+  );
+  const row = rows[0];
+  if (!row) return undefined;
+  const { revoked_now, ...key } = row;
+  return { key, revokedNow: revoked_now };
 }
 
 /** The unrevoked, unexpired admin keys, locked until the transaction ends (in id order: no deadlocks). */

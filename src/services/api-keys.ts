@@ -81,12 +81,14 @@ export async function revokeApiKey(ctx: ServiceContext, actor: Actor, id: string
     if (admins.length === 1 && admins[0]?.id === id) return 'last-admin';
     const revoked = await apiKeys.revokeApiKey(tx.db, id);
     if (!revoked) return 'missing';
-    tx.emit({
-      type: 'api_key.revoked',
-      resource_type: 'api_key',
-      resource_id: id,
-      data: toApiKeyResponse(revoked),
-    });
+    // Revoking a revoked key changes nothing: no event again.
+    if (revoked.revokedNow)
+      tx.emit({
+        type: 'api_key.revoked',
+        resource_type: 'api_key',
+        resource_id: id,
+        data: toApiKeyResponse(revoked.key),
+      });
     return 'revoked';
   });
   // Other processes may serve it from their caches for a while, but their transactions check the

@@ -199,7 +199,14 @@ describe('DELETE /api/v1/api-keys/{keyId}', () => {
     expectProblem(await ctx.withKey(key.key).get('/api/v1/users'), 401, 'unauthorized');
     const listed = (await ctx.api.get('/api/v1/api-keys')).body as Schemas['ApiKeyCollection'];
     expect(listed.data.find((k) => k.id === key.id)?.revoked_at).toEqual(expect.any(String));
+    const revokedAt = listed.data.find((k) => k.id === key.id)?.revoked_at;
     expect((await ctx.api.delete(`/api/v1/api-keys/${key.id}`)).status).toBe(204);
+    // Revoking it again changes nothing: the same revoked_at, and one event only.
+    const again = (await ctx.api.get('/api/v1/api-keys')).body as Schemas['ApiKeyCollection'];
+    expect(again.data.find((k) => k.id === key.id)?.revoked_at).toBe(revokedAt);
+    const events = (await ctx.api.get('/api/v1/events').query({ resource_id: key.id }))
+      .body as Schemas['EventList'];
+    expect(events.data.map((e) => e.type)).toEqual(['api_key.created', 'api_key.revoked']);
     expectProblem(
       await ctx.api.delete('/api/v1/api-keys/01937f00-0000-7000-8000-000000000000'),
       404,
