@@ -2509,7 +2509,9 @@ export interface components {
             data: components["schemas"]["Event"][];
             /**
              * @description Where to continue, oldest first. Unlike other lists, it is never null once you have
-             *     read to the end: poll with the last `next_cursor` to get only newer events.
+             *     read to the end (a first page that found nothing, filtered, included): poll with the
+             *     last `next_cursor` to get only newer events. A subscription's history has cursors of its
+             *     own, refused by the feed and by other subscriptions' histories (400 `invalid-cursor`).
              */
             next_cursor: string | null;
         };

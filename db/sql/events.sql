@@ -6,5 +6,8 @@ with "written_events" as (insert into "events" ("type", "resource_type", "resour
 -- listEvents
 select "seq", "id", xid::text as "xid", "type", "resource_type", "resource_id", "actor", "request_id", "occurred_at", "data", "previous" from "events" where xid < pg_snapshot_xmin(pg_current_snapshot()) and (xid, seq) > ($1::xid8, $2::bigint) and "type" in ($3, $4) and "resource_type" = $5 and "resource_id" = $6 and "occurred_at" >= $7 and "occurred_at" < $8 order by "events"."xid", "events"."seq" limit $9;
 
+-- feedHorizon
+select pg_snapshot_xmin(pg_current_snapshot())::text as xmin;
+
 -- hasEvents
 select "seq" from "events" where "resource_id" = $1 and "resource_type" = $2 limit $3;

@@ -135,6 +135,7 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
           occurredFrom: '2026-01-01T00:00:00Z',
           occurredBefore: '2027-01-01T00:00:00Z',
         }),
+      feedHorizon: (db) => events.feedHorizon(db),
       hasEvents: (db) => events.hasEvents(db, 'user', USER),
     },
   },

@@ -123,6 +123,17 @@ export function listEvents(db: Db, filter: EventFilter): Promise<EventRow[]> {
   return query.execute();
 }
 
+/**
+ * The oldest transaction still running, as this statement sees it: every event of an older one
+ * is committed (or never will be), so a feed read after this statement has seen them all.
+ */
+export async function feedHorizon(db: Db): Promise<string> {
+  const { rows } = await sql<{
+    xmin: string;
+  }>`select pg_snapshot_xmin(pg_current_snapshot())::text as xmin`.execute(db);
+  return rows[0]!.xmin;
+}
+
 /** Whether any event names this resource, of this type (its history outlives the resource). */
 export async function hasEvents(db: Db, resourceType: string, resourceId: string): Promise<boolean> {
   const row = await db

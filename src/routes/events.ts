@@ -6,15 +6,22 @@ import { toEventResponse } from '../responses/events.js';
 import type { ServiceContext } from '../services/context.js';
 import * as events from '../services/events.js';
 
-// The feed's cursor is a position, (xid, seq) of the last event read: opaque to clients.
-const PREFIX = 'e1:';
+// The feed's cursor is a position, (xid, seq) of the last event read: opaque to clients. A
+// subscription's history names the subscription in its cursors (`e1:<id>:`), which the feed and
+// other subscriptions refuse, as every list refuses another's cursors.
 /** The largest xid8 (unsigned 64-bit) and seq (bigint) a position can hold. */
 const MAX_XID = 2n ** 64n - 1n;
 const MAX_SEQ = 2n ** 63n - 1n;
+const prefixOf = (subscriptionId?: string) => (subscriptionId ? `e1:${subscriptionId}:` : 'e1:');
 
-function decodePosition(cursor: string | undefined): { xid: string; seq: string } | undefined {
+function decodePosition(
+  cursor: string | undefined,
+  subscriptionId?: string,
+): { xid: string; seq: string } | undefined {
   if (cursor === undefined) return undefined;
-  const match = /^e1:(\d{1,20}):(\d{1,20})$/.exec(Buffer.from(cursor, 'base64url').toString('utf8'));
+  const text = Buffer.from(cursor, 'base64url').toString('utf8');
+  const prefix = prefixOf(subscriptionId);
+  const match = text.startsWith(prefix) ? /^(\d{1,20}):(\d{1,20})$/.exec(text.slice(prefix.length)) : null;
   if (!match || BigInt(match[1]!) > MAX_XID || BigInt(match[2]!) > MAX_SEQ) {
     throw new ProblemError(
       400,
@@ -26,8 +33,8 @@ function decodePosition(cursor: string | undefined): { xid: string; seq: string 
   return { xid: match[1]!, seq: match[2]! };
 }
 
-const encodePosition = (xid: string, seq: string) =>
-  Buffer.from(`${PREFIX}${xid}:${seq}`).toString('base64url');
+const encodePosition = (xid: string, seq: string, subscriptionId?: string) =>
+  Buffer.from(`${prefixOf(subscriptionId)}${xid}:${seq}`).toString('base64url');
 
 /** A page of the feed, of one subscription when given (undefined: no such subscription, ever). */
 export async function listEventsPage(
@@ -38,7 +45,7 @@ export async function listEventsPage(
   const query = req.query as Query<'listEvents'>;
   const filter = {
     limit: query.limit ?? 20,
-    after: decodePosition(query.cursor),
+    after: decodePosition(query.cursor, subscriptionId),
     types: query.type,
     resourceId: query.resource_id,
     occurredFrom: query.after,
@@ -49,10 +56,16 @@ export async function listEventsPage(
     : await events.listEvents(ctx, actorOf(req), filter);
   if (!page) return undefined;
   const last = page.rows.at(-1);
-  // Past the newest event the cursor stays put: polling with it returns only newer events.
+  // Past the newest event the cursor stays put: polling with it returns only newer events. An
+  // empty first page leaves its reader at the horizon: every event before it was read (and none
+  // matched), and polling from there returns only newer ones.
+  const start =
+    page.horizon === undefined
+      ? null
+      : encodePosition(String(BigInt(page.horizon) - 1n), String(MAX_SEQ), subscriptionId);
   return {
     data: page.rows.map(toEventResponse),
-    next_cursor: last ? encodePosition(last.xid, last.seq) : (query.cursor ?? null),
+    next_cursor: last ? encodePosition(last.xid, last.seq, subscriptionId) : (query.cursor ?? start),
   };
 }
 

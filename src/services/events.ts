@@ -5,12 +5,21 @@ import { findSubscription } from '../queries/subscriptions.js';
 import { type Actor, inTenant, type Page, type ServiceContext, toPage } from './context.js';
 import { performDueCancellations } from './subscriptions.js';
 
-export function listEvents(
-  ctx: ServiceContext,
-  actor: Actor,
-  filter: events.EventFilter,
-): Promise<Page<EventRow>> {
-  return inTenant(ctx, actor, async (tx) => toPage(await events.listEvents(tx.db, filter), filter.limit));
+/**
+ * A page of the feed; on a first page (no position given), also the feed's horizon, read before
+ * the page (so every event older than it is in what the page read): where an empty first page
+ * leaves its reader.
+ */
+export type FeedPage = Page<EventRow> & { horizon?: string | undefined };
+
+export function listEvents(ctx: ServiceContext, actor: Actor, filter: events.EventFilter): Promise<FeedPage> {
+  return inTenant(ctx, actor, async (tx) => {
+    const [horizon, rows] = await Promise.all([
+      filter.after ? undefined : events.feedHorizon(tx.db),
+      events.listEvents(tx.db, filter),
+    ]);
+    return { ...toPage(rows, filter.limit), horizon };
+  });
 }
 
 /**
@@ -22,14 +31,15 @@ export function listSubscriptionEvents(
   actor: Actor,
   subscriptionId: string,
   filter: events.EventFilter,
-): Promise<Page<EventRow> | undefined> {
+): Promise<FeedPage | undefined> {
   return inTenant(ctx, actor, async (tx) => {
-    const [, page, exists, hasHistory] = await Promise.all([
+    const [, horizon, page, exists, hasHistory] = await Promise.all([
       performDueCancellations(tx),
+      filter.after ? undefined : events.feedHorizon(tx.db),
       events.listEvents(tx.db, { ...filter, resourceType: 'subscription', resourceId: subscriptionId }),
       findSubscription(tx.db, subscriptionId),
       events.hasEvents(tx.db, 'subscription', subscriptionId),
     ]);
-    return exists || hasHistory ? toPage(page, filter.limit) : undefined;
+    return exists || hasHistory ? { ...toPage(page, filter.limit), horizon } : undefined;
   });
 }

@@ -139,6 +139,41 @@ describe('every change is an event', () => {
     expectProblem(await t.api.get('/api/v1/events?cursor=bm9wZQ'), 400, 'invalid-cursor');
   });
 
+  it('leaves a filtered reader that found nothing at a cursor from which only newer events come', async () => {
+    const t = await ctx.newTenant();
+    const first = await t.api.get('/api/v1/events?type=user.updated');
+    expect(first.status, first.text).toBe(200);
+    const empty = first.body as Schemas['EventList'];
+    expect(empty.data).toEqual([]);
+    expect(empty.next_cursor).toEqual(expect.any(String));
+    const a = await createUser(t);
+    await t.api.patch(`/api/v1/users/${a.id}`).send({ name: 'Renamed' }).expect(200);
+    const polled = await readFeed(t.api, empty.next_cursor, '&type=user.updated');
+    expect(polled.events.map((e) => [e.type, e.resource_id])).toEqual([['user.updated', a.id]]);
+    // Unfiltered from the same cursor: the user's creation too, and nothing from before it.
+    const all = await readFeed(t.api, empty.next_cursor);
+    expect(all.events.map((e) => e.type)).toEqual(['user.created', 'user.updated']);
+  });
+
+  it("refuses a subscription history's cursor on the feed and on another subscription's history", async () => {
+    const [s1, s2] = [await createSubscription(ctx), await createSubscription(ctx)];
+    const page = await ctx.api.get(`/api/v1/subscriptions/${s1.id}/events?limit=1`);
+    const cursor = (page.body as Schemas['EventList']).next_cursor!;
+    expect((await ctx.api.get(`/api/v1/subscriptions/${s1.id}/events?cursor=${cursor}`)).status).toBe(200);
+    expectProblem(
+      await ctx.api.get(`/api/v1/subscriptions/${s2.id}/events?cursor=${cursor}`),
+      400,
+      'invalid-cursor',
+    );
+    expectProblem(await ctx.api.get(`/api/v1/events?cursor=${cursor}`), 400, 'invalid-cursor');
+    const feed = (await ctx.api.get('/api/v1/events?limit=1')).body as Schemas['EventList'];
+    expectProblem(
+      await ctx.api.get(`/api/v1/subscriptions/${s1.id}/events?cursor=${feed.next_cursor}`),
+      400,
+      'invalid-cursor',
+    );
+  });
+
   it('keeps its order when transaction ids gain a digit (999 before 1000)', async () => {
     const t = await ctx.newTenant();
     const before = await createUser(t);
