@@ -1797,7 +1797,13 @@ export interface paths {
             };
             cookie?: never;
         };
-        get?: never;
+        /**
+         * The wallet's grants, newest first
+         * @description Every grant of the wallet (free, paid and refund; pending, available and canceled), each
+         *     with what is left of it. Exact and current: a grant past its `expires_at` shows only what
+         *     pending holds still reserve of it as `remaining`, even before the worker's `expiry` entry.
+         */
+        get: operations["listGrants"];
         put?: never;
         /**
          * Add credits to a wallet
@@ -1851,6 +1857,29 @@ export interface paths {
          * @description Append-only (the database refuses any change); each entry has the balances after it.
          */
         get: operations["listWalletTransactions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/grants/{grantId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @example 0193a6a2-6300-7000-8000-000000000001 */
+                grantId: components["parameters"]["GrantId"];
+            };
+            cookie?: never;
+        };
+        /**
+         * Get a grant
+         * @description A grant with what is left of it, exact and current (see `listGrants`).
+         */
+        get: operations["getGrant"];
         put?: never;
         post?: never;
         delete?: never;
@@ -2964,7 +2993,7 @@ export interface components {
              */
             kind: "free" | "paid" | "refund";
             /**
-             * @description `pending`: a paid grant whose invoice is not paid yet (its credits are not available). `canceled`: its invoice was voided unpaid. `available` otherwise (also once used up or expired).
+             * @description `pending`: a paid grant whose invoice is not paid yet (its credits are not available). `canceled`: its invoice was voided unpaid (by an admin, or by the worker when the grant expired unpaid). `available` otherwise (also once used up or expired).
              * @enum {string}
              */
             status: "pending" | "available" | "canceled";
@@ -3003,7 +3032,9 @@ export interface components {
          *     force in the customer's region) is issued on `subscription_id`, a subscription of the wallet's
          *     customer, and collected from its payment method if it has one, else paid through
          *     `POST /invoices/{id}/payments`. The credits become available when the invoice is paid; voided
-         *     unpaid, the grant is canceled.
+         *     unpaid, the grant is canceled. A paid grant still unpaid at its `expires_at` lapses: its
+         *     invoice can no longer be paid (409) and the worker voids it, unless a payment started before
+         *     is in flight (then that payment decides: if it succeeds, the credits expire as they arrive).
          */
         GrantCreate: {
             /** @description Required for a free grant; not for a paid one. */
@@ -3027,6 +3058,10 @@ export interface components {
              * @description In the future (422 otherwise).
              */
             expires_at?: string;
+        };
+        GrantList: {
+            data: components["schemas"]["Grant"][];
+            next_cursor: components["schemas"]["NextCursor"];
         };
         /** @enum {string} */
         HoldStatus: "pending" | "captured" | "released" | "expired";
@@ -4491,6 +4526,8 @@ export interface components {
         UsageEventId: string;
         /** @example 0193a6a2-6200-7000-8000-000000000001 */
         WalletId: string;
+        /** @example 0193a6a2-6300-7000-8000-000000000001 */
+        GrantId: string;
         /** @example 0193a6a2-6300-7000-8000-000000000001 */
         HoldId: string;
         /** @example 0193a6a2-a000-7000-8000-000000000001 */
@@ -10473,6 +10510,40 @@ export interface operations {
             503: components["responses"]["ServiceUnavailable"];
         };
     };
+    listGrants: {
+        parameters: {
+            query?: {
+                /** @description Page size. */
+                limit?: components["parameters"]["Limit"];
+                /** @description The `next_cursor` of the previous page of the same list (a cursor of another list is a 400 invalid-cursor; filters may change between pages). */
+                cursor?: components["parameters"]["Cursor"];
+            };
+            header?: never;
+            path: {
+                /** @example 0193a6a2-6200-7000-8000-000000000001 */
+                walletId: components["parameters"]["WalletId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of grants. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GrantList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
     createGrant: {
         parameters: {
             query?: never;
@@ -10599,6 +10670,35 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["LedgerPage"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getGrant: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @example 0193a6a2-6300-7000-8000-000000000001 */
+                grantId: components["parameters"]["GrantId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The grant. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Grant"];
                 };
             };
             400: components["responses"]["BadRequest"];

@@ -43,7 +43,7 @@ import { taxRatesRouter } from './routes/tax-rates.js';
 import { couponsRouter } from './routes/coupons.js';
 import { tenantsRouter } from './routes/tenants.js';
 import { billableMetricsRouter, subscriptionUsageRouter, usageEventsRouter } from './routes/usage.js';
-import { holdsRouter, walletsRouter } from './routes/wallets.js';
+import { grantsRouter, holdsRouter, walletsRouter } from './routes/wallets.js';
 
 import { usageMarginRouter } from './routes/usage-margin.js';
 import { usersRouter } from './routes/users.js';
@@ -205,6 +205,7 @@ export function createApp({
   app.use('/api/v1/usage-events', usageEventsRouter(ctx));
   app.use('/api/v1/subscriptions', subscriptionUsageRouter(ctx));
   app.use('/api/v1/wallets', walletsRouter(ctx));
+  app.use('/api/v1/grants', grantsRouter(ctx));
   app.use('/api/v1/holds', holdsRouter(ctx));
 
   app.use(notFoundHandler);

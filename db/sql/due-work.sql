@@ -46,6 +46,18 @@ with clock as (select now() as now),
       where r.status = 'pending' and r.submitted_at is not null
         and coalesce(r.settles_at, r.submit_after) <= clock.now and s.test_clock_id is null 
       union all
+      -- A purchase still unpaid when its grant expires: voided (no payment may be in flight).
+      select 3, 'lapse', g.tenant_id, i.subscription_id, i.id, g.expires_at
+      from wallet_grants g
+      join invoices i on i.tenant_id = g.tenant_id and i.id = g.invoice_id
+      join subscriptions s on s.tenant_id = i.tenant_id and s.id = i.subscription_id, clock
+      where g.invoice_id is not null and g.available_at is null and g.canceled_at is null
+        and g.expires_at is not null and g.expires_at <= clock.now
+        and i.status in ('open', 'uncollectible')
+        and not exists (select from payments p where p.tenant_id = i.tenant_id and p.invoice_id = i.id
+                        and p.status in ('pending', 'processing'))
+        and s.test_clock_id is null 
+      union all
       select 3, 'retry', i.tenant_id, i.subscription_id, i.id, i.next_collection_at
       from invoices i join subscriptions s on s.tenant_id = i.tenant_id and s.id = i.subscription_id, clock
       where i.next_collection_at <= clock.now and s.test_clock_id is null 
@@ -116,14 +128,26 @@ with clock as (select now() as now),
       where r.status = 'pending' and r.submitted_at is not null
         and coalesce(r.settles_at, r.submit_after) <= clock.now and s.test_clock_id is null and s.tenant_id = $8
       union all
+      -- A purchase still unpaid when its grant expires: voided (no payment may be in flight).
+      select 3, 'lapse', g.tenant_id, i.subscription_id, i.id, g.expires_at
+      from wallet_grants g
+      join invoices i on i.tenant_id = g.tenant_id and i.id = g.invoice_id
+      join subscriptions s on s.tenant_id = i.tenant_id and s.id = i.subscription_id, clock
+      where g.invoice_id is not null and g.available_at is null and g.canceled_at is null
+        and g.expires_at is not null and g.expires_at <= clock.now
+        and i.status in ('open', 'uncollectible')
+        and not exists (select from payments p where p.tenant_id = i.tenant_id and p.invoice_id = i.id
+                        and p.status in ('pending', 'processing'))
+        and s.test_clock_id is null and s.tenant_id = $9
+      union all
       select 3, 'retry', i.tenant_id, i.subscription_id, i.id, i.next_collection_at
       from invoices i join subscriptions s on s.tenant_id = i.tenant_id and s.id = i.subscription_id, clock
-      where i.next_collection_at <= clock.now and s.test_clock_id is null and s.tenant_id = $9
+      where i.next_collection_at <= clock.now and s.test_clock_id is null and s.tenant_id = $10
       union all
       select 2, 'renew', s.tenant_id, s.id, s.id, s.billed_until::timestamp at time zone 'UTC'
       from subscriptions s
       where s.billed_until is not null and s.status <> 'canceled'
-        and s.billed_until <= (select (now at time zone 'UTC')::date from clock) and s.test_clock_id is null and s.tenant_id = $10
+        and s.billed_until <= (select (now at time zone 'UTC')::date from clock) and s.test_clock_id is null and s.tenant_id = $11
       union all
       -- A canceled subscription has one step left when its plan charges usage: its last usage.
       -- Found from those plans (each branch has an index of its own: one scan with an "or" read
@@ -132,7 +156,7 @@ with clock as (select now() as now),
       select 2, 'renew', s.tenant_id, s.id, s.id, s.billed_until::timestamp at time zone 'UTC'
       from plans p join subscriptions s on s.tenant_id = p.tenant_id and s.plan_id = p.id
       where p.usage_charges <> '[]'::jsonb and s.status = 'canceled' and s.billed_until is not null
-        and s.billed_until <= (select (now at time zone 'UTC')::date from clock) and s.test_clock_id is null and s.tenant_id = $11
+        and s.billed_until <= (select (now at time zone 'UTC')::date from clock) and s.test_clock_id is null and s.tenant_id = $12
     
     ),
     first as (
@@ -140,7 +164,7 @@ with clock as (select now() as now),
     )
     select kind, tenant_id, subscription_id, target_id, due_at from first
     order by due_at, rank, subscription_id
-    limit $12;
+    limit $13;
 with clock as (select (select frozen_time from test_clocks where id = $1 and tenant_id = $2) as now),
     items as (
       select 1 as rank, 'cancel' as kind, s.tenant_id, s.id as subscription_id, s.id as target_id, s.cancel_at as due_at
@@ -186,14 +210,26 @@ with clock as (select (select frozen_time from test_clocks where id = $1 and ten
       where r.status = 'pending' and r.submitted_at is not null
         and coalesce(r.settles_at, r.submit_after) <= clock.now and s.test_clock_id = $17 and s.tenant_id = $18
       union all
+      -- A purchase still unpaid when its grant expires: voided (no payment may be in flight).
+      select 3, 'lapse', g.tenant_id, i.subscription_id, i.id, g.expires_at
+      from wallet_grants g
+      join invoices i on i.tenant_id = g.tenant_id and i.id = g.invoice_id
+      join subscriptions s on s.tenant_id = i.tenant_id and s.id = i.subscription_id, clock
+      where g.invoice_id is not null and g.available_at is null and g.canceled_at is null
+        and g.expires_at is not null and g.expires_at <= clock.now
+        and i.status in ('open', 'uncollectible')
+        and not exists (select from payments p where p.tenant_id = i.tenant_id and p.invoice_id = i.id
+                        and p.status in ('pending', 'processing'))
+        and s.test_clock_id = $19 and s.tenant_id = $20
+      union all
       select 3, 'retry', i.tenant_id, i.subscription_id, i.id, i.next_collection_at
       from invoices i join subscriptions s on s.tenant_id = i.tenant_id and s.id = i.subscription_id, clock
-      where i.next_collection_at <= clock.now and s.test_clock_id = $19 and s.tenant_id = $20
+      where i.next_collection_at <= clock.now and s.test_clock_id = $21 and s.tenant_id = $22
       union all
       select 2, 'renew', s.tenant_id, s.id, s.id, s.billed_until::timestamp at time zone 'UTC'
       from subscriptions s
       where s.billed_until is not null and s.status <> 'canceled'
-        and s.billed_until <= (select (now at time zone 'UTC')::date from clock) and s.test_clock_id = $21 and s.tenant_id = $22
+        and s.billed_until <= (select (now at time zone 'UTC')::date from clock) and s.test_clock_id = $23 and s.tenant_id = $24
       union all
       -- A canceled subscription has one step left when its plan charges usage: its last usage.
       -- Found from those plans (each branch has an index of its own: one scan with an "or" read
@@ -202,7 +238,7 @@ with clock as (select (select frozen_time from test_clocks where id = $1 and ten
       select 2, 'renew', s.tenant_id, s.id, s.id, s.billed_until::timestamp at time zone 'UTC'
       from plans p join subscriptions s on s.tenant_id = p.tenant_id and s.plan_id = p.id
       where p.usage_charges <> '[]'::jsonb and s.status = 'canceled' and s.billed_until is not null
-        and s.billed_until <= (select (now at time zone 'UTC')::date from clock) and s.test_clock_id = $23 and s.tenant_id = $24
+        and s.billed_until <= (select (now at time zone 'UTC')::date from clock) and s.test_clock_id = $25 and s.tenant_id = $26
     union all
       -- A wallet on the clock whose holds or grants expire: swept at the earliest such time.
       select 0, 'expire', w.tenant_id, w.id, w.id, e.due_at
@@ -214,12 +250,12 @@ with clock as (select (select frozen_time from test_clocks where id = $1 and ten
           select h.expires_at from wallet_holds h
           where h.tenant_id = w.tenant_id and h.wallet_id = w.id and h.status = 'pending' and h.expires_at <= clock.now
         ) x) e
-      where e.due_at is not null and w.test_clock_id = $25
-        and w.tenant_id = $26
+      where e.due_at is not null and w.test_clock_id = $27
+        and w.tenant_id = $28
     ),
     first as (
       select distinct on (subscription_id) * from items order by subscription_id, due_at, rank
     )
     select kind, tenant_id, subscription_id, target_id, due_at from first
     order by due_at, rank, subscription_id
-    limit $27;
+    limit $29;

@@ -100,6 +100,39 @@ select g.id, g.wallet_id, g.kind, trim_scale(g.credits)::text as credits, trim_s
   g.available_at, g.canceled_at, g.created_at from wallet_grants g
     where g.tenant_id = current_setting('app.tenant_id')::uuid and g.invoice_id = $1::uuid;
 
+-- findGrant
+select g.id, g.wallet_id, g.kind, trim_scale(g.credits)::text as credits,
+    trim_scale(case when g.expires_at <= $1 then (
+      select coalesce(sum(p.credits), 0) from wallet_hold_parts p
+      join wallet_holds h on h.tenant_id = p.tenant_id and h.id = p.hold_id
+      where p.tenant_id = g.tenant_id and p.grant_id = g.id and h.status = 'pending' and h.expires_at > $2
+    ) else g.remaining end)::text as remaining,
+    trim_scale(g.reserved)::text as reserved, g.priority, g.expires_at, g.expired_at, g.amount::text as amount,
+    g.invoice_id, g.available_at, g.canceled_at, g.created_at
+  from wallet_grants g
+    where g.tenant_id = current_setting('app.tenant_id')::uuid and g.id = $3::uuid and g.kind <> 'overdraft';
+
+-- findWalletOfGrant
+select w.id, w.user_id, w.name, trim_scale(w.rate)::text as rate,
+  trim_scale(w.low_balance_threshold)::text as low_balance_threshold, trim_scale(w.overdraft_limit)::text as overdraft_limit, w.pays_usage, w.blocks_usage, w.test_clock_id, w.version, w.created_at,
+  w.updated_at from wallet_grants g
+    join wallets w on w.tenant_id = g.tenant_id and w.id = g.wallet_id
+    where g.tenant_id = current_setting('app.tenant_id')::uuid and g.id = $1::uuid and g.kind <> 'overdraft';
+
+-- listGrants
+select g.id, g.wallet_id, g.kind, trim_scale(g.credits)::text as credits,
+    trim_scale(case when g.expires_at <= $1 then (
+      select coalesce(sum(p.credits), 0) from wallet_hold_parts p
+      join wallet_holds h on h.tenant_id = p.tenant_id and h.id = p.hold_id
+      where p.tenant_id = g.tenant_id and p.grant_id = g.id and h.status = 'pending' and h.expires_at > $2
+    ) else g.remaining end)::text as remaining,
+    trim_scale(g.reserved)::text as reserved, g.priority, g.expires_at, g.expired_at, g.amount::text as amount,
+    g.invoice_id, g.available_at, g.canceled_at, g.created_at
+  from wallet_grants g
+    where g.tenant_id = current_setting('app.tenant_id')::uuid and g.wallet_id = $3::uuid and g.kind <> 'overdraft'
+      and g.id < $4::uuid
+    order by g.id desc limit $5;
+
 -- settleGrant
 update wallet_grants g set remaining = g.credits, available_at = $1
     where g.tenant_id = current_setting('app.tenant_id')::uuid and g.id = $2::uuid and g.available_at is null and g.canceled_at is null

@@ -14,13 +14,14 @@ export type DueKind =
   | 'resume'
   | 'close'
   | 'refund'
-  | 'refund_settle';
+  | 'refund_settle'
+  | 'lapse';
 
 export interface DueItem {
   kind: DueKind;
   tenant_id: string;
   subscription_id: string;
-  /** The subscription, payment, invoice, refund or wallet (an `expire` step, whose subscription_id is the wallet's id) to act on. */
+  /** The subscription, payment, invoice (a `retry` or `lapse`), refund or wallet (an `expire` step, whose subscription_id is the wallet's id) to act on. */
   target_id: string;
   due_at: Date;
 }
@@ -90,6 +91,18 @@ export async function findDueWork(
       from refunds r join subscriptions s on s.tenant_id = r.tenant_id and s.id = r.subscription_id, clock
       where r.status = 'pending' and r.submitted_at is not null
         and coalesce(r.settles_at, r.submit_after) <= clock.now and ${onClock} ${inTenant}
+      union all
+      -- A purchase still unpaid when its grant expires: voided (no payment may be in flight).
+      select 3, 'lapse', g.tenant_id, i.subscription_id, i.id, g.expires_at
+      from wallet_grants g
+      join invoices i on i.tenant_id = g.tenant_id and i.id = g.invoice_id
+      join subscriptions s on s.tenant_id = i.tenant_id and s.id = i.subscription_id, clock
+      where g.invoice_id is not null and g.available_at is null and g.canceled_at is null
+        and g.expires_at is not null and g.expires_at <= clock.now
+        and i.status in ('open', 'uncollectible')
+        and not exists (select from payments p where p.tenant_id = i.tenant_id and p.invoice_id = i.id
+                        and p.status in ('pending', 'processing'))
+        and ${onClock} ${inTenant}
       union all
       select 3, 'retry', i.tenant_id, i.subscription_id, i.id, i.next_collection_at
       from invoices i join subscriptions s on s.tenant_id = i.tenant_id and s.id = i.subscription_id, clock

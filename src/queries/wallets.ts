@@ -75,6 +75,14 @@ export async function findWallet(db: Db, id: string): Promise<WalletRow | undefi
   return rows[0];
 }
 
+/** The wallet of a grant of the API (not an overdraft). */
+export async function findWalletOfGrant(db: Db, grantId: string): Promise<WalletRow | undefined> {
+  const { rows } = await sql<WalletRow>`select ${walletColumns} from wallet_grants g
+    join wallets w on w.tenant_id = g.tenant_id and w.id = g.wallet_id
+    where g.tenant_id = ${TENANT} and g.id = ${grantId}::uuid and g.kind <> 'overdraft'`.execute(db);
+  return rows[0];
+}
+
 /** The wallet, locked until the transaction ends: every change to its credits starts here. */
 export async function lockWallet(db: Db, id: string): Promise<WalletRow | undefined> {
   const { rows } = await sql<WalletRow>`select ${walletColumns} from wallets w
@@ -165,6 +173,42 @@ export async function findGrantOfInvoice(db: Db, invoiceId: string): Promise<Gra
   const { rows } = await sql<GrantRow>`select ${grantColumns} from wallet_grants g
     where g.tenant_id = ${TENANT} and g.invoice_id = ${invoiceId}::uuid`.execute(db);
   return rows[0];
+}
+
+/**
+ * Grants as of `at`, exact without any write (as `balances`): a grant past its expiry has left
+ * only what pending holds, not expired themselves, still reserve of it.
+ */
+const grantsAsOf = (at: Date) => sql`
+  select g.id, g.wallet_id, g.kind, trim_scale(g.credits)::text as credits,
+    trim_scale(case when g.expires_at <= ${at} then (
+      select coalesce(sum(p.credits), 0) from wallet_hold_parts p
+      join wallet_holds h on h.tenant_id = p.tenant_id and h.id = p.hold_id
+      where p.tenant_id = g.tenant_id and p.grant_id = g.id and h.status = 'pending' and h.expires_at > ${at}
+    ) else g.remaining end)::text as remaining,
+    trim_scale(g.reserved)::text as reserved, g.priority, g.expires_at, g.expired_at, g.amount::text as amount,
+    g.invoice_id, g.available_at, g.canceled_at, g.created_at
+  from wallet_grants g`;
+
+/** A grant of the API (not a wallet's overdraft) as of `at`. */
+export async function findGrant(db: Db, id: string, at: Date): Promise<GrantRow | undefined> {
+  const { rows } = await sql<GrantRow>`${grantsAsOf(at)}
+    where g.tenant_id = ${TENANT} and g.id = ${id}::uuid and g.kind <> 'overdraft'`.execute(db);
+  return rows[0];
+}
+
+/** A page of the wallet's grants (not its overdraft) as of `at`, newest first. */
+export async function listGrants(
+  db: Db,
+  walletId: string,
+  at: Date,
+  filter: { limit: number; after?: string | undefined },
+): Promise<GrantRow[]> {
+  const { rows } = await sql<GrantRow>`${grantsAsOf(at)}
+    where g.tenant_id = ${TENANT} and g.wallet_id = ${walletId}::uuid and g.kind <> 'overdraft'
+      ${filter.after ? sql`and g.id < ${filter.after}::uuid` : sql``}
+    order by g.id desc limit ${filter.limit + 1}`.execute(db);
+  return rows;
 }
 
 /** A pending paid grant's credits made available (its invoice was paid), or it is canceled. */

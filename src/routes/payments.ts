@@ -58,6 +58,11 @@ export function invoicePaymentsRouter(ctx: ServiceContext): Router {
         );
       case 'in-flight':
         throw conflict('A payment of this invoice is already pending or processing; wait for it to settle.');
+      case 'lapsed':
+        throw conflict(
+          `The credits this invoice sells expired at ${outcome.expiredAt.toISOString()}, unpaid: ` +
+            'the purchase has lapsed (the worker voids its invoice) and can no longer be paid.',
+        );
       case 'created':
         return send(res, reply(outcome)!);
     }

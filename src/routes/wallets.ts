@@ -121,6 +121,16 @@ export function walletsRouter(ctx: ServiceContext): Router {
     send(res, reply(outcome)!);
   });
 
+  router.get('/:walletId/grants', async (req, res) => {
+    const query = req.query as Query<'listGrants'>;
+    const page = await wallets.listGrants(ctx, actorOf(req), req.params.walletId, {
+      limit: query.limit ?? 20,
+      after: decodeCursor(req, query.cursor),
+    });
+    if (!page) throw noSuchWallet(req.params.walletId);
+    res.json(toPageResponse(req, page, toGrantResponse, (g) => g.id) satisfies Schemas['GrantList']);
+  });
+
   router.get('/:walletId/transactions', async (req, res) => {
     const query = req.query as Query<'listWalletTransactions'>;
     const page = await wallets.listLedger(ctx, actorOf(req), req.params.walletId, {
@@ -131,6 +141,17 @@ export function walletsRouter(ctx: ServiceContext): Router {
     res.json(toPageResponse(req, page, toLedgerResponse, (l) => l.id) satisfies Schemas['LedgerPage']);
   });
 
+  return router;
+}
+
+/** Mounted at /api/v1/grants. */
+export function grantsRouter(ctx: ServiceContext): Router {
+  const router = Router({ caseSensitive: true });
+  router.get('/:grantId', async (req, res) => {
+    const grant = await wallets.getGrant(ctx, actorOf(req), req.params.grantId);
+    if (!grant) throw notFound(`No grant with id ${req.params.grantId}.`);
+    res.json(toGrantResponse(grant) satisfies Schemas['Grant']);
+  });
   return router;
 }
 

@@ -4,13 +4,14 @@
 import { formatCents, parseAmount } from '../billing/money.js';
 import { formatQuantity, parseTotal } from '../billing/usage-pricing.js';
 import type { GrantRow, InvoiceRow } from '../database/schema.js';
+import * as invoices from '../queries/invoices.js';
 import * as payments from '../queries/payments.js';
 import { lockSubscription } from '../queries/subscriptions.js';
 import * as wallets from '../queries/wallets.js';
 import { amountDue } from '../responses/invoices.js';
-import { startPayment } from './collection.js';
+import { atStep, type CollectionContext, startPayment, system } from './collection.js';
 import { type Actor, inTenant, type ServiceContext } from './context.js';
-import { purchaseInvoice } from './invoices.js';
+import { purchaseInvoice, voidLocked } from './invoices.js';
 import { subscriptionNow } from '../billing/subscription-time.js';
 import { LockedWallet, MAX_CREDITS } from './wallets.js';
 
@@ -112,5 +113,28 @@ export function buyCredits(
       );
     }
     return { kind: 'granted', grant, invoice };
+  });
+}
+
+/**
+ * A purchase still unpaid when its grant expires lapses (the worker's `lapse` step, at or after
+ * the grant's expires_at): its invoice is voided and the grant canceled, so that no payment takes
+ * money for credits that would expire as they arrive. Not while a payment of it is in flight: that
+ * payment decides (its credits, if it succeeds, are granted and expire at once).
+ */
+export function lapseDue(ctx: CollectionContext, tenantId: string, invoiceId: string, at: Date) {
+  return inTenant(ctx, system(tenantId), async (tx) => {
+    // The lock order of every money decision: the subscription, then the invoice.
+    const seen = await invoices.findInvoice(tx.db, invoiceId);
+    if (!seen) return;
+    const subscription = (await lockSubscription(tx.db, seen.subscription_id))!;
+    const invoice = (await invoices.lockInvoice(tx.db, invoiceId))!;
+    if (invoice.status !== 'open' && invoice.status !== 'uncollectible') return;
+    const grant = await wallets.findGrantOfInvoice(tx.db, invoiceId);
+    if (!grant || grant.available_at || grant.canceled_at || !grant.expires_at || grant.expires_at > at)
+      return;
+    if (await payments.findPaymentInFlight(tx.db, invoiceId)) return;
+    atStep(tx, subscription, at);
+    await voidLocked(tx, system(tenantId), subscription, invoice, at);
   });
 }

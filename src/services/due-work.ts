@@ -14,6 +14,7 @@ import {
   settleDue,
   submitDue,
 } from './collection.js';
+import { lapseDue } from './credit-purchases.js';
 import { resumeDue } from './pauses.js';
 import { testClockReady } from './payments.js';
 import { settleRefundDue, submitRefundDue } from './refunds.js';
@@ -52,6 +53,8 @@ function perform(ctx: CollectionContext, item: DueItem, at: Date): Promise<void>
       return submitRefundDue(ctx, item.tenant_id, item.target_id, at);
     case 'refund_settle':
       return settleRefundDue(ctx, item.tenant_id, item.target_id, at);
+    case 'lapse':
+      return lapseDue(ctx, item.tenant_id, item.target_id, at);
   }
 }
 

@@ -684,34 +684,50 @@ export function voidInvoice(
     const payment = await findPaymentInFlight(tx.db, id);
     if (payment) return { kind: 'payment-in-flight', current, payment };
     onClockOf(tx, subscription);
-    const voidedAt = subscriptionNow(subscription);
-    const invoice = await invoices.updateInvoice(tx.db, id, {
-      status: 'void',
-      voided_at: voidedAt,
-      next_collection_at: null,
-    });
-    // What the customer's balance paid of it is owed back: nothing is owed any more.
-    if (parseAmount(current.amount_from_balance) > 0n)
-      await creditBalance(tx, {
-        user_id: current.user_id,
-        type: 'invoice_voided',
-        amount: current.amount_from_balance,
-        invoice_id: id,
-        created_at: voidedAt,
-      });
-    await refundUsageCredits(tx, actor, { id, lines: current.lines as unknown as Charge[] }, voidedAt);
-    if (current.kind === 'purchase') await cancelPaidGrant(tx, id, voidedAt);
-    tx.emit({
-      type: 'invoice.voided',
-      resource_type: 'invoice',
-      resource_id: id,
-      data: toInvoiceResponse(invoice),
-      previous: { status: current.status, voided_at: null },
-    });
-    // Forgiven, it fails no more: dunning ends with the subscription's last failing invoice.
-    await endDunningIfSettled(tx, subscription);
+    const invoice = await voidLocked(tx, actor, subscription, current, subscriptionNow(subscription));
     return { kind: 'changed', invoice };
   });
+}
+
+/**
+ * Voids an open or uncollectible invoice with no payment in flight, locked after its
+ * subscription: what the customer's balance paid of it goes back to the balance, credits that
+ * paid its usage go back to their wallets, a purchase's grant is canceled.
+ */
+export async function voidLocked(
+  tx: Tx,
+  actor: Actor,
+  subscription: SubscriptionRow,
+  current: InvoiceRow,
+  voidedAt: Date,
+): Promise<InvoiceRow> {
+  const id = current.id;
+  const invoice = await invoices.updateInvoice(tx.db, id, {
+    status: 'void',
+    voided_at: voidedAt,
+    next_collection_at: null,
+  });
+  // What the customer's balance paid of it is owed back: nothing is owed any more.
+  if (parseAmount(current.amount_from_balance) > 0n)
+    await creditBalance(tx, {
+      user_id: current.user_id,
+      type: 'invoice_voided',
+      amount: current.amount_from_balance,
+      invoice_id: id,
+      created_at: voidedAt,
+    });
+  await refundUsageCredits(tx, actor, { id, lines: current.lines as unknown as Charge[] }, voidedAt);
+  if (current.kind === 'purchase') await cancelPaidGrant(tx, id, voidedAt);
+  tx.emit({
+    type: 'invoice.voided',
+    resource_type: 'invoice',
+    resource_id: id,
+    data: toInvoiceResponse(invoice),
+    previous: { status: current.status, voided_at: null },
+  });
+  // Forgiven, it fails no more: dunning ends with the subscription's last failing invoice.
+  await endDunningIfSettled(tx, subscription);
+  return invoice;
 }
 
 /** Each tax code's totals per month of invoice date ('YYYY-MM' from and to, inclusive). */

@@ -8,6 +8,7 @@ import { enqueueDue } from '../queries/jobs.js';
 import * as payments from '../queries/payments.js';
 import { findSubscription } from '../queries/subscriptions.js';
 import * as clocks from '../queries/test-clocks.js';
+import { findGrantOfInvoice } from '../queries/wallets.js';
 import { toBillingSettingsResponse, toTestClockResponse } from '../responses/payments.js';
 import { startPayment } from './collection.js';
 import {
@@ -51,7 +52,8 @@ export type CreatePaymentOutcome =
   | { kind: 'missing' }
   | { kind: 'wrong-status'; status: string }
   | { kind: 'wrong-amount'; balance: string }
-  | { kind: 'in-flight' };
+  | { kind: 'in-flight' }
+  | { kind: 'lapsed'; expiredAt: Date };
 
 /** A payment of the invoice's whole balance, submitted and settled by the worker. */
 export function createPayment(
@@ -66,12 +68,19 @@ export function createPayment(
     if (!invoice) return { kind: 'missing' };
     if (invoice.status !== 'open' && invoice.status !== 'uncollectible')
       return { kind: 'wrong-status', status: invoice.status };
-    const due = amountDue(invoice);
-    if (!sameMoney(input.amount, due)) return { kind: 'wrong-amount', balance: due };
     const subscription = (await findSubscription(tx.db, invoice.subscription_id))!;
     const clock = subscription.test_clock_id
       ? await clocks.findTestClock(tx.db, subscription.test_clock_id)
       : undefined;
+    if (invoice.kind === 'purchase') {
+      // Credits that would expire as they arrive are not sold: the worker voids the purchase.
+      const grant = await findGrantOfInvoice(tx.db, invoiceId);
+      const now = clock?.frozen_time ?? new Date();
+      if (grant && !grant.available_at && grant.expires_at && grant.expires_at <= now)
+        return { kind: 'lapsed', expiredAt: grant.expires_at };
+    }
+    const due = amountDue(invoice);
+    if (!sameMoney(input.amount, due)) return { kind: 'wrong-amount', balance: due };
     if (clock) tx.occurAt(clock.frozen_time);
     const payment = await startPayment(
       tx,

@@ -655,6 +655,30 @@ export function getHold(ctx: ServiceContext, actor: Actor, id: string): Promise<
   });
 }
 
+export function getGrant(ctx: ServiceContext, actor: Actor, id: string): Promise<GrantRow | undefined> {
+  return inTenant(ctx, actor, async (tx) => {
+    // The wallet's time (a test clock's) is read first: a grant is seen as of it.
+    const wallet = await wallets.findWalletOfGrant(tx.db, id);
+    return wallet && wallets.findGrant(tx.db, id, await walletNow(tx, wallet));
+  });
+}
+
+export function listGrants(
+  ctx: ServiceContext,
+  actor: Actor,
+  walletId: string,
+  filter: { limit: number; after?: string | undefined },
+): Promise<Page<GrantRow> | undefined> {
+  return inTenant(ctx, actor, async (tx) => {
+    const wallet = await wallets.findWallet(tx.db, walletId);
+    if (!wallet) return undefined;
+    return toPage(
+      await wallets.listGrants(tx.db, walletId, await walletNow(tx, wallet), filter),
+      filter.limit,
+    );
+  });
+}
+
 export function listLedger(
   ctx: ServiceContext,
   actor: Actor,

@@ -284,6 +284,55 @@ describe('expiry', () => {
   });
 });
 
+describe('reading grants', () => {
+  it('lists them newest first, each with what is left as of now, the same before the sweep and after', async () => {
+    const clock = (
+      await t.api.post('/api/v1/test-clocks').send({ name: 'grants', frozen_time: '2034-05-01T10:00:00Z' })
+    ).body as Schemas['TestClock'];
+    const w = await walletOf((await createUser(t)).id, { name: 'clock', test_clock_id: clock.id });
+    const a = await grant(w, { credits: '50', expires_at: '2034-05-01T11:00:00Z' });
+    const b = await grant(w, { credits: '5' });
+    expect((await hold(w, '20', 3 * 3600)).status).toBe(201); // outlives a: keeps 20 of it
+    expect((await hold(w, '10', 60)).status).toBe(201); // expires before a: gives its 10 back
+    // Two hours on, without the worker: a is past its expiry, but the first hold still has 20 of it.
+    await sql`update test_clocks set frozen_time = '2034-05-01T12:00:00Z' where id = ${clock.id}`.execute(
+      ctx.db,
+    );
+    const read = async () => {
+      const page = (await t.api.get(`/api/v1/wallets/${w.id}/grants`)).body as Schemas['GrantList'];
+      return page.data.map((g) => [g.id, g.remaining, g.status]);
+    };
+    const expected = [
+      [b.id, '5', 'available'],
+      [a.id, '20', 'available'],
+    ];
+    expect(await read()).toEqual(expected);
+    expect((await t.api.get(`/api/v1/grants/${a.id}`)).body).toMatchObject({
+      remaining: '20',
+      credits: '50',
+      expired_at: null,
+    });
+    expect(await get(w)).toMatchObject({ available: '5', held: '20' });
+    await performDueWork(
+      { db: ctx.appDb, ownerDb: ctx.db, gateway: simulatedGateway, settlementDelayScale: 0 },
+      { tenantId: t.id, clockId: clock.id },
+    );
+    expect(await read()).toEqual(expected);
+    expect((await t.api.get(`/api/v1/grants/${a.id}`)).body).toMatchObject({
+      remaining: '20',
+      expired_at: '2034-05-01T11:00:00.000Z',
+    });
+    // Pages of one, by cursor; unknown ids are 404.
+    const first = (await t.api.get(`/api/v1/wallets/${w.id}/grants?limit=1`)).body as Schemas['GrantList'];
+    const second = (await t.api.get(`/api/v1/wallets/${w.id}/grants?limit=1&cursor=${first.next_cursor}`))
+      .body as Schemas['GrantList'];
+    expect([...first.data, ...second.data].map((g) => g.id)).toEqual([b.id, a.id]);
+    expect(second.next_cursor).toBeNull();
+    expectProblem(await t.api.get(`/api/v1/grants/${w.id}`), 404, 'not-found');
+    expectProblem(await t.api.get(`/api/v1/wallets/${a.id}/grants`), 404, 'not-found');
+  });
+});
+
 describe('the worker', () => {
   it('sweeps expired grants into the ledger by itself', async () => {
     const w = await wallet();
@@ -1033,6 +1082,74 @@ describe('paid grants', () => {
     expect(pay.status, pay.text).toBe(202);
     await settleAll();
     expect(await get(w)).toMatchObject({ available: '3.336663' });
+  });
+
+  it('lapses unpaid at its expires_at: no payment is taken any more, and the worker voids the invoice', async () => {
+    const clock = (
+      await t.api.post('/api/v1/test-clocks').send({ name: 'lapse', frozen_time: '2033-01-10T12:00:00Z' })
+    ).body as Schemas['TestClock'];
+    const user = await createUser(t);
+    const sub = await t.api.post('/api/v1/subscriptions').send({
+      user_id: user.id,
+      status: 'active',
+      plan_id: planId,
+      start_date: '2033-01-10',
+      test_clock_id: clock.id,
+    });
+    expect(sub.status, sub.text).toBe(201);
+    const w = await walletOf(user.id, { name: 'Paid', rate: '10', test_clock_id: clock.id });
+    const g = (
+      await buy(w, {
+        amount: '5.00',
+        subscription_id: (sub.body as Schemas['Subscription']).id,
+        expires_at: '2033-01-20T00:00:00Z',
+      })
+    ).body as Schemas['Grant'];
+    const pay = () =>
+      t.api
+        .post(`/api/v1/invoices/${g.invoice_id}/payments`)
+        .send({ amount: '5.00', payment_method: 'pm_card_visa', rail: 'card' });
+    // Moved past the expiry without the worker: the payment is refused already, writing nothing.
+    await sql`update test_clocks set frozen_time = '2033-01-21T00:00:00Z' where id = ${clock.id}`.execute(
+      ctx.db,
+    );
+    const refused = expectProblem(await pay(), 409, 'conflict');
+    expect(refused.detail).toMatch(/expired at 2033-01-20T00:00:00.000Z, unpaid/);
+    const payments = (await t.api.get(`/api/v1/invoices/${g.invoice_id}/payments`))
+      .body as Schemas['PaymentList'];
+    expect(payments.data).toEqual([]);
+    // The worker's step, at the expiry on the clock: the invoice is voided and the grant canceled.
+    await performDueWork(dueCtx(), { tenantId: t.id, clockId: clock.id });
+    expect(await invoice(g.invoice_id!)).toMatchObject({
+      status: 'void',
+      voided_at: '2033-01-20T00:00:00.000Z',
+    });
+    const grants = (await t.api.get(`/api/v1/wallets/${w.id}/grants`)).body as Schemas['GrantList'];
+    expect(grants.data.map((x) => [x.id, x.status])).toEqual([[g.id, 'canceled']]);
+    expect(await get(w)).toMatchObject({ available: '0', total: '0' });
+    expect(await ledger(w)).toEqual([]);
+    expectProblem(await pay(), 409, 'conflict');
+  });
+
+  it('does not lapse while a payment is in flight, nor once paid', async () => {
+    const { subscription, wallet: w } = await customer('10');
+    const soon = new Date(Date.now() + 1500).toISOString();
+    const g = (await buy(w, { amount: '3.00', subscription_id: subscription.id, expires_at: soon }))
+      .body as Schemas['Grant'];
+    const pay = await t.api
+      .post(`/api/v1/invoices/${g.invoice_id}/payments`)
+      .send({ amount: '3.00', payment_method: 'pm_card_visa', rail: 'card' });
+    expect(pay.status, pay.text).toBe(202);
+    await new Promise((r) => setTimeout(r, 1600));
+    // The payment was in flight at the expiry: it decides. It succeeds, and the credits granted
+    // expire at once, each step in the ledger.
+    await settleAll();
+    expect(await invoice(g.invoice_id!)).toMatchObject({ status: 'paid' });
+    await sweepWallet({ db: ctx.appDb }, t.id, w.id);
+    expect((await ledger(w)).map((e) => [e.type, e.credits])).toEqual([
+      ['grant', '30'],
+      ['expiry', '30'],
+    ]);
   });
 
   it('takes no credit note, open or paid: the money would go back and the credits stay', async () => {
