@@ -21,6 +21,7 @@ import { notFoundHandler, problemHandler } from './http/problems.js';
 import { rateLimitPerKey } from './http/rate-limit.js';
 import { setSecurityHeaders } from './http/security-headers.js';
 import { rejectBadText } from './http/text.js';
+import { rejectLooseIntegers } from './http/query-integers.js';
 import { prepareValidatorRouteMatching } from './http/route-matching.js';
 import { type Logger, silentLogger } from './logger.js';
 import { analyticsRouter } from './routes/analytics.js';
@@ -165,6 +166,7 @@ export function createApp({
   app.use(express.json({ limit: bodyLimit, type: ['application/json', 'application/*+json'] }));
   app.use(acceptEmptyObject);
   app.use(rejectBadText);
+  app.use(rejectLooseIntegers);
   app.use(headAsGet);
   // The validator finds each request's operation among routes prepared once (http/route-matching.ts).
   prepareValidatorRouteMatching();

@@ -10,11 +10,23 @@ export interface Operation {
   scopes: string[] | null;
   /** The media types its request body may have; empty when it takes no body. */
   mediaTypes: string[];
+  /** Whether it needs a body. */
+  bodyRequired: boolean;
+  /** Its query parameters of type integer. */
+  integerQuery: string[];
   pattern: RegExp;
 }
 
 const METHODS = new Set(['get', 'put', 'post', 'patch', 'delete']);
 type SecurityRequirement = Record<string, string[]>;
+type Parameter = { name: string; in: string; schema?: { type?: unknown } };
+
+/** A parameter, or the one of components/parameters its $ref names. */
+function resolve(parameter: Parameter | { $ref: string }): Parameter {
+  if (!('$ref' in parameter)) return parameter;
+  const name = parameter.$ref.replace('#/components/parameters/', '');
+  return (spec.components as { parameters: Record<string, Parameter> }).parameters[name]!;
+}
 
 export const operations: Operation[] = Object.entries(spec.paths).flatMap(([template, item]) =>
   Object.entries(item)
@@ -23,8 +35,10 @@ export const operations: Operation[] = Object.entries(spec.paths).flatMap(([temp
       const op = raw as {
         operationId: string;
         security?: SecurityRequirement[];
-        requestBody?: { content?: Record<string, unknown> };
+        requestBody?: { content?: Record<string, unknown>; required?: boolean };
+        parameters?: Array<Parameter | { $ref: string }>;
       };
+      const shared = (item as { parameters?: Array<Parameter | { $ref: string }> }).parameters ?? [];
       const security = op.security ?? (spec.security as SecurityRequirement[]);
       return {
         method: method.toUpperCase(),
@@ -32,6 +46,11 @@ export const operations: Operation[] = Object.entries(spec.paths).flatMap(([temp
         operationId: op.operationId,
         scopes: security.length ? Object.values(security[0] ?? {}).flat() : null,
         mediaTypes: Object.keys(op.requestBody?.content ?? {}),
+        bodyRequired: op.requestBody?.required === true,
+        integerQuery: [...shared, ...(op.parameters ?? [])]
+          .map(resolve)
+          .filter((p) => p.in === 'query' && p.schema?.type === 'integer')
+          .map((p) => p.name),
         pattern: new RegExp(`^${template.replace(/\{[^}]+\}/g, '[^/]+')}/?$`),
       };
     }),

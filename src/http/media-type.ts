@@ -4,7 +4,7 @@
 // the headers alone, before the body is read: content present (Transfer-Encoding, or a
 // Content-Length above 0) in no declared media type gets 415, except JSON sent to an operation
 // that writes without a body: it is parsed, and a `{}` is dropped as saying nothing. An empty body
-// (Content-Length 0 or none) is no content: the validator decides whether the operation needs one.
+// (Content-Length 0 or none) is no content: 400 for an operation that needs a body.
 import type { Request, RequestHandler } from 'express';
 import { ProblemError } from './problems.js';
 
@@ -21,7 +21,18 @@ const noBody = (req: Request) =>
 export const requireDeclaredMediaType: RequestHandler = (req, _res, next) => {
   const operation = req.operation;
   // Unknown routes and methods: the validator answers 404 or 405.
-  if (!operation || !hasContent(req)) return next();
+  if (!operation) return next();
+  if (!hasContent(req)) {
+    // No content is no body, whatever the Content-Type: 400 where one is needed (the validator
+    // would answer 415 without a Content-Type, as if content had come in an unknown type).
+    if (!operation.bodyRequired) return next();
+    throw new ProblemError(
+      400,
+      'validation-error',
+      `The request needs a body, as ${operation.mediaTypes.join(' or ')}.`,
+      [{ location: 'body', field: '', message: 'is required' }],
+    );
+  }
   const accepted = operation.mediaTypes;
   if (accepted.length === 0) {
     // Many clients send `{}` with every POST, PUT and DELETE: JSON is parsed, and then must be

@@ -59,10 +59,44 @@ describe('bad requests before any handler', () => {
     expect(problem.detail).toBe('request/body/payment_method must match pattern "^pm_[A-Za-z0-9_]{1,100}$"');
   });
 
-  it('answers a missing body with 400, or 415 when it has no content type either', async () => {
+  it('answers a missing body with 400, with a content type or without (no content is no body)', async () => {
     const empty = await ctx.api.post('/api/v1/users').set('Content-Type', 'application/json');
     expectProblem(empty, 400, 'validation-error');
-    expectProblem(await ctx.api.post('/api/v1/users'), 415, 'unsupported-media-type');
+    const none = expectProblem(await ctx.api.post('/api/v1/users'), 400, 'validation-error');
+    expect(none.detail).toBe('The request needs a body, as application/json.');
+    expectProblem(await ctx.api.post('/api/v1/users').set('Content-Length', '0'), 400, 'validation-error');
+  });
+
+  it('answers an integer query parameter not in decimal digits with 400, before anything reads it', async () => {
+    for (const [path, name] of [
+      ['/api/v1/users?limit=', 'limit'],
+      ['/api/v1/invoices?number=', 'number'],
+      ['/api/v1/analytics?top=', 'top'],
+    ]) {
+      for (const value of [
+        'Infinity',
+        '-Infinity',
+        '1e1000',
+        '0x2',
+        '0b10',
+        '2e0',
+        '2.0',
+        '%2B2',
+        '%202',
+        '2%20',
+        '',
+      ]) {
+        const res = await ctx.api.get(path + value);
+        const problem = expectProblem(res, 400, 'validation-error');
+        expect([path, value, problem.errors]).toEqual([
+          path,
+          value,
+          [{ location: 'query', field: name, message: 'must be an integer in decimal digits' }],
+        ]);
+      }
+    }
+    expect((await ctx.api.get('/api/v1/users?limit=2')).status).toBe(200);
+    expectProblem(await ctx.api.get('/api/v1/users?limit=-2'), 400, 'validation-error');
   });
 
   it('logged no unexpected error so far', () => {

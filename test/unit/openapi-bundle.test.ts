@@ -42,6 +42,24 @@ describe('generated/openapi.yaml, the bundle of openapi/', () => {
   });
 });
 
+describe('the answers every operation declares', () => {
+  it('415 on each (a body where none is taken, or in another media type), 413 on each that reads one', () => {
+    const missing: string[] = [];
+    for (const [path, item] of Object.entries(bundle.paths as Record<string, Record<string, unknown>>)) {
+      // The probes answer before any body is looked at.
+      if (path === '/healthz' || path === '/readyz') continue;
+      for (const [method, op] of Object.entries(item)) {
+        if (!['get', 'put', 'post', 'patch', 'delete'].includes(method)) continue;
+        const responses = (op as { responses: Record<string, unknown> }).responses;
+        if (!responses['415']) missing.push(`415 ${method} ${path}`);
+        // A read's body is refused before it is read; a write's is parsed (a JSON {}), so may be too big.
+        if (method !== 'get' && !responses['413']) missing.push(`413 ${method} ${path}`);
+      }
+    }
+    expect(missing).toEqual([]);
+  });
+});
+
 describe('entity tags in the contract', () => {
   it('are declared by every success that answers a versioned resource', () => {
     type Node = Record<string, unknown> & { $ref?: string };

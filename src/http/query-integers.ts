@@ -1,0 +1,25 @@
+// Integer query parameters are written in decimal digits: `limit=20`, never `0x14`, `2e1`, `20.0`,
+// ` 20` or `Infinity`. The validator's coercion (Number()) would read all of those as numbers, and
+// Infinity even passed its bounds into SQL. Checked on the raw strings, before the validator.
+import type { RequestHandler } from 'express';
+import { ProblemError } from './problems.js';
+
+const DECIMAL_INTEGER = /^-?[0-9]{1,16}$/;
+
+export const rejectLooseIntegers: RequestHandler = (req, _res, next) => {
+  const names = req.operation?.integerQuery;
+  if (!names || names.length === 0) return next();
+  for (const name of names) {
+    const raw: unknown = req.query[name];
+    if (raw === undefined) continue;
+    for (const value of Array.isArray(raw) ? raw : [raw]) {
+      if (typeof value === 'string' && !DECIMAL_INTEGER.test(value)) {
+        const message = 'must be an integer in decimal digits';
+        throw new ProblemError(400, 'validation-error', `${name} ${message}.`, [
+          { location: 'query', field: name, message },
+        ]);
+      }
+    }
+  }
+  next();
+};
