@@ -62,7 +62,8 @@ export function createCoupon(
   const errors = couponErrors(input, new Date());
   if (errors.length > 0) return Promise.resolve({ kind: 'invalid', errors });
   return inTenant(ctx, actor, async (tx): Promise<CreateCouponOutcome> => {
-    const planIds = input.plan_ids ?? [];
+    // Ids in any case (as everywhere), stored as PostgreSQL writes them: compared with plan_id later.
+    const planIds = (input.plan_ids ?? []).map((id) => id.toLowerCase());
     const known = await coupons.existingPlanIds(tx.db, planIds);
     const unknown = planIds.findIndex((id) => !known.has(id));
     if (unknown >= 0)
@@ -133,8 +134,9 @@ export async function redeem(
   const coupon = await coupons.lockCoupon(tx.db, couponId);
   if (!coupon) return refuse('no such coupon');
   if (coupon.deleted_at !== null) return refuse('the coupon was deleted');
-  // redeem_by is a real moment (not a clock's): a coupon offered until a date is closed after it.
-  if (coupon.redeem_by !== null && new Date() > coupon.redeem_by)
+  // In the subscription's time: on a test clock, a simulation meets the coupon closed when the
+  // real subscription would (applied on the clock's July 1st, a coupon redeemable until June 1st is not).
+  if (coupon.redeem_by !== null && at > coupon.redeem_by)
     return refuse(`the coupon could be applied until ${coupon.redeem_by.toISOString()}`);
   if (coupon.max_redemptions !== null && coupon.times_redeemed >= coupon.max_redemptions)
     return refuse(

@@ -65,8 +65,7 @@ export function metricsWindow(
     errors.push({ field: 'to', message: `must not be after the current month, ${fromIndex(current)}` });
   if (from > to) errors.push({ field: 'from', message: 'must not be after to' });
   else if (to - from + 1 > MAX_MONTHS)
-    errors.push({ field: 'from', message: `the window is at most ${MAX_MONTHS} months` });
-  else if (from < 12) errors.push({ field: 'from', message: 'must be in year 1 or later' });
+    errors.push({ field: 'from', message: `must be at most ${MAX_MONTHS} months before to, inclusive` });
   return errors.length > 0 ? { errors } : { from: fromIndex(from), to: fromIndex(to) };
 }
 

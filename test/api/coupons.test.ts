@@ -101,7 +101,7 @@ describe('coupons', () => {
       duration: 'repeating',
       duration_in_months: 3,
       max_redemptions: 5,
-      plan_ids: [p.id],
+      plan_ids: [p.id.toUpperCase()], // ids in any case, as everywhere
     });
     expect(created).toMatchObject({
       name: 'Launch',
@@ -303,13 +303,35 @@ describe('a discount', () => {
     const s = await subscribed(p.id);
     const apply = (couponId: string, id = s.sub.id) =>
       t.api.post(`/api/v1/subscriptions/${id}/discount`).send({ coupon_id: couponId });
-    const reason = async (couponId: string) =>
-      expectProblem(await apply(couponId), 422, 'unprocessable').errors![0]!.message;
+    const reason = async (couponId: string, id = s.sub.id) =>
+      expectProblem(await apply(couponId, id), 422, 'unprocessable').errors![0]!.message;
 
     const deleted = await coupon({ percent_off: '10', duration: 'once' });
     await t.api.delete(`/api/v1/coupons/${deleted.id}`);
     expect(await reason(deleted.id)).toBe('the coupon was deleted');
     expect(await reason('0193a6a2-7000-7000-8000-00000000dead')).toBe('no such coupon');
+    // redeem_by in the subscription's time: its clock's, here 2026-01-01, before it; a subscription
+    // whose clock is past it meets the coupon closed, though it is open in real time.
+    const redeemBy = new Date(Date.now() + 86_400_000);
+    const closing = await coupon({ percent_off: '10', duration: 'once', redeem_by: redeemBy.toISOString() });
+    const later = (
+      await t.api.post('/api/v1/test-clocks').send({
+        name: 'after redeem_by',
+        frozen_time: new Date(redeemBy.getTime() + 86_400_000).toISOString(),
+      })
+    ).body as Schemas['TestClock'];
+    const late = await t.api.post('/api/v1/subscriptions').send({
+      user_id: (await createUser(t)).id,
+      status: 'active',
+      plan_id: p.id,
+      start_date: later.frozen_time.slice(0, 10),
+      test_clock_id: later.id,
+    });
+    expect(late.status, late.text).toBe(201);
+    expect(await reason(closing.id, (late.body as Schemas['Subscription']).id)).toBe(
+      `the coupon could be applied until ${redeemBy.toISOString()}`,
+    );
+    expect((await apply(closing.id)).status).toBe(200);
     const forOther = await coupon({ percent_off: '10', duration: 'once', plan_ids: [other.id] });
     expect(await reason(forOther.id)).toBe("the coupon is for other plans than the subscription's");
     const single = await coupon({ percent_off: '10', duration: 'once', max_redemptions: 1 });

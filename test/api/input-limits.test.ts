@@ -74,6 +74,15 @@ describe('dates', () => {
     );
   });
 
+  it('refuses months of year 0000 with 400, as the contract declares', async () => {
+    await expectFieldErrors(
+      () => ctx.api.get('/api/v1/reports/taxes?from=0000-01&to=0001-01'),
+      [['query', 'from']],
+    );
+    await expectFieldErrors(() => ctx.api.get('/api/v1/metrics/mrr?from=0000-12'), [['query', 'from']]);
+    expect((await ctx.api.get('/api/v1/reports/taxes?from=0001-01&to=0001-02')).status).toBe(200);
+  });
+
   it('accepts year 0001 and year 9999', async () => {
     const res = await ctx.api.post('/api/v1/subscriptions').send({
       user_id: user.id,

@@ -1567,7 +1567,7 @@ export interface paths {
         /**
          * Churn, net revenue retention and LTV per month
          * @description Per month: customer churn rate (customers who churned ÷ customers at the month's start),
-         *     gross MRR churn rate ((churn + contraction) ÷ starting MRR), net revenue retention
+         *     gross MRR churn rate (−(churn + contraction) ÷ starting MRR: the movements are negative, the rate is not), net revenue retention
          *     ((starting MRR + expansion + contraction + churn) ÷ starting MRR: what the month's
          *     starting customers pay at its end), trailing-12-month net revenue retention (the MRR at
          *     the month's end of the customers who had MRR when the 12 months began, on the 1st of the
@@ -2019,7 +2019,10 @@ export interface components {
          * @example 8.8750
          */
         Percentage: string;
-        /** @example 2026-11 */
+        /**
+         * @description A calendar month, YYYY-MM, in year 1 or later.
+         * @example 2026-11
+         */
         Month: string;
         /** @description Incremented by every change; the resource's ETag is this number in quotes. */
         Version: number;
@@ -2414,8 +2417,8 @@ export interface components {
          *     each `price × (E − D) / (E − S)`, rounded to the cent half up (one invoice item each).
          *     `create_prorations` (the default): the two items wait for the subscription's next invoice.
          *     `always_invoice`: they are invoiced (a `proration` invoice for [D, E)), issued and collected
-         *     at once; a change whose items add up to a credit waits for the next invoice instead (an
-         *     invoice is never negative). `none`: nothing is credited or charged for the rest of the
+         *     at once; a change whose items add up to a credit (or to nothing) waits for the next invoice
+         *     instead (an invoice is never negative). `none`: nothing is credited or charged for the rest of the
          *     period. D is the subscription's today (its test clock's). A period not invoiced yet is priced
          *     anew as a whole by its invoice, and trialing or canceled subscriptions are never prorated.
          *     A change of billing interval starts a new schedule on D (`billing_anchor`): the unused time
@@ -4055,7 +4058,7 @@ export interface components {
             total_recurring_revenue: components["schemas"]["MoneyTotal"];
             /** @description Mean `plan_cost` over all subscriptions, every status; rounded to cents, half away from zero. Null when there are none. */
             average_subscription_cost: string | null;
-            /** @description All subscriptions, every status. */
+            /** @description All subscriptions, every status, but those on a test clock (simulations count in no analytics). */
             subscription_count: components["schemas"]["Count"];
             /**
              * @description One entry per calendar month, oldest first, ending with the month of `as_of`; months
@@ -4144,7 +4147,7 @@ export interface components {
             trailing_12m_net_revenue_retention: components["schemas"]["Rate"];
             /** @description MRR ÷ customers at the month's end; null without customers. */
             arpa: string | null;
-            /** @description ARPA ÷ customer churn rate, rounded half-up to cents; null when nobody churned or there are no customers. */
+            /** @description ARPA ÷ customer churn rate, computed exactly (from MRR and the customer counts, not from the rounded `arpa` and rate shown) and then rounded half-up to cents; null when nobody churned or there are no customers. */
             ltv: string | null;
         };
         ChurnMetrics: {
@@ -9838,7 +9841,7 @@ export interface operations {
                 plan_id?: string;
                 /** @description Only subscriptions linked to this feature (their links today). */
                 feature_id?: string;
-                /** @description Only customers whose billing region is this one (today's). */
+                /** @description Only customers whose billing region is exactly this one (today's): `US` does not include `US-CA`. */
                 region?: components["schemas"]["Region"];
             };
             header?: never;
@@ -9956,7 +9959,7 @@ export interface operations {
                 plan_id?: string;
                 /** @description Only subscriptions linked to this feature (their links today). */
                 feature_id?: string;
-                /** @description Only customers whose billing region is this one (today's). */
+                /** @description Only customers whose billing region is exactly this one (today's): `US` does not include `US-CA`. */
                 region?: components["schemas"]["Region"];
             };
             header?: never;
