@@ -62,7 +62,7 @@ spec-diff: install
 gen: install
 	$(BUNDLE_SPEC) -o generated/openapi.yaml
 	npx openapi-typescript generated/openapi.yaml -o generated/openapi.ts
-	npx openapi-typescript generated/openapi.yaml -o clients/typescript/src/generated/openapi.ts
+	npx openapi-typescript generated/openapi.yaml -o clients/typescript/src/generated/openapi.ts --default-non-nullable=false
 	node --import tsx clients/typescript/gen/idempotent-writes.ts
 	node --import tsx src/cli/db-snapshots.ts
 
@@ -71,7 +71,7 @@ check-gen: install
 	@cmp -s .data/openapi.bundle.yaml generated/openapi.yaml || \
 	  { echo "generated/openapi.yaml is out of date with openapi/: run make gen" >&2; exit 1; }
 	npx openapi-typescript generated/openapi.yaml -o generated/openapi.ts --check
-	npx openapi-typescript generated/openapi.yaml -o clients/typescript/src/generated/openapi.ts --check
+	npx openapi-typescript generated/openapi.yaml -o clients/typescript/src/generated/openapi.ts --default-non-nullable=false --check
 	node --import tsx clients/typescript/gen/idempotent-writes.ts --check
 	node --import tsx src/cli/db-snapshots.ts --check
 

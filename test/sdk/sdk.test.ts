@@ -1,8 +1,12 @@
 // The typed SDK (clients/typescript) against the real server on a real port: pagination, the
 // Idempotency-Key it adds and reuses across its retries, Retry-After, problem errors, and
-// webhook verification against the API's own signatures.
+// webhook verification against the API's own signatures; and its types, as a partner's strict
+// TypeScript project sees them (the README's example included).
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { sql } from 'kysely';
+import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
 import {
   backoffMs,
@@ -30,6 +34,20 @@ function flaky(failures: Array<'network' | Response>) {
       if (failure === 'network') throw new TypeError('fetch failed: connection reset');
       if (failure) return failure;
       return fetch(request);
+    },
+  };
+}
+
+/** A fetch that answers every request itself (the server never sees it), recording it. */
+function answering(answer: () => Response) {
+  const sent: Request[] = [];
+  return {
+    sent,
+    fetch: (request: Request) => {
+      sent.push(request.clone());
+      return request.signal.aborted
+        ? Promise.reject(request.signal.reason as Error)
+        : Promise.resolve(answer());
     },
   };
 }
@@ -226,6 +244,88 @@ describe('the SDK', () => {
     expect(answer.response.status).toBe(404);
     expect(answer.error).toMatchObject({ type: '/problems/not-found' });
   });
+
+  it('ends a retry wait as soon as the request is aborted, with the signal’s reason', async () => {
+    const network = answering(() => unavailable('5')); // 5 s before the next attempt
+    const api = createClient({ baseUrl: 'http://127.0.0.1:9', apiKey: 'sk_x_y', fetch: network.fetch });
+    const started = Date.now();
+    const error = await api.GET('/api/v1/users', { signal: AbortSignal.timeout(100) }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(Date.now() - started).toBeLessThan(1000);
+    expect(error).toMatchObject({ name: 'TimeoutError' });
+    expect(network.sent).toHaveLength(1);
+
+    // Aborted while waiting after a network failure, too.
+    const controller = new AbortController();
+    const lost = createClient({
+      baseUrl: 'http://127.0.0.1:9',
+      apiKey: 'sk_x_y',
+      retryBaseMs: 5000,
+      fetch: () => {
+        setTimeout(() => controller.abort(new Error('gave up')), 50);
+        return Promise.reject(new TypeError('fetch failed: connection reset'));
+      },
+    });
+    const aborted = Date.now();
+    await expect(lost.GET('/api/v1/users', { signal: controller.signal })).rejects.toThrow('gave up');
+    expect(Date.now() - aborted).toBeLessThan(1000);
+  });
+
+  it('retries a coupon’s DELETE, a quote and a preview (no key: idempotent or read-only), never a key’s creation after a 503', async () => {
+    const network = answering(() =>
+      network.sent.length === 1
+        ? unavailable()
+        : new Response(JSON.stringify({}), { headers: { 'content-type': 'application/json' } }),
+    );
+    const api = createClient({ baseUrl: 'http://127.0.0.1:9', apiKey: 'sk_x_y', fetch: network.fetch });
+    const id = randomUUID();
+    const calls = [
+      () => api.DELETE('/api/v1/coupons/{couponId}', { params: { path: { couponId: id } } }),
+      () =>
+        api.POST('/api/v1/plans/{planId}/quote', {
+          params: { path: { planId: id } },
+          body: {} as never,
+        }),
+      () =>
+        api.POST('/api/v1/subscriptions/{subscriptionId}/preview-change', {
+          params: { path: { subscriptionId: id } },
+          body: {} as never,
+        }),
+    ];
+    for (const call of calls) {
+      network.sent.length = 0;
+      const { response } = await call();
+      expect(response.status).toBe(200);
+      expect(network.sent).toHaveLength(2);
+      expect(network.sent.map((r) => r.headers.get('idempotency-key'))).toEqual([null, null]);
+    }
+    network.sent.length = 0;
+    await expect(
+      api.POST('/api/v1/api-keys', { body: { name: 'reporting', role: 'viewer' } }),
+    ).rejects.toMatchObject({ status: 503 });
+    expect(network.sent).toHaveLength(1);
+  });
+
+  it('pages with throwOnError: false and throws a failed page as a ProblemError', async () => {
+    const t = await ctx.newTenant();
+    const quiet = createClient({ baseUrl: await ctx.baseUrl(), apiKey: `${t.key}x`, throwOnError: false });
+    const pages = async () => {
+      for await (const user of paginate(quiet, '/api/v1/users')) expect(user).toBeUndefined();
+    };
+    const error = await pages().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(ProblemError);
+    expect(error).toMatchObject({ status: 401, type: '/problems/unauthorized' });
+    expect((error as ProblemError).requestId).toMatch(/.+/);
+    const ok = createClient({ baseUrl: await ctx.baseUrl(), apiKey: t.key, throwOnError: false });
+    const seen: string[] = [];
+    for await (const user of paginate(ok, '/api/v1/users')) seen.push(user.id);
+    expect(seen).toEqual([]);
+  });
 });
 
 describe('retry timing', () => {
@@ -268,5 +368,58 @@ describe('verifyWebhook', () => {
     const now = new Date();
     const header = signatureHeader(body, [secret, old], now);
     for (const key of [secret, old]) expect(await verifyWebhook(body, header, key, { now })).toBeTruthy();
+  });
+});
+
+describe('the SDK’s types, as a partner’s strict project compiles them', () => {
+  const root = fileURLToPath(new URL('../../', import.meta.url));
+  const readme = `${root}clients/typescript/README.md`;
+  const readmeExample = `${root}test/sdk/readme-example.mts`; // not on disk: the README's ts block
+  const fixture = `${root}test/sdk/types.fixture.ts`;
+  let program: ts.Program | undefined;
+
+  /** The type errors of one file, a program holding both compiled once (the types are large). */
+  function typeErrors(file: string): string[] {
+    program ??= (() => {
+      const options: ts.CompilerOptions = {
+        target: ts.ScriptTarget.ES2022,
+        module: ts.ModuleKind.NodeNext,
+        moduleResolution: ts.ModuleResolutionKind.NodeNext,
+        strict: true,
+        noEmit: true,
+        skipLibCheck: true,
+        types: ['node'],
+        // The package by its name, as a partner imports it: its source rather than a build.
+        paths: { '@subscriptions-api/sdk': [`${root}clients/typescript/src/index.ts`] },
+      };
+      const blocks = [...readFileSync(readme, 'utf8').matchAll(/```ts\n([\s\S]*?)```/g)];
+      expect(blocks).toHaveLength(1);
+      const example = blocks[0]![1]!;
+      const base = ts.createCompilerHost(options);
+      const host: ts.CompilerHost = {
+        ...base,
+        fileExists: (name) => name === readmeExample || base.fileExists(name),
+        readFile: (name) => (name === readmeExample ? example : base.readFile(name)),
+        getSourceFile: (name, language, ...rest) =>
+          name === readmeExample
+            ? ts.createSourceFile(name, example, language)
+            : base.getSourceFile(name, language, ...rest),
+      };
+      return ts.createProgram([readmeExample, fixture], options, host);
+    })();
+    const source = program.getSourceFile(file)!;
+    const diagnostics = [
+      ...program.getSyntacticDiagnostics(source),
+      ...program.getSemanticDiagnostics(source),
+    ];
+    return diagnostics.map((d) => ts.flattenDiagnosticMessageText(d.messageText, '\n'));
+  }
+
+  it('lets a request body leave out what has a default, keeps answers’ fields required, and types paginate() by its path', () => {
+    expect(typeErrors(fixture)).toEqual([]);
+  });
+
+  it('compiles the README’s example as it stands, imports and all', () => {
+    expect(typeErrors(readmeExample)).toEqual([]);
   });
 });

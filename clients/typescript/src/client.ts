@@ -29,7 +29,21 @@ const READS = new Set(['GET', 'HEAD']);
 /** Answers after which the same request may succeed: overload, unavailability, a key still in use. */
 const RETRYABLE = new Set([429, 502, 503, 504]);
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/** Waits ms, or rejects with the signal's reason as soon as the request is aborted (or timed out). */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.reject(signal.reason as Error);
+  return new Promise((resolve, reject) => {
+    const abort = () => {
+      clearTimeout(timer);
+      reject(signal.reason as Error);
+    };
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', abort);
+      resolve();
+    }, ms);
+    signal.addEventListener('abort', abort, { once: true });
+  });
+}
 
 /** Retry-After in milliseconds: seconds, or an HTTP date; undefined when absent or unreadable. */
 export function retryAfterMs(header: string | null, now = Date.now()): number | undefined {
@@ -60,12 +74,14 @@ export function retrySafeWrite(method: string, url: string): boolean {
 /**
  * A fetch that retries what is safe to retry: reads (GET, HEAD) always, writes that carry an
  * Idempotency-Key (added here where the API accepts one and the caller set none; the same key on
- * every attempt, so the API performs the write once and replays its answer), and writes the API
- * makes idempotent by their body (usage events: an event_id is counted once). Retried: network
- * failures, 429, 502, 503, 504, and 409 `idempotency-in-progress` (the first attempt still
- * running), waiting as long as Retry-After says when the API says it. A write without a key (the
- * two whose answer carries a secret: creating a tenant or an API key) is retried only after a 429,
- * which the API sends before doing anything.
+ * every attempt, so the API performs the write once and replays its answer), writes the API
+ * makes idempotent by their body (usage events: an event_id is counted once), DELETEs that take no
+ * key (deleting a coupon again changes nothing) and POSTs that write nothing (a plan's quote, a
+ * subscription change's preview). Retried: network failures, 429, 502, 503, 504, and 409
+ * `idempotency-in-progress` (the first attempt still running), waiting as long as Retry-After says
+ * when the API says it. A write without a key that is none of these (the two whose answer carries
+ * a secret: creating a tenant or an API key) is retried only after a 429, which the API sends
+ * before doing anything. Aborting the request (its signal) ends a wait at once.
  */
 export function retryingFetch(
   options: Required<Pick<ClientOptions, 'maxRetries' | 'retryBaseMs' | 'maxRetryDelayMs'>> & {
@@ -95,7 +111,7 @@ export function retryingFetch(
         response = await options.fetch(copy);
       } catch (error) {
         if (attempt >= options.maxRetries || prepared.signal.aborted || !repeatable) throw error;
-        await sleep(backoffMs(attempt, options.retryBaseMs, options.maxRetryDelayMs));
+        await sleep(backoffMs(attempt, options.retryBaseMs, options.maxRetryDelayMs), prepared.signal);
         continue;
       }
       if (attempt >= options.maxRetries || !(await retryable(response, repeatable))) return response;
@@ -106,6 +122,7 @@ export function retryingFetch(
           wait ?? backoffMs(attempt, options.retryBaseMs, options.maxRetryDelayMs),
           options.maxRetryDelayMs,
         ),
+        prepared.signal,
       );
     }
   };

@@ -7,7 +7,7 @@ export {
   type SubscriptionsClient,
 } from './client.js';
 export type { components, operations, paths } from './generated/openapi.js';
-export { type ItemOf, type ListPath, paginate } from './pagination.js';
+export { type ItemOf, type ListPath, type PaginateOptions, paginate } from './pagination.js';
 export { type Problem, ProblemError } from './problems.js';
 export { MAX_USAGE_BATCH, type RecordUsageResult, recordUsage } from './usage.js';
 export {

@@ -1,7 +1,9 @@
 // Every list of the API is cursor-paginated: { data: [...], next_cursor }. paginate() walks one
 // to its end as an async iterator, page by page, so a partner never writes the cursor loop.
+import type { FetchOptions } from 'openapi-fetch';
 import type { SubscriptionsClient } from './client.js';
 import type { paths } from './generated/openapi.js';
+import { type Problem, ProblemError } from './problems.js';
 
 type JsonOf<R> = R extends { content: { 'application/json': infer B } } ? B : never;
 type PageOf<P extends keyof paths> = paths[P] extends { get: { responses: { 200: infer R } } }
@@ -16,11 +18,18 @@ export type ListPath = {
 /** What one page of a list holds. */
 export type ItemOf<P extends ListPath> = PageOf<P> extends { data: Array<infer T> } ? T : never;
 
-/** A GET's options (headers, a query), with the path's own parameters. */
-type GetInit =
-  Parameters<SubscriptionsClient['GET']> extends [unknown, ...infer Rest]
-    ? Rest[0] & { params?: { path?: object; query?: object } }
-    : never;
+/**
+ * The options of the path's own GET (openapi-fetch's): its query, path and header parameters,
+ * typed from the spec, plus headers, a signal and the like. `params` is required when the path
+ * has parameters that are (a list under a resource: `{ params: { path: { walletId } } }`).
+ */
+export type PaginateOptions<P extends ListPath> = paths[P] extends { get: infer Operation }
+  ? FetchOptions<Operation>
+  : never;
+
+/** The options argument: optional only when nothing in it is required. */
+type OptionsArg<P extends ListPath> =
+  object extends PaginateOptions<P> ? [init?: PaginateOptions<P>] : [init: PaginateOptions<P>];
 
 /**
  * Every item of a list, in the API's order, fetching pages as you go:
@@ -33,19 +42,31 @@ type GetInit =
 export async function* paginate<P extends ListPath>(
   client: SubscriptionsClient,
   path: P,
-  init?: GetInit,
+  ...[init]: OptionsArg<P>
 ): AsyncGenerator<ItemOf<P>, void, undefined> {
+  const options = init as { params?: { query?: object } } | undefined;
   let cursor: string | undefined;
   for (;;) {
-    const params = init?.params ?? {};
+    const params = options?.params ?? {};
     const query = { ...(params.query ?? {}), ...(cursor ? { cursor } : {}) };
     // openapi-fetch's types cannot follow a path chosen at run time; the page's shape is ListPath's.
     const get = client.GET as unknown as (
       path: string,
       init: object,
-    ) => Promise<{ data?: { data: ItemOf<P>[]; next_cursor: string | null }; error?: unknown }>;
-    const { data, error } = await get(path, { ...init, params: { ...params, query } });
-    if (!data) throw error instanceof Error ? error : new Error(`GET ${path} failed`);
+    ) => Promise<{
+      data?: { data: ItemOf<P>[]; next_cursor: string | null };
+      error?: unknown;
+      response: Response;
+    }>;
+    const { data, error, response } = await get(path, { ...options, params: { ...params, query } });
+    if (!data) {
+      // With throwOnError: false openapi-fetch returns the problem (already read) instead of throwing.
+      if (error instanceof Error) throw error;
+      throw new ProblemError(
+        response,
+        typeof error === 'object' && error !== null ? (error as Problem) : undefined,
+      );
+    }
     yield* data.data;
     if (data.data.length === 0 || !data.next_cursor) return;
     cursor = data.next_cursor;

@@ -54,8 +54,12 @@ export const IDEMPOTENT_WRITES: ReadonlyArray<readonly [string, RegExp]> = [
   ['POST', /\/api\/v1\/holds\/[^/]+\/release$/], // releaseHold
 ];
 
-// The writes that are safe to send again without a key: the body itself makes them idempotent.
+// The writes that are safe to send again without a key: idempotent by their body (x-retry-safe),
+// DELETEs (deleting again changes nothing), and POSTs that write nothing (a preview, a quote).
 export const RETRY_SAFE_WRITES: ReadonlyArray<readonly [string, RegExp]> = [
+  ['POST', /\/api\/v1\/subscriptions\/[^/]+\/preview-change$/], // previewSubscriptionChange
+  ['POST', /\/api\/v1\/plans\/[^/]+\/quote$/], // quotePlan
+  ['DELETE', /\/api\/v1\/coupons\/[^/]+$/], // deleteCoupon
   ['POST', /\/api\/v1\/usage-events$/], // createUsageEvent
   ['POST', /\/api\/v1\/usage-events\/batch$/], // createUsageEvents
 ];

@@ -2597,7 +2597,7 @@ export interface components {
             name: components["schemas"]["Name"];
             interval: components["schemas"]["BillingInterval"];
             /** @default 1 */
-            interval_count: number;
+            interval_count?: number;
             price: components["schemas"]["PlanPrice"];
             usage_charges?: components["schemas"]["UsageCharges"];
             trial_days?: components["schemas"]["TrialDays"];
@@ -2933,11 +2933,11 @@ export interface components {
             rate?: components["schemas"]["PositiveCredits"];
             low_balance_threshold?: components["schemas"]["LowBalanceThreshold"];
             /** @default 0 */
-            overdraft_limit: components["schemas"]["OverdraftLimit"];
+            overdraft_limit?: components["schemas"]["OverdraftLimit"];
             /** @default false */
-            pays_usage: components["schemas"]["PaysUsage"];
+            pays_usage?: components["schemas"]["PaysUsage"];
             /** @default false */
-            blocks_usage: components["schemas"]["BlocksUsage"];
+            blocks_usage?: components["schemas"]["BlocksUsage"];
             test_clock_id?: components["schemas"]["WalletTestClock"];
         };
         WalletUpdate: {
@@ -3054,9 +3054,9 @@ export interface components {
              * @default free
              * @enum {string}
              */
-            kind: "free" | "paid";
+            kind?: "free" | "paid";
             /** @default 0 */
-            priority: number;
+            priority?: number;
             /**
              * Format: date-time
              * @description In the future (422 otherwise).
@@ -3930,7 +3930,7 @@ export interface components {
              * @description How long the current secret keeps signing, up to 7 days; 0 ends it now.
              * @default 86400
              */
-            grace_period_seconds: number;
+            grace_period_seconds?: number;
         };
         WebhookEndpointList: {
             data: components["schemas"]["WebhookEndpoint"][];
