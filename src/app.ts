@@ -143,7 +143,11 @@ export function createApp({
   });
   // Swagger UI's "Try it out" calls this server first (the contract's own entry is a template).
   const docsSpec = { ...spec, servers: [{ url: '/', description: 'This server' }, ...spec.servers] };
-  app.use('/docs', swaggerUi.serve, swaggerUi.setup(docsSpec, { customSiteTitle: 'Subscriptions API' }));
+  app.use(
+    '/docs',
+    swaggerUi.serve,
+    swaggerUi.setup(docsSpec, { customSiteTitle: 'Subscriptions API', customCss: '' }),
+  );
   // The metrics dashboard: static files only (its data comes from the API with the user's key).
   // The chart library is served from our own origin, as the CSP allows no other script source.
   app.use('/dashboard/vendor', express.static(UPLOT_DIST, { index: false }));

@@ -14,6 +14,8 @@ export interface Operation {
   bodyRequired: boolean;
   /** Its query parameters of type integer. */
   integerQuery: string[];
+  /** The status codes it declares (the test suite checks every answer is one of them). */
+  statuses: string[];
   pattern: RegExp;
 }
 
@@ -36,6 +38,7 @@ export const operations: Operation[] = Object.entries(spec.paths).flatMap(([temp
         operationId: string;
         security?: SecurityRequirement[];
         requestBody?: { content?: Record<string, unknown>; required?: boolean };
+        responses: Record<string, unknown>;
         parameters?: Array<Parameter | { $ref: string }>;
       };
       const shared = (item as { parameters?: Array<Parameter | { $ref: string }> }).parameters ?? [];
@@ -47,6 +50,7 @@ export const operations: Operation[] = Object.entries(spec.paths).flatMap(([temp
         scopes: security.length ? Object.values(security[0] ?? {}).flat() : null,
         mediaTypes: Object.keys(op.requestBody?.content ?? {}),
         bodyRequired: op.requestBody?.required === true,
+        statuses: Object.keys(op.responses),
         integerQuery: [...shared, ...(op.parameters ?? [])]
           .map(resolve)
           .filter((p) => p.in === 'query' && p.schema?.type === 'integer')

@@ -14,8 +14,9 @@ export const rejectLooseIntegers: RequestHandler = (req, _res, next) => {
     if (raw === undefined) continue;
     for (const value of Array.isArray(raw) ? raw : [raw]) {
       if (typeof value === 'string' && !DECIMAL_INTEGER.test(value)) {
-        const message = 'must be an integer in decimal digits';
-        throw new ProblemError(400, 'validation-error', `${name} ${message}.`, [
+        // Worded as the validator words the same refusal of `limit=many`.
+        const message = 'must be integer';
+        throw new ProblemError(400, 'validation-error', `request/query/${name} ${message}`, [
           { location: 'query', field: name, message },
         ]);
       }

@@ -72,6 +72,23 @@ const BLOCKS_WITHOUT_PAYING = [
 
 const threshold = (value: string | null | undefined) => (value == null ? null : text(credits(value)));
 
+/** The settings that must be above 0 (PositiveCredits: the schema's pattern allows 0). */
+function zeroSettings(input: {
+  rate?: string | undefined;
+  low_balance_threshold?: string | null | undefined;
+}) {
+  const errors: Array<{ field: string; message: string }> = [];
+  if (input.rate !== undefined && credits(input.rate) === 0n)
+    errors.push({ field: '/rate', message: 'must be more than 0 (credits per currency unit)' });
+  if (input.low_balance_threshold != null && credits(input.low_balance_threshold) === 0n)
+    errors.push({
+      field: '/low_balance_threshold',
+      message:
+        'must be more than 0 (null for no threshold): the available balance never goes below 0 but in an overdraft',
+    });
+  return errors;
+}
+
 export async function createWallet(
   ctx: ServiceContext,
   actor: Actor,
@@ -86,7 +103,11 @@ export async function createWallet(
     test_clock_id?: string | null | undefined;
   },
 ): Promise<CreateWalletOutcome> {
-  if (input.blocks_usage && !input.pays_usage) return { kind: 'invalid', errors: BLOCKS_WITHOUT_PAYING };
+  const errors = [
+    ...zeroSettings(input),
+    ...(input.blocks_usage && !input.pays_usage ? BLOCKS_WITHOUT_PAYING : []),
+  ];
+  if (errors.length > 0) return { kind: 'invalid', errors };
   try {
     return await inTenant(ctx, actor, async (tx): Promise<CreateWalletOutcome> => {
       const wallet = await wallets.insertWallet(tx.db, {
@@ -149,10 +170,12 @@ export function updateWallet(
   },
   ifMatch?: VersionCondition,
 ): Promise<UpdateWalletOutcome> {
+  const errors = zeroSettings(patch);
   return inTenant(ctx, actor, async (tx): Promise<UpdateWalletOutcome> => {
     const before = await wallets.lockWallet(tx.db, id);
     if (!before) return { kind: 'missing' };
     if (!satisfies(ifMatch, before.version)) return { kind: 'stale', current: before };
+    if (errors.length > 0) return { kind: 'invalid', errors };
     const settings = {
       name: patch.name ?? before.name,
       low_balance_threshold:

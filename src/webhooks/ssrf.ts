@@ -161,6 +161,8 @@ export function urlProblem(text: string, policy: UrlPolicy): string | undefined 
   if (!schemes.includes(url.protocol)) return `must use ${schemes.join(' or ')}`;
   if (url.username || url.password) return 'must not contain a user name or password';
   if (url.hostname === '') return 'has no host';
+  // Port 0 is no port a server listens on: every delivery would fail.
+  if (url.port === '0') return 'names port 0';
   if (policy.allowPrivateUrls) return undefined;
   const ip = ipOf(url);
   if (ip) {

@@ -91,7 +91,7 @@ describe('bad requests before any handler', () => {
         expect([path, value, problem.errors]).toEqual([
           path,
           value,
-          [{ location: 'query', field: name, message: 'must be an integer in decimal digits' }],
+          [{ location: 'query', field: name, message: 'must be integer' }],
         ]);
       }
     }

@@ -678,8 +678,19 @@ describe('settings and balance events', () => {
     const same = await t.api.patch(`/api/v1/wallets/${w.id}`).send({ pays_usage: true });
     expect(same.body).toMatchObject({ version: 2 });
     expect(await fingerprint(ctx.db)).toEqual(before);
-    for (const body of [{}, { low_balance_threshold: '0' }, { pays_usage: 'yes' }, { rate: '2' }])
-      expect([400, 422]).toContain((await t.api.patch(`/api/v1/wallets/${w.id}`).send(body)).status);
+    for (const body of [{}, { pays_usage: 'yes' }, { rate: '2' }])
+      expectProblem(await t.api.patch(`/api/v1/wallets/${w.id}`).send(body), 400, 'validation-error');
+    const zero = await t.api.patch(`/api/v1/wallets/${w.id}`).send({ low_balance_threshold: '0' });
+    expect(expectProblem(zero, 422, 'unprocessable').errors!.map((e) => e.field)).toEqual([
+      '/low_balance_threshold',
+    ]);
+    const created = await t.api
+      .post('/api/v1/wallets')
+      .send({ user_id: w.user_id, name: 'Zero', rate: '0.000', low_balance_threshold: '0' });
+    expect(expectProblem(created, 422, 'unprocessable').errors!.map((e) => e.field)).toEqual([
+      '/rate',
+      '/low_balance_threshold',
+    ]);
     const cleared = await t.api.patch(`/api/v1/wallets/${w.id}`).send({ low_balance_threshold: null });
     expect(cleared.body).toMatchObject({ low_balance_threshold: null, version: 3 });
     const events = await eventsOf(w.id);

@@ -377,6 +377,7 @@ describe('server-side request forgery', () => {
     ['https://printer.local/', 'internal name'],
     ['https://intranet/', 'single-label'],
     ['https://user:pass@hooks.example.com/', 'user name or password'],
+    ['https://hooks.example.com:0/x', 'port 0'],
     ['https://private.example.com/', 'resolves to a private address (10.1.2.3)'],
     ['https://metadata.example.com/', 'resolves to a link-local (cloud metadata) address'],
     ['https://mapped.example.com/', 'loopback'],

@@ -1153,7 +1153,8 @@ export interface paths {
          * Taxes per month
          * @description The total of each tax code (and region) per month of invoice date, from the issued
          *     invoices' tax snapshots: a rate changed later changes nothing here. Drafts and voided
-         *     invoices are left out. At most 120 months.
+         *     invoices are left out; those of subscriptions on test clocks are in, at their clock dates
+         *     (unlike the metrics). At most 120 months.
          */
         get: operations["getTaxReport"];
         put?: never;
@@ -4591,6 +4592,7 @@ export interface operations {
                     "application/json": components["schemas"]["Health"];
                 };
             };
+            415: components["responses"]["UnsupportedMediaType"];
         };
     };
     getReadiness: {
@@ -4616,6 +4618,7 @@ export interface operations {
                     "application/json": components["schemas"]["Health"];
                 };
             };
+            415: components["responses"]["UnsupportedMediaType"];
             503: components["responses"]["ServiceUnavailable"];
         };
     };
@@ -4626,10 +4629,7 @@ export interface operations {
                 limit?: components["parameters"]["Limit"];
                 /** @description The `next_cursor` of the previous page of the same list (a cursor of another list is a 400 invalid-cursor; filters may change between pages). */
                 cursor?: components["parameters"]["Cursor"];
-                /**
-                 * @description Only the user with this email (compared case-insensitively). `@` may be sent as is.
-                 * @example ada@example.com
-                 */
+                /** @description Only the user with this email (compared case-insensitively). `@` may be sent as is. */
                 email?: string;
                 /** @description Only the user with this `external_id` (exact). */
                 external_id?: components["schemas"]["ExternalId"];
@@ -10591,6 +10591,7 @@ export interface operations {
             412: components["responses"]["PreconditionFailed"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["Unprocessable"];
             429: components["responses"]["TooManyRequests"];
             503: components["responses"]["ServiceUnavailable"];
         };
