@@ -16,7 +16,10 @@ function hasContent(req: Request): boolean {
 
 const unsupported = (detail: string) => new ProblemError(415, 'unsupported-media-type', detail);
 const noBody = (req: Request) =>
-  unsupported(`${req.method} ${req.operation!.template} takes no request body; send none (or {}).`);
+  unsupported(
+    `${req.method} ${req.operation!.template} takes no request body; send none` +
+      (req.method === 'GET' || req.method === 'HEAD' ? '.' : ' (or {}).'),
+  );
 
 export const requireDeclaredMediaType: RequestHandler = (req, _res, next) => {
   const operation = req.operation;

@@ -4,7 +4,8 @@
 import type { RequestHandler } from 'express';
 import { ProblemError } from './problems.js';
 
-const DECIMAL_INTEGER = /^-?[0-9]{1,16}$/;
+// Any length: the validator then says what is out of range (limit=99999999999999999999: <= 100).
+const DECIMAL_INTEGER = /^-?[0-9]+$/;
 
 export const rejectLooseIntegers: RequestHandler = (req, _res, next) => {
   const names = req.operation?.integerQuery;

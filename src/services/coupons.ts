@@ -64,6 +64,18 @@ export function createCoupon(
   return inTenant(ctx, actor, async (tx): Promise<CreateCouponOutcome> => {
     // Ids in any case (as everywhere), stored as PostgreSQL writes them: compared with plan_id later.
     const planIds = (input.plan_ids ?? []).map((id) => id.toLowerCase());
+    // The schema's uniqueItems compares the text: the same id in two cases is caught here.
+    const twice = planIds.findIndex((id, i) => planIds.indexOf(id) !== i);
+    if (twice >= 0)
+      return {
+        kind: 'invalid',
+        errors: [
+          {
+            field: `/plan_ids/${twice}`,
+            message: `names the same plan as /plan_ids/${planIds.indexOf(planIds[twice]!)}`,
+          },
+        ],
+      };
     const known = await coupons.existingPlanIds(tx.db, planIds);
     const unknown = planIds.findIndex((id) => !known.has(id));
     if (unknown >= 0)

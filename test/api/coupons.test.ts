@@ -134,6 +134,7 @@ describe('coupons', () => {
   it('refuses impossible terms with 422 naming the field, and editors with 403, writing nothing', async () => {
     const editorKey = await t.api.post('/api/v1/api-keys').send({ name: 'editor', role: 'editor' });
     const editor = ctx.withKey((editorKey.body as Schemas['ApiKeyWithSecret']).key);
+    const known = await plan('1.00');
     const before = await fingerprint(ctx.db);
     const refused = async (body: Record<string, unknown>, field: string) => {
       const res = await t.api.post('/api/v1/coupons').send({ name: 'x', ...body });
@@ -150,6 +151,10 @@ describe('coupons', () => {
     await refused(
       { percent_off: '10', duration: 'once', plan_ids: ['0193a6a2-5000-7000-8000-00000000dead'] },
       '/plan_ids/0',
+    );
+    await refused(
+      { percent_off: '10', duration: 'once', plan_ids: [known.id, known.id.toUpperCase()] },
+      '/plan_ids/1',
     );
     expectProblem(
       await t.api.post('/api/v1/coupons').send({ name: 'x', percent_off: '100.5', duration: 'once' }),

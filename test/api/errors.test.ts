@@ -95,7 +95,13 @@ describe('bad requests before any handler', () => {
         ]);
       }
     }
-    expect((await ctx.api.get('/api/v1/users?limit=2')).status).toBe(200);
+    expect((await ctx.api.get('/api/v1/users?limit=00000000000000002')).status).toBe(200);
+    const huge = expectProblem(
+      await ctx.api.get('/api/v1/users?limit=99999999999999999999'),
+      400,
+      'validation-error',
+    );
+    expect(huge.detail).toBe('request/query/limit must be <= 100');
     expectProblem(await ctx.api.get('/api/v1/users?limit=-2'), 400, 'validation-error');
   });
 
