@@ -30,7 +30,9 @@ export function observe(logger: Logger, metrics: Metrics): RequestHandler {
     res.once('close', () => {
       const ms = performance.now() - started;
       const operation = req.operation?.operationId ?? 'none';
-      metrics.observe(operation, req.method, res.statusCode, ms / 1000);
+      // A response cut before its headers (the drain's timeout) has no status: 0, not 200.
+      const status = res.headersSent ? res.statusCode : 0;
+      metrics.observe(operation, req.method, status, ms / 1000);
       const caller = req.caller;
       logger.info(
         {
@@ -38,7 +40,7 @@ export function observe(logger: Logger, metrics: Metrics): RequestHandler {
           method: req.method,
           path: req.originalUrl.split('?')[0],
           operation,
-          status: res.statusCode,
+          status,
           latency_ms: Math.round(ms * 10) / 10,
           ...(caller?.kind === 'tenant' ? { tenant_id: caller.tenantId, key_id: caller.keyId } : {}),
           ...(caller?.kind === 'platform' ? { key_id: 'platform' } : {}),

@@ -59,14 +59,22 @@ function answerClientError(error: Error & { code?: string }, socket: Socket): vo
 }
 
 const draining = new WeakSet<http.Server>();
+/** Each server's responses not yet sent: told to close their connection when draining starts. */
+const inFlight = new WeakMap<http.Server, Set<http.ServerResponse>>();
 
 export function createHttpServer(app: Express): http.Server {
+  const pending = new Set<http.ServerResponse>();
   const server = http.createServer((req, res) => {
     // While draining, every response closes its connection: keep-alive clients reconnect to
     // another instance instead of sending more requests here.
     if (draining.has(server)) res.setHeader('Connection', 'close');
+    else {
+      pending.add(res);
+      res.once('close', () => pending.delete(res));
+    }
     app(req, res);
   });
+  inFlight.set(server, pending);
   server.on('clientError', answerClientError);
   return server;
 }
@@ -105,6 +113,8 @@ export async function ensurePortFree(port: number, host: string): Promise<void> 
  */
 export async function drain(server: http.Server, timeoutMs: number): Promise<boolean> {
   draining.add(server);
+  // The responses of requests already running close their connection too, when they are sent.
+  for (const res of inFlight.get(server) ?? []) if (!res.headersSent) res.setHeader('Connection', 'close');
   const closed = new Promise<boolean>((resolve) => server.close(() => resolve(true)));
   // A keep-alive connection whose last request just finished is idle: close it at once.
   const sweep = setInterval(() => server.closeIdleConnections(), 50);

@@ -58,6 +58,8 @@ describe('SIGTERM', () => {
 
     const res = await patch;
     expect(res.status).toBe(200);
+    // Running when the drain began, it closes its connection too: its client reconnects elsewhere.
+    expect(res.headers.get('connection')).toBe('close');
     expect(((await res.json()) as { name: string }).name).toBe('Finished during the drain');
     expect(await server.exited).toEqual({ code: 0, signal: null });
     expect(server.stdout()).toMatch(/stopped/);
@@ -83,6 +85,13 @@ describe('SIGTERM', () => {
     expect(await server.exited).toEqual({ code: 0, signal: null });
     expect(Date.now() - started).toBeLessThan(15_000); // 1 s of drain, not the held lock's forever
     expect(server.stdout()).toMatch(/drain timeout/);
+    // Its access log line says it got no answer: no status, not the 200 never sent.
+    const logged = server
+      .stdout()
+      .split('\n')
+      .filter((line) => line.includes('"operation":"updateUser"'))
+      .map((line) => JSON.parse(line) as { status: number; aborted?: boolean });
+    expect(logged).toEqual([expect.objectContaining({ status: 0, aborted: true })]);
     await held.release();
   });
 });
