@@ -190,6 +190,15 @@ const grantsAsOf = (at: Date) => sql`
     g.invoice_id, g.available_at, g.canceled_at, g.created_at
   from wallet_grants g`;
 
+/** The credits of the wallet's purchases not paid yet (to be added when they are). */
+export async function pendingCredits(db: Db, walletId: string): Promise<string> {
+  const { rows } = await sql<{ credits: string }>`
+    select trim_scale(coalesce(sum(g.credits), 0))::text as credits from wallet_grants g
+    where g.tenant_id = ${TENANT} and g.wallet_id = ${walletId}::uuid
+      and g.invoice_id is not null and g.available_at is null and g.canceled_at is null`.execute(db);
+  return rows[0]!.credits;
+}
+
 /** A grant of the API (not a wallet's overdraft) as of `at`. */
 export async function findGrant(db: Db, id: string, at: Date): Promise<GrantRow | undefined> {
   const { rows } = await sql<GrantRow>`${grantsAsOf(at)}

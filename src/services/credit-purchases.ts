@@ -13,7 +13,7 @@ import { atStep, type CollectionContext, startPayment, system } from './collecti
 import { type Actor, inTenant, type ServiceContext } from './context.js';
 import { purchaseInvoice, voidLocked } from './invoices.js';
 import { subscriptionNow } from '../billing/subscription-time.js';
-import { LockedWallet, MAX_CREDITS } from './wallets.js';
+import { LockedWallet } from './wallets.js';
 
 export type PurchaseOutcome =
   | { kind: 'granted'; grant: GrantRow; invoice: InvoiceRow }
@@ -77,8 +77,11 @@ export function buyCredits(
       errors.push({ field: '/amount', message: 'buys less than 0.000001 credits at the rate' });
     if (expiresAt && expiresAt <= now)
       errors.push({ field: '/expires_at', message: `must be in the future (now is ${now.toISOString()})` });
-    if (locked.available + locked.held + bought > MAX_CREDITS)
-      errors.push({ field: '/amount', message: 'would take the wallet over 10^18 credits' });
+    if (await locked.overCap(bought))
+      errors.push({
+        field: '/amount',
+        message: 'would take the wallet over 10^18 credits (counting its unpaid purchases)',
+      });
     if (errors.length > 0) return { kind: 'invalid', errors };
 
     const credits = formatQuantity(bought);

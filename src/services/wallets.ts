@@ -290,6 +290,15 @@ export class LockedWallet {
    * the reads see what the lock's holder before committed). Every round trip under the lock makes
    * the next request on a busy wallet wait longer.
    */
+  /**
+   * Whether `more` credits would take the wallet over the cap, counting its purchases not paid
+   * yet: each must still fit when its invoice is paid (its payment cannot be refused then).
+   */
+  async overCap(more: bigint): Promise<boolean> {
+    const pending = credits(await wallets.pendingCredits(this.tx.db, this.wallet.id));
+    return this.available + this.held + pending + more > MAX_CREDITS;
+  }
+
   static async open(tx: Tx, walletId: string, actor: Actor, now?: Date): Promise<LockedWallet | undefined> {
     const at = now ?? new Date();
     const [wallet, grants, lapsed] = await Promise.all([
@@ -649,8 +658,11 @@ export function createGrant(
         field: '/expires_at',
         message: `must be in the future (now is ${locked.now.toISOString()})`,
       });
-    if (locked.available + locked.held + amount > MAX_CREDITS)
-      errors.push({ field: '/credits', message: 'would take the wallet over 10^18 credits' });
+    if (await locked.overCap(amount))
+      errors.push({
+        field: '/credits',
+        message: 'would take the wallet over 10^18 credits (counting its unpaid purchases)',
+      });
     if (errors.length > 0) return { kind: 'invalid', errors };
     const grant = await wallets.insertGrant(tx.db, {
       wallet_id: walletId,

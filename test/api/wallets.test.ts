@@ -1210,6 +1210,26 @@ describe('paid grants', () => {
     ]);
     expect(await fingerprint(ctx.db)).toEqual(before);
   });
+
+  it('counts unpaid purchases against the 10^18 cap, so that paying one can never overflow the wallet', async () => {
+    const { subscription, wallet: w } = await customer('1000000000000'); // 10^12 credits per 1.00
+    const first = await buy(w, { amount: '600000.00', subscription_id: subscription.id }); // 6 × 10^17
+    expect(first.status, first.text).toBe(201);
+    const before = await fingerprint(ctx.db);
+    const second = await buy(w, { amount: '500000.00', subscription_id: subscription.id });
+    expect(expectProblem(second, 422, 'unprocessable').errors![0]!.message).toMatch(/unpaid purchases/);
+    const free = await t.api.post(`/api/v1/wallets/${w.id}/grants`).send({ credits: '500000000000000000' });
+    expect(expectProblem(free, 422, 'unprocessable').errors![0]!.message).toMatch(/unpaid purchases/);
+    expect(await fingerprint(ctx.db)).toEqual(before);
+    // What still fits with it is taken, and paying the first adds it whole.
+    expect((await buy(w, { amount: '399999.99', subscription_id: subscription.id })).status).toBe(201);
+    const pay = await t.api
+      .post(`/api/v1/invoices/${(first.body as Schemas['Grant']).invoice_id}/payments`)
+      .send({ amount: '600000.00', payment_method: 'pm_card_visa', rail: 'card' });
+    expect(pay.status, pay.text).toBe(202);
+    await settleAll();
+    expect(await get(w)).toMatchObject({ available: '600000000000000000' });
+  });
 });
 
 describe('credits captured in the usage margin report', () => {
