@@ -46,8 +46,11 @@ with clock as (select now() as now),
       where r.status = 'pending' and r.submitted_at is not null
         and coalesce(r.settles_at, r.submit_after) <= clock.now and s.test_clock_id is null 
       union all
-      -- A purchase still unpaid when its grant expires: voided (no payment may be in flight).
-      select 3, 'lapse', g.tenant_id, i.subscription_id, i.id, g.expires_at
+      -- A purchase still unpaid when its grant expires: voided (no payment may be in flight), at
+      -- the expiry, or when a payment in flight then failed.
+      select 3, 'lapse', g.tenant_id, i.subscription_id, i.id,
+        greatest(g.expires_at, (select max(p.settled_at) from payments p
+                                where p.tenant_id = i.tenant_id and p.invoice_id = i.id))
       from wallet_grants g
       join invoices i on i.tenant_id = g.tenant_id and i.id = g.invoice_id
       join subscriptions s on s.tenant_id = i.tenant_id and s.id = i.subscription_id, clock
@@ -128,8 +131,11 @@ with clock as (select now() as now),
       where r.status = 'pending' and r.submitted_at is not null
         and coalesce(r.settles_at, r.submit_after) <= clock.now and s.test_clock_id is null and s.tenant_id = $8
       union all
-      -- A purchase still unpaid when its grant expires: voided (no payment may be in flight).
-      select 3, 'lapse', g.tenant_id, i.subscription_id, i.id, g.expires_at
+      -- A purchase still unpaid when its grant expires: voided (no payment may be in flight), at
+      -- the expiry, or when a payment in flight then failed.
+      select 3, 'lapse', g.tenant_id, i.subscription_id, i.id,
+        greatest(g.expires_at, (select max(p.settled_at) from payments p
+                                where p.tenant_id = i.tenant_id and p.invoice_id = i.id))
       from wallet_grants g
       join invoices i on i.tenant_id = g.tenant_id and i.id = g.invoice_id
       join subscriptions s on s.tenant_id = i.tenant_id and s.id = i.subscription_id, clock
@@ -210,8 +216,11 @@ with clock as (select (select frozen_time from test_clocks where id = $1 and ten
       where r.status = 'pending' and r.submitted_at is not null
         and coalesce(r.settles_at, r.submit_after) <= clock.now and s.test_clock_id = $17 and s.tenant_id = $18
       union all
-      -- A purchase still unpaid when its grant expires: voided (no payment may be in flight).
-      select 3, 'lapse', g.tenant_id, i.subscription_id, i.id, g.expires_at
+      -- A purchase still unpaid when its grant expires: voided (no payment may be in flight), at
+      -- the expiry, or when a payment in flight then failed.
+      select 3, 'lapse', g.tenant_id, i.subscription_id, i.id,
+        greatest(g.expires_at, (select max(p.settled_at) from payments p
+                                where p.tenant_id = i.tenant_id and p.invoice_id = i.id))
       from wallet_grants g
       join invoices i on i.tenant_id = g.tenant_id and i.id = g.invoice_id
       join subscriptions s on s.tenant_id = i.tenant_id and s.id = i.subscription_id, clock

@@ -92,8 +92,11 @@ export async function findDueWork(
       where r.status = 'pending' and r.submitted_at is not null
         and coalesce(r.settles_at, r.submit_after) <= clock.now and ${onClock} ${inTenant}
       union all
-      -- A purchase still unpaid when its grant expires: voided (no payment may be in flight).
-      select 3, 'lapse', g.tenant_id, i.subscription_id, i.id, g.expires_at
+      -- A purchase still unpaid when its grant expires: voided (no payment may be in flight), at
+      -- the expiry, or when a payment in flight then failed.
+      select 3, 'lapse', g.tenant_id, i.subscription_id, i.id,
+        greatest(g.expires_at, (select max(p.settled_at) from payments p
+                                where p.tenant_id = i.tenant_id and p.invoice_id = i.id))
       from wallet_grants g
       join invoices i on i.tenant_id = g.tenant_id and i.id = g.invoice_id
       join subscriptions s on s.tenant_id = i.tenant_id and s.id = i.subscription_id, clock

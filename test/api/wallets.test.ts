@@ -1142,6 +1142,49 @@ describe('paid grants', () => {
     expectProblem(await pay(), 409, 'conflict');
   });
 
+  it('lapses when a payment in flight at the expiry fails, at the failure, not before it', async () => {
+    const clock = (
+      await t.api
+        .post('/api/v1/test-clocks')
+        .send({ name: 'lapse late', frozen_time: '2033-03-03T10:00:00Z' })
+    ).body as Schemas['TestClock'];
+    const user = await createUser(t);
+    const sub = await t.api.post('/api/v1/subscriptions').send({
+      user_id: user.id,
+      status: 'active',
+      plan_id: planId,
+      start_date: '2033-03-03',
+      test_clock_id: clock.id,
+    });
+    expect(sub.status, sub.text).toBe(201);
+    const w = await walletOf(user.id, { name: 'Paid', rate: '10', test_clock_id: clock.id });
+    const g = (
+      await buy(w, {
+        amount: '5.00',
+        subscription_id: (sub.body as Schemas['Subscription']).id,
+        expires_at: '2033-03-03T12:00:00Z',
+      })
+    ).body as Schemas['Grant'];
+    const pay = await t.api
+      .post(`/api/v1/invoices/${g.invoice_id}/payments`)
+      .send({ amount: '5.00', payment_method: 'pm_insufficient_funds', rail: 'ach_standard' });
+    expect(pay.status, pay.text).toBe(202);
+    expect(
+      (
+        await t.api
+          .post(`/api/v1/test-clocks/${clock.id}/advance`)
+          .send({ frozen_time: '2033-03-20T00:00:00Z' })
+      ).status,
+    ).toBe(202);
+    await performDueWork({ ...dueCtx(), settlementDelayScale: 1 }, { tenantId: t.id, clockId: clock.id });
+    const [payment] = (
+      (await t.api.get(`/api/v1/invoices/${g.invoice_id}/payments`)).body as Schemas['PaymentList']
+    ).data;
+    expect(payment).toMatchObject({ status: 'failed' });
+    expect(payment!.settled_at! > '2033-03-03T12:00:00.000Z').toBe(true);
+    expect(await invoice(g.invoice_id!)).toMatchObject({ status: 'void', voided_at: payment!.settled_at });
+  });
+
   it('does not lapse while a payment is in flight, nor once paid', async () => {
     const { subscription, wallet: w } = await customer('10');
     const soon = new Date(Date.now() + 1500).toISOString();
