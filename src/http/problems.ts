@@ -7,7 +7,7 @@ import { isDatabaseUnavailable, isKeyRejected } from '../database/errors.js';
 import type { Logger } from '../logger.js';
 import { PeriodBeyondCalendarError } from '../billing/periods.js';
 import { MAX_PERIOD_AMOUNT, PriceTooHighError } from '../billing/pricing.js';
-import { IdempotencyStop } from '../services/context.js';
+import { ClockAdvancingError, IdempotencyStop } from '../services/context.js';
 import { sendStored } from './replies.js';
 
 type Problem = Schemas['Problem'];
@@ -293,6 +293,11 @@ export function toProblem(error: unknown, query?: Record<string, unknown>): Prob
         message: `prices the subscription at ${error.amount} a period; at most ${MAX_PERIOD_AMOUNT} is allowed`,
       },
     ]);
+  }
+  if (error instanceof ClockAdvancingError) {
+    return conflict(
+      `The wallet's test clock is advancing to ${error.to.toISOString()}: change the wallet once the clock is ready (GET /api/v1/test-clocks/${error.clockId}).`,
+    );
   }
   if (error instanceof PeriodBeyondCalendarError) {
     return unprocessable(

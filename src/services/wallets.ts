@@ -15,6 +15,7 @@ import { toGrantResponse, toWalletResponse } from '../responses/wallets.js';
 import {
   type Actor,
   inTenant,
+  ClockAdvancingError,
   type Page,
   previousValues,
   type ServiceContext,
@@ -308,7 +309,11 @@ export class LockedWallet {
     ]);
     if (!wallet) return undefined;
     if (now || !wallet.test_clock_id) return LockedWallet.swept(tx, wallet, grants, lapsed, actor, at);
-    // On a test clock: what lapsed by the clock's time instead.
+    // On a test clock: what lapsed by the clock's time instead. Not while it advances: its time
+    // is already the new one, and this sweep would date at it what the worker's steps date on
+    // the way (a hold's release, a grant's expiry, the balance events between).
+    const clock = (await findTestClock(tx.db, wallet.test_clock_id))!;
+    if (clock.status === 'advancing') throw new ClockAdvancingError(clock.id, clock.frozen_time);
     const clockNow = await walletNow(tx, wallet);
     const lapsedThen = await wallets.lapsedHolds(tx.db, walletId, clockNow);
     return LockedWallet.swept(tx, wallet, grants, lapsedThen, actor, clockNow);

@@ -1380,6 +1380,44 @@ describe('a wallet on a test clock', () => {
   });
 });
 
+describe('a wallet on a test clock that is advancing', () => {
+  it('refuses changes (409) until the clock is ready: they would be dated at its new time', async () => {
+    const clock = (
+      await t.api.post('/api/v1/test-clocks').send({ name: 'advancing', frozen_time: '2035-01-01T00:00:00Z' })
+    ).body as Schemas['TestClock'];
+    const w = await walletOf((await createUser(t)).id, { name: 'clock', test_clock_id: clock.id });
+    await grant(w, { credits: '10', expires_at: '2035-01-05T00:00:00Z' });
+    const h = (await hold(w, '8', 2 * 86_400)).body as Hold;
+    // What an advance does before the worker's steps: the clock at its new time, advancing.
+    await sql`update test_clocks set frozen_time = '2035-01-10T00:00:00Z', status = 'advancing'
+      where id = ${clock.id}`.execute(ctx.db);
+    const before = await fingerprint(ctx.db);
+    const refused = expectProblem(
+      await t.api.post(`/api/v1/wallets/${w.id}/grants`).send({ credits: '1' }),
+      409,
+      'conflict',
+    );
+    expect(refused.detail).toMatch(/test clock is advancing to 2035-01-10T00:00:00.000Z/);
+    expectProblem(await hold(w, '1'), 409, 'conflict');
+    expectProblem(await release(h), 409, 'conflict');
+    expect(await fingerprint(ctx.db)).toEqual(before);
+    // The worker's steps, each at its time; then the clock is ready and changes are taken.
+    await performDueWork(
+      { db: ctx.appDb, ownerDb: ctx.db, gateway: simulatedGateway, settlementDelayScale: 0 },
+      { tenantId: t.id, clockId: clock.id },
+    );
+    await sql`update test_clocks set status = 'ready' where id = ${clock.id}`.execute(ctx.db);
+    expect((await t.api.post(`/api/v1/wallets/${w.id}/grants`).send({ credits: '1' })).status).toBe(201);
+    const entries = await ledger(w);
+    expect(
+      entries.filter((e) => e.type === 'release' || e.type === 'expiry').map((e) => [e.type, e.created_at]),
+    ).toEqual([
+      ['release', '2035-01-03T00:00:00.000Z'],
+      ['expiry', '2035-01-05T00:00:00.000Z'],
+    ]);
+  });
+});
+
 describe('usage paid from credits at a renewal on a test clock', () => {
   it('is paid at the renewal time, however far the clock is advanced in one step', async () => {
     const outcomes: unknown[] = [];
