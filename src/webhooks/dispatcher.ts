@@ -9,6 +9,7 @@ import pg from 'pg';
 import { Counter } from 'prom-client';
 import type { Db } from '../database/connection.js';
 import type { Logger } from '../logger.js';
+import { MAX_BACKOFF_MS } from '../jobs/periodic.js';
 import {
   type AttemptResult,
   claimDueDeliveries,
@@ -199,6 +200,13 @@ export async function startWebhookDispatcher(options: DispatcherOptions): Promis
     timer = setTimeout(wake, Math.max(0, ms));
   };
 
+  // Failed rounds (and failed reconnections) in a row back off as the worker's other jobs do
+  // (jobs/periodic.ts): while the database is away, a few lines a minute, not one every poll.
+  let failedRounds = 0;
+  let failedConnects = 0;
+  const backoff = (failures: number) =>
+    Math.min(pollMs * 2 ** (failures - 1), Math.max(MAX_BACKOFF_MS, pollMs));
+
   async function round(): Promise<void> {
     for (;;) {
       again = false;
@@ -208,6 +216,8 @@ export async function startWebhookDispatcher(options: DispatcherOptions): Promis
       if (summary.attempted < (options.batchSize ?? 20) && !again) break;
     }
     const next = await nextDueAt({ db: options.appDb, ownerDb: options.ownerDb });
+    if (failedRounds > 0) logger.info(`webhook dispatch recovered after ${failedRounds} failed rounds`);
+    failedRounds = 0;
     schedule(next ? Math.min(pollMs, next.getTime() - Date.now()) : pollMs);
   }
 
@@ -219,8 +229,10 @@ export async function startWebhookDispatcher(options: DispatcherOptions): Promis
     }
     running = round()
       .catch((error: unknown) => {
-        logger.warn({ err: error }, 'webhook dispatch round failed; retrying at the next poll');
-        schedule(pollMs);
+        failedRounds++;
+        const pause = backoff(failedRounds);
+        logger.warn({ err: error, failedRounds }, `webhook dispatch round failed; next try in ${pause} ms`);
+        schedule(pause);
       })
       .finally(() => {
         running = undefined;
@@ -229,7 +241,7 @@ export async function startWebhookDispatcher(options: DispatcherOptions): Promis
 
   // Until it (re)connects, polling alone finds the deliveries: later, never lost.
   const relisten = () => {
-    if (!stopping) setTimeout(() => void listen(), pollMs).unref();
+    if (!stopping) setTimeout(() => void listen(), backoff(failedConnects)).unref();
   };
   async function listen(): Promise<void> {
     const client = new pg.Client({ connectionString: options.ownerUrl });
@@ -238,17 +250,23 @@ export async function startWebhookDispatcher(options: DispatcherOptions): Promis
       logger.warn({ err: error }, 'webhook listener connection lost; reconnecting, polling meanwhile');
       if (listener === client) listener = undefined;
       void client.end().catch(() => {});
+      failedConnects++;
       relisten();
     });
     try {
       await client.connect();
       await client.query(`listen ${NOTIFY_CHANNEL}`);
     } catch (error) {
-      logger.warn({ err: error }, 'webhook listener could not connect; retrying, polling meanwhile');
+      failedConnects++;
+      logger.warn(
+        { err: error, failedConnects },
+        `webhook listener could not connect; next try in ${backoff(failedConnects)} ms, polling meanwhile`,
+      );
       await client.end().catch(() => {});
       relisten();
       return;
     }
+    failedConnects = 0;
     if (stopping) await client.end();
     else listener = client;
     wake(); // whatever was notified while it was not listening
