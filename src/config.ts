@@ -153,11 +153,27 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     ),
     drainTimeoutMs: integer(env, 'SHUTDOWN_DRAIN_SECONDS', 10, 0, 3600) * 1000,
     dbStartupTimeoutMs: integer(env, 'DB_STARTUP_TIMEOUT_SECONDS', 30, 0, 3600) * 1000,
-    corsOrigins: Object.freeze(
-      (env.CORS_ORIGINS ?? '')
-        .split(',')
-        .map((o) => o.trim())
-        .filter(Boolean),
-    ),
+    corsOrigins: Object.freeze(origins(env.CORS_ORIGINS)),
   });
+}
+
+/** CORS_ORIGINS: each an origin as browsers send it (scheme://host[:port]), or nothing matches. */
+function origins(raw: string | undefined): string[] {
+  const list = (raw ?? '')
+    .split(',')
+    .map((o) => o.trim())
+    .filter(Boolean);
+  for (const origin of list) {
+    let parsed: string | undefined;
+    try {
+      parsed = new URL(origin).origin;
+    } catch {
+      parsed = undefined;
+    }
+    if (parsed !== origin)
+      throw new ConfigError(
+        `CORS_ORIGINS must be origins like https://app.example.com (scheme://host[:port], no path), got "${origin}"`,
+      );
+  }
+  return list;
 }

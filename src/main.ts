@@ -61,6 +61,11 @@ runMain(async () => {
   }
 
   await ensurePortFree(config.port, config.host);
+  // The first start creates the embedded cluster (initdb): some 15 s with nothing else to show.
+  if (!config.databaseUrl)
+    logger.info(
+      `starting the embedded PostgreSQL (port ${config.embedded.port}, data in ${config.embedded.dataDir}; its first start creates it)`,
+    );
   const database = await openDatabase(config);
   let port: number;
   let stop: (signal: NodeJS.Signals) => Promise<void>;
