@@ -18,7 +18,8 @@ interface ListRequest {
 }
 function listOf(req: ListRequest): string {
   const operation = req.operation?.operationId ?? '';
-  const parent = Object.values(req.params ?? {});
+  // Path parameters are ids, in any case: the cursor names them as stored (lower case).
+  const parent = Object.values(req.params ?? {}).map((id) => id.toLowerCase());
   return parent.length === 0 ? operation : `${operation}(${parent.join(',')})`;
 }
 

@@ -12,7 +12,8 @@ import * as events from '../services/events.js';
 /** The largest xid8 (unsigned 64-bit) and seq (bigint) a position can hold. */
 const MAX_XID = 2n ** 64n - 1n;
 const MAX_SEQ = 2n ** 63n - 1n;
-const prefixOf = (subscriptionId?: string) => (subscriptionId ? `e1:${subscriptionId}:` : 'e1:');
+const prefixOf = (subscriptionId?: string) =>
+  subscriptionId ? `e1:${subscriptionId.toLowerCase()}:` : 'e1:';
 
 function decodePosition(
   cursor: string | undefined,

@@ -154,7 +154,8 @@ export async function redeem(
     return refuse(
       `the coupon was used up: applied ${coupon.max_redemptions} ${coupon.max_redemptions === 1 ? 'time' : 'times'}, its max_redemptions`,
     );
-  if (coupon.plan_ids.length > 0 && (planId === null || !coupon.plan_ids.includes(planId)))
+  // plan_id as the request spelled it (any case); the coupon's as stored (lower case).
+  if (coupon.plan_ids.length > 0 && (planId === null || !coupon.plan_ids.includes(planId.toLowerCase())))
     return refuse("the coupon is for other plans than the subscription's");
   const redeemed = await coupons.countRedemption(tx.db, couponId);
   return {

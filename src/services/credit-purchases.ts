@@ -7,10 +7,11 @@ import type { GrantRow, InvoiceRow } from '../database/schema.js';
 import * as invoices from '../queries/invoices.js';
 import * as payments from '../queries/payments.js';
 import { lockSubscription } from '../queries/subscriptions.js';
+import { findTestClock } from '../queries/test-clocks.js';
 import * as wallets from '../queries/wallets.js';
 import { amountDue } from '../responses/invoices.js';
 import { atStep, type CollectionContext, startPayment, system } from './collection.js';
-import { type Actor, inTenant, type ServiceContext } from './context.js';
+import { type Actor, ClockAdvancingError, inTenant, type ServiceContext } from './context.js';
 import { purchaseInvoice, voidLocked } from './invoices.js';
 import { subscriptionNow } from '../billing/subscription-time.js';
 import { LockedWallet } from './wallets.js';
@@ -67,6 +68,11 @@ export function buyCredits(
         ],
       };
     }
+    // As every change to a wallet on a clock: not while it advances (services/wallets.ts).
+    if (subscription.test_clock_id) {
+      const clock = (await findTestClock(tx.db, subscription.test_clock_id))!;
+      if (clock.status === 'advancing') throw new ClockAdvancingError(clock.id, clock.frozen_time);
+    }
     const now = subscriptionNow(subscription);
     const locked = (await LockedWallet.open(tx, walletId, actor, now))!;
     const amount = formatCents(parseAmount(input.amount!));
@@ -80,7 +86,7 @@ export function buyCredits(
     if (await locked.overCap(bought))
       errors.push({
         field: '/amount',
-        message: 'would take the wallet over 10^18 credits (counting its unpaid purchases)',
+        message: 'would take the wallet to 10^18 credits or more (counting its unpaid purchases)',
       });
     if (errors.length > 0) return { kind: 'invalid', errors };
 

@@ -666,7 +666,7 @@ export function createGrant(
     if (await locked.overCap(amount))
       errors.push({
         field: '/credits',
-        message: 'would take the wallet over 10^18 credits (counting its unpaid purchases)',
+        message: 'would take the wallet to 10^18 credits or more (counting its unpaid purchases)',
       });
     if (errors.length > 0) return { kind: 'invalid', errors };
     const grant = await wallets.insertGrant(tx.db, {

@@ -339,6 +339,15 @@ describe('a discount', () => {
     expect((await apply(closing.id)).status).toBe(200);
     const forOther = await coupon({ percent_off: '10', duration: 'once', plan_ids: [other.id] });
     expect(await reason(forOther.id)).toBe("the coupon is for other plans than the subscription's");
+    // For its plan, named in any case when the subscription is created.
+    const forOtherSub = await t.api.post('/api/v1/subscriptions').send({
+      user_id: (await createUser(t)).id,
+      status: 'active',
+      plan_id: other.id.toUpperCase(),
+      start_date: '2026-01-01',
+      coupon_id: forOther.id,
+    });
+    expect(forOtherSub.status, forOtherSub.text).toBe(201);
     const single = await coupon({ percent_off: '10', duration: 'once', max_redemptions: 1 });
     expect((await apply(single.id)).status).toBe(200);
     const second = await subscribed(p.id);

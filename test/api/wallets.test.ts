@@ -323,7 +323,9 @@ describe('reading grants', () => {
       expired_at: '2034-05-01T11:00:00.000Z',
     });
     // Pages of one, by cursor; unknown ids are 404.
-    const first = (await t.api.get(`/api/v1/wallets/${w.id}/grants?limit=1`)).body as Schemas['GrantList'];
+    // (A cursor names the wallet, whatever case its id was sent in.)
+    const first = (await t.api.get(`/api/v1/wallets/${w.id.toUpperCase()}/grants?limit=1`))
+      .body as Schemas['GrantList'];
     const second = (await t.api.get(`/api/v1/wallets/${w.id}/grants?limit=1&cursor=${first.next_cursor}`))
       .body as Schemas['GrantList'];
     expect([...first.data, ...second.data].map((g) => g.id)).toEqual([b.id, a.id]);
@@ -1391,7 +1393,7 @@ describe('a wallet on a test clock that is advancing', () => {
     // What an advance does before the worker's steps: the clock at its new time, advancing.
     await sql`update test_clocks set frozen_time = '2035-01-10T00:00:00Z', status = 'advancing'
       where id = ${clock.id}`.execute(ctx.db);
-    const before = await fingerprint(ctx.db);
+    const untouched = await fingerprint(ctx.db);
     const refused = expectProblem(
       await t.api.post(`/api/v1/wallets/${w.id}/grants`).send({ credits: '1' }),
       409,
@@ -1400,6 +1402,30 @@ describe('a wallet on a test clock that is advancing', () => {
     expect(refused.detail).toMatch(/test clock is advancing to 2035-01-10T00:00:00.000Z/);
     expectProblem(await hold(w, '1'), 409, 'conflict');
     expectProblem(await release(h), 409, 'conflict');
+    expect(await fingerprint(ctx.db)).toEqual(untouched);
+    // A purchase too, billed on a subscription on the clock.
+    const basic = await t.api.post('/api/v1/plans').send({
+      code: `advancing-${clock.id}`,
+      name: 'Basic',
+      interval: 'month',
+      price: { model: 'flat', amount: '1.00' },
+    });
+    expect(basic.status, basic.text).toBe(201);
+    await sql`update test_clocks set status = 'ready' where id = ${clock.id}`.execute(ctx.db);
+    const sub = await t.api.post('/api/v1/subscriptions').send({
+      user_id: w.user_id,
+      status: 'active',
+      plan_id: (basic.body as Schemas['Plan']).id,
+      start_date: '2035-01-10',
+      test_clock_id: clock.id,
+    });
+    expect(sub.status, sub.text).toBe(201);
+    await sql`update test_clocks set status = 'advancing' where id = ${clock.id}`.execute(ctx.db);
+    const before = await fingerprint(ctx.db);
+    const purchase = await t.api
+      .post(`/api/v1/wallets/${w.id}/grants`)
+      .send({ kind: 'paid', amount: '1.00', subscription_id: (sub.body as Schemas['Subscription']).id });
+    expectProblem(purchase, 409, 'conflict');
     expect(await fingerprint(ctx.db)).toEqual(before);
     // The worker's steps, each at its time; then the clock is ready and changes are taken.
     await performDueWork(

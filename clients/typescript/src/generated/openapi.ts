@@ -1811,7 +1811,8 @@ export interface paths {
          * @description A `free` grant, available at once, or a `paid` one, available when its purchase invoice is
          *     paid (see GrantCreate). Scope `admin`: a grant gives value away or bills the customer. Either
          *     may expire; what is left of it then is removed by an `expiry` entry of the ledger. A paid
-         *     grant's `grant` entry is written when its credits become available.
+         *     grant's `grant` entry is written when its credits become available. 409 while the wallet's
+         *     test clock is `advancing` (retry once it is `ready`).
          */
         post: operations["createGrant"];
         delete?: never;
@@ -1834,7 +1835,7 @@ export interface paths {
         put?: never;
         /**
          * Reserve credits before an operation whose cost is not known yet
-         * @description Refused with 409 `insufficient-credits` when the available balance (plus the wallet's `overdraft_limit`) is below `credits`; the balance never goes below zero (or below minus the overdraft limit), whatever runs concurrently.
+         * @description Refused with 409 `insufficient-credits` when the available balance (plus the wallet's `overdraft_limit`) is below `credits`; the balance never goes below zero (or below minus the overdraft limit), whatever runs concurrently. 409 `conflict` while the wallet's test clock is `advancing`, as for every change to its credits (grants, captures, releases).
          */
         post: operations["createHold"];
         delete?: never;
