@@ -122,7 +122,8 @@ select w.id, w.user_id, w.name, trim_scale(w.rate)::text as rate,
 -- pendingCredits
 select trim_scale(coalesce(sum(g.credits), 0))::text as credits from wallet_grants g
     where g.tenant_id = current_setting('app.tenant_id')::uuid and g.wallet_id = $1::uuid
-      and g.invoice_id is not null and g.available_at is null and g.canceled_at is null;
+      and g.invoice_id is not null and g.available_at is null and g.canceled_at is null
+      and (g.expires_at is null or g.expires_at > $2);
 
 -- listGrants
 select g.id, g.wallet_id, g.kind, trim_scale(g.credits)::text as credits,

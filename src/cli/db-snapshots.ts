@@ -508,7 +508,7 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
       findGrantOfInvoice: (db) => wallets.findGrantOfInvoice(db, INVOICE),
       findGrant: (db) => wallets.findGrant(db, GRANT, new Date('2026-01-01T00:00:00Z')),
       findWalletOfGrant: (db) => wallets.findWalletOfGrant(db, GRANT),
-      pendingCredits: (db) => wallets.pendingCredits(db, WALLET),
+      pendingCredits: (db) => wallets.pendingCredits(db, WALLET, new Date('2026-01-01T00:00:00Z')),
       listGrants: (db) =>
         wallets.listGrants(db, WALLET, new Date('2026-01-01T00:00:00Z'), { limit: 20, after: GRANT }),
       settleGrant: (db) => wallets.settleGrant(db, GRANT, { available_at: new Date('2026-01-01T00:00:00Z') }),

@@ -190,12 +190,16 @@ const grantsAsOf = (at: Date) => sql`
     g.invoice_id, g.available_at, g.canceled_at, g.created_at
   from wallet_grants g`;
 
-/** The credits of the wallet's purchases not paid yet (to be added when they are). */
-export async function pendingCredits(db: Db, walletId: string): Promise<string> {
+/**
+ * The credits of the wallet's purchases not paid yet that may still be (to be added when they
+ * are): not those past their expiry at `at`, which lapse unpaid.
+ */
+export async function pendingCredits(db: Db, walletId: string, at: Date): Promise<string> {
   const { rows } = await sql<{ credits: string }>`
     select trim_scale(coalesce(sum(g.credits), 0))::text as credits from wallet_grants g
     where g.tenant_id = ${TENANT} and g.wallet_id = ${walletId}::uuid
-      and g.invoice_id is not null and g.available_at is null and g.canceled_at is null`.execute(db);
+      and g.invoice_id is not null and g.available_at is null and g.canceled_at is null
+      and (g.expires_at is null or g.expires_at > ${at})`.execute(db);
   return rows[0]!.credits;
 }
 

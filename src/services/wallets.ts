@@ -296,7 +296,7 @@ export class LockedWallet {
    * yet: each must still fit when its invoice is paid (its payment cannot be refused then).
    */
   async overCap(more: bigint): Promise<boolean> {
-    const pending = credits(await wallets.pendingCredits(this.tx.db, this.wallet.id));
+    const pending = credits(await wallets.pendingCredits(this.tx.db, this.wallet.id, this.now));
     return this.available + this.held + pending + more > MAX_CREDITS;
   }
 

@@ -1275,6 +1275,18 @@ describe('paid grants', () => {
     await settleAll();
     expect(await get(w)).toMatchObject({ available: '600000000000000000' });
   });
+
+  it('stops counting a purchase against the cap once it is past its expiry unpaid (it can never be paid)', async () => {
+    const { subscription, wallet: w } = await customer('1000000000000');
+    const soon = new Date(Date.now() + 1500).toISOString();
+    const lapsing = await buy(w, { amount: '600000.00', subscription_id: subscription.id, expires_at: soon });
+    expect(lapsing.status, lapsing.text).toBe(201);
+    await new Promise((r) => setTimeout(r, 1600));
+    // Before the worker voids it, too.
+    expect(
+      (await t.api.post(`/api/v1/wallets/${w.id}/grants`).send({ credits: '500000000000000000' })).status,
+    ).toBe(201);
+  });
 });
 
 describe('credits captured in the usage margin report', () => {
