@@ -226,3 +226,43 @@ export async function periodTotals(db: Db, subscriptionId: string, periodStart: 
       and period_start = ${periodStart}::date`.execute(db);
   return rows;
 }
+
+/**
+ * The lines of the invoice that billed a subscription period's usage: the latest one not voided,
+ * else the latest voided one (whose usage is forgiven); undefined when no invoice bills it.
+ */
+export async function billedUsageLines(
+  db: Db,
+  subscriptionId: string,
+  periodStart: string,
+): Promise<unknown[] | undefined> {
+  const { rows } = await sql<{ lines: unknown[] }>`
+    select lines from invoices
+    where tenant_id = current_setting('app.tenant_id')::uuid and subscription_id = ${subscriptionId}::uuid
+      and lines @> jsonb_build_array(jsonb_build_object('type', 'usage', 'period_start', ${periodStart}::text))
+    order by status = 'void', created_at desc
+    limit 1`.execute(db);
+  return rows[0]?.lines;
+}
+
+/**
+ * The totals of the periods not invoiced yet (their usage is priced by the plan's charges as they
+ * are when it is) of the plan's subscriptions, for these metrics.
+ */
+export async function openTotalsOfPlan(
+  db: Db,
+  planId: string,
+  metricIds: readonly string[],
+): Promise<Array<TotalKey & TotalRow>> {
+  if (metricIds.length === 0) return [];
+  const { rows } = await sql<TotalKey & TotalRow>`
+    select t.subscription_id, t.billable_metric_id, t.period_start::text as period_start, t.dimension,
+      t.events::text as events, t.total::text as total, t.max_value::text as max_value,
+      t.latest_value::text as latest_value, t.unique_values::text as unique_values
+    from subscriptions s
+    join usage_totals t on t.tenant_id = s.tenant_id and t.subscription_id = s.id
+    where s.tenant_id = current_setting('app.tenant_id')::uuid and s.plan_id = ${planId}::uuid
+      and t.billable_metric_id = any(${[...metricIds]}::uuid[])
+      and (s.usage_invoiced_until is null or t.period_start >= s.usage_invoiced_until)`.execute(db);
+  return rows;
+}

@@ -16,6 +16,7 @@ import { isForeignKeyViolation, isUniqueViolation } from '../database/errors.js'
 import * as plans from '../queries/plans.js';
 import { planInUse } from '../queries/subscriptions.js';
 import { toPlanResponse, toPriceResponse } from '../responses/plans.js';
+import { chargesOverLimitOnPlan } from './usage.js';
 import { resolveUsageCharges, type UsageChargeInput } from './usage-charges.js';
 import {
   type Actor,
@@ -177,18 +178,29 @@ export async function updatePlan(
       if (patch.usage_charges) {
         const resolved = await resolveUsageCharges(tx.db, patch.usage_charges, locked.usage_charges);
         if ('errors' in resolved) return { kind: 'invalid-charges', errors: resolved.errors };
-        if (JSON.stringify(resolved.charges) !== JSON.stringify(locked.usage_charges))
+        if (JSON.stringify(resolved.charges) !== JSON.stringify(locked.usage_charges)) {
+          // They price the current periods too: none may bill one past what a line carries.
+          const over = await chargesOverLimitOnPlan(tx, id, resolved.charges);
+          if (over.length > 0)
+            return {
+              kind: 'invalid-charges',
+              errors: over.map((o) => ({ field: `/usage_charges/${o.index}`, message: o.message })),
+            };
           usageCharges = resolved.charges;
+        }
       }
       const newPrice = patch.price && canonical(patch.price);
+      // Compared in canonical form: "5" is "5.00", and jsonb keeps tiers' keys in its own order.
       const priceChanged =
         newPrice !== undefined &&
         JSON.stringify(newPrice) !==
-          JSON.stringify({
-            price_model: before.price.price_model,
-            amount: before.price.amount && formatPrice(parseAmount(before.price.amount)),
-            tiers: before.price.tiers,
-          });
+          JSON.stringify(
+            canonical({
+              model: before.price.price_model,
+              amount: before.price.amount,
+              tiers: before.price.tiers as PriceInput['tiers'],
+            }),
+          );
       const changes = {
         ...(patch.code !== undefined && patch.code !== locked.code ? { code: patch.code } : {}),
         ...(patch.name !== undefined && patch.name !== locked.name ? { name: patch.name } : {}),

@@ -496,6 +496,10 @@ function prepareEvents(
       fail('/timestamp', `is more than 5 minutes ahead of now (${now.toISOString()})`);
       continue;
     }
+    // A subscription named whose plan does not charge the metric bills it nowhere, as when none
+    // of the customer's subscriptions does: kept uncounted (a charge added to the plan later
+    // must not bill it, nor could the cap below have checked it).
+    if (subscription && !charging(subscription, metric.id)) subscription = undefined;
     let periodStart: string | null = null;
     if (subscription) {
       const day = dayOf(timestamp);
@@ -709,6 +713,41 @@ function chargesOverLimit(
   );
 }
 
+/**
+ * Where new charges for a plan would bill one of its subscriptions' periods not invoiced yet more
+ * than MAX_CHARGE_AMOUNT (the charges as they are when a period is invoiced price it): one
+ * message per charge, by its index in `charges`.
+ */
+export async function chargesOverLimitOnPlan(
+  tx: Tx,
+  planId: string,
+  charges: readonly StoredUsageCharge[],
+): Promise<Array<{ index: number; message: string }>> {
+  const metricIds = [...new Set(charges.map((c) => c.billable_metric_id))];
+  const [totals, { rows: metrics }] = await Promise.all([
+    usage.openTotalsOfPlan(tx.db, planId, metricIds),
+    sql<BillableMetricRow>`select * from billable_metrics where id = any(${metricIds}::uuid[])`.execute(
+      tx.db,
+    ),
+  ]);
+  if (totals.length === 0) return [];
+  const bySubscription = new Map(totals.map((t) => [t.subscription_id, [...charges]]));
+  const over = chargesOverLimit(totals, bySubscription, new Map(metrics.map((m) => [m.id, m])));
+  return charges.flatMap((charge, index) => {
+    const hit = over.find(
+      (o) => o.billable_metric_id === charge.billable_metric_id && o.dimension === charge.dimension_value,
+    );
+    return hit
+      ? [
+          {
+            index,
+            message: `would bill the usage of subscription ${hit.subscription_id}'s period starting ${hit.period_start}, not invoiced yet, more than ${MAX_CHARGE_AMOUNT}, the most a charge bills a period`,
+          },
+        ]
+      : [];
+  });
+}
+
 /** The codes of the events' metrics (codes never change). */
 async function metricCodes(
   tx: Tx,
@@ -766,8 +805,8 @@ export function listUsageEvents(
 }
 
 /** One charge's usage in a period, priced. */
-export interface ChargeUsage {
-  charge: StoredUsageCharge;
+export interface ChargeUsage<C = StoredUsageCharge> {
+  charge: C;
   aggregation: BillableMetricRow['aggregation'];
   quantity: string;
   billable_quantity: string;
@@ -845,7 +884,7 @@ export type SubscriptionUsageOutcome =
       /** The period is a trial with an end: its usage is free, never invoiced. */
       trial: boolean;
       invoiced: boolean;
-      charges: ChargeUsage[];
+      charges: BilledCharge[];
       amount: string;
     }
   | { kind: 'missing' }
@@ -882,19 +921,59 @@ export function getSubscriptionUsage(
         message: `no billing period starts on ${periodStart}; the one containing it starts on ${period.start}`,
       };
     }
-    const charges = await periodUsage(tx, subscription, period.start);
+    const invoiced =
+      trial === undefined &&
+      subscription.usage_invoiced_until !== null &&
+      period.start < subscription.usage_invoiced_until;
+    // An invoiced period is what its invoice billed: the plan's charges may have changed since.
+    const charges = invoiced
+      ? await billedCharges(tx, subscription.id, period.start)
+      : await periodUsage(tx, subscription, period.start);
     const total = charges.reduce((sum, c) => sum + parseAmount(c.amount), 0n);
     return {
       kind: 'usage',
       subscription,
       period,
       trial: trial !== undefined,
-      invoiced:
-        trial === undefined &&
-        subscription.usage_invoiced_until !== null &&
-        period.start < subscription.usage_invoiced_until,
+      invoiced,
       charges,
       amount: formatCents(total),
+    };
+  });
+}
+
+/** A charge as an invoice line names it. */
+type BilledCharge = ChargeUsage<Pick<StoredUsageCharge, 'metric' | 'billable_metric_id' | 'dimension_value'>>;
+
+/**
+ * A period's charges as its invoice billed them, before prepaid credits paid part of them (a line
+ * paid by credits keeps the rest as its amount). None when no invoice billed the period's usage
+ * (its plan charged none then).
+ */
+async function billedCharges(tx: Tx, subscriptionId: string, periodStart: string): Promise<BilledCharge[]> {
+  const lines = ((await usage.billedUsageLines(tx.db, subscriptionId, periodStart)) ?? []) as Charge[];
+  const billed = lines.filter(
+    (l) => l.type === 'usage' && l.usage !== null && l.period_start === periodStart,
+  );
+  if (billed.length === 0) return [];
+  const { rows } = await sql<{ id: string; aggregation: BillableMetricRow['aggregation'] }>`
+    select id, aggregation from billable_metrics
+    where id = any(${[...new Set(billed.map((l) => l.usage!.billable_metric_id))]}::uuid[])`.execute(tx.db);
+  const aggregationOf = new Map(rows.map((r) => [r.id, r.aggregation]));
+  return billed.map((line) => {
+    const u = line.usage!;
+    const paid = line.credits_applied ? parseAmount(line.credits_applied.amount) : 0n;
+    return {
+      charge: {
+        metric: u.metric,
+        billable_metric_id: u.billable_metric_id,
+        dimension_value: u.dimension_value,
+      },
+      aggregation: aggregationOf.get(u.billable_metric_id)!,
+      quantity: u.quantity,
+      billable_quantity: u.billable_quantity,
+      amount: formatCents(parseAmount(line.amount) + paid),
+      breakdown: u.breakdown,
     };
   });
 }

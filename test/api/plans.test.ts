@@ -73,6 +73,28 @@ describe('plans', () => {
     );
   });
 
+  it('takes a price resent as it is, in any decimal form, as no change: no new price version', async () => {
+    const plan = await createPlan({ price: { model: 'tiered', tiers: TIERS } });
+    const before = await fingerprint(ctx.db);
+    for (const tiers of [
+      TIERS,
+      [
+        { up_to: 10, unit_amount: '5', flat_amount: '0.00' },
+        { up_to: 100, unit_amount: '4.0', flat_amount: '10' },
+        { up_to: null, unit_amount: '3.50', flat_amount: '0.0' },
+      ],
+    ]) {
+      const res = await t.api.patch(`/api/v1/plans/${plan.id}`).send({ price: { model: 'tiered', tiers } });
+      expect(res.status, res.text).toBe(200);
+      expect(res.body).toMatchObject({ version: 1, price_version: 1 });
+    }
+    expect(await fingerprint(ctx.db)).toEqual(before);
+    const changed = await t.api.patch(`/api/v1/plans/${plan.id}`).send({
+      price: { model: 'tiered', tiers: [{ ...TIERS[0]!, unit_amount: '5.01' }, ...TIERS.slice(1)] },
+    });
+    expect(changed.body).toMatchObject({ version: 2, price_version: 2 });
+  });
+
   it('refuses an invalid price with 422 naming the field, writing nothing', async () => {
     const before = await fingerprint(ctx.db);
     const cases: Array<[Schemas['PlanPrice'], string]> = [

@@ -196,6 +196,66 @@ describe('a change of plan', () => {
       expect((current.body as Schemas['Subscription']).plan_id).toBe(planB!.id);
       // January's 5 units, at plan A's 1.00.
       expect(await usageLines('2026-02-01')).toEqual([['2026-01-01', '5', '5.00']]);
+      // And the period's usage reads as billed, not as plan B would price it.
+      const january = await t.api
+        .get(`/api/v1/subscriptions/${sub.id}/usage`)
+        .query({ period_start: '2026-01-01' });
+      expect(january.status, january.text).toBe(200);
+      const read = january.body as Schemas['SubscriptionUsage'];
+      expect([read.invoiced, read.amount]).toEqual([true, '5.00']);
+      expect(read.charges.map((c) => [c.aggregation, c.quantity, c.billable_quantity, c.amount])).toEqual([
+        ['sum', '5', '5', '5.00'],
+      ]);
     }
+  });
+});
+
+describe("a plan's usage charges changed", () => {
+  it('are refused when they would bill a period not invoiced yet past what a line carries, writing nothing', async () => {
+    const { planA, sub, advance, record, usageLines } = await setUp((m) => ({ a: [perUnit('1.00')(m)] }));
+    const metric = planA.usage_charges[0]!.metric;
+    await record(9_999_999_999, '2026-01-10T00:00:00Z');
+    const before = await fingerprint(ctx.db);
+    for (const amount of ['2.00', '9999999999']) {
+      const res = await t.api
+        .patch(`/api/v1/plans/${planA.id}`)
+        .send({ usage_charges: [perUnit(amount)(metric)] });
+      const problem = expectProblem(res, 422, 'unprocessable');
+      expect(problem.errors).toEqual([
+        expect.objectContaining({ field: '/usage_charges/0', message: expect.stringContaining(sub.id) }),
+      ]);
+    }
+    expect(await fingerprint(ctx.db)).toEqual(before);
+    // A price that keeps the period within the limit is taken, and the renewal bills it.
+    const cheaper = await t.api
+      .patch(`/api/v1/plans/${planA.id}`)
+      .send({ usage_charges: [perUnit('0.50')(metric)] });
+    expect(cheaper.status, cheaper.text).toBe(200);
+    await advance('2026-02-02T00:00:00Z');
+    expect(await usageLines('2026-02-01')).toEqual([['2026-01-01', '9999999999', '4999999999.50']]);
+  });
+});
+
+describe('an event naming a subscription whose plan does not charge its metric', () => {
+  it('is kept uncounted, and a charge added to the plan later does not bill it', async () => {
+    const { metric, planA, sub, advance, usageLines } = await setUp(() => ({ a: [] }));
+    const res = await t.api.post('/api/v1/usage-events').send({
+      event_id: `e-${tag()}`,
+      user_id: sub.user_id,
+      subscription_id: sub.id,
+      metric: metric.code,
+      timestamp: '2026-01-10T00:00:00Z',
+      properties: { n: 7 },
+    });
+    expect(res.status, res.text).toBe(201);
+    expect(res.body).toMatchObject({ subscription_id: null, counted: false, period_start: null });
+    const added = await t.api
+      .patch(`/api/v1/plans/${planA.id}`)
+      .send({ usage_charges: [perUnit('1.00')(metric.code)] });
+    expect(added.status, added.text).toBe(200);
+    const usage = await t.api.get(`/api/v1/subscriptions/${sub.id}/usage`);
+    expect((usage.body as Schemas['SubscriptionUsage']).amount).toBe('0.00');
+    await advance('2026-02-02T00:00:00Z');
+    expect(await usageLines('2026-02-01')).toEqual([['2026-01-01', '0', '0.00']]);
   });
 });
