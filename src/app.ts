@@ -20,8 +20,9 @@ import { observe } from './http/observe.js';
 import { notFoundHandler, problemHandler } from './http/problems.js';
 import { rateLimitPerKey } from './http/rate-limit.js';
 import { setSecurityHeaders } from './http/security-headers.js';
-import { rejectBadText } from './http/text.js';
+import { refuseInvalidUtf8, rejectBadText } from './http/text.js';
 import { rejectLooseIntegers } from './http/query-integers.js';
+import { lowercaseUuids } from './http/uuids.js';
 import { prepareValidatorRouteMatching } from './http/route-matching.js';
 import { type Logger, silentLogger } from './logger.js';
 import { analyticsRouter } from './routes/analytics.js';
@@ -163,11 +164,10 @@ export function createApp({
   app.use(requireDeclaredMediaType);
   // Every JSON media type an operation may declare (application/json, application/merge-patch+json).
   // A batch of up to 1,000 usage events needs more room than any other body.
-  app.use(
-    '/api/v1/usage-events/batch',
-    express.json({ limit: USAGE_BATCH_LIMIT, type: ['application/json', 'application/*+json'] }),
-  );
-  app.use(express.json({ limit: bodyLimit, type: ['application/json', 'application/*+json'] }));
+  // Bytes that are not UTF-8 are refused (http/text.ts), never decoded to U+FFFD.
+  const json = { type: ['application/json', 'application/*+json'], verify: refuseInvalidUtf8 };
+  app.use('/api/v1/usage-events/batch', express.json({ ...json, limit: USAGE_BATCH_LIMIT }));
+  app.use(express.json({ ...json, limit: bodyLimit }));
   app.use(acceptEmptyObject);
   app.use(rejectBadText);
   app.use(rejectLooseIntegers);
@@ -185,6 +185,8 @@ export function createApp({
       formats: strictFormats,
     }),
   );
+  // Ids in the body are lowercased once the validator has accepted them (http/uuids.ts).
+  app.use(lowercaseUuids);
 
   app.use('/api/v1/tenants', tenantsRouter(ctx));
   app.use('/api/v1/api-keys', apiKeysRouter(ctx));

@@ -12,8 +12,8 @@ update api_keys k set revoked_at = coalesce(o.revoked_at, now())
     where k.id = $1::uuid and o.id = k.id
     returning "k"."id", "k"."name", "k"."prefix", "k"."role", "k"."expires_at", "k"."revoked_at", "k"."created_at", o.revoked_at is null as revoked_now;
 
--- lockActiveAdminKeys
-select "id" from "api_keys" where "role" = $1 and "revoked_at" is null and ("expires_at" is null or "expires_at" > now()) order by "id" for update;
+-- lockPermanentAdminKeys
+select "id" from "api_keys" where "role" = $1 and "revoked_at" is null and "expires_at" is null order by "id" for update;
 
 -- authenticateApiKey
 select key_id, tenant_id, role from authenticate_api_key($1, $2);

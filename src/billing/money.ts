@@ -25,6 +25,11 @@ export function formatCents(value: Micros): string {
   return `${cents / 100n}.${String(cents % 100n).padStart(2, '0')}`;
 }
 
+/** Whether two amounts are the same number: "10", "10.0" and "10.00" are one price. */
+export function sameAmount(a: string, b: string): boolean {
+  return parseSignedAmount(a) === parseSignedAmount(b);
+}
+
 /** parseAmount with an optional leading minus: "-12.35" → -123500n (credits). */
 export function parseSignedAmount(text: string): Micros {
   return text.startsWith('-') ? -parseAmount(text.slice(1)) : parseAmount(text);

@@ -93,7 +93,7 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
           expires_at: null,
         }),
       revokeApiKey: (db) => apiKeys.revokeApiKey(db, KEY),
-      lockActiveAdminKeys: (db) => apiKeys.lockActiveAdminKeys(db),
+      lockPermanentAdminKeys: (db) => apiKeys.lockPermanentAdminKeys(db),
       authenticateApiKey: (db) => apiKeys.authenticateApiKey(db, 'sk_00000000', Buffer.alloc(32)),
     },
   },
@@ -456,6 +456,8 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
           },
         ]),
       periodTotals: (db) => usage.periodTotals(db, SUBSCRIPTION, '2026-01-01'),
+      billedUsageLines: (db) => usage.billedUsageLines(db, SUBSCRIPTION, '2026-01-01'),
+      openTotalsOfPlan: (db) => usage.openTotalsOfPlan(db, PLAN, [BILLABLE_METRIC]),
       // No SQL: the key order the two writers above sort by.
       totalKeyText: () =>
         Promise.resolve(

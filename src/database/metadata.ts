@@ -19,12 +19,14 @@ export function mergeMetadata(current: unknown, update: MetadataUpdate): Metadat
   const merged: Metadata = { ...before };
   for (const [key, value] of Object.entries(update)) {
     if (value === null) delete merged[key];
-    else merged[key] = value;
+    // Defined, not assigned: `merged['__proto__'] = value` would call the prototype setter and
+    // store nothing, where POST stores the key as any other (JSON.parse makes it an own key).
+    else Object.defineProperty(merged, key, { value, enumerable: true, writable: true, configurable: true });
   }
   if (Object.keys(merged).length > MOST_KEYS) return 'too-many';
   const same =
     Object.keys(merged).length === Object.keys(before).length &&
-    Object.entries(merged).every(([key, value]) => before[key] === value);
+    Object.entries(merged).every(([key, value]) => Object.hasOwn(before, key) && before[key] === value);
   return same ? before : merged;
 }
 

@@ -4,8 +4,7 @@
 // 0000 or above 9999 in UTC are out of range for PostgreSQL or for RFC 3339 output.
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const DATE = /^(\d{4})-(\d{2})-(\d{2})$/;
-const DATE_TIME =
-  /^(\d{4}-\d{2}-\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.\d{1,9})?(?:[Zz]|[+-](\d{2}):(\d{2}))$/;
+const DATE_TIME = /^(\d{4}-\d{2}-\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.\d+)?(?:[Zz]|[+-](\d{2}):(\d{2}))$/;
 
 /** The earliest and latest instants the API accepts: years 0001 to 9999, in UTC. */
 const MIN_INSTANT = new Date('0001-01-01T00:00:00Z').getTime();
@@ -24,7 +23,10 @@ export function isDate(value: string): boolean {
   return year >= 1 && month >= 1 && month <= 12 && day >= 1 && day <= daysInMonth(year, month);
 }
 
-/** RFC 3339 with an offset, no leap second, whose instant falls in years 0001 to 9999 (UTC). */
+/**
+ * RFC 3339 with an offset, no leap second, whose instant falls in years 0001 to 9999 (UTC). Any
+ * number of fractional digits (RFC 3339 sets no limit): instants are kept to the millisecond.
+ */
 export function isDateTime(value: string): boolean {
   const match = DATE_TIME.exec(value);
   if (!match || !isDate(match[1]!)) return false;

@@ -21,6 +21,30 @@ const noBody = (req: Request) =>
       (req.method === 'GET' || req.method === 'HEAD' ? '.' : ' (or {}).'),
   );
 
+/** The Content-Type's charset parameter, lowercased; undefined when it names none. */
+function charsetOf(req: Request): string | undefined {
+  for (const param of (req.get('content-type') ?? '').split(';').slice(1)) {
+    const [name, value = ''] = param.split('=', 2);
+    if (name!.trim().toLowerCase() === 'charset')
+      return value
+        .trim()
+        .replace(/^"(.*)"$/, '$1')
+        .toLowerCase();
+  }
+  return undefined;
+}
+
+/**
+ * JSON is UTF-8 (RFC 8259): any other charset is 415, decided here from the header. The JSON
+ * parser alone would refuse some (iso-8859-1) and decode others (utf-16) into a 400 for bytes it
+ * misread.
+ */
+function requireUtf8Charset(req: Request): void {
+  const charset = charsetOf(req);
+  if (charset !== undefined && charset !== 'utf-8')
+    throw unsupported('Send the body as UTF-8: charset=utf-8, or no charset at all.');
+}
+
 export const requireDeclaredMediaType: RequestHandler = (req, _res, next) => {
   const operation = req.operation;
   // Unknown routes and methods: the validator answers 404 or 405.
@@ -40,7 +64,10 @@ export const requireDeclaredMediaType: RequestHandler = (req, _res, next) => {
   if (accepted.length === 0) {
     // Many clients send `{}` with every POST, PUT and DELETE: JSON is parsed, and then must be
     // that (acceptEmptyObject, after the parser). A read takes no body at all.
-    if (req.method !== 'GET' && req.method !== 'HEAD' && req.is('application/json')) return next();
+    if (req.method !== 'GET' && req.method !== 'HEAD' && req.is('application/json')) {
+      requireUtf8Charset(req);
+      return next();
+    }
     throw noBody(req);
   }
   if (!req.is(accepted)) {
@@ -50,6 +77,7 @@ export const requireDeclaredMediaType: RequestHandler = (req, _res, next) => {
         `send it as ${accepted.join(' or ')}.`,
     );
   }
+  requireUtf8Charset(req);
   next();
 };
 

@@ -38,14 +38,17 @@ export async function revokeApiKey(
   return { key, revokedNow: revoked_now };
 }
 
-/** The unrevoked, unexpired admin keys, locked until the transaction ends (in id order: no deadlocks). */
-export function lockActiveAdminKeys(db: Db): Promise<Array<{ id: string }>> {
+/**
+ * The unrevoked admin keys that never expire, locked until the transaction ends (in id order: no
+ * deadlocks). A waiter re-reads each row it waited for, so a key revoked meanwhile drops out.
+ */
+export function lockPermanentAdminKeys(db: Db): Promise<Array<{ id: string }>> {
   return db
     .selectFrom('api_keys')
     .select('id')
     .where('role', '=', 'admin')
     .where('revoked_at', 'is', null)
-    .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', sql<Date>`now()`)]))
+    .where('expires_at', 'is', null)
     .orderBy('id')
     .forUpdate()
     .execute();

@@ -39,7 +39,9 @@ export function apiKeysRouter(ctx: ServiceContext): Router {
     if (outcome === 'missing') throw notFound(`No API key with id ${keyId}.`);
     if (outcome === 'last-admin') {
       throw conflict(
-        "This is the tenant's last active admin key: revoking it would leave nobody able to manage keys. Create another admin key first.",
+        "This is the tenant's last admin key that is unrevoked and never expires: revoking it would " +
+          'leave nobody able to manage keys once the others expire. Create another admin key without ' +
+          'expires_at first.',
       );
     }
     send(res, reply(outcome)!);

@@ -71,13 +71,14 @@ export function listApiKeys(ctx: ServiceContext, actor: Actor): Promise<ApiKeyRo
 export type RevokeOutcome = 'revoked' | 'missing' | 'last-admin';
 
 /**
- * Revokes a key unless it is the tenant's last active admin key: without one, nobody could
- * manage the tenant's keys again. The active admin keys are locked first, so two admins revoking
- * each other at the same moment cannot both succeed.
+ * Revokes a key unless it is the tenant's last admin key that is unrevoked and never expires:
+ * without one, nobody could manage the tenant's keys again. An admin key with an expiry does not
+ * count, however far off: once it lapsed, the tenant would be locked out. Those keys are locked
+ * first, so two admins revoking each other at the same moment cannot both succeed.
  */
 export async function revokeApiKey(ctx: ServiceContext, actor: Actor, id: string): Promise<RevokeOutcome> {
   const outcome = await inTenant(ctx, actor, async (tx): Promise<RevokeOutcome> => {
-    const admins = await apiKeys.lockActiveAdminKeys(tx.db);
+    const admins = await apiKeys.lockPermanentAdminKeys(tx.db);
     if (admins.length === 1 && admins[0]?.id === id) return 'last-admin';
     const revoked = await apiKeys.revokeApiKey(tx.db, id);
     if (!revoked) return 'missing';

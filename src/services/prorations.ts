@@ -3,7 +3,7 @@
 // billing/proration.ts for the arithmetic). Planned before the subscription is written (what the
 // change sets besides the price: a new billing anchor), performed after it (the items and the
 // invoices, which read the subscription as changed).
-import { parseSignedAmount } from '../billing/money.js';
+import { parseSignedAmount, sameAmount } from '../billing/money.js';
 import { type Period, periodContaining } from '../billing/periods.js';
 import { type ProrationItem, prorationItems } from '../billing/proration.js';
 import { billingAnchor, dayOf, lastDayServed, subscriptionNow } from '../billing/subscription-time.js';
@@ -111,7 +111,7 @@ export async function planProration(
   }
   const scheduleChanged =
     after.billing_interval !== before.billing_interval || after.interval_count !== before.interval_count;
-  const priceChanged = after.plan_cost !== before.plan_cost;
+  const priceChanged = !sameAmount(after.plan_cost, before.plan_cost);
   if (!scheduleChanged && !priceChanged) return nothing;
   // Not prorated: a trial (free), a cancellation (nothing is billed after it), a new start date
   // (billing is rescheduled instead), a subscription not started or already ended.

@@ -1,6 +1,7 @@
 // Price changes scheduled for the end of the current period (typical for downgrades): kept on the
 // subscription, made by the worker at the renewal that starts the next period, before its invoice
 // (services/collection.ts, renewDue), so the new period is invoiced at the new price.
+import { formatCents, parseAmount } from '../billing/money.js';
 import { periodContaining } from '../billing/periods.js';
 import { billingAnchor, dayOf, subscriptionNow } from '../billing/subscription-time.js';
 import type { ScheduledChange, SubscriptionRow } from '../database/schema.js';
@@ -61,7 +62,8 @@ export function scheduleChange(
     const change: ScheduledChange = {
       plan_id: input.plan_id ?? null,
       quantity: input.quantity ?? null,
-      plan_cost: input.plan_cost ?? null,
+      // Written as a stored price is ("10" as "10.00"), as responses show every amount.
+      plan_cost: input.plan_cost === undefined ? null : formatCents(parseAmount(input.plan_cost)),
       billing_interval: input.billing_interval ?? null,
       effective_date: end,
       scheduled_at: subscriptionNow(before).toISOString(),

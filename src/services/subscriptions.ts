@@ -1,4 +1,5 @@
 // Subscriptions, their lifecycle and the features linked to them.
+import { formatCents, parseAmount, sameAmount } from '../billing/money.js';
 import { firstPeriodStartFrom, periodContaining } from '../billing/periods.js';
 import { billingAnchor, dayOf, subscriptionNow } from '../billing/subscription-time.js';
 import type {
@@ -371,12 +372,15 @@ export async function repricing(
   if (plan_id === undefined && before.plan_id === null) {
     if (quantity !== undefined)
       return { kind: 'invalid', errors: [{ field: '/quantity', message: 'needs a plan_id' }] };
-    // A custom price is an amount per interval: changing either one sets a new price.
+    // A custom price is an amount per interval: changing either one sets a new price. Amounts
+    // compare as numbers ("10" is the "10.00" stored) and travel on written as stored, so that
+    // resending the price is no change: no role check, no proration, no write.
+    const cost = plan_cost === undefined ? undefined : formatCents(parseAmount(plan_cost));
     const repriced =
-      (plan_cost !== undefined && plan_cost !== before.plan_cost) ||
+      (cost !== undefined && !sameAmount(cost, before.plan_cost)) ||
       (billing_interval !== undefined && billing_interval !== before.billing_interval);
     if (repriced && !mayPriceByHand(actor)) return { kind: 'needs-admin' };
-    return defined({ plan_cost, billing_interval });
+    return defined({ plan_cost: cost, billing_interval });
   }
   const errors: FieldErrors = [];
   if (plan_cost !== undefined)

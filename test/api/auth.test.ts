@@ -221,7 +221,7 @@ describe('a tenant cannot lock itself out', () => {
     const [first] = ((await t.api.get('/api/v1/api-keys')).body as Schemas['ApiKeyCollection']).data;
     const before = await fingerprint(ctx.db);
     const refused = expectProblem(await t.api.delete(`/api/v1/api-keys/${first!.id}`), 409, 'conflict');
-    expect(refused.detail).toMatch(/last active admin key/);
+    expect(refused.detail).toMatch(/last admin key that is unrevoked and never expires/);
     expect(await fingerprint(ctx.db)).toEqual(before);
     expect((await t.api.get('/api/v1/users')).status).toBe(200);
 
@@ -241,6 +241,31 @@ describe('a tenant cannot lock itself out', () => {
     expect((await t.api.delete(`/api/v1/api-keys/${first!.id}`)).status).toBe(204);
     const alone = ctx.withKey(second.key);
     expectProblem(await alone.delete(`/api/v1/api-keys/${second.id}`), 409, 'conflict');
+  });
+
+  it('refuses to revoke the last admin key that never expires while an expiring admin key works', async () => {
+    const t = await ctx.newTenant();
+    const [first] = ((await t.api.get('/api/v1/api-keys')).body as Schemas['ApiKeyCollection']).data;
+    // Valid for a year, and working now: still, once it lapsed nobody could manage keys.
+    const expiring = (
+      await t.api.post('/api/v1/api-keys').send({
+        name: 'temp admin',
+        role: 'admin',
+        expires_at: new Date(Date.now() + 365 * 86_400_000).toISOString(),
+      })
+    ).body as Schemas['ApiKeyWithSecret'];
+    expect((await ctx.withKey(expiring.key).get('/api/v1/api-keys')).status).toBe(200);
+    const before = await fingerprint(ctx.db);
+    const refused = expectProblem(
+      await ctx.withKey(expiring.key).delete(`/api/v1/api-keys/${first!.id}`),
+      409,
+      'conflict',
+    );
+    expect(refused.detail).toMatch(/last admin key that is unrevoked and never expires/);
+    expect(await fingerprint(ctx.db)).toEqual(before);
+    // The expiring admin key itself may go: the one that never expires stays.
+    expect((await t.api.delete(`/api/v1/api-keys/${expiring.id}`)).status).toBe(204);
+    expect((await t.api.get('/api/v1/api-keys')).status).toBe(200);
   });
 
   it('lets exactly one of two admins revoking each other at the same moment succeed', async () => {

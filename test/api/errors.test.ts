@@ -31,6 +31,64 @@ describe('bad requests before any handler', () => {
     expect(await fingerprint(ctx.db)).toEqual(before);
   });
 
+  it('refuses a body that is not valid UTF-8 with 400 malformed-json, instead of storing U+FFFD', async () => {
+    const before = await fingerprint(ctx.db);
+    const cases = {
+      'invalid bytes': [0xff, 0xfe],
+      'an encoded surrogate': [0xed, 0xa0, 0x80],
+      'a truncated sequence': [0xe2, 0x82],
+      'an overlong NUL': [0xc0, 0x80],
+    };
+    // Over a socket, byte for byte (supertest would send a Buffer as JSON).
+    const post = async (path: string, ...parts: Array<string | number[]>) => {
+      const body = Buffer.concat(parts.map((p) => Buffer.from(p as string)));
+      const res = await raw('POST', path, ctx.tenant.key, body, 'application/json');
+      return { ...res, body: JSON.parse(res.text) as Record<string, unknown> };
+    };
+    for (const [what, bytes] of Object.entries(cases)) {
+      const res = await post('/api/v1/users', '{"name":"A', bytes, 'B","email":"utf8@example.com"}');
+      expect([res.status, res.type, res.body.type], what).toEqual([
+        400,
+        'application/problem+json',
+        '/problems/malformed-json',
+      ]);
+      // The usage batch, with its own parser and limit, too.
+      const batch = await post('/api/v1/usage-events/batch', '{"events":[{"code":"', bytes, '"}]}');
+      expect([batch.status, batch.body.type], `batch: ${what}`).toEqual([400, '/problems/malformed-json']);
+    }
+    expect(await fingerprint(ctx.db)).toEqual(before);
+    // Well-formed UTF-8 beyond ASCII is taken as sent.
+    const ok = await post('/api/v1/users', '{"name":"Zoë 😀 €","email":"utf8-ok@example.com"}');
+    expect([ok.status, ok.body.name], ok.text).toEqual([201, 'Zoë 😀 €']);
+  });
+
+  it('answers JSON in a charset other than utf-8 with 415, whatever the charset', async () => {
+    const sub = await createSubscription(ctx);
+    const before = await fingerprint(ctx.db);
+    const body = JSON.stringify({ name: 'C', email: 'charset@example.com' });
+    for (const charset of ['utf-16', 'UTF-16LE', 'iso-8859-1', 'utf8', 'us-ascii']) {
+      const res = await ctx.api
+        .post('/api/v1/users')
+        .set('Content-Type', `application/json; charset=${charset}`)
+        .send(body);
+      expectProblem(res, 415, 'unsupported-media-type');
+    }
+    // A JSON {} sent to an operation without a body too.
+    const empty = await ctx.api
+      .delete(`/api/v1/subscriptions/${sub.id}`)
+      .set('Content-Type', 'application/json; charset=utf-16')
+      .send('{}');
+    expectProblem(empty, 415, 'unsupported-media-type');
+    expect(await fingerprint(ctx.db)).toEqual(before);
+    for (const [i, charset] of ['utf-8', 'UTF-8', '"utf-8"'].entries()) {
+      const res = await ctx.api
+        .post('/api/v1/users')
+        .set('Content-Type', `application/json; charset=${charset}`)
+        .send(JSON.stringify({ name: 'C', email: `charset-${i}@example.com` }));
+      expect(res.status, `${charset}: ${res.text}`).toBe(201);
+    }
+  });
+
   it('answers a body that is not JSON with 415', async () => {
     const before = await fingerprint(ctx.db);
     const res = await ctx.api
@@ -111,7 +169,7 @@ describe('bad requests before any handler', () => {
 });
 
 /** A request over a real socket with exactly these headers (a GET with a body too). */
-async function raw(method: string, path: string, key: string, body?: string, type?: string) {
+async function raw(method: string, path: string, key: string, body?: string | Buffer, type?: string) {
   const headers: Record<string, string> = { Authorization: `Bearer ${key}` };
   if (type !== undefined) headers['Content-Type'] = type;
   if (body !== undefined) headers['Content-Length'] = String(Buffer.byteLength(body));

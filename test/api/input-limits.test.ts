@@ -50,6 +50,14 @@ describe('timestamps', () => {
     }
   });
 
+  it('accepts any number of fractional digits (RFC 3339 sets no limit), kept to the millisecond', async () => {
+    const res = await ctx.api
+      .post('/api/v1/api-keys')
+      .send({ name: 'fine', role: 'viewer', expires_at: '2030-01-01T00:00:00.1234567891234Z' });
+    expect(res.status, res.text).toBe(201);
+    expect((res.body as Schemas['ApiKeyWithSecret']).expires_at).toBe('2030-01-01T00:00:00.123Z');
+  });
+
   it('accepts the latest instant', async () => {
     const res = await ctx.api
       .post('/api/v1/api-keys')
@@ -125,6 +133,59 @@ describe('ids', () => {
         }),
       [['body', '/user_id']],
     );
+  });
+
+  it('takes an upper-case id in a body as the same id: stored, echoed and compared in lower case', async () => {
+    const upper = (id: string) => id.toUpperCase();
+    const plan = await ctx.api
+      .post('/api/v1/plans')
+      .send({ code: 'upper-ids', name: 'P', interval: 'month', price: { model: 'flat', amount: '2.50' } });
+    expect(plan.status, plan.text).toBe(201);
+    const planId = (plan.body as Schemas['Plan']).id;
+    const clock = await ctx.api
+      .post('/api/v1/test-clocks')
+      .send({ name: 'upper', frozen_time: '2026-01-10T00:00:00Z' });
+    const clockId = (clock.body as Schemas['TestClock']).id;
+    const created = await ctx.api.post('/api/v1/subscriptions').send({
+      user_id: upper(user.id),
+      plan_id: upper(planId),
+      test_clock_id: upper(clockId),
+      status: 'active',
+      start_date: '2026-01-01',
+    });
+    expect(created.status, created.text).toBe(201);
+    const sub = created.body as Schemas['Subscription'];
+    expect(sub).toMatchObject({
+      user_id: user.id,
+      plan_id: planId,
+      test_clock_id: clockId,
+      price_breakdown: { plan_id: planId },
+    });
+    const stored = await ctx.db
+      .selectFrom('subscriptions')
+      .select('price_breakdown')
+      .where('id', '=', sub.id)
+      .executeTakeFirstOrThrow();
+    expect(stored.price_breakdown).toMatchObject({ plan_id: planId });
+
+    // The same plan in upper case is no change: no new version, nothing written.
+    const before = await fingerprint(ctx.db);
+    const same = await ctx.api.patch(`/api/v1/subscriptions/${sub.id}`).send({ plan_id: upper(planId) });
+    expect(same.status, same.text).toBe(200);
+    expect(same.body).toMatchObject({ version: sub.version, price_breakdown: { plan_id: planId } });
+    expect(await fingerprint(ctx.db)).toEqual(before);
+
+    const scheduled = await ctx.api
+      .post(`/api/v1/subscriptions/${sub.id}/scheduled-change`)
+      .send({ plan_id: upper(planId), quantity: 2 });
+    expect(scheduled.status, scheduled.text).toBe(200);
+    expect((scheduled.body as Schemas['Subscription']).scheduled_change).toMatchObject({ plan_id: planId });
+
+    const coupon = await ctx.api
+      .post('/api/v1/coupons')
+      .send({ name: 'Upper', percent_off: '10', duration: 'forever', plan_ids: [upper(planId)] });
+    expect(coupon.status, coupon.text).toBe(201);
+    expect(coupon.body).toMatchObject({ plan_ids: [planId] });
   });
 
   it('accepts an upper-case id', async () => {

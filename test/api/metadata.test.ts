@@ -154,6 +154,44 @@ describe('subscriptions', () => {
     expectProblem(tooMany, 422, 'unprocessable');
   });
 
+  it('store a "__proto__" key on PATCH as on POST, for users and subscriptions', async () => {
+    // Raw JSON: a "__proto__" key written in an object literal would set its prototype instead.
+    const json = (method: 'post' | 'patch', path: string, body: string) =>
+      t.api[method](path).set('Content-Type', 'application/json').send(body);
+    const metadataOf = (text: string) => JSON.stringify((JSON.parse(text) as { metadata: unknown }).metadata);
+    const user = await json('post', '/api/v1/users', `{"name":"P","email":"proto-${tag()}@example.com"}`);
+    expect(user.status, user.text).toBe(201);
+    const sub = await json(
+      'post',
+      '/api/v1/subscriptions',
+      JSON.stringify({
+        user_id: (user.body as Schemas['User']).id,
+        status: 'active',
+        plan_cost: '1.00',
+      }).replace('}', ',"start_date":"2026-01-01","metadata":{"a":"1"}}'),
+    );
+    expect(sub.status, sub.text).toBe(201);
+    for (const path of [
+      `/api/v1/users/${(user.body as Schemas['User']).id}`,
+      `/api/v1/subscriptions/${(sub.body as Schemas['Subscription']).id}`,
+    ]) {
+      const added = await json('patch', path, '{"metadata":{"__proto__":"x"}}');
+      expect(added.status, added.text).toBe(200);
+      const version = (added.body as { version: number }).version;
+      expect(metadataOf(added.text), path).toContain('"__proto__":"x"');
+      const read = await t.api.get(path);
+      expect(metadataOf(read.text)).toContain('"__proto__":"x"');
+      // Sent again: no change. Changed, then removed: a change each.
+      const same = await json('patch', path, '{"metadata":{"__proto__":"x"}}');
+      expect((same.body as { version: number }).version).toBe(version);
+      const changed = await json('patch', path, '{"metadata":{"__proto__":"y"}}');
+      expect(metadataOf(changed.text)).toContain('"__proto__":"y"');
+      const removed = await json('patch', path, '{"metadata":{"__proto__":null}}');
+      expect(metadataOf(removed.text)).not.toContain('__proto__');
+      expect((removed.body as { version: number }).version).toBe(version + 2);
+    }
+  });
+
   it("take usage events by the customer's external_id", async () => {
     const code = `calls-${tag()}`;
     await t.api

@@ -6,6 +6,7 @@ import { simulatedGateway } from '../../src/billing/gateway.js';
 import type { Schemas } from '../../src/contract.js';
 import { performDueWork } from '../../src/services/due-work.js';
 import { type TestTenant, useTestApp } from '../helpers/app.js';
+import { fingerprint } from '../helpers/db-state.js';
 import { createUser } from '../helpers/factories.js';
 import { expectProblem } from '../helpers/problems.js';
 
@@ -511,6 +512,30 @@ describe('a change scheduled for the end of the period', () => {
     await t.api.post(`/api/v1/subscriptions/${s.sub.id}/cancel`).send({ at: 'now' });
     expectProblem(await schedule(s.sub.id, { quantity: 2 }), 409, 'conflict');
     expect((await s.get()).scheduled_change).toBeNull();
+  });
+});
+
+describe('a custom price resent in another decimal form', () => {
+  it('is no change: no proration, no invoice, no event, no new version', async () => {
+    // A custom price instead of the plan (plan_id undefined is left out of the body).
+    const s = await subscribed('', '2026-01-01T00:00:00Z', { plan_id: undefined, plan_cost: '10.00' });
+    await s.advance('2026-01-11T00:00:00Z'); // January is invoiced
+    expect(await s.invoices()).toHaveLength(1);
+    const { version } = await s.get();
+    const before = await fingerprint(ctx.db);
+    const same = { plan_cost: '10', proration_behavior: 'always_invoice' };
+    expect(await s.preview(same)).toMatchObject({ items: [], invoice: null });
+    const res = await t.api.patch(`/api/v1/subscriptions/${s.sub.id}`).send(same);
+    expect(res.status, res.text).toBe(200);
+    expect(res.headers.etag).toBe(`"${version}"`);
+    expect(res.body).toMatchObject({ plan_cost: '10.00', version });
+    expect(await fingerprint(ctx.db)).toEqual(before);
+    // A scheduled price is written as prices are shown.
+    const scheduled = await t.api
+      .post(`/api/v1/subscriptions/${s.sub.id}/scheduled-change`)
+      .send({ plan_cost: '9.5' });
+    expect(scheduled.status, scheduled.text).toBe(200);
+    expect((scheduled.body as Subscription).scheduled_change).toMatchObject({ plan_cost: '9.50' });
   });
 });
 

@@ -221,6 +221,19 @@ describe('within the catalog, an editor', () => {
     expect((await editor.post(`/api/v1/subscriptions/${id}/cancel`).send({ at: 'now' })).status).toBe(200);
   });
 
+  it('may resend a custom price as it is, in any decimal form: that sets no price, and writes nothing', async () => {
+    const custom = await customPriced(); // 3.00 a month
+    const before = await fingerprint(ctx.db);
+    for (const same of ['3.00', '3', '3.0']) {
+      const res = await keys.editor.patch(`/api/v1/subscriptions/${custom.id}`).send({ plan_cost: same });
+      expect(res.status, `${same}: ${res.text}`).toBe(200);
+      expect(res.body).toMatchObject({ plan_cost: '3.00', version: custom.version });
+    }
+    expect(await fingerprint(ctx.db)).toEqual(before);
+    const changed = await keys.editor.patch(`/api/v1/subscriptions/${custom.id}`).send({ plan_cost: '3.01' });
+    expect(changed.status).toBe(403);
+  });
+
   it('logged no unexpected error in this file', () => {
     expect(ctx.unexpectedErrors).toEqual([]);
   });

@@ -1412,9 +1412,10 @@ export interface paths {
         /**
          * Revoke an API key
          * @description The key stops working at once; it stays listed with `revoked_at`. Revoking a revoked key
-         *     changes nothing. The tenant's last active (unrevoked, unexpired) admin key cannot be
-         *     revoked: 409, so a tenant can never lock itself out of managing its keys. Create another
-         *     admin key first.
+         *     changes nothing. The tenant's last admin key that is unrevoked and never expires (no
+         *     `expires_at`) cannot be revoked: 409, so a tenant can never lock itself out of managing its
+         *     keys. Admin keys with an `expires_at` do not count, however far off it is. Create another
+         *     admin key without `expires_at` first.
          */
         delete: operations["revokeApiKey"];
         options?: never;
@@ -2612,7 +2613,7 @@ export interface components {
             /** @description For subscriptions created from then on; existing trials keep their `trial_end`. */
             trial_days?: components["schemas"]["TrialDays"];
             price?: components["schemas"]["PlanPrice"];
-            /** @description The plan's whole list of usage charges, replacing the one it has. It prices every period whose usage is invoiced from then on, including the current ones. */
+            /** @description The plan's whole list of usage charges, replacing the one it has. It prices every period whose usage is invoiced from then on, including the current ones, so a list under which one of the plan's subscriptions' periods not invoiced yet would bill more than 9999999999.99 for one charge is refused (422 naming the charge, the subscription and the period). */
             usage_charges?: components["schemas"]["UsageCharges"];
         };
         /**
@@ -2788,7 +2789,7 @@ export interface components {
             user_id: string;
             /**
              * Format: uuid
-             * @description The subscription the event is billed to; null when none of the customer's subscriptions charged the metric at its time (it is kept, and billed nowhere).
+             * @description The subscription the event is billed to; null when none of the customer's subscriptions charged the metric at its time, also when the subscription the event named does not (it is kept, and billed nowhere).
              */
             subscription_id: string | null;
             metric: components["schemas"]["Code"];
@@ -2867,7 +2868,7 @@ export interface components {
              *     the usage would have cost.
              */
             trial: boolean;
-            /** @description Whether the period's usage was invoiced (then it takes no more events, and the amounts are those billed, priced by the charges of today). */
+            /** @description Whether the period's usage was invoiced. Then it takes no more events, and `charges` are the usage lines of the invoice that billed it, as billed (before prepaid credits paid part of them), whatever the plan charges today; none when the plan charged no usage then. A period whose invoice was voided shows that invoice's lines (its usage is forgiven). */
             invoiced: boolean;
             charges: components["schemas"]["UsageChargeAmount"][];
             /** @description The sum of the charges, before taxes. */
@@ -4438,7 +4439,7 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description The body is not `application/json` (or the operation's other media type), or the operation takes no body and one was sent (a JSON `{}` aside). */
+        /** @description The body is not `application/json` (or the operation's other media type) in UTF-8 (a `charset` other than `utf-8` is refused), or the operation takes no body and one was sent (a JSON `{}` aside). */
         UnsupportedMediaType: {
             headers: {
                 [name: string]: unknown;
