@@ -22,7 +22,7 @@ import { rateLimitPerKey } from './http/rate-limit.js';
 import { setSecurityHeaders } from './http/security-headers.js';
 import { refuseInvalidUtf8, rejectBadText } from './http/text.js';
 import { rejectLooseIntegers } from './http/query-integers.js';
-import { lowercaseUuids } from './http/uuids.js';
+import { canonicalBody, lowercasePathIds } from './http/canonical-input.js';
 import { prepareValidatorRouteMatching } from './http/route-matching.js';
 import { type Logger, silentLogger } from './logger.js';
 import { analyticsRouter } from './routes/analytics.js';
@@ -123,6 +123,8 @@ export function createApp({
   app.set('case sensitive routing', true);
   app.set('strict routing', false);
 
+  // Ids in the path in lower case before anything reads it (http/canonical-input.ts).
+  app.use(lowercasePathIds);
   app.use(observe(logger, metrics));
   // Before anything that answers: every response carries them, the probes' and /metrics' too.
   app.use(setSecurityHeaders);
@@ -185,8 +187,8 @@ export function createApp({
       formats: strictFormats,
     }),
   );
-  // Ids in the body are lowercased once the validator has accepted them (http/uuids.ts).
-  app.use(lowercaseUuids);
+  // Ids in the body lowercased, instants to the millisecond, once the validator took them.
+  app.use(canonicalBody);
 
   app.use('/api/v1/tenants', tenantsRouter(ctx));
   app.use('/api/v1/api-keys', apiKeysRouter(ctx));

@@ -35,4 +35,4 @@ delete from "plans" where "id" = $1 returning "id", "code", "name", "interval", 
 select "id", "usage_charges" from "plans" where "id" in ($1);
 
 -- usageChargesOfCustomers
-select "id", "usage_charges" from "plans" where "id" in (select "plan_id" from "subscriptions" where "user_id" = any($1));
+select "id", "usage_charges" from "plans" where "id" in (select "plan_id" from "subscriptions" where "user_id" = any($1)) for key share;

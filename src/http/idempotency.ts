@@ -3,24 +3,13 @@
 // in the request's transaction (services/context.ts).
 import { createHash } from 'node:crypto';
 import type { Request } from 'express';
+import { canonicalJson } from '../canonical-json.js';
 import type { Actor } from '../services/context.js';
 import { badRequest } from './problems.js';
 import { type Reply, toStored } from './replies.js';
 
 /** Operations whose answer carries a secret, which is never stored: they refuse a key. */
 const REFUSED = new Set(['createApiKey', 'createTenant']);
-
-/** JSON with object keys sorted at every level: equal bodies, equal text. */
-function canonical(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
-  if (value !== null && typeof value === 'object') {
-    const entries = Object.entries(value as Record<string, unknown>).sort(([a], [b]) =>
-      a < b ? -1 : a > b ? 1 : 0,
-    );
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(',')}}`;
-  }
-  return JSON.stringify(value) ?? 'null';
-}
 
 /** The key of a request, or undefined without the header; 400 for one this API cannot honour. */
 export function idempotencyKey(req: Request): string | undefined {
@@ -47,7 +36,7 @@ export function idempotent<R>(req: Request, actor: Actor, reply: (result: R) => 
   const key = idempotencyKey(req);
   if (key === undefined) return actor;
   const fingerprint = createHash('sha256')
-    .update(`${req.method} ${req.originalUrl.split('?')[0]}\n${canonical(req.body ?? null)}`)
+    .update(`${req.method} ${req.originalUrl.split('?')[0]}\n${canonicalJson(req.body ?? null)}`)
     .digest('hex');
   return {
     ...actor,

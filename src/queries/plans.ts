@@ -145,6 +145,9 @@ export async function usageChargesOfCustomers(
         .select('plan_id')
         .where('user_id', '=', (eb) => eb.fn.any(eb.val([...userIds]))),
     )
+    // Until the events are recorded, a PATCH of these charges (which locks the plan) waits, and
+    // we for one under way: its check of the open periods and our check of the cap see each other.
+    .forKeyShare()
     .execute();
   return new Map(rows.map((r) => [r.id, r.usage_charges]));
 }

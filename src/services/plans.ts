@@ -1,5 +1,6 @@
 // Plans: what a tenant sells, at a price the server computes. A price is never edited in place:
 // changing it adds a plan version; subscriptions keep the version they are on until moved.
+import { canonicalJson } from '../canonical-json.js';
 import { formatPrice, parseAmount } from '../billing/money.js';
 import {
   MAX_PERIOD_AMOUNT,
@@ -178,7 +179,8 @@ export async function updatePlan(
       if (patch.usage_charges) {
         const resolved = await resolveUsageCharges(tx.db, patch.usage_charges, locked.usage_charges);
         if ('errors' in resolved) return { kind: 'invalid-charges', errors: resolved.errors };
-        if (JSON.stringify(resolved.charges) !== JSON.stringify(locked.usage_charges)) {
+        // jsonb returns the stored charges' keys in an order of its own.
+        if (canonicalJson(resolved.charges) !== canonicalJson(locked.usage_charges)) {
           // They price the current periods too: none may bill one past what a line carries.
           const over = await chargesOverLimitOnPlan(tx, id, resolved.charges);
           if (over.length > 0)

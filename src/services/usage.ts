@@ -1001,7 +1001,13 @@ export async function closeUsageBefore(
   periodStart: string,
   planCharges?: StoredUsageCharge[],
 ): Promise<Charge[]> {
-  if (!billsUsageBefore(subscription, periodStart) || !subscription.plan_id) return [];
+  if (!billsUsageBefore(subscription, periodStart)) return [];
+  // The period before closes whatever its plan charges now: a charge added to the plan later
+  // must not count late events into it, which no invoice would ever bill.
+  if (subscription.usage_invoiced_until === null || subscription.usage_invoiced_until < periodStart) {
+    await updateSubscription(tx.db, subscription.id, { usage_invoiced_until: periodStart });
+  }
+  if (!subscription.plan_id) return [];
   const previous = periodContaining(
     billingAnchor(subscription),
     subscription.billing_interval,
@@ -1009,10 +1015,6 @@ export async function closeUsageBefore(
     dayBefore(periodStart),
   );
   const charges = await periodUsage(tx, subscription, previous.start, planCharges);
-  if (charges.length === 0) return [];
-  if (subscription.usage_invoiced_until === null || subscription.usage_invoiced_until < periodStart) {
-    await updateSubscription(tx.db, subscription.id, { usage_invoiced_until: periodStart });
-  }
   return charges.map((c) => ({
     type: 'usage' as const,
     description: `${c.charge.metric}${c.charge.dimension_value === null ? '' : ` (${c.charge.dimension_value})`} usage, ${previous.start} to ${previous.end}`,

@@ -93,6 +93,16 @@ const amounts = (i: Invoice) => ({
 });
 
 describe('coupons', () => {
+  it('keep redeem_by to the millisecond, truncated as every instant (not rounded into the next day)', async () => {
+    const created = await coupon({
+      percent_off: '10',
+      duration: 'once',
+      redeem_by: '2027-01-31T23:59:59.9999999Z',
+    });
+    expect(created.redeem_by).toBe('2027-01-31T23:59:59.999Z');
+    expect((await t.api.get(`/api/v1/coupons/${created.id}`)).body).toEqual(created);
+  });
+
   it('are created with final terms, listed, read and deleted (still readable, no longer valid)', async () => {
     const p = await plan('10.00');
     const created = await coupon({

@@ -89,10 +89,27 @@ describe('plans', () => {
       expect(res.body).toMatchObject({ version: 1, price_version: 1 });
     }
     expect(await fingerprint(ctx.db)).toEqual(before);
+    // Usage charges resent as a GET shows them: no change either (jsonb reorders their keys).
+    const metric = await t.api
+      .post('/api/v1/billable-metrics')
+      .send({ code: `m-${Math.random().toString(36).slice(2, 10)}`, name: 'M', aggregation: 'count' });
+    const usage_charges = [
+      { metric: (metric.body as Schemas['BillableMetric']).code, model: 'per_unit', amount: '0.5' },
+    ];
+    const charged = await t.api.patch(`/api/v1/plans/${plan.id}`).send({ usage_charges });
+    expect(charged.body).toMatchObject({ version: 2, price_version: 1 });
+    const shown = (charged.body as Schemas['Plan']).usage_charges.map(({ billable_metric_id: _, ...c }) => c);
+    const again = await fingerprint(ctx.db);
+    for (const charges of [usage_charges, shown]) {
+      const res = await t.api.patch(`/api/v1/plans/${plan.id}`).send({ usage_charges: charges });
+      expect(res.status, res.text).toBe(200);
+      expect(res.body).toMatchObject({ version: 2, price_version: 1 });
+    }
+    expect(await fingerprint(ctx.db)).toEqual(again);
     const changed = await t.api.patch(`/api/v1/plans/${plan.id}`).send({
       price: { model: 'tiered', tiers: [{ ...TIERS[0]!, unit_amount: '5.01' }, ...TIERS.slice(1)] },
     });
-    expect(changed.body).toMatchObject({ version: 2, price_version: 2 });
+    expect(changed.body).toMatchObject({ version: 3, price_version: 2 });
   });
 
   it('refuses an invalid price with 422 naming the field, writing nothing', async () => {

@@ -3,6 +3,7 @@
 // invoice made ahead of its period closed the usage of months not ended, a voided invoice's usage
 // was billed again by the period's next invoice, and a change of plan (now or scheduled) billed a
 // period's usage at the new plan's prices, or dropped it.
+import { sql } from 'kysely';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { simulatedGateway } from '../../src/billing/gateway.js';
 import type { Schemas } from '../../src/contract.js';
@@ -233,6 +234,65 @@ describe("a plan's usage charges changed", () => {
     expect(cheaper.status, cheaper.text).toBe(200);
     await advance('2026-02-02T00:00:00Z');
     expect(await usageLines('2026-02-01')).toEqual([['2026-01-01', '9999999999', '4999999999.50']]);
+  });
+});
+
+describe('a period invoiced while its plan charged no usage', () => {
+  it('is closed all the same: a charge added later refuses late events for it instead of never billing them', async () => {
+    const { metric, planA, sub, advance } = await setUp(() => ({ a: [] }));
+    await advance('2026-02-02T00:00:00Z');
+    const added = await t.api
+      .patch(`/api/v1/plans/${planA.id}`)
+      .send({ usage_charges: [perUnit('100.00')(metric.code)] });
+    expect(added.status, added.text).toBe(200);
+    const before = await fingerprint(ctx.db);
+    const late = await t.api.post('/api/v1/usage-events').send({
+      event_id: `e-${tag()}`,
+      user_id: sub.user_id,
+      metric: metric.code,
+      timestamp: '2026-01-15T00:00:00Z',
+      properties: { n: 1 },
+    });
+    expect(expectProblem(late, 422, 'unprocessable').errors).toEqual([
+      expect.objectContaining({ field: '/timestamp', message: expect.stringContaining('invoiced already') }),
+    ]);
+    expect(await fingerprint(ctx.db)).toEqual(before);
+    const january = await t.api
+      .get(`/api/v1/subscriptions/${sub.id}/usage`)
+      .query({ period_start: '2026-01-01' });
+    expect(january.body).toMatchObject({ invoiced: true, amount: '0.00', charges: [] });
+  });
+});
+
+describe("an event recorded while its plan's charges change", () => {
+  it('waits for the change and is checked against the new prices (the cap held against both)', async () => {
+    const { metric, planA, sub } = await setUp((m) => ({ a: [perUnit('1.00')(m)] }));
+    let answered = false;
+    let event: Promise<{ status: number; text: string; body: unknown }> | undefined;
+    await ctx.db.transaction().execute(async (trx) => {
+      // What a PATCH of the plan holds while it checks the open periods and writes the charges.
+      await sql`select id from plans where id = ${planA.id} for update`.execute(trx);
+      event = t.api
+        .post('/api/v1/usage-events')
+        .send({
+          event_id: `e-${tag()}`,
+          user_id: sub.user_id,
+          metric: metric.code,
+          timestamp: '2026-01-10T00:00:00Z',
+          properties: { n: 2 },
+        })
+        .then((res) => {
+          answered = true;
+          return res;
+        });
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect(answered).toBe(false);
+      await sql`update plans set usage_charges = jsonb_set(usage_charges, '{0,amount}', '"9999999999"')
+        where id = ${planA.id}`.execute(trx);
+    });
+    const res = await event!;
+    expect(res.status, res.text).toBe(422);
+    expect(res.text).toContain('9999999999.99');
   });
 });
 

@@ -196,6 +196,14 @@ describe('holds', () => {
     expect(await get(w)).toEqual(before);
     expect((await capture(small, '30')).body).toMatchObject({ captured: '30' });
     expect(await get(w)).toMatchObject({ available: '24.5', held: '0' });
+    // Ids in the path in any case, as everywhere (holds answered 404 to one in upper case).
+    const upper = await t.api
+      .post(`/api/v1/wallets/${w.id.toUpperCase()}/holds`)
+      .send({ credits: '1', expires_in: 60 });
+    expect(upper.status, upper.text).toBe(201);
+    const freed = await t.api.post(`/api/v1/holds/${(upper.body as Hold).id.toUpperCase()}/release`);
+    expect(freed.status, freed.text).toBe(200);
+    expect(await get(w)).toMatchObject({ available: '24.5', held: '0' });
 
     const r = (await hold(w, '20')).body as Hold;
     const released = await release(r);

@@ -365,10 +365,18 @@ describe('usageAmountBound', () => {
       const bound = usageAmountBound(price, quantity.millionths);
       const { breakdown, amount } = priceUsage(price, quantity.text);
       expect(breakdown.reduce((s, l) => s + parseExact(l.amount), 0n)).toBeLessThanOrEqual(bound);
-      // The rounded amount exceeds the bound by less than half a cent.
-      expect(parseAmount(amount) * 1_000_000n).toBeLessThan(bound + 50_000_000n);
+      // The rounded amount exceeds the bound by at most half a cent (half up: 0.0050 rounds up;
+      // a run found 760933142850 units at 3691.5693, ...574.5050 billed as ...574.51).
+      expect(parseAmount(amount) * 1_000_000n).toBeLessThanOrEqual(bound + 50_000_000n);
     },
   );
+
+  it('is exceeded by the rounded amount by half a cent at most, reached exactly at a half', () => {
+    const price = { model: 'per_unit', amount: '3691.5693' } as const;
+    const bound = usageAmountBound(price, 760_933_142_850_000_000n);
+    expect(priceUsage(price, '760933142850').amount).toBe('2809037429497574.51');
+    expect(parseAmount('2809037429497574.51') * 1_000_000n).toBe(bound + 50_000_000n);
+  });
 
   it('is the quantity at the largest unit price plus every flat amount and the minimum', () => {
     expect(usageAmountBound({ model: 'per_unit', amount: '0.5' }, 3_000_000n)).toBe(15_000_000_000n);

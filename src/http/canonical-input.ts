@@ -1,13 +1,17 @@
-// Ids arrive in any case (the contract's `format: uuid` takes both) but are one id: every
-// `format: uuid` value of a request body is lowercased here, once, after the validator, so no
-// service sees an upper-case id. PostgreSQL's uuid columns compare them either way, but an id kept
-// as text (a price breakdown, a scheduled change, jsonb) was stored as sent, and a service
-// comparing ids as strings saw a change where there was none. Path and query ids only reach
-// uuid columns (PostgreSQL compares them whatever their case), so they are left as they are.
+// One spelling for values that have several (the contract takes them all), made once, before any
+// service sees them:
+// - ids: `format: uuid` takes both cases, but an id kept as text (a price breakdown, a scheduled
+//   change, jsonb) was stored as sent, and a service comparing ids as strings saw a change where
+//   there was none (or none where there was one: the last admin key, revoked by its id in upper
+//   case). Path ids are lowercased before routing, body ids after the validator. Query ids only
+//   reach uuid columns (PostgreSQL compares them whatever their case) and are left as they are.
+// - instants: `date-time` takes any number of fractional digits; JavaScript's Date keeps three,
+//   PostgreSQL six (rounding: 23:59:59.9999999 became the next day). Body values keep at most
+//   three, truncated as Date does, so every path stores the same instant.
 import type { RequestHandler } from 'express';
 import { type Operation, operations } from '../operations.js';
 import { spec } from '../spec.js';
-import { isUuid } from './formats.js';
+import { isDateTime, isUuid } from './formats.js';
 
 interface Schema {
   $ref?: string;
@@ -20,6 +24,9 @@ interface Schema {
   anyOf?: Schema[];
 }
 
+/** A date-time's fraction past its milliseconds (it has one fraction, after the seconds). */
+const PAST_MS = /(\.\d{3})\d+/;
+
 const schemas = (spec.components as { schemas: Record<string, Schema> }).schemas;
 const REF = '#/components/schemas/';
 
@@ -29,7 +36,9 @@ function deref(schema: Schema): Schema {
   return schema;
 }
 
-/** Whether a uuid can be anywhere under schema (memoized; a schema in progress counts as none). */
+const CANONICAL_FORMATS = new Set(['uuid', 'date-time']);
+
+/** Whether an id or an instant can be anywhere under schema (memoized; one in progress counts as none). */
 const holdsUuid = new Map<Schema, boolean>();
 function mayHoldUuid(schema: Schema): boolean {
   schema = deref(schema);
@@ -44,21 +53,26 @@ function mayHoldUuid(schema: Schema): boolean {
     ...(schema.oneOf ?? []),
     ...(schema.anyOf ?? []),
   ];
-  const result = schema.format === 'uuid' || children.some(mayHoldUuid);
+  const result = CANONICAL_FORMATS.has(schema.format ?? '') || children.some(mayHoldUuid);
   holdsUuid.set(schema, result);
   return result;
 }
 
 /**
- * Lowercases the uuids of a value the validator accepted against schema, in place. In a oneOf or
+ * Lowercases the ids and truncates the instants of a value the validator accepted against schema,
+ * in place. In a oneOf or
  * anyOf only a string that is a uuid is touched, as the branch it sits in may not be the one that
  * matched.
  */
 function lowercase(schema: Schema, value: unknown, strict = false): unknown {
   schema = deref(schema);
   if (!mayHoldUuid(schema)) return value;
-  if (typeof value === 'string')
-    return schema.format === 'uuid' && (!strict || isUuid(value)) ? value.toLowerCase() : value;
+  if (typeof value === 'string') {
+    if (schema.format === 'uuid') return !strict || isUuid(value) ? value.toLowerCase() : value;
+    // Past milliseconds: the validator accepted it as a date-time (or, in a oneOf, it must be one).
+    if (schema.format === 'date-time' && (!strict || isDateTime(value))) return value.replace(PAST_MS, '$1');
+    return value;
+  }
   if (value === null || typeof value !== 'object') return value;
   for (const part of schema.allOf ?? []) lowercase(part, value, strict);
   for (const part of [...(schema.oneOf ?? []), ...(schema.anyOf ?? [])]) lowercase(part, value, true);
@@ -101,7 +115,28 @@ const bodySchemas = new Map<Operation, Schema>(
   }),
 );
 
-export const lowercaseUuids: RequestHandler = (req, _res, next) => {
+/** An id as a path segment, in any case. */
+const PATH_ID = /\/[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}(?=\/|$)/g;
+
+/**
+ * Ids in the path in lower case, before anything reads it: the router's parameters, the
+ * validator, idempotency's fingerprint (which read originalUrl) and the log all see one id.
+ */
+export const lowercasePathIds: RequestHandler = (req, _res, next) => {
+  const query = req.url.indexOf('?');
+  const path = query === -1 ? req.url : req.url.slice(0, query);
+  if (/[A-F]/.test(path)) {
+    const lowered = path.replace(PATH_ID, (id) => id.toLowerCase());
+    if (lowered !== path) {
+      req.url = lowered + (query === -1 ? '' : req.url.slice(query));
+      req.originalUrl = req.url;
+    }
+  }
+  next();
+};
+
+/** A body's ids in lower case and its instants to the millisecond, once the validator took it. */
+export const canonicalBody: RequestHandler = (req, _res, next) => {
   const schema = req.operation && bodySchemas.get(req.operation);
   if (schema && req.body !== undefined) req.body = lowercase(schema, req.body);
   next();
