@@ -22,7 +22,6 @@ import * as subscriptions from '../queries/subscriptions.js';
 import { toInvoiceResponse } from '../responses/invoices.js';
 import { toPaymentResponse } from '../responses/payments.js';
 import { amountDue } from '../responses/invoices.js';
-import { toSubscriptionResponse } from '../responses/subscriptions.js';
 import {
   type Actor,
   inTenant,
@@ -32,7 +31,7 @@ import {
   type VersionCondition,
 } from './context.js';
 import { closeEndedItems, closingUsageInvoice, invoiceForPeriod, issue } from './invoices.js';
-import { emitChange, emitScheduledChangeDropped } from './subscriptions.js';
+import { emitChange, emitScheduledChangeDropped, eventData } from './subscriptions.js';
 import { applyScheduledChange } from './scheduled-changes.js';
 import { creditPaidGrant } from './wallets.js';
 
@@ -122,7 +121,7 @@ export function announceTrialEnd(ctx: ServiceContext, tenantId: string, subscrip
       type: 'subscription.trial_will_end',
       resource_type: 'subscription',
       resource_id: subscriptionId,
-      data: toSubscriptionResponse(after),
+      data: eventData(tx, after),
     });
   });
 }

@@ -464,9 +464,19 @@ function trialChanges(
   return {};
 }
 
+/**
+ * A subscription as an event shows it: as of the time the event occurs. A worker's step on a test
+ * clock happens at its own due time while the clock already reads the time it advances to: its
+ * period fields are those of the step's day, not of the clock's target.
+ */
+export function eventData(tx: Tx, row: SubscriptionRow): ReturnType<typeof toSubscriptionResponse> {
+  const at = row.test_clock_id ? tx.occurredAt() : undefined;
+  return toSubscriptionResponse(at ? { ...row, clock_time: at } : row);
+}
+
 /** Records a change of a subscription: `subscription.canceled` when it ends, else `.updated`. */
 export function emitChange(tx: Tx, before: SubscriptionRow, after: SubscriptionRow, type?: string): void {
-  const data = toSubscriptionResponse(after);
+  const data = eventData(tx, after);
   tx.emit({
     type:
       type ??
@@ -476,7 +486,7 @@ export function emitChange(tx: Tx, before: SubscriptionRow, after: SubscriptionR
     resource_type: 'subscription',
     resource_id: after.id,
     data,
-    previous: previousValues(toSubscriptionResponse(before), data),
+    previous: previousValues(eventData(tx, before), data),
   });
 }
 

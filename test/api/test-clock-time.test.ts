@@ -70,6 +70,28 @@ const eventsOf = async (resourceId: string) =>
       .body as Schemas['EventList']
   ).data;
 
+describe('the events of a test clock advanced months at once', () => {
+  it("show each step's subscription as of the step's day, not the clock's target", async () => {
+    const c = await clock('2026-03-02T00:00:00Z');
+    const p = await plan('month', 1, '20.00');
+    const sub = await subscribe({ plan_id: p.id, start_date: '2026-03-02', test_clock_id: c.id });
+    await c.advance('2026-05-20T00:00:00Z');
+    const renewals = (await eventsOf(sub.id))
+      .filter((e) => e.type === 'subscription.renewed')
+      .map((e) => {
+        const data = e.data as Schemas['Subscription'];
+        return [e.occurred_at.slice(0, 10), data.current_period_start, data.current_period_end];
+      })
+      .sort();
+    expect(renewals).toEqual([
+      ['2026-03-02', '2026-03-02', '2026-04-02'],
+      ['2026-04-02', '2026-04-02', '2026-05-02'],
+      ['2026-05-02', '2026-05-02', '2026-06-02'],
+    ]);
+    expect(await get(sub.id)).toMatchObject({ current_period_start: '2026-05-02' });
+  });
+});
+
 describe('the current period of a subscription on a test clock', () => {
   it("is the clock's, not today's", async () => {
     const c = await clock('2026-01-01T00:00:00Z');
