@@ -146,6 +146,9 @@ export class RefusedAddressError extends Error {
   readonly code = 'EWEBHOOKADDRESS';
 }
 
+/** "an" before a vowel ("an unspecified address"), else "a". */
+const article = (word: string) => (/^[aeiou]/.test(word) ? 'an' : 'a');
+
 /**
  * What is wrong with a webhook URL before any DNS lookup (scheme, credentials, internal names,
  * forbidden IP literals); undefined when nothing is.
@@ -167,7 +170,7 @@ export function urlProblem(text: string, policy: UrlPolicy): string | undefined 
   const ip = ipOf(url);
   if (ip) {
     const forbidden = forbiddenAddressClass(ip);
-    return forbidden && `names a ${forbidden} address (${ip})`;
+    return forbidden && `names ${article(forbidden)} ${forbidden} address (${ip})`;
   }
   const name = forbiddenName(url.hostname);
   return name && `names ${name} (${url.hostname})`;
@@ -189,7 +192,9 @@ function resolveChecked(
         const forbidden = forbiddenAddressClass(address);
         if (forbidden) {
           return callback(
-            new RefusedAddressError(`${hostname} resolves to a ${forbidden} address (${address})`),
+            new RefusedAddressError(
+              `${hostname} resolves to ${article(forbidden)} ${forbidden} address (${address})`,
+            ),
             [],
           );
         }

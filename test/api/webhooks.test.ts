@@ -361,7 +361,7 @@ describe('server-side request forgery', () => {
     ['https://169.254.169.254/latest/meta-data/', 'link-local'],
     ['https://[::ffff:a9fe:a9fe]/', 'link-local'],
     ['https://[fe80::1]/', 'link-local'],
-    ['https://0.0.0.0/', 'unspecified'],
+    ['https://0.0.0.0/', 'names an unspecified address'],
     ['https://[::]/', 'unspecified'],
     ['https://100.64.0.1/', 'carrier-grade NAT'],
     ['https://224.0.0.1/', 'multicast'],
