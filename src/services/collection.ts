@@ -619,7 +619,11 @@ async function paymentFailed(
   const first = invoice.collection_failed_at ?? at;
   const retriesDone = payment.attempt - 1;
   if (retriesDone < settings.dunning_retry_days.length) {
-    const next = new Date(first.getTime() + settings.dunning_retry_days[retriesDone]! * DAY);
+    // Never before this failure: on a slow rail (ACH settles in days) a retry's day can pass
+    // while the attempt before it is still in flight; it then follows the failure at once.
+    const next = new Date(
+      Math.max(first.getTime() + settings.dunning_retry_days[retriesDone]! * DAY, at.getTime()),
+    );
     await invoices.updateInvoice(tx.db, invoice.id, {
       collection_failed_at: first,
       next_collection_at: next,

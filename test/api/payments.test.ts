@@ -252,6 +252,30 @@ describe('gateway outcomes and dunning, on a test clock', () => {
     expect([await statusOf(t, declined.id), await statusOf(t, silent.id)]).toEqual(['past_due', 'past_due']);
   });
 
+  it('never starts a retry before the attempt before it failed, on a rail that settles in days (ACH)', async () => {
+    // Monday 2 March; retries 1, 3 and 5 days after the first failure, which ACH reports on the 4th.
+    const clock = await testClock(t, '2026-03-02T00:00:00Z');
+    const sub = await subscribeIn(t, plan.id, {
+      start_date: '2026-03-02',
+      test_clock_id: clock.id,
+      payment_method: 'pm_insufficient_funds',
+      payment_rail: 'ach_standard',
+    });
+    await clock.advance('2026-03-20T00:00:00Z');
+    const [invoice] = await invoicesOf(t, sub.id);
+    const attempts = await paymentsOf(t, invoice!.id);
+    expect(attempts.map((p) => p.status)).toEqual(['failed', 'failed', 'failed', 'failed']);
+    for (let i = 1; i < attempts.length; i++)
+      expect(attempts[i]!.submitted_at! >= attempts[i - 1]!.settled_at!, `attempt ${i + 1}`).toBe(true);
+    // And the feed (oldest first) reads in time order: no event occurs before the one before it.
+    const events = (
+      (await t.api.get('/api/v1/events').query({ resource_id: invoice!.id, limit: 100 }))
+        .body as Schemas['EventList']
+    ).data;
+    const times = events.map((e) => e.occurred_at);
+    expect(times).toEqual([...times].sort());
+  });
+
   it('retries with the payment method the subscription has by then, and recovers it to active', async () => {
     const { clock, sub, invoice } = await pastDue();
 
