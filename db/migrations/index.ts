@@ -48,6 +48,7 @@ import * as m202612050003 from './202612050003_metadata.js';
 import * as m202612050004 from './202612050004_subscriptions_by_plan.js';
 import * as m202612060001 from './202612060001_lapsed_purchases.js';
 import * as m202612060002 from './202612060002_grants_by_wallet.js';
+import * as m202612070001 from './202612070001_bookkeeping_keeps_version.js';
 
 export const migrations: Record<string, Migration> = {
   '202611230001_initial': m202611230001,
@@ -97,4 +98,5 @@ export const migrations: Record<string, Migration> = {
   '202612050004_subscriptions_by_plan': m202612050004,
   '202612060001_lapsed_purchases': m202612060001,
   '202612060002_grants_by_wallet': m202612060002,
+  '202612070001_bookkeeping_keeps_version': m202612070001,
 };

@@ -39,12 +39,12 @@ function deref(schema: Schema): Schema {
 const CANONICAL_FORMATS = new Set(['uuid', 'date-time']);
 
 /** Whether an id or an instant can be anywhere under schema (memoized; one in progress counts as none). */
-const holdsUuid = new Map<Schema, boolean>();
-function mayHoldUuid(schema: Schema): boolean {
+const holdsOne = new Map<Schema, boolean>();
+function mayHoldOne(schema: Schema): boolean {
   schema = deref(schema);
-  const known = holdsUuid.get(schema);
+  const known = holdsOne.get(schema);
   if (known !== undefined) return known;
-  holdsUuid.set(schema, false);
+  holdsOne.set(schema, false);
   const children = [
     ...Object.values(schema.properties ?? {}),
     ...(typeof schema.additionalProperties === 'object' ? [schema.additionalProperties] : []),
@@ -53,8 +53,8 @@ function mayHoldUuid(schema: Schema): boolean {
     ...(schema.oneOf ?? []),
     ...(schema.anyOf ?? []),
   ];
-  const result = CANONICAL_FORMATS.has(schema.format ?? '') || children.some(mayHoldUuid);
-  holdsUuid.set(schema, result);
+  const result = CANONICAL_FORMATS.has(schema.format ?? '') || children.some(mayHoldOne);
+  holdsOne.set(schema, result);
   return result;
 }
 
@@ -64,9 +64,9 @@ function mayHoldUuid(schema: Schema): boolean {
  * anyOf only a string that is a uuid is touched, as the branch it sits in may not be the one that
  * matched.
  */
-function lowercase(schema: Schema, value: unknown, strict = false): unknown {
+function canonicalize(schema: Schema, value: unknown, strict = false): unknown {
   schema = deref(schema);
-  if (!mayHoldUuid(schema)) return value;
+  if (!mayHoldOne(schema)) return value;
   if (typeof value === 'string') {
     if (schema.format === 'uuid') return !strict || isUuid(value) ? value.toLowerCase() : value;
     // Past milliseconds: the validator accepted it as a date-time (or, in a oneOf, it must be one).
@@ -74,11 +74,11 @@ function lowercase(schema: Schema, value: unknown, strict = false): unknown {
     return value;
   }
   if (value === null || typeof value !== 'object') return value;
-  for (const part of schema.allOf ?? []) lowercase(part, value, strict);
-  for (const part of [...(schema.oneOf ?? []), ...(schema.anyOf ?? [])]) lowercase(part, value, true);
+  for (const part of schema.allOf ?? []) canonicalize(part, value, strict);
+  for (const part of [...(schema.oneOf ?? []), ...(schema.anyOf ?? [])]) canonicalize(part, value, true);
   if (Array.isArray(value)) {
     if (schema.items)
-      for (let i = 0; i < value.length; i++) value[i] = lowercase(schema.items, value[i], strict);
+      for (let i = 0; i < value.length; i++) value[i] = canonicalize(schema.items, value[i], strict);
     return value;
   }
   const object = value as Record<string, unknown>;
@@ -90,7 +90,7 @@ function lowercase(schema: Schema, value: unknown, strict = false): unknown {
           ? schema.additionalProperties
           : undefined;
     if (!child) continue;
-    const lowered = lowercase(child, object[key], strict);
+    const lowered = canonicalize(child, object[key], strict);
     // Defined, not assigned: a "__proto__" key is data here (JSON.parse made it an own key).
     if (lowered !== object[key])
       Object.defineProperty(object, key, {
@@ -111,7 +111,7 @@ const bodySchemas = new Map<Operation, Schema>(
     const raw = spec.paths[op.template]?.[op.method.toLowerCase()] as { requestBody?: RequestBody };
     // Every media type of one operation carries the same schema (JSON, merge-patch JSON).
     const schema = Object.values(raw.requestBody?.content ?? {})[0]?.schema;
-    return schema && mayHoldUuid(schema) ? [[op, schema] as const] : [];
+    return schema && mayHoldOne(schema) ? [[op, schema] as const] : [];
   }),
 );
 
@@ -138,6 +138,6 @@ export const lowercasePathIds: RequestHandler = (req, _res, next) => {
 /** A body's ids in lower case and its instants to the millisecond, once the validator took it. */
 export const canonicalBody: RequestHandler = (req, _res, next) => {
   const schema = req.operation && bodySchemas.get(req.operation);
-  if (schema && req.body !== undefined) req.body = lowercase(schema, req.body);
+  if (schema && req.body !== undefined) req.body = canonicalize(schema, req.body);
   next();
 };

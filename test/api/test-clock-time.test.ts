@@ -79,7 +79,7 @@ describe('the events of a test clock advanced months at once', () => {
     const renewals = (await eventsOf(sub.id))
       .filter((e) => e.type === 'subscription.renewed')
       .map((e) => {
-        const data = e.data as Schemas['Subscription'];
+        const data = e.data as unknown as Schemas['Subscription'];
         return [e.occurred_at.slice(0, 10), data.current_period_start, data.current_period_end];
       })
       .sort();
@@ -89,6 +89,17 @@ describe('the events of a test clock advanced months at once', () => {
       ['2026-05-02', '2026-05-02', '2026-06-02'],
     ]);
     expect(await get(sub.id)).toMatchObject({ current_period_start: '2026-05-02' });
+    // One version per change a client sees: closing a period's usage (every renewal does) is not one.
+    const versions = (await eventsOf(sub.id)).map(
+      (e) => [e.type, (e.data as unknown as Schemas['Subscription']).version] as const,
+    );
+    expect(versions).toEqual([
+      ['subscription.created', 1],
+      ['subscription.renewed', 2],
+      ['subscription.renewed', 3],
+      ['subscription.renewed', 4],
+    ]);
+    expect(await get(sub.id)).toMatchObject({ version: 4 });
   });
 });
 
