@@ -73,7 +73,10 @@ describe('forbiddenAddressClass', () => {
       const problem = urlProblem(`https://[${address}]/hook`, { allowPrivateUrls: false });
       if (expected === undefined) expect([address, problem]).toEqual([address, undefined]);
       else
-        expect([address, problem]).toEqual([address, expect.stringContaining(`names a ${expected} address`)]);
+        expect([address, problem]).toEqual([
+          address,
+          expect.stringContaining(`names ${/^[aeiou]/.test(expected) ? 'an' : 'a'} ${expected} address`),
+        ]);
     }
   });
 });
