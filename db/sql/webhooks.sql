@@ -89,8 +89,9 @@ with due as (
     returning d.id, d.tenant_id, d.lease_token;
 
 -- nextDueAt
-select min(greatest(next_attempt_at, leased_until)) as at from webhook_deliveries
-    where status = 'pending';
+select min(greatest(d.next_attempt_at, d.leased_until)) as at from webhook_deliveries d
+    join webhook_endpoints w on w.tenant_id = d.tenant_id and w.id = d.endpoint_id
+    where d.status = 'pending' and w.status = 'enabled';
 
 -- countPendingDeliveries
 select count(*) as count from webhook_deliveries where status = 'pending';

@@ -248,11 +248,16 @@ export async function countPendingDeliveries(db: Db): Promise<number> {
   return Number(rows[0]!.count);
 }
 
-/** When the earliest pending delivery is due (across tenants), for the dispatcher's next wake-up. */
+/**
+ * When the earliest pending delivery that claimDueDeliveries could take is due (across tenants),
+ * for the dispatcher's next wake-up. Those of disabled endpoints wait for no time: counted, a
+ * disabled endpoint's overdue deliveries woke the dispatcher at once, again and again.
+ */
 export async function nextDueAt(db: Db): Promise<Date | undefined> {
   const { rows } = await sql<{ at: Date | null }>`
-    select min(greatest(next_attempt_at, leased_until)) as at from webhook_deliveries
-    where status = 'pending'`.execute(db);
+    select min(greatest(d.next_attempt_at, d.leased_until)) as at from webhook_deliveries d
+    join webhook_endpoints w on w.tenant_id = d.tenant_id and w.id = d.endpoint_id
+    where d.status = 'pending' and w.status = 'enabled'`.execute(db);
   return rows[0]?.at ?? undefined;
 }
 

@@ -14,7 +14,12 @@ import { createDb } from '../../src/database/connection.js';
 import { databaseUrl, dropDatabase, ensureDatabase } from '../../src/database/embedded.js';
 import { createMigrator, unwrap } from '../../src/database/migrator.js';
 import { silentLogger } from '../../src/logger.js';
-import { claimDueDeliveries, recordAttempt, retryDelayMs } from '../../src/services/webhook-deliveries.js';
+import {
+  claimDueDeliveries,
+  nextDueAt,
+  recordAttempt,
+  retryDelayMs,
+} from '../../src/services/webhook-deliveries.js';
 import { type DeliverOptions, deliverDue, startWebhookDispatcher } from '../../src/webhooks/dispatcher.js';
 import { forbiddenAddressClass, type LookupFunction } from '../../src/webhooks/ssrf.js';
 import { type TestTenant, testServerUrl, useTestApp } from '../helpers/app.js';
@@ -562,6 +567,24 @@ describe('webhook delivery', () => {
     expect(metrics).toMatch(/webhook_delivery_attempts_total\{outcome="succeeded"\} [1-9]/);
     expect(metrics).toMatch(/webhook_delivery_attempts_total\{outcome="http_error"\} [1-9]/);
     await t.api.delete(`/api/v1/webhook-endpoints/${endpoint.id}`).expect(204);
+  });
+
+  it("never wakes the dispatcher for a disabled endpoint's deliveries, however overdue", async () => {
+    const receiver = await startReceiver();
+    const endpoint = await localEndpoint(t, receiver.url, ['*']);
+    await t.api.patch(`/api/v1/webhook-endpoints/${endpoint.id}`).send({ status: 'disabled' }).expect(200);
+    // The delivery of its own creation waits, pending: due long before anything else here.
+    const longAgo = new Date('2000-01-01T00:00:00Z');
+    const updated = await ctx.db
+      .updateTable('webhook_deliveries')
+      .set({ next_attempt_at: longAgo })
+      .where('endpoint_id', '=', endpoint.id)
+      .where('status', '=', 'pending')
+      .executeTakeFirst();
+    expect(updated.numUpdatedRows).toBe(1n);
+    // Counted, it woke the dispatcher at once, and again, for a delivery it would never take.
+    const next = await nextDueAt({ db: ctx.appDb, ownerDb: ctx.db });
+    expect(next === undefined || next > longAgo, String(next)).toBe(true);
   });
 
   it('sends only the event types an endpoint asked for, nothing to disabled endpoints, and records a timeout', async () => {
