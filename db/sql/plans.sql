@@ -34,5 +34,8 @@ delete from "plans" where "id" = $1 returning "id", "code", "name", "interval", 
 -- usageChargesOf
 select "id", "usage_charges" from "plans" where "id" in ($1);
 
+-- lockUsageChargesOf
+select "usage_charges" from "plans" where "id" = $1 for key share;
+
 -- usageChargesOfCustomers
 select "id", "usage_charges" from "plans" where "id" in (select "plan_id" from "subscriptions" where "user_id" = any($1)) for key share;

@@ -82,5 +82,15 @@ select t.subscription_id, t.billable_metric_id, t.period_start::text as period_s
       and t.billable_metric_id = any($2::uuid[])
       and (s.usage_invoiced_until is null or t.period_start >= s.usage_invoiced_until);
 
+-- openTotalsOfSubscription
+select t.subscription_id, t.billable_metric_id, t.period_start::text as period_start, t.dimension,
+      t.events::text as events, t.total::text as total, t.max_value::text as max_value,
+      t.latest_value::text as latest_value, t.unique_values::text as unique_values
+    from subscriptions s
+    join usage_totals t on t.tenant_id = s.tenant_id and t.subscription_id = s.id
+    where s.tenant_id = current_setting('app.tenant_id')::uuid and s.id = $1::uuid
+      and t.billable_metric_id = any($2::uuid[])
+      and (s.usage_invoiced_until is null or t.period_start >= s.usage_invoiced_until);
+
 -- totalKeyText
 

@@ -314,6 +314,7 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
         plans.updatePlan(db, PLAN, { name: 'Renamed', current_version: 1, archived_at: null }),
       deletePlan: (db) => plans.deletePlan(db, PLAN),
       usageChargesOf: (db) => plans.usageChargesOf(db, [PLAN]),
+      lockUsageChargesOf: (db) => plans.lockUsageChargesOf(db, PLAN),
       usageChargesOfCustomers: (db) => plans.usageChargesOfCustomers(db, [USER]),
     },
   },
@@ -458,6 +459,7 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
       periodTotals: (db) => usage.periodTotals(db, SUBSCRIPTION, '2026-01-01'),
       billedUsageLines: (db) => usage.billedUsageLines(db, SUBSCRIPTION, '2026-01-01'),
       openTotalsOfPlan: (db) => usage.openTotalsOfPlan(db, PLAN, [BILLABLE_METRIC]),
+      openTotalsOfSubscription: (db) => usage.openTotalsOfSubscription(db, SUBSCRIPTION, [BILLABLE_METRIC]),
       // No SQL: the key order the two writers above sort by.
       totalKeyText: () =>
         Promise.resolve(

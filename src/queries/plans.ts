@@ -128,6 +128,20 @@ export async function usageChargesOf(
 }
 
 /**
+ * A plan's usage charges, its row share-locked: a PATCH of them (which locks the plan) waits for
+ * a subscription moving onto it, or it for the PATCH, so each one's cap check sees the other.
+ */
+export async function lockUsageChargesOf(db: Db, planId: string): Promise<StoredUsageCharge[]> {
+  const row = await db
+    .selectFrom('plans')
+    .select('usage_charges')
+    .where('id', '=', planId)
+    .forKeyShare()
+    .executeTakeFirst();
+  return row?.usage_charges ?? [];
+}
+
+/**
  * The usage charges of the plans of these customers' subscriptions (any of them: a superset of
  * what their usage may need), by plan id: independent of any other read, so it travels with them.
  */

@@ -1,6 +1,6 @@
 // Usage events and the totals kept as they are recorded (db/migrations/202612030004_usage.ts).
 // Batches travel as arrays (unnest): one statement per table, whatever the batch size.
-import { sql } from 'kysely';
+import { type RawBuilder, sql } from 'kysely';
 import type { Db } from '../database/connection.js';
 import type { UsageEventRow } from '../database/schema.js';
 
@@ -255,13 +255,31 @@ export async function openTotalsOfPlan(
   metricIds: readonly string[],
 ): Promise<Array<TotalKey & TotalRow>> {
   if (metricIds.length === 0) return [];
+  return openTotals(db, sql`s.plan_id = ${planId}::uuid`, metricIds);
+}
+
+/** The same for one subscription: the totals a plan it moves to would price. */
+export async function openTotalsOfSubscription(
+  db: Db,
+  subscriptionId: string,
+  metricIds: readonly string[],
+): Promise<Array<TotalKey & TotalRow>> {
+  if (metricIds.length === 0) return [];
+  return openTotals(db, sql`s.id = ${subscriptionId}::uuid`, metricIds);
+}
+
+async function openTotals(
+  db: Db,
+  which: RawBuilder<unknown>,
+  metricIds: readonly string[],
+): Promise<Array<TotalKey & TotalRow>> {
   const { rows } = await sql<TotalKey & TotalRow>`
     select t.subscription_id, t.billable_metric_id, t.period_start::text as period_start, t.dimension,
       t.events::text as events, t.total::text as total, t.max_value::text as max_value,
       t.latest_value::text as latest_value, t.unique_values::text as unique_values
     from subscriptions s
     join usage_totals t on t.tenant_id = s.tenant_id and t.subscription_id = s.id
-    where s.tenant_id = current_setting('app.tenant_id')::uuid and s.plan_id = ${planId}::uuid
+    where s.tenant_id = current_setting('app.tenant_id')::uuid and ${which}
       and t.billable_metric_id = any(${[...metricIds]}::uuid[])
       and (s.usage_invoiced_until is null or t.period_start >= s.usage_invoiced_until)`.execute(db);
   return rows;

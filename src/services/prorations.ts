@@ -69,8 +69,9 @@ export async function periodBilled(tx: Tx, s: SubscriptionRow, period: Period): 
  * The usage charges of plan `from` that plan `to` does not have as they are (the same metric,
  * dimension value and price): the metrics whose usage counted so far in the period a change from
  * one to the other would bill on other terms, or not at all. Usage is billed in arrears, on the
- * charges of the plan at the period's end; charges the new plan adds are harmless (what was
- * recorded before them was not counted for them).
+ * charges of the plan at the period's end. A charge the new plan adds bills only what was counted
+ * (another dimension value of a metric the plan charges), within a line's cap: checked with the
+ * move (services/subscriptions.ts).
  */
 async function usageChargesDropped(tx: Tx, from: string | null, to: string | null): Promise<string[]> {
   const charges = from ? ((await findPlan(tx.db, from))?.usage_charges ?? []) : [];

@@ -18,7 +18,12 @@ import { mergeMetadata, type Metadata, type MetadataUpdate, storedMetadata } fro
 import { findFeature } from '../queries/features.js';
 import { pendingInvoiceItems } from '../queries/invoice-items.js';
 import { stopRetries } from '../queries/invoices.js';
-import { findPlanVersion, findPlanWithPrice, type PlanWithPrice } from '../queries/plans.js';
+import {
+  findPlanVersion,
+  findPlanWithPrice,
+  lockUsageChargesOf,
+  type PlanWithPrice,
+} from '../queries/plans.js';
 import * as subscriptions from '../queries/subscriptions.js';
 import { redeem } from './coupons.js';
 import { findTestClock } from '../queries/test-clocks.js';
@@ -26,6 +31,7 @@ import { toFeatureResponse } from '../responses/features.js';
 import { toSubscriptionResponse } from '../responses/subscriptions.js';
 import { priceSubscription } from './plans.js';
 import { matchesAfterRenewals, performDueRenewals } from './collection.js';
+import { chargesOverLimitOnSubscription } from './usage.js';
 import {
   planProration,
   performProration,
@@ -586,6 +592,19 @@ async function changeSubscription(
   }
   const priced = await repricing(tx, actor, before, patch);
   if ('kind' in priced) return priced;
+  if (typeof priced.plan_id === 'string' && priced.plan_id !== before.plan_id) {
+    // The new plan's charges price the periods not invoiced yet: none may bill past a line's cap.
+    const charges = await lockUsageChargesOf(tx.db, priced.plan_id);
+    const over = await chargesOverLimitOnSubscription(tx, id, charges);
+    if (over.length > 0)
+      return {
+        kind: 'invalid',
+        errors: over.map((o) => ({
+          field: '/plan_id',
+          message: `the plan's usage charge ${o.index} ${o.message}`,
+        })),
+      };
+  }
   const collection = defined({ payment_method: patch.payment_method, payment_rail: patch.payment_rail });
   const errors = collectionErrors(
     collection.payment_method === undefined ? before.payment_method : collection.payment_method,

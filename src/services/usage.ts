@@ -718,14 +718,37 @@ function chargesOverLimit(
  * than MAX_CHARGE_AMOUNT (the charges as they are when a period is invoiced price it): one
  * message per charge, by its index in `charges`.
  */
-export async function chargesOverLimitOnPlan(
+export function chargesOverLimitOnPlan(
   tx: Tx,
   planId: string,
   charges: readonly StoredUsageCharge[],
 ): Promise<Array<{ index: number; message: string }>> {
+  return chargesOverLimitOn(tx, charges, (metricIds) => usage.openTotalsOfPlan(tx.db, planId, metricIds));
+}
+
+/**
+ * The same for one subscription moving to a plan with these charges: they price its periods not
+ * invoiced yet, whose totals its plan so far counted (in dimensions it may not have charged).
+ */
+export function chargesOverLimitOnSubscription(
+  tx: Tx,
+  subscriptionId: string,
+  charges: readonly StoredUsageCharge[],
+): Promise<Array<{ index: number; message: string }>> {
+  return chargesOverLimitOn(tx, charges, (metricIds) =>
+    usage.openTotalsOfSubscription(tx.db, subscriptionId, metricIds),
+  );
+}
+
+async function chargesOverLimitOn(
+  tx: Tx,
+  charges: readonly StoredUsageCharge[],
+  openTotals: (metricIds: string[]) => Promise<Array<usage.TotalKey & usage.TotalRow>>,
+): Promise<Array<{ index: number; message: string }>> {
   const metricIds = [...new Set(charges.map((c) => c.billable_metric_id))];
+  if (metricIds.length === 0) return [];
   const [totals, { rows: metrics }] = await Promise.all([
-    usage.openTotalsOfPlan(tx.db, planId, metricIds),
+    openTotals(metricIds),
     sql<BillableMetricRow>`select * from billable_metrics where id = any(${metricIds}::uuid[])`.execute(
       tx.db,
     ),

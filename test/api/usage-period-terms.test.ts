@@ -29,12 +29,16 @@ async function created<T>(path: string, body: Record<string, unknown>): Promise<
 }
 
 /** A sum metric, a clock at 2026-01-20 and a monthly subscription on it from 2026-01-01. */
-async function setUp(charges: (code: string) => { a: unknown[]; b?: unknown[] }) {
+async function setUp(
+  charges: (code: string) => { a: unknown[]; b?: unknown[] },
+  metricBody: Record<string, unknown> = {},
+) {
   const metric = await created<Schemas['BillableMetric']>('/api/v1/billable-metrics', {
     code: `q-${tag()}`,
     name: 'Q',
     aggregation: 'sum',
     field: 'n',
+    ...metricBody,
   });
   const { a, b } = charges(metric.code);
   const plan = (usage_charges: unknown[]) =>
@@ -234,6 +238,45 @@ describe("a plan's usage charges changed", () => {
     expect(cheaper.status, cheaper.text).toBe(200);
     await advance('2026-02-02T00:00:00Z');
     expect(await usageLines('2026-02-01')).toEqual([['2026-01-01', '9999999999', '4999999999.50']]);
+  });
+});
+
+describe('a subscription moved to a plan that adds a charge', () => {
+  it('is refused when the charge would bill its period not invoiced yet past what a line carries', async () => {
+    // Plan A charges one dimension of the metric; its other dimensions' usage is counted all the same.
+    const cheap = (m: string) => ({ ...perUnit('1.00')(m), dimension_value: 'cheap' });
+    const advanced = (amount: string) => (m: string) => ({
+      ...perUnit(amount)(m),
+      dimension_value: 'advanced',
+    });
+    const { metric, planB, sub, advance, usageLines } = await setUp(
+      (m) => ({ a: [cheap(m)], b: [cheap(m), advanced('2.00')(m)] }),
+      { group_by: 'model' },
+    );
+    const recorded = await t.api.post('/api/v1/usage-events').send({
+      event_id: `e-${tag()}`,
+      user_id: sub.user_id,
+      metric: metric.code,
+      timestamp: '2026-01-10T00:00:00Z',
+      properties: { n: 9_999_999_999, model: 'advanced' },
+    });
+    expect(recorded.status, recorded.text).toBe(201);
+    const before = await fingerprint(ctx.db);
+    const moved = await t.api.patch(`/api/v1/subscriptions/${sub.id}`).send({ plan_id: planB!.id });
+    const problem = expectProblem(moved, 422, 'unprocessable');
+    expect(problem.errors).toEqual([
+      expect.objectContaining({ field: '/plan_id', message: expect.stringContaining('9999999999.99') }),
+    ]);
+    expect(await fingerprint(ctx.db)).toEqual(before);
+    // At a price that keeps the period within the limit, the move is taken and the period billed so.
+    const repriced = await t.api
+      .patch(`/api/v1/plans/${planB!.id}`)
+      .send({ usage_charges: [cheap(metric.code), advanced('0.50')(metric.code)] });
+    expect(repriced.status, repriced.text).toBe(200);
+    const again = await t.api.patch(`/api/v1/subscriptions/${sub.id}`).send({ plan_id: planB!.id });
+    expect(again.status, again.text).toBe(200);
+    await advance('2026-02-02T00:00:00Z');
+    expect(await usageLines('2026-02-01')).toContainEqual(['2026-01-01', '9999999999', '4999999999.50']);
   });
 });
 

@@ -2372,7 +2372,10 @@ export interface components {
          * @description `plan_id` moves the subscription to the plan's current price (the same plan: to its newest
          *     version); `quantity` reprices it at its plan version. `plan_cost` and `billing_interval`
          *     are for subscriptions at a custom price only (422 on a plan), and changing either one sets a
-         *     new price: it needs an `admin` key (403 otherwise).
+         *     new price: it needs an `admin` key (403 otherwise). A move mid-period is refused (422 on
+         *     `plan_id`) when the new plan drops or reprices a usage charge of the current one, or when its
+         *     charges would bill the usage counted in a period not invoiced yet more than 9999999999.99 for
+         *     one charge (docs/usage.md).
          */
         SubscriptionUpdate: {
             status?: components["schemas"]["SubscriptionStatus"];
