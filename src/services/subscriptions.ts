@@ -297,19 +297,24 @@ export async function createSubscription(
       if (discount && 'kind' in discount) return discount;
       const interval = priced.billing_interval ?? 'month';
       const trial = trialEnd; // after today: both kinds are checked above
-      const billedUntil =
-        trial ??
-        periodContaining(
-          common.start_date,
-          interval,
-          priced.interval_count ?? 1,
-          today > common.start_date ? today : common.start_date,
-        ).start;
+      // Created canceled (a customer imported after churning): billing has ended, at the clock's
+      // time on a clock (in real time the database stamps canceled_at).
+      const canceled = common.status === 'canceled';
+      const billedUntil = canceled
+        ? null
+        : (trial ??
+          periodContaining(
+            common.start_date,
+            interval,
+            priced.interval_count ?? 1,
+            today > common.start_date ? today : common.start_date,
+          ).start);
       const subscription = await subscriptions.insertSubscription(tx.db, {
         ...common,
         ...priced,
         test_clock_id: test_clock_id ?? null,
         billed_until: billedUntil,
+        ...(canceled && test_clock_id ? { canceled_at: now } : {}),
         ...(trial ? { trial_end: trial, billing_anchor: trial } : {}),
         ...(discount ? { discount: JSON.stringify(discount) } : {}),
         ...(metadata ? { metadata: storedMetadata(metadata) } : {}),

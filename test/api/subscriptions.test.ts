@@ -46,10 +46,24 @@ describe('POST /api/v1/subscriptions', () => {
     }
   });
 
-  it('stamps canceled_at when created canceled', async () => {
+  it('stamps canceled_at when created canceled, with billing ended (billed_until null)', async () => {
     const subscription = await createSubscription(ctx, { status: 'canceled', billing_interval: 'year' });
     expect(subscription.canceled_at).toEqual(expect.any(String));
     expect(subscription.billing_interval).toBe('year');
+    expect(subscription.billed_until).toBeNull();
+  });
+
+  it("stamps canceled_at at its test clock's time when created canceled on a clock", async () => {
+    const clock = await ctx.api
+      .post('/api/v1/test-clocks')
+      .send({ name: 'import', frozen_time: '2026-03-10T08:30:00Z' });
+    expect(clock.status, clock.text).toBe(201);
+    const subscription = await createSubscription(ctx, {
+      status: 'canceled',
+      start_date: '2025-11-01',
+      test_clock_id: (clock.body as Schemas['TestClock']).id,
+    });
+    expect([subscription.canceled_at, subscription.billed_until]).toEqual(['2026-03-10T08:30:00.000Z', null]);
   });
 
   it('answers 422 for an unknown user_id and writes nothing', async () => {
