@@ -2965,7 +2965,8 @@ export interface components {
          *     paid from credits may spend this many credits the wallet does not have. 0 (the default): the
          *     balance never goes below zero. Credits that become free while the wallet is overdrawn (added,
          *     or given back by a hold) repay the overdraft first (a grant's `remaining` shows what is left). Lowering it below what is
-         *     overdrawn or held of it now is refused (409 `conflict`).
+         *     overdrawn or held of it now is refused (409 `conflict`). Setting it above 0 or raising it
+         *     needs an `admin` key (403 otherwise), as a grant does: it gives the customer credit.
          */
         OverdraftLimit: components["schemas"]["Credits"];
         /**

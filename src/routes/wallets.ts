@@ -21,6 +21,12 @@ const invalid = (errors: Array<{ field: string; message: string }>) =>
   );
 const withEtag = (v: { wallet: { version: number } }) => ({ ETag: etag(v.wallet.version) });
 const insufficient = (detail: string) => new ProblemError(409, 'insufficient-credits', detail);
+const overdraftNeedsAdmin = () =>
+  new ProblemError(
+    403,
+    'forbidden',
+    'An overdraft lets the customer spend credits never granted: setting or raising overdraft_limit needs an admin key, as a grant does.',
+  );
 const withOverdraft = (o: { overdraft: boolean }) =>
   o.overdraft ? ', counting what is left of its overdraft' : '';
 
@@ -44,6 +50,7 @@ export function walletsRouter(ctx: ServiceContext): Router {
         ? created(`${req.baseUrl}/${o.wallet.wallet.id}`, toWalletResponse(o.wallet), withEtag(o.wallet))
         : undefined;
     const outcome = await wallets.createWallet(ctx, idempotent(req, actorOf(req), reply), body);
+    if (outcome.kind === 'needs-admin') throw overdraftNeedsAdmin();
     if (outcome.kind === 'invalid') throw invalid(outcome.errors);
     if (outcome.kind === 'no-clock') {
       throw unprocessable(`test_clock_id does not refer to an existing test clock.`, [
@@ -77,6 +84,7 @@ export function walletsRouter(ctx: ServiceContext): Router {
     );
     if (outcome.kind === 'missing') throw noSuchWallet(req.params.walletId);
     if (outcome.kind === 'stale') throw preconditionFailed('wallet', outcome.current.version);
+    if (outcome.kind === 'needs-admin') throw overdraftNeedsAdmin();
     if (outcome.kind === 'overdraft-in-use') {
       throw conflict(
         `The wallet uses ${outcome.used} credits of its overdraft (overdrawn or held): its overdraft_limit cannot go below that.`,

@@ -65,7 +65,14 @@ export type CreateWalletOutcome =
   | { kind: 'created'; wallet: WalletView }
   | { kind: 'no-user' }
   | { kind: 'no-clock' }
+  | { kind: 'needs-admin' }
   | { kind: 'invalid'; errors: Array<{ field: string; message: string }> };
+
+/**
+ * An overdraft lets the customer spend credits never granted (usage paid from the wallet is then
+ * not billed): as a grant gives value away, only an admin key (or the system) sets one or raises it.
+ */
+const mayGiveCredit = (actor: Actor) => actor.role === undefined || actor.role === 'admin';
 
 const BLOCKS_WITHOUT_PAYING = [
   { field: '/blocks_usage', message: 'needs pays_usage: a wallet blocks the usage it pays' },
@@ -109,6 +116,8 @@ export async function createWallet(
     ...(input.blocks_usage && !input.pays_usage ? BLOCKS_WITHOUT_PAYING : []),
   ];
   if (errors.length > 0) return { kind: 'invalid', errors };
+  if (input.overdraft_limit !== undefined && credits(input.overdraft_limit) > 0n && !mayGiveCredit(actor))
+    return { kind: 'needs-admin' };
   try {
     return await inTenant(ctx, actor, async (tx): Promise<CreateWalletOutcome> => {
       const wallet = await wallets.insertWallet(tx.db, {
@@ -154,6 +163,7 @@ export type UpdateWalletOutcome =
   | { kind: 'updated'; wallet: WalletView }
   | { kind: 'missing' }
   | { kind: 'stale'; current: WalletRow }
+  | { kind: 'needs-admin' }
   | { kind: 'invalid'; errors: Array<{ field: string; message: string }> }
   | { kind: 'overdraft-in-use'; used: string };
 
@@ -190,6 +200,8 @@ export function updateWallet(
     };
     if (settings.blocks_usage && !settings.pays_usage)
       return { kind: 'invalid', errors: BLOCKS_WITHOUT_PAYING };
+    if (credits(settings.overdraft_limit) > credits(before.overdraft_limit) && !mayGiveCredit(actor))
+      return { kind: 'needs-admin' };
     const unchanged =
       settings.name === before.name &&
       settings.low_balance_threshold === before.low_balance_threshold &&

@@ -563,6 +563,40 @@ const eventsOf = async (resourceId: string) => {
 };
 
 describe('overdrafts', () => {
+  it('are set or raised by admin keys only (they give credit, as grants do), writing nothing otherwise', async () => {
+    const key = await t.api.post('/api/v1/api-keys').send({ name: 'editor', role: 'editor' });
+    expect(key.status, key.text).toBe(201);
+    const editor = ctx.withKey((key.body as Schemas['ApiKeyWithSecret']).key);
+    const user = await createUser(t);
+    const before = await fingerprint(ctx.db);
+    const made = await editor
+      .post('/api/v1/wallets')
+      .send({ user_id: user.id, name: 'W', pays_usage: true, overdraft_limit: '1000' });
+    expectProblem(made, 403, 'forbidden');
+    expect(await fingerprint(ctx.db)).toEqual(before);
+    // Without an overdraft (0 is none) an editor makes it, and may lower an overdraft but not raise it.
+    const plain = await editor
+      .post('/api/v1/wallets')
+      .send({ user_id: user.id, name: 'W', overdraft_limit: '0' });
+    expect(plain.status, plain.text).toBe(201);
+    const w = plain.body as Wallet;
+    expectProblem(
+      await editor.patch(`/api/v1/wallets/${w.id}`).send({ overdraft_limit: '0.000001' }),
+      403,
+      'forbidden',
+    );
+    const raised = await t.api.patch(`/api/v1/wallets/${w.id}`).send({ overdraft_limit: '50' });
+    expect(raised.status, raised.text).toBe(200);
+    const lowered = await editor.patch(`/api/v1/wallets/${w.id}`).send({ overdraft_limit: '20' });
+    expect(lowered.status, lowered.text).toBe(200);
+    expect((await get(w)).overdraft_limit).toBe('20');
+    expectProblem(
+      await editor.patch(`/api/v1/wallets/${w.id}`).send({ overdraft_limit: '21' }),
+      403,
+      'forbidden',
+    );
+  });
+
   it('let holds and captures take the balance below zero down to the limit; credits added repay it first', async () => {
     const w = await walletOf((await createUser(t)).id, { name: 'AI credits', overdraft_limit: '50' });
     expect(w.overdraft_limit).toBe('50');
