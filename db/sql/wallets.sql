@@ -28,6 +28,7 @@ select w.id, w.user_id, w.name, trim_scale(w.rate)::text as rate,
   trim_scale(w.low_balance_threshold)::text as low_balance_threshold, trim_scale(w.overdraft_limit)::text as overdraft_limit, w.pays_usage, w.blocks_usage, w.test_clock_id, w.version, w.created_at,
   w.updated_at from wallets w
     where w.tenant_id = current_setting('app.tenant_id')::uuid and w.user_id = $1::uuid and w.pays_usage
+      and w.test_clock_id is not distinct from $2::uuid
     order by w.id for update;
 
 -- findWallet

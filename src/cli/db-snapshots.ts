@@ -495,7 +495,7 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
           blocks_usage: false,
         }),
       usageWalletsOf: (db) => wallets.usageWalletsOf(db, [USER]),
-      lockUsageWallets: (db) => wallets.lockUsageWallets(db, USER),
+      lockUsageWallets: (db) => wallets.lockUsageWallets(db, USER, null),
       findWallet: (db) => wallets.findWallet(db, WALLET),
       lockWallet: (db) => wallets.lockWallet(db, WALLET),
       listWallets: (db) => wallets.listWallets(db, { limit: 20, after: WALLET, userId: USER }),

@@ -61,10 +61,14 @@ export async function usageWalletsOf(db: Db, userIds: readonly string[]): Promis
   return rows;
 }
 
-/** A customer's wallets that pay usage charges, oldest first, locked (after the subscription). */
-export async function lockUsageWallets(db: Db, userId: string): Promise<WalletRow[]> {
+/**
+ * A customer's wallets that pay usage charges in one timeline (a test clock's, or real time for
+ * null), oldest first, locked (after the subscription).
+ */
+export async function lockUsageWallets(db: Db, userId: string, clockId: string | null): Promise<WalletRow[]> {
   const { rows } = await sql<WalletRow>`select ${walletColumns} from wallets w
     where w.tenant_id = ${TENANT} and w.user_id = ${userId}::uuid and w.pays_usage
+      and w.test_clock_id is not distinct from ${clockId}::uuid
     order by w.id for update`.execute(db);
   return rows;
 }

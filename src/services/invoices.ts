@@ -497,7 +497,7 @@ async function insertInvoice(
   // pay must not depend on how far the clock went in one step.
   const payment = await payUsageFromWallets(
     tx,
-    subscription.user_id,
+    subscription,
     lines,
     tx.occurredAt() ?? subscriptionNow(subscription),
   );

@@ -38,7 +38,7 @@ import * as usage from '../queries/usage.js';
 import { sql } from 'kysely';
 import { isDatabaseUnavailable } from '../database/errors.js';
 import { usageWalletsOf } from '../queries/wallets.js';
-import { usageBlocked } from './wallets.js';
+import { timeline, usageBlocked } from './wallets.js';
 import { type Actor, inTenant, type Page, type ServiceContext, toPage, type Tx } from './context.js';
 import { usagePriceOf } from './usage-charges.js';
 
@@ -333,21 +333,26 @@ function recordInTransaction(
     const knownUsers = new Set(users.rows.map((u) => u.id));
     const prepared = prepareEvents({ metrics, knownUsers, subscriptions, charges }, inputs, toPrepare);
     // Customers whose prepaid credits are used up, in a wallet that blocks their usage: refused.
+    // An event is in the timeline of the subscription it counts for (real time if none).
     const blocked = await usageBlocked(tx, paying);
+    const clockOf = new Map(subscriptions.map((s) => [s.id, s.test_clock_id]));
+    const blockedBy = (e: { user_id: string; subscription_id: string | null }) =>
+      blocked.get(timeline(e.user_id, e.subscription_id ? (clockOf.get(e.subscription_id) ?? null) : null));
     const errors = [
       ...customerErrors.filter((e) => firstIndexes.includes(e.index)),
       ...prepared.errors,
-      ...prepared.events.flatMap((e, i) =>
-        blocked.has(e.user_id)
+      ...prepared.events.flatMap((e, i) => {
+        const wallet = blocked.size > 0 ? blockedBy(e) : undefined;
+        return wallet
           ? [
               {
                 index: prepared.indexes[i]!,
                 field: '/user_id',
-                message: `the customer's prepaid credits are used up, and their wallet ${blocked.get(e.user_id)} blocks usage until credits are added`,
+                message: `the customer's prepaid credits are used up, and their wallet ${wallet} blocks usage until credits are added`,
               },
             ]
-          : [],
-      ),
+          : [];
+      }),
     ];
     if (errors.length > 0 && !each) return { results: [], errors };
     const refused = new Set(errors.map((e) => e.index));

@@ -771,20 +771,22 @@ export interface UsagePayment {
 /**
  * Pays the usage lines of an invoice being made from the customer's wallets that pay usage
  * (oldest first), as far as their available credits go: each line's `credits_applied` says what
- * the credits paid, and its amount becomes the rest. The wallets are locked after the
- * subscription (the lock order of services/collection.ts), swept as of `now` (the subscription's
- * time). Nothing is written until `finish`: an invoice that is not made consumes nothing.
+ * the credits paid, and its amount becomes the rest. Only wallets in the subscription's timeline
+ * pay (its test clock's, or real time's): a simulation never spends real credits, nor one clock's
+ * another's. The wallets are locked after the subscription (the lock order of
+ * services/collection.ts), swept as of `now` (the subscription's time). Nothing is written until
+ * `finish`: an invoice that is not made consumes nothing.
  */
 export async function payUsageFromWallets(
   tx: Tx,
-  userId: string,
+  subscription: { user_id: string; test_clock_id: string | null },
   lines: readonly Charge[],
   now: Date,
 ): Promise<UsagePayment> {
   const unchanged = { lines: [...lines], finish: async () => {} };
   const owed = (line: Charge) => (line.type === 'usage' ? roundToCents(parseAmount(line.amount)) : 0n);
   if (!lines.some((line) => owed(line) > 0n)) return unchanged;
-  const rows = await wallets.lockUsageWallets(tx.db, userId);
+  const rows = await wallets.lockUsageWallets(tx.db, subscription.user_id, subscription.test_clock_id);
   if (rows.length === 0) return unchanged;
   const locked: LockedWallet[] = [];
   for (const row of rows) locked.push(await LockedWallet.opened(tx, row, SYSTEM, now));
@@ -869,18 +871,23 @@ export async function cancelPaidGrant(tx: Tx, invoiceId: string, at: Date): Prom
   if (seen && !seen.available_at) await wallets.settleGrant(tx.db, seen.id, { canceled_at: at });
 }
 
+/** A customer's usage in one timeline: a test clock's, or real time's (null). */
+export const timeline = (userId: string, clockId: string | null) => `${userId}/${clockId ?? 'real time'}`;
+
 /**
- * The customers whose usage is blocked now, from their wallets that pay usage (read by the caller
- * with its other reads: wallets.usageWalletsOf): a wallet of theirs that pays usage blocks it, and
- * none of them has credits left to spend (available, or left of an overdraft). Each with the
- * blocking wallet's id.
+ * The customers' timelines whose usage is blocked now, from their wallets that pay usage (read by
+ * the caller with its other reads: wallets.usageWalletsOf): a wallet that pays usage blocks the
+ * usage of its timeline (as it pays only that: payUsageFromWallets), and none of the customer's
+ * paying wallets in that timeline has credits left to spend (available, or left of an overdraft).
+ * Each with the blocking wallet's id, by `timeline`.
  */
 export async function usageBlocked(tx: Tx, paying: readonly WalletRow[]): Promise<Map<string, string>> {
   const blocked = new Map<string, string>();
   const blocking = paying.filter((w) => w.blocks_usage);
   if (blocking.length === 0) return blocked;
-  const users = new Set(blocking.map((w) => w.user_id));
-  const relevant = paying.filter((w) => users.has(w.user_id));
+  const of = (w: WalletRow) => timeline(w.user_id, w.test_clock_id);
+  const timelines = new Set(blocking.map(of));
+  const relevant = paying.filter((w) => timelines.has(of(w)));
   const real = await wallets.balances(
     tx.db,
     relevant.filter((w) => !w.test_clock_id).map((w) => w.id),
@@ -894,9 +901,8 @@ export async function usageBlocked(tx: Tx, paying: readonly WalletRow[]): Promis
         await wallets.balances(tx.db, [w.id], (await findTestClock(tx.db, w.test_clock_id!))!.frozen_time)
       ).get(w.id)!;
     const spendable = credits(b.available) + credits(w.overdraft_limit);
-    available.set(w.user_id, (available.get(w.user_id) ?? 0n) + spendable);
+    available.set(of(w), (available.get(of(w)) ?? 0n) + spendable);
   }
-  for (const w of blocking)
-    if (available.get(w.user_id)! <= 0n && !blocked.has(w.user_id)) blocked.set(w.user_id, w.id);
+  for (const w of blocking) if (available.get(of(w))! <= 0n && !blocked.has(of(w))) blocked.set(of(w), w.id);
   return blocked;
 }

@@ -1498,6 +1498,104 @@ describe('a wallet on a test clock that is advancing', () => {
   });
 });
 
+describe('usage of a subscription on a test clock', () => {
+  it('is paid and blocked only by wallets on that clock: a simulation never spends real credits', async () => {
+    const clock = (
+      await t.api
+        .post('/api/v1/test-clocks')
+        .send({ name: 'simulation', frozen_time: '2030-01-10T00:00:00Z' })
+    ).body as Schemas['TestClock'];
+    const other = (
+      await t.api.post('/api/v1/test-clocks').send({ name: 'another', frozen_time: '2029-06-01T00:00:00Z' })
+    ).body as Schemas['TestClock'];
+    const units = (
+      await t.api
+        .post('/api/v1/billable-metrics')
+        .send({ code: `units-${clock.id}`, name: 'Units', aggregation: 'sum', field: 'n' })
+    ).body as Schemas['BillableMetric'];
+    const plan = (
+      await t.api.post('/api/v1/plans').send({
+        code: `usage-${clock.id}`,
+        name: 'Usage',
+        interval: 'month',
+        price: { model: 'flat', amount: '0.00' },
+        usage_charges: [{ metric: units.code, model: 'per_unit', amount: '1.00' }],
+      })
+    ).body as Schemas['Plan'];
+    const user = await createUser(t);
+    const sub = await t.api.post('/api/v1/subscriptions').send({
+      user_id: user.id,
+      plan_id: plan.id,
+      status: 'active',
+      start_date: '2030-01-01',
+      test_clock_id: clock.id,
+    });
+    expect(sub.status, sub.text).toBe(201);
+    // A real-time wallet with a live grant and a pending hold, and one on another clock: both
+    // pay usage and block it when empty, but in their own timelines.
+    const real = await walletOf(user.id, { name: 'real', pays_usage: true });
+    await grant(real, { credits: '100', expires_at: new Date(Date.now() + 86_400_000).toISOString() });
+    const held = (await hold(real, '20', 3600)).body as Hold;
+    const elsewhere = await walletOf(user.id, {
+      name: 'other clock',
+      pays_usage: true,
+      blocks_usage: true,
+      test_clock_id: other.id,
+    });
+    const realBefore = { wallet: await get(real), ledger: await ledger(real) };
+    const event = await t.api.post('/api/v1/usage-events').send({
+      event_id: `sim-${clock.id}`,
+      user_id: user.id,
+      metric: units.code,
+      timestamp: '2030-01-09T00:00:00Z',
+      properties: { n: 30 },
+    });
+    expect(event.status, event.text).toBe(201);
+    const advanced = await t.api
+      .post(`/api/v1/test-clocks/${clock.id}/advance`)
+      .send({ frozen_time: '2030-02-02T00:00:00Z' });
+    expect(advanced.status, advanced.text).toBe(202);
+    await performDueWork(
+      { db: ctx.appDb, ownerDb: ctx.db, gateway: simulatedGateway, settlementDelayScale: 0 },
+      { tenantId: t.id, clockId: clock.id },
+    );
+    const invoices = await t.api
+      .get('/api/v1/invoices')
+      .query({ subscription_id: (sub.body as Schemas['Subscription']).id });
+    const february = (invoices.body as Schemas['InvoiceList']).data.find(
+      (i) => i.period_start === '2030-02-01',
+    )!;
+    expect(
+      february.lines.filter((l) => l.type === 'usage').map((l) => [l.amount, l.credits_applied]),
+    ).toEqual([['30.00', null]]);
+    expect({ wallet: await get(real), ledger: await ledger(real) }).toEqual(realBefore);
+    expect((await t.api.get(`/api/v1/holds/${held.id}`)).body).toMatchObject({ status: 'pending' });
+    expect((await ledger(elsewhere)).filter((e) => e.type !== 'grant')).toEqual([]);
+    // A wallet on the subscription's clock pays it.
+    const simulated = await walletOf(user.id, {
+      name: 'simulated',
+      pays_usage: true,
+      test_clock_id: clock.id,
+    });
+    await grant(simulated, { credits: '100' });
+    const more = await t.api.post('/api/v1/usage-events').send({
+      event_id: `sim2-${clock.id}`,
+      user_id: user.id,
+      metric: units.code,
+      timestamp: '2030-02-01T12:00:00Z',
+      properties: { n: 5 },
+    });
+    expect(more.status, more.text).toBe(201);
+    await t.api.post(`/api/v1/test-clocks/${clock.id}/advance`).send({ frozen_time: '2030-03-02T00:00:00Z' });
+    await performDueWork(
+      { db: ctx.appDb, ownerDb: ctx.db, gateway: simulatedGateway, settlementDelayScale: 0 },
+      { tenantId: t.id, clockId: clock.id },
+    );
+    expect((await get(simulated)).available).toBe('95');
+    expect(await get(real)).toEqual(realBefore.wallet);
+  });
+});
+
 describe('usage paid from credits at a renewal on a test clock', () => {
   it('is paid at the renewal time, however far the clock is advanced in one step', async () => {
     const outcomes: unknown[] = [];

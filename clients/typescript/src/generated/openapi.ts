@@ -2973,14 +2973,18 @@ export interface components {
          * @description Whether the wallet's credits pay its customer's usage charges. When an invoice bills usage,
          *     each usage line is paid from the customer's wallets that pay usage (oldest first), at each
          *     wallet's rate, as far as their available credits and overdrafts go (a `usage` entry of the
-         *     ledger); the line shows the credits applied, and only the rest is billed.
+         *     ledger); the line shows the credits applied, and only the rest is billed. Only wallets in the
+         *     subscription's timeline pay: on its test clock for a subscription on one, without a clock for
+         *     one in real time.
          */
         PaysUsage: boolean;
         /**
          * @description With `pays_usage` only (422 otherwise): while the customer's wallets that pay usage have no
          *     credits left to spend (available credits, and what is left of their overdrafts), the customer's
          *     usage events are refused (422, naming each event), instead of being billed. Checked when events are recorded: an event recorded while credits were left is
-         *     billed as usual, and what the credits do not cover is billed.
+         *     billed as usual, and what the credits do not cover is billed. As for paying, a wallet blocks
+         *     only the events of its timeline: those counted for a subscription on its test clock, or for
+         *     one in real time (or for none) when it has no clock.
          */
         BlocksUsage: boolean;
         /**
