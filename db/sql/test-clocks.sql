@@ -9,6 +9,9 @@ select "id", "name", "frozen_time", "status", "version", "created_at", "updated_
 -- lockTestClock
 select "id", "name", "frozen_time", "status", "version", "created_at", "updated_at" from "test_clocks" where "id" = $1 for update;
 
+-- shareLockTestClock
+select "id", "name", "frozen_time", "status", "version", "created_at", "updated_at" from "test_clocks" where "id" = $1 for share;
+
 -- insertTestClock
 insert into "test_clocks" ("name", "frozen_time") values ($1, $2) returning "id", "name", "frozen_time", "status", "version", "created_at", "updated_at";
 

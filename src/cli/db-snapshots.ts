@@ -676,6 +676,7 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
       listTestClocks: (db) => testClocks.listTestClocks(db, 20, CLOCK),
       findTestClock: (db) => testClocks.findTestClock(db, CLOCK),
       lockTestClock: (db) => testClocks.lockTestClock(db, CLOCK),
+      shareLockTestClock: (db) => testClocks.shareLockTestClock(db, CLOCK),
       insertTestClock: (db) => testClocks.insertTestClock(db, { name: 'c', frozen_time: new Date(0) }),
       updateTestClock: async (db) => {
         const made = await testClocks.insertTestClock(db, { name: 'c', frozen_time: new Date(0) });

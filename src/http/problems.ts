@@ -296,7 +296,7 @@ export function toProblem(error: unknown, query?: Record<string, unknown>): Prob
   }
   if (error instanceof ClockAdvancingError) {
     return conflict(
-      `The wallet's test clock is advancing to ${error.to.toISOString()}: change the wallet once the clock is ready (GET /api/v1/test-clocks/${error.clockId}).`,
+      `The test clock is advancing to ${error.to.toISOString()}: make the change once the clock is ready (GET /api/v1/test-clocks/${error.clockId}), so that it is dated after the billing on the way.`,
     );
   }
   if (error instanceof PeriodBeyondCalendarError) {

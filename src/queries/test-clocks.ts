@@ -22,6 +22,11 @@ export function lockTestClock(db: Db, id: string): Promise<TestClockRow | undefi
   return db.selectFrom('test_clocks').select(columns).where('id', '=', id).forUpdate().executeTakeFirst();
 }
 
+/** Share-locked: an advance (which locks it for update) waits for the caller's write, or it for the advance. */
+export function shareLockTestClock(db: Db, id: string): Promise<TestClockRow | undefined> {
+  return db.selectFrom('test_clocks').select(columns).where('id', '=', id).forShare().executeTakeFirst();
+}
+
 export function insertTestClock(db: Db, values: { name: string; frozen_time: Date }): Promise<TestClockRow> {
   return db.insertInto('test_clocks').values(values).returning(columns).executeTakeFirstOrThrow();
 }

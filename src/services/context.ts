@@ -294,7 +294,7 @@ export function defined<T extends object>(patch: T): Partial<T> {
   return Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
-/** A change to a wallet on a test clock that is advancing: 409, retried once the clock is ready. */
+/** A change to a wallet or subscription on a test clock that is advancing: 409, retried once the clock is ready. */
 export class ClockAdvancingError extends Error {
   constructor(
     readonly clockId: string,

@@ -195,7 +195,7 @@ export function applyDiscount(
     if (!before) return { kind: 'missing' };
     if (!satisfies(ifMatch, before.version)) return { kind: 'stale', current: before };
     if (before.status === 'canceled') return { kind: 'canceled' };
-    onClockOf(tx, before);
+    await onClockOf(tx, before);
     const discount = await redeem(tx, couponId, before.plan_id, subscriptionNow(before), '/coupon_id');
     if ('kind' in discount) return discount;
     const after = await subscriptions.updateSubscription(tx.db, id, { discount: JSON.stringify(discount) });
@@ -216,7 +216,7 @@ export function removeDiscount(
     if (!before) return { kind: 'missing' };
     if (!satisfies(ifMatch, before.version)) return { kind: 'stale', current: before };
     if (before.discount === null) return { kind: 'no-discount' };
-    onClockOf(tx, before);
+    await onClockOf(tx, before);
     const after = await endDiscount(tx, before);
     return { kind: 'changed', subscription: after };
   });

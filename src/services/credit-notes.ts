@@ -84,7 +84,7 @@ export function createCreditNote(
       'amount' in request ? '/amount' : '/lines',
     );
     if ('errors' in money) return { kind: 'invalid', errors: money.errors };
-    onClockOf(tx, subscription);
+    await onClockOf(tx, subscription);
     const at = subscriptionNow(subscription);
     const row = await creditNotes.insertCreditNote(tx.db, {
       number: await creditNotes.nextCreditNoteNumber(tx.db),

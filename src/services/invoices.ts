@@ -143,7 +143,7 @@ export async function invoiceForPeriod(
 ): Promise<CreateInvoiceOutcome> {
   const subscription = locked ?? (await lockSubscription(tx.db, subscriptionId));
   if (!subscription) return { kind: 'no-subscription' };
-  onClockOf(tx, subscription);
+  await onClockOf(tx, subscription);
   const today = dayOf(subscriptionNow(subscription));
   date ??= today;
   if (date < subscription.start_date) return { kind: 'before-start', startDate: subscription.start_date };
@@ -362,7 +362,7 @@ async function invoiceOfTheDay(
   kind: 'purchase' | 'one_off',
   lines: ReadonlyArray<{ type: 'credits' | 'one_off'; description: string; amount: string }>,
 ): Promise<InvoiceRow> {
-  onClockOf(tx, subscription);
+  await onClockOf(tx, subscription);
   const day = dayOf(subscriptionNow(subscription));
   const next = dayOf(new Date(new Date(`${day}T00:00:00Z`).getTime() + 86_400_000));
   const user = await findUser(tx.db, subscription.user_id);
@@ -455,7 +455,7 @@ export function createOneOffItem(
     const subscription = await lockSubscription(tx.db, subscriptionId);
     if (!subscription) return { kind: 'no-subscription' };
     if (subscription.status === 'canceled') return { kind: 'canceled' };
-    onClockOf(tx, subscription);
+    await onClockOf(tx, subscription);
     const day = dayOf(subscriptionNow(subscription));
     const [item] = await insertInvoiceItems(tx.db, [
       {
@@ -617,7 +617,7 @@ export function finalizeInvoice(
 async function invoiceNow(tx: Tx, invoice: InvoiceRow): Promise<Date> {
   const subscription = await findSubscription(tx.db, invoice.subscription_id);
   if (!subscription) return new Date();
-  onClockOf(tx, subscription);
+  await onClockOf(tx, subscription);
   return subscriptionNow(subscription);
 }
 
@@ -683,7 +683,7 @@ export function voidInvoice(
     if (parseAmount(current.amount_credited) > 0n) return { kind: 'credited', current };
     const payment = await findPaymentInFlight(tx.db, id);
     if (payment) return { kind: 'payment-in-flight', current, payment };
-    onClockOf(tx, subscription);
+    await onClockOf(tx, subscription);
     const invoice = await voidLocked(tx, actor, subscription, current, subscriptionNow(subscription));
     return { kind: 'changed', invoice };
   });

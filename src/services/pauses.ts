@@ -52,7 +52,7 @@ export async function pauseSubscription(
     if (!matchesAfterRenewals(ifMatch, before.version, caughtUp)) return { kind: 'stale', current: before };
     if (before.status !== 'active') return { kind: 'wrong-status', status: before.status, allowed: 'active' };
     if (before.cancel_at !== null) return { kind: 'cancellation-scheduled' };
-    onClockOf(tx, before);
+    await onClockOf(tx, before);
     const now = subscriptionNow(before);
     const today = dayOf(now);
     if (input.resumes_at !== undefined && input.resumes_at <= today)
@@ -106,7 +106,7 @@ export async function resumeSubscription(
     if (!before) return { kind: 'missing' };
     if (!matchesAfterRenewals(ifMatch, before.version, caughtUp)) return { kind: 'stale', current: before };
     if (before.status !== 'paused') return { kind: 'wrong-status', status: before.status, allowed: 'paused' };
-    onClockOf(tx, before);
+    await onClockOf(tx, before);
     return { kind: 'changed', ...(await resume(tx, actor.tenantId, before, subscriptionNow(before))) };
   });
 }
@@ -119,7 +119,7 @@ export function resumeDue(ctx: ServiceContext, tenantId: string, subscriptionId:
     if (new Date(`${before.resumes_at}T00:00:00Z`) > at) return;
     // On a test clock the step happens at its due time on the clock; in real time, now.
     if (before.test_clock_id) tx.occurAt(at);
-    else onClockOf(tx, before);
+    else await onClockOf(tx, before);
     await resume(tx, tenantId, before, before.test_clock_id ? at : new Date());
   });
 }

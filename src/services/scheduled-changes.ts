@@ -51,7 +51,7 @@ export function scheduleChange(
     // Validated now as PATCH validates it (roles, plan, fields); priced when it is made.
     const priced = await repricing(tx, actor, before, input);
     if ('kind' in priced) return priced;
-    onClockOf(tx, before);
+    await onClockOf(tx, before);
     const today = dayOf(subscriptionNow(before));
     const { end } = periodContaining(
       billingAnchor(before),
@@ -87,7 +87,7 @@ export function cancelScheduledChange(
     if (!before) return { kind: 'missing' };
     if (!satisfies(ifMatch, before.version)) return { kind: 'stale', current: before };
     if (!before.scheduled_change) return { kind: 'not-scheduled' };
-    onClockOf(tx, before);
+    await onClockOf(tx, before);
     const after = await subscriptions.updateSubscription(tx.db, id, { scheduled_change: null });
     emitChange(tx, before, after, 'subscription.scheduled_change_canceled');
     return { kind: 'canceled', subscription: after };

@@ -26,7 +26,7 @@ import {
 } from '../queries/plans.js';
 import * as subscriptions from '../queries/subscriptions.js';
 import { redeem } from './coupons.js';
-import { findTestClock } from '../queries/test-clocks.js';
+import { findTestClock, shareLockTestClock } from '../queries/test-clocks.js';
 import { toFeatureResponse } from '../responses/features.js';
 import { toSubscriptionResponse } from '../responses/subscriptions.js';
 import { priceSubscription } from './plans.js';
@@ -40,6 +40,7 @@ import {
 } from './prorations.js';
 import {
   type Actor,
+  ClockAdvancingError,
   defined,
   inTenant,
   type Page,
@@ -590,7 +591,7 @@ async function changeSubscription(
   const before = await lockAfterDueCancellations(tx, id);
   if (!before) return { kind: 'missing' };
   if (!satisfies(ifMatch, before.version)) return { kind: 'stale', current: before };
-  onClockOf(tx, before);
+  await onClockOf(tx, before);
   const to = patch.status;
   if (to !== undefined && to !== before.status && !NEXT_STATUSES[before.status].includes(to)) {
     return { kind: 'illegal-transition', from: before.status, to, allowed: NEXT_STATUSES[before.status] };
@@ -700,7 +701,7 @@ export async function cancelSubscription(
     if (!before) return { kind: 'missing' };
     if (!matchesAfterRenewals(ifMatch, before.version, caughtUp)) return { kind: 'stale', current: before };
     if (before.status === 'canceled') return { kind: 'already-canceled', current: before };
-    onClockOf(tx, before);
+    await onClockOf(tx, before);
     const reason = input.reason ?? before.cancel_reason;
     // A paused subscription has no period being served (the pause credited it): it ends now.
     if (input.at === 'now' || before.status === 'paused') {
@@ -766,15 +767,26 @@ export function withdrawCancellation(
     if (!satisfies(ifMatch, before.version)) return { kind: 'stale', current: before };
     if (before.status === 'canceled') return { kind: 'already-canceled', current: before };
     if (!before.cancel_at) return { kind: 'not-scheduled' };
-    onClockOf(tx, before);
+    await onClockOf(tx, before);
     const after = await subscriptions.updateSubscription(tx.db, id, { cancel_at: null, cancel_reason: null });
     emitChange(tx, before, after, 'subscription.cancellation_withdrawn');
     return { kind: 'withdrawn', subscription: after };
   });
 }
 
-/** Events of a change to a subscription on a test clock happen at the clock's time. */
-export function onClockOf(tx: Tx, subscription: SubscriptionRow): void {
+/**
+ * Events of a change to a subscription on a test clock happen at the clock's time. A change asked
+ * for while the clock is advancing is refused (ClockAdvancingError, 409): the clock's time is
+ * already the new one, while the worker has not yet billed the periods on the way, which the
+ * change would reach (a new quantity or coupon billed months served before it). A worker's step
+ * has set its own time (its due time on the way) and goes on.
+ */
+export async function onClockOf(tx: Tx, subscription: SubscriptionRow): Promise<void> {
+  if (!subscription.test_clock_id) return;
+  if (tx.occurredAt() === undefined) {
+    const clock = await shareLockTestClock(tx.db, subscription.test_clock_id);
+    if (clock?.status === 'advancing') throw new ClockAdvancingError(clock.id, clock.frozen_time);
+  }
   if (subscription.clock_time) tx.occurAt(subscription.clock_time);
 }
 
@@ -813,7 +825,7 @@ function deleteUnlessInvoiced(
     }
     const deleted = await subscriptions.deleteSubscription(tx.db, id);
     if (!deleted) return { kind: 'missing' };
-    onClockOf(tx, deleted);
+    await onClockOf(tx, deleted);
     tx.emit({
       type: 'subscription.deleted',
       resource_type: 'subscription',
@@ -864,7 +876,7 @@ export function linkFeature(
     if (!feature) return { kind: 'no-feature' };
     if (!subscription) return { kind: 'no-subscription' };
     if (!satisfies(ifMatch, subscription.version)) return { kind: 'stale', current: subscription };
-    onClockOf(tx, subscription);
+    await onClockOf(tx, subscription);
     if ((await subscriptions.linkFeature(tx.db, subscriptionId, featureId)) !== 'created') {
       return { kind: 'already-linked', feature };
     }
@@ -897,7 +909,7 @@ export function unlinkFeature(
     if (!subscription || !feature || !(await subscriptions.unlinkFeature(tx.db, subscriptionId, featureId))) {
       return { kind: 'not-linked' };
     }
-    onClockOf(tx, subscription);
+    await onClockOf(tx, subscription);
     await subscriptions.updateSubscription(tx.db, subscriptionId, {});
     tx.emit({
       type: 'subscription_feature.unlinked',

@@ -2,9 +2,12 @@
 // the worker has not run it yet: what they bill and credit does not depend on which came first.
 // No worker runs here, so a subscription's first period is never invoiced unless they do it.
 import { beforeAll, describe, expect, it } from 'vitest';
+import { simulatedGateway } from '../../src/billing/gateway.js';
 import type { Schemas } from '../../src/contract.js';
+import { performDueWork } from '../../src/services/due-work.js';
 import { type TestTenant, useTestApp } from '../helpers/app.js';
 import { createUser } from '../helpers/factories.js';
+import { expectProblem } from '../helpers/problems.js';
 
 const ctx = useTestApp();
 let t: TestTenant;
@@ -107,7 +110,7 @@ describe('a change before the worker renewed the period', () => {
     expect(invoice!.finalized_at).toBe('2026-01-05T00:00:00.000Z');
   });
 
-  it('a trial that ended, its renewal not run yet, can be paused: the renewal ends it first', async () => {
+  it('a trial that ended on a clock still advancing waits for the clock; then it pauses after its renewal', async () => {
     const clock = (
       await t.api
         .post('/api/v1/test-clocks')
@@ -124,11 +127,17 @@ describe('a change before the worker renewed the period', () => {
     });
     expect(created.status, created.text).toBe(201);
     const sub = created.body as Schemas['Subscription'];
-    // The clock moves past the trial's end; no worker performs its renewal.
+    // The clock moves past the trial's end: until the worker has performed what is due on the
+    // way, a change would be dated after steps not made yet, and is refused.
     const advanced = await t.api
       .post(`/api/v1/test-clocks/${clock.id}/advance`)
       .send({ frozen_time: '2026-01-20T00:00:00Z' });
     expect(advanced.status, advanced.text).toBe(202);
+    expectProblem(await t.api.post(`/api/v1/subscriptions/${sub.id}/pause`), 409, 'conflict');
+    await performDueWork(
+      { db: ctx.appDb, ownerDb: ctx.db, gateway: simulatedGateway, settlementDelayScale: 0 },
+      { tenantId: t.id, clockId: clock.id },
+    );
     const paused = await t.api.post(`/api/v1/subscriptions/${sub.id}/pause`);
     expect(paused.status, paused.text).toBe(200);
     expect(paused.body).toMatchObject({ status: 'paused', trial_end: '2026-01-12' });

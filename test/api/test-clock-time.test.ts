@@ -7,6 +7,7 @@ import type { Schemas } from '../../src/contract.js';
 import { simulatedGateway } from '../../src/billing/gateway.js';
 import { performDueWork } from '../../src/services/due-work.js';
 import { type TestTenant, useTestApp } from '../helpers/app.js';
+import { fingerprint } from '../helpers/db-state.js';
 import { createUser } from '../helpers/factories.js';
 import { expectProblem } from '../helpers/problems.js';
 
@@ -225,6 +226,62 @@ describe('events of a subscription on a test clock', () => {
     expect(canceled.status).toBe(200);
     const cancelEvent = (await eventsOf(sub.id)).find((e) => e.type === 'subscription.canceled');
     expect(cancelEvent?.occurred_at).toBe('2026-02-20T00:00:00.000Z');
+  });
+});
+
+describe('a subscription whose test clock is advancing', () => {
+  it('refuses changes (409) until the worker has billed the way: they would reach periods served before them', async () => {
+    const c = await clock('2026-01-01T00:00:00Z');
+    const seats = await t.api.post('/api/v1/plans').send({
+      code: `seats-${c.id}`,
+      name: 'Seats',
+      interval: 'month',
+      price: { model: 'per_unit', amount: '10.00' },
+    });
+    expect(seats.status, seats.text).toBe(201);
+    const sub = await subscribe({
+      plan_id: (seats.body as Schemas['Plan']).id,
+      quantity: 3,
+      start_date: '2026-01-01',
+      test_clock_id: c.id,
+    });
+    const coupon = await t.api
+      .post('/api/v1/coupons')
+      .send({ name: 'Half', percent_off: '50', duration: 'repeating', duration_in_months: 4 });
+    expect(coupon.status, coupon.text).toBe(201);
+    const advanced = await t.api
+      .post(`/api/v1/test-clocks/${c.id}/advance`)
+      .send({ frozen_time: '2027-01-01T12:00:00Z' });
+    expect(advanced.status, advanced.text).toBe(202);
+    // A cancellation first performs the subscription's renewals due by then (each at its day, as
+    // the worker would); the cancellation itself waits for the clock.
+    const first = await t.api.post(`/api/v1/subscriptions/${sub.id}/cancel`).send({ at: 'now' });
+    expect(expectProblem(first, 409, 'conflict').detail).toContain('test clock is advancing');
+    const before = await fingerprint(ctx.db);
+    const refusals = [
+      await t.api.patch(`/api/v1/subscriptions/${sub.id}`).send({ quantity: 5 }),
+      await t.api
+        .post(`/api/v1/subscriptions/${sub.id}/discount`)
+        .send({ coupon_id: (coupon.body as Schemas['Coupon']).id }),
+      await t.api
+        .post(`/api/v1/subscriptions/${sub.id}/invoice-items`)
+        .send({ description: 'Setup', amount: '99.00' }),
+      await t.api.post(`/api/v1/subscriptions/${sub.id}/cancel`).send({ at: 'now' }),
+      await t.api.post(`/api/v1/subscriptions/${sub.id}/pause`).send({}),
+    ];
+    for (const res of refusals)
+      expect(expectProblem(res, 409, 'conflict').detail).toContain('test clock is advancing');
+    expect(await fingerprint(ctx.db)).toEqual(before);
+    // Once the worker has billed the year at 3 seats, the change is made at the clock's time.
+    await work(c.id);
+    const patched = await t.api.patch(`/api/v1/subscriptions/${sub.id}`).send({ quantity: 5 });
+    expect(patched.status, patched.text).toBe(200);
+    const invoices = (
+      (await t.api.get('/api/v1/invoices').query({ subscription_id: sub.id, limit: 100 }))
+        .body as Schemas['InvoiceList']
+    ).data.filter((i) => i.lines.some((l) => l.type === 'subscription'));
+    expect(invoices).toHaveLength(13);
+    expect(new Set(invoices.map((i) => i.subtotal))).toEqual(new Set(['30.00']));
   });
 });
 
