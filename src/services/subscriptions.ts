@@ -298,6 +298,9 @@ export async function createSubscription(
       if (discount && 'kind' in discount) return discount;
       const interval = priced.billing_interval ?? 'month';
       const trial = trialEnd; // after today: both kinds are checked above
+      // The first period after the trial must end within the calendar, as one from start_date
+      // must (PeriodBeyondCalendarError: 422): reads of it would otherwise fail later.
+      if (trial) periodContaining(trial, interval, priced.interval_count ?? 1, trial);
       // Created canceled (a customer imported after churning): billing has ended, at the clock's
       // time on a clock (in real time the database stamps canceled_at).
       const canceled = common.status === 'canceled';
@@ -453,6 +456,7 @@ function trialChanges(
         kind: 'invalid',
         errors: [{ field: '/trial_end', message: `must be after today (${today}) and after start_date` }],
       };
+    periodContaining(patch.trial_end, before.billing_interval, before.interval_count, patch.trial_end);
     return {
       trial_end: patch.trial_end,
       trial_notified_at: null,

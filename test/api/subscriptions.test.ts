@@ -92,6 +92,31 @@ describe('POST /api/v1/subscriptions', () => {
     expect((last.body as Schemas['Subscription']).start_date).toBe('9999-11-30');
   });
 
+  it('answers 422 for a trial_end whose first billing period would end after 9999-12-31, at creation and by PATCH', async () => {
+    const user = await createUser(ctx);
+    const before = await fingerprint(ctx.db);
+    const body = {
+      user_id: user.id,
+      status: 'trialing',
+      plan_cost: '10.00',
+      start_date: '2026-01-01',
+      trial_end: '9999-12-15',
+    };
+    const problem = expectProblem(
+      await ctx.api.post('/api/v1/subscriptions').send(body),
+      422,
+      'unprocessable',
+    );
+    expect(problem.detail).toMatch(/would end after 9999-12-31/);
+    expect(await fingerprint(ctx.db)).toEqual(before);
+    const made = await ctx.api.post('/api/v1/subscriptions').send({ ...body, trial_end: '9999-11-30' });
+    expect(made.status, made.text).toBe(201);
+    const id = (made.body as Schemas['Subscription']).id;
+    expect((await ctx.api.get(`/api/v1/subscriptions/${id}/upcoming-invoice`)).status).toBe(200);
+    const moved = await ctx.api.patch(`/api/v1/subscriptions/${id}`).send({ trial_end: '9999-12-02' });
+    expect(expectProblem(moved, 422, 'unprocessable').detail).toMatch(/would end after 9999-12-31/);
+  });
+
   it('answers 422 for an end_date before start_date and writes nothing', async () => {
     const user = await createUser(ctx);
     const before = await fingerprint(ctx.db);
