@@ -64,6 +64,28 @@ function perform(ctx: CollectionContext, item: DueItem, at: Date): Promise<void>
  * settles), so a year advanced at once reads like a year lived; in real time, steps happen now.
  */
 export async function performDueWork(ctx: DueWorkContext, scope: DueScope): Promise<number> {
+  return (await performDueWorkUntil(ctx, scope, Infinity)).steps;
+}
+
+export interface DueWorkSlice {
+  steps: number;
+  /** Nothing was due any more (a test clock is then ready); otherwise the rest is still due. */
+  finished: boolean;
+}
+
+/**
+ * performDueWork, stopping after the batch during which `deadline` (epoch ms) passes: the worker
+ * runs a long catch-up (a tenant's import of backdated subscriptions, a clock advanced by years)
+ * as a chain of jobs, so that the jobs queued behind it (another clock's advance) take turns with
+ * it instead of waiting minutes. Stopping between batches is what a worker killed there does, and
+ * the order of a clock's steps depends on the state alone: the next slice goes on where this one
+ * stopped.
+ */
+export async function performDueWorkUntil(
+  ctx: DueWorkContext,
+  scope: DueScope,
+  deadline: number,
+): Promise<DueWorkSlice> {
   let steps = 0;
   // Every step changes what is due; the same item due twice would mean a step that did nothing,
   // and a loop that never ends: fail the job instead (it is retried, and visible if it stays).
@@ -97,7 +119,9 @@ export async function performDueWork(ctx: DueWorkContext, scope: DueScope): Prom
         }
       }),
     );
+    // At least one batch a slice: every slice moves on.
+    if (Date.now() > deadline) return { steps, finished: false };
   }
   if (scope.clockId && scope.tenantId) await testClockReady(ctx, scope.tenantId, scope.clockId);
-  return steps;
+  return { steps, finished: true };
 }

@@ -509,6 +509,59 @@ describe('a job that keeps failing', () => {
   });
 });
 
+describe('a long catch-up, run by the worker in slices', () => {
+  it('goes on in new jobs until everything is done, and the clock is ready only then', async () => {
+    // Every job stops after its first batch (a 1 ms slice) and hands the rest to a new job.
+    const worker = await startWorker(ctx.url, silentLogger(), {
+      jobs: { inProcess: true, timeoutSeconds: 60, pollSeconds: 1, settlementDelayScale: 1 },
+      pollSeconds: 0.5,
+      dbPoolSize: 2,
+      sliceMs: 1,
+    });
+    try {
+      const clock = (
+        await t.api.post('/api/v1/test-clocks').send({ name: 'slices', frozen_time: '2026-01-01T00:00:00Z' })
+      ).body as Schemas['TestClock'];
+      const subs = [
+        await subscribe({ test_clock_id: clock.id }),
+        await subscribe({ test_clock_id: clock.id }),
+      ];
+      const advance = await t.api
+        .post(`/api/v1/test-clocks/${clock.id}/advance`)
+        .send({ frozen_time: '2026-07-15T00:00:00Z' });
+      expect(advance.status, advance.text).toBe(202);
+      for (let i = 0; ; i++) {
+        const read = (await t.api.get(`/api/v1/test-clocks/${clock.id}`)).body as Schemas['TestClock'];
+        if (read.status === 'ready') break;
+        expect(i, 'the clock did not become ready').toBeLessThan(600);
+        await sleep(100);
+      }
+      for (const sub of subs) {
+        const invoices = (
+          (await t.api.get('/api/v1/invoices').query({ subscription_id: sub.id, limit: 100 }))
+            .body as Schemas['InvoiceList']
+        ).data;
+        expect(invoices.map((i) => i.period_start).sort()).toEqual([
+          '2026-01-01',
+          '2026-02-01',
+          '2026-03-01',
+          '2026-04-01',
+          '2026-05-01',
+          '2026-06-01',
+          '2026-07-01',
+        ]);
+      }
+      const { rows } = await sql<{ jobs: number }>`
+        select count(*)::int as jobs from pgboss.job where singleton_key = ${`clock:${clock.id}`}`.execute(
+        ctx.db,
+      );
+      expect(rows[0]!.jobs).toBeGreaterThan(3);
+    } finally {
+      await worker.stop(1000);
+    }
+  });
+});
+
 describe('a year on a test clock, run by the worker', () => {
   let worker: RunningWorker;
 
