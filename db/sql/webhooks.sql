@@ -14,7 +14,7 @@ insert into "webhook_endpoints" ("url", "description", "enabled_events", "secret
 
 -- updateWebhookEndpoint
 insert into "webhook_endpoints" ("url", "description", "enabled_events", "secret") values ($1, $2, $3, $4) returning "id", "url", "description", "enabled_events", "status", "disabled_reason", "previous_secret_expires_at", "version", "created_at", "updated_at";
-insert into "events" ("type", "resource_type", "resource_id", "actor", "request_id", "data", "previous", "occurred_at") values ($1, $2, $3, $4, $5, $6, $7, now());
+insert into "events" ("type", "resource_type", "resource_id", "actor", "request_id", "data", "previous", "occurred_at") values ($1, $2, $3, $4, $5, $6, $7, clock_timestamp());
 with due as (
       select d.tenant_id, d.id from webhook_deliveries d
       join webhook_endpoints w on w.tenant_id = d.tenant_id and w.id = d.endpoint_id
@@ -34,7 +34,7 @@ update "webhook_endpoints" set "status" = $1, "disabled_reason" = $2, "updated_a
 
 -- currentSecret
 insert into "webhook_endpoints" ("url", "description", "enabled_events", "secret") values ($1, $2, $3, $4) returning "id", "url", "description", "enabled_events", "status", "disabled_reason", "previous_secret_expires_at", "version", "created_at", "updated_at";
-insert into "events" ("type", "resource_type", "resource_id", "actor", "request_id", "data", "previous", "occurred_at") values ($1, $2, $3, $4, $5, $6, $7, now());
+insert into "events" ("type", "resource_type", "resource_id", "actor", "request_id", "data", "previous", "occurred_at") values ($1, $2, $3, $4, $5, $6, $7, clock_timestamp());
 with due as (
       select d.tenant_id, d.id from webhook_deliveries d
       join webhook_endpoints w on w.tenant_id = d.tenant_id and w.id = d.endpoint_id
@@ -103,7 +103,7 @@ select "d"."id", "d"."endpoint_id", "d"."event_id", "d"."event_type", "d"."statu
 
 -- recordAttempt
 insert into "webhook_endpoints" ("url", "description", "enabled_events", "secret") values ($1, $2, $3, $4) returning "id", "url", "description", "enabled_events", "status", "disabled_reason", "previous_secret_expires_at", "version", "created_at", "updated_at";
-insert into "events" ("type", "resource_type", "resource_id", "actor", "request_id", "data", "previous", "occurred_at") values ($1, $2, $3, $4, $5, $6, $7, now());
+insert into "events" ("type", "resource_type", "resource_id", "actor", "request_id", "data", "previous", "occurred_at") values ($1, $2, $3, $4, $5, $6, $7, clock_timestamp());
 with due as (
       select d.tenant_id, d.id from webhook_deliveries d
       join webhook_endpoints w on w.tenant_id = d.tenant_id and w.id = d.endpoint_id

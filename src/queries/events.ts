@@ -39,7 +39,10 @@ export function insertEvents(db: Db, events: readonly EventInput[], record?: Key
             request_id: e.request_id,
             data: JSON.stringify(e.data),
             previous: e.previous === undefined ? null : JSON.stringify(e.previous),
-            occurred_at: e.occurred_at ?? sql<Date>`now()`,
+            // The time of the write, sent with COMMIT, not the transaction's start (now()): a
+            // transaction that began first but waited for a row lock applies its change after the
+            // one holding it, and its event must not read as earlier.
+            occurred_at: e.occurred_at ?? sql<Date>`clock_timestamp()`,
           })),
         );
   if (!record) return written ? [written.compile()] : [];

@@ -5,6 +5,7 @@ import { sql } from 'kysely';
 import { describe, expect, it } from 'vitest';
 import type { Schemas } from '../../src/contract.js';
 import { withTenant } from '../../src/database/connection.js';
+import { inTenant } from '../../src/services/context.js';
 import { useTestApp } from '../helpers/app.js';
 import { createFeature, createSubscription, createUser } from '../helpers/factories.js';
 import { pause } from '../helpers/locks.js';
@@ -279,6 +280,34 @@ describe('the feed, polled while transactions commit out of order', () => {
     expect(all.rows).toHaveLength(2);
     for (const { id } of all.rows) expect(seen.filter((s) => s === id)).toHaveLength(1);
     expect(all.rows.map((r) => r.data)).toContainEqual(expect.objectContaining({ id: fast.id }));
+  });
+
+  it('dates an event at its write, not at its transaction start: a change that waited reads as later', async () => {
+    const t = await ctx.newTenant();
+    const resource = randomUUID();
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let begun!: () => void;
+    const isBegun = new Promise<void>((resolve) => (begun = resolve));
+    // Begins first (as a request waiting for a row lock another request holds), writes last.
+    const waiting = inTenant({ db: ctx.appDb }, { tenantId: t.id, keyId: 'system' }, async (tx) => {
+      await sql`select 1`.execute(tx.db);
+      begun();
+      await gate;
+      tx.emit({ type: 'user.updated', resource_type: 'user', resource_id: resource, data: { n: 2 } });
+    });
+    await isBegun;
+    await pause(50);
+    await inTenant({ db: ctx.appDb }, { tenantId: t.id, keyId: 'system' }, (tx) => {
+      tx.emit({ type: 'user.updated', resource_type: 'user', resource_id: resource, data: { n: 1 } });
+      return Promise.resolve();
+    });
+    release();
+    await waiting;
+    const { rows } = await sql<{ n: number }>`
+      select (data->>'n')::int as n from events where tenant_id = ${t.id} and resource_id = ${resource}
+      order by occurred_at`.execute(ctx.db);
+    expect(rows.map((r) => r.n)).toEqual([1, 2]);
   });
 
   it('agrees with the tables after a random concurrent workload, read by a poller throughout', async () => {
