@@ -30,7 +30,8 @@ with facts as materialized (
       union all
 
     select w.user_id, h.billable_metric_id, null::text as dimension,
-      0::numeric as events, sum(round(h.captured / w.rate, 4)) as revenue, 0::numeric as cost, 0::numeric as unbilled_cost
+      0::numeric as events, sum(div(h.captured * 20000 + w.rate, 2 * w.rate) * 0.0001) as revenue,
+      0::numeric as cost, 0::numeric as unbilled_cost
     from wallet_holds h join wallets w on w.tenant_id = h.tenant_id and w.id = h.wallet_id
     where h.tenant_id = current_setting('app.tenant_id')::uuid and h.status = 'captured'
       and h.settled_at >= $6::date and h.settled_at < $7::date

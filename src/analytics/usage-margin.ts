@@ -83,11 +83,18 @@ function invoicedRevenue({ from, to }: UsageMarginParams): RawBuilder<unknown> {
  * Revenue consumed from prepaid credits: holds captured in [from, to) (their time), the credits ÷
  * the wallet's rate, rounded half up to 4 decimals each, for the metric and dimension value the
  * capture named (if any). Usage paid from credits on invoices is in invoicedRevenue already.
+ *
+ * Exact at every size: `round(captured / rate, 4)` rounded twice (numeric division keeps only
+ * about 16 significant digits, and never fewer decimals than its operands' 6: a quotient of
+ * 10^16 was rounded to 6 decimals, then to 4, so …0000496 came out …0001). Half up to 4 decimals
+ * of c ÷ r (both ≥ 0) is instead the integer quotient div(c × 2·10^4 + r, 2r) (`div` truncates
+ * exactly), × 0.0001 (a product, exact too).
  */
 function capturedRevenue({ from, to, groupBy }: UsageMarginParams): RawBuilder<unknown> {
   return sql`
     select w.user_id, h.billable_metric_id, ${groupBy === 'dimension' ? sql`h.dimension` : sql`null::text`} as dimension,
-      0::numeric as events, sum(round(h.captured / w.rate, 4)) as revenue, 0::numeric as cost, 0::numeric as unbilled_cost
+      0::numeric as events, sum(div(h.captured * 20000 + w.rate, 2 * w.rate) * 0.0001) as revenue,
+      0::numeric as cost, 0::numeric as unbilled_cost
     from wallet_holds h join wallets w on w.tenant_id = h.tenant_id and w.id = h.wallet_id
     where h.tenant_id = ${TENANT} and h.status = 'captured'
       and h.settled_at >= ${from}::date and h.settled_at < ${to}::date

@@ -64,11 +64,14 @@ export function creditNoteAmounts(
     if (parseAmount(request.amount) === 0n)
       errors.push({ field: '/amount', message: 'must be more than zero' });
   } else {
+    // What earlier credit notes took of each line, and what the lines of this request accepted so
+    // far take (a line refused takes nothing).
     const taken = new Map<number, bigint>();
     for (const note of earlier)
       for (const line of note.lines)
         if (line.line_index !== null)
           taken.set(line.line_index, (taken.get(line.line_index) ?? 0n) + parseAmount(line.amount));
+    const takenHere = new Map<number, bigint>();
     lines = [];
     request.lines.forEach(({ line_index, amount }, i) => {
       const line = invoice.lines[line_index];
@@ -87,14 +90,19 @@ export function creditNoteAmounts(
         });
         return;
       }
-      const left = parseAmount(line.amount) - (taken.get(line_index) ?? 0n);
+      // Never below zero: earlier credit notes and the lines accepted before this one fit.
+      const before = parseAmount(line.amount) - (taken.get(line_index) ?? 0n);
+      const here = takenHere.get(line_index) ?? 0n;
       if (wanted === 0n) errors.push({ field: `/lines/${i}/amount`, message: 'must be more than zero' });
-      else if (wanted > left)
+      else if (wanted > before - here)
         errors.push({
           field: `/lines/${i}/amount`,
-          message: `more than is left to credit of the line (${formatCents(left)})`,
+          message:
+            here === 0n
+              ? `more than is left to credit of the line (${formatCents(before)})`
+              : `more than is left to credit of the line (${formatCents(before)} before this request, of which the lines before it take ${formatCents(here)})`,
         });
-      taken.set(line_index, (taken.get(line_index) ?? 0n) + wanted);
+      else takenHere.set(line_index, here + wanted);
       lines.push({ line_index, description: line.description, amount: formatCents(wanted) });
     });
   }

@@ -19,8 +19,13 @@ export function roundToCents(value: Micros): Micros {
   return ((value + 50n) / 100n) * 100n;
 }
 
-/** 123456n → "12.35" after rounding to the cent: how every amount the API shows is written. */
+/**
+ * 123456n → "12.35" after rounding to the cent: how every amount the API shows is written. A
+ * negative amount is written as formatSignedCents writes it (-123456n → "-12.35"), never with a
+ * minus inside ("0.-49").
+ */
 export function formatCents(value: Micros): string {
+  if (value < 0n) return `-${formatCents(-value)}`;
   const cents = roundToCents(value) / 100n;
   return `${cents / 100n}.${String(cents % 100n).padStart(2, '0')}`;
 }

@@ -19,9 +19,9 @@ import * as invoices from '../queries/invoices.js';
 import { findPaymentInFlight, findSucceededPayment } from '../queries/payments.js';
 import { refundedOfInvoice } from '../queries/refunds.js';
 import { lockSubscription } from '../queries/subscriptions.js';
-import { amountDue, toCreditNoteResponse } from '../responses/invoices.js';
+import { amountDue, toCreditNoteResponse, toInvoiceResponse } from '../responses/invoices.js';
 import { markPaid } from './collection.js';
-import { type Actor, inTenant, type ServiceContext } from './context.js';
+import { type Actor, inTenant, previousValues, type ServiceContext } from './context.js';
 import { creditBalance } from './customer-balance.js';
 import { startRefund } from './refunds.js';
 import { onClockOf } from './subscriptions.js';
@@ -134,6 +134,17 @@ export function createCreditNote(
       });
     const credited: InvoiceRow = await invoices.updateInvoice(tx.db, invoiceId, {
       amount_credited: formatCents(parseAmount(invoice.amount_credited) + parseAmount(creditNote.total)),
+    });
+    // The invoice changed (amount_credited, amount_due, version): its event, as every change of a
+    // resource has, so that its last event is the invoice as it is (invoice.paid follows when
+    // credited down to zero).
+    const data = toInvoiceResponse(credited);
+    tx.emit({
+      type: 'invoice.updated',
+      resource_type: 'invoice',
+      resource_id: invoiceId,
+      data,
+      previous: previousValues(toInvoiceResponse(invoice), data),
     });
     if (invoice.status !== 'paid' && parseAmount(amountDue(credited)) === 0n)
       await markPaid(tx, subscription, credited, at);

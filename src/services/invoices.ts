@@ -597,7 +597,10 @@ export type InvoiceChangeOutcome =
   | { kind: 'payment-in-flight'; current: InvoiceRow; payment: Pick<PaymentRow, 'id' | 'status'> }
   | { kind: 'credited'; current: InvoiceRow };
 
-/** draft → open, with the tenant's next invoice number (gapless: taken under a row lock). */
+/**
+ * draft → open, with the tenant's next invoice number (gapless: taken under a row lock); paid at
+ * once when nothing is left due (see issue()).
+ */
 export function finalizeInvoice(
   ctx: ServiceContext,
   actor: Actor,
@@ -624,8 +627,10 @@ async function invoiceNow(tx: Tx, invoice: InvoiceRow): Promise<Date> {
 /**
  * draft → open, in the caller's transaction (the API, and renewals), given the draft as read under
  * its lock (or just made; `customer`: its user as this transaction read it). The customer's balance pays what it can of the amount due, after tax
- * (not of a purchase of credits: that invoice is its grant's, paid by its own payment); an
- * invoice it pays in full is paid at once.
+ * (not of a purchase of credits: that invoice is its grant's, paid by its own payment). An
+ * invoice left with nothing due (a zero total, or paid in full by the balance) is paid at once,
+ * with `invoice.paid` after `invoice.finalized`, whoever issues it: a renewal, a change, the API's
+ * finalize (no payment could pay it: a payment is never of 0.00).
  */
 export async function issue(
   tx: Tx,
@@ -646,7 +651,7 @@ export async function issue(
     data: toInvoiceResponse(invoice),
     previous: { status: 'draft', number: null, finalized_at: null },
   });
-  if (fromBalance === '0.00' || parseAmount(amountDue(invoice)) > 0n) return invoice;
+  if (parseAmount(amountDue(invoice)) > 0n) return invoice;
   const paid = await invoices.updateInvoice(tx.db, id, { status: 'paid', paid_at: at });
   tx.emit({
     type: 'invoice.paid',

@@ -31,7 +31,7 @@ import {
   type ServiceContext,
   type Tx,
 } from './context.js';
-import { LockedWallet } from './wallets.js';
+import { LockedWallet, MAX_CREDITS } from './wallets.js';
 
 const credits = (text: string) => parseTotal(text);
 const text = (millionths: bigint) => formatQuantity(millionths);
@@ -351,9 +351,22 @@ async function hold(
   const amount = credits(input.credits);
   if (amount === 0n)
     return { kind: 'invalid', errors: [{ field: '/credits', message: 'must be more than 0' }] };
-  const parts = locked.reserve(amount);
-  if (!parts)
+  if (locked.spendable < amount)
     return { kind: 'insufficient', available: text(locked.spendable), overdraft: locked.hasOverdraft };
+  // A wallet holds less than 10^18 credits (numeric(24, 6), the API's Credits): a hold reserving
+  // what is left of an overdraft on top of the grants' credits could pass it, where the ledger's
+  // held_after (and the wallet's held) cannot follow.
+  if (locked.held + amount > MAX_CREDITS)
+    return {
+      kind: 'invalid',
+      errors: [
+        {
+          field: '/credits',
+          message: `would take the wallet's held credits to 10^18 or more (held now: ${text(locked.held)})`,
+        },
+      ],
+    };
+  const parts = locked.reserve(amount)!;
   // Its id made here, so that the hold, the grants and the ledger leave in one round trip.
   const id = uuidV7();
   locked.record('hold', amount, { hold_id: id });

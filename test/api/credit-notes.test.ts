@@ -126,6 +126,114 @@ describe('POST /invoices/{id}/credit-notes', () => {
     expect(events.data.map((e) => e.type)).toEqual(['credit_note.created']);
   });
 
+  it("writes invoice.updated with the invoice's new amounts and their previous values, then invoice.paid when credited to zero", async () => {
+    const invoice = await issued();
+    const invoiceEvents = async () =>
+      (
+        (await t.api.get('/api/v1/events').query({ resource_id: invoice.id, limit: 100 }))
+          .body as Schemas['EventList']
+      ).data;
+    const first = await credit(invoice, { reason: 'Outage', amount: '40.00' });
+    expect(first.status, first.text).toBe(201);
+    const afterFirst = (await t.api.get(`/api/v1/invoices/${invoice.id}`)).body as Invoice;
+    // 40.00 + 0.60 (1.5%) + 2.90 (7.25%) = 43.50.
+    expect(afterFirst).toMatchObject({
+      status: 'open',
+      amount_credited: '43.50',
+      amount_due: '65.24',
+      version: invoice.version + 1,
+    });
+    let events = await invoiceEvents();
+    expect(events.map((e) => e.type)).toEqual(['invoice.created', 'invoice.finalized', 'invoice.updated']);
+    const updated = events.at(-1)!;
+    // The invoice after the change, as GET shows it; its previous values; in the credit note's
+    // request (its transaction).
+    expect(updated.data).toEqual(afterFirst);
+    expect(updated.previous).toEqual({ amount_credited: '0.00', amount_due: '108.74' });
+    const note = (await t.api.get('/api/v1/events').query({ resource_id: (first.body as CreditNote).id }))
+      .body as Schemas['EventList'];
+    expect(updated.request_id).toBe(note.data[0]!.request_id);
+
+    // The rest: what is due reaches zero, so the invoice is paid, after the update.
+    const rest = await credit(invoice, { reason: 'The rest', amount: '59.99' });
+    expect(rest.status, rest.text).toBe(201);
+    const paid = (await t.api.get(`/api/v1/invoices/${invoice.id}`)).body as Invoice;
+    expect(paid).toMatchObject({ status: 'paid', amount_credited: '108.74', amount_due: '0.00' });
+    events = await invoiceEvents();
+    expect(events.slice(3).map((e) => [e.type, e.previous])).toEqual([
+      ['invoice.updated', { amount_credited: '43.50', amount_due: '65.24' }],
+      ['invoice.paid', { status: 'open', paid_at: null }],
+    ]);
+    // The invoice's last event is the invoice as it is.
+    expect(events.at(-1)!.data).toEqual(paid);
+
+    // A refused credit note writes no invoice event.
+    expectProblem(
+      await credit(invoice, { reason: 'x', amount: '1.00', refund_to: 'balance' }),
+      422,
+      'unprocessable',
+    );
+    expect(await invoiceEvents()).toHaveLength(5);
+  });
+
+  it('names what is left of a line before the request when its lines credit one line past it, never a negative amount', async () => {
+    const invoice = await issued(); // one line of 99.99
+    const before = await fingerprint(ctx.db);
+    const lines = (amounts: string[]) => ({
+      reason: 'x',
+      lines: amounts.map((amount) => ({ line_index: 0, amount })),
+    });
+    // 99.00 fits; 1.50 does not (0.99 left after it); 0.50 does: a refused line takes nothing.
+    expect(
+      expectProblem(await credit(invoice, lines(['99.00', '1.50', '0.50'])), 422, 'unprocessable').errors,
+    ).toEqual([
+      {
+        location: 'body',
+        field: '/lines/1/amount',
+        message:
+          'more than is left to credit of the line (99.99 before this request, of which the lines before it take 99.00)',
+      },
+    ]);
+    // The tester's case: every line after the first overdraws it, by what is left, 0.00.
+    const overdrawn = expectProblem(
+      await credit(invoice, lines(['99.99', '0.50', '0.25', '2.00'])),
+      422,
+      'unprocessable',
+    ).errors!;
+    expect(overdrawn.map((e) => [e.field, e.message])).toEqual(
+      [1, 2, 3].map((i) => [
+        `/lines/${i}/amount`,
+        'more than is left to credit of the line (99.99 before this request, of which the lines before it take 99.99)',
+      ]),
+    );
+    // 100 lines of 2.00: the 50th is refused, and each after it.
+    const many = expectProblem(
+      await credit(invoice, lines(Array<string>(100).fill('2.00'))),
+      422,
+      'unprocessable',
+    ).errors!;
+    expect(many.map((e) => e.field)).toEqual(Array.from({ length: 51 }, (_, i) => `/lines/${i + 49}/amount`));
+    for (const e of many) {
+      expect(e.message).toBe(
+        'more than is left to credit of the line (99.99 before this request, of which the lines before it take 98.00)',
+      );
+    }
+    expect(await fingerprint(ctx.db)).toEqual(before);
+
+    // After a credit note of 60.00 of the line, what is left before the request is 39.99.
+    expect((await credit(invoice, lines(['60.00']))).status).toBe(201);
+    expect(
+      expectProblem(await credit(invoice, lines(['39.99', '0.01'])), 422, 'unprocessable').errors?.[0],
+    ).toMatchObject({
+      field: '/lines/1/amount',
+      message:
+        'more than is left to credit of the line (39.99 before this request, of which the lines before it take 39.99)',
+    });
+    expect(
+      expectProblem(await credit(invoice, lines(['40.00'])), 422, 'unprocessable').errors?.[0],
+    ).toMatchObject({ field: '/lines/0/amount', message: 'more than is left to credit of the line (39.99)' });
+  });
+
   it('nets the taxes report in the month of the credit note', async () => {
     const invoice = await issued();
     await credit(invoice, { reason: 'Goodwill', amount: '10.00' });

@@ -354,6 +354,54 @@ describe('issued invoices', () => {
       (await t.api.get(`/api/v1/invoices/${a.id}`).set('If-None-Match', `"${open.version}"`)).status,
     ).toBe(304);
   });
+
+  it('pays a zero invoice when finalize issues it, with invoice.finalized then invoice.paid as a renewal; paying 0.00 then is 409 and writes nothing', async () => {
+    const s = await subscribe('DE');
+    const free = await t.api
+      .post('/api/v1/coupons')
+      .send({ name: 'Free for ever', percent_off: '100', duration: 'forever' });
+    expect(free.status, free.text).toBe(201);
+    const applied = await t.api
+      .post(`/api/v1/subscriptions/${s.id}/discount`)
+      .send({ coupon_id: (free.body as Schemas['Coupon']).id });
+    expect(applied.status, applied.text).toBe(200);
+    const draft = (await invoice(s.id, '2026-09-01')).body as Schemas['Invoice'];
+    expect(draft).toMatchObject({ status: 'draft', total: '0.00', amount_due: '0.00' });
+
+    const issued = await t.api.post(`/api/v1/invoices/${draft.id}/finalize`);
+    expect(issued.status, issued.text).toBe(200);
+    const paid = issued.body as Schemas['Invoice'];
+    expect(paid).toMatchObject({
+      status: 'paid',
+      number: expect.any(Number),
+      total: '0.00',
+      amount_due: '0.00',
+      paid_at: paid.finalized_at,
+    });
+    expect((await t.api.get(`/api/v1/invoices/${draft.id}`)).body).toEqual(paid);
+    expect(
+      (
+        (await t.api.get(`/api/v1/invoices?subscription_id=${s.id}&status=open`))
+          .body as Schemas['InvoiceList']
+      ).data,
+    ).toEqual([]);
+    const events = (await t.api.get('/api/v1/events').query({ resource_id: draft.id, limit: 100 }))
+      .body as Schemas['EventList'];
+    expect(events.data.map((e) => [e.type, e.previous])).toEqual([
+      ['invoice.created', null],
+      ['invoice.finalized', { status: 'draft', number: null, finalized_at: null }],
+      ['invoice.paid', { status: 'open', paid_at: null }],
+    ]);
+    expect(events.data.at(-1)!.data).toEqual(paid);
+
+    // Nothing is left to pay: a payment of 0.00 is refused clearly, and writes nothing.
+    const before = await fingerprint(ctx.db);
+    const zero = await t.api
+      .post(`/api/v1/invoices/${draft.id}/payments`)
+      .send({ amount: '0.00', payment_method: 'pm_card_visa', rail: 'card' });
+    expect(expectProblem(zero, 409, 'conflict').detail).toBe('The invoice is paid already.');
+    expect(await fingerprint(ctx.db)).toEqual(before);
+  });
 });
 
 it('logged no unexpected error in this file', () => {

@@ -535,6 +535,53 @@ describe('GET /api/v1/reports/usage-margin', () => {
     expect((await costs.execute(ctx.db)).rows).toEqual(before);
     expect(await report({ from: '2026-01-01', to: '2026-04-01', group_by: 'dimension' })).toEqual(reported);
   });
+
+  it('counts captured credits ÷ rate exactly, half up to 4 decimals, at every size', async () => {
+    // Each capture alone in its month, on a tenant of its own: the month's totals are that
+    // capture's revenue. Expected with BigInt, in millionths: half up of c ÷ r to 4 decimals.
+    const millionths = (v: string) => {
+      const [whole, fraction = ''] = v.split('.');
+      return BigInt(whole!) * 1_000_000n + BigInt(fraction.padEnd(6, '0'));
+    };
+    const exact = (c: string, r: string) => {
+      const [a, b] = [millionths(c), millionths(r)];
+      return fmt4((a * 2n * SCALE + b) / (2n * b));
+    };
+    const cases: Array<[credits: string, rate: string]> = [
+      // c ÷ r rounded at 6 decimals first, then at 4: 10000000000000000.0000496… gave .0001.
+      ['30000000000000000.000149', '3'],
+      ['795161142491552.430100', '697.897731'], // 1139366281291.93964… gave .9397
+      // The largest credits at the smallest rates (24 significant digits, exact).
+      ['999999999999999999.999999', '0.000001'],
+      ['999999999999999999.999999', '0.000007'],
+      ['999999999999999999.999999', '0.0001'],
+      ['100000000000000000.000001', '7'],
+      ['0.000001', '0.000003'],
+      ['0.000050', '1'],
+    ];
+    const own = await ctx.newTenant();
+    const user = await createUser(own);
+    for (const [i, [credits, rate]] of cases.entries()) {
+      const month = `2031-${String(i + 1).padStart(2, '0')}`;
+      const clock = await post(own.api, '/api/v1/test-clocks', {
+        name: `margin ${i}`,
+        frozen_time: `${month}-10T12:00:00Z`,
+      });
+      const w = await post(own.api, '/api/v1/wallets', {
+        user_id: user.id,
+        name: `w${i}`,
+        rate,
+        test_clock_id: clock.id,
+      });
+      await post(own.api, `/api/v1/wallets/${w.id as string}/grants`, { credits });
+      const h = await post(own.api, `/api/v1/wallets/${w.id as string}/holds`, { credits, expires_in: 60 });
+      await post(own.api, `/api/v1/holds/${h.id as string}/capture`, { credits }, 200);
+      const next = `2031-${String(i + 2).padStart(2, '0')}`;
+      const got = await report({ from: `${month}-01`, to: `${next}-01`, group_by: 'user' }, own.api);
+      expect([credits, rate, got.totals.revenue]).toEqual([credits, rate, exact(credits, rate)]);
+      expect(got.rows).toEqual([expect.objectContaining({ revenue: exact(credits, rate) })]);
+    }
+  });
 });
 
 it('logged no unexpected error in this file', () => {

@@ -658,6 +658,45 @@ describe('overdrafts', () => {
     expectLedgerAddsUp(entries, await get(w), '50');
   });
 
+  it('refuses a hold that would make held reach 10^18 with 422 on /credits, writing nothing; captures above their hold fit', async () => {
+    const MAX = '999999999999999999.999999';
+    const w = await walletOf((await createUser(t)).id, { name: 'AI credits', overdraft_limit: MAX });
+    await grant(w, { credits: MAX });
+    const a = await hold(w, MAX);
+    expect(a.status, a.text).toBe(201);
+    // The overdraft has MAX left to reserve, but held would pass what a wallet holds.
+    const before = await fingerprint(ctx.db);
+    for (const credits of [MAX, '0.000001']) {
+      const refused = expectProblem(await hold(w, credits), 422, 'unprocessable');
+      expect(refused.errors).toEqual([
+        {
+          location: 'body',
+          field: '/credits',
+          message: `would take the wallet's held credits to 10^18 or more (held now: ${MAX})`,
+        },
+      ]);
+    }
+    expect(await fingerprint(ctx.db)).toEqual(before);
+    expect(await get(w)).toMatchObject({ available: '0', held: MAX, total: MAX });
+
+    // Up to the last millionth: held reaches MAX exactly.
+    expect((await release(a.body as Hold)).status).toBe(200);
+    const big = (await hold(w, '999999999999999999.999998')).body as Hold;
+    const small = await hold(w, '0.000001');
+    expect(small.status, small.text).toBe(201);
+    expect((await get(w)).held).toBe(MAX);
+    // Captures above their hold take the excess from the overdraft; held only goes down.
+    const first = await capture(small.body as Hold, MAX);
+    expect(first.status, first.text).toBe(200);
+    expect(await get(w)).toMatchObject({ available: '-999999999999999999.999998', held: big.credits });
+    const second = await capture(big, MAX);
+    expect(second.status, second.text).toBe(200);
+    const now = await get(w);
+    expect(now).toMatchObject({ available: `-${MAX}`, held: '0', total: `-${MAX}` });
+    expectProblem(await hold(w, '0.000001'), 409, 'insufficient-credits'); // the overdraft is used up
+    expectLedgerAddsUp(await ledger(w), now, MAX);
+  });
+
   it('is never exceeded by 30 concurrent clients, and the ledger adds up', async () => {
     const w = await walletOf((await createUser(t)).id, { name: 'AI credits', overdraft_limit: '100' });
     await grant(w, { credits: '200' });

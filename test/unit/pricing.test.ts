@@ -112,4 +112,13 @@ describe('invoice amounts', () => {
     expect(formatCents(percentOf(parseAmount('0.99'), '0.5'))).toBe('0.00');
     expect(formatCents(percentOf(parseAmount('1.00'), '0.5'))).toBe('0.01'); // exactly 0.005: up
   });
+
+  it('writes a negative amount with a leading minus, rounded half away from zero', () => {
+    // Seen in a refusal's detail as "0.-49" and "-1.-99".
+    expect(formatCents(-5_000n)).toBe('-0.50');
+    expect(formatCents(-4_950n)).toBe('-0.50'); // -0.495: half away from zero
+    expect(formatCents(-19_900n)).toBe('-1.99');
+    expect(formatCents(-1_234_567n)).toBe('-123.46');
+    expect(formatCents(5_000n)).toBe('0.50');
+  });
 });
