@@ -10,11 +10,10 @@ export function metricsRouter(ctx: ServiceContext): Router {
 
   /** The months asked for, and what every response of both operations says about them. */
   const read = async (query: Query<'getMrrMetrics'>, actor: ReturnType<typeof actorOf>) => {
-    const filter: metrics.MetricsFilter = {
-      planId: query.plan_id,
-      featureId: query.feature_id,
-      region: query.region,
-    };
+    // Ids are taken in lower case, as they are stored and shown: the filters echo them so.
+    const planId = query.plan_id?.toLowerCase();
+    const featureId = query.feature_id?.toLowerCase();
+    const filter: metrics.MetricsFilter = { planId, featureId, region: query.region };
     const outcome = await metrics.getMetrics(ctx, actor, filter, query);
     if (outcome.kind === 'invalid') {
       throw unprocessable(
@@ -27,8 +26,8 @@ export function metricsRouter(ctx: ServiceContext): Router {
       to: outcome.to,
       as_of: outcome.asOf.toISOString(),
       filters: {
-        plan_id: query.plan_id ?? null,
-        feature_id: query.feature_id ?? null,
+        plan_id: planId ?? null,
+        feature_id: featureId ?? null,
         region: query.region ?? null,
       },
     };

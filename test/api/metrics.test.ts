@@ -740,4 +740,29 @@ describe('GET /api/v1/metrics/mrr and /churn', () => {
       'forbidden',
     );
   });
+
+  it('take ids in any case and echo them in lower case, as every id is shown', async () => {
+    const plan = await ctx.api.post('/api/v1/plans').send({
+      code: `echo-${Date.now()}`,
+      name: 'Echo',
+      interval: 'month',
+      price: { model: 'flat', amount: '5.00' },
+    });
+    expect(plan.status, plan.text).toBe(201);
+    const id = (plan.body as Schemas['Plan']).id;
+    const feature = '0193a6a2-5000-7000-8000-00000000abcd';
+    for (const path of ['/api/v1/metrics/mrr', '/api/v1/metrics/churn']) {
+      const lower = await ctx.api.get(path).query({ plan_id: id, feature_id: feature });
+      const upper = await ctx.api
+        .get(path)
+        .query({ plan_id: id.toUpperCase(), feature_id: feature.toUpperCase() });
+      expect(upper.status, upper.text).toBe(200);
+      expect((upper.body as Schemas['MrrMetrics']).filters).toEqual({
+        plan_id: id,
+        feature_id: feature,
+        region: null,
+      });
+      expect({ ...(upper.body as object), as_of: null }).toEqual({ ...(lower.body as object), as_of: null });
+    }
+  });
 });
