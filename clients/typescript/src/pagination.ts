@@ -10,9 +10,17 @@ type PageOf<P extends keyof paths> = paths[P] extends { get: { responses: { 200:
   ? JsonOf<R>
   : never;
 
-/** The paths whose GET answers a page: `{ data: T[]; next_cursor: string | null }`. */
+/**
+ * The paths whose GET answers a page: `{ data: T[]; next_cursor: string | null }`. A path without
+ * such a GET (a write only, say) has `never` for its page, and `never extends` anything holds, so
+ * it is ruled out first.
+ */
 export type ListPath = {
-  [P in keyof paths]: PageOf<P> extends { data: unknown[]; next_cursor: string | null } ? P : never;
+  [P in keyof paths]: [PageOf<P>] extends [never]
+    ? never
+    : PageOf<P> extends { data: unknown[]; next_cursor: string | null }
+      ? P
+      : never;
 }[keyof paths];
 
 /** What one page of a list holds. */

@@ -852,8 +852,9 @@ export interface paths {
         /**
          * Issue a draft invoice
          * @description `draft → open`: gives it the tenant's next number, gapless and unique. From then on its
-         *     amounts, lines, taxes and number never change (the database refuses it, whoever asks).
-         *     Not a draft: 409.
+         *     amounts, lines, taxes and number never change (the database refuses it, whoever asks). An
+         *     invoice left with nothing due (a zero total, or one the customer's balance pays in full) is
+         *     `paid` at once (`invoice.finalized`, then `invoice.paid`), as a renewal's is. Not a draft: 409.
          */
         post: operations["finalizeInvoice"];
         delete?: never;
@@ -913,8 +914,8 @@ export interface paths {
          *     reason: it takes the tenant's next credit note number (gapless, a sequence of its own),
          *     reverses the invoice's taxes in proportion, and counts in the taxes report in the month of
          *     its issue (`credit_note.created`). Credits never exceed what was invoiced (422). On an open
-         *     or uncollectible invoice it lowers the `amount_due` (an invoice credited down to zero is
-         *     paid: `invoice.paid`); what it takes beyond what is due (what the customer's balance paid
+         *     or uncollectible invoice it lowers the `amount_due` (with `invoice.updated`; an invoice
+         *     credited down to zero is paid: `invoice.paid`); what it takes beyond what is due (what the customer's balance paid
          *     of the invoice) goes back to the balance. On a paid invoice, `refund_to` (required, 422)
          *     says where the money goes: `payment` makes a `pending` refund through the gateway on the
          *     rail of the invoice's payment (`refund.created`; at most what it paid less earlier refunds,
@@ -1836,7 +1837,7 @@ export interface paths {
         put?: never;
         /**
          * Reserve credits before an operation whose cost is not known yet
-         * @description Refused with 409 `insufficient-credits` when the available balance (plus the wallet's `overdraft_limit`) is below `credits`; the balance never goes below zero (or below minus the overdraft limit), whatever runs concurrently. 409 `conflict` while the wallet's test clock is `advancing`, as for every change to its credits (grants, captures, releases).
+         * @description Refused with 409 `insufficient-credits` when the available balance (plus the wallet's `overdraft_limit`) is below `credits`; the balance never goes below zero (or below minus the overdraft limit), whatever runs concurrently. A hold that would take what the wallet's pending holds reserve (`held`) to 10^18 credits or more is 422, naming `/credits`. 409 `conflict` while the wallet's test clock is `advancing`, as for every change to its credits (grants, captures, releases).
          */
         post: operations["createHold"];
         delete?: never;
@@ -2409,13 +2410,14 @@ export interface components {
             next_cursor: components["schemas"]["NextCursor"];
         };
         SubscriptionCancel: {
-            /**
-             * @description `now`, or the end of the current billing period (the subscription stays as it is until then).
-             * @enum {string}
-             */
-            at: "now" | "period_end";
+            at: components["schemas"]["CancellationTiming"];
             reason?: string;
         };
+        /**
+         * @description When `POST .../cancel` cancels the subscription. `now`, or the end of the current billing period (the subscription stays as it is until then).
+         * @enum {string}
+         */
+        CancellationTiming: "now" | "period_end";
         /**
          * @description How a price change (`plan_id`, `quantity`, or a custom `plan_cost` or `billing_interval`) in
          *     a billing period already invoiced is billed. Proration is **by the day**: a change on day D
@@ -2501,7 +2503,7 @@ export interface components {
              *     `subscription.created|updated|canceled|cancellation_scheduled|cancellation_withdrawn|deleted`,
              *     `subscription_feature.linked|unlinked`, `api_key.created|revoked`, `tenant.created`,
              *     `plan.created|updated|archived|deleted`, `tax_rate.created|superseded`,
-             *     `invoice.created|finalized|voided|paid|payment_failed|uncollectible`,
+             *     `invoice.created|updated|finalized|voided|paid|payment_failed|uncollectible` (`invoice.updated`: a credit note changed its `amount_credited` and `amount_due`, with their values before in `previous`),
              *     `payment.created|processing|succeeded|failed`,
              *     `refund.created|succeeded|failed` (its resource_type `refund`),
              *     `subscription.renewed|past_due|unpaid|recovered`,
@@ -2535,8 +2537,11 @@ export interface components {
             /** @description The X-Request-Id of the request that made the change. */
             request_id: string | null;
             /**
-             * @description When it happened. For a subscription on a test clock (and its invoices and payments), the
-             *     clock's time: a request at the clock's now, a step of the worker at its due time on the clock.
+             * @description When it happened: in real time, when the change was written, with its commit, so the events
+             *     of one resource follow the order its changes were applied (the feed's order follows when
+             *     their transactions began writing, and may differ for concurrent changes). For a
+             *     subscription on a test clock (and its invoices and payments), the clock's time: a request
+             *     at the clock's now, a step of the worker at its due time on the clock.
              */
             occurred_at: components["schemas"]["Timestamp"];
             /** @description The resource after the change (before it, for a deletion), as this API shows it; for links, the subscription id and the feature. */
@@ -3455,8 +3460,9 @@ export interface components {
             /**
              * @description What a payment must equal, and what renewals and dunning collect: `total −
              *     amount_credited − amount_from_balance` (never below zero) while it is a draft, open or
-             *     uncollectible; 0.00 once paid or void. An invoice whose amount due reaches zero by
-             *     credit notes or by the balance is paid at once.
+             *     uncollectible; 0.00 once paid or void. An invoice whose amount due is zero when it is
+             *     issued (a zero total, or paid in full by the balance), or reaches zero by credit notes, is
+             *     paid at once.
              */
             amount_due: components["schemas"]["MoneyTotal"];
             version: components["schemas"]["Version"];
@@ -3804,7 +3810,10 @@ export interface components {
              * @description Now, for the clock's subscriptions.
              */
             frozen_time: string;
-            /** @enum {string} */
+            /**
+             * @description `advancing` from an advance until the worker has performed everything due on the way; meanwhile a change to a subscription or wallet on the clock is 409 (docs/background-work.md).
+             * @enum {string}
+             */
             status: "ready" | "advancing";
             version: components["schemas"]["Version"];
             created_at: components["schemas"]["Timestamp"];
@@ -3878,7 +3887,7 @@ export interface components {
          * @description An event type (see `Event.type`), or `*` for every type, present and future.
          * @enum {string}
          */
-        WebhookEventType: "*" | "api_key.created" | "api_key.revoked" | "billable_metric.created" | "billable_metric.updated" | "billable_metric.deleted" | "billing_settings.updated" | "feature.created" | "feature.updated" | "feature.deleted" | "invoice.created" | "invoice.finalized" | "invoice.voided" | "invoice.paid" | "invoice.payment_failed" | "invoice.uncollectible" | "invoice_item.created" | "credit_note.created" | "coupon.created" | "coupon.deleted" | "payment.created" | "payment.processing" | "payment.succeeded" | "payment.failed" | "refund.created" | "refund.succeeded" | "refund.failed" | "plan.created" | "plan.updated" | "plan.archived" | "plan.deleted" | "subscription.created" | "subscription.updated" | "subscription.canceled" | "subscription.cancellation_scheduled" | "subscription.cancellation_withdrawn" | "subscription.change_scheduled" | "subscription.scheduled_change_applied" | "subscription.scheduled_change_canceled" | "subscription.trial_will_end" | "subscription.paused" | "subscription.resumed" | "subscription.deleted" | "subscription.renewed" | "subscription.past_due" | "subscription.unpaid" | "subscription.recovered" | "subscription_feature.linked" | "subscription_feature.unlinked" | "tax_rate.created" | "tax_rate.superseded" | "test_clock.created" | "test_clock.advancing" | "test_clock.advanced" | "user.created" | "user.updated" | "user.deleted" | "webhook_endpoint.created" | "webhook_endpoint.updated" | "webhook_endpoint.disabled" | "webhook_endpoint.secret_rotated" | "webhook_endpoint.deleted" | "wallet.created" | "wallet.updated" | "wallet.balance_low" | "wallet.depleted" | "wallet.grant_expired";
+        WebhookEventType: "*" | "api_key.created" | "api_key.revoked" | "billable_metric.created" | "billable_metric.updated" | "billable_metric.deleted" | "billing_settings.updated" | "feature.created" | "feature.updated" | "feature.deleted" | "invoice.created" | "invoice.updated" | "invoice.finalized" | "invoice.voided" | "invoice.paid" | "invoice.payment_failed" | "invoice.uncollectible" | "invoice_item.created" | "credit_note.created" | "coupon.created" | "coupon.deleted" | "payment.created" | "payment.processing" | "payment.succeeded" | "payment.failed" | "refund.created" | "refund.succeeded" | "refund.failed" | "plan.created" | "plan.updated" | "plan.archived" | "plan.deleted" | "subscription.created" | "subscription.updated" | "subscription.canceled" | "subscription.cancellation_scheduled" | "subscription.cancellation_withdrawn" | "subscription.change_scheduled" | "subscription.scheduled_change_applied" | "subscription.scheduled_change_canceled" | "subscription.trial_will_end" | "subscription.paused" | "subscription.resumed" | "subscription.deleted" | "subscription.renewed" | "subscription.past_due" | "subscription.unpaid" | "subscription.recovered" | "subscription_feature.linked" | "subscription_feature.unlinked" | "tax_rate.created" | "tax_rate.superseded" | "test_clock.created" | "test_clock.advancing" | "test_clock.advanced" | "user.created" | "user.updated" | "user.deleted" | "webhook_endpoint.created" | "webhook_endpoint.updated" | "webhook_endpoint.disabled" | "webhook_endpoint.secret_rotated" | "webhook_endpoint.deleted" | "wallet.created" | "wallet.updated" | "wallet.balance_low" | "wallet.depleted" | "wallet.grant_expired";
         /** @enum {string} */
         WebhookEndpointStatus: "enabled" | "disabled";
         /**
@@ -4389,9 +4398,18 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description A unique value is already taken, or the resource is still referenced. */
+        /**
+         * @description `/problems/conflict`: a unique value is already taken, the resource is still referenced, or its
+         *     state forbids the change (the operation's description says when; a write while the test clock
+         *     it runs on is advancing among them). With an `Idempotency-Key`, also
+         *     `/problems/idempotency-in-progress` (a request with the same key is still running: retry after
+         *     `Retry-After` seconds) and, for an answer that carried a webhook secret,
+         *     `/problems/idempotency-replay-withheld`.
+         */
         Conflict: {
             headers: {
+                /** @description Seconds to wait before retrying; sent with `idempotency-in-progress`. */
+                "Retry-After"?: number;
                 [name: string]: unknown;
             };
             content: {
@@ -4406,7 +4424,11 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description The request is well-formed but breaks a rule of the data. */
+        /**
+         * @description The request is well-formed but breaks a rule of the data (`/problems/unprocessable`). With an
+         *     `Idempotency-Key`, also `/problems/idempotency-key-reused`: the key was used for another request
+         *     (method, path or body).
+         */
         Unprocessable: {
             headers: {
                 [name: string]: unknown;
@@ -5438,10 +5460,16 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description The subscription; with `include=features`, also its features. */
+            /** @description The subscription; with `include=features`, also its features (and no `ETag`). */
             200: {
                 headers: {
-                    ETag: components["headers"]["ETag"];
+                    /**
+                     * @description The subscription's version as a strong entity tag, e.g. `"3"`; send it back in
+                     *     `If-Match` or `If-None-Match`. Absent with `include=features`: that representation
+                     *     also holds the features, whose changes the subscription's version does not count, so
+                     *     it has no entity tag (and `If-None-Match` is not answered with 304).
+                     */
+                    ETag?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -5766,6 +5794,60 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a6a2-9e11-7f00-a000-00000000beef",
+                     *       "user_id": "0193a6a2-7c4e-7d1a-9b1e-3f2c4d5e6f70",
+                     *       "status": "active",
+                     *       "plan_cost": "49.99",
+                     *       "billing_interval": "month",
+                     *       "start_date": "2026-12-01",
+                     *       "end_date": null,
+                     *       "canceled_at": null,
+                     *       "cancel_at": null,
+                     *       "cancel_reason": null,
+                     *       "plan_id": "0193a6a2-5000-7000-8000-000000000002",
+                     *       "plan_version": 1,
+                     *       "quantity": 1,
+                     *       "interval_count": 1,
+                     *       "price_breakdown": {
+                     *         "price": {
+                     *           "model": "flat",
+                     *           "tiers": null,
+                     *           "amount": "49.99"
+                     *         },
+                     *         "amount": "49.99",
+                     *         "plan_id": "0193a6a2-5000-7000-8000-000000000002",
+                     *         "quantity": 1,
+                     *         "breakdown": [
+                     *           {
+                     *             "tier": null,
+                     *             "amount": "49.9900",
+                     *             "quantity": 0,
+                     *             "flat_amount": "49.9900",
+                     *             "unit_amount": "0.0000"
+                     *           }
+                     *         ],
+                     *         "plan_version": 1
+                     *       },
+                     *       "current_period_start": "2026-12-01",
+                     *       "current_period_end": "2027-01-01",
+                     *       "billing_anchor": "2026-12-01",
+                     *       "billed_until": "2026-12-01",
+                     *       "scheduled_change": null,
+                     *       "trial_end": null,
+                     *       "paused_at": null,
+                     *       "resumes_at": null,
+                     *       "discount": null,
+                     *       "test_clock_id": null,
+                     *       "payment_method": "pm_card_visa",
+                     *       "payment_rail": "card",
+                     *       "metadata": {},
+                     *       "version": 7,
+                     *       "created_at": "2026-12-05T22:00:49.388Z",
+                     *       "updated_at": "2026-12-05T22:00:58.343Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["Subscription"];
                 };
             };
@@ -5777,6 +5859,7 @@ export interface operations {
             412: components["responses"]["PreconditionFailed"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["Unprocessable"];
             429: components["responses"]["TooManyRequests"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -5809,6 +5892,81 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "proration_date": "2026-12-05",
+                     *       "proration_behavior": "create_prorations",
+                     *       "subscription": {
+                     *         "id": "0193a6a2-9e11-7f00-a000-00000000beef",
+                     *         "user_id": "0193a6a2-7c4e-7d1a-9b1e-3f2c4d5e6f70",
+                     *         "status": "active",
+                     *         "plan_cost": "19.99",
+                     *         "billing_interval": "month",
+                     *         "start_date": "2026-12-01",
+                     *         "end_date": null,
+                     *         "canceled_at": null,
+                     *         "cancel_at": null,
+                     *         "cancel_reason": null,
+                     *         "plan_id": "0193a6a2-5000-7000-8000-000000000002",
+                     *         "plan_version": 1,
+                     *         "quantity": 1,
+                     *         "interval_count": 1,
+                     *         "price_breakdown": {
+                     *           "price": {
+                     *             "model": "flat",
+                     *             "tiers": null,
+                     *             "amount": "19.99"
+                     *           },
+                     *           "amount": "19.99",
+                     *           "plan_id": "0193a6a2-5000-7000-8000-000000000002",
+                     *           "quantity": 1,
+                     *           "breakdown": [
+                     *             {
+                     *               "tier": null,
+                     *               "amount": "19.9900",
+                     *               "quantity": 0,
+                     *               "flat_amount": "19.9900",
+                     *               "unit_amount": "0.0000"
+                     *             }
+                     *           ],
+                     *           "plan_version": 1
+                     *         },
+                     *         "current_period_start": "2026-12-01",
+                     *         "current_period_end": "2027-01-01",
+                     *         "billing_anchor": "2026-12-01",
+                     *         "billed_until": "2026-12-01",
+                     *         "scheduled_change": null,
+                     *         "trial_end": null,
+                     *         "paused_at": null,
+                     *         "resumes_at": null,
+                     *         "discount": null,
+                     *         "test_clock_id": null,
+                     *         "payment_method": "pm_card_visa",
+                     *         "payment_rail": "card",
+                     *         "metadata": {},
+                     *         "version": 2,
+                     *         "created_at": "2026-12-05T22:00:49.388Z",
+                     *         "updated_at": "2026-12-05T22:00:53.206Z"
+                     *       },
+                     *       "items": [
+                     *         {
+                     *           "kind": "proration_credit",
+                     *           "description": "Unused time on Pro (pro-monthly) × 1 at 49.99 a month from 2026-12-05 to 2027-01-01 (27 of 31 days)",
+                     *           "amount": "-43.54",
+                     *           "period_start": "2026-12-05",
+                     *           "period_end": "2027-01-01"
+                     *         },
+                     *         {
+                     *           "kind": "proration_charge",
+                     *           "description": "Remaining time on Basic (basic-monthly) × 1 at 19.99 a month from 2026-12-05 to 2027-01-01 (27 of 31 days)",
+                     *           "amount": "17.41",
+                     *           "period_start": "2026-12-05",
+                     *           "period_end": "2027-01-01"
+                     *         }
+                     *       ],
+                     *       "invoice": null
+                     *     }
+                     */
                     "application/json": components["schemas"]["SubscriptionChangePreview"];
                 };
             };
@@ -5865,6 +6023,67 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a6a2-9e11-7f00-a000-00000000beef",
+                     *       "user_id": "0193a6a2-7c4e-7d1a-9b1e-3f2c4d5e6f70",
+                     *       "status": "active",
+                     *       "plan_cost": "49.99",
+                     *       "billing_interval": "month",
+                     *       "start_date": "2026-12-01",
+                     *       "end_date": null,
+                     *       "canceled_at": null,
+                     *       "cancel_at": null,
+                     *       "cancel_reason": null,
+                     *       "plan_id": "0193a6a2-5000-7000-8000-000000000002",
+                     *       "plan_version": 1,
+                     *       "quantity": 1,
+                     *       "interval_count": 1,
+                     *       "price_breakdown": {
+                     *         "price": {
+                     *           "model": "flat",
+                     *           "tiers": null,
+                     *           "amount": "49.99"
+                     *         },
+                     *         "amount": "49.99",
+                     *         "plan_id": "0193a6a2-5000-7000-8000-000000000002",
+                     *         "quantity": 1,
+                     *         "breakdown": [
+                     *           {
+                     *             "tier": null,
+                     *             "amount": "49.9900",
+                     *             "quantity": 0,
+                     *             "flat_amount": "49.9900",
+                     *             "unit_amount": "0.0000"
+                     *           }
+                     *         ],
+                     *         "plan_version": 1
+                     *       },
+                     *       "current_period_start": "2026-12-01",
+                     *       "current_period_end": "2027-01-01",
+                     *       "billing_anchor": "2026-12-01",
+                     *       "billed_until": "2026-12-01",
+                     *       "scheduled_change": {
+                     *         "plan_id": "0193a6a2-5000-7000-8000-000000000001",
+                     *         "quantity": null,
+                     *         "plan_cost": null,
+                     *         "scheduled_at": "2026-12-05T22:00:53.786Z",
+                     *         "effective_date": "2027-01-01",
+                     *         "billing_interval": null
+                     *       },
+                     *       "trial_end": null,
+                     *       "paused_at": null,
+                     *       "resumes_at": null,
+                     *       "discount": null,
+                     *       "test_clock_id": null,
+                     *       "payment_method": "pm_card_visa",
+                     *       "payment_rail": "card",
+                     *       "metadata": {},
+                     *       "version": 2,
+                     *       "created_at": "2026-12-05T22:00:49.388Z",
+                     *       "updated_at": "2026-12-05T22:00:53.783Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["Subscription"];
                 };
             };
@@ -5913,6 +6132,60 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a6a2-9e11-7f00-a000-00000000beef",
+                     *       "user_id": "0193a6a2-7c4e-7d1a-9b1e-3f2c4d5e6f70",
+                     *       "status": "active",
+                     *       "plan_cost": "49.99",
+                     *       "billing_interval": "month",
+                     *       "start_date": "2026-12-01",
+                     *       "end_date": null,
+                     *       "canceled_at": null,
+                     *       "cancel_at": null,
+                     *       "cancel_reason": null,
+                     *       "plan_id": "0193a6a2-5000-7000-8000-000000000002",
+                     *       "plan_version": 1,
+                     *       "quantity": 1,
+                     *       "interval_count": 1,
+                     *       "price_breakdown": {
+                     *         "price": {
+                     *           "model": "flat",
+                     *           "tiers": null,
+                     *           "amount": "49.99"
+                     *         },
+                     *         "amount": "49.99",
+                     *         "plan_id": "0193a6a2-5000-7000-8000-000000000002",
+                     *         "quantity": 1,
+                     *         "breakdown": [
+                     *           {
+                     *             "tier": null,
+                     *             "amount": "49.9900",
+                     *             "quantity": 0,
+                     *             "flat_amount": "49.9900",
+                     *             "unit_amount": "0.0000"
+                     *           }
+                     *         ],
+                     *         "plan_version": 1
+                     *       },
+                     *       "current_period_start": "2026-12-01",
+                     *       "current_period_end": "2027-01-01",
+                     *       "billing_anchor": "2026-12-01",
+                     *       "billed_until": "2026-12-01",
+                     *       "scheduled_change": null,
+                     *       "trial_end": null,
+                     *       "paused_at": null,
+                     *       "resumes_at": null,
+                     *       "discount": null,
+                     *       "test_clock_id": null,
+                     *       "payment_method": "pm_card_visa",
+                     *       "payment_rail": "card",
+                     *       "metadata": {},
+                     *       "version": 3,
+                     *       "created_at": "2026-12-05T22:00:49.388Z",
+                     *       "updated_at": "2026-12-05T22:00:54.342Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["Subscription"];
                 };
             };
@@ -5920,9 +6193,11 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
             412: components["responses"]["PreconditionFailed"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["Unprocessable"];
             429: components["responses"]["TooManyRequests"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -5968,6 +6243,70 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a6a2-9e11-7f00-a000-00000000beef",
+                     *       "user_id": "0193a6a2-7c4e-7d1a-9b1e-3f2c4d5e6f70",
+                     *       "status": "active",
+                     *       "plan_cost": "49.99",
+                     *       "billing_interval": "month",
+                     *       "start_date": "2026-12-01",
+                     *       "end_date": null,
+                     *       "canceled_at": null,
+                     *       "cancel_at": null,
+                     *       "cancel_reason": null,
+                     *       "plan_id": "0193a6a2-5000-7000-8000-000000000002",
+                     *       "plan_version": 1,
+                     *       "quantity": 1,
+                     *       "interval_count": 1,
+                     *       "price_breakdown": {
+                     *         "price": {
+                     *           "model": "flat",
+                     *           "tiers": null,
+                     *           "amount": "49.99"
+                     *         },
+                     *         "amount": "49.99",
+                     *         "plan_id": "0193a6a2-5000-7000-8000-000000000002",
+                     *         "quantity": 1,
+                     *         "breakdown": [
+                     *           {
+                     *             "tier": null,
+                     *             "amount": "49.9900",
+                     *             "quantity": 0,
+                     *             "flat_amount": "49.9900",
+                     *             "unit_amount": "0.0000"
+                     *           }
+                     *         ],
+                     *         "plan_version": 1
+                     *       },
+                     *       "current_period_start": "2026-12-01",
+                     *       "current_period_end": "2027-01-01",
+                     *       "billing_anchor": "2026-12-01",
+                     *       "billed_until": "2026-12-01",
+                     *       "scheduled_change": null,
+                     *       "trial_end": null,
+                     *       "paused_at": null,
+                     *       "resumes_at": null,
+                     *       "discount": {
+                     *         "end": "2027-03-05T00:00:00.000Z",
+                     *         "name": "Launch, 25% off for 3 months",
+                     *         "start": "2026-12-05T22:00:55.989Z",
+                     *         "duration": "repeating",
+                     *         "plan_ids": [],
+                     *         "coupon_id": "0193a6a2-7000-7000-8000-000000000001",
+                     *         "amount_off": null,
+                     *         "percent_off": "25.00",
+                     *         "duration_in_months": 3
+                     *       },
+                     *       "test_clock_id": null,
+                     *       "payment_method": "pm_card_visa",
+                     *       "payment_rail": "card",
+                     *       "metadata": {},
+                     *       "version": 4,
+                     *       "created_at": "2026-12-05T22:00:49.388Z",
+                     *       "updated_at": "2026-12-05T22:00:55.986Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["Subscription"];
                 };
             };
@@ -6016,6 +6355,60 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a6a2-9e11-7f00-a000-00000000beef",
+                     *       "user_id": "0193a6a2-7c4e-7d1a-9b1e-3f2c4d5e6f70",
+                     *       "status": "active",
+                     *       "plan_cost": "49.99",
+                     *       "billing_interval": "month",
+                     *       "start_date": "2026-12-01",
+                     *       "end_date": null,
+                     *       "canceled_at": null,
+                     *       "cancel_at": null,
+                     *       "cancel_reason": null,
+                     *       "plan_id": "0193a6a2-5000-7000-8000-000000000002",
+                     *       "plan_version": 1,
+                     *       "quantity": 1,
+                     *       "interval_count": 1,
+                     *       "price_breakdown": {
+                     *         "price": {
+                     *           "model": "flat",
+                     *           "tiers": null,
+                     *           "amount": "49.99"
+                     *         },
+                     *         "amount": "49.99",
+                     *         "plan_id": "0193a6a2-5000-7000-8000-000000000002",
+                     *         "quantity": 1,
+                     *         "breakdown": [
+                     *           {
+                     *             "tier": null,
+                     *             "amount": "49.9900",
+                     *             "quantity": 0,
+                     *             "flat_amount": "49.9900",
+                     *             "unit_amount": "0.0000"
+                     *           }
+                     *         ],
+                     *         "plan_version": 1
+                     *       },
+                     *       "current_period_start": "2026-12-01",
+                     *       "current_period_end": "2027-01-01",
+                     *       "billing_anchor": "2026-12-01",
+                     *       "billed_until": "2026-12-01",
+                     *       "scheduled_change": null,
+                     *       "trial_end": null,
+                     *       "paused_at": null,
+                     *       "resumes_at": null,
+                     *       "discount": null,
+                     *       "test_clock_id": null,
+                     *       "payment_method": "pm_card_visa",
+                     *       "payment_rail": "card",
+                     *       "metadata": {},
+                     *       "version": 5,
+                     *       "created_at": "2026-12-05T22:00:49.388Z",
+                     *       "updated_at": "2026-12-05T22:00:56.629Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["Subscription"];
                 };
             };
@@ -6023,9 +6416,11 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
             412: components["responses"]["PreconditionFailed"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["Unprocessable"];
             429: components["responses"]["TooManyRequests"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -6056,7 +6451,7 @@ export interface operations {
             content: {
                 /**
                  * @example {
-                 *       "resumes_at": "2026-09-01"
+                 *       "resumes_at": "2027-02-01"
                  *     }
                  */
                 "application/json": components["schemas"]["SubscriptionPause"];
@@ -6071,6 +6466,60 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a6a2-9e11-7f00-a000-00000000beef",
+                     *       "user_id": "0193a6a2-7c4e-7d1a-9b1e-3f2c4d5e6f70",
+                     *       "status": "paused",
+                     *       "plan_cost": "49.99",
+                     *       "billing_interval": "month",
+                     *       "start_date": "2026-12-01",
+                     *       "end_date": null,
+                     *       "canceled_at": null,
+                     *       "cancel_at": null,
+                     *       "cancel_reason": null,
+                     *       "plan_id": "0193a6a2-5000-7000-8000-000000000002",
+                     *       "plan_version": 1,
+                     *       "quantity": 1,
+                     *       "interval_count": 1,
+                     *       "price_breakdown": {
+                     *         "price": {
+                     *           "model": "flat",
+                     *           "tiers": null,
+                     *           "amount": "49.99"
+                     *         },
+                     *         "amount": "49.99",
+                     *         "plan_id": "0193a6a2-5000-7000-8000-000000000002",
+                     *         "quantity": 1,
+                     *         "breakdown": [
+                     *           {
+                     *             "tier": null,
+                     *             "amount": "49.9900",
+                     *             "quantity": 0,
+                     *             "flat_amount": "49.9900",
+                     *             "unit_amount": "0.0000"
+                     *           }
+                     *         ],
+                     *         "plan_version": 1
+                     *       },
+                     *       "current_period_start": "2026-12-01",
+                     *       "current_period_end": "2027-01-01",
+                     *       "billing_anchor": "2026-12-01",
+                     *       "billed_until": "2027-01-01",
+                     *       "scheduled_change": null,
+                     *       "trial_end": null,
+                     *       "paused_at": "2026-12-05T22:00:59.015Z",
+                     *       "resumes_at": "2027-02-01",
+                     *       "discount": null,
+                     *       "test_clock_id": null,
+                     *       "payment_method": "pm_card_visa",
+                     *       "payment_rail": "card",
+                     *       "metadata": {},
+                     *       "version": 9,
+                     *       "created_at": "2026-12-05T22:00:49.388Z",
+                     *       "updated_at": "2026-12-05T22:00:59.013Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["Subscription"];
                 };
             };
@@ -6119,6 +6568,60 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a6a2-9e11-7f00-a000-00000000beef",
+                     *       "user_id": "0193a6a2-7c4e-7d1a-9b1e-3f2c4d5e6f70",
+                     *       "status": "active",
+                     *       "plan_cost": "49.99",
+                     *       "billing_interval": "month",
+                     *       "start_date": "2026-12-01",
+                     *       "end_date": null,
+                     *       "canceled_at": null,
+                     *       "cancel_at": null,
+                     *       "cancel_reason": null,
+                     *       "plan_id": "0193a6a2-5000-7000-8000-000000000002",
+                     *       "plan_version": 1,
+                     *       "quantity": 1,
+                     *       "interval_count": 1,
+                     *       "price_breakdown": {
+                     *         "price": {
+                     *           "model": "flat",
+                     *           "tiers": null,
+                     *           "amount": "49.99"
+                     *         },
+                     *         "amount": "49.99",
+                     *         "plan_id": "0193a6a2-5000-7000-8000-000000000002",
+                     *         "quantity": 1,
+                     *         "breakdown": [
+                     *           {
+                     *             "tier": null,
+                     *             "amount": "49.9900",
+                     *             "quantity": 0,
+                     *             "flat_amount": "49.9900",
+                     *             "unit_amount": "0.0000"
+                     *           }
+                     *         ],
+                     *         "plan_version": 1
+                     *       },
+                     *       "current_period_start": "2026-12-01",
+                     *       "current_period_end": "2027-01-01",
+                     *       "billing_anchor": "2026-12-01",
+                     *       "billed_until": "2027-01-01",
+                     *       "scheduled_change": null,
+                     *       "trial_end": null,
+                     *       "paused_at": null,
+                     *       "resumes_at": null,
+                     *       "discount": null,
+                     *       "test_clock_id": null,
+                     *       "payment_method": "pm_card_visa",
+                     *       "payment_rail": "card",
+                     *       "metadata": {},
+                     *       "version": 10,
+                     *       "created_at": "2026-12-05T22:00:49.388Z",
+                     *       "updated_at": "2026-12-05T22:00:59.743Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["Subscription"];
                 };
             };
@@ -6130,6 +6633,7 @@ export interface operations {
             412: components["responses"]["PreconditionFailed"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["Unprocessable"];
             429: components["responses"]["TooManyRequests"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -6159,6 +6663,25 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": [
+                     *         {
+                     *           "id": "0193a6a2-7200-7000-8000-000000000001",
+                     *           "subscription_id": "0193a6a2-9e11-7f00-a000-00000000beef",
+                     *           "kind": "one_off",
+                     *           "description": "Extra seats setup",
+                     *           "amount": "25.00",
+                     *           "period_start": "2026-12-05",
+                     *           "period_end": "2026-12-06",
+                     *           "invoice_id": null,
+                     *           "balance_transaction_id": null,
+                     *           "created_at": "2026-12-05T22:00:51.562Z"
+                     *         }
+                     *       ],
+                     *       "next_cursor": null
+                     *     }
+                     */
                     "application/json": components["schemas"]["InvoiceItemList"];
                 };
             };
@@ -6207,6 +6730,20 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a6a2-7200-7000-8000-000000000001",
+                     *       "subscription_id": "0193a6a2-9e11-7f00-a000-00000000beef",
+                     *       "kind": "one_off",
+                     *       "description": "Extra seats setup",
+                     *       "amount": "25.00",
+                     *       "period_start": "2026-12-05",
+                     *       "period_end": "2026-12-06",
+                     *       "invoice_id": null,
+                     *       "balance_transaction_id": null,
+                     *       "created_at": "2026-12-05T22:00:51.562Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["InvoiceItem"];
                 };
             };
@@ -7016,6 +7553,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["Unprocessable"];
@@ -7041,6 +7579,23 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a6a2-7000-7000-8000-000000000001",
+                     *       "name": "Launch, 25% off for 3 months",
+                     *       "percent_off": "25.00",
+                     *       "amount_off": null,
+                     *       "duration": "repeating",
+                     *       "duration_in_months": 3,
+                     *       "max_redemptions": null,
+                     *       "redeem_by": null,
+                     *       "plan_ids": [],
+                     *       "times_redeemed": 0,
+                     *       "valid": true,
+                     *       "deleted_at": null,
+                     *       "created_at": "2026-12-05T22:00:55.046Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["Coupon"];
                 };
             };
@@ -7071,6 +7626,23 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a6a2-7000-7000-8000-000000000001",
+                     *       "name": "Launch, 25% off for 3 months",
+                     *       "percent_off": "25.00",
+                     *       "amount_off": null,
+                     *       "duration": "repeating",
+                     *       "duration_in_months": 3,
+                     *       "max_redemptions": null,
+                     *       "redeem_by": null,
+                     *       "plan_ids": [],
+                     *       "times_redeemed": 1,
+                     *       "valid": false,
+                     *       "deleted_at": "2026-12-05T22:00:57.128Z",
+                     *       "created_at": "2026-12-05T22:00:55.046Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["Coupon"];
                 };
             };
@@ -7519,6 +8091,57 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "subscription_id": "0193a6a2-9e11-7f00-a000-00000000beef",
+                     *       "user_id": "0193a6a2-7c4e-7d1a-9b1e-3f2c4d5e6f70",
+                     *       "kind": "period",
+                     *       "issues_at": "2026-12-05T22:00:52.274Z",
+                     *       "period_start": "2026-12-01",
+                     *       "period_end": "2027-01-01",
+                     *       "invoice_date": "2026-12-01",
+                     *       "region": null,
+                     *       "lines": [
+                     *         {
+                     *           "type": "subscription",
+                     *           "period_start": "2026-12-01",
+                     *           "period_end": "2027-01-01",
+                     *           "usage": null,
+                     *           "credits_applied": null,
+                     *           "amount": "49.99",
+                     *           "quantity": 1,
+                     *           "breakdown": [
+                     *             {
+                     *               "tier": null,
+                     *               "amount": "49.9900",
+                     *               "quantity": 0,
+                     *               "flat_amount": "49.9900",
+                     *               "unit_amount": "0.0000"
+                     *             }
+                     *           ],
+                     *           "description": "Pro (pro-monthly, price version 1), 2026-12-01 to 2027-01-01"
+                     *         },
+                     *         {
+                     *           "type": "one_off",
+                     *           "period_start": "2026-12-05",
+                     *           "period_end": "2026-12-06",
+                     *           "usage": null,
+                     *           "credits_applied": null,
+                     *           "amount": "25.00",
+                     *           "quantity": 1,
+                     *           "breakdown": [],
+                     *           "description": "Extra seats setup",
+                     *           "invoice_item_id": "0193a6a2-7200-7000-8000-000000000001"
+                     *         }
+                     *       ],
+                     *       "subtotal": "74.99",
+                     *       "taxes": [],
+                     *       "tax_total": "0.00",
+                     *       "total": "74.99",
+                     *       "amount_from_balance": "0.00",
+                     *       "amount_due": "74.99"
+                     *     }
+                     */
                     "application/json": components["schemas"]["UpcomingInvoice"];
                 };
             };
@@ -7677,6 +8300,48 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a6a2-7000-7000-8000-000000000002",
+                     *       "kind": "one_off",
+                     *       "subscription_id": "0193a6a2-9e11-7f00-a000-00000000beef",
+                     *       "user_id": "0193a6a2-7c4e-7d1a-9b1e-3f2c4d5e6f70",
+                     *       "status": "draft",
+                     *       "number": null,
+                     *       "period_start": "2026-12-05",
+                     *       "period_end": "2026-12-06",
+                     *       "invoice_date": "2026-12-05",
+                     *       "region": null,
+                     *       "lines": [
+                     *         {
+                     *           "type": "one_off",
+                     *           "period_start": "2026-12-05",
+                     *           "period_end": "2026-12-06",
+                     *           "usage": null,
+                     *           "credits_applied": null,
+                     *           "amount": "450.00",
+                     *           "quantity": 1,
+                     *           "breakdown": [],
+                     *           "description": "Onboarding workshop"
+                     *         }
+                     *       ],
+                     *       "subtotal": "450.00",
+                     *       "taxes": [],
+                     *       "tax_total": "0.00",
+                     *       "total": "450.00",
+                     *       "finalized_at": null,
+                     *       "paid_at": null,
+                     *       "voided_at": null,
+                     *       "uncollectible_at": null,
+                     *       "next_payment_attempt_at": null,
+                     *       "amount_credited": "0.00",
+                     *       "amount_from_balance": "0.00",
+                     *       "amount_due": "450.00",
+                     *       "version": 1,
+                     *       "created_at": "2026-12-05T22:01:00.569Z",
+                     *       "updated_at": "2026-12-05T22:01:00.569Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["Invoice"];
                 };
             };
@@ -8023,6 +8688,37 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": [
+                     *         {
+                     *           "id": "0193a6a2-7100-7000-8000-000000000001",
+                     *           "number": 1,
+                     *           "invoice_id": "0193a6a2-7000-7000-8000-000000000002",
+                     *           "subscription_id": "0193a6a2-9e11-7f00-a000-00000000beef",
+                     *           "user_id": "0193a6a2-7c4e-7d1a-9b1e-3f2c4d5e6f70",
+                     *           "reason": "Service outage for a week",
+                     *           "lines": [
+                     *             {
+                     *               "amount": "10.00",
+                     *               "line_index": null,
+                     *               "description": "Credit: Service outage for a week"
+                     *             }
+                     *           ],
+                     *           "subtotal": "10.00",
+                     *           "taxes": [],
+                     *           "tax_total": "0.00",
+                     *           "total": "10.00",
+                     *           "refund_to": null,
+                     *           "refund_amount": "0.00",
+                     *           "credit_amount": "0.00",
+                     *           "refund_id": null,
+                     *           "issued_at": "2026-12-05T22:01:02.219Z",
+                     *           "created_at": "2026-12-05T22:01:02.205Z"
+                     *         }
+                     *       ]
+                     *     }
+                     */
                     "application/json": components["schemas"]["CreditNoteList"];
                 };
             };
@@ -8065,6 +8761,33 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a6a2-7100-7000-8000-000000000001",
+                     *       "number": 1,
+                     *       "invoice_id": "0193a6a2-7000-7000-8000-000000000002",
+                     *       "subscription_id": "0193a6a2-9e11-7f00-a000-00000000beef",
+                     *       "user_id": "0193a6a2-7c4e-7d1a-9b1e-3f2c4d5e6f70",
+                     *       "reason": "Service outage for a week",
+                     *       "lines": [
+                     *         {
+                     *           "amount": "10.00",
+                     *           "line_index": null,
+                     *           "description": "Credit: Service outage for a week"
+                     *         }
+                     *       ],
+                     *       "subtotal": "10.00",
+                     *       "taxes": [],
+                     *       "tax_total": "0.00",
+                     *       "total": "10.00",
+                     *       "refund_to": null,
+                     *       "refund_amount": "0.00",
+                     *       "credit_amount": "0.00",
+                     *       "refund_id": null,
+                     *       "issued_at": "2026-12-05T22:01:02.219Z",
+                     *       "created_at": "2026-12-05T22:01:02.205Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["CreditNote"];
                 };
             };
@@ -8750,6 +9473,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
             412: components["responses"]["PreconditionFailed"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
@@ -9094,6 +9818,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
             412: components["responses"]["PreconditionFailed"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
@@ -9166,6 +9891,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
             412: components["responses"]["PreconditionFailed"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
@@ -9404,6 +10130,37 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a6a2-b000-7000-8000-000000000001",
+                     *       "endpoint_id": "0193a6a2-a000-7000-8000-000000000001",
+                     *       "event_id": "5f0c6a8e-2f39-4c1b-9d35-0d6f7a0c1e21",
+                     *       "event_type": "invoice.paid",
+                     *       "status": "pending",
+                     *       "attempt_count": 2,
+                     *       "next_attempt_at": "2026-11-27T10:15:00.000Z",
+                     *       "last_attempted_at": "2026-11-24T09:00:43.000Z",
+                     *       "last_status_code": 503,
+                     *       "last_error": null,
+                     *       "created_at": "2026-11-24T09:00:00.000Z",
+                     *       "attempts": [
+                     *         {
+                     *           "number": 1,
+                     *           "attempted_at": "2026-11-24T09:00:01.000Z",
+                     *           "status_code": null,
+                     *           "error": "timed out after 10000 ms",
+                     *           "duration_ms": 10000
+                     *         },
+                     *         {
+                     *           "number": 2,
+                     *           "attempted_at": "2026-11-24T09:00:43.000Z",
+                     *           "status_code": 503,
+                     *           "error": null,
+                     *           "duration_ms": 87
+                     *         }
+                     *       ]
+                     *     }
+                     */
                     "application/json": components["schemas"]["WebhookDelivery"];
                 };
             };
@@ -10049,6 +10806,27 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": [
+                     *         {
+                     *           "id": "0193a6a2-6000-7000-8000-000000000001",
+                     *           "code": "ai-tokens",
+                     *           "name": "AI tokens",
+                     *           "aggregation": "sum",
+                     *           "field": "tokens",
+                     *           "group_by": "model",
+                     *           "filters": {},
+                     *           "archived": false,
+                     *           "archived_at": null,
+                     *           "version": 1,
+                     *           "created_at": "2026-12-05T22:00:47.234Z",
+                     *           "updated_at": "2026-12-05T22:00:47.234Z"
+                     *         }
+                     *       ],
+                     *       "next_cursor": null
+                     *     }
+                     */
                     "application/json": components["schemas"]["BillableMetricList"];
                 };
             };
@@ -10098,6 +10876,22 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a6a2-6000-7000-8000-000000000001",
+                     *       "code": "ai-tokens",
+                     *       "name": "AI tokens",
+                     *       "aggregation": "sum",
+                     *       "field": "tokens",
+                     *       "group_by": "model",
+                     *       "filters": {},
+                     *       "archived": false,
+                     *       "archived_at": null,
+                     *       "version": 1,
+                     *       "created_at": "2026-12-05T22:00:47.234Z",
+                     *       "updated_at": "2026-12-05T22:00:47.234Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["BillableMetric"];
                 };
             };
@@ -10131,6 +10925,22 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a6a2-6000-7000-8000-000000000001",
+                     *       "code": "ai-tokens",
+                     *       "name": "AI tokens",
+                     *       "aggregation": "sum",
+                     *       "field": "tokens",
+                     *       "group_by": "model",
+                     *       "filters": {},
+                     *       "archived": false,
+                     *       "archived_at": null,
+                     *       "version": 1,
+                     *       "created_at": "2026-12-05T22:00:47.234Z",
+                     *       "updated_at": "2026-12-05T22:00:47.234Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["BillableMetric"];
                 };
             };
@@ -10182,6 +10992,7 @@ export interface operations {
             412: components["responses"]["PreconditionFailed"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["Unprocessable"];
             429: components["responses"]["TooManyRequests"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -10227,6 +11038,22 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a6a2-6000-7000-8000-000000000002",
+                     *       "code": "legacy-calls",
+                     *       "name": "Legacy API calls",
+                     *       "aggregation": "count",
+                     *       "field": null,
+                     *       "group_by": null,
+                     *       "filters": {},
+                     *       "archived": true,
+                     *       "archived_at": "2026-12-05T22:00:48.254Z",
+                     *       "version": 2,
+                     *       "created_at": "2026-12-05T22:00:48.125Z",
+                     *       "updated_at": "2026-12-05T22:00:48.253Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["BillableMetric"];
                 };
             };
@@ -10234,9 +11061,11 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
             412: components["responses"]["PreconditionFailed"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["Unprocessable"];
             429: components["responses"]["TooManyRequests"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -10273,6 +11102,70 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": [
+                     *         {
+                     *           "id": "0193a6a2-6100-7000-8000-000000000003",
+                     *           "event_id": "req-7f3a9e",
+                     *           "user_id": "0193a6a2-7c00-7abc-8def-0123456789ab",
+                     *           "subscription_id": "0193a6a2-9e11-7f00-a000-00000000beef",
+                     *           "metric": "ai-tokens",
+                     *           "billable_metric_id": "0193a6a2-6000-7000-8000-000000000001",
+                     *           "timestamp": "2026-12-03T10:06:00.000Z",
+                     *           "properties": {
+                     *             "model": "advanced",
+                     *             "tokens": 2500
+                     *           },
+                     *           "cost": null,
+                     *           "value": "2500",
+                     *           "dimension_value": "advanced",
+                     *           "counted": true,
+                     *           "period_start": "2026-12-01",
+                     *           "received_at": "2026-12-05T22:00:50.181Z"
+                     *         },
+                     *         {
+                     *           "id": "0193a6a2-6100-7000-8000-000000000002",
+                     *           "event_id": "req-7f3a9d",
+                     *           "user_id": "0193a6a2-7c00-7abc-8def-0123456789ab",
+                     *           "subscription_id": "0193a6a2-9e11-7f00-a000-00000000beef",
+                     *           "metric": "ai-tokens",
+                     *           "billable_metric_id": "0193a6a2-6000-7000-8000-000000000001",
+                     *           "timestamp": "2026-12-03T10:05:00.000Z",
+                     *           "properties": {
+                     *             "model": "basic",
+                     *             "tokens": 800
+                     *           },
+                     *           "cost": null,
+                     *           "value": "800",
+                     *           "dimension_value": "basic",
+                     *           "counted": true,
+                     *           "period_start": "2026-12-01",
+                     *           "received_at": "2026-12-05T22:00:50.181Z"
+                     *         },
+                     *         {
+                     *           "id": "0193a6a2-6100-7000-8000-000000000001",
+                     *           "event_id": "req-7f3a9c",
+                     *           "user_id": "0193a6a2-7c00-7abc-8def-0123456789ab",
+                     *           "subscription_id": "0193a6a2-9e11-7f00-a000-00000000beef",
+                     *           "metric": "ai-tokens",
+                     *           "billable_metric_id": "0193a6a2-6000-7000-8000-000000000001",
+                     *           "timestamp": "2026-12-03T10:00:00.000Z",
+                     *           "properties": {
+                     *             "model": "advanced",
+                     *             "tokens": 1200
+                     *           },
+                     *           "cost": "0.0180",
+                     *           "value": "1200",
+                     *           "dimension_value": "advanced",
+                     *           "counted": true,
+                     *           "period_start": "2026-12-01",
+                     *           "received_at": "2026-12-05T22:00:49.791Z"
+                     *         }
+                     *       ],
+                     *       "next_cursor": null
+                     *     }
+                     */
                     "application/json": components["schemas"]["UsageEventList"];
                 };
             };
@@ -10316,6 +11209,27 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a6a2-6100-7000-8000-000000000001",
+                     *       "event_id": "req-7f3a9c",
+                     *       "user_id": "0193a6a2-7c00-7abc-8def-0123456789ab",
+                     *       "subscription_id": "0193a6a2-9e11-7f00-a000-00000000beef",
+                     *       "metric": "ai-tokens",
+                     *       "billable_metric_id": "0193a6a2-6000-7000-8000-000000000001",
+                     *       "timestamp": "2026-12-03T10:00:00.000Z",
+                     *       "properties": {
+                     *         "model": "advanced",
+                     *         "tokens": 1200
+                     *       },
+                     *       "cost": "0.0180",
+                     *       "value": "1200",
+                     *       "dimension_value": "advanced",
+                     *       "counted": true,
+                     *       "period_start": "2026-12-01",
+                     *       "received_at": "2026-12-05T22:00:49.791Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["UsageEvent"];
                 };
             };
@@ -10326,6 +11240,27 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a6a2-6100-7000-8000-000000000001",
+                     *       "event_id": "req-7f3a9c",
+                     *       "user_id": "0193a6a2-7c00-7abc-8def-0123456789ab",
+                     *       "subscription_id": "0193a6a2-9e11-7f00-a000-00000000beef",
+                     *       "metric": "ai-tokens",
+                     *       "billable_metric_id": "0193a6a2-6000-7000-8000-000000000001",
+                     *       "timestamp": "2026-12-03T10:00:00.000Z",
+                     *       "properties": {
+                     *         "tokens": 1200,
+                     *         "model": "advanced"
+                     *       },
+                     *       "cost": "0.0180",
+                     *       "value": "1200",
+                     *       "dimension_value": "advanced",
+                     *       "counted": true,
+                     *       "period_start": "2026-12-01",
+                     *       "received_at": "2026-12-05T22:00:49.791Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["UsageEvent"];
                 };
             };
@@ -10348,6 +11283,43 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "events": [
+                 *         {
+                 *           "event_id": "req-7f3a9d",
+                 *           "user_id": "0193a6a2-7c00-7abc-8def-0123456789ab",
+                 *           "metric": "ai-tokens",
+                 *           "timestamp": "2026-12-03T10:05:00Z",
+                 *           "properties": {
+                 *             "tokens": 800,
+                 *             "model": "basic"
+                 *           }
+                 *         },
+                 *         {
+                 *           "event_id": "req-7f3a9e",
+                 *           "user_id": "0193a6a2-7c00-7abc-8def-0123456789ab",
+                 *           "metric": "ai-tokens",
+                 *           "timestamp": "2026-12-03T10:06:00Z",
+                 *           "properties": {
+                 *             "tokens": 2500,
+                 *             "model": "advanced"
+                 *           }
+                 *         },
+                 *         {
+                 *           "event_id": "req-7f3a9c",
+                 *           "user_id": "0193a6a2-7c00-7abc-8def-0123456789ab",
+                 *           "metric": "ai-tokens",
+                 *           "timestamp": "2026-12-03T10:00:00Z",
+                 *           "properties": {
+                 *             "tokens": 1200,
+                 *             "model": "advanced"
+                 *           },
+                 *           "cost": "0.0180"
+                 *         }
+                 *       ]
+                 *     }
+                 */
                 "application/json": components["schemas"]["UsageEventBatch"];
             };
         };
@@ -10358,6 +11330,83 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "created": 2,
+                     *       "duplicates": 1,
+                     *       "data": [
+                     *         {
+                     *           "index": 0,
+                     *           "status": "created",
+                     *           "event": {
+                     *             "id": "0193a6a2-6100-7000-8000-000000000002",
+                     *             "event_id": "req-7f3a9d",
+                     *             "user_id": "0193a6a2-7c00-7abc-8def-0123456789ab",
+                     *             "subscription_id": "0193a6a2-9e11-7f00-a000-00000000beef",
+                     *             "metric": "ai-tokens",
+                     *             "billable_metric_id": "0193a6a2-6000-7000-8000-000000000001",
+                     *             "timestamp": "2026-12-03T10:05:00.000Z",
+                     *             "properties": {
+                     *               "tokens": 800,
+                     *               "model": "basic"
+                     *             },
+                     *             "cost": null,
+                     *             "value": "800",
+                     *             "dimension_value": "basic",
+                     *             "counted": true,
+                     *             "period_start": "2026-12-01",
+                     *             "received_at": "2026-12-05T22:00:50.181Z"
+                     *           }
+                     *         },
+                     *         {
+                     *           "index": 1,
+                     *           "status": "created",
+                     *           "event": {
+                     *             "id": "0193a6a2-6100-7000-8000-000000000003",
+                     *             "event_id": "req-7f3a9e",
+                     *             "user_id": "0193a6a2-7c00-7abc-8def-0123456789ab",
+                     *             "subscription_id": "0193a6a2-9e11-7f00-a000-00000000beef",
+                     *             "metric": "ai-tokens",
+                     *             "billable_metric_id": "0193a6a2-6000-7000-8000-000000000001",
+                     *             "timestamp": "2026-12-03T10:06:00.000Z",
+                     *             "properties": {
+                     *               "tokens": 2500,
+                     *               "model": "advanced"
+                     *             },
+                     *             "cost": null,
+                     *             "value": "2500",
+                     *             "dimension_value": "advanced",
+                     *             "counted": true,
+                     *             "period_start": "2026-12-01",
+                     *             "received_at": "2026-12-05T22:00:50.181Z"
+                     *           }
+                     *         },
+                     *         {
+                     *           "index": 2,
+                     *           "status": "duplicate",
+                     *           "event": {
+                     *             "id": "0193a6a2-6100-7000-8000-000000000001",
+                     *             "event_id": "req-7f3a9c",
+                     *             "user_id": "0193a6a2-7c00-7abc-8def-0123456789ab",
+                     *             "subscription_id": "0193a6a2-9e11-7f00-a000-00000000beef",
+                     *             "metric": "ai-tokens",
+                     *             "billable_metric_id": "0193a6a2-6000-7000-8000-000000000001",
+                     *             "timestamp": "2026-12-03T10:00:00.000Z",
+                     *             "properties": {
+                     *               "model": "advanced",
+                     *               "tokens": 1200
+                     *             },
+                     *             "cost": "0.0180",
+                     *             "value": "1200",
+                     *             "dimension_value": "advanced",
+                     *             "counted": true,
+                     *             "period_start": "2026-12-01",
+                     *             "received_at": "2026-12-05T22:00:49.791Z"
+                     *           }
+                     *         }
+                     *       ]
+                     *     }
+                     */
                     "application/json": components["schemas"]["UsageEventBatchResult"];
                 };
             };
@@ -10389,6 +11438,27 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a6a2-6100-7000-8000-000000000001",
+                     *       "event_id": "req-7f3a9c",
+                     *       "user_id": "0193a6a2-7c00-7abc-8def-0123456789ab",
+                     *       "subscription_id": "0193a6a2-9e11-7f00-a000-00000000beef",
+                     *       "metric": "ai-tokens",
+                     *       "billable_metric_id": "0193a6a2-6000-7000-8000-000000000001",
+                     *       "timestamp": "2026-12-03T10:00:00.000Z",
+                     *       "properties": {
+                     *         "model": "advanced",
+                     *         "tokens": 1200
+                     *       },
+                     *       "cost": "0.0180",
+                     *       "value": "1200",
+                     *       "dimension_value": "advanced",
+                     *       "counted": true,
+                     *       "period_start": "2026-12-01",
+                     *       "received_at": "2026-12-05T22:00:49.791Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["UsageEvent"];
                 };
             };
@@ -10422,6 +11492,37 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "subscription_id": "0193a6a2-9e11-7f00-a000-00000000beef",
+                     *       "period_start": "2026-12-01",
+                     *       "period_end": "2027-01-01",
+                     *       "trial": false,
+                     *       "invoiced": false,
+                     *       "charges": [
+                     *         {
+                     *           "metric": "ai-tokens",
+                     *           "billable_metric_id": "0193a6a2-6000-7000-8000-000000000001",
+                     *           "dimension_value": null,
+                     *           "aggregation": "sum",
+                     *           "quantity": "4500",
+                     *           "billable_quantity": "4500",
+                     *           "amount": "0.10",
+                     *           "breakdown": [
+                     *             {
+                     *               "kind": "package",
+                     *               "tier": null,
+                     *               "quantity": "5",
+                     *               "unit_amount": "0.0200",
+                     *               "flat_amount": "0.0000",
+                     *               "amount": "0.1000"
+                     *             }
+                     *           ]
+                     *         }
+                     *       ],
+                     *       "amount": "0.10"
+                     *     }
+                     */
                     "application/json": components["schemas"]["SubscriptionUsage"];
                 };
             };
@@ -10457,6 +11558,30 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": [
+                     *         {
+                     *           "id": "0193a6a2-6200-7000-8000-000000000001",
+                     *           "user_id": "0193a6a2-7c00-7abc-8def-0123456789ab",
+                     *           "name": "AI credits",
+                     *           "rate": "100",
+                     *           "low_balance_threshold": "500",
+                     *           "overdraft_limit": "0",
+                     *           "pays_usage": true,
+                     *           "blocks_usage": false,
+                     *           "test_clock_id": null,
+                     *           "available": "4902.5",
+                     *           "held": "0",
+                     *           "total": "4902.5",
+                     *           "version": 2,
+                     *           "created_at": "2026-12-05T22:01:03.301Z",
+                     *           "updated_at": "2026-12-05T22:01:09.184Z"
+                     *         }
+                     *       ],
+                     *       "next_cursor": null
+                     *     }
+                     */
                     "application/json": components["schemas"]["WalletList"];
                 };
             };
@@ -10504,12 +11629,32 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a6a2-6200-7000-8000-000000000001",
+                     *       "user_id": "0193a6a2-7c00-7abc-8def-0123456789ab",
+                     *       "name": "AI credits",
+                     *       "rate": "100",
+                     *       "low_balance_threshold": null,
+                     *       "overdraft_limit": "0",
+                     *       "pays_usage": false,
+                     *       "blocks_usage": false,
+                     *       "test_clock_id": null,
+                     *       "available": "0",
+                     *       "held": "0",
+                     *       "total": "0",
+                     *       "version": 1,
+                     *       "created_at": "2026-12-05T22:01:03.301Z",
+                     *       "updated_at": "2026-12-05T22:01:03.301Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["Wallet"];
                 };
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["Unprocessable"];
@@ -10536,6 +11681,25 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a6a2-6200-7000-8000-000000000001",
+                     *       "user_id": "0193a6a2-7c00-7abc-8def-0123456789ab",
+                     *       "name": "AI credits",
+                     *       "rate": "100",
+                     *       "low_balance_threshold": "500",
+                     *       "overdraft_limit": "0",
+                     *       "pays_usage": true,
+                     *       "blocks_usage": false,
+                     *       "test_clock_id": null,
+                     *       "available": "4902.5",
+                     *       "held": "0",
+                     *       "total": "4902.5",
+                     *       "version": 2,
+                     *       "created_at": "2026-12-05T22:01:03.301Z",
+                     *       "updated_at": "2026-12-05T22:01:09.184Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["Wallet"];
                 };
             };
@@ -10590,6 +11754,25 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a6a2-6200-7000-8000-000000000001",
+                     *       "user_id": "0193a6a2-7c00-7abc-8def-0123456789ab",
+                     *       "name": "AI credits",
+                     *       "rate": "100",
+                     *       "low_balance_threshold": "500",
+                     *       "overdraft_limit": "0",
+                     *       "pays_usage": true,
+                     *       "blocks_usage": false,
+                     *       "test_clock_id": null,
+                     *       "available": "4902.5",
+                     *       "held": "0",
+                     *       "total": "4902.5",
+                     *       "version": 2,
+                     *       "created_at": "2026-12-05T22:01:03.301Z",
+                     *       "updated_at": "2026-12-05T22:01:09.184Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["Wallet"];
                 };
             };
@@ -10629,6 +11812,29 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": [
+                     *         {
+                     *           "id": "0193a6a2-6300-7000-8000-000000000001",
+                     *           "wallet_id": "0193a6a2-6200-7000-8000-000000000001",
+                     *           "kind": "free",
+                     *           "status": "available",
+                     *           "credits": "5000",
+                     *           "remaining": "5000",
+                     *           "priority": 10,
+                     *           "expires_at": "2027-01-01T00:00:00.000Z",
+                     *           "expired_at": null,
+                     *           "amount": null,
+                     *           "invoice_id": null,
+                     *           "available_at": "2026-12-05T22:01:03.776Z",
+                     *           "canceled_at": null,
+                     *           "created_at": "2026-12-05T22:01:03.776Z"
+                     *         }
+                     *       ],
+                     *       "next_cursor": null
+                     *     }
+                     */
                     "application/json": components["schemas"]["GrantList"];
                 };
             };
@@ -10678,6 +11884,24 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a6a2-6300-7000-8000-000000000001",
+                     *       "wallet_id": "0193a6a2-6200-7000-8000-000000000001",
+                     *       "kind": "free",
+                     *       "status": "available",
+                     *       "credits": "5000",
+                     *       "remaining": "5000",
+                     *       "priority": 10,
+                     *       "expires_at": "2027-01-01T00:00:00.000Z",
+                     *       "expired_at": null,
+                     *       "amount": null,
+                     *       "invoice_id": null,
+                     *       "available_at": "2026-12-05T22:01:03.776Z",
+                     *       "canceled_at": null,
+                     *       "created_at": "2026-12-05T22:01:03.776Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["Grant"];
                 };
             };
@@ -10729,6 +11953,20 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a6a2-6400-7000-8000-000000000001",
+                     *       "wallet_id": "0193a6a2-6200-7000-8000-000000000001",
+                     *       "status": "pending",
+                     *       "credits": "120",
+                     *       "captured": null,
+                     *       "billable_metric_id": null,
+                     *       "dimension_value": null,
+                     *       "expires_at": "2026-12-05T22:06:05.893Z",
+                     *       "settled_at": null,
+                     *       "created_at": "2026-12-05T22:01:05.897Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["Hold"];
                 };
             };
@@ -10767,6 +12005,109 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": [
+                     *         {
+                     *           "id": "0193a6a2-6500-7000-8000-000000000006",
+                     *           "wallet_id": "0193a6a2-6200-7000-8000-000000000001",
+                     *           "type": "release",
+                     *           "credits": "50",
+                     *           "available_after": "4902.5",
+                     *           "held_after": "0",
+                     *           "grant_id": null,
+                     *           "hold_id": "0193a6a2-6400-7000-8000-000000000002",
+                     *           "invoice_id": null,
+                     *           "actor": {
+                     *             "type": "api_key",
+                     *             "id": "0193a6a2-0001-7000-8000-0000000000a1"
+                     *           },
+                     *           "created_at": "2026-12-05T22:01:08.230Z"
+                     *         },
+                     *         {
+                     *           "id": "0193a6a2-6500-7000-8000-000000000005",
+                     *           "wallet_id": "0193a6a2-6200-7000-8000-000000000001",
+                     *           "type": "hold",
+                     *           "credits": "50",
+                     *           "available_after": "4852.5",
+                     *           "held_after": "50",
+                     *           "grant_id": null,
+                     *           "hold_id": "0193a6a2-6400-7000-8000-000000000002",
+                     *           "invoice_id": null,
+                     *           "actor": {
+                     *             "type": "api_key",
+                     *             "id": "0193a6a2-0001-7000-8000-0000000000a1"
+                     *           },
+                     *           "created_at": "2026-12-05T22:01:07.965Z"
+                     *         },
+                     *         {
+                     *           "id": "0193a6a2-6500-7000-8000-000000000004",
+                     *           "wallet_id": "0193a6a2-6200-7000-8000-000000000001",
+                     *           "type": "capture",
+                     *           "credits": "97.5",
+                     *           "available_after": "4902.5",
+                     *           "held_after": "0",
+                     *           "grant_id": null,
+                     *           "hold_id": "0193a6a2-6400-7000-8000-000000000001",
+                     *           "invoice_id": null,
+                     *           "actor": {
+                     *             "type": "api_key",
+                     *             "id": "0193a6a2-0001-7000-8000-0000000000a1"
+                     *           },
+                     *           "created_at": "2026-12-05T22:01:07.250Z"
+                     *         },
+                     *         {
+                     *           "id": "0193a6a2-6500-7000-8000-000000000003",
+                     *           "wallet_id": "0193a6a2-6200-7000-8000-000000000001",
+                     *           "type": "release",
+                     *           "credits": "22.5",
+                     *           "available_after": "4902.5",
+                     *           "held_after": "97.5",
+                     *           "grant_id": null,
+                     *           "hold_id": "0193a6a2-6400-7000-8000-000000000001",
+                     *           "invoice_id": null,
+                     *           "actor": {
+                     *             "type": "api_key",
+                     *             "id": "0193a6a2-0001-7000-8000-0000000000a1"
+                     *           },
+                     *           "created_at": "2026-12-05T22:01:07.250Z"
+                     *         },
+                     *         {
+                     *           "id": "0193a6a2-6500-7000-8000-000000000002",
+                     *           "wallet_id": "0193a6a2-6200-7000-8000-000000000001",
+                     *           "type": "hold",
+                     *           "credits": "120",
+                     *           "available_after": "4880",
+                     *           "held_after": "120",
+                     *           "grant_id": null,
+                     *           "hold_id": "0193a6a2-6400-7000-8000-000000000001",
+                     *           "invoice_id": null,
+                     *           "actor": {
+                     *             "type": "api_key",
+                     *             "id": "0193a6a2-0001-7000-8000-0000000000a1"
+                     *           },
+                     *           "created_at": "2026-12-05T22:01:05.893Z"
+                     *         },
+                     *         {
+                     *           "id": "0193a6a2-6500-7000-8000-000000000001",
+                     *           "wallet_id": "0193a6a2-6200-7000-8000-000000000001",
+                     *           "type": "grant",
+                     *           "credits": "5000",
+                     *           "available_after": "5000",
+                     *           "held_after": "0",
+                     *           "grant_id": "0193a6a2-6300-7000-8000-000000000001",
+                     *           "hold_id": null,
+                     *           "invoice_id": null,
+                     *           "actor": {
+                     *             "type": "api_key",
+                     *             "id": "0193a6a2-0001-7000-8000-0000000000a1"
+                     *           },
+                     *           "created_at": "2026-12-05T22:01:03.771Z"
+                     *         }
+                     *       ],
+                     *       "next_cursor": null
+                     *     }
+                     */
                     "application/json": components["schemas"]["LedgerPage"];
                 };
             };
@@ -10797,6 +12138,24 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a6a2-6300-7000-8000-000000000001",
+                     *       "wallet_id": "0193a6a2-6200-7000-8000-000000000001",
+                     *       "kind": "free",
+                     *       "status": "available",
+                     *       "credits": "5000",
+                     *       "remaining": "5000",
+                     *       "priority": 10,
+                     *       "expires_at": "2027-01-01T00:00:00.000Z",
+                     *       "expired_at": null,
+                     *       "amount": null,
+                     *       "invoice_id": null,
+                     *       "available_at": "2026-12-05T22:01:03.776Z",
+                     *       "canceled_at": null,
+                     *       "created_at": "2026-12-05T22:01:03.776Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["Grant"];
                 };
             };
@@ -10827,6 +12186,20 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a6a2-6400-7000-8000-000000000001",
+                     *       "wallet_id": "0193a6a2-6200-7000-8000-000000000001",
+                     *       "status": "pending",
+                     *       "credits": "120",
+                     *       "captured": null,
+                     *       "billable_metric_id": null,
+                     *       "dimension_value": null,
+                     *       "expires_at": "2026-12-05T22:06:05.893Z",
+                     *       "settled_at": null,
+                     *       "created_at": "2026-12-05T22:01:05.897Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["Hold"];
                 };
             };
@@ -10874,6 +12247,20 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a6a2-6400-7000-8000-000000000001",
+                     *       "wallet_id": "0193a6a2-6200-7000-8000-000000000001",
+                     *       "status": "captured",
+                     *       "credits": "120",
+                     *       "captured": "97.5",
+                     *       "billable_metric_id": null,
+                     *       "dimension_value": null,
+                     *       "expires_at": "2026-12-05T22:06:05.893Z",
+                     *       "settled_at": "2026-12-05T22:01:07.250Z",
+                     *       "created_at": "2026-12-05T22:01:05.897Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["Hold"];
                 };
             };
@@ -10915,6 +12302,20 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a6a2-6400-7000-8000-000000000002",
+                     *       "wallet_id": "0193a6a2-6200-7000-8000-000000000001",
+                     *       "status": "released",
+                     *       "credits": "50",
+                     *       "captured": null,
+                     *       "billable_metric_id": null,
+                     *       "dimension_value": null,
+                     *       "expires_at": "2026-12-05T22:06:07.965Z",
+                     *       "settled_at": "2026-12-05T22:01:08.230Z",
+                     *       "created_at": "2026-12-05T22:01:07.965Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["Hold"];
                 };
             };
@@ -10925,6 +12326,7 @@ export interface operations {
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["Unprocessable"];
             429: components["responses"]["TooManyRequests"];
             503: components["responses"]["ServiceUnavailable"];
         };
