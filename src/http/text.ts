@@ -1,7 +1,8 @@
 // Text PostgreSQL cannot store as sent: U+0000 (refused by text columns) and lone UTF-16
 // surrogates ("\ud800" in JSON, which would be stored silently replaced by U+FFFD). JSON Schema
 // has no way to say "well-formed Unicode", so this check runs beside the validator, over every
-// string and object key of the body and the query.
+// string and object key of the body and the query. Malformed percent escapes in the query are
+// refused here too, for the same reason: what they stand for cannot be stored as sent.
 import { isUtf8 } from 'node:buffer';
 import type { RequestHandler } from 'express';
 import { ProblemError } from './problems.js';
@@ -34,7 +35,42 @@ function findBadText(value: unknown, location: FieldError['location']): FieldErr
 
 const MESSAGE = 'must be well-formed Unicode text without U+0000 or unpaired surrogates';
 
+/**
+ * Query names and values whose percent escapes are malformed (`%zz`, a lone `%`, bytes that are
+ * not UTF-8): the query parser keeps such text as it is or decodes it to U+FFFD, and a filter
+ * would then match that instead of refusing what cannot be what the client meant.
+ */
+function findBadEscapes(url: string): FieldError[] {
+  const start = url.indexOf('?');
+  if (start < 0 || !url.includes('%', start)) return [];
+  const found: FieldError[] = [];
+  for (const pair of url.slice(start + 1).split('&')) {
+    const equals = pair.indexOf('=');
+    const name = equals < 0 ? pair : pair.slice(0, equals);
+    for (const part of equals < 0 ? [pair] : [name, pair.slice(equals + 1)]) {
+      try {
+        decodeURIComponent(part.replaceAll('+', ' '));
+      } catch {
+        let field = name;
+        try {
+          field = decodeURIComponent(name.replaceAll('+', ' '));
+        } catch {
+          // The name itself is malformed: named as sent.
+        }
+        found.push({ location: 'query', field, message: ESCAPE_MESSAGE });
+        break;
+      }
+    }
+  }
+  return found;
+}
+
+const ESCAPE_MESSAGE = 'has a malformed percent escape: encode `%` as %25, and text as UTF-8';
+
 export const rejectBadText: RequestHandler = (req, _res, next) => {
+  const escapes = findBadEscapes(req.originalUrl);
+  if (escapes.length > 0)
+    throw new ProblemError(400, 'validation-error', `${escapes[0]!.field} ${ESCAPE_MESSAGE}.`, escapes);
   const errors = [
     ...findBadText(req.body, 'body'),
     // Query parameters are named, not pointed at: 'email', not '/email'.

@@ -101,6 +101,31 @@ describe('a reserved character a filter cannot take', () => {
   });
 });
 
+describe('a malformed percent escape', () => {
+  it('is refused naming the parameter, never matched as U+FFFD or as its text', async () => {
+    const t = await ctx.newTenant();
+    await createFeature(t, { name: '%zz' });
+    await createFeature(t, { name: '\uFFFD' });
+    // `%zz` is no escape, `%E0%A4%A` an incomplete UTF-8 sequence, `%FF` no UTF-8 at all.
+    for (const raw of ['%zz', '%E0%A4%A', '%FF', '50%']) {
+      const res = await t.api.get(`/api/v1/features?name=${raw}`);
+      expect(res.status, `${raw}: ${res.text}`).toBe(400);
+      expect(res.body).toMatchObject({
+        type: '/problems/validation-error',
+        errors: [{ location: 'query', field: 'name' }],
+      });
+    }
+    // A malformed name of a parameter is named as sent.
+    const key = await t.api.get('/api/v1/features?na%zzme=x');
+    expect(key.status, key.text).toBe(400);
+    expect(key.body).toMatchObject({ errors: [{ location: 'query', field: 'na%zzme' }] });
+    // Well-formed escapes still decode: `%25zz` is the text `%zz`, `+` a space.
+    const escaped = await t.api.get('/api/v1/features?name=%25zz');
+    expect(escaped.status, escaped.text).toBe(200);
+    expect((escaped.body as Schemas['FeatureList']).data.map((f) => f.name)).toEqual(['%zz']);
+  });
+});
+
 describe('the contract', () => {
   it('lets every instant in a query be sent with its colons (allowReserved)', () => {
     type Parameter = { name: string; in: string; allowReserved?: boolean; schema?: { format?: string } };
