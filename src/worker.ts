@@ -15,7 +15,7 @@ import { APP_ROLE, createDb, type Db } from './database/connection.js';
 import type { Logger } from './logger.js';
 import { DUE_QUEUE, type DueScope, scopeKey } from './queries/jobs.js';
 import { countPendingDeliveries } from './queries/webhooks.js';
-import { performDueWorkUntil } from './services/due-work.js';
+import { performDueWorkUntil, resumeStalledClocks } from './services/due-work.js';
 import { startMrrCompaction } from './jobs/mrr-compaction.js';
 import { startWalletExpiry } from './jobs/wallet-expiry.js';
 import { startWebhookDispatcher } from './webhooks/dispatcher.js';
@@ -187,6 +187,12 @@ export async function startWorker(
       );
       // The rest in a job of its own, behind those waiting (one waiting per scope: stately).
       if (!finished) await boss.send(DUE_QUEUE, job.data, { singletonKey: scopeKey(job.data) });
+      // The minute schedule (every tenant's real time) also queues again the catch-ups of test
+      // clocks whose job failed for good: nothing else would, and the clock would stay advancing.
+      if (!job.data.tenantId && !job.data.clockId) {
+        const resumed = await resumeStalledClocks(ctx);
+        if (resumed > 0) logger.warn({ clocks: resumed }, 'stalled test clocks queued again');
+      }
       stepsTotal.inc(steps);
       jobsTotal.inc({ queue: DUE_QUEUE, outcome: 'completed' });
       if (steps > 0)

@@ -1,6 +1,6 @@
 // Jobs go into pg-boss's queue in the caller's transaction: a job exists if and only if the
 // write that asked for it committed (pg-boss's `db` option runs its insert on our connection).
-import { CompiledQuery } from 'kysely';
+import { CompiledQuery, sql } from 'kysely';
 import PgBoss from 'pg-boss';
 import type { Db } from '../database/connection.js';
 
@@ -41,4 +41,27 @@ export async function enqueueDue(db: Db, scope: DueScope, startAfter?: Date): Pr
       },
     },
   );
+}
+
+/**
+ * Test clocks left `advancing` for `quietFor` with no job waiting or running to finish their
+ * catch-up: their last job failed for good (JOB_RETRY_LIMIT, e.g. through a long database
+ * outage). Real time's due work is found again by the minute schedule; a clock's has no schedule
+ * of its own, so without this the clock would stay `advancing`, and its subscriptions refuse
+ * every change, for ever. Read as the owner, across tenants.
+ */
+export async function findStalledClocks(
+  db: Db,
+  quietFor = '1 minute',
+): Promise<Array<{ tenant_id: string; id: string }>> {
+  const { rows } = await sql<{ tenant_id: string; id: string }>`
+    select c.tenant_id, c.id from test_clocks c
+    where c.status = 'advancing' and c.updated_at < now() - ${quietFor}::interval
+      and not exists (
+        select 1 from pgboss.job j
+        where j.name = ${DUE_QUEUE} and j.singleton_key = 'clock:' || c.id::text
+          and j.state in ('created', 'retry', 'active'))
+    order by c.updated_at
+    limit 100`.execute(db);
+  return rows;
 }

@@ -3,7 +3,7 @@
 // across tenants as the owner; every step then runs in its tenant's transaction (collection.ts).
 import type { Db } from '../database/connection.js';
 import { type DueItem, findDueWork } from '../queries/due-work.js';
-import type { DueScope } from '../queries/jobs.js';
+import { type DueScope, enqueueDue, findStalledClocks } from '../queries/jobs.js';
 import {
   announceTrialEnd,
   type CollectionContext,
@@ -124,4 +124,16 @@ export async function performDueWorkUntil(
   }
   if (scope.clockId && scope.tenantId) await testClockReady(ctx, scope.tenantId, scope.clockId);
   return { steps, finished: true };
+}
+
+/**
+ * Queues the catch-up of every test clock whose job failed for good, so that it finishes once
+ * what made it fail is gone (as real time's work does on the next minute): run by the minute
+ * schedule. Returns how many clocks it queued.
+ */
+export async function resumeStalledClocks(ctx: DueWorkContext, quietFor?: string): Promise<number> {
+  const stalled = await findStalledClocks(ctx.ownerDb, quietFor);
+  for (const clock of stalled)
+    await enqueueDue(ctx.ownerDb, { tenantId: clock.tenant_id, clockId: clock.id });
+  return stalled.length;
 }

@@ -6,7 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Schemas } from '../../src/contract.js';
 import { simulatedGateway } from '../../src/billing/gateway.js';
 import { createLogger } from '../../src/logger.js';
-import { performDueWork } from '../../src/services/due-work.js';
+import { enqueueDue } from '../../src/queries/jobs.js';
+import { performDueWork, resumeStalledClocks } from '../../src/services/due-work.js';
 import { type RunningWorker, startWorker } from '../../src/worker.js';
 import { type TestTenant, useTestApp } from '../helpers/app.js';
 import { createUser } from '../helpers/factories.js';
@@ -559,6 +560,67 @@ describe('a long catch-up, run by the worker in slices', () => {
     } finally {
       await worker.stop(1000);
     }
+  });
+});
+
+describe('a test clock whose catch-up failed for good', () => {
+  it('is queued again by the minute schedule, and becomes ready', async () => {
+    const clock = (
+      await t.api.post('/api/v1/test-clocks').send({ name: 'stalled', frozen_time: '2026-01-01T00:00:00Z' })
+    ).body as Schemas['TestClock'];
+    const sub = await subscribe({ test_clock_id: clock.id });
+    const advance = await t.api
+      .post(`/api/v1/test-clocks/${clock.id}/advance`)
+      .send({ frozen_time: '2026-03-15T00:00:00Z' });
+    expect(advance.status, advance.text).toBe(202);
+    // No worker runs here: the job waits. It fails for good, as after JOB_RETRY_LIMIT retries.
+    const jobs = async () =>
+      (
+        await sql<{ state: string }>`
+          select state from pgboss.job where singleton_key = ${`clock:${clock.id}`} order by created_on`.execute(
+          ctx.db,
+        )
+      ).rows.map((r) => r.state);
+    expect(await jobs()).toEqual(['created']);
+    // While a job waits, the clock is not stalled.
+    expect(await resumeStalledClocks(dueCtx(), '0 seconds')).toBe(0);
+    await sql`update pgboss.job set state = 'failed' where singleton_key = ${`clock:${clock.id}`}`.execute(
+      ctx.db,
+    );
+    // What that costs: every change to the clock's subscriptions is refused while it advances.
+    expectProblem(
+      await t.api.patch(`/api/v1/subscriptions/${sub.id}`).send({ quantity: 2 }),
+      409,
+      'conflict',
+    );
+    // A clock advanced moments ago is left alone (its job may be between two slices)...
+    expect(await resumeStalledClocks(dueCtx())).toBe(0);
+    // ...one quiet for longer is queued again by the minute schedule's job (run here at once).
+    await sql`update test_clocks set updated_at = now() - interval '2 minutes' where id = ${clock.id}`.execute(
+      ctx.db,
+    );
+    await enqueueDue(ctx.db, {});
+    const worker = await startWorker(ctx.url, silentLogger(), {
+      jobs: { inProcess: true, timeoutSeconds: 60, pollSeconds: 1, settlementDelayScale: 1 },
+      pollSeconds: 0.5,
+      dbPoolSize: 2,
+    });
+    try {
+      for (let i = 0; ; i++) {
+        const read = (await t.api.get(`/api/v1/test-clocks/${clock.id}`)).body as Schemas['TestClock'];
+        if (read.status === 'ready') break;
+        expect(i, 'the clock did not become ready').toBeLessThan(300);
+        await sleep(100);
+      }
+    } finally {
+      await worker.stop(1000);
+    }
+    expect(await jobs()).toEqual(['failed', 'completed']);
+    const invoices = (
+      (await t.api.get('/api/v1/invoices').query({ subscription_id: sub.id, limit: 100 }))
+        .body as Schemas['InvoiceList']
+    ).data;
+    expect(invoices.map((i) => i.period_start).sort()).toEqual(['2026-01-01', '2026-02-01', '2026-03-01']);
   });
 });
 
