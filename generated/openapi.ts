@@ -1776,7 +1776,10 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** A wallet and its balances, exact and current */
+        /**
+         * A wallet and its balances, exact and current
+         * @description The `ETag` is the version of the wallet's settings (what `PATCH` changes, for its `If-Match`), not of its balances, which every grant, hold, capture and consumption moves. So this operation never answers 304: `If-None-Match` is not taken, and the balances are always read as they are now.
+         */
         get: operations["getWallet"];
         put?: never;
         post?: never;

@@ -68,6 +68,9 @@ export function walletsRouter(ctx: ServiceContext): Router {
   router.get('/:walletId', async (req, res) => {
     const wallet = await wallets.getWallet(ctx, actorOf(req), req.params.walletId);
     if (!wallet) throw noSuchWallet(req.params.walletId);
+    // The ETag is the settings' version, and the balances move without it: Express would answer
+    // 304 to an If-None-Match naming it (res.send's freshness check), a stale balance.
+    delete req.headers['if-none-match'];
     send(res, ok(toWalletResponse(wallet) satisfies Schemas['Wallet'], withEtag(wallet)));
   });
 

@@ -736,6 +736,18 @@ describe('settings and balance events', () => {
     expect(patched.headers.etag).toBe('"2"');
   });
 
+  it('never answers 304: its ETag is the version of the settings, and balances move without it', async () => {
+    const user = await createUser(t);
+    const made = await t.api.post('/api/v1/wallets').send({ user_id: user.id, name: 'Paid', rate: '10' });
+    const id = (made.body as Wallet).id;
+    const granted = await t.api.post(`/api/v1/wallets/${id}/grants`).send({ credits: '5' });
+    expect(granted.status, granted.text).toBe(201);
+    const read = await t.api.get(`/api/v1/wallets/${id}`).set('If-None-Match', made.headers.etag!);
+    expect(read.status, read.text).toBe(200);
+    expect(read.headers.etag).toBe(made.headers.etag);
+    expect(read.body).toMatchObject({ available: '5' });
+  });
+
   it('changes the name and settings with PATCH under If-Match; a PATCH that changes nothing writes nothing', async () => {
     const w = await wallet();
     const read = await t.api.get(`/api/v1/wallets/${w.id}`);
