@@ -2987,9 +2987,9 @@ export interface components {
          */
         PaysUsage: boolean;
         /**
-         * @description With `pays_usage` only (422 otherwise): while the customer's wallets that pay usage have no
-         *     credits left to spend (available credits, and what is left of their overdrafts), the customer's
-         *     usage events are refused (422, naming each event), instead of being billed. Checked when events are recorded: an event recorded while credits were left is
+         * @description With `pays_usage` only (422 otherwise): while none of the customer's wallets that pay usage
+         *     has a cent's worth of credits left to spend at its rate (available credits, and what is left of
+         *     its overdraft; a wallet pays whole cents), the customer's usage events are refused (422, naming each event), instead of being billed. Checked when events are recorded: an event recorded while credits were left is
          *     billed as usual, and what the credits do not cover is billed. As for paying, a wallet blocks
          *     only the events of its timeline: those counted for a subscription on its test clock, or for
          *     one in real time (or for none) when it has no clock.

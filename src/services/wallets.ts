@@ -893,7 +893,9 @@ export async function usageBlocked(tx: Tx, paying: readonly WalletRow[]): Promis
     relevant.filter((w) => !w.test_clock_id).map((w) => w.id),
     new Date(),
   );
-  const available = new Map<string, bigint>();
+  // A wallet pays whole cents: credits worth less than a cent at its rate pay nothing, so they
+  // unblock nothing either (and neither do two wallets each holding half a cent).
+  const paysACent = new Set<string>();
   for (const w of relevant) {
     const b =
       real.get(w.id) ??
@@ -901,8 +903,9 @@ export async function usageBlocked(tx: Tx, paying: readonly WalletRow[]): Promis
         await wallets.balances(tx.db, [w.id], (await findTestClock(tx.db, w.test_clock_id!))!.frozen_time)
       ).get(w.id)!;
     const spendable = credits(b.available) + credits(w.overdraft_limit);
-    available.set(of(w), (available.get(of(w)) ?? 0n) + spendable);
+    // A cent costs rate ÷ 100 credits (both in millionths): spendable ≥ rate ÷ 100.
+    if (spendable * 100n >= credits(w.rate)) paysACent.add(of(w));
   }
-  for (const w of blocking) if (available.get(of(w))! <= 0n && !blocked.has(of(w))) blocked.set(of(w), w.id);
+  for (const w of blocking) if (!paysACent.has(of(w)) && !blocked.has(of(w))) blocked.set(of(w), w.id);
   return blocked;
 }

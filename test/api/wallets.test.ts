@@ -998,6 +998,11 @@ describe('usage paid from wallets', () => {
       }),
     ]);
     await grant(w, { credits: '1' });
+    // Less than a cent's worth available (0.005 credits at rate 1): it pays nothing, so it blocks.
+    const most = (await hold(w, '0.995')).body as Hold;
+    expect((await get(w)).available).toBe('0.005');
+    expectProblem(await t.api.post('/api/v1/usage-events').send(event('d')), 422, 'unprocessable');
+    expect((await release(most)).status).toBe(200);
     const held = (await hold(w, '1')).body as Hold; // all of it held: none available
     expectProblem(await t.api.post('/api/v1/usage-events').send(event('c')), 422, 'unprocessable');
     expect((await release(held)).status).toBe(200);
