@@ -36,41 +36,47 @@ function findBadText(value: unknown, location: FieldError['location']): FieldErr
 const MESSAGE = 'must be well-formed Unicode text without U+0000 or unpaired surrogates';
 
 /**
- * Query names and values whose percent escapes are malformed (`%zz`, a lone `%`, bytes that are
- * not UTF-8): the query parser keeps such text as it is or decodes it to U+FFFD, and a filter
- * would then match that instead of refusing what cannot be what the client meant.
+ * Query parameters that cannot be read as sent:
+ * - malformed percent escapes (`%zz`, a lone `%`, bytes that are not UTF-8), which the query
+ *   parser keeps as text or decodes to U+FFFD: a filter would then match what the client cannot
+ *   have meant;
+ * - names with brackets (`email[toString]`, `status[]`): no parameter has one, and the validator
+ *   reads them as objects with qs, which drops members named like Object.prototype's, so the
+ *   filter vanished and a list came back unfiltered.
  */
-function findBadEscapes(url: string): FieldError[] {
+function findBadQuery(url: string): FieldError[] {
   const start = url.indexOf('?');
-  if (start < 0 || !url.includes('%', start)) return [];
-  const found: FieldError[] = [];
-  for (const pair of url.slice(start + 1).split('&')) {
-    const equals = pair.indexOf('=');
-    const name = equals < 0 ? pair : pair.slice(0, equals);
-    for (const part of equals < 0 ? [pair] : [name, pair.slice(equals + 1)]) {
-      try {
-        decodeURIComponent(part.replaceAll('+', ' '));
-      } catch {
-        let field = name;
-        try {
-          field = decodeURIComponent(name.replaceAll('+', ' '));
-        } catch {
-          // The name itself is malformed: named as sent.
-        }
-        found.push({ location: 'query', field, message: ESCAPE_MESSAGE });
-        break;
-      }
+  if (start < 0) return [];
+  const query = url.slice(start + 1);
+  if (!query.includes('%') && !query.includes('[') && !query.includes(']')) return [];
+  const decode = (part: string) => {
+    try {
+      return decodeURIComponent(part.replaceAll('+', ' '));
+    } catch {
+      return undefined;
     }
+  };
+  const found: FieldError[] = [];
+  for (const pair of query.split('&')) {
+    const equals = pair.indexOf('=');
+    const rawName = equals < 0 ? pair : pair.slice(0, equals);
+    const name = decode(rawName);
+    if (name === undefined || (equals >= 0 && decode(pair.slice(equals + 1)) === undefined))
+      found.push({ location: 'query', field: name ?? rawName, message: ESCAPE_MESSAGE });
+    else if (name.includes('[') || name.includes(']'))
+      found.push({ location: 'query', field: name, message: BRACKETS_MESSAGE });
   }
   return found;
 }
 
 const ESCAPE_MESSAGE = 'has a malformed percent escape: encode `%` as %25, and text as UTF-8';
+const BRACKETS_MESSAGE =
+  'is no parameter: names take no brackets (a list is one parameter per value: status=a&status=b)';
 
 export const rejectBadText: RequestHandler = (req, _res, next) => {
-  const escapes = findBadEscapes(req.originalUrl);
-  if (escapes.length > 0)
-    throw new ProblemError(400, 'validation-error', `${escapes[0]!.field} ${ESCAPE_MESSAGE}.`, escapes);
+  const query = findBadQuery(req.originalUrl);
+  if (query.length > 0)
+    throw new ProblemError(400, 'validation-error', `${query[0]!.field} ${query[0]!.message}.`, query);
   const errors = [
     ...findBadText(req.body, 'body'),
     // Query parameters are named, not pointed at: 'email', not '/email'.

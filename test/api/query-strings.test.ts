@@ -101,6 +101,30 @@ describe('a reserved character a filter cannot take', () => {
   });
 });
 
+describe('a parameter name with brackets', () => {
+  it('is refused, never read as an object whose member is dropped', async () => {
+    const t = await ctx.newTenant();
+    await createUser(t);
+    for (const query of [
+      'email[toString]=nobody@example.com',
+      'email[__proto__]=nobody@example.com',
+      'external_id[valueOf]=nope',
+      'limit[toString]=1',
+      'foo[toString]=1',
+      'email[a]=x',
+      'status[]=canceled&status=active',
+      'email%5BtoString%5D=nobody@example.com',
+    ]) {
+      const res = await t.api.get(`/api/v1/users?${query}`);
+      expect(res.status, `${query}: ${res.text}`).toBe(400);
+      expect(res.body, query).toMatchObject({
+        type: '/problems/validation-error',
+        errors: [{ location: 'query', field: expect.stringMatching(/\[/) }],
+      });
+    }
+  });
+});
+
 describe('a malformed percent escape', () => {
   it('is refused naming the parameter, never matched as U+FFFD or as its text', async () => {
     const t = await ctx.newTenant();
