@@ -4,7 +4,8 @@ import type { Request, Response } from 'express';
 import type { VersionCondition } from '../services/context.js';
 import { etag } from './replies.js';
 
-const STRONG = /^"(\d{1,9})"$/;
+// A version as we write it: no leading zeros ("01" is another tag, which never matches).
+const STRONG = /^"(0|[1-9]\d{0,8})"$/;
 
 /** The entity tags of a header, '*' for any; undefined when the header is absent. */
 function tags(

@@ -22,6 +22,8 @@ describe('ETag and If-None-Match', () => {
     expect(unchanged.text ?? '').toBe('');
     expect(unchanged.headers.etag).toBe('"1"');
     expect((await ctx.api.get(`/api/v1/users/${user.id}`).set('If-None-Match', 'W/"1"')).status).toBe(304);
+    // Another tag, however like the version it reads: "01" is not "1".
+    expect((await ctx.api.get(`/api/v1/users/${user.id}`).set('If-None-Match', '"01"')).status).toBe(200);
 
     const patched = await ctx.api.patch(`/api/v1/users/${user.id}`).send({ name: 'Changed' });
     expect(patched.headers.etag).toBe('"2"');
@@ -46,7 +48,7 @@ describe('If-Match', () => {
     const subscription = await createSubscription(ctx);
     const path = `/api/v1/subscriptions/${subscription.id}`;
     const before = await fingerprint(ctx.db);
-    for (const stale of ['"7"', 'W/"1"', 'garbage']) {
+    for (const stale of ['"7"', 'W/"1"', 'garbage', '"01"', '"0001"']) {
       const res = await ctx.api.patch(path).set('If-Match', stale).send({ plan_cost: '1.00' });
       expectProblem(res, 412, 'precondition-failed');
       expect(res.headers.etag).toBe('"1"');
