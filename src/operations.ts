@@ -14,6 +14,8 @@ export interface Operation {
   bodyRequired: boolean;
   /** Its query parameters of type integer. */
   integerQuery: string[];
+  /** Its query parameters that take reserved characters as they are (allowReserved). */
+  reservedQuery: string[];
   /** The status codes it declares (the test suite checks every answer is one of them). */
   statuses: string[];
   pattern: RegExp;
@@ -21,7 +23,7 @@ export interface Operation {
 
 const METHODS = new Set(['get', 'put', 'post', 'patch', 'delete']);
 type SecurityRequirement = Record<string, string[]>;
-type Parameter = { name: string; in: string; schema?: { type?: unknown } };
+type Parameter = { name: string; in: string; allowReserved?: boolean; schema?: { type?: unknown } };
 
 /** A parameter, or the one of components/parameters its $ref names. */
 function resolve(parameter: Parameter | { $ref: string }): Parameter {
@@ -54,6 +56,10 @@ export const operations: Operation[] = Object.entries(spec.paths).flatMap(([temp
         integerQuery: [...shared, ...(op.parameters ?? [])]
           .map(resolve)
           .filter((p) => p.in === 'query' && p.schema?.type === 'integer')
+          .map((p) => p.name),
+        reservedQuery: [...shared, ...(op.parameters ?? [])]
+          .map(resolve)
+          .filter((p) => p.in === 'query' && p.allowReserved === true)
           .map((p) => p.name),
         pattern: new RegExp(`^${template.replace(/\{[^}]+\}/g, '[^/]+')}/?$`),
       };

@@ -42,13 +42,15 @@ const MESSAGE = 'must be well-formed Unicode text without U+0000 or unpaired sur
  *   have meant;
  * - names with brackets (`email[toString]`, `status[]`): no parameter has one, and the validator
  *   reads them as objects with qs, which drops members named like Object.prototype's, so the
- *   filter vanished and a list came back unfiltered.
+ *   filter vanished and a list came back unfiltered;
+ * - `=` or `?` in the value of a parameter without allowReserved, which the validator lets by.
  */
-function findBadQuery(url: string): FieldError[] {
+function findBadQuery(url: string, reserved: readonly string[]): FieldError[] {
   const start = url.indexOf('?');
   if (start < 0) return [];
   const query = url.slice(start + 1);
-  if (!query.includes('%') && !query.includes('[') && !query.includes(']')) return [];
+  // Most queries have none of these: nothing to look at.
+  if (!/[%[\]?]|=[^&]*=/.test(query)) return [];
   const decode = (part: string) => {
     try {
       return decodeURIComponent(part.replaceAll('+', ' '));
@@ -65,16 +67,21 @@ function findBadQuery(url: string): FieldError[] {
       found.push({ location: 'query', field: name ?? rawName, message: ESCAPE_MESSAGE });
     else if (name.includes('[') || name.includes(']'))
       found.push({ location: 'query', field: name, message: BRACKETS_MESSAGE });
+    // The validator checks a value's reserved characters, except these two (it cuts the value at
+    // a second `=` and drops the first `?`).
+    else if (equals >= 0 && /[=?]/.test(pair.slice(equals + 1)) && !reserved.includes(name))
+      found.push({ location: 'query', field: name, message: RESERVED_MESSAGE });
   }
   return found;
 }
 
 const ESCAPE_MESSAGE = 'has a malformed percent escape: encode `%` as %25, and text as UTF-8';
+const RESERVED_MESSAGE = 'has a reserved character (`=` or `?`): percent-encode it (%3D, %3F)';
 const BRACKETS_MESSAGE =
   'is no parameter: names take no brackets (a list is one parameter per value: status=a&status=b)';
 
 export const rejectBadText: RequestHandler = (req, _res, next) => {
-  const query = findBadQuery(req.originalUrl);
+  const query = findBadQuery(req.originalUrl, req.operation?.reservedQuery ?? []);
   if (query.length > 0)
     throw new ProblemError(400, 'validation-error', `${query[0]!.field} ${query[0]!.message}.`, query);
   const errors = [

@@ -125,6 +125,23 @@ describe('a parameter name with brackets', () => {
   });
 });
 
+describe('a raw `=` or `?` in a value', () => {
+  it('is refused where the parameter takes no reserved character, taken where it does', async () => {
+    const t = await ctx.newTenant();
+    for (const value of ['a=b', 'a?b']) {
+      const res = await t.api.get(`/api/v1/users?external_id=${value}`);
+      expect(res.status, `${value}: ${res.text}`).toBe(400);
+      expect(res.body).toMatchObject({ errors: [{ location: 'query', field: 'external_id' }] });
+    }
+    expect((await t.api.get('/api/v1/users?external_id=a%3Db')).status).toBe(200);
+    // A feature's name takes them (allowReserved).
+    await createFeature(t, { name: 'x=y?' });
+    const named = await t.api.get('/api/v1/features?name=x=y?');
+    expect(named.status, named.text).toBe(200);
+    expect((named.body as Schemas['FeatureList']).data.map((f) => f.name)).toEqual(['x=y?']);
+  });
+});
+
 describe('a malformed percent escape', () => {
   it('is refused naming the parameter, never matched as U+FFFD or as its text', async () => {
     const t = await ctx.newTenant();
