@@ -13,6 +13,7 @@ import { toBillingSettingsResponse, toTestClockResponse } from '../responses/pay
 import { startPayment } from './collection.js';
 import {
   type Actor,
+  ClockAdvancingError,
   inTenant,
   type Page,
   previousValues,
@@ -69,9 +70,12 @@ export function createPayment(
     if (invoice.status !== 'open' && invoice.status !== 'uncollectible')
       return { kind: 'wrong-status', status: invoice.status };
     const subscription = (await findSubscription(tx.db, invoice.subscription_id))!;
+    // Share-locked, and not while it advances (as every change on a clock, onClockOf): the
+    // payment would be dated at the clock's new time, ahead of the periods and dunning on the way.
     const clock = subscription.test_clock_id
-      ? await clocks.findTestClock(tx.db, subscription.test_clock_id)
+      ? await clocks.shareLockTestClock(tx.db, subscription.test_clock_id)
       : undefined;
+    if (clock?.status === 'advancing') throw new ClockAdvancingError(clock.id, clock.frozen_time);
     if (invoice.kind === 'purchase') {
       // Credits that would expire as they arrive are not sold: the worker voids the purchase.
       const grant = await findGrantOfInvoice(tx.db, invoiceId);

@@ -249,6 +249,12 @@ describe('a subscription whose test clock is advancing', () => {
       .post('/api/v1/coupons')
       .send({ name: 'Half', percent_off: '50', duration: 'repeating', duration_in_months: 4 });
     expect(coupon.status, coupon.text).toBe(201);
+    // January's invoice, issued and open (no payment method) before the clock moves.
+    await work(c.id);
+    const january = (
+      (await t.api.get('/api/v1/invoices').query({ subscription_id: sub.id })).body as Schemas['InvoiceList']
+    ).data[0]!;
+    expect(january).toMatchObject({ status: 'open', period_start: '2026-01-01' });
     const advanced = await t.api
       .post(`/api/v1/test-clocks/${c.id}/advance`)
       .send({ frozen_time: '2027-01-01T12:00:00Z' });
@@ -268,6 +274,11 @@ describe('a subscription whose test clock is advancing', () => {
         .send({ description: 'Setup', amount: '99.00' }),
       await t.api.post(`/api/v1/subscriptions/${sub.id}/cancel`).send({ at: 'now' }),
       await t.api.post(`/api/v1/subscriptions/${sub.id}/pause`).send({}),
+      // A payment by hand too: it would be dated at the clock's new time, ahead of the months
+      // (and the dunning) on the way.
+      await t.api
+        .post(`/api/v1/invoices/${january.id}/payments`)
+        .send({ amount: january.amount_due, payment_method: 'pm_card_visa', rail: 'card' }),
     ];
     for (const res of refusals)
       expect(expectProblem(res, 409, 'conflict').detail).toContain('test clock is advancing');
