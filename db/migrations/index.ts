@@ -49,6 +49,8 @@ import * as m202612050004 from './202612050004_subscriptions_by_plan.js';
 import * as m202612060001 from './202612060001_lapsed_purchases.js';
 import * as m202612060002 from './202612060002_grants_by_wallet.js';
 import * as m202612070001 from './202612070001_bookkeeping_keeps_version.js';
+import * as m202612080001 from './202612080001_wide_payment_amounts.js';
+import * as m202612080002 from './202612080002_dunning_retries.js';
 
 export const migrations: Record<string, Migration> = {
   '202611230001_initial': m202611230001,
@@ -99,4 +101,6 @@ export const migrations: Record<string, Migration> = {
   '202612060001_lapsed_purchases': m202612060001,
   '202612060002_grants_by_wallet': m202612060002,
   '202612070001_bookkeeping_keeps_version': m202612070001,
+  '202612080001_wide_payment_amounts': m202612080001,
+  '202612080002_dunning_retries': m202612080002,
 };

@@ -77,6 +77,39 @@ describe('payments through the API', () => {
     expect((payments.body as Schemas['PaymentList']).data).toEqual([]);
   });
 
+  it('pays and refunds an invoice past 999,999,999,999.99: payments are as wide as invoice totals', async () => {
+    const tax = await t.api
+      .post('/api/v1/tax-rates')
+      .send({ code: 'WIDE', name: 'Wide', percentage: '33', region: 'ZW', effective_from: '2020-01-01' });
+    expect(tax.status, tax.text).toBe(201);
+    const user = await createUser(t, { region: 'ZW' });
+    const sub = await subscribe({ user_id: user.id }, new Date().toISOString().slice(0, 10));
+    const lines = Array.from({ length: 100 }, (_, i) => ({
+      description: `Line ${i}`,
+      amount: '9999999999.99',
+    }));
+    const made = await t.api.post('/api/v1/invoices').send({ subscription_id: sub.id, lines });
+    expect(made.status, made.text).toBe(201);
+    const open = await t.api.post(`/api/v1/invoices/${(made.body as Schemas['Invoice']).id}/finalize`);
+    expect(open.body).toMatchObject({ status: 'open', amount_due: '1329999999998.67' });
+    const id = (open.body as Schemas['Invoice']).id;
+    const paid = await t.api
+      .post(`/api/v1/invoices/${id}/payments`)
+      .send({ amount: '1329999999998.67', payment_method: 'pm_card_visa', rail: 'card' });
+    expect(paid.status, paid.text).toBe(202);
+    for (let i = 0; i < 3; i++) await performDueWork(dueCtx(), { tenantId: t.id });
+    expect((await t.api.get(`/api/v1/invoices/${id}`)).body).toMatchObject({ status: 'paid' });
+    const credited = await t.api.post(`/api/v1/invoices/${id}/credit-notes`).send({
+      reason: 'order_change',
+      lines: lines.map((line, line_index) => ({ line_index, amount: line.amount })),
+      refund_to: 'payment',
+    });
+    expect(credited.status, credited.text).toBe(201);
+    for (let i = 0; i < 3; i++) await performDueWork(dueCtx(), { tenantId: t.id });
+    const refunds = (await t.api.get(`/api/v1/invoices/${id}/refunds`)).body as Schemas['RefundList'];
+    expect(refunds.data.map((r) => [r.amount, r.status])).toEqual([['1329999999998.67', 'succeeded']]);
+  });
+
   it('accepts one of two concurrent payments with different keys, settles it, and never pays twice', async () => {
     const pay = (key: string) =>
       t.api
