@@ -77,6 +77,12 @@ const dispatch = (overrides: Partial<DeliverOptions> = {}) =>
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+let made = 0;
+const createUserResponse = (tenant: TestTenant) =>
+  tenant.api
+    .post('/api/v1/users')
+    .send({ name: 'Racer', email: `racer-${made++}-${randomUUID()}@example.com` });
+
 /** Runs step (no more than every 25 ms) until check passes; 30 s at most (a loaded CI machine). */
 async function until<T>(
   step: () => Promise<unknown>,
@@ -332,6 +338,31 @@ describe('webhook endpoints', () => {
     expectProblem(await t.api.get('/api/v1/webhook-deliveries/not-a-uuid'), 400, 'validation-error');
     expect(await count()).toBe(before + 1);
     expect(ctx.unexpectedErrors).toEqual([]);
+  });
+
+  it('is deleted while writes record events for it: none of those writes fails', async () => {
+    // Each write's outbox trigger inserts a delivery for every enabled endpoint; one deleted by
+    // then failed its foreign key, and the write answered 409 "still referenced".
+    const tenant = await ctx.newTenant();
+    const statuses: number[] = [];
+    for (let round = 0; round < 12; round++) {
+      const made = await tenant.api
+        .post('/api/v1/webhook-endpoints')
+        .send({ url: 'https://hooks.example.com/race', enabled_events: ['*'] });
+      expect(made.status, made.text).toBe(201);
+      let writing = true;
+      const writers = Array.from({ length: 6 }, async () => {
+        while (writing) statuses.push((await createUserResponse(tenant)).status);
+      });
+      await sleep(20);
+      const deleted = await tenant.api.delete(`/api/v1/webhook-endpoints/${(made.body as Endpoint).id}`);
+      expect(deleted.status, deleted.text).toBe(204);
+      await sleep(20);
+      writing = false;
+      await Promise.all(writers);
+    }
+    expect(statuses.length).toBeGreaterThan(100);
+    expect(statuses.filter((s) => s !== 201)).toEqual([]);
   });
 
   it('needs the admin scope', async () => {
