@@ -201,7 +201,8 @@ export interface paths {
         /**
          * Delete a subscription
          * @description Removes the subscription and its feature links. To end a subscription while keeping its
-         *     history, set `status` to `canceled` instead.
+         *     history, set `status` to `canceled` instead. 409 when it has invoices, or usage events
+         *     counted for it (they must stay billed to it): cancel it instead.
          */
         delete: operations["deleteSubscription"];
         options?: never;
@@ -1341,7 +1342,7 @@ export interface paths {
          * @description Makes the delivery due now: a `failed` one (its retries over) gets one more attempt, a
          *     `pending` one is tried now instead of at `next_attempt_at`, and a `succeeded` one is sent
          *     again (receivers deduplicate by `Subscriptions-Delivery-Id`, which stays the same). The
-         *     worker sends it within seconds, signed with the endpoint's current secret, and records it
+         *     worker sends it within seconds, whatever its endpoint's backoff, signed with the endpoint's current secret, and records it
          *     as a further attempt. A failure is retried on the usual schedule only within its 3 days
          *     from the first attempt; after them the delivery is `failed` again. 409 while its endpoint
          *     is disabled (enable it first) or while an attempt of it is in flight.
@@ -1658,9 +1659,11 @@ export interface paths {
          *     committed. Refused with 422, writing nothing: an unknown or archived metric, an unknown
          *     customer or subscription, several subscriptions charging the metric (name one), a
          *     `timestamp` more than 5 minutes ahead, before the subscription started or after it ended,
-         *     in a period whose usage is invoiced already (the error names the period), a `field` value that is
-         *     not a non-negative decimal (up to 6 decimals, 18 integer digits; a JSON number over 2^53 is
-         *     refused: send it as a string), or events that would make one usage charge bill a period more
+         *     in a period whose usage is invoiced already (the error names the period) or never billed
+         *     (before the first day the subscription's invoices bill usage: one created two or more
+         *     periods back, or a trial ended early; the error names that day), a `field` value that is
+         *     not a non-negative decimal (up to 6 decimals, 18 integer digits; a JSON number over 2^53,
+         *     or with a fraction and more than 15 significant digits, is refused: send it as a string), or events that would make one usage charge bill a period more
          *     than 9999999999.99 (what an invoice line may carry).
          *
          *     Single events that one API key sends at the same time may be recorded together, in one
@@ -2199,7 +2202,7 @@ export interface components {
          *     failed and is being retried; `unpaid`: every retry failed and the tenant's
          *     `dunning_final_action` is `mark_unpaid`: new periods are still invoiced but nothing is
          *     collected automatically until it is `active` again (a successful payment of its failed
-         *     invoices does that); `paused`: paused by `POST .../pause` (nothing is invoiced for the time
+         *     invoices does that; the invoices issued while it was unpaid are then collected); `paused`: paused by `POST .../pause` (nothing is invoiced for the time
          *     paused) until `POST .../resume` or `resumes_at`; `canceled`: ended (see `canceled_at` and
          *     `end_date`). A change of status by `PATCH` must follow the lifecycle: `trialing → active`,
          *     `active ⇄ past_due`, `past_due → unpaid`, `unpaid → active`, and `trialing | active |
@@ -2388,6 +2391,10 @@ export interface components {
             quantity?: components["schemas"]["Quantity"];
             plan_cost?: components["schemas"]["Money"];
             billing_interval?: components["schemas"]["BillingInterval"];
+            /**
+             * @description Reschedules billing on the new start date. Refused (422) once a usage event counted for
+             *     the subscription: its usage is kept in the periods of the start date it was recorded under.
+             */
             start_date?: components["schemas"]["Date"];
             /**
              * Format: date
@@ -3448,7 +3455,7 @@ export interface components {
             uncollectible_at: string | null;
             /**
              * Format: date-time
-             * @description When dunning retries collecting it (on the subscription's clock); null when no retry is scheduled.
+             * @description When the worker next tries to collect it automatically (on the subscription's clock): a dunning retry, or the first collection of an invoice issued while its subscription was unpaid, once it is active again. A retry whose day comes while a payment made through the API is in flight keeps its day until that payment fails. Null when no attempt is scheduled.
              */
             next_payment_attempt_at: string | null;
             /** @description The total of its credit notes (also those made after it was paid). */
@@ -3714,7 +3721,7 @@ export interface components {
              * @enum {string}
              */
             initiated_by: "api" | "renewal" | "dunning" | "purchase";
-            /** @description Which collection attempt of the invoice this is. */
+            /** @description Which payment of the invoice this is (every payment, also those made through the API; dunning's schedule counts only the renewal's attempt and its retries). */
             attempt: number;
             /**
              * Format: date-time
@@ -3847,14 +3854,17 @@ export interface components {
             /**
              * @description After a renewal payment fails, it is retried this many days after the first failure
              *     (ascending); the subscription is `past_due` meanwhile and `active` again when one
-             *     succeeds. Empty: no retries.
+             *     succeeds. Empty: no retries. Payments made through the API use none of the retries. A
+             *     retry that finds no payment method on its day is used without a payment; one due while a
+             *     payment made through the API is in flight waits for it.
              */
             dunning_retry_days: number[];
             /**
-             * @description When the last retry fails, the invoice becomes `uncollectible` and the subscription is
-             *     either canceled (`cancel`) or `unpaid` (`mark_unpaid`): still invoiced each period,
-             *     never collected automatically, and `active` again once a payment of its failed
-             *     invoices succeeds (`POST /invoices/{id}/payments`).
+             * @description When the last retry fails (or its day passes without a payment method), the invoice
+             *     becomes `uncollectible` and the subscription is either canceled (`cancel`) or `unpaid`
+             *     (`mark_unpaid`): still invoiced each period, never collected automatically, and `active`
+             *     again once a payment of its failed invoices succeeds (`POST /invoices/{id}/payments`).
+             *     Once active again, the invoices issued while it was unpaid are collected.
              * @enum {string}
              */
             dunning_final_action: "cancel" | "mark_unpaid";
@@ -3987,7 +3997,7 @@ export interface components {
             attempt_count: number;
             /**
              * Format: date-time
-             * @description When the next attempt is due; null once succeeded or failed.
+             * @description When the next attempt is due; null once succeeded or failed. While its endpoint backs off after a failed attempt, the attempt also waits for the endpoint's own retry time (see docs/webhooks.md).
              */
             next_attempt_at: string | null;
             /** Format: date-time */
@@ -6771,9 +6781,9 @@ export interface operations {
                 cursor?: string;
                 /** @description Only these event types; repeat for several (`type=user.created&type=user.deleted`). */
                 type?: string[];
-                /** @description Only events that occurred after this instant. Its `:` may be sent as is (the `+` of an offset as `%2B`). */
+                /** @description Only events that occurred after this instant, as `occurred_at` shows them (to the millisecond, truncated): an event shown at exactly this instant is left out, so a poller resuming from the last `occurred_at` it saw does not get it again. Its `:` may be sent as is (the `+` of an offset as `%2B`). */
                 after?: string;
-                /** @description Only events that occurred before this instant. Its `:` may be sent as is (the `+` of an offset as `%2B`). */
+                /** @description Only events that occurred before this instant, as `occurred_at` shows them (to the millisecond, truncated). Its `:` may be sent as is (the `+` of an offset as `%2B`). */
                 before?: string;
             };
             header?: never;
@@ -9548,9 +9558,9 @@ export interface operations {
                 cursor?: string;
                 /** @description Only these event types; repeat for several (`type=user.created&type=user.deleted`). */
                 type?: string[];
-                /** @description Only events that occurred after this instant. Its `:` may be sent as is (the `+` of an offset as `%2B`). */
+                /** @description Only events that occurred after this instant, as `occurred_at` shows them (to the millisecond, truncated): an event shown at exactly this instant is left out, so a poller resuming from the last `occurred_at` it saw does not get it again. Its `:` may be sent as is (the `+` of an offset as `%2B`). */
                 after?: string;
-                /** @description Only events that occurred before this instant. Its `:` may be sent as is (the `+` of an offset as `%2B`). */
+                /** @description Only events that occurred before this instant, as `occurred_at` shows them (to the millisecond, truncated). Its `:` may be sent as is (the `+` of an offset as `%2B`). */
                 before?: string;
                 /** @description Only events of this resource. */
                 resource_id?: string;
@@ -11477,7 +11487,7 @@ export interface operations {
     getSubscriptionUsage: {
         parameters: {
             query?: {
-                /** @description A past or current period, by its first day (422 if no period starts that day). */
+                /** @description A past or current period, by its first day (422 if no period starts that day, or if its usage is never billed, before the first day the subscription's usage is billed). */
                 period_start?: components["schemas"]["Date"];
             };
             header?: never;

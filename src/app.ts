@@ -45,6 +45,7 @@ import { taxRatesRouter } from './routes/tax-rates.js';
 import { couponsRouter } from './routes/coupons.js';
 import { tenantsRouter } from './routes/tenants.js';
 import { billableMetricsRouter, subscriptionUsageRouter, usageEventsRouter } from './routes/usage.js';
+import { refuseInexactNumbers } from './http/exact-numbers.js';
 import { grantsRouter, holdsRouter, walletsRouter } from './routes/wallets.js';
 
 import { usageMarginRouter } from './routes/usage-margin.js';
@@ -168,7 +169,16 @@ export function createApp({
   // A batch of up to 1,000 usage events needs more room than any other body.
   // Bytes that are not UTF-8 are refused (http/text.ts), never decoded to U+FFFD.
   const json = { type: ['application/json', 'application/*+json'], verify: refuseInvalidUtf8 };
-  app.use('/api/v1/usage-events/batch', express.json({ ...json, limit: USAGE_BATCH_LIMIT }));
+  // Usage events: a number JSON.parse would round is refused, read in the raw body (http/exact-numbers.ts).
+  const usageJson = {
+    ...json,
+    verify: (req: unknown, res: unknown, body: Buffer) => {
+      refuseInvalidUtf8(req, res, body);
+      refuseInexactNumbers(req, res, body);
+    },
+  };
+  app.use('/api/v1/usage-events/batch', express.json({ ...usageJson, limit: USAGE_BATCH_LIMIT }));
+  app.use('/api/v1/usage-events', express.json({ ...usageJson, limit: bodyLimit }));
   app.use(express.json({ ...json, limit: bodyLimit }));
   app.use(acceptEmptyObject);
   app.use(rejectBadText);

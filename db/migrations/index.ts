@@ -50,8 +50,8 @@ import * as m202612060001 from './202612060001_lapsed_purchases.js';
 import * as m202612060002 from './202612060002_grants_by_wallet.js';
 import * as m202612070001 from './202612070001_bookkeeping_keeps_version.js';
 import * as m202612080001 from './202612080001_wide_payment_amounts.js';
-import * as m202612080003 from './202612080003_deliveries_lock_endpoints.js';
 import * as m202612080002 from './202612080002_dunning_retries.js';
+import * as m202612080003 from './202612080003_deliveries_lock_endpoints.js';
 
 export const migrations: Record<string, Migration> = {
   '202611230001_initial': m202611230001,
@@ -103,6 +103,6 @@ export const migrations: Record<string, Migration> = {
   '202612060002_grants_by_wallet': m202612060002,
   '202612070001_bookkeeping_keeps_version': m202612070001,
   '202612080001_wide_payment_amounts': m202612080001,
-  '202612080003_deliveries_lock_endpoints': m202612080003,
   '202612080002_dunning_retries': m202612080002,
+  '202612080003_deliveries_lock_endpoints': m202612080003,
 };

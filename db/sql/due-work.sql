@@ -61,9 +61,13 @@ with clock as (select now() as now),
                         and p.status in ('pending', 'processing'))
         and s.test_clock_id is null 
       union all
+      -- A dunning retry; while a payment of its invoice is in flight (made through the API) it
+      -- waits, and follows that payment's failure (which moves it to then).
       select 3, 'retry', i.tenant_id, i.subscription_id, i.id, i.next_collection_at
       from invoices i join subscriptions s on s.tenant_id = i.tenant_id and s.id = i.subscription_id, clock
       where i.next_collection_at <= clock.now and s.test_clock_id is null 
+        and not exists (select from payments p where p.tenant_id = i.tenant_id and p.invoice_id = i.id
+                        and p.status in ('pending', 'processing'))
       union all
       select 2, 'renew', s.tenant_id, s.id, s.id, s.billed_until::timestamp at time zone 'UTC'
       from subscriptions s
@@ -146,9 +150,13 @@ with clock as (select now() as now),
                         and p.status in ('pending', 'processing'))
         and s.test_clock_id is null and s.tenant_id = $9
       union all
+      -- A dunning retry; while a payment of its invoice is in flight (made through the API) it
+      -- waits, and follows that payment's failure (which moves it to then).
       select 3, 'retry', i.tenant_id, i.subscription_id, i.id, i.next_collection_at
       from invoices i join subscriptions s on s.tenant_id = i.tenant_id and s.id = i.subscription_id, clock
       where i.next_collection_at <= clock.now and s.test_clock_id is null and s.tenant_id = $10
+        and not exists (select from payments p where p.tenant_id = i.tenant_id and p.invoice_id = i.id
+                        and p.status in ('pending', 'processing'))
       union all
       select 2, 'renew', s.tenant_id, s.id, s.id, s.billed_until::timestamp at time zone 'UTC'
       from subscriptions s
@@ -231,9 +239,13 @@ with clock as (select (select frozen_time from test_clocks where id = $1 and ten
                         and p.status in ('pending', 'processing'))
         and s.test_clock_id = $19 and s.tenant_id = $20
       union all
+      -- A dunning retry; while a payment of its invoice is in flight (made through the API) it
+      -- waits, and follows that payment's failure (which moves it to then).
       select 3, 'retry', i.tenant_id, i.subscription_id, i.id, i.next_collection_at
       from invoices i join subscriptions s on s.tenant_id = i.tenant_id and s.id = i.subscription_id, clock
       where i.next_collection_at <= clock.now and s.test_clock_id = $21 and s.tenant_id = $22
+        and not exists (select from payments p where p.tenant_id = i.tenant_id and p.invoice_id = i.id
+                        and p.status in ('pending', 'processing'))
       union all
       select 2, 'renew', s.tenant_id, s.id, s.id, s.billed_until::timestamp at time zone 'UTC'
       from subscriptions s

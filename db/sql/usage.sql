@@ -92,5 +92,16 @@ select t.subscription_id, t.billable_metric_id, t.period_start::text as period_s
       and t.billable_metric_id = any($2::uuid[])
       and (s.usage_invoiced_until is null or t.period_start >= s.usage_invoiced_until);
 
+-- hasCountedUsage
+select exists (select from usage_totals
+      where tenant_id = current_setting('app.tenant_id')::uuid and subscription_id = $1::uuid
+    ) as found;
+
+-- firstInvoicedPeriods
+select subscription_id, min(period_start)::text as first from invoices
+    where tenant_id = current_setting('app.tenant_id')::uuid
+      and subscription_id = any($1::uuid[])
+    group by subscription_id;
+
 -- totalKeyText
 

@@ -1,5 +1,6 @@
 // What "now" and "today" are for a subscription: its test clock's time when it is on one (the
 // clock is the only time it knows), else the real time. Pure: no I/O.
+import { type Interval, periodContaining } from './periods.js';
 
 export interface Clocked {
   /** The test clock's time; null in real time. */
@@ -71,3 +72,29 @@ export function lastDayServed(s: {
  */
 export const billingAnchor = (s: { start_date: string; billing_anchor: string | null }): string =>
   s.billing_anchor ?? s.start_date;
+
+/**
+ * The first day whose usage renewals bill, for a subscription whose invoices (billed in advance)
+ * start with the period starting on `firstInvoiced`: usage is billed in arrears, by the invoice
+ * of the period after it, so the usage of the period before that one is billed too, and nothing
+ * earlier. Not before the start date. On the anchor itself (a first period, the day after a
+ * trial, or after a trial ended early) usage is billed from that day: the days before it were
+ * not served, or served free. Undefined when `firstInvoiced` precedes the anchor (a schedule
+ * changed since: its earlier periods are not known).
+ */
+export function firstUsageDayBilled(
+  s: {
+    start_date: string;
+    billing_anchor: string | null;
+    billing_interval: Interval;
+    interval_count: number;
+  },
+  firstInvoiced: string,
+): string | undefined {
+  const anchor = billingAnchor(s);
+  if (firstInvoiced < anchor) return undefined;
+  if (firstInvoiced === anchor) return anchor;
+  const dayBefore = dayOf(new Date(Date.parse(`${firstInvoiced}T00:00:00Z`) - 86_400_000));
+  const { start } = periodContaining(anchor, s.billing_interval, s.interval_count, dayBefore);
+  return start > s.start_date ? start : s.start_date;
+}

@@ -176,6 +176,7 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
         invoices.findInvoiceForPeriod(db, SUBSCRIPTION, { start: '2026-01-01', end: '2026-02-01' }),
       hasFailingInvoice: (db) => invoices.hasFailingInvoice(db, SUBSCRIPTION),
       stopRetries: (db) => invoices.stopRetries(db, SUBSCRIPTION),
+      resumeCollection: (db) => invoices.resumeCollection(db, SUBSCRIPTION, new Date('2026-02-01T00:00:00Z')),
       insertInvoice: (db) =>
         invoices.insertInvoice(db, {
           subscription_id: SUBSCRIPTION,
@@ -460,6 +461,8 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
       billedUsageLines: (db) => usage.billedUsageLines(db, SUBSCRIPTION, '2026-01-01'),
       openTotalsOfPlan: (db) => usage.openTotalsOfPlan(db, PLAN, [BILLABLE_METRIC]),
       openTotalsOfSubscription: (db) => usage.openTotalsOfSubscription(db, SUBSCRIPTION, [BILLABLE_METRIC]),
+      hasCountedUsage: (db) => usage.hasCountedUsage(db, SUBSCRIPTION),
+      firstInvoicedPeriods: (db) => usage.firstInvoicedPeriods(db, [SUBSCRIPTION]),
       // No SQL: the key order the two writers above sort by.
       totalKeyText: () =>
         Promise.resolve(

@@ -107,9 +107,13 @@ export async function findDueWork(
                         and p.status in ('pending', 'processing'))
         and ${onClock} ${inTenant}
       union all
+      -- A dunning retry; while a payment of its invoice is in flight (made through the API) it
+      -- waits, and follows that payment's failure (which moves it to then).
       select 3, 'retry', i.tenant_id, i.subscription_id, i.id, i.next_collection_at
       from invoices i join subscriptions s on s.tenant_id = i.tenant_id and s.id = i.subscription_id, clock
       where i.next_collection_at <= clock.now and ${onClock} ${inTenant}
+        and not exists (select from payments p where p.tenant_id = i.tenant_id and p.invoice_id = i.id
+                        and p.status in ('pending', 'processing'))
       union all
       select 2, 'renew', s.tenant_id, s.id, s.id, s.billed_until::timestamp at time zone 'UTC'
       from subscriptions s

@@ -24,6 +24,7 @@ const columns = [
   'uncollectible_at',
   'collection_failed_at',
   'next_collection_at',
+  'dunning_retries',
   'amount_credited',
   'amount_from_balance',
   'version',
@@ -174,6 +175,23 @@ export async function stopRetries(db: Db, subscriptionId: string): Promise<void>
     .execute();
 }
 
+/**
+ * A subscription active again after `unpaid` (under its lock): its open invoices issued since
+ * dunning made it unpaid (finalized at or after its latest `uncollectible_at`), which nothing
+ * collected (a renewal does not collect while unpaid), are due for collection at `at` (now in
+ * real time): the worker's retry step collects them as a renewal would.
+ */
+export async function resumeCollection(db: Db, subscriptionId: string, at: Date | undefined): Promise<void> {
+  await sql`
+    update invoices i set next_collection_at = ${at ?? sql`now()`}, updated_at = now()
+    where i.subscription_id = ${subscriptionId} and i.status = 'open' and i.kind <> 'purchase'
+      and i.collection_failed_at is null and i.next_collection_at is null
+      and i.finalized_at >= (select max(u.uncollectible_at) from invoices u
+                             where u.subscription_id = ${subscriptionId})
+      and not exists (select from payments p where p.tenant_id = i.tenant_id and p.invoice_id = i.id
+                      and p.initiated_by in ('renewal', 'dunning'))`.execute(db);
+}
+
 /** Run on a locked invoice; the trigger refuses what an issued invoice may not change. */
 export function updateInvoice(
   db: Db,
@@ -186,6 +204,7 @@ export function updateInvoice(
     uncollectible_at?: Date;
     collection_failed_at?: Date | null;
     next_collection_at?: Date | null;
+    dunning_retries?: number;
     amount_credited?: string;
     amount_from_balance?: string;
   },

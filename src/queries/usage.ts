@@ -284,3 +284,32 @@ async function openTotals(
       and (s.usage_invoiced_until is null or t.period_start >= s.usage_invoiced_until)`.execute(db);
   return rows;
 }
+
+/**
+ * Whether usage counted for the subscription: a total exists for it (every counted event adds to
+ * one). Read by changes that would orphan that usage (a new start date, a delete).
+ */
+export async function hasCountedUsage(db: Db, subscriptionId: string): Promise<boolean> {
+  const { rows } = await sql<{ found: boolean }>`
+    select exists (select from usage_totals
+      where tenant_id = current_setting('app.tenant_id')::uuid and subscription_id = ${subscriptionId}::uuid
+    ) as found`.execute(db);
+  return rows[0]!.found;
+}
+
+/**
+ * The start of each subscription's first invoiced period (voided invoices too: their period was
+ * invoiced); none for a subscription never invoiced.
+ */
+export async function firstInvoicedPeriods(
+  db: Db,
+  subscriptionIds: readonly string[],
+): Promise<Map<string, string>> {
+  if (subscriptionIds.length === 0) return new Map();
+  const { rows } = await sql<{ subscription_id: string; first: string }>`
+    select subscription_id, min(period_start)::text as first from invoices
+    where tenant_id = current_setting('app.tenant_id')::uuid
+      and subscription_id = any(${[...subscriptionIds]}::uuid[])
+    group by subscription_id`.execute(db);
+  return new Map(rows.map((r) => [r.subscription_id, r.first]));
+}

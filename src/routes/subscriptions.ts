@@ -482,6 +482,11 @@ export function subscriptionsRouter(ctx: ServiceContext): Router {
     if (outcome.kind === 'has-invoices') {
       throw conflict('The subscription has invoices, which must stay with it: cancel it instead.');
     }
+    if (outcome.kind === 'has-usage') {
+      throw conflict(
+        'The subscription has counted usage events, which must stay billed to it: cancel it instead.',
+      );
+    }
     send(res, reply(outcome)!);
   });
 

@@ -205,6 +205,12 @@ export function subscriptionUsageRouter(ctx: ServiceContext): Router {
       query.period_start,
     );
     if (outcome.kind === 'missing') throw notFound(`No subscription with id ${req.params.subscriptionId}.`);
+    if (outcome.kind === 'never-billed') {
+      const message = `the usage of the period ${outcome.period.start} to ${outcome.period.end} is never billed: this subscription's usage is billed from ${outcome.billedFrom}, and events before that day are refused`;
+      throw unprocessable(`Usage not billed: ${message}.`, [
+        { location: 'query', field: 'period_start', message },
+      ]);
+    }
     if (outcome.kind === 'no-such-period') {
       throw unprocessable(`No such billing period: ${outcome.message}.`, [
         { location: 'query', field: 'period_start', message: outcome.message },

@@ -25,6 +25,7 @@ import { amountDue } from '../responses/invoices.js';
 import {
   type Actor,
   inTenant,
+  previousValues,
   satisfies,
   type ServiceContext,
   type Tx,
@@ -455,7 +456,7 @@ async function failNotPayable(
     settles_at: null,
     settled_at: at,
   });
-  await paymentFailed(tx, tenantId, failed, payment.status, subscription, invoice, at);
+  await paymentFailed(tx, tenantId, failed, payment, subscription, invoice, at);
 }
 
 /** A pending payment goes to the gateway: accepted (processing), declined, or timed out. */
@@ -492,7 +493,7 @@ export async function submitDue(ctx: CollectionContext, tenantId: string, paymen
         failure_reason: 'gateway_timeout',
         settled_at: at,
       });
-      await paymentFailed(tx, tenantId, failed, 'pending', subscription, invoice, at);
+      await paymentFailed(tx, tenantId, failed, before, subscription, invoice, at);
       return;
     }
     if (result.kind === 'declined') {
@@ -503,7 +504,7 @@ export async function submitDue(ctx: CollectionContext, tenantId: string, paymen
         settled_at: at,
         gateway_reference: result.reference,
       });
-      await paymentFailed(tx, tenantId, failed, 'pending', subscription, invoice, at);
+      await paymentFailed(tx, tenantId, failed, before, subscription, invoice, at);
       return;
     }
     // Real time runs the rail's delay scaled (SETTLEMENT_DELAY_SCALE); a test clock, as it is.
@@ -517,7 +518,12 @@ export async function submitDue(ctx: CollectionContext, tenantId: string, paymen
       settles_at: settlesAt,
       gateway_reference: result.reference,
     });
-    emitPayment(tx, 'payment.processing', processing, { status: 'pending' });
+    emitPayment(
+      tx,
+      'payment.processing',
+      processing,
+      previousValues(toPaymentResponse(before), toPaymentResponse(processing)),
+    );
     await wakeUpAt(tx, tenantId, subscription, settlesAt, at);
   });
 }
@@ -548,11 +554,16 @@ export async function settleDue(ctx: CollectionContext, tenantId: string, paymen
         failure_reason: result.reason,
         settled_at: at,
       });
-      await paymentFailed(tx, tenantId, failed, 'processing', subscription, invoice, at);
+      await paymentFailed(tx, tenantId, failed, locked.payment, subscription, invoice, at);
       return;
     }
     const succeeded = await payments.updatePayment(tx.db, paymentId, { status: 'succeeded', settled_at: at });
-    emitPayment(tx, 'payment.succeeded', succeeded, { status: 'processing', settled_at: null });
+    emitPayment(
+      tx,
+      'payment.succeeded',
+      succeeded,
+      previousValues(toPaymentResponse(locked.payment), toPaymentResponse(succeeded)),
+    );
     await markPaid(tx, subscription, invoice, at);
   });
 }
@@ -573,60 +584,111 @@ export async function markPaid(tx: Tx, subscription: SubscriptionRow, invoice: I
     resource_type: 'invoice',
     resource_id: invoice.id,
     data: toInvoiceResponse(paid),
-    previous: { status: invoice.status, paid_at: null },
+    previous: previousValues(toInvoiceResponse(invoice), toInvoiceResponse(paid)),
   });
   if (invoice.kind === 'purchase') await creditPaidGrant(tx, invoice.id, at);
-  await endDunningIfSettled(tx, subscription);
+  await endDunningIfSettled(tx, subscription, at);
   return paid;
 }
 
 /**
  * A past_due or unpaid subscription is active again once none of its invoices is still failing:
- * each was paid, credited down to zero or voided. On the locked subscription.
+ * each was paid, credited down to zero or voided. On the locked subscription. An unpaid one is
+ * collected again: the invoices it was issued while unpaid are collected at `at` (the time of
+ * the change; the transaction's time by default), see resumeCollection.
  */
-export async function endDunningIfSettled(tx: Tx, subscription: SubscriptionRow) {
+export async function endDunningIfSettled(tx: Tx, subscription: SubscriptionRow, at?: Date) {
   if (subscription.status !== 'past_due' && subscription.status !== 'unpaid') return;
   if (await invoices.hasFailingInvoice(tx.db, subscription.id)) return;
   const after = await subscriptions.updateSubscription(tx.db, subscription.id, { status: 'active' });
   emitChange(tx, subscription, after, 'subscription.recovered');
+  if (subscription.status === 'unpaid')
+    await invoices.resumeCollection(tx.db, subscription.id, at ?? tx.occurredAt());
 }
 
 /**
  * A failed payment. A failed collection of a renewal invoice starts or continues dunning: the
  * subscription is past_due and a retry is scheduled (dunning_retry_days after the first failure);
  * after the last one the invoice is uncollectible and the subscription canceled, or unpaid: still
- * invoiced, never collected automatically (dunning_final_action).
+ * invoiced, never collected automatically (dunning_final_action). A payment made through the API
+ * is no part of dunning: it uses none of the retries, and a retry that came due while it was in
+ * flight (and waited for it) follows its failure at once.
  */
 async function paymentFailed(
   tx: Tx,
   tenantId: string,
   payment: PaymentRow,
-  from: PaymentRow['status'],
+  before: PaymentRow,
   sub: SubscriptionRow,
   invoice: InvoiceRow,
   at: Date,
 ) {
-  emitPayment(tx, 'payment.failed', payment, { status: from });
+  emitPayment(
+    tx,
+    'payment.failed',
+    payment,
+    previousValues(toPaymentResponse(before), toPaymentResponse(payment)),
+  );
   tx.emit({
     type: 'invoice.payment_failed',
     resource_type: 'invoice',
     resource_id: invoice.id,
     data: toInvoiceResponse(invoice),
   });
-  // A payment asked for through the API, or of a purchase, is the caller's to retry: no dunning.
-  if (payment.initiated_by === 'api' || invoice.kind === 'purchase' || invoice.status !== 'open') return;
+  // A payment of a purchase is the caller's to retry: no dunning.
+  if (invoice.kind === 'purchase' || invoice.status !== 'open') return;
+  if (payment.initiated_by === 'api') {
+    // The caller's to retry. A dunning retry whose day passed while it was in flight waited for
+    // it (the worker does not take a retry while a payment of its invoice is in flight): now.
+    if (invoice.next_collection_at && invoice.next_collection_at < at)
+      await invoices.updateInvoice(tx.db, invoice.id, { next_collection_at: at });
+    return;
+  }
+  if (sub.status === 'canceled' || sub.status === 'unpaid') {
+    // Collected automatically no more (an attempt in flight when it ended): owed, never retried.
+    await invoices.updateInvoice(tx.db, invoice.id, {
+      collection_failed_at: invoice.collection_failed_at ?? at,
+      next_collection_at: null,
+    });
+    return;
+  }
+  const madeAt = payment.initiated_by === 'dunning' ? payment.submit_after : undefined;
+  await continueDunning(tx, tenantId, sub, invoice, invoice.dunning_retries, at, madeAt);
+}
+
+/**
+ * After a failed automatic attempt of an open invoice (at `at`), or a retry that passed without a
+ * payment method: the next retry, when `used` of the schedule's retries are used (each run, or
+ * passed on its day without a method), dunning_retry_days[used] after the first failure and never
+ * before `at` (on a slow rail a retry's day can pass while the attempt before it is in flight: it
+ * then follows the failure at once). A retry made (`madeAt`) after the days of the retries after
+ * it had passed (it waited for a payment made through the API) stands for those too, and for one
+ * due the moment it failed at once: each retry has a time of its own. With none left, the invoice
+ * is uncollectible and the final action runs. On the locked subscription and invoice.
+ */
+async function continueDunning(
+  tx: Tx,
+  tenantId: string,
+  sub: SubscriptionRow,
+  invoice: InvoiceRow,
+  usedBefore: number,
+  at: Date,
+  madeAt?: Date,
+) {
   const settings = await billingSettings(tx.db);
   const first = invoice.collection_failed_at ?? at;
-  const retriesDone = payment.attempt - 1;
-  if (retriesDone < settings.dunning_retry_days.length) {
-    // Never before this failure: on a slow rail (ACH settles in days) a retry's day can pass
-    // while the attempt before it is still in flight; it then follows the failure at once.
-    const next = new Date(
-      Math.max(first.getTime() + settings.dunning_retry_days[retriesDone]! * DAY, at.getTime()),
-    );
+  const dayOf = (retry: number) => first.getTime() + settings.dunning_retry_days[retry]! * DAY;
+  let used = usedBefore;
+  const made = madeAt?.getTime();
+  const passed = (day: number) =>
+    made !== undefined && (day < made || (day === made && at.getTime() === made));
+  while (used < settings.dunning_retry_days.length && passed(dayOf(used))) used++;
+  if (used < settings.dunning_retry_days.length) {
+    const next = new Date(Math.max(dayOf(used), at.getTime()));
     await invoices.updateInvoice(tx.db, invoice.id, {
       collection_failed_at: first,
       next_collection_at: next,
+      dunning_retries: used,
     });
     if (sub.status === 'active') {
       const after = await subscriptions.updateSubscription(tx.db, sub.id, { status: 'past_due' });
@@ -640,13 +702,14 @@ async function paymentFailed(
     uncollectible_at: at,
     collection_failed_at: first,
     next_collection_at: null,
+    dunning_retries: used,
   });
   tx.emit({
     type: 'invoice.uncollectible',
     resource_type: 'invoice',
     resource_id: invoice.id,
     data: toInvoiceResponse(uncollectible),
-    previous: { status: 'open', uncollectible_at: null },
+    previous: previousValues(toInvoiceResponse(invoice), toInvoiceResponse(uncollectible)),
   });
   if (sub.status === 'canceled' || sub.status === 'unpaid') return;
   if (settings.dunning_final_action === 'cancel') {
@@ -662,22 +725,43 @@ async function paymentFailed(
     emitScheduledChangeDropped(tx, sub, after);
   } else {
     const after = await subscriptions.updateSubscription(tx.db, sub.id, { status: 'unpaid' });
+    // Never collected automatically from now on: its other invoices' retries end too.
+    await invoices.stopRetries(tx.db, sub.id);
     emitChange(tx, sub, after, 'subscription.unpaid');
   }
 }
 
-/** A dunning retry whose time has come: a new payment of the open invoice. */
+/**
+ * A dunning retry whose time has come: a new payment of the open invoice, with the payment method
+ * the subscription has now. While a payment of the invoice is in flight (made through the API)
+ * the retry waits for it, scheduled as it is (the worker does not find it meanwhile); a retry
+ * that finds no payment method is used without a payment, and dunning goes on with the next one
+ * (or ends, after the last), so a method added later is used by the retries left.
+ */
 export function retryDue(ctx: CollectionContext, tenantId: string, invoiceId: string, at: Date) {
   return inTenant(ctx, system(tenantId), async (tx) => {
-    const invoice = await invoices.lockInvoice(tx.db, invoiceId);
-    if (!invoice?.next_collection_at || invoice.next_collection_at > at) return;
-    await invoices.updateInvoice(tx.db, invoiceId, { next_collection_at: null });
-    if (invoice.status !== 'open') return;
-    const sub = (await subscriptions.findSubscription(tx.db, invoice.subscription_id))!;
-    if (!sub.payment_method || !sub.payment_rail || sub.status === 'canceled' || sub.status === 'unpaid')
+    const seen = await invoices.findInvoice(tx.db, invoiceId);
+    if (!seen?.next_collection_at || seen.next_collection_at > at) return;
+    // The lock order: the subscription, then its invoice.
+    const sub = (await subscriptions.lockSubscription(tx.db, seen.subscription_id))!;
+    const invoice = (await invoices.lockInvoice(tx.db, invoiceId))!;
+    if (!invoice.next_collection_at || invoice.next_collection_at > at) return;
+    if (invoice.status !== 'open' || sub.status === 'canceled' || sub.status === 'unpaid') {
+      await invoices.updateInvoice(tx.db, invoiceId, { next_collection_at: null });
       return;
+    }
+    if (await payments.findPaymentInFlight(tx.db, invoiceId)) return; // paymentFailed goes on
     atStep(tx, sub, at);
-    await startPayment(
+    // No failure yet: the first collection of an invoice issued while the subscription was unpaid
+    // (resumeCollection), made as a renewal makes it; its failure starts dunning.
+    const first = invoice.collection_failed_at === null;
+    const used = first ? 0 : invoice.dunning_retries + 1;
+    if (!sub.payment_method || !sub.payment_rail) {
+      if (first) await invoices.updateInvoice(tx.db, invoiceId, { next_collection_at: null });
+      else await continueDunning(tx, tenantId, sub, invoice, used, at, at);
+      return;
+    }
+    const payment = await startPayment(
       tx,
       {
         invoice_id: invoiceId,
@@ -685,11 +769,14 @@ export function retryDue(ctx: CollectionContext, tenantId: string, invoiceId: st
         amount: amountDue(invoice),
         rail: sub.payment_rail,
         payment_method: sub.payment_method,
-        initiated_by: 'dunning',
+        initiated_by: first ? 'renewal' : 'dunning',
         attempt: (await payments.countPayments(tx.db, invoiceId)) + 1,
         submit_after: at,
       },
       { tenantId, clockId: sub.test_clock_id },
     );
+    // None only with a payment in flight, which the invoice's lock rules out (found just above).
+    if (!payment) return;
+    await invoices.updateInvoice(tx.db, invoiceId, { next_collection_at: null, dunning_retries: used });
   });
 }

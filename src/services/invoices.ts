@@ -46,6 +46,7 @@ import {
   type Actor,
   inTenant,
   type Page,
+  previousValues,
   type ServiceContext,
   satisfies,
   toPage,
@@ -728,10 +729,10 @@ export async function voidLocked(
     resource_type: 'invoice',
     resource_id: id,
     data: toInvoiceResponse(invoice),
-    previous: { status: current.status, voided_at: null },
+    previous: previousValues(toInvoiceResponse(current), toInvoiceResponse(invoice)),
   });
   // Forgiven, it fails no more: dunning ends with the subscription's last failing invoice.
-  await endDunningIfSettled(tx, subscription);
+  await endDunningIfSettled(tx, subscription, voidedAt);
   return invoice;
 }
 

@@ -1,7 +1,7 @@
 // Subscriptions, their lifecycle and the features linked to them.
 import { formatCents, parseAmount, sameAmount } from '../billing/money.js';
 import { firstPeriodStartFrom, periodContaining } from '../billing/periods.js';
-import { billingAnchor, dayOf, subscriptionNow } from '../billing/subscription-time.js';
+import { billingAnchor, dayOf, firstUsageDayBilled, subscriptionNow } from '../billing/subscription-time.js';
 import type {
   BillingInterval,
   FeatureRow,
@@ -17,7 +17,7 @@ import { isCheckViolation, isForeignKeyViolation } from '../database/errors.js';
 import { mergeMetadata, type Metadata, type MetadataUpdate, storedMetadata } from '../database/metadata.js';
 import { findFeature } from '../queries/features.js';
 import { pendingInvoiceItems } from '../queries/invoice-items.js';
-import { stopRetries } from '../queries/invoices.js';
+import { resumeCollection, stopRetries } from '../queries/invoices.js';
 import {
   findPlanVersion,
   findPlanWithPrice,
@@ -32,6 +32,7 @@ import { toSubscriptionResponse } from '../responses/subscriptions.js';
 import { priceSubscription } from './plans.js';
 import { matchesAfterRenewals, performDueRenewals } from './collection.js';
 import { chargesOverLimitOnSubscription } from './usage.js';
+import { hasCountedUsage } from '../queries/usage.js';
 import {
   planProration,
   performProration,
@@ -313,11 +314,29 @@ export async function createSubscription(
             priced.interval_count ?? 1,
             today > common.start_date ? today : common.start_date,
           ).start);
+      // Usage is billed in arrears: the first renewal bills the usage of the period before
+      // billed_until, and no invoice ever bills the periods before that one (created two or more
+      // periods back). Their usage is closed from the start: events in them are refused.
+      const usageFrom =
+        billedUntil === null || trial
+          ? undefined
+          : firstUsageDayBilled(
+              {
+                start_date: common.start_date,
+                billing_anchor: null,
+                billing_interval: interval,
+                interval_count: priced.interval_count ?? 1,
+              },
+              billedUntil,
+            );
       const subscription = await subscriptions.insertSubscription(tx.db, {
         ...common,
         ...priced,
         test_clock_id: test_clock_id ?? null,
         billed_until: billedUntil,
+        ...(usageFrom !== undefined && usageFrom > common.start_date
+          ? { usage_invoiced_until: usageFrom }
+          : {}),
         ...(canceled && test_clock_id ? { canceled_at: now } : {}),
         ...(trial ? { trial_end: trial, billing_anchor: trial } : {}),
         ...(discount ? { discount: JSON.stringify(discount) } : {}),
@@ -437,6 +456,30 @@ function rescheduledBilling(before: SubscriptionRow, changes: SubscriptionPatch)
 }
 
 /**
+ * A new start date (moved back two or more periods before billed_until) leaves periods that no
+ * renewal will bill, as a subscription created so: their usage is closed, as at creation
+ * (usage_invoiced_until). Undefined when nothing more is closed. Not during a trial (its own
+ * period, free, is its usage's).
+ */
+function usageClosedByNewStart(before: SubscriptionRow, changes: SubscriptionPatch): string | undefined {
+  if (changes.start_date === undefined || changes.start_date === before.start_date) return undefined;
+  if (before.status === 'trialing') return undefined;
+  const billedUntil = changes.billed_until === undefined ? before.billed_until : changes.billed_until;
+  if (billedUntil === null) return undefined;
+  const from = firstUsageDayBilled(
+    {
+      start_date: changes.start_date,
+      billing_anchor: changes.billing_anchor === undefined ? before.billing_anchor : changes.billing_anchor,
+      billing_interval: changes.billing_interval ?? before.billing_interval,
+      interval_count: changes.interval_count ?? before.interval_count,
+    },
+    billedUntil,
+  );
+  if (from === undefined || from <= changes.start_date) return undefined;
+  return before.usage_invoiced_until !== null && before.usage_invoiced_until >= from ? undefined : from;
+}
+
+/**
  * A trial with an end, moved (its first period moves with it, and its trial_will_end notice is
  * due again) or ended by hand (status active: billing starts today, on a schedule anchored today).
  */
@@ -471,10 +514,16 @@ function trialChanges(
     before.trial_end > today
   ) {
     const start = today > before.start_date ? today : before.start_date;
+    // The trial's days, free, stay unbilled: usage is billed from the first period on (the
+    // periods of the new schedule before it would cover the trial, or days before the start).
+    const closeTrial =
+      start > before.start_date &&
+      (before.usage_invoiced_until === null || before.usage_invoiced_until < start);
     return {
       trial_end: null,
       billing_anchor: start,
       ...(before.billed_until === null ? {} : { billed_until: start }),
+      ...(closeTrial ? { usage_invoiced_until: start } : {}),
     };
   }
   return {};
@@ -602,6 +651,23 @@ async function changeSubscription(
   }
   const priced = await repricing(tx, actor, before, patch);
   if ('kind' in priced) return priced;
+  // Usage is counted in the periods of the start date it was recorded under: a new start date
+  // would leave it in periods that no longer exist, billed by no invoice. Refused rather than lost.
+  if (
+    patch.start_date !== undefined &&
+    patch.start_date !== before.start_date &&
+    (await hasCountedUsage(tx.db, id))
+  )
+    return {
+      kind: 'invalid',
+      errors: [
+        {
+          field: '/start_date',
+          message:
+            'cannot change once usage was counted for the subscription: its usage is kept in the periods of the current start date, which a new one would orphan (cancel it and create another instead)',
+        },
+      ],
+    };
   if (typeof priced.plan_id === 'string' && priced.plan_id !== before.plan_id) {
     // The new plan's charges price the periods not invoiced yet: none may bill past a line's cap.
     const charges = await lockUsageChargesOf(tx.db, priced.plan_id);
@@ -643,6 +709,8 @@ async function changeSubscription(
     const billedUntil = rescheduledBilling(before, changes);
     if (billedUntil !== before.billed_until) changes.billed_until = billedUntil;
   }
+  const usageClosed = usageClosedByNewStart(before, changes);
+  if (usageClosed !== undefined) changes.usage_invoiced_until = usageClosed;
   // Unchanged when the columns are (the breakdown follows plan, version and quantity).
   const compared = { ...before, ...changes, price_breakdown: before.price_breakdown };
   if (Object.keys(previousValues(before, compared)).length === 0) {
@@ -663,6 +731,11 @@ async function changeSubscription(
       : {}),
   });
   if (canceling) await stopRetries(tx.db, id);
+  // Unpaid: never collected automatically, no retry stays scheduled; active again: the invoices
+  // issued while unpaid are collected (as when its failed invoices are paid).
+  if (to === 'unpaid' && before.status !== 'unpaid') await stopRetries(tx.db, id);
+  if (to === 'active' && before.status === 'unpaid')
+    await resumeCollection(tx.db, id, before.clock_time ?? undefined);
   emitChange(tx, before, after);
   emitScheduledChangeDropped(tx, before, after);
   const billed = await performProration(tx, actor.tenantId, after, proration.plan);
@@ -798,7 +871,9 @@ export type DeleteSubscriptionOutcome =
   | { kind: 'deleted' }
   | { kind: 'missing' }
   | { kind: 'stale'; current: SubscriptionRow }
-  | { kind: 'has-invoices' };
+  | { kind: 'has-invoices' }
+  /** Usage counted for it: its events must stay billed to it. */
+  | { kind: 'has-usage' };
 
 /** Invoices keep a subscription: a subscription that was ever invoiced is canceled, not deleted. */
 export async function deleteSubscription(
@@ -823,10 +898,11 @@ function deleteUnlessInvoiced(
   ifMatch?: VersionCondition,
 ): Promise<DeleteSubscriptionOutcome> {
   return inTenant(ctx, actor, async (tx): Promise<DeleteSubscriptionOutcome> => {
-    if (ifMatch !== undefined) {
-      const current = await subscriptions.lockSubscription(tx.db, id);
-      if (current && !satisfies(ifMatch, current.version)) return { kind: 'stale', current };
-    }
+    // Locked first: an event recorded meanwhile (which reads it in share mode) is seen below.
+    const current = await subscriptions.lockSubscription(tx.db, id);
+    if (current && !satisfies(ifMatch, current.version)) return { kind: 'stale', current };
+    // Its counted events would say they are billed to a subscription that no longer exists.
+    if (current && (await hasCountedUsage(tx.db, id))) return { kind: 'has-usage' };
     const deleted = await subscriptions.deleteSubscription(tx.db, id);
     if (!deleted) return { kind: 'missing' };
     await onClockOf(tx, deleted);

@@ -11,6 +11,7 @@ import { periodContaining } from '../billing/periods.js';
 import {
   billingAnchor,
   dayOf,
+  firstUsageDayBilled,
   lastDayServed,
   subscriptionNow,
   trialPeriodOf,
@@ -332,6 +333,7 @@ function recordInTransaction(
     const toPrepare = unresolved.size ? firstIndexes.filter((i) => !unresolved.has(i)) : firstIndexes;
     const knownUsers = new Set(users.rows.map((u) => u.id));
     const prepared = prepareEvents({ metrics, knownUsers, subscriptions, charges }, inputs, toPrepare);
+    if (prepared.closed.length > 0) await explainNeverBilled(tx, prepared.closed);
     // Customers whose prepaid credits are used up, in a wallet that blocks their usage: refused.
     // An event is in the timeline of the subscription it counts for (real time if none).
     const blocked = await usageBlocked(tx, paying);
@@ -436,11 +438,14 @@ function prepareEvents(
   indexes: number[];
   /** The events refused (none of them is in `events`). */
   errors: EventError[];
+  /** The refusals of events in a period closed (not a trial's): some may be periods never billed. */
+  closed: ClosedPeriodRefusal[];
   metricsById: Map<string, BillableMetricRow>;
   /** The usage charges of each subscription's plan, by subscription id. */
   charges: Map<string, StoredUsageCharge[]>;
 } {
   const errors: EventError[] = [];
+  const closed: ClosedPeriodRefusal[] = [];
   const metrics = new Map(read.metrics.map((m) => [m.code, m]));
   const { knownUsers, subscriptions, charges } = read;
   const charging = (s: SubscriptionRow, metricId: string) =>
@@ -519,12 +524,14 @@ function prepareEvents(
       }
       const period = periodOf(subscription, day);
       if (subscription.usage_invoiced_until !== null && period.start < subscription.usage_invoiced_until) {
+        const trial = trialPeriodOf(subscription, day) !== undefined;
         fail(
           '/timestamp',
-          trialPeriodOf(subscription, day)
+          trial
             ? `falls in the trial, ${period.start} to ${period.end}, whose usage is free and closed since a later period's usage was invoiced`
             : `falls in the period ${period.start} to ${period.end}, whose usage is invoiced already: record it in a later period as an adjustment`,
         );
+        if (!trial) closed.push({ error: errors[errors.length - 1]!, subscription, day });
         continue;
       }
       periodStart = period.start;
@@ -569,11 +576,46 @@ function prepareEvents(
     events,
     indexes: eventIndexes,
     errors,
+    closed,
     metricsById: new Map([...metrics.values()].map((m) => [m.id, m])),
     charges: new Map(
       subscriptions.map((s) => [s.id, s.plan_id === null ? [] : (charges.get(s.plan_id) ?? [])]),
     ),
   };
+}
+
+/** An event refused because its period's usage is closed. */
+interface ClosedPeriodRefusal {
+  error: EventError;
+  subscription: SubscriptionRow;
+  day: string;
+}
+
+/**
+ * The first day whose usage the subscription's invoices bill, if known: usage before it was never
+ * billed, and never will be (a subscription created with its start two or more periods back, or a
+ * trial ended early). From its first invoice's period, or before any from billed_until (the period
+ * its first invoice will bill).
+ */
+function usageBilledFrom(
+  subscription: SubscriptionRow,
+  firstInvoiced: string | undefined,
+): string | undefined {
+  const first = firstInvoiced ?? subscription.billed_until;
+  return first === null ? undefined : firstUsageDayBilled(subscription, first);
+}
+
+/**
+ * Events refused in a closed period that no invoice ever billed say so, and from which day the
+ * subscription's usage is billed, instead of calling it invoiced (read only when refusing).
+ */
+async function explainNeverBilled(tx: Tx, closed: readonly ClosedPeriodRefusal[]): Promise<void> {
+  const firsts = await usage.firstInvoicedPeriods(tx.db, [...new Set(closed.map((c) => c.subscription.id))]);
+  for (const { error, subscription, day } of closed) {
+    const from = usageBilledFrom(subscription, firsts.get(subscription.id));
+    if (from !== undefined && day < from)
+      error.message = `is before ${from}, the day from which subscription ${subscription.id}'s usage is billed: no invoice bills usage before it, so it is refused (record it on ${from} or later as an adjustment)`;
+  }
 }
 
 /** Adds what the newly inserted events count to their totals: all of the metric, and their dimension. */
@@ -916,7 +958,9 @@ export type SubscriptionUsageOutcome =
       amount: string;
     }
   | { kind: 'missing' }
-  | { kind: 'no-such-period'; message: string };
+  | { kind: 'no-such-period'; message: string }
+  /** A period before the first day whose usage is billed: its usage is never invoiced. */
+  | { kind: 'never-billed'; period: { start: string; end: string }; billedFrom: string };
 
 /** A subscription's usage in its current period (on its clock), or the one starting on `periodStart`. */
 export function getSubscriptionUsage(
@@ -953,6 +997,13 @@ export function getSubscriptionUsage(
       trial === undefined &&
       subscription.usage_invoiced_until !== null &&
       period.start < subscription.usage_invoiced_until;
+    if (invoiced) {
+      // Closed, but maybe never billed: not invoiced, and never to be.
+      const firsts = await usage.firstInvoicedPeriods(tx.db, [subscription.id]);
+      const from = usageBilledFrom(subscription, firsts.get(subscription.id));
+      if (from !== undefined && period.start < from)
+        return { kind: 'never-billed', period, billedFrom: from };
+    }
     // An invoiced period is what its invoice billed: the plan's charges may have changed since.
     const charges = invoiced
       ? await billedCharges(tx, subscription.id, period.start)
@@ -1030,11 +1081,14 @@ export async function closeUsageBefore(
   planCharges?: StoredUsageCharge[],
 ): Promise<Charge[]> {
   if (!billsUsageBefore(subscription, periodStart)) return [];
+  // Closed already, and not by an invoice of this period (it would be the one found): its usage
+  // is never billed (before the first day billed, a trial ended early) or was closed without an
+  // invoice. Billing it now would bill a period before the start, or its minimum, for nothing.
+  if (subscription.usage_invoiced_until !== null && subscription.usage_invoiced_until >= periodStart)
+    return [];
   // The period before closes whatever its plan charges now: a charge added to the plan later
   // must not count late events into it, which no invoice would ever bill.
-  if (subscription.usage_invoiced_until === null || subscription.usage_invoiced_until < periodStart) {
-    await updateSubscription(tx.db, subscription.id, { usage_invoiced_until: periodStart });
-  }
+  await updateSubscription(tx.db, subscription.id, { usage_invoiced_until: periodStart });
   if (!subscription.plan_id) return [];
   const previous = periodContaining(
     billingAnchor(subscription),

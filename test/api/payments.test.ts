@@ -377,8 +377,16 @@ describe('gateway outcomes and dunning, on a test clock', () => {
       status: 'paid',
       paid_at: '2026-02-15T00:00:00.000Z',
     });
-    expect(await statusOf(tenant, sub.id)).toBe('active');
-    expect((await eventTypes(tenant, sub.id)).at(-1)).toBe('subscription.recovered');
+    // Active again, and collected again: February, issued while it was unpaid, is collected
+    // then with its card, which fails: February's dunning begins (test/api/dunning-edges.test.ts).
+    expect((await eventTypes(tenant, sub.id)).slice(-2)).toEqual([
+      'subscription.recovered',
+      'subscription.past_due',
+    ]);
+    expect((await paymentsOf(tenant, february!.id)).map((p) => [p.initiated_by, p.status])).toEqual([
+      ['renewal', 'failed'],
+    ]);
+    expect(await statusOf(tenant, sub.id)).toBe('past_due');
   });
 
   it('keeps a subscription past_due while another period’s invoice is still failing', async () => {

@@ -230,6 +230,13 @@ beforeAll(async () => {
       }
     }
   }
+  // Started 2026-01-01 in real time, two or more periods back: no renewal bills January's or
+  // February's usage, so it is closed at creation (and refused). This file bills those months by
+  // issuing their invoices by hand, as a subscription made before that rule could: reopened here.
+  await sql`update subscriptions set usage_invoiced_until = null
+    where id = any(${customers.flatMap((c) => (c.subscription ? [c.subscription.id] : []))}::uuid[])`.execute(
+    ctx.db,
+  );
   const batch = await post(t.api, '/api/v1/usage-events/batch', { events }, 200);
   expect(batch.created).toBe(events.length);
 

@@ -44,6 +44,19 @@ async function subscribe(planId: string, extra: Record<string, unknown> = {}) {
   return res.body as Schemas['Subscription'];
 }
 
+/**
+ * A test clock frozen in January 2026, for a subscription from 2026-01-01 whose January usage is
+ * billed (in real time it started two or more periods ago: January's usage is never billed, and
+ * refused).
+ */
+async function januaryClock(): Promise<{ test_clock_id: string }> {
+  const res = await t.api
+    .post('/api/v1/test-clocks')
+    .send({ name: 'january', frozen_time: '2026-01-20T00:00:00Z' });
+  expect(res.status, res.text).toBe(201);
+  return { test_clock_id: (res.body as Schemas['TestClock']).id };
+}
+
 const send = (event: Record<string, unknown>) => t.api.post('/api/v1/usage-events').send(event);
 const batch = (events: Array<Record<string, unknown>>) =>
   t.api.post('/api/v1/usage-events/batch').send({ events });
@@ -146,7 +159,7 @@ describe('usage charges on plans', () => {
       'precondition-failed',
     );
     const p = await plan([{ metric: m.code, model: 'per_unit', amount: '1' }]);
-    const sub = await subscribe(p.id);
+    const sub = await subscribe(p.id, await januaryClock());
     const bad = await t.api
       .get(`/api/v1/subscriptions/${sub.id}/usage`)
       .query({ period_start: '2026-01-15' });
@@ -245,7 +258,7 @@ describe('usage events', () => {
   it('lists events by customer, metric and time, and reads one', async () => {
     const m = await metric();
     const p = await plan([{ metric: m.code, model: 'per_unit', amount: '1' }]);
-    const sub = await subscribe(p.id);
+    const sub = await subscribe(p.id, await januaryClock());
     const ids = [];
     for (const hour of [1, 2, 3]) {
       const res = await send({
@@ -280,12 +293,17 @@ describe('usage events', () => {
 
   it("lists one subscription's events among its customer's others", async () => {
     const [a, b] = [await metric(), await metric()];
-    const first = await subscribe((await plan([{ metric: a.code, model: 'per_unit', amount: '1' }])).id);
+    const clock = await januaryClock();
+    const first = await subscribe(
+      (await plan([{ metric: a.code, model: 'per_unit', amount: '1' }])).id,
+      clock,
+    );
     const res = await t.api.post('/api/v1/subscriptions').send({
       user_id: first.user_id,
       status: 'active',
       plan_id: (await plan([{ metric: b.code, model: 'per_unit', amount: '1' }])).id,
       start_date: '2026-01-01',
+      ...clock,
     });
     expect(res.status, res.text).toBe(201);
     const second = res.body as Schemas['Subscription'];

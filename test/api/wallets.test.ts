@@ -885,6 +885,11 @@ describe('usage paid from wallets', () => {
       start_date: '2026-01-01',
     });
     expect(sub.status, sub.text).toBe(201);
+    // Started 2026-01-01 in real time, two or more periods back: no renewal bills January's
+    // usage, so it is closed at creation (and refused). These tests bill it by invoicing February
+    // by hand, as a subscription made before that rule could: reopened here.
+    await sql`update subscriptions set usage_invoiced_until = null
+      where id = ${(sub.body as Schemas['Subscription']).id}::uuid`.execute(ctx.db);
     const events = Array.from({ length: 7 }, (_, i) => ({
       event_id: `w-${tag()}-${i}`,
       user_id: user.id,

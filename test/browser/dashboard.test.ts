@@ -5,6 +5,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { type Browser, chromium, type Page, type Response } from 'playwright-core';
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../src/app.js';
 import type { Schemas } from '../../src/contract.js';
@@ -121,6 +122,12 @@ async function seedUsageTenant() {
       plan_id: plan.id,
       start_date: start,
     });
+    // Started three months back in real time: no renewal bills the usage of its first months,
+    // closed at creation (and refused). This tenant bills it by invoicing a past period by hand,
+    // as a subscription made before that rule could: reopened here.
+    await sql`update subscriptions set usage_invoiced_until = null where id = ${sub.id}::uuid`.execute(
+      ctx.db,
+    );
     await post(
       '/api/v1/usage-events/batch',
       {
