@@ -576,12 +576,14 @@ export interface WebhookDeliveries {
   lease_token: string | null;
   leased_until: Timestamp | null;
   next_attempt_at: Generated<Timestamp | null>;
+  retry_requested: Generated<boolean>;
   status: Generated<string>;
   tenant_id: Generated<string>;
   updated_at: Generated<Timestamp>;
 }
 
 export interface WebhookEndpoints {
+  consecutive_failures: Generated<number>;
   created_at: Generated<Timestamp>;
   description: string | null;
   disabled_reason: string | null;
@@ -590,6 +592,7 @@ export interface WebhookEndpoints {
   id: Generated<string>;
   previous_secret: string | null;
   previous_secret_expires_at: Timestamp | null;
+  retry_at: Timestamp | null;
   secret: string;
   status: Generated<string>;
   tenant_id: Generated<string>;

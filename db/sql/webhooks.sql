@@ -15,40 +15,96 @@ insert into "webhook_endpoints" ("url", "description", "enabled_events", "secret
 -- updateWebhookEndpoint
 insert into "webhook_endpoints" ("url", "description", "enabled_events", "secret") values ($1, $2, $3, $4) returning "id", "url", "description", "enabled_events", "status", "disabled_reason", "previous_secret_expires_at", "version", "created_at", "updated_at";
 insert into "events" ("type", "resource_type", "resource_id", "actor", "request_id", "data", "previous", "occurred_at") values ($1, $2, $3, $4, $5, $6, $7, clock_timestamp());
-with due as (
-      select d.tenant_id, d.id from webhook_deliveries d
-      join webhook_endpoints w on w.tenant_id = d.tenant_id and w.id = d.endpoint_id
-      where d.status = 'pending' and d.next_attempt_at <= now()
-        and (d.leased_until is null or d.leased_until <= now())
-        and w.status = 'enabled'
-      order by d.next_attempt_at
-      limit $1
-      for update of d skip locked
+with candidates as (
+      select r.tenant_id, r.id, r.next_attempt_at, true as requested from (
+        select d.tenant_id, d.id, d.next_attempt_at from webhook_deliveries d
+        join webhook_endpoints w on w.tenant_id = d.tenant_id and w.id = d.endpoint_id
+        where d.retry_requested and d.status = 'pending' and d.next_attempt_at <= now()
+          and (d.leased_until is null or d.leased_until <= now())
+          and w.status = 'enabled'
+        order by d.next_attempt_at
+        limit $1
+        for update of d skip locked
+      ) r
+      union all
+      select d.tenant_id, d.id, d.next_attempt_at, false from webhook_endpoints w
+      cross join lateral (
+        select d.tenant_id, d.id, d.next_attempt_at from webhook_deliveries d
+        where d.tenant_id = w.tenant_id and d.endpoint_id = w.id
+          and d.status = 'pending' and d.next_attempt_at <= now()
+          and (d.leased_until is null or d.leased_until <= now())
+        order by d.next_attempt_at
+        -- Less what is in flight to it already (claims of this dispatcher or another).
+        limit greatest(0, case when w.consecutive_failures > 0 then 1 else $2::int end - (
+          select count(*) from webhook_deliveries l
+          where l.tenant_id = w.tenant_id and l.endpoint_id = w.id
+            and l.leased_until is not null and l.leased_until > now()))
+        for update of d skip locked
+      ) d
+      where w.status = 'enabled' and (w.retry_at is null or w.retry_at <= now())
+    ),
+    due as (
+      select tenant_id, id from (
+        select distinct on (tenant_id, id) tenant_id, id, next_attempt_at, requested from candidates
+        order by tenant_id, id, requested desc
+      ) c
+      order by requested desc, next_attempt_at
+      limit $3
     )
     update webhook_deliveries d
-    set lease_token = gen_random_uuid(), leased_until = now() + $2 * interval '1 millisecond'
+    set lease_token = gen_random_uuid(), leased_until = now() + $4 * interval '1 millisecond'
     -- By the whole key: the owner is not scoped to a tenant, and the primary key starts with it.
     from due where d.tenant_id = due.tenant_id and d.id = due.id
+      -- Checked again on the row as it is now: a concurrent claim took it first.
+      and d.status = 'pending' and (d.leased_until is null or d.leased_until <= now())
     returning d.id, d.tenant_id, d.lease_token;
 update "webhook_endpoints" set "status" = $1, "disabled_reason" = $2, "updated_at" = now() where "id" = $3 returning "id", "url", "description", "enabled_events", "status", "disabled_reason", "previous_secret_expires_at", "version", "created_at", "updated_at";
 
 -- currentSecret
 insert into "webhook_endpoints" ("url", "description", "enabled_events", "secret") values ($1, $2, $3, $4) returning "id", "url", "description", "enabled_events", "status", "disabled_reason", "previous_secret_expires_at", "version", "created_at", "updated_at";
 insert into "events" ("type", "resource_type", "resource_id", "actor", "request_id", "data", "previous", "occurred_at") values ($1, $2, $3, $4, $5, $6, $7, clock_timestamp());
-with due as (
-      select d.tenant_id, d.id from webhook_deliveries d
-      join webhook_endpoints w on w.tenant_id = d.tenant_id and w.id = d.endpoint_id
-      where d.status = 'pending' and d.next_attempt_at <= now()
-        and (d.leased_until is null or d.leased_until <= now())
-        and w.status = 'enabled'
-      order by d.next_attempt_at
-      limit $1
-      for update of d skip locked
+with candidates as (
+      select r.tenant_id, r.id, r.next_attempt_at, true as requested from (
+        select d.tenant_id, d.id, d.next_attempt_at from webhook_deliveries d
+        join webhook_endpoints w on w.tenant_id = d.tenant_id and w.id = d.endpoint_id
+        where d.retry_requested and d.status = 'pending' and d.next_attempt_at <= now()
+          and (d.leased_until is null or d.leased_until <= now())
+          and w.status = 'enabled'
+        order by d.next_attempt_at
+        limit $1
+        for update of d skip locked
+      ) r
+      union all
+      select d.tenant_id, d.id, d.next_attempt_at, false from webhook_endpoints w
+      cross join lateral (
+        select d.tenant_id, d.id, d.next_attempt_at from webhook_deliveries d
+        where d.tenant_id = w.tenant_id and d.endpoint_id = w.id
+          and d.status = 'pending' and d.next_attempt_at <= now()
+          and (d.leased_until is null or d.leased_until <= now())
+        order by d.next_attempt_at
+        -- Less what is in flight to it already (claims of this dispatcher or another).
+        limit greatest(0, case when w.consecutive_failures > 0 then 1 else $2::int end - (
+          select count(*) from webhook_deliveries l
+          where l.tenant_id = w.tenant_id and l.endpoint_id = w.id
+            and l.leased_until is not null and l.leased_until > now()))
+        for update of d skip locked
+      ) d
+      where w.status = 'enabled' and (w.retry_at is null or w.retry_at <= now())
+    ),
+    due as (
+      select tenant_id, id from (
+        select distinct on (tenant_id, id) tenant_id, id, next_attempt_at, requested from candidates
+        order by tenant_id, id, requested desc
+      ) c
+      order by requested desc, next_attempt_at
+      limit $3
     )
     update webhook_deliveries d
-    set lease_token = gen_random_uuid(), leased_until = now() + $2 * interval '1 millisecond'
+    set lease_token = gen_random_uuid(), leased_until = now() + $4 * interval '1 millisecond'
     -- By the whole key: the owner is not scoped to a tenant, and the primary key starts with it.
     from due where d.tenant_id = due.tenant_id and d.id = due.id
+      -- Checked again on the row as it is now: a concurrent claim took it first.
+      and d.status = 'pending' and (d.leased_until is null or d.leased_until <= now())
     returning d.id, d.tenant_id, d.lease_token;
 select "secret" from "webhook_endpoints" where "id" = $1;
 
@@ -68,30 +124,76 @@ select "delivery_id", "number", "attempted_at", "status_code", "error", "duratio
 select "id", "endpoint_id", "event_id", "event_type", "status", "attempts", "first_attempted_at", "next_attempt_at", "last_attempted_at", "last_status_code", "last_error", "created_at", "leased_until" from "webhook_deliveries" where "id" = $1 for update;
 
 -- deliverNow
-update "webhook_deliveries" set "status" = $1, "next_attempt_at" = now(), "updated_at" = now() where "id" = $2 returning "id", "endpoint_id", "event_id", "event_type", "status", "attempts", "first_attempted_at", "next_attempt_at", "last_attempted_at", "last_status_code", "last_error", "created_at";
+update "webhook_deliveries" set "status" = $1, "next_attempt_at" = now(), "retry_requested" = $2, "updated_at" = now() where "id" = $3 returning "id", "endpoint_id", "event_id", "event_type", "status", "attempts", "first_attempted_at", "next_attempt_at", "last_attempted_at", "last_status_code", "last_error", "created_at";
 select pg_notify('webhook_deliveries', '1');
 
 -- claimDueDeliveries
-with due as (
-      select d.tenant_id, d.id from webhook_deliveries d
-      join webhook_endpoints w on w.tenant_id = d.tenant_id and w.id = d.endpoint_id
-      where d.status = 'pending' and d.next_attempt_at <= now()
-        and (d.leased_until is null or d.leased_until <= now())
-        and w.status = 'enabled'
-      order by d.next_attempt_at
-      limit $1
-      for update of d skip locked
+with candidates as (
+      select r.tenant_id, r.id, r.next_attempt_at, true as requested from (
+        select d.tenant_id, d.id, d.next_attempt_at from webhook_deliveries d
+        join webhook_endpoints w on w.tenant_id = d.tenant_id and w.id = d.endpoint_id
+        where d.retry_requested and d.status = 'pending' and d.next_attempt_at <= now()
+          and (d.leased_until is null or d.leased_until <= now())
+          and w.status = 'enabled'
+        order by d.next_attempt_at
+        limit $1
+        for update of d skip locked
+      ) r
+      union all
+      select d.tenant_id, d.id, d.next_attempt_at, false from webhook_endpoints w
+      cross join lateral (
+        select d.tenant_id, d.id, d.next_attempt_at from webhook_deliveries d
+        where d.tenant_id = w.tenant_id and d.endpoint_id = w.id
+          and d.status = 'pending' and d.next_attempt_at <= now()
+          and (d.leased_until is null or d.leased_until <= now())
+        order by d.next_attempt_at
+        -- Less what is in flight to it already (claims of this dispatcher or another).
+        limit greatest(0, case when w.consecutive_failures > 0 then 1 else $2::int end - (
+          select count(*) from webhook_deliveries l
+          where l.tenant_id = w.tenant_id and l.endpoint_id = w.id
+            and l.leased_until is not null and l.leased_until > now()))
+        for update of d skip locked
+      ) d
+      where w.status = 'enabled' and (w.retry_at is null or w.retry_at <= now())
+    ),
+    due as (
+      select tenant_id, id from (
+        select distinct on (tenant_id, id) tenant_id, id, next_attempt_at, requested from candidates
+        order by tenant_id, id, requested desc
+      ) c
+      order by requested desc, next_attempt_at
+      limit $3
     )
     update webhook_deliveries d
-    set lease_token = gen_random_uuid(), leased_until = now() + $2 * interval '1 millisecond'
+    set lease_token = gen_random_uuid(), leased_until = now() + $4 * interval '1 millisecond'
     -- By the whole key: the owner is not scoped to a tenant, and the primary key starts with it.
     from due where d.tenant_id = due.tenant_id and d.id = due.id
+      -- Checked again on the row as it is now: a concurrent claim took it first.
+      and d.status = 'pending' and (d.leased_until is null or d.leased_until <= now())
     returning d.id, d.tenant_id, d.lease_token;
 
 -- nextDueAt
-select min(greatest(d.next_attempt_at, d.leased_until)) as at from webhook_deliveries d
-    join webhook_endpoints w on w.tenant_id = d.tenant_id and w.id = d.endpoint_id
-    where d.status = 'pending' and w.status = 'enabled';
+select min(at) as at from (
+      select greatest(w.retry_at, d.next_attempt_at) as at from webhook_endpoints w
+      cross join lateral (
+        select d.next_attempt_at from webhook_deliveries d
+        where d.tenant_id = w.tenant_id and d.endpoint_id = w.id
+          and d.status = 'pending' and d.leased_until is null
+        order by d.next_attempt_at
+        limit 1
+      ) d
+      where w.status = 'enabled'
+      union all
+      select greatest(d.next_attempt_at, d.leased_until, case when not d.retry_requested then w.retry_at end)
+      from webhook_deliveries d
+      join webhook_endpoints w on w.tenant_id = d.tenant_id and w.id = d.endpoint_id
+      where d.leased_until is not null and d.status = 'pending' and w.status = 'enabled'
+      union all
+      select d.next_attempt_at from webhook_deliveries d
+      join webhook_endpoints w on w.tenant_id = d.tenant_id and w.id = d.endpoint_id
+      where d.retry_requested and d.status = 'pending' and d.leased_until is null
+        and w.status = 'enabled'
+    ) due;
 
 -- countPendingDeliveries
 select count(*) as count from webhook_deliveries where status = 'pending';
@@ -104,27 +206,63 @@ select "d"."id", "d"."endpoint_id", "d"."event_id", "d"."event_type", "d"."statu
 -- recordAttempt
 insert into "webhook_endpoints" ("url", "description", "enabled_events", "secret") values ($1, $2, $3, $4) returning "id", "url", "description", "enabled_events", "status", "disabled_reason", "previous_secret_expires_at", "version", "created_at", "updated_at";
 insert into "events" ("type", "resource_type", "resource_id", "actor", "request_id", "data", "previous", "occurred_at") values ($1, $2, $3, $4, $5, $6, $7, clock_timestamp());
-with due as (
-      select d.tenant_id, d.id from webhook_deliveries d
-      join webhook_endpoints w on w.tenant_id = d.tenant_id and w.id = d.endpoint_id
-      where d.status = 'pending' and d.next_attempt_at <= now()
-        and (d.leased_until is null or d.leased_until <= now())
-        and w.status = 'enabled'
-      order by d.next_attempt_at
-      limit $1
-      for update of d skip locked
+with candidates as (
+      select r.tenant_id, r.id, r.next_attempt_at, true as requested from (
+        select d.tenant_id, d.id, d.next_attempt_at from webhook_deliveries d
+        join webhook_endpoints w on w.tenant_id = d.tenant_id and w.id = d.endpoint_id
+        where d.retry_requested and d.status = 'pending' and d.next_attempt_at <= now()
+          and (d.leased_until is null or d.leased_until <= now())
+          and w.status = 'enabled'
+        order by d.next_attempt_at
+        limit $1
+        for update of d skip locked
+      ) r
+      union all
+      select d.tenant_id, d.id, d.next_attempt_at, false from webhook_endpoints w
+      cross join lateral (
+        select d.tenant_id, d.id, d.next_attempt_at from webhook_deliveries d
+        where d.tenant_id = w.tenant_id and d.endpoint_id = w.id
+          and d.status = 'pending' and d.next_attempt_at <= now()
+          and (d.leased_until is null or d.leased_until <= now())
+        order by d.next_attempt_at
+        -- Less what is in flight to it already (claims of this dispatcher or another).
+        limit greatest(0, case when w.consecutive_failures > 0 then 1 else $2::int end - (
+          select count(*) from webhook_deliveries l
+          where l.tenant_id = w.tenant_id and l.endpoint_id = w.id
+            and l.leased_until is not null and l.leased_until > now()))
+        for update of d skip locked
+      ) d
+      where w.status = 'enabled' and (w.retry_at is null or w.retry_at <= now())
+    ),
+    due as (
+      select tenant_id, id from (
+        select distinct on (tenant_id, id) tenant_id, id, next_attempt_at, requested from candidates
+        order by tenant_id, id, requested desc
+      ) c
+      order by requested desc, next_attempt_at
+      limit $3
     )
     update webhook_deliveries d
-    set lease_token = gen_random_uuid(), leased_until = now() + $2 * interval '1 millisecond'
+    set lease_token = gen_random_uuid(), leased_until = now() + $4 * interval '1 millisecond'
     -- By the whole key: the owner is not scoped to a tenant, and the primary key starts with it.
     from due where d.tenant_id = due.tenant_id and d.id = due.id
+      -- Checked again on the row as it is now: a concurrent claim took it first.
+      and d.status = 'pending' and (d.leased_until is null or d.leased_until <= now())
     returning d.id, d.tenant_id, d.lease_token;
-update "webhook_deliveries" set "status" = $1, "attempts" = attempts + 1, "first_attempted_at" = coalesce(first_attempted_at, $2), "last_attempted_at" = $3, "last_status_code" = $4, "last_error" = $5, "next_attempt_at" = $6, "lease_token" = $7, "leased_until" = $8, "updated_at" = now() where "id" = $9 and "lease_token" = $10 returning "id", "endpoint_id", "event_id", "event_type", "status", "attempts", "first_attempted_at", "next_attempt_at", "last_attempted_at", "last_status_code", "last_error", "created_at";
+update "webhook_deliveries" set "status" = $1, "attempts" = attempts + 1, "first_attempted_at" = coalesce(first_attempted_at, $2), "last_attempted_at" = $3, "last_status_code" = $4, "last_error" = $5, "next_attempt_at" = $6, "lease_token" = $7, "leased_until" = $8, "retry_requested" = $9, "updated_at" = now() where "id" = $10 and "lease_token" = $11 returning "id", "endpoint_id", "event_id", "event_type", "status", "attempts", "first_attempted_at", "next_attempt_at", "last_attempted_at", "last_status_code", "last_error", "created_at";
 insert into "webhook_attempts" ("delivery_id", "number", "attempted_at", "status_code", "error", "duration_ms") values ($1, $2, $3, $4, $5, $6);
 
 -- endpointSucceeded
-update "webhook_endpoints" set "failing_since" = $1 where "id" = $2 and "failing_since" is not null;
+update webhook_endpoints set failing_since = null, consecutive_failures = 0, retry_at = null
+    where id = $1
+      and (failing_since is not null or consecutive_failures > 0 or retry_at is not null);
 
--- endpointFailed
-update "webhook_endpoints" set "failing_since" = $1 where "id" = $2 and "failing_since" is null;
-select "id", "url", "description", "enabled_events", "status", "disabled_reason", "previous_secret_expires_at", "version", "created_at", "updated_at", "failing_since" from "webhook_endpoints" where "id" = $1;
+-- lockEndpointHealth
+select "id", "url", "description", "enabled_events", "status", "disabled_reason", "previous_secret_expires_at", "version", "created_at", "updated_at", failing_since, consecutive_failures, retry_at
+    from webhook_endpoints where id = $1 for no key update;
+
+-- setEndpointHealth
+update webhook_endpoints
+    set failing_since = $1, consecutive_failures = $2,
+      retry_at = $3
+    where id = $4;

@@ -734,7 +734,13 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
         });
       },
       endpointSucceeded: (db) => webhooks.endpointSucceeded(db, WEBHOOK_ENDPOINT),
-      endpointFailed: (db) => webhooks.endpointFailed(db, WEBHOOK_ENDPOINT, new Date(0)),
+      lockEndpointHealth: (db) => webhooks.lockEndpointHealth(db, WEBHOOK_ENDPOINT),
+      setEndpointHealth: (db) =>
+        webhooks.setEndpointHealth(db, WEBHOOK_ENDPOINT, {
+          failing_since: new Date(0),
+          consecutive_failures: 1,
+          retry_at: new Date(0),
+        }),
     },
   },
   tenants: {

@@ -95,7 +95,9 @@ export interface EventFilter {
   /** With resourceId: the events of that resource as this type ('subscription'). */
   resourceType?: string | undefined;
   resourceId?: string | undefined;
+  /** Occurred at or after this instant (the route turns `after` into it: see shownBounds). */
   occurredFrom?: string | undefined;
+  /** Occurred before this instant. */
   occurredBefore?: string | undefined;
 }
 

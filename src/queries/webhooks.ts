@@ -109,6 +109,8 @@ export interface WebhookEndpointPatch {
   previous_secret?: string | null;
   previous_secret_expires_at?: Date | null;
   failing_since?: Date | null;
+  consecutive_failures?: number;
+  retry_at?: Date | null;
 }
 
 /** Run on a locked endpoint (lockWebhookEndpoint); the version trigger bumps `version`. */
@@ -186,11 +188,19 @@ export function lockWebhookDelivery(
     .executeTakeFirst();
 }
 
-/** Due now (pending, next attempt now), and the dispatcher woken when this commits. */
+/**
+ * Due now (pending, next attempt now), claimed before any other and whatever its endpoint's
+ * backoff (retry_requested), and the dispatcher woken when this commits.
+ */
 export async function deliverNow(db: Db, id: string): Promise<WebhookDelivery | undefined> {
   const delivery = await db
     .updateTable('webhook_deliveries')
-    .set({ status: 'pending', next_attempt_at: sql`now()`, updated_at: sql`now()` })
+    .set({
+      status: 'pending',
+      next_attempt_at: sql`now()`,
+      retry_requested: true,
+      updated_at: sql`now()`,
+    })
     .where('id', '=', id)
     .returning(deliveryColumns)
     .executeTakeFirst();
@@ -216,27 +226,68 @@ export interface ClaimedDelivery {
   lease_token: string;
 }
 
+/** Due deliveries one claim takes per endpoint: 1 while it is failing (a probe), else this many. */
+export const CLAIM_PER_ENDPOINT = 5;
+
 /**
- * Takes up to `limit` due deliveries of enabled endpoints, across tenants, for leaseMs: SKIP
- * LOCKED lets concurrent dispatchers take different ones, and the lease keeps a claimed delivery
- * from being claimed again until it runs out (a crashed dispatcher's then come back).
+ * Takes up to `limit` due deliveries of enabled endpoints, across tenants, for leaseMs. Fairly:
+ * first the deliveries retried through the API (retry_requested), then, of each enabled endpoint
+ * that is not backing off (retry_at passed or unset), its earliest due ones, up to perEndpoint in
+ * flight to it (one, a probe, while the endpoint is failing), all of them by when they were due. So a dead
+ * endpoint's backlog costs one attempt per backoff step and never fills a claim. Each endpoint is
+ * one probe of an index by (endpoint, due time): cheap however many deliveries are pending.
+ * SKIP LOCKED lets concurrent dispatchers take different ones, and the lease keeps a claimed
+ * delivery from being claimed again until it runs out (a crashed dispatcher's then come back).
  */
-export async function claimDueDeliveries(db: Db, limit: number, leaseMs: number): Promise<ClaimedDelivery[]> {
+export async function claimDueDeliveries(
+  db: Db,
+  limit: number,
+  leaseMs: number,
+  perEndpoint = CLAIM_PER_ENDPOINT,
+): Promise<ClaimedDelivery[]> {
   const { rows } = await sql<ClaimedDelivery>`
-    with due as (
-      select d.tenant_id, d.id from webhook_deliveries d
-      join webhook_endpoints w on w.tenant_id = d.tenant_id and w.id = d.endpoint_id
-      where d.status = 'pending' and d.next_attempt_at <= now()
-        and (d.leased_until is null or d.leased_until <= now())
-        and w.status = 'enabled'
-      order by d.next_attempt_at
+    with candidates as (
+      select r.tenant_id, r.id, r.next_attempt_at, true as requested from (
+        select d.tenant_id, d.id, d.next_attempt_at from webhook_deliveries d
+        join webhook_endpoints w on w.tenant_id = d.tenant_id and w.id = d.endpoint_id
+        where d.retry_requested and d.status = 'pending' and d.next_attempt_at <= now()
+          and (d.leased_until is null or d.leased_until <= now())
+          and w.status = 'enabled'
+        order by d.next_attempt_at
+        limit ${limit}
+        for update of d skip locked
+      ) r
+      union all
+      select d.tenant_id, d.id, d.next_attempt_at, false from webhook_endpoints w
+      cross join lateral (
+        select d.tenant_id, d.id, d.next_attempt_at from webhook_deliveries d
+        where d.tenant_id = w.tenant_id and d.endpoint_id = w.id
+          and d.status = 'pending' and d.next_attempt_at <= now()
+          and (d.leased_until is null or d.leased_until <= now())
+        order by d.next_attempt_at
+        -- Less what is in flight to it already (claims of this dispatcher or another).
+        limit greatest(0, case when w.consecutive_failures > 0 then 1 else ${perEndpoint}::int end - (
+          select count(*) from webhook_deliveries l
+          where l.tenant_id = w.tenant_id and l.endpoint_id = w.id
+            and l.leased_until is not null and l.leased_until > now()))
+        for update of d skip locked
+      ) d
+      where w.status = 'enabled' and (w.retry_at is null or w.retry_at <= now())
+    ),
+    due as (
+      select tenant_id, id from (
+        select distinct on (tenant_id, id) tenant_id, id, next_attempt_at, requested from candidates
+        order by tenant_id, id, requested desc
+      ) c
+      order by requested desc, next_attempt_at
       limit ${limit}
-      for update of d skip locked
     )
     update webhook_deliveries d
     set lease_token = gen_random_uuid(), leased_until = now() + ${leaseMs} * interval '1 millisecond'
     -- By the whole key: the owner is not scoped to a tenant, and the primary key starts with it.
     from due where d.tenant_id = due.tenant_id and d.id = due.id
+      -- Checked again on the row as it is now: a concurrent claim took it first.
+      and d.status = 'pending' and (d.leased_until is null or d.leased_until <= now())
     returning d.id, d.tenant_id, d.lease_token`.execute(db);
   return rows;
 }
@@ -249,15 +300,35 @@ export async function countPendingDeliveries(db: Db): Promise<number> {
 }
 
 /**
- * When the earliest pending delivery that claimDueDeliveries could take is due (across tenants),
- * for the dispatcher's next wake-up. Those of disabled endpoints wait for no time: counted, a
- * disabled endpoint's overdue deliveries woke the dispatcher at once, again and again.
+ * When claimDueDeliveries could next take a delivery (across tenants), for the dispatcher's next
+ * wake-up: each enabled endpoint's earliest unclaimed delivery, but not before the endpoint's
+ * retry_at; a claim's lease end; a delivery retried through the API. Those of disabled endpoints,
+ * and of endpoints backing off, wait for no time: counted, they woke the dispatcher at once,
+ * again and again, for deliveries it would not take.
  */
 export async function nextDueAt(db: Db): Promise<Date | undefined> {
   const { rows } = await sql<{ at: Date | null }>`
-    select min(greatest(d.next_attempt_at, d.leased_until)) as at from webhook_deliveries d
-    join webhook_endpoints w on w.tenant_id = d.tenant_id and w.id = d.endpoint_id
-    where d.status = 'pending' and w.status = 'enabled'`.execute(db);
+    select min(at) as at from (
+      select greatest(w.retry_at, d.next_attempt_at) as at from webhook_endpoints w
+      cross join lateral (
+        select d.next_attempt_at from webhook_deliveries d
+        where d.tenant_id = w.tenant_id and d.endpoint_id = w.id
+          and d.status = 'pending' and d.leased_until is null
+        order by d.next_attempt_at
+        limit 1
+      ) d
+      where w.status = 'enabled'
+      union all
+      select greatest(d.next_attempt_at, d.leased_until, case when not d.retry_requested then w.retry_at end)
+      from webhook_deliveries d
+      join webhook_endpoints w on w.tenant_id = d.tenant_id and w.id = d.endpoint_id
+      where d.leased_until is not null and d.status = 'pending' and w.status = 'enabled'
+      union all
+      select d.next_attempt_at from webhook_deliveries d
+      join webhook_endpoints w on w.tenant_id = d.tenant_id and w.id = d.endpoint_id
+      where d.retry_requested and d.status = 'pending' and d.leased_until is null
+        and w.status = 'enabled'
+    ) due`.execute(db);
   return rows[0]?.at ?? undefined;
 }
 
@@ -344,6 +415,7 @@ export async function recordAttempt(
       next_attempt_at: outcome.next_attempt_at,
       lease_token: null,
       leased_until: null,
+      retry_requested: false,
       updated_at: sql`now()`,
     })
     .where('id', '=', id)
@@ -365,34 +437,39 @@ export async function recordAttempt(
   return delivery;
 }
 
-/** A success ends the endpoint's failing streak (a write only when there was one). */
+/** A success ends the endpoint's failing streak and its backoff (a write only when there was one). */
 export async function endpointSucceeded(db: Db, endpointId: string): Promise<void> {
-  await db
-    .updateTable('webhook_endpoints')
-    .set({ failing_since: null })
-    .where('id', '=', endpointId)
-    .where('failing_since', 'is not', null)
-    .execute();
+  await sql`
+    update webhook_endpoints set failing_since = null, consecutive_failures = 0, retry_at = null
+    where id = ${endpointId}
+      and (failing_since is not null or consecutive_failures > 0 or retry_at is not null)`.execute(db);
+}
+
+/** An endpoint's delivery health: since when it fails, its failures in a row, when to try it again. */
+export interface EndpointHealth {
+  failing_since: Date | null;
+  consecutive_failures: number;
+  retry_at: Date | null;
 }
 
 /**
- * A failure starts the endpoint's failing streak, or continues it (a write only when it starts).
- * Returns the endpoint with since when it has been failing.
+ * The endpoint with its health, locked until the transaction ends: a failed attempt's record. (FOR
+ * NO KEY UPDATE, as an update takes: writes recording events for it key-share lock it, and go on.)
  */
-export async function endpointFailed(
+export async function lockEndpointHealth(
   db: Db,
   endpointId: string,
-  at: Date,
-): Promise<(WebhookEndpoint & { failing_since: Date | null }) | undefined> {
-  await db
-    .updateTable('webhook_endpoints')
-    .set({ failing_since: at })
-    .where('id', '=', endpointId)
-    .where('failing_since', 'is', null)
-    .execute();
-  return db
-    .selectFrom('webhook_endpoints')
-    .select([...endpointColumns, 'failing_since'])
-    .where('id', '=', endpointId)
-    .executeTakeFirst();
+): Promise<(WebhookEndpoint & EndpointHealth) | undefined> {
+  const { rows } = await sql<WebhookEndpoint & EndpointHealth>`
+    select ${sql.join(endpointColumns.map((c) => sql.ref(c)))}, failing_since, consecutive_failures, retry_at
+    from webhook_endpoints where id = ${endpointId} for no key update`.execute(db);
+  return rows[0];
+}
+
+export async function setEndpointHealth(db: Db, endpointId: string, health: EndpointHealth): Promise<void> {
+  await sql`
+    update webhook_endpoints
+    set failing_since = ${health.failing_since}, consecutive_failures = ${health.consecutive_failures},
+      retry_at = ${health.retry_at}
+    where id = ${endpointId}`.execute(db);
 }

@@ -37,6 +37,27 @@ function decodePosition(
 const encodePosition = (xid: string, seq: string, subscriptionId?: string) =>
   Buffer.from(`${prefixOf(subscriptionId)}${xid}:${seq}`).toString('base64url');
 
+/**
+ * The bounds of the `after` and `before` filters, in the millisecond the API shows: an event's
+ * occurred_at is stored to the microsecond and shown truncated to the millisecond, so an event
+ * shown at T occurred within [T, T + 1 ms). `after=T` keeps what is shown later than T: occurred
+ * at or after T's millisecond + 1 ms (the event shown at T is not after T, and a poller resuming
+ * from the last occurred_at it saw gets it once); `before=T` keeps what is shown earlier than T:
+ * occurred before T, rounded up to a millisecond (an instant finer than that, .3195, is after
+ * what is shown as .319).
+ */
+function shownBounds(after?: string, before?: string): { occurredFrom?: string; occurredBefore?: string } {
+  const bound = (text: string | undefined, edge: 'after' | 'before') => {
+    if (text === undefined) return undefined;
+    const ms = Date.parse(text); // truncated to the millisecond
+    if (Number.isNaN(ms)) return text;
+    // Digits below the millisecond that are not all zero: the instant is past ms.
+    const finer = /\.\d{3}\d*[1-9]/.test(text);
+    return new Date(edge === 'after' || finer ? ms + 1 : ms).toISOString();
+  };
+  return { occurredFrom: bound(after, 'after'), occurredBefore: bound(before, 'before') };
+}
+
 /** A page of the feed, of one subscription when given (undefined: no such subscription, ever). */
 export async function listEventsPage(
   ctx: ServiceContext,
@@ -49,8 +70,7 @@ export async function listEventsPage(
     after: decodePosition(query.cursor, subscriptionId),
     types: query.type,
     resourceId: query.resource_id,
-    occurredFrom: query.after,
-    occurredBefore: query.before,
+    ...shownBounds(query.after, query.before),
   };
   const page = subscriptionId
     ? await events.listSubscriptionEvents(ctx, actorOf(req), subscriptionId, filter)

@@ -35,12 +35,47 @@ export function retryDelayMs(made: number, settings: RetrySettings): number {
   return Math.floor((settings.random ?? Math.random)() * ceiling);
 }
 
+/**
+ * The wait before an endpoint that failed `failures` times in a row is tried again: the
+ * deliveries' schedule (base × 2^(failures−1), at most 6 h), with equal jitter (between half of
+ * it and all of it), so that a dead endpoint is tried about once per step, never at once again.
+ */
+export function endpointDelayMs(failures: number, settings: RetrySettings): number {
+  const ceiling = Math.min(settings.retryBaseMs * 2 ** Math.min(failures - 1, 30), MAX_DELAY_MS);
+  return Math.floor(ceiling / 2 + ((settings.random ?? Math.random)() * ceiling) / 2);
+}
+
+/**
+ * An endpoint's health after a failed attempt begun at `attemptedAt`. Only an attempt begun once
+ * its backoff had passed (or with none) counts as a step: attempts that were in flight together,
+ * or a retry asked for through the API meanwhile, do not lengthen it. The next try is never
+ * later than the end of the endpoint's retry limit, where a failure disables it.
+ */
+export function endpointBackoff(
+  health: webhooks.EndpointHealth,
+  attemptedAt: Date,
+  now: Date,
+  settings: RetrySettings,
+): webhooks.EndpointHealth {
+  const failingSince = health.failing_since ?? attemptedAt;
+  if (health.retry_at !== null && health.retry_at > attemptedAt) {
+    return { ...health, failing_since: failingSince };
+  }
+  const failures = health.consecutive_failures + 1;
+  const retryAt = Math.min(
+    now.getTime() + endpointDelayMs(failures, settings),
+    failingSince.getTime() + settings.retryForMs,
+  );
+  return { failing_since: failingSince, consecutive_failures: failures, retry_at: new Date(retryAt) };
+}
+
 export function claimDueDeliveries(
   ctx: DeliveryContext,
   limit: number,
   leaseMs: number,
+  perEndpoint?: number,
 ): Promise<webhooks.ClaimedDelivery[]> {
-  return webhooks.claimDueDeliveries(ctx.ownerDb, limit, leaseMs);
+  return webhooks.claimDueDeliveries(ctx.ownerDb, limit, leaseMs, perEndpoint);
 }
 
 export function nextDueAt(ctx: DeliveryContext): Promise<Date | undefined> {
@@ -91,7 +126,9 @@ export type RecordedOutcome =
 /**
  * One attempt's record, in the delivery's tenant: 2xx succeeds; anything else is retried after
  * retryDelayMs, until retryForMs after the first attempt (the last try falls on that limit), then
- * fails. An endpoint whose every attempt failed for retryForMs is disabled, with an event.
+ * fails. A failure also backs the endpoint off (endpointBackoff): none of its deliveries is claimed
+ * before its retry_at. An endpoint whose every attempt failed for retryForMs is disabled, with an
+ * event.
  */
 export function recordAttempt(
   ctx: DeliveryContext,
@@ -121,7 +158,15 @@ export function recordAttempt(
       await webhooks.endpointSucceeded(tx.db, made.endpoint_id);
       return { kind: 'recorded', status: made.status, endpointDisabled: false };
     }
-    const endpoint = await webhooks.endpointFailed(tx.db, made.endpoint_id, result.attemptedAt);
+    const endpoint = await webhooks.lockEndpointHealth(tx.db, made.endpoint_id);
+    if (endpoint) {
+      await webhooks.setEndpointHealth(
+        tx.db,
+        endpoint.id,
+        endpointBackoff(endpoint, result.attemptedAt, now, settings),
+      );
+      endpoint.failing_since ??= result.attemptedAt;
+    }
     // Measured to when this attempt began, as the delivery's own limit is: measured to when its
     // answer came, an attempt begun before the limit and answered after it disabled the endpoint
     // while its delivery waited (pending) for the try at the limit, which a disabled endpoint

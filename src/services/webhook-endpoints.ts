@@ -167,7 +167,14 @@ export async function updateWebhookEndpoint(
       Object.assign(
         changes,
         patch.status === 'enabled'
-          ? { status: 'enabled', disabled_reason: null, failing_since: null }
+          ? // Afresh: no failing streak, no backoff.
+            {
+              status: 'enabled',
+              disabled_reason: null,
+              failing_since: null,
+              consecutive_failures: 0,
+              retry_at: null,
+            }
           : { status: 'disabled', disabled_reason: null },
       );
     }

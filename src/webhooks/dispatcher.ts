@@ -3,6 +3,8 @@
 // dispatcher wakes on the trigger's NOTIFY, polls as well (a notification can be missed while
 // it reconnects), claims due deliveries with a lease, POSTs them and records each attempt in its
 // tenant. Any number of dispatchers may run: a claim is one dispatcher's until its lease ends.
+// A failed attempt backs its endpoint off as a whole, and a claim takes a few deliveries per
+// endpoint: one dead endpoint's backlog does not hold up the others (docs/webhooks.md).
 import http from 'node:http';
 import https from 'node:https';
 import pg from 'pg';
@@ -10,6 +12,7 @@ import { Counter } from 'prom-client';
 import type { Db } from '../database/connection.js';
 import type { Logger } from '../logger.js';
 import { MAX_BACKOFF_MS } from '../jobs/periodic.js';
+import type { ClaimedDelivery } from '../queries/webhooks.js';
 import {
   type AttemptResult,
   claimDueDeliveries,
@@ -49,6 +52,11 @@ export interface DeliverOptions extends RetrySettings {
   leaseMs?: number;
   /** Deliveries claimed (and sent concurrently) at a time (default 20). */
   batchSize?: number;
+  /**
+   * Of one endpoint, at most this many per claim (default 5); one while it is failing. With the
+   * endpoint's backoff, what keeps one endpoint's backlog from delaying the others'.
+   */
+  perEndpoint?: number;
   /** Tests: resolves names instead of the system resolver. */
   lookup?: LookupFunction;
 }
@@ -114,61 +122,73 @@ function post(
   });
 }
 
+/** Sends one claimed delivery and records the attempt, counted in summary; never rejects. */
+async function attemptClaim(
+  options: DeliverOptions,
+  ctx: DeliveryContext,
+  claim: ClaimedDelivery,
+  timeoutMs: number,
+  summary: DeliverySummary,
+): Promise<void> {
+  try {
+    const sendable = await loadSendable(ctx, claim);
+    if (!sendable) return;
+    const attemptedAt = new Date();
+    const started = performance.now();
+    const request = signedRequest(sendable.event, claim.id, sendable.secrets, attemptedAt);
+    const sent = await post(sendable.url, request.body, request.headers, {
+      timeoutMs,
+      allowPrivate: options.allowPrivate,
+      lookup: options.lookup,
+    });
+    const durationMs = performance.now() - started;
+    const recorded = await recordAttempt(
+      ctx,
+      claim,
+      sendable,
+      { attemptedAt, durationMs, statusCode: sent.statusCode, error: sent.error },
+      options,
+    );
+    if (recorded.kind === 'lease-lost') {
+      options.logger.warn({ delivery: claim.id }, 'webhook lease ran out during the attempt; not recorded');
+      return;
+    }
+    attemptsTotal.inc({ outcome: sent.outcome });
+    summary.attempted++;
+    if (sent.outcome === 'succeeded') summary.succeeded++;
+    else summary.failed++;
+    if (recorded.status !== 'pending') finishedTotal.inc({ status: recorded.status });
+    if (recorded.endpointDisabled) {
+      options.logger.warn(
+        { delivery: claim.id, tenant: claim.tenant_id },
+        'webhook endpoint disabled: every attempt failed for the retry limit',
+      );
+    }
+  } catch (error) {
+    // The claim's lease runs out and the delivery is tried again: nothing is lost.
+    options.logger.error({ err: error, delivery: claim.id }, 'webhook delivery failed unexpectedly');
+  }
+}
+
+const timeoutOf = (options: DeliverOptions) => options.timeoutMs ?? 10_000;
+const leaseOf = (options: DeliverOptions) => options.leaseMs ?? timeoutOf(options) + 30_000;
+
 /**
- * One round: claims up to batchSize due deliveries, sends them concurrently and records each
- * attempt. Returns what it did; a full batch means more may be due.
+ * One round: claims up to batchSize due deliveries (a few per endpoint, none of an endpoint backing
+ * off: see claimDueDeliveries), sends them concurrently and records each attempt. Returns what it
+ * did; a full batch means more may be due. (The running dispatcher does not wait for a whole
+ * round: see startWebhookDispatcher.)
  */
 export async function deliverDue(options: DeliverOptions): Promise<DeliverySummary> {
-  const timeoutMs = options.timeoutMs ?? 10_000;
-  const leaseMs = options.leaseMs ?? timeoutMs + 30_000;
   const ctx: DeliveryContext = { db: options.appDb, ownerDb: options.ownerDb };
-  const claimed = await claimDueDeliveries(ctx, options.batchSize ?? 20, leaseMs);
-  const summary: DeliverySummary = { attempted: 0, succeeded: 0, failed: 0 };
-  await Promise.all(
-    claimed.map(async (claim) => {
-      try {
-        const sendable = await loadSendable(ctx, claim);
-        if (!sendable) return;
-        const attemptedAt = new Date();
-        const started = performance.now();
-        const request = signedRequest(sendable.event, claim.id, sendable.secrets, attemptedAt);
-        const sent = await post(sendable.url, request.body, request.headers, {
-          timeoutMs,
-          allowPrivate: options.allowPrivate,
-          lookup: options.lookup,
-        });
-        const durationMs = performance.now() - started;
-        const recorded = await recordAttempt(
-          ctx,
-          claim,
-          sendable,
-          { attemptedAt, durationMs, statusCode: sent.statusCode, error: sent.error },
-          options,
-        );
-        if (recorded.kind === 'lease-lost') {
-          options.logger.warn(
-            { delivery: claim.id },
-            'webhook lease ran out during the attempt; not recorded',
-          );
-          return;
-        }
-        attemptsTotal.inc({ outcome: sent.outcome });
-        summary.attempted++;
-        if (sent.outcome === 'succeeded') summary.succeeded++;
-        else summary.failed++;
-        if (recorded.status !== 'pending') finishedTotal.inc({ status: recorded.status });
-        if (recorded.endpointDisabled) {
-          options.logger.warn(
-            { delivery: claim.id, tenant: claim.tenant_id },
-            'webhook endpoint disabled: every attempt failed for the retry limit',
-          );
-        }
-      } catch (error) {
-        // The claim's lease runs out and the delivery is tried again: nothing is lost.
-        options.logger.error({ err: error, delivery: claim.id }, 'webhook delivery failed unexpectedly');
-      }
-    }),
+  const claimed = await claimDueDeliveries(
+    ctx,
+    options.batchSize ?? 20,
+    leaseOf(options),
+    options.perEndpoint,
   );
+  const summary: DeliverySummary = { attempted: 0, succeeded: 0, failed: 0 };
+  await Promise.all(claimed.map((claim) => attemptClaim(options, ctx, claim, timeoutOf(options), summary)));
   return summary;
 }
 
@@ -184,7 +204,10 @@ export interface RunningDispatcher {
   stop(): Promise<void>;
 }
 
-/** Runs deliverDue whenever deliveries may be due: on NOTIFY, at the next due time, and every pollMs. */
+/**
+ * Keeps up to batchSize attempts in flight, claiming due deliveries whenever a slot is free and
+ * deliveries may be due: on NOTIFY, when an attempt ends, at the next due time, and every pollMs.
+ */
 export async function startWebhookDispatcher(options: DispatcherOptions): Promise<RunningDispatcher> {
   const pollMs = options.pollMs ?? 5000;
   const { logger } = options;
@@ -207,18 +230,42 @@ export async function startWebhookDispatcher(options: DispatcherOptions): Promis
   const backoff = (failures: number) =>
     Math.min(pollMs * 2 ** (failures - 1), Math.max(MAX_BACKOFF_MS, pollMs));
 
+  // A pool of batchSize slots, not rounds that wait for their slowest attempt: whenever one ends,
+  // its slot takes the next due delivery, so an attempt waiting for its timeout holds one slot,
+  // not the deliveries claimed after it.
+  const ctx: DeliveryContext = { db: options.appDb, ownerDb: options.ownerDb };
+  const slots = options.batchSize ?? 20;
+  const inFlight = new Set<Promise<void>>();
+  const summary: DeliverySummary = { attempted: 0, succeeded: 0, failed: 0 };
+
   async function round(): Promise<void> {
+    let claimedAny = false;
     for (;;) {
       again = false;
-      const summary = await deliverDue(options);
+      const free = slots - inFlight.size;
+      if (free <= 0) return; // the next attempt to end wakes it
+      const claimed = await claimDueDeliveries(ctx, free, leaseOf(options), options.perEndpoint);
+      for (const claim of claimed) {
+        const attempt: Promise<void> = attemptClaim(options, ctx, claim, timeoutOf(options), summary).finally(
+          () => {
+            inFlight.delete(attempt);
+            wake();
+          },
+        );
+        inFlight.add(attempt);
+      }
+      if (claimed.length > 0) claimedAny = true;
       if (stopping) return;
-      // A full batch, or a notification meanwhile: more may be due now.
-      if (summary.attempted < (options.batchSize ?? 20) && !again) break;
+      // Slots left over, and no notification meanwhile: nothing more is due now.
+      if (claimed.length < free && !again) break;
     }
-    const next = await nextDueAt({ db: options.appDb, ownerDb: options.ownerDb });
+    const next = await nextDueAt(ctx);
     if (failedRounds > 0) logger.info(`webhook dispatch recovered after ${failedRounds} failed rounds`);
     failedRounds = 0;
-    schedule(next ? Math.min(pollMs, next.getTime() - Date.now()) : pollMs);
+    // Due already, yet nothing was claimed: it waits for its endpoint's attempts in flight (a few
+    // per endpoint at a time), whose ends wake the dispatcher; otherwise it would spin on it.
+    const wait = next ? next.getTime() - Date.now() : pollMs;
+    schedule(Math.min(pollMs, wait <= 0 && !claimedAny ? pollMs : wait));
   }
 
   function wake(): void {
@@ -279,6 +326,7 @@ export async function startWebhookDispatcher(options: DispatcherOptions): Promis
       stopping = true;
       clearTimeout(timer);
       await running;
+      await Promise.all(inFlight);
       await listener?.end().catch(() => {});
       listener = undefined;
     },

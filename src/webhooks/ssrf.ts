@@ -39,7 +39,15 @@ const V4_RANGES: Array<[string, number, string]> = [
 ];
 const V6_RANGES: Array<[string, number, string]> = [
   ['100::', 64, 'reserved'],
+  // RFC 5180: benchmarking (198.18.0.0/15's counterpart).
+  ['2001:2::', 48, 'reserved (benchmarking)'],
+  // RFC 4843: ORCHID, deprecated by RFC 7343 (whose ORCHIDv2, 2001:20::/28, is routable).
+  ['2001:10::', 28, 'reserved (ORCHID, deprecated)'],
   ['2001:db8::', 32, 'documentation'],
+  // RFC 9637: the second documentation prefix.
+  ['3fff::', 20, 'documentation'],
+  // RFC 9602: SRv6 segment identifiers, for use inside an SRv6 domain, never globally reachable.
+  ['5f00::', 16, 'reserved (SRv6 segment identifiers)'],
   ['fc00::', 7, 'private (unique local)'],
   ['fe80::', 10, 'link-local'],
   ['fec0::', 10, 'reserved'],
@@ -135,6 +143,30 @@ function forbiddenName(hostname: string): string | undefined {
   return undefined;
 }
 
+/**
+ * Why a host name is not a DNS name a webhook could reach; undefined when it is one: at most 253
+ * characters (a trailing dot aside), labels of 1 to 63 letters, digits, hyphens (not first or
+ * last) and underscores. The URL parser has already turned an internationalized name into its
+ * ASCII (punycode) form, and lower-cased it.
+ */
+function hostNameProblem(hostname: string): string | undefined {
+  const name = hostname.replace(/\.$/, '');
+  if (name.length > 253) return 'is longer than 253 characters';
+  for (const label of name.split('.')) {
+    if (label === '') return 'has an empty label';
+    if (label.length > 63) return 'has a label longer than 63 characters';
+    if (!/^[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?$/.test(label))
+      return `has a label (${label}) that is not letters, digits and inner hyphens`;
+  }
+  return undefined;
+}
+
+/** Whether the URL's text has an "@" in its authority: user info, even an empty one (https://:@host). */
+function hasUserInfo(text: string): boolean {
+  const authority = /^[\s]*[a-z][a-z\d+.-]*:[\\/]*([^\\/?#]*)/i.exec(text.replace(/[\t\n\r]/g, ''))?.[1];
+  return authority?.includes('@') ?? false;
+}
+
 /** The URL's host as an IP address (brackets removed), or undefined for a name. */
 function ipOf(url: URL): string | undefined {
   const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
@@ -162,12 +194,15 @@ export function urlProblem(text: string, policy: UrlPolicy): string | undefined 
   }
   const schemes = policy.allowPrivateUrls ? ['https:', 'http:'] : ['https:'];
   if (!schemes.includes(url.protocol)) return `must use ${schemes.join(' or ')}`;
-  if (url.username || url.password) return 'must not contain a user name or password';
+  if (url.username || url.password || hasUserInfo(text)) return 'must not contain a user name or password';
   if (url.hostname === '') return 'has no host';
   // Port 0 is no port a server listens on: every delivery would fail.
   if (url.port === '0') return 'names port 0';
-  if (policy.allowPrivateUrls) return undefined;
   const ip = ipOf(url);
+  // A name that cannot be resolved, ever: no delivery could reach it.
+  const invalid = ip ? undefined : hostNameProblem(url.hostname);
+  if (invalid) return `is not a valid host name (${url.hostname}): it ${invalid}`;
+  if (policy.allowPrivateUrls) return undefined;
   if (ip) {
     const forbidden = forbiddenAddressClass(ip);
     return forbidden && `names ${article(forbidden)} ${forbidden} address (${ip})`;

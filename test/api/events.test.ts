@@ -140,6 +140,38 @@ describe('every change is an event', () => {
     expectProblem(await t.api.get('/api/v1/events?cursor=bm9wZQ'), 400, 'invalid-cursor');
   });
 
+  it('agrees with the millisecond it shows: after=T leaves out an event shown at T, as before=T does, on the feed and a history', async () => {
+    const t = await ctx.newTenant();
+    const subscription = randomUUID();
+    // Stored to the microsecond, shown to the millisecond (truncated): two events shown at .319.
+    const stored = ['00.318700', '00.319400', '00.319900', '00.320100'];
+    for (const [i, at] of stored.entries()) {
+      await sql`insert into events (tenant_id, type, resource_type, resource_id, actor, data, occurred_at)
+        values (${t.id}, 'subscription.updated', 'subscription', ${subscription}, 'system',
+          ${JSON.stringify({ n: i })}::jsonb, ${`2026-03-01T10:00:${at}Z`}::timestamptz)`.execute(ctx.db);
+    }
+    const shown = async (path: string, query: string) => {
+      const res = await t.api.get(`${path}?limit=100&type=subscription.updated&${query}`);
+      expect(res.status, res.text).toBe(200);
+      return (res.body as Schemas['EventList']).data.map((e) => e.occurred_at.slice(17, 23));
+    };
+    for (const path of ['/api/v1/events', `/api/v1/subscriptions/${subscription}/events`]) {
+      const at = (time: string) => encodeURIComponent(`2026-03-01T10:00:${time}Z`);
+      expect(await shown(path, '')).toEqual(['00.318', '00.319', '00.319', '00.320']);
+      // A poller resuming after the last occurred_at it saw gets nothing twice.
+      expect(await shown(path, `after=${at('00.319')}`), path).toEqual(['00.320']);
+      expect(await shown(path, `before=${at('00.319')}`), path).toEqual(['00.318']);
+      expect(await shown(path, `after=${at('00.318')}&before=${at('00.320')}`)).toEqual(['00.319', '00.319']);
+      // An instant finer than a millisecond: .3195 is after what is shown as .319, before .320.
+      expect(await shown(path, `after=${at('00.3195')}`)).toEqual(['00.320']);
+      expect(await shown(path, `before=${at('00.3195')}`)).toEqual(['00.318', '00.319', '00.319']);
+      // Another spelling of the same instant: an offset.
+      expect(await shown(path, `after=${encodeURIComponent('2026-03-01T11:00:00.319+01:00')}`)).toEqual([
+        '00.320',
+      ]);
+    }
+  });
+
   it('leaves a filtered reader that found nothing at a cursor from which only newer events come', async () => {
     const t = await ctx.newTenant();
     const first = await t.api.get('/api/v1/events?type=user.updated');
