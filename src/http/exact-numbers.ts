@@ -4,8 +4,9 @@
 // 6-decimal rule). Node's JSON.parse gives no source text, so the raw body is read here, in the
 // JSON parser's `verify` hook: a number in an event's properties whose text has more than 15
 // significant digits (DBL_DIG: every decimal with 15 round-trips through a double) is refused,
-// as one over 2^53 is (services/usage.ts). Integers are left to that check: below 2^53 they are
-// exact. Trailing zeros are not counted (1.50000000000000000 is 1.5, exactly).
+// and so is an integer of 2^53 or more, in any property (a unique_count or group_by value too:
+// 9007199254740993 would count as ...992). Trailing zeros of a fraction are not counted
+// (1.50000000000000000 is 1.5, exactly).
 //
 // Cost: a look at every 16th byte of the raw body, for a run of 16 digits (or dots), which almost
 // no body has: under 0.1 ms for a 1,000-event batch of 290 kB, a tenth of its JSON.parse, and no
@@ -45,11 +46,21 @@ const CANDIDATE = /[:,[]\s*-?[\d.]{16}/;
 
 const NUMBER = /-?(\d+)(?:\.(\d+))?(?:[eE][+-]?\d+)?/y;
 
-export const INEXACT_MESSAGE = `is a number with more than ${MOST_DIGITS} significant digits, which JSON numbers do not keep exactly: send it as a decimal string`;
+export const INEXACT_MESSAGE = `is a number JSON does not keep exactly (an integer of 2^53 or more, or more than ${MOST_DIGITS} significant digits): send it as a decimal string`;
 
-/** Whether a JSON number's text holds more than a double keeps (integers excepted: see above). */
+/** 2^53 − 1: every integer up to it is a double exactly, 2^53 + 1 is not (it reads as 2^53). */
+const LARGEST_EXACT = '9007199254740991';
+
+/** Whether a JSON number's text holds more than a double keeps. */
 function inexact(integer: string, fraction: string | undefined, hasExponent: boolean): boolean {
-  if (fraction === undefined && !hasExponent) return false;
+  if (fraction === undefined && !hasExponent) {
+    // An integer: exact up to 2^53 − 1; 2^53 itself is refused, as 2^53 + 1 reads the same.
+    const digits = integer.replace(/^0+/, '');
+    return (
+      digits.length > LARGEST_EXACT.length ||
+      (digits.length === LARGEST_EXACT.length && digits > LARGEST_EXACT)
+    );
+  }
   const digits = (integer + (fraction ?? '')).replace(/^0+/, '').replace(/0+$/, '');
   return digits.length > MOST_DIGITS;
 }

@@ -82,7 +82,7 @@ const asText = (value: unknown): string | null =>
 function decimalValue(value: unknown): { value: string } | { error: string } {
   // A JSON number past 2^53 was rounded by the parser before we saw it: refuse it, not its rounding.
   if (typeof value === 'number' && Math.abs(value) > Number.MAX_SAFE_INTEGER)
-    return { error: 'is a number too large to be exact in JSON (over 2^53): send it as a decimal string' };
+    return { error: 'is a number too large to be exact in JSON (2^53 or more): send it as a decimal string' };
   const text = typeof value === 'number' ? (Number.isFinite(value) ? String(value) : '') : value;
   if (typeof text !== 'string') return { error: 'must be a number or a decimal string' };
   try {

@@ -278,6 +278,20 @@ describe('a value sent as a JSON number with more digits than a double holds (F5
       const res = await raw('/api/v1/usage-events', event(v));
       expect(res.status, res.text).toBe(201);
     }
+    // An integer of 2^53 or more, in any property (a unique_count value, a group_by value), is
+    // rounded as well (9007199254740993 would count as ...992): refused wherever it is.
+    for (const v of ['9007199254740992', '9007199254740993', '12345678901234567890']) {
+      const other = `{"event_id":"n-${tag()}","user_id":"${s.user.id}","metric":"${s.metric.code}","timestamp":"2026-01-15T00:00:00Z","properties":{"n":1,"user":${v}}}`;
+      const res = await raw('/api/v1/usage-events', other);
+      expect(expectProblem(res, 422, 'unprocessable').errors, v).toEqual([
+        expect.objectContaining({
+          field: '/properties/user',
+          message: expect.stringContaining('decimal string'),
+        }),
+      ]);
+    }
+    const largestExact = await raw('/api/v1/usage-events', event('9007199254740991'));
+    expect(largestExact.status, largestExact.text).toBe(201);
     // A long digit run in a string is no number.
     const inString = await raw('/api/v1/usage-events', event('1, "note": "x:12345678901234567.5"'));
     expect(inString.status, inString.text).toBe(201);
