@@ -3,6 +3,7 @@ import { amountDue } from '../responses/invoices.js';
 import { anniversary } from '../billing/periods.js';
 import type { DunningFinalAction, PaymentRail, PaymentRow, TestClockRow } from '../database/schema.js';
 import * as settings from '../queries/billing-settings.js';
+import { findDueWork } from '../queries/due-work.js';
 import * as invoices from '../queries/invoices.js';
 import { enqueueDue } from '../queries/jobs.js';
 import * as payments from '../queries/payments.js';
@@ -206,11 +207,17 @@ export function advanceTestClock(
   });
 }
 
-/** The worker finished a clock's catch-up: ready again. */
+/**
+ * The worker finished a clock's catch-up: ready again, unless work is due by the clock's time as
+ * it is under the lock. A job that found nothing due at the clock's old time (a late wake-up of
+ * its last advance) may wait for this lock while a new advance holds it: that advance is not
+ * over, and its own job sets the clock ready.
+ */
 export function testClockReady(ctx: ServiceContext, tenantId: string, id: string) {
   return inTenant(ctx, { tenantId, keyId: 'system' }, async (tx) => {
     const current = await clocks.lockTestClock(tx.db, id);
     if (!current || current.status === 'ready') return;
+    if ((await findDueWork(tx.db, { tenantId, clockId: id }, 1)).length > 0) return;
     const clock = await clocks.updateTestClock(tx.db, id, { status: 'ready' });
     tx.emit({
       type: 'test_clock.advanced',

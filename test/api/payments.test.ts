@@ -8,6 +8,7 @@ import { simulatedGateway } from '../../src/billing/gateway.js';
 import { createLogger } from '../../src/logger.js';
 import { enqueueDue } from '../../src/queries/jobs.js';
 import { performDueWork, resumeStalledClocks } from '../../src/services/due-work.js';
+import { testClockReady } from '../../src/services/payments.js';
 import { type RunningWorker, startWorker } from '../../src/worker.js';
 import { type TestTenant, useTestApp } from '../helpers/app.js';
 import { createUser } from '../helpers/factories.js';
@@ -601,6 +602,37 @@ describe('a long catch-up, run by the worker in slices', () => {
     } finally {
       await worker.stop(1000);
     }
+  });
+});
+
+describe('a job of a test clock that finds nothing due', () => {
+  it('does not set it ready once an advance made meanwhile has made work due', async () => {
+    // A late job of the clock (a wake-up of its last advance) found nothing due at the old time,
+    // then waited for the clock's lock while a new advance took it: it must not end that advance.
+    const clock = (
+      await t.api.post('/api/v1/test-clocks').send({ name: 'late job', frozen_time: '2026-01-01T00:00:00Z' })
+    ).body as Schemas['TestClock'];
+    const sub = await subscribe({ test_clock_id: clock.id });
+    await performDueWork(dueCtx(), { tenantId: t.id, clockId: clock.id });
+    const advance = await t.api
+      .post(`/api/v1/test-clocks/${clock.id}/advance`)
+      .send({ frozen_time: '2026-03-15T00:00:00Z' });
+    expect(advance.status, advance.text).toBe(202);
+    await testClockReady(dueCtx(), t.id, clock.id);
+    expect((await t.api.get(`/api/v1/test-clocks/${clock.id}`)).body).toMatchObject({ status: 'advancing' });
+    expectProblem(
+      await t.api.patch(`/api/v1/subscriptions/${sub.id}`).send({ quantity: 2 }),
+      409,
+      'conflict',
+    );
+    // The advance's own job does the work, then sets it ready.
+    await performDueWork(dueCtx(), { tenantId: t.id, clockId: clock.id });
+    expect((await t.api.get(`/api/v1/test-clocks/${clock.id}`)).body).toMatchObject({ status: 'ready' });
+    const invoices = (
+      (await t.api.get('/api/v1/invoices').query({ subscription_id: sub.id, limit: 100 }))
+        .body as Schemas['InvoiceList']
+    ).data;
+    expect(invoices.map((i) => i.period_start).sort()).toEqual(['2026-01-01', '2026-02-01', '2026-03-01']);
   });
 });
 
