@@ -16,15 +16,25 @@ insert into "webhook_endpoints" ("url", "description", "enabled_events", "secret
 insert into "webhook_endpoints" ("url", "description", "enabled_events", "secret") values ($1, $2, $3, $4) returning "id", "url", "description", "enabled_events", "status", "disabled_reason", "previous_secret_expires_at", "version", "created_at", "updated_at";
 insert into "events" ("type", "resource_type", "resource_id", "actor", "request_id", "data", "previous", "occurred_at") values ($1, $2, $3, $4, $5, $6, $7, clock_timestamp());
 with candidates as (
+      -- Retries on request: whatever the endpoint's backoff, but one per endpoint a claim and
+      -- within its limit in flight, so that many at once do not flood one endpoint (or every slot).
       select r.tenant_id, r.id, r.next_attempt_at, true as requested from (
-        select d.tenant_id, d.id, d.next_attempt_at from webhook_deliveries d
-        join webhook_endpoints w on w.tenant_id = d.tenant_id and w.id = d.endpoint_id
-        where d.retry_requested and d.status = 'pending' and d.next_attempt_at <= now()
-          and (d.leased_until is null or d.leased_until <= now())
-          and w.status = 'enabled'
-        order by d.next_attempt_at
-        limit $1
-        for update of d skip locked
+        select distinct on (x.tenant_id, x.endpoint_id) x.tenant_id, x.id, x.next_attempt_at from (
+          select d.tenant_id, d.id, d.endpoint_id, d.next_attempt_at, w.consecutive_failures
+          from webhook_deliveries d
+          join webhook_endpoints w on w.tenant_id = d.tenant_id and w.id = d.endpoint_id
+          where d.retry_requested and d.status = 'pending' and d.next_attempt_at <= now()
+            and (d.leased_until is null or d.leased_until <= now())
+            and w.status = 'enabled'
+          order by d.next_attempt_at
+          limit $1
+          for update of d skip locked
+        ) x
+        where (select count(*) from webhook_deliveries l
+               where l.tenant_id = x.tenant_id and l.endpoint_id = x.endpoint_id
+                 and l.leased_until is not null and l.leased_until > now())
+              < case when x.consecutive_failures > 0 then 1 else $2::int end
+        order by x.tenant_id, x.endpoint_id, x.next_attempt_at
       ) r
       union all
       select d.tenant_id, d.id, d.next_attempt_at, false from webhook_endpoints w
@@ -35,7 +45,7 @@ with candidates as (
           and (d.leased_until is null or d.leased_until <= now())
         order by d.next_attempt_at
         -- Less what is in flight to it already (claims of this dispatcher or another).
-        limit greatest(0, case when w.consecutive_failures > 0 then 1 else $2::int end - (
+        limit greatest(0, case when w.consecutive_failures > 0 then 1 else $3::int end - (
           select count(*) from webhook_deliveries l
           where l.tenant_id = w.tenant_id and l.endpoint_id = w.id
             and l.leased_until is not null and l.leased_until > now()))
@@ -49,10 +59,10 @@ with candidates as (
         order by tenant_id, id, requested desc
       ) c
       order by requested desc, next_attempt_at
-      limit $3
+      limit $4
     )
     update webhook_deliveries d
-    set lease_token = gen_random_uuid(), leased_until = now() + $4 * interval '1 millisecond'
+    set lease_token = gen_random_uuid(), leased_until = now() + $5 * interval '1 millisecond'
     -- By the whole key: the owner is not scoped to a tenant, and the primary key starts with it.
     from due where d.tenant_id = due.tenant_id and d.id = due.id
       -- Checked again on the row as it is now: a concurrent claim took it first.
@@ -64,15 +74,25 @@ update "webhook_endpoints" set "status" = $1, "disabled_reason" = $2, "updated_a
 insert into "webhook_endpoints" ("url", "description", "enabled_events", "secret") values ($1, $2, $3, $4) returning "id", "url", "description", "enabled_events", "status", "disabled_reason", "previous_secret_expires_at", "version", "created_at", "updated_at";
 insert into "events" ("type", "resource_type", "resource_id", "actor", "request_id", "data", "previous", "occurred_at") values ($1, $2, $3, $4, $5, $6, $7, clock_timestamp());
 with candidates as (
+      -- Retries on request: whatever the endpoint's backoff, but one per endpoint a claim and
+      -- within its limit in flight, so that many at once do not flood one endpoint (or every slot).
       select r.tenant_id, r.id, r.next_attempt_at, true as requested from (
-        select d.tenant_id, d.id, d.next_attempt_at from webhook_deliveries d
-        join webhook_endpoints w on w.tenant_id = d.tenant_id and w.id = d.endpoint_id
-        where d.retry_requested and d.status = 'pending' and d.next_attempt_at <= now()
-          and (d.leased_until is null or d.leased_until <= now())
-          and w.status = 'enabled'
-        order by d.next_attempt_at
-        limit $1
-        for update of d skip locked
+        select distinct on (x.tenant_id, x.endpoint_id) x.tenant_id, x.id, x.next_attempt_at from (
+          select d.tenant_id, d.id, d.endpoint_id, d.next_attempt_at, w.consecutive_failures
+          from webhook_deliveries d
+          join webhook_endpoints w on w.tenant_id = d.tenant_id and w.id = d.endpoint_id
+          where d.retry_requested and d.status = 'pending' and d.next_attempt_at <= now()
+            and (d.leased_until is null or d.leased_until <= now())
+            and w.status = 'enabled'
+          order by d.next_attempt_at
+          limit $1
+          for update of d skip locked
+        ) x
+        where (select count(*) from webhook_deliveries l
+               where l.tenant_id = x.tenant_id and l.endpoint_id = x.endpoint_id
+                 and l.leased_until is not null and l.leased_until > now())
+              < case when x.consecutive_failures > 0 then 1 else $2::int end
+        order by x.tenant_id, x.endpoint_id, x.next_attempt_at
       ) r
       union all
       select d.tenant_id, d.id, d.next_attempt_at, false from webhook_endpoints w
@@ -83,7 +103,7 @@ with candidates as (
           and (d.leased_until is null or d.leased_until <= now())
         order by d.next_attempt_at
         -- Less what is in flight to it already (claims of this dispatcher or another).
-        limit greatest(0, case when w.consecutive_failures > 0 then 1 else $2::int end - (
+        limit greatest(0, case when w.consecutive_failures > 0 then 1 else $3::int end - (
           select count(*) from webhook_deliveries l
           where l.tenant_id = w.tenant_id and l.endpoint_id = w.id
             and l.leased_until is not null and l.leased_until > now()))
@@ -97,10 +117,10 @@ with candidates as (
         order by tenant_id, id, requested desc
       ) c
       order by requested desc, next_attempt_at
-      limit $3
+      limit $4
     )
     update webhook_deliveries d
-    set lease_token = gen_random_uuid(), leased_until = now() + $4 * interval '1 millisecond'
+    set lease_token = gen_random_uuid(), leased_until = now() + $5 * interval '1 millisecond'
     -- By the whole key: the owner is not scoped to a tenant, and the primary key starts with it.
     from due where d.tenant_id = due.tenant_id and d.id = due.id
       -- Checked again on the row as it is now: a concurrent claim took it first.
@@ -129,15 +149,25 @@ select pg_notify('webhook_deliveries', '1');
 
 -- claimDueDeliveries
 with candidates as (
+      -- Retries on request: whatever the endpoint's backoff, but one per endpoint a claim and
+      -- within its limit in flight, so that many at once do not flood one endpoint (or every slot).
       select r.tenant_id, r.id, r.next_attempt_at, true as requested from (
-        select d.tenant_id, d.id, d.next_attempt_at from webhook_deliveries d
-        join webhook_endpoints w on w.tenant_id = d.tenant_id and w.id = d.endpoint_id
-        where d.retry_requested and d.status = 'pending' and d.next_attempt_at <= now()
-          and (d.leased_until is null or d.leased_until <= now())
-          and w.status = 'enabled'
-        order by d.next_attempt_at
-        limit $1
-        for update of d skip locked
+        select distinct on (x.tenant_id, x.endpoint_id) x.tenant_id, x.id, x.next_attempt_at from (
+          select d.tenant_id, d.id, d.endpoint_id, d.next_attempt_at, w.consecutive_failures
+          from webhook_deliveries d
+          join webhook_endpoints w on w.tenant_id = d.tenant_id and w.id = d.endpoint_id
+          where d.retry_requested and d.status = 'pending' and d.next_attempt_at <= now()
+            and (d.leased_until is null or d.leased_until <= now())
+            and w.status = 'enabled'
+          order by d.next_attempt_at
+          limit $1
+          for update of d skip locked
+        ) x
+        where (select count(*) from webhook_deliveries l
+               where l.tenant_id = x.tenant_id and l.endpoint_id = x.endpoint_id
+                 and l.leased_until is not null and l.leased_until > now())
+              < case when x.consecutive_failures > 0 then 1 else $2::int end
+        order by x.tenant_id, x.endpoint_id, x.next_attempt_at
       ) r
       union all
       select d.tenant_id, d.id, d.next_attempt_at, false from webhook_endpoints w
@@ -148,7 +178,7 @@ with candidates as (
           and (d.leased_until is null or d.leased_until <= now())
         order by d.next_attempt_at
         -- Less what is in flight to it already (claims of this dispatcher or another).
-        limit greatest(0, case when w.consecutive_failures > 0 then 1 else $2::int end - (
+        limit greatest(0, case when w.consecutive_failures > 0 then 1 else $3::int end - (
           select count(*) from webhook_deliveries l
           where l.tenant_id = w.tenant_id and l.endpoint_id = w.id
             and l.leased_until is not null and l.leased_until > now()))
@@ -162,10 +192,10 @@ with candidates as (
         order by tenant_id, id, requested desc
       ) c
       order by requested desc, next_attempt_at
-      limit $3
+      limit $4
     )
     update webhook_deliveries d
-    set lease_token = gen_random_uuid(), leased_until = now() + $4 * interval '1 millisecond'
+    set lease_token = gen_random_uuid(), leased_until = now() + $5 * interval '1 millisecond'
     -- By the whole key: the owner is not scoped to a tenant, and the primary key starts with it.
     from due where d.tenant_id = due.tenant_id and d.id = due.id
       -- Checked again on the row as it is now: a concurrent claim took it first.
@@ -207,15 +237,25 @@ select "d"."id", "d"."endpoint_id", "d"."event_id", "d"."event_type", "d"."statu
 insert into "webhook_endpoints" ("url", "description", "enabled_events", "secret") values ($1, $2, $3, $4) returning "id", "url", "description", "enabled_events", "status", "disabled_reason", "previous_secret_expires_at", "version", "created_at", "updated_at";
 insert into "events" ("type", "resource_type", "resource_id", "actor", "request_id", "data", "previous", "occurred_at") values ($1, $2, $3, $4, $5, $6, $7, clock_timestamp());
 with candidates as (
+      -- Retries on request: whatever the endpoint's backoff, but one per endpoint a claim and
+      -- within its limit in flight, so that many at once do not flood one endpoint (or every slot).
       select r.tenant_id, r.id, r.next_attempt_at, true as requested from (
-        select d.tenant_id, d.id, d.next_attempt_at from webhook_deliveries d
-        join webhook_endpoints w on w.tenant_id = d.tenant_id and w.id = d.endpoint_id
-        where d.retry_requested and d.status = 'pending' and d.next_attempt_at <= now()
-          and (d.leased_until is null or d.leased_until <= now())
-          and w.status = 'enabled'
-        order by d.next_attempt_at
-        limit $1
-        for update of d skip locked
+        select distinct on (x.tenant_id, x.endpoint_id) x.tenant_id, x.id, x.next_attempt_at from (
+          select d.tenant_id, d.id, d.endpoint_id, d.next_attempt_at, w.consecutive_failures
+          from webhook_deliveries d
+          join webhook_endpoints w on w.tenant_id = d.tenant_id and w.id = d.endpoint_id
+          where d.retry_requested and d.status = 'pending' and d.next_attempt_at <= now()
+            and (d.leased_until is null or d.leased_until <= now())
+            and w.status = 'enabled'
+          order by d.next_attempt_at
+          limit $1
+          for update of d skip locked
+        ) x
+        where (select count(*) from webhook_deliveries l
+               where l.tenant_id = x.tenant_id and l.endpoint_id = x.endpoint_id
+                 and l.leased_until is not null and l.leased_until > now())
+              < case when x.consecutive_failures > 0 then 1 else $2::int end
+        order by x.tenant_id, x.endpoint_id, x.next_attempt_at
       ) r
       union all
       select d.tenant_id, d.id, d.next_attempt_at, false from webhook_endpoints w
@@ -226,7 +266,7 @@ with candidates as (
           and (d.leased_until is null or d.leased_until <= now())
         order by d.next_attempt_at
         -- Less what is in flight to it already (claims of this dispatcher or another).
-        limit greatest(0, case when w.consecutive_failures > 0 then 1 else $2::int end - (
+        limit greatest(0, case when w.consecutive_failures > 0 then 1 else $3::int end - (
           select count(*) from webhook_deliveries l
           where l.tenant_id = w.tenant_id and l.endpoint_id = w.id
             and l.leased_until is not null and l.leased_until > now()))
@@ -240,10 +280,10 @@ with candidates as (
         order by tenant_id, id, requested desc
       ) c
       order by requested desc, next_attempt_at
-      limit $3
+      limit $4
     )
     update webhook_deliveries d
-    set lease_token = gen_random_uuid(), leased_until = now() + $4 * interval '1 millisecond'
+    set lease_token = gen_random_uuid(), leased_until = now() + $5 * interval '1 millisecond'
     -- By the whole key: the owner is not scoped to a tenant, and the primary key starts with it.
     from due where d.tenant_id = due.tenant_id and d.id = due.id
       -- Checked again on the row as it is now: a concurrent claim took it first.

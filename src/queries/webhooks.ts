@@ -226,7 +226,11 @@ export interface ClaimedDelivery {
   lease_token: string;
 }
 
-/** Due deliveries one claim takes per endpoint: 1 while it is failing (a probe), else this many. */
+/**
+ * Attempts in flight to one endpoint at most: 1 while it is failing (a probe), else this many.
+ * Small, so that endpoints that do not answer (each attempt holding a slot until its timeout)
+ * must be many to fill a worker's slots.
+ */
 export const CLAIM_PER_ENDPOINT = 5;
 
 /**
@@ -247,15 +251,25 @@ export async function claimDueDeliveries(
 ): Promise<ClaimedDelivery[]> {
   const { rows } = await sql<ClaimedDelivery>`
     with candidates as (
+      -- Retries on request: whatever the endpoint's backoff, but one per endpoint a claim and
+      -- within its limit in flight, so that many at once do not flood one endpoint (or every slot).
       select r.tenant_id, r.id, r.next_attempt_at, true as requested from (
-        select d.tenant_id, d.id, d.next_attempt_at from webhook_deliveries d
-        join webhook_endpoints w on w.tenant_id = d.tenant_id and w.id = d.endpoint_id
-        where d.retry_requested and d.status = 'pending' and d.next_attempt_at <= now()
-          and (d.leased_until is null or d.leased_until <= now())
-          and w.status = 'enabled'
-        order by d.next_attempt_at
-        limit ${limit}
-        for update of d skip locked
+        select distinct on (x.tenant_id, x.endpoint_id) x.tenant_id, x.id, x.next_attempt_at from (
+          select d.tenant_id, d.id, d.endpoint_id, d.next_attempt_at, w.consecutive_failures
+          from webhook_deliveries d
+          join webhook_endpoints w on w.tenant_id = d.tenant_id and w.id = d.endpoint_id
+          where d.retry_requested and d.status = 'pending' and d.next_attempt_at <= now()
+            and (d.leased_until is null or d.leased_until <= now())
+            and w.status = 'enabled'
+          order by d.next_attempt_at
+          limit ${limit}
+          for update of d skip locked
+        ) x
+        where (select count(*) from webhook_deliveries l
+               where l.tenant_id = x.tenant_id and l.endpoint_id = x.endpoint_id
+                 and l.leased_until is not null and l.leased_until > now())
+              < case when x.consecutive_failures > 0 then 1 else ${perEndpoint}::int end
+        order by x.tenant_id, x.endpoint_id, x.next_attempt_at
       ) r
       union all
       select d.tenant_id, d.id, d.next_attempt_at, false from webhook_endpoints w

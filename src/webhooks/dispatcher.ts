@@ -170,6 +170,13 @@ async function attemptClaim(
   }
 }
 
+/**
+ * Attempts a worker keeps in flight. An attempt is a socket waiting, cheap in Node: many, so that
+ * endpoints that do not answer (5 attempts each at most, holding their slots until the timeout,
+ * then 1 each while they fail) must be twenty to delay a healthy endpoint's delivery.
+ */
+const SLOTS = 100;
+
 const timeoutOf = (options: DeliverOptions) => options.timeoutMs ?? 10_000;
 const leaseOf = (options: DeliverOptions) => options.leaseMs ?? timeoutOf(options) + 30_000;
 
@@ -183,7 +190,7 @@ export async function deliverDue(options: DeliverOptions): Promise<DeliverySumma
   const ctx: DeliveryContext = { db: options.appDb, ownerDb: options.ownerDb };
   const claimed = await claimDueDeliveries(
     ctx,
-    options.batchSize ?? 20,
+    options.batchSize ?? SLOTS,
     leaseOf(options),
     options.perEndpoint,
   );
@@ -234,7 +241,7 @@ export async function startWebhookDispatcher(options: DispatcherOptions): Promis
   // its slot takes the next due delivery, so an attempt waiting for its timeout holds one slot,
   // not the deliveries claimed after it.
   const ctx: DeliveryContext = { db: options.appDb, ownerDb: options.ownerDb };
-  const slots = options.batchSize ?? 20;
+  const slots = options.batchSize ?? SLOTS;
   const inFlight = new Set<Promise<void>>();
   const summary: DeliverySummary = { attempted: 0, succeeded: 0, failed: 0 };
 

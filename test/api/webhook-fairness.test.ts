@@ -190,6 +190,35 @@ describe('webhook fairness', () => {
     expect(await statusesOf(endpoint.id)).toEqual({ succeeded: 30 });
   });
 
+  it('takes many retries on request of one failing endpoint one at a time, never all at once', async () => {
+    const tenant = await ctx.newTenant();
+    const dead = await startFlakyReceiver();
+    const endpoint = await endpointAt(tenant, dead.url);
+    await Promise.all(Array.from({ length: 12 }, () => createUser(tenant)));
+    // It failed, and backs off for an hour.
+    await dispatch();
+    const failed = await attemptsTo(endpoint.id);
+    await sql`update webhook_endpoints set retry_at = now() + interval '1 hour' where id = ${endpoint.id}`.execute(
+      ctx.db,
+    );
+    const deliveries = (
+      (await tenant.api.get(`/api/v1/webhook-endpoints/${endpoint.id}/deliveries?limit=20`))
+        .body as Schemas['WebhookDeliveryList']
+    ).data;
+    for (const d of deliveries) {
+      const res = await tenant.api.post(`/api/v1/webhook-deliveries/${d.id}/retry`);
+      expect([202, 409], res.text).toContain(res.status);
+    }
+    // Each claim takes one retry of it (a failing endpoint gets one attempt at a time): a claim of
+    // 100 slots does not send it 12 at once.
+    const started = dead.state.requests;
+    const round = dispatch();
+    await sleep(150); // the attempts are in flight, waiting for their 300 ms timeout
+    expect(dead.state.requests - started).toBe(1);
+    await round;
+    expect(await attemptsTo(endpoint.id)).toBe(failed + 1);
+  });
+
   it("sends a healthy delivery while a dead endpoint's attempts wait for their timeout: slots, not rounds", async () => {
     const deadTenant = await ctx.newTenant();
     const healthyTenant = await ctx.newTenant();
