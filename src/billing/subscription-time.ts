@@ -49,6 +49,10 @@ export function trialPeriodOf(
   return s.trial_end !== null && day < s.trial_end ? { start: s.start_date, end: s.trial_end } : undefined;
 }
 
+/** Trialing without a trial_end: free until it is changed, and so since its start. */
+export const endlessTrial = (s: { status: string; trial_end: string | null }): boolean =>
+  s.status === 'trialing' && s.trial_end === null;
+
 /**
  * The last day a subscription is served, if its service ends: its end_date, the day it was
  * canceled, or the day before a scheduled cancellation takes effect (at 00:00 UTC of cancel_at's

@@ -481,7 +481,8 @@ function usageClosedByNewStart(before: SubscriptionRow, changes: SubscriptionPat
 
 /**
  * A trial with an end, moved (its first period moves with it, and its trial_will_end notice is
- * due again) or ended by hand (status active: billing starts today, on a schedule anchored today).
+ * due again), or a trial ended by hand (status active: billing starts today, on a schedule
+ * anchored today; the trial's days, and their usage, stay free).
  */
 function trialChanges(
   before: SubscriptionRow,
@@ -507,11 +508,11 @@ function trialChanges(
       ...(before.billed_until === null ? {} : { billed_until: patch.trial_end }),
     };
   }
+  // Ended early, or a trial without an end made active: its first period starts today.
   if (
     patch.status === 'active' &&
     before.status === 'trialing' &&
-    before.trial_end !== null &&
-    before.trial_end > today
+    (before.trial_end === null || before.trial_end > today)
   ) {
     const start = today > before.start_date ? today : before.start_date;
     // The trial's days, free, stay unbilled: usage is billed from the first period on (the

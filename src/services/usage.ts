@@ -11,6 +11,7 @@ import { periodContaining } from '../billing/periods.js';
 import {
   billingAnchor,
   dayOf,
+  endlessTrial,
   firstUsageDayBilled,
   lastDayServed,
   subscriptionNow,
@@ -567,7 +568,10 @@ function prepareEvents(
       cost: input.cost ?? null,
       value,
       dimension: metric.group_by === null ? null : asText(properties[metric.group_by]),
-      counted: subscription !== undefined && matchesFilters(metric, properties),
+      // A trial's usage is free: one without an end has trialed since its start, so nothing
+      // recorded for it while it trials is counted (one with an end counts it in its own period).
+      counted:
+        subscription !== undefined && !endlessTrial(subscription) && matchesFilters(metric, properties),
       period_start: periodStart,
     });
     eventIndexes.push(index);
@@ -951,7 +955,7 @@ export type SubscriptionUsageOutcome =
       kind: 'usage';
       subscription: SubscriptionRow;
       period: { start: string; end: string };
-      /** The period is a trial with an end: its usage is free, never invoiced. */
+      /** The period is a trial's (one with an end, or one without an end still trialing): its usage is free, never invoiced. */
       trial: boolean;
       invoiced: boolean;
       charges: BilledCharge[];
@@ -987,6 +991,8 @@ export function getSubscriptionUsage(
     }
     const trial = trialPeriodOf(subscription, day);
     const period = trial ?? periodContaining(billingAnchor(subscription), interval, count, day);
+    // Trialing without an end: free since the start, as long as it trials (nothing is counted).
+    const free = trial !== undefined || endlessTrial(subscription);
     if (periodStart !== undefined && period.start !== periodStart) {
       return {
         kind: 'no-such-period',
@@ -1013,7 +1019,7 @@ export function getSubscriptionUsage(
       kind: 'usage',
       subscription,
       period,
-      trial: trial !== undefined,
+      trial: free,
       invoiced,
       charges,
       amount: formatCents(total),

@@ -229,6 +229,50 @@ describe('a trial ended early (F3)', () => {
   });
 });
 
+describe('a trial without an end (F6)', () => {
+  it('keeps its usage free, renewal after renewal, and bills from the day it is made active', async () => {
+    const s = await setUp('2026-01-05T00:00:00Z', { status: 'trialing', start_date: '2026-01-01' });
+    // Recorded, not counted: a trial's usage is free, whenever it ends.
+    expect(await s.record(2, '2026-01-03T00:00:00Z')).toMatchObject({ counted: false });
+    await s.advance('2026-02-10T00:00:00Z');
+    expect(await s.record(5, '2026-02-09T00:00:00Z')).toMatchObject({ counted: false });
+    const during = await s.usage();
+    expect(during.status, during.text).toBe(200);
+    expect(during.body).toMatchObject({ trial: true, amount: '0.00' });
+    expect(await s.invoices()).toEqual([]);
+    // Made active on Feb 10: its first period starts that day, and bills no usage of the trial.
+    const active = await t.api.patch(`/api/v1/subscriptions/${s.sub.id}`).send({ status: 'active' });
+    expect(active.status, active.text).toBe(200);
+    expect(active.body).toMatchObject({ billing_anchor: '2026-02-10', current_period_start: '2026-02-10' });
+    await s.advance('2026-02-10T01:00:00Z');
+    const [first] = await s.invoices();
+    expect(first).toMatchObject({ period_start: '2026-02-10', subtotal: '10.00' });
+    expect(first!.lines.map((l) => l.type)).toEqual(['subscription']);
+    // A late event of the trial's days is refused; usage from that day on is billed in arrears.
+    const late = await s.send(4, '2026-02-09T12:00:00Z');
+    expect(expectProblem(late, 422, 'unprocessable').errors).toEqual([
+      expect.objectContaining({ field: '/timestamp', message: expect.stringContaining('2026-02-10') }),
+    ]);
+    expect(await s.record(3, '2026-02-10T00:30:00Z')).toMatchObject({
+      counted: true,
+      period_start: '2026-02-10',
+    });
+    await s.advance('2026-03-11T00:00:00Z');
+    expect(await s.usageLines()).toEqual([['2026-03-10', '2026-02-10', '3', '6.00']]);
+  });
+
+  it('bills nothing when it is canceled', async () => {
+    const s = await setUp('2026-01-05T00:00:00Z', { status: 'trialing', start_date: '2026-01-01' });
+    await s.record(7, '2026-01-04T00:00:00Z');
+    await s.advance('2026-02-03T00:00:00Z');
+    await s.record(1, '2026-02-02T00:00:00Z');
+    const canceled = await t.api.post(`/api/v1/subscriptions/${s.sub.id}/cancel`).send({ at: 'now' });
+    expect(canceled.status, canceled.text).toBe(200);
+    await s.advance('2026-03-05T00:00:00Z');
+    expect(await s.invoices()).toEqual([]);
+  });
+});
+
 describe('DELETE of a subscription (F4)', () => {
   it('is refused with 409 while it has counted usage: cancel it instead', async () => {
     const s = await setUp('2026-01-20T00:00:00Z', { start_date: '2026-01-01' });

@@ -2821,7 +2821,7 @@ export interface components {
             value: string | null;
             /** @description The value of the metric's `group_by` property, if any. */
             dimension_value: string | null;
-            /** @description Whether it counts in a period's usage (false when it does not match the metric's filters or has no subscription). */
+            /** @description Whether it counts in a period's usage (false when it does not match the metric's filters, has no subscription, or was recorded while its subscription trialed without a `trial_end`, whose usage is free). */
             counted: boolean;
             /** @description The subscription's billing period the event belongs to. */
             period_start: null | components["schemas"]["Date"];
@@ -2881,9 +2881,10 @@ export interface components {
             /** @description The first day after the period. */
             period_end: components["schemas"]["Date"];
             /**
-             * @description Whether the period is a trial with an end (from `start_date` to `trial_end`): a period of
-             *     its own, whose usage is counted but free. It is never invoiced, and the amounts say what
-             *     the usage would have cost.
+             * @description Whether the period is a trial's. A trial with an end (from `start_date` to `trial_end`) is
+             *     a period of its own, whose usage is counted but free: it is never invoiced, and the amounts
+             *     say what the usage would have cost. While a subscription trials without an end, its
+             *     periods are a trial's too: its usage is recorded but not counted (free), so they show none.
              */
             trial: boolean;
             /** @description Whether the period's usage was invoiced. Then it takes no more events, and `charges` are the usage lines of the invoice that billed it, as billed (before prepaid credits paid part of them), whatever the plan charges today; none when the plan charged no usage then. A period whose invoice was voided shows that invoice's lines (its usage is forgiven). */
