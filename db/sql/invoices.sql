@@ -25,7 +25,10 @@ update invoices i set next_collection_at = $1, updated_at = now()
       and i.finalized_at >= (select max(u.uncollectible_at) from invoices u
                              where u.subscription_id = $3)
       and not exists (select from payments p where p.tenant_id = i.tenant_id and p.invoice_id = i.id
-                      and p.initiated_by in ('renewal', 'dunning'));
+                      and p.initiated_by in ('renewal', 'dunning'))
+      -- Without a payment method no collection will be made: none is shown as coming.
+      and exists (select from subscriptions s where s.id = $4
+                  and s.payment_method is not null and s.payment_rail is not null);
 
 -- insertInvoice
 insert into "invoices" ("subscription_id", "user_id", "period_start", "period_end", "invoice_date", "region", "lines", "subtotal", "taxes", "tax_total", "total") values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) on conflict ("tenant_id", "subscription_id", "period_start", "period_end") where kind = 'period' and status <> 'void' do nothing returning "id", "kind", "subscription_id", "user_id", "status", "number", "period_start", "period_end", "invoice_date", "region", "lines", "subtotal", "taxes", "tax_total", "total", "finalized_at", "paid_at", "voided_at", "uncollectible_at", "collection_failed_at", "next_collection_at", "dunning_retries", "amount_credited", "amount_from_balance", "version", "created_at", "updated_at";

@@ -189,7 +189,10 @@ export async function resumeCollection(db: Db, subscriptionId: string, at: Date 
       and i.finalized_at >= (select max(u.uncollectible_at) from invoices u
                              where u.subscription_id = ${subscriptionId})
       and not exists (select from payments p where p.tenant_id = i.tenant_id and p.invoice_id = i.id
-                      and p.initiated_by in ('renewal', 'dunning'))`.execute(db);
+                      and p.initiated_by in ('renewal', 'dunning'))
+      -- Without a payment method no collection will be made: none is shown as coming.
+      and exists (select from subscriptions s where s.id = ${subscriptionId}
+                  and s.payment_method is not null and s.payment_rail is not null)`.execute(db);
 }
 
 /** Run on a locked invoice; the trigger refuses what an issued invoice may not change. */

@@ -346,6 +346,31 @@ describe('a subscription marked unpaid (F5, F7)', () => {
   });
 });
 
+describe('a subscription active again without a payment method', () => {
+  it('shows no payment attempt on the invoices it issued while unpaid: none will be made', async () => {
+    const { tenant, planId } = await tenantWith({
+      dunning_retry_days: [1],
+      dunning_final_action: 'mark_unpaid',
+    });
+    const clock = await testClock(tenant);
+    const sub = await subscribeIn(tenant, planId, {
+      test_clock_id: clock.id,
+      payment_method: 'pm_insufficient_funds',
+      payment_rail: 'card',
+    });
+    await clock.advance('2026-02-15T00:00:00Z');
+    expect((await subscriptionOf(tenant, sub.id)).status).toBe('unpaid');
+    const none = await tenant.api
+      .patch(`/api/v1/subscriptions/${sub.id}`)
+      .send({ payment_method: null, payment_rail: null, status: 'active' });
+    expect(none.status, none.text).toBe(200);
+    const [, february] = await invoicesOf(tenant, sub.id);
+    expect(february).toMatchObject({ status: 'open', next_payment_attempt_at: null });
+    await clock.advance('2026-02-20T00:00:00Z');
+    expect(await paymentsOf(tenant, february!.id)).toEqual([]);
+  });
+});
+
 describe('the previous values of payment and invoice events (F6)', () => {
   it('name every field the change altered', async () => {
     const { tenant, planId } = shared;
