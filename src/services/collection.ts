@@ -629,31 +629,40 @@ async function paymentFailed(
     payment,
     previousValues(toPaymentResponse(before), toPaymentResponse(payment)),
   );
-  tx.emit({
-    type: 'invoice.payment_failed',
-    resource_type: 'invoice',
-    resource_id: invoice.id,
-    data: toInvoiceResponse(invoice),
-  });
+  // The invoice as the failure leaves it (its next retry scheduled): an invoice's last event is
+  // the invoice as it is. Before it becomes uncollectible, when this was the last retry.
+  const failed = (after: InvoiceRow) => emitInvoiceChange(tx, 'invoice.payment_failed', invoice, after);
   // A payment of a purchase is the caller's to retry: no dunning.
-  if (invoice.kind === 'purchase' || invoice.status !== 'open') return;
+  if (invoice.kind === 'purchase' || invoice.status !== 'open') return failed(invoice);
   if (payment.initiated_by === 'api') {
     // The caller's to retry. A dunning retry whose day passed while it was in flight waited for
     // it (the worker does not take a retry while a payment of its invoice is in flight): now.
     if (invoice.next_collection_at && invoice.next_collection_at < at)
-      await invoices.updateInvoice(tx.db, invoice.id, { next_collection_at: at });
-    return;
+      return failed(await invoices.updateInvoice(tx.db, invoice.id, { next_collection_at: at }));
+    return failed(invoice);
   }
   if (sub.status === 'canceled' || sub.status === 'unpaid') {
     // Collected automatically no more (an attempt in flight when it ended): owed, never retried.
-    await invoices.updateInvoice(tx.db, invoice.id, {
+    const after = await invoices.updateInvoice(tx.db, invoice.id, {
       collection_failed_at: invoice.collection_failed_at ?? at,
       next_collection_at: null,
     });
-    return;
+    return failed(after);
   }
   const madeAt = payment.initiated_by === 'dunning' ? payment.submit_after : undefined;
-  await continueDunning(tx, tenantId, sub, invoice, invoice.dunning_retries, at, madeAt);
+  await continueDunning(tx, tenantId, sub, invoice, invoice.dunning_retries, at, madeAt, failed);
+}
+
+/** An event of an invoice's change, with the invoice after it and the fields it changed. */
+function emitInvoiceChange(tx: Tx, type: string, before: InvoiceRow, after: InvoiceRow): void {
+  const data = toInvoiceResponse(after);
+  tx.emit({
+    type,
+    resource_type: 'invoice',
+    resource_id: after.id,
+    data,
+    previous: previousValues(toInvoiceResponse(before), data),
+  });
 }
 
 /**
@@ -673,7 +682,8 @@ async function continueDunning(
   invoice: InvoiceRow,
   usedBefore: number,
   at: Date,
-  madeAt?: Date,
+  madeAt: Date | undefined,
+  announce: (after: InvoiceRow) => void,
 ) {
   const settings = await billingSettings(tx.db);
   const first = invoice.collection_failed_at ?? at;
@@ -685,11 +695,13 @@ async function continueDunning(
   while (used < settings.dunning_retry_days.length && passed(dayOf(used))) used++;
   if (used < settings.dunning_retry_days.length) {
     const next = new Date(Math.max(dayOf(used), at.getTime()));
-    await invoices.updateInvoice(tx.db, invoice.id, {
-      collection_failed_at: first,
-      next_collection_at: next,
-      dunning_retries: used,
-    });
+    announce(
+      await invoices.updateInvoice(tx.db, invoice.id, {
+        collection_failed_at: first,
+        next_collection_at: next,
+        dunning_retries: used,
+      }),
+    );
     if (sub.status === 'active') {
       const after = await subscriptions.updateSubscription(tx.db, sub.id, { status: 'past_due' });
       emitChange(tx, sub, after, 'subscription.past_due');
@@ -697,6 +709,7 @@ async function continueDunning(
     await wakeUpAt(tx, tenantId, sub, next, at);
     return;
   }
+  announce(invoice);
   const uncollectible = await invoices.updateInvoice(tx.db, invoice.id, {
     status: 'uncollectible',
     uncollectible_at: at,
@@ -758,7 +771,10 @@ export function retryDue(ctx: CollectionContext, tenantId: string, invoiceId: st
     const used = first ? 0 : invoice.dunning_retries + 1;
     if (!sub.payment_method || !sub.payment_rail) {
       if (first) await invoices.updateInvoice(tx.db, invoiceId, { next_collection_at: null });
-      else await continueDunning(tx, tenantId, sub, invoice, used, at, at);
+      else
+        await continueDunning(tx, tenantId, sub, invoice, used, at, at, (after) =>
+          emitInvoiceChange(tx, 'invoice.updated', invoice, after),
+        );
       return;
     }
     const payment = await startPayment(
@@ -777,6 +793,11 @@ export function retryDue(ctx: CollectionContext, tenantId: string, invoiceId: st
     );
     // None only with a payment in flight, which the invoice's lock rules out (found just above).
     if (!payment) return;
-    await invoices.updateInvoice(tx.db, invoiceId, { next_collection_at: null, dunning_retries: used });
+    const after = await invoices.updateInvoice(tx.db, invoiceId, {
+      next_collection_at: null,
+      dunning_retries: used,
+    });
+    // Its retry is under way: none is scheduled until it fails (then the next one is).
+    emitInvoiceChange(tx, 'invoice.updated', invoice, after);
   });
 }

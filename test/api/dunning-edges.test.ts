@@ -371,6 +371,40 @@ describe('a subscription active again without a payment method', () => {
   });
 });
 
+describe('the events of a failed collection', () => {
+  it('show the invoice with its next retry, so that its last event is the invoice as it is', async () => {
+    const { tenant, planId } = shared;
+    const { clock, invoice } = await decliningSubscription(tenant, planId);
+    const lastEvent = async () => (await eventsOf(tenant, invoice.id)).at(-1)!;
+    const current = async () =>
+      (await tenant.api.get(`/api/v1/invoices/${invoice.id}`)).body as Schemas['Invoice'];
+    const first = await lastEvent();
+    expect(first).toMatchObject({
+      type: 'invoice.payment_failed',
+      data: { next_payment_attempt_at: '2026-01-02T00:00:00.000Z', version: (await current()).version },
+      previous: { next_payment_attempt_at: null },
+    });
+    await clock.advance('2026-01-02T12:00:00Z');
+    // The retry under way (none scheduled meanwhile), then its failure and the next retry.
+    const [started, retried] = (await eventsOf(tenant, invoice.id)).slice(-2);
+    expect(started).toMatchObject({
+      type: 'invoice.updated',
+      data: { next_payment_attempt_at: null },
+      previous: { next_payment_attempt_at: '2026-01-02T00:00:00.000Z' },
+    });
+    expect(retried).toMatchObject({
+      type: 'invoice.payment_failed',
+      data: { next_payment_attempt_at: '2026-01-04T00:00:00.000Z', version: (await current()).version },
+      previous: { next_payment_attempt_at: null },
+    });
+    // The last retry fails: the failure, then the invoice uncollectible.
+    await clock.advance('2026-01-07T00:00:00Z');
+    const types = (await eventsOf(tenant, invoice.id)).map((e) => e.type);
+    expect(types.slice(-2)).toEqual(['invoice.payment_failed', 'invoice.uncollectible']);
+    expect((await lastEvent()).data).toEqual(await current());
+  });
+});
+
 describe('the previous values of payment and invoice events (F6)', () => {
   it('name every field the change altered', async () => {
     const { tenant, planId } = shared;
