@@ -642,6 +642,11 @@ async function paymentFailed(
     return failed(invoice);
   }
   if (sub.status === 'canceled' || sub.status === 'unpaid') {
+    // A last retry is a last retry, whichever of two invoices' last retries failing together
+    // the worker took first (the first one's final action ended collection): uncollectible.
+    const { dunning_retry_days: retries } = await billingSettings(tx.db);
+    if (payment.initiated_by === 'dunning' && invoice.dunning_retries >= retries.length)
+      return continueDunning(tx, tenantId, sub, invoice, invoice.dunning_retries, at, undefined, failed);
     // Collected automatically no more (an attempt in flight when it ended): owed, never retried.
     const after = await invoices.updateInvoice(tx.db, invoice.id, {
       collection_failed_at: invoice.collection_failed_at ?? at,

@@ -405,6 +405,44 @@ describe('the events of a failed collection', () => {
   });
 });
 
+describe('two invoices whose last retries fail at the same moment', () => {
+  it('both end uncollectible, whichever failure the worker takes first', async () => {
+    const { tenant, planId } = await tenantWith({
+      dunning_retry_days: [1],
+      dunning_final_action: 'mark_unpaid',
+    });
+    const clock = await testClock(tenant);
+    const sub = await subscribeIn(tenant, planId, {
+      test_clock_id: clock.id,
+      payment_method: 'pm_insufficient_funds',
+      payment_rail: 'card',
+    });
+    // January fails for good (unpaid); February and March are invoiced while unpaid.
+    await clock.advance('2026-03-01T12:00:00Z');
+    expect((await subscriptionOf(tenant, sub.id)).status).toBe('unpaid');
+    // Active again: both are collected at once and fail, and both last retries fail on 2 March.
+    const active = await tenant.api.patch(`/api/v1/subscriptions/${sub.id}`).send({ status: 'active' });
+    expect(active.status, active.text).toBe(200);
+    await clock.advance('2026-03-05T00:00:00Z');
+    const [, february, march] = await invoicesOf(tenant, sub.id);
+    for (const invoice of [february!, march!]) {
+      expect(
+        (await paymentsOf(tenant, invoice.id)).map((p) => [p.initiated_by, p.status]),
+        invoice.period_start,
+      ).toEqual([
+        ['renewal', 'failed'],
+        ['dunning', 'failed'],
+      ]);
+      expect(invoice, invoice.period_start).toMatchObject({
+        status: 'uncollectible',
+        uncollectible_at: '2026-03-02T12:00:00.000Z',
+        next_payment_attempt_at: null,
+      });
+    }
+    expect((await subscriptionOf(tenant, sub.id)).status).toBe('unpaid');
+  });
+});
+
 describe('the previous values of payment and invoice events (F6)', () => {
   it('name every field the change altered', async () => {
     const { tenant, planId } = shared;
