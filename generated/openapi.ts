@@ -10614,13 +10614,13 @@ export interface operations {
     getMrrMetrics: {
         parameters: {
             query?: {
-                /** @description The first month (UTC calendar months); default 11 months before `to`. */
+                /** @description The first month (UTC calendar months); default 11 months before `to`, but not before 0001-01. */
                 from?: components["schemas"]["Month"];
                 /** @description The last month, at most the current one; default the current month. */
                 to?: components["schemas"]["Month"];
-                /** @description Only subscriptions on this plan (the plan they were on at each moment). */
+                /** @description Only subscriptions on this plan (the plan they were on at each moment). An id no plan has, the nil id included, answers zeros. */
                 plan_id?: string;
-                /** @description Only subscriptions linked to this feature (their links today). */
+                /** @description Only subscriptions linked to this feature (their links today). An id no feature has, the nil id included, answers zeros. */
                 feature_id?: string;
                 /** @description Only customers whose billing region is exactly this one (today's): `US` does not include `US-CA`. */
                 region?: components["schemas"]["Region"];
@@ -10732,13 +10732,13 @@ export interface operations {
     getChurnMetrics: {
         parameters: {
             query?: {
-                /** @description The first month (UTC calendar months); default 11 months before `to`. */
+                /** @description The first month (UTC calendar months); default 11 months before `to`, but not before 0001-01. */
                 from?: components["schemas"]["Month"];
                 /** @description The last month, at most the current one; default the current month. */
                 to?: components["schemas"]["Month"];
-                /** @description Only subscriptions on this plan (the plan they were on at each moment). */
+                /** @description Only subscriptions on this plan (the plan they were on at each moment). An id no plan has, the nil id included, answers zeros. */
                 plan_id?: string;
-                /** @description Only subscriptions linked to this feature (their links today). */
+                /** @description Only subscriptions linked to this feature (their links today). An id no feature has, the nil id included, answers zeros. */
                 feature_id?: string;
                 /** @description Only customers whose billing region is exactly this one (today's): `US` does not include `US-CA`. */
                 region?: components["schemas"]["Region"];

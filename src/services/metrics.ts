@@ -4,6 +4,7 @@
 import { sql } from 'kysely';
 import { readCorrection, recount, type Wanted, wantedBy } from '../analytics/mrr-counting.js';
 import { encodeInput } from '../analytics/mrr-input.js';
+import { ANY } from '../analytics/mrr-engine.js';
 import {
   addDays,
   clearMarks,
@@ -59,7 +60,8 @@ export function metricsWindow(
 ): { from: string; to: string } | { errors: FieldErrors } {
   const current = now.getUTCFullYear() * 12 + now.getUTCMonth();
   const to = query.to ? toIndex(query.to) : current;
-  const from = query.from ? toIndex(query.from) : to - 11;
+  // By default the 12 months to `to`, but none before 0001-01 (year 0 is no Month).
+  const from = query.from ? toIndex(query.from) : Math.max(to - 11, toIndex('0001-01'));
   const errors: FieldErrors = [];
   if (to > current)
     errors.push({ field: 'to', message: `must not be after the current month, ${fromIndex(current)}` });
@@ -68,6 +70,19 @@ export function metricsWindow(
     errors.push({ field: 'from', message: `must be at most ${MAX_MONTHS} months before to, inclusive` });
   return errors.length > 0 ? { errors } : { from: fromIndex(from), to: fromIndex(to) };
 }
+
+/** An id no plan or feature has (not a version 7 UUID, as every id is). */
+const NO_SUCH_ID = 'ffffffff-ffff-ffff-ffff-ffffffffffff';
+
+/**
+ * The nil id stands for "every plan" (every feature) in the stored sums (ANY). Sent as a filter
+ * it names no plan, as any unknown id: it is read as one, not as the whole tenant.
+ */
+const namingNone = (filter: MetricsFilter): MetricsFilter => ({
+  ...filter,
+  planId: filter.planId === ANY ? NO_SUCH_ID : filter.planId,
+  featureId: filter.featureId === ANY ? NO_SUCH_ID : filter.featureId,
+});
 
 export function getMetrics(
   ctx: ServiceContext,
@@ -88,11 +103,12 @@ export function getMetrics(
     const asOf = rows[0]!.now;
     const window = metricsWindow(query, asOf);
     if ('errors' in window) return { kind: 'invalid', errors: window.errors };
-    const correction = await correctionFor(tx.db, actor.tenantId, wantedBy(filter), dirty);
+    const named = namingNone(filter);
+    const correction = await correctionFor(tx.db, actor.tenantId, wantedBy(named), dirty);
     tx.commitWithNext();
     const months = await readMetricsMonths(
       tx.db,
-      filter,
+      named,
       { from: `${window.from}-01`, to: `${window.to}-01` },
       correction,
     );

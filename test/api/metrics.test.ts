@@ -741,6 +741,52 @@ describe('GET /api/v1/metrics/mrr and /churn', () => {
     );
   });
 
+  it('answer zeros for the nil id, which names no plan and no feature (not the whole tenant)', async () => {
+    const t = await ctx.newTenant();
+    const u = await createUser(t);
+    const plan = await t.api.post('/api/v1/plans').send({
+      code: 'nil-filter',
+      name: 'Nil filter',
+      interval: 'month',
+      price: { model: 'flat', amount: '10.00' },
+    });
+    expect(plan.status, plan.text).toBe(201);
+    const s = await createSubscription(t, {
+      user_id: u.id,
+      plan_id: (plan.body as Schemas['Plan']).id,
+      plan_cost: undefined,
+      start_date: '2025-01-01',
+    });
+    const nil = '00000000-0000-0000-0000-000000000000';
+    const month = { from: currentMonth(), to: currentMonth() };
+    const whole = await metrics(t, month);
+    expect(whole.mrr.months[0]).toMatchObject({ starting_mrr: '10.00', mrr: '10.00', customers: 1 });
+    expect(whole.churn.months[0]).toMatchObject({ starting_mrr: '10.00', starting_customers: 1 });
+    for (const filter of [{ plan_id: nil }, { feature_id: nil }, { plan_id: s.plan_id!, feature_id: nil }]) {
+      const mrr = await t.api.get('/api/v1/metrics/mrr').query({ ...month, ...filter });
+      expect(mrr.status, mrr.text).toBe(200);
+      expect((mrr.body as Schemas['MrrMetrics']).months[0], JSON.stringify(filter)).toMatchObject({
+        starting_mrr: '0.00',
+        mrr: '0.00',
+        customers: 0,
+      });
+      const churn = await t.api.get('/api/v1/metrics/churn').query({ ...month, ...filter });
+      expect(churn.status, churn.text).toBe(200);
+      expect((churn.body as Schemas['ChurnMetrics']).months[0], JSON.stringify(filter)).toMatchObject({
+        starting_mrr: '0.00',
+        starting_customers: 0,
+      });
+    }
+  });
+
+  it('take a window in the first year of the calendar, the default from not before 0001-01', async () => {
+    for (const path of ['/api/v1/metrics/mrr', '/api/v1/metrics/churn']) {
+      const res = await ctx.api.get(path).query({ to: '0001-05' });
+      expect(res.status, res.text).toBe(200);
+      expect(res.body).toMatchObject({ from: '0001-01', to: '0001-05' });
+    }
+  });
+
   it('take ids in any case and echo them in lower case, as every id is shown', async () => {
     const plan = await ctx.api.post('/api/v1/plans').send({
       code: `echo-${Date.now()}`,
