@@ -221,7 +221,9 @@ export interface paths {
          *     `plan_id` whose plan lacks one of the current plan's usage charges as it is (same metric,
          *     dimension value and price) is refused in the middle of a period (422): schedule it for the
          *     period's end with `POST .../scheduled-change`, which bills the period's usage on the old
-         *     plan. Adding usage charges is not refused.
+         *     plan. Adding usage charges is not refused. While a cancellation or a change is scheduled
+         *     for the current period's end, a change that would move that end (a new interval or
+         *     `start_date`, a trial moved or ended) is 409: undo the scheduled one first.
          */
         patch: operations["updateSubscription"];
         trace?: never;
@@ -10452,6 +10454,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
             503: components["responses"]["ServiceUnavailable"];
@@ -10484,6 +10487,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
             503: components["responses"]["ServiceUnavailable"];
@@ -10723,6 +10727,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["Unprocessable"];
             429: components["responses"]["TooManyRequests"];
@@ -10790,6 +10795,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["Unprocessable"];
             429: components["responses"]["TooManyRequests"];

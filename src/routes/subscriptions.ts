@@ -41,8 +41,16 @@ const illegal = ({ from, to, allowed }: subscriptions.IllegalTransition) =>
     [{ location: 'body', field: '/status', message: `not allowed after ${from}` }],
   );
 /** The answer to a price the server refuses to take from the client. */
-function pricingProblem(refusal: subscriptions.PricingRefusal | ProrationRefusal): ProblemError {
+function pricingProblem(
+  refusal: subscriptions.PricingRefusal | ProrationRefusal | subscriptions.PeriodEndPending,
+): ProblemError {
   switch (refusal.kind) {
+    case 'period-end-pending':
+      return conflict(
+        refusal.what === 'cancellation'
+          ? `A cancellation is scheduled for ${refusal.at}, the end of the current period, and this change would move that end to ${refusal.newEnd}: the subscription would be billed for a period it ends in the middle of. Undo the cancellation first (DELETE /subscriptions/{id}/cancel), or cancel at once.`
+          : `A change is scheduled for ${refusal.at}, the end of the current period, and this change would move that end to ${refusal.newEnd}, a date the scheduled change was not made for. Cancel the scheduled change first (DELETE /subscriptions/{id}/scheduled-change).`,
+      );
     case 'interval-change-with-usage':
       return unprocessable(
         "The plan charges usage, which is counted by billing period: its interval cannot change in the middle of a period already invoiced. Schedule it for the period's end (POST /subscriptions/{id}/scheduled-change) instead.",

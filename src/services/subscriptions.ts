@@ -370,6 +370,7 @@ export type UpdateSubscriptionOutcome =
   /** With the invoice the change issued, if any (always_invoice, a new schedule). */
   | { kind: 'updated'; subscription: SubscriptionRow; invoice: InvoiceRow | undefined }
   | ProrationRefusal
+  | PeriodEndPending
   | { kind: 'missing' }
   | { kind: 'stale'; current: SubscriptionRow }
   | IllegalTransition
@@ -477,6 +478,34 @@ function usageClosedByNewStart(before: SubscriptionRow, changes: SubscriptionPat
   );
   if (from === undefined || from <= changes.start_date) return undefined;
   return before.usage_invoiced_until !== null && before.usage_invoiced_until >= from ? undefined : from;
+}
+
+/**
+ * A cancellation or a change scheduled for the end of the current period, which a change of the
+ * period's end (a new interval or start date, a trial moved or ended) would leave stranded: the
+ * cancellation mid-period after a new period was billed in full, the change on a date that is no
+ * period's end. Refused (409) rather than guessed at: the caller undoes it first.
+ */
+export interface PeriodEndPending {
+  kind: 'period-end-pending';
+  what: 'cancellation' | 'scheduled-change';
+  /** The current period's end, when it is due. */
+  at: string;
+  /** The current period's end after the change. */
+  newEnd: string;
+}
+
+function periodEndPending(before: SubscriptionRow, changes: SubscriptionPatch): PeriodEndPending | undefined {
+  if (!before.cancel_at && !before.scheduled_change) return undefined;
+  const end = toSubscriptionResponse(before).current_period_end;
+  const newEnd = toSubscriptionResponse({ ...before, ...changes } as SubscriptionRow).current_period_end;
+  if (newEnd === end) return undefined;
+  return {
+    kind: 'period-end-pending',
+    what: before.cancel_at ? 'cancellation' : 'scheduled-change',
+    at: end,
+    newEnd,
+  };
 }
 
 /**
@@ -712,6 +741,10 @@ async function changeSubscription(
   }
   const usageClosed = usageClosedByNewStart(before, changes);
   if (usageClosed !== undefined) changes.usage_invoiced_until = usageClosed;
+  if (to !== 'canceled') {
+    const pending = periodEndPending(before, changes);
+    if (pending) return pending;
+  }
   // Unchanged when the columns are (the breakdown follows plan, version and quantity).
   const compared = { ...before, ...changes, price_breakdown: before.price_breakdown };
   if (Object.keys(previousValues(before, compared)).length === 0) {

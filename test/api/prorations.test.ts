@@ -587,3 +587,75 @@ describe('changes that are not prorated', () => {
 it('logged no unexpected error in this file', () => {
   expect(ctx.unexpectedErrors).toEqual([]);
 });
+
+describe('a change that moves the end of the current period', () => {
+  it('is refused (409) while a cancellation is scheduled for that end, and writes nothing', async () => {
+    const basic = await plan('Basic', { model: 'flat', amount: '30.00' });
+    const yearly = await plan('Yearly', { model: 'flat', amount: '300.00' }, 'year');
+    const s = await subscribed(basic.id);
+    await s.advance('2026-01-11T00:00:00Z');
+    const cancel = await t.api.post(`/api/v1/subscriptions/${s.sub.id}/cancel`).send({ at: 'period_end' });
+    expect(cancel.status, cancel.text).toBe(200);
+    expect(cancel.body).toMatchObject({ cancel_at: '2026-02-01T00:00:00.000Z' });
+    const before = await fingerprint(ctx.db);
+    for (const change of [{ plan_id: yearly.id }, { start_date: '2026-01-05' }]) {
+      const problem = expectProblem(
+        await t.api.patch(`/api/v1/subscriptions/${s.sub.id}`).send(change),
+        409,
+        'conflict',
+      );
+      expect(problem.detail).toContain('2026-02-01');
+    }
+    expectProblem(
+      await t.api.post(`/api/v1/subscriptions/${s.sub.id}/preview-change`).send({ plan_id: yearly.id }),
+      409,
+      'conflict',
+    );
+    expect(await fingerprint(ctx.db)).toEqual(before);
+    // A change that keeps the period's end is taken (prorated), the cancellation standing.
+    expect(await s.change({ quantity: 2 })).toMatchObject({ cancel_at: '2026-02-01T00:00:00.000Z' });
+  });
+
+  it('is refused while a trial has a cancellation scheduled for its end: moving or ending it', async () => {
+    const basic = await plan('Basic', { model: 'flat', amount: '30.00' });
+    const s = await subscribed(basic.id, '2026-01-01T00:00:00Z', {
+      status: 'trialing',
+      trial_end: '2026-01-15',
+    });
+    await s.advance('2026-01-05T00:00:00Z');
+    const cancel = await t.api.post(`/api/v1/subscriptions/${s.sub.id}/cancel`).send({ at: 'period_end' });
+    expect(cancel.body).toMatchObject({ cancel_at: '2026-01-15T00:00:00.000Z' });
+    for (const change of [{ trial_end: '2026-01-25' }, { status: 'active' }]) {
+      expectProblem(await t.api.patch(`/api/v1/subscriptions/${s.sub.id}`).send(change), 409, 'conflict');
+    }
+    // Undone, the cancellation no longer stands in the way.
+    expect((await t.api.delete(`/api/v1/subscriptions/${s.sub.id}/cancel`)).status).toBe(200);
+    expect(await s.change({ trial_end: '2026-01-25' })).toMatchObject({
+      cancel_at: null,
+      trial_end: '2026-01-25',
+    });
+  });
+
+  it('is refused while a change is scheduled for that end', async () => {
+    const basic = await plan('Basic', { model: 'flat', amount: '30.00' });
+    const pro = await plan('Pro', { model: 'flat', amount: '60.00' });
+    const yearly = await plan('Yearly', { model: 'flat', amount: '300.00' }, 'year');
+    const s = await subscribed(basic.id);
+    await s.advance('2026-01-11T00:00:00Z');
+    const scheduled = await t.api
+      .post(`/api/v1/subscriptions/${s.sub.id}/scheduled-change`)
+      .send({ plan_id: pro.id });
+    expect(scheduled.status, scheduled.text).toBe(200);
+    expect(scheduled.body).toMatchObject({ scheduled_change: { effective_date: '2026-02-01' } });
+    const problem = expectProblem(
+      await t.api.patch(`/api/v1/subscriptions/${s.sub.id}`).send({ plan_id: yearly.id }),
+      409,
+      'conflict',
+    );
+    expect(problem.detail).toContain('scheduled');
+    expect(await s.get()).toMatchObject({
+      plan_id: basic.id,
+      scheduled_change: { effective_date: '2026-02-01' },
+    });
+  });
+});
