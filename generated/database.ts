@@ -178,6 +178,7 @@ export interface Invoices {
   amount_from_balance: Generated<Numeric>;
   collection_failed_at: Timestamp | null;
   created_at: Generated<Timestamp>;
+  discount_used: Json | null;
   dunning_retries: Generated<number>;
   finalized_at: Timestamp | null;
   id: Generated<string>;

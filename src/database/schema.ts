@@ -172,6 +172,8 @@ export type InvoicesTable = Override<
     kind: ColumnType<InvoiceKind, InvoiceKind | undefined, never>;
     lines: ColumnType<G.JsonValue, string, string>;
     taxes: ColumnType<G.JsonValue, string, string>;
+    /** Set when the invoice is made, never changed; read only when a draft is voided. */
+    discount_used: ColumnType<G.JsonValue | null, string | undefined, never>;
     created_at: Timestamp;
     updated_at: UpdatedAt;
     version: Version;
@@ -464,7 +466,7 @@ export type PlanRow = Omit<Selectable<PlansTable>, 'tenant_id'>;
 export type PlanVersionRow = Omit<Selectable<PlanVersionsTable>, 'tenant_id'>;
 export type TaxRateRow = Omit<Selectable<TaxRatesTable>, 'tenant_id'>;
 export type CouponRow = Omit<Selectable<CouponsTable>, 'tenant_id'>;
-export type InvoiceRow = Omit<Selectable<InvoicesTable>, 'tenant_id'>;
+export type InvoiceRow = Omit<Selectable<InvoicesTable>, 'tenant_id' | 'discount_used'>;
 export type InvoiceItemRow = Omit<Selectable<InvoiceItemsTable>, 'tenant_id'>;
 export type CreditNoteRow = Omit<Selectable<CreditNotesTable>, 'tenant_id'>;
 /** A credit note with the id of the refund it made, if any. */

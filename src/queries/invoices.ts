@@ -126,6 +126,12 @@ export function insertInvoice(db: Db, values: NewInvoice): Promise<InvoiceRow | 
     .executeTakeFirst();
 }
 
+/** The once discount the invoice used up, as its subscription had it; null for none. */
+export async function discountUsedBy(db: Db, id: string): Promise<unknown> {
+  const row = await db.selectFrom('invoices').select('discount_used').where('id', '=', id).executeTakeFirst();
+  return row?.discount_used ?? null;
+}
+
 /** The tenant's next invoice number, taken under the counter row's lock until the transaction ends. */
 /**
  * draft → open with the tenant's next invoice number, in one statement. The counter's row stays

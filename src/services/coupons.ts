@@ -228,3 +228,11 @@ export async function endDiscount(tx: Tx, before: SubscriptionRow): Promise<Subs
   emitChange(tx, before, after);
   return after;
 }
+
+/** Gives back a once discount that a draft, voided, used up (as the subscription had it). */
+export async function giveBackDiscount(tx: Tx, before: SubscriptionRow, discount: unknown): Promise<void> {
+  const after = await subscriptions.updateSubscription(tx.db, before.id, {
+    discount: JSON.stringify(discount),
+  });
+  emitChange(tx, before, after);
+}

@@ -34,7 +34,7 @@ import {
   reducePendingItem,
   settleInvoiceItems,
 } from '../queries/invoice-items.js';
-import { endDiscount } from './coupons.js';
+import { endDiscount, giveBackDiscount } from './coupons.js';
 import { creditBalance, takeFromBalance } from './customer-balance.js';
 import { onClockOf } from './subscriptions.js';
 import { billsUsageBefore, closeUsageBefore } from './usage.js';
@@ -520,6 +520,9 @@ async function insertInvoice(
   }));
   const charges = [...payment.lines, ...itemLines];
   const discount = await discountLine(tx, subscription, period, charges);
+  // A once discount is used up by the first invoice it reduces: kept on it, to be given back if
+  // it is a draft voided.
+  const usesUp = discount !== undefined && subscription.discount?.duration === 'once';
   const amounts = invoiceAmounts(
     discount ? [...charges, discount] : charges,
     rates.map((r) => ({ id: r.id, code: r.code, name: r.name, percentage: r.percentage, region: r.region })),
@@ -533,6 +536,7 @@ async function insertInvoice(
     invoice_date: period.start,
     region,
     ...amounts,
+    ...(usesUp ? { discount_used: JSON.stringify(subscription.discount) } : {}),
   });
   // Made by a concurrent request between our look and our insert: that one is the invoice.
   if (!created)
@@ -542,8 +546,7 @@ async function insertInvoice(
     };
   await payment.finish(created.id);
   await billItems(tx, applied, created.id);
-  // A once discount is used up by the first invoice it reduces.
-  if (discount && subscription.discount?.duration === 'once') await endDiscount(tx, subscription);
+  if (usesUp) await endDiscount(tx, subscription);
   tx.emit({
     type: 'invoice.created',
     resource_type: 'invoice',
@@ -724,6 +727,12 @@ export async function voidLocked(
     });
   await refundUsageCredits(tx, actor, { id, lines: current.lines as unknown as Charge[] }, voidedAt);
   if (current.kind === 'purchase') await cancelPaidGrant(tx, id, voidedAt);
+  // A draft billed no one: the once discount it used up is the subscription's again (unless it
+  // has another discount by now), for the invoice made again.
+  if (current.status === 'draft' && subscription.discount === null) {
+    const used = await invoices.discountUsedBy(tx.db, id);
+    if (used !== null) await giveBackDiscount(tx, subscription, used);
+  }
   tx.emit({
     type: 'invoice.voided',
     resource_type: 'invoice',

@@ -284,6 +284,39 @@ describe('a discount', () => {
     expect(proration.lines.map((l) => l.type)).toContain('discount');
   });
 
+  it('once, on a draft voided to change it: the invoice made again still takes it', async () => {
+    const p = await plan('30.00');
+    const c = await coupon({ percent_off: '50', duration: 'once' });
+    const s = await subscribed(p.id);
+    await s.advance('2026-01-11T00:00:00Z');
+    const [january] = await s.invoices();
+    expect((await t.api.post(`/api/v1/invoices/${january!.id}/void`)).status).toBe(200);
+    const applied = await t.api.post(`/api/v1/subscriptions/${s.sub.id}/discount`).send({ coupon_id: c.id });
+    expect(applied.status, applied.text).toBe(200);
+    const invoiceAgain = async () => {
+      const res = await t.api.post(`/api/v1/subscriptions/${s.sub.id}/invoices`).send({});
+      expect(res.status, res.text).toBe(201);
+      return res.body as Invoice;
+    };
+    const draft = await invoiceAgain();
+    expect(draft.lines.map((l) => [l.type, l.amount])).toEqual([
+      ['subscription', '30.00'],
+      ['discount', '-15.00'],
+    ]);
+    expect((await s.get()).discount).toBeNull();
+    // The draft never billed anyone: voiding it gives the discount back.
+    expect((await t.api.post(`/api/v1/invoices/${draft.id}/void`)).status).toBe(200);
+    expect((await s.get()).discount).toMatchObject({ coupon_id: c.id, duration: 'once' });
+    const again = await invoiceAgain();
+    const issued = await t.api.post(`/api/v1/invoices/${again.id}/finalize`);
+    expect(issued.status, issued.text).toBe(200);
+    expect((issued.body as Invoice).lines.map((l) => [l.type, l.amount])).toEqual([
+      ['subscription', '30.00'],
+      ['discount', '-15.00'],
+    ]);
+    expect((await s.get()).discount).toBeNull();
+  });
+
   it('forever, applied mid-period: from the next invoice on, half up to the cent', async () => {
     const p = await plan('33.33');
     const c = await coupon({ percent_off: '15', duration: 'forever' });

@@ -3290,8 +3290,9 @@ export interface components {
          *     `end`: a `discount` line, before tax, of `percent_off` of the invoice's subtotal (every
          *     line: the period's price, usage, pending prorations and one-off charges) rounded half up
          *     to the cent, or `amount_off` (never more than the subtotal). Taxes are then computed on the
-         *     discounted subtotal. A `once` discount is removed by the first invoice it reduces; a
-         *     `repeating` one by the first period invoice whose period starts on or after `end`
+         *     discounted subtotal. A `once` discount is removed by the first invoice it reduces (given
+         *     back if that invoice is a draft voided, unless the subscription has another discount by
+         *     then); a `repeating` one by the first period invoice whose period starts on or after `end`
          *     (`subscription.updated` events). MRR is net of `repeating` and `forever` discounts while
          *     the subscription has them (see docs/metrics.md).
          */
