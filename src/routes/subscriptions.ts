@@ -46,6 +46,10 @@ function pricingProblem(
 ): ProblemError {
   switch (refusal.kind) {
     case 'period-end-pending':
+      if (refusal.what === 'canceled')
+        return conflict(
+          `The subscription is canceled: the last period it served, to ${refusal.at}, is final, and this change would make it end on ${refusal.newEnd}. Correct its other fields only.`,
+        );
       return conflict(
         refusal.what === 'cancellation'
           ? `A cancellation is scheduled for ${refusal.at}, the end of the current period, and this change would move that end to ${refusal.newEnd}: the subscription would be billed for a period it ends in the middle of. Undo the cancellation first (DELETE /subscriptions/{id}/cancel), or cancel at once.`

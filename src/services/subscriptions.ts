@@ -484,11 +484,12 @@ function usageClosedByNewStart(before: SubscriptionRow, changes: SubscriptionPat
  * A cancellation or a change scheduled for the end of the current period, which a change of the
  * period's end (a new interval or start date, a trial moved or ended) would leave stranded: the
  * cancellation mid-period after a new period was billed in full, the change on a date that is no
- * period's end. Refused (409) rather than guessed at: the caller undoes it first.
+ * period's end. Refused (409) rather than guessed at: the caller undoes it first. A canceled
+ * subscription's last period is final too: a new interval would show one it never served.
  */
 export interface PeriodEndPending {
   kind: 'period-end-pending';
-  what: 'cancellation' | 'scheduled-change';
+  what: 'cancellation' | 'scheduled-change' | 'canceled';
   /** The current period's end, when it is due. */
   at: string;
   /** The current period's end after the change. */
@@ -496,13 +497,14 @@ export interface PeriodEndPending {
 }
 
 function periodEndPending(before: SubscriptionRow, changes: SubscriptionPatch): PeriodEndPending | undefined {
-  if (!before.cancel_at && !before.scheduled_change) return undefined;
+  const canceled = before.status === 'canceled';
+  if (!canceled && !before.cancel_at && !before.scheduled_change) return undefined;
   const end = toSubscriptionResponse(before).current_period_end;
   const newEnd = toSubscriptionResponse({ ...before, ...changes } as SubscriptionRow).current_period_end;
   if (newEnd === end) return undefined;
   return {
     kind: 'period-end-pending',
-    what: before.cancel_at ? 'cancellation' : 'scheduled-change',
+    what: canceled ? 'canceled' : before.cancel_at ? 'cancellation' : 'scheduled-change',
     at: end,
     newEnd,
   };
@@ -741,7 +743,7 @@ async function changeSubscription(
   }
   const usageClosed = usageClosedByNewStart(before, changes);
   if (usageClosed !== undefined) changes.usage_invoiced_until = usageClosed;
-  if (to !== 'canceled') {
+  if (to !== 'canceled' || before.status === 'canceled') {
     const pending = periodEndPending(before, changes);
     if (pending) return pending;
   }

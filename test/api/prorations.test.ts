@@ -636,6 +636,31 @@ describe('a change that moves the end of the current period', () => {
     });
   });
 
+  it('is refused for a canceled subscription, whose last period is final', async () => {
+    const basic = await plan('Basic', { model: 'flat', amount: '30.00' });
+    const other = await plan('Other', { model: 'flat', amount: '20.00' });
+    const yearly = await plan('Yearly', { model: 'flat', amount: '300.00' }, 'year');
+    const s = await subscribed(basic.id);
+    await s.advance('2026-01-05T00:00:00Z');
+    const canceled = await t.api.post(`/api/v1/subscriptions/${s.sub.id}/cancel`).send({ at: 'now' });
+    expect(canceled.status, canceled.text).toBe(200);
+    const before = await s.get();
+    expect(before).toMatchObject({ current_period_end: '2026-02-01', billed_until: '2026-02-01' });
+    const problem = expectProblem(
+      await t.api.patch(`/api/v1/subscriptions/${s.sub.id}`).send({ plan_id: yearly.id }),
+      409,
+      'conflict',
+    );
+    expect(problem.detail).toContain('2027-01-01');
+    expect(await s.get()).toEqual(before);
+    // A correction that keeps its periods is taken: nothing billed, its period as it was.
+    expect(await s.change({ plan_id: other.id })).toMatchObject({
+      plan_id: other.id,
+      current_period_end: '2026-02-01',
+      billed_until: '2026-02-01',
+    });
+  });
+
   it('is refused while a change is scheduled for that end', async () => {
     const basic = await plan('Basic', { model: 'flat', amount: '30.00' });
     const pro = await plan('Pro', { model: 'flat', amount: '60.00' });

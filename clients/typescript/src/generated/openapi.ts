@@ -213,7 +213,8 @@ export interface paths {
          *     Setting `status` to `canceled` stamps `canceled_at`. Canceled is final: moving it out of
          *     `canceled` is 409 (subscribe the customer anew instead). Its other fields may still be
          *     corrected (the records are the tenant's); nothing is billed or prorated for a canceled
-         *     subscription, and its invoices keep what they billed.
+         *     subscription, and its invoices keep what they billed. The last period it served is final:
+         *     a change that would move its end (another interval) is 409.
          *     A price change in a period already invoiced is prorated by the day, as
          *     `proration_behavior` says (see `ProrationBehavior`; `POST .../preview-change` shows what a
          *     change would bill before making it); `proration_behavior` without a price change is
