@@ -730,6 +730,8 @@ async function continueDunning(
     previous: previousValues(toInvoiceResponse(invoice), toInvoiceResponse(uncollectible)),
   });
   if (sub.status === 'canceled' || sub.status === 'unpaid') return;
+  // Either action ends a pause (a paused subscription's earlier invoice can fail for good).
+  const unpaused = { paused_at: null, resumes_at: null };
   if (settings.dunning_final_action === 'cancel') {
     const after = await subscriptions.updateSubscription(tx.db, sub.id, {
       status: 'canceled',
@@ -737,12 +739,13 @@ async function continueDunning(
       cancel_at: null,
       cancel_reason: 'dunning: every collection attempt failed',
       scheduled_change: null,
+      ...unpaused,
     });
     await invoices.stopRetries(tx.db, sub.id);
     emitChange(tx, sub, after);
     emitScheduledChangeDropped(tx, sub, after);
   } else {
-    const after = await subscriptions.updateSubscription(tx.db, sub.id, { status: 'unpaid' });
+    const after = await subscriptions.updateSubscription(tx.db, sub.id, { status: 'unpaid', ...unpaused });
     // Never collected automatically from now on: its other invoices' retries end too.
     await invoices.stopRetries(tx.db, sub.id);
     emitChange(tx, sub, after, 'subscription.unpaid');

@@ -443,6 +443,37 @@ describe('two invoices whose last retries fail at the same moment', () => {
   });
 });
 
+describe('a paused subscription whose last retry fails', () => {
+  it.each([
+    ['cancel', 'canceled'],
+    ['mark_unpaid', 'unpaid'],
+  ])('takes the final action (%s): the pause ends with it, nothing stuck', async (action, status) => {
+    const { tenant, planId } = await tenantWith({
+      dunning_retry_days: [1, 3],
+      dunning_final_action: action,
+    });
+    const clock = await testClock(tenant);
+    const sub = await subscribeIn(tenant, planId, {
+      test_clock_id: clock.id,
+      payment_method: 'pm_insufficient_funds',
+      payment_rail: 'card',
+    });
+    // Paused before its first collection fails: the retries go on while it is paused.
+    const paused = await tenant.api.post(`/api/v1/subscriptions/${sub.id}/pause`).send({});
+    expect(paused.status, paused.text).toBe(200);
+    await clock.advance('2026-01-10T00:00:00Z');
+    const [january] = await invoicesOf(tenant, sub.id);
+    expect(january).toMatchObject({ status: 'uncollectible', next_payment_attempt_at: null });
+    expect((await paymentsOf(tenant, january!.id)).map((p) => p.status)).toEqual([
+      'failed',
+      'failed',
+      'failed',
+    ]);
+    expect(await subscriptionOf(tenant, sub.id)).toMatchObject({ status, paused_at: null, resumes_at: null });
+    expect((await tenant.api.get(`/api/v1/test-clocks/${clock.id}`)).body).toMatchObject({ status: 'ready' });
+  });
+});
+
 describe('the previous values of payment and invoice events (F6)', () => {
   it('name every field the change altered', async () => {
     const { tenant, planId } = shared;
