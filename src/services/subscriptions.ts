@@ -17,7 +17,7 @@ import { isCheckViolation, isForeignKeyViolation } from '../database/errors.js';
 import { mergeMetadata, type Metadata, type MetadataUpdate, storedMetadata } from '../database/metadata.js';
 import { findFeature } from '../queries/features.js';
 import { pendingInvoiceItems } from '../queries/invoice-items.js';
-import { resumeCollection, stopRetries } from '../queries/invoices.js';
+import { findInvoiceForPeriod, resumeCollection, stopRetries } from '../queries/invoices.js';
 import {
   findPlanVersion,
   findPlanWithPrice,
@@ -457,6 +457,30 @@ function rescheduledBilling(before: SubscriptionRow, changes: SubscriptionPatch)
 }
 
 /**
+ * Billing that ended at the end_date, which is moved later (or cleared): it resumes with the first
+ * period not billed, the one after the period of the old end_date, which renewals invoiced. Else
+ * the served days after it would never be billed. Null when billing stays ended (a subscription
+ * never renewed automatically has no invoice of that period).
+ */
+async function billingResumed(
+  tx: Tx,
+  before: SubscriptionRow,
+  changes: SubscriptionPatch,
+): Promise<string | null> {
+  if (before.billed_until !== null || before.end_date === null || before.status === 'canceled') return null;
+  if (changes.status === 'canceled' || changes.end_date === undefined) return null;
+  if (changes.end_date !== null && changes.end_date <= before.end_date) return null;
+  const last = periodContaining(
+    billingAnchor(before),
+    before.billing_interval,
+    before.interval_count,
+    before.end_date,
+  );
+  const billed = await findInvoiceForPeriod(tx.db, before.id, last);
+  return billed ? last.end : null;
+}
+
+/**
  * A new start date (moved back two or more periods before billed_until) leaves periods that no
  * renewal will bill, as a subscription created so: their usage is closed, as at creation
  * (usage_invoiced_until). Undefined when nothing more is closed. Not during a trial (its own
@@ -738,7 +762,7 @@ async function changeSubscription(
   if ('kind' in proration) return proration;
   Object.assign(changes, proration.set);
   if (changes.billed_until === undefined) {
-    const billedUntil = rescheduledBilling(before, changes);
+    const billedUntil = rescheduledBilling(before, changes) ?? (await billingResumed(tx, before, changes));
     if (billedUntil !== before.billed_until) changes.billed_until = billedUntil;
   }
   const usageClosed = usageClosedByNewStart(before, changes);

@@ -167,3 +167,49 @@ describe('items pending when a subscription ends', () => {
     expect((await t.api.get(`/api/v1/subscriptions/${sub.id}`)).body).toMatchObject({ billed_until: null });
   });
 });
+
+describe('an end_date moved later once billing ended', () => {
+  it.each([['2026-05-31'], [null]])(
+    'bills again from the first period not billed (end_date %s), one invoice per period',
+    async (endDate) => {
+      const clock = (
+        await t.api
+          .post('/api/v1/test-clocks')
+          .send({ name: 'extended', frozen_time: '2026-01-01T00:00:00Z' })
+      ).body as Schemas['TestClock'];
+      const user = await createUser(t, { region: 'DE' });
+      const sub = (
+        await t.api.post('/api/v1/subscriptions').send({
+          user_id: user.id,
+          status: 'active',
+          plan_id: plans.basic,
+          start_date: '2026-01-01',
+          end_date: '2026-02-15',
+          test_clock_id: clock.id,
+        })
+      ).body as Schemas['Subscription'];
+      const advance = async (at: string) => {
+        await t.api.post(`/api/v1/test-clocks/${clock.id}/advance`).send({ frozen_time: at }).expect(202);
+        await performDueWork(
+          { db: ctx.appDb, ownerDb: ctx.db, gateway: simulatedGateway, settlementDelayScale: 0 },
+          { tenantId: t.id, clockId: clock.id },
+        );
+      };
+      await advance('2026-03-05T00:00:00Z');
+      expect((await t.api.get(`/api/v1/subscriptions/${sub.id}`)).body).toMatchObject({ billed_until: null });
+      // Served on from 1 March: billed from then on, as if it had never ended.
+      const extended = await t.api.patch(`/api/v1/subscriptions/${sub.id}`).send({ end_date: endDate });
+      expect(extended.status, extended.text).toBe(200);
+      expect(extended.body).toMatchObject({ billed_until: '2026-03-01' });
+      await advance('2026-07-02T00:00:00Z');
+      const invoices = (
+        (await t.api.get('/api/v1/invoices').query({ subscription_id: sub.id }))
+          .body as Schemas['InvoiceList']
+      ).data.reverse();
+      const months = ['2026-01-01', '2026-02-01', '2026-03-01', '2026-04-01', '2026-05-01'];
+      expect(invoices.map((i) => [i.period_start, i.subtotal])).toEqual(
+        (endDate === null ? [...months, '2026-06-01', '2026-07-01'] : months).map((m) => [m, '30.00']),
+      );
+    },
+  );
+});
