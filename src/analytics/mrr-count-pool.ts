@@ -11,6 +11,7 @@ import {
   contribute,
   type DayRows,
   Dimensions,
+  MrrRangeError,
   type PackedCells,
   packCells,
   toDayRows,
@@ -21,7 +22,7 @@ export type ToCounter = { kind: 'count'; inputs: string[] } | { kind: 'cells'; c
 type FromCounter =
   | { kind: 'counted' }
   | { kind: 'cells'; cells: PackedCells; subscriptions: number }
-  | { kind: 'failed'; message: string };
+  | { kind: 'failed'; message: string; range: boolean };
 
 /** Batches a thread may have queued: it never waits for the next, the caller never runs far ahead. */
 const IN_FLIGHT = 2;
@@ -98,6 +99,7 @@ function onThreads(threads: number): Counter {
         state.queued--;
         state.waiting.shift()?.resolve();
       } else if (message.kind === 'cells') state.result?.resolve(message);
+      else if (message.range) fail(new MrrRangeError(`counting thread: ${message.message}`));
       else fail(new Error(`counting thread: ${message.message}`));
     });
     worker.on('error', fail);

@@ -21,6 +21,17 @@
 //                              of month m, the MRR then of the customers who had MRR at the start
 //                              of month m-11 (the cohort); nrr_num, what changes for them during m.
 
+/**
+ * A sum of cents passed 2^53, beyond which a double no longer holds every integer: the count
+ * stops rather than round (problems.ts answers it with a 409).
+ */
+export class MrrRangeError extends RangeError {
+  constructor(message = 'an MRR aggregate went beyond 2^53 cents') {
+    super(message);
+    this.name = 'MrrRangeError';
+  }
+}
+
 /** The dimension for "any plan" or "any feature". */
 export const ANY = '00000000-0000-0000-0000-000000000000';
 
@@ -782,7 +793,7 @@ class BucketSlot implements Slot {
       touched[i] = 1;
       for (let c = i * WIDTH; c < (i + 1) * WIDTH; c++) {
         const sum = block[c]! + sums[c]!;
-        if (!Number.isSafeInteger(sum)) throw new RangeError('an MRR aggregate went beyond 2^53 cents');
+        if (!Number.isSafeInteger(sum)) throw new MrrRangeError();
         block[c] = sum;
       }
     }
@@ -799,8 +810,7 @@ class BucketSlot implements Slot {
       if (delta !== 0) {
         // Integers in, so an integer sum: only its size needs checking (cheaper than isSafeInteger).
         const sum = sums[at + i]! + sign * delta;
-        if (sum > Number.MAX_SAFE_INTEGER || sum < -Number.MAX_SAFE_INTEGER)
-          throw new RangeError('an MRR aggregate went beyond 2^53 cents');
+        if (sum > Number.MAX_SAFE_INTEGER || sum < -Number.MAX_SAFE_INTEGER) throw new MrrRangeError();
         sums[at + i] = sum;
       }
     }
@@ -896,8 +906,7 @@ export function toDayRows(buckets: Buckets, dims: Dimensions, cutoff = collapseC
     rows.region.push(dims.regions[cell.region]!);
     rows.day.push(isoDate(cell.day));
     for (let i = 0; i < WIDTH; i++) {
-      if (!Number.isSafeInteger(cell.values[i]))
-        throw new RangeError('an MRR aggregate went beyond 2^53 cents');
+      if (!Number.isSafeInteger(cell.values[i])) throw new MrrRangeError();
       rows.columns[i]!.push(String(cell.values[i]));
     }
   }

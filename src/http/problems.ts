@@ -5,6 +5,7 @@ import pg from 'pg';
 import type { Schemas } from '../contract.js';
 import { isDatabaseUnavailable, isKeyRejected } from '../database/errors.js';
 import type { Logger } from '../logger.js';
+import { MrrRangeError } from '../analytics/mrr-engine.js';
 import { PeriodBeyondCalendarError } from '../billing/periods.js';
 import { MAX_PERIOD_AMOUNT, PriceTooHighError } from '../billing/pricing.js';
 import { ClockAdvancingError, IdempotencyStop } from '../services/context.js';
@@ -302,6 +303,14 @@ export function toProblem(error: unknown, query?: Record<string, unknown>): Prob
   if (error instanceof PeriodBeyondCalendarError) {
     return unprocessable(
       `${error.message}: dates in this API have four-digit years. Choose an earlier date or a shorter interval.`,
+    );
+  }
+  if (error instanceof MrrRangeError) {
+    // The tenant's data, not a fault of ours: the metrics count cents exactly in doubles.
+    return conflict(
+      "The tenant's MRR passes what the metrics count exactly: a sum under 2^53 cents " +
+        '(90,071,992,547,409.91 at most). No figure is rounded, so none is given: bring the MRR under ' +
+        'that amount (end or lower the largest subscriptions) and the figures come back.',
     );
   }
   if (isDatabaseUnavailable(error)) return databaseUnavailable();
