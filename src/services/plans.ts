@@ -250,8 +250,9 @@ export async function deletePlan(
 ): Promise<DeletePlanOutcome> {
   try {
     return await inTenant(ctx, actor, async (tx): Promise<DeletePlanOutcome> => {
-      const before = await plans.findPlanWithPrice(tx.db, id);
-      if (!before) return { kind: 'missing' };
+      // Locked first: a concurrent DELETE waits, then finds it gone (404), not deleted again.
+      if (!(await plans.lockPlan(tx.db, id))) return { kind: 'missing' };
+      const before = (await plans.findPlanWithPrice(tx.db, id))!;
       if (!satisfies(ifMatch, before.plan.version)) return { kind: 'stale', current: before.plan };
       if (await planInUse(tx.db, id)) return { kind: 'in-use' };
       await plans.deletePlan(tx.db, id);

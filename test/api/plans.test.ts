@@ -201,6 +201,29 @@ describe('plans', () => {
   });
 });
 
+describe('a plan deleted by several requests at once', () => {
+  it('is deleted once: one 204 and one plan.deleted event, the others 404', async () => {
+    for (let round = 0; round < 3; round++) {
+      const plan = await createPlan({ price: { model: 'flat', amount: '9.00' } });
+      const statuses = await Promise.all(
+        Array.from({ length: 6 }, async () => (await t.api.delete(`/api/v1/plans/${plan.id}`)).status),
+      );
+      expect(
+        statuses.filter((s) => s === 204),
+        JSON.stringify(statuses),
+      ).toHaveLength(1);
+      expect(
+        statuses.filter((s) => s !== 204).every((s) => s === 404),
+        JSON.stringify(statuses),
+      ).toBe(true);
+      const events = await t.api.get('/api/v1/events').query({ resource_id: plan.id, limit: 100 });
+      expect(
+        (events.body as Schemas['EventList']).data.filter((e) => e.type === 'plan.deleted'),
+      ).toHaveLength(1);
+    }
+  });
+});
+
 describe('subscriptions priced by the server', () => {
   it('computes plan_cost from the plan and keeps the snapshot; refuses a plan_cost sent with plan_id', async () => {
     const plan = await createPlan({ interval: 'year', price: { model: 'tiered', tiers: TIERS } });
