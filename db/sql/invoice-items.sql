@@ -7,13 +7,13 @@ insert into "invoice_items" ("subscription_id", "kind", "description", "amount",
 select "id", "subscription_id", "kind", "description", "amount", "period_start", "period_end", "invoice_id", "balance_transaction_id", "created_at" from "invoice_items" where "subscription_id" = $1 and "invoice_id" is null and "balance_transaction_id" is null order by "created_at", "kind" desc, "id";
 
 -- billInvoiceItems
-update "invoice_items" set "invoice_id" = $1 where "id" in ($2) and "invoice_id" is null;
+update "invoice_items" set "invoice_id" = $1 where "id" in ($2) and "invoice_id" is null returning "id", "subscription_id", "kind", "description", "amount", "period_start", "period_end", "invoice_id", "balance_transaction_id", "created_at";
 
 -- reducePendingItem
 update "invoice_items" set "amount" = $1 where "id" = $2 and "invoice_id" is null;
 
 -- settleInvoiceItems
-update "invoice_items" set "balance_transaction_id" = $1 where "id" in ($2) and "invoice_id" is null;
+update "invoice_items" set "balance_transaction_id" = $1 where "id" in ($2) and "invoice_id" is null returning "id", "subscription_id", "kind", "description", "amount", "period_start", "period_end", "invoice_id", "balance_transaction_id", "created_at";
 
 -- listInvoiceItems
 select "id", "subscription_id", "kind", "description", "amount", "period_start", "period_end", "invoice_id", "balance_transaction_id", "created_at" from "invoice_items" where "subscription_id" = $1 and "id" < $2 and "invoice_id" is null and "balance_transaction_id" is null order by "id" desc limit $3;

@@ -46,13 +46,18 @@ export function pendingInvoiceItems(db: Db, subscriptionId: string): Promise<Inv
 }
 
 /** Billed by an invoice: from now on final (a trigger). */
-export async function billInvoiceItems(db: Db, ids: readonly string[], invoiceId: string): Promise<void> {
-  if (ids.length === 0) return;
-  await db
+export async function billInvoiceItems(
+  db: Db,
+  ids: readonly string[],
+  invoiceId: string,
+): Promise<InvoiceItemRow[]> {
+  if (ids.length === 0) return [];
+  return db
     .updateTable('invoice_items')
     .set({ invoice_id: invoiceId })
     .where('id', 'in', ids)
     .where('invoice_id', 'is', null)
+    .returning(columns)
     .execute();
 }
 
@@ -61,13 +66,14 @@ export async function settleInvoiceItems(
   db: Db,
   ids: readonly string[],
   balanceTransactionId: string,
-): Promise<void> {
-  if (ids.length === 0) return;
-  await db
+): Promise<InvoiceItemRow[]> {
+  if (ids.length === 0) return [];
+  return db
     .updateTable('invoice_items')
     .set({ balance_transaction_id: balanceTransactionId })
     .where('id', 'in', ids)
     .where('invoice_id', 'is', null)
+    .returning(columns)
     .execute();
 }
 

@@ -256,11 +256,13 @@ async function billItems(tx: Tx, applied: AppliedItems<InvoiceItemRow>, invoiceI
     ]);
     emitItem(tx, rest!);
   }
-  await billInvoiceItems(
+  const billed = await billInvoiceItems(
     tx.db,
     applied.billed.map(({ item }) => item.id),
     invoiceId,
   );
+  const before = new Map(applied.billed.map(({ item }) => [item.id, item]));
+  for (const after of billed) emitItemChange(tx, before.get(after.id)!, after);
 }
 
 /**
@@ -317,13 +319,30 @@ export async function closeEndedItems(
       amount: total,
       created_at: at,
     });
-    await settleInvoiceItems(
+    const settled = await settleInvoiceItems(
       tx.db,
       left.map((item) => item.id),
       entry.id,
     );
+    const before = new Map(left.map((item) => [item.id, item]));
+    for (const after of settled) emitItemChange(tx, before.get(after.id)!, after);
   }
   return invoice;
+}
+
+/**
+ * `invoice_item.updated`: an item billed (its `invoice_id`; an amount cut to the part billed, the
+ * rest carried forward as an item of its own) or settled by the customer's balance.
+ */
+function emitItemChange(tx: Tx, before: InvoiceItemRow, after: InvoiceItemRow): void {
+  const data = toInvoiceItemResponse(after);
+  tx.emit({
+    type: 'invoice_item.updated',
+    resource_type: 'invoice_item',
+    resource_id: after.id,
+    data,
+    previous: previousValues(toInvoiceItemResponse(before), data),
+  });
 }
 
 /** `invoice_item.created`, for an item pending from now on. */

@@ -684,3 +684,31 @@ describe('a change that moves the end of the current period', () => {
     });
   });
 });
+
+describe('the events of invoice items', () => {
+  it('follow each item to the end: billed (in part, the rest carried forward), each an invoice_item.updated', async () => {
+    const seat = await plan('Seat', { model: 'per_unit', amount: '10.00' });
+    const s = await subscribed(seat.id, '2026-01-01T00:00:00Z', { quantity: 5 });
+    await s.advance('2026-01-02T10:00:00Z');
+    await s.change({ quantity: 1 });
+    await s.advance('2026-03-02T10:00:00Z');
+    const items = await s.items();
+    // Each item's last event is the item as it is; the feed sums to what the items say.
+    let fromEvents = 0;
+    for (const item of items) {
+      const res = await t.api.get('/api/v1/events').query({ resource_id: item.id, limit: 100 });
+      const events = (res.body as Schemas['EventList']).data;
+      expect(events[0]!.type).toBe('invoice_item.created');
+      expect(events.at(-1)!.data, item.description).toEqual(item);
+      for (const e of events.slice(1)) {
+        expect(e.type).toBe('invoice_item.updated');
+        expect(e.previous).toBeTruthy();
+      }
+      fromEvents += Math.round(Number((events.at(-1)!.data as unknown as Item).amount) * 100);
+    }
+    const fromItems = items.reduce((sum, i) => sum + Math.round(Number(i.amount) * 100), 0);
+    expect(fromEvents).toBe(fromItems);
+    // The credit was carried forward at least once: an item billed in part.
+    expect(items.some((i) => i.description.endsWith('carried forward'))).toBe(true);
+  });
+});
