@@ -2518,7 +2518,7 @@ export interface components {
              *     `subscription.created|updated|canceled|cancellation_scheduled|cancellation_withdrawn|deleted`,
              *     `subscription_feature.linked|unlinked`, `api_key.created|revoked`, `tenant.created`,
              *     `plan.created|updated|archived|deleted`, `tax_rate.created|superseded`,
-             *     `invoice.created|updated|finalized|voided|paid|payment_failed|uncollectible` (`invoice.updated`: a credit note changed its `amount_credited` and `amount_due`, or a dunning retry started or passed without a payment method, changing `next_payment_attempt_at`, with their values before in `previous`; `invoice.payment_failed` shows the invoice with its next retry scheduled, and what the failure changed in `previous`),
+             *     `invoice.created|updated|finalized|voided|paid|payment_failed|uncollectible` (`invoice.updated`: a credit note changed its `amount_credited` and `amount_due`, or a dunning retry started or passed without a payment method, or retries stopped (the subscription canceled or unpaid) or resumed (active again), changing `next_payment_attempt_at`, with their values before in `previous`; `invoice.payment_failed` shows the invoice with its next retry scheduled, and what the failure changed in `previous`),
              *     `payment.created|processing|succeeded|failed`,
              *     `refund.created|succeeded|failed` (its resource_type `refund`),
              *     `subscription.renewed|past_due|unpaid|recovered`,

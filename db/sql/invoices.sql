@@ -19,7 +19,7 @@ select "id", "kind", "subscription_id", "user_id", "status", "number", "period_s
 select "id" from "invoices" where "subscription_id" = $1 and "status" in ($2, $3) and "collection_failed_at" is not null limit $4;
 
 -- stopRetries
-update "invoices" set "next_collection_at" = $1, "updated_at" = now() where "subscription_id" = $2 and "next_collection_at" is not null;
+select "id", "kind", "subscription_id", "user_id", "status", "number", "period_start", "period_end", "invoice_date", "region", "lines", "subtotal", "taxes", "tax_total", "total", "finalized_at", "paid_at", "voided_at", "uncollectible_at", "collection_failed_at", "next_collection_at", "dunning_retries", "amount_credited", "amount_from_balance", "version", "created_at", "updated_at" from "invoices" where "subscription_id" = $1 and "next_collection_at" is not null;
 
 -- resumeCollection
 update invoices i set next_collection_at = $1, updated_at = now()
@@ -31,7 +31,8 @@ update invoices i set next_collection_at = $1, updated_at = now()
                       and p.initiated_by in ('renewal', 'dunning'))
       -- Without a payment method no collection will be made: none is shown as coming.
       and exists (select from subscriptions s where s.id = $4
-                  and s.payment_method is not null and s.payment_rail is not null);
+                  and s.payment_method is not null and s.payment_rail is not null)
+    returning "i"."id", "i"."kind", "i"."subscription_id", "i"."user_id", "i"."status", "i"."number", "i"."period_start", "i"."period_end", "i"."invoice_date", "i"."region", "i"."lines", "i"."subtotal", "i"."taxes", "i"."tax_total", "i"."total", "i"."finalized_at", "i"."paid_at", "i"."voided_at", "i"."uncollectible_at", "i"."collection_failed_at", "i"."next_collection_at", "i"."dunning_retries", "i"."amount_credited", "i"."amount_from_balance", "i"."version", "i"."created_at", "i"."updated_at";
 
 -- insertInvoice
 insert into "invoices" ("subscription_id", "user_id", "period_start", "period_end", "invoice_date", "region", "lines", "subtotal", "taxes", "tax_total", "total") values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) on conflict ("tenant_id", "subscription_id", "period_start", "period_end") where kind = 'period' and status <> 'void' do nothing returning "id", "kind", "subscription_id", "user_id", "status", "number", "period_start", "period_end", "invoice_date", "region", "lines", "subtotal", "taxes", "tax_total", "total", "finalized_at", "paid_at", "voided_at", "uncollectible_at", "collection_failed_at", "next_collection_at", "dunning_retries", "amount_credited", "amount_from_balance", "version", "created_at", "updated_at";

@@ -171,14 +171,33 @@ export async function hasFailingInvoice(db: Db, subscriptionId: string): Promise
   return row !== undefined;
 }
 
-/** A subscription that ended: none of its invoices is retried any more (under its lock). */
-export async function stopRetries(db: Db, subscriptionId: string): Promise<void> {
-  await db
-    .updateTable('invoices')
-    .set({ next_collection_at: null, updated_at: sql`now()` })
+/**
+ * A subscription that ended: none of its invoices is retried any more (under its lock). The
+ * invoices changed, before and after, for their events.
+ */
+export async function stopRetries(
+  db: Db,
+  subscriptionId: string,
+): Promise<Array<{ before: InvoiceRow; after: InvoiceRow }>> {
+  const retried = await db
+    .selectFrom('invoices')
+    .select(columns)
     .where('subscription_id', '=', subscriptionId)
     .where('next_collection_at', 'is not', null)
     .execute();
+  if (retried.length === 0) return [];
+  const after = await db
+    .updateTable('invoices')
+    .set({ next_collection_at: null, updated_at: sql`now()` })
+    .where(
+      'id',
+      'in',
+      retried.map((i) => i.id),
+    )
+    .returning(columns)
+    .execute();
+  const before = new Map(retried.map((i) => [i.id, i]));
+  return after.map((i) => ({ before: before.get(i.id)!, after: i }));
 }
 
 /**
@@ -187,8 +206,12 @@ export async function stopRetries(db: Db, subscriptionId: string): Promise<void>
  * collected (a renewal does not collect while unpaid), are due for collection at `at` (now in
  * real time): the worker's retry step collects them as a renewal would.
  */
-export async function resumeCollection(db: Db, subscriptionId: string, at: Date | undefined): Promise<void> {
-  await sql`
+export async function resumeCollection(
+  db: Db,
+  subscriptionId: string,
+  at: Date | undefined,
+): Promise<InvoiceRow[]> {
+  const { rows } = await sql<InvoiceRow>`
     update invoices i set next_collection_at = ${at ?? sql`now()`}, updated_at = now()
     where i.subscription_id = ${subscriptionId} and i.status = 'open' and i.kind <> 'purchase'
       and i.collection_failed_at is null and i.next_collection_at is null
@@ -198,7 +221,9 @@ export async function resumeCollection(db: Db, subscriptionId: string, at: Date 
                       and p.initiated_by in ('renewal', 'dunning'))
       -- Without a payment method no collection will be made: none is shown as coming.
       and exists (select from subscriptions s where s.id = ${subscriptionId}
-                  and s.payment_method is not null and s.payment_rail is not null)`.execute(db);
+                  and s.payment_method is not null and s.payment_rail is not null)
+    returning ${sql.join(columns.map((c) => sql.ref(`i.${c}`)))}`.execute(db);
+  return rows;
 }
 
 /** Run on a locked invoice; the trigger refuses what an issued invoice may not change. */

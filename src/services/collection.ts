@@ -152,7 +152,7 @@ export function cancelDue(ctx: ServiceContext, tenantId: string, subscriptionId:
       canceled_at: before.cancel_at,
       scheduled_change: null,
     });
-    await invoices.stopRetries(tx.db, subscriptionId);
+    await stopRetries(tx, subscriptionId);
     emitChange(tx, before, after, 'subscription.canceled');
     emitScheduledChangeDropped(tx, before, after);
   });
@@ -602,8 +602,7 @@ export async function endDunningIfSettled(tx: Tx, subscription: SubscriptionRow,
   if (await invoices.hasFailingInvoice(tx.db, subscription.id)) return;
   const after = await subscriptions.updateSubscription(tx.db, subscription.id, { status: 'active' });
   emitChange(tx, subscription, after, 'subscription.recovered');
-  if (subscription.status === 'unpaid')
-    await invoices.resumeCollection(tx.db, subscription.id, at ?? tx.occurredAt());
+  if (subscription.status === 'unpaid') await resumeCollection(tx, subscription.id, at ?? tx.occurredAt());
 }
 
 /**
@@ -656,6 +655,27 @@ async function paymentFailed(
   }
   const madeAt = payment.initiated_by === 'dunning' ? payment.submit_after : undefined;
   await continueDunning(tx, tenantId, sub, invoice, invoice.dunning_retries, at, madeAt, failed);
+}
+
+/**
+ * A subscription that ended (canceled, unpaid): none of its invoices is retried any more, each
+ * an invoice.updated. Under its lock.
+ */
+export async function stopRetries(tx: Tx, subscriptionId: string): Promise<void> {
+  for (const { before, after } of await invoices.stopRetries(tx.db, subscriptionId))
+    emitInvoiceChange(tx, 'invoice.updated', before, after);
+}
+
+/**
+ * An unpaid subscription active again: the invoices it was issued while unpaid are due for
+ * collection at `at` (invoices.resumeCollection), each an invoice.updated. Under its lock.
+ */
+export async function resumeCollection(tx: Tx, subscriptionId: string, at: Date | undefined): Promise<void> {
+  for (const after of await invoices.resumeCollection(tx.db, subscriptionId, at)) {
+    // It had no collection scheduled (what resumeCollection looks for), one version before.
+    const before = { ...after, next_collection_at: null, version: after.version - 1 };
+    emitInvoiceChange(tx, 'invoice.updated', before, after);
+  }
 }
 
 /** An event of an invoice's change, with the invoice after it and the fields it changed. */
@@ -741,13 +761,13 @@ async function continueDunning(
       scheduled_change: null,
       ...unpaused,
     });
-    await invoices.stopRetries(tx.db, sub.id);
+    await stopRetries(tx, sub.id);
     emitChange(tx, sub, after);
     emitScheduledChangeDropped(tx, sub, after);
   } else {
     const after = await subscriptions.updateSubscription(tx.db, sub.id, { status: 'unpaid', ...unpaused });
     // Never collected automatically from now on: its other invoices' retries end too.
-    await invoices.stopRetries(tx.db, sub.id);
+    await stopRetries(tx, sub.id);
     emitChange(tx, sub, after, 'subscription.unpaid');
   }
 }

@@ -17,7 +17,7 @@ import { isCheckViolation, isForeignKeyViolation } from '../database/errors.js';
 import { mergeMetadata, type Metadata, type MetadataUpdate, storedMetadata } from '../database/metadata.js';
 import { findFeature } from '../queries/features.js';
 import { pendingInvoiceItems } from '../queries/invoice-items.js';
-import { findInvoiceForPeriod, resumeCollection, stopRetries } from '../queries/invoices.js';
+import { findInvoiceForPeriod } from '../queries/invoices.js';
 import {
   findPlanVersion,
   findPlanWithPrice,
@@ -30,7 +30,7 @@ import { findTestClock, shareLockTestClock } from '../queries/test-clocks.js';
 import { toFeatureResponse } from '../responses/features.js';
 import { toSubscriptionResponse } from '../responses/subscriptions.js';
 import { priceSubscription } from './plans.js';
-import { matchesAfterRenewals, performDueRenewals } from './collection.js';
+import { matchesAfterRenewals, performDueRenewals, resumeCollection, stopRetries } from './collection.js';
 import { chargesOverLimitOnSubscription } from './usage.js';
 import { hasCountedUsage } from '../queries/usage.js';
 import {
@@ -790,12 +790,12 @@ async function changeSubscription(
         }
       : {}),
   });
-  if (canceling) await stopRetries(tx.db, id);
+  if (canceling) await stopRetries(tx, id);
   // Unpaid: never collected automatically, no retry stays scheduled; active again: the invoices
   // issued while unpaid are collected (as when its failed invoices are paid).
-  if (to === 'unpaid' && before.status !== 'unpaid') await stopRetries(tx.db, id);
+  if (to === 'unpaid' && before.status !== 'unpaid') await stopRetries(tx, id);
   if (to === 'active' && before.status === 'unpaid')
-    await resumeCollection(tx.db, id, before.clock_time ?? undefined);
+    await resumeCollection(tx, id, before.clock_time ?? undefined);
   emitChange(tx, before, after);
   emitScheduledChangeDropped(tx, before, after);
   const billed = await performProration(tx, actor.tenantId, after, proration.plan);
@@ -851,7 +851,7 @@ export async function cancelSubscription(
         resumes_at: null,
         scheduled_change: null,
       });
-      await stopRetries(tx.db, id);
+      await stopRetries(tx, id);
       emitChange(tx, before, after, 'subscription.canceled');
       emitScheduledChangeDropped(tx, before, after);
       return { kind: 'canceled', subscription: after };

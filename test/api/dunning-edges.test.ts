@@ -405,6 +405,44 @@ describe('the events of a failed collection', () => {
   });
 });
 
+describe('the events of retries stopped and resumed', () => {
+  it('show the invoice as it is: none scheduled once canceled, then scheduled when active again', async () => {
+    const { tenant, planId } = shared;
+    const { invoice, sub } = await decliningSubscription(tenant, planId);
+    const last = async (id: string) => (await eventsOf(tenant, id)).at(-1)!;
+    const current = async (id: string) =>
+      (await tenant.api.get(`/api/v1/invoices/${id}`)).body as Schemas['Invoice'];
+    const canceled = await tenant.api.post(`/api/v1/subscriptions/${sub.id}/cancel`).send({ at: 'now' });
+    expect(canceled.status, canceled.text).toBe(200);
+    expect(await last(invoice.id)).toMatchObject({
+      type: 'invoice.updated',
+      data: await current(invoice.id),
+      previous: { next_payment_attempt_at: '2026-01-02T00:00:00.000Z' },
+    });
+
+    const unpaidTenant = await tenantWith({ dunning_retry_days: [1], dunning_final_action: 'mark_unpaid' });
+    const clock = await testClock(unpaidTenant.tenant);
+    const unpaid = await subscribeIn(unpaidTenant.tenant, unpaidTenant.planId, {
+      test_clock_id: clock.id,
+      payment_method: 'pm_insufficient_funds',
+      payment_rail: 'card',
+    });
+    await clock.advance('2026-02-15T00:00:00Z');
+    const active = await unpaidTenant.tenant.api
+      .patch(`/api/v1/subscriptions/${unpaid.id}`)
+      .send({ status: 'active' });
+    expect(active.status, active.text).toBe(200);
+    const [, february] = await invoicesOf(unpaidTenant.tenant, unpaid.id);
+    const resumed = (await eventsOf(unpaidTenant.tenant, february!.id)).at(-1)!;
+    expect(resumed).toMatchObject({
+      type: 'invoice.updated',
+      data: february,
+      previous: { next_payment_attempt_at: null },
+    });
+    expect(february!.next_payment_attempt_at).not.toBeNull();
+  });
+});
+
 describe('two invoices whose last retries fail at the same moment', () => {
   it('both end uncollectible, whichever failure the worker takes first', async () => {
     const { tenant, planId } = await tenantWith({
