@@ -173,6 +173,7 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
       findInvoice: (db) => invoices.findInvoice(db, INVOICE),
       lockInvoice: (db) => invoices.lockInvoice(db, INVOICE),
       discountUsedBy: (db) => invoices.discountUsedBy(db, INVOICE),
+      hasAnyInvoice: (db) => invoices.hasAnyInvoice(db, SUBSCRIPTION),
       findInvoiceForPeriod: (db) =>
         invoices.findInvoiceForPeriod(db, SUBSCRIPTION, { start: '2026-01-01', end: '2026-02-01' }),
       hasFailingInvoice: (db) => invoices.hasFailingInvoice(db, SUBSCRIPTION),

@@ -158,6 +158,17 @@ export async function openWithNextNumber(
   return rows[0]!;
 }
 
+/** Whether a subscription has any invoice, of any kind or status. */
+export async function hasAnyInvoice(db: Db, subscriptionId: string): Promise<boolean> {
+  const row = await db
+    .selectFrom('invoices')
+    .select('id')
+    .where('subscription_id', '=', subscriptionId)
+    .limit(1)
+    .executeTakeFirst();
+  return row !== undefined;
+}
+
 /** Whether a subscription has an invoice whose automatic collection failed and that is still unpaid. */
 export async function hasFailingInvoice(db: Db, subscriptionId: string): Promise<boolean> {
   const row = await db

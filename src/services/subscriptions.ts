@@ -17,7 +17,7 @@ import { isCheckViolation, isForeignKeyViolation } from '../database/errors.js';
 import { mergeMetadata, type Metadata, type MetadataUpdate, storedMetadata } from '../database/metadata.js';
 import { findFeature } from '../queries/features.js';
 import { pendingInvoiceItems } from '../queries/invoice-items.js';
-import { findInvoiceForPeriod } from '../queries/invoices.js';
+import { findInvoiceForPeriod, hasAnyInvoice } from '../queries/invoices.js';
 import {
   findPlanVersion,
   findPlanWithPrice,
@@ -457,6 +457,30 @@ function rescheduledBilling(before: SubscriptionRow, changes: SubscriptionPatch)
 }
 
 /**
+ * A start date moved before anything was invoiced (the worker's first renewal not run yet): billed
+ * from the current period of the new schedule, as a subscription created with that start date
+ * is. Moved on the schedule's terms (rescheduledBilling), the days between the old start and the
+ * new schedule's next period would never be billed. Undefined otherwise.
+ */
+async function billingAsCreated(
+  tx: Tx,
+  before: SubscriptionRow,
+  changes: SubscriptionPatch,
+): Promise<string | undefined> {
+  const start = changes.start_date;
+  if (start === undefined || start === before.start_date || before.billed_until === null) return undefined;
+  if (before.status !== 'active' || changes.status !== undefined) return undefined;
+  if (await hasAnyInvoice(tx.db, before.id)) return undefined;
+  const today = dayOf(subscriptionNow(before));
+  return periodContaining(
+    start,
+    changes.billing_interval ?? before.billing_interval,
+    changes.interval_count ?? before.interval_count,
+    today > start ? today : start,
+  ).start;
+}
+
+/**
  * Billing that ended at the end_date, which is moved later (or cleared): it resumes with the first
  * period not billed, the one after the period of the old end_date, which renewals invoiced. Else
  * the served days after it would never be billed. Null when billing stays ended (a subscription
@@ -762,7 +786,10 @@ async function changeSubscription(
   if ('kind' in proration) return proration;
   Object.assign(changes, proration.set);
   if (changes.billed_until === undefined) {
-    const billedUntil = rescheduledBilling(before, changes) ?? (await billingResumed(tx, before, changes));
+    const billedUntil =
+      (await billingAsCreated(tx, before, changes)) ??
+      rescheduledBilling(before, changes) ??
+      (await billingResumed(tx, before, changes));
     if (billedUntil !== before.billed_until) changes.billed_until = billedUntil;
   }
   const usageClosed = usageClosedByNewStart(before, changes);

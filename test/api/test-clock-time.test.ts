@@ -409,6 +409,18 @@ describe('moving the start date', () => {
     expect(await invoicesOf(sub.id)).toEqual(['2026-03-01', '2026-04-15', '2026-05-15']);
   });
 
+  it('earlier, before anything was invoiced: billed from its current period, as if created so', async () => {
+    const c = await clock('2026-03-10T00:00:00Z');
+    const p = await plan('month', 1, '10.00');
+    const sub = await subscribe({ plan_id: p.id, start_date: '2026-03-10', test_clock_id: c.id });
+    // Moved back before the worker's first renewal of it: nothing is billed yet.
+    const moved = await t.api.patch(`/api/v1/subscriptions/${sub.id}`).send({ start_date: '2026-03-01' });
+    expect(moved.status, moved.text).toBe(200);
+    expect(moved.body).toMatchObject({ billed_until: '2026-03-01', current_period_start: '2026-03-01' });
+    await c.advance('2026-04-02T00:00:00Z');
+    expect(await invoicesOf(sub.id)).toEqual(['2026-03-01', '2026-04-01']);
+  });
+
   it('past the next renewal in real time: the renewal resumes instead of failing', async () => {
     const p = await plan('month', 1, '10.00');
     const sub = await subscribe({ plan_id: p.id, start_date: '2025-01-01' });

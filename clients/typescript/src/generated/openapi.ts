@@ -2289,6 +2289,8 @@ export interface components {
              *     automatically, and once billing ended. A change of `start_date` or of the interval moves
              *     it onto the new schedule: the first period of the new schedule starting on or after the
              *     first day not billed yet (a later start date is itself that day), so no day is billed twice.
+             *     A `start_date` changed before anything was invoiced sets it as at creation instead: the
+             *     start of the new schedule's current period, which is billed.
              */
             readonly billed_until: string | null;
             /**
