@@ -481,6 +481,29 @@ async function billingAsCreated(
 }
 
 /**
+ * An end_date before the first day of the last period renewals invoiced: that period was billed
+ * whole, and no day of it would be served. Refused: end it on or after that day, and credit the
+ * invoice (a credit note) to give part of it back.
+ */
+async function endBeforeInvoicedPeriod(
+  tx: Tx,
+  before: SubscriptionRow,
+  endDate: string | null | undefined,
+): Promise<string | undefined> {
+  if (!endDate || before.billed_until === null || before.status === 'trialing') return undefined;
+  const last = periodContaining(
+    billingAnchor(before),
+    before.billing_interval,
+    before.interval_count,
+    addDays(before.billed_until, -1),
+  );
+  if (endDate >= last.start) return undefined;
+  const invoice = await findInvoiceForPeriod(tx.db, before.id, last);
+  if (!invoice || invoice.status === 'void') return undefined;
+  return `is before ${last.start}, the first day of the period to ${last.end} already invoiced: end it on or after ${last.start} (a credit note gives part of that invoice back)`;
+}
+
+/**
  * Billing that ended at the end_date, which is moved later (or cleared): it resumes with the first
  * period not billed, the one after the period of the old end_date, which renewals invoiced. Else
  * the served days after it would never be billed. Null when billing stays ended (a subscription
@@ -748,6 +771,8 @@ async function changeSubscription(
         },
       ],
     };
+  const endError = await endBeforeInvoicedPeriod(tx, before, patch.end_date);
+  if (endError) return { kind: 'invalid', errors: [{ field: '/end_date', message: endError }] };
   if (typeof priced.plan_id === 'string' && priced.plan_id !== before.plan_id) {
     // The new plan's charges price the periods not invoiced yet: none may bill past a line's cap.
     const charges = await lockUsageChargesOf(tx.db, priced.plan_id);

@@ -213,3 +213,38 @@ describe('an end_date moved later once billing ended', () => {
     },
   );
 });
+
+describe('an end_date before a period already invoiced', () => {
+  it('is refused (422): that period was billed whole, and would be served by no day', async () => {
+    const clock = (
+      await t.api
+        .post('/api/v1/test-clocks')
+        .send({ name: 'end before', frozen_time: '2026-01-01T00:00:00Z' })
+    ).body as Schemas['TestClock'];
+    const user = await createUser(t, { region: 'DE' });
+    const sub = (
+      await t.api.post('/api/v1/subscriptions').send({
+        user_id: user.id,
+        status: 'active',
+        plan_id: plans.basic,
+        start_date: '2026-01-01',
+        test_clock_id: clock.id,
+      })
+    ).body as Schemas['Subscription'];
+    await t.api
+      .post(`/api/v1/test-clocks/${clock.id}/advance`)
+      .send({ frozen_time: '2026-02-10T10:00:00Z' })
+      .expect(202);
+    await performDueWork(
+      { db: ctx.appDb, ownerDb: ctx.db, gateway: simulatedGateway, settlementDelayScale: 0 },
+      { tenantId: t.id, clockId: clock.id },
+    );
+    const early = await t.api.patch(`/api/v1/subscriptions/${sub.id}`).send({ end_date: '2026-01-20' });
+    expect(early.status, early.text).toBe(422);
+    expect(early.body).toMatchObject({ errors: [expect.objectContaining({ field: '/end_date' })] });
+    expect((early.body as { errors: Array<{ message: string }> }).errors[0]!.message).toContain('2026-02-01');
+    // On or after the invoiced period's first day: taken.
+    const ok = await t.api.patch(`/api/v1/subscriptions/${sub.id}`).send({ end_date: '2026-02-01' });
+    expect(ok.status, ok.text).toBe(200);
+  });
+});

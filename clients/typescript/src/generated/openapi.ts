@@ -2232,7 +2232,9 @@ export interface components {
              * Format: date
              * @description The last day of service (inclusive), when known; on or after `start_date`. No period
              *     after it is billed; the period containing it is billed whole (not prorated), so to end
-             *     with a period, give the day before its `current_period_end` (which is exclusive). Moved
+             *     with a period, give the day before its `current_period_end` (which is exclusive). A day
+             *     before the first day of the last period already invoiced is 422 (that period was billed
+             *     whole: end it on or after that day, and give part back with a credit note). Moved
              *     later (or cleared) after billing ended at it, billing resumes with the first period not
              *     billed (`billed_until`), which the worker invoices at once, then each one after.
              */
