@@ -1,7 +1,13 @@
 // Subscriptions, their lifecycle and the features linked to them.
 import { formatCents, parseAmount, sameAmount } from '../billing/money.js';
 import { firstPeriodStartFrom, periodContaining } from '../billing/periods.js';
-import { billingAnchor, dayOf, firstUsageDayBilled, subscriptionNow } from '../billing/subscription-time.js';
+import {
+  billingAnchor,
+  dayOf,
+  firstUsageDayBilled,
+  subscriptionNow,
+  trialPeriodOf,
+} from '../billing/subscription-time.js';
 import type {
   BillingInterval,
   FeatureRow,
@@ -505,26 +511,20 @@ async function endBeforeInvoicedPeriod(
 
 /**
  * Billing that ended at the end_date, which is moved later (or cleared): it resumes with the first
- * period not billed, the one after the period of the old end_date, which renewals invoiced. Else
- * the served days after it would never be billed. Null when billing stays ended (a subscription
- * never renewed automatically has no invoice of that period).
+ * period not billed, the one after the period of the old end_date (a trial's end, for a trial with
+ * an end it fell in; the anchor, for an end before it). Else the days served after it would never
+ * be billed, whether renewals had invoiced that period or it was paused or trialing then.
  */
-async function billingResumed(
-  tx: Tx,
-  before: SubscriptionRow,
-  changes: SubscriptionPatch,
-): Promise<string | null> {
+function billingResumed(before: SubscriptionRow, changes: SubscriptionPatch): string | null {
   if (before.billed_until !== null || before.end_date === null || before.status === 'canceled') return null;
   if (changes.status === 'canceled' || changes.end_date === undefined) return null;
   if (changes.end_date !== null && changes.end_date <= before.end_date) return null;
-  const last = periodContaining(
-    billingAnchor(before),
-    before.billing_interval,
-    before.interval_count,
-    before.end_date,
-  );
-  const billed = await findInvoiceForPeriod(tx.db, before.id, last);
-  return billed ? last.end : null;
+  const anchor = billingAnchor(before);
+  if (before.end_date < anchor) return anchor;
+  return (
+    trialPeriodOf(before, before.end_date) ??
+    periodContaining(anchor, before.billing_interval, before.interval_count, before.end_date)
+  ).end;
 }
 
 /**
@@ -814,7 +814,7 @@ async function changeSubscription(
     const billedUntil =
       (await billingAsCreated(tx, before, changes)) ??
       rescheduledBilling(before, changes) ??
-      (await billingResumed(tx, before, changes));
+      billingResumed(before, changes);
     if (billedUntil !== before.billed_until) changes.billed_until = billedUntil;
   }
   const usageClosed = usageClosedByNewStart(before, changes);

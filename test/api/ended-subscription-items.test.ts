@@ -248,3 +248,66 @@ describe('an end_date before a period already invoiced', () => {
     expect(ok.status, ok.text).toBe(200);
   });
 });
+
+describe('an end_date moved later once billing ended while paused or trialing', () => {
+  async function onClock(body: Record<string, unknown>) {
+    const clock = (
+      await t.api
+        .post('/api/v1/test-clocks')
+        .send({ name: 'ended paused', frozen_time: '2026-01-01T00:00:00Z' })
+    ).body as Schemas['TestClock'];
+    const user = await createUser(t, { region: 'DE' });
+    const res = await t.api
+      .post('/api/v1/subscriptions')
+      .send({
+        user_id: user.id,
+        plan_id: plans.basic,
+        start_date: '2026-01-01',
+        test_clock_id: clock.id,
+        ...body,
+      });
+    expect(res.status, res.text).toBe(201);
+    const sub = res.body as Schemas['Subscription'];
+    const advance = async (at: string) => {
+      await t.api.post(`/api/v1/test-clocks/${clock.id}/advance`).send({ frozen_time: at }).expect(202);
+      await performDueWork(
+        { db: ctx.appDb, ownerDb: ctx.db, gateway: simulatedGateway, settlementDelayScale: 0 },
+        { tenantId: t.id, clockId: clock.id },
+      );
+    };
+    const periods = async () =>
+      (
+        (await t.api.get('/api/v1/invoices').query({ subscription_id: sub.id }))
+          .body as Schemas['InvoiceList']
+      ).data
+        .filter((i) => i.kind === 'period')
+        .map((i) => i.period_start)
+        .sort();
+    return { sub, advance, periods };
+  }
+
+  it('paused through its end: billed again once resumed', async () => {
+    const s = await onClock({ status: 'active', end_date: '2026-02-20' });
+    await s.advance('2026-01-10T10:00:00Z');
+    expect((await t.api.post(`/api/v1/subscriptions/${s.sub.id}/pause`).send({})).status).toBe(200);
+    await s.advance('2026-04-10T10:00:00Z');
+    const extended = await t.api.patch(`/api/v1/subscriptions/${s.sub.id}`).send({ end_date: '2026-06-30' });
+    expect(extended.status, extended.text).toBe(200);
+    expect(extended.body).toMatchObject({ billed_until: '2026-03-01' });
+    await s.advance('2026-04-20T10:00:00Z');
+    expect((await t.api.post(`/api/v1/subscriptions/${s.sub.id}/resume`).send({})).status).toBe(200);
+    await s.advance('2026-07-05T10:00:00Z');
+    expect(await s.periods()).toEqual(['2026-01-01', '2026-05-01', '2026-06-01']);
+  });
+
+  it('trialing through its end: the trial ends and its periods are billed', async () => {
+    const s = await onClock({ status: 'trialing', trial_end: '2026-03-01', end_date: '2026-02-10' });
+    await s.advance('2026-04-10T10:00:00Z');
+    const cleared = await t.api.patch(`/api/v1/subscriptions/${s.sub.id}`).send({ end_date: null });
+    expect(cleared.status, cleared.text).toBe(200);
+    expect(cleared.body).toMatchObject({ billed_until: '2026-03-01' });
+    await s.advance('2026-05-02T10:00:00Z');
+    expect((await t.api.get(`/api/v1/subscriptions/${s.sub.id}`)).body).toMatchObject({ status: 'active' });
+    expect(await s.periods()).toEqual(['2026-03-01', '2026-04-01', '2026-05-01']);
+  });
+});

@@ -319,11 +319,12 @@ export interface paths {
          *     the next period is invoiced at the new price. Replaces a change scheduled before. The
          *     subscription shows it as `scheduled_change` until the worker makes it at that renewal (on
          *     its test clock's time, on a clock), with a `subscription.scheduled_change_applied` event.
-         *     Refused (409) for a canceled subscription, one whose cancellation is scheduled, or one
-         *     without renewals (`billed_until` null); validated as `PATCH` validates a price change (403,
-         *     422). Scheduling is a `subscription.change_scheduled` event. Canceling the subscription
-         *     (now, or at the period's end, when the change would have been made) drops the change, with
-         *     a `subscription.scheduled_change_canceled` event.
+         *     Refused (409) for a canceled subscription, one whose cancellation is scheduled, one whose
+         *     `end_date` ends it with the current period, or one without renewals (`billed_until` null);
+         *     validated as `PATCH` validates a price change (403, 422). Scheduling is a
+         *     `subscription.change_scheduled` event. Canceling the subscription (now, or at the period's
+         *     end, when the change would have been made), or its billing ending at an `end_date` set
+         *     since, drops the change, with a `subscription.scheduled_change_canceled` event.
          */
         post: operations["scheduleSubscriptionChange"];
         /**
@@ -2236,7 +2237,8 @@ export interface components {
              *     before the first day of the last period already invoiced is 422 (that period was billed
              *     whole: end it on or after that day, and give part back with a credit note). Moved
              *     later (or cleared) after billing ended at it, billing resumes with the first period not
-             *     billed (`billed_until`), which the worker invoices at once, then each one after.
+             *     billed (`billed_until`: the one after the period of the old end, or the trial's end),
+             *     which the worker invoices at once (none while paused or trialing), then each one after.
              */
             end_date: string | null;
             /**
