@@ -278,6 +278,7 @@ export function subscriptionsRouter(ctx: ServiceContext): Router {
         canceled: 'it is canceled',
         cancel_at: 'its cancellation is scheduled (withdraw it first with DELETE .../cancel)',
         'no-renewals': 'it is not renewed automatically (billed_until is null)',
+        end_date: 'its end_date ends it with this period, so no period follows (move the end_date first)',
       }[outcome.why];
       return conflict(`A change cannot be scheduled for the end of the period: ${why}.`);
     }

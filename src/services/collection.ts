@@ -266,8 +266,13 @@ export async function renewLocked(
     if (closing?.kind === 'created') await settle(tx, before, closing.invoice, at, tenantId);
     const last = await closeEndedItems(tx, before, at);
     if (last) await settle(tx, before, last, at, tenantId);
-    const after = await subscriptions.updateSubscription(tx.db, subscriptionId, { billed_until: null });
+    // A change scheduled for a period that never comes is dropped, as a cancellation drops it.
+    const after = await subscriptions.updateSubscription(tx.db, subscriptionId, {
+      billed_until: null,
+      ...(before.scheduled_change ? { scheduled_change: null } : {}),
+    });
     emitChange(tx, before, after);
+    emitScheduledChangeDropped(tx, before, after);
   };
   if (before.status === 'canceled' || ends(before)) return stopBilling();
   if (billedUntil < billingAnchor(before)) {
@@ -750,8 +755,14 @@ async function continueDunning(
     previous: previousValues(toInvoiceResponse(invoice), toInvoiceResponse(uncollectible)),
   });
   if (sub.status === 'canceled' || sub.status === 'unpaid') return;
-  // Either action ends a pause (a paused subscription's earlier invoice can fail for good).
+  // A paused subscription (its earlier invoice can fail for good) is canceled, ending the pause,
+  // or stays paused with `mark_unpaid`: nothing is invoiced while paused, none of its invoices is
+  // retried any more, and the resume charges the days after it as any resume does.
   const unpaused = { paused_at: null, resumes_at: null };
+  if (sub.status === 'paused' && settings.dunning_final_action !== 'cancel') {
+    await stopRetries(tx, sub.id);
+    return;
+  }
   if (settings.dunning_final_action === 'cancel') {
     const after = await subscriptions.updateSubscription(tx.db, sub.id, {
       status: 'canceled',
@@ -765,7 +776,7 @@ async function continueDunning(
     emitChange(tx, sub, after);
     emitScheduledChangeDropped(tx, sub, after);
   } else {
-    const after = await subscriptions.updateSubscription(tx.db, sub.id, { status: 'unpaid', ...unpaused });
+    const after = await subscriptions.updateSubscription(tx.db, sub.id, { status: 'unpaid' });
     // Never collected automatically from now on: its other invoices' retries end too.
     await stopRetries(tx, sub.id);
     emitChange(tx, sub, after, 'subscription.unpaid');

@@ -28,7 +28,7 @@ export type ScheduleOutcome =
   | { kind: 'missing' }
   | { kind: 'stale'; current: SubscriptionRow }
   | { kind: 'not-scheduled' }
-  | { kind: 'not-renewing'; why: 'canceled' | 'cancel_at' | 'no-renewals' }
+  | { kind: 'not-renewing'; why: 'canceled' | 'cancel_at' | 'no-renewals' | 'end_date' }
   | PricingRefusal;
 
 type ChangeInput = Pick<SubscriptionPatchInput, 'plan_id' | 'quantity' | 'plan_cost' | 'billing_interval'>;
@@ -59,6 +59,8 @@ export function scheduleChange(
       before.interval_count,
       before.start_date > today ? before.start_date : today,
     );
+    // Ended with this period by its end_date: no period would start on the change.
+    if (before.end_date !== null && before.end_date < end) return { kind: 'not-renewing', why: 'end_date' };
     const change: ScheduledChange = {
       plan_id: input.plan_id ?? null,
       quantity: input.quantity ?? null,

@@ -712,3 +712,37 @@ describe('the events of invoice items', () => {
     expect(items.some((i) => i.description.endsWith('carried forward'))).toBe(true);
   });
 });
+
+describe('a change scheduled on a subscription that ends with its period', () => {
+  it('is refused (409) once the end_date ends it; scheduled before, it is dropped when billing ends', async () => {
+    const basic = await plan('Basic', { model: 'flat', amount: '30.00' });
+    const pro = await plan('Pro', { model: 'flat', amount: '60.00' });
+    const ending = await subscribed(basic.id, '2026-01-01T00:00:00Z', { end_date: '2026-01-20' });
+    await ending.work();
+    const refused = expectProblem(
+      await t.api.post(`/api/v1/subscriptions/${ending.sub.id}/scheduled-change`).send({ plan_id: pro.id }),
+      409,
+      'conflict',
+    );
+    expect(refused.detail).toContain('end_date');
+
+    const s = await subscribed(basic.id);
+    await s.advance('2026-01-05T00:00:00Z');
+    const scheduled = await t.api
+      .post(`/api/v1/subscriptions/${s.sub.id}/scheduled-change`)
+      .send({ plan_id: pro.id });
+    expect(scheduled.status, scheduled.text).toBe(200);
+    expect(await s.change({ end_date: '2026-01-25' })).toMatchObject({
+      scheduled_change: { effective_date: '2026-02-01' },
+    });
+    await s.advance('2026-02-03T00:00:00Z');
+    expect(await s.get()).toMatchObject({ billed_until: null, scheduled_change: null, plan_id: basic.id });
+    const types = (
+      (await t.api.get('/api/v1/events').query({ resource_id: s.sub.id, limit: 100 }))
+        .body as Schemas['EventList']
+    ).data.map((e) => e.type);
+    expect(types).toContain('subscription.scheduled_change_canceled');
+    // Extended afterwards: billed again, on the plan it has.
+    expect(await s.change({ end_date: null })).toMatchObject({ billed_until: '2026-02-01' });
+  });
+});
