@@ -3,11 +3,20 @@
 // they are issued, after tax. Every change is an entry of the append-only ledger, written with
 // the balance it leaves under the user's row lock: the last lock of a money decision (a
 // subscription, its invoice, its payment or refund, then the customer).
-import { formatCents, parseAmount } from '../billing/money.js';
+import { formatCents, parseAmount, parseSignedAmount } from '../billing/money.js';
 import type { BalanceTransactionRow, InvoiceRow, UserRow } from '../database/schema.js';
 import * as balances from '../queries/customer-balance.js';
 import { findUser } from '../queries/users.js';
-import { type Actor, inTenant, type Page, type ServiceContext, toPage, type Tx } from './context.js';
+import { toUserResponse } from '../responses/users.js';
+import {
+  type Actor,
+  inTenant,
+  type Page,
+  previousValues,
+  type ServiceContext,
+  toPage,
+  type Tx,
+} from './context.js';
 
 /** Credits the customer (an amount more than zero): a credit note's money, or a failed refund's. */
 export async function creditBalance(
@@ -17,7 +26,31 @@ export async function creditBalance(
   },
 ): Promise<BalanceTransactionRow> {
   await balances.lockBalance(tx.db, entry.user_id);
-  return balances.addBalanceTransaction(tx.db, entry);
+  return moveBalance(tx, entry);
+}
+
+/**
+ * An entry of the ledger and the balance it leaves (balances.addBalanceTransaction), and the
+ * user's change as an event: the user shows its balance, so its last event is the user as it is.
+ */
+async function moveBalance(tx: Tx, entry: balances.NewBalanceTransaction): Promise<BalanceTransactionRow> {
+  const row = await balances.addBalanceTransaction(tx.db, entry);
+  const after = (await findUser(tx.db, entry.user_id))!;
+  // One version before, with the balance the entry moved.
+  const before = {
+    ...after,
+    balance: formatCents(parseSignedAmount(after.balance) - parseSignedAmount(entry.amount)),
+    version: after.version - 1,
+  };
+  const data = toUserResponse(after);
+  tx.emit({
+    type: 'user.updated',
+    resource_type: 'user',
+    resource_id: after.id,
+    data,
+    previous: previousValues(toUserResponse(before), data),
+  });
+  return row;
 }
 
 /**
@@ -39,7 +72,7 @@ export async function takeFromBalance(
   const balance = parseAmount((await balances.lockBalance(tx.db, invoice.user_id))!);
   const taken = balance < due ? balance : due;
   if (taken === 0n) return '0.00';
-  await balances.addBalanceTransaction(tx.db, {
+  await moveBalance(tx, {
     user_id: invoice.user_id,
     type: 'invoice',
     amount: `-${formatCents(taken)}`,

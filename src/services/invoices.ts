@@ -672,7 +672,8 @@ export async function issue(
     resource_type: 'invoice',
     resource_id: id,
     data: toInvoiceResponse(invoice),
-    previous: { status: 'draft', number: null, finalized_at: null },
+    // Also what the customer's balance paid (amount_from_balance, amount_due).
+    previous: previousValues(toInvoiceResponse(draft), toInvoiceResponse(invoice)),
   });
   if (parseAmount(amountDue(invoice)) > 0n) return invoice;
   const paid = await invoices.updateInvoice(tx.db, id, { status: 'paid', paid_at: at });

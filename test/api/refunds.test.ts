@@ -267,6 +267,17 @@ describe('the customer balance', () => {
     const credited = await getUser(user.id);
     expect(credited.balance).toBe('36.25');
     expect(credited.version).toBeGreaterThan(1);
+    // The user's last event is the user as it is: the balance's moves are events too.
+    const lastUserEvent = async () =>
+      (
+        (await t.api.get('/api/v1/events').query({ resource_id: user.id, limit: 100 }))
+          .body as Schemas['EventList']
+      ).data.at(-1)!;
+    expect(await lastUserEvent()).toMatchObject({
+      type: 'user.updated',
+      data: credited,
+      previous: { balance: '0.00' },
+    });
 
     // February: 108.74, of which the balance pays 36.25 after tax; the card the rest.
     await advance('2026-02-01T00:00:00Z');
@@ -283,6 +294,16 @@ describe('the customer balance', () => {
     const [payment] = await paymentsOf(february.id);
     expect(payment).toMatchObject({ amount: '72.49', status: 'succeeded' });
     expect((await getUser(user.id)).balance).toBe('0.00');
+    expect(await lastUserEvent()).toMatchObject({
+      type: 'user.updated',
+      data: await getUser(user.id),
+      previous: { balance: '36.25' },
+    });
+    const finalized = (
+      (await t.api.get('/api/v1/events').query({ resource_id: february.id, limit: 100 }))
+        .body as Schemas['EventList']
+    ).data.find((e) => e.type === 'invoice.finalized')!;
+    expect(finalized.previous).toMatchObject({ amount_from_balance: '0.00', amount_due: '108.74' });
     expect((await ledgerOf(user.id)).map((e) => [e.type, e.amount, e.balance_after, e.invoice_id])).toEqual([
       ['credit_note', '36.25', '36.25', invoice.id],
       ['invoice', '-36.25', '0.00', february.id],

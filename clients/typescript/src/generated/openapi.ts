@@ -2520,7 +2520,7 @@ export interface components {
         Event: {
             id: components["schemas"]["Id"];
             /**
-             * @description `<resource>.<change>`: `user.created|updated|deleted`, `feature.created|updated|deleted`,
+             * @description `<resource>.<change>`: `user.created|updated|deleted` (`user.updated` also when its `balance` moves), `feature.created|updated|deleted`,
              *     `subscription.created|updated|canceled|cancellation_scheduled|cancellation_withdrawn|deleted`,
              *     `subscription_feature.linked|unlinked`, `api_key.created|revoked`, `tenant.created`,
              *     `plan.created|updated|archived|deleted`, `tax_rate.created|superseded`,
