@@ -15,16 +15,26 @@ import { findSubscription } from '../queries/subscriptions.js';
 import * as invoices from '../queries/invoices.js';
 import { toRefundResponse } from '../responses/refunds.js';
 import { atStep, type CollectionContext, system, wakeUpAt } from './collection.js';
-import { type Actor, inTenant, type Page, type ServiceContext, toPage, type Tx } from './context.js';
+import {
+  type Actor,
+  inTenant,
+  type Page,
+  previousValues,
+  type ServiceContext,
+  toPage,
+  type Tx,
+} from './context.js';
 import { creditBalance } from './customer-balance.js';
 
-function emitRefund(tx: Tx, type: string, refund: RefundRow, previous?: Record<string, unknown>) {
+/** A refund's event; for a change, `before` gives what it changed (`previous`). */
+function emitRefund(tx: Tx, type: string, refund: RefundRow, before?: RefundRow) {
+  const data = toRefundResponse(refund);
   tx.emit({
     type,
     resource_type: 'refund',
     resource_id: refund.id,
-    data: toRefundResponse(refund),
-    ...(previous ? { previous } : {}),
+    data,
+    ...(before ? { previous: previousValues(toRefundResponse(before), data) } : {}),
   });
 }
 
@@ -95,7 +105,7 @@ async function failRefund(tx: Tx, refund: RefundRow, reason: string, at: Date) {
     settles_at: null,
     settled_at: at,
   });
-  emitRefund(tx, 'refund.failed', failed, { status: 'pending', failure_reason: null, settled_at: null });
+  emitRefund(tx, 'refund.failed', failed, refund);
   await creditBalance(tx, {
     user_id: refund.user_id,
     type: 'refund_failed',
@@ -119,11 +129,12 @@ export async function submitRefundDue(ctx: CollectionContext, tenantId: string, 
     if (result.kind === 'declined') return failRefund(tx, refund, result.reason, at);
     // Real time runs the rail's delay scaled (SETTLEMENT_DELAY_SCALE); a test clock, as it is.
     const settlesAt = settlementAt(ctx, subscription, result.settlesAt, at);
-    await refunds.updateRefund(tx.db, refundId, {
+    const submitted = await refunds.updateRefund(tx.db, refundId, {
       submitted_at: at,
       settles_at: settlesAt,
       gateway_reference: result.reference,
     });
+    emitRefund(tx, 'refund.updated', submitted, refund);
     await wakeUpAt(tx, tenantId, subscription, settlesAt, at);
   });
 }
@@ -143,6 +154,6 @@ export async function settleRefundDue(ctx: CollectionContext, tenantId: string, 
     if (!locked?.refund.settles_at || locked.refund.settles_at > at) return;
     if (result.kind === 'failed') return failRefund(tx, locked.refund, result.reason, at);
     const succeeded = await refunds.updateRefund(tx.db, refundId, { status: 'succeeded', settled_at: at });
-    emitRefund(tx, 'refund.succeeded', succeeded, { status: 'pending', settled_at: null });
+    emitRefund(tx, 'refund.succeeded', succeeded, locked.refund);
   });
 }

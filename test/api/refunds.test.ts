@@ -159,10 +159,12 @@ describe('refunds through the gateway', () => {
     });
     const listed = await t.api.get(`/api/v1/invoices/${invoice.id}/refunds`);
     expect((listed.body as Schemas['RefundList']).data.map((r) => r.id)).toEqual([note.refund_id]);
-    expect((await eventsOf({ resource_id: note.refund_id! })).map((e) => e.type)).toEqual([
-      'refund.created',
-      'refund.succeeded',
-    ]);
+    const events = await eventsOf({ resource_id: note.refund_id! });
+    expect(events.map((e) => e.type)).toEqual(['refund.created', 'refund.updated', 'refund.succeeded']);
+    // Each names what it changed; the last is the refund as it is.
+    expect(events[1]!.previous).toEqual({ submitted_at: null, settles_at: null, gateway_reference: null });
+    expect(events[2]!.previous).toEqual({ status: 'pending', settled_at: null });
+    expect(events[2]!.data).toEqual(settled);
     expect((await eventsOf({ type: 'refund.succeeded' })).map((e) => e.resource_id)).toContain(
       note.refund_id,
     );
