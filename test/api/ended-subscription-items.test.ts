@@ -257,15 +257,13 @@ describe('an end_date moved later once billing ended while paused or trialing', 
         .send({ name: 'ended paused', frozen_time: '2026-01-01T00:00:00Z' })
     ).body as Schemas['TestClock'];
     const user = await createUser(t, { region: 'DE' });
-    const res = await t.api
-      .post('/api/v1/subscriptions')
-      .send({
-        user_id: user.id,
-        plan_id: plans.basic,
-        start_date: '2026-01-01',
-        test_clock_id: clock.id,
-        ...body,
-      });
+    const res = await t.api.post('/api/v1/subscriptions').send({
+      user_id: user.id,
+      plan_id: plans.basic,
+      start_date: '2026-01-01',
+      test_clock_id: clock.id,
+      ...body,
+    });
     expect(res.status, res.text).toBe(201);
     const sub = res.body as Schemas['Subscription'];
     const advance = async (at: string) => {
