@@ -36,13 +36,17 @@ export function createLogger({ level = 'info', pretty = false, destination }: Lo
 /** Logs nothing: for tests and tools that do not want the output. */
 export const silentLogger = (): Logger => pino({ level: 'silent' });
 
+let stdout: pino.DestinationStream | undefined;
+
 /**
  * stdout in 4 KiB writes: a write per line would cost a system call per request. A line waits at
  * most a second for the buffer to fill, and everything is flushed before the process exits.
  */
 function bufferedStdout(): pino.DestinationStream {
+  // One for the process, whatever the number of loggers (the tests make one per app).
+  if (stdout) return stdout;
   const stream = pino.destination({ sync: false, minLength: 4096 });
   setInterval(() => stream.flush(), 1000).unref();
   process.once('exit', () => stream.flushSync());
-  return stream;
+  return (stdout = stream);
 }
