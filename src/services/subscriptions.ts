@@ -642,9 +642,23 @@ export function eventData(tx: Tx, row: SubscriptionRow): ReturnType<typeof toSub
   return toSubscriptionResponse(at ? { ...row, clock_time: at } : row);
 }
 
-/** Records a change of a subscription: `subscription.canceled` when it ends, else `.updated`. */
-export function emitChange(tx: Tx, before: SubscriptionRow, after: SubscriptionRow, type?: string): void {
+/**
+ * Records a change of a subscription: `subscription.canceled` when it ends, else `.updated`.
+ * `beforeSeenAt`: the instant `before` was last seen at, when the change is the first of a period
+ * that has just begun (a renewal's step): seen at the step's time, its current period would already
+ * be the new one, and `previous` would not name the period that ended.
+ */
+export function emitChange(
+  tx: Tx,
+  before: SubscriptionRow,
+  after: SubscriptionRow,
+  type?: string,
+  beforeSeenAt?: Date,
+): void {
   const data = eventData(tx, after);
+  const seen = beforeSeenAt
+    ? toSubscriptionResponse({ ...before, clock_time: beforeSeenAt })
+    : eventData(tx, before);
   tx.emit({
     type:
       type ??
@@ -654,7 +668,7 @@ export function emitChange(tx: Tx, before: SubscriptionRow, after: SubscriptionR
     resource_type: 'subscription',
     resource_id: after.id,
     data,
-    previous: previousValues(eventData(tx, before), data),
+    previous: previousValues(seen, data),
   });
 }
 

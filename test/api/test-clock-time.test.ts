@@ -104,6 +104,96 @@ describe('the events of a test clock advanced months at once', () => {
   });
 });
 
+describe("a subscription's events, replayed", () => {
+  // Each event's `previous` names every field that moved since the subscription's event before it,
+  // with its value then: a reader who keeps the last event's data sees every change named.
+  async function expectReplayable(subscriptionId: string) {
+    const events = await eventsOf(subscriptionId);
+    expect(events.length).toBeGreaterThan(2);
+    for (let i = 1; i < events.length; i++) {
+      const before = events[i - 1]!.data as unknown as Record<string, unknown>;
+      const after = events[i]!.data as unknown as Record<string, unknown>;
+      const moved = Object.fromEntries(
+        Object.keys(after)
+          .filter((k) => k !== 'version' && k !== 'updated_at')
+          .filter((k) => JSON.stringify(before[k]) !== JSON.stringify(after[k]))
+          .map((k) => [k, before[k]]),
+      );
+      expect({ type: events[i]!.type, previous: events[i]!.previous ?? {} }).toEqual({
+        type: events[i]!.type,
+        previous: moved,
+      });
+    }
+    return events;
+  }
+
+  it('name the period a renewal ended, a trial ending and a new schedule too', async () => {
+    const c = await clock('2026-01-01T00:00:00Z');
+    const monthly = await plan('month', 1, '20.00');
+    const yearly = await plan('year', 1, '200.00');
+    const renewing = await subscribe({ plan_id: monthly.id, start_date: '2026-01-01', test_clock_id: c.id });
+    const trial = await subscribe({
+      plan_id: monthly.id,
+      start_date: '2026-01-01',
+      status: 'trialing',
+      trial_end: '2026-01-20',
+      test_clock_id: c.id,
+    });
+    const changing = await subscribe({ plan_id: monthly.id, start_date: '2026-01-10', test_clock_id: c.id });
+    const scheduled = await t.api
+      .post(`/api/v1/subscriptions/${changing.id}/scheduled-change`)
+      .send({ plan_id: yearly.id });
+    expect(scheduled.status, scheduled.text).toBe(200);
+    await c.advance('2026-03-15T00:00:00Z');
+
+    const renewals = (await expectReplayable(renewing.id)).filter((e) => e.type === 'subscription.renewed');
+    expect(renewals.map((e) => e.previous)).toEqual([
+      { billed_until: '2026-01-01' },
+      { billed_until: '2026-02-01', current_period_start: '2026-01-01', current_period_end: '2026-02-01' },
+      { billed_until: '2026-03-01', current_period_start: '2026-02-01', current_period_end: '2026-03-01' },
+    ]);
+    const ended = (await expectReplayable(trial.id)).find((e) => e.previous?.status === 'trialing');
+    expect(ended?.previous).toMatchObject({
+      current_period_start: '2026-01-01',
+      current_period_end: '2026-01-20',
+    });
+    const applied = (await expectReplayable(changing.id)).find(
+      (e) => e.type === 'subscription.scheduled_change_applied',
+    );
+    expect(applied?.previous).toMatchObject({
+      current_period_start: '2026-01-10',
+      current_period_end: '2026-02-10',
+    });
+    expect(applied?.data).toMatchObject({
+      current_period_start: '2026-02-10',
+      current_period_end: '2027-02-10',
+    });
+  });
+
+  it('name the period a scheduled cancellation ended, and the periods of a pause', async () => {
+    const c = await clock('2026-01-01T00:00:00Z');
+    const monthly = await plan('month', 1, '20.00');
+    const canceling = await subscribe({ plan_id: monthly.id, start_date: '2026-01-01', test_clock_id: c.id });
+    const pausing = await subscribe({ plan_id: monthly.id, start_date: '2026-01-01', test_clock_id: c.id });
+    await c.advance('2026-01-05T00:00:00Z');
+    const cancel = await t.api
+      .post(`/api/v1/subscriptions/${canceling.id}/cancel`)
+      .send({ at: 'period_end' });
+    expect(cancel.status, cancel.text).toBe(200);
+    const pause = await t.api
+      .post(`/api/v1/subscriptions/${pausing.id}/pause`)
+      .send({ resumes_at: '2026-03-10' });
+    expect(pause.status, pause.text).toBe(200);
+    await c.advance('2026-04-15T00:00:00Z');
+    const canceled = (await expectReplayable(canceling.id)).find((e) => e.type === 'subscription.canceled');
+    expect(canceled?.data).toMatchObject({
+      current_period_start: '2026-01-01',
+      current_period_end: '2026-02-01',
+    });
+    await expectReplayable(pausing.id);
+  });
+});
+
 describe('the current period of a subscription on a test clock', () => {
   it("is the clock's, not today's", async () => {
     const c = await clock('2026-01-01T00:00:00Z');
