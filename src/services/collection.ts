@@ -32,7 +32,13 @@ import {
   type VersionCondition,
 } from './context.js';
 import { closeEndedItems, closingUsageInvoice, invoiceForPeriod, issue } from './invoices.js';
-import { emitChange, emitScheduledChangeDropped, eventData } from './subscriptions.js';
+import {
+  emitChange,
+  emitScheduledChangeDropped,
+  emitShowing,
+  eventData,
+  seenBefore,
+} from './subscriptions.js';
 import { applyScheduledChange } from './scheduled-changes.js';
 import { creditPaidGrant } from './wallets.js';
 
@@ -103,11 +109,11 @@ export async function startPayment(
  * A trial whose end has come (billed_until reached trial_end): the subscription becomes active,
  * and the renewal then invoices its first period. On a locked subscription.
  */
-async function endTrial(tx: Tx, before: SubscriptionRow, beforeSeenAt: Date): Promise<SubscriptionRow> {
+async function endTrial(tx: Tx, before: SubscriptionRow): Promise<SubscriptionRow> {
   if (before.status !== 'trialing' || before.trial_end === null || before.billed_until! < before.trial_end)
     return before;
   const after = await subscriptions.updateSubscription(tx.db, before.id, { status: 'active' });
-  emitChange(tx, before, after, undefined, beforeSeenAt);
+  emitChange(tx, before, after);
   return after;
 }
 
@@ -118,7 +124,7 @@ export function announceTrialEnd(ctx: ServiceContext, tenantId: string, subscrip
     if (!before || before.status !== 'trialing' || !before.trial_end || before.trial_notified_at) return;
     atStep(tx, before, at);
     const after = await subscriptions.updateSubscription(tx.db, subscriptionId, { trial_notified_at: at });
-    tx.emit({
+    emitShowing(tx, {
       type: 'subscription.trial_will_end',
       resource_type: 'subscription',
       resource_id: subscriptionId,
@@ -154,7 +160,8 @@ export function cancelDue(ctx: ServiceContext, tenantId: string, subscriptionId:
     });
     await stopRetries(tx, subscriptionId);
     // As last seen before it ended: still in the period it was canceled at the end of.
-    emitChange(tx, before, after, 'subscription.canceled', new Date(before.cancel_at.getTime() - 1));
+    seenBefore(tx, before, new Date(before.cancel_at.getTime() - 1));
+    emitChange(tx, before, after, 'subscription.canceled');
     emitScheduledChangeDropped(tx, before, after);
   });
 }
@@ -240,14 +247,12 @@ export async function renewLocked(
   // A trial ending and a change scheduled for this period's start come first: the period is
   // billed as they leave it.
   const stopping = locked.status === 'canceled' || ends(locked);
-  // The first event of the step names the period that ended in its `previous`: the subscription
-  // as it was at that period's last instant (emitChange).
-  const lastSeen = new Date(Date.parse(`${billedUntil}T00:00:00Z`) - 1);
-  const seenAt = (row: SubscriptionRow) => (row === locked ? lastSeen : undefined);
+  // The step's first event names the period that ended in `previous`.
+  seenBefore(tx, locked, new Date(Date.parse(`${billedUntil}T00:00:00Z`) - 1));
   // The terms the period before was served on: its usage is billed on them, not on a change
   // scheduled for this period's start (another plan, or another schedule of periods).
-  const served = stopping ? locked : await endTrial(tx, locked, lastSeen);
-  const before = stopping ? locked : await applyScheduledChange(tx, tenantId, served, seenAt(served));
+  const served = stopping ? locked : await endTrial(tx, locked);
+  const before = stopping ? locked : await applyScheduledChange(tx, tenantId, served);
   // billedUntil is as locked: a scheduled change leaves it as it is.
   const stopBilling = async (): Promise<void> => {
     if (await servedUnbilled(tx, before, billedUntil)) {
@@ -321,7 +326,7 @@ export async function renewLocked(
       outcome.kind === 'created' ? { customer: outcome.customer } : undefined,
     );
   } else after = await renewed();
-  emitChange(tx, before, after, 'subscription.renewed', seenAt(before));
+  emitChange(tx, before, after, 'subscription.renewed');
 }
 
 /** Renewals one catch-up performs at most: each moves billed_until on by a period. */

@@ -117,6 +117,13 @@ export interface Tx {
   /** The time set by occurAt, if any: a worker step's due time, or a test clock's now. */
   occurredAt(): Date | undefined;
   /**
+   * What this transaction last showed of a resource (key: its type and id): the data of its last
+   * event here, or what show() set first. An update's `previous` is computed against it, so it
+   * names every field that moved since the resource's last event, whatever changed in between.
+   */
+  lastShown(key: string): unknown;
+  show(key: string, data: unknown): void;
+  /**
    * The next statement is the work's last: when nothing is left to write after it (no event
    * emitted, no reply to store), COMMIT goes with it and a read saves a round trip. Otherwise
    * nothing changes.
@@ -170,6 +177,7 @@ async function inTenantOnce<T>(
   const closing: CompiledQuery[] = [];
   let reply: StoredReply | undefined;
   let occurredAt: Date | undefined;
+  const shown = new Map<string, unknown>();
   try {
     return await withTenant(
       ctx.db,
@@ -202,6 +210,8 @@ async function inTenantOnce<T>(
             },
             occurAt: (at) => (occurredAt ??= at),
             occurredAt: () => occurredAt,
+            lastShown: (key) => shown.get(key),
+            show: (key, data) => shown.set(key, data),
             commitWithNext: () => {
               if (pending.length === 0 && closing.length === 0 && !actor.idempotency)
                 commitWithNextStatement(db);

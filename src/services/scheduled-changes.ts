@@ -101,13 +101,12 @@ export function cancelScheduledChange(
  * scheduled for that day or earlier, made as the system (admin rights: it was authorized when
  * scheduled), priced at its plan's current version. A new interval starts its schedule on that
  * day. Dropped, with an event, when it cannot be made any more (its plan was deleted). Returns the
- * subscription as it is then. `beforeSeenAt`: see emitChange.
+ * subscription as it is then.
  */
 export async function applyScheduledChange(
   tx: Tx,
   tenantId: string,
   before: SubscriptionRow,
-  beforeSeenAt?: Date,
 ): Promise<SubscriptionRow> {
   const change = before.scheduled_change;
   if (!change || before.billed_until === null || change.effective_date > before.billed_until) return before;
@@ -120,7 +119,7 @@ export async function applyScheduledChange(
   });
   if ('kind' in priced) {
     const after = await subscriptions.updateSubscription(tx.db, before.id, { scheduled_change: null });
-    emitChange(tx, before, after, 'subscription.scheduled_change_canceled', beforeSeenAt);
+    emitChange(tx, before, after, 'subscription.scheduled_change_canceled');
     return after;
   }
   const interval = priced.billing_interval ?? before.billing_interval;
@@ -131,6 +130,6 @@ export async function applyScheduledChange(
     ...(newSchedule ? { billing_anchor: before.billed_until } : {}),
     scheduled_change: null,
   });
-  emitChange(tx, before, after, 'subscription.scheduled_change_applied', beforeSeenAt);
+  emitChange(tx, before, after, 'subscription.scheduled_change_applied');
   return after;
 }

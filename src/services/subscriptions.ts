@@ -34,6 +34,7 @@ import * as subscriptions from '../queries/subscriptions.js';
 import { redeem } from './coupons.js';
 import { findTestClock, shareLockTestClock } from '../queries/test-clocks.js';
 import { toFeatureResponse } from '../responses/features.js';
+import type { Schemas } from '../contract.js';
 import { toSubscriptionResponse } from '../responses/subscriptions.js';
 import { priceSubscription } from './plans.js';
 import { matchesAfterRenewals, performDueRenewals, resumeCollection, stopRetries } from './collection.js';
@@ -50,6 +51,7 @@ import {
   ClockAdvancingError,
   defined,
   inTenant,
+  type NewEvent,
   type Page,
   previousValues,
   type ServiceContext,
@@ -348,7 +350,7 @@ export async function createSubscription(
         ...(discount ? { discount: JSON.stringify(discount) } : {}),
         ...(metadata ? { metadata: storedMetadata(metadata) } : {}),
       } as NewSubscription);
-      tx.emit({
+      emitShowing(tx, {
         type: 'subscription.created',
         resource_type: 'subscription',
         resource_id: subscription.id,
@@ -642,24 +644,34 @@ export function eventData(tx: Tx, row: SubscriptionRow): ReturnType<typeof toSub
   return toSubscriptionResponse(at ? { ...row, clock_time: at } : row);
 }
 
+const shownKey = (id: string) => `subscription:${id}`;
+
 /**
- * Records a change of a subscription: `subscription.canceled` when it ends, else `.updated`.
- * `beforeSeenAt`: the instant `before` was last seen at, when the change is the first of a period
- * that has just begun (a renewal's step): seen at the step's time, its current period would already
- * be the new one, and `previous` would not name the period that ended.
+ * The subscription as a step that starts a period (a renewal, a cancellation taking effect) saw it
+ * before its changes: at `at`, the ended period's last instant. Seen at the step's time, its
+ * current period would already be the new one, and no `previous` would name the period that ended.
  */
-export function emitChange(
-  tx: Tx,
-  before: SubscriptionRow,
-  after: SubscriptionRow,
-  type?: string,
-  beforeSeenAt?: Date,
-): void {
+export function seenBefore(tx: Tx, row: SubscriptionRow, at: Date): void {
+  if (tx.lastShown(shownKey(row.id)) === undefined)
+    tx.show(shownKey(row.id), toSubscriptionResponse({ ...row, clock_time: at }));
+}
+
+/** Records an event showing the subscription (its data), for the next change's `previous`. */
+export function emitShowing(tx: Tx, event: NewEvent & { data: Schemas['Subscription'] }): void {
+  tx.emit(event);
+  tx.show(shownKey(event.resource_id), event.data);
+}
+
+/**
+ * Records a change of a subscription: `subscription.canceled` when it ends, else `.updated`. Its
+ * `previous` names what moved since the subscription's last event in this transaction, or else
+ * since `before`.
+ */
+export function emitChange(tx: Tx, before: SubscriptionRow, after: SubscriptionRow, type?: string): void {
   const data = eventData(tx, after);
-  const seen = beforeSeenAt
-    ? toSubscriptionResponse({ ...before, clock_time: beforeSeenAt })
-    : eventData(tx, before);
-  tx.emit({
+  const seen =
+    (tx.lastShown(shownKey(after.id)) as Schemas['Subscription'] | undefined) ?? eventData(tx, before);
+  emitShowing(tx, {
     type:
       type ??
       (after.status === 'canceled' && before.status !== 'canceled'

@@ -192,6 +192,66 @@ describe("a subscription's events, replayed", () => {
     });
     await expectReplayable(pausing.id);
   });
+
+  it('name a discount once, when it is used up or ends', async () => {
+    const c = await clock('2026-01-01T00:00:00Z');
+    const monthly = await plan('month', 1, '20.00');
+    const coupon = async (body: Record<string, unknown>) => {
+      const res = await t.api.post('/api/v1/coupons').send({ name: `c-${Math.random()}`, ...body });
+      expect(res.status, res.text).toBe(201);
+      return (res.body as Schemas['Coupon']).id;
+    };
+    const once = await coupon({ percent_off: '50', duration: 'once' });
+    const repeating = await coupon({ amount_off: '5.00', duration: 'repeating', duration_in_months: 2 });
+    const subs = [
+      await subscribe({
+        plan_id: monthly.id,
+        start_date: '2026-01-01',
+        test_clock_id: c.id,
+        coupon_id: once,
+      }),
+      await subscribe({
+        plan_id: monthly.id,
+        start_date: '2026-01-01',
+        test_clock_id: c.id,
+        coupon_id: repeating,
+      }),
+    ];
+    await c.advance('2026-05-15T00:00:00Z');
+    for (const sub of subs) {
+      const named = (await expectReplayable(sub.id)).filter((e) => e.previous && 'discount' in e.previous);
+      expect(named.map((e) => e.type)).toHaveLength(1);
+    }
+  });
+
+  it('name what changes and prorations moved, up to a cancellation', async () => {
+    const c = await clock('2026-01-01T00:00:00Z');
+    const basic = await plan('month', 1, '20.00');
+    const pro = await plan('month', 1, '50.00');
+    const yearly = await plan('year', 1, '400.00');
+    const coupon = await t.api
+      .post('/api/v1/coupons')
+      .send({ name: `c-${Math.random()}`, percent_off: '10', duration: 'once' });
+    const sub = await subscribe({ plan_id: basic.id, start_date: '2026-01-01', test_clock_id: c.id });
+    const patch = async (body: Record<string, unknown>) => {
+      const res = await t.api.patch(`/api/v1/subscriptions/${sub.id}`).send(body);
+      expect(res.status, res.text).toBe(200);
+    };
+    await c.advance('2026-01-10T00:00:00Z');
+    await patch({ plan_id: pro.id, proration_behavior: 'always_invoice' });
+    await c.advance('2026-02-05T00:00:00Z');
+    const discounted = await t.api
+      .post(`/api/v1/subscriptions/${sub.id}/discount`)
+      .send({ coupon_id: (coupon.body as Schemas['Coupon']).id });
+    expect(discounted.status, discounted.text).toBe(200);
+    await patch({ quantity: 3 });
+    await patch({ plan_id: yearly.id, proration_behavior: 'always_invoice' });
+    await c.advance('2026-03-05T00:00:00Z');
+    const canceled = await t.api.post(`/api/v1/subscriptions/${sub.id}/cancel`).send({ at: 'now' });
+    expect(canceled.status, canceled.text).toBe(200);
+    await c.advance('2026-04-05T00:00:00Z');
+    await expectReplayable(sub.id);
+  });
 });
 
 describe('the current period of a subscription on a test clock', () => {
