@@ -89,6 +89,7 @@ export async function revokeApiKey(ctx: ServiceContext, actor: Actor, id: string
         resource_type: 'api_key',
         resource_id: id,
         data: toApiKeyResponse(revoked.key),
+        previous: { revoked_at: null },
       });
     return 'revoked';
   });

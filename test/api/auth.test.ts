@@ -207,6 +207,7 @@ describe('DELETE /api/v1/api-keys/{keyId}', () => {
     const events = (await ctx.api.get('/api/v1/events').query({ resource_id: key.id }))
       .body as Schemas['EventList'];
     expect(events.data.map((e) => e.type)).toEqual(['api_key.created', 'api_key.revoked']);
+    expect(events.data[1]?.previous).toEqual({ revoked_at: null });
     expectProblem(
       await ctx.api.delete('/api/v1/api-keys/01937f00-0000-7000-8000-000000000000'),
       404,
