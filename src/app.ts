@@ -14,7 +14,7 @@ import { authenticate } from './http/authenticate.js';
 import { strictFormats } from './http/formats.js';
 import { headAsGet } from './http/head.js';
 import { createMetrics, type Metrics, metricsHandler } from './http/metrics.js';
-import { acceptEmptyObject, requireDeclaredMediaType } from './http/media-type.js';
+import { acceptEmptyObject, decodedOrRefused, requireDeclaredMediaType } from './http/media-type.js';
 import { limitConcurrentWrites, type Turns, WriteTurns, writeTurn } from './http/write-gate.js';
 import { observe } from './http/observe.js';
 import { notFoundHandler, problemHandler } from './http/problems.js';
@@ -177,9 +177,12 @@ export function createApp({
       refuseInexactNumbers(req, res, body);
     },
   };
-  app.use('/api/v1/usage-events/batch', express.json({ ...usageJson, limit: USAGE_BATCH_LIMIT }));
-  app.use('/api/v1/usage-events', express.json({ ...usageJson, limit: bodyLimit }));
-  app.use(express.json({ ...json, limit: bodyLimit }));
+  app.use(
+    '/api/v1/usage-events/batch',
+    decodedOrRefused(express.json({ ...usageJson, limit: USAGE_BATCH_LIMIT })),
+  );
+  app.use('/api/v1/usage-events', decodedOrRefused(express.json({ ...usageJson, limit: bodyLimit })));
+  app.use(decodedOrRefused(express.json({ ...json, limit: bodyLimit })));
   app.use(acceptEmptyObject);
   app.use(rejectBadText);
   app.use(rejectLooseIntegers);

@@ -96,3 +96,24 @@ export const acceptEmptyObject: RequestHandler = (req, _res, next) => {
   req.body = undefined;
   next();
 };
+
+/**
+ * A body parser (express.json) whose decoding errors are the client's: a body that is not what its
+ * Content-Encoding (gzip, deflate or br, which the parser inflates) says fails in zlib with no
+ * body-parser `type`, and would otherwise be an unexpected error (500).
+ */
+export function decodedOrRefused(parse: RequestHandler): RequestHandler {
+  return (req, res, next) =>
+    parse(req, res, (error?: unknown) => {
+      const encoding = req.get('content-encoding');
+      if (error && encoding && !(typeof error === 'object' && 'type' in error))
+        return next(
+          new ProblemError(
+            400,
+            'malformed-json',
+            `The request body could not be decoded as its Content-Encoding ${encoding} says: ${(error as Error).message}.`,
+          ),
+        );
+      next(error);
+    });
+}

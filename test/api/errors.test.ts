@@ -1,5 +1,6 @@
 // Requests that never reach a handler still get RFC 9457 problems, and write nothing.
 import http from 'node:http';
+import zlib from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import type { Schemas } from '../../src/contract.js';
 import { operations } from '../../src/operations.js';
@@ -89,6 +90,38 @@ describe('bad requests before any handler', () => {
     }
   });
 
+  it('takes a body compressed as its Content-Encoding says, and answers one that is not with 400', async () => {
+    const before = await fingerprint(ctx.db);
+    const body = JSON.stringify({ name: 'Zipped', email: 'zipped@example.com' });
+    // Over a socket, byte for byte (supertest would send a Buffer as JSON).
+    const send = async (path: string, encoding: string, bytes: Buffer) => {
+      const res = await raw('POST', path, ctx.tenant.key, bytes, 'application/json', {
+        'Content-Encoding': encoding,
+      });
+      return { ...res, body: JSON.parse(res.text) as Record<string, string> };
+    };
+    for (const encoding of ['gzip', 'deflate', 'br'])
+      for (const path of ['/api/v1/users', '/api/v1/usage-events', '/api/v1/usage-events/batch']) {
+        const res = await send(path, encoding, Buffer.from(body));
+        expect([res.status, res.type, res.body.type], `${encoding} ${path}: ${res.text}`).toEqual([
+          400,
+          'application/problem+json',
+          '/problems/malformed-json',
+        ]);
+        expect(res.body.detail).toMatch(new RegExp(`Content-Encoding ${encoding}`));
+      }
+    const truncated = await send('/api/v1/users', 'gzip', zlib.gzipSync(body).subarray(0, 15));
+    expect([truncated.status, truncated.body.type]).toEqual([400, '/problems/malformed-json']);
+    expect(await fingerprint(ctx.db)).toEqual(before);
+    for (const [encoding, bytes] of [
+      ['gzip', zlib.gzipSync(body)],
+      ['br', zlib.brotliCompressSync(body.replace('zipped@', 'brotli@'))],
+    ] as const) {
+      const zipped = await send('/api/v1/users', encoding, bytes);
+      expect([zipped.status, zipped.body.name], zipped.text).toEqual([201, 'Zipped']);
+    }
+  });
+
   it('answers a body that is not JSON with 415', async () => {
     const before = await fingerprint(ctx.db);
     const res = await ctx.api
@@ -169,8 +202,15 @@ describe('bad requests before any handler', () => {
 });
 
 /** A request over a real socket with exactly these headers (a GET with a body too). */
-async function raw(method: string, path: string, key: string, body?: string | Buffer, type?: string) {
-  const headers: Record<string, string> = { Authorization: `Bearer ${key}` };
+async function raw(
+  method: string,
+  path: string,
+  key: string,
+  body?: string | Buffer,
+  type?: string,
+  extra: Record<string, string> = {},
+) {
+  const headers: Record<string, string> = { Authorization: `Bearer ${key}`, ...extra };
   if (type !== undefined) headers['Content-Type'] = type;
   if (body !== undefined) headers['Content-Length'] = String(Buffer.byteLength(body));
   const url = new URL(path, await ctx.baseUrl());

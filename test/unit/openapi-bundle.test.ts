@@ -97,3 +97,38 @@ describe('entity tags in the contract', () => {
     expect(missing).toEqual([]);
   });
 });
+
+/**
+ * Every key of a schema object that is no JSON Schema keyword (nor an extension): a YAML slip such as
+ * `{ description: On a clock, its time. }` (a comma in an unquoted flow value) makes one silently.
+ */
+const KEYWORDS = new Set(
+  `$ref description type properties required items enum format minimum maximum exclusiveMinimum
+  exclusiveMaximum minLength maxLength pattern oneOf anyOf allOf not additionalProperties example examples
+  default readOnly writeOnly title const minItems maxItems uniqueItems discriminator deprecated
+  minProperties maxProperties propertyNames patternProperties multipleOf`.split(/\s+/),
+);
+const NESTED = ['items', 'not', 'additionalProperties', 'propertyNames'];
+
+function unknownKeywords(schema: unknown, path: string, found: string[] = []): string[] {
+  if (schema === null || typeof schema !== 'object' || Array.isArray(schema)) return found;
+  for (const [key, value] of Object.entries(schema)) {
+    if (!KEYWORDS.has(key) && !key.startsWith('x-')) found.push(`${path}: ${key}`);
+    if (key === 'properties')
+      for (const [name, property] of Object.entries(value as object))
+        unknownKeywords(property, `${path}/properties/${name}`, found);
+    if (NESTED.includes(key)) unknownKeywords(value, `${path}/${key}`, found);
+    if (['oneOf', 'anyOf', 'allOf'].includes(key))
+      (value as unknown[]).forEach((item, i) => unknownKeywords(item, `${path}/${key}/${i}`, found));
+  }
+  return found;
+}
+
+describe('the schemas of the bundle', () => {
+  it('use JSON Schema keywords only', () => {
+    const found = Object.entries(bundle.components.schemas ?? {}).flatMap(([name, schema]) =>
+      unknownKeywords(schema, name),
+    );
+    expect(found).toEqual([]);
+  });
+});

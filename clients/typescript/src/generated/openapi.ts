@@ -2853,7 +2853,7 @@ export interface components {
                 index: number;
                 /** @enum {string} */
                 status: "created" | "duplicate";
-                /** @description The recorded event (for a duplicate */
+                /** @description The recorded event (for a duplicate, the original one). */
                 event: components["schemas"]["UsageEvent"];
             }[];
         };
@@ -3688,7 +3688,7 @@ export interface components {
              * @description The refund it made (`GET /refunds/{id}`), when `refund_to` is `payment`.
              */
             refund_id: string | null;
-            /** @description On a test clock */
+            /** @description On a test clock, the clock's time. */
             issued_at: components["schemas"]["Timestamp"];
             created_at: components["schemas"]["Timestamp"];
         };
