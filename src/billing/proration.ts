@@ -3,7 +3,7 @@
 // each price × (E − D) / (E − S), rounded to the cent half up. And how the pending items are
 // applied to an invoice: charges in full, credits up to the invoice's zero, the rest carried.
 import type { Period } from './periods.js';
-import { formatSignedCents, type Micros, parseAmount, parseSignedAmount } from './money.js';
+import { formatCents, formatSignedCents, type Micros, parseAmount, parseSignedAmount } from './money.js';
 
 const DAY_MS = 86_400_000;
 
@@ -13,9 +13,54 @@ export const daysBetween = (a: string, b: string): number =>
 
 /** price × days / periodDays, rounded to the cent, half up (in ten-thousandths). */
 export function prorated(price: string, days: number, periodDays: number): Micros {
-  const numerator = parseAmount(price) * BigInt(days);
-  const perCent = BigInt(periodDays) * 100n;
+  return proratedPaid({ numerator: parseAmount(price), denominator: 1n }, days, periodDays);
+}
+
+/** An amount in ten-thousandths as a fraction (a share of a discount is seldom whole). */
+export interface Paid {
+  numerator: Micros;
+  denominator: bigint;
+}
+
+/** paid × days / periodDays, rounded to the cent, half up (in ten-thousandths). */
+function proratedPaid(paid: Paid, days: number, periodDays: number): Micros {
+  const numerator = paid.numerator * BigInt(days);
+  const perCent = paid.denominator * BigInt(periodDays) * 100n;
   return ((2n * numerator + perCent) / (2n * perCent)) * 100n;
+}
+
+/**
+ * What was paid, net of tax, for the price a period's invoice billed (its `subscription` line): the
+ * line less its share of the invoice's discount and of the credit notes of the whole invoice (in
+ * proportion to the line, among the invoice's charges), and less what credit notes credited of the
+ * line itself; between zero and the line. Undefined when the invoice bills no price.
+ */
+export function paidForPrice(
+  invoice: { lines: ReadonlyArray<{ type: string; amount: string }> },
+  creditNotes: ReadonlyArray<{ lines: ReadonlyArray<{ line_index: number | null; amount: string }> }>,
+): Paid | undefined {
+  const index = invoice.lines.findIndex((line) => line.type === 'subscription');
+  if (index < 0) return undefined;
+  const price = parseSignedAmount(invoice.lines[index]!.amount);
+  let charges = 0n;
+  let discount = 0n;
+  for (const line of invoice.lines) {
+    const amount = parseSignedAmount(line.amount);
+    if (line.type === 'discount') discount -= amount;
+    else if (amount > 0n) charges += amount;
+  }
+  let ofInvoice = 0n;
+  let ofLine = 0n;
+  for (const note of creditNotes)
+    for (const line of note.lines) {
+      if (line.line_index === null) ofInvoice += parseAmount(line.amount);
+      else if (line.line_index === index) ofLine += parseAmount(line.amount);
+    }
+  if (price <= 0n || charges <= 0n) return { numerator: 0n, denominator: 1n };
+  // price × (charges − discount − ofInvoice) / charges − ofLine, over charges.
+  const numerator = price * (charges - discount - ofInvoice) - ofLine * charges;
+  const clamped = numerator < 0n ? 0n : numerator > price * charges ? price * charges : numerator;
+  return { numerator: clamped, denominator: charges };
 }
 
 export interface ProrationItem {
@@ -34,18 +79,27 @@ export interface ProrationItem {
 export function prorationItems(
   period: Period,
   day: string,
-  before: { amount: string; label: string } | undefined,
+  before: { amount: string; label: string; paid?: Paid | undefined } | undefined,
   after: { amount: string; label: string } | undefined,
 ): ProrationItem[] {
   const days = daysBetween(day, period.end);
   const periodDays = daysBetween(period.start, period.end);
   const span = `from ${day} to ${period.end}`;
   const items: ProrationItem[] = [];
-  const credit = before ? prorated(before.amount, days, periodDays) : 0n;
+  const paid = before?.paid;
+  const full = paid === undefined || paid.numerator === parseAmount(before!.amount) * paid.denominator;
+  const credit = !before
+    ? 0n
+    : full
+      ? prorated(before.amount, days, periodDays)
+      : proratedPaid(paid, days, periodDays);
   if (credit > 0n) {
+    const at = full
+      ? ''
+      : `, at ${formatCents(proratedPaid(paid, 1, 1))} paid of ${formatCents(parseAmount(before!.amount))}`;
     items.push({
       kind: 'proration_credit',
-      description: `Unused time on ${before!.label} ${span} (${days} of ${periodDays} days)`,
+      description: `Unused time on ${before!.label} ${span} (${days} of ${periodDays} days)${at}`,
       amount: formatSignedCents(-credit),
       period_start: day,
       period_end: period.end,

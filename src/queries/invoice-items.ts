@@ -45,6 +45,24 @@ export function pendingInvoiceItems(db: Db, subscriptionId: string): Promise<Inv
     .execute();
 }
 
+/** Whether a change in the period [start, end) made proration items (its rest is then priced by them). */
+export async function hasProrationsIn(
+  db: Db,
+  subscriptionId: string,
+  period: { start: string; end: string },
+): Promise<boolean> {
+  const found = await db
+    .selectFrom('invoice_items')
+    .select('id')
+    .where('subscription_id', '=', subscriptionId)
+    .where('kind', 'in', ['proration_credit', 'proration_charge'])
+    .where('period_start', '>=', period.start)
+    .where('period_end', '=', period.end)
+    .limit(1)
+    .executeTakeFirst();
+  return found !== undefined;
+}
+
 /** Billed by an invoice: from now on final (a trigger). */
 export async function billInvoiceItems(
   db: Db,

@@ -12,7 +12,7 @@ import * as subscriptions from '../queries/subscriptions.js';
 import { type Actor, inTenant, type ServiceContext, type Tx, type VersionCondition } from './context.js';
 import { issueAndCollect, matchesAfterRenewals, performDueRenewals } from './collection.js';
 import { invoiceForPeriod } from './invoices.js';
-import { performProration, periodBilled, priceLabel } from './prorations.js';
+import { creditedPrice, performProration, periodBilled, priceLabel } from './prorations.js';
 import { emitChange, lockAfterDueCancellations, onClockOf } from './subscriptions.js';
 
 export type PauseOutcome =
@@ -71,12 +71,7 @@ export async function pauseSubscription(
     if (today >= before.start_date && !(ended && ended.lastDay < today)) {
       const period = periodOf(before, today);
       if (await periodBilled(tx, before, period)) {
-        const items = prorationItems(
-          period,
-          today,
-          { amount: before.plan_cost, label: await priceLabel(tx, before) },
-          undefined,
-        );
+        const items = prorationItems(period, today, await creditedPrice(tx, before, period), undefined);
         await performProration(tx, actor.tenantId, after, {
           mode: 'items',
           items,

@@ -5,10 +5,11 @@
 // invoices, which read the subscription as changed).
 import { parseSignedAmount, sameAmount } from '../billing/money.js';
 import { type Period, periodContaining } from '../billing/periods.js';
-import { type ProrationItem, prorationItems } from '../billing/proration.js';
+import { type Paid, paidForPrice, type ProrationItem, prorationItems } from '../billing/proration.js';
 import { billingAnchor, dayOf, lastDayServed, subscriptionNow } from '../billing/subscription-time.js';
 import type { InvoiceRow, SubscriptionPatch, SubscriptionRow } from '../database/schema.js';
-import { insertInvoiceItems } from '../queries/invoice-items.js';
+import { listCreditNotes } from '../queries/credit-notes.js';
+import { hasProrationsIn, insertInvoiceItems } from '../queries/invoice-items.js';
 import { findInvoiceForPeriod } from '../queries/invoices.js';
 import { findPlan } from '../queries/plans.js';
 import * as subscriptions from '../queries/subscriptions.js';
@@ -63,6 +64,31 @@ export async function periodBilled(tx: Tx, s: SubscriptionRow, period: Period): 
   const invoice = await findInvoiceForPeriod(tx.db, s.id, period);
   if (invoice) return invoice.status !== 'void';
   return s.billed_until !== null && s.billed_until >= period.end;
+}
+
+/**
+ * The price whose unused days a change or a pause credits: what was paid for it when the period's
+ * invoice billed it (billing/proration.ts paidForPrice: less its share of the discount and what
+ * credit notes took back), so no day is credited above what was paid or credited twice. At the
+ * price itself when the period was billed otherwise (by a resume), or when a change in the period
+ * already credited and charged its rest at list prices.
+ */
+export async function creditedPrice(
+  tx: Tx,
+  s: SubscriptionRow,
+  period: Period,
+): Promise<{ amount: string; label: string; paid?: Paid | undefined }> {
+  const listed = { amount: s.plan_cost, label: await priceLabel(tx, s) };
+  const invoice = await findInvoiceForPeriod(tx.db, s.id, period);
+  if (!invoice || invoice.status === 'void' || (await hasProrationsIn(tx.db, s.id, period))) return listed;
+  const lines = invoice.lines as unknown as Array<{ type: string; amount: string }>;
+  if (!lines.some((line) => line.type === 'subscription' && sameAmount(line.amount, s.plan_cost)))
+    return listed;
+  const notes = await listCreditNotes(tx.db, invoice.id);
+  const credited = notes.map((note) => ({
+    lines: note.lines as unknown as Array<{ line_index: number | null; amount: string }>,
+  }));
+  return { ...listed, paid: paidForPrice({ lines }, credited) };
 }
 
 /**
@@ -128,12 +154,10 @@ export async function planProration(
   const invoiced = await periodBilled(tx, before, period);
   if (!scheduleChanged) {
     if (!invoiced || behavior === 'none') return nothing;
-    const items = prorationItems(
-      period,
-      day,
-      { amount: before.plan_cost, label: await priceLabel(tx, before) },
-      { amount: after.plan_cost, label: await priceLabel(tx, after) },
-    );
+    const items = prorationItems(period, day, await creditedPrice(tx, before, period), {
+      amount: after.plan_cost,
+      label: await priceLabel(tx, after),
+    });
     return {
       plan: { mode: 'items', items, invoiceNow: behavior === 'always_invoice', period, day },
       set: {},
@@ -150,12 +174,7 @@ export async function planProration(
   const items =
     behavior === 'none'
       ? []
-      : prorationItems(
-          period,
-          day,
-          { amount: before.plan_cost, label: await priceLabel(tx, before) },
-          undefined,
-        );
+      : prorationItems(period, day, await creditedPrice(tx, before, period), undefined);
   return {
     plan: { mode: 'new-schedule', items, day },
     set: { billing_anchor: day, ...(before.billed_until === null ? {} : { billed_until: day }) },

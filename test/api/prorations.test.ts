@@ -746,3 +746,67 @@ describe('a change scheduled on a subscription that ends with its period', () =>
     expect(await s.change({ end_date: null })).toMatchObject({ billed_until: '2026-02-01' });
   });
 });
+
+describe('the unused days of a period paid at less than its price', () => {
+  const coupon = async (body: Record<string, unknown>) => {
+    const res = await t.api.post('/api/v1/coupons').send({ name: `Coupon ${++tag}`, ...body });
+    expect(res.status, res.text).toBe(201);
+    return (res.body as Schemas['Coupon']).id;
+  };
+  const creditNote = async (invoiceId: string, body: Record<string, unknown>) => {
+    const res = await t.api.post(`/api/v1/invoices/${invoiceId}/credit-notes`).send(body);
+    expect(res.status, res.text).toBe(201);
+  };
+
+  it('are credited at what was paid for them: the price less its share of the discount', async () => {
+    const pro = await plan('Pro', { model: 'flat', amount: '100.00' });
+    const basic = await plan('Basic', { model: 'flat', amount: '10.00' });
+    const free = await subscribed(pro.id, '2026-01-01T00:00:00Z', {
+      coupon_id: await coupon({ percent_off: '100', duration: 'once' }),
+    });
+    await free.advance('2026-01-02T00:00:00Z'); // 30 of 31 days left
+    expect((await free.invoices())[0]).toMatchObject({ subtotal: '0.00' });
+    const preview = await free.preview({ plan_id: basic.id });
+    await free.change({ plan_id: basic.id });
+    // Nothing was paid for January's days on Pro: nothing to credit; Basic's days are charged.
+    expect((await free.items(true)).map(itemShape)).toEqual(preview.items.map(itemShape));
+    expect((await free.items(true)).map((i) => i.amount)).toEqual(['9.68']);
+
+    const quarter = await subscribed(pro.id, '2026-01-01T00:00:00Z', {
+      coupon_id: await coupon({ amount_off: '25.00', duration: 'forever' }),
+    });
+    await quarter.advance('2026-01-02T00:00:00Z');
+    await quarter.change({ plan_id: basic.id });
+    // 75.00 paid for 31 days: 30 of them are 72.58.
+    const items = await quarter.items(true);
+    const credit = items.find((i) => i.kind === 'proration_credit');
+    expect(items.map((i) => i.amount).sort()).toEqual(['-72.58', '9.68']);
+    expect(credit?.description).toMatch(/\(30 of 31 days\), at 75\.00 paid of 100\.00$/);
+  });
+
+  it('are not credited again once a credit note credited them', async () => {
+    const pro = await plan('Pro', { model: 'flat', amount: '100.00' });
+    const basic = await plan('Basic', { model: 'flat', amount: '10.00' });
+    const whole = await subscribed(pro.id);
+    await whole.advance('2026-01-02T00:00:00Z');
+    await creditNote((await whole.invoices())[0]!.id, {
+      reason: 'refund',
+      amount: '100.00',
+      refund_to: 'balance',
+    });
+    await whole.change({ plan_id: basic.id });
+    expect((await whole.items(true)).map((i) => i.amount)).toEqual(['9.68']);
+
+    // A credit note of 40.00 of the price line: 60.00 paid, 58.06 of it for 30 of 31 days.
+    const part = await subscribed(pro.id);
+    await part.advance('2026-01-02T00:00:00Z');
+    await creditNote((await part.invoices())[0]!.id, {
+      reason: 'goodwill',
+      lines: [{ line_index: 0, amount: '40.00' }],
+      refund_to: 'balance',
+    });
+    const res = await t.api.post(`/api/v1/subscriptions/${part.sub.id}/pause`).send({});
+    expect(res.status, res.text).toBe(200);
+    expect((await part.items(true)).map((i) => i.amount)).toEqual(['-58.06']);
+  });
+});

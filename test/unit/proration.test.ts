@@ -5,7 +5,13 @@ import { fc, test } from '@fast-check/vitest';
 import { describe, expect, it } from 'vitest';
 import { formatSignedCents, parseAmount, parseSignedAmount } from '../../src/billing/money.js';
 import { anniversary, periodContaining } from '../../src/billing/periods.js';
-import { applyItems, daysBetween, prorated, prorationItems } from '../../src/billing/proration.js';
+import {
+  applyItems,
+  daysBetween,
+  paidForPrice,
+  prorated,
+  prorationItems,
+} from '../../src/billing/proration.js';
 
 const addDays = (day: string, n: number) =>
   new Date(Date.parse(`${day}T00:00:00Z`) + n * 86_400_000).toISOString().slice(0, 10);
@@ -146,5 +152,39 @@ describe('applyItems', () => {
         sum(carried ? [carried.amount] : []) +
         sum(waiting.map((i) => i.amount)),
     ).toBe(sum(items.map((i) => i.amount)));
+  });
+});
+
+describe('paidForPrice', () => {
+  const line = (type: string, amount: string) => ({ type, amount });
+  const paid = (
+    lines: Array<{ type: string; amount: string }>,
+    notes: Array<[number | null, string]> = [],
+  ) => {
+    const share = paidForPrice({ lines }, [
+      { lines: notes.map(([line_index, amount]) => ({ line_index, amount })) },
+    ]);
+    return share && formatSignedCents(share.numerator / share.denominator);
+  };
+
+  it('is the price line less its share of the discount, among the charges it reduced', () => {
+    expect(paid([line('subscription', '100.00')])).toBe('100.00');
+    // 10% off 50.00 of charges: 2.00 of it on the price's 20.00.
+    expect(paid([line('subscription', '20.00'), line('usage', '30.00'), line('discount', '-5.00')])).toBe(
+      '18.00',
+    );
+    expect(paid([line('subscription', '100.00'), line('discount', '-100.00')])).toBe('0.00');
+    // A credit carried from before paid for it: it reduces nothing.
+    expect(paid([line('subscription', '10.00'), line('proration', '-10.00')])).toBe('10.00');
+    expect(paid([line('usage', '10.00')])).toBeUndefined();
+  });
+
+  it("is less the credit notes: the price line's whole, the invoice's in proportion", () => {
+    expect(paid([line('subscription', '100.00')], [[null, '100.00']])).toBe('0.00');
+    expect(paid([line('subscription', '20.00'), line('usage', '30.00')], [[null, '10.00']])).toBe('16.00');
+    expect(paid([line('subscription', '20.00'), line('usage', '30.00')], [[1, '30.00']])).toBe('20.00');
+    expect(paid([line('usage', '30.00'), line('subscription', '20.00')], [[1, '5.00']])).toBe('15.00');
+    // Never below zero.
+    expect(paid([line('subscription', '20.00'), line('discount', '-10.00')], [[0, '15.00']])).toBe('0.00');
   });
 });

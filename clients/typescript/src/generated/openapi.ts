@@ -2443,7 +2443,9 @@ export interface components {
          * @description How a price change (`plan_id`, `quantity`, or a custom `plan_cost` or `billing_interval`) in
          *     a billing period already invoiced is billed. Proration is **by the day**: a change on day D
          *     of the period [S, E) credits the old price and charges the new one for the days D to E − 1,
-         *     each `price × (E − D) / (E − S)`, rounded to the cent half up (one invoice item each).
+         *     each `price × (E − D) / (E − S)`, rounded to the cent half up (one invoice item each). The
+         *     old price is credited at what was paid for it when the period's invoice billed it: less its
+         *     share of that invoice's discount and what credit notes took back of it (docs/billing.md).
          *     `create_prorations` (the default): the two items wait for the subscription's next invoice.
          *     `always_invoice`: they are invoiced (a `proration` invoice for [D, E)), issued and collected
          *     at once; a change whose items add up to a credit (or to nothing) waits for the next invoice
