@@ -22,7 +22,7 @@ api() {
 }
 
 echo '== A user, a feature, and three subscriptions of the user'
-# Emails are unique in a tenant (compared case-insensitively), and so are feature names.
+# Emails are unique in a tenant (compared case-insensitively); feature names too, as written (exact match).
 user_id=$(api -X POST "$API/users" \
   -d "$(jq -n --arg email "ada-$RUN@example.com" '{name: "Ada Lovelace", email: $email}')" | jq -r .id)
 feature_id=$(api -X POST "$API/features" \
