@@ -30,14 +30,18 @@ function proratedPaid(paid: Paid, days: number, periodDays: number): Micros {
 }
 
 /**
- * What was paid, net of tax, for the price a period's invoice billed (its `subscription` line): the
- * line less its share of the invoice's discount and of the credit notes of the whole invoice (in
- * proportion to the line, among the invoice's charges), and less what credit notes credited of the
- * line itself; between zero and the line. Undefined when the invoice bills no price.
+ * What is left paid, net of tax, of the price a period's invoice billed (its `subscription` line),
+ * once credit notes took their part back: those of the line itself whole, those of the whole
+ * invoice in proportion to the line. `discountAgain`: the invoice's discount will reduce the
+ * credit where it lands (the subscription keeps it, for its plan), so the price is left at its
+ * list amount, else the discount would be taken twice; otherwise the line's share of it (in
+ * proportion to the line among the invoice's charges) is taken off. Between zero and the line;
+ * undefined when the invoice bills no price.
  */
 export function paidForPrice(
   invoice: { lines: ReadonlyArray<{ type: string; amount: string }> },
   creditNotes: ReadonlyArray<{ lines: ReadonlyArray<{ line_index: number | null; amount: string }> }>,
+  discountAgain: boolean,
 ): Paid | undefined {
   const index = invoice.lines.findIndex((line) => line.type === 'subscription');
   if (index < 0) return undefined;
@@ -56,11 +60,22 @@ export function paidForPrice(
       if (line.line_index === null) ofInvoice += parseAmount(line.amount);
       else if (line.line_index === index) ofLine += parseAmount(line.amount);
     }
-  if (price <= 0n || charges <= 0n) return { numerator: 0n, denominator: 1n };
-  // price × (charges − discount − ofInvoice) / charges − ofLine, over charges.
-  const numerator = price * (charges - discount - ofInvoice) - ofLine * charges;
-  const clamped = numerator < 0n ? 0n : numerator > price * charges ? price * charges : numerator;
-  return { numerator: clamped, denominator: charges };
+  const nothing = { numerator: 0n, denominator: 1n };
+  const paid = charges - discount; // what the charges cost after the discount
+  if (price <= 0n) return nothing;
+  // Nothing paid (a 100% discount): at list when the discount takes the credit whole again too.
+  if (paid <= 0n) return discountAgain ? { numerator: price, denominator: 1n } : nothing;
+  // The line after its share of the discount: price × paid / charges; credited of it: ofInvoice
+  // in the same proportion (price / charges), ofLine whole. Left: price × (paid − ofInvoice) /
+  // charges − ofLine; at list, that over its discounted amount, times the price.
+  const [numerator, denominator] = discountAgain
+    ? [price * (paid - ofInvoice) - ofLine * charges, paid]
+    : [price * (paid - ofInvoice) - ofLine * charges, charges];
+  const most = price * denominator;
+  return {
+    numerator: numerator < 0n ? 0n : numerator > most ? most : numerator,
+    denominator,
+  };
 }
 
 export interface ProrationItem {

@@ -71,7 +71,12 @@ export async function pauseSubscription(
     if (today >= before.start_date && !(ended && ended.lastDay < today)) {
       const period = periodOf(before, today);
       if (await periodBilled(tx, before, period)) {
-        const items = prorationItems(period, today, await creditedPrice(tx, before, period), undefined);
+        const items = prorationItems(
+          period,
+          today,
+          await creditedPrice(tx, before, period, before.plan_id),
+          undefined,
+        );
         await performProration(tx, actor.tenantId, after, {
           mode: 'items',
           items,

@@ -67,28 +67,45 @@ export async function periodBilled(tx: Tx, s: SubscriptionRow, period: Period): 
 }
 
 /**
- * The price whose unused days a change or a pause credits: what was paid for it when the period's
- * invoice billed it (billing/proration.ts paidForPrice: less its share of the discount and what
- * credit notes took back), so no day is credited above what was paid or credited twice. At the
- * price itself when the period was billed otherwise (by a resume), or when a change in the period
+ * The price whose unused days a change (to plan `planAfter`) or a pause credits: what is left paid
+ * of it when the period's invoice billed it (billing/proration.ts paidForPrice: less what credit
+ * notes took back, and less its share of the invoice's discount unless that discount will reduce
+ * the credit too), so no day is credited above what was paid, or credited twice. At the price
+ * itself when the period was billed otherwise (by a resume), or when a change in the period
  * already credited and charged its rest at list prices.
  */
 export async function creditedPrice(
   tx: Tx,
   s: SubscriptionRow,
   period: Period,
+  planAfter: string | null,
 ): Promise<{ amount: string; label: string; paid?: Paid | undefined }> {
   const listed = { amount: s.plan_cost, label: await priceLabel(tx, s) };
   const invoice = await findInvoiceForPeriod(tx.db, s.id, period);
   if (!invoice || invoice.status === 'void' || (await hasProrationsIn(tx.db, s.id, period))) return listed;
-  const lines = invoice.lines as unknown as Array<{ type: string; amount: string }>;
+  const lines = invoice.lines as unknown as Array<{ type: string; amount: string; coupon_id?: string }>;
   if (!lines.some((line) => line.type === 'subscription' && sameAmount(line.amount, s.plan_cost)))
     return listed;
   const notes = await listCreditNotes(tx.db, invoice.id);
   const credited = notes.map((note) => ({
     lines: note.lines as unknown as Array<{ line_index: number | null; amount: string }>,
   }));
-  return { ...listed, paid: paidForPrice({ lines }, credited) };
+  // The discount reduces the credit where it lands too when it is a percentage the subscription
+  // keeps, for the plan it will be on (a once discount is used up by the invoice that took it; an
+  // amount off is taken whole from each invoice, whatever credit it carries).
+  const discount = s.discount as {
+    coupon_id: string;
+    duration: string;
+    percent_off: string | null;
+    plan_ids: string[];
+  } | null;
+  const again =
+    discount !== null &&
+    discount.duration !== 'once' &&
+    discount.percent_off !== null &&
+    lines.some((line) => line.type === 'discount' && line.coupon_id === discount.coupon_id) &&
+    (discount.plan_ids.length === 0 || (planAfter !== null && discount.plan_ids.includes(planAfter)));
+  return { ...listed, paid: paidForPrice({ lines }, credited, again) };
 }
 
 /**
@@ -154,7 +171,7 @@ export async function planProration(
   const invoiced = await periodBilled(tx, before, period);
   if (!scheduleChanged) {
     if (!invoiced || behavior === 'none') return nothing;
-    const items = prorationItems(period, day, await creditedPrice(tx, before, period), {
+    const items = prorationItems(period, day, await creditedPrice(tx, before, period, after.plan_id), {
       amount: after.plan_cost,
       label: await priceLabel(tx, after),
     });
@@ -174,7 +191,7 @@ export async function planProration(
   const items =
     behavior === 'none'
       ? []
-      : prorationItems(period, day, await creditedPrice(tx, before, period), undefined);
+      : prorationItems(period, day, await creditedPrice(tx, before, period, after.plan_id), undefined);
   return {
     plan: { mode: 'new-schedule', items, day },
     set: { billing_anchor: day, ...(before.billed_until === null ? {} : { billed_until: day }) },

@@ -160,10 +160,13 @@ describe('paidForPrice', () => {
   const paid = (
     lines: Array<{ type: string; amount: string }>,
     notes: Array<[number | null, string]> = [],
+    discountAgain = false,
   ) => {
-    const share = paidForPrice({ lines }, [
-      { lines: notes.map(([line_index, amount]) => ({ line_index, amount })) },
-    ]);
+    const share = paidForPrice(
+      { lines },
+      [{ lines: notes.map(([line_index, amount]) => ({ line_index, amount })) }],
+      discountAgain,
+    );
     return share && formatSignedCents(share.numerator / share.denominator);
   };
 
@@ -177,6 +180,15 @@ describe('paidForPrice', () => {
     // A credit carried from before paid for it: it reduces nothing.
     expect(paid([line('subscription', '10.00'), line('proration', '-10.00')])).toBe('10.00');
     expect(paid([line('usage', '10.00')])).toBeUndefined();
+  });
+
+  it('keeps the list price when the discount will reduce the credit again where it lands', () => {
+    const discounted = [line('subscription', '100.00'), line('discount', '-10.00')];
+    expect(paid(discounted, [], true)).toBe('100.00');
+    // 45.00 of the 90.00 paid credited back: half of it is left, at list.
+    expect(paid(discounted, [[null, '45.00']], true)).toBe('50.00');
+    expect(paid(discounted, [[null, '90.00']], true)).toBe('0.00');
+    expect(paid(discounted, [[0, '90.00']], true)).toBe('0.00');
   });
 
   it("is less the credit notes: the price line's whole, the invoice's in proportion", () => {
