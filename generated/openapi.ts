@@ -211,10 +211,11 @@ export interface paths {
          * Update a subscription
          * @description Changes only the fields sent. A subscription cannot move to another user.
          *     Setting `status` to `canceled` stamps `canceled_at`. Canceled is final: moving it out of
-         *     `canceled` is 409 (subscribe the customer anew instead). Its other fields may still be
-         *     corrected (the records are the tenant's); nothing is billed or prorated for a canceled
-         *     subscription, and its invoices keep what they billed. The last period it served is final:
-         *     a change that would move its end (another interval) is 409.
+         *     `canceled` is 409 (subscribe the customer anew instead), and so is any change of a canceled
+         *     subscription but its `metadata`: its price, plan, quantity, dates and payment method are what
+         *     its invoices, its MRR history and the analytics were made of (a field sent with the value it
+         *     has changes nothing and is accepted). Nothing is billed or prorated for a canceled
+         *     subscription, and its invoices keep what they billed.
          *     A price change in a period already invoiced is prorated by the day, as
          *     `proration_behavior` says (see `ProrationBehavior`; `POST .../preview-change` shows what a
          *     change would bill before making it); `proration_behavior` without a price change is
@@ -521,7 +522,7 @@ export interface paths {
         get?: never;
         /**
          * Add a feature to a subscription
-         * @description Idempotent. 201 when the link is made, 200 when it already existed; the state is the same either way.
+         * @description Idempotent. 201 when the link is made, 200 when it already existed; the state is the same either way. 409 for a canceled subscription, which is final.
          */
         put: operations["linkSubscriptionFeature"];
         post?: never;

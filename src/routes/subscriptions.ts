@@ -42,13 +42,26 @@ const illegal = ({ from, to, allowed }: subscriptions.IllegalTransition) =>
   );
 /** The answer to a price the server refuses to take from the client. */
 function pricingProblem(
-  refusal: subscriptions.PricingRefusal | ProrationRefusal | subscriptions.PeriodEndPending,
+  refusal:
+    | subscriptions.PricingRefusal
+    | ProrationRefusal
+    | subscriptions.PeriodEndPending
+    | subscriptions.CanceledFinal,
 ): ProblemError {
   switch (refusal.kind) {
+    case 'canceled-final':
+      return conflict(
+        `The subscription is canceled, which is final: its invoices, MRR and analytics were made of it as it was. Only its metadata may change, not ${refusal.fields.join(', ')}.`,
+        refusal.fields.map((field) => ({
+          location: 'body' as const,
+          field: `/${field}`,
+          message: 'cannot change on a canceled subscription',
+        })),
+      );
     case 'period-end-pending':
       if (refusal.what === 'canceled')
         return conflict(
-          `The subscription is canceled: the last period it served, to ${refusal.at}, is final, and this change would make it end on ${refusal.newEnd}. Correct its other fields only.`,
+          `The subscription is canceled: the last period it served, to ${refusal.at}, is final, and this change would make it end on ${refusal.newEnd}.`,
         );
       return conflict(
         refusal.what === 'cancellation'
@@ -607,6 +620,8 @@ export function subscriptionsRouter(ctx: ServiceContext): Router {
     if (outcome.kind === 'no-feature') throw noSuchFeature(featureId);
     if (outcome.kind === 'no-subscription') throw noSuchSubscription(subscriptionId);
     if (outcome.kind === 'stale') throw stale(outcome.current);
+    if (outcome.kind === 'canceled')
+      throw conflict('The subscription is canceled, which is final: no feature is linked to it.');
     send(res, reply(outcome)!);
   });
 

@@ -379,6 +379,7 @@ export type UpdateSubscriptionOutcome =
   | { kind: 'updated'; subscription: SubscriptionRow; invoice: InvoiceRow | undefined }
   | ProrationRefusal
   | PeriodEndPending
+  | CanceledFinal
   | { kind: 'missing' }
   | { kind: 'stale'; current: SubscriptionRow }
   | IllegalTransition
@@ -567,6 +568,38 @@ export interface PeriodEndPending {
   at: string;
   /** The current period's end after the change. */
   newEnd: string;
+}
+
+/**
+ * A canceled subscription is final: what it was (its price, its dates, how it paid) is what its
+ * invoices, its MRR history and the analytics were made of, and a change would rewrite them (a
+ * start date moved back gave it MRR for months before it existed). Only its metadata may change.
+ */
+export interface CanceledFinal {
+  kind: 'canceled-final';
+  /** The fields the change would set to other values. */
+  fields: string[];
+}
+
+function changedOnCanceled(
+  before: SubscriptionRow,
+  patch: SubscriptionPatchInput,
+): CanceledFinal | undefined {
+  if (before.status !== 'canceled') return undefined;
+  const differs: Record<string, boolean> = {
+    plan_id: patch.plan_id !== undefined && patch.plan_id !== before.plan_id,
+    quantity: patch.quantity !== undefined && patch.quantity !== before.quantity,
+    plan_cost: patch.plan_cost !== undefined && !sameAmount(patch.plan_cost, before.plan_cost),
+    billing_interval:
+      patch.billing_interval !== undefined && patch.billing_interval !== before.billing_interval,
+    start_date: patch.start_date !== undefined && patch.start_date !== before.start_date,
+    end_date: patch.end_date !== undefined && patch.end_date !== before.end_date,
+    payment_method: patch.payment_method !== undefined && patch.payment_method !== before.payment_method,
+    payment_rail: patch.payment_rail !== undefined && patch.payment_rail !== before.payment_rail,
+    trial_end: patch.trial_end !== undefined && patch.trial_end !== before.trial_end,
+  };
+  const fields = Object.keys(differs).filter((field) => differs[field]);
+  return fields.length > 0 ? { kind: 'canceled-final', fields } : undefined;
 }
 
 function periodEndPending(before: SubscriptionRow, changes: SubscriptionPatch): PeriodEndPending | undefined {
@@ -778,6 +811,8 @@ async function changeSubscription(
   if (to !== undefined && to !== before.status && !NEXT_STATUSES[before.status].includes(to)) {
     return { kind: 'illegal-transition', from: before.status, to, allowed: NEXT_STATUSES[before.status] };
   }
+  const final = changedOnCanceled(before, patch);
+  if (final) return final;
   const priced = await repricing(tx, actor, before, patch);
   if ('kind' in priced) return priced;
   // Usage is counted in the periods of the start date it was recorded under: a new start date
@@ -1071,6 +1106,8 @@ export function listSubscriptionFeatures(
 
 export type LinkOutcome =
   | { kind: 'linked' | 'already-linked'; feature: FeatureRow }
+  /** A canceled subscription is final: no link is made (or confirmed) on it. */
+  | { kind: 'canceled' }
   | { kind: 'no-feature' }
   | { kind: 'no-subscription' }
   | { kind: 'stale'; current: SubscriptionRow };
@@ -1094,6 +1131,7 @@ export function linkFeature(
     if (!feature) return { kind: 'no-feature' };
     if (!subscription) return { kind: 'no-subscription' };
     if (!satisfies(ifMatch, subscription.version)) return { kind: 'stale', current: subscription };
+    if (subscription.status === 'canceled') return { kind: 'canceled' };
     await onClockOf(tx, subscription);
     if ((await subscriptions.linkFeature(tx.db, subscriptionId, featureId)) !== 'created') {
       return { kind: 'already-linked', feature };

@@ -85,8 +85,8 @@ beforeAll(async () => {
     plan_cost: '99.99',
     start_date: '2026-03-15',
   });
-  await t.api.patch(`/api/v1/subscriptions/${changed.id}`).send({ status: 'canceled' }).expect(200);
   await t.api.patch(`/api/v1/subscriptions/${changed.id}`).send({ plan_cost: '5.00' }).expect(200);
+  await t.api.patch(`/api/v1/subscriptions/${changed.id}`).send({ status: 'canceled' }).expect(200);
   const moved = await createSubscription(t, { user_id: cy.id, plan_cost: '1.00', start_date: '2026-03-01' });
   await t.api
     .patch(`/api/v1/subscriptions/${moved.id}`)

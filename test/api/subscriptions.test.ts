@@ -303,19 +303,38 @@ describe('PATCH /api/v1/subscriptions/{subscriptionId}', () => {
     const stamp = (canceled.body as Schemas['Subscription']).canceled_at;
     expect(stamp).toEqual(expect.any(String));
 
-    const repriced = await ctx.api
-      .patch(`/api/v1/subscriptions/${subscription.id}`)
-      .send({ plan_cost: '12.5' });
-    expect(repriced.body).toMatchObject({ plan_cost: '12.50', canceled_at: stamp });
-
+    // Final: what it was is what its invoices, MRR and analytics were made of. Only its metadata
+    // changes (and a field sent as it is changes nothing).
+    const feature = await ctx.api.post('/api/v1/features').send({ name: `final-${Date.now()}` });
     const before = await fingerprint(ctx.db);
+    const path = `/api/v1/subscriptions/${subscription.id}`;
+    for (const change of [
+      { plan_cost: '12.5' },
+      { quantity: 1000 },
+      { start_date: '2025-09-01' },
+      { end_date: '2026-12-31' },
+      { payment_method: 'pm_card_visa', payment_rail: 'card' },
+    ]) {
+      const refused = expectProblem(await ctx.api.patch(path).send(change), 409, 'conflict');
+      expect(refused.detail, JSON.stringify(change)).toMatch(/canceled, which is final/);
+      expect(refused.errors?.map((e) => e.field)).toEqual(Object.keys(change).map((k) => `/${k}`));
+    }
+    expectProblem(
+      await ctx.api.put(`${path}/features/${(feature.body as Schemas['Feature']).id}`),
+      409,
+      'conflict',
+    );
+    expect(await fingerprint(ctx.db)).toEqual(before);
+    const tagged = await ctx.api.patch(path).send({ metadata: { note: 'closed' }, end_date: '2026-12-01' });
+    expect(tagged.status, tagged.text).toBe(200);
+    expect(tagged.body).toMatchObject({ metadata: { note: 'closed' }, canceled_at: stamp });
+
     const reactivated = await ctx.api
       .patch(`/api/v1/subscriptions/${subscription.id}`)
       .send({ status: 'active', end_date: null });
     expect(expectProblem(reactivated, 409, 'conflict').detail).toMatch(
       /canceled subscription cannot become active/,
     );
-    expect(await fingerprint(ctx.db)).toEqual(before);
   });
 
   it('refuses to move a subscription to another user, or its start past its end, writing nothing', async () => {

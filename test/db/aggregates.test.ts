@@ -30,11 +30,16 @@ describe('concurrent writers', () => {
           status: statuses[i % 4]!,
         });
         mine.push(s);
-        // A status the lifecycle allows next, or none (a canceled subscription stays canceled).
+        // A status the lifecycle allows next, or none (a canceled subscription stays canceled,
+        // and final: only its metadata changes).
         const next = NEXT_STATUSES[s.status][(i + w) % 2];
         const update = await t.api
           .patch(`/api/v1/subscriptions/${s.id}`)
-          .send({ plan_cost: `${i}.99`, ...(next ? { status: next } : {}) });
+          .send(
+            s.status === 'canceled'
+              ? { metadata: { round: String(i) } }
+              : { plan_cost: `${i}.99`, ...(next ? { status: next } : {}) },
+          );
         expect(update.status).toBe(200);
         if (i % 3 === 0)
           expect((await t.api.delete(`/api/v1/subscriptions/${mine.shift()!.id}`)).status).toBe(204);
