@@ -1,7 +1,19 @@
 // Keyset pagination over ids. Ids are UUIDv7 (time-ordered and unique), so "newest first" is
 // `order by id desc` and a page boundary is one id: stable under ties and concurrent inserts.
+import { createHash } from 'node:crypto';
 import type { Page } from '../services/context.js';
 import { ProblemError } from './problems.js';
+
+/**
+ * Whose cursor it is: a short digest of the caller's tenant (the platform's, for its own lists). A
+ * cursor names it, and another tenant's is refused: it would read as a position in this tenant's
+ * rows (a page that meant nothing, rows skipped without a word).
+ */
+export function ownerTag(req: { caller?: { kind: string; tenantId?: string } | undefined }): string {
+  const caller = req.caller;
+  const owner = caller?.kind === 'tenant' ? caller.tenantId! : 'platform';
+  return createHash('sha256').update(owner).digest('base64url').slice(0, 8);
+}
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -15,6 +27,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 interface ListRequest {
   operation?: { operationId: string } | undefined;
   params?: Record<string, string> | undefined;
+  caller?: { kind: string; tenantId?: string } | undefined;
 }
 function listOf(req: ListRequest): string {
   const operation = req.operation?.operationId ?? '';
@@ -24,14 +37,22 @@ function listOf(req: ListRequest): string {
 }
 
 export function encodeCursor(req: ListRequest, lastId: string): string {
-  return Buffer.from(`v2:${listOf(req)}:${lastId}`).toString('base64url');
+  return Buffer.from(`v3:${ownerTag(req)}:${listOf(req)}:${lastId}`).toString('base64url');
 }
 
-/** The id after which the next page starts; 400 for anything this list did not issue. */
+/**
+ * The id after which the next page starts; 400 for anything this list did not issue for this
+ * tenant. Cursors issued before they named their tenant (`v2:<list>:<id>`) or their list
+ * (`v1:<id>`) are still read as they were.
+ */
 export function decodeCursor(req: ListRequest, cursor: string | undefined): string | undefined {
   if (cursor === undefined) return undefined;
   const text = Buffer.from(cursor, 'base64url').toString('utf8');
-  const prefix = text.startsWith('v1:') ? 'v1:' : `v2:${listOf(req)}:`;
+  const prefix = text.startsWith('v1:')
+    ? 'v1:'
+    : text.startsWith('v2:')
+      ? `v2:${listOf(req)}:`
+      : `v3:${ownerTag(req)}:${listOf(req)}:`;
   const id = text.slice(prefix.length);
   if (!text.startsWith(prefix) || !UUID.test(id)) {
     throw new ProblemError(

@@ -1,27 +1,31 @@
 import { type Request, Router } from 'express';
 import type { Query, Schemas } from '../contract.js';
 import { actorOf } from '../http/authenticate.js';
+import { ownerTag } from '../http/pagination.js';
 import { ProblemError } from '../http/problems.js';
 import { toEventResponse } from '../responses/events.js';
 import type { ServiceContext } from '../services/context.js';
 import * as events from '../services/events.js';
 
-// The feed's cursor is a position, (xid, seq) of the last event read: opaque to clients. A
-// subscription's history names the subscription in its cursors (`e1:<id>:`), which the feed and
-// other subscriptions refuse, as every list refuses another's cursors.
+// The feed's cursor is a position, (xid, seq) of the last event read: opaque to clients. It names
+// the tenant (`e2:<tag>:`, http/pagination.ts ownerTag), and a subscription's history names the
+// subscription too (`e2:<tag>:<id>:`), which another tenant, the feed and other subscriptions
+// refuse, as every list refuses another's cursors. Cursors issued before they named the tenant
+// (`e1:`) are still read as they were.
 /** The largest xid8 (unsigned 64-bit) and seq (bigint) a position can hold. */
 const MAX_XID = 2n ** 64n - 1n;
 const MAX_SEQ = 2n ** 63n - 1n;
-const prefixOf = (subscriptionId?: string) =>
-  subscriptionId ? `e1:${subscriptionId.toLowerCase()}:` : 'e1:';
+const prefixOf = (version: string, subscriptionId?: string) =>
+  subscriptionId ? `${version}${subscriptionId.toLowerCase()}:` : version;
 
 function decodePosition(
+  req: Request,
   cursor: string | undefined,
   subscriptionId?: string,
 ): { xid: string; seq: string } | undefined {
   if (cursor === undefined) return undefined;
   const text = Buffer.from(cursor, 'base64url').toString('utf8');
-  const prefix = prefixOf(subscriptionId);
+  const prefix = prefixOf(text.startsWith('e1:') ? 'e1:' : `e2:${ownerTag(req)}:`, subscriptionId);
   const match = text.startsWith(prefix) ? /^(\d{1,20}):(\d{1,20})$/.exec(text.slice(prefix.length)) : null;
   if (!match || BigInt(match[1]!) > MAX_XID || BigInt(match[2]!) > MAX_SEQ) {
     throw new ProblemError(
@@ -34,8 +38,8 @@ function decodePosition(
   return { xid: match[1]!, seq: match[2]! };
 }
 
-const encodePosition = (xid: string, seq: string, subscriptionId?: string) =>
-  Buffer.from(`${prefixOf(subscriptionId)}${xid}:${seq}`).toString('base64url');
+const encodePosition = (req: Request, xid: string, seq: string, subscriptionId?: string) =>
+  Buffer.from(`${prefixOf(`e2:${ownerTag(req)}:`, subscriptionId)}${xid}:${seq}`).toString('base64url');
 
 /**
  * The bounds of the `after` and `before` filters, in the millisecond the API shows: an event's
@@ -67,7 +71,7 @@ export async function listEventsPage(
   const query = req.query as Query<'listEvents'>;
   const filter = {
     limit: query.limit ?? 20,
-    after: decodePosition(query.cursor, subscriptionId),
+    after: decodePosition(req, query.cursor, subscriptionId),
     types: query.type,
     resourceId: query.resource_id,
     ...shownBounds(query.after, query.before),
@@ -83,10 +87,10 @@ export async function listEventsPage(
   const start =
     page.horizon === undefined
       ? null
-      : encodePosition(String(BigInt(page.horizon) - 1n), String(MAX_SEQ), subscriptionId);
+      : encodePosition(req, String(BigInt(page.horizon) - 1n), String(MAX_SEQ), subscriptionId);
   return {
     data: page.rows.map(toEventResponse),
-    next_cursor: last ? encodePosition(last.xid, last.seq, subscriptionId) : (query.cursor ?? start),
+    next_cursor: last ? encodePosition(req, last.xid, last.seq, subscriptionId) : (query.cursor ?? start),
   };
 }
 

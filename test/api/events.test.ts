@@ -207,6 +207,20 @@ describe('every change is an event', () => {
     );
   });
 
+  it("refuses another tenant's cursors, of the feed and of every list", async () => {
+    const [a, b] = [await ctx.newTenant(), await ctx.newTenant()];
+    for (const t of [a, b]) for (let i = 0; i < 2; i++) await createUser(t);
+    const feed = (await b.api.get('/api/v1/events?limit=1')).body as Schemas['EventList'];
+    const users = (await b.api.get('/api/v1/users?limit=1')).body as Schemas['UserList'];
+    for (const [path, cursor] of [
+      ['/api/v1/events', feed.next_cursor],
+      ['/api/v1/users', users.next_cursor],
+    ] as const) {
+      expect((await b.api.get(path).query({ cursor })).status).toBe(200);
+      expectProblem(await a.api.get(path).query({ cursor }), 400, 'invalid-cursor');
+    }
+  });
+
   it('keeps its order when transaction ids gain a digit (999 before 1000)', async () => {
     const t = await ctx.newTenant();
     const before = await createUser(t);
