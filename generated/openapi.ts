@@ -1765,7 +1765,7 @@ export interface paths {
         put?: never;
         /**
          * Create a credit wallet for a customer
-         * @description Empty; credits come from grants. A customer may have several wallets (promotional and paid, say).
+         * @description Empty; credits come from grants. A customer may have several wallets (promotional and paid, say). A `rate` other than 1 (it prices the credits) or an `overdraft_limit` above 0 needs an admin key (403 otherwise).
          */
         post: operations["createWallet"];
         delete?: never;

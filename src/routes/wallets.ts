@@ -50,7 +50,14 @@ export function walletsRouter(ctx: ServiceContext): Router {
         ? created(`${req.baseUrl}/${o.wallet.wallet.id}`, toWalletResponse(o.wallet), withEtag(o.wallet))
         : undefined;
     const outcome = await wallets.createWallet(ctx, idempotent(req, actorOf(req), reply), body);
-    if (outcome.kind === 'needs-admin') throw overdraftNeedsAdmin();
+    if (outcome.kind === 'needs-admin')
+      throw outcome.what === 'overdraft'
+        ? overdraftNeedsAdmin()
+        : new ProblemError(
+            403,
+            'forbidden',
+            "A wallet's rate prices its credits (what a credit pays of usage, and buys for money): a rate other than 1 needs an admin key, as a grant does.",
+          );
     if (outcome.kind === 'invalid') throw invalid(outcome.errors);
     if (outcome.kind === 'no-clock') {
       throw unprocessable(`test_clock_id does not refer to an existing test clock.`, [

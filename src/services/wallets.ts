@@ -65,7 +65,8 @@ export type CreateWalletOutcome =
   | { kind: 'created'; wallet: WalletView }
   | { kind: 'no-user' }
   | { kind: 'no-clock' }
-  | { kind: 'needs-admin' }
+  /** An overdraft gives credit, and a rate prices credits: decisions an admin makes. */
+  | { kind: 'needs-admin'; what: 'overdraft' | 'rate' }
   | { kind: 'invalid'; errors: Array<{ field: string; message: string }> };
 
 /**
@@ -117,7 +118,9 @@ export async function createWallet(
   ];
   if (errors.length > 0) return { kind: 'invalid', errors };
   if (input.overdraft_limit !== undefined && credits(input.overdraft_limit) > 0n && !mayGiveCredit(actor))
-    return { kind: 'needs-admin' };
+    return { kind: 'needs-admin', what: 'overdraft' };
+  if (input.rate !== undefined && credits(input.rate) !== credits('1') && !mayGiveCredit(actor))
+    return { kind: 'needs-admin', what: 'rate' };
   try {
     return await inTenant(ctx, actor, async (tx): Promise<CreateWalletOutcome> => {
       const wallet = await wallets.insertWallet(tx.db, {

@@ -174,6 +174,21 @@ const decisions: Array<[string, Decision]> = [
       return (api) => api.post(`/api/v1/invoices/${id}/void`);
     },
   ],
+  [
+    "price a customer's credits (a wallet's rate other than 1)",
+    async () => {
+      const user = await createUser(t);
+      return (api) => api.post('/api/v1/wallets').send({ user_id: user.id, name: 'W', rate: '0.5' });
+    },
+  ],
+  [
+    'give credit (a wallet with an overdraft)',
+    async () => {
+      const user = await createUser(t);
+      return (api) =>
+        api.post('/api/v1/wallets').send({ user_id: user.id, name: 'W', overdraft_limit: '10' });
+    },
+  ],
 ];
 
 describe('setting, changing or forgiving a price', () => {

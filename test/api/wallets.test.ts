@@ -597,6 +597,24 @@ describe('overdrafts', () => {
     );
   });
 
+  it("have a rate other than 1 set by admin keys only: it prices the customer's credits", async () => {
+    const key = await t.api.post('/api/v1/api-keys').send({ name: 'editor', role: 'editor' });
+    const editor = ctx.withKey((key.body as Schemas['ApiKeyWithSecret']).key);
+    const user = await createUser(t);
+    const before = await fingerprint(ctx.db);
+    for (const rate of ['0.001', '1000']) {
+      const made = await editor.post('/api/v1/wallets').send({ user_id: user.id, name: 'W', rate });
+      expect(expectProblem(made, 403, 'forbidden').detail).toMatch(/rate/);
+    }
+    expect(await fingerprint(ctx.db)).toEqual(before);
+    for (const rate of [undefined, '1', '1.000000']) {
+      const made = await editor.post('/api/v1/wallets').send({ user_id: user.id, name: 'W', rate });
+      expect(made.status, made.text).toBe(201);
+    }
+    const admin = await t.api.post('/api/v1/wallets').send({ user_id: user.id, name: 'W', rate: '100' });
+    expect(admin.status, admin.text).toBe(201);
+  });
+
   it('let holds and captures take the balance below zero down to the limit; credits added repay it first', async () => {
     const w = await walletOf((await createUser(t)).id, { name: 'AI credits', overdraft_limit: '50' });
     expect(w.overdraft_limit).toBe('50');
