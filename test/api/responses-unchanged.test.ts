@@ -113,14 +113,26 @@ async function answers(api: typeof ctx.anonymous, key: string): Promise<Record<s
   expect(created.text).toBe(expectedBody);
   return {
     'GET /api/v1/users/{id}': transcript(user),
-    'GET /api/v1/subscriptions?limit=20': transcript(page),
-    'GET /api/v1/subscriptions?limit=20&cursor=…': transcript(next),
+    'GET /api/v1/subscriptions?limit=20': sameTenant(transcript(page)),
+    'GET /api/v1/subscriptions?limit=20&cursor=…': sameTenant(transcript(next)),
     // The parts that vary with the new row, in place of its values.
     'POST /api/v1/users': transcript(created)
       .replace(expectedBody, '<the row: id, name, email, region, version, created_at, updated_at>')
       .replaceAll(row.id, '<id>')
       .replace(/(content-length): \d+/i, '$1: <of the body>'),
   };
+}
+
+/**
+ * A cursor names its tenant (http/pagination.ts ownerTag), which each run creates anew: the same
+ * cursor with a fixed tag in its place (of the same length, so the bytes keep their count).
+ */
+function sameTenant(text: string): string {
+  return text.replace(/"next_cursor":"([^"]+)"/, (_, cursor: string) => {
+    const decoded = Buffer.from(cursor, 'base64url').toString('utf8');
+    const fixed = decoded.replace(/^v3:[^:]{8}:/, 'v3:TENANT0:');
+    return `"next_cursor":"${Buffer.from(fixed).toString('base64url')}"`;
+  });
 }
 
 const format = (all: Record<string, string>) =>
