@@ -105,7 +105,7 @@ export async function creditedPrice(
     discount.percent_off !== null &&
     lines.some((line) => line.type === 'discount' && line.coupon_id === discount.coupon_id) &&
     (discount.plan_ids.length === 0 || (planAfter !== null && discount.plan_ids.includes(planAfter)));
-  return { ...listed, paid: paidForPrice({ lines }, credited, again) };
+  return { ...listed, paid: paidForPrice({ subtotal: invoice.subtotal, lines }, credited, again) };
 }
 
 /**

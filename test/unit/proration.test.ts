@@ -162,8 +162,10 @@ describe('paidForPrice', () => {
     notes: Array<[number | null, string]> = [],
     discountAgain = false,
   ) => {
+    // The subtotal: every line, the discount's too.
+    const subtotal = formatSignedCents(lines.reduce((sum, l) => sum + parseSignedAmount(l.amount), 0n));
     const share = paidForPrice(
-      { lines },
+      { subtotal, lines },
       [{ lines: notes.map(([line_index, amount]) => ({ line_index, amount })) }],
       discountAgain,
     );
@@ -196,6 +198,10 @@ describe('paidForPrice', () => {
     expect(paid([line('subscription', '20.00'), line('usage', '30.00')], [[null, '10.00']])).toBe('16.00');
     expect(paid([line('subscription', '20.00'), line('usage', '30.00')], [[1, '30.00']])).toBe('20.00');
     expect(paid([line('usage', '30.00'), line('subscription', '20.00')], [[1, '5.00']])).toBe('15.00');
+    // A credit note of the whole subtotal, proration lines included, leaves nothing of the price.
+    const prorated = [line('subscription', '60.00'), line('proration', '-20.32'), line('proration', '40.65')];
+    expect(paid(prorated, [[null, '80.33']])).toBe('0.00');
+    expect(paid(prorated, [[null, '40.00']])).toBe('30.12');
     // Never below zero.
     expect(paid([line('subscription', '20.00'), line('discount', '-10.00')], [[0, '15.00']])).toBe('0.00');
   });
