@@ -35,6 +35,8 @@ const endBeforeStart = () =>
     { location: 'body', field: '/end_date', message: 'must be on or after start_date' },
   ]);
 const stale = (current: { version: number }) => preconditionFailed('subscription', current.version);
+const canceledFeatures = () =>
+  conflict('The subscription is canceled, which is final: its features stay as they were.');
 const illegal = ({ from, to, allowed }: subscriptions.IllegalTransition) =>
   conflict(
     `${/^[aeiou]/.test(from) ? 'An' : 'A'} ${from} subscription cannot become ${to}; from ${from} it can become ${allowed.length ? allowed.join(' or ') : 'nothing (canceled is final)'}.`,
@@ -620,8 +622,7 @@ export function subscriptionsRouter(ctx: ServiceContext): Router {
     if (outcome.kind === 'no-feature') throw noSuchFeature(featureId);
     if (outcome.kind === 'no-subscription') throw noSuchSubscription(subscriptionId);
     if (outcome.kind === 'stale') throw stale(outcome.current);
-    if (outcome.kind === 'canceled')
-      throw conflict('The subscription is canceled, which is final: no feature is linked to it.');
+    if (outcome.kind === 'canceled') throw canceledFeatures();
     send(res, reply(outcome)!);
   });
 
@@ -636,6 +637,7 @@ export function subscriptionsRouter(ctx: ServiceContext): Router {
       ifMatch(req),
     );
     if (outcome.kind === 'stale') throw stale(outcome.current);
+    if (outcome.kind === 'canceled') throw canceledFeatures();
     if (outcome.kind === 'not-linked') {
       throw notFound(
         `Subscription ${subscriptionId} is not linked to feature ${featureId}, or either does not exist.`,

@@ -815,6 +815,13 @@ async function changeSubscription(
   if (final) return final;
   const priced = await repricing(tx, actor, before, patch);
   if ('kind' in priced) return priced;
+  // Its plan sent as it is, but priced anew: at the plan's current version, another price.
+  if (
+    before.status === 'canceled' &&
+    ((priced.plan_version_id !== undefined && priced.plan_version_id !== before.plan_version_id) ||
+      (priced.plan_cost !== undefined && !sameAmount(String(priced.plan_cost), before.plan_cost)))
+  )
+    return { kind: 'canceled-final', fields: [patch.plan_id !== undefined ? 'plan_id' : 'quantity'] };
   // Usage is counted in the periods of the start date it was recorded under: a new start date
   // would leave it in periods that no longer exist, billed by no invoice. Refused rather than lost.
   if (
@@ -1106,7 +1113,7 @@ export function listSubscriptionFeatures(
 
 export type LinkOutcome =
   | { kind: 'linked' | 'already-linked'; feature: FeatureRow }
-  /** A canceled subscription is final: no link is made (or confirmed) on it. */
+  /** A canceled subscription is final: its features stay as they were. */
   | { kind: 'canceled' }
   | { kind: 'no-feature' }
   | { kind: 'no-subscription' }
@@ -1148,7 +1155,11 @@ export function linkFeature(
 }
 
 export type UnlinkOutcome =
-  { kind: 'unlinked' } | { kind: 'not-linked' } | { kind: 'stale'; current: SubscriptionRow };
+  | { kind: 'unlinked' }
+  | { kind: 'not-linked' }
+  /** A canceled subscription is final: its features stay as they were. */
+  | { kind: 'canceled' }
+  | { kind: 'stale'; current: SubscriptionRow };
 
 export function unlinkFeature(
   ctx: ServiceContext,
@@ -1161,6 +1172,7 @@ export function unlinkFeature(
     const subscription = await subscriptions.lockSubscription(tx.db, subscriptionId);
     if (subscription && !satisfies(ifMatch, subscription.version))
       return { kind: 'stale', current: subscription };
+    if (subscription?.status === 'canceled') return { kind: 'canceled' };
     const feature = await findFeature(tx.db, featureId);
     if (!subscription || !feature || !(await subscriptions.unlinkFeature(tx.db, subscriptionId, featureId))) {
       return { kind: 'not-linked' };

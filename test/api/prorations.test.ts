@@ -653,6 +653,17 @@ describe('a change that moves the end of the current period', () => {
     );
     expect(problem.detail).toMatch(/canceled, which is final/);
     expect(await s.get()).toEqual(before);
+    // Its own plan sent again, after the plan's price changed: that would reprice it (409 too).
+    const repriced = await t.api
+      .patch(`/api/v1/plans/${basic.id}`)
+      .send({ price: { model: 'flat', amount: '45.00' } });
+    expect(repriced.status, repriced.text).toBe(200);
+    expectProblem(
+      await t.api.patch(`/api/v1/subscriptions/${s.sub.id}`).send({ plan_id: basic.id }),
+      409,
+      'conflict',
+    );
+    expect(await s.get()).toEqual(before);
     // Nor any other price: what it was is what its invoices and MRR were made of.
     expectProblem(
       await t.api.patch(`/api/v1/subscriptions/${s.sub.id}`).send({ plan_id: other.id }),

@@ -522,13 +522,13 @@ export interface paths {
         get?: never;
         /**
          * Add a feature to a subscription
-         * @description Idempotent. 201 when the link is made, 200 when it already existed; the state is the same either way. 409 for a canceled subscription, which is final.
+         * @description Idempotent. 201 when the link is made, 200 when it already existed; the state is the same either way. 409 for a canceled subscription, which is final (its features stay as they were).
          */
         put: operations["linkSubscriptionFeature"];
         post?: never;
         /**
          * Remove a feature from a subscription
-         * @description 404 when the subscription or feature does not exist, or they are not linked.
+         * @description 404 when the subscription or feature does not exist, or they are not linked. 409 for a canceled subscription, which is final (its features stay as they were).
          */
         delete: operations["unlinkSubscriptionFeature"];
         options?: never;
