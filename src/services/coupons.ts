@@ -12,6 +12,7 @@ import {
   type Actor,
   inTenant,
   type Page,
+  previousValues,
   type ServiceContext,
   satisfies,
   toPage,
@@ -158,6 +159,14 @@ export async function redeem(
   if (coupon.plan_ids.length > 0 && (planId === null || !coupon.plan_ids.includes(planId.toLowerCase())))
     return refuse("the coupon is for other plans than the subscription's");
   const redeemed = await coupons.countRedemption(tx.db, couponId);
+  const data = toCouponResponse(redeemed);
+  tx.emit({
+    type: 'coupon.updated',
+    resource_type: 'coupon',
+    resource_id: couponId,
+    data,
+    previous: previousValues(toCouponResponse(coupon), data),
+  });
   return {
     coupon_id: redeemed.id,
     name: redeemed.name,

@@ -141,6 +141,22 @@ describe('coupons', () => {
     expectProblem(await t.api.get('/api/v1/coupons/0193a6a2-7000-7000-8000-00000000dead'), 404, 'not-found');
   });
 
+  it('records each redemption as coupon.updated: its last event is the coupon as it is', async () => {
+    const p = await plan('20.00');
+    const c = await coupon({ percent_off: '10', duration: 'forever', max_redemptions: 2 });
+    await subscribed(p.id, { coupon_id: c.id });
+    await subscribed(p.id, { coupon_id: c.id });
+    const events = (
+      (await t.api.get('/api/v1/events').query({ resource_id: c.id })).body as Schemas['EventList']
+    ).data;
+    expect(events.map((e) => [e.type, e.previous])).toEqual([
+      ['coupon.created', null],
+      ['coupon.updated', { times_redeemed: 0 }],
+      ['coupon.updated', { times_redeemed: 1, valid: true }],
+    ]);
+    expect(events.at(-1)!.data).toEqual((await t.api.get(`/api/v1/coupons/${c.id}`)).body);
+  });
+
   it('refuses impossible terms with 422 naming the field, and editors with 403, writing nothing', async () => {
     const editorKey = await t.api.post('/api/v1/api-keys').send({ name: 'editor', role: 'editor' });
     const editor = ctx.withKey((editorKey.body as Schemas['ApiKeyWithSecret']).key);
