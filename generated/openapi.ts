@@ -2566,8 +2566,11 @@ export interface components {
              * @description When it happened: in real time, when the change was written, with its commit, so the events
              *     of one resource follow the order its changes were applied (the feed's order follows when
              *     their transactions began writing, and may differ for concurrent changes). For a
-             *     subscription on a test clock (and its invoices and payments), the clock's time: a request
-             *     at the clock's now, a step of the worker at its due time on the clock.
+             *     subscription on a test clock (and its invoices, invoice items, payments, refunds and credit
+             *     notes; a wallet on a clock and its grants; the clock), the clock's time: a request at the
+             *     clock's now, a step of the worker at its due time on the clock. Other resources live in
+             *     real time even when a clock's step changes them (a customer's balance, a coupon's
+             *     redemptions): their events are stamped when written.
              */
             occurred_at: components["schemas"]["Timestamp"];
             /** @description The resource after the change (before it, for a deletion), as this API shows it; for links, the subscription id and the feature. */

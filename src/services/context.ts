@@ -102,6 +102,24 @@ export type NewEvent = Omit<events.EventInput, 'actor' | 'request_id'> & {
   request_id?: string | null;
 };
 
+/**
+ * The resources that live in a test clock's time (a subscription on it, and what bills it). The
+ * others (a customer, a coupon, the catalog) live in real time even when a clock's step changes
+ * them: stamped with the clock's time, their events would run backwards (a customer created today
+ * credited "last January"), and a poller resuming `after` its last event would miss them.
+ */
+const ON_CLOCKS: ReadonlySet<string> = new Set([
+  'subscription',
+  'invoice',
+  'invoice_item',
+  'payment',
+  'refund',
+  'credit_note',
+  'wallet',
+  'wallet_grant',
+  'test_clock',
+]);
+
 /** A service's transaction: its connection, and the events of its changes. */
 export interface Tx {
   readonly db: Db;
@@ -237,7 +255,11 @@ async function inTenantOnce<T>(
         ...closing,
         ...events.insertEvents(
           db,
-          occurredAt ? pending.map((event) => ({ ...event, occurred_at: occurredAt })) : pending,
+          occurredAt
+            ? pending.map((event) =>
+                ON_CLOCKS.has(event.resource_type) ? { ...event, occurred_at: occurredAt } : event,
+              )
+            : pending,
           reply && actor.idempotency
             ? {
                 apiKeyId: actor.keyId,

@@ -13,7 +13,7 @@ import { type Actor, inTenant, type ServiceContext, type Tx, type VersionConditi
 import { issueAndCollect, matchesAfterRenewals, performDueRenewals } from './collection.js';
 import { invoiceForPeriod } from './invoices.js';
 import { creditedPrice, performProration, periodBilled, priceLabel } from './prorations.js';
-import { emitChange, lockAfterDueCancellations, onClockOf } from './subscriptions.js';
+import { emitChange, lockAfterDueCancellations, onClockOf, seenBefore } from './subscriptions.js';
 
 export type PauseOutcome =
   | { kind: 'changed'; subscription: SubscriptionRow; invoice?: InvoiceRow | undefined }
@@ -120,6 +120,9 @@ export function resumeDue(ctx: ServiceContext, tenantId: string, subscriptionId:
     // On a test clock the step happens at its due time on the clock; in real time, now.
     if (before.test_clock_id) tx.occurAt(at);
     else await onClockOf(tx, before);
+    // As last seen before its resume day: a resume on a period's first day names the period
+    // that ended in `previous`.
+    seenBefore(tx, before, new Date(Date.parse(`${before.resumes_at}T00:00:00Z`) - 1));
     await resume(tx, tenantId, before, before.test_clock_id ? at : new Date());
   });
 }

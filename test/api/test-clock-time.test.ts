@@ -184,6 +184,15 @@ describe("a subscription's events, replayed", () => {
       .post(`/api/v1/subscriptions/${pausing.id}/pause`)
       .send({ resumes_at: '2026-03-10' });
     expect(pause.status, pause.text).toBe(200);
+    const toBoundary = await subscribe({
+      plan_id: monthly.id,
+      start_date: '2026-01-01',
+      test_clock_id: c.id,
+    });
+    const paused = await t.api
+      .post(`/api/v1/subscriptions/${toBoundary.id}/pause`)
+      .send({ resumes_at: '2026-04-01' });
+    expect(paused.status, paused.text).toBe(200);
     await c.advance('2026-04-15T00:00:00Z');
     const canceled = (await expectReplayable(canceling.id)).find((e) => e.type === 'subscription.canceled');
     expect(canceled?.data).toMatchObject({
@@ -191,6 +200,41 @@ describe("a subscription's events, replayed", () => {
       current_period_end: '2026-02-01',
     });
     await expectReplayable(pausing.id);
+    // Resumed by the worker on a period's first day: the period that ended is named too.
+    const resumed = (await expectReplayable(toBoundary.id)).find((e) => e.type === 'subscription.resumed');
+    expect(resumed?.previous).toMatchObject({ current_period_start: '2026-03-01' });
+  });
+
+  it("are in their resource's order: a customer's and a coupon's in real time, whatever clock moved them", async () => {
+    const c = await clock('2026-01-01T00:00:00Z');
+    const monthly = await plan('month', 1, '20.00');
+    const coupon = await t.api
+      .post('/api/v1/coupons')
+      .send({ name: `c-${Math.random()}`, percent_off: '10', duration: 'forever' });
+    const sub = await subscribe({
+      plan_id: monthly.id,
+      start_date: '2026-01-01',
+      test_clock_id: c.id,
+      coupon_id: (coupon.body as Schemas['Coupon']).id,
+      payment_method: 'pm_card_visa',
+      payment_rail: 'card',
+    });
+    await c.advance('2026-01-05T00:00:00Z');
+    const [invoice] = (
+      (await t.api.get('/api/v1/invoices').query({ subscription_id: sub.id })).body as Schemas['InvoiceList']
+    ).data;
+    const credited = await t.api
+      .post(`/api/v1/invoices/${invoice!.id}/credit-notes`)
+      .send({ reason: 'goodwill', amount: '5.00', refund_to: 'balance' });
+    expect(credited.status, credited.text).toBe(201);
+    for (const id of [sub.user_id, (coupon.body as Schemas['Coupon']).id]) {
+      const events = await eventsOf(id);
+      expect(events.length).toBeGreaterThan(1);
+      const times = events.map((e) => e.occurred_at);
+      expect(times, id).toEqual([...times].sort());
+    }
+    // The clock's own resources stay in its time.
+    expect((await eventsOf(sub.id)).every((e) => e.occurred_at.startsWith('2026-01'))).toBe(true);
   });
 
   it('name a discount once, when it is used up or ends', async () => {
