@@ -4,15 +4,32 @@ import { createHash } from 'node:crypto';
 import type { Page } from '../services/context.js';
 import { ProblemError } from './problems.js';
 
+type Caller = { caller?: { kind: string; tenantId?: string } | undefined };
+
 /**
- * Whose cursor it is: a short digest of the caller's tenant (the platform's, for its own lists). A
- * cursor names it, and another tenant's is refused: it would read as a position in this tenant's
- * rows (a page that meant nothing, rows skipped without a word).
+ * A cursor's seal: a short digest of the caller's tenant (the platform's, for its own lists) and
+ * of what the cursor says. A cursor of another tenant is refused, and so is one edited by hand:
+ * either would read as a position in this tenant's rows (a page that meant nothing, rows skipped
+ * without a word).
  */
-export function ownerTag(req: { caller?: { kind: string; tenantId?: string } | undefined }): string {
-  const caller = req.caller;
-  const owner = caller?.kind === 'tenant' ? caller.tenantId! : 'platform';
-  return createHash('sha256').update(owner).digest('base64url').slice(0, 8);
+function sealOf(req: Caller, payload: string): string {
+  const owner = req.caller?.kind === 'tenant' ? req.caller.tenantId! : 'platform';
+  return createHash('sha256').update(`${owner}\n${payload}`).digest('base64url').slice(0, 8);
+}
+
+/** `<version>:<seal>:<payload>`, base64url. */
+export function sealCursor(req: Caller, version: string, payload: string): string {
+  return Buffer.from(`${version}:${sealOf(req, payload)}:${payload}`).toString('base64url');
+}
+
+/** The payload of a cursor text sealed for this caller as `version`; undefined for any other. */
+export function unsealCursor(req: Caller, version: string, text: string): string | undefined {
+  if (!text.startsWith(`${version}:`)) return undefined;
+  const rest = text.slice(version.length + 1);
+  const colon = rest.indexOf(':');
+  if (colon < 0) return undefined;
+  const payload = rest.slice(colon + 1);
+  return rest.slice(0, colon) === sealOf(req, payload) ? payload : undefined;
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -24,10 +41,9 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
  * cursors got a page that meant nothing, or an empty one). Cursors issued before they named their
  * list (`v1:<id>`) are still read, by any list, as they were.
  */
-interface ListRequest {
+interface ListRequest extends Caller {
   operation?: { operationId: string } | undefined;
   params?: Record<string, string> | undefined;
-  caller?: { kind: string; tenantId?: string } | undefined;
 }
 function listOf(req: ListRequest): string {
   const operation = req.operation?.operationId ?? '';
@@ -37,22 +53,24 @@ function listOf(req: ListRequest): string {
 }
 
 export function encodeCursor(req: ListRequest, lastId: string): string {
-  return Buffer.from(`v3:${ownerTag(req)}:${listOf(req)}:${lastId}`).toString('base64url');
+  return sealCursor(req, 'v3', `${listOf(req)}:${lastId}`);
 }
 
 /**
  * The id after which the next page starts; 400 for anything this list did not issue for this
- * tenant. Cursors issued before they named their tenant (`v2:<list>:<id>`) or their list
+ * tenant (sealed: see sealCursor). Cursors issued before they named their tenant (`v2:<list>:<id>`) or their list
  * (`v1:<id>`) are still read as they were.
  */
 export function decodeCursor(req: ListRequest, cursor: string | undefined): string | undefined {
   if (cursor === undefined) return undefined;
-  const text = Buffer.from(cursor, 'base64url').toString('utf8');
+  const decoded = Buffer.from(cursor, 'base64url').toString('utf8');
+  const legacy = decoded.startsWith('v1:') || decoded.startsWith('v2:');
+  const text = legacy ? decoded : `v3:${unsealCursor(req, 'v3', decoded) ?? ''}`;
   const prefix = text.startsWith('v1:')
     ? 'v1:'
     : text.startsWith('v2:')
       ? `v2:${listOf(req)}:`
-      : `v3:${ownerTag(req)}:${listOf(req)}:`;
+      : `v3:${listOf(req)}:`;
   const id = text.slice(prefix.length);
   if (!text.startsWith(prefix) || !UUID.test(id)) {
     throw new ProblemError(

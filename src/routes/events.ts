@@ -1,16 +1,16 @@
 import { type Request, Router } from 'express';
 import type { Query, Schemas } from '../contract.js';
 import { actorOf } from '../http/authenticate.js';
-import { ownerTag } from '../http/pagination.js';
+import { sealCursor, unsealCursor } from '../http/pagination.js';
 import { ProblemError } from '../http/problems.js';
 import { toEventResponse } from '../responses/events.js';
 import type { ServiceContext } from '../services/context.js';
 import * as events from '../services/events.js';
 
-// The feed's cursor is a position, (xid, seq) of the last event read: opaque to clients. It names
-// the tenant (`e2:<tag>:`, http/pagination.ts ownerTag), and a subscription's history names the
-// subscription too (`e2:<tag>:<id>:`), which another tenant, the feed and other subscriptions
-// refuse, as every list refuses another's cursors. Cursors issued before they named the tenant
+// The feed's cursor is a position, (xid, seq) of the last event read: opaque to clients, and sealed
+// for the tenant (`e2:<seal>:`, http/pagination.ts sealCursor). A subscription's history names the
+// subscription too (`e2:<seal>:<id>:`), which the feed and other subscriptions refuse, as every
+// list refuses another's cursors. Cursors issued before they named the tenant
 // (`e1:`) are still read as they were.
 /** The largest xid8 (unsigned 64-bit) and seq (bigint) a position can hold. */
 const MAX_XID = 2n ** 64n - 1n;
@@ -24,8 +24,9 @@ function decodePosition(
   subscriptionId?: string,
 ): { xid: string; seq: string } | undefined {
   if (cursor === undefined) return undefined;
-  const text = Buffer.from(cursor, 'base64url').toString('utf8');
-  const prefix = prefixOf(text.startsWith('e1:') ? 'e1:' : `e2:${ownerTag(req)}:`, subscriptionId);
+  const decoded = Buffer.from(cursor, 'base64url').toString('utf8');
+  const text = decoded.startsWith('e1:') ? decoded : `e2:${unsealCursor(req, 'e2', decoded) ?? ''}`;
+  const prefix = prefixOf(text.startsWith('e1:') ? 'e1:' : 'e2:', subscriptionId);
   const match = text.startsWith(prefix) ? /^(\d{1,20}):(\d{1,20})$/.exec(text.slice(prefix.length)) : null;
   if (!match || BigInt(match[1]!) > MAX_XID || BigInt(match[2]!) > MAX_SEQ) {
     throw new ProblemError(
@@ -39,7 +40,7 @@ function decodePosition(
 }
 
 const encodePosition = (req: Request, xid: string, seq: string, subscriptionId?: string) =>
-  Buffer.from(`${prefixOf(`e2:${ownerTag(req)}:`, subscriptionId)}${xid}:${seq}`).toString('base64url');
+  sealCursor(req, 'e2', `${prefixOf('', subscriptionId)}${xid}:${seq}`);
 
 /**
  * The bounds of the `after` and `before` filters, in the millisecond the API shows: an event's

@@ -218,6 +218,15 @@ describe('every change is an event', () => {
     ] as const) {
       expect((await b.api.get(path).query({ cursor })).status).toBe(200);
       expectProblem(await a.api.get(path).query({ cursor }), 400, 'invalid-cursor');
+      // Edited by hand (its last digit, or another tenant's seal put in): not one it issued.
+      const text = Buffer.from(cursor!, 'base64url').toString('utf8');
+      const last = text.at(-1)!;
+      const edited = `${text.slice(0, -1)}${last === '0' ? '1' : '0'}`;
+      expectProblem(
+        await b.api.get(path).query({ cursor: Buffer.from(edited).toString('base64url') }),
+        400,
+        'invalid-cursor',
+      );
     }
   });
 
