@@ -406,6 +406,7 @@ export interface Tenants {
 }
 
 export interface TestClocks {
+  advanced_from: Timestamp | null;
   created_at: Generated<Timestamp>;
   frozen_time: Timestamp;
   id: Generated<string>;

@@ -24,6 +24,8 @@ export interface DueItem {
   /** The subscription, payment, invoice (a `retry` or `lapse`), refund or wallet (an `expire` step, whose subscription_id is the wallet's id) to act on. */
   target_id: string;
   due_at: Date;
+  /** When the step happens on a test clock: its due time, or the time the clock's advance started if later. */
+  at: Date;
 }
 
 /**
@@ -41,13 +43,17 @@ export async function findDueWork(
   scope: { tenantId?: string | undefined; clockId?: string | undefined },
   limit: number,
 ): Promise<DueItem[]> {
-  const now = scope.clockId
-    ? sql`(select frozen_time from test_clocks where id = ${scope.clockId} ${scope.tenantId ? sql`and tenant_id = ${scope.tenantId}` : sql``})`
-    : sql`now()`;
+  // On a clock, a step happens at its due time, but not before the time the clock's advance
+  // started: due earlier, it was not due on the clock until then (its subscription was created or
+  // changed then, backdated), and it happens then, as real time's step would happen now.
+  const clock = scope.clockId
+    ? sql`select frozen_time as now, coalesce(advanced_from, '-infinity') as floor
+        from test_clocks where id = ${scope.clockId} ${scope.tenantId ? sql`and tenant_id = ${scope.tenantId}` : sql``}`
+    : sql`select now() as now, '-infinity'::timestamptz as floor`;
   const onClock = scope.clockId ? sql`s.test_clock_id = ${scope.clockId}` : sql`s.test_clock_id is null`;
   const inTenant = scope.tenantId ? sql`and s.tenant_id = ${scope.tenantId}` : sql``;
   const { rows } = await sql<DueItem>`
-    with clock as (select ${now} as now),
+    with clock as (${clock}),
     items as (
       select 1 as rank, 'cancel' as kind, s.tenant_id, s.id as subscription_id, s.id as target_id, s.cancel_at as due_at
       from subscriptions s, clock
@@ -149,8 +155,9 @@ export async function findDueWork(
     first as (
       select distinct on (subscription_id) * from items order by subscription_id, due_at, rank
     )
-    select kind, tenant_id, subscription_id, target_id, due_at from first
-    order by due_at, rank, subscription_id
+    select kind, tenant_id, subscription_id, target_id, due_at, greatest(due_at, clock.floor) as at
+    from first, clock
+    order by at, rank, due_at, subscription_id
     limit ${limit}`.execute(db);
   return rows;
 }

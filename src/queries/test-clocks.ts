@@ -2,7 +2,16 @@ import { sql } from 'kysely';
 import type { Db } from '../database/connection.js';
 import type { TestClockRow } from '../database/schema.js';
 
-const columns = ['id', 'name', 'frozen_time', 'status', 'version', 'created_at', 'updated_at'] as const;
+const columns = [
+  'id',
+  'name',
+  'frozen_time',
+  'advanced_from',
+  'status',
+  'version',
+  'created_at',
+  'updated_at',
+] as const;
 
 export function listTestClocks(db: Db, limit: number, after?: string): Promise<TestClockRow[]> {
   let query = db
@@ -34,7 +43,7 @@ export function insertTestClock(db: Db, values: { name: string; frozen_time: Dat
 export function updateTestClock(
   db: Db,
   id: string,
-  patch: { frozen_time?: Date; status: 'ready' | 'advancing' },
+  patch: { frozen_time?: Date; advanced_from?: Date; status: 'ready' | 'advancing' },
 ): Promise<TestClockRow> {
   return db
     .updateTable('test_clocks')

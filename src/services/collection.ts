@@ -19,6 +19,7 @@ import { enqueueDue } from '../queries/jobs.js';
 import * as payments from '../queries/payments.js';
 import { findPlan } from '../queries/plans.js';
 import * as subscriptions from '../queries/subscriptions.js';
+import { findTestClock } from '../queries/test-clocks.js';
 import { toInvoiceResponse } from '../responses/invoices.js';
 import { toPaymentResponse } from '../responses/payments.js';
 import { amountDue } from '../responses/invoices.js';
@@ -220,10 +221,23 @@ export function renewDue(
     // the worker would perform it: its due time on a clock, now in real time.
     const now = when === 'if-due' ? subscriptionNow(locked) : when;
     if (due > now) return unchanged;
-    const at = when === 'if-due' && locked.test_clock_id ? due : now;
+    const at =
+      when === 'if-due' && locked.test_clock_id ? await stepTimeOnClock(tx, locked.test_clock_id, due) : now;
     await renewLocked(tx, tenantId, locked, at, issueAndCollect);
     return { renewed: true, version: locked.version };
   });
+}
+
+/**
+ * When a step due at `due` happens on a test clock, as the worker's steps do (queries/due-work.ts):
+ * at its due time, but not before the time the clock's advance started (while the clock is ready,
+ * its time): due earlier, it was not due on the clock until its subscription was created or
+ * changed then.
+ */
+async function stepTimeOnClock(tx: Tx, clockId: string, due: Date): Promise<Date> {
+  const clock = await findTestClock(tx.db, clockId);
+  const floor = clock?.status === 'ready' ? clock.frozen_time : clock?.advanced_from;
+  return floor && floor > due ? floor : due;
 }
 
 /** What a renewal does with an invoice it made: issues and collects it, or (a preview) less. */
@@ -247,8 +261,21 @@ export async function renewLocked(
   // A trial ending and a change scheduled for this period's start come first: the period is
   // billed as they leave it.
   const stopping = locked.status === 'canceled' || ends(locked);
-  // The step's first event names the period that ended in `previous`.
-  seenBefore(tx, locked, new Date(Date.parse(`${billedUntil}T00:00:00Z`) - 1));
+  // The step's first event names the period that ended in `previous`: the subscription as seen at
+  // that period's last instant, or, created or changed after it (backdated), as its event then
+  // showed it (on a clock, at the step's time; see stepTimeOnClock).
+  const lastInstant = Date.parse(`${billedUntil}T00:00:00Z`) - 1;
+  seenBefore(
+    tx,
+    locked,
+    new Date(
+      locked.test_clock_id
+        ? at.getTime() > lastInstant + 1
+          ? at.getTime()
+          : lastInstant
+        : Math.max(lastInstant, locked.updated_at.getTime()),
+    ),
+  );
   // The terms the period before was served on: its usage is billed on them, not on a change
   // scheduled for this period's start (another plan, or another schedule of periods).
   const served = stopping ? locked : await endTrial(tx, locked);

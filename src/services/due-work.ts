@@ -98,9 +98,9 @@ export async function performDueWorkUntil(
     // In real time every due step happens now anyway.
     const found = await findDueWork(ctx.ownerDb, scope, BATCH);
     if (found.length === 0) break;
-    const { due_at, kind } = found[0]!;
+    const { at, kind } = found[0]!;
     const items = scope.clockId
-      ? found.filter((item) => item.kind === kind && item.due_at.getTime() === due_at.getTime())
+      ? found.filter((item) => item.kind === kind && item.at.getTime() === at.getTime())
       : found;
     for (const item of items) {
       const key = `${item.kind}:${item.target_id}:${item.due_at.toISOString()}`;
@@ -114,7 +114,7 @@ export async function performDueWorkUntil(
       Array.from({ length: scope.clockId ? 1 : REAL_TIME_CONCURRENCY }, async () => {
         while (next < items.length) {
           const item = items[next++]!;
-          await perform(ctx, item, scope.clockId ? item.due_at : new Date());
+          await perform(ctx, item, scope.clockId ? item.at : new Date());
           steps++;
         }
       }),

@@ -194,7 +194,11 @@ export function advanceTestClock(
     const latest = latestAdvance(current.frozen_time);
     if (to > latest) return { kind: 'too-far', current, latest };
     if (!inClockYears(to)) return { kind: 'beyond-years', current };
-    const clock = await clocks.updateTestClock(tx.db, id, { frozen_time: to, status: 'advancing' });
+    const clock = await clocks.updateTestClock(tx.db, id, {
+      frozen_time: to,
+      advanced_from: current.frozen_time,
+      status: 'advancing',
+    });
     tx.emit({
       type: 'test_clock.advancing',
       resource_type: 'test_clock',

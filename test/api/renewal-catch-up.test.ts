@@ -82,7 +82,7 @@ describe('a change before the worker renewed the period', () => {
     ).toEqual([['proration_credit', `-${(cents / 100).toFixed(2)}`, today, end]]);
   });
 
-  it('on a test clock, at the renewal due time on the clock', async () => {
+  it("on a test clock, at the clock's time: backdated, the renewal was not due before the subscription existed", async () => {
     const clock = (
       await t.api.post('/api/v1/test-clocks').send({ name: 'catch-up', frozen_time: '2026-01-10T12:00:00Z' })
     ).body as Schemas['TestClock'];
@@ -107,7 +107,7 @@ describe('a change before the worker renewed the period', () => {
       period_end: '2026-02-05',
       total: '30.00',
     });
-    expect(invoice!.finalized_at).toBe('2026-01-05T00:00:00.000Z');
+    expect(invoice!.finalized_at).toBe('2026-01-10T12:00:00.000Z');
   });
 
   it('a trial that ended on a clock still advancing waits for the clock; then it pauses after its renewal', async () => {

@@ -296,6 +296,53 @@ describe("a subscription's events, replayed", () => {
     await c.advance('2026-04-05T00:00:00Z');
     await expectReplayable(sub.id);
   });
+
+  it('never go back before its creation: a backdated subscription is billed when it was created', async () => {
+    const c = await clock('2026-03-15T12:00:00Z');
+    const monthly = await plan('month', 1, '20.00');
+    const backdated = await subscribe({ plan_id: monthly.id, start_date: '2026-01-10', test_clock_id: c.id });
+    expect(backdated).toMatchObject({ current_period_start: '2026-03-10', billed_until: '2026-03-10' });
+    // Its trial's end is announced 3 days before, which had passed when it was created.
+    const trial = await subscribe({
+      plan_id: monthly.id,
+      start_date: '2026-03-01',
+      status: 'trialing',
+      trial_end: '2026-03-16',
+      test_clock_id: c.id,
+    });
+    await c.advance('2026-04-20T00:00:00Z');
+
+    const events = await expectReplayable(backdated.id);
+    expect(events.map((e) => [e.type, e.occurred_at])).toEqual([
+      ['subscription.created', '2026-03-15T12:00:00.000Z'],
+      ['subscription.renewed', '2026-03-15T12:00:00.000Z'],
+      ['subscription.renewed', '2026-04-10T00:00:00.000Z'],
+    ]);
+    // The period it was created in was shown then: only what was billed moved.
+    expect(events[1]!.previous).toEqual({ billed_until: '2026-03-10' });
+    const [first] = (
+      (await t.api.get('/api/v1/invoices').query({ subscription_id: backdated.id }))
+        .body as Schemas['InvoiceList']
+    ).data.filter((i) => i.period_start === '2026-03-10');
+    expect(first?.status).toBe('open');
+    const invoiceEvents = await eventsOf(first!.id);
+    expect(invoiceEvents.every((e) => e.occurred_at >= '2026-03-15T12:00:00.000Z')).toBe(true);
+
+    const announced = (await eventsOf(trial.id)).find((e) => e.type === 'subscription.trial_will_end');
+    expect(announced?.occurred_at).toBe('2026-03-15T12:00:00.000Z');
+  });
+
+  it('of a subscription backdated in real time: its first renewal names what it billed, not a period never shown', async () => {
+    const today = new Date();
+    const monthsAgo = (n: number) =>
+      new Date(Date.UTC(today.getUTCFullYear(), today.getUTCMonth() - n, 1)).toISOString().slice(0, 10);
+    const monthly = await plan('month', 1, '20.00');
+    const backdated = await subscribe({ plan_id: monthly.id, start_date: monthsAgo(3) });
+    expect(backdated.billed_until).toBe(monthsAgo(0));
+    await work();
+    const renewed = (await eventsOf(backdated.id)).filter((e) => e.type === 'subscription.renewed');
+    expect(renewed.map((e) => e.previous)).toEqual([{ billed_until: monthsAgo(0) }]);
+  });
 });
 
 describe('the current period of a subscription on a test clock', () => {
