@@ -15,6 +15,9 @@ select "discount_used" from "invoices" where "id" = $1;
 -- hasAnyInvoice
 select "id" from "invoices" where "subscription_id" = $1 limit $2;
 
+-- latestInvoicedPeriod
+select "period_start", "period_end" from "invoices" where "subscription_id" = $1 and "kind" = $2 and "status" <> $3 order by "period_start" desc limit $4;
+
 -- findInvoiceForPeriod
 select "id", "kind", "subscription_id", "user_id", "status", "number", "period_start", "period_end", "invoice_date", "region", "lines", "subtotal", "taxes", "tax_total", "total", "finalized_at", "paid_at", "voided_at", "uncollectible_at", "collection_failed_at", "next_collection_at", "dunning_retries", "amount_credited", "amount_from_balance", "version", "created_at", "updated_at" from "invoices" where "subscription_id" = $1 and "period_start" = $2 and "period_end" = $3 and "kind" = $4 order by status = 'void', "created_at" desc, "id" desc limit $5;
 

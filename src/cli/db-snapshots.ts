@@ -174,6 +174,7 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
       lockInvoice: (db) => invoices.lockInvoice(db, INVOICE),
       discountUsedBy: (db) => invoices.discountUsedBy(db, INVOICE),
       hasAnyInvoice: (db) => invoices.hasAnyInvoice(db, SUBSCRIPTION),
+      latestInvoicedPeriod: (db) => invoices.latestInvoicedPeriod(db, SUBSCRIPTION),
       findInvoiceForPeriod: (db) =>
         invoices.findInvoiceForPeriod(db, SUBSCRIPTION, { start: '2026-01-01', end: '2026-02-01' }),
       hasFailingInvoice: (db) => invoices.hasFailingInvoice(db, SUBSCRIPTION),

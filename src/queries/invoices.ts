@@ -91,6 +91,22 @@ export function findInvoiceForPeriod(
     .executeTakeFirst();
 }
 
+/** The period of the subscription's latest period invoice not voided (drafts included). */
+export function latestInvoicedPeriod(
+  db: Db,
+  subscriptionId: string,
+): Promise<{ period_start: string; period_end: string } | undefined> {
+  return db
+    .selectFrom('invoices')
+    .select(['period_start', 'period_end'])
+    .where('subscription_id', '=', subscriptionId)
+    .where('kind', '=', 'period')
+    .where('status', '<>', 'void')
+    .orderBy('period_start', 'desc')
+    .limit(1)
+    .executeTakeFirst();
+}
+
 export interface NewInvoice {
   /** `period` when absent. */
   kind?: InvoiceKind;

@@ -23,7 +23,7 @@ import { isCheckViolation, isForeignKeyViolation } from '../database/errors.js';
 import { mergeMetadata, type Metadata, type MetadataUpdate, storedMetadata } from '../database/metadata.js';
 import { findFeature } from '../queries/features.js';
 import { pendingInvoiceItems } from '../queries/invoice-items.js';
-import { findInvoiceForPeriod, hasAnyInvoice } from '../queries/invoices.js';
+import { hasAnyInvoice, latestInvoicedPeriod } from '../queries/invoices.js';
 import {
   findPlanVersion,
   findPlanWithPrice,
@@ -490,26 +490,19 @@ async function billingAsCreated(
 }
 
 /**
- * An end_date before the first day of the last period renewals invoiced: that period was billed
- * whole, and no day of it would be served. Refused: end it on or after that day, and credit the
- * invoice (a credit note) to give part of it back.
+ * An end_date before the first day of the last period invoiced: that period was billed whole, and
+ * no day of it would be served. Refused, also once billing has ended (an end_date moved back after
+ * it): end it on or after that day, and credit the invoice (a credit note) to give part of it back.
  */
 async function endBeforeInvoicedPeriod(
   tx: Tx,
   before: SubscriptionRow,
   endDate: string | null | undefined,
 ): Promise<string | undefined> {
-  if (!endDate || before.billed_until === null || before.status === 'trialing') return undefined;
-  const last = periodContaining(
-    billingAnchor(before),
-    before.billing_interval,
-    before.interval_count,
-    addDays(before.billed_until, -1),
-  );
-  if (endDate >= last.start) return undefined;
-  const invoice = await findInvoiceForPeriod(tx.db, before.id, last);
-  if (!invoice || invoice.status === 'void') return undefined;
-  return `is before ${last.start}, the first day of the period to ${last.end} already invoiced: end it on or after ${last.start} (a credit note gives part of that invoice back)`;
+  if (!endDate || before.status === 'trialing') return undefined;
+  const last = await latestInvoicedPeriod(tx.db, before.id);
+  if (!last || endDate >= last.period_start) return undefined;
+  return `is before ${last.period_start}, the first day of the period to ${last.period_end} already invoiced: end it on or after ${last.period_start} (a credit note gives part of that invoice back)`;
 }
 
 /**

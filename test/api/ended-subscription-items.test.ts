@@ -247,6 +247,37 @@ describe('an end_date before a period already invoiced', () => {
     const ok = await t.api.patch(`/api/v1/subscriptions/${sub.id}`).send({ end_date: '2026-02-01' });
     expect(ok.status, ok.text).toBe(200);
   });
+
+  it('is refused once billing has ended at the end_date too', async () => {
+    const clock = (
+      await t.api.post('/api/v1/test-clocks').send({ name: 'ended', frozen_time: '2027-01-05T09:00:00Z' })
+    ).body as Schemas['TestClock'];
+    const user = await createUser(t, { region: 'DE' });
+    const sub = (
+      await t.api.post('/api/v1/subscriptions').send({
+        user_id: user.id,
+        status: 'active',
+        plan_id: plans.basic,
+        start_date: '2027-01-05',
+        end_date: '2027-04-04',
+        test_clock_id: clock.id,
+      })
+    ).body as Schemas['Subscription'];
+    await t.api
+      .post(`/api/v1/test-clocks/${clock.id}/advance`)
+      .send({ frozen_time: '2027-04-20T12:00:00Z' })
+      .expect(202);
+    await performDueWork(
+      { db: ctx.appDb, ownerDb: ctx.db, gateway: simulatedGateway, settlementDelayScale: 0 },
+      { tenantId: t.id, clockId: clock.id },
+    );
+    expect((await t.api.get(`/api/v1/subscriptions/${sub.id}`)).body).toMatchObject({ billed_until: null });
+    const back = await t.api.patch(`/api/v1/subscriptions/${sub.id}`).send({ end_date: '2027-01-20' });
+    expect(back.status, back.text).toBe(422);
+    expect((back.body as { errors: Array<{ message: string }> }).errors[0]!.message).toContain('2027-03-05');
+    const ok = await t.api.patch(`/api/v1/subscriptions/${sub.id}`).send({ end_date: '2027-03-05' });
+    expect(ok.status, ok.text).toBe(200);
+  });
 });
 
 describe('an end_date moved later once billing ended while paused or trialing', () => {
