@@ -114,6 +114,10 @@ export function createApp({
     ...(turns ? { writeTurn: () => writeTurn(turns) } : {}),
   };
   const app = express();
+  // Only the operations that declare 304 answer it, by their own check (http/preconditions.ts).
+  // Express's would answer any GET whose ETag matches If-None-Match, and every GET sent
+  // `If-None-Match: *`, lists and reports too: an answer their clients have no case for.
+  Object.defineProperty(app.request, 'fresh', { configurable: true, get: () => false });
   // Repeated parameters become arrays (status=a&status=b); nothing in the spec needs nested ones.
   app.set('query parser', 'simple');
   // Responses carry no computed ETag: hashing every body costs CPU on every request.

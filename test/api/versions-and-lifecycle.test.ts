@@ -35,6 +35,21 @@ describe('ETag and If-None-Match', () => {
     });
   });
 
+  it('answers 304 only where the contract declares it: other GETs answer 200, whatever If-None-Match says', async () => {
+    const user = await createUser(ctx);
+    expect((await ctx.api.get(`/api/v1/users/${user.id}`).set('If-None-Match', '*')).status).toBe(304);
+    for (const path of ['/api/v1/users', '/api/v1/analytics', '/api/v1/billing-settings']) {
+      const res = await ctx.api.get(path).set('If-None-Match', '*');
+      expect(res.status, path).toBe(200);
+      expect(res.body, path).toBeTypeOf('object');
+    }
+    const settings = await ctx.api.get('/api/v1/billing-settings');
+    expect(settings.headers.etag).toBeDefined();
+    const again = await ctx.api.get('/api/v1/billing-settings').set('If-None-Match', settings.headers.etag!);
+    expect(again.status).toBe(200);
+    expect(again.body).toEqual(settings.body);
+  });
+
   it('does not bump the version for a PATCH that changes nothing', async () => {
     const feature = await createFeature(ctx, { description: 'same' });
     const res = await ctx.api.patch(`/api/v1/features/${feature.id}`).send({ description: 'same' });
