@@ -16,4 +16,4 @@ update api_keys k set revoked_at = coalesce(o.revoked_at, now())
 select "id" from "api_keys" where "role" = $1 and "revoked_at" is null and "expires_at" is null order by "id" for update;
 
 -- authenticateApiKey
-select key_id, tenant_id, role from authenticate_api_key($1, $2);
+select key_id, tenant_id, role, expires_at from authenticate_api_key($1, $2);

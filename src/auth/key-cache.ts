@@ -21,11 +21,13 @@ export class KeyCache<Holder extends { keyId: string }> {
     return undefined;
   }
 
-  set(key: string, holder: Holder, now = Date.now()): void {
+  /** Cached for ttlMs, or until `validUntil` (epoch ms: the key's expiry) if sooner. */
+  set(key: string, holder: Holder, validUntil = Infinity, now = Date.now()): void {
     this.#entries.delete(key);
+    if (validUntil <= now) return;
     // Maps keep insertion order: the first entry is the oldest.
     if (this.#entries.size >= this.maxEntries) this.#entries.delete(this.#entries.keys().next().value!);
-    this.#entries.set(key, { holder, expires: now + this.ttlMs });
+    this.#entries.set(key, { holder, expires: Math.min(now + this.ttlMs, validUntil) });
   }
 
   forgetKey(keyId: string): void {

@@ -62,8 +62,13 @@ export async function authenticateApiKey(
   db: Db,
   prefix: string,
   hash: Buffer,
-): Promise<{ key_id: string; tenant_id: string; role: ApiKeyRole } | undefined> {
-  const { rows } = await sql<{ key_id: string; tenant_id: string; role: ApiKeyRole }>`
-    select key_id, tenant_id, role from authenticate_api_key(${prefix}, ${hash})`.execute(db);
+): Promise<{ key_id: string; tenant_id: string; role: ApiKeyRole; expires_at: Date | null } | undefined> {
+  const { rows } = await sql<{
+    key_id: string;
+    tenant_id: string;
+    role: ApiKeyRole;
+    expires_at: Date | null;
+  }>`
+    select key_id, tenant_id, role, expires_at from authenticate_api_key(${prefix}, ${hash})`.execute(db);
   return rows[0];
 }

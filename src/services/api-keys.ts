@@ -21,7 +21,8 @@ export async function authenticateKey(
   const row = await apiKeys.authenticateApiKey(ctx.db, parsed.prefix, parsed.hash);
   if (!row) return undefined;
   const holder = { keyId: row.key_id, tenantId: row.tenant_id, role: row.role, apiKey: parsed };
-  ctx.keyCache?.set(presented, holder);
+  // Not cached past the key's expiry: its next request is refused before its body is read.
+  ctx.keyCache?.set(presented, holder, row.expires_at?.getTime());
   return holder;
 }
 

@@ -117,6 +117,14 @@ describe('Authorization: Bearer', () => {
     expectProblem(await ctx.withKey(key.key).get('/api/v1/users'), 401, 'unauthorized');
   });
 
+  it('refuses a key that expired since it was last used before reading the body: 401, not 400', async () => {
+    const key = await keyWithRole('editor', new Date(Date.now() + 1500).toISOString());
+    expect((await ctx.withKey(key.key).get('/api/v1/users')).status).toBe(200);
+    await pause(1600);
+    const res = await ctx.withKey(key.key).post('/api/v1/users').send({ name: '' });
+    expectProblem(res, 401, 'unauthorized');
+  });
+
   it('never echoes the key or the Authorization header in a problem', async () => {
     const secret = 'sk_0123abcd_' + 'A'.repeat(43);
     const res = await ctx.withKey(secret).get('/api/v1/users');
