@@ -235,6 +235,9 @@ export async function closingUsageInvoice(
 
 type InvoiceCharge = Parameters<typeof invoiceAmounts>[0][number];
 
+/** The end of the description of a credit's rest, carried forward to the next invoice. */
+const CARRIED = ', carried forward';
+
 /**
  * Items applied to an invoice become final with it; a credit billed in part keeps the part billed
  * and leaves the rest pending as an item of its own.
@@ -248,7 +251,10 @@ async function billItems(tx: Tx, applied: AppliedItems<InvoiceItemRow>, invoiceI
       {
         subscription_id: carried.item.subscription_id,
         kind: carried.item.kind,
-        description: `${carried.item.description}, carried forward`,
+        // Once: a credit carried over many invoices keeps one suffix, not one per invoice.
+        description: carried.item.description.endsWith(CARRIED)
+          ? carried.item.description
+          : `${carried.item.description}${CARRIED}`,
         amount: carried.amount,
         period_start: carried.item.period_start,
         period_end: carried.item.period_end,

@@ -308,7 +308,11 @@ describe('none, downgrades and credits larger than an invoice', () => {
     await s.advance('2026-03-01T00:00:00Z');
     const march = (await s.invoices())[2]!;
     expect(march.lines.map((l) => l.amount)).toEqual(['1.00', '-1.00']);
-    expect((await s.items(true)).map((i) => i.amount)).toEqual(['-93.80']);
+    const [rest] = await s.items(true);
+    expect(rest!.amount).toBe('-93.80');
+    // Carried twice, said once.
+    expect(rest!.description).toBe(carried!.description);
+    expect(rest!.description.match(/carried forward/g)).toHaveLength(1);
   });
 });
 
