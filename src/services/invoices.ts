@@ -27,6 +27,7 @@ import { findUser } from '../queries/users.js';
 import { amountDue, toInvoiceItemResponse, toInvoiceResponse } from '../responses/invoices.js';
 import {
   billInvoiceItems,
+  hasProrationsIn,
   type InvoiceItemFilter,
   insertInvoiceItems,
   listInvoiceItems as queryInvoiceItems,
@@ -193,6 +194,13 @@ export async function invoiceForPeriod(
     usage: null,
     credits_applied: null,
   };
+  // Changes prorated against the voided invoice (their items, pending or billed) credited its price
+  // and charged the new one from the day of each change: the period is billed at that price again,
+  // so that no day is billed at both prices (at today's, the days since a change were twice).
+  const voidedPrice =
+    existing?.status === 'void' && (await hasProrationsIn(tx.db, subscriptionId, period))
+      ? (existing.lines as unknown as InvoiceCharge[]).find((l) => l.type === 'subscription')
+      : undefined;
   const forgiven =
     existing?.status === 'void' && (existing.lines as unknown as Charge[]).some((l) => l.type === 'usage');
   const usageLines = forgiven
@@ -203,7 +211,7 @@ export async function invoiceForPeriod(
         period.start,
         served.plan_id === subscription.plan_id ? plan?.usage_charges : undefined,
       );
-  return insertInvoice(tx, subscription, period, [priceLine, ...usageLines]);
+  return insertInvoice(tx, subscription, period, [voidedPrice ?? priceLine, ...usageLines]);
 }
 
 /**

@@ -316,6 +316,56 @@ describe('none, downgrades and credits larger than an invoice', () => {
   });
 });
 
+describe('a period invoiced again after its invoice was voided, following a change prorated against it', () => {
+  // January: 31 days; a change on the 6th leaves 26. Basic 30.00, Pro 60.00.
+  async function changedThenVoided(from: string, to: string, behavior: string) {
+    const s = await subscribed(from);
+    await s.advance('2026-01-06T00:00:00Z');
+    const [january] = await s.invoices();
+    expect(january).toMatchObject({ period_start: '2026-01-01', status: 'open' });
+    await s.change({ plan_id: to, proration_behavior: behavior });
+    expect((await t.api.post(`/api/v1/invoices/${january!.id}/void`)).status).toBe(200);
+    const again = await t.api.post(`/api/v1/subscriptions/${s.sub.id}/invoices`).send({});
+    expect(again.status, again.text).toBe(201);
+    return { s, again: again.body as Invoice };
+  }
+
+  it('bills the price the voided invoice billed, and the change from its day: no day at both prices', async () => {
+    const basic = await plan('Basic', { model: 'flat', amount: '30.00' });
+    const pro = await plan('Pro', { model: 'flat', amount: '60.00' });
+    const up = await changedThenVoided(basic.id, pro.id, 'create_prorations');
+    expect(up.again.lines.map((l) => [l.type, l.amount])).toEqual([
+      ['subscription', '30.00'],
+      ['proration', '-25.16'], // 30.00 × 26/31
+      ['proration', '50.32'], // 60.00 × 26/31
+    ]);
+    expect(up.again.subtotal).toBe('55.16'); // 5 days of Basic and 26 of Pro
+
+    const down = await changedThenVoided(pro.id, basic.id, 'create_prorations');
+    expect(down.again.subtotal).toBe('34.84'); // 60.00 − 50.32 + 25.16
+
+    // The change's invoice was issued at once: the period is billed at the first price again.
+    const now = await changedThenVoided(basic.id, pro.id, 'always_invoice');
+    expect(now.again.lines.map((l) => [l.type, l.amount])).toEqual([['subscription', '30.00']]);
+    const billed = (await now.s.invoices()).filter((i) => i.status !== 'void');
+    expect(billed.map((i) => i.subtotal).sort()).toEqual(['25.16', '30.00']);
+  });
+
+  it('bills the price of today when nothing was prorated against the voided invoice', async () => {
+    const basic = await plan('Basic', { model: 'flat', amount: '30.00' });
+    const pro = await plan('Pro', { model: 'flat', amount: '60.00' });
+    const s = await subscribed(basic.id);
+    await s.advance('2026-01-06T00:00:00Z');
+    const [january] = await s.invoices();
+    expect((await t.api.post(`/api/v1/invoices/${january!.id}/void`)).status).toBe(200);
+    // The period has no invoice now: the change is not prorated, its invoice prices it anew.
+    await s.change({ plan_id: pro.id });
+    expect(await s.items()).toEqual([]);
+    const again = await t.api.post(`/api/v1/subscriptions/${s.sub.id}/invoices`).send({});
+    expect((again.body as Invoice).lines.map((l) => [l.type, l.amount])).toEqual([['subscription', '60.00']]);
+  });
+});
+
 describe('a change of interval', () => {
   it('starts a new schedule on the day of the change and invoices its first period with the credit', async () => {
     const monthly = await plan('Monthly', { model: 'flat', amount: '10.00' });
