@@ -177,6 +177,7 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
       latestInvoicedPeriod: (db) => invoices.latestInvoicedPeriod(db, SUBSCRIPTION),
       findInvoiceForPeriod: (db) =>
         invoices.findInvoiceForPeriod(db, SUBSCRIPTION, { start: '2026-01-01', end: '2026-02-01' }),
+      owedInvoicesOf: (db) => invoices.owedInvoicesOf(db, SUBSCRIPTION),
       hasFailingInvoice: (db) => invoices.hasFailingInvoice(db, SUBSCRIPTION),
       stopRetries: (db) => invoices.stopRetries(db, SUBSCRIPTION),
       resumeCollection: (db) => invoices.resumeCollection(db, SUBSCRIPTION, new Date('2026-02-01T00:00:00Z')),

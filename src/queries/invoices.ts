@@ -185,6 +185,18 @@ export async function hasAnyInvoice(db: Db, subscriptionId: string): Promise<boo
   return row !== undefined;
 }
 
+/** A subscription's invoices still owed (open or uncollectible), oldest first. */
+export function owedInvoicesOf(db: Db, subscriptionId: string): Promise<InvoiceRow[]> {
+  return db
+    .selectFrom('invoices')
+    .select(columns)
+    .where('subscription_id', '=', subscriptionId)
+    .where('status', 'in', ['open', 'uncollectible'])
+    .orderBy('finalized_at')
+    .orderBy('id')
+    .execute();
+}
+
 /** Whether a subscription has an invoice whose automatic collection failed and that is still unpaid. */
 export async function hasFailingInvoice(db: Db, subscriptionId: string): Promise<boolean> {
   const row = await db

@@ -340,8 +340,56 @@ export async function closeEndedItems(
     );
     const before = new Map(left.map((item) => [item.id, item]));
     for (const after of settled) emitItemChange(tx, before.get(after.id)!, after);
+    await payOwedFromBalance(tx, subscription, total, at);
   }
   return invoice;
+}
+
+/**
+ * The invoices a subscription that ended still owes (open or uncollectible, oldest first; none
+ * with a payment in flight), paid from the customer's balance, up to the `credit` its end just
+ * left there: that credit is first what the subscription owes. A period credited for days never
+ * paid for (a downgrade while its invoice failed) would otherwise be money to spend on other
+ * invoices while the subscription's own stayed unpaid. On a subscription locked for update.
+ */
+async function payOwedFromBalance(
+  tx: Tx,
+  subscription: SubscriptionRow,
+  credit: string,
+  at: Date,
+): Promise<void> {
+  let left = parseAmount(credit);
+  let paidAny = false;
+  for (const seen of await invoices.owedInvoicesOf(tx.db, subscription.id)) {
+    if (left <= 0n) break;
+    const current = (await invoices.lockInvoice(tx.db, seen.id))!;
+    if (current.status !== 'open' && current.status !== 'uncollectible') continue;
+    if (await findPaymentInFlight(tx.db, current.id)) continue;
+    const due = amountDue(current);
+    const upTo = parseAmount(due) < left ? due : formatCents(left);
+    const taken = await takeFromBalance(
+      tx,
+      { id: current.id, user_id: current.user_id, total: upTo, amount_credited: '0.00' },
+      at,
+    );
+    if (taken === '0.00') break;
+    left -= parseAmount(taken);
+    paidAny = true;
+    const paid = taken === due;
+    const after = await invoices.updateInvoice(tx.db, current.id, {
+      amount_from_balance: formatCents(parseAmount(current.amount_from_balance) + parseAmount(taken)),
+      ...(paid ? { status: 'paid', paid_at: at, next_collection_at: null } : {}),
+    });
+    const data = toInvoiceResponse(after);
+    tx.emit({
+      type: paid ? 'invoice.paid' : 'invoice.updated',
+      resource_type: 'invoice',
+      resource_id: after.id,
+      data,
+      previous: previousValues(toInvoiceResponse(current), data),
+    });
+  }
+  if (paidAny) await endDunningIfSettled(tx, subscription, at);
 }
 
 /**

@@ -482,34 +482,43 @@ describe('two invoices whose last retries fail at the same moment', () => {
 });
 
 describe('a paused subscription whose last retry fails', () => {
+  // Canceled, the credit of the month paused (all of it) pays January's invoice: the customer
+  // owes nothing for it, and has nothing to spend either. Still paused, the month stays owed.
   it.each([
-    ['cancel', { status: 'canceled', paused_at: null }],
-    ['mark_unpaid', { status: 'paused', resumes_at: null }],
-  ])('takes the final action (%s), nothing stuck: canceled, or still paused', async (action, expected) => {
-    const { tenant, planId } = await tenantWith({
-      dunning_retry_days: [1, 3],
-      dunning_final_action: action,
-    });
-    const clock = await testClock(tenant);
-    const sub = await subscribeIn(tenant, planId, {
-      test_clock_id: clock.id,
-      payment_method: 'pm_insufficient_funds',
-      payment_rail: 'card',
-    });
-    // Paused before its first collection fails: the retries go on while it is paused.
-    const paused = await tenant.api.post(`/api/v1/subscriptions/${sub.id}/pause`).send({});
-    expect(paused.status, paused.text).toBe(200);
-    await clock.advance('2026-01-10T00:00:00Z');
-    const [january] = await invoicesOf(tenant, sub.id);
-    expect(january).toMatchObject({ status: 'uncollectible', next_payment_attempt_at: null });
-    expect((await paymentsOf(tenant, january!.id)).map((p) => p.status)).toEqual([
-      'failed',
-      'failed',
-      'failed',
-    ]);
-    expect(await subscriptionOf(tenant, sub.id)).toMatchObject(expected);
-    expect((await tenant.api.get(`/api/v1/test-clocks/${clock.id}`)).body).toMatchObject({ status: 'ready' });
-  });
+    ['cancel', { status: 'canceled', paused_at: null }, { status: 'paid', amount_due: '0.00' }],
+    ['mark_unpaid', { status: 'paused', resumes_at: null }, { status: 'uncollectible' }],
+  ])(
+    'takes the final action (%s), nothing stuck: canceled, or still paused',
+    async (action, expected, owed) => {
+      const { tenant, planId } = await tenantWith({
+        dunning_retry_days: [1, 3],
+        dunning_final_action: action,
+      });
+      const clock = await testClock(tenant);
+      const sub = await subscribeIn(tenant, planId, {
+        test_clock_id: clock.id,
+        payment_method: 'pm_insufficient_funds',
+        payment_rail: 'card',
+      });
+      // Paused before its first collection fails: the retries go on while it is paused.
+      const paused = await tenant.api.post(`/api/v1/subscriptions/${sub.id}/pause`).send({});
+      expect(paused.status, paused.text).toBe(200);
+      await clock.advance('2026-01-10T00:00:00Z');
+      const [january] = await invoicesOf(tenant, sub.id);
+      expect(january).toMatchObject({ ...owed, next_payment_attempt_at: null });
+      expect((await paymentsOf(tenant, january!.id)).map((p) => p.status)).toEqual([
+        'failed',
+        'failed',
+        'failed',
+      ]);
+      expect(await subscriptionOf(tenant, sub.id)).toMatchObject(expected);
+      const customer = (await tenant.api.get(`/api/v1/users/${sub.user_id}`)).body as { balance: string };
+      expect(customer.balance).toBe('0.00');
+      expect((await tenant.api.get(`/api/v1/test-clocks/${clock.id}`)).body).toMatchObject({
+        status: 'ready',
+      });
+    },
+  );
 });
 
 describe('the previous values of payment and invoice events (F6)', () => {

@@ -166,6 +166,65 @@ describe('items pending when a subscription ends', () => {
     ]);
     expect((await t.api.get(`/api/v1/subscriptions/${sub.id}`)).body).toMatchObject({ billed_until: null });
   });
+
+  it('pay what the subscription still owes first: a credit for days never paid is not money to spend', async () => {
+    const clock = (
+      await t.api.post('/api/v1/test-clocks').send({ name: 'owed', frozen_time: '2026-01-01T00:00:00Z' })
+    ).body as Schemas['TestClock'];
+    const user = await createUser(t, { region: 'DE' });
+    const sub = (
+      await t.api.post('/api/v1/subscriptions').send({
+        user_id: user.id,
+        status: 'active',
+        plan_id: plans.pro,
+        start_date: '2026-01-01',
+        test_clock_id: clock.id,
+        payment_method: 'pm_card_declined',
+        payment_rail: 'card',
+      })
+    ).body as Schemas['Subscription'];
+    const advance = async (at: string) => {
+      await t.api.post(`/api/v1/test-clocks/${clock.id}/advance`).send({ frozen_time: at }).expect(202);
+      await performDueWork(
+        { db: ctx.appDb, ownerDb: ctx.db, gateway: simulatedGateway, settlementDelayScale: 0 },
+        { tenantId: t.id, clockId: clock.id },
+      );
+    };
+    await advance('2026-01-02T09:00:00Z');
+    const invoicesOf = async () =>
+      (
+        (await t.api.get('/api/v1/invoices').query({ subscription_id: sub.id }))
+          .body as Schemas['InvoiceList']
+      ).data.reverse();
+    const [january] = await invoicesOf();
+    expect(january).toMatchObject({ total: '71.40', status: 'open', amount_due: '71.40' }); // its card failed
+    expect((await t.api.patch(`/api/v1/subscriptions/${sub.id}`).send({ plan_id: plans.basic })).status).toBe(
+      200,
+    );
+    expect((await t.api.post(`/api/v1/subscriptions/${sub.id}/cancel`).send({ at: 'now' })).status).toBe(200);
+    await advance('2026-01-02T10:00:00Z');
+    // 30 of 31 days: Pro credited 58.06, Basic charged 29.03: 29.03 left, 34.55 with VAT, which
+    // January's unpaid invoice takes: the customer owes 71.40 − 34.55, and has no balance to spend.
+    const balance = (await t.api.get(`/api/v1/users/${user.id}/balance-transactions`))
+      .body as Schemas['BalanceTransactionList'];
+    expect(balance.data.map((e) => [e.type, e.amount, e.balance_after]).reverse()).toEqual([
+      ['subscription_ended', '34.55', '34.55'],
+      ['invoice', '-34.55', '0.00'],
+    ]);
+    expect((await invoicesOf())[0]).toMatchObject({
+      id: january!.id,
+      status: 'open',
+      amount_from_balance: '34.55',
+      amount_due: '36.85',
+    });
+    const events = (
+      (await t.api.get('/api/v1/events').query({ resource_id: january!.id })).body as Schemas['EventList']
+    ).data;
+    expect(events.at(-1)).toMatchObject({
+      type: 'invoice.updated',
+      previous: { amount_from_balance: '0.00', amount_due: '71.40' },
+    });
+  });
 });
 
 describe('an end_date moved later once billing ended', () => {
