@@ -31,17 +31,14 @@ function proratedPaid(paid: Paid, days: number, periodDays: number): Micros {
 
 /**
  * What is left paid, net of tax, of the price a period's invoice billed (its `subscription` line),
- * once credit notes took their part back: those of the line itself whole, those of the whole
- * invoice in proportion to what they credited of its subtotal. `discountAgain`: the invoice's
- * discount will reduce the credit where it lands (the subscription keeps it, for its plan), so the
- * price is left at its list amount, else the discount would be taken twice; otherwise the line's
- * share of it (in proportion to the line among the invoice's charges) is taken off. Between zero
- * and the line; undefined when the invoice bills no price.
+ * once credit notes took their part back (those of the line itself whole, those of the whole
+ * invoice in proportion to what they credited of its subtotal) and less the line's share of the
+ * invoice's discount (in proportion to the line among the invoice's charges). Between zero and the
+ * line; undefined when the invoice bills no price.
  */
 export function paidForPrice(
   invoice: { subtotal: string; lines: ReadonlyArray<{ type: string; amount: string }> },
   creditNotes: ReadonlyArray<{ lines: ReadonlyArray<{ line_index: number | null; amount: string }> }>,
-  discountAgain: boolean,
 ): Paid | undefined {
   const index = invoice.lines.findIndex((line) => line.type === 'subscription');
   if (index < 0) return undefined;
@@ -62,18 +59,14 @@ export function paidForPrice(
     }
   if (price <= 0n) return { numerator: 0n, denominator: 1n };
   const paid = charges - discount; // what the charges cost after the discount
-  // Nothing paid (a 100% discount): at list when the discount takes the credit whole again too.
-  if (paid <= 0n)
-    return discountAgain ? { numerator: price, denominator: 1n } : { numerator: 0n, denominator: 1n };
+  if (paid <= 0n) return { numerator: 0n, denominator: 1n }; // a 100% discount: nothing paid
   // The share of the invoice its credit notes left (credits carried from before count in its
   // subtotal, which a credit note can take back whole); none can be issued on a zero subtotal.
   const subtotal = parseSignedAmount(invoice.subtotal);
   const [left, of] = subtotal > 0n ? [subtotal - ofInvoice, subtotal] : [1n, 1n];
-  // Left of the line after its share of the discount: price × paid / charges × left / of − ofLine;
-  // at list (the discount nets it where it lands), that × charges / paid.
-  const [numerator, denominator] = discountAgain
-    ? [price * paid * left - ofLine * charges * of, paid * of]
-    : [price * paid * left - ofLine * charges * of, charges * of];
+  // Left of the line after its share of the discount: price × paid / charges × left / of − ofLine.
+  const numerator = price * paid * left - ofLine * charges * of;
+  const denominator = charges * of;
   const most = price * denominator;
   return { numerator: numerator < 0n ? 0n : numerator > most ? most : numerator, denominator };
 }

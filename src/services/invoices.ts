@@ -583,10 +583,17 @@ async function insertInvoice(
     lines,
     tx.occurredAt() ?? subscriptionNow(subscription),
   );
-  const applied = applyItems(
-    payment.lines.reduce((sum, line) => sum + parseSignedAmount(line.amount), 0n),
-    pending,
-  );
+  // The discount reduces what the invoice charges (its price, usage and pending charges), never
+  // a credit: a credit is of what was paid (services/prorations.ts creditedPrice), after whatever
+  // discount that invoice had, so a discount here would take its share of it a second time (or
+  // one it never had: another plan's coupon). Credits then apply up to zero, after the discount.
+  const linesTotal = payment.lines.reduce((sum, line) => sum + parseSignedAmount(line.amount), 0n);
+  const charged = [...payment.lines, ...pending].reduce((sum, line) => {
+    const amount = parseSignedAmount(line.amount);
+    return amount > 0n ? sum + amount : sum;
+  }, 0n);
+  const discount = await discountLine(tx, subscription, period, charged);
+  const applied = applyItems(linesTotal + (discount ? parseSignedAmount(discount.amount) : 0n), pending);
   const itemLines = applied.billed.map(({ item, amount }): InvoiceCharge => ({
     type: item.kind === 'one_off' ? 'one_off' : 'proration',
     description: item.description,
@@ -600,7 +607,6 @@ async function insertInvoice(
     invoice_item_id: item.id,
   }));
   const charges = [...payment.lines, ...itemLines];
-  const discount = await discountLine(tx, subscription, period, charges);
   // A once discount is used up by the first invoice it reduces: kept on it, to be given back if
   // it is a draft voided.
   const usesUp = discount !== undefined && subscription.discount?.duration === 'once';
@@ -638,19 +644,19 @@ async function insertInvoice(
 }
 
 /**
- * The subscription's discount on an invoice of these charges for `period`, as its last line;
- * none when it has none, or it reduces nothing. A discount run out (the period starts at or after
- * its end) is removed now. On a subscription locked for update.
+ * The subscription's discount on an invoice that charges `charged` (micros) for `period`, as its
+ * last line; none when it has none, or it reduces nothing. A discount run out (the period starts
+ * at or after its end) is removed now. On a subscription locked for update.
  */
 async function discountLine(
   tx: Tx,
   subscription: SubscriptionRow,
   period: { start: string; end: string },
-  charges: readonly InvoiceCharge[],
+  charged: bigint,
 ): Promise<InvoiceCharge | undefined> {
   const { discount } = subscription;
   if (discount === null) return undefined;
-  const subtotal = charges.reduce((sum, line) => sum + parseSignedAmount(line.amount), 0n);
+  const subtotal = charged;
   const verdict = discountFor(
     discount,
     subscription.plan_id,

@@ -3,7 +3,7 @@
 // billing/proration.ts for the arithmetic). Planned before the subscription is written (what the
 // change sets besides the price: a new billing anchor), performed after it (the items and the
 // invoices, which read the subscription as changed).
-import { parseSignedAmount, sameAmount } from '../billing/money.js';
+import { parseAmount, parseSignedAmount, sameAmount } from '../billing/money.js';
 import { type Period, periodContaining } from '../billing/periods.js';
 import { type Paid, paidForPrice, type ProrationItem, prorationItems } from '../billing/proration.js';
 import { billingAnchor, dayOf, lastDayServed, subscriptionNow } from '../billing/subscription-time.js';
@@ -69,10 +69,11 @@ export async function periodBilled(tx: Tx, s: SubscriptionRow, period: Period): 
 /**
  * The price whose unused days a change (to plan `planAfter`) or a pause credits: what is left paid
  * of it when the period's invoice billed it (billing/proration.ts paidForPrice: less what credit
- * notes took back, and less its share of the invoice's discount unless that discount will reduce
- * the credit too), so no day is credited above what was paid, or credited twice. At the price
- * itself when the period was billed otherwise (by a resume), or when a change in the period
- * already credited and charged its rest at list prices.
+ * notes took back, and less its share of the invoice's discount), so no day is credited above what
+ * was paid, or credited twice; the discount where the credit lands never reduces it again. At the
+ * price itself when the period was billed otherwise (by a resume); after a change in the period,
+ * whose item charged its rest at this price, at that price less the subscription's percentage
+ * discount, which reduces that item where it lands.
  */
 export async function creditedPrice(
   tx: Tx,
@@ -82,7 +83,23 @@ export async function creditedPrice(
 ): Promise<{ amount: string; label: string; paid?: Paid | undefined }> {
   const listed = { amount: s.plan_cost, label: await priceLabel(tx, s) };
   const invoice = await findInvoiceForPeriod(tx.db, s.id, period);
-  if (!invoice || invoice.status === 'void' || (await hasProrationsIn(tx.db, s.id, period))) return listed;
+  if (!invoice || invoice.status === 'void') return listed;
+  if (await hasProrationsIn(tx.db, s.id, period)) {
+    // A change before this one charged the rest of the period at this price, an item its invoice
+    // reduces by the subscription's percentage discount (discounts reduce charges, never credits).
+    const discount = s.discount;
+    const reduced =
+      discount !== null &&
+      discount.percent_off !== null &&
+      (discount.plan_ids.length === 0 || (planAfter !== null && discount.plan_ids.includes(planAfter)));
+    if (!reduced) return listed;
+    const whole = 1_000_000n; // 100%, in ten-thousandths
+    const paid = {
+      numerator: parseAmount(s.plan_cost) * (whole - parseAmount(discount.percent_off!)),
+      denominator: whole,
+    };
+    return { ...listed, paid };
+  }
   const lines = invoice.lines as unknown as Array<{ type: string; amount: string; coupon_id?: string }>;
   if (!lines.some((line) => line.type === 'subscription' && sameAmount(line.amount, s.plan_cost)))
     return listed;
@@ -90,22 +107,7 @@ export async function creditedPrice(
   const credited = notes.map((note) => ({
     lines: note.lines as unknown as Array<{ line_index: number | null; amount: string }>,
   }));
-  // The discount reduces the credit where it lands too when it is a percentage the subscription
-  // keeps, for the plan it will be on (a once discount is used up by the invoice that took it; an
-  // amount off is taken whole from each invoice, whatever credit it carries).
-  const discount = s.discount as {
-    coupon_id: string;
-    duration: string;
-    percent_off: string | null;
-    plan_ids: string[];
-  } | null;
-  const again =
-    discount !== null &&
-    discount.duration !== 'once' &&
-    discount.percent_off !== null &&
-    lines.some((line) => line.type === 'discount' && line.coupon_id === discount.coupon_id) &&
-    (discount.plan_ids.length === 0 || (planAfter !== null && discount.plan_ids.includes(planAfter)));
-  return { ...listed, paid: paidForPrice({ subtotal: invoice.subtotal, lines }, credited, again) };
+  return { ...listed, paid: paidForPrice({ subtotal: invoice.subtotal, lines }, credited) };
 }
 
 /**

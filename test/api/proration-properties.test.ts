@@ -286,18 +286,26 @@ describe('a pause', () => {
               .get(`/api/v1/subscriptions/${sub.id}/invoice-items`)
               .query({ pending: true, limit: 100 })
           ).body as Schemas['InvoiceItemList'];
-          // A discount line takes its percentage of the rest of its invoice, half up to the cent.
+          // A discount line takes its percentage of what its invoice charges (never of a credit:
+          // credits are of what was paid, after the discount then), half up to the cent.
           for (const invoice of invoices) {
             const discount = invoice.lines.filter((l) => l.type === 'discount');
             const rest = invoice.lines
               .filter((l) => l.type !== 'discount')
               .reduce((sum, l) => sum + cents(l.amount), 0n);
-            const expected = percentOff === null || rest === 0n ? 0n : percentOf(rest, percentOff);
+            const charged = invoice.lines
+              .filter((l) => l.type !== 'discount' && cents(l.amount) > 0n)
+              .reduce((sum, l) => sum + cents(l.amount), 0n);
+            const expected = percentOff === null || charged === 0n ? 0n : percentOf(charged, percentOff);
             expect(discount.reduce((sum, l) => sum - cents(l.amount), 0n)).toBe(expected);
             expect(cents(invoice.subtotal)).toBe(rest - expected);
           }
           // What is still pending is for days already billed: the model counts it as billed.
-          // Discounts are left out: they take a share of whole invoices, checked above.
+          // Discounts are left out, as lines: each charge counts at what its discount leaves of it
+          // (checked above), each credit as it is (what was paid), and each day at its price less
+          // the discount. In ten-thousandths of a percent: 100% is 1,000,000.
+          const whole = 1_000_000n;
+          const kept = whole - (percentOff === null ? 0n : cents(percentOff));
           const lines = [
             ...invoices.flatMap((i) => i.lines.filter((l) => l.type !== 'discount')),
             ...pending.data.map((item) => ({ ...item, type: 'proration' as const })),
@@ -305,7 +313,10 @@ describe('a pause', () => {
           for (const [k, periodStart] of schedule.slice(0, -1).entries()) {
             const periodEnd = schedule[k + 1]!;
             const charged = lines.filter((l) => l.period_start >= periodStart && l.period_end <= periodEnd);
-            const billed = charged.reduce((sum, l) => sum + cents(l.amount), 0n);
+            const billed = charged.reduce((sum, l) => {
+              const amount = cents(l.amount);
+              return sum + (amount > 0n ? amount * kept : amount * whole);
+            }, 0n);
             const periodDays = daysBetween(periodStart, periodEnd);
             let exact = 0n;
             for (let d = 0; d < periodDays; d++) {
@@ -313,8 +324,8 @@ describe('a pause', () => {
               if (pausedFrom <= day && day < resumedOn) continue; // paused: free
               exact += cents([...inForce].reverse().find((p) => p.day <= day)!.price);
             }
-            const error = billed * BigInt(periodDays) - exact;
-            const bound = 50n * BigInt(Math.max(charged.length, 1)) * BigInt(periodDays);
+            const error = billed * BigInt(periodDays) - exact * kept;
+            const bound = 50n * whole * BigInt(Math.max(charged.length, 1)) * BigInt(periodDays);
             expect(
               error <= bound && error >= -bound,
               `${periodStart}: ${billed} vs ${exact}/${periodDays} (pause ${pausedFrom} to ${resumedOn})`,

@@ -875,8 +875,8 @@ describe('the unused days of a period paid at less than its price', () => {
     expect(res.status, res.text).toBe(200);
     expect((await part.items(true)).map((i) => i.amount)).toEqual(['-58.06']);
 
-    // 10% off for ever: 90.00 paid, half of it credited back. The credit lands on invoices that
-    // take 10% off it again, so it is at list: half of 100.00, 48.39 for 30 of 31 days.
+    // 10% off for ever: 90.00 paid, half of it credited back: 45.00 left, 43.55 for 30 of 31
+    // days. The invoices it lands on take their 10% off what they charge, never off a credit.
     const kept = await subscribed(pro.id, '2026-01-01T00:00:00Z', {
       coupon_id: await coupon({ percent_off: '10', duration: 'forever' }),
     });
@@ -887,6 +887,69 @@ describe('the unused days of a period paid at less than its price', () => {
       refund_to: 'balance',
     });
     await kept.change({ plan_id: basic.id });
-    expect((await kept.items(true)).map((i) => i.amount).sort()).toEqual(['-48.39', '9.68']);
+    expect((await kept.items(true)).map((i) => i.amount).sort()).toEqual(['-43.55', '9.68']);
+  });
+
+  it('are not reduced by a discount where they land: a coupon for another plan, or one that ended', async () => {
+    const a = await plan('A', { model: 'flat', amount: '100.00' });
+    const b = await plan('B', { model: 'flat', amount: '200.00' });
+    // Half off plan A only. On B from February (no discount: 200.00 paid), back to A on Feb 15.
+    const s = await subscribed(a.id, '2026-01-01T00:00:00Z', {
+      coupon_id: await coupon({ percent_off: '50', duration: 'forever', plan_ids: [a.id] }),
+    });
+    await s.advance('2026-01-01T01:00:00Z');
+    await s.change({ plan_id: b.id, proration_behavior: 'none' });
+    await s.advance('2026-02-15T00:00:00Z'); // 14 of 28 days left
+    await s.change({ plan_id: a.id });
+    await s.advance('2026-03-01T00:00:00Z');
+    const march = (await s.invoices()).find((i) => i.period_start === '2026-03-01')!;
+    // A 100.00 and 14 days of it 50.00, half off: 75.00; B's 14 days paid in full: 100.00 back,
+    // of which 75.00 now and 25.00 carried to the next invoice.
+    expect(march.lines.map((l) => [l.type, l.amount])).toEqual([
+      ['subscription', '100.00'],
+      ['proration', '-75.00'],
+      ['proration', '50.00'],
+      ['discount', '-75.00'],
+    ]);
+    expect(march.subtotal).toBe('0.00');
+    expect((await s.items(true)).map((i) => i.amount)).toEqual(['-25.00']);
+
+    // 25% off for one month: January paid 75.00; a change on Jan 11 (21 of 31 days) credits
+    // 75.00 × 21/31 = 50.81, which February (no discount any more) takes whole.
+    const intro = await subscribed(a.id, '2026-01-01T00:00:00Z', {
+      coupon_id: await coupon({ percent_off: '25', duration: 'repeating', duration_in_months: 1 }),
+    });
+    await intro.advance('2026-01-11T00:00:00Z');
+    await intro.change({ plan_id: b.id });
+    expect((await intro.items(true)).map((i) => i.amount).sort()).toEqual(['-50.81', '135.48']);
+    await intro.advance('2026-02-01T00:00:00Z');
+    const february = (await intro.invoices()).find((i) => i.period_start === '2026-02-01')!;
+    expect(february.lines.map((l) => [l.type, l.amount])).toEqual([
+      ['subscription', '200.00'],
+      ['proration', '-50.81'],
+      ['proration', '135.48'],
+    ]);
+  });
+
+  it('take nothing from a fixed discount: the coupon and the credit both reach the customer', async () => {
+    const a = await plan('A', { model: 'flat', amount: '100.00' });
+    const small = await plan('Small', { model: 'flat', amount: '10.00' });
+    const s = await subscribed(a.id, '2026-01-01T00:00:00Z', {
+      coupon_id: await coupon({ amount_off: '5.00', duration: 'forever' }),
+    });
+    await s.advance('2026-01-02T00:00:00Z');
+    await s.change({ plan_id: small.id });
+    // 95.00 paid, 30 of 31 days: 91.94 back; 9.68 of Small charged.
+    expect((await s.items(true)).map((i) => i.amount).sort()).toEqual(['-91.94', '9.68']);
+    await s.advance('2026-02-01T00:00:00Z');
+    const february = (await s.invoices()).find((i) => i.period_start === '2026-02-01')!;
+    // 10.00 + 9.68, 5.00 off: 14.68 left for the credit; the rest (77.26) carried.
+    expect(february.lines.map((l) => [l.type, l.amount])).toEqual([
+      ['subscription', '10.00'],
+      ['proration', '-14.68'],
+      ['proration', '9.68'],
+      ['discount', '-5.00'],
+    ]);
+    expect((await s.items(true)).map((i) => i.amount)).toEqual(['-77.26']);
   });
 });

@@ -131,19 +131,20 @@ describe('the upcoming invoice', () => {
       period_end: '2027-03-01',
       region: 'DE',
     });
-    // 40.00 + 6 calls at 0.25 − 30.00 × 22/31 + 40.00 × 22/31 = 48.60, half off, 19% VAT.
+    // 40.00 + 6 calls at 0.25 + 40.00 × 22/31, half off (34.95: the discount reduces what is
+    // charged), − 30.00 × 22/31 (credited as paid, at full price) = 13.65, 19% VAT.
     expect(upcoming.lines.map((l) => [l.type, l.amount])).toEqual([
       ['subscription', '40.00'],
       ['usage', '1.50'],
       ['proration', '-21.29'],
       ['proration', '28.39'],
-      ['discount', '-24.30'],
+      ['discount', '-34.95'],
     ]);
     expect(upcoming).toMatchObject({
-      subtotal: '24.30',
-      tax_total: '4.62',
-      total: '28.92',
-      amount_due: '28.92',
+      subtotal: '13.65',
+      tax_total: '2.59',
+      total: '16.24',
+      amount_due: '16.24',
     });
 
     // More usage is in the next preview...
@@ -155,9 +156,9 @@ describe('the upcoming invoice', () => {
       ['usage', '2.00'],
       ['proration', '-21.29'],
       ['proration', '28.39'],
-      ['discount', '-24.55'],
+      ['discount', '-35.20'],
     ]);
-    expect(later).toMatchObject({ subtotal: '24.55', tax_total: '4.66', total: '29.21' });
+    expect(later).toMatchObject({ subtotal: '13.90', tax_total: '2.64', total: '16.54' });
     // ...and the last preview is exactly the invoice the renewal issues.
     await s.advance('2027-02-01T00:00:00Z');
     const made = await s.invoiceOf('2027-02-01');

@@ -160,15 +160,12 @@ describe('paidForPrice', () => {
   const paid = (
     lines: Array<{ type: string; amount: string }>,
     notes: Array<[number | null, string]> = [],
-    discountAgain = false,
   ) => {
     // The subtotal: every line, the discount's too.
     const subtotal = formatSignedCents(lines.reduce((sum, l) => sum + parseSignedAmount(l.amount), 0n));
-    const share = paidForPrice(
-      { subtotal, lines },
-      [{ lines: notes.map(([line_index, amount]) => ({ line_index, amount })) }],
-      discountAgain,
-    );
+    const share = paidForPrice({ subtotal, lines }, [
+      { lines: notes.map(([line_index, amount]) => ({ line_index, amount })) },
+    ]);
     return share && formatSignedCents(share.numerator / share.denominator);
   };
 
@@ -184,13 +181,13 @@ describe('paidForPrice', () => {
     expect(paid([line('usage', '10.00')])).toBeUndefined();
   });
 
-  it('keeps the list price when the discount will reduce the credit again where it lands', () => {
+  it('is less its share of the discount and of the credit notes together', () => {
     const discounted = [line('subscription', '100.00'), line('discount', '-10.00')];
-    expect(paid(discounted, [], true)).toBe('100.00');
-    // 45.00 of the 90.00 paid credited back: half of it is left, at list.
-    expect(paid(discounted, [[null, '45.00']], true)).toBe('50.00');
-    expect(paid(discounted, [[null, '90.00']], true)).toBe('0.00');
-    expect(paid(discounted, [[0, '90.00']], true)).toBe('0.00');
+    expect(paid(discounted)).toBe('90.00');
+    // 45.00 of the 90.00 paid credited back: half of what was paid is left.
+    expect(paid(discounted, [[null, '45.00']])).toBe('45.00');
+    expect(paid(discounted, [[null, '90.00']])).toBe('0.00');
+    expect(paid(discounted, [[0, '90.00']])).toBe('0.00');
   });
 
   it("is less the credit notes: the price line's whole, the invoice's in proportion", () => {

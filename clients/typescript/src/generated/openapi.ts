@@ -3233,7 +3233,7 @@ export interface components {
             name: components["schemas"]["Name"];
             /** @description The percentage taken off; null for an `amount_off` coupon. */
             percent_off: null | components["schemas"]["PercentOff"];
-            /** @description The amount taken off each invoice it applies to (never more than that invoice's subtotal); null for a `percent_off` coupon. */
+            /** @description The amount taken off each invoice it applies to (never more than what that invoice charges); null for a `percent_off` coupon. */
             amount_off: null | components["schemas"]["Money"];
             duration: components["schemas"]["CouponDuration"];
             /** @description For `repeating`, how many months from when it is applied; null otherwise. */
@@ -3304,10 +3304,11 @@ export interface components {
          * @description A coupon applied to a subscription: its terms as they were when applied, and the time it
          *     runs. It reduces the subscription's **period invoices** (and the invoices of mid-period
          *     changes made with `always_invoice`) created from `start` on whose period starts before
-         *     `end`: a `discount` line, before tax, of `percent_off` of the invoice's subtotal (every
-         *     line: the period's price, usage, pending prorations and one-off charges) rounded half up
-         *     to the cent, or `amount_off` (never more than the subtotal). Taxes are then computed on the
-         *     discounted subtotal. A `once` discount is removed by the first invoice it reduces (given
+         *     `end`: a `discount` line, before tax, of `percent_off` of what the invoice charges (the
+         *     period's price, usage, and the proration charges and one-off charges it bills; never its
+         *     credits, which are of what was paid) rounded half up to the cent, or `amount_off` (never
+         *     more than that). Credits then apply to the rest, up to zero; taxes are computed on the
+         *     subtotal. A `once` discount is removed by the first invoice it reduces (given
          *     back if that invoice is a draft voided, unless the subscription has another discount by
          *     then); a `repeating` one by the first period invoice whose period starts on or after `end`
          *     (`subscription.updated` events). MRR is net of `repeating` and `forever` discounts while
