@@ -1,7 +1,7 @@
 import { Router } from 'express';
 import type { Schemas } from '../contract.js';
 import { requireDeclaredMediaType } from '../http/media-type.js';
-import { databaseUnavailable } from '../http/problems.js';
+import { databaseUnavailable, ProblemError } from '../http/problems.js';
 import { isReady } from '../services/health.js';
 import type { ServiceContext } from '../services/context.js';
 
@@ -18,6 +18,14 @@ export function healthRouter(ctx: ServiceContext): Router {
   router.get('/readyz', requireDeclaredMediaType, async (_req, res) => {
     if (!(await isReady(ctx))) throw databaseUnavailable();
     res.json(ok);
+  });
+
+  // Express would answer OPTIONS itself (200, text/plain): 405, as every other method gets here
+  // and every operation answers OPTIONS.
+  router.options(['/healthz', '/readyz'], () => {
+    throw new ProblemError(405, 'method-not-allowed', 'OPTIONS method not allowed', undefined, {
+      Allow: 'GET, HEAD',
+    });
   });
 
   return router;

@@ -13,6 +13,16 @@ describe('GET /healthz', () => {
     expect(res.status).toBe(200);
     expect(res.body).toEqual({ status: 'ok' });
   });
+
+  it('answers any other method 405 problem+json with Allow, OPTIONS too', async () => {
+    for (const path of ['/healthz', '/readyz']) {
+      for (const method of ['options', 'post'] as const) {
+        const res = await ctx.api[method](path);
+        expectProblem(res, 405, 'method-not-allowed');
+        expect(res.headers.allow, `${method} ${path}`).toBe('GET, HEAD');
+      }
+    }
+  });
 });
 
 describe('GET /readyz', () => {
