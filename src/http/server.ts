@@ -2,6 +2,7 @@
 // size limit, malformed framing (bad chunked bodies, Content-Length with Transfer-Encoding), an
 // unknown method, a client too slow to send its headers. Node answers those with a bare status
 // line; this answers them with problem+json too, while nothing of a response has been sent yet.
+import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { Socket } from 'node:net';
 import type { Express } from 'express';
@@ -45,10 +46,13 @@ function answerClientError(error: Error & { code?: string }, socket: Socket): vo
     return;
   }
   const [status, type, detail] = classify(error.code);
-  const body = JSON.stringify(problemBody(status, type, detail));
+  // An id of its own, as every response carries one: the request's headers were not read.
+  const requestId = randomUUID();
+  const body = JSON.stringify({ ...problemBody(status, type, detail), request_id: requestId });
   socket.end(
     `HTTP/1.1 ${status} ${STATUS_TEXT[status]}\r\n` +
       'Content-Type: application/problem+json\r\n' +
+      `X-Request-Id: ${requestId}\r\n` +
       Object.entries(SECURITY_HEADERS)
         .map(([name, value]) => `${name}: ${value}\r\n`)
         .join('') +

@@ -51,7 +51,13 @@ function parse(response: string) {
     headers: Object.fromEntries(
       headers.map((h) => [h.split(':')[0]!.toLowerCase(), h.slice(h.indexOf(':') + 2)]),
     ),
-    body: JSON.parse(body) as { type: string; status: number; title: string; detail: string },
+    body: JSON.parse(body) as {
+      type: string;
+      status: number;
+      title: string;
+      detail: string;
+      request_id?: string;
+    },
   };
 }
 
@@ -61,6 +67,9 @@ function expectRawProblem(response: string, status: number, type: string) {
   expect(parsed.headers['content-type']).toBe('application/problem+json');
   expect(parsed.body).toMatchObject({ type: `/problems/${type}`, status, title: expect.any(String) });
   expect(parsed.body.detail).toEqual(expect.any(String));
+  // Its own request id, as every response has: in the header and the body.
+  expect(parsed.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+  expect(parsed.body.request_id).toBe(parsed.headers['x-request-id']);
 }
 
 describe('requests Node refuses before Express', () => {
