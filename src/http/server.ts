@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Express } from 'express';
 import { problemBody, type ProblemType } from './problems.js';
 import { SECURITY_HEADERS } from './security-headers.js';
@@ -45,22 +46,41 @@ function answerClientError(error: Error & { code?: string }, socket: Socket): vo
     socket.destroy();
     return;
   }
-  const [status, type, detail] = classify(error.code);
-  // An id of its own, as every response carries one: the request's headers were not read.
+  writeProblem(socket, ...classify(error.code));
+}
+
+/** A problem of the server's own, with a request id of its own: the request's headers were not read. */
+function ownProblem(status: number, type: ProblemType, detail: string) {
   const requestId = randomUUID();
-  const body = JSON.stringify({ ...problemBody(status, type, detail), request_id: requestId });
+  return {
+    headers: {
+      'Content-Type': 'application/problem+json',
+      'X-Request-Id': requestId,
+      ...SECURITY_HEADERS,
+      Connection: 'close',
+    },
+    body: JSON.stringify({ ...problemBody(status, type, detail), request_id: requestId }),
+  };
+}
+
+/** A problem written on the socket, which is then closed: nothing of a response was sent yet. */
+function writeProblem(socket: Duplex, status: number, type: ProblemType, detail: string): void {
+  const { headers, body } = ownProblem(status, type, detail);
   socket.end(
     `HTTP/1.1 ${status} ${STATUS_TEXT[status]}\r\n` +
-      'Content-Type: application/problem+json\r\n' +
-      `X-Request-Id: ${requestId}\r\n` +
-      Object.entries(SECURITY_HEADERS)
+      Object.entries({ ...headers, 'Content-Length': String(Buffer.byteLength(body)) })
         .map(([name, value]) => `${name}: ${value}\r\n`)
         .join('') +
-      `Content-Length: ${Buffer.byteLength(body)}\r\n` +
-      'Connection: close\r\n\r\n' +
+      '\r\n' +
       body,
   );
 }
+
+/**
+ * A request target in absolute form (`GET http://host/api/v1/users`), which RFC 9112 (3.2.2) has
+ * servers accept, as its path and query: the routes match paths.
+ */
+const ABSOLUTE_FORM = /^https?:\/\/[^/?#]*/i;
 
 const draining = new WeakSet<http.Server>();
 /** Each server's responses not yet sent: told to close their connection when draining starts. */
@@ -68,7 +88,7 @@ const inFlight = new WeakMap<http.Server, Set<http.ServerResponse>>();
 
 export function createHttpServer(app: Express): http.Server {
   const pending = new Set<http.ServerResponse>();
-  const server = http.createServer((req, res) => {
+  const server = http.createServer({ requireHostHeader: false }, (req, res) => {
     // While draining, every response closes its connection: keep-alive clients reconnect to
     // another instance instead of sending more requests here.
     if (draining.has(server)) res.setHeader('Connection', 'close');
@@ -76,10 +96,28 @@ export function createHttpServer(app: Express): http.Server {
       pending.add(res);
       res.once('close', () => pending.delete(res));
     }
+    if (req.url !== undefined && ABSOLUTE_FORM.test(req.url)) {
+      const target = req.url.replace(ABSOLUTE_FORM, '');
+      req.url = target.startsWith('/') ? target : `/${target}`;
+    }
+    // HTTP/1.1 requires Host (RFC 9112, 3.2): Node would answer a bare 400 without a body.
+    if (req.headers.host === undefined && req.httpVersion === '1.1') {
+      const { headers, body } = ownProblem(
+        400,
+        'malformed-request',
+        'An HTTP/1.1 request needs a Host header.',
+      );
+      res.writeHead(400, { ...headers, 'Content-Length': Buffer.byteLength(body) }).end(body);
+      return;
+    }
     app(req, res);
   });
   inFlight.set(server, pending);
   server.on('clientError', answerClientError);
+  // CONNECT (a tunnel) is no method of this API; Node would close the connection without a word.
+  server.on('connect', (_req: http.IncomingMessage, socket: Duplex) =>
+    writeProblem(socket, 501, 'not-implemented', 'CONNECT is not a method this server implements.'),
+  );
   return server;
 }
 

@@ -96,6 +96,24 @@ describe('requests Node refuses before Express', () => {
     expectRawProblem(await raw('FROBNICATE /healthz HTTP/1.1\r\nHost: x\r\n\r\n'), 501, 'not-implemented');
   });
 
+  it('answers CONNECT, which no operation takes, with 501 problem+json', async () => {
+    expectRawProblem(
+      await raw('CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n'),
+      501,
+      'not-implemented',
+    );
+  });
+
+  it('answers an HTTP/1.1 request without Host with 400 problem+json', async () => {
+    expectRawProblem(await raw('GET /healthz HTTP/1.1\r\n\r\n'), 400, 'malformed-request');
+  });
+
+  it('takes a request target in absolute form as its path (RFC 9112, 3.2.2)', async () => {
+    const response = await raw('GET http://x/healthz?a=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    expect(response).toMatch(/^HTTP\/1\.1 200 OK/);
+    expect(parse(response).body).toEqual({ status: 'ok' });
+  });
+
   it('still answers ordinary requests on the same server', async () => {
     const response = await raw('GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
     expect(response).toMatch(/^HTTP\/1\.1 200 OK/);
