@@ -2567,10 +2567,11 @@ export interface components {
              *     of one resource follow the order its changes were applied (the feed's order follows when
              *     their transactions began writing, and may differ for concurrent changes). For a
              *     subscription on a test clock (and its invoices, invoice items, payments, refunds and credit
-             *     notes; a wallet on a clock and its grants; the clock), the clock's time: a request at the
-             *     clock's now, a step of the worker at its due time on the clock. Other resources live in
-             *     real time even when a clock's step changes them (a customer's balance, a coupon's
-             *     redemptions): their events are stamped when written.
+             *     notes; a wallet on a clock and its grants), the clock's time: a request at the clock's
+             *     now, a step of the worker at its due time on the clock. Other resources live in real time
+             *     even when a clock's step changes them (a customer's balance, a coupon's redemptions), and
+             *     so does the clock itself (`test_clock.created`, `.advancing`, `.advanced` are acts on it
+             *     in real time): their events are stamped when written.
              */
             occurred_at: components["schemas"]["Timestamp"];
             /** @description The resource after the change (before it, for a deletion), as this API shows it; for links, the subscription id and the feature. */
@@ -9580,7 +9581,7 @@ export interface operations {
                 cursor?: string;
                 /** @description Only these event types; repeat for several (`type=user.created&type=user.deleted`). */
                 type?: string[];
-                /** @description Only events that occurred after this instant, as `occurred_at` shows them (to the millisecond, truncated): an event shown at exactly this instant is left out, so a poller resuming from the last `occurred_at` it saw does not get it again. Its `:` may be sent as is (the `+` of an offset as `%2B`). */
+                /** @description Only events that occurred after this instant, as `occurred_at` shows them (to the millisecond, truncated): an event shown at exactly this instant is left out. A filter, not a position to resume from: the events of one request share their `occurred_at`, the feed is in the order transactions wrote (not quite the order of `occurred_at` when writes run concurrently), and the events of a test clock's resources carry the clock's time. Resume with the last `next_cursor`, which gives each event exactly once (keep the same `after`, if any). Its `:` may be sent as is (the `+` of an offset as `%2B`). */
                 after?: string;
                 /** @description Only events that occurred before this instant, as `occurred_at` shows them (to the millisecond, truncated). Its `:` may be sent as is (the `+` of an offset as `%2B`). */
                 before?: string;
