@@ -101,13 +101,18 @@ export async function creditedPrice(
     return { ...listed, paid };
   }
   const lines = invoice.lines as unknown as Array<{ type: string; amount: string; coupon_id?: string }>;
-  if (!lines.some((line) => line.type === 'subscription' && sameAmount(line.amount, s.plan_cost)))
-    return listed;
+  const billed = lines.find((line) => line.type === 'subscription');
+  if (!billed) return listed;
   const notes = await listCreditNotes(tx.db, invoice.id);
   const credited = notes.map((note) => ({
     lines: note.lines as unknown as Array<{ line_index: number | null; amount: string }>,
   }));
-  return { ...listed, paid: paidForPrice({ subtotal: invoice.subtotal, lines }, credited) };
+  const paid = paidForPrice({ subtotal: invoice.subtotal, lines }, credited);
+  // A change made since without proration (`none`) did not bill its price for these days: they
+  // were paid at the price the invoice billed, and are credited at that, never at the new one.
+  if (!sameAmount(billed.amount, s.plan_cost))
+    return { amount: billed.amount, label: `the price the period's invoice billed (${billed.amount})`, paid };
+  return { ...listed, paid };
 }
 
 /**

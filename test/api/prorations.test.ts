@@ -931,6 +931,27 @@ describe('the unused days of a period paid at less than its price', () => {
     ]);
   });
 
+  it('are credited at the price their invoice billed after a change without proration', async () => {
+    const a = await plan('A', { model: 'flat', amount: '100.00' });
+    const b = await plan('B', { model: 'flat', amount: '1000.00' });
+    const x = await plan('X', { model: 'flat', amount: '1.00' });
+    // January paid on A; on Jan 11 (21 of 31 days left) a move with `none` bills nothing, so
+    // the days are still A's: a second move, or a pause, credits them at A's 100.00.
+    for (const to of [b.id, x.id]) {
+      const s = await subscribed(a.id);
+      await s.advance('2026-01-11T00:00:00Z');
+      await s.change({ plan_id: to, proration_behavior: 'none' });
+      await s.change({ plan_id: a.id });
+      expect((await s.items(true)).map((i) => i.amount).sort()).toEqual(['-67.74', '67.74']);
+    }
+    const paused = await subscribed(a.id);
+    await paused.advance('2026-01-11T00:00:00Z');
+    await paused.change({ plan_id: b.id, proration_behavior: 'none' });
+    const res = await t.api.post(`/api/v1/subscriptions/${paused.sub.id}/pause`).send({});
+    expect(res.status, res.text).toBe(200);
+    expect((await paused.items(true)).map((i) => i.amount)).toEqual(['-67.74']);
+  });
+
   it('take nothing from a fixed discount: the coupon and the credit both reach the customer', async () => {
     const a = await plan('A', { model: 'flat', amount: '100.00' });
     const small = await plan('Small', { model: 'flat', amount: '10.00' });
