@@ -297,7 +297,14 @@ export async function closeEndedItems(
   let invoice: InvoiceRow | undefined;
   if (pending.some((item) => !item.amount.startsWith('-'))) {
     const next = dayOf(new Date(new Date(`${day}T00:00:00Z`).getTime() + 86_400_000));
-    const outcome = await insertInvoice(tx, subscription, { start: day, end: next }, [], 'proration');
+    const outcome = await insertInvoice(
+      tx,
+      subscription,
+      { start: day, end: next },
+      [],
+      'proration',
+      'percentage',
+    );
     if (outcome.kind === 'created' || outcome.kind === 'existing') invoice = outcome.invoice;
   }
   const left = await pendingInvoiceItems(tx.db, subscription.id);
@@ -565,6 +572,12 @@ async function insertInvoice(
   period: { start: string; end: string },
   lines: InvoiceCharge[],
   kind: 'period' | 'proration' = 'period',
+  /**
+   * Which discount reduces it: any on period invoices and a change's (the Discount schema); only
+   * a percentage on the last invoice of an ended subscription's items (it takes its share of the
+   * charges, as it would have where they landed; a fixed amount is one per period invoice).
+   */
+  discounts: 'any' | 'percentage' = 'any',
 ): Promise<CreateInvoiceOutcome> {
   // Two independent reads, in one write and one round trip.
   const [user, pending] = await Promise.all([
@@ -592,7 +605,10 @@ async function insertInvoice(
     const amount = parseSignedAmount(line.amount);
     return amount > 0n ? sum + amount : sum;
   }, 0n);
-  const discount = await discountLine(tx, subscription, period, charged);
+  const discount =
+    discounts === 'any' || subscription.discount?.percent_off != null
+      ? await discountLine(tx, subscription, period, charged)
+      : undefined;
   const applied = applyItems(linesTotal + (discount ? parseSignedAmount(discount.amount) : 0n), pending);
   const itemLines = applied.billed.map(({ item, amount }): InvoiceCharge => ({
     type: item.kind === 'one_off' ? 'one_off' : 'proration',

@@ -167,6 +167,66 @@ describe('items pending when a subscription ends', () => {
     expect((await t.api.get(`/api/v1/subscriptions/${sub.id}`)).body).toMatchObject({ billed_until: null });
   });
 
+  it('take a percentage discount on their last invoice, never a fixed amount a second time', async () => {
+    const lastInvoice = async (coupon: Record<string, unknown>) => {
+      const made = await t.api
+        .post('/api/v1/coupons')
+        .send({ name: `c-${Math.random()}`, duration: 'forever', ...coupon });
+      expect(made.status, made.text).toBe(201);
+      const clock = (
+        await t.api.post('/api/v1/test-clocks').send({ name: 'last', frozen_time: '2026-01-01T00:00:00Z' })
+      ).body as Schemas['TestClock'];
+      const user = await createUser(t, { region: 'DE' });
+      const sub = (
+        await t.api.post('/api/v1/subscriptions').send({
+          user_id: user.id,
+          status: 'active',
+          plan_id: plans.basic,
+          start_date: '2026-01-01',
+          test_clock_id: clock.id,
+          coupon_id: (made.body as Schemas['Coupon']).id,
+        })
+      ).body as Schemas['Subscription'];
+      const advance = async (at: string) => {
+        await t.api.post(`/api/v1/test-clocks/${clock.id}/advance`).send({ frozen_time: at }).expect(202);
+        await performDueWork(
+          { db: ctx.appDb, ownerDb: ctx.db, gateway: simulatedGateway, settlementDelayScale: 0 },
+          { tenantId: t.id, clockId: clock.id },
+        );
+      };
+      await advance('2026-01-11T09:00:00Z');
+      expect((await t.api.patch(`/api/v1/subscriptions/${sub.id}`).send({ plan_id: plans.pro })).status).toBe(
+        200,
+      );
+      await advance('2026-01-12T09:00:00Z');
+      expect((await t.api.post(`/api/v1/subscriptions/${sub.id}/cancel`).send({ at: 'now' })).status).toBe(
+        200,
+      );
+      await advance('2026-01-12T10:00:00Z');
+      const invoices = (
+        (await t.api.get('/api/v1/invoices').query({ subscription_id: sub.id }))
+          .body as Schemas['InvoiceList']
+      ).data.reverse();
+      expect(invoices.map((i) => i.kind)).toEqual(['period', 'proration']);
+      return invoices[1]!;
+    };
+    // 5.00 off: January paid 25.00, 21 of 31 days of it back (16.94), Pro's 21 days charged (40.65).
+    const fixed = await lastInvoice({ amount_off: '5.00' });
+    expect(fixed.lines.map((l) => [l.type, l.amount])).toEqual([
+      ['proration', '-16.94'],
+      ['proration', '40.65'],
+    ]);
+    expect(fixed.subtotal).toBe('23.71');
+    // 10% off: January paid 27.00 (18.29 back); Pro's charge takes its 10% (4.07).
+    const percent = await lastInvoice({ percent_off: '10' });
+    expect(percent.lines.map((l) => [l.type, l.amount])).toEqual([
+      ['proration', '-18.29'],
+      ['proration', '40.65'],
+      ['discount', '-4.07'],
+    ]);
+    expect(percent.subtotal).toBe('18.29');
+  });
+
   it('pay what the subscription still owes first: a credit for days never paid is not money to spend', async () => {
     const clock = (
       await t.api.post('/api/v1/test-clocks').send({ name: 'owed', frozen_time: '2026-01-01T00:00:00Z' })

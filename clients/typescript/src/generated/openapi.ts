@@ -3304,7 +3304,8 @@ export interface components {
         /**
          * @description A coupon applied to a subscription: its terms as they were when applied, and the time it
          *     runs. It reduces the subscription's **period invoices** (and the invoices of mid-period
-         *     changes made with `always_invoice`) created from `start` on whose period starts before
+         *     changes made with `always_invoice`; a percentage also the last invoice of an ended
+         *     subscription's items) created from `start` on whose period starts before
          *     `end`: a `discount` line, before tax, of `percent_off` of what the invoice charges (the
          *     period's price, usage, and the proration charges and one-off charges it bills; never its
          *     credits, which are of what was paid) rounded half up to the cent, or `amount_off` (never
