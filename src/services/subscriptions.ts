@@ -43,9 +43,12 @@ import { hasCountedUsage } from '../queries/usage.js';
 import {
   planProration,
   performProration,
+  priceLabel,
   type ProrationBehavior,
+  type ProrationPlan,
   type ProrationRefusal,
 } from './prorations.js';
+import { prorationItems } from '../billing/proration.js';
 import {
   type Actor,
   ClockAdvancingError,
@@ -871,12 +874,13 @@ async function changeSubscription(
   const proration = await planProration(tx, before, changes, patch.proration_behavior ?? 'create_prorations');
   if ('kind' in proration) return proration;
   Object.assign(changes, proration.set);
+  let plan: ProrationPlan = proration.plan;
   if (changes.billed_until === undefined) {
-    const billedUntil =
-      (await billingAsCreated(tx, before, changes)) ??
-      rescheduledBilling(before, changes) ??
-      billingResumed(before, changes);
+    const asCreated = await billingAsCreated(tx, before, changes);
+    const billedUntil = asCreated ?? rescheduledBilling(before, changes) ?? billingResumed(before, changes);
     if (billedUntil !== before.billed_until) changes.billed_until = billedUntil;
+    if (asCreated === undefined && plan.mode === 'nothing')
+      plan = await daysBeforeNewSchedule(tx, before, changes, billedUntil);
   }
   const usageClosed = usageClosedByNewStart(before, changes);
   if (usageClosed !== undefined) changes.usage_invoiced_until = usageClosed;
@@ -911,8 +915,37 @@ async function changeSubscription(
     await resumeCollection(tx, id, before.clock_time ?? undefined);
   emitChange(tx, before, after);
   emitScheduledChangeDropped(tx, before, after);
-  const billed = await performProration(tx, actor.tenantId, after, proration.plan);
+  const billed = await performProration(tx, actor.tenantId, after, plan);
   return { kind: 'updated', ...billed };
+}
+
+/**
+ * A new start date moves billing to the new schedule's first period from the old billed_until:
+ * the days in between (the end of a period of the new schedule) were served and billed by no
+ * invoice. They are charged as an item of that period's price for those days, which the next
+ * invoice bills; else moving the start date before each renewal would never bill anything.
+ */
+async function daysBeforeNewSchedule(
+  tx: Tx,
+  before: SubscriptionRow,
+  changes: SubscriptionPatch,
+  billedUntil: string | null,
+): Promise<ProrationPlan> {
+  const nothing = { mode: 'nothing' } as const;
+  const start = changes.start_date;
+  if (start === undefined || start === before.start_date || before.billed_until === null) return nothing;
+  // Not before the new start date: a start moved later serves nothing before it.
+  const from = start > before.billed_until ? start : before.billed_until;
+  if (billedUntil === null || billedUntil <= from) return nothing;
+  const after = { ...before, ...changes } as SubscriptionRow;
+  if (!['active', 'past_due', 'unpaid'].includes(after.status)) return nothing;
+  const period = periodContaining(billingAnchor(after), after.billing_interval, after.interval_count, from);
+  if (period.end !== billedUntil) return nothing;
+  const items = prorationItems(period, from, undefined, {
+    amount: after.plan_cost,
+    label: await priceLabel(tx, after),
+  });
+  return items.length === 0 ? nothing : { mode: 'items', items, invoiceNow: false, period, day: from };
 }
 
 export interface CancelInput {

@@ -635,6 +635,10 @@ describe('moving the start date', () => {
       '2026-05-15',
       '2026-06-15',
     ]);
+    // April 1 to 15 comes before the new start: nothing to charge for it.
+    expect((await t.api.get(`/api/v1/subscriptions/${sub.id}/invoice-items`)).body).toMatchObject({
+      data: [],
+    });
   });
 
   it('earlier: no day is billed twice', async () => {
@@ -648,6 +652,35 @@ describe('moving the start date', () => {
     expect(moved.body).toMatchObject({ billed_until: '2026-04-15' });
     await c.advance('2026-05-20T00:00:00Z');
     expect(await invoicesOf(sub.id)).toEqual(['2026-03-01', '2026-04-15', '2026-05-15']);
+    // And April 1 to 15, served between the two, is billed too: 14 of the 31 days of March 15 to
+    // April 15, at 10.00, on the first invoice of the new schedule.
+    const april = (
+      (await t.api.get('/api/v1/invoices').query({ subscription_id: sub.id })).body as Schemas['InvoiceList']
+    ).data.find((i) => i.period_start === '2026-04-15')!;
+    expect(april.lines.map((l) => [l.type, l.period_start, l.period_end, l.amount])).toEqual([
+      ['subscription', '2026-04-15', '2026-05-15', '10.00'],
+      ['proration', '2026-04-01', '2026-04-15', '4.52'],
+    ]);
+  });
+
+  it('again and again before each renewal: every day served is billed', async () => {
+    const c = await clock('2026-01-01T00:00:00Z');
+    const p = await plan('month', 1, '31.00');
+    const sub = await subscribe({ plan_id: p.id, start_date: '2026-01-01', test_clock_id: c.id });
+    for (const day of ['2026-01-31', '2026-02-27', '2026-03-26']) {
+      await c.advance(`${day}T00:00:00Z`);
+      const moved = await t.api.patch(`/api/v1/subscriptions/${sub.id}`).send({ start_date: day });
+      expect(moved.status, moved.text).toBe(200);
+    }
+    await c.advance('2026-04-30T00:00:00Z');
+    const invoices = (
+      (await t.api.get('/api/v1/invoices').query({ subscription_id: sub.id })).body as Schemas['InvoiceList']
+    ).data;
+    const lines = invoices.flatMap((i) => i.lines.filter((l) => l.type !== 'discount'));
+    // Every day from January 1 up to the last period billed is on exactly one line.
+    const covered = lines.map((l) => [l.period_start, l.period_end] as const).sort();
+    for (let k = 1; k < covered.length; k++) expect(covered[k]![0]).toBe(covered[k - 1]![1]);
+    expect(covered[0]![0]).toBe('2026-01-01');
   });
 
   it('earlier, before anything was invoiced: billed from its current period, as if created so', async () => {
