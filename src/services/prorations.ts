@@ -70,10 +70,9 @@ export async function periodBilled(tx: Tx, s: SubscriptionRow, period: Period): 
  * The price whose unused days a change (to plan `planAfter`) or a pause credits: what is left paid
  * of it when the period's invoice billed it (billing/proration.ts paidForPrice: less what credit
  * notes took back, and less its share of the invoice's discount), so no day is credited above what
- * was paid, or credited twice; the discount where the credit lands never reduces it again. At the
- * price itself when the period was billed otherwise (by a resume); after a change in the period,
- * whose item charged its rest at this price, at that price less the subscription's percentage
- * discount, which reduces that item where it lands.
+ * was paid, or credited twice; the discount where the credit lands never reduces it again. When
+ * an item charged the period's rest at this price (a resume's, or a change's before this one), at
+ * that price less the subscription's percentage discount, which reduces that item where it lands.
  */
 export async function creditedPrice(
   tx: Tx,
@@ -83,10 +82,10 @@ export async function creditedPrice(
 ): Promise<{ amount: string; label: string; paid?: Paid | undefined }> {
   const listed = { amount: s.plan_cost, label: await priceLabel(tx, s) };
   const invoice = await findInvoiceForPeriod(tx.db, s.id, period);
-  if (!invoice || invoice.status === 'void') return listed;
-  if (await hasProrationsIn(tx.db, s.id, period)) {
-    // A change before this one charged the rest of the period at this price, an item its invoice
-    // reduces by the subscription's percentage discount (discounts reduce charges, never credits).
+  if (!invoice || invoice.status === 'void' || (await hasProrationsIn(tx.db, s.id, period))) {
+    // A resume (no invoice then) or a change before this one charged the rest of the period at
+    // this price, an item its invoice reduces by the subscription's percentage discount
+    // (discounts reduce charges, never credits).
     const discount = s.discount;
     const reduced =
       discount !== null &&

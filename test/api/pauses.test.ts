@@ -31,8 +31,11 @@ beforeAll(async () => {
   planId = (plan.body as Schemas['Plan']).id;
 });
 
-/** A customer in DE on Basic (30.00 a month) from 2026-01-01, on a clock; January invoiced. */
-async function subscribed() {
+/**
+ * A customer in DE on Basic (30.00 a month) from 2026-01-01, on a clock; January invoiced. `extra`
+ * goes into the subscription's creation.
+ */
+async function subscribed(extra: Record<string, unknown> = {}) {
   const clock = (
     await t.api.post('/api/v1/test-clocks').send({ name: 'pauses', frozen_time: '2026-01-01T00:00:00Z' })
   ).body as Schemas['TestClock'];
@@ -43,6 +46,7 @@ async function subscribed() {
     plan_id: planId,
     start_date: '2026-01-01',
     test_clock_id: clock.id,
+    ...extra,
   });
   expect(res.status, res.text).toBe(201);
   const sub = res.body as Subscription;
@@ -188,6 +192,50 @@ describe('a pause', () => {
       ['proration_credit', '-7.50', '2026-02-22'],
       ['proration_credit', '-6.43', '2026-02-26'],
     ]);
+  });
+
+  it('with a percentage off: a change after a resume credits the resumed days at what they cost after it', async () => {
+    const half = await t.api
+      .post('/api/v1/coupons')
+      .send({ name: 'half off', percent_off: '50', duration: 'forever' });
+    const pro = await t.api.post('/api/v1/plans').send({
+      code: 'pro-after-discounted-resume',
+      name: 'Pro',
+      interval: 'month',
+      price: { model: 'flat', amount: '60.00' },
+    });
+    const s = await subscribed({ coupon_id: (half.body as Schemas['Coupon']).id });
+    await s.advance('2026-01-10T00:00:00Z');
+    await s.pause();
+    await s.advance('2026-02-15T00:00:00Z');
+    // January's 22 unused days of the 15.00 paid are credited (10.65): 7.50 of it pays [Feb 15,
+    // Mar 1), charged 15.00 less half, invoiced at once; the 3.15 left is carried.
+    await s.resume();
+    expect(lines((await s.invoices())[1]!)).toEqual([
+      ['proration', '-7.50', '2026-01-10', '2026-02-01'],
+      ['proration', '15.00', '2026-02-15', '2026-03-01'],
+      ['discount', '-7.50', '2026-02-15', '2026-03-01'],
+    ]);
+    await s.advance('2026-02-22T00:00:00Z');
+    const changed = await t.api
+      .patch(`/api/v1/subscriptions/${s.sub.id}`)
+      .send({ plan_id: (pro.body as Schemas['Plan']).id });
+    expect(changed.status, changed.text).toBe(200);
+    const pending = (
+      await t.api.get(`/api/v1/subscriptions/${s.sub.id}/invoice-items`).query({ pending: true })
+    ).body as Schemas['InvoiceItemList'];
+    // Basic's last 7 of February's days cost 3.75 after the discount (not 7.50); Pro's cost 15.00,
+    // which the discount halves where it lands.
+    const byDay = (a: string[], b: string[]) => a[2]!.localeCompare(b[2]!) || a[0]!.localeCompare(b[0]!);
+    expect(pending.data.map((i) => [i.kind, i.amount, i.period_start]).sort(byDay)).toEqual([
+      ['proration_credit', '-3.15', '2026-01-10'],
+      ['proration_charge', '15.00', '2026-02-22'],
+      ['proration_credit', '-3.75', '2026-02-22'],
+    ]);
+    await s.advance('2026-03-01T00:00:00Z');
+    const march = (await s.invoices()).at(-1)!;
+    // Charges 60.00 + 15.00, half off: 37.50; less the credits 6.90.
+    expect(march).toMatchObject({ period_start: '2026-03-01', subtotal: '30.60' });
   });
 
   it('resumed on a period’s first day: that period is invoiced whole, once', async () => {
