@@ -21,8 +21,11 @@ beforeAll(async () => {
   t = await ctx.newTenant();
 });
 
-/** USAGE_PROPERTY_SEED=<seed> replays the seed a failure printed. */
-const SEED = process.env.USAGE_PROPERTY_SEED ? Number(process.env.USAGE_PROPERTY_SEED) : undefined;
+/**
+ * Seeded, so that a run (CI's included) is reproducible: USAGE_PROPERTY_SEED=<seed> replays the
+ * seed a failure printed, another seed explores further.
+ */
+const SEED = Number(process.env.USAGE_PROPERTY_SEED ?? 20261206);
 
 const tag = () => Math.random().toString(36).slice(2, 10);
 
@@ -592,7 +595,7 @@ function prng(seed: number) {
 
 describe('concurrent overlapping batches', () => {
   it('records each event_id once, whoever sends it, and the totals count each once', async () => {
-    const seed = SEED ?? Math.floor(Math.random() * 2 ** 31);
+    const seed = SEED;
     const random = prng(seed);
     const int = (n: number) => Math.floor(random() * n);
     const run = tag();
