@@ -9,6 +9,9 @@ select "id", "subscription_id", "kind", "description", "amount", "period_start",
 -- hasProrationsIn
 select "id" from "invoice_items" where "subscription_id" = $1 and "kind" in ($2, $3) and "period_start" >= $4 and "period_end" = $5 limit $6;
 
+-- prorationItemsIn
+select "id", "subscription_id", "kind", "description", "amount", "period_start", "period_end", "invoice_id", "balance_transaction_id", "created_at" from "invoice_items" where "subscription_id" = $1 and "kind" in ($2, $3) and "period_start" >= $4 and "period_end" = $5 order by "created_at", "id";
+
 -- billInvoiceItems
 update "invoice_items" set "invoice_id" = $1 where "id" in ($2) and "invoice_id" is null returning "id", "subscription_id", "kind", "description", "amount", "period_start", "period_end", "invoice_id", "balance_transaction_id", "created_at";
 

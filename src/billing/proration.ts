@@ -30,25 +30,24 @@ function proratedPaid(paid: Paid, days: number, periodDays: number): Micros {
 }
 
 /**
- * What is left paid, net of tax, of the price a period's invoice billed (its `subscription` line),
- * once credit notes took their part back (those of the line itself whole, those of the whole
- * invoice in proportion to what they credited of its subtotal) and less the line's share of the
- * invoice's discount (in proportion to the line among the invoice's charges). Between zero and the
- * line; undefined when the invoice bills no price.
+ * What is left paid, net of tax, of an invoice's line `index`, once credit notes took their part
+ * back (those of the line itself whole, those of the whole invoice in proportion to what they
+ * credited of its subtotal); a charge also less its share of the invoice's discount (in proportion
+ * to the line among the invoice's charges), a credit (negative) never: it is of what was paid.
+ * A charge's is between zero and the line.
  */
-export function paidForPrice(
+export function paidForLine(
   invoice: { subtotal: string; lines: ReadonlyArray<{ type: string; amount: string }> },
   creditNotes: ReadonlyArray<{ lines: ReadonlyArray<{ line_index: number | null; amount: string }> }>,
-): Paid | undefined {
-  const index = invoice.lines.findIndex((line) => line.type === 'subscription');
-  if (index < 0) return undefined;
-  const price = parseSignedAmount(invoice.lines[index]!.amount);
+  index: number,
+): Paid {
+  const amount = parseSignedAmount(invoice.lines[index]!.amount);
   let charges = 0n;
   let discount = 0n;
   for (const line of invoice.lines) {
-    const amount = parseSignedAmount(line.amount);
-    if (line.type === 'discount') discount -= amount;
-    else if (amount > 0n) charges += amount;
+    const value = parseSignedAmount(line.amount);
+    if (line.type === 'discount') discount -= value;
+    else if (value > 0n) charges += value;
   }
   let ofInvoice = 0n;
   let ofLine = 0n;
@@ -57,19 +56,39 @@ export function paidForPrice(
       if (line.line_index === null) ofInvoice += parseAmount(line.amount);
       else if (line.line_index === index) ofLine += parseAmount(line.amount);
     }
-  if (price <= 0n) return { numerator: 0n, denominator: 1n };
-  const paid = charges - discount; // what the charges cost after the discount
-  if (paid <= 0n) return { numerator: 0n, denominator: 1n }; // a 100% discount: nothing paid
   // The share of the invoice its credit notes left (credits carried from before count in its
   // subtotal, which a credit note can take back whole); none can be issued on a zero subtotal.
   const subtotal = parseSignedAmount(invoice.subtotal);
   const [left, of] = subtotal > 0n ? [subtotal - ofInvoice, subtotal] : [1n, 1n];
-  // Left of the line after its share of the discount: price × paid / charges × left / of − ofLine.
-  const numerator = price * paid * left - ofLine * charges * of;
+  if (amount < 0n) return { numerator: amount * left, denominator: of };
+  if (amount === 0n) return { numerator: 0n, denominator: 1n };
+  const paid = charges - discount; // what the charges cost after the discount
+  if (paid <= 0n) return { numerator: 0n, denominator: 1n }; // a 100% discount: nothing paid
+  // Left of the line after its share of the discount: amount × paid / charges × left / of − ofLine.
+  const numerator = amount * paid * left - ofLine * charges * of;
   const denominator = charges * of;
-  const most = price * denominator;
+  const most = amount * denominator;
   return { numerator: numerator < 0n ? 0n : numerator > most ? most : numerator, denominator };
 }
+
+/** What is left paid of the price a period's invoice billed (its `subscription` line), if any. */
+export function paidForPrice(
+  invoice: { subtotal: string; lines: ReadonlyArray<{ type: string; amount: string }> },
+  creditNotes: ReadonlyArray<{ lines: ReadonlyArray<{ line_index: number | null; amount: string }> }>,
+): Paid | undefined {
+  const index = invoice.lines.findIndex((line) => line.type === 'subscription');
+  return index < 0 ? undefined : paidForLine(invoice, creditNotes, index);
+}
+
+/** a + b × scale (fractions; scale given as numerator and denominator). */
+export function addPaid(a: Paid, b: Paid, scale: { numerator: bigint; denominator: bigint } = ONE): Paid {
+  return {
+    numerator:
+      a.numerator * b.denominator * scale.denominator + b.numerator * scale.numerator * a.denominator,
+    denominator: a.denominator * b.denominator * scale.denominator,
+  };
+}
+const ONE = { numerator: 1n, denominator: 1n };
 
 export interface ProrationItem {
   kind: 'proration_credit' | 'proration_charge';

@@ -284,6 +284,8 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
       pendingInvoiceItems: (db) => invoiceItems.pendingInvoiceItems(db, SUBSCRIPTION),
       hasProrationsIn: (db) =>
         invoiceItems.hasProrationsIn(db, SUBSCRIPTION, { start: '2026-01-01', end: '2026-02-01' }),
+      prorationItemsIn: (db) =>
+        invoiceItems.prorationItemsIn(db, SUBSCRIPTION, { start: '2026-01-01', end: '2026-02-01' }),
       billInvoiceItems: (db) => invoiceItems.billInvoiceItems(db, [SUBSCRIPTION], INVOICE),
       reducePendingItem: (db) => invoiceItems.reducePendingItem(db, SUBSCRIPTION, '-1.00'),
       settleInvoiceItems: (db) =>

@@ -63,6 +63,27 @@ export async function hasProrationsIn(
   return found !== undefined;
 }
 
+/**
+ * The proration items of the period [start, end): those of the changes, pauses and resumes in it
+ * (each for the days from its own to the period's end), pending or billed, oldest first.
+ */
+export function prorationItemsIn(
+  db: Db,
+  subscriptionId: string,
+  period: { start: string; end: string },
+): Promise<InvoiceItemRow[]> {
+  return db
+    .selectFrom('invoice_items')
+    .select(columns)
+    .where('subscription_id', '=', subscriptionId)
+    .where('kind', 'in', ['proration_credit', 'proration_charge'])
+    .where('period_start', '>=', period.start)
+    .where('period_end', '=', period.end)
+    .orderBy('created_at')
+    .orderBy('id')
+    .execute();
+}
+
 /** Billed by an invoice: from now on final (a trigger). */
 export async function billInvoiceItems(
   db: Db,

@@ -5,12 +5,20 @@
 // invoices, which read the subscription as changed).
 import { parseAmount, parseSignedAmount, sameAmount } from '../billing/money.js';
 import { type Period, periodContaining } from '../billing/periods.js';
-import { type Paid, paidForPrice, type ProrationItem, prorationItems } from '../billing/proration.js';
+import {
+  addPaid,
+  daysBetween,
+  type Paid,
+  paidForLine,
+  paidForPrice,
+  type ProrationItem,
+  prorationItems,
+} from '../billing/proration.js';
 import { billingAnchor, dayOf, lastDayServed, subscriptionNow } from '../billing/subscription-time.js';
 import type { InvoiceRow, SubscriptionPatch, SubscriptionRow } from '../database/schema.js';
 import { listCreditNotes } from '../queries/credit-notes.js';
-import { hasProrationsIn, insertInvoiceItems } from '../queries/invoice-items.js';
-import { findInvoiceForPeriod } from '../queries/invoices.js';
+import { insertInvoiceItems, prorationItemsIn } from '../queries/invoice-items.js';
+import { findInvoice, findInvoiceForPeriod } from '../queries/invoices.js';
 import { findPlan } from '../queries/plans.js';
 import * as subscriptions from '../queries/subscriptions.js';
 import { issueAndCollect } from './collection.js';
@@ -67,12 +75,18 @@ export async function periodBilled(tx: Tx, s: SubscriptionRow, period: Period): 
 }
 
 /**
- * The price whose unused days a change (to plan `planAfter`) or a pause credits: what is left paid
- * of it when the period's invoice billed it (billing/proration.ts paidForPrice: less what credit
- * notes took back, and less its share of the invoice's discount), so no day is credited above what
- * was paid, or credited twice; the discount where the credit lands never reduces it again. When
- * an item charged the period's rest at this price (a resume's, or a change's before this one), at
- * that price less the subscription's percentage discount, which reduces that item where it lands.
+ * The price whose unused days a change (to plan `planAfter`) or a pause credits, with what is
+ * left paid of it: so no day is credited above what was paid, or credited twice, and the discount
+ * where the credit lands never reduces it again.
+ *
+ * Before any change in the period, its invoice paid the days (billing/proration.ts paidForPrice:
+ * less what credit notes took back, and less its share of the invoice's discount). After one,
+ * each day of the rest was paid by that invoice's price and by every proration item of the period
+ * (a change's credit and charge, a pause's credit, a resume's charge) as its invoice left it: less
+ * what credit notes took back, a charge less its share of that invoice's discount, nothing of an
+ * invoice voided; a charge still pending less the subscription's percentage discount, which will
+ * reduce it where it lands. Items are rounded to the cent, so their sum matches the price in force
+ * to within a cent each: within that, the price in force (less that percentage) is exact.
  */
 export async function creditedPrice(
   tx: Tx,
@@ -81,37 +95,80 @@ export async function creditedPrice(
   planAfter: string | null,
 ): Promise<{ amount: string; label: string; paid?: Paid | undefined }> {
   const listed = { amount: s.plan_cost, label: await priceLabel(tx, s) };
-  const invoice = await findInvoiceForPeriod(tx.db, s.id, period);
-  if (!invoice || invoice.status === 'void' || (await hasProrationsIn(tx.db, s.id, period))) {
-    // A resume (no invoice then) or a change before this one charged the rest of the period at
-    // this price, an item its invoice reduces by the subscription's percentage discount
-    // (discounts reduce charges, never credits).
-    const discount = s.discount;
-    const reduced =
-      discount !== null &&
-      discount.percent_off !== null &&
-      (discount.plan_ids.length === 0 || (planAfter !== null && discount.plan_ids.includes(planAfter)));
-    if (!reduced) return listed;
-    const whole = 1_000_000n; // 100%, in ten-thousandths
-    const paid = {
-      numerator: parseAmount(s.plan_cost) * (whole - parseAmount(discount.percent_off!)),
-      denominator: whole,
-    };
-    return { ...listed, paid };
+  const [found, items] = await Promise.all([
+    findInvoiceForPeriod(tx.db, s.id, period),
+    prorationItemsIn(tx.db, s.id, period),
+  ]);
+  const invoice = found && found.status !== 'void' ? found : undefined;
+  const paidForPeriod = invoice
+    ? paidForPrice({ subtotal: invoice.subtotal, lines: linesOf(invoice) }, await creditNotesOf(tx, invoice))
+    : undefined;
+  if (items.length === 0) {
+    if (!invoice || !paidForPeriod) return listed;
+    // A change made since without proration (`none`) did not bill its price for these days: they
+    // were paid at the price the invoice billed, and are credited at that, never at the new one.
+    const billed = linesOf(invoice).find((line) => line.type === 'subscription')!;
+    if (!sameAmount(billed.amount, s.plan_cost))
+      return {
+        amount: billed.amount,
+        label: `the price the period's invoice billed (${billed.amount})`,
+        paid: paidForPeriod,
+      };
+    return { ...listed, paid: paidForPeriod };
   }
-  const lines = invoice.lines as unknown as Array<{ type: string; amount: string; coupon_id?: string }>;
-  const billed = lines.find((line) => line.type === 'subscription');
-  if (!billed) return listed;
+  const whole = 1_000_000n; // 100%, in ten-thousandths
+  const discount = s.discount;
+  const keptOfPending =
+    discount !== null &&
+    discount.percent_off !== null &&
+    (discount.plan_ids.length === 0 || (planAfter !== null && discount.plan_ids.includes(planAfter)))
+      ? whole - parseAmount(discount.percent_off)
+      : whole;
+  const periodDays = BigInt(daysBetween(period.start, period.end));
+  let paid: Paid = paidForPeriod ?? { numerator: 0n, denominator: 1n };
+  let slack = 0n; // what the items' rounding may add up to, over the period
+  const billedBy = new Map<string, Promise<{ invoice: InvoiceRow; notes: CreditNoteLines[] } | undefined>>();
+  for (const item of items) {
+    const days = BigInt(daysBetween(item.period_start, item.period_end));
+    if (days <= 0n) continue;
+    const amount = parseSignedAmount(item.amount);
+    let value: Paid = { numerator: amount, denominator: 1n };
+    if (item.invoice_id !== null) {
+      const id = item.invoice_id;
+      if (!billedBy.has(id))
+        billedBy.set(
+          id,
+          findInvoice(tx.db, id).then(async (row) =>
+            row ? { invoice: row, notes: await creditNotesOf(tx, row) } : undefined,
+          ),
+        );
+      const billed = await billedBy.get(id)!;
+      if (!billed || billed.invoice.status === 'void') continue; // voided: never paid
+      const lines = linesOf(billed.invoice);
+      const index = lines.findIndex((line) => line.invoice_item_id === item.id);
+      if (index >= 0) value = paidForLine({ subtotal: billed.invoice.subtotal, lines }, billed.notes, index);
+    } else if (amount > 0n && item.balance_transaction_id === null) {
+      value = { numerator: amount * keptOfPending, denominator: whole };
+    }
+    paid = addPaid(paid, value, { numerator: periodDays, denominator: days });
+    slack += (100n * periodDays + days - 1n) / days;
+  }
+  // Within the items' rounding of the price in force (less the percentage of a pending charge):
+  // that price, exactly.
+  const inForce = parseAmount(s.plan_cost) * keptOfPending;
+  const apart = paid.numerator * whole - inForce * paid.denominator;
+  const within = slack * whole * paid.denominator;
+  if (apart <= within && apart >= -within)
+    return keptOfPending === whole ? listed : { ...listed, paid: { numerator: inForce, denominator: whole } };
+  return { ...listed, paid: paid.numerator < 0n ? { numerator: 0n, denominator: 1n } : paid };
+}
+
+type CreditNoteLines = { lines: Array<{ line_index: number | null; amount: string }> };
+type StoredLine = { type: string; amount: string; invoice_item_id?: string };
+const linesOf = (invoice: InvoiceRow) => invoice.lines as unknown as StoredLine[];
+async function creditNotesOf(tx: Tx, invoice: InvoiceRow): Promise<CreditNoteLines[]> {
   const notes = await listCreditNotes(tx.db, invoice.id);
-  const credited = notes.map((note) => ({
-    lines: note.lines as unknown as Array<{ line_index: number | null; amount: string }>,
-  }));
-  const paid = paidForPrice({ subtotal: invoice.subtotal, lines }, credited);
-  // A change made since without proration (`none`) did not bill its price for these days: they
-  // were paid at the price the invoice billed, and are credited at that, never at the new one.
-  if (!sameAmount(billed.amount, s.plan_cost))
-    return { amount: billed.amount, label: `the price the period's invoice billed (${billed.amount})`, paid };
-  return { ...listed, paid };
+  return notes.map((note) => ({ lines: note.lines as unknown as CreditNoteLines['lines'] }));
 }
 
 /**

@@ -952,6 +952,50 @@ describe('the unused days of a period paid at less than its price', () => {
     expect((await paused.items(true)).map((i) => i.amount)).toEqual(['-67.74']);
   });
 
+  it('after a change invoiced at once, follow what that invoice charged and what became of it', async () => {
+    const a = await plan('A', { model: 'flat', amount: '100.00' });
+    const b = await plan('B', { model: 'flat', amount: '200.00' });
+    // On Jan 11 (21 of 31 days left) A → B, invoiced at once: A's days credited (-67.74), B's
+    // charged (135.48). On Jan 21 (11 days left) back to A.
+    const upgraded = async (extra: Record<string, unknown> = {}) => {
+      const s = await subscribed(a.id, '2026-01-01T00:00:00Z', extra);
+      await s.advance('2026-01-11T00:00:00Z');
+      await s.change({ plan_id: b.id, proration_behavior: 'always_invoice' });
+      const invoice = (await s.invoices()).at(-1)!;
+      expect(invoice.lines.map((l) => l.amount)).toContain('135.48');
+      await s.advance('2026-01-21T00:00:00Z');
+      return { s, invoice };
+    };
+    const back = async (s: Awaited<ReturnType<typeof subscribed>>) => {
+      await s.change({ plan_id: a.id });
+      return (await s.items(true)).map((i) => i.amount).sort();
+    };
+
+    // Nothing became of it: B's days were paid at 200.00, 70.97 for 11 of 31.
+    const kept = await upgraded();
+    expect(await back(kept.s)).toEqual(['-70.97', '35.48']);
+
+    // A credit note took the whole invoice back: the days are A's again, paid at 100.00 (35.48),
+    // not credited a second time at B's price.
+    const noted = await upgraded();
+    await creditNote(noted.invoice.id, { reason: 'undo', amount: '67.74', refund_to: 'balance' });
+    expect(await back(noted.s)).toEqual(['-35.48', '35.48']);
+
+    // Voided: the same.
+    const voided = await upgraded();
+    const res = await t.api.post(`/api/v1/invoices/${voided.invoice.id}/void`);
+    expect(res.status, res.text).toBe(200);
+    expect(await back(voided.s)).toEqual(['-35.48', '35.48']);
+
+    // Half off plan A only: the invoice charged B's days in full (no discount for B), so they are
+    // credited in full, not at what the discount would leave of A's... or of B's price.
+    const half = await upgraded({
+      coupon_id: await coupon({ percent_off: '50', duration: 'forever', plan_ids: [a.id] }),
+    });
+    expect(half.invoice.lines.some((l) => l.type === 'discount')).toBe(false);
+    expect(await back(half.s)).toEqual(['-70.97', '35.48']);
+  });
+
   it('take nothing from a fixed discount: the coupon and the credit both reach the customer', async () => {
     const a = await plan('A', { model: 'flat', amount: '100.00' });
     const small = await plan('Small', { model: 'flat', amount: '10.00' });
