@@ -425,18 +425,19 @@ export function emitItem(tx: Tx, item: InvoiceItemRow): void {
 }
 
 /**
- * The items of a change made with proration_behavior always_invoice, and any others pending, on
- * an invoice of their own for [day, end of the period), issued at once; none when they add up to
- * a credit or to nothing (they wait for the next invoice then).
+ * The items of a change made with proration_behavior always_invoice (or of a resume), and any
+ * others pending, on an invoice of their own for [day, end of the period), issued at once; none
+ * when they add up to a credit or to nothing (they wait for the next invoice then).
  */
 export async function prorationInvoice(
   tx: Tx,
   subscription: SubscriptionRow,
   period: { start: string; end: string },
+  discounts: 'any' | 'percentage' = 'any',
 ): Promise<InvoiceRow | undefined> {
   const pending = await pendingInvoiceItems(tx.db, subscription.id);
   if (pending.reduce((sum, item) => sum + parseSignedAmount(item.amount), 0n) <= 0n) return undefined;
-  const outcome = await insertInvoice(tx, subscription, period, [], 'proration');
+  const outcome = await insertInvoice(tx, subscription, period, [], 'proration', discounts);
   return outcome.kind === 'created' ? outcome.invoice : undefined;
 }
 
@@ -574,8 +575,9 @@ async function insertInvoice(
   kind: 'period' | 'proration' = 'period',
   /**
    * Which discount reduces it: any on period invoices and a change's (the Discount schema); only
-   * a percentage on the last invoice of an ended subscription's items (it takes its share of the
-   * charges, as it would have where they landed; a fixed amount is one per period invoice).
+   * a percentage on a resume's and on the last invoice of an ended subscription's items (it takes
+   * its share of the charges, as it would have where they landed; a fixed amount is one per
+   * period invoice: a pause and resume each day would take it each day).
    */
   discounts: 'any' | 'percentage' = 'any',
 ): Promise<CreateInvoiceOutcome> {

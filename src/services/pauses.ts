@@ -164,5 +164,13 @@ async function resume(
     amount: after.plan_cost,
     label: await priceLabel(tx, after),
   });
-  return performProration(tx, tenantId, after, { mode: 'items', items, invoiceNow: true, period, day });
+  // A fixed discount is one per period invoice: the period's rest is billed with a percentage only.
+  return performProration(tx, tenantId, after, {
+    mode: 'items',
+    items,
+    invoiceNow: true,
+    period,
+    day,
+    discounts: 'percentage',
+  });
 }

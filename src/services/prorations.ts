@@ -31,8 +31,18 @@ export type ProrationBehavior = 'create_prorations' | 'always_invoice' | 'none';
 /** What a change bills besides changing the subscription. */
 export type ProrationPlan =
   | { mode: 'nothing' }
-  /** Items for the rest of the period: pending, or invoiced now (always_invoice). */
-  | { mode: 'items'; items: ProrationItem[]; invoiceNow: boolean; period: Period; day: string }
+  /**
+   * Items for the rest of the period: pending, or invoiced now (always_invoice, a resume), with the
+   * discounts that invoice takes (invoices.ts insertInvoice; any by default).
+   */
+  | {
+      mode: 'items';
+      items: ProrationItem[];
+      invoiceNow: boolean;
+      period: Period;
+      day: string;
+      discounts?: 'any' | 'percentage';
+    }
   /** A new schedule from `day`: the old period's credit, then the new first period invoiced now. */
   | { mode: 'new-schedule'; items: ProrationItem[]; day: string };
 
@@ -282,7 +292,7 @@ export async function performProration(
     const net = plan.items.reduce((sum, item) => sum + parseSignedAmount(item.amount), 0n);
     const invoice =
       plan.invoiceNow && net > 0n
-        ? await prorationInvoice(tx, after, { start: plan.day, end: plan.period.end })
+        ? await prorationInvoice(tx, after, { start: plan.day, end: plan.period.end }, plan.discounts)
         : undefined;
     if (!invoice) return { subscription: after, invoice: undefined };
     const issued = await issueAndCollect(tx, after, invoice, now, tenantId);

@@ -238,6 +238,33 @@ describe('a pause', () => {
     expect(march).toMatchObject({ period_start: '2026-03-01', subtotal: '30.60' });
   });
 
+  it('with a fixed amount off: a resume’s invoice does not take it, and a pause credits what was paid', async () => {
+    const ten = await t.api
+      .post('/api/v1/coupons')
+      .send({ name: 'ten off', amount_off: '10.00', duration: 'forever' });
+    const s = await subscribed({ coupon_id: (ten.body as Schemas['Coupon']).id });
+    // January: 30.00 less 10.00. Paused on Jan 10 (22 of 31 days: 20.00 × 22/31 = 14.19 back),
+    // resumed on Feb 10 (19 of 28 days: 30.00 × 19/28 = 20.36), invoiced at once with the credit.
+    expect((await s.invoices())[0]).toMatchObject({ subtotal: '20.00' });
+    await s.advance('2026-01-10T00:00:00Z');
+    await s.pause();
+    await s.advance('2026-02-10T00:00:00Z');
+    await s.resume();
+    const resumed = (await s.invoices()).at(-1)!;
+    expect(lines(resumed)).toEqual([
+      ['proration', '-14.19', '2026-01-10', '2026-02-01'],
+      ['proration', '20.36', '2026-02-10', '2026-03-01'],
+    ]);
+    expect(resumed).toMatchObject({ kind: 'proration', subtotal: '6.17' });
+    // Paused again on Feb 20 (9 of 28 days): paid at 30.00 a month, 9.64 back.
+    await s.advance('2026-02-20T00:00:00Z');
+    await s.pause();
+    const pending = (
+      await t.api.get(`/api/v1/subscriptions/${s.sub.id}/invoice-items`).query({ pending: true })
+    ).body as Schemas['InvoiceItemList'];
+    expect(pending.data.map((i) => i.amount)).toEqual(['-9.64']);
+  });
+
   it('resumed on a period’s first day: that period is invoiced whole, once', async () => {
     const s = await subscribed();
     await s.advance('2026-01-15T00:00:00Z');
