@@ -776,20 +776,24 @@ async function continueDunning(
     await wakeUpAt(tx, tenantId, sub, next, at);
     return;
   }
-  announce(invoice);
-  const uncollectible = await invoices.updateInvoice(tx.db, invoice.id, {
-    status: 'uncollectible',
-    uncollectible_at: at,
+  // The last failure is written (a version of its own, as every failure has) before the invoice
+  // becomes uncollectible: its event is never a second one of the version the retry wrote.
+  const failed = await invoices.updateInvoice(tx.db, invoice.id, {
     collection_failed_at: first,
     next_collection_at: null,
     dunning_retries: used,
+  });
+  announce(failed);
+  const uncollectible = await invoices.updateInvoice(tx.db, invoice.id, {
+    status: 'uncollectible',
+    uncollectible_at: at,
   });
   tx.emit({
     type: 'invoice.uncollectible',
     resource_type: 'invoice',
     resource_id: invoice.id,
     data: toInvoiceResponse(uncollectible),
-    previous: previousValues(toInvoiceResponse(invoice), toInvoiceResponse(uncollectible)),
+    previous: previousValues(toInvoiceResponse(failed), toInvoiceResponse(uncollectible)),
   });
   if (sub.status === 'canceled' || sub.status === 'unpaid') return;
   // A paused subscription (its earlier invoice can fail for good) is canceled, ending the pause,

@@ -399,9 +399,13 @@ describe('the events of a failed collection', () => {
     });
     // The last retry fails: the failure, then the invoice uncollectible.
     await clock.advance('2026-01-07T00:00:00Z');
-    const types = (await eventsOf(tenant, invoice.id)).map((e) => e.type);
-    expect(types.slice(-2)).toEqual(['invoice.payment_failed', 'invoice.uncollectible']);
+    const events = await eventsOf(tenant, invoice.id);
+    expect(events.slice(-2).map((e) => e.type)).toEqual(['invoice.payment_failed', 'invoice.uncollectible']);
     expect((await lastEvent()).data).toEqual(await current());
+    // Each event is of a version of its own, one after the other: a consumer that orders by
+    // version, or keeps only what is newer than its copy, misses none.
+    const versions = events.map((e) => (e.data as { version: number }).version);
+    expect(versions).toEqual(versions.map((_, i) => versions[0]! + i));
   });
 });
 
