@@ -30,18 +30,19 @@ function proratedPaid(paid: Paid, days: number, periodDays: number): Micros {
 }
 
 /**
- * What is left paid, net of tax, of an invoice's line `index`, once credit notes took their part
- * back (those of the line itself whole, those of the whole invoice in proportion to what they
- * credited of its subtotal); a charge also less its share of the invoice's discount (in proportion
- * to the line among the invoice's charges), a credit (negative) never: it is of what was paid.
- * A charge's is between zero and the line.
+ * What is left paid, net of tax, of an invoice's line `index`. A charge: its share of what the
+ * invoice's charges cost after its discount (in proportion to the line among them), less its
+ * share of the credit notes of the invoice as a whole (which take back what the charges cost, in
+ * the same proportion) and less the credit notes of the line itself; between zero and the line. A
+ * credit (negative): as it is, never discounted nor taken back (it is of what was paid).
  */
 export function paidForLine(
-  invoice: { subtotal: string; lines: ReadonlyArray<{ type: string; amount: string }> },
+  invoice: { lines: ReadonlyArray<{ type: string; amount: string }> },
   creditNotes: ReadonlyArray<{ lines: ReadonlyArray<{ line_index: number | null; amount: string }> }>,
   index: number,
 ): Paid {
   const amount = parseSignedAmount(invoice.lines[index]!.amount);
+  if (amount <= 0n) return { numerator: amount, denominator: 1n };
   let charges = 0n;
   let discount = 0n;
   for (const line of invoice.lines) {
@@ -56,24 +57,17 @@ export function paidForLine(
       if (line.line_index === null) ofInvoice += parseAmount(line.amount);
       else if (line.line_index === index) ofLine += parseAmount(line.amount);
     }
-  // The share of the invoice its credit notes left (credits carried from before count in its
-  // subtotal, which a credit note can take back whole); none can be issued on a zero subtotal.
-  const subtotal = parseSignedAmount(invoice.subtotal);
-  const [left, of] = subtotal > 0n ? [subtotal - ofInvoice, subtotal] : [1n, 1n];
-  if (amount < 0n) return { numerator: amount * left, denominator: of };
-  if (amount === 0n) return { numerator: 0n, denominator: 1n };
-  const paid = charges - discount; // what the charges cost after the discount
-  if (paid <= 0n) return { numerator: 0n, denominator: 1n }; // a 100% discount: nothing paid
-  // Left of the line after its share of the discount: amount × paid / charges × left / of − ofLine.
-  const numerator = amount * paid * left - ofLine * charges * of;
-  const denominator = charges * of;
-  const most = amount * denominator;
-  return { numerator: numerator < 0n ? 0n : numerator > most ? most : numerator, denominator };
+  // What the charges cost after the discount, less what credit notes of the whole took back of it
+  // (nothing with a 100% discount): the line's share of that, less its own credit notes.
+  const left = charges - discount - ofInvoice;
+  const numerator = (left > 0n ? amount * left : 0n) - ofLine * charges;
+  const most = amount * charges;
+  return { numerator: numerator < 0n ? 0n : numerator > most ? most : numerator, denominator: charges };
 }
 
 /** What is left paid of the price a period's invoice billed (its `subscription` line), if any. */
 export function paidForPrice(
-  invoice: { subtotal: string; lines: ReadonlyArray<{ type: string; amount: string }> },
+  invoice: { lines: ReadonlyArray<{ type: string; amount: string }> },
   creditNotes: ReadonlyArray<{ lines: ReadonlyArray<{ line_index: number | null; amount: string }> }>,
 ): Paid | undefined {
   const index = invoice.lines.findIndex((line) => line.type === 'subscription');

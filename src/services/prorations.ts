@@ -111,7 +111,7 @@ export async function creditedPrice(
   ]);
   const invoice = found && found.status !== 'void' ? found : undefined;
   const paidForPeriod = invoice
-    ? paidForPrice({ subtotal: invoice.subtotal, lines: linesOf(invoice) }, await creditNotesOf(tx, invoice))
+    ? paidForPrice({ lines: linesOf(invoice) }, await creditNotesOf(tx, invoice))
     : undefined;
   if (items.length === 0) {
     if (!invoice || !paidForPeriod) return listed;
@@ -156,7 +156,7 @@ export async function creditedPrice(
       if (!billed || billed.invoice.status === 'void') continue; // voided: never paid
       const lines = linesOf(billed.invoice);
       const index = lines.findIndex((line) => line.invoice_item_id === item.id);
-      if (index >= 0) value = paidForLine({ subtotal: billed.invoice.subtotal, lines }, billed.notes, index);
+      if (index >= 0) value = paidForLine({ lines }, billed.notes, index);
     } else if (amount > 0n && item.balance_transaction_id === null) {
       value = { numerator: amount * keptOfPending, denominator: whole };
     }

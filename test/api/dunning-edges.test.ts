@@ -404,7 +404,7 @@ describe('the events of a failed collection', () => {
     expect((await lastEvent()).data).toEqual(await current());
     // Each event is of a version of its own, one after the other: a consumer that orders by
     // version, or keeps only what is newer than its copy, misses none.
-    const versions = events.map((e) => (e.data as { version: number }).version);
+    const versions = events.map((e) => (e.data as unknown as { version: number }).version);
     expect(versions).toEqual(versions.map((_, i) => versions[0]! + i));
   });
 });

@@ -996,6 +996,25 @@ describe('the unused days of a period paid at less than its price', () => {
     expect(await back(half.s)).toEqual(['-70.97', '35.48']);
   });
 
+  it('are credited after a credit note of a whole invoice at what it left of the charges', async () => {
+    const pro = await plan('Pro', { model: 'flat', amount: '60.00' });
+    const basic = await plan('Basic', { model: 'flat', amount: '30.00' });
+    // January on Pro; on Jan 2 down to Basic: -58.06 and 29.03, billed by February's invoice
+    // with its 30.00: 0.97, given back whole by a credit note.
+    const s = await subscribed(pro.id);
+    await s.advance('2026-01-02T00:00:00Z');
+    await s.change({ plan_id: basic.id });
+    await s.advance('2026-02-02T00:00:00Z'); // 27 of February's 28 days left
+    const february = (await s.invoices()).find((i) => i.period_start === '2026-02-01')!;
+    expect(february.subtotal).toBe('0.97');
+    await creditNote(february.id, { reason: 'goodwill', amount: '0.97', refund_to: 'balance' });
+    await s.change({ plan_id: pro.id });
+    // The note took back 0.97 of the charges' 59.03 (the credit paid the rest): the price keeps
+    // 30.00 × 58.06 / 59.03 = 29.51 of it, 28.45 for 27 of 28 days. Not nothing.
+    const credit = (await s.items(true)).find((i) => i.kind === 'proration_credit')!;
+    expect(credit.amount).toBe('-28.45');
+  });
+
   it('take nothing from a fixed discount: the coupon and the credit both reach the customer', async () => {
     const a = await plan('A', { model: 'flat', amount: '100.00' });
     const small = await plan('Small', { model: 'flat', amount: '10.00' });

@@ -161,9 +161,7 @@ describe('paidForPrice', () => {
     lines: Array<{ type: string; amount: string }>,
     notes: Array<[number | null, string]> = [],
   ) => {
-    // The subtotal: every line, the discount's too.
-    const subtotal = formatSignedCents(lines.reduce((sum, l) => sum + parseSignedAmount(l.amount), 0n));
-    const share = paidForPrice({ subtotal, lines }, [
+    const share = paidForPrice({ lines }, [
       { lines: notes.map(([line_index, amount]) => ({ line_index, amount })) },
     ]);
     return share && formatSignedCents(share.numerator / share.denominator);
@@ -190,15 +188,24 @@ describe('paidForPrice', () => {
     expect(paid(discounted, [[0, '90.00']])).toBe('0.00');
   });
 
-  it("is less the credit notes: the price line's whole, the invoice's in proportion", () => {
+  it("is less the credit notes: the price line's whole, the invoice's from its charges in proportion", () => {
     expect(paid([line('subscription', '100.00')], [[null, '100.00']])).toBe('0.00');
     expect(paid([line('subscription', '20.00'), line('usage', '30.00')], [[null, '10.00']])).toBe('16.00');
     expect(paid([line('subscription', '20.00'), line('usage', '30.00')], [[1, '30.00']])).toBe('20.00');
     expect(paid([line('usage', '30.00'), line('subscription', '20.00')], [[1, '5.00']])).toBe('15.00');
-    // A credit note of the whole subtotal, proration lines included, leaves nothing of the price.
+    // A credit note of the whole subtotal gives back the money paid, not the credit that paid
+    // the rest: 20.32 of the charges' 100.65 is still paid, 12.11 of it for the price.
     const prorated = [line('subscription', '60.00'), line('proration', '-20.32'), line('proration', '40.65')];
-    expect(paid(prorated, [[null, '80.33']])).toBe('0.00');
-    expect(paid(prorated, [[null, '40.00']])).toBe('30.12');
+    expect(paid(prorated, [[null, '80.33']])).toBe('12.11');
+    expect(paid(prorated, [[null, '40.00']])).toBe('36.15');
+    // A credit note of an invoice mostly paid by a credit takes back only the money: 0.97 of the
+    // charges' 59.03, the price keeps 58.06 / 59.03 of its 30.00.
+    const mostlyCredited = [
+      line('subscription', '30.00'),
+      line('proration', '-58.06'),
+      line('proration', '29.03'),
+    ];
+    expect(paid(mostlyCredited, [[null, '0.97']])).toBe('29.51');
     // Never below zero.
     expect(paid([line('subscription', '20.00'), line('discount', '-10.00')], [[0, '15.00']])).toBe('0.00');
   });
