@@ -116,6 +116,33 @@ export async function settleInvoiceItems(
     .execute();
 }
 
+/** A pending charge ended early by a later change in its period. */
+export function shortenPendingItem(
+  db: Db,
+  id: string,
+  values: { amount: string; period_end: string; description: string },
+): Promise<InvoiceItemRow | undefined> {
+  return db
+    .updateTable('invoice_items')
+    .set(values)
+    .where('id', '=', id)
+    .where('invoice_id', 'is', null)
+    .where('balance_transaction_id', 'is', null)
+    .returning(columns)
+    .executeTakeFirst();
+}
+
+/** A pending charge undone the day it was made: never billed, it goes. */
+export function deletePendingItem(db: Db, id: string): Promise<InvoiceItemRow | undefined> {
+  return db
+    .deleteFrom('invoice_items')
+    .where('id', '=', id)
+    .where('invoice_id', 'is', null)
+    .where('balance_transaction_id', 'is', null)
+    .returning(columns)
+    .executeTakeFirst();
+}
+
 /** A pending item's amount, when an invoice applies only part of a credit. */
 export async function reducePendingItem(db: Db, id: string, amount: string): Promise<void> {
   await db

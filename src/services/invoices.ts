@@ -401,9 +401,10 @@ async function payOwedFromBalance(
 
 /**
  * `invoice_item.updated`: an item billed (its `invoice_id`; an amount cut to the part billed, the
- * rest carried forward as an item of its own) or settled by the customer's balance.
+ * rest carried forward as an item of its own), settled by the customer's balance, or a pending
+ * charge shortened by a later change in its period (its `amount`, `period_end`, `description`).
  */
-function emitItemChange(tx: Tx, before: InvoiceItemRow, after: InvoiceItemRow): void {
+export function emitItemChange(tx: Tx, before: InvoiceItemRow, after: InvoiceItemRow): void {
   const data = toInvoiceItemResponse(after);
   tx.emit({
     type: 'invoice_item.updated',
@@ -411,6 +412,16 @@ function emitItemChange(tx: Tx, before: InvoiceItemRow, after: InvoiceItemRow): 
     resource_id: after.id,
     data,
     previous: previousValues(toInvoiceItemResponse(before), data),
+  });
+}
+
+/** `invoice_item.deleted`: a pending charge a change undid the day it was made (never billed). */
+export function emitItemDropped(tx: Tx, item: InvoiceItemRow): void {
+  tx.emit({
+    type: 'invoice_item.deleted',
+    resource_type: 'invoice_item',
+    resource_id: item.id,
+    data: toInvoiceItemResponse(item),
   });
 }
 

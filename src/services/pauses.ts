@@ -71,18 +71,15 @@ export async function pauseSubscription(
     if (today >= before.start_date && !(ended && ended.lastDay < today)) {
       const period = periodOf(before, today);
       if (await periodBilled(tx, before, period)) {
-        const items = prorationItems(
-          period,
-          today,
-          await creditedPrice(tx, before, period, before.plan_id),
-          undefined,
-        );
+        const credited = await creditedPrice(tx, before, period);
+        const items = prorationItems(period, today, credited, undefined);
         await performProration(tx, actor.tenantId, after, {
           mode: 'items',
           items,
           invoiceNow: false,
           period,
           day: today,
+          shorten: credited.shorten,
         });
       }
     }

@@ -3,7 +3,7 @@
 // billing/proration.ts for the arithmetic). Planned before the subscription is written (what the
 // change sets besides the price: a new billing anchor), performed after it (the items and the
 // invoices, which read the subscription as changed).
-import { parseAmount, parseSignedAmount, sameAmount } from '../billing/money.js';
+import { formatCents, type Micros, parseAmount, parseSignedAmount, sameAmount } from '../billing/money.js';
 import { type Period, periodContaining } from '../billing/periods.js';
 import {
   addPaid,
@@ -15,15 +15,20 @@ import {
   prorationItems,
 } from '../billing/proration.js';
 import { billingAnchor, dayOf, lastDayServed, subscriptionNow } from '../billing/subscription-time.js';
-import type { InvoiceRow, SubscriptionPatch, SubscriptionRow } from '../database/schema.js';
+import type { InvoiceItemRow, InvoiceRow, SubscriptionPatch, SubscriptionRow } from '../database/schema.js';
 import { listCreditNotes } from '../queries/credit-notes.js';
-import { insertInvoiceItems, prorationItemsIn } from '../queries/invoice-items.js';
+import {
+  deletePendingItem,
+  insertInvoiceItems,
+  prorationItemsIn,
+  shortenPendingItem,
+} from '../queries/invoice-items.js';
 import { findInvoice, findInvoiceForPeriod } from '../queries/invoices.js';
 import { findPlan } from '../queries/plans.js';
 import * as subscriptions from '../queries/subscriptions.js';
 import { issueAndCollect } from './collection.js';
 import type { Tx } from './context.js';
-import { emitItem, invoiceForPeriod, prorationInvoice } from './invoices.js';
+import { emitItem, emitItemChange, emitItemDropped, invoiceForPeriod, prorationInvoice } from './invoices.js';
 import { emitChange } from './subscriptions.js';
 
 export type ProrationBehavior = 'create_prorations' | 'always_invoice' | 'none';
@@ -42,9 +47,11 @@ export type ProrationPlan =
       period: Period;
       day: string;
       discounts?: 'any' | 'percentage';
+      /** Pending charges of the period shortened to end on `day` (Credited.shorten). */
+      shorten?: InvoiceItemRow[];
     }
   /** A new schedule from `day`: the old period's credit, then the new first period invoiced now. */
-  | { mode: 'new-schedule'; items: ProrationItem[]; day: string };
+  | { mode: 'new-schedule'; items: ProrationItem[]; day: string; shorten?: InvoiceItemRow[] };
 
 export type ProrationRefusal =
   | { kind: 'interval-change-with-usage' }
@@ -84,27 +91,36 @@ export async function periodBilled(tx: Tx, s: SubscriptionRow, period: Period): 
   return s.billed_until !== null && s.billed_until >= period.end;
 }
 
+/** What a change or a pause credits of the days left of a period, and the charges it shortens. */
+export interface Credited {
+  /** The price credited (as its items describe it) and what is left paid of it. */
+  amount: string;
+  label: string;
+  paid?: Paid | undefined;
+  /**
+   * Charges of the period still pending (never paid) that billed the days left: they are
+   * shortened to end on the day of the change (or dropped), not credited.
+   */
+  shorten: InvoiceItemRow[];
+}
+
 /**
- * The price whose unused days a change (to plan `planAfter`) or a pause credits, with what is
- * left paid of it: so no day is credited above what was paid, or credited twice, and the discount
- * where the credit lands never reduces it again.
+ * The price whose unused days a change or a pause credits, with what is left paid of it: so no
+ * day is credited above what was paid, or credited twice, and the discount where the credit lands
+ * never reduces it again.
  *
  * Before any change in the period, its invoice paid the days (billing/proration.ts paidForPrice:
  * less what credit notes took back, and less its share of the invoice's discount). After one,
  * each day of the rest was paid by that invoice's price and by every proration item of the period
  * (a change's credit and charge, a pause's credit, a resume's charge) as its invoice left it: less
  * what credit notes took back, a charge less its share of that invoice's discount, nothing of an
- * invoice voided; a charge still pending less the subscription's percentage discount, which will
- * reduce it where it lands. Items are rounded to the cent, so their sum matches the price in force
- * to within a cent each: within that, the price in force (less that percentage) is exact.
+ * invoice voided. A charge still pending was paid by no one: it is shortened instead (`shorten`),
+ * so that whatever discount its invoice takes, it takes it of the days the charge's price was in
+ * force, and no credit of it can outgrow what will be paid. Items are rounded to the cent, so
+ * their sum is within a cent each of the price in force (or of nothing): within that, exactly it.
  */
-export async function creditedPrice(
-  tx: Tx,
-  s: SubscriptionRow,
-  period: Period,
-  planAfter: string | null,
-): Promise<{ amount: string; label: string; paid?: Paid | undefined }> {
-  const listed = { amount: s.plan_cost, label: await priceLabel(tx, s) };
+export async function creditedPrice(tx: Tx, s: SubscriptionRow, period: Period): Promise<Credited> {
+  const listed = { amount: s.plan_cost, label: await priceLabel(tx, s), shorten: [] };
   const [found, items] = await Promise.all([
     findInvoiceForPeriod(tx.db, s.id, period),
     prorationItemsIn(tx.db, s.id, period),
@@ -123,24 +139,19 @@ export async function creditedPrice(
         amount: billed.amount,
         label: `the price the period's invoice billed (${billed.amount})`,
         paid: paidForPeriod,
+        shorten: [],
       };
     return { ...listed, paid: paidForPeriod };
   }
-  const whole = 1_000_000n; // 100%, in ten-thousandths
-  const discount = s.discount;
-  const keptOfPending =
-    discount !== null &&
-    discount.percent_off !== null &&
-    (discount.plan_ids.length === 0 || (planAfter !== null && discount.plan_ids.includes(planAfter)))
-      ? whole - parseAmount(discount.percent_off)
-      : whole;
   const periodDays = BigInt(daysBetween(period.start, period.end));
   let paid: Paid = paidForPeriod ?? { numerator: 0n, denominator: 1n };
   let slack = 0n; // what the items' rounding may add up to, over the period
+  const shorten: InvoiceItemRow[] = [];
   const billedBy = new Map<string, Promise<{ invoice: InvoiceRow; notes: CreditNoteLines[] } | undefined>>();
   for (const item of items) {
     const days = BigInt(daysBetween(item.period_start, item.period_end));
     if (days <= 0n) continue;
+    slack += (100n * periodDays + days - 1n) / days;
     const amount = parseSignedAmount(item.amount);
     let value: Paid = { numerator: amount, denominator: 1n };
     if (item.invoice_id !== null) {
@@ -158,19 +169,22 @@ export async function creditedPrice(
       const index = lines.findIndex((line) => line.invoice_item_id === item.id);
       if (index >= 0) value = paidForLine({ lines }, billed.notes, index);
     } else if (amount > 0n && item.balance_transaction_id === null) {
-      value = { numerator: amount * keptOfPending, denominator: whole };
+      shorten.push(item);
+      continue;
     }
     paid = addPaid(paid, value, { numerator: periodDays, denominator: days });
-    slack += (100n * periodDays + days - 1n) / days;
   }
-  // Within the items' rounding of the price in force (less the percentage of a pending charge):
-  // that price, exactly.
-  const inForce = parseAmount(s.plan_cost) * keptOfPending;
-  const apart = paid.numerator * whole - inForce * paid.denominator;
-  const within = slack * whole * paid.denominator;
-  if (apart <= within && apart >= -within)
-    return keptOfPending === whole ? listed : { ...listed, paid: { numerator: inForce, denominator: whole } };
-  return { ...listed, paid: paid.numerator < 0n ? { numerator: 0n, denominator: 1n } : paid };
+  // Within the items' rounding of the price in force, that price exactly; of nothing (a pending
+  // charge billed the days), nothing.
+  const near = (target: Micros) => {
+    const apart = paid.numerator - target * paid.denominator;
+    const within = slack * paid.denominator;
+    return apart <= within && apart >= -within;
+  };
+  if (near(0n) || paid.numerator < 0n)
+    return { ...listed, paid: { numerator: 0n, denominator: 1n }, shorten };
+  if (shorten.length === 0 && near(parseAmount(s.plan_cost))) return listed;
+  return { ...listed, paid, shorten };
 }
 
 type CreditNoteLines = { lines: Array<{ line_index: number | null; amount: string }> };
@@ -244,12 +258,20 @@ export async function planProration(
   const invoiced = await periodBilled(tx, before, period);
   if (!scheduleChanged) {
     if (!invoiced || behavior === 'none') return nothing;
-    const items = prorationItems(period, day, await creditedPrice(tx, before, period, after.plan_id), {
+    const credited = await creditedPrice(tx, before, period);
+    const items = prorationItems(period, day, credited, {
       amount: after.plan_cost,
       label: await priceLabel(tx, after),
     });
     return {
-      plan: { mode: 'items', items, invoiceNow: behavior === 'always_invoice', period, day },
+      plan: {
+        mode: 'items',
+        items,
+        invoiceNow: behavior === 'always_invoice',
+        period,
+        day,
+        shorten: credited.shorten,
+      },
       set: {},
     };
   }
@@ -261,14 +283,41 @@ export async function planProration(
   // middle of one would leave the usage since its start unbilled. Refused rather than lost.
   if ((await hasUsageCharges(tx, before.plan_id)) || (await hasUsageCharges(tx, after.plan_id)))
     return { kind: 'interval-change-with-usage' };
-  const items =
-    behavior === 'none'
-      ? []
-      : prorationItems(period, day, await creditedPrice(tx, before, period, after.plan_id), undefined);
+  const credited = behavior === 'none' ? undefined : await creditedPrice(tx, before, period);
+  const items = credited ? prorationItems(period, day, credited, undefined) : [];
   return {
-    plan: { mode: 'new-schedule', items, day },
+    plan: { mode: 'new-schedule', items, day, shorten: credited?.shorten ?? [] },
     set: { billing_anchor: day, ...(before.billed_until === null ? {} : { billed_until: day }) },
   };
+}
+
+/**
+ * Pending charges of a period that a change or a pause on `day` ends early: each keeps its days
+ * before `day` (its amount in proportion, half up to the cent) and is dropped when none is left
+ * (a change undone the day it was made), each with its event.
+ */
+async function shortenCharges(tx: Tx, charges: readonly InvoiceItemRow[], day: string): Promise<void> {
+  for (const charge of charges) {
+    const days = daysBetween(charge.period_start, day);
+    if (days <= 0) {
+      const dropped = await deletePendingItem(tx.db, charge.id);
+      if (dropped) emitItemDropped(tx, dropped);
+      continue;
+    }
+    const total = BigInt(daysBetween(charge.period_start, charge.period_end));
+    const perCent = total * 100n;
+    const amount = ((2n * parseAmount(charge.amount) * BigInt(days) + perCent) / (2n * perCent)) * 100n;
+    const span = /from (\d{4}-\d{2}-\d{2}) to \d{4}-\d{2}-\d{2} \(\d+ of (\d+) days\)/;
+    const description = span.test(charge.description)
+      ? charge.description.replace(span, `from $1 to ${day} (${days} of $2 days)`)
+      : `${charge.description}, until ${day}`;
+    const shortened = await shortenPendingItem(tx.db, charge.id, {
+      amount: formatCents(amount),
+      period_end: day,
+      description,
+    });
+    if (shortened) emitItemChange(tx, charge, shortened);
+  }
 }
 
 /**
@@ -282,6 +331,7 @@ export async function performProration(
   plan: ProrationPlan,
 ): Promise<{ subscription: SubscriptionRow; invoice: InvoiceRow | undefined }> {
   if (plan.mode === 'nothing') return { subscription: after, invoice: undefined };
+  await shortenCharges(tx, plan.shorten ?? [], plan.day);
   const rows = await insertInvoiceItems(
     tx.db,
     plan.items.map((item) => ({ subscription_id: after.id, ...item })),

@@ -459,3 +459,69 @@ describe('an end_date moved later once billing ended while paused or trialing', 
     expect(await s.periods()).toEqual(['2026-03-01', '2026-04-01', '2026-05-01']);
   });
 });
+
+describe('changes undone and a coupon before the end', () => {
+  it('leave no more to the balance than what was paid for the days left', async () => {
+    const clock = (
+      await t.api.post('/api/v1/test-clocks').send({ name: 'undone', frozen_time: '2026-01-01T00:00:00Z' })
+    ).body as Schemas['TestClock'];
+    const user = await createUser(t, { region: 'DE' });
+    const sub = (
+      await t.api.post('/api/v1/subscriptions').send({
+        user_id: user.id,
+        status: 'active',
+        plan_id: plans.basic,
+        start_date: '2026-01-01',
+        test_clock_id: clock.id,
+        payment_method: 'pm_card_visa',
+        payment_rail: 'card',
+      })
+    ).body as Schemas['Subscription'];
+    const advance = async (at: string) => {
+      expect(
+        (await t.api.post(`/api/v1/test-clocks/${clock.id}/advance`).send({ frozen_time: at })).status,
+      ).toBe(202);
+      await performDueWork(
+        { db: ctx.appDb, ownerDb: ctx.db, gateway: simulatedGateway, settlementDelayScale: 0 },
+        { tenantId: t.id, clockId: clock.id },
+      );
+    };
+    // January paid (30.00 + VAT); on Jan 11, Basic → Pro → Basic three times: each charge still
+    // pending when the next change came was never paid, so it is undone, not credited.
+    await advance('2026-01-11T09:00:00Z');
+    for (let i = 0; i < 3; i++)
+      for (const plan of [plans.pro, plans.basic]) {
+        const res = await t.api.patch(`/api/v1/subscriptions/${sub.id}`).send({ plan_id: plan });
+        expect(res.status, res.text).toBe(200);
+      }
+    const pending = (
+      (await t.api.get(`/api/v1/subscriptions/${sub.id}/invoice-items`).query({ pending: true }))
+        .body as Schemas['InvoiceItemList']
+    ).data;
+    // 21 of 31 days: January's Basic credited (paid), Basic charged again.
+    expect(pending.map((i) => i.amount).sort()).toEqual(['-20.32', '20.32']);
+    const dropped = (
+      (await t.api.get('/api/v1/events').query({ type: 'invoice_item.deleted', limit: 100 }))
+        .body as Schemas['EventList']
+    ).data.filter((e) => (e.data as { subscription_id?: string }).subscription_id === sub.id);
+    expect(dropped.map((e) => (e.data as unknown as { amount: string }).amount).sort()).toEqual([
+      '20.32',
+      '20.32',
+      '40.65',
+      '40.65',
+      '40.65',
+    ]);
+    // A 100% coupon for the next invoice, then canceled now: the last invoice bills the charge
+    // (all of it off), and the credit goes to the balance: what was paid for the days left.
+    const coupon = (
+      await t.api.post('/api/v1/coupons').send({ name: 'all off', percent_off: '100', duration: 'once' })
+    ).body as Schemas['Coupon'];
+    expect(
+      (await t.api.post(`/api/v1/subscriptions/${sub.id}/discount`).send({ coupon_id: coupon.id })).status,
+    ).toBe(200);
+    expect((await t.api.post(`/api/v1/subscriptions/${sub.id}/cancel`).send({ at: 'now' })).status).toBe(200);
+    await advance('2026-01-11T10:00:00Z');
+    // 20.32 and the 19% VAT it bore: never more than January's 35.70 paid.
+    expect((await t.api.get(`/api/v1/users/${user.id}`)).body).toMatchObject({ balance: '24.18' });
+  });
+});

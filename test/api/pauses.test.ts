@@ -183,15 +183,22 @@ describe('a pause', () => {
     const pending = (
       await t.api.get(`/api/v1/subscriptions/${s.sub.id}/invoice-items`).query({ pending: true })
     ).body as Schemas['InvoiceItemList'];
-    // 7 of 28 days: Basic credited 7.50, Pro charged 15.00; then 3 of 28 days of Pro credited 6.43.
+    // The resume's charge was still pending (never paid): the change ends it on Feb 22 (Basic's
+    // 7 of 28 days, 7.50) rather than credit it, and the pause ends Pro's on Feb 26 (4 days, 8.57).
     const byDay = (a: string[], b: string[]) => a[2]!.localeCompare(b[2]!) || a[0]!.localeCompare(b[0]!);
-    expect(pending.data.map((i) => [i.kind, i.amount, i.period_start]).sort(byDay)).toEqual([
-      ['proration_credit', '-21.29', '2026-01-10'],
-      ['proration_charge', '15.00', '2026-02-15'],
-      ['proration_charge', '15.00', '2026-02-22'],
-      ['proration_credit', '-7.50', '2026-02-22'],
-      ['proration_credit', '-6.43', '2026-02-26'],
+    expect(pending.data.map((i) => [i.kind, i.amount, i.period_start, i.period_end]).sort(byDay)).toEqual([
+      ['proration_credit', '-21.29', '2026-01-10', '2026-02-01'],
+      ['proration_charge', '7.50', '2026-02-15', '2026-02-22'],
+      ['proration_charge', '8.57', '2026-02-22', '2026-02-26'],
     ]);
+    expect(pending.data.find((i) => i.amount === '8.57')!.description).toMatch(
+      /^Remaining time on Pro .* from 2026-02-22 to 2026-02-26 \(4 of 28 days\)$/,
+    );
+    // Each shortening is an invoice_item.updated with what it changed.
+    const events = (await t.api.get('/api/v1/events').query({ type: 'invoice_item.updated', limit: 100 }))
+      .body as Schemas['EventList'];
+    const shortened = events.data.find((e) => (e.data as { amount?: string }).amount === '8.57')!;
+    expect(shortened.previous).toMatchObject({ amount: '15.00', period_end: '2026-03-01' });
   });
 
   it('with a percentage off: a change after a resume credits the resumed days at what they cost after it', async () => {
