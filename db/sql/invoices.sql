@@ -34,7 +34,7 @@ select "id", "kind", "subscription_id", "user_id", "status", "number", "period_s
 update invoices i set next_collection_at = $1, updated_at = now()
     where i.subscription_id = $2 and i.status = 'open' and i.kind <> 'purchase'
       and i.collection_failed_at is null and i.next_collection_at is null
-      and i.finalized_at >= (select max(u.uncollectible_at) from invoices u
+      and i.finalized_at >= (select coalesce(max(u.uncollectible_at), '-infinity') from invoices u
                              where u.subscription_id = $3)
       and not exists (select from payments p where p.tenant_id = i.tenant_id and p.invoice_id = i.id
                       and p.initiated_by in ('renewal', 'dunning'))

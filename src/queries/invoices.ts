@@ -241,8 +241,8 @@ export async function stopRetries(
 
 /**
  * A subscription active again after `unpaid` (under its lock): its open invoices issued since
- * dunning made it unpaid (finalized at or after its latest `uncollectible_at`), which nothing
- * collected (a renewal does not collect while unpaid), are due for collection at `at` (now in
+ * dunning made it unpaid (finalized at or after its latest `uncollectible_at`; all of them when
+ * none is, as for one made unpaid by hand, or created so), which nothing collected (a renewal does not collect while unpaid), are due for collection at `at` (now in
  * real time): the worker's retry step collects them as a renewal would.
  */
 export async function resumeCollection(
@@ -254,7 +254,7 @@ export async function resumeCollection(
     update invoices i set next_collection_at = ${at ?? sql`now()`}, updated_at = now()
     where i.subscription_id = ${subscriptionId} and i.status = 'open' and i.kind <> 'purchase'
       and i.collection_failed_at is null and i.next_collection_at is null
-      and i.finalized_at >= (select max(u.uncollectible_at) from invoices u
+      and i.finalized_at >= (select coalesce(max(u.uncollectible_at), '-infinity') from invoices u
                              where u.subscription_id = ${subscriptionId})
       and not exists (select from payments p where p.tenant_id = i.tenant_id and p.invoice_id = i.id
                       and p.initiated_by in ('renewal', 'dunning'))

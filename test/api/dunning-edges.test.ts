@@ -314,6 +314,26 @@ describe('a subscription marked unpaid (F5, F7)', () => {
     expect(await paymentsOf(tenant, invoice.id)).toHaveLength(1);
   });
 
+  it('created unpaid, collects the invoices it issued once it is active again', async () => {
+    const { tenant, planId } = shared;
+    const clock = await testClock(tenant);
+    const sub = await subscribeIn(tenant, planId, {
+      status: 'unpaid',
+      test_clock_id: clock.id,
+      payment_method: 'pm_card_visa',
+      payment_rail: 'card',
+    });
+    await clock.advance('2026-02-02T00:00:00Z');
+    expect((await invoicesOf(tenant, sub.id)).map((i) => [i.status, i.next_payment_attempt_at])).toEqual([
+      ['open', null],
+      ['open', null],
+    ]);
+    const active = await tenant.api.patch(`/api/v1/subscriptions/${sub.id}`).send({ status: 'active' });
+    expect(active.status, active.text).toBe(200);
+    await clock.advance('2026-02-02T00:01:00Z');
+    expect((await invoicesOf(tenant, sub.id)).map((i) => i.status)).toEqual(['paid', 'paid']);
+  });
+
   it('collects the invoices it issued while unpaid once it is active again', async () => {
     const { tenant, planId } = await tenantWith({
       dunning_retry_days: [1],
