@@ -623,10 +623,20 @@ function trialChanges(
 ): SubscriptionPatch | { kind: 'invalid'; errors: FieldErrors } {
   const today = dayOf(subscriptionNow(before));
   if (patch.trial_end !== undefined && patch.trial_end !== before.trial_end) {
-    if (before.status !== 'trialing' || before.trial_end === null || patch.status === 'active')
+    if (before.status !== 'trialing' || before.trial_end === null)
       return {
         kind: 'invalid',
         errors: [{ field: '/trial_end', message: 'moves only a trial that has an end' }],
+      };
+    if (patch.status === 'active')
+      return {
+        kind: 'invalid',
+        errors: [
+          {
+            field: '/trial_end',
+            message: 'cannot move the trial that status active ends now: send one or the other',
+          },
+        ],
       };
     if (patch.trial_end <= today || patch.trial_end <= before.start_date)
       return {

@@ -150,6 +150,16 @@ describe('a trial with an end', () => {
   it('ended early by making it active: its first period starts that day', async () => {
     const s = await onClock({});
     await s.advance('2026-01-05T10:00:00Z');
+    // Ending it and moving its end at once is two changes: refused, saying so.
+    const both = await t.api
+      .patch(`/api/v1/subscriptions/${s.sub.id}`)
+      .send({ status: 'active', trial_end: '2026-02-01' });
+    expect(expectProblem(both, 422, 'unprocessable').errors).toMatchObject([
+      {
+        field: '/trial_end',
+        message: 'cannot move the trial that status active ends now: send one or the other',
+      },
+    ]);
     const active = await t.api.patch(`/api/v1/subscriptions/${s.sub.id}`).send({ status: 'active' });
     expect(active.status, active.text).toBe(200);
     expect(active.body).toMatchObject({ status: 'active', trial_end: null, billing_anchor: '2026-01-05' });
