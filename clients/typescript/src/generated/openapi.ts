@@ -2291,7 +2291,8 @@ export interface components {
              *     invoice of the period starting on it once that day has come (and catches up on every
              *     period missed while it was stopped). Set at creation to the start of the current
              *     period; null for subscriptions made before renewals existed, which are not renewed
-             *     automatically, and once billing ended. A change of `start_date` or of the interval moves
+             *     automatically, and once billing ended at `end_date`. A canceled subscription keeps the
+             *     day its last invoiced period ended: nothing is invoiced on it any more. A change of `start_date` or of the interval moves
              *     it onto the new schedule: the first period of the new schedule starting on or after the
              *     first day not billed yet (a later start date is itself that day), so no day is billed twice.
              *     A `start_date` changed before anything was invoiced sets it as at creation instead: the
