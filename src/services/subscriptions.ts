@@ -726,11 +726,19 @@ export function emitChange(tx: Tx, before: SubscriptionRow, after: SubscriptionR
 /**
  * A change scheduled for the period's end never comes once the subscription is canceled or its
  * cancellation scheduled (for that same end): the cancellation dropped it (`scheduled_change:
- * null` in its update); its own event says so.
+ * null` in its update); its own event says so, naming the change dropped in `previous` (the
+ * cancellation's event, of the same update, names it too).
  */
 export function emitScheduledChangeDropped(tx: Tx, before: SubscriptionRow, after: SubscriptionRow): void {
-  if (before.scheduled_change && !after.scheduled_change)
-    emitChange(tx, before, after, 'subscription.scheduled_change_canceled');
+  if (!before.scheduled_change || after.scheduled_change) return;
+  const data = eventData(tx, after);
+  emitShowing(tx, {
+    type: 'subscription.scheduled_change_canceled',
+    resource_type: 'subscription',
+    resource_id: after.id,
+    data,
+    previous: { scheduled_change: eventData(tx, before).scheduled_change },
+  });
 }
 
 /**

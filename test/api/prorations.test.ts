@@ -547,6 +547,18 @@ describe('a change scheduled for the end of the period', () => {
         at === 'now' ? 'subscription.canceled' : 'subscription.cancellation_scheduled',
         'subscription.scheduled_change_canceled',
       ]);
+      // Its event names the change dropped.
+      const dropped = (
+        (
+          await t.api
+            .get('/api/v1/events')
+            .query({ resource_id: s.sub.id, type: 'subscription.scheduled_change_canceled' })
+        ).body as Schemas['EventList']
+      ).data[0]!;
+      expect(dropped).toMatchObject({
+        type: 'subscription.scheduled_change_canceled',
+        previous: { scheduled_change: { plan_id: basic.id } },
+      });
       // Nothing is made at the period's end: a canceled subscription keeps its plan.
       await s.advance('2026-02-01T06:00:00Z');
       expect(await s.get()).toMatchObject({ status: 'canceled', plan_id: pro.id, scheduled_change: null });
