@@ -169,6 +169,7 @@ export interface InvoiceItems {
   kind: string;
   period_end: string;
   period_start: string;
+  plan_id: string | null;
   subscription_id: string;
   tenant_id: Generated<string>;
 }

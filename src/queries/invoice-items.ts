@@ -11,6 +11,7 @@ const columns = [
   'period_end',
   'invoice_id',
   'balance_transaction_id',
+  'plan_id',
   'created_at',
 ] as const;
 
@@ -21,6 +22,8 @@ export interface NewInvoiceItem {
   amount: string;
   period_start: string;
   period_end: string;
+  /** The plan a change's charge is for (a coupon for some plans reduces theirs only). */
+  plan_id?: string | null;
 }
 
 export function insertInvoiceItems(db: Db, items: readonly NewInvoiceItem[]): Promise<InvoiceItemRow[]> {

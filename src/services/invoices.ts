@@ -614,10 +614,29 @@ async function insertInvoice(
   // discount that invoice had, so a discount here would take its share of it a second time (or
   // one it never had: another plan's coupon). Credits then apply up to zero, after the discount.
   const linesTotal = payment.lines.reduce((sum, line) => sum + parseSignedAmount(line.amount), 0n);
-  const charged = [...payment.lines, ...pending].reduce((sum, line) => {
-    const amount = parseSignedAmount(line.amount);
-    return amount > 0n ? sum + amount : sum;
-  }, 0n);
+  // A coupon for some plans reduces the charges for those: the price and usage of the plan the
+  // subscription is on, a change's charge of the plan it charged for (its item's), whatever plan
+  // it lands on; one-off charges go with the subscription's plan.
+  const planIds = subscription.discount?.plan_ids ?? [];
+  const forPlan = (planId: string | null) =>
+    planIds.length === 0 || (planId !== null && planIds.includes(planId));
+  const positive = (amount: string) => {
+    const value = parseSignedAmount(amount);
+    return value > 0n ? value : 0n;
+  };
+  const charged =
+    (forPlan(subscription.plan_id)
+      ? payment.lines.reduce((sum, line) => sum + positive(line.amount), 0n)
+      : 0n) +
+    pending.reduce(
+      (sum, item) =>
+        forPlan(
+          item.kind === 'proration_charge' && item.plan_id !== null ? item.plan_id : subscription.plan_id,
+        )
+          ? sum + positive(item.amount)
+          : sum,
+      0n,
+    );
   const discount =
     discounts === 'any' || subscription.discount?.percent_off != null
       ? await discountLine(tx, subscription, period, charged)
@@ -673,8 +692,8 @@ async function insertInvoice(
 }
 
 /**
- * The subscription's discount on an invoice that charges `charged` (micros) for `period`, as its
- * last line; none when it has none, or it reduces nothing. A discount run out (the period starts
+ * The subscription's discount on an invoice that charges `charged` (micros, of its plans when it
+ * is for some) for `period`, as its last line; none when it has none, or it reduces nothing. A discount run out (the period starts
  * at or after its end) is removed now. On a subscription locked for update.
  */
 async function discountLine(
@@ -686,8 +705,9 @@ async function discountLine(
   const { discount } = subscription;
   if (discount === null) return undefined;
   const subtotal = charged;
+  // `charged` counts the charges of the coupon's plans only (insertInvoice): checked already.
   const verdict = discountFor(
-    discount,
+    { ...discount, plan_ids: [] },
     subscription.plan_id,
     period.start,
     subscriptionNow(subscription),

@@ -11,6 +11,7 @@ import {
   type Paid,
   paidForLine,
   paidForPrice,
+  prorated,
   type ProrationItem,
   prorationItems,
 } from '../billing/proration.js';
@@ -293,7 +294,7 @@ export async function planProration(
 
 /**
  * Pending charges of a period that a change or a pause on `day` ends early: each keeps its days
- * before `day` (its amount in proportion, half up to the cent) and is dropped when none is left
+ * before `day` (its price for them, half up to the cent) and is dropped when none is left
  * (a change undone the day it was made), each with its event.
  */
 async function shortenCharges(tx: Tx, charges: readonly InvoiceItemRow[], day: string): Promise<void> {
@@ -304,9 +305,12 @@ async function shortenCharges(tx: Tx, charges: readonly InvoiceItemRow[], day: s
       if (dropped) emitItemDropped(tx, dropped);
       continue;
     }
-    const total = BigInt(daysBetween(charge.period_start, charge.period_end));
-    const perCent = total * 100n;
-    const amount = ((2n * parseAmount(charge.amount) * BigInt(days) + perCent) / (2n * perCent)) * 100n;
+    // Its price and period, as its description says them (priceLabel, prorationItems), give the
+    // days kept exactly; else the amount in proportion to its days.
+    const priced = /(?:at|of) (\d+\.\d+) (?:a|every) .* \((\d+) of (\d+) days\)$/.exec(charge.description);
+    const amount = priced
+      ? prorated(priced[1]!, days, Number(priced[3]))
+      : prorated(charge.amount, days, daysBetween(charge.period_start, charge.period_end));
     const span = /from (\d{4}-\d{2}-\d{2}) to \d{4}-\d{2}-\d{2} \(\d+ of (\d+) days\)/;
     const description = span.test(charge.description)
       ? charge.description.replace(span, `from $1 to ${day} (${days} of $2 days)`)
@@ -334,7 +338,11 @@ export async function performProration(
   await shortenCharges(tx, plan.shorten ?? [], plan.day);
   const rows = await insertInvoiceItems(
     tx.db,
-    plan.items.map((item) => ({ subscription_id: after.id, ...item })),
+    plan.items.map((item) => ({
+      subscription_id: after.id,
+      ...item,
+      plan_id: item.kind === 'proration_charge' ? after.plan_id : null,
+    })),
   );
   for (const row of rows) emitItem(tx, row);
   const now = subscriptionNow(after);

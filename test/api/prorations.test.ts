@@ -1027,6 +1027,30 @@ describe('the unused days of a period paid at less than its price', () => {
     expect(credit.amount).toBe('-28.45');
   });
 
+  it('are charged for the plan they were on: a coupon for another plan does not reduce them', async () => {
+    const basic = await plan('Basic', { model: 'flat', amount: '30.00' });
+    const pro = await plan('Pro', { model: 'flat', amount: '60.00' });
+    // Basic free for ever; on Pro from Jan 2, back on Basic on Jan 31: Pro's 29 days are charged
+    // by February's invoice, a Basic one, which takes the coupon off Basic's charges only.
+    const s = await subscribed(basic.id, '2026-01-01T00:00:00Z', {
+      coupon_id: await coupon({ percent_off: '100', duration: 'forever', plan_ids: [basic.id] }),
+    });
+    await s.advance('2026-01-02T00:00:00Z');
+    await s.change({ plan_id: pro.id });
+    await s.advance('2026-01-31T00:00:00Z');
+    await s.change({ plan_id: basic.id });
+    await s.advance('2026-02-01T00:00:00Z');
+    const february = (await s.invoices()).find((i) => i.period_start === '2026-02-01')!;
+    // Pro: 60.00 × 29/31 = 56.13 (its charge shortened to the day it ended), at full price.
+    expect(february.lines.map((l) => [l.type, l.amount, l.period_start, l.period_end])).toEqual([
+      ['subscription', '30.00', '2026-02-01', '2026-03-01'],
+      ['proration', '56.13', '2026-01-02', '2026-01-31'],
+      ['proration', '0.97', '2026-01-31', '2026-02-01'],
+      ['discount', '-30.97', '2026-02-01', '2026-03-01'],
+    ]);
+    expect(february.subtotal).toBe('56.13');
+  });
+
   it('take nothing from a fixed discount: the coupon and the credit both reach the customer', async () => {
     const a = await plan('A', { model: 'flat', amount: '100.00' });
     const small = await plan('Small', { model: 'flat', amount: '10.00' });
