@@ -447,7 +447,21 @@ export async function prorationInvoice(
   discounts: 'any' | 'percentage' = 'any',
 ): Promise<InvoiceRow | undefined> {
   const pending = await pendingInvoiceItems(tx.db, subscription.id);
-  if (pending.reduce((sum, item) => sum + parseSignedAmount(item.amount), 0n) <= 0n) return undefined;
+  // What they add up to after a percentage off (the invoice would be 0.00 else): a fixed amount
+  // is the invoice's own, taken only if it is made.
+  const net = pending.reduce((sum, item) => sum + parseSignedAmount(item.amount), 0n);
+  const percent = subscription.discount?.percent_off;
+  const verdict =
+    percent == null
+      ? undefined
+      : discountFor(
+          { ...subscription.discount!, plan_ids: [] },
+          subscription.plan_id,
+          period.start,
+          subscriptionNow(subscription),
+          chargedForDiscount(subscription, [], pending),
+        );
+  if (net - (verdict?.kind === 'applies' ? verdict.amount : 0n) <= 0n) return undefined;
   const outcome = await insertInvoice(tx, subscription, period, [], 'proration', discounts);
   return outcome.kind === 'created' ? outcome.invoice : undefined;
 }
@@ -614,29 +628,7 @@ async function insertInvoice(
   // discount that invoice had, so a discount here would take its share of it a second time (or
   // one it never had: another plan's coupon). Credits then apply up to zero, after the discount.
   const linesTotal = payment.lines.reduce((sum, line) => sum + parseSignedAmount(line.amount), 0n);
-  // A coupon for some plans reduces the charges for those: the price and usage of the plan the
-  // subscription is on, a change's charge of the plan it charged for (its item's), whatever plan
-  // it lands on; one-off charges go with the subscription's plan.
-  const planIds = subscription.discount?.plan_ids ?? [];
-  const forPlan = (planId: string | null) =>
-    planIds.length === 0 || (planId !== null && planIds.includes(planId));
-  const positive = (amount: string) => {
-    const value = parseSignedAmount(amount);
-    return value > 0n ? value : 0n;
-  };
-  const charged =
-    (forPlan(subscription.plan_id)
-      ? payment.lines.reduce((sum, line) => sum + positive(line.amount), 0n)
-      : 0n) +
-    pending.reduce(
-      (sum, item) =>
-        forPlan(
-          item.kind === 'proration_charge' && item.plan_id !== null ? item.plan_id : subscription.plan_id,
-        )
-          ? sum + positive(item.amount)
-          : sum,
-      0n,
-    );
+  const charged = chargedForDiscount(subscription, payment.lines, pending);
   const discount =
     discounts === 'any' || subscription.discount?.percent_off != null
       ? await discountLine(tx, subscription, period, charged)
@@ -689,6 +681,34 @@ async function insertInvoice(
     data: toInvoiceResponse(created),
   });
   return { kind: 'created', invoice: created, customer: user };
+}
+
+/**
+ * What an invoice of `lines` (its price and usage) and the `pending` items charges for the
+ * subscription's discount (micros). A coupon for some plans reduces the charges for those: the
+ * price and usage of the plan the subscription is on, a change's charge of the plan it charged for
+ * (its item's), whatever plan it lands on; one-off charges go with the subscription's plan.
+ */
+function chargedForDiscount(
+  subscription: SubscriptionRow,
+  lines: ReadonlyArray<{ amount: string }>,
+  pending: readonly InvoiceItemRow[],
+): bigint {
+  const planIds = subscription.discount?.plan_ids ?? [];
+  const forPlan = (planId: string | null) =>
+    planIds.length === 0 || (planId !== null && planIds.includes(planId));
+  const positive = (amount: string) => {
+    const value = parseSignedAmount(amount);
+    return value > 0n ? value : 0n;
+  };
+  const ofItems = pending.reduce((sum, item) => {
+    const plan =
+      item.kind === 'proration_charge' && item.plan_id !== null ? item.plan_id : subscription.plan_id;
+    return forPlan(plan) ? sum + positive(item.amount) : sum;
+  }, 0n);
+  return forPlan(subscription.plan_id)
+    ? lines.reduce((sum, line) => sum + positive(line.amount), ofItems)
+    : ofItems;
 }
 
 /**

@@ -212,16 +212,16 @@ describe('a pause', () => {
       price: { model: 'flat', amount: '60.00' },
     });
     const s = await subscribed({ coupon_id: (half.body as Schemas['Coupon']).id });
-    await s.advance('2026-01-10T00:00:00Z');
+    await s.advance('2026-01-25T00:00:00Z');
     await s.pause();
-    await s.advance('2026-02-15T00:00:00Z');
-    // January's 22 unused days of the 15.00 paid are credited (10.65): 7.50 of it pays [Feb 15,
-    // Mar 1), charged 15.00 less half, invoiced at once; the 3.15 left is carried.
+    await s.advance('2026-02-10T00:00:00Z');
+    // January's 7 unused days of the 15.00 paid are credited (3.39); [Feb 10, Mar 1) is charged
+    // 20.36, 10.18 once half is off: invoiced at once with the credit.
     await s.resume();
     expect(lines((await s.invoices())[1]!)).toEqual([
-      ['proration', '-7.50', '2026-01-10', '2026-02-01'],
-      ['proration', '15.00', '2026-02-15', '2026-03-01'],
-      ['discount', '-7.50', '2026-02-15', '2026-03-01'],
+      ['proration', '-3.39', '2026-01-25', '2026-02-01'],
+      ['proration', '20.36', '2026-02-10', '2026-03-01'],
+      ['discount', '-10.18', '2026-02-10', '2026-03-01'],
     ]);
     await s.advance('2026-02-22T00:00:00Z');
     const changed = await t.api
@@ -231,18 +231,16 @@ describe('a pause', () => {
     const pending = (
       await t.api.get(`/api/v1/subscriptions/${s.sub.id}/invoice-items`).query({ pending: true })
     ).body as Schemas['InvoiceItemList'];
-    // Basic's last 7 of February's days cost 3.75 after the discount (not 7.50); Pro's cost 15.00,
-    // which the discount halves where it lands.
-    const byDay = (a: string[], b: string[]) => a[2]!.localeCompare(b[2]!) || a[0]!.localeCompare(b[0]!);
-    expect(pending.data.map((i) => [i.kind, i.amount, i.period_start]).sort(byDay)).toEqual([
-      ['proration_credit', '-3.15', '2026-01-10'],
+    // Basic's last 7 of February's days were paid at half: 3.75 back (not 7.50); Pro's cost
+    // 15.00, which the discount halves where it lands.
+    expect(pending.data.map((i) => [i.kind, i.amount, i.period_start]).sort()).toEqual([
       ['proration_charge', '15.00', '2026-02-22'],
       ['proration_credit', '-3.75', '2026-02-22'],
     ]);
     await s.advance('2026-03-01T00:00:00Z');
     const march = (await s.invoices()).at(-1)!;
-    // Charges 60.00 + 15.00, half off: 37.50; less the credits 6.90.
-    expect(march).toMatchObject({ period_start: '2026-03-01', subtotal: '30.60' });
+    // Charges 60.00 + 15.00, half off: 37.50; less the credit 3.75.
+    expect(march).toMatchObject({ period_start: '2026-03-01', subtotal: '33.75' });
   });
 
   it('with a fixed amount off: a resume’s invoice does not take it, and a pause credits what was paid', async () => {
@@ -270,6 +268,23 @@ describe('a pause', () => {
       await t.api.get(`/api/v1/subscriptions/${s.sub.id}/invoice-items`).query({ pending: true })
     ).body as Schemas['InvoiceItemList'];
     expect(pending.data.map((i) => i.amount)).toEqual(['-9.64']);
+  });
+
+  it('paused and resumed the same day with a percentage off: nothing is invoiced, nothing owed', async () => {
+    const half = await t.api
+      .post('/api/v1/coupons')
+      .send({ name: 'half again', percent_off: '50', duration: 'forever' });
+    const s = await subscribed({ coupon_id: (half.body as Schemas['Coupon']).id });
+    await s.advance('2026-01-11T00:00:00Z');
+    await s.pause();
+    await s.resume();
+    // 21 of 31 days: 15.00 paid, 10.16 back; 30.00 charged, 10.16 once half is off: they wait
+    // for February's invoice rather than make one of 0.00.
+    expect((await s.invoices()).length).toBe(1);
+    const pending = (
+      await t.api.get(`/api/v1/subscriptions/${s.sub.id}/invoice-items`).query({ pending: true })
+    ).body as Schemas['InvoiceItemList'];
+    expect(pending.data.map((i) => i.amount).sort()).toEqual(['-10.16', '20.32']);
   });
 
   it('resumed on a period’s first day: that period is invoiced whole, once', async () => {
