@@ -780,7 +780,8 @@ class PreviewRollback extends Error {
 
 /**
  * What the same change made by PATCH now would do: made in a transaction that is rolled back,
- * so it is computed by the very code that makes it. The items are those it would leave pending.
+ * so it is computed by the very code that makes it. The items are those it would make or change:
+ * its own, and the pending charges it would shorten, as they would be.
  */
 export async function previewChange(
   ctx: ServiceContext,
@@ -791,10 +792,16 @@ export async function previewChange(
   try {
     return await inTenant(ctx, actor, async (tx): Promise<ChangePreviewOutcome> => {
       const before = await subscriptions.findSubscription(tx.db, id);
-      const pendingBefore = new Set(before ? (await pendingInvoiceItems(tx.db, id)).map((i) => i.id) : []);
+      // Each pending item as it was: the change's own are new, and those it shortened differ.
+      const seen = (i: InvoiceItemRow) => `${i.amount} ${i.period_end}`;
+      const pendingBefore = new Map(
+        before ? (await pendingInvoiceItems(tx.db, id)).map((i) => [i.id, seen(i)]) : [],
+      );
       const outcome = await changeSubscription(tx, actor, id, patch);
       if (outcome.kind !== 'updated') return outcome;
-      const items = (await pendingInvoiceItems(tx.db, id)).filter((item) => !pendingBefore.has(item.id));
+      const items = (await pendingInvoiceItems(tx.db, id)).filter(
+        (item) => pendingBefore.get(item.id) !== seen(item),
+      );
       throw new PreviewRollback({
         kind: 'preview',
         day: dayOf(subscriptionNow(outcome.subscription)),

@@ -1051,6 +1051,27 @@ describe('the unused days of a period paid at less than its price', () => {
     expect(february.subtotal).toBe('56.13');
   });
 
+  it('previewed after a change still pending: the preview shows the charge it would shorten', async () => {
+    const basic = await plan('Basic', { model: 'flat', amount: '30.00' });
+    const pro = await plan('Pro', { model: 'flat', amount: '60.00' });
+    const s = await subscribed(basic.id);
+    await s.advance('2026-01-11T00:00:00Z');
+    await s.change({ plan_id: pro.id }); // Basic's 21 days back (20.32), Pro's charged (40.65)
+    await s.advance('2026-01-21T00:00:00Z');
+    const preview = await s.preview({ plan_id: basic.id });
+    await s.change({ plan_id: basic.id });
+    // Pro's charge ends on Jan 21 (10 days, 19.35), Basic's 11 are charged (10.65): both listed,
+    // as the items pending after the change are.
+    const changed = (await s.items(true)).filter((i) => i.kind === 'proration_charge');
+    expect(preview.items.map(itemShape).sort((a, b) => a.period_start.localeCompare(b.period_start))).toEqual(
+      changed.map(itemShape).sort((a, b) => a.period_start.localeCompare(b.period_start)),
+    );
+    expect(changed.map((i) => [i.amount, i.period_start, i.period_end]).sort()).toEqual([
+      ['10.65', '2026-01-21', '2026-02-01'],
+      ['19.35', '2026-01-11', '2026-01-21'],
+    ]);
+  });
+
   it('take nothing from a fixed discount: the coupon and the credit both reach the customer', async () => {
     const a = await plan('A', { model: 'flat', amount: '100.00' });
     const small = await plan('Small', { model: 'flat', amount: '10.00' });

@@ -2516,7 +2516,13 @@ export interface components {
             proration_behavior: components["schemas"]["ProrationBehavior"];
             /** @description The subscription as it would be (its `version` and `updated_at` as they would be too). */
             subscription: components["schemas"]["Subscription"];
-            /** @description The invoice items it would leave pending for the next invoice. */
+            /**
+             * @description The invoice items it would make or change, pending for the next invoice: its own, and
+             *     the charges already pending in the period that it would shorten, as they would be (from
+             *     their own change's day to this one's, at their price). A pending charge it would
+             *     drop whole (a change undone the day it was made) is not listed; the items pending
+             *     already are listed by `GET /subscriptions/{id}/invoice-items?pending=true`.
+             */
             items: components["schemas"]["InvoiceItemPreview"][];
             /** @description The invoice it would issue now (`always_invoice`, or a change of interval); null for none. */
             invoice: null | components["schemas"]["InvoicePreview"];
@@ -3558,9 +3564,9 @@ export interface components {
             description: string;
             /** @description The price × (period_end − period_start) / the days of its billing period, rounded to the cent, half up. */
             amount: components["schemas"]["SignedMoneyTotal"];
-            /** @description The day of the change. */
+            /** @description The day of the change (of the earlier change that made it, for a charge shortened). */
             period_start: components["schemas"]["Date"];
-            /** @description The end of the billing period it falls in. */
+            /** @description The end of the billing period it falls in (the day of the change, for a charge shortened). */
             period_end: components["schemas"]["Date"];
         };
         /**
