@@ -18,7 +18,7 @@ update "invoice_items" set "invoice_id" = $1 where "id" in ($2) and "invoice_id"
 -- reducePendingItem
 update "invoice_items" set "amount" = $1 where "id" = $2 and "invoice_id" is null;
 
--- shortenPendingItem
+-- updatePendingItem
 update "invoice_items" set "amount" = $1, "period_end" = $2, "description" = $3 where "id" = $4 and "invoice_id" is null and "balance_transaction_id" is null returning "id", "subscription_id", "kind", "description", "amount", "period_start", "period_end", "invoice_id", "balance_transaction_id", "plan_id", "created_at";
 
 -- deletePendingItem

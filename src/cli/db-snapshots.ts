@@ -288,8 +288,8 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
         invoiceItems.prorationItemsIn(db, SUBSCRIPTION, { start: '2026-01-01', end: '2026-02-01' }),
       billInvoiceItems: (db) => invoiceItems.billInvoiceItems(db, [SUBSCRIPTION], INVOICE),
       reducePendingItem: (db) => invoiceItems.reducePendingItem(db, SUBSCRIPTION, '-1.00'),
-      shortenPendingItem: (db) =>
-        invoiceItems.shortenPendingItem(db, SUBSCRIPTION, {
+      updatePendingItem: (db) =>
+        invoiceItems.updatePendingItem(db, SUBSCRIPTION, {
           amount: '1.00',
           period_end: '2026-01-15',
           description: 'Remaining time',

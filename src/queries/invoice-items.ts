@@ -119,11 +119,14 @@ export async function settleInvoiceItems(
     .execute();
 }
 
-/** A pending charge ended early by a later change in its period. */
-export function shortenPendingItem(
+/**
+ * A pending item changed: a charge ended early by a later change in its period, a credit priced
+ * again after a credit note or a void.
+ */
+export function updatePendingItem(
   db: Db,
   id: string,
-  values: { amount: string; period_end: string; description: string },
+  values: { amount: string; description: string; period_end?: string },
 ): Promise<InvoiceItemRow | undefined> {
   return db
     .updateTable('invoice_items')

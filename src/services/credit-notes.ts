@@ -23,6 +23,7 @@ import { amountDue, toCreditNoteResponse, toInvoiceResponse } from '../responses
 import { markPaid } from './collection.js';
 import { type Actor, inTenant, previousValues, type ServiceContext } from './context.js';
 import { creditBalance } from './customer-balance.js';
+import { repricePendingCredits } from './prorations.js';
 import { startRefund } from './refunds.js';
 import { onClockOf } from './subscriptions.js';
 
@@ -116,6 +117,8 @@ export function createCreditNote(
             { tenantId: actor.tenantId, clockId: subscription.test_clock_id },
           )
         : undefined;
+    // What the invoice charged is paid less: a later credit of those days is priced again.
+    await repricePendingCredits(tx, invoice.subscription_id);
     const creditNote: CreditNoteView = { ...row, refund_id: refund?.id ?? null };
     tx.emit({
       type: 'credit_note.created',

@@ -37,6 +37,7 @@ import {
 } from '../queries/invoice-items.js';
 import { endDiscount, giveBackDiscount } from './coupons.js';
 import { creditBalance, takeFromBalance } from './customer-balance.js';
+import { repricePendingCredits } from './prorations.js';
 import { onClockOf } from './subscriptions.js';
 import { billsUsageBefore, closeUsageBefore } from './usage.js';
 import { endDunningIfSettled } from './collection.js';
@@ -244,7 +245,7 @@ export async function closingUsageInvoice(
 type InvoiceCharge = Parameters<typeof invoiceAmounts>[0][number];
 
 /** The end of the description of a credit's rest, carried forward to the next invoice. */
-const CARRIED = ', carried forward';
+export const CARRIED_FORWARD = ', carried forward';
 
 /**
  * Items applied to an invoice become final with it; a credit billed in part keeps the part billed
@@ -260,9 +261,9 @@ async function billItems(tx: Tx, applied: AppliedItems<InvoiceItemRow>, invoiceI
         subscription_id: carried.item.subscription_id,
         kind: carried.item.kind,
         // Once: a credit carried over many invoices keeps one suffix, not one per invoice.
-        description: carried.item.description.endsWith(CARRIED)
+        description: carried.item.description.endsWith(CARRIED_FORWARD)
           ? carried.item.description
-          : `${carried.item.description}${CARRIED}`,
+          : `${carried.item.description}${CARRIED_FORWARD}`,
         amount: carried.amount,
         period_start: carried.item.period_start,
         period_end: carried.item.period_end,
@@ -851,6 +852,9 @@ export function voidInvoice(
     if (payment) return { kind: 'payment-in-flight', current, payment };
     await onClockOf(tx, subscription);
     const invoice = await voidLocked(tx, actor, subscription, current, subscriptionNow(subscription));
+    // What a change's invoice charged was never paid: a later credit of those days is priced
+    // again. (A period's invoice voided is invoiced again at its price: the credit nets that.)
+    if (current.kind === 'proration') await repricePendingCredits(tx, subscription.id);
     return { kind: 'changed', invoice };
   });
 }

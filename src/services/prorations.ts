@@ -21,15 +21,23 @@ import { listCreditNotes } from '../queries/credit-notes.js';
 import {
   deletePendingItem,
   insertInvoiceItems,
+  pendingInvoiceItems,
   prorationItemsIn,
-  shortenPendingItem,
+  updatePendingItem,
 } from '../queries/invoice-items.js';
 import { findInvoice, findInvoiceForPeriod } from '../queries/invoices.js';
 import { findPlan } from '../queries/plans.js';
 import * as subscriptions from '../queries/subscriptions.js';
 import { issueAndCollect } from './collection.js';
 import type { Tx } from './context.js';
-import { emitItem, emitItemChange, emitItemDropped, invoiceForPeriod, prorationInvoice } from './invoices.js';
+import {
+  CARRIED_FORWARD,
+  emitItem,
+  emitItemChange,
+  emitItemDropped,
+  invoiceForPeriod,
+  prorationInvoice,
+} from './invoices.js';
 import { emitChange } from './subscriptions.js';
 
 export type ProrationBehavior = 'create_prorations' | 'always_invoice' | 'none';
@@ -121,11 +129,33 @@ export interface Credited {
  * their sum is within a cent each of the price in force (or of nothing): within that, exactly it.
  */
 export async function creditedPrice(tx: Tx, s: SubscriptionRow, period: Period): Promise<Credited> {
-  const listed = { amount: s.plan_cost, label: await priceLabel(tx, s), shorten: [] };
-  const [found, items] = await Promise.all([
-    findInvoiceForPeriod(tx.db, s.id, period),
-    prorationItemsIn(tx.db, s.id, period),
+  return creditedOf(tx, s.id, { amount: s.plan_cost, label: await priceLabel(tx, s) }, period);
+}
+
+/**
+ * creditedPrice of `price` (its amount and label) on subscription `subscriptionId`; with
+ * `madeAt`, as a credit made then sees the period: by the items made before it (and the rests of
+ * their credits carried forward since), with what became of their invoices and the period's.
+ */
+async function creditedOf(
+  tx: Tx,
+  subscriptionId: string,
+  price: { amount: string; label: string },
+  period: Period,
+  madeAt?: Date,
+): Promise<Credited> {
+  const listed = { ...price, shorten: [] };
+  const [found, all] = await Promise.all([
+    findInvoiceForPeriod(tx.db, subscriptionId, period),
+    prorationItemsIn(tx.db, subscriptionId, period),
   ]);
+  const items = madeAt
+    ? all.filter(
+        (item) =>
+          item.created_at < madeAt ||
+          (item.kind === 'proration_credit' && item.description.endsWith(CARRIED_FORWARD)),
+      )
+    : all;
   const invoice = found && found.status !== 'void' ? found : undefined;
   const paidForPeriod = invoice
     ? paidForPrice({ lines: linesOf(invoice) }, await creditNotesOf(tx, invoice))
@@ -135,7 +165,7 @@ export async function creditedPrice(tx: Tx, s: SubscriptionRow, period: Period):
     // A change made since without proration (`none`) did not bill its price for these days: they
     // were paid at the price the invoice billed, and are credited at that, never at the new one.
     const billed = linesOf(invoice).find((line) => line.type === 'subscription')!;
-    if (!sameAmount(billed.amount, s.plan_cost))
+    if (!sameAmount(billed.amount, price.amount))
       return {
         amount: billed.amount,
         label: `the price the period's invoice billed (${billed.amount})`,
@@ -184,8 +214,47 @@ export async function creditedPrice(tx: Tx, s: SubscriptionRow, period: Period):
   };
   if (near(0n) || paid.numerator < 0n)
     return { ...listed, paid: { numerator: 0n, denominator: 1n }, shorten };
-  if (shorten.length === 0 && near(parseAmount(s.plan_cost))) return listed;
+  if (shorten.length === 0 && near(parseAmount(price.amount))) return listed;
   return { ...listed, paid, shorten };
+}
+
+/** What a credit's description says it credited (prorationItems): the price, its label, the period's days. */
+const CREDIT =
+  /^Unused time on (.+) from \d{4}-\d{2}-\d{2} to \d{4}-\d{2}-\d{2} \(\d+ of (\d+) days\)(?:, at \d+\.\d+ paid of (\d+\.\d+))?$/;
+const LABEL_PRICE = /(?:at|of) (\d+\.\d+) (?:a|every) [^()]*$|\((\d+\.\d+)\)$/;
+
+/**
+ * After a credit note or a void took back part of what an invoice of the subscription charged:
+ * each credit still pending whole (made by a change or a pause in a period) is priced again at
+ * what is left paid of its days, as if the note or the void had come before it (creditedOf, as
+ * of the credit), so no day is credited above what was paid for it. Oldest first, each on the
+ * ones before it as they are now; an `invoice_item.updated` each, `invoice_item.deleted` for one
+ * left with nothing to credit. A credit billed already (in part or whole) stays as it is.
+ */
+export async function repricePendingCredits(tx: Tx, subscriptionId: string): Promise<void> {
+  for (const item of await pendingInvoiceItems(tx.db, subscriptionId)) {
+    if (item.kind !== 'proration_credit' || item.description.endsWith(CARRIED_FORWARD)) continue;
+    const described = CREDIT.exec(item.description);
+    const label = described?.[1];
+    const amount = described?.[3] ?? (label ? LABEL_PRICE.exec(label) : null)?.slice(1).find(Boolean);
+    if (!described || !label || !amount) continue;
+    const end = Date.parse(`${item.period_end}T00:00:00Z`);
+    const start = new Date(end - Number(described[2]) * 86_400_000).toISOString().slice(0, 10);
+    const period = { start, end: item.period_end };
+    const credited = await creditedOf(tx, subscriptionId, { amount, label }, period, item.created_at);
+    const [again] = prorationItems(period, item.period_start, credited, undefined);
+    if (again?.amount === item.amount && again.description === item.description) continue;
+    if (!again) {
+      const dropped = await deletePendingItem(tx.db, item.id);
+      if (dropped) emitItemDropped(tx, dropped);
+      continue;
+    }
+    const repriced = await updatePendingItem(tx.db, item.id, {
+      amount: again.amount,
+      description: again.description,
+    });
+    if (repriced) emitItemChange(tx, item, repriced);
+  }
 }
 
 type CreditNoteLines = { lines: Array<{ line_index: number | null; amount: string }> };
@@ -315,7 +384,7 @@ async function shortenCharges(tx: Tx, charges: readonly InvoiceItemRow[], day: s
     const description = span.test(charge.description)
       ? charge.description.replace(span, `from $1 to ${day} (${days} of $2 days)`)
       : `${charge.description}, until ${day}`;
-    const shortened = await shortenPendingItem(tx.db, charge.id, {
+    const shortened = await updatePendingItem(tx.db, charge.id, {
       amount: formatCents(amount),
       period_end: day,
       description,

@@ -1,8 +1,10 @@
 // Mid-period price changes on test clocks: upgrades, quantity changes and downgrades prorated by
 // the day (create_prorations, always_invoice, none), changes of interval that start a new
 // schedule, and the preview that shows exactly what the change then does, writing nothing.
+import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { simulatedGateway } from '../../src/billing/gateway.js';
+import { parseSignedAmount as cents } from '../../src/billing/money.js';
 import type { Schemas } from '../../src/contract.js';
 import { performDueWork } from '../../src/services/due-work.js';
 import { type TestTenant, useTestApp } from '../helpers/app.js';
@@ -1007,6 +1009,135 @@ describe('the unused days of a period paid at less than its price', () => {
     expect(half.invoice.lines.some((l) => l.type === 'discount')).toBe(false);
     expect(await back(half.s)).toEqual(['-70.97', '35.48']);
   });
+
+  it('are credited again at what is left paid when a credit note or a void comes after the credit', async () => {
+    const a = await plan('A', { model: 'flat', amount: '100.00' });
+    const b = await plan('B', { model: 'flat', amount: '200.00' });
+    // As above: A → B on Jan 11 invoiced at once (67.74), then on Jan 21 back to A or a pause,
+    // crediting B's 11 days at 200.00 (70.97). The upgrade's invoice is then taken back: the
+    // credit still pending is priced as if that had come first (35.48, A's price, as above).
+    const upgraded = async () => {
+      const s = await subscribed(a.id);
+      await s.advance('2026-01-11T00:00:00Z');
+      await s.change({ plan_id: b.id, proration_behavior: 'always_invoice' });
+      const invoice = (await s.invoices()).at(-1)!;
+      expect(invoice.total).toBe('80.61'); // 67.74 and 19% VAT, left open (no card)
+      await s.advance('2026-01-21T00:00:00Z');
+      return { s, invoice };
+    };
+    const credits = async (s: Awaited<ReturnType<typeof subscribed>>) =>
+      (await s.items(true)).filter((i) => i.kind === 'proration_credit');
+    const updated = async (id: string) =>
+      (
+        (await t.api.get('/api/v1/events').query({ type: 'invoice_item.updated', limit: 100 }))
+          .body as Schemas['EventList']
+      ).data.filter((e) => e.resource_id === id);
+
+    const noted = await upgraded();
+    await noted.s.change({ plan_id: a.id });
+    const [before] = await credits(noted.s);
+    expect(before!.amount).toBe('-70.97');
+    await creditNote(noted.invoice.id, { reason: 'undo', amount: '67.74', refund_to: 'balance' });
+    const [after] = await credits(noted.s);
+    expect(after).toMatchObject({ id: before!.id, amount: '-35.48', period_start: '2026-01-21' });
+    expect(after!.description).toMatch(/\(11 of 31 days\), at 100\.00 paid of 200\.00$/);
+    const events = await updated(before!.id);
+    expect(events.map((e) => (e.data as unknown as Item).amount)).toEqual(['-35.48']);
+    expect(events[0]!.previous).toMatchObject({ amount: '-70.97' });
+
+    const voided = await upgraded();
+    await voided.s.change({ plan_id: a.id });
+    const res = await t.api.post(`/api/v1/invoices/${voided.invoice.id}/void`);
+    expect(res.status, res.text).toBe(200);
+    expect((await voided.s.items(true)).map((i) => i.amount).sort()).toEqual(['-35.48', '35.48']);
+
+    const paused = await upgraded();
+    expect((await t.api.post(`/api/v1/subscriptions/${paused.s.sub.id}/pause`).send({})).status).toBe(200);
+    expect((await credits(paused.s)).map((i) => i.amount)).toEqual(['-70.97']);
+    await creditNote(paused.invoice.id, { reason: 'undo', amount: '67.74', refund_to: 'balance' });
+    expect((await credits(paused.s)).map((i) => i.amount)).toEqual(['-35.48']);
+
+    // The period's invoice refunded in full after a change: nothing is left paid of A's days, so
+    // the credit goes (invoice_item.deleted) and B's days stay charged.
+    const refunded = await subscribed(a.id);
+    await refunded.advance('2026-01-11T00:00:00Z');
+    await refunded.change({ plan_id: b.id });
+    const [credit] = await credits(refunded);
+    expect(credit!.amount).toBe('-67.74');
+    await creditNote((await refunded.invoices())[0]!.id, {
+      reason: 'refund',
+      amount: '100.00',
+      refund_to: 'balance',
+    });
+    expect((await refunded.items(true)).map((i) => i.amount)).toEqual(['135.48']);
+    const deleted = (
+      (await t.api.get('/api/v1/events').query({ type: 'invoice_item.deleted', limit: 100 }))
+        .body as Schemas['EventList']
+    ).data.filter((e) => e.resource_id === credit!.id);
+    expect(deleted).toHaveLength(1);
+  });
+
+  it('are credited the same whether a credit note or a void comes before or after a later change', async () => {
+    const prices = ['100.00', '200.00', '30.00'];
+    const ids: string[] = [];
+    for (const amount of prices) ids.push((await plan('P', { model: 'flat', amount })).id);
+    const percent = await coupon({ percent_off: '20', duration: 'forever' });
+    await fc.assert(
+      fc.asyncProperty(
+        fc.record({
+          first: fc.constantFrom(1, 2),
+          behavior: fc.constantFrom('create_prorations', 'always_invoice'),
+          firstDay: fc.integer({ min: 2, max: 14 }),
+          then: fc.constantFrom<'change' | 'pause'>('change', 'pause'),
+          thenDay: fc.integer({ min: 15, max: 30 }),
+          to: fc.constantFrom(0, 2),
+          undo: fc.constantFrom<'period' | 'proration' | 'void'>('period', 'proration', 'void'),
+          share: fc.integer({ min: 1, max: 100 }),
+          discounted: fc.boolean(),
+        }),
+        async (c) => {
+          const day = (d: number) => `2026-01-${String(d).padStart(2, '0')}T00:00:00Z`;
+          const run = async (undoFirst: boolean) => {
+            const s = await subscribed(
+              ids[0]!,
+              '2026-01-01T00:00:00Z',
+              c.discounted ? { coupon_id: percent } : {},
+            );
+            await s.advance(day(c.firstDay));
+            await s.change({ plan_id: ids[c.first], proration_behavior: c.behavior });
+            await s.advance(day(c.thenDay));
+            const invoices = await s.invoices();
+            const target = c.undo === 'period' ? invoices[0] : invoices.find((i) => i.kind === 'proration');
+            const undo = async () => {
+              if (!target || target.status !== 'open' || cents(target.subtotal) === 0n) return;
+              if (c.undo === 'void') {
+                const res = await t.api.post(`/api/v1/invoices/${target.id}/void`);
+                expect(res.status, res.text).toBe(200);
+                return;
+              }
+              const amount = (cents(target.subtotal) * BigInt(c.share)) / 100n / 100n;
+              if (amount > 0n)
+                await creditNote(target.id, {
+                  reason: 'property',
+                  amount: `${amount / 100n}.${String(amount % 100n).padStart(2, '0')}`,
+                });
+            };
+            if (undoFirst) await undo();
+            if (c.then === 'change') await s.change({ plan_id: ids[c.to] });
+            else
+              expect((await t.api.post(`/api/v1/subscriptions/${s.sub.id}/pause`).send({})).status).toBe(200);
+            if (!undoFirst) await undo();
+            return (await s.items(true)).map(itemShape).sort((x, y) => x.amount.localeCompare(y.amount));
+          };
+          expect(await run(false)).toEqual(await run(true));
+        },
+      ),
+      {
+        numRuns: Number(process.env.PRORATION_PROPERTY_RUNS ?? 6),
+        seed: Number(process.env.PRORATION_PROPERTY_SEED ?? 20261206),
+      },
+    );
+  }, 180_000);
 
   it('are credited after a credit note of a whole invoice at what it left of the charges', async () => {
     const pro = await plan('Pro', { model: 'flat', amount: '60.00' });

@@ -892,7 +892,11 @@ export interface paths {
          *
          *     A voided invoice is never collected again, so its dunning retries stop; when it was the last
          *     failing invoice of a `past_due` or `unpaid` subscription, the subscription is `active` again
-         *     (`subscription.recovered`), as when that invoice is paid.
+         *     (`subscription.recovered`), as when that invoice is paid. A change's invoice (`proration`)
+         *     voided was never paid: a credit still pending that a later change or pause made of its days
+         *     is priced again at what is left paid of them (`invoice_item.updated`, or
+         *     `invoice_item.deleted` when nothing is; docs/billing.md, "Changing a subscription
+         *     mid-period").
          */
         post: operations["voidInvoice"];
         delete?: never;
@@ -929,8 +933,10 @@ export interface paths {
          *     void invoice is 409, and so is any invoice while a payment of it is pending or processing.
          *     A purchase of credits (`kind: purchase`) is 409 too: crediting it would give money back
          *     and leave the credits bought in the wallet (void it while unpaid instead, which cancels
-         *     its grant; docs/wallets.md). Forgiving an amount needs an `admin` key (403). Guide:
-         *     docs/billing.md, "Credit notes".
+         *     its grant; docs/wallets.md). Forgiving an amount needs an `admin` key (403). A credit still
+         *     pending that a later change or pause of the subscription made of the days this invoice
+         *     billed is priced again at what the note leaves paid of them (`invoice_item.updated`, or
+         *     `invoice_item.deleted` when nothing is). Guide: docs/billing.md, "Credit notes".
          */
         post: operations["createCreditNote"];
         delete?: never;
@@ -2544,9 +2550,11 @@ export interface components {
              *     `invoice_item`), `invoice_item.updated` (billed: its `invoice_id`, and its `amount` cut to
              *     the part billed when the rest is carried forward as an item of its own; or settled by the
              *     customer's balance: its `balance_transaction_id`; or a pending charge shortened by a later
-             *     change or pause in its period: its `amount`, `period_end` and `description`),
-             *     `invoice_item.deleted` (a pending charge undone by a change or pause the day it was made:
-             *     its data the item as it was),
+             *     change or pause in its period: its `amount`, `period_end` and `description`; or a pending
+             *     credit priced again after a credit note or a void took back what paid its days: its
+             *     `amount` and `description`),
+             *     `invoice_item.deleted` (a pending charge undone by a change or pause the day it was made,
+             *     or a pending credit left with nothing paid to credit: its data the item as it was),
              *     `test_clock.created|advancing|advanced`, `billing_settings.updated`,
              *     `webhook_endpoint.created|updated|disabled|secret_rotated|deleted`,
              *     `billable_metric.created|updated|deleted`, `wallet.created|updated`,
