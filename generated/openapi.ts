@@ -417,10 +417,13 @@ export interface paths {
         put?: never;
         /**
          * Resume a paused subscription
-         * @description From now (its clock's), it is `active` again, on the same billing schedule: the rest of the
-         *     current period (from today to its end, by the day) is charged and invoiced at once with
-         *     any pending items (the pause's credit among them), and collected like a renewal; a net
-         *     credit waits for the next invoice instead. The worker does the same on `resumes_at`. 409
+         * @description From now (its clock's), it is `active` again, on the same billing schedule. In the period
+         *     it was paused in, while the pause's credit is still pending, that credit ends today (it
+         *     keeps the days paused: `invoice_item.updated`, or `invoice_item.deleted` when resumed the
+         *     day it was paused) and nothing is invoiced. Otherwise the rest of the current period (from
+         *     today to its end, by the day) is charged and invoiced at once with any pending items, and
+         *     collected like a renewal; a net credit waits for the next invoice instead. The worker does
+         *     the same on `resumes_at`. 409
          *     when it is not paused. A `subscription.resumed` event. Renewals that fell due during the
          *     pause and that the worker has not performed yet are performed first (they bill the usage
          *     of the period before the pause).
@@ -2454,6 +2457,8 @@ export interface components {
          *     each `price × (E − D) / (E − S)`, rounded to the cent half up (one invoice item each). The
          *     old price is credited at what was paid for it when the period's invoice billed it: less its
          *     share of that invoice's discount and what credit notes took back of it (docs/billing.md).
+         *     A change back to a price whose credit for the rest of the period is still pending (a change
+         *     undone) charges nothing: that credit ends on D instead, so the days keep what paid them.
          *     `create_prorations` (the default): the two items wait for the subscription's next invoice.
          *     `always_invoice`: they are invoiced (a `proration` invoice for [D, E)), issued and collected
          *     at once; a change whose items add up to a credit (or to nothing) waits for the next invoice
@@ -2525,9 +2530,10 @@ export interface components {
             /**
              * @description The invoice items it would make or change, pending for the next invoice: its own, and
              *     the charges already pending in the period that it would shorten, as they would be (from
-             *     their own change's day to this one's, at their price). A pending charge it would
-             *     drop whole (a change undone the day it was made) is not listed; the items pending
-             *     already are listed by `GET /subscriptions/{id}/invoice-items?pending=true`.
+             *     their own change's day to this one's, at their price), and the credits pending of the
+             *     price it brings back, ended on its day. A pending item it would drop whole (a change
+             *     undone the day it was made) is not listed; the items pending already are listed by
+             *     `GET /subscriptions/{id}/invoice-items?pending=true`.
              */
             items: components["schemas"]["InvoiceItemPreview"][];
             /** @description The invoice it would issue now (`always_invoice`, or a change of interval); null for none. */
@@ -2552,9 +2558,11 @@ export interface components {
              *     customer's balance: its `balance_transaction_id`; or a pending charge shortened by a later
              *     change or pause in its period: its `amount`, `period_end` and `description`; or a pending
              *     credit priced again after a credit note or a void took back what paid its days: its
-             *     `amount` and `description`),
+             *     `amount` and `description`; or ended by a change back to its price, or a resume: its
+             *     `amount`, `period_end` and `description`),
              *     `invoice_item.deleted` (a pending charge undone by a change or pause the day it was made,
-             *     or a pending credit left with nothing paid to credit: its data the item as it was),
+             *     a pending credit undone so, or one left with nothing paid to credit: its data the item as
+             *     it was),
              *     `test_clock.created|advancing|advanced`, `billing_settings.updated`,
              *     `webhook_endpoint.created|updated|disabled|secret_rotated|deleted`,
              *     `billable_metric.created|updated|deleted`, `wallet.created|updated`,
@@ -3572,9 +3580,9 @@ export interface components {
             description: string;
             /** @description The price × (period_end − period_start) / the days of its billing period, rounded to the cent, half up. */
             amount: components["schemas"]["SignedMoneyTotal"];
-            /** @description The day of the change (of the earlier change that made it, for a charge shortened). */
+            /** @description The day of the change (of the earlier change that made it, for a charge shortened or a credit ended). */
             period_start: components["schemas"]["Date"];
-            /** @description The end of the billing period it falls in (the day of the change, for a charge shortened). */
+            /** @description The end of the billing period it falls in (the day of the change, for a charge shortened or a credit whose price came back). */
             period_end: components["schemas"]["Date"];
         };
         /**

@@ -95,13 +95,16 @@ export interface ProrationItem {
 
 /**
  * The items of a change on `day` within `period` from the price `before` to the price `after`
- * (each with what it is, for the descriptions). A zero amount makes no item.
+ * (each with what it is, for the descriptions). A zero amount makes no item. With `until`, the
+ * credit is of the days up to it only (its price came back then: services/prorations.ts
+ * endCreditsChargedAgain); its description still names the days to the period's end.
  */
 export function prorationItems(
   period: Period,
   day: string,
   before: { amount: string; label: string; paid?: Paid | undefined } | undefined,
   after: { amount: string; label: string } | undefined,
+  until?: string,
 ): ProrationItem[] {
   const days = daysBetween(day, period.end);
   const periodDays = daysBetween(period.start, period.end);
@@ -109,21 +112,23 @@ export function prorationItems(
   const items: ProrationItem[] = [];
   const paid = before?.paid;
   const full = paid === undefined || paid.numerator === parseAmount(before!.amount) * paid.denominator;
+  const credited = until === undefined ? days : daysBetween(day, until);
   const credit = !before
     ? 0n
     : full
-      ? prorated(before.amount, days, periodDays)
-      : proratedPaid(paid, days, periodDays);
+      ? prorated(before.amount, credited, periodDays)
+      : proratedPaid(paid, credited, periodDays);
   if (credit > 0n) {
     const at = full
       ? ''
       : `, at ${formatCents(proratedPaid(paid, 1, 1))} paid of ${formatCents(parseAmount(before!.amount))}`;
+    const upTo = until === undefined ? '' : `, until ${until} (${credited} of ${periodDays} days)`;
     items.push({
       kind: 'proration_credit',
-      description: `Unused time on ${before!.label} ${span} (${days} of ${periodDays} days)${at}`,
+      description: `Unused time on ${before!.label} ${span} (${days} of ${periodDays} days)${at}${upTo}`,
       amount: formatSignedCents(-credit),
       period_start: day,
-      period_end: period.end,
+      period_end: until ?? period.end,
     });
   }
   const charge = after ? prorated(after.amount, days, periodDays) : 0n;

@@ -402,8 +402,9 @@ async function payOwedFromBalance(
 
 /**
  * `invoice_item.updated`: an item billed (its `invoice_id`; an amount cut to the part billed, the
- * rest carried forward as an item of its own), settled by the customer's balance, or a pending
- * charge shortened by a later change in its period (its `amount`, `period_end`, `description`).
+ * rest carried forward as an item of its own), settled by the customer's balance, a pending
+ * charge shortened by a later change in its period (its `amount`, `period_end`, `description`),
+ * or a pending credit priced again (services/prorations.ts priceCreditAgain).
  */
 export function emitItemChange(tx: Tx, before: InvoiceItemRow, after: InvoiceItemRow): void {
   const data = toInvoiceItemResponse(after);
@@ -416,7 +417,7 @@ export function emitItemChange(tx: Tx, before: InvoiceItemRow, after: InvoiceIte
   });
 }
 
-/** `invoice_item.deleted`: a pending charge a change undid the day it was made (never billed). */
+/** `invoice_item.deleted`: a pending item undone the day it was made, or a credit of nothing paid. */
 export function emitItemDropped(tx: Tx, item: InvoiceItemRow): void {
   tx.emit({
     type: 'invoice_item.deleted',

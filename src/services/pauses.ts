@@ -12,7 +12,7 @@ import * as subscriptions from '../queries/subscriptions.js';
 import { type Actor, inTenant, type ServiceContext, type Tx, type VersionCondition } from './context.js';
 import { issueAndCollect, matchesAfterRenewals, performDueRenewals } from './collection.js';
 import { invoiceForPeriod } from './invoices.js';
-import { creditedPrice, performProration, periodBilled, priceLabel } from './prorations.js';
+import { chargeFor, creditedPrice, performProration, periodBilled, priceLabel } from './prorations.js';
 import { emitChange, lockAfterDueCancellations, onClockOf, seenBefore } from './subscriptions.js';
 
 export type PauseOutcome =
@@ -157,10 +157,11 @@ async function resume(
     const invoice = await issueAndCollect(tx, after, outcome.invoice, now, tenantId);
     return { subscription: after, invoice };
   }
-  const items = prorationItems(period, day, undefined, {
-    amount: after.plan_cost,
-    label: await priceLabel(tx, after),
-  });
+  // The rest of the period, charged and invoiced now; unless its days are still paid (the
+  // pause's credit of this period, still pending, ends today instead: chargeFor).
+  const price = { amount: after.plan_cost, label: await priceLabel(tx, after) };
+  const { charged, chargedAgain } = await chargeFor(tx, after.id, period, price, []);
+  const items = prorationItems(period, day, undefined, charged);
   // A fixed discount is one per period invoice: the period's rest is billed with a percentage only.
   return performProration(tx, tenantId, after, {
     mode: 'items',
@@ -169,5 +170,6 @@ async function resume(
     period,
     day,
     discounts: 'percentage',
+    chargedAgain,
   });
 }

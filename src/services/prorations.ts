@@ -58,6 +58,8 @@ export type ProrationPlan =
       discounts?: 'any' | 'percentage';
       /** Pending charges of the period shortened to end on `day` (Credited.shorten). */
       shorten?: InvoiceItemRow[];
+      /** Pending credits of the price charged again, ended on `day` instead (chargeFor). */
+      chargedAgain?: InvoiceItemRow[];
     }
   /** A new schedule from `day`: the old period's credit, then the new first period invoiced now. */
   | { mode: 'new-schedule'; items: ProrationItem[]; day: string; shorten?: InvoiceItemRow[] };
@@ -218,10 +220,68 @@ async function creditedOf(
   return { ...listed, paid, shorten };
 }
 
-/** What a credit's description says it credited (prorationItems): the price, its label, the period's days. */
-const CREDIT =
-  /^Unused time on (.+) from \d{4}-\d{2}-\d{2} to \d{4}-\d{2}-\d{2} \(\d+ of (\d+) days\)(?:, at \d+\.\d+ paid of (\d+\.\d+))?$/;
+/** A pending credit as its description says it was made (prorationItems). */
+interface MadeCredit {
+  /** The price credited, and its label. */
+  price: { amount: string; label: string };
+  period: Period;
+  day: string;
+  /** The day its price came back, when it did (the credit is of the days before it). */
+  until: string | undefined;
+}
+const DAY = String.raw`\d{4}-\d{2}-\d{2}`;
+const CREDIT = new RegExp(
+  String.raw`^Unused time on (.+) from (${DAY}) to (${DAY}) \(\d+ of (\d+) days\)` +
+    String.raw`(?:, at \d+\.\d+ paid of (\d+\.\d+))?(?:, until (${DAY}) \(\d+ of \d+ days\))?$`,
+);
 const LABEL_PRICE = /(?:at|of) (\d+\.\d+) (?:a|every) [^()]*$|\((\d+\.\d+)\)$/;
+
+/** A credit still pending whole (not billed in part, the rest carried) as it was made, if it says. */
+function madeCredit(item: InvoiceItemRow): MadeCredit | undefined {
+  if (item.kind !== 'proration_credit' || item.description.endsWith(CARRIED_FORWARD)) return undefined;
+  const made = CREDIT.exec(item.description);
+  if (!made) return undefined;
+  const [, label, day, end, periodDays, paidOf, until] = made as unknown as string[];
+  const amount = paidOf ?? LABEL_PRICE.exec(label!)?.slice(1).find(Boolean);
+  if (!amount) return undefined;
+  const start = new Date(Date.parse(`${end}T00:00:00Z`) - Number(periodDays) * 86_400_000);
+  return {
+    price: { amount, label: label! },
+    period: { start: start.toISOString().slice(0, 10), end: end! },
+    day: day!,
+    until,
+  };
+}
+
+/**
+ * A pending credit priced as it would be made now (creditedOf as of it), up to `until`, with its
+ * event: changed, or deleted when nothing is left to credit.
+ */
+async function priceCreditAgain(
+  tx: Tx,
+  subscriptionId: string,
+  item: InvoiceItemRow,
+  made: MadeCredit,
+  until: string | undefined,
+): Promise<void> {
+  const credited =
+    until !== undefined && until <= made.day
+      ? undefined
+      : await creditedOf(tx, subscriptionId, made.price, made.period, item.created_at);
+  const [again] = credited ? prorationItems(made.period, made.day, credited, undefined, until) : [];
+  if (again?.amount === item.amount && again.description === item.description) return;
+  if (!again) {
+    const dropped = await deletePendingItem(tx.db, item.id);
+    if (dropped) emitItemDropped(tx, dropped);
+    return;
+  }
+  const changed = await updatePendingItem(tx.db, item.id, {
+    amount: again.amount,
+    description: again.description,
+    period_end: again.period_end,
+  });
+  if (changed) emitItemChange(tx, item, changed);
+}
 
 /**
  * After a credit note or a void took back part of what an invoice of the subscription charged:
@@ -233,27 +293,67 @@ const LABEL_PRICE = /(?:at|of) (\d+\.\d+) (?:a|every) [^()]*$|\((\d+\.\d+)\)$/;
  */
 export async function repricePendingCredits(tx: Tx, subscriptionId: string): Promise<void> {
   for (const item of await pendingInvoiceItems(tx.db, subscriptionId)) {
-    if (item.kind !== 'proration_credit' || item.description.endsWith(CARRIED_FORWARD)) continue;
-    const described = CREDIT.exec(item.description);
-    const label = described?.[1];
-    const amount = described?.[3] ?? (label ? LABEL_PRICE.exec(label) : null)?.slice(1).find(Boolean);
-    if (!described || !label || !amount) continue;
-    const end = Date.parse(`${item.period_end}T00:00:00Z`);
-    const start = new Date(end - Number(described[2]) * 86_400_000).toISOString().slice(0, 10);
-    const period = { start, end: item.period_end };
-    const credited = await creditedOf(tx, subscriptionId, { amount, label }, period, item.created_at);
-    const [again] = prorationItems(period, item.period_start, credited, undefined);
-    if (again?.amount === item.amount && again.description === item.description) continue;
-    if (!again) {
-      const dropped = await deletePendingItem(tx.db, item.id);
-      if (dropped) emitItemDropped(tx, dropped);
-      continue;
-    }
-    const repriced = await updatePendingItem(tx.db, item.id, {
-      amount: again.amount,
-      description: again.description,
-    });
-    if (repriced) emitItemChange(tx, item, repriced);
+    const made = madeCredit(item);
+    if (made) await priceCreditAgain(tx, subscriptionId, item, made, made.until);
+  }
+}
+
+/**
+ * What a change (or a resume) to the price `after` on a day of `period` charges for the days left.
+ * Nothing when those days are still paid at that price: a credit of it still pending whole for
+ * the rest of the period (a change undone, a pause) ends that day instead (`chargedAgain`,
+ * endCreditsChargedAgain); or, with no item left for those days once the pending charges
+ * `shortened` end, the period's invoice billed that price (`asBilled`: a credit of nothing paid
+ * made no item, a change with `none` none): the change then credits nothing either, the invoice
+ * paid those days for that price. So the days keep what paid them, and a change or a pause
+ * undone costs and gives nothing, whatever discount the next invoice takes.
+ */
+export async function chargeFor(
+  tx: Tx,
+  subscriptionId: string,
+  period: Period,
+  after: { amount: string; label: string },
+  shortened: readonly InvoiceItemRow[],
+): Promise<{
+  charged: { amount: string; label: string } | undefined;
+  chargedAgain: InvoiceItemRow[];
+  asBilled: boolean;
+}> {
+  const chargedAgain = (await pendingInvoiceItems(tx.db, subscriptionId)).filter((item) => {
+    const made = madeCredit(item);
+    return (
+      made !== undefined &&
+      made.until === undefined &&
+      made.price.label === after.label &&
+      made.period.start === period.start &&
+      made.period.end === period.end
+    );
+  });
+  if (chargedAgain.length > 0) return { charged: undefined, chargedAgain, asBilled: false };
+  const [invoice, items] = await Promise.all([
+    findInvoiceForPeriod(tx.db, subscriptionId, period),
+    prorationItemsIn(tx.db, subscriptionId, period),
+  ]);
+  const billed =
+    invoice?.status === 'void'
+      ? undefined
+      : invoice && linesOf(invoice).find((l) => l.type === 'subscription');
+  const ending = new Set(shortened.map((item) => item.id));
+  const asBilled =
+    billed !== undefined && sameAmount(billed.amount, after.amount) && items.every((i) => ending.has(i.id));
+  return { charged: asBilled ? undefined : after, chargedAgain: [], asBilled };
+}
+
+/** Pending credits whose price came back on `day`: each keeps the days before it (or goes). */
+async function endCreditsChargedAgain(
+  tx: Tx,
+  subscriptionId: string,
+  credits: readonly InvoiceItemRow[],
+  day: string,
+): Promise<void> {
+  for (const item of credits) {
+    const made = madeCredit(item);
+    if (made) await priceCreditAgain(tx, subscriptionId, item, made, day);
   }
 }
 
@@ -329,18 +429,23 @@ export async function planProration(
   if (!scheduleChanged) {
     if (!invoiced || behavior === 'none') return nothing;
     const credited = await creditedPrice(tx, before, period);
-    const items = prorationItems(period, day, credited, {
-      amount: after.plan_cost,
-      label: await priceLabel(tx, after),
-    });
+    const price = { amount: after.plan_cost, label: await priceLabel(tx, after) };
+    const { charged, chargedAgain, asBilled } = await chargeFor(
+      tx,
+      before.id,
+      period,
+      price,
+      credited.shorten,
+    );
     return {
       plan: {
         mode: 'items',
-        items,
+        items: prorationItems(period, day, asBilled ? undefined : credited, charged),
         invoiceNow: behavior === 'always_invoice',
         period,
         day,
         shorten: credited.shorten,
+        chargedAgain,
       },
       set: {},
     };
@@ -405,6 +510,7 @@ export async function performProration(
 ): Promise<{ subscription: SubscriptionRow; invoice: InvoiceRow | undefined }> {
   if (plan.mode === 'nothing') return { subscription: after, invoice: undefined };
   await shortenCharges(tx, plan.shorten ?? [], plan.day);
+  if (plan.mode === 'items') await endCreditsChargedAgain(tx, after.id, plan.chargedAgain ?? [], plan.day);
   const rows = await insertInvoiceItems(
     tx.db,
     plan.items.map((item) => ({

@@ -950,13 +950,17 @@ describe('the unused days of a period paid at less than its price', () => {
     const b = await plan('B', { model: 'flat', amount: '1000.00' });
     const x = await plan('X', { model: 'flat', amount: '1.00' });
     // January paid on A; on Jan 11 (21 of 31 days left) a move with `none` bills nothing, so
-    // the days are still A's: a second move, or a pause, credits them at A's 100.00.
+    // the days are still A's: a second move, or a pause, credits them at A's 100.00. A move back
+    // to A leaves them as the invoice paid them: nothing credited, nothing charged.
     for (const to of [b.id, x.id]) {
       const s = await subscribed(a.id);
       await s.advance('2026-01-11T00:00:00Z');
       await s.change({ plan_id: to, proration_behavior: 'none' });
+      const c = await plan('C', { model: 'flat', amount: '50.00' });
+      const preview = await s.preview({ plan_id: c.id });
+      expect(preview.items.map((i) => i.amount).sort()).toEqual(['-67.74', '33.87']);
       await s.change({ plan_id: a.id });
-      expect((await s.items(true)).map((i) => i.amount).sort()).toEqual(['-67.74', '67.74']);
+      expect(await s.items(true)).toEqual([]);
     }
     const paused = await subscribed(a.id);
     await paused.advance('2026-01-11T00:00:00Z');
@@ -1139,6 +1143,136 @@ describe('the unused days of a period paid at less than its price', () => {
     );
   }, 180_000);
 
+  it('are not charged again when their price comes back: its pending credit ends that day instead', async () => {
+    const basic = await plan('Basic', { model: 'flat', amount: '30.00' });
+    const pro = await plan('Pro', { model: 'flat', amount: '60.00' });
+    const pause = async (s: Awaited<ReturnType<typeof subscribed>>, action: 'pause' | 'resume') => {
+      const res = await t.api.post(`/api/v1/subscriptions/${s.sub.id}/${action}`).send({});
+      expect(res.status, res.text).toBe(200);
+    };
+
+    // Half off January only (15.00 paid). Basic → Pro → Basic on Jan 11: nothing is left to bill,
+    // and February (no discount any more) is 30.00, not 30.00 plus January's discount again.
+    const undone = await subscribed(basic.id, '2026-01-01T00:00:00Z', {
+      coupon_id: await coupon({ percent_off: '50', duration: 'repeating', duration_in_months: 1 }),
+    });
+    await undone.advance('2026-01-11T00:00:00Z');
+    await undone.change({ plan_id: pro.id });
+    const [credit] = (await undone.items(true)).filter((i) => i.kind === 'proration_credit');
+    expect(credit!.amount).toBe('-10.16');
+    await undone.change({ plan_id: basic.id });
+    expect(await undone.items(true)).toEqual([]);
+    const deleted = (
+      (await t.api.get('/api/v1/events').query({ type: 'invoice_item.deleted', limit: 100 }))
+        .body as Schemas['EventList']
+    ).data.filter((e) => e.resource_id === credit!.id);
+    expect(deleted).toHaveLength(1);
+    await undone.advance('2026-02-01T00:00:00Z');
+    expect((await undone.invoices()).map((i) => i.subtotal)).toEqual(['15.00', '30.00']);
+
+    // Back ten days later: Pro's ten days are charged (its charge shortened) and Basic's credited
+    // for those days only, at what was paid: 30.00 × 10/31.
+    const later = await subscribed(basic.id);
+    await later.advance('2026-01-11T00:00:00Z');
+    await later.change({ plan_id: pro.id });
+    await later.advance('2026-01-21T00:00:00Z');
+    const preview = await later.preview({ plan_id: basic.id });
+    await later.change({ plan_id: basic.id });
+    const pending = (await later.items(true)).sort((x, y) => x.amount.localeCompare(y.amount));
+    expect(pending.map((i) => [i.kind, i.amount, i.period_start, i.period_end])).toEqual([
+      ['proration_credit', '-9.68', '2026-01-11', '2026-01-21'],
+      ['proration_charge', '19.35', '2026-01-11', '2026-01-21'],
+    ]);
+    expect(pending[0]!.description).toMatch(/\(21 of 31 days\), until 2026-01-21 \(10 of 31 days\)$/);
+    expect(preview.items.map(itemShape).sort((x, y) => x.amount.localeCompare(y.amount))).toEqual(
+      pending.map(itemShape).sort((x, y) => x.amount.localeCompare(y.amount)),
+    );
+
+    // 20.00 off for ever (10.00 paid a month): a pause and a resume the same day cost nothing and
+    // invoice nothing; February is 10.00.
+    const fixed = await subscribed(basic.id, '2026-01-01T00:00:00Z', {
+      coupon_id: await coupon({ amount_off: '20.00', duration: 'forever' }),
+    });
+    await fixed.advance('2026-01-11T00:00:00Z');
+    await pause(fixed, 'pause');
+    expect((await fixed.items(true)).map((i) => i.amount)).toEqual(['-6.77']); // 10.00 × 21/31
+    await pause(fixed, 'resume');
+    expect(await fixed.items(true)).toEqual([]);
+    await fixed.advance('2026-02-01T00:00:00Z');
+    expect((await fixed.invoices()).map((i) => [i.kind, i.subtotal])).toEqual([
+      ['period', '10.00'],
+      ['period', '10.00'],
+    ]);
+
+    // Paused ten days: credited at what was paid for those ten, and nothing invoiced at the resume.
+    const tenDays = await subscribed(basic.id);
+    await tenDays.advance('2026-01-11T00:00:00Z');
+    await pause(tenDays, 'pause');
+    await tenDays.advance('2026-01-21T00:00:00Z');
+    await pause(tenDays, 'resume');
+    expect((await tenDays.items(true)).map((i) => [i.amount, i.period_end])).toEqual([
+      ['-9.68', '2026-01-21'],
+    ]);
+    expect(await tenDays.invoices()).toHaveLength(1);
+  });
+
+  it('leave everything as it was after a change or a pause undone the same day, whatever the coupons', async () => {
+    const a = await plan('A', { model: 'flat', amount: '30.00' });
+    const b = await plan('B', { model: 'flat', amount: '60.00' });
+    const coupons = [
+      undefined,
+      await coupon({ percent_off: '20', duration: 'forever' }),
+      await coupon({ percent_off: '50', duration: 'repeating', duration_in_months: 1 }),
+      await coupon({ amount_off: '10.00', duration: 'forever' }),
+      await coupon({ percent_off: '100', duration: 'once' }),
+    ];
+    const free = await coupon({ percent_off: '100', duration: 'once' });
+    await fc.assert(
+      fc.asyncProperty(
+        fc.record({
+          day: fc.integer({ min: 2, max: 28 }),
+          coupon: fc.integer({ min: 0, max: coupons.length - 1 }),
+          undo: fc.constantFrom<'change' | 'pause'>('change', 'pause'),
+          times: fc.integer({ min: 1, max: 3 }),
+          then: fc.constantFrom<'nothing' | 'free' | 'remove'>('nothing', 'free', 'remove'),
+        }),
+        async (c) => {
+          const run = async (undo: boolean) => {
+            const id = coupons[c.coupon];
+            const s = await subscribed(a.id, '2026-01-01T00:00:00Z', id ? { coupon_id: id } : {});
+            await s.advance(`2026-01-${String(c.day).padStart(2, '0')}T00:00:00Z`);
+            for (let i = 0; undo && i < c.times; i++)
+              if (c.undo === 'change') {
+                await s.change({ plan_id: b.id });
+                await s.change({ plan_id: a.id });
+              } else
+                for (const action of ['pause', 'resume']) {
+                  const res = await t.api.post(`/api/v1/subscriptions/${s.sub.id}/${action}`).send({});
+                  expect(res.status, res.text).toBe(200);
+                }
+            const discount = `/api/v1/subscriptions/${s.sub.id}/discount`;
+            if (c.then === 'free')
+              expect((await t.api.post(discount).send({ coupon_id: free })).status).toBe(200);
+            if (c.then === 'remove' && (await s.get()).discount)
+              expect((await t.api.delete(discount)).status).toBe(200);
+            await s.advance('2026-03-01T00:00:00Z');
+            const user = (await t.api.get(`/api/v1/subscriptions/${s.sub.id}`)).body as Subscription;
+            return {
+              invoices: (await s.invoices()).map(invoiceShape),
+              pending: (await s.items(true)).map(itemShape),
+              balance: ((await t.api.get(`/api/v1/users/${user.user_id}`)).body as Schemas['User']).balance,
+            };
+          };
+          expect(await run(true)).toEqual(await run(false));
+        },
+      ),
+      {
+        numRuns: Number(process.env.PRORATION_PROPERTY_RUNS ?? 8),
+        seed: Number(process.env.PRORATION_PROPERTY_SEED ?? 20261206),
+      },
+    );
+  }, 180_000);
+
   it('are credited after a credit note of a whole invoice at what it left of the charges', async () => {
     const pro = await plan('Pro', { model: 'flat', amount: '60.00' });
     const basic = await plan('Basic', { model: 'flat', amount: '30.00' });
@@ -1173,11 +1307,11 @@ describe('the unused days of a period paid at less than its price', () => {
     await s.advance('2026-02-01T00:00:00Z');
     const february = (await s.invoices()).find((i) => i.period_start === '2026-02-01')!;
     // Pro: 60.00 × 29/31 = 56.13 (its charge shortened to the day it ended), at full price.
+    // Basic's last day is still paid as January's invoice paid it (free): not charged again.
     expect(february.lines.map((l) => [l.type, l.amount, l.period_start, l.period_end])).toEqual([
       ['subscription', '30.00', '2026-02-01', '2026-03-01'],
       ['proration', '56.13', '2026-01-02', '2026-01-31'],
-      ['proration', '0.97', '2026-01-31', '2026-02-01'],
-      ['discount', '-30.97', '2026-02-01', '2026-03-01'],
+      ['discount', '-30.00', '2026-02-01', '2026-03-01'],
     ]);
     expect(february.subtotal).toBe('56.13');
   });
@@ -1185,21 +1319,22 @@ describe('the unused days of a period paid at less than its price', () => {
   it('previewed after a change still pending: the preview shows the charge it would shorten', async () => {
     const basic = await plan('Basic', { model: 'flat', amount: '30.00' });
     const pro = await plan('Pro', { model: 'flat', amount: '60.00' });
+    const ent = await plan('Ent', { model: 'flat', amount: '90.00' });
     const s = await subscribed(basic.id);
     await s.advance('2026-01-11T00:00:00Z');
     await s.change({ plan_id: pro.id }); // Basic's 21 days back (20.32), Pro's charged (40.65)
     await s.advance('2026-01-21T00:00:00Z');
-    const preview = await s.preview({ plan_id: basic.id });
-    await s.change({ plan_id: basic.id });
-    // Pro's charge ends on Jan 21 (10 days, 19.35), Basic's 11 are charged (10.65): both listed,
+    const preview = await s.preview({ plan_id: ent.id });
+    await s.change({ plan_id: ent.id });
+    // Pro's charge ends on Jan 21 (10 days, 19.35), Ent's 11 are charged (31.94): both listed,
     // as the items pending after the change are.
     const changed = (await s.items(true)).filter((i) => i.kind === 'proration_charge');
     expect(preview.items.map(itemShape).sort((a, b) => a.period_start.localeCompare(b.period_start))).toEqual(
       changed.map(itemShape).sort((a, b) => a.period_start.localeCompare(b.period_start)),
     );
     expect(changed.map((i) => [i.amount, i.period_start, i.period_end]).sort()).toEqual([
-      ['10.65', '2026-01-21', '2026-02-01'],
       ['19.35', '2026-01-11', '2026-01-21'],
+      ['31.94', '2026-01-21', '2026-02-01'],
     ]);
   });
 

@@ -57,6 +57,29 @@ describe('prorationItems', () => {
     ]);
   });
 
+  it('credits the days up to `until` only, naming the days to the period end as made', () => {
+    const period = { start: '2026-01-01', end: '2026-02-01' };
+    const paid = { numerator: 150_000n, denominator: 1n }; // 15.00 paid of 30.00
+    expect(
+      prorationItems(
+        period,
+        '2026-01-11',
+        { amount: '30.00', label: 'Basic', paid },
+        undefined,
+        '2026-01-15',
+      ),
+    ).toEqual([
+      {
+        kind: 'proration_credit',
+        description:
+          'Unused time on Basic from 2026-01-11 to 2026-02-01 (21 of 31 days), at 15.00 paid of 30.00, until 2026-01-15 (4 of 31 days)',
+        amount: '-1.94',
+        period_start: '2026-01-11',
+        period_end: '2026-01-15',
+      },
+    ]);
+  });
+
   it('makes no item of a zero amount (a free plan, or no new price)', () => {
     const period = { start: '2028-02-01', end: '2028-03-01' };
     expect(prorationItems(period, '2028-02-15', { amount: '0.00', label: 'Free' }, undefined)).toEqual([]);
