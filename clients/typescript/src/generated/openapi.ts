@@ -3591,7 +3591,9 @@ export interface components {
          *     invoice below zero is applied up to zero, and what is left of it stays pending as an item of
          *     its own (carried forward). Billed items never change. When the subscription ends (canceled,
          *     or past its `end_date`) with items pending, the worker bills them on a last invoice
-         *     (`proration`, dated the day it ended, issued and collected), and a credit left after it goes
+         *     (`proration`, dated the day its billing ends: a cancellation's day, or the end of the period
+         *     an `end_date` or a cancellation at the period's end falls in; issued and collected), and a
+         *     credit left after it goes
          *     to the customer's balance with the tax it bore (`balance_transaction_id`): nothing pending
          *     is lost.
          */
