@@ -170,7 +170,7 @@ async function creditedOf(
     if (!sameAmount(billed.amount, price.amount))
       return {
         amount: billed.amount,
-        label: `the price the period's invoice billed (${billed.amount})`,
+        label: `${price.label}${billedAt(billed.amount)}`,
         paid: paidForPeriod,
         shorten: [],
       };
@@ -235,6 +235,9 @@ const CREDIT = new RegExp(
     String.raw`(?:, at \d+\.\d+ paid of (\d+\.\d+))?(?:, until (${DAY}) \(\d+ of \d+ days\))?$`,
 );
 const LABEL_PRICE = /(?:at|of) (\d+\.\d+) (?:a|every) [^()]*$|\((\d+\.\d+)\)$/;
+/** A price credited at what the period's invoice billed, after a change with `none`. */
+const billedAt = (amount: string) => `, billed at ${amount} by the period's invoice`;
+const BILLED_AT = /, billed at (\d+\.\d+) by the period's invoice$/;
 
 /** A credit still pending whole (not billed in part, the rest carried) as it was made, if it says. */
 function madeCredit(item: InvoiceItemRow): MadeCredit | undefined {
@@ -242,7 +245,7 @@ function madeCredit(item: InvoiceItemRow): MadeCredit | undefined {
   const made = CREDIT.exec(item.description);
   if (!made) return undefined;
   const [, label, day, end, periodDays, paidOf, until] = made as unknown as string[];
-  const amount = paidOf ?? LABEL_PRICE.exec(label!)?.slice(1).find(Boolean);
+  const amount = paidOf ?? (BILLED_AT.exec(label!) ?? LABEL_PRICE.exec(label!))?.slice(1).find(Boolean);
   if (!amount) return undefined;
   const start = new Date(Date.parse(`${end}T00:00:00Z`) - Number(periodDays) * 86_400_000);
   return {
@@ -324,9 +327,9 @@ export async function chargeFor(
     return (
       made !== undefined &&
       made.until === undefined &&
-      made.price.label === after.label &&
       made.period.start === period.start &&
-      made.period.end === period.end
+      made.period.end === period.end &&
+      comesBack(made.price, after)
     );
   });
   if (chargedAgain.length > 0) return { charged: undefined, chargedAgain, asBilled: false };
@@ -342,6 +345,20 @@ export async function chargeFor(
   const asBilled =
     billed !== undefined && sameAmount(billed.amount, after.amount) && items.every((i) => ending.has(i.id));
   return { charged: asBilled ? undefined : after, chargedAgain: [], asBilled };
+}
+
+/**
+ * Whether `after` brings back the price a credit credited: the same price (plan, quantity, amount:
+ * its label); for a credit of what the period's invoice billed after a change with `none`, the
+ * price it was credited under, or the amount that invoice billed.
+ */
+function comesBack(credited: { amount: string; label: string }, after: { amount: string; label: string }) {
+  if (credited.label === after.label) return true;
+  const billed = BILLED_AT.exec(credited.label);
+  return (
+    billed !== null &&
+    (credited.label.slice(0, billed.index) === after.label || sameAmount(billed[1]!, after.amount))
+  );
 }
 
 /** Pending credits whose price came back on `day`: each keeps the days before it (or goes). */

@@ -1204,6 +1204,38 @@ describe('the unused days of a period paid at less than its price', () => {
       ['period', '10.00'],
     ]);
 
+    // After a move to Pro with `none`, the days are still Basic's as January's invoice billed them:
+    // a pause credits them at 30.00 (16 of 31 days), and the resume ends that credit, on Pro.
+    const none = await subscribed(basic.id);
+    await none.advance('2026-01-11T00:00:00Z');
+    await none.change({ plan_id: pro.id, proration_behavior: 'none' });
+    await none.advance('2026-01-16T00:00:00Z');
+    await pause(none, 'pause');
+    const [paused] = await none.items(true);
+    expect(paused!.amount).toBe('-15.48');
+    expect(paused!.description).toMatch(
+      /^Unused time on Pro \(pro-\d+\) × 1 at 60\.00 a month, billed at 30\.00 by/,
+    );
+    await none.advance('2026-01-21T00:00:00Z');
+    await pause(none, 'resume');
+    expect((await none.items(true)).map((i) => [i.amount, i.period_end])).toEqual([['-4.84', '2026-01-21']]);
+    expect(await none.invoices()).toHaveLength(1);
+
+    // The same days credited by a move on to Ent (16 of 31 days: -15.48, Ent 46.45), then back to
+    // Basic, the price January's invoice billed: the credit ends, Ent's charge too, nothing more.
+    const via = await subscribed(basic.id);
+    await via.advance('2026-01-11T00:00:00Z');
+    await via.change({ plan_id: pro.id, proration_behavior: 'none' });
+    await via.advance('2026-01-16T00:00:00Z');
+    const ent = await plan('Ent', { model: 'flat', amount: '90.00' });
+    await via.change({ plan_id: ent.id });
+    await via.advance('2026-01-21T00:00:00Z');
+    await via.change({ plan_id: basic.id });
+    expect((await via.items(true)).map((i) => [i.amount, i.period_end]).sort()).toEqual([
+      ['-4.84', '2026-01-21'],
+      ['14.52', '2026-01-21'],
+    ]);
+
     // Paused ten days: credited at what was paid for those ten, and nothing invoiced at the resume.
     const tenDays = await subscribed(basic.id);
     await tenDays.advance('2026-01-11T00:00:00Z');
