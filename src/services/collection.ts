@@ -32,7 +32,13 @@ import {
   type Tx,
   type VersionCondition,
 } from './context.js';
-import { closeEndedItems, closingUsageInvoice, invoiceForPeriod, issue } from './invoices.js';
+import {
+  closeEndedItems,
+  closingUsageInvoice,
+  invoiceForPeriod,
+  issue,
+  payOwedFromBalance,
+} from './invoices.js';
 import {
   emitChange,
   emitScheduledChangeDropped,
@@ -693,7 +699,11 @@ async function paymentFailed(
       collection_failed_at: invoice.collection_failed_at ?? at,
       next_collection_at: null,
     });
-    return failed(after);
+    failed(after);
+    // Its end's credit paid what the subscription owed then, not this invoice (a payment in
+    // flight): the customer's balance pays it now, as far as it goes.
+    if (sub.status === 'canceled') await payOwedFromBalance(tx, sub, amountDue(after), at);
+    return;
   }
   const madeAt = payment.initiated_by === 'dunning' ? payment.submit_after : undefined;
   await continueDunning(tx, tenantId, sub, invoice, invoice.dunning_retries, at, madeAt, failed);

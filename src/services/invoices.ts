@@ -358,9 +358,11 @@ export async function closeEndedItems(
  * with a payment in flight), paid from the customer's balance, up to the `credit` its end just
  * left there: that credit is first what the subscription owes. A period credited for days never
  * paid for (a downgrade while its invoice failed) would otherwise be money to spend on other
- * invoices while the subscription's own stayed unpaid. On a subscription locked for update.
+ * invoices while the subscription's own stayed unpaid. Also when a payment in flight at its end
+ * fails later (services/collection.ts), up to that invoice's amount due. On a subscription locked
+ * for update.
  */
-async function payOwedFromBalance(
+export async function payOwedFromBalance(
   tx: Tx,
   subscription: SubscriptionRow,
   credit: string,

@@ -460,6 +460,60 @@ describe('an end_date moved later once billing ended while paused or trialing', 
   });
 });
 
+describe('a payment in flight when the subscription ends', () => {
+  it('fails afterwards: its invoice takes the credit the end left in the balance', async () => {
+    const clock = (
+      await t.api.post('/api/v1/test-clocks').send({ name: 'in flight', frozen_time: '2026-01-01T00:00:00Z' })
+    ).body as Schemas['TestClock'];
+    const user = await createUser(t, { region: 'DE' });
+    const sub = (
+      await t.api.post('/api/v1/subscriptions').send({
+        user_id: user.id,
+        status: 'active',
+        plan_id: plans.basic,
+        start_date: '2026-01-01',
+        test_clock_id: clock.id,
+        payment_method: 'pm_card_visa',
+        payment_rail: 'card',
+      })
+    ).body as Schemas['Subscription'];
+    const advance = async (at: string) => {
+      expect(
+        (await t.api.post(`/api/v1/test-clocks/${clock.id}/advance`).send({ frozen_time: at })).status,
+      ).toBe(202);
+      await performDueWork(
+        { db: ctx.appDb, ownerDb: ctx.db, gateway: simulatedGateway, settlementDelayScale: 0 },
+        { tenantId: t.id, clockId: clock.id },
+      );
+    };
+    await advance('2026-01-11T09:00:00Z'); // January paid: 30.00 + 5.70 VAT
+    const call = async (method: 'patch' | 'post', path: string, body: Record<string, unknown>) => {
+      const res = await t.api[method](`/api/v1/subscriptions/${sub.id}${path}`).send(body);
+      expect(res.status, res.text).toBe(200);
+    };
+    await call('patch', '', { payment_method: 'pm_card_declined' });
+    // Pro from Jan 11 (21 of 31 days), invoiced at once: 40.65 - 20.32 = 20.33 + 3.86 VAT, its
+    // payment pending. A pause credits Pro's days (-40.65), and the cancellation: the worker
+    // moves that credit with its VAT (48.37) to the balance while the payment is in flight.
+    await call('patch', '', { plan_id: plans.pro, proration_behavior: 'always_invoice' });
+    await call('post', '/pause', {});
+    await call('post', '/cancel', { at: 'now' });
+    await advance('2026-01-11T10:00:00Z');
+    await advance('2026-01-12T10:00:00Z');
+    const invoices = (
+      (await t.api.get('/api/v1/invoices').query({ subscription_id: sub.id })).body as Schemas['InvoiceList']
+    ).data;
+    const proration = invoices.find((i) => i.kind === 'proration')!;
+    const payments = (
+      (await t.api.get(`/api/v1/invoices/${proration.id}/payments`)).body as Schemas['PaymentList']
+    ).data;
+    expect(payments.map((p) => p.status)).toEqual(['failed']);
+    // The failed invoice took its 24.19 from the 48.37: what is left is what was paid and unused.
+    expect(proration).toMatchObject({ status: 'paid', total: '24.19', amount_from_balance: '24.19' });
+    expect(((await t.api.get(`/api/v1/users/${user.id}`)).body as Schemas['User']).balance).toBe('24.18');
+  });
+});
+
 describe('changes undone and a coupon before the end', () => {
   it('leave no more to the balance than what was paid for the days left', async () => {
     const clock = (
