@@ -1267,12 +1267,17 @@ describe('the unused days of a period paid at less than its price', () => {
           undo: fc.constantFrom<'change' | 'pause'>('change', 'pause'),
           times: fc.integer({ min: 1, max: 3 }),
           then: fc.constantFrom<'nothing' | 'free' | 'remove'>('nothing', 'free', 'remove'),
+          // Before the pause and the resume, a move to B with `none` (in both runs).
+          noneFirst: fc.boolean(),
         }),
         async (c) => {
           const run = async (undo: boolean) => {
             const id = coupons[c.coupon];
             const s = await subscribed(a.id, '2026-01-01T00:00:00Z', id ? { coupon_id: id } : {});
             await s.advance(`2026-01-${String(c.day).padStart(2, '0')}T00:00:00Z`);
+            // Not with January free (the 100% coupon): a known limit (docs/billing.md, "Pauses").
+            if (c.noneFirst && c.undo === 'pause' && c.coupon !== 4)
+              await s.change({ plan_id: b.id, proration_behavior: 'none' });
             for (let i = 0; undo && i < c.times; i++)
               if (c.undo === 'change') {
                 await s.change({ plan_id: b.id });
