@@ -391,8 +391,9 @@ export interface paths {
          *     next invoice; renewals that fall during the pause invoice nothing (a plan's usage of the
          *     period before the pause is still billed in arrears at that period's end). MRR counts a
          *     paused subscription as zero: a customer paused whole churns, and comes back as a
-         *     reactivation (docs/metrics.md). Refused (409) for a subscription that is not `active`, or
-         *     whose cancellation is scheduled. A `subscription.paused` event. The current period's
+         *     reactivation (docs/metrics.md). Refused (409) for a subscription that is not `active`,
+         *     whose cancellation is scheduled, or whose service ended before today (past its
+         *     `end_date`). A `subscription.paused` event. The current period's
          *     renewal is first performed if it is due and the worker has not performed it yet, so the
          *     days served before the pause are billed whichever came first.
          */
@@ -455,7 +456,9 @@ export interface paths {
          * Add a one-off charge to the next invoice
          * @description A pending invoice item (`kind: one_off`) that the subscription's next invoice bills, as a
          *     `one_off` line, taxed with it (`invoice_item.created`). Setting an amount by hand needs an
-         *     `admin` key (403 otherwise); a canceled subscription, which has no next invoice, is 409.
+         *     `admin` key (403 otherwise); a canceled subscription, which has no next invoice, is 409,
+         *     and so is one whose service ended before today (past its `end_date`): bill such a charge
+         *     on a one-off invoice (`POST /invoices`).
          */
         post: operations["createInvoiceItem"];
         delete?: never;

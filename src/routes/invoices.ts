@@ -31,7 +31,7 @@ export function zeroAmounts(amounts: readonly string[], field: (i: number) => st
 
 /** Refusals of a one-off charge or invoice. */
 export function oneOffProblem(
-  outcome: { kind: 'no-subscription' | 'canceled' | 'needs-admin' },
+  outcome: { kind: 'no-subscription' | 'canceled' | 'needs-admin' } | { kind: 'ended'; lastDay: string },
   subscriptionId: string,
   unknownSubscription: () => ProblemError,
 ): ProblemError {
@@ -39,6 +39,10 @@ export function oneOffProblem(
     return new ProblemError(403, 'forbidden', 'Amounts set by hand (one-off charges) need an admin key.');
   if (outcome.kind === 'canceled')
     return conflict(`Subscription ${subscriptionId} is canceled: nothing more is billed on it.`);
+  if (outcome.kind === 'ended')
+    return conflict(
+      `Subscription ${subscriptionId} ended on ${outcome.lastDay} (its end_date): no next invoice will bill a pending charge. Bill it on a one-off invoice (POST /invoices) instead.`,
+    );
   return unknownSubscription();
 }
 const withEtag = (invoice: { version: number }) => ({ ETag: etag(invoice.version) });

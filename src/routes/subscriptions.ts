@@ -390,6 +390,10 @@ export function subscriptionsRouter(ctx: ServiceContext): Router {
         return conflict(
           `Subscription ${id} is canceled at the end of its period: cancel it now instead of pausing it, or withdraw the cancellation (DELETE .../cancel) first.`,
         );
+      case 'ended':
+        return conflict(
+          `Subscription ${id} ended on ${outcome.lastDay} (its end_date): nothing is left to pause.`,
+        );
       case 'invalid':
         return pricingProblem(outcome);
     }

@@ -535,6 +535,8 @@ export type OneOffOutcome<T> =
   | { kind: 'created'; value: T }
   | { kind: 'no-subscription' }
   | { kind: 'canceled' }
+  /** Its service ended (end_date) before today: no invoice will bill a pending item. */
+  | { kind: 'ended'; lastDay: string }
   | { kind: 'needs-admin' };
 
 /** Amounts set by hand are an admin's (or the system's), as custom prices are. */
@@ -576,6 +578,8 @@ export function createOneOffItem(
     if (subscription.status === 'canceled') return { kind: 'canceled' };
     await onClockOf(tx, subscription);
     const day = dayOf(subscriptionNow(subscription));
+    const ended = lastDayServed(subscription);
+    if (ended && ended.lastDay < day) return { kind: 'ended', lastDay: ended.lastDay };
     const [item] = await insertInvoiceItems(tx.db, [
       {
         subscription_id: subscriptionId,

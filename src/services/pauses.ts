@@ -21,6 +21,8 @@ export type PauseOutcome =
   | { kind: 'stale'; current: SubscriptionRow }
   | { kind: 'wrong-status'; status: SubscriptionRow['status']; allowed: 'active' | 'paused' }
   | { kind: 'cancellation-scheduled' }
+  /** Its service ended before today (its end_date): nothing is left to pause. */
+  | { kind: 'ended'; lastDay: string }
   | { kind: 'invalid'; errors: Array<{ field: string; message: string }> };
 
 const system = (tenantId: string): Actor => ({ tenantId, keyId: 'system' });
@@ -55,6 +57,8 @@ export async function pauseSubscription(
     await onClockOf(tx, before);
     const now = subscriptionNow(before);
     const today = dayOf(now);
+    const ended = lastDayServed(before);
+    if (ended && ended.lastDay < today) return { kind: 'ended', lastDay: ended.lastDay };
     if (input.resumes_at !== undefined && input.resumes_at <= today)
       return {
         kind: 'invalid',
@@ -67,8 +71,7 @@ export async function pauseSubscription(
     });
     emitChange(tx, before, after, 'subscription.paused');
     // The unused days of a period already invoiced (and served), credited on the next invoice.
-    const ended = lastDayServed(before);
-    if (today >= before.start_date && !(ended && ended.lastDay < today)) {
+    if (today >= before.start_date) {
       const period = periodOf(before, today);
       if (await periodBilled(tx, before, period)) {
         const credited = await creditedPrice(tx, before, period);

@@ -6,6 +6,7 @@ import type { Schemas } from '../../src/contract.js';
 import { performDueWork } from '../../src/services/due-work.js';
 import { type TestTenant, useTestApp } from '../helpers/app.js';
 import { createUser } from '../helpers/factories.js';
+import { expectProblem } from '../helpers/problems.js';
 
 const ctx = useTestApp();
 let t: TestTenant;
@@ -283,6 +284,52 @@ describe('items pending when a subscription ends', () => {
     expect(events.at(-1)).toMatchObject({
       type: 'invoice.updated',
       previous: { amount_from_balance: '0.00', amount_due: '71.40' },
+    });
+  });
+});
+
+describe('a subscription past its end_date', () => {
+  it('takes no pending charge and no pause (409, nothing written): no invoice would bill them', async () => {
+    const clock = (
+      await t.api.post('/api/v1/test-clocks').send({ name: 'past end', frozen_time: '2026-01-01T00:00:00Z' })
+    ).body as Schemas['TestClock'];
+    const user = await createUser(t, { region: 'DE' });
+    const sub = (
+      await t.api.post('/api/v1/subscriptions').send({
+        user_id: user.id,
+        status: 'active',
+        plan_id: plans.basic,
+        start_date: '2026-01-01',
+        end_date: '2026-02-15',
+        test_clock_id: clock.id,
+      })
+    ).body as Schemas['Subscription'];
+    const charge = () =>
+      t.api
+        .post(`/api/v1/subscriptions/${sub.id}/invoice-items`)
+        .send({ description: 'Setup', amount: '5.00' });
+    const advance = async (at: string) => {
+      await t.api.post(`/api/v1/test-clocks/${clock.id}/advance`).send({ frozen_time: at }).expect(202);
+      await performDueWork(
+        { db: ctx.appDb, ownerDb: ctx.db, gateway: simulatedGateway, settlementDelayScale: 0 },
+        { tenantId: t.id, clockId: clock.id },
+      );
+    };
+    // On its last day a charge is still taken: the last invoice bills it.
+    await advance('2026-02-15T12:00:00Z');
+    expect((await charge()).status).toBe(201);
+    await advance('2026-03-10T00:00:00Z');
+    const before = (await t.api.get(`/api/v1/subscriptions/${sub.id}`)).body as Schemas['Subscription'];
+    const refused = expectProblem(await charge(), 409, 'conflict');
+    expect(refused.detail).toContain('ended on 2026-02-15');
+    expectProblem(await t.api.post(`/api/v1/subscriptions/${sub.id}/pause`).send({}), 409, 'conflict');
+    const items = (
+      (await t.api.get(`/api/v1/subscriptions/${sub.id}/invoice-items`)).body as Schemas['InvoiceItemList']
+    ).data;
+    expect(items.map((i) => [i.amount, i.invoice_id !== null])).toEqual([['5.00', true]]);
+    expect((await t.api.get(`/api/v1/subscriptions/${sub.id}`)).body).toMatchObject({
+      version: before.version,
+      status: 'active',
     });
   });
 });
