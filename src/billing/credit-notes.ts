@@ -86,7 +86,9 @@ export function creditNoteAmounts(
       if (line.amount.startsWith('-') || parseAmount(line.amount) === 0n) {
         errors.push({
           field: `/lines/${i}/line_index`,
-          message: 'credits or charges nothing: it cannot be credited',
+          message: line.amount.startsWith('-')
+            ? `is a credit or a discount (${line.amount}), not a charge: only a line with a positive amount can be credited`
+            : 'charges nothing (0.00): only a line with a positive amount can be credited',
         });
         return;
       }

@@ -2,7 +2,7 @@
 // the rest refunded (never more than is refundable) or credited to the balance, nothing lost.
 import { fc, test } from '@fast-check/vitest';
 import { describe, expect, it } from 'vitest';
-import { creditNoteMoney } from '../../src/billing/credit-notes.js';
+import { creditNoteAmounts, creditNoteMoney } from '../../src/billing/credit-notes.js';
 import { parseAmount } from '../../src/billing/money.js';
 
 const cents = (n: number) => (n / 100).toFixed(2);
@@ -58,5 +58,39 @@ describe('creditNoteMoney', () => {
       refund_amount: '0.00',
       credit_amount: '3.00',
     });
+  });
+});
+
+describe('creditNoteAmounts of lines', () => {
+  const invoice = {
+    subtotal: '25.00',
+    taxes: [],
+    lines: [
+      { description: 'Basic', amount: '30.00' },
+      { description: 'Free month', amount: '0.00' },
+      { description: '5.00 off', amount: '-5.00' },
+    ],
+  };
+  it('refuses a line that is not a charge, saying what it is', () => {
+    const credit = (line_index: number) =>
+      creditNoteAmounts(invoice, [], { reason: 'r', lines: [{ line_index, amount: '1.00' }] });
+    expect(credit(2)).toEqual({
+      errors: [
+        {
+          field: '/lines/0/line_index',
+          message:
+            'is a credit or a discount (-5.00), not a charge: only a line with a positive amount can be credited',
+        },
+      ],
+    });
+    expect(credit(1)).toEqual({
+      errors: [
+        {
+          field: '/lines/0/line_index',
+          message: 'charges nothing (0.00): only a line with a positive amount can be credited',
+        },
+      ],
+    });
+    expect(credit(0)).not.toHaveProperty('errors');
   });
 });
