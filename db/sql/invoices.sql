@@ -25,7 +25,10 @@ select "id", "kind", "subscription_id", "user_id", "status", "number", "period_s
 select "id", "kind", "subscription_id", "user_id", "status", "number", "period_start", "period_end", "invoice_date", "region", "lines", "subtotal", "taxes", "tax_total", "total", "finalized_at", "paid_at", "voided_at", "uncollectible_at", "collection_failed_at", "next_collection_at", "dunning_retries", "amount_credited", "amount_from_balance", "version", "created_at", "updated_at" from "invoices" where "subscription_id" = $1 and "status" in ($2, $3) order by "finalized_at", "id";
 
 -- hasFailingInvoice
-select "id" from "invoices" where "subscription_id" = $1 and "status" in ($2, $3) and "collection_failed_at" is not null limit $4;
+select "i"."id" from "invoices" as "i" where "i"."subscription_id" = $1 and "i"."status" in ($2, $3) and "i"."collection_failed_at" is not null limit $4;
+
+-- hasFailingInvoiceInDunning
+select "i"."id" from "invoices" as "i" where "i"."subscription_id" = $1 and "i"."status" in ($2) and "i"."collection_failed_at" is not null and ("i"."next_collection_at" is not null or exists (select "p"."id" from "payments" as "p" where "p"."invoice_id" = "i"."id" and "p"."status" in ($3, $4))) limit $5;
 
 -- stopRetries
 select "id", "kind", "subscription_id", "user_id", "status", "number", "period_start", "period_end", "invoice_date", "region", "lines", "subtotal", "taxes", "tax_total", "total", "finalized_at", "paid_at", "voided_at", "uncollectible_at", "collection_failed_at", "next_collection_at", "dunning_retries", "amount_credited", "amount_from_balance", "version", "created_at", "updated_at" from "invoices" where "subscription_id" = $1 and "next_collection_at" is not null;

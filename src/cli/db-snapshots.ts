@@ -179,6 +179,7 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
         invoices.findInvoiceForPeriod(db, SUBSCRIPTION, { start: '2026-01-01', end: '2026-02-01' }),
       owedInvoicesOf: (db) => invoices.owedInvoicesOf(db, SUBSCRIPTION),
       hasFailingInvoice: (db) => invoices.hasFailingInvoice(db, SUBSCRIPTION),
+      hasFailingInvoiceInDunning: (db) => invoices.hasFailingInvoice(db, SUBSCRIPTION, true),
       stopRetries: (db) => invoices.stopRetries(db, SUBSCRIPTION),
       resumeCollection: (db) => invoices.resumeCollection(db, SUBSCRIPTION, new Date('2026-02-01T00:00:00Z')),
       insertInvoice: (db) =>

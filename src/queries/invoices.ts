@@ -197,14 +197,31 @@ export function owedInvoicesOf(db: Db, subscriptionId: string): Promise<InvoiceR
     .execute();
 }
 
-/** Whether a subscription has an invoice whose automatic collection failed and that is still unpaid. */
-export async function hasFailingInvoice(db: Db, subscriptionId: string): Promise<boolean> {
+/**
+ * Whether a subscription has an invoice whose automatic collection failed and that is still
+ * unpaid; with `retried`, only one still in dunning (open, its next retry scheduled or under way).
+ */
+export async function hasFailingInvoice(db: Db, subscriptionId: string, retried = false): Promise<boolean> {
   const row = await db
-    .selectFrom('invoices')
-    .select('id')
-    .where('subscription_id', '=', subscriptionId)
-    .where('status', 'in', ['open', 'uncollectible'])
-    .where('collection_failed_at', 'is not', null)
+    .selectFrom('invoices as i')
+    .select('i.id')
+    .where('i.subscription_id', '=', subscriptionId)
+    .where('i.status', 'in', retried ? ['open'] : ['open', 'uncollectible'])
+    .where('i.collection_failed_at', 'is not', null)
+    .$if(retried, (q) =>
+      q.where((eb) =>
+        eb.or([
+          eb('i.next_collection_at', 'is not', null),
+          eb.exists(
+            eb
+              .selectFrom('payments as p')
+              .select('p.id')
+              .whereRef('p.invoice_id', '=', 'i.id')
+              .where('p.status', 'in', ['pending', 'processing']),
+          ),
+        ]),
+      ),
+    )
     .limit(1)
     .executeTakeFirst();
   return row !== undefined;

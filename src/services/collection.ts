@@ -641,13 +641,16 @@ export async function markPaid(tx: Tx, subscription: SubscriptionRow, invoice: I
 
 /**
  * A past_due or unpaid subscription is active again once none of its invoices is still failing:
- * each was paid, credited down to zero or voided. On the locked subscription. An unpaid one is
- * collected again: the invoices it was issued while unpaid are collected at `at` (the time of
+ * each was paid, credited down to zero or voided. For past_due, failing means still in dunning:
+ * an invoice its retries left uncollectible, or left open when they stopped, was left so before
+ * the subscription was made active by hand (dunning's end makes it canceled or unpaid, never
+ * past_due), and does not hold it past_due for good. On the locked subscription. An unpaid one
+ * is collected again: the invoices it was issued while unpaid are collected at `at` (the time of
  * the change; the transaction's time by default), see resumeCollection.
  */
 export async function endDunningIfSettled(tx: Tx, subscription: SubscriptionRow, at?: Date) {
   if (subscription.status !== 'past_due' && subscription.status !== 'unpaid') return;
-  if (await invoices.hasFailingInvoice(tx.db, subscription.id)) return;
+  if (await invoices.hasFailingInvoice(tx.db, subscription.id, subscription.status === 'past_due')) return;
   const after = await subscriptions.updateSubscription(tx.db, subscription.id, { status: 'active' });
   emitChange(tx, subscription, after, 'subscription.recovered');
   if (subscription.status === 'unpaid') await resumeCollection(tx, subscription.id, at ?? tx.occurredAt());

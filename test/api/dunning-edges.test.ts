@@ -366,6 +366,62 @@ describe('a subscription marked unpaid (F5, F7)', () => {
   });
 });
 
+describe('a subscription made active by hand while an invoice is left uncollectible', () => {
+  it('recovers from a later failure once that one is settled: the one left behind is no retry', async () => {
+    const { tenant, planId } = await tenantWith({
+      dunning_retry_days: [1],
+      dunning_final_action: 'mark_unpaid',
+    });
+    const clock = await testClock(tenant);
+    const sub = await subscribeIn(tenant, planId, {
+      test_clock_id: clock.id,
+      payment_method: 'pm_card_declined',
+      payment_rail: 'card',
+    });
+    // January and its retry fail: unpaid, January uncollectible. Active again by hand, on a card
+    // that works from March: February fails (past_due) and is paid by its retry, or voided.
+    await clock.advance('2026-01-03T00:00:00Z');
+    expect((await subscriptionOf(tenant, sub.id)).status).toBe('unpaid');
+    const active = await tenant.api.patch(`/api/v1/subscriptions/${sub.id}`).send({ status: 'active' });
+    expect(active.status, active.text).toBe(200);
+    await clock.advance('2026-02-01T12:00:00Z');
+    expect((await subscriptionOf(tenant, sub.id)).status).toBe('past_due');
+    const [january, february] = await invoicesOf(tenant, sub.id);
+    expect(january).toMatchObject({ status: 'uncollectible' });
+    expect(february).toMatchObject({ status: 'open', next_payment_attempt_at: '2026-02-02T00:00:00.000Z' });
+    // A card that works: February's retry pays it, January stays uncollectible (owed), and the
+    // subscription recovers.
+    const card = await tenant.api
+      .patch(`/api/v1/subscriptions/${sub.id}`)
+      .send({ payment_method: 'pm_card_visa' });
+    expect(card.status, card.text).toBe(200);
+    await clock.advance('2026-02-02T12:00:00Z');
+    expect((await invoicesOf(tenant, sub.id)).map((i) => i.status)).toEqual(['uncollectible', 'paid']);
+    expect((await subscriptionOf(tenant, sub.id)).status).toBe('active');
+
+    // The same, February voided: recovered too, once.
+    const other = await subscribeIn(tenant, planId, {
+      test_clock_id: clock.id,
+      start_date: '2026-02-02',
+      payment_method: 'pm_card_declined',
+      payment_rail: 'card',
+    });
+    await clock.advance('2026-02-04T00:00:00Z');
+    expect((await subscriptionOf(tenant, other.id)).status).toBe('unpaid');
+    expect(
+      (await tenant.api.patch(`/api/v1/subscriptions/${other.id}`).send({ status: 'active' })).status,
+    ).toBe(200);
+    await clock.advance('2026-03-02T12:00:00Z');
+    expect((await subscriptionOf(tenant, other.id)).status).toBe('past_due');
+    const [first, second] = await invoicesOf(tenant, other.id);
+    expect(first).toMatchObject({ status: 'uncollectible' });
+    expect((await tenant.api.post(`/api/v1/invoices/${second!.id}/void`)).status).toBe(200);
+    expect((await subscriptionOf(tenant, other.id)).status).toBe('active');
+    const recovered = (await eventsOf(tenant, other.id)).filter((e) => e.type === 'subscription.recovered');
+    expect(recovered).toHaveLength(1);
+  });
+});
+
 describe('a subscription active again without a payment method', () => {
   it('shows no payment attempt on the invoices it issued while unpaid: none will be made', async () => {
     const { tenant, planId } = await tenantWith({
