@@ -108,7 +108,7 @@ export function walletsRouter(ctx: ServiceContext): Router {
   router.post('/:walletId/grants', async (req, res) => {
     const body = req.body as RequestBody<'createGrant'>;
     const reply = (o: wallets.GrantOutcome | PurchaseOutcome) =>
-      o.kind === 'granted' ? { ...ok(toGrantResponse(o.grant)), status: 201 } : undefined;
+      o.kind === 'granted' ? created(`/api/v1/grants/${o.grant.id}`, toGrantResponse(o.grant)) : undefined;
     const actor = idempotent(req, actorOf(req), reply);
     const outcome =
       body.kind === 'paid'
@@ -122,7 +122,7 @@ export function walletsRouter(ctx: ServiceContext): Router {
   router.post('/:walletId/holds', async (req, res) => {
     const body = req.body as RequestBody<'createHold'>;
     const reply = (o: holds.HoldOutcome) =>
-      o.kind === 'held' ? { ...ok(toHoldResponse(o.hold)), status: 201 } : undefined;
+      o.kind === 'held' ? created(`/api/v1/holds/${o.hold.id}`, toHoldResponse(o.hold)) : undefined;
     const outcome = await holds.createHold(
       ctx,
       idempotent(req, actorOf(req), reply),

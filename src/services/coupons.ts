@@ -40,8 +40,13 @@ export type CreateCouponOutcome =
 /** The rules the schema cannot say: one kind of amount, months with repeating only, a future redeem_by. */
 function couponErrors(input: CouponInput, now: Date): FieldErrors {
   const errors: FieldErrors = [];
-  if ((input.percent_off === undefined) === (input.amount_off === undefined))
-    errors.push({ field: '/percent_off', message: 'exactly one of percent_off and amount_off is required' });
+  if (input.percent_off !== undefined && input.amount_off !== undefined)
+    errors.push({
+      field: '/amount_off',
+      message: 'cannot be sent with percent_off: a coupon takes one of them',
+    });
+  if (input.percent_off === undefined && input.amount_off === undefined)
+    errors.push({ field: '/percent_off', message: 'or amount_off is required (exactly one of them)' });
   if (input.percent_off !== undefined && Number(input.percent_off) === 0)
     errors.push({ field: '/percent_off', message: 'must be above 0' });
   if (input.amount_off !== undefined && Number(input.amount_off) === 0)

@@ -167,8 +167,14 @@ describe('coupons', () => {
       const problem = expectProblem(res, 422, 'unprocessable');
       expect(problem.errors?.map((e) => e.field)).toContain(field);
     };
-    await refused({ percent_off: '10', amount_off: '5', duration: 'once' }, '/percent_off');
+    await refused({ percent_off: '10', amount_off: '5', duration: 'once' }, '/amount_off');
     await refused({ duration: 'once' }, '/percent_off');
+    const both = await t.api
+      .post('/api/v1/coupons')
+      .send({ name: 'x', percent_off: '10', amount_off: '5', duration: 'once' });
+    expect(expectProblem(both, 422, 'unprocessable').detail).toContain(
+      'amount_off cannot be sent with percent_off',
+    );
     await refused({ percent_off: '0', duration: 'once' }, '/percent_off');
     await refused({ amount_off: '0.00', duration: 'forever' }, '/amount_off');
     await refused({ percent_off: '10', duration: 'repeating' }, '/duration_in_months');

@@ -212,6 +212,13 @@ describe('GET /api/v1/subscriptions', () => {
     );
     expect(res.status).toBe(200);
     expect(res.body).toEqual({ data: [trialing, active], next_cursor: null });
+    // Every status at once: as many values as there are statuses.
+    const every = ['trialing', 'active', 'past_due', 'unpaid', 'paused', 'canceled'];
+    const all = await ctx.api.get(
+      `/api/v1/subscriptions?user_id=${user.id}&${every.map((s) => `status=${s}`).join('&')}`,
+    );
+    expect(all.status, all.text).toBe(200);
+    expect((all.body as Schemas['SubscriptionList']).data).toHaveLength(4);
   });
 
   it('filters by plan, across its price versions, and pages them newest first', async () => {

@@ -41,7 +41,9 @@ async function wallet(rate?: string): Promise<Wallet> {
 async function grant(w: Wallet, body: Record<string, unknown>) {
   const res = await t.api.post(`/api/v1/wallets/${w.id}/grants`).send(body);
   expect(res.status, res.text).toBe(201);
-  return res.body as Schemas['Grant'];
+  const made = res.body as Schemas['Grant'];
+  expect(res.headers.location).toBe(`/api/v1/grants/${made.id}`);
+  return made;
 }
 
 const get = async (w: Wallet) => (await t.api.get(`/api/v1/wallets/${w.id}`)).body as Wallet;
@@ -176,7 +178,9 @@ describe('holds', () => {
     await grant(w, { credits: '100' });
     const refused = expectProblem(await hold(w, '100.000001'), 409, 'insufficient-credits');
     expect(refused.detail).toContain('100');
-    const h = (await hold(w, '60')).body as Hold;
+    const held = await hold(w, '60');
+    const h = held.body as Hold;
+    expect(held.headers.location).toBe(`/api/v1/holds/${h.id}`);
     expect(h).toMatchObject({ status: 'pending', credits: '60', captured: null });
     // The answers are made before COMMIT, from what is written: the hold reads back the same.
     const readBack = async (id: string) => (await t.api.get(`/api/v1/holds/${id}`).expect(200)).text;
