@@ -151,6 +151,9 @@ async function resume(
   });
   emitChange(tx, before, after, 'subscription.resumed');
   if (!renewing) return { subscription: after, invoice: undefined }; // not billed automatically
+  // Resumed after its last day served (its end_date passed while paused): no day is left to bill.
+  const ended = lastDayServed(before);
+  if (ended && ended.lastDay < day) return { subscription: after, invoice: undefined };
   const invoiced = await findInvoiceForPeriod(tx.db, before.id, period);
   if (day === period.start && !invoiced) {
     // Resumed on a period's first day: that period is invoiced whole, as its renewal would be.

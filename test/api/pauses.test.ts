@@ -287,6 +287,28 @@ describe('a pause', () => {
     expect(pending.data).toEqual([]);
   });
 
+  it('resumed after its end_date passed: no day after the last one served is charged', async () => {
+    const s = await subscribed({
+      end_date: '2026-03-15',
+      payment_method: 'pm_card_visa',
+      payment_rail: 'card',
+    });
+    await s.advance('2026-02-10T00:00:00Z');
+    await s.pause(); // February's 19 of 28 days back: 20.36
+    await s.advance('2026-03-20T00:00:00Z');
+    await s.resume();
+    expect((await s.invoices()).map((i) => i.period_start)).toEqual(['2026-01-01', '2026-02-01']);
+    const pending = (
+      await t.api.get(`/api/v1/subscriptions/${s.sub.id}/invoice-items`).query({ pending: true })
+    ).body as Schemas['InvoiceItemList'];
+    expect(pending.data.map((i) => i.amount)).toEqual(['-20.36']);
+    // Billing ends with that period: the credit goes to the balance with its VAT.
+    await s.advance('2026-04-02T00:00:00Z');
+    expect((await s.invoices()).map((i) => i.period_start)).toEqual(['2026-01-01', '2026-02-01']);
+    const user = (await t.api.get(`/api/v1/users/${s.sub.user_id}`)).body as Schemas['User'];
+    expect(user.balance).toBe('24.23');
+  });
+
   it('resumed on a period’s first day: that period is invoiced whole, once', async () => {
     const s = await subscribed();
     await s.advance('2026-01-15T00:00:00Z');

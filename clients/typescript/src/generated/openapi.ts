@@ -423,8 +423,8 @@ export interface paths {
          *     keeps the days paused: `invoice_item.updated`, or `invoice_item.deleted` when resumed the
          *     day it was paused) and nothing is invoiced. Otherwise the rest of the current period (from
          *     today to its end, by the day) is charged and invoiced at once with any pending items, and
-         *     collected like a renewal; a net credit waits for the next invoice instead. The worker does
-         *     the same on `resumes_at`. 409
+         *     collected like a renewal; a net credit waits for the next invoice instead. Resumed after
+         *     its `end_date` passed, nothing is charged. The worker does the same on `resumes_at`. 409
          *     when it is not paused. A `subscription.resumed` event. Renewals that fell due during the
          *     pause and that the worker has not performed yet are performed first (they bill the usage
          *     of the period before the pause).
