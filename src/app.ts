@@ -18,6 +18,7 @@ import { acceptEmptyObject, decodedOrRefused, requireDeclaredMediaType } from '.
 import { limitConcurrentWrites, type Turns, WriteTurns, writeTurn } from './http/write-gate.js';
 import { observe } from './http/observe.js';
 import { notFoundHandler, problemHandler } from './http/problems.js';
+import { rejectRepeatedHeaders } from './http/repeated-headers.js';
 import { rateLimitPerKey } from './http/rate-limit.js';
 import { setSecurityHeaders } from './http/security-headers.js';
 import { refuseInvalidUtf8, rejectBadText } from './http/text.js';
@@ -165,6 +166,7 @@ export function createApp({
   // read, so a caller learns nothing about the API (no 400, 413 or 415 before the 401).
   app.use(authenticate(ctx, platformAdminKey));
   app.use(rateLimitPerKey(rateLimitPerMinute, new SharedRateLimitStore(ctx, rateLimitSyncMs)));
+  app.use(rejectRepeatedHeaders);
   // Admitted requests that write run a few at a time (http/write-gate.ts); tests run unbounded.
   if (turns !== undefined) app.use(limitConcurrentWrites(turns));
   // Content in a media type the operation does not declare (or none) is refused, never ignored.

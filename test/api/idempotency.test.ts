@@ -3,8 +3,10 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { sql } from 'kysely';
+import type { Request, Response } from 'express';
 import { describe, expect, it } from 'vitest';
 import type { Schemas } from '../../src/contract.js';
+import { rejectRepeatedHeaders } from '../../src/http/repeated-headers.js';
 import { PLATFORM_KEY, useTestApp } from '../helpers/app.js';
 import { fingerprint } from '../helpers/db-state.js';
 import { createSubscription, createUser } from '../helpers/factories.js';
@@ -177,6 +179,36 @@ describe('Idempotency-Key on writes', () => {
       .set('Idempotency-Key', `"${randomUUID()}"`)
       .send({ name: `quoted-${randomUUID()}` });
     expect(quoted.status).toBe(201);
+  });
+
+  it('refuses a key sent twice (400), writing nothing, as an API key or a content type sent twice', async () => {
+    const email = `twice-${randomUUID()}@example.com`;
+    const twice = expectProblem(
+      await ctx.api
+        .post('/api/v1/users')
+        .set('Idempotency-Key', [randomUUID(), randomUUID()] as unknown as string)
+        .send({ name: 'Twice', email }),
+      400,
+      'validation-error',
+    );
+    expect(twice.errors).toEqual([
+      { location: 'headers', field: 'idempotency-key', message: 'is sent more than once: send it once' },
+    ]);
+    expect(await usersWithEmail(email)).toBe(0);
+    // Authorization and Content-Type too (Node would keep the first of each).
+    for (const name of ['Authorization', 'content-type']) {
+      let refused: unknown;
+      const req = { rawHeaders: ['Host', 'x', name, 'a', 'Accept', '*/*', name, 'b'] } as unknown as Request;
+      rejectRepeatedHeaders(req, {} as Response, (error?: unknown) => (refused = error));
+      expect(refused).toMatchObject({ status: 400 });
+    }
+    let passed: unknown = 'not called';
+    rejectRepeatedHeaders(
+      { rawHeaders: ['Authorization', 'a', 'If-Match', '"1"', 'If-Match', '"2"'] } as unknown as Request,
+      {} as Response,
+      (error?: unknown) => (passed = error),
+    );
+    expect(passed).toBeUndefined();
   });
 
   it('refuses a key on the operations whose answer holds a key: POST /api-keys and POST /tenants', async () => {
