@@ -19,3 +19,16 @@ with moved as (
 
 -- listBalanceTransactions
 select "id", "user_id", "type", "amount", "balance_after", "invoice_id", "credit_note_id", "refund_id", "created_at" from "customer_balance_transactions" where "user_id" = $1 and "id" < $2 order by "id" desc limit $3;
+
+-- endingCreditForDays
+select coalesce(sum(round(entry.amount * share.days / share.whole, 2)), 0)::text as credit
+    from (
+      select balance_transaction_id,
+        sum(amount) filter (where period_start < $1::date and period_end > $2::date) as days,
+        sum(amount) as whole
+      from invoice_items
+      where subscription_id = $3 and balance_transaction_id is not null
+      group by balance_transaction_id
+    ) share
+    join customer_balance_transactions entry on entry.id = share.balance_transaction_id
+    where entry.type = 'subscription_ended' and share.days is not null and share.whole <> 0;

@@ -86,3 +86,29 @@ export function listBalanceTransactions(
   if (filter.after) query = query.where('id', '<', filter.after);
   return query.execute();
 }
+
+/**
+ * What a subscription's end left in the balance for days between start and end (a period's
+ * invoice): of each `subscription_ended` entry, its share of those days' items (the entry carries
+ * their tax too, so the share is of its amount).
+ */
+export async function endingCreditForDays(
+  db: Db,
+  subscriptionId: string,
+  start: string,
+  end: string,
+): Promise<string> {
+  const { rows } = await sql<{ credit: string }>`
+    select coalesce(sum(round(entry.amount * share.days / share.whole, 2)), 0)::text as credit
+    from (
+      select balance_transaction_id,
+        sum(amount) filter (where period_start < ${end}::date and period_end > ${start}::date) as days,
+        sum(amount) as whole
+      from invoice_items
+      where subscription_id = ${subscriptionId} and balance_transaction_id is not null
+      group by balance_transaction_id
+    ) share
+    join customer_balance_transactions entry on entry.id = share.balance_transaction_id
+    where entry.type = 'subscription_ended' and share.days is not null and share.whole <> 0`.execute(db);
+  return rows[0]!.credit;
+}

@@ -35,6 +35,7 @@ import {
   reducePendingItem,
   settleInvoiceItems,
 } from '../queries/invoice-items.js';
+import { endingCreditForDays } from '../queries/customer-balance.js';
 import { endDiscount, giveBackDiscount } from './coupons.js';
 import { creditBalance, takeFromBalance } from './customer-balance.js';
 import { repricePendingCredits } from './prorations.js';
@@ -884,15 +885,27 @@ export async function voidLocked(
     voided_at: voidedAt,
     next_collection_at: null,
   });
-  // What the customer's balance paid of it is owed back: nothing is owed any more.
-  if (parseAmount(current.amount_from_balance) > 0n)
-    await creditBalance(tx, {
-      user_id: current.user_id,
-      type: 'invoice_voided',
-      amount: current.amount_from_balance,
-      invoice_id: id,
-      created_at: voidedAt,
-    });
+  // What the customer's balance paid of it is owed back: nothing is owed any more. But not a
+  // credit its subscription's end left for the very days it billed: those days are forgiven now,
+  // and a credit for days never paid is no money to spend elsewhere.
+  const fromBalance = parseAmount(current.amount_from_balance);
+  if (fromBalance > 0n) {
+    const forItsDays =
+      current.kind === 'period'
+        ? parseAmount(
+            await endingCreditForDays(tx.db, subscription.id, current.period_start, current.period_end),
+          )
+        : 0n;
+    const owed = fromBalance - (forItsDays < fromBalance ? forItsDays : fromBalance);
+    if (owed > 0n)
+      await creditBalance(tx, {
+        user_id: current.user_id,
+        type: 'invoice_voided',
+        amount: formatCents(owed),
+        invoice_id: id,
+        created_at: voidedAt,
+      });
+  }
   await refundUsageCredits(tx, actor, { id, lines: current.lines as unknown as Charge[] }, voidedAt);
   if (current.kind === 'purchase') await cancelPaidGrant(tx, id, voidedAt);
   // A draft billed no one: the once discount it used up is the subscription's again (unless it

@@ -285,6 +285,76 @@ describe('items pending when a subscription ends', () => {
       type: 'invoice.updated',
       previous: { amount_from_balance: '0.00', amount_due: '71.40' },
     });
+    // Forgiving January forgives the days the credit was for: nothing comes back to spend.
+    const voided = await t.api.post(`/api/v1/invoices/${january!.id}/void`).send();
+    expect(voided.status, voided.text).toBe(200);
+    expect((await t.api.get(`/api/v1/users/${user.id}`)).body).toMatchObject({ balance: '0.00' });
+    const after = (await t.api.get(`/api/v1/users/${user.id}/balance-transactions`))
+      .body as Schemas['BalanceTransactionList'];
+    expect(after.data).toHaveLength(2);
+  });
+
+  it('give back, when their invoice is voided, only what the balance paid beyond the credit for its days', async () => {
+    const clock = (
+      await t.api.post('/api/v1/test-clocks').send({ name: 'own', frozen_time: '2026-01-01T00:00:00Z' })
+    ).body as Schemas['TestClock'];
+    const user = await createUser(t, { region: 'DE' });
+    const create = (plan: string, payment_method: string) =>
+      t.api.post('/api/v1/subscriptions').send({
+        user_id: user.id,
+        status: 'active',
+        plan_id: plans[plan],
+        start_date: '2026-01-01',
+        test_clock_id: clock.id,
+        payment_method,
+        payment_rail: 'card',
+      });
+    // A Basic subscription paid, then refunded to the balance in full: 35.70 of the customer's own.
+    const paidOne = (await create('basic', 'pm_card_visa')).body as Schemas['Subscription'];
+    const advance = async (at: string) => {
+      await t.api.post(`/api/v1/test-clocks/${clock.id}/advance`).send({ frozen_time: at }).expect(202);
+      await performDueWork(
+        { db: ctx.appDb, ownerDb: ctx.db, gateway: simulatedGateway, settlementDelayScale: 0 },
+        { tenantId: t.id, clockId: clock.id },
+      );
+    };
+    await advance('2026-01-01T09:00:00Z');
+    const [paidInvoice] = (
+      (await t.api.get('/api/v1/invoices').query({ subscription_id: paidOne.id }))
+        .body as Schemas['InvoiceList']
+    ).data;
+    expect(paidInvoice).toMatchObject({ status: 'paid', total: '35.70' });
+    const note = await t.api
+      .post(`/api/v1/invoices/${paidInvoice!.id}/credit-notes`)
+      .send({ reason: 'refund', amount: '30.00', refund_to: 'balance' });
+    expect(note.status, note.text).toBe(201);
+    expect((await t.api.get(`/api/v1/users/${user.id}`)).body).toMatchObject({ balance: '35.70' });
+    // A Pro subscription whose card fails: its January (71.40) takes the 35.70 and owes the rest.
+    const sub = (await create('pro', 'pm_card_declined')).body as Schemas['Subscription'];
+    await advance('2026-01-02T09:00:00Z');
+    const [january] = (
+      (await t.api.get('/api/v1/invoices').query({ subscription_id: sub.id })).body as Schemas['InvoiceList']
+    ).data;
+    expect(january).toMatchObject({ total: '71.40', amount_from_balance: '35.70', amount_due: '35.70' });
+    // Moved to Basic and canceled: the 34.55 left of the credit (as above) pays what is due.
+    expect((await t.api.patch(`/api/v1/subscriptions/${sub.id}`).send({ plan_id: plans.basic })).status).toBe(
+      200,
+    );
+    expect((await t.api.post(`/api/v1/subscriptions/${sub.id}/cancel`).send({ at: 'now' })).status).toBe(200);
+    await advance('2026-01-02T10:00:00Z');
+    const balanceOf = async () =>
+      ((await t.api.get(`/api/v1/users/${user.id}`)).body as Schemas['User']).balance;
+    expect(await balanceOf()).toBe('0.00');
+    const owed = (await t.api.get(`/api/v1/invoices/${january!.id}`)).body as Schemas['Invoice'];
+    expect(owed).toMatchObject({ status: 'open', amount_from_balance: '70.25', amount_due: '1.15' });
+    // January forgiven: its days are, and the credit for them; the customer's own 35.70 comes back.
+    expect((await t.api.post(`/api/v1/invoices/${january!.id}/void`).send()).status).toBe(200);
+    expect(await balanceOf()).toBe('35.70');
+    const entries = (
+      (await t.api.get(`/api/v1/users/${user.id}/balance-transactions`))
+        .body as Schemas['BalanceTransactionList']
+    ).data;
+    expect(entries[0]).toMatchObject({ type: 'invoice_voided', amount: '35.70', balance_after: '35.70' });
   });
 });
 
