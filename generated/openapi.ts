@@ -3676,12 +3676,16 @@ export interface components {
              * @enum {string}
              */
             refund_to?: "payment" | "balance";
-            /** @description Before tax; at most what is left to credit of the invoice's subtotal (422). */
+            /**
+             * @description Before tax; at most what is left to credit of the invoice's subtotal (422). Of a period's
+             *     invoice, less what credits of its days gave back already (a later change or pause whose
+             *     credit a later invoice billed or the customer's balance settled; the 422 names both).
+             */
             amount?: components["schemas"]["Money"];
             lines?: {
                 /** @description The invoice line credited (0-based), a line with a positive amount. */
                 line_index: number;
-                /** @description At most what is left to credit of that line's amount (422). */
+                /** @description At most what is left to credit of that line's amount (422); of a period invoice's price line, less what credits of its days gave back already (see `amount`). */
                 amount: components["schemas"]["Money"];
             }[];
         };

@@ -50,8 +50,15 @@ export function creditNoteAmounts(
     taxes: readonly InvoiceTaxLine[];
   }>,
   request: CreditRequest,
+  /**
+   * What credits of a line's days gave back already, elsewhere (a later invoice, the customer's
+   * balance): no longer left to credit of the line, nor of the invoice.
+   */
+  creditedElsewhere?: { line_index: number; amount: string },
 ): CreditNoteAmounts | { errors: FieldError[] } {
   const errors: FieldError[] = [];
+  const elsewhere = creditedElsewhere ? parseAmount(creditedElsewhere.amount) : 0n;
+  const why = `; ${formatCents(elsewhere)} of its days went back already, credited on a later invoice or to the customer's balance`;
   let lines: CreditedLine[];
   if ('amount' in request) {
     lines = [
@@ -93,16 +100,19 @@ export function creditNoteAmounts(
         return;
       }
       // Never below zero: earlier credit notes and the lines accepted before this one fit.
-      const before = parseAmount(line.amount) - (taken.get(line_index) ?? 0n);
+      const given = creditedElsewhere?.line_index === line_index ? elsewhere : 0n;
+      const unbounded = parseAmount(line.amount) - (taken.get(line_index) ?? 0n) - given;
+      const before = unbounded > 0n ? unbounded : 0n;
       const here = takenHere.get(line_index) ?? 0n;
       if (wanted === 0n) errors.push({ field: `/lines/${i}/amount`, message: 'must be more than zero' });
       else if (wanted > before - here)
         errors.push({
           field: `/lines/${i}/amount`,
           message:
-            here === 0n
-              ? `more than is left to credit of the line (${formatCents(before)})`
-              : `more than is left to credit of the line (${formatCents(before)} before this request, of which the lines before it take ${formatCents(here)})`,
+            (here === 0n
+              ? `more than is left to credit of the line (${formatCents(before)}`
+              : `more than is left to credit of the line (${formatCents(before)} before this request, of which the lines before it take ${formatCents(here)}`) +
+            `${given > 0n ? why : ''})`,
         });
       else takenHere.set(line_index, here + wanted);
       lines.push({ line_index, description: line.description, amount: formatCents(wanted) });
@@ -111,17 +121,22 @@ export function creditNoteAmounts(
   if (errors.length > 0) return { errors };
 
   const invoiceSubtotal = parseAmount(invoice.subtotal);
-  const left = invoiceSubtotal - sum(earlier.map((note) => note.subtotal));
+  const unlimited = invoiceSubtotal - sum(earlier.map((note) => note.subtotal));
+  const left = unlimited - elsewhere > 0n ? unlimited - elsewhere : 0n;
   const credited = sum(lines.map((line) => line.amount));
   if (credited > left) {
     const field = 'amount' in request ? '/amount' : '/lines';
     return {
       errors: [
-        { field, message: `more than is left to credit of the invoice (${formatCents(left)} before tax)` },
+        {
+          field,
+          message: `more than is left to credit of the invoice (${formatCents(left)} before tax${elsewhere > 0n ? why : ''})`,
+        },
       ],
     };
   }
-  const completes = credited === left;
+  // The note that credits what is left of the invoice takes what is left of each tax.
+  const completes = credited === unlimited;
   const taxes = invoice.taxes.map((tax) => {
     const reversed = sum(
       earlier.flatMap((note) =>

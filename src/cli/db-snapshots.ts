@@ -289,6 +289,14 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
         invoiceItems.hasProrationsIn(db, SUBSCRIPTION, { start: '2026-01-01', end: '2026-02-01' }),
       prorationItemsIn: (db) =>
         invoiceItems.prorationItemsIn(db, SUBSCRIPTION, { start: '2026-01-01', end: '2026-02-01' }),
+      creditsGivenIn: (db) =>
+        invoiceItems.creditsGivenIn(
+          db,
+          SUBSCRIPTION,
+          { start: '2026-01-01', end: '2026-02-01' },
+          INVOICE,
+          ', carried forward',
+        ),
       billInvoiceItems: (db) => invoiceItems.billInvoiceItems(db, [SUBSCRIPTION], INVOICE),
       reducePendingItem: (db) => invoiceItems.reducePendingItem(db, SUBSCRIPTION, '-1.00'),
       updatePendingItem: (db) =>

@@ -183,3 +183,34 @@ export function listInvoiceItems(db: Db, filter: InvoiceItemFilter): Promise<Inv
     );
   return query.execute();
 }
+
+/**
+ * The credits of a subscription's period (days between start and end) that went to the customer
+ * or are on their way: billed by an invoice not voided (other than `except`, the period's own),
+ * settled by the customer's balance, or pending as the rest of a credit billed in part.
+ */
+export function creditsGivenIn(
+  db: Db,
+  subscriptionId: string,
+  period: { start: string; end: string },
+  except: string,
+  carriedForward: string,
+): Promise<Array<Pick<InvoiceItemRow, 'description' | 'amount'>>> {
+  return db
+    .selectFrom('invoice_items as item')
+    .leftJoin('invoices as billed', 'billed.id', 'item.invoice_id')
+    .select(['item.description', 'item.amount'])
+    .where('item.subscription_id', '=', subscriptionId)
+    .where('item.kind', '=', 'proration_credit')
+    .where('item.period_start', '>=', period.start)
+    .where('item.period_end', '<=', period.end)
+    .where((eb) =>
+      eb.or([
+        eb.and([eb('item.invoice_id', '<>', except), eb('billed.status', '<>', 'void')]),
+        eb('item.balance_transaction_id', 'is not', null),
+        eb.and([eb('item.invoice_id', 'is', null), eb('item.description', 'like', `%${carriedForward}`)]),
+      ]),
+    )
+    .orderBy('item.id')
+    .execute();
+}

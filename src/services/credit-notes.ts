@@ -11,19 +11,21 @@ import {
   type InvoiceTaxLine,
   type RefundTo,
 } from '../billing/credit-notes.js';
-import { parseAmount, formatCents } from '../billing/money.js';
+import { formatCents, parseAmount, parseSignedAmount } from '../billing/money.js';
 import { subscriptionNow } from '../billing/subscription-time.js';
 import type { CreditNoteView, InvoiceRow, InvoiceStatus, PaymentRow } from '../database/schema.js';
 import * as creditNotes from '../queries/credit-notes.js';
+import { creditsGivenIn } from '../queries/invoice-items.js';
 import * as invoices from '../queries/invoices.js';
 import { findPaymentInFlight, findSucceededPayment } from '../queries/payments.js';
 import { refundedOfInvoice } from '../queries/refunds.js';
 import { lockSubscription } from '../queries/subscriptions.js';
 import { amountDue, toCreditNoteResponse, toInvoiceResponse } from '../responses/invoices.js';
 import { markPaid } from './collection.js';
-import { type Actor, inTenant, previousValues, type ServiceContext } from './context.js';
+import { type Actor, inTenant, previousValues, type ServiceContext, type Tx } from './context.js';
 import { creditBalance } from './customer-balance.js';
-import { repricePendingCredits } from './prorations.js';
+import { CARRIED_FORWARD } from './invoices.js';
+import { creditedPriceOf, repricePendingCredits } from './prorations.js';
 import { startRefund } from './refunds.js';
 import { onClockOf } from './subscriptions.js';
 
@@ -58,6 +60,7 @@ export function createCreditNote(
     const payment = await findPaymentInFlight(tx.db, invoiceId);
     if (payment) return { kind: 'payment-in-flight', payment };
     const earlier = await creditNotes.listCreditNotes(tx.db, invoiceId);
+    const elsewhere = await creditedElsewhere(tx, invoice);
     const amounts = creditNoteAmounts(
       {
         subtotal: invoice.subtotal,
@@ -70,6 +73,7 @@ export function createCreditNote(
         taxes: note.taxes as unknown as InvoiceTaxLine[],
       })),
       request,
+      elsewhere,
     );
     if ('errors' in amounts) return { kind: 'invalid', errors: amounts.errors };
     // A refund goes back to the invoice's one successful payment, at most what it paid less its
@@ -153,6 +157,37 @@ export function createCreditNote(
       await markPaid(tx, subscription, credited, at);
     return { kind: 'created', creditNote };
   });
+}
+
+/**
+ * What credits of a period invoice's days, of the price it billed, gave back already: a change or
+ * a pause credited them, and a later invoice billed that credit (or part of it, the rest carried
+ * forward to the next) or the customer's balance settled it. A credit note of the invoice refunding the same days would pay them back twice. (A credit
+ * still pending is priced again after the note instead: prorations.ts repricePendingCredits.)
+ */
+async function creditedElsewhere(
+  tx: Tx,
+  invoice: InvoiceRow,
+): Promise<{ line_index: number; amount: string } | undefined> {
+  if (invoice.kind !== 'period') return undefined;
+  const lines = invoice.lines as unknown as Array<{ type: string; amount: string }>;
+  const index = lines.findIndex((line) => line.type === 'subscription');
+  if (index < 0) return undefined;
+  const price = parseAmount(lines[index]!.amount);
+  const credits = await creditsGivenIn(
+    tx.db,
+    invoice.subscription_id,
+    { start: invoice.period_start, end: invoice.period_end },
+    invoice.id,
+    CARRIED_FORWARD,
+  );
+  const given = credits
+    .filter((credit) => {
+      const credited = creditedPriceOf(credit);
+      return credited !== undefined && parseAmount(credited) === price;
+    })
+    .reduce((total, credit) => total - parseSignedAmount(credit.amount), 0n);
+  return given > 0n ? { line_index: index, amount: formatCents(given) } : undefined;
 }
 
 /** An invoice's credit notes, oldest first; undefined when there is no such invoice. */

@@ -239,6 +239,20 @@ const LABEL_PRICE = /(?:at|of) (\d+\.\d+) (?:a|every) [^()]*$|\((\d+\.\d+)\)$/;
 const billedAt = (amount: string) => `, billed at ${amount} by the period's invoice`;
 const BILLED_AT = /, billed at (\d+\.\d+) by the period's invoice$/;
 
+/**
+ * The price a credit (or a part of one carried forward) credited days of, as its description
+ * says: what a period's invoice billed for them when the credit is of that price.
+ */
+export function creditedPriceOf(item: Pick<InvoiceItemRow, 'description'>): string | undefined {
+  const description = item.description.endsWith(CARRIED_FORWARD)
+    ? item.description.slice(0, -CARRIED_FORWARD.length)
+    : item.description;
+  const made = CREDIT.exec(description);
+  if (!made) return undefined;
+  const [, label, , , , paidOf] = made as unknown as string[];
+  return paidOf ?? (BILLED_AT.exec(label!) ?? LABEL_PRICE.exec(label!))?.slice(1).find(Boolean);
+}
+
 /** A credit still pending whole (not billed in part, the rest carried) as it was made, if it says. */
 function madeCredit(item: InvoiceItemRow): MadeCredit | undefined {
   if (item.kind !== 'proration_credit' || item.description.endsWith(CARRIED_FORWARD)) return undefined;

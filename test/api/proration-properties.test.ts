@@ -13,6 +13,7 @@ import { quote } from '../../src/billing/pricing.js';
 import type { Schemas } from '../../src/contract.js';
 import { performDueWork } from '../../src/services/due-work.js';
 import { type TestTenant, useTestApp } from '../helpers/app.js';
+import { expectProblem } from '../helpers/problems.js';
 import { createUser } from '../helpers/factories.js';
 
 const ctx = useTestApp();
@@ -341,8 +342,34 @@ describe('a pause', () => {
           );
           if (creditable.length > 0) {
             const invoice = creditable[credit.invoice % creditable.length]!;
-            const amount = ((cents(invoice.subtotal) * BigInt(credit.share)) / 100n / 100n) * 100n;
             const format = (v: bigint) => `${v / 10_000n}.${String((v % 10_000n) / 100n).padStart(2, '0')}`;
+            // Less what credits of its days gave back already (billed, or carried forward): never
+            // more than the credits of its period add up to.
+            const whole = await t.api.post(`/api/v1/invoices/${invoice.id}/credit-notes`).send({
+              amount: format(cents(invoice.subtotal) + 100n),
+              reason: 'too much',
+              refund_to: invoice.status === 'paid' ? 'balance' : undefined,
+            });
+            expect(whole.status, whole.text).toBe(422);
+            const stated = /\((\d+\.\d\d) before tax(?:; (\d+\.\d\d) of its days went back already)?/.exec(
+              expectProblem(whole, 422, 'unprocessable').errors![0]!.message,
+            )!;
+            const given = cents(stated[2] ?? '0.00');
+            const creditedInPeriod = lines
+              .filter(
+                (l) =>
+                  l.type === 'proration' &&
+                  cents(l.amount) < 0n &&
+                  l.period_start >= invoice.period_start &&
+                  l.period_end <= invoice.period_end,
+              )
+              .reduce((sum, l) => sum - cents(l.amount), 0n);
+            expect(given <= creditedInPeriod, `${given} of ${creditedInPeriod}`).toBe(true);
+            expect(cents(stated[1]!)).toBe(
+              cents(invoice.subtotal) > given ? cents(invoice.subtotal) - given : 0n,
+            );
+            const left = cents(stated[1]!);
+            const amount = ((left * BigInt(credit.share)) / 100n / 100n) * 100n;
             if (amount > 0n) {
               const note = await t.api.post(`/api/v1/invoices/${invoice.id}/credit-notes`).send({
                 amount: format(amount),
@@ -352,7 +379,7 @@ describe('a pause', () => {
               expect(note.status, note.text).toBe(201);
             }
             const over = await t.api.post(`/api/v1/invoices/${invoice.id}/credit-notes`).send({
-              amount: format(cents(invoice.subtotal) - amount + 100n),
+              amount: format(left - amount + 100n),
               reason: 'too much',
               refund_to: invoice.status === 'paid' ? 'balance' : undefined,
             });

@@ -945,6 +945,64 @@ describe('the unused days of a period paid at less than its price', () => {
     ]);
   });
 
+  it('are refunded by a credit note only as far as a credit of them did not give them back already', async () => {
+    const pro = await plan('Pro', { model: 'flat', amount: '100.00' });
+    const basic = await plan('Basic', { model: 'flat', amount: '10.00' });
+    const byCard = { payment_method: 'pm_card_visa', payment_rail: 'card' };
+    const refused = async (invoiceId: string, body: Record<string, unknown>, field: string, left: string) => {
+      const res = await t.api.post(`/api/v1/invoices/${invoiceId}/credit-notes`).send(body);
+      const errors = expectProblem(res, 422, 'unprocessable').errors!;
+      expect(errors).toEqual([
+        { location: 'body', field, message: expect.stringContaining(`(${left}`) as string },
+      ]);
+      expect(errors[0]!.message).toContain('went back already');
+    };
+
+    // Paused on Jan 11 and canceled: 21 of 31 days of Pro (67.74, 80.61 with VAT) went to the
+    // balance. January's refund is what is left of it: 32.26 of its 100.00.
+    const settled = await subscribed(pro.id, '2026-01-01T00:00:00Z', byCard);
+    await settled.advance('2026-01-11T00:00:00Z');
+    const [january] = await settled.invoices();
+    expect(january).toMatchObject({ status: 'paid', subtotal: '100.00' });
+    expect((await t.api.post(`/api/v1/subscriptions/${settled.sub.id}/pause`).send({})).status).toBe(200);
+    expect(
+      (await t.api.post(`/api/v1/subscriptions/${settled.sub.id}/cancel`).send({ at: 'now' })).status,
+    ).toBe(200);
+    await settled.work();
+    expect((await settled.items()).map((i) => [i.amount, i.balance_transaction_id !== null])).toEqual([
+      ['-67.74', true],
+    ]);
+    const whole = { reason: 'refund', amount: '100.00', refund_to: 'payment' };
+    await refused(january!.id, whole, '/amount', '32.26 before tax');
+    await refused(
+      january!.id,
+      { reason: 'refund', lines: [{ line_index: 0, amount: '32.27' }], refund_to: 'payment' },
+      '/lines/0/amount',
+      '32.26',
+    );
+    const rest = await t.api
+      .post(`/api/v1/invoices/${january!.id}/credit-notes`)
+      .send({ reason: 'refund', amount: '32.26', refund_to: 'payment' });
+    expect(rest.status, rest.text).toBe(201);
+    expect(rest.body).toMatchObject({ subtotal: '32.26', total: '38.39' });
+    await refused(january!.id, { ...whole, amount: '0.01' }, '/amount', '0.00 before tax');
+
+    // Moved to Basic on Jan 11: February's invoice billed the credit of Pro's days, as far as it
+    // could, and carried the rest forward. The same is left.
+    const billed = await subscribed(pro.id, '2026-01-01T00:00:00Z', byCard);
+    await billed.advance('2026-01-11T00:00:00Z');
+    await billed.change({ plan_id: basic.id });
+    await billed.advance('2026-02-01T00:00:00Z');
+    const [paid, february] = await billed.invoices();
+    expect(february!.lines.map((l) => l.amount)).toEqual(['10.00', '-16.77', '6.77']);
+    expect((await billed.items(true)).map((i) => i.amount)).toEqual(['-50.97']);
+    await refused(paid!.id, whole, '/amount', '32.26 before tax');
+    const left = await t.api
+      .post(`/api/v1/invoices/${paid!.id}/credit-notes`)
+      .send({ reason: 'refund', lines: [{ line_index: 0, amount: '32.26' }], refund_to: 'balance' });
+    expect(left.status, left.text).toBe(201);
+  });
+
   it('are credited at the price their invoice billed after a change without proration', async () => {
     const a = await plan('A', { model: 'flat', amount: '100.00' });
     const b = await plan('B', { model: 'flat', amount: '1000.00' });
