@@ -38,4 +38,4 @@ select "id", "usage_charges" from "plans" where "id" in ($1);
 select "usage_charges" from "plans" where "id" = $1 for key share;
 
 -- usageChargesOfCustomers
-select "id", "usage_charges" from "plans" where "id" in (select "plan_id" from "subscriptions" where "user_id" = any($1)) for key share;
+select "id", "usage_charges" from "plans" where ("id" in (select "plan_id" from "subscriptions" where "user_id" = any($1)) or "id" in (select (scheduled_change ->> 'plan_id')::uuid as "plan_id" from "subscriptions" where "user_id" = any($2) and "scheduled_change" is not null)) for key share;

@@ -153,11 +153,27 @@ export async function usageChargesOfCustomers(
   const rows = await db
     .selectFrom('plans')
     .select(['id', 'usage_charges'])
-    .where('id', 'in', (qb) =>
-      qb
-        .selectFrom('subscriptions')
-        .select('plan_id')
-        .where('user_id', '=', (eb) => eb.fn.any(eb.val([...userIds]))),
+    // Their plans, and the plans changes are scheduled to (an event ahead of now may be theirs).
+    .where((eb) =>
+      eb.or([
+        eb(
+          'id',
+          'in',
+          eb
+            .selectFrom('subscriptions')
+            .select('plan_id')
+            .where('user_id', '=', (eb) => eb.fn.any(eb.val([...userIds]))),
+        ),
+        eb(
+          'id',
+          'in',
+          eb
+            .selectFrom('subscriptions')
+            .select(sql<string>`(scheduled_change ->> 'plan_id')::uuid`.as('plan_id'))
+            .where('user_id', '=', (eb) => eb.fn.any(eb.val([...userIds])))
+            .where('scheduled_change', 'is not', null),
+        ),
+      ]),
     )
     // Until the events are recorded, a PATCH of these charges (which locks the plan) waits, and
     // we for one under way: its check of the open periods and our check of the cap see each other.

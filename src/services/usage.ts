@@ -449,8 +449,16 @@ function prepareEvents(
   const closed: ClosedPeriodRefusal[] = [];
   const metrics = new Map(read.metrics.map((m) => [m.code, m]));
   const { knownUsers, subscriptions, charges } = read;
-  const charging = (s: SubscriptionRow, metricId: string) =>
-    s.plan_id !== null && (charges.get(s.plan_id) ?? []).some((c) => c.billable_metric_id === metricId);
+  // The plan in force on a day: a change scheduled for a period's start is the plan of the days
+  // from then on (the renewal that starts that period makes it; an event may come a little ahead).
+  const planOn = (s: SubscriptionRow, day: string) =>
+    s.scheduled_change?.plan_id && day >= s.scheduled_change.effective_date
+      ? s.scheduled_change.plan_id
+      : s.plan_id;
+  const charging = (s: SubscriptionRow, metricId: string, day: string) => {
+    const plan = planOn(s, day);
+    return plan !== null && (charges.get(plan) ?? []).some((c) => c.billable_metric_id === metricId);
+  };
   const realNow = new Date();
   const subscriptionsOf = new Map<string, SubscriptionRow[]>();
   for (const s of subscriptions)
@@ -491,7 +499,7 @@ function prepareEvents(
         continue;
       }
     } else {
-      const candidates = own.filter((s) => charging(s, metric.id) && serves(s, dayOf(at(s))));
+      const candidates = own.filter((s) => charging(s, metric.id, dayOf(at(s))) && serves(s, dayOf(at(s))));
       if (candidates.length > 1) {
         fail(
           '/subscription_id',
@@ -510,7 +518,7 @@ function prepareEvents(
     // A subscription named whose plan does not charge the metric bills it nowhere, as when none
     // of the customer's subscriptions does: kept uncounted (a charge added to the plan later
     // must not bill it, nor could the cap below have checked it).
-    if (subscription && !charging(subscription, metric.id)) subscription = undefined;
+    if (subscription && !charging(subscription, metric.id, dayOf(timestamp))) subscription = undefined;
     let periodStart: string | null = null;
     if (subscription) {
       const day = dayOf(timestamp);
@@ -582,8 +590,14 @@ function prepareEvents(
     errors,
     closed,
     metricsById: new Map([...metrics.values()].map((m) => [m.id, m])),
+    // Those of the plan a change is scheduled to as well: its period's events count for them.
     charges: new Map(
-      subscriptions.map((s) => [s.id, s.plan_id === null ? [] : (charges.get(s.plan_id) ?? [])]),
+      subscriptions.map((s) => [
+        s.id,
+        [s.plan_id, s.scheduled_change?.plan_id ?? null].flatMap((plan) =>
+          plan === null ? [] : (charges.get(plan) ?? []),
+        ),
+      ]),
     ),
   };
 }

@@ -215,6 +215,28 @@ describe('a change of plan', () => {
   });
 });
 
+describe('an event a few minutes ahead of a scheduled change of plan', () => {
+  it("counts by the plan in force at its time: the one the change makes from the period's start", async () => {
+    // N charges no usage, A charges it: moving onto A at February's start counts the event of
+    // 00:02 recorded at 23:58, for February; moving off A leaves it uncounted.
+    for (const [from, to, counted] of [
+      [() => [], (m: string) => [perUnit('1.00')(m)], true],
+      [(m: string) => [perUnit('1.00')(m)], () => [], false],
+    ] as const) {
+      const { sub, planB, advance, record, usageLines } = await setUp((m) => ({ a: from(m), b: to(m) }));
+      const scheduled = await t.api
+        .post(`/api/v1/subscriptions/${sub.id}/scheduled-change`)
+        .send({ plan_id: planB!.id });
+      expect(scheduled.status, scheduled.text).toBe(200);
+      await advance('2026-01-31T23:58:00Z');
+      const early = await record(10, '2026-02-01T00:02:00Z');
+      expect([early.counted, early.period_start]).toEqual(counted ? [true, '2026-02-01'] : [false, null]);
+      await advance('2026-03-02T00:00:00Z');
+      expect(await usageLines('2026-03-01')).toEqual(counted ? [['2026-02-01', '10', '10.00']] : []);
+    }
+  });
+});
+
 describe("a plan's usage charges changed", () => {
   it('are refused when they would bill a period not invoiced yet past what a line carries, writing nothing', async () => {
     const { planA, sub, advance, record, usageLines } = await setUp((m) => ({ a: [perUnit('1.00')(m)] }));
