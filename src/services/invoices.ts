@@ -4,7 +4,7 @@
 // get a number when finalized (gapless per tenant); from then on the database refuses any change
 // but the status.
 import { type Charge, invoiceAmounts } from '../billing/invoices.js';
-import { formatCents, parseAmount, parseSignedAmount } from '../billing/money.js';
+import { formatCents, parseAmount, parseSignedAmount, roundToCents } from '../billing/money.js';
 import { discountFor, discountLabel } from '../billing/discounts.js';
 import { periodContaining } from '../billing/periods.js';
 import { applyItems, type AppliedItems } from '../billing/proration.js';
@@ -623,25 +623,35 @@ async function insertInvoice(
   const region = user?.region ?? null;
   // The invoice date is the first day of the period, billed in advance: its rates apply, forever.
   const rates = region ? await ratesInForce(tx.db, region, period.start) : [];
-  // Usage paid from the customer's prepaid credits first: only the rest is billed (and taxed). At
-  // the renewal's time on a test clock (not the time the clock was advanced to): what the credits
-  // pay must not depend on how far the clock went in one step.
+  // The discount reduces what the invoice charges (its price, usage and pending charges), never
+  // a credit: a credit is of what was paid (services/prorations.ts creditedPrice), after whatever
+  // discount that invoice had, so a discount here would take its share of it a second time (or
+  // one it never had: another plan's coupon). Credits then apply up to zero, after the discount.
+  const charged = chargedForDiscount(subscription, lines, pending);
+  const discount =
+    discounts === 'any' || subscription.discount?.percent_off != null
+      ? await discountLine(tx, subscription, period, charged)
+      : undefined;
+  // Usage then paid from the customer's prepaid credits, as far as the discount leaves it (its
+  // share of it, in proportion to what the discount reduced): only the rest is billed (and taxed),
+  // and credits never pay what a coupon forgave. At the renewal's time on a test clock (not the
+  // time the clock was advanced to): what the credits pay must not depend on how far the clock
+  // went in one step.
+  const discounted = discount && forDiscountedPlan(subscription) ? -parseSignedAmount(discount.amount) : 0n;
   const payment = await payUsageFromWallets(
     tx,
     subscription,
     lines,
     tx.occurredAt() ?? subscriptionNow(subscription),
+    (line) => {
+      const whole = roundToCents(parseAmount(line.amount));
+      if (discounted === 0n) return whole;
+      // Its share of the discount, rounded up to the cent: credits pay a cent less rather than more.
+      const share = roundUpToCents((discounted * whole + charged - 1n) / charged);
+      return whole - share;
+    },
   );
-  // The discount reduces what the invoice charges (its price, usage and pending charges), never
-  // a credit: a credit is of what was paid (services/prorations.ts creditedPrice), after whatever
-  // discount that invoice had, so a discount here would take its share of it a second time (or
-  // one it never had: another plan's coupon). Credits then apply up to zero, after the discount.
   const linesTotal = payment.lines.reduce((sum, line) => sum + parseSignedAmount(line.amount), 0n);
-  const charged = chargedForDiscount(subscription, payment.lines, pending);
-  const discount =
-    discounts === 'any' || subscription.discount?.percent_off != null
-      ? await discountLine(tx, subscription, period, charged)
-      : undefined;
   const applied = applyItems(linesTotal + (discount ? parseSignedAmount(discount.amount) : 0n), pending);
   const itemLines = applied.billed.map(({ item, amount }): InvoiceCharge => ({
     type: item.kind === 'one_off' ? 'one_off' : 'proration',
@@ -698,6 +708,13 @@ async function insertInvoice(
  * price and usage of the plan the subscription is on, a change's charge of the plan it charged for
  * (its item's), whatever plan it lands on; one-off charges go with the subscription's plan.
  */
+/** Whether the subscription's discount reduces its own plan's price and usage (chargedForDiscount). */
+const forDiscountedPlan = (subscription: SubscriptionRow) => {
+  const planIds = subscription.discount?.plan_ids ?? [];
+  return planIds.length === 0 || (subscription.plan_id !== null && planIds.includes(subscription.plan_id));
+};
+const roundUpToCents = (value: bigint) => ((value + 99n) / 100n) * 100n;
+
 function chargedForDiscount(
   subscription: SubscriptionRow,
   lines: ReadonlyArray<{ amount: string }>,

@@ -785,16 +785,24 @@ export async function payUsageFromWallets(
   subscription: { user_id: string; test_clock_id: string | null },
   lines: readonly Charge[],
   now: Date,
+  /** The most credits pay of each line (micros, by index): what the invoice's discount leaves of it. */
+  payable: (line: Charge, index: number) => bigint = (line) => roundToCents(parseAmount(line.amount)),
 ): Promise<UsagePayment> {
   const unchanged = { lines: [...lines], finish: async () => {} };
-  const owed = (line: Charge) => (line.type === 'usage' ? roundToCents(parseAmount(line.amount)) : 0n);
-  if (!lines.some((line) => owed(line) > 0n)) return unchanged;
+  const owed = (line: Charge, index: number) => {
+    if (line.type !== 'usage') return 0n;
+    const whole = roundToCents(parseAmount(line.amount));
+    const most = payable(line, index);
+    return most < whole ? (most > 0n ? most : 0n) : whole;
+  };
+  if (!lines.some((line, index) => owed(line, index) > 0n)) return unchanged;
   const rows = await wallets.lockUsageWallets(tx.db, subscription.user_id, subscription.test_clock_id);
   if (rows.length === 0) return unchanged;
   const locked: LockedWallet[] = [];
   for (const row of rows) locked.push(await LockedWallet.opened(tx, row, SYSTEM, now));
-  const paidLines = lines.map((line): Charge => {
-    let rest = owed(line);
+  const paidLines = lines.map((line, index): Charge => {
+    const most = owed(line, index);
+    let rest = most;
     if (rest === 0n) return line;
     const applied: Array<{ wallet_id: string; credits: string; amount: string }> = [];
     for (const wallet of locked) {
@@ -805,10 +813,11 @@ export async function payUsageFromWallets(
       rest -= paid;
     }
     if (applied.length === 0) return line;
+    const paid = most - rest;
     return {
       ...line,
-      amount: formatCents(rest),
-      credits_applied: { amount: formatCents(owed(line) - rest), wallets: applied },
+      amount: formatCents(roundToCents(parseAmount(line.amount)) - paid),
+      credits_applied: { amount: formatCents(paid), wallets: applied },
     };
   });
   return {

@@ -985,6 +985,37 @@ describe('usage paid from wallets', () => {
     }
   });
 
+  it('pays usage after the coupon: what the discount leaves of it, never what the coupon forgave', async () => {
+    // 7 calls at 1.00 and the plan's 10.00: 17.00 charged, of which the usage is 7.00.
+    const cases = [
+      // 10% off: 1.70, 0.70 of it the usage's share; credits pay the other 6.30 of it.
+      [{ percent_off: '10' }, '6.30', '0.70', '-1.70', '9.00'],
+      // 100% off: nothing is left to pay, and no credit is spent.
+      [{ percent_off: '100' }, null, '7.00', '-17.00', '0.00'],
+      // 8.50 off: half of each line; 3.50 of the usage is left for the credits.
+      [{ amount_off: '8.50' }, '3.50', '3.50', '-8.50', '5.00'],
+    ] as const;
+    for (const [terms, paid, billed, discount, subtotal] of cases) {
+      const { user, subscription } = await usageCustomer('1.00');
+      const w = await walletOf(user.id, { name: 'W', rate: '1', pays_usage: true });
+      await grant(w, { credits: '100' });
+      const coupon = await t.api
+        .post('/api/v1/coupons')
+        .send({ name: `Usage coupon ${tag()}`, duration: 'forever', ...terms });
+      expect(coupon.status, coupon.text).toBe(201);
+      const applied = await t.api
+        .post(`/api/v1/subscriptions/${subscription.id}/discount`)
+        .send({ coupon_id: (coupon.body as Schemas['Coupon']).id });
+      expect(applied.status, applied.text).toBe(200);
+      const invoice = await invoiceFebruary(subscription.id);
+      const usage = invoice.lines.find((l) => l.type === 'usage')!;
+      expect([usage.credits_applied?.amount ?? null, usage.amount]).toEqual([paid, billed]);
+      expect(invoice.lines.find((l) => l.type === 'discount')!.amount).toBe(discount);
+      expect(invoice.subtotal).toBe(subtotal);
+      expect(await get(w)).toMatchObject({ available: paid === null ? '100' : String(100 - Number(paid)) });
+    }
+  });
+
   it('pays a whole line when the credits cover it, rounding the credits up to 6 decimals', async () => {
     // 7 calls at 0.1234 = 0.8638, billed 0.86; at a rate of 1.234567 credits per unit that is
     // 1.06172762 credits, consumed as 1.061728.
