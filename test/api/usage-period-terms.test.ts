@@ -237,6 +237,21 @@ describe('an event a few minutes ahead of a scheduled change of plan', () => {
   });
 });
 
+describe('a usage charge with a minimum', () => {
+  it('bills it for a period paused on every day: a pause stops the price, not the charge', async () => {
+    const { sub, advance, usageLines } = await setUp((m) => ({
+      a: [{ ...perUnit('1.00')(m), minimum_amount: '0.75' }],
+    }));
+    const paused = await t.api
+      .post(`/api/v1/subscriptions/${sub.id}/pause`)
+      .send({ resumes_at: '2026-03-01' });
+    expect(paused.status, paused.text).toBe(200);
+    await advance('2026-03-02T00:00:00Z');
+    // February, paused throughout with no event, on March's invoice: the minimum.
+    expect(await usageLines('2026-03-01')).toEqual([['2026-02-01', '0', '0.75']]);
+  });
+});
+
 describe("a plan's usage charges changed", () => {
   it('are refused when they would bill a period not invoiced yet past what a line carries, writing nothing', async () => {
     const { planA, sub, advance, record, usageLines } = await setUp((m) => ({ a: [perUnit('1.00')(m)] }));
