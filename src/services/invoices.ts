@@ -441,6 +441,14 @@ export function emitItem(tx: Tx, item: InvoiceItemRow): void {
 }
 
 /**
+ * Which discount an invoice takes: any (period invoices, a change's), a percentage only (a
+ * resume's, the last invoice of an ended subscription's items: a fixed amount is one per period
+ * invoice), or any but a fixed amount less what the period's invoice took of it already (a resume
+ * on a period's first day, whose invoice a renewal made while paused).
+ */
+export type Discounts = 'any' | 'percentage' | { fixedTaken: bigint };
+
+/**
  * The items of a change made with proration_behavior always_invoice (or of a resume), and any
  * others pending, on an invoice of their own for [day, end of the period), issued at once; none
  * when they add up to a credit or to nothing (they wait for the next invoice then).
@@ -449,7 +457,7 @@ export async function prorationInvoice(
   tx: Tx,
   subscription: SubscriptionRow,
   period: { start: string; end: string },
-  discounts: 'any' | 'percentage' = 'any',
+  discounts: Discounts = 'any',
 ): Promise<InvoiceRow | undefined> {
   const pending = await pendingInvoiceItems(tx.db, subscription.id);
   // What they add up to after a percentage off (the invoice would be 0.00 else): a fixed amount
@@ -613,7 +621,7 @@ async function insertInvoice(
    * its share of the charges, as it would have where they landed; a fixed amount is one per
    * period invoice: a pause and resume each day would take it each day).
    */
-  discounts: 'any' | 'percentage' = 'any',
+  discounts: Discounts = 'any',
 ): Promise<CreateInvoiceOutcome> {
   // Two independent reads, in one write and one round trip.
   const [user, pending] = await Promise.all([
@@ -629,8 +637,14 @@ async function insertInvoice(
   // one it never had: another plan's coupon). Credits then apply up to zero, after the discount.
   const charged = chargedForDiscount(subscription, lines, pending);
   const discount =
-    discounts === 'any' || subscription.discount?.percent_off != null
-      ? await discountLine(tx, subscription, period, charged)
+    discounts !== 'percentage' || subscription.discount?.percent_off != null
+      ? await discountLine(
+          tx,
+          subscription,
+          period,
+          charged,
+          typeof discounts === 'object' ? discounts.fixedTaken : 0n,
+        )
       : undefined;
   // Usage then paid from the customer's prepaid credits, as far as the discount leaves it (its
   // share of it, in proportion to what the discount reduced): only the rest is billed (and taxed),
@@ -747,6 +761,8 @@ async function discountLine(
   subscription: SubscriptionRow,
   period: { start: string; end: string },
   charged: bigint,
+  /** What invoices of the period took of a fixed amount already (it is one per period). */
+  fixedTaken = 0n,
 ): Promise<InvoiceCharge | undefined> {
   const { discount } = subscription;
   if (discount === null) return undefined;
@@ -760,11 +776,14 @@ async function discountLine(
     subtotal,
   );
   if (verdict.kind === 'ended') await endDiscount(tx, subscription);
-  if (verdict.kind !== 'applies' || verdict.amount === 0n) return undefined;
+  if (verdict.kind !== 'applies') return undefined;
+  const left = discount.amount_off === null ? verdict.amount : parseAmount(discount.amount_off) - fixedTaken;
+  const amount = left < verdict.amount ? left : verdict.amount;
+  if (amount <= 0n) return undefined;
   return {
     type: 'discount',
     description: discountLabel(discount),
-    amount: `-${formatCents(verdict.amount)}`,
+    amount: `-${formatCents(amount)}`,
     quantity: 1,
     breakdown: [],
     period_start: period.start,

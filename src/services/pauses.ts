@@ -3,6 +3,7 @@
 // renewals during the pause invoice nothing (services/collection.ts); resuming on day R of the
 // period [S', E') then in force charges [R, E') and invoices it at once with what is pending, on
 // the same schedule. A paused subscription counts zero in MRR (its status, in its versions).
+import { parseSignedAmount } from '../billing/money.js';
 import { periodContaining } from '../billing/periods.js';
 import { prorationItems } from '../billing/proration.js';
 import { billingAnchor, dayOf, lastDayServed, subscriptionNow } from '../billing/subscription-time.js';
@@ -168,14 +169,23 @@ async function resume(
   const price = { amount: after.plan_cost, label: await priceLabel(tx, after) };
   const { charged, chargedAgain } = await chargeFor(tx, after.id, period, price, []);
   const items = prorationItems(period, day, undefined, charged);
-  // A fixed discount is one per period invoice: the period's rest is billed with a percentage only.
+  // A fixed discount is one per period invoice: the period's rest is billed with a percentage
+  // only. Resumed on its first day, after a renewal during the pause made its invoice (of the
+  // usage before: no price), the whole period is billed here: with what that invoice left of a
+  // fixed amount, as the renewal would have taken it had the resume come first.
+  const lines = (invoiced?.lines ?? []) as unknown as Array<{ type: string; amount: string }>;
+  const madeWhilePaused =
+    day === period.start && invoiced !== undefined && !lines.some((line) => line.type === 'subscription');
+  const taken = madeWhilePaused
+    ? lines.reduce((sum, line) => (line.type === 'discount' ? sum - parseSignedAmount(line.amount) : sum), 0n)
+    : undefined;
   return performProration(tx, tenantId, after, {
     mode: 'items',
     items,
     invoiceNow: true,
     period,
     day,
-    discounts: 'percentage',
+    discounts: taken === undefined ? 'percentage' : { fixedTaken: taken },
     chargedAgain,
   });
 }

@@ -32,6 +32,7 @@ import { issueAndCollect } from './collection.js';
 import type { Tx } from './context.js';
 import {
   CARRIED_FORWARD,
+  type Discounts,
   emitItem,
   emitItemChange,
   emitItemDropped,
@@ -55,7 +56,7 @@ export type ProrationPlan =
       invoiceNow: boolean;
       period: Period;
       day: string;
-      discounts?: 'any' | 'percentage';
+      discounts?: Discounts;
       /** Pending charges of the period shortened to end on `day` (Credited.shorten). */
       shorten?: InvoiceItemRow[];
       /** Pending credits of the price charged again, ended on `day` instead (chargeFor). */

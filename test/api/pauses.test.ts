@@ -323,6 +323,76 @@ describe('a pause', () => {
     ]);
   });
 
+  it('resumed on a period’s first day after its renewal: a fixed amount off as if the resume came first', async () => {
+    // January's usage (1.20) is billed by February's invoice, which a renewal during the pause
+    // makes when the resume comes after it: the resume's invoice takes the rest of the 5.00 off.
+    const tag = Math.random().toString(36).slice(2, 10);
+    const metric = `c-${tag}`;
+    expect(
+      (
+        await t.api
+          .post('/api/v1/billable-metrics')
+          .send({ code: metric, name: 'C', aggregation: 'sum', field: 'v' })
+      ).status,
+    ).toBe(201);
+    const plan = await t.api.post('/api/v1/plans').send({
+      code: `usage-${tag}`,
+      name: 'P',
+      interval: 'month',
+      price: { model: 'flat', amount: '31.00' },
+      usage_charges: [{ metric, model: 'per_unit', amount: '0.10' }],
+    });
+    const coupon = await t.api
+      .post('/api/v1/coupons')
+      .send({ name: `Five ${tag}`, amount_off: '5.00', duration: 'forever' });
+    const february = async (byWorker: boolean) => {
+      const s = await subscribed({
+        plan_id: (plan.body as Schemas['Plan']).id,
+        coupon_id: (coupon.body as Schemas['Coupon']).id,
+      });
+      const user = s.sub.user_id;
+      await s.advance('2026-01-05T00:00:00Z');
+      const recorded = await t.api
+        .post('/api/v1/usage-events')
+        .send({
+          event_id: `e-${tag}-${byWorker}`,
+          user_id: user,
+          metric,
+          timestamp: '2026-01-05T00:00:00Z',
+          properties: { v: 12 },
+        });
+      expect(recorded.status, recorded.text).toBe(201);
+      await s.advance('2026-01-15T00:00:00Z');
+      await s.pause(byWorker ? { resumes_at: '2026-02-01' } : undefined);
+      await s.advance('2026-02-01T00:00:00Z');
+      if (!byWorker) await s.resume();
+      const invoices = (await s.invoices()).filter((i) => i.period_start >= '2026-02-01');
+      return {
+        lines: invoices.flatMap((i) => i.lines.map((l) => [l.type, l.amount])),
+        subtotal: invoices.reduce((sum, i) => sum + Number(i.subtotal) * 100, 0) / 100,
+      };
+    };
+    const byWorker = await february(true);
+    // 31.00 and January's 1.20 of usage, less the 14.26 the pause credited and the 5.00 off.
+    expect(byWorker.lines).toEqual([
+      ['subscription', '31.00'],
+      ['usage', '1.20'],
+      ['proration', '-14.26'],
+      ['discount', '-5.00'],
+    ]);
+    expect(byWorker.subtotal).toBe(12.94);
+    const byHand = await february(false);
+    // The renewal's invoice: the usage, 1.20 of the 5.00 off; the resume's: the rest, 3.80.
+    expect(byHand.lines).toEqual([
+      ['usage', '1.20'],
+      ['discount', '-1.20'],
+      ['proration', '-14.26'],
+      ['proration', '31.00'],
+      ['discount', '-3.80'],
+    ]);
+    expect(byHand.subtotal).toBe(12.94);
+  });
+
   it('is refused unless active (409), with a past resumes_at (422); a paused subscription cancels at once', async () => {
     const s = await subscribed();
     const pause = (body: Record<string, unknown> = {}, id = s.sub.id) =>
