@@ -57,6 +57,7 @@ import * as m202612080007 from './202612080007_invoices_discount_used.js';
 import * as m202612090001 from './202612090001_clock_advanced_from.js';
 import * as m202612090002 from './202612090002_key_expiry_cached.js';
 import * as m202612100001 from './202612100001_invoice_items_plan.js';
+import * as m202612110001 from './202612110001_void_paid_by_credits.js';
 
 export const migrations: Record<string, Migration> = {
   '202611230001_initial': m202611230001,
@@ -115,4 +116,5 @@ export const migrations: Record<string, Migration> = {
   '202612090001_clock_advanced_from': m202612090001,
   '202612090002_key_expiry_cached': m202612090002,
   '202612100001_invoice_items_plan': m202612100001,
+  '202612110001_void_paid_by_credits': m202612110001,
 };

@@ -3,6 +3,7 @@
 // lowers what is still due on its invoice (one that credits it down to zero pays it); the rest
 // was paid already and goes back: refunded through the gateway on the rail of the invoice's
 // payment (services/refunds.ts), or credited to the customer's balance (services/customer-balance.ts).
+import type { Charge } from '../billing/invoices.js';
 import {
   type CreditRequest,
   creditNoteAmounts,
@@ -27,6 +28,7 @@ import { creditBalance } from './customer-balance.js';
 import { CARRIED_FORWARD } from './invoices.js';
 import { creditedPriceOf, repricePendingCredits } from './prorations.js';
 import { startRefund } from './refunds.js';
+import { refundUsageCredits } from './wallets.js';
 import { onClockOf } from './subscriptions.js';
 
 export type CreditNoteOutcome =
@@ -139,6 +141,14 @@ export function createCreditNote(
         credit_note_id: creditNote.id,
         created_at: at,
       });
+    // Credited whole (all that is left to credit of it), the invoice gives back the prepaid
+    // credits that paid its usage, as a void would: nothing of it is owed any more.
+    const creditable =
+      parseAmount(invoice.subtotal) -
+      earlier.reduce((sum, note) => sum + parseAmount(note.subtotal), 0n) -
+      (elsewhere ? parseAmount(elsewhere.amount) : 0n);
+    if (parseAmount(amounts.subtotal) >= creditable)
+      await refundUsageCredits(tx, actor, { id: invoiceId, lines: invoice.lines as unknown as Charge[] }, at);
     const credited: InvoiceRow = await invoices.updateInvoice(tx.db, invoiceId, {
       amount_credited: formatCents(parseAmount(invoice.amount_credited) + parseAmount(creditNote.total)),
     });

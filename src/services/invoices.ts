@@ -888,7 +888,8 @@ export function voidInvoice(
     const current = (await invoices.lockInvoice(tx.db, id))!;
     if (!satisfies(ifMatch, current.version)) return { kind: 'stale', current };
     const allowedFrom: InvoiceStatus[] = ['draft', 'open', 'uncollectible'];
-    if (!allowedFrom.includes(current.status)) return { kind: 'wrong-status', current, allowedFrom };
+    if (!allowedFrom.includes(current.status) && !paidByCreditsAlone(current))
+      return { kind: 'wrong-status', current, allowedFrom };
     // Credit notes are final and stay in the tax report: voiding their invoice would leave them
     // there alone, reversing tax that no invoice charges any more.
     if (parseAmount(current.amount_credited) > 0n) return { kind: 'credited', current };
@@ -901,6 +902,20 @@ export function voidInvoice(
     if (current.kind === 'proration') await repricePendingCredits(tx, subscription.id);
     return { kind: 'changed', invoice };
   });
+}
+
+/**
+ * A paid invoice that nothing but prepaid credits paid (its usage): nothing was collected, so a
+ * void refunds no money, and it is the way to give those credits back.
+ */
+function paidByCreditsAlone(invoice: InvoiceRow): boolean {
+  const lines = invoice.lines as unknown as Charge[];
+  return (
+    invoice.status === 'paid' &&
+    parseAmount(invoice.total) === 0n &&
+    parseAmount(invoice.amount_from_balance) === 0n &&
+    lines.some((line) => line.credits_applied && parseAmount(line.credits_applied.amount) > 0n)
+  );
 }
 
 /**

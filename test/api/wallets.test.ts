@@ -885,7 +885,7 @@ describe('settings and balance events', () => {
 describe('usage paid from wallets', () => {
   const tag = () => Math.random().toString(36).slice(2, 10);
 
-  async function usageCustomer(unitAmount: string) {
+  async function usageCustomer(unitAmount: string, price = '10.00') {
     const code = `calls-${tag()}`;
     const metric = await t.api
       .post('/api/v1/billable-metrics')
@@ -895,7 +895,7 @@ describe('usage paid from wallets', () => {
       code: `p-${tag()}`,
       name: 'Usage plan',
       interval: 'month',
-      price: { model: 'flat', amount: '10.00' },
+      price: { model: 'flat', amount: price },
       usage_charges: [{ metric: code, model: 'per_unit', amount: unitAmount }],
     });
     expect(plan.status, plan.text).toBe(201);
@@ -1014,6 +1014,45 @@ describe('usage paid from wallets', () => {
       expect(invoice.subtotal).toBe(subtotal);
       expect(await get(w)).toMatchObject({ available: paid === null ? '100' : String(100 - Number(paid)) });
     }
+  });
+
+  it('gives the credits back when a credit note credits what is left of the invoice, as a void does', async () => {
+    // 7.00 of usage, 5.00 of it paid by credits; 2.00 billed with the price: 12.00.
+    const { user, subscription } = await usageCustomer('1.00');
+    const w = await walletOf(user.id, { name: 'W', rate: '1', pays_usage: true });
+    await grant(w, { credits: '5' });
+    const draft = await invoiceFebruary(subscription.id);
+    const finalized = await t.api.post(`/api/v1/invoices/${draft.id}/finalize`);
+    expect(finalized.status, finalized.text).toBe(200);
+    expect(finalized.body).toMatchObject({ status: 'open', subtotal: '12.00' });
+    expect(await get(w)).toMatchObject({ available: '0' });
+    const note = (amount: string) =>
+      t.api.post(`/api/v1/invoices/${draft.id}/credit-notes`).send({ reason: 'miscount', amount });
+    // A part of it: the credits stay spent.
+    expect((await note('2.00')).status).toBe(201);
+    expect(await get(w)).toMatchObject({ available: '0' });
+    // The rest: credited whole, it gives them back, a refund grant and entry naming the invoice.
+    expect((await note('10.00')).status).toBe(201);
+    expect(await get(w)).toMatchObject({ available: '5' });
+    const entries = await ledger(w);
+    expect(entries.at(-1)).toMatchObject({ type: 'refund', credits: '5', invoice_id: draft.id });
+    expectLedgerAddsUp(entries, await get(w));
+  });
+
+  it('voids an invoice that credits alone paid, which gives them back', async () => {
+    const { user, subscription } = await usageCustomer('1.00', '0.00');
+    const w = await walletOf(user.id, { name: 'W', rate: '1', pays_usage: true });
+    await grant(w, { credits: '100' });
+    const draft = await invoiceFebruary(subscription.id);
+    const finalized = await t.api.post(`/api/v1/invoices/${draft.id}/finalize`);
+    expect(finalized.status, finalized.text).toBe(200);
+    expect(finalized.body).toMatchObject({ status: 'paid', total: '0.00' });
+    expect(await get(w)).toMatchObject({ available: '93' });
+    const voided = await t.api.post(`/api/v1/invoices/${draft.id}/void`);
+    expect(voided.status, voided.text).toBe(200);
+    expect(voided.body).toMatchObject({ status: 'void' });
+    expect(await get(w)).toMatchObject({ available: '100' });
+    expectLedgerAddsUp(await ledger(w), await get(w));
   });
 
   it('pays a whole line when the credits cover it, rounding the credits up to 6 decimals', async () => {

@@ -890,7 +890,9 @@ export interface paths {
         /**
          * Void an invoice
          * @description A draft, open or uncollectible invoice is voided; it stays (with its number) and is owed no
-         *     more. Paid or void already is 409, and so is an invoice with a payment `pending` or
+         *     more. Paid or void already is 409 (but for a paid invoice that prepaid credits alone paid:
+         *     0.00, nothing collected; its void gives the credits back to their wallets), and so is an
+         *     invoice with a payment `pending` or
          *     `processing`: its money may still move, so wait until that payment has succeeded or failed.
          *     An invoice with a credit note is 409 too: credit notes are final, and a void would take the
          *     invoice out of the tax report while its credit notes stayed in it. Credit what is left with
@@ -942,7 +944,10 @@ export interface paths {
          *     its grant; docs/wallets.md). Forgiving an amount needs an `admin` key (403). A credit still
          *     pending that a later change or pause of the subscription made of the days this invoice
          *     billed is priced again at what the note leaves paid of them (`invoice_item.updated`, or
-         *     `invoice_item.deleted` when nothing is). Guide: docs/billing.md, "Credit notes".
+         *     `invoice_item.deleted` when nothing is). The note that credits what is left of the
+         *     invoice also gives back the prepaid credits that paid its usage lines, as a void does (a
+         *     `refund` grant and entry in each wallet: docs/wallets.md). Guide: docs/billing.md, "Credit
+         *     notes".
          */
         post: operations["createCreditNote"];
         delete?: never;
