@@ -29,12 +29,42 @@ with facts as materialized (
     group by 1, 2, 3
       union all
 
+    select i.user_id, (l.line->'usage'->>'billable_metric_id')::uuid as billable_metric_id,
+      l.line->'usage'->>'dimension_value' as dimension, 0::numeric as events,
+      -sum(
+        -- never more than the line billed: a note of the whole takes its share of what is left
+        least((l.line->>'amount')::numeric,
+        coalesce((select sum((c->>'amount')::numeric) from credit_notes n
+          cross join lateral jsonb_array_elements(n.lines) c
+          where n.tenant_id = i.tenant_id and n.invoice_id = i.id
+            and (c->>'line_index')::int = l.position - 1), 0)
+        + coalesce(round((select sum((c->>'amount')::numeric) from credit_notes n
+          cross join lateral jsonb_array_elements(n.lines) c
+          where n.tenant_id = i.tenant_id and n.invoice_id = i.id and c->>'line_index' is null)
+          * (l.line->>'amount')::numeric / nullif(charges.amount, 0), 4), 0))
+        + case when exists (select from jsonb_array_elements(l.line->'credits_applied'->'wallets') w
+            join wallet_ledger e on e.tenant_id = i.tenant_id and e.wallet_id = (w->>'wallet_id')::uuid
+            where e.type = 'refund' and e.invoice_id = i.id)
+          then (l.line->'credits_applied'->>'amount')::numeric else 0 end
+      ) as revenue,
+      0::numeric as cost, 0::numeric as unbilled_cost
+    from invoices i
+    cross join lateral jsonb_array_elements(i.lines) with ordinality l (line, position)
+    cross join lateral (select sum(greatest((c->>'amount')::numeric, 0)) as amount
+      from jsonb_array_elements(i.lines) c) charges
+    where i.tenant_id = current_setting('app.tenant_id')::uuid and i.status in ('open', 'paid', 'uncollectible')
+      and i.amount_credited > 0 and i.period_start > $6::date
+      and l.line->>'type' = 'usage' and (l.line->>'period_start')::date >= $7::date
+      and (l.line->>'period_start')::date < $8::date
+    group by 1, 2, 3
+      union all
+
     select w.user_id, h.billable_metric_id, h.dimension as dimension,
       0::numeric as events, sum(div(h.captured * 20000 + w.rate, 2 * w.rate) * 0.0001) as revenue,
       0::numeric as cost, 0::numeric as unbilled_cost
     from wallet_holds h join wallets w on w.tenant_id = h.tenant_id and w.id = h.wallet_id
     where h.tenant_id = current_setting('app.tenant_id')::uuid and h.status = 'captured'
-      and h.settled_at >= $6::date and h.settled_at < $7::date
+      and h.settled_at >= $9::date and h.settled_at < $10::date
     group by 1, 2, 3
     ),
     by_user as (
@@ -60,7 +90,7 @@ with facts as materialized (
       select 'loss', null, null, null, null, u.id, u.name, u.email, b.revenue, b.cost, b.unbilled_cost, null,
         row_number() over (order by b.revenue - b.cost, b.user_id)
       from (select * from by_user where cost > revenue order by revenue - cost, user_id
-            limit $8) b
+            limit $11) b
       join users u on u.tenant_id = current_setting('app.tenant_id')::uuid and u.id = b.user_id
       union all
       select 'total', null, null, null, null, null, null, null,

@@ -7,8 +7,8 @@
 //   user_id, billable_metric_id, dimension, events, revenue, cost, unbilled_cost
 // (one fact per source row: whose, which metric and dimension, how many usage events, and what it
 // adds), put together with UNION ALL, then grouped. Adding a source of revenue is adding one more
-// branch to `sources`. Three today: the cost of the usage totals, the usage lines of invoices, and
-// the credits captured from wallets. A fact that names no metric (a capture that named none) has no
+// branch to `sources`. Four today: the cost of the usage totals, the usage lines of invoices, what
+// credit notes gave back of them, and the credits captured from wallets. A fact that names no metric (a capture that named none) has no
 // row when grouping by metric or dimension: it counts for its customer, the totals and the loss
 // leaders.
 import { type RawBuilder, sql } from 'kysely';
@@ -80,6 +80,45 @@ function invoicedRevenue({ from, to }: UsageMarginParams): RawBuilder<unknown> {
 }
 
 /**
+ * Revenue given back: of the usage lines that invoicedRevenue counts, what credit notes credited
+ * (a note of the line; a note of the invoice as a whole, in proportion to the line's share of the
+ * invoice's charges, to 4 decimals; at most what the line billed) and the prepaid credits that paid the line when they were
+ * given back (a `refund` entry naming the invoice in a wallet that paid it: the invoice was
+ * credited whole). Negative facts. Only invoices with a credit note are read.
+ */
+function creditedRevenue({ from, to }: UsageMarginParams): RawBuilder<unknown> {
+  return sql`
+    select i.user_id, (l.line->'usage'->>'billable_metric_id')::uuid as billable_metric_id,
+      l.line->'usage'->>'dimension_value' as dimension, 0::numeric as events,
+      -sum(
+        -- never more than the line billed: a note of the whole takes its share of what is left
+        least((l.line->>'amount')::numeric,
+        coalesce((select sum((c->>'amount')::numeric) from credit_notes n
+          cross join lateral jsonb_array_elements(n.lines) c
+          where n.tenant_id = i.tenant_id and n.invoice_id = i.id
+            and (c->>'line_index')::int = l.position - 1), 0)
+        + coalesce(round((select sum((c->>'amount')::numeric) from credit_notes n
+          cross join lateral jsonb_array_elements(n.lines) c
+          where n.tenant_id = i.tenant_id and n.invoice_id = i.id and c->>'line_index' is null)
+          * (l.line->>'amount')::numeric / nullif(charges.amount, 0), 4), 0))
+        + case when exists (select from jsonb_array_elements(l.line->'credits_applied'->'wallets') w
+            join wallet_ledger e on e.tenant_id = i.tenant_id and e.wallet_id = (w->>'wallet_id')::uuid
+            where e.type = 'refund' and e.invoice_id = i.id)
+          then (l.line->'credits_applied'->>'amount')::numeric else 0 end
+      ) as revenue,
+      0::numeric as cost, 0::numeric as unbilled_cost
+    from invoices i
+    cross join lateral jsonb_array_elements(i.lines) with ordinality l (line, position)
+    cross join lateral (select sum(greatest((c->>'amount')::numeric, 0)) as amount
+      from jsonb_array_elements(i.lines) c) charges
+    where i.tenant_id = ${TENANT} and i.status in ('open', 'paid', 'uncollectible')
+      and i.amount_credited > 0 and i.period_start > ${from}::date
+      and l.line->>'type' = 'usage' and (l.line->>'period_start')::date >= ${from}::date
+      and (l.line->>'period_start')::date < ${to}::date
+    group by 1, 2, 3`;
+}
+
+/**
  * Revenue consumed from prepaid credits: holds captured in [from, to) (their time), the credits ÷
  * the wallet's rate, rounded half up to 4 decimals each, for the metric and dimension value the
  * capture named (if any). Usage paid from credits on invoices is in invoicedRevenue already.
@@ -105,6 +144,7 @@ function capturedRevenue({ from, to, groupBy }: UsageMarginParams): RawBuilder<u
 const sources = (params: UsageMarginParams) => [
   costSource(params),
   invoicedRevenue(params),
+  creditedRevenue(params),
   capturedRevenue(params),
 ];
 

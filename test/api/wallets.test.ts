@@ -1026,14 +1026,30 @@ describe('usage paid from wallets', () => {
     expect(finalized.status, finalized.text).toBe(200);
     expect(finalized.body).toMatchObject({ status: 'open', subtotal: '12.00' });
     expect(await get(w)).toMatchObject({ available: '0' });
-    const note = (amount: string) =>
-      t.api.post(`/api/v1/invoices/${draft.id}/credit-notes`).send({ reason: 'miscount', amount });
-    // A part of it: the credits stay spent.
-    expect((await note('2.00')).status).toBe(201);
+    const note = (body: Record<string, unknown>) =>
+      t.api.post(`/api/v1/invoices/${draft.id}/credit-notes`).send({ reason: 'miscount', ...body });
+    // The usage margin's revenue: the whole charge, less what the notes gave back of it.
+    const revenue = async () => {
+      const res = await t.api
+        .get('/api/v1/reports/usage-margin')
+        .query({ from: '2026-01-01', to: '2026-02-01', group_by: 'user' });
+      const rows = (res.body as Schemas['UsageMarginReport']).rows;
+      return rows.find((r) => 'user' in r && r.user.id === user.id)?.revenue;
+    };
+    expect(await revenue()).toBe('7.0000');
+    const usageLine = (finalized.body as Schemas['Invoice']).lines.findIndex((l) => l.type === 'usage');
+    // A part of it: the credits stay spent. 1.00 of the usage line, then 1.00 of the whole
+    // invoice, of which the usage line's share is 2.00 of 12.00: 0.1667.
+    expect((await note({ lines: [{ line_index: usageLine, amount: '1.00' }] })).status).toBe(201);
+    expect(await revenue()).toBe('6.0000');
+    expect((await note({ amount: '1.00' })).status).toBe(201);
+    expect(await revenue()).toBe('5.8333');
     expect(await get(w)).toMatchObject({ available: '0' });
-    // The rest: credited whole, it gives them back, a refund grant and entry naming the invoice.
-    expect((await note('10.00')).status).toBe(201);
+    // The rest: credited whole, it gives them back, a refund grant and entry naming the invoice,
+    // and no revenue is left of the usage.
+    expect((await note({ amount: '10.00' })).status).toBe(201);
     expect(await get(w)).toMatchObject({ available: '5' });
+    expect(await revenue()).toBe('0.0000');
     const entries = await ledger(w);
     expect(entries.at(-1)).toMatchObject({ type: 'refund', credits: '5', invoice_id: draft.id });
     expectLedgerAddsUp(entries, await get(w));
