@@ -41,7 +41,7 @@ with facts as materialized (
         + coalesce(round((select sum((c->>'amount')::numeric) from credit_notes n
           cross join lateral jsonb_array_elements(n.lines) c
           where n.tenant_id = i.tenant_id and n.invoice_id = i.id and c->>'line_index' is null)
-          * (l.line->>'amount')::numeric / nullif(charges.amount, 0), 4), 0))
+          * (l.line->>'amount')::numeric / nullif(i.subtotal, 0), 4), 0))
         + case when exists (select from jsonb_array_elements(l.line->'credits_applied'->'wallets') w
             join wallet_ledger e on e.tenant_id = i.tenant_id and e.wallet_id = (w->>'wallet_id')::uuid
             where e.type = 'refund' and e.invoice_id = i.id)
@@ -50,8 +50,6 @@ with facts as materialized (
       0::numeric as cost, 0::numeric as unbilled_cost
     from invoices i
     cross join lateral jsonb_array_elements(i.lines) with ordinality l (line, position)
-    cross join lateral (select sum(greatest((c->>'amount')::numeric, 0)) as amount
-      from jsonb_array_elements(i.lines) c) charges
     where i.tenant_id = current_setting('app.tenant_id')::uuid and i.status in ('open', 'paid', 'uncollectible')
       and i.amount_credited > 0 and i.period_start > $6::date
       and l.line->>'type' = 'usage' and (l.line->>'period_start')::date >= $7::date

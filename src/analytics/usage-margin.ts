@@ -82,7 +82,7 @@ function invoicedRevenue({ from, to }: UsageMarginParams): RawBuilder<unknown> {
 /**
  * Revenue given back: of the usage lines that invoicedRevenue counts, what credit notes credited
  * (a note of the line; a note of the invoice as a whole, in proportion to the line's share of the
- * invoice's charges, to 4 decimals; at most what the line billed) and the prepaid credits that paid the line when they were
+ * invoice's subtotal, after its discount, to 4 decimals; at most what the line billed) and the prepaid credits that paid the line when they were
  * given back (a `refund` entry naming the invoice in a wallet that paid it: the invoice was
  * credited whole). Negative facts. Only invoices with a credit note are read.
  */
@@ -100,7 +100,7 @@ function creditedRevenue({ from, to }: UsageMarginParams): RawBuilder<unknown> {
         + coalesce(round((select sum((c->>'amount')::numeric) from credit_notes n
           cross join lateral jsonb_array_elements(n.lines) c
           where n.tenant_id = i.tenant_id and n.invoice_id = i.id and c->>'line_index' is null)
-          * (l.line->>'amount')::numeric / nullif(charges.amount, 0), 4), 0))
+          * (l.line->>'amount')::numeric / nullif(i.subtotal, 0), 4), 0))
         + case when exists (select from jsonb_array_elements(l.line->'credits_applied'->'wallets') w
             join wallet_ledger e on e.tenant_id = i.tenant_id and e.wallet_id = (w->>'wallet_id')::uuid
             where e.type = 'refund' and e.invoice_id = i.id)
@@ -109,8 +109,6 @@ function creditedRevenue({ from, to }: UsageMarginParams): RawBuilder<unknown> {
       0::numeric as cost, 0::numeric as unbilled_cost
     from invoices i
     cross join lateral jsonb_array_elements(i.lines) with ordinality l (line, position)
-    cross join lateral (select sum(greatest((c->>'amount')::numeric, 0)) as amount
-      from jsonb_array_elements(i.lines) c) charges
     where i.tenant_id = ${TENANT} and i.status in ('open', 'paid', 'uncollectible')
       and i.amount_credited > 0 and i.period_start > ${from}::date
       and l.line->>'type' = 'usage' and (l.line->>'period_start')::date >= ${from}::date

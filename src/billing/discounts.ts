@@ -1,7 +1,7 @@
 // Discounts (a coupon applied to a subscription): when one runs, which invoices it reduces and by
 // how much. Pure and exact: no I/O. The rules are the spec's (`Discount`) and docs/billing.md's.
 import type { Discount } from '../database/schema.js';
-import { formatCents, parseAmount, percentOf } from './money.js';
+import { formatCents, parseAmount, percentOf, roundToCents } from './money.js';
 import { anniversary } from './periods.js';
 
 type Micros = bigint;
@@ -51,4 +51,45 @@ export function discountLabel(discount: Discount): string {
       ? `${discount.percent_off.replace(/\.?0+$/, '')}% off`
       : `${formatCents(parseAmount(discount.amount_off!))} off`;
   return `${discount.name} (${off})`;
+}
+
+/**
+ * Each usage line's share of a discount of `discounted` on `charged` (micros, by line index):
+ * their part of it (usage ÷ charged), rounded up to the cent (credits pay a cent less rather than
+ * more), split over the lines in whole cents by largest remainder, so the shares add up to it.
+ */
+export function usageShares(
+  lines: ReadonlyArray<{ type: string; amount: string }>,
+  discounted: bigint,
+  charged: bigint,
+): Map<number, bigint> {
+  const shares = new Map<number, bigint>();
+  if (discounted === 0n || charged === 0n) return shares;
+  const usage = lines.flatMap((line, index) =>
+    line.type === 'usage' ? [{ index, whole: roundToCents(parseAmount(line.amount)) }] : [],
+  );
+  const total = usage.reduce((sum, u) => sum + u.whole, 0n);
+  if (total === 0n) return shares;
+  const cents = (((discounted * total + charged - 1n) / charged + 99n) / 100n) * 100n;
+  const ofTotal = cents < total ? cents : total;
+  const exact = usage.map((u) => ({ ...u, micros: ofTotal * u.whole }));
+  let left = ofTotal;
+  for (const u of exact) {
+    const share = (u.micros / total / 100n) * 100n; // whole cents, rounded down
+    shares.set(u.index, share);
+    left -= share;
+  }
+  // The cents left, one each, to the lines whose share lost the most to rounding down.
+  const byRemainder = [...exact].sort((a, b) => {
+    const ra = a.micros % (total * 100n);
+    const rb = b.micros % (total * 100n);
+    return ra === rb ? a.index - b.index : rb > ra ? 1 : -1;
+  });
+  for (const u of byRemainder) {
+    if (left <= 0n) break;
+    if (shares.get(u.index)! + 100n > u.whole) continue;
+    shares.set(u.index, shares.get(u.index)! + 100n);
+    left -= 100n;
+  }
+  return shares;
 }

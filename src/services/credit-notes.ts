@@ -16,6 +16,7 @@ import { formatCents, parseAmount, parseSignedAmount } from '../billing/money.js
 import { subscriptionNow } from '../billing/subscription-time.js';
 import type { CreditNoteView, InvoiceRow, InvoiceStatus, PaymentRow } from '../database/schema.js';
 import * as creditNotes from '../queries/credit-notes.js';
+import { endingCreditForDays } from '../queries/customer-balance.js';
 import { creditsGivenIn } from '../queries/invoice-items.js';
 import * as invoices from '../queries/invoices.js';
 import { findPaymentInFlight, findSucceededPayment } from '../queries/payments.js';
@@ -62,7 +63,8 @@ export function createCreditNote(
     const payment = await findPaymentInFlight(tx.db, invoiceId);
     if (payment) return { kind: 'payment-in-flight', payment };
     const earlier = await creditNotes.listCreditNotes(tx.db, invoiceId);
-    const elsewhere = await creditedElsewhere(tx, invoice);
+    // Only money already paid goes back: an unpaid invoice's note lowers what is due first.
+    const elsewhere = invoice.status === 'paid' ? await creditedElsewhere(tx, invoice) : undefined;
     const amounts = creditNoteAmounts(
       {
         subtotal: invoice.subtotal,
@@ -91,6 +93,27 @@ export function createCreditNote(
       'amount' in request ? '/amount' : '/lines',
     );
     if ('errors' in money) return { kind: 'invalid', errors: money.errors };
+    // Beyond what is due, an unpaid invoice's note gives back to the balance what it took of it;
+    // not the credit its subscription's end left for its own days (as a void: invoices.ts).
+    if (invoice.status !== 'paid' && parseAmount(money.credit_amount) > 0n) {
+      const own =
+        invoice.kind === 'period'
+          ? parseAmount(
+              await endingCreditForDays(
+                tx.db,
+                invoice.subscription_id,
+                invoice.period_start,
+                invoice.period_end,
+              ),
+            )
+          : 0n;
+      const given = earlier.reduce((sum, note) => sum + parseAmount(note.credit_amount), 0n);
+      const returnable = parseAmount(invoice.amount_from_balance) - own - given;
+      if (returnable < parseAmount(money.credit_amount)) {
+        money.credit_amount = formatCents(returnable > 0n ? returnable : 0n);
+        if (money.credit_amount === '0.00') money.refund_to = null; // nothing goes back
+      }
+    }
     await onClockOf(tx, subscription);
     const at = subscriptionNow(subscription);
     const row = await creditNotes.insertCreditNote(tx.db, {
@@ -172,15 +195,21 @@ export function createCreditNote(
 /**
  * What credits of a period invoice's days, of the price it billed, gave back already: a change or
  * a pause credited them, and a later invoice billed that credit (or part of it, the rest carried
- * forward to the next) or the customer's balance settled it. A credit note of the invoice refunding the same days would pay them back twice. (A credit
- * still pending is priced again after the note instead: prorations.ts repricePendingCredits.)
+ * forward to the next) or the customer's balance settled it. A credit note of the invoice
+ * refunding the same days would pay them back twice. (A credit still pending is priced again
+ * after the note instead: prorations.ts repricePendingCredits.)
  */
 async function creditedElsewhere(
   tx: Tx,
   invoice: InvoiceRow,
 ): Promise<{ line_index: number; amount: string } | undefined> {
   if (invoice.kind !== 'period') return undefined;
-  const lines = invoice.lines as unknown as Array<{ type: string; amount: string }>;
+  const lines = invoice.lines as unknown as Array<{
+    type: string;
+    amount: string;
+    period_start: string;
+    period_end: string;
+  }>;
   const index = lines.findIndex((line) => line.type === 'subscription');
   if (index < 0) return undefined;
   const price = parseAmount(lines[index]!.amount);
@@ -197,7 +226,17 @@ async function creditedElsewhere(
       return credited !== undefined && parseAmount(credited) === price;
     })
     .reduce((total, credit) => total - parseSignedAmount(credit.amount), 0n);
-  return given > 0n ? { line_index: index, amount: formatCents(given) } : undefined;
+  // Credits of other periods that this invoice billed (less their charges) paid part of its days:
+  // what its subtotal holds less than its price. The days given back are first those.
+  const otherPeriods = lines
+    .filter(
+      (line) =>
+        line.type === 'proration' &&
+        (line.period_start < invoice.period_start || line.period_end > invoice.period_end),
+    )
+    .reduce((total, line) => total + parseSignedAmount(line.amount), 0n);
+  const beyond = given + (otherPeriods < 0n ? otherPeriods : 0n);
+  return beyond > 0n ? { line_index: index, amount: formatCents(beyond) } : undefined;
 }
 
 /** An invoice's credit notes, oldest first; undefined when there is no such invoice. */

@@ -5,7 +5,7 @@
 // but the status.
 import { type Charge, invoiceAmounts } from '../billing/invoices.js';
 import { formatCents, parseAmount, parseSignedAmount, roundToCents } from '../billing/money.js';
-import { discountFor, discountLabel } from '../billing/discounts.js';
+import { discountFor, discountLabel, usageShares } from '../billing/discounts.js';
 import { periodContaining } from '../billing/periods.js';
 import { applyItems, type AppliedItems } from '../billing/proration.js';
 import { billingAnchor, dayOf, lastDayServed, subscriptionNow } from '../billing/subscription-time.js';
@@ -652,18 +652,13 @@ async function insertInvoice(
   // time the clock was advanced to): what the credits pay must not depend on how far the clock
   // went in one step.
   const discounted = discount && forDiscountedPlan(subscription) ? -parseSignedAmount(discount.amount) : 0n;
+  const shares = usageShares(lines, discounted, charged);
   const payment = await payUsageFromWallets(
     tx,
     subscription,
     lines,
     tx.occurredAt() ?? subscriptionNow(subscription),
-    (line) => {
-      const whole = roundToCents(parseAmount(line.amount));
-      if (discounted === 0n) return whole;
-      // Its share of the discount, rounded up to the cent: credits pay a cent less rather than more.
-      const share = roundUpToCents((discounted * whole + charged - 1n) / charged);
-      return whole - share;
-    },
+    (line, index) => roundToCents(parseAmount(line.amount)) - (shares.get(index) ?? 0n),
   );
   const linesTotal = payment.lines.reduce((sum, line) => sum + parseSignedAmount(line.amount), 0n);
   const applied = applyItems(linesTotal + (discount ? parseSignedAmount(discount.amount) : 0n), pending);
@@ -716,19 +711,18 @@ async function insertInvoice(
   return { kind: 'created', invoice: created, customer: user };
 }
 
+/** Whether the subscription's discount reduces its own plan's price and usage (chargedForDiscount). */
+const forDiscountedPlan = (subscription: SubscriptionRow) => {
+  const planIds = subscription.discount?.plan_ids ?? [];
+  return planIds.length === 0 || (subscription.plan_id !== null && planIds.includes(subscription.plan_id));
+};
+
 /**
  * What an invoice of `lines` (its price and usage) and the `pending` items charges for the
  * subscription's discount (micros). A coupon for some plans reduces the charges for those: the
  * price and usage of the plan the subscription is on, a change's charge of the plan it charged for
  * (its item's), whatever plan it lands on; one-off charges go with the subscription's plan.
  */
-/** Whether the subscription's discount reduces its own plan's price and usage (chargedForDiscount). */
-const forDiscountedPlan = (subscription: SubscriptionRow) => {
-  const planIds = subscription.discount?.plan_ids ?? [];
-  return planIds.length === 0 || (subscription.plan_id !== null && planIds.includes(subscription.plan_id));
-};
-const roundUpToCents = (value: bigint) => ((value + 99n) / 100n) * 100n;
-
 function chargedForDiscount(
   subscription: SubscriptionRow,
   lines: ReadonlyArray<{ amount: string }>,
@@ -914,6 +908,8 @@ function paidByCreditsAlone(invoice: InvoiceRow): boolean {
     invoice.status === 'paid' &&
     parseAmount(invoice.total) === 0n &&
     parseAmount(invoice.amount_from_balance) === 0n &&
+    // No credit or discount line: nothing but wallet credits made it 0.00.
+    lines.every((line) => parseSignedAmount(line.amount) >= 0n) &&
     lines.some((line) => line.credits_applied && parseAmount(line.credits_applied.amount) > 0n)
   );
 }

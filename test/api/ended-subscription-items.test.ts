@@ -294,6 +294,57 @@ describe('items pending when a subscription ends', () => {
     expect(after.data).toHaveLength(2);
   });
 
+  it('pay what a credit note then forgives: the rest is credited, never the credit for its own days', async () => {
+    const clock = (
+      await t.api.post('/api/v1/test-clocks').send({ name: 'forgiven', frozen_time: '2026-01-01T00:00:00Z' })
+    ).body as Schemas['TestClock'];
+    const user = await createUser(t, { region: 'DE' });
+    const sub = (
+      await t.api.post('/api/v1/subscriptions').send({
+        user_id: user.id,
+        status: 'active',
+        plan_id: plans.pro,
+        start_date: '2026-01-01',
+        test_clock_id: clock.id,
+        payment_method: 'pm_card_declined',
+        payment_rail: 'card',
+      })
+    ).body as Schemas['Subscription'];
+    const advance = async (at: string) => {
+      await t.api.post(`/api/v1/test-clocks/${clock.id}/advance`).send({ frozen_time: at }).expect(202);
+      await performDueWork(
+        { db: ctx.appDb, ownerDb: ctx.db, gateway: simulatedGateway, settlementDelayScale: 0 },
+        { tenantId: t.id, clockId: clock.id },
+      );
+    };
+    await advance('2026-01-02T09:00:00Z');
+    const [january] = (
+      (await t.api.get('/api/v1/invoices').query({ subscription_id: sub.id })).body as Schemas['InvoiceList']
+    ).data;
+    expect((await t.api.patch(`/api/v1/subscriptions/${sub.id}`).send({ plan_id: plans.basic })).status).toBe(
+      200,
+    );
+    expect((await t.api.post(`/api/v1/subscriptions/${sub.id}/cancel`).send({ at: 'now' })).status).toBe(200);
+    await advance('2026-01-02T10:00:00Z');
+    expect((await t.api.get(`/api/v1/invoices/${january!.id}`)).body).toMatchObject({
+      status: 'open',
+      amount_from_balance: '34.55',
+      amount_due: '36.85',
+    });
+    // The whole of it credited (60.00 and its VAT): what is due is forgiven, and what the balance
+    // paid of it was the credit for its own days, which goes nowhere.
+    const note = await t.api
+      .post(`/api/v1/invoices/${january!.id}/credit-notes`)
+      .send({ reason: 'forgiven', amount: '60.00' });
+    expect(note.status, note.text).toBe(201);
+    expect(note.body).toMatchObject({ total: '71.40', refund_to: null });
+    expect((await t.api.get(`/api/v1/invoices/${january!.id}`)).body).toMatchObject({
+      status: 'paid',
+      amount_due: '0.00',
+    });
+    expect((await t.api.get(`/api/v1/users/${user.id}`)).body).toMatchObject({ balance: '0.00' });
+  });
+
   it('give back, when their invoice is voided, only what the balance paid beyond the credit for its days', async () => {
     const clock = (
       await t.api.post('/api/v1/test-clocks').send({ name: 'own', frozen_time: '2026-01-01T00:00:00Z' })

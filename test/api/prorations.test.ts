@@ -1001,6 +1001,27 @@ describe('the unused days of a period paid at less than its price', () => {
       .post(`/api/v1/invoices/${paid!.id}/credit-notes`)
       .send({ reason: 'refund', lines: [{ line_index: 0, amount: '32.26' }], refund_to: 'balance' });
     expect(left.status, left.text).toBe(201);
+
+    // February (30.00) paid 20.33 of it with January's credit: a pause on Feb 10 credits 19 of its
+    // 28 days (20.36), of which only 0.03 went back of what February's invoice took. 9.64 is left.
+    const pro60 = await plan('Pro60', { model: 'flat', amount: '60.00' });
+    const basic30 = await plan('Basic30', { model: 'flat', amount: '30.00' });
+    const other = await subscribed(pro60.id, '2026-01-01T00:00:00Z', byCard);
+    await other.advance('2026-01-11T00:00:00Z');
+    await other.change({ plan_id: basic30.id });
+    await other.advance('2026-02-10T00:00:00Z');
+    const [, feb] = await other.invoices();
+    expect(feb).toMatchObject({ subtotal: '9.67', status: 'paid' });
+    expect((await t.api.post(`/api/v1/subscriptions/${other.sub.id}/pause`).send({})).status).toBe(200);
+    expect(
+      (await t.api.post(`/api/v1/subscriptions/${other.sub.id}/cancel`).send({ at: 'now' })).status,
+    ).toBe(200);
+    await other.work();
+    await refused(feb!.id, { ...whole, amount: '9.65' }, '/amount', '9.64 before tax');
+    const goodwill = await t.api
+      .post(`/api/v1/invoices/${feb!.id}/credit-notes`)
+      .send({ reason: 'goodwill', amount: '9.64', refund_to: 'balance' });
+    expect(goodwill.status, goodwill.text).toBe(201);
   });
 
   it('are credited at the price their invoice billed after a change without proration', async () => {

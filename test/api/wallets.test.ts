@@ -1013,6 +1013,21 @@ describe('usage paid from wallets', () => {
       expect(invoice.lines.find((l) => l.type === 'discount')!.amount).toBe(discount);
       expect(invoice.subtotal).toBe(subtotal);
       expect(await get(w)).toMatchObject({ available: paid === null ? '100' : String(100 - Number(paid)) });
+      if (subtotal === '0.00') continue;
+      // Forgiven whole by amount: the credits come back, and the margin report keeps no revenue of
+      // the usage (the note's share of it is of the subtotal, after the discount).
+      expect((await t.api.post(`/api/v1/invoices/${invoice.id}/finalize`)).status).toBe(200);
+      const note = await t.api
+        .post(`/api/v1/invoices/${invoice.id}/credit-notes`)
+        .send({ reason: 'forgiven', amount: subtotal });
+      expect(note.status, note.text).toBe(201);
+      expect(await get(w)).toMatchObject({ available: '100' });
+      const margin = (
+        await t.api
+          .get('/api/v1/reports/usage-margin')
+          .query({ from: '2026-01-01', to: '2026-02-01', group_by: 'user' })
+      ).body as Schemas['UsageMarginReport'];
+      expect(margin.rows.find((r) => 'user' in r && r.user.id === user.id)?.revenue).toBe('0.0000');
     }
   });
 
@@ -1069,6 +1084,31 @@ describe('usage paid from wallets', () => {
     expect(voided.body).toMatchObject({ status: 'void' });
     expect(await get(w)).toMatchObject({ available: '100' });
     expectLedgerAddsUp(await ledger(w), await get(w));
+
+    // 0.00 by credits and a coupon together (half off: credits pay 3.50 of the 7.00): not credits
+    // alone, and a paid invoice, so no void (409).
+    const halved = await usageCustomer('1.00', '0.00');
+    const half = await walletOf(halved.user.id, { name: 'W', rate: '1', pays_usage: true });
+    await grant(half, { credits: '100' });
+    const coupon = await t.api
+      .post('/api/v1/coupons')
+      .send({ name: `Half ${tag()}`, percent_off: '50', duration: 'forever' });
+    expect(
+      (
+        await t.api
+          .post(`/api/v1/subscriptions/${halved.subscription.id}/discount`)
+          .send({ coupon_id: (coupon.body as Schemas['Coupon']).id })
+      ).status,
+    ).toBe(200);
+    const other = await invoiceFebruary(halved.subscription.id);
+    const issued = await t.api.post(`/api/v1/invoices/${other.id}/finalize`);
+    expect(issued.body).toMatchObject({ status: 'paid', total: '0.00' });
+    expect((issued.body as Schemas['Invoice']).lines.map((l) => [l.type, l.amount])).toEqual([
+      ['subscription', '0.00'],
+      ['usage', '3.50'],
+      ['discount', '-3.50'],
+    ]);
+    expectProblem(await t.api.post(`/api/v1/invoices/${other.id}/void`), 409, 'conflict');
   });
 
   it('pays a whole line when the credits cover it, rounding the credits up to 6 decimals', async () => {

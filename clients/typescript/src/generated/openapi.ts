@@ -3682,9 +3682,9 @@ export interface components {
              */
             refund_to?: "payment" | "balance";
             /**
-             * @description Before tax; at most what is left to credit of the invoice's subtotal (422). Of a period's
-             *     invoice, less what credits of its days gave back already (a later change or pause whose
-             *     credit a later invoice billed or the customer's balance settled; the 422 names both).
+             * @description Before tax; at most what is left to credit of the invoice's subtotal (422). Of a paid
+             *     period's invoice, less what credits of its days gave back already (a later change or pause
+             *     whose credit a later invoice billed or the customer's balance settled; the 422 names both).
              */
             amount?: components["schemas"]["Money"];
             lines?: {
