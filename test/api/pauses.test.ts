@@ -352,15 +352,13 @@ describe('a pause', () => {
       });
       const user = s.sub.user_id;
       await s.advance('2026-01-05T00:00:00Z');
-      const recorded = await t.api
-        .post('/api/v1/usage-events')
-        .send({
-          event_id: `e-${tag}-${byWorker}`,
-          user_id: user,
-          metric,
-          timestamp: '2026-01-05T00:00:00Z',
-          properties: { v: 12 },
-        });
+      const recorded = await t.api.post('/api/v1/usage-events').send({
+        event_id: `e-${tag}-${byWorker}`,
+        user_id: user,
+        metric,
+        timestamp: '2026-01-05T00:00:00Z',
+        properties: { v: 12 },
+      });
       expect(recorded.status, recorded.text).toBe(201);
       await s.advance('2026-01-15T00:00:00Z');
       await s.pause(byWorker ? { resumes_at: '2026-02-01' } : undefined);
