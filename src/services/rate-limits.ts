@@ -2,9 +2,8 @@
 // without a database round trip per request: each process counts in memory and, every syncMs,
 // adds its new hits to its own row and reads back the totals of every instance. A key can
 // therefore go over its limit by at most what the other processes let through in one sync
-// interval. express-rate-limit keeps the window arithmetic and the RateLimit headers.
+// interval. http/rate-limit.ts turns the counts into answers and headers.
 import { randomUUID } from 'node:crypto';
-import type { ClientRateLimitInfo, Options, Store } from 'express-rate-limit';
 import * as rateLimits from '../queries/rate-limits.js';
 import type { ServiceContext } from './context.js';
 
@@ -18,8 +17,14 @@ interface Entry {
   pending: number;
 }
 
-export class SharedRateLimitStore implements Store {
-  readonly localKeys = false;
+export interface Hits {
+  /** This window's requests of the key, every instance's, this one included. */
+  totalHits: number;
+  /** When the window ends (epoch ms). */
+  resetAt: number;
+}
+
+export class SharedRateLimitStore {
   readonly #instance = randomUUID();
   readonly #entries = new Map<string, Entry>();
   #windowMs = 60_000;
@@ -32,8 +37,8 @@ export class SharedRateLimitStore implements Store {
     private readonly syncMs = 500,
   ) {}
 
-  init(options: Options): void {
-    this.#windowMs = options.windowMs;
+  init(windowMs: number): void {
+    this.#windowMs = windowMs;
     this.#timer = setInterval(() => void this.sync(), this.syncMs);
     this.#timer.unref();
   }
@@ -48,22 +53,13 @@ export class SharedRateLimitStore implements Store {
     return entry;
   }
 
-  increment(key: string): ClientRateLimitInfo {
+  increment(key: string): Hits {
     const entry = this.#entry(key);
     entry.pending++;
     return {
       totalHits: entry.known + entry.flushing + entry.pending,
-      resetTime: new Date(entry.windowStart + this.#windowMs),
+      resetAt: entry.windowStart + this.#windowMs,
     };
-  }
-
-  decrement(key: string): void {
-    const entry = this.#entries.get(key);
-    if (entry && entry.pending > 0) entry.pending--;
-  }
-
-  resetKey(key: string): void {
-    this.#entries.delete(key);
   }
 
   /** Flushes this process' new hits and learns everyone's totals; one flush at a time. */

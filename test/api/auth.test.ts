@@ -319,15 +319,28 @@ describe('abuse limits and headers', () => {
     const call = () => app.get('/api/v1/users').set('Authorization', `Bearer ${key}`);
     const first = await call();
     expect(first.status).toBe(200);
-    expect(first.headers['ratelimit-policy']).toMatch(/q=2/);
-    expect(first.headers.ratelimit).toMatch(/r=1/);
-    expect((await call()).status).toBe(200);
+    // draft-ietf-httpapi-ratelimit-headers-08: the policy names a partition key that stands for the
+    // API key without revealing it.
+    const policy = /^"per-key"; q=2; w=60; pk=:([A-Za-z0-9+/=]{16}):$/;
+    expect(first.headers['ratelimit-policy']).toMatch(policy);
+    expect(first.headers.ratelimit).toMatch(/^"per-key"; r=1; t=([1-9]|[1-5][0-9]|60)$/);
+    const second = await call();
+    expect(second.status).toBe(200);
+    expect(second.headers.ratelimit).toMatch(/^"per-key"; r=0; t=\d+$/);
+    expect(second.headers['ratelimit-policy']).toBe(first.headers['ratelimit-policy']);
     const limited = await call();
     expectProblem(limited, 429, 'too-many-requests');
-    expect(Number(limited.headers['retry-after'])).toBeGreaterThan(0);
-    // Another key has its own budget.
+    expect(limited.headers.ratelimit).toMatch(/^"per-key"; r=0; t=\d+$/);
+    const retryAfter = Number(limited.headers['retry-after']);
+    expect(retryAfter).toBeGreaterThan(0);
+    expect(limited.body.detail).toContain(`retry after ${retryAfter} seconds`);
+    // Another key has its own budget, and its own partition key.
     const other = await ctx.newTenant();
-    expect((await app.get('/api/v1/users').set('Authorization', `Bearer ${other.key}`)).status).toBe(200);
+    const otherFirst = await app.get('/api/v1/users').set('Authorization', `Bearer ${other.key}`);
+    expect(otherFirst.status).toBe(200);
+    expect(otherFirst.headers.ratelimit).toMatch(/^"per-key"; r=1; /);
+    expect(otherFirst.headers['ratelimit-policy']).toMatch(policy);
+    expect(otherFirst.headers['ratelimit-policy']).not.toBe(first.headers['ratelimit-policy']);
   }, 90_000);
 
   it('counts a key across processes: two app instances share one budget', async () => {
