@@ -316,7 +316,7 @@ export async function createSubscription(
       // Created canceled (a customer imported after churning): billing has ended, at the clock's
       // time on a clock (in real time the database stamps canceled_at).
       const canceled = common.status === 'canceled';
-      const billedUntil = canceled
+      const firstBilled = canceled
         ? null
         : (trial ??
           periodContaining(
@@ -325,6 +325,10 @@ export async function createSubscription(
             priced.interval_count ?? 1,
             today > common.start_date ? today : common.start_date,
           ).start);
+      // Ended before that period (created with a past end_date): billing has ended already, as
+      // the worker's first step would find (collection.ts); nothing was or will be invoiced.
+      const billedUntil =
+        firstBilled !== null && common.end_date != null && common.end_date < firstBilled ? null : firstBilled;
       // Usage is billed in arrears: the first renewal bills the usage of the period before
       // billed_until, and no invoice ever bills the periods before that one (created two or more
       // periods back). Their usage is closed from the start: events in them are refused.

@@ -53,6 +53,30 @@ describe('POST /api/v1/subscriptions', () => {
     expect(subscription.billed_until).toBeNull();
   });
 
+  it('ends billing at creation when end_date falls before the current period, and only then', async () => {
+    // On a clock at 2026-03-10: monthly periods from the 15th, the current one from 2026-02-15.
+    const clock = await ctx.api
+      .post('/api/v1/test-clocks')
+      .send({ name: 'ended at import', frozen_time: '2026-03-10T08:30:00Z' });
+    expect(clock.status, clock.text).toBe(201);
+    const test_clock_id = (clock.body as Schemas['TestClock']).id;
+    const created = (end_date: string) =>
+      createSubscription(ctx, { start_date: '2020-01-15', end_date, test_clock_id });
+    // Ended years ago, or the day before the current period: nothing was or will be invoiced.
+    for (const end of ['2020-06-30', '2026-02-14']) {
+      const ended = await created(end);
+      expect([ended.status, ended.current_period_start, ended.billed_until]).toEqual([
+        'active',
+        end < '2026-01-15' ? '2020-06-15' : '2026-01-15',
+        null,
+      ]);
+    }
+    // Ending within the current period (its first day included): that period is still billed.
+    for (const end of ['2026-02-15', '2026-03-01']) {
+      expect((await created(end)).billed_until).toBe('2026-02-15');
+    }
+  });
+
   it("stamps canceled_at at its test clock's time when created canceled on a clock", async () => {
     const clock = await ctx.api
       .post('/api/v1/test-clocks')

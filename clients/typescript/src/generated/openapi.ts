@@ -1565,8 +1565,9 @@ export interface paths {
         };
         /**
          * MRR, ARR, customers, ARPA and MRR movements per month
-         * @description One entry per month from `from` to `to` (at most 120). `starting_mrr` is the MRR at the
-         *     month's first instant (00:00 UTC on the 1st), `mrr` at its end, or now for the current
+         * @description One entry per month from `from` to `to` (at most 120). `starting_mrr` is the MRR just
+         *     before the month's first instant (00:00 UTC on the 1st), `mrr` just before the next
+         *     month's first instant, or now for the current
          *     month (`complete: false`, measured at `as_of`); each customer's change between the two is
          *     one movement: `new` (from zero, never had MRR before), `reactivation` (from zero, had MRR
          *     before), `expansion`, `contraction` or `churn` (to zero), with contraction and churn
@@ -1596,8 +1597,8 @@ export interface paths {
          *     gross MRR churn rate (−(churn + contraction) ÷ starting MRR: the movements are negative, the rate is not), net revenue retention
          *     ((starting MRR + expansion + contraction + churn) ÷ starting MRR: what the month's
          *     starting customers pay at its end), trailing-12-month net revenue retention (the MRR at
-         *     the month's end of the customers who had MRR when the 12 months began, on the 1st of the
-         *     month 11 months before, ÷ their MRR then), ARPA and LTV (ARPA ÷ customer churn rate,
+         *     the month's end of the customers who had MRR when the 12 months began, just before the
+         *     1st of the month 11 months before, ÷ their MRR then), ARPA and LTV (ARPA ÷ customer churn rate,
          *     exact, then rounded to cents). Rates
          *     are decimal fractions rounded half-up to 4 places (`0.0525` = 5.25%); null when their
          *     denominator is zero (LTV: when nobody churned). Same months, filters and rules as
@@ -2308,7 +2309,8 @@ export interface components {
              *     invoice of the period starting on it once that day has come (and catches up on every
              *     period missed while it was stopped). Set at creation to the start of the current
              *     period; null for subscriptions made before renewals existed, which are not renewed
-             *     automatically, and once billing ended at `end_date`. A canceled subscription keeps the
+             *     automatically, and once billing ended at `end_date` (at creation already, for an
+             *     `end_date` before the current period: those past periods are never invoiced). A canceled subscription keeps the
              *     day its last invoiced period ended: nothing is invoiced on it any more. A change of `start_date` or of the interval moves
              *     it onto the new schedule: the first period of the new schedule starting on or after the
              *     first day not billed yet (a later start date is itself that day), so no day is billed twice.
@@ -4142,7 +4144,7 @@ export interface components {
             as_of: components["schemas"]["Date"];
             /**
              * @description Monthly recurring revenue now (not as of `as_of`): what `GET /metrics/mrr` reports for
-             *     the current month. Use this (or `arr`) for revenue; see README, "Subscription metrics".
+             *     the current month. Use this (or `arr`) for revenue; definitions in docs/metrics.md.
              */
             mrr: components["schemas"]["MoneyTotal"];
             /** @description 12 × `mrr`. */
@@ -4196,9 +4198,15 @@ export interface components {
             month: components["schemas"]["Month"];
             /** @description False for the current month, whose end values are those of `as_of`. */
             complete: boolean;
-            /** @description MRR at 00:00 UTC on the month's first day. */
+            /**
+             * @description MRR just before 00:00 UTC on the month's first day: a subscription starting on the 1st is
+             *     not in it (it is that month's `new` or `reactivation`).
+             */
             starting_mrr: components["schemas"]["MoneyTotal"];
-            /** @description MRR at the month's end (00:00 UTC on the next month's first day), or at `as_of`. */
+            /**
+             * @description MRR at the month's end (just before 00:00 UTC on the next month's first day: a
+             *     subscription whose last day is the month's last still counts), or at `as_of`.
+             */
             mrr: components["schemas"]["MoneyTotal"];
             /** @description 12 × `mrr`. */
             arr: components["schemas"]["MoneyTotal"];
