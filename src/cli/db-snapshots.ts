@@ -173,6 +173,8 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
       findInvoice: (db) => invoices.findInvoice(db, INVOICE),
       lockInvoice: (db) => invoices.lockInvoice(db, INVOICE),
       discountUsedBy: (db) => invoices.discountUsedBy(db, INVOICE),
+      issuedInvoicesMeeting: (db) =>
+        invoices.issuedInvoicesMeeting(db, SUBSCRIPTION, '2026-01-01', '2026-02-01'),
       hasAnyInvoice: (db) => invoices.hasAnyInvoice(db, SUBSCRIPTION),
       latestInvoicedPeriod: (db) => invoices.latestInvoicedPeriod(db, SUBSCRIPTION),
       findInvoiceForPeriod: (db) =>

@@ -107,6 +107,31 @@ export function latestInvoicedPeriod(
     .executeTakeFirst();
 }
 
+/**
+ * A subscription's issued invoices (open, paid, uncollectible) of its periods and changes whose
+ * period meets the days from `from` to `to` (exclusive): those that billed them. Period invoices
+ * first, then the latest.
+ */
+export function issuedInvoicesMeeting(
+  db: Db,
+  subscriptionId: string,
+  from: string,
+  to: string,
+): Promise<Array<Pick<InvoiceRow, 'id' | 'kind' | 'period_start' | 'period_end' | 'taxes'>>> {
+  return db
+    .selectFrom('invoices')
+    .select(['id', 'kind', 'period_start', 'period_end', 'taxes'])
+    .where('subscription_id', '=', subscriptionId)
+    .where('kind', 'in', ['period', 'proration'])
+    .where('status', 'in', ['open', 'paid', 'uncollectible'])
+    .where('period_start', '<', to)
+    .where('period_end', '>', from)
+    .orderBy(sql`kind = 'period'`, 'desc')
+    .orderBy('invoice_date', 'desc')
+    .orderBy('id', 'desc')
+    .execute();
+}
+
 export interface NewInvoice {
   /** `period` when absent. */
   kind?: InvoiceKind;

@@ -3,6 +3,7 @@
 // region; and invoices of a day (purchases, one-off charges) or of a change (prorations). Drafts
 // get a number when finalized (gapless per tenant); from then on the database refuses any change
 // but the status.
+import type { InvoiceTaxLine } from '../billing/credit-notes.js';
 import { type Charge, invoiceAmounts } from '../billing/invoices.js';
 import { formatCents, parseAmount, parseSignedAmount, roundToCents } from '../billing/money.js';
 import { discountFor, discountLabel, usageShares } from '../billing/discounts.js';
@@ -285,8 +286,8 @@ async function billItems(tx: Tx, applied: AppliedItems<InvoiceItemRow>, invoiceI
  * The items still pending on a subscription whose service ended, so that none is lost: billed on
  * a last invoice of its own (kind `proration`, for the day `at`: charges in full, credits up to
  * zero), returned as a draft for the caller to issue and collect; and a credit left after it
- * moved to the customer's balance with the tax it bore (the rates of the customer's region that
- * day). On a subscription locked for update.
+ * moved to the customer's balance with the tax it bore (withTaxTheyBore). On a subscription
+ * locked for update.
  */
 export async function closeEndedItems(
   tx: Tx,
@@ -312,30 +313,7 @@ export async function closeEndedItems(
   const left = await pendingInvoiceItems(tx.db, subscription.id);
   const credit = -left.reduce((sum, item) => sum + parseSignedAmount(item.amount), 0n);
   if (left.length > 0 && credit > 0n) {
-    const user = await findUser(tx.db, subscription.user_id);
-    const rates = user?.region ? await ratesInForce(tx.db, user.region, day) : [];
-    const { total } = invoiceAmounts(
-      [
-        {
-          type: 'proration',
-          description: 'Credits left when the subscription ended',
-          amount: formatCents(credit),
-          quantity: 1,
-          breakdown: [],
-          period_start: day,
-          period_end: day,
-          usage: null,
-          credits_applied: null,
-        },
-      ],
-      rates.map((r) => ({
-        id: r.id,
-        code: r.code,
-        name: r.name,
-        percentage: r.percentage,
-        region: r.region,
-      })),
-    );
+    const total = formatCents(await withTaxTheyBore(tx, subscription.id, left));
     const entry = await creditBalance(tx, {
       user_id: subscription.user_id,
       type: 'subscription_ended',
@@ -352,6 +330,71 @@ export async function closeEndedItems(
     await payOwedFromBalance(tx, subscription, total, at);
   }
   return invoice;
+}
+
+/**
+ * Credits left pending, with the tax of the days they give back: that of the invoice that billed
+ * those days (its snapshot's rates), not the rates of today, which a change of the customer's
+ * region or of a rate may have moved since: a customer never gets back tax it did not pay. A
+ * credit of days no issued invoice billed bears none. Each invoice's credits are taxed together,
+ * half up to the cent per rate, as an invoice taxes its lines.
+ */
+async function withTaxTheyBore(
+  tx: Tx,
+  subscriptionId: string,
+  credits: ReadonlyArray<{ amount: string; period_start: string; period_end: string }>,
+): Promise<bigint> {
+  const from = credits.reduce(
+    (min, c) => (c.period_start < min ? c.period_start : min),
+    credits[0]!.period_start,
+  );
+  const to = credits.reduce((max, c) => (c.period_end > max ? c.period_end : max), credits[0]!.period_end);
+  const billedBy = await invoices.issuedInvoicesMeeting(tx.db, subscriptionId, from, to);
+  const byInvoice = new Map<string, { taxes: InvoiceTaxLine[]; amount: bigint }>();
+  let untaxed = 0n;
+  for (const credit of credits) {
+    const paying = billedBy.find(
+      (invoice) => invoice.period_start <= credit.period_start && credit.period_start < invoice.period_end,
+    );
+    const amount = -parseSignedAmount(credit.amount);
+    if (!paying) {
+      untaxed += amount;
+      continue;
+    }
+    const group = byInvoice.get(paying.id) ?? {
+      taxes: paying.taxes as unknown as InvoiceTaxLine[],
+      amount: 0n,
+    };
+    group.amount += amount;
+    byInvoice.set(paying.id, group);
+  }
+  let total = untaxed;
+  for (const { taxes, amount } of byInvoice.values()) {
+    const { total: taxed } = invoiceAmounts(
+      [
+        {
+          type: 'proration',
+          description: 'Credits left when the subscription ended',
+          amount: formatCents(amount),
+          quantity: 1,
+          breakdown: [],
+          period_start: credits[0]!.period_start,
+          period_end: credits[0]!.period_end,
+          usage: null,
+          credits_applied: null,
+        },
+      ],
+      taxes.map((t) => ({
+        id: t.tax_rate_id,
+        code: t.code,
+        name: t.name,
+        percentage: t.percentage,
+        region: t.region,
+      })),
+    );
+    total += parseSignedAmount(taxed);
+  }
+  return total;
 }
 
 /**

@@ -33,12 +33,20 @@ beforeAll(async () => {
   }
 });
 
-/** On `plan` from 2026-01-01 on a clock, in DE, paid by card; changed on January 11 to `to`. */
-async function changedThenCanceled(plan: string, to: string, cancel: Record<string, unknown>) {
+/**
+ * On `plan` from 2026-01-01 on a clock, in `region` (DE by default), paid by card; changed on
+ * January 11 to `to` (the customer moved to `movedTo` first, if given), canceled the next day.
+ */
+async function changedThenCanceled(
+  plan: string,
+  to: string,
+  cancel: Record<string, unknown>,
+  { region = 'DE', movedTo }: { region?: string | null; movedTo?: string } = {},
+) {
   const clock = (
     await t.api.post('/api/v1/test-clocks').send({ name: 'ended', frozen_time: '2026-01-01T00:00:00Z' })
   ).body as Schemas['TestClock'];
-  const user = await createUser(t, { region: 'DE' });
+  const user = await createUser(t, { region });
   const sub = (
     await t.api.post('/api/v1/subscriptions').send({
       user_id: user.id,
@@ -60,6 +68,8 @@ async function changedThenCanceled(plan: string, to: string, cancel: Record<stri
     );
   };
   await advance('2026-01-11T09:00:00Z');
+  if (movedTo)
+    expect((await t.api.patch(`/api/v1/users/${user.id}`).send({ region: movedTo })).status).toBe(200);
   expect((await t.api.patch(`/api/v1/subscriptions/${sub.id}`).send({ plan_id: plans[to] })).status).toBe(
     200,
   );
@@ -131,6 +141,26 @@ describe('items pending when a subscription ends', () => {
       ).data,
     ).toHaveLength(1);
     expect(ctx.unexpectedErrors).toEqual([]);
+  });
+
+  it('go to the balance with the tax their days bore, not the tax of the region the customer moved to', async () => {
+    // January was billed with no region, so no tax; the customer is in DE (19%) since January 11.
+    const { user, advance } = await changedThenCanceled(
+      'pro',
+      'basic',
+      { at: 'now' },
+      { region: null, movedTo: 'DE' },
+    );
+    await advance('2026-01-12T10:00:00Z');
+    // Of the Pro days credited (40.65), 20.32 pays the Basic charge: 20.33 left, untaxed as paid.
+    const balance = (await t.api.get(`/api/v1/users/${user.id}/balance-transactions`))
+      .body as Schemas['BalanceTransactionList'];
+    expect(balance.data.map((e) => [e.type, e.amount])).toEqual([['subscription_ended', '20.33']]);
+    // Paid for January: 60.00. Never more back than that, whatever the last invoice took.
+    const paid = (
+      (await t.api.get('/api/v1/invoices').query({ user_id: user.id })).body as Schemas['InvoiceList']
+    ).data.reduce((sum, i) => sum + Math.round(Number(i.total) * 100), 0);
+    expect(paid).toBe(6000);
   });
 
   it('are billed on the last invoice when it ends by its end_date, at the renewal that finds it ended', async () => {
