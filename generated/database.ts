@@ -113,6 +113,7 @@ export interface CustomerBalanceTransactions {
   id: Generated<string>;
   invoice_id: string | null;
   refund_id: string | null;
+  taxes: Json | null;
   tenant_id: Generated<string>;
   type: string;
   user_id: string;

@@ -1176,7 +1176,9 @@ export interface paths {
         /**
          * Taxes per month
          * @description The total of each tax code (and region) per month of invoice date, from the issued
-         *     invoices' tax snapshots: a rate changed later changes nothing here. Drafts and voided
+         *     invoices' tax snapshots: a rate changed later changes nothing here; less the credit notes'
+         *     taxes and the tax subscriptions' ending credits gave back to the customer's balance (at the
+         *     rates of the invoices that billed their days), in the month they were made. Drafts and voided
          *     invoices are left out; those of subscriptions on test clocks are in, at their clock dates
          *     (unlike the metrics). At most 120 months.
          */
@@ -3947,8 +3949,10 @@ export interface components {
             to: components["schemas"]["Month"];
             /**
              * @description Every month from `from` to `to`, with the taxes of the invoices dated in it (issued ones
-             *     only, not drafts or voided), net of the taxes of the credit notes issued in it (so a month
-             *     can be negative when it credits an earlier month's invoices).
+             *     only, not drafts or voided), net of the taxes of the credit notes issued in it and of the
+             *     tax that subscriptions ending in it gave back with their credit to the customer's balance
+             *     (`subscription_ended` entries; so a month can be negative when it credits an earlier
+             *     month's invoices).
              */
             months: {
                 month: components["schemas"]["Month"];
@@ -3959,6 +3963,11 @@ export interface components {
                     tax_amount: components["schemas"]["SignedMoneyTotal"];
                     invoice_count: components["schemas"]["Count"];
                     credit_note_count: components["schemas"]["Count"];
+                    /**
+                     * @description Subscriptions' ending credits that gave this tax back (`subscription_ended`
+                     *     balance entries made since contract 0.29; earlier ones are not netted).
+                     */
+                    ending_credit_count: components["schemas"]["Count"];
                 }[];
             }[];
         };
@@ -9603,7 +9612,8 @@ export interface operations {
                      *               "taxable_amount": "15.00",
                      *               "tax_amount": "2.85",
                      *               "invoice_count": 1,
-                     *               "credit_note_count": 0
+                     *               "credit_note_count": 0,
+                     *               "ending_credit_count": 0
                      *             }
                      *           ]
                      *         }

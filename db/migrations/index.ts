@@ -59,6 +59,7 @@ import * as m202612090002 from './202612090002_key_expiry_cached.js';
 import * as m202612100001 from './202612100001_invoice_items_plan.js';
 import * as m202612110001 from './202612110001_void_paid_by_credits.js';
 import * as m202612110002 from './202612110002_invoices_credited.js';
+import * as m202612120001 from './202612120001_ending_credit_taxes.js';
 
 export const migrations: Record<string, Migration> = {
   '202611230001_initial': m202611230001,
@@ -119,4 +120,5 @@ export const migrations: Record<string, Migration> = {
   '202612100001_invoice_items_plan': m202612100001,
   '202612110001_void_paid_by_credits': m202612110001,
   '202612110002_invoices_credited': m202612110002,
+  '202612120001_ending_credit_taxes': m202612120001,
 };

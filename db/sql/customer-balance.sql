@@ -10,10 +10,11 @@ with moved as (
       returning balance
     )
     insert into customer_balance_transactions
-      (user_id, type, amount, balance_after, invoice_id, credit_note_id, refund_id, created_at)
+      (user_id, type, amount, balance_after, invoice_id, credit_note_id, refund_id, taxes, created_at)
     select $3, $4, $5::numeric, moved.balance,
       $6::uuid, $7::uuid, $8::uuid,
-      $9::timestamptz
+      $9::jsonb,
+      $10::timestamptz
     from moved
     returning "id", "user_id", "type", "amount", "balance_after", "invoice_id", "credit_note_id", "refund_id", "created_at";
 

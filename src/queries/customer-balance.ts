@@ -36,6 +36,8 @@ export interface NewBalanceTransaction {
   invoice_id?: string | null;
   credit_note_id?: string | null;
   refund_id?: string | null;
+  /** subscription_ended only: the tax it gives back, one line per rate (as a credit note's). */
+  taxes?: unknown[];
   created_at: Date;
 }
 
@@ -55,9 +57,10 @@ export async function addBalanceTransaction(
       returning balance
     )
     insert into customer_balance_transactions
-      (user_id, type, amount, balance_after, invoice_id, credit_note_id, refund_id, created_at)
+      (user_id, type, amount, balance_after, invoice_id, credit_note_id, refund_id, taxes, created_at)
     select ${entry.user_id}, ${entry.type}, ${entry.amount}::numeric, moved.balance,
       ${entry.invoice_id ?? null}::uuid, ${entry.credit_note_id ?? null}::uuid, ${entry.refund_id ?? null}::uuid,
+      ${entry.taxes === undefined ? null : JSON.stringify(entry.taxes)}::jsonb,
       ${entry.created_at}::timestamptz
     from moved
     returning ${sql.join(columns.map((c) => sql.ref(c)))}`.execute(db);

@@ -340,30 +340,39 @@ export interface TaxReportRow {
   tax_amount: string;
   invoice_count: string;
   credit_note_count: string;
+  ending_credit_count: string;
 }
 
 /**
  * Each tax code's totals per month: the issued invoices' snapshots by invoice date, less the
- * credit notes' by day of issue.
+ * credit notes' by day of issue, less the tax the ending credits of subscriptions gave back to the
+ * customer's balance (their entries' lines) by day of the entry.
  */
 export async function taxReport(db: Db, from: string, to: string): Promise<TaxReportRow[]> {
   const { rows } = await sql<TaxReportRow>`
     with entries as (
-      select i.invoice_date as day, t, 1 as sign
+      select i.invoice_date as day, t, 'invoice' as source
       from invoices i, jsonb_array_elements(i.taxes) t
       where i.status in ('open', 'paid', 'uncollectible')
         and i.invoice_date >= ${from}::date and i.invoice_date < ${to}::date
       union all
-      select (c.issued_at at time zone 'UTC')::date, t, -1
+      select (c.issued_at at time zone 'UTC')::date, t, 'credit_note'
       from credit_notes c, jsonb_array_elements(c.taxes) t
       where c.issued_at >= ${from}::date at time zone 'UTC' and c.issued_at < ${to}::date at time zone 'UTC'
+      union all
+      select (b.created_at at time zone 'UTC')::date, t, 'ending_credit'
+      from customer_balance_transactions b, jsonb_array_elements(b.taxes) t
+      where b.type = 'subscription_ended' and b.taxes is not null
+        and b.created_at >= ${from}::date at time zone 'UTC' and b.created_at < ${to}::date at time zone 'UTC'
     )
     select to_char(date_trunc('month', day::timestamp), 'YYYY-MM') as month,
            t->>'code' as code, t->>'region' as region,
-           sum(sign * (t->>'taxable_amount')::numeric)::text as taxable_amount,
-           sum(sign * (t->>'amount')::numeric)::text as tax_amount,
-           count(*) filter (where sign = 1)::text as invoice_count,
-           count(*) filter (where sign = -1)::text as credit_note_count
+           sum(case when source = 'invoice' then 1 else -1 end * (t->>'taxable_amount')::numeric)::text
+             as taxable_amount,
+           sum(case when source = 'invoice' then 1 else -1 end * (t->>'amount')::numeric)::text as tax_amount,
+           count(*) filter (where source = 'invoice')::text as invoice_count,
+           count(*) filter (where source = 'credit_note')::text as credit_note_count,
+           count(*) filter (where source = 'ending_credit')::text as ending_credit_count
     from entries
     group by 1, 2, 3
     order by 1, 2, 3`.execute(db);

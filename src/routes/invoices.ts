@@ -211,6 +211,7 @@ export function reportsRouter(ctx: ServiceContext): Router {
             tax_amount: r.tax_amount,
             invoice_count: Number(r.invoice_count),
             credit_note_count: Number(r.credit_note_count),
+            ending_credit_count: Number(r.ending_credit_count),
           })),
       })),
     } satisfies Schemas['TaxReport']);

@@ -5,7 +5,7 @@
 // but the status.
 import type { InvoiceTaxLine } from '../billing/credit-notes.js';
 import { type Charge, invoiceAmounts } from '../billing/invoices.js';
-import { formatCents, parseAmount, parseSignedAmount, roundToCents } from '../billing/money.js';
+import { formatCents, parseAmount, parseSignedAmount, percentOf, roundToCents } from '../billing/money.js';
 import { discountFor, discountLabel, usageShares } from '../billing/discounts.js';
 import { periodContaining } from '../billing/periods.js';
 import { applyItems, type AppliedItems } from '../billing/proration.js';
@@ -313,11 +313,13 @@ export async function closeEndedItems(
   const left = await pendingInvoiceItems(tx.db, subscription.id);
   const credit = -left.reduce((sum, item) => sum + parseSignedAmount(item.amount), 0n);
   if (left.length > 0 && credit > 0n) {
-    const total = formatCents(await withTaxTheyBore(tx, subscription.id, left));
+    const taxed = await withTaxTheyBore(tx, subscription.id, left);
+    const total = formatCents(taxed.total);
     const entry = await creditBalance(tx, {
       user_id: subscription.user_id,
       type: 'subscription_ended',
       amount: total,
+      taxes: taxed.taxes,
       created_at: at,
     });
     const settled = await settleInvoiceItems(
@@ -337,13 +339,14 @@ export async function closeEndedItems(
  * those days (its snapshot's rates), not the rates of today, which a change of the customer's
  * region or of a rate may have moved since: a customer never gets back tax it did not pay. A
  * credit of days no issued invoice billed bears none. Each invoice's credits are taxed together,
- * half up to the cent per rate, as an invoice taxes its lines.
+ * half up to the cent per rate, as an invoice taxes its lines; the tax lines, one per rate, are
+ * what the tax report nets.
  */
 async function withTaxTheyBore(
   tx: Tx,
   subscriptionId: string,
   credits: ReadonlyArray<{ amount: string; period_start: string; period_end: string }>,
-): Promise<bigint> {
+): Promise<{ total: bigint; taxes: InvoiceTaxLine[] }> {
   const from = credits.reduce(
     (min, c) => (c.period_start < min ? c.period_start : min),
     credits[0]!.period_start,
@@ -351,16 +354,14 @@ async function withTaxTheyBore(
   const to = credits.reduce((max, c) => (c.period_end > max ? c.period_end : max), credits[0]!.period_end);
   const billedBy = await invoices.issuedInvoicesMeeting(tx.db, subscriptionId, from, to);
   const byInvoice = new Map<string, { taxes: InvoiceTaxLine[]; amount: bigint }>();
-  let untaxed = 0n;
+  let total = 0n;
   for (const credit of credits) {
+    const amount = -parseSignedAmount(credit.amount);
+    total += amount;
     const paying = billedBy.find(
       (invoice) => invoice.period_start <= credit.period_start && credit.period_start < invoice.period_end,
     );
-    const amount = -parseSignedAmount(credit.amount);
-    if (!paying) {
-      untaxed += amount;
-      continue;
-    }
+    if (!paying) continue;
     const group = byInvoice.get(paying.id) ?? {
       taxes: paying.taxes as unknown as InvoiceTaxLine[],
       amount: 0n,
@@ -368,33 +369,23 @@ async function withTaxTheyBore(
     group.amount += amount;
     byInvoice.set(paying.id, group);
   }
-  let total = untaxed;
+  const byRate = new Map<string, { line: InvoiceTaxLine; taxable: bigint; tax: bigint }>();
   for (const { taxes, amount } of byInvoice.values()) {
-    const { total: taxed } = invoiceAmounts(
-      [
-        {
-          type: 'proration',
-          description: 'Credits left when the subscription ended',
-          amount: formatCents(amount),
-          quantity: 1,
-          breakdown: [],
-          period_start: credits[0]!.period_start,
-          period_end: credits[0]!.period_end,
-          usage: null,
-          credits_applied: null,
-        },
-      ],
-      taxes.map((t) => ({
-        id: t.tax_rate_id,
-        code: t.code,
-        name: t.name,
-        percentage: t.percentage,
-        region: t.region,
-      })),
-    );
-    total += parseSignedAmount(taxed);
+    for (const line of taxes) {
+      const tax = percentOf(amount, line.percentage);
+      total += tax;
+      const sum = byRate.get(line.tax_rate_id) ?? { line, taxable: 0n, tax: 0n };
+      sum.taxable += amount;
+      sum.tax += tax;
+      byRate.set(line.tax_rate_id, sum);
+    }
   }
-  return total;
+  const taxes = [...byRate.values()].map(({ line, taxable, tax }) => ({
+    ...line,
+    taxable_amount: formatCents(taxable),
+    amount: formatCents(tax),
+  }));
+  return { total, taxes };
 }
 
 /**

@@ -1,5 +1,6 @@
 // Invoice items pending when a subscription ends are not lost: the worker bills them on a last
 // invoice, and a credit left goes to the customer's balance with the tax it bore.
+import { sql } from 'kysely';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { simulatedGateway } from '../../src/billing/gateway.js';
 import type { Schemas } from '../../src/contract.js';
@@ -776,5 +777,54 @@ describe('changes undone and a coupon before the end', () => {
     expect((await t.api.post(`/api/v1/subscriptions/${sub.id}/cancel`).send({ at: 'now' })).status).toBe(200);
     await advance('2026-01-11T10:00:00Z');
     expect((await t.api.get(`/api/v1/users/${user.id}`)).body).toMatchObject({ balance: '0.00' });
+  });
+});
+
+describe('the taxes report', () => {
+  it('nets the tax that ending credits gave back to the balance, as it nets credit notes', async () => {
+    // One more ending credit of its own (DE, 19%), then every month this file's tenant invoiced in.
+    const { user, advance } = await changedThenCanceled('pro', 'basic', { at: 'now' });
+    await advance('2026-01-12T10:00:00Z');
+    const [entry] = (
+      (await t.api.get(`/api/v1/users/${user.id}/balance-transactions`))
+        .body as Schemas['BalanceTransactionList']
+    ).data;
+    expect([entry!.type, entry!.amount]).toEqual(['subscription_ended', '24.19']);
+    // Independently of the entries' stored tax lines: an ending credit's tax is its amount less
+    // the credits it settled (items name their entry).
+    const { rows } = await sql<{ month: string; tax: string; ending: number }>`
+      select month, sum(tax)::text as tax, count(*) filter (where ending and tax <> 0)::int as ending from (
+        select to_char(invoice_date, 'YYYY-MM') as month, tax_total as tax, false as ending from invoices
+        where tenant_id = ${t.id} and status in ('open', 'paid', 'uncollectible')
+        union all
+        select to_char(issued_at at time zone 'UTC', 'YYYY-MM'), -tax_total, false
+        from credit_notes where tenant_id = ${t.id}
+        union all
+        select to_char(b.created_at at time zone 'UTC', 'YYYY-MM'),
+          -(b.amount + (select sum(i.amount) from invoice_items i
+                        where i.tenant_id = b.tenant_id and i.balance_transaction_id = b.id)), true
+        from customer_balance_transactions b
+        where b.tenant_id = ${t.id} and b.type = 'subscription_ended'
+      ) x group by month order by month`.execute(ctx.db);
+    expect(rows.some((row) => row.ending > 0)).toBe(true);
+    const report = (
+      await t.api.get('/api/v1/reports/taxes').query({ from: rows[0]!.month, to: rows.at(-1)!.month })
+    ).body as Schemas['TaxReport'];
+    const reported = report.months.map((m) => [
+      m.month,
+      m.taxes.reduce((sum, x) => sum + Math.round(Number(x.tax_amount) * 100), 0),
+      m.taxes.reduce((sum, x) => sum + x.ending_credit_count, 0),
+    ]);
+    for (const row of rows)
+      expect(reported.find(([month]) => month === row.month)).toEqual([
+        row.month,
+        Math.round(Number(row.tax) * 100),
+        row.ending,
+      ]);
+    // This one's 3.86 (24.19 for 20.33 of days) is among them, in January's VAT of DE.
+    const january = report.months.find((m) => m.month === '2026-01')!.taxes;
+    expect(january.find((x) => x.code === 'VAT' && x.region === 'DE')!.ending_credit_count).toBeGreaterThan(
+      0,
+    );
   });
 });

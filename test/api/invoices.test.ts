@@ -308,6 +308,7 @@ describe('issued invoices', () => {
         tax_amount: '19.00',
         invoice_count: 1,
         credit_note_count: 0,
+        ending_credit_count: 0,
       },
     ]);
 

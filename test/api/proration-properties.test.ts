@@ -392,7 +392,7 @@ describe('a pause', () => {
   }, 180_000);
 });
 
-it('the taxes report is what the invoices taxed less what the credit notes gave back, month by month', async () => {
+it('the taxes report is what the invoices taxed less what credit notes and ending credits gave back, month by month', async () => {
   // Every month the properties above billed in (clock time), from the tables.
   const { rows } = await sql<{ month: string; tax: string }>`
     select month, sum(tax)::text as tax from (
@@ -400,6 +400,13 @@ it('the taxes report is what the invoices taxed less what the credit notes gave 
       where tenant_id = ${t.id} and status in ('open', 'paid', 'uncollectible')
       union all
       select to_char(issued_at at time zone 'UTC', 'YYYY-MM'), -tax_total from credit_notes where tenant_id = ${t.id}
+      union all
+      -- An ending credit's tax: its amount less the credits it settled (items name their entry).
+      select to_char(b.created_at at time zone 'UTC', 'YYYY-MM'),
+        -(b.amount + (select sum(i.amount) from invoice_items i
+                      where i.tenant_id = b.tenant_id and i.balance_transaction_id = b.id))
+      from customer_balance_transactions b
+      where b.tenant_id = ${t.id} and b.type = 'subscription_ended'
     ) x group by month order by month`.execute(ctx.db);
   expect(rows.length).toBeGreaterThan(0);
   const report = (

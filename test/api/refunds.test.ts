@@ -490,6 +490,7 @@ describe('the taxes report', () => {
         tax_amount: '0.00',
         invoice_count: 1,
         credit_note_count: 1,
+        ending_credit_count: 0,
       },
       {
         code: 'STATE',
@@ -498,6 +499,7 @@ describe('the taxes report', () => {
         tax_amount: '0.00',
         invoice_count: 1,
         credit_note_count: 1,
+        ending_credit_count: 0,
       },
     ]);
   });
