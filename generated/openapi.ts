@@ -2474,7 +2474,8 @@ export interface components {
          *     `create_prorations` (the default): the two items wait for the subscription's next invoice.
          *     `always_invoice`: they are invoiced (a `proration` invoice for [D, E)), issued and collected
          *     at once; a change whose items add up to a credit (or to nothing) waits for the next invoice
-         *     instead (an invoice is never negative). `none`: nothing is credited or charged for the rest of the
+         *     instead (an invoice is never negative), but items that charge something are invoiced even
+         *     when the discount takes them to 0.00, so that they take today's discount. `none`: nothing is credited or charged for the rest of the
          *     period. D is the subscription's today (its test clock's). A period not invoiced yet is priced
          *     anew as a whole by its invoice, and trialing or canceled subscriptions are never prorated.
          *     A change of billing interval starts a new schedule on D (`billing_anchor`): the unused time

@@ -485,7 +485,10 @@ export type Discounts = 'any' | 'percentage' | { fixedTaken: bigint };
 /**
  * The items of a change made with proration_behavior always_invoice (or of a resume), and any
  * others pending, on an invoice of their own for [day, end of the period), issued at once; none
- * when they add up to a credit or to nothing (they wait for the next invoice then).
+ * when they add up to a credit or to nothing (they wait for the next invoice then). When they
+ * charge something, the invoice is made even if the discount takes it to 0.00: its charges take
+ * the discount in force today, which the next invoice may no longer have (a coupon ended), and
+ * a credit beyond what the discount leaves is carried forward.
  */
 export async function prorationInvoice(
   tx: Tx,
@@ -494,21 +497,8 @@ export async function prorationInvoice(
   discounts: Discounts = 'any',
 ): Promise<InvoiceRow | undefined> {
   const pending = await pendingInvoiceItems(tx.db, subscription.id);
-  // What they add up to after a percentage off (the invoice would be 0.00 else): a fixed amount
-  // is the invoice's own, taken only if it is made.
   const net = pending.reduce((sum, item) => sum + parseSignedAmount(item.amount), 0n);
-  const percent = subscription.discount?.percent_off;
-  const verdict =
-    percent == null
-      ? undefined
-      : discountFor(
-          { ...subscription.discount!, plan_ids: [] },
-          subscription.plan_id,
-          period.start,
-          subscriptionNow(subscription),
-          chargedForDiscount(subscription, [], pending),
-        );
-  if (net - (verdict?.kind === 'applies' ? verdict.amount : 0n) <= 0n) return undefined;
+  if (net <= 0n) return undefined;
   const outcome = await insertInvoice(tx, subscription, period, [], 'proration', discounts);
   return outcome.kind === 'created' ? outcome.invoice : undefined;
 }

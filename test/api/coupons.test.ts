@@ -306,6 +306,38 @@ describe('a discount', () => {
     expect(proration.lines.map((l) => l.type)).toContain('discount');
   });
 
+  it("repeating: a change's charges it takes to nothing are invoiced at once (0.00), not billed whole once it ended", async () => {
+    // 20% off January only; from 30.00 to 28.00 on January 11, invoiced at once.
+    const [p30, p28] = [await plan('30.00'), await plan('28.00')];
+    const c = await coupon({ percent_off: '20', duration: 'repeating', duration_in_months: 1 });
+    const s = await subscribed(p30.id, { coupon_id: c.id });
+    await s.advance('2026-01-11T10:00:00Z');
+    const changed = await t.api
+      .patch(`/api/v1/subscriptions/${s.sub.id}`)
+      .send({ plan_id: p28.id, proration_behavior: 'always_invoice' });
+    expect(changed.status, changed.text).toBe(200);
+    await s.advance('2026-02-01T10:00:00Z');
+    const [january, change, february] = await s.invoices();
+    expect(amounts(january!)).toMatchObject({ subtotal: '24.00', total: '28.56' });
+    // 21 of 31 days: 28.00's charge 18.97 less 20% (3.79), against the credit of what January
+    // paid for them (24.00: 16.26), applied up to zero; the 1.08 left is carried forward.
+    expect([change!.kind, change!.status, change!.subtotal, change!.total]).toEqual([
+      'proration',
+      'paid',
+      '0.00',
+      '0.00',
+    ]);
+    expect(change!.lines.map((l) => [l.type, l.amount]).sort()).toEqual(
+      [
+        ['discount', '-3.79'],
+        ['proration', '-15.18'],
+        ['proration', '18.97'],
+      ].sort(),
+    );
+    // February, with the coupon ended: its price less the credit carried, nothing of January's.
+    expect(amounts(february!)).toMatchObject({ period_start: '2026-02-01', subtotal: '26.92' });
+  });
+
   it('once, on a draft voided to change it: the invoice made again still takes it', async () => {
     const p = await plan('30.00');
     const c = await coupon({ percent_off: '50', duration: 'once' });
