@@ -333,7 +333,7 @@ describe('abuse limits and headers', () => {
     expect(limited.headers.ratelimit).toMatch(/^"per-key"; r=0; t=\d+$/);
     const retryAfter = Number(limited.headers['retry-after']);
     expect(retryAfter).toBeGreaterThan(0);
-    expect(limited.body.detail).toContain(`retry after ${retryAfter} seconds`);
+    expect((limited.body as { detail: string }).detail).toContain(`retry after ${retryAfter} seconds`);
     // Another key has its own budget, and its own partition key.
     const other = await ctx.newTenant();
     const otherFirst = await app.get('/api/v1/users').set('Authorization', `Bearer ${other.key}`);
