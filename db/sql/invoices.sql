@@ -13,7 +13,7 @@ select "id", "kind", "subscription_id", "user_id", "status", "number", "period_s
 select "discount_used" from "invoices" where "id" = $1;
 
 -- issuedInvoicesMeeting
-select "id", "kind", "period_start", "period_end", "taxes" from "invoices" where "subscription_id" = $1 and "kind" in ($2, $3) and "status" in ($4, $5, $6) and "period_start" < $7 and "period_end" > $8 order by kind = 'period' desc, "invoice_date" desc, "id" desc;
+select "id", "kind", "period_start", "period_end", "lines", "taxes" from "invoices" where "subscription_id" = $1 and "kind" in ($2, $3) and "status" in ($4, $5, $6) and "period_start" < $7 and "period_end" > $8 order by "invoice_date", "id";
 
 -- hasAnyInvoice
 select "id" from "invoices" where "subscription_id" = $1 limit $2;
@@ -69,18 +69,22 @@ update "invoices" set "status" = $1, "voided_at" = $2, "updated_at" = now() wher
 
 -- taxReport
 with entries as (
-      select i.invoice_date as day, t, 'invoice' as source
+      select i.invoice_date as day, t, 'invoice' as source, i.id
       from invoices i, jsonb_array_elements(i.taxes) t
       where i.status in ('open', 'paid', 'uncollectible')
         and i.invoice_date >= $1::date and i.invoice_date < $2::date
       union all
-      select (c.issued_at at time zone 'UTC')::date, t, 'credit_note'
+      select (c.issued_at at time zone 'UTC')::date, t, 'credit_note', c.id
       from credit_notes c, jsonb_array_elements(c.taxes) t
       where c.issued_at >= $3::date at time zone 'UTC' and c.issued_at < $4::date at time zone 'UTC'
       union all
-      select (b.created_at at time zone 'UTC')::date, t, 'ending_credit'
-      from customer_balance_transactions b, jsonb_array_elements(b.taxes) t
+      -- While the invoice that charged the tax stands: a void takes both out.
+      select (b.created_at at time zone 'UTC')::date, t, 'ending_credit', b.id
+      from customer_balance_transactions b
+      cross join jsonb_array_elements(b.taxes) t
+      join invoices paid on paid.id = (t->>'invoice_id')::uuid
       where b.type = 'subscription_ended' and b.taxes is not null
+        and paid.status in ('open', 'paid', 'uncollectible')
         and b.created_at >= $5::date at time zone 'UTC' and b.created_at < $6::date at time zone 'UTC'
     )
     select to_char(date_trunc('month', day::timestamp), 'YYYY-MM') as month,
@@ -88,9 +92,10 @@ with entries as (
            sum(case when source = 'invoice' then 1 else -1 end * (t->>'taxable_amount')::numeric)::text
              as taxable_amount,
            sum(case when source = 'invoice' then 1 else -1 end * (t->>'amount')::numeric)::text as tax_amount,
-           count(*) filter (where source = 'invoice')::text as invoice_count,
-           count(*) filter (where source = 'credit_note')::text as credit_note_count,
-           count(*) filter (where source = 'ending_credit')::text as ending_credit_count
+           count(distinct id) filter (where source = 'invoice')::text as invoice_count,
+           count(distinct id) filter (where source = 'credit_note')::text as credit_note_count,
+           -- An ending credit of days two invoices billed has a line of each.
+           count(distinct id) filter (where source = 'ending_credit')::text as ending_credit_count
     from entries
     group by 1, 2, 3
     order by 1, 2, 3;

@@ -109,26 +109,25 @@ export function latestInvoicedPeriod(
 
 /**
  * A subscription's issued invoices (open, paid, uncollectible) of its periods and changes whose
- * period meets the days from `from` to `to` (exclusive): those that billed them. Period invoices
- * first, then the latest.
+ * period meets the days from `from` to `to` (exclusive): those that may have billed them (their
+ * lines say), oldest first.
  */
 export function issuedInvoicesMeeting(
   db: Db,
   subscriptionId: string,
   from: string,
   to: string,
-): Promise<Array<Pick<InvoiceRow, 'id' | 'kind' | 'period_start' | 'period_end' | 'taxes'>>> {
+): Promise<Array<Pick<InvoiceRow, 'id' | 'kind' | 'period_start' | 'period_end' | 'lines' | 'taxes'>>> {
   return db
     .selectFrom('invoices')
-    .select(['id', 'kind', 'period_start', 'period_end', 'taxes'])
+    .select(['id', 'kind', 'period_start', 'period_end', 'lines', 'taxes'])
     .where('subscription_id', '=', subscriptionId)
     .where('kind', 'in', ['period', 'proration'])
     .where('status', 'in', ['open', 'paid', 'uncollectible'])
     .where('period_start', '<', to)
     .where('period_end', '>', from)
-    .orderBy(sql`kind = 'period'`, 'desc')
-    .orderBy('invoice_date', 'desc')
-    .orderBy('id', 'desc')
+    .orderBy('invoice_date')
+    .orderBy('id')
     .execute();
 }
 
@@ -346,23 +345,27 @@ export interface TaxReportRow {
 /**
  * Each tax code's totals per month: the issued invoices' snapshots by invoice date, less the
  * credit notes' by day of issue, less the tax the ending credits of subscriptions gave back to the
- * customer's balance (their entries' lines) by day of the entry.
+ * customer's balance (their entries' lines, of invoices still issued) by day of the entry.
  */
 export async function taxReport(db: Db, from: string, to: string): Promise<TaxReportRow[]> {
   const { rows } = await sql<TaxReportRow>`
     with entries as (
-      select i.invoice_date as day, t, 'invoice' as source
+      select i.invoice_date as day, t, 'invoice' as source, i.id
       from invoices i, jsonb_array_elements(i.taxes) t
       where i.status in ('open', 'paid', 'uncollectible')
         and i.invoice_date >= ${from}::date and i.invoice_date < ${to}::date
       union all
-      select (c.issued_at at time zone 'UTC')::date, t, 'credit_note'
+      select (c.issued_at at time zone 'UTC')::date, t, 'credit_note', c.id
       from credit_notes c, jsonb_array_elements(c.taxes) t
       where c.issued_at >= ${from}::date at time zone 'UTC' and c.issued_at < ${to}::date at time zone 'UTC'
       union all
-      select (b.created_at at time zone 'UTC')::date, t, 'ending_credit'
-      from customer_balance_transactions b, jsonb_array_elements(b.taxes) t
+      -- While the invoice that charged the tax stands: a void takes both out.
+      select (b.created_at at time zone 'UTC')::date, t, 'ending_credit', b.id
+      from customer_balance_transactions b
+      cross join jsonb_array_elements(b.taxes) t
+      join invoices paid on paid.id = (t->>'invoice_id')::uuid
       where b.type = 'subscription_ended' and b.taxes is not null
+        and paid.status in ('open', 'paid', 'uncollectible')
         and b.created_at >= ${from}::date at time zone 'UTC' and b.created_at < ${to}::date at time zone 'UTC'
     )
     select to_char(date_trunc('month', day::timestamp), 'YYYY-MM') as month,
@@ -370,9 +373,10 @@ export async function taxReport(db: Db, from: string, to: string): Promise<TaxRe
            sum(case when source = 'invoice' then 1 else -1 end * (t->>'taxable_amount')::numeric)::text
              as taxable_amount,
            sum(case when source = 'invoice' then 1 else -1 end * (t->>'amount')::numeric)::text as tax_amount,
-           count(*) filter (where source = 'invoice')::text as invoice_count,
-           count(*) filter (where source = 'credit_note')::text as credit_note_count,
-           count(*) filter (where source = 'ending_credit')::text as ending_credit_count
+           count(distinct id) filter (where source = 'invoice')::text as invoice_count,
+           count(distinct id) filter (where source = 'credit_note')::text as credit_note_count,
+           -- An ending credit of days two invoices billed has a line of each.
+           count(distinct id) filter (where source = 'ending_credit')::text as ending_credit_count
     from entries
     group by 1, 2, 3
     order by 1, 2, 3`.execute(db);

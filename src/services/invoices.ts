@@ -334,57 +334,92 @@ export async function closeEndedItems(
   return invoice;
 }
 
+/** The lines whose days an invoice billed: its price, its changes' charges and credits, its discount. */
+const BILLS_DAYS = new Set<Charge['type']>(['subscription', 'proration', 'discount']);
+const DAY_MS = 86_400_000;
+/** A cent in the units of parseAmount. */
+const CENT = parseAmount('0.01');
+const daysFrom = (from: string, to: string) =>
+  (Date.parse(`${to}T00:00:00Z`) - Date.parse(`${from}T00:00:00Z`)) / DAY_MS;
+
+/** What an invoice's lines charged, net, for the days from `from` to `to`: each line in proportion to its own days. */
+function chargedForDays(lines: readonly Charge[], from: string, to: string): bigint {
+  let charged = 0n;
+  for (const line of lines) {
+    if (!BILLS_DAYS.has(line.type)) continue;
+    const overlap = daysFrom(
+      line.period_start > from ? line.period_start : from,
+      line.period_end < to ? line.period_end : to,
+    );
+    const days = daysFrom(line.period_start, line.period_end);
+    if (overlap > 0 && days > 0) charged += (parseSignedAmount(line.amount) * BigInt(overlap)) / BigInt(days);
+  }
+  return charged;
+}
+
+/** An ending credit's tax of one rate, of the days one invoice billed: the tax report nets it while that invoice stands. */
+type EndingCreditTaxLine = InvoiceTaxLine & { invoice_id: string };
+
 /**
- * Credits left pending, with the tax of the days they give back: that of the invoice that billed
- * those days (its snapshot's rates), not the rates of today, which a change of the customer's
- * region or of a rate may have moved since: a customer never gets back tax it did not pay. A
- * credit of days no issued invoice billed bears none. Each invoice's credits are taxed together,
- * half up to the cent per rate, as an invoice taxes its lines; the tax lines, one per rate, are
- * what the tax report nets.
+ * Credits left pending, with the tax of the days they give back: the tax the invoices that charged
+ * those days charged for them, not the rates of today, which a change of the customer's region or
+ * of a rate may have moved since, so a customer never gets back tax it did not pay. A credit is
+ * what the issued invoices charged for its days (the period's invoice its price, a change's the
+ * difference to the next), the latest first: what the last invoice netted of it against a charge
+ * for the same days is the earliest. Each share takes the rates of its invoice (its tax snapshot);
+ * days no issued invoice charged bear none. Each invoice's shares are taxed together, half up to
+ * the cent per rate, as an invoice taxes its lines. The tax lines name their invoice: the tax
+ * report nets them while it stands.
  */
 async function withTaxTheyBore(
   tx: Tx,
   subscriptionId: string,
   credits: ReadonlyArray<{ amount: string; period_start: string; period_end: string }>,
-): Promise<{ total: bigint; taxes: InvoiceTaxLine[] }> {
+): Promise<{ total: bigint; taxes: EndingCreditTaxLine[] }> {
   const from = credits.reduce(
     (min, c) => (c.period_start < min ? c.period_start : min),
     credits[0]!.period_start,
   );
   const to = credits.reduce((max, c) => (c.period_end > max ? c.period_end : max), credits[0]!.period_end);
   const billedBy = await invoices.issuedInvoicesMeeting(tx.db, subscriptionId, from, to);
-  const byInvoice = new Map<string, { taxes: InvoiceTaxLine[]; amount: bigint }>();
+  const shares = new Map<string, bigint>(); // invoice id → the credits' part it charged
   let total = 0n;
   for (const credit of credits) {
     const amount = -parseSignedAmount(credit.amount);
     total += amount;
-    const paying = billedBy.find(
-      (invoice) => invoice.period_start <= credit.period_start && credit.period_start < invoice.period_end,
-    );
-    if (!paying) continue;
-    const group = byInvoice.get(paying.id) ?? {
-      taxes: paying.taxes as unknown as InvoiceTaxLine[],
-      amount: 0n,
-    };
-    group.amount += amount;
-    byInvoice.set(paying.id, group);
-  }
-  const byRate = new Map<string, { line: InvoiceTaxLine; taxable: bigint; tax: bigint }>();
-  for (const { taxes, amount } of byInvoice.values()) {
-    for (const line of taxes) {
-      const tax = percentOf(amount, line.percentage);
-      total += tax;
-      const sum = byRate.get(line.tax_rate_id) ?? { line, taxable: 0n, tax: 0n };
-      sum.taxable += amount;
-      sum.tax += tax;
-      byRate.set(line.tax_rate_id, sum);
+    // Latest first: what is left of a credit (the last invoice may have netted part of it against
+    // a charge for the same days, a price back to the one the period's invoice billed) is what the
+    // latest invoices charged beyond the earlier ones.
+    let left = amount;
+    for (const invoice of [...billedBy].reverse()) {
+      if (left === 0n) break;
+      const charged = chargedForDays(
+        invoice.lines as unknown as Charge[],
+        credit.period_start,
+        credit.period_end,
+      );
+      if (charged <= 0n) continue;
+      const inCents = ((charged + CENT / 2n) / CENT) * CENT;
+      const share = left < inCents ? left : inCents;
+      left -= share;
+      shares.set(invoice.id, (shares.get(invoice.id) ?? 0n) + share);
     }
   }
-  const taxes = [...byRate.values()].map(({ line, taxable, tax }) => ({
-    ...line,
-    taxable_amount: formatCents(taxable),
-    amount: formatCents(tax),
-  }));
+  const taxes: EndingCreditTaxLine[] = [];
+  for (const invoice of billedBy) {
+    const share = shares.get(invoice.id);
+    if (share === undefined || share <= 0n) continue;
+    for (const line of invoice.taxes as unknown as InvoiceTaxLine[]) {
+      const tax = percentOf(share, line.percentage);
+      total += tax;
+      taxes.push({
+        ...line,
+        invoice_id: invoice.id,
+        taxable_amount: formatCents(share),
+        amount: formatCents(tax),
+      });
+    }
+  }
   return { total, taxes };
 }
 

@@ -42,7 +42,18 @@ async function changedThenCanceled(
   plan: string,
   to: string,
   cancel: Record<string, unknown>,
-  { region = 'DE', movedTo }: { region?: string | null; movedTo?: string } = {},
+  {
+    region = 'DE',
+    movedTo,
+    behavior,
+    thenTo,
+  }: {
+    region?: string | null;
+    movedTo?: string | null;
+    behavior?: 'always_invoice';
+    /** A second change, made with create_prorations on January 12 before the cancel. */
+    thenTo?: string;
+  } = {},
 ) {
   const clock = (
     await t.api.post('/api/v1/test-clocks').send({ name: 'ended', frozen_time: '2026-01-01T00:00:00Z' })
@@ -69,12 +80,15 @@ async function changedThenCanceled(
     );
   };
   await advance('2026-01-11T09:00:00Z');
-  if (movedTo)
+  if (movedTo !== undefined)
     expect((await t.api.patch(`/api/v1/users/${user.id}`).send({ region: movedTo })).status).toBe(200);
-  expect((await t.api.patch(`/api/v1/subscriptions/${sub.id}`).send({ plan_id: plans[to] })).status).toBe(
-    200,
-  );
+  const change = { plan_id: plans[to], ...(behavior ? { proration_behavior: behavior } : {}) };
+  expect((await t.api.patch(`/api/v1/subscriptions/${sub.id}`).send(change)).status).toBe(200);
   await advance('2026-01-12T09:00:00Z');
+  if (thenTo)
+    expect(
+      (await t.api.patch(`/api/v1/subscriptions/${sub.id}`).send({ plan_id: plans[thenTo] })).status,
+    ).toBe(200);
   const canceled = await t.api.post(`/api/v1/subscriptions/${sub.id}/cancel`).send(cancel);
   expect(canceled.status, canceled.text).toBe(200);
   return { sub, user, advance };
@@ -162,6 +176,37 @@ describe('items pending when a subscription ends', () => {
       (await t.api.get('/api/v1/invoices').query({ user_id: user.id })).body as Schemas['InvoiceList']
     ).data.reduce((sum, i) => sum + Math.round(Number(i.total) * 100), 0);
     expect(paid).toBe(6000);
+  });
+
+  it('share their tax among the invoices that charged their days, each at its own rates', async () => {
+    // January's Basic in DE (19%); the customer leaves DE, then upgrades on January 11 with an
+    // invoice at once, untaxed; back to Basic on the 12th, and canceled.
+    const { sub, user, advance } = await changedThenCanceled(
+      'basic',
+      'pro',
+      { at: 'now' },
+      { movedTo: null, behavior: 'always_invoice', thenTo: 'basic' },
+    );
+    await advance('2026-01-12T10:00:00Z');
+    const invoices = (
+      (await t.api.get('/api/v1/invoices').query({ subscription_id: sub.id })).body as Schemas['InvoiceList']
+    ).data.reverse();
+    expect(invoices.map((i) => [i.kind, i.subtotal, i.tax_total])).toEqual([
+      ['period', '30.00', '5.70'],
+      ['proration', '20.33', '0.00'],
+      ['proration', '0.00', '0.00'],
+    ]);
+    // Pro's 20 days from the 12th (38.71) were paid by both: Basic's price by January's invoice
+    // (19.35, taxed 19%), the difference by the upgrade's (19.36, untaxed). The last invoice nets
+    // Basic's charge for them (19.35): back on Basic's price, which January paid. The 19.36 left is
+    // the upgrade's difference, untaxed as it was paid.
+    const balance = (await t.api.get(`/api/v1/users/${user.id}/balance-transactions`))
+      .body as Schemas['BalanceTransactionList'];
+    expect(balance.data.map((e) => [e.type, e.amount])).toEqual([['subscription_ended', '19.36']]);
+    // The taxes report nets those 3.68 against January's 5.70; voiding nothing, both stand.
+    const report = (await t.api.get('/api/v1/reports/taxes').query({ from: '2026-01', to: '2026-01' }))
+      .body as Schemas['TaxReport'];
+    expect(report.months[0]!.taxes.find((x) => x.code === 'VAT')!.ending_credit_count).toBeGreaterThan(0);
   });
 
   it('are billed on the last invoice when it ends by its end_date, at the renewal that finds it ended', async () => {
@@ -791,7 +836,8 @@ describe('the taxes report', () => {
     ).data;
     expect([entry!.type, entry!.amount]).toEqual(['subscription_ended', '24.19']);
     // Independently of the entries' stored tax lines: an ending credit's tax is its amount less
-    // the credits it settled (items name their entry).
+    // the credits it settled (items name their entry), netted while the period invoice that billed
+    // its days stands (voided, both leave the report).
     const { rows } = await sql<{ month: string; tax: string; ending: number }>`
       select month, sum(tax)::text as tax, count(*) filter (where ending and tax <> 0)::int as ending from (
         select to_char(invoice_date, 'YYYY-MM') as month, tax_total as tax, false as ending from invoices
@@ -805,6 +851,12 @@ describe('the taxes report', () => {
                         where i.tenant_id = b.tenant_id and i.balance_transaction_id = b.id)), true
         from customer_balance_transactions b
         where b.tenant_id = ${t.id} and b.type = 'subscription_ended'
+          and not exists (
+            select from invoice_items i join invoices v
+              on v.tenant_id = i.tenant_id and v.subscription_id = i.subscription_id
+            where i.tenant_id = b.tenant_id and i.balance_transaction_id = b.id
+              and v.kind = 'period' and v.status = 'void'
+              and v.period_start <= i.period_start and i.period_start < v.period_end)
       ) x group by month order by month`.execute(ctx.db);
     expect(rows.some((row) => row.ending > 0)).toBe(true);
     const report = (
