@@ -992,12 +992,13 @@ export async function voidLocked(
     next_collection_at: null,
   });
   // What the customer's balance paid of it is owed back: nothing is owed any more. But not a
-  // credit its subscription's end left for the very days it billed: those days are forgiven now,
-  // and a credit for days never paid is no money to spend elsewhere.
+  // credit its subscription's end left for the very days it billed (a period's or a change's
+  // invoice): those days are forgiven now, and a credit for days never paid is no money to spend
+  // elsewhere.
   const fromBalance = parseAmount(current.amount_from_balance);
   if (fromBalance > 0n) {
     const forItsDays =
-      current.kind === 'period'
+      current.kind === 'period' || current.kind === 'proration'
         ? parseAmount(
             await endingCreditForDays(tx.db, subscription.id, current.period_start, current.period_end),
           )

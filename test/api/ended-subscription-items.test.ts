@@ -421,6 +421,62 @@ describe('items pending when a subscription ends', () => {
     expect((await t.api.get(`/api/v1/users/${user.id}`)).body).toMatchObject({ balance: '0.00' });
   });
 
+  it("give back nothing when the change's invoice they paid is voided: its days are forgiven", async () => {
+    const clock = (
+      await t.api.post('/api/v1/test-clocks').send({ name: 'change', frozen_time: '2026-01-01T00:00:00Z' })
+    ).body as Schemas['TestClock'];
+    const user = await createUser(t, { region: 'DE' });
+    // No payment method: every invoice stays open.
+    const sub = (
+      await t.api.post('/api/v1/subscriptions').send({
+        user_id: user.id,
+        status: 'active',
+        plan_id: plans.basic,
+        start_date: '2026-01-01',
+        test_clock_id: clock.id,
+      })
+    ).body as Schemas['Subscription'];
+    const advance = async (at: string) => {
+      await t.api.post(`/api/v1/test-clocks/${clock.id}/advance`).send({ frozen_time: at }).expect(202);
+      await performDueWork(
+        { db: ctx.appDb, ownerDb: ctx.db, gateway: simulatedGateway, settlementDelayScale: 0 },
+        { tenantId: t.id, clockId: clock.id },
+      );
+    };
+    await advance('2026-01-02T00:00:00Z');
+    const invoicesOf = async () =>
+      (
+        (await t.api.get('/api/v1/invoices').query({ subscription_id: sub.id }))
+          .body as Schemas['InvoiceList']
+      ).data.reverse();
+    // January forgiven whole; then Pro from the 11th, invoiced at once (21 of 31 days: 40.65).
+    const [january] = await invoicesOf();
+    const note = await t.api
+      .post(`/api/v1/invoices/${january!.id}/credit-notes`)
+      .send({ reason: 'forgiven', amount: '30.00' });
+    expect(note.status, note.text).toBe(201);
+    await advance('2026-01-11T10:00:00Z');
+    const change = { plan_id: plans.pro, proration_behavior: 'always_invoice' };
+    expect((await t.api.patch(`/api/v1/subscriptions/${sub.id}`).send(change)).status).toBe(200);
+    // Paused and canceled on the 26th: Pro's last 6 days (11.61 + 19%) pay the change's invoice.
+    await advance('2026-01-26T10:00:00Z');
+    expect((await t.api.post(`/api/v1/subscriptions/${sub.id}/pause`).send({})).status).toBe(200);
+    expect((await t.api.post(`/api/v1/subscriptions/${sub.id}/cancel`).send({ at: 'now' })).status).toBe(200);
+    await advance('2026-01-26T12:00:00Z');
+    const upgrade = (await invoicesOf()).find((i) => i.kind === 'proration')!;
+    expect([upgrade.total, upgrade.amount_from_balance]).toEqual(['48.37', '13.82']);
+    // Voided, it gives back nothing: those 13.82 were the credit for its own days, never paid.
+    const voided = await t.api.post(`/api/v1/invoices/${upgrade.id}/void`);
+    expect(voided.status, voided.text).toBe(200);
+    const ledger = (await t.api.get(`/api/v1/users/${user.id}/balance-transactions`))
+      .body as Schemas['BalanceTransactionList'];
+    expect(ledger.data.map((e) => [e.type, e.amount]).reverse()).toEqual([
+      ['subscription_ended', '13.82'],
+      ['invoice', '-13.82'],
+    ]);
+    expect((await t.api.get(`/api/v1/users/${user.id}`)).body).toMatchObject({ balance: '0.00' });
+  });
+
   it('give back, when their invoice is voided, only what the balance paid beyond the credit for its days', async () => {
     const clock = (
       await t.api.post('/api/v1/test-clocks').send({ name: 'own', frozen_time: '2026-01-01T00:00:00Z' })
@@ -835,28 +891,31 @@ describe('the taxes report', () => {
         .body as Schemas['BalanceTransactionList']
     ).data;
     expect([entry!.type, entry!.amount]).toEqual(['subscription_ended', '24.19']);
-    // Independently of the entries' stored tax lines: an ending credit's tax is its amount less
-    // the credits it settled (items name their entry), netted while the period invoice that billed
-    // its days stands (voided, both leave the report).
+    // Each ending credit's tax lines add up to its tax, found independently: its amount less the
+    // credits it settled (items name their entry).
+    const { rows: entries } = await sql<{ tax: string; lines: string }>`
+      select (b.amount + (select sum(i.amount) from invoice_items i
+                          where i.tenant_id = b.tenant_id and i.balance_transaction_id = b.id))::text as tax,
+        coalesce((select sum((t->>'amount')::numeric) from jsonb_array_elements(b.taxes) t), 0)::text as lines
+      from customer_balance_transactions b
+      where b.tenant_id = ${t.id} and b.type = 'subscription_ended'`.execute(ctx.db);
+    expect(entries.length).toBeGreaterThan(3);
+    for (const entry of entries) expect(Number(entry.lines)).toBe(Number(entry.tax));
+    // The report: the invoices' taxes less the credit notes' and the ending credits' lines, each
+    // line while the invoice that charged it stands (voided, both leave the report).
     const { rows } = await sql<{ month: string; tax: string; ending: number }>`
-      select month, sum(tax)::text as tax, count(*) filter (where ending and tax <> 0)::int as ending from (
-        select to_char(invoice_date, 'YYYY-MM') as month, tax_total as tax, false as ending from invoices
+      select month, sum(tax)::text as tax, count(distinct ending) filter (where ending is not null)::int as ending
+      from (
+        select to_char(invoice_date, 'YYYY-MM') as month, tax_total as tax, null::uuid as ending from invoices
         where tenant_id = ${t.id} and status in ('open', 'paid', 'uncollectible')
         union all
-        select to_char(issued_at at time zone 'UTC', 'YYYY-MM'), -tax_total, false
+        select to_char(issued_at at time zone 'UTC', 'YYYY-MM'), -tax_total, null
         from credit_notes where tenant_id = ${t.id}
         union all
-        select to_char(b.created_at at time zone 'UTC', 'YYYY-MM'),
-          -(b.amount + (select sum(i.amount) from invoice_items i
-                        where i.tenant_id = b.tenant_id and i.balance_transaction_id = b.id)), true
-        from customer_balance_transactions b
+        select to_char(b.created_at at time zone 'UTC', 'YYYY-MM'), -(t->>'amount')::numeric, b.id
+        from customer_balance_transactions b, jsonb_array_elements(b.taxes) t, invoices v
         where b.tenant_id = ${t.id} and b.type = 'subscription_ended'
-          and not exists (
-            select from invoice_items i join invoices v
-              on v.tenant_id = i.tenant_id and v.subscription_id = i.subscription_id
-            where i.tenant_id = b.tenant_id and i.balance_transaction_id = b.id
-              and v.kind = 'period' and v.status = 'void'
-              and v.period_start <= i.period_start and i.period_start < v.period_end)
+          and v.tenant_id = b.tenant_id and v.id = (t->>'invoice_id')::uuid and v.status <> 'void'
       ) x group by month order by month`.execute(ctx.db);
     expect(rows.some((row) => row.ending > 0)).toBe(true);
     const report = (
