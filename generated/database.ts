@@ -112,6 +112,7 @@ export interface CustomerBalanceTransactions {
   credit_note_id: string | null;
   id: Generated<string>;
   invoice_id: string | null;
+  invoice_shares: Json | null;
   refund_id: string | null;
   taxes: Json | null;
   tenant_id: Generated<string>;

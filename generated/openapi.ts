@@ -1178,7 +1178,8 @@ export interface paths {
          * @description The total of each tax code (and region) per month of invoice date, from the issued
          *     invoices' tax snapshots: a rate changed later changes nothing here; less the credit notes'
          *     taxes and the tax subscriptions' ending credits gave back to the customer's balance (each
-         *     share at the rates of the invoice that charged the days, netted while that invoice stands),
+         *     share at the rates of the invoice that charged the days, netted while that invoice stands
+         *     and is not credited in full),
          *     in the month they were made. Drafts and voided
          *     invoices are left out; those of subscriptions on test clocks are in, at their clock dates
          *     (unlike the metrics). At most 120 months.

@@ -10,26 +10,35 @@ with moved as (
       returning balance
     )
     insert into customer_balance_transactions
-      (user_id, type, amount, balance_after, invoice_id, credit_note_id, refund_id, taxes, created_at)
+      (user_id, type, amount, balance_after, invoice_id, credit_note_id, refund_id, taxes, invoice_shares,
+       created_at)
     select $3, $4, $5::numeric, moved.balance,
       $6::uuid, $7::uuid, $8::uuid,
       $9::jsonb,
-      $10::timestamptz
+      $10::jsonb,
+      $11::timestamptz
     from moved
     returning "id", "user_id", "type", "amount", "balance_after", "invoice_id", "credit_note_id", "refund_id", "created_at";
 
 -- listBalanceTransactions
 select "id", "user_id", "type", "amount", "balance_after", "invoice_id", "credit_note_id", "refund_id", "created_at" from "customer_balance_transactions" where "user_id" = $1 and "id" < $2 order by "id" desc limit $3;
 
--- endingCreditForDays
-select coalesce(sum(round(entry.amount * share.days / share.whole, 2)), 0)::text as credit
+-- endingCreditOfInvoice
+select coalesce(sum(
+      case when entry.invoice_shares is not null then
+        (select coalesce(sum((s.share ->> 'amount')::numeric), 0)
+         from jsonb_array_elements(entry.invoice_shares) as s (share)
+         where s.share ->> 'invoice_id' = $1::text)
+      else round(entry.amount * share.days / share.whole, 2) end), 0)::text as credit
     from (
       select balance_transaction_id,
-        sum(amount) filter (where period_start < $1::date and period_end > $2::date) as days,
+        sum(amount) filter (where period_start < $2::date
+          and period_end > $3::date) as days,
         sum(amount) as whole
       from invoice_items
-      where subscription_id = $3 and balance_transaction_id is not null
+      where subscription_id = $4 and balance_transaction_id is not null
       group by balance_transaction_id
     ) share
     join customer_balance_transactions entry on entry.id = share.balance_transaction_id
-    where entry.type = 'subscription_ended' and share.days is not null and share.whole <> 0;
+    where entry.type = 'subscription_ended' and share.whole <> 0
+      and (entry.invoice_shares is not null or share.days is not null);

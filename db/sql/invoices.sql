@@ -78,13 +78,14 @@ with entries as (
       from credit_notes c, jsonb_array_elements(c.taxes) t
       where c.issued_at >= $3::date at time zone 'UTC' and c.issued_at < $4::date at time zone 'UTC'
       union all
-      -- While the invoice that charged the tax stands: a void takes both out.
+      -- While the invoice that charged the tax stands: a void, or credit notes of all of it (which
+      -- net its whole tax themselves), take both out.
       select (b.created_at at time zone 'UTC')::date, t, 'ending_credit', b.id
       from customer_balance_transactions b
       cross join jsonb_array_elements(b.taxes) t
       join invoices paid on paid.id = (t->>'invoice_id')::uuid
       where b.type = 'subscription_ended' and b.taxes is not null
-        and paid.status in ('open', 'paid', 'uncollectible')
+        and paid.status in ('open', 'paid', 'uncollectible') and paid.amount_credited < paid.total
         and b.created_at >= $5::date at time zone 'UTC' and b.created_at < $6::date at time zone 'UTC'
     )
     select to_char(date_trunc('month', day::timestamp), 'YYYY-MM') as month,

@@ -242,8 +242,12 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
         }),
       listBalanceTransactions: (db) =>
         customerBalance.listBalanceTransactions(db, { userId: USER, limit: 20, after: CREDIT_NOTE }),
-      endingCreditForDays: (db) =>
-        customerBalance.endingCreditForDays(db, SUBSCRIPTION, '2026-01-01', '2026-02-01'),
+      endingCreditOfInvoice: (db) =>
+        customerBalance.endingCreditOfInvoice(db, SUBSCRIPTION, {
+          id: INVOICE,
+          period_start: '2026-01-01',
+          period_end: '2026-02-01',
+        }),
     },
   },
   refunds: {

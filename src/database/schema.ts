@@ -472,7 +472,10 @@ export type CreditNoteRow = Omit<Selectable<CreditNotesTable>, 'tenant_id'>;
 /** A credit note with the id of the refund it made, if any. */
 export type CreditNoteView = CreditNoteRow & { refund_id: string | null };
 /** An entry as the API shows it (its tax lines stay in the database: the tax report reads them). */
-export type BalanceTransactionRow = Omit<Selectable<CustomerBalanceTransactionsTable>, 'tenant_id' | 'taxes'>;
+export type BalanceTransactionRow = Omit<
+  Selectable<CustomerBalanceTransactionsTable>,
+  'tenant_id' | 'taxes' | 'invoice_shares'
+>;
 export type RefundRow = Omit<Selectable<RefundsTable>, 'tenant_id'>;
 export type TestClockRow = Omit<Selectable<TestClocksTable>, 'tenant_id'>;
 export type PaymentRow = Omit<Selectable<PaymentsTable>, 'tenant_id'>;

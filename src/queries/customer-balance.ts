@@ -38,6 +38,8 @@ export interface NewBalanceTransaction {
   refund_id?: string | null;
   /** subscription_ended only: the tax it gives back, one line per rate (as a credit note's). */
   taxes?: unknown[];
+  /** subscription_ended only: each invoice's share of it, with its tax (endingCreditOfInvoice). */
+  invoice_shares?: Array<{ invoice_id: string; amount: string }>;
   created_at: Date;
 }
 
@@ -57,10 +59,12 @@ export async function addBalanceTransaction(
       returning balance
     )
     insert into customer_balance_transactions
-      (user_id, type, amount, balance_after, invoice_id, credit_note_id, refund_id, taxes, created_at)
+      (user_id, type, amount, balance_after, invoice_id, credit_note_id, refund_id, taxes, invoice_shares,
+       created_at)
     select ${entry.user_id}, ${entry.type}, ${entry.amount}::numeric, moved.balance,
       ${entry.invoice_id ?? null}::uuid, ${entry.credit_note_id ?? null}::uuid, ${entry.refund_id ?? null}::uuid,
       ${entry.taxes === undefined ? null : JSON.stringify(entry.taxes)}::jsonb,
+      ${entry.invoice_shares === undefined ? null : JSON.stringify(entry.invoice_shares)}::jsonb,
       ${entry.created_at}::timestamptz
     from moved
     returning ${sql.join(columns.map((c) => sql.ref(c)))}`.execute(db);
@@ -91,27 +95,35 @@ export function listBalanceTransactions(
 }
 
 /**
- * What a subscription's end left in the balance for days between start and end (a period's
- * invoice): of each `subscription_ended` entry, its share of those days' items (the entry carries
- * their tax too, so the share is of its amount).
+ * What a subscription's end left in the balance for the days an invoice billed: of each
+ * `subscription_ended` entry, the invoice's share as the entry recorded it (with its tax); an
+ * entry made before it recorded shares (invoice_shares null) counts its share of the items of the
+ * invoice's days, between start and end (the entry carries their tax too, so the share is of its
+ * amount).
  */
-export async function endingCreditForDays(
+export async function endingCreditOfInvoice(
   db: Db,
   subscriptionId: string,
-  start: string,
-  end: string,
+  invoice: { id: string; period_start: string; period_end: string },
 ): Promise<string> {
   const { rows } = await sql<{ credit: string }>`
-    select coalesce(sum(round(entry.amount * share.days / share.whole, 2)), 0)::text as credit
+    select coalesce(sum(
+      case when entry.invoice_shares is not null then
+        (select coalesce(sum((s.share ->> 'amount')::numeric), 0)
+         from jsonb_array_elements(entry.invoice_shares) as s (share)
+         where s.share ->> 'invoice_id' = ${invoice.id}::text)
+      else round(entry.amount * share.days / share.whole, 2) end), 0)::text as credit
     from (
       select balance_transaction_id,
-        sum(amount) filter (where period_start < ${end}::date and period_end > ${start}::date) as days,
+        sum(amount) filter (where period_start < ${invoice.period_end}::date
+          and period_end > ${invoice.period_start}::date) as days,
         sum(amount) as whole
       from invoice_items
       where subscription_id = ${subscriptionId} and balance_transaction_id is not null
       group by balance_transaction_id
     ) share
     join customer_balance_transactions entry on entry.id = share.balance_transaction_id
-    where entry.type = 'subscription_ended' and share.days is not null and share.whole <> 0`.execute(db);
+    where entry.type = 'subscription_ended' and share.whole <> 0
+      and (entry.invoice_shares is not null or share.days is not null)`.execute(db);
   return rows[0]!.credit;
 }

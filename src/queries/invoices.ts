@@ -345,7 +345,8 @@ export interface TaxReportRow {
 /**
  * Each tax code's totals per month: the issued invoices' snapshots by invoice date, less the
  * credit notes' by day of issue, less the tax the ending credits of subscriptions gave back to the
- * customer's balance (their entries' lines, of invoices still issued) by day of the entry.
+ * customer's balance (their entries' lines, of invoices still issued and not credited in full) by
+ * day of the entry.
  */
 export async function taxReport(db: Db, from: string, to: string): Promise<TaxReportRow[]> {
   const { rows } = await sql<TaxReportRow>`
@@ -359,13 +360,14 @@ export async function taxReport(db: Db, from: string, to: string): Promise<TaxRe
       from credit_notes c, jsonb_array_elements(c.taxes) t
       where c.issued_at >= ${from}::date at time zone 'UTC' and c.issued_at < ${to}::date at time zone 'UTC'
       union all
-      -- While the invoice that charged the tax stands: a void takes both out.
+      -- While the invoice that charged the tax stands: a void, or credit notes of all of it (which
+      -- net its whole tax themselves), take both out.
       select (b.created_at at time zone 'UTC')::date, t, 'ending_credit', b.id
       from customer_balance_transactions b
       cross join jsonb_array_elements(b.taxes) t
       join invoices paid on paid.id = (t->>'invoice_id')::uuid
       where b.type = 'subscription_ended' and b.taxes is not null
-        and paid.status in ('open', 'paid', 'uncollectible')
+        and paid.status in ('open', 'paid', 'uncollectible') and paid.amount_credited < paid.total
         and b.created_at >= ${from}::date at time zone 'UTC' and b.created_at < ${to}::date at time zone 'UTC'
     )
     select to_char(date_trunc('month', day::timestamp), 'YYYY-MM') as month,

@@ -16,7 +16,7 @@ import { formatCents, parseAmount, parseSignedAmount } from '../billing/money.js
 import { subscriptionNow } from '../billing/subscription-time.js';
 import type { CreditNoteView, InvoiceRow, InvoiceStatus, PaymentRow } from '../database/schema.js';
 import * as creditNotes from '../queries/credit-notes.js';
-import { endingCreditForDays } from '../queries/customer-balance.js';
+import { endingCreditOfInvoice } from '../queries/customer-balance.js';
 import { creditsGivenIn } from '../queries/invoice-items.js';
 import * as invoices from '../queries/invoices.js';
 import { findPaymentInFlight, findSucceededPayment } from '../queries/payments.js';
@@ -94,18 +94,12 @@ export function createCreditNote(
     );
     if ('errors' in money) return { kind: 'invalid', errors: money.errors };
     // Beyond what is due, an unpaid invoice's note gives back to the balance what it took of it;
-    // not the credit its subscription's end left for its own days (as a void: invoices.ts).
+    // not the share of the credit its subscription's end left for its own days (as a void:
+    // invoices.ts, voidLocked).
     if (invoice.status !== 'paid' && parseAmount(money.credit_amount) > 0n) {
       const own =
-        invoice.kind === 'period'
-          ? parseAmount(
-              await endingCreditForDays(
-                tx.db,
-                invoice.subscription_id,
-                invoice.period_start,
-                invoice.period_end,
-              ),
-            )
+        invoice.kind === 'period' || invoice.kind === 'proration'
+          ? parseAmount(await endingCreditOfInvoice(tx.db, invoice.subscription_id, invoice))
           : 0n;
       const given = earlier.reduce((sum, note) => sum + parseAmount(note.credit_amount), 0n);
       const returnable = parseAmount(invoice.amount_from_balance) - own - given;

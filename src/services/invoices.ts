@@ -36,7 +36,7 @@ import {
   reducePendingItem,
   settleInvoiceItems,
 } from '../queries/invoice-items.js';
-import { endingCreditForDays } from '../queries/customer-balance.js';
+import { endingCreditOfInvoice } from '../queries/customer-balance.js';
 import { endDiscount, giveBackDiscount } from './coupons.js';
 import { creditBalance, takeFromBalance } from './customer-balance.js';
 import { repricePendingCredits } from './prorations.js';
@@ -320,6 +320,7 @@ export async function closeEndedItems(
       type: 'subscription_ended',
       amount: total,
       taxes: taxed.taxes,
+      invoice_shares: taxed.invoiceShares,
       created_at: at,
     });
     const settled = await settleInvoiceItems(
@@ -375,7 +376,11 @@ async function withTaxTheyBore(
   tx: Tx,
   subscriptionId: string,
   credits: ReadonlyArray<{ amount: string; period_start: string; period_end: string }>,
-): Promise<{ total: bigint; taxes: EndingCreditTaxLine[] }> {
+): Promise<{
+  total: bigint;
+  taxes: EndingCreditTaxLine[];
+  invoiceShares: Array<{ invoice_id: string; amount: string }>;
+}> {
   const from = credits.reduce(
     (min, c) => (c.period_start < min ? c.period_start : min),
     credits[0]!.period_start,
@@ -406,12 +411,14 @@ async function withTaxTheyBore(
     }
   }
   const taxes: EndingCreditTaxLine[] = [];
+  const invoiceShares: Array<{ invoice_id: string; amount: string }> = [];
   for (const invoice of billedBy) {
     const share = shares.get(invoice.id);
     if (share === undefined || share <= 0n) continue;
+    let withTax = share;
     for (const line of invoice.taxes as unknown as InvoiceTaxLine[]) {
       const tax = percentOf(share, line.percentage);
-      total += tax;
+      withTax += tax;
       taxes.push({
         ...line,
         invoice_id: invoice.id,
@@ -419,8 +426,10 @@ async function withTaxTheyBore(
         amount: formatCents(tax),
       });
     }
+    total += withTax - share;
+    invoiceShares.push({ invoice_id: invoice.id, amount: formatCents(withTax) });
   }
-  return { total, taxes };
+  return { total, taxes, invoiceShares };
 }
 
 /**
@@ -991,17 +1000,15 @@ export async function voidLocked(
     voided_at: voidedAt,
     next_collection_at: null,
   });
-  // What the customer's balance paid of it is owed back: nothing is owed any more. But not a
-  // credit its subscription's end left for the very days it billed (a period's or a change's
-  // invoice): those days are forgiven now, and a credit for days never paid is no money to spend
-  // elsewhere.
+  // What the customer's balance paid of it is owed back: nothing is owed any more. But not the
+  // share of a credit its subscription's end left for the very days it billed (a period's or a
+  // change's invoice): those days are forgiven now, and a credit for days never paid is no money
+  // to spend elsewhere. The share of days another invoice billed stays the customer's.
   const fromBalance = parseAmount(current.amount_from_balance);
   if (fromBalance > 0n) {
     const forItsDays =
       current.kind === 'period' || current.kind === 'proration'
-        ? parseAmount(
-            await endingCreditForDays(tx.db, subscription.id, current.period_start, current.period_end),
-          )
+        ? parseAmount(await endingCreditOfInvoice(tx.db, subscription.id, current))
         : 0n;
     const owed = fromBalance - (forItsDays < fromBalance ? forItsDays : fromBalance);
     if (owed > 0n)

@@ -477,6 +477,91 @@ describe('items pending when a subscription ends', () => {
     expect((await t.api.get(`/api/v1/users/${user.id}`)).body).toMatchObject({ balance: '0.00' });
   });
 
+  it("give back, when the period's invoice is voided or credited after the end, the share of a change's invoice's days", async () => {
+    // Basic (30.00) from Jan 1, January open (no payment method); Pro (60.00) from the 11th,
+    // invoiced at once; paused and canceled on the 26th. The end credits Pro's last 6 days, 11.61:
+    // latest first, 5.81 (+19%: 6.91) that the change's invoice charged and 5.80 (+19%: 6.90) that
+    // January did; the 13.81 pay January. Forgiving January forgives its own share only: the
+    // change's is still the customer's, as the change's invoice stays due in full.
+    // January's taxes report, in cents: what the tenant keeps of this customer is the change's
+    // invoice less the share given back (17.28 = 14.52 + 2.76 of VAT), January counted in neither.
+    const january2026 = async () => {
+      const report = (await t.api.get('/api/v1/reports/taxes').query({ from: '2026-01', to: '2026-01' }))
+        .body as Schemas['TaxReport'];
+      const cents = (field: 'taxable_amount' | 'tax_amount') =>
+        (report.months[0]?.taxes ?? []).reduce((sum, x) => sum + Math.round(Number(x[field]) * 100), 0);
+      return [cents('taxable_amount'), cents('tax_amount')];
+    };
+    for (const forgive of ['void', 'credit note'] as const) {
+      const [taxableBefore, taxBefore] = await january2026();
+      const clock = (
+        await t.api.post('/api/v1/test-clocks').send({ name: 'shares', frozen_time: '2026-01-01T00:00:00Z' })
+      ).body as Schemas['TestClock'];
+      const user = await createUser(t, { region: 'DE' });
+      const sub = (
+        await t.api.post('/api/v1/subscriptions').send({
+          user_id: user.id,
+          status: 'active',
+          plan_id: plans.basic,
+          start_date: '2026-01-01',
+          test_clock_id: clock.id,
+        })
+      ).body as Schemas['Subscription'];
+      const advance = async (at: string) => {
+        await t.api.post(`/api/v1/test-clocks/${clock.id}/advance`).send({ frozen_time: at }).expect(202);
+        await performDueWork(
+          { db: ctx.appDb, ownerDb: ctx.db, gateway: simulatedGateway, settlementDelayScale: 0 },
+          { tenantId: t.id, clockId: clock.id },
+        );
+      };
+      const invoicesOf = async () =>
+        (
+          (await t.api.get('/api/v1/invoices').query({ subscription_id: sub.id }))
+            .body as Schemas['InvoiceList']
+        ).data.reverse();
+      await advance('2026-01-11T10:00:00Z');
+      const change = { plan_id: plans.pro, proration_behavior: 'always_invoice' };
+      expect((await t.api.patch(`/api/v1/subscriptions/${sub.id}`).send(change)).status).toBe(200);
+      await advance('2026-01-26T10:00:00Z');
+      expect((await t.api.post(`/api/v1/subscriptions/${sub.id}/pause`).send({})).status).toBe(200);
+      expect((await t.api.post(`/api/v1/subscriptions/${sub.id}/cancel`).send({ at: 'now' })).status).toBe(
+        200,
+      );
+      await advance('2026-01-26T12:00:00Z');
+      const [january, upgrade] = await invoicesOf();
+      expect([january!.kind, january!.total, january!.amount_from_balance]).toEqual([
+        'period',
+        '35.70',
+        '13.81',
+      ]);
+      expect([upgrade!.kind, upgrade!.total, upgrade!.amount_from_balance]).toEqual([
+        'proration',
+        '24.19',
+        '0.00',
+      ]);
+      if (forgive === 'void') {
+        const voided = await t.api.post(`/api/v1/invoices/${january!.id}/void`);
+        expect(voided.status, voided.text).toBe(200);
+      } else {
+        const note = await t.api
+          .post(`/api/v1/invoices/${january!.id}/credit-notes`)
+          .send({ reason: 'forgiven', amount: '30.00' });
+        expect(note.status, note.text).toBe(201);
+        expect((note.body as Schemas['CreditNote']).credit_amount).toBe('6.91');
+      }
+      const ledger = (await t.api.get(`/api/v1/users/${user.id}/balance-transactions`))
+        .body as Schemas['BalanceTransactionList'];
+      expect(ledger.data.map((e) => [e.type, e.amount]).reverse()).toEqual([
+        ['subscription_ended', '13.81'],
+        ['invoice', '-13.81'],
+        [forgive === 'void' ? 'invoice_voided' : 'credit_note', '6.91'],
+      ]);
+      expect((await t.api.get(`/api/v1/users/${user.id}`)).body).toMatchObject({ balance: '6.91' });
+      const [taxable, tax] = await january2026();
+      expect([taxable! - taxableBefore!, tax! - taxBefore!]).toEqual([1452, 276]);
+    }
+  });
+
   it('give back, when their invoice is voided, only what the balance paid beyond the credit for its days', async () => {
     const clock = (
       await t.api.post('/api/v1/test-clocks').send({ name: 'own', frozen_time: '2026-01-01T00:00:00Z' })
@@ -901,8 +986,29 @@ describe('the taxes report', () => {
       where b.tenant_id = ${t.id} and b.type = 'subscription_ended'`.execute(ctx.db);
     expect(entries.length).toBeGreaterThan(3);
     for (const entry of entries) expect(Number(entry.lines)).toBe(Number(entry.tax));
+    // Each invoice's share of an ending credit is its lines of that invoice, with their tax; the
+    // shares add up to the credit (every day credited here was billed by an issued invoice).
+    const { rows: shares } = await sql<{
+      entry: string;
+      amount: string;
+      share: string;
+      lines: string | null;
+    }>`
+      select b.id as entry, b.amount::text, s->>'amount' as share,
+        (select (max((t->>'taxable_amount')::numeric) + sum((t->>'amount')::numeric))::text
+         from jsonb_array_elements(b.taxes) t where t->>'invoice_id' = s->>'invoice_id') as lines
+      from customer_balance_transactions b, jsonb_array_elements(b.invoice_shares) s
+      where b.tenant_id = ${t.id} and b.type = 'subscription_ended'`.execute(ctx.db);
+    expect(shares.length).toBeGreaterThan(3);
+    for (const share of shares) if (share.lines !== null) expect(share.share).toBe(share.lines);
+    const sharesOf = new Map<string, number>();
+    for (const share of shares)
+      sharesOf.set(share.entry, (sharesOf.get(share.entry) ?? 0) + Math.round(Number(share.share) * 100));
+    for (const share of shares)
+      expect(sharesOf.get(share.entry)).toBe(Math.round(Number(share.amount) * 100));
     // The report: the invoices' taxes less the credit notes' and the ending credits' lines, each
-    // line while the invoice that charged it stands (voided, both leave the report).
+    // line while the invoice that charged it stands (voided or credited in full, both leave the
+    // report).
     const { rows } = await sql<{ month: string; tax: string; ending: number }>`
       select month, sum(tax)::text as tax, count(distinct ending) filter (where ending is not null)::int as ending
       from (
@@ -916,6 +1022,7 @@ describe('the taxes report', () => {
         from customer_balance_transactions b, jsonb_array_elements(b.taxes) t, invoices v
         where b.tenant_id = ${t.id} and b.type = 'subscription_ended'
           and v.tenant_id = b.tenant_id and v.id = (t->>'invoice_id')::uuid and v.status <> 'void'
+          and v.amount_credited < v.total
       ) x group by month order by month`.execute(ctx.db);
     expect(rows.some((row) => row.ending > 0)).toBe(true);
     const report = (
