@@ -8,7 +8,7 @@ import { type Charge, invoiceAmounts } from '../billing/invoices.js';
 import { formatCents, parseAmount, parseSignedAmount, percentOf, roundToCents } from '../billing/money.js';
 import { discountFor, discountLabel, usageShares } from '../billing/discounts.js';
 import { periodContaining } from '../billing/periods.js';
-import { applyItems, type AppliedItems } from '../billing/proration.js';
+import { applyItems, type AppliedItems, paidForLine } from '../billing/proration.js';
 import { billingAnchor, dayOf, lastDayServed, subscriptionNow } from '../billing/subscription-time.js';
 import type { BreakdownLine } from '../billing/pricing.js';
 import type {
@@ -39,7 +39,7 @@ import {
 import { endingCreditOfInvoice } from '../queries/customer-balance.js';
 import { endDiscount, giveBackDiscount } from './coupons.js';
 import { creditBalance, takeFromBalance } from './customer-balance.js';
-import { repricePendingCredits } from './prorations.js';
+import { creditNotesOf, repricePendingCredits } from './prorations.js';
 import { onClockOf } from './subscriptions.js';
 import { billsUsageBefore, closeUsageBefore } from './usage.js';
 import { endDunningIfSettled } from './collection.js';
@@ -335,26 +335,37 @@ export async function closeEndedItems(
   return invoice;
 }
 
-/** The lines whose days an invoice billed: its price, its changes' charges and credits, its discount. */
-const BILLS_DAYS = new Set<Charge['type']>(['subscription', 'proration', 'discount']);
+/** The lines whose days an invoice billed: its price, its changes' charges and credits. */
+const BILLS_DAYS = new Set<Charge['type']>(['subscription', 'proration']);
 const DAY_MS = 86_400_000;
 /** A cent in the units of parseAmount. */
 const CENT = parseAmount('0.01');
 const daysFrom = (from: string, to: string) =>
   (Date.parse(`${to}T00:00:00Z`) - Date.parse(`${from}T00:00:00Z`)) / DAY_MS;
 
-/** What an invoice's lines charged, net, for the days from `from` to `to`: each line in proportion to its own days. */
-function chargedForDays(lines: readonly Charge[], from: string, to: string): bigint {
+/**
+ * What an invoice's lines charged, net, for the days from `from` to `to`: each line in proportion
+ * to its own days, a charge at what is left paid of it (less its share of the invoice's discount
+ * and of what credit notes took back: paidForLine, as the credits of changes count it).
+ */
+function chargedForDays(
+  lines: readonly Charge[],
+  notes: ReadonlyArray<{ lines: ReadonlyArray<{ line_index: number | null; amount: string }> }>,
+  from: string,
+  to: string,
+): bigint {
   let charged = 0n;
-  for (const line of lines) {
-    if (!BILLS_DAYS.has(line.type)) continue;
+  lines.forEach((line, index) => {
+    if (!BILLS_DAYS.has(line.type)) return;
     const overlap = daysFrom(
       line.period_start > from ? line.period_start : from,
       line.period_end < to ? line.period_end : to,
     );
     const days = daysFrom(line.period_start, line.period_end);
-    if (overlap > 0 && days > 0) charged += (parseSignedAmount(line.amount) * BigInt(overlap)) / BigInt(days);
-  }
+    if (overlap <= 0 || days <= 0) return;
+    const paid = paidForLine({ lines }, notes, index);
+    charged += (paid.numerator * BigInt(overlap)) / (paid.denominator * BigInt(days));
+  });
   return charged;
 }
 
@@ -387,6 +398,11 @@ async function withTaxTheyBore(
   );
   const to = credits.reduce((max, c) => (c.period_end > max ? c.period_end : max), credits[0]!.period_end);
   const billedBy = await invoices.issuedInvoicesMeeting(tx.db, subscriptionId, from, to);
+  const notesOf = new Map(
+    await Promise.all(
+      billedBy.map(async (invoice) => [invoice.id, await creditNotesOf(tx, invoice)] as const),
+    ),
+  );
   const shares = new Map<string, bigint>(); // invoice id → the credits' part it charged
   let total = 0n;
   for (const credit of credits) {
@@ -400,6 +416,7 @@ async function withTaxTheyBore(
       if (left === 0n) break;
       const charged = chargedForDays(
         invoice.lines as unknown as Charge[],
+        notesOf.get(invoice.id)!,
         credit.period_start,
         credit.period_end,
       );

@@ -392,7 +392,8 @@ async function endCreditsChargedAgain(
 type CreditNoteLines = { lines: Array<{ line_index: number | null; amount: string }> };
 type StoredLine = { type: string; amount: string; invoice_item_id?: string };
 const linesOf = (invoice: InvoiceRow) => invoice.lines as unknown as StoredLine[];
-async function creditNotesOf(tx: Tx, invoice: InvoiceRow): Promise<CreditNoteLines[]> {
+/** An invoice's credit notes, as paidForLine reads them. */
+export async function creditNotesOf(tx: Tx, invoice: Pick<InvoiceRow, 'id'>): Promise<CreditNoteLines[]> {
   const notes = await listCreditNotes(tx.db, invoice.id);
   return notes.map((note) => ({ lines: note.lines as unknown as CreditNoteLines['lines'] }));
 }

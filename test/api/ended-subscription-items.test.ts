@@ -209,6 +209,59 @@ describe('items pending when a subscription ends', () => {
     expect(report.months[0]!.taxes.find((x) => x.code === 'VAT')!.ending_credit_count).toBeGreaterThan(0);
   });
 
+  it("give back a change's tax only on what its invoice still charges after a credit note", async () => {
+    // Untaxed January (no region, Basic 30.00); in DE (19%) from the 5th; Pro (60.00) from the
+    // 11th, invoiced at once (20.33 + 3.86); 10.00 of that invoice credited on the 12th; paused
+    // and canceled on the 26th. Of Pro's last 6 days, the change's invoice still charges its net
+    // less its share of the note, (40.65 - 10.00 - 20.32) * 6/21 = 2.95, at 19%: 0.56 of tax (not
+    // the 1.10 of what it charged before the note). January's 5.81 of those days were untaxed.
+    const clock = (
+      await t.api.post('/api/v1/test-clocks').send({ name: 'noted', frozen_time: '2026-01-01T00:00:00Z' })
+    ).body as Schemas['TestClock'];
+    const user = await createUser(t, { region: null });
+    const sub = (
+      await t.api.post('/api/v1/subscriptions').send({
+        user_id: user.id,
+        status: 'active',
+        plan_id: plans.basic,
+        start_date: '2026-01-01',
+        test_clock_id: clock.id,
+      })
+    ).body as Schemas['Subscription'];
+    const advance = async (at: string) => {
+      await t.api.post(`/api/v1/test-clocks/${clock.id}/advance`).send({ frozen_time: at }).expect(202);
+      await performDueWork(
+        { db: ctx.appDb, ownerDb: ctx.db, gateway: simulatedGateway, settlementDelayScale: 0 },
+        { tenantId: t.id, clockId: clock.id },
+      );
+    };
+    await advance('2026-01-05T10:00:00Z');
+    expect((await t.api.patch(`/api/v1/users/${user.id}`).send({ region: 'DE' })).status).toBe(200);
+    await advance('2026-01-11T10:00:00Z');
+    const change = { plan_id: plans.pro, proration_behavior: 'always_invoice' };
+    expect((await t.api.patch(`/api/v1/subscriptions/${sub.id}`).send(change)).status).toBe(200);
+    await advance('2026-01-12T10:00:00Z');
+    const upgrade = (
+      (await t.api.get('/api/v1/invoices').query({ subscription_id: sub.id })).body as Schemas['InvoiceList']
+    ).data.find((i) => i.kind === 'proration')!;
+    expect([upgrade.subtotal, upgrade.tax_total]).toEqual(['20.33', '3.86']);
+    const note = await t.api
+      .post(`/api/v1/invoices/${upgrade.id}/credit-notes`)
+      .send({ reason: 'goodwill', amount: '10.00' });
+    expect(note.status, note.text).toBe(201);
+    await advance('2026-01-26T10:00:00Z');
+    expect((await t.api.post(`/api/v1/subscriptions/${sub.id}/pause`).send({})).status).toBe(200);
+    expect((await t.api.post(`/api/v1/subscriptions/${sub.id}/cancel`).send({ at: 'now' })).status).toBe(200);
+    await advance('2026-01-26T12:00:00Z');
+    const ledger = (await t.api.get(`/api/v1/users/${user.id}/balance-transactions`))
+      .body as Schemas['BalanceTransactionList'];
+    const ended = ledger.data.find((e) => e.type === 'subscription_ended')!;
+    const credited = (await itemsOf(sub.id))
+      .filter((item) => item.balance_transaction_id === ended.id)
+      .reduce((sum, item) => sum - Math.round(Number(item.amount) * 100), 0);
+    expect(Math.round(Number(ended.amount) * 100) - credited).toBe(56);
+  });
+
   it('are billed on the last invoice when it ends by its end_date, at the renewal that finds it ended', async () => {
     const clock = (
       await t.api.post('/api/v1/test-clocks').send({ name: 'end date', frozen_time: '2026-01-01T00:00:00Z' })
