@@ -24,21 +24,24 @@ with moved as (
 select "id", "user_id", "type", "amount", "balance_after", "invoice_id", "credit_note_id", "refund_id", "created_at" from "customer_balance_transactions" where "user_id" = $1 and "id" < $2 order by "id" desc limit $3;
 
 -- endingCreditOfInvoice
-select coalesce(sum(
-      case when entry.invoice_shares is not null then
-        (select coalesce(sum((s.share ->> 'amount')::numeric), 0)
-         from jsonb_array_elements(entry.invoice_shares) as s (share)
-         where s.share ->> 'invoice_id' = $1::text)
-      else round(entry.amount * share.days / share.whole, 2) end), 0)::text as credit
+select coalesce(sum(case when entry.invoice_shares is not null then mine.credit
+        else round(entry.amount * share.days / share.whole, 2) end), 0)::text as credit,
+      coalesce(sum(mine.before_tax), 0)::text as before_tax
     from (
       select balance_transaction_id,
-        sum(amount) filter (where period_start < $2::date
-          and period_end > $3::date) as days,
+        sum(amount) filter (where period_start < $1::date
+          and period_end > $2::date) as days,
         sum(amount) as whole
       from invoice_items
-      where subscription_id = $4 and balance_transaction_id is not null
+      where subscription_id = $3 and balance_transaction_id is not null
       group by balance_transaction_id
     ) share
     join customer_balance_transactions entry on entry.id = share.balance_transaction_id
+    left join lateral (
+      select coalesce(sum((s.share ->> 'amount')::numeric), 0) as credit,
+        coalesce(sum((s.share ->> 'before_tax')::numeric), 0) as before_tax
+      from jsonb_array_elements(entry.invoice_shares) as s (share)
+      where s.share ->> 'invoice_id' = $4::text
+    ) mine on entry.invoice_shares is not null
     where entry.type = 'subscription_ended' and share.whole <> 0
       and (entry.invoice_shares is not null or share.days is not null);

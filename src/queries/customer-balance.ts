@@ -38,8 +38,8 @@ export interface NewBalanceTransaction {
   refund_id?: string | null;
   /** subscription_ended only: the tax it gives back, one line per rate (as a credit note's). */
   taxes?: unknown[];
-  /** subscription_ended only: each invoice's share of it, with its tax (endingCreditOfInvoice). */
-  invoice_shares?: Array<{ invoice_id: string; amount: string }>;
+  /** subscription_ended only: each invoice's share of it, with and without its tax (endingCreditOfInvoice). */
+  invoice_shares?: Array<{ invoice_id: string; amount: string; before_tax: string }>;
   created_at: Date;
 }
 
@@ -96,23 +96,20 @@ export function listBalanceTransactions(
 
 /**
  * What a subscription's end left in the balance for the days an invoice billed: of each
- * `subscription_ended` entry, the invoice's share as the entry recorded it (with its tax); an
- * entry made before it recorded shares (invoice_shares null) counts its share of the items of the
- * invoice's days, between start and end (the entry carries their tax too, so the share is of its
- * amount).
+ * `subscription_ended` entry, the invoice's share as the entry recorded it (`credit`, with its
+ * tax; `before_tax`, without). An entry made before it recorded shares (invoice_shares null)
+ * counts in `credit` its share of the items of the invoice's days, between start and end (the
+ * entry carries their tax too, so the share is of its amount), and nothing in `before_tax`.
  */
 export async function endingCreditOfInvoice(
   db: Db,
   subscriptionId: string,
   invoice: { id: string; period_start: string; period_end: string },
-): Promise<string> {
-  const { rows } = await sql<{ credit: string }>`
-    select coalesce(sum(
-      case when entry.invoice_shares is not null then
-        (select coalesce(sum((s.share ->> 'amount')::numeric), 0)
-         from jsonb_array_elements(entry.invoice_shares) as s (share)
-         where s.share ->> 'invoice_id' = ${invoice.id}::text)
-      else round(entry.amount * share.days / share.whole, 2) end), 0)::text as credit
+): Promise<{ credit: string; before_tax: string }> {
+  const { rows } = await sql<{ credit: string; before_tax: string }>`
+    select coalesce(sum(case when entry.invoice_shares is not null then mine.credit
+        else round(entry.amount * share.days / share.whole, 2) end), 0)::text as credit,
+      coalesce(sum(mine.before_tax), 0)::text as before_tax
     from (
       select balance_transaction_id,
         sum(amount) filter (where period_start < ${invoice.period_end}::date
@@ -123,7 +120,13 @@ export async function endingCreditOfInvoice(
       group by balance_transaction_id
     ) share
     join customer_balance_transactions entry on entry.id = share.balance_transaction_id
+    left join lateral (
+      select coalesce(sum((s.share ->> 'amount')::numeric), 0) as credit,
+        coalesce(sum((s.share ->> 'before_tax')::numeric), 0) as before_tax
+      from jsonb_array_elements(entry.invoice_shares) as s (share)
+      where s.share ->> 'invoice_id' = ${invoice.id}::text
+    ) mine on entry.invoice_shares is not null
     where entry.type = 'subscription_ended' and share.whole <> 0
       and (entry.invoice_shares is not null or share.days is not null)`.execute(db);
-  return rows[0]!.credit;
+  return rows[0]!;
 }

@@ -99,7 +99,7 @@ export function createCreditNote(
     if (invoice.status !== 'paid' && parseAmount(money.credit_amount) > 0n) {
       const own =
         invoice.kind === 'period' || invoice.kind === 'proration'
-          ? parseAmount(await endingCreditOfInvoice(tx.db, invoice.subscription_id, invoice))
+          ? parseAmount((await endingCreditOfInvoice(tx.db, invoice.subscription_id, invoice)).credit)
           : 0n;
       const given = earlier.reduce((sum, note) => sum + parseAmount(note.credit_amount), 0n);
       const returnable = parseAmount(invoice.amount_from_balance) - own - given;
@@ -197,6 +197,7 @@ async function creditedElsewhere(
   tx: Tx,
   invoice: InvoiceRow,
 ): Promise<{ line_index: number; amount: string } | undefined> {
+  if (invoice.kind === 'proration') return endingShareOf(tx, invoice);
   if (invoice.kind !== 'period') return undefined;
   const lines = invoice.lines as unknown as Array<{
     type: string;
@@ -231,6 +232,26 @@ async function creditedElsewhere(
     .reduce((total, line) => total + parseSignedAmount(line.amount), 0n);
   const beyond = given + (otherPeriods < 0n ? otherPeriods : 0n);
   return beyond > 0n ? { line_index: index, amount: formatCents(beyond) } : undefined;
+}
+
+/**
+ * What a change's or a resume's invoice charged of the days its subscription's end gave back
+ * (before tax; the ending credit's share of it, as its entry recorded it): gone back already, so
+ * not left to credit. Counted against its largest charge, the one that billed those days.
+ */
+async function endingShareOf(
+  tx: Tx,
+  invoice: InvoiceRow,
+): Promise<{ line_index: number; amount: string } | undefined> {
+  const { before_tax } = await endingCreditOfInvoice(tx.db, invoice.subscription_id, invoice);
+  if (parseAmount(before_tax) <= 0n) return undefined;
+  const lines = invoice.lines as unknown as Array<{ amount: string }>;
+  let largest = -1;
+  lines.forEach((line, index) => {
+    const amount = parseSignedAmount(line.amount);
+    if (amount > 0n && (largest < 0 || amount > parseSignedAmount(lines[largest]!.amount))) largest = index;
+  });
+  return largest < 0 ? undefined : { line_index: largest, amount: before_tax };
 }
 
 /** An invoice's credit notes, oldest first; undefined when there is no such invoice. */

@@ -390,7 +390,7 @@ async function withTaxTheyBore(
 ): Promise<{
   total: bigint;
   taxes: EndingCreditTaxLine[];
-  invoiceShares: Array<{ invoice_id: string; amount: string }>;
+  invoiceShares: Array<{ invoice_id: string; amount: string; before_tax: string }>;
 }> {
   const from = credits.reduce(
     (min, c) => (c.period_start < min ? c.period_start : min),
@@ -428,7 +428,7 @@ async function withTaxTheyBore(
     }
   }
   const taxes: EndingCreditTaxLine[] = [];
-  const invoiceShares: Array<{ invoice_id: string; amount: string }> = [];
+  const invoiceShares: Array<{ invoice_id: string; amount: string; before_tax: string }> = [];
   for (const invoice of billedBy) {
     const share = shares.get(invoice.id);
     if (share === undefined || share <= 0n) continue;
@@ -444,7 +444,11 @@ async function withTaxTheyBore(
       });
     }
     total += withTax - share;
-    invoiceShares.push({ invoice_id: invoice.id, amount: formatCents(withTax) });
+    invoiceShares.push({
+      invoice_id: invoice.id,
+      amount: formatCents(withTax),
+      before_tax: formatCents(share),
+    });
   }
   return { total, taxes, invoiceShares };
 }
@@ -1025,7 +1029,7 @@ export async function voidLocked(
   if (fromBalance > 0n) {
     const forItsDays =
       current.kind === 'period' || current.kind === 'proration'
-        ? parseAmount(await endingCreditOfInvoice(tx.db, subscription.id, current))
+        ? parseAmount((await endingCreditOfInvoice(tx.db, subscription.id, current)).credit)
         : 0n;
     const owed = fromBalance - (forItsDays < fromBalance ? forItsDays : fromBalance);
     if (owed > 0n)

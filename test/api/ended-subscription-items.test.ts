@@ -262,6 +262,40 @@ describe('items pending when a subscription ends', () => {
     expect(Math.round(Number(ended.amount) * 100) - credited).toBe(56);
   });
 
+  it("leave a paid change's invoice to credit only what its days did not give back already", async () => {
+    // Basic, then Pro from the 11th invoiced at once (20.33 + 3.86, paid by card), back to Basic
+    // on the 12th and canceled: the end gives back the difference for the 20 days left, what the
+    // change's invoice charged for them, (40.65 - 20.32) * 20/21 = 19.36 (+ 3.68). A credit note
+    // of that invoice may credit what is left of it, 0.97: the rest is in the balance already.
+    const { sub, user, advance } = await changedThenCanceled(
+      'basic',
+      'pro',
+      { at: 'now' },
+      { behavior: 'always_invoice', thenTo: 'basic' },
+    );
+    await advance('2026-01-12T12:00:00Z');
+    const upgrade = (
+      (await t.api.get('/api/v1/invoices').query({ subscription_id: sub.id })).body as Schemas['InvoiceList']
+    ).data
+      .reverse()
+      .find((i) => i.kind === 'proration')!;
+    expect([upgrade.status, upgrade.subtotal, upgrade.total]).toEqual(['paid', '20.33', '24.19']);
+    const ledger = (await t.api.get(`/api/v1/users/${user.id}/balance-transactions`))
+      .body as Schemas['BalanceTransactionList'];
+    expect(ledger.data.map((e) => [e.type, e.amount])).toEqual([['subscription_ended', '23.04']]);
+    const whole = await t.api
+      .post(`/api/v1/invoices/${upgrade.id}/credit-notes`)
+      .send({ reason: 'all of it', amount: '20.33', refund_to: 'payment' });
+    expect(expectProblem(whole, 422, 'unprocessable').detail).toContain(
+      'more than is left to credit of the invoice (0.97 before tax',
+    );
+    const rest = await t.api
+      .post(`/api/v1/invoices/${upgrade.id}/credit-notes`)
+      .send({ reason: 'the rest', amount: '0.97', refund_to: 'payment' });
+    expect(rest.status, rest.text).toBe(201);
+    expect((rest.body as Schemas['CreditNote']).total).toBe('1.15');
+  });
+
   it('are billed on the last invoice when it ends by its end_date, at the renewal that finds it ended', async () => {
     const clock = (
       await t.api.post('/api/v1/test-clocks').send({ name: 'end date', frozen_time: '2026-01-01T00:00:00Z' })
