@@ -2493,8 +2493,9 @@ export interface components {
          * @description A change of price made by the worker when the period ending on `effective_date` has ended:
          *     at that renewal, before its invoice, so the new period is invoiced at the new price (nothing
          *     to prorate). The fields are those sent (null when not sent); a plan is priced at its version
-         *     current on that day. If the change cannot be made then (its plan was deleted), it is dropped
-         *     with a `subscription.scheduled_change_canceled` event.
+         *     current on that day. If the change cannot be made then (its plan was deleted, or at that
+         *     day's prices it would cost over the most a period may), it is dropped with a
+         *     `subscription.scheduled_change_canceled` event.
          */
         ScheduledChange: {
             /** Format: uuid */

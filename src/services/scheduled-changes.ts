@@ -3,6 +3,7 @@
 // (services/collection.ts, renewDue), so the new period is invoiced at the new price.
 import { formatCents, parseAmount } from '../billing/money.js';
 import { periodContaining } from '../billing/periods.js';
+import { PriceTooHighError } from '../billing/pricing.js';
 import { billingAnchor, dayOf, subscriptionNow } from '../billing/subscription-time.js';
 import type { ScheduledChange, SubscriptionRow } from '../database/schema.js';
 import * as subscriptions from '../queries/subscriptions.js';
@@ -100,8 +101,8 @@ export function cancelScheduledChange(
  * At the renewal of the period starting on billed_until, on a locked subscription: the change
  * scheduled for that day or earlier, made as the system (admin rights: it was authorized when
  * scheduled), priced at its plan's current version. A new interval starts its schedule on that
- * day. Dropped, with an event, when it cannot be made any more (its plan was deleted). Returns the
- * subscription as it is then.
+ * day. Dropped, with an event, when it cannot be made any more (its plan was deleted, or it would
+ * cost over the most a period may). Returns the subscription as it is then.
  */
 export async function applyScheduledChange(
   tx: Tx,
@@ -116,6 +117,11 @@ export async function applyScheduledChange(
     quantity: change.quantity ?? undefined,
     plan_cost: change.plan_cost ?? undefined,
     billing_interval: change.billing_interval ?? undefined,
+  }).catch((error: unknown) => {
+    // Over the most a period may cost at today's prices (its plan's price went up since, or the
+    // subscription moved to a dearer plan): it cannot be made, and the renewal must go on.
+    if (error instanceof PriceTooHighError) return { kind: 'too-high' as const };
+    throw error;
   });
   if ('kind' in priced) {
     const after = await subscriptions.updateSubscription(tx.db, before.id, { scheduled_change: null });

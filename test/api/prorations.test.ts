@@ -527,6 +527,46 @@ describe('a change scheduled for the end of the period', () => {
     ]);
   });
 
+  it('is dropped at the renewal when it would cost more than a period may by then, and the period renews', async () => {
+    // 9,999,999 seats at 1,000.00 fit under the most a period may cost (9,999,999,999.99); at
+    // 2,000.00 they do not: the scheduled plan's price raised since, or the subscription moved to
+    // a dearer plan, each accepted. The renewal drops the change and bills the period as it is.
+    for (const how of ['price raised', 'moved to a dearer plan'] as const) {
+      const seats = await plan('Seats', { model: 'per_unit', amount: '1000.00' });
+      const dearer = await plan('Dearer', { model: 'per_unit', amount: '2000.00' });
+      const s = await subscribed(seats.id);
+      await s.advance('2026-01-11T00:00:00Z');
+      if (how === 'price raised') {
+        const other = await plan('Other', { model: 'per_unit', amount: '1000.00' });
+        expect((await schedule(s.sub.id, { plan_id: other.id, quantity: 9999999 })).status).toBe(200);
+        const raised = await t.api
+          .patch(`/api/v1/plans/${other.id}`)
+          .send({ price: { model: 'per_unit', amount: '2000.00' } });
+        expect(raised.status, raised.text).toBe(200);
+      } else {
+        expect((await schedule(s.sub.id, { quantity: 9999999 })).status).toBe(200);
+        await s.change({ plan_id: dearer.id, proration_behavior: 'none' });
+      }
+      const upcoming = await t.api.get(`/api/v1/subscriptions/${s.sub.id}/upcoming-invoice`);
+      expect(upcoming.status, upcoming.text).toBe(200);
+      expect((upcoming.body as Schemas['Invoice']).subtotal).toBe(
+        how === 'price raised' ? '1000.00' : '2000.00',
+      );
+      await s.advance('2026-02-01T06:00:00Z');
+      expect(await s.get()).toMatchObject({ quantity: 1, scheduled_change: null });
+      expect((await s.invoices()).map((i) => [i.period_start, i.subtotal])).toEqual([
+        ['2026-01-01', '1000.00'],
+        ['2026-02-01', how === 'price raised' ? '1000.00' : '2000.00'],
+      ]);
+      const events = (await t.api.get('/api/v1/events').query({ resource_id: s.sub.id, limit: 100 }))
+        .body as Schemas['EventList'];
+      expect(events.data.map((e) => e.type).filter((type) => /change/.test(type))).toEqual([
+        'subscription.change_scheduled',
+        'subscription.scheduled_change_canceled',
+      ]);
+    }
+  });
+
   it('is dropped by a cancellation, now or at the period end, with its event', async () => {
     const basic = await plan('Basic', { model: 'flat', amount: '30.00' });
     const pro = await plan('Pro', { model: 'flat', amount: '60.00' });
