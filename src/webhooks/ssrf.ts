@@ -194,6 +194,10 @@ export function urlProblem(text: string, policy: UrlPolicy): string | undefined 
   }
   const schemes = policy.allowPrivateUrls ? ['https:', 'http:'] : ['https:'];
   if (!schemes.includes(url.protocol)) return `must use ${schemes.join(' or ')}`;
+  // The host as written: the URL parser finds one in `https:///hooks`, `https:hooks` or
+  // `https:\\hooks` too (the path's first segment), which is not where the text says events go.
+  if (!/^[a-z][a-z0-9+.-]*:\/\/[^/\\?#]/i.test(text))
+    return 'has no host after its scheme (https://host/...)';
   if (url.username || url.password || hasUserInfo(text)) return 'must not contain a user name or password';
   if (url.hostname === '') return 'has no host';
   // Port 0 is no port a server listens on: every delivery would fail.

@@ -80,3 +80,15 @@ describe('forbiddenAddressClass', () => {
     }
   });
 });
+
+describe('a webhook URL without a host as written', () => {
+  it('is refused, though the URL parser would take the first segment of its path for one', () => {
+    for (const text of ['http:///h', 'https:///hooks', 'https:hooks/x', 'https:\\\\hooks\\x'])
+      expect([text, urlProblem(text, { allowPrivateUrls: true })]).toEqual([
+        text,
+        expect.stringMatching(/host/),
+      ]);
+    expect(urlProblem('https://hooks.example.com/x', { allowPrivateUrls: true })).toBeUndefined();
+    expect(urlProblem('http://127.0.0.1:41317/h', { allowPrivateUrls: true })).toBeUndefined();
+  });
+});
