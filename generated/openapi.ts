@@ -1654,7 +1654,7 @@ export interface paths {
         post?: never;
         /**
          * Delete a billable metric never used
-         * @description Only a metric with no events and no charge on any plan; one that was used is archived instead (409).
+         * @description Only a metric with no events, no charge on any plan and no wallet hold naming it; one that was used is archived instead (409).
          */
         delete: operations["deleteBillableMetric"];
         options?: never;

@@ -21,6 +21,7 @@ update "billable_metrics" set "name" = $1, "archived_at" = $2, "updated_at" = no
 -- billableMetricInUse
 select exists (select from usage_events where billable_metric_id = $1::uuid)
         or exists (select from plans where usage_charges @> $2::jsonb)
+        or exists (select from wallet_holds where billable_metric_id = $3::uuid)
        as used;
 
 -- deleteBillableMetric

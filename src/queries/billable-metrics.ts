@@ -103,6 +103,7 @@ export async function billableMetricInUse(db: Db, id: string): Promise<boolean> 
   const { rows } = await sql<{ used: boolean }>`
     select exists (select from usage_events where billable_metric_id = ${id}::uuid)
         or exists (select from plans where usage_charges @> ${JSON.stringify([{ billable_metric_id: id }])}::jsonb)
+        or exists (select from wallet_holds where billable_metric_id = ${id}::uuid)
        as used`.execute(db);
   return rows[0]!.used;
 }

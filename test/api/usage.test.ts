@@ -115,6 +115,28 @@ describe('billable metrics', () => {
     const m = await metric();
     await plan([{ metric: m.code, model: 'per_unit', amount: '1' }]);
     expectProblem(await t.api.delete(`/api/v1/billable-metrics/${m.id}`), 409, 'conflict');
+    // Named only by a hold's capture (for its margin): used too, and the answer says so.
+    const named = await metric();
+    const user = await createUser(t);
+    const wallet = (await t.api.post('/api/v1/wallets').send({ user_id: user.id, name: 'credits' }))
+      .body as Schemas['Wallet'];
+    expect((await t.api.post(`/api/v1/wallets/${wallet.id}/grants`).send({ credits: '10' })).status).toBe(
+      201,
+    );
+    const hold = (
+      await t.api.post(`/api/v1/wallets/${wallet.id}/holds`).send({ credits: '2', expires_in: 300 })
+    ).body as Schemas['Hold'];
+    const captured = await t.api
+      .post(`/api/v1/holds/${hold.id}/capture`)
+      .send({ credits: '1', metric: named.code });
+    expect(captured.status, captured.text).toBe(200);
+    const refused = expectProblem(
+      await t.api.delete(`/api/v1/billable-metrics/${named.id}`),
+      409,
+      'conflict',
+    );
+    expect(refused.detail).toContain('is named by a wallet hold');
+    expect((await t.api.get(`/api/v1/billable-metrics/${named.id}`)).status).toBe(200);
   });
 });
 
