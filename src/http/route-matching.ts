@@ -5,8 +5,9 @@
 // (path-to-regexp). The routes and the spec never change once it has started, so this installs
 // the same middleware with each route's pattern compiled once, tried in the same order: what
 // remains per route tried is one regular expression. The operation found, its parameters and
-// every refusal (404, 405, 400 for a malformed URI) are the original's: test/unit/route-matching
-// compares the two on every operation of the contract. Express' own router is not affected.
+// every refusal (404, 405, 400 for a malformed URI, which names its parameter here) are the
+// original's: test/unit/route-matching compares the two on every operation of the contract.
+// Express' own router is not affected.
 import type { NextFunction, Request, Response } from 'express';
 import { createRequire } from 'node:module';
 
@@ -28,7 +29,12 @@ type ApplyMetadata = ((context: OpenApiContext, responseApiDoc: ResponseApiDoc) 
   prepared?: true;
   original?: ApplyMetadata;
 };
-type HttpError = new (options: { path: string; message: string; headers?: Record<string, string> }) => Error;
+type HttpError = new (options: {
+  path: string;
+  message: string;
+  headers?: Record<string, string>;
+  errors?: Array<{ path: string; message: string }>;
+}) => Error;
 
 // The validator's own modules (resolved from its folder): the middleware's export, its errors.
 const validator = createRequire(createRequire(import.meta.url).resolve('express-openapi-validator'));
@@ -91,13 +97,20 @@ export const applyPreparedMetadata: ApplyMetadata = (context, responseApiDoc) =>
     for (const route of routes) {
       const matched = route.regexp.exec(path);
       if (!matched) continue;
-      let pathParams: Record<string, string>;
-      try {
-        const values = matched.slice(1).map(decodeURIComponent);
-        pathParams = Object.fromEntries(route.paramKeys.map((k, i) => [k, values[i]!]));
-      } catch {
-        throw new BadRequest({ path: req.path, message: `malformed uri'` });
-      }
+      const pathParams: Record<string, string> = {};
+      route.paramKeys.forEach((key, i) => {
+        try {
+          pathParams[key] = decodeURIComponent(matched[i + 1]!);
+        } catch {
+          // The original says "malformed uri'" of the whole path: name the parameter instead.
+          const message = 'has a malformed percent escape (each % must start two hex digits of UTF-8)';
+          throw new BadRequest({
+            path: `/path/${key}`,
+            message: `The path parameter '${key}' ${message}.`,
+            errors: [{ path: `/path/${key}`, message }],
+          });
+        }
+      });
       return {
         route,
         pathParams,

@@ -165,6 +165,28 @@ describe('a malformed percent escape', () => {
     expect(escaped.status, escaped.text).toBe(200);
     expect((escaped.body as Schemas['FeatureList']).data.map((f) => f.name)).toEqual(['%zz']);
   });
+
+  it('in the path is refused naming the path parameter', async () => {
+    const t = await ctx.newTenant();
+    for (const raw of ['%FF', '%E0%A4%A', '%zz']) {
+      const res = await t.api.get(`/api/v1/wallets/${raw}`);
+      expect(res.status, `${raw}: ${res.text}`).toBe(400);
+      const body = res.body as Schemas['Problem'];
+      expect(body).toMatchObject({
+        type: '/problems/validation-error',
+        errors: [
+          {
+            location: 'path',
+            field: 'walletId',
+            message: expect.stringContaining('malformed percent escape'),
+          },
+        ],
+      });
+      expect(body.detail).toBe(
+        "The path parameter 'walletId' has a malformed percent escape (each % must start two hex digits of UTF-8).",
+      );
+    }
+  });
 });
 
 describe('the contract', () => {

@@ -87,7 +87,14 @@ describe("the validator's route matching", () => {
     for (const url of urls) {
       for (const method of ['GET', 'POST', 'PATCH', 'PUT', 'DELETE', 'HEAD', 'OPTIONS']) {
         const expected = outcome(original, method, url);
-        expect(outcome(prepared, method, url), `${method} ${url}`).toEqual(expected);
+        const got = outcome(prepared, method, url);
+        // A malformed escape: the same 400, naming the parameter where the original says "malformed uri'".
+        if (expected.threw?.message === "malformed uri'")
+          expect(got.threw, `${method} ${url}`).toMatchObject({
+            status: 400,
+            message: expect.stringMatching(/^The path parameter '\w+' has a malformed percent escape/),
+          });
+        else expect(got, `${method} ${url}`).toEqual(expected);
         if (expected.openapi) found++;
       }
     }
