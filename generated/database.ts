@@ -466,6 +466,7 @@ export interface Users {
   balance: Generated<Numeric>;
   created_at: Generated<Timestamp>;
   email: string;
+  email_key: Generated<string | null>;
   external_id: string | null;
   id: Generated<string>;
   metadata: Json | null;

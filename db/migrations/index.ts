@@ -61,6 +61,7 @@ import * as m202612110001 from './202612110001_void_paid_by_credits.js';
 import * as m202612110002 from './202612110002_invoices_credited.js';
 import * as m202612120001 from './202612120001_ending_credit_taxes.js';
 import * as m202612130001 from './202612130001_ending_credit_shares.js';
+import * as m202612130002 from './202612130002_users_email_key.js';
 
 export const migrations: Record<string, Migration> = {
   '202611230001_initial': m202611230001,
@@ -123,4 +124,5 @@ export const migrations: Record<string, Migration> = {
   '202612110002_invoices_credited': m202612110002,
   '202612120001_ending_credit_taxes': m202612120001,
   '202612130001_ending_credit_shares': m202612130001,
+  '202612130002_users_email_key': m202612130002,
 };

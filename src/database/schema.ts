@@ -74,6 +74,8 @@ export type UsersTable = Override<
     updated_at: UpdatedAt;
     version: Version;
     region: string | null;
+    /** lower(email), stored by PostgreSQL: what the unique index and the email filter read. */
+    email_key: ColumnType<string, never, never>;
   }
 >;
 export type FeaturesTable = Override<
@@ -456,7 +458,7 @@ export interface Database {
 export type TenantRow = Selectable<TenantsTable>;
 export type ApiKeyRow = Omit<Selectable<ApiKeysTable>, 'tenant_id' | 'key_hash'>;
 // Rows as the API reads them: tenant_id is implied by the transaction's tenant, never selected.
-export type UserRow = Omit<Selectable<UsersTable>, 'tenant_id'>;
+export type UserRow = Omit<Selectable<UsersTable>, 'tenant_id' | 'email_key'>;
 export type FeatureRow = Omit<Selectable<FeaturesTable>, 'tenant_id'>;
 /** A subscription as read, with its test clock's time (null in real time). */
 export type SubscriptionRow = Omit<Selectable<SubscriptionsTable>, 'tenant_id'> & { clock_time: Date | null };

@@ -40,7 +40,8 @@ export function listUsers(db: Db, { limit, after, email, externalId }: UserFilte
       .orderBy('id', 'desc')
       .limit(v[0] as number);
     if (after) query = query.where('id', '<', v[at++] as string);
-    if (email !== undefined) query = query.where(sql`lower(email)`, '=', sql`lower(${v[at++]})`);
+    // email_key is lower(email), stored: an index condition under RLS, as lower(email) is not.
+    if (email !== undefined) query = query.where('email_key', '=', sql<string>`lower(${v[at++]})`);
     if (externalId !== undefined) query = query.where('external_id', '=', v[at] as string);
     return query;
   });

@@ -136,4 +136,25 @@ describe('query plans on a seeded tenant', () => {
     );
     expect(active).toMatch(/subscriptions_active_plan_cost_idx/);
   });
+
+  it('finds a customer by email through users_email_key under row-level security, in a generic plan too', async () => {
+    // The statement as listUsers sends it (db/sql is checked against the code by make check-gen).
+    const listUsers = /-- listUsers\n(.+);\n/.exec(readFileSync('db/sql/users.sql', 'utf8'))![1]!;
+    expect(listUsers).toMatch(/"email_key" = lower\(\$2\)/);
+    for (const mode of ['force_custom_plan', 'force_generic_plan']) {
+      const text = await withTenant(ctx.appDb, { tenantId: t.id }, async (trx) => {
+        await sql.raw(`set local plan_cache_mode = ${mode}`).execute(trx);
+        await sql.raw(`prepare by_email as ${listUsers}`).execute(trx);
+        const { rows } = await sql<{
+          'QUERY PLAN': string;
+        }>`explain execute by_email ('ffffffff-ffff-7fff-bfff-ffffffffffff', 'Nobody@Example.com', 21)`.execute(
+          trx,
+        );
+        await sql`deallocate by_email`.execute(trx);
+        return rows.map((r) => r['QUERY PLAN']).join('\n');
+      });
+      expect(text, mode).toMatch(/Index Cond: \(\(tenant_id = .*\) AND \(email_key = /);
+      expect(text, mode).toMatch(/users_email_key/);
+    }
+  });
 });
