@@ -62,6 +62,7 @@ import * as m202612110002 from './202612110002_invoices_credited.js';
 import * as m202612120001 from './202612120001_ending_credit_taxes.js';
 import * as m202612130001 from './202612130001_ending_credit_shares.js';
 import * as m202612130002 from './202612130002_users_email_key.js';
+import * as m202612130003 from './202612130003_events_by_type.js';
 
 export const migrations: Record<string, Migration> = {
   '202611230001_initial': m202611230001,
@@ -125,4 +126,5 @@ export const migrations: Record<string, Migration> = {
   '202612120001_ending_credit_taxes': m202612120001,
   '202612130001_ending_credit_shares': m202612130001,
   '202612130002_users_email_key': m202612130002,
+  '202612130003_events_by_type': m202612130003,
 };

@@ -137,6 +137,25 @@ describe('query plans on a seeded tenant', () => {
     expect(active).toMatch(/subscriptions_active_plan_cost_idx/);
   });
 
+  it('reads the event feed filtered by type through events_type_idx, never the whole feed', async () => {
+    // 20,000 events of one type; then a page of a type with none, as listEvents asks for it.
+    await ctx.db.transaction().execute(async (trx) => {
+      await sql`select set_config('app.tenant_id', ${t.id}, true)`.execute(trx);
+      await sql`insert into events (type, resource_type, resource_id, actor, data)
+        select 'user.created', 'user', gen_random_uuid(), 'plan test', '{}'
+        from generate_series(1, 20000) i`.execute(trx);
+    });
+    await sql`analyze events`.execute(ctx.db);
+    const text = await withTenant(ctx.appDb, { tenantId: t.id }, async (trx) => {
+      const { rows } = await sql<{ 'QUERY PLAN': string }>`explain select seq, id from events
+        where xid < pg_snapshot_xmin(pg_current_snapshot()) and type in ('invoice.voided')
+        order by events.xid, events.seq limit 21`.execute(trx);
+      return rows.map((r) => r['QUERY PLAN']).join('\n');
+    });
+    expect(text).toMatch(/Index Scan using events_type_idx/);
+    expect(text).toMatch(/Index Cond: .*type = 'invoice.voided'/);
+  });
+
   it('finds a customer by email through users_email_key under row-level security, in a generic plan too', async () => {
     // The statement as listUsers sends it (db/sql is checked against the code by make check-gen).
     const listUsers = /-- listUsers\n(.+);\n/.exec(readFileSync('db/sql/users.sql', 'utf8'))![1]!;
