@@ -15,6 +15,9 @@ insert into "coupons" ("name", "percent_off", "amount_off", "duration", "duratio
 -- countRedemption
 update "coupons" set "times_redeemed" = "times_redeemed" + $1 where "id" = $2 returning "id", "name", "percent_off", "amount_off", "duration", "duration_in_months", "max_redemptions", "redeem_by", "plan_ids", "times_redeemed", "deleted_at", "created_at";
 
+-- uncountRedemption
+update "coupons" set "times_redeemed" = greatest(times_redeemed - 1, 0) where "id" = $1 returning "id", "name", "percent_off", "amount_off", "duration", "duration_in_months", "max_redemptions", "redeem_by", "plan_ids", "times_redeemed", "deleted_at", "created_at";
+
 -- markCouponDeleted
 update "coupons" set "deleted_at" = $1 where "id" = $2 returning "id", "name", "percent_off", "amount_off", "duration", "duration_in_months", "max_redemptions", "redeem_by", "plan_ids", "times_redeemed", "deleted_at", "created_at";
 

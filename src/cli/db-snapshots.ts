@@ -369,6 +369,7 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
           plan_ids: [PLAN],
         }),
       countRedemption: (db) => coupons.countRedemption(db, COUPON),
+      uncountRedemption: (db) => coupons.uncountRedemption(db, COUPON),
       markCouponDeleted: (db) => coupons.markCouponDeleted(db, COUPON, new Date('2026-01-01T00:00:00Z')),
       existingPlanIds: (db) => coupons.existingPlanIds(db, [PLAN]),
     },

@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import type { Db } from '../database/connection.js';
 import type { CouponDuration, CouponRow } from '../database/schema.js';
 
@@ -57,6 +58,16 @@ export function countRedemption(db: Db, id: string): Promise<CouponRow> {
   return db
     .updateTable('coupons')
     .set((eb) => ({ times_redeemed: eb('times_redeemed', '+', 1) }))
+    .where('id', '=', id)
+    .returning(columns)
+    .executeTakeFirstOrThrow();
+}
+
+/** One redemption less (never below none): its subscription was deleted, never invoiced. */
+export function uncountRedemption(db: Db, id: string): Promise<CouponRow> {
+  return db
+    .updateTable('coupons')
+    .set({ times_redeemed: sql<number>`greatest(times_redeemed - 1, 0)` })
     .where('id', '=', id)
     .returning(columns)
     .executeTakeFirstOrThrow();

@@ -188,6 +188,24 @@ export async function redeem(
   };
 }
 
+/**
+ * Gives back the redemption a subscription deleted before any invoice counted: the discount
+ * billed nothing, and a coupon of few redemptions would otherwise stay used up by it.
+ */
+export async function giveBackRedemption(tx: Tx, couponId: string): Promise<void> {
+  const coupon = await coupons.lockCoupon(tx.db, couponId);
+  if (!coupon || coupon.times_redeemed === 0) return;
+  const after = await coupons.uncountRedemption(tx.db, couponId);
+  const data = toCouponResponse(after);
+  tx.emit({
+    type: 'coupon.updated',
+    resource_type: 'coupon',
+    resource_id: couponId,
+    data,
+    previous: previousValues(toCouponResponse(coupon), data),
+  });
+}
+
 export type DiscountOutcome =
   | { kind: 'changed'; subscription: SubscriptionRow }
   | { kind: 'missing' }

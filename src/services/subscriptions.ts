@@ -31,7 +31,7 @@ import {
   type PlanWithPrice,
 } from '../queries/plans.js';
 import * as subscriptions from '../queries/subscriptions.js';
-import { redeem } from './coupons.js';
+import { giveBackRedemption, redeem } from './coupons.js';
 import { findTestClock, shareLockTestClock } from '../queries/test-clocks.js';
 import { toFeatureResponse } from '../responses/features.js';
 import type { Schemas } from '../contract.js';
@@ -1141,6 +1141,8 @@ function deleteUnlessInvoiced(
     const deleted = await subscriptions.deleteSubscription(tx.db, id);
     if (!deleted) return { kind: 'missing' };
     await onClockOf(tx, deleted);
+    // Never invoiced (an invoice refuses the delete): its coupon billed nothing.
+    if (deleted.discount) await giveBackRedemption(tx, deleted.discount.coupon_id);
     tx.emit({
       type: 'subscription.deleted',
       resource_type: 'subscription',

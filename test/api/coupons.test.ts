@@ -157,6 +157,43 @@ describe('coupons', () => {
     expect(events.at(-1)!.data).toEqual((await t.api.get(`/api/v1/coupons/${c.id}`)).body);
   });
 
+  it('gets back the redemption of a subscription deleted before any invoice', async () => {
+    const p = await plan('20.00');
+    const c = await coupon({ percent_off: '10', duration: 'forever', max_redemptions: 1 });
+    // Created by mistake and deleted before the worker invoiced it: the coupon billed nothing.
+    const mistake = await t.api.post('/api/v1/subscriptions').send({
+      user_id: (await createUser(t)).id,
+      status: 'active',
+      plan_id: p.id,
+      start_date: '2030-01-01',
+      coupon_id: c.id,
+    });
+    expect(mistake.status, mistake.text).toBe(201);
+    expect((await t.api.get(`/api/v1/coupons/${c.id}`)).body).toMatchObject({
+      times_redeemed: 1,
+      valid: false,
+    });
+    expect((await t.api.delete(`/api/v1/subscriptions/${(mistake.body as Subscription).id}`)).status).toBe(
+      204,
+    );
+    expect((await t.api.get(`/api/v1/coupons/${c.id}`)).body).toMatchObject({
+      times_redeemed: 0,
+      valid: true,
+    });
+    const events = (
+      (await t.api.get('/api/v1/events').query({ resource_id: c.id })).body as Schemas['EventList']
+    ).data;
+    expect(events.map((e) => [e.type, e.previous])).toEqual([
+      ['coupon.created', null],
+      ['coupon.updated', { times_redeemed: 0, valid: true }],
+      ['coupon.updated', { times_redeemed: 1, valid: false }],
+    ]);
+    // So the coupon applies again; an invoiced subscription cannot be deleted, and keeps it.
+    const kept = await subscribed(p.id, { coupon_id: c.id });
+    expectProblem(await t.api.delete(`/api/v1/subscriptions/${kept.sub.id}`), 409, 'conflict');
+    expect((await t.api.get(`/api/v1/coupons/${c.id}`)).body).toMatchObject({ times_redeemed: 1 });
+  });
+
   it('refuses impossible terms with 422 naming the field, and editors with 403, writing nothing', async () => {
     const editorKey = await t.api.post('/api/v1/api-keys').send({ name: 'editor', role: 'editor' });
     const editor = ctx.withKey((editorKey.body as Schemas['ApiKeyWithSecret']).key);

@@ -202,7 +202,8 @@ export interface paths {
          * Delete a subscription
          * @description Removes the subscription and its feature links. To end a subscription while keeping its
          *     history, set `status` to `canceled` instead. 409 when it has invoices, or usage events
-         *     counted for it (they must stay billed to it): cancel it instead.
+         *     counted for it (they must stay billed to it): cancel it instead. Its discount billed
+         *     nothing: the coupon's redemption is given back.
          */
         delete: operations["deleteSubscription"];
         options?: never;
