@@ -287,9 +287,14 @@ export async function startWebhookDispatcher(options: DispatcherOptions): Promis
         const pause = backoff(failedRounds);
         logger.warn({ err: error, failedRounds }, `webhook dispatch round failed; next try in ${pause} ms`);
         schedule(pause);
+        again = false; // the backoff decides when to look again
       })
       .finally(() => {
         running = undefined;
+        // Woken after the round last looked (an attempt ended, a notification came, while it read
+        // nextDueAt or as it returned with every slot taken): look again now. Left to the timer,
+        // a freed slot waited up to pollMs (5 s) with deliveries due.
+        if (again) wake();
       });
   }
 

@@ -255,4 +255,37 @@ describe('webhook fairness', () => {
       await dispatcher.stop();
     }
   });
+
+  it('drains a backlog to one endpoint without waiting for the poll: a freed slot takes the next at once', async () => {
+    const tenant = await ctx.newTenant();
+    const receiver = await startFlakyReceiver();
+    receiver.state.down = false;
+    await endpointAt(tenant, receiver.url);
+    // 300 deliveries due before the dispatcher starts: no notification will come for them, so
+    // only the ends of attempts (5 at a time to one endpoint) move the backlog, never the poll.
+    await ctx.db.transaction().execute(async (trx) => {
+      await sql`select set_config('app.tenant_id', ${tenant.id}, true)`.execute(trx);
+      await sql`insert into events (type, resource_type, resource_id, actor, data)
+        select 'user.created', 'user', gen_random_uuid(), 'backlog test', '{}'
+        from generate_series(1, 300)`.execute(trx);
+    });
+    const dispatcher = await startWebhookDispatcher({
+      ownerUrl: ctx.url,
+      ownerDb: ctx.db,
+      appDb: ctx.appDb,
+      logger: silentLogger(),
+      allowPrivate: true,
+      lookup,
+      timeoutMs: 4000,
+      retryBaseMs: 60_000,
+      retryForMs: 3_600_000,
+      random: () => 1,
+      pollMs: 120_000,
+    });
+    try {
+      await waitFor(() => receiver.state.answered >= 300, 60_000, 'the backlog');
+    } finally {
+      await dispatcher.stop();
+    }
+  });
 });
