@@ -58,3 +58,22 @@ describe('runCompiled', () => {
     expect(listed.email.map((u) => u.id)).toEqual([plain.id]);
   });
 });
+
+describe('prepared statements', () => {
+  it('are made of every statement but those with an array parameter, which are planned with their values', async () => {
+    const t = await ctx.newTenant();
+    const prepared = await withTenant(ctx.appDb, { tenantId: t.id }, async (trx) => {
+      // Each run six times: PostgreSQL may take a generic plan from the sixth run of a prepared one.
+      for (let i = 0; i < 6; i++) {
+        await sql`select id from users where id = any(${[t.id]}::uuid[])`.execute(trx);
+        await sql`select id from users where id = ${t.id}::uuid`.execute(trx);
+      }
+      const { rows } = await sql<{ statement: string }>`
+        select statement from pg_prepared_statements where statement like 'select id from users where id =%'`.execute(
+        trx,
+      );
+      return rows.map((r) => r.statement).sort();
+    });
+    expect(prepared).toEqual(['select id from users where id = $1::uuid']);
+  });
+});
