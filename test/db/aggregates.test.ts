@@ -74,7 +74,7 @@ describe('query plans on a seeded tenant', () => {
         await sql.raw(readFileSync(`db/seeds/${file}`, 'utf8')).execute(trx);
       });
     }
-    await sql`analyze subscriptions, subscription_rollups, user_totals, users`.execute(ctx.db);
+    await sql`analyze subscriptions, subscription_rollups, user_totals, users, invoices`.execute(ctx.db);
   });
 
   /** The plan of a query run as the app runs it: app role, tenant set. */
@@ -176,4 +176,36 @@ describe('query plans on a seeded tenant', () => {
       expect(text, mode).toMatch(/users_email_key/);
     }
   });
+
+  it.each([
+    ['subscriptions', 'paused', 'subscriptions_status_idx'],
+    ['invoices', 'draft', 'invoices_status_idx'],
+  ] as const)(
+    'pages %s filtered by a status no row has (%s) through %s, in a generic plan too',
+    async (table, status, index) => {
+      // As listSubscriptions and listInvoices build it: newest first from the cursor, one status.
+      const query = ctx.appDb
+        .selectFrom(table)
+        .selectAll()
+        .where('id', '<', 'ffffffff-ffff-7fff-bfff-ffffffffffff')
+        .where('status', 'in', [status])
+        .orderBy('id', 'desc')
+        .limit(21)
+        .compile();
+      for (const mode of ['force_custom_plan', 'force_generic_plan']) {
+        const text = await withTenant(ctx.appDb, { tenantId: t.id }, async (trx) => {
+          await sql.raw(`set local plan_cache_mode = ${mode}`).execute(trx);
+          await sql.raw(`prepare by_status as ${query.sql}`).execute(trx);
+          const args = sql.join(query.parameters.map((p) => sql.lit(String(p))));
+          const { rows } = await sql<{ 'QUERY PLAN': string }>`explain execute by_status (${args})`.execute(
+            trx,
+          );
+          await sql`deallocate by_status`.execute(trx);
+          return rows.map((r) => r['QUERY PLAN']).join('\n');
+        });
+        expect(text, mode).toMatch(new RegExp(`Index (Only )?Scan Backward using ${index}`));
+        expect(text, mode).toMatch(/Index Cond: .*status = /);
+      }
+    },
+  );
 });
