@@ -154,6 +154,20 @@ function repeatedParameter(
 }
 
 /**
+ * A property the schema does not define is reported as "must NOT have additional properties", at
+ * the property's path, and the detail (the validator's message) dropped its name: say which.
+ */
+const ADDITIONAL_PROPERTY = 'must NOT have additional properties';
+
+function unknownProperty(item: { path: string; message: string }): { path: string; message: string } {
+  if (item.message !== ADDITIONAL_PROPERTY) return item;
+  return {
+    path: item.path,
+    message: 'is not a known property: unknown properties are refused',
+  };
+}
+
+/**
  * A nullable field is a oneOf of null and its type. A value that is not null fails the type's
  * rules, and the validator adds "must be null" and "must match exactly one schema in oneOf" at
  * the same path, which read as if null were wanted: keep what the type's rules said.
@@ -175,7 +189,9 @@ function fromValidatorError(
     case 400: {
       const reserved = RESERVED_IN_QUERY.exec(error.message);
       if (reserved) return reservedCharacterProblem(reserved[1]!);
-      const items = withoutNullableNoise(error.errors).map((item) => repeatedParameter(item, query));
+      const items = withoutNullableNoise(error.errors).map((item) =>
+        unknownProperty(repeatedParameter(item, query)),
+      );
       const detail =
         items.length !== error.errors.length || items.some((item, i) => item !== error.errors[i])
           ? items.map((item) => `request${item.path} ${item.message}`).join(', ')

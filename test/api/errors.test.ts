@@ -150,6 +150,28 @@ describe('bad requests before any handler', () => {
     expect(problem.detail).toBe('request/body/payment_method must match pattern "^pm_[A-Za-z0-9_]{1,100}$"');
   });
 
+  it('names each unknown property in the detail, nested ones by their path', async () => {
+    const res = await ctx.api
+      .post('/api/v1/users')
+      .send({ name: 'Ann', email: 'ann@example.com', nickname: 'A', address: { city: 'Paris' } });
+    const problem = expectProblem(res, 400, 'validation-error');
+    const message = 'is not a known property: unknown properties are refused';
+    expect(problem.errors).toEqual([
+      { location: 'body', field: '/nickname', message },
+      { location: 'body', field: '/address', message },
+    ]);
+    expect(problem.detail).toBe(`request/body/nickname ${message}, request/body/address ${message}`);
+    const plan = await ctx.api.post('/api/v1/plans').send({
+      code: 'p',
+      name: 'P',
+      interval: 'month',
+      price: { model: 'flat', amount: '1.00', currency: 'EUR' },
+    });
+    expect(expectProblem(plan, 400, 'validation-error').detail).toContain(
+      `request/body/price/currency ${message}`,
+    );
+  });
+
   it('answers a missing body with 400, with a content type or without (no content is no body)', async () => {
     const empty = await ctx.api.post('/api/v1/users').set('Content-Type', 'application/json');
     expectProblem(empty, 400, 'validation-error');
