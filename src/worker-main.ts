@@ -18,7 +18,8 @@ runMain(async () => {
   const database = await openDatabase(config);
   const owner = createDb(database.url, { poolSize: 1 });
   try {
-    for (const step of await migrateToLatest(owner)) logger.info(`migrated: ${step}`);
+    for (const step of await migrateToLatest(owner, (line) => logger.info(line)))
+      logger.info(`migrated: ${step}`);
   } finally {
     await owner.destroy();
   }

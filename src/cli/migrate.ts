@@ -16,7 +16,8 @@ runMain(async () => {
   const database = await openDatabase(loadConfig());
   const db = createDb(database.url, { poolSize: 1 });
   try {
-    const migrator = createMigrator(db);
+    // A step still running after a second says so (stderr); the summary at the end.
+    const migrator = createMigrator(db, (line) => console.error(line));
     const steps: string[] = [];
     if (command === 'down') steps.push(...unwrap(await migrator.migrateDown()));
     if (command === 'redo') {

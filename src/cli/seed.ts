@@ -136,7 +136,7 @@ runMain(async () => {
   const database = await openDatabase(loadConfig());
   const owner = createDb(database.url, { poolSize: 4 });
   try {
-    await migrateToLatest(owner);
+    await migrateToLatest(owner, (line) => console.log(line));
     console.log(`seeding ${rows} subscriptions for ${users} users (SEED=${seed})`);
     // The statements run as the owner, filtering on app.tenant_id themselves. As a superuser they
     // also skip row triggers (foreign key checks, the aggregates): the data is valid by
