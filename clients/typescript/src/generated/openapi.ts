@@ -51,10 +51,20 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List users */
+        /**
+         * List users
+         * @description The tenant's users, newest first. `email` (compared case-insensitively) and `external_id` find
+         *     one user. Page with `limit` and `cursor`: pass `next_cursor` as `cursor` until it is null.
+         */
         get: operations["listUsers"];
         put?: never;
-        /** Create a user */
+        /**
+         * Create a user
+         * @description A customer. `name` and `email` are required; `region` (it decides which tax rates apply),
+         *     `external_id` (your own id for the customer) and `metadata` are optional. The email is unique
+         *     among the tenant's users, compared case-insensitively, and so is `external_id`: 409 when another
+         *     user has either. With an `Idempotency-Key`, a retry gets the first answer and creates nothing.
+         */
         post: operations["createUser"];
         delete?: never;
         options?: never;
@@ -72,7 +82,10 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** Get a user */
+        /**
+         * Get a user
+         * @description The user, with its customer `balance` (its ledger is `GET /users/{userId}/balance-transactions`).
+         */
         get: operations["getUser"];
         put?: never;
         post?: never;
@@ -127,10 +140,20 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List features */
+        /**
+         * List features
+         * @description The tenant's features, newest first. `name` finds one feature by its exact name. Page with
+         *     `limit` and `cursor`: pass `next_cursor` as `cursor` until it is null.
+         */
         get: operations["listFeatures"];
         put?: never;
-        /** Create a feature */
+        /**
+         * Create a feature
+         * @description A capability that subscriptions can include: link it to one with
+         *     `PUT /subscriptions/{subscriptionId}/features/{featureId}`. `name` is required, `description`
+         *     optional. The name is unique among the tenant's features (exact match): 409 when another feature
+         *     has it. With an `Idempotency-Key`, a retry gets the first answer and creates nothing.
+         */
         post: operations["createFeature"];
         delete?: never;
         options?: never;
@@ -148,7 +171,10 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** Get a feature */
+        /**
+         * Get a feature
+         * @description The feature, with its `description` (null when none was given).
+         */
         get: operations["getFeature"];
         put?: never;
         post?: never;
@@ -173,10 +199,29 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List subscriptions */
+        /**
+         * List subscriptions
+         * @description The tenant's subscriptions, newest first. The filters (`user_id`, `plan_id`, `status`,
+         *     `start_date_gte`, `start_date_lte`) combine; repeat `status` for several. `include=features`
+         *     embeds each subscription's features. Page with `limit` and `cursor`: pass `next_cursor` as
+         *     `cursor` until it is null.
+         */
         get: operations["listSubscriptions"];
         put?: never;
-        /** Create a subscription */
+        /**
+         * Create a subscription
+         * @description `user_id`, `status` and `start_date` are required. On a plan (`plan_id`, optionally `quantity`),
+         *     the server prices it from the plan's current price; at a custom price (`plan_cost`,
+         *     `billing_interval` defaulting to `month`) it needs an `admin` key (403 otherwise). Created
+         *     `trialing` with a `trial_end`, or on a plan with `trial_days`, it is free until that day, when its
+         *     first period starts. Nothing is invoiced here: the worker invoices the first period (for a
+         *     `start_date` in the past, the current one; the periods before are never invoiced) and collects it
+         *     when the subscription has a `payment_method` and `payment_rail`. With `test_clock_id`, all this
+         *     happens in that clock's time. 422 for an unknown user, plan or test clock, an archived plan, a
+         *     `coupon_id` that cannot be applied, `plan_cost` or `billing_interval` sent with `plan_id`, or a
+         *     `trial_end` that breaks its rules. With an `Idempotency-Key`, a retry gets the first answer.
+         *     Guide: docs/billing.md, "Billing periods".
+         */
         post: operations["createSubscription"];
         delete?: never;
         options?: never;
@@ -194,7 +239,11 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** Get a subscription */
+        /**
+         * Get a subscription
+         * @description The subscription, with its current billing period and `billed_until`. `include=features` embeds
+         *     its features (ordered by name); that answer carries no `ETag`.
+         */
         get: operations["getSubscription"];
         put?: never;
         post?: never;
@@ -550,10 +599,22 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List plans */
+        /**
+         * List plans
+         * @description The tenant's plans, newest first, archived ones too unless `archived` says otherwise. `code` finds
+         *     one plan. Page with `limit` and `cursor`: pass `next_cursor` as `cursor` until it is null.
+         */
         get: operations["listPlans"];
         put?: never;
-        /** Create a plan */
+        /**
+         * Create a plan
+         * @description Part of the catalog (scope `admin`). `code`, `name`, `interval` and `price` are required;
+         *     `interval_count` (default 1), `usage_charges` and `trial_days` are optional. The `code` is unique
+         *     in the tenant: 409 when another plan has it. The price model is `flat`, `per_unit`, `tiered` or
+         *     `volume`; tiers have increasing `up_to` and end with one open tier (`null`), else 422 naming the
+         *     offending tier, and so are usage charges that are not valid. With an `Idempotency-Key`, a retry
+         *     gets the first answer and creates nothing. Guide: docs/billing.md, "Plans and prices".
+         */
         post: operations["createPlan"];
         delete?: never;
         options?: never;
@@ -571,7 +632,11 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** Get a plan */
+        /**
+         * Get a plan
+         * @description The plan, with the price new subscriptions get (`price_version`). Subscriptions already on it keep
+         *     the price version they were priced with.
+         */
         get: operations["getPlan"];
         put?: never;
         post?: never;
@@ -622,7 +687,12 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List coupons */
+        /**
+         * List coupons
+         * @description The tenant's coupons, newest first, deleted ones too (with `deleted_at`); `valid` says whether
+         *     one can be applied now. Page with `limit` and `cursor`: pass `next_cursor` as `cursor` until it
+         *     is null.
+         */
         get: operations["listCoupons"];
         put?: never;
         /**
@@ -647,7 +717,11 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** Get a coupon */
+        /**
+         * Get a coupon
+         * @description The coupon, also once deleted (with `deleted_at`): the discounts made from it keep running.
+         *     `times_redeemed` counts how often it was applied, and `valid` says whether it can be applied now.
+         */
         get: operations["getCoupon"];
         put?: never;
         post?: never;
@@ -670,7 +744,12 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List tax rates */
+        /**
+         * List tax rates
+         * @description The tenant's tax rates, newest first, closed ones too. `code`, `region` and `on` (the rates in
+         *     force on a date) combine. Page with `limit` and `cursor`: pass `next_cursor` as `cursor` until it
+         *     is null.
+         */
         get: operations["listTaxRates"];
         put?: never;
         /**
@@ -694,7 +773,11 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** Get a tax rate */
+        /**
+         * Get a tax rate
+         * @description The tax rate. It is never edited in place: `effective_until` is null while it is open, and set
+         *     when it is superseded (`POST /tax-rates/{taxRateId}/supersede`).
+         */
         get: operations["getTaxRate"];
         put?: never;
         post?: never;
@@ -811,7 +894,12 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List invoices */
+        /**
+         * List invoices
+         * @description The tenant's invoices, newest first. The filters (`subscription_id`, `user_id`, `status`,
+         *     `period`, `number`) combine; repeat `status` for several. Page with `limit` and `cursor`: pass
+         *     `next_cursor` as `cursor` until it is null.
+         */
         get: operations["listInvoices"];
         put?: never;
         /**
@@ -840,7 +928,11 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** Get an invoice */
+        /**
+         * Get an invoice
+         * @description The invoice, with its lines, taxes and totals, and what is still due (`amount_due`). Once issued,
+         *     its amounts, lines, taxes and number never change.
+         */
         get: operations["getInvoice"];
         put?: never;
         post?: never;
@@ -924,7 +1016,11 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** An invoice's credit notes */
+        /**
+         * An invoice's credit notes
+         * @description Every credit note of the invoice, oldest first, in one answer (not paged). Guide:
+         *     docs/billing.md, "Credit notes".
+         */
         get: operations["listCreditNotes"];
         put?: never;
         /**
@@ -999,7 +1095,12 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List payments */
+        /**
+         * List payments
+         * @description The tenant's payments, newest first: every attempt, whoever made it (see `initiated_by`). The
+         *     filters (`invoice_id`, `subscription_id`, `status`) combine; repeat `status` for several. Page
+         *     with `limit` and `cursor`: pass `next_cursor` as `cursor` until it is null.
+         */
         get: operations["listPayments"];
         put?: never;
         post?: never;
@@ -1019,7 +1120,11 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** Get a payment */
+        /**
+         * Get a payment
+         * @description Where a payment is: `pending → processing → succeeded | failed`, as the worker submits it to the
+         *     gateway and its rail settles it. A failed one says why in `failure_reason`.
+         */
         get: operations["getPayment"];
         put?: never;
         post?: never;
@@ -1082,7 +1187,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List test clocks */
+        /**
+         * List test clocks
+         * @description The tenant's test clocks, newest first, each with its `frozen_time` and `status`. Page with
+         *     `limit` and `cursor`: pass `next_cursor` as `cursor` until it is null.
+         */
         get: operations["listTestClocks"];
         put?: never;
         /**
@@ -1156,9 +1265,21 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get the tenant's billing settings */
+        /**
+         * Get the tenant's billing settings
+         * @description The tenant's dunning: the days after a renewal payment's first failure on which it is retried
+         *     (`dunning_retry_days`), and what happens when the last retry fails (`dunning_final_action`).
+         *     Until changed, the defaults: retries after 1, 3 and 5 days, then `cancel`. Guide:
+         *     docs/background-work.md, "Dunning".
+         */
         get: operations["getBillingSettings"];
-        /** Change the tenant's billing settings */
+        /**
+         * Change the tenant's billing settings
+         * @description Replaces both settings, so both are required. `dunning_retry_days` must be ascending (422
+         *     otherwise); empty means no retries. `dunning_final_action` is `cancel` or `mark_unpaid`. Needs an
+         *     `admin` key. With `If-Match` (the `ETag` of `GET`), a change made meanwhile makes it 412; with an
+         *     `Idempotency-Key`, a retry gets the first answer. Guide: docs/background-work.md, "Dunning".
+         */
         put: operations["putBillingSettings"];
         post?: never;
         delete?: never;
@@ -1257,7 +1378,11 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** Get a webhook endpoint */
+        /**
+         * Get a webhook endpoint
+         * @description The endpoint, with the event types it receives and its `status` (`disabled_reason` says why the
+         *     system disabled it). Never its secret.
+         */
         get: operations["getWebhookEndpoint"];
         put?: never;
         post?: never;
@@ -1625,7 +1750,12 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List billable metrics */
+        /**
+         * List billable metrics
+         * @description The tenant's billable metrics, newest first, archived ones too unless `archived` says otherwise.
+         *     `code` finds one metric. Page with `limit` and `cursor`: pass `next_cursor` as `cursor` until it
+         *     is null.
+         */
         get: operations["listBillableMetrics"];
         put?: never;
         /**
@@ -1649,7 +1779,11 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** Get a billable metric */
+        /**
+         * Get a billable metric
+         * @description The metric: which usage events it counts (`filters`), how (`aggregation`, of `field`), and the
+         *     property that splits it into dimensions (`group_by`). An archived one takes no new events.
+         */
         get: operations["getBillableMetric"];
         put?: never;
         post?: never;
@@ -1740,7 +1874,12 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** Get a usage event */
+        /**
+         * Get a usage event
+         * @description By its `id` (not your `event_id`): the event as recorded, the subscription it is billed to, the
+         *     billing period it belongs to (`period_start`) and whether it counts in that period's usage
+         *     (`counted`).
+         */
         get: operations["getUsageEvent"];
         put?: never;
         post?: never;
@@ -1783,7 +1922,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List credit wallets */
+        /**
+         * List credit wallets
+         * @description The tenant's credit wallets, newest first, each with its balances; `user_id` gives one
+         *     customer's. Page with `limit` and `cursor`: pass `next_cursor` as `cursor` until it is null.
+         */
         get: operations["listWallets"];
         put?: never;
         /**
@@ -1936,7 +2079,12 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** Get a hold */
+        /**
+         * Get a hold
+         * @description The hold: what it reserved (`credits`), its `status` (`pending` until captured, released or
+         *     expired) and, once captured, what its capture consumed (`captured`). A pending hold past its
+         *     `expires_at` is released (`expired`).
+         */
         get: operations["getHold"];
         put?: never;
         post?: never;
