@@ -3500,7 +3500,8 @@ export interface components {
          *     `end`: a `discount` line, before tax, of `percent_off` of what the invoice charges (the
          *     period's price, usage, and the proration charges and one-off charges it bills; never its
          *     credits, which are of what was paid) rounded half up to the cent, or `amount_off` (never
-         *     more than that). Credits then apply to the rest, up to zero; taxes are computed on the
+         *     more than that). An `amount_off` is one per period: a change's invoice takes only what the
+         *     period's invoices (its own and earlier changes') left of it. Credits then apply to the rest, up to zero; taxes are computed on the
          *     subtotal. A `once` discount is removed by the first invoice it reduces (given
          *     back if that invoice is a draft voided, unless the subscription has another discount by
          *     then); a `repeating` one by the first period invoice whose period starts on or after `end`
@@ -3520,7 +3521,7 @@ export interface components {
             start: components["schemas"]["Timestamp"];
             /**
              * Format: date-time
-             * @description For `repeating`, 00:00 UTC of the day it was applied, `duration_in_months` months later (clamped to the month's last day); null otherwise.
+             * @description For `repeating`, 00:00 UTC of the day its months count from, `duration_in_months` months later (clamped to the month's last day); null otherwise. Its months count from the start of the next period to be invoiced (the subscription's first, when given at creation, even one begun before or starting later), so it reduces that many monthly invoices whenever it is applied; during a trial, from the day applied (or the trial's start, if later), since a trial's free days use its months up.
              */
             end: string | null;
         };

@@ -6,9 +6,32 @@ import { anniversary } from './periods.js';
 
 type Micros = bigint;
 
-/** A repeating discount's end: 00:00 UTC of the day it started, `months` months later (clamped). */
-export function discountEnd(start: Date, months: number): Date {
-  return new Date(`${anniversary(start.toISOString().slice(0, 10), 'month', months, 1)}T00:00:00Z`);
+/**
+ * A repeating discount's end: 00:00 UTC of `firstDay`, `months` months later (clamped), where
+ * firstDay is the first day its months count from (see discountFirstDay).
+ */
+export function discountEnd(firstDay: string, months: number): Date {
+  return new Date(`${anniversary(firstDay, 'month', months, 1)}T00:00:00Z`);
+}
+
+/**
+ * The day a repeating discount's months count from: the start of the first period it can reduce,
+ * the next one to be invoiced (`billedUntil`, which may have begun already: a backdated
+ * subscription's, or a renewal not made yet), so that it discounts as many monthly invoices as it
+ * has months whenever it is applied. Counted from the day applied instead, one applied mid-period
+ * discounted one invoice fewer when that day's date did not exist months later (January 31st
+ * plus a month is February 28th, the next period's start on a subscription billed on the 30th),
+ * a backdated subscription's first invoice one more, and one starting in the future none at all.
+ * During a trial (and when nothing is to be invoiced) it is the day applied, or the trial's
+ * start if later: a trial's free days use months up, as Stripe's do.
+ */
+export function discountFirstDay(
+  today: string,
+  billedUntil: string | null,
+  trialStart: string | null,
+): string {
+  if (trialStart !== null) return trialStart > today ? trialStart : today;
+  return billedUntil ?? today;
 }
 
 export type DiscountVerdict =

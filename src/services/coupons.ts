@@ -2,7 +2,7 @@
 // discount does to an invoice; services/invoices.ts applies it). A coupon's terms are final; a
 // redemption is counted under the coupon's row lock, so max_redemptions holds however many
 // subscriptions redeem it at once.
-import { discountEnd } from '../billing/discounts.js';
+import { discountEnd, discountFirstDay } from '../billing/discounts.js';
 import { subscriptionNow } from '../billing/subscription-time.js';
 import type { CouponDuration, CouponRow, Discount, SubscriptionRow } from '../database/schema.js';
 import * as coupons from '../queries/coupons.js';
@@ -139,13 +139,15 @@ export type RedeemRefusal = { kind: 'invalid'; errors: FieldErrors };
 
 /**
  * The discount `couponId` gives a subscription on `planId` from `at`, its redemption counted; or
- * why it cannot be applied (reported at `field`).
+ * why it cannot be applied (reported at `field`). A repeating one's months count from `firstDay`
+ * (discountFirstDay).
  */
 export async function redeem(
   tx: Tx,
   couponId: string,
   planId: string | null,
   at: Date,
+  firstDay: string,
   field: string,
 ): Promise<Discount | RedeemRefusal> {
   const refuse = (message: string): RedeemRefusal => ({ kind: 'invalid', errors: [{ field, message }] });
@@ -184,7 +186,7 @@ export async function redeem(
     end:
       redeemed.duration_in_months === null
         ? null
-        : discountEnd(at, redeemed.duration_in_months).toISOString(),
+        : discountEnd(firstDay, redeemed.duration_in_months).toISOString(),
   };
 }
 
@@ -228,7 +230,13 @@ export function applyDiscount(
     if (!satisfies(ifMatch, before.version)) return { kind: 'stale', current: before };
     if (before.status === 'canceled') return { kind: 'canceled' };
     await onClockOf(tx, before);
-    const discount = await redeem(tx, couponId, before.plan_id, subscriptionNow(before), '/coupon_id');
+    const now = subscriptionNow(before);
+    const firstDay = discountFirstDay(
+      now.toISOString().slice(0, 10),
+      before.billed_until,
+      before.status === 'trialing' ? before.start_date : null,
+    );
+    const discount = await redeem(tx, couponId, before.plan_id, now, firstDay, '/coupon_id');
     if ('kind' in discount) return discount;
     const after = await subscriptions.updateSubscription(tx.db, id, { discount: JSON.stringify(discount) });
     emitChange(tx, before, after);

@@ -25,7 +25,7 @@ import {
   prorationItemsIn,
   updatePendingItem,
 } from '../queries/invoice-items.js';
-import { findInvoice, findInvoiceForPeriod } from '../queries/invoices.js';
+import { findInvoice, findInvoiceForPeriod, issuedInvoicesMeeting } from '../queries/invoices.js';
 import { findPlan } from '../queries/plans.js';
 import * as subscriptions from '../queries/subscriptions.js';
 import { issueAndCollect } from './collection.js';
@@ -532,6 +532,34 @@ async function shortenCharges(tx: Tx, charges: readonly InvoiceItemRow[], day: s
 }
 
 /**
+ * The discount a change's invoice takes: any; but a fixed amount is one per period, so only what
+ * the period's invoices (its own and earlier changes') took of it is left. Taken again whole, each
+ * change invoiced at once (`always_invoice`) gave the amount again for days it had paid for once:
+ * a seat added on the 11th, with 25.00 off, lowered the month's bill.
+ */
+async function discountsLeftInPeriod(
+  tx: Tx,
+  subscription: SubscriptionRow,
+  period: Period,
+): Promise<Discounts> {
+  const discount = subscription.discount;
+  if (discount?.amount_off == null) return 'any';
+  const invoiced = await issuedInvoicesMeeting(tx.db, subscription.id, period.start, period.end);
+  let fixedTaken = 0n;
+  for (const invoice of invoiced) {
+    for (const line of invoice.lines as unknown as Array<{
+      type: string;
+      amount: string;
+      coupon_id?: string;
+    }>) {
+      if (line.type === 'discount' && line.coupon_id === discount.coupon_id)
+        fixedTaken -= parseSignedAmount(line.amount);
+    }
+  }
+  return { fixedTaken };
+}
+
+/**
  * Bills a planned change on the subscription as changed (`after`, locked): its items, and the
  * invoice issued now if any (collected like a renewal's). Returns the subscription as it is then.
  */
@@ -558,7 +586,12 @@ export async function performProration(
     const net = plan.items.reduce((sum, item) => sum + parseSignedAmount(item.amount), 0n);
     const invoice =
       plan.invoiceNow && net > 0n
-        ? await prorationInvoice(tx, after, { start: plan.day, end: plan.period.end }, plan.discounts)
+        ? await prorationInvoice(
+            tx,
+            after,
+            { start: plan.day, end: plan.period.end },
+            plan.discounts ?? (await discountsLeftInPeriod(tx, after, plan.period)),
+          )
         : undefined;
     if (!invoice) return { subscription: after, invoice: undefined };
     const issued = await issueAndCollect(tx, after, invoice, now, tenantId);

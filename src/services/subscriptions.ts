@@ -1,4 +1,5 @@
 // Subscriptions, their lifecycle and the features linked to them.
+import { discountFirstDay } from '../billing/discounts.js';
 import { formatCents, parseAmount, sameAmount } from '../billing/money.js';
 import { firstPeriodStartFrom, periodContaining } from '../billing/periods.js';
 import {
@@ -305,9 +306,6 @@ export async function createSubscription(
             },
           ],
         };
-      // The last check before writing: a refusal returned after it would commit the redemption.
-      const discount = coupon_id ? await redeem(tx, coupon_id, plan_id ?? null, now, '/coupon_id') : null;
-      if (discount && 'kind' in discount) return discount;
       const interval = priced.billing_interval ?? 'month';
       const trial = trialEnd; // after today: both kinds are checked above
       // The first period after the trial must end within the calendar, as one from start_date
@@ -329,6 +327,18 @@ export async function createSubscription(
       // the worker's first step would find (collection.ts); nothing was or will be invoiced.
       const billedUntil =
         firstBilled !== null && common.end_date != null && common.end_date < firstBilled ? null : firstBilled;
+      // The last check before writing: a refusal returned after it would commit the redemption.
+      const discount = coupon_id
+        ? await redeem(
+            tx,
+            coupon_id,
+            plan_id ?? null,
+            now,
+            discountFirstDay(today, billedUntil, common.status === 'trialing' ? common.start_date : null),
+            '/coupon_id',
+          )
+        : null;
+      if (discount && 'kind' in discount) return discount;
       // Usage is billed in arrears: the first renewal bills the usage of the period before
       // billed_until, and no invoice ever bills the periods before that one (created two or more
       // periods back). Their usage is closed from the start: events in them are refused.

@@ -44,11 +44,17 @@ beforeAll(async () => {
   expect((await t.api.post('/api/v1/tax-rates').send(vat)).status).toBe(201);
 });
 
-/** A customer in DE (19% VAT) on `planId` from 2026-01-01, on a clock, with `extra` at creation. */
-async function subscribed(planId: string, extra: Record<string, unknown> = {}) {
-  const clock = (
-    await t.api.post('/api/v1/test-clocks').send({ name: 'coupons', frozen_time: '2026-01-01T00:00:00Z' })
-  ).body as Schemas['TestClock'];
+/**
+ * A customer in DE (19% VAT) on `planId` from 2026-01-01, on a clock at `frozenTime`, with `extra`
+ * at creation.
+ */
+async function subscribed(
+  planId: string,
+  extra: Record<string, unknown> = {},
+  frozenTime = '2026-01-01T00:00:00Z',
+) {
+  const clock = (await t.api.post('/api/v1/test-clocks').send({ name: 'coupons', frozen_time: frozenTime }))
+    .body as Schemas['TestClock'];
   const user = await createUser(t, { region: 'DE' });
   const res = await t.api.post('/api/v1/subscriptions').send({
     user_id: user.id,
@@ -343,6 +349,50 @@ describe('a discount', () => {
     expect(proration.lines.map((l) => l.type)).toContain('discount');
   });
 
+  it("forever, a fixed amount: one per period, so a change invoiced at once takes only what the period's invoice left", async () => {
+    // 3 seats at 10.00, 25.00 off; a fourth seat from January 11, a fifth from the 12th. January's
+    // invoice took the 25.00: invoiced at once or with the next invoice, the changes cost the same.
+    // Taken again by each change's invoice, the amount made the seats lower the month's bill.
+    const seats = (
+      await t.api.post('/api/v1/plans').send({
+        code: `seats-${++tag}`,
+        name: 'Seats',
+        interval: 'month',
+        price: { model: 'per_unit', amount: '10.00' },
+      })
+    ).body as Schemas['Plan'];
+    const c = await coupon({ amount_off: '25.00', duration: 'forever' });
+    const run = async (proration_behavior: 'always_invoice' | 'create_prorations') => {
+      const s = await subscribed(seats.id, { coupon_id: c.id, quantity: 3 });
+      for (const [day, quantity] of [
+        ['2026-01-11', 4],
+        ['2026-01-12', 5],
+      ] as const) {
+        await s.advance(`${day}T10:00:00Z`);
+        const changed = await t.api
+          .patch(`/api/v1/subscriptions/${s.sub.id}`)
+          .send({ quantity, proration_behavior });
+        expect(changed.status, changed.text).toBe(200);
+      }
+      await s.advance('2026-02-01T10:00:00Z');
+      return s.invoices();
+    };
+    const atOnce = await run('always_invoice');
+    const later = await run('create_prorations');
+    const total = (invoices: Invoice[]) =>
+      invoices.reduce((sum, i) => sum + Math.round(Number(i.subtotal) * 100), 0);
+    expect(atOnce.map((i) => i.kind)).toEqual(['period', 'proration', 'proration', 'period']);
+    expect(later.map((i) => i.kind)).toEqual(['period', 'period']);
+    // The fourth seat: 4 × 10.00 × 21/31 = 27.10, less what January paid for 3 seats' 21 days
+    // (5.00 × 21/31 = 3.39), with no discount.
+    expect(atOnce[1]!.subtotal).toBe('23.71');
+    for (const change of atOnce.slice(1, 3))
+      expect(change.lines.some((l) => l.type === 'discount')).toBe(false);
+    expect(atOnce[0]!.subtotal).toBe('5.00');
+    expect(atOnce[3]!.subtotal).toBe('25.00'); // 5 seats, 25.00 off: a new period
+    expect(total(atOnce)).toBe(total(later));
+  });
+
   it("repeating: a change's charges it takes to nothing are invoiced at once (0.00), not billed whole once it ended", async () => {
     // 20% off January only; from 30.00 to 28.00 on January 11, invoiced at once.
     const [p30, p28] = [await plan('30.00'), await plan('28.00')];
@@ -406,6 +456,58 @@ describe('a discount', () => {
       ['discount', '-15.00'],
     ]);
     expect((await s.get()).discount).toBeNull();
+  });
+
+  it('repeating: counts its months from the next period to invoice, so N months are N monthly invoices', async () => {
+    const p = await plan('100.00');
+    const oneMonth = await coupon({ percent_off: '50', duration: 'repeating', duration_in_months: 1 });
+    const subtotals = async (s: Awaited<ReturnType<typeof subscribed>>) =>
+      (await s.invoices()).map((i) => [i.period_start, i.subtotal]);
+
+    // Applied on January 31st to a subscription billed on the 30th: its next period starts on
+    // February 28th, the day a month after January 31st. Counted from the day applied, the
+    // discount ended as that period began, and reduced no invoice.
+    const monthEnd = await subscribed(p.id, { start_date: '2026-01-30' }, '2026-01-30T00:00:00Z');
+    await monthEnd.advance('2026-01-31T10:00:00Z');
+    const applied = await t.api
+      .post(`/api/v1/subscriptions/${monthEnd.sub.id}/discount`)
+      .send({ coupon_id: oneMonth.id });
+    expect(applied.status, applied.text).toBe(200);
+    expect((applied.body as Subscription).discount).toMatchObject({
+      start: '2026-01-31T10:00:00.000Z',
+      end: '2026-03-28T00:00:00.000Z',
+    });
+    await monthEnd.advance('2026-04-01T00:00:00Z');
+    expect(await subtotals(monthEnd)).toEqual([
+      ['2026-01-30', '100.00'],
+      ['2026-02-28', '50.00'],
+      ['2026-03-30', '100.00'],
+    ]);
+
+    // Given with a subscription created on January 10th that began on January 1st: its first
+    // invoice is January's, and the month counts from there (it discounted February's too).
+    const backdated = await subscribed(p.id, { coupon_id: oneMonth.id }, '2026-01-10T10:00:00Z');
+    expect(backdated.sub.discount).toMatchObject({ end: '2026-02-01T00:00:00.000Z' });
+    await backdated.advance('2026-03-02T00:00:00Z');
+    expect(await subtotals(backdated)).toEqual([
+      ['2026-01-01', '50.00'],
+      ['2026-02-01', '100.00'],
+      ['2026-03-01', '100.00'],
+    ]);
+
+    // One starting on February 15th: its first invoice (the month ran out before it began).
+    const future = await subscribed(
+      p.id,
+      { coupon_id: oneMonth.id, start_date: '2026-02-15' },
+      '2026-01-10T10:00:00Z',
+    );
+    expect(future.sub.discount).toMatchObject({ end: '2026-03-15T00:00:00.000Z' });
+    await future.advance('2026-04-16T00:00:00Z');
+    expect(await subtotals(future)).toEqual([
+      ['2026-02-15', '50.00'],
+      ['2026-03-15', '100.00'],
+      ['2026-04-15', '100.00'],
+    ]);
   });
 
   it('forever, applied mid-period: from the next invoice on, half up to the cent', async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { discountEnd, discountFor, discountLabel } from '../../src/billing/discounts.js';
+import { discountEnd, discountFirstDay, discountFor, discountLabel } from '../../src/billing/discounts.js';
 import { parseAmount } from '../../src/billing/money.js';
 import type { Discount } from '../../src/database/schema.js';
 
@@ -18,10 +18,29 @@ const discount = (over: Partial<Discount> = {}): Discount => ({
 const at = (iso: string) => new Date(iso);
 
 describe('discountEnd', () => {
-  it('is 00:00 UTC of the start day, months later, clamped to the month end', () => {
-    expect(discountEnd(at('2026-01-31T10:00:00Z'), 1).toISOString()).toBe('2026-02-28T00:00:00.000Z');
-    expect(discountEnd(at('2028-01-31T23:59:00Z'), 1).toISOString()).toBe('2028-02-29T00:00:00.000Z');
-    expect(discountEnd(at('2026-11-15T00:00:00Z'), 3).toISOString()).toBe('2027-02-15T00:00:00.000Z');
+  it('is 00:00 UTC of the first day, months later, clamped to the month end', () => {
+    expect(discountEnd('2026-01-31', 1).toISOString()).toBe('2026-02-28T00:00:00.000Z');
+    expect(discountEnd('2028-01-31', 1).toISOString()).toBe('2028-02-29T00:00:00.000Z');
+    expect(discountEnd('2026-11-15', 3).toISOString()).toBe('2027-02-15T00:00:00.000Z');
+  });
+});
+
+describe('discountFirstDay', () => {
+  it('is the next period to invoice, begun or not; during a trial, the day applied or the trial start', () => {
+    // Mid-period: the next period's start, so a 1-month coupon applied on January 31st to a
+    // subscription billed on the 30th reaches the February 28th invoice.
+    expect(discountFirstDay('2026-01-31', '2026-02-28', null)).toBe('2026-02-28');
+    expect(discountEnd(discountFirstDay('2026-01-31', '2026-02-28', null), 1).toISOString()).toBe(
+      '2026-03-28T00:00:00.000Z',
+    );
+    // Backdated: the first period, begun before the day applied. Starting later: its start.
+    expect(discountFirstDay('2026-01-10', '2026-01-01', null)).toBe('2026-01-01');
+    expect(discountFirstDay('2026-01-10', '2026-02-15', null)).toBe('2026-02-15');
+    // A trial uses months up: from the day applied, or from its start when that is later.
+    expect(discountFirstDay('2026-01-10', '2026-01-15', '2026-01-01')).toBe('2026-01-10');
+    expect(discountFirstDay('2026-01-10', '2026-03-01', '2026-02-01')).toBe('2026-02-01');
+    // Nothing left to invoice: the day applied.
+    expect(discountFirstDay('2026-01-10', null, null)).toBe('2026-01-10');
   });
 });
 
