@@ -11,9 +11,10 @@ import {
   type WithTenantOptions,
 } from '../database/connection.js';
 import { isKeyRejected, isTransientConflict } from '../database/errors.js';
-import type { ApiKeyRole } from '../database/schema.js';
+import type { ApiKeyRole, TestClockRow } from '../database/schema.js';
 import * as events from '../queries/events.js';
 import * as idempotencyKeys from '../queries/idempotency-keys.js';
+import { shareLockTestClock } from '../queries/test-clocks.js';
 
 /** A presented key found valid: who it acts as. */
 export interface KeyHolder {
@@ -334,4 +335,17 @@ export class ClockAdvancingError extends Error {
   ) {
     super(`test clock ${clockId} is advancing to ${to.toISOString()}`);
   }
+}
+
+/**
+ * The test clock, locked in share mode (an advance, which marks it advancing, waits for this
+ * transaction, or this one sees it advancing); refused with ClockAdvancingError while it advances.
+ * For what joins a clock (a subscription or wallet created on it) or changes on it: its time is
+ * already the new one, which the worker's steps on the way have not reached, so the change would
+ * meet months billed as if it had been there all along. Undefined when there is no such clock.
+ */
+export async function readyClock(tx: Tx, clockId: string): Promise<TestClockRow | undefined> {
+  const clock = await shareLockTestClock(tx.db, clockId);
+  if (clock?.status === 'advancing') throw new ClockAdvancingError(clock.id, clock.frozen_time);
+  return clock;
 }

@@ -33,7 +33,6 @@ import {
 } from '../queries/plans.js';
 import * as subscriptions from '../queries/subscriptions.js';
 import { giveBackRedemption, redeem } from './coupons.js';
-import { findTestClock, shareLockTestClock } from '../queries/test-clocks.js';
 import { toFeatureResponse } from '../responses/features.js';
 import type { Schemas } from '../contract.js';
 import { toSubscriptionResponse } from '../responses/subscriptions.js';
@@ -52,7 +51,6 @@ import {
 import { prorationItems } from '../billing/proration.js';
 import {
   type Actor,
-  ClockAdvancingError,
   defined,
   inTenant,
   type NewEvent,
@@ -63,6 +61,7 @@ import {
   toPage,
   type Tx,
   type VersionCondition,
+  readyClock,
 } from './context.js';
 
 /** The lifecycle: which status may follow which. `canceled` is final. */
@@ -279,7 +278,10 @@ export async function createSubscription(
       // dated in the past is not billed for the periods before today.
       let now = new Date();
       if (test_clock_id) {
-        const clock = await findTestClock(tx.db, test_clock_id);
+        // Not while it advances: created at the clock's new time, the worker's steps on the way
+        // would bill it first at theirs (its first invoice and payment dated before its creation,
+        // its first period's usage closed at once).
+        const clock = await readyClock(tx, test_clock_id);
         if (!clock)
           return { kind: 'invalid', errors: [{ field: '/test_clock_id', message: 'no such test clock' }] };
         now = clock.frozen_time;
@@ -1105,10 +1107,7 @@ export function withdrawCancellation(
  */
 export async function onClockOf(tx: Tx, subscription: SubscriptionRow): Promise<void> {
   if (!subscription.test_clock_id) return;
-  if (tx.occurredAt() === undefined) {
-    const clock = await shareLockTestClock(tx.db, subscription.test_clock_id);
-    if (clock?.status === 'advancing') throw new ClockAdvancingError(clock.id, clock.frozen_time);
-  }
+  if (tx.occurredAt() === undefined) await readyClock(tx, subscription.test_clock_id);
   if (subscription.clock_time) tx.occurAt(subscription.clock_time);
 }
 

@@ -23,6 +23,7 @@ import {
   toPage,
   type Tx,
   type VersionCondition,
+  readyClock,
 } from './context.js';
 
 /** The most credits a wallet may hold: what numeric(24, 6), and the API's Credits, carry. */
@@ -123,6 +124,7 @@ export async function createWallet(
     return { kind: 'needs-admin', what: 'rate' };
   try {
     return await inTenant(ctx, actor, async (tx): Promise<CreateWalletOutcome> => {
+      if (input.test_clock_id) await readyClock(tx, input.test_clock_id);
       const wallet = await wallets.insertWallet(tx.db, {
         user_id: input.user_id,
         name: input.name,
@@ -190,6 +192,8 @@ export function updateWallet(
     if (!before) return { kind: 'missing' };
     if (!satisfies(ifMatch, before.version)) return { kind: 'stale', current: before };
     if (errors.length > 0) return { kind: 'invalid', errors };
+    // Its settings (pays_usage, the overdraft) would reach renewals the advance has yet to make.
+    if (before.test_clock_id) await readyClock(tx, before.test_clock_id);
     const settings = {
       name: patch.name ?? before.name,
       low_balance_threshold:

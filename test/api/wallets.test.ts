@@ -1665,6 +1665,23 @@ describe('a wallet on a test clock that is advancing', () => {
     expect(refused.detail).toMatch(/test clock is advancing to 2035-01-10T00:00:00.000Z/);
     expectProblem(await hold(w, '1'), 409, 'conflict');
     expectProblem(await release(h), 409, 'conflict');
+    // Its settings, and a wallet or a subscription joining the clock: paying usage from credits
+    // (or an overdraft) reached the renewals on the way, and a subscription created at the new
+    // time was billed by the steps on the way first, its invoice dated before its creation.
+    for (const res of [
+      await t.api.patch(`/api/v1/wallets/${w.id}`).send({ pays_usage: true }),
+      await t.api
+        .post('/api/v1/wallets')
+        .send({ user_id: w.user_id, name: 'late', pays_usage: true, test_clock_id: clock.id }),
+      await t.api.post('/api/v1/subscriptions').send({
+        user_id: w.user_id,
+        status: 'active',
+        plan_cost: '1.00',
+        start_date: '2035-01-01',
+        test_clock_id: clock.id,
+      }),
+    ])
+      expect(expectProblem(res, 409, 'conflict').detail).toMatch(/test clock is advancing/);
     expect(await fingerprint(ctx.db)).toEqual(untouched);
     // A purchase too, billed on a subscription on the clock.
     const basic = await t.api.post('/api/v1/plans').send({
