@@ -38,7 +38,7 @@ import { findSubscription, shareLockSubscriptionsOf, updateSubscription } from '
 import type { Charge } from '../billing/invoices.js';
 import * as usage from '../queries/usage.js';
 import { sql } from 'kysely';
-import { isDatabaseUnavailable } from '../database/errors.js';
+import { isDatabaseUnavailable, isForeignKeyViolation } from '../database/errors.js';
 import { usageWalletsOf } from '../queries/wallets.js';
 import { timeline, usageBlocked } from './wallets.js';
 import { type Actor, inTenant, type Page, type ServiceContext, toPage, type Tx } from './context.js';
@@ -111,15 +111,21 @@ export async function recordUsageEvents(
   actor: Actor,
   inputs: readonly UsageEventInput[],
 ): Promise<RecordOutcome> {
-  try {
-    const { results, errors } = await recordInTransaction(ctx, actor, inputs, { each: false });
-    return errors.length > 0
-      ? { kind: 'invalid', errors }
-      : { kind: 'recorded', results: results as RecordedEvent[] };
-  } catch (error) {
-    // Refused after writing (a charge over its limit): the transaction rolled back, nothing stays.
-    if (error instanceof UsageRefused) return { kind: 'invalid', errors: error.errors };
-    throw error;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const { results, errors } = await recordInTransaction(ctx, actor, inputs, { each: false });
+      return errors.length > 0
+        ? { kind: 'invalid', errors }
+        : { kind: 'recorded', results: results as RecordedEvent[] };
+    } catch (error) {
+      // Refused after writing (a charge over its limit): the transaction rolled back, nothing stays.
+      if (error instanceof UsageRefused) return { kind: 'invalid', errors: error.errors };
+      // A metric, customer or subscription deleted by a transaction that committed between our
+      // reads and our insert: read again, which refuses the event with its own 422 (it answered
+      // 409 "still referenced", which the operation does not declare, for a row that was gone).
+      if (attempt === 1 && isForeignKeyViolation(error)) continue;
+      throw error;
+    }
   }
 }
 

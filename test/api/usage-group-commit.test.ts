@@ -195,6 +195,38 @@ describe('single events sent at the same time', () => {
   });
 });
 
+describe('an event whose metric is deleted while it is recorded', () => {
+  it('is refused with 422 naming the metric, not 409: read again once the delete committed', async () => {
+    const code = `gone-${tag()}`;
+    const made = await t.api
+      .post('/api/v1/billable-metrics')
+      .send({ code, name: 'Gone', aggregation: 'count' });
+    expect(made.status, made.text).toBe(201);
+    const user = await createUser(t);
+    // The delete, not committed yet: the event reads the metric, then its insert's foreign key
+    // check waits for the delete's row lock, and fails once it commits.
+    const deleter = await ctx.db.connection().execute(async (conn) => {
+      await sql`begin`.execute(conn);
+      await sql`delete from billable_metrics where id = ${(made.body as Schemas['BillableMetric']).id}`.execute(
+        conn,
+      );
+      // Sent now (a supertest request starts when it is awaited or then'd).
+      const answer = send({ event_id: `e-${tag()}`, user_id: user.id, metric: code }).then((res) => res);
+      for (let i = 0; ; i++) {
+        const { rows } = await sql<{ n: number }>`select count(*)::int as n from pg_locks
+          where not granted and locktype = 'transactionid'`.execute(ctx.db);
+        if (rows[0]!.n > 0) break;
+        if (i > 200) throw new Error('the event never waited for the delete');
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      await sql`commit`.execute(conn);
+      return answer;
+    });
+    const problem = expectProblem(deleter, 422, 'unprocessable');
+    expect(problem.errors).toEqual([expect.objectContaining({ field: '/metric' })]);
+  });
+});
+
 it('logged no unexpected error in this file', () => {
   expect(ctx.unexpectedErrors).toEqual([]);
 });
