@@ -3597,6 +3597,8 @@ export interface components {
             usage: null | components["schemas"]["InvoiceLineUsage"];
             /** @description For a usage line paid (in part or whole) from prepaid credits, what they paid; null otherwise. */
             credits_applied: null | components["schemas"]["CreditsApplied"];
+            /** @description On a `usage` line of an invoice whose `discount` line reduced it, the part of that discount that was this charge's (whole cents, in proportion to what the discount reduced; the shares of an invoice's usage lines add up to what the discount took of them). Prepaid credits pay only the rest of the charge, and the usage margin report counts only the rest as revenue. Absent on other lines, when the discount took nothing of the line, and on invoices made before contract 0.30. */
+            discount_share?: components["schemas"]["MoneyTotal"];
         };
         /**
          * @description What prepaid credits paid of a usage line. The line's `amount` is what is billed: the charge

@@ -18,8 +18,10 @@ with facts as materialized (
 
     select i.user_id, (l->'usage'->>'billable_metric_id')::uuid as billable_metric_id,
       l->'usage'->>'dimension_value' as dimension, 0::numeric as events,
-      -- The whole charge: what was billed, and what prepaid credits paid of it.
-      sum((l->>'amount')::numeric + coalesce((l->'credits_applied'->>'amount')::numeric, 0)) as revenue,
+      -- The charge after its share of the invoice's discount: what was billed, and what prepaid
+      -- credits paid of it (they pay only what the discount leaves).
+      sum((l->>'amount')::numeric + coalesce((l->'credits_applied'->>'amount')::numeric, 0)
+        - coalesce((l->>'discount_share')::numeric, 0)) as revenue,
       0::numeric as cost, 0::numeric as unbilled_cost
     from invoices i cross join lateral jsonb_array_elements(i.lines) l
     where i.tenant_id = current_setting('app.tenant_id')::uuid and i.status in ('open', 'paid', 'uncollectible')
@@ -32,8 +34,9 @@ with facts as materialized (
     select i.user_id, (l.line->'usage'->>'billable_metric_id')::uuid as billable_metric_id,
       l.line->'usage'->>'dimension_value' as dimension, 0::numeric as events,
       -sum(
-        -- never more than the line billed: a note of the whole takes its share of what is left
-        least((l.line->>'amount')::numeric,
+        -- never more than the line billed after its discount: a note of the whole takes its share
+        -- of what is left
+        least(((l.line->>'amount')::numeric - coalesce((l.line->>'discount_share')::numeric, 0)),
         coalesce((select sum((c->>'amount')::numeric) from credit_notes n
           cross join lateral jsonb_array_elements(n.lines) c
           where n.tenant_id = i.tenant_id and n.invoice_id = i.id
@@ -41,7 +44,7 @@ with facts as materialized (
         + coalesce(round((select sum((c->>'amount')::numeric) from credit_notes n
           cross join lateral jsonb_array_elements(n.lines) c
           where n.tenant_id = i.tenant_id and n.invoice_id = i.id and c->>'line_index' is null)
-          * (l.line->>'amount')::numeric / nullif(i.subtotal, 0), 4), 0))
+          * ((l.line->>'amount')::numeric - coalesce((l.line->>'discount_share')::numeric, 0)) / nullif(i.subtotal, 0), 4), 0))
         + case when exists (select from jsonb_array_elements(l.line->'credits_applied'->'wallets') w
             join wallet_ledger e on e.tenant_id = i.tenant_id and e.wallet_id = (w->>'wallet_id')::uuid
             where e.type = 'refund' and e.invoice_id = i.id)

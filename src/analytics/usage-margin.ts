@@ -68,8 +68,10 @@ function invoicedRevenue({ from, to }: UsageMarginParams): RawBuilder<unknown> {
   return sql`
     select i.user_id, (l->'usage'->>'billable_metric_id')::uuid as billable_metric_id,
       l->'usage'->>'dimension_value' as dimension, 0::numeric as events,
-      -- The whole charge: what was billed, and what prepaid credits paid of it.
-      sum((l->>'amount')::numeric + coalesce((l->'credits_applied'->>'amount')::numeric, 0)) as revenue,
+      -- The charge after its share of the invoice's discount: what was billed, and what prepaid
+      -- credits paid of it (they pay only what the discount leaves).
+      sum((l->>'amount')::numeric + coalesce((l->'credits_applied'->>'amount')::numeric, 0)
+        - coalesce((l->>'discount_share')::numeric, 0)) as revenue,
       0::numeric as cost, 0::numeric as unbilled_cost
     from invoices i cross join lateral jsonb_array_elements(i.lines) l
     where i.tenant_id = ${TENANT} and i.status in ('open', 'paid', 'uncollectible')
@@ -79,10 +81,14 @@ function invoicedRevenue({ from, to }: UsageMarginParams): RawBuilder<unknown> {
     group by 1, 2, 3`;
 }
 
+/** What a usage line (`l.line`) billed after its share of the invoice's discount. */
+const NET_BILLED = sql`((l.line->>'amount')::numeric - coalesce((l.line->>'discount_share')::numeric, 0))`;
+
 /**
  * Revenue given back: of the usage lines that invoicedRevenue counts, what credit notes credited
- * (a note of the line; a note of the invoice as a whole, in proportion to the line's share of the
- * invoice's subtotal, after its discount, to 4 decimals; at most what the line billed) and the prepaid credits that paid the line when they were
+ * (a note of the line; a note of the invoice as a whole, in proportion to the line's part of the
+ * invoice's subtotal, both after the discount, to 4 decimals; at most what the line billed after
+ * its share of the discount) and the prepaid credits that paid the line when they were
  * given back (a `refund` entry naming the invoice in a wallet that paid it: the invoice was
  * credited whole). Negative facts. Only invoices with a credit note are read.
  */
@@ -91,8 +97,9 @@ function creditedRevenue({ from, to }: UsageMarginParams): RawBuilder<unknown> {
     select i.user_id, (l.line->'usage'->>'billable_metric_id')::uuid as billable_metric_id,
       l.line->'usage'->>'dimension_value' as dimension, 0::numeric as events,
       -sum(
-        -- never more than the line billed: a note of the whole takes its share of what is left
-        least((l.line->>'amount')::numeric,
+        -- never more than the line billed after its discount: a note of the whole takes its share
+        -- of what is left
+        least(${NET_BILLED},
         coalesce((select sum((c->>'amount')::numeric) from credit_notes n
           cross join lateral jsonb_array_elements(n.lines) c
           where n.tenant_id = i.tenant_id and n.invoice_id = i.id
@@ -100,7 +107,7 @@ function creditedRevenue({ from, to }: UsageMarginParams): RawBuilder<unknown> {
         + coalesce(round((select sum((c->>'amount')::numeric) from credit_notes n
           cross join lateral jsonb_array_elements(n.lines) c
           where n.tenant_id = i.tenant_id and n.invoice_id = i.id and c->>'line_index' is null)
-          * (l.line->>'amount')::numeric / nullif(i.subtotal, 0), 4), 0))
+          * ${NET_BILLED} / nullif(i.subtotal, 0), 4), 0))
         + case when exists (select from jsonb_array_elements(l.line->'credits_applied'->'wallets') w
             join wallet_ledger e on e.tenant_id = i.tenant_id and e.wallet_id = (w->>'wallet_id')::uuid
             where e.type = 'refund' and e.invoice_id = i.id)

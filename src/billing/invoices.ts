@@ -32,6 +32,8 @@ export interface Charge {
     billable_quantity: string;
     breakdown: UsageBreakdownLine[];
   } | null;
+  /** For usage lines the invoice's discount reduced: its share of the discount (whole cents). */
+  discount_share?: string;
   /** For usage lines paid from prepaid credits: what they paid (the line's amount is the rest). */
   credits_applied?: {
     amount: string;

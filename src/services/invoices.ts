@@ -749,7 +749,13 @@ async function insertInvoice(
     tx.occurredAt() ?? subscriptionNow(subscription),
     (line, index) => roundToCents(parseAmount(line.amount)) - (shares.get(index) ?? 0n),
   );
-  const linesTotal = payment.lines.reduce((sum, line) => sum + parseSignedAmount(line.amount), 0n);
+  // Each usage line keeps its share of the discount: what its charge was after the discount
+  // (the usage margin report's revenue), which the lines alone no longer tell.
+  const linesWithShares = payment.lines.map((line, index) => {
+    const share = shares.get(index) ?? 0n;
+    return share > 0n ? { ...line, discount_share: formatCents(share) } : line;
+  });
+  const linesTotal = linesWithShares.reduce((sum, line) => sum + parseSignedAmount(line.amount), 0n);
   const applied = applyItems(linesTotal + (discount ? parseSignedAmount(discount.amount) : 0n), pending);
   const itemLines = applied.billed.map(({ item, amount }): InvoiceCharge => ({
     type: item.kind === 'one_off' ? 'one_off' : 'proration',
@@ -763,7 +769,7 @@ async function insertInvoice(
     credits_applied: null,
     invoice_item_id: item.id,
   }));
-  const charges = [...payment.lines, ...itemLines];
+  const charges = [...linesWithShares, ...itemLines];
   // A once discount is used up by the first invoice it reduces: kept on it, to be given back if
   // it is a draft voided.
   const usesUp = discount !== undefined && subscription.discount?.duration === 'once';
