@@ -165,8 +165,10 @@ export function invoicesRouter(ctx: ServiceContext): Router {
       if (outcome.kind === 'missing') throw noSuchInvoice(invoiceId);
       if (outcome.kind === 'stale') throw preconditionFailed('invoice', outcome.current.version);
       if (outcome.kind === 'wrong-status') {
+        // A paid invoice of 0.00 that prepaid credits alone paid is voided too (services/invoices.ts).
+        const alsoPaid = name === 'void' ? ', or a paid one of 0.00 that prepaid credits alone paid,' : '';
         throw conflict(
-          `The invoice is ${outcome.current.status}; only a ${outcome.allowedFrom.join(', ')} invoice can be ${name === 'void' ? 'voided' : 'finalized'}.`,
+          `The invoice is ${outcome.current.status}; only a ${outcome.allowedFrom.join(', ')} invoice${alsoPaid} can be ${name === 'void' ? 'voided' : 'finalized'}.`,
         );
       }
       if (outcome.kind === 'payment-in-flight') {

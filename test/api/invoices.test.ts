@@ -271,7 +271,9 @@ describe('issued invoices', () => {
     }
     const voided = await t.api.post(`/api/v1/invoices/${draft.id}/void`);
     expect(voided.body).toMatchObject({ status: 'void', number: open.number, total: open.total });
-    expectProblem(await t.api.post(`/api/v1/invoices/${draft.id}/void`), 409, 'conflict');
+    expect(expectProblem(await t.api.post(`/api/v1/invoices/${draft.id}/void`), 409, 'conflict').detail).toBe(
+      'The invoice is void; only a draft, open, uncollectible invoice, or a paid one of 0.00 that prepaid credits alone paid, can be voided.',
+    );
   });
 
   it('keep the taxes they were issued with when a rate changes; the tax report follows the invoices', async () => {
