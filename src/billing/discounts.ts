@@ -2,7 +2,7 @@
 // how much. Pure and exact: no I/O. The rules are the spec's (`Discount`) and docs/billing.md's.
 import type { Discount } from '../database/schema.js';
 import { formatCents, parseAmount, percentOf, roundToCents } from './money.js';
-import { anniversary } from './periods.js';
+import { anniversary, LAST_DATE } from './periods.js';
 
 type Micros = bigint;
 
@@ -11,7 +11,10 @@ type Micros = bigint;
  * firstDay is the first day its months count from (see discountFirstDay).
  */
 export function discountEnd(firstDay: string, months: number): Date {
-  return new Date(`${anniversary(firstDay, 'month', months, 1)}T00:00:00Z`);
+  const end = anniversary(firstDay, 'month', months, 1);
+  // Past the calendar's last date (a five-digit year, which no Date parses): no invoice's period
+  // starts there, so the calendar's end is the same end.
+  return new Date(`${Number(end.slice(0, end.indexOf('-', 1))) > 9999 ? LAST_DATE : end}T00:00:00Z`);
 }
 
 /**
@@ -23,14 +26,20 @@ export function discountEnd(firstDay: string, months: number): Date {
  * plus a month is February 28th, the next period's start on a subscription billed on the 30th),
  * a backdated subscription's first invoice one more, and one starting in the future none at all.
  * During a trial (and when nothing is to be invoiced) it is the day applied, or the trial's
- * start if later: a trial's free days use months up, as Stripe's do.
+ * start if later: a trial's free days use months up, as Stripe's do. Paused until a known day,
+ * it is the start of the period the resume falls in (`resumesIn`); paused with no resume day,
+ * the next renewal's, as for any subscription.
  */
 export function discountFirstDay(
   today: string,
   billedUntil: string | null,
   trialStart: string | null,
+  resumesIn: string | null = null,
 ): string {
   if (trialStart !== null) return trialStart > today ? trialStart : today;
+  // Paused until a known day: the periods until then are not invoiced; the first that is, in
+  // part or whole, is the one the resume falls in.
+  if (resumesIn !== null && (billedUntil === null || resumesIn > billedUntil)) return resumesIn;
   return billedUntil ?? today;
 }
 

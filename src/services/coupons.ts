@@ -3,7 +3,8 @@
 // redemption is counted under the coupon's row lock, so max_redemptions holds however many
 // subscriptions redeem it at once.
 import { discountEnd, discountFirstDay } from '../billing/discounts.js';
-import { subscriptionNow } from '../billing/subscription-time.js';
+import { periodContaining } from '../billing/periods.js';
+import { billingAnchor, dayOf, subscriptionNow } from '../billing/subscription-time.js';
 import type { CouponDuration, CouponRow, Discount, SubscriptionRow } from '../database/schema.js';
 import * as coupons from '../queries/coupons.js';
 import * as subscriptions from '../queries/subscriptions.js';
@@ -231,10 +232,20 @@ export function applyDiscount(
     if (before.status === 'canceled') return { kind: 'canceled' };
     await onClockOf(tx, before);
     const now = subscriptionNow(before);
+    const resumesIn =
+      before.status === 'paused' && before.resumes_at
+        ? periodContaining(
+            billingAnchor(before),
+            before.billing_interval,
+            before.interval_count,
+            before.resumes_at.slice(0, 10),
+          ).start
+        : null;
     const firstDay = discountFirstDay(
-      now.toISOString().slice(0, 10),
+      dayOf(now),
       before.billed_until,
       before.status === 'trialing' ? before.start_date : null,
+      resumesIn,
     );
     const discount = await redeem(tx, couponId, before.plan_id, now, firstDay, '/coupon_id');
     if ('kind' in discount) return discount;

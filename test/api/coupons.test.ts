@@ -510,6 +510,49 @@ describe('a discount', () => {
     ]);
   });
 
+  it('repeating: applied while paused until a day, counts its months from the period it resumes in', async () => {
+    const p = await plan('30.00');
+    const c = await coupon({ percent_off: '10', duration: 'repeating', duration_in_months: 3 });
+    const s = await subscribed(p.id);
+    await s.advance('2026-01-11T10:00:00Z');
+    const paused = await t.api
+      .post(`/api/v1/subscriptions/${s.sub.id}/pause`)
+      .send({ resumes_at: '2026-04-01' });
+    expect(paused.status, paused.text).toBe(200);
+    await s.advance('2026-02-10T10:00:00Z');
+    const applied = await t.api.post(`/api/v1/subscriptions/${s.sub.id}/discount`).send({ coupon_id: c.id });
+    expect(applied.status, applied.text).toBe(200);
+    // Not from March 1st, the next renewal, which a pause invoices nothing of.
+    expect((applied.body as Subscription).discount).toMatchObject({ end: '2026-07-01T00:00:00.000Z' });
+    await s.advance('2026-07-02T10:00:00Z');
+    // Each period's discount line (April's invoice also takes the credit of January's paused days).
+    const discounts = (await s.invoices())
+      .filter((i) => i.lines.some((l) => l.type === 'subscription'))
+      .map((i) => [i.period_start, i.lines.find((l) => l.type === 'discount')?.amount ?? null]);
+    expect(discounts).toEqual([
+      ['2026-01-01', null],
+      ['2026-04-01', '-3.00'],
+      ['2026-05-01', '-3.00'],
+      ['2026-06-01', '-3.00'],
+      ['2026-07-01', null],
+    ]);
+  });
+
+  it('repeating: whose months run past the calendar ends with it (9999-12-31), not with a 500', async () => {
+    const p = await plan('30.00');
+    const c = await coupon({ percent_off: '10', duration: 'repeating', duration_in_months: 120 });
+    const user = await createUser(t);
+    const res = await t.api.post('/api/v1/subscriptions').send({
+      user_id: user.id,
+      status: 'active',
+      plan_id: p.id,
+      start_date: '9990-06-30',
+      coupon_id: c.id,
+    });
+    expect(res.status, res.text).toBe(201);
+    expect((res.body as Subscription).discount).toMatchObject({ end: '9999-12-31T00:00:00.000Z' });
+  });
+
   it('forever, applied mid-period: from the next invoice on, half up to the cent', async () => {
     const p = await plan('33.33');
     const c = await coupon({ percent_off: '15', duration: 'forever' });

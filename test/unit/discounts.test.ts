@@ -41,6 +41,14 @@ describe('discountFirstDay', () => {
     expect(discountFirstDay('2026-01-10', '2026-03-01', '2026-02-01')).toBe('2026-02-01');
     // Nothing left to invoice: the day applied.
     expect(discountFirstDay('2026-01-10', null, null)).toBe('2026-01-10');
+    // Paused until a day: the period the resume falls in, not the next renewal (which it skips).
+    expect(discountFirstDay('2026-02-10', '2026-03-01', null, '2026-04-01')).toBe('2026-04-01');
+    expect(discountFirstDay('2026-02-10', '2026-03-01', null, '2026-03-01')).toBe('2026-03-01');
+  });
+
+  it('ends with the calendar when its months run past 9999-12-31', () => {
+    expect(discountEnd('9990-06-30', 120).toISOString()).toBe('9999-12-31T00:00:00.000Z');
+    expect(discountEnd('9999-11-15', 1).toISOString()).toBe('9999-12-15T00:00:00.000Z');
   });
 });
 

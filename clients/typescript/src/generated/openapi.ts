@@ -3521,7 +3521,7 @@ export interface components {
             start: components["schemas"]["Timestamp"];
             /**
              * Format: date-time
-             * @description For `repeating`, 00:00 UTC of the day its months count from, `duration_in_months` months later (clamped to the month's last day); null otherwise. Its months count from the start of the next period to be invoiced (the subscription's first, when given at creation, even one begun before or starting later), so it reduces that many monthly invoices whenever it is applied; during a trial, from the day applied (or the trial's start, if later), since a trial's free days use its months up.
+             * @description For `repeating`, 00:00 UTC of the day its months count from, `duration_in_months` months later (clamped to the month's last day); null otherwise. Its months count from the start of the next period to be invoiced (the subscription's first, when given at creation, even one begun before or starting later; for one paused until a day, the period it resumes in), so it reduces that many monthly invoices whenever it is applied; during a trial, from the day applied (or the trial's start, if later), since a trial's free days use its months up. At most 9999-12-31.
              */
             end: string | null;
         };
