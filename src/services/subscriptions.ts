@@ -1027,8 +1027,11 @@ export async function cancelSubscription(
     if (before.status === 'canceled') return { kind: 'already-canceled', current: before };
     await onClockOf(tx, before);
     const reason = input.reason ?? before.cancel_reason;
-    // A paused subscription has no period being served (the pause credited it): it ends now.
-    if (input.at === 'now' || before.status === 'paused') {
+    // A paused subscription has no period being served (the pause credited it), nor has one whose
+    // end_date has passed (a cancellation at a period's end would come after its service ended):
+    // it ends now.
+    const served = before.end_date === null || before.end_date >= dayOf(subscriptionNow(before));
+    if (input.at === 'now' || before.status === 'paused' || !served) {
       const after = await subscriptions.updateSubscription(tx.db, id, {
         status: 'canceled',
         canceled_at: before.clock_time ?? undefined, // the database stamps now() in real time

@@ -555,6 +555,24 @@ describe('cancel at the end of the period', () => {
       expect(res.body).toMatchObject({ status: 'active', cancel_at: `${end}T00:00:00.000Z` });
     },
   );
+
+  it('of a subscription whose end_date has passed: it ends now, not after its service ended', async () => {
+    const c = await clock('2026-12-02T12:00:00Z');
+    const p = await plan('month', 1);
+    const sub = await subscribe({
+      plan_id: p.id,
+      start_date: '2026-06-01',
+      end_date: '2026-09-30',
+      test_clock_id: c.id,
+    });
+    const res = await t.api.post(`/api/v1/subscriptions/${sub.id}/cancel`).send({ at: 'period_end' });
+    expect(res.status, res.text).toBe(200);
+    expect(res.body).toMatchObject({
+      status: 'canceled',
+      cancel_at: null,
+      canceled_at: '2026-12-02T12:00:00.000Z',
+    });
+  });
 });
 
 describe('withdrawing a scheduled cancellation', () => {
