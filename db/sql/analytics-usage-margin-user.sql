@@ -79,25 +79,39 @@ with facts as materialized (
       -- of a metric whose events all carry one, say).
       having sum(events) <> 0 or sum(revenue) <> 0 or sum(cost) <> 0 or sum(unbilled_cost) <> 0
     ),
-    report (kind, billable_metric_id, metric_code, metric_name, dimension, user_id, user_name, user_email,
-      revenue, cost, unbilled_cost, loss_leader_count, n) as (
-      select 'row', null::uuid, null::text, null::text, null::text, u.id, u.name, u.email, g.revenue, g.cost, g.unbilled_cost, null::bigint,
-        row_number() over (order by g.revenue - g.cost, g.user_id)
+    named as (
+      select null::uuid as billable_metric_id, null::text as metric_code, null::text as metric_name,
+            null::text as dimension, u.id as user_id, u.name as user_name, u.email as user_email,
+            null::bigint as rank, g.revenue, g.cost, g.unbilled_cost, g.revenue - g.cost as margin
       from grouped g
       join users u on u.tenant_id = current_setting('app.tenant_id')::uuid and u.id = g.user_id
+    ),
+    -- One page of rows, and one more row if there is a next page.
+    page as (
+      select *, margin::text as sort_key, row_number() over (order by margin, user_id) as n
+      from named
+      where (margin, user_id) > ($11::numeric, $12::uuid)
+      order by margin, user_id
+      limit $13
+    ),
+    report (kind, billable_metric_id, metric_code, metric_name, dimension, user_id, user_name, user_email,
+      revenue, cost, unbilled_cost, loss_leader_count, sort_key, n) as (
+      select 'row', billable_metric_id, metric_code, metric_name, dimension, user_id, user_name, user_email,
+        revenue, cost, unbilled_cost, null::bigint, sort_key, n
+      from page
       union all
-      select 'loss', null, null, null, null, u.id, u.name, u.email, b.revenue, b.cost, b.unbilled_cost, null,
+      select 'loss', null, null, null, null, u.id, u.name, u.email, b.revenue, b.cost, b.unbilled_cost, null, null,
         row_number() over (order by b.revenue - b.cost, b.user_id)
       from (select * from by_user where cost > revenue order by revenue - cost, user_id
-            limit $11) b
+            limit $14) b
       join users u on u.tenant_id = current_setting('app.tenant_id')::uuid and u.id = b.user_id
       union all
       select 'total', null, null, null, null, null, null, null,
         coalesce(sum(revenue), 0), coalesce(sum(cost), 0), coalesce(sum(unbilled_cost), 0),
-        count(*) filter (where cost > revenue), 0
+        count(*) filter (where cost > revenue), null, 0
       from by_user
     )
     select kind, billable_metric_id, metric_code, metric_name, dimension, user_id, user_name, user_email,
       revenue::text as revenue, cost::text as cost, unbilled_cost::text as unbilled_cost,
-      loss_leader_count::text as loss_leader_count
+      loss_leader_count::text as loss_leader_count, sort_key
     from report order by kind, n;

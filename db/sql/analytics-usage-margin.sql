@@ -79,27 +79,40 @@ with facts as materialized (
       -- of a metric whose events all carry one, say).
       having sum(events) <> 0 or sum(revenue) <> 0 or sum(cost) <> 0 or sum(unbilled_cost) <> 0
     ),
-    report (kind, billable_metric_id, metric_code, metric_name, dimension, user_id, user_name, user_email,
-      revenue, cost, unbilled_cost, loss_leader_count, n) as (
-      select 'row', g.billable_metric_id, m.code, m.name,
-            null::text,
-            null::uuid, null::text, null::text, g.revenue, g.cost, g.unbilled_cost, null::bigint,
-        row_number() over (order by m.code)
+    named as (
+      select g.billable_metric_id, m.code as metric_code, m.name as metric_name,
+            null::text as dimension,
+            null::uuid as user_id, null::text as user_name, null::text as user_email,
+            null::bigint as rank, g.revenue, g.cost, g.unbilled_cost, g.revenue - g.cost as margin
       from grouped g
       join billable_metrics m on m.tenant_id = current_setting('app.tenant_id')::uuid and m.id = g.billable_metric_id
+    ),
+    -- One page of rows, and one more row if there is a next page.
+    page as (
+      select *, null::text as sort_key, row_number() over (order by metric_code) as n
+      from named
+      
+      order by metric_code
+      limit $11
+    ),
+    report (kind, billable_metric_id, metric_code, metric_name, dimension, user_id, user_name, user_email,
+      revenue, cost, unbilled_cost, loss_leader_count, sort_key, n) as (
+      select 'row', billable_metric_id, metric_code, metric_name, dimension, user_id, user_name, user_email,
+        revenue, cost, unbilled_cost, null::bigint, sort_key, n
+      from page
       union all
-      select 'loss', null, null, null, null, u.id, u.name, u.email, b.revenue, b.cost, b.unbilled_cost, null,
+      select 'loss', null, null, null, null, u.id, u.name, u.email, b.revenue, b.cost, b.unbilled_cost, null, null,
         row_number() over (order by b.revenue - b.cost, b.user_id)
       from (select * from by_user where cost > revenue order by revenue - cost, user_id
-            limit $11) b
+            limit $12) b
       join users u on u.tenant_id = current_setting('app.tenant_id')::uuid and u.id = b.user_id
       union all
       select 'total', null, null, null, null, null, null, null,
         coalesce(sum(revenue), 0), coalesce(sum(cost), 0), coalesce(sum(unbilled_cost), 0),
-        count(*) filter (where cost > revenue), 0
+        count(*) filter (where cost > revenue), null, 0
       from by_user
     )
     select kind, billable_metric_id, metric_code, metric_name, dimension, user_id, user_name, user_email,
       revenue::text as revenue, cost::text as cost, unbilled_cost::text as unbilled_cost,
-      loss_leader_count::text as loss_leader_count
+      loss_leader_count::text as loss_leader_count, sort_key
     from report order by kind, n;

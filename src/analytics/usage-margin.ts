@@ -26,6 +26,22 @@ export interface UsageMarginParams {
   groupBy: UsageMarginGroup;
   /** How many loss leaders to list (the count covers them all). */
   lossLeaders: number;
+  /** How many rows a page holds. */
+  limit: number;
+  /** The sort key of the previous page's last row (see UsageMarginPage); none for the first page. */
+  after?: PageKey | undefined;
+}
+
+/**
+ * Where a row sorts, as text: `[code]` by metric, `[code, rank of the value in its metric]` by
+ * dimension, `[margin, user id]` by customer (the margin as exact numeric text).
+ */
+export type PageKey = ReadonlyArray<string | null>;
+
+/** A page of the report, and the key its next page starts after (null on the last page). */
+export interface UsageMarginPage {
+  report: Omit<Schemas['UsageMarginReport'], 'next_cursor'>;
+  nextAfter: PageKey | null;
 }
 
 const TENANT = sql`current_setting('app.tenant_id')::uuid`;
@@ -169,6 +185,8 @@ interface UsageMarginSqlRow {
   unbilled_cost: string;
   /** kind 'total': how many customers are loss leaders. */
   loss_leader_count: string | null;
+  /** kind 'row': by customer, revenue − cost (exact); by dimension, its rank in its metric. */
+  sort_key: string | null;
 }
 
 const KEYS: Record<UsageMarginGroup, RawBuilder<unknown>> = {
@@ -183,21 +201,46 @@ const KEYS: Record<UsageMarginGroup, RawBuilder<unknown>> = {
  */
 async function usageMarginRows(db: Db, params: UsageMarginParams): Promise<UsageMarginSqlRow[]> {
   const key = KEYS[params.groupBy];
-  // The columns naming a row's group (metric, dimension, customer), its join, and the rows' order.
-  const [groupColumns, groupJoin, order] =
+  const { after } = params;
+  // The columns naming a row's group (metric, dimension, customer) and its join; then, over them,
+  // the rows' order (a total order: metric codes are unique) and the rows after the previous
+  // page's last. A dimension row sorts by its metric and its rank among the metric's values
+  // (null first, then by value): the cursor carries the rank, not a value of up to 1,000
+  // characters.
+  const [groupColumns, groupJoin] =
     params.groupBy === 'user'
       ? [
-          sql`null::uuid, null::text, null::text, null::text, u.id, u.name, u.email`,
+          sql`null::uuid as billable_metric_id, null::text as metric_code, null::text as metric_name,
+            null::text as dimension, u.id as user_id, u.name as user_name, u.email as user_email,
+            null::bigint as rank`,
           sql`join users u on u.tenant_id = ${TENANT} and u.id = g.user_id`,
-          sql`g.revenue - g.cost, g.user_id`,
         ]
       : [
-          sql`g.billable_metric_id, m.code, m.name,
-            ${params.groupBy === 'dimension' ? sql`g.dimension` : sql`null::text`},
-            null::uuid, null::text, null::text`,
+          sql`g.billable_metric_id, m.code as metric_code, m.name as metric_name,
+            ${params.groupBy === 'dimension' ? sql`g.dimension` : sql`null::text`} as dimension,
+            null::uuid as user_id, null::text as user_name, null::text as user_email,
+            ${
+              params.groupBy === 'dimension'
+                ? sql`row_number() over (partition by g.billable_metric_id
+                    order by g.dimension is not null, coalesce(g.dimension, ''))`
+                : sql`null::bigint`
+            } as rank`,
           sql`join billable_metrics m on m.tenant_id = ${TENANT} and m.id = g.billable_metric_id`,
-          params.groupBy === 'dimension' ? sql`m.code, g.dimension nulls first` : sql`m.code`,
         ];
+  const [order, sortKey, afterKey] =
+    params.groupBy === 'user'
+      ? [
+          sql`margin, user_id`,
+          sql`margin::text`,
+          after && sql`(margin, user_id) > (${after[0]}::numeric, ${after[1]}::uuid)`,
+        ]
+      : params.groupBy === 'dimension'
+        ? [
+            sql`metric_code, rank`,
+            sql`rank::text`,
+            after && sql`(metric_code, rank) > (${after[0]}::text, ${after[1]}::bigint)`,
+          ]
+        : [sql`metric_code`, sql`null::text`, after && sql`metric_code > ${after[0]}::text`];
   // Its hash aggregates (a group per customer, metric and dimension value) spill to disk under
   // the default 4 MB past a few thousand customers: this transaction's report may use more.
   await sql`set local work_mem = '64MB'`.execute(db);
@@ -216,14 +259,26 @@ async function usageMarginRows(db: Db, params: UsageMarginParams): Promise<Usage
       -- of a metric whose events all carry one, say).
       having sum(events) <> 0 or sum(revenue) <> 0 or sum(cost) <> 0 or sum(unbilled_cost) <> 0
     ),
-    report (kind, billable_metric_id, metric_code, metric_name, dimension, user_id, user_name, user_email,
-      revenue, cost, unbilled_cost, loss_leader_count, n) as (
-      select 'row', ${groupColumns}, g.revenue, g.cost, g.unbilled_cost, null::bigint,
-        row_number() over (order by ${order})
+    named as (
+      select ${groupColumns}, g.revenue, g.cost, g.unbilled_cost, g.revenue - g.cost as margin
       from grouped g
       ${groupJoin}
+    ),
+    -- One page of rows, and one more row if there is a next page.
+    page as (
+      select *, ${sortKey} as sort_key, row_number() over (order by ${order}) as n
+      from named
+      ${afterKey ? sql`where ${afterKey}` : sql``}
+      order by ${order}
+      limit ${params.limit + 1}
+    ),
+    report (kind, billable_metric_id, metric_code, metric_name, dimension, user_id, user_name, user_email,
+      revenue, cost, unbilled_cost, loss_leader_count, sort_key, n) as (
+      select 'row', billable_metric_id, metric_code, metric_name, dimension, user_id, user_name, user_email,
+        revenue, cost, unbilled_cost, null::bigint, sort_key, n
+      from page
       union all
-      select 'loss', null, null, null, null, u.id, u.name, u.email, b.revenue, b.cost, b.unbilled_cost, null,
+      select 'loss', null, null, null, null, u.id, u.name, u.email, b.revenue, b.cost, b.unbilled_cost, null, null,
         row_number() over (order by b.revenue - b.cost, b.user_id)
       from (select * from by_user where cost > revenue order by revenue - cost, user_id
             limit ${params.lossLeaders}) b
@@ -231,24 +286,31 @@ async function usageMarginRows(db: Db, params: UsageMarginParams): Promise<Usage
       union all
       select 'total', null, null, null, null, null, null, null,
         coalesce(sum(revenue), 0), coalesce(sum(cost), 0), coalesce(sum(unbilled_cost), 0),
-        count(*) filter (where cost > revenue), 0
+        count(*) filter (where cost > revenue), null, 0
       from by_user
     )
     select kind, billable_metric_id, metric_code, metric_name, dimension, user_id, user_name, user_email,
       revenue::text as revenue, cost::text as cost, unbilled_cost::text as unbilled_cost,
-      loss_leader_count::text as loss_leader_count
+      loss_leader_count::text as loss_leader_count, sort_key
     from report order by kind, n`.execute(db);
   return rows;
 }
 
 type Row = Schemas['UsageMarginReport']['rows'][number];
 
-/** The report: the statement's sums, with their margins computed exactly (billing/margins.ts). */
-export async function readUsageMargin(
-  db: Db,
-  params: UsageMarginParams,
-): Promise<Schemas['UsageMarginReport']> {
+/** A page of the report: the statement's sums, with their margins computed exactly (billing/margins.ts). */
+export async function readUsageMargin(db: Db, params: UsageMarginParams): Promise<UsageMarginPage> {
   const rows = await usageMarginRows(db, params);
+  const pageRows = rows.filter((r) => r.kind === 'row');
+  const more = pageRows.length > params.limit;
+  if (more) pageRows.length = params.limit;
+  const last = pageRows.at(-1);
+  const keyOf = (r: UsageMarginSqlRow): PageKey =>
+    params.groupBy === 'user'
+      ? [r.sort_key, r.user_id]
+      : params.groupBy === 'dimension'
+        ? [r.metric_code, r.sort_key]
+        : [r.metric_code];
   const userOf = (r: UsageMarginSqlRow) => ({ id: r.user_id!, name: r.user_name!, email: r.user_email! });
   const metricOf = (r: UsageMarginSqlRow) => ({
     id: r.billable_metric_id!,
@@ -267,14 +329,17 @@ export async function readUsageMargin(
   };
   const totals = rows.find((r) => r.kind === 'total')!;
   return {
-    from: params.from,
-    to: params.to,
-    group_by: params.groupBy,
-    totals: marginFigures(totals),
-    rows: rows.filter((r) => r.kind === 'row').map(toRow),
-    loss_leaders: rows
-      .filter((r) => r.kind === 'loss')
-      .map((r) => ({ user: userOf(r), ...marginFigures(r) })),
-    loss_leader_count: Number(totals.loss_leader_count),
+    report: {
+      from: params.from,
+      to: params.to,
+      group_by: params.groupBy,
+      totals: marginFigures(totals),
+      rows: pageRows.map(toRow),
+      loss_leaders: rows
+        .filter((r) => r.kind === 'loss')
+        .map((r) => ({ user: userOf(r), ...marginFigures(r) })),
+      loss_leader_count: Number(totals.loss_leader_count),
+    },
+    nextAfter: more && last ? keyOf(last) : null,
   };
 }

@@ -356,6 +356,7 @@ function expectedReport(from: string, to: string, groupBy: Group): Schemas['Usag
     rows,
     loss_leaders: losers.slice(0, 100).map(([id, s]) => ({ user: userOf(id), ...figures(s) })),
     loss_leader_count: losers.length,
+    next_cursor: null,
   };
 }
 
@@ -477,6 +478,7 @@ describe('GET /api/v1/reports/usage-margin', () => {
       rows: [],
       loss_leaders: [],
       loss_leader_count: 0,
+      next_cursor: null,
     });
     const other = await report({ from: '2026-01-01', to: '2026-04-01', group_by: 'user' }, ctx.api);
     expect(other).toMatchObject({ totals: empty, rows: [], loss_leaders: [] });
@@ -500,6 +502,60 @@ describe('GET /api/v1/reports/usage-margin', () => {
       { location: 'query', field: 'to', message: 'must be at most 366 days after from' },
     ]);
     await report({ from: '2026-01-01', to: '2027-01-02' }); // 366 days
+  });
+
+  it("pages its rows in their order, each page with the whole range's totals and loss leaders", async () => {
+    const range = { from: '2026-01-01', to: '2026-04-01' };
+    for (const group_by of ['metric', 'dimension', 'user'] as const) {
+      const whole = expectedReport(range.from, range.to, group_by);
+      expect(whole.rows.length, group_by).toBeGreaterThan(2);
+      for (const limit of [1, 2, whole.rows.length - 1]) {
+        const rows: Schemas['UsageMarginReport']['rows'] = [];
+        let cursor: string | null = null;
+        let pages = 0;
+        do {
+          const page: Schemas['UsageMarginReport'] = await report({
+            ...range,
+            group_by,
+            limit: String(limit),
+            ...(cursor ? { cursor } : {}),
+          });
+          expect(page.rows.length).toBeLessThanOrEqual(limit);
+          const { rows: pageRows, next_cursor, ...rest } = page;
+          const { rows: _all, next_cursor: _none, ...wholeRest } = whole;
+          expect(rest).toEqual(wholeRest);
+          rows.push(...pageRows);
+          cursor = next_cursor;
+          pages++;
+        } while (cursor !== null);
+        expect(rows, `${group_by} by ${limit}`).toEqual(whole.rows);
+        expect(pages).toBe(Math.ceil(whole.rows.length / limit));
+      }
+    }
+  });
+
+  it('refuses a cursor of another grouping, of another tenant or edited, and a limit out of range', async () => {
+    const range = { from: '2026-01-01', to: '2026-04-01' };
+    const { next_cursor } = await report({ ...range, group_by: 'user', limit: '1' });
+    expect(next_cursor).toEqual(expect.any(String));
+    const get = (query: Record<string, string>, api: Api = t.api) =>
+      api.get('/api/v1/reports/usage-margin').query({ ...range, ...query });
+    expectProblem(await get({ group_by: 'metric', cursor: next_cursor! }), 400, 'invalid-cursor');
+    expectProblem(await get({ group_by: 'user', cursor: next_cursor! }, ctx.api), 400, 'invalid-cursor');
+    const edited = Buffer.from(
+      Buffer.from(next_cursor!, 'base64url')
+        .toString('utf8')
+        .replace(/"-?[\d.]+"/, '"-99999.0000"'),
+    ).toString('base64url');
+    expect(edited).not.toBe(next_cursor);
+    expectProblem(await get({ group_by: 'user', cursor: edited }), 400, 'invalid-cursor');
+    const list = await t.api.get('/api/v1/users').query({ limit: 1 });
+    expectProblem(
+      await get({ group_by: 'user', cursor: (list.body as { next_cursor: string }).next_cursor }),
+      400,
+      'invalid-cursor',
+    );
+    for (const limit of ['0', '1001', 'x']) expectProblem(await get({ limit }), 400, 'validation-error');
   });
 
   it('needs the analytics scope: a read-only key gets 403, an analyst key the report', async () => {

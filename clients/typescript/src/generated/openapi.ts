@@ -1676,6 +1676,12 @@ export interface paths {
          *
          *     Amounts are exact, with four decimals (costs have up to four). Reads the usage totals kept
          *     as events are recorded, never the events. At most 366 days. Guide: docs/usage.md, "Margins".
+         *
+         *     **Pages.** `rows` come in pages of `limit` (1,000 by default), in the order they are shown;
+         *     `next_cursor` asks for the next page (null on the last). `totals`, `loss_leaders` and
+         *     `loss_leader_count` are the whole range's on every page. Each page is computed when it is
+         *     asked for: a row whose figures changed meanwhile (an invoice issued between two pages of
+         *     `group_by=user`) may move across the page boundary.
          */
         get: operations["getUsageMarginReport"];
         put?: never;
@@ -4469,7 +4475,7 @@ export interface components {
             /**
              * @description One per metric (ordered by code), per metric and dimension value (by code, then value,
              *     null first), or per customer (largest loss first, i.e. by margin, then by id): each one
-             *     with some usage or revenue in the range.
+             *     with some usage or revenue in the range. One page of them: at most `limit`.
              */
             rows: (components["schemas"]["UsageMarginMetricRow"] | components["schemas"]["UsageMarginDimensionRow"] | components["schemas"]["UsageMarginUserRow"])[];
             /**
@@ -4479,6 +4485,8 @@ export interface components {
             loss_leaders: components["schemas"]["UsageMarginUserRow"][];
             /** @description How many customers are loss leaders, including those past the first 100. */
             loss_leader_count: components["schemas"]["Count"];
+            /** @description The `cursor` of the next page of `rows`; null on the last page. */
+            next_cursor: components["schemas"]["NextCursor"];
         };
         UsageMarginFigures: {
             /** @description The usage lines billing the periods, on issued invoices (before tax). */
@@ -10783,6 +10791,13 @@ export interface operations {
                  *     `group_by` (each metric's rows add up to its `metric` row); `user`: a row per customer.
                  */
                 group_by?: "metric" | "dimension" | "user";
+                /** @description How many rows a page holds. */
+                limit?: number;
+                /**
+                 * @description The `next_cursor` of the previous page, with the same `group_by` (a cursor of another
+                 *     grouping or list is a 400 invalid-cursor; `from` and `to` may change between pages).
+                 */
+                cursor?: string;
             };
             header?: never;
             path?: never;
@@ -10836,7 +10851,8 @@ export interface operations {
                      *           "unbilled_cost": "0.0000"
                      *         }
                      *       ],
-                     *       "loss_leader_count": 1
+                     *       "loss_leader_count": 1,
+                     *       "next_cursor": null
                      *     }
                      */
                     "application/json": components["schemas"]["UsageMarginReport"];
