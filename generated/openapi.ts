@@ -3808,6 +3808,10 @@ export interface components {
             taxes: components["schemas"]["InvoiceTax"][];
             tax_total: components["schemas"]["MoneyTotal"];
             total: components["schemas"]["MoneyTotal"];
+            /** @description What the customer's balance (`User.balance`) would pay of it, as it holds now. */
+            amount_from_balance: components["schemas"]["MoneyTotal"];
+            /** @description What would be collected from the payment method (`total − amount_from_balance`). */
+            amount_due: components["schemas"]["MoneyTotal"];
         };
         OneOffCharge: {
             description: string;

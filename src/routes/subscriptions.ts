@@ -8,6 +8,7 @@ import { conflict, notFound, preconditionFailed, ProblemError, unprocessable } f
 import { created, etag, noContent, ok, send } from '../http/replies.js';
 import { toFeatureResponse } from '../responses/features.js';
 import {
+  amountDue,
   toInvoiceItemResponse,
   toInvoiceResponse,
   toUpcomingInvoiceResponse,
@@ -271,6 +272,9 @@ export function subscriptionsRouter(ctx: ServiceContext): Router {
             taxes,
             tax_total,
             total,
+            amount_from_balance: invoice.amount_from_balance,
+            // As issued, before any payment (the preview's may be paid already, by the balance).
+            amount_due: amountDue({ ...invoice, status: 'open' }),
           }))(toInvoiceResponse(invoice))
         : null,
     } satisfies Schemas['SubscriptionChangePreview']);

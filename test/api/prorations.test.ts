@@ -210,6 +210,41 @@ describe('a plan change in a period already invoiced (create_prorations, the def
 });
 
 describe('always_invoice', () => {
+  it("previews what the customer's balance would pay of the change's invoice, and what is due", async () => {
+    const seats = await plan('Seats', { model: 'per_unit', amount: '10.00' });
+    const s = await subscribed(seats.id, '2026-01-01T00:00:00Z', {
+      quantity: 2,
+      payment_method: 'pm_card_visa',
+      payment_rail: 'card',
+    });
+    await s.advance('2026-01-11T08:00:00Z');
+    const [january] = await s.invoices();
+    expect(january).toMatchObject({ status: 'paid', total: '23.80' });
+    // 10.00 of January credited to the customer's balance.
+    const note = await t.api
+      .post(`/api/v1/invoices/${january!.id}/credit-notes`)
+      .send({ reason: 'goodwill', amount: '10.00', refund_to: 'balance' });
+    expect(note.status, note.text).toBe(201);
+
+    const { balance } = (await t.api.get(`/api/v1/users/${s.sub.user_id}`)).body as Schemas['User'];
+    expect(balance).toBe('11.90'); // 10.00 + 19%
+
+    const preview = await s.preview({ quantity: 5, proration_behavior: 'always_invoice' });
+    const cents = (amount: string) => Math.round(Number(amount) * 100);
+    const { total, amount_from_balance, amount_due } = preview.invoice!;
+    expect(cents(total)).toBeGreaterThan(cents(balance));
+    expect(amount_from_balance).toBe(balance);
+    expect(cents(amount_due)).toBe(cents(total) - cents(balance));
+
+    await s.change({ quantity: 5, proration_behavior: 'always_invoice' });
+    const [, proration] = await s.invoices();
+    expect(proration).toMatchObject({ status: 'open', total, amount_from_balance, amount_due });
+    // With no balance left, a second preview's invoice is due whole.
+    const again = await s.preview({ quantity: 6, proration_behavior: 'always_invoice' });
+    expect(again.invoice).toMatchObject({ amount_from_balance: '0.00' });
+    expect(again.invoice!.amount_due).toBe(again.invoice!.total);
+  });
+
   it('invoices a quantity change at once, as previewed, and collects it', async () => {
     const seats = await plan('Seats', { model: 'per_unit', amount: '10.00' });
     const s = await subscribed(seats.id, '2026-01-01T00:00:00Z', {
