@@ -93,9 +93,16 @@ function decimalValue(value: unknown): { value: string } | { error: string } {
   }
 }
 
+/**
+ * An event's own property: one it does not carry is undefined, whatever its name (`constructor`,
+ * `toString` and `__proto__` would otherwise read the members every object inherits).
+ */
+const propertyOf = (properties: Record<string, unknown>, name: string): unknown =>
+  Object.hasOwn(properties, name) ? properties[name] : undefined;
+
 const matchesFilters = (metric: BillableMetricRow, properties: Record<string, unknown>) =>
   Object.entries(metric.filters).every(([property, values]) => {
-    const text = asText(properties[property]);
+    const text = asText(propertyOf(properties, property));
     return text !== null && values.includes(text);
   });
 
@@ -554,7 +561,7 @@ function prepareEvents(
     const properties = input.properties ?? {};
     let value: string | null = null;
     if (metric.field !== null) {
-      const raw = properties[metric.field];
+      const raw = propertyOf(properties, metric.field);
       if (raw === undefined || raw === null) {
         fail(
           `/properties/${metric.field}`,
@@ -581,7 +588,7 @@ function prepareEvents(
       properties: JSON.stringify(properties),
       cost: input.cost ?? null,
       value,
-      dimension: metric.group_by === null ? null : asText(properties[metric.group_by]),
+      dimension: metric.group_by === null ? null : asText(propertyOf(properties, metric.group_by)),
       // A trial's usage is free: one without an end has trialed since its start, so nothing
       // recorded for it while it trials is counted (one with an end counts it in its own period).
       counted:

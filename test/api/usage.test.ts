@@ -247,6 +247,47 @@ describe('usage events', () => {
     expect(await fingerprint(ctx.db)).toEqual(before);
   });
 
+  it('reads only the properties an event carries, whatever their names (constructor, __proto__)', async () => {
+    const names = ['constructor', 'toString', 'hasOwnProperty', 'valueOf', '__proto__'];
+    const grouped = await Promise.all(names.map((group_by) => metric({ group_by })));
+    const summed = await Promise.all(names.map((field) => metric({ aggregation: 'sum', field })));
+    const unique = await metric({ aggregation: 'unique_count', field: '__proto__' });
+    const filtered = await metric({ filters: { __proto__: ['{}'], constructor: ['x'] } });
+    const all = [...grouped, ...summed, unique, filtered];
+    const p = await plan(all.map((m) => ({ metric: m.code, model: 'per_unit', amount: '1' })));
+    const sub = await subscribe(p.id);
+    const event = (m: Schemas['BillableMetric'], properties: Record<string, unknown>) => ({
+      event_id: `e-${tag()}`,
+      user_id: sub.user_id,
+      metric: m.code,
+      properties,
+    });
+    // Without the property: no dimension value; a field it lacks is required (422, named).
+    for (const m of grouped) {
+      const res = await send(event(m, { tokens: 1 }));
+      expect(res.status, `${m.group_by}: ${res.text}`).toBe(201);
+      expect(res.body).toMatchObject({ dimension_value: null, counted: true });
+    }
+    const missing = await batch([...summed, unique].map((m) => event(m, { tokens: 1 })));
+    const problem = expectProblem(missing, 422, 'unprocessable');
+    expect(problem.errors?.map((e) => [e.field, e.message])).toEqual(
+      [...summed, unique].map((m, i) => [
+        `/events/${i}/properties/${m.field}`,
+        `is required by the metric ${m.code} (${m.aggregation})`,
+      ]),
+    );
+    const unmatched = await send(event(filtered, { tokens: 1 }));
+    expect(unmatched.status, unmatched.text).toBe(201);
+    expect(unmatched.body).toMatchObject({ counted: false });
+    // With it, as any other property.
+    const carried = await send(event(grouped[0]!, { constructor: 'big' }));
+    expect(carried.body).toMatchObject({ dimension_value: 'big', counted: true });
+    const own = JSON.parse('{"__proto__": "7"}') as Record<string, unknown>;
+    const summedOwn = await send(event(summed[4]!, own));
+    expect(summedOwn.status, summedOwn.text).toBe(201);
+    expect(summedOwn.body).toMatchObject({ value: '7', counted: true });
+  });
+
   it('refuses usage that would bill a charge more than 9999999999.99 a period, writing nothing', async () => {
     const m = await metric({ aggregation: 'sum', field: 'n' });
     const p = await plan([{ metric: m.code, model: 'per_unit', amount: '1000000000.00' }]);
