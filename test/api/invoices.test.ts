@@ -183,15 +183,25 @@ describe('POST /subscriptions/{id}/invoices', () => {
     });
   });
 
-  it('refuses a date before the subscription starts, and deleting an invoiced subscription', async () => {
+  it('refuses a date before the subscription starts; back-bills a period before billed_until by hand', async () => {
     const s = await subscribe(null, '2026-06-10');
     expectProblem(
       await t.api.post(`/api/v1/subscriptions/${s.id}/invoices`).send({ date: '2026-06-01' }),
       422,
       'unprocessable',
     );
+    // Created in the past: its renewals bill from its current period on, never June.
+    expect(s.billed_until! > '2026-07-10').toBe(true);
     const created = await invoice(s.id, '2026-06-10');
+    expect(created.status).toBe(201);
+    expect(created.body).toMatchObject({
+      status: 'draft',
+      period_start: '2026-06-10',
+      period_end: '2026-07-10',
+    });
     expect((created.body as Schemas['Invoice']).taxes).toEqual([]); // no region, no tax
+    const after = (await t.api.get(`/api/v1/subscriptions/${s.id}`)).body as Schemas['Subscription'];
+    expect(after.billed_until).toBe(s.billed_until);
     expectProblem(await t.api.delete(`/api/v1/subscriptions/${s.id}`), 409, 'conflict');
   });
 

@@ -840,7 +840,10 @@ export interface paths {
          *     (on the subscription's clock) is 422 too: the renewal invoices it when it starts, with the
          *     price, items and discount in force then (`GET .../upcoming-invoice` shows what it will
          *     bill). For a subscription not renewed automatically (`billed_until` null), only a period
-         *     whose invoice would bill usage of a period not ended is refused.
+         *     whose invoice would bill usage of a period not ended is refused. A period before
+         *     `billed_until` that no invoice billed (a subscription created with its `start_date` in the
+         *     past, whose renewals never bill the periods before its first) is invoiced this way, by hand
+         *     (back-billing).
          */
         post: operations["createInvoice"];
         delete?: never;
