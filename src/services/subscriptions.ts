@@ -39,6 +39,7 @@ import { toSubscriptionResponse } from '../responses/subscriptions.js';
 import { priceSubscription } from './plans.js';
 import { matchesAfterRenewals, performDueRenewals, resumeCollection, stopRetries } from './collection.js';
 import { chargesOverLimitOnSubscription } from './usage.js';
+import { emitItemDropped } from './invoices.js';
 import { hasCountedUsage } from '../queries/usage.js';
 import {
   planProration,
@@ -1150,11 +1151,27 @@ function deleteUnlessInvoiced(
     if (current && !satisfies(ifMatch, current.version)) return { kind: 'stale', current };
     // Its counted events would say they are billed to a subscription that no longer exists.
     if (current && (await hasCountedUsage(tx.db, id))) return { kind: 'has-usage' };
+    // Its feature links and items (all pending: an invoice refuses the delete) go with it: each
+    // says so in the feed, as an unlink or an item deleted alone would.
+    const [items, features] = current
+      ? await Promise.all([
+          pendingInvoiceItems(tx.db, id),
+          subscriptions.featuresOfSubscriptions(tx.db, [id]),
+        ])
+      : [[], new Map<string, FeatureRow[]>()];
     const deleted = await subscriptions.deleteSubscription(tx.db, id);
     if (!deleted) return { kind: 'missing' };
     await onClockOf(tx, deleted);
     // Never invoiced (an invoice refuses the delete): its coupon billed nothing.
     if (deleted.discount) await giveBackRedemption(tx, deleted.discount.coupon_id);
+    for (const feature of features.get(id) ?? [])
+      tx.emit({
+        type: 'subscription_feature.unlinked',
+        resource_type: 'subscription',
+        resource_id: id,
+        data: { subscription_id: id, feature: toFeatureResponse(feature) },
+      });
+    for (const item of items) emitItemDropped(tx, item);
     tx.emit({
       type: 'subscription.deleted',
       resource_type: 'subscription',

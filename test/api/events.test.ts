@@ -69,6 +69,7 @@ describe('every change is an event', () => {
       'subscription.updated',
       'subscription_feature.linked',
       'subscription.canceled',
+      'subscription_feature.unlinked',
       'subscription.deleted',
     ]);
     const updated = events.find((e) => e.type === 'subscription.updated')!;
@@ -96,9 +97,45 @@ describe('every change is an event', () => {
       'subscription.updated',
       'subscription_feature.linked',
       'subscription.canceled',
+      'subscription_feature.unlinked',
       'subscription.deleted',
     ]);
     expectProblem(await t.api.get(`/api/v1/subscriptions/${randomUUID()}/events`), 404, 'not-found');
+  });
+
+  it('says what a deleted subscription took with it: each feature link and pending item', async () => {
+    const t = await ctx.newTenant();
+    const user = await createUser(t);
+    const [a, b] = [await createFeature(t), await createFeature(t)];
+    const nextYear = `${new Date().getUTCFullYear() + 1}-01-01`;
+    const subscription = await createSubscription(t, {
+      user_id: user.id,
+      plan_cost: '10.00',
+      start_date: nextYear,
+    });
+    for (const feature of [a, b])
+      await t.api.put(`/api/v1/subscriptions/${subscription.id}/features/${feature.id}`).expect(201);
+    const item = await t.api
+      .post(`/api/v1/subscriptions/${subscription.id}/invoice-items`)
+      .send({ description: 'Setup fee', amount: '99.00' });
+    expect(item.status, item.text).toBe(201);
+    const { cursor } = await readFeed(t.api, null);
+    await t.api.delete(`/api/v1/subscriptions/${subscription.id}`).expect(204);
+
+    const { events } = await readFeed(t.api, cursor);
+    expect(events.map((e) => [e.type, e.resource_id])).toEqual([
+      ['subscription_feature.unlinked', subscription.id],
+      ['subscription_feature.unlinked', subscription.id],
+      ['invoice_item.deleted', (item.body as Schemas['InvoiceItem']).id],
+      ['subscription.deleted', subscription.id],
+    ]);
+    expect(
+      events
+        .slice(0, 2)
+        .map((e) => (e.data as unknown as { feature: { id: string } }).feature.id)
+        .sort(),
+    ).toEqual([a.id, b.id].sort());
+    expect(events[2]!.data).toEqual(item.body);
   });
 
   it("answers a subscription's history only for a subscription id: another resource's id is 404", async () => {
