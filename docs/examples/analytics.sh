@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# GET /analytics: revenue and customer figures of the whole tenant (analyst or admin key), here after
-# adding three subscriptions. On a tenant with other data the figures include it.
+# GET /analytics: revenue and customer figures of the whole tenant, here after adding three
+# subscriptions. On a tenant with other data the figures include it. Needs an admin key: it also
+# creates customers (GET /analytics alone takes an analyst or admin key).
 # Run: KEY=sk_... bash docs/examples/analytics.sh   (BASE defaults to http://localhost:3000)
 set -euo pipefail
 BASE=${BASE:-http://localhost:3000}

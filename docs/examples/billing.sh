@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Billing: a tiered plan, a quote, a tax rate, a subscription priced by the server, its invoice,
-# finalized and voided, and the taxes report. Needs an admin or editor key (the report: analytics).
+# finalized and voided, and the taxes report. Needs an admin key: the catalog (plans, tax rates),
+# voiding and the report are beyond an editor's.
 # Run: KEY=sk_... bash docs/examples/billing.sh   (BASE defaults to http://localhost:3000)
 set -euo pipefail
 BASE=${BASE:-http://localhost:3000}

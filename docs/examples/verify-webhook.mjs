@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 
 /** rawBody: the request body as received (a string or Buffer), before any JSON parsing. */
 export function verifyWebhook(rawBody, signatureHeader, secret, toleranceSeconds = 300) {
+  if (typeof signatureHeader !== 'string') return false; // no header: not signed by us
   const parts = signatureHeader.split(',').map((part) => part.split('='));
   const t = Number(parts.find(([key]) => key === 't')?.[1]);
   if (!Number.isInteger(t) || Math.abs(Date.now() / 1000 - t) > toleranceSeconds) return false;
