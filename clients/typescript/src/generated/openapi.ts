@@ -62,8 +62,8 @@ export interface paths {
          * Create a user
          * @description A customer. `name` and `email` are required; `region` (it decides which tax rates apply),
          *     `external_id` (your own id for the customer) and `metadata` are optional. The email is unique
-         *     among the tenant's users, compared case-insensitively, and so is `external_id`: 409 when another
-         *     user has either. With an `Idempotency-Key`, a retry gets the first answer and creates nothing.
+         *     among the tenant's users, compared case-insensitively; so is `external_id`, compared exactly
+         *     (`cus_1` and `CUS_1` are two ids): 409 when another user has either. With an `Idempotency-Key`, a retry gets the first answer and creates nothing.
          */
         post: operations["createUser"];
         delete?: never;
@@ -249,7 +249,9 @@ export interface paths {
         post?: never;
         /**
          * Delete a subscription
-         * @description Removes the subscription and its feature links. To end a subscription while keeping its
+         * @description Removes the subscription, its feature links and its pending invoice items: the feed
+         *     records a `subscription_feature.unlinked` for each link and an `invoice_item.deleted` for
+         *     each item, then `subscription.deleted`. To end a subscription while keeping its
          *     history, set `status` to `canceled` instead. 409 when it has invoices, or usage events
          *     counted for it (they must stay billed to it): cancel it instead. Its discount billed
          *     nothing: the coupon's redemption is given back.
@@ -529,7 +531,10 @@ export interface paths {
         };
         /**
          * A subscription's history
-         * @description Every event of the subscription, oldest first, also after it was deleted (404 only when there never was one).
+         * @description Every event of the subscription, oldest first, also after it was deleted (404 only when
+         *     there never was one). Like the feed (`GET /events`), its `next_cursor` is never null: at
+         *     the end it answers an empty page with a cursor to poll again from, so a loop reading to the
+         *     end stops on an empty page, not on a null cursor.
          */
         get: operations["listSubscriptionEvents"];
         put?: never;
@@ -2296,9 +2301,9 @@ export interface components {
             /**
              * @description The customer balance: money owed back to the customer (credited by credit notes with
              *     `refund_to: balance`, and by refunds that failed), which pays the customer's next invoices
-             *     when they are issued, after tax (`Invoice.amount_from_balance`). Never below zero. Its
-             *     changes are in `GET /users/{id}/balance-transactions` (not in the event log), and move
-             *     the user's `version`.
+             *     when they are issued, after tax (`Invoice.amount_from_balance`). Never below zero. Each
+             *     change is an entry of `GET /users/{id}/balance-transactions`, moves the user's `version`,
+             *     and is a `user.updated` event whose `previous` has the balance before.
              */
             balance: components["schemas"]["MoneyTotal"];
             version: components["schemas"]["Version"];
@@ -2735,8 +2740,8 @@ export interface components {
              *     `amount` and `description`; or ended by a change back to its price, or a resume: its
              *     `amount`, `period_end` and `description`),
              *     `invoice_item.deleted` (a pending charge undone by a change or pause the day it was made,
-             *     a pending credit undone so, or one left with nothing paid to credit: its data the item as
-             *     it was),
+             *     a pending credit undone so, one left with nothing paid to credit, or one whose subscription
+             *     was deleted: its data the item as it was),
              *     `test_clock.created|advancing|advanced`, `billing_settings.updated`,
              *     `webhook_endpoint.created|updated|disabled|secret_rotated|deleted`,
              *     `billable_metric.created|updated|deleted`, `wallet.created|updated`,
@@ -7033,7 +7038,7 @@ export interface operations {
                 cursor?: string;
                 /** @description Only these event types; repeat for several (`type=user.created&type=user.deleted`). */
                 type?: string[];
-                /** @description Only events that occurred after this instant, as `occurred_at` shows them (to the millisecond, truncated): an event shown at exactly this instant is left out, so a poller resuming from the last `occurred_at` it saw does not get it again. Its `:` may be sent as is (the `+` of an offset as `%2B`). */
+                /** @description Only events that occurred after this instant, as `occurred_at` shows them (to the millisecond, truncated): an event shown at exactly this instant is left out. A filter, not a position to resume from: the events of one request share their `occurred_at`, and those of a subscription on a test clock carry the clock's time, so changes made before the clock moves share one. Resume with the last `next_cursor`, which gives each event exactly once (keep the same `after`, if any). Its `:` may be sent as is (the `+` of an offset as `%2B`). */
                 after?: string;
                 /** @description Only events that occurred before this instant, as `occurred_at` shows them (to the millisecond, truncated). Its `:` may be sent as is (the `+` of an offset as `%2B`). */
                 before?: string;
