@@ -112,6 +112,71 @@ describe('the SDK', () => {
     expect(again.response.headers.get('idempotent-replayed')).toBe('true');
   });
 
+  it('tells the key of a write that failed for good, so that retrying after a timeout writes once', async () => {
+    const t = await ctx.newTenant();
+    const baseUrl = await ctx.baseUrl();
+    // The API performs the write, and its answer comes later than the caller's timeout.
+    const slow = createClient({
+      baseUrl,
+      apiKey: t.key,
+      fetch: async (request) => {
+        const response = await fetch(new Request(request, { signal: null }));
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        request.signal.throwIfAborted();
+        return response;
+      },
+    });
+    const body = { name: 'Ada', email: 'ada-timeout@example.com' };
+    const error = await slow.POST('/api/v1/users', { body, signal: AbortSignal.timeout(100) }).then(
+      () => undefined,
+      (e: unknown) => e as Error & { idempotencyKey?: string },
+    );
+    expect(error).toMatchObject({
+      name: 'TimeoutError',
+      idempotencyKey: expect.stringMatching(/^[0-9a-f-]{36}$/),
+    });
+    const api = createClient({ baseUrl, apiKey: t.key });
+    const again = await api.POST('/api/v1/users', {
+      params: { header: { 'Idempotency-Key': error!.idempotencyKey! } },
+      body,
+    });
+    expect(again.response.headers.get('idempotent-replayed')).toBe('true');
+    const { rows } = await sql<{ n: number }>`
+      select count(*)::int as n from users where tenant_id = ${t.id} and email = ${body.email}`.execute(
+      ctx.db,
+    );
+    expect(rows[0]!.n).toBe(1);
+
+    // A problem answer carries it too: the key given, or the one the client added.
+    const refused = await api
+      .POST('/api/v1/users', {
+        params: { header: { 'Idempotency-Key': 'mine-1' } },
+        body: { ...body, email: 'x' },
+      })
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    expect(refused).toBeInstanceOf(ProblemError);
+    expect(refused).toMatchObject({ status: 400, idempotencyKey: 'mine-1' });
+    const generated = await api.POST('/api/v1/users', { body }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(generated).toMatchObject({
+      status: 409,
+      idempotencyKey: expect.stringMatching(/^[0-9a-f-]{36}$/),
+    });
+    // A read has none.
+    const missing = await api
+      .GET('/api/v1/users/{userId}', { params: { path: { userId: randomUUID() } } })
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    expect(missing).toMatchObject({ status: 404, idempotencyKey: undefined });
+  });
+
   it('sends no Idempotency-Key where the API refuses one, and does not repeat such a write after a lost answer', async () => {
     const t = await ctx.newTenant();
     const network = flaky(['network']);

@@ -160,13 +160,39 @@ export function createClient(options: ClientOptions): SubscriptionsClient {
       maxRetryDelayMs: options.maxRetryDelayMs ?? 30_000,
     }),
   });
+  client.use(idempotencyKeys);
   if (options.throwOnError ?? true) client.use(throwProblems);
   return client;
 }
 
+/** The request's Idempotency-Key, if it has one. */
+const keyOf = (request: Request) => request.headers.get('idempotency-key') ?? undefined;
+
+/**
+ * Adds the Idempotency-Key to a write that accepts one before it is sent (retryingFetch keeps it
+ * across retries), so that a call that fails for good still knows its key: a ProblemError and an
+ * error thrown instead of an answer (an abort, a timeout, a network failure after the last retry)
+ * carry it as `idempotencyKey`. Retrying the call with that key after your own timeout gets the
+ * write done once, as the SDK's own retries do.
+ */
+const idempotencyKeys: Middleware = {
+  onRequest({ request }) {
+    if (READS.has(request.method) || keyOf(request) || !acceptsIdempotencyKey(request.method, request.url))
+      return undefined;
+    const headers = new Headers(request.headers);
+    headers.set('Idempotency-Key', crypto.randomUUID());
+    return new Request(request, { headers });
+  },
+  onError({ request, error }) {
+    const idempotencyKey = keyOf(request);
+    if (idempotencyKey === undefined || !(error instanceof Error)) return undefined;
+    return Object.assign(error, { idempotencyKey });
+  },
+};
+
 const throwProblems: Middleware = {
-  async onResponse({ response }) {
-    if (!response.ok && response.status !== 304) throw await problemOf(response);
+  async onResponse({ request, response }) {
+    if (!response.ok && response.status !== 304) throw await problemOf(response, keyOf(request));
     return undefined;
   },
 };

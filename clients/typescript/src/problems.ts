@@ -19,8 +19,10 @@ export class ProblemError extends Error {
   /** The whole body as sent. */
   readonly problem: Problem | undefined;
   readonly response: Response;
+  /** The request's Idempotency-Key (yours, or the one the client added): retry with it. */
+  readonly idempotencyKey: string | undefined;
 
-  constructor(response: Response, problem: Problem | undefined) {
+  constructor(response: Response, problem: Problem | undefined, idempotencyKey?: string) {
     const title = problem?.title ?? response.statusText ?? `HTTP ${response.status}`;
     super(problem?.detail ? `${response.status} ${title}: ${problem.detail}` : `${response.status} ${title}`);
     this.status = response.status;
@@ -31,11 +33,12 @@ export class ProblemError extends Error {
     this.requestId = problem?.request_id ?? response.headers.get('x-request-id') ?? undefined;
     this.problem = problem;
     this.response = response;
+    this.idempotencyKey = idempotencyKey;
   }
 }
 
 /** The error of a response that is not 2xx (its body read as problem+json when it is one). */
-export async function problemOf(response: Response): Promise<ProblemError> {
+export async function problemOf(response: Response, idempotencyKey?: string): Promise<ProblemError> {
   let problem: Problem | undefined;
   if (/json/.test(response.headers.get('content-type') ?? '')) {
     problem = (await response
@@ -43,5 +46,5 @@ export async function problemOf(response: Response): Promise<ProblemError> {
       .json()
       .catch(() => undefined)) as Problem | undefined;
   }
-  return new ProblemError(response, problem);
+  return new ProblemError(response, problem, idempotencyKey);
 }
