@@ -3822,12 +3822,14 @@ export interface components {
             amount_due: components["schemas"]["MoneyTotal"];
         };
         OneOffCharge: {
+            /** @description Not blank. */
             description: string;
             /** @description More than zero; a credit is a credit note's, not a charge's. */
             amount: components["schemas"]["Money"];
         };
         /** @description A one-off charge for the subscription's next invoice. */
         InvoiceItemCreate: {
+            /** @description Not blank. */
             description: string;
             /** @description More than zero. */
             amount: components["schemas"]["Money"];
@@ -3845,6 +3847,7 @@ export interface components {
          *     of its lines), not both (422). On a paid invoice, `refund_to` says where the money goes.
          */
         CreditNoteCreate: {
+            /** @description Not blank. */
             reason: string;
             /**
              * @description Where the money goes that was paid already (the credit note's total, tax included, beyond

@@ -292,6 +292,19 @@ describe('POST /invoices/{id}/credit-notes', () => {
       ).errors?.[0],
     ).toMatchObject({ field: '/lines/0/amount', message: 'more than is left to credit of the line (99.99)' });
     expectProblem(await credit(invoice, { reason: 'x', amount: '0' }), 422, 'unprocessable');
+    // A blank reason, whatever its whitespace, is named (a credit note is final).
+    for (const reason of [' ', '   ', '\t', '\n', '\u00a0']) {
+      const blank = expectProblem(await credit(invoice, { reason, amount: '1.00' }), 400, 'validation-error');
+      expect(blank.errors?.map((e) => e.field)).toEqual(['/reason']);
+    }
+    for (const description of [' ', '\t']) {
+      const item = await t.api
+        .post(`/api/v1/subscriptions/${invoice.subscription_id}/invoice-items`)
+        .send({ description, amount: '1.00' });
+      expect(expectProblem(item, 400, 'validation-error').errors?.map((e) => e.field)).toEqual([
+        '/description',
+      ]);
+    }
     expectProblem(
       await editor.post(`/api/v1/invoices/${invoice.id}/credit-notes`).send({ reason: 'x', amount: '1.00' }),
       403,
