@@ -547,11 +547,15 @@ function prepareEvents(
       const period = periodOf(subscription, day);
       if (subscription.usage_invoiced_until !== null && period.start < subscription.usage_invoiced_until) {
         const trial = trialPeriodOf(subscription, day) !== undefined;
+        // Served until within this period: no later period of it will bill an adjustment.
+        const ended = lastDayServed(subscription);
         fail(
           '/timestamp',
           trial
             ? `falls in the trial, ${period.start} to ${period.end}, whose usage is free and closed since a later period's usage was invoiced`
-            : `falls in the period ${period.start} to ${period.end}, whose usage is invoiced already: record it in a later period as an adjustment`,
+            : ended && ended.lastDay < period.end
+              ? `falls in the period ${period.start} to ${period.end}, the subscription's last (it ends on ${ended.lastDay}), whose usage is invoiced already: no later invoice of it will bill usage, so bill it with a one-off invoice (POST /invoices)`
+              : `falls in the period ${period.start} to ${period.end}, whose usage is invoiced already: record it in a later period as an adjustment`,
         );
         if (!trial) closed.push({ error: errors[errors.length - 1]!, subscription, day });
         continue;
