@@ -2049,7 +2049,10 @@ export interface paths {
         };
         /**
          * The wallet's ledger, newest first
-         * @description Append-only (the database refuses any change); each entry has the balances after it.
+         * @description Append-only (the database refuses any change); each entry has the balances after it. The
+         *     order is the ledger's own, the order the entries were written in: replay the balances in
+         *     it, not by `id`. Ids are time-ordered only to the millisecond, so the entries one request
+         *     writes together (a capture and its release, say) may sort differently by id.
          */
         get: operations["listWalletTransactions"];
         put?: never;
