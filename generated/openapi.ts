@@ -1675,10 +1675,12 @@ export interface paths {
          *       what prepaid credits paid of them (`credits_applied`); plus the credits of holds captured
          *       in [`from`, `to`), ÷ their wallet's rate, rounded half up to four decimals each.
          *     - **Cost** is the cost of the counted events of those periods whose usage is invoiced
-         *       already (the period closed by its invoice). Margin compares it with revenue.
+         *       already (the period closed by its invoice), and of a trial's period once the trial is
+         *       over (ended, or the subscription canceled): its usage is free, never invoiced. Margin
+         *       compares it with revenue.
          *     - **Unbilled cost** is the cost of the periods whose usage is not invoiced yet (the current
-         *       one, say): kept apart, out of the margin, so that a period still running does not show as
-         *       a loss.
+         *       one, say, or a trial still running): kept apart, out of the margin, so that a period still
+         *       running does not show as a loss.
          *     - `margin` = `revenue` − `cost`; `margin_percent` = 100 × `margin` / `revenue`, rounded half
          *       away from zero to two decimals, null when revenue is 0.
          *

@@ -6,10 +6,15 @@ with facts as materialized (
       
     select s.user_id, t.billable_metric_id, d.dimension as dimension,
       sum(d.sign * t.events) as events, 0::numeric as revenue,
-      coalesce(sum(d.sign * t.cost) filter (where s.usage_invoiced_until is not null and t.period_start < s.usage_invoiced_until), 0) as cost,
-      coalesce(sum(d.sign * t.cost) filter (where not (s.usage_invoiced_until is not null and t.period_start < s.usage_invoiced_until)), 0) as unbilled_cost
+      coalesce(sum(d.sign * t.cost) filter (where (s.usage_invoiced_until is not null and t.period_start < s.usage_invoiced_until)
+    or (s.trial_end is not null and t.period_start < s.trial_end
+        and (s.status = 'canceled' or coalesce(c.frozen_time, now()) >= s.trial_end::timestamp at time zone 'UTC'))), 0) as cost,
+      coalesce(sum(d.sign * t.cost) filter (where not ((s.usage_invoiced_until is not null and t.period_start < s.usage_invoiced_until)
+    or (s.trial_end is not null and t.period_start < s.trial_end
+        and (s.status = 'canceled' or coalesce(c.frozen_time, now()) >= s.trial_end::timestamp at time zone 'UTC')))), 0) as unbilled_cost
     from usage_totals t
     join subscriptions s on s.tenant_id = t.tenant_id and s.id = t.subscription_id
+    left join test_clocks c on c.tenant_id = s.tenant_id and c.id = s.test_clock_id
     cross join lateral (values (t.dimension, 1), (null, -1)) d (dimension, sign)
     where t.tenant_id = current_setting('app.tenant_id')::uuid and t.period_start >= $1::date and t.period_start < $2::date
       and (d.sign = 1 or t.dimension is not null)

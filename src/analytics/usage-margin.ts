@@ -60,7 +60,11 @@ const TENANT = sql`current_setting('app.tenant_id')::uuid`;
  */
 function costSource({ from, to, groupBy }: UsageMarginParams): RawBuilder<unknown> {
   const split = groupBy === 'dimension';
-  const closed = sql`s.usage_invoiced_until is not null and t.period_start < s.usage_invoiced_until`;
+  // Invoiced: a later period's invoice closed it. Or a trial's (free: no invoice ever bills it)
+  // whose trial is over, on the subscription's clock: ended on its date, early, or canceled.
+  const closed = sql`(s.usage_invoiced_until is not null and t.period_start < s.usage_invoiced_until)
+    or (s.trial_end is not null and t.period_start < s.trial_end
+        and (s.status = 'canceled' or coalesce(c.frozen_time, now()) >= s.trial_end::timestamp at time zone 'UTC'))`;
   const signed = (value: RawBuilder<unknown>) => (split ? sql`d.sign * ${value}` : value);
   return sql`
     select s.user_id, t.billable_metric_id, ${split ? sql`d.dimension` : sql`null::text`} as dimension,
@@ -69,6 +73,7 @@ function costSource({ from, to, groupBy }: UsageMarginParams): RawBuilder<unknow
       coalesce(sum(${signed(sql`t.cost`)}) filter (where not (${closed})), 0) as unbilled_cost
     from usage_totals t
     join subscriptions s on s.tenant_id = t.tenant_id and s.id = t.subscription_id
+    left join test_clocks c on c.tenant_id = s.tenant_id and c.id = s.test_clock_id
     ${split ? sql`cross join lateral (values (t.dimension, 1), (null, -1)) d (dimension, sign)` : sql``}
     where t.tenant_id = ${TENANT} and t.period_start >= ${from}::date and t.period_start < ${to}::date
       and ${split ? sql`(d.sign = 1 or t.dimension is not null)` : sql`t.dimension is null`}

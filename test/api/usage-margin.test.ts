@@ -6,7 +6,9 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
 import * as migration from '../../db/migrations/202612030007_usage_cost.js';
+import { simulatedGateway } from '../../src/billing/gateway.js';
 import type { Schemas } from '../../src/contract.js';
+import { performDueWork } from '../../src/services/due-work.js';
 import { type Api, type TestTenant, useTestApp } from '../helpers/app.js';
 import { createUser } from '../helpers/factories.js';
 import { expectProblem } from '../helpers/problems.js';
@@ -645,6 +647,83 @@ describe('GET /api/v1/reports/usage-margin', () => {
       expect([credits, rate, got.totals.revenue]).toEqual([credits, rate, exact(credits, rate)]);
       expect(got.rows).toEqual([expect.objectContaining({ revenue: exact(credits, rate) })]);
     }
+  });
+});
+
+describe("a trial's usage (free: no invoice bills it)", () => {
+  it('costs as unbilled while the trial runs, then as cost, whether it ends on its date or is canceled', async () => {
+    const own = await ctx.newTenant();
+    const made = await own.api
+      .post('/api/v1/billable-metrics')
+      .send({ code: 'calls', name: 'Calls', aggregation: 'count' });
+    expect(made.status, made.text).toBe(201);
+    const plan = await own.api.post('/api/v1/plans').send({
+      code: 'trial-metered',
+      name: 'Metered',
+      interval: 'month',
+      price: { model: 'flat', amount: '10.00' },
+      usage_charges: [{ metric: 'calls', model: 'per_unit', amount: '1.00' }],
+    });
+    expect(plan.status, plan.text).toBe(201);
+    const clock = (
+      await own.api.post('/api/v1/test-clocks').send({ name: 'trials', frozen_time: '2026-03-01T00:00:00Z' })
+    ).body as Schemas['TestClock'];
+    const trial = async (cost: string) => {
+      const user = await createUser(own);
+      const sub = await own.api.post('/api/v1/subscriptions').send({
+        user_id: user.id,
+        status: 'trialing',
+        trial_end: '2026-03-15',
+        plan_id: (plan.body as Schemas['Plan']).id,
+        start_date: '2026-03-01',
+        test_clock_id: clock.id,
+      });
+      expect(sub.status, sub.text).toBe(201);
+      const event = await own.api
+        .post('/api/v1/usage-events')
+        .send({ event_id: `e-${user.id}`, user_id: user.id, metric: 'calls', cost });
+      expect(event.status, event.text).toBe(201);
+      return sub.body as Schemas['Subscription'];
+    };
+    const ends = await trial('7.7700');
+    const canceled = await trial('2.0000');
+    const march = async () =>
+      (await report({ from: '2026-03-01', to: '2026-04-01', group_by: 'user' }, own.api)).rows.map((r) => [
+        'user' in r ? r.user.id : null,
+        r.revenue,
+        r.cost,
+        r.unbilled_cost,
+      ]);
+    const advance = async (to: string) => {
+      const res = await own.api.post(`/api/v1/test-clocks/${clock.id}/advance`).send({ frozen_time: to });
+      expect(res.status, res.text).toBe(202);
+      await performDueWork(
+        { db: ctx.appDb, ownerDb: ctx.db, gateway: simulatedGateway, settlementDelayScale: 0 },
+        { tenantId: own.id, clockId: clock.id },
+      );
+    };
+    await advance('2026-03-05T00:00:00Z');
+    expect(await march()).toEqual(
+      expect.arrayContaining([
+        [ends.user_id, '0.0000', '0.0000', '7.7700'],
+        [canceled.user_id, '0.0000', '0.0000', '2.0000'],
+      ]),
+    );
+    // Canceled during its trial: over, its cost is a cost with no revenue, for good.
+    expect(
+      (await own.api.post(`/api/v1/subscriptions/${canceled.id}/cancel`).send({ at: 'now' })).status,
+    ).toBe(200);
+    expect(await march()).toContainEqual([canceled.user_id, '0.0000', '2.0000', '0.0000']);
+    // Ended on its date: a cost from then on, not only once a later period's usage is invoiced.
+    await advance('2026-03-16T00:00:00Z');
+    expect(await march()).toEqual(
+      expect.arrayContaining([
+        [ends.user_id, '0.0000', '7.7700', '0.0000'],
+        [canceled.user_id, '0.0000', '2.0000', '0.0000'],
+      ]),
+    );
+    await advance('2026-04-16T00:00:00Z');
+    expect(await march()).toContainEqual([ends.user_id, '0.0000', '7.7700', '0.0000']);
   });
 });
 
