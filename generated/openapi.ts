@@ -180,7 +180,9 @@ export interface paths {
         post?: never;
         /**
          * Delete a feature
-         * @description Refused with 409 while any subscription includes the feature; unlink it first.
+         * @description Refused with 409 while a subscription that is not canceled includes the feature; unlink it
+         *     first. Its links to canceled subscriptions (which cannot be unlinked: canceled is final) are
+         *     removed with it, each recorded as a `subscription_feature.unlinked` event.
          */
         delete: operations["deleteFeature"];
         options?: never;

@@ -17,3 +17,6 @@ update "features" set "name" = $1, "description" = $2, "updated_at" = now() wher
 
 -- deleteFeature
 delete from "features" where "id" = $1 returning "id", "name", "description", "version", "created_at", "updated_at";
+
+-- unlinkFromCanceledSubscriptions
+delete from "subscription_features" where "feature_id" = $1 and "subscription_id" in (select "id" from "subscriptions" where "status" = $2) returning "subscription_id";

@@ -155,6 +155,7 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
       insertFeature: (db) => features.insertFeature(db, { name: 'new', description: null }),
       updateFeature: (db) => features.updateFeature(db, FEATURE, { name: 'renamed', description: 'd' }),
       deleteFeature: (db) => features.deleteFeature(db, FEATURE),
+      unlinkFromCanceledSubscriptions: (db) => features.unlinkFromCanceledSubscriptions(db, FEATURE),
     },
   },
   invoices: {

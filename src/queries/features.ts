@@ -59,3 +59,19 @@ export function updateFeature(
 export function deleteFeature(db: Db, id: string): Promise<FeatureRow | undefined> {
   return db.deleteFrom('features').where('id', '=', id).returning(featureColumns).executeTakeFirst();
 }
+
+/**
+ * Removes the feature's links to canceled subscriptions (whose features no longer matter, and can
+ * no longer be unlinked one by one), and answers those subscriptions' ids.
+ */
+export async function unlinkFromCanceledSubscriptions(db: Db, featureId: string): Promise<string[]> {
+  const rows = await db
+    .deleteFrom('subscription_features')
+    .where('feature_id', '=', featureId)
+    .where('subscription_id', 'in', (q) =>
+      q.selectFrom('subscriptions').select('id').where('status', '=', 'canceled'),
+    )
+    .returning('subscription_id')
+    .execute();
+  return rows.map((r) => r.subscription_id);
+}

@@ -110,8 +110,18 @@ export async function deleteFeature(
         const current = await features.lockFeature(tx.db, id);
         if (current && !satisfies(ifMatch, current.version)) return { kind: 'stale', current };
       }
+      // Its links to canceled subscriptions go with it (a canceled one's features cannot be
+      // unlinked); any other link keeps it (409).
+      const unlinked = await features.unlinkFromCanceledSubscriptions(tx.db, id);
       const deleted = await features.deleteFeature(tx.db, id);
       if (!deleted) return { kind: 'missing' };
+      for (const subscriptionId of unlinked)
+        tx.emit({
+          type: 'subscription_feature.unlinked',
+          resource_type: 'subscription',
+          resource_id: subscriptionId,
+          data: { subscription_id: subscriptionId, feature: toFeatureResponse(deleted) },
+        });
       tx.emit({
         type: 'feature.deleted',
         resource_type: 'feature',

@@ -100,4 +100,34 @@ describe('DELETE /api/v1/features/{featureId}', () => {
     expect(problem.detail).toMatch(/linked/);
     expect(await fingerprint(ctx.db)).toEqual(before);
   });
+
+  it('takes its links to canceled subscriptions with it, which cannot be unlinked one by one', async () => {
+    const t = await ctx.newTenant();
+    const feature = await createFeature(t);
+    const [ended, live] = [await createSubscription(t), await createSubscription(t)];
+    for (const s of [ended, live])
+      await t.api.put(`/api/v1/subscriptions/${s.id}/features/${feature.id}`).expect(201);
+    await t.api.post(`/api/v1/subscriptions/${ended.id}/cancel`).send({ at: 'now' }).expect(200);
+    expectProblem(
+      await t.api.delete(`/api/v1/subscriptions/${ended.id}/features/${feature.id}`),
+      409,
+      'conflict',
+    );
+    // Still linked to a live subscription: refused, and nothing changed (the canceled link stays).
+    const before = await fingerprint(ctx.db);
+    expectProblem(await t.api.delete(`/api/v1/features/${feature.id}`), 409, 'conflict');
+    expect(await fingerprint(ctx.db)).toEqual(before);
+    await t.api.delete(`/api/v1/subscriptions/${live.id}/features/${feature.id}`).expect(204);
+    const events = await t.api.get('/api/v1/events').query({ limit: 100 });
+    const cursor = (events.body as Schemas['EventList']).next_cursor;
+    await t.api.delete(`/api/v1/features/${feature.id}`).expect(204);
+    const after = (await t.api.get('/api/v1/events').query({ limit: 100, cursor }))
+      .body as Schemas['EventList'];
+    expect(after.data.map((e) => [e.type, e.resource_id])).toEqual([
+      ['subscription_feature.unlinked', ended.id],
+      ['feature.deleted', feature.id],
+    ]);
+    const left = await t.api.get(`/api/v1/subscriptions/${ended.id}/features`);
+    expect((left.body as Schemas['FeatureList']).data).toEqual([]);
+  });
 });
