@@ -16,7 +16,7 @@ select "id", "code", "name", "aggregation", "field", "group_by", "filters", "arc
 insert into "billable_metrics" ("code", "name", "aggregation", "field", "group_by", "filters") values ($1, $2, $3, $4, $5, $6) returning "id", "code", "name", "aggregation", "field", "group_by", "filters", "archived_at", "version", "created_at", "updated_at";
 
 -- updateBillableMetric
-update "billable_metrics" set "name" = $1, "archived_at" = $2, "updated_at" = now() where "id" = $3 returning "id", "code", "name", "aggregation", "field", "group_by", "filters", "archived_at", "version", "created_at", "updated_at";
+update "billable_metrics" set "name" = $1, "archived_at" = now(), "updated_at" = now() where "id" = $2 returning "id", "code", "name", "aggregation", "field", "group_by", "filters", "archived_at", "version", "created_at", "updated_at";
 
 -- billableMetricInUse
 select exists (select from usage_events where billable_metric_id = $1::uuid)

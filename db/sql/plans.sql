@@ -26,7 +26,7 @@ insert into "plans" ("code", "name", "interval", "interval_count", "trial_days",
 insert into "plan_versions" ("plan_id", "number", "price_model", "amount", "tiers") values ($1, $2, $3, $4, $5) returning "id", "plan_id", "number", "price_model", "amount", "tiers", "created_at";
 
 -- updatePlan
-update "plans" set "name" = $1, "current_version" = $2, "archived_at" = $3, "updated_at" = now() where "id" = $4 returning "id", "code", "name", "interval", "interval_count", "current_version", "usage_charges", "trial_days", "archived_at", "version", "created_at", "updated_at";
+update "plans" set "name" = $1, "current_version" = $2, "archived_at" = now(), "updated_at" = now() where "id" = $3 returning "id", "code", "name", "interval", "interval_count", "current_version", "usage_charges", "trial_days", "archived_at", "version", "created_at", "updated_at";
 
 -- deletePlan
 delete from "plans" where "id" = $1 returning "id", "code", "name", "interval", "interval_count", "current_version", "usage_charges", "trial_days", "archived_at", "version", "created_at", "updated_at";

@@ -344,8 +344,7 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
         }),
       insertPlanVersion: (db) =>
         plans.insertPlanVersion(db, PLAN, 2, { price_model: 'per_unit', amount: '2.50', tiers: null }),
-      updatePlan: (db) =>
-        plans.updatePlan(db, PLAN, { name: 'Renamed', current_version: 1, archived_at: null }),
+      updatePlan: (db) => plans.updatePlan(db, PLAN, { name: 'Renamed', current_version: 1, archived: true }),
       deletePlan: (db) => plans.deletePlan(db, PLAN),
       usageChargesOf: (db) => plans.usageChargesOf(db, [PLAN]),
       lockUsageChargesOf: (db) => plans.lockUsageChargesOf(db, PLAN),
@@ -423,7 +422,7 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
           filters: { region: ['eu'] },
         }),
       updateBillableMetric: (db) =>
-        billableMetrics.updateBillableMetric(db, BILLABLE_METRIC, { name: 'Calls', archived_at: null }),
+        billableMetrics.updateBillableMetric(db, BILLABLE_METRIC, { name: 'Calls', archived: true }),
       billableMetricInUse: (db) => billableMetrics.billableMetricInUse(db, BILLABLE_METRIC),
       deleteBillableMetric: (db) => billableMetrics.deleteBillableMetric(db, BILLABLE_METRIC),
     },

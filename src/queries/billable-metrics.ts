@@ -84,15 +84,22 @@ export function insertBillableMetric(db: Db, values: NewBillableMetric): Promise
     .executeTakeFirstOrThrow();
 }
 
-/** Run on a locked row (lockBillableMetric): the version trigger bumps `version`. */
+/**
+ * Run on a locked row (lockBillableMetric): the version trigger bumps `version`. Archived now:
+ * at the transaction's time, the same as updated_at.
+ */
 export function updateBillableMetric(
   db: Db,
   id: string,
-  patch: { name?: string; archived_at?: Date | null },
+  { archived, ...patch }: { name?: string; archived?: boolean },
 ): Promise<BillableMetricRow> {
   return db
     .updateTable('billable_metrics')
-    .set({ ...patch, updated_at: sql`now()` })
+    .set({
+      ...patch,
+      ...(archived === undefined ? {} : { archived_at: archived ? sql<Date>`now()` : null }),
+      updated_at: sql`now()`,
+    })
     .where('id', '=', id)
     .returning(billableMetricColumns)
     .executeTakeFirstOrThrow();

@@ -215,16 +215,18 @@ export function updatePlan(
     code?: string;
     name?: string;
     current_version?: number;
-    archived_at?: Date | null;
+    /** Archived now: at the transaction's time, the same as updated_at. */
+    archived?: boolean;
     usage_charges?: StoredUsageCharge[];
     trial_days?: number | null;
   },
 ): Promise<PlanRow> {
-  const { usage_charges, ...rest } = patch;
+  const { usage_charges, archived, ...rest } = patch;
   return db
     .updateTable('plans')
     .set({
       ...rest,
+      ...(archived === undefined ? {} : { archived_at: archived ? sql<Date>`now()` : null }),
       ...(usage_charges ? { usage_charges: JSON.stringify(usage_charges) } : {}),
       updated_at: sql`now()`,
     })

@@ -104,7 +104,7 @@ export function updateBillableMetric(
     const changes = {
       ...(patch.name !== undefined && patch.name !== before.name ? { name: patch.name } : {}),
       ...(patch.archived !== undefined && patch.archived !== (before.archived_at !== null)
-        ? { archived_at: patch.archived ? new Date() : null }
+        ? { archived: patch.archived }
         : {}),
     };
     if (Object.keys(changes).length === 0) return { kind: 'updated', metric: before };

@@ -207,7 +207,7 @@ export async function updatePlan(
         ...(patch.code !== undefined && patch.code !== locked.code ? { code: patch.code } : {}),
         ...(patch.name !== undefined && patch.name !== locked.name ? { name: patch.name } : {}),
         ...(patch.archived !== undefined && patch.archived !== (locked.archived_at !== null)
-          ? { archived_at: patch.archived ? new Date() : null }
+          ? { archived: patch.archived }
           : {}),
         ...(usageCharges ? { usage_charges: usageCharges } : {}),
         ...(patch.trial_days !== undefined && patch.trial_days !== locked.trial_days
@@ -224,7 +224,7 @@ export async function updatePlan(
       });
       const data = toPlanResponse(plan, price);
       tx.emit({
-        type: patch.archived === true && changes.archived_at ? 'plan.archived' : 'plan.updated',
+        type: changes.archived === true ? 'plan.archived' : 'plan.updated',
         resource_type: 'plan',
         resource_id: id,
         data,

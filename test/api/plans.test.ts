@@ -63,6 +63,9 @@ describe('plans', () => {
       .send({ archived: true, name: 'Pro (old)' });
     expect(archived.status).toBe(200);
     expect(archived.body).toMatchObject({ archived: true, name: 'Pro (old)', version: 2, price_version: 1 });
+    expect((archived.body as Schemas['Plan']).archived_at).toBe(
+      (archived.body as Schemas['Plan']).updated_at,
+    );
     expect(((await t.api.get('/api/v1/plans?archived=false')).body as Schemas['PlanList']).data).toEqual([]);
     expectProblem(
       await t.api

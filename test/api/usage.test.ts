@@ -89,6 +89,9 @@ describe('billable metrics', () => {
       .patch(`/api/v1/billable-metrics/${m.id}`)
       .send({ archived: true, name: 'Tokens' });
     expect(archived.body).toMatchObject({ archived: true, name: 'Tokens', version: 2 });
+    // Archived by that update: at its time.
+    const { archived_at, updated_at } = archived.body as Schemas['BillableMetric'];
+    expect(archived_at).toBe(updated_at);
     expect((await t.api.delete(`/api/v1/billable-metrics/${m.id}`)).status).toBe(204);
     expectProblem(await t.api.get(`/api/v1/billable-metrics/${m.id}`), 404, 'not-found');
   });
