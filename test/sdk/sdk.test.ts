@@ -245,6 +245,27 @@ describe('the SDK', () => {
     });
     expect(usage!.charges[0]).toMatchObject({ quantity: '2400', amount: '2.40' });
     await expect(recordUsage(api, events, { batchSize: 1001 })).rejects.toThrow(RangeError);
+
+    // 1,000 events of over a kilobyte each make more than the API's 1 MB: sent in two batches.
+    const large = Array.from({ length: 1000 }, (_, i) => ({
+      event_id: `large-${i}`,
+      user_id: user!.id,
+      metric: 'calls',
+      properties: { note: 'x'.repeat(1000) },
+    }));
+    expect(Buffer.byteLength(JSON.stringify({ events: large }))).toBeGreaterThan(1_048_576);
+    const sent: number[] = [];
+    const counting = createClient({
+      baseUrl: await ctx.baseUrl(),
+      apiKey: t.key,
+      fetch: async (request) => {
+        sent.push(Buffer.byteLength(await request.clone().text()));
+        return fetch(request);
+      },
+    });
+    expect(await recordUsage(counting, large)).toMatchObject({ created: 1000, duplicates: 0 });
+    expect(sent).toHaveLength(2);
+    expect(Math.max(...sent)).toBeLessThanOrEqual(1_048_576);
   });
 
   it('waits as long as Retry-After says, retries a 429, and never retries a 4xx that will not change', async () => {

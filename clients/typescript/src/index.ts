@@ -9,7 +9,7 @@ export {
 export type { components, operations, paths } from './generated/openapi.js';
 export { type ItemOf, type ListPath, type PaginateOptions, paginate } from './pagination.js';
 export { type Problem, ProblemError } from './problems.js';
-export { MAX_USAGE_BATCH, type RecordUsageResult, recordUsage } from './usage.js';
+export { MAX_USAGE_BATCH, MAX_USAGE_BATCH_BYTES, type RecordUsageResult, recordUsage } from './usage.js';
 export {
   EVENT_ID_HEADER,
   SIGNATURE_HEADER,

@@ -18,11 +18,38 @@ export interface RecordUsageResult {
 
 /** The API's largest batch. */
 export const MAX_USAGE_BATCH = 1000;
+/** The API's largest batch body is 1 MB (1,048,576 bytes); batches stay under it, with room to spare. */
+export const MAX_USAGE_BATCH_BYTES = 1_000_000;
+
+const encoder = new TextEncoder();
 
 /**
- * Records the events, `batchSize` (at most 1,000) at a time. A batch the API refuses (422, an
- * event breaking a rule) throws a ProblemError whose `errors` name events by their index within
- * that batch; the batches before it are recorded, the rest are not sent.
+ * The events' batches: up to `batchSize` events each, and no more than MAX_USAGE_BATCH_BYTES of
+ * JSON (events with large properties fill the API's 1 MB before its 1,000 events). An event too
+ * large on its own goes alone, for the API to refuse (413).
+ */
+function batchesOf(events: readonly UsageEventCreate[], batchSize: number): Array<[number, number]> {
+  const batches: Array<[number, number]> = [];
+  let start = 0;
+  let bytes = 0;
+  events.forEach((event, i) => {
+    const size = encoder.encode(JSON.stringify(event)).length + 1; // and its comma
+    if (i > start && (i - start >= batchSize || bytes + size > MAX_USAGE_BATCH_BYTES)) {
+      batches.push([start, i]);
+      start = i;
+      bytes = 0;
+    }
+    bytes += size;
+  });
+  if (start < events.length) batches.push([start, events.length]);
+  return batches;
+}
+
+/**
+ * Records the events, `batchSize` (at most 1,000) at a time, and fewer when they would make a body
+ * over 1 MB. A batch the API refuses (422, an event breaking a rule) throws a ProblemError whose
+ * `errors` name events by their index within that batch; the batches before it are recorded, the
+ * rest are not sent.
  */
 export async function recordUsage(
   api: SubscriptionsClient,
@@ -32,9 +59,9 @@ export async function recordUsage(
   if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > MAX_USAGE_BATCH)
     throw new RangeError(`batchSize must be an integer from 1 to ${MAX_USAGE_BATCH}`);
   const result: RecordUsageResult = { created: 0, duplicates: 0, data: [] };
-  for (let start = 0; start < events.length; start += batchSize) {
+  for (const [start, end] of batchesOf(events, batchSize)) {
     const { data } = await api.POST('/api/v1/usage-events/batch', {
-      body: { events: events.slice(start, start + batchSize) },
+      body: { events: events.slice(start, end) },
     });
     if (!data) throw new Error('the API answered a usage batch without a body');
     result.created += data.created;
