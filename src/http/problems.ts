@@ -236,6 +236,7 @@ function fromBodyParserError(error: {
   type?: unknown;
   limit?: unknown;
   body?: unknown;
+  encoding?: unknown;
 }): ProblemError | undefined {
   switch (error.type) {
     case 'entity.parse.failed':
@@ -251,6 +252,12 @@ function fromBodyParserError(error: {
         `The request body is over the limit of ${String(error.limit)} bytes.`,
       );
     case 'encoding.unsupported':
+      // The Content-Encoding, not the body's type: say which ones are taken.
+      return new ProblemError(
+        415,
+        'unsupported-media-type',
+        `The body's Content-Encoding${typeof error.encoding === 'string' ? ` ${error.encoding}` : ''} is not supported: send it as is (identity), or compressed with gzip, deflate or br, once.`,
+      );
     case 'charset.unsupported':
       return new ProblemError(415, 'unsupported-media-type', 'Send the body as UTF-8 application/json.');
     case 'request.aborted':

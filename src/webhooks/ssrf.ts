@@ -190,7 +190,12 @@ export function urlProblem(text: string, policy: UrlPolicy): string | undefined 
   try {
     url = new URL(text);
   } catch {
-    return 'is not an absolute URL';
+    // A port past 65535 or a host with characters no host has fails here too, not only a relative URL.
+    return /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*:(\d{6,}|6553[6-9]|655[4-9]\d|65[6-9]\d\d|6[6-9]\d{3}|[7-9]\d{4})(?=[/?#]|$)/i.test(
+      text,
+    )
+      ? 'has a port past 65535'
+      : 'is not a valid absolute URL (scheme://host/...)';
   }
   const schemes = policy.allowPrivateUrls ? ['https:', 'http:'] : ['https:'];
   if (!schemes.includes(url.protocol)) return `must use ${schemes.join(' or ')}`;

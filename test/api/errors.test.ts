@@ -120,6 +120,10 @@ describe('bad requests before any handler', () => {
       const zipped = await send('/api/v1/users', encoding, bytes);
       expect([zipped.status, zipped.body.name], zipped.text).toEqual([201, 'Zipped']);
     }
+    // An encoding the API cannot read: 415 naming it, not the body's type.
+    const unknown = await send('/api/v1/users', 'compress', Buffer.from(body));
+    expect([unknown.status, unknown.body.type]).toEqual([415, '/problems/unsupported-media-type']);
+    expect(unknown.body.detail).toMatch(/Content-Encoding compress is not supported/);
   });
 
   it('answers a body that is not JSON with 415', async () => {

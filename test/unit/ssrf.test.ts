@@ -92,3 +92,17 @@ describe('a webhook URL without a host as written', () => {
     expect(urlProblem('http://127.0.0.1:41317/h', { allowPrivateUrls: true })).toBeUndefined();
   });
 });
+
+describe('a webhook URL the URL parser refuses', () => {
+  it('says a port is out of range when it is, and what an absolute URL is otherwise', () => {
+    const policy = { allowPrivateUrls: true };
+    for (const text of ['https://hooks.example.com:99999/x', 'http://127.0.0.1:65536', 'https://h:1000000?a'])
+      expect([text, urlProblem(text, policy)]).toEqual([text, 'has a port past 65535']);
+    expect(urlProblem('https://h:65535/x', policy)).toBeUndefined();
+    for (const text of ['/hooks', 'hooks.example.com', 'https://exa mple.com/'])
+      expect([text, urlProblem(text, policy)]).toEqual([
+        text,
+        'is not a valid absolute URL (scheme://host/...)',
+      ]);
+  });
+});
