@@ -83,14 +83,12 @@ describe('a subscription canceled before its first renewal ran', () => {
     const usage = await t.api.get(`/api/v1/subscriptions/${s.sub.id}/usage`);
     expect(usage.body).toMatchObject({ invoiced: true, amount: '4.00' });
     // A late event of that last period: no later period will bill an adjustment, and the 422 says so.
-    const late = await t.api
-      .post('/api/v1/usage-events')
-      .send({
-        event_id: `${s.sub.id}-late`,
-        user_id: s.sub.user_id,
-        metric,
-        timestamp: '2026-07-01T00:00:00Z',
-      });
+    const late = await t.api.post('/api/v1/usage-events').send({
+      event_id: `${s.sub.id}-late`,
+      user_id: s.sub.user_id,
+      metric,
+      timestamp: '2026-07-01T00:00:00Z',
+    });
     expect(late.status, late.text).toBe(422);
     const [error] = (late.body as Schemas['Problem']).errors!;
     expect(error!.message).toContain("the subscription's last (it ends on 2026-07-01)");
