@@ -591,7 +591,7 @@ export interface paths {
         post?: never;
         /**
          * Remove a feature from a subscription
-         * @description 404 when the subscription or feature does not exist, or they are not linked. 409 for a canceled subscription, which is final (its features stay as they were).
+         * @description 404 when the subscription or feature does not exist, or they are not linked (a canceled subscription's too). 409 for a link of a canceled subscription, which is final (its features stay as they were, until the feature itself is deleted).
          */
         delete: operations["unlinkSubscriptionFeature"];
         options?: never;

@@ -53,3 +53,10 @@ select "subscription_id" from "subscription_features" where "subscription_id" = 
 
 -- unlinkFeature
 delete from "subscription_features" where "subscription_id" = $1 and "feature_id" = $2;
+
+-- unlinkAllFeatures
+with gone as (
+      delete from subscription_features where subscription_id = $1 returning feature_id)
+    select "f"."id", "f"."name", "f"."description", "f"."version", "f"."created_at", "f"."updated_at"
+    from features f join gone on f.id = gone.feature_id
+    order by f.name;

@@ -637,6 +637,7 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
         await subscriptions.linkFeature(db, SUBSCRIPTION, FEATURE);
       },
       unlinkFeature: (db) => subscriptions.unlinkFeature(db, SUBSCRIPTION, FEATURE),
+      unlinkAllFeatures: (db) => subscriptions.unlinkAllFeatures(db, SUBSCRIPTION),
     },
   },
   'billing-settings': {

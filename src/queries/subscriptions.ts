@@ -210,6 +210,20 @@ export async function linkFeature(
   return link ? 'existed' : 'missing';
 }
 
+/**
+ * Removes every feature link of the subscription and answers the features it removed: those
+ * this statement deleted, not those a concurrent transaction (a feature's delete) took first.
+ */
+export async function unlinkAllFeatures(db: Db, subscriptionId: string): Promise<FeatureRow[]> {
+  const { rows } = await sql<FeatureRow>`
+    with gone as (
+      delete from subscription_features where subscription_id = ${subscriptionId} returning feature_id)
+    select ${sql.join(featureColumns.map((c) => sql.ref(`f.${c}`)))}
+    from features f join gone on f.id = gone.feature_id
+    order by f.name`.execute(db);
+  return rows;
+}
+
 export async function unlinkFeature(db: Db, subscriptionId: string, featureId: string): Promise<boolean> {
   const result = await db
     .deleteFrom('subscription_features')

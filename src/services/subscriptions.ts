@@ -1152,19 +1152,16 @@ function deleteUnlessInvoiced(
     // Its counted events would say they are billed to a subscription that no longer exists.
     if (current && (await hasCountedUsage(tx.db, id))) return { kind: 'has-usage' };
     // Its feature links and items (all pending: an invoice refuses the delete) go with it: each
-    // says so in the feed, as an unlink or an item deleted alone would.
-    const [items, features] = current
-      ? await Promise.all([
-          pendingInvoiceItems(tx.db, id),
-          subscriptions.featuresOfSubscriptions(tx.db, [id]),
-        ])
-      : [[], new Map<string, FeatureRow[]>()];
+    // says so in the feed, as an unlink or an item deleted alone would. The links are deleted
+    // here, each announced by whoever deleted it (a feature's delete may take a canceled one's).
+    const items = current ? await pendingInvoiceItems(tx.db, id) : [];
+    const features = current ? await subscriptions.unlinkAllFeatures(tx.db, id) : [];
     const deleted = await subscriptions.deleteSubscription(tx.db, id);
     if (!deleted) return { kind: 'missing' };
     await onClockOf(tx, deleted);
     // Never invoiced (an invoice refuses the delete): its coupon billed nothing.
     if (deleted.discount) await giveBackRedemption(tx, deleted.discount.coupon_id);
-    for (const feature of features.get(id) ?? [])
+    for (const feature of features)
       tx.emit({
         type: 'subscription_feature.unlinked',
         resource_type: 'subscription',
@@ -1209,7 +1206,23 @@ export type LinkOutcome =
  * Idempotent: the state afterwards is the same whether or not the link existed. A new link is a
  * change of the subscription: its version moves and `subscription_feature.linked` is recorded.
  */
-export function linkFeature(
+export async function linkFeature(
+  ctx: ServiceContext,
+  actor: Actor,
+  subscriptionId: string,
+  featureId: string,
+  ifMatch?: VersionCondition,
+): Promise<LinkOutcome> {
+  try {
+    return await linkIfBothExist(ctx, actor, subscriptionId, featureId, ifMatch);
+  } catch (error) {
+    // The feature deleted by a transaction that committed after our read: it is gone (404).
+    if (isForeignKeyViolation(error, 'subscription_features_feature_id_fkey')) return { kind: 'no-feature' };
+    throw error;
+  }
+}
+
+function linkIfBothExist(
   ctx: ServiceContext,
   actor: Actor,
   subscriptionId: string,
@@ -1226,9 +1239,10 @@ export function linkFeature(
     if (!satisfies(ifMatch, subscription.version)) return { kind: 'stale', current: subscription };
     if (subscription.status === 'canceled') return { kind: 'canceled' };
     await onClockOf(tx, subscription);
-    if ((await subscriptions.linkFeature(tx.db, subscriptionId, featureId)) !== 'created') {
-      return { kind: 'already-linked', feature };
-    }
+    const linked = await subscriptions.linkFeature(tx.db, subscriptionId, featureId);
+    // Missing: the feature was deleted since we read it (the subscription is locked).
+    if (linked === 'missing') return { kind: 'no-feature' };
+    if (linked === 'existed') return { kind: 'already-linked', feature };
     await subscriptions.updateSubscription(tx.db, subscriptionId, {});
     tx.emit({
       type: 'subscription_feature.linked',
@@ -1258,7 +1272,11 @@ export function unlinkFeature(
     const subscription = await subscriptions.lockSubscription(tx.db, subscriptionId);
     if (subscription && !satisfies(ifMatch, subscription.version))
       return { kind: 'stale', current: subscription };
-    if (subscription?.status === 'canceled') return { kind: 'canceled' };
+    if (subscription?.status === 'canceled') {
+      // Final, but a link that is not there (its feature deleted, say) is not there: 404.
+      const held = (await subscriptions.featuresOfSubscriptions(tx.db, [subscriptionId])).get(subscriptionId);
+      return held?.some((f) => f.id === featureId) ? { kind: 'canceled' } : { kind: 'not-linked' };
+    }
     const feature = await findFeature(tx.db, featureId);
     if (!subscription || !feature || !(await subscriptions.unlinkFeature(tx.db, subscriptionId, featureId))) {
       return { kind: 'not-linked' };

@@ -8,7 +8,7 @@ import { withTenant } from '../../src/database/connection.js';
 import { inTenant } from '../../src/services/context.js';
 import { useTestApp } from '../helpers/app.js';
 import { createFeature, createSubscription, createUser } from '../helpers/factories.js';
-import { pause } from '../helpers/locks.js';
+import { holdLocks, pause, waitForLockWaiters } from '../helpers/locks.js';
 import { expectProblem } from '../helpers/problems.js';
 
 const ctx = useTestApp();
@@ -136,6 +136,26 @@ describe('every change is an event', () => {
         .sort(),
     ).toEqual([a.id, b.id].sort());
     expect(events[2]!.data).toEqual(item.body);
+  });
+
+  it("announces only the links it removed: not one a feature's delete took while it waited", async () => {
+    const t = await ctx.newTenant();
+    const feature = await createFeature(t);
+    const nextYear = `${new Date().getUTCFullYear() + 1}-01-01`;
+    const subscription = await createSubscription(t, { plan_cost: '10.00', start_date: nextYear });
+    await t.api.put(`/api/v1/subscriptions/${subscription.id}/features/${feature.id}`).expect(201);
+    const { cursor } = await readFeed(t.api, null);
+    // Another transaction removes the link first (as DELETE /features does for a canceled one's).
+    const other = await holdLocks(
+      ctx.db,
+      sql`delete from subscription_features where subscription_id = ${subscription.id}`,
+    );
+    const deleting = t.api.delete(`/api/v1/subscriptions/${subscription.id}`).then((r) => r);
+    await waitForLockWaiters(ctx.db, 1);
+    await other.release();
+    expect((await deleting).status).toBe(204);
+    const { events } = await readFeed(t.api, cursor);
+    expect(events.map((e) => e.type)).toEqual(['subscription.deleted']);
   });
 
   it("answers a subscription's history only for a subscription id: another resource's id is 404", async () => {

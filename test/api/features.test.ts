@@ -129,5 +129,11 @@ describe('DELETE /api/v1/features/{featureId}', () => {
     ]);
     const left = await t.api.get(`/api/v1/subscriptions/${ended.id}/features`);
     expect((left.body as Schemas['FeatureList']).data).toEqual([]);
+    // The link is gone: unlinking it now is 404, not "canceled is final".
+    expectProblem(
+      await t.api.delete(`/api/v1/subscriptions/${ended.id}/features/${feature.id}`),
+      404,
+      'not-found',
+    );
   });
 });

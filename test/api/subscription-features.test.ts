@@ -1,7 +1,9 @@
+import { sql } from 'kysely';
 import { describe, expect, it } from 'vitest';
 import { useTestApp } from '../helpers/app.js';
 import { fingerprint } from '../helpers/db-state.js';
 import { createFeature, createSubscription } from '../helpers/factories.js';
+import { holdLocks, waitForLockWaiters } from '../helpers/locks.js';
 import { expectProblem } from '../helpers/problems.js';
 
 const ctx = useTestApp();
@@ -36,6 +38,24 @@ describe('PUT /api/v1/subscriptions/{subscriptionId}/features/{featureId}', () =
     const noFeature = expectProblem(await ctx.api.put(linkPath(subscription.id, MISSING)), 404, 'not-found');
     expect(noFeature.detail).toMatch(/feature/);
     expect(await fingerprint(ctx.db)).toEqual(before);
+  });
+});
+
+describe('a link racing the delete of its feature', () => {
+  it('answers 404 when the feature is deleted while the link is made, and links nothing', async () => {
+    const t = await ctx.newTenant();
+    const subscription = await createSubscription(t);
+    const feature = await createFeature(t);
+    // The delete has run, not committed: the link reads the feature, then waits on its row.
+    const deleting = await holdLocks(ctx.db, sql`delete from features where id = ${feature.id}`);
+    const link = t.api.put(linkPath(subscription.id, feature.id)).then((r) => r);
+    await waitForLockWaiters(ctx.db, 1);
+    await deleting.release();
+    expectProblem(await link, 404, 'not-found');
+    const listed = await t.api.get(`/api/v1/subscriptions/${subscription.id}/features`);
+    expect(listed.body).toMatchObject({ data: [] });
+    const events = await t.api.get('/api/v1/events').query({ type: 'subscription_feature.linked' });
+    expect(events.body).toMatchObject({ data: [] });
   });
 });
 
