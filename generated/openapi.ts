@@ -1693,7 +1693,9 @@ export interface paths {
          *     `next_cursor` asks for the next page (null on the last). `totals`, `loss_leaders` and
          *     `loss_leader_count` are the whole range's on every page. Each page is computed when it is
          *     asked for: a row whose figures changed meanwhile (an invoice issued between two pages of
-         *     `group_by=user`) may move across the page boundary.
+         *     `group_by=user`) may move across the page boundary, and a dimension value first recorded
+         *     between two pages of `group_by=dimension` shifts the rows after it (one may repeat or be
+         *     missed). The pages of a range whose usage is all invoiced hold still.
          */
         get: operations["getUsageMarginReport"];
         put?: never;
