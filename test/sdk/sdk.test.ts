@@ -147,6 +147,65 @@ describe('the SDK', () => {
     );
     expect(rows[0]!.n).toBe(1);
 
+    // Two writes sharing one signal each get their own key.
+    const shared = AbortSignal.timeout(100);
+    const [a, b] = await Promise.all(
+      [1, 2].map((n) =>
+        slow
+          .POST('/api/v1/users', {
+            body: { name: 'Ada', email: `ada-shared-${n}@example.com` },
+            signal: shared,
+          })
+          .then(
+            () => undefined,
+            (e: unknown) => e as Error & { idempotencyKey?: string },
+          ),
+      ),
+    );
+    expect(a!.idempotencyKey).toMatch(/^[0-9a-f-]{36}$/);
+    expect(b!.idempotencyKey).toMatch(/^[0-9a-f-]{36}$/);
+    expect(a!.idempotencyKey).not.toBe(b!.idempotencyKey);
+    expect(a).toMatchObject({ name: 'TimeoutError' });
+
+    // Timed out while the answer's body arrives (its headers came in time): the key too.
+    const lateBody = createClient({
+      baseUrl,
+      apiKey: t.key,
+      fetch: async (request) => {
+        const response = await fetch(new Request(request, { signal: null }));
+        const text = await response.text();
+        const body = new ReadableStream<Uint8Array>({
+          start(controller) {
+            const timer = setTimeout(() => {
+              controller.enqueue(new TextEncoder().encode(text));
+              controller.close();
+            }, 300);
+            request.signal.addEventListener('abort', () => {
+              clearTimeout(timer);
+              controller.error(request.signal.reason);
+            });
+          },
+        });
+        return new Response(body, { status: response.status, headers: response.headers });
+      },
+    });
+    const late = { name: 'Ada', email: 'ada-late-body@example.com' };
+    const midBody = await lateBody
+      .POST('/api/v1/users', { body: late, signal: AbortSignal.timeout(100) })
+      .then(
+        () => undefined,
+        (e: unknown) => e as Error & { idempotencyKey?: string },
+      );
+    expect(midBody).toMatchObject({
+      name: 'TimeoutError',
+      idempotencyKey: expect.stringMatching(/^[0-9a-f-]{36}$/),
+    });
+    const replayed = await api.POST('/api/v1/users', {
+      params: { header: { 'Idempotency-Key': midBody!.idempotencyKey! } },
+      body: late,
+    });
+    expect(replayed.response.headers.get('idempotent-replayed')).toBe('true');
+
     // A problem answer carries it too: the key given, or the one the client added.
     const refused = await api
       .POST('/api/v1/users', {

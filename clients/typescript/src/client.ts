@@ -114,7 +114,7 @@ export function retryingFetch(
         await sleep(backoffMs(attempt, options.retryBaseMs, options.maxRetryDelayMs), prepared.signal);
         continue;
       }
-      if (attempt >= options.maxRetries || !(await retryable(response, repeatable))) return response;
+      if (attempt >= options.maxRetries || !(await retryable(response, repeatable))) return read(response);
       const wait = retryAfterMs(response.headers.get('retry-after'));
       await response.body?.cancel();
       await sleep(
@@ -126,6 +126,24 @@ export function retryingFetch(
       );
     }
   };
+}
+
+/** Statuses whose answer has no body. */
+const NO_BODY = new Set([101, 103, 204, 205, 304]);
+
+/**
+ * The answer with its body read here, inside the fetch: an abort or a lost connection while the
+ * body arrives fails the fetch itself, whose error then carries the write's key (see
+ * idempotencyKeys), as one before the headers does.
+ */
+async function read(response: Response): Promise<Response> {
+  if (NO_BODY.has(response.status) || response.body === null) return response;
+  const body = await response.arrayBuffer();
+  return new Response(body, {
+    status: response.status,
+    statusText: response.statusText,
+    headers: response.headers,
+  });
 }
 
 async function retryable(response: Response, repeatable: boolean): Promise<boolean> {
@@ -186,7 +204,11 @@ const idempotencyKeys: Middleware = {
   onError({ request, error }) {
     const idempotencyKey = keyOf(request);
     if (idempotencyKey === undefined || !(error instanceof Error)) return undefined;
-    return Object.assign(error, { idempotencyKey });
+    // A new error, the same name and message: calls sharing one AbortSignal reject with its one
+    // reason, which must not carry one call's key for the other.
+    const own = new Error(error.message, { cause: error });
+    own.name = error.name;
+    return Object.assign(own, { idempotencyKey });
   },
 };
 
