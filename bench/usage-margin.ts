@@ -66,6 +66,19 @@ export async function benchUsageMargin(
             `| ${label} (${range.from} to ${range.to}), \`group_by=${groupBy}\` | p50 ${at(times, 50).toFixed(1)} ms, p95 ${at(times, 95).toFixed(1)} ms, max ${times.at(-1)!.toFixed(1)} ms |`,
           );
         }
+        // Every customer's row, page after page (the first page alone is the row above).
+        const paged = await timePages(
+          server.base,
+          setup.key,
+          `from=${range.from}&to=${range.to}&group_by=user`,
+          3,
+        );
+        console.log(
+          `usage-margin: ${label}, group_by=user, every page: p50 ${at(paged.times, 50).toFixed(1)} ms`,
+        );
+        lines.push(
+          `| ${label}, \`group_by=user\`, every row: ${paged.pages} pages of up to 1,000 (${paged.rows.toLocaleString('en')} rows, ${(paged.bytes / 1e6).toFixed(2)} MB in all; the first page ${(paged.firstBytes / 1e6).toFixed(2)} MB), 3 times | all pages p50 ${at(paged.times, 50).toFixed(1)} ms, max ${paged.times.at(-1)!.toFixed(1)} ms |`,
+        );
       }
     } finally {
       await server.stop();
@@ -100,6 +113,36 @@ async function timeReport(base: string, key: string, query: string, count: numbe
     if (i >= 2) times.push(performance.now() - t0); // two warm-up requests
   }
   return times.sort((a, b) => a - b);
+}
+
+/** Reads every page of a report `count` times: each read's total time, and what the pages held. */
+async function timePages(base: string, key: string, query: string, count: number) {
+  const times: number[] = [];
+  let pages = 0;
+  let rows = 0;
+  let bytes = 0;
+  let firstBytes = 0;
+  for (let i = 0; i < count; i++) {
+    [pages, rows, bytes] = [0, 0, 0];
+    const t0 = performance.now();
+    let cursor: string | null = null;
+    do {
+      const res = await fetch(
+        `${base}/api/v1/reports/usage-margin?${query}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
+        { headers: { authorization: `Bearer ${key}` } },
+      );
+      const text = await res.text();
+      if (!res.ok) throw new Error(`GET usage-margin: ${res.status}`);
+      const page = JSON.parse(text) as { rows: unknown[]; next_cursor: string | null };
+      if (pages === 0) firstBytes = text.length;
+      pages += 1;
+      rows += page.rows.length;
+      bytes += text.length;
+      cursor = page.next_cursor;
+    } while (cursor !== null);
+    times.push(performance.now() - t0);
+  }
+  return { times: times.sort((a, b) => a - b), pages, rows, bytes, firstBytes };
 }
 
 /** The tenant, its catalog, and a year of usage totals and usage invoices, in bulk. */
