@@ -374,6 +374,7 @@ export interface Subscriptions {
   tenant_id: Generated<string>;
   test_clock_id: string | null;
   trial_end: string | null;
+  trial_ended_on: string | null;
   trial_notified_at: Timestamp | null;
   updated_at: Generated<Timestamp>;
   usage_invoiced_until: string | null;

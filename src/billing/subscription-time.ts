@@ -49,6 +49,19 @@ export function trialPeriodOf(
   return s.trial_end !== null && day < s.trial_end ? { start: s.start_date, end: s.trial_end } : undefined;
 }
 
+/**
+ * The trial a subscription had until it was ended early (trial_ended_on, once trial_end became
+ * null): its own period, start_date to that day. Undefined for a day after it, or without one.
+ */
+export function endedTrialPeriodOf(
+  s: { start_date: string; trial_ended_on: string | null },
+  day: string,
+): { start: string; end: string } | undefined {
+  return s.trial_ended_on !== null && s.trial_ended_on > s.start_date && day < s.trial_ended_on
+    ? { start: s.start_date, end: s.trial_ended_on }
+    : undefined;
+}
+
 /** Trialing without a trial_end: free until it is changed, and so since its start. */
 export const endlessTrial = (s: { status: string; trial_end: string | null }): boolean =>
   s.status === 'trialing' && s.trial_end === null;

@@ -31,6 +31,7 @@ const tableColumns = [
   'scheduled_change',
   'trial_end',
   'trial_notified_at',
+  'trial_ended_on',
   'discount',
   'paused_at',
   'resumes_at',

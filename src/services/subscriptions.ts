@@ -683,6 +683,8 @@ function trialChanges(
     return {
       trial_end: null,
       billing_anchor: start,
+      // The trial's own period, start_date to today, stays readable (its free usage).
+      ...(start > before.start_date ? { trial_ended_on: start } : {}),
       ...(before.billed_until === null ? {} : { billed_until: start }),
       ...(closeTrial ? { usage_invoiced_until: start } : {}),
     };
@@ -907,9 +909,11 @@ async function changeSubscription(
     ...priced,
     ...(metadata && metadata !== before.metadata ? { metadata: storedMetadata(metadata) } : {}),
   };
-  // A new start date anchors billing on it again.
-  if (changes.start_date !== undefined && changes.start_date !== before.start_date && before.billing_anchor)
-    changes.billing_anchor = null;
+  // A new start date anchors billing on it again, and leaves no trial ended early behind it.
+  if (changes.start_date !== undefined && changes.start_date !== before.start_date) {
+    if (before.billing_anchor) changes.billing_anchor = null;
+    if (before.trial_ended_on) changes.trial_ended_on = null;
+  }
   const trial = trialChanges(before, patch);
   if ('kind' in trial) return trial;
   Object.assign(changes, trial);

@@ -16,6 +16,7 @@ import {
   lastDayServed,
   subscriptionNow,
   trialPeriodOf,
+  endedTrialPeriodOf,
 } from '../billing/subscription-time.js';
 import { formatCents, formatMicros, parseAmount } from '../billing/money.js';
 import {
@@ -1020,7 +1021,8 @@ export function getSubscriptionUsage(
     } else if (periodStart > today) {
       return { kind: 'no-such-period', message: `${periodStart} is in the future (today is ${today})` };
     }
-    const trial = trialPeriodOf(subscription, day);
+    // A trial, running or ended early: its own period, before the schedule its end anchored.
+    const trial = trialPeriodOf(subscription, day) ?? endedTrialPeriodOf(subscription, day);
     const period = trial ?? periodContaining(billingAnchor(subscription), interval, count, day);
     // Trialing without an end: free since the start, as long as it trials (nothing is counted).
     const free = trial !== undefined || endlessTrial(subscription);

@@ -226,6 +226,32 @@ describe('a trial ended early (F3)', () => {
     expect(await s.record(3, '2026-01-10T00:00:00Z')).toMatchObject({ period_start: '2026-01-05' });
     await s.advance('2026-02-06T00:00:00Z');
     expect(await s.usageLines()).toEqual([['2026-02-05', '2026-01-05', '3', '6.00']]);
+    // The trial's own period stays readable, free: it ended the day its first period began.
+    const trial = await s.usage('2026-01-01');
+    expect(trial.status, trial.text).toBe(200);
+    expect(trial.body).toMatchObject({
+      period_start: '2026-01-01',
+      period_end: '2026-01-05',
+      trial: true,
+      invoiced: false,
+      charges: [expect.objectContaining({ quantity: '2' })],
+    });
+    // A day inside it names the trial's start, not a period of the new schedule before the start.
+    const inside = await s.usage('2026-01-03');
+    expect(expectProblem(inside, 422, 'unprocessable').detail).toContain('starts on 2026-01-01');
+    const billed = await s.usage('2026-01-05');
+    expect(billed.status, billed.text).toBe(200);
+    expect(billed.body).toMatchObject({ period_start: '2026-01-05', trial: false, invoiced: true });
+  });
+
+  it('leaves a trial without an end readable too, its usage uncounted', async () => {
+    const s = await setUp('2026-01-05T00:00:00Z', { status: 'trialing', start_date: '2026-01-01' });
+    expect(await s.record(2, '2026-01-03T00:00:00Z')).toMatchObject({ counted: false });
+    const active = await t.api.patch(`/api/v1/subscriptions/${s.sub.id}`).send({ status: 'active' });
+    expect(active.status, active.text).toBe(200);
+    const trial = await s.usage('2026-01-01');
+    expect(trial.status, trial.text).toBe(200);
+    expect(trial.body).toMatchObject({ period_end: '2026-01-05', trial: true, amount: '0.00' });
   });
 });
 

@@ -3119,6 +3119,9 @@ export interface components {
              *     a period of its own, whose usage is counted but free: it is never invoiced, and the amounts
              *     say what the usage would have cost. While a subscription trials without an end, its
              *     periods are a trial's too: its usage is recorded but not counted (free), so they show none.
+             *     A trial ended early (`PATCH {"status": "active"}`, which makes `trial_end` null) stays a
+             *     period of its own, from `start_date` to the day it ended: read it with
+             *     `period_start=<start_date>`.
              */
             trial: boolean;
             /** @description Whether the period's usage was invoiced. Then it takes no more events, and `charges` are the usage lines of the invoice that billed it, as billed (before prepaid credits paid part of them), whatever the plan charges today; none when the plan charged no usage then. A period whose invoice was voided shows that invoice's lines (its usage is forgiven). */
