@@ -3523,7 +3523,8 @@ export interface components {
          *     runs. It reduces the subscription's **period invoices** (and the invoices of mid-period
          *     changes made with `always_invoice`; a percentage also the last invoice of an ended
          *     subscription's items) created from `start` on whose period starts before
-         *     `end`: a `discount` line, before tax, of `percent_off` of what the invoice charges (the
+         *     `end` (a `repeating` one's period invoices: those of the periods its months count from on;
+         *     an earlier period invoiced later, by hand or again after a void, is not reduced): a `discount` line, before tax, of `percent_off` of what the invoice charges (the
          *     period's price, usage, and the proration charges and one-off charges it bills; never its
          *     credits, which are of what was paid) rounded half up to the cent, or `amount_off` (never
          *     more than that). An `amount_off` is one per period: a change's invoice takes only what the
@@ -3547,7 +3548,7 @@ export interface components {
             start: components["schemas"]["Timestamp"];
             /**
              * Format: date-time
-             * @description For `repeating`, 00:00 UTC of the day its months count from, `duration_in_months` months later (clamped to the month's last day); null otherwise. Its months count from the start of the next period to be invoiced (the subscription's first, when given at creation, even one begun before or starting later; for one paused until a day, the period it resumes in), so it reduces that many monthly invoices whenever it is applied; during a trial, from the day applied (or the trial's start, if later), since a trial's free days use its months up. At most 9999-12-31.
+             * @description For `repeating`, 00:00 UTC of the day its months count from, `duration_in_months` months later (clamped to the month's last day); null otherwise. Its months count from the start of the next period to be invoiced (the subscription's first, when given at creation, even one begun before or starting later; for one paused, the period it resumes in, with or without `resumes_at`; a `start_date` moved before its months begin moves them with the first invoice), so it reduces that many monthly invoices whenever it is applied; during a trial, from the day applied (or the trial's start, if later), since a trial's free days use its months up. At most 9999-12-31.
              */
             end: string | null;
         };

@@ -55,7 +55,10 @@ export type DiscountVerdict =
 /**
  * What the subscription's discount does to an invoice of `subtotal` (micros, ≥ 0) made at `now`
  * for a period starting on `periodStart`: percent_off of the subtotal, half up to the cent, or
- * amount_off, never more than the subtotal.
+ * amount_off, never more than the subtotal. A repeating discount's months are periods from its
+ * first day (`from`) on: a period invoice of an earlier period, made later (billed by hand for a
+ * backdated subscription, or invoiced again after a void), is not reduced, or its months would
+ * reduce more invoices than they have months. A change's invoice is reduced as before.
  */
 export function discountFor(
   discount: Discount | null,
@@ -63,10 +66,12 @@ export function discountFor(
   periodStart: string,
   now: Date,
   subtotal: Micros,
+  periodInvoice = false,
 ): DiscountVerdict {
   if (discount === null || now < new Date(discount.start)) return { kind: 'none' };
   if (discount.end !== null && new Date(`${periodStart}T00:00:00Z`) >= new Date(discount.end))
     return { kind: 'ended' };
+  if (periodInvoice && discount.from !== undefined && periodStart < discount.from) return { kind: 'none' };
   if (discount.plan_ids.length > 0 && (planId === null || !discount.plan_ids.includes(planId)))
     return { kind: 'not-for-plan' };
   const off =

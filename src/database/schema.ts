@@ -34,6 +34,11 @@ export type Discount = {
   plan_ids: string[];
   start: string;
   end: string | null;
+  /**
+   * A repeating discount's first day (discountFirstDay): the periods it reduces start from it
+   * until `end`. Internal, not shown; absent on discounts applied before it was kept.
+   */
+  from?: string;
 };
 export type InvoiceKind = 'period' | 'purchase' | 'proration' | 'one_off';
 export type InvoiceItemKind = 'proration_credit' | 'proration_charge' | 'one_off';

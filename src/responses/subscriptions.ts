@@ -2,7 +2,7 @@ import { type Period, periodContaining } from '../billing/periods.js';
 import { billingAnchor, currentPeriodDay, trialPeriodOf } from '../billing/subscription-time.js';
 import type { Schemas } from '../contract.js';
 import { metadataOf } from '../database/metadata.js';
-import type { FeatureRow, SubscriptionRow } from '../database/schema.js';
+import type { Discount, FeatureRow, SubscriptionRow } from '../database/schema.js';
 import { toFeatureResponse } from './features.js';
 
 type Snapshot = Schemas['PriceSnapshot'];
@@ -25,6 +25,13 @@ function currentPeriod(row: SubscriptionRow, day: string): Period {
     periods.set(key, period);
   }
   return period;
+}
+
+/** A discount as the contract shows it: without its internal first day (`from`). */
+function shownDiscount(discount: Discount): Schemas['Discount'] {
+  if (discount.from === undefined) return discount;
+  const { from: _from, ...shown } = discount;
+  return shown;
 }
 
 export function toSubscriptionResponse(
@@ -61,7 +68,7 @@ export function toSubscriptionResponse(
     trial_end: row.trial_end,
     paused_at: row.paused_at?.toISOString() ?? null,
     resumes_at: row.resumes_at,
-    discount: row.discount,
+    discount: row.discount && shownDiscount(row.discount),
     test_clock_id: row.test_clock_id,
     payment_method: row.payment_method,
     payment_rail: row.payment_rail,

@@ -184,11 +184,27 @@ export async function redeem(
     duration_in_months: redeemed.duration_in_months,
     plan_ids: redeemed.plan_ids,
     start: at.toISOString(),
-    end:
-      redeemed.duration_in_months === null
-        ? null
-        : discountEnd(firstDay, redeemed.duration_in_months).toISOString(),
+    ...monthsFrom(redeemed.duration_in_months, firstDay),
   };
+}
+
+/**
+ * A repeating discount counted again from `firstDay`, for a subscription whose first invoice moved
+ * before the discount's months began (or that resumes from a pause they began in); undefined
+ * when nothing changes, or for a discount of another kind.
+ */
+export function recountedDiscount(discount: Discount | null, firstDay: string): Discount | undefined {
+  if (discount?.from === undefined || discount.duration_in_months === null || discount.from === firstDay)
+    return undefined;
+  return { ...discount, ...monthsFrom(discount.duration_in_months, firstDay) };
+}
+
+/** A repeating discount's months, counted from `firstDay` (its `from` and `end`); end null for others. */
+export function monthsFrom(
+  months: number | null,
+  firstDay: string,
+): Pick<Discount, 'end' | 'from'> {
+  return months === null ? { end: null } : { end: discountEnd(firstDay, months).toISOString(), from: firstDay };
 }
 
 /**

@@ -733,6 +733,7 @@ async function insertInvoice(
           period,
           charged,
           typeof discounts === 'object' ? discounts.fixedTaken : 0n,
+          kind === 'period',
         )
       : undefined;
   // Usage then paid from the customer's prepaid credits, as far as the discount leaves it (its
@@ -852,6 +853,8 @@ async function discountLine(
   charged: bigint,
   /** What invoices of the period took of a fixed amount already (it is one per period). */
   fixedTaken = 0n,
+  /** A period's own invoice (not a change's): a repeating discount reduces its months' only. */
+  periodInvoice = false,
 ): Promise<InvoiceCharge | undefined> {
   const { discount } = subscription;
   if (discount === null) return undefined;
@@ -863,6 +866,7 @@ async function discountLine(
     period.start,
     subscriptionNow(subscription),
     subtotal,
+    periodInvoice,
   );
   if (verdict.kind === 'ended') await endDiscount(tx, subscription);
   if (verdict.kind !== 'applies') return undefined;

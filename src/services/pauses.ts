@@ -12,6 +12,7 @@ import { findInvoiceForPeriod } from '../queries/invoices.js';
 import * as subscriptions from '../queries/subscriptions.js';
 import { type Actor, inTenant, type ServiceContext, type Tx, type VersionCondition } from './context.js';
 import { issueAndCollect, matchesAfterRenewals, performDueRenewals } from './collection.js';
+import { recountedDiscount } from './coupons.js';
 import { invoiceForPeriod } from './invoices.js';
 import { chargeFor, creditedPrice, performProration, periodBilled, priceLabel } from './prorations.js';
 import { emitChange, lockAfterDueCancellations, onClockOf, seenBefore } from './subscriptions.js';
@@ -144,11 +145,18 @@ async function resume(
   const day = today > before.start_date ? today : before.start_date;
   const period = periodOf(before, day);
   const renewing = before.billed_until !== null;
+  // A repeating discount applied during the pause counts its months from the period it resumes
+  // in, as one applied while paused until a known day does: paused without one, its months
+  // counted from a renewal that the pause invoiced nothing of, and ran out unused.
+  const appliedWhilePaused =
+    before.discount !== null && before.paused_at !== null && new Date(before.discount.start) >= before.paused_at;
+  const recounted = appliedWhilePaused ? recountedDiscount(before.discount, period.start) : undefined;
   const after = await subscriptions.updateSubscription(tx.db, before.id, {
     status: 'active',
     paused_at: null,
     resumes_at: null,
     ...(renewing ? { billed_until: period.end } : {}),
+    ...(recounted ? { discount: JSON.stringify(recounted) } : {}),
   });
   emitChange(tx, before, after, 'subscription.resumed');
   if (!renewing) return { subscription: after, invoice: undefined }; // not billed automatically

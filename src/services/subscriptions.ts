@@ -11,6 +11,7 @@ import {
 } from '../billing/subscription-time.js';
 import type {
   BillingInterval,
+  Discount,
   FeatureRow,
   InvoiceItemRow,
   InvoiceRow,
@@ -32,7 +33,7 @@ import {
   type PlanWithPrice,
 } from '../queries/plans.js';
 import * as subscriptions from '../queries/subscriptions.js';
-import { giveBackRedemption, redeem } from './coupons.js';
+import { giveBackRedemption, recountedDiscount, redeem } from './coupons.js';
 import { toFeatureResponse } from '../responses/features.js';
 import type { Schemas } from '../contract.js';
 import { toSubscriptionResponse } from '../responses/subscriptions.js';
@@ -930,6 +931,8 @@ async function changeSubscription(
   }
   const usageClosed = usageClosedByNewStart(before, changes);
   if (usageClosed !== undefined) changes.usage_invoiced_until = usageClosed;
+  const recounted = discountMovedWithStart(before, changes);
+  if (recounted) changes.discount = JSON.stringify(recounted);
   if (to !== 'canceled' || before.status === 'canceled') {
     const pending = periodEndPending(before, changes);
     if (pending) return pending;
@@ -963,6 +966,24 @@ async function changeSubscription(
   emitScheduledChangeDropped(tx, before, after);
   const billed = await performProration(tx, actor.tenantId, after, plan);
   return { kind: 'updated', ...billed };
+}
+
+/**
+ * A repeating discount whose months have not begun (its first day is after today) when the start
+ * date moves: its months count from the new first invoice, as they would had it been given with
+ * the subscription so (a future one's first N invoices). Undefined when nothing moves.
+ */
+function discountMovedWithStart(before: SubscriptionRow, changes: SubscriptionPatch): Discount | undefined {
+  if (changes.start_date === undefined || changes.start_date === before.start_date) return undefined;
+  const today = dayOf(subscriptionNow(before));
+  if (before.discount?.from === undefined || before.discount.from <= today) return undefined;
+  const after = { ...before, ...changes } as SubscriptionRow;
+  const firstDay = discountFirstDay(
+    today,
+    after.billed_until,
+    after.status === 'trialing' ? after.start_date : null,
+  );
+  return recountedDiscount(before.discount, firstDay);
 }
 
 /**

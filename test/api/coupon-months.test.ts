@@ -1,0 +1,182 @@
+// A repeating coupon's months are that many monthly invoices, whatever happens around them
+// (money20): periods before its months that are invoiced later (back-billed, or voided and
+// invoiced again) are not reduced; a start date moved before any invoice moves its months with
+// the first invoice; applied while paused without a resume day, its months count from the
+// period it resumes in. Each case counts the invoices it reduced.
+import { beforeAll, describe, expect, it } from 'vitest';
+import { simulatedGateway } from '../../src/billing/gateway.js';
+import type { Schemas } from '../../src/contract.js';
+import { performDueWork } from '../../src/services/due-work.js';
+import { type TestTenant, useTestApp } from '../helpers/app.js';
+import { createUser } from '../helpers/factories.js';
+
+const ctx = useTestApp();
+let t: TestTenant;
+let planId: string;
+
+type Subscription = Schemas['Subscription'];
+type Invoice = Schemas['Invoice'];
+
+beforeAll(async () => {
+  t = await ctx.newTenant();
+  const plan = await t.api
+    .post('/api/v1/plans')
+    .send({
+      code: 'monthly-20',
+      name: 'Monthly',
+      interval: 'month',
+      price: { model: 'flat', amount: '20.00' },
+    });
+  expect(plan.status, plan.text).toBe(201);
+  planId = (plan.body as Schemas['Plan']).id;
+});
+
+let tag = 0;
+async function repeating(months: number) {
+  const res = await t.api
+    .post('/api/v1/coupons')
+    .send({ name: `Half ${++tag}`, percent_off: '50', duration: 'repeating', duration_in_months: months });
+  expect(res.status, res.text).toBe(201);
+  return (res.body as Schemas['Coupon']).id;
+}
+
+/** A customer on the plan, on a clock at `now`, created with `extra`. */
+async function subscribed(now: string, extra: Record<string, unknown>) {
+  const clock = (await t.api.post('/api/v1/test-clocks').send({ name: 'months', frozen_time: now }))
+    .body as Schemas['TestClock'];
+  const user = await createUser(t);
+  const res = await t.api
+    .post('/api/v1/subscriptions')
+    .send({ user_id: user.id, status: 'active', plan_id: planId, test_clock_id: clock.id, ...extra });
+  expect(res.status, res.text).toBe(201);
+  const sub = res.body as Subscription;
+  const work = () =>
+    performDueWork(
+      { db: ctx.appDb, ownerDb: ctx.db, gateway: simulatedGateway, settlementDelayScale: 0 },
+      { tenantId: t.id, clockId: clock.id },
+    );
+  await work();
+  const send = async (method: 'post' | 'patch', path: string, body: Record<string, unknown>) => {
+    const answer = await t.api[method](path).send(body);
+    expect(answer.status, answer.text).toBeLessThan(300);
+    return answer.body as Record<string, unknown>;
+  };
+  return {
+    sub,
+    send,
+    async advance(to: string) {
+      const advanced = await t.api.post(`/api/v1/test-clocks/${clock.id}/advance`).send({ frozen_time: to });
+      expect(advanced.status, advanced.text).toBe(202);
+      await work();
+    },
+    /** Each period invoice not voided, oldest period first: [period_start, its discount or null]. */
+    async discounts() {
+      const list = await t.api.get('/api/v1/invoices').query({ subscription_id: sub.id, limit: 100 });
+      expect(list.status, list.text).toBe(200);
+      return (list.body as Schemas['InvoiceList']).data
+        .filter((i) => i.status !== 'void' && i.lines.some((l) => l.type === 'subscription'))
+        .map((i) => [i.period_start, i.lines.find((l) => l.type === 'discount')?.amount ?? null])
+        .sort((a, b) => (a[0]! < b[0]! ? -1 : 1));
+    },
+    async backBill(date: string) {
+      const draft = (await send('post', `/api/v1/subscriptions/${sub.id}/invoices`, { date })) as Invoice;
+      await send('post', `/api/v1/invoices/${draft.id}/finalize`, {});
+      return draft;
+    },
+  };
+}
+
+describe('a repeating coupon', () => {
+  it('given with a backdated subscription reduces its months, not the earlier periods billed by hand', async () => {
+    const s = await subscribed('2026-05-15T00:00:00Z', {
+      start_date: '2026-03-01',
+      coupon_id: await repeating(3),
+    });
+    expect(s.sub.discount).toMatchObject({ end: '2026-08-01T00:00:00.000Z' });
+    await s.backBill('2026-03-10');
+    await s.backBill('2026-04-10');
+    await s.advance('2026-08-02T00:00:00Z');
+    expect(await s.discounts()).toEqual([
+      ['2026-03-01', null],
+      ['2026-04-01', null],
+      ['2026-05-01', '-10.00'],
+      ['2026-06-01', '-10.00'],
+      ['2026-07-01', '-10.00'],
+      ['2026-08-01', null],
+    ]);
+  });
+
+  it('applied mid-period does not reduce that period invoiced again after a void', async () => {
+    const s = await subscribed('2026-01-01T00:00:00Z', { start_date: '2026-01-01' });
+    await s.advance('2026-01-15T00:00:00Z');
+    await s.send('post', `/api/v1/subscriptions/${s.sub.id}/discount`, { coupon_id: await repeating(1) });
+    await s.advance('2026-02-02T00:00:00Z');
+    const list = await t.api.get('/api/v1/invoices').query({ subscription_id: s.sub.id });
+    const january = (list.body as Schemas['InvoiceList']).data.find((i) => i.period_start === '2026-01-01')!;
+    await s.send('post', `/api/v1/invoices/${january.id}/void`, {});
+    await s.backBill('2026-01-10');
+    await s.advance('2026-03-02T00:00:00Z');
+    expect(await s.discounts()).toEqual([
+      ['2026-01-01', null],
+      ['2026-02-01', '-10.00'],
+      ['2026-03-01', null],
+    ]);
+  });
+
+  for (const [moved, expected] of [
+    [
+      '2026-04-15',
+      [
+        ['2026-04-15', '-10.00'],
+        ['2026-05-15', '-10.00'],
+        ['2026-06-15', '-10.00'],
+        ['2026-07-15', null],
+      ],
+    ],
+    [
+      '2026-02-01',
+      [
+        ['2026-02-01', '-10.00'],
+        ['2026-03-01', '-10.00'],
+        ['2026-04-01', '-10.00'],
+        ['2026-05-01', null],
+      ],
+    ],
+  ] as const) {
+    it(`given with a future subscription moves with its start (to ${moved}) before any invoice`, async () => {
+      const s = await subscribed('2026-01-01T00:00:00Z', {
+        start_date: '2026-03-01',
+        coupon_id: await repeating(3),
+      });
+      expect(s.sub.discount).toMatchObject({ end: '2026-06-01T00:00:00.000Z' });
+      const patched = (await s.send('patch', `/api/v1/subscriptions/${s.sub.id}`, {
+        start_date: moved,
+      })) as Subscription;
+      const end = `${expected[3][0]}T00:00:00.000Z`;
+      expect(patched.discount).toMatchObject({ end });
+      await s.advance(`${expected[3][0]}T01:00:00Z`);
+      expect(await s.discounts()).toEqual(expected);
+    });
+  }
+
+  it('applied while paused without a resume day counts its months from the period it resumes in', async () => {
+    const s = await subscribed('2026-01-01T00:00:00Z', { start_date: '2026-01-01' });
+    await s.advance('2026-02-10T00:00:00Z');
+    await s.send('post', `/api/v1/subscriptions/${s.sub.id}/pause`, {});
+    await s.advance('2026-03-05T00:00:00Z');
+    await s.send('post', `/api/v1/subscriptions/${s.sub.id}/discount`, { coupon_id: await repeating(2) });
+    await s.advance('2026-06-15T00:00:00Z');
+    const resumed = (await s.send('post', `/api/v1/subscriptions/${s.sub.id}/resume`, {})) as Subscription;
+    expect(resumed.discount).toMatchObject({ end: '2026-08-01T00:00:00.000Z' });
+    await s.advance('2026-08-02T00:00:00Z');
+    // June's days from the resume are charged (10.67) with July's invoice, since the pause's
+    // credit of February's days (13.57) left the resume nothing to invoice: both months reduced,
+    // half of 30.67 (half up), and August at full price.
+    expect(await s.discounts()).toEqual([
+      ['2026-01-01', null],
+      ['2026-02-01', null],
+      ['2026-07-01', '-15.34'],
+      ['2026-08-01', null],
+    ]);
+  });
+});
