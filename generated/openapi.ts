@@ -10901,7 +10901,7 @@ export interface operations {
                 from?: components["schemas"]["Month"];
                 /** @description The last month, at most the current one; default the current month. */
                 to?: components["schemas"]["Month"];
-                /** @description Only subscriptions on this plan (the plan they were on at each moment). An id no plan has, the nil id included, answers zeros. */
+                /** @description Only subscriptions on this plan (the plan they were on at each moment). An id no plan ever had, the nil id included, answers zeros; a deleted plan's id still answers the history of the subscriptions that were on it. */
                 plan_id?: string;
                 /** @description Only subscriptions linked to this feature (their links today). An id no feature has, the nil id included, answers zeros. */
                 feature_id?: string;
@@ -11020,7 +11020,7 @@ export interface operations {
                 from?: components["schemas"]["Month"];
                 /** @description The last month, at most the current one; default the current month. */
                 to?: components["schemas"]["Month"];
-                /** @description Only subscriptions on this plan (the plan they were on at each moment). An id no plan has, the nil id included, answers zeros. */
+                /** @description Only subscriptions on this plan (the plan they were on at each moment). An id no plan ever had, the nil id included, answers zeros; a deleted plan's id still answers the history of the subscriptions that were on it. */
                 plan_id?: string;
                 /** @description Only subscriptions linked to this feature (their links today). An id no feature has, the nil id included, answers zeros. */
                 feature_id?: string;

@@ -32,6 +32,16 @@ export class MrrRangeError extends RangeError {
   }
 }
 
+/**
+ * x, a sum of integer cents, while a double holds it exactly; else MrrRangeError. For a customer's
+ * own MRR too: the sums it goes into see only its changes, which may each be small while their
+ * total is not.
+ */
+function exact(x: number): number {
+  if (x > Number.MAX_SAFE_INTEGER || x < -Number.MAX_SAFE_INTEGER) throw new MrrRangeError();
+  return x;
+}
+
 /** The dimension for "any plan" or "any feature". */
 export const ANY = '00000000-0000-0000-0000-000000000000';
 
@@ -373,9 +383,9 @@ function groupDeltas(onSeries: (plan: number, feature: number, points: number) =
         deltaFeature[order[at]!] === feature &&
         deltaT[order[at]!] === t
       )
-        delta += deltaValue[order[at++]!]!;
+        delta = exact(delta + deltaValue[order[at++]!]!);
       if (delta === 0) continue;
-      level += delta;
+      level = exact(level + delta);
       seriesT[points] = t;
       seriesValue[points++] = level;
     }
@@ -510,12 +520,13 @@ export function patchSeries(
       );
       let delta = 0;
       while (i < oldLength && old!.t[i] === at) {
-        delta += old!.level[i]! - (i === 0 ? 0 : old!.level[i - 1]!);
+        delta = exact(delta + old!.level[i]! - (i === 0 ? 0 : old!.level[i - 1]!));
         i++;
       }
-      while (j < byTime.length && change.t[byTime[j]!] === at) delta += change.delta[byTime[j++]!]!;
+      while (j < byTime.length && change.t[byTime[j]!] === at)
+        delta = exact(delta + change.delta[byTime[j++]!]!);
       if (delta === 0) continue;
-      current += delta;
+      current = exact(current + delta);
       t.push(at);
       level.push(current);
     }

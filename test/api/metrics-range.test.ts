@@ -69,6 +69,46 @@ describe('a tenant whose MRR passes 2^53 cents', () => {
     expect(await dirty(t.id)).toBe(10);
   });
 
+  it("answers 409 once one customer's MRR passes it, though no day's change does (metrics3)", async () => {
+    // One customer with 9,000 subscriptions at the highest price, half starting on each of two
+    // days: 89,999,999,999,910.00 a month from the second day, under 2^53 cents, counted.
+    const t = await ctx.newTenant();
+    const load = (count: number) =>
+      ctx.db.transaction().execute(async (trx) => {
+        await sql`select set_config('app.tenant_id', ${t.id}, true)`.execute(trx);
+        await sql`insert into subscriptions (user_id, status, plan_cost, start_date)
+          select id, 'active', 9999999999.99, date '2026-01-01' + (i % 2)
+          from users, generate_series(1, ${count}::int) i where tenant_id = ${t.id}`.execute(trx);
+      });
+    await ctx.db.transaction().execute(async (trx) => {
+      await sql`select set_config('app.tenant_id', ${t.id}, true)`.execute(trx);
+      await sql`insert into users (name, email) values ('Whale', 'whale@example.com')`.execute(trx);
+    });
+    await load(9000);
+    await sql`analyze`.execute(ctx.db);
+    await rebuildMrr(ctx.db, t.id);
+    // 101 more: 91,009,999,999,908.99 a month, an odd number of cents past 2^53, which a double
+    // cannot hold. Each day's change is still under it: compacted, the figures were a cent off.
+    await load(101);
+    expect(await dirty(t.id)).toBe(1);
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = createLogger({
+      level: 'warn',
+      destination: { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) },
+    });
+    const compaction = startMrrCompaction({ db: ctx.appDb, ownerDb: ctx.db }, logger, 20);
+    try {
+      const until = Date.now() + 15_000;
+      while ((await dirty(t.id)) > 0 && !lines.some((l) => l.tenantId === t.id) && Date.now() < until)
+        await new Promise((resolve) => setTimeout(resolve, 20));
+    } finally {
+      await compaction.stop();
+    }
+    expect(await dirty(t.id)).toBe(1);
+    expectBeyondExact(await t.api.get('/api/v1/metrics/mrr').query({ from: '2026-01', to: '2026-02' }));
+    expect(ctx.unexpectedErrors).toEqual([]);
+  });
+
   it('does not stop the compaction of other tenants: its own waits, logged', async () => {
     const big = await bigTenant();
     const other = await ctx.newTenant();
