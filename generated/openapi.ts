@@ -4857,7 +4857,9 @@ export interface components {
         WebhookEndpointId: string;
         /**
          * @description Makes the request safe to retry: it runs at most once for this key (see the description
-         *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+         *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
+         *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
+         *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
          * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
          */
         IdempotencyKey: string;
@@ -5000,7 +5002,9 @@ export interface operations {
             header?: {
                 /**
                  * @description Makes the request safe to retry: it runs at most once for this key (see the description
-                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
+                 *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
+                 *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -5115,7 +5119,9 @@ export interface operations {
             header?: {
                 /**
                  * @description Makes the request safe to retry: it runs at most once for this key (see the description
-                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
+                 *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
+                 *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -5160,7 +5166,9 @@ export interface operations {
             header?: {
                 /**
                  * @description Makes the request safe to retry: it runs at most once for this key (see the description
-                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
+                 *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
+                 *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -5343,7 +5351,9 @@ export interface operations {
             header?: {
                 /**
                  * @description Makes the request safe to retry: it runs at most once for this key (see the description
-                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
+                 *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
+                 *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -5450,7 +5460,9 @@ export interface operations {
             header?: {
                 /**
                  * @description Makes the request safe to retry: it runs at most once for this key (see the description
-                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
+                 *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
+                 *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -5495,7 +5507,9 @@ export interface operations {
             header?: {
                 /**
                  * @description Makes the request safe to retry: it runs at most once for this key (see the description
-                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
+                 *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
+                 *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -5645,7 +5659,9 @@ export interface operations {
             header?: {
                 /**
                  * @description Makes the request safe to retry: it runs at most once for this key (see the description
-                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
+                 *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
+                 *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -5823,7 +5839,9 @@ export interface operations {
             header?: {
                 /**
                  * @description Makes the request safe to retry: it runs at most once for this key (see the description
-                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
+                 *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
+                 *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -5868,7 +5886,9 @@ export interface operations {
             header?: {
                 /**
                  * @description Makes the request safe to retry: it runs at most once for this key (see the description
-                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
+                 *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
+                 *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -5961,7 +5981,9 @@ export interface operations {
             header?: {
                 /**
                  * @description Makes the request safe to retry: it runs at most once for this key (see the description
-                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
+                 *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
+                 *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -6054,7 +6076,9 @@ export interface operations {
             header?: {
                 /**
                  * @description Makes the request safe to retry: it runs at most once for this key (see the description
-                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
+                 *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
+                 *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -6274,7 +6298,9 @@ export interface operations {
             header?: {
                 /**
                  * @description Makes the request safe to retry: it runs at most once for this key (see the description
-                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
+                 *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
+                 *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -6392,7 +6418,9 @@ export interface operations {
             header?: {
                 /**
                  * @description Makes the request safe to retry: it runs at most once for this key (see the description
-                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
+                 *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
+                 *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -6494,7 +6522,9 @@ export interface operations {
             header?: {
                 /**
                  * @description Makes the request safe to retry: it runs at most once for this key (see the description
-                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
+                 *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
+                 *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -6615,7 +6645,9 @@ export interface operations {
             header?: {
                 /**
                  * @description Makes the request safe to retry: it runs at most once for this key (see the description
-                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
+                 *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
+                 *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -6717,7 +6749,9 @@ export interface operations {
             header?: {
                 /**
                  * @description Makes the request safe to retry: it runs at most once for this key (see the description
-                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
+                 *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
+                 *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -6828,7 +6862,9 @@ export interface operations {
             header?: {
                 /**
                  * @description Makes the request safe to retry: it runs at most once for this key (see the description
-                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
+                 *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
+                 *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -6986,7 +7022,9 @@ export interface operations {
             header?: {
                 /**
                  * @description Makes the request safe to retry: it runs at most once for this key (see the description
-                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
+                 *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
+                 *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -7163,7 +7201,9 @@ export interface operations {
             header?: {
                 /**
                  * @description Makes the request safe to retry: it runs at most once for this key (see the description
-                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
+                 *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
+                 *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -7242,7 +7282,9 @@ export interface operations {
             header?: {
                 /**
                  * @description Makes the request safe to retry: it runs at most once for this key (see the description
-                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
+                 *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
+                 *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -7362,7 +7404,9 @@ export interface operations {
             header?: {
                 /**
                  * @description Makes the request safe to retry: it runs at most once for this key (see the description
-                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
+                 *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
+                 *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -7531,7 +7575,9 @@ export interface operations {
             header?: {
                 /**
                  * @description Makes the request safe to retry: it runs at most once for this key (see the description
-                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
+                 *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
+                 *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -7576,7 +7622,9 @@ export interface operations {
             header?: {
                 /**
                  * @description Makes the request safe to retry: it runs at most once for this key (see the description
-                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
+                 *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
+                 *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -7786,7 +7834,9 @@ export interface operations {
             header?: {
                 /**
                  * @description Makes the request safe to retry: it runs at most once for this key (see the description
-                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
+                 *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
+                 *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -8002,7 +8052,9 @@ export interface operations {
             header?: {
                 /**
                  * @description Makes the request safe to retry: it runs at most once for this key (see the description
-                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
+                 *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
+                 *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -8107,7 +8159,9 @@ export interface operations {
             header?: {
                 /**
                  * @description Makes the request safe to retry: it runs at most once for this key (see the description
-                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
+                 *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
+                 *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -8182,7 +8236,9 @@ export interface operations {
             header?: {
                 /**
                  * @description Makes the request safe to retry: it runs at most once for this key (see the description
-                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
+                 *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
+                 *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -8552,7 +8608,9 @@ export interface operations {
             header?: {
                 /**
                  * @description Makes the request safe to retry: it runs at most once for this key (see the description
-                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
+                 *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
+                 *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -8746,7 +8804,9 @@ export interface operations {
             header?: {
                 /**
                  * @description Makes the request safe to retry: it runs at most once for this key (see the description
-                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
+                 *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
+                 *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -8854,7 +8914,9 @@ export interface operations {
             header?: {
                 /**
                  * @description Makes the request safe to retry: it runs at most once for this key (see the description
-                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
+                 *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
+                 *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -9023,7 +9085,9 @@ export interface operations {
             header?: {
                 /**
                  * @description Makes the request safe to retry: it runs at most once for this key (see the description
-                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
+                 *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
+                 *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -9156,7 +9220,9 @@ export interface operations {
             header?: {
                 /**
                  * @description Makes the request safe to retry: it runs at most once for this key (see the description
-                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
+                 *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
+                 *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -9492,7 +9558,9 @@ export interface operations {
             header?: {
                 /**
                  * @description Makes the request safe to retry: it runs at most once for this key (see the description
-                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
+                 *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
+                 *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -9601,7 +9669,9 @@ export interface operations {
             header?: {
                 /**
                  * @description Makes the request safe to retry: it runs at most once for this key (see the description
-                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
+                 *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
+                 *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -9707,7 +9777,9 @@ export interface operations {
             header?: {
                 /**
                  * @description Makes the request safe to retry: it runs at most once for this key (see the description
-                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
+                 *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
+                 *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -9950,7 +10022,9 @@ export interface operations {
             header?: {
                 /**
                  * @description Makes the request safe to retry: it runs at most once for this key (see the description
-                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
+                 *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
+                 *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -10075,7 +10149,9 @@ export interface operations {
             header?: {
                 /**
                  * @description Makes the request safe to retry: it runs at most once for this key (see the description
-                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
+                 *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
+                 *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -10120,7 +10196,9 @@ export interface operations {
             header?: {
                 /**
                  * @description Makes the request safe to retry: it runs at most once for this key (see the description
-                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
+                 *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
+                 *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -10193,7 +10271,9 @@ export interface operations {
             header?: {
                 /**
                  * @description Makes the request safe to retry: it runs at most once for this key (see the description
-                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
+                 *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
+                 *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -10397,7 +10477,9 @@ export interface operations {
             header?: {
                 /**
                  * @description Makes the request safe to retry: it runs at most once for this key (see the description
-                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
+                 *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
+                 *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -10633,7 +10715,9 @@ export interface operations {
             header?: {
                 /**
                  * @description Makes the request safe to retry: it runs at most once for this key (see the description
-                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
+                 *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
+                 *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -10770,7 +10854,9 @@ export interface operations {
             header?: {
                 /**
                  * @description Makes the request safe to retry: it runs at most once for this key (see the description
-                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
+                 *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
+                 *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -11143,7 +11229,9 @@ export interface operations {
             header?: {
                 /**
                  * @description Makes the request safe to retry: it runs at most once for this key (see the description
-                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
+                 *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
+                 *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -11208,7 +11296,13 @@ export interface operations {
     getBillableMetric: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Answer 304 with no body when the current ETag is one of these (or `*`).
+                 * @example "3"
+                 */
+                "If-None-Match"?: components["parameters"]["IfNoneMatch"];
+            };
             path: {
                 /** @example 0193a6a2-6000-7000-8000-000000000001 */
                 billableMetricId: components["parameters"]["BillableMetricId"];
@@ -11243,6 +11337,7 @@ export interface operations {
                     "application/json": components["schemas"]["BillableMetric"];
                 };
             };
+            304: components["responses"]["NotModified"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
@@ -11258,7 +11353,9 @@ export interface operations {
             header?: {
                 /**
                  * @description Makes the request safe to retry: it runs at most once for this key (see the description
-                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
+                 *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
+                 *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -11303,7 +11400,9 @@ export interface operations {
             header?: {
                 /**
                  * @description Makes the request safe to retry: it runs at most once for this key (see the description
-                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
+                 *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
+                 *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -11899,7 +11998,9 @@ export interface operations {
             header?: {
                 /**
                  * @description Makes the request safe to retry: it runs at most once for this key (see the description
-                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
+                 *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
+                 *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -12018,7 +12119,9 @@ export interface operations {
             header?: {
                 /**
                  * @description Makes the request safe to retry: it runs at most once for this key (see the description
-                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
+                 *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
+                 *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -12153,7 +12256,9 @@ export interface operations {
             header?: {
                 /**
                  * @description Makes the request safe to retry: it runs at most once for this key (see the description
-                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
+                 *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
+                 *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -12224,7 +12329,9 @@ export interface operations {
             header?: {
                 /**
                  * @description Makes the request safe to retry: it runs at most once for this key (see the description
-                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
+                 *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
+                 *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -12520,7 +12627,9 @@ export interface operations {
             header?: {
                 /**
                  * @description Makes the request safe to retry: it runs at most once for this key (see the description
-                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
+                 *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
+                 *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -12584,7 +12693,9 @@ export interface operations {
             header?: {
                 /**
                  * @description Makes the request safe to retry: it runs at most once for this key (see the description
-                 *     of this API). Printable ASCII, 1 to 255 characters; a quoted value ("...") is accepted too.
+                 *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
+                 *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
+                 *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];

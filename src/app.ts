@@ -144,10 +144,11 @@ export function createApp({
   }
 
   // The contract itself, and its docs, are served before validation: they are not API operations.
-  app.get('/openapi.yaml', (_req, res) => {
+  // Under /docs too, where a generator is often pointed: Swagger UI answers its page for any path.
+  app.get(['/openapi.yaml', '/docs/openapi.yaml'], (_req, res) => {
     res.type('application/yaml').send(specYaml);
   });
-  app.get('/openapi.json', (_req, res) => {
+  app.get(['/openapi.json', '/docs/openapi.json'], (_req, res) => {
     res.json(spec);
   });
   // Swagger UI's "Try it out" calls this server first (the contract's own entry is a template).

@@ -25,6 +25,9 @@ export function idempotencyKey(req: Request): string | undefined {
   if (key.length < 1 || key.length > 255 || !/^[\x20-\x7E]+$/.test(key)) {
     throw invalid('must be 1 to 255 printable ASCII characters');
   }
+  // Two keys: a header sent twice, joined into one line by the client (fetch does).
+  if (key.includes(','))
+    throw invalid('holds a comma: two keys, a header sent twice and joined into one line');
   return key;
 }
 

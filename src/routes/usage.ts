@@ -3,7 +3,7 @@ import type { Query, RequestBody, Schemas } from '../contract.js';
 import { actorOf } from '../http/authenticate.js';
 import { idempotent } from '../http/idempotency.js';
 import { decodeCursor, toPageResponse } from '../http/pagination.js';
-import { ifMatch } from '../http/preconditions.js';
+import { ifMatch, notModified } from '../http/preconditions.js';
 import { conflict, notFound, preconditionFailed, unprocessable } from '../http/problems.js';
 import { created, etag, noContent, ok, send } from '../http/replies.js';
 import { toBillableMetricResponse, toUsageEventResponse } from '../responses/usage.js';
@@ -66,6 +66,7 @@ export function billableMetricsRouter(ctx: ServiceContext): Router {
   router.get('/:billableMetricId', async (req, res) => {
     const metric = await billableMetrics.getBillableMetric(ctx, actorOf(req), req.params.billableMetricId);
     if (!metric) throw noSuchMetric(req.params.billableMetricId);
+    if (notModified(req, res, metric.version)) return;
     send(res, ok(toBillableMetricResponse(metric), withEtag(metric)));
   });
 

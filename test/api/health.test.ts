@@ -82,6 +82,12 @@ describe('the published contract', () => {
     expect(json.status).toBe(200);
     expect(json.body).toMatchObject({ openapi: '3.1.0', info: { title: 'Subscriptions API' } });
 
+    // Also beside the docs, where generators are often pointed (partner2: it answered the page).
+    const besideDocs = await ctx.api.get('/docs/openapi.json');
+    expect(besideDocs.headers['content-type']).toMatch(/json/);
+    expect(besideDocs.body).toEqual(json.body);
+    expect((await ctx.api.get('/docs/openapi.yaml')).text).toBe(yaml.text);
+
     const docs = await ctx.api.get('/docs/');
     expect(docs.status).toBe(200);
     expect(docs.text).toContain('swagger-ui');

@@ -195,6 +195,20 @@ describe('Idempotency-Key on writes', () => {
       { location: 'headers', field: 'idempotency-key', message: 'is sent more than once: send it once' },
     ]);
     expect(await usersWithEmail(email)).toBe(0);
+    // Sent twice through fetch (or a browser), the two arrive joined into one line: refused too,
+    // not read as a third key (partner2).
+    const joined = expectProblem(
+      await ctx.api
+        .post('/api/v1/users')
+        .set('Idempotency-Key', `${randomUUID()}, ${randomUUID()}`)
+        .send({ name: 'Joined', email }),
+      400,
+      'validation-error',
+    );
+    expect(joined.errors).toEqual([
+      expect.objectContaining({ location: 'headers', field: 'idempotency-key' }),
+    ]);
+    expect(await usersWithEmail(email)).toBe(0);
     // Authorization and Content-Type too (Node would keep the first of each).
     for (const name of ['Authorization', 'content-type']) {
       let refused: unknown;

@@ -50,6 +50,23 @@ describe('ETag and If-None-Match', () => {
     expect(again.body).toEqual(settings.body);
   });
 
+  it('answers 304 for a billable metric unchanged, 200 once archived (partner2)', async () => {
+    const created = await ctx.api
+      .post('/api/v1/billable-metrics')
+      .send({ code: `etag-${Date.now()}`, name: 'ETag', aggregation: 'count' });
+    expect(created.status, created.text).toBe(201);
+    const id = (created.body as Schemas['BillableMetric']).id;
+    const get = () => ctx.api.get(`/api/v1/billable-metrics/${id}`).set('If-None-Match', '"1"');
+    const unchanged = await get();
+    expect(unchanged.status).toBe(304);
+    expect(unchanged.headers.etag).toBe('"1"');
+    const archived = await ctx.api.patch(`/api/v1/billable-metrics/${id}`).send({ archived: true });
+    expect(archived.status, archived.text).toBe(200);
+    const changed = await get();
+    expect(changed.status).toBe(200);
+    expect(changed.body).toMatchObject({ id, archived: true, version: 2 });
+  });
+
   it('does not bump the version for a PATCH that changes nothing', async () => {
     const feature = await createFeature(ctx, { description: 'same' });
     const res = await ctx.api.patch(`/api/v1/features/${feature.id}`).send({ description: 'same' });

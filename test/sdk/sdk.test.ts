@@ -67,10 +67,12 @@ describe('the SDK', () => {
     const api = await ctx.sdk(t.key);
     const created: string[] = [];
     for (let i = 0; i < 23; i++) {
-      const { data } = await api.POST('/api/v1/users', {
+      const { data, response } = await api.POST('/api/v1/users', {
         body: { name: `User ${i}`, email: `u${i}@example.com` },
       });
       created.push(data!.id);
+      // The answer keeps the address it came from (partner2: it was "").
+      if (i === 0) expect(new URL(response.url).pathname).toBe('/api/v1/users');
     }
     const seen: string[] = [];
     for await (const user of paginate(api, '/api/v1/users', { params: { query: { limit: 5 } } }))

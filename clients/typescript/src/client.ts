@@ -139,11 +139,14 @@ const NO_BODY = new Set([101, 103, 204, 205, 304]);
 async function read(response: Response): Promise<Response> {
   if (NO_BODY.has(response.status) || response.body === null) return response;
   const body = await response.arrayBuffer();
-  return new Response(body, {
+  const copy = new Response(body, {
     status: response.status,
     statusText: response.statusText,
     headers: response.headers,
   });
+  // A Response made here has no url (""); callers log the one the request went to.
+  Object.defineProperty(copy, 'url', { value: response.url });
+  return copy;
 }
 
 async function retryable(response: Response, repeatable: boolean): Promise<boolean> {
