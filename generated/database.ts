@@ -145,6 +145,12 @@ export interface Features {
   version: Generated<number>;
 }
 
+export interface FeedExemptTransactions {
+  created_at: Generated<Timestamp>;
+  reason: string;
+  xid: string;
+}
+
 export interface IdempotencyKeys {
   api_key_id: string;
   body: string;
@@ -618,6 +624,7 @@ export interface DB {
   customer_balance_transactions: CustomerBalanceTransactions;
   events: Events;
   features: Features;
+  feed_exempt_transactions: FeedExemptTransactions;
   idempotency_keys: IdempotencyKeys;
   invoice_counters: InvoiceCounters;
   invoice_items: InvoiceItems;

@@ -4,10 +4,16 @@
 with "written_events" as (insert into "events" ("type", "resource_type", "resource_id", "actor", "request_id", "data", "previous", "occurred_at") values ($1, $2, $3, $4, $5, $6, $7, clock_timestamp())) insert into "idempotency_keys" ("api_key_id", "key", "fingerprint", "status", "headers", "body") values ($8, $9, $10, $11, $12, $13) on conflict ("tenant_id", "api_key_id", "key") do update set "fingerprint" = "excluded"."fingerprint", "status" = "excluded"."status", "headers" = "excluded"."headers", "body" = "excluded"."body", "created_at" = now();
 
 -- listEvents
-select "seq", "id", xid::text as "xid", "type", "resource_type", "resource_id", "actor", "request_id", "occurred_at", "data", "previous" from "events" where xid < pg_snapshot_xmin(pg_current_snapshot()) and (xid, seq) > ($1::xid8, $2::bigint) and "type" in ($3, $4) and "resource_type" = $5 and "resource_id" = $6 and "occurred_at" >= $7 and "occurred_at" < $8 order by "events"."xid", "events"."seq" limit $9;
+select "seq", "id", xid::text as "xid", "type", "resource_type", "resource_id", "actor", "request_id", "occurred_at", "data", "previous" from "events" where xid < (select feed_horizon()) and (xid, seq) > ($1::xid8, $2::bigint) and "type" in ($3, $4) and "resource_type" = $5 and "resource_id" = $6 and "occurred_at" >= $7 and "occurred_at" < $8 order by "events"."xid", "events"."seq" limit $9;
 
 -- feedHorizon
-select pg_snapshot_xmin(pg_current_snapshot())::text as xmin;
+select feed_horizon()::text as xmin;
+
+-- exemptFromFeedHorizon
+select pg_current_xact_id()::text as xid;
+with ended as (
+      delete from feed_exempt_transactions where xid < pg_snapshot_xmin(pg_current_snapshot()))
+    insert into feed_exempt_transactions (xid, reason) values ($1::xid8, $2);
 
 -- hasEvents
 select "seq" from "events" where "resource_id" = $1 and "resource_type" = $2 limit $3;

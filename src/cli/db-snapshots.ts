@@ -136,6 +136,7 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
           occurredBefore: '2027-01-01T00:00:00Z',
         }),
       feedHorizon: (db) => events.feedHorizon(db),
+      exemptFromFeedHorizon: (db) => events.exemptFromFeedHorizon(db, db, 'rebuild'),
       hasEvents: (db) => events.hasEvents(db, 'user', USER),
     },
   },

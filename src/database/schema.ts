@@ -414,6 +414,8 @@ export interface LedgerRow {
 
 /** Rate-limit counts (db/migrations/202611240002_rate_limits.ts); not tenant data. */
 export type RateLimitHitsTable = G.RateLimitHits;
+/** Long transactions the event feed's horizon skips (queries/events.ts, exemptFromFeedHorizon). */
+export type FeedExemptTransactionsTable = G.FeedExemptTransactions;
 
 export interface Database {
   tenants: TenantsTable;
@@ -425,6 +427,7 @@ export interface Database {
   subscription_rollups: SubscriptionRollupsTable;
   user_totals: UserTotalsTable;
   rate_limit_hits: RateLimitHitsTable;
+  feed_exempt_transactions: FeedExemptTransactionsTable;
   events: EventsTable;
   idempotency_keys: IdempotencyKeysTable;
   plans: PlansTable;

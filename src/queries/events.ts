@@ -103,7 +103,8 @@ export interface EventFilter {
 
 /**
  * Oldest first, in (xid, seq) order, and only events of transactions older than every transaction
- * still running. A transaction that commits later can only add events with an xid at or above
+ * still running that may record events (feed_horizon: all but those exemptFromFeedHorizon
+ * registered). A transaction that commits later can only add events with an xid at or above
  * that bound, so they come after every position already handed out: a reader paging with the
  * last (xid, seq) it saw never skips one. The price: while some transaction runs, the newest
  * events wait for it to end.
@@ -112,7 +113,7 @@ export function listEvents(db: Db, filter: EventFilter): Promise<EventRow[]> {
   let query = db
     .selectFrom('events')
     .select(columns)
-    .where(sql<boolean>`xid < pg_snapshot_xmin(pg_current_snapshot())`)
+    .where(sql<boolean>`xid < (select feed_horizon())`)
     // Qualified: a bare "xid" would sort by the text column of the select list ('1000' < '999').
     .orderBy('events.xid')
     .orderBy('events.seq')
@@ -129,14 +130,32 @@ export function listEvents(db: Db, filter: EventFilter): Promise<EventRow[]> {
 }
 
 /**
- * The oldest transaction still running, as this statement sees it: every event of an older one
- * is committed (or never will be), so a feed read after this statement has seen them all.
+ * The oldest transaction still running that may record events, as this statement sees it: every
+ * event of an older one is committed (or never will be), so a feed read after this statement has
+ * seen them all.
  */
 export async function feedHorizon(db: Db): Promise<string> {
   const { rows } = await sql<{
     xmin: string;
-  }>`select pg_snapshot_xmin(pg_current_snapshot())::text as xmin`.execute(db);
+  }>`select feed_horizon()::text as xmin`.execute(db);
   return rows[0]!.xmin;
+}
+
+/**
+ * Lets every tenant's feed go on past `trx`, a long transaction that records no event (a rebuild
+ * of MRR sums): its id is registered on `db` (another connection, committed at once) and the
+ * horizon skips it; an event it tried to record would be refused (a trigger). Registrations of
+ * transactions that ended are removed on the way. Returns the removal of this one.
+ */
+export async function exemptFromFeedHorizon(db: Db, trx: Db, reason: string): Promise<() => Promise<void>> {
+  const { rows } = await sql<{ xid: string }>`select pg_current_xact_id()::text as xid`.execute(trx);
+  const xid = rows[0]!.xid;
+  await sql`with ended as (
+      delete from feed_exempt_transactions where xid < pg_snapshot_xmin(pg_current_snapshot()))
+    insert into feed_exempt_transactions (xid, reason) values (${xid}::xid8, ${reason})`.execute(db);
+  return async () => {
+    await sql`delete from feed_exempt_transactions where xid = ${xid}::xid8`.execute(db);
+  };
 }
 
 /** Whether any event names this resource, of this type (its history outlives the resource). */

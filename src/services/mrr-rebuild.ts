@@ -12,6 +12,7 @@ import { type RawBuilder, sql } from 'kysely';
 import type { Schemas } from '../contract.js';
 import { APP_ROLE, type Db, poolMax } from '../database/connection.js';
 import { forEachBatch } from '../database/cursor.js';
+import { exemptFromFeedHorizon } from '../queries/events.js';
 import {
   Buckets,
   collapseCutoff,
@@ -151,19 +152,37 @@ export async function rebuildMrr(
     // Before the statement that reads: no compaction may commit between its snapshot and this
     // transaction's commit.
     await sql`select pg_advisory_xact_lock(${MRR_LOCK})`.execute(trx);
-    options.progress?.('reading', 0, 0);
-    const stored = await replaceCounted(trx);
-    // The inputs just stored (this transaction's rows), counted: the same text a check compares.
-    const counted = await countRows(
-      trx,
-      sql<{ input: string }>`select input::text as input from mrr_counted where tenant_id = ${tenantId}`,
-      stored.customers,
-      options,
+    // It records no event: the feed of every tenant need not wait minutes for it. Registered on
+    // another connection of the pool: without one free in time, the feed waits, as before.
+    const release = await exemptFromFeedHorizon(db, trx, `mrr rebuild of tenant ${tenantId}`).catch(
+      () => undefined,
     );
-    await sql`delete from mrr_days where tenant_id = ${tenantId}`.execute(trx);
-    const rows = counted.rows;
-    await insertDays(trx, rows);
-    const { rows: left } = await sql<{ left: number }>`
+    try {
+      return await rebuildInTransaction(trx, tenantId, options);
+    } finally {
+      await release?.().catch(() => undefined);
+    }
+  });
+}
+
+async function rebuildInTransaction(
+  trx: Db,
+  tenantId: string,
+  options: { progress?: CountProgress; threads?: number },
+): Promise<RebuildResult> {
+  options.progress?.('reading', 0, 0);
+  const stored = await replaceCounted(trx);
+  // The inputs just stored (this transaction's rows), counted: the same text a check compares.
+  const counted = await countRows(
+    trx,
+    sql<{ input: string }>`select input::text as input from mrr_counted where tenant_id = ${tenantId}`,
+    stored.customers,
+    options,
+  );
+  await sql`delete from mrr_days where tenant_id = ${tenantId}`.execute(trx);
+  const rows = counted.rows;
+  await insertDays(trx, rows);
+  const { rows: left } = await sql<{ left: number }>`
       with cleared as (
         delete from mrr_dirty d
         using unnest(${stored.seen.map((s) => s.user)}::uuid[], ${stored.seen.map((s) => s.version)}::text[])
@@ -175,13 +194,12 @@ export async function rebuildMrr(
         where m.tenant_id = ${tenantId} and m.user_id = cleared.user_id)
       select (select count(*)::int from mrr_dirty where tenant_id = ${tenantId}) - (select count(*)::int from cleared)
         as left`.execute(trx);
-    return {
-      customers: counted.customers,
-      subscriptions: counted.subscriptions,
-      days: rows.day.length,
-      leftDirty: left[0]!.left,
-    };
-  });
+  return {
+    customers: counted.customers,
+    subscriptions: counted.subscriptions,
+    days: rows.day.length,
+    leftDirty: left[0]!.left,
+  };
 }
 
 /**

@@ -5,6 +5,7 @@ import { sql } from 'kysely';
 import { describe, expect, it } from 'vitest';
 import type { Schemas } from '../../src/contract.js';
 import { withTenant } from '../../src/database/connection.js';
+import { exemptFromFeedHorizon } from '../../src/queries/events.js';
 import { inTenant } from '../../src/services/context.js';
 import { useTestApp } from '../helpers/app.js';
 import { createFeature, createSubscription, createUser } from '../helpers/factories.js';
@@ -392,6 +393,51 @@ describe('the feed, polled while transactions commit out of order', () => {
     expect(all.rows).toHaveLength(2);
     for (const { id } of all.rows) expect(seen.filter((s) => s === id)).toHaveLength(1);
     expect(all.rows.map((r) => r.data)).toContainEqual(expect.objectContaining({ id: fast.id }));
+  });
+
+  it("goes on past another tenant's long transaction that records no event (a rebuild), whose events it refuses", async () => {
+    const busy = await ctx.newTenant();
+    const t = await ctx.newTenant();
+    const { cursor } = await readFeed(t.api, null);
+    const created = async () => (await readFeed(t.api, cursor, '&type=user.created')).events.length;
+    /** A transaction of the busy tenant holding an id, open until `end`; exempt when asked. */
+    const hold = (exempt: boolean) => {
+      let end!: () => void;
+      const gate = new Promise<void>((resolve) => (end = resolve));
+      let opened!: () => void;
+      const isOpen = new Promise<void>((resolve) => (opened = resolve));
+      let refused: unknown;
+      const done = withTenant(ctx.appDb, { tenantId: busy.id }, async (trx) => {
+        await sql`select pg_current_xact_id()`.execute(trx);
+        const release = exempt ? await exemptFromFeedHorizon(ctx.appDb, trx, 'test') : undefined;
+        opened();
+        await gate;
+        if (exempt) {
+          await sql`savepoint try_event`.execute(trx);
+          refused = await sql`insert into events (type) select 'user.created' where false`
+            .execute(trx)
+            .catch((error: unknown) => error);
+          await sql`rollback to savepoint try_event`.execute(trx);
+        }
+        await release?.();
+      });
+      return { isOpen, end: async () => (end(), await done, refused) };
+    };
+    // Any other long transaction holds every tenant's feed back (it might still record events).
+    const plain = hold(false);
+    await plain.isOpen;
+    await createUser(t);
+    await pause(100);
+    expect(await created()).toBe(0);
+    await plain.end();
+    expect(await created()).toBe(1);
+    // One registered as recording none does not.
+    const exempt = hold(true);
+    await exempt.isOpen;
+    await createUser(t);
+    expect(await created()).toBe(2);
+    expect(String(await exempt.end())).toMatch(/may not record events/);
+    expect((await sql`select * from feed_exempt_transactions`.execute(ctx.db)).rows).toEqual([]);
   });
 
   it('dates an event at its write, not at its transaction start: a change that waited reads as later', async () => {
