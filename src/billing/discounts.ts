@@ -69,6 +69,7 @@ export function discountFor(
   periodInvoice = false,
 ): DiscountVerdict {
   if (discount === null || now < new Date(discount.start)) return { kind: 'none' };
+  if (discount.awaiting_resume) return { kind: 'none' };
   if (discount.end !== null && new Date(`${periodStart}T00:00:00Z`) >= new Date(discount.end))
     return { kind: 'ended' };
   if (periodInvoice && discount.from !== undefined && periodStart < discount.from) return { kind: 'none' };

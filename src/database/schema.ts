@@ -39,6 +39,11 @@ export type Discount = {
    * until `end`. Internal, not shown; absent on discounts applied before it was kept.
    */
   from?: string;
+  /**
+   * Applied while paused without a resume day: it reduces nothing, and does not run out, until
+   * the resume counts its months (`from` and `end` are provisional until then). Internal.
+   */
+  awaiting_resume?: true;
 };
 export type InvoiceKind = 'period' | 'purchase' | 'proration' | 'one_off';
 export type InvoiceItemKind = 'proration_credit' | 'proration_charge' | 'one_off';

@@ -27,10 +27,10 @@ function currentPeriod(row: SubscriptionRow, day: string): Period {
   return period;
 }
 
-/** A discount as the contract shows it: without its internal first day (`from`). */
+/** A discount as the contract shows it: without its internal fields (`from`, `awaiting_resume`). */
 function shownDiscount(discount: Discount): Schemas['Discount'] {
-  if (discount.from === undefined) return discount;
-  const { from: _from, ...shown } = discount;
+  if (discount.from === undefined && discount.awaiting_resume === undefined) return discount;
+  const { from: _from, awaiting_resume: _waiting, ...shown } = discount;
   return shown;
 }
 

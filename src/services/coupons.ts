@@ -194,17 +194,17 @@ export async function redeem(
  * when nothing changes, or for a discount of another kind.
  */
 export function recountedDiscount(discount: Discount | null, firstDay: string): Discount | undefined {
-  if (discount?.from === undefined || discount.duration_in_months === null || discount.from === firstDay)
-    return undefined;
-  return { ...discount, ...monthsFrom(discount.duration_in_months, firstDay) };
+  if (discount?.from === undefined || discount.duration_in_months === null) return undefined;
+  if (discount.from === firstDay && !discount.awaiting_resume) return undefined;
+  const { awaiting_resume: _waiting, ...counted } = discount;
+  return { ...counted, ...monthsFrom(discount.duration_in_months, firstDay) };
 }
 
 /** A repeating discount's months, counted from `firstDay` (its `from` and `end`); end null for others. */
-export function monthsFrom(
-  months: number | null,
-  firstDay: string,
-): Pick<Discount, 'end' | 'from'> {
-  return months === null ? { end: null } : { end: discountEnd(firstDay, months).toISOString(), from: firstDay };
+export function monthsFrom(months: number | null, firstDay: string): Pick<Discount, 'end' | 'from'> {
+  return months === null
+    ? { end: null }
+    : { end: discountEnd(firstDay, months).toISOString(), from: firstDay };
 }
 
 /**
@@ -263,8 +263,12 @@ export function applyDiscount(
       before.status === 'trialing' ? before.start_date : null,
       resumesIn,
     );
-    const discount = await redeem(tx, couponId, before.plan_id, now, firstDay, '/coupon_id');
-    if ('kind' in discount) return discount;
+    const redeemed = await redeem(tx, couponId, before.plan_id, now, firstDay, '/coupon_id');
+    if ('kind' in redeemed) return redeemed;
+    // Paused with no resume day: its months wait for the resume (services/pauses.ts), and no
+    // invoice made meanwhile (a renewal billing the usage before the pause) takes or ends it.
+    const waits = before.status === 'paused' && resumesIn === null && redeemed.from !== undefined;
+    const discount: Discount = waits ? { ...redeemed, awaiting_resume: true } : redeemed;
     const after = await subscriptions.updateSubscription(tx.db, id, { discount: JSON.stringify(discount) });
     emitChange(tx, before, after);
     return { kind: 'changed', subscription: after };

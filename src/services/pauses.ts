@@ -146,11 +146,19 @@ async function resume(
   const period = periodOf(before, day);
   const renewing = before.billed_until !== null;
   // A repeating discount applied during the pause counts its months from the period it resumes
-  // in, as one applied while paused until a known day does: paused without one, its months
-  // counted from a renewal that the pause invoiced nothing of, and ran out unused.
+  // in, as one applied while paused until a known day does (paused without one, its months would
+  // have counted from a renewal the pause invoiced nothing of), unless they count from later
+  // already: a pause within a period invoiced before the discount leaves its months after it.
   const appliedWhilePaused =
-    before.discount !== null && before.paused_at !== null && new Date(before.discount.start) >= before.paused_at;
-  const recounted = appliedWhilePaused ? recountedDiscount(before.discount, period.start) : undefined;
+    before.discount?.from !== undefined &&
+    before.paused_at !== null &&
+    new Date(before.discount.start) >= before.paused_at;
+  const recounted = appliedWhilePaused
+    ? recountedDiscount(
+        before.discount,
+        before.discount!.from! > period.start ? before.discount!.from! : period.start,
+      )
+    : undefined;
   const after = await subscriptions.updateSubscription(tx.db, before.id, {
     status: 'active',
     paused_at: null,

@@ -19,14 +19,12 @@ type Invoice = Schemas['Invoice'];
 
 beforeAll(async () => {
   t = await ctx.newTenant();
-  const plan = await t.api
-    .post('/api/v1/plans')
-    .send({
-      code: 'monthly-20',
-      name: 'Monthly',
-      interval: 'month',
-      price: { model: 'flat', amount: '20.00' },
-    });
+  const plan = await t.api.post('/api/v1/plans').send({
+    code: 'monthly-20',
+    name: 'Monthly',
+    interval: 'month',
+    price: { model: 'flat', amount: '20.00' },
+  });
   expect(plan.status, plan.text).toBe(201);
   planId = (plan.body as Schemas['Plan']).id;
 });
@@ -158,6 +156,95 @@ describe('a repeating coupon', () => {
       expect(await s.discounts()).toEqual(expected);
     });
   }
+
+  it('applied while paused without a resume day neither reduces nor runs out on the usage invoices of the pause', async () => {
+    const metric = await t.api
+      .post('/api/v1/billable-metrics')
+      .send({ code: `calls-${++tag}`, name: 'Calls', aggregation: 'count' });
+    expect(metric.status, metric.text).toBe(201);
+    const plan = await t.api.post('/api/v1/plans').send({
+      code: `usage-${tag}`,
+      name: 'With usage',
+      interval: 'month',
+      price: { model: 'flat', amount: '20.00' },
+      usage_charges: [
+        { metric: (metric.body as Schemas['BillableMetric']).code, model: 'per_unit', amount: '5.00' },
+      ],
+    });
+    expect(plan.status, plan.text).toBe(201);
+    const s = await subscribed('2026-01-01T00:00:00Z', {
+      start_date: '2026-01-01',
+      plan_id: (plan.body as Schemas['Plan']).id,
+    });
+    const call = async (at: string) => {
+      await s.advance(at);
+      const res = await t.api.post('/api/v1/usage-events').send({
+        event_id: `call-${++tag}`,
+        user_id: s.sub.user_id,
+        metric: (metric.body as Schemas['BillableMetric']).code,
+        timestamp: at,
+      });
+      expect(res.status, res.text).toBe(201);
+    };
+    await s.advance('2026-02-10T00:00:00Z');
+    await s.send('post', `/api/v1/subscriptions/${s.sub.id}/pause`, {});
+    await s.advance('2026-03-05T00:00:00Z');
+    await s.send('post', `/api/v1/subscriptions/${s.sub.id}/discount`, { coupon_id: await repeating(2) });
+    // Usage while paused is billed by the renewals of April and May: at full price, and the
+    // discount stays for the months after the resume.
+    await call('2026-03-20T00:00:00Z');
+    await call('2026-04-20T00:00:00Z');
+    await s.advance('2026-05-02T00:00:00Z');
+    const list = async () =>
+      (
+        (await t.api.get('/api/v1/invoices').query({ subscription_id: s.sub.id, limit: 100 }))
+          .body as Schemas['InvoiceList']
+      ).data;
+    const usageOnly = (await list()).filter((i) => ['2026-04-01', '2026-05-01'].includes(i.period_start));
+    // (The pause's credit of February's days pays them: their totals are 0.00.)
+    expect(usageOnly.map((i) => [i.period_start, i.lines.map((l) => [l.type, l.amount])])).toEqual([
+      [
+        '2026-05-01',
+        [
+          ['usage', '5.00'],
+          ['proration', '-5.00'],
+        ],
+      ],
+      [
+        '2026-04-01',
+        [
+          ['usage', '5.00'],
+          ['proration', '-5.00'],
+        ],
+      ],
+    ]);
+    const resumed = (await s.send('post', `/api/v1/subscriptions/${s.sub.id}/resume`, {})) as Subscription;
+    expect(resumed.discount).toMatchObject({ end: '2026-07-01T00:00:00.000Z' });
+    await s.advance('2026-07-02T00:00:00Z');
+    const reduced = (await list())
+      .filter((i) => i.lines.some((l) => l.type === 'discount'))
+      .map((i) => i.period_start)
+      .sort();
+    expect(reduced).toEqual(['2026-05-02', '2026-06-01']);
+  });
+
+  it('applied during a short pause inside a period invoiced before it keeps its months after that period', async () => {
+    const s = await subscribed('2026-01-01T00:00:00Z', { start_date: '2026-01-01' });
+    await s.advance('2026-03-10T00:00:00Z');
+    await s.send('post', `/api/v1/subscriptions/${s.sub.id}/pause`, {});
+    await s.advance('2026-03-12T00:00:00Z');
+    const applied = (await s.send('post', `/api/v1/subscriptions/${s.sub.id}/discount`, {
+      coupon_id: await repeating(2),
+    })) as Subscription;
+    expect(applied.discount).toMatchObject({ end: '2026-06-01T00:00:00.000Z' });
+    await s.advance('2026-03-15T00:00:00Z');
+    const resumed = (await s.send('post', `/api/v1/subscriptions/${s.sub.id}/resume`, {})) as Subscription;
+    expect(resumed.discount).toMatchObject({ end: '2026-06-01T00:00:00.000Z' });
+    await s.advance('2026-06-02T00:00:00Z');
+    expect((await s.discounts()).filter(([, discount]) => discount !== null).map(([start]) => start)).toEqual(
+      ['2026-04-01', '2026-05-01'],
+    );
+  });
 
   it('applied while paused without a resume day counts its months from the period it resumes in', async () => {
     const s = await subscribed('2026-01-01T00:00:00Z', { start_date: '2026-01-01' });

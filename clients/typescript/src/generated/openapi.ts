@@ -3548,7 +3548,7 @@ export interface components {
             start: components["schemas"]["Timestamp"];
             /**
              * Format: date-time
-             * @description For `repeating`, 00:00 UTC of the day its months count from, `duration_in_months` months later (clamped to the month's last day); null otherwise. Its months count from the start of the next period to be invoiced (the subscription's first, when given at creation, even one begun before or starting later; for one paused, the period it resumes in, with or without `resumes_at`; a `start_date` moved before its months begin moves them with the first invoice), so it reduces that many monthly invoices whenever it is applied; during a trial, from the day applied (or the trial's start, if later), since a trial's free days use its months up. At most 9999-12-31.
+             * @description For `repeating`, 00:00 UTC of the day its months count from, `duration_in_months` months later (clamped to the month's last day); null otherwise. Its months count from the start of the next period to be invoiced (the subscription's first, when given at creation, even one begun before or starting later; for one paused, the period it resumes in, with or without `resumes_at` (unless they counted from later already; without `resumes_at`, `end` is provisional until the resume, and no invoice made during the pause takes or ends it); a `start_date` moved before its months begin moves them with the first invoice), so it reduces that many monthly invoices whenever it is applied; during a trial, from the day applied (or the trial's start, if later), since a trial's free days use its months up. At most 9999-12-31.
              */
             end: string | null;
         };
