@@ -910,9 +910,26 @@ async function changeSubscription(
     ...priced,
     ...(metadata && metadata !== before.metadata ? { metadata: storedMetadata(metadata) } : {}),
   };
-  // A new start date anchors billing on it again, and leaves no trial ended early behind it.
+  // A new start date anchors billing on it again, and leaves no trial ended early behind it. A
+  // trial with an end keeps it: its first period starts on trial_end (billing_anchor), wherever
+  // the trial starts, so the new start must come before it.
   if (changes.start_date !== undefined && changes.start_date !== before.start_date) {
-    if (before.billing_anchor) changes.billing_anchor = null;
+    const trialEnd =
+      before.status === 'trialing' && patch.status === undefined
+        ? (patch.trial_end ?? before.trial_end)
+        : null;
+    if (trialEnd !== null && changes.start_date >= trialEnd)
+      return {
+        kind: 'invalid',
+        errors: [
+          {
+            field: '/start_date',
+            message: `must be before trial_end (${trialEnd}), where the trial ends and its first period starts: move trial_end too`,
+          },
+        ],
+      };
+    if (trialEnd !== null) changes.billing_anchor = trialEnd;
+    else if (before.billing_anchor) changes.billing_anchor = null;
     if (before.trial_ended_on) changes.trial_ended_on = null;
   }
   const trial = trialChanges(before, patch);

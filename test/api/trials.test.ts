@@ -170,6 +170,38 @@ describe('a trial with an end', () => {
     expect((await s.events()).some((e) => e.type === 'subscription.trial_will_end')).toBe(false);
   });
 
+  it("keeps its end when a future trial's start_date moves: its first period still starts on trial_end (retest5)", async () => {
+    for (const moved of ['2026-03-20', '2026-02-10']) {
+      const s = await onClock({ start_date: '2026-03-01', trial_end: '2026-04-01' });
+      expect(s.res.status, s.res.text).toBe(201);
+      const patched = await t.api.patch(`/api/v1/subscriptions/${s.sub.id}`).send({ start_date: moved });
+      expect(patched.status, patched.text).toBe(200);
+      expect(patched.body).toMatchObject({
+        start_date: moved,
+        trial_end: '2026-04-01',
+        billing_anchor: '2026-04-01',
+        current_period_start: moved,
+        current_period_end: '2026-04-01',
+      });
+      await s.advance('2026-04-01T01:00:00Z');
+      expect(await s.get()).toMatchObject({ status: 'active', current_period_start: '2026-04-01' });
+      await s.advance('2026-05-01T01:00:00Z');
+      expect((await s.invoices()).map((i) => [i.period_start, i.period_end, i.subtotal])).toEqual([
+        ['2026-04-01', '2026-05-01', '20.00'],
+        ['2026-05-01', '2026-06-01', '20.00'],
+      ]);
+    }
+    // Not on or after its end: a 422 that names the field.
+    const s = await onClock({ start_date: '2026-03-01', trial_end: '2026-04-01' });
+    const late = await t.api.patch(`/api/v1/subscriptions/${s.sub.id}`).send({ start_date: '2026-04-15' });
+    expect(expectProblem(late, 422, 'unprocessable').errors).toEqual([
+      expect.objectContaining({
+        field: '/start_date',
+        message: expect.stringContaining('trial_end (2026-04-01)'),
+      }),
+    ]);
+  });
+
   it('announces a trial shorter than 3 days at once', async () => {
     const s = await onClock({ trial_end: '2026-01-03' });
     await s.work();
