@@ -168,6 +168,18 @@ function unknownProperty(item: { path: string; message: string }): { path: strin
 }
 
 /**
+ * An Idempotency-Key the schema's pattern refuses: its rule in words, not the pattern.
+ */
+function idempotencyKeyRule(item: { path: string; message: string }): { path: string; message: string } {
+  if (item.path !== '/headers/idempotency-key' || !item.message.startsWith('must match pattern')) return item;
+  return {
+    path: item.path,
+    message:
+      'must be 1 to 255 printable ASCII characters without a comma (a header sent twice arrives as one line, its values joined by a comma)',
+  };
+}
+
+/**
  * A nullable field is a oneOf of null and its type. A value that is not null fails the type's
  * rules, and the validator adds "must be null" and "must match exactly one schema in oneOf" at
  * the same path, which read as if null were wanted: keep what the type's rules said.
@@ -190,7 +202,7 @@ function fromValidatorError(
       const reserved = RESERVED_IN_QUERY.exec(error.message);
       if (reserved) return reservedCharacterProblem(reserved[1]!);
       const items = withoutNullableNoise(error.errors).map((item) =>
-        unknownProperty(repeatedParameter(item, query)),
+        idempotencyKeyRule(unknownProperty(repeatedParameter(item, query))),
       );
       const detail =
         items.length !== error.errors.length || items.some((item, i) => item !== error.errors[i])
