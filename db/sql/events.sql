@@ -17,3 +17,6 @@ with ended as (
 
 -- hasEvents
 select "seq" from "events" where "resource_id" = $1 and "resource_type" = $2 limit $3;
+
+-- pausedSpans
+select "type", "occurred_at" from "events" where "resource_id" = $1 and "resource_type" = $2 and "type" in ($3, $4) order by "events"."xid", "events"."seq";

@@ -138,6 +138,7 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
       feedHorizon: (db) => events.feedHorizon(db),
       exemptFromFeedHorizon: (db) => events.exemptFromFeedHorizon(db, db, 'rebuild'),
       hasEvents: (db) => events.hasEvents(db, 'user', USER),
+      pausedSpans: (db) => events.pausedSpans(db, USER),
     },
   },
   'idempotency-keys': {

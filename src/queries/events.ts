@@ -158,6 +158,31 @@ export async function exemptFromFeedHorizon(db: Db, trx: Db, reason: string): Pr
   };
 }
 
+/**
+ * The times a subscription was paused, each until it resumed (null: paused still), from its
+ * subscription.paused and subscription.resumed events, in the order they were recorded.
+ */
+export async function pausedSpans(
+  db: Db,
+  subscriptionId: string,
+): Promise<Array<{ from: Date; to: Date | null }>> {
+  const rows = await db
+    .selectFrom('events')
+    .select(['type', 'occurred_at'])
+    .where('resource_id', '=', subscriptionId)
+    .where('resource_type', '=', 'subscription')
+    .where('type', 'in', ['subscription.paused', 'subscription.resumed'])
+    .orderBy('events.xid')
+    .orderBy('events.seq')
+    .execute();
+  const spans: Array<{ from: Date; to: Date | null }> = [];
+  for (const row of rows) {
+    if (row.type === 'subscription.paused') spans.push({ from: row.occurred_at, to: null });
+    else if (spans.length > 0 && spans.at(-1)!.to === null) spans.at(-1)!.to = row.occurred_at;
+  }
+  return spans;
+}
+
 /** Whether any event names this resource, of this type (its history outlives the resource). */
 export async function hasEvents(db: Db, resourceType: string, resourceId: string): Promise<boolean> {
   const row = await db

@@ -570,6 +570,21 @@ export function subscriptionsRouter(ctx: ServiceContext): Router {
         body.date ? [{ location: 'body', field: '/date', message }] : undefined,
       );
     }
+    if (outcome.kind === 'paused') {
+      const { start, end } = outcome.period;
+      throw unprocessable(
+        `The subscription was paused during the period ${start} to ${end}: nothing is invoiced for time paused, and a resume invoices the rest of its period itself, so the period is not invoiced whole.`,
+        body.date
+          ? [
+              {
+                location: 'body',
+                field: '/date',
+                message: `in the period ${start} to ${end}, paused in part or whole`,
+              },
+            ]
+          : undefined,
+      );
+    }
     if (outcome.kind === 'ahead') {
       const start = outcome.periodStart;
       throw unprocessable(

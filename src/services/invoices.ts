@@ -19,6 +19,7 @@ import type {
   SubscriptionRow,
   UserRow,
 } from '../database/schema.js';
+import { pausedSpans } from '../queries/events.js';
 import * as invoices from '../queries/invoices.js';
 import { findPaymentInFlight } from '../queries/payments.js';
 import { findPlan } from '../queries/plans.js';
@@ -98,7 +99,9 @@ export type CreateInvoiceOutcome =
    * A period not started yet: the worker's renewal invoices it when it starts ('renewal'), or it
    * bills the usage of the period before it, which has not ended ('usage').
    */
-  | { kind: 'ahead'; periodStart: string; why: 'renewal' | 'usage' };
+  | { kind: 'ahead'; periodStart: string; why: 'renewal' | 'usage' }
+  /** Invoiced by hand, a period the subscription was paused in (or resumed in): never billed whole. */
+  | { kind: 'paused'; period: { start: string; end: string } };
 
 /**
  * The invoice of the subscription's billing period containing `date` (default today, on the
@@ -172,6 +175,16 @@ export async function invoiceForPeriod(
     subscription.plan_id ? findPlan(tx.db, subscription.plan_id) : undefined,
   ]);
   if (existing && existing.status !== 'void') return { kind: 'existing', invoice: existing };
+  // By hand, a period never invoiced: nothing is invoiced for time paused, and the period a resume
+  // fell in had its rest invoiced by the resume. (A period invoiced, then voided, is made again
+  // with the pause's credit pending: as before.)
+  if (options.ahead === 'refuse' && !existing) {
+    const from = new Date(`${period.start}T00:00:00Z`);
+    const to = new Date(`${period.end}T00:00:00Z`);
+    const spans = await pausedSpans(tx.db, subscriptionId);
+    if (spans.some((span) => span.from < to && (span.to === null || span.to > from)))
+      return { kind: 'paused', period };
+  }
   const served = options.served ?? subscription;
   if (options.ahead === 'refuse' && period.start > today) {
     if (subscription.billed_until !== null)

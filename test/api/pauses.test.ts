@@ -161,6 +161,32 @@ describe('a pause', () => {
     ]);
   });
 
+  it('refuses invoicing by hand a period it was paused or resumed in (422), which would bill it whole (retest5)', async () => {
+    const s = await subscribed();
+    await s.advance('2026-01-25T00:00:00Z');
+    await s.pause();
+    await s.advance('2026-03-10T00:00:00Z');
+    const byHand = (date: string) => t.api.post(`/api/v1/subscriptions/${s.sub.id}/invoices`).send({ date });
+    // February, paused whole, while paused.
+    const february = expectProblem(await byHand('2026-02-10'), 422, 'unprocessable');
+    expect(february.errors).toEqual([
+      expect.objectContaining({
+        field: '/date',
+        message: 'in the period 2026-02-01 to 2026-03-01, paused in part or whole',
+      }),
+    ]);
+    await s.resume();
+    // March, resumed in: its rest was invoiced by the resume; February still refused after it.
+    for (const date of ['2026-03-20', '2026-02-10']) expectProblem(await byHand(date), 422, 'unprocessable');
+    expect((await s.invoices()).map((i) => [i.kind, i.period_start])).toEqual([
+      ['period', '2026-01-01'],
+      ['proration', '2026-03-10'],
+    ]);
+    // January, invoiced before the pause: its invoice, as before.
+    const january = await byHand('2026-01-10');
+    expect(january.status, january.text).toBe(200);
+  });
+
   it('a change after a mid-period resume is prorated like any, and so is a second pause', async () => {
     const pro = await t.api.post('/api/v1/plans').send({
       code: 'pro-after-resume',

@@ -850,7 +850,9 @@ export interface paths {
          *     whose invoice would bill usage of a period not ended is refused. A period before
          *     `billed_until` that no invoice billed (a subscription created with its `start_date` in the
          *     past, whose renewals never bill the periods before its first) is invoiced this way, by hand
-         *     (back-billing).
+         *     (back-billing). A period never invoiced in which the subscription was paused, in part or
+         *     whole, is 422: nothing is invoiced for time paused, and a resume invoices the rest of the
+         *     period it falls in itself (a period invoiced before a pause and voided is invoiced again).
          */
         post: operations["createInvoice"];
         delete?: never;
