@@ -265,9 +265,9 @@ export function applyDiscount(
     );
     const redeemed = await redeem(tx, couponId, before.plan_id, now, firstDay, '/coupon_id');
     if ('kind' in redeemed) return redeemed;
-    // Paused with no resume day: its months wait for the resume (services/pauses.ts), and no
-    // invoice made meanwhile (a renewal billing the usage before the pause) takes or ends it.
-    const waits = before.status === 'paused' && resumesIn === null && redeemed.from !== undefined;
+    // Paused: its months wait for the resume (services/pauses.ts), and no invoice made meanwhile
+    // (a renewal billing the usage before the pause) takes or ends it.
+    const waits = before.status === 'paused' && redeemed.from !== undefined;
     const discount: Discount = waits ? { ...redeemed, awaiting_resume: true } : redeemed;
     const after = await subscriptions.updateSubscription(tx.db, id, { discount: JSON.stringify(discount) });
     emitChange(tx, before, after);

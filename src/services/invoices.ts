@@ -175,10 +175,14 @@ export async function invoiceForPeriod(
     subscription.plan_id ? findPlan(tx.db, subscription.plan_id) : undefined,
   ]);
   if (existing && existing.status !== 'void') return { kind: 'existing', invoice: existing };
-  // By hand, a period never invoiced: nothing is invoiced for time paused, and the period a resume
-  // fell in had its rest invoiced by the resume. (A period invoiced, then voided, is made again
-  // with the pause's credit pending: as before.)
-  if (options.ahead === 'refuse' && !existing) {
+  // By hand, a period whose price was never invoiced (a renewal during a pause bills usage only):
+  // nothing is invoiced for time paused, and the period a resume fell in had its rest invoiced by
+  // the resume. (A period whose price was invoiced, then voided, is made again with the pause's
+  // credit pending: as before.)
+  const pricedBefore =
+    existing !== undefined &&
+    (existing.lines as unknown as Array<{ type: string }>).some((line) => line.type === 'subscription');
+  if (options.ahead === 'refuse' && !pricedBefore) {
     const from = new Date(`${period.start}T00:00:00Z`);
     const to = new Date(`${period.end}T00:00:00Z`);
     const spans = await pausedSpans(tx.db, subscriptionId);

@@ -66,10 +66,15 @@ export async function pauseSubscription(
         kind: 'invalid',
         errors: [{ field: '/resumes_at', message: `must be after today (${today})` }],
       };
+    // A repeating discount whose months have not begun waits for the resume to count them: else
+    // they ran during the pause, or its usage invoices took them (services/coupons.ts).
+    const waiting =
+      before.discount?.from !== undefined && before.discount.from > today && !before.discount.awaiting_resume;
     const after = await subscriptions.updateSubscription(tx.db, id, {
       status: 'paused',
       paused_at: now,
       resumes_at: input.resumes_at ?? null,
+      ...(waiting ? { discount: JSON.stringify({ ...before.discount, awaiting_resume: true }) } : {}),
     });
     emitChange(tx, before, after, 'subscription.paused');
     // The unused days of a period already invoiced (and served), credited on the next invoice.
@@ -145,20 +150,23 @@ async function resume(
   const day = today > before.start_date ? today : before.start_date;
   const period = periodOf(before, day);
   const renewing = before.billed_until !== null;
-  // A repeating discount applied during the pause counts its months from the period it resumes
-  // in, as one applied while paused until a known day does (paused without one, its months would
-  // have counted from a renewal the pause invoiced nothing of), unless they count from later
-  // already: a pause within a period invoiced before the discount leaves its months after it.
+  // A repeating discount whose months had not begun when the pause did (applied before it or
+  // during it) counts them from the first invoice the resume makes or leaves next: this period's
+  // (its rest, invoiced now), or the next one when the price of this one was invoiced before the
+  // pause (a renewal during the pause that billed usage only does not count).
+  const invoiced = await findInvoiceForPeriod(tx.db, before.id, period);
+  const pricedBefore =
+    invoiced !== undefined &&
+    invoiced.status !== 'void' &&
+    (invoiced.lines as unknown as Array<{ type: string }>).some((line) => line.type === 'subscription');
   const appliedWhilePaused =
     before.discount?.from !== undefined &&
     before.paused_at !== null &&
     new Date(before.discount.start) >= before.paused_at;
-  const recounted = appliedWhilePaused
-    ? recountedDiscount(
-        before.discount,
-        before.discount!.from! > period.start ? before.discount!.from! : period.start,
-      )
-    : undefined;
+  const recounted =
+    before.discount?.awaiting_resume || appliedWhilePaused
+      ? recountedDiscount(before.discount, pricedBefore ? period.end : period.start)
+      : undefined;
   const after = await subscriptions.updateSubscription(tx.db, before.id, {
     status: 'active',
     paused_at: null,
@@ -171,7 +179,6 @@ async function resume(
   // Resumed after its last day served (its end_date passed while paused): no day is left to bill.
   const ended = lastDayServed(before);
   if (ended && ended.lastDay < day) return { subscription: after, invoice: undefined };
-  const invoiced = await findInvoiceForPeriod(tx.db, before.id, period);
   if (day === period.start && !invoiced) {
     // Resumed on a period's first day: that period is invoiced whole, as its renewal would be.
     const outcome = await invoiceForPeriod(tx, before.id, day);

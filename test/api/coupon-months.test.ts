@@ -168,7 +168,7 @@ describe('a repeating coupon', () => {
       interval: 'month',
       price: { model: 'flat', amount: '20.00' },
       usage_charges: [
-        { metric: (metric.body as Schemas['BillableMetric']).code, model: 'per_unit', amount: '5.00' },
+        { metric: (metric.body as Schemas['BillableMetric']).code, model: 'per_unit', amount: '50.00' },
       ],
     });
     expect(plan.status, plan.text).toBe(201);
@@ -201,23 +201,24 @@ describe('a repeating coupon', () => {
           .body as Schemas['InvoiceList']
       ).data;
     const usageOnly = (await list()).filter((i) => ['2026-04-01', '2026-05-01'].includes(i.period_start));
-    // (The pause's credit of February's days pays them: their totals are 0.00.)
+    // (The pause's credit of February's days is taken by April's.)
     expect(usageOnly.map((i) => [i.period_start, i.lines.map((l) => [l.type, l.amount])])).toEqual([
-      [
-        '2026-05-01',
-        [
-          ['usage', '5.00'],
-          ['proration', '-5.00'],
-        ],
-      ],
+      ['2026-05-01', [['usage', '50.00']]],
       [
         '2026-04-01',
         [
-          ['usage', '5.00'],
-          ['proration', '-5.00'],
+          ['usage', '50.00'],
+          ['proration', '-13.57'],
         ],
       ],
     ]);
+    // April's usage invoice voided, April is not invoiced again by hand at its price: it was paused.
+    const april = usageOnly.find((i) => i.period_start === '2026-04-01')!;
+    await s.send('post', `/api/v1/invoices/${april.id}/void`, {});
+    const byHand = await t.api
+      .post(`/api/v1/subscriptions/${s.sub.id}/invoices`)
+      .send({ date: '2026-04-10' });
+    expect(byHand.status, byHand.text).toBe(422);
     const resumed = (await s.send('post', `/api/v1/subscriptions/${s.sub.id}/resume`, {})) as Subscription;
     expect(resumed.discount).toMatchObject({ end: '2026-07-01T00:00:00.000Z' });
     await s.advance('2026-07-02T00:00:00Z');
@@ -243,6 +244,42 @@ describe('a repeating coupon', () => {
     await s.advance('2026-06-02T00:00:00Z');
     expect((await s.discounts()).filter(([, discount]) => discount !== null).map(([start]) => start)).toEqual(
       ['2026-04-01', '2026-05-01'],
+    );
+  });
+
+  it('applied while paused until a day, then resumed early by hand, counts from the period it resumes in (retest6)', async () => {
+    const s = await subscribed('2026-01-01T00:00:00Z', { start_date: '2026-01-01' });
+    await s.advance('2026-02-10T00:00:00Z');
+    await s.send('post', `/api/v1/subscriptions/${s.sub.id}/pause`, { resumes_at: '2026-08-15' });
+    await s.advance('2026-03-05T00:00:00Z');
+    await s.send('post', `/api/v1/subscriptions/${s.sub.id}/discount`, { coupon_id: await repeating(2) });
+    await s.advance('2026-04-10T00:00:00Z');
+    const resumed = (await s.send('post', `/api/v1/subscriptions/${s.sub.id}/resume`, {})) as Subscription;
+    expect(resumed.discount).toMatchObject({ end: '2026-06-01T00:00:00.000Z' });
+    await s.advance('2026-07-02T00:00:00Z');
+    const list = await t.api.get('/api/v1/invoices').query({ subscription_id: s.sub.id, limit: 100 });
+    const reduced = (list.body as Schemas['InvoiceList']).data
+      .filter((i) => i.lines.some((l) => l.type === 'discount'))
+      .map((i) => i.period_start)
+      .sort();
+    // April's rest (with the pause's credit, in May's invoice or the resume's) and May: 2 months.
+    expect(reduced.length).toBeLessThanOrEqual(2);
+    expect(reduced.every((start) => start < '2026-06-01')).toBe(true);
+    expect((await s.discounts()).find(([start]) => start === '2026-06-01')).toEqual(['2026-06-01', null]);
+  });
+
+  it('applied before a pause, its months not begun, counts them from the resume (retest6)', async () => {
+    const s = await subscribed('2026-01-01T00:00:00Z', { start_date: '2026-01-01' });
+    await s.advance('2026-02-05T00:00:00Z');
+    await s.send('post', `/api/v1/subscriptions/${s.sub.id}/discount`, { coupon_id: await repeating(2) });
+    await s.advance('2026-02-10T00:00:00Z');
+    await s.send('post', `/api/v1/subscriptions/${s.sub.id}/pause`, {});
+    await s.advance('2026-05-01T00:00:00Z');
+    const resumed = (await s.send('post', `/api/v1/subscriptions/${s.sub.id}/resume`, {})) as Subscription;
+    expect(resumed.discount).toMatchObject({ end: '2026-07-01T00:00:00.000Z' });
+    await s.advance('2026-07-02T00:00:00Z');
+    expect((await s.discounts()).filter(([, discount]) => discount !== null).map(([start]) => start)).toEqual(
+      ['2026-05-01', '2026-06-01'],
     );
   });
 
