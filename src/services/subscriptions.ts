@@ -656,7 +656,7 @@ function trialChanges(
           },
         ],
       };
-    if (patch.trial_end <= today || patch.trial_end <= before.start_date)
+    if (patch.trial_end <= today || patch.trial_end <= (patch.start_date ?? before.start_date))
       return {
         kind: 'invalid',
         errors: [{ field: '/trial_end', message: `must be after today (${today}) and after start_date` }],

@@ -191,6 +191,17 @@ describe('a trial with an end', () => {
         ['2026-05-01', '2026-06-01', '20.00'],
       ]);
     }
+    // Both moved in one PATCH: the new end is checked against the new start (retest6).
+    const both = await onClock({ start_date: '2026-03-01', trial_end: '2026-04-01' });
+    const moved = await t.api
+      .patch(`/api/v1/subscriptions/${both.sub.id}`)
+      .send({ start_date: '2026-02-01', trial_end: '2026-02-15' });
+    expect(moved.status, moved.text).toBe(200);
+    expect(moved.body).toMatchObject({
+      start_date: '2026-02-01',
+      trial_end: '2026-02-15',
+      billing_anchor: '2026-02-15',
+    });
     // Not on or after its end: a 422 that names the field.
     const s = await onClock({ start_date: '2026-03-01', trial_end: '2026-04-01' });
     const late = await t.api.patch(`/api/v1/subscriptions/${s.sub.id}`).send({ start_date: '2026-04-15' });
