@@ -151,21 +151,24 @@ async function resume(
   const period = periodOf(before, day);
   const renewing = before.billed_until !== null;
   // A repeating discount whose months had not begun when the pause did (applied before it or
-  // during it) counts them from the first invoice the resume makes or leaves next: this period's
-  // (its rest, invoiced now), or the next one when the price of this one was invoiced before the
-  // pause (a renewal during the pause that billed usage only does not count).
+  // during it) counts them from the first invoice the resume makes or leaves next that it
+  // reduces: this period's (its rest, invoiced now), or the next one when the price of this one
+  // was invoiced before the pause (a renewal during the pause that billed usage only does not
+  // count), or when it is a fixed amount and the resume comes mid-period (the rest's invoice
+  // takes a percentage only: a fixed amount is one per period invoice).
   const invoiced = await findInvoiceForPeriod(tx.db, before.id, period);
   const pricedBefore =
     invoiced !== undefined &&
     invoiced.status !== 'void' &&
     (invoiced.lines as unknown as Array<{ type: string }>).some((line) => line.type === 'subscription');
+  const fixedSkipsRest = before.discount?.amount_off != null && day !== period.start;
   const appliedWhilePaused =
     before.discount?.from !== undefined &&
     before.paused_at !== null &&
     new Date(before.discount.start) >= before.paused_at;
   const recounted =
     before.discount?.awaiting_resume || appliedWhilePaused
-      ? recountedDiscount(before.discount, pricedBefore ? period.end : period.start)
+      ? recountedDiscount(before.discount, pricedBefore || fixedSkipsRest ? period.end : period.start)
       : undefined;
   const after = await subscriptions.updateSubscription(tx.db, before.id, {
     status: 'active',

@@ -38,6 +38,14 @@ async function repeating(months: number) {
   return (res.body as Schemas['Coupon']).id;
 }
 
+async function repeatingAmount(amount: string, months: number) {
+  const res = await t.api
+    .post('/api/v1/coupons')
+    .send({ name: `Off ${++tag}`, amount_off: amount, duration: 'repeating', duration_in_months: months });
+  expect(res.status, res.text).toBe(201);
+  return (res.body as Schemas['Coupon']).id;
+}
+
 /** A customer on the plan, on a clock at `now`, created with `extra`. */
 async function subscribed(now: string, extra: Record<string, unknown>) {
   const clock = (await t.api.post('/api/v1/test-clocks').send({ name: 'months', frozen_time: now }))
@@ -301,6 +309,28 @@ describe('a repeating coupon', () => {
       ['2026-02-01', null],
       ['2026-07-01', '-15.34'],
       ['2026-08-01', null],
+    ]);
+  });
+
+  it('of a fixed amount, applied while paused and resumed mid-period, counts its months from the next period (retest5 #6)', async () => {
+    const s = await subscribed('2026-01-01T00:00:00Z', { start_date: '2026-01-01' });
+    await s.advance('2026-02-10T00:00:00Z');
+    await s.send('post', `/api/v1/subscriptions/${s.sub.id}/pause`, {});
+    await s.advance('2026-03-05T00:00:00Z');
+    await s.send('post', `/api/v1/subscriptions/${s.sub.id}/discount`, {
+      coupon_id: await repeatingAmount('10.00', 2),
+    });
+    await s.advance('2026-06-15T00:00:00Z');
+    const resumed = (await s.send('post', `/api/v1/subscriptions/${s.sub.id}/resume`, {})) as Subscription;
+    // The rest of June is billed with a percentage only: a fixed amount is one per period invoice.
+    expect(resumed.discount).toMatchObject({ end: '2026-09-01T00:00:00.000Z' });
+    await s.advance('2026-09-02T00:00:00Z');
+    expect(await s.discounts()).toEqual([
+      ['2026-01-01', null],
+      ['2026-02-01', null],
+      ['2026-07-01', '-10.00'],
+      ['2026-08-01', '-10.00'],
+      ['2026-09-01', null],
     ]);
   });
 });
