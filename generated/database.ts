@@ -362,6 +362,7 @@ export interface Subscriptions {
   created_at: Generated<Timestamp>;
   discount: Json | null;
   end_date: string | null;
+  ended_discount: Json | null;
   id: Generated<string>;
   interval_count: Generated<number>;
   metadata: Json | null;

@@ -3534,7 +3534,8 @@ export interface components {
          *     subtotal. A `once` discount is removed by the first invoice it reduces (given
          *     back if that invoice is a draft voided, unless the subscription has another discount by
          *     then); a `repeating` one by the first period invoice whose period starts on or after `end`
-         *     (`subscription.updated` events). MRR is net of `repeating` and `forever` discounts while
+         *     (`subscription.updated` events); one of its months invoiced again after a void once it was
+         *     removed so is still reduced by it (not after a removal by hand). MRR is net of `repeating` and `forever` discounts while
          *     the subscription has them (see docs/metrics.md).
          */
         Discount: {

@@ -66,6 +66,7 @@ import * as m202612130003 from './202612130003_events_by_type.js';
 import * as m202612140001 from './202612140001_status_filters.js';
 import * as m202612150001 from './202612150001_trials_ended_early.js';
 import * as m202612150002 from './202612150002_feed_exempt_transactions.js';
+import * as m202612160001 from './202612160001_ended_discounts.js';
 
 export const migrations: Record<string, Migration> = {
   '202611230001_initial': m202611230001,
@@ -133,4 +134,5 @@ export const migrations: Record<string, Migration> = {
   '202612140001_status_filters': m202612140001,
   '202612150001_trials_ended_early': m202612150001,
   '202612150002_feed_exempt_transactions': m202612150002,
+  '202612160001_ended_discounts': m202612160001,
 };

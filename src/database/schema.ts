@@ -105,6 +105,8 @@ export type SubscriptionsTable = Override<
     price_breakdown: ColumnType<G.JsonValue | null, string | null, string | null>;
     scheduled_change: ColumnType<ScheduledChange | null, string | null, string | null>;
     discount: ColumnType<Discount | null, string | null, string | null>;
+    /** A repeating discount that ran out, for its months invoiced again after a void. Internal. */
+    ended_discount: ColumnType<Discount | null, string | null, string | null>;
     created_at: Timestamp;
     updated_at: UpdatedAt;
     version: Version;

@@ -33,6 +33,7 @@ const tableColumns = [
   'trial_notified_at',
   'trial_ended_on',
   'discount',
+  'ended_discount',
   'paused_at',
   'resumes_at',
   'usage_invoiced_until',

@@ -293,9 +293,18 @@ export function removeDiscount(
   });
 }
 
-/** Removes a locked subscription's discount (by hand, used once, or run out). */
-export async function endDiscount(tx: Tx, before: SubscriptionRow): Promise<SubscriptionRow> {
-  const after = await subscriptions.updateSubscription(tx.db, before.id, { discount: null });
+/**
+ * Removes a locked subscription's discount: by hand, used (a once discount), or run out. A
+ * repeating one run out is kept (`ended_discount`, internal): its months invoiced again after a
+ * void are still its own (invoices.ts, discountOfPeriod). One removed by hand before its end is
+ * not: invoices made from then on are not discounted.
+ */
+export async function endDiscount(tx: Tx, before: SubscriptionRow, ranOut = false): Promise<SubscriptionRow> {
+  const keep = ranOut && before.discount?.from !== undefined;
+  const after = await subscriptions.updateSubscription(tx.db, before.id, {
+    discount: null,
+    ...(keep ? { ended_discount: JSON.stringify(before.discount) } : {}),
+  });
   emitChange(tx, before, after);
   return after;
 }

@@ -741,12 +741,13 @@ async function insertInvoice(
   // a credit: a credit is of what was paid (services/prorations.ts creditedPrice), after whatever
   // discount that invoice had, so a discount here would take its share of it a second time (or
   // one it never had: another plan's coupon). Credits then apply up to zero, after the discount.
-  const charged = chargedForDiscount(subscription, lines, pending);
+  const discounted = discountOfPeriod(subscription, period, kind);
+  const charged = chargedForDiscount(discounted, lines, pending);
   const discount =
-    discounts !== 'percentage' || subscription.discount?.percent_off != null
+    discounts !== 'percentage' || discounted.discount?.percent_off != null
       ? await discountLine(
           tx,
-          subscription,
+          discounted,
           period,
           charged,
           typeof discounts === 'object' ? discounts.fixedTaken : 0n,
@@ -758,8 +759,9 @@ async function insertInvoice(
   // and credits never pay what a coupon forgave. At the renewal's time on a test clock (not the
   // time the clock was advanced to): what the credits pay must not depend on how far the clock
   // went in one step.
-  const discounted = discount && forDiscountedPlan(subscription) ? -parseSignedAmount(discount.amount) : 0n;
-  const shares = usageShares(lines, discounted, charged);
+  const discountedAmount =
+    discount && forDiscountedPlan(discounted) ? -parseSignedAmount(discount.amount) : 0n;
+  const shares = usageShares(lines, discountedAmount, charged);
   const payment = await payUsageFromWallets(
     tx,
     subscription,
@@ -824,6 +826,22 @@ async function insertInvoice(
   return { kind: 'created', invoice: created, customer: user };
 }
 
+/**
+ * The subscription as its discount stands for a `kind` invoice of `period`: with the repeating
+ * discount that ran out (`ended_discount`) when the period is one of its months, invoiced again
+ * after a void; as it is otherwise.
+ */
+function discountOfPeriod(
+  subscription: SubscriptionRow,
+  period: { start: string },
+  kind: 'period' | 'proration',
+): SubscriptionRow {
+  const ended = subscription.ended_discount;
+  if (kind !== 'period' || ended?.from === undefined || ended.end === null) return subscription;
+  const inMonths = period.start >= ended.from && new Date(`${period.start}T00:00:00Z`) < new Date(ended.end);
+  return inMonths ? { ...subscription, discount: ended } : subscription;
+}
+
 /** Whether the subscription's discount reduces its own plan's price and usage (chargedForDiscount). */
 const forDiscountedPlan = (subscription: SubscriptionRow) => {
   const planIds = subscription.discount?.plan_ids ?? [];
@@ -885,7 +903,7 @@ async function discountLine(
     subtotal,
     periodInvoice,
   );
-  if (verdict.kind === 'ended') await endDiscount(tx, subscription);
+  if (verdict.kind === 'ended') await endDiscount(tx, subscription, true);
   if (verdict.kind !== 'applies') return undefined;
   const left = discount.amount_off === null ? verdict.amount : parseAmount(discount.amount_off) - fixedTaken;
   const amount = left < verdict.amount ? left : verdict.amount;

@@ -129,6 +129,47 @@ describe('a repeating coupon', () => {
     ]);
   });
 
+  it('reduces one of its months invoiced again after a void once a renewal removed it (retest5 #3)', async () => {
+    const s = await subscribed('2026-01-01T00:00:00Z', {
+      start_date: '2026-01-01',
+      coupon_id: await repeating(3),
+    });
+    await s.advance('2026-04-05T00:00:00Z');
+    const removed = await t.api.get(`/api/v1/subscriptions/${s.sub.id}`);
+    expect((removed.body as Subscription).discount).toBeNull();
+    const list = await t.api.get('/api/v1/invoices').query({ subscription_id: s.sub.id });
+    const march = (list.body as Schemas['InvoiceList']).data.find((i) => i.period_start === '2026-03-01')!;
+    await s.send('post', `/api/v1/invoices/${march.id}/void`, {});
+    const again = await s.backBill('2026-03-10');
+    expect(again.lines.find((l) => l.type === 'discount')?.amount).toBe('-10.00');
+    // Not a month of it: April, voided and invoiced again, stays at full price.
+    const april = (list.body as Schemas['InvoiceList']).data.find((i) => i.period_start === '2026-04-01')!;
+    await s.send('post', `/api/v1/invoices/${april.id}/void`, {});
+    await s.backBill('2026-04-10');
+    expect(await s.discounts()).toEqual([
+      ['2026-01-01', '-10.00'],
+      ['2026-02-01', '-10.00'],
+      ['2026-03-01', '-10.00'],
+      ['2026-04-01', null],
+    ]);
+  });
+
+  it('removed by hand before its end reduces none of its months invoiced again after a void', async () => {
+    const s = await subscribed('2026-01-01T00:00:00Z', {
+      start_date: '2026-01-01',
+      coupon_id: await repeating(3),
+    });
+    await s.advance('2026-02-15T00:00:00Z');
+    const removed = await t.api.delete(`/api/v1/subscriptions/${s.sub.id}/discount`);
+    expect(removed.status, removed.text).toBe(200);
+    const list = await t.api.get('/api/v1/invoices').query({ subscription_id: s.sub.id });
+    const february = (list.body as Schemas['InvoiceList']).data.find((i) => i.period_start === '2026-02-01')!;
+    expect(february.lines.find((l) => l.type === 'discount')?.amount).toBe('-10.00');
+    await s.send('post', `/api/v1/invoices/${february.id}/void`, {});
+    const again = await s.backBill('2026-02-10');
+    expect(again.lines.some((l) => l.type === 'discount')).toBe(false);
+  });
+
   for (const [moved, expected] of [
     [
       '2026-04-15',
