@@ -17,6 +17,16 @@ function sealOf(req: Caller, payload: string): string {
   return createHash('sha256').update(`${owner}\n${payload}`).digest('base64url').slice(0, 8);
 }
 
+/**
+ * A cursor's text, from its base64url as this API writes it (no padding); '' for any other
+ * spelling of it (padded, standard base64, a trailing character the decoder would drop): an
+ * edited cursor is refused even when it decodes to the same text.
+ */
+export function cursorText(cursor: string): string {
+  const text = Buffer.from(cursor, 'base64url').toString('utf8');
+  return Buffer.from(text, 'utf8').toString('base64url') === cursor ? text : '';
+}
+
 /** `<version>:<seal>:<payload>`, base64url. */
 export function sealCursor(req: Caller, version: string, payload: string): string {
   return Buffer.from(`${version}:${sealOf(req, payload)}:${payload}`).toString('base64url');
@@ -63,7 +73,7 @@ export function encodeCursor(req: ListRequest, lastId: string): string {
  */
 export function decodeCursor(req: ListRequest, cursor: string | undefined): string | undefined {
   if (cursor === undefined) return undefined;
-  const decoded = Buffer.from(cursor, 'base64url').toString('utf8');
+  const decoded = cursorText(cursor);
   const legacy = decoded.startsWith('v1:') || decoded.startsWith('v2:');
   const text = legacy ? decoded : `v3:${unsealCursor(req, 'v3', decoded) ?? ''}`;
   const prefix = text.startsWith('v1:')

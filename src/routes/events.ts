@@ -1,7 +1,7 @@
 import { type Request, Router } from 'express';
 import type { Query, Schemas } from '../contract.js';
 import { actorOf } from '../http/authenticate.js';
-import { sealCursor, unsealCursor } from '../http/pagination.js';
+import { cursorText, sealCursor, unsealCursor } from '../http/pagination.js';
 import { ProblemError } from '../http/problems.js';
 import { toEventResponse } from '../responses/events.js';
 import type { ServiceContext } from '../services/context.js';
@@ -24,7 +24,7 @@ function decodePosition(
   subscriptionId?: string,
 ): { xid: string; seq: string } | undefined {
   if (cursor === undefined) return undefined;
-  const decoded = Buffer.from(cursor, 'base64url').toString('utf8');
+  const decoded = cursorText(cursor);
   const text = decoded.startsWith('e1:') ? decoded : `e2:${unsealCursor(req, 'e2', decoded) ?? ''}`;
   const prefix = prefixOf(text.startsWith('e1:') ? 'e1:' : 'e2:', subscriptionId);
   const match = text.startsWith(prefix) ? /^(\d{1,20}):(\d{1,20})$/.exec(text.slice(prefix.length)) : null;

@@ -1,7 +1,7 @@
 import { type Request, Router } from 'express';
 import type { Query } from '../contract.js';
 import { actorOf } from '../http/authenticate.js';
-import { sealCursor, unsealCursor } from '../http/pagination.js';
+import { cursorText, sealCursor, unsealCursor } from '../http/pagination.js';
 import { badRequest, ProblemError } from '../http/problems.js';
 import type { ServiceContext } from '../services/context.js';
 import * as margins from '../services/usage-margin.js';
@@ -33,7 +33,7 @@ function decodeAfter(
   cursor: string | undefined,
 ): PageKey | undefined {
   if (cursor === undefined) return undefined;
-  const payload = unsealCursor(req, 'm1', Buffer.from(cursor, 'base64url').toString('utf8'));
+  const payload = unsealCursor(req, 'm1', cursorText(cursor));
   const prefix = `${groupBy}:`;
   let key: unknown;
   if (payload?.startsWith(prefix)) {

@@ -285,6 +285,18 @@ describe('every change is an event', () => {
         400,
         'invalid-cursor',
       );
+      // Other spellings of the same text are edits too: padded, standard base64, a character
+      // more that the decoder would drop (input5 #1).
+      const standard = Buffer.from(text).toString('base64');
+      for (const spelling of [
+        `${cursor}==`,
+        `${cursor}=`,
+        `${cursor}A`,
+        standard.replace(/=+$/, '') + '==',
+      ]) {
+        if (spelling === cursor) continue;
+        expectProblem(await b.api.get(path).query({ cursor: spelling }), 400, 'invalid-cursor');
+      }
     }
   });
 
