@@ -284,8 +284,26 @@ function fromBodyParserError(error: {
   }
 }
 
-/** The problem an error is, if it is one a client caused (`query`: the request's, to explain it). */
-export function toProblem(error: unknown, query?: Record<string, unknown>): ProblemError | undefined {
+/**
+ * The body's dates (top-level fields holding a date or a timestamp) on or after `day`: those that
+ * put a billing period past the calendar, which begins on or before them.
+ */
+function datesFrom(body: unknown, day: string): string[] {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) return [];
+  return Object.entries(body as Record<string, unknown>).flatMap(([field, value]) =>
+    typeof value === 'string' && /^\d{4}-\d{2}-\d{2}/.test(value) && value.slice(0, 10) >= day ? [field] : [],
+  );
+}
+
+/**
+ * The problem an error is, if it is one a client caused (`query` and `body`: the request's, to
+ * explain it).
+ */
+export function toProblem(
+  error: unknown,
+  query?: Record<string, unknown>,
+  body?: unknown,
+): ProblemError | undefined {
   if (error instanceof ProblemError) return error;
   if (isValidatorError(error)) return fromValidatorError(error, query);
   // body-parser's errors name their kind in `type`; its socket errors must not pass for the database's.
@@ -336,8 +354,16 @@ export function toProblem(error: unknown, query?: Record<string, unknown>): Prob
     );
   }
   if (error instanceof PeriodBeyondCalendarError) {
+    const fields = datesFrom(body, error.period.start);
     return unprocessable(
-      `${error.message}: dates in this API have four-digit years. Choose an earlier date or a shorter interval.`,
+      `${fields.length > 0 ? `${fields.join(', ')}: ` : ''}${error.message}: dates in this API have four-digit years. Choose an earlier date or a shorter interval.`,
+      fields.length > 0
+        ? fields.map((field) => ({
+            location: 'body' as const,
+            field: `/${field}`,
+            message: `${error.message} (dates have four-digit years)`,
+          }))
+        : undefined,
     );
   }
   if (error instanceof MrrRangeError) {
@@ -387,7 +413,7 @@ export function problemHandler(logger: Logger): ErrorRequestHandler {
     }
     if (error instanceof IdempotencyStop && error.stop.kind === 'replay')
       return sendStored(res, error.stop.reply);
-    const problem = toProblem(error, req.query);
+    const problem = toProblem(error, req.query, req.body);
     if (!problem) {
       // Unknown: log everything, tell the client nothing it could use against us.
       logger.error(
