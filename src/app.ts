@@ -19,6 +19,7 @@ import { limitConcurrentWrites, type Turns, WriteTurns, writeTurn } from './http
 import { observe } from './http/observe.js';
 import { notFoundHandler, problemHandler } from './http/problems.js';
 import { rejectRepeatedHeaders } from './http/repeated-headers.js';
+import { refuseUnknownRoutes } from './http/unknown-routes.js';
 import { rateLimitPerKey } from './http/rate-limit.js';
 import { setSecurityHeaders } from './http/security-headers.js';
 import { refuseInvalidUtf8, rejectBadText } from './http/text.js';
@@ -166,6 +167,8 @@ export function createApp({
   // Who is calling comes before what they sent: without a valid key and scope, the body is never
   // read, so a caller learns nothing about the API (no 400, 413 or 415 before the 401).
   app.use(authenticate(ctx, platformAdminKey));
+  // A route the contract does not have is 404 (or 405) before its body is read, as a bad key is 401.
+  app.use(refuseUnknownRoutes);
   app.use(rateLimitPerKey(rateLimitPerMinute, new SharedRateLimitStore(ctx, rateLimitSyncMs)));
   app.use(rejectRepeatedHeaders);
   // Admitted requests that write run a few at a time (http/write-gate.ts); tests run unbounded.

@@ -71,9 +71,10 @@ export const requireDeclaredMediaType: RequestHandler = (req, _res, next) => {
     throw noBody(req);
   }
   if (!req.is(accepted)) {
-    const sent = req.get('content-type');
+    // The media type alone ('' for a header with parameters only, as `;;;`).
+    const sent = req.get('content-type')?.split(';')[0]!.trim();
     throw unsupported(
-      `${sent ? `The body is ${sent.split(';')[0]!.trim()}` : 'The body has no Content-Type'}: ` +
+      `${sent ? `The body is ${sent}` : sent === '' ? "The body's Content-Type names no media type" : 'The body has no Content-Type'}: ` +
         `send it as ${accepted.join(' or ')}.`,
     );
   }

@@ -68,7 +68,7 @@ export const preconditionFailed = (resource: string, current: number) =>
   new ProblemError(
     412,
     'precondition-failed',
-    `The ${resource} is at version ${current}, not the one If-Match names: read it again and retry.`,
+    `The ${resource} ${resource.endsWith('settings') ? 'are' : 'is'} at version ${current}, not the one If-Match names: read it again and retry.`,
     undefined,
     { ETag: `"${current}"` },
   );

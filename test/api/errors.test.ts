@@ -1,6 +1,7 @@
 // Requests that never reach a handler still get RFC 9457 problems, and write nothing.
 import http from 'node:http';
 import zlib from 'node:zlib';
+import type supertest from 'supertest';
 import { describe, expect, it } from 'vitest';
 import type { Schemas } from '../../src/contract.js';
 import { operations } from '../../src/operations.js';
@@ -133,8 +134,16 @@ describe('bad requests before any handler', () => {
       .set('Content-Type', 'text/plain')
       .send('name=A&email=a@b.c');
     expectProblem(res, 415, 'unsupported-media-type');
+    expect((res.body as { detail: string }).detail).toBe(
+      'The body is text/plain: send it as application/json.',
+    );
     const form = await ctx.api.post('/api/v1/features').type('form').send({ name: 'x' });
     expectProblem(form, 415, 'unsupported-media-type');
+    // Parameters only: no media type to name (input5 #5).
+    const none = await ctx.api.post('/api/v1/features').set('Content-Type', ';;;').send('{"name":"x"}');
+    expect(expectProblem(none, 415, 'unsupported-media-type').detail).toBe(
+      "The body's Content-Type names no media type: send it as application/json.",
+    );
     expect(await fingerprint(ctx.db)).toEqual(before);
   });
 
@@ -359,6 +368,19 @@ describe('more bad requests', () => {
     const res = await ctx.api.put('/api/v1/users');
     expectProblem(res, 405, 'method-not-allowed');
     expect(res.headers.allow).toBe('GET, HEAD, POST');
+  });
+
+  it('answers an unknown route or method before reading the body (input5 #4)', async () => {
+    const bad = (req: supertest.Test) => req.set('Content-Type', 'application/json').send('{bad');
+    expectProblem(await bad(ctx.api.post('/api/v1/nope')), 404, 'not-found');
+    expectProblem(await bad(ctx.anonymous.post('/api/v1/nope')), 404, 'not-found');
+    expectProblem(await ctx.api.post('/api/v1/nope').send({ text: 'x'.repeat(300_000) }), 404, 'not-found');
+    const wrong = await bad(ctx.api.delete('/api/v1/users'));
+    expectProblem(wrong, 405, 'method-not-allowed');
+    expect(wrong.headers.allow).toBe('GET, HEAD, POST');
+    expect((await ctx.api.delete('/api/v1/users').set('Content-Type', 'text/plain').send('x')).status).toBe(
+      405,
+    );
   });
 
   it('logged no unexpected error in this file', () => {

@@ -156,7 +156,7 @@ describe('billing settings', () => {
       422,
       'unprocessable',
     );
-    expectProblem(
+    const stale = expectProblem(
       await t.api
         .put('/api/v1/billing-settings')
         .set('If-Match', '"9"')
@@ -164,6 +164,7 @@ describe('billing settings', () => {
       412,
       'precondition-failed',
     );
+    expect(stale.detail).toMatch(/^The billing settings are at version \d+, not the one If-Match names/);
     const other = await ctx.newTenant();
     const changed = await other.api
       .put('/api/v1/billing-settings')
