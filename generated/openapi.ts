@@ -1316,7 +1316,8 @@ export interface paths {
          *     and is not credited in full),
          *     in the month they were made. Drafts and voided
          *     invoices are left out; those of subscriptions on test clocks are in, at their clock dates
-         *     (unlike the metrics). At most 120 months.
+         *     (unlike the metrics). At most 120 months: a `to` before `from`, or more than 120 months,
+         *     is 400 (`validation-error`, naming `to`).
          */
         get: operations["getTaxReport"];
         put?: never;
@@ -1725,7 +1726,8 @@ export interface paths {
          *     before), `expansion`, `contraction` or `churn` (to zero), with contraction and churn
          *     amounts negative, so that `starting_mrr` + the movements = `mrr` exactly. The filters
          *     combine. A `to` after the current
-         *     month, a `from` after `to` or more than 120 months is 422.
+         *     month, a `from` after `to` or more than 120 months is 400 (`validation-error`, naming the
+         *     parameter), as every query that cannot be answered as asked is.
          */
         get: operations["getMrrMetrics"];
         put?: never;
@@ -11097,7 +11099,6 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             409: components["responses"]["Conflict"];
             415: components["responses"]["UnsupportedMediaType"];
-            422: components["responses"]["Unprocessable"];
             429: components["responses"]["TooManyRequests"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -11165,7 +11166,6 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             409: components["responses"]["Conflict"];
             415: components["responses"]["UnsupportedMediaType"];
-            422: components["responses"]["Unprocessable"];
             429: components["responses"]["TooManyRequests"];
             503: components["responses"]["ServiceUnavailable"];
         };

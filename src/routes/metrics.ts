@@ -1,7 +1,7 @@
 import { Router } from 'express';
 import type { Query, Schemas } from '../contract.js';
 import { actorOf } from '../http/authenticate.js';
-import { unprocessable } from '../http/problems.js';
+import { badRequest } from '../http/problems.js';
 import type { ServiceContext } from '../services/context.js';
 import * as metrics from '../services/metrics.js';
 
@@ -16,7 +16,8 @@ export function metricsRouter(ctx: ServiceContext): Router {
     const filter: metrics.MetricsFilter = { planId, featureId, region: query.region };
     const outcome = await metrics.getMetrics(ctx, actor, filter, query);
     if (outcome.kind === 'invalid') {
-      throw unprocessable(
+      // A query that cannot be answered as asked: 400, as the reports' and analytics' windows.
+      throw badRequest(
         outcome.errors.map((e) => `${e.field} ${e.message}`).join('; ') + '.',
         outcome.errors.map((e) => ({ location: 'query' as const, ...e })),
       );

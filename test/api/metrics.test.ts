@@ -712,9 +712,9 @@ describe('GET /api/v1/metrics/mrr and /churn', () => {
     [{ from: '2026-05', to: '2026-04' }, 'from'],
     [{ from: '2000-01', to: '2026-01' }, 'from'],
     [{ to: '2999-01' }, 'to'],
-  ])('refuses the window %j with 422 naming %s', async (query, field) => {
+  ])('refuses the window %j with 400 naming %s', async (query, field) => {
     for (const path of ['/api/v1/metrics/mrr', '/api/v1/metrics/churn']) {
-      const problem = expectProblem(await ctx.api.get(path).query(query), 422, 'unprocessable');
+      const problem = expectProblem(await ctx.api.get(path).query(query), 400, 'validation-error');
       expect(problem.errors).toEqual([expect.objectContaining({ location: 'query', field })]);
     }
   });
