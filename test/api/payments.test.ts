@@ -284,6 +284,17 @@ describe('gateway outcomes and dunning, on a test clock', () => {
       submitted_at: null,
       settled_at: '2026-01-01T00:03:00.000Z',
     });
+    // Its retries are scheduling, which no response shows: the version moved once, with the one
+    // event that says why (ops5 #2).
+    const history = (
+      (await t.api.get('/api/v1/events').query({ resource_id: timedOut!.id, limit: 100 }))
+        .body as Schemas['EventList']
+    ).data;
+    expect(history.map((e) => [e.type, (e.data as unknown as { version: number }).version])).toEqual([
+      ['payment.created', 1],
+      ['payment.failed', 2],
+    ]);
+    expect(timedOut!.version).toBe(2);
     // Both renewals failed: dunning has begun.
     expect([await statusOf(t, declined.id), await statusOf(t, silent.id)]).toEqual(['past_due', 'past_due']);
   });
