@@ -18,46 +18,60 @@ insert into "events" ("type", "resource_type", "resource_id", "actor", "request_
 with candidates as (
       -- Retries on request: whatever the endpoint's backoff, but one per endpoint a claim and
       -- within its limit in flight, so that many at once do not flood one endpoint (or every slot).
-      select r.tenant_id, r.id, r.next_attempt_at, true as requested from (
-        select distinct on (x.tenant_id, x.endpoint_id) x.tenant_id, x.id, x.next_attempt_at from (
-          select d.tenant_id, d.id, d.endpoint_id, d.next_attempt_at, w.consecutive_failures
+      select r.tenant_id, r.id, r.endpoint_id, r.next_attempt_at, true as requested, r.budget from (
+        select distinct on (x.tenant_id, x.endpoint_id) x.tenant_id, x.id, x.endpoint_id, x.next_attempt_at,
+          x.budget from (
+          select d.tenant_id, d.id, d.endpoint_id, d.next_attempt_at,
+            case when w.consecutive_failures > 0 then 1 else $1::int end - (
+              select count(*) from webhook_deliveries l
+              where l.tenant_id = d.tenant_id and l.endpoint_id = d.endpoint_id
+                and l.leased_until is not null and l.leased_until > now()) as budget
           from webhook_deliveries d
           join webhook_endpoints w on w.tenant_id = d.tenant_id and w.id = d.endpoint_id
           where d.retry_requested and d.status = 'pending' and d.next_attempt_at <= now()
             and (d.leased_until is null or d.leased_until <= now())
             and w.status = 'enabled'
           order by d.next_attempt_at
-          limit $1
+          limit $2
           for update of d skip locked
         ) x
-        where (select count(*) from webhook_deliveries l
-               where l.tenant_id = x.tenant_id and l.endpoint_id = x.endpoint_id
-                 and l.leased_until is not null and l.leased_until > now())
-              < case when x.consecutive_failures > 0 then 1 else $2::int end
+        where x.budget > 0
         order by x.tenant_id, x.endpoint_id, x.next_attempt_at
       ) r
       union all
-      select d.tenant_id, d.id, d.next_attempt_at, false from webhook_endpoints w
+      select d.tenant_id, d.id, w.id, d.next_attempt_at, false, b.budget from webhook_endpoints w
+      -- Less what is in flight to it already (claims of this dispatcher or another).
+      cross join lateral (
+        select greatest(0, case when w.consecutive_failures > 0 then 1 else $3::int end - (
+          select count(*) from webhook_deliveries l
+          where l.tenant_id = w.tenant_id and l.endpoint_id = w.id
+            and l.leased_until is not null and l.leased_until > now())) as budget
+      ) b
       cross join lateral (
         select d.tenant_id, d.id, d.next_attempt_at from webhook_deliveries d
         where d.tenant_id = w.tenant_id and d.endpoint_id = w.id
           and d.status = 'pending' and d.next_attempt_at <= now()
           and (d.leased_until is null or d.leased_until <= now())
         order by d.next_attempt_at
-        -- Less what is in flight to it already (claims of this dispatcher or another).
-        limit greatest(0, case when w.consecutive_failures > 0 then 1 else $3::int end - (
-          select count(*) from webhook_deliveries l
-          where l.tenant_id = w.tenant_id and l.endpoint_id = w.id
-            and l.leased_until is not null and l.leased_until > now()))
+        limit b.budget
         for update of d skip locked
       ) d
       where w.status = 'enabled' and (w.retry_at is null or w.retry_at <= now())
     ),
-    due as (
-      select tenant_id, id from (
-        select distinct on (tenant_id, id) tenant_id, id, next_attempt_at, requested from candidates
+    -- Each endpoint's candidates, the one requested first, within its budget: the two parts
+    -- each keep to it, and together they took one more (a 6th attempt in flight, or a second
+    -- alongside a failing endpoint's probe).
+    ranked as (
+      select c.*, row_number() over (
+        partition by c.tenant_id, c.endpoint_id order by c.requested desc, c.next_attempt_at, c.id) as n
+      from (
+        select distinct on (tenant_id, id) * from candidates
         order by tenant_id, id, requested desc
       ) c
+    ),
+    due as (
+      select tenant_id, id from ranked
+      where n <= budget
       order by requested desc, next_attempt_at
       limit $4
     )
@@ -76,46 +90,60 @@ insert into "events" ("type", "resource_type", "resource_id", "actor", "request_
 with candidates as (
       -- Retries on request: whatever the endpoint's backoff, but one per endpoint a claim and
       -- within its limit in flight, so that many at once do not flood one endpoint (or every slot).
-      select r.tenant_id, r.id, r.next_attempt_at, true as requested from (
-        select distinct on (x.tenant_id, x.endpoint_id) x.tenant_id, x.id, x.next_attempt_at from (
-          select d.tenant_id, d.id, d.endpoint_id, d.next_attempt_at, w.consecutive_failures
+      select r.tenant_id, r.id, r.endpoint_id, r.next_attempt_at, true as requested, r.budget from (
+        select distinct on (x.tenant_id, x.endpoint_id) x.tenant_id, x.id, x.endpoint_id, x.next_attempt_at,
+          x.budget from (
+          select d.tenant_id, d.id, d.endpoint_id, d.next_attempt_at,
+            case when w.consecutive_failures > 0 then 1 else $1::int end - (
+              select count(*) from webhook_deliveries l
+              where l.tenant_id = d.tenant_id and l.endpoint_id = d.endpoint_id
+                and l.leased_until is not null and l.leased_until > now()) as budget
           from webhook_deliveries d
           join webhook_endpoints w on w.tenant_id = d.tenant_id and w.id = d.endpoint_id
           where d.retry_requested and d.status = 'pending' and d.next_attempt_at <= now()
             and (d.leased_until is null or d.leased_until <= now())
             and w.status = 'enabled'
           order by d.next_attempt_at
-          limit $1
+          limit $2
           for update of d skip locked
         ) x
-        where (select count(*) from webhook_deliveries l
-               where l.tenant_id = x.tenant_id and l.endpoint_id = x.endpoint_id
-                 and l.leased_until is not null and l.leased_until > now())
-              < case when x.consecutive_failures > 0 then 1 else $2::int end
+        where x.budget > 0
         order by x.tenant_id, x.endpoint_id, x.next_attempt_at
       ) r
       union all
-      select d.tenant_id, d.id, d.next_attempt_at, false from webhook_endpoints w
+      select d.tenant_id, d.id, w.id, d.next_attempt_at, false, b.budget from webhook_endpoints w
+      -- Less what is in flight to it already (claims of this dispatcher or another).
+      cross join lateral (
+        select greatest(0, case when w.consecutive_failures > 0 then 1 else $3::int end - (
+          select count(*) from webhook_deliveries l
+          where l.tenant_id = w.tenant_id and l.endpoint_id = w.id
+            and l.leased_until is not null and l.leased_until > now())) as budget
+      ) b
       cross join lateral (
         select d.tenant_id, d.id, d.next_attempt_at from webhook_deliveries d
         where d.tenant_id = w.tenant_id and d.endpoint_id = w.id
           and d.status = 'pending' and d.next_attempt_at <= now()
           and (d.leased_until is null or d.leased_until <= now())
         order by d.next_attempt_at
-        -- Less what is in flight to it already (claims of this dispatcher or another).
-        limit greatest(0, case when w.consecutive_failures > 0 then 1 else $3::int end - (
-          select count(*) from webhook_deliveries l
-          where l.tenant_id = w.tenant_id and l.endpoint_id = w.id
-            and l.leased_until is not null and l.leased_until > now()))
+        limit b.budget
         for update of d skip locked
       ) d
       where w.status = 'enabled' and (w.retry_at is null or w.retry_at <= now())
     ),
-    due as (
-      select tenant_id, id from (
-        select distinct on (tenant_id, id) tenant_id, id, next_attempt_at, requested from candidates
+    -- Each endpoint's candidates, the one requested first, within its budget: the two parts
+    -- each keep to it, and together they took one more (a 6th attempt in flight, or a second
+    -- alongside a failing endpoint's probe).
+    ranked as (
+      select c.*, row_number() over (
+        partition by c.tenant_id, c.endpoint_id order by c.requested desc, c.next_attempt_at, c.id) as n
+      from (
+        select distinct on (tenant_id, id) * from candidates
         order by tenant_id, id, requested desc
       ) c
+    ),
+    due as (
+      select tenant_id, id from ranked
+      where n <= budget
       order by requested desc, next_attempt_at
       limit $4
     )
@@ -151,46 +179,60 @@ select pg_notify('webhook_deliveries', '1');
 with candidates as (
       -- Retries on request: whatever the endpoint's backoff, but one per endpoint a claim and
       -- within its limit in flight, so that many at once do not flood one endpoint (or every slot).
-      select r.tenant_id, r.id, r.next_attempt_at, true as requested from (
-        select distinct on (x.tenant_id, x.endpoint_id) x.tenant_id, x.id, x.next_attempt_at from (
-          select d.tenant_id, d.id, d.endpoint_id, d.next_attempt_at, w.consecutive_failures
+      select r.tenant_id, r.id, r.endpoint_id, r.next_attempt_at, true as requested, r.budget from (
+        select distinct on (x.tenant_id, x.endpoint_id) x.tenant_id, x.id, x.endpoint_id, x.next_attempt_at,
+          x.budget from (
+          select d.tenant_id, d.id, d.endpoint_id, d.next_attempt_at,
+            case when w.consecutive_failures > 0 then 1 else $1::int end - (
+              select count(*) from webhook_deliveries l
+              where l.tenant_id = d.tenant_id and l.endpoint_id = d.endpoint_id
+                and l.leased_until is not null and l.leased_until > now()) as budget
           from webhook_deliveries d
           join webhook_endpoints w on w.tenant_id = d.tenant_id and w.id = d.endpoint_id
           where d.retry_requested and d.status = 'pending' and d.next_attempt_at <= now()
             and (d.leased_until is null or d.leased_until <= now())
             and w.status = 'enabled'
           order by d.next_attempt_at
-          limit $1
+          limit $2
           for update of d skip locked
         ) x
-        where (select count(*) from webhook_deliveries l
-               where l.tenant_id = x.tenant_id and l.endpoint_id = x.endpoint_id
-                 and l.leased_until is not null and l.leased_until > now())
-              < case when x.consecutive_failures > 0 then 1 else $2::int end
+        where x.budget > 0
         order by x.tenant_id, x.endpoint_id, x.next_attempt_at
       ) r
       union all
-      select d.tenant_id, d.id, d.next_attempt_at, false from webhook_endpoints w
+      select d.tenant_id, d.id, w.id, d.next_attempt_at, false, b.budget from webhook_endpoints w
+      -- Less what is in flight to it already (claims of this dispatcher or another).
+      cross join lateral (
+        select greatest(0, case when w.consecutive_failures > 0 then 1 else $3::int end - (
+          select count(*) from webhook_deliveries l
+          where l.tenant_id = w.tenant_id and l.endpoint_id = w.id
+            and l.leased_until is not null and l.leased_until > now())) as budget
+      ) b
       cross join lateral (
         select d.tenant_id, d.id, d.next_attempt_at from webhook_deliveries d
         where d.tenant_id = w.tenant_id and d.endpoint_id = w.id
           and d.status = 'pending' and d.next_attempt_at <= now()
           and (d.leased_until is null or d.leased_until <= now())
         order by d.next_attempt_at
-        -- Less what is in flight to it already (claims of this dispatcher or another).
-        limit greatest(0, case when w.consecutive_failures > 0 then 1 else $3::int end - (
-          select count(*) from webhook_deliveries l
-          where l.tenant_id = w.tenant_id and l.endpoint_id = w.id
-            and l.leased_until is not null and l.leased_until > now()))
+        limit b.budget
         for update of d skip locked
       ) d
       where w.status = 'enabled' and (w.retry_at is null or w.retry_at <= now())
     ),
-    due as (
-      select tenant_id, id from (
-        select distinct on (tenant_id, id) tenant_id, id, next_attempt_at, requested from candidates
+    -- Each endpoint's candidates, the one requested first, within its budget: the two parts
+    -- each keep to it, and together they took one more (a 6th attempt in flight, or a second
+    -- alongside a failing endpoint's probe).
+    ranked as (
+      select c.*, row_number() over (
+        partition by c.tenant_id, c.endpoint_id order by c.requested desc, c.next_attempt_at, c.id) as n
+      from (
+        select distinct on (tenant_id, id) * from candidates
         order by tenant_id, id, requested desc
       ) c
+    ),
+    due as (
+      select tenant_id, id from ranked
+      where n <= budget
       order by requested desc, next_attempt_at
       limit $4
     )
@@ -239,46 +281,60 @@ insert into "events" ("type", "resource_type", "resource_id", "actor", "request_
 with candidates as (
       -- Retries on request: whatever the endpoint's backoff, but one per endpoint a claim and
       -- within its limit in flight, so that many at once do not flood one endpoint (or every slot).
-      select r.tenant_id, r.id, r.next_attempt_at, true as requested from (
-        select distinct on (x.tenant_id, x.endpoint_id) x.tenant_id, x.id, x.next_attempt_at from (
-          select d.tenant_id, d.id, d.endpoint_id, d.next_attempt_at, w.consecutive_failures
+      select r.tenant_id, r.id, r.endpoint_id, r.next_attempt_at, true as requested, r.budget from (
+        select distinct on (x.tenant_id, x.endpoint_id) x.tenant_id, x.id, x.endpoint_id, x.next_attempt_at,
+          x.budget from (
+          select d.tenant_id, d.id, d.endpoint_id, d.next_attempt_at,
+            case when w.consecutive_failures > 0 then 1 else $1::int end - (
+              select count(*) from webhook_deliveries l
+              where l.tenant_id = d.tenant_id and l.endpoint_id = d.endpoint_id
+                and l.leased_until is not null and l.leased_until > now()) as budget
           from webhook_deliveries d
           join webhook_endpoints w on w.tenant_id = d.tenant_id and w.id = d.endpoint_id
           where d.retry_requested and d.status = 'pending' and d.next_attempt_at <= now()
             and (d.leased_until is null or d.leased_until <= now())
             and w.status = 'enabled'
           order by d.next_attempt_at
-          limit $1
+          limit $2
           for update of d skip locked
         ) x
-        where (select count(*) from webhook_deliveries l
-               where l.tenant_id = x.tenant_id and l.endpoint_id = x.endpoint_id
-                 and l.leased_until is not null and l.leased_until > now())
-              < case when x.consecutive_failures > 0 then 1 else $2::int end
+        where x.budget > 0
         order by x.tenant_id, x.endpoint_id, x.next_attempt_at
       ) r
       union all
-      select d.tenant_id, d.id, d.next_attempt_at, false from webhook_endpoints w
+      select d.tenant_id, d.id, w.id, d.next_attempt_at, false, b.budget from webhook_endpoints w
+      -- Less what is in flight to it already (claims of this dispatcher or another).
+      cross join lateral (
+        select greatest(0, case when w.consecutive_failures > 0 then 1 else $3::int end - (
+          select count(*) from webhook_deliveries l
+          where l.tenant_id = w.tenant_id and l.endpoint_id = w.id
+            and l.leased_until is not null and l.leased_until > now())) as budget
+      ) b
       cross join lateral (
         select d.tenant_id, d.id, d.next_attempt_at from webhook_deliveries d
         where d.tenant_id = w.tenant_id and d.endpoint_id = w.id
           and d.status = 'pending' and d.next_attempt_at <= now()
           and (d.leased_until is null or d.leased_until <= now())
         order by d.next_attempt_at
-        -- Less what is in flight to it already (claims of this dispatcher or another).
-        limit greatest(0, case when w.consecutive_failures > 0 then 1 else $3::int end - (
-          select count(*) from webhook_deliveries l
-          where l.tenant_id = w.tenant_id and l.endpoint_id = w.id
-            and l.leased_until is not null and l.leased_until > now()))
+        limit b.budget
         for update of d skip locked
       ) d
       where w.status = 'enabled' and (w.retry_at is null or w.retry_at <= now())
     ),
-    due as (
-      select tenant_id, id from (
-        select distinct on (tenant_id, id) tenant_id, id, next_attempt_at, requested from candidates
+    -- Each endpoint's candidates, the one requested first, within its budget: the two parts
+    -- each keep to it, and together they took one more (a 6th attempt in flight, or a second
+    -- alongside a failing endpoint's probe).
+    ranked as (
+      select c.*, row_number() over (
+        partition by c.tenant_id, c.endpoint_id order by c.requested desc, c.next_attempt_at, c.id) as n
+      from (
+        select distinct on (tenant_id, id) * from candidates
         order by tenant_id, id, requested desc
       ) c
+    ),
+    due as (
+      select tenant_id, id from ranked
+      where n <= budget
       order by requested desc, next_attempt_at
       limit $4
     )

@@ -8,6 +8,7 @@ import net from 'node:net';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Schemas } from '../../src/contract.js';
+import { claimDueDeliveries } from '../../src/queries/webhooks.js';
 import { type DeliverOptions, deliverDue, startWebhookDispatcher } from '../../src/webhooks/dispatcher.js';
 import type { LookupFunction } from '../../src/webhooks/ssrf.js';
 import { type TestTenant, useTestApp } from '../helpers/app.js';
@@ -217,6 +218,30 @@ describe('webhook fairness', () => {
     expect(dead.state.requests - started).toBe(1);
     await round;
     expect(await attemptsTo(endpoint.id)).toBe(failed + 1);
+  });
+
+  it('claims no more than the limit in flight with a retry on request among the due (ops5 #1)', async () => {
+    const tenant = await ctx.newTenant();
+    const healthy = await endpointAt(tenant, 'http://receiver.test:9/healthy');
+    await Promise.all(Array.from({ length: 8 }, () => createUser(tenant)));
+    const failing = await endpointAt(tenant, 'http://receiver.test:9/failing');
+    await Promise.all(Array.from({ length: 4 }, () => createUser(tenant)));
+    await sql`update webhook_endpoints set consecutive_failures = 1, retry_at = now() - interval '1 second'
+      where id = ${failing.id}`.execute(ctx.db);
+    // One delivery of each asked to be retried; the others are simply due.
+    for (const endpoint of [healthy, failing])
+      await sql`update webhook_deliveries set retry_requested = true
+        where id = (select id from webhook_deliveries where endpoint_id = ${endpoint.id} order by id desc limit 1)`.execute(
+        ctx.db,
+      );
+    // A 1 ms lease: other files' deliveries this claim takes are free again at once.
+    const claimed = await claimDueDeliveries(ctx.db, 100, 1, 5);
+    const { rows } = await sql<{ endpoint_id: string; n: string }>`
+      select endpoint_id, count(*) as n from webhook_deliveries where id = any(${claimed.map((c) => c.id)}::uuid[])
+      group by endpoint_id`.execute(ctx.db);
+    const byEndpoint = Object.fromEntries(rows.map((r) => [r.endpoint_id, Number(r.n)]));
+    // 5 at most to a healthy endpoint, the probe alone to a failing one: the retry among them.
+    expect([byEndpoint[healthy.id], byEndpoint[failing.id]]).toEqual([5, 1]);
   });
 
   it("sends a healthy delivery while a dead endpoint's attempts wait for their timeout: slots, not rounds", async () => {
