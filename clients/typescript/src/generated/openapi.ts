@@ -2316,7 +2316,8 @@ export interface components {
              *     `refund_to: balance`, and by refunds that failed), which pays the customer's next invoices
              *     when they are issued, after tax (`Invoice.amount_from_balance`). Never below zero. Each
              *     change is an entry of `GET /users/{id}/balance-transactions`, moves the user's `version`,
-             *     and is a `user.updated` event whose `previous` has the balance before.
+             *     and is a `user.updated` event whose `previous` has the balance before. One for all the
+             *     customer's subscriptions, those on a test clock too (simulate with a customer of its own).
              */
             balance: components["schemas"]["MoneyTotal"];
             version: components["schemas"]["Version"];
