@@ -11,9 +11,11 @@ import { describe, expect, it } from 'vitest';
 import {
   backoffMs,
   createClient,
+  pages,
   paginate,
   ProblemError,
   recordUsage,
+  UsageBatchError,
   retryAfterMs,
   verifyWebhook,
   WebhookSignatureError,
@@ -82,6 +84,50 @@ describe('the SDK', () => {
     for await (const event of paginate(api, '/api/v1/events', { params: { query: { limit: 10 } } }))
       events.push(event.type);
     expect(events.filter((type) => type === 'user.created')).toHaveLength(23);
+    // pages() keeps each page's cursor: a walk resumed from one goes on where it was (sdk6 #4).
+    const walked: Array<{ ids: string[]; next: string | null }> = [];
+    for await (const page of pages(api, '/api/v1/users', { params: { query: { limit: 10 } } }))
+      walked.push({ ids: page.data.map((u) => u.id), next: page.next_cursor });
+    expect(walked.map((p) => p.ids.length)).toEqual([10, 10, 3]);
+    const resumed: string[] = [];
+    for await (const user of paginate(api, '/api/v1/users', {
+      params: { query: { limit: 10, cursor: walked[0]!.next! } },
+    }))
+      resumed.push(user.id);
+    expect(resumed).toEqual(seen.slice(10));
+  });
+
+  it('retries a read whose connection is lost while its body arrives (sdk6 #1)', async () => {
+    const t = await ctx.newTenant();
+    const cut = () =>
+      new Response(
+        new ReadableStream({
+          start(controller) {
+            controller.enqueue(new TextEncoder().encode('{"data": [{"id"'));
+            controller.error(new TypeError('terminated'));
+          },
+        }),
+        { status: 200, headers: { 'content-type': 'application/json' } },
+      );
+    const { sent, fetch } = flaky([cut()]);
+    const api = createClient({ baseUrl: await ctx.baseUrl(), apiKey: t.key, retryBaseMs: 1, fetch });
+    const { data } = await api.GET('/api/v1/users');
+    expect(data).toEqual({ data: [], next_cursor: null });
+    expect(sent).toHaveLength(2);
+  });
+
+  it('titles a problem without a body or a status text by its status (sdk6 #5)', async () => {
+    const { fetch } = answering(
+      () =>
+        new Response('<html>Bad gateway</html>', { status: 502, headers: { 'content-type': 'text/html' } }),
+    );
+    const api = createClient({ baseUrl: 'http://api.test', apiKey: 'sk_x', maxRetries: 0, fetch });
+    const error = await api.GET('/api/v1/users').then(
+      () => undefined,
+      (e: unknown) => e as ProblemError,
+    );
+    expect(error).toBeInstanceOf(ProblemError);
+    expect([error!.title, error!.message]).toEqual(['HTTP 502', '502 HTTP 502']);
   });
 
   it('adds one Idempotency-Key to a write and keeps it across retries: the write happens once', async () => {
@@ -327,6 +373,21 @@ describe('the SDK', () => {
     expect(await recordUsage(counting, large)).toMatchObject({ created: 1000, duplicates: 0 });
     expect(sent).toHaveLength(2);
     expect(Math.max(...sent)).toBeLessThanOrEqual(1_048_576);
+
+    // A refused batch says where it starts and what the batches before it recorded (sdk6 #3).
+    const mixed = Array.from({ length: 5 }, (_, i) => ({
+      event_id: `mixed-${i}`,
+      user_id: user!.id,
+      metric: i === 3 ? 'nope' : 'calls',
+    }));
+    const refused = await recordUsage(api, mixed, { batchSize: 2 }).then(
+      () => undefined,
+      (e: unknown) => e as UsageBatchError,
+    );
+    expect(refused).toBeInstanceOf(UsageBatchError);
+    expect(refused).toBeInstanceOf(ProblemError);
+    expect(refused).toMatchObject({ status: 422, batchStart: 2, recorded: { created: 2, duplicates: 0 } });
+    expect(refused!.errors.map((e) => e.field)).toEqual([expect.stringMatching(/^\/events\/1(\/|$)/)]);
   });
 
   it('waits as long as Retry-After says, retries a 429, and never retries a 4xx that will not change', async () => {

@@ -114,7 +114,16 @@ export function retryingFetch(
         await sleep(backoffMs(attempt, options.retryBaseMs, options.maxRetryDelayMs), prepared.signal);
         continue;
       }
-      if (attempt >= options.maxRetries || !(await retryable(response, repeatable))) return read(response);
+      if (attempt >= options.maxRetries || !(await retryable(response, repeatable))) {
+        try {
+          return await read(response);
+        } catch (error) {
+          // The connection was lost while the body arrived: retried as one lost before the headers.
+          if (attempt >= options.maxRetries || prepared.signal.aborted || !repeatable) throw error;
+          await sleep(backoffMs(attempt, options.retryBaseMs, options.maxRetryDelayMs), prepared.signal);
+          continue;
+        }
+      }
       const wait = retryAfterMs(response.headers.get('retry-after'));
       await response.body?.cancel();
       await sleep(

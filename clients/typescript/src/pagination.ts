@@ -39,21 +39,24 @@ export type PaginateOptions<P extends ListPath> = paths[P] extends { get: infer 
 type OptionsArg<P extends ListPath> =
   object extends PaginateOptions<P> ? [init?: PaginateOptions<P>] : [init: PaginateOptions<P>];
 
+/** A page of a list: its items, and the cursor of the next one (null on the last). */
+export interface Page<T> {
+  data: T[];
+  next_cursor: string | null;
+}
+
 /**
- * Every item of a list, in the API's order, fetching pages as you go:
- *
- *   for await (const s of paginate(api, '/api/v1/subscriptions', { params: { query: { status: ['active'] } } }))
- *     console.log(s.id);
- *
- * The event feed ends at its newest event (its cursor never runs out: poll it again later).
+ * Every page of a list, in the API's order, from the `cursor` of its query if it has one: for
+ * resuming where a walk stopped, as a poller of the event feed does (keep the last page's
+ * `next_cursor`, and start from it next time: the feed's never runs out).
  */
-export async function* paginate<P extends ListPath>(
+export async function* pages<P extends ListPath>(
   client: SubscriptionsClient,
   path: P,
   ...[init]: OptionsArg<P>
-): AsyncGenerator<ItemOf<P>, void, undefined> {
-  const options = init as { params?: { query?: object } } | undefined;
-  let cursor: string | undefined;
+): AsyncGenerator<Page<ItemOf<P>>, void, undefined> {
+  const options = init as { params?: { query?: { cursor?: string } } } | undefined;
+  let cursor: string | undefined = options?.params?.query?.cursor;
   for (;;) {
     const params = options?.params ?? {};
     const query = { ...(params.query ?? {}), ...(cursor ? { cursor } : {}) };
@@ -61,11 +64,7 @@ export async function* paginate<P extends ListPath>(
     const get = client.GET as unknown as (
       path: string,
       init: object,
-    ) => Promise<{
-      data?: { data: ItemOf<P>[]; next_cursor: string | null };
-      error?: unknown;
-      response: Response;
-    }>;
+    ) => Promise<{ data?: Page<ItemOf<P>>; error?: unknown; response: Response }>;
     const { data, error, response } = await get(path, { ...options, params: { ...params, query } });
     if (!data) {
       // With throwOnError: false openapi-fetch returns the problem (already read) instead of throwing.
@@ -75,8 +74,30 @@ export async function* paginate<P extends ListPath>(
         typeof error === 'object' && error !== null ? (error as Problem) : undefined,
       );
     }
-    yield* data.data;
+    yield data;
     if (data.data.length === 0 || !data.next_cursor) return;
     cursor = data.next_cursor;
   }
+}
+
+/**
+ * Every item of a list, in the API's order, fetching pages as you go:
+ *
+ *   for await (const s of paginate(api, '/api/v1/subscriptions', { params: { query: { status: ['active'] } } }))
+ *     console.log(s.id);
+ *
+ * The event feed ends at its newest event (its cursor never runs out: to poll it again later
+ * from there, walk it with pages() and keep the last `next_cursor`).
+ */
+export async function* paginate<P extends ListPath>(
+  client: SubscriptionsClient,
+  path: P,
+  ...[init]: OptionsArg<P>
+): AsyncGenerator<ItemOf<P>, void, undefined> {
+  const walk = pages as (
+    client: SubscriptionsClient,
+    path: P,
+    init?: unknown,
+  ) => AsyncGenerator<Page<ItemOf<P>>>;
+  for await (const page of walk(client, path, init)) yield* page.data;
 }

@@ -23,7 +23,8 @@ export class ProblemError extends Error {
   readonly idempotencyKey: string | undefined;
 
   constructor(response: Response, problem: Problem | undefined, idempotencyKey?: string) {
-    const title = problem?.title ?? response.statusText ?? `HTTP ${response.status}`;
+    // `||`: a status text is "" over HTTP/2, and from a proxy that sends none.
+    const title = problem?.title || response.statusText || `HTTP ${response.status}`;
     super(problem?.detail ? `${response.status} ${title}: ${problem.detail}` : `${response.status} ${title}`);
     this.status = response.status;
     this.type = problem?.type ?? 'about:blank';

@@ -3,14 +3,19 @@
 // an event_id the API recorded before answers as a duplicate and is never counted twice.
 import type { SubscriptionsClient } from './client.js';
 import type { components } from './generated/openapi.js';
+import { ProblemError } from './problems.js';
 
 type UsageEventCreate = components['schemas']['UsageEventCreate'];
 type BatchEntry = components['schemas']['UsageEventBatchResult']['data'][number];
 
 export interface RecordUsageResult {
-  /** Events recorded by this call. */
+  /** Events recorded by this call (as the API answered each batch: see `duplicates`). */
   created: number;
-  /** Events whose event_id was recorded already (before, or earlier in this call). */
+  /**
+   * Events whose event_id was recorded already (before, or earlier in this call). A batch the SDK
+   * sent again after a lost answer counts the events its first attempt recorded here: the API
+   * answers them as the duplicates they then are (each is still counted once).
+   */
   duplicates: number;
   /** One entry per event given, in order; `index` is its position in `events`. */
   data: BatchEntry[];
@@ -46,10 +51,28 @@ function batchesOf(events: readonly UsageEventCreate[], batchSize: number): Arra
 }
 
 /**
+ * A batch the API refused (a ProblemError, 422 for an event breaking a rule): its `errors` name
+ * events by their index within the batch (`/events/2`), which starts at `batchStart` in the events
+ * given (so that one is `events[batchStart + 2]`); `recorded` is what the batches before it
+ * recorded. The batches after it were not sent.
+ */
+export class UsageBatchError extends ProblemError {
+  override name = 'UsageBatchError';
+  constructor(
+    refused: ProblemError,
+    /** The index in the events given of the refused batch's first event. */
+    readonly batchStart: number,
+    /** What the batches before it recorded. */
+    readonly recorded: RecordUsageResult,
+  ) {
+    super(refused.response, refused.problem, refused.idempotencyKey);
+  }
+}
+
+/**
  * Records the events, `batchSize` (at most 1,000) at a time, and fewer when they would make a body
- * over 1 MB. A batch the API refuses (422, an event breaking a rule) throws a ProblemError whose
- * `errors` name events by their index within that batch; the batches before it are recorded, the
- * rest are not sent.
+ * over 1 MB. A batch the API refuses throws a UsageBatchError (a ProblemError) that says where
+ * that batch starts and what the batches before it recorded; the rest are not sent.
  */
 export async function recordUsage(
   api: SubscriptionsClient,
@@ -60,9 +83,11 @@ export async function recordUsage(
     throw new RangeError(`batchSize must be an integer from 1 to ${MAX_USAGE_BATCH}`);
   const result: RecordUsageResult = { created: 0, duplicates: 0, data: [] };
   for (const [start, end] of batchesOf(events, batchSize)) {
-    const { data } = await api.POST('/api/v1/usage-events/batch', {
-      body: { events: events.slice(start, end) },
-    });
+    const { data } = await api
+      .POST('/api/v1/usage-events/batch', { body: { events: events.slice(start, end) } })
+      .catch((error: unknown) => {
+        throw error instanceof ProblemError ? new UsageBatchError(error, start, result) : error;
+      });
     if (!data) throw new Error('the API answered a usage batch without a body');
     result.created += data.created;
     result.duplicates += data.duplicates;
