@@ -8,6 +8,7 @@
 // process that runs the worker shows them, and `make worker` serves them itself.
 import { sql } from 'kysely';
 import { Counter, Gauge, register } from 'prom-client';
+import { reportJobEndFailures } from './jobs/job-end-failures.js';
 import PgBoss from 'pg-boss';
 import { type PaymentGateway, simulatedGateway } from './billing/gateway.js';
 import type { Config } from './config.js';
@@ -114,6 +115,7 @@ export async function startWorker(
   options: WorkerOptions,
 ): Promise<RunningWorker> {
   const { jobs } = options;
+  reportJobEndFailures();
   const boss = new PgBoss({
     connectionString: ownerUrl,
     max: 2,
