@@ -54,6 +54,17 @@ export function isDatabaseUnavailable(error: unknown): boolean {
   return UNAVAILABLE_MESSAGES.test(error.message);
 }
 
+/**
+ * PostgreSQL refusing a new connection for good (3D000: the database was dropped or renamed;
+ * class 28: the role or its password changed). At startup that is a configuration error, which
+ * fails at once (database/open.ts); once serving, the server could connect before, so a request
+ * meets the database away: 503, as isDatabaseUnavailable's errors (ops6 #2: these answered 500).
+ */
+export const isConnectionRefused = (error: unknown): boolean => {
+  const state = sqlState(error);
+  return state === '3D000' || (state?.startsWith('28') ?? false);
+};
+
 /** A deadlock or a serialization failure: the transaction was rolled back and may simply run again. */
 export const isTransientConflict = (error: unknown): boolean => {
   const state = sqlState(error);

@@ -3,7 +3,7 @@ import type { ErrorRequestHandler, RequestHandler } from 'express';
 import { error as validatorErrors } from 'express-openapi-validator';
 import pg from 'pg';
 import type { Schemas } from '../contract.js';
-import { isDatabaseUnavailable, isKeyRejected } from '../database/errors.js';
+import { isConnectionRefused, isDatabaseUnavailable, isKeyRejected } from '../database/errors.js';
 import type { Logger } from '../logger.js';
 import { MrrRangeError } from '../analytics/mrr-engine.js';
 import { PeriodBeyondCalendarError } from '../billing/periods.js';
@@ -376,7 +376,7 @@ export function toProblem(
         'there (start and end dates) or deleting subscriptions made by mistake change them.',
     );
   }
-  if (isDatabaseUnavailable(error)) return databaseUnavailable();
+  if (isDatabaseUnavailable(error) || isConnectionRefused(error)) return databaseUnavailable();
   if (isKeyRejected(error)) {
     return new ProblemError(
       401,

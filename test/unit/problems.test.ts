@@ -29,3 +29,23 @@ describe('a database data exception', () => {
     expect(logs.errors).toEqual([expect.objectContaining({ msg: expect.stringContaining('overflowed') })]);
   });
 });
+
+describe('a database that refuses new connections', () => {
+  it.each([
+    ['3D000', 'database "subscriptions" does not exist'],
+    ['28P01', 'password authentication failed for user "subscriptions_app"'],
+    ['57P01', 'terminating connection due to administrator command'],
+  ])('answers %s with 503 and Retry-After, as a database away (ops6 #2)', async (code, message) => {
+    const logs = captureLogs();
+    const app = express();
+    app.get('/thing', () => {
+      const error = new pg.DatabaseError(message, 0, 'error');
+      error.code = code;
+      throw error;
+    });
+    app.use(problemHandler(logs.logger));
+    const res = await supertest(app).get('/thing');
+    expect([res.status, res.headers['retry-after']]).toEqual([503, '5']);
+    expect(JSON.parse(res.text)).toMatchObject({ type: '/problems/service-unavailable' });
+  });
+});
