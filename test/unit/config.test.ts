@@ -24,3 +24,18 @@ describe('CORS_ORIGINS', () => {
       );
   });
 });
+
+describe('integer settings', () => {
+  it('take decimal digits only, not the other spellings a number has in JavaScript (ops6 #5)', () => {
+    expect(loadConfig({ PORT: '40094', WORKERS: '2' })).toMatchObject({ port: 40094, workers: 2 });
+    for (const [name, raw] of [
+      ['PORT', '1e3'],
+      ['PORT', '0x9c9e'],
+      ['PORT', ' 8080'],
+      ['WORKERS', '0x2'],
+      ['WORKERS', '0b10'],
+      ['WORKERS', '2.0'],
+    ] as const)
+      expect(() => loadConfig({ [name]: raw })).toThrow(ConfigError);
+  });
+});
