@@ -23,11 +23,12 @@ runMain(async () => {
   } finally {
     await owner.destroy();
   }
-  const worker = await startWorker(database.url, logger, { jobs: config.jobs, webhooks: config.webhooks });
+  // The metrics port first: a busy one fails the start before any job runs.
   const metrics =
     config.metricsToken === undefined
       ? undefined
       : await startWorkerMetricsServer(config.jobs.metricsPort, config.host, config.metricsToken);
+  const worker = await startWorker(database.url, logger, { jobs: config.jobs, webhooks: config.webhooks });
   logger.info(
     `Subscriptions API worker (pid ${process.pid})` +
       (metrics

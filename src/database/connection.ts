@@ -2,8 +2,13 @@
 import { type CompiledQuery, Kysely, PostgresDialect } from 'kysely';
 import { createHash } from 'node:crypto';
 import pg from 'pg';
+import { createLogger, type Logger } from '../logger.js';
 import { isDatabaseUnavailable } from './errors.js';
 import type { Database } from './schema.js';
+
+let log: Logger | undefined;
+/** The log of connections lost while idle: the process's JSON lines, at LOG_LEVEL. */
+const connectionLog = (): Logger => (log ??= createLogger({ level: process.env.LOG_LEVEL ?? 'info' }));
 
 // `date` columns stay 'YYYY-MM-DD' strings: pg would turn them into Dates at local midnight.
 // numeric (money) and bigint (counts) already arrive as strings, which keeps them exact.
@@ -46,7 +51,10 @@ export function createDb(
   // A connection can die (server restart, shutdown, network). pg emits 'error' on its client even
   // while a query is running, and an 'error' event without a listener crashes the process; the
   // running query fails with the same error, which answers 503, so these listeners only report.
-  pool.on('error', (error) => console.error(`idle database connection lost: ${error.message}`));
+  // A JSON line, as every log line is (ops6 #4: it was plain text on stderr).
+  pool.on('error', (error) =>
+    connectionLog().warn({ err: { message: error.message } }, 'idle database connection lost'),
+  );
   pool.on('connect', (client) => {
     client.on('error', () => {});
   });

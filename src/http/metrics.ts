@@ -19,6 +19,7 @@ import { sameKey } from '../auth/keys.js';
 import { bearerToken } from './bearer.js';
 import { problemBody, ProblemError, type ProblemType } from './problems.js';
 import { SECURITY_HEADERS } from './security-headers.js';
+import { listen } from './server.js';
 
 export interface PoolStats {
   total: number;
@@ -185,10 +186,8 @@ export async function startWorkerMetricsServer(
           .end(JSON.stringify({ type: 'about:blank', title: 'Internal Server Error', status: 500 })),
     );
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => resolve());
-  });
+  // A busy port is one line naming the setting, not a stack trace (ops6 #6).
+  await listen(server, port, host, 'HOST, WORKER_METRICS_PORT');
   return {
     port: (server.address() as { port: number }).port,
     close: () => new Promise((resolve) => server.close(() => resolve())),

@@ -121,11 +121,19 @@ export function createHttpServer(app: Express): http.Server {
   return server;
 }
 
-/** Listens, or fails with one line naming the setting: a busy port must not look like a start. */
-export function listen(server: http.Server, port: number, host: string): Promise<void> {
+/**
+ * Listens, or fails with one line naming the settings (`settings`): a busy port must not look
+ * like a start.
+ */
+export function listen(
+  server: http.Server,
+  port: number,
+  host: string,
+  settings = 'HOST, PORT',
+): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once('error', (error: NodeJS.ErrnoException) => {
-      const where = `${host}:${port} (HOST, PORT)`;
+      const where = `${host}:${port} (${settings})`;
       const reason =
         error.code === 'EADDRINUSE'
           ? `${where} is already in use: is another instance running?`

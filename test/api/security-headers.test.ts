@@ -3,6 +3,7 @@
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startWorkerMetricsServer } from '../../src/http/metrics.js';
+import { StartupError } from '../../src/startup.js';
 import { useTestApp } from '../helpers/app.js';
 
 const ctx = useTestApp();
@@ -86,6 +87,14 @@ describe("the worker's metrics server", () => {
     base = `http://127.0.0.1:${server.port}`;
   });
   afterAll(() => server.close());
+
+  it('refuses a busy port in one line naming the setting, not with a stack (ops6 #6)', async () => {
+    await expect(startWorkerMetricsServer(server.port, '127.0.0.1', METRICS_TOKEN)).rejects.toThrow(
+      new StartupError(
+        `127.0.0.1:${server.port} (HOST, WORKER_METRICS_PORT) is already in use: is another instance running?`,
+      ),
+    );
+  });
 
   it('puts the security headers on every response', async () => {
     const cases: Array<[string, () => Promise<Response>, number]> = [
