@@ -15,6 +15,7 @@ insert into "webhook_endpoints" ("url", "description", "enabled_events", "secret
 -- updateWebhookEndpoint
 insert into "webhook_endpoints" ("url", "description", "enabled_events", "secret") values ($1, $2, $3, $4) returning "id", "url", "description", "enabled_events", "status", "disabled_reason", "previous_secret_expires_at", "version", "created_at", "updated_at";
 insert into "events" ("type", "resource_type", "resource_id", "actor", "request_id", "data", "previous", "occurred_at") values ($1, $2, $3, $4, $5, $6, $7, clock_timestamp());
+select pg_advisory_xact_lock(hashtext('subscriptions-api:webhook-claim'));
 with candidates as (
       -- Retries on request: whatever the endpoint's backoff, but one per endpoint a claim and
       -- within its limit in flight, so that many at once do not flood one endpoint (or every slot).
@@ -87,6 +88,7 @@ update "webhook_endpoints" set "status" = $1, "disabled_reason" = $2, "updated_a
 -- currentSecret
 insert into "webhook_endpoints" ("url", "description", "enabled_events", "secret") values ($1, $2, $3, $4) returning "id", "url", "description", "enabled_events", "status", "disabled_reason", "previous_secret_expires_at", "version", "created_at", "updated_at";
 insert into "events" ("type", "resource_type", "resource_id", "actor", "request_id", "data", "previous", "occurred_at") values ($1, $2, $3, $4, $5, $6, $7, clock_timestamp());
+select pg_advisory_xact_lock(hashtext('subscriptions-api:webhook-claim'));
 with candidates as (
       -- Retries on request: whatever the endpoint's backoff, but one per endpoint a claim and
       -- within its limit in flight, so that many at once do not flood one endpoint (or every slot).
@@ -176,6 +178,7 @@ update "webhook_deliveries" set "status" = $1, "next_attempt_at" = now(), "retry
 select pg_notify('webhook_deliveries', '1');
 
 -- claimDueDeliveries
+select pg_advisory_xact_lock(hashtext('subscriptions-api:webhook-claim'));
 with candidates as (
       -- Retries on request: whatever the endpoint's backoff, but one per endpoint a claim and
       -- within its limit in flight, so that many at once do not flood one endpoint (or every slot).
@@ -278,6 +281,7 @@ select "d"."id", "d"."endpoint_id", "d"."event_id", "d"."event_type", "d"."statu
 -- recordAttempt
 insert into "webhook_endpoints" ("url", "description", "enabled_events", "secret") values ($1, $2, $3, $4) returning "id", "url", "description", "enabled_events", "status", "disabled_reason", "previous_secret_expires_at", "version", "created_at", "updated_at";
 insert into "events" ("type", "resource_type", "resource_id", "actor", "request_id", "data", "previous", "occurred_at") values ($1, $2, $3, $4, $5, $6, $7, clock_timestamp());
+select pg_advisory_xact_lock(hashtext('subscriptions-api:webhook-claim'));
 with candidates as (
       -- Retries on request: whatever the endpoint's backoff, but one per endpoint a claim and
       -- within its limit in flight, so that many at once do not flood one endpoint (or every slot).

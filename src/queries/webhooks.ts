@@ -249,6 +249,23 @@ export async function claimDueDeliveries(
   leaseMs: number,
   perEndpoint = CLAIM_PER_ENDPOINT,
 ): Promise<ClaimedDelivery[]> {
+  // One claim at a time, across dispatchers: a claim counts the leases in flight to an endpoint,
+  // which a concurrent claim's uncommitted ones are not, so two workers took 5 each (ops6 #3).
+  // The lock is taken by a statement of its own, so that the claim's snapshot, taken after it,
+  // sees the leases of the claim before.
+  const claim = async (trx: Db) => {
+    await sql`select pg_advisory_xact_lock(hashtext('subscriptions-api:webhook-claim'))`.execute(trx);
+    return claimInTransaction(trx, limit, leaseMs, perEndpoint);
+  };
+  return db.isTransaction ? claim(db) : db.transaction().execute(claim);
+}
+
+async function claimInTransaction(
+  db: Db,
+  limit: number,
+  leaseMs: number,
+  perEndpoint: number,
+): Promise<ClaimedDelivery[]> {
   const { rows } = await sql<ClaimedDelivery>`
     with candidates as (
       -- Retries on request: whatever the endpoint's backoff, but one per endpoint a claim and

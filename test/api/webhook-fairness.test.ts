@@ -244,6 +244,29 @@ describe('webhook fairness', () => {
     expect([byEndpoint[healthy.id], byEndpoint[failing.id]]).toEqual([5, 1]);
   });
 
+  it('keeps to the limit in flight across dispatchers claiming at the same time (ops6 #3)', async () => {
+    const tenant = await ctx.newTenant();
+    const endpoint = await endpointAt(tenant, 'http://receiver.test:9/two-workers');
+    await Promise.all(Array.from({ length: 12 }, () => createUser(tenant)));
+    // One dispatcher's claim is not committed yet when another claims (its leases are ended
+    // right after, for the other files).
+    let second: Promise<Array<{ id: string }>> | undefined;
+    const first = await ctx.db.transaction().execute(async (trx) => {
+      const claimed = await claimDueDeliveries(trx, 100, 60_000, 5);
+      second = claimDueDeliveries(ctx.db, 100, 60_000, 5);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      return claimed;
+    });
+    const ids = [...first, ...(await second!)].map((c) => c.id);
+    const { rows } = await sql<{ n: number }>`
+      select count(*)::int as n from webhook_deliveries
+      where endpoint_id = ${endpoint.id} and id = any(${ids}::uuid[])`.execute(ctx.db);
+    expect(rows[0]!.n).toBe(5);
+    // Free again for the other files: leases taken here end now.
+    await sql`update webhook_deliveries set leased_until = null, lease_token = null
+      where id = any(${ids}::uuid[])`.execute(ctx.db);
+  });
+
   it("sends a healthy delivery while a dead endpoint's attempts wait for their timeout: slots, not rounds", async () => {
     const deadTenant = await ctx.newTenant();
     const healthyTenant = await ctx.newTenant();
