@@ -167,7 +167,7 @@ export function createApp({
   // Who is calling comes before what they sent: without a valid key and scope, the body is never
   // read, so a caller learns nothing about the API (no 400, 413 or 415 before the 401).
   app.use(authenticate(ctx, platformAdminKey));
-  // A route the contract does not have is 404 (or 405) before its body is read, as a bad key is 401.
+  // A route the contract does not have is 404 (or 405) before its body is read.
   app.use(refuseUnknownRoutes);
   app.use(rateLimitPerKey(rateLimitPerMinute, new SharedRateLimitStore(ctx, rateLimitSyncMs)));
   app.use(rejectRepeatedHeaders);

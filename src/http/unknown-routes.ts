@@ -1,7 +1,8 @@
-// A request for no operation of the contract is answered here, after the key is checked and before
-// its body is read: the path is not found (404), or the path exists with other methods (405, with
-// `Allow`). Answered later, by the validator, its body was parsed first, so a malformed or too
-// large body to an unknown route answered 400 or 413 where the route itself was the fault.
+// A request for no operation of the contract is answered here, before its body is read (and with
+// no key needed: authenticate() checks the operations' scopes, and it has none): the path is not
+// found (404), or the path exists with other methods (405, with `Allow`). Answered later, by the
+// validator, its body was parsed first, so a malformed or too large body to an unknown route
+// answered 400 or 413 where the route itself was the fault.
 import type { RequestHandler } from 'express';
 import { operations } from '../operations.js';
 import { notFound, ProblemError } from './problems.js';
