@@ -873,7 +873,8 @@ export const storedDay = (day: number, cutoff: number): number =>
 /**
  * The buckets' non-zero cells with the days of months before `cutoff` summed on their month's
  * first day (see collapseCutoff): each cell's slot and stored day, and its sums (a buffer reused
- * from cell to cell: copy what is kept).
+ * from cell to cell: copy what is kept). MrrRangeError when a sum, or a month's on the way, passes
+ * 2^53.
  */
 function* collapsedCells(
   buckets: Buckets,
@@ -900,7 +901,8 @@ function* collapsedCells(
       open.day = day;
       sum.fill(0);
     }
-    for (let i = 0; i < WIDTH; i++) sum[i]! += cell.values[i]!;
+    // Each partial sum too: a month's days may pass 2^53 on the way and come back (analytics7 #1).
+    for (let i = 0; i < WIDTH; i++) sum[i] = exact(sum[i]! + cell.values[i]!);
   }
   if (any && !sum.every((v) => v === 0)) yield open;
 }
@@ -916,10 +918,7 @@ export function toDayRows(buckets: Buckets, dims: Dimensions, cutoff = collapseC
     rows.feature.push(dims.features[cell.feature]!);
     rows.region.push(dims.regions[cell.region]!);
     rows.day.push(isoDate(cell.day));
-    for (let i = 0; i < WIDTH; i++) {
-      if (!Number.isSafeInteger(cell.values[i])) throw new MrrRangeError();
-      rows.columns[i]!.push(String(cell.values[i]));
-    }
+    for (let i = 0; i < WIDTH; i++) rows.columns[i]!.push(String(cell.values[i]));
   }
   return rows;
 }

@@ -17,6 +17,7 @@ import {
   type EngineSubscription,
   addPackedCells,
   isoDate,
+  MrrRangeError,
   packCells,
   patchSeries,
   seriesKey,
@@ -90,6 +91,40 @@ describe('the MRR engine', () => {
       ['0001-03-01', '1000', '1'],
       ['0001-05-10', '-1000', '-1'],
     ]);
+  });
+
+  it("refuses a month whose days' sum passes 2^53 cents on the way, though it ends under it (analytics7)", () => {
+    // Two customers at 50,000,000,000,000.00 a month each, both in March only, starting and
+    // ending a day apart: no day's change passes 2^53 cents, their MRR from 2 to 20 March does.
+    const dims = new Dimensions();
+    const buckets = new Buckets();
+    for (const [start, end] of [
+      ['2020-03-01', '2020-03-21'],
+      ['2020-03-02', '2020-03-22'],
+    ] as const)
+      contribute(
+        {
+          region: 'DE',
+          subscriptions: [
+            {
+              start: at(start),
+              end: at(end),
+              canceledAt: null,
+              versions: [{ at: at(start), counts: true, cents: 5e15, planId: null }],
+              features: [],
+            },
+          ],
+        },
+        dims,
+        buckets,
+        1,
+      );
+    // Kept daily, each cell is exact.
+    expect(toDayRows(buckets, dims, -Infinity).day).toContain('2020-03-02');
+    // Summed on 1 March (the check's and the rebuild's rows), the month passes 2^53 on the way.
+    const cutoff = at('2020-05-01') / DAY;
+    expect(() => toDayRows(buckets, dims, cutoff)).toThrow(MrrRangeError);
+    expect(() => packCells(buckets, dims, cutoff)).toThrow(MrrRangeError);
   });
 
   it('writes years before 1000 and after 9999 as PostgreSQL reads them', () => {
