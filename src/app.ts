@@ -162,7 +162,11 @@ export function createApp({
   // The metrics dashboard: static files only (its data comes from the API with the user's key).
   // The chart library is served from our own origin, as the CSP allows no other script source.
   app.use('/dashboard/vendor', express.static(UPLOT_DIST, { index: false }));
-  app.use('/dashboard', express.static(DASHBOARD_DIR));
+  // Its TypeScript declarations are for our tests, not for browsers (which would get video/mp2t).
+  const dashboardFiles = express.static(DASHBOARD_DIR);
+  app.use('/dashboard', (req, res, next) =>
+    req.path.endsWith('.ts') ? next() : dashboardFiles(req, res, next),
+  );
 
   // Who is calling comes before what they sent: without a valid key and scope, the body is never
   // read, so a caller learns nothing about the API (no 400, 413 or 415 before the 401).
