@@ -5,7 +5,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import cors from 'cors';
-import express, { type Express } from 'express';
+import express, { type Express, type RequestHandler } from 'express';
 import * as OpenApiValidator from 'express-openapi-validator';
 import swaggerUi from 'swagger-ui-express';
 import { KeyCache } from './auth/key-cache.js';
@@ -17,7 +17,7 @@ import { createMetrics, type Metrics, metricsHandler } from './http/metrics.js';
 import { acceptEmptyObject, decodedOrRefused, requireDeclaredMediaType } from './http/media-type.js';
 import { limitConcurrentWrites, type Turns, WriteTurns, writeTurn } from './http/write-gate.js';
 import { observe } from './http/observe.js';
-import { notFoundHandler, problemHandler } from './http/problems.js';
+import { notFoundHandler, ProblemError, problemHandler } from './http/problems.js';
 import { rejectRepeatedHeaders } from './http/repeated-headers.js';
 import { refuseUnknownRoutes } from './http/unknown-routes.js';
 import { rateLimitPerKey } from './http/rate-limit.js';
@@ -60,6 +60,14 @@ import type { UrlPolicy } from './webhooks/ssrf.js';
 
 /** The body limit of POST /usage-events/batch (1,000 events). */
 const USAGE_BATCH_LIMIT = '1mb';
+
+/** GET and HEAD only: for the files served beside the API. */
+const readOnly: RequestHandler = (req, _res, next) => {
+  if (req.method === 'GET' || req.method === 'HEAD') return next();
+  throw new ProblemError(405, 'method-not-allowed', `${req.method} method not allowed`, undefined, {
+    Allow: 'GET, HEAD',
+  });
+};
 
 const DASHBOARD_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'dashboard');
 const UPLOT_DIST = path.dirname(createRequire(import.meta.url).resolve('uplot/dist/uPlot.esm.js'));
@@ -126,9 +134,10 @@ export function createApp({
   app.set('etag', false);
   app.set('x-powered-by', false);
   // Routes match paths exactly as src/operations.ts does: auth must never see a path that a router
-  // matches but the operation table does not (e.g. /API/v1/tenants).
+  // matches but the operation table does not (e.g. /API/v1/tenants). A trailing slash is another
+  // path, which the contract does not have (404), not a second name for an operation.
   app.set('case sensitive routing', true);
-  app.set('strict routing', false);
+  app.set('strict routing', true);
 
   // Ids in the path in lower case before anything reads it (http/canonical-input.ts).
   app.use(lowercasePathIds);
@@ -145,6 +154,8 @@ export function createApp({
   }
 
   // The contract itself, and its docs, are served before validation: they are not API operations.
+  // They are read only: another method is 405, where Swagger UI answered its page to any.
+  app.use(['/openapi.yaml', '/openapi.json', '/docs', '/dashboard'], readOnly);
   // Under /docs too, where a generator is often pointed: Swagger UI answers its page for any path.
   app.get(['/openapi.yaml', '/docs/openapi.yaml'], (_req, res) => {
     res.type('application/yaml').send(specYaml);

@@ -61,7 +61,7 @@ export const operations: Operation[] = Object.entries(spec.paths).flatMap(([temp
           .map(resolve)
           .filter((p) => p.in === 'query' && p.allowReserved === true)
           .map((p) => p.name),
-        pattern: new RegExp(`^${template.replace(/\{[^}]+\}/g, '[^/]+')}/?$`),
+        pattern: new RegExp(`^${template.replace(/\{[^}]+\}/g, '[^/]+')}$`),
       };
     }),
 );

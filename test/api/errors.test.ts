@@ -7,7 +7,7 @@ import type { Schemas } from '../../src/contract.js';
 import { operations } from '../../src/operations.js';
 import { PLATFORM_KEY, useTestApp } from '../helpers/app.js';
 import { fingerprint } from '../helpers/db-state.js';
-import { createSubscription } from '../helpers/factories.js';
+import { createSubscription, createUser } from '../helpers/factories.js';
 import { expectProblem } from '../helpers/problems.js';
 
 const ctx = useTestApp();
@@ -381,6 +381,21 @@ describe('more bad requests', () => {
     expect((await ctx.api.delete('/api/v1/users').set('Content-Type', 'text/plain').send('x')).status).toBe(
       405,
     );
+  });
+
+  it('answers a path with a trailing slash as a path the contract does not have (retest7 #4)', async () => {
+    const user = await createUser(ctx, { name: 'Slash' });
+    for (const path of ['/api/v1/users/', `/api/v1/users/${user.id}/`, '/api/v1/metrics/mrr/']) {
+      expectProblem(await ctx.api.get(path), 404, 'not-found');
+      // Before the key and the body, as any unknown route.
+      expectProblem(await ctx.anonymous.get(path), 404, 'not-found');
+    }
+    const patch = await ctx.api
+      .patch(`/api/v1/users/${user.id}/`)
+      .set('Content-Type', 'application/json')
+      .send('{bad');
+    expectProblem(patch, 404, 'not-found');
+    expect((await ctx.api.get(`/api/v1/users/${user.id}`)).status).toBe(200);
   });
 
   it('logged no unexpected error in this file', () => {

@@ -94,4 +94,15 @@ describe('the published contract', () => {
     // Nothing stray in its styles (swagger-ui-express printed an unset customCss as "undefined").
     expect(docs.text).not.toContain('undefined');
   });
+
+  it('answers another method than GET or HEAD with 405 (retest7 #4: the docs page answered any)', async () => {
+    for (const path of ['/docs/', '/docs/openapi.json', '/openapi.yaml', '/openapi.json', '/dashboard/']) {
+      for (const method of ['post', 'put', 'delete'] as const) {
+        const res = await ctx.anonymous[method](path).send({});
+        expectProblem(res, 405, 'method-not-allowed');
+        expect(res.headers.allow).toBe('GET, HEAD');
+      }
+      expect((await ctx.anonymous.head(path)).status).toBe(200);
+    }
+  });
 });
