@@ -8,5 +8,13 @@ select
        from idempotency_keys
        where api_key_id = $3 and key = $4 and created_at > now() - $5::interval) as stored;
 
+-- claimStatement
+select
+      pg_try_advisory_xact_lock(
+        hashtextextended(current_setting('app.tenant_id') || ' ' || $1 || ' ' || $2, 0)) as locked,
+      (select json_build_object('fingerprint', fingerprint, 'status', status, 'headers', headers, 'body', body)
+       from idempotency_keys
+       where api_key_id = $3 and key = $4 and created_at > now() - $5::interval) as stored;
+
 -- purgeExpired
 select purge_idempotency_keys($1::interval) as n;

@@ -145,6 +145,8 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
     module: idempotencyKeys,
     calls: {
       claim: (db) => idempotencyKeys.claim(db, KEY, 'retry-1'),
+      // The same statement, as withTenant sends it ahead of the work.
+      claimStatement: (db) => db.executeQuery(idempotencyKeys.claimStatement(db, KEY, 'retry-2').query),
       purgeExpired: (db) => idempotencyKeys.purgeExpired(db),
     },
   },

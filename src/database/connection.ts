@@ -215,6 +215,13 @@ export interface WithTenantOptions {
    * statement fails; closing statements are refused.
    */
   oneStatement?: boolean;
+  /**
+   * A statement sent right behind the scope, before any of fn's, whose rows fn receives: fn's
+   * first statements go through Kysely's asynchronous steps, whose order against another query's
+   * is not fixed (on a new connection a write overtook the idempotency key's claim, which then
+   * failed behind the write's error).
+   */
+  lead?: CompiledQuery | undefined;
 }
 
 /**
@@ -227,9 +234,9 @@ export interface WithTenantOptions {
 export async function withTenant<T>(
   db: Db,
   scope: TenantScope,
-  fn: (trx: Db) => Promise<T>,
+  fn: (trx: Db, lead?: Promise<unknown[]>) => Promise<T>,
   finish?: (trx: Db) => CompiledQuery[],
-  { oneStatement = false }: WithTenantOptions = {},
+  { oneStatement = false, lead: leadQuery }: WithTenantOptions = {},
 ): Promise<T> {
   const pool = pools.get(db);
   if (!pool) throw new Error('withTenant needs a Db made by createDb');
@@ -245,12 +252,18 @@ export async function withTenant<T>(
     : client.query({ ...SCOPE_TO_TENANT, values: [scope.tenantId] });
   // Their failures are reported below, first one first; until then nobody awaits them.
   const setup = Promise.all([failure(begin), failure(scoped)]);
+  const lead =
+    leadQuery &&
+    client
+      .query({ name: statementName(leadQuery.sql), text: leadQuery.sql, values: [...leadQuery.parameters] })
+      .then((result) => result.rows as unknown[]);
+  lead?.catch(() => {}); // fn awaits it; a failure behind BEGIN or the scope is reported as theirs
   on.oneStatement = oneStatement ? {} : undefined;
   // Set now, or by fn (commitWithNextStatement): read again after fn.
   let one: OneStatement | undefined = on.oneStatement;
   try {
     const trx = on.db;
-    const result = await fn(trx);
+    const result = await fn(trx, lead);
     one = on.oneStatement;
     // The closing statements go out with COMMIT, in one write: queued here, in order.
     const closingQueries = finish?.(trx) ?? [];

@@ -1,4 +1,4 @@
-import { sql } from 'kysely';
+import { type CompiledQuery, sql } from 'kysely';
 import type { Db } from '../database/connection.js';
 
 /** Keys are kept, and honoured, for at least this long; purgeExpired deletes them after it. */
@@ -15,16 +15,33 @@ export interface Claim {
  * with it holds it) and reads what a finished request stored for it, in one statement.
  */
 export async function claim(db: Db, apiKeyId: string, key: string): Promise<Claim> {
-  const { rows } = await sql<{ locked: boolean; stored: Claim['stored'] | null }>`
+  const { query, answer } = claimStatement(db, apiKeyId, key);
+  return answer((await db.executeQuery(query)).rows);
+}
+
+/**
+ * claim's statement, and what its rows say: for a transaction that sends it ahead of its work
+ * (withTenant's `lead`).
+ */
+export function claimStatement(
+  db: Db,
+  apiKeyId: string,
+  key: string,
+): { query: CompiledQuery; answer: (rows: readonly unknown[]) => Claim } {
+  const query = sql`
     select
       pg_try_advisory_xact_lock(
         hashtextextended(current_setting('app.tenant_id') || ' ' || ${apiKeyId} || ' ' || ${key}, 0)) as locked,
       (select json_build_object('fingerprint', fingerprint, 'status', status, 'headers', headers, 'body', body)
        from idempotency_keys
-       where api_key_id = ${apiKeyId} and key = ${key} and created_at > now() - ${RETENTION}::interval) as stored`.execute(
+       where api_key_id = ${apiKeyId} and key = ${key} and created_at > now() - ${RETENTION}::interval) as stored`.compile(
     db,
   );
-  const row = rows[0];
+  return { query, answer: answerOfClaim };
+}
+
+function answerOfClaim(rows: readonly unknown[]): Claim {
+  const row = rows[0] as { locked: boolean; stored: Claim['stored'] | null } | undefined;
   return { locked: row?.locked === true, ...(row?.stored ? { stored: row.stored } : {}) };
 }
 

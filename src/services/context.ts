@@ -197,18 +197,21 @@ async function inTenantOnce<T>(
   let reply: StoredReply | undefined;
   let occurredAt: Date | undefined;
   const shown = new Map<string, unknown>();
+  // The key's claim goes out right behind the scope, ahead of the work's first statement and in
+  // the same round trip (withTenant's `lead`). The work runs optimistically: when the claim says
+  // the key cannot run, whatever the work did is rolled back with the transaction, and its errors
+  // are not the answer.
+  const keyClaim =
+    actor.idempotency && idempotencyKeys.claimStatement(ctx.db, actor.keyId, actor.idempotency.key);
   try {
     return await withTenant(
       ctx.db,
       actor,
-      async (db) => {
-        // The key's claim goes out together with the work's first statement (one round trip).
-        // The work runs optimistically: when the claim says the key cannot run, whatever the work
-        // did is rolled back with the transaction, and its errors are not the answer.
-        const claim = actor.idempotency && idempotencyKeys.claim(db, actor.keyId, actor.idempotency.key);
+      async (db, lead) => {
+        const claim = keyClaim && lead?.then(keyClaim.answer);
         const stopped = async () => {
-          const claimed = await claim;
-          return claimed && actor.idempotency && idempotencyStop(claimed, actor.idempotency);
+          const answer = await claim;
+          return answer && actor.idempotency && idempotencyStop(answer, actor.idempotency);
         };
         let result: T;
         try {
@@ -271,7 +274,7 @@ async function inTenantOnce<T>(
             : undefined,
         ),
       ],
-      options,
+      { ...options, lead: keyClaim?.query },
     );
   } catch (error) {
     // Revoked or expired since it was cached: the next request checks the database first.

@@ -6,10 +6,12 @@ import { sql } from 'kysely';
 import type { Request, Response } from 'express';
 import { describe, expect, it } from 'vitest';
 import type { Schemas } from '../../src/contract.js';
+import { createDb } from '../../src/database/connection.js';
 import { rejectRepeatedHeaders } from '../../src/http/repeated-headers.js';
 import { PLATFORM_KEY, useTestApp } from '../helpers/app.js';
 import { fingerprint } from '../helpers/db-state.js';
 import { createSubscription, createUser } from '../helpers/factories.js';
+import { waitForLockWaiters } from '../helpers/locks.js';
 import { expectProblem } from '../helpers/problems.js';
 
 const ctx = useTestApp();
@@ -295,6 +297,68 @@ describe('a fault between the write and the key record', () => {
     expect(retry.status).toBe(201);
     expect(retry.headers['idempotent-replayed']).toBeUndefined();
     expect(await usersWithEmail(email)).toBe(1);
+  });
+});
+
+describe('the same key sent again while its first request is about to commit (catalog7 #1)', () => {
+  // The second request's write waits on the first's row (the same plan code, the same email); the
+  // first then commits. Its claim must have been answered before that write: in-progress, never a
+  // 500 because the claim went out behind a write that failed.
+  it.each([
+    [
+      'POST /plans',
+      '/api/v1/plans',
+      () => ({
+        code: `race-${randomUUID()}`,
+        name: 'Race',
+        interval: 'month',
+        price: { model: 'flat', amount: '10.00' },
+      }),
+    ],
+    ['POST /users', '/api/v1/users', () => ({ name: 'Race', email: `race-${randomUUID()}@example.com` })],
+  ])('%s answers 409 idempotency-in-progress or the replay', async (_what, path, makeBody) => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let entered!: () => void;
+    const atCommit = new Promise<void>((resolve) => (entered = resolve));
+    const held = ctx.appWith({
+      faults: {
+        beforeCommit: async () => {
+          entered();
+          await gate;
+        },
+      },
+    });
+    const key = randomUUID();
+    const body = makeBody();
+    const first = held
+      .post(path)
+      .set('Authorization', `Bearer ${ctx.tenant.key}`)
+      .set('Idempotency-Key', key)
+      .send(body);
+    const firstDone = first.then((res) => res);
+    await atCommit;
+    // On a connection of its own that never ran a query: a fresh connection is where the write
+    // once went out ahead of the claim.
+    const fresh = createDb(ctx.url, { poolSize: 1, asAppRole: true });
+    const second = ctx
+      .appWith({ db: fresh })
+      .post(path)
+      .set('Authorization', `Bearer ${ctx.tenant.key}`)
+      .set('Idempotency-Key', key)
+      .send(body)
+      .then((res) => res)
+      .finally(() => fresh.destroy());
+    await waitForLockWaiters(ctx.db);
+    release();
+    expect((await firstDone).status).toBe(201);
+    const res = await second;
+    if (res.status === 409) expectProblem(res, 409, 'idempotency-in-progress');
+    else {
+      expect(res.status, res.text).toBe(201);
+      expect(res.headers['idempotent-replayed']).toBe('true');
+    }
+    expect(ctx.unexpectedErrors).toEqual([]);
   });
 });
 
