@@ -2839,7 +2839,7 @@ export interface components {
             price_version: number;
             usage_charges: components["schemas"]["UsageCharges"];
             trial_days: components["schemas"]["TrialDays"];
-            /** @description An archived plan keeps its subscriptions and takes no new ones. */
+            /** @description An archived plan keeps its subscriptions and takes no new ones, nor subscriptions moving to it; a subscription on it may still name it (a change of quantity), and a change to it scheduled before the archive is still made at its renewal. */
             archived: boolean;
             /** Format: date-time */
             archived_at: string | null;

@@ -102,7 +102,8 @@ export function cancelScheduledChange(
  * scheduled for that day or earlier, made as the system (admin rights: it was authorized when
  * scheduled), priced at its plan's current version. A new interval starts its schedule on that
  * day. Dropped, with an event, when it cannot be made any more (its plan was deleted, or it would
- * cost over the most a period may). Returns the subscription as it is then.
+ * cost over the most a period may); a plan archived since still takes it (the customer agreed to
+ * it before). Returns the subscription as it is then.
  */
 export async function applyScheduledChange(
   tx: Tx,
@@ -112,12 +113,18 @@ export async function applyScheduledChange(
   const change = before.scheduled_change;
   if (!change || before.billed_until === null || change.effective_date > before.billed_until) return before;
   const system: Actor = { tenantId, keyId: 'system' };
-  const priced = await repricing(tx, system, before, {
-    plan_id: change.plan_id ?? undefined,
-    quantity: change.quantity ?? undefined,
-    plan_cost: change.plan_cost ?? undefined,
-    billing_interval: change.billing_interval ?? undefined,
-  }).catch((error: unknown) => {
+  const priced = await repricing(
+    tx,
+    system,
+    before,
+    {
+      plan_id: change.plan_id ?? undefined,
+      quantity: change.quantity ?? undefined,
+      plan_cost: change.plan_cost ?? undefined,
+      billing_interval: change.billing_interval ?? undefined,
+    },
+    { scheduled: true },
+  ).catch((error: unknown) => {
     // Over the most a period may cost at today's prices (its plan's price went up since, or the
     // subscription moved to a dearer plan): it cannot be made, and the renewal must go on.
     if (error instanceof PriceTooHighError) return { kind: 'too-high' as const };

@@ -209,11 +209,18 @@ export type CreateSubscriptionOutcome =
   | { kind: 'end-before-start' }
   | PricingRefusal;
 
-/** The plan to price a subscription with, and its current price; or why not. */
-async function livePlan(tx: Tx, planId: string): Promise<PlanWithPrice | PricingRefusal> {
+/**
+ * The plan to price a subscription with, and its current price; or why not. An archived plan
+ * takes no new subscriptions, nor subscriptions moving to it, unless `archivedToo`.
+ */
+async function livePlan(
+  tx: Tx,
+  planId: string,
+  archivedToo = false,
+): Promise<PlanWithPrice | PricingRefusal> {
   const plan = await findPlanWithPrice(tx.db, planId);
   if (!plan) return { kind: 'unknown-plan' };
-  if (plan.plan.archived_at !== null) return { kind: 'plan-archived' };
+  if (plan.plan.archived_at !== null && !archivedToo) return { kind: 'plan-archived' };
   return plan;
 }
 
@@ -425,13 +432,16 @@ export interface SubscriptionPatchInput {
 
 /**
  * The columns a price change sets: moving to a plan (its current version), a new quantity (at
- * the version the subscription is on), or a custom price (admins only).
+ * the version the subscription is on), or a custom price (admins only). An archived plan is
+ * refused, except the subscription's own and, with `scheduled`, a change scheduled before the
+ * plan was archived (its renewal makes it).
  */
 export async function repricing(
   tx: Tx,
   actor: Actor,
   before: SubscriptionRow,
   patch: SubscriptionPatchInput,
+  { scheduled = false }: { scheduled?: boolean } = {},
 ): Promise<SubscriptionPatch | PricingRefusal> {
   const { plan_id, quantity, plan_cost, billing_interval } = patch;
   if (plan_id === undefined && before.plan_id === null) {
@@ -454,7 +464,7 @@ export async function repricing(
     errors.push({ field: '/billing_interval', message: "comes from the plan's interval" });
   if (errors.length > 0) return { kind: 'invalid', errors };
   if (plan_id !== undefined) {
-    const plan = await livePlan(tx, plan_id);
+    const plan = await livePlan(tx, plan_id, scheduled || plan_id === before.plan_id);
     if ('kind' in plan) return plan;
     return {
       ...priceSubscription(plan_id, plan.price, quantity ?? before.quantity),

@@ -307,6 +307,12 @@ describe('subscriptions priced by the server', () => {
       .post('/api/v1/subscriptions')
       .send({ user_id: user.id, status: 'active', start_date: '2026-01-01', plan_id: plan.id });
     expect(expectProblem(archived, 422, 'unprocessable').errors?.[0]?.message).toBe('archived');
+    // A subscription on it may still name it: a change of quantity sent with its plan (catalog7 #6).
+    const own = await t.api
+      .patch(`/api/v1/subscriptions/${(s.body as Schemas['Subscription']).id}`)
+      .send({ plan_id: plan.id, quantity: 1 });
+    expect(own.status, own.text).toBe(200);
+    expect(own.body).toMatchObject({ plan_id: plan.id, plan_cost: '10.00' });
     const unknown = await t.api.post('/api/v1/subscriptions').send({
       user_id: user.id,
       status: 'active',

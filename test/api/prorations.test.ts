@@ -540,6 +540,24 @@ describe('a change scheduled for the end of the period', () => {
     ]);
   });
 
+  it('is made though its plan was archived after it was scheduled (catalog7 #2)', async () => {
+    const pro = await plan('Pro', { model: 'flat', amount: '100.00' });
+    const basic = await plan('Basic', { model: 'flat', amount: '60.00' });
+    const s = await subscribed(pro.id);
+    await s.advance('2026-01-11T00:00:00Z');
+    expect((await schedule(s.sub.id, { plan_id: basic.id })).status).toBe(200);
+    await t.api.patch(`/api/v1/plans/${basic.id}`).send({ archived: true }).expect(200);
+    // Archived: no new change to it, nor a new subscription; the one agreed before is kept.
+    const other = await subscribed(pro.id);
+    expectProblem(await schedule(other.sub.id, { plan_id: basic.id }), 422, 'unprocessable');
+    await s.advance('2026-02-01T06:00:00Z');
+    expect(await s.get()).toMatchObject({ plan_id: basic.id, plan_cost: '60.00', scheduled_change: null });
+    expect((await s.invoices()).map((i) => [i.period_start, i.subtotal])).toEqual([
+      ['2026-01-01', '100.00'],
+      ['2026-02-01', '60.00'],
+    ]);
+  });
+
   it('starts a new schedule on the day it takes effect when it changes the interval', async () => {
     const monthly = await plan('Monthly', { model: 'flat', amount: '10.00' });
     const yearly = await plan('Yearly', { model: 'flat', amount: '100.00' }, 'year');
