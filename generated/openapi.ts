@@ -649,7 +649,7 @@ export interface paths {
         post?: never;
         /**
          * Delete a plan
-         * @description Refused with 409 while any subscription is on any version of it; archive it instead.
+         * @description Refused with 409 while any subscription is on any version of it (archive it instead), or while a coupon that is not deleted is limited to it (`plan_ids`): delete the coupon first, or archive the plan.
          */
         delete: operations["deletePlan"];
         options?: never;

@@ -22,4 +22,7 @@ update "coupons" set "times_redeemed" = greatest(times_redeemed - 1, 0) where "i
 update "coupons" set "deleted_at" = $1 where "id" = $2 returning "id", "name", "percent_off", "amount_off", "duration", "duration_in_months", "max_redemptions", "redeem_by", "plan_ids", "times_redeemed", "deleted_at", "created_at";
 
 -- existingPlanIds
-select "id" from "plans" where "id" in ($1);
+select "id" from "plans" where "id" in ($1) for key share;
+
+-- couponLimitedTo
+select "id" from "coupons" where "deleted_at" is null and $1::uuid = any(plan_ids) order by "id" limit $2;

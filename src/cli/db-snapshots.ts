@@ -376,6 +376,7 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
       uncountRedemption: (db) => coupons.uncountRedemption(db, COUPON),
       markCouponDeleted: (db) => coupons.markCouponDeleted(db, COUPON, new Date('2026-01-01T00:00:00Z')),
       existingPlanIds: (db) => coupons.existingPlanIds(db, [PLAN]),
+      couponLimitedTo: (db) => coupons.couponLimitedTo(db, PLAN),
     },
   },
   'tax-rates': {

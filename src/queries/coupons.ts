@@ -82,9 +82,25 @@ export function markCouponDeleted(db: Db, id: string, at: Date): Promise<CouponR
     .executeTakeFirstOrThrow();
 }
 
-/** Which of these plan ids are the tenant's. */
+/**
+ * Which of these plan ids are the tenant's, key-share locked: a plan being deleted is waited for
+ * (and then not found), and one found is not deleted before the coupon naming it commits.
+ */
 export async function existingPlanIds(db: Db, ids: readonly string[]): Promise<Set<string>> {
   if (ids.length === 0) return new Set();
-  const rows = await db.selectFrom('plans').select('id').where('id', 'in', ids).execute();
+  const rows = await db.selectFrom('plans').select('id').where('id', 'in', ids).forKeyShare().execute();
   return new Set(rows.map((r) => r.id));
+}
+
+/** A coupon, not deleted, limited to this plan (among others, maybe): its id, or undefined. */
+export async function couponLimitedTo(db: Db, planId: string): Promise<string | undefined> {
+  const row = await db
+    .selectFrom('coupons')
+    .select('id')
+    .where('deleted_at', 'is', null)
+    .where(sql<boolean>`${planId}::uuid = any(plan_ids)`)
+    .orderBy('id')
+    .limit(1)
+    .executeTakeFirst();
+  return row?.id;
 }

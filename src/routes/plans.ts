@@ -112,6 +112,11 @@ export function plansRouter(ctx: ServiceContext): Router {
         'Subscriptions are on this plan: archive it instead (PATCH archived: true), which refuses new ones.',
       );
     }
+    if (outcome.kind === 'coupon-limited') {
+      throw conflict(
+        `Coupon ${outcome.couponId} is limited to this plan: delete the coupon first, or archive the plan instead (PATCH archived: true).`,
+      );
+    }
     send(res, reply(outcome)!);
   });
 

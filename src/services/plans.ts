@@ -16,6 +16,7 @@ import type { BillingInterval, PlanRow, PlanVersionRow } from '../database/schem
 import { isForeignKeyViolation, isUniqueViolation } from '../database/errors.js';
 import * as plans from '../queries/plans.js';
 import { planInUse } from '../queries/subscriptions.js';
+import { couponLimitedTo } from '../queries/coupons.js';
 import { toPlanResponse, toPriceResponse } from '../responses/plans.js';
 import { chargesOverLimitOnPlan } from './usage.js';
 import { resolveUsageCharges, type UsageChargeInput } from './usage-charges.js';
@@ -239,9 +240,16 @@ export async function updatePlan(
 }
 
 export type DeletePlanOutcome =
-  { kind: 'deleted' } | { kind: 'missing' } | { kind: 'stale'; current: PlanRow } | { kind: 'in-use' };
+  | { kind: 'deleted' }
+  | { kind: 'missing' }
+  | { kind: 'stale'; current: PlanRow }
+  | { kind: 'in-use' }
+  | { kind: 'coupon-limited'; couponId: string };
 
-/** A plan that any subscription uses (any version of it) is never deleted: archive it instead. */
+/**
+ * A plan that any subscription uses (any version of it) is never deleted: archive it instead. Nor
+ * one that a coupon (not deleted) is limited to.
+ */
 export async function deletePlan(
   ctx: ServiceContext,
   actor: Actor,
@@ -255,6 +263,9 @@ export async function deletePlan(
       const before = (await plans.findPlanWithPrice(tx.db, id))!;
       if (!satisfies(ifMatch, before.plan.version)) return { kind: 'stale', current: before.plan };
       if (await planInUse(tx.db, id)) return { kind: 'in-use' };
+      // A coupon limited to it would name a plan that is gone (catalog7 #3).
+      const couponId = await couponLimitedTo(tx.db, id);
+      if (couponId) return { kind: 'coupon-limited', couponId };
       await plans.deletePlan(tx.db, id);
       tx.emit({
         type: 'plan.deleted',

@@ -147,6 +147,20 @@ describe('coupons', () => {
     expectProblem(await t.api.get('/api/v1/coupons/0193a6a2-7000-7000-8000-00000000dead'), 404, 'not-found');
   });
 
+  it('keep the plans they are limited to: such a plan is not deleted while the coupon is (catalog7 #3)', async () => {
+    const p = await plan('10.00');
+    const other = await plan('20.00');
+    const limited = await coupon({ percent_off: '10', duration: 'once', plan_ids: [other.id, p.id] });
+    const refused = expectProblem(await t.api.delete(`/api/v1/plans/${p.id}`), 409, 'conflict');
+    expect(refused.detail).toContain(limited.id);
+    expect((await t.api.get(`/api/v1/coupons/${limited.id}`)).body).toMatchObject({
+      plan_ids: [other.id, p.id],
+    });
+    // Deleted, the coupon holds the plan no more: the plan goes, the coupon's history keeps its id.
+    expect((await t.api.delete(`/api/v1/coupons/${limited.id}`)).status).toBe(200);
+    expect((await t.api.delete(`/api/v1/plans/${p.id}`)).status).toBe(204);
+  });
+
   it('records each redemption as coupon.updated: its last event is the coupon as it is', async () => {
     const p = await plan('20.00');
     const c = await coupon({ percent_off: '10', duration: 'forever', max_redemptions: 2 });
