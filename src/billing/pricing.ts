@@ -47,7 +47,7 @@ export class PriceTooHighError extends RangeError {
     readonly amount: string,
   ) {
     super(
-      `${quantity} units of this plan cost ${amount} a period, over the most a subscription may cost, ${MAX_PERIOD_AMOUNT}`,
+      `${quantity === 1 ? '1 unit of this plan costs' : `${quantity} units of this plan cost`} ${amount} a period, over the most a subscription may cost, ${MAX_PERIOD_AMOUNT}`,
     );
   }
 }
@@ -89,6 +89,15 @@ export function priceErrors(price: Price): Array<{ field: string; message: strin
       errors.push({ field: '/amount', message: `is required for ${price.model} prices` });
     if (price.tiers != null)
       errors.push({ field: '/tiers', message: `must be absent for ${price.model} prices` });
+  }
+  // A price whose one unit already costs more than a period may: no subscription could use it.
+  if (errors.length === 0) {
+    const one = quote(price, 1).amount;
+    if (parseAmount(one) > parseAmount(MAX_PERIOD_AMOUNT))
+      errors.push({
+        field: tiered ? '/tiers/0' : '/amount',
+        message: `one unit costs ${one} a period, over the most a subscription may cost, ${MAX_PERIOD_AMOUNT}`,
+      });
   }
   return errors;
 }

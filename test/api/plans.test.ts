@@ -153,12 +153,44 @@ describe('plans', () => {
   });
 
   it('quotes the largest price for the largest quantity exactly, past ten integer digits', async () => {
-    const plan = await createPlan({ price: { model: 'per_unit', amount: '9999999999.9999' } });
+    // The largest unit price a subscription can still pay for one unit (9999999999.99 rounded).
+    const plan = await createPlan({ price: { model: 'per_unit', amount: '9999999999.9949' } });
     const res = await t.api.post(`/api/v1/plans/${plan.id}/quote`).send({ quantity: 1_000_000_000 });
     expect(res.status, res.text).toBe(200);
     const quote = res.body as Schemas['Quote'];
-    expect(quote.breakdown[0]!.amount).toBe('9999999999999900000.0000');
-    expect(quote.amount).toBe('9999999999999900000.00');
+    expect(quote.breakdown[0]!.amount).toBe('9999999999994900000.0000');
+    expect(quote.amount).toBe('9999999999994900000.00');
+  });
+
+  it('refuses a price whose one unit costs more than a period may (catalog7 #5)', async () => {
+    const before = await fingerprint(ctx.db);
+    for (const [price, field] of [
+      [{ model: 'flat', amount: '9999999999.9999' }, '/price/amount'],
+      [{ model: 'per_unit', amount: '9999999999.995' }, '/price/amount'],
+      [
+        { model: 'tiered', tiers: [{ up_to: null, unit_amount: '9999999999.00', flat_amount: '1.00' }] },
+        '/price/tiers/0',
+      ],
+    ] as const) {
+      const res = await t.api
+        .post('/api/v1/plans')
+        .send({ code: `max-${price.model}`, name: 'Max', interval: 'month', price });
+      const problem = expectProblem(res, 422, 'unprocessable');
+      expect(problem.errors).toEqual([
+        expect.objectContaining({
+          field,
+          message: expect.stringContaining('over the most a subscription may cost, 9999999999.99'),
+        }),
+      ]);
+    }
+    expect(await fingerprint(ctx.db)).toEqual(before);
+    // A price that fits, for a quantity too large: refused with the amount.
+    const flat = await createPlan({ price: { model: 'per_unit', amount: '9999999999.99' } });
+    const user = await createUser(t);
+    const res = await t.api
+      .post('/api/v1/subscriptions')
+      .send({ user_id: user.id, status: 'active', start_date: '2026-01-01', plan_id: flat.id, quantity: 2 });
+    expect(expectProblem(res, 422, 'unprocessable').errors?.[0]?.message).toContain('19999999999.98');
   });
 
   it('quotes every model at its tier boundaries, creating nothing', async () => {

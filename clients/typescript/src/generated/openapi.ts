@@ -2818,7 +2818,9 @@ export interface components {
          * @description `flat`: `amount` per period, whatever the quantity. `per_unit`: quantity × `amount`.
          *     `tiered` (graduated): each unit at the price of the tier it falls in, plus the flat amount
          *     of every tier reached. `volume`: every unit at the tier the quantity reaches, plus that
-         *     tier's flat amount. Tiers have increasing `up_to`, the last one null (422 otherwise).
+         *     tier's flat amount. Tiers have increasing `up_to`, the last one null (422 otherwise). A price
+         *     whose one unit costs more than a subscription may pay a period (9999999999.99, rounded to the
+         *     cent) is refused with 422: no subscription could use it. Larger quantities may be quoted past it.
          */
         PlanPrice: {
             /** @enum {string} */
