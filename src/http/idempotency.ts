@@ -38,8 +38,11 @@ export function idempotencyKey(req: Request): string | undefined {
 export function idempotent<R>(req: Request, actor: Actor, reply: (result: R) => Reply | undefined): Actor {
   const key = idempotencyKey(req);
   if (key === undefined) return actor;
+  // No body and `{}` say the same (an optional body's defaults): one request, whichever was sent.
+  const body: unknown = req.body;
+  const said = isEmptyObject(body) ? null : (body ?? null);
   const fingerprint = createHash('sha256')
-    .update(`${req.method} ${req.originalUrl.split('?')[0]}\n${canonicalJson(req.body ?? null)}`)
+    .update(`${req.method} ${req.originalUrl.split('?')[0]}\n${canonicalJson(said)}`)
     .digest('hex');
   return {
     ...actor,
@@ -53,3 +56,6 @@ export function idempotent<R>(req: Request, actor: Actor, reply: (result: R) => 
     },
   };
 }
+
+const isEmptyObject = (value: unknown): boolean =>
+  typeof value === 'object' && value !== null && !Array.isArray(value) && Object.keys(value).length === 0;

@@ -45,6 +45,25 @@ describe('Idempotency-Key on writes', () => {
     expect(await eventsOfEmail(email)).toBe(1);
   });
 
+  it('takes no body and {} as the same request (catalog7 #7)', async () => {
+    const s = await createSubscription(ctx, {
+      status: 'active',
+      start_date: '2026-01-01',
+      plan_cost: '10.00',
+    });
+    const key = randomUUID();
+    const first = await ctx.api
+      .post(`/api/v1/subscriptions/${s.id}/invoices`)
+      .set('Idempotency-Key', key)
+      .set('Content-Type', 'application/json')
+      .send('{}');
+    expect(first.status, first.text).toBe(201);
+    const again = await ctx.api.post(`/api/v1/subscriptions/${s.id}/invoices`).set('Idempotency-Key', key);
+    expect(again.status, again.text).toBe(201);
+    expect(again.headers['idempotent-replayed']).toBe('true');
+    expect(again.text).toBe(first.text);
+  });
+
   it('refuses the same key with another body or path (422), and writes nothing', async () => {
     const key = randomUUID();
     const email = `reuse-${key}@example.com`;
