@@ -1,7 +1,7 @@
 // Subscriptions, their lifecycle and the features linked to them.
 import { discountFirstDay } from '../billing/discounts.js';
 import { formatCents, parseAmount, sameAmount } from '../billing/money.js';
-import { firstPeriodStartFrom, periodContaining } from '../billing/periods.js';
+import { firstPeriodStartFrom, LAST_DATE, periodContaining } from '../billing/periods.js';
 import {
   billingAnchor,
   dayOf,
@@ -306,6 +306,17 @@ export async function createSubscription(
       const trialEnd =
         trial_end ??
         (common.status === 'trialing' && trialDays ? addDays(common.start_date, trialDays) : undefined);
+      // The plan's trial past the calendar (addDays then writes a six-digit year, '+010001-12').
+      if (trial_end === undefined && trialEnd !== undefined && !/^\d{4}-/.test(trialEnd))
+        return {
+          kind: 'invalid',
+          errors: [
+            {
+              field: '/start_date',
+              message: `the plan's ${trialDays}-day trial from start_date would end after ${LAST_DATE}: dates in this API have four-digit years`,
+            },
+          ],
+        };
       // The plan's trial, over already: it would trial without an end, never billed.
       if (trial_end === undefined && trialEnd !== undefined && trialEnd <= today)
         return {

@@ -146,6 +146,40 @@ describe('POST /api/v1/subscriptions', () => {
     expect(movedProblem.errors).toEqual([expect.objectContaining({ location: 'body', field: '/trial_end' })]);
   });
 
+  it("answers 422 naming start_date for a plan's trial that would end after 9999-12-31 (catalog7 #8)", async () => {
+    const user = await createUser(ctx);
+    const plan = await ctx.api.post('/api/v1/plans').send({
+      code: `long-trial-${user.id}`,
+      name: 'Long trial',
+      interval: 'month',
+      trial_days: 730,
+      price: { model: 'flat', amount: '1.00' },
+    });
+    expect(plan.status, plan.text).toBe(201);
+    const before = await fingerprint(ctx.db);
+    for (const start_date of ['9999-12-30', '9998-01-10']) {
+      const problem = expectProblem(
+        await ctx.api
+          .post('/api/v1/subscriptions')
+          .send({
+            user_id: user.id,
+            status: 'trialing',
+            plan_id: (plan.body as Schemas['Plan']).id,
+            start_date,
+          }),
+        422,
+        'unprocessable',
+      );
+      expect(problem.errors).toEqual([
+        expect.objectContaining({
+          field: '/start_date',
+          message: expect.stringContaining('would end after 9999-12-31') as string,
+        }),
+      ]);
+    }
+    expect(await fingerprint(ctx.db)).toEqual(before);
+  });
+
   it('answers 422 for an end_date before start_date and writes nothing', async () => {
     const user = await createUser(ctx);
     const before = await fingerprint(ctx.db);
