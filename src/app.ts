@@ -15,6 +15,7 @@ import { strictFormats } from './http/formats.js';
 import { headAsGet } from './http/head.js';
 import { createMetrics, type Metrics, metricsHandler } from './http/metrics.js';
 import { acceptEmptyObject, decodedOrRefused, requireDeclaredMediaType } from './http/media-type.js';
+import { continueWithin } from './http/expect-continue.js';
 import { limitConcurrentWrites, type Turns, WriteTurns, writeTurn } from './http/write-gate.js';
 import { observe } from './http/observe.js';
 import { notFoundHandler, ProblemError, problemHandler } from './http/problems.js';
@@ -59,7 +60,7 @@ import { spec, specYaml } from './spec.js';
 import type { UrlPolicy } from './webhooks/ssrf.js';
 
 /** The body limit of POST /usage-events/batch (1,000 events). */
-const USAGE_BATCH_LIMIT = '1mb';
+const USAGE_BATCH_LIMIT = 1024 * 1024;
 
 /** GET and HEAD only: for the files served beside the API. */
 const readOnly: RequestHandler = (req, _res, next) => {
@@ -80,7 +81,8 @@ export interface AppOptions {
   platformAdminKey?: string | undefined;
   rateLimitPerMinute?: number;
   corsOrigins?: readonly string[];
-  bodyLimit?: string;
+  /** Bytes. */
+  bodyLimit?: number;
   /** Access log lines and unexpected errors; silent when absent. */
   logger?: Logger;
   /** GET /metrics needs `Authorization: Bearer <metricsToken>`; unset, it is not served. */
@@ -106,7 +108,7 @@ export function createApp({
   platformAdminKey,
   rateLimitPerMinute = 600,
   corsOrigins = [],
-  bodyLimit = '100kb',
+  bodyLimit = 100 * 1024,
   logger = silentLogger(),
   metricsToken,
   metrics = createMetrics(() => poolStats(db)),
@@ -202,12 +204,18 @@ export function createApp({
       refuseInexactNumbers(req, res, body);
     },
   };
+  // Each parser sends 100 Continue first to a client waiting for it, if its body fits.
   app.use(
     '/api/v1/usage-events/batch',
+    continueWithin(USAGE_BATCH_LIMIT),
     decodedOrRefused(express.json({ ...usageJson, limit: USAGE_BATCH_LIMIT })),
   );
-  app.use('/api/v1/usage-events', decodedOrRefused(express.json({ ...usageJson, limit: bodyLimit })));
-  app.use(decodedOrRefused(express.json({ ...json, limit: bodyLimit })));
+  app.use(
+    '/api/v1/usage-events',
+    continueWithin(bodyLimit),
+    decodedOrRefused(express.json({ ...usageJson, limit: bodyLimit })),
+  );
+  app.use(continueWithin(bodyLimit), decodedOrRefused(express.json({ ...json, limit: bodyLimit })));
   app.use(acceptEmptyObject);
   app.use(rejectBadText);
   app.use(rejectLooseIntegers);

@@ -10,7 +10,8 @@ export interface Config {
   readonly host: string;
   /** Validate every response against the spec (on outside production). */
   readonly validateResponses: boolean;
-  readonly bodyLimit: string;
+  /** The largest request body, in bytes (100 KiB; a usage batch may take 1 MiB). */
+  readonly bodyLimit: number;
   readonly dbPoolSize: number;
   /** How long a request waits for a database connection before answering 503. */
   readonly dbConnectTimeoutMs: number;
@@ -140,7 +141,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     port: integer(env, 'PORT', 3000, 0, 65535),
     host: env.HOST || '0.0.0.0',
     validateResponses: !production,
-    bodyLimit: '100kb',
+    bodyLimit: 100 * 1024,
     dbPoolSize: integer(env, 'DB_POOL_SIZE', 10, 1, 200),
     dbConnectTimeoutMs: integer(env, 'DB_CONNECT_TIMEOUT_MS', 5000, 100, 600_000),
     platformAdminKey,

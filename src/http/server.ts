@@ -7,6 +7,7 @@ import http from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Express } from 'express';
+import { holdContinue } from './expect-continue.js';
 import { problemBody, type ProblemType } from './problems.js';
 import { SECURITY_HEADERS } from './security-headers.js';
 import { StartupError } from '../startup.js';
@@ -113,6 +114,11 @@ export function createHttpServer(app: Express): http.Server {
     app(req, res);
   });
   inFlight.set(server, pending);
+  // Expect: 100-continue waits for the app's word (http/expect-continue.ts), not Node's.
+  server.on('checkContinue', (req: http.IncomingMessage, res: http.ServerResponse) => {
+    holdContinue(req, res);
+    server.emit('request', req, res);
+  });
   server.on('clientError', answerClientError);
   // CONNECT (a tunnel) is no method of this API; Node would close the connection without a word.
   server.on('connect', (_req: http.IncomingMessage, socket: Duplex) =>
