@@ -99,6 +99,8 @@ export interface EventFilter {
   occurredFrom?: string | undefined;
   /** Occurred before this instant. */
   occurredBefore?: string | undefined;
+  /** Resource types whose events are left out (those the reader's key may not read). */
+  hiddenResourceTypes?: readonly string[] | undefined;
 }
 
 /**
@@ -126,6 +128,8 @@ export function listEvents(db: Db, filter: EventFilter): Promise<EventRow[]> {
   if (filter.resourceId) query = query.where('resource_id', '=', filter.resourceId);
   if (filter.occurredFrom) query = query.where('occurred_at', '>=', new Date(filter.occurredFrom));
   if (filter.occurredBefore) query = query.where('occurred_at', '<', new Date(filter.occurredBefore));
+  if (filter.hiddenResourceTypes?.length)
+    query = query.where('resource_type', 'not in', filter.hiddenResourceTypes);
   return query.execute();
 }
 

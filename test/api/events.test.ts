@@ -327,6 +327,44 @@ describe('every change is an event', () => {
   });
 });
 
+describe('the feed, read with a key of fewer scopes (keys8 #1)', () => {
+  it("leaves out the events of webhook endpoints (admin) and API keys (keys) that the key's role may not read", async () => {
+    const t = await ctx.newTenant();
+    const endpoint = await t.api
+      .post('/api/v1/webhook-endpoints')
+      .send({ url: 'https://hooks.example.com/in?token=secret-token', enabled_events: ['user.created'] });
+    expect(endpoint.status, endpoint.text).toBe(201);
+    const keyOf = async (role: string) => {
+      const res = await t.api.post('/api/v1/api-keys').send({ name: role, role });
+      expect(res.status, res.text).toBe(201);
+      return ctx.withKey((res.body as Schemas['ApiKeyWithSecret']).key);
+    };
+    await createUser(t);
+    const typesFor = async (api: Api) =>
+      new Set((await readFeed(api, null)).events.map((e) => e.resource_type));
+    const all = await typesFor(t.api);
+    // An admin key reads them all.
+    expect([all.has('webhook_endpoint'), all.has('api_key'), all.has('user')]).toEqual([true, true, true]);
+    for (const role of ['viewer', 'editor', 'analyst']) {
+      const api = await keyOf(role);
+      const seen = await typesFor(api);
+      expect([role, seen.has('webhook_endpoint'), seen.has('api_key'), seen.has('user')]).toEqual([
+        role,
+        false,
+        false,
+        true,
+      ]);
+      // Asked for by id or type, they are not there either.
+      const byId = await api
+        .get('/api/v1/events')
+        .query({ resource_id: (endpoint.body as { id: string }).id });
+      expect((byId.body as Schemas['EventList']).data).toEqual([]);
+      const byType = await api.get('/api/v1/events').query({ type: 'api_key.created' });
+      expect((byType.body as Schemas['EventList']).data).toEqual([]);
+    }
+  });
+});
+
 describe('events are immutable', () => {
   it('refuses update, delete and truncate to the app role and to the owner', async () => {
     await createUser(ctx);

@@ -1341,7 +1341,9 @@ export interface paths {
          *     each event exactly once, even when transactions commit in another order than they
          *     started: the feed hands out only events of transactions older than every transaction
          *     still running, so the newest events appear once the writes around them have finished
-         *     (usually milliseconds).
+         *     (usually milliseconds). A key reads the events of the resources it may read: those of
+         *     webhook endpoints need the `admin` scope and those of API keys the `keys` scope, as reading
+         *     the resources themselves does; without it they are left out of every page.
          */
         get: operations["listEvents"];
         put?: never;
