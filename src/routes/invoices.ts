@@ -36,7 +36,11 @@ export function oneOffProblem(
   unknownSubscription: () => ProblemError,
 ): ProblemError {
   if (outcome.kind === 'needs-admin')
-    return new ProblemError(403, 'forbidden', 'Amounts set by hand (one-off charges) need an admin key.');
+    return new ProblemError(
+      403,
+      'forbidden',
+      'Amounts set by hand (one-off charges) need an admin key (the admin scope).',
+    );
   if (outcome.kind === 'canceled')
     return conflict(`Subscription ${subscriptionId} is canceled: nothing more is billed on it.`);
   if (outcome.kind === 'ended')
@@ -114,7 +118,7 @@ export function invoicesRouter(ctx: ServiceContext): Router {
       throw new ProblemError(
         403,
         'forbidden',
-        'Crediting an invoice forgives an amount: it needs an admin key.',
+        'Crediting an invoice forgives an amount: it needs an admin key (the admin scope).',
       );
     if (outcome.kind === 'wrong-status') {
       const why = {

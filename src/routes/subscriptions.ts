@@ -110,7 +110,7 @@ function pricingProblem(
       return new ProblemError(
         403,
         'forbidden',
-        'A custom price (plan_cost and billing_interval without a plan) is set by an admin key only; put the subscription on a plan instead.',
+        'A custom price (plan_cost and billing_interval without a plan) is set by an admin key only (the admin scope); put the subscription on a plan instead.',
       );
   }
 }

@@ -25,7 +25,7 @@ const overdraftNeedsAdmin = () =>
   new ProblemError(
     403,
     'forbidden',
-    'An overdraft lets the customer spend credits never granted: setting or raising overdraft_limit needs an admin key, as a grant does.',
+    'An overdraft lets the customer spend credits never granted: setting or raising overdraft_limit needs an admin key (the admin scope), as a grant does.',
   );
 const withOverdraft = (o: { overdraft: boolean }) =>
   o.overdraft ? ', counting what is left of its overdraft' : '';
@@ -56,7 +56,7 @@ export function walletsRouter(ctx: ServiceContext): Router {
         : new ProblemError(
             403,
             'forbidden',
-            "A wallet's rate prices its credits (what a credit pays of usage, and buys for money): a rate other than 1 needs an admin key, as a grant does.",
+            "A wallet's rate prices its credits (what a credit pays of usage, and buys for money): a rate other than 1 needs an admin key (the admin scope), as a grant does.",
           );
     if (outcome.kind === 'invalid') throw invalid(outcome.errors);
     if (outcome.kind === 'no-clock') {

@@ -64,7 +64,7 @@ async function openInvoice() {
  * The money decisions: each prepares what it needs (as the tenant's admin), then returns the
  * request to send, so that the check of "nothing written" covers the request alone.
  */
-type Decision = () => Promise<(api: Api) => PromiseLike<{ status: number; text: string }>>;
+type Decision = () => Promise<(api: Api) => PromiseLike<{ status: number; text: string; body: unknown }>>;
 const unique = () => Math.random().toString(36).slice(2, 8);
 const decisions: Array<[string, Decision]> = [
   [
@@ -168,6 +168,13 @@ const decisions: Array<[string, Decision]> = [
     },
   ],
   [
+    'credit an invoice (a credit note)',
+    async () => {
+      const id = await openInvoice();
+      return (api) => api.post(`/api/v1/invoices/${id}/credit-notes`).send({ reason: 'x', amount: '1.00' });
+    },
+  ],
+  [
     'void an invoice',
     async () => {
       const id = await openInvoice();
@@ -201,6 +208,11 @@ describe('setting, changing or forgiving a price', () => {
         if (role === 'admin') expect(res.status, res.text).toBeLessThan(300);
         else {
           expect(res.status, `${role} may not ${what}`).toBe(403);
+          // The scope it lacks is named, as for every 403 (keys8 #2): an editor's is admin.
+          const detail = (res.body as { detail: string }).detail;
+          expect(detail, `${role}: ${what}`).toMatch(
+            role === 'editor' ? /\badmin scope\b/ : /\b(write|admin) scope\b/,
+          );
           expect(await fingerprint(ctx.db), `${role}'s refusal wrote nothing`).toEqual(before);
         }
       }
