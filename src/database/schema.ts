@@ -21,6 +21,12 @@ export type ScheduledChange = {
   billing_interval: BillingInterval | null;
   effective_date: string;
   scheduled_at: string;
+  /**
+   * Internal, not shown: its plan was archived already when it was scheduled (the subscription's
+   * own plan, which it may still name). Such a change is made only while the subscription is on
+   * that plan; one scheduled to a plan archived later is made whatever it is on then.
+   */
+  to_archived?: boolean;
 };
 export type CouponDuration = 'once' | 'repeating' | 'forever';
 /** A coupon applied to a subscription: its terms when applied, and when it runs (subscriptions.discount). */

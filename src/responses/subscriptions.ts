@@ -2,7 +2,7 @@ import { type Period, periodContaining } from '../billing/periods.js';
 import { billingAnchor, currentPeriodDay, trialPeriodOf } from '../billing/subscription-time.js';
 import type { Schemas } from '../contract.js';
 import { metadataOf } from '../database/metadata.js';
-import type { Discount, FeatureRow, SubscriptionRow } from '../database/schema.js';
+import type { Discount, FeatureRow, ScheduledChange, SubscriptionRow } from '../database/schema.js';
 import { toFeatureResponse } from './features.js';
 
 type Snapshot = Schemas['PriceSnapshot'];
@@ -25,6 +25,13 @@ function currentPeriod(row: SubscriptionRow, day: string): Period {
     periods.set(key, period);
   }
   return period;
+}
+
+/** A scheduled change as the contract shows it: without its internal `to_archived`. */
+function shownScheduledChange(change: ScheduledChange): Schemas['ScheduledChange'] {
+  if (change.to_archived === undefined) return change;
+  const { to_archived: _archived, ...shown } = change;
+  return shown;
 }
 
 /** A discount as the contract shows it: without its internal fields (`from`, `awaiting_resume`). */
@@ -64,7 +71,7 @@ export function toSubscriptionResponse(
     current_period_end: period.end,
     billing_anchor: billingAnchor(row),
     billed_until: row.billed_until,
-    scheduled_change: row.scheduled_change,
+    scheduled_change: row.scheduled_change && shownScheduledChange(row.scheduled_change),
     trial_end: row.trial_end,
     paused_at: row.paused_at?.toISOString() ?? null,
     resumes_at: row.resumes_at,

@@ -6,6 +6,7 @@ import { periodContaining } from '../billing/periods.js';
 import { PriceTooHighError } from '../billing/pricing.js';
 import { billingAnchor, dayOf, subscriptionNow } from '../billing/subscription-time.js';
 import type { ScheduledChange, SubscriptionRow } from '../database/schema.js';
+import { findPlanWithPrice } from '../queries/plans.js';
 import * as subscriptions from '../queries/subscriptions.js';
 import {
   type Actor,
@@ -52,6 +53,10 @@ export function scheduleChange(
     // Validated now as PATCH validates it (roles, plan, fields); priced when it is made.
     const priced = await repricing(tx, actor, before, input);
     if ('kind' in priced) return priced;
+    // Only its own plan may be archived here: the change is then made only while it is on it.
+    const toArchived =
+      input.plan_id !== undefined &&
+      (await findPlanWithPrice(tx.db, input.plan_id))?.plan.archived_at != null;
     await onClockOf(tx, before);
     const today = dayOf(subscriptionNow(before));
     const { end } = periodContaining(
@@ -63,6 +68,7 @@ export function scheduleChange(
     // Ended with this period by its end_date: no period would start on the change.
     if (before.end_date !== null && before.end_date < end) return { kind: 'not-renewing', why: 'end_date' };
     const change: ScheduledChange = {
+      ...(toArchived ? { to_archived: true } : {}),
       plan_id: input.plan_id ?? null,
       quantity: input.quantity ?? null,
       // Written as a stored price is ("10" as "10.00"), as responses show every amount.
@@ -123,7 +129,8 @@ export async function applyScheduledChange(
       plan_cost: change.plan_cost ?? undefined,
       billing_interval: change.billing_interval ?? undefined,
     },
-    { scheduled: true },
+    // A plan archived since it was scheduled still takes it; one archived before, only its own.
+    { scheduled: change.to_archived !== true },
   ).catch((error: unknown) => {
     // Over the most a period may cost at today's prices (its plan's price went up since, or the
     // subscription moved to a dearer plan): it cannot be made, and the renewal must go on.

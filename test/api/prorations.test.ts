@@ -558,6 +558,35 @@ describe('a change scheduled for the end of the period', () => {
     ]);
   });
 
+  it('to its own archived plan, is not made once the subscription has moved off it (retest8 #1)', async () => {
+    const cheap = await plan('Cheap', { model: 'per_unit', amount: '10.00' });
+    const old = await plan('Old', { model: 'per_unit', amount: '30.00' });
+    const s = await subscribed(old.id);
+    await t.api.patch(`/api/v1/plans/${old.id}`).send({ archived: true }).expect(200);
+    const scheduled = await schedule(s.sub.id, { plan_id: old.id, quantity: 2 });
+    expect(scheduled.status, scheduled.text).toBe(200);
+    // The internal marker is not shown.
+    expect(Object.keys((scheduled.body as Subscription).scheduled_change!).sort()).toEqual([
+      'billing_interval',
+      'effective_date',
+      'plan_cost',
+      'plan_id',
+      'quantity',
+      'scheduled_at',
+    ]);
+    const moved = await t.api
+      .patch(`/api/v1/subscriptions/${s.sub.id}`)
+      .send({ plan_id: cheap.id, proration_behavior: 'none' });
+    expect(moved.status, moved.text).toBe(200);
+    await s.advance('2026-02-01T06:00:00Z');
+    expect(await s.get()).toMatchObject({ plan_id: cheap.id, plan_cost: '10.00', scheduled_change: null });
+    // January priced anew on its first day (not invoiced yet); February not moved back (60.00).
+    expect((await s.invoices()).map((i) => [i.period_start, i.subtotal])).toEqual([
+      ['2026-01-01', '10.00'],
+      ['2026-02-01', '10.00'],
+    ]);
+  });
+
   it('starts a new schedule on the day it takes effect when it changes the interval', async () => {
     const monthly = await plan('Monthly', { model: 'flat', amount: '10.00' });
     const yearly = await plan('Yearly', { model: 'flat', amount: '100.00' }, 'year');
