@@ -91,6 +91,28 @@ export const billingAnchor = (s: { start_date: string; billing_anchor: string | 
   s.billing_anchor ?? s.start_date;
 
 /**
+ * The end of the period a subscription serves on `today` (its clock's day): its trial's end during
+ * a trial, else the end of its billing period, the first one for a subscription not started yet.
+ * A cancellation or a change at the period's end takes effect on it.
+ */
+export function servedPeriodEnd(
+  s: {
+    start_date: string;
+    billing_anchor: string | null;
+    billing_interval: Interval;
+    interval_count: number;
+    trial_end: string | null;
+  },
+  today: string,
+): string {
+  const day = s.start_date > today ? s.start_date : today;
+  return (
+    trialPeriodOf(s, day)?.end ??
+    periodContaining(billingAnchor(s), s.billing_interval, s.interval_count, day).end
+  );
+}
+
+/**
  * The first day whose usage renewals bill, for a subscription whose invoices (billed in advance)
  * start with the period starting on `firstInvoiced`: usage is billed in arrears, by the invoice
  * of the period after it, so the usage of the period before that one is billed too, and nothing

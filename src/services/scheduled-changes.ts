@@ -2,9 +2,8 @@
 // subscription, made by the worker at the renewal that starts the next period, before its invoice
 // (services/collection.ts, renewDue), so the new period is invoiced at the new price.
 import { formatCents, parseAmount } from '../billing/money.js';
-import { periodContaining } from '../billing/periods.js';
 import { PriceTooHighError } from '../billing/pricing.js';
-import { billingAnchor, dayOf, subscriptionNow } from '../billing/subscription-time.js';
+import { dayOf, servedPeriodEnd, subscriptionNow } from '../billing/subscription-time.js';
 import type { ScheduledChange, SubscriptionRow } from '../database/schema.js';
 import { findPlanWithPrice } from '../queries/plans.js';
 import * as subscriptions from '../queries/subscriptions.js';
@@ -58,13 +57,8 @@ export function scheduleChange(
       input.plan_id !== undefined &&
       (await findPlanWithPrice(tx.db, input.plan_id))?.plan.archived_at != null;
     await onClockOf(tx, before);
-    const today = dayOf(subscriptionNow(before));
-    const { end } = periodContaining(
-      billingAnchor(before),
-      before.billing_interval,
-      before.interval_count,
-      before.start_date > today ? before.start_date : today,
-    );
+    // At the end of the period served today: a trial's end during one (retest8 #3).
+    const end = servedPeriodEnd(before, dayOf(subscriptionNow(before)));
     // Ended with this period by its end_date: no period would start on the change.
     if (before.end_date !== null && before.end_date < end) return { kind: 'not-renewing', why: 'end_date' };
     const change: ScheduledChange = {

@@ -6,6 +6,7 @@ import {
   billingAnchor,
   dayOf,
   firstUsageDayBilled,
+  servedPeriodEnd,
   subscriptionNow,
   trialPeriodOf,
 } from '../billing/subscription-time.js';
@@ -1110,15 +1111,8 @@ export async function cancelSubscription(
       emitScheduledChangeDropped(tx, before, after);
       return { kind: 'canceled', subscription: after };
     }
-    // The end of the period containing today (on its clock), or of the first one for a
-    // subscription that has not started.
-    const today = dayOf(subscriptionNow(before));
-    const { end } = periodContaining(
-      billingAnchor(before),
-      before.billing_interval,
-      before.interval_count,
-      before.start_date > today ? before.start_date : today,
-    );
+    // The end of the period served today (on its clock): a trial's end during one (retest8 #2).
+    const end = servedPeriodEnd(before, dayOf(subscriptionNow(before)));
     const cancelAt = new Date(`${end}T00:00:00.000Z`);
     if (before.cancel_at?.getTime() === cancelAt.getTime() && before.cancel_reason === reason) {
       return { kind: 'scheduled', subscription: before };

@@ -587,6 +587,40 @@ describe('a change scheduled for the end of the period', () => {
     ]);
   });
 
+  it("during a trial longer than a period, takes effect at the trial's end, as a cancellation does (retest8 #2, #3)", async () => {
+    const monthly = await plan('Monthly', { model: 'flat', amount: '10.00' });
+    const basic = await plan('Basic', { model: 'flat', amount: '5.00' });
+    const trial = { status: 'trialing', trial_end: '2026-04-15' };
+    const changing = await subscribed(monthly.id, '2026-01-05T00:00:00Z', trial);
+    const canceling = await subscribed(monthly.id, '2026-01-05T00:00:00Z', trial);
+    const scheduled = await schedule(changing.sub.id, { plan_id: basic.id });
+    expect(scheduled.status, scheduled.text).toBe(200);
+    expect((scheduled.body as Subscription).scheduled_change).toMatchObject({ effective_date: '2026-04-15' });
+    const cancel = await t.api
+      .post(`/api/v1/subscriptions/${canceling.sub.id}/cancel`)
+      .send({ at: 'period_end' });
+    expect(cancel.status, cancel.text).toBe(200);
+    expect(cancel.body).toMatchObject({
+      cancel_at: '2026-04-15T00:00:00.000Z',
+      current_period_end: '2026-04-15',
+    });
+    // Not canceled within the trial: on its last day still trialing, then canceled at its end.
+    await canceling.advance('2026-04-14T12:00:00Z');
+    expect(await canceling.get()).toMatchObject({ status: 'trialing', canceled_at: null });
+    await canceling.advance('2026-04-16T00:00:00Z');
+    expect(await canceling.get()).toMatchObject({
+      status: 'canceled',
+      canceled_at: '2026-04-15T00:00:00.000Z',
+    });
+    expect(await canceling.invoices()).toEqual([]);
+    await changing.advance('2026-04-16T00:00:00Z');
+    expect(await changing.get()).toMatchObject({
+      plan_id: basic.id,
+      plan_cost: '5.00',
+      scheduled_change: null,
+    });
+  });
+
   it('starts a new schedule on the day it takes effect when it changes the interval', async () => {
     const monthly = await plan('Monthly', { model: 'flat', amount: '10.00' });
     const yearly = await plan('Yearly', { model: 'flat', amount: '100.00' }, 'year');
