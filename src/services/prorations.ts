@@ -581,7 +581,9 @@ export async function performProration(
     })),
   );
   for (const row of rows) emitItem(tx, row);
-  const now = subscriptionNow(after);
+  // The step's time: a worker's step on a clock happens at its due time, not the clock's now
+  // (the time an advance goes to), which is what subscriptionNow reads (lifecycle8 #1).
+  const now = tx.occurredAt() ?? subscriptionNow(after);
   if (plan.mode === 'items') {
     const net = plan.items.reduce((sum, item) => sum + parseSignedAmount(item.amount), 0n);
     const invoice =

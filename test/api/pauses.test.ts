@@ -132,6 +132,23 @@ describe('a pause', () => {
     expect(events.filter((e) => e === 'subscription.renewed').length).toBeGreaterThanOrEqual(3);
   });
 
+  it("resumed by the worker mid-period, is invoiced and collected at the resume's time, not the advance's (lifecycle8 #1)", async () => {
+    const s = await subscribed({ payment_method: 'pm_card_visa', payment_rail: 'card' });
+    await s.advance('2026-01-25T00:00:00Z');
+    await s.pause({ resumes_at: '2026-04-10' });
+    // One advance well past the resume: its step happens on 2026-04-10 on the clock.
+    await s.advance('2026-04-20T12:00:00Z');
+    const resumed = (await s.invoices()).find((i) => i.period_start === '2026-04-10');
+    expect(resumed, JSON.stringify((await s.invoices()).map((i) => i.period_start))).toBeDefined();
+    expect(resumed).toMatchObject({ status: 'paid', finalized_at: '2026-04-10T00:00:00.000Z' });
+    const payments = (await t.api.get(`/api/v1/invoices/${resumed!.id}/payments`))
+      .body as Schemas['PaymentList'];
+    // Collected on the resume's day, as the renewals around it are, not on the advance's.
+    expect(
+      payments.data.map((p) => [p.status, p.submitted_at?.slice(0, 10), p.settled_at?.slice(0, 10)]),
+    ).toEqual([['succeeded', '2026-04-10', '2026-04-10']]);
+  });
+
   it('resumed by hand mid-period: the rest of the period is invoiced at once with the credit', async () => {
     const s = await subscribed();
     await s.advance('2026-01-25T00:00:00Z');
