@@ -70,10 +70,23 @@ export async function rebuild(
   // Several transactions: the idempotency key is claimed, and the reply stored, by a last one
   // that does nothing else. A retry with the key rebuilds again (harmless) and gets the first reply.
   const work = { ...actor, idempotency: undefined };
-  await rebuildUnchecked(ctx, work, progress);
-  const differences = await checkConsistency(ctx, work);
+  // One run per tenant in this process: a rebuild asked for while one runs joins it and gets its
+  // answer. Each run waits for the tenant's MRR lock holding a connection, so ten at once held
+  // the pool while the running one needed another (retest8 #4: 503s, and every tenant slowed).
+  let run = rebuildsRunning.get(actor.tenantId);
+  if (!run) {
+    run = (async () => {
+      await rebuildUnchecked(ctx, work, progress);
+      return checkConsistency(ctx, work);
+    })().finally(() => rebuildsRunning.delete(actor.tenantId));
+    rebuildsRunning.set(actor.tenantId, run);
+  }
+  const differences = await run;
   return actor.idempotency ? inTenant(ctx, actor, () => Promise.resolve(differences)) : differences;
 }
+
+/** The rebuild running for each tenant in this process. */
+const rebuildsRunning = new Map<string, Promise<Differences>>();
 
 /** Rebuilds without the check, for data valid by construction (the seed, which the tests check). */
 export async function rebuildUnchecked(
