@@ -62,6 +62,22 @@ import type { UrlPolicy } from './webhooks/ssrf.js';
 /** The body limit of POST /usage-events/batch (1,000 events). */
 const USAGE_BATCH_LIMIT = 1024 * 1024;
 
+/**
+ * Static files, but not TypeScript sources or declarations: the path as the file server reads it
+ * (percent-decoded: format.d%2Ets is format.d.ts), else the next handler (404).
+ */
+const withoutTypeScript =
+  (serve: RequestHandler): RequestHandler =>
+  (req, res, next) => {
+    let file: string;
+    try {
+      file = decodeURIComponent(req.path);
+    } catch {
+      return next(); // not a name any file has
+    }
+    return /\.[cm]?ts$/i.test(file) ? next() : serve(req, res, next);
+  };
+
 /** GET and HEAD only: for the files served beside the API. */
 const readOnly: RequestHandler = (req, _res, next) => {
   if (req.method === 'GET' || req.method === 'HEAD') return next();
@@ -174,12 +190,9 @@ export function createApp({
   );
   // The metrics dashboard: static files only (its data comes from the API with the user's key).
   // The chart library is served from our own origin, as the CSP allows no other script source.
-  app.use('/dashboard/vendor', express.static(UPLOT_DIST, { index: false }));
-  // Its TypeScript declarations are for our tests, not for browsers (which would get video/mp2t).
-  const dashboardFiles = express.static(DASHBOARD_DIR);
-  app.use('/dashboard', (req, res, next) =>
-    req.path.endsWith('.ts') ? next() : dashboardFiles(req, res, next),
-  );
+  // TypeScript declarations (ours, uPlot's) are for compilers, not browsers (video/mp2t to them).
+  app.use('/dashboard/vendor', withoutTypeScript(express.static(UPLOT_DIST, { index: false })));
+  app.use('/dashboard', withoutTypeScript(express.static(DASHBOARD_DIR)));
 
   // Who is calling comes before what they sent: without a valid key and scope, the body is never
   // read, so a caller learns nothing about the API (no 400, 413 or 415 before the 401).

@@ -21,9 +21,18 @@ describe('GET /dashboard/*', () => {
     }
   });
 
-  it('does not serve its TypeScript declarations, which are for the tests (analytics7)', async () => {
-    const res = await ctx.anonymous.get('/dashboard/format.d.ts');
-    expect(res.status).toBe(404);
-    expect(res.headers['content-type']).toContain('application/problem+json');
+  it('does not serve TypeScript declarations, however the path is spelled (analytics7, retest8 #5)', async () => {
+    for (const path of [
+      '/dashboard/format.d.ts',
+      '/dashboard/format.d%2Ets',
+      '/dashboard/format.d.t%73',
+      '/dashboard/vendor/uPlot.d.ts',
+    ]) {
+      const res = await ctx.anonymous.get(path);
+      expect([path, res.status]).toEqual([path, 404]);
+      expect(res.headers['content-type']).toContain('application/problem+json');
+    }
+    // uPlot's script and styles still are.
+    expect((await ctx.anonymous.get('/dashboard/vendor/uPlot.iife.min.js')).status).toBe(200);
   });
 });
