@@ -5,7 +5,7 @@
 // announced fits. A request refused before that gets its answer, and its body is never sent.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RequestHandler } from 'express';
-import { ProblemError } from './problems.js';
+import { BODY_ENCODINGS, ProblemError, unsupportedEncoding } from './problems.js';
 
 const waiting = new WeakSet<IncomingMessage>();
 
@@ -29,6 +29,12 @@ export function holdContinue(req: IncomingMessage, res: ServerResponse): void {
 export function continueWithin(limit: number): RequestHandler {
   return (req, res, next) => {
     if (!waiting.has(req)) return next();
+    // Refused without reading it (the parser would read the body off first): closed behind.
+    const encoding = (req.headers['content-encoding'] ?? 'identity').toLowerCase();
+    if (!BODY_ENCODINGS.includes(encoding)) {
+      res.setHeader('Connection', 'close');
+      throw unsupportedEncoding(encoding);
+    }
     if (Number(req.headers['content-length'] ?? 0) > limit) {
       res.setHeader('Connection', 'close');
       throw new ProblemError(

@@ -33,6 +33,7 @@ const TITLES = {
   'request-header-fields-too-large': 'Request header fields too large',
   'request-timeout': 'Request timeout',
   'not-implemented': 'Not implemented',
+  'expectation-failed': 'Expectation failed',
   'precondition-failed': 'Precondition failed',
   'idempotency-in-progress': 'Request in progress',
   'idempotency-key-reused': 'Idempotency key reused',
@@ -40,6 +41,18 @@ const TITLES = {
   'insufficient-credits': 'Insufficient credits',
 } as const;
 export type ProblemType = keyof typeof TITLES;
+
+/** The Content-Encodings the body parser inflates (body-parser's), one at most. */
+export const BODY_ENCODINGS: readonly string[] = ['identity', 'gzip', 'deflate', 'br'];
+
+/** A body's Content-Encoding the parser cannot inflate: say which ones it takes. */
+export function unsupportedEncoding(encoding: string | undefined): ProblemError {
+  return new ProblemError(
+    415,
+    'unsupported-media-type',
+    `The body's Content-Encoding${encoding ? ` ${encoding}` : ''} is not supported: send it as is (identity), or compressed with gzip, deflate or br, once.`,
+  );
+}
 
 /** The body of a problem of this type, for the few places that answer outside Express. */
 export function problemBody(status: number, type: ProblemType, detail: string): Problem {
@@ -264,12 +277,7 @@ function fromBodyParserError(error: {
         `The request body is over the limit of ${String(error.limit)} bytes.`,
       );
     case 'encoding.unsupported':
-      // The Content-Encoding, not the body's type: say which ones are taken.
-      return new ProblemError(
-        415,
-        'unsupported-media-type',
-        `The body's Content-Encoding${typeof error.encoding === 'string' ? ` ${error.encoding}` : ''} is not supported: send it as is (identity), or compressed with gzip, deflate or br, once.`,
-      );
+      return unsupportedEncoding(typeof error.encoding === 'string' ? error.encoding : undefined);
     case 'charset.unsupported':
       return new ProblemError(415, 'unsupported-media-type', 'Send the body as UTF-8 application/json.');
     case 'request.aborted':

@@ -119,6 +119,15 @@ export function createHttpServer(app: Express): http.Server {
     holdContinue(req, res);
     server.emit('request', req, res);
   });
+  // Any other expectation: Node's own 417 has no body and keeps the connection.
+  server.on('checkExpectation', (_req: http.IncomingMessage, res: http.ServerResponse) => {
+    const { headers, body } = ownProblem(
+      417,
+      'expectation-failed',
+      'The Expect header asks for what this server does not do: only 100-continue is met.',
+    );
+    res.writeHead(417, { ...headers, 'Content-Length': Buffer.byteLength(body) }).end(body);
+  });
   server.on('clientError', answerClientError);
   // CONNECT (a tunnel) is no method of this API; Node would close the connection without a word.
   server.on('connect', (_req: http.IncomingMessage, socket: Duplex) =>

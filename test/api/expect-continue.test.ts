@@ -68,6 +68,10 @@ describe('Expect: 100-continue', () => {
     const tooLarge = await sendExpecting('/api/v1/users', '', auth(), big);
     expect(tooLarge).toMatchObject({ continued: false, status: 413 });
     expect(JSON.parse(tooLarge.body)).toMatchObject({ type: '/problems/payload-too-large' });
+    // A Content-Encoding the parser cannot inflate (retest8 #10).
+    const zstd = await sendExpecting('/api/v1/users', user, { ...auth(), 'Content-Encoding': 'zstd' });
+    expect(zstd).toMatchObject({ continued: false, status: 415 });
+    expect(JSON.parse(zstd.body)).toMatchObject({ type: '/problems/unsupported-media-type' });
   });
 
   it('logged no unexpected error in this file', () => {

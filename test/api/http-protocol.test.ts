@@ -96,6 +96,14 @@ describe('requests Node refuses before Express', () => {
     expectRawProblem(await raw('FROBNICATE /healthz HTTP/1.1\r\nHost: x\r\n\r\n'), 501, 'not-implemented');
   });
 
+  it('answers an Expect other than 100-continue with 417 problem+json (retest8 #11)', async () => {
+    expectRawProblem(
+      await raw('POST /api/v1/users HTTP/1.1\r\nHost: x\r\nExpect: tea\r\nContent-Length: 2\r\n\r\n'),
+      417,
+      'expectation-failed',
+    );
+  });
+
   it('answers CONNECT, which no operation takes, with 501 problem+json', async () => {
     expectRawProblem(
       await raw('CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n'),

@@ -1881,7 +1881,7 @@ export interface paths {
          *     422 naming each offending event by its index (`/events/3/metric`) and nothing is recorded.
          *     Otherwise every event is recorded once, forever: those whose `event_id` was recorded before,
          *     or earlier in the same batch, answer as `duplicate` with the original event. The body may be
-         *     up to 1 MB.
+         *     up to 1 MiB (1,048,576 bytes).
          */
         post: operations["createUsageEvents"];
         delete?: never;
