@@ -682,14 +682,17 @@ async function paymentFailed(
   // The invoice as the failure leaves it (its next retry scheduled): an invoice's last event is
   // the invoice as it is. Before it becomes uncollectible, when this was the last retry.
   const failed = (after: InvoiceRow) => emitInvoiceChange(tx, 'invoice.payment_failed', invoice, after);
+  // A failure that changes nothing else is still a change of the invoice, with a version of its
+  // own: two of its events never share one (lifecycle8 #2).
+  const failedAsIs = async () => failed(await invoices.updateInvoice(tx.db, invoice.id, {}));
   // A payment of a purchase is the caller's to retry: no dunning.
-  if (invoice.kind === 'purchase' || invoice.status !== 'open') return failed(invoice);
+  if (invoice.kind === 'purchase' || invoice.status !== 'open') return failedAsIs();
   if (payment.initiated_by === 'api') {
     // The caller's to retry. A dunning retry whose day passed while it was in flight waited for
     // it (the worker does not take a retry while a payment of its invoice is in flight): now.
     if (invoice.next_collection_at && invoice.next_collection_at < at)
       return failed(await invoices.updateInvoice(tx.db, invoice.id, { next_collection_at: at }));
-    return failed(invoice);
+    return failedAsIs();
   }
   if (sub.status === 'canceled' || sub.status === 'unpaid') {
     // A last retry is a last retry, whichever of two invoices' last retries failing together

@@ -442,6 +442,26 @@ describe('gateway outcomes and dunning, on a test clock', () => {
     expect(await statusOf(tenant, sub.id)).toBe('past_due');
   });
 
+  it("gives each invoice.payment_failed a version of its own, an API payment's too (lifecycle8 #2)", async () => {
+    const { clock, invoice } = await pastDue();
+    const paid = await t.api
+      .post(`/api/v1/invoices/${invoice!.id}/payments`)
+      .send({ amount: invoice!.amount_due, payment_method: 'pm_insufficient_funds', rail: 'card' });
+    expect(paid.status, paid.text).toBe(202);
+    await clock.advance('2026-01-01T16:00:00Z');
+    const events = (
+      (await t.api.get('/api/v1/events').query({ resource_id: invoice!.id, limit: 100 }))
+        .body as Schemas['EventList']
+    ).data;
+    const failures = events.filter((e) => e.type === 'invoice.payment_failed');
+    expect(failures).toHaveLength(2);
+    const versions = events.map((e) => (e.data as unknown as { version: number }).version);
+    expect(
+      new Set(versions).size,
+      JSON.stringify(events.map((e) => [e.type, (e.data as unknown as { version: number }).version])),
+    ).toBe(versions.length);
+  });
+
   it('stops retrying the invoices of a subscription canceled during dunning; they stay owed', async () => {
     const { clock, sub, invoice } = await pastDue();
 
