@@ -378,7 +378,7 @@ export function toProblem(
     // The tenant's data, not a fault of ours: the metrics count cents exactly in doubles.
     return conflict(
       "The tenant's MRR passes what the metrics count exactly: a sum under 2^53 cents " +
-        "(90,071,992,547,409.91 at most), on some day of its history (the tenant's, a filter's or one customer's). " +
+        "(90,071,992,547,409.91 at most), on some day, past or to come (the tenant's, a filter's or one customer's). " +
         'No figure is rounded, so none is given. The figures come back once no day passes it: ending or ' +
         'lowering subscriptions today leaves the past days as they were, while the dates that put them ' +
         'there (start and end dates) or deleting subscriptions made by mistake change them.',

@@ -1,7 +1,12 @@
 // Subscriptions, their lifecycle and the features linked to them.
 import { discountFirstDay } from '../billing/discounts.js';
 import { formatCents, parseAmount, sameAmount } from '../billing/money.js';
-import { firstPeriodStartFrom, LAST_DATE, periodContaining } from '../billing/periods.js';
+import {
+  firstPeriodStartFrom,
+  LAST_DATE,
+  PeriodBeyondCalendarError,
+  periodContaining,
+} from '../billing/periods.js';
 import {
   billingAnchor,
   dayOf,
@@ -333,7 +338,23 @@ export async function createSubscription(
       const trial = trialEnd; // after today: both kinds are checked above
       // The first period after the trial must end within the calendar, as one from start_date
       // must (PeriodBeyondCalendarError: 422): reads of it would otherwise fail later.
-      if (trial) periodContaining(trial, interval, priced.interval_count ?? 1, trial);
+      if (trial && trial_end === undefined) {
+        // The plan's trial: no date of the body names it, start_date does (retest8 #8).
+        try {
+          periodContaining(trial, interval, priced.interval_count ?? 1, trial);
+        } catch (error) {
+          if (!(error instanceof PeriodBeyondCalendarError)) throw error;
+          return {
+            kind: 'invalid',
+            errors: [
+              {
+                field: '/start_date',
+                message: `the plan's ${trialDays}-day trial from start_date ends on ${trial}, and the first billing period after it would end after ${LAST_DATE}: dates in this API have four-digit years`,
+              },
+            ],
+          };
+        }
+      } else if (trial) periodContaining(trial, interval, priced.interval_count ?? 1, trial);
       // Created canceled (a customer imported after churning): billing has ended, at the clock's
       // time on a clock (in real time the database stamps canceled_at).
       const canceled = common.status === 'canceled';

@@ -159,14 +159,12 @@ describe('POST /api/v1/subscriptions', () => {
     const before = await fingerprint(ctx.db);
     for (const start_date of ['9999-12-30', '9998-01-10']) {
       const problem = expectProblem(
-        await ctx.api
-          .post('/api/v1/subscriptions')
-          .send({
-            user_id: user.id,
-            status: 'trialing',
-            plan_id: (plan.body as Schemas['Plan']).id,
-            start_date,
-          }),
+        await ctx.api.post('/api/v1/subscriptions').send({
+          user_id: user.id,
+          status: 'trialing',
+          plan_id: (plan.body as Schemas['Plan']).id,
+          start_date,
+        }),
         422,
         'unprocessable',
       );
@@ -177,6 +175,25 @@ describe('POST /api/v1/subscriptions', () => {
         }),
       ]);
     }
+    // The trial ends within the calendar, its first period after it does not (retest8 #8).
+    const problem = expectProblem(
+      await ctx.api.post('/api/v1/subscriptions').send({
+        user_id: user.id,
+        status: 'trialing',
+        plan_id: (plan.body as Schemas['Plan']).id,
+        start_date: '9997-12-25',
+      }),
+      422,
+      'unprocessable',
+    );
+    expect(problem.errors).toEqual([
+      expect.objectContaining({
+        field: '/start_date',
+        message: expect.stringContaining(
+          'the first billing period after it would end after 9999-12-31',
+        ) as string,
+      }),
+    ]);
     expect(await fingerprint(ctx.db)).toEqual(before);
   });
 
