@@ -166,6 +166,12 @@ export function getSubscription(
 const addDays = (day: string, n: number) =>
   new Date(Date.parse(`${day}T00:00:00Z`) + n * 86_400_000).toISOString().slice(0, 10);
 
+/**
+ * The plan (its version) a subscription is put on was deleted by a transaction that committed
+ * while this one ran (retest8 #6): as unknown as one never made.
+ */
+const PLAN_VERSION_KEY = 'subscriptions_plan_version_fkey';
+
 /** end_date before start_date (checked by the database, whichever write caused it). */
 const END_BEFORE_START = 'subscriptions_end_date_check';
 
@@ -422,6 +428,7 @@ export async function createSubscription(
   } catch (error) {
     // The foreign key includes tenant_id, so another tenant's user is as unknown as a missing one.
     if (isForeignKeyViolation(error, 'subscriptions_user_id_fkey')) return { kind: 'unknown-user' };
+    if (isForeignKeyViolation(error, PLAN_VERSION_KEY)) return { kind: 'unknown-plan' };
     if (isCheckViolation(error, END_BEFORE_START)) return { kind: 'end-before-start' };
     throw error;
   }
@@ -819,6 +826,7 @@ export async function updateSubscription(
   try {
     return await inTenant(ctx, actor, (tx) => changeSubscription(tx, actor, id, patch, ifMatch));
   } catch (error) {
+    if (isForeignKeyViolation(error, PLAN_VERSION_KEY)) return { kind: 'unknown-plan' };
     if (isCheckViolation(error, END_BEFORE_START)) return { kind: 'end-before-start' };
     throw error;
   }

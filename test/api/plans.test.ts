@@ -6,6 +6,7 @@ import type { Schemas } from '../../src/contract.js';
 import { type TestTenant, useTestApp } from '../helpers/app.js';
 import { fingerprint } from '../helpers/db-state.js';
 import { createUser } from '../helpers/factories.js';
+import { holdLocks, waitForLockWaiters } from '../helpers/locks.js';
 import { expectProblem } from '../helpers/problems.js';
 
 const ctx = useTestApp();
@@ -354,6 +355,25 @@ describe('subscriptions priced by the server', () => {
     expectProblem(unknown, 422, 'unprocessable');
     const unused = await createPlan({ price: { model: 'flat', amount: '1' } });
     expect((await t.api.delete(`/api/v1/plans/${unused.id}`)).status).toBe(204);
+  });
+
+  it('answers a subscription put on a plan deleted meanwhile as on an unknown plan, 422 (retest8 #6)', async () => {
+    const doomed = await createPlan({ price: { model: 'flat', amount: '10' } });
+    const user = await createUser(t);
+    // The delete, not committed yet: the subscription's insert waits on its rows, then fails.
+    const deleting = await holdLocks(
+      ctx.db,
+      sql`delete from plans where tenant_id = ${t.id} and id = ${doomed.id}`,
+    );
+    const res = t.api
+      .post('/api/v1/subscriptions')
+      .send({ user_id: user.id, status: 'active', start_date: '2026-01-01', plan_id: doomed.id })
+      .then((r) => r);
+    await waitForLockWaiters(ctx.db);
+    await deleting.release();
+    const problem = expectProblem(await res, 422, 'unprocessable');
+    expect(problem.errors).toEqual([expect.objectContaining({ field: '/plan_id', message: 'no such plan' })]);
+    expect(ctx.unexpectedErrors).toEqual([]);
   });
 
   it('lets only an admin key set a custom price', async () => {
