@@ -2,6 +2,7 @@
 // subscription, made by the worker at the renewal that starts the next period, before its invoice
 // (services/collection.ts, renewDue), so the new period is invoiced at the new price.
 import { formatCents, parseAmount } from '../billing/money.js';
+import { periodContaining } from '../billing/periods.js';
 import { PriceTooHighError } from '../billing/pricing.js';
 import { dayOf, servedPeriodEnd, subscriptionNow } from '../billing/subscription-time.js';
 import type { ScheduledChange, SubscriptionRow } from '../database/schema.js';
@@ -61,6 +62,12 @@ export function scheduleChange(
     const end = servedPeriodEnd(before, dayOf(subscriptionNow(before)));
     // Ended with this period by its end_date: no period would start on the change.
     if (before.end_date !== null && before.end_date < end) return { kind: 'not-renewing', why: 'end_date' };
+    // A new schedule's first period must end within the calendar, as a change made now must
+    // (PeriodBeyondCalendarError: 422), or the change could never be made (retest8 #7).
+    const interval = priced.billing_interval ?? before.billing_interval;
+    const count = priced.interval_count ?? before.interval_count;
+    if (interval !== before.billing_interval || count !== before.interval_count)
+      periodContaining(end, interval, count, end);
     const change: ScheduledChange = {
       ...(toArchived ? { to_archived: true } : {}),
       plan_id: input.plan_id ?? null,

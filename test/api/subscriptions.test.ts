@@ -197,6 +197,30 @@ describe('POST /api/v1/subscriptions', () => {
     expect(await fingerprint(ctx.db)).toEqual(before);
   });
 
+  it('answers 422 for a scheduled change whose new schedule would end after 9999-12-31, as for the change now (retest8 #7)', async () => {
+    const user = await createUser(ctx);
+    const yearly = await ctx.api.post('/api/v1/plans').send({
+      code: `yearly-${user.id}`,
+      name: 'Yearly',
+      interval: 'year',
+      price: { model: 'flat', amount: '100.00' },
+    });
+    expect(yearly.status, yearly.text).toBe(201);
+    const custom = await ctx.api
+      .post('/api/v1/subscriptions')
+      .send({ user_id: user.id, status: 'active', plan_cost: '5.00', start_date: '9999-06-01' });
+    expect(custom.status, custom.text).toBe(201);
+    const id = (custom.body as Schemas['Subscription']).id;
+    const before = await fingerprint(ctx.db);
+    for (const body of [{ plan_id: (yearly.body as Schemas['Plan']).id }, { billing_interval: 'year' }]) {
+      const now = await ctx.api.patch(`/api/v1/subscriptions/${id}`).send(body);
+      const later = await ctx.api.post(`/api/v1/subscriptions/${id}/scheduled-change`).send(body);
+      expect([now.status, later.status]).toEqual([422, 422]);
+      expect(expectProblem(later, 422, 'unprocessable').detail).toMatch(/would end after 9999-12-31/);
+    }
+    expect(await fingerprint(ctx.db)).toEqual(before);
+  });
+
   it('answers 422 for an end_date before start_date and writes nothing', async () => {
     const user = await createUser(ctx);
     const before = await fingerprint(ctx.db);
