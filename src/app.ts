@@ -173,7 +173,8 @@ export function createApp({
 
   // The contract itself, and its docs, are served before validation: they are not API operations.
   // They are read only: another method is 405, where Swagger UI answered its page to any.
-  app.use(['/openapi.yaml', '/openapi.json', '/docs', '/dashboard'], readOnly);
+  app.all(['/openapi.yaml', '/openapi.json'], readOnly); // these paths exactly (strict routing)
+  app.use(['/docs', '/dashboard'], readOnly);
   // Under /docs too, where a generator is often pointed: Swagger UI answers its page for any path.
   app.get(['/openapi.yaml', '/docs/openapi.yaml'], (_req, res) => {
     res.type('application/yaml').send(specYaml);

@@ -6,7 +6,7 @@ import { isReady } from '../services/health.js';
 import type { ServiceContext } from '../services/context.js';
 
 export function healthRouter(ctx: ServiceContext): Router {
-  const router = Router({ caseSensitive: true });
+  const router = Router({ caseSensitive: true, strict: true });
   const ok: Schemas['Health'] = { status: 'ok' };
 
   // Liveness never touches the database: a slow database must not get the process restarted.

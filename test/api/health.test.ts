@@ -95,6 +95,13 @@ describe('the published contract', () => {
     expect(docs.text).not.toContain('undefined');
   });
 
+  it('answers their paths with a trailing slash as any unknown path, 404 (retest8 #12)', async () => {
+    for (const path of ['/healthz/', '/readyz/', '/openapi.json/', '/openapi.yaml/']) {
+      expectProblem(await ctx.anonymous.get(path), 404, 'not-found');
+      expectProblem(await ctx.anonymous.post(path).send({}), 404, 'not-found');
+    }
+  });
+
   it('answers another method than GET or HEAD with 405 (retest7 #4: the docs page answered any)', async () => {
     for (const path of ['/docs/', '/docs/openapi.json', '/openapi.yaml', '/openapi.json', '/dashboard/']) {
       for (const method of ['post', 'put', 'delete'] as const) {
