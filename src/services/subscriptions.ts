@@ -883,6 +883,7 @@ export async function previewChange(
     });
   } catch (error) {
     if (error instanceof PreviewRollback) return error.preview;
+    if (isForeignKeyViolation(error, PLAN_VERSION_KEY)) return { kind: 'unknown-plan' };
     if (isCheckViolation(error, END_BEFORE_START)) return { kind: 'end-before-start' };
     throw error;
   }

@@ -376,6 +376,29 @@ describe('subscriptions priced by the server', () => {
     expect(ctx.unexpectedErrors).toEqual([]);
   });
 
+  it('previews a change to a plan deleted meanwhile as to an unknown plan, 422 (retest9 #3)', async () => {
+    const doomed = await createPlan({ price: { model: 'flat', amount: '10' } });
+    const kept = await createPlan({ price: { model: 'flat', amount: '5' } });
+    const user = await createUser(t);
+    const created = await t.api
+      .post('/api/v1/subscriptions')
+      .send({ user_id: user.id, status: 'active', start_date: '2026-01-01', plan_id: kept.id });
+    const id = (created.body as Schemas['Subscription']).id;
+    const deleting = await holdLocks(
+      ctx.db,
+      sql`delete from plans where tenant_id = ${t.id} and id = ${doomed.id}`,
+    );
+    const res = t.api
+      .post(`/api/v1/subscriptions/${id}/preview-change`)
+      .send({ plan_id: doomed.id })
+      .then((r) => r);
+    await waitForLockWaiters(ctx.db);
+    await deleting.release();
+    const problem = expectProblem(await res, 422, 'unprocessable');
+    expect(problem.errors).toEqual([expect.objectContaining({ field: '/plan_id', message: 'no such plan' })]);
+    expect(ctx.unexpectedErrors).toEqual([]);
+  });
+
   it('lets only an admin key set a custom price', async () => {
     const editor = await t.api.post('/api/v1/api-keys').send({ name: 'editor', role: 'editor' });
     const asEditor = ctx.withKey((editor.body as Schemas['ApiKeyWithSecret']).key);
