@@ -9,6 +9,9 @@ select "id", "code", "name", "aggregation", "field", "group_by", "filters", "arc
 -- findBillableMetricsByCode
 select "id", "code", "name", "aggregation", "field", "group_by", "filters", "archived_at", "version", "created_at", "updated_at" from "billable_metrics" where "code" = any($1::text[]);
 
+-- shareBillableMetricsByCode
+select "id", "code", "name", "aggregation", "field", "group_by", "filters", "archived_at", "version", "created_at", "updated_at" from "billable_metrics" where "code" = any($1::text[]) for key share;
+
 -- lockBillableMetric
 select "id", "code", "name", "aggregation", "field", "group_by", "filters", "archived_at", "version", "created_at", "updated_at" from "billable_metrics" where "id" = $1 for update;
 

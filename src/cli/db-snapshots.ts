@@ -416,6 +416,7 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
         }),
       findBillableMetric: (db) => billableMetrics.findBillableMetric(db, BILLABLE_METRIC),
       findBillableMetricsByCode: (db) => billableMetrics.findBillableMetricsByCode(db, ['calls']),
+      shareBillableMetricsByCode: (db) => billableMetrics.shareBillableMetricsByCode(db, ['calls']),
       lockBillableMetric: (db) => billableMetrics.lockBillableMetric(db, BILLABLE_METRIC),
       insertBillableMetric: (db) =>
         billableMetrics.insertBillableMetric(db, {

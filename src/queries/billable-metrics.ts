@@ -57,6 +57,24 @@ export async function findBillableMetricsByCode(
     .execute();
 }
 
+/**
+ * The metrics with these codes, each kept from a delete until the transaction ends: a plan's
+ * charge refers to its metric inside jsonb, with no foreign key to wait on. A delete that
+ * committed meanwhile leaves its code out (retest9 #1).
+ */
+export async function shareBillableMetricsByCode(
+  db: Db,
+  codes: readonly string[],
+): Promise<BillableMetricRow[]> {
+  if (codes.length === 0) return [];
+  return db
+    .selectFrom('billable_metrics')
+    .select(billableMetricColumns)
+    .where('code', '=', sql<string>`any(${[...codes]}::text[])`)
+    .forKeyShare()
+    .execute();
+}
+
 /** The metric, locked until the transaction ends: what a change starts from. */
 export function lockBillableMetric(db: Db, id: string): Promise<BillableMetricRow | undefined> {
   return db

@@ -135,8 +135,9 @@ export async function deleteBillableMetric(
 ): Promise<DeleteBillableMetricOutcome> {
   try {
     return await inTenant(ctx, actor, async (tx): Promise<DeleteBillableMetricOutcome> => {
-      // Locked: an event or a charge naming it cannot slip in between the check and the delete
-      // (both read the metric in share mode... or fail on the foreign key).
+      // Locked: an event, a hold or a plan's charge naming it cannot slip in between the check and
+      // the delete (events and holds fail on their foreign key; a plan's write holds the metric
+      // in key share mode, shareBillableMetricsByCode).
       const before = await metrics.lockBillableMetric(tx.db, id);
       if (!before) return { kind: 'missing' };
       if (!satisfies(ifMatch, before.version)) return { kind: 'stale', current: before };

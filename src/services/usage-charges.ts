@@ -11,7 +11,7 @@ import {
 } from '../billing/usage-pricing.js';
 import type { Db } from '../database/connection.js';
 import type { StoredUsageCharge } from '../database/schema.js';
-import { findBillableMetricsByCode } from '../queries/billable-metrics.js';
+import { shareBillableMetricsByCode } from '../queries/billable-metrics.js';
 
 export interface UsageChargeInput {
   metric: string;
@@ -48,7 +48,7 @@ export async function resolveUsageCharges(
 ): Promise<{ charges: StoredUsageCharge[] } | { errors: FieldErrors }> {
   const errors: FieldErrors = [];
   const metrics = new Map(
-    (await findBillableMetricsByCode(db, [...new Set(inputs.map((c) => c.metric))])).map((m) => [m.code, m]),
+    (await shareBillableMetricsByCode(db, [...new Set(inputs.map((c) => c.metric))])).map((m) => [m.code, m]),
   );
   const seen = new Set<string>();
   const charges: StoredUsageCharge[] = [];

@@ -1,5 +1,6 @@
 // Usage-based billing through the API: billable metrics, events recorded exactly once, usage
 // charges on plans, the usage now, and the usage invoiced in arrears by renewals on a test clock.
+import { sql } from 'kysely';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { simulatedGateway } from '../../src/billing/gateway.js';
 import { anniversary } from '../../src/billing/periods.js';
@@ -8,6 +9,7 @@ import { performDueWork } from '../../src/services/due-work.js';
 import { type TestTenant, useTestApp } from '../helpers/app.js';
 import { fingerprint } from '../helpers/db-state.js';
 import { createUser } from '../helpers/factories.js';
+import { holdLocks, waitForLockWaiters } from '../helpers/locks.js';
 import { expectProblem } from '../helpers/problems.js';
 
 const ctx = useTestApp();
@@ -140,6 +142,34 @@ describe('billable metrics', () => {
     );
     expect(refused.detail).toContain('is named by a wallet hold');
     expect((await t.api.get(`/api/v1/billable-metrics/${named.id}`)).status).toBe(200);
+  });
+  it('lets a plan write and a delete of its metric at the same time never both win (retest9 #1)', async () => {
+    // The delete, not committed yet: the plan's read of the metric waits for it, then misses it.
+    const doomed = await metric();
+    const deleting = await holdLocks(
+      ctx.db,
+      sql`delete from billable_metrics where tenant_id = ${t.id} and id = ${doomed.id}`,
+    );
+    const created = t.api
+      .post('/api/v1/plans')
+      .send({
+        code: `p-${tag()}`,
+        name: 'Usage plan',
+        interval: 'month',
+        price: { model: 'flat', amount: '10.00' },
+        usage_charges: [{ metric: doomed.code, model: 'per_unit', amount: '0.01' }],
+      })
+      .then((r) => r);
+    await waitForLockWaiters(ctx.db);
+    await deleting.release();
+    const refused = expectProblem(await created, 422, 'unprocessable');
+    expect(refused.errors).toEqual([
+      expect.objectContaining({
+        field: '/usage_charges/0/metric',
+        message: `no billable metric has the code ${doomed.code}`,
+      }),
+    ]);
+    expect(ctx.unexpectedErrors).toEqual([]);
   });
 });
 
