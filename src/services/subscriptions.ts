@@ -987,6 +987,8 @@ async function changeSubscription(
   const trial = trialChanges(before, patch);
   if ('kind' in trial) return trial;
   Object.assign(changes, trial);
+  const beyond = firstPeriodAfterTrialBeyondCalendar({ ...before, ...changes } as SubscriptionRow, patch);
+  if (beyond) return beyond;
   const proration = await planProration(tx, before, changes, patch.proration_behavior ?? 'create_prorations');
   if ('kind' in proration) return proration;
   Object.assign(changes, proration.set);
@@ -1035,6 +1037,37 @@ async function changeSubscription(
   emitScheduledChangeDropped(tx, before, after);
   const billed = await performProration(tx, actor.tenantId, after, plan);
   return { kind: 'updated', ...billed };
+}
+
+/**
+ * A trialing subscription's schedule must give its first period after the trial an end within
+ * the calendar, as a change made to an active one must by its current period: a move to a
+ * yearly plan near 9999-12-31 would otherwise be kept, and never be billed (retest9 #2). The
+ * field named is the one that moved the schedule.
+ */
+function firstPeriodAfterTrialBeyondCalendar(
+  after: SubscriptionRow,
+  patch: SubscriptionPatchInput,
+): { kind: 'invalid'; errors: FieldErrors } | undefined {
+  if (after.status !== 'trialing' || after.trial_end === null) return undefined;
+  const anchor = billingAnchor(after);
+  try {
+    periodContaining(anchor, after.billing_interval, after.interval_count, anchor);
+    return undefined;
+  } catch (error) {
+    if (!(error instanceof PeriodBeyondCalendarError)) throw error;
+    const fields = ['plan_id', 'billing_interval', 'trial_end', 'start_date'] as const;
+    const field = fields.find((name) => patch[name] !== undefined) ?? 'trial_end';
+    return {
+      kind: 'invalid',
+      errors: [
+        {
+          field: `/${field}`,
+          message: `the first billing period after the trial, from ${anchor}, would end after ${LAST_DATE}: dates in this API have four-digit years`,
+        },
+      ],
+    };
+  }
 }
 
 /**

@@ -221,6 +221,47 @@ describe('POST /api/v1/subscriptions', () => {
     expect(await fingerprint(ctx.db)).toEqual(before);
   });
 
+  it('answers 422 for a move during a trial whose first period after it would end after 9999-12-31 (retest9 #2)', async () => {
+    const user = await createUser(ctx);
+    const yearly = await ctx.api.post('/api/v1/plans').send({
+      code: `yearly-${user.id}`,
+      name: 'Yearly',
+      interval: 'year',
+      price: { model: 'flat', amount: '100.00' },
+    });
+    expect(yearly.status, yearly.text).toBe(201);
+    const trialing = await ctx.api.post('/api/v1/subscriptions').send({
+      user_id: user.id,
+      status: 'trialing',
+      trial_end: '9999-08-01',
+      plan_cost: '5.00',
+      start_date: '9999-01-01',
+    });
+    expect(trialing.status, trialing.text).toBe(201);
+    const id = (trialing.body as Schemas['Subscription']).id;
+    const before = await fingerprint(ctx.db);
+    for (const [body, field] of [
+      [{ plan_id: (yearly.body as Schemas['Plan']).id }, '/plan_id'],
+      [{ billing_interval: 'year' }, '/billing_interval'],
+    ] as const) {
+      const problem = expectProblem(
+        await ctx.api.patch(`/api/v1/subscriptions/${id}`).send(body),
+        422,
+        'unprocessable',
+      );
+      expect(problem.errors).toEqual([
+        expect.objectContaining({
+          field,
+          message: expect.stringMatching(/from 9999-08-01, would end after 9999-12-31/) as unknown,
+        }),
+      ]);
+    }
+    expect(await fingerprint(ctx.db)).toEqual(before);
+    // A move that keeps the first period within the calendar is made.
+    const monthly = await ctx.api.patch(`/api/v1/subscriptions/${id}`).send({ plan_cost: '6.00' });
+    expect(monthly.status, monthly.text).toBe(200);
+  });
+
   it('answers 422 for an end_date before start_date and writes nothing', async () => {
     const user = await createUser(ctx);
     const before = await fingerprint(ctx.db);
