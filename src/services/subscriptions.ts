@@ -1008,6 +1008,11 @@ async function changeSubscription(
     const pending = periodEndPending(before, changes);
     if (pending) return pending;
   }
+  // Served no more on the change's day (an end_date before it): no period starts there, so the
+  // change goes now, with its event, not at the renewal that finds it can never be made.
+  const change = before.scheduled_change;
+  if (change && typeof changes.end_date === 'string' && changes.end_date < change.effective_date)
+    changes.scheduled_change = null;
   // Unchanged when the columns are (the breakdown follows plan, version and quantity).
   const compared = { ...before, ...changes, price_breakdown: before.price_breakdown };
   if (Object.keys(previousValues(before, compared)).length === 0) {

@@ -723,6 +723,34 @@ describe('a change scheduled for the end of the period', () => {
     }
   });
 
+  it('is dropped at once by an end_date before its day, with its event (retest9 #7)', async () => {
+    const basic = await plan('Basic', { model: 'flat', amount: '30.00' });
+    const pro = await plan('Pro', { model: 'flat', amount: '60.00' });
+    const s = await subscribed(pro.id);
+    await s.advance('2026-01-11T00:00:00Z');
+    expect((await schedule(s.sub.id, { plan_id: basic.id })).status).toBe(200);
+    // Served on the change's day still: the change stays.
+    expect((await s.change({ end_date: '2026-02-10' })).scheduled_change).toMatchObject({
+      plan_id: basic.id,
+      effective_date: '2026-02-01',
+    });
+    const ended = await s.change({ end_date: '2026-01-20' });
+    expect(ended.scheduled_change).toBeNull();
+    const events = (
+      (await t.api.get('/api/v1/events').query({ resource_id: s.sub.id, limit: 100 }))
+        .body as Schemas['EventList']
+    ).data;
+    expect(events.filter((e) => /change/.test(e.type)).map((e) => e.type)).toEqual([
+      'subscription.change_scheduled',
+      'subscription.scheduled_change_canceled',
+    ]);
+    expect(events.find((e) => e.type === 'subscription.scheduled_change_canceled')).toMatchObject({
+      previous: { scheduled_change: { plan_id: basic.id } },
+    });
+    await s.advance('2026-02-01T06:00:00Z');
+    expect(await s.get()).toMatchObject({ plan_id: pro.id, scheduled_change: null });
+  });
+
   it('is refused for a subscription that will not renew, and validated as PATCH validates', async () => {
     const basic = await plan('Basic', { model: 'flat', amount: '30.00' });
     const s = await subscribed(basic.id);
@@ -950,7 +978,7 @@ describe('the events of invoice items', () => {
 });
 
 describe('a change scheduled on a subscription that ends with its period', () => {
-  it('is refused (409) once the end_date ends it; scheduled before, it is dropped when billing ends', async () => {
+  it('is refused (409) once the end_date ends it; scheduled before, the end_date drops it', async () => {
     const basic = await plan('Basic', { model: 'flat', amount: '30.00' });
     const pro = await plan('Pro', { model: 'flat', amount: '60.00' });
     const ending = await subscribed(basic.id, '2026-01-01T00:00:00Z', { end_date: '2026-01-20' });
@@ -968,9 +996,7 @@ describe('a change scheduled on a subscription that ends with its period', () =>
       .post(`/api/v1/subscriptions/${s.sub.id}/scheduled-change`)
       .send({ plan_id: pro.id });
     expect(scheduled.status, scheduled.text).toBe(200);
-    expect(await s.change({ end_date: '2026-01-25' })).toMatchObject({
-      scheduled_change: { effective_date: '2026-02-01' },
-    });
+    expect(await s.change({ end_date: '2026-01-25' })).toMatchObject({ scheduled_change: null });
     await s.advance('2026-02-03T00:00:00Z');
     expect(await s.get()).toMatchObject({ billed_until: null, scheduled_change: null, plan_id: basic.id });
     const types = (

@@ -378,8 +378,9 @@ export interface paths {
          *     `end_date` ends it with the current period, or one without renewals (`billed_until` null);
          *     validated as `PATCH` validates a price change (403, 422). Scheduling is a
          *     `subscription.change_scheduled` event. Canceling the subscription (now, or at the period's
-         *     end, when the change would have been made), or its billing ending at an `end_date` set
-         *     since, drops the change, with a `subscription.scheduled_change_canceled` event.
+         *     end, when the change would have been made), or a `PATCH` setting an `end_date` before its
+         *     `effective_date` (at once), drops the change, with a `subscription.scheduled_change_canceled`
+         *     event.
          */
         post: operations["scheduleSubscriptionChange"];
         /**
