@@ -8,9 +8,11 @@ with clock as (select now() as now, '-infinity'::timestamptz as floor),
       where s.cancel_at is not null and s.status <> 'canceled' and s.cancel_at <= clock.now and s.test_clock_id is null 
       union all
       -- A trial's end announced 3 days before (not before the trial started: a shorter trial at once).
+      -- Not a trial whose service ends before it (end_date): it never becomes a paid period.
       select 0, 'trial', s.tenant_id, s.id, s.id, greatest(s.trial_end - 3, s.start_date)::timestamp at time zone 'UTC'
       from subscriptions s
       where s.status = 'trialing' and s.trial_end is not null and s.trial_notified_at is null
+        and (s.end_date is null or s.end_date >= s.trial_end)
         and s.trial_end <= (select (now at time zone 'UTC')::date + 3 from clock) and s.test_clock_id is null 
       union all
       -- A pause that ends today: before the day's renewal, which then finds the period billed.
@@ -98,9 +100,11 @@ with clock as (select now() as now, '-infinity'::timestamptz as floor),
       where s.cancel_at is not null and s.status <> 'canceled' and s.cancel_at <= clock.now and s.test_clock_id is null and s.tenant_id = $1
       union all
       -- A trial's end announced 3 days before (not before the trial started: a shorter trial at once).
+      -- Not a trial whose service ends before it (end_date): it never becomes a paid period.
       select 0, 'trial', s.tenant_id, s.id, s.id, greatest(s.trial_end - 3, s.start_date)::timestamp at time zone 'UTC'
       from subscriptions s
       where s.status = 'trialing' and s.trial_end is not null and s.trial_notified_at is null
+        and (s.end_date is null or s.end_date >= s.trial_end)
         and s.trial_end <= (select (now at time zone 'UTC')::date + 3 from clock) and s.test_clock_id is null and s.tenant_id = $2
       union all
       -- A pause that ends today: before the day's renewal, which then finds the period billed.
@@ -189,9 +193,11 @@ with clock as (select frozen_time as now, coalesce(advanced_from, '-infinity') a
       where s.cancel_at is not null and s.status <> 'canceled' and s.cancel_at <= clock.now and s.test_clock_id = $3 and s.tenant_id = $4
       union all
       -- A trial's end announced 3 days before (not before the trial started: a shorter trial at once).
+      -- Not a trial whose service ends before it (end_date): it never becomes a paid period.
       select 0, 'trial', s.tenant_id, s.id, s.id, greatest(s.trial_end - 3, s.start_date)::timestamp at time zone 'UTC'
       from subscriptions s
       where s.status = 'trialing' and s.trial_end is not null and s.trial_notified_at is null
+        and (s.end_date is null or s.end_date >= s.trial_end)
         and s.trial_end <= (select (now at time zone 'UTC')::date + 3 from clock) and s.test_clock_id = $5 and s.tenant_id = $6
       union all
       -- A pause that ends today: before the day's renewal, which then finds the period billed.

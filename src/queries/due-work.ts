@@ -60,9 +60,11 @@ export async function findDueWork(
       where s.cancel_at is not null and s.status <> 'canceled' and s.cancel_at <= clock.now and ${onClock} ${inTenant}
       union all
       -- A trial's end announced 3 days before (not before the trial started: a shorter trial at once).
+      -- Not a trial whose service ends before it (end_date): it never becomes a paid period.
       select 0, 'trial', s.tenant_id, s.id, s.id, greatest(s.trial_end - 3, s.start_date)::timestamp at time zone 'UTC'
       from subscriptions s
       where s.status = 'trialing' and s.trial_end is not null and s.trial_notified_at is null
+        and (s.end_date is null or s.end_date >= s.trial_end)
         and s.trial_end <= (select (now at time zone 'UTC')::date + 3 from clock) and ${onClock} ${inTenant}
       union all
       -- A pause that ends today: before the day's renewal, which then finds the period billed.

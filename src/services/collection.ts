@@ -129,6 +129,8 @@ export function announceTrialEnd(ctx: ServiceContext, tenantId: string, subscrip
   return inTenant(ctx, system(tenantId), async (tx) => {
     const before = await subscriptions.lockSubscription(tx.db, subscriptionId);
     if (!before || before.status !== 'trialing' || !before.trial_end || before.trial_notified_at) return;
+    // Its service ends before the trial does (end_date): no paid period to announce.
+    if (before.end_date !== null && before.end_date < before.trial_end) return;
     atStep(tx, before, at);
     const after = await subscriptions.updateSubscription(tx.db, subscriptionId, { trial_notified_at: at });
     emitShowing(tx, {

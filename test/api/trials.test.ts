@@ -147,6 +147,23 @@ describe('a trial with an end', () => {
     ]);
   });
 
+  it('is not announced when its service ends before the trial does (end_date, retest9 #7)', async () => {
+    const s = await onClock({ trial_end: '2026-01-20' });
+    const ended = await t.api.patch(`/api/v1/subscriptions/${s.sub.id}`).send({ end_date: '2026-01-10' });
+    expect(ended.status, ended.text).toBe(200);
+    await s.advance('2026-01-25T00:00:00Z');
+    const events = await s.events();
+    expect(events.map((e) => e.type)).not.toContain('subscription.trial_will_end');
+    expect(await s.invoices()).toEqual([]);
+    // Served through the trial's last day: announced, as any trial that becomes a paid period.
+    const last = await onClock({ trial_end: '2026-01-20' });
+    expect(
+      (await t.api.patch(`/api/v1/subscriptions/${last.sub.id}`).send({ end_date: '2026-01-20' })).status,
+    ).toBe(200);
+    await last.advance('2026-01-18T00:00:00Z');
+    expect((await last.events()).map((e) => e.type)).toContain('subscription.trial_will_end');
+  });
+
   it('ended early by making it active: its first period starts that day', async () => {
     const s = await onClock({});
     await s.advance('2026-01-05T10:00:00Z');
