@@ -5,6 +5,7 @@ import { formatCents, formatPrice, parseAmount } from '../billing/money.js';
 import {
   formatQuantity,
   parseQuantity,
+  priceUsage,
   type UsageModel,
   type UsagePrice,
   usagePriceErrors,
@@ -26,6 +27,35 @@ export interface UsageChargeInput {
 }
 
 type FieldErrors = Array<{ field: string; message: string }>;
+
+/** The most one usage charge bills a period: its line must fit an invoice, as a subscription's price does. */
+export const MAX_CHARGE_AMOUNT = '9999999999.99';
+
+/**
+ * What is wrong with a charge whose least usage past its free units already bills a period more
+ * than MAX_CHARGE_AMOUNT: no event past them could ever be recorded (retest9 #6), as no
+ * subscription could use a plan price whose one unit costs that much. The least usage is one
+ * event for count and unique_count metrics, a millionth for the others.
+ */
+function firstUnitOverLimit(
+  price: UsagePrice,
+  wholeUnits: boolean,
+): { field: string; message: string } | undefined {
+  const limit = parseAmount(MAX_CHARGE_AMOUNT);
+  if (parseAmount(priceUsage(price, '0').amount) > limit)
+    return {
+      field: '/minimum_amount',
+      message: `must be at most ${MAX_CHARGE_AMOUNT}, the most a charge bills a period`,
+    };
+  const least = parseQuantity(price.free_units ?? '0') + (wholeUnits ? 1_000_000n : 1n);
+  const amount = priceUsage(price, formatQuantity(least)).amount;
+  if (parseAmount(amount) <= limit) return undefined;
+  const tiered = price.model === 'graduated' || price.model === 'volume';
+  return {
+    field: tiered ? '/tiers/0' : '/amount',
+    message: `${wholeUnits ? 'one unit' : 'the least usage'} past the free units bills ${amount} a period, over the most a charge bills, ${MAX_CHARGE_AMOUNT}`,
+  };
+}
 
 /** The price part of a stored charge, for the pricing maths. */
 export const usagePriceOf = (charge: StoredUsageCharge): UsagePrice => ({
@@ -88,6 +118,14 @@ export async function resolveUsageCharges(
     }
     seen.add(key);
     if (priceErrors.length > 0) return;
+    const overLimit = firstUnitOverLimit(
+      price,
+      metric.aggregation === 'count' || metric.aggregation === 'unique_count',
+    );
+    if (overLimit) {
+      errors.push({ field: at(overLimit.field), message: overLimit.message });
+      return;
+    }
     const money = (text: string) => formatPrice(parseAmount(text));
     charges.push({
       metric: metric.code,

@@ -43,7 +43,7 @@ import { isDatabaseUnavailable, isForeignKeyViolation } from '../database/errors
 import { usageWalletsOf } from '../queries/wallets.js';
 import { timeline, usageBlocked } from './wallets.js';
 import { type Actor, inTenant, type Page, type ServiceContext, toPage, type Tx } from './context.js';
-import { usagePriceOf } from './usage-charges.js';
+import { MAX_CHARGE_AMOUNT, usagePriceOf } from './usage-charges.js';
 
 /** How far ahead of now (or of the subscription's clock) an event's timestamp may be. */
 export const MAX_FUTURE_MS = 5 * 60 * 1000;
@@ -767,9 +767,6 @@ async function addToTotals(
   }));
   return usage.addToTotals(tx.db, deltas);
 }
-
-/** The most one usage charge bills a period: its line must fit an invoice, as a subscription's price does. */
-export const MAX_CHARGE_AMOUNT = '9999999999.99';
 
 /** The totals whose charge would now bill a period more than MAX_CHARGE_AMOUNT. */
 function chargesOverLimit(

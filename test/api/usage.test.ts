@@ -206,6 +206,50 @@ describe('usage charges on plans', () => {
     expect(await fingerprint(ctx.db)).toEqual(before);
   });
 
+  it('refuses a charge whose first unit past the free ones bills more than a period may (retest9 #6)', async () => {
+    const calls = await metric();
+    const seats = await metric();
+    const tokens = await metric({ aggregation: 'sum', field: 'tokens' });
+    const before = await fingerprint(ctx.db);
+    const res = await t.api.post('/api/v1/plans').send({
+      code: `p-${tag()}`,
+      name: 'Too dear',
+      interval: 'month',
+      price: { model: 'flat', amount: '10.00' },
+      usage_charges: [
+        { metric: calls.code, model: 'per_unit', amount: '9999999999.995' },
+        {
+          metric: seats.code,
+          model: 'package',
+          amount: '9999999999.9999',
+          package_size: 1,
+        },
+        {
+          metric: tokens.code,
+          model: 'graduated',
+          tiers: [{ up_to: null, unit_amount: '0', flat_amount: '9999999999.995' }],
+        },
+      ],
+    });
+    const problem = expectProblem(res, 422, 'unprocessable');
+    expect(problem.errors).toEqual([
+      expect.objectContaining({
+        field: '/usage_charges/0/amount',
+        message:
+          'one unit past the free units bills 10000000000.00 a period, over the most a charge bills, 9999999999.99',
+      }),
+      expect.objectContaining({ field: '/usage_charges/1/amount' }),
+      expect.objectContaining({ field: '/usage_charges/2/tiers/0' }),
+    ]);
+    expect(await fingerprint(ctx.db)).toEqual(before);
+    // A millionth of a summed quantity at that price bills a cent: usable, so kept; and so is
+    // a unit at the most a charge bills.
+    await plan([
+      { metric: tokens.code, model: 'per_unit', amount: '9999999999.995' },
+      { metric: calls.code, model: 'per_unit', amount: '9999999999.99' },
+    ]);
+  });
+
   it('answers 412 to a stale If-Match on a metric, and 422 for a day that starts no period', async () => {
     const m = await metric();
     expectProblem(
