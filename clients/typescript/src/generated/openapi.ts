@@ -881,7 +881,9 @@ export interface paths {
          *     discount, the taxes in force, and what the customer's balance would pay. Computed by the
          *     renewal's own code in a transaction that is rolled back: it writes nothing, and it is
          *     exactly what the renewal would issue if nothing changed before it (more usage, a price
-         *     change, a payment method). When the subscription ends before that period, the invoice
+         *     change, a payment method, or another invoice of the customer: the balance and the prepaid
+         *     credits shown are those the customer has now, and another of their subscriptions renewing
+         *     first, at the same instant too, may use them first). When the subscription ends before that period, the invoice
          *     that closes its last period's usage and pending items, if any. For a subscription canceled
          *     with invoice items still pending (a change's prorations, say), the last invoice that bills
          *     them, at the cancellation (as the worker issues it then).
