@@ -21,27 +21,29 @@ const noBody = (req: Request) =>
       (req.method === 'GET' || req.method === 'HEAD' ? '.' : ' (or {}).'),
   );
 
-/** The Content-Type's charset parameter, lowercased; undefined when it names none. */
-function charsetOf(req: Request): string | undefined {
+/** The Content-Type's charset parameters, lowercased: none, one, or (ambiguous) several. */
+function charsetsOf(req: Request): string[] {
+  const charsets: string[] = [];
   for (const param of (req.get('content-type') ?? '').split(';').slice(1)) {
     const [name, value = ''] = param.split('=', 2);
     if (name!.trim().toLowerCase() === 'charset')
-      return value
-        .trim()
-        .replace(/^"(.*)"$/, '$1')
-        .toLowerCase();
+      charsets.push(
+        value
+          .trim()
+          .replace(/^"(.*)"$/, '$1')
+          .toLowerCase(),
+      );
   }
-  return undefined;
+  return charsets;
 }
 
 /**
- * JSON is UTF-8 (RFC 8259): any other charset is 415, decided here from the header. The JSON
- * parser alone would refuse some (iso-8859-1) and decode others (utf-16) into a 400 for bytes it
- * misread.
+ * JSON is UTF-8 (RFC 8259): any other charset is 415, decided here from the header, and so is a
+ * second charset that names another (input9 #4). The JSON parser alone would refuse some
+ * (iso-8859-1) and decode others (utf-16) into a 400 for bytes it misread.
  */
 function requireUtf8Charset(req: Request): void {
-  const charset = charsetOf(req);
-  if (charset !== undefined && charset !== 'utf-8')
+  if (charsetsOf(req).some((charset) => charset !== 'utf-8'))
     throw unsupported('Send the body as UTF-8: charset=utf-8, or no charset at all.');
 }
 

@@ -68,7 +68,8 @@ describe('bad requests before any handler', () => {
     const sub = await createSubscription(ctx);
     const before = await fingerprint(ctx.db);
     const body = JSON.stringify({ name: 'C', email: 'charset@example.com' });
-    for (const charset of ['utf-16', 'UTF-16LE', 'iso-8859-1', 'utf8', 'us-ascii']) {
+    // A second charset naming another is as ambiguous, whichever comes first (input9 #4).
+    for (const charset of ['utf-16', 'UTF-16LE', 'iso-8859-1', 'utf8', 'us-ascii', 'utf-8; charset=latin1']) {
       const res = await ctx.api
         .post('/api/v1/users')
         .set('Content-Type', `application/json; charset=${charset}`)
@@ -82,7 +83,7 @@ describe('bad requests before any handler', () => {
       .send('{}');
     expectProblem(empty, 415, 'unsupported-media-type');
     expect(await fingerprint(ctx.db)).toEqual(before);
-    for (const [i, charset] of ['utf-8', 'UTF-8', '"utf-8"'].entries()) {
+    for (const [i, charset] of ['utf-8', 'UTF-8', '"utf-8"', 'utf-8; charset=UTF-8'].entries()) {
       const res = await ctx.api
         .post('/api/v1/users')
         .set('Content-Type', `application/json; charset=${charset}`)
