@@ -148,10 +148,12 @@ update wallet_grants g set remaining = g.credits, available_at = $1
   g.available_at, g.canceled_at, g.created_at;
 
 -- insertHold
-with h as (
+with made as (select coalesce($1::timestamptz, now()) as at),
+    h as (
       insert into wallet_holds as h (id, wallet_id, credits, expires_at, created_at)
-      values ($1::uuid, $2, $3, $4,
-        coalesce($5::timestamptz, now()))
+      select $2::uuid, $3, $4,
+        made.at + $5::double precision * interval '1 second', made.at
+      from made
       returning h.id, h.wallet_id, h.status, trim_scale(h.credits)::text as credits, trim_scale(h.captured)::text as captured,
   h.billable_metric_id, h.dimension, h.expires_at, h.settled_at, h.created_at),
     parts as (

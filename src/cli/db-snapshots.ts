@@ -559,11 +559,9 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
         wallets.listGrants(db, WALLET, new Date('2026-01-01T00:00:00Z'), { limit: 20, after: GRANT }),
       settleGrant: (db) => wallets.settleGrant(db, GRANT, { available_at: new Date('2026-01-01T00:00:00Z') }),
       insertHold: (db) =>
-        wallets.insertHold(
-          db,
-          { id: HOLD, wallet_id: WALLET, credits: '1', expires_at: new Date('2026-01-01T00:05:00Z') },
-          [{ grant_id: GRANT, credits: '1' }],
-        ),
+        wallets.insertHold(db, { id: HOLD, wallet_id: WALLET, credits: '1', expires_in: 300 }, [
+          { grant_id: GRANT, credits: '1' },
+        ]),
       findHold: (db) => wallets.findHold(db, HOLD),
       holdParts: (db) => wallets.holdParts(db, HOLD),
       resizeOverdraft: (db) => wallets.resizeOverdraft(db, GRANT, '100'),

@@ -269,17 +269,23 @@ export async function resizeOverdraft(db: Db, grantId: string, limit: string): P
   return rows[0]!;
 }
 
+/**
+ * A hold made at `at` (now when absent), expiring `expires_in` seconds after it: both from one
+ * reading of the time, so that expires_at - created_at is exactly expires_in.
+ */
 export async function insertHold(
   db: Db,
-  values: { id: string; wallet_id: string; credits: string; expires_at: Date; at?: Date },
+  values: { id: string; wallet_id: string; credits: string; expires_in: number; at?: Date },
   parts: ReadonlyArray<{ grant_id: string; credits: string }>,
 ): Promise<HoldRow> {
   // One statement, the hold and its parts: one round trip fewer under the wallet's lock.
   const { rows } = await sql<HoldRow>`
-    with h as (
+    with made as (select coalesce(${values.at ?? null}::timestamptz, now()) as at),
+    h as (
       insert into wallet_holds as h (id, wallet_id, credits, expires_at, created_at)
-      values (${values.id}::uuid, ${values.wallet_id}, ${values.credits}, ${values.expires_at},
-        coalesce(${values.at ?? null}::timestamptz, now()))
+      select ${values.id}::uuid, ${values.wallet_id}, ${values.credits},
+        made.at + ${values.expires_in}::double precision * interval '1 second', made.at
+      from made
       returning ${holdColumns}),
     parts as (
       insert into wallet_hold_parts (hold_id, grant_id, credits)

@@ -376,7 +376,7 @@ async function hold(
       id,
       wallet_id: locked.wallet.id,
       credits: text(amount),
-      expires_at: new Date(locked.now.getTime() + input.expires_in * 1000),
+      expires_in: input.expires_in,
       at: locked.madeAt,
     },
     parts,

@@ -182,6 +182,8 @@ describe('holds', () => {
     const h = held.body as Hold;
     expect(held.headers.location).toBe(`/api/v1/holds/${h.id}`);
     expect(h).toMatchObject({ status: 'pending', credits: '60', captured: null });
+    // It expires expires_in seconds after it was made, to the millisecond (usage7 #2).
+    expect(Date.parse(h.expires_at) - Date.parse(h.created_at)).toBe(300_000);
     // The answers are made before COMMIT, from what is written: the hold reads back the same.
     const readBack = async (id: string) => (await t.api.get(`/api/v1/holds/${id}`).expect(200)).text;
     expect(await readBack(h.id)).toBe(JSON.stringify(h));
