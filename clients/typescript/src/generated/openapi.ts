@@ -305,7 +305,8 @@ export interface paths {
          *     with either `at`: its period was credited when it paused, so none is being served. With
          *     `at: now`, the subscription's renewal is first performed if it is due and the worker has
          *     not performed it yet, so the period being served is billed (in full: a cancellation is not
-         *     prorated) whichever came first.
+         *     prorated) whichever came first. Its day (UTC) is its last day served: usage recorded with a
+         *     timestamp later that day still counts, as for an `end_date` (see docs/usage.md).
          *     A change scheduled for the period's end is dropped (it would never be made), with a
          *     `subscription.scheduled_change_canceled` event.
          *     A canceled subscription's unpaid invoices are not retried any more (their
@@ -3301,7 +3302,7 @@ export interface components {
             expires_at: string | null;
             /**
              * Format: date-time
-             * @description When its rest was first removed (an `expiry` entry of the ledger), past `expires_at`; null while live. Credits pending holds still reserve of it stay theirs until they settle; what they give back is removed then, by more `expiry` entries.
+             * @description When its rest was first removed (an `expiry` entry of the ledger, written by the worker's sweep, within seconds after `expires_at`); null until then. A read past `expires_at` counts the rest as gone already (`remaining`, and the wallet's balances), before the sweep writes its entry and sets this. Credits pending holds still reserve of it stay theirs until they settle; what they give back is removed then, by more `expiry` entries.
              */
             expired_at: string | null;
             created_at: components["schemas"]["Timestamp"];
