@@ -1,11 +1,12 @@
 // Builds the Express app (no listen), so tests run it in-process against their own database.
 // The middleware order is the request's path: cheap and public things first, then who is calling,
 // then what they sent, then the operation.
+import { statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import cors from 'cors';
-import express, { type Express, type RequestHandler } from 'express';
+import express, { type Express, type Request, type RequestHandler } from 'express';
 import * as OpenApiValidator from 'express-openapi-validator';
 import swaggerUi from 'swagger-ui-express';
 import { KeyCache } from './auth/key-cache.js';
@@ -18,7 +19,7 @@ import { acceptEmptyObject, decodedOrRefused, requireDeclaredMediaType } from '.
 import { continueWithin } from './http/expect-continue.js';
 import { limitConcurrentWrites, type Turns, WriteTurns, writeTurn } from './http/write-gate.js';
 import { observe } from './http/observe.js';
-import { notFoundHandler, ProblemError, problemHandler } from './http/problems.js';
+import { notFound, notFoundHandler, ProblemError, problemHandler } from './http/problems.js';
 import { rejectRepeatedHeaders } from './http/repeated-headers.js';
 import { refuseUnknownRoutes } from './http/unknown-routes.js';
 import { rateLimitPerKey } from './http/rate-limit.js';
@@ -78,16 +79,52 @@ const withoutTypeScript =
     return /\.[cm]?ts$/i.test(file) ? next() : serve(req, res, next);
   };
 
-/** GET and HEAD only: for the files served beside the API. */
-const readOnly: RequestHandler = (req, _res, next) => {
-  if (req.method === 'GET' || req.method === 'HEAD') return next();
-  throw new ProblemError(405, 'method-not-allowed', `${req.method} method not allowed`, undefined, {
-    Allow: 'GET, HEAD',
-  });
-};
+const noRoute = (req: Request) => notFound(`No route ${req.method} ${req.originalUrl.split('?')[0]}.`);
+
+/**
+ * GET and HEAD only: for the files served beside the API. Another method is 405 where GET finds
+ * something (`served`, given the path under the mount point), and 404 where it does not, as GET.
+ */
+const readOnly =
+  (served: (path: string) => boolean = () => true): RequestHandler =>
+  (req, _res, next) => {
+    if (req.method === 'GET' || req.method === 'HEAD') return next();
+    if (!served(req.path)) throw noRoute(req);
+    throw new ProblemError(405, 'method-not-allowed', `${req.method} method not allowed`, undefined, {
+      Allow: 'GET, HEAD',
+    });
+  };
 
 const DASHBOARD_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'dashboard');
 const UPLOT_DIST = path.dirname(createRequire(import.meta.url).resolve('uplot/dist/uPlot.esm.js'));
+
+/**
+ * Whether GET answers a file for this path under /dashboard (as the file servers below do: the
+ * index for the directory itself, no TypeScript, no dot-file, nothing outside their directories).
+ */
+function dashboardFile(urlPath: string): boolean {
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(urlPath);
+  } catch {
+    return false;
+  }
+  if (/\.[cm]?ts$/i.test(decoded) || decoded.split('/').some((segment) => segment.startsWith('.')))
+    return false;
+  const [dir, rest] = decoded.startsWith('/vendor/')
+    ? [UPLOT_DIST, decoded.slice('/vendor'.length)]
+    : [DASHBOARD_DIR, decoded === '/' ? '/index.html' : decoded];
+  const file = path.join(dir, rest);
+  if (!file.startsWith(dir + path.sep)) return false;
+  try {
+    return statSync(file).isFile();
+  } catch {
+    return false; // none, or a file's name with a slash after it
+  }
+}
+
+/** Swagger UI's package.json is not served (its own plain-text 404): the API's problem instead. */
+const swaggerPackage = /\/package\.json$/;
 
 export interface AppOptions {
   /** Connects as the app role, so row-level security applies to every request. */
@@ -173,8 +210,10 @@ export function createApp({
 
   // The contract itself, and its docs, are served before validation: they are not API operations.
   // They are read only: another method is 405, where Swagger UI answered its page to any.
-  app.all(['/openapi.yaml', '/openapi.json'], readOnly); // these paths exactly (strict routing)
-  app.use(['/docs', '/dashboard'], readOnly);
+  app.all(['/openapi.yaml', '/openapi.json'], readOnly()); // these paths exactly (strict routing)
+  app.use('/docs', (req, _res, next) => (swaggerPackage.test(req.path) ? next(noRoute(req)) : next()));
+  app.use('/docs', readOnly());
+  app.use('/dashboard', readOnly(dashboardFile));
   // Under /docs too, where a generator is often pointed: Swagger UI answers its page for any path.
   app.get(['/openapi.yaml', '/docs/openapi.yaml'], (_req, res) => {
     res.type('application/yaml').send(specYaml);

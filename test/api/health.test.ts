@@ -102,8 +102,35 @@ describe('the published contract', () => {
     }
   });
 
+  it('answers another method 404 where GET finds no file, as GET does (retest9 #4, retest8 #13)', async () => {
+    for (const path of [
+      '/dashboard/index.html/',
+      '/dashboard/nope.js',
+      '/dashboard/vendor/',
+      '/dashboard/vendor/nope.js',
+      '/dashboard/format.d.ts',
+      '/dashboard/format.d%2Ets',
+      '/dashboard/%2e%2e/app.js',
+      '/docs/package.json',
+    ]) {
+      for (const method of ['get', 'post', 'delete'] as const) {
+        const res = await ctx.anonymous[method](path).send(method === 'get' ? undefined : {});
+        expect([path, method, res.status]).toEqual([path, method, 404]);
+        expectProblem(res, 404, 'not-found');
+      }
+    }
+  });
+
   it('answers another method than GET or HEAD with 405 (retest7 #4: the docs page answered any)', async () => {
-    for (const path of ['/docs/', '/docs/openapi.json', '/openapi.yaml', '/openapi.json', '/dashboard/']) {
+    for (const path of [
+      '/docs/',
+      '/docs/openapi.json',
+      '/openapi.yaml',
+      '/openapi.json',
+      '/dashboard/',
+      '/dashboard/format.js',
+      '/dashboard/vendor/uPlot.iife.min.js',
+    ]) {
       for (const method of ['post', 'put', 'delete'] as const) {
         const res = await ctx.anonymous[method](path).send({});
         expectProblem(res, 405, 'method-not-allowed');
