@@ -51,16 +51,22 @@ function answerClientError(error: Error & { code?: string }, socket: Socket): vo
 }
 
 /** A problem of the server's own, with a request id of its own: the request's headers were not read. */
-function ownProblem(status: number, type: ProblemType, detail: string) {
+function ownProblem(status: number, type: ProblemType, detail: string, target?: string) {
   const requestId = randomUUID();
+  // The request's path, as the app's problems name it, when the request line was read.
+  const instance = target?.split('?')[0];
   return {
     headers: {
-      'Content-Type': 'application/problem+json',
+      'Content-Type': 'application/problem+json; charset=utf-8',
       'X-Request-Id': requestId,
       ...SECURITY_HEADERS,
       Connection: 'close',
     },
-    body: JSON.stringify({ ...problemBody(status, type, detail), request_id: requestId }),
+    body: JSON.stringify({
+      ...problemBody(status, type, detail),
+      ...(instance ? { instance } : {}),
+      request_id: requestId,
+    }),
   };
 }
 
@@ -107,6 +113,7 @@ export function createHttpServer(app: Express): http.Server {
         400,
         'malformed-request',
         'An HTTP/1.1 request needs a Host header.',
+        req.url,
       );
       res.writeHead(400, { ...headers, 'Content-Length': Buffer.byteLength(body) }).end(body);
       return;
@@ -120,11 +127,12 @@ export function createHttpServer(app: Express): http.Server {
     server.emit('request', req, res);
   });
   // Any other expectation: Node's own 417 has no body and keeps the connection.
-  server.on('checkExpectation', (_req: http.IncomingMessage, res: http.ServerResponse) => {
+  server.on('checkExpectation', (req: http.IncomingMessage, res: http.ServerResponse) => {
     const { headers, body } = ownProblem(
       417,
       'expectation-failed',
       'The Expect header asks for what this server does not do: only 100-continue is met.',
+      req.url,
     );
     res.writeHead(417, { ...headers, 'Content-Length': Buffer.byteLength(body) }).end(body);
   });
