@@ -890,7 +890,8 @@ export interface paths {
          *     them, at the cancellation (as the worker issues it then).
          *     404 when the subscription does not exist or no invoice is upcoming: it is canceled and
          *     has nothing left to bill, its billing ended (`billed_until` null), or its next renewal
-         *     bills nothing (a paused subscription, a trial going on, a free period without usage). For a
+         *     bills nothing (a paused subscription, a trial going on, a free period without usage), or its
+         *     next period would end after 9999-12-31 (no renewal can make it). For a
          *     paused subscription, the invoice of the usage recorded before the pause, when there is
          *     some, billed at the next period's start (with pending items, such as the pause's credit).
          */

@@ -608,6 +608,7 @@ export function subscriptionsRouter(ctx: ServiceContext): Router {
         'not-renewing': 'it is not renewed automatically (billed_until is null)',
         paused: 'it is paused: nothing is invoiced for time paused',
         'nothing-billed': 'its next renewals bill nothing',
+        'past-calendar': 'its next billing period would end after 9999-12-31, so no renewal can make it',
       }[outcome.why];
       throw notFound(`Subscription ${subscriptionId} has no upcoming invoice: ${why}.`);
     }

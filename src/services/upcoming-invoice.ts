@@ -2,6 +2,7 @@
 // /subscriptions/{id}/upcoming-invoice): the renewal itself, run in a transaction that is rolled
 // back, so the preview is computed by the code that bills and cannot drift from it. Neither
 // issued nor collected: no number is taken and no payment is started, not even to roll back.
+import { PeriodBeyondCalendarError } from '../billing/periods.js';
 import { subscriptionNow } from '../billing/subscription-time.js';
 import type { InvoiceRow } from '../database/schema.js';
 import { lockSubscription } from '../queries/subscriptions.js';
@@ -14,7 +15,10 @@ import { lockAfterDueCancellations } from './subscriptions.js';
 export type UpcomingOutcome =
   | { kind: 'upcoming'; invoice: InvoiceRow; issuesAt: Date }
   | { kind: 'missing' }
-  | { kind: 'none'; why: 'canceled' | 'ends' | 'not-renewing' | 'paused' | 'nothing-billed' };
+  | {
+      kind: 'none';
+      why: 'canceled' | 'ends' | 'not-renewing' | 'paused' | 'nothing-billed' | 'past-calendar';
+    };
 
 /** Carries the preview out of the transaction it rolls back. */
 class Rollback extends Error {
@@ -79,7 +83,13 @@ export async function upcomingInvoice(
         const due = new Date(`${locked.billed_until}T00:00:00Z`);
         const now = subscriptionNow(locked);
         const at = due > now ? due : now;
-        await renewLocked(tx, actor.tenantId, locked, at, preview);
+        try {
+          await renewLocked(tx, actor.tenantId, locked, at, preview);
+        } catch (error) {
+          // Its next period would end after 9999-12-31: no renewal can ever make it (retest10 #1).
+          if (error instanceof PeriodBeyondCalendarError) throw done({ kind: 'none', why: 'past-calendar' });
+          throw error;
+        }
         if (issued.length > 0) throw done({ kind: 'upcoming', invoice: issued[0]!, issuesAt: at });
         // Paused: its renewals invoice nothing for the time paused, only the usage of the period
         // before the pause (billed above when there is any); nothing more until it resumes.

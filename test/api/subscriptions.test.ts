@@ -262,6 +262,28 @@ describe('POST /api/v1/subscriptions', () => {
     expect(monthly.status, monthly.text).toBe(200);
   });
 
+  it('answers 404 for the upcoming invoice of a renewal whose period would end after 9999-12-31 (retest10 #1)', async () => {
+    const user = await createUser(ctx);
+    const halfYear = await ctx.api.post('/api/v1/plans').send({
+      code: `half-${user.id}`,
+      name: 'Half-yearly',
+      interval: 'month',
+      interval_count: 6,
+      price: { model: 'flat', amount: '60.00' },
+    });
+    expect(halfYear.status, halfYear.text).toBe(201);
+    for (const body of [
+      // A trial without an end, whose first period would start after 9999-06-01.
+      { status: 'trialing', plan_id: (halfYear.body as Schemas['Plan']).id, start_date: '9999-06-01' },
+    ]) {
+      const created = await ctx.api.post('/api/v1/subscriptions').send({ user_id: user.id, ...body });
+      expect(created.status, created.text).toBe(201);
+      const id = (created.body as Schemas['Subscription']).id;
+      const upcoming = await ctx.api.get(`/api/v1/subscriptions/${id}/upcoming-invoice`);
+      expect(expectProblem(upcoming, 404, 'not-found').detail).toMatch(/no upcoming invoice/);
+    }
+  });
+
   it('answers 422 for an end_date before start_date and writes nothing', async () => {
     const user = await createUser(ctx);
     const before = await fingerprint(ctx.db);
