@@ -123,8 +123,17 @@ function dashboardFile(urlPath: string): boolean {
   }
 }
 
-/** Swagger UI's package.json is not served (its own plain-text 404): the API's problem instead. */
-const swaggerPackage = /\/package\.json$/;
+/**
+ * Swagger UI's package.json is not served (its own plain-text 404): the API's problem instead,
+ * however the path spells it (its file server decodes package%2ejson to the same file).
+ */
+function swaggerPackage(urlPath: string): boolean {
+  try {
+    return decodeURIComponent(urlPath).endsWith('/package.json');
+  } catch {
+    return false; // no file's name: Swagger UI's page, as for any other path
+  }
+}
 
 export interface AppOptions {
   /** Connects as the app role, so row-level security applies to every request. */
@@ -211,7 +220,7 @@ export function createApp({
   // The contract itself, and its docs, are served before validation: they are not API operations.
   // They are read only: another method is 405, where Swagger UI answered its page to any.
   app.all(['/openapi.yaml', '/openapi.json'], readOnly()); // these paths exactly (strict routing)
-  app.use('/docs', (req, _res, next) => (swaggerPackage.test(req.path) ? next(noRoute(req)) : next()));
+  app.use('/docs', (req, _res, next) => (swaggerPackage(req.path) ? next(noRoute(req)) : next()));
   app.use('/docs', readOnly());
   app.use('/dashboard', readOnly(dashboardFile));
   // Under /docs too, where a generator is often pointed: Swagger UI answers its page for any path.

@@ -102,7 +102,7 @@ describe('the published contract', () => {
     }
   });
 
-  it('answers another method 404 where GET finds no file, as GET does (retest9 #4, retest8 #13)', async () => {
+  it('answers another method 404 where GET finds no file, as GET does (retest9 #4, retest8 #13, retest10 #2)', async () => {
     for (const path of [
       '/dashboard/index.html/',
       '/dashboard/nope.js',
@@ -112,6 +112,8 @@ describe('the published contract', () => {
       '/dashboard/format.d%2Ets',
       '/dashboard/%2e%2e/app.js',
       '/docs/package.json',
+      '/docs/package%2ejson',
+      '/docs/%70ackage.jso%6E',
     ]) {
       for (const method of ['get', 'post', 'delete'] as const) {
         const res = await ctx.anonymous[method](path).send(method === 'get' ? undefined : {});
