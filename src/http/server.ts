@@ -70,6 +70,20 @@ function ownProblem(status: number, type: ProblemType, detail: string, target?: 
   };
 }
 
+/** A Host value (RFC 9110, 7.2): uri-host [ ":" port ], an IP literal in brackets or a reg-name. */
+const HOST = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]*)?$/;
+
+/** What is wrong with the request's Host header (RFC 9112, 3.2), if anything. */
+function badHost(req: http.IncomingMessage): string | undefined {
+  const values: string[] = [];
+  for (let i = 0; i < req.rawHeaders.length; i += 2)
+    if (req.rawHeaders[i]!.toLowerCase() === 'host') values.push(req.rawHeaders[i + 1]!);
+  if (values.length === 0)
+    return req.httpVersion === '1.1' ? 'An HTTP/1.1 request needs a Host header.' : undefined;
+  if (values.length > 1) return 'A request has one Host header, not several.';
+  return HOST.test(values[0]!) ? undefined : 'The Host header is not a host name with an optional port.';
+}
+
 /** A problem written on the socket, which is then closed: nothing of a response was sent yet. */
 function writeProblem(socket: Duplex, status: number, type: ProblemType, detail: string): void {
   const { headers, body } = ownProblem(status, type, detail);
@@ -107,14 +121,11 @@ export function createHttpServer(app: Express): http.Server {
       const target = req.url.replace(ABSOLUTE_FORM, '');
       req.url = target.startsWith('/') ? target : `/${target}`;
     }
-    // HTTP/1.1 requires Host (RFC 9112, 3.2): Node would answer a bare 400 without a body.
-    if (req.headers.host === undefined && req.httpVersion === '1.1') {
-      const { headers, body } = ownProblem(
-        400,
-        'malformed-request',
-        'An HTTP/1.1 request needs a Host header.',
-        req.url,
-      );
+    // HTTP/1.1 requires Host, once, with a valid value (RFC 9112, 3.2): Node would answer a bare
+    // 400 without a body to none, and keep the first of two.
+    const hostProblem = badHost(req);
+    if (hostProblem) {
+      const { headers, body } = ownProblem(400, 'malformed-request', hostProblem, req.url);
       res.writeHead(400, { ...headers, 'Content-Length': Buffer.byteLength(body) }).end(body);
       return;
     }

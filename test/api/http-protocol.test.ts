@@ -117,6 +117,18 @@ describe('requests Node refuses before Express', () => {
     expectRawProblem(await raw('GET /healthz HTTP/1.1\r\n\r\n'), 400, 'malformed-request');
   });
 
+  it('answers two Host headers, or one that names no host, with 400 problem+json (retest10 #4)', async () => {
+    for (const hosts of ['Host: x\r\nHost: y\r\n', 'Host: a b\r\n', 'Host: x/y\r\n', 'Host: x:8o\r\n']) {
+      const response = await raw(`GET /healthz HTTP/1.1\r\n${hosts}\r\n`);
+      expectRawProblem(response, 400, 'malformed-request');
+      expect(parse(response).body.detail, hosts).toMatch(/Host/);
+    }
+    for (const host of ['example.com:8080', '[::1]:80', '127.0.0.1', 'xn--bcher-kva.example']) {
+      const response = await raw(`GET /healthz HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
+      expect(response, host).toMatch(/^HTTP\/1\.1 200 OK/);
+    }
+  });
+
   it('takes a request target in absolute form as its path (RFC 9112, 3.2.2)', async () => {
     const response = await raw('GET http://x/healthz?a=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
     expect(response).toMatch(/^HTTP\/1\.1 200 OK/);
