@@ -2446,6 +2446,9 @@ export interface components {
              *     later (or cleared) after billing ended at it, billing resumes with the first period not
              *     billed (`billed_until`: the one after the period of the old end, or the trial's end),
              *     which the worker invoices at once (none while paused or trialing), then each one after.
+             *     Passing it changes no `status`: a subscription past its `end_date` keeps the status it
+             *     had (`active`, or `trialing` for a trial it ended), so that a later `end_date` can
+             *     resume it; read "ended" from `end_date` (the metrics count it ended the day after).
              */
             end_date: string | null;
             /**
