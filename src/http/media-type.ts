@@ -21,19 +21,23 @@ const noBody = (req: Request) =>
       (req.method === 'GET' || req.method === 'HEAD' ? '.' : ' (or {}).'),
   );
 
-/** The Content-Type's charset parameters, lowercased: none, one, or (ambiguous) several. */
+/** A media type's parameter: its name and its value, a token or a quoted string (RFC 9110, 5.6.6). */
+const PARAMETER = /;\s*([^\s;=]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)/g;
+
+/**
+ * The Content-Type's charset parameters, lowercased: none, one, or (ambiguous) several. A
+ * `charset=` inside another parameter's quoted value is part of that value (retest10 #5).
+ */
 function charsetsOf(req: Request): string[] {
   const charsets: string[] = [];
-  for (const param of (req.get('content-type') ?? '').split(';').slice(1)) {
-    const [name, value = ''] = param.split('=', 2);
-    if (name!.trim().toLowerCase() === 'charset')
+  for (const [, name, value] of (req.get('content-type') ?? '').matchAll(PARAMETER))
+    if (name!.toLowerCase() === 'charset')
       charsets.push(
-        value
+        value!
           .trim()
           .replace(/^"(.*)"$/, '$1')
           .toLowerCase(),
       );
-  }
   return charsets;
 }
 

@@ -83,7 +83,14 @@ describe('bad requests before any handler', () => {
       .send('{}');
     expectProblem(empty, 415, 'unsupported-media-type');
     expect(await fingerprint(ctx.db)).toEqual(before);
-    for (const [i, charset] of ['utf-8', 'UTF-8', '"utf-8"', 'utf-8; charset=UTF-8'].entries()) {
+    for (const [i, charset] of [
+      'utf-8',
+      'UTF-8',
+      '"utf-8"',
+      'utf-8; charset=UTF-8',
+      // Inside another parameter's quoted value, no charset (retest10 #5).
+      'utf-8; foo="a;charset=latin1"',
+    ].entries()) {
       const res = await ctx.api
         .post('/api/v1/users')
         .set('Content-Type', `application/json; charset=${charset}`)
