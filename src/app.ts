@@ -49,7 +49,7 @@ import { taxRatesRouter } from './routes/tax-rates.js';
 import { couponsRouter } from './routes/coupons.js';
 import { tenantsRouter } from './routes/tenants.js';
 import { billableMetricsRouter, subscriptionUsageRouter, usageEventsRouter } from './routes/usage.js';
-import { refuseInexactNumbers } from './http/exact-numbers.js';
+import { noteInexactNumbers, refuseInexactNumbers } from './http/exact-numbers.js';
 import { grantsRouter, holdsRouter, walletsRouter } from './routes/wallets.js';
 
 import { usageMarginRouter } from './routes/usage-margin.js';
@@ -261,9 +261,9 @@ export function createApp({
   // Usage events: a number JSON.parse would round is refused, read in the raw body (http/exact-numbers.ts).
   const usageJson = {
     ...json,
-    verify: (req: unknown, res: unknown, body: Buffer) => {
+    verify: (req: object, res: unknown, body: Buffer) => {
       refuseInvalidUtf8(req, res, body);
-      refuseInexactNumbers(req, res, body);
+      noteInexactNumbers(req, res, body);
     },
   };
   // Each parser sends 100 Continue first to a client waiting for it, if its body fits.
@@ -297,6 +297,8 @@ export function createApp({
   );
   // Ids in the body lowercased, instants to the millisecond, once the validator took them.
   app.use(canonicalBody);
+  // Usage events' numbers the JSON parser rounded: 422 once the contract's 400s are out of the way.
+  app.use('/api/v1/usage-events', refuseInexactNumbers);
 
   app.use('/api/v1/tenants', tenantsRouter(ctx));
   app.use('/api/v1/api-keys', apiKeysRouter(ctx));

@@ -12,6 +12,7 @@
 // no body has: under 0.1 ms for a 1,000-event batch of 290 kB, a tenth of its JSON.parse, and no
 // decoding (turning the bytes into a string took longer than parsing them). Only a body with such
 // a run is decoded and scanned, string-aware, to find whether and where it holds such a number.
+import type { RequestHandler } from 'express';
 import { ProblemError } from './problems.js';
 
 /** The most significant digits a decimal may have and round-trip through a double. */
@@ -145,17 +146,35 @@ export function inexactNumbers(text: string): string[] {
  * The express.json `verify` hook of the usage-event routes: refuses (422) a body whose events'
  * properties carry a number JSON.parse would round. Runs before the parse, on the raw bytes.
  */
-export function refuseInexactNumbers(_req: unknown, _res: unknown, body: Buffer): void {
+/** The refusal found by noteInexactNumbers, kept on the request until after validation. */
+const inexactFound = new WeakMap<object, ProblemError>();
+
+/**
+ * The JSON parser's `verify` hook: finds the numbers the parse will round, and keeps their 422
+ * for refuseInexactNumbers, so that a body the contract refuses anyway gets its 400 naming every
+ * field first (a properties that is a huge number, not an object; input9 #3).
+ */
+export function noteInexactNumbers(req: object, _res: unknown, body: Buffer): void {
   if (!hasLongDigitRun(body)) return;
   // latin1: a byte a character, no decoding (UTF-8 puts no ASCII byte inside a multi-byte
   // character, so every quote, bracket and digit is where it is in the text).
   const text = body.toString('latin1');
   const pointers = inexactNumbers(text);
   if (pointers.length === 0) return;
-  throw new ProblemError(
-    422,
-    'unprocessable',
-    `A number in the request cannot be read exactly; nothing was recorded: ${pointers.join(', ')} ${INEXACT_MESSAGE}.`,
-    pointers.map((field) => ({ location: 'body' as const, field, message: INEXACT_MESSAGE })),
+  inexactFound.set(
+    req,
+    new ProblemError(
+      422,
+      'unprocessable',
+      `A number in the request cannot be read exactly; nothing was recorded: ${pointers.join(', ')} ${INEXACT_MESSAGE}.`,
+      pointers.map((field) => ({ location: 'body' as const, field, message: INEXACT_MESSAGE })),
+    ),
   );
 }
+
+/** After validation: the 422 for numbers JSON.parse rounded (noteInexactNumbers), if any. */
+export const refuseInexactNumbers: RequestHandler = (req, _res, next) => {
+  const refusal = inexactFound.get(req);
+  if (refusal) throw refusal;
+  next();
+};

@@ -360,6 +360,17 @@ describe('a value sent as a JSON number with more digits than a double holds (F5
         }),
       ]);
     }
+    // A body the contract refuses anyway gets its 400 first, naming its fields (input9 #3).
+    const notAnObject = `{"event_id":"n-${tag()}","user_id":"${s.user.id}","metric":"${s.metric.code}","timestamp":"2026-01-15T00:00:00Z","properties":9007199254740992}`;
+    expect(
+      expectProblem(await raw('/api/v1/usage-events', notAnObject), 400, 'validation-error').errors,
+    ).toEqual([expect.objectContaining({ field: '/properties' })]);
+    const badUser = `{"event_id":"n-${tag()}","user_id":"nope","metric":"${s.metric.code}","timestamp":"2026-01-15T00:00:00Z","properties":{"n":9007199254740993}}`;
+    expect(
+      expectProblem(await raw('/api/v1/usage-events', badUser), 400, 'validation-error').errors?.map(
+        (e) => e.field,
+      ),
+    ).toEqual(['/user_id']);
     const largestExact = await raw('/api/v1/usage-events', event('9007199254740991'));
     expect(largestExact.status, largestExact.text).toBe(201);
     // A long digit run in a string is no number.
