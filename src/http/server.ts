@@ -70,8 +70,11 @@ function ownProblem(status: number, type: ProblemType, detail: string, target?: 
   };
 }
 
-/** A Host value (RFC 9110, 7.2): uri-host [ ":" port ], an IP literal in brackets or a reg-name. */
-const HOST = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]*)?$/;
+/**
+ * A Host value (RFC 9110, 7.2): uri-host [ ":" port ], an IP literal in brackets (an IPv6 zone
+ * or IPvFuture too) or a reg-name.
+ */
+const HOST = /^(?:\[[A-Za-z0-9:._~%-]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]*)?$/;
 
 /** What is wrong with the request's Host header (RFC 9112, 3.2), if anything. */
 function badHost(req: http.IncomingMessage): string | undefined {

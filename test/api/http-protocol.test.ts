@@ -123,7 +123,13 @@ describe('requests Node refuses before Express', () => {
       expectRawProblem(response, 400, 'malformed-request');
       expect(parse(response).body.detail, hosts).toMatch(/Host/);
     }
-    for (const host of ['example.com:8080', '[::1]:80', '127.0.0.1', 'xn--bcher-kva.example']) {
+    for (const host of [
+      'example.com:8080',
+      '[::1]:80',
+      '[fe80::1%25eth0]',
+      '127.0.0.1',
+      'xn--bcher-kva.example',
+    ]) {
       const response = await raw(`GET /healthz HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
       expect(response, host).toMatch(/^HTTP\/1\.1 200 OK/);
     }
