@@ -266,6 +266,30 @@ describe('POST /invoices/{id}/credit-notes', () => {
     expect((await t.api.get(`/api/v1/invoices/${invoice.id}`)).body).toMatchObject({ amount_due: '0.00' });
   });
 
+  it('credits an invoice whose subtotal passes ten integer digits by amount, in full (money21 #1)', async () => {
+    const user = await createUser(t);
+    const sub = await t.api
+      .post('/api/v1/subscriptions')
+      .send({ user_id: user.id, status: 'active', plan_cost: '1.00', start_date: '2026-01-01' });
+    expect(sub.status, sub.text).toBe(201);
+    const made = await t.api.post('/api/v1/invoices').send({
+      subscription_id: (sub.body as Schemas['Subscription']).id,
+      lines: [
+        { description: 'Fleet, first half', amount: '9999999999.99' },
+        { description: 'Fleet, second half', amount: '9999999999.99' },
+      ],
+    });
+    expect(made.status, made.text).toBe(201);
+    const open = await t.api.post(`/api/v1/invoices/${(made.body as Invoice).id}/finalize`);
+    expect(open.status, open.text).toBe(200);
+    const invoice = open.body as Invoice;
+    expect(invoice.subtotal).toBe('19999999999.98');
+    const credited = await credit(invoice, { reason: 'Cancelled order', amount: '19999999999.98' });
+    expect(credited.status, credited.text).toBe(201);
+    expect(credited.body).toMatchObject({ subtotal: '19999999999.98', total: invoice.total });
+    expect((await t.api.get(`/api/v1/invoices/${invoice.id}`)).body).toMatchObject({ amount_due: '0.00' });
+  });
+
   it('refuses what it cannot credit, writing nothing', async () => {
     const invoice = await issued();
     const viewerKey = await t.api.post('/api/v1/api-keys').send({ name: 'editor', role: 'editor' });

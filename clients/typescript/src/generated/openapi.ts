@@ -3894,11 +3894,12 @@ export interface components {
              */
             refund_to?: "payment" | "balance";
             /**
-             * @description Before tax; at most what is left to credit of the invoice's subtotal (422). Of a paid
+             * @description Before tax; at most what is left to credit of the invoice's subtotal (422), which may pass
+             *     `Money`'s ten integer digits. Of a paid
              *     period's invoice, less what credits of its days gave back already (a later change or pause
              *     whose credit a later invoice billed or the customer's balance settled; the 422 names both).
              */
-            amount?: components["schemas"]["Money"];
+            amount?: components["schemas"]["InvoiceMoney"];
             lines?: {
                 /** @description The invoice line credited (0-based), a line with a positive amount. */
                 line_index: number;
@@ -4604,6 +4605,14 @@ export interface components {
          * @example -125.00
          */
         MarginPercent: string | null;
+        /**
+         * @description An exact non-negative amount with at most two decimals, as a string, of up to 14 integer
+         *     digits: what an invoice's subtotal and total can reach (an invoice sums up to 100 lines of
+         *     `Money` each, and more with taxes), beyond `Money`'s ten.
+         * @example 49.99
+         * @example 19999999999.98
+         */
+        InvoiceMoney: string;
     };
     responses: {
         /** @description The request does not match this document (see `errors`), or its JSON is malformed. */
