@@ -273,12 +273,15 @@ export async function renewLocked(
   // that period's last instant, or, created or changed after it (backdated), as its event then
   // showed it (on a clock, at the step's time; see stepTimeOnClock).
   const lastInstant = Date.parse(`${billedUntil}T00:00:00Z`) - 1;
+  // The first period of its schedule (a trial ended by PATCH at this very instant, lifecycle9 #1):
+  // no period of it ended, and its last event showed it as of the step's time.
+  const firstOfSchedule = billedUntil === billingAnchor(locked) && locked.status !== 'trialing';
   seenBefore(
     tx,
     locked,
     new Date(
       locked.test_clock_id
-        ? at.getTime() > lastInstant + 1
+        ? at.getTime() > lastInstant + 1 || firstOfSchedule
           ? at.getTime()
           : lastInstant
         : Math.max(lastInstant, locked.updated_at.getTime()),

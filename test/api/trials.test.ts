@@ -164,6 +164,23 @@ describe('a trial with an end', () => {
     expect((await last.events()).map((e) => e.type)).toContain('subscription.trial_will_end');
   });
 
+  it('ended early at 00:00: the first renewal names no period that never was (lifecycle9 #1)', async () => {
+    const s = await onClock({ trial_end: '2026-01-20' });
+    await s.advance('2026-01-10T00:00:00Z');
+    const ended = await t.api.patch(`/api/v1/subscriptions/${s.sub.id}`).send({ status: 'active' });
+    expect(ended.status, ended.text).toBe(200);
+    expect(ended.body).toMatchObject({
+      current_period_start: '2026-01-10',
+      current_period_end: '2026-02-10',
+    });
+    await s.work();
+    const events = (await s.events()).reverse(); // oldest first
+    const renewed = events.find((e) => e.type === 'subscription.renewed');
+    expect(renewed, JSON.stringify(events.map((e) => e.type))).toBeDefined();
+    expect(renewed!.previous ?? {}).not.toHaveProperty('current_period_start');
+    expect(renewed!.previous ?? {}).not.toHaveProperty('current_period_end');
+  });
+
   it('ended early by making it active: its first period starts that day', async () => {
     const s = await onClock({});
     await s.advance('2026-01-05T10:00:00Z');
