@@ -2254,6 +2254,14 @@ export interface components {
          */
         Money: string;
         /**
+         * @description An exact non-negative amount with at most two decimals, as a string, of up to 14 integer
+         *     digits: what an invoice's subtotal and total can reach (an invoice sums up to 100 lines of
+         *     `Money` each, and more with taxes), beyond `Money`'s ten.
+         * @example 49.99
+         * @example 19999999999.98
+         */
+        InvoiceMoney: string;
+        /**
          * @description An exact non-negative sum or average of amounts, as a decimal string with exactly two
          *     decimals and no upper bound (a sum of many `Money` values can exceed `Money`'s ten integer
          *     digits). Parse it with a decimal type, never a float.
@@ -4605,14 +4613,6 @@ export interface components {
          * @example -125.00
          */
         MarginPercent: string | null;
-        /**
-         * @description An exact non-negative amount with at most two decimals, as a string, of up to 14 integer
-         *     digits: what an invoice's subtotal and total can reach (an invoice sums up to 100 lines of
-         *     `Money` each, and more with taxes), beyond `Money`'s ten.
-         * @example 49.99
-         * @example 19999999999.98
-         */
-        InvoiceMoney: string;
     };
     responses: {
         /** @description The request does not match this document (see `errors`), or its JSON is malformed. */
