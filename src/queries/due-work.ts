@@ -47,9 +47,10 @@ export async function findDueWork(
   // started: due earlier, it was not due on the clock until then (its subscription was created or
   // changed then, backdated), and it happens then, as real time's step would happen now.
   const clock = scope.clockId
-    ? sql`select frozen_time as now, coalesce(advanced_from, '-infinity') as floor
+    ? sql`select frozen_time as now, coalesce(advanced_from, '-infinity') as floor,
+          coalesce(advanced_from, '-infinity') as step_floor
         from test_clocks where id = ${scope.clockId} ${scope.tenantId ? sql`and tenant_id = ${scope.tenantId}` : sql``}`
-    : sql`select now() as now, '-infinity'::timestamptz as floor`;
+    : sql`select now() as now, '-infinity'::timestamptz as floor, now() as step_floor`;
   const onClock = scope.clockId ? sql`s.test_clock_id = ${scope.clockId}` : sql`s.test_clock_id is null`;
   const inTenant = scope.tenantId ? sql`and s.tenant_id = ${scope.tenantId}` : sql``;
   const { rows } = await sql<DueItem>`
@@ -60,11 +61,15 @@ export async function findDueWork(
       where s.cancel_at is not null and s.status <> 'canceled' and s.cancel_at <= clock.now and ${onClock} ${inTenant}
       union all
       -- A trial's end announced 3 days before (not before the trial started: a shorter trial at once).
-      -- Not a trial whose service ends before it (end_date): it never becomes a paid period.
+      -- Not a trial whose service ends before it (end_date): it never becomes a paid period. Nor
+      -- one that has ended by the time the step would happen (its end_date moved past the trial
+      -- after both days had gone): there is nothing left to announce (collection.ts).
       select 0, 'trial', s.tenant_id, s.id, s.id, greatest(s.trial_end - 3, s.start_date)::timestamp at time zone 'UTC'
-      from subscriptions s
+      from subscriptions s, clock
       where s.status = 'trialing' and s.trial_end is not null and s.trial_notified_at is null
         and (s.end_date is null or s.end_date >= s.trial_end)
+        and greatest(greatest(s.trial_end - 3, s.start_date)::timestamp at time zone 'UTC', clock.step_floor)
+          < s.trial_end::timestamp at time zone 'UTC'
         and s.trial_end <= (select (now at time zone 'UTC')::date + 3 from clock) and ${onClock} ${inTenant}
       union all
       -- A pause that ends today: before the day's renewal, which then finds the period billed.

@@ -131,6 +131,8 @@ export function announceTrialEnd(ctx: ServiceContext, tenantId: string, subscrip
     if (!before || before.status !== 'trialing' || !before.trial_end || before.trial_notified_at) return;
     // Its service ends before the trial does (end_date): no paid period to announce.
     if (before.end_date !== null && before.end_date < before.trial_end) return;
+    // Its trial has ended by now (its end_date moved past it late): nothing is left to announce.
+    if (at >= new Date(`${before.trial_end}T00:00:00Z`)) return;
     atStep(tx, before, at);
     const after = await subscriptions.updateSubscription(tx.db, subscriptionId, { trial_notified_at: at });
     emitShowing(tx, {

@@ -181,6 +181,23 @@ describe('a trial with an end', () => {
     expect(renewed!.previous ?? {}).not.toHaveProperty('current_period_end');
   });
 
+  it('is not announced once ended, when its end_date is moved past it late (lifecycle9 #2)', async () => {
+    for (const later of ['2026-05-20', null]) {
+      const s = await onClock({ trial_end: '2026-02-15' });
+      const ended = await t.api.patch(`/api/v1/subscriptions/${s.sub.id}`).send({ end_date: '2026-02-10' });
+      expect(ended.status, ended.text).toBe(200);
+      await s.advance('2026-03-05T00:00:00Z');
+      const moved = await t.api.patch(`/api/v1/subscriptions/${s.sub.id}`).send({ end_date: later });
+      expect(moved.status, moved.text).toBe(200);
+      await s.advance('2026-03-20T00:00:00Z');
+      const types = (await s.events()).map((e) => e.type);
+      expect(types).not.toContain('subscription.trial_will_end');
+      // The trial still ends and the days after it are billed, as before.
+      expect((await s.get()).status).toBe('active');
+      expect((await s.invoices()).length).toBeGreaterThan(0);
+    }
+  });
+
   it('ended early by making it active: its first period starts that day', async () => {
     const s = await onClock({});
     await s.advance('2026-01-05T10:00:00Z');
