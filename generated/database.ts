@@ -64,6 +64,11 @@ export interface BillingSettings {
   version: Generated<number>;
 }
 
+export interface ChargedBillableMetrics {
+  billable_metric_id: string;
+  tenant_id: Generated<string>;
+}
+
 export interface Coupons {
   amount_off: Numeric | null;
   created_at: Generated<Timestamp>;
@@ -619,6 +624,7 @@ export interface DB {
   api_keys: ApiKeys;
   billable_metrics: BillableMetrics;
   billing_settings: BillingSettings;
+  charged_billable_metrics: ChargedBillableMetrics;
   coupons: Coupons;
   credit_note_counters: CreditNoteCounters;
   credit_notes: CreditNotes;

@@ -1820,7 +1820,7 @@ export interface paths {
         post?: never;
         /**
          * Delete a billable metric never used
-         * @description Only a metric with no events, no charge on any plan and no wallet hold naming it; one that was used is archived instead (409).
+         * @description Only a metric with no events, never charged by a plan (a plan that dropped the charge since counts, as its invoices name the metric) and no wallet hold naming it; one that was used is archived instead (409).
          */
         delete: operations["deleteBillableMetric"];
         options?: never;

@@ -23,9 +23,14 @@ update "billable_metrics" set "name" = $1, "archived_at" = now(), "updated_at" =
 
 -- billableMetricInUse
 select exists (select from usage_events where billable_metric_id = $1::uuid)
-        or exists (select from plans where usage_charges @> $2::jsonb)
-        or exists (select from wallet_holds where billable_metric_id = $3::uuid)
+        or exists (select from charged_billable_metrics where billable_metric_id = $2::uuid)
+        or exists (select from plans where usage_charges @> $3::jsonb)
+        or exists (select from wallet_holds where billable_metric_id = $4::uuid)
        as used;
+
+-- noteChargedMetrics
+insert into charged_billable_metrics (billable_metric_id)
+    select unnest($1::uuid[]) on conflict do nothing;
 
 -- deleteBillableMetric
 delete from "billable_metrics" where "id" = $1 returning "id", "code", "name", "aggregation", "field", "group_by", "filters", "archived_at", "version", "created_at", "updated_at";

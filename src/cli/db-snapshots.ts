@@ -430,6 +430,7 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
       updateBillableMetric: (db) =>
         billableMetrics.updateBillableMetric(db, BILLABLE_METRIC, { name: 'Calls', archived: true }),
       billableMetricInUse: (db) => billableMetrics.billableMetricInUse(db, BILLABLE_METRIC),
+      noteChargedMetrics: (db) => billableMetrics.noteChargedMetrics(db, [BILLABLE_METRIC]),
       deleteBillableMetric: (db) => billableMetrics.deleteBillableMetric(db, BILLABLE_METRIC),
     },
   },

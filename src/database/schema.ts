@@ -341,6 +341,8 @@ export type BillableMetricsTable = Override<
     version: Version;
   }
 >;
+/** The metrics a plan ever charged: added by plan writes, never removed (a delete of one is 409). */
+export type ChargedBillableMetricsTable = Override<G.ChargedBillableMetrics, { tenant_id: TenantId }>;
 /** Append-only: the app role may insert and select, a trigger refuses updates and deletes. */
 export type UsageEventsTable = Override<
   G.UsageEvents,
@@ -466,6 +468,7 @@ export interface Database {
   mrr_days: MrrDaysTable;
   mrr_counted: MrrCountedTable;
   billable_metrics: BillableMetricsTable;
+  charged_billable_metrics: ChargedBillableMetricsTable;
   usage_events: UsageEventsTable;
   usage_totals: UsageTotalsTable;
   usage_unique_values: UsageUniqueValuesTable;

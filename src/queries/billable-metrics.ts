@@ -127,10 +127,21 @@ export function updateBillableMetric(
 export async function billableMetricInUse(db: Db, id: string): Promise<boolean> {
   const { rows } = await sql<{ used: boolean }>`
     select exists (select from usage_events where billable_metric_id = ${id}::uuid)
+        or exists (select from charged_billable_metrics where billable_metric_id = ${id}::uuid)
         or exists (select from plans where usage_charges @> ${JSON.stringify([{ billable_metric_id: id }])}::jsonb)
         or exists (select from wallet_holds where billable_metric_id = ${id}::uuid)
        as used`.execute(db);
   return rows[0]!.used;
+}
+
+/**
+ * Records that a plan charges these metrics: for good, as the invoices of a charge name its
+ * metric after the plan drops it (a delete of the metric then fails on the foreign key).
+ */
+export async function noteChargedMetrics(db: Db, ids: readonly string[]): Promise<void> {
+  if (ids.length === 0) return;
+  await sql`insert into charged_billable_metrics (billable_metric_id)
+    select unnest(${[...new Set(ids)]}::uuid[]) on conflict do nothing`.execute(db);
 }
 
 export function deleteBillableMetric(db: Db, id: string): Promise<BillableMetricRow | undefined> {

@@ -99,7 +99,7 @@ export function billableMetricsRouter(ctx: ServiceContext): Router {
     if (outcome.kind === 'stale') throw preconditionFailed('billable metric', outcome.current.version);
     if (outcome.kind === 'in-use') {
       throw conflict(
-        'The metric has usage events, is charged by a plan, or is named by a wallet hold (for its margin): archive it instead (PATCH archived: true).',
+        'The metric has usage events, is or was charged by a plan, or is named by a wallet hold (for its margin): archive it instead (PATCH archived: true).',
       );
     }
     send(res, reply(outcome)!);

@@ -14,6 +14,7 @@ import {
 } from '../billing/pricing.js';
 import type { BillingInterval, PlanRow, PlanVersionRow } from '../database/schema.js';
 import { isForeignKeyViolation, isUniqueViolation } from '../database/errors.js';
+import { noteChargedMetrics } from '../queries/billable-metrics.js';
 import * as plans from '../queries/plans.js';
 import { planInUse } from '../queries/subscriptions.js';
 import { couponLimitedTo } from '../queries/coupons.js';
@@ -121,6 +122,10 @@ export async function createPlan(
         usage_charges: charges.charges,
         trial_days: input.trial_days ?? null,
       });
+      await noteChargedMetrics(
+        tx.db,
+        charges.charges.map((c) => c.billable_metric_id),
+      );
       const price = await plans.insertPlanVersion(tx.db, plan.id, 1, canonical(input.price));
       tx.emit({
         type: 'plan.created',
@@ -190,6 +195,10 @@ export async function updatePlan(
               errors: over.map((o) => ({ field: `/usage_charges/${o.index}`, message: o.message })),
             };
           usageCharges = resolved.charges;
+          await noteChargedMetrics(
+            tx.db,
+            usageCharges.map((c) => c.billable_metric_id),
+          );
         }
       }
       const newPrice = patch.price && canonical(patch.price);

@@ -143,6 +143,25 @@ describe('billable metrics', () => {
     expect(refused.detail).toContain('is named by a wallet hold');
     expect((await t.api.get(`/api/v1/billable-metrics/${named.id}`)).status).toBe(200);
   });
+
+  it('refuses to delete a metric a plan charged once, after the plan dropped the charge (retest11 #1)', async () => {
+    // Its invoices' usage lines and the margin report still name it.
+    const once = await metric();
+    const p = await plan([{ metric: once.code, model: 'per_unit', amount: '1' }]);
+    const dropped = await t.api.patch(`/api/v1/plans/${p.id}`).send({ usage_charges: [] });
+    expect(dropped.status, dropped.text).toBe(200);
+    const refused = expectProblem(await t.api.delete(`/api/v1/billable-metrics/${once.id}`), 409, 'conflict');
+    expect(refused.detail).toContain('was charged by a plan');
+    expect((await t.api.get(`/api/v1/billable-metrics/${once.id}`)).status).toBe(200);
+    // Added by a PATCH, then dropped: the same.
+    const later = await metric();
+    const q = await plan([]);
+    for (const usage_charges of [[{ metric: later.code, model: 'per_unit', amount: '1' }], []])
+      expect((await t.api.patch(`/api/v1/plans/${q.id}`).send({ usage_charges })).status).toBe(200);
+    expectProblem(await t.api.delete(`/api/v1/billable-metrics/${later.id}`), 409, 'conflict');
+    // Never charged: deleted.
+    expect((await t.api.delete(`/api/v1/billable-metrics/${(await metric()).id}`)).status).toBe(204);
+  });
   it('lets a plan write and a delete of its metric at the same time never both win (retest9 #1)', async () => {
     // The delete, not committed yet: the plan's read of the metric waits for it, then misses it.
     const doomed = await metric();
