@@ -371,6 +371,39 @@ describe('a value sent as a JSON number with more digits than a double holds (F5
         (e) => e.field,
       ),
     ).toEqual(['/user_id']);
+    // Below a double's range, in the metric's field or any property, single or batch: read as 0
+    // (or with digits lost), so refused (retest11 #2); zero however written, and the range's
+    // ends, kept.
+    for (const v of ['1e-400', '-1E-0400', '0.1e-307', '4.9e-324']) {
+      const other = `{"event_id":"n-${tag()}","user_id":"${s.user.id}","metric":"${s.metric.code}","timestamp":"2026-01-15T00:00:00Z","properties":{"n":1,"other":${v}}}`;
+      expect(expectProblem(await raw('/api/v1/usage-events', other), 422, 'unprocessable').errors, v).toEqual(
+        [
+          expect.objectContaining({
+            field: '/properties/other',
+            message: expect.stringContaining('range'),
+          }),
+        ],
+      );
+    }
+    // Infinity is no number to the contract: its 400.
+    const overflow = `{"event_id":"n-${tag()}","user_id":"${s.user.id}","metric":"${s.metric.code}","timestamp":"2026-01-15T00:00:00Z","properties":{"n":1,"other":2e308}}`;
+    expectProblem(await raw('/api/v1/usage-events', overflow), 400, 'validation-error');
+    const underflow = await raw(
+      '/api/v1/usage-events/batch',
+      `{"events":[${event('0')},${event('1e-400')}]}`,
+    );
+    expect(expectProblem(underflow, 422, 'unprocessable').errors).toEqual([
+      expect.objectContaining({ field: '/events/1/properties/n' }),
+    ]);
+    for (const v of ['0', '-0', '0.000e-999', '0e5']) {
+      const res = await raw('/api/v1/usage-events', event(v));
+      expect(res.status, `${v}: ${res.text}`).toBe(201);
+    }
+    for (const v of ['2.3e-308', '1.7e308']) {
+      const other = `{"event_id":"n-${tag()}","user_id":"${s.user.id}","metric":"${s.metric.code}","timestamp":"2026-01-15T00:00:00Z","properties":{"n":1,"other":${v}}}`;
+      const res = await raw('/api/v1/usage-events', other);
+      expect(res.status, `${v}: ${res.text}`).toBe(201);
+    }
     const largestExact = await raw('/api/v1/usage-events', event('9007199254740991'));
     expect(largestExact.status, largestExact.text).toBe(201);
     // A long digit run in a string is no number.

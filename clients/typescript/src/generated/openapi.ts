@@ -1856,7 +1856,7 @@ export interface paths {
          *     (before the first day the subscription's invoices bill usage: one created two or more
          *     periods back, or a trial ended early; the error names that day), a `field` value that is
          *     not a non-negative decimal (up to 6 decimals, 18 integer digits; a JSON number over 2^53,
-         *     or with a fraction and more than 15 significant digits, is refused: send it as a string), or events that would make one usage charge bill a period more
+         *     or with a fraction and more than 15 significant digits, or below a double's range as 1e-400, is refused: send it as a string), or events that would make one usage charge bill a period more
          *     than 9999999999.99 (what an invoice line may carry).
          *
          *     Single events that one API key sends at the same time may be recorded together, in one
