@@ -9,6 +9,15 @@ import { BODY_ENCODINGS, ProblemError, unsupportedEncoding } from './problems.js
 
 const waiting = new WeakSet<IncomingMessage>();
 
+/** Whether an Expect value asks for 100-continue and nothing else (a list's empty members aside). */
+export function onlyContinue(expect: string | undefined): boolean {
+  const members = (expect ?? '')
+    .split(',')
+    .map((m) => m.trim().toLowerCase())
+    .filter((m) => m !== '');
+  return members.length > 0 && members.every((m) => m === '100-continue');
+}
+
 /**
  * The server's 'checkContinue': no 100 yet, the request is the app's like any other. Answered
  * without the 100, its connection ends behind the answer: a client that sends the body anyway

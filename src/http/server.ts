@@ -7,7 +7,7 @@ import http from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Express } from 'express';
-import { holdContinue } from './expect-continue.js';
+import { holdContinue, onlyContinue } from './expect-continue.js';
 import { problemBody, type ProblemType } from './problems.js';
 import { SECURITY_HEADERS } from './security-headers.js';
 import { StartupError } from '../startup.js';
@@ -72,9 +72,9 @@ function ownProblem(status: number, type: ProblemType, detail: string, target?: 
 
 /**
  * A Host value (RFC 9110, 7.2): uri-host [ ":" port ], an IP literal in brackets (an IPv6 zone
- * or IPvFuture too) or a reg-name.
+ * or IPvFuture too) or a reg-name, not empty: an http URI's host is never empty (RFC 9110, 4.2.1).
  */
-const HOST = /^(?:\[[A-Za-z0-9:._~%-]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]*)?$/;
+const HOST = /^(?:\[[A-Za-z0-9:._~%-]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]+)(?::[0-9]*)?$/;
 
 /** What is wrong with the request's Host header (RFC 9112, 3.2), if anything. */
 function badHost(req: http.IncomingMessage): string | undefined {
@@ -135,13 +135,8 @@ export function createHttpServer(app: Express): http.Server {
     app(req, res);
   });
   inFlight.set(server, pending);
-  // Expect: 100-continue waits for the app's word (http/expect-continue.ts), not Node's.
-  server.on('checkContinue', (req: http.IncomingMessage, res: http.ServerResponse) => {
-    holdContinue(req, res);
-    server.emit('request', req, res);
-  });
   // Any other expectation: Node's own 417 has no body and keeps the connection.
-  server.on('checkExpectation', (req: http.IncomingMessage, res: http.ServerResponse) => {
+  const expectationFailed = (req: http.IncomingMessage, res: http.ServerResponse) => {
     const { headers, body } = ownProblem(
       417,
       'expectation-failed',
@@ -149,7 +144,16 @@ export function createHttpServer(app: Express): http.Server {
       req.url,
     );
     res.writeHead(417, { ...headers, 'Content-Length': Buffer.byteLength(body) }).end(body);
+  };
+  // Expect: 100-continue waits for the app's word (http/expect-continue.ts), not Node's. Node
+  // takes any list naming 100-continue for it: one that also names another expectation is that
+  // other's 417, not met halfway.
+  server.on('checkContinue', (req: http.IncomingMessage, res: http.ServerResponse) => {
+    if (!onlyContinue(req.headers.expect)) return expectationFailed(req, res);
+    holdContinue(req, res);
+    server.emit('request', req, res);
   });
+  server.on('checkExpectation', expectationFailed);
   server.on('clientError', answerClientError);
   // CONNECT (a tunnel) is no method of this API; Node would close the connection without a word.
   server.on('connect', (_req: http.IncomingMessage, socket: Duplex) =>

@@ -103,6 +103,13 @@ describe('requests Node refuses before Express', () => {
     expectRawProblem(response, 417, 'expectation-failed');
     // Named by its path, as the app's problems are (retest9, minor).
     expect(parse(response).body).toMatchObject({ instance: '/api/v1/users' });
+    // 100-continue listed with another expectation: not met halfway, nothing created (retest11 #3).
+    for (const expect of ['100-continue, tea', 'tea, 100-continue', '100-continue\r\nExpect: tea']) {
+      const listed = await raw(
+        `POST /api/v1/users HTTP/1.1\r\nHost: x\r\nExpect: ${expect}\r\nContent-Length: 2\r\n\r\n`,
+      );
+      expectRawProblem(listed, 417, 'expectation-failed');
+    }
   });
 
   it('answers CONNECT, which no operation takes, with 501 problem+json', async () => {
@@ -118,7 +125,14 @@ describe('requests Node refuses before Express', () => {
   });
 
   it('answers two Host headers, or one that names no host, with 400 problem+json (retest10 #4)', async () => {
-    for (const hosts of ['Host: x\r\nHost: y\r\n', 'Host: a b\r\n', 'Host: x/y\r\n', 'Host: x:8o\r\n']) {
+    for (const hosts of [
+      'Host: x\r\nHost: y\r\n',
+      'Host: a b\r\n',
+      'Host: x/y\r\n',
+      'Host: x:8o\r\n',
+      'Host:\r\n',
+      'Host: :80\r\n',
+    ]) {
       const response = await raw(`GET /healthz HTTP/1.1\r\n${hosts}\r\n`);
       expectRawProblem(response, 400, 'malformed-request');
       expect(parse(response).body.detail, hosts).toMatch(/Host/);
