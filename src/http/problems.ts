@@ -303,6 +303,16 @@ function datesFrom(body: unknown, day: string): string[] {
   );
 }
 
+/** The fields that set a billing schedule's length: what put a period past the calendar when no date did. */
+const SCHEDULE_FIELDS = ['plan_id', 'billing_interval', 'interval_count'];
+
+/** The body's fields to blame for a period past the calendar: its late dates, else its schedule's. */
+function fieldsPastCalendar(body: unknown, day: string): string[] {
+  const dates = datesFrom(body, day);
+  if (dates.length > 0 || body === null || typeof body !== 'object' || Array.isArray(body)) return dates;
+  return SCHEDULE_FIELDS.filter((field) => (body as Record<string, unknown>)[field] !== undefined);
+}
+
 /**
  * The problem an error is, if it is one a client caused (`query` and `body`: the request's, to
  * explain it).
@@ -362,7 +372,7 @@ export function toProblem(
     );
   }
   if (error instanceof PeriodBeyondCalendarError) {
-    const fields = datesFrom(body, error.period.start);
+    const fields = fieldsPastCalendar(body, error.period.start);
     return unprocessable(
       `${fields.length > 0 ? `${fields.join(', ')}: ` : ''}${error.message}: dates in this API have four-digit years. Choose an earlier date or a shorter interval.`,
       fields.length > 0

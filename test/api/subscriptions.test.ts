@@ -217,6 +217,10 @@ describe('POST /api/v1/subscriptions', () => {
       const later = await ctx.api.post(`/api/v1/subscriptions/${id}/scheduled-change`).send(body);
       expect([now.status, later.status]).toEqual([422, 422]);
       expect(expectProblem(later, 422, 'unprocessable').detail).toMatch(/would end after 9999-12-31/);
+      // Each names the field that moved the schedule (retest11 #4).
+      const field = `/${Object.keys(body)[0]!}`;
+      for (const res of [now, later])
+        expect(expectProblem(res, 422, 'unprocessable').errors).toEqual([expect.objectContaining({ field })]);
     }
     expect(await fingerprint(ctx.db)).toEqual(before);
   });
