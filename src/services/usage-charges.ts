@@ -34,8 +34,9 @@ export const MAX_CHARGE_AMOUNT = '9999999999.99';
 /**
  * What is wrong with a charge whose least usage past its free units already bills a period more
  * than MAX_CHARGE_AMOUNT: no event past them could ever be recorded (retest9 #6), as no
- * subscription could use a plan price whose one unit costs that much. The least usage is one
- * event for count and unique_count metrics, a millionth for the others.
+ * subscription could use a plan price whose one unit costs that much. The least usage is the
+ * first whole quantity past the free units for count and unique_count metrics (their events
+ * count whole units), a millionth past them for the others.
  */
 function firstUnitOverLimit(
   price: UsagePrice,
@@ -47,13 +48,15 @@ function firstUnitOverLimit(
       field: '/minimum_amount',
       message: `must be at most ${MAX_CHARGE_AMOUNT}, the most a charge bills a period`,
     };
-  const least = parseQuantity(price.free_units ?? '0') + (wholeUnits ? 1_000_000n : 1n);
+  // Whole units: the first whole quantity past the free units (one event past 0.5 free bills 0.5).
+  const free = parseQuantity(price.free_units ?? '0');
+  const least = wholeUnits ? (free / 1_000_000n + 1n) * 1_000_000n : free + 1n;
   const amount = priceUsage(price, formatQuantity(least)).amount;
   if (parseAmount(amount) <= limit) return undefined;
   const tiered = price.model === 'graduated' || price.model === 'volume';
   return {
     field: tiered ? '/tiers/0' : '/amount',
-    message: `${wholeUnits ? 'one unit' : 'the least usage'} past the free units bills ${amount} a period, over the most a charge bills, ${MAX_CHARGE_AMOUNT}`,
+    message: `${wholeUnits ? 'the first event' : 'the least usage'} past the free units bills ${amount} a period, over the most a charge bills, ${MAX_CHARGE_AMOUNT}`,
   };
 }
 

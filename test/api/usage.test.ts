@@ -255,7 +255,7 @@ describe('usage charges on plans', () => {
       expect.objectContaining({
         field: '/usage_charges/0/amount',
         message:
-          'one unit past the free units bills 10000000000.00 a period, over the most a charge bills, 9999999999.99',
+          'the first event past the free units bills 10000000000.00 a period, over the most a charge bills, 9999999999.99',
       }),
       expect.objectContaining({ field: '/usage_charges/1/amount' }),
       expect.objectContaining({ field: '/usage_charges/2/tiers/0' }),
@@ -266,6 +266,20 @@ describe('usage charges on plans', () => {
     await plan([
       { metric: tokens.code, model: 'per_unit', amount: '9999999999.995' },
       { metric: calls.code, model: 'per_unit', amount: '9999999999.99' },
+    ]);
+    // Past half a free unit, one event bills half a unit: usable (retest11 #5). Past 1.5, two
+    // events bill half a unit too; past 1, the first bills a whole one, over the limit.
+    await plan([{ metric: calls.code, model: 'per_unit', amount: '9999999999.9999', free_units: '0.5' }]);
+    await plan([{ metric: calls.code, model: 'per_unit', amount: '9999999999.9999', free_units: '1.5' }]);
+    const whole = await t.api.post('/api/v1/plans').send({
+      code: `p-${tag()}`,
+      name: 'Too dear',
+      interval: 'month',
+      price: { model: 'flat', amount: '10.00' },
+      usage_charges: [{ metric: calls.code, model: 'per_unit', amount: '9999999999.9999', free_units: '1' }],
+    });
+    expect(expectProblem(whole, 422, 'unprocessable').errors).toEqual([
+      expect.objectContaining({ field: '/usage_charges/0/amount' }),
     ]);
   });
 
