@@ -123,15 +123,35 @@ function dashboardFile(urlPath: string): boolean {
   }
 }
 
+/** Swagger UI's files, as swagger-ui-express serves them (its own copy of swagger-ui-dist). */
+const SWAGGER_DIST = path.dirname(
+  createRequire(createRequire(import.meta.url).resolve('swagger-ui-express')).resolve(
+    'swagger-ui-dist/package.json',
+  ),
+);
+
 /**
- * Swagger UI's package.json is not served (its own plain-text 404): the API's problem instead,
- * however the path spells it (its file server decodes package%2ejson to the same file).
+ * Whether GET answers something for this path under /docs: the page (the directory itself), its
+ * generated init script, the contract, or a file of Swagger UI's but its package.json, however
+ * the path spells it (the file server decodes package%2ejson to the same file). Swagger UI
+ * answered its page for any other path; it is 404 there, as under /dashboard.
  */
-function swaggerPackage(urlPath: string): boolean {
+function docsFile(urlPath: string): boolean {
+  let decoded: string;
   try {
-    return decodeURIComponent(urlPath).endsWith('/package.json');
+    decoded = decodeURIComponent(urlPath);
   } catch {
-    return false; // no file's name: Swagger UI's page, as for any other path
+    return false; // no file's name
+  }
+  if (['/', '/swagger-ui-init.js', '/openapi.json', '/openapi.yaml'].includes(decoded)) return true;
+  if (decoded === '/package.json' || decoded.split('/').some((segment) => segment.startsWith('.')))
+    return false;
+  const file = path.join(SWAGGER_DIST, decoded);
+  if (!file.startsWith(SWAGGER_DIST + path.sep)) return false;
+  try {
+    return statSync(file).isFile();
+  } catch {
+    return false;
   }
 }
 
@@ -220,10 +240,10 @@ export function createApp({
   // The contract itself, and its docs, are served before validation: they are not API operations.
   // They are read only: another method is 405, where Swagger UI answered its page to any.
   app.all(['/openapi.yaml', '/openapi.json'], readOnly()); // these paths exactly (strict routing)
-  app.use('/docs', (req, _res, next) => (swaggerPackage(req.path) ? next(noRoute(req)) : next()));
+  app.use('/docs', (req, _res, next) => (docsFile(req.path) ? next() : next(noRoute(req))));
   app.use('/docs', readOnly());
   app.use('/dashboard', readOnly(dashboardFile));
-  // Under /docs too, where a generator is often pointed: Swagger UI answers its page for any path.
+  // Under /docs too, where a generator is often pointed.
   app.get(['/openapi.yaml', '/docs/openapi.yaml'], (_req, res) => {
     res.type('application/yaml').send(specYaml);
   });

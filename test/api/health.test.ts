@@ -90,6 +90,10 @@ describe('the published contract', () => {
 
     const docs = await ctx.api.get('/docs/');
     expect(docs.status).toBe(200);
+    // And what the page loads: its init script and Swagger UI's files.
+    for (const asset of ['/docs/swagger-ui-init.js', '/docs/swagger-ui-bundle.js', '/docs/swagger-ui.css'])
+      expect([asset, (await ctx.api.get(asset)).status]).toEqual([asset, 200]);
+    expect((await ctx.api.get('/docs')).status).toBe(301);
     expect(docs.text).toContain('swagger-ui');
     // Nothing stray in its styles (swagger-ui-express printed an unset customCss as "undefined").
     expect(docs.text).not.toContain('undefined');
@@ -114,6 +118,10 @@ describe('the published contract', () => {
       '/docs/package.json',
       '/docs/package%2ejson',
       '/docs/%70ackage.jso%6E',
+      // Swagger UI's page answered any path under /docs (retest11 #7).
+      '/docs/nonexistent',
+      '/docs/a/b/c.html',
+      '/docs/%2e%2e/package.json',
     ]) {
       for (const method of ['get', 'post', 'delete'] as const) {
         const res = await ctx.anonymous[method](path).send(method === 'get' ? undefined : {});
