@@ -35,7 +35,8 @@ function charsetsOf(req: Request): string[] {
       charsets.push(
         value!
           .trim()
-          .replace(/^"(.*)"$/, '$1')
+          // A quoted string, its quoted pairs unescaped ("utf\-8" is utf-8).
+          .replace(/^"(.*)"$/, (_, inner: string) => inner.replace(/\\(.)/g, '$1'))
           .toLowerCase(),
       );
   return charsets;

@@ -90,6 +90,8 @@ describe('bad requests before any handler', () => {
       'utf-8; charset=UTF-8',
       // Inside another parameter's quoted value, no charset (retest10 #5).
       'utf-8; foo="a;charset=latin1"',
+      // A quoted pair is the character it escapes (retest11 #7).
+      '"utf\\-8"',
     ].entries()) {
       const res = await ctx.api
         .post('/api/v1/users')
