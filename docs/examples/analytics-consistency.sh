@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The analytics consistency check and rebuild (admin key). An operator's tool, not something to poll:
 # the check recomputes every aggregate from the tenant's subscriptions, and the rebuild replaces them
-# and locks subscriptions against writes, for every tenant, until it commits. What they cost on a
-# large tenant: see docs/analytics.md. Fast on a small tenant like this example's.
+# while writes go on (they are slower meanwhile). What they cost on a large tenant: see
+# docs/analytics.md. Fast on a small tenant like this example's.
 # Run: KEY=sk_... bash docs/examples/analytics-consistency.sh   (BASE defaults to http://localhost:3000)
 set -euo pipefail
 BASE=${BASE:-http://localhost:3000}
