@@ -388,6 +388,17 @@ describe('the SDK', () => {
     expect(refused).toBeInstanceOf(ProblemError);
     expect(refused).toMatchObject({ status: 422, batchStart: 2, recorded: { created: 2, duplicates: 0 } });
     expect(refused!.errors.map((e) => e.field)).toEqual([expect.stringMatching(/^\/events\/1(\/|$)/)]);
+    // The same with throwOnError: false, where openapi-fetch returns the problem (partner3 #1).
+    const quiet = createClient({ baseUrl: await ctx.baseUrl(), apiKey: t.key, throwOnError: false });
+    const again = mixed.map((e) => ({ ...e, event_id: `quiet-${e.event_id}` }));
+    const quietly = await recordUsage(quiet, again, { batchSize: 2 }).then(
+      () => undefined,
+      (e: unknown) => e as UsageBatchError,
+    );
+    expect(quietly).toBeInstanceOf(UsageBatchError);
+    expect(quietly).toMatchObject({ status: 422, batchStart: 2, recorded: { created: 2, duplicates: 0 } });
+    expect(quietly!.errors.map((e) => e.field)).toEqual([expect.stringMatching(/^\/events\/1(\/|$)/)]);
+    expect(quietly!.idempotencyKey).toMatch(/^[0-9a-f-]{36}$/);
   });
 
   it('waits as long as Retry-After says, retries a 429, and never retries a 4xx that will not change', async () => {

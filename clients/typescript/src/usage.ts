@@ -83,12 +83,29 @@ export async function recordUsage(
     throw new RangeError(`batchSize must be an integer from 1 to ${MAX_USAGE_BATCH}`);
   const result: RecordUsageResult = { created: 0, duplicates: 0, data: [] };
   for (const [start, end] of batchesOf(events, batchSize)) {
-    const { data } = await api
-      .POST('/api/v1/usage-events/batch', { body: { events: events.slice(start, end) } })
+    // Its own key, known here too when openapi-fetch returns a refusal instead of throwing.
+    const idempotencyKey = crypto.randomUUID();
+    const { data, error, response } = await api
+      .POST('/api/v1/usage-events/batch', {
+        body: { events: events.slice(start, end) },
+        headers: { 'Idempotency-Key': idempotencyKey },
+      })
       .catch((error: unknown) => {
         throw error instanceof ProblemError ? new UsageBatchError(error, start, result) : error;
       });
-    if (!data) throw new Error('the API answered a usage batch without a body');
+    if (!data) {
+      // With throwOnError: false openapi-fetch returns the problem (already read) instead of
+      // throwing: the same UsageBatchError, saying where the refused batch starts.
+      const refused =
+        error instanceof ProblemError
+          ? error
+          : new ProblemError(
+              response,
+              typeof error === 'object' && error !== null ? error : undefined,
+              idempotencyKey,
+            );
+      throw new UsageBatchError(refused, start, result);
+    }
     result.created += data.created;
     result.duplicates += data.duplicates;
     for (const entry of data.data) result.data.push({ ...entry, index: start + entry.index });
