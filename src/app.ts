@@ -26,7 +26,7 @@ import { rateLimitPerKey } from './http/rate-limit.js';
 import { setSecurityHeaders } from './http/security-headers.js';
 import { refuseInvalidUtf8, rejectBadText } from './http/text.js';
 import { rejectLooseIntegers } from './http/query-integers.js';
-import { canonicalBody, lowercasePathIds } from './http/canonical-input.js';
+import { canonicalBody, encodeQueryLiterals, lowercasePathIds } from './http/canonical-input.js';
 import { prepareValidatorRouteMatching } from './http/route-matching.js';
 import { type Logger, silentLogger } from './logger.js';
 import { analyticsRouter } from './routes/analytics.js';
@@ -225,6 +225,7 @@ export function createApp({
 
   // Ids in the path in lower case before anything reads it (http/canonical-input.ts).
   app.use(lowercasePathIds);
+  app.use(encodeQueryLiterals);
   app.use(observe(logger, metrics));
   // Before anything that answers: every response carries them, the probes' and /metrics' too.
   app.use(setSecurityHeaders);

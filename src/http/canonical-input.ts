@@ -135,6 +135,26 @@ export const lowercasePathIds: RequestHandler = (req, _res, next) => {
   next();
 };
 
+/** The characters encodeURIComponent (and URLSearchParams, for `*`) leave as they are. */
+const QUERY_LITERALS = /[!'()*]/g;
+
+/**
+ * The query's `! ' ( ) *` percent-encoded before anything reads it. They mean nothing to a query's
+ * syntax, yet the validator refuses them unencoded in a parameter without allowReserved, and
+ * encodeURIComponent (so openapi-fetch, the SDK, and most generated clients) sends them as they
+ * are: `external_id=cus(1)` was 400 (partner3 #2). Encoded, each reads as the same character.
+ */
+export const encodeQueryLiterals: RequestHandler = (req, _res, next) => {
+  const query = req.url.indexOf('?');
+  if (query !== -1 && /[!'()*]/.test(req.url.slice(query))) {
+    req.url =
+      req.url.slice(0, query) +
+      req.url.slice(query).replace(QUERY_LITERALS, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+    req.originalUrl = req.url;
+  }
+  next();
+};
+
 /** A body's ids in lower case and its instants to the millisecond, once the validator took it. */
 export const canonicalBody: RequestHandler = (req, _res, next) => {
   const schema = req.operation && bodySchemas.get(req.operation);

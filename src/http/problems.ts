@@ -143,7 +143,7 @@ const RESERVED_IN_QUERY = /^Parameter '([^']+)' must be url encoded/;
 
 function reservedCharacterProblem(name: string): ProblemError {
   const message =
-    "holds a character that must be percent-encoded (one of : / ? # [ ] @ ! $ & ' ( ) * + , ; =, " +
+    'holds a character that must be percent-encoded (one of : / ? # [ ] @ $ & + , ; =, ' +
     `as %3A for :); if it is a list, send one parameter per value (${name}=a&${name}=b), not values joined by commas`;
   return new ProblemError(400, 'validation-error', `The query parameter '${name}' ${message}.`, [
     { location: 'query', field: name, message },

@@ -101,6 +101,25 @@ describe('a reserved character a filter cannot take', () => {
   });
 });
 
+describe("what encodeURIComponent leaves as it is: ! ' ( ) *", () => {
+  it('is taken in any parameter, as the character it is (partner3 #2)', async () => {
+    const t = await ctx.newTenant();
+    const external_id = "cus_(1)!'*";
+    const user = await t.api
+      .post('/api/v1/users')
+      .send({ name: 'Odd', email: 'odd@example.com', external_id });
+    expect(user.status, user.text).toBe(201);
+    for (const query of [
+      `external_id=${encodeURIComponent(external_id)}`,
+      new URLSearchParams({ external_id }).toString(),
+    ]) {
+      const res = await t.api.get(`/api/v1/users?${query}`);
+      expect(res.status, `${query}: ${res.text}`).toBe(200);
+      expect((res.body as Schemas['UserList']).data.map((u) => u.external_id)).toEqual([external_id]);
+    }
+  });
+});
+
 describe('a parameter name with brackets', () => {
   it('is refused, never read as an object whose member is dropped', async () => {
     const t = await ctx.newTenant();
