@@ -123,37 +123,24 @@ function dashboardFile(urlPath: string): boolean {
   }
 }
 
-/** Swagger UI's files, as swagger-ui-express serves them (its own copy of swagger-ui-dist). */
-const SWAGGER_DIST = path.dirname(
-  createRequire(createRequire(import.meta.url).resolve('swagger-ui-express')).resolve(
-    'swagger-ui-dist/package.json',
-  ),
-);
-
 /**
- * Whether GET answers something for this path under /docs: the page (the directory itself), its
- * generated init script, the contract, or a file of Swagger UI's but its package.json, however
- * the path spells it (the file server decodes package%2ejson to the same file). Swagger UI
- * answered its page for any other path; it is 404 there, as under /dashboard.
+ * What GET answers under /docs: the page (the directory itself), its generated init script, the
+ * contract, and the Swagger UI files the page loads, by these names exactly. Swagger UI answered
+ * its page for any other path, and its file server the rest of its package (its stock
+ * index.html, which loads another API's contract, its Node modules, source maps, a doubled
+ * slash's //swagger-ui.css): all 404 now, as under /dashboard.
  */
-function docsFile(urlPath: string): boolean {
-  let decoded: string;
-  try {
-    decoded = decodeURIComponent(urlPath);
-  } catch {
-    return false; // no file's name
-  }
-  if (['/', '/swagger-ui-init.js', '/openapi.json', '/openapi.yaml'].includes(decoded)) return true;
-  if (decoded === '/package.json' || decoded.split('/').some((segment) => segment.startsWith('.')))
-    return false;
-  const file = path.join(SWAGGER_DIST, decoded);
-  if (!file.startsWith(SWAGGER_DIST + path.sep)) return false;
-  try {
-    return statSync(file).isFile();
-  } catch {
-    return false;
-  }
-}
+const DOCS_FILES = new Set([
+  '/',
+  '/swagger-ui-init.js',
+  '/openapi.json',
+  '/openapi.yaml',
+  '/swagger-ui.css',
+  '/swagger-ui-bundle.js',
+  '/swagger-ui-standalone-preset.js',
+  '/favicon-16x16.png',
+  '/favicon-32x32.png',
+]);
 
 export interface AppOptions {
   /** Connects as the app role, so row-level security applies to every request. */
@@ -241,7 +228,7 @@ export function createApp({
   // The contract itself, and its docs, are served before validation: they are not API operations.
   // They are read only: another method is 405, where Swagger UI answered its page to any.
   app.all(['/openapi.yaml', '/openapi.json'], readOnly()); // these paths exactly (strict routing)
-  app.use('/docs', (req, _res, next) => (docsFile(req.path) ? next() : next(noRoute(req))));
+  app.use('/docs', (req, _res, next) => (DOCS_FILES.has(req.path) ? next() : next(noRoute(req))));
   app.use('/docs', readOnly());
   app.use('/dashboard', readOnly(dashboardFile));
   // Under /docs too, where a generator is often pointed.

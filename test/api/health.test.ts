@@ -91,7 +91,14 @@ describe('the published contract', () => {
     const docs = await ctx.api.get('/docs/');
     expect(docs.status).toBe(200);
     // And what the page loads: its init script and Swagger UI's files.
-    for (const asset of ['/docs/swagger-ui-init.js', '/docs/swagger-ui-bundle.js', '/docs/swagger-ui.css'])
+    for (const asset of [
+      '/docs/swagger-ui-init.js',
+      '/docs/swagger-ui-bundle.js',
+      '/docs/swagger-ui-standalone-preset.js',
+      '/docs/swagger-ui.css',
+      '/docs/favicon-16x16.png',
+      '/docs/favicon-32x32.png',
+    ])
       expect([asset, (await ctx.api.get(asset)).status]).toEqual([asset, 200]);
     expect((await ctx.api.get('/docs')).status).toBe(301);
     expect(docs.text).toContain('swagger-ui');
@@ -122,6 +129,15 @@ describe('the published contract', () => {
       '/docs/nonexistent',
       '/docs/a/b/c.html',
       '/docs/%2e%2e/package.json',
+      // Only the files the page loads (retest12 #1, #2).
+      '/docs/index.html',
+      '/docs/swagger-initializer.js',
+      '/docs/index.js',
+      '/docs/README.md',
+      '/docs/swagger-ui-bundle.js.map',
+      '/docs//swagger-ui.css',
+      '/docs/%2fswagger-ui.css',
+      '/docs/swagger-ui%2ecss',
     ]) {
       for (const method of ['get', 'post', 'delete'] as const) {
         const res = await ctx.anonymous[method](path).send(method === 'get' ? undefined : {});
