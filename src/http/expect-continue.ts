@@ -9,14 +9,21 @@ import { BODY_ENCODINGS, ProblemError, unsupportedEncoding } from './problems.js
 
 const waiting = new WeakSet<IncomingMessage>();
 
-/** Whether an Expect value asks for 100-continue and nothing else (a list's empty members aside). */
-export function onlyContinue(expect: string | undefined): boolean {
-  const members = (expect ?? '')
+/** An Expect list's members, lower case, its empty ones left out (RFC 9110, 5.6.1). */
+const membersOf = (expect: string | undefined) =>
+  (expect ?? '')
     .split(',')
     .map((m) => m.trim().toLowerCase())
     .filter((m) => m !== '');
+
+/** Whether an Expect value asks for 100-continue and nothing else. */
+export function onlyContinue(expect: string | undefined): boolean {
+  const members = membersOf(expect);
   return members.length > 0 && members.every((m) => m === '100-continue');
 }
+
+/** Whether an Expect value names no expectation at all (empty, or `,`). */
+export const expectsNothing = (expect: string | undefined) => membersOf(expect).length === 0;
 
 /**
  * The server's 'checkContinue': no 100 yet, the request is the app's like any other. Answered

@@ -7,7 +7,7 @@ import http from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Express } from 'express';
-import { holdContinue, onlyContinue } from './expect-continue.js';
+import { expectsNothing, holdContinue, onlyContinue } from './expect-continue.js';
 import { problemBody, type ProblemType } from './problems.js';
 import { SECURITY_HEADERS } from './security-headers.js';
 import { StartupError } from '../startup.js';
@@ -153,7 +153,10 @@ export function createHttpServer(app: Express): http.Server {
     holdContinue(req, res);
     server.emit('request', req, res);
   });
-  server.on('checkExpectation', expectationFailed);
+  // An empty list names no expectation: the request as any other.
+  server.on('checkExpectation', (req: http.IncomingMessage, res: http.ServerResponse) =>
+    expectsNothing(req.headers.expect) ? server.emit('request', req, res) : expectationFailed(req, res),
+  );
   server.on('clientError', answerClientError);
   // CONNECT (a tunnel) is no method of this API; Node would close the connection without a word.
   server.on('connect', (_req: http.IncomingMessage, socket: Duplex) =>

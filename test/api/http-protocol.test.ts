@@ -110,6 +110,13 @@ describe('requests Node refuses before Express', () => {
       );
       expectRawProblem(listed, 417, 'expectation-failed');
     }
+    // An empty list names none: the request as any other (retest12 #3), here its 404.
+    for (const expect of ['', ',', ' , '])
+      expectRawProblem(
+        await raw(`GET /nowhere HTTP/1.1\r\nHost: x\r\nConnection: close\r\nExpect:${expect}\r\n\r\n`),
+        404,
+        'not-found',
+      );
   });
 
   it('answers CONNECT, which no operation takes, with 501 problem+json', async () => {
