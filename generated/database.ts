@@ -372,6 +372,7 @@ export interface Subscriptions {
   interval_count: Generated<number>;
   metadata: Json | null;
   paused_at: Timestamp | null;
+  paused_charges: Json | null;
   payment_method: string | null;
   payment_rail: string | null;
   plan_cost: Numeric;

@@ -69,6 +69,7 @@ import * as m202612150002 from './202612150002_feed_exempt_transactions.js';
 import * as m202612160001 from './202612160001_ended_discounts.js';
 import * as m202612160002 from './202612160002_payment_retries_keep_version.js';
 import * as m202612170001 from './202612170001_charged_billable_metrics.js';
+import * as m202612170002 from './202612170002_paused_charges.js';
 
 export const migrations: Record<string, Migration> = {
   '202611230001_initial': m202611230001,
@@ -139,4 +140,5 @@ export const migrations: Record<string, Migration> = {
   '202612160001_ended_discounts': m202612160001,
   '202612160002_payment_retries_keep_version': m202612160002,
   '202612170001_charged_billable_metrics': m202612170001,
+  '202612170002_paused_charges': m202612170002,
 };

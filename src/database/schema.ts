@@ -98,6 +98,23 @@ export type FeaturesTable = Override<
   G.Features,
   { tenant_id: TenantId; created_at: Timestamp; updated_at: UpdatedAt; version: Version }
 >;
+/**
+ * The pending charges a pause shortened (subscriptions.paused_charges,
+ * db/migrations/202612170002_paused_charges.ts): each as it was before, with the period it
+ * belongs to and the label of the price the subscription was on.
+ */
+export type PausedCharges = {
+  period_start: string;
+  label: string;
+  charges: Array<{
+    id: string;
+    amount: string;
+    description: string;
+    period_start: string;
+    period_end: string;
+    plan_id: string | null;
+  }>;
+};
 export type SubscriptionsTable = Override<
   G.Subscriptions,
   {
@@ -113,6 +130,8 @@ export type SubscriptionsTable = Override<
     discount: ColumnType<Discount | null, string | null, string | null>;
     /** A repeating discount that ran out, for its months invoiced again after a void. Internal. */
     ended_discount: ColumnType<Discount | null, string | null, string | null>;
+    /** The pending charges a pause shortened, for a resume to bring back. Internal. */
+    paused_charges: ColumnType<PausedCharges | null, string | null, string | null>;
     created_at: Timestamp;
     updated_at: UpdatedAt;
     version: Version;

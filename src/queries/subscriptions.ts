@@ -34,6 +34,7 @@ const tableColumns = [
   'trial_ended_on',
   'discount',
   'ended_discount',
+  'paused_charges',
   'paused_at',
   'resumes_at',
   'usage_invoiced_until',

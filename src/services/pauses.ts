@@ -7,14 +7,22 @@ import { parseSignedAmount } from '../billing/money.js';
 import { periodContaining } from '../billing/periods.js';
 import { prorationItems } from '../billing/proration.js';
 import { billingAnchor, dayOf, lastDayServed, subscriptionNow } from '../billing/subscription-time.js';
-import type { InvoiceRow, SubscriptionRow } from '../database/schema.js';
+import type { InvoiceRow, PausedCharges, SubscriptionRow } from '../database/schema.js';
 import { findInvoiceForPeriod } from '../queries/invoices.js';
 import * as subscriptions from '../queries/subscriptions.js';
 import { type Actor, inTenant, type ServiceContext, type Tx, type VersionCondition } from './context.js';
 import { issueAndCollect, matchesAfterRenewals, performDueRenewals } from './collection.js';
 import { recountedDiscount } from './coupons.js';
 import { invoiceForPeriod } from './invoices.js';
-import { chargeFor, creditedPrice, performProration, periodBilled, priceLabel } from './prorations.js';
+import {
+  chargeFor,
+  chargesPauseShortens,
+  creditedPrice,
+  performProration,
+  periodBilled,
+  priceLabel,
+  restorePausedCharges,
+} from './prorations.js';
 import { emitChange, lockAfterDueCancellations, onClockOf, seenBefore } from './subscriptions.js';
 
 export type PauseOutcome =
@@ -70,28 +78,36 @@ export async function pauseSubscription(
     // they ran during the pause, or its usage invoices took them (services/coupons.ts).
     const waiting =
       before.discount?.from !== undefined && before.discount.from > today && !before.discount.awaiting_resume;
+    // The unused days of a period already invoiced (and served), credited on the next invoice;
+    // pending charges that paid some of them are shortened instead, and kept as they were for a
+    // resume in the period to bring back (resume).
+    const period = today >= before.start_date ? periodOf(before, today) : undefined;
+    const credited =
+      period && (await periodBilled(tx, before, period))
+        ? await creditedPrice(tx, before, period)
+        : undefined;
+    const shortened = credited ? chargesPauseShortens(credited.shorten, today) : [];
+    const pausedCharges: PausedCharges | null =
+      period && shortened.length > 0
+        ? { period_start: period.start, label: await priceLabel(tx, before), charges: shortened }
+        : null;
     const after = await subscriptions.updateSubscription(tx.db, id, {
       status: 'paused',
       paused_at: now,
       resumes_at: input.resumes_at ?? null,
+      paused_charges: pausedCharges && JSON.stringify(pausedCharges),
       ...(waiting ? { discount: JSON.stringify({ ...before.discount, awaiting_resume: true }) } : {}),
     });
     emitChange(tx, before, after, 'subscription.paused');
-    // The unused days of a period already invoiced (and served), credited on the next invoice.
-    if (today >= before.start_date) {
-      const period = periodOf(before, today);
-      if (await periodBilled(tx, before, period)) {
-        const credited = await creditedPrice(tx, before, period);
-        const items = prorationItems(period, today, credited, undefined);
-        await performProration(tx, actor.tenantId, after, {
-          mode: 'items',
-          items,
-          invoiceNow: false,
-          period,
-          day: today,
-          shorten: credited.shorten,
-        });
-      }
+    if (period && credited) {
+      await performProration(tx, actor.tenantId, after, {
+        mode: 'items',
+        items: prorationItems(period, today, credited, undefined),
+        invoiceNow: false,
+        period,
+        day: today,
+        shorten: credited.shorten,
+      });
     }
     return { kind: 'changed', subscription: after };
   });
@@ -174,6 +190,7 @@ async function resume(
     status: 'active',
     paused_at: null,
     resumes_at: null,
+    paused_charges: null,
     ...(renewing ? { billed_until: period.end } : {}),
     ...(recounted ? { discount: JSON.stringify(recounted) } : {}),
   });
@@ -190,10 +207,21 @@ async function resume(
     const invoice = await issueAndCollect(tx, after, outcome.invoice, now, tenantId);
     return { subscription: after, invoice };
   }
-  // The rest of the period, charged and invoiced now; unless its days are still paid (the
-  // pause's credit of this period, still pending, ends today instead: chargeFor).
+  // The rest of the period, charged and invoiced now; unless its days are still paid: by the
+  // pending charges the pause shortened, brought back, or by the pause's credit of this period,
+  // still pending, which ends today instead (chargeFor). Nothing is invoiced then.
   const price = { amount: after.plan_cost, label: await priceLabel(tx, after) };
+  const restored = await restorePausedCharges(tx, after, before.paused_charges, period, day);
   const { charged, chargedAgain } = await chargeFor(tx, after.id, period, price, []);
+  if (restored)
+    return performProration(tx, tenantId, after, {
+      mode: 'items',
+      items: [],
+      invoiceNow: false,
+      period,
+      day,
+      chargedAgain,
+    });
   const items = prorationItems(period, day, undefined, charged);
   // A fixed discount is one per period invoice: the period's rest is billed with a percentage
   // only. Resumed on its first day, after a renewal during the pause made its invoice (of the

@@ -16,11 +16,18 @@ import {
   prorationItems,
 } from '../billing/proration.js';
 import { billingAnchor, dayOf, lastDayServed, subscriptionNow } from '../billing/subscription-time.js';
-import type { InvoiceItemRow, InvoiceRow, SubscriptionPatch, SubscriptionRow } from '../database/schema.js';
+import type {
+  InvoiceItemRow,
+  InvoiceRow,
+  PausedCharges,
+  SubscriptionPatch,
+  SubscriptionRow,
+} from '../database/schema.js';
 import { listCreditNotes } from '../queries/credit-notes.js';
 import {
   deletePendingItem,
   insertInvoiceItems,
+  type NewInvoiceItem,
   pendingInvoiceItems,
   prorationItemsIn,
   updatePendingItem,
@@ -529,6 +536,89 @@ async function shortenCharges(tx: Tx, charges: readonly InvoiceItemRow[], day: s
     });
     if (shortened) emitItemChange(tx, charge, shortened);
   }
+}
+
+/** The pending charges a pause shortens on `day`, as they are before it: subscriptions.paused_charges. */
+export function chargesPauseShortens(
+  shorten: readonly InvoiceItemRow[],
+  day: string,
+): PausedCharges['charges'] {
+  return shorten
+    .filter((charge) => charge.period_end > day)
+    .map(({ id, amount, description, period_start, period_end, plan_id }) => ({
+      id,
+      amount,
+      description,
+      period_start,
+      period_end,
+      plan_id,
+    }));
+}
+
+/**
+ * A resume on `day`, in the period its pause shortened pending charges of (`paused`, recorded by
+ * the pause), on the price it was paused on: each charge back for the days from `day` on, so they
+ * stay paid as they were. Resumed the day it was paused, a charge is as it was before the pause
+ * (made again if the pause dropped it); later, the rest of its days is a charge of its own, at
+ * its price. Returns whether it brought any back (the resume then charges nothing else).
+ */
+export async function restorePausedCharges(
+  tx: Tx,
+  after: SubscriptionRow,
+  paused: PausedCharges | null,
+  period: Period,
+  day: string,
+): Promise<boolean> {
+  if (!paused || paused.period_start !== period.start || paused.charges.length === 0) return false;
+  if (paused.label !== (await priceLabel(tx, after))) return false;
+  const pending = new Map((await pendingInvoiceItems(tx.db, after.id)).map((item) => [item.id, item]));
+  const made: NewInvoiceItem[] = [];
+  for (const charge of paused.charges) {
+    if (charge.period_end <= day) continue;
+    const shortened = pending.get(charge.id);
+    if (shortened && shortened.period_end === day && shortened.period_start === charge.period_start) {
+      const restored = await updatePendingItem(tx.db, charge.id, {
+        amount: charge.amount,
+        description: charge.description,
+        period_end: charge.period_end,
+      });
+      if (restored) emitItemChange(tx, shortened, restored);
+      continue;
+    }
+    const { amount, description, period_start, period_end, plan_id } = charge;
+    if (day <= period_start) {
+      made.push({
+        subscription_id: after.id,
+        kind: 'proration_charge',
+        amount,
+        description,
+        period_start,
+        period_end,
+        plan_id,
+      });
+      continue;
+    }
+    // Its days from the resume on, at its price (as shortenCharges reads it).
+    const days = daysBetween(day, period_end);
+    const priced = /(?:at|of) (\d+\.\d+) (?:a|every) .* \((\d+) of (\d+) days\)$/.exec(description);
+    const rest = priced
+      ? prorated(priced[1]!, days, Number(priced[3]))
+      : prorated(amount, days, daysBetween(period_start, period_end));
+    const span = /from \d{4}-\d{2}-\d{2} to (\d{4}-\d{2}-\d{2}) \(\d+ of (\d+) days\)/;
+    made.push({
+      subscription_id: after.id,
+      kind: 'proration_charge',
+      plan_id,
+      amount: formatCents(rest),
+      period_start: day,
+      period_end,
+      description: span.test(description)
+        ? description.replace(span, `from ${day} to $1 (${days} of $2 days)`)
+        : `${description}, from ${day}`,
+    });
+  }
+  for (const row of await insertInvoiceItems(tx.db, made)) emitItem(tx, row);
+  return true;
 }
 
 /**

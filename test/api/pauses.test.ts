@@ -330,6 +330,91 @@ describe('a pause', () => {
     expect(pending.data).toEqual([]);
   });
 
+  it('after a move whose charge is pending: resumed, the charge is back as it was, nothing invoiced (proration8 #1, #2)', async () => {
+    const plan = async (code: string, amount: string) =>
+      (
+        (
+          await t.api
+            .post('/api/v1/plans')
+            .send({
+              code: `${code}-${Date.now()}`,
+              name: code,
+              interval: 'month',
+              price: { model: 'flat', amount },
+            })
+        ).body as Schemas['Plan']
+      ).id;
+    const odd = await plan('odd', '33.33');
+    const pro = await plan('pro', '60.00');
+    const pending = async (id: string) =>
+      (
+        (await t.api.get(`/api/v1/subscriptions/${id}/invoice-items`).query({ pending: true }))
+          .body as Schemas['InvoiceItemList']
+      ).data
+        .map((i) => [i.amount, i.period_start, i.period_end])
+        .sort();
+    for (const none of [false, true]) {
+      const s = await subscribed();
+      await s.advance('2026-01-11T09:00:00Z');
+      expect((await t.api.patch(`/api/v1/subscriptions/${s.sub.id}`).send({ plan_id: odd })).status).toBe(
+        200,
+      );
+      // Basic's 21 days credited, Odd's charged: pending for February's invoice.
+      const moved = [
+        ['-20.32', '2026-01-11', '2026-02-01'],
+        ['22.58', '2026-01-11', '2026-02-01'],
+      ];
+      expect(await pending(s.sub.id)).toEqual(moved);
+      if (none) {
+        // The days stay paid by Odd's pending charge (docs: a move with `none`).
+        await s.advance('2026-01-12T09:00:00Z');
+        const res = await t.api
+          .patch(`/api/v1/subscriptions/${s.sub.id}`)
+          .send({ plan_id: pro, proration_behavior: 'none' });
+        expect(res.status, res.text).toBe(200);
+      }
+      await s.advance('2026-01-15T09:00:00Z');
+      await s.pause();
+      // Odd's charge ends on the pause.
+      expect(await pending(s.sub.id)).toEqual([
+        ['-20.32', '2026-01-11', '2026-02-01'],
+        ['4.30', '2026-01-11', '2026-01-15'],
+      ]);
+      await s.advance('2026-01-15T10:00:00Z');
+      await s.resume();
+      // The same day: nothing at all is left of the pause, and nothing is invoiced.
+      expect(await pending(s.sub.id)).toEqual(moved);
+      expect((await s.invoices()).length).toBe(1);
+      // February bills the month at its price and January's pending items: January cost
+      // 30.00 - 20.32 + 22.58 = 32.26, as without the pause.
+      await s.advance('2026-02-01T09:00:00Z');
+      const february = (await s.invoices())[1]!;
+      expect(february.subtotal).toBe(none ? '62.26' : '35.59');
+    }
+    // Resumed a day later: Odd's charge for the days from the resume on, at Odd's price.
+    const s = await subscribed();
+    await s.advance('2026-01-11T09:00:00Z');
+    expect((await t.api.patch(`/api/v1/subscriptions/${s.sub.id}`).send({ plan_id: odd })).status).toBe(200);
+    await s.advance('2026-01-12T09:00:00Z');
+    expect(
+      (
+        await t.api
+          .patch(`/api/v1/subscriptions/${s.sub.id}`)
+          .send({ plan_id: pro, proration_behavior: 'none' })
+      ).status,
+    ).toBe(200);
+    await s.advance('2026-01-15T09:00:00Z');
+    await s.pause();
+    await s.advance('2026-01-16T09:00:00Z');
+    await s.resume();
+    expect(await pending(s.sub.id)).toEqual([
+      ['-20.32', '2026-01-11', '2026-02-01'],
+      ['17.20', '2026-01-16', '2026-02-01'],
+      ['4.30', '2026-01-11', '2026-01-15'],
+    ]);
+    expect((await s.invoices()).length).toBe(1);
+  });
+
   it('resumed after its end_date passed: no day after the last one served is charged', async () => {
     const s = await subscribed({
       end_date: '2026-03-15',
