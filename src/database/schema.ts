@@ -101,11 +101,13 @@ export type FeaturesTable = Override<
 /**
  * The pending charges a pause shortened (subscriptions.paused_charges,
  * db/migrations/202612170002_paused_charges.ts): each as it was before, with the period it
- * belongs to and the label of the price the subscription was on.
+ * belongs to, the label of the price the subscription was on, and the credits the pause made.
  */
 export type PausedCharges = {
   period_start: string;
   label: string;
+  /** The descriptions of the credits the pause itself made (of days the period's invoice paid). */
+  credits: string[];
   charges: Array<{
     id: string;
     amount: string;

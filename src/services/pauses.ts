@@ -87,9 +87,15 @@ export async function pauseSubscription(
         ? await creditedPrice(tx, before, period)
         : undefined;
     const shortened = credited ? chargesPauseShortens(credited.shorten, today) : [];
+    const items = period && credited ? prorationItems(period, today, credited, undefined) : [];
     const pausedCharges: PausedCharges | null =
       period && shortened.length > 0
-        ? { period_start: period.start, label: await priceLabel(tx, before), charges: shortened }
+        ? {
+            period_start: period.start,
+            label: await priceLabel(tx, before),
+            charges: shortened,
+            credits: items.map((item) => item.description),
+          }
         : null;
     const after = await subscriptions.updateSubscription(tx.db, id, {
       status: 'paused',
@@ -102,7 +108,7 @@ export async function pauseSubscription(
     if (period && credited) {
       await performProration(tx, actor.tenantId, after, {
         mode: 'items',
-        items: prorationItems(period, today, credited, undefined),
+        items,
         invoiceNow: false,
         period,
         day: today,
@@ -220,7 +226,9 @@ async function resume(
       invoiceNow: false,
       period,
       day,
-      chargedAgain,
+      // Only the pause's own credit ends: a change's credit of a price that comes back stays
+      // whole, as the charges brought back pay those days (pause13 #1).
+      chargedAgain: chargedAgain.filter((item) => before.paused_charges!.credits.includes(item.description)),
     });
   const items = prorationItems(period, day, undefined, charged);
   // A fixed discount is one per period invoice: the period's rest is billed with a percentage

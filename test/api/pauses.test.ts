@@ -334,14 +334,12 @@ describe('a pause', () => {
     const plan = async (code: string, amount: string) =>
       (
         (
-          await t.api
-            .post('/api/v1/plans')
-            .send({
-              code: `${code}-${Date.now()}`,
-              name: code,
-              interval: 'month',
-              price: { model: 'flat', amount },
-            })
+          await t.api.post('/api/v1/plans').send({
+            code: `${code}-${Date.now()}`,
+            name: code,
+            interval: 'month',
+            price: { model: 'flat', amount },
+          })
         ).body as Schemas['Plan']
       ).id;
     const odd = await plan('odd', '33.33');
@@ -413,6 +411,44 @@ describe('a pause', () => {
       ['4.30', '2026-01-11', '2026-01-15'],
     ]);
     expect((await s.invoices()).length).toBe(1);
+  });
+
+  it('after a move back to the period’s price with none: the move’s credit stays whole, no day paid twice (pause13 #1)', async () => {
+    const pro = (
+      (
+        await t.api.post('/api/v1/plans').send({
+          code: `pro-back-${Date.now()}`,
+          name: 'Pro',
+          interval: 'month',
+          price: { model: 'flat', amount: '60.00' },
+        })
+      ).body as Schemas['Plan']
+    ).id;
+    // Basic, Pro (pending charge), back to Basic with none: Pro's charge still pays the days.
+    for (const [resumeOn, february] of [
+      ['2026-01-15T10:00:00Z', '50.33'],
+      ['2026-01-20T09:00:00Z', '40.65'],
+    ] as const) {
+      const s = await subscribed();
+      await s.advance('2026-01-11T09:00:00Z');
+      expect((await t.api.patch(`/api/v1/subscriptions/${s.sub.id}`).send({ plan_id: pro })).status).toBe(
+        200,
+      );
+      await s.advance('2026-01-12T09:00:00Z');
+      const back = await t.api
+        .patch(`/api/v1/subscriptions/${s.sub.id}`)
+        .send({ plan_id: planId, proration_behavior: 'none' });
+      expect(back.status, back.text).toBe(200);
+      await s.advance('2026-01-15T09:00:00Z');
+      await s.pause();
+      await s.advance(resumeOn);
+      await s.resume();
+      await s.advance('2026-02-01T09:00:00Z');
+      // February's 30.00 and January's items. The same day: as without the pause, -20.32 + 40.65
+      // (Pro's 21 days). Resumed on the 20th: -20.32, and Pro's 4 days before the pause and its
+      // 12 after, 7.74 + 23.23.
+      expect((await s.invoices())[1]!.subtotal, resumeOn).toBe(february);
+    }
   });
 
   it('resumed after its end_date passed: no day after the last one served is charged', async () => {
