@@ -177,16 +177,21 @@ export async function invoiceForPeriod(
   if (existing && existing.status !== 'void') return { kind: 'existing', invoice: existing };
   // By hand, a period whose price was never invoiced (a renewal during a pause bills usage only):
   // nothing is invoiced for time paused, and the period a resume fell in had its rest invoiced by
-  // the resume. (A period whose price was invoiced, then voided, is made again with the pause's
-  // credit pending: as before.)
+  // the resume. A period whose price was invoiced, then voided, is made again with the pause's
+  // credit pending; but not one voided before the pause: that pause credited nothing, and the
+  // whole price again would bill the days paused, and those its resume invoiced (pause13 #2).
+  // Voided at the pause's very time (a test clock's), it counts as before: refused, never twice.
   const pricedBefore =
     existing !== undefined &&
     (existing.lines as unknown as Array<{ type: string }>).some((line) => line.type === 'subscription');
-  if (options.ahead === 'refuse' && !pricedBefore) {
+  if (options.ahead === 'refuse') {
     const from = new Date(`${period.start}T00:00:00Z`);
     const to = new Date(`${period.end}T00:00:00Z`);
-    const spans = await pausedSpans(tx.db, subscriptionId);
-    if (spans.some((span) => span.from < to && (span.to === null || span.to > from)))
+    const voidedAt = existing?.voided_at ?? null;
+    const spans = (await pausedSpans(tx.db, subscriptionId)).filter(
+      (span) => span.from < to && (span.to === null || span.to > from),
+    );
+    if (spans.some((span) => !pricedBefore || (voidedAt !== null && voidedAt <= span.from)))
       return { kind: 'paused', period };
   }
   const served = options.served ?? subscription;

@@ -204,6 +204,39 @@ describe('a pause', () => {
     expect(january.status, january.text).toBe(200);
   });
 
+  it('refuses invoicing again a period voided before a pause in it, which would bill days twice (pause13 #2)', async () => {
+    const byHand = (id: string, date: string) =>
+      t.api.post(`/api/v1/subscriptions/${id}/invoices`).send({ date });
+    // Voided on the 5th, paused and resumed on the 11th: the resume invoices the 11th to the
+    // end; January whole again would bill those days twice.
+    const s = await subscribed();
+    const [january] = await s.invoices();
+    await s.advance('2026-01-05T00:00:00Z');
+    expect((await t.api.post(`/api/v1/invoices/${january!.id}/void`)).status).toBe(200);
+    await s.advance('2026-01-11T09:00:00Z');
+    await s.pause();
+    const whilePaused = expectProblem(await byHand(s.sub.id, '2026-01-11'), 422, 'unprocessable');
+    expect(whilePaused.errors).toEqual([
+      expect.objectContaining({ message: 'in the period 2026-01-01 to 2026-02-01, paused in part or whole' }),
+    ]);
+    await s.advance('2026-01-11T10:00:00Z');
+    await s.resume();
+    expectProblem(await byHand(s.sub.id, '2026-01-11'), 422, 'unprocessable');
+    expect((await s.invoices()).map((i) => [i.status, i.period_start, i.subtotal])).toEqual([
+      ['void', '2026-01-01', '30.00'],
+      ['open', '2026-01-11', '20.32'],
+    ]);
+    // Voided after the pause (its credit pending): invoiced again, the credit netting it.
+    const t2 = await subscribed();
+    const [first] = await t2.invoices();
+    await t2.advance('2026-01-11T09:00:00Z');
+    await t2.pause();
+    await t2.advance('2026-01-11T10:00:00Z');
+    expect((await t.api.post(`/api/v1/invoices/${first!.id}/void`)).status).toBe(200);
+    const again = await byHand(t2.sub.id, '2026-01-11');
+    expect(again.status, again.text).toBe(201);
+  });
+
   it('a change after a mid-period resume is prorated like any, and so is a second pause', async () => {
     const pro = await t.api.post('/api/v1/plans').send({
       code: 'pro-after-resume',
