@@ -62,12 +62,12 @@ export function scheduleChange(
     const end = servedPeriodEnd(before, dayOf(subscriptionNow(before)));
     // Ended with this period by its end_date: no period would start on the change.
     if (before.end_date !== null && before.end_date < end) return { kind: 'not-renewing', why: 'end_date' };
-    // A new schedule's first period must end within the calendar, as a change made now must
-    // (PeriodBeyondCalendarError: 422), or the change could never be made (retest8 #7).
+    // The period the change starts must end within the calendar, as a change made now must
+    // (PeriodBeyondCalendarError: 422), or the change could never be made: a new schedule's
+    // (retest8 #7), or the same schedule's next period, which no renewal can start (retest12).
     const interval = priced.billing_interval ?? before.billing_interval;
     const count = priced.interval_count ?? before.interval_count;
-    if (interval !== before.billing_interval || count !== before.interval_count)
-      periodContaining(end, interval, count, end);
+    periodContaining(end, interval, count, end);
     const change: ScheduledChange = {
       ...(toArchived ? { to_archived: true } : {}),
       plan_id: input.plan_id ?? null,

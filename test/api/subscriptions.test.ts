@@ -223,6 +223,17 @@ describe('POST /api/v1/subscriptions', () => {
         expect(expectProblem(res, 422, 'unprocessable').errors).toEqual([expect.objectContaining({ field })]);
     }
     expect(await fingerprint(ctx.db)).toEqual(before);
+    // The same schedule, whose next period no renewal can start: a change on it never takes
+    // effect (retest12).
+    const last = await ctx.api
+      .post('/api/v1/subscriptions')
+      .send({ user_id: user.id, status: 'active', plan_cost: '5.00', start_date: '9999-11-01' });
+    expect(last.status, last.text).toBe(201);
+    const lastId = (last.body as Schemas['Subscription']).id;
+    const never = await ctx.api
+      .post(`/api/v1/subscriptions/${lastId}/scheduled-change`)
+      .send({ plan_cost: '6.00' });
+    expect(expectProblem(never, 422, 'unprocessable').detail).toMatch(/would end after 9999-12-31/);
   });
 
   it('answers 422 for a move during a trial whose first period after it would end after 9999-12-31 (retest9 #2)', async () => {
