@@ -854,7 +854,7 @@ export interface paths {
          *     past, whose renewals never bill the periods before its first) is invoiced this way, by hand
          *     (back-billing). A period never invoiced in which the subscription was paused, in part or
          *     whole, is 422: nothing is invoiced for time paused, and a resume invoices the rest of the
-         *     period it falls in itself (a period invoiced before a pause and voided after it is invoiced again; voided before the pause, it is 422 too: that pause credited nothing, and its days would be billed twice).
+         *     period it falls in itself (a period invoiced before a pause and voided after it is invoiced again; voided before its first pause, it is 422 too: that pause credited nothing, and its days would be billed twice).
          */
         post: operations["createInvoice"];
         delete?: never;

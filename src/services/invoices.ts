@@ -19,7 +19,7 @@ import type {
   SubscriptionRow,
   UserRow,
 } from '../database/schema.js';
-import { pausedSpans } from '../queries/events.js';
+import { type EventOrder, pausedSpans, voidedOrder } from '../queries/events.js';
 import * as invoices from '../queries/invoices.js';
 import { findPaymentInFlight } from '../queries/payments.js';
 import { findPlan } from '../queries/plans.js';
@@ -135,6 +135,9 @@ export interface PeriodInvoiceOptions {
   ahead?: 'refuse' | undefined;
 }
 
+/** Whether one event comes before another in the log (its transaction, then its place in it). */
+const before = (a: EventOrder, b: EventOrder) => a[0] < b[0] || (a[0] === b[0] && a[1] < b[1]);
+
 /**
  * Used by the API and by renewals: the draft invoice of a subscription's period. It bills the
  * plan's price for the period (in advance) and the usage of the period before it (in arrears),
@@ -180,19 +183,22 @@ export async function invoiceForPeriod(
   // the resume. A period whose price was invoiced, then voided, is made again with the pause's
   // credit pending; but not one voided before the pause: that pause credited nothing, and the
   // whole price again would bill the days paused, and those its resume invoiced (pause13 #2).
-  // Voided at the pause's very time (a test clock's), it counts as before: refused, never twice.
+  // Before the period's first pause, in the event log's order (a test clock's steps may share
+  // an instant); voided after it, that pause's credit nets the price (pause14 #4).
   const pricedBefore =
     existing !== undefined &&
     (existing.lines as unknown as Array<{ type: string }>).some((line) => line.type === 'subscription');
   if (options.ahead === 'refuse') {
     const from = new Date(`${period.start}T00:00:00Z`);
     const to = new Date(`${period.end}T00:00:00Z`);
-    const voidedAt = existing?.voided_at ?? null;
     const spans = (await pausedSpans(tx.db, subscriptionId)).filter(
       (span) => span.from < to && (span.to === null || span.to > from),
     );
-    if (spans.some((span) => !pricedBefore || (voidedAt !== null && voidedAt <= span.from)))
-      return { kind: 'paused', period };
+    if (spans.length > 0) {
+      if (!pricedBefore) return { kind: 'paused', period };
+      const voided = await voidedOrder(tx.db, existing.id);
+      if (voided && before(voided, spans[0]!.order)) return { kind: 'paused', period };
+    }
   }
   const served = options.served ?? subscription;
   if (options.ahead === 'refuse' && period.start > today) {

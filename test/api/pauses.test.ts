@@ -226,15 +226,24 @@ describe('a pause', () => {
       ['void', '2026-01-01', '30.00'],
       ['open', '2026-01-11', '20.32'],
     ]);
-    // Voided after the pause (its credit pending): invoiced again, the credit netting it.
-    const t2 = await subscribed();
-    const [first] = await t2.invoices();
-    await t2.advance('2026-01-11T09:00:00Z');
-    await t2.pause();
-    await t2.advance('2026-01-11T10:00:00Z');
-    expect((await t.api.post(`/api/v1/invoices/${first!.id}/void`)).status).toBe(200);
-    const again = await byHand(t2.sub.id, '2026-01-11');
-    expect(again.status, again.text).toBe(201);
+    // Voided after the pause (its credit pending): invoiced again, the credit netting it; also
+    // at the pause's very instant on the clock, and with a second pause after the void (the
+    // first one's credit nets it: pause14 #4).
+    for (const variant of ['later', 'same instant', 'second pause']) {
+      const t2 = await subscribed();
+      const [first] = await t2.invoices();
+      await t2.advance('2026-01-11T09:00:00Z');
+      await t2.pause();
+      if (variant !== 'same instant') await t2.advance('2026-01-11T10:00:00Z');
+      expect((await t.api.post(`/api/v1/invoices/${first!.id}/void`)).status).toBe(200);
+      if (variant === 'second pause') {
+        await t2.resume();
+        await t2.advance('2026-01-20T09:00:00Z');
+        await t2.pause();
+      }
+      const again = await byHand(t2.sub.id, '2026-01-11');
+      expect(again.status, `${variant}: ${again.text}`).toBe(201);
+    }
   });
 
   it('a change after a mid-period resume is prorated like any, and so is a second pause', async () => {
