@@ -854,7 +854,11 @@ export interface paths {
          *     past, whose renewals never bill the periods before its first) is invoiced this way, by hand
          *     (back-billing). A period never invoiced in which the subscription was paused, in part or
          *     whole, is 422: nothing is invoiced for time paused, and a resume invoices the rest of the
-         *     period it falls in itself (a period invoiced before a pause and voided after it is invoiced again; voided before its first pause, it is 422 too: that pause credited nothing, and its days would be billed twice).
+         *     period it falls in itself. A period whose invoice was voided after a change or a pause in it
+         *     was prorated against that invoice is invoiced again at the voided invoice's price, the
+         *     items of those changes and pauses (and of any after the void, prorated against that price
+         *     too) netting it; voided before any, a period paused in is 422 too: its pauses credited
+         *     nothing, and their days would be billed.
          */
         post: operations["createInvoice"];
         delete?: never;
@@ -1014,7 +1018,10 @@ export interface paths {
          *     voided was never paid: a credit still pending that a later change or pause made of its days
          *     is priced again at what is left paid of them (`invoice_item.updated`, or
          *     `invoice_item.deleted` when nothing is; docs/billing.md, "Changing a subscription
-         *     mid-period").
+         *     mid-period"). A period's invoice voided after a change or a pause in the period was
+         *     prorated against it still prices that period: later changes and pauses in it are prorated
+         *     against its price, as the period is invoiced again at that price (POST
+         *     /subscriptions/{subscriptionId}/invoices).
          */
         post: operations["voidInvoice"];
         delete?: never;

@@ -19,7 +19,4 @@ with ended as (
 select "seq" from "events" where "resource_id" = $1 and "resource_type" = $2 limit $3;
 
 -- pausedSpans
-select "type", "occurred_at", "xid", "seq" from "events" where "resource_id" = $1 and "resource_type" = $2 and "type" in ($3, $4) order by "events"."xid", "events"."seq";
-
--- voidedOrder
-select "xid", "seq" from "events" where "resource_id" = $1 and "resource_type" = $2 and "type" = $3;
+select "type", "occurred_at" from "events" where "resource_id" = $1 and "resource_type" = $2 and "type" in ($3, $4) order by "events"."xid", "events"."seq";

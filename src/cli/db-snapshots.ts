@@ -139,7 +139,6 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
       exemptFromFeedHorizon: (db) => events.exemptFromFeedHorizon(db, db, 'rebuild'),
       hasEvents: (db) => events.hasEvents(db, 'user', USER),
       pausedSpans: (db) => events.pausedSpans(db, USER),
-      voidedOrder: (db) => events.voidedOrder(db, USER),
     },
   },
   'idempotency-keys': {
@@ -297,8 +296,13 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
           },
         ]),
       pendingInvoiceItems: (db) => invoiceItems.pendingInvoiceItems(db, SUBSCRIPTION),
-      hasProrationsIn: (db) =>
-        invoiceItems.hasProrationsIn(db, SUBSCRIPTION, { start: '2026-01-01', end: '2026-02-01' }),
+      proratedBeforeVoid: (db) =>
+        invoiceItems.proratedBeforeVoid(
+          db,
+          SUBSCRIPTION,
+          { start: '2026-01-01', end: '2026-02-01' },
+          INVOICE,
+        ),
       prorationItemsIn: (db) =>
         invoiceItems.prorationItemsIn(db, SUBSCRIPTION, { start: '2026-01-01', end: '2026-02-01' }),
       creditsGivenIn: (db) =>

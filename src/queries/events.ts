@@ -169,38 +169,22 @@ export async function exemptFromFeedHorizon(db: Db, trx: Db, reason: string): Pr
 export async function pausedSpans(
   db: Db,
   subscriptionId: string,
-): Promise<Array<{ from: Date; to: Date | null; order: EventOrder }>> {
+): Promise<Array<{ from: Date; to: Date | null }>> {
   const rows = await db
     .selectFrom('events')
-    .select(['type', 'occurred_at', 'xid', 'seq'])
+    .select(['type', 'occurred_at'])
     .where('resource_id', '=', subscriptionId)
     .where('resource_type', '=', 'subscription')
     .where('type', 'in', ['subscription.paused', 'subscription.resumed'])
     .orderBy('events.xid')
     .orderBy('events.seq')
     .execute();
-  const spans: Array<{ from: Date; to: Date | null; order: EventOrder }> = [];
+  const spans: Array<{ from: Date; to: Date | null }> = [];
   for (const row of rows) {
-    if (row.type === 'subscription.paused')
-      spans.push({ from: row.occurred_at, to: null, order: [BigInt(row.xid), BigInt(row.seq)] });
+    if (row.type === 'subscription.paused') spans.push({ from: row.occurred_at, to: null });
     else if (spans.length > 0 && spans.at(-1)!.to === null) spans.at(-1)!.to = row.occurred_at;
   }
   return spans;
-}
-
-/** Where an event stands in the log: its transaction, then its place in it (as the feed orders). */
-export type EventOrder = readonly [bigint, bigint];
-
-/** Where the invoice's `invoice.voided` stands in the log, if it was voided. */
-export async function voidedOrder(db: Db, invoiceId: string): Promise<EventOrder | undefined> {
-  const row = await db
-    .selectFrom('events')
-    .select(['xid', 'seq'])
-    .where('resource_id', '=', invoiceId)
-    .where('resource_type', '=', 'invoice')
-    .where('type', '=', 'invoice.voided')
-    .executeTakeFirst();
-  return row && [BigInt(row.xid), BigInt(row.seq)];
 }
 
 /** Whether any event names this resource, of this type (its history outlives the resource). */

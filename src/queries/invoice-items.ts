@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import type { Db } from '../database/connection.js';
 import type { InvoiceItemKind, InvoiceItemRow } from '../database/schema.js';
 
@@ -48,19 +49,39 @@ export function pendingInvoiceItems(db: Db, subscriptionId: string): Promise<Inv
     .execute();
 }
 
-/** Whether a change in the period [start, end) made proration items (its rest is then priced by them). */
-export async function hasProrationsIn(
+/**
+ * Whether a change or a pause in the period [start, end) made proration items before the period's
+ * invoice `invoiceId` was voided, in the event log's order (each item's `invoice_item.created`
+ * before its `invoice.voided`): they priced the period's days by that invoice.
+ */
+export async function proratedBeforeVoid(
   db: Db,
   subscriptionId: string,
   period: { start: string; end: string },
+  invoiceId: string,
 ): Promise<boolean> {
   const found = await db
-    .selectFrom('invoice_items')
-    .select('id')
-    .where('subscription_id', '=', subscriptionId)
-    .where('kind', 'in', ['proration_credit', 'proration_charge'])
-    .where('period_start', '>=', period.start)
-    .where('period_end', '=', period.end)
+    .selectFrom('invoice_items as item')
+    .innerJoin('events as made', (join) =>
+      join
+        .onRef('made.resource_id', '=', 'item.id')
+        .on('made.resource_type', '=', 'invoice_item')
+        .on('made.type', '=', 'invoice_item.created'),
+    )
+    .innerJoin('events as voided', (join) =>
+      join
+        .on('voided.resource_id', '=', invoiceId)
+        .on('voided.resource_type', '=', 'invoice')
+        .on('voided.type', '=', 'invoice.voided'),
+    )
+    .select('item.id')
+    .where('item.subscription_id', '=', subscriptionId)
+    .where('item.kind', 'in', ['proration_credit', 'proration_charge'])
+    // Its days in the period: from a day in it, to its end or (ended early) before.
+    .where('item.period_start', '>=', period.start)
+    .where('item.period_start', '<', period.end)
+    .where('item.period_end', '<=', period.end)
+    .where(sql<boolean>`(made.xid, made.seq) < (voided.xid, voided.seq)`)
     .limit(1)
     .executeTakeFirst();
   return found !== undefined;

@@ -19,7 +19,7 @@ import type {
   SubscriptionRow,
   UserRow,
 } from '../database/schema.js';
-import { type EventOrder, pausedSpans, voidedOrder } from '../queries/events.js';
+import { pausedSpans } from '../queries/events.js';
 import * as invoices from '../queries/invoices.js';
 import { findPaymentInFlight } from '../queries/payments.js';
 import { findPlan } from '../queries/plans.js';
@@ -29,7 +29,6 @@ import { findUser } from '../queries/users.js';
 import { amountDue, toInvoiceItemResponse, toInvoiceResponse } from '../responses/invoices.js';
 import {
   billInvoiceItems,
-  hasProrationsIn,
   type InvoiceItemFilter,
   insertInvoiceItems,
   listInvoiceItems as queryInvoiceItems,
@@ -40,7 +39,7 @@ import {
 import { endingCreditOfInvoice } from '../queries/customer-balance.js';
 import { endDiscount, giveBackDiscount } from './coupons.js';
 import { creditBalance, takeFromBalance } from './customer-balance.js';
-import { creditNotesOf, repricePendingCredits } from './prorations.js';
+import { creditNotesOf, pricesPeriod, repricePendingCredits } from './prorations.js';
 import { onClockOf } from './subscriptions.js';
 import { billsUsageBefore, closeUsageBefore } from './usage.js';
 import { endDunningIfSettled } from './collection.js';
@@ -135,9 +134,6 @@ export interface PeriodInvoiceOptions {
   ahead?: 'refuse' | undefined;
 }
 
-/** Whether one event comes before another in the log (its transaction, then its place in it). */
-const before = (a: EventOrder, b: EventOrder) => a[0] < b[0] || (a[0] === b[0] && a[1] < b[1]);
-
 /**
  * Used by the API and by renewals: the draft invoice of a subscription's period. It bills the
  * plan's price for the period (in advance) and the usage of the period before it (in arrears),
@@ -181,24 +177,21 @@ export async function invoiceForPeriod(
   // By hand, a period whose price was never invoiced (a renewal during a pause bills usage only):
   // nothing is invoiced for time paused, and the period a resume fell in had its rest invoiced by
   // the resume. A period whose price was invoiced, then voided, is made again with the pause's
-  // credit pending; but not one voided before the pause: that pause credited nothing, and the
-  // whole price again would bill the days paused, and those its resume invoiced (pause13 #2).
-  // Before the period's first pause, in the event log's order (a test clock's steps may share
-  // an instant); voided after it, that pause's credit nets the price (pause14 #4).
+  // credit pending, when the void came after a change or a pause prorated against that invoice
+  // (pricesPeriod: later pauses were priced by it too, their credits net the price); not when it
+  // came first: no pause credited anything, and the whole price again would bill the days paused,
+  // and those the resume invoiced (pause13 #2, pause14 #4).
   const pricedBefore =
     existing !== undefined &&
     (existing.lines as unknown as Array<{ type: string }>).some((line) => line.type === 'subscription');
-  if (options.ahead === 'refuse') {
+  const priced = existing !== undefined && (await pricesPeriod(tx, subscriptionId, existing, period));
+  if (options.ahead === 'refuse' && !(pricedBefore && priced)) {
     const from = new Date(`${period.start}T00:00:00Z`);
     const to = new Date(`${period.end}T00:00:00Z`);
-    const spans = (await pausedSpans(tx.db, subscriptionId)).filter(
+    const paused = (await pausedSpans(tx.db, subscriptionId)).some(
       (span) => span.from < to && (span.to === null || span.to > from),
     );
-    if (spans.length > 0) {
-      if (!pricedBefore) return { kind: 'paused', period };
-      const voided = await voidedOrder(tx.db, existing.id);
-      if (voided && before(voided, spans[0]!.order)) return { kind: 'paused', period };
-    }
+    if (paused) return { kind: 'paused', period };
   }
   const served = options.served ?? subscription;
   if (options.ahead === 'refuse' && period.start > today) {
@@ -229,7 +222,7 @@ export async function invoiceForPeriod(
   // and charged the new one from the day of each change: the period is billed at that price again,
   // so that no day is billed at both prices (at today's, the days since a change were twice).
   const voidedPrice =
-    existing?.status === 'void' && (await hasProrationsIn(tx.db, subscriptionId, period))
+    existing?.status === 'void' && priced
       ? (existing.lines as unknown as InvoiceCharge[]).find((l) => l.type === 'subscription')
       : undefined;
   const forgiven =

@@ -29,6 +29,7 @@ import {
   insertInvoiceItems,
   type NewInvoiceItem,
   pendingInvoiceItems,
+  proratedBeforeVoid,
   prorationItemsIn,
   updatePendingItem,
 } from '../queries/invoice-items.js';
@@ -100,13 +101,28 @@ export async function priceLabel(
 }
 
 /**
- * Whether the subscription's period was billed: by its period invoice (not voided), or, without
+ * Whether the period's invoice prices its days: one not voided; or one voided after a change or a
+ * pause in the period was prorated against it. Their items credit its price from their day, so the
+ * period is invoiced again at that price (invoiceForPeriod), and what comes later in it is
+ * prorated against that price too: else a day would be billed at two prices (pause14 #1, #3).
+ */
+export async function pricesPeriod(
+  tx: Tx,
+  subscriptionId: string,
+  invoice: InvoiceRow,
+  period: Period,
+): Promise<boolean> {
+  return invoice.status !== 'void' || proratedBeforeVoid(tx.db, subscriptionId, period, invoice.id);
+}
+
+/**
+ * Whether the subscription's period was billed: by its period invoice (pricesPeriod), or, without
  * one, by a resume that charged its rest (billed_until is then past it; a trial's or a pause's
  * periods are never prorated, so their billed_until does not mislead).
  */
 export async function periodBilled(tx: Tx, s: SubscriptionRow, period: Period): Promise<boolean> {
   const invoice = await findInvoiceForPeriod(tx.db, s.id, period);
-  if (invoice) return invoice.status !== 'void';
+  if (invoice) return pricesPeriod(tx, s.id, invoice, period);
   return s.billed_until !== null && s.billed_until >= period.end;
 }
 
@@ -166,7 +182,7 @@ async function creditedOf(
           (item.kind === 'proration_credit' && item.description.endsWith(CARRIED_FORWARD)),
       )
     : all;
-  const invoice = found && found.status !== 'void' ? found : undefined;
+  const invoice = found && (await pricesPeriod(tx, subscriptionId, found, period)) ? found : undefined;
   const paidForPeriod = invoice
     ? paidForPrice({ lines: linesOf(invoice) }, await creditNotesOf(tx, invoice))
     : undefined;
@@ -360,9 +376,9 @@ export async function chargeFor(
     prorationItemsIn(tx.db, subscriptionId, period),
   ]);
   const billed =
-    invoice?.status === 'void'
-      ? undefined
-      : invoice && linesOf(invoice).find((l) => l.type === 'subscription');
+    invoice && (await pricesPeriod(tx, subscriptionId, invoice, period))
+      ? linesOf(invoice).find((l) => l.type === 'subscription')
+      : undefined;
   const ending = new Set(shortened.map((item) => item.id));
   const asBilled =
     billed !== undefined && sameAmount(billed.amount, after.amount) && items.every((i) => ending.has(i.id));

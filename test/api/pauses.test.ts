@@ -227,23 +227,132 @@ describe('a pause', () => {
       ['open', '2026-01-11', '20.32'],
     ]);
     // Voided after the pause (its credit pending): invoiced again, the credit netting it; also
-    // at the pause's very instant on the clock, and with a second pause after the void (the
-    // first one's credit nets it: pause14 #4).
-    for (const variant of ['later', 'same instant', 'second pause']) {
+    // at the pause's very instant on the clock, and with a second pause after the void, priced
+    // by the voided invoice too (the credits net it: pause14 #4). Not when the first pause was
+    // undone the day it was made: nothing prices the period then, as if voided before it.
+    const variants = [
+      ['later', 9.68],
+      ['same instant', 9.68],
+      ['second pause', 14.52], // 30.00 less Jan 11-14 (3.87) and Jan 20-31 (11.61)
+      ['undone first', undefined],
+    ] as const;
+    for (const [variant, subtotal] of variants) {
       const t2 = await subscribed();
       const [first] = await t2.invoices();
       await t2.advance('2026-01-11T09:00:00Z');
       await t2.pause();
-      if (variant !== 'same instant') await t2.advance('2026-01-11T10:00:00Z');
-      expect((await t.api.post(`/api/v1/invoices/${first!.id}/void`)).status).toBe(200);
       if (variant === 'second pause') {
+        await t2.advance('2026-01-15T09:00:00Z');
         await t2.resume();
+      } else if (variant === 'undone first') await t2.resume();
+      if (variant !== 'same instant') await t2.advance('2026-01-15T10:00:00Z');
+      expect((await t.api.post(`/api/v1/invoices/${first!.id}/void`)).status).toBe(200);
+      if (variant === 'second pause' || variant === 'undone first') {
         await t2.advance('2026-01-20T09:00:00Z');
         await t2.pause();
       }
       const again = await byHand(t2.sub.id, '2026-01-11');
+      if (subtotal === undefined) {
+        expectProblem(again, 422, 'unprocessable');
+        continue;
+      }
       expect(again.status, `${variant}: ${again.text}`).toBe(201);
+      expect((again.body as Schemas['Invoice']).subtotal, variant).toBe(subtotal.toFixed(2));
     }
+  });
+
+  describe("after a void of the period's invoice, once a change was prorated against it (pause14)", () => {
+    let proId: string;
+    beforeAll(async () => {
+      const pro = await t.api.post('/api/v1/plans').send({
+        code: 'pro-voided-period',
+        name: 'Pro',
+        interval: 'month',
+        price: { model: 'flat', amount: '60.00' },
+      });
+      proId = (pro.body as Schemas['Plan']).id;
+    });
+    const pending = async (id: string) =>
+      (
+        (await t.api.get(`/api/v1/subscriptions/${id}/invoice-items`).query({ pending: true }))
+          .body as Schemas['InvoiceItemList']
+      ).data
+        .map((i) => [i.kind, i.amount, i.period_start, i.period_end])
+        .sort((a, b) => a[2]!.localeCompare(b[2]!) || a[0]!.localeCompare(b[0]!));
+    const invoiceAgain = async (id: string) => {
+      const res = await t.api.post(`/api/v1/subscriptions/${id}/invoices`).send({ date: '2026-01-20' });
+      expect(res.status, res.text).toBe(201);
+      return res.body as Schemas['Invoice'];
+    };
+    /** Basic from Jan 1, moved to Pro on Jan 11 (prorated), January's invoice voided on Jan 13. */
+    async function upgradedThenVoided() {
+      const s = await subscribed();
+      const [january] = await s.invoices();
+      await s.advance('2026-01-11T09:00:00Z');
+      const up = await t.api.patch(`/api/v1/subscriptions/${s.sub.id}`).send({ plan_id: proId });
+      expect(up.status, up.text).toBe(200);
+      await s.advance('2026-01-13T09:00:00Z');
+      expect((await t.api.post(`/api/v1/invoices/${january!.id}/void`)).status).toBe(200);
+      return s;
+    }
+
+    it('a change back is prorated against it: each day is billed at one price (#3)', async () => {
+      const s = await upgradedThenVoided();
+      await s.advance('2026-01-20T09:00:00Z');
+      const back = await t.api.patch(`/api/v1/subscriptions/${s.sub.id}`).send({ plan_id: planId });
+      expect(back.status, back.text).toBe(200);
+      // Basic's credit ends on the 20th (9 of 31 days: 8.71), Pro's charge too (17.42).
+      expect(await pending(s.sub.id)).toEqual([
+        ['proration_charge', '17.42', '2026-01-11', '2026-01-20'],
+        ['proration_credit', '-8.71', '2026-01-11', '2026-01-20'],
+      ]);
+      // Invoiced again: Basic Jan 1-10, Pro Jan 11-19, Basic Jan 20-31 (9.68 + 17.42 + 11.61).
+      const again = await invoiceAgain(s.sub.id);
+      expect(again.subtotal).toBe('38.71');
+    });
+
+    it('a pause shortens the pending charge, and the resume brings it back (#1)', async () => {
+      const s = await upgradedThenVoided();
+      await s.advance('2026-01-15T09:00:00Z');
+      await s.pause();
+      await s.advance('2026-01-20T09:00:00Z');
+      await s.resume();
+      // Nothing invoiced at the resume: Basic's credit stands, Pro's charge is back from the 20th.
+      expect((await s.invoices()).map((i) => [i.kind, i.status])).toEqual([['period', 'void']]);
+      expect(await pending(s.sub.id)).toEqual([
+        ['proration_charge', '7.74', '2026-01-11', '2026-01-15'],
+        ['proration_credit', '-20.32', '2026-01-11', '2026-02-01'],
+        ['proration_charge', '23.23', '2026-01-20', '2026-02-01'],
+      ]);
+      // As without the void: 30.00 - 20.32 + 7.74 + 23.23, the paused days unbilled.
+      expect((await invoiceAgain(s.sub.id)).subtotal).toBe('40.65');
+    });
+  });
+
+  it('after a pause and a void, the resume ends the credit at what was paid for the days (pause14 #2)', async () => {
+    const off = await t.api
+      .post('/api/v1/coupons')
+      .send({ name: '15 off, voided period', percent_off: '15', duration: 'forever' });
+    const s = await subscribed({ coupon_id: (off.body as Schemas['Coupon']).id });
+    const [january] = await s.invoices();
+    expect(january!.total).toBe('30.35'); // 25.50 and its VAT
+    await s.advance('2026-01-11T09:00:00Z');
+    await s.pause();
+    await s.advance('2026-01-13T09:00:00Z');
+    expect((await t.api.post(`/api/v1/invoices/${january!.id}/void`)).status).toBe(200);
+    await s.advance('2026-01-20T09:00:00Z');
+    await s.resume();
+    const pending = (
+      await t.api.get(`/api/v1/subscriptions/${s.sub.id}/invoice-items`).query({ pending: true })
+    ).body as Schemas['InvoiceItemList'];
+    // The paused days Jan 11-19 at 25.50 paid: 25.50 x 9 / 31 = 7.40 (not 30.00's 8.71).
+    expect(pending.data.map((i) => [i.amount, i.period_start, i.period_end])).toEqual([
+      ['-7.40', '2026-01-11', '2026-01-20'],
+    ]);
+    const again = await t.api.post(`/api/v1/subscriptions/${s.sub.id}/invoices`).send({ date: '2026-01-20' });
+    expect(again.status, again.text).toBe(201);
+    // 30.00 - 7.40 - 4.50 off: the 22 days served at 25.50 (25.50 x 22 / 31 = 18.10).
+    expect(again.body as Schemas['Invoice']).toMatchObject({ subtotal: '18.10', total: '21.54' });
   });
 
   it('a change after a mid-period resume is prorated like any, and so is a second pause', async () => {
