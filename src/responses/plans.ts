@@ -3,7 +3,7 @@ import type { Tier } from '../billing/pricing.js';
 import type { Schemas } from '../contract.js';
 import type { PlanRow, PlanVersionRow } from '../database/schema.js';
 
-export function toPriceResponse(version: PlanVersionRow): Schemas['PlanPrice'] {
+export function toPriceResponse(version: PlanVersionRow): Schemas['PlanPriceSent'] {
   return {
     model: version.price_model,
     amount: version.amount === null ? null : formatPrice(parseAmount(version.amount)),

@@ -2855,16 +2855,18 @@ export interface components {
             /** @description For `tiered` and `volume`. */
             tiers?: components["schemas"]["PlanTier"][] | null;
         };
+        /** @description A `PlanPrice` as answers send it, with every field (null where the model has none). */
+        PlanPriceSent: WithRequired<components["schemas"]["PlanPrice"], "model" | "amount" | "tiers">;
         Plan: {
             id: components["schemas"]["Id"];
             code: components["schemas"]["Code"];
             name: components["schemas"]["Name"];
             interval: components["schemas"]["BillingInterval"];
             interval_count: number;
-            price: components["schemas"]["PlanPrice"];
+            price: components["schemas"]["PlanPriceSent"];
             /** @description The number of the price new subscriptions get; each price change adds one. */
             price_version: number;
-            usage_charges: components["schemas"]["UsageCharges"];
+            usage_charges: components["schemas"]["UsageChargesSent"];
             trial_days: components["schemas"]["TrialDays"];
             /** @description An archived plan keeps its subscriptions and takes no new ones, nor subscriptions moving to it; a subscription on it may still name it (a change of quantity), and a change to it scheduled before the archive is still made at its renewal. */
             archived: boolean;
@@ -2936,7 +2938,7 @@ export interface components {
             /** Format: uuid */
             plan_id: string;
             plan_version: number;
-            price: components["schemas"]["PlanPrice"];
+            price: components["schemas"]["PlanPriceSent"];
             quantity: components["schemas"]["Quantity"];
             amount: components["schemas"]["MoneyTotal"];
             breakdown: components["schemas"]["BreakdownLine"][];
@@ -3173,6 +3175,8 @@ export interface components {
         };
         /** @description What the plan bills for usage, in arrears, each period (empty for none). See `UsageCharge`. */
         UsageCharges: components["schemas"]["UsageCharge"][];
+        /** @description A plan's usage charges as answers send them, each with every field (null where its model has none). */
+        UsageChargesSent: WithRequired<components["schemas"]["UsageCharge"], "metric" | "billable_metric_id" | "dimension_value" | "model" | "amount" | "package_size" | "tiers" | "free_units" | "minimum_amount">[];
         /**
          * @description An exact non-negative number of credits with up to 6 decimals and 18 integer digits, as a string.
          * @example 1000
@@ -12777,3 +12781,6 @@ export interface operations {
         };
     };
 }
+type WithRequired<T, K extends keyof T> = T & {
+    [P in K]-?: T[P];
+};
