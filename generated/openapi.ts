@@ -1470,7 +1470,9 @@ export interface paths {
         };
         /**
          * List an endpoint's deliveries
-         * @description One delivery per event sent to the endpoint, newest first, each with its attempts.
+         * @description One delivery per event sent to the endpoint, newest first (in the order they were written:
+         *     `created_at` is when the writing transaction began, so deliveries written by concurrent
+         *     transactions may list a few milliseconds out of `created_at` order), each with its attempts.
          */
         get: operations["listWebhookDeliveries"];
         put?: never;
@@ -4273,7 +4275,7 @@ export interface components {
             next_cursor: components["schemas"]["NextCursor"];
         };
         /**
-         * @description `pending` until an attempt gets a 2xx (`succeeded`) or retries end after 3 days (`failed`).
+         * @description `pending` until an attempt gets a 2xx (`succeeded`) or retries end after 3 days (`failed`). A `succeeded` delivery sent again on request stays `succeeded` whatever that attempt gets (its event was delivered; the attempt is recorded and not retried).
          * @enum {string}
          */
         WebhookDeliveryStatus: "pending" | "succeeded" | "failed";

@@ -349,7 +349,11 @@ with candidates as (
       -- Checked again on the row as it is now: a concurrent claim took it first.
       and d.status = 'pending' and (d.leased_until is null or d.leased_until <= now())
     returning d.id, d.tenant_id, d.lease_token;
-update "webhook_deliveries" set "status" = $1, "attempts" = attempts + 1, "first_attempted_at" = coalesce(first_attempted_at, $2), "last_attempted_at" = $3, "last_status_code" = $4, "last_error" = $5, "next_attempt_at" = $6, "lease_token" = $7, "leased_until" = $8, "retry_requested" = $9, "updated_at" = now() where "id" = $10 and "lease_token" = $11 returning "id", "endpoint_id", "event_id", "event_type", "status", "attempts", "first_attempted_at", "next_attempt_at", "last_attempted_at", "last_status_code", "last_error", "created_at";
+update "webhook_deliveries" set "status" = case when ($1 <> 'succeeded' and exists (
+    select 1 from webhook_attempts a
+    where a.delivery_id = webhook_deliveries.id and a.status_code between 200 and 299)) then 'succeeded' else $2 end, "next_attempt_at" = case when ($3 <> 'succeeded' and exists (
+    select 1 from webhook_attempts a
+    where a.delivery_id = webhook_deliveries.id and a.status_code between 200 and 299)) then null else $4::timestamptz end, "attempts" = attempts + 1, "first_attempted_at" = coalesce(first_attempted_at, $5), "last_attempted_at" = $6, "last_status_code" = $7, "last_error" = $8, "lease_token" = $9, "leased_until" = $10, "retry_requested" = $11, "updated_at" = now() where "id" = $12 and "lease_token" = $13 returning "id", "endpoint_id", "event_id", "event_type", "status", "attempts", "first_attempted_at", "next_attempt_at", "last_attempted_at", "last_status_code", "last_error", "created_at";
 insert into "webhook_attempts" ("delivery_id", "number", "attempted_at", "status_code", "error", "duration_ms") values ($1, $2, $3, $4, $5, $6);
 
 -- endpointSucceeded

@@ -448,16 +448,21 @@ export async function recordAttempt(
   leaseToken: string,
   outcome: AttemptOutcome,
 ): Promise<WebhookDelivery | undefined> {
+  // A delivery that succeeded before (sent again through the API) stays succeeded whatever this
+  // attempt got: its event was delivered, and a failed re-send is recorded, not retried.
+  const delivered = sql<boolean>`(${outcome.status} <> 'succeeded' and exists (
+    select 1 from webhook_attempts a
+    where a.delivery_id = webhook_deliveries.id and a.status_code between 200 and 299))`;
   const delivery = await db
     .updateTable('webhook_deliveries')
     .set({
-      status: outcome.status,
+      status: sql<WebhookDeliveryStatus>`case when ${delivered} then 'succeeded' else ${outcome.status} end`,
+      next_attempt_at: sql<Date | null>`case when ${delivered} then null else ${outcome.next_attempt_at}::timestamptz end`,
       attempts: sql`attempts + 1`,
       first_attempted_at: sql`coalesce(first_attempted_at, ${outcome.attempted_at})`,
       last_attempted_at: outcome.attempted_at,
       last_status_code: outcome.status_code,
       last_error: outcome.error,
-      next_attempt_at: outcome.next_attempt_at,
       lease_token: null,
       leased_until: null,
       retry_requested: false,

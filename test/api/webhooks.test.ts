@@ -838,6 +838,16 @@ describe('webhook delivery', () => {
     expect((await t.api.post(path)).status).toBe(202);
     await failedWith('succeeded', failed.attempt_count + 2);
     expect(receiver.received).toHaveLength(failed.attempt_count + 2);
+    // Sent again and refused, it stays succeeded (its event was delivered), with the failed
+    // attempt recorded, and is not retried on the schedule (webhooks1 #3).
+    statuses[1] = 500;
+    expect((await t.api.post(path)).status).toBe(202);
+    const again = await failedWith('succeeded', failed.attempt_count + 3);
+    expect(again.attempts.at(-1)).toMatchObject({ number: failed.attempt_count + 3, status_code: 500 });
+    await dispatch(limits);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await dispatch(limits);
+    expect(receiver.received).toHaveLength(failed.attempt_count + 3);
     const unknown = await t.api.post(`/api/v1/webhook-deliveries/${endpoint.id}/retry`);
     expect(unknown.status).toBe(404);
     await t.api.delete(`/api/v1/webhook-endpoints/${endpoint.id}`).expect(204);
