@@ -840,8 +840,8 @@ export interface paths {
          *     breakdown), and each tax rate in force on the period's first day in the customer's region.
          *     The same period again answers the same invoice with 200, also for concurrent requests,
          *     unless that invoice was voided: then the period is invoiced again, in a new draft (void a
-         *     draft to change it, then invoice again). The new draft bills the price and the items
-         *     pending now; usage billed by the voided invoice is not billed again (voiding forgave it). A
+         *     draft to change it, then invoice again: the items a voided draft took are pending again).
+         *     The new draft bills the price and the items pending now; usage billed by the voided invoice is not billed again (voiding forgave it). A
          *     date before `start_date`, or after the last day served (its `end_date`, the day it was
          *     canceled, or the day before a scheduled `cancel_at`), is 422: nothing is invoiced then. So
          *     is a date before `billing_anchor` when it is not `start_date`: the days of a free trial, or
@@ -1011,6 +1011,10 @@ export interface paths {
          *     An invoice with a credit note is 409 too: credit notes are final, and a void would take the
          *     invoice out of the tax report while its credit notes stayed in it. Credit what is left with
          *     one more credit note instead (POST /invoices/{invoiceId}/credit-notes).
+         *
+         *     A draft voided billed no one: the invoice items it took are pending again
+         *     (`invoice_item.updated`), for the invoice made again or the next one, and so is a `once`
+         *     discount it used. An issued invoice voided keeps its items: voiding forgave them.
          *
          *     A voided invoice is never collected again, so its dunning retries stop; when it was the last
          *     failing invoice of a `past_due` or `unpaid` subscription, the subscription is `active` again

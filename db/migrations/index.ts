@@ -70,6 +70,7 @@ import * as m202612160001 from './202612160001_ended_discounts.js';
 import * as m202612160002 from './202612160002_payment_retries_keep_version.js';
 import * as m202612170001 from './202612170001_charged_billable_metrics.js';
 import * as m202612170002 from './202612170002_paused_charges.js';
+import * as m202612170003 from './202612170003_voided_draft_items.js';
 
 export const migrations: Record<string, Migration> = {
   '202611230001_initial': m202611230001,
@@ -141,4 +142,5 @@ export const migrations: Record<string, Migration> = {
   '202612160002_payment_retries_keep_version': m202612160002,
   '202612170001_charged_billable_metrics': m202612170001,
   '202612170002_paused_charges': m202612170002,
+  '202612170003_voided_draft_items': m202612170003,
 };

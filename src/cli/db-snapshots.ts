@@ -296,6 +296,9 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
           },
         ]),
       pendingInvoiceItems: (db) => invoiceItems.pendingInvoiceItems(db, SUBSCRIPTION),
+      unbillInvoiceItems: (db) => invoiceItems.unbillInvoiceItems(db, INVOICE),
+      hasProrationsIn: (db) =>
+        invoiceItems.hasProrationsIn(db, SUBSCRIPTION, { start: '2026-01-01', end: '2026-02-01' }),
       proratedBeforeVoid: (db) =>
         invoiceItems.proratedBeforeVoid(
           db,

@@ -49,6 +49,25 @@ export function pendingInvoiceItems(db: Db, subscriptionId: string): Promise<Inv
     .execute();
 }
 
+/** Whether a change, a pause or a resume in the period [start, end) made proration items. */
+export async function hasProrationsIn(
+  db: Db,
+  subscriptionId: string,
+  period: { start: string; end: string },
+): Promise<boolean> {
+  const found = await db
+    .selectFrom('invoice_items')
+    .select('id')
+    .where('subscription_id', '=', subscriptionId)
+    .where('kind', 'in', ['proration_credit', 'proration_charge'])
+    .where('period_start', '>=', period.start)
+    .where('period_start', '<', period.end)
+    .where('period_end', '<=', period.end)
+    .limit(1)
+    .executeTakeFirst();
+  return found !== undefined;
+}
+
 /**
  * Whether a change or a pause in the period [start, end) made proration items before the period's
  * invoice `invoiceId` was voided, in the event log's order (each item's `invoice_item.created`
@@ -120,6 +139,19 @@ export async function billInvoiceItems(
     .set({ invoice_id: invoiceId })
     .where('id', 'in', ids)
     .where('invoice_id', 'is', null)
+    .returning(columns)
+    .execute();
+}
+
+/**
+ * The items a draft billed, pending again once it is voided (it billed no one): the one change
+ * the trigger lets through on a billed item, while its invoice is a void draft.
+ */
+export function unbillInvoiceItems(db: Db, invoiceId: string): Promise<InvoiceItemRow[]> {
+  return db
+    .updateTable('invoice_items')
+    .set({ invoice_id: null })
+    .where('invoice_id', '=', invoiceId)
     .returning(columns)
     .execute();
 }

@@ -29,12 +29,14 @@ import { findUser } from '../queries/users.js';
 import { amountDue, toInvoiceItemResponse, toInvoiceResponse } from '../responses/invoices.js';
 import {
   billInvoiceItems,
+  hasProrationsIn,
   type InvoiceItemFilter,
   insertInvoiceItems,
   listInvoiceItems as queryInvoiceItems,
   pendingInvoiceItems,
   reducePendingItem,
   settleInvoiceItems,
+  unbillInvoiceItems,
 } from '../queries/invoice-items.js';
 import { endingCreditOfInvoice } from '../queries/customer-balance.js';
 import { endDiscount, giveBackDiscount } from './coupons.js';
@@ -188,10 +190,12 @@ export async function invoiceForPeriod(
   if (options.ahead === 'refuse' && !(pricedBefore && priced)) {
     const from = new Date(`${period.start}T00:00:00Z`);
     const to = new Date(`${period.end}T00:00:00Z`);
+    // A day paused (a pause and its resume on the same day leave nothing, void15 #4), or a
+    // resume's charge of the rest (a pause that credited nothing, in a period voided first).
     const paused = (await pausedSpans(tx.db, subscriptionId)).some(
-      (span) => span.from < to && (span.to === null || span.to > from),
+      (span) => span.from < to && (span.to === null || (span.to > from && dayOf(span.to) > dayOf(span.from))),
     );
-    if (paused) return { kind: 'paused', period };
+    if (paused || (await hasProrationsIn(tx.db, subscriptionId, period))) return { kind: 'paused', period };
   }
   const served = options.served ?? subscription;
   if (options.ahead === 'refuse' && period.start > today) {
@@ -1098,6 +1102,11 @@ export async function voidLocked(
     const used = await invoices.discountUsedBy(tx.db, id);
     if (used !== null) await giveBackDiscount(tx, subscription, used);
   }
+  // So are the items it took: pending again, for the invoice made again (retest6 #4). An issued
+  // invoice voided forgave its items with it.
+  if (current.status === 'draft')
+    for (const item of await unbillInvoiceItems(tx.db, id))
+      emitItemChange(tx, { ...item, invoice_id: id }, item);
   tx.emit({
     type: 'invoice.voided',
     resource_type: 'invoice',

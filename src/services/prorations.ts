@@ -116,14 +116,18 @@ export async function pricesPeriod(
 }
 
 /**
- * Whether the subscription's period was billed: by its period invoice (pricesPeriod), or, without
- * one, by a resume that charged its rest (billed_until is then past it; a trial's or a pause's
- * periods are never prorated, so their billed_until does not mislead).
+ * Whether the subscription's period was billed: by its period invoice (pricesPeriod); or by a
+ * resume that charged its rest, without one (billed_until is then past it; a trial's or a pause's
+ * periods are never prorated, so their billed_until does not mislead) or after it was voided
+ * before anything in the period was prorated against it (its proration items: that resume's
+ * charge, and what later changes and pauses made of it). Else a second pause credited nothing
+ * of the days the resume had invoiced, and a change was not prorated (void15 #1, #2).
  */
 export async function periodBilled(tx: Tx, s: SubscriptionRow, period: Period): Promise<boolean> {
   const invoice = await findInvoiceForPeriod(tx.db, s.id, period);
-  if (invoice) return pricesPeriod(tx, s.id, invoice, period);
-  return s.billed_until !== null && s.billed_until >= period.end;
+  if (!invoice) return s.billed_until !== null && s.billed_until >= period.end;
+  if (await pricesPeriod(tx, s.id, invoice, period)) return true;
+  return (await prorationItemsIn(tx.db, s.id, period)).length > 0;
 }
 
 /** What a change or a pause credits of the days left of a period, and the charges it shortens. */

@@ -98,6 +98,61 @@ describe('POST /subscriptions/{id}/invoice-items', () => {
     expect(billed.data).toEqual([{ ...item, invoice_id: february.id }]);
   });
 
+  it('a draft voided gives back the items it took: the invoice made again bills them (retest6 #4)', async () => {
+    const clock = (
+      await t.api
+        .post('/api/v1/test-clocks')
+        .send({ name: 'draft void', frozen_time: '2026-03-10T00:00:00Z' })
+    ).body as Schemas['TestClock'];
+    const user = await createUser(t, { region: 'DE' });
+    const created = await t.api.post('/api/v1/subscriptions').send({
+      user_id: user.id,
+      status: 'active',
+      plan_id: plan.id,
+      start_date: '2026-01-01', // in the past: March is the worker's, January is back-billed by hand
+      test_clock_id: clock.id,
+    });
+    expect(created.status, created.text).toBe(201);
+    const sub = created.body as Schemas['Subscription'];
+    const item = (
+      await t.api
+        .post(`/api/v1/subscriptions/${sub.id}/invoice-items`)
+        .send({ description: 'Setup', amount: '4.00' })
+        .expect(201)
+    ).body as Schemas['InvoiceItem'];
+    const backBill = () =>
+      t.api.post(`/api/v1/subscriptions/${sub.id}/invoices`).send({ date: '2026-01-15' });
+    const draft = (await backBill().expect(201)).body as Schemas['Invoice'];
+    expect(draft.lines.map((l) => [l.type, l.amount])).toEqual([
+      ['subscription', '10.00'],
+      ['one_off', '4.00'],
+    ]);
+    await t.api.post(`/api/v1/invoices/${draft.id}/void`).expect(200);
+    // Pending again, unchanged but for that, with an invoice_item.updated saying so.
+    const pending = (
+      await t.api.get(`/api/v1/subscriptions/${sub.id}/invoice-items`).query({ pending: true })
+    ).body as Schemas['InvoiceItemList'];
+    expect(pending.data).toEqual([item]);
+    const events = (await t.api.get('/api/v1/events').query({ resource_id: item.id }))
+      .body as Schemas['EventList'];
+    expect(events.data.map((e) => [e.type, e.previous ?? null])).toEqual([
+      ['invoice_item.created', null],
+      ['invoice_item.updated', { invoice_id: null }], // billed by the draft
+      ['invoice_item.updated', { invoice_id: draft.id }], // pending again
+    ]);
+    const again = (await backBill().expect(201)).body as Schemas['Invoice'];
+    expect(again.lines.map((l) => [l.type, l.amount, l.invoice_item_id ?? null])).toEqual([
+      ['subscription', '10.00', null],
+      ['one_off', '4.00', item.id],
+    ]);
+    // An issued invoice voided keeps its items: voiding forgave them.
+    await t.api.post(`/api/v1/invoices/${again.id}/finalize`).expect(200);
+    await t.api.post(`/api/v1/invoices/${again.id}/void`).expect(200);
+    const after = (await t.api.get(`/api/v1/subscriptions/${sub.id}/invoice-items`).query({ pending: true }))
+      .body as Schemas['InvoiceItemList'];
+    expect(after.data).toEqual([]);
+  });
+
   it('refuses zero (422), an unknown subscription (404), a canceled one (409) and an editor (403), writing nothing', async () => {
     const s = await subscribed();
     const editorKey = await t.api.post('/api/v1/api-keys').send({ name: 'editor', role: 'editor' });

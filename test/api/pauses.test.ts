@@ -235,6 +235,7 @@ describe('a pause', () => {
       ['same instant', 9.68],
       ['second pause', 14.52], // 30.00 less Jan 11-14 (3.87) and Jan 20-31 (11.61)
       ['undone first', undefined],
+      ['undone, then voided', 30], // no day paused: the period is invoiced again whole (void15 #4)
     ] as const;
     for (const [variant, subtotal] of variants) {
       const t2 = await subscribed();
@@ -244,7 +245,7 @@ describe('a pause', () => {
       if (variant === 'second pause') {
         await t2.advance('2026-01-15T09:00:00Z');
         await t2.resume();
-      } else if (variant === 'undone first') await t2.resume();
+      } else if (variant === 'undone first' || variant === 'undone, then voided') await t2.resume();
       if (variant !== 'same instant') await t2.advance('2026-01-15T10:00:00Z');
       expect((await t.api.post(`/api/v1/invoices/${first!.id}/void`)).status).toBe(200);
       if (variant === 'second pause' || variant === 'undone first') {
@@ -259,6 +260,46 @@ describe('a pause', () => {
       expect(again.status, `${variant}: ${again.text}`).toBe(201);
       expect((again.body as Schemas['Invoice']).subtotal, variant).toBe(subtotal.toFixed(2));
     }
+  });
+
+  it('after a void before any pause, the days a resume invoiced are credited by a later pause and prorated by a change (void15 #1, #2)', async () => {
+    const pro = await t.api.post('/api/v1/plans').send({
+      code: 'pro-after-void-resume',
+      name: 'Pro',
+      interval: 'month',
+      price: { model: 'flat', amount: '60.00' },
+    });
+    const s = await subscribed();
+    const [january] = await s.invoices();
+    await s.advance('2026-01-07T09:00:00Z');
+    expect((await t.api.post(`/api/v1/invoices/${january!.id}/void`)).status).toBe(200);
+    await s.advance('2026-01-08T09:00:00Z');
+    await s.pause(); // nothing paid: nothing credited
+    await s.advance('2026-01-12T09:00:00Z');
+    await s.resume(); // Jan 12-31 invoiced at once: 30.00 x 20 / 31
+    await s.advance('2026-01-20T09:00:00Z');
+    await s.pause(); // Jan 20-31 were paid by the resume's invoice: credited
+    await s.advance('2026-01-25T09:00:00Z');
+    await s.resume(); // the credit ends: it keeps Jan 20-24 (5 days)
+    await s.advance('2026-01-28T09:00:00Z');
+    const up = await t.api
+      .patch(`/api/v1/subscriptions/${s.sub.id}`)
+      .send({ plan_id: (pro.body as Schemas['Plan']).id });
+    expect(up.status, up.text).toBe(200);
+    expect((await s.invoices()).map((i) => [i.kind, i.status, i.subtotal])).toEqual([
+      ['period', 'void', '30.00'],
+      ['proration', 'open', '19.35'],
+    ]);
+    const pending = (
+      await t.api.get(`/api/v1/subscriptions/${s.sub.id}/invoice-items`).query({ pending: true })
+    ).body as Schemas['InvoiceItemList'];
+    // Basic Jan 28-31 credited (3.87), Pro charged for them (7.74).
+    const byDay = (a: string[], b: string[]) => a[2]!.localeCompare(b[2]!) || b[0]!.localeCompare(a[0]!);
+    expect(pending.data.map((i) => [i.kind, i.amount, i.period_start, i.period_end]).sort(byDay)).toEqual([
+      ['proration_credit', '-4.84', '2026-01-20', '2026-01-25'],
+      ['proration_credit', '-3.87', '2026-01-28', '2026-02-01'],
+      ['proration_charge', '7.74', '2026-01-28', '2026-02-01'],
+    ]);
   });
 
   describe("after a void of the period's invoice, once a change was prorated against it (pause14)", () => {
