@@ -977,7 +977,9 @@ export interface paths {
         put?: never;
         /**
          * Issue a draft invoice
-         * @description `draft → open`: gives it the tenant's next number, gapless and unique. From then on its
+         * @description `draft → open`: gives it the tenant's next number, gapless and unique, and the tax rates in
+         *     force on its date as they are now (a rate superseded, added or ended for that date since the
+         *     draft was made changes its taxes and total; its lines stay). From then on its
          *     amounts, lines, taxes and number never change (the database refuses it, whoever asks). An
          *     invoice left with nothing due (a zero total, or one the customer's balance pays in full) is
          *     `paid` at once (`invoice.finalized`, then `invoice.paid`), as a renewal's is. Not a draft: 409.

@@ -67,6 +67,9 @@ with counter as (
 -- updateInvoice
 update "invoices" set "status" = $1, "voided_at" = $2, "updated_at" = now() where "id" = $3 returning "id", "kind", "subscription_id", "user_id", "status", "number", "period_start", "period_end", "invoice_date", "region", "lines", "subtotal", "taxes", "tax_total", "total", "finalized_at", "paid_at", "voided_at", "uncollectible_at", "collection_failed_at", "next_collection_at", "dunning_retries", "amount_credited", "amount_from_balance", "version", "created_at", "updated_at";
 
+-- retaxDraft
+update "invoices" set "taxes" = $1, "tax_total" = $2, "total" = $3, "updated_at" = now() where "id" = $4 and "status" = $5 returning "id", "kind", "subscription_id", "user_id", "status", "number", "period_start", "period_end", "invoice_date", "region", "lines", "subtotal", "taxes", "tax_total", "total", "finalized_at", "paid_at", "voided_at", "uncollectible_at", "collection_failed_at", "next_collection_at", "dunning_retries", "amount_credited", "amount_from_balance", "version", "created_at", "updated_at";
+
 -- taxReport
 with entries as (
       select i.invoice_date as day, t, 'invoice' as source, i.id

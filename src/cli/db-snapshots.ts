@@ -205,6 +205,7 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
         }),
       openWithNextNumber: (db) => invoices.openWithNextNumber(db, INVOICE, { finalized_at: new Date(0) }),
       updateInvoice: (db) => invoices.updateInvoice(db, INVOICE, { status: 'void', voided_at: new Date(0) }),
+      retaxDraft: (db) => invoices.retaxDraft(db, INVOICE, { taxes: '[]', tax_total: '0.00', total: '9.99' }),
       taxReport: (db) => invoices.taxReport(db, '2026-01-01', '2027-01-01'),
     },
   },

@@ -331,6 +331,21 @@ export function updateInvoice(
     .executeTakeFirstOrThrow();
 }
 
+/** A draft's taxes and totals, taxed again (its lines and subtotal stay). */
+export function retaxDraft(
+  db: Db,
+  id: string,
+  amounts: { taxes: string; tax_total: string; total: string },
+): Promise<InvoiceRow> {
+  return db
+    .updateTable('invoices')
+    .set({ ...amounts, updated_at: sql`now()` })
+    .where('id', '=', id)
+    .where('status', '=', 'draft')
+    .returning(columns)
+    .executeTakeFirstOrThrow();
+}
+
 export interface TaxReportRow {
   month: string;
   code: string;

@@ -980,7 +980,8 @@ export async function issue(
   customer?: UserRow,
 ): Promise<InvoiceRow> {
   const id = draft.id;
-  const fromBalance = draft.kind === 'purchase' ? '0.00' : await takeFromBalance(tx, draft, at, customer);
+  const taxed = await withRatesInForce(tx, draft);
+  const fromBalance = taxed.kind === 'purchase' ? '0.00' : await takeFromBalance(tx, taxed, at, customer);
   const invoice = await invoices.openWithNextNumber(tx.db, id, {
     finalized_at: at,
     ...(fromBalance !== '0.00' ? { amount_from_balance: fromBalance } : {}),
@@ -1003,6 +1004,34 @@ export async function issue(
     previous: { status: 'open', paid_at: null },
   });
   return paid;
+}
+
+/**
+ * A draft as it is issued: taxed with the rates in force on its date as they are now. A rate
+ * superseded, added or ended for that date since the draft was made (a draft by hand, finalized
+ * later) is not the one the invoice carries "forever" (monthend1 #1). Unchanged, the draft as is.
+ */
+async function withRatesInForce(tx: Tx, draft: InvoiceRow): Promise<InvoiceRow> {
+  const rates = draft.region ? await ratesInForce(tx.db, draft.region, draft.invoice_date) : [];
+  const key = (list: ReadonlyArray<{ id: string; percentage: string }>) =>
+    list
+      .map((r) => `${r.id} ${r.percentage}`)
+      .sort()
+      .join();
+  const had = (draft.taxes as unknown as InvoiceTaxLine[]).map((t) => ({
+    id: t.tax_rate_id,
+    percentage: t.percentage,
+  }));
+  if (key(rates) === key(had)) return draft;
+  const amounts = invoiceAmounts(
+    draft.lines as unknown as Charge[],
+    rates.map((r) => ({ id: r.id, code: r.code, name: r.name, percentage: r.percentage, region: r.region })),
+  );
+  return invoices.retaxDraft(tx.db, draft.id, {
+    taxes: JSON.stringify(amounts.taxes),
+    tax_total: amounts.tax_total,
+    total: amounts.total,
+  });
 }
 
 /**

@@ -324,7 +324,7 @@ describe('issued invoices', () => {
       },
     ]);
 
-    await fresh.api
+    const superseded = await fresh.api
       .post(`/api/v1/tax-rates/${vat.id}/supersede`)
       .send({ percentage: '21', effective_from: '2026-04-01' })
       .expect(200);
@@ -339,6 +339,29 @@ describe('issued invoices', () => {
     const months = await report();
     expect(months.map((m) => m.month)).toEqual(['2026-02', '2026-03', '2026-04', '2026-05']);
     expect(months.find((m) => m.month === '2026-04')?.taxes[0]).toMatchObject({ tax_amount: '21.00' });
+
+    // A draft is taxed as it is issued: a rate superseded for its date since the draft was made
+    // is the one the invoice carries (monthend1 #1).
+    const may = (await fresh.api.post(`/api/v1/subscriptions/${s.id}/invoices`).send({ date: '2026-05-01' }))
+      .body as Schemas['Invoice'];
+    expect(may).toMatchObject({ tax_total: '21.00', total: '121.00' });
+    const rate21 = (superseded.body as { rate: Schemas['TaxRate'] }).rate;
+    await fresh.api
+      .post(`/api/v1/tax-rates/${rate21.id}/supersede`)
+      .send({ percentage: '7', effective_from: '2026-05-01' })
+      .expect(200);
+    const issued = (await fresh.api.post(`/api/v1/invoices/${may.id}/finalize`).expect(200))
+      .body as Schemas['Invoice'];
+    expect(issued).toMatchObject({
+      subtotal: '100.00',
+      tax_total: '7.00',
+      total: '107.00',
+      amount_due: '107.00',
+    });
+    expect(issued.taxes.map((x) => [x.percentage, x.amount])).toEqual([['7.0000', '7.00']]);
+    expect((await report()).find((m) => m.month === '2026-05')?.taxes[0]).toMatchObject({
+      tax_amount: '7.00',
+    });
     expectProblem(
       await fresh.api.get('/api/v1/reports/taxes?from=2026-05&to=2026-02'),
       400,
