@@ -901,6 +901,15 @@ async function discountLine(
 ): Promise<InvoiceCharge | undefined> {
   const { discount } = subscription;
   if (discount === null) return undefined;
+  // A `once` discount reduces a period's invoice from the period it was given in on: one that
+  // ended before (billed by hand for a backdated subscription) neither takes nor uses it up, as
+  // a repeating one's months (import1 #1).
+  if (
+    periodInvoice &&
+    discount.duration === 'once' &&
+    Date.parse(`${period.end}T00:00:00Z`) <= Date.parse(discount.start)
+  )
+    return undefined;
   const subtotal = charged;
   // `charged` counts the charges of the coupon's plans only (insertInvoice): checked already.
   const verdict = discountFor(

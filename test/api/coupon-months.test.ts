@@ -46,8 +46,11 @@ async function repeatingAmount(amount: string, months: number) {
   return (res.body as Schemas['Coupon']).id;
 }
 
-/** A customer on the plan, on a clock at `now`, created with `extra`. */
-async function subscribed(now: string, extra: Record<string, unknown>) {
+/**
+ * A customer on the plan, on a clock at `now`, created with `extra`; the worker's first look at it
+ * done, unless `before` (then run by the first advance).
+ */
+async function subscribed(now: string, extra: Record<string, unknown>, before?: 'before the worker') {
   const clock = (await t.api.post('/api/v1/test-clocks').send({ name: 'months', frozen_time: now }))
     .body as Schemas['TestClock'];
   const user = await createUser(t);
@@ -61,7 +64,7 @@ async function subscribed(now: string, extra: Record<string, unknown>) {
       { db: ctx.appDb, ownerDb: ctx.db, gateway: simulatedGateway, settlementDelayScale: 0 },
       { tenantId: t.id, clockId: clock.id },
     );
-  await work();
+  if (!before) await work();
   const send = async (method: 'post' | 'patch', path: string, body: Record<string, unknown>) => {
     const answer = await t.api[method](path).send(body);
     expect(answer.status, answer.text).toBeLessThan(300);
@@ -91,6 +94,28 @@ async function subscribed(now: string, extra: Record<string, unknown>) {
     },
   };
 }
+
+describe('a once coupon', () => {
+  it('given with a backdated subscription reduces its first invoice, not an earlier period billed by hand first (import1 #1)', async () => {
+    const once = await t.api
+      .post('/api/v1/coupons')
+      .send({ name: 'Once half', percent_off: '50', duration: 'once' });
+    expect(once.status, once.text).toBe(201);
+    const s = await subscribed(
+      '2026-05-15T00:00:00Z',
+      { start_date: '2026-03-01', coupon_id: (once.body as Schemas['Coupon']).id },
+      'before the worker',
+    );
+    await s.backBill('2026-03-10'); // before the worker's first renewal (May)
+    await s.advance('2026-05-15T01:00:00Z');
+    expect(await s.discounts()).toEqual([
+      ['2026-03-01', null],
+      ['2026-05-01', '-10.00'],
+    ]);
+    const after = (await t.api.get(`/api/v1/subscriptions/${s.sub.id}`)).body as Subscription;
+    expect(after.discount).toBeNull(); // used up by May's
+  });
+});
 
 describe('a repeating coupon', () => {
   it('given with a backdated subscription reduces its months, not the earlier periods billed by hand', async () => {
