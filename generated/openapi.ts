@@ -2224,11 +2224,17 @@ export interface components {
         /** Format: date-time */
         Timestamp: string;
         /**
-         * @description An ISO 3166-1 alpha-2 country (`DE`) or ISO 3166-2 subdivision (`US-CA`). A subdivision also pays its country's rates.
+         * @description An ISO 3166-1 alpha-2 country (`DE`; one of the 249 assigned codes, or `XK` for Kosovo, as tax authorities and payment networks use it) or an ISO 3166-2 subdivision of one (`US-CA`: the country, `-`, and 1 to 3 letters or digits). A subdivision also pays its country's rates. Codes that are not assigned are refused (`UK`: the United Kingdom is `GB`; `EU`; `XX`).
          * @example DE
          * @example US-CA
          */
         Region: string;
+        /**
+         * @description A `Region` as stored, and as filters take it. Regions given before contract 0.37.0 were checked by their form only, so one of those may be a code that names no country (`UK`), as given.
+         * @example DE
+         * @example US-CA
+         */
+        RegionSent: string;
         /**
          * @description Units of the plan (seats, say); 1 when absent. A subscription's price for them (its
          *     `plan_cost`) is at most 9999999999.99 a period: a quantity priced higher is 422.
@@ -2340,7 +2346,7 @@ export interface components {
             /** @description Your own id for the customer, unique in the tenant; null when none was given. `GET /users?external_id=` finds it. */
             external_id: null | components["schemas"]["ExternalId"];
             metadata: components["schemas"]["Metadata"];
-            region: null | components["schemas"]["Region"];
+            region: null | components["schemas"]["RegionSent"];
             /**
              * @description The customer balance: money owed back to the customer (credited by credit notes with
              *     `refund_to: balance`, and by refunds that failed), which pays the customer's next invoices
@@ -3475,7 +3481,7 @@ export interface components {
             code: string;
             name: components["schemas"]["Name"];
             percentage: components["schemas"]["Percentage"];
-            region: components["schemas"]["Region"];
+            region: components["schemas"]["RegionSent"];
             effective_from: components["schemas"]["Date"];
             /**
              * Format: date
@@ -3694,7 +3700,7 @@ export interface components {
             code: string;
             name: string;
             percentage: components["schemas"]["Percentage"];
-            region: components["schemas"]["Region"];
+            region: components["schemas"]["RegionSent"];
             taxable_amount: components["schemas"]["MoneyTotal"];
             amount: components["schemas"]["MoneyTotal"];
         };
@@ -3726,7 +3732,7 @@ export interface components {
             period_end: components["schemas"]["Date"];
             /** @description The period start: the rates in force on this day apply. */
             invoice_date: components["schemas"]["Date"];
-            region: null | components["schemas"]["Region"];
+            region: null | components["schemas"]["RegionSent"];
             lines: components["schemas"]["InvoiceLine"][];
             subtotal: components["schemas"]["MoneyTotal"];
             taxes: components["schemas"]["InvoiceTax"][];
@@ -3789,7 +3795,7 @@ export interface components {
             /** @description The first day after the period. */
             period_end: components["schemas"]["Date"];
             invoice_date: components["schemas"]["Date"];
-            region: null | components["schemas"]["Region"];
+            region: null | components["schemas"]["RegionSent"];
             lines: components["schemas"]["InvoiceLine"][];
             subtotal: components["schemas"]["MoneyTotal"];
             taxes: components["schemas"]["InvoiceTax"][];
@@ -4194,7 +4200,7 @@ export interface components {
                 month: components["schemas"]["Month"];
                 taxes: {
                     code: string;
-                    region: components["schemas"]["Region"];
+                    region: components["schemas"]["RegionSent"];
                     taxable_amount: components["schemas"]["SignedMoneyTotal"];
                     tax_amount: components["schemas"]["SignedMoneyTotal"];
                     invoice_count: components["schemas"]["Count"];
@@ -8048,7 +8054,7 @@ export interface operations {
                 /** @description Only this code. */
                 code?: string;
                 /** @description Only this region. */
-                region?: components["schemas"]["Region"];
+                region?: components["schemas"]["RegionSent"];
                 /** @description Only the rates in force on this date. */
                 on?: string;
             };
@@ -11038,7 +11044,7 @@ export interface operations {
                 /** @description Only subscriptions linked to this feature (their links today). An id no feature has, the nil id included, answers zeros. */
                 feature_id?: string;
                 /** @description Only customers whose billing region is exactly this one (today's): `US` does not include `US-CA`. */
-                region?: components["schemas"]["Region"];
+                region?: components["schemas"]["RegionSent"];
             };
             header?: never;
             path?: never;
@@ -11156,7 +11162,7 @@ export interface operations {
                 /** @description Only subscriptions linked to this feature (their links today). An id no feature has, the nil id included, answers zeros. */
                 feature_id?: string;
                 /** @description Only customers whose billing region is exactly this one (today's): `US` does not include `US-CA`. */
-                region?: components["schemas"]["Region"];
+                region?: components["schemas"]["RegionSent"];
             };
             header?: never;
             path?: never;

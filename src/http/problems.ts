@@ -9,6 +9,7 @@ import { MrrRangeError } from '../analytics/mrr-engine.js';
 import { PeriodBeyondCalendarError } from '../billing/periods.js';
 import { MAX_PERIOD_AMOUNT, PriceTooHighError } from '../billing/pricing.js';
 import { ClockAdvancingError, IdempotencyStop } from '../services/context.js';
+import { spec } from '../spec.js';
 import { sendStored } from './replies.js';
 
 type Problem = Schemas['Problem'];
@@ -180,6 +181,19 @@ function unknownProperty(item: { path: string; message: string }): { path: strin
   };
 }
 
+/** The Region schema's pattern: its 249 country codes, which no one reads in an error. */
+const REGION_PATTERN = `must match pattern "${(spec.components as { schemas: Record<string, { pattern?: string }> }).schemas.Region!.pattern}"`;
+
+/** A region the schema refuses: the rule in words, not the pattern (import1 #5). */
+function regionRule(item: { path: string; message: string }): { path: string; message: string } {
+  if (item.message !== REGION_PATTERN) return item;
+  return {
+    path: item.path,
+    message:
+      'must be an assigned ISO 3166-1 alpha-2 country code in capitals (GB, not UK), or an ISO 3166-2 subdivision of one (US-CA)',
+  };
+}
+
 /**
  * An Idempotency-Key the schema's pattern refuses: its rule in words, not the pattern.
  */
@@ -215,7 +229,7 @@ function fromValidatorError(
       const reserved = RESERVED_IN_QUERY.exec(error.message);
       if (reserved) return reservedCharacterProblem(reserved[1]!);
       const items = withoutNullableNoise(error.errors).map((item) =>
-        idempotencyKeyRule(unknownProperty(repeatedParameter(item, query))),
+        regionRule(idempotencyKeyRule(unknownProperty(repeatedParameter(item, query)))),
       );
       const detail =
         items.length !== error.errors.length || items.some((item, i) => item !== error.errors[i])

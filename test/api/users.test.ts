@@ -38,6 +38,9 @@ describe('POST /api/v1/users', () => {
     ['a blank name', { name: '   ', email: 'blank@example.com' }, '/name'],
     ['an unknown field', { name: 'X', email: 'x@example.com', admin: true }, '/admin'],
     ['a name that is a number', { name: 42, email: 'n@example.com' }, '/name'],
+    ['a region no ISO code names (UK)', { name: 'R', email: 'uk@example.com', region: 'UK' }, '/region'],
+    ['a region no ISO code names (EU)', { name: 'R', email: 'eu@example.com', region: 'EU' }, '/region'],
+    ['a subdivision of no country', { name: 'R', email: 'xx@example.com', region: 'XX-CA' }, '/region'],
   ])('rejects %s with 400 naming the field, and writes nothing', async (_case, body, field) => {
     const before = await fingerprint(ctx.db);
     const res = await ctx.api.post('/api/v1/users').send(body);
@@ -45,6 +48,27 @@ describe('POST /api/v1/users', () => {
     expect(problem.errors?.map((e) => e.field)).toContain(field);
     expect(await fingerprint(ctx.db)).toEqual(before);
   });
+});
+
+it('takes assigned ISO 3166 regions, and says the rule in words for others (import1 #5)', async () => {
+  for (const region of ['GB', 'US-CA', 'XK', 'FR-75']) {
+    const res = await ctx.api
+      .post('/api/v1/users')
+      .send({ name: region, email: `r-${region}@example.com`, region });
+    expect(res.status, res.text).toBe(201);
+  }
+  const refused = expectProblem(
+    await ctx.api.post('/api/v1/users').send({ name: 'UK', email: 'r-uk@example.com', region: 'UK' }),
+    400,
+    'validation-error',
+  );
+  expect(refused.errors).toEqual([
+    expect.objectContaining({
+      field: '/region',
+      message:
+        'must be an assigned ISO 3166-1 alpha-2 country code in capitals (GB, not UK), or an ISO 3166-2 subdivision of one (US-CA)',
+    }),
+  ]);
 });
 
 describe('GET /api/v1/users/{userId}', () => {
