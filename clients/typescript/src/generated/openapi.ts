@@ -2312,7 +2312,9 @@ export interface components {
         Email: string;
         /**
          * @description Your own key-value pairs (up to 50; keys up to 40 characters, values strings up to 500), kept
-         *     and returned as given: an order id, a CRM reference. Billing never reads them.
+         *     and returned as given, key for key and character for character (not in the order given: a
+         *     JSON object's keys have none, and answers list them shorter keys first): an order id, a CRM
+         *     reference. Billing never reads them.
          * @example {
          *       "crm_id": "0061t00000AbCdE",
          *       "segment": "enterprise"
