@@ -174,6 +174,7 @@ export function subscriptionsRouter(ctx: ServiceContext): Router {
       payment_rail: body.payment_rail,
       trial_end: body.trial_end,
       coupon_id: body.coupon_id,
+      billed_until: body.billed_until,
       metadata: body.metadata,
     });
     if (outcome.kind === 'unknown-user') {

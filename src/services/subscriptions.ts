@@ -194,6 +194,8 @@ export interface SubscriptionInput {
   payment_rail?: PaymentRail | undefined;
   trial_end?: string | undefined;
   coupon_id?: string | undefined;
+  /** Imported: the first day the old system has not billed (the current period's end). */
+  billed_until?: string | undefined;
   metadata?: Metadata | undefined;
 }
 
@@ -249,6 +251,7 @@ export async function createSubscription(
     test_clock_id,
     trial_end,
     coupon_id,
+    billed_until: paidThrough,
     metadata,
     ...common
   } = input;
@@ -373,10 +376,36 @@ export async function createSubscription(
             priced.interval_count ?? 1,
             today > common.start_date ? today : common.start_date,
           ).start);
+      // Imported, billed by the old system through the current period: renewals start after it.
+      let billedFrom = firstBilled;
+      if (paidThrough !== undefined && paidThrough !== firstBilled) {
+        if (firstBilled === null || trial)
+          return {
+            kind: 'invalid',
+            errors: [{ field: '/billed_until', message: 'is for an active subscription without a trial' }],
+          };
+        const current = periodContaining(
+          common.start_date,
+          interval,
+          priced.interval_count ?? 1,
+          firstBilled,
+        );
+        if (paidThrough !== current.end)
+          return {
+            kind: 'invalid',
+            errors: [
+              {
+                field: '/billed_until',
+                message: `must be ${current.end} (the current period billed elsewhere) or ${current.start} (invoiced here)`,
+              },
+            ],
+          };
+        billedFrom = current.end;
+      }
       // Ended before that period (created with a past end_date): billing has ended already, as
       // the worker's first step would find (collection.ts); nothing was or will be invoiced.
       const billedUntil =
-        firstBilled !== null && common.end_date != null && common.end_date < firstBilled ? null : firstBilled;
+        billedFrom !== null && common.end_date != null && common.end_date < billedFrom ? null : billedFrom;
       // The last check before writing: a refusal returned after it would commit the redemption.
       const discount = coupon_id
         ? await redeem(

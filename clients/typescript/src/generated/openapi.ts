@@ -2627,6 +2627,17 @@ export interface components {
              * @description Apply this coupon from the start, as `POST .../discount` does (422 when it cannot be applied).
              */
             coupon_id?: string;
+            /**
+             * Format: date
+             * @description For a subscription imported from a system that billed it already: the first day that
+             *     system has not billed, the end of the current period (the one containing today, its
+             *     clock's on a clock). That period is then not invoiced here: the first renewal bills the
+             *     next one, on its first day, and a change or a pause in the current period credits its
+             *     unused days at the price, as paid there. The current period's first day (or absent): that
+             *     period is invoiced at once, as usual. Any other day is 422 naming both, and so is
+             *     `billed_until` with a trial or on a subscription created `canceled`.
+             */
+            billed_until?: string;
             metadata?: components["schemas"]["Metadata"];
         };
         /**

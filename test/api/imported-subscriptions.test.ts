@@ -1,0 +1,118 @@
+// A subscription imported from a system that billed it through its current period (billed_until
+// on creation): that period is not invoiced again here, the first renewal bills the next one on
+// its first day, and a change in the current period credits its days as paid there (import1 #2).
+import { beforeAll, describe, expect, it } from 'vitest';
+import { simulatedGateway } from '../../src/billing/gateway.js';
+import type { Schemas } from '../../src/contract.js';
+import { performDueWork } from '../../src/services/due-work.js';
+import { type TestTenant, useTestApp } from '../helpers/app.js';
+import { createUser } from '../helpers/factories.js';
+import { expectProblem } from '../helpers/problems.js';
+
+const ctx = useTestApp();
+let t: TestTenant;
+let planId: string;
+let proId: string;
+
+beforeAll(async () => {
+  t = await ctx.newTenant();
+  const plan = async (code: string, amount: string) => {
+    const res = await t.api
+      .post('/api/v1/plans')
+      .send({ code, name: code, interval: 'month', price: { model: 'flat', amount } });
+    expect(res.status, res.text).toBe(201);
+    return (res.body as Schemas['Plan']).id;
+  };
+  planId = await plan('basic', '31.00');
+  proId = await plan('pro', '62.00');
+});
+
+/** On a clock at 2026-05-15, a subscription started 2026-01-31: its current period is Apr 30 - May 31. */
+async function imported(extra: Record<string, unknown>) {
+  const clock = (
+    await t.api.post('/api/v1/test-clocks').send({ name: 'import', frozen_time: '2026-05-15T00:00:00Z' })
+  ).body as Schemas['TestClock'];
+  const user = await createUser(t);
+  const res = await t.api.post('/api/v1/subscriptions').send({
+    user_id: user.id,
+    status: 'active',
+    plan_id: planId,
+    start_date: '2026-01-31',
+    test_clock_id: clock.id,
+    ...extra,
+  });
+  const work = () =>
+    performDueWork(
+      { db: ctx.appDb, ownerDb: ctx.db, gateway: simulatedGateway, settlementDelayScale: 0 },
+      { tenantId: t.id, clockId: clock.id },
+    );
+  return {
+    res,
+    sub: res.body as Schemas['Subscription'],
+    work,
+    async advance(to: string) {
+      await t.api.post(`/api/v1/test-clocks/${clock.id}/advance`).send({ frozen_time: to }).expect(202);
+      await work();
+    },
+  };
+}
+
+const invoicesOf = async (id: string) =>
+  ((await t.api.get('/api/v1/invoices').query({ subscription_id: id })).body as Schemas['InvoiceList']).data
+    .reverse()
+    .map((i) => [i.kind, i.period_start, i.period_end, i.subtotal]);
+
+describe('POST /subscriptions with billed_until', () => {
+  it('does not invoice the current period billed elsewhere; renewals start with the next', async () => {
+    const s = await imported({ billed_until: '2026-05-31' });
+    expect(s.res.status, s.res.text).toBe(201);
+    expect(s.sub.billed_until).toBe('2026-05-31');
+    await s.work();
+    expect(await invoicesOf(s.sub.id)).toEqual([]);
+    const upcoming = (await t.api.get(`/api/v1/subscriptions/${s.sub.id}/upcoming-invoice`))
+      .body as Schemas['UpcomingInvoice'];
+    expect([upcoming.period_start, upcoming.subtotal]).toEqual(['2026-05-31', '31.00']);
+
+    // A change in the current period credits its days left as paid there: 16 of 31 days.
+    await s.advance('2026-05-15T12:00:00Z');
+    const up = await t.api.patch(`/api/v1/subscriptions/${s.sub.id}`).send({ plan_id: proId });
+    expect(up.status, up.text).toBe(200);
+    const pending = (
+      await t.api.get(`/api/v1/subscriptions/${s.sub.id}/invoice-items`).query({ pending: true })
+    ).body as Schemas['InvoiceItemList'];
+    expect(pending.data.map((i) => [i.kind, i.amount]).sort()).toEqual([
+      ['proration_charge', '32.00'],
+      ['proration_credit', '-16.00'],
+    ]);
+
+    await s.advance('2026-05-31T01:00:00Z');
+    expect(await invoicesOf(s.sub.id)).toEqual([['period', '2026-05-31', '2026-06-30', '78.00']]);
+  });
+
+  it('the current period start is as without it; any other day, a trial or canceled is 422', async () => {
+    const usual = await imported({ billed_until: '2026-04-30' });
+    expect(usual.res.status, usual.res.text).toBe(201);
+    await usual.work();
+    expect(await invoicesOf(usual.sub.id)).toEqual([['period', '2026-04-30', '2026-05-31', '31.00']]);
+
+    const wrong = expectProblem((await imported({ billed_until: '2026-06-01' })).res, 422, 'unprocessable');
+    expect(wrong.errors).toEqual([
+      expect.objectContaining({
+        field: '/billed_until',
+        message: 'must be 2026-05-31 (the current period billed elsewhere) or 2026-04-30 (invoiced here)',
+      }),
+    ]);
+    for (const extra of [{ status: 'trialing', trial_end: '2026-06-01' }, { status: 'canceled' }]) {
+      const refused = expectProblem(
+        (await imported({ billed_until: '2026-05-31', ...extra })).res,
+        422,
+        'unprocessable',
+      );
+      expect(refused.errors?.map((e) => e.field)).toEqual(['/billed_until']);
+    }
+  });
+});
+
+it('logged no unexpected error in this file', () => {
+  expect(ctx.unexpectedErrors).toEqual([]);
+});
