@@ -378,11 +378,27 @@ export async function createSubscription(
           ).start);
       // Imported, billed by the old system through the current period: renewals start after it.
       let billedFrom = firstBilled;
-      if (paidThrough !== undefined && paidThrough !== firstBilled) {
-        if (firstBilled === null || trial)
+      const imported = paidThrough !== undefined && paidThrough !== firstBilled;
+      if (imported) {
+        if (firstBilled === null || trial || common.status !== 'active')
           return {
             kind: 'invalid',
             errors: [{ field: '/billed_until', message: 'is for an active subscription without a trial' }],
+          };
+        if (common.start_date > today)
+          return {
+            kind: 'invalid',
+            errors: [{ field: '/billed_until', message: `needs a start_date on or before today (${today})` }],
+          };
+        if (common.end_date != null && common.end_date < firstBilled)
+          return {
+            kind: 'invalid',
+            errors: [
+              {
+                field: '/billed_until',
+                message: `end_date ends it before its current period (${firstBilled})`,
+              },
+            ],
           };
         const current = periodContaining(
           common.start_date,
@@ -404,8 +420,12 @@ export async function createSubscription(
       }
       // Ended before that period (created with a past end_date): billing has ended already, as
       // the worker's first step would find (collection.ts); nothing was or will be invoiced.
+      // Imported, its billing goes on to billed_until even when end_date falls in that period: its
+      // days are paid, a change or a pause in them credits them (retest14 #2).
       const billedUntil =
-        billedFrom !== null && common.end_date != null && common.end_date < billedFrom ? null : billedFrom;
+        !imported && billedFrom !== null && common.end_date != null && common.end_date < billedFrom
+          ? null
+          : billedFrom;
       // The last check before writing: a refusal returned after it would commit the redemption.
       const discount = coupon_id
         ? await redeem(

@@ -63,6 +63,20 @@ const invoicesOf = async (id: string) =>
     .map((i) => [i.kind, i.period_start, i.period_end, i.subtotal]);
 
 describe('POST /subscriptions with billed_until', () => {
+  it('keeps billed_until with an end_date in the period billed elsewhere: a change there is prorated (retest14 #2)', async () => {
+    const s = await imported({ billed_until: '2026-05-31', end_date: '2026-05-25' });
+    expect(s.res.status, s.res.text).toBe(201);
+    expect(s.sub.billed_until).toBe('2026-05-31');
+    await s.work();
+    const up = await t.api.patch(`/api/v1/subscriptions/${s.sub.id}`).send({ plan_id: proId });
+    expect(up.status, up.text).toBe(200);
+    const pending = (
+      await t.api.get(`/api/v1/subscriptions/${s.sub.id}/invoice-items`).query({ pending: true })
+    ).body as Schemas['InvoiceItemList'];
+    expect(pending.data.map((i) => i.kind).sort()).toEqual(['proration_charge', 'proration_credit']);
+    expect(await invoicesOf(s.sub.id)).toEqual([]);
+  });
+
   it('does not invoice the current period billed elsewhere; renewals start with the next', async () => {
     const s = await imported({ billed_until: '2026-05-31' });
     expect(s.res.status, s.res.text).toBe(201);
@@ -102,7 +116,13 @@ describe('POST /subscriptions with billed_until', () => {
         message: 'must be 2026-05-31 (the current period billed elsewhere) or 2026-04-30 (invoiced here)',
       }),
     ]);
-    for (const extra of [{ status: 'trialing', trial_end: '2026-06-01' }, { status: 'canceled' }]) {
+    for (const extra of [
+      { status: 'trialing', trial_end: '2026-06-01' },
+      { status: 'trialing' }, // a trial without an end (retest14 #3)
+      { status: 'canceled' },
+      { start_date: '2026-06-01' }, // not started: no period is current
+      { end_date: '2026-04-01' }, // ended before its current period
+    ]) {
       const refused = expectProblem(
         (await imported({ billed_until: '2026-05-31', ...extra })).res,
         422,

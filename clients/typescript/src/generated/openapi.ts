@@ -2629,13 +2629,15 @@ export interface components {
             coupon_id?: string;
             /**
              * Format: date
-             * @description For a subscription imported from a system that billed it already: the first day that
-             *     system has not billed, the end of the current period (the one containing today, its
-             *     clock's on a clock). That period is then not invoiced here: the first renewal bills the
-             *     next one, on its first day, and a change or a pause in the current period credits its
-             *     unused days at the price, as paid there. The current period's first day (or absent): that
-             *     period is invoiced at once, as usual. Any other day is 422 naming both, and so is
-             *     `billed_until` with a trial or on a subscription created `canceled`.
+             * @description For an `active` subscription imported from a system that billed it already (its
+             *     `start_date` on or before today): the first day that system has not billed, the end of the
+             *     current period (the one containing today, its clock's on a clock). The renewals then do
+             *     not invoice that period: the first one bills the next, on its first day, and a change or a
+             *     pause in the current period credits its unused days at the price, as paid there (also with
+             *     an `end_date` in it). Do not invoice it by hand (`POST .../invoices`): that is back-billing,
+             *     which bills it here too. The current period's first day (or absent): that period is
+             *     invoiced at once, as usual. Any other day is 422 naming both, and so is `billed_until` on a
+             *     subscription created `trialing` or `canceled`, not started, or ended before that period.
              */
             billed_until?: string;
             metadata?: components["schemas"]["Metadata"];
