@@ -15,6 +15,9 @@ select "id" from "invoice_items" where "subscription_id" = $1 and "kind" in ($2,
 -- proratedBeforeVoid
 select "item"."id" from "invoice_items" as "item" inner join "events" as "made" on "made"."resource_id" = "item"."id" and "made"."resource_type" = $1 and "made"."type" = $2 inner join "events" as "voided" on "voided"."resource_id" = $3 and "voided"."resource_type" = $4 and "voided"."type" = $5 where "item"."subscription_id" = $6 and "item"."kind" in ($7, $8) and "item"."period_start" >= $9 and "item"."period_start" < $10 and "item"."period_end" <= $11 and (made.xid, made.seq) < (voided.xid, voided.seq) limit $12;
 
+-- prorationItemsBilledBy
+select "id", "subscription_id", "kind", "description", "amount", "period_start", "period_end", "invoice_id", "balance_transaction_id", "plan_id", "created_at" from "invoice_items" where "invoice_id" = $1 and "kind" in ($2, $3) and "period_start" >= $4 and "period_start" < $5 and "period_end" <= $6 order by "created_at", "kind" desc, "id";
+
 -- prorationItemsIn
 select "id", "subscription_id", "kind", "description", "amount", "period_start", "period_end", "invoice_id", "balance_transaction_id", "plan_id", "created_at" from "invoice_items" where "subscription_id" = $1 and "kind" in ($2, $3) and "period_start" >= $4 and "period_end" = $5 order by "created_at", "id";
 

@@ -307,6 +307,8 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
           { start: '2026-01-01', end: '2026-02-01' },
           INVOICE,
         ),
+      prorationItemsBilledBy: (db) =>
+        invoiceItems.prorationItemsBilledBy(db, INVOICE, { start: '2026-01-01', end: '2026-02-01' }),
       prorationItemsIn: (db) =>
         invoiceItems.prorationItemsIn(db, SUBSCRIPTION, { start: '2026-01-01', end: '2026-02-01' }),
       creditsGivenIn: (db) =>

@@ -69,6 +69,29 @@ export async function hasProrationsIn(
 }
 
 /**
+ * The proration items of the period [start, end) that invoice `invoiceId` billed: a change's
+ * credit and charge, a pause's credit, a resume's charge, netted on that period's invoice.
+ */
+export function prorationItemsBilledBy(
+  db: Db,
+  invoiceId: string,
+  period: { start: string; end: string },
+): Promise<InvoiceItemRow[]> {
+  return db
+    .selectFrom('invoice_items')
+    .select(columns)
+    .where('invoice_id', '=', invoiceId)
+    .where('kind', 'in', ['proration_credit', 'proration_charge'])
+    .where('period_start', '>=', period.start)
+    .where('period_start', '<', period.end)
+    .where('period_end', '<=', period.end)
+    .orderBy('created_at')
+    .orderBy('kind', 'desc')
+    .orderBy('id')
+    .execute();
+}
+
+/**
  * Whether a change or a pause in the period [start, end) made proration items before the period's
  * invoice `invoiceId` was voided, in the event log's order (each item's `invoice_item.created`
  * before its `invoice.voided`): they priced the period's days by that invoice.

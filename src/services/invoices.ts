@@ -34,6 +34,7 @@ import {
   insertInvoiceItems,
   listInvoiceItems as queryInvoiceItems,
   pendingInvoiceItems,
+  prorationItemsBilledBy,
   reducePendingItem,
   settleInvoiceItems,
   unbillInvoiceItems,
@@ -229,6 +230,25 @@ export async function invoiceForPeriod(
     existing?.status === 'void' && priced
       ? (existing.lines as unknown as InvoiceCharge[]).find((l) => l.type === 'subscription')
       : undefined;
+  // Its price comes back with the items of the period it netted (retest13 #1): made again, as
+  // the items stay billed by the voided invoice. Without them a pause's credit, or a change's
+  // credit and charge, would be lost once such an invoice made again was voided in turn.
+  if (voidedPrice && existing) {
+    const netted = await prorationItemsBilledBy(tx.db, existing.id, period);
+    const again = await insertInvoiceItems(
+      tx.db,
+      netted.map(({ subscription_id, kind, description, amount, period_start, period_end, plan_id }) => ({
+        subscription_id,
+        kind,
+        description,
+        amount,
+        period_start,
+        period_end,
+        plan_id,
+      })),
+    );
+    for (const item of again) emitItem(tx, item);
+  }
   const forgiven =
     existing?.status === 'void' && (existing.lines as unknown as Charge[]).some((l) => l.type === 'usage');
   const usageLines = forgiven

@@ -368,6 +368,53 @@ describe('a pause', () => {
       // As without the void: 30.00 - 20.32 + 7.74 + 23.23, the paused days unbilled.
       expect((await invoiceAgain(s.sub.id)).subtotal).toBe('40.65');
     });
+
+    it('an invoice made again, issued and voided in turn, is made again with the items it netted (retest13 #1)', async () => {
+      const finalize = async (invoice: Schemas['Invoice']) =>
+        expect((await t.api.post(`/api/v1/invoices/${invoice.id}/finalize`)).status).toBe(200);
+      const voidIt = async (invoice: Schemas['Invoice']) =>
+        expect((await t.api.post(`/api/v1/invoices/${invoice.id}/void`)).status).toBe(200);
+      // Upgraded on the 11th: Basic Jan 1-10 and Pro Jan 11-31 (30.00 - 20.32 + 40.65), each time.
+      const changed = await upgradedThenVoided();
+      const second = await invoiceAgain(changed.sub.id);
+      expect(second.subtotal).toBe('50.33');
+      await finalize(second);
+      await voidIt(second);
+      const third = await invoiceAgain(changed.sub.id);
+      expect(third.lines.map((l) => [l.type, l.amount])).toEqual([
+        ['subscription', '30.00'],
+        ['proration', '-20.32'],
+        ['proration', '40.65'],
+      ]);
+      await finalize(third);
+      await voidIt(third);
+      expect((await invoiceAgain(changed.sub.id)).subtotal).toBe('50.33');
+      expect(await pending(changed.sub.id)).toEqual([]);
+
+      // Paused on the 7th, voided, made again (issued), voided again: the paused days stay unbilled,
+      // and the resume on the 20th charges Jan 20-31 once (Jan 1-6 and 20-31 served: 5.81 + 11.61).
+      const paused = await subscribed();
+      const [january] = await paused.invoices();
+      await paused.advance('2026-01-07T09:00:00Z');
+      await paused.pause();
+      await paused.advance('2026-01-10T09:00:00Z');
+      await voidIt(january!);
+      const again = await invoiceAgain(paused.sub.id);
+      expect(again.subtotal).toBe('5.81');
+      await finalize(again);
+      await voidIt(again);
+      const thrice = await invoiceAgain(paused.sub.id);
+      expect(thrice.subtotal).toBe('5.81');
+      await finalize(thrice);
+      await paused.advance('2026-01-20T10:00:00Z');
+      await paused.resume();
+      expect((await paused.invoices()).map((i) => [i.kind, i.status, i.subtotal])).toEqual([
+        ['period', 'void', '30.00'],
+        ['period', 'void', '5.81'],
+        ['period', 'open', '5.81'],
+        ['proration', 'open', '11.61'],
+      ]);
+    });
   });
 
   it('after a pause and a void, the resume ends the credit at what was paid for the days (pause14 #2)', async () => {
