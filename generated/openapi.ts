@@ -812,7 +812,9 @@ export interface paths {
          * Change a tax rate from a date
          * @description Closes this rate on `effective_from` and opens its successor (same code and region) from
          *     that day, in one transaction. A rate is never edited in place: invoices issued before keep
-         *     the rate they were issued with. A closed rate is 409.
+         *     the rate they were issued with. A rate made with an end (`effective_until`) is changed the
+         *     same way before its end: the successor keeps that end, and `effective_from` on or after it
+         *     is 422. A rate superseded already is 409: supersede its successor, which the problem names.
          */
         post: operations["supersedeTaxRate"];
         delete?: never;
@@ -3637,7 +3639,7 @@ export interface components {
         TaxRateSupersede: {
             percentage: components["schemas"]["Percentage"];
             name?: components["schemas"]["Name"];
-            /** @description The first day of the new rate, and the day the old one stops; after the old one's start. */
+            /** @description The first day of the new rate, and the day the old one stops; after the old one's start, and before its end if it has one. */
             effective_from: components["schemas"]["Date"];
         };
         TaxRateSuperseded: {

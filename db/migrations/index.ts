@@ -71,6 +71,7 @@ import * as m202612160002 from './202612160002_payment_retries_keep_version.js';
 import * as m202612170001 from './202612170001_charged_billable_metrics.js';
 import * as m202612170002 from './202612170002_paused_charges.js';
 import * as m202612170003 from './202612170003_voided_draft_items.js';
+import * as m202612170004 from './202612170004_tax_rate_closed_earlier.js';
 
 export const migrations: Record<string, Migration> = {
   '202611230001_initial': m202611230001,
@@ -143,4 +144,5 @@ export const migrations: Record<string, Migration> = {
   '202612170001_charged_billable_metrics': m202612170001,
   '202612170002_paused_charges': m202612170002,
   '202612170003_voided_draft_items': m202612170003,
+  '202612170004_tax_rate_closed_earlier': m202612170004,
 };

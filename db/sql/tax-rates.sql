@@ -9,6 +9,9 @@ select "id", "code", "name", "percentage", "region", "effective_from", "effectiv
 -- lockTaxRate
 select "id", "code", "name", "percentage", "region", "effective_from", "effective_until", "created_at" from "tax_rates" where "id" = $1 for update;
 
+-- findSuccessor
+select "id", "code", "name", "percentage", "region", "effective_from", "effective_until", "created_at" from "tax_rates" where "code" = $1 and "region" = $2 and "effective_from" = $3;
+
 -- insertTaxRate
 insert into "tax_rates" ("code", "name", "percentage", "region", "effective_from") values ($1, $2, $3, $4, $5) returning "id", "code", "name", "percentage", "region", "effective_from", "effective_until", "created_at";
 

@@ -403,6 +403,8 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
         }),
       findTaxRate: (db) => taxRates.findTaxRate(db, TAX_RATE),
       lockTaxRate: (db) => taxRates.lockTaxRate(db, TAX_RATE),
+      findSuccessor: (db) =>
+        taxRates.findSuccessor(db, { code: 'VAT', region: 'DE', effective_until: '2027-01-01' }),
       insertTaxRate: (db) =>
         taxRates.insertTaxRate(db, {
           code: 'GST',

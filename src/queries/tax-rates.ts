@@ -47,6 +47,21 @@ export function lockTaxRate(db: Db, id: string): Promise<TaxRateRow | undefined>
   return db.selectFrom('tax_rates').select(columns).where('id', '=', id).forUpdate().executeTakeFirst();
 }
 
+/** The rate that superseded `rate`: the same code and region, from the day it was closed on. */
+export function findSuccessor(
+  db: Db,
+  rate: Pick<TaxRateRow, 'code' | 'region' | 'effective_until'>,
+): Promise<TaxRateRow | undefined> {
+  if (rate.effective_until === null) return Promise.resolve(undefined);
+  return db
+    .selectFrom('tax_rates')
+    .select(columns)
+    .where('code', '=', rate.code)
+    .where('region', '=', rate.region)
+    .where('effective_from', '=', rate.effective_until)
+    .executeTakeFirst();
+}
+
 export interface NewTaxRate {
   code: string;
   name: string;
@@ -61,7 +76,7 @@ export function insertTaxRate(db: Db, values: NewTaxRate): Promise<TaxRateRow> {
   return db.insertInto('tax_rates').values(values).returning(columns).executeTakeFirstOrThrow();
 }
 
-/** Closes an open rate on this date (the only change a rate allows). */
+/** Closes a rate on this date, earlier than any end it had (the only change a rate allows). */
 export function closeTaxRate(db: Db, id: string, until: string): Promise<TaxRateRow> {
   return db
     .updateTable('tax_rates')

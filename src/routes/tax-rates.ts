@@ -75,8 +75,14 @@ export function taxRatesRouter(ctx: ServiceContext): Router {
     if (outcome.kind === 'missing') throw noSuchRate(req.params.taxRateId);
     if (outcome.kind === 'closed-already') {
       throw conflict(
-        `The rate was closed on ${outcome.current.effective_until}: supersede the rate that followed it.`,
+        `The rate was superseded from ${outcome.current.effective_until} by rate ${outcome.successor.id}: supersede that one.`,
       );
+    }
+    if (outcome.kind === 'not-before-end') {
+      const end = outcome.current.effective_until;
+      throw unprocessable(`effective_from must be before the rate's own end, ${end}.`, [
+        { location: 'body', field: '/effective_from', message: `must be before ${end}` },
+      ]);
     }
     if (outcome.kind === 'not-after-start') {
       throw unprocessable(

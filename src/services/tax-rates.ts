@@ -53,11 +53,15 @@ export interface SupersedeInput {
 export type SupersedeOutcome =
   | { kind: 'superseded'; closed: TaxRateRow; rate: TaxRateRow }
   | { kind: 'missing' }
-  | { kind: 'closed-already'; current: TaxRateRow }
+  | { kind: 'closed-already'; current: TaxRateRow; successor: TaxRateRow }
   | { kind: 'not-after-start'; current: TaxRateRow }
+  | { kind: 'not-before-end'; current: TaxRateRow & { effective_until: string } }
   | { kind: 'overlap' };
 
-/** Closes the rate on `effective_from` and opens its successor from that day. */
+/**
+ * Closes the rate on `effective_from` and opens its successor from that day, to the rate's own
+ * end if it was made with one (a temporary rate changed before it ends: tax1 F1).
+ */
 export async function supersedeTaxRate(
   ctx: ServiceContext,
   actor: Actor,
@@ -68,8 +72,14 @@ export async function supersedeTaxRate(
     return await inTenant(ctx, actor, async (tx): Promise<SupersedeOutcome> => {
       const current = await taxRates.lockTaxRate(tx.db, id);
       if (!current) return { kind: 'missing' };
-      if (current.effective_until !== null) return { kind: 'closed-already', current };
+      const until = current.effective_until;
+      if (until !== null) {
+        const successor = await taxRates.findSuccessor(tx.db, current);
+        if (successor) return { kind: 'closed-already', current, successor };
+      }
       if (input.effective_from <= current.effective_from) return { kind: 'not-after-start', current };
+      if (until !== null && input.effective_from >= until)
+        return { kind: 'not-before-end', current: { ...current, effective_until: until } };
       const closed = await taxRates.closeTaxRate(tx.db, id, input.effective_from);
       const rate = await taxRates.insertTaxRate(tx.db, {
         code: current.code,
@@ -77,13 +87,14 @@ export async function supersedeTaxRate(
         name: input.name ?? current.name,
         percentage: input.percentage,
         effective_from: input.effective_from,
+        effective_until: until,
       });
       tx.emit({
         type: 'tax_rate.superseded',
         resource_type: 'tax_rate',
         resource_id: id,
         data: toTaxRateResponse(closed),
-        previous: { effective_until: null },
+        previous: { effective_until: until },
       });
       tx.emit({
         type: 'tax_rate.created',

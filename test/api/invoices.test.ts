@@ -54,6 +54,57 @@ beforeAll(async () => {
 });
 
 describe('tax rates', () => {
+  it('changes a rate made with an end before that end: the successor keeps it (tax1 F1)', async () => {
+    const other = await ctx.newTenant();
+    const made = await other.api.post('/api/v1/tax-rates').send({
+      code: 'IVA',
+      name: 'IVA',
+      percentage: '23',
+      region: 'PT',
+      effective_from: '2026-01-01',
+      effective_until: '2026-12-01',
+    });
+    expect(made.status, made.text).toBe(201);
+    const id = (made.body as Schemas['TaxRate']).id;
+    const before = await fingerprint(ctx.db);
+    for (const effective_from of ['2026-12-01', '2027-03-01']) {
+      const late = expectProblem(
+        await other.api.post(`/api/v1/tax-rates/${id}/supersede`).send({ percentage: '21', effective_from }),
+        422,
+        'unprocessable',
+      );
+      expect(late.errors).toEqual([
+        expect.objectContaining({ field: '/effective_from', message: 'must be before 2026-12-01' }),
+      ]);
+    }
+    expect(await fingerprint(ctx.db)).toEqual(before);
+    const changed = await other.api
+      .post(`/api/v1/tax-rates/${id}/supersede`)
+      .send({ percentage: '21', effective_from: '2026-06-01' });
+    expect(changed.status, changed.text).toBe(200);
+    expect(changed.body).toMatchObject({
+      closed: { id, percentage: '23.0000', effective_from: '2026-01-01', effective_until: '2026-06-01' },
+      rate: {
+        code: 'IVA',
+        percentage: '21.0000',
+        effective_from: '2026-06-01',
+        effective_until: '2026-12-01',
+      },
+    });
+    const on = async (date: string) =>
+      (
+        (await other.api.get(`/api/v1/tax-rates?region=PT&on=${date}`)).body as Schemas['TaxRateList']
+      ).data.map((r) => r.percentage);
+    expect([await on('2026-05-31'), await on('2026-06-01'), await on('2026-12-01')]).toEqual([
+      ['23.0000'],
+      ['21.0000'],
+      [],
+    ]);
+    const feed = (await other.api.get(`/api/v1/events?resource_id=${id}&type=tax_rate.superseded`))
+      .body as Schemas['EventList'];
+    expect(feed.data.map((e) => e.previous)).toEqual([{ effective_until: '2026-12-01' }]);
+  });
+
   it('refuses overlapping rates of one code and region, and changes a rate only by superseding it', async () => {
     const other = await ctx.newTenant();
     const first = await other.api
@@ -84,12 +135,16 @@ describe('tax rates', () => {
         effective_until: null,
       },
     });
-    expectProblem(
+    const twice = expectProblem(
       await other.api
         .post(`/api/v1/tax-rates/${id}/supersede`)
         .send({ percentage: '1', effective_from: '2028-01-01' }),
       409,
       'conflict',
+    );
+    const successor = (changed.body as Schemas['TaxRateSuperseded']).rate.id;
+    expect(twice.detail).toBe(
+      `The rate was superseded from 2027-01-01 by rate ${successor}: supersede that one.`,
     );
     const got = await other.api.get(`/api/v1/tax-rates/${id}`);
     expect(got.body).toMatchObject({ id, effective_until: '2027-01-01' });
