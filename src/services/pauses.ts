@@ -205,6 +205,16 @@ async function resume(
   // Resumed after its last day served (its end_date passed while paused): no day is left to bill.
   const ended = lastDayServed(before);
   if (ended && ended.lastDay < day) return { subscription: after, invoice: undefined };
+  // Resumed the day it was paused, in a period nothing bills (its invoice voided before anything
+  // was prorated against it): the pause credited nothing, so the resume charges nothing either.
+  // The two count as none, and the period is invoiced again whole (retest15 #2); charging the
+  // rest here left the days before it unbilled for good.
+  if (
+    before.paused_at !== null &&
+    dayOf(before.paused_at) === day &&
+    !(await periodBilled(tx, before, period))
+  )
+    return { subscription: after, invoice: undefined };
   if (day === period.start && !invoiced) {
     // Resumed on a period's first day: that period is invoiced whole, as its renewal would be.
     const outcome = await invoiceForPeriod(tx, before.id, day);

@@ -207,8 +207,8 @@ describe('a pause', () => {
   it('refuses invoicing again a period voided before a pause in it, which would bill days twice (pause13 #2)', async () => {
     const byHand = (id: string, date: string) =>
       t.api.post(`/api/v1/subscriptions/${id}/invoices`).send({ date });
-    // Voided on the 5th, paused and resumed on the 11th: the resume invoices the 11th to the
-    // end; January whole again would bill those days twice.
+    // Voided on the 5th, paused on the 11th and resumed on the 12th: the resume invoices the 12th
+    // to the end; January whole again would bill those days twice, and the paused day.
     const s = await subscribed();
     const [january] = await s.invoices();
     await s.advance('2026-01-05T00:00:00Z');
@@ -219,12 +219,12 @@ describe('a pause', () => {
     expect(whilePaused.errors).toEqual([
       expect.objectContaining({ message: 'in the period 2026-01-01 to 2026-02-01, paused in part or whole' }),
     ]);
-    await s.advance('2026-01-11T10:00:00Z');
+    await s.advance('2026-01-12T10:00:00Z');
     await s.resume();
     expectProblem(await byHand(s.sub.id, '2026-01-11'), 422, 'unprocessable');
     expect((await s.invoices()).map((i) => [i.status, i.period_start, i.subtotal])).toEqual([
       ['void', '2026-01-01', '30.00'],
-      ['open', '2026-01-11', '20.32'],
+      ['open', '2026-01-12', '19.35'],
     ]);
     // Voided after the pause (its credit pending): invoiced again, the credit netting it; also
     // at the pause's very instant on the clock, and with a second pause after the void, priced
@@ -260,6 +260,25 @@ describe('a pause', () => {
       expect(again.status, `${variant}: ${again.text}`).toBe(201);
       expect((again.body as Schemas['Invoice']).subtotal, variant).toBe(subtotal.toFixed(2));
     }
+  });
+
+  it('after a void before any pause, a pause and a resume the same day count as none: the period is invoiced again whole (retest15 #2)', async () => {
+    const s = await subscribed();
+    const [january] = await s.invoices();
+    await s.advance('2026-01-05T00:00:00Z');
+    expect((await t.api.post(`/api/v1/invoices/${january!.id}/void`)).status).toBe(200);
+    await s.advance('2026-01-11T09:00:00Z');
+    await s.pause();
+    await s.advance('2026-01-11T10:00:00Z');
+    await s.resume();
+    expect((await s.invoices()).map((i) => [i.kind, i.status])).toEqual([['period', 'void']]);
+    const pending = await t.api
+      .get(`/api/v1/subscriptions/${s.sub.id}/invoice-items`)
+      .query({ pending: true });
+    expect((pending.body as Schemas['InvoiceItemList']).data).toEqual([]);
+    const again = await t.api.post(`/api/v1/subscriptions/${s.sub.id}/invoices`).send({ date: '2026-01-11' });
+    expect(again.status, again.text).toBe(201);
+    expect((again.body as Schemas['Invoice']).subtotal).toBe('30.00');
   });
 
   it('after a void before any pause, the days a resume invoiced are credited by a later pause and prorated by a change (void15 #1, #2)', async () => {
