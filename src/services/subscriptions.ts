@@ -586,9 +586,9 @@ function rescheduledBilling(before: SubscriptionRow, changes: SubscriptionPatch)
 }
 
 /**
- * A start date moved before anything was invoiced (the worker's first renewal not run yet): billed
- * from the current period of the new schedule, as a subscription created with that start date
- * is. Moved on the schedule's terms (rescheduledBilling), the days between the old start and the
+ * A start date moved before anything was billed (the worker's first renewal not run yet, and no
+ * import's billed_until past the current period's start): billed from the current period of the
+ * new schedule, as a subscription created with that start date is. Moved on the schedule's terms (rescheduledBilling), the days between the old start and the
  * new schedule's next period would never be billed. Undefined otherwise.
  */
 async function billingAsCreated(
@@ -601,6 +601,15 @@ async function billingAsCreated(
   if (before.status !== 'active' || changes.status !== undefined) return undefined;
   if (await hasAnyInvoice(tx.db, before.id)) return undefined;
   const today = dayOf(subscriptionNow(before));
+  // Imported with its current period billed by the old system (billed_until past that period's
+  // start): billed, so moved as a subscription invoiced here is, never billed again (retest15 #5).
+  const current = periodContaining(
+    billingAnchor(before),
+    before.billing_interval,
+    before.interval_count,
+    today > before.start_date ? today : before.start_date,
+  );
+  if (before.billed_until > current.start) return undefined;
   return periodContaining(
     start,
     changes.billing_interval ?? before.billing_interval,

@@ -103,6 +103,32 @@ describe('POST /subscriptions with billed_until', () => {
     expect(await invoicesOf(s.sub.id)).toEqual([['period', '2026-05-31', '2026-06-30', '78.00']]);
   });
 
+  it('a start date moved keeps the period billed elsewhere billed: only the days up to the new schedule are charged (retest15 #5)', async () => {
+    // A day later: periods on the 1st; May 31 (1 of May's 31 days) charged, June invoiced with it.
+    const later = await imported({ billed_until: '2026-05-31' });
+    await later.work();
+    const moved = await t.api
+      .patch(`/api/v1/subscriptions/${later.sub.id}`)
+      .send({ start_date: '2026-02-01' });
+    expect(moved.status, moved.text).toBe(200);
+    expect((moved.body as Schemas['Subscription']).billed_until).toBe('2026-06-01');
+    await later.advance('2026-06-01T01:00:00Z');
+    expect(await invoicesOf(later.sub.id)).toEqual([['period', '2026-06-01', '2026-07-01', '32.00']]);
+
+    // A month earlier: the same periods, nothing charged, nothing invoiced before May 31.
+    const earlier = await imported({ billed_until: '2026-05-31' });
+    await earlier.work();
+    const same = await t.api
+      .patch(`/api/v1/subscriptions/${earlier.sub.id}`)
+      .send({ start_date: '2025-12-31' });
+    expect(same.status, same.text).toBe(200);
+    expect((same.body as Schemas['Subscription']).billed_until).toBe('2026-05-31');
+    await earlier.advance('2026-05-30T01:00:00Z');
+    expect(await invoicesOf(earlier.sub.id)).toEqual([]);
+    await earlier.advance('2026-05-31T01:00:00Z');
+    expect(await invoicesOf(earlier.sub.id)).toEqual([['period', '2026-05-31', '2026-06-30', '31.00']]);
+  });
+
   it('the current period start is as without it; any other day, a trial or canceled is 422', async () => {
     const usual = await imported({ billed_until: '2026-04-30' });
     expect(usual.res.status, usual.res.text).toBe(201);
