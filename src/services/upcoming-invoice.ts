@@ -48,8 +48,10 @@ export async function upcomingInvoice(
       // Not issued: issuing takes the tenant's next invoice number, whose lock would hold the
       // tenant's renewals until this rolls back. What the balance would pay is all it adds.
       const preview: Settle = async (tx, _before, draft, at, _tenantId, created) => {
-        const fromBalance =
-          draft.status === 'draft' ? await takeFromBalance(tx, draft, at, created?.customer) : '0.00';
+        // The period's invoice issued already (by hand, before the worker's look): the renewal
+        // issues nothing for that period, and moves on to the next (retest15 #1).
+        if (draft.status !== 'draft') return draft;
+        const fromBalance = await takeFromBalance(tx, draft, at, created?.customer);
         const invoice = fromBalance === '0.00' ? draft : { ...draft, amount_from_balance: fromBalance };
         issued.push(invoice);
         return invoice;

@@ -100,6 +100,49 @@ const billed = (i: Schemas['UpcomingInvoice'] | Schemas['Invoice']) => ({
 });
 
 describe('the upcoming invoice', () => {
+  it('after the current period was invoiced and issued by hand before the first renewal, is the next period (retest15 #1)', async () => {
+    const p = await plan('40.00', false);
+    const clock = (
+      await t.api.post('/api/v1/test-clocks').send({ name: 'by hand', frozen_time: '2028-05-10T09:00:00Z' })
+    ).body as Schemas['TestClock'];
+    const user = await createUser(t, { region: 'DE' });
+    const made = await t.api.post('/api/v1/subscriptions').send({
+      user_id: user.id,
+      status: 'active',
+      plan_id: p.id,
+      start_date: '2028-05-10',
+      test_clock_id: clock.id,
+    });
+    expect(made.status, made.text).toBe(201);
+    const sub = made.body as Schemas['Subscription'];
+    const draft = await t.api.post(`/api/v1/subscriptions/${sub.id}/invoices`).send({});
+    expect(draft.status, draft.text).toBe(201);
+    expect(
+      (await t.api.post(`/api/v1/invoices/${(draft.body as Schemas['Invoice']).id}/finalize`)).status,
+    ).toBe(200);
+    const upcoming = await t.api.get(`/api/v1/subscriptions/${sub.id}/upcoming-invoice`);
+    expect(upcoming.status, upcoming.text).toBe(200);
+    expect(upcoming.body as Schemas['UpcomingInvoice']).toMatchObject({
+      period_start: '2028-06-10',
+      subtotal: '40.00',
+      issues_at: '2028-06-10T00:00:00.000Z',
+    });
+    // The renewal then issues exactly that, and nothing for May.
+    await t.api
+      .post(`/api/v1/test-clocks/${clock.id}/advance`)
+      .send({ frozen_time: '2028-06-10T01:00:00Z' })
+      .expect(202);
+    await performDueWork(
+      { db: ctx.appDb, ownerDb: ctx.db, gateway: simulatedGateway, settlementDelayScale: 0 },
+      { tenantId: t.id, clockId: clock.id },
+    );
+    const invoices = (await t.api.get('/api/v1/invoices').query({ subscription_id: sub.id }))
+      .body as Schemas['InvoiceList'];
+    const june = invoices.data.find((i) => i.period_start === '2028-06-10')!;
+    expect(invoices.data.map((i) => i.period_start).sort()).toEqual(['2028-05-10', '2028-06-10']);
+    expect(billed(june)).toEqual(billed(upcoming.body as Schemas['UpcomingInvoice']));
+  });
+
   it('is what the renewal then issues: price, usage so far, discount, pending items and taxes', async () => {
     const p = await plan('30.00');
     const s = await onClock('2027-01-10T12:00:00Z', { plan_id: p.id, start_date: '2027-01-01' });
