@@ -1092,8 +1092,11 @@ async function changeSubscription(
   });
   if (canceling) await stopRetries(tx, id);
   // Unpaid: never collected automatically, no retry stays scheduled; active again: the invoices
-  // issued while unpaid are collected (as when its failed invoices are paid).
+  // issued while unpaid are collected (as when its failed invoices are paid). Past due made
+  // active by hand: its dunning ends (the admin's word stands: a retry failing later made it
+  // past_due again, and its last one canceled it), its invoices stay owed (dunning1 F2).
   if (to === 'unpaid' && before.status !== 'unpaid') await stopRetries(tx, id);
+  if (to === 'active' && before.status === 'past_due') await stopRetries(tx, id);
   if (to === 'active' && before.status === 'unpaid')
     await resumeCollection(tx, id, before.clock_time ?? undefined);
   emitChange(tx, before, after);

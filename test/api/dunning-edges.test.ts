@@ -314,6 +314,24 @@ describe('a subscription marked unpaid (F5, F7)', () => {
     expect(await paymentsOf(tenant, invoice.id)).toHaveLength(1);
   });
 
+  it('past due and made active by hand: its dunning ends, the invoice stays owed (dunning1 F2)', async () => {
+    const { tenant, planId } = shared;
+    const { clock, sub, invoice } = await decliningSubscription(tenant, planId);
+    const active = await tenant.api.patch(`/api/v1/subscriptions/${sub.id}`).send({ status: 'active' });
+    expect(active.status, active.text).toBe(200);
+    expect((await invoicesOf(tenant, sub.id))[0]).toMatchObject({
+      status: 'open',
+      amount_due: invoice.amount_due,
+      next_payment_attempt_at: null,
+    });
+    // No retry on 2, 4 or 6 January: still active, not canceled by a last retry.
+    await clock.advance('2026-01-10T00:00:00Z');
+    expect(await paymentsOf(tenant, invoice.id)).toHaveLength(1);
+    expect((await subscriptionOf(tenant, sub.id)).status).toBe('active');
+    const types = (await eventsOf(tenant, invoice.id)).map((e) => e.type);
+    expect(types.filter((type) => type === 'invoice.updated')).toHaveLength(1);
+  });
+
   it('created unpaid, collects the invoices it issued once it is active again', async () => {
     const { tenant, planId } = shared;
     const clock = await testClock(tenant);

@@ -4183,15 +4183,19 @@ export interface components {
              *     (ascending); the subscription is `past_due` meanwhile and `active` again when one
              *     succeeds. Empty: no retries. Payments made through the API use none of the retries. A
              *     retry that finds no payment method on its day is used without a payment; one due while a
-             *     payment made through the API is in flight waits for it.
+             *     payment made through the API is in flight waits for it. A change applies to invoices in
+             *     dunning from their next failure: the retry already scheduled keeps its day, and the new
+             *     days then count the retries used (so a shorter list can make that retry the last).
              */
             dunning_retry_days: number[];
             /**
              * @description When the last retry fails (or its day passes without a payment method), the invoice
              *     becomes `uncollectible` and the subscription is either canceled (`cancel`) or `unpaid`
              *     (`mark_unpaid`): still invoiced each period, never collected automatically, and `active`
-             *     again once a payment of its failed invoices succeeds (`POST /invoices/{id}/payments`).
-             *     Once active again, the invoices issued while it was unpaid are collected.
+             *     again once none of its failed invoices is owed: each paid (`POST
+             *     /invoices/{id}/payments`), credited down to zero or voided, also one whose retries the
+             *     final action stopped (`GET /invoices?subscription_id=&status=open&status=uncollectible`
+             *     lists them). Once active again, the invoices issued while it was unpaid are collected.
              * @enum {string}
              */
             dunning_final_action: "cancel" | "mark_unpaid";
