@@ -4308,7 +4308,7 @@ export interface components {
             next_cursor: components["schemas"]["NextCursor"];
         };
         /**
-         * @description `pending` until an attempt gets a 2xx (`succeeded`) or retries end after 3 days (`failed`). A `succeeded` delivery sent again on request stays `succeeded` whatever that attempt gets (its event was delivered; the attempt is recorded and not retried).
+         * @description `pending` until an attempt gets a 2xx (`succeeded`) or retries end after 3 days (`failed`). A `succeeded` delivery sent again on request stays `succeeded` while that attempt waits and whatever it gets (its event was delivered; the attempt is recorded and not retried, and its failure does not make the endpoint back off).
          * @enum {string}
          */
         WebhookDeliveryStatus: "pending" | "succeeded" | "failed";
@@ -4335,7 +4335,7 @@ export interface components {
             attempt_count: number;
             /**
              * Format: date-time
-             * @description When the next attempt is due; null once succeeded or failed. While its endpoint backs off after a failed attempt, the attempt also waits for the endpoint's own retry time (see docs/webhooks.md).
+             * @description When the next attempt is due; null once succeeded or failed, unless sent again on request and not sent yet. While its endpoint backs off after a failed attempt, the attempt also waits for the endpoint's own retry time (see docs/webhooks.md).
              */
             next_attempt_at: string | null;
             /** Format: date-time */

@@ -72,6 +72,7 @@ import * as m202612170001 from './202612170001_charged_billable_metrics.js';
 import * as m202612170002 from './202612170002_paused_charges.js';
 import * as m202612170003 from './202612170003_voided_draft_items.js';
 import * as m202612170004 from './202612170004_tax_rate_closed_earlier.js';
+import * as m202612170005 from './202612170005_resend_stays_succeeded.js';
 
 export const migrations: Record<string, Migration> = {
   '202611230001_initial': m202611230001,
@@ -145,4 +146,5 @@ export const migrations: Record<string, Migration> = {
   '202612170002_paused_charges': m202612170002,
   '202612170003_voided_draft_items': m202612170003,
   '202612170004_tax_rate_closed_earlier': m202612170004,
+  '202612170005_resend_stays_succeeded': m202612170005,
 };

@@ -29,7 +29,7 @@ with candidates as (
                 and l.leased_until is not null and l.leased_until > now()) as budget
           from webhook_deliveries d
           join webhook_endpoints w on w.tenant_id = d.tenant_id and w.id = d.endpoint_id
-          where d.retry_requested and d.status = 'pending' and d.next_attempt_at <= now()
+          where d.retry_requested and d.status in ('pending', 'succeeded') and d.next_attempt_at <= now()
             and (d.leased_until is null or d.leased_until <= now())
             and w.status = 'enabled'
           order by d.next_attempt_at
@@ -81,7 +81,8 @@ with candidates as (
     -- By the whole key: the owner is not scoped to a tenant, and the primary key starts with it.
     from due where d.tenant_id = due.tenant_id and d.id = due.id
       -- Checked again on the row as it is now: a concurrent claim took it first.
-      and d.status = 'pending' and (d.leased_until is null or d.leased_until <= now())
+      and (d.status = 'pending' or (d.retry_requested and d.status = 'succeeded'))
+      and (d.leased_until is null or d.leased_until <= now())
     returning d.id, d.tenant_id, d.lease_token;
 update "webhook_endpoints" set "status" = $1, "disabled_reason" = $2, "updated_at" = now() where "id" = $3 returning "id", "url", "description", "enabled_events", "status", "disabled_reason", "previous_secret_expires_at", "version", "created_at", "updated_at";
 
@@ -102,7 +103,7 @@ with candidates as (
                 and l.leased_until is not null and l.leased_until > now()) as budget
           from webhook_deliveries d
           join webhook_endpoints w on w.tenant_id = d.tenant_id and w.id = d.endpoint_id
-          where d.retry_requested and d.status = 'pending' and d.next_attempt_at <= now()
+          where d.retry_requested and d.status in ('pending', 'succeeded') and d.next_attempt_at <= now()
             and (d.leased_until is null or d.leased_until <= now())
             and w.status = 'enabled'
           order by d.next_attempt_at
@@ -154,7 +155,8 @@ with candidates as (
     -- By the whole key: the owner is not scoped to a tenant, and the primary key starts with it.
     from due where d.tenant_id = due.tenant_id and d.id = due.id
       -- Checked again on the row as it is now: a concurrent claim took it first.
-      and d.status = 'pending' and (d.leased_until is null or d.leased_until <= now())
+      and (d.status = 'pending' or (d.retry_requested and d.status = 'succeeded'))
+      and (d.leased_until is null or d.leased_until <= now())
     returning d.id, d.tenant_id, d.lease_token;
 select "secret" from "webhook_endpoints" where "id" = $1;
 
@@ -174,7 +176,7 @@ select "delivery_id", "number", "attempted_at", "status_code", "error", "duratio
 select "id", "endpoint_id", "event_id", "event_type", "status", "attempts", "first_attempted_at", "next_attempt_at", "last_attempted_at", "last_status_code", "last_error", "created_at", "leased_until" from "webhook_deliveries" where "id" = $1 for update;
 
 -- deliverNow
-update "webhook_deliveries" set "status" = $1, "next_attempt_at" = now(), "retry_requested" = $2, "updated_at" = now() where "id" = $3 returning "id", "endpoint_id", "event_id", "event_type", "status", "attempts", "first_attempted_at", "next_attempt_at", "last_attempted_at", "last_status_code", "last_error", "created_at";
+update "webhook_deliveries" set "status" = case when status = 'succeeded' then 'succeeded' else 'pending' end, "next_attempt_at" = now(), "retry_requested" = $1, "updated_at" = now() where "id" = $2 returning "id", "endpoint_id", "event_id", "event_type", "status", "attempts", "first_attempted_at", "next_attempt_at", "last_attempted_at", "last_status_code", "last_error", "created_at";
 select pg_notify('webhook_deliveries', '1');
 
 -- claimDueDeliveries
@@ -192,7 +194,7 @@ with candidates as (
                 and l.leased_until is not null and l.leased_until > now()) as budget
           from webhook_deliveries d
           join webhook_endpoints w on w.tenant_id = d.tenant_id and w.id = d.endpoint_id
-          where d.retry_requested and d.status = 'pending' and d.next_attempt_at <= now()
+          where d.retry_requested and d.status in ('pending', 'succeeded') and d.next_attempt_at <= now()
             and (d.leased_until is null or d.leased_until <= now())
             and w.status = 'enabled'
           order by d.next_attempt_at
@@ -244,7 +246,8 @@ with candidates as (
     -- By the whole key: the owner is not scoped to a tenant, and the primary key starts with it.
     from due where d.tenant_id = due.tenant_id and d.id = due.id
       -- Checked again on the row as it is now: a concurrent claim took it first.
-      and d.status = 'pending' and (d.leased_until is null or d.leased_until <= now())
+      and (d.status = 'pending' or (d.retry_requested and d.status = 'succeeded'))
+      and (d.leased_until is null or d.leased_until <= now())
     returning d.id, d.tenant_id, d.lease_token;
 
 -- nextDueAt
@@ -262,11 +265,12 @@ select min(at) as at from (
       select greatest(d.next_attempt_at, d.leased_until, case when not d.retry_requested then w.retry_at end)
       from webhook_deliveries d
       join webhook_endpoints w on w.tenant_id = d.tenant_id and w.id = d.endpoint_id
-      where d.leased_until is not null and d.status = 'pending' and w.status = 'enabled'
+      where d.leased_until is not null and w.status = 'enabled'
+        and (d.status = 'pending' or (d.retry_requested and d.status = 'succeeded'))
       union all
       select d.next_attempt_at from webhook_deliveries d
       join webhook_endpoints w on w.tenant_id = d.tenant_id and w.id = d.endpoint_id
-      where d.retry_requested and d.status = 'pending' and d.leased_until is null
+      where d.retry_requested and d.status in ('pending', 'succeeded') and d.leased_until is null
         and w.status = 'enabled'
     ) due;
 
@@ -276,7 +280,7 @@ select count(*) as count from webhook_deliveries where status = 'pending';
 -- findDeliveryToSend
 select "d"."id", "d"."endpoint_id", "d"."event_id", "d"."event_type", "d"."status", "d"."attempts", "d"."first_attempted_at", "d"."next_attempt_at", "d"."last_attempted_at", "d"."last_status_code", "d"."last_error", "d"."created_at", "w"."url", "w"."secret", case when w.previous_secret_expires_at > now() then w.previous_secret end as "previous_secret", json_build_object('seq', e.seq::text, 'id', e.id, 'xid', e.xid::text, 'type', e.type,
         'resource_type', e.resource_type, 'resource_id', e.resource_id, 'actor', e.actor,
-        'request_id', e.request_id, 'occurred_at', e.occurred_at, 'data', e.data, 'previous', e.previous) as "event" from "webhook_deliveries" as "d" inner join "webhook_endpoints" as "w" on "w"."tenant_id" = "d"."tenant_id" and "w"."id" = "d"."endpoint_id" inner join "events" as "e" on "e"."tenant_id" = "d"."tenant_id" and "e"."xid" = "d"."event_xid" and "e"."seq" = "d"."event_seq" where "d"."id" = $1 and "d"."lease_token" = $2 and "d"."status" = $3;
+        'request_id', e.request_id, 'occurred_at', e.occurred_at, 'data', e.data, 'previous', e.previous) as "event" from "webhook_deliveries" as "d" inner join "webhook_endpoints" as "w" on "w"."tenant_id" = "d"."tenant_id" and "w"."id" = "d"."endpoint_id" inner join "events" as "e" on "e"."tenant_id" = "d"."tenant_id" and "e"."xid" = "d"."event_xid" and "e"."seq" = "d"."event_seq" where "d"."id" = $1 and "d"."lease_token" = $2 and ("d"."status" = $3 or ("d"."retry_requested" = $4 and "d"."status" = $5));
 
 -- recordAttempt
 insert into "webhook_endpoints" ("url", "description", "enabled_events", "secret") values ($1, $2, $3, $4) returning "id", "url", "description", "enabled_events", "status", "disabled_reason", "previous_secret_expires_at", "version", "created_at", "updated_at";
@@ -295,7 +299,7 @@ with candidates as (
                 and l.leased_until is not null and l.leased_until > now()) as budget
           from webhook_deliveries d
           join webhook_endpoints w on w.tenant_id = d.tenant_id and w.id = d.endpoint_id
-          where d.retry_requested and d.status = 'pending' and d.next_attempt_at <= now()
+          where d.retry_requested and d.status in ('pending', 'succeeded') and d.next_attempt_at <= now()
             and (d.leased_until is null or d.leased_until <= now())
             and w.status = 'enabled'
           order by d.next_attempt_at
@@ -347,7 +351,8 @@ with candidates as (
     -- By the whole key: the owner is not scoped to a tenant, and the primary key starts with it.
     from due where d.tenant_id = due.tenant_id and d.id = due.id
       -- Checked again on the row as it is now: a concurrent claim took it first.
-      and d.status = 'pending' and (d.leased_until is null or d.leased_until <= now())
+      and (d.status = 'pending' or (d.retry_requested and d.status = 'succeeded'))
+      and (d.leased_until is null or d.leased_until <= now())
     returning d.id, d.tenant_id, d.lease_token;
 update "webhook_deliveries" set "status" = case when ($1 <> 'succeeded' and exists (
     select 1 from webhook_attempts a

@@ -196,7 +196,8 @@ export async function deliverNow(db: Db, id: string): Promise<WebhookDelivery | 
   const delivery = await db
     .updateTable('webhook_deliveries')
     .set({
-      status: 'pending',
+      // A delivered one stays succeeded: its event was delivered, whatever this attempt gets.
+      status: sql<WebhookDeliveryStatus>`case when status = 'succeeded' then 'succeeded' else 'pending' end`,
       next_attempt_at: sql`now()`,
       retry_requested: true,
       updated_at: sql`now()`,
@@ -280,7 +281,7 @@ async function claimInTransaction(
                 and l.leased_until is not null and l.leased_until > now()) as budget
           from webhook_deliveries d
           join webhook_endpoints w on w.tenant_id = d.tenant_id and w.id = d.endpoint_id
-          where d.retry_requested and d.status = 'pending' and d.next_attempt_at <= now()
+          where d.retry_requested and d.status in ('pending', 'succeeded') and d.next_attempt_at <= now()
             and (d.leased_until is null or d.leased_until <= now())
             and w.status = 'enabled'
           order by d.next_attempt_at
@@ -332,7 +333,8 @@ async function claimInTransaction(
     -- By the whole key: the owner is not scoped to a tenant, and the primary key starts with it.
     from due where d.tenant_id = due.tenant_id and d.id = due.id
       -- Checked again on the row as it is now: a concurrent claim took it first.
-      and d.status = 'pending' and (d.leased_until is null or d.leased_until <= now())
+      and (d.status = 'pending' or (d.retry_requested and d.status = 'succeeded'))
+      and (d.leased_until is null or d.leased_until <= now())
     returning d.id, d.tenant_id, d.lease_token`.execute(db);
   return rows;
 }
@@ -367,11 +369,12 @@ export async function nextDueAt(db: Db): Promise<Date | undefined> {
       select greatest(d.next_attempt_at, d.leased_until, case when not d.retry_requested then w.retry_at end)
       from webhook_deliveries d
       join webhook_endpoints w on w.tenant_id = d.tenant_id and w.id = d.endpoint_id
-      where d.leased_until is not null and d.status = 'pending' and w.status = 'enabled'
+      where d.leased_until is not null and w.status = 'enabled'
+        and (d.status = 'pending' or (d.retry_requested and d.status = 'succeeded'))
       union all
       select d.next_attempt_at from webhook_deliveries d
       join webhook_endpoints w on w.tenant_id = d.tenant_id and w.id = d.endpoint_id
-      where d.retry_requested and d.status = 'pending' and d.leased_until is null
+      where d.retry_requested and d.status in ('pending', 'succeeded') and d.leased_until is null
         and w.status = 'enabled'
     ) due`.execute(db);
   return rows[0]?.at ?? undefined;
@@ -417,7 +420,12 @@ export async function findDeliveryToSend(
     ])
     .where('d.id', '=', id)
     .where('d.lease_token', '=', leaseToken)
-    .where('d.status', '=', 'pending')
+    .where((eb) =>
+      eb.or([
+        eb('d.status', '=', 'pending'),
+        eb.and([eb('d.retry_requested', '=', true), eb('d.status', '=', 'succeeded')]),
+      ]),
+    )
     .executeTakeFirst();
   if (!row) return undefined;
   const { url, secret, previous_secret, event, ...delivery } = row;

@@ -158,6 +158,10 @@ export function recordAttempt(
       await webhooks.endpointSucceeded(tx.db, made.endpoint_id);
       return { kind: 'recorded', status: made.status, endpointDisabled: false };
     }
+    // A delivered event sent again on request, refused: recorded, and no step of the endpoint's
+    // backoff, which held up its other deliveries for a copy it had had (retest15 #3).
+    if (made.status === 'succeeded')
+      return { kind: 'recorded', status: made.status, endpointDisabled: false };
     const endpoint = await webhooks.lockEndpointHealth(tx.db, made.endpoint_id);
     if (endpoint) {
       await webhooks.setEndpointHealth(

@@ -835,15 +835,25 @@ describe('webhook delivery', () => {
     expect(receiver.received.at(-1)!.headers['subscriptions-delivery-id']).toBe(failed.id);
 
     // A delivered one is sent again too, as the same delivery (receivers deduplicate by its id).
-    expect((await t.api.post(path)).status).toBe(202);
+    const delivered = await t.api.post(path);
+    expect(delivered.status, delivered.text).toBe(202);
     await failedWith('succeeded', failed.attempt_count + 2);
     expect(receiver.received).toHaveLength(failed.attempt_count + 2);
-    // Sent again and refused, it stays succeeded (its event was delivered), with the failed
-    // attempt recorded, and is not retried on the schedule (webhooks1 #3).
+    // Sent again and refused, it stays succeeded (its event was delivered), also while that
+    // attempt waits (retest15 #4), with the failed attempt recorded, and is not retried on the
+    // schedule (webhooks1 #3); nor does the endpoint back off for it (retest15 #3).
     statuses[1] = 500;
-    expect((await t.api.post(path)).status).toBe(202);
+    const resent = await t.api.post(path);
+    expect(resent.status, resent.text).toBe(202);
+    expect(resent.body).toMatchObject({ status: 'succeeded' });
+    const listed = (await t.api.get(`/api/v1/webhook-endpoints/${endpoint.id}/deliveries?status=pending`))
+      .body as Schemas['WebhookDeliveryList'];
+    expect(listed.data).toEqual([]);
     const again = await failedWith('succeeded', failed.attempt_count + 3);
     expect(again.attempts.at(-1)).toMatchObject({ number: failed.attempt_count + 3, status_code: 500 });
+    const { rows } = await sql<{ consecutive_failures: number; retry_at: Date | null }>`
+      select consecutive_failures, retry_at from webhook_endpoints where id = ${endpoint.id}`.execute(ctx.db);
+    expect(rows).toEqual([{ consecutive_failures: 0, retry_at: null }]);
     await dispatch(limits);
     await new Promise((resolve) => setTimeout(resolve, 100));
     await dispatch(limits);
