@@ -75,7 +75,7 @@ export function taxRatesRouter(ctx: ServiceContext): Router {
     if (outcome.kind === 'missing') throw noSuchRate(req.params.taxRateId);
     if (outcome.kind === 'closed-already') {
       throw conflict(
-        `The rate was superseded from ${outcome.current.effective_until} by rate ${outcome.successor.id}: supersede that one.`,
+        `The rate ends on ${outcome.current.effective_until}, where rate ${outcome.successor.id} follows it: supersede that one.`,
       );
     }
     if (outcome.kind === 'not-before-end') {

@@ -60,7 +60,8 @@ export type SupersedeOutcome =
 
 /**
  * Closes the rate on `effective_from` and opens its successor from that day, to the rate's own
- * end if it was made with one (a temporary rate changed before it ends: tax1 F1).
+ * end if it has one (a temporary rate changed before it ends, tax1 F1; a rate superseded or
+ * followed by another already, changed again within its dates, retest16 #1).
  */
 export async function supersedeTaxRate(
   ctx: ServiceContext,
@@ -73,13 +74,13 @@ export async function supersedeTaxRate(
       const current = await taxRates.lockTaxRate(tx.db, id);
       if (!current) return { kind: 'missing' };
       const until = current.effective_until;
-      if (until !== null) {
+      if (input.effective_from <= current.effective_from) return { kind: 'not-after-start', current };
+      // On or after its end: the change is the rate's that follows it, when one does.
+      if (until !== null && input.effective_from >= until) {
         const successor = await taxRates.findSuccessor(tx.db, current);
         if (successor) return { kind: 'closed-already', current, successor };
-      }
-      if (input.effective_from <= current.effective_from) return { kind: 'not-after-start', current };
-      if (until !== null && input.effective_from >= until)
         return { kind: 'not-before-end', current: { ...current, effective_until: until } };
+      }
       const closed = await taxRates.closeTaxRate(tx.db, id, input.effective_from);
       const rate = await taxRates.insertTaxRate(tx.db, {
         code: current.code,

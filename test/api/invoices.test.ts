@@ -144,14 +144,24 @@ describe('tax rates', () => {
     );
     const successor = (changed.body as Schemas['TaxRateSuperseded']).rate.id;
     expect(twice.detail).toBe(
-      `The rate was superseded from 2027-01-01 by rate ${successor}: supersede that one.`,
+      `The rate ends on 2027-01-01, where rate ${successor} follows it: supersede that one.`,
     );
+    // Changed again within its dates: closed earlier, and the rate made ends where it ended
+    // (also with the rate after it made on its own, not by a supersede: retest16 #1).
+    const within = await other.api
+      .post(`/api/v1/tax-rates/${id}/supersede`)
+      .send({ percentage: '11', effective_from: '2026-07-01' });
+    expect(within.status, within.text).toBe(200);
+    expect(within.body).toMatchObject({
+      closed: { id, effective_until: '2026-07-01' },
+      rate: { percentage: '11.0000', effective_from: '2026-07-01', effective_until: '2027-01-01' },
+    });
     const got = await other.api.get(`/api/v1/tax-rates/${id}`);
-    expect(got.body).toMatchObject({ id, effective_until: '2027-01-01' });
+    expect(got.body).toMatchObject({ id, effective_until: '2026-07-01' });
     expectProblem(await t.api.get(`/api/v1/tax-rates/${id}`), 404, 'not-found'); // another tenant's
     const onDate = (await other.api.get('/api/v1/tax-rates?region=AU&on=2026-12-31'))
       .body as Schemas['TaxRateList'];
-    expect(onDate.data.map((r) => r.percentage)).toEqual(['10.0000']);
+    expect(onDate.data.map((r) => r.percentage)).toEqual(['11.0000']);
     // The database refuses an edit in place, to the app role and to the owner.
     await expect(
       withTenant(ctx.appDb, { tenantId: other.id }, (trx) =>

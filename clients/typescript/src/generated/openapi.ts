@@ -812,9 +812,10 @@ export interface paths {
          * Change a tax rate from a date
          * @description Closes this rate on `effective_from` and opens its successor (same code and region) from
          *     that day, in one transaction. A rate is never edited in place: invoices issued before keep
-         *     the rate they were issued with. A rate made with an end (`effective_until`) is changed the
-         *     same way before its end: the successor keeps that end, and `effective_from` on or after it
-         *     is 422. A rate superseded already is 409: supersede its successor, which the problem names.
+         *     the rate they were issued with. A rate with an end (`effective_until`: made with one, or
+         *     superseded already) is changed the same way before its end, and the successor keeps that
+         *     end. `effective_from` on or after the end is 409 when another rate follows from that day
+         *     (supersede that one: the problem names it), else 422.
          */
         post: operations["supersedeTaxRate"];
         delete?: never;
