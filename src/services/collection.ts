@@ -352,8 +352,16 @@ export async function renewLocked(
     after = await renewed();
     if (closing?.kind === 'created') await settle(tx, before, closing.invoice, at, tenantId);
   } else if (before.status !== 'trialing') {
-    const outcome = await invoiceForPeriod(tx, subscriptionId, billedUntil, before, { served });
+    const outcome = await invoiceForPeriod(tx, subscriptionId, billedUntil, before, {
+      served,
+      voided: 'leave',
+    });
     if (outcome.kind === 'after-end') return stopBilling();
+    if (outcome.kind === 'voided') {
+      after = await renewed();
+      emitChange(tx, before, after, 'subscription.renewed');
+      return;
+    }
     if (outcome.kind !== 'created' && outcome.kind !== 'existing')
       throw new Error(`renewal of ${subscriptionId}: unexpected ${outcome.kind}`);
     after = await renewed();

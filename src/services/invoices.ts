@@ -103,7 +103,9 @@ export type CreateInvoiceOutcome =
    */
   | { kind: 'ahead'; periodStart: string; why: 'renewal' | 'usage' }
   /** Invoiced by hand, a period the subscription was paused in (or resumed in): never billed whole. */
-  | { kind: 'paused'; period: { start: string; end: string } };
+  | { kind: 'paused'; period: { start: string; end: string } }
+  /** A renewal's period whose invoice was voided (options.voided 'leave'): left unbilled. */
+  | { kind: 'voided'; invoice: InvoiceRow };
 
 /**
  * The invoice of the subscription's billing period containing `date` (default today, on the
@@ -135,6 +137,12 @@ export interface PeriodInvoiceOptions {
    * ended (closing that usage early would refuse the rest of it).
    */
   ahead?: 'refuse' | undefined;
+  /**
+   * 'leave' (renewals): a period whose invoice was voided stays unbilled, as one the renewal
+   * issued and was then voided does: a period invoiced by hand before the worker's first look
+   * and voided was billed again by the renewal (retest16 #2). Invoicing it again is asked for.
+   */
+  voided?: 'leave' | undefined;
 }
 
 /**
@@ -177,6 +185,7 @@ export async function invoiceForPeriod(
     subscription.plan_id ? findPlan(tx.db, subscription.plan_id) : undefined,
   ]);
   if (existing && existing.status !== 'void') return { kind: 'existing', invoice: existing };
+  if (existing && options.voided === 'leave') return { kind: 'voided', invoice: existing };
   // By hand, a period whose price was never invoiced (a renewal during a pause bills usage only):
   // nothing is invoiced for time paused, and the period a resume fell in had its rest invoiced by
   // the resume. A period whose price was invoiced, then voided, is made again with the pause's

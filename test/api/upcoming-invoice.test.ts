@@ -143,6 +143,45 @@ describe('the upcoming invoice', () => {
     expect(billed(june)).toEqual(billed(upcoming.body as Schemas['UpcomingInvoice']));
   });
 
+  it('leaves a period invoiced by hand and voided before the first renewal unbilled, as the renewal would its own (retest16 #2)', async () => {
+    const p = await plan('40.00', false);
+    const clock = (
+      await t.api.post('/api/v1/test-clocks').send({ name: 'voided', frozen_time: '2028-05-10T09:00:00Z' })
+    ).body as Schemas['TestClock'];
+    const user = await createUser(t, { region: 'DE' });
+    const made = await t.api.post('/api/v1/subscriptions').send({
+      user_id: user.id,
+      status: 'active',
+      plan_id: p.id,
+      start_date: '2028-05-10',
+      test_clock_id: clock.id,
+    });
+    const sub = made.body as Schemas['Subscription'];
+    const draft = (await t.api.post(`/api/v1/subscriptions/${sub.id}/invoices`).send({}))
+      .body as Schemas['Invoice'];
+    expect((await t.api.post(`/api/v1/invoices/${draft.id}/finalize`)).status).toBe(200);
+    expect((await t.api.post(`/api/v1/invoices/${draft.id}/void`)).status).toBe(200);
+    const upcoming = await t.api.get(`/api/v1/subscriptions/${sub.id}/upcoming-invoice`);
+    expect((upcoming.body as Schemas['UpcomingInvoice']).period_start).toBe('2028-06-10');
+    await t.api
+      .post(`/api/v1/test-clocks/${clock.id}/advance`)
+      .send({ frozen_time: '2028-06-10T01:00:00Z' })
+      .expect(202);
+    await performDueWork(
+      { db: ctx.appDb, ownerDb: ctx.db, gateway: simulatedGateway, settlementDelayScale: 0 },
+      { tenantId: t.id, clockId: clock.id },
+    );
+    const invoices = (await t.api.get('/api/v1/invoices').query({ subscription_id: sub.id }))
+      .body as Schemas['InvoiceList'];
+    expect(invoices.data.map((i) => [i.period_start, i.status]).reverse()).toEqual([
+      ['2028-05-10', 'void'],
+      ['2028-06-10', 'open'],
+    ]);
+    // Invoiced again when asked.
+    const again = await t.api.post(`/api/v1/subscriptions/${sub.id}/invoices`).send({ date: '2028-05-20' });
+    expect(again.status, again.text).toBe(201);
+  });
+
   it('is what the renewal then issues: price, usage so far, discount, pending items and taxes', async () => {
     const p = await plan('30.00');
     const s = await onClock('2027-01-10T12:00:00Z', { plan_id: p.id, start_date: '2027-01-01' });
