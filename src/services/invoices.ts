@@ -239,25 +239,6 @@ export async function invoiceForPeriod(
     existing?.status === 'void' && priced
       ? (existing.lines as unknown as InvoiceCharge[]).find((l) => l.type === 'subscription')
       : undefined;
-  // Its price comes back with the items of the period it netted (retest13 #1): made again, as
-  // the items stay billed by the voided invoice. Without them a pause's credit, or a change's
-  // credit and charge, would be lost once such an invoice made again was voided in turn.
-  if (voidedPrice && existing) {
-    const netted = await prorationItemsBilledBy(tx.db, existing.id, period);
-    const again = await insertInvoiceItems(
-      tx.db,
-      netted.map(({ subscription_id, kind, description, amount, period_start, period_end, plan_id }) => ({
-        subscription_id,
-        kind,
-        description,
-        amount,
-        period_start,
-        period_end,
-        plan_id,
-      })),
-    );
-    for (const item of again) emitItem(tx, item);
-  }
   const forgiven =
     existing?.status === 'void' && (existing.lines as unknown as Charge[]).some((l) => l.type === 'usage');
   const usageLines = forgiven
@@ -1170,10 +1151,34 @@ export async function voidLocked(
     if (used !== null) await giveBackDiscount(tx, subscription, used);
   }
   // So are the items it took: pending again, for the invoice made again (retest6 #4). An issued
-  // invoice voided forgave its items with it.
+  // invoice voided forgave its items with it, but for a period invoice's items of its own period
+  // (a change's credit and charge, a pause's credit, netted by an invoice made late or made
+  // again): the voided invoice still prices the period (services/prorations.ts pricesPeriod), so
+  // they are pending again too, made again as billed items are final. Else the period invoiced
+  // again billed its price without them, and a change before that was prorated as if its days
+  // were paid at the old price (retest13 #1, retest16 #3).
   if (current.status === 'draft')
     for (const item of await unbillInvoiceItems(tx.db, id))
       emitItemChange(tx, { ...item, invoice_id: id }, item);
+  else if (current.kind === 'period') {
+    const netted = await prorationItemsBilledBy(tx.db, id, {
+      start: current.period_start,
+      end: current.period_end,
+    });
+    const again = await insertInvoiceItems(
+      tx.db,
+      netted.map(({ subscription_id, kind, description, amount, period_start, period_end, plan_id }) => ({
+        subscription_id,
+        kind,
+        description,
+        amount,
+        period_start,
+        period_end,
+        plan_id,
+      })),
+    );
+    for (const item of again) emitItem(tx, item);
+  }
   tx.emit({
     type: 'invoice.voided',
     resource_type: 'invoice',

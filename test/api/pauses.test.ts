@@ -388,6 +388,27 @@ describe('a pause', () => {
       expect((await invoiceAgain(s.sub.id)).subtotal).toBe('40.65');
     });
 
+    it('voided again once issued, it gives its items back: a change before the period is invoiced a third time is prorated as they were (retest16 #3)', async () => {
+      const s = await upgradedThenVoided();
+      const second = await invoiceAgain(s.sub.id);
+      expect(second.subtotal).toBe('50.33');
+      expect((await t.api.post(`/api/v1/invoices/${second.id}/finalize`)).status).toBe(200);
+      expect((await t.api.post(`/api/v1/invoices/${second.id}/void`)).status).toBe(200);
+      expect(await pending(s.sub.id)).toEqual([
+        ['proration_charge', '40.65', '2026-01-11', '2026-02-01'],
+        ['proration_credit', '-20.32', '2026-01-11', '2026-02-01'],
+      ]);
+      // Back to Basic on the 20th, as without the second void: Pro Jan 11-19 only (#3 above).
+      await s.advance('2026-01-20T09:00:00Z');
+      const back = await t.api.patch(`/api/v1/subscriptions/${s.sub.id}`).send({ plan_id: planId });
+      expect(back.status, back.text).toBe(200);
+      expect(await pending(s.sub.id)).toEqual([
+        ['proration_charge', '17.42', '2026-01-11', '2026-01-20'],
+        ['proration_credit', '-8.71', '2026-01-11', '2026-01-20'],
+      ]);
+      expect((await invoiceAgain(s.sub.id)).subtotal).toBe('38.71');
+    });
+
     it('an invoice made again, issued and voided in turn, is made again with the items it netted (retest13 #1)', async () => {
       const finalize = async (invoice: Schemas['Invoice']) =>
         expect((await t.api.post(`/api/v1/invoices/${invoice.id}/finalize`)).status).toBe(200);
