@@ -1030,7 +1030,7 @@ export async function issue(
  * superseded, added or ended for that date since the draft was made (a draft by hand, finalized
  * later) is not the one the invoice carries "forever" (monthend1 #1). Unchanged, the draft as is.
  */
-async function withRatesInForce(tx: Tx, draft: InvoiceRow): Promise<InvoiceRow> {
+export async function withRatesInForce(tx: Tx, draft: InvoiceRow): Promise<InvoiceRow> {
   const rates = draft.region ? await ratesInForce(tx.db, draft.region, draft.invoice_date) : [];
   const key = (list: ReadonlyArray<{ id: string; percentage: string }>) =>
     list

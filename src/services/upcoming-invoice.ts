@@ -9,7 +9,7 @@ import { lockSubscription } from '../queries/subscriptions.js';
 import { atStep, renewLocked, type Settle } from './collection.js';
 import { type Actor, inTenant, type ServiceContext } from './context.js';
 import { takeFromBalance } from './customer-balance.js';
-import { closeEndedItems } from './invoices.js';
+import { closeEndedItems, withRatesInForce } from './invoices.js';
 import { lockAfterDueCancellations } from './subscriptions.js';
 
 export type UpcomingOutcome =
@@ -51,8 +51,10 @@ export async function upcomingInvoice(
         // The period's invoice issued already (by hand, before the worker's look): the renewal
         // issues nothing for that period, and moves on to the next (retest15 #1).
         if (draft.status !== 'draft') return draft;
-        const fromBalance = await takeFromBalance(tx, draft, at, created?.customer);
-        const invoice = fromBalance === '0.00' ? draft : { ...draft, amount_from_balance: fromBalance };
+        // Taxed as issuing it will, with the rates in force on its date now (retest16 #5).
+        const taxed = await withRatesInForce(tx, draft);
+        const fromBalance = await takeFromBalance(tx, taxed, at, created?.customer);
+        const invoice = fromBalance === '0.00' ? taxed : { ...taxed, amount_from_balance: fromBalance };
         issued.push(invoice);
         return invoice;
       };

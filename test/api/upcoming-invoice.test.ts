@@ -143,6 +143,52 @@ describe('the upcoming invoice', () => {
     expect(billed(june)).toEqual(billed(upcoming.body as Schemas['UpcomingInvoice']));
   });
 
+  it('of a hand draft is taxed as the renewal will issue it: with a rate superseded since the draft (retest16 #5)', async () => {
+    const rate = await t.api
+      .post('/api/v1/tax-rates')
+      .send({ code: 'tva-lu', name: 'TVA', percentage: '10', region: 'LU', effective_from: '2020-01-01' });
+    expect(rate.status, rate.text).toBe(201);
+    const p = await plan('40.00', false);
+    const clock = (
+      await t.api.post('/api/v1/test-clocks').send({ name: 'retaxed', frozen_time: '2028-05-10T09:00:00Z' })
+    ).body as Schemas['TestClock'];
+    const user = await createUser(t, { region: 'LU' });
+    const sub = (
+      await t.api.post('/api/v1/subscriptions').send({
+        user_id: user.id,
+        status: 'active',
+        plan_id: p.id,
+        start_date: '2028-05-10',
+        test_clock_id: clock.id,
+      })
+    ).body as Schemas['Subscription'];
+    const draft = (await t.api.post(`/api/v1/subscriptions/${sub.id}/invoices`).send({}))
+      .body as Schemas['Invoice'];
+    expect(draft.total).toBe('44.00');
+    const superseded = await t.api
+      .post(`/api/v1/tax-rates/${(rate.body as Schemas['TaxRate']).id}/supersede`)
+      .send({ percentage: '20', effective_from: '2028-05-01' });
+    expect(superseded.status, superseded.text).toBe(200);
+    const upcoming = (await t.api.get(`/api/v1/subscriptions/${sub.id}/upcoming-invoice`))
+      .body as Schemas['UpcomingInvoice'];
+    expect([upcoming.period_start, upcoming.tax_total, upcoming.total]).toEqual([
+      '2028-05-10',
+      '8.00',
+      '48.00',
+    ]);
+    await t.api
+      .post(`/api/v1/test-clocks/${clock.id}/advance`)
+      .send({ frozen_time: '2028-05-10T10:00:00Z' })
+      .expect(202);
+    await performDueWork(
+      { db: ctx.appDb, ownerDb: ctx.db, gateway: simulatedGateway, settlementDelayScale: 0 },
+      { tenantId: t.id, clockId: clock.id },
+    );
+    const issued = (await t.api.get(`/api/v1/invoices/${draft.id}`)).body as Schemas['Invoice'];
+    expect(issued.status).toBe('open');
+    expect(billed(issued)).toEqual(billed(upcoming));
+  });
+
   it('leaves a period invoiced by hand and voided before the first renewal unbilled, as the renewal would its own (retest16 #2)', async () => {
     const p = await plan('40.00', false);
     const clock = (
