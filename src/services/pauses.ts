@@ -84,10 +84,11 @@ export async function pauseSubscription(
     const period = today >= before.start_date ? periodOf(before, today) : undefined;
     const credited =
       period && (await periodBilled(tx, before, period))
-        ? await creditedPrice(tx, before, period)
+        ? await creditedPrice(tx, before, period, today)
         : undefined;
     const shortened = credited ? chargesPauseShortens(credited.shorten, today) : [];
-    const items = period && credited ? prorationItems(period, today, credited, undefined) : [];
+    const items =
+      period && credited ? prorationItems(period, today, credited, undefined, credited.until) : [];
     const pausedCharges: PausedCharges | null =
       period && shortened.length > 0
         ? {
@@ -228,7 +229,7 @@ async function resume(
   // still pending, which ends today instead (chargeFor). Nothing is invoiced then.
   const price = { amount: after.plan_cost, label: await priceLabel(tx, after) };
   const restored = await restorePausedCharges(tx, after, before.paused_charges, period, day);
-  const { charged, chargedAgain } = await chargeFor(tx, after.id, period, price, []);
+  const { charged, chargedAgain } = await chargeFor(tx, after.id, period, price, [], day);
   if (restored)
     return performProration(tx, tenantId, after, {
       mode: 'items',

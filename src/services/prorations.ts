@@ -141,6 +141,8 @@ export interface Credited {
    * shortened to end on the day of the change (or dropped), not credited.
    */
   shorten: InvoiceItemRow[];
+  /** Paid up to this day only: the days from it were a pending charge's, shortened away. */
+  until?: string | undefined;
 }
 
 /**
@@ -158,14 +160,27 @@ export interface Credited {
  * force, and no credit of it can outgrow what will be paid. Items are rounded to the cent, so
  * their sum is within a cent each of the price in force (or of nothing): within that, exactly it.
  */
-export async function creditedPrice(tx: Tx, s: SubscriptionRow, period: Period): Promise<Credited> {
-  return creditedOf(tx, s.id, { amount: s.plan_cost, label: await priceLabel(tx, s) }, period);
+export async function creditedPrice(
+  tx: Tx,
+  s: SubscriptionRow,
+  period: Period,
+  day: string,
+): Promise<Credited> {
+  return creditedOf(
+    tx,
+    s.id,
+    { amount: s.plan_cost, label: await priceLabel(tx, s) },
+    period,
+    undefined,
+    day,
+  );
 }
 
 /**
  * creditedPrice of `price` (its amount and label) on subscription `subscriptionId`; with
  * `madeAt`, as a credit made then sees the period: by the items made before it (and the rests of
  * their credits carried forward since), with what became of their invoices and the period's.
+ * With `day`, of a change or a pause made that day.
  */
 async function creditedOf(
   tx: Tx,
@@ -173,6 +188,7 @@ async function creditedOf(
   price: { amount: string; label: string },
   period: Period,
   madeAt?: Date,
+  day?: string,
 ): Promise<Credited> {
   const listed = { ...price, shorten: [] };
   const [found, all] = await Promise.all([
@@ -186,6 +202,22 @@ async function creditedOf(
           (item.kind === 'proration_credit' && item.description.endsWith(CARRIED_FORWARD)),
       )
     : all;
+  // After a start date moved (subscriptions.ts daysBeforeNewSchedule), the new schedule's period
+  // has no invoice: its days up to the old schedule's next period were billed at the price (by
+  // the old schedule's invoice, or by the system an import came from), and the days from there
+  // by a pending charge, which starts after `day`. That charge is shortened away, and the price
+  // credited up to its start only (retest16 #4): before, nothing was credited.
+  if (day !== undefined && !found) {
+    const ahead = items.filter(
+      (item) =>
+        item.kind === 'proration_charge' &&
+        item.invoice_id === null &&
+        item.balance_transaction_id === null &&
+        item.period_start > day,
+    );
+    if (ahead.length > 0 && ahead.length === items.length)
+      return { ...listed, shorten: ahead, until: ahead.map((item) => item.period_start).sort()[0] };
+  }
   const invoice = found && (await pricesPeriod(tx, subscriptionId, found, period)) ? found : undefined;
   const paidForPeriod = invoice
     ? paidForPrice({ lines: linesOf(invoice) }, await creditNotesOf(tx, invoice))
@@ -359,6 +391,7 @@ export async function chargeFor(
   period: Period,
   after: { amount: string; label: string },
   shortened: readonly InvoiceItemRow[],
+  day: string,
 ): Promise<{
   charged: { amount: string; label: string } | undefined;
   chargedAgain: InvoiceItemRow[];
@@ -366,9 +399,11 @@ export async function chargeFor(
 }> {
   const chargedAgain = (await pendingInvoiceItems(tx.db, subscriptionId)).filter((item) => {
     const made = madeCredit(item);
+    // Ended already (its price came back), or still to end: a credit up to a day after this one
+    // (paid only so far: creditedOf's `until`), which ends here instead.
     return (
       made !== undefined &&
-      made.until === undefined &&
+      (made.until === undefined || made.until > day) &&
       made.period.start === period.start &&
       made.period.end === period.end &&
       comesBack(made.price, after)
@@ -488,7 +523,7 @@ export async function planProration(
   const invoiced = await periodBilled(tx, before, period);
   if (!scheduleChanged) {
     if (!invoiced || behavior === 'none') return nothing;
-    const credited = await creditedPrice(tx, before, period);
+    const credited = await creditedPrice(tx, before, period, day);
     const price = { amount: after.plan_cost, label: await priceLabel(tx, after) };
     const { charged, chargedAgain, asBilled } = await chargeFor(
       tx,
@@ -496,11 +531,12 @@ export async function planProration(
       period,
       price,
       credited.shorten,
+      day,
     );
     return {
       plan: {
         mode: 'items',
-        items: prorationItems(period, day, asBilled ? undefined : credited, charged),
+        items: prorationItems(period, day, asBilled ? undefined : credited, charged, credited.until),
         invoiceNow: behavior === 'always_invoice',
         period,
         day,
@@ -518,8 +554,8 @@ export async function planProration(
   // middle of one would leave the usage since its start unbilled. Refused rather than lost.
   if ((await hasUsageCharges(tx, before.plan_id)) || (await hasUsageCharges(tx, after.plan_id)))
     return { kind: 'interval-change-with-usage' };
-  const credited = behavior === 'none' ? undefined : await creditedPrice(tx, before, period);
-  const items = credited ? prorationItems(period, day, credited, undefined) : [];
+  const credited = behavior === 'none' ? undefined : await creditedPrice(tx, before, period, day);
+  const items = credited ? prorationItems(period, day, credited, undefined, credited.until) : [];
   return {
     plan: { mode: 'new-schedule', items, day, shorten: credited?.shorten ?? [] },
     set: { billing_anchor: day, ...(before.billed_until === null ? {} : { billed_until: day }) },

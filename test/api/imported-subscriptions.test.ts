@@ -129,6 +129,50 @@ describe('POST /subscriptions with billed_until', () => {
     expect(await invoicesOf(earlier.sub.id)).toEqual([['period', '2026-05-31', '2026-06-30', '31.00']]);
   });
 
+  it('after a start date moved, a change credits the days paid elsewhere (retest16 #4)', async () => {
+    const s = await imported({ billed_until: '2026-05-31' });
+    await s.work();
+    const moved = await t.api.patch(`/api/v1/subscriptions/${s.sub.id}`).send({ start_date: '2026-02-01' });
+    expect(moved.status, moved.text).toBe(200);
+    await s.advance('2026-05-20T12:00:00Z');
+    const up = await t.api.patch(`/api/v1/subscriptions/${s.sub.id}`).send({ plan_id: proId });
+    expect(up.status, up.text).toBe(200);
+    const pending = (
+      await t.api.get(`/api/v1/subscriptions/${s.sub.id}/invoice-items`).query({ pending: true })
+    ).body as Schemas['InvoiceItemList'];
+    // Basic May 20-30 credited (paid elsewhere to May 31), the May 31 charge dropped, Pro charged
+    // from May 20 to the new schedule's June 1.
+    expect(pending.data.map((i) => [i.kind, i.amount, i.period_start, i.period_end]).sort()).toEqual([
+      ['proration_charge', '24.00', '2026-05-20', '2026-06-01'],
+      ['proration_credit', '-11.00', '2026-05-20', '2026-05-31'],
+    ]);
+    await s.advance('2026-06-01T01:00:00Z');
+    expect(await invoicesOf(s.sub.id)).toEqual([['period', '2026-06-01', '2026-07-01', '75.00']]);
+
+    // Paused May 20 to 25 instead: the 5 days credited, the May 31 charge back with the resume.
+    const p = await imported({ billed_until: '2026-05-31' });
+    await p.work();
+    await t.api.patch(`/api/v1/subscriptions/${p.sub.id}`).send({ start_date: '2026-02-01' }).expect(200);
+    await p.advance('2026-05-20T12:00:00Z');
+    await t.api.post(`/api/v1/subscriptions/${p.sub.id}/pause`).expect(200);
+    await p.advance('2026-05-25T12:00:00Z');
+    await t.api.post(`/api/v1/subscriptions/${p.sub.id}/resume`).expect(200);
+    await p.advance('2026-06-01T01:00:00Z');
+    expect(await invoicesOf(p.sub.id)).toEqual([['period', '2026-06-01', '2026-07-01', '27.00']]);
+
+    // The same with the period invoiced here, by the old schedule's invoice.
+    const here = await imported({});
+    await here.work();
+    await t.api.patch(`/api/v1/subscriptions/${here.sub.id}`).send({ start_date: '2026-02-01' }).expect(200);
+    await here.advance('2026-05-20T12:00:00Z');
+    await t.api.patch(`/api/v1/subscriptions/${here.sub.id}`).send({ plan_id: proId }).expect(200);
+    await here.advance('2026-06-01T01:00:00Z');
+    expect(await invoicesOf(here.sub.id)).toEqual([
+      ['period', '2026-04-30', '2026-05-31', '31.00'],
+      ['period', '2026-06-01', '2026-07-01', '75.00'],
+    ]);
+  });
+
   it('the current period start is as without it; any other day, a trial or canceled is 422', async () => {
     const usual = await imported({ billed_until: '2026-04-30' });
     expect(usual.res.status, usual.res.text).toBe(201);
