@@ -783,17 +783,20 @@ function trialChanges(
     before.status === 'trialing' &&
     (before.trial_end === null || before.trial_end > today)
   ) {
-    const start = today > before.start_date ? today : before.start_date;
+    // On the start date it is given with, if any: moved later, the first period starts there
+    // (the anchor left on the old start made a period before the start no renewal could bill,
+    // trials1 #1).
+    const startDate = patch.start_date ?? before.start_date;
+    const start = today > startDate ? today : startDate;
     // The trial's days, free, stay unbilled: usage is billed from the first period on (the
     // periods of the new schedule before it would cover the trial, or days before the start).
     const closeTrial =
-      start > before.start_date &&
-      (before.usage_invoiced_until === null || before.usage_invoiced_until < start);
+      start > startDate && (before.usage_invoiced_until === null || before.usage_invoiced_until < start);
     return {
       trial_end: null,
       billing_anchor: start,
       // The trial's own period, start_date to today, stays readable (its free usage).
-      ...(start > before.start_date ? { trial_ended_on: start } : {}),
+      ...(start > startDate ? { trial_ended_on: start } : {}),
       ...(before.billed_until === null ? {} : { billed_until: start }),
       ...(closeTrial ? { usage_invoiced_until: start } : {}),
     };
