@@ -20,3 +20,6 @@ select "seq" from "events" where "resource_id" = $1 and "resource_type" = $2 lim
 
 -- pausedSpans
 select "type", "occurred_at" from "events" where "resource_id" = $1 and "resource_type" = $2 and "type" in ($3, $4) order by "events"."xid", "events"."seq";
+
+-- canceledWhileTrialing
+select "seq" from "events" where "resource_id" = $1 and "resource_type" = $2 and "type" = $3 and previous ->> 'status' = 'trialing' limit $4;

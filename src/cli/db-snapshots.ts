@@ -139,6 +139,7 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
       exemptFromFeedHorizon: (db) => events.exemptFromFeedHorizon(db, db, 'rebuild'),
       hasEvents: (db) => events.hasEvents(db, 'user', USER),
       pausedSpans: (db) => events.pausedSpans(db, USER),
+      canceledWhileTrialing: (db) => events.canceledWhileTrialing(db, USER),
     },
   },
   'idempotency-keys': {

@@ -187,6 +187,20 @@ export async function pausedSpans(
   return spans;
 }
 
+/** Whether the subscription was canceled while it trialed (its subscription.canceled event says). */
+export async function canceledWhileTrialing(db: Db, subscriptionId: string): Promise<boolean> {
+  const row = await db
+    .selectFrom('events')
+    .select('seq')
+    .where('resource_id', '=', subscriptionId)
+    .where('resource_type', '=', 'subscription')
+    .where('type', '=', 'subscription.canceled')
+    .where(sql<boolean>`previous ->> 'status' = 'trialing'`)
+    .limit(1)
+    .executeTakeFirst();
+  return row !== undefined;
+}
+
 /** Whether any event names this resource, of this type (its history outlives the resource). */
 export async function hasEvents(db: Db, resourceType: string, resourceId: string): Promise<boolean> {
   const row = await db

@@ -9,7 +9,13 @@ import { formatCents, parseAmount, parseSignedAmount, percentOf, roundToCents } 
 import { discountFor, discountLabel, usageShares } from '../billing/discounts.js';
 import { periodContaining } from '../billing/periods.js';
 import { applyItems, type AppliedItems, paidForLine } from '../billing/proration.js';
-import { billingAnchor, dayOf, lastDayServed, subscriptionNow } from '../billing/subscription-time.js';
+import {
+  billingAnchor,
+  dayOf,
+  endlessTrial,
+  lastDayServed,
+  subscriptionNow,
+} from '../billing/subscription-time.js';
 import type { BreakdownLine } from '../billing/pricing.js';
 import type {
   InvoiceItemRow,
@@ -19,7 +25,7 @@ import type {
   SubscriptionRow,
   UserRow,
 } from '../database/schema.js';
-import { pausedSpans } from '../queries/events.js';
+import { canceledWhileTrialing, pausedSpans } from '../queries/events.js';
 import * as invoices from '../queries/invoices.js';
 import { findPaymentInFlight } from '../queries/payments.js';
 import { findPlan } from '../queries/plans.js';
@@ -264,6 +270,10 @@ export async function closingUsageInvoice(
   served: SubscriptionRow = subscription,
 ) {
   if (subscription.usage_invoiced_until !== null && subscription.usage_invoiced_until >= billedUntil) return;
+  // A trial's usage is free: one that ended while it trialed (canceled, or at its end_date) bills
+  // none, not even a charge's minimum (a trial without an end was charged it, trials1 #2).
+  if (endlessTrial(subscription)) return;
+  if (subscription.status === 'canceled' && (await canceledWhileTrialing(tx.db, subscription.id))) return;
   const period = periodContaining(
     billingAnchor(subscription),
     subscription.billing_interval,

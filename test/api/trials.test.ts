@@ -221,6 +221,26 @@ describe('a trial with an end', () => {
     expect((await s.events()).some((e) => e.type === 'subscription.trial_will_end')).toBe(false);
   });
 
+  it('ended early with a later start_date in the same request: its first period starts on that start (trials1 #1)', async () => {
+    const s = await onClock({ trial_end: '2026-01-31' }, '2026-01-10T12:00:00Z');
+    const active = await t.api
+      .patch(`/api/v1/subscriptions/${s.sub.id}`)
+      .send({ status: 'active', start_date: '2026-01-25' });
+    expect(active.status, active.text).toBe(200);
+    expect(active.body).toMatchObject({
+      start_date: '2026-01-25',
+      billing_anchor: '2026-01-25',
+      billed_until: '2026-01-25',
+    });
+    const upcoming = await t.api.get(`/api/v1/subscriptions/${s.sub.id}/upcoming-invoice`);
+    expect(upcoming.status, upcoming.text).toBe(200);
+    expect(upcoming.body).toMatchObject({ period_start: '2026-01-25', subtotal: '20.00' });
+    await s.advance('2026-01-25T10:00:00Z');
+    expect((await s.invoices()).map((i) => [i.period_start, i.period_end, i.subtotal])).toEqual([
+      ['2026-01-25', '2026-02-25', '20.00'],
+    ]);
+  });
+
   it("keeps its end when a future trial's start_date moves: its first period still starts on trial_end (retest5)", async () => {
     for (const moved of ['2026-03-20', '2026-02-10']) {
       const s = await onClock({ start_date: '2026-03-01', trial_end: '2026-04-01' });
@@ -269,6 +289,41 @@ describe('a trial with an end', () => {
     await s.work();
     const notice = (await s.events()).find((e) => e.type === 'subscription.trial_will_end');
     expect(notice?.occurred_at).toBe('2026-01-01T00:00:00.000Z');
+  });
+
+  it("without an end, canceled or ended while it trials, bills no usage charge's minimum (trials1 #2)", async () => {
+    const metric = await t.api
+      .post('/api/v1/billable-metrics')
+      .send({ code: `trial-min-${Date.now()}`, name: 'Calls', aggregation: 'count' });
+    expect(metric.status, metric.text).toBe(201);
+    const metered = await t.api.post('/api/v1/plans').send({
+      code: `trial-minimum-${Date.now()}`,
+      name: 'Metered with a minimum',
+      interval: 'month',
+      price: { model: 'flat', amount: '20.00' },
+      usage_charges: [
+        {
+          metric: (metric.body as Schemas['BillableMetric']).code,
+          model: 'per_unit',
+          amount: '0.50',
+          minimum_amount: '5.00',
+        },
+      ],
+    });
+    expect(metered.status, metered.text).toBe(201);
+    const planId = (metered.body as Schemas['Plan']).id;
+    const open = { plan_id: planId, start_date: '2026-01-10', trial_end: undefined };
+    const canceled = await onClock(open, '2026-01-10T12:00:00Z');
+    const ended = await onClock({ ...open, end_date: '2026-01-20' }, '2026-01-10T12:00:00Z');
+    await canceled.work();
+    await canceled.advance('2026-01-15T00:00:00Z');
+    expect(
+      (await t.api.post(`/api/v1/subscriptions/${canceled.sub.id}/cancel`).send({ at: 'now' })).status,
+    ).toBe(200);
+    await canceled.advance('2026-04-01T00:00:00Z');
+    await ended.advance('2026-04-01T00:00:00Z');
+    expect(await canceled.invoices()).toEqual([]);
+    expect(await ended.invoices()).toEqual([]);
   });
 
   it('bills no usage of the trial: the trial is free, usage included', async () => {
