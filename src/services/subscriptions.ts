@@ -1044,6 +1044,10 @@ async function changeSubscription(
     if (trialEnd !== null) changes.billing_anchor = trialEnd;
     else if (before.billing_anchor) changes.billing_anchor = null;
     if (before.trial_ended_on) changes.trial_ended_on = null;
+    // A trial over (converted on its end) that would end on or before the new start was never
+    // served: it goes, rather than refuse the move with a bare constraint error (trials1 #3).
+    if (trialEnd === null && before.trial_end !== null && before.trial_end <= changes.start_date)
+      changes.trial_end = null;
   }
   const trial = trialChanges(before, patch);
   if ('kind' in trial) return trial;

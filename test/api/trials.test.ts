@@ -241,6 +241,19 @@ describe('a trial with an end', () => {
     ]);
   });
 
+  it('converted on its end, then moved to start on or after it: the trial goes with the old start (trials1 #3)', async () => {
+    const s = await onClock({ trial_end: '2026-01-15' });
+    await s.advance('2026-01-20T00:00:00Z');
+    expect((await s.get()).status).toBe('active');
+    const moved = await t.api.patch(`/api/v1/subscriptions/${s.sub.id}`).send({ start_date: '2026-01-18' });
+    expect(moved.status, moved.text).toBe(200);
+    expect(moved.body).toMatchObject({
+      start_date: '2026-01-18',
+      trial_end: null,
+      billing_anchor: '2026-01-18',
+    });
+  });
+
   it("keeps its end when a future trial's start_date moves: its first period still starts on trial_end (retest5)", async () => {
     for (const moved of ['2026-03-20', '2026-02-10']) {
       const s = await onClock({ start_date: '2026-03-01', trial_end: '2026-04-01' });
