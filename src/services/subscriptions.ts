@@ -783,6 +783,19 @@ function trialChanges(
     before.status === 'trialing' &&
     (before.trial_end === null || before.trial_end > today)
   ) {
+    // Not once its service ended (an end_date passed while it trialed): no period is left to
+    // start, and one anchored today would begin after the last day served (trials1 #5).
+    const endDate = patch.end_date === undefined ? before.end_date : patch.end_date;
+    if (endDate !== null && endDate < today)
+      return {
+        kind: 'invalid',
+        errors: [
+          {
+            field: '/status',
+            message: `cannot end a trial whose service ended on ${endDate} (end_date): move end_date first`,
+          },
+        ],
+      };
     // On the start date it is given with, if any: moved later, the first period starts there
     // (the anchor left on the old start made a period before the start no renewal could bill,
     // trials1 #1).

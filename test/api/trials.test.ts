@@ -241,6 +241,29 @@ describe('a trial with an end', () => {
     ]);
   });
 
+  it('is not ended early once its end_date passed: 422, nothing written (trials1 #5)', async () => {
+    const s = await onClock({ trial_end: '2026-01-31', end_date: '2026-01-20' }, '2026-01-01T12:00:00Z');
+    await s.advance('2026-01-25T00:00:00Z');
+    const refused = expectProblem(
+      await t.api.patch(`/api/v1/subscriptions/${s.sub.id}`).send({ status: 'active' }),
+      422,
+      'unprocessable',
+    );
+    expect(refused.errors).toEqual([
+      expect.objectContaining({
+        field: '/status',
+        message: 'cannot end a trial whose service ended on 2026-01-20 (end_date): move end_date first',
+      }),
+    ]);
+    expect((await s.get()).status).toBe('trialing');
+    // With the end moved in the same request, it is ended as any trial.
+    const both = await t.api
+      .patch(`/api/v1/subscriptions/${s.sub.id}`)
+      .send({ status: 'active', end_date: '2026-03-01' });
+    expect(both.status, both.text).toBe(200);
+    expect(both.body).toMatchObject({ status: 'active', billing_anchor: '2026-01-25' });
+  });
+
   it('converted on its end, then moved to start on or after it: the trial goes with the old start (trials1 #3)', async () => {
     const s = await onClock({ trial_end: '2026-01-15' });
     await s.advance('2026-01-20T00:00:00Z');
