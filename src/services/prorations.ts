@@ -69,6 +69,11 @@ export type ProrationPlan =
       shorten?: InvoiceItemRow[];
       /** Pending credits of the price charged again, ended on `day` instead (chargeFor). */
       chargedAgain?: InvoiceItemRow[];
+      /**
+       * A change (not a resume, which brings back what its pause shortened): the charge a credit
+       * paid only up to its `until` dropped comes back with the price (endCreditsChargedAgain).
+       */
+      chargesBack?: boolean;
     }
   /** A new schedule from `day`: the old period's credit, then the new first period invoiced now. */
   | { mode: 'new-schedule'; items: ProrationItem[]; day: string; shorten?: InvoiceItemRow[] };
@@ -438,16 +443,31 @@ function comesBack(credited: { amount: string; label: string }, after: { amount:
   );
 }
 
-/** Pending credits whose price came back on `day`: each keeps the days before it (or goes). */
+/**
+ * Pending credits whose price came back on `day`: each keeps the days before it (or goes). With
+ * `chargesBack`, a credit paid only up to a later day (creditedOf's `until`: the change that made
+ * it dropped the pending charge of the days from there) gets that charge back, at its price: else
+ * those days went unbilled (retest17 #2).
+ */
 async function endCreditsChargedAgain(
   tx: Tx,
   subscriptionId: string,
   credits: readonly InvoiceItemRow[],
   day: string,
+  /** With chargesBack: the plan the subscription is on (the charge's, as a change's are). */
+  chargesBack?: { planId: string | null },
 ): Promise<void> {
   for (const item of credits) {
     const made = madeCredit(item);
-    if (made) await priceCreditAgain(tx, subscriptionId, item, made, day);
+    if (!made) continue;
+    await priceCreditAgain(tx, subscriptionId, item, made, day);
+    if (!chargesBack || made.until === undefined || made.until <= day) continue;
+    const charge = prorationItems(made.period, made.until, undefined, made.price);
+    const rows = await insertInvoiceItems(
+      tx.db,
+      charge.map((c) => ({ subscription_id: subscriptionId, ...c, plan_id: chargesBack.planId })),
+    );
+    for (const row of rows) emitItem(tx, row);
   }
 }
 
@@ -542,6 +562,7 @@ export async function planProration(
         day,
         shorten: credited.shorten,
         chargedAgain,
+        chargesBack: true,
       },
       set: {},
     };
@@ -717,7 +738,14 @@ export async function performProration(
 ): Promise<{ subscription: SubscriptionRow; invoice: InvoiceRow | undefined }> {
   if (plan.mode === 'nothing') return { subscription: after, invoice: undefined };
   await shortenCharges(tx, plan.shorten ?? [], plan.day);
-  if (plan.mode === 'items') await endCreditsChargedAgain(tx, after.id, plan.chargedAgain ?? [], plan.day);
+  if (plan.mode === 'items')
+    await endCreditsChargedAgain(
+      tx,
+      after.id,
+      plan.chargedAgain ?? [],
+      plan.day,
+      plan.chargesBack ? { planId: after.plan_id } : undefined,
+    );
   const rows = await insertInvoiceItems(
     tx.db,
     plan.items.map((item) => ({

@@ -160,6 +160,25 @@ describe('POST /subscriptions with billed_until', () => {
     await p.advance('2026-06-01T01:00:00Z');
     expect(await invoicesOf(p.sub.id)).toEqual([['period', '2026-06-01', '2026-07-01', '27.00']]);
 
+    // Upgraded, then back to Basic on May 25: Pro May 20-24, and the May 31 charge back (retest17 #2).
+    const back = await imported({ billed_until: '2026-05-31' });
+    await back.work();
+    await t.api.patch(`/api/v1/subscriptions/${back.sub.id}`).send({ start_date: '2026-02-01' }).expect(200);
+    await back.advance('2026-05-20T12:00:00Z');
+    await t.api.patch(`/api/v1/subscriptions/${back.sub.id}`).send({ plan_id: proId }).expect(200);
+    await back.advance('2026-05-25T12:00:00Z');
+    await t.api.patch(`/api/v1/subscriptions/${back.sub.id}`).send({ plan_id: planId }).expect(200);
+    const items = (
+      await t.api.get(`/api/v1/subscriptions/${back.sub.id}/invoice-items`).query({ pending: true })
+    ).body as Schemas['InvoiceItemList'];
+    expect(items.data.map((i) => [i.kind, i.amount, i.period_start, i.period_end]).sort()).toEqual([
+      ['proration_charge', '1.00', '2026-05-31', '2026-06-01'],
+      ['proration_charge', '10.00', '2026-05-20', '2026-05-25'],
+      ['proration_credit', '-5.00', '2026-05-20', '2026-05-25'],
+    ]);
+    await back.advance('2026-06-01T01:00:00Z');
+    expect(await invoicesOf(back.sub.id)).toEqual([['period', '2026-06-01', '2026-07-01', '37.00']]);
+
     // The same with the period invoiced here, by the old schedule's invoice.
     const here = await imported({});
     await here.work();
