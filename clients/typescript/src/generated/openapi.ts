@@ -1019,7 +1019,12 @@ export interface paths {
          *
          *     A draft voided billed no one: the invoice items it took are pending again
          *     (`invoice_item.updated`), for the invoice made again or the next one, and so is a `once`
-         *     discount it used. An issued invoice voided keeps its items: voiding forgave them.
+         *     discount it used. An issued invoice voided keeps its items (voiding forgave them), but for
+         *     a period invoice's items of its own period (a change's credit and charge, a pause's
+         *     credit, netted by a period invoice made late or made again): they are pending again, made
+         *     again as new items (`invoice_item.created`), as they were before it billed them. The
+         *     period's invoice made again bills them; a period never invoiced again leaves them to the
+         *     next invoice, as items pending at a void are (docs/billing.md, Invoices and rounding).
          *
          *     A voided invoice is never collected again, so its dunning retries stop; when it was the last
          *     failing invoice of a `past_due` or `unpaid` subscription, the subscription is `active` again
