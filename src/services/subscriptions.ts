@@ -49,6 +49,7 @@ import { chargesOverLimitOnSubscription } from './usage.js';
 import { emitItemDropped } from './invoices.js';
 import { hasCountedUsage } from '../queries/usage.js';
 import {
+  creditedPrice,
   planProration,
   performProration,
   priceLabel,
@@ -582,8 +583,26 @@ function rescheduledBilling(before: SubscriptionRow, changes: SubscriptionPatch)
     count === before.interval_count
   )
     return before.billed_until;
+  // A new start date whose schedule has a period starting after today and holding billed_until
+  // (a start moved earlier): billing goes on from that period's start, its days billed already
+  // credited back (daysBeforeNewSchedule), so every period still to come has an invoice of its
+  // own. Charged forward to its end instead, the next period's days were an item that a change
+  // or a pause before it neither repriced nor shortened (retest17 #1).
+  const status = changes.status ?? before.status;
+  if (
+    changes.start_date !== undefined &&
+    changes.start_date !== before.start_date &&
+    before.billed_until > anchor &&
+    BILLED_BY_RENEWALS.has(status)
+  ) {
+    const holding = periodContaining(anchor, interval, count, before.billed_until);
+    if (holding.start > dayOf(subscriptionNow(before))) return holding.start;
+  }
   return firstPeriodStartFrom(anchor, interval, count, before.billed_until);
 }
+
+/** Statuses whose periods renewals invoice (not a trial's, a pause's or an ended one's). */
+const BILLED_BY_RENEWALS: ReadonlySet<SubscriptionRow['status']> = new Set(['active', 'past_due', 'unpaid']);
 
 /**
  * A start date moved before anything was billed (the worker's first renewal not run yet, and no
@@ -1189,11 +1208,26 @@ async function daysBeforeNewSchedule(
   const nothing = { mode: 'nothing' } as const;
   const start = changes.start_date;
   if (start === undefined || start === before.start_date || before.billed_until === null) return nothing;
+  const after = { ...before, ...changes } as SubscriptionRow;
+  if (!BILLED_BY_RENEWALS.has(after.status)) return nothing;
+  if (billedUntil !== null && billedUntil < before.billed_until) {
+    // Billing goes on from an earlier day (rescheduledBilling): the days from it to the old
+    // billed_until, billed by the old schedule's period, are credited at what was paid for them.
+    const old = periodContaining(
+      billingAnchor(before),
+      before.billing_interval,
+      before.interval_count,
+      dayOf(new Date(Date.parse(`${before.billed_until}T00:00:00Z`) - 86_400_000)),
+    );
+    const credited = await creditedPrice(tx, before, old, billedUntil);
+    const items = prorationItems(old, billedUntil, credited, undefined, before.billed_until);
+    return items.length === 0
+      ? nothing
+      : { mode: 'items', items, invoiceNow: false, period: old, day: billedUntil, shorten: credited.shorten };
+  }
   // Not before the new start date: a start moved later serves nothing before it.
   const from = start > before.billed_until ? start : before.billed_until;
   if (billedUntil === null || billedUntil <= from) return nothing;
-  const after = { ...before, ...changes } as SubscriptionRow;
-  if (!['active', 'past_due', 'unpaid'].includes(after.status)) return nothing;
   const period = periodContaining(billingAnchor(after), after.billing_interval, after.interval_count, from);
   if (period.end !== billedUntil) return nothing;
   const items = prorationItems(period, from, undefined, {

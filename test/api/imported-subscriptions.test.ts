@@ -192,6 +192,30 @@ describe('POST /subscriptions with billed_until', () => {
     ]);
   });
 
+  it('a start date moved earlier goes on from the new period holding billed_until, its day billed credited back (retest17 #1)', async () => {
+    const s = await imported({ billed_until: '2026-05-31' });
+    await s.work();
+    // Periods on the 30th: May 30 - Jun 30 holds May 31, and starts after today (May 15).
+    const moved = await t.api.patch(`/api/v1/subscriptions/${s.sub.id}`).send({ start_date: '2026-01-30' });
+    expect(moved.status, moved.text).toBe(200);
+    expect((moved.body as Schemas['Subscription']).billed_until).toBe('2026-05-30');
+    const items = (
+      await t.api.get(`/api/v1/subscriptions/${s.sub.id}/invoice-items`).query({ pending: true })
+    ).body as Schemas['InvoiceItemList'];
+    expect(items.data.map((i) => [i.kind, i.amount, i.period_start, i.period_end])).toEqual([
+      ['proration_credit', '-1.00', '2026-05-30', '2026-05-31'],
+    ]);
+    // Paused May 20 to Jun 10: the days paid to May 30 credited, June's period billed from the
+    // resume only, with May 30 (paid, paused) credited too.
+    await s.advance('2026-05-20T12:00:00Z');
+    await t.api.post(`/api/v1/subscriptions/${s.sub.id}/pause`).expect(200);
+    await s.advance('2026-06-10T12:00:00Z');
+    await t.api.post(`/api/v1/subscriptions/${s.sub.id}/resume`).expect(200);
+    // May 20-29 credited (10 of 30 days: 10.33) and May 30 (1.00); Jun 10-29 charged (20 of 31: 20.00).
+    const invoices = await invoicesOf(s.sub.id);
+    expect(invoices).toEqual([['proration', '2026-06-10', '2026-06-30', '8.67']]);
+  });
+
   it('the current period start is as without it; any other day, a trial or canceled is 422', async () => {
     const usual = await imported({ billed_until: '2026-04-30' });
     expect(usual.res.status, usual.res.text).toBe(201);

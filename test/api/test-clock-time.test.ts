@@ -666,18 +666,19 @@ describe('moving the start date', () => {
     await c.advance('2026-03-11T00:00:00Z');
     expect(await invoicesOf(sub.id)).toEqual(['2026-03-01']);
     const moved = await t.api.patch(`/api/v1/subscriptions/${sub.id}`).send({ start_date: '2026-02-15' });
-    // March 1 to April 1 is billed: the new schedule resumes with its first period after it.
-    expect(moved.body).toMatchObject({ billed_until: '2026-04-15' });
+    // March 1 to April 1 is billed: the new schedule resumes with its period holding April 1,
+    // which starts after today, and credits back its days billed already (retest17 #1).
+    expect(moved.body).toMatchObject({ billed_until: '2026-03-15' });
     await c.advance('2026-05-20T00:00:00Z');
-    expect(await invoicesOf(sub.id)).toEqual(['2026-03-01', '2026-04-15', '2026-05-15']);
-    // And April 1 to 15, served between the two, is billed too: 14 of the 31 days of March 15 to
-    // April 15, at 10.00, on the first invoice of the new schedule.
-    const april = (
+    expect(await invoicesOf(sub.id)).toEqual(['2026-03-01', '2026-03-15', '2026-04-15', '2026-05-15']);
+    // March 15 to April 1, billed by March's invoice, is credited on the first invoice of the new
+    // schedule: 17 of March's 31 days, at 10.00.
+    const march = (
       (await t.api.get('/api/v1/invoices').query({ subscription_id: sub.id })).body as Schemas['InvoiceList']
-    ).data.find((i) => i.period_start === '2026-04-15')!;
-    expect(april.lines.map((l) => [l.type, l.period_start, l.period_end, l.amount])).toEqual([
-      ['subscription', '2026-04-15', '2026-05-15', '10.00'],
-      ['proration', '2026-04-01', '2026-04-15', '4.52'],
+    ).data.find((i) => i.period_start === '2026-03-15')!;
+    expect(march.lines.map((l) => [l.type, l.period_start, l.period_end, l.amount])).toEqual([
+      ['subscription', '2026-03-15', '2026-04-15', '10.00'],
+      ['proration', '2026-03-15', '2026-04-01', '-5.48'],
     ]);
   });
 
