@@ -77,12 +77,12 @@ export const badRequest = (detail: string, errors?: FieldError[]) =>
   new ProblemError(400, 'validation-error', detail, errors);
 export const conflict = (detail: string, errors?: FieldError[]) =>
   new ProblemError(409, 'conflict', detail, errors);
-/** If-Match named another version: the current one is in the ETag header. */
-export const preconditionFailed = (resource: string, current: number) =>
+/** If-Match (or a body's `version`) named another version: the current one is in the ETag header. */
+export const preconditionFailed = (resource: string, current: number, named = 'If-Match names') =>
   new ProblemError(
     412,
     'precondition-failed',
-    `The ${resource} ${resource.endsWith('settings') ? 'are' : 'is'} at version ${current}, not the one If-Match names: read it again and retry.`,
+    `The ${resource} ${resource.endsWith('settings') ? 'are' : 'is'} at version ${current}, not the one ${named}: read it again and retry.`,
     undefined,
     { ETag: `"${current}"` },
   );

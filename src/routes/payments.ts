@@ -212,16 +212,29 @@ export function billingSettingsRouter(ctx: ServiceContext): Router {
   });
 
   router.put('/', async (req, res) => {
-    const body = req.body as RequestBody<'putBillingSettings'>;
+    const { version, ...body } = req.body as RequestBody<'putBillingSettings'>;
     const reply = (o: payments.PutSettingsOutcome) =>
       o.kind === 'updated' ? ok(toBillingSettingsResponse(o.settings), withEtag(o.settings)) : undefined;
+    // The version read, sent back with the body (trials1 #6): a condition as If-Match is.
+    const header = ifMatch(req);
+    const condition =
+      version === undefined
+        ? header
+        : header === undefined || header === '*' || header.includes(version)
+          ? [version]
+          : [];
     const outcome = await payments.putBillingSettings(
       ctx,
       idempotent(req, actorOf(req), reply),
       body,
-      ifMatch(req),
+      condition,
     );
-    if (outcome.kind === 'stale') throw preconditionFailed('billing settings', outcome.current.version);
+    if (outcome.kind === 'stale')
+      throw preconditionFailed(
+        'billing settings',
+        outcome.current.version,
+        version === undefined ? undefined : 'If-Match or the body names',
+      );
     if (outcome.kind === 'not-ascending') {
       throw unprocessable('dunning_retry_days must be ascending.', [
         { location: 'body', field: '/dunning_retry_days', message: 'must be ascending, without repeats' },

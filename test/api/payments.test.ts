@@ -165,6 +165,24 @@ describe('billing settings', () => {
       'precondition-failed',
     );
     expect(stale.detail).toMatch(/^The billing settings are at version \d+, not the one If-Match names/);
+    // The body read, sent back as it is (version included): applied at that version, 412 after
+    // a change made since (trials1 #6).
+    const read = (await t.api.get('/api/v1/billing-settings')).body as Schemas['BillingSettings'];
+    const again = await t.api.put('/api/v1/billing-settings').send(read);
+    expect(again.status, again.text).toBe(200);
+    const moved = await t.api.put('/api/v1/billing-settings').send({ ...read, dunning_retry_days: [1, 2] });
+    expect(moved.status, moved.text).toBe(200);
+    expect((moved.body as Schemas['BillingSettings']).version).toBe(read.version + 1);
+    const old = expectProblem(
+      await t.api.put('/api/v1/billing-settings').send({ ...read, dunning_retry_days: [1, 3, 5] }),
+      412,
+      'precondition-failed',
+    );
+    expect(old.detail).toMatch(/not the one If-Match or the body names/);
+    await t.api
+      .put('/api/v1/billing-settings')
+      .send({ dunning_retry_days: [1, 3, 5], dunning_final_action: 'cancel' })
+      .expect(200);
     const other = await ctx.newTenant();
     const changed = await other.api
       .put('/api/v1/billing-settings')

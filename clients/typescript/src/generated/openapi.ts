@@ -4212,6 +4212,8 @@ export interface components {
             dunning_retry_days: number[];
             /** @enum {string} */
             dunning_final_action: "cancel" | "mark_unpaid";
+            /** @description Optional: the version the change was read at (GET), so that the body read can be sent back as it is. A change made since makes it 412, as `If-Match` does (with both, both must hold). Not written: the settings' version moves on with the change. */
+            version?: number;
         };
         TaxReport: {
             from: components["schemas"]["Month"];
