@@ -829,7 +829,12 @@ function trialChanges(
       billing_anchor: start,
       // The trial's own period, start_date to today, stays readable (its free usage).
       ...(start > startDate ? { trial_ended_on: start } : {}),
-      ...(before.billed_until === null ? {} : { billed_until: start }),
+      // Billed from its first period on: also when billing had ended before it, at an end_date
+      // within the trial that is still to come (or moved on): the period holding it is billed
+      // whole (retest18 #1).
+      ...(before.billed_until !== null || (before.end_date !== null && (endDate === null || endDate >= start))
+        ? { billed_until: start }
+        : {}),
       ...(closeTrial ? { usage_invoiced_until: start } : {}),
     };
   }

@@ -264,6 +264,27 @@ describe('a trial with an end', () => {
     expect(both.body).toMatchObject({ status: 'active', billing_anchor: '2026-01-25' });
   });
 
+  it('ended early with an end_date still to come, or moved on with it: its first period is billed at once (retest18 #1, #2)', async () => {
+    const inTrial = await onClock({ trial_end: '2026-02-01', end_date: '2026-01-20' });
+    await inTrial.advance('2026-01-15T10:00:00Z');
+    const active = await t.api.patch(`/api/v1/subscriptions/${inTrial.sub.id}`).send({ status: 'active' });
+    expect(active.status, active.text).toBe(200);
+    expect(active.body).toMatchObject({ billing_anchor: '2026-01-15', billed_until: '2026-01-15' });
+    const passed = await onClock({ trial_end: '2026-02-01', end_date: '2026-01-10' });
+    await passed.advance('2026-01-15T10:00:00Z');
+    const moved = await t.api
+      .patch(`/api/v1/subscriptions/${passed.sub.id}`)
+      .send({ status: 'active', end_date: '2026-03-31' });
+    expect(moved.status, moved.text).toBe(200);
+    expect(moved.body).toMatchObject({ billing_anchor: '2026-01-15', billed_until: '2026-01-15' });
+    await inTrial.advance('2026-01-15T11:00:00Z');
+    await passed.work();
+    for (const s of [inTrial, passed])
+      expect((await s.invoices()).map((i) => [i.period_start, i.subtotal])).toEqual([
+        ['2026-01-15', '20.00'],
+      ]);
+  });
+
   it('converted on its end, then moved to start on or after it: the trial goes with the old start (trials1 #3)', async () => {
     const s = await onClock({ trial_end: '2026-01-15' });
     await s.advance('2026-01-20T00:00:00Z');
