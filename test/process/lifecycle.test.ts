@@ -232,6 +232,8 @@ describe('the embedded server on EMBEDDED_PG_PORT', () => {
       HOST: '127.0.0.1',
     });
     await server.waitFor(new RegExp(`embedded PostgreSQL on port ${port}`));
+    // Up, with its signal handlers: a SIGTERM before them (it came under load) killed it at once.
+    await server.waitFor(/pid \d+\) on http:\/\/localhost:\d+/);
     server.child.kill('SIGTERM');
     expect((await server.exited).code).toBe(0);
     expect((await sql<{ one: number }>`select 1 as one`.execute(ctx.db)).rows[0]?.one).toBe(1);
