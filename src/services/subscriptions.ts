@@ -572,7 +572,11 @@ export async function repricing(
  * interval changes: renewals would otherwise look for a period that the new schedule does not
  * have (a start date moved past it stopped billing for good). Unchanged when billing had ended.
  */
-function rescheduledBilling(before: SubscriptionRow, changes: SubscriptionPatch): string | null {
+function rescheduledBilling(
+  before: SubscriptionRow,
+  changes: SubscriptionPatch,
+  creditBack = true,
+): string | null {
   if (before.billed_until === null) return null;
   const anchor = changes.billing_anchor ?? changes.start_date ?? billingAnchor(before);
   const interval = changes.billing_interval ?? before.billing_interval;
@@ -590,6 +594,7 @@ function rescheduledBilling(before: SubscriptionRow, changes: SubscriptionPatch)
   // or a pause before it neither repriced nor shortened (retest17 #1).
   const status = changes.status ?? before.status;
   if (
+    creditBack &&
     changes.start_date !== undefined &&
     changes.start_date !== before.start_date &&
     before.billed_until > anchor &&
@@ -1097,7 +1102,15 @@ async function changeSubscription(
   let plan: ProrationPlan = proration.plan;
   if (changes.billed_until === undefined) {
     const asCreated = await billingAsCreated(tx, before, changes);
-    const billedUntil = asCreated ?? rescheduledBilling(before, changes) ?? billingResumed(before, changes);
+    // Credited back only from the old schedule as its invoice left it: after an earlier move
+    // whose item is still pending, charged forward (moved there and back, the days between were
+    // billed twice or not at all: retest19 #1, #2).
+    const moves =
+      changes.start_date !== undefined &&
+      changes.start_date !== before.start_date &&
+      (await pendingInvoiceItems(tx.db, before.id)).some((item) => item.kind !== 'one_off');
+    const billedUntil =
+      asCreated ?? rescheduledBilling(before, changes, !moves) ?? billingResumed(before, changes);
     if (billedUntil !== before.billed_until) changes.billed_until = billedUntil;
     if (asCreated === undefined && plan.mode === 'nothing')
       plan = await daysBeforeNewSchedule(tx, before, changes, billedUntil);

@@ -216,6 +216,23 @@ describe('POST /subscriptions with billed_until', () => {
     expect(invoices).toEqual([['proration', '2026-06-10', '2026-06-30', '8.67']]);
   });
 
+  it('a start date moved earlier, back and earlier again bills each day once (retest19 #1)', async () => {
+    const s = await imported({}); // invoiced here: Apr 30 - May 31, 31.00
+    await s.work();
+    const move = async (start_date: string) =>
+      t.api.patch(`/api/v1/subscriptions/${s.sub.id}`).send({ start_date }).expect(200);
+    await move('2026-02-20'); // credited back: May 20-30, billing from May 20
+    await move('2026-01-31'); // charged forward: May 20-30 again
+    const again = await move('2026-02-20'); // an earlier move's items pending: charged forward
+    expect((again.body as Schemas['Subscription']).billed_until).toBe('2026-06-20');
+    await s.advance('2026-06-20T01:00:00Z');
+    // Paid to May 30; May 31 - Jun 19 (20 of 31 days) charged, then the period: 20.00 + 31.00.
+    expect(await invoicesOf(s.sub.id)).toEqual([
+      ['period', '2026-04-30', '2026-05-31', '31.00'],
+      ['period', '2026-06-20', '2026-07-20', '51.00'],
+    ]);
+  });
+
   it('the current period start is as without it; any other day, a trial or canceled is 422', async () => {
     const usual = await imported({ billed_until: '2026-04-30' });
     expect(usual.res.status, usual.res.text).toBe(201);
