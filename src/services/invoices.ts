@@ -50,6 +50,7 @@ import { endDiscount, giveBackDiscount } from './coupons.js';
 import { creditBalance, takeFromBalance } from './customer-balance.js';
 import { creditNotesOf, pricesPeriod, repricePendingCredits } from './prorations.js';
 import { onClockOf } from './subscriptions.js';
+import { pauseAgainAfterVoid } from './pauses.js';
 import { billsUsageBefore, closeUsageBefore } from './usage.js';
 import { endDunningIfSettled } from './collection.js';
 import { cancelPaidGrant, payUsageFromWallets, refundUsageCredits } from './wallets.js';
@@ -1188,6 +1189,13 @@ export async function voidLocked(
       })),
     );
     for (const item of again) emitItem(tx, item);
+    await pauseAgainAfterVoid(
+      tx,
+      actor.tenantId,
+      subscription,
+      { start: current.period_start, end: current.period_end },
+      again,
+    );
   }
   tx.emit({
     type: 'invoice.voided',

@@ -4,16 +4,17 @@
 // period [S', E') then in force charges [R, E') and invoices it at once with what is pending, on
 // the same schedule. A paused subscription counts zero in MRR (its status, in its versions).
 import { parseSignedAmount } from '../billing/money.js';
-import { periodContaining } from '../billing/periods.js';
+import { type Period, periodContaining } from '../billing/periods.js';
 import { prorationItems } from '../billing/proration.js';
 import { billingAnchor, dayOf, lastDayServed, subscriptionNow } from '../billing/subscription-time.js';
-import type { InvoiceRow, PausedCharges, SubscriptionRow } from '../database/schema.js';
+import type { InvoiceItemRow, InvoiceRow, PausedCharges, SubscriptionRow } from '../database/schema.js';
+import { deletePendingItem, pendingInvoiceItems } from '../queries/invoice-items.js';
 import { findInvoiceForPeriod } from '../queries/invoices.js';
 import * as subscriptions from '../queries/subscriptions.js';
 import { type Actor, inTenant, type ServiceContext, type Tx, type VersionCondition } from './context.js';
 import { issueAndCollect, matchesAfterRenewals, performDueRenewals } from './collection.js';
 import { recountedDiscount } from './coupons.js';
-import { invoiceForPeriod } from './invoices.js';
+import { emitItemDropped, invoiceForPeriod } from './invoices.js';
 import {
   chargeFor,
   chargesPauseShortens,
@@ -82,22 +83,11 @@ export async function pauseSubscription(
     // pending charges that paid some of them are shortened instead, and kept as they were for a
     // resume in the period to bring back (resume).
     const period = today >= before.start_date ? periodOf(before, today) : undefined;
-    const credited =
+    const credit =
       period && (await periodBilled(tx, before, period))
-        ? await creditedPrice(tx, before, period, today)
+        ? await pauseCredit(tx, before, period, today)
         : undefined;
-    const shortened = credited ? chargesPauseShortens(credited.shorten, today) : [];
-    const items =
-      period && credited ? prorationItems(period, today, credited, undefined, credited.until) : [];
-    const pausedCharges: PausedCharges | null =
-      period && shortened.length > 0
-        ? {
-            period_start: period.start,
-            label: await priceLabel(tx, before),
-            charges: shortened,
-            credits: items.map((item) => item.description),
-          }
-        : null;
+    const pausedCharges = credit?.pausedCharges ?? null;
     const after = await subscriptions.updateSubscription(tx.db, id, {
       status: 'paused',
       paused_at: now,
@@ -106,17 +96,87 @@ export async function pauseSubscription(
       ...(waiting ? { discount: JSON.stringify({ ...before.discount, awaiting_resume: true }) } : {}),
     });
     emitChange(tx, before, after, 'subscription.paused');
-    if (period && credited) {
+    if (period && credit) {
       await performProration(tx, actor.tenantId, after, {
         mode: 'items',
-        items,
+        items: credit.items,
         invoiceNow: false,
         period,
         day: today,
-        shorten: credited.shorten,
+        shorten: credit.shorten,
       });
     }
     return { kind: 'changed', subscription: after };
+  });
+}
+
+/**
+ * What a pause of `s` on `day` of its billed `period` credits (the unused days, at what was paid
+ * for them) and the pending charges it shortens instead, kept for its resume to bring back.
+ */
+async function pauseCredit(tx: Tx, s: SubscriptionRow, period: Period, day: string) {
+  const credited = await creditedPrice(tx, s, period, day);
+  const shortened = chargesPauseShortens(credited.shorten, day);
+  const items = prorationItems(period, day, credited, undefined, credited.until);
+  const pausedCharges: PausedCharges | null =
+    shortened.length > 0
+      ? {
+          period_start: period.start,
+          label: await priceLabel(tx, s),
+          charges: shortened,
+          credits: items.map((item) => item.description),
+        }
+      : null;
+  return { items, shorten: credited.shorten, pausedCharges };
+}
+
+/**
+ * A period invoice voided while its subscription is paused in that period, the pause made while
+ * the invoice stood: the pause's credit was priced by what that invoice paid, and the void made
+ * the change items it netted pending again (invoices.ts voidLocked). The pause is made again, on
+ * its day, as a pause made now would be: crediting what is left paid and shortening those pending
+ * charges, which its resume brings back (retest18 #3). Before, the resume priced the credit
+ * without them and billed the paused days. `made` are the items the void made pending again.
+ * Left as it is when anything but the pause's credit changed the period since the pause, or when
+ * the pause shortened charges already.
+ */
+export async function pauseAgainAfterVoid(
+  tx: Tx,
+  tenantId: string,
+  s: SubscriptionRow,
+  period: Period,
+  made: readonly InvoiceItemRow[],
+): Promise<void> {
+  if (s.status !== 'paused' || s.paused_at === null || s.paused_charges !== null || made.length === 0) return;
+  const day = dayOf(s.paused_at);
+  const paused = periodOf(s, day);
+  if (paused.start !== period.start || paused.end !== period.end) return;
+  const again = new Set(made.map((item) => item.id));
+  const pending = (await pendingInvoiceItems(tx.db, s.id)).filter((item) => !again.has(item.id));
+  // The pause's credit: pending, of its day to the period's end, and nothing pending made since.
+  const credits = pending.filter(
+    (item) => item.kind === 'proration_credit' && item.period_start === day && item.period_end === period.end,
+  );
+  if (credits.length === 0) return;
+  const madeAt = credits[0]!.created_at;
+  if (pending.some((item) => item.created_at >= madeAt && !credits.includes(item))) return;
+  for (const item of credits) {
+    const dropped = await deletePendingItem(tx.db, item.id);
+    if (dropped) emitItemDropped(tx, dropped);
+  }
+  const credit = await pauseCredit(tx, s, period, day);
+  const after = credit.pausedCharges
+    ? await subscriptions.updateSubscription(tx.db, s.id, {
+        paused_charges: JSON.stringify(credit.pausedCharges),
+      })
+    : s;
+  await performProration(tx, tenantId, after, {
+    mode: 'items',
+    items: credit.items,
+    invoiceNow: false,
+    period,
+    day,
+    shorten: credit.shorten,
   });
 }
 

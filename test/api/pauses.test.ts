@@ -409,6 +409,39 @@ describe('a pause', () => {
       expect((await invoiceAgain(s.sub.id)).subtotal).toBe('38.71');
     });
 
+    it('paused while the period invoiced again stood, voided again, resumed: the paused days stay unbilled (retest18 #3)', async () => {
+      const s = await upgradedThenVoided();
+      const made = await t.api
+        .post(`/api/v1/subscriptions/${s.sub.id}/invoices`)
+        .send({ date: '2026-01-13' });
+      expect(made.status, made.text).toBe(201);
+      const second = made.body as Schemas['Invoice'];
+      expect(second.subtotal).toBe('50.33');
+      expect((await t.api.post(`/api/v1/invoices/${second.id}/finalize`)).status).toBe(200);
+      // Paused on the 15th, while the second invoice paid Pro's days: their credit is at Pro's price.
+      await s.advance('2026-01-15T09:00:00Z');
+      await s.pause();
+      expect(await pending(s.sub.id)).toEqual([['proration_credit', '-32.90', '2026-01-15', '2026-02-01']]);
+      // Voided on the 17th: its items are pending again, and the pause is as if made after the
+      // void: Pro's charge shortened to Jan 11-14 instead of a credit.
+      await s.advance('2026-01-17T09:00:00Z');
+      expect((await t.api.post(`/api/v1/invoices/${second.id}/void`)).status).toBe(200);
+      expect(await pending(s.sub.id)).toEqual([
+        ['proration_charge', '7.74', '2026-01-11', '2026-01-15'],
+        ['proration_credit', '-20.32', '2026-01-11', '2026-02-01'],
+      ]);
+      await s.advance('2026-01-20T09:00:00Z');
+      await s.resume();
+      // As with a single void: Basic Jan 1-10, Pro Jan 11-14 and 20-31 (30.00 - 20.32 + 7.74 +
+      // 23.23); before, the resume ended the credit at Basic's price and billed 45.49.
+      expect(await pending(s.sub.id)).toEqual([
+        ['proration_charge', '7.74', '2026-01-11', '2026-01-15'],
+        ['proration_credit', '-20.32', '2026-01-11', '2026-02-01'],
+        ['proration_charge', '23.23', '2026-01-20', '2026-02-01'],
+      ]);
+      expect((await invoiceAgain(s.sub.id)).subtotal).toBe('40.65');
+    });
+
     it('an invoice made again, issued and voided in turn, is made again with the items it netted (retest13 #1)', async () => {
       const finalize = async (invoice: Schemas['Invoice']) =>
         expect((await t.api.post(`/api/v1/invoices/${invoice.id}/finalize`)).status).toBe(200);
