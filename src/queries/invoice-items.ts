@@ -271,11 +271,25 @@ export function creditsGivenIn(
   period: { start: string; end: string },
   except: string,
   carriedForward: string,
-): Promise<Array<Pick<InvoiceItemRow, 'description' | 'amount'>>> {
+): Promise<
+  Array<
+    Pick<InvoiceItemRow, 'description' | 'amount'> & {
+      /** The subtotal of the invoice that billed it, and what its credit notes took of that. */
+      billed_subtotal: string | null;
+      billed_credited: string;
+    }
+  >
+> {
   return db
     .selectFrom('invoice_items as item')
     .leftJoin('invoices as billed', 'billed.id', 'item.invoice_id')
-    .select(['item.description', 'item.amount'])
+    .select([
+      'item.description',
+      'item.amount',
+      'billed.subtotal as billed_subtotal',
+      sql<string>`(select coalesce(sum(note.subtotal), 0)::text from credit_notes note
+        where note.invoice_id = billed.id)`.as('billed_credited'),
+    ])
     .where('item.subscription_id', '=', subscriptionId)
     .where('item.kind', '=', 'proration_credit')
     .where('item.period_start', '>=', period.start)

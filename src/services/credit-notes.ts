@@ -220,7 +220,7 @@ async function creditedElsewhere(
       const credited = creditedPriceOf(credit);
       return credited !== undefined && parseAmount(credited) === price;
     })
-    .reduce((total, credit) => total - parseSignedAmount(credit.amount), 0n);
+    .reduce((total, credit) => total + givenBack(credit), 0n);
   // Credits of other periods that this invoice billed (less their charges) paid part of its days:
   // what its subtotal holds less than its price. The days given back are first those.
   const otherPeriods = lines
@@ -232,6 +232,29 @@ async function creditedElsewhere(
     .reduce((total, line) => total + parseSignedAmount(line.amount), 0n);
   const beyond = given + (otherPeriods < 0n ? otherPeriods : 0n);
   return beyond > 0n ? { line_index: index, amount: formatCents(beyond) } : undefined;
+}
+
+/**
+ * What a credit of a period's days gave back: all of it, but for a credit billed by an invoice that
+ * credit notes took back in part or whole (the change's invoice credited too). That invoice then
+ * stands for what is left of it only, its credit as much as its charges, so its share of the
+ * credit taken back is the period's invoice's again to credit (rounded up to the cent: never more
+ * than was paid goes back). Else crediting both invoices whole gave back less than was paid.
+ */
+function givenBack(credit: {
+  amount: string;
+  billed_subtotal: string | null;
+  billed_credited: string;
+}): bigint {
+  const whole = -parseSignedAmount(credit.amount);
+  const subtotal = credit.billed_subtotal === null ? 0n : parseSignedAmount(credit.billed_subtotal);
+  const taken = parseAmount(credit.billed_credited);
+  if (subtotal <= 0n || taken <= 0n) return whole;
+  const left = subtotal > taken ? subtotal - taken : 0n;
+  const cent = 100n; // ten-thousandths
+  const share = whole * left;
+  const perCent = subtotal * cent;
+  return ((share + perCent - 1n) / perCent) * cent;
 }
 
 /**

@@ -1206,6 +1206,49 @@ describe('the unused days of a period paid at less than its price', () => {
     expect(goodwill.status, goodwill.text).toBe(201);
   });
 
+  it('are refunded again as far as credit notes took back the invoice that billed their credit (credit1 F1)', async () => {
+    const basic = await plan('Basic31', { model: 'flat', amount: '31.00' });
+    const pro = await plan('Pro62', { model: 'flat', amount: '62.00' });
+    const s = await subscribed(basic.id, '2026-01-01T00:00:00Z', {
+      payment_method: 'pm_card_visa',
+      payment_rail: 'card',
+    });
+    // Upgraded on Jan 11 and invoiced at once: Basic's 21 days (21.00) credited, Pro's charged.
+    await s.advance('2026-01-11T00:00:00Z');
+    await s.change({ plan_id: pro.id, proration_behavior: 'always_invoice' });
+    await s.work();
+    const [january, change] = await s.invoices();
+    expect(change!.lines.map((l) => l.amount)).toEqual(['-21.00', '42.00']);
+    expect([january!.status, change!.status]).toEqual(['paid', 'paid']);
+    const credit = (invoice: Invoice, amount: string) =>
+      t.api
+        .post(`/api/v1/invoices/${invoice.id}/credit-notes`)
+        .send({ reason: 'refund', amount, refund_to: 'payment' });
+    const cents = (amount: string) => Number(amount.replace('.', ''));
+    const left = async (invoice: Invoice, amount: string) => {
+      const over = String(cents(amount) + 1).padStart(3, '0');
+      const res = await credit(invoice, `${over.slice(0, -2)}.${over.slice(-2)}`);
+      const errors = expectProblem(res, 422, 'unprocessable').errors!;
+      expect(errors[0]!.message).toContain(`(${amount} before tax`);
+    };
+    // January's 21 days went back by the change's invoice: 10.00 is left of January.
+    await left(january!, '10.00');
+    // Half the change's invoice credited: half its credit of January's days is January's again.
+    expect((await credit(change!, '10.50')).status).toBe(201);
+    await left(january!, '20.50');
+    // Both credited whole: every cent paid (31.00 + 21.00, before tax) comes back.
+    expect((await credit(change!, '10.50')).status).toBe(201);
+    const whole = await credit(january!, '31.00');
+    expect(whole.status, whole.text).toBe(201);
+    const refunds = await Promise.all(
+      [january!, change!].map(
+        async (i) => (await t.api.get(`/api/v1/invoices/${i.id}/refunds`)).body as Schemas['RefundList'],
+      ),
+    );
+    const refunded = refunds.flatMap((r) => r.data).reduce((sum, r) => sum + cents(r.amount), 0);
+    expect(refunded).toBe(cents(january!.total) + cents(change!.total));
+  });
+
   it('are credited at the price their invoice billed after a change without proration', async () => {
     const a = await plan('A', { model: 'flat', amount: '100.00' });
     const b = await plan('B', { model: 'flat', amount: '1000.00' });
