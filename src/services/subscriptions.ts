@@ -794,11 +794,16 @@ function trialChanges(
         errors: [{ field: '/trial_end', message: `must be after today (${today}) and after start_date` }],
       };
     periodContaining(patch.trial_end, before.billing_interval, before.interval_count, patch.trial_end);
+    // Billed from the new end on, as a trial created so would be: also when its end_date fell
+    // within the trial before and the move puts a paid day before it (retest20 #6: it stayed
+    // trialing for good, its days after the trial never billed).
+    const endDate = patch.end_date === undefined ? before.end_date : patch.end_date;
+    const billed = before.billed_until !== null || (endDate !== null && endDate >= patch.trial_end);
     return {
       trial_end: patch.trial_end,
       trial_notified_at: null,
       billing_anchor: patch.trial_end,
-      ...(before.billed_until === null ? {} : { billed_until: patch.trial_end }),
+      ...(billed ? { billed_until: patch.trial_end } : {}),
     };
   }
   // Ended early, or a trial without an end made active: its first period starts today.

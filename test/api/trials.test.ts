@@ -285,6 +285,31 @@ describe('a trial with an end', () => {
       ]);
   });
 
+  it('with an end_date within it, moved to end before that end_date: billed from its new end (retest20 #6)', async () => {
+    const moves = [{ trial_end: '2026-01-20' }, { trial_end: '2026-01-20', end_date: '2026-01-25' }];
+    for (const move of moves) {
+      const s = await onClock({ trial_end: '2026-02-01', end_date: '2026-01-25' });
+      expect(s.sub.billed_until).toBeNull();
+      await s.advance('2026-01-10T10:00:00Z');
+      const moved = await t.api.patch(`/api/v1/subscriptions/${s.sub.id}`).send(move);
+      expect(moved.status, moved.text).toBe(200);
+      expect(moved.body).toMatchObject({ billing_anchor: '2026-01-20', billed_until: '2026-01-20' });
+      // Active on its new end, its first period (holding end_date) billed whole, and no other.
+      await s.advance('2026-01-20T10:00:00Z');
+      expect((await s.get()).status).toBe('active');
+      await s.advance('2026-03-01T10:00:00Z');
+      expect((await s.invoices()).map((i) => [i.period_start, i.subtotal])).toEqual([
+        ['2026-01-20', '20.00'],
+      ]);
+    }
+    // Its end_date moved past the trial's end instead: billed from trial_end.
+    const s = await onClock({ trial_end: '2026-02-01', end_date: '2026-01-25' });
+    await s.advance('2026-01-10T10:00:00Z');
+    const moved = await t.api.patch(`/api/v1/subscriptions/${s.sub.id}`).send({ end_date: '2026-02-10' });
+    expect(moved.status, moved.text).toBe(200);
+    expect(moved.body).toMatchObject({ billed_until: '2026-02-01' });
+  });
+
   it('converted on its end, then moved to start on or after it: the trial goes with the old start (trials1 #3)', async () => {
     const s = await onClock({ trial_end: '2026-01-15' });
     await s.advance('2026-01-20T00:00:00Z');
