@@ -861,7 +861,10 @@ export interface paths {
          *     was prorated against that invoice is invoiced again at the voided invoice's price, the
          *     items of those changes and pauses (and of any after the void, prorated against that price
          *     too) netting it; voided before any, a period paused in is 422 too: its pauses credited
-         *     nothing, and their days would be billed.
+         *     nothing, and their days would be billed. So is a period never invoiced that has proration
+         *     items of its own. A period sharing days with an invoice (not voided) of another period of
+         *     the subscription, one of its schedule before a change of `start_date`, is 422: its days
+         *     would be billed twice (its renewals bill from `billed_until` on).
          */
         post: operations["createInvoice"];
         delete?: never;

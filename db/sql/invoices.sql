@@ -24,6 +24,9 @@ select "period_start", "period_end" from "invoices" where "subscription_id" = $1
 -- findInvoiceForPeriod
 select "id", "kind", "subscription_id", "user_id", "status", "number", "period_start", "period_end", "invoice_date", "region", "lines", "subtotal", "taxes", "tax_total", "total", "finalized_at", "paid_at", "voided_at", "uncollectible_at", "collection_failed_at", "next_collection_at", "dunning_retries", "amount_credited", "amount_from_balance", "version", "created_at", "updated_at" from "invoices" where "subscription_id" = $1 and "period_start" = $2 and "period_end" = $3 and "kind" = $4 order by status = 'void', "created_at" desc, "id" desc limit $5;
 
+-- overlappingPeriodInvoice
+select "id", "kind", "subscription_id", "user_id", "status", "number", "period_start", "period_end", "invoice_date", "region", "lines", "subtotal", "taxes", "tax_total", "total", "finalized_at", "paid_at", "voided_at", "uncollectible_at", "collection_failed_at", "next_collection_at", "dunning_retries", "amount_credited", "amount_from_balance", "version", "created_at", "updated_at" from "invoices" where "subscription_id" = $1 and "kind" = $2 and "status" <> $3 and "period_start" < $4 and "period_end" > $5 and ("period_start" <> $6 or "period_end" <> $7) order by "period_start" limit $8;
+
 -- owedInvoicesOf
 select "id", "kind", "subscription_id", "user_id", "status", "number", "period_start", "period_end", "invoice_date", "region", "lines", "subtotal", "taxes", "tax_total", "total", "finalized_at", "paid_at", "voided_at", "uncollectible_at", "collection_failed_at", "next_collection_at", "dunning_retries", "amount_credited", "amount_from_balance", "version", "created_at", "updated_at" from "invoices" where "subscription_id" = $1 and "status" in ($2, $3) order by "finalized_at", "id";
 

@@ -185,6 +185,8 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
       latestInvoicedPeriod: (db) => invoices.latestInvoicedPeriod(db, SUBSCRIPTION),
       findInvoiceForPeriod: (db) =>
         invoices.findInvoiceForPeriod(db, SUBSCRIPTION, { start: '2026-01-01', end: '2026-02-01' }),
+      overlappingPeriodInvoice: (db) =>
+        invoices.overlappingPeriodInvoice(db, SUBSCRIPTION, { start: '2026-01-10', end: '2026-02-10' }),
       owedInvoicesOf: (db) => invoices.owedInvoicesOf(db, SUBSCRIPTION),
       hasFailingInvoice: (db) => invoices.hasFailingInvoice(db, SUBSCRIPTION),
       hasFailingInvoiceInDunning: (db) => invoices.hasFailingInvoice(db, SUBSCRIPTION, true),

@@ -91,6 +91,29 @@ export function findInvoiceForPeriod(
     .executeTakeFirst();
 }
 
+/**
+ * A period invoice of the subscription, not voided (drafts included), of another period sharing
+ * days with `period`: one of the schedule before its start_date moved. The earliest.
+ */
+export function overlappingPeriodInvoice(
+  db: Db,
+  subscriptionId: string,
+  period: { start: string; end: string },
+): Promise<InvoiceRow | undefined> {
+  return db
+    .selectFrom('invoices')
+    .select(columns)
+    .where('subscription_id', '=', subscriptionId)
+    .where('kind', '=', 'period')
+    .where('status', '<>', 'void')
+    .where('period_start', '<', period.end)
+    .where('period_end', '>', period.start)
+    .where((eb) => eb.or([eb('period_start', '<>', period.start), eb('period_end', '<>', period.end)]))
+    .orderBy('period_start')
+    .limit(1)
+    .executeTakeFirst();
+}
+
 /** The period of the subscription's latest period invoice not voided (drafts included). */
 export function latestInvoicedPeriod(
   db: Db,

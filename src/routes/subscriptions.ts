@@ -571,16 +571,38 @@ export function subscriptionsRouter(ctx: ServiceContext): Router {
         body.date ? [{ location: 'body', field: '/date', message }] : undefined,
       );
     }
-    if (outcome.kind === 'paused') {
-      const { start, end } = outcome.period;
+    if (outcome.kind === 'overlaps') {
+      const { period, invoice } = outcome;
+      const from = invoice.period_start > period.start ? invoice.period_start : period.start;
+      const to = invoice.period_end < period.end ? invoice.period_end : period.end;
       throw unprocessable(
-        `The subscription was paused during the period ${start} to ${end}: nothing is invoiced for time paused, and a resume invoices the rest of its period itself, so the period is not invoiced whole.`,
+        `The days ${from} to ${to} of the period ${period.start} to ${period.end} are billed by invoice ${invoice.id} (${invoice.period_start} to ${invoice.period_end}, a period of its schedule before a change of start_date or interval): invoiced again, they would be billed twice. Its renewals bill from billed_until on.`,
         body.date
           ? [
               {
                 location: 'body',
                 field: '/date',
-                message: `in the period ${start} to ${end}, paused in part or whole`,
+                message: `in a period whose days invoice ${invoice.id} bills in part`,
+              },
+            ]
+          : undefined,
+      );
+    }
+    if (outcome.kind === 'paused') {
+      const { start, end } = outcome.period;
+      throw unprocessable(
+        outcome.why === 'paused'
+          ? `The subscription was paused during the period ${start} to ${end}: nothing is invoiced for time paused, and a resume invoices the rest of its period itself, so the period is not invoiced whole.`
+          : `The period ${start} to ${end}, whose price no invoice billed, has items of its own (a change, a pause or a resume prorated in it): its price invoiced whole would bill days those items bill.`,
+        body.date
+          ? [
+              {
+                location: 'body',
+                field: '/date',
+                message:
+                  outcome.why === 'paused'
+                    ? `in the period ${start} to ${end}, paused in part or whole`
+                    : `in the period ${start} to ${end}, which has items of its own`,
               },
             ]
           : undefined,

@@ -110,9 +110,11 @@ export type CreateInvoiceOutcome =
    */
   | { kind: 'ahead'; periodStart: string; why: 'renewal' | 'usage' }
   /** Invoiced by hand, a period the subscription was paused in (or resumed in): never billed whole. */
-  | { kind: 'paused'; period: { start: string; end: string } }
+  | { kind: 'paused'; period: { start: string; end: string }; why: 'paused' | 'prorated' }
   /** A renewal's period whose invoice was voided (options.voided 'leave'): left unbilled. */
-  | { kind: 'voided'; invoice: InvoiceRow };
+  | { kind: 'voided'; invoice: InvoiceRow }
+  /** Invoiced by hand, a period some of whose days another period's invoice bills. */
+  | { kind: 'overlaps'; period: { start: string; end: string }; invoice: InvoiceRow };
 
 /**
  * The invoice of the subscription's billing period containing `date` (default today, on the
@@ -204,6 +206,13 @@ export async function invoiceForPeriod(
     existing !== undefined &&
     (existing.lines as unknown as Array<{ type: string }>).some((line) => line.type === 'subscription');
   const priced = existing !== undefined && (await pricesPeriod(tx, subscriptionId, existing, period));
+  // By hand, a period of a schedule its start_date moved to, whose days an invoice of the schedule
+  // before bills in part: invoiced, they would be billed twice (retest20 #2). Its renewal bills
+  // from billed_until on, the move charged or credited the days between.
+  if (options.ahead === 'refuse') {
+    const overlapping = await invoices.overlappingPeriodInvoice(tx.db, subscriptionId, period);
+    if (overlapping) return { kind: 'overlaps', period, invoice: overlapping };
+  }
   if (options.ahead === 'refuse' && !(pricedBefore && priced)) {
     const from = new Date(`${period.start}T00:00:00Z`);
     const to = new Date(`${period.end}T00:00:00Z`);
@@ -212,7 +221,9 @@ export async function invoiceForPeriod(
     const paused = (await pausedSpans(tx.db, subscriptionId)).some(
       (span) => span.from < to && (span.to === null || (span.to > from && dayOf(span.to) > dayOf(span.from))),
     );
-    if (paused || (await hasProrationsIn(tx.db, subscriptionId, period))) return { kind: 'paused', period };
+    if (paused) return { kind: 'paused', period, why: 'paused' };
+    if (await hasProrationsIn(tx.db, subscriptionId, period))
+      return { kind: 'paused', period, why: 'prorated' };
   }
   const served = options.served ?? subscription;
   if (options.ahead === 'refuse' && period.start > today) {

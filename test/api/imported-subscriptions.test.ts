@@ -216,6 +216,20 @@ describe('POST /subscriptions with billed_until', () => {
     expect(invoices).toEqual([['proration', '2026-06-10', '2026-06-30', '8.67']]);
   });
 
+  it('after a start date moved, a period sharing days with an invoice of the old schedule is not invoiced by hand (retest20 #2)', async () => {
+    const s = await imported({}); // invoiced here: Apr 30 - May 31, 31.00
+    await s.work();
+    await t.api.patch(`/api/v1/subscriptions/${s.sub.id}`).send({ start_date: '2026-02-10' }).expect(200);
+    // May 10 - Jun 10 holds today: May 10-30 are billed by the old schedule's invoice.
+    for (const body of [{}, { date: '2026-05-15' }]) {
+      const res = await t.api.post(`/api/v1/subscriptions/${s.sub.id}/invoices`).send(body);
+      const problem = expectProblem(res, 422, 'unprocessable');
+      expect(problem.detail).toContain(
+        'The days 2026-05-10 to 2026-05-31 of the period 2026-05-10 to 2026-06-10',
+      );
+    }
+  });
+
   it('a start date moved earlier, back and earlier again bills each day once (retest19 #1)', async () => {
     const s = await imported({}); // invoiced here: Apr 30 - May 31, 31.00
     await s.work();
