@@ -48,7 +48,7 @@ import {
 import { endingCreditOfInvoice } from '../queries/customer-balance.js';
 import { endDiscount, giveBackDiscount } from './coupons.js';
 import { creditBalance, takeFromBalance } from './customer-balance.js';
-import { creditNotesOf, pricesPeriod, repricePendingCredits } from './prorations.js';
+import { creditNotesOf, endChargesWithService, pricesPeriod, repricePendingCredits } from './prorations.js';
 import { onClockOf } from './subscriptions.js';
 import { pauseAgainAfterVoid } from './pauses.js';
 import { billsUsageBefore, closeUsageBefore } from './usage.js';
@@ -351,6 +351,7 @@ export async function closeEndedItems(
   subscription: SubscriptionRow,
   at: Date,
 ): Promise<InvoiceRow | undefined> {
+  await endChargesWithService(tx, subscription);
   const pending = await pendingInvoiceItems(tx.db, subscription.id);
   if (pending.length === 0) return undefined;
   const day = dayOf(at);

@@ -615,6 +615,23 @@ async function shortenCharges(tx: Tx, charges: readonly InvoiceItemRow[], day: s
   }
 }
 
+/**
+ * An ended subscription's pending charges of days after the billing period holding its last day
+ * served (charged forward by moves of its start date): shortened to that period's end, or
+ * dropped, so that its last invoice bills no day it did not serve (retest20 #7). That period
+ * itself is billed whole, as an end_date's is.
+ */
+export async function endChargesWithService(tx: Tx, s: SubscriptionRow): Promise<void> {
+  const served = lastDayServed(s);
+  const anchor = billingAnchor(s);
+  if (!served || served.lastDay < anchor) return;
+  const { end } = periodContaining(anchor, s.billing_interval, s.interval_count, served.lastDay);
+  const beyond = (await pendingInvoiceItems(tx.db, s.id)).filter(
+    (item) => item.kind === 'proration_charge' && item.period_end > end,
+  );
+  await shortenCharges(tx, beyond, end);
+}
+
 /** The pending charges a pause shortens on `day`, as they are before it: subscriptions.paused_charges. */
 export function chargesPauseShortens(
   shorten: readonly InvoiceItemRow[],

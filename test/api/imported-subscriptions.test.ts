@@ -230,6 +230,25 @@ describe('POST /subscriptions with billed_until', () => {
     }
   });
 
+  it('canceled at the period end after moves charged days forward, its last invoice bills no day after it (retest20 #7)', async () => {
+    const s = await imported({}); // invoiced here: Apr 30 - May 31, 31.00
+    await s.work();
+    const move = async (start_date: string) =>
+      t.api.patch(`/api/v1/subscriptions/${s.sub.id}`).send({ start_date }).expect(200);
+    await move('2026-02-02'); // May 31 - Jun 1 charged
+    const back = await move('2026-01-31'); // charged forward: Jun 2 - Jun 29 too
+    expect((back.body as Schemas['Subscription']).billed_until).toBe('2026-06-30');
+    const cancel = await t.api.post(`/api/v1/subscriptions/${s.sub.id}/cancel`).send({ at: 'period_end' });
+    expect(cancel.status, cancel.text).toBe(200);
+    expect((cancel.body as Schemas['Subscription']).cancel_at).toBe('2026-05-31T00:00:00.000Z');
+    await s.advance('2026-06-02T00:00:00Z');
+    // Served Apr 30 - May 30: nothing after it is billed, the charges of those days dropped.
+    expect(await invoicesOf(s.sub.id)).toEqual([['period', '2026-04-30', '2026-05-31', '31.00']]);
+    const items = (await t.api.get(`/api/v1/subscriptions/${s.sub.id}/invoice-items`))
+      .body as Schemas['InvoiceItemList'];
+    expect(items.data).toEqual([]);
+  });
+
   it('a start date moved earlier, back and earlier again bills each day once (retest19 #1)', async () => {
     const s = await imported({}); // invoiced here: Apr 30 - May 31, 31.00
     await s.work();
