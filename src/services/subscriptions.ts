@@ -623,6 +623,9 @@ async function billingAsCreated(
   const start = changes.start_date;
   if (start === undefined || start === before.start_date || before.billed_until === null) return undefined;
   if (before.status !== 'active' || changes.status !== undefined) return undefined;
+  // Anchored elsewhere (a trial's end, ended early or not, or a new interval): billing went on
+  // from there, not from the start; as created, the trial's free days were billed (retest20 #1).
+  if (before.billing_anchor !== null) return undefined;
   if (await hasAnyInvoice(tx.db, before.id)) return undefined;
   const today = dayOf(subscriptionNow(before));
   // Imported with its current period billed by the old system (billed_until past that period's

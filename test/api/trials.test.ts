@@ -310,6 +310,33 @@ describe('a trial with an end', () => {
     expect(moved.body).toMatchObject({ billed_until: '2026-02-01' });
   });
 
+  it('ended early, then its start moved before its first invoice: billed from the day it ended, not from the start (retest20 #1)', async () => {
+    // Periods on the 25th: Jan 15-24 charged (10 of 31 days), then renewals from Jan 25. On the
+    // 14th: Jan 15 - Feb 13 charged (30 of 31 days), no trial day billed.
+    const moves = [
+      {
+        start_date: '2025-12-25',
+        billed_until: '2026-01-25',
+        invoices: [
+          ['2026-01-25', '26.45'],
+          ['2026-02-25', '20.00'],
+        ],
+      },
+      { start_date: '2026-01-14', billed_until: '2026-02-14', invoices: [['2026-02-14', '39.35']] },
+    ];
+    for (const { start_date, billed_until, invoices } of moves) {
+      const s = await onClock({ trial_end: '2026-02-01' });
+      await s.advance('2026-01-15T10:00:00Z');
+      const active = await t.api.patch(`/api/v1/subscriptions/${s.sub.id}`).send({ status: 'active' });
+      expect(active.body).toMatchObject({ billing_anchor: '2026-01-15', billed_until: '2026-01-15' });
+      const moved = await t.api.patch(`/api/v1/subscriptions/${s.sub.id}`).send({ start_date });
+      expect(moved.status, moved.text).toBe(200);
+      expect(moved.body).toMatchObject({ billing_anchor: start_date, billed_until });
+      await s.advance('2026-02-26T00:00:00Z');
+      expect((await s.invoices()).map((i) => [i.period_start, i.subtotal])).toEqual(invoices);
+    }
+  });
+
   it('converted on its end, then moved to start on or after it: the trial goes with the old start (trials1 #3)', async () => {
     const s = await onClock({ trial_end: '2026-01-15' });
     await s.advance('2026-01-20T00:00:00Z');
