@@ -135,18 +135,26 @@ export function creditNoteAmounts(
       ],
     };
   }
-  // The note that credits what is left of the invoice takes what is left of each tax.
-  const completes = credited === unlimited;
+  // The note that credits what is left of the invoice takes what is left of each tax: less, when
+  // credits of its days went back elsewhere, their share of it (tax × that / subtotal, half up),
+  // which went back with them (credit1 F2: notes up to the limit reversed that share again, or
+  // never the rest of theirs).
+  const completes = credited === left;
+  // In cents: tax × amount / subtotal, half up.
+  const shareOf = (tax: bigint, amount: bigint) => {
+    const [t, c, s] = [tax / 100n, amount / 100n, invoiceSubtotal / 100n];
+    return ((2n * t * c + s) / (2n * s)) * 100n;
+  };
   const taxes = invoice.taxes.map((tax) => {
     const reversed = sum(
       earlier.flatMap((note) =>
         note.taxes.filter((t) => t.tax_rate_id === tax.tax_rate_id).map((t) => t.amount),
       ),
     );
-    const rest = parseAmount(tax.amount) - reversed;
-    // In cents: tax × credited / subtotal, half up.
-    const [t, c, s] = [parseAmount(tax.amount) / 100n, credited / 100n, invoiceSubtotal / 100n];
-    const share = ((2n * t * c + s) / (2n * s)) * 100n;
+    const whole = parseAmount(tax.amount);
+    const restBefore = whole - reversed - (elsewhere > 0n ? shareOf(whole, elsewhere) : 0n);
+    const rest = restBefore > 0n ? restBefore : 0n;
+    const share = shareOf(whole, credited);
     const amount = completes ? rest : share < rest ? share : rest;
     return { ...tax, taxable_amount: formatCents(credited), amount: formatCents(amount) };
   });

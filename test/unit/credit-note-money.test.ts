@@ -94,3 +94,43 @@ describe('creditNoteAmounts of lines', () => {
     expect(credit(0)).not.toHaveProperty('errors');
   });
 });
+
+describe('creditNoteAmounts of an invoice whose days went back in part elsewhere (credit1 F2)', () => {
+  // January, 31.00 + 5.89 VAT, paid; 21.00 of its days (3.99 of its tax) went back elsewhere.
+  const vat = {
+    tax_rate_id: 'vat',
+    code: 'VAT',
+    name: 'VAT',
+    percentage: '19',
+    region: 'DE',
+    taxable_amount: '31.00',
+    amount: '5.89',
+  };
+  const invoice = { subtotal: '31.00', taxes: [vat], lines: [{ description: 'January', amount: '31.00' }] };
+  const elsewhere = { line_index: 0, amount: '21.00' };
+  type Note = Parameters<typeof creditNoteAmounts>[1][number];
+  /** Notes of `amount` until the invoice refuses one: what they reversed, before and of tax. */
+  const creditAll = (amount: string) => {
+    const notes: Note[] = [];
+    const total = (pick: (n: Note) => string) =>
+      cents(notes.reduce((sum, n) => sum + Number(pick(n).replace('.', '')), 0));
+    for (let next = amount; ;) {
+      const note = creditNoteAmounts(invoice, notes, { reason: 'r', amount: next }, elsewhere);
+      if ('errors' in note) {
+        // Refused: the rest of what is left (10.00), if any, in a last note.
+        const rest = cents(1000 - Number(total((n) => n.subtotal).replace('.', '')));
+        if (next === rest || rest === '0.00') break;
+        next = rest;
+        continue;
+      }
+      notes.push(note);
+    }
+    return { subtotal: total((n) => n.subtotal), tax: total((n) => n.taxes[0]!.amount) };
+  };
+
+  it('reverses the tax of the days left and no more, however small the notes', () => {
+    // 10.00 of days left: 5.89 - 3.99 = 1.90 of tax, once the note reaching the limit is in.
+    for (const amount of ['0.02', '0.03', '0.05', '3.33', '10.00'])
+      expect({ amount, ...creditAll(amount) }).toEqual({ amount, subtotal: '10.00', tax: '1.90' });
+  });
+});
