@@ -4944,6 +4944,7 @@ export interface components {
          *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
          *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
          *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
+         *     `""` is an empty quoted key: 400.
          * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
          */
         IdempotencyKey: string;
@@ -5089,6 +5090,7 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
+                 *     `""` is an empty quoted key: 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -5206,6 +5208,7 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
+                 *     `""` is an empty quoted key: 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -5253,6 +5256,7 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
+                 *     `""` is an empty quoted key: 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -5438,6 +5442,7 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
+                 *     `""` is an empty quoted key: 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -5547,6 +5552,7 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
+                 *     `""` is an empty quoted key: 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -5594,6 +5600,7 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
+                 *     `""` is an empty quoted key: 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -5746,6 +5753,7 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
+                 *     `""` is an empty quoted key: 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -5926,6 +5934,7 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
+                 *     `""` is an empty quoted key: 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -5973,6 +5982,7 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
+                 *     `""` is an empty quoted key: 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -6068,6 +6078,7 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
+                 *     `""` is an empty quoted key: 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -6163,6 +6174,7 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
+                 *     `""` is an empty quoted key: 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -6385,6 +6397,7 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
+                 *     `""` is an empty quoted key: 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -6505,6 +6518,7 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
+                 *     `""` is an empty quoted key: 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -6609,6 +6623,7 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
+                 *     `""` is an empty quoted key: 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -6732,6 +6747,7 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
+                 *     `""` is an empty quoted key: 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -6836,6 +6852,7 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
+                 *     `""` is an empty quoted key: 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -6949,6 +6966,7 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
+                 *     `""` is an empty quoted key: 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -7109,6 +7127,7 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
+                 *     `""` is an empty quoted key: 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -7288,6 +7307,7 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
+                 *     `""` is an empty quoted key: 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -7369,6 +7389,7 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
+                 *     `""` is an empty quoted key: 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -7491,6 +7512,7 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
+                 *     `""` is an empty quoted key: 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -7662,6 +7684,7 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
+                 *     `""` is an empty quoted key: 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -7709,6 +7732,7 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
+                 *     `""` is an empty quoted key: 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -7921,6 +7945,7 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
+                 *     `""` is an empty quoted key: 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -8139,6 +8164,7 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
+                 *     `""` is an empty quoted key: 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -8246,6 +8272,7 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
+                 *     `""` is an empty quoted key: 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -8323,6 +8350,7 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
+                 *     `""` is an empty quoted key: 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -8695,6 +8723,7 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
+                 *     `""` is an empty quoted key: 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -8891,6 +8920,7 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
+                 *     `""` is an empty quoted key: 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -9001,6 +9031,7 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
+                 *     `""` is an empty quoted key: 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -9172,6 +9203,7 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
+                 *     `""` is an empty quoted key: 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -9307,6 +9339,7 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
+                 *     `""` is an empty quoted key: 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -9645,6 +9678,7 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
+                 *     `""` is an empty quoted key: 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -9756,6 +9790,7 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
+                 *     `""` is an empty quoted key: 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -9864,6 +9899,7 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
+                 *     `""` is an empty quoted key: 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -10109,6 +10145,7 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
+                 *     `""` is an empty quoted key: 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -10236,6 +10273,7 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
+                 *     `""` is an empty quoted key: 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -10283,6 +10321,7 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
+                 *     `""` is an empty quoted key: 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -10358,6 +10397,7 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
+                 *     `""` is an empty quoted key: 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -10564,6 +10604,7 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
+                 *     `""` is an empty quoted key: 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -10802,6 +10843,7 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
+                 *     `""` is an empty quoted key: 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -10941,6 +10983,7 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
+                 *     `""` is an empty quoted key: 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -11314,6 +11357,7 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
+                 *     `""` is an empty quoted key: 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -11438,6 +11482,7 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
+                 *     `""` is an empty quoted key: 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -11485,6 +11530,7 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
+                 *     `""` is an empty quoted key: 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -12083,6 +12129,7 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
+                 *     `""` is an empty quoted key: 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -12204,6 +12251,7 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
+                 *     `""` is an empty quoted key: 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -12341,6 +12389,7 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
+                 *     `""` is an empty quoted key: 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -12414,6 +12463,7 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
+                 *     `""` is an empty quoted key: 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -12712,6 +12762,7 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
+                 *     `""` is an empty quoted key: 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -12778,6 +12829,7 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
+                 *     `""` is an empty quoted key: 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];

@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import type { Schemas } from '../../src/contract.js';
 import { createDb } from '../../src/database/connection.js';
 import { rejectRepeatedHeaders } from '../../src/http/repeated-headers.js';
+import { spec } from '../../src/spec.js';
 import { PLATFORM_KEY, useTestApp } from '../helpers/app.js';
 import { fingerprint } from '../helpers/db-state.js';
 import { createSubscription, createUser } from '../helpers/factories.js';
@@ -195,6 +196,19 @@ describe('Idempotency-Key on writes', () => {
       400,
       'validation-error',
     );
+    // The contract's pattern accepts exactly the keys the server honours (idem1 #1: it let `""`,
+    // an empty quoted key, through to a 400).
+    const { pattern } = (
+      spec as unknown as { components: { parameters: { IdempotencyKey: { schema: { pattern: string } } } } }
+    ).components.parameters.IdempotencyKey.schema;
+    for (const key of ['""', '"', '""x', 'a', '"b"', 'cd', '"ef', `"${'g'.repeat(255)}"`, 'h'.repeat(255)]) {
+      const res = await ctx.api
+        .post('/api/v1/features')
+        .set('Idempotency-Key', `${key}`)
+        .send({ name: `edge-${randomUUID()}` });
+      expect([key, res.status === 201], res.text).toEqual([key, new RegExp(pattern, 'u').test(key)]);
+      expect([key, res.status]).toEqual([key, key === '""' ? 400 : 201]);
+    }
     const quoted = await ctx.api
       .post('/api/v1/features')
       .set('Idempotency-Key', `"${randomUUID()}"`)
