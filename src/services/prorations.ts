@@ -33,7 +33,12 @@ import {
   prorationItemsIn,
   updatePendingItem,
 } from '../queries/invoice-items.js';
-import { findInvoice, findInvoiceForPeriod, issuedInvoicesMeeting } from '../queries/invoices.js';
+import {
+  findInvoice,
+  findInvoiceForPeriod,
+  issuedInvoicesMeeting,
+  overlappingPeriodInvoice,
+} from '../queries/invoices.js';
 import { findPlan } from '../queries/plans.js';
 import * as subscriptions from '../queries/subscriptions.js';
 import { issueAndCollect } from './collection.js';
@@ -220,8 +225,20 @@ async function creditedOf(
         item.balance_transaction_id === null &&
         item.period_start > day,
     );
-    if (ahead.length > 0 && ahead.length === items.length)
-      return { ...listed, shorten: ahead, until: ahead.map((item) => item.period_start).sort()[0] };
+    if (ahead.length > 0 && ahead.length === items.length) {
+      const paid = await paidByOldSchedule(tx, subscriptionId, price, period, day);
+      return {
+        ...listed,
+        ...(paid ? { paid } : {}),
+        shorten: ahead,
+        until: ahead.map((item) => item.period_start).sort()[0],
+      };
+    }
+    // As such a credit is priced again (at a resume, the charge it dropped made again since).
+    if (items.length === 0) {
+      const paid = await paidByOldSchedule(tx, subscriptionId, price, period, day);
+      if (paid) return { ...listed, paid };
+    }
   }
   const invoice = found && (await pricesPeriod(tx, subscriptionId, found, period)) ? found : undefined;
   const paidForPeriod = invoice
@@ -283,6 +300,34 @@ async function creditedOf(
     return { ...listed, paid: { numerator: 0n, denominator: 1n }, shorten };
   if (shorten.length === 0 && near(parseAmount(price.amount))) return listed;
   return { ...listed, paid, shorten };
+}
+
+/**
+ * What the old schedule's invoice holding `day` paid for a day of `price`, as a price for the new
+ * schedule's `period` (its days are not as many: a start moved later made 29-day periods of
+ * 31-day ones). A credit of its days made on the new schedule is then of what was paid for each
+ * (retest20 #5: 17 of 29 days of 31.00 credited 18.17 for 17.00 paid). Undefined when there is
+ * no such invoice of that price, or it paid the price for as many days.
+ */
+async function paidByOldSchedule(
+  tx: Tx,
+  subscriptionId: string,
+  price: { amount: string },
+  period: Period,
+  day: string,
+): Promise<Paid | undefined> {
+  const next = dayOf(new Date(Date.parse(`${day}T00:00:00Z`) + 86_400_000));
+  const old = await overlappingPeriodInvoice(tx.db, subscriptionId, { start: day, end: next });
+  if (!old) return undefined;
+  const lines = linesOf(old);
+  const billed = lines.find((line) => line.type === 'subscription');
+  if (!billed || !sameAmount(billed.amount, price.amount)) return undefined;
+  const paid = paidForPrice({ lines }, await creditNotesOf(tx, old));
+  if (!paid) return undefined;
+  const oldDays = BigInt(daysBetween(old.period_start, old.period_end));
+  const newDays = BigInt(daysBetween(period.start, period.end));
+  if (oldDays === newDays) return undefined;
+  return { numerator: paid.numerator * newDays, denominator: paid.denominator * oldDays };
 }
 
 /** A pending credit as its description says it was made (prorationItems). */
@@ -349,7 +394,7 @@ async function priceCreditAgain(
   const credited =
     until !== undefined && until <= made.day
       ? undefined
-      : await creditedOf(tx, subscriptionId, made.price, made.period, item.created_at);
+      : await creditedOf(tx, subscriptionId, made.price, made.period, item.created_at, made.day);
   const [again] = credited ? prorationItems(made.period, made.day, credited, undefined, until) : [];
   if (again?.amount === item.amount && again.description === item.description) return;
   if (!again) {

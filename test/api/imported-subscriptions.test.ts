@@ -249,6 +249,68 @@ describe('POST /subscriptions with billed_until', () => {
     expect(items.data).toEqual([]);
   });
 
+  it("after a start date moved later, a pause credits the old schedule's days at what was paid for each (retest20 #5)", async () => {
+    const clock = (
+      await t.api.post('/api/v1/test-clocks').send({ name: 'moved', frozen_time: '2027-01-22T01:00:00Z' })
+    ).body as Schemas['TestClock'];
+    const user = await createUser(t);
+    const created = await t.api.post('/api/v1/subscriptions').send({
+      user_id: user.id,
+      status: 'active',
+      plan_id: planId,
+      start_date: '2026-11-22',
+      test_clock_id: clock.id,
+    });
+    expect(created.status, created.text).toBe(201);
+    const id = (created.body as Schemas['Subscription']).id;
+    const work = () =>
+      performDueWork(
+        { db: ctx.appDb, ownerDb: ctx.db, gateway: simulatedGateway, settlementDelayScale: 0 },
+        { tenantId: t.id, clockId: clock.id },
+      );
+    await work();
+    expect(await invoicesOf(id)).toEqual([['period', '2027-01-22', '2027-02-22', '31.00']]); // 1.00 a day
+    // On Feb 1, periods on the 30th: Jan 30 - Feb 28 has 29 days; Feb 22-27 charged.
+    await t.api
+      .post(`/api/v1/test-clocks/${clock.id}/advance`)
+      .send({ frozen_time: '2027-02-01T01:00:00Z' })
+      .expect(202);
+    await work();
+    const moved = await t.api
+      .patch(`/api/v1/subscriptions/${id}`)
+      .send({ start_date: '2026-12-30' })
+      .expect(200);
+    expect((moved.body as Schemas['Subscription']).billed_until).toBe('2027-02-28');
+    await t.api
+      .post(`/api/v1/test-clocks/${clock.id}/advance`)
+      .send({ frozen_time: '2027-02-05T01:00:00Z' })
+      .expect(202);
+    await work();
+    await t.api.post(`/api/v1/subscriptions/${id}/pause`).expect(200);
+    const pending = (await t.api.get(`/api/v1/subscriptions/${id}/invoice-items`).query({ pending: true }))
+      .body as Schemas['InvoiceItemList'];
+    // Feb 5-21, paid 1.00 a day by the old invoice: 17.00 (not 17 of 29 days of 31.00: 18.17).
+    expect(pending.data.map((i) => [i.kind, i.amount, i.period_start, i.period_end])).toEqual([
+      ['proration_credit', '-17.00', '2027-02-05', '2027-02-22'],
+    ]);
+    // Resumed on Feb 10: Feb 5-9 credited (5.00), Feb 22-27 charged again (6 of 29 days: 6.41).
+    await t.api
+      .post(`/api/v1/test-clocks/${clock.id}/advance`)
+      .send({ frozen_time: '2027-02-10T01:00:00Z' })
+      .expect(202);
+    await work();
+    await t.api.post(`/api/v1/subscriptions/${id}/resume`).expect(200);
+    await t.api
+      .post(`/api/v1/test-clocks/${clock.id}/advance`)
+      .send({ frozen_time: '2027-03-01T01:00:00Z' })
+      .expect(202);
+    await work();
+    expect(await invoicesOf(id)).toEqual([
+      ['period', '2027-01-22', '2027-02-22', '31.00'],
+      ['period', '2027-02-28', '2027-03-30', '32.41'],
+    ]);
+  });
+
   it('a start date moved earlier, back and earlier again bills each day once (retest19 #1)', async () => {
     const s = await imported({}); // invoiced here: Apr 30 - May 31, 31.00
     await s.work();
