@@ -1207,6 +1207,7 @@ export async function voidLocked(
       subscription,
       { start: current.period_start, end: current.period_end },
       again,
+      id,
     );
   }
   tx.emit({

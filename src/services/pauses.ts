@@ -8,7 +8,7 @@ import { type Period, periodContaining } from '../billing/periods.js';
 import { prorationItems } from '../billing/proration.js';
 import { billingAnchor, dayOf, lastDayServed, subscriptionNow } from '../billing/subscription-time.js';
 import type { InvoiceItemRow, InvoiceRow, PausedCharges, SubscriptionRow } from '../database/schema.js';
-import { deletePendingItem, pendingInvoiceItems } from '../queries/invoice-items.js';
+import { deletePendingItem, pendingInvoiceItems, prorationItemsIn } from '../queries/invoice-items.js';
 import { findInvoiceForPeriod } from '../queries/invoices.js';
 import * as subscriptions from '../queries/subscriptions.js';
 import { type Actor, inTenant, type ServiceContext, type Tx, type VersionCondition } from './context.js';
@@ -137,8 +137,8 @@ async function pauseCredit(tx: Tx, s: SubscriptionRow, period: Period, day: stri
  * its day, as a pause made now would be: crediting what is left paid and shortening those pending
  * charges, which its resume brings back (retest18 #3). Before, the resume priced the credit
  * without them and billed the paused days. `made` are the items the void made pending again.
- * Left as it is when anything but the pause's credit changed the period since the pause, or when
- * the pause shortened charges already.
+ * Left as it is when anything but the pause's credit changed the period since the pause, when
+ * the pause shortened charges already, or when another invoice billed items of the period.
  */
 export async function pauseAgainAfterVoid(
   tx: Tx,
@@ -146,11 +146,17 @@ export async function pauseAgainAfterVoid(
   s: SubscriptionRow,
   period: Period,
   made: readonly InvoiceItemRow[],
+  voided: string,
 ): Promise<void> {
   if (s.status !== 'paused' || s.paused_at === null || s.paused_charges !== null || made.length === 0) return;
   const day = dayOf(s.paused_at);
   const paused = periodOf(s, day);
   if (paused.start !== period.start || paused.end !== period.end) return;
+  // Only a pause priced by the voided invoice: not after a change of the period billed by an
+  // invoice of its own (always_invoice), which priced the pause instead and ended the charge
+  // the void made pending again (retest21 #1).
+  const billed = await prorationItemsIn(tx.db, s.id, period);
+  if (billed.some((item) => item.invoice_id !== null && item.invoice_id !== voided)) return;
   const again = new Set(made.map((item) => item.id));
   const pending = (await pendingInvoiceItems(tx.db, s.id)).filter((item) => !again.has(item.id));
   // The pause's credit: pending, of its day to the period's end, and nothing pending made since.
