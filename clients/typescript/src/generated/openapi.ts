@@ -4944,7 +4944,8 @@ export interface components {
          *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
          *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
          *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-         *     `""` is an empty quoted key: 400.
+         *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
+         *     header's value): 400.
          * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
          */
         IdempotencyKey: string;
@@ -5090,7 +5091,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key: 400.
+                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
+                 *     header's value): 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -5208,7 +5210,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key: 400.
+                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
+                 *     header's value): 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -5256,7 +5259,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key: 400.
+                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
+                 *     header's value): 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -5442,7 +5446,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key: 400.
+                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
+                 *     header's value): 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -5552,7 +5557,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key: 400.
+                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
+                 *     header's value): 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -5600,7 +5606,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key: 400.
+                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
+                 *     header's value): 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -5753,7 +5760,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key: 400.
+                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
+                 *     header's value): 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -5934,7 +5942,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key: 400.
+                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
+                 *     header's value): 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -5982,7 +5991,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key: 400.
+                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
+                 *     header's value): 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -6078,7 +6088,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key: 400.
+                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
+                 *     header's value): 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -6174,7 +6185,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key: 400.
+                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
+                 *     header's value): 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -6397,7 +6409,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key: 400.
+                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
+                 *     header's value): 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -6518,7 +6531,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key: 400.
+                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
+                 *     header's value): 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -6623,7 +6637,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key: 400.
+                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
+                 *     header's value): 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -6747,7 +6762,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key: 400.
+                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
+                 *     header's value): 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -6852,7 +6868,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key: 400.
+                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
+                 *     header's value): 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -6966,7 +6983,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key: 400.
+                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
+                 *     header's value): 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -7127,7 +7145,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key: 400.
+                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
+                 *     header's value): 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -7307,7 +7326,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key: 400.
+                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
+                 *     header's value): 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -7389,7 +7409,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key: 400.
+                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
+                 *     header's value): 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -7512,7 +7533,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key: 400.
+                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
+                 *     header's value): 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -7684,7 +7706,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key: 400.
+                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
+                 *     header's value): 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -7732,7 +7755,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key: 400.
+                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
+                 *     header's value): 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -7945,7 +7969,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key: 400.
+                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
+                 *     header's value): 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -8164,7 +8189,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key: 400.
+                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
+                 *     header's value): 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -8272,7 +8298,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key: 400.
+                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
+                 *     header's value): 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -8350,7 +8377,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key: 400.
+                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
+                 *     header's value): 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -8723,7 +8751,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key: 400.
+                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
+                 *     header's value): 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -8920,7 +8949,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key: 400.
+                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
+                 *     header's value): 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -9031,7 +9061,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key: 400.
+                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
+                 *     header's value): 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -9203,7 +9234,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key: 400.
+                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
+                 *     header's value): 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -9339,7 +9371,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key: 400.
+                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
+                 *     header's value): 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -9678,7 +9711,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key: 400.
+                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
+                 *     header's value): 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -9790,7 +9824,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key: 400.
+                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
+                 *     header's value): 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -9899,7 +9934,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key: 400.
+                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
+                 *     header's value): 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -10145,7 +10181,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key: 400.
+                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
+                 *     header's value): 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -10273,7 +10310,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key: 400.
+                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
+                 *     header's value): 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -10321,7 +10359,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key: 400.
+                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
+                 *     header's value): 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -10397,7 +10436,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key: 400.
+                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
+                 *     header's value): 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -10604,7 +10644,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key: 400.
+                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
+                 *     header's value): 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -10843,7 +10884,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key: 400.
+                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
+                 *     header's value): 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -10983,7 +11025,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key: 400.
+                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
+                 *     header's value): 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -11357,7 +11400,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key: 400.
+                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
+                 *     header's value): 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -11482,7 +11526,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key: 400.
+                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
+                 *     header's value): 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -11530,7 +11575,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key: 400.
+                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
+                 *     header's value): 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -12129,7 +12175,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key: 400.
+                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
+                 *     header's value): 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -12251,7 +12298,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key: 400.
+                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
+                 *     header's value): 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -12389,7 +12437,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key: 400.
+                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
+                 *     header's value): 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -12463,7 +12512,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key: 400.
+                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
+                 *     header's value): 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -12762,7 +12812,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key: 400.
+                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
+                 *     header's value): 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -12829,7 +12880,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key: 400.
+                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
+                 *     header's value): 400.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
