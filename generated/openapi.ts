@@ -2488,7 +2488,9 @@ export interface components {
              *     later (or cleared) after billing ended at it, billing resumes with the first period not
              *     billed (`billed_until`: the one after the period of the old end, or the trial's end),
              *     which the worker invoices at once (none while paused or trialing), then each one after.
-             *     Passing it changes no `status`: a subscription past its `end_date` keeps the status it
+             *     When that period has begun and the invoice closing the usage before it (dated its first
+             *     day) holds it, its price is charged and invoiced at once instead (a `proration`
+             *     invoice), and `billed_until` is its end. Passing it changes no `status`: a subscription past its `end_date` keeps the status it
              *     had (`active`, or `trialing` for a trial it ended), so that a later `end_date` can
              *     resume it; read "ended" from `end_date` (the metrics count it ended the day after).
              */

@@ -31,7 +31,7 @@ import { isCheckViolation, isForeignKeyViolation } from '../database/errors.js';
 import { mergeMetadata, type Metadata, type MetadataUpdate, storedMetadata } from '../database/metadata.js';
 import { findFeature } from '../queries/features.js';
 import { pendingInvoiceItems } from '../queries/invoice-items.js';
-import { hasAnyInvoice, latestInvoicedPeriod } from '../queries/invoices.js';
+import { findInvoiceForPeriod, hasAnyInvoice, latestInvoicedPeriod } from '../queries/invoices.js';
 import {
   findPlanVersion,
   findPlanWithPrice,
@@ -680,6 +680,44 @@ function billingResumed(before: SubscriptionRow, changes: SubscriptionPatch): st
 }
 
 /**
+ * Billing resumed (an end_date moved later or cleared after billing ended at it) with a period
+ * that has begun and whose invoice is the closing one of the usage before it (dated its first
+ * day, usage only): that invoice holds the period, so no renewal would bill its price, which the
+ * subscription now serves (usage7 #3: a month's price lost). It is charged whole and invoiced
+ * now, as a resume on a period's first day after a renewal during a pause is, and renewals go on
+ * from its end.
+ */
+async function priceOfResumedPeriod(
+  tx: Tx,
+  after: SubscriptionRow,
+  billedUntil: string,
+): Promise<{ billedUntil: string; plan: ProrationPlan } | undefined> {
+  if (!['active', 'past_due', 'unpaid'].includes(after.status)) return undefined;
+  const period = periodContaining(
+    billingAnchor(after),
+    after.billing_interval,
+    after.interval_count,
+    billedUntil,
+  );
+  if (period.start !== billedUntil || period.start > dayOf(subscriptionNow(after))) return undefined;
+  const invoice = await findInvoiceForPeriod(tx.db, after.id, period);
+  if (!invoice || invoice.status === 'void') return undefined;
+  const lines = invoice.lines as unknown as Array<{ type: string }>;
+  if (lines.some((line) => line.type === 'subscription')) return undefined;
+  const price = { amount: after.plan_cost, label: await priceLabel(tx, after) };
+  return {
+    billedUntil: period.end,
+    plan: {
+      mode: 'items',
+      items: prorationItems(period, period.start, undefined, price),
+      invoiceNow: true,
+      period,
+      day: period.start,
+    },
+  };
+}
+
+/**
  * A new start date (moved back two or more periods before billed_until) leaves periods that no
  * renewal will bill, as a subscription created so: their usage is closed, as at creation
  * (usage_invoiced_until). Undefined when nothing more is closed. Not during a trial (its own
@@ -1122,6 +1160,17 @@ async function changeSubscription(
     if (billedUntil !== before.billed_until) changes.billed_until = billedUntil;
     if (asCreated === undefined && plan.mode === 'nothing')
       plan = await daysBeforeNewSchedule(tx, before, changes, billedUntil);
+    if (before.billed_until === null && billedUntil !== null && plan.mode === 'nothing') {
+      const resumed = await priceOfResumedPeriod(
+        tx,
+        { ...before, ...changes } as SubscriptionRow,
+        billedUntil,
+      );
+      if (resumed) {
+        changes.billed_until = resumed.billedUntil;
+        plan = resumed.plan;
+      }
+    }
   }
   const usageClosed = usageClosedByNewStart(before, changes);
   if (usageClosed !== undefined) changes.usage_invoiced_until = usageClosed;

@@ -109,6 +109,39 @@ describe('a subscription canceled before its first renewal ran', () => {
   });
 });
 
+describe('a subscription whose end_date passed, moved later or cleared', () => {
+  it('bills the price of the period billing resumes with, which its closing invoice billed the usage of (usage7 #3)', async () => {
+    for (const end_date of [null, '2026-02-20']) {
+      const s = await onClock('2026-01-01T00:00:00Z', '2026-01-01');
+      await t.api.patch(`/api/v1/subscriptions/${s.sub.id}`).send({ end_date: '2026-01-15' }).expect(200);
+      await s.advance('2026-01-10T00:00:00Z');
+      await s.record('1', '2026-01-10T00:00:00Z');
+      await s.advance('2026-02-10T00:00:00Z');
+      const invoices = async () =>
+        (
+          (await t.api.get('/api/v1/invoices').query({ subscription_id: s.sub.id }))
+            .body as Schemas['InvoiceList']
+        ).data
+          .reverse()
+          .map((i) => [i.kind, i.period_start, i.lines.map((l) => [l.type, l.amount])]);
+      // January's price, then its usage on the closing invoice dated February 1.
+      expect(await invoices()).toEqual([
+        ['period', '2026-01-01', [['subscription', '10.00']]],
+        ['period', '2026-02-01', [['usage', '2.00']]],
+      ]);
+      const moved = await t.api.patch(`/api/v1/subscriptions/${s.sub.id}`).send({ end_date });
+      expect(moved.status, moved.text).toBe(200);
+      // February served again: its price invoiced at once, renewals from March 1.
+      expect((moved.body as Schemas['Subscription']).billed_until).toBe('2026-03-01');
+      expect((await invoices())[2]).toEqual(['proration', '2026-02-01', [['proration', '10.00']]]);
+      await s.advance('2026-03-02T00:00:00Z');
+      // Then March's price while it is served (cleared), none once it ended (Feb 20, no usage).
+      const march = (await invoices()).slice(3).map(([kind, start]) => [kind, start]);
+      expect(march).toEqual(end_date === null ? [['period', '2026-03-01']] : []);
+    }
+  });
+});
+
 it('logged no unexpected error in this file', () => {
   expect(ctx.unexpectedErrors).toEqual([]);
 });
