@@ -4946,8 +4946,8 @@ export interface components {
          *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
          *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
          *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-         *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
-         *     header's value): 400.
+         *     `""` is an empty quoted key: 400. Spaces around a bare key are not part of it: HTTP trims a
+         *     header's value, so ` a ` is the key `a` (the pattern leaves them out).
          * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
          */
         IdempotencyKey: string;
@@ -5093,8 +5093,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
-                 *     header's value): 400.
+                 *     `""` is an empty quoted key: 400. Spaces around a bare key are not part of it: HTTP trims a
+                 *     header's value, so ` a ` is the key `a` (the pattern leaves them out).
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -5212,8 +5212,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
-                 *     header's value): 400.
+                 *     `""` is an empty quoted key: 400. Spaces around a bare key are not part of it: HTTP trims a
+                 *     header's value, so ` a ` is the key `a` (the pattern leaves them out).
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -5261,8 +5261,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
-                 *     header's value): 400.
+                 *     `""` is an empty quoted key: 400. Spaces around a bare key are not part of it: HTTP trims a
+                 *     header's value, so ` a ` is the key `a` (the pattern leaves them out).
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -5448,8 +5448,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
-                 *     header's value): 400.
+                 *     `""` is an empty quoted key: 400. Spaces around a bare key are not part of it: HTTP trims a
+                 *     header's value, so ` a ` is the key `a` (the pattern leaves them out).
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -5559,8 +5559,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
-                 *     header's value): 400.
+                 *     `""` is an empty quoted key: 400. Spaces around a bare key are not part of it: HTTP trims a
+                 *     header's value, so ` a ` is the key `a` (the pattern leaves them out).
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -5608,8 +5608,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
-                 *     header's value): 400.
+                 *     `""` is an empty quoted key: 400. Spaces around a bare key are not part of it: HTTP trims a
+                 *     header's value, so ` a ` is the key `a` (the pattern leaves them out).
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -5762,8 +5762,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
-                 *     header's value): 400.
+                 *     `""` is an empty quoted key: 400. Spaces around a bare key are not part of it: HTTP trims a
+                 *     header's value, so ` a ` is the key `a` (the pattern leaves them out).
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -5944,8 +5944,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
-                 *     header's value): 400.
+                 *     `""` is an empty quoted key: 400. Spaces around a bare key are not part of it: HTTP trims a
+                 *     header's value, so ` a ` is the key `a` (the pattern leaves them out).
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -5993,8 +5993,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
-                 *     header's value): 400.
+                 *     `""` is an empty quoted key: 400. Spaces around a bare key are not part of it: HTTP trims a
+                 *     header's value, so ` a ` is the key `a` (the pattern leaves them out).
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -6090,8 +6090,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
-                 *     header's value): 400.
+                 *     `""` is an empty quoted key: 400. Spaces around a bare key are not part of it: HTTP trims a
+                 *     header's value, so ` a ` is the key `a` (the pattern leaves them out).
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -6187,8 +6187,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
-                 *     header's value): 400.
+                 *     `""` is an empty quoted key: 400. Spaces around a bare key are not part of it: HTTP trims a
+                 *     header's value, so ` a ` is the key `a` (the pattern leaves them out).
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -6411,8 +6411,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
-                 *     header's value): 400.
+                 *     `""` is an empty quoted key: 400. Spaces around a bare key are not part of it: HTTP trims a
+                 *     header's value, so ` a ` is the key `a` (the pattern leaves them out).
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -6533,8 +6533,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
-                 *     header's value): 400.
+                 *     `""` is an empty quoted key: 400. Spaces around a bare key are not part of it: HTTP trims a
+                 *     header's value, so ` a ` is the key `a` (the pattern leaves them out).
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -6639,8 +6639,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
-                 *     header's value): 400.
+                 *     `""` is an empty quoted key: 400. Spaces around a bare key are not part of it: HTTP trims a
+                 *     header's value, so ` a ` is the key `a` (the pattern leaves them out).
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -6764,8 +6764,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
-                 *     header's value): 400.
+                 *     `""` is an empty quoted key: 400. Spaces around a bare key are not part of it: HTTP trims a
+                 *     header's value, so ` a ` is the key `a` (the pattern leaves them out).
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -6870,8 +6870,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
-                 *     header's value): 400.
+                 *     `""` is an empty quoted key: 400. Spaces around a bare key are not part of it: HTTP trims a
+                 *     header's value, so ` a ` is the key `a` (the pattern leaves them out).
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -6985,8 +6985,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
-                 *     header's value): 400.
+                 *     `""` is an empty quoted key: 400. Spaces around a bare key are not part of it: HTTP trims a
+                 *     header's value, so ` a ` is the key `a` (the pattern leaves them out).
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -7147,8 +7147,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
-                 *     header's value): 400.
+                 *     `""` is an empty quoted key: 400. Spaces around a bare key are not part of it: HTTP trims a
+                 *     header's value, so ` a ` is the key `a` (the pattern leaves them out).
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -7328,8 +7328,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
-                 *     header's value): 400.
+                 *     `""` is an empty quoted key: 400. Spaces around a bare key are not part of it: HTTP trims a
+                 *     header's value, so ` a ` is the key `a` (the pattern leaves them out).
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -7411,8 +7411,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
-                 *     header's value): 400.
+                 *     `""` is an empty quoted key: 400. Spaces around a bare key are not part of it: HTTP trims a
+                 *     header's value, so ` a ` is the key `a` (the pattern leaves them out).
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -7535,8 +7535,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
-                 *     header's value): 400.
+                 *     `""` is an empty quoted key: 400. Spaces around a bare key are not part of it: HTTP trims a
+                 *     header's value, so ` a ` is the key `a` (the pattern leaves them out).
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -7708,8 +7708,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
-                 *     header's value): 400.
+                 *     `""` is an empty quoted key: 400. Spaces around a bare key are not part of it: HTTP trims a
+                 *     header's value, so ` a ` is the key `a` (the pattern leaves them out).
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -7757,8 +7757,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
-                 *     header's value): 400.
+                 *     `""` is an empty quoted key: 400. Spaces around a bare key are not part of it: HTTP trims a
+                 *     header's value, so ` a ` is the key `a` (the pattern leaves them out).
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -7971,8 +7971,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
-                 *     header's value): 400.
+                 *     `""` is an empty quoted key: 400. Spaces around a bare key are not part of it: HTTP trims a
+                 *     header's value, so ` a ` is the key `a` (the pattern leaves them out).
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -8191,8 +8191,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
-                 *     header's value): 400.
+                 *     `""` is an empty quoted key: 400. Spaces around a bare key are not part of it: HTTP trims a
+                 *     header's value, so ` a ` is the key `a` (the pattern leaves them out).
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -8300,8 +8300,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
-                 *     header's value): 400.
+                 *     `""` is an empty quoted key: 400. Spaces around a bare key are not part of it: HTTP trims a
+                 *     header's value, so ` a ` is the key `a` (the pattern leaves them out).
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -8379,8 +8379,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
-                 *     header's value): 400.
+                 *     `""` is an empty quoted key: 400. Spaces around a bare key are not part of it: HTTP trims a
+                 *     header's value, so ` a ` is the key `a` (the pattern leaves them out).
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -8753,8 +8753,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
-                 *     header's value): 400.
+                 *     `""` is an empty quoted key: 400. Spaces around a bare key are not part of it: HTTP trims a
+                 *     header's value, so ` a ` is the key `a` (the pattern leaves them out).
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -8951,8 +8951,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
-                 *     header's value): 400.
+                 *     `""` is an empty quoted key: 400. Spaces around a bare key are not part of it: HTTP trims a
+                 *     header's value, so ` a ` is the key `a` (the pattern leaves them out).
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -9063,8 +9063,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
-                 *     header's value): 400.
+                 *     `""` is an empty quoted key: 400. Spaces around a bare key are not part of it: HTTP trims a
+                 *     header's value, so ` a ` is the key `a` (the pattern leaves them out).
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -9236,8 +9236,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
-                 *     header's value): 400.
+                 *     `""` is an empty quoted key: 400. Spaces around a bare key are not part of it: HTTP trims a
+                 *     header's value, so ` a ` is the key `a` (the pattern leaves them out).
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -9373,8 +9373,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
-                 *     header's value): 400.
+                 *     `""` is an empty quoted key: 400. Spaces around a bare key are not part of it: HTTP trims a
+                 *     header's value, so ` a ` is the key `a` (the pattern leaves them out).
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -9713,8 +9713,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
-                 *     header's value): 400.
+                 *     `""` is an empty quoted key: 400. Spaces around a bare key are not part of it: HTTP trims a
+                 *     header's value, so ` a ` is the key `a` (the pattern leaves them out).
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -9826,8 +9826,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
-                 *     header's value): 400.
+                 *     `""` is an empty quoted key: 400. Spaces around a bare key are not part of it: HTTP trims a
+                 *     header's value, so ` a ` is the key `a` (the pattern leaves them out).
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -9936,8 +9936,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
-                 *     header's value): 400.
+                 *     `""` is an empty quoted key: 400. Spaces around a bare key are not part of it: HTTP trims a
+                 *     header's value, so ` a ` is the key `a` (the pattern leaves them out).
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -10183,8 +10183,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
-                 *     header's value): 400.
+                 *     `""` is an empty quoted key: 400. Spaces around a bare key are not part of it: HTTP trims a
+                 *     header's value, so ` a ` is the key `a` (the pattern leaves them out).
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -10312,8 +10312,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
-                 *     header's value): 400.
+                 *     `""` is an empty quoted key: 400. Spaces around a bare key are not part of it: HTTP trims a
+                 *     header's value, so ` a ` is the key `a` (the pattern leaves them out).
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -10361,8 +10361,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
-                 *     header's value): 400.
+                 *     `""` is an empty quoted key: 400. Spaces around a bare key are not part of it: HTTP trims a
+                 *     header's value, so ` a ` is the key `a` (the pattern leaves them out).
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -10438,8 +10438,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
-                 *     header's value): 400.
+                 *     `""` is an empty quoted key: 400. Spaces around a bare key are not part of it: HTTP trims a
+                 *     header's value, so ` a ` is the key `a` (the pattern leaves them out).
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -10646,8 +10646,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
-                 *     header's value): 400.
+                 *     `""` is an empty quoted key: 400. Spaces around a bare key are not part of it: HTTP trims a
+                 *     header's value, so ` a ` is the key `a` (the pattern leaves them out).
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -10886,8 +10886,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
-                 *     header's value): 400.
+                 *     `""` is an empty quoted key: 400. Spaces around a bare key are not part of it: HTTP trims a
+                 *     header's value, so ` a ` is the key `a` (the pattern leaves them out).
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -11027,8 +11027,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
-                 *     header's value): 400.
+                 *     `""` is an empty quoted key: 400. Spaces around a bare key are not part of it: HTTP trims a
+                 *     header's value, so ` a ` is the key `a` (the pattern leaves them out).
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -11402,8 +11402,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
-                 *     header's value): 400.
+                 *     `""` is an empty quoted key: 400. Spaces around a bare key are not part of it: HTTP trims a
+                 *     header's value, so ` a ` is the key `a` (the pattern leaves them out).
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -11528,8 +11528,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
-                 *     header's value): 400.
+                 *     `""` is an empty quoted key: 400. Spaces around a bare key are not part of it: HTTP trims a
+                 *     header's value, so ` a ` is the key `a` (the pattern leaves them out).
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -11577,8 +11577,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
-                 *     header's value): 400.
+                 *     `""` is an empty quoted key: 400. Spaces around a bare key are not part of it: HTTP trims a
+                 *     header's value, so ` a ` is the key `a` (the pattern leaves them out).
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -12177,8 +12177,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
-                 *     header's value): 400.
+                 *     `""` is an empty quoted key: 400. Spaces around a bare key are not part of it: HTTP trims a
+                 *     header's value, so ` a ` is the key `a` (the pattern leaves them out).
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -12300,8 +12300,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
-                 *     header's value): 400.
+                 *     `""` is an empty quoted key: 400. Spaces around a bare key are not part of it: HTTP trims a
+                 *     header's value, so ` a ` is the key `a` (the pattern leaves them out).
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -12439,8 +12439,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
-                 *     header's value): 400.
+                 *     `""` is an empty quoted key: 400. Spaces around a bare key are not part of it: HTTP trims a
+                 *     header's value, so ` a ` is the key `a` (the pattern leaves them out).
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -12514,8 +12514,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
-                 *     header's value): 400.
+                 *     `""` is an empty quoted key: 400. Spaces around a bare key are not part of it: HTTP trims a
+                 *     header's value, so ` a ` is the key `a` (the pattern leaves them out).
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -12814,8 +12814,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
-                 *     header's value): 400.
+                 *     `""` is an empty quoted key: 400. Spaces around a bare key are not part of it: HTTP trims a
+                 *     header's value, so ` a ` is the key `a` (the pattern leaves them out).
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -12882,8 +12882,8 @@ export interface operations {
                  *     of this API). Printable ASCII but the comma, 1 to 255 characters; a quoted value ("...") is
                  *     accepted too. A comma is refused (400) because a header sent twice may arrive as one line,
                  *     its values joined by a comma (as fetch and browsers send it), which would read as a third key.
-                 *     `""` is an empty quoted key, and a bare key cannot start or end with a space (HTTP trims a
-                 *     header's value): 400.
+                 *     `""` is an empty quoted key: 400. Spaces around a bare key are not part of it: HTTP trims a
+                 *     header's value, so ` a ` is the key `a` (the pattern leaves them out).
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];

@@ -221,7 +221,7 @@ describe('Idempotency-Key on writes', () => {
       expect([key, res.status === 201], res.text).toEqual([key, new RegExp(pattern, 'u').test(key)]);
       expect([key, res.status]).toEqual([key, key === '""' ? 400 : 201]);
     }
-    // Spaces around a bare key are not part of it (HTTP trims them): the contract refuses them.
+    // Spaces around a bare key are not part of it (HTTP trims them): the pattern leaves them out.
     for (const key of [' ', '   ', ' l', 'm ']) {
       expect([key, new RegExp(pattern, 'u').test(key)]).toEqual([key, false]);
     }
