@@ -122,7 +122,12 @@ export async function pricesPeriod(
   invoice: InvoiceRow,
   period: Period,
 ): Promise<boolean> {
-  return invoice.status !== 'void' || proratedBeforeVoid(tx.db, subscriptionId, period, invoice.id);
+  if (invoice.status !== 'void') return true;
+  if (!(await proratedBeforeVoid(tx.db, subscriptionId, period, invoice.id))) return false;
+  // Never invoiced again while an invoice of the schedule before a start date moved bills some
+  // of its days (invoiceForPeriod refuses it): voided, its price is forgiven for good, and a
+  // pause in it credits nothing it did not pay (retest22 #2).
+  return (await overlappingPeriodInvoice(tx.db, subscriptionId, period)) === undefined;
 }
 
 /**

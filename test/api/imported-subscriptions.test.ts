@@ -311,6 +311,46 @@ describe('POST /subscriptions with billed_until', () => {
     ]);
   });
 
+  it('after a start date moved later, a pause in the new period voided credits nothing it did not pay (retest22 #2)', async () => {
+    const clock = (
+      await t.api.post('/api/v1/test-clocks').send({ name: 'moved', frozen_time: '2027-01-10T01:00:00Z' })
+    ).body as Schemas['TestClock'];
+    const user = await createUser(t);
+    const created = await t.api.post('/api/v1/subscriptions').send({
+      user_id: user.id,
+      status: 'active',
+      plan_id: planId,
+      start_date: '2027-01-07',
+      test_clock_id: clock.id,
+    });
+    expect(created.status, created.text).toBe(201);
+    const id = (created.body as Schemas['Subscription']).id;
+    const advance = async (to: string) => {
+      await t.api.post(`/api/v1/test-clocks/${clock.id}/advance`).send({ frozen_time: to }).expect(202);
+      await performDueWork(
+        { db: ctx.appDb, ownerDb: ctx.db, gateway: simulatedGateway, settlementDelayScale: 0 },
+        { tenantId: t.id, clockId: clock.id },
+      );
+    };
+    await advance('2027-02-12T01:00:00Z');
+    await t.api.patch(`/api/v1/subscriptions/${id}`).send({ start_date: '2027-01-19' }).expect(200);
+    await advance('2027-02-22T01:00:00Z');
+    const invoices = (
+      (await t.api.get('/api/v1/invoices').query({ subscription_id: id })).body as Schemas['InvoiceList']
+    ).data;
+    const moved = invoices.find((i) => i.period_start === '2027-02-19')!;
+    expect(moved.subtotal).toBe('13.29'); // 31.00 less Feb 19 - Mar 6, paid by the Feb 7 invoice
+    // Voided: the new schedule's period can never be invoiced again (the Feb 7 invoice bills
+    // some of its days), so its price is forgiven for good, and the pause credits nothing.
+    await t.api.post(`/api/v1/invoices/${moved.id}/void`).expect(200);
+    await t.api.post(`/api/v1/subscriptions/${id}/pause`).expect(200);
+    const pending = (await t.api.get(`/api/v1/subscriptions/${id}/invoice-items`).query({ pending: true }))
+      .body as Schemas['InvoiceItemList'];
+    expect(pending.data.map((i) => [i.kind, i.amount, i.period_start])).toEqual([
+      ['proration_credit', '-17.71', '2027-02-19'],
+    ]);
+  });
+
   it('a start date moved earlier, back and earlier again bills each day once (retest19 #1)', async () => {
     const s = await imported({}); // invoiced here: Apr 30 - May 31, 31.00
     await s.work();
