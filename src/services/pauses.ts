@@ -171,11 +171,14 @@ export async function pauseAgainAfterVoid(
     if (dropped) emitItemDropped(tx, dropped);
   }
   const credit = await pauseCredit(tx, s, period, day);
-  const after = credit.pausedCharges
-    ? await subscriptions.updateSubscription(tx.db, s.id, {
-        paused_charges: JSON.stringify(credit.pausedCharges),
-      })
-    : s;
+  let after = s;
+  if (credit.pausedCharges) {
+    // Kept for the resume: a change of the subscription (its version), with its event.
+    after = await subscriptions.updateSubscription(tx.db, s.id, {
+      paused_charges: JSON.stringify(credit.pausedCharges),
+    });
+    emitChange(tx, s, after);
+  }
   await performProration(tx, tenantId, after, {
     mode: 'items',
     items: credit.items,

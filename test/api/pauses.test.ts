@@ -430,6 +430,13 @@ describe('a pause', () => {
         ['proration_charge', '7.74', '2026-01-11', '2026-01-15'],
         ['proration_credit', '-20.32', '2026-01-11', '2026-02-01'],
       ]);
+      // The subscription changed (what its resume brings back): its newest event shows it as GET does.
+      const events = (
+        (await t.api.get('/api/v1/events').query({ resource_id: s.sub.id, limit: 100 }))
+          .body as Schemas['EventList']
+      ).data;
+      const latest = events[events.length - 1];
+      expect((latest!.data as unknown as Subscription).version).toBe((await s.get()).version);
       await s.advance('2026-01-20T09:00:00Z');
       await s.resume();
       // As with a single void: Basic Jan 1-10, Pro Jan 11-14 and 20-31 (30.00 - 20.32 + 7.74 +
