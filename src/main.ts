@@ -101,16 +101,9 @@ runMain(async () => {
     throw error;
   }
 
-  const where = config.databaseUrl ? 'DATABASE_URL' : `embedded PostgreSQL on port ${config.embedded.port}`;
-  const processes =
-    (config.workers === 1 ? '' : `, ${config.workers} server processes`) +
-    (config.jobs.inProcess ? ', background jobs on' : ', background jobs off (run make worker)');
-  logger.info(
-    `Subscriptions API (pid ${process.pid}) on http://localhost:${port} (docs: /docs, database: ${where}${processes})`,
-  );
-  if (!config.platformAdminKey)
-    logger.info('PLATFORM_ADMIN_KEY is unset: create tenants with `make tenant NAME=...`');
-
+  // Handlers first: the line below tells a supervisor we are up, and it can reach one before the
+  // next statement runs (a full log buffer is written from libuv's threads). A SIGTERM then found
+  // no handler and the default action killed the process (CI, lifecycle.test.ts, exit code null).
   onShutdownSignal(
     logger,
     async (signal) => {
@@ -122,4 +115,13 @@ runMain(async () => {
     },
     () => cut(),
   );
+  const where = config.databaseUrl ? 'DATABASE_URL' : `embedded PostgreSQL on port ${config.embedded.port}`;
+  const processes =
+    (config.workers === 1 ? '' : `, ${config.workers} server processes`) +
+    (config.jobs.inProcess ? ', background jobs on' : ', background jobs off (run make worker)');
+  logger.info(
+    `Subscriptions API (pid ${process.pid}) on http://localhost:${port} (docs: /docs, database: ${where}${processes})`,
+  );
+  if (!config.platformAdminKey)
+    logger.info('PLATFORM_ADMIN_KEY is unset: create tenants with `make tenant NAME=...`');
 });

@@ -29,12 +29,7 @@ runMain(async () => {
       ? undefined
       : await startWorkerMetricsServer(config.jobs.metricsPort, config.host, config.metricsToken);
   const worker = await startWorker(database.url, logger, { jobs: config.jobs, webhooks: config.webhooks });
-  logger.info(
-    `Subscriptions API worker (pid ${process.pid})` +
-      (metrics
-        ? `, metrics on http://localhost:${metrics.port}/metrics`
-        : ', metrics off (set METRICS_TOKEN)'),
-  );
+  // Handlers before the line that says we are up: a SIGTERM right after it must find them.
   takeOverShutdownSignals();
   let stopping = false;
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
@@ -55,4 +50,10 @@ runMain(async () => {
         );
     });
   }
+  logger.info(
+    `Subscriptions API worker (pid ${process.pid})` +
+      (metrics
+        ? `, metrics on http://localhost:${metrics.port}/metrics`
+        : ', metrics off (set METRICS_TOKEN)'),
+  );
 });
