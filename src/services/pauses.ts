@@ -12,7 +12,7 @@ import { deletePendingItem, pendingInvoiceItems, prorationItemsIn } from '../que
 import { findInvoiceForPeriod } from '../queries/invoices.js';
 import * as subscriptions from '../queries/subscriptions.js';
 import { type Actor, inTenant, type ServiceContext, type Tx, type VersionCondition } from './context.js';
-import { issueAndCollect, matchesAfterRenewals, performDueRenewals } from './collection.js';
+import { issueAndCollect, matchesAfterRenewals, performDueRenewals, type Settle } from './collection.js';
 import { recountedDiscount } from './coupons.js';
 import { emitItemDropped, invoiceForPeriod } from './invoices.js';
 import {
@@ -219,11 +219,25 @@ export function resumeDue(ctx: ServiceContext, tenantId: string, subscriptionId:
     // On a test clock the step happens at its due time on the clock; in real time, now.
     if (before.test_clock_id) tx.occurAt(at);
     else await onClockOf(tx, before);
-    // As last seen before its resume day: a resume on a period's first day names the period
-    // that ended in `previous`.
-    seenBefore(tx, before, new Date(Date.parse(`${before.resumes_at}T00:00:00Z`) - 1));
-    await resume(tx, tenantId, before, before.test_clock_id ? at : new Date());
+    await resumeScheduled(tx, tenantId, before, before.test_clock_id ? at : new Date());
   });
+}
+
+/**
+ * The resume on `resumes_at` of a locked paused subscription, at `at`: the worker's, and the
+ * upcoming invoice's preview of it (which hands the invoice a resume makes to its `settle`).
+ */
+export async function resumeScheduled(
+  tx: Tx,
+  tenantId: string,
+  before: SubscriptionRow,
+  at: Date,
+  settle: Settle = issueAndCollect,
+) {
+  // As last seen before its resume day: a resume on a period's first day names the period
+  // that ended in `previous`.
+  seenBefore(tx, before, new Date(Date.parse(`${before.resumes_at}T00:00:00Z`) - 1));
+  return resume(tx, tenantId, before, at, settle);
 }
 
 /**
@@ -237,6 +251,7 @@ async function resume(
   tenantId: string,
   before: SubscriptionRow,
   now: Date,
+  settle: Settle = issueAndCollect,
 ): Promise<{ subscription: SubscriptionRow; invoice: InvoiceRow | undefined }> {
   const today = dayOf(now);
   const day = today > before.start_date ? today : before.start_date;
@@ -290,7 +305,7 @@ async function resume(
     const outcome = await invoiceForPeriod(tx, before.id, day);
     if (outcome.kind !== 'created' && outcome.kind !== 'existing')
       throw new Error(`resume of ${before.id}: unexpected ${outcome.kind}`);
-    const invoice = await issueAndCollect(tx, after, outcome.invoice, now, tenantId);
+    const invoice = await settle(tx, after, outcome.invoice, now, tenantId);
     return { subscription: after, invoice };
   }
   // The rest of the period, charged and invoiced now; unless its days are still paid: by the
@@ -300,16 +315,24 @@ async function resume(
   const restored = await restorePausedCharges(tx, after, before.paused_charges, period, day);
   const { charged, chargedAgain } = await chargeFor(tx, after.id, period, price, [], day);
   if (restored)
-    return performProration(tx, tenantId, after, {
-      mode: 'items',
-      items: [],
-      invoiceNow: false,
-      period,
-      day,
-      // Only the pause's own credit ends: a change's credit of a price that comes back stays
-      // whole, as the charges brought back pay those days (pause13 #1).
-      chargedAgain: chargedAgain.filter((item) => before.paused_charges!.credits.includes(item.description)),
-    });
+    return performProration(
+      tx,
+      tenantId,
+      after,
+      {
+        mode: 'items',
+        items: [],
+        invoiceNow: false,
+        period,
+        day,
+        // Only the pause's own credit ends: a change's credit of a price that comes back stays
+        // whole, as the charges brought back pay those days (pause13 #1).
+        chargedAgain: chargedAgain.filter((item) =>
+          before.paused_charges!.credits.includes(item.description),
+        ),
+      },
+      settle,
+    );
   const items = prorationItems(period, day, undefined, charged);
   // A fixed discount is one per period invoice: the period's rest is billed with a percentage
   // only. Resumed on its first day, after a renewal during the pause made its invoice (of the
@@ -321,13 +344,19 @@ async function resume(
   const taken = madeWhilePaused
     ? lines.reduce((sum, line) => (line.type === 'discount' ? sum - parseSignedAmount(line.amount) : sum), 0n)
     : undefined;
-  return performProration(tx, tenantId, after, {
-    mode: 'items',
-    items,
-    invoiceNow: true,
-    period,
-    day,
-    discounts: taken === undefined ? 'percentage' : { fixedTaken: taken },
-    chargedAgain,
-  });
+  return performProration(
+    tx,
+    tenantId,
+    after,
+    {
+      mode: 'items',
+      items,
+      invoiceNow: true,
+      period,
+      day,
+      discounts: taken === undefined ? 'percentage' : { fixedTaken: taken },
+      chargedAgain,
+    },
+    settle,
+  );
 }

@@ -41,7 +41,7 @@ import {
 } from '../queries/invoices.js';
 import { findPlan } from '../queries/plans.js';
 import * as subscriptions from '../queries/subscriptions.js';
-import { issueAndCollect } from './collection.js';
+import { issueAndCollect, type Settle } from './collection.js';
 import type { Tx } from './context.js';
 import {
   CARRIED_FORWARD,
@@ -795,13 +795,15 @@ async function discountsLeftInPeriod(
 
 /**
  * Bills a planned change on the subscription as changed (`after`, locked): its items, and the
- * invoice issued now if any (collected like a renewal's). Returns the subscription as it is then.
+ * invoice issued now if any (collected like a renewal's, or handed to `settle`: the upcoming
+ * invoice's preview). Returns the subscription as it is then.
  */
 export async function performProration(
   tx: Tx,
   tenantId: string,
   after: SubscriptionRow,
   plan: ProrationPlan,
+  settle: Settle = issueAndCollect,
 ): Promise<{ subscription: SubscriptionRow; invoice: InvoiceRow | undefined }> {
   if (plan.mode === 'nothing') return { subscription: after, invoice: undefined };
   await shortenCharges(tx, plan.shorten ?? [], plan.day);
@@ -837,7 +839,7 @@ export async function performProration(
           )
         : undefined;
     if (!invoice) return { subscription: after, invoice: undefined };
-    const issued = await issueAndCollect(tx, after, invoice, now, tenantId);
+    const issued = await settle(tx, after, invoice, now, tenantId);
     // The invoice may have used up a once discount: the subscription as it is now.
     return {
       subscription: (await subscriptions.findSubscription(tx.db, after.id)) ?? after,
@@ -848,7 +850,7 @@ export async function performProration(
   const outcome = await invoiceForPeriod(tx, after.id, plan.day);
   if (outcome.kind !== 'created' && outcome.kind !== 'existing')
     throw new Error(`new schedule of ${after.id}: unexpected ${outcome.kind}`);
-  const issued = await issueAndCollect(tx, after, outcome.invoice, now, tenantId);
+  const issued = await settle(tx, after, outcome.invoice, now, tenantId);
   if (after.billed_until === null)
     return {
       subscription: (await subscriptions.findSubscription(tx.db, after.id)) ?? after,

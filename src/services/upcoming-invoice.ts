@@ -5,11 +5,13 @@
 import { PeriodBeyondCalendarError } from '../billing/periods.js';
 import { subscriptionNow } from '../billing/subscription-time.js';
 import type { InvoiceRow } from '../database/schema.js';
+import { pendingInvoiceItems } from '../queries/invoice-items.js';
 import { lockSubscription } from '../queries/subscriptions.js';
 import { atStep, renewLocked, type Settle } from './collection.js';
 import { type Actor, inTenant, type ServiceContext } from './context.js';
 import { takeFromBalance } from './customer-balance.js';
 import { closeEndedItems, withRatesInForce } from './invoices.js';
+import { resumeScheduled } from './pauses.js';
 import { lockAfterDueCancellations } from './subscriptions.js';
 
 export type UpcomingOutcome =
@@ -45,6 +47,9 @@ export async function upcomingInvoice(
       let locked = await lockAfterDueCancellations(tx, id);
       if (!locked) throw done({ kind: 'missing' });
       const issued: InvoiceRow[] = [];
+      // Items the preview makes (a resume's charge, say) are rolled back with it: their lines
+      // name no item.
+      const pending = new Set((await pendingInvoiceItems(tx.db, id)).map((item) => item.id));
       // Not issued: issuing takes the tenant's next invoice number, whose lock would hold the
       // tenant's renewals until this rolls back. What the balance would pay is all it adds.
       const preview: Settle = async (tx, _before, draft, at, _tenantId, created) => {
@@ -54,7 +59,16 @@ export async function upcomingInvoice(
         // Taxed as issuing it will, with the rates in force on its date now (retest16 #5).
         const taxed = await withRatesInForce(tx, draft);
         const fromBalance = await takeFromBalance(tx, taxed, at, created?.customer);
-        const invoice = fromBalance === '0.00' ? taxed : { ...taxed, amount_from_balance: fromBalance };
+        const lines = (taxed.lines as unknown as Array<{ invoice_item_id?: string }>).map((line) => {
+          if (line.invoice_item_id === undefined || pending.has(line.invoice_item_id)) return line;
+          const { invoice_item_id: _made, ...rest } = line;
+          return rest;
+        });
+        const invoice = {
+          ...taxed,
+          lines: lines as unknown as InvoiceRow['lines'],
+          ...(fromBalance === '0.00' ? {} : { amount_from_balance: fromBalance }),
+        };
         issued.push(invoice);
         return invoice;
       };
@@ -80,12 +94,20 @@ export async function upcomingInvoice(
             why: locked.status === 'canceled' ? 'canceled' : ends ? 'ends' : 'not-renewing',
           });
         }
-        // A pause that ends first resumes with a charge of its own (not previewed here).
         const paused = locked.status === 'paused';
-        if (paused && locked.resumes_at !== null && locked.resumes_at <= locked.billed_until)
-          throw done({ kind: 'none', why: 'paused' });
-        const due = new Date(`${locked.billed_until}T00:00:00Z`);
         const now = subscriptionNow(locked);
+        if (paused && locked.resumes_at !== null && locked.resumes_at <= locked.billed_until) {
+          // Its resume comes first, as the worker runs it on that day: the rest of the period
+          // it invoices, if any, is the upcoming invoice; otherwise the renewals after it are.
+          const resumes = new Date(`${locked.resumes_at}T00:00:00Z`);
+          const at = resumes > now ? resumes : now;
+          atStep(tx, locked, at);
+          await resumeScheduled(tx, actor.tenantId, locked, at, preview);
+          if (issued.length > 0) throw done({ kind: 'upcoming', invoice: issued[0]!, issuesAt: at });
+          locked = (await lockSubscription(tx.db, id))!;
+          continue;
+        }
+        const due = new Date(`${locked.billed_until}T00:00:00Z`);
         const at = due > now ? due : now;
         try {
           await renewLocked(tx, actor.tenantId, locked, at, preview);
@@ -97,10 +119,10 @@ export async function upcomingInvoice(
         if (issued.length > 0) throw done({ kind: 'upcoming', invoice: issued[0]!, issuesAt: at });
         // Paused: its renewals invoice nothing for the time paused, only the usage of the period
         // before the pause (billed above when there is any); nothing more until it resumes.
-        if (paused) throw done({ kind: 'none', why: 'paused' });
+        if (paused && locked.resumes_at === null) throw done({ kind: 'none', why: 'paused' });
         locked = (await lockSubscription(tx.db, id))!;
       }
-      throw done({ kind: 'none', why: 'nothing-billed' });
+      throw done({ kind: 'none', why: locked.status === 'paused' ? 'paused' : 'nothing-billed' });
     });
   } catch (error) {
     if (error instanceof Rollback) return error.outcome;

@@ -409,6 +409,59 @@ describe('the upcoming invoice', () => {
     expect(expectProblem(await s.upcoming(), 404, 'not-found').detail).toMatch(/paused/);
   });
 
+  it('of a subscription paused with a resume before its renewal is the renewal after the resume (usage7 #1)', async () => {
+    const p = await plan('30.00');
+    const s = await onClock('2027-01-01T00:00:00Z', { plan_id: p.id, start_date: '2027-01-01' });
+    await s.advance('2027-01-11T00:00:00Z');
+    await s.record(5, '2027-01-09T00:00:00Z');
+    const paused = await t.api
+      .post(`/api/v1/subscriptions/${s.sub.id}/pause`)
+      .send({ resumes_at: '2027-01-21' });
+    expect(paused.status, paused.text).toBe(200);
+    const before = await fingerprint(ctx.db);
+    const res = await s.upcoming();
+    expect(res.status, res.text).toBe(200);
+    expect(await fingerprint(ctx.db)).toEqual(before);
+    const upcoming = res.body as Schemas['UpcomingInvoice'];
+    // The resume on the 21st invoices nothing (the pause's credit, still pending, ends there);
+    // February's renewal bills its price, January's usage and that credit.
+    expect(upcoming).toMatchObject({ issues_at: '2027-02-01T00:00:00.000Z', period_start: '2027-02-01' });
+    expect(upcoming.lines.map((l) => l.type)).toEqual(['subscription', 'usage', 'proration']);
+    await s.advance('2027-02-02T00:00:00Z');
+    expect(billed((await s.invoiceOf('2027-02-01'))!)).toEqual(billed(upcoming));
+  });
+
+  it('of a subscription paused with a resume that charges the rest of its period is that charge', async () => {
+    const p = await plan('30.00', false);
+    const s = await onClock('2027-03-01T00:00:00Z', { plan_id: p.id, start_date: '2027-03-01' });
+    await s.advance('2027-03-28T00:00:00Z');
+    const paused = await t.api
+      .post(`/api/v1/subscriptions/${s.sub.id}/pause`)
+      .send({ resumes_at: '2027-04-10' });
+    expect(paused.status, paused.text).toBe(200);
+    // April's renewal, during the pause, bills nothing. The resume charges April 10 to May 1
+    // (21.00), less the pause's credit of March 28 to April 1 (3.87), on an invoice of its own.
+    const res = await s.upcoming();
+    expect(res.status, res.text).toBe(200);
+    const upcoming = res.body as Schemas['UpcomingInvoice'];
+    expect(upcoming).toMatchObject({ issues_at: '2027-04-10T00:00:00.000Z', subtotal: '17.13' });
+    await s.advance('2027-04-11T00:00:00Z');
+    const made = (await t.api.get('/api/v1/invoices').query({ subscription_id: s.sub.id }))
+      .body as Schemas['InvoiceList'];
+    const resumed = made.data.filter((i) => i.invoice_date === '2027-04-10');
+    expect(resumed).toHaveLength(1);
+    // The preview's charge was not made: its line names no item; the invoice's line does.
+    const charge = (i: Schemas['UpcomingInvoice'] | Schemas['Invoice']) =>
+      i.lines.find((line) => line.description.startsWith('Remaining time'))!;
+    expect(charge(upcoming).invoice_item_id).toBeUndefined();
+    const items = await t.api.get(`/api/v1/subscriptions/${s.sub.id}/invoice-items`);
+    expect((items.body as Schemas['InvoiceItemList']).data.map((item) => item.id)).toContain(
+      charge(resumed[0]!).invoice_item_id,
+    );
+    delete charge(resumed[0]!).invoice_item_id;
+    expect(billed(resumed[0]!)).toEqual(billed(upcoming));
+  });
+
   it('is 404 for a paused subscription, one that ends before its next renewal and an unknown one', async () => {
     const p = await plan('30.00', false);
     const paused = await onClock('2027-03-05T00:00:00Z', { plan_id: p.id, start_date: '2027-03-01' });

@@ -900,10 +900,13 @@ export interface paths {
          *     them, at the cancellation (as the worker issues it then).
          *     404 when the subscription does not exist or no invoice is upcoming: it is canceled and
          *     has nothing left to bill, its billing ended (`billed_until` null), or its next renewal
-         *     bills nothing (a paused subscription, a trial going on, a free period without usage), or its
-         *     next period would end after 9999-12-31 (no renewal can make it). For a
-         *     paused subscription, the invoice of the usage recorded before the pause, when there is
-         *     some, billed at the next period's start (with pending items, such as the pause's credit).
+         *     bills nothing (a paused subscription with no resume scheduled, a trial going on, a free
+         *     period without usage), or its next period would end after 9999-12-31 (no renewal can make
+         *     it). For a paused subscription, the invoice of the usage recorded before the pause, when
+         *     there is some, billed at the next period's start (with pending items, such as the pause's
+         *     credit). With a `resumes_at`, the preview runs on through the resume as the worker will, on
+         *     that day at 00:00 UTC: the invoice the resume issues (the rest of the period then in
+         *     force, `issues_at` the resume), or else the first renewal after it to invoice something.
          */
         get: operations["getUpcomingInvoice"];
         put?: never;
@@ -3686,7 +3689,7 @@ export interface components {
             amount: components["schemas"]["SignedMoneyTotal"];
             /**
              * Format: uuid
-             * @description On a `proration` line, the invoice item it bills.
+             * @description On a `proration` line, the invoice item it bills. Absent on an upcoming invoice's line of an item not made yet (the rest of a period that a scheduled resume charges).
              */
             invoice_item_id?: string;
             /**
@@ -3810,7 +3813,7 @@ export interface components {
             /** Format: uuid */
             user_id: string;
             /**
-             * @description `period`: the period starting on `billed_until`, or the last period's usage; `proration`: the pending items of a subscription that ended.
+             * @description `period`: the period starting on `billed_until`, or the last period's usage; `proration`: the pending items of a subscription that ended, or the rest of a period that a scheduled resume charges.
              * @enum {string}
              */
             kind: "period" | "proration";
