@@ -700,8 +700,10 @@ async function priceOfResumedPeriod(
     billedUntil,
   );
   if (period.start !== billedUntil || period.start > dayOf(subscriptionNow(after))) return undefined;
+  // Its closing invoice billed the usage of the period before, not this period's price: voided,
+  // it forgave that usage only (retest22 #1).
   const invoice = await findInvoiceForPeriod(tx.db, after.id, period);
-  if (!invoice || invoice.status === 'void') return undefined;
+  if (!invoice) return undefined;
   const lines = invoice.lines as unknown as Array<{ type: string }>;
   if (lines.some((line) => line.type === 'subscription')) return undefined;
   const price = { amount: after.plan_cost, label: await priceLabel(tx, after) };

@@ -140,6 +140,34 @@ describe('a subscription whose end_date passed, moved later or cleared', () => {
       expect(march).toEqual(end_date === null ? [['period', '2026-03-01']] : []);
     }
   });
+
+  it('bills that price also when the closing invoice was voided: the void forgave its usage only', async () => {
+    const s = await onClock('2026-01-01T00:00:00Z', '2026-01-01');
+    await t.api.patch(`/api/v1/subscriptions/${s.sub.id}`).send({ end_date: '2026-01-15' }).expect(200);
+    await s.advance('2026-01-10T00:00:00Z');
+    await s.record('1', '2026-01-10T00:00:00Z');
+    await s.advance('2026-02-05T00:00:00Z');
+    const list = async () =>
+      (
+        (await t.api.get('/api/v1/invoices').query({ subscription_id: s.sub.id }))
+          .body as Schemas['InvoiceList']
+      ).data.reverse();
+    const closing = (await list())[1]!;
+    expect(closing.lines.map((l) => l.type)).toEqual(['usage']);
+    await t.api.post(`/api/v1/invoices/${closing.id}/void`).expect(200);
+    const cleared = await t.api.patch(`/api/v1/subscriptions/${s.sub.id}`).send({ end_date: null });
+    expect(cleared.status, cleared.text).toBe(200);
+    expect((cleared.body as Schemas['Subscription']).billed_until).toBe('2026-03-01');
+    await s.advance('2026-04-02T00:00:00Z');
+    // February's price once (the usage stays forgiven), then March and April.
+    expect((await list()).map((i) => [i.kind, i.period_start, i.status, i.subtotal])).toEqual([
+      ['period', '2026-01-01', 'open', '10.00'],
+      ['period', '2026-02-01', 'void', '2.00'],
+      ['proration', '2026-02-01', 'open', '10.00'],
+      ['period', '2026-03-01', 'open', '10.00'],
+      ['period', '2026-04-01', 'open', '10.00'],
+    ]);
+  });
 });
 
 it('logged no unexpected error in this file', () => {
