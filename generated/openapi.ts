@@ -2487,7 +2487,9 @@ export interface components {
              *     after it is billed; the period containing it is billed whole (not prorated), so to end
              *     with a period, give the day before its `current_period_end` (which is exclusive). A day
              *     before the first day of the last period already invoiced is 422 (that period was billed
-             *     whole: end it on or after that day, and give part back with a credit note). Moved
+             *     whole: end it on or after that day, and give part back with a credit note). So is a day
+             *     before a usage event counted for the subscription (its usage would be billed for days
+             *     after its service; the 422 names the day of its latest such event). Moved
              *     later (or cleared) after billing ended at it, billing resumes with the first period not
              *     billed (`billed_until`: the one after the period of the old end, or the trial's end),
              *     which the worker invoices at once (none while paused or trialing), then each one after.
@@ -2681,7 +2683,9 @@ export interface components {
             start_date?: components["schemas"]["Date"];
             /**
              * Format: date
-             * @description On or after `start_date`, or 422; null clears it.
+             * @description On or after `start_date`, or 422; null clears it. 422 too before the first day of the
+             *     last period already invoiced, or before the day of a usage event counted for the
+             *     subscription (see `Subscription.end_date`).
              */
             end_date?: string | null;
             /**

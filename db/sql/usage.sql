@@ -97,6 +97,15 @@ select exists (select from usage_totals
       where tenant_id = current_setting('app.tenant_id')::uuid and subscription_id = $1::uuid
     ) as found;
 
+-- latestCountedUsageAfter
+select max(e.timestamp) as at from usage_events e
+    where e.tenant_id = current_setting('app.tenant_id')::uuid and e.user_id = $1::uuid
+      and e.subscription_id = $2::uuid and e.counted
+      and e.timestamp >= ($3::date + 1)::timestamp at time zone 'UTC'
+      and exists (select from usage_totals t
+        where t.tenant_id = current_setting('app.tenant_id')::uuid and t.subscription_id = $4::uuid
+          and t.period_start >= $5::date);
+
 -- firstInvoicedPeriods
 select subscription_id, min(period_start)::text as first from invoices
     where tenant_id = current_setting('app.tenant_id')::uuid

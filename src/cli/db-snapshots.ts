@@ -518,6 +518,8 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
       openTotalsOfPlan: (db) => usage.openTotalsOfPlan(db, PLAN, [BILLABLE_METRIC]),
       openTotalsOfSubscription: (db) => usage.openTotalsOfSubscription(db, SUBSCRIPTION, [BILLABLE_METRIC]),
       hasCountedUsage: (db) => usage.hasCountedUsage(db, SUBSCRIPTION),
+      latestCountedUsageAfter: (db) =>
+        usage.latestCountedUsageAfter(db, { id: SUBSCRIPTION, user_id: USER }, '2026-01-15', '2026-01-01'),
       firstInvoicedPeriods: (db) => usage.firstInvoicedPeriods(db, [SUBSCRIPTION]),
       // No SQL: the key order the two writers above sort by.
       totalKeyText: () =>

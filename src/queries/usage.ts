@@ -286,6 +286,28 @@ async function openTotals(
 }
 
 /**
+ * The time of the latest usage event counted for the subscription after `day` (dated the next day
+ * or later), if any. Such events lie in the period starting on `periodStart` (the one containing
+ * `day`) or later: without a total of those periods, the events are not read at all.
+ */
+export async function latestCountedUsageAfter(
+  db: Db,
+  s: { id: string; user_id: string },
+  day: string,
+  periodStart: string,
+): Promise<Date | undefined> {
+  const { rows } = await sql<{ at: Date | null }>`
+    select max(e.timestamp) as at from usage_events e
+    where e.tenant_id = current_setting('app.tenant_id')::uuid and e.user_id = ${s.user_id}::uuid
+      and e.subscription_id = ${s.id}::uuid and e.counted
+      and e.timestamp >= (${day}::date + 1)::timestamp at time zone 'UTC'
+      and exists (select from usage_totals t
+        where t.tenant_id = current_setting('app.tenant_id')::uuid and t.subscription_id = ${s.id}::uuid
+          and t.period_start >= ${periodStart}::date)`.execute(db);
+  return rows[0]?.at ?? undefined;
+}
+
+/**
  * Whether usage counted for the subscription: a total exists for it (every counted event adds to
  * one). Read by changes that would orphan that usage (a new start date, a delete).
  */

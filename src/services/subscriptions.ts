@@ -47,7 +47,7 @@ import { priceSubscription } from './plans.js';
 import { matchesAfterRenewals, performDueRenewals, resumeCollection, stopRetries } from './collection.js';
 import { chargesOverLimitOnSubscription } from './usage.js';
 import { emitItemDropped } from './invoices.js';
-import { hasCountedUsage } from '../queries/usage.js';
+import { hasCountedUsage, latestCountedUsageAfter } from '../queries/usage.js';
 import {
   creditedPrice,
   planProration,
@@ -662,6 +662,30 @@ async function endBeforeInvoicedPeriod(
 }
 
 /**
+ * An end_date moved back before the day of a usage event counted for the subscription: the
+ * closing invoice would bill that usage for days after the service, which an event sent after the
+ * move is refused for (usage7 #2). Refused, naming the day of the latest such event. Not during a
+ * trial: its usage is free whatever its end.
+ */
+async function endBeforeCountedUsage(
+  tx: Tx,
+  before: SubscriptionRow,
+  endDate: string | null | undefined,
+): Promise<string | undefined> {
+  if (!endDate || before.status === 'trialing') return undefined;
+  if (endDate >= dayOf(subscriptionNow(before))) return undefined; // no event is dated after it yet
+  const anchor = billingAnchor(before);
+  const periodStart =
+    endDate < anchor
+      ? before.start_date
+      : periodContaining(anchor, before.billing_interval, before.interval_count, endDate).start;
+  const latest = await latestCountedUsageAfter(tx.db, before, endDate, periodStart);
+  if (!latest) return undefined;
+  const day = dayOf(latest);
+  return `is before ${day}, the day of a usage event counted for the subscription: its usage would be billed for days after its service; end it on or after ${day}`;
+}
+
+/**
  * Billing that ended at the end_date, which is moved later (or cleared): it resumes with the first
  * period not billed, the one after the period of the old end_date (a trial's end, for a trial with
  * an end it fell in; the anchor, for an end before it). Else the days served after it would never
@@ -1083,7 +1107,9 @@ async function changeSubscription(
         },
       ],
     };
-  const endError = await endBeforeInvoicedPeriod(tx, before, patch.end_date);
+  const endError =
+    (await endBeforeInvoicedPeriod(tx, before, patch.end_date)) ??
+    (await endBeforeCountedUsage(tx, before, patch.end_date));
   if (endError) return { kind: 'invalid', errors: [{ field: '/end_date', message: endError }] };
   if (typeof priced.plan_id === 'string' && priced.plan_id !== before.plan_id) {
     // The new plan's charges price the periods not invoiced yet: none may bill past a line's cap.

@@ -7,6 +7,7 @@ import type { Schemas } from '../../src/contract.js';
 import { performDueWork } from '../../src/services/due-work.js';
 import { type TestTenant, useTestApp } from '../helpers/app.js';
 import { createUser } from '../helpers/factories.js';
+import { expectProblem } from '../helpers/problems.js';
 
 const ctx = useTestApp();
 let t: TestTenant;
@@ -167,6 +168,31 @@ describe('a subscription whose end_date passed, moved later or cleared', () => {
       ['period', '2026-03-01', 'open', '10.00'],
       ['period', '2026-04-01', 'open', '10.00'],
     ]);
+  });
+
+  it('is not moved back before the day of usage counted already (usage7 #2)', async () => {
+    const s = await onClock('2026-01-01T00:00:00Z', '2026-01-01');
+    await s.advance('2026-01-20T00:00:00Z');
+    await s.record('early', '2026-01-10T00:00:00Z');
+    await s.record('late', '2026-01-19T23:00:00Z');
+    const read = async () =>
+      (await t.api.get(`/api/v1/subscriptions/${s.sub.id}`)).body as Schemas['Subscription'];
+    const before = await read();
+    const refused = await t.api.patch(`/api/v1/subscriptions/${s.sub.id}`).send({ end_date: '2026-01-15' });
+    const problem = expectProblem(refused, 422, 'unprocessable');
+    expect(problem.errors).toEqual([
+      {
+        location: 'body',
+        field: '/end_date',
+        message: expect.stringContaining('end it on or after 2026-01-19'),
+      },
+    ]);
+    // Wrote nothing.
+    expect(await read()).toEqual(before);
+    // The day of the latest event is its last day of service: both events billed when it ends.
+    await t.api.patch(`/api/v1/subscriptions/${s.sub.id}`).send({ end_date: '2026-01-19' }).expect(200);
+    await s.advance('2026-02-02T00:00:00Z');
+    expect(await s.usageLines()).toEqual([['2026-02-01', '2026-01-01', '2026-02-01', '2', '4.00']]);
   });
 });
 
