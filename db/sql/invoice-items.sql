@@ -22,7 +22,9 @@ select "id", "subscription_id", "kind", "description", "amount", "period_start",
 select "id", "subscription_id", "kind", "description", "amount", "period_start", "period_end", "invoice_id", "balance_transaction_id", "plan_id", "created_at" from "invoice_items" where "subscription_id" = $1 and "kind" in ($2, $3) and "period_start" >= $4 and "period_end" = $5 order by "created_at", "id";
 
 -- creditsGivenIn
-select "item"."description", "item"."amount", "billed"."subtotal" as "billed_subtotal", (select coalesce(sum(note.subtotal), 0)::text from credit_notes note
+select "item"."description", "item"."amount", case when billed.id is null then null else json_build_object(
+        'id', billed.id, 'subscription_id', billed.subscription_id, 'kind', billed.kind, 'lines', billed.lines, 'period_start', billed.period_start,
+        'period_end', billed.period_end, 'subtotal', billed.subtotal::text) end as "billed", (select coalesce(sum(note.subtotal), 0)::text from credit_notes note
         where note.invoice_id = billed.id) as "billed_credited" from "invoice_items" as "item" left join "invoices" as "billed" on "billed"."id" = "item"."invoice_id" where "item"."subscription_id" = $1 and "item"."kind" = $2 and "item"."period_start" >= $3 and "item"."period_end" <= $4 and (("item"."invoice_id" <> $5 and "billed"."status" <> $6) or "item"."balance_transaction_id" is not null or ("item"."invoice_id" is null and "item"."description" like $7)) order by "item"."id";
 
 -- billInvoiceItems

@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import type { Db } from '../database/connection.js';
-import type { InvoiceItemKind, InvoiceItemRow } from '../database/schema.js';
+import type { InvoiceItemKind, InvoiceItemRow, InvoiceRow } from '../database/schema.js';
 
 const columns = [
   'id',
@@ -274,8 +274,12 @@ export function creditsGivenIn(
 ): Promise<
   Array<
     Pick<InvoiceItemRow, 'description' | 'amount'> & {
-      /** The subtotal of the invoice that billed it, and what its credit notes took of that. */
-      billed_subtotal: string | null;
+      /** The invoice that billed it (none: carried forward, or settled by the balance). */
+      billed: Pick<
+        InvoiceRow,
+        'id' | 'subscription_id' | 'kind' | 'lines' | 'period_start' | 'period_end' | 'subtotal'
+      > | null;
+      /** What the credit notes of that invoice took of its subtotal. */
       billed_credited: string;
     }
   >
@@ -286,7 +290,9 @@ export function creditsGivenIn(
     .select([
       'item.description',
       'item.amount',
-      'billed.subtotal as billed_subtotal',
+      sql<InvoiceRow | null>`case when billed.id is null then null else json_build_object(
+        'id', billed.id, 'subscription_id', billed.subscription_id, 'kind', billed.kind, 'lines', billed.lines, 'period_start', billed.period_start,
+        'period_end', billed.period_end, 'subtotal', billed.subtotal::text) end`.as('billed'),
       sql<string>`(select coalesce(sum(note.subtotal), 0)::text from credit_notes note
         where note.invoice_id = billed.id)`.as('billed_credited'),
     ])

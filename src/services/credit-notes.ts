@@ -199,12 +199,32 @@ async function creditedElsewhere(
 ): Promise<{ line_index: number; amount: string } | undefined> {
   if (invoice.kind === 'proration') return endingShareOf(tx, invoice);
   if (invoice.kind !== 'period') return undefined;
-  const lines = invoice.lines as unknown as Array<{
-    type: string;
-    amount: string;
-    period_start: string;
-    period_end: string;
-  }>;
+  const own = await ownDaysGivenBack(tx, invoice, 0);
+  if (!own) return undefined;
+  // Credits of other periods that this invoice billed (less their charges) paid part of its days:
+  // what its subtotal holds less than its price. The days given back are first those.
+  const beyond = own.given - otherPeriodsCredit(invoice);
+  return beyond > 0n ? { line_index: own.index, amount: formatCents(beyond) } : undefined;
+}
+
+/** Chains of period invoices each billing the credit of the one before, followed at most this far. */
+const MOST_INVOICES_FOLLOWED = 24;
+
+type BillingInvoice = Pick<
+  InvoiceRow,
+  'id' | 'subscription_id' | 'kind' | 'lines' | 'period_start' | 'period_end' | 'subtotal'
+>;
+
+/**
+ * What credits of a period invoice's own days, at the price it billed, gave back (G): its price
+ * line's index, and that sum.
+ */
+async function ownDaysGivenBack(
+  tx: Tx,
+  invoice: BillingInvoice,
+  depth: number,
+): Promise<{ index: number; given: bigint } | undefined> {
+  const lines = invoice.lines as unknown as Array<{ type: string; amount: string }>;
   const index = lines.findIndex((line) => line.type === 'subscription');
   if (index < 0) return undefined;
   const price = parseAmount(lines[index]!.amount);
@@ -215,23 +235,34 @@ async function creditedElsewhere(
     invoice.id,
     CARRIED_FORWARD,
   );
-  const given = credits
-    .filter((credit) => {
-      const credited = creditedPriceOf(credit);
-      return credited !== undefined && parseAmount(credited) === price;
-    })
-    .reduce((total, credit) => total + givenBack(credit), 0n);
-  // Credits of other periods that this invoice billed (less their charges) paid part of its days:
-  // what its subtotal holds less than its price. The days given back are first those.
-  const otherPeriods = lines
-    .filter(
-      (line) =>
-        line.type === 'proration' &&
-        (line.period_start < invoice.period_start || line.period_end > invoice.period_end),
-    )
-    .reduce((total, line) => total + parseSignedAmount(line.amount), 0n);
-  const beyond = given + (otherPeriods < 0n ? otherPeriods : 0n);
-  return beyond > 0n ? { line_index: index, amount: formatCents(beyond) } : undefined;
+  let given = 0n;
+  for (const credit of credits) {
+    const credited = creditedPriceOf(credit);
+    if (credited !== undefined && parseAmount(credited) === price)
+      given += await givenBack(tx, credit, depth);
+  }
+  return { index, given };
+}
+
+/** The lines of other periods' days a period invoice billed: their credits net of their charges (C). */
+function otherPeriodLines(invoice: BillingInvoice) {
+  return (
+    invoice.lines as unknown as Array<{
+      type: string;
+      amount: string;
+      period_start: string;
+      period_end: string;
+    }>
+  ).filter(
+    (line) =>
+      line.type === 'proration' &&
+      (line.period_start < invoice.period_start || line.period_end > invoice.period_end),
+  );
+}
+
+function otherPeriodsCredit(invoice: BillingInvoice): bigint {
+  const net = otherPeriodLines(invoice).reduce((total, line) => total + parseSignedAmount(line.amount), 0n);
+  return net < 0n ? -net : 0n;
 }
 
 /**
@@ -240,21 +271,44 @@ async function creditedElsewhere(
  * stands for what is left of it only, its credit as much as its charges, so its share of the
  * credit taken back is the period's invoice's again to credit (rounded up to the cent: never more
  * than was paid goes back). Else crediting both invoices whole gave back less than was paid.
+ *
+ * A period invoice X that billed it may have had days of its own given back too (G, by a later
+ * pause or change): those were paid first by the credits of other periods X billed (C, net of
+ * their charges), as X's own limit counts them (creditedElsewhere). That much of the credits, min(G,
+ * C), went back whatever X's notes: X's notes take back the rest only, in the share of X's limit
+ * L = S - max(0, G - C) they credit. Taking it in the share of S gave back, with X and the credit's
+ * period both credited to the limit, the days of min(G, C) twice (retest23 #1: 56.74 of 52.00).
  */
-function givenBack(credit: {
-  amount: string;
-  billed_subtotal: string | null;
-  billed_credited: string;
-}): bigint {
+async function givenBack(
+  tx: Tx,
+  credit: { amount: string; billed: BillingInvoice | null; billed_credited: string },
+  depth: number,
+): Promise<bigint> {
   const whole = -parseSignedAmount(credit.amount);
-  const subtotal = credit.billed_subtotal === null ? 0n : parseSignedAmount(credit.billed_subtotal);
+  const x = credit.billed;
   const taken = parseAmount(credit.billed_credited);
-  if (subtotal <= 0n || taken <= 0n) return whole;
-  const left = subtotal > taken ? subtotal - taken : 0n;
+  if (x === null || taken <= 0n) return whole;
+  const subtotal = parseSignedAmount(x.subtotal);
+  if (subtotal <= 0n) return whole;
+  let floor = 0n;
+  let limit = subtotal;
+  if (x.kind === 'period' && depth < MOST_INVOICES_FOLLOWED) {
+    const otherCredits = otherPeriodLines(x).reduce((total, line) => {
+      const amount = parseSignedAmount(line.amount);
+      return amount < 0n ? total - amount : total;
+    }, 0n);
+    const c = otherPeriodsCredit(x);
+    const g = (await ownDaysGivenBack(tx, x, depth + 1))?.given ?? 0n;
+    limit = subtotal - (g > c ? g - c : 0n);
+    const wentBack = g < c ? g : c;
+    // This credit's share of what went back, by its part of the other periods' credits X billed.
+    if (otherCredits > 0n) floor = (wentBack * (whole < otherCredits ? whole : otherCredits)) / otherCredits;
+    if (limit <= 0n) return whole;
+  }
+  const credited = taken < limit ? taken : limit;
+  const kept = whole - ((whole - floor) * credited) / limit;
   const cent = 100n; // ten-thousandths
-  const share = whole * left;
-  const perCent = subtotal * cent;
-  return ((share + perCent - 1n) / perCent) * cent;
+  return ((kept + cent - 1n) / cent) * cent;
 }
 
 /**

@@ -1249,6 +1249,75 @@ describe('the unused days of a period paid at less than its price', () => {
     expect(refunded).toBe(cents(january!.total) + cents(change!.total));
   });
 
+  it('never give back more than was paid when a later period invoice billed their credit and had days given back (retest23 #1)', async () => {
+    const a = await plan('A31', { model: 'flat', amount: '31.00' });
+    const b = await plan('B62', { model: 'flat', amount: '62.00' });
+    const byCard = { payment_method: 'pm_card_visa', payment_rail: 'card' };
+    const cents = (amount: string) => Math.round(Number(amount) * 100);
+    /** Credits the invoice to its limit (to the balance): the limit the 422 names. */
+    const creditToLimit = async (invoice: Invoice) => {
+      const over = await t.api
+        .post(`/api/v1/invoices/${invoice.id}/credit-notes`)
+        .send({ reason: 'refund', amount: '100000.00', refund_to: 'balance' });
+      const limit = /\((\d+\.\d\d) before tax/.exec(expectProblem(over, 422, 'unprocessable').detail!)![1]!;
+      if (limit === '0.00') return limit;
+      const note = await t.api
+        .post(`/api/v1/invoices/${invoice.id}/credit-notes`)
+        .send({ reason: 'refund', amount: limit, refund_to: 'balance' });
+      expect(note.status, note.text).toBe(201);
+      return limit;
+    };
+    const paidAndGivenBack = async (s: Awaited<ReturnType<typeof subscribed>>) => {
+      const invoices = await s.invoices();
+      const paid = invoices.filter((i) => i.status === 'paid').reduce((sum, i) => sum + cents(i.total), 0);
+      const user = (await t.api.get(`/api/v1/users/${s.sub.user_id}`)).body as Schemas['User'];
+      return { paid, givenBack: cents(user.balance) };
+    };
+
+    // Pauses only: January's pause credit (10.00) nets February's invoice (21.00); February's
+    // pause credits 02-10 to 03-01 (21.04), settled to the balance by the cancellation.
+    const paused = await subscribed(a.id, '2026-12-25T00:00:00Z', { ...byCard, start_date: '2027-01-01' });
+    await paused.advance('2027-01-10T00:00:00Z');
+    expect((await t.api.post(`/api/v1/subscriptions/${paused.sub.id}/pause`).send({})).status).toBe(200);
+    await paused.advance('2027-01-20T00:00:00Z');
+    expect((await t.api.post(`/api/v1/subscriptions/${paused.sub.id}/resume`).send({})).status).toBe(200);
+    await paused.advance('2027-02-10T00:00:00Z');
+    expect((await t.api.post(`/api/v1/subscriptions/${paused.sub.id}/pause`).send({})).status).toBe(200);
+    await paused.advance('2027-02-20T00:00:00Z');
+    const canceled = await t.api.post(`/api/v1/subscriptions/${paused.sub.id}/cancel`).send({ at: 'now' });
+    expect(canceled.status, canceled.text).toBe(200);
+    await paused.work();
+    const [january, february] = await paused.invoices();
+    expect([january!.subtotal, february!.subtotal]).toEqual(['31.00', '21.00']);
+    // February: 21.04 of its days went back, of which January's 10.00 paid first. January: its
+    // 10.00 went back whatever February's note took (it paid the days given back).
+    expect(await creditToLimit(february!)).toBe('9.96');
+    expect(await creditToLimit(january!)).toBe('21.00');
+    const pauses = await paidAndGivenBack(paused);
+    expect(pauses.givenBack).toBeLessThanOrEqual(pauses.paid);
+    expect(pauses.paid - pauses.givenBack).toBeLessThanOrEqual(1); // the tax's rounding at most
+
+    // A change's credit: B to A on Jan 12 credits 40.00 of January and charges 20.00, netted by
+    // February's invoice (11.00); February's pause from Feb 17, ended on Mar 10, gives 13.29 back.
+    const changed = await subscribed(b.id, '2026-12-25T00:00:00Z', { ...byCard, start_date: '2027-01-01' });
+    await changed.advance('2027-01-12T00:00:00Z');
+    await changed.change({ plan_id: a.id });
+    await changed.advance('2027-02-17T00:00:00Z');
+    expect((await t.api.post(`/api/v1/subscriptions/${changed.sub.id}/pause`).send({})).status).toBe(200);
+    await changed.advance('2027-03-10T00:00:00Z');
+    expect(
+      (await t.api.post(`/api/v1/subscriptions/${changed.sub.id}/cancel`).send({ at: 'now' })).status,
+    ).toBe(200);
+    await changed.work();
+    const [jan, feb] = await changed.invoices();
+    expect([jan!.subtotal, feb!.subtotal]).toEqual(['62.00', '11.00']);
+    expect(await creditToLimit(feb!)).toBe('11.00');
+    expect(await creditToLimit(jan!)).toBe('48.71');
+    const change = await paidAndGivenBack(changed);
+    expect(change.givenBack).toBeLessThanOrEqual(change.paid);
+    expect(change.paid - change.givenBack).toBeLessThanOrEqual(1);
+  });
+
   it('are credited at the price their invoice billed after a change without proration', async () => {
     const a = await plan('A', { model: 'flat', amount: '100.00' });
     const b = await plan('B', { model: 'flat', amount: '1000.00' });
