@@ -272,12 +272,14 @@ function otherPeriodsCredit(invoice: BillingInvoice): bigint {
  * credit taken back is the period's invoice's again to credit (rounded up to the cent: never more
  * than was paid goes back). Else crediting both invoices whole gave back less than was paid.
  *
- * A period invoice X that billed it may have had days of its own given back too (G, by a later
- * pause or change): those were paid first by the credits of other periods X billed (C, net of
- * their charges), as X's own limit counts them (creditedElsewhere). That much of the credits, min(G,
- * C), went back whatever X's notes: X's notes take back the rest only, in the share of X's limit
- * L = S - max(0, G - C) they credit. Taking it in the share of S gave back, with X and the credit's
- * period both credited to the limit, the days of min(G, C) twice (retest23 #1: 56.74 of 52.00).
+ * The invoice X that billed it stands for its limit L = S - E: its subtotal less what its own
+ * limit counts of its days given back (E: creditedElsewhere). Its days given back (G) beyond that
+ * were paid by the credits it billed: that much of them (G - E; for a period invoice, min(G, C),
+ * C the credits of other periods it billed net of their charges) went back whatever X's notes,
+ * and X's notes take back the rest only, in the share of L they credit. Taking it in the share of
+ * S gave back the days of min(G, C) twice (retest23 #1: 56.74 of 52.00). An X that cannot be
+ * credited (L = 0: a downgrade's last invoice, whose charge the credit paid whole) leaves the rest
+ * the period invoice's to credit: else what paid the new price could never go back (dunning2 #1).
  */
 async function givenBack(
   tx: Tx,
@@ -286,27 +288,29 @@ async function givenBack(
 ): Promise<bigint> {
   const whole = -parseSignedAmount(credit.amount);
   const x = credit.billed;
-  const taken = parseAmount(credit.billed_credited);
-  if (x === null || taken <= 0n) return whole;
+  if (x === null) return whole;
   const subtotal = parseSignedAmount(x.subtotal);
-  if (subtotal <= 0n) return whole;
+  const taken = parseAmount(credit.billed_credited);
+  if ((taken <= 0n && subtotal > 0n) || depth >= MOST_INVOICES_FOLLOWED) return whole;
   let floor = 0n;
   let limit = subtotal;
-  if (x.kind === 'period' && depth < MOST_INVOICES_FOLLOWED) {
-    const otherCredits = otherPeriodLines(x).reduce((total, line) => {
-      const amount = parseSignedAmount(line.amount);
-      return amount < 0n ? total - amount : total;
-    }, 0n);
+  if (x.kind === 'period') {
     const c = otherPeriodsCredit(x);
     const g = (await ownDaysGivenBack(tx, x, depth + 1))?.given ?? 0n;
     limit = subtotal - (g > c ? g - c : 0n);
-    const wentBack = g < c ? g : c;
     // This credit's share of what went back, by its part of the other periods' credits X billed.
-    if (otherCredits > 0n) floor = (wentBack * (whole < otherCredits ? whole : otherCredits)) / otherCredits;
-    if (limit <= 0n) return whole;
+    const credits = otherPeriodLines(x).reduce((total, line) => {
+      const amount = parseSignedAmount(line.amount);
+      return amount < 0n ? total - amount : total;
+    }, 0n);
+    if (credits > 0n) floor = ((g < c ? g : c) * (whole < credits ? whole : credits)) / credits;
+  } else if (x.kind === 'proration') {
+    const ending = await endingCreditOfInvoice(tx.db, x.subscription_id, x);
+    limit = subtotal - parseAmount(ending.before_tax);
   }
+  if (limit < 0n) return whole;
   const credited = taken < limit ? taken : limit;
-  const kept = whole - ((whole - floor) * credited) / limit;
+  const kept = limit === 0n ? floor : whole - ((whole - floor) * credited) / limit;
   const cent = 100n; // ten-thousandths
   return ((kept + cent - 1n) / cent) * cent;
 }

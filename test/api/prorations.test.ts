@@ -1169,8 +1169,9 @@ describe('the unused days of a period paid at less than its price', () => {
     expect(rest.body).toMatchObject({ subtotal: '32.26', total: '38.39' });
     await refused(january!.id, { ...whole, amount: '0.01' }, '/amount', '0.00 before tax');
 
-    // Moved to Basic on Jan 11: February's invoice billed the credit of Pro's days, as far as it
-    // could, and carried the rest forward. The same is left.
+    // Moved to Basic on Jan 11: February's invoice billed the credit of Pro's days as far as it
+    // could (16.77, paying February's price and Basic's days: 0.00, nothing of it to credit), and
+    // carried the rest forward (50.97). What paid February is January's to give back: 49.03.
     const billed = await subscribed(pro.id, '2026-01-01T00:00:00Z', byCard);
     await billed.advance('2026-01-11T00:00:00Z');
     await billed.change({ plan_id: basic.id });
@@ -1178,10 +1179,10 @@ describe('the unused days of a period paid at less than its price', () => {
     const [paid, february] = await billed.invoices();
     expect(february!.lines.map((l) => l.amount)).toEqual(['10.00', '-16.77', '6.77']);
     expect((await billed.items(true)).map((i) => i.amount)).toEqual(['-50.97']);
-    await refused(paid!.id, whole, '/amount', '32.26 before tax');
+    await refused(paid!.id, whole, '/amount', '49.03 before tax');
     const left = await t.api
       .post(`/api/v1/invoices/${paid!.id}/credit-notes`)
-      .send({ reason: 'refund', lines: [{ line_index: 0, amount: '32.26' }], refund_to: 'balance' });
+      .send({ reason: 'refund', lines: [{ line_index: 0, amount: '49.03' }], refund_to: 'balance' });
     expect(left.status, left.text).toBe(201);
 
     // February (30.00) paid 20.33 of it with January's credit: a pause on Feb 10 credits 19 of its
@@ -1249,7 +1250,7 @@ describe('the unused days of a period paid at less than its price', () => {
     expect(refunded).toBe(cents(january!.total) + cents(change!.total));
   });
 
-  it('never give back more than was paid when a later period invoice billed their credit and had days given back (retest23 #1)', async () => {
+  it('give back what was paid, never more, when a later invoice billed their credit and had days given back (retest23 #1) or cannot be credited (dunning2 #1)', async () => {
     const a = await plan('A31', { model: 'flat', amount: '31.00' });
     const b = await plan('B62', { model: 'flat', amount: '62.00' });
     const byCard = { payment_method: 'pm_card_visa', payment_rail: 'card' };
@@ -1316,6 +1317,29 @@ describe('the unused days of a period paid at less than its price', () => {
     const change = await paidAndGivenBack(changed);
     expect(change.givenBack).toBeLessThanOrEqual(change.paid);
     expect(change.paid - change.givenBack).toBeLessThanOrEqual(1);
+
+    // A downgrade (B to A on Jan 2: 60.00 credited, 30.00 charged), canceled now on Jan 3: the
+    // last invoice nets the charge against half the credit (0.00), the other half goes to the
+    // balance. That invoice cannot be credited: what paid the new price is January's to give
+    // back, so all that was paid can go back (dunning2 #1).
+    const downgraded = await subscribed(b.id, '2026-12-25T00:00:00Z', {
+      ...byCard,
+      start_date: '2027-01-01',
+    });
+    await downgraded.advance('2027-01-02T00:00:00Z');
+    await downgraded.change({ plan_id: a.id });
+    await downgraded.advance('2027-01-03T00:00:00Z');
+    expect(
+      (await t.api.post(`/api/v1/subscriptions/${downgraded.sub.id}/cancel`).send({ at: 'now' })).status,
+    ).toBe(200);
+    await downgraded.work();
+    const [paidJanuary, last] = await downgraded.invoices();
+    expect(last!.lines.map((l) => l.amount)).toEqual(['-30.00', '30.00']);
+    expect(await creditToLimit(last!)).toBe('0.00');
+    expect(await creditToLimit(paidJanuary!)).toBe('32.00');
+    const downgrade = await paidAndGivenBack(downgraded);
+    expect(downgrade.givenBack).toBeLessThanOrEqual(downgrade.paid);
+    expect(downgrade.paid - downgrade.givenBack).toBeLessThanOrEqual(1);
   });
 
   it('are credited at the price their invoice billed after a change without proration', async () => {
