@@ -4005,7 +4005,11 @@ export interface components {
             tax_total: components["schemas"]["MoneyTotal"];
             total: components["schemas"]["MoneyTotal"];
             /**
-             * @description Where the money beyond what was due went; null when all of it lowered what was due.
+             * @description Where the money beyond what was due went; null when all of it lowered what was due, or
+             *     when none of it goes back. The note's `total` is what it lowered of what was due, plus
+             *     `refund_amount`, plus `credit_amount`, plus what it keeps back: on an unpaid invoice that
+             *     its subscription's ending credit paid in part, that share of the ending credit is not
+             *     given back a second time (as a void keeps it back; docs/billing.md, credit notes).
              * @enum {string|null}
              */
             refund_to: "payment" | "balance" | null;
