@@ -1,6 +1,7 @@
 // Builds the Express app (no listen), so tests run it in-process against their own database.
 // The middleware order is the request's path: cheap and public things first, then who is calling,
 // then what they sent, then the operation.
+import { countRawMembers, rejectDuplicateMembers } from './http/duplicate-members.js';
 import { statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -265,12 +266,19 @@ export function createApp({
   // Every JSON media type an operation may declare (application/json, application/merge-patch+json).
   // A batch of up to 1,000 usage events needs more room than any other body.
   // Bytes that are not UTF-8 are refused (http/text.ts), never decoded to U+FFFD.
-  const json = { type: ['application/json', 'application/*+json'], verify: refuseInvalidUtf8 };
+  // A member named twice in an object is refused after the parse (http/duplicate-members.ts).
+  const json = {
+    type: ['application/json', 'application/*+json'],
+    verify: (req: object, res: unknown, body: Buffer) => {
+      refuseInvalidUtf8(req, res, body);
+      countRawMembers(req, res, body);
+    },
+  };
   // Usage events: a number JSON.parse would round is refused, read in the raw body (http/exact-numbers.ts).
   const usageJson = {
     ...json,
     verify: (req: object, res: unknown, body: Buffer) => {
-      refuseInvalidUtf8(req, res, body);
+      json.verify(req, res, body);
       noteInexactNumbers(req, res, body);
     },
   };
@@ -287,6 +295,7 @@ export function createApp({
   );
   app.use(continueWithin(bodyLimit), decodedOrRefused(express.json({ ...json, limit: bodyLimit })));
   app.use(acceptEmptyObject);
+  app.use(rejectDuplicateMembers);
   app.use(rejectBadText);
   app.use(rejectLooseIntegers);
   app.use(headAsGet);

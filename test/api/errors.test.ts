@@ -33,6 +33,34 @@ describe('bad requests before any handler', () => {
     expect(await fingerprint(ctx.db)).toEqual(before);
   });
 
+  it('refuses a body that names a member twice in one object (JSON would keep the last), writing nothing', async () => {
+    const before = await fingerprint(ctx.db);
+    const cases: Array<[string, string, string]> = [
+      ['/api/v1/users', '{"name":"A","email":"dup1@example.com","name":"B"}', '/name'],
+      ['/api/v1/users', '{"name":"A","email":"dup2@example.com","n\\u0061me":"B"}', '/name'],
+      [
+        '/api/v1/users',
+        '{"name":"A","email":"dup3@example.com","metadata":{"k":"1","k":"2"}}',
+        '/metadata/k',
+      ],
+      ['/api/v1/usage-events/batch', '{"events":[{"event_id":"e","event_id":"f"}]}', '/events/0/event_id'],
+    ];
+    for (const [path, body, field] of cases) {
+      const res = await ctx.api.post(path).set('Content-Type', 'application/json').send(body);
+      const problem = expectProblem(res, 400, 'validation-error');
+      expect(problem.errors, body).toEqual([
+        { location: 'body', field, message: expect.stringContaining('is named twice') as string },
+      ]);
+    }
+    expect(await fingerprint(ctx.db)).toEqual(before);
+    // A string value may hold what looks like a repeated name.
+    const ok = await ctx.api
+      .post('/api/v1/users')
+      .set('Content-Type', 'application/json')
+      .send('{"name":"\\"name\\": 1","email":"dup-ok@example.com"}');
+    expect([ok.status, (ok.body as { name: string }).name], ok.text).toEqual([201, '"name": 1']);
+  });
+
   it('refuses a body that is not valid UTF-8 with 400 malformed-json, instead of storing U+FFFD', async () => {
     const before = await fingerprint(ctx.db);
     const cases = {
