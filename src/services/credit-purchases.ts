@@ -60,6 +60,18 @@ export function buyCredits(
         errors: [{ field: '/subscription_id', message: "is not a subscription of the wallet's customer" }],
       };
     }
+    // Nothing more is billed on a canceled subscription (a coupon, an item: 409), credits neither.
+    if (subscription.status === 'canceled') {
+      return {
+        kind: 'invalid',
+        errors: [
+          {
+            field: '/subscription_id',
+            message: 'is canceled: nothing more is billed on it (name another subscription of the customer)',
+          },
+        ],
+      };
+    }
     if (subscription.test_clock_id !== seen.test_clock_id) {
       return {
         kind: 'invalid',

@@ -1487,11 +1487,22 @@ describe('paid grants', () => {
   it('refuses bad purchases with 422, writing nothing', async () => {
     const { subscription, wallet: w } = await customer('1');
     const other = await customer('1');
+    // A canceled subscription of the customer bills nothing more, credits neither (wallets10 #5).
+    const ended = await t.api.post('/api/v1/subscriptions').send({
+      user_id: subscription.user_id,
+      status: 'active',
+      plan_cost: '0.00',
+      start_date: '2026-01-01',
+    });
+    expect(ended.status, ended.text).toBe(201);
+    const canceled = ended.body as Schemas['Subscription'];
+    await t.api.post(`/api/v1/subscriptions/${canceled.id}/cancel`).send({ at: 'now' }).expect(200);
     const before = await fingerprint(ctx.db);
     for (const [body, fields] of [
       [{}, ['/amount', '/subscription_id']],
       [{ amount: '0', subscription_id: subscription.id }, ['/amount']],
       [{ amount: '1.00', subscription_id: other.subscription.id }, ['/subscription_id']],
+      [{ amount: '1.00', subscription_id: canceled.id }, ['/subscription_id']],
       [{ amount: '1.00', subscription_id: subscription.id, credits: '5' }, ['/credits']],
       [
         { amount: '1.00', subscription_id: subscription.id, expires_at: '2020-01-01T00:00:00Z' },

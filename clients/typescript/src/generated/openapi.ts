@@ -3383,7 +3383,7 @@ export interface components {
          * @description A `free` grant gives `credits`. A `paid` grant buys `amount` worth of credits (amount × the
          *     wallet's rate, rounded down to 6 decimals): a `purchase` invoice for `amount` (plus the taxes in
          *     force in the customer's region) is issued on `subscription_id`, a subscription of the wallet's
-         *     customer, and collected from its payment method if it has one, else paid through
+         *     customer that is not canceled (paused, or not started yet, it may), and collected from its payment method if it has one, else paid through
          *     `POST /invoices/{id}/payments`. The credits become available when the invoice is paid; voided
          *     unpaid, the grant is canceled. A paid grant still unpaid at its `expires_at` lapses: its
          *     invoice can no longer be paid (409) and the worker voids it, unless a payment started before
@@ -3396,7 +3396,7 @@ export interface components {
             amount?: components["schemas"]["Money"];
             /**
              * Format: uuid
-             * @description Required for a paid grant: the subscription that bills it.
+             * @description Required for a paid grant: the subscription that bills it (not a canceled one: 422).
              */
             subscription_id?: string;
             /**
