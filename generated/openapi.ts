@@ -3087,7 +3087,7 @@ export interface components {
             free_units?: components["schemas"]["UsageQuantity"];
             minimum_amount?: null | components["schemas"]["Money"];
         };
-        /** @description Free-form properties (the metric's `field`, `group_by` and `filters` read them). Values are strings, numbers, booleans or null. */
+        /** @description Free-form properties (the metric's `field`, `group_by` and `filters` read them). Values are strings, numbers, booleans or null. A `unique_count` field's value or a `group_by` value takes at most 1,000 bytes in UTF-8 as text (422 naming the property); `""` is a value of its own. */
         UsageEventProperties: {
             [key: string]: string | number | boolean | null;
         };

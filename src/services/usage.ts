@@ -80,6 +80,16 @@ export type RecordOutcome =
 const asText = (value: unknown): string | null =>
   value === undefined || value === null ? null : typeof value === 'string' ? value : JSON.stringify(value);
 
+/**
+ * The most bytes (UTF-8) a value the totals are kept by may take: a unique_count value and a
+ * group_by value are in unique indexes (usage_totals, usage_unique_values), whose entries
+ * PostgreSQL refuses past about 2,700 bytes. A property of 1,000 characters may take 4,000.
+ */
+const MOST_VALUE_BYTES = 1000;
+const overLong = (text: string | null) =>
+  text !== null && text.length * 3 > MOST_VALUE_BYTES && Buffer.byteLength(text) > MOST_VALUE_BYTES;
+const OVER_LONG = `is over ${MOST_VALUE_BYTES.toLocaleString('en-US')} bytes in UTF-8, the most a value the metric counts by (its unique_count field or its group_by) may take`;
+
 /** A numeric property as an exact non-negative decimal with up to 6 places, or why not. */
 function decimalValue(value: unknown): { value: string } | { error: string } {
   // A JSON number past 2^53 was rounded by the parser before we saw it: refuse it, not its rounding.
@@ -574,8 +584,13 @@ function prepareEvents(
         );
         continue;
       }
-      if (metric.aggregation === 'unique_count') value = asText(raw);
-      else {
+      if (metric.aggregation === 'unique_count') {
+        value = asText(raw);
+        if (overLong(value)) {
+          fail(`/properties/${metric.field}`, OVER_LONG);
+          continue;
+        }
+      } else {
         const parsed = decimalValue(raw);
         if ('error' in parsed) {
           fail(`/properties/${metric.field}`, parsed.error);
@@ -583,6 +598,11 @@ function prepareEvents(
         }
         value = parsed.value;
       }
+    }
+    const dimension = metric.group_by === null ? null : asText(propertyOf(properties, metric.group_by));
+    if (overLong(dimension)) {
+      fail(`/properties/${metric.group_by!}`, OVER_LONG);
+      continue;
     }
     events.push({
       event_id: input.event_id,
@@ -593,7 +613,7 @@ function prepareEvents(
       properties: JSON.stringify(properties),
       cost: input.cost ?? null,
       value,
-      dimension: metric.group_by === null ? null : asText(propertyOf(properties, metric.group_by)),
+      dimension,
       // A trial's usage is free: one without an end has trialed since its start, so nothing
       // recorded for it while it trials is counted (one with an end counts it in its own period).
       counted:

@@ -398,6 +398,38 @@ describe('usage events', () => {
     expect(summedOwn.body).toMatchObject({ value: '7', counted: true });
   });
 
+  it('refuses a value counted by (unique_count, group_by) over 1,000 bytes, which the totals cannot index', async () => {
+    const m = await metric({ aggregation: 'unique_count', field: 'who', group_by: 'model' });
+    const p = await plan([{ metric: m.code, model: 'per_unit', amount: '1.00' }]);
+    const sub = await subscribe(p.id, await januaryClock());
+    // 1,000 characters of 4 bytes each: accepted as a property, too long to count by.
+    const wide = (n: number) =>
+      Array.from({ length: n }, (_, i) => String.fromCodePoint(0x1f300 + i)).join('');
+    const send = (id: string, properties: Record<string, string>) =>
+      t.api.post('/api/v1/usage-events').send({
+        event_id: `${sub.id}-${id}`,
+        user_id: sub.user_id,
+        metric: m.code,
+        timestamp: '2026-01-10T00:00:00Z',
+        properties,
+      });
+    const before = await fingerprint(ctx.db);
+    for (const [field, properties] of [
+      ['/properties/who', { who: wide(1000), model: 'a' }],
+      ['/properties/model', { who: 'x', model: wide(251) }],
+    ] as const) {
+      const problem = expectProblem(await send(field, properties), 422, 'unprocessable');
+      expect(problem.errors).toEqual([
+        { location: 'body', field, message: expect.stringContaining('over 1,000 bytes') as string },
+      ]);
+    }
+    expect(await fingerprint(ctx.db)).toEqual(before);
+    // 250 characters of 4 bytes: 1,000 bytes, counted.
+    const taken = await send('fits', { who: wide(250), model: wide(250) });
+    expect(taken.status, taken.text).toBe(201);
+    expect((taken.body as Schemas['UsageEvent']).counted).toBe(true);
+  });
+
   it('refuses usage that would bill a charge more than 9999999999.99 a period, writing nothing', async () => {
     const m = await metric({ aggregation: 'sum', field: 'n' });
     const p = await plan([{ metric: m.code, model: 'per_unit', amount: '1000000000.00' }]);
