@@ -8,5 +8,17 @@ insert into credit_note_counters as c (last_number) values (1)
     on conflict (tenant_id) do update set last_number = c.last_number + 1
     returning last_number;
 
+-- leftToGiveBack
+select (
+      (select coalesce(sum(i.subtotal), 0) from invoices i
+        where i.tenant_id = current_setting('app.tenant_id')::uuid and i.subscription_id = $1::uuid
+          and i.status not in ('draft', 'void') and i.kind <> 'purchase')
+      - (select coalesce(sum(n.subtotal), 0) from credit_notes n
+        where n.tenant_id = current_setting('app.tenant_id')::uuid and n.subscription_id = $2::uuid)
+      - (select coalesce(sum(-item.amount), 0) from invoice_items item
+        where item.tenant_id = current_setting('app.tenant_id')::uuid and item.subscription_id = $3::uuid
+          and item.balance_transaction_id is not null)
+    )::text as left;
+
 -- insertCreditNote
 insert into "credit_notes" ("number", "invoice_id", "subscription_id", "user_id", "reason", "lines", "subtotal", "taxes", "tax_total", "total", "refund_to", "refund_amount", "credit_amount", "issued_at") values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) returning "id", "number", "invoice_id", "subscription_id", "user_id", "reason", "lines", "subtotal", "taxes", "tax_total", "total", "refund_to", "refund_amount", "credit_amount", "issued_at", "created_at";

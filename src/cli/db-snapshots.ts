@@ -217,6 +217,7 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
     calls: {
       listCreditNotes: (db) => creditNotes.listCreditNotes(db, INVOICE),
       nextCreditNoteNumber: (db) => creditNotes.nextCreditNoteNumber(db),
+      leftToGiveBack: (db) => creditNotes.leftToGiveBack(db, SUBSCRIPTION),
       insertCreditNote: (db) =>
         creditNotes.insertCreditNote(db, {
           number: 1,

@@ -65,6 +65,32 @@ export function createCreditNote(
     const earlier = await creditNotes.listCreditNotes(tx.db, invoiceId);
     // Only money already paid goes back: an unpaid invoice's note lowers what is due first.
     const elsewhere = invoice.status === 'paid' ? await creditedElsewhere(tx, invoice) : undefined;
+    // A backstop for the limits of each invoice, which follow each credit to the invoice that paid
+    // its days: however a chain of changes, pauses and voids moved them, never more goes back than
+    // the subscription's invoices were paid (retest24 #1: an upgrade's invoice credited to its
+    // limit, then the period's invoice whole, gave back 63.00 of 51.00). Named when it is the
+    // lower of the two limits, so that the 422 names the most that can be credited.
+    if (invoice.status === 'paid') {
+      const left = parseSignedAmount(await creditNotes.leftToGiveBack(tx.db, invoice.subscription_id));
+      const invoiceLeft =
+        parseAmount(invoice.subtotal) -
+        earlier.reduce((total, note) => total + parseAmount(note.subtotal), 0n) -
+        (elsewhere ? parseAmount(elsewhere.amount) : 0n);
+      const asked =
+        'amount' in request
+          ? parseAmount(request.amount)
+          : request.lines.reduce((total, line) => total + parseAmount(line.amount), 0n);
+      if (left < invoiceLeft && asked > left)
+        return {
+          kind: 'invalid',
+          errors: [
+            {
+              field: 'amount' in request ? '/amount' : '/lines',
+              message: `more than is left to credit of the invoice (${formatCents(left > 0n ? left : 0n)} before tax; the most that is left to give back of its subscription's invoices: what they billed, less their credit notes and the credits its end gave back to the customer's balance)`,
+            },
+          ],
+        };
+    }
     const amounts = creditNoteAmounts(
       {
         subtotal: invoice.subtotal,

@@ -1340,6 +1340,27 @@ describe('the unused days of a period paid at less than its price', () => {
     const downgrade = await paidAndGivenBack(downgraded);
     expect(downgrade.givenBack).toBeLessThanOrEqual(downgrade.paid);
     expect(downgrade.paid - downgrade.givenBack).toBeLessThanOrEqual(1);
+
+    // An upgrade invoiced at once (20.00: -20.00 of A, 40.00 of B), a pause on Jan 20, canceled
+    // Feb 5: the end gives back 24.00 (B's 12 days), half of it paid by January's credit. The
+    // upgrade's invoice is left 8.00; then January 19.00, not 31.00 (retest24 #1).
+    const upgraded = await subscribed(a.id, '2026-12-25T00:00:00Z', { ...byCard, start_date: '2027-01-01' });
+    await upgraded.advance('2027-01-12T00:00:00Z');
+    await upgraded.change({ plan_id: b.id, proration_behavior: 'always_invoice' });
+    await upgraded.advance('2027-01-20T00:00:00Z');
+    expect((await t.api.post(`/api/v1/subscriptions/${upgraded.sub.id}/pause`).send({})).status).toBe(200);
+    await upgraded.advance('2027-02-05T00:00:00Z');
+    expect(
+      (await t.api.post(`/api/v1/subscriptions/${upgraded.sub.id}/cancel`).send({ at: 'now' })).status,
+    ).toBe(200);
+    await upgraded.work();
+    const [first, upgrade] = await upgraded.invoices();
+    expect([first!.subtotal, upgrade!.subtotal, upgrade!.status]).toEqual(['31.00', '20.00', 'paid']);
+    expect(await creditToLimit(upgrade!)).toBe('8.00');
+    expect(await creditToLimit(first!)).toBe('19.00');
+    const up = await paidAndGivenBack(upgraded);
+    expect(up.givenBack).toBeLessThanOrEqual(up.paid);
+    expect(up.paid - up.givenBack).toBeLessThanOrEqual(1);
   });
 
   it('are credited at the price their invoice billed after a change without proration', async () => {
