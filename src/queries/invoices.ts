@@ -93,19 +93,21 @@ export function findInvoiceForPeriod(
 
 /**
  * A period invoice of the subscription, not voided (drafts included), of another period sharing
- * days with `period`: one of the schedule before its start_date moved. The earliest.
+ * days with `period`: one of the schedule before its start_date moved. The earliest. With `void`,
+ * a voided one instead.
  */
 export function overlappingPeriodInvoice(
   db: Db,
   subscriptionId: string,
   period: { start: string; end: string },
+  status: 'standing' | 'void' = 'standing',
 ): Promise<InvoiceRow | undefined> {
   return db
     .selectFrom('invoices')
     .select(columns)
     .where('subscription_id', '=', subscriptionId)
     .where('kind', '=', 'period')
-    .where('status', '<>', 'void')
+    .where('status', status === 'void' ? '=' : '<>', 'void')
     .where('period_start', '<', period.end)
     .where('period_end', '>', period.start)
     .where((eb) => eb.or([eb('period_start', '<>', period.start), eb('period_end', '<>', period.end)]))

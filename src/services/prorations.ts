@@ -309,10 +309,12 @@ async function creditedOf(
 
 /**
  * What the old schedule's invoice holding `day` paid for a day of `price`, as a price for the new
- * schedule's `period` (its days are not as many: a start moved later made 29-day periods of
+ * schedule's `period` (its days may not be as many: a start moved later made 29-day periods of
  * 31-day ones). A credit of its days made on the new schedule is then of what was paid for each
- * (retest20 #5: 17 of 29 days of 31.00 credited 18.17 for 17.00 paid). Undefined when there is
- * no such invoice of that price, or it paid the price for as many days.
+ * (retest20 #5: 17 of 29 days of 31.00 credited 18.17 for 17.00 paid), after its discount and
+ * credit notes, and nothing when it was voided (invariants1 #1: the list price was credited, for
+ * periods as long, whatever was paid). Undefined when there is no such invoice of that price, or
+ * it paid the price whole for as many days.
  */
 async function paidByOldSchedule(
   tx: Tx,
@@ -323,7 +325,10 @@ async function paidByOldSchedule(
 ): Promise<Paid | undefined> {
   const next = dayOf(new Date(Date.parse(`${day}T00:00:00Z`) + 86_400_000));
   const old = await overlappingPeriodInvoice(tx.db, subscriptionId, { start: day, end: next });
-  if (!old) return undefined;
+  if (!old) {
+    const voided = await overlappingPeriodInvoice(tx.db, subscriptionId, { start: day, end: next }, 'void');
+    return voided ? { numerator: 0n, denominator: 1n } : undefined;
+  }
   const lines = linesOf(old);
   const billed = lines.find((line) => line.type === 'subscription');
   if (!billed || !sameAmount(billed.amount, price.amount)) return undefined;
@@ -331,7 +336,8 @@ async function paidByOldSchedule(
   if (!paid) return undefined;
   const oldDays = BigInt(daysBetween(old.period_start, old.period_end));
   const newDays = BigInt(daysBetween(period.start, period.end));
-  if (oldDays === newDays) return undefined;
+  if (oldDays === newDays && paid.numerator === parseAmount(price.amount) * paid.denominator)
+    return undefined;
   return { numerator: paid.numerator * newDays, denominator: paid.denominator * oldDays };
 }
 

@@ -50,6 +50,7 @@ import { emitItemDropped } from './invoices.js';
 import { hasCountedUsage, latestCountedUsageAfter } from '../queries/usage.js';
 import {
   creditedPrice,
+  periodBilled,
   planProration,
   performProration,
   priceLabel,
@@ -1322,6 +1323,9 @@ async function daysBeforeNewSchedule(
       before.interval_count,
       dayOf(new Date(Date.parse(`${before.billed_until}T00:00:00Z`) - 86_400_000)),
     );
+    // A period whose invoice was voided (and nothing bills it) was never paid: nothing to credit
+    // (invariants1 #1: its list price went to the balance).
+    if (!(await periodBilled(tx, before, old))) return nothing;
     const credited = await creditedPrice(tx, before, old, billedUntil);
     const items = prorationItems(old, billedUntil, credited, undefined, before.billed_until);
     return items.length === 0

@@ -1363,6 +1363,41 @@ describe('the unused days of a period paid at less than its price', () => {
     expect(up.paid - up.givenBack).toBeLessThanOrEqual(1);
   });
 
+  it('after a start moved to periods as long, are credited at what the old invoice paid: its notes, its void (invariants1 #1)', async () => {
+    const p15 = await plan('P15', { model: 'flat', amount: '15.00' });
+    const byCard = { payment_method: 'pm_card_visa', payment_rail: 'card' };
+    // Paid 15.00 for Feb 7 to Mar 7, 10.00 of it credited back; the start moved to Jan 3 (the
+    // period Feb 3 to Mar 3 is as long), then a pause on Feb 8: 23 days at the 5.00 left paid.
+    const noted = await subscribed(p15.id, '2026-02-07T10:00:00Z', { ...byCard, start_date: '2026-02-07' });
+    await noted.work();
+    const [paid] = await noted.invoices();
+    expect(paid).toMatchObject({ status: 'paid', subtotal: '15.00' });
+    const note = await t.api
+      .post(`/api/v1/invoices/${paid!.id}/credit-notes`)
+      .send({ reason: 'goodwill', amount: '10.00', refund_to: 'payment' });
+    expect(note.status, note.text).toBe(201);
+    await noted.advance('2026-02-08T19:00:00Z');
+    await noted.change({ start_date: '2026-01-03' });
+    expect((await t.api.post(`/api/v1/subscriptions/${noted.sub.id}/pause`).send({})).status).toBe(200);
+    // With the move's credit of Mar 3 to Mar 7 (4 days of the 5.00), 4.82: as without the move.
+    expect((await noted.items(true)).map((i) => [i.amount, i.period_start, i.period_end])).toEqual([
+      ['-0.71', '2026-03-03', '2026-03-07'],
+      ['-4.11', '2026-02-08', '2026-03-03'],
+    ]);
+
+    // Voided unpaid, then the same move and pause: nothing was paid, nothing is credited.
+    const voided = await subscribed(p15.id, '2026-02-07T10:00:00Z', { start_date: '2026-02-07' });
+    await voided.work();
+    const [open] = await voided.invoices();
+    expect((await t.api.post(`/api/v1/invoices/${open!.id}/void`)).status).toBe(200);
+    await voided.advance('2026-02-08T19:00:00Z');
+    await voided.change({ start_date: '2026-01-03' });
+    expect((await t.api.post(`/api/v1/subscriptions/${voided.sub.id}/pause`).send({})).status).toBe(200);
+    expect(
+      (await voided.items(true)).filter((i) => i.kind === 'proration_credit' && i.amount !== '0.00'),
+    ).toEqual([]);
+  });
+
   it('are credited at the price their invoice billed after a change without proration', async () => {
     const a = await plan('A', { model: 'flat', amount: '100.00' });
     const b = await plan('B', { model: 'flat', amount: '1000.00' });
