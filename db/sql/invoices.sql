@@ -13,7 +13,7 @@ select "id", "kind", "subscription_id", "user_id", "status", "number", "period_s
 select "discount_used" from "invoices" where "id" = $1;
 
 -- issuedInvoicesMeeting
-select "id", "kind", "period_start", "period_end", "lines", "taxes" from "invoices" where "subscription_id" = $1 and "kind" in ($2, $3) and "status" in ($4, $5, $6) and "period_start" < $7 and "period_end" > $8 order by "invoice_date", "id";
+select "id", "kind", "period_start", "period_end", "lines", "taxes", "subtotal" from "invoices" where "subscription_id" = $1 and "kind" in ($2, $3) and "status" in ($4, $5, $6) and "period_start" < $7 and "period_end" > $8 order by "invoice_date", "id";
 
 -- hasAnyInvoice
 select "id" from "invoices" where "subscription_id" = $1 limit $2;

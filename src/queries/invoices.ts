@@ -142,10 +142,12 @@ export function issuedInvoicesMeeting(
   subscriptionId: string,
   from: string,
   to: string,
-): Promise<Array<Pick<InvoiceRow, 'id' | 'kind' | 'period_start' | 'period_end' | 'lines' | 'taxes'>>> {
+): Promise<
+  Array<Pick<InvoiceRow, 'id' | 'kind' | 'period_start' | 'period_end' | 'lines' | 'taxes' | 'subtotal'>>
+> {
   return db
     .selectFrom('invoices')
-    .select(['id', 'kind', 'period_start', 'period_end', 'lines', 'taxes'])
+    .select(['id', 'kind', 'period_start', 'period_end', 'lines', 'taxes', 'subtotal'])
     .where('subscription_id', '=', subscriptionId)
     .where('kind', 'in', ['period', 'proration'])
     .where('status', 'in', ['open', 'paid', 'uncollectible'])

@@ -3,7 +3,7 @@
 // region; and invoices of a day (purchases, one-off charges) or of a change (prorations). Drafts
 // get a number when finalized (gapless per tenant); from then on the database refuses any change
 // but the status.
-import type { InvoiceTaxLine } from '../billing/credit-notes.js';
+import type { CreditedLine, InvoiceTaxLine } from '../billing/credit-notes.js';
 import { type Charge, invoiceAmounts } from '../billing/invoices.js';
 import { formatCents, parseAmount, parseSignedAmount, percentOf, roundToCents } from '../billing/money.js';
 import { discountFor, discountLabel, usageShares } from '../billing/discounts.js';
@@ -48,7 +48,8 @@ import {
 import { endingCreditOfInvoice } from '../queries/customer-balance.js';
 import { endDiscount, giveBackDiscount } from './coupons.js';
 import { creditBalance, takeFromBalance } from './customer-balance.js';
-import { creditNotesOf, endChargesWithService, pricesPeriod, repricePendingCredits } from './prorations.js';
+import { endChargesWithService, pricesPeriod, repricePendingCredits } from './prorations.js';
+import { listCreditNotes } from '../queries/credit-notes.js';
 import { onClockOf } from './subscriptions.js';
 import { pauseAgainAfterVoid } from './pauses.js';
 import { billsUsageBefore, closeUsageBefore } from './usage.js';
@@ -458,7 +459,7 @@ async function withTaxTheyBore(
   const billedBy = await invoices.issuedInvoicesMeeting(tx.db, subscriptionId, from, to);
   const notesOf = new Map(
     await Promise.all(
-      billedBy.map(async (invoice) => [invoice.id, await creditNotesOf(tx, invoice)] as const),
+      billedBy.map(async (invoice) => [invoice.id, await listCreditNotes(tx.db, invoice.id)] as const),
     ),
   );
   const shares = new Map<string, bigint>(); // invoice id → the credits' part it charged
@@ -474,7 +475,7 @@ async function withTaxTheyBore(
       if (left === 0n) break;
       const charged = chargedForDays(
         invoice.lines as unknown as Charge[],
-        notesOf.get(invoice.id)!,
+        notesOf.get(invoice.id)!.map((note) => ({ lines: note.lines as unknown as CreditedLine[] })),
         credit.period_start,
         credit.period_end,
       );
@@ -491,8 +492,23 @@ async function withTaxTheyBore(
     const share = shares.get(invoice.id);
     if (share === undefined || share <= 0n) continue;
     let withTax = share;
+    const notes = notesOf.get(invoice.id)!;
+    const subtotalLeft =
+      parseAmount(invoice.subtotal) - notes.reduce((total, note) => total + parseAmount(note.subtotal), 0n);
     for (const line of invoice.taxes as unknown as InvoiceTaxLine[]) {
-      const tax = percentOf(share, line.percentage);
+      // Of the invoice's own subtotal left (less its notes), never more of a rate than it charged
+      // less what its notes reversed: each rounds half up on its own (a 0.50 note reversed 0.10 of
+      // 19%, then 24.50 of the days 4.66: 4.76 of 4.75 charged, invariants1 #2). A share beyond
+      // it (days an earlier invoice's credit paid part of) bears the rate on the rest too.
+      const reversed = notes
+        .flatMap((note) => note.taxes as unknown as InvoiceTaxLine[])
+        .filter((taxed) => taxed.tax_rate_id === line.tax_rate_id)
+        .reduce((total, taxed) => total + parseAmount(taxed.amount), 0n);
+      const taxLeft = parseAmount(line.amount) - reversed;
+      const own = share < subtotalLeft ? share : subtotalLeft > 0n ? subtotalLeft : 0n;
+      const ownTax = percentOf(own, line.percentage);
+      const tax =
+        (ownTax < taxLeft ? ownTax : taxLeft > 0n ? taxLeft : 0n) + percentOf(share - own, line.percentage);
       withTax += tax;
       taxes.push({
         ...line,

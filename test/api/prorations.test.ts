@@ -1398,6 +1398,31 @@ describe('the unused days of a period paid at less than its price', () => {
     ).toEqual([]);
   });
 
+  it('give back with the ending credit no more tax than the invoice charged less its notes (invariants1 #2)', async () => {
+    const p25 = await plan('P25', { model: 'flat', amount: '25.00' });
+    // 25.00 + 4.75 VAT paid; a 0.50 note reverses 0.10 of it; a pause on the first day and a
+    // cancellation give the other 24.50 back: 4.65 of VAT (not 4.66), 29.75 in all.
+    const s = await subscribed(p25.id, '2026-03-13T10:00:00Z', {
+      payment_method: 'pm_card_visa',
+      payment_rail: 'card',
+      start_date: '2026-03-13',
+    });
+    await s.work();
+    const [invoice] = await s.invoices();
+    expect(invoice).toMatchObject({ status: 'paid', total: '29.75' });
+    const note = await t.api
+      .post(`/api/v1/invoices/${invoice!.id}/credit-notes`)
+      .send({ reason: 'goodwill', amount: '0.50', refund_to: 'balance' });
+    expect(note.body).toMatchObject({ tax_total: '0.10', total: '0.60' });
+    expect((await t.api.post(`/api/v1/subscriptions/${s.sub.id}/pause`).send({})).status).toBe(200);
+    expect((await t.api.post(`/api/v1/subscriptions/${s.sub.id}/cancel`).send({ at: 'now' })).status).toBe(
+      200,
+    );
+    await s.work();
+    const user = (await t.api.get(`/api/v1/users/${s.sub.user_id}`)).body as Schemas['User'];
+    expect(user.balance).toBe('29.75');
+  });
+
   it('are credited at the price their invoice billed after a change without proration', async () => {
     const a = await plan('A', { model: 'flat', amount: '100.00' });
     const b = await plan('B', { model: 'flat', amount: '1000.00' });
