@@ -79,6 +79,10 @@ export function creditNoteAmounts(
         if (line.line_index !== null)
           taken.set(line.line_index, (taken.get(line.line_index) ?? 0n) + parseAmount(line.amount));
     const takenHere = new Map<number, bigint>();
+    // The invoice's own limit, when it is the lower one, is the one a refused line names: else a
+    // client that sends the line's amount is refused again (retest24 #3).
+    const invoiceLeft = parseAmount(invoice.subtotal) - sum(earlier.map((note) => note.subtotal)) - elsewhere;
+    let acceptedHere = 0n;
     lines = [];
     request.lines.forEach(({ line_index, amount }, i) => {
       const line = invoice.lines[line_index];
@@ -104,7 +108,13 @@ export function creditNoteAmounts(
       const unbounded = parseAmount(line.amount) - (taken.get(line_index) ?? 0n) - given;
       const before = unbounded > 0n ? unbounded : 0n;
       const here = takenHere.get(line_index) ?? 0n;
+      const invoiceRoom = invoiceLeft - acceptedHere > 0n ? invoiceLeft - acceptedHere : 0n;
       if (wanted === 0n) errors.push({ field: `/lines/${i}/amount`, message: 'must be more than zero' });
+      else if (wanted > before - here && invoiceRoom < before - here)
+        errors.push({
+          field: `/lines/${i}/amount`,
+          message: `more than is left to credit of the invoice (${formatCents(invoiceRoom)} before tax${acceptedHere > 0n ? `, after the lines before it` : ''}${elsewhere > 0n ? why : ''})`,
+        });
       else if (wanted > before - here)
         errors.push({
           field: `/lines/${i}/amount`,
@@ -114,7 +124,10 @@ export function creditNoteAmounts(
               : `more than is left to credit of the line (${formatCents(before)} before this request, of which the lines before it take ${formatCents(here)}`) +
             `${given > 0n ? why : ''})`,
         });
-      else takenHere.set(line_index, here + wanted);
+      else {
+        takenHere.set(line_index, here + wanted);
+        acceptedHere += wanted;
+      }
       lines.push({ line_index, description: line.description, amount: formatCents(wanted) });
     });
   }

@@ -134,3 +134,40 @@ describe('creditNoteAmounts of an invoice whose days went back in part elsewhere
       expect({ amount, ...creditAll(amount) }).toEqual({ amount, subtotal: '10.00', tax: '1.90' });
   });
 });
+
+describe('creditNoteAmounts by lines', () => {
+  it("names the invoice's limit when it is lower than the line's, so that one retry fits (retest24 #3)", () => {
+    // A 31.00 price less a 10.00 credit of another period (21.00); 11.04 of its days went back.
+    const invoice = {
+      subtotal: '21.00',
+      taxes: [],
+      lines: [
+        { description: 'Price', amount: '31.00' },
+        { description: 'Unused time', amount: '-10.00' },
+      ],
+    };
+    const elsewhere = { line_index: 0, amount: '11.04' };
+    const refused = creditNoteAmounts(
+      invoice,
+      [],
+      { reason: 'r', lines: [{ line_index: 0, amount: '21.00' }] },
+      elsewhere,
+    );
+    // The line has 19.96 left, the invoice 9.96.
+    expect(refused).toEqual({
+      errors: [
+        {
+          field: '/lines/0/amount',
+          message: expect.stringContaining('of the invoice (9.96 before tax') as string,
+        },
+      ],
+    });
+    const fits = creditNoteAmounts(
+      invoice,
+      [],
+      { reason: 'r', lines: [{ line_index: 0, amount: '9.96' }] },
+      elsewhere,
+    );
+    expect(fits).toMatchObject({ subtotal: '9.96' });
+  });
+});
