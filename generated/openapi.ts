@@ -3967,7 +3967,7 @@ export interface components {
              *     period's invoice, less what credits of its days gave back already (a later change or pause
              *     whose credit a later invoice billed or the customer's balance settled; the 422 names both).
              *     Of any paid invoice, never more than is left to give back of its subscription's invoices:
-             *     what they billed (before tax, issued and not void), less their credit notes and the credits
+             *     what those paid billed (before tax), less their credit notes and the credits
              *     its end gave back to the customer's balance (the 422 names it when it is the lower limit).
              */
             amount?: components["schemas"]["InvoiceMoney"];

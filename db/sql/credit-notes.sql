@@ -12,8 +12,9 @@ insert into credit_note_counters as c (last_number) values (1)
 select (
       (select coalesce(sum(i.subtotal), 0) from invoices i
         where i.tenant_id = current_setting('app.tenant_id')::uuid and i.subscription_id = $1::uuid
-          and i.status not in ('draft', 'void') and i.kind <> 'purchase')
+          and i.status = 'paid' and i.kind <> 'purchase')
       - (select coalesce(sum(n.subtotal), 0) from credit_notes n
+        join invoices i on i.tenant_id = n.tenant_id and i.id = n.invoice_id and i.status = 'paid'
         where n.tenant_id = current_setting('app.tenant_id')::uuid and n.subscription_id = $2::uuid)
       - (select coalesce(sum(-item.amount), 0) from invoice_items item
         where item.tenant_id = current_setting('app.tenant_id')::uuid and item.subscription_id = $3::uuid

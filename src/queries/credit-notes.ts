@@ -74,17 +74,19 @@ export function insertCreditNote(db: Db, values: NewCreditNote): Promise<CreditN
 }
 
 /**
- * What is left to give back of a subscription's invoices, before tax: their subtotals (issued, not
- * void; credits later invoices netted are in them already) less their credit notes, less the
- * credits its end settled to the customer's balance. Never more than that goes back.
+ * What is left to give back of a subscription's invoices, before tax: the subtotals of those paid
+ * (credits later invoices netted are in them already; an open one was not paid, whatever it
+ * bills) less their credit notes, less the credits its end settled to the customer's balance.
+ * Never more than that goes back.
  */
 export async function leftToGiveBack(db: Db, subscriptionId: string): Promise<string> {
   const { rows } = await sql<{ left: string }>`
     select (
       (select coalesce(sum(i.subtotal), 0) from invoices i
         where i.tenant_id = current_setting('app.tenant_id')::uuid and i.subscription_id = ${subscriptionId}::uuid
-          and i.status not in ('draft', 'void') and i.kind <> 'purchase')
+          and i.status = 'paid' and i.kind <> 'purchase')
       - (select coalesce(sum(n.subtotal), 0) from credit_notes n
+        join invoices i on i.tenant_id = n.tenant_id and i.id = n.invoice_id and i.status = 'paid'
         where n.tenant_id = current_setting('app.tenant_id')::uuid and n.subscription_id = ${subscriptionId}::uuid)
       - (select coalesce(sum(-item.amount), 0) from invoice_items item
         where item.tenant_id = current_setting('app.tenant_id')::uuid and item.subscription_id = ${subscriptionId}::uuid

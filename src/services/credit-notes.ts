@@ -86,7 +86,7 @@ export function createCreditNote(
           errors: [
             {
               field: 'amount' in request ? '/amount' : '/lines',
-              message: `more than is left to credit of the invoice (${formatCents(left > 0n ? left : 0n)} before tax; the most that is left to give back of its subscription's invoices: what they billed, less their credit notes and the credits its end gave back to the customer's balance)`,
+              message: `more than is left to credit of the invoice (${formatCents(left > 0n ? left : 0n)} before tax; the most that is left to give back of its subscription's invoices: what those paid billed, less their credit notes and the credits its end gave back to the customer's balance)`,
             },
           ],
         };

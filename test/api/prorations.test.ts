@@ -1361,6 +1361,36 @@ describe('the unused days of a period paid at less than its price', () => {
     const up = await paidAndGivenBack(upgraded);
     expect(up.givenBack).toBeLessThanOrEqual(up.paid);
     expect(up.paid - up.givenBack).toBeLessThanOrEqual(1);
+
+    // The same with the upgrade's invoice voided unpaid, and a one-off invoice of 50.00 left open:
+    // what was not paid does not raise what is left to give back (retest25 #1). January paid by
+    // hand; the end's 12.00 (A's days) goes back; 19.00 is left of January.
+    const unpaid = await subscribed(a.id, '2026-12-25T00:00:00Z', { start_date: '2027-01-01' });
+    await unpaid.advance('2027-01-01T00:00:00Z');
+    const [january2] = await unpaid.invoices();
+    const paying = await t.api
+      .post(`/api/v1/invoices/${january2!.id}/payments`)
+      .send({ amount: january2!.amount_due, payment_method: 'pm_card_visa', rail: 'card' });
+    expect(paying.status, paying.text).toBe(202);
+    await unpaid.work();
+    await unpaid.advance('2027-01-12T00:00:00Z');
+    await unpaid.change({ plan_id: b.id, proration_behavior: 'always_invoice' });
+    const upgrade2 = (await unpaid.invoices()).find((i) => i.kind === 'proration')!;
+    expect((await t.api.post(`/api/v1/invoices/${upgrade2.id}/void`)).status).toBe(200);
+    const draft = await t.api
+      .post('/api/v1/invoices')
+      .send({ subscription_id: unpaid.sub.id, lines: [{ description: 'extra', amount: '50.00' }] });
+    expect(draft.status, draft.text).toBe(201);
+    const finalized = await t.api.post(`/api/v1/invoices/${(draft.body as Invoice).id}/finalize`);
+    expect(finalized.status, finalized.text).toBe(200);
+    await unpaid.advance('2027-01-20T00:00:00Z');
+    expect((await t.api.post(`/api/v1/subscriptions/${unpaid.sub.id}/pause`).send({})).status).toBe(200);
+    await unpaid.advance('2027-02-05T00:00:00Z');
+    expect(
+      (await t.api.post(`/api/v1/subscriptions/${unpaid.sub.id}/cancel`).send({ at: 'now' })).status,
+    ).toBe(200);
+    await unpaid.work();
+    expect(await creditToLimit((await unpaid.invoices()).find((i) => i.id === january2!.id)!)).toBe('19.00');
   });
 
   it('after a start moved to periods as long, are credited at what the old invoice paid: its notes, its void (invariants1 #1)', async () => {
