@@ -313,8 +313,8 @@ async function creditedOf(
  * 31-day ones). A credit of its days made on the new schedule is then of what was paid for each
  * (retest20 #5: 17 of 29 days of 31.00 credited 18.17 for 17.00 paid), after its discount and
  * credit notes, and nothing when it was voided (invariants1 #1: the list price was credited, for
- * periods as long, whatever was paid). Undefined when there is no such invoice of that price, or
- * it paid the price whole for as many days.
+ * periods as long, whatever was paid), also when it billed another price. Undefined when there is
+ * no such invoice, or it paid the price whole for as many days.
  */
 async function paidByOldSchedule(
   tx: Tx,
@@ -330,8 +330,9 @@ async function paidByOldSchedule(
     return voided ? { numerator: 0n, denominator: 1n } : undefined;
   }
   const lines = linesOf(old);
-  const billed = lines.find((line) => line.type === 'subscription');
-  if (!billed || !sameAmount(billed.amount, price.amount)) return undefined;
+  // Of another price (a change since made with `none`), the days are still what it paid for
+  // them: credited at that, never at the new price, which nothing billed (invariants2 #2).
+  if (!lines.some((line) => line.type === 'subscription')) return undefined;
   const paid = paidForPrice({ lines }, await creditNotesOf(tx, old));
   if (!paid) return undefined;
   const oldDays = BigInt(daysBetween(old.period_start, old.period_end));

@@ -1428,6 +1428,42 @@ describe('the unused days of a period paid at less than its price', () => {
     ).toEqual([]);
   });
 
+  it('after a change without proration and a start moved, are credited at what the old invoice paid, not the new price (invariants2 #2)', async () => {
+    const p15 = await plan('P15', { model: 'flat', amount: '15.00' });
+    const p30 = await plan('P30', { model: 'flat', amount: '30.00' });
+    // Voided unpaid, a move to P30 with `none` on Feb 8, the start moved to Jan 3, a pause: P30's
+    // days were never billed and the P15 invoice was voided, so nothing is credited.
+    const voided = await subscribed(p15.id, '2026-02-07T10:00:00Z', { start_date: '2026-02-07' });
+    await voided.work();
+    const [open] = await voided.invoices();
+    expect((await t.api.post(`/api/v1/invoices/${open!.id}/void`)).status).toBe(200);
+    await voided.advance('2026-02-08T19:00:00Z');
+    await voided.change({ plan_id: p30.id, proration_behavior: 'none' });
+    await voided.change({ start_date: '2026-01-03' });
+    expect((await t.api.post(`/api/v1/subscriptions/${voided.sub.id}/pause`).send({})).status).toBe(200);
+    expect(
+      (await voided.items(true)).filter((i) => i.kind === 'proration_credit' && i.amount !== '0.00'),
+    ).toEqual([]);
+
+    // Paid 15.00 for Feb 7 to Mar 7, the same steps: the pause credits the days at the 15.00 paid
+    // (23 of 28 days of the period Feb 3 to Mar 3, and the move's Mar 3 to Mar 7), never at 30.00.
+    const paid = await subscribed(p15.id, '2026-02-07T10:00:00Z', {
+      payment_method: 'pm_card_visa',
+      payment_rail: 'card',
+      start_date: '2026-02-07',
+    });
+    await paid.work();
+    expect((await paid.invoices())[0]).toMatchObject({ status: 'paid', subtotal: '15.00' });
+    await paid.advance('2026-02-08T19:00:00Z');
+    await paid.change({ plan_id: p30.id, proration_behavior: 'none' });
+    await paid.change({ start_date: '2026-01-03' });
+    expect((await t.api.post(`/api/v1/subscriptions/${paid.sub.id}/pause`).send({})).status).toBe(200);
+    expect((await paid.items(true)).map((i) => [i.amount, i.period_start, i.period_end])).toEqual([
+      ['-2.14', '2026-03-03', '2026-03-07'],
+      ['-12.32', '2026-02-08', '2026-03-03'],
+    ]);
+  });
+
   it('give back with the ending credit no more tax than the invoice charged less its notes (invariants1 #2)', async () => {
     const p25 = await plan('P25', { model: 'flat', amount: '25.00' });
     // 25.00 + 4.75 VAT paid; a 0.50 note reverses 0.10 of it; a pause on the first day and a
