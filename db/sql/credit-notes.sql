@@ -21,5 +21,26 @@ select (
           and item.balance_transaction_id is not null)
     )::text as left;
 
+-- leftForEndingCredit
+with billed as (
+      select i.id, i.subtotal, i.period_start from invoices i
+      where i.tenant_id = current_setting('app.tenant_id')::uuid and i.subscription_id = $1::uuid
+        and i.kind <> 'purchase' and i.status in ('paid', 'open', 'uncollectible')
+    )
+    select (
+      (select coalesce(sum(subtotal), 0) from billed)
+      - (select coalesce(sum(n.subtotal), 0) from credit_notes n join billed on billed.id = n.invoice_id
+        where n.tenant_id = current_setting('app.tenant_id')::uuid)
+      - (select coalesce(sum(-item.amount), 0) from invoice_items item
+        where item.tenant_id = current_setting('app.tenant_id')::uuid and item.subscription_id = $2::uuid
+          and item.balance_transaction_id is not null)
+      + (select coalesce(sum(-item.amount), 0) from invoice_items item
+        where item.tenant_id = current_setting('app.tenant_id')::uuid and item.subscription_id = $3::uuid
+          and item.invoice_id is null and item.balance_transaction_id is null and item.amount < 0
+          and item.period_end <= coalesce((select min(i.period_start) from invoices i
+            where i.tenant_id = current_setting('app.tenant_id')::uuid and i.subscription_id = $4::uuid
+              and i.kind = 'period'), 'infinity'))
+    )::text as left;
+
 -- insertCreditNote
 insert into "credit_notes" ("number", "invoice_id", "subscription_id", "user_id", "reason", "lines", "subtotal", "taxes", "tax_total", "total", "refund_to", "refund_amount", "credit_amount", "issued_at") values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) returning "id", "number", "invoice_id", "subscription_id", "user_id", "reason", "lines", "subtotal", "taxes", "tax_total", "total", "refund_to", "refund_amount", "credit_amount", "issued_at", "created_at";

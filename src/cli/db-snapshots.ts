@@ -218,6 +218,7 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
       listCreditNotes: (db) => creditNotes.listCreditNotes(db, INVOICE),
       nextCreditNoteNumber: (db) => creditNotes.nextCreditNoteNumber(db),
       leftToGiveBack: (db) => creditNotes.leftToGiveBack(db, SUBSCRIPTION),
+      leftForEndingCredit: (db) => creditNotes.leftForEndingCredit(db, SUBSCRIPTION),
       insertCreditNote: (db) =>
         creditNotes.insertCreditNote(db, {
           number: 1,

@@ -94,3 +94,33 @@ export async function leftToGiveBack(db: Db, subscriptionId: string): Promise<st
     )::text as left`.execute(db);
   return rows[0]!.left;
 }
+
+/**
+ * The most its end may give back to the customer's balance, before tax: what a subscription's
+ * invoices billed (paid, or still owed: the balance then pays them) less their credit notes, less
+ * the credits its end settled before; and the credits still pending for days before its first
+ * invoice (an imported subscription's period, billed by the system it came from).
+ */
+export async function leftForEndingCredit(db: Db, subscriptionId: string): Promise<string> {
+  const { rows } = await sql<{ left: string }>`
+    with billed as (
+      select i.id, i.subtotal, i.period_start from invoices i
+      where i.tenant_id = current_setting('app.tenant_id')::uuid and i.subscription_id = ${subscriptionId}::uuid
+        and i.kind <> 'purchase' and i.status in ('paid', 'open', 'uncollectible')
+    )
+    select (
+      (select coalesce(sum(subtotal), 0) from billed)
+      - (select coalesce(sum(n.subtotal), 0) from credit_notes n join billed on billed.id = n.invoice_id
+        where n.tenant_id = current_setting('app.tenant_id')::uuid)
+      - (select coalesce(sum(-item.amount), 0) from invoice_items item
+        where item.tenant_id = current_setting('app.tenant_id')::uuid and item.subscription_id = ${subscriptionId}::uuid
+          and item.balance_transaction_id is not null)
+      + (select coalesce(sum(-item.amount), 0) from invoice_items item
+        where item.tenant_id = current_setting('app.tenant_id')::uuid and item.subscription_id = ${subscriptionId}::uuid
+          and item.invoice_id is null and item.balance_transaction_id is null and item.amount < 0
+          and item.period_end <= coalesce((select min(i.period_start) from invoices i
+            where i.tenant_id = current_setting('app.tenant_id')::uuid and i.subscription_id = ${subscriptionId}::uuid
+              and i.kind = 'period'), 'infinity'))
+    )::text as left`.execute(db);
+  return rows[0]!.left;
+}

@@ -5,7 +5,14 @@
 // but the status.
 import type { CreditedLine, InvoiceTaxLine } from '../billing/credit-notes.js';
 import { type Charge, invoiceAmounts } from '../billing/invoices.js';
-import { formatCents, parseAmount, parseSignedAmount, percentOf, roundToCents } from '../billing/money.js';
+import {
+  formatCents,
+  formatSignedCents,
+  parseAmount,
+  parseSignedAmount,
+  percentOf,
+  roundToCents,
+} from '../billing/money.js';
 import { discountFor, discountLabel, usageShares } from '../billing/discounts.js';
 import { periodContaining } from '../billing/periods.js';
 import { applyItems, type AppliedItems, paidForLine } from '../billing/proration.js';
@@ -35,6 +42,7 @@ import { findUser } from '../queries/users.js';
 import { amountDue, toInvoiceItemResponse, toInvoiceResponse } from '../responses/invoices.js';
 import {
   billInvoiceItems,
+  deletePendingItem,
   hasProrationsIn,
   type InvoiceItemFilter,
   insertInvoiceItems,
@@ -44,12 +52,13 @@ import {
   reducePendingItem,
   settleInvoiceItems,
   unbillInvoiceItems,
+  updatePendingItem,
 } from '../queries/invoice-items.js';
 import { endingCreditOfInvoice } from '../queries/customer-balance.js';
 import { endDiscount, giveBackDiscount } from './coupons.js';
 import { creditBalance, takeFromBalance } from './customer-balance.js';
 import { endChargesWithService, pricesPeriod, repricePendingCredits } from './prorations.js';
-import { listCreditNotes } from '../queries/credit-notes.js';
+import { leftForEndingCredit, listCreditNotes } from '../queries/credit-notes.js';
 import { onClockOf } from './subscriptions.js';
 import { pauseAgainAfterVoid } from './pauses.js';
 import { billsUsageBefore, closeUsageBefore } from './usage.js';
@@ -369,7 +378,11 @@ export async function closeEndedItems(
     );
     if (outcome.kind === 'created' || outcome.kind === 'existing') invoice = outcome.invoice;
   }
-  const left = await pendingInvoiceItems(tx.db, subscription.id);
+  const left = await limitEndingCredits(
+    tx,
+    subscription.id,
+    await pendingInvoiceItems(tx.db, subscription.id),
+  );
   const credit = -left.reduce((sum, item) => sum + parseSignedAmount(item.amount), 0n);
   if (left.length > 0 && credit > 0n) {
     const taxed = await withTaxTheyBore(tx, subscription.id, left);
@@ -392,6 +405,50 @@ export async function closeEndedItems(
     await payOwedFromBalance(tx, subscription, total, at);
   }
   return invoice;
+}
+
+/**
+ * A backstop for the credits an end gives back: each is priced at what was paid for its days, but a
+ * credit note may since have given back the money that paid them through another invoice
+ * (invariants2 #1: a downgrade's credit paid the new plan's days, a note on the first invoice gave
+ * that credit back, then the end credited those days again: 137.27 of 118.99 paid). Never more
+ * goes to the balance than leftForEndingCredit: the newest credits are lowered first, and one
+ * lowered to nothing is dropped, each with its event.
+ */
+async function limitEndingCredits(
+  tx: Tx,
+  subscriptionId: string,
+  pending: InvoiceItemRow[],
+): Promise<InvoiceItemRow[]> {
+  const credit = -pending.reduce((sum, item) => sum + parseSignedAmount(item.amount), 0n);
+  if (credit <= 0n) return pending;
+  const most = parseSignedAmount(await leftForEndingCredit(tx.db, subscriptionId));
+  let excess = credit - (most > 0n ? most : 0n);
+  if (excess <= 0n) return pending;
+  const kept = [...pending];
+  for (let i = kept.length - 1; i >= 0 && excess > 0n; i--) {
+    const item = kept[i]!;
+    const amount = parseSignedAmount(item.amount);
+    if (amount >= 0n) continue;
+    const lowered = amount + (excess < -amount ? excess : -amount);
+    excess -= lowered - amount;
+    if (lowered === 0n) {
+      const dropped = await deletePendingItem(tx.db, item.id);
+      if (dropped) emitItemDropped(tx, dropped);
+      kept.splice(i, 1);
+    } else {
+      const changed = await updatePendingItem(tx.db, item.id, {
+        amount: formatSignedCents(lowered),
+        description: item.description,
+        period_end: item.period_end,
+      });
+      if (changed) {
+        emitItemChange(tx, item, changed);
+        kept[i] = changed;
+      }
+    }
+  }
+  return kept;
 }
 
 /** The lines whose days an invoice billed: its price, its changes' charges and credits. */

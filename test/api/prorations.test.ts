@@ -1464,6 +1464,39 @@ describe('the unused days of a period paid at less than its price', () => {
     ]);
   });
 
+  it('give back at the end no more than was paid, after a note gave back the credit that paid the new plan (invariants2 #1)', async () => {
+    const a = await plan('A', { model: 'flat', amount: '99.99' });
+    const b = await plan('B', { model: 'flat', amount: '19.99' });
+    // January paid 118.99 (99.99 + VAT). A downgrade on Jan 11 credits A's 21 days (67.74), which
+    // pays B's days on February's invoice (0.00) and leaves 34.21 pending. A note of 65.78 on
+    // January (its limit) refunds 78.28; a pause on Feb 5 and the end then may give back 34.21
+    // before tax at most: before, B's Feb days went back again (137.27 of 118.99 paid).
+    const s = await subscribed(a.id, '2026-01-01T00:00:00Z', {
+      payment_method: 'pm_card_visa',
+      payment_rail: 'card',
+    });
+    await s.work();
+    await s.advance('2026-01-11T00:00:00Z');
+    await s.change({ plan_id: b.id });
+    await s.advance('2026-02-05T00:00:00Z');
+    const [january] = await s.invoices();
+    expect(january).toMatchObject({ status: 'paid', total: '118.99' });
+    const note = await t.api
+      .post(`/api/v1/invoices/${january!.id}/credit-notes`)
+      .send({ reason: 'goodwill', amount: '65.78', refund_to: 'payment' });
+    expect(note.status, note.text).toBe(201);
+    expect(note.body).toMatchObject({ total: '78.28' });
+    expect((await t.api.post(`/api/v1/subscriptions/${s.sub.id}/pause`).send({})).status).toBe(200);
+    const canceled = await t.api.post(`/api/v1/subscriptions/${s.sub.id}/cancel`).send({ at: 'now' });
+    expect(canceled.status, canceled.text).toBe(200);
+    await s.work();
+    const user = (await t.api.get(`/api/v1/users/${s.sub.user_id}`)).body as Schemas['User'];
+    expect(cents(user.balance) + cents('78.28')).toBeLessThanOrEqual(cents('118.99'));
+    // The newest credit, the pause's, was lowered: what is left pending is nothing.
+    expect(await s.items(true)).toEqual([]);
+    expect(user.balance).toBe('38.61');
+  });
+
   it('give back with the ending credit no more tax than the invoice charged less its notes (invariants1 #2)', async () => {
     const p25 = await plan('P25', { model: 'flat', amount: '25.00' });
     // 25.00 + 4.75 VAT paid; a 0.50 note reverses 0.10 of it; a pause on the first day and a
