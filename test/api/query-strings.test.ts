@@ -60,6 +60,17 @@ describe('filters sent unencoded', () => {
     expect((later.body as Schemas['UsageEventList']).data).toEqual([]);
   });
 
+  it('refuses an email whose `+` was sent as is (a space), and finds it sent as %2B', async () => {
+    const t = await ctx.newTenant();
+    const user = await createUser(t, { email: 'ann+tag@example.com' });
+    const raw = await t.api.get('/api/v1/users?email=ann+tag@example.com');
+    expect(raw.status, raw.text).toBe(400);
+    expect(raw.body).toMatchObject({ errors: [{ location: 'query', field: 'email' }] });
+    const encoded = await t.api.get('/api/v1/users?email=ann%2Btag@example.com');
+    expect(encoded.status, encoded.text).toBe(200);
+    expect((encoded.body as Schemas['UserList']).data.map((u) => u.id)).toEqual([user.id]);
+  });
+
   it('takes a feature name with `:` and `/`', async () => {
     const t = await ctx.newTenant();
     const feature = await createFeature(t, { name: 'API:v2/exports' });

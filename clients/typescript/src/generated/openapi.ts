@@ -2238,7 +2238,7 @@ export interface components {
         /** Format: date-time */
         Timestamp: string;
         /**
-         * @description An ISO 3166-1 alpha-2 country (`DE`; one of the 249 assigned codes, or `XK` for Kosovo, as tax authorities and payment networks use it) or an ISO 3166-2 subdivision of one (`US-CA`: the country, `-`, and 1 to 3 letters or digits). A subdivision also pays its country's rates. Codes that are not assigned are refused (`UK`: the United Kingdom is `GB`; `EU`; `XX`).
+         * @description An ISO 3166-1 alpha-2 country (`DE`; one of the 249 assigned codes, or `XK` for Kosovo, as tax authorities and payment networks use it) or an ISO 3166-2 subdivision of one (`US-CA`: the country, `-`, and 1 to 3 letters or digits). A subdivision also pays its country's rates. Codes that are not assigned are refused (`UK`: the United Kingdom is `GB`; `EU`; `XX`). Only the country is checked against its list: the subdivision part is checked for its form, so a mistyped one (`US-CAL` for `US-CA`) is accepted and pays its country's rates only.
          * @example DE
          * @example US-CA
          */
@@ -5051,8 +5051,8 @@ export interface operations {
                 limit?: components["parameters"]["Limit"];
                 /** @description The `next_cursor` of the previous page of the same list (a cursor of another list is a 400 invalid-cursor; filters may change between pages). */
                 cursor?: components["parameters"]["Cursor"];
-                /** @description Only the user with this email (compared case-insensitively). `@` may be sent as is. */
-                email?: string;
+                /** @description Only the user with this email (compared case-insensitively). `@` may be sent as is; a `+` must be sent as `%2B`: sent as is it is a space, which no email holds (400, not an empty page for `ann+tag@example.com`). */
+                email?: components["schemas"]["Email"];
                 /** @description Only the user with this `external_id` (exact). */
                 external_id?: components["schemas"]["ExternalId"];
             };
