@@ -2867,10 +2867,14 @@ export interface components {
              *     in real time): their events are stamped when written.
              */
             occurred_at: components["schemas"]["Timestamp"];
-            /** @description The resource after the change (before it, for a deletion), as this API shows it; for links, the subscription id and the feature. */
-            data: Record<string, never>;
+            /** @description The resource after the change (before it, for a deletion), as this API shows it (its schema is the one of `resource_type`); for links, the subscription id and the feature. */
+            data: {
+                [key: string]: unknown;
+            };
             /** @description For updates, each changed field with its value before the change; null otherwise. */
-            previous: Record<string, never> | null;
+            previous: {
+                [key: string]: unknown;
+            } | null;
         };
         EventList: {
             data: components["schemas"]["Event"][];

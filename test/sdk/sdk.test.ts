@@ -128,6 +128,18 @@ describe('the SDK', () => {
     );
     expect(error).toBeInstanceOf(ProblemError);
     expect([error!.title, error!.message]).toEqual(['HTTP 502', '502 HTTP 502']);
+    expect(error!.instance).toBeUndefined();
+  });
+
+  it("gives a problem's instance, the path it is about (sdk1 #5)", async () => {
+    const t = await ctx.newTenant();
+    const api = createClient({ baseUrl: await ctx.baseUrl(), apiKey: t.key, maxRetries: 0 });
+    const id = '01900000-0000-7000-8000-000000000001';
+    const error = await api.GET('/api/v1/users/{userId}', { params: { path: { userId: id } } }).then(
+      () => undefined,
+      (e: unknown) => e as ProblemError,
+    );
+    expect(error).toMatchObject({ status: 404, instance: `/api/v1/users/${id}` });
   });
 
   it('adds one Idempotency-Key to a write and keeps it across retries: the write happens once', async () => {

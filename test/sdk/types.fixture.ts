@@ -61,3 +61,12 @@ export async function paginateOptions(api: SubscriptionsClient, walletId: string
   paginate(api, '/api/v1/users/{userId}', { params: { path: { userId: walletId } } });
   return seen;
 }
+
+// An event's data is the resource as its own schema shows it: open in the contract, so a field read
+// from it is unknown and must be narrowed, never silently any type (sdk1 #1).
+export function eventData(event: components['schemas']['Event']) {
+  // @ts-expect-error: data's fields are unknown until narrowed, not numbers
+  const cost: number = event.data.plan_cost;
+  const previous: unknown = event.previous?.status;
+  return { cost, previous };
+}

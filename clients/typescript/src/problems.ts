@@ -12,6 +12,8 @@ export class ProblemError extends Error {
   readonly type: string;
   readonly title: string;
   readonly detail: string | undefined;
+  /** The request path the problem is about, as the API sent it. */
+  readonly instance: string | undefined;
   /** Field by field, for validation problems. */
   readonly errors: NonNullable<Problem['errors']>;
   /** The X-Request-Id of the failed request: quote it when asking for support. */
@@ -30,6 +32,7 @@ export class ProblemError extends Error {
     this.type = problem?.type ?? 'about:blank';
     this.title = title;
     this.detail = problem?.detail;
+    this.instance = problem?.instance;
     this.errors = problem?.errors ?? [];
     this.requestId = problem?.request_id ?? response.headers.get('x-request-id') ?? undefined;
     this.problem = problem;
