@@ -23,7 +23,7 @@ select (
 
 -- leftForEndingCredit
 with billed as (
-      select i.id, i.subtotal, i.period_start from invoices i
+      select i.id, i.subtotal from invoices i
       where i.tenant_id = current_setting('app.tenant_id')::uuid and i.subscription_id = $1::uuid
         and i.kind <> 'purchase' and i.status in ('paid', 'open', 'uncollectible')
     )

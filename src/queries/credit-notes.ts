@@ -104,7 +104,7 @@ export async function leftToGiveBack(db: Db, subscriptionId: string): Promise<st
 export async function leftForEndingCredit(db: Db, subscriptionId: string): Promise<string> {
   const { rows } = await sql<{ left: string }>`
     with billed as (
-      select i.id, i.subtotal, i.period_start from invoices i
+      select i.id, i.subtotal from invoices i
       where i.tenant_id = current_setting('app.tenant_id')::uuid and i.subscription_id = ${subscriptionId}::uuid
         and i.kind <> 'purchase' and i.status in ('paid', 'open', 'uncollectible')
     )
