@@ -36,7 +36,7 @@ with billed as (
           and item.balance_transaction_id is not null)
       + (select coalesce(sum(-item.amount), 0) from invoice_items item
         where item.tenant_id = current_setting('app.tenant_id')::uuid and item.subscription_id = $3::uuid
-          and item.invoice_id is null and item.balance_transaction_id is null and item.amount < 0
+          and item.amount < 0
           and item.period_end <= coalesce((select min(i.period_start) from invoices i
             where i.tenant_id = current_setting('app.tenant_id')::uuid and i.subscription_id = $4::uuid
               and i.kind = 'period'), 'infinity'))

@@ -98,8 +98,10 @@ export async function leftToGiveBack(db: Db, subscriptionId: string): Promise<st
 /**
  * The most its end may give back to the customer's balance, before tax: what a subscription's
  * invoices billed (paid, or still owed: the balance then pays them) less their credit notes, less
- * the credits its end settled before; and the credits still pending for days before its first
- * invoice (an imported subscription's period, billed by the system it came from).
+ * the credits its end settled before; and the credits of days before its first period invoice
+ * (an imported subscription's period, paid to the system it came from), pending or netted since by
+ * an invoice here (invariants3 #3: such a credit paid a period's invoice, 0.00, whose days a pause
+ * then credited).
  */
 export async function leftForEndingCredit(db: Db, subscriptionId: string): Promise<string> {
   const { rows } = await sql<{ left: string }>`
@@ -117,7 +119,7 @@ export async function leftForEndingCredit(db: Db, subscriptionId: string): Promi
           and item.balance_transaction_id is not null)
       + (select coalesce(sum(-item.amount), 0) from invoice_items item
         where item.tenant_id = current_setting('app.tenant_id')::uuid and item.subscription_id = ${subscriptionId}::uuid
-          and item.invoice_id is null and item.balance_transaction_id is null and item.amount < 0
+          and item.amount < 0
           and item.period_end <= coalesce((select min(i.period_start) from invoices i
             where i.tenant_id = current_setting('app.tenant_id')::uuid and i.subscription_id = ${subscriptionId}::uuid
               and i.kind = 'period'), 'infinity'))

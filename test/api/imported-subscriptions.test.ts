@@ -398,6 +398,38 @@ describe('POST /subscriptions with billed_until', () => {
   });
 });
 
+describe('the end of an imported subscription', () => {
+  it('gives back the days a credit of the imported period paid (invariants3 #3)', async () => {
+    // Imported on pro (62.00) through May 31, down to basic on May 15: pro's 16 days credited
+    // (32.00), basic's charged (16.00). June's invoice nets them: 15.00. A pause on Jun 10 credits
+    // June's 20 days left (20.67), paid by the card and by the old system's money. The end gives
+    // it all back: before, only what invoices here billed (15.00) went back.
+    const s = await imported({
+      plan_id: proId,
+      billed_until: '2026-05-31',
+      payment_method: 'pm_card_visa',
+      payment_rail: 'card',
+    });
+    expect(s.res.status, s.res.text).toBe(201);
+    expect((await t.api.patch(`/api/v1/subscriptions/${s.sub.id}`).send({ plan_id: planId })).status).toBe(
+      200,
+    );
+    await s.advance('2026-06-10T00:00:00Z');
+    expect(await invoicesOf(s.sub.id)).toEqual([['period', '2026-05-31', '2026-06-30', '15.00']]);
+    expect((await t.api.post(`/api/v1/subscriptions/${s.sub.id}/pause`).send({})).status).toBe(200);
+    const pending = (
+      (await t.api.get(`/api/v1/subscriptions/${s.sub.id}/invoice-items`).query({ pending: true }))
+        .body as Schemas['InvoiceItemList']
+    ).data;
+    expect(pending.map((i) => i.amount)).toEqual(['-20.67']);
+    const canceled = await t.api.post(`/api/v1/subscriptions/${s.sub.id}/cancel`).send({ at: 'now' });
+    expect(canceled.status, canceled.text).toBe(200);
+    await s.work();
+    const user = (await t.api.get(`/api/v1/users/${s.sub.user_id}`)).body as Schemas['User'];
+    expect(user.balance).toBe('20.67');
+  });
+});
+
 it('logged no unexpected error in this file', () => {
   expect(ctx.unexpectedErrors).toEqual([]);
 });
