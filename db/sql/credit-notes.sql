@@ -34,12 +34,17 @@ with billed as (
       - (select coalesce(sum(-item.amount), 0) from invoice_items item
         where item.tenant_id = current_setting('app.tenant_id')::uuid and item.subscription_id = $2::uuid
           and item.balance_transaction_id is not null)
-      + (select coalesce(sum(-item.amount), 0) from invoice_items item
-        where item.tenant_id = current_setting('app.tenant_id')::uuid and item.subscription_id = $3::uuid
-          and item.amount < 0
-          and item.period_end <= coalesce((select min(i.period_start) from invoices i
-            where i.tenant_id = current_setting('app.tenant_id')::uuid and i.subscription_id = $4::uuid
-              and i.kind = 'period'), 'infinity'))
+      + least(
+        (select coalesce(sum(-item.amount), 0) from invoice_items item
+          where item.tenant_id = current_setting('app.tenant_id')::uuid and item.subscription_id = $3::uuid
+            and item.amount < 0
+            and item.period_end <= coalesce((select min(i.period_start) from invoices i
+              where i.tenant_id = current_setting('app.tenant_id')::uuid and i.subscription_id = $4::uuid
+                and i.kind = 'period'), 'infinity')),
+        -- What the old system was paid for that period: the price the subscription was created at.
+        (select coalesce(max((e.data ->> 'plan_cost')::numeric), 0) from events e
+          where e.tenant_id = current_setting('app.tenant_id')::uuid and e.resource_id = $5::uuid
+            and e.type = 'subscription.created'))
     )::text as left;
 
 -- insertCreditNote

@@ -101,7 +101,8 @@ export async function leftToGiveBack(db: Db, subscriptionId: string): Promise<st
  * the credits its end settled before; and the credits of days before its first period invoice
  * (an imported subscription's period, paid to the system it came from), pending or netted since by
  * an invoice here (invariants3 #3: such a credit paid a period's invoice, 0.00, whose days a pause
- * then credited).
+ * then credited), up to the price it was imported at, what that system was paid (invariants3 #1:
+ * after a change with `none`, 69.68 was credited of 19.99 paid there).
  */
 export async function leftForEndingCredit(db: Db, subscriptionId: string): Promise<string> {
   const { rows } = await sql<{ left: string }>`
@@ -117,12 +118,17 @@ export async function leftForEndingCredit(db: Db, subscriptionId: string): Promi
       - (select coalesce(sum(-item.amount), 0) from invoice_items item
         where item.tenant_id = current_setting('app.tenant_id')::uuid and item.subscription_id = ${subscriptionId}::uuid
           and item.balance_transaction_id is not null)
-      + (select coalesce(sum(-item.amount), 0) from invoice_items item
-        where item.tenant_id = current_setting('app.tenant_id')::uuid and item.subscription_id = ${subscriptionId}::uuid
-          and item.amount < 0
-          and item.period_end <= coalesce((select min(i.period_start) from invoices i
-            where i.tenant_id = current_setting('app.tenant_id')::uuid and i.subscription_id = ${subscriptionId}::uuid
-              and i.kind = 'period'), 'infinity'))
+      + least(
+        (select coalesce(sum(-item.amount), 0) from invoice_items item
+          where item.tenant_id = current_setting('app.tenant_id')::uuid and item.subscription_id = ${subscriptionId}::uuid
+            and item.amount < 0
+            and item.period_end <= coalesce((select min(i.period_start) from invoices i
+              where i.tenant_id = current_setting('app.tenant_id')::uuid and i.subscription_id = ${subscriptionId}::uuid
+                and i.kind = 'period'), 'infinity')),
+        -- What the old system was paid for that period: the price the subscription was created at.
+        (select coalesce(max((e.data ->> 'plan_cost')::numeric), 0) from events e
+          where e.tenant_id = current_setting('app.tenant_id')::uuid and e.resource_id = ${subscriptionId}::uuid
+            and e.type = 'subscription.created'))
     )::text as left`.execute(db);
   return rows[0]!.left;
 }

@@ -428,6 +428,25 @@ describe('the end of an imported subscription', () => {
     const user = (await t.api.get(`/api/v1/users/${s.sub.user_id}`)).body as Schemas['User'];
     expect(user.balance).toBe('20.67');
   });
+
+  it('gives back no more than the old system was paid, after a change with none (invariants3 #1)', async () => {
+    // Imported on basic (31.00 paid there) through May 31; on May 15 to pro (62.00) with `none`,
+    // which bills nothing; a pause, then the end. Pro's days were never paid: at most the 31.00
+    // paid there may go back (the pause credits pro's 16 days at its list price, 32.00).
+    const s = await imported({ billed_until: '2026-05-31' });
+    expect(s.res.status, s.res.text).toBe(201);
+    const changed = await t.api
+      .patch(`/api/v1/subscriptions/${s.sub.id}`)
+      .send({ plan_id: proId, proration_behavior: 'none' });
+    expect(changed.status, changed.text).toBe(200);
+    expect((await t.api.post(`/api/v1/subscriptions/${s.sub.id}/pause`).send({})).status).toBe(200);
+    const canceled = await t.api.post(`/api/v1/subscriptions/${s.sub.id}/cancel`).send({ at: 'now' });
+    expect(canceled.status, canceled.text).toBe(200);
+    await s.work();
+    const user = (await t.api.get(`/api/v1/users/${s.sub.user_id}`)).body as Schemas['User'];
+    expect(Number(user.balance)).toBeGreaterThan(0);
+    expect(Number(user.balance)).toBeLessThanOrEqual(31);
+  });
 });
 
 it('logged no unexpected error in this file', () => {
