@@ -21,5 +21,8 @@ select "seq" from "events" where "resource_id" = $1 and "resource_type" = $2 lim
 -- pausedSpans
 select "type", "occurred_at" from "events" where "resource_id" = $1 and "resource_type" = $2 and "type" in ($3, $4) order by "events"."xid", "events"."seq";
 
+-- importedPeriodPrice
+select data ->> 'billed_until' as "billed_until", data ->> 'plan_cost' as "plan_cost", data ->> 'status' as "status", data ->> 'trial_end' as "trial_end", "occurred_at" from "events" where "resource_id" = $1 and "resource_type" = $2 and "type" = $3;
+
 -- canceledWhileTrialing
 select "seq" from "events" where "resource_id" = $1 and "resource_type" = $2 and "type" = $3 and previous ->> 'status' = 'trialing' limit $4;

@@ -139,6 +139,7 @@ const CALLS: Record<string, { module: Record<string, unknown>; calls: Record<str
       exemptFromFeedHorizon: (db) => events.exemptFromFeedHorizon(db, db, 'rebuild'),
       hasEvents: (db) => events.hasEvents(db, 'user', USER),
       pausedSpans: (db) => events.pausedSpans(db, USER),
+      importedPeriodPrice: (db) => events.importedPeriodPrice(db, USER, '2026-02-01'),
       canceledWhileTrialing: (db) => events.canceledWhileTrialing(db, USER),
     },
   },

@@ -212,3 +212,33 @@ export async function hasEvents(db: Db, resourceType: string, resourceId: string
     .executeTakeFirst();
   return row !== undefined;
 }
+
+/**
+ * The price the system an imported subscription came from billed its first period at, when that
+ * period ends on `periodEnd`: its subscription.created event shows it created active, without a
+ * trial, billed until after the day it was created (`billed_until`), at that `plan_cost`.
+ */
+export async function importedPeriodPrice(
+  db: Db,
+  subscriptionId: string,
+  periodEnd: string,
+): Promise<string | undefined> {
+  const row = await db
+    .selectFrom('events')
+    .select([
+      sql<string | null>`data ->> 'billed_until'`.as('billed_until'),
+      sql<string | null>`data ->> 'plan_cost'`.as('plan_cost'),
+      sql<string | null>`data ->> 'status'`.as('status'),
+      sql<string | null>`data ->> 'trial_end'`.as('trial_end'),
+      'occurred_at',
+    ])
+    .where('resource_id', '=', subscriptionId)
+    .where('resource_type', '=', 'subscription')
+    .where('type', '=', 'subscription.created')
+    .executeTakeFirst();
+  if (!row?.billed_until || !row.plan_cost || row.status !== 'active' || row.trial_end !== null)
+    return undefined;
+  if (row.billed_until !== periodEnd || row.billed_until <= row.occurred_at.toISOString().slice(0, 10))
+    return undefined;
+  return row.plan_cost;
+}

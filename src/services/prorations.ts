@@ -24,6 +24,7 @@ import type {
   SubscriptionRow,
 } from '../database/schema.js';
 import { listCreditNotes } from '../queries/credit-notes.js';
+import { importedPeriodPrice } from '../queries/events.js';
 import {
   deletePendingItem,
   insertInvoiceItems,
@@ -246,10 +247,24 @@ async function creditedOf(
     }
   }
   const invoice = found && (await pricesPeriod(tx, subscriptionId, found, period)) ? found : undefined;
+  // An imported subscription's first period was paid to the system it came from, at the price it
+  // was imported at: as a period invoice here would have (invariants3 #1: after a change with
+  // `none`, its days were credited at the new price; #2: an upgrade's credit was priced at what the
+  // upgrade's invoice took alone, "31.00 paid of 62.00").
+  const imported = found ? undefined : await importedPeriodPrice(tx.db, subscriptionId, period.end);
   const paidForPeriod = invoice
     ? paidForPrice({ lines: linesOf(invoice) }, await creditNotesOf(tx, invoice))
-    : undefined;
+    : imported !== undefined
+      ? { numerator: parseAmount(imported), denominator: 1n }
+      : undefined;
   if (items.length === 0) {
+    if (imported !== undefined && !sameAmount(imported, price.amount))
+      return {
+        amount: imported,
+        label: `${price.label}${importedAt(imported)}`,
+        paid: paidForPeriod!,
+        shorten: [],
+      };
     if (!invoice || !paidForPeriod) return listed;
     // A change made since without proration (`none`) did not bill its price for these days: they
     // were paid at the price the invoice billed, and are credited at that, never at the new one.
@@ -359,7 +374,9 @@ const CREDIT = new RegExp(
 const LABEL_PRICE = /(?:at|of) (\d+\.\d+) (?:a|every) [^()]*$|\((\d+\.\d+)\)$/;
 /** A price credited at what the period's invoice billed, after a change with `none`. */
 const billedAt = (amount: string) => `, billed at ${amount} by the period's invoice`;
-const BILLED_AT = /, billed at (\d+\.\d+) by the period's invoice$/;
+/** The same, for an imported subscription's first period, which the system it came from billed. */
+const importedAt = (amount: string) => `, billed at ${amount} by the previous system`;
+const BILLED_AT = /, billed at (\d+\.\d+) by (?:the period's invoice|the previous system)$/;
 
 /**
  * The price a credit (or a part of one carried forward) credited days of, as its description
@@ -476,13 +493,16 @@ export async function chargeFor(
     findInvoiceForPeriod(tx.db, subscriptionId, period),
     prorationItemsIn(tx.db, subscriptionId, period),
   ]);
-  const billed =
-    invoice && (await pricesPeriod(tx, subscriptionId, invoice, period))
-      ? linesOf(invoice).find((l) => l.type === 'subscription')
-      : undefined;
+  // What the period's invoice billed for its price, or for an imported subscription's first
+  // period, what the system it came from did.
+  const billed = invoice
+    ? (await pricesPeriod(tx, subscriptionId, invoice, period))
+      ? linesOf(invoice).find((l) => l.type === 'subscription')?.amount
+      : undefined
+    : await importedPeriodPrice(tx.db, subscriptionId, period.end);
   const ending = new Set(shortened.map((item) => item.id));
   const asBilled =
-    billed !== undefined && sameAmount(billed.amount, after.amount) && items.every((i) => ending.has(i.id));
+    billed !== undefined && sameAmount(billed, after.amount) && items.every((i) => ending.has(i.id));
   return { charged: asBilled ? undefined : after, chargedAgain: [], asBilled };
 }
 

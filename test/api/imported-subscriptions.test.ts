@@ -429,6 +429,60 @@ describe('the end of an imported subscription', () => {
     expect(user.balance).toBe('20.67');
   });
 
+  it('credits the imported days at the price paid there, after a change with none (invariants3 #1)', async () => {
+    // Imported on basic (31.00 paid there) through May 31; on May 15 to pro with `none`: the 16
+    // days left are still paid at 31.00. A pause credits them at that (16.00, not pro's 32.00),
+    // and a change back to basic credits and charges nothing.
+    const paused = await imported({ billed_until: '2026-05-31' });
+    expect(
+      (
+        await t.api
+          .patch(`/api/v1/subscriptions/${paused.sub.id}`)
+          .send({ plan_id: proId, proration_behavior: 'none' })
+      ).status,
+    ).toBe(200);
+    expect((await t.api.post(`/api/v1/subscriptions/${paused.sub.id}/pause`).send({})).status).toBe(200);
+    const pending = async (id: string) =>
+      (
+        (await t.api.get(`/api/v1/subscriptions/${id}/invoice-items`).query({ pending: true }))
+          .body as Schemas['InvoiceItemList']
+      ).data.map((i) => i.amount);
+    expect(await pending(paused.sub.id)).toEqual(['-16.00']);
+
+    const back = await imported({ billed_until: '2026-05-31' });
+    for (const [plan_id, proration_behavior] of [
+      [proId, 'none'],
+      [planId, 'create_prorations'],
+    ])
+      expect(
+        (await t.api.patch(`/api/v1/subscriptions/${back.sub.id}`).send({ plan_id, proration_behavior }))
+          .status,
+      ).toBe(200);
+    expect(await pending(back.sub.id)).toEqual([]);
+  });
+
+  it("credits an upgrade invoiced at once with the import's payment in it (invariants3 #2)", async () => {
+    // Imported on basic (31.00 paid there); on May 15 to pro with `always_invoice`: its invoice
+    // credits basic's 16 days (16.00) and charges pro's (32.00). On May 20 a pause: pro's 11 days
+    // left were paid 62.00 a period (31.00 there, 31.00 here), so 22.00 (not "31.00 paid of 62.00").
+    const s = await imported({
+      billed_until: '2026-05-31',
+      payment_method: 'pm_card_visa',
+      payment_rail: 'card',
+    });
+    const changed = await t.api
+      .patch(`/api/v1/subscriptions/${s.sub.id}`)
+      .send({ plan_id: proId, proration_behavior: 'always_invoice' });
+    expect(changed.status, changed.text).toBe(200);
+    await s.advance('2026-05-20T00:00:00Z');
+    expect((await t.api.post(`/api/v1/subscriptions/${s.sub.id}/pause`).send({})).status).toBe(200);
+    const pending = (
+      (await t.api.get(`/api/v1/subscriptions/${s.sub.id}/invoice-items`).query({ pending: true }))
+        .body as Schemas['InvoiceItemList']
+    ).data;
+    expect(pending.map((i) => i.amount)).toEqual(['-22.00']);
+  });
+
   it('gives back no more than the old system was paid, after a change with none (invariants3 #1)', async () => {
     // Imported on basic (31.00 paid there) through May 31; on May 15 to pro (62.00) with `none`,
     // which bills nothing; a pause, then the end. Pro's days were never paid: at most the 31.00
