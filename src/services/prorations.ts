@@ -512,12 +512,24 @@ export async function chargeFor(
  * price it was credited under, or the amount that invoice billed.
  */
 function comesBack(credited: { amount: string; label: string }, after: { amount: string; label: string }) {
-  if (credited.label === after.label) return true;
+  if (samePrice(credited.label, after.label)) return true;
   const billed = BILLED_AT.exec(credited.label);
   return (
     billed !== null &&
-    (credited.label.slice(0, billed.index) === after.label || sameAmount(billed[1]!, after.amount))
+    (samePrice(credited.label.slice(0, billed.index), after.label) || sameAmount(billed[1]!, after.amount))
   );
+}
+
+/** A label's quantity, followed by its amount and interval (priceLabel). */
+const LABEL_QUANTITY = / × \d+( at \d+\.\d+ (?:a [a-z]+|every \d+ [a-z]+))$/;
+
+/**
+ * Whether two price labels name one price: the same plan at the same amount per period. The
+ * quantity counts only through the amount: a flat price's quantity leaves it as it was, as it does
+ * for a change (invariants4 #1: changed while paused, the resume charged the rest anew).
+ */
+function samePrice(a: string, b: string): boolean {
+  return a === b || a.replace(LABEL_QUANTITY, '$1') === b.replace(LABEL_QUANTITY, '$1');
 }
 
 /**
@@ -741,7 +753,7 @@ export async function restorePausedCharges(
   day: string,
 ): Promise<boolean> {
   if (!paused || paused.period_start !== period.start || paused.charges.length === 0) return false;
-  if (paused.label !== (await priceLabel(tx, after))) return false;
+  if (!samePrice(paused.label, await priceLabel(tx, after))) return false;
   const pending = new Map((await pendingInvoiceItems(tx.db, after.id)).map((item) => [item.id, item]));
   const made: NewInvoiceItem[] = [];
   for (const charge of paused.charges) {

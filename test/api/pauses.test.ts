@@ -770,6 +770,51 @@ describe('a pause', () => {
     }
   });
 
+  it('a quantity changed while paused, on a flat price, is the price it was: the resume charges nothing (invariants4 #1)', async () => {
+    const pro = (
+      (
+        await t.api.post('/api/v1/plans').send({
+          code: `pro-qty-${Date.now()}`,
+          name: 'Pro',
+          interval: 'month',
+          price: { model: 'flat', amount: '60.00' },
+        })
+      ).body as Schemas['Plan']
+    ).id;
+    for (const moved of [true, false]) {
+      const s = await subscribed();
+      await s.advance('2026-01-11T09:00:00Z');
+      // Moved with none: the days left stay paid at January's 30.00.
+      if (moved) {
+        const none = await t.api
+          .patch(`/api/v1/subscriptions/${s.sub.id}`)
+          .send({ plan_id: pro, proration_behavior: 'none' });
+        expect(none.status, none.text).toBe(200);
+      }
+      await s.pause();
+      const qty = await t.api.patch(`/api/v1/subscriptions/${s.sub.id}`).send({ quantity: 2 });
+      expect(qty.status, qty.text).toBe(200);
+      expect((qty.body as Subscription).plan_cost).toBe(moved ? '60.00' : '30.00');
+      await s.resume();
+      // Paused and resumed the same day, the price per period as it was: nothing at all.
+      const invoices = await s.invoices();
+      expect(
+        invoices.map((i) => i.kind),
+        String(moved),
+      ).toEqual(['period']);
+      const pending = await t.api
+        .get(`/api/v1/subscriptions/${s.sub.id}/invoice-items`)
+        .query({ pending: true });
+      expect((pending.body as Schemas['InvoiceItemList']).data, String(moved)).toEqual([]);
+      // February bills the new price whole, with nothing of January's.
+      await s.advance('2026-02-01T09:00:00Z');
+      expect(
+        (await s.invoices()).map((i) => i.subtotal),
+        String(moved),
+      ).toEqual(['30.00', moved ? '60.00' : '30.00']);
+    }
+  });
+
   it('resumed after its end_date passed: no day after the last one served is charged', async () => {
     const s = await subscribed({
       end_date: '2026-03-15',
