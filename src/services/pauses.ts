@@ -9,6 +9,7 @@ import { prorationItems } from '../billing/proration.js';
 import { billingAnchor, dayOf, lastDayServed, subscriptionNow } from '../billing/subscription-time.js';
 import type { InvoiceItemRow, InvoiceRow, PausedCharges, SubscriptionRow } from '../database/schema.js';
 import { deletePendingItem, pendingInvoiceItems, prorationItemsIn } from '../queries/invoice-items.js';
+import { importedPeriodPrice } from '../queries/events.js';
 import { findInvoiceForPeriod } from '../queries/invoices.js';
 import * as subscriptions from '../queries/subscriptions.js';
 import { type Actor, inTenant, type ServiceContext, type Tx, type VersionCondition } from './context.js';
@@ -300,8 +301,15 @@ async function resume(
     !(await periodBilled(tx, before, period))
   )
     return { subscription: after, invoice: undefined };
-  if (day === period.start && !invoiced) {
-    // Resumed on a period's first day: that period is invoiced whole, as its renewal would be.
+  // Resumed on a period's first day: that period is invoiced whole, as its renewal would be; but
+  // an imported subscription's first period, which the system it came from billed: the pause's
+  // credit of it ends instead, below (invariants4 #3: invoiced here, netted by that credit, its
+  // days no longer counted as paid there, and a change then credited none of them).
+  if (
+    day === period.start &&
+    !invoiced &&
+    (await importedPeriodPrice(tx.db, before.id, period.end)) === undefined
+  ) {
     const outcome = await invoiceForPeriod(tx, before.id, day);
     if (outcome.kind !== 'created' && outcome.kind !== 'existing')
       throw new Error(`resume of ${before.id}: unexpected ${outcome.kind}`);

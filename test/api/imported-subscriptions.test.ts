@@ -28,10 +28,9 @@ beforeAll(async () => {
 });
 
 /** On a clock at 2026-05-15, a subscription started 2026-01-31: its current period is Apr 30 - May 31. */
-async function imported(extra: Record<string, unknown>) {
-  const clock = (
-    await t.api.post('/api/v1/test-clocks').send({ name: 'import', frozen_time: '2026-05-15T00:00:00Z' })
-  ).body as Schemas['TestClock'];
+async function imported(extra: Record<string, unknown>, frozenTime = '2026-05-15T00:00:00Z') {
+  const clock = (await t.api.post('/api/v1/test-clocks').send({ name: 'import', frozen_time: frozenTime }))
+    .body as Schemas['TestClock'];
   const user = await createUser(t);
   const res = await t.api.post('/api/v1/subscriptions').send({
     user_id: user.id,
@@ -395,6 +394,40 @@ describe('POST /subscriptions with billed_until', () => {
       );
       expect(refused.errors?.map((e) => e.field)).toEqual(['/billed_until']);
     }
+  });
+});
+
+describe('a pause of an imported subscription', () => {
+  it("paused and resumed on its period's first day leaves nothing: a change then credits the days as paid there (invariants4 #3)", async () => {
+    // Imported on pro (62.00 paid there) from May 15 through Jun 15, paused and resumed on May 15.
+    // Before, the resume invoiced the period whole (62.00, less the pause's credit: 0.00), and a
+    // move down to basic then credited none of the old system's 62.00 and charged basic's 31.00.
+    const s = await imported(
+      { plan_id: proId, start_date: '2026-05-15', billed_until: '2026-06-15' },
+      '2026-05-15T10:00:00Z',
+    );
+    expect(s.res.status, s.res.text).toBe(201);
+    expect((await t.api.post(`/api/v1/subscriptions/${s.sub.id}/pause`).send({})).status).toBe(200);
+    expect((await t.api.post(`/api/v1/subscriptions/${s.sub.id}/resume`)).status).toBe(200);
+    const pending = async () =>
+      (
+        (await t.api.get(`/api/v1/subscriptions/${s.sub.id}/invoice-items`).query({ pending: true }))
+          .body as Schemas['InvoiceItemList']
+      ).data
+        .map((i) => i.amount)
+        .sort();
+    expect(await invoicesOf(s.sub.id)).toEqual([]);
+    expect(await pending()).toEqual([]);
+    const down = await t.api.patch(`/api/v1/subscriptions/${s.sub.id}`).send({ plan_id: planId });
+    expect(down.status, down.text).toBe(200);
+    expect(await pending()).toEqual(['-62.00', '31.00']);
+    // A cancellation is not prorated: the month costs basic's 31.00, and the rest of the 62.00
+    // paid there goes to the balance.
+    const canceled = await t.api.post(`/api/v1/subscriptions/${s.sub.id}/cancel`).send({ at: 'now' });
+    expect(canceled.status, canceled.text).toBe(200);
+    await s.work();
+    const user = (await t.api.get(`/api/v1/users/${s.sub.user_id}`)).body as Schemas['User'];
+    expect(user.balance).toBe('31.00');
   });
 });
 
