@@ -2,7 +2,7 @@
 // numbers as text, tables and uPlot charts. Money arrives as decimal strings and is shown with
 // thousands separators (format.js, exact: string arithmetic), the value as sent in its title and
 // data-value; only the charts convert it to numbers.
-import { formatCount, formatMoney, pageCurrency, trimAmount } from './format.js';
+import { firstDayAfter, formatCount, formatMoney, monthsBefore, pageCurrency, trimAmount } from './format.js';
 import uPlot from './vendor/uPlot.esm.js';
 
 const CURRENCY = pageCurrency(location.search);
@@ -207,12 +207,6 @@ function fail(error) {
 
 const currentMonth = () => new Date().toISOString().slice(0, 7); // the API's months are UTC
 
-function monthsBefore(month, n) {
-  const [year, m] = month.split('-').map(Number);
-  const d = new Date(Date.UTC(year, m - 1 - n, 1));
-  return d.toISOString().slice(0, 7);
-}
-
 function setDefaultRange() {
   const to = currentMonth();
   ui.to.value = to;
@@ -244,8 +238,7 @@ async function loadFilterOptions() {
 function marginRange() {
   const [year, month] = ui.to.value.split('-').map(Number);
   if (!year || !month) return { from: ui.from.value, to: '' }; // the API says what is missing
-  const after = new Date(Date.UTC(year, month, 1)).toISOString().slice(0, 10);
-  return { from: `${ui.from.value}-01`, to: after };
+  return { from: `${ui.from.value}-01`, to: firstDayAfter(ui.to.value) };
 }
 
 function filterParams() {

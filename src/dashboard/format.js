@@ -57,3 +57,27 @@ export function pageCurrency(search) {
     return undefined;
   }
 }
+
+/**
+ * The first day of a month, at midnight UTC, for any year the API takes (0001 to 9999):
+ * Date.UTC reads the years 0 to 99 as 1900 to 1999, setUTCFullYear does not.
+ */
+function firstOfMonth(year, monthIndex) {
+  const day = new Date(0);
+  day.setUTCFullYear(year, monthIndex, 1);
+  return day;
+}
+
+/** "2026-12", 11 → "2026-01"; "0050-12", 11 → "0050-01". */
+export function monthsBefore(month, n) {
+  const [year, m] = month.split('-').map(Number);
+  return firstOfMonth(year, m - 1 - n)
+    .toISOString()
+    .slice(0, 7);
+}
+
+/** The first day of the month after this one: "2026-12" → "2027-01-01"; "0050-12" → "0051-01-01". */
+export function firstDayAfter(month) {
+  const [year, m] = month.split('-').map(Number);
+  return firstOfMonth(year, m).toISOString().slice(0, 10);
+}

@@ -1,7 +1,14 @@
 // The dashboard's number formatting: thousands separators and a currency, exactly from the
 // decimal strings the API sends (no float rounding, however large the amount).
 import { describe, expect, it } from 'vitest';
-import { formatCount, formatMoney, pageCurrency, trimAmount } from '../../src/dashboard/format.js';
+import {
+  firstDayAfter,
+  formatCount,
+  formatMoney,
+  monthsBefore,
+  pageCurrency,
+  trimAmount,
+} from '../../src/dashboard/format.js';
 
 describe('formatMoney', () => {
   it.each([
@@ -41,5 +48,19 @@ describe('trimAmount', () => {
     ['-5', '-5.00'],
   ])('%s shows as %s: no zero past the cents, no digit lost', (amount, shown) => {
     expect(trimAmount(amount)).toBe(shown);
+  });
+});
+
+describe('monthsBefore and firstDayAfter', () => {
+  it('count months in every year the API takes, the first hundred too (metrics2 #1)', () => {
+    expect(monthsBefore('2026-12', 11)).toBe('2026-01');
+    expect(monthsBefore('2026-03', 11)).toBe('2025-04');
+    expect(monthsBefore('0050-12', 11)).toBe('0050-01');
+    expect(monthsBefore('0002-03', 11)).toBe('0001-04');
+    expect(firstDayAfter('2026-12')).toBe('2027-01-01');
+    expect(firstDayAfter('2026-02')).toBe('2026-03-01');
+    expect(firstDayAfter('0050-12')).toBe('0051-01-01');
+    expect(firstDayAfter('0099-12')).toBe('0100-01-01');
+    expect(firstDayAfter('9999-11')).toBe('9999-12-01');
   });
 });
