@@ -712,9 +712,14 @@ async function shortenCharges(tx: Tx, charges: readonly InvoiceItemRow[], day: s
  */
 export async function endChargesWithService(tx: Tx, s: SubscriptionRow): Promise<void> {
   const served = lastDayServed(s);
+  if (!served) return;
   const anchor = billingAnchor(s);
-  if (!served || served.lastDay < anchor) return;
-  const { end } = periodContaining(anchor, s.billing_interval, s.interval_count, served.lastDay);
+  // Ended before its schedule's first day (a start date moved later than the end): the days from
+  // that first day on were never served (invariants5 #5).
+  const end =
+    served.lastDay < anchor
+      ? anchor
+      : periodContaining(anchor, s.billing_interval, s.interval_count, served.lastDay).end;
   const beyond = (await pendingInvoiceItems(tx.db, s.id)).filter(
     (item) => item.kind === 'proration_charge' && item.period_end > end,
   );

@@ -248,6 +248,44 @@ describe('POST /subscriptions with billed_until', () => {
     expect(items.data).toEqual([]);
   });
 
+  it('canceled before its moved start date, its last invoice bills no day from that date on (invariants5 #5)', async () => {
+    const plan = await t.api
+      .post('/api/v1/plans')
+      .send({
+        code: `p120-${Date.now()}`,
+        name: 'p120',
+        interval: 'month',
+        price: { model: 'flat', amount: '120.00' },
+      });
+    const s = await imported(
+      { plan_id: (plan.body as Schemas['Plan']).id, start_date: '2026-02-04' },
+      '2026-02-04T10:00:00Z',
+    );
+    await s.work(); // Feb 4 - Mar 4: 120.00
+    const move = async (start_date: string) =>
+      t.api.patch(`/api/v1/subscriptions/${s.sub.id}`).send({ start_date }).expect(200);
+    await move('2026-02-07');
+    await s.advance('2026-02-11T10:00:00Z'); // Feb 7 - Mar 7, less Feb 7 - Mar 4 paid: 12.86
+    await move('2026-02-19');
+    await move('2026-03-03');
+    await s.advance('2026-02-20T10:00:00Z');
+    // Billed until Mar 21 now: Mar 3 - Mar 21 charged forward (77.14).
+    expect((await move('2026-02-21')).body).toMatchObject({ billed_until: '2026-03-21' });
+    const cancel = await t.api.post(`/api/v1/subscriptions/${s.sub.id}/cancel`).send({ at: 'now' });
+    expect(cancel.status, cancel.text).toBe(200);
+    await s.advance('2026-02-23T10:00:00Z');
+    // Served Feb 4 - Feb 20, before the schedule's first day: the charge of Mar 3 - 21 is dropped,
+    // and no last invoice bills it (before, 8.57 more was collected for days after the end).
+    expect(await invoicesOf(s.sub.id)).toEqual([
+      ['period', '2026-02-04', '2026-03-04', '120.00'],
+      ['period', '2026-02-07', '2026-03-07', '12.86'],
+    ]);
+    const items = (
+      await t.api.get(`/api/v1/subscriptions/${s.sub.id}/invoice-items`).query({ pending: true })
+    ).body as Schemas['InvoiceItemList'];
+    expect(items.data).toEqual([]);
+  });
+
   it("after a start date moved later, a pause credits the old schedule's days at what was paid for each (retest20 #5)", async () => {
     const clock = (
       await t.api.post('/api/v1/test-clocks').send({ name: 'moved', frozen_time: '2027-01-22T01:00:00Z' })
