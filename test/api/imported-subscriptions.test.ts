@@ -249,14 +249,12 @@ describe('POST /subscriptions with billed_until', () => {
   });
 
   it('canceled before its moved start date, its last invoice bills no day from that date on (invariants5 #5)', async () => {
-    const plan = await t.api
-      .post('/api/v1/plans')
-      .send({
-        code: `p120-${Date.now()}`,
-        name: 'p120',
-        interval: 'month',
-        price: { model: 'flat', amount: '120.00' },
-      });
+    const plan = await t.api.post('/api/v1/plans').send({
+      code: `p120-${Date.now()}`,
+      name: 'p120',
+      interval: 'month',
+      price: { model: 'flat', amount: '120.00' },
+    });
     const s = await imported(
       { plan_id: (plan.body as Schemas['Plan']).id, start_date: '2026-02-04' },
       '2026-02-04T10:00:00Z',
