@@ -111,7 +111,10 @@ export function prorationItems(
   const span = `from ${day} to ${period.end}`;
   const items: ProrationItem[] = [];
   const paid = before?.paid;
-  const full = paid === undefined || paid.numerator === parseAmount(before!.amount) * paid.denominator;
+  // Paid in full, or more than the price by its count (invariants5 #4: a start date moved back,
+  // "at 103.32 paid of 45.00", the 99.99 that paid the days once credited already): a day is
+  // credited at most at the price it is credited under.
+  const full = paid === undefined || paid.numerator >= parseAmount(before!.amount) * paid.denominator;
   const credited = until === undefined ? days : daysBetween(day, until);
   const credit = !before
     ? 0n

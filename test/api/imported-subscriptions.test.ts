@@ -284,6 +284,39 @@ describe('POST /subscriptions with billed_until', () => {
     expect(items.data).toEqual([]);
   });
 
+  it('after a downgrade invoiced at once and a start date moved back, an upgrade credits no more than its price (invariants5 #4)', async () => {
+    const plan = async (amount: string) =>
+      (
+        (
+          await t.api.post('/api/v1/plans').send({
+            code: `p${amount}-${Date.now()}`,
+            name: `p${amount}`,
+            interval: 'month',
+            price: { model: 'flat', amount },
+          })
+        ).body as Schemas['Plan']
+      ).id;
+    const [p99, p45, p120] = [await plan('99.99'), await plan('45.00'), await plan('120.00')];
+    const s = await imported({ plan_id: p99, start_date: '2026-04-02' }, '2026-04-02T10:00:00Z');
+    await s.work(); // Apr 2 - May 2: 99.99
+    const change = async (body: Record<string, unknown>) => {
+      const res = await t.api.patch(`/api/v1/subscriptions/${s.sub.id}`).send(body);
+      expect(res.status, res.text).toBe(200);
+    };
+    // 99.99 credited whole and 45.00 charged (pending: they net to a credit); then the period is
+    // Mar 23 - Apr 23, and May 2 - 23 is charged forward.
+    await change({ plan_id: p45, proration_behavior: 'always_invoice' });
+    await change({ start_date: '2026-03-23' });
+    const preview = await t.api
+      .post(`/api/v1/subscriptions/${s.sub.id}/preview-change`)
+      .send({ plan_id: p120, proration_behavior: 'always_invoice' });
+    expect(preview.status, preview.text).toBe(200);
+    // Those 21 days are credited at 45.00 at most (30.48 of 31 days), not "at 103.32 paid of
+    // 45.00" (69.99): the 99.99 that paid them once was credited already.
+    const lines = (preview.body as Schemas['SubscriptionChangePreview']).invoice!.lines;
+    expect(lines.map((l) => l.amount).sort()).toEqual(['-30.48', '-99.99', '31.50', '45.00', '81.29']);
+  });
+
   it("after a start date moved later, a pause credits the old schedule's days at what was paid for each (retest20 #5)", async () => {
     const clock = (
       await t.api.post('/api/v1/test-clocks').send({ name: 'moved', frozen_time: '2027-01-22T01:00:00Z' })
