@@ -38,12 +38,18 @@ with billed as (
         (select coalesce(sum(-item.amount), 0) from invoice_items item
           where item.tenant_id = current_setting('app.tenant_id')::uuid and item.subscription_id = $3::uuid
             and item.amount < 0
-            and item.period_end <= coalesce((select min(i.period_start) from invoices i
+            and (item.period_end <= coalesce((select min(i.period_start) from invoices i
               where i.tenant_id = current_setting('app.tenant_id')::uuid and i.subscription_id = $4::uuid
-                and i.kind = 'period'), 'infinity')),
+                and i.kind = 'period'), 'infinity')
+              -- Or of the imported period's days, which a start date moved back leaves partly
+              -- after the new schedule's first invoice (invariants5 #1).
+              or item.period_end <= (select (e.data ->> 'billed_until')::date from events e
+                where e.tenant_id = current_setting('app.tenant_id')::uuid and e.resource_id = $5::uuid
+                  and e.type = 'subscription.created'
+                  and (e.data ->> 'billed_until')::date > (e.occurred_at at time zone 'UTC')::date))),
         -- What the old system was paid for that period: the price the subscription was created at.
         (select coalesce(max((e.data ->> 'plan_cost')::numeric), 0) from events e
-          where e.tenant_id = current_setting('app.tenant_id')::uuid and e.resource_id = $5::uuid
+          where e.tenant_id = current_setting('app.tenant_id')::uuid and e.resource_id = $6::uuid
             and e.type = 'subscription.created'))
     )::text as left;
 

@@ -501,6 +501,53 @@ describe('a pause of an imported subscription', () => {
 });
 
 describe('the end of an imported subscription', () => {
+  it('after its start date moved back, gives back the import credit carried forward (invariants5 #1)', async () => {
+    const plan = async (amount: string) =>
+      (
+        (
+          await t.api.post('/api/v1/plans').send({
+            code: `e${amount}-${Date.now()}`,
+            name: `e${amount}`,
+            interval: 'month',
+            price: { model: 'flat', amount },
+          })
+        ).body as Schemas['Plan']
+      ).id;
+    const [p45, p19] = [await plan('45.00'), await plan('19.99')];
+    // 45.00 paid there for Apr 4 - May 4; on Apr 7 the start moves back to Mar 15 (periods to
+    // Apr 15, then Apr 15 - May 15) and the plan down to 19.99. Apr 15's renewal (19.99 and the
+    // days to it) nets most of the import's credit of Apr 15 - May 4 (28.50); 3.35 is carried.
+    const s = await imported(
+      {
+        plan_id: p45,
+        start_date: '2026-04-04',
+        billed_until: '2026-05-04',
+        payment_method: 'pm_card_visa',
+        payment_rail: 'card',
+      },
+      '2026-04-07T10:00:00Z',
+    );
+    expect(s.res.status, s.res.text).toBe(201);
+    await s.work();
+    for (const body of [{ start_date: '2026-03-15' }, { plan_id: p19 }]) {
+      const res = await t.api.patch(`/api/v1/subscriptions/${s.sub.id}`).send(body);
+      expect(res.status, res.text).toBe(200);
+    }
+    await s.advance('2026-04-22T10:00:00Z');
+    const pending = (
+      (await t.api.get(`/api/v1/subscriptions/${s.sub.id}/invoice-items`).query({ pending: true }))
+        .body as Schemas['InvoiceItemList']
+    ).data.map((i) => i.amount);
+    expect(pending.sort()).toEqual(['-11.61', '-3.35']);
+    const canceled = await t.api.post(`/api/v1/subscriptions/${s.sub.id}/cancel`).send({ at: 'now' });
+    expect(canceled.status, canceled.text).toBe(200);
+    await s.advance('2026-04-25T10:00:00Z');
+    // Both go back (before, the 3.35 was cut: only credits of days before the first invoice
+    // counted as paid there).
+    const user = (await t.api.get(`/api/v1/users/${s.sub.user_id}`)).body as Schemas['User'];
+    expect(user.balance).toBe('14.96');
+  });
+
   it('gives back the days a credit of the imported period paid (invariants3 #3)', async () => {
     // Imported on pro (62.00) through May 31, down to basic on May 15: pro's 16 days credited
     // (32.00), basic's charged (16.00). June's invoice nets them: 15.00. A pause on Jun 10 credits
